@@ -1,0 +1,389 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// opRecord is an accepted operation as stored: its exact bytes and where it
+// landed in the log.
+type opRecord struct {
+	CID     string    `json:"cid"`
+	Index   uint64    `json:"index"`
+	Time    time.Time `json:"time"`
+	Op      string    `json:"op"`
+	Signers []string  `json:"signers"`
+	ID      string    `json:"id,omitempty"`
+	JWS     []byte    `json:"jws"`
+}
+
+// applyCtx carries one operation through its handler.
+type applyCtx struct {
+	s       *State
+	b       *pebble.Batch
+	index   uint64
+	now     time.Time
+	op      *ParsedOperation
+	signers []string
+	// touched are the DIDs whose history records this operation.
+	touched []string
+}
+
+func (s *State) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw []byte) *Result {
+	res := &Result{Index: index, Time: t}
+	op, err := ParseOperation(raw)
+	if err != nil {
+		res.CID = CIDOf(raw)
+		return rejected(res, err)
+	}
+	res.CID, res.Op = op.CID, op.Op
+
+	// Idempotency: the same operation, byte for byte or re-serialized,
+	// returns the result it got the first time.
+	if orig, ok := s.findDuplicate(b, op); ok {
+		orig.Duplicate = true
+		return orig
+	}
+
+	iat := time.Unix(op.IAT, 0)
+	if d := t.Sub(iat); d > s.iatWindow || -d > s.iatWindow {
+		return rejected(res, reject(CodeIATWindow, "iat %s is %s from the commit time %s; the window is %s: sign the operation again now",
+			iat.UTC().Format(time.RFC3339), d.Round(time.Second), t.Format(time.RFC3339), s.iatWindow))
+	}
+	signers, err := s.verifySignatures(b, op)
+	if err != nil {
+		return rejected(res, err)
+	}
+	res.Signers = signers
+	c := &applyCtx{s: s, b: b, index: index, now: t, op: op, signers: signers, touched: slices.Clone(signers)}
+	if !isGovernance(op.Op) && len(signers) != 1 && !c.isGovernance() {
+		return rejected(res, reject(CodeMalformed, "%s takes exactly one signature (or governance signatures), got %d", op.Op, len(signers)))
+	}
+	id, err := c.dispatch()
+	if err != nil {
+		return rejected(res, err)
+	}
+	res.ID = id
+	res.Accepted = true
+
+	mustSetJSON(b, key(tableOps, op.CID), opRecord{
+		CID: op.CID, Index: index, Time: t, Op: op.Op, Signers: signers, ID: id, JWS: raw,
+	})
+	b.Set(indexKey(tableOpsByIndex, index), []byte(op.CID), nil)
+	for _, sig := range op.JWS.Signatures {
+		b.Set(signatureKey(sig.Signature), []byte(op.CID), nil)
+	}
+	slices.Sort(c.touched)
+	for _, did := range slices.Compact(c.touched) {
+		b.Set(historyKey(did, index), []byte(op.CID), nil)
+	}
+	return res
+}
+
+func rejected(res *Result, err error) *Result {
+	var rj *rejection
+	switch {
+	case errors.As(err, &rj):
+		res.Code, res.Reason = rj.code, rj.msg
+	case errors.Is(err, ErrTooLarge):
+		res.Code, res.Reason = CodeTooLarge, err.Error()
+	case errors.Is(err, ErrMalformed):
+		res.Code, res.Reason = CodeMalformed, err.Error()
+	default:
+		// A storage read failed: the state cannot be trusted to decide.
+		panic(fmt.Sprintf("registry: apply entry %d: %v", res.Index, err))
+	}
+	return res
+}
+
+func (s *State) findDuplicate(r pebble.Reader, op *ParsedOperation) (*Result, bool) {
+	cidKey := key(tableOps, op.CID)
+	var rec opRecord
+	found, err := getJSON(r, cidKey, &rec)
+	if err != nil {
+		panic(fmt.Sprintf("registry: read operation %s: %v", op.CID, err))
+	}
+	if !found {
+		for _, sig := range op.JWS.Signatures {
+			v, closer, err := r.Get(signatureKey(sig.Signature))
+			if err != nil {
+				continue
+			}
+			orig := string(v)
+			closer.Close()
+			if found, err = getJSON(r, key(tableOps, orig), &rec); err != nil {
+				panic(fmt.Sprintf("registry: read operation %s: %v", orig, err))
+			}
+			break
+		}
+	}
+	if !found {
+		return nil, false
+	}
+	var res Result
+	if ok, err := getJSON(r, indexKey(tableResults, rec.Index), &res); err != nil || !ok {
+		panic(fmt.Sprintf("registry: result of index %d missing: %v", rec.Index, err))
+	}
+	return &res, true
+}
+
+func (c *applyCtx) dispatch() (string, error) {
+	switch body := c.op.Body.(type) {
+	case *CreateFramework:
+		return c.createFramework(body)
+	case *UpdateFramework:
+		return c.updateFramework(body)
+	case *RootChange:
+		return c.changeRoot(body)
+	case *RegisterEntity:
+		return c.registerEntity(body)
+	case *UpdateEntity:
+		return c.updateEntity(body)
+	case *RotateKeys:
+		return c.rotateKeys(body)
+	case *Accredit:
+		return c.accredit(body)
+	case *StatusChange:
+		return c.changeStatus(body)
+	case *RecognitionChange:
+		return c.changeRecognition(body)
+	}
+	panic(fmt.Sprintf("registry: no handler for %T", c.op.Body))
+}
+
+// requireGovernance checks that at least threshold distinct governance
+// members signed.
+func (c *applyCtx) requireGovernance() error {
+	n := 0
+	for _, did := range c.signers {
+		if _, ok := c.s.members[did]; ok {
+			n++
+		}
+	}
+	if n < c.s.genesis.Threshold {
+		return reject(CodeNotAuthorized, "%s is a governance operation: it needs signatures of %d of the %d governance members, it has %d",
+			c.op.Op, c.s.genesis.Threshold, len(c.s.genesis.Members), n)
+	}
+	return nil
+}
+
+func (c *applyCtx) isGovernance() bool { return c.requireGovernance() == nil }
+
+func (c *applyCtx) signer() string { return c.signers[0] }
+
+func (c *applyCtx) framework(id string) (*Framework, error) {
+	var f Framework
+	ok, err := getJSON(c.b, key(tableFrameworks, id), &f)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, reject(CodeInvalid, "framework %q does not exist", id)
+	}
+	return &f, nil
+}
+
+func invalid(err error) error {
+	if err == nil {
+		return nil
+	}
+	return reject(CodeInvalid, "%v", err)
+}
+
+func (c *applyCtx) createFramework(op *CreateFramework) (string, error) {
+	if err := c.requireGovernance(); err != nil {
+		return "", err
+	}
+	if err := invalid(ValidateID("framework id", op.ID)); err != nil {
+		return "", err
+	}
+	if strings.TrimSpace(op.Name) == "" {
+		return "", reject(CodeInvalid, "framework name is empty")
+	}
+	if err := invalid(errors.Join(validText("name", op.Name, 256), validText("description", op.Description, 4096))); err != nil {
+		return "", err
+	}
+	if op.URL != "" {
+		if err := invalid(ValidateID("url", op.URL)); err != nil {
+			return "", err
+		}
+	}
+	maxLen := op.MaxChainLength
+	if maxLen == 0 {
+		maxLen = DefaultMaxChainLength
+	}
+	if maxLen < 1 || maxLen > 16 {
+		return "", reject(CodeInvalid, "maxChainLength %d must be between 1 and 16", maxLen)
+	}
+	if _, closer, err := c.b.Get(key(tableFrameworks, op.ID)); err == nil {
+		closer.Close()
+		return "", reject(CodeConflict, "framework %q exists already: use updateFramework", op.ID)
+	}
+	for _, r := range op.Roots {
+		if err := invalid(ValidateID("root accreditor", r)); err != nil {
+			return "", err
+		}
+	}
+	mustSetJSON(c.b, key(tableFrameworks, op.ID), Framework{
+		ID: op.ID, Name: op.Name, Description: op.Description, URL: op.URL, MaxChainLength: maxLen,
+		CreatedIndex: c.index, CreatedAt: c.now, UpdatedIndex: c.index, Operation: c.op.CID,
+	})
+	for _, r := range op.Roots {
+		c.writeRootEvent(op.ID, r, RootAccreditor{Framework: op.ID, Accreditor: r}, StatusActive, time.Time{}, "")
+	}
+	return op.ID, nil
+}
+
+func (c *applyCtx) updateFramework(op *UpdateFramework) (string, error) {
+	if err := c.requireGovernance(); err != nil {
+		return "", err
+	}
+	f, err := c.framework(op.ID)
+	if err != nil {
+		return "", err
+	}
+	if op.Name != nil {
+		if strings.TrimSpace(*op.Name) == "" {
+			return "", reject(CodeInvalid, "framework name is empty")
+		}
+		f.Name = *op.Name
+	}
+	if op.Description != nil {
+		f.Description = *op.Description
+	}
+	if op.URL != nil {
+		if *op.URL != "" {
+			if err := invalid(ValidateID("url", *op.URL)); err != nil {
+				return "", err
+			}
+		}
+		f.URL = *op.URL
+	}
+	if op.MaxChainLength != nil {
+		if *op.MaxChainLength < 1 || *op.MaxChainLength > 16 {
+			return "", reject(CodeInvalid, "maxChainLength %d must be between 1 and 16", *op.MaxChainLength)
+		}
+		f.MaxChainLength = *op.MaxChainLength
+	}
+	if err := invalid(errors.Join(validText("name", f.Name, 256), validText("description", f.Description, 4096))); err != nil {
+		return "", err
+	}
+	f.UpdatedIndex = c.index
+	f.Operation = c.op.CID
+	mustSetJSON(c.b, key(tableFrameworks, op.ID), f)
+	return op.ID, nil
+}
+
+func (c *applyCtx) changeRoot(op *RootChange) (string, error) {
+	if err := c.requireGovernance(); err != nil {
+		return "", err
+	}
+	if _, err := c.framework(op.Framework); err != nil {
+		return "", err
+	}
+	if err := invalid(ValidateID("accreditor", op.Accreditor)); err != nil {
+		return "", err
+	}
+	var root RootAccreditor
+	if _, err := getJSON(c.b, key(tableRoots, op.Framework, op.Accreditor), &root); err != nil {
+		return "", err
+	}
+	root.Framework, root.Accreditor = op.Framework, op.Accreditor
+	last, _ := latestRecorded(root.Events)
+	var status string
+	var at time.Time // a new root holds its authority from the start of time
+	if op.Op == OpAddRootAccreditor {
+		if last.Status == StatusActive {
+			return "", reject(CodeConflict, "%s is already a root accreditor of %s", op.Accreditor, op.Framework)
+		}
+		status = StatusActive
+		if len(root.Events) > 0 {
+			at = c.now // re-added after a removal: from now on
+		}
+	} else {
+		if last.Status != StatusActive {
+			return "", reject(CodeConflict, "%s is not a root accreditor of %s", op.Accreditor, op.Framework)
+		}
+		status, at = StatusRevoked, c.now
+	}
+	if op.EffectiveAt != nil {
+		at = op.EffectiveAt.UTC()
+	}
+	c.writeRootEvent(op.Framework, op.Accreditor, root, status, at, op.Reason)
+	c.touched = append(c.touched, op.Accreditor)
+	return op.Accreditor, nil
+}
+
+func (c *applyCtx) writeRootEvent(framework, did string, root RootAccreditor, status string, at time.Time, reason string) {
+	root.Events = append(root.Events, StatusEvent{Status: status, EffectiveAt: at, Reason: reason, Index: c.index, Operation: c.op.CID})
+	mustSetJSON(c.b, key(tableRoots, framework, did), root)
+}
+
+func (c *applyCtx) changeRecognition(op *RecognitionChange) (string, error) {
+	if err := c.requireGovernance(); err != nil {
+		return "", err
+	}
+	if _, err := c.framework(op.Framework); err != nil {
+		return "", err
+	}
+	if err := invalid(ValidateID("recognized framework", op.Recognized)); err != nil {
+		return "", err
+	}
+	if op.Recognized == op.Framework {
+		return "", reject(CodeInvalid, "a framework cannot recognize itself")
+	}
+	if err := validResources(op.Resources, true); err != nil {
+		return "", err
+	}
+	var rec Recognition
+	k := key(tableRecognitions, op.Framework, op.Recognized)
+	if _, err := getJSON(c.b, k, &rec); err != nil {
+		return "", err
+	}
+	last, _ := latestRecorded(rec.Events)
+	status := StatusActive
+	if op.Op == OpUnrecognize {
+		if last.Status != StatusActive {
+			return "", reject(CodeConflict, "%s does not recognize %s", op.Framework, op.Recognized)
+		}
+		status = StatusRevoked
+	} else if last.Status == StatusActive && slices.Equal(rec.Resources, op.Resources) {
+		return "", reject(CodeConflict, "%s already recognizes %s for these resources", op.Framework, op.Recognized)
+	}
+	at := c.now
+	if op.EffectiveAt != nil {
+		at = op.EffectiveAt.UTC()
+	}
+	rec.Framework, rec.Recognized = op.Framework, op.Recognized
+	if op.Op == OpRecognize {
+		rec.Resources = op.Resources
+	}
+	rec.Events = append(rec.Events, StatusEvent{Status: status, EffectiveAt: at, Index: c.index, Operation: c.op.CID})
+	mustSetJSON(c.b, k, rec)
+	return op.Framework, nil
+}
+
+func validResources(rs []string, allowEmpty bool) error {
+	if len(rs) == 0 && !allowEmpty {
+		return reject(CodeInvalid, "resources is empty: name credential-type IRIs or %q", Wildcard)
+	}
+	if len(rs) > 256 {
+		return reject(CodeInvalid, "%d resources, limit 256", len(rs))
+	}
+	seen := map[string]bool{}
+	for _, r := range rs {
+		if r == "" || len(r) > MaxIDLength || strings.ContainsAny(r, " \t\r\n") {
+			return reject(CodeInvalid, "resource %q is not an IRI", r)
+		}
+		if seen[r] {
+			return reject(CodeInvalid, "resource %q listed twice", r)
+		}
+		seen[r] = true
+	}
+	return nil
+}

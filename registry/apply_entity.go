@@ -1,0 +1,206 @@
+package registry
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// maxKeys bounds the keys one entity may register.
+const maxKeys = 16
+
+func (c *applyCtx) entity(did string) (*Entity, bool, error) {
+	var ent Entity
+	ok, err := getJSON(c.b, key(tableEntities, did), &ent)
+	return &ent, ok, err
+}
+
+// validKeys parses the JWKs an operation registers for did.
+func validKeys(did string, keys []json.RawMessage) ([]json.RawMessage, error) {
+	if len(keys) > maxKeys {
+		return nil, reject(CodeInvalid, "%d keys, limit %d", len(keys), maxKeys)
+	}
+	seen := map[string]bool{}
+	out := make([]json.RawMessage, 0, len(keys))
+	for _, raw := range keys {
+		jwk, err := ParsePublicJWK(raw)
+		if err != nil {
+			return nil, reject(CodeInvalid, "key of %s: %v", did, err)
+		}
+		if seen[jwk.KeyID] {
+			return nil, reject(CodeInvalid, "key id %q listed twice", jwk.KeyID)
+		}
+		seen[jwk.KeyID] = true
+		// Store the canonical public form, never what the client sent.
+		canon, err := jwk.MarshalJSON()
+		if err != nil {
+			return nil, reject(CodeInvalid, "key %q: %v", jwk.KeyID, err)
+		}
+		out = append(out, canon)
+	}
+	return out, nil
+}
+
+func validMetadata(m *EntityMetadata) error {
+	if m == nil {
+		return nil
+	}
+	errs := []error{validText("legalName", m.LegalName, 256), validText("homepage", m.Homepage, MaxIDLength)}
+	if m.Country != "" && (len(m.Country) != 2 || strings.ToUpper(m.Country) != m.Country) {
+		errs = append(errs, errors.New("country must be an ISO 3166-1 alpha-2 code such as US"))
+	}
+	if len(m.Identifiers) > 32 {
+		errs = append(errs, errors.New("more than 32 identifiers"))
+	}
+	for k, v := range m.Identifiers {
+		errs = append(errs, validText("identifier name", k, 64), validText("identifier "+k, v, MaxIDLength))
+	}
+	return invalid(errors.Join(errs...))
+}
+
+// isActiveAccreditor reports whether did may grant accreditations somewhere
+// at the commit time: a root accreditor of a framework, or holder of an
+// authorized accredit accreditation.
+func (c *applyCtx) isActiveAccreditor(did string) (bool, error) {
+	e := &evaluator{r: c.b, asOf: c.index}
+	it, err := c.b.NewIter(&pebble.IterOptions{LowerBound: []byte{tableRoots}, UpperBound: []byte{tableRoots + 1}})
+	if err != nil {
+		return false, err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		fw, d, _ := strings.Cut(string(it.Key()[1:]), "\x00")
+		if d != did {
+			continue
+		}
+		if ok, err := e.isRoot(fw, did, c.now); err != nil || ok {
+			it.Close()
+			return ok, err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return false, err
+	}
+	p := prefix(tableReceived, did)
+	it, err = c.b.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return false, err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		_, id, _ := bytes.Cut(bytes.TrimPrefix(it.Key(), p), []byte{0})
+		a, err := e.accreditation(string(id))
+		if err != nil {
+			return false, err
+		}
+		if a == nil || a.Action != ActionAccredit {
+			continue
+		}
+		if _, reason, _, err := e.chain(a, c.now); err != nil || reason == ReasonActive {
+			return err == nil, err
+		}
+	}
+	return false, it.Error()
+}
+
+func (c *applyCtx) registerEntity(op *RegisterEntity) (string, error) {
+	if err := invalid(ValidateID("entity id", op.ID)); err != nil {
+		return "", err
+	}
+	if strings.TrimSpace(op.Name) == "" {
+		return "", reject(CodeInvalid, "entity name is empty")
+	}
+	if err := invalid(validText("name", op.Name, 256)); err != nil {
+		return "", err
+	}
+	if err := validMetadata(op.Metadata); err != nil {
+		return "", err
+	}
+	self := strings.HasPrefix(op.ID, "did:key:") && c.signer() == op.ID
+	if !self && !c.isGovernance() {
+		ok, err := c.isActiveAccreditor(c.signer())
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return "", reject(CodeNotAuthorized, "%s may not register %s: an entity is registered by itself (did:key), by governance, or by an active accreditor", c.signer(), op.ID)
+		}
+	}
+	if _, ok, err := c.entity(op.ID); err != nil {
+		return "", err
+	} else if ok {
+		return "", reject(CodeConflict, "%s is registered already: use updateEntity or rotateKeys", op.ID)
+	}
+	keys, err := validKeys(op.ID, op.Keys)
+	if err != nil {
+		return "", err
+	}
+	mustSetJSON(c.b, key(tableEntities, op.ID), Entity{
+		ID: op.ID, Name: op.Name, Metadata: op.Metadata, Keys: keys, Registered: true,
+		CreatedIndex: c.index, UpdatedIndex: c.index,
+	})
+	c.touched = append(c.touched, op.ID)
+	return op.ID, nil
+}
+
+func (c *applyCtx) updateEntity(op *UpdateEntity) (string, error) {
+	ent, ok, err := c.entity(op.ID)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", reject(CodeInvalid, "%s is not registered: use registerEntity", op.ID)
+	}
+	if c.signer() != op.ID && !c.isGovernance() {
+		return "", reject(CodeNotAuthorized, "%s may not update %s: only the entity itself or governance may", c.signer(), op.ID)
+	}
+	if op.Name != nil {
+		if strings.TrimSpace(*op.Name) == "" {
+			return "", reject(CodeInvalid, "entity name is empty")
+		}
+		if err := invalid(validText("name", *op.Name, 256)); err != nil {
+			return "", err
+		}
+		ent.Name = *op.Name
+	}
+	if op.Metadata != nil {
+		if err := validMetadata(op.Metadata); err != nil {
+			return "", err
+		}
+		ent.Metadata = op.Metadata
+	}
+	ent.UpdatedIndex = c.index
+	mustSetJSON(c.b, key(tableEntities, op.ID), ent)
+	c.touched = append(c.touched, op.ID)
+	return op.ID, nil
+}
+
+func (c *applyCtx) rotateKeys(op *RotateKeys) (string, error) {
+	if strings.HasPrefix(op.ID, "did:key:") {
+		return "", reject(CodeInvalid, "a did:key carries its own key and cannot rotate it: use a new did:key")
+	}
+	ent, ok, err := c.entity(op.ID)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", reject(CodeInvalid, "%s is not registered: use registerEntity", op.ID)
+	}
+	if c.signer() != op.ID && !c.isGovernance() {
+		return "", reject(CodeNotAuthorized, "keys of %s are rotated with one of its current keys (or by governance), not by %s", op.ID, c.signer())
+	}
+	if len(op.Keys) == 0 {
+		return "", reject(CodeInvalid, "rotateKeys needs at least one new key")
+	}
+	keys, err := validKeys(op.ID, op.Keys)
+	if err != nil {
+		return "", err
+	}
+	ent.Keys = keys
+	ent.UpdatedIndex = c.index
+	mustSetJSON(c.b, key(tableEntities, op.ID), ent)
+	c.touched = append(c.touched, op.ID)
+	return op.ID, nil
+}

@@ -1,0 +1,330 @@
+package registry
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestChainAuthorizesCollege(t *testing.T) {
+	f := mustChain(t)
+	d := f.ask(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), 0)
+	if !d.Authorized || d.Reason != ReasonActive {
+		t.Fatalf("decision = %v %s, want authorized active", d.Authorized, d.Reason)
+	}
+	if len(d.Chain) != 2 || d.Chain[0].Accreditation != f.collegeAcc || d.Chain[1].Accreditation != f.qaAcc {
+		t.Fatalf("chain = %+v, want college then QA", d.Chain)
+	}
+	if d.Root != f.root.DID {
+		t.Fatalf("root = %s, want %s", d.Root, f.root.DID)
+	}
+	// The QA agency may accredit; the root may accredit as root.
+	for _, who := range []string{f.qa.DID, f.root.DID} {
+		d := f.decide(Question{Entity: who, Framework: fwID, Action: ActionAccredit, Resource: nursing})
+		if !d.Authorized {
+			t.Errorf("%s accredit: %s, want authorized", who, d.Reason)
+		}
+	}
+}
+
+func TestRejectionsLeaveStateUnchanged(t *testing.T) {
+	f := mustChain(t)
+	stranger := mustKey(t, KeyEd25519)
+	accredit := func(s *Signer, fields map[string]any) []byte {
+		m := map[string]any{"framework": fwID, "accreditor": s.DID, "subject": stranger.DID, "action": ActionIssue, "resources": []string{nursing}}
+		for k, v := range fields {
+			m[k] = v
+		}
+		return f.sign(s, OpAccredit, m)
+	}
+	fromQA := func(fields map[string]any) []byte {
+		m := map[string]any{"parent": f.qaAcc, "jurisdictions": []string{"US"}, "validFrom": "2025-01-01T00:00:00Z", "validUntil": "2026-01-01T00:00:00Z"}
+		for k, v := range fields {
+			m[k] = v
+		}
+		return accredit(f.qa, m)
+	}
+	tampered := func() []byte {
+		jws := fromQA(nil)
+		parts := bytes.Split(jws, []byte("."))
+		sig := []byte(string(parts[2]))
+		if sig[5] == 'A' {
+			sig[5] = 'B'
+		} else {
+			sig[5] = 'A'
+		}
+		return bytes.Join([][]byte{parts[0], parts[1], sig}, []byte("."))
+	}
+	webKey := mustKey(t, KeyEd25519)
+	unknownKid, _ := NewSigner(webKey.key, "did:web:unknown.example#key-1")
+
+	cases := []struct {
+		name string
+		jws  []byte
+		code string
+	}{
+		{"bad signature", tampered(), CodeBadSignature},
+		{"unknown key", accredit(unknownKid, map[string]any{"parent": f.qaAcc}), CodeUnknownKey},
+		{"signer is not a root", accredit(stranger, map[string]any{"subject": f.college.DID}), CodeNotAuthorized},
+		{"accreditor field is not the signer", fromQA(map[string]any{"accreditor": f.root.DID}), CodeNotAuthorized},
+		{"parent granted to someone else", accredit(f.college, map[string]any{"parent": f.qaAcc}), CodeNotAuthorized},
+		{"parent grants issue only", accredit(f.college, map[string]any{"parent": f.collegeAcc}), CodeScope},
+		{"resource escalation", fromQA(map[string]any{"resources": []string{law}}), CodeScope},
+		{"jurisdiction escalation", fromQA(map[string]any{"jurisdictions": []string{"FR"}}), CodeScope},
+		{"jurisdiction dropped", fromQA(map[string]any{"jurisdictions": nil}), CodeScope},
+		{"starts before the grantor", fromQA(map[string]any{"validFrom": "2023-01-01T00:00:00Z"}), CodeScope},
+		{"ends after the grantor", fromQA(map[string]any{"validUntil": "2031-01-01T00:00:00Z"}), CodeScope},
+		{"open-ended under a bounded grantor", fromQA(map[string]any{"validUntil": nil}), CodeScope},
+		{"unknown framework", fromQA(map[string]any{"framework": "https://example.org/none"}), CodeInvalid},
+		{"bad action", fromQA(map[string]any{"action": "admire"}), CodeInvalid},
+		{"bad jurisdiction code", fromQA(map[string]any{"jurisdictions": []string{"usa"}}), CodeInvalid},
+		{"window reversed", fromQA(map[string]any{"validFrom": "2025-06-01T00:00:00Z", "validUntil": "2025-01-01T00:00:00Z"}), CodeInvalid},
+		{"self accreditation", accredit(f.root, map[string]any{"subject": f.root.DID}), CodeInvalid},
+		{"unknown field", fromQA(map[string]any{"colour": "blue"}), CodeMalformed},
+		{"not a JWS", []byte("hello"), CodeMalformed},
+		{"JSON payload not an object", mustSignRaw(t, f.qa, []byte(`[1,2]`)), CodeMalformed},
+		{"no iat", mustSignRaw(t, f.qa, []byte(`{"op":"revoke","accreditation":"x"}`)), CodeMalformed},
+		{"unknown op", mustSignRaw(t, f.qa, []byte(`{"op":"delete","iat":1}`)), CodeMalformed},
+		{"governance op by non-member", f.sign(f.root, OpCreateFramework, map[string]any{"id": "https://example.org/f2", "name": "F2"}), CodeNotAuthorized},
+		{"framework exists", f.govSign(OpCreateFramework, map[string]any{"id": fwID, "name": "again"}), CodeConflict},
+		{"revoke by a stranger", f.sign(stranger, OpRevoke, map[string]any{"accreditation": f.collegeAcc}), CodeNotAuthorized},
+		{"reinstate an active accreditation", f.sign(f.qa, OpReinstate, map[string]any{"accreditation": f.collegeAcc}), CodeConflict},
+		{"register by a stranger", f.sign(stranger, OpRegisterEntity, map[string]any{"id": "did:web:college.example", "name": "College"}), CodeNotAuthorized},
+		{"update someone else", f.sign(stranger, OpUpdateEntity, map[string]any{"id": f.college.DID, "name": "x"}), CodeInvalid},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := f.digest()
+			r := f.apply(tc.jws)
+			if r.Accepted {
+				t.Fatalf("accepted, want %s", tc.code)
+			}
+			if r.Code != tc.code {
+				t.Fatalf("code = %s (%s), want %s", r.Code, r.Reason, tc.code)
+			}
+			if r.Reason == "" {
+				t.Fatal("rejection has no reason")
+			}
+			if after := f.digest(); after != before {
+				t.Fatal("state digest changed by a rejected operation")
+			}
+		})
+	}
+}
+
+func mustSignRaw(t *testing.T, s *Signer, payload []byte) []byte {
+	t.Helper()
+	jws, err := s.SignCompact(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jws
+}
+
+func TestIATWindow(t *testing.T) {
+	f := mustChain(t)
+	suspend := f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc})
+	early := f.sign(f.qa, OpRevoke, map[string]any{"accreditation": f.collegeAcc})
+	f.now = f.now.Add(11 * time.Minute)
+	future := f.sign(f.qa, OpRevoke, map[string]any{"accreditation": f.collegeAcc, "reason": "future"})
+	f.now = f.now.Add(-2 * time.Minute)
+	// 9 minutes after signing is within the window.
+	f.mustAccept(suspend)
+	f.now = f.now.Add(2 * time.Minute)
+	for name, op := range map[string][]byte{"11 minutes old": early} {
+		before := f.digest()
+		r := f.apply(op)
+		if r.Accepted || r.Code != CodeIATWindow || !errors.Is(r.Err(), ErrIATWindow) {
+			t.Fatalf("%s: %+v, want %s", name, r, CodeIATWindow)
+		}
+		if f.digest() != before {
+			t.Fatal("state changed")
+		}
+	}
+	f.now = f.now.Add(-12 * time.Minute) // the commit time stays at its maximum
+	if r := f.apply(future); !r.Accepted {
+		t.Fatalf("iat equal to the commit time rejected: %s", r.Reason)
+	}
+	f2 := mustChain(t)
+	f2.now = f2.now.Add(20 * time.Minute)
+	ahead := f2.sign(f2.qa, OpSuspend, map[string]any{"accreditation": f2.collegeAcc})
+	f2.now = f2.now.Add(-20 * time.Minute)
+	if r := f2.apply(ahead); r.Code != CodeIATWindow {
+		t.Fatalf("iat 20 minutes ahead: %+v, want %s", r, CodeIATWindow)
+	}
+}
+
+func TestResubmissionIsIdempotent(t *testing.T) {
+	f := mustChain(t)
+	op := f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"})
+	first := f.mustAccept(op)
+	before := f.digest()
+	again := f.apply(op)
+	if !again.Accepted || !again.Duplicate || again.Index != first.Index || again.CID != first.CID {
+		t.Fatalf("resubmission = %+v, want the original result %+v marked duplicate", again, first)
+	}
+	// The same signature re-serialized as JWS JSON is the same operation.
+	general, err := CoSign(op, f.college) // adds a signature: a different operation
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g generalJWS
+	if err := g.from(op); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(general, []byte(g.Signatures[0].Signature)) {
+		t.Fatal("co-signed JWS lost the first signature")
+	}
+	reser := []byte(`{"payload":"` + g.Payload + `","protected":"` + g.Signatures[0].Protected + `","signature":"` + g.Signatures[0].Signature + `"}`)
+	if r := f.apply(reser); !r.Duplicate || r.Index != first.Index {
+		t.Fatalf("re-serialized resubmission = %+v, want duplicate of index %d", r, first.Index)
+	}
+	if f.digest() != before {
+		t.Fatal("a duplicate changed the state")
+	}
+}
+
+func TestGovernanceThreshold(t *testing.T) {
+	h := mustNewState(t, 3, 2)
+	payload := h.payload(OpCreateFramework, map[string]any{"id": fwID, "name": "Health"})
+	one, err := SignJSON(payload, h.gov[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := h.apply(one); r.Accepted || r.Code != CodeNotAuthorized {
+		t.Fatalf("1 of 3 signatures: %+v, want not_authorized", r)
+	}
+	two, err := CoSign(one, h.gov[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.mustAccept(two)
+	// A second signature by the same member is not a second member.
+	dup, err := CoSign(mustSignRaw(t, h.gov[1], h.payload(OpUpdateFramework, map[string]any{"id": fwID, "name": "x"})), h.gov[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := h.apply(dup); r.Accepted || r.Code != CodeMalformed {
+		t.Fatalf("same member twice: %+v, want malformed", r)
+	}
+}
+
+func TestEntityKeysAndRotation(t *testing.T) {
+	f := mustChain(t)
+	const web = "did:web:college.example%3A8443:campus"
+	k1 := mustKey(t, KeyEd25519)
+	s1, _ := NewSigner(k1.key, web+"#key-1")
+	jwk1, err := s1.PublicJWK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The QA agency, an active accreditor, registers the college's DID.
+	f.mustAccept(f.sign(f.qa, OpRegisterEntity, map[string]any{"id": web, "name": "Web College", "keys": []any{jwk1},
+		"metadata": map[string]any{"country": "US", "identifiers": map[string]string{"ctid": "ce-123"}}}))
+	ent, err := f.s.Entity(web)
+	if err != nil || ent.Name != "Web College" || len(ent.Keys) != 1 {
+		t.Fatalf("entity = %+v, %v", ent, err)
+	}
+	// The college signs with its registered key.
+	f.mustAccept(f.sign(s1, OpUpdateEntity, map[string]any{"id": web, "name": "Web College of Nursing"}))
+	// It rotates to a new key, signed by the current one.
+	k2 := mustKey(t, KeyP256)
+	s2, _ := NewSigner(k2.key, web+"#key-2")
+	jwk2, _ := s2.PublicJWK()
+	f.mustAccept(f.sign(s1, OpRotateKeys, map[string]any{"id": web, "keys": []any{jwk2}}))
+	// The old key no longer signs.
+	if r := f.apply(f.sign(s1, OpUpdateEntity, map[string]any{"id": web, "name": "old key"})); r.Code != CodeUnknownKey {
+		t.Fatalf("old key: %+v, want unknown_key", r)
+	}
+	f.mustAccept(f.sign(s2, OpUpdateEntity, map[string]any{"id": web, "name": "new key"}))
+	// Registered private key material is refused.
+	priv, _ := s2.PrivateJWK()
+	if r := f.apply(f.sign(s2, OpRotateKeys, map[string]any{"id": web, "keys": []any{string(priv)}})); r.Accepted {
+		t.Fatal("rotation to a malformed key accepted")
+	}
+	// History lists what concerned the entity.
+	hist, _, err := f.s.History(web, Page{})
+	if err != nil || len(hist) != 4 {
+		t.Fatalf("history = %d entries, %v; want 4", len(hist), err)
+	}
+	// An unregistered did:key is answered with its own key.
+	ent, err = f.s.Entity(f.college.DID)
+	if err != nil || ent.Registered || len(ent.Keys) != 1 {
+		t.Fatalf("did:key entity = %+v, %v", ent, err)
+	}
+	if _, err := f.s.Entity("did:web:nobody.example"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown entity: %v, want ErrNotFound", err)
+	}
+}
+
+func TestChainLengthLimit(t *testing.T) {
+	h := mustNewState(t, 1, 1)
+	root := mustKey(t, KeyEd25519)
+	h.mustAccept(h.govSign(OpCreateFramework, map[string]any{"id": fwID, "name": "Short", "maxChainLength": 2, "roots": []string{root.DID}}))
+	a := mustKey(t, KeyEd25519)
+	b := mustKey(t, KeyEd25519)
+	c := mustKey(t, KeyEd25519)
+	p1 := h.mustAccept(h.sign(root, OpAccredit, map[string]any{"framework": fwID, "accreditor": root.DID, "subject": a.DID, "action": ActionAccredit, "resources": []string{"*"}})).ID
+	p2 := h.mustAccept(h.sign(a, OpAccredit, map[string]any{"framework": fwID, "accreditor": a.DID, "subject": b.DID, "action": ActionAccredit, "resources": []string{nursing}, "parent": p1})).ID
+	before := h.digest()
+	r := h.apply(h.sign(b, OpAccredit, map[string]any{"framework": fwID, "accreditor": b.DID, "subject": c.DID, "action": ActionIssue, "resources": []string{nursing}, "parent": p2}))
+	if r.Accepted || r.Code != CodeScope || !strings.Contains(r.Reason, "allows 2") {
+		t.Fatalf("third link: %+v, want scope_exceeded by chain length", r)
+	}
+	if h.digest() != before {
+		t.Fatal("state changed")
+	}
+}
+
+func TestRecognitionAndRoots(t *testing.T) {
+	f := mustChain(t)
+	other := "https://other.example/framework"
+	f.mustAccept(f.govSign(OpRecognize, map[string]any{"framework": fwID, "recognized": other, "resources": []string{nursing}}))
+	f.now = f.now.Add(time.Second)
+	if r := f.apply(f.govSign(OpRecognize, map[string]any{"framework": fwID, "recognized": other, "resources": []string{nursing}})); r.Code != CodeConflict {
+		t.Fatalf("recognize twice: %+v", r)
+	}
+	view, err := f.s.Framework(fwID)
+	if err != nil || len(view.Recognitions) != 1 || len(view.Roots) != 1 {
+		t.Fatalf("framework view = %+v, %v", view, err)
+	}
+	f.mustAccept(f.govSign(OpUnrecognize, map[string]any{"framework": fwID, "recognized": other}))
+	// Removing the root breaks every chain under it from now on.
+	f.now = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.mustAccept(f.govSign(OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID}))
+	if d := f.ask(time.Time{}, 0); d.Reason != ReasonChainBroken {
+		t.Fatalf("after root removal: %s, want chain_broken", d.Reason)
+	}
+	if d := f.ask(time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), 0); !d.Authorized {
+		t.Fatalf("before root removal: %s, want authorized", d.Reason)
+	}
+	f.mustAccept(f.govSign(OpAddRootAccreditor, map[string]any{"framework": fwID, "accreditor": f.root.DID}))
+	if d := f.ask(time.Time{}, 0); !d.Authorized {
+		t.Fatalf("root added back: %s", d.Reason)
+	}
+}
+
+func TestCommandEnvelopeGolden(t *testing.T) {
+	got := hex.EncodeToString(EncodeOperation([]byte("abc")))
+	if got != "0101616263" {
+		t.Fatalf("EncodeOperation = %s, want 0101616263 (version 1, type 1, body)", got)
+	}
+}
+
+func TestUndecodableEntryPanics(t *testing.T) {
+	h := mustNewState(t, 1, 1)
+	for _, data := range [][]byte{nil, {9, 1}, {1, 200}} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("entry %x applied without panic", data)
+				}
+			}()
+			h.index++
+			h.s.ApplyBatch([]Entry{{Index: h.index, Time: h.now, Data: data}})
+		}()
+	}
+}

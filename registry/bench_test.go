@@ -1,0 +1,48 @@
+package registry
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+func BenchmarkDecide(b *testing.B) {
+	f := mustChain(b)
+	q := Question{Entity: f.college.DID, Framework: fwID, Action: ActionIssue, Resource: nursing, At: date(2025, 1, 1)}
+	b.ReportAllocs()
+	for b.Loop() {
+		d, err := f.s.Decide(q, f.now)
+		if err != nil || !d.Authorized {
+			b.Fatalf("%v %v", d, err)
+		}
+	}
+}
+
+// BenchmarkApplyAccredit applies signed accredit operations in batches of
+// 64, as Raft's batching hands them over (signature checks included).
+func BenchmarkApplyAccredit(b *testing.B) {
+	f := mustChain(b)
+	const batch = 64
+	ops := make([][]byte, 0, b.N+batch)
+	for i := range b.N + batch {
+		ops = append(ops, f.sign(f.qa, OpAccredit, map[string]any{
+			"framework": fwID, "accreditor": f.qa.DID, "subject": fmt.Sprintf("did:web:college-%d.example", i),
+			"action": ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+			"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2026-01-01T00:00:00Z",
+		}))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += batch {
+		entries := make([]Entry, 0, batch)
+		for j := i; j < i+batch && j < b.N; j++ {
+			f.index++
+			entries = append(entries, Entry{Index: f.index, Time: f.now.Add(time.Duration(j) * time.Microsecond), Data: EncodeOperation(ops[j])})
+		}
+		for _, r := range f.s.ApplyBatch(entries) {
+			if !r.Accepted {
+				b.Fatal(r.Reason)
+			}
+		}
+	}
+}

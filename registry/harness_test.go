@@ -1,0 +1,161 @@
+package registry
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// harness drives a real State on Pebble with entries at controlled commit
+// times, the way the consensus layer does.
+type harness struct {
+	t     testing.TB
+	s     *State
+	dir   string
+	gov   []*Signer
+	raw   []byte
+	index uint64
+	now   time.Time
+}
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func mustKey(t testing.TB, kind string) *Signer {
+	t.Helper()
+	s, err := GenerateKey(kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// mustNewState opens a state for a consortium of n governance members
+// (did:key) with the given threshold.
+func mustNewState(t testing.TB, n, threshold int) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: t.TempDir(), now: t0}
+	g := Genesis{Consortium: "test consortium", Threshold: threshold}
+	for range n {
+		k := mustKey(t, KeyEd25519)
+		h.gov = append(h.gov, k)
+		g.Members = append(g.Members, Member{ID: k.DID})
+	}
+	raw, err := json.Marshal(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.raw = raw
+	h.open()
+	return h
+}
+
+func (h *harness) open() {
+	h.t.Helper()
+	s, err := Open(h.dir, h.raw, Options{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.s = s
+	h.t.Cleanup(func() { s.Close() })
+}
+
+// payload builds an operation payload signed now.
+func (h *harness) payload(op string, fields map[string]any) []byte {
+	m := map[string]any{"op": op, "iat": h.now.Unix()}
+	for k, v := range fields {
+		m[k] = v
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return b
+}
+
+func (h *harness) sign(s *Signer, op string, fields map[string]any) []byte {
+	h.t.Helper()
+	jws, err := s.SignCompact(h.payload(op, fields))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return jws
+}
+
+func (h *harness) govSign(op string, fields map[string]any) []byte {
+	h.t.Helper()
+	jws, err := SignJSON(h.payload(op, fields), h.gov...)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return jws
+}
+
+func (h *harness) apply(jws []byte) *Result {
+	h.t.Helper()
+	h.index++
+	return h.s.ApplyBatch([]Entry{{Index: h.index, Time: h.now, Data: EncodeOperation(jws)}})[0]
+}
+
+func (h *harness) mustAccept(jws []byte) *Result {
+	h.t.Helper()
+	r := h.apply(jws)
+	if !r.Accepted {
+		h.t.Fatalf("operation rejected: %s: %s", r.Code, r.Reason)
+	}
+	return r
+}
+
+func (h *harness) digest() string {
+	h.t.Helper()
+	d, err := h.s.StateDigest()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return d
+}
+
+func (h *harness) decide(q Question) *Decision {
+	h.t.Helper()
+	d, err := h.s.Decide(q, h.now)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return d
+}
+
+const (
+	fwID     = "https://example.org/frameworks/health"
+	nursing  = "https://example.org/credentials/Nursing"
+	pharmacy = "https://example.org/credentials/Pharmacy"
+	law      = "https://example.org/credentials/Law"
+)
+
+// chainFixture is a framework with a root accreditor, a QA agency the root
+// accredits, and a college the agency accredits to issue nursing credentials.
+type chainFixture struct {
+	*harness
+	root, qa, college *Signer
+	qaAcc, collegeAcc string
+}
+
+func mustChain(t testing.TB) *chainFixture {
+	t.Helper()
+	h := mustNewState(t, 1, 1)
+	f := &chainFixture{harness: h, root: mustKey(t, KeyEd25519), qa: mustKey(t, KeyP256), college: mustKey(t, KeyEd25519)}
+	h.mustAccept(h.govSign(OpCreateFramework, map[string]any{"id": fwID, "name": "Health", "roots": []string{f.root.DID}}))
+	f.qaAcc = h.mustAccept(h.sign(f.root, OpAccredit, map[string]any{
+		"framework": fwID, "accreditor": f.root.DID, "subject": f.qa.DID, "action": ActionAccredit,
+		"resources": []string{nursing, pharmacy}, "jurisdictions": []string{"US", "CA"},
+		"validFrom": "2024-01-01T00:00:00Z", "validUntil": "2030-01-01T00:00:00Z",
+	})).ID
+	f.collegeAcc = h.mustAccept(h.sign(f.qa, OpAccredit, map[string]any{
+		"framework": fwID, "accreditor": f.qa.DID, "subject": f.college.DID, "action": ActionIssue,
+		"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+		"validFrom": "2024-06-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
+	})).ID
+	return f
+}
+
+func (f *chainFixture) ask(at time.Time, asOf uint64) *Decision {
+	return f.decide(Question{Entity: f.college.DID, Framework: fwID, Action: ActionIssue, Resource: nursing, At: at, AsOf: asOf})
+}

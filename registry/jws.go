@@ -1,0 +1,200 @@
+package registry
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
+)
+
+// Algorithms accepted in an operation's protected header.
+var acceptedAlgs = []jose.SignatureAlgorithm{jose.EdDSA, jose.ES256}
+
+// MaxOperationSize bounds the bytes of one signed operation.
+const MaxOperationSize = 256 << 10
+
+// MaxSignatures bounds the signatures one operation may carry.
+const MaxSignatures = 32
+
+// CIDOf returns the CIDv1 (raw codec, sha2-256) naming the exact bytes.
+func CIDOf(b []byte) string {
+	mh, err := multihash.Sum(b, multihash.SHA2_256, -1)
+	if err != nil {
+		panic(fmt.Sprintf("multihash sha2-256: %v", err)) // cannot fail for a registered hash
+	}
+	return cid.NewCidV1(cid.Raw, mh).String()
+}
+
+// ParsedOperation is a signed operation whose JWS structure and payload have
+// been decoded, but whose signatures and authority are not yet checked.
+type ParsedOperation struct {
+	Raw     []byte
+	CID     string
+	JWS     *jose.JSONWebSignature
+	Payload []byte
+	Op      string
+	IAT     int64
+	Body    any
+}
+
+// ParseOperation decodes a compact or JSON-serialized JWS and its operation
+// payload. It checks structure only; signatures and authority are checked
+// when the operation is applied. Errors wrap ErrMalformed or ErrTooLarge.
+func ParseOperation(raw []byte) (*ParsedOperation, error) {
+	if len(raw) > MaxOperationSize {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), MaxOperationSize)
+	}
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 {
+		return nil, fmt.Errorf("%w: empty body: send a compact JWS or a JWS JSON serialization", ErrMalformed)
+	}
+	var obj *jose.JSONWebSignature
+	var err error
+	if trimmed[0] == '{' {
+		obj, err = jose.ParseSignedJSON(string(trimmed), acceptedAlgs)
+	} else {
+		obj, err = jose.ParseSignedCompact(string(trimmed), acceptedAlgs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: JWS: %v (algorithms EdDSA and ES256 are accepted)", ErrMalformed, err)
+	}
+	if len(obj.Signatures) == 0 || len(obj.Signatures) > MaxSignatures {
+		return nil, fmt.Errorf("%w: JWS carries %d signatures, want 1 to %d", ErrMalformed, len(obj.Signatures), MaxSignatures)
+	}
+	for i, sig := range obj.Signatures {
+		if sig.Protected.KeyID == "" {
+			return nil, fmt.Errorf("%w: signature %d has no kid in its protected header", ErrMalformed, i)
+		}
+		if !strings.Contains(sig.Protected.KeyID, "#") {
+			return nil, fmt.Errorf("%w: signature %d: kid %q is not a DID URL (did#fragment)", ErrMalformed, i, sig.Protected.KeyID)
+		}
+	}
+	payload := obj.UnsafePayloadWithoutVerification()
+	op, iat, body, err := decodePayload(payload)
+	if err != nil {
+		return nil, err
+	}
+	return &ParsedOperation{Raw: raw, CID: CIDOf(raw), JWS: obj, Payload: payload, Op: op, IAT: iat, Body: body}, nil
+}
+
+// signatureKey identifies one signature for replay detection: a JWS
+// re-serialized (compact to JSON, reordered) keeps its signature bytes.
+func signatureKey(sig []byte) []byte {
+	h := sha256.Sum256(sig)
+	return key(tableSigs, string(h[:]))
+}
+
+// ParsePublicJWK parses a public JWK of an Ed25519 or P-256 key with a kid.
+func ParsePublicJWK(raw []byte) (*jose.JSONWebKey, error) {
+	var k jose.JSONWebKey
+	if err := k.UnmarshalJSON(raw); err != nil {
+		return nil, fmt.Errorf("JWK: %v", err)
+	}
+	if !k.IsPublic() {
+		return nil, fmt.Errorf("JWK %q holds private key material: register public keys only", k.KeyID)
+	}
+	if k.KeyID == "" {
+		return nil, fmt.Errorf("JWK has no kid")
+	}
+	switch pub := k.Key.(type) {
+	case ed25519.PublicKey:
+	case *ecdsa.PublicKey:
+		if pub.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("JWK %q: only the P-256 curve is supported", k.KeyID)
+		}
+	default:
+		return nil, fmt.Errorf("JWK %q: unsupported key type %T (want OKP Ed25519 or EC P-256)", k.KeyID, k.Key)
+	}
+	return &k, nil
+}
+
+// kidMatches reports whether a registered JWK kid names the key that the
+// DID URL kid refers to. Registered kids may be absolute ("did:web:x#k1"),
+// relative ("#k1") or bare ("k1").
+func kidMatches(registered, did, fragment string) bool {
+	return registered == did+"#"+fragment || registered == "#"+fragment || registered == fragment
+}
+
+// resolveKey finds the public key a kid names, as recorded in the registry
+// now: a did:key carries its own key; any other DID uses the keys of its
+// registered entity, or of its genesis membership.
+func (s *State) resolveKey(r pebble.Reader, kid string) (crypto.PublicKey, string, error) {
+	did, fragment, _ := strings.Cut(kid, "#")
+	if strings.HasPrefix(did, "did:key:") {
+		pub, err := ParseDIDKey(did)
+		if err != nil {
+			return nil, did, reject(CodeUnknownKey, "kid %q: %v", kid, err)
+		}
+		return pub, did, nil
+	}
+	var ent Entity
+	found, err := getJSON(r, key(tableEntities, did), &ent)
+	if err != nil {
+		return nil, did, err
+	}
+	keys := ent.Keys
+	if !found {
+		if m, ok := s.members[did]; ok {
+			keys = m.Keys
+		}
+	}
+	for _, raw := range keys {
+		jwk, err := ParsePublicJWK(raw)
+		if err != nil {
+			continue
+		}
+		if kidMatches(jwk.KeyID, did, fragment) {
+			return jwk.Key, did, nil
+		}
+	}
+	return nil, did, reject(CodeUnknownKey, "no key %q is registered for %s: register the entity with this key or sign with a current key", kid, did)
+}
+
+// verifySignatures checks every signature of op against the key its kid
+// names. It returns the signer DIDs in signature order.
+func (s *State) verifySignatures(r pebble.Reader, op *ParsedOperation) ([]string, error) {
+	signers := make([]string, 0, len(op.JWS.Signatures))
+	seen := map[string]bool{}
+	for i, sig := range op.JWS.Signatures {
+		pub, did, err := s.resolveKey(r, sig.Protected.KeyID)
+		if err != nil {
+			return nil, err
+		}
+		one := *op.JWS
+		one.Signatures = []jose.Signature{sig}
+		if _, err := one.Verify(pub); err != nil {
+			return nil, reject(CodeBadSignature, "signature %d (kid %q) does not verify against the registered key", i, sig.Protected.KeyID)
+		}
+		if seen[did] {
+			return nil, reject(CodeMalformed, "%s signed more than once", did)
+		}
+		seen[did] = true
+		signers = append(signers, did)
+	}
+	return signers, nil
+}
+
+func getJSON(r pebble.Reader, k []byte, v any) (bool, error) {
+	val, closer, err := r.Get(k)
+	if err == pebble.ErrNotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %x: %w", k[:1], err)
+	}
+	defer closer.Close()
+	if err := json.Unmarshal(val, v); err != nil {
+		return false, fmt.Errorf("decode record %x: %w", k[:1], err)
+	}
+	return true, nil
+}

@@ -1,0 +1,243 @@
+package registry
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Operation types (the payload's "op").
+const (
+	OpCreateFramework    = "createFramework"
+	OpUpdateFramework    = "updateFramework"
+	OpAddRootAccreditor  = "addRootAccreditor"
+	OpRemoveRootAccredit = "removeRootAccreditor"
+	OpRegisterEntity     = "registerEntity"
+	OpUpdateEntity       = "updateEntity"
+	OpRotateKeys         = "rotateKeys"
+	OpAccredit           = "accredit"
+	OpSuspend            = "suspend"
+	OpReinstate          = "reinstate"
+	OpRevoke             = "revoke"
+	OpRecognize          = "recognize"
+	OpUnrecognize        = "unrecognize"
+)
+
+// Header holds the fields every operation payload carries.
+type Header struct {
+	Op  string `json:"op"`
+	IAT int64  `json:"iat"`
+}
+
+// CreateFramework creates a framework (governance).
+type CreateFramework struct {
+	Header
+	ID             string   `json:"id"`
+	Name           string   `json:"name"`
+	Description    string   `json:"description,omitempty"`
+	URL            string   `json:"url,omitempty"`
+	MaxChainLength int      `json:"maxChainLength,omitempty"`
+	Roots          []string `json:"roots,omitempty"`
+}
+
+// UpdateFramework changes a framework's descriptive fields (governance).
+type UpdateFramework struct {
+	Header
+	ID             string  `json:"id"`
+	Name           *string `json:"name,omitempty"`
+	Description    *string `json:"description,omitempty"`
+	URL            *string `json:"url,omitempty"`
+	MaxChainLength *int    `json:"maxChainLength,omitempty"`
+}
+
+// RootChange adds or removes a framework's root accreditor (governance).
+type RootChange struct {
+	Header
+	Framework   string     `json:"framework"`
+	Accreditor  string     `json:"accreditor"`
+	EffectiveAt *time.Time `json:"effectiveAt,omitempty"`
+	Reason      string     `json:"reason,omitempty"`
+}
+
+// RegisterEntity registers a DID with its name, metadata and keys.
+type RegisterEntity struct {
+	Header
+	ID       string            `json:"id"`
+	Name     string            `json:"name"`
+	Metadata *EntityMetadata   `json:"metadata,omitempty"`
+	Keys     []json.RawMessage `json:"keys,omitempty"`
+}
+
+// UpdateEntity changes an entity's name or metadata.
+type UpdateEntity struct {
+	Header
+	ID       string          `json:"id"`
+	Name     *string         `json:"name,omitempty"`
+	Metadata *EntityMetadata `json:"metadata,omitempty"`
+}
+
+// RotateKeys replaces an entity's keys; signed by one of its current keys.
+type RotateKeys struct {
+	Header
+	ID   string            `json:"id"`
+	Keys []json.RawMessage `json:"keys"`
+}
+
+// Accredit grants an accreditation; signed by the accreditor.
+type Accredit struct {
+	Header
+	Framework     string     `json:"framework"`
+	Accreditor    string     `json:"accreditor"`
+	Subject       string     `json:"subject"`
+	Action        string     `json:"action"`
+	Resources     []string   `json:"resources"`
+	Jurisdictions []string   `json:"jurisdictions,omitempty"`
+	ValidFrom     *time.Time `json:"validFrom,omitempty"`
+	ValidUntil    *time.Time `json:"validUntil,omitempty"`
+	Parent        string     `json:"parent,omitempty"`
+	Evidence      []string   `json:"evidence,omitempty"`
+}
+
+// StatusChange suspends, reinstates or revokes an accreditation.
+type StatusChange struct {
+	Header
+	Accreditation string     `json:"accreditation"`
+	EffectiveAt   *time.Time `json:"effectiveAt,omitempty"`
+	Reason        string     `json:"reason,omitempty"`
+}
+
+// RecognitionChange makes a framework recognize, or stop recognizing,
+// another (governance).
+type RecognitionChange struct {
+	Header
+	Framework   string     `json:"framework"`
+	Recognized  string     `json:"recognized"`
+	Resources   []string   `json:"resources,omitempty"`
+	EffectiveAt *time.Time `json:"effectiveAt,omitempty"`
+}
+
+// newBody returns an empty payload struct for an operation type.
+func newBody(op string) (any, bool) {
+	switch op {
+	case OpCreateFramework:
+		return &CreateFramework{}, true
+	case OpUpdateFramework:
+		return &UpdateFramework{}, true
+	case OpAddRootAccreditor, OpRemoveRootAccredit:
+		return &RootChange{}, true
+	case OpRegisterEntity:
+		return &RegisterEntity{}, true
+	case OpUpdateEntity:
+		return &UpdateEntity{}, true
+	case OpRotateKeys:
+		return &RotateKeys{}, true
+	case OpAccredit:
+		return &Accredit{}, true
+	case OpSuspend, OpReinstate, OpRevoke:
+		return &StatusChange{}, true
+	case OpRecognize, OpUnrecognize:
+		return &RecognitionChange{}, true
+	}
+	return nil, false
+}
+
+// OperationTypes lists every operation type, in a fixed order.
+var OperationTypes = []string{
+	OpCreateFramework, OpUpdateFramework, OpAddRootAccreditor, OpRemoveRootAccredit,
+	OpRegisterEntity, OpUpdateEntity, OpRotateKeys, OpAccredit,
+	OpSuspend, OpReinstate, OpRevoke, OpRecognize, OpUnrecognize,
+}
+
+// isGovernance reports whether an operation type needs M of N governance
+// signatures.
+func isGovernance(op string) bool {
+	switch op {
+	case OpCreateFramework, OpUpdateFramework, OpAddRootAccreditor, OpRemoveRootAccredit, OpRecognize, OpUnrecognize:
+		return true
+	}
+	return false
+}
+
+// decodePayload strictly decodes an operation payload: a single JSON object,
+// a known op, an iat, and no unknown fields.
+func decodePayload(payload []byte) (string, int64, any, error) {
+	var h struct {
+		Op  string `json:"op"`
+		IAT *int64 `json:"iat"`
+	}
+	if err := json.Unmarshal(payload, &h); err != nil {
+		return "", 0, nil, fmt.Errorf("%w: payload is not a JSON object: %v", ErrMalformed, err)
+	}
+	body, ok := newBody(h.Op)
+	if !ok {
+		return "", 0, nil, fmt.Errorf("%w: unknown op %q (known: %s)", ErrMalformed, h.Op, strings.Join(OperationTypes, ", "))
+	}
+	if h.IAT == nil {
+		return "", 0, nil, fmt.Errorf("%w: payload has no iat (signing time, seconds since the epoch)", ErrMalformed)
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(body); err != nil {
+		return "", 0, nil, fmt.Errorf("%w: %s payload: %v", ErrMalformed, h.Op, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return "", 0, nil, fmt.Errorf("%w: %s payload: trailing data after the JSON object", ErrMalformed, h.Op)
+	}
+	return h.Op, *h.IAT, body, nil
+}
+
+// MaxIDLength bounds identifiers (DIDs, URLs, framework ids).
+const MaxIDLength = 512
+
+// ValidateID checks that s is a usable identifier: a DID (did:method:id) or
+// an https URL, at most MaxIDLength bytes of printable UTF-8 without spaces.
+func ValidateID(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("%s is empty", what)
+	}
+	if len(s) > MaxIDLength {
+		return fmt.Errorf("%s is %d bytes long, limit %d", what, len(s), MaxIDLength)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s is not valid UTF-8", what)
+	}
+	for _, r := range s {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return fmt.Errorf("%s %q contains spaces or control characters", what, s)
+		}
+	}
+	if strings.HasPrefix(s, "did:") {
+		parts := strings.SplitN(s, ":", 3)
+		if len(parts) != 3 || parts[1] == "" || parts[2] == "" {
+			return fmt.Errorf("%s %q is not a DID (did:method:identifier)", what, s)
+		}
+		for _, r := range parts[1] {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+				return fmt.Errorf("%s %q: DID method must be lowercase letters and digits", what, s)
+			}
+		}
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("%s %q is neither a DID nor an https URL", what, s)
+	}
+	return nil
+}
+
+// validText checks a free-text field.
+func validText(what, s string, limit int) error {
+	if len(s) > limit {
+		return fmt.Errorf("%s is %d bytes long, limit %d", what, len(s), limit)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s is not valid UTF-8", what)
+	}
+	return nil
+}

@@ -1,0 +1,366 @@
+package registry
+
+import (
+	"bytes"
+	"encoding/base64"
+
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Page limits for listings.
+const (
+	DefaultPageLimit = 100
+	MaxPageLimit     = 1000
+)
+
+// Page asks for one page of a listing.
+type Page struct {
+	Cursor string // opaque, from the previous page's Next
+	Limit  int
+}
+
+func (p Page) limit() int {
+	switch {
+	case p.Limit <= 0:
+		return DefaultPageLimit
+	case p.Limit > MaxPageLimit:
+		return MaxPageLimit
+	}
+	return p.Limit
+}
+
+func (p Page) start(lower []byte) ([]byte, error) {
+	if p.Cursor == "" {
+		return lower, nil
+	}
+	after, err := base64.RawURLEncoding.DecodeString(p.Cursor)
+	if err != nil || !bytes.HasPrefix(after, lower) {
+		return nil, fmt.Errorf("%w: cursor %q is not one this listing returned", ErrBadQuery, p.Cursor)
+	}
+	return append(after, 0), nil // the smallest key after the cursor
+}
+
+func cursorOf(k []byte) string { return base64.RawURLEncoding.EncodeToString(k) }
+
+// scan visits keys with prefix p from the page's cursor until visit has
+// accepted limit items; it returns the cursor of the next page ("" at the end).
+func (s *State) scan(p []byte, page Page, visit func(k, v []byte) (bool, error)) (string, error) {
+	lower, err := page.start(p)
+	if err != nil {
+		return "", err
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound(p)})
+	if err != nil {
+		return "", err
+	}
+	defer it.Close()
+	n, limit := 0, page.limit()
+	for it.First(); it.Valid(); it.Next() {
+		ok, err := visit(it.Key(), it.Value())
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			n++
+			if n == limit {
+				k := append([]byte(nil), it.Key()...)
+				if it.Next() {
+					return cursorOf(k), nil
+				}
+				return "", it.Error()
+			}
+		}
+	}
+	return "", it.Error()
+}
+
+// FrameworkView is a framework with its root accreditors and recognitions.
+type FrameworkView struct {
+	Framework
+	Roots        []RootAccreditor `json:"roots"`
+	Recognitions []Recognition    `json:"recognitions"`
+}
+
+// Frameworks lists frameworks in id order.
+func (s *State) Frameworks(page Page) ([]Framework, string, error) {
+	out := []Framework{}
+	next, err := s.scan([]byte{tableFrameworks}, page, func(_, v []byte) (bool, error) {
+		var f Framework
+		if err := json.Unmarshal(v, &f); err != nil {
+			return false, err
+		}
+		out = append(out, f)
+		return true, nil
+	})
+	return out, next, err
+}
+
+// Framework returns one framework with its roots and recognitions.
+func (s *State) Framework(id string) (*FrameworkView, error) {
+	var f Framework
+	ok, err := getJSON(s.db, key(tableFrameworks, id), &f)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: framework %q", ErrNotFound, id)
+	}
+	v := &FrameworkView{Framework: f, Roots: []RootAccreditor{}, Recognitions: []Recognition{}}
+	if err := s.collect(prefix(tableRoots, id), &v.Roots); err != nil {
+		return nil, err
+	}
+	if err := s.collect(prefix(tableRecognitions, id), &v.Recognitions); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func collectInto[T any](s *State, p []byte, out *[]T) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		var v T
+		if err := json.Unmarshal(it.Value(), &v); err != nil {
+			return err
+		}
+		*out = append(*out, v)
+	}
+	return it.Error()
+}
+
+func (s *State) collect(p []byte, out any) error {
+	switch o := out.(type) {
+	case *[]RootAccreditor:
+		return collectInto(s, p, o)
+	case *[]Recognition:
+		return collectInto(s, p, o)
+	}
+	panic(fmt.Sprintf("registry: collect into %T", out))
+}
+
+// Entity returns a registered entity. An unregistered did:key is answered
+// with the key it carries and Registered false.
+func (s *State) Entity(did string) (*Entity, error) {
+	var ent Entity
+	ok, err := getJSON(s.db, key(tableEntities, did), &ent)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		return &ent, nil
+	}
+	if strings.HasPrefix(did, "did:key:") {
+		pub, err := ParseDIDKey(did)
+		if err == nil {
+			jwk, err := publicJWK(pub, did)
+			if err != nil {
+				return nil, err
+			}
+			return &Entity{ID: did, Keys: []json.RawMessage{jwk}}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: entity %q", ErrNotFound, did)
+}
+
+// AccreditationView is an accreditation with its status now and the exact
+// signed operation that created it.
+type AccreditationView struct {
+	Accreditation
+	Status    string `json:"status"`
+	Operation string `json:"operation"` // the signed operation, byte for byte
+}
+
+// Accreditation returns one accreditation by id.
+func (s *State) Accreditation(id string, now time.Time) (*AccreditationView, error) {
+	e := &evaluator{r: s.db, asOf: s.AppliedIndex()}
+	a, err := e.accreditation(id)
+	if err != nil {
+		return nil, err
+	}
+	if a == nil {
+		return nil, fmt.Errorf("%w: accreditation %q", ErrNotFound, id)
+	}
+	return s.viewOf(e, a, now, true)
+}
+
+func (s *State) viewOf(e *evaluator, a *Accreditation, now time.Time, withOp bool) (*AccreditationView, error) {
+	v := &AccreditationView{Accreditation: *a, Status: e.linkStatus(a, now)}
+	if withOp {
+		var rec opRecord
+		if _, err := getJSON(s.db, key(tableOps, a.ID), &rec); err != nil {
+			return nil, err
+		}
+		v.Operation = string(rec.JWS)
+	}
+	return v, nil
+}
+
+// AccreditationFilter selects accreditations in a listing. Empty fields
+// match everything; Status compares the status at the time of the query.
+type AccreditationFilter struct {
+	Framework  string
+	Accreditor string
+	Subject    string
+	Resource   string
+	Action     string
+	Status     string
+}
+
+// Accreditations lists accreditations matching f. The index scanned is
+// chosen from the filter: by subject, by accreditor, by framework, or all.
+func (s *State) Accreditations(f AccreditationFilter, page Page, now time.Time) ([]AccreditationView, string, error) {
+	if f.Status != "" && !slices.Contains([]string{ReasonActive, ReasonSuspended, ReasonRevoked, ReasonExpired, ReasonNotYetValid}, f.Status) {
+		return nil, "", fmt.Errorf("%w: status %q must be active, suspended, revoked, expired or not_yet_valid", ErrBadQuery, f.Status)
+	}
+	var p []byte
+	idFromKey := func(k []byte) string { return string(k[len(p):]) }
+	switch {
+	case f.Subject != "":
+		p = prefix(tableReceived, f.Subject)
+		if f.Framework != "" {
+			p = prefix(tableReceived, f.Subject, f.Framework)
+		}
+	case f.Accreditor != "":
+		p = prefix(tableGranted, f.Accreditor)
+		if f.Framework != "" {
+			p = prefix(tableGranted, f.Accreditor, f.Framework)
+		}
+	case f.Framework != "":
+		p = prefix(tableByFramework, f.Framework)
+	default:
+		p = []byte{tableAccreditation}
+	}
+	if f.Framework == "" && (f.Subject != "" || f.Accreditor != "") {
+		idFromKey = func(k []byte) string {
+			_, id, _ := bytes.Cut(k[len(p):], []byte{0})
+			return string(id)
+		}
+	}
+	e := &evaluator{r: s.db, asOf: s.AppliedIndex()}
+	out := []AccreditationView{}
+	next, err := s.scan(p, page, func(k, _ []byte) (bool, error) {
+		a, err := e.accreditation(idFromKey(k))
+		if err != nil || a == nil {
+			return false, err
+		}
+		if (f.Framework != "" && a.Framework != f.Framework) || (f.Accreditor != "" && a.Accreditor != f.Accreditor) ||
+			(f.Subject != "" && a.Subject != f.Subject) || (f.Action != "" && a.Action != f.Action) ||
+			(f.Resource != "" && !covers(a, f.Resource, "")) {
+			return false, nil
+		}
+		v, err := s.viewOf(e, a, now, false)
+		if err != nil {
+			return false, err
+		}
+		if f.Status != "" && v.Status != f.Status {
+			return false, nil
+		}
+		out = append(out, *v)
+		return true, nil
+	})
+	return out, next, err
+}
+
+// OperationView is an operation as the history shows it.
+type OperationView struct {
+	CID     string          `json:"cid,omitempty"`
+	Index   uint64          `json:"index"`
+	Time    time.Time       `json:"time"`
+	Op      string          `json:"op,omitempty"`
+	Signers []string        `json:"signers,omitempty"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+	JWS     string          `json:"jws,omitempty"` // exact signed bytes
+	Result  *Result         `json:"result"`
+}
+
+// Operation returns an entry by registry index, or an accepted operation
+// by CID.
+func (s *State) Operation(ref string) (*OperationView, error) {
+	if n, err := strconv.ParseUint(ref, 10, 64); err == nil {
+		var res Result
+		ok, err := getJSON(s.db, indexKey(tableResults, n), &res)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: no operation at index %d", ErrNotFound, n)
+		}
+		if !res.Accepted || res.Duplicate {
+			return &OperationView{CID: res.CID, Index: n, Time: res.Time, Op: res.Op, Signers: res.Signers, Result: &res}, nil
+		}
+		ref = res.CID
+	}
+	var rec opRecord
+	ok, err := getJSON(s.db, key(tableOps, ref), &rec)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: operation %q", ErrNotFound, ref)
+	}
+	return s.opView(&rec)
+}
+
+func (s *State) opView(rec *opRecord) (*OperationView, error) {
+	var res Result
+	if _, err := getJSON(s.db, indexKey(tableResults, rec.Index), &res); err != nil {
+		return nil, err
+	}
+	v := &OperationView{CID: rec.CID, Index: rec.Index, Time: rec.Time, Op: rec.Op, Signers: rec.Signers, JWS: string(rec.JWS), Result: &res}
+	if op, err := ParseOperation(rec.JWS); err == nil {
+		v.Payload = op.Payload
+	}
+	return v, nil
+}
+
+// History lists the accepted operations that an entity signed or that
+// concern it, oldest first.
+func (s *State) History(did string, page Page) ([]OperationView, string, error) {
+	out := []OperationView{}
+	next, err := s.scan(prefix(tableHistory, did), page, func(_, v []byte) (bool, error) {
+		var rec opRecord
+		if _, err := getJSON(s.db, key(tableOps, string(v)), &rec); err != nil {
+			return false, err
+		}
+		view, err := s.opView(&rec)
+		if err != nil {
+			return false, err
+		}
+		out = append(out, *view)
+		return true, nil
+	})
+	return out, next, err
+}
+
+// Changes lists the accepted operations after index since, in log order:
+// the change feed.
+func (s *State) Changes(since uint64, limit int) ([]OperationView, error) {
+	out := []OperationView{}
+	page := Page{Limit: limit}
+	if since > 0 {
+		page.Cursor = cursorOf(indexKey(tableOpsByIndex, since))
+	}
+	_, err := s.scan([]byte{tableOpsByIndex}, page, func(k, v []byte) (bool, error) {
+		var rec opRecord
+		if _, err := getJSON(s.db, key(tableOps, string(v)), &rec); err != nil {
+			return false, err
+		}
+		view, err := s.opView(&rec)
+		if err != nil {
+			return false, err
+		}
+		out = append(out, *view)
+		return true, nil
+	})
+	return out, err
+}

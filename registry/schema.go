@@ -1,0 +1,91 @@
+package registry
+
+import (
+	"encoding/binary"
+)
+
+// Table prefixes of the state database. Each is one byte with a fixed number;
+// numbers are never reused. Keys made of several strings separate them with
+// 0x00, which validated identifiers never contain.
+const (
+	tableMeta          byte = 0x01 // name -> value (applied index, commit time, genesis)
+	tableOps           byte = 0x02 // operation CID -> opRecord
+	tableResults       byte = 0x03 // index (u64 BE) -> Result of the entry at that index
+	tableSigs          byte = 0x04 // sha256(signature) -> operation CID (replay detection)
+	tableFrameworks    byte = 0x05 // framework id -> Framework
+	tableRoots         byte = 0x06 // framework 0 did -> RootAccreditor
+	tableEntities      byte = 0x07 // did -> Entity
+	tableAccreditation byte = 0x08 // accreditation id -> Accreditation
+	tableReceived      byte = 0x09 // subject 0 framework 0 id -> nil
+	tableGranted       byte = 0x0a // accreditor 0 framework 0 id -> nil
+	tableByFramework   byte = 0x0b // framework 0 id -> nil
+	tableHistory       byte = 0x0c // did 0 index (u64 BE) -> operation CID
+	tableRecognitions  byte = 0x0d // framework 0 recognized framework -> Recognition
+	tableOpsByIndex    byte = 0x0e // index (u64 BE) -> operation CID (accepted only)
+)
+
+// Meta keys.
+var (
+	metaApplied    = []byte{tableMeta, 'a'}
+	metaCommitTime = []byte{tableMeta, 't'}
+	metaGenesis    = []byte{tableMeta, 'g'}
+	metaRestoring  = []byte{tableMeta, 'r'}
+)
+
+// domainTables are the tables whose contents make up the registry's state for
+// StateDigest: what the registry knows, not bookkeeping about entries.
+var domainTables = []byte{
+	tableOps, tableSigs, tableFrameworks, tableRoots, tableEntities,
+	tableAccreditation, tableReceived, tableGranted, tableByFramework,
+	tableHistory, tableRecognitions, tableOpsByIndex,
+}
+
+func key(table byte, parts ...string) []byte {
+	n := 1
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	k := make([]byte, 0, n)
+	k = append(k, table)
+	for i, p := range parts {
+		if i > 0 {
+			k = append(k, 0)
+		}
+		k = append(k, p...)
+	}
+	return k
+}
+
+// prefix is key(...) followed by the separator, for scanning all keys that
+// start with the given parts.
+func prefix(table byte, parts ...string) []byte {
+	k := key(table, parts...)
+	if len(parts) > 0 {
+		k = append(k, 0)
+	}
+	return k
+}
+
+func indexKey(table byte, index uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = table
+	binary.BigEndian.PutUint64(k[1:], index)
+	return k
+}
+
+func historyKey(did string, index uint64) []byte {
+	k := prefix(tableHistory, did)
+	return binary.BigEndian.AppendUint64(k, index)
+}
+
+// upperBound returns the smallest key greater than every key with prefix p.
+func upperBound(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}

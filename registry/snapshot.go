@@ -1,0 +1,242 @@
+package registry
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Snapshot stream format, version 1:
+//
+//	magic "TRSNAP\x00\x01"
+//	records: uvarint(len key) key uvarint(len value) value   (key never empty)
+//	end:     uvarint(0), then the SHA-256 of every byte before it
+//
+// Records come in key order straight from a Pebble snapshot, so neither side
+// ever holds the whole state in memory.
+var snapshotMagic = []byte("TRSNAP\x00\x01")
+
+// restoreBatchBytes bounds one Pebble batch while restoring.
+const restoreBatchBytes = 4 << 20
+
+// maxSnapshotRecord bounds one key or value in a snapshot stream.
+const maxSnapshotRecord = 64 << 20
+
+// ErrSnapshot marks a snapshot stream that cannot be restored.
+var ErrSnapshot = errors.New("registry: bad snapshot")
+
+// Snapshot is a point-in-time view of the whole state.
+type Snapshot struct {
+	snap *pebble.Snapshot
+}
+
+// Snapshot captures the state as of the last applied entry. It is cheap;
+// the data is read when WriteTo streams it.
+func (s *State) Snapshot() *Snapshot {
+	return &Snapshot{snap: s.db.NewSnapshot()}
+}
+
+// Release frees the snapshot.
+func (sn *Snapshot) Release() { sn.snap.Close() }
+
+// WriteTo streams the snapshot to w.
+func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
+	cw := &countWriter{w: bufio.NewWriterSize(w, 256<<10)}
+	h := sha256.New()
+	out := io.MultiWriter(cw, h)
+	if _, err := out.Write(snapshotMagic); err != nil {
+		return cw.n, err
+	}
+	it, err := sn.snap.NewIter(nil)
+	if err != nil {
+		return cw.n, err
+	}
+	defer it.Close()
+	var buf [binary.MaxVarintLen64]byte
+	for it.First(); it.Valid(); it.Next() {
+		if bytes.Equal(it.Key(), metaRestoring) {
+			continue
+		}
+		for _, part := range [][]byte{it.Key(), it.Value()} {
+			n := binary.PutUvarint(buf[:], uint64(len(part)))
+			if _, err := out.Write(buf[:n]); err != nil {
+				return cw.n, err
+			}
+			if _, err := out.Write(part); err != nil {
+				return cw.n, err
+			}
+		}
+	}
+	if err := it.Error(); err != nil {
+		return cw.n, err
+	}
+	if _, err := out.Write([]byte{0}); err != nil {
+		return cw.n, err
+	}
+	if _, err := cw.Write(h.Sum(nil)); err != nil {
+		return cw.n, err
+	}
+	return cw.n, cw.w.(*bufio.Writer).Flush()
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// hashingReader hashes every byte read through it.
+type hashingReader struct {
+	r *bufio.Reader
+	h hash.Hash
+}
+
+func (hr *hashingReader) ReadByte() (byte, error) {
+	b, err := hr.r.ReadByte()
+	if err == nil {
+		hr.h.Write([]byte{b})
+	}
+	return b, err
+}
+
+func (hr *hashingReader) readFull(p []byte) error {
+	if _, err := io.ReadFull(hr.r, p); err != nil {
+		return err
+	}
+	hr.h.Write(p)
+	return nil
+}
+
+// Restore replaces the whole state with a snapshot stream. While it runs, a
+// marker key says the state is partial; a node that stops mid-restore
+// clears the partial state when it opens again. A stream that is corrupt,
+// truncated or from another consortium is refused and leaves the state
+// empty, never half-restored.
+func (s *State) Restore(r io.Reader) error {
+	mark := s.db.NewBatch()
+	mark.DeleteRange([]byte{0x00}, []byte{0xff}, nil)
+	mark.Set(metaRestoring, nil, nil)
+	if err := mark.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("restore: clear state: %w", err)
+	}
+	if err := s.restoreStream(r); err != nil {
+		if cerr := s.clear(); cerr != nil {
+			return errors.Join(err, cerr)
+		}
+		s.resetMeta()
+		return err
+	}
+	done := s.db.NewBatch()
+	done.Delete(metaRestoring, nil)
+	if err := done.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("restore: finish: %w", err)
+	}
+	if err := s.loadMeta(); err != nil {
+		return err
+	}
+	s.advance(s.applied.Load(), time.Unix(0, s.commitTime.Load()))
+	s.log.Info("state restored from snapshot", "applied_index", s.applied.Load())
+	return nil
+}
+
+func (s *State) restoreStream(r io.Reader) error {
+	hr := &hashingReader{r: bufio.NewReaderSize(r, 256<<10), h: sha256.New()}
+	magic := make([]byte, len(snapshotMagic))
+	if err := hr.readFull(magic); err != nil || !bytes.Equal(magic, snapshotMagic) {
+		return fmt.Errorf("%w: not a trustreg snapshot (version 1)", ErrSnapshot)
+	}
+	b := s.db.NewBatch()
+	defer func() { b.Close() }()
+	var genesis []byte
+	var prev []byte
+	for {
+		klen, err := binary.ReadUvarint(hr)
+		if err != nil {
+			return fmt.Errorf("%w: truncated: %v", ErrSnapshot, err)
+		}
+		if klen == 0 {
+			break
+		}
+		if klen > maxSnapshotRecord {
+			return fmt.Errorf("%w: key of %d bytes", ErrSnapshot, klen)
+		}
+		k := make([]byte, klen)
+		if err := hr.readFull(k); err != nil {
+			return fmt.Errorf("%w: truncated key: %v", ErrSnapshot, err)
+		}
+		if prev != nil && bytes.Compare(k, prev) <= 0 {
+			return fmt.Errorf("%w: keys out of order", ErrSnapshot)
+		}
+		vlen, err := binary.ReadUvarint(hr)
+		if err != nil || vlen > maxSnapshotRecord {
+			return fmt.Errorf("%w: bad value length", ErrSnapshot)
+		}
+		v := make([]byte, vlen)
+		if err := hr.readFull(v); err != nil {
+			return fmt.Errorf("%w: truncated value: %v", ErrSnapshot, err)
+		}
+		if bytes.Equal(k, metaRestoring) {
+			return fmt.Errorf("%w: holds a restore marker", ErrSnapshot)
+		}
+		if bytes.Equal(k, metaGenesis) {
+			genesis = v
+		}
+		prev = k
+		b.Set(k, v, nil)
+		if b.Len() >= restoreBatchBytes {
+			if err := b.Commit(pebble.NoSync); err != nil {
+				return fmt.Errorf("restore: write: %w", err)
+			}
+			b.Close()
+			b = s.db.NewBatch()
+		}
+	}
+	want := hr.h.Sum(nil)
+	got := make([]byte, sha256.Size)
+	if _, err := io.ReadFull(hr.r, got); err != nil {
+		return fmt.Errorf("%w: missing checksum: %v", ErrSnapshot, err)
+	}
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("%w: checksum mismatch", ErrSnapshot)
+	}
+	if genesis == nil {
+		return fmt.Errorf("%w: holds no genesis", ErrSnapshot)
+	}
+	if c := CIDOf(genesis); c != s.genesisCID {
+		return fmt.Errorf("%w: snapshot of consortium %s, this node belongs to %s", ErrGenesis, c, s.genesisCID)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("restore: write: %w", err)
+	}
+	return nil
+}
+
+// clear empties the state and leaves a fresh genesis in it.
+func (s *State) clear() error {
+	b := s.db.NewBatch()
+	b.DeleteRange([]byte{0x00}, []byte{0xff}, nil)
+	b.Set(metaGenesis, s.genesisRaw, nil)
+	b.Set(metaApplied, u64(0), nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("clear state: %w", err)
+	}
+	return nil
+}
+
+func (s *State) resetMeta() {
+	s.applied.Store(0)
+	s.commitTime.Store(0)
+}

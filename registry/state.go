@@ -1,0 +1,371 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// DefaultIATWindow is how far an operation's iat may lie from the commit
+// time when the genesis does not say otherwise.
+const DefaultIATWindow = 10 * time.Minute
+
+// Entry is one committed log entry as the consensus layer hands it over.
+type Entry struct {
+	Index uint64
+	Time  time.Time // commit time stamped by the leader
+	Data  []byte
+}
+
+// State is the registry's replicated state machine and its read side.
+type State struct {
+	db         *pebble.DB
+	log        *slog.Logger
+	genesis    Genesis
+	genesisRaw []byte
+	genesisCID string
+	members    map[string]Member
+	iatWindow  time.Duration
+
+	applied    atomic.Uint64
+	commitTime atomic.Int64 // unix nanoseconds of the last applied entry
+
+	closeOnce sync.Once
+	mu        sync.Mutex
+	appliedCh chan struct{} // closed and replaced whenever applied advances
+
+	// OnApply, if set, is called after each batch commit with the results.
+	// It must not block.
+	OnApply func([]*Result)
+}
+
+// Options configure Open.
+type Options struct {
+	Logger *slog.Logger
+}
+
+// Open opens (creating if needed) the state database in dir for the
+// consortium the genesis document defines. A database created for another
+// genesis is refused with ErrGenesis.
+func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
+	g, err := ParseGenesis(genesisRaw)
+	if err != nil {
+		return nil, err
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietPebble{}})
+	if err != nil {
+		return nil, fmt.Errorf("open state %s: %w", dir, err)
+	}
+	s := &State{
+		db:         db,
+		log:        logger.With("component", "registry"),
+		genesis:    *g,
+		genesisRaw: append([]byte(nil), genesisRaw...),
+		genesisCID: CIDOf(genesisRaw),
+		members:    map[string]Member{},
+		appliedCh:  make(chan struct{}),
+	}
+	for _, m := range g.Members {
+		s.members[m.ID] = m
+	}
+	s.iatWindow = DefaultIATWindow
+	if g.IATWindow != "" {
+		s.iatWindow, _ = time.ParseDuration(g.IATWindow) // validated by ParseGenesis
+	}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *State) init() error {
+	if _, closer, err := s.db.Get(metaRestoring); err == nil {
+		closer.Close()
+		// A restore was cut off: the state is partial. Start empty so the
+		// consensus layer restores the snapshot again.
+		s.log.Warn("state holds an interrupted snapshot restore; clearing it")
+		if err := s.clear(); err != nil {
+			return err
+		}
+	}
+	stored, closer, err := s.db.Get(metaGenesis)
+	switch {
+	case err == pebble.ErrNotFound:
+		b := s.db.NewBatch()
+		b.Set(metaGenesis, s.genesisRaw, nil)
+		b.Set(metaApplied, u64(0), nil)
+		if err := b.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("initialize state: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("read genesis: %w", err)
+	default:
+		storedCID := CIDOf(stored)
+		closer.Close()
+		if storedCID != s.genesisCID {
+			return fmt.Errorf("%w: the data directory belongs to the consortium with genesis %s, not %s: use the genesis it was created with or a new data directory", ErrGenesis, storedCID, s.genesisCID)
+		}
+	}
+	return s.loadMeta()
+}
+
+func (s *State) loadMeta() error {
+	s.applied.Store(s.readU64(metaApplied))
+	s.commitTime.Store(int64(s.readU64(metaCommitTime)))
+	return nil
+}
+
+func (s *State) readU64(k []byte) uint64 {
+	v, closer, err := s.db.Get(k)
+	if err != nil {
+		return 0
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+// Close closes the database. Closing twice is harmless.
+func (s *State) Close() error {
+	var err error
+	s.closeOnce.Do(func() { err = s.db.Close() })
+	return err
+}
+
+// GenesisCID returns the CID of the genesis document; it identifies the
+// consortium.
+func (s *State) GenesisCID() string { return s.genesisCID }
+
+// Genesis returns the consortium's genesis.
+func (s *State) Genesis() Genesis { return s.genesis }
+
+// AppliedIndex returns the index of the last applied entry.
+func (s *State) AppliedIndex() uint64 { return s.applied.Load() }
+
+// WaitApplied blocks until the applied index reaches index or ctx ends.
+func (s *State) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		s.mu.Lock()
+		ch := s.appliedCh
+		s.mu.Unlock()
+		if s.applied.Load() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for index %d (applied %d): %w", index, s.applied.Load(), ctx.Err())
+		}
+	}
+}
+
+func (s *State) advance(index uint64, t time.Time) {
+	s.applied.Store(index)
+	s.commitTime.Store(t.UnixNano())
+	s.mu.Lock()
+	close(s.appliedCh)
+	s.appliedCh = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// Command envelope: a version byte, a type byte, then the body. Type numbers
+// are append-only; a removed number is reserved, never reused.
+const (
+	commandVersion1     byte = 1
+	commandTypeSubmitOp byte = 1 // body: the exact bytes of a signed operation
+)
+
+// EncodeOperation wraps a signed operation into a log command.
+func EncodeOperation(jws []byte) []byte {
+	b := make([]byte, 0, len(jws)+2)
+	b = append(b, commandVersion1, commandTypeSubmitOp)
+	return append(b, jws...)
+}
+
+// ApplyBatch applies committed entries in order, in one Pebble batch, and
+// returns one result per entry. Entries at or below the applied index were
+// applied before (a replay after restart) and return their stored result.
+// It panics on an entry it cannot decode or a storage failure: continuing
+// would let this node diverge from its peers.
+func (s *State) ApplyBatch(entries []Entry) []*Result {
+	results := make([]*Result, len(entries))
+	b := s.db.NewIndexedBatch()
+	defer b.Close()
+	applied := s.applied.Load()
+	last := time.Unix(0, s.commitTime.Load()).UTC()
+	var fresh []*Result
+	for i, e := range entries {
+		if e.Index <= applied {
+			results[i] = s.storedResult(e.Index)
+			continue
+		}
+		// Commit time never runs backwards, whatever a new leader's clock says.
+		t := e.Time.UTC()
+		if t.Before(last) {
+			t = last
+		}
+		res := s.applyEntry(b, e.Index, t, e.Data)
+		mustSetJSON(b, indexKey(tableResults, e.Index), res)
+		b.Set(metaApplied, u64(e.Index), nil)
+		b.Set(metaCommitTime, u64(uint64(t.UnixNano())), nil)
+		results[i] = res
+		fresh = append(fresh, res)
+		applied, last = e.Index, t
+	}
+	if len(fresh) == 0 {
+		return results
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		panic(fmt.Sprintf("registry: commit applied entries up to %d: %v", applied, err))
+	}
+	s.advance(applied, last)
+	if s.OnApply != nil {
+		s.OnApply(fresh)
+	}
+	return results
+}
+
+func (s *State) storedResult(index uint64) *Result {
+	var r Result
+	if ok, err := getJSON(s.db, indexKey(tableResults, index), &r); err != nil || !ok {
+		return &Result{Index: index, Accepted: false, Code: CodeInvalid, Reason: "entry applied before; its result is not stored"}
+	}
+	return &r
+}
+
+func (s *State) applyEntry(b *pebble.Batch, index uint64, t time.Time, data []byte) *Result {
+	if len(data) < 2 || data[0] != commandVersion1 {
+		panic(fmt.Sprintf("registry: entry %d: unknown command envelope %x: this node cannot apply it; upgrade trustd", index, data[:min(len(data), 2)]))
+	}
+	switch data[1] {
+	case commandTypeSubmitOp:
+		return s.applyOperation(b, index, t, data[2:])
+	default:
+		panic(fmt.Sprintf("registry: entry %d: unknown command type %d: this node cannot apply it; upgrade trustd", index, data[1]))
+	}
+}
+
+// StateDigest returns a SHA-256 over every record of the domain state, in
+// key order. Two nodes that applied the same entries have equal digests; a
+// rejected operation leaves the digest unchanged.
+func (s *State) StateDigest() (string, error) {
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	h := sha256.New()
+	var lenBuf [8]byte
+	for _, t := range domainTables {
+		it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{t}, UpperBound: []byte{t + 1}})
+		if err != nil {
+			return "", err
+		}
+		for it.First(); it.Valid(); it.Next() {
+			binary.BigEndian.PutUint64(lenBuf[:], uint64(len(it.Key())))
+			h.Write(lenBuf[:])
+			h.Write(it.Key())
+			v := it.Value()
+			binary.BigEndian.PutUint64(lenBuf[:], uint64(len(v)))
+			h.Write(lenBuf[:])
+			h.Write(v)
+		}
+		if err := it.Close(); err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// ParseGenesis decodes and validates a genesis document.
+func ParseGenesis(raw []byte) (*Genesis, error) {
+	var g Genesis
+	if err := decodeStrict(raw, &g); err != nil {
+		return nil, fmt.Errorf("%w: genesis: %v", ErrInvalid, err)
+	}
+	if g.Consortium == "" {
+		return nil, fmt.Errorf("%w: genesis names no consortium", ErrInvalid)
+	}
+	if len(g.Members) == 0 {
+		return nil, fmt.Errorf("%w: genesis has no governance members", ErrInvalid)
+	}
+	if g.Threshold < 1 || g.Threshold > len(g.Members) {
+		return nil, fmt.Errorf("%w: genesis threshold %d must be between 1 and the %d members", ErrInvalid, g.Threshold, len(g.Members))
+	}
+	if g.IATWindow != "" {
+		if d, err := time.ParseDuration(g.IATWindow); err != nil || d <= 0 {
+			return nil, fmt.Errorf("%w: genesis iatWindow %q is not a positive duration", ErrInvalid, g.IATWindow)
+		}
+	}
+	seen := map[string]bool{}
+	for _, m := range g.Members {
+		if err := ValidateID("member id", m.ID); err != nil {
+			return nil, fmt.Errorf("%w: genesis: %v", ErrInvalid, err)
+		}
+		if seen[m.ID] {
+			return nil, fmt.Errorf("%w: genesis lists member %s twice", ErrInvalid, m.ID)
+		}
+		seen[m.ID] = true
+		for _, k := range m.Keys {
+			if _, err := ParsePublicJWK(k); err != nil {
+				return nil, fmt.Errorf("%w: genesis member %s: %v", ErrInvalid, m.ID, err)
+			}
+		}
+		if len(m.Keys) == 0 {
+			if _, err := ParseDIDKey(m.ID); err != nil {
+				return nil, fmt.Errorf("%w: genesis member %s has no keys and is not a did:key", ErrInvalid, m.ID)
+			}
+		}
+	}
+	return &g, nil
+}
+
+func decodeStrict(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON document")
+	}
+	return nil
+}
+
+func u64(v uint64) []byte {
+	return binary.BigEndian.AppendUint64(nil, v)
+}
+
+func mustSetJSON(b *pebble.Batch, k []byte, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("registry: encode record: %v", err))
+	}
+	if err := b.Set(k, data, nil); err != nil {
+		panic(fmt.Sprintf("registry: batch set: %v", err))
+	}
+}
+
+// quietPebble keeps Pebble's informational chatter out of the node's log.
+type quietPebble struct{}
+
+func (quietPebble) Infof(string, ...any)  {}
+func (quietPebble) Errorf(string, ...any) {}
+func (quietPebble) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,277 @@
+package registry
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Question asks whether Entity is authorized for Action on Resource under
+// Framework at valid time At, as the registry knew it at index AsOf.
+type Question struct {
+	Entity       string    `json:"entity"`
+	Framework    string    `json:"framework"`
+	Action       string    `json:"action"`
+	Resource     string    `json:"resource,omitempty"`
+	Jurisdiction string    `json:"jurisdiction,omitempty"`
+	At           time.Time `json:"at,omitzero"`     // zero: the time of the query
+	AsOf         uint64    `json:"as_of,omitempty"` // zero: the latest applied index
+}
+
+// Decision answers a Question.
+type Decision struct {
+	Entity     string    `json:"entity"`
+	Framework  string    `json:"framework"`
+	Action     string    `json:"action"`
+	Resource   string    `json:"resource,omitempty"`
+	Authorized bool      `json:"authorized"`
+	Reason     string    `json:"reason"`
+	Chain      []Link    `json:"chain"`
+	Root       string    `json:"root,omitempty"`
+	At         time.Time `json:"at"`
+	Index      uint64    `json:"index"`
+}
+
+// Link is one accreditation of a decision's chain, with its status at the
+// evaluated time.
+type Link struct {
+	Accreditation string     `json:"accreditation"`
+	Accreditor    string     `json:"accreditor"`
+	Subject       string     `json:"subject"`
+	Action        string     `json:"action"`
+	Resources     []string   `json:"resources"`
+	Jurisdictions []string   `json:"jurisdictions,omitempty"`
+	ValidFrom     time.Time  `json:"validFrom"`
+	ValidUntil    *time.Time `json:"validUntil,omitempty"`
+	Status        string     `json:"status"`
+}
+
+// evaluator reads state as of one index.
+type evaluator struct {
+	r    pebble.Reader
+	asOf uint64
+}
+
+func (e *evaluator) accreditation(id string) (*Accreditation, error) {
+	var a Accreditation
+	ok, err := getJSON(e.r, key(tableAccreditation, id), &a)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || a.CreatedIndex > e.asOf {
+		return nil, nil
+	}
+	return &a, nil
+}
+
+func (e *evaluator) framework(id string) (*Framework, error) {
+	var f Framework
+	ok, err := getJSON(e.r, key(tableFrameworks, id), &f)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || f.CreatedIndex > e.asOf {
+		return nil, nil
+	}
+	return &f, nil
+}
+
+// isRoot reports whether did is a root accreditor of framework at t.
+func (e *evaluator) isRoot(framework, did string, t time.Time) (bool, error) {
+	var root RootAccreditor
+	ok, err := getJSON(e.r, key(tableRoots, framework, did), &root)
+	if err != nil || !ok {
+		return false, err
+	}
+	ev, ok := statusAt(root.Events, t, e.asOf)
+	return ok && ev.Status == StatusActive, nil
+}
+
+// linkStatus is an accreditation's own status at t: its window and its
+// status events.
+func (e *evaluator) linkStatus(a *Accreditation, t time.Time) string {
+	if t.Before(a.ValidFrom) {
+		return ReasonNotYetValid
+	}
+	if a.ValidUntil != nil && !t.Before(*a.ValidUntil) {
+		return ReasonExpired
+	}
+	if ev, ok := statusAt(a.Events, t, e.asOf); ok {
+		switch ev.Status {
+		case StatusSuspended:
+			return ReasonSuspended
+		case StatusRevoked:
+			return ReasonRevoked
+		}
+	}
+	return ReasonActive
+}
+
+// maxWalk bounds a chain walk whatever the stored data says.
+const maxWalk = 64
+
+// chain walks from a up to its root and returns the links, the reason (the
+// entity's own link's status, or chain_broken when a link above it or the
+// root fails) and the root accreditor.
+func (e *evaluator) chain(a *Accreditation, t time.Time) ([]Link, string, string, error) {
+	var links []Link
+	reason := ReasonActive
+	cur := a
+	for depth := 0; ; depth++ {
+		st := e.linkStatus(cur, t)
+		links = append(links, Link{
+			Accreditation: cur.ID, Accreditor: cur.Accreditor, Subject: cur.Subject, Action: cur.Action,
+			Resources: cur.Resources, Jurisdictions: cur.Jurisdictions, ValidFrom: cur.ValidFrom, ValidUntil: cur.ValidUntil, Status: st,
+		})
+		if st != ReasonActive && reason == ReasonActive {
+			reason = st
+			if depth > 0 {
+				reason = ReasonChainBroken
+			}
+		}
+		if cur.Parent == "" {
+			ok, err := e.isRoot(cur.Framework, cur.Accreditor, t)
+			if err != nil {
+				return nil, "", "", err
+			}
+			if !ok && reason == ReasonActive {
+				reason = ReasonChainBroken
+			}
+			return links, reason, cur.Accreditor, nil
+		}
+		if depth >= maxWalk {
+			return links, ReasonChainBroken, "", nil
+		}
+		parent, err := e.accreditation(cur.Parent)
+		if err != nil {
+			return nil, "", "", err
+		}
+		if parent == nil {
+			return links, ReasonChainBroken, "", nil
+		}
+		cur = parent
+	}
+}
+
+// covers reports whether an accreditation's scope includes the resource and
+// jurisdiction asked about. An empty resource asks about any resource.
+func covers(a *Accreditation, resource, jurisdiction string) bool {
+	if resource != "" && !slices.Contains(a.Resources, Wildcard) && !slices.Contains(a.Resources, resource) {
+		return false
+	}
+	if jurisdiction != "" && len(a.Jurisdictions) > 0 && !slices.Contains(a.Jurisdictions, jurisdiction) {
+		return false
+	}
+	return true
+}
+
+// reasonRank orders failure reasons for choosing which candidate to report
+// when none authorizes: the entity's own status first, then a broken chain.
+var reasonRank = map[string]int{
+	ReasonActive: 0, ReasonSuspended: 1, ReasonRevoked: 2, ReasonExpired: 3, ReasonNotYetValid: 4, ReasonChainBroken: 5,
+}
+
+func (e *evaluator) decide(q Question, t time.Time) (*Decision, error) {
+	d := &Decision{Entity: q.Entity, Framework: q.Framework, Action: q.Action, Resource: q.Resource, At: t, Index: e.asOf, Chain: []Link{}}
+	f, err := e.framework(q.Framework)
+	if err != nil {
+		return nil, err
+	}
+	if f == nil {
+		d.Reason = ReasonUnknownFramework
+		return d, nil
+	}
+	if q.Action == ActionAccredit {
+		ok, err := e.isRoot(q.Framework, q.Entity, t)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			d.Authorized, d.Reason, d.Root = true, ReasonActive, q.Entity
+			return d, nil
+		}
+	}
+	p := prefix(tableReceived, q.Entity, q.Framework)
+	it, err := e.r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	type candidate struct {
+		links  []Link
+		reason string
+		root   string
+		index  uint64
+	}
+	var best *candidate
+	for it.First(); it.Valid(); it.Next() {
+		id := string(bytes.TrimPrefix(it.Key(), p))
+		a, err := e.accreditation(id)
+		if err != nil {
+			return nil, err
+		}
+		if a == nil || a.Action != q.Action || !covers(a, q.Resource, q.Jurisdiction) {
+			continue
+		}
+		links, reason, root, err := e.chain(a, t)
+		if err != nil {
+			return nil, err
+		}
+		c := &candidate{links: links, reason: reason, root: root, index: a.CreatedIndex}
+		if best == nil || reasonRank[c.reason] < reasonRank[best.reason] ||
+			(reasonRank[c.reason] == reasonRank[best.reason] && c.index > best.index) {
+			best = c
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	if best == nil {
+		d.Reason = ReasonNeverAuthorized
+		return d, nil
+	}
+	d.Chain, d.Reason, d.Root = best.links, best.reason, best.root
+	d.Authorized = best.reason == ReasonActive
+	return d, nil
+}
+
+// Decide answers a trust question. now is the reader's clock, used when the
+// question names no time. Unknown entities get the same shape as known but
+// unauthorized ones.
+func (s *State) Decide(q Question, now time.Time) (*Decision, error) {
+	if err := q.validate(); err != nil {
+		return nil, err
+	}
+	applied := s.AppliedIndex()
+	asOf := applied
+	if q.AsOf != 0 {
+		if q.AsOf > applied {
+			return nil, fmt.Errorf("%w: as_of %d is beyond the applied index %d: ask again later or read with min_index", ErrBadQuery, q.AsOf, applied)
+		}
+		asOf = q.AsOf
+	}
+	t := q.At
+	if t.IsZero() {
+		t = now
+	}
+	e := &evaluator{r: s.db, asOf: asOf}
+	return e.decide(q, t.UTC())
+}
+
+func (q Question) validate() error {
+	if q.Entity == "" || q.Framework == "" {
+		return fmt.Errorf("%w: entity and framework are required", ErrBadQuery)
+	}
+	if q.Action != ActionIssue && q.Action != ActionAccredit {
+		return fmt.Errorf("%w: action %q must be %q or %q", ErrBadQuery, q.Action, ActionIssue, ActionAccredit)
+	}
+	for _, v := range []string{q.Entity, q.Framework, q.Resource, q.Jurisdiction} {
+		if len(v) > MaxIDLength {
+			return fmt.Errorf("%w: a parameter is longer than %d bytes", ErrBadQuery, MaxIDLength)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,116 @@
+package registry
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func date(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+
+func TestRevokedIntermediateBreaksChainFromThenOn(t *testing.T) {
+	f := mustChain(t)
+	f.now = date(2026, 9, 1)
+	revoke := f.mustAccept(f.sign(f.root, OpRevoke, map[string]any{"accreditation": f.qaAcc, "reason": "audit failed"}))
+	tests := []struct {
+		name   string
+		at     time.Time
+		asOf   uint64
+		want   bool
+		reason string
+	}{
+		{"before the revocation", date(2025, 5, 1), 0, true, ReasonActive},
+		{"after the revocation", date(2026, 10, 1), 0, false, ReasonChainBroken},
+		{"before the college's window", date(2024, 3, 1), 0, false, ReasonNotYetValid},
+		{"after the college's window", date(2029, 6, 1), 0, false, ReasonExpired},
+		{"as the registry knew it before", date(2026, 10, 1), revoke.Index - 1, true, ReasonActive},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := f.ask(tc.at, tc.asOf)
+			if d.Authorized != tc.want || d.Reason != tc.reason {
+				t.Fatalf("decision = %v %s, want %v %s", d.Authorized, d.Reason, tc.want, tc.reason)
+			}
+			if len(d.Chain) != 2 {
+				t.Fatalf("chain has %d links, want 2", len(d.Chain))
+			}
+		})
+	}
+	d := f.ask(date(2026, 10, 1), 0)
+	if d.Chain[0].Status != ReasonActive || d.Chain[1].Status != ReasonRevoked {
+		t.Fatalf("link statuses = %s, %s; want active, revoked", d.Chain[0].Status, d.Chain[1].Status)
+	}
+	// The QA agency's own question reports revoked, not chain_broken.
+	if d := f.decide(Question{Entity: f.qa.DID, Framework: fwID, Action: ActionAccredit, Resource: nursing, At: date(2026, 10, 1)}); d.Reason != ReasonRevoked {
+		t.Fatalf("QA decision: %s, want revoked", d.Reason)
+	}
+	// Revocation is final.
+	if r := f.apply(f.sign(f.root, OpReinstate, map[string]any{"accreditation": f.qaAcc})); r.Code != CodeConflict {
+		t.Fatalf("reinstate after revoke: %+v, want conflict", r)
+	}
+}
+
+func TestRetroactiveRevocation(t *testing.T) {
+	f := mustChain(t)
+	f.now = date(2026, 9, 1)
+	// Fraud found later: the college's accreditation is void from 2025-01-01.
+	r := f.mustAccept(f.sign(f.qa, OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2025-01-01T00:00:00Z", "reason": "fraud"}))
+	if d := f.ask(date(2025, 6, 1), 0); d.Authorized || d.Reason != ReasonRevoked {
+		t.Fatalf("after retroactive revocation: %v %s, want revoked", d.Authorized, d.Reason)
+	}
+	if d := f.ask(date(2024, 9, 1), 0); !d.Authorized {
+		t.Fatalf("before the effective time: %s, want authorized", d.Reason)
+	}
+	// As the registry knew it before the revocation was recorded.
+	if d := f.ask(date(2025, 6, 1), r.Index-1); !d.Authorized || d.Index != r.Index-1 {
+		t.Fatalf("as_of before: %v %s at index %d", d.Authorized, d.Reason, d.Index)
+	}
+}
+
+func TestSuspendThenReinstate(t *testing.T) {
+	f := mustChain(t)
+	f.now = date(2026, 4, 1)
+	f.mustAccept(f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "review"}))
+	if r := f.apply(f.sign(f.root, OpSuspend, map[string]any{"accreditation": f.collegeAcc})); r.Code != CodeConflict {
+		t.Fatalf("suspend twice: %+v", r)
+	}
+	f.now = date(2026, 5, 1)
+	// The root, above the QA agency in the chain, may reinstate.
+	f.mustAccept(f.sign(f.root, OpReinstate, map[string]any{"accreditation": f.collegeAcc}))
+	for _, tc := range []struct {
+		at     time.Time
+		reason string
+	}{{date(2026, 3, 15), ReasonActive}, {date(2026, 4, 15), ReasonSuspended}, {date(2026, 5, 15), ReasonActive}} {
+		if d := f.ask(tc.at, 0); d.Reason != tc.reason {
+			t.Errorf("at %s: %s, want %s", tc.at.Format(time.DateOnly), d.Reason, tc.reason)
+		}
+	}
+	// A suspended intermediate suspends the chain below it too.
+	f.mustAccept(f.sign(f.root, OpSuspend, map[string]any{"accreditation": f.qaAcc}))
+	if d := f.ask(date(2026, 6, 1), 0); d.Reason != ReasonChainBroken {
+		t.Fatalf("under a suspended intermediate: %s", d.Reason)
+	}
+}
+
+func TestUnknownEntityLooksLikeUnauthorized(t *testing.T) {
+	f := mustChain(t)
+	stranger := f.decide(Question{Entity: "did:web:nobody.example", Framework: fwID, Action: ActionIssue, Resource: nursing})
+	wrongType := f.decide(Question{Entity: f.college.DID, Framework: fwID, Action: ActionIssue, Resource: law})
+	for _, d := range []*Decision{stranger, wrongType} {
+		if d.Authorized || d.Reason != ReasonNeverAuthorized || d.Chain == nil || len(d.Chain) != 0 {
+			t.Fatalf("decision = %+v, want never_authorized with an empty chain", d)
+		}
+	}
+	if d := f.decide(Question{Entity: f.college.DID, Framework: "https://example.org/none", Action: ActionIssue}); d.Reason != ReasonUnknownFramework {
+		t.Fatalf("unknown framework: %s", d.Reason)
+	}
+	if d := f.decide(Question{Entity: f.college.DID, Framework: fwID, Action: ActionIssue, Resource: nursing, Jurisdiction: "CA", At: date(2025, 1, 1)}); d.Authorized {
+		t.Fatal("college authorized outside its jurisdiction")
+	}
+	if _, err := f.s.Decide(Question{Entity: f.college.DID, Framework: fwID, Action: ActionIssue, AsOf: 1 << 40}, f.now); !errors.Is(err, ErrBadQuery) {
+		t.Fatalf("as_of in the future: %v, want ErrBadQuery", err)
+	}
+	if _, err := f.s.Decide(Question{Entity: f.college.DID, Framework: fwID, Action: "teach"}, f.now); !errors.Is(err, ErrBadQuery) {
+		t.Fatalf("bad action: %v, want ErrBadQuery", err)
+	}
+}
