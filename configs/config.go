@@ -1,0 +1,247 @@
+package configs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Config is a node's configuration.
+type Config struct {
+	// DataDir holds the state, the raft log, snapshots, the node identity
+	// and, in development mode, the generated genesis and keys.
+	DataDir string `mapstructure:"data_dir" json:"data_dir"`
+	// Genesis is the path of the consortium's genesis document. Empty means
+	// development mode: a genesis and its keys are generated in DataDir.
+	Genesis string     `mapstructure:"genesis" json:"genesis"`
+	HTTP    HTTPConfig `mapstructure:"http" json:"http"`
+	P2P     P2PConfig  `mapstructure:"p2p" json:"p2p"`
+	Raft    RaftConfig `mapstructure:"raft" json:"raft"`
+	Log     LogConfig  `mapstructure:"log" json:"log"`
+}
+
+// HTTPConfig configures the gateway.
+type HTTPConfig struct {
+	Addr         string        `mapstructure:"addr" json:"addr"`
+	MaxBodyBytes int64         `mapstructure:"max_body_bytes" json:"max_body_bytes"`
+	ReadTimeout  time.Duration `mapstructure:"read_timeout" json:"read_timeout"`
+	WriteTimeout time.Duration `mapstructure:"write_timeout" json:"write_timeout"`
+	// MaxWait bounds how long a min_index read waits for the node to catch up.
+	MaxWait time.Duration `mapstructure:"max_wait" json:"max_wait"`
+}
+
+// P2PConfig configures the libp2p host.
+type P2PConfig struct {
+	Listen []string `mapstructure:"listen" json:"listen"`
+	// Peers are the other cluster members: multiaddrs ending in /p2p/<id>.
+	Peers []string `mapstructure:"peers" json:"peers"`
+	// PSKFile holds a 32-byte pre-shared key (64 hex digits) closing the
+	// network to nodes without it.
+	PSKFile string `mapstructure:"psk_file" json:"psk_file"`
+}
+
+// RaftConfig configures consensus.
+type RaftConfig struct {
+	// Bootstrap starts a new cluster of this node and its peers when the
+	// node has no raft state yet.
+	Bootstrap         bool          `mapstructure:"bootstrap" json:"bootstrap"`
+	SnapshotInterval  time.Duration `mapstructure:"snapshot_interval" json:"snapshot_interval"`
+	SnapshotThreshold uint64        `mapstructure:"snapshot_threshold" json:"snapshot_threshold"`
+	TrailingLogs      uint64        `mapstructure:"trailing_logs" json:"trailing_logs"`
+	HeartbeatTimeout  time.Duration `mapstructure:"heartbeat_timeout" json:"heartbeat_timeout"`
+	ElectionTimeout   time.Duration `mapstructure:"election_timeout" json:"election_timeout"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	Level  string `mapstructure:"level" json:"level"`   // debug, info, warn, error
+	Format string `mapstructure:"format" json:"format"` // text or json
+}
+
+// Default returns the configuration of a single-node development cluster on
+// loopback with data under ./trustd-data.
+func Default() Config {
+	return Config{
+		DataDir: "trustd-data",
+		HTTP: HTTPConfig{
+			Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20,
+			ReadTimeout: 15 * time.Second, WriteTimeout: 30 * time.Second, MaxWait: 10 * time.Second,
+		},
+		P2P: P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/udp/4001/quic-v1"}},
+		Raft: RaftConfig{
+			Bootstrap: true, SnapshotInterval: 2 * time.Minute, SnapshotThreshold: 8192, TrailingLogs: 10240,
+			HeartbeatTimeout: time.Second, ElectionTimeout: time.Second,
+		},
+		Log: LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// flagKeys maps each flag to the configuration key it sets.
+var flagKeys = map[string]string{
+	"data-dir":  "data_dir",
+	"genesis":   "genesis",
+	"http-addr": "http.addr",
+	"listen":    "p2p.listen",
+	"peers":     "p2p.peers",
+	"psk-file":  "p2p.psk_file",
+	"bootstrap": "raft.bootstrap",
+	"log-level": "log.level",
+}
+
+// RegisterFlags adds trustd's flags to fs.
+func RegisterFlags(fs *pflag.FlagSet) {
+	d := Default()
+	fs.String("config", "", "path of a YAML configuration file (see configs/)")
+	fs.String("data-dir", d.DataDir, "directory for state, raft log, snapshots and node identity")
+	fs.String("genesis", d.Genesis, "path of the consortium genesis document (empty: development mode)")
+	fs.String("http-addr", d.HTTP.Addr, "gateway listen address")
+	fs.StringSlice("listen", d.P2P.Listen, "libp2p listen multiaddrs")
+	fs.StringSlice("peers", d.P2P.Peers, "other cluster members as multiaddrs ending in /p2p/<peer id>")
+	fs.String("psk-file", d.P2P.PSKFile, "file with a 32-byte pre-shared network key (64 hex digits)")
+	fs.Bool("bootstrap", d.Raft.Bootstrap, "start a new cluster when this node has no raft state")
+	fs.String("log-level", d.Log.Level, "log level: debug, info, warn or error")
+}
+
+// Load builds the configuration from defaults, the file named by --config,
+// the environment (TRUSTD_*) and the flags in fs, in rising precedence.
+func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
+	v := viper.New()
+	d := Default()
+	keys := setDefaults(v, d)
+	v.SetEnvPrefix("TRUSTD")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	if err := checkEnv(environ, keys); err != nil {
+		return nil, err
+	}
+	for name, k := range flagKeys {
+		if f := fs.Lookup(name); f != nil {
+			if err := v.BindPFlag(k, f); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if f := fs.Lookup("config"); f != nil && f.Value.String() != "" {
+		v.SetConfigFile(f.Value.String())
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("read config %s: %w", f.Value.String(), err)
+		}
+	}
+	var c Config
+	if err := v.UnmarshalExact(&c); err != nil {
+		return nil, fmt.Errorf("config: %w (see configs/trustd.example.yaml for the known keys)", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// setDefaults registers every key with its default, so that environment
+// variables can set any of them, and returns the keys.
+func setDefaults(v *viper.Viper, d Config) []string {
+	setTyped(v, d)
+	return v.AllKeys()
+}
+
+func setTyped(v *viper.Viper, d Config) {
+	v.SetDefault("data_dir", d.DataDir)
+	v.SetDefault("genesis", d.Genesis)
+	v.SetDefault("http.addr", d.HTTP.Addr)
+	v.SetDefault("http.max_body_bytes", d.HTTP.MaxBodyBytes)
+	v.SetDefault("http.read_timeout", d.HTTP.ReadTimeout)
+	v.SetDefault("http.write_timeout", d.HTTP.WriteTimeout)
+	v.SetDefault("http.max_wait", d.HTTP.MaxWait)
+	v.SetDefault("p2p.listen", d.P2P.Listen)
+	v.SetDefault("p2p.peers", d.P2P.Peers)
+	v.SetDefault("p2p.psk_file", d.P2P.PSKFile)
+	v.SetDefault("raft.bootstrap", d.Raft.Bootstrap)
+	v.SetDefault("raft.snapshot_interval", d.Raft.SnapshotInterval)
+	v.SetDefault("raft.snapshot_threshold", d.Raft.SnapshotThreshold)
+	v.SetDefault("raft.trailing_logs", d.Raft.TrailingLogs)
+	v.SetDefault("raft.heartbeat_timeout", d.Raft.HeartbeatTimeout)
+	v.SetDefault("raft.election_timeout", d.Raft.ElectionTimeout)
+	v.SetDefault("log.level", d.Log.Level)
+	v.SetDefault("log.format", d.Log.Format)
+}
+
+// checkEnv refuses TRUSTD_* variables that name no configuration key.
+func checkEnv(environ []string, keys []string) error {
+	known := map[string]bool{}
+	for _, k := range keys {
+		known["TRUSTD_"+strings.ToUpper(strings.ReplaceAll(k, ".", "_"))] = true
+	}
+	var unknown []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "TRUSTD_") && !known[name] {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("unknown environment variables %s: configuration keys map to TRUSTD_<SECTION>_<KEY>, e.g. TRUSTD_HTTP_ADDR", strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+// Validate checks the configuration and says what to fix.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir is empty"))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("http.addr %q: %v", c.HTTP.Addr, err))
+	}
+	if c.HTTP.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("http.max_body_bytes %d is below 1024", c.HTTP.MaxBodyBytes))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"http.read_timeout", c.HTTP.ReadTimeout}, {"http.write_timeout", c.HTTP.WriteTimeout}, {"http.max_wait", c.HTTP.MaxWait},
+		{"raft.heartbeat_timeout", c.Raft.HeartbeatTimeout}, {"raft.election_timeout", c.Raft.ElectionTimeout}, {"raft.snapshot_interval", c.Raft.SnapshotInterval}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
+		}
+	}
+	if len(c.P2P.Listen) == 0 {
+		errs = append(errs, errors.New("p2p.listen is empty"))
+	}
+	for _, p := range c.P2P.Peers {
+		if !strings.Contains(p, "/p2p/") {
+			errs = append(errs, fmt.Errorf("p2p.peers entry %q must end in /p2p/<peer id>", p))
+		}
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		errs = append(errs, fmt.Errorf("log.level %q must be debug, info, warn or error", c.Log.Level))
+	}
+	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
+		errs = append(errs, fmt.Errorf("log.format %q must be text or json", c.Log.Format))
+	}
+	if c.Genesis != "" {
+		if _, err := os.Stat(c.Genesis); err != nil {
+			errs = append(errs, fmt.Errorf("genesis: %v", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Redacted returns the configuration as logged at start.
+func (c *Config) Redacted() map[string]any {
+	raw, _ := json.Marshal(c)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	return m
+}

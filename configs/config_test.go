@@ -1,0 +1,88 @@
+package configs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func mustFlags(t *testing.T, args ...string) *pflag.FlagSet {
+	t.Helper()
+	fs := pflag.NewFlagSet("trustd", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "trustd.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(mustFlags(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "trustd-data" || c.HTTP.Addr != "127.0.0.1:8080" || !c.Raft.Bootstrap || c.HTTP.MaxWait != 10*time.Second {
+		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	file := writeFile(t, "data_dir: /from/file\nhttp:\n  addr: 127.0.0.1:1111\n  max_wait: 3s\nlog:\n  level: warn\n")
+	env := []string{"TRUSTD_HTTP_ADDR=127.0.0.1:2222", "TRUSTD_LOG_LEVEL=error"}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	c, err := Load(mustFlags(t, "--config", file, "--log-level", "debug"), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, got, want string }{
+		{"file over default", c.DataDir, "/from/file"},
+		{"env over file", c.HTTP.Addr, "127.0.0.1:2222"},
+		{"flag over env", c.Log.Level, "debug"},
+		{"duration from file", c.HTTP.MaxWait.String(), "3s"},
+		{"default kept", c.Log.Format, "text"},
+	}
+	for _, tc := range tests {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestUnknownKeysAreErrors(t *testing.T) {
+	file := writeFile(t, "http:\n  adress: 127.0.0.1:1\n")
+	if _, err := Load(mustFlags(t, "--config", file), nil); err == nil || !strings.Contains(err.Error(), "adress") {
+		t.Fatalf("unknown file key: %v", err)
+	}
+	if _, err := Load(mustFlags(t), []string{"TRUSTD_HTTP_ADRESS=x"}); err == nil || !strings.Contains(err.Error(), "TRUSTD_HTTP_ADRESS") {
+		t.Fatalf("unknown env key: %v", err)
+	}
+}
+
+func TestValidation(t *testing.T) {
+	for _, args := range [][]string{
+		{"--http-addr", "nonsense"},
+		{"--log-level", "loud"},
+		{"--peers", "/ip4/127.0.0.1/tcp/1"},
+		{"--genesis", "/does/not/exist.json"},
+	} {
+		if _, err := Load(mustFlags(t, args...), nil); err == nil {
+			t.Errorf("%v: accepted", args)
+		}
+	}
+}

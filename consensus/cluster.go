@@ -1,0 +1,297 @@
+package consensus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Errors the cluster returns. Callers compare with errors.Is.
+var (
+	ErrNotLeader = errors.New("consensus: this node is not the leader")
+	ErrNoLeader  = errors.New("consensus: no leader: the cluster cannot commit writes now")
+	ErrTimeout   = errors.New("consensus: timed out before the entry committed; resubmitting the same operation is safe")
+	ErrShutdown  = errors.New("consensus: node is shutting down")
+)
+
+// Config configures a Cluster.
+type Config struct {
+	Dir          string // raft log, stable store and snapshots live here
+	Host         host.Host
+	StateMachine StateMachine
+	Logger       *slog.Logger
+	// Bootstrap makes this node start a new cluster of Voters (itself
+	// included) when it has no raft state yet.
+	Bootstrap bool
+	Voters    []peer.ID
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	// Timing; zero values take raft's defaults scaled for a LAN.
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+}
+
+// Cluster is this node's raft participation.
+type Cluster struct {
+	raft  *raft.Raft
+	logs  *LogStore
+	snaps *raft.FileSnapshotStore
+	trans *raft.NetworkTransport
+	host  host.Host
+	log   *slog.Logger
+	sm    StateMachine
+}
+
+// Start opens the raft stores in cfg.Dir, restores the state machine from
+// the newest snapshot if it is empty, and joins raft.
+func Start(cfg Config) (*Cluster, error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "consensus")
+	hw := &hclogWriter{log: logger.With("component", "raft")}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	logs, err := OpenLogStore(filepath.Join(cfg.Dir, "log"))
+	if err != nil {
+		return nil, err
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hw.hclog("raft-snap"))
+	if err != nil {
+		logs.Close()
+		return nil, fmt.Errorf("open snapshot store: %w", err)
+	}
+	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine}
+	if err := c.restoreIfEmpty(); err != nil {
+		logs.Close()
+		return nil, err
+	}
+	trans, err := newTransport(cfg.Host, hw)
+	if err != nil {
+		logs.Close()
+		return nil, err
+	}
+	c.trans = trans
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.Host.ID().String())
+	rc.Logger = hw.hclog("raft")
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 256
+	// The state machine keeps its own applied index (written with the
+	// state it produced), so raft must not reload a snapshot over it at
+	// start; restoreIfEmpty covers a state machine that lost its data.
+	rc.NoSnapshotRestoreOnStart = true
+	if cfg.SnapshotInterval > 0 {
+		rc.SnapshotInterval = cfg.SnapshotInterval
+	}
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
+	if cfg.HeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+		rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
+	}
+	if cfg.ElectionTimeout > 0 {
+		rc.ElectionTimeout = cfg.ElectionTimeout
+	}
+	if cfg.Bootstrap {
+		has, err := raft.HasExistingState(logs, logs, snaps)
+		if err != nil {
+			c.close()
+			return nil, err
+		}
+		if !has {
+			conf := raft.Configuration{}
+			voters := append([]peer.ID{cfg.Host.ID()}, cfg.Voters...)
+			seen := map[peer.ID]bool{}
+			for _, v := range voters {
+				if seen[v] {
+					continue
+				}
+				seen[v] = true
+				conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(v.String()), Address: raft.ServerAddress(v.String())})
+			}
+			if err := raft.BootstrapCluster(rc, logs, logs, snaps, trans, conf); err != nil {
+				c.close()
+				return nil, fmt.Errorf("bootstrap cluster: %w", err)
+			}
+			logger.Info("bootstrapped a new cluster", "voters", len(conf.Servers))
+		}
+	}
+	r, err := raft.NewRaft(rc, &fsm{sm: cfg.StateMachine}, logs, logs, snaps, trans)
+	if err != nil {
+		c.close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	c.raft = r
+	return c, nil
+}
+
+// restoreIfEmpty loads the newest snapshot into a state machine that holds
+// nothing (a fresh data directory, or a restore cut off by a crash), since
+// raft itself is told not to restore at start.
+func (c *Cluster) restoreIfEmpty() error {
+	if c.sm.AppliedIndex() != 0 {
+		return nil
+	}
+	metas, err := c.snaps.List()
+	if err != nil || len(metas) == 0 {
+		return err
+	}
+	meta, rc, err := c.snaps.Open(metas[0].ID)
+	if err != nil {
+		return fmt.Errorf("open snapshot %s: %w", metas[0].ID, err)
+	}
+	defer rc.Close()
+	if err := c.sm.Restore(rc); err != nil {
+		return fmt.Errorf("restore snapshot %s: %w", meta.ID, err)
+	}
+	c.log.Info("restored state from snapshot", "snapshot", meta.ID, "index", meta.Index)
+	return nil
+}
+
+// Propose replicates cmd, stamped with this leader's clock, and returns the
+// state machine's response once it is applied here.
+func (c *Cluster) Propose(ctx context.Context, cmd []byte) (any, error) {
+	timeout := 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	if c.raft.State() != raft.Leader {
+		if c.LeaderID() == "" {
+			return nil, ErrNoLeader
+		}
+		return nil, ErrNotLeader
+	}
+	f := c.raft.Apply(stamp(cmd, time.Now()), timeout)
+	if err := f.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			return nil, fmt.Errorf("%w (%v); resubmitting the same operation is safe", ErrNoLeader, err)
+		case errors.Is(err, raft.ErrEnqueueTimeout):
+			return nil, ErrTimeout
+		case errors.Is(err, raft.ErrRaftShutdown):
+			return nil, ErrShutdown
+		}
+		return nil, err
+	}
+	return f.Response(), nil
+}
+
+// LeaderID returns the leader's peer id, or "" when there is none.
+func (c *Cluster) LeaderID() string {
+	_, id := c.raft.LeaderWithID()
+	return string(id)
+}
+
+// IsLeader reports whether this node leads.
+func (c *Cluster) IsLeader() bool { return c.raft.State() == raft.Leader }
+
+// WaitLeader blocks until the cluster has a leader or ctx ends.
+func (c *Cluster) WaitLeader(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for c.LeaderID() == "" {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for a leader: %w", ErrNoLeader)
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// VerifyLeader confirms with a quorum that this node still leads.
+func (c *Cluster) VerifyLeader() error {
+	if err := c.raft.VerifyLeader().Error(); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	return nil
+}
+
+// CommitIndex returns raft's commit index as this node knows it.
+func (c *Cluster) CommitIndex() uint64 { return c.raft.CommitIndex() }
+
+// Member is one server of the raft configuration.
+type Member struct {
+	ID       string `json:"id"`
+	Suffrage string `json:"suffrage"` // voter or nonvoter
+	Leader   bool   `json:"leader"`
+}
+
+// Status summarizes this node's view of the cluster.
+type Status struct {
+	NodeID       string   `json:"node_id"`
+	State        string   `json:"state"`
+	Leader       string   `json:"leader"`
+	Term         uint64   `json:"term"`
+	CommitIndex  uint64   `json:"commit_index"`
+	AppliedIndex uint64   `json:"applied_index"`
+	LastLogIndex uint64   `json:"last_log_index"`
+	Members      []Member `json:"members"`
+	Addrs        []string `json:"addrs"`
+}
+
+// Status returns the node's view of the cluster.
+func (c *Cluster) Status() Status {
+	leader := c.LeaderID()
+	st := Status{
+		NodeID:       c.host.ID().String(),
+		State:        c.raft.State().String(),
+		Leader:       leader,
+		Term:         c.raft.CurrentTerm(),
+		CommitIndex:  c.raft.CommitIndex(),
+		AppliedIndex: c.sm.AppliedIndex(),
+		LastLogIndex: c.raft.LastIndex(),
+		Members:      []Member{},
+	}
+	for _, a := range c.host.Addrs() {
+		st.Addrs = append(st.Addrs, a.String()+"/p2p/"+c.host.ID().String())
+	}
+	if f := c.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			suffrage := "voter"
+			if s.Suffrage != raft.Voter {
+				suffrage = "nonvoter"
+			}
+			st.Members = append(st.Members, Member{ID: string(s.ID), Suffrage: suffrage, Leader: string(s.ID) == leader})
+		}
+	}
+	return st
+}
+
+// Snapshot asks raft to take a snapshot now.
+func (c *Cluster) Snapshot() error { return c.raft.Snapshot().Error() }
+
+// Shutdown leaves raft and closes the stores. The host is the caller's.
+func (c *Cluster) Shutdown() error {
+	var err error
+	if c.raft != nil {
+		err = c.raft.Shutdown().Error()
+	}
+	return errors.Join(err, c.close())
+}
+
+func (c *Cluster) close() error {
+	var errs []error
+	if c.trans != nil {
+		errs = append(errs, c.trans.Close())
+	}
+	errs = append(errs, c.logs.Close())
+	return errors.Join(errs...)
+}

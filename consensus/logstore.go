@@ -1,0 +1,241 @@
+package consensus
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/hashicorp/raft"
+)
+
+// Key prefixes of the raft database.
+const (
+	prefixLog    byte = 0x01 // index (u64 BE) -> encoded raft.Log
+	prefixStable byte = 0x02 // key -> value
+)
+
+// errKeyNotFound is what raft expects from a StableStore for a missing key:
+// raft only tolerates the error whose text is exactly "not found".
+var errKeyNotFound = errors.New("not found")
+
+// LogStore is a raft.LogStore and raft.StableStore on Pebble. Every write is
+// synced: raft acknowledges entries only once they are durable.
+type LogStore struct {
+	db        *pebble.DB
+	closeOnce sync.Once
+}
+
+var (
+	_ raft.LogStore    = (*LogStore)(nil)
+	_ raft.StableStore = (*LogStore)(nil)
+)
+
+// OpenLogStore opens (creating if needed) the raft database in dir.
+func OpenLogStore(dir string) (*LogStore, error) {
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietPebble{}})
+	if err != nil {
+		return nil, fmt.Errorf("open raft log %s: %w", dir, err)
+	}
+	return &LogStore{db: db}, nil
+}
+
+// Close closes the database. Closing twice is harmless.
+func (s *LogStore) Close() error {
+	var err error
+	s.closeOnce.Do(func() { err = s.db.Close() })
+	return err
+}
+
+func logKey(index uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = prefixLog
+	binary.BigEndian.PutUint64(k[1:], index)
+	return k
+}
+
+// FirstIndex returns the first index written, or 0 for an empty log.
+func (s *LogStore) FirstIndex() (uint64, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixLog}, UpperBound: []byte{prefixLog + 1}})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if !it.First() {
+		return 0, it.Error()
+	}
+	return binary.BigEndian.Uint64(it.Key()[1:]), nil
+}
+
+// LastIndex returns the last index written, or 0 for an empty log.
+func (s *LogStore) LastIndex() (uint64, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixLog}, UpperBound: []byte{prefixLog + 1}})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return 0, it.Error()
+	}
+	return binary.BigEndian.Uint64(it.Key()[1:]), nil
+}
+
+// GetLog reads the entry at index into out, or returns raft.ErrLogNotFound.
+func (s *LogStore) GetLog(index uint64, out *raft.Log) error {
+	v, closer, err := s.db.Get(logKey(index))
+	if err == pebble.ErrNotFound {
+		return raft.ErrLogNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("read raft log %d: %w", index, err)
+	}
+	defer closer.Close()
+	if err := decodeLog(v, out); err != nil {
+		return fmt.Errorf("raft log %d: %w", index, err)
+	}
+	out.Index = index
+	return nil
+}
+
+// StoreLog stores one entry.
+func (s *LogStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
+
+// StoreLogs stores entries in one synced batch.
+func (s *LogStore) StoreLogs(logs []*raft.Log) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, l := range logs {
+		if err := b.Set(logKey(l.Index), encodeLog(l), nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("store raft logs: %w", err)
+	}
+	return nil
+}
+
+// DeleteRange deletes entries min..max inclusive.
+func (s *LogStore) DeleteRange(min, max uint64) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	end := []byte{prefixLog + 1}
+	if max < ^uint64(0) {
+		end = logKey(max + 1)
+	}
+	if err := b.DeleteRange(logKey(min), end, nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("delete raft logs %d..%d: %w", min, max, err)
+	}
+	return nil
+}
+
+func stableKey(k []byte) []byte { return append([]byte{prefixStable}, k...) }
+
+// Set stores a stable value.
+func (s *LogStore) Set(k, v []byte) error {
+	if err := s.db.Set(stableKey(k), v, pebble.Sync); err != nil {
+		return fmt.Errorf("raft stable store: %w", err)
+	}
+	return nil
+}
+
+// Get reads a stable value; a missing key is an error with the text
+// "not found", as raft requires.
+func (s *LogStore) Get(k []byte) ([]byte, error) {
+	v, closer, err := s.db.Get(stableKey(k))
+	if err == pebble.ErrNotFound {
+		return nil, errKeyNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	return append([]byte(nil), v...), nil
+}
+
+// SetUint64 stores a stable number.
+func (s *LogStore) SetUint64(k []byte, v uint64) error {
+	return s.Set(k, binary.BigEndian.AppendUint64(nil, v))
+}
+
+// GetUint64 reads a stable number.
+func (s *LogStore) GetUint64(k []byte) (uint64, error) {
+	v, err := s.Get(k)
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("raft stable key %q holds %d bytes, want 8", k, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// Log encoding, version 1: term u64, type u8, appendedAt (unix ns) i64,
+// uvarint len + data, uvarint len + extensions.
+const logEncodingV1 byte = 1
+
+func encodeLog(l *raft.Log) []byte {
+	b := make([]byte, 0, 1+8+1+8+2*binary.MaxVarintLen64+len(l.Data)+len(l.Extensions))
+	b = append(b, logEncodingV1)
+	b = binary.BigEndian.AppendUint64(b, l.Term)
+	b = append(b, byte(l.Type))
+	var at int64
+	if !l.AppendedAt.IsZero() {
+		at = l.AppendedAt.UnixNano()
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(at))
+	b = binary.AppendUvarint(b, uint64(len(l.Data)))
+	b = append(b, l.Data...)
+	b = binary.AppendUvarint(b, uint64(len(l.Extensions)))
+	return append(b, l.Extensions...)
+}
+
+func decodeLog(b []byte, l *raft.Log) error {
+	if len(b) < 18 || b[0] != logEncodingV1 {
+		return errors.New("unknown log encoding")
+	}
+	l.Term = binary.BigEndian.Uint64(b[1:9])
+	l.Type = raft.LogType(b[9])
+	if at := int64(binary.BigEndian.Uint64(b[10:18])); at != 0 {
+		l.AppendedAt = time.Unix(0, at)
+	} else {
+		l.AppendedAt = time.Time{}
+	}
+	rest := b[18:]
+	var err error
+	if l.Data, rest, err = readBytes(rest); err != nil {
+		return err
+	}
+	if l.Extensions, rest, err = readBytes(rest); err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return errors.New("trailing bytes")
+	}
+	return nil
+}
+
+func readBytes(b []byte) ([]byte, []byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < n {
+		return nil, nil, errors.New("truncated")
+	}
+	if n == 0 {
+		return nil, b[k:], nil
+	}
+	return append([]byte(nil), b[k:k+int(n)]...), b[k+int(n):], nil
+}
+
+// quietPebble keeps Pebble's informational chatter out of the node's log.
+type quietPebble struct{}
+
+func (quietPebble) Infof(string, ...any)  {}
+func (quietPebble) Errorf(string, ...any) {}
+func (quietPebble) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
+}

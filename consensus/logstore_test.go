@@ -1,0 +1,127 @@
+package consensus
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+func mustNewLogStore(t *testing.T) (*LogStore, string) {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := OpenLogStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, dir
+}
+
+func TestLogStoreEmpty(t *testing.T) {
+	s, _ := mustNewLogStore(t)
+	first, err := s.FirstIndex()
+	if err != nil || first != 0 {
+		t.Fatalf("FirstIndex = %d, %v; want 0", first, err)
+	}
+	last, err := s.LastIndex()
+	if err != nil || last != 0 {
+		t.Fatalf("LastIndex = %d, %v; want 0", last, err)
+	}
+	var l raft.Log
+	if err := s.GetLog(1, &l); !errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("GetLog on empty store: %v, want raft.ErrLogNotFound", err)
+	}
+	// raft tolerates a missing stable key only when the text is exactly "not found".
+	if _, err := s.Get([]byte("CurrentTerm")); err == nil || err.Error() != "not found" {
+		t.Fatalf("Get missing key: %v, want error text \"not found\"", err)
+	}
+	if _, err := s.GetUint64([]byte("LastVoteTerm")); err == nil || err.Error() != "not found" {
+		t.Fatalf("GetUint64 missing key: %v, want error text \"not found\"", err)
+	}
+}
+
+func TestLogStoreRoundTripAndDeleteRange(t *testing.T) {
+	s, dir := mustNewLogStore(t)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	var logs []*raft.Log
+	for i := uint64(1); i <= 10; i++ {
+		logs = append(logs, &raft.Log{Index: i, Term: 2, Type: raft.LogCommand, Data: []byte{byte(i)}, Extensions: []byte("x"), AppendedAt: at})
+	}
+	logs[4].Data = nil
+	if err := s.StoreLogs(logs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StoreLog(&raft.Log{Index: 11, Term: 3, Type: raft.LogConfiguration}); err != nil {
+		t.Fatal(err)
+	}
+	var got raft.Log
+	if err := s.GetLog(3, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Index != 3 || got.Term != 2 || got.Type != raft.LogCommand || !bytes.Equal(got.Data, []byte{3}) || string(got.Extensions) != "x" || !got.AppendedAt.Equal(at) {
+		t.Fatalf("GetLog(3) = %+v", got)
+	}
+	if err := s.GetLog(5, &got); err != nil || got.Data != nil {
+		t.Fatalf("GetLog(5) = %+v, %v; want empty data", got, err)
+	}
+	// Raft compacts the head and truncates conflicting tails.
+	if err := s.DeleteRange(1, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRange(9, 11); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := s.FirstIndex()
+	last, _ := s.LastIndex()
+	if first != 5 || last != 8 {
+		t.Fatalf("after DeleteRange: first %d last %d, want 5 and 8", first, last)
+	}
+	if err := s.GetLog(4, &got); !errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("deleted entry: %v", err)
+	}
+	if err := s.SetUint64([]byte("CurrentTerm"), 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set([]byte("LastVoteCand"), []byte("peer")); err != nil {
+		t.Fatal(err)
+	}
+	// Everything survives a reopen (writes are synced).
+	s.Close()
+	s2, err := OpenLogStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if v, err := s2.GetUint64([]byte("CurrentTerm")); err != nil || v != 7 {
+		t.Fatalf("CurrentTerm after reopen = %d, %v", v, err)
+	}
+	if v, err := s2.Get([]byte("LastVoteCand")); err != nil || string(v) != "peer" {
+		t.Fatalf("LastVoteCand after reopen = %q, %v", v, err)
+	}
+	if last, _ := s2.LastIndex(); last != 8 {
+		t.Fatalf("LastIndex after reopen = %d", last)
+	}
+	if err := s2.DeleteRange(0, ^uint64(0)); err != nil {
+		t.Fatal(err)
+	}
+	if last, _ := s2.LastIndex(); last != 0 {
+		t.Fatalf("LastIndex after deleting everything = %d", last)
+	}
+}
+
+func TestEntryEnvelope(t *testing.T) {
+	at := time.Unix(1700000000, 5).UTC()
+	e := unstamp(9, stamp([]byte("cmd"), at))
+	if e.Index != 9 || !e.Time.Equal(at) || string(e.Data) != "cmd" {
+		t.Fatalf("unstamp = %+v", e)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("an entry with an unknown envelope did not stop the node")
+		}
+	}()
+	unstamp(10, []byte{7, 0, 0})
+}

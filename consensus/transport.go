@@ -1,0 +1,64 @@
+package consensus
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/net/gostream"
+)
+
+// RaftProtocol is the libp2p protocol raft's RPCs travel on.
+const RaftProtocol = protocol.ID("/trustreg/raft/1.0.0")
+
+// streamLayer is a raft.StreamLayer on libp2p streams: raft server
+// addresses are peer ids, and each raft connection is one libp2p stream.
+type streamLayer struct {
+	h host.Host
+	l net.Listener
+}
+
+var _ raft.StreamLayer = (*streamLayer)(nil)
+
+func newStreamLayer(h host.Host) (*streamLayer, error) {
+	l, err := gostream.Listen(h, RaftProtocol)
+	if err != nil {
+		return nil, fmt.Errorf("listen for raft streams: %w", err)
+	}
+	return &streamLayer{h: h, l: l}, nil
+}
+
+func (s *streamLayer) Accept() (net.Conn, error) { return s.l.Accept() }
+func (s *streamLayer) Close() error              { return s.l.Close() }
+func (s *streamLayer) Addr() net.Addr            { return s.l.Addr() }
+
+// Dial opens a raft stream to the peer the address names.
+func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	pid, err := peer.Decode(string(address))
+	if err != nil {
+		return nil, fmt.Errorf("raft address %q is not a peer id: %w", address, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return gostream.Dial(ctx, s.h, pid, RaftProtocol)
+}
+
+// newTransport wraps the stream layer in raft's network transport, which
+// pools connections so heartbeats reuse streams.
+func newTransport(h host.Host, logger *hclogWriter) (*raft.NetworkTransport, error) {
+	sl, err := newStreamLayer(h)
+	if err != nil {
+		return nil, err
+	}
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  sl,
+		MaxPool: 4,
+		Timeout: 10 * time.Second,
+		Logger:  logger.hclog("raft-net"),
+	}), nil
+}
