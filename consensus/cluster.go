@@ -30,8 +30,8 @@ type Config struct {
 	Logger       *slog.Logger
 	// Bootstrap makes this node start a new cluster of Voters (itself
 	// included) when it has no raft state yet.
-	Bootstrap bool
-	Voters    []peer.ID
+	Bootstrap         bool
+	Voters            []peer.ID
 	SnapshotInterval  time.Duration
 	SnapshotThreshold uint64
 	TrailingLogs      uint64

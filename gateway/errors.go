@@ -1,0 +1,82 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/trustreg/trustreg/registry"
+)
+
+// Errors the gateway's collaborators return for conditions that are not the
+// registry's: the node wraps its cluster errors with these.
+var (
+	ErrUnavailable = errors.New("gateway: no leader or not ready")
+	ErrBadRequest  = errors.New("gateway: bad request")
+	ErrNotCaughtUp = errors.New("gateway: node has not reached the requested index")
+)
+
+// problemTypeBase prefixes every problem type URI.
+const problemTypeBase = "urn:trustreg:problem:"
+
+// errorTable maps errors to HTTP status codes and problem type codes. It is
+// the only place that does.
+var errorTable = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{registry.ErrMalformed, http.StatusBadRequest, "malformed"},
+	{registry.ErrBadQuery, http.StatusBadRequest, "bad_query"},
+	{ErrBadRequest, http.StatusBadRequest, "bad_request"},
+	{registry.ErrBadSignature, http.StatusUnauthorized, "bad_signature"},
+	{registry.ErrUnknownKey, http.StatusUnauthorized, "unknown_key"},
+	{registry.ErrNotAuthorized, http.StatusForbidden, "not_authorized"},
+	{registry.ErrScope, http.StatusForbidden, "scope_exceeded"},
+	{registry.ErrNotFound, http.StatusNotFound, "not_found"},
+	{registry.ErrConflict, http.StatusConflict, "conflict"},
+	{registry.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
+	{registry.ErrInvalid, http.StatusUnprocessableEntity, "invalid"},
+	{registry.ErrIATWindow, http.StatusUnprocessableEntity, "iat_out_of_window"},
+	{ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
+	{ErrNotCaughtUp, http.StatusServiceUnavailable, "not_caught_up"},
+	{context.DeadlineExceeded, http.StatusServiceUnavailable, "timeout"},
+}
+
+// Problem is an RFC 9457 problem details document.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	// Result carries the registry's result for a rejected operation.
+	Result *registry.Result `json:"result,omitempty"`
+}
+
+// problemFor maps an error through errorTable.
+func problemFor(err error) Problem {
+	for _, e := range errorTable {
+		if errors.Is(err, e.err) {
+			return Problem{Type: problemTypeBase + e.code, Title: http.StatusText(e.status), Status: e.status, Detail: err.Error()}
+		}
+	}
+	return Problem{Type: problemTypeBase + "internal", Title: http.StatusText(http.StatusInternalServerError), Status: http.StatusInternalServerError, Detail: err.Error()}
+}
+
+func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
+	p.Instance = r.URL.Path
+	if p.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(1))
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	writeProblem(w, r, problemFor(err))
+}

@@ -1,0 +1,244 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/trustreg/trustreg/registry"
+)
+
+// Registry is the read side of the registry the gateway serves.
+type Registry interface {
+	Decide(q registry.Question, now time.Time) (*registry.Decision, error)
+	Frameworks(page registry.Page) ([]registry.Framework, string, error)
+	Framework(id string) (*registry.FrameworkView, error)
+	Entity(did string) (*registry.Entity, error)
+	Accreditation(id string, now time.Time) (*registry.AccreditationView, error)
+	Accreditations(f registry.AccreditationFilter, page registry.Page, now time.Time) ([]registry.AccreditationView, string, error)
+	History(did string, page registry.Page) ([]registry.OperationView, string, error)
+	Operation(ref string) (*registry.OperationView, error)
+	Changes(since uint64, limit int) ([]registry.OperationView, error)
+	AppliedIndex() uint64
+	WaitApplied(ctx context.Context, index uint64) error
+}
+
+// Writer submits signed operations to the cluster.
+type Writer interface {
+	Submit(ctx context.Context, jws []byte) (*registry.Result, error)
+}
+
+// Node reports on and coordinates with the cluster.
+type Node interface {
+	// Status is the node's view of the cluster, as JSON.
+	Status() any
+	// Ready returns nil when the node can serve (it knows a leader and has
+	// applied its state).
+	Ready() error
+	// ReadIndex returns an index that a linearizable read must wait for:
+	// the commit index, once leadership has been confirmed.
+	ReadIndex(ctx context.Context) (uint64, error)
+}
+
+// Config configures a Server.
+type Config struct {
+	Registry     Registry
+	Writer       Writer
+	Node         Node
+	Logger       *slog.Logger
+	Metrics      prometheus.Registerer // nil: no metrics registered
+	Gatherer     prometheus.Gatherer   // served on /metrics
+	MaxBodyBytes int64
+	MaxWait      time.Duration // bound on min_index and linearizable waits
+	Now          func() time.Time
+}
+
+// Server is the HTTP gateway.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	metrics *metrics
+}
+
+// route is one endpoint. The OpenAPI document is kept in step with this
+// table by a test.
+type route struct {
+	method, pattern string
+	handler         func(*Server, http.ResponseWriter, *http.Request)
+}
+
+var routes = []route{
+	{"POST", "/v1/operations", (*Server).submitOperation},
+	{"GET", "/v1/operations", (*Server).changes},
+	{"GET", "/v1/operations/{ref}", (*Server).operation},
+	{"GET", "/v1/trust", (*Server).trust},
+	{"POST", "/v1/trust", (*Server).trustBatch},
+	{"GET", "/v1/frameworks", (*Server).frameworks},
+	{"GET", "/v1/frameworks/{id}", (*Server).framework},
+	{"GET", "/v1/entities/{did}", (*Server).entity},
+	{"GET", "/v1/entities/{did}/accreditations", (*Server).entityAccreditations},
+	{"GET", "/v1/entities/{did}/history", (*Server).entityHistory},
+	{"GET", "/v1/accreditations", (*Server).accreditations},
+	{"GET", "/v1/accreditations/{id}", (*Server).accreditation},
+	{"GET", "/v1/status", (*Server).status},
+	{"GET", "/healthz", (*Server).healthz},
+	{"GET", "/readyz", (*Server).readyz},
+	{"GET", "/metrics", (*Server).metricsHandler},
+	{"GET", "/openapi.json", (*Server).openapi},
+}
+
+// New builds the gateway.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = registry.MaxOperationSize
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = 10 * time.Second
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "gateway"), mux: http.NewServeMux()}
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	for _, rt := range routes {
+		h := rt.handler
+		s.mux.Handle(rt.method+" "+rt.pattern, s.instrument(rt.pattern, func(w http.ResponseWriter, r *http.Request) { h(s, w, r) }))
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, Problem{Type: problemTypeBase + "not_found", Title: "Not Found", Status: http.StatusNotFound,
+			Detail: fmt.Sprintf("no route %s %s: see /openapi.json", r.Method, r.URL.Path)})
+	})
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// HTTPServer wraps the gateway in an http.Server with the given timeouts.
+func (s *Server) HTTPServer(addr string, read, write time.Duration) *http.Server {
+	return &http.Server{
+		Addr: addr, Handler: s,
+		ReadHeaderTimeout: read, ReadTimeout: read, WriteTimeout: write, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+	}
+}
+
+// IndexHeader carries the applied index a read was served at.
+const IndexHeader = "X-Trustreg-Index"
+
+// consistent applies the read's consistency level before it is served:
+// local (default), min_index=N, or consistency=linearizable.
+func (s *Server) consistent(w http.ResponseWriter, r *http.Request) bool {
+	q := r.URL.Query()
+	var wait uint64
+	switch c := q.Get("consistency"); c {
+	case "", "local":
+	case "linearizable":
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.MaxWait)
+		defer cancel()
+		idx, err := s.cfg.Node.ReadIndex(ctx)
+		if err != nil {
+			writeError(w, r, err)
+			return false
+		}
+		wait = idx
+	default:
+		writeError(w, r, fmt.Errorf("%w: consistency %q must be local or linearizable", ErrBadRequest, c))
+		return false
+	}
+	if v := q.Get("min_index"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeError(w, r, fmt.Errorf("%w: min_index %q is not a registry index", ErrBadRequest, v))
+			return false
+		}
+		wait = max(wait, n)
+	}
+	if wait > 0 && s.cfg.Registry.AppliedIndex() < wait {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.MaxWait)
+		defer cancel()
+		if err := s.cfg.Registry.WaitApplied(ctx, wait); err != nil {
+			writeError(w, r, fmt.Errorf("%w: index %d (applied %d) within %s; retry later", ErrNotCaughtUp, wait, s.cfg.Registry.AppliedIndex(), s.cfg.MaxWait))
+			return false
+		}
+	}
+	return true
+}
+
+// writeJSON writes v with the applied index, an ETag and Cache-Control, and
+// answers a matching If-None-Match with 304.
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any, cacheControl string) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set(IndexHeader, strconv.FormatUint(s.cfg.Registry.AppliedIndex(), 10))
+	h.Set("ETag", etag)
+	if cacheControl != "" {
+		h.Set("Cache-Control", cacheControl)
+	}
+	if status == http.StatusOK && r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// Cache policies.
+const (
+	cacheShort     = "public, max-age=5"
+	cacheImmutable = "public, max-age=31536000, immutable"
+	cacheNone      = "no-store"
+)
+
+func (s *Server) metricsHandler(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Gatherer == nil {
+		http.NotFound(w, r)
+		return
+	}
+	promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Node.Ready(); err != nil {
+		writeError(w, r, fmt.Errorf("%w: %v", ErrUnavailable, err))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, r, http.StatusOK, s.cfg.Node.Status(), cacheNone)
+}

@@ -1,0 +1,264 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/trustreg/trustreg/registry"
+)
+
+// pathID returns a path parameter. Identifiers in paths are percent-encoded
+// (url.PathEscape); a DID whose own text holds a percent sign
+// (did:web:host%3A8443) is also found when a client sent it unescaped,
+// through lookup's second try with the raw segment.
+func pathID(r *http.Request, name string, segment int) (decoded, raw string) {
+	decoded = r.PathValue(name)
+	parts := strings.Split(r.URL.EscapedPath(), "/")
+	if segment < len(parts) {
+		raw = parts[segment]
+	}
+	return decoded, raw
+}
+
+// lookup tries the decoded identifier, then the raw path segment.
+func lookup[T any](decoded, raw string, get func(string) (T, error)) (T, error) {
+	v, err := get(decoded)
+	if errors.Is(err, registry.ErrNotFound) && raw != "" && raw != decoded {
+		if v2, err2 := get(raw); err2 == nil {
+			return v2, nil
+		}
+	}
+	return v, err
+}
+
+func pageOf(r *http.Request) (registry.Page, error) {
+	p := registry.Page{Cursor: r.URL.Query().Get("cursor")}
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > registry.MaxPageLimit {
+			return p, fmt.Errorf("%w: limit %q must be 1 to %d", ErrBadRequest, v, registry.MaxPageLimit)
+		}
+		p.Limit = n
+	}
+	return p, nil
+}
+
+// checkParams refuses query parameters a route does not know, so a typo
+// is an error rather than a silently broader answer.
+func checkParams(r *http.Request, known ...string) error {
+	for k := range r.URL.Query() {
+		ok := k == "consistency" || k == "min_index"
+		for _, n := range known {
+			ok = ok || k == n
+		}
+		if !ok {
+			return fmt.Errorf("%w: unknown query parameter %q (known: %s)", ErrBadRequest, k, strings.Join(append(known, "consistency", "min_index"), ", "))
+		}
+	}
+	return nil
+}
+
+// listing is the shape of every paginated answer.
+type listing[T any] struct {
+	Items []T    `json:"items"`
+	Next  string `json:"next,omitempty"`
+}
+
+func nextLink(r *http.Request, cursor string) string {
+	if cursor == "" {
+		return ""
+	}
+	q := r.URL.Query()
+	q.Set("cursor", cursor)
+	return r.URL.Path + "?" + q.Encode()
+}
+
+func (s *Server) frameworks(w http.ResponseWriter, r *http.Request) {
+	page, err := pageOf(r)
+	if err == nil {
+		err = checkParams(r, "cursor", "limit")
+	}
+	if err != nil || !s.consistent(w, r) {
+		if err != nil {
+			writeError(w, r, err)
+		}
+		return
+	}
+	items, next, err := s.cfg.Registry.Frameworks(page)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, listing[registry.Framework]{Items: items, Next: nextLink(r, next)}, cacheShort)
+}
+
+func (s *Server) framework(w http.ResponseWriter, r *http.Request) {
+	if !s.consistent(w, r) {
+		return
+	}
+	dec, raw := pathID(r, "id", 3)
+	v, err := lookup(dec, raw, s.cfg.Registry.Framework)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, v, cacheShort)
+}
+
+func (s *Server) entity(w http.ResponseWriter, r *http.Request) {
+	if !s.consistent(w, r) {
+		return
+	}
+	dec, raw := pathID(r, "did", 3)
+	v, err := lookup(dec, raw, s.cfg.Registry.Entity)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, v, cacheShort)
+}
+
+func (s *Server) entityAccreditations(w http.ResponseWriter, r *http.Request) {
+	page, err := pageOf(r)
+	if err == nil {
+		err = checkParams(r, "direction", "framework", "status", "cursor", "limit")
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if !s.consistent(w, r) {
+		return
+	}
+	did, _ := pathID(r, "did", 3)
+	q := r.URL.Query()
+	f := registry.AccreditationFilter{Framework: q.Get("framework"), Status: q.Get("status")}
+	switch q.Get("direction") {
+	case "", "received":
+		f.Subject = did
+	case "granted":
+		f.Accreditor = did
+	default:
+		writeError(w, r, fmt.Errorf("%w: direction %q must be received or granted", ErrBadRequest, q.Get("direction")))
+		return
+	}
+	items, next, err := s.cfg.Registry.Accreditations(f, page, s.cfg.Now())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, listing[registry.AccreditationView]{Items: items, Next: nextLink(r, next)}, cacheShort)
+}
+
+func (s *Server) entityHistory(w http.ResponseWriter, r *http.Request) {
+	page, err := pageOf(r)
+	if err == nil {
+		err = checkParams(r, "cursor", "limit")
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if !s.consistent(w, r) {
+		return
+	}
+	did, _ := pathID(r, "did", 3)
+	items, next, err := s.cfg.Registry.History(did, page)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, listing[registry.OperationView]{Items: items, Next: nextLink(r, next)}, cacheShort)
+}
+
+func (s *Server) accreditations(w http.ResponseWriter, r *http.Request) {
+	page, err := pageOf(r)
+	if err == nil {
+		err = checkParams(r, "framework", "resource", "accreditor", "subject", "action", "status", "cursor", "limit")
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if !s.consistent(w, r) {
+		return
+	}
+	q := r.URL.Query()
+	f := registry.AccreditationFilter{
+		Framework: q.Get("framework"), Resource: q.Get("resource"), Accreditor: q.Get("accreditor"),
+		Subject: q.Get("subject"), Action: q.Get("action"), Status: q.Get("status"),
+	}
+	items, next, err := s.cfg.Registry.Accreditations(f, page, s.cfg.Now())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, listing[registry.AccreditationView]{Items: items, Next: nextLink(r, next)}, cacheShort)
+}
+
+func (s *Server) accreditation(w http.ResponseWriter, r *http.Request) {
+	if !s.consistent(w, r) {
+		return
+	}
+	id, _ := pathID(r, "id", 3)
+	v, err := s.cfg.Registry.Accreditation(id, s.cfg.Now())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, v, cacheShort)
+}
+
+func (s *Server) operation(w http.ResponseWriter, r *http.Request) {
+	if !s.consistent(w, r) {
+		return
+	}
+	ref, _ := pathID(r, "ref", 3)
+	v, err := s.cfg.Registry.Operation(ref)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	// An applied entry never changes.
+	s.writeJSON(w, r, http.StatusOK, v, cacheImmutable)
+}
+
+// changes is the change feed: accepted operations after ?since=<index>.
+func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
+	if err := checkParams(r, "since", "limit"); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if !s.consistent(w, r) {
+		return
+	}
+	q := r.URL.Query()
+	var since uint64
+	if v := q.Get("since"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeError(w, r, fmt.Errorf("%w: since %q is not a registry index", ErrBadRequest, v))
+			return
+		}
+		since = n
+	}
+	page, err := pageOf(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	items, err := s.cfg.Registry.Changes(since, page.Limit)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	next := ""
+	if len(items) > 0 && (page.Limit == 0 && len(items) == registry.DefaultPageLimit || len(items) == page.Limit) {
+		next = r.URL.Path + "?since=" + url.QueryEscape(strconv.FormatUint(items[len(items)-1].Index, 10))
+	}
+	s.writeJSON(w, r, http.StatusOK, listing[registry.OperationView]{Items: items, Next: next}, cacheShort)
+}

@@ -1,0 +1,150 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/trustreg/trustreg/registry"
+)
+
+// MaxBatch bounds the questions of one POST /v1/trust.
+const MaxBatch = 1000
+
+var trustParams = []string{"entity", "framework", "action", "resource", "jurisdiction", "at", "as_of"}
+
+// ParseQuestion reads a trust question from query parameters. The action
+// defaults to issue; at is an RFC 3339 time or a date (midnight UTC).
+func ParseQuestion(q url.Values) (registry.Question, error) {
+	out := registry.Question{
+		Entity: q.Get("entity"), Framework: q.Get("framework"), Action: q.Get("action"),
+		Resource: q.Get("resource"), Jurisdiction: q.Get("jurisdiction"),
+	}
+	for k, vs := range q {
+		if len(vs) > 1 {
+			return out, fmt.Errorf("%w: parameter %q given %d times", ErrBadRequest, k, len(vs))
+		}
+	}
+	if out.Action == "" {
+		out.Action = registry.ActionIssue
+	}
+	if v := q.Get("at"); v != "" {
+		t, err := parseTime(v)
+		if err != nil {
+			return out, err
+		}
+		out.At = t
+	}
+	if v := q.Get("as_of"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n == 0 {
+			return out, fmt.Errorf("%w: as_of %q must be a registry index (a positive integer)", ErrBadRequest, v)
+		}
+		out.AsOf = n
+	}
+	if out.Entity == "" || out.Framework == "" {
+		return out, fmt.Errorf("%w: entity and framework are required, e.g. /v1/trust?entity=did:web:college.example&framework=https://example.org/fw&resource=https://example.org/Nursing", ErrBadRequest)
+	}
+	return out, nil
+}
+
+func parseTime(v string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, time.DateOnly} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%w: time %q must be RFC 3339 (2025-06-01T00:00:00Z) or a date (2025-06-01)", ErrBadRequest, v)
+}
+
+// trustCache picks Cache-Control: an answer pinned to a valid time and a
+// registry index never changes.
+func trustCache(q registry.Question) string {
+	if !q.At.IsZero() && q.AsOf != 0 {
+		return cacheImmutable
+	}
+	return cacheShort
+}
+
+func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
+	if err := checkParams(r, trustParams...); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	q, err := ParseQuestion(r.URL.Query())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if !s.consistent(w, r) {
+		return
+	}
+	d, err := s.cfg.Registry.Decide(q, s.cfg.Now())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, d, trustCache(q))
+}
+
+// batchQuestion is one question of a batch, in JSON.
+type batchQuestion struct {
+	Entity       string `json:"entity"`
+	Framework    string `json:"framework"`
+	Action       string `json:"action,omitempty"`
+	Resource     string `json:"resource,omitempty"`
+	Jurisdiction string `json:"jurisdiction,omitempty"`
+	At           string `json:"at,omitempty"`
+	AsOf         uint64 `json:"as_of,omitempty"`
+}
+
+func (s *Server) trustBatch(w http.ResponseWriter, r *http.Request) {
+	if err := checkParams(r); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		writeError(w, r, fmt.Errorf("%w: body over %d bytes", registry.ErrTooLarge, s.cfg.MaxBodyBytes))
+		return
+	}
+	var qs []batchQuestion
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&qs); err != nil {
+		writeError(w, r, fmt.Errorf("%w: body must be a JSON array of questions: %v", ErrBadRequest, err))
+		return
+	}
+	if len(qs) == 0 || len(qs) > MaxBatch {
+		writeError(w, r, fmt.Errorf("%w: a batch holds 1 to %d questions, got %d", ErrBadRequest, MaxBatch, len(qs)))
+		return
+	}
+	if !s.consistent(w, r) {
+		return
+	}
+	now := s.cfg.Now()
+	out := make([]*registry.Decision, 0, len(qs))
+	for i, bq := range qs {
+		v := url.Values{"entity": {bq.Entity}, "framework": {bq.Framework}, "action": {bq.Action}, "resource": {bq.Resource}, "jurisdiction": {bq.Jurisdiction}, "at": {bq.At}}
+		if bq.AsOf != 0 {
+			v.Set("as_of", strconv.FormatUint(bq.AsOf, 10))
+		}
+		q, err := ParseQuestion(v)
+		if err != nil {
+			writeError(w, r, fmt.Errorf("question %d: %w", i, err))
+			return
+		}
+		d, err := s.cfg.Registry.Decide(q, now)
+		if err != nil {
+			writeError(w, r, fmt.Errorf("question %d: %w", i, err))
+			return
+		}
+		out = append(out, d)
+	}
+	s.writeJSON(w, r, http.StatusOK, out, cacheNone)
+}

@@ -1,0 +1,63 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+
+	"github.com/trustreg/trustreg/registry"
+)
+
+// Media types a signed operation may be sent as.
+var operationTypes = map[string]bool{
+	"application/jose":      true, // compact serialization
+	"application/jose+json": true, // JSON serialization
+	"application/json":      true,
+	"text/plain":            true,
+}
+
+func (s *Server) submitOperation(w http.ResponseWriter, r *http.Request) {
+	if err := checkParams(r); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || !operationTypes[mt] {
+			writeProblem(w, r, Problem{Type: problemTypeBase + "unsupported_media_type", Title: "Unsupported Media Type", Status: http.StatusUnsupportedMediaType,
+				Detail: fmt.Sprintf("Content-Type %q: send application/jose (compact JWS) or application/jose+json (JWS JSON serialization)", ct)})
+			return
+		}
+	}
+	limit := min(s.cfg.MaxBodyBytes, registry.MaxOperationSize)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, r, fmt.Errorf("%w: an operation may be at most %d bytes", registry.ErrTooLarge, limit))
+			return
+		}
+		writeError(w, r, fmt.Errorf("%w: read body: %v", ErrBadRequest, err))
+		return
+	}
+	res, err := s.cfg.Writer.Submit(r.Context(), body)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := res.Err(); err != nil {
+		p := problemFor(err)
+		p.Result = res
+		writeProblem(w, r, p)
+		return
+	}
+	status := http.StatusCreated
+	if res.Duplicate {
+		status = http.StatusOK
+	} else {
+		w.Header().Set("Location", "/v1/operations/"+res.CID)
+	}
+	s.writeJSON(w, r, status, res, cacheNone)
+}

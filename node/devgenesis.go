@@ -1,0 +1,83 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/trustreg/trustreg/registry"
+)
+
+// Development-mode files, relative to the data directory.
+const (
+	DevGenesisFile       = "genesis.json"
+	DevGovernanceKey     = "keys/governance.jwk"
+	DevRootAccreditorKey = "keys/root-accreditor.jwk"
+)
+
+// ensureDevGenesis returns the development genesis in dataDir, creating it
+// and its keys on first start: one governance member (threshold 1 of 1)
+// and a root-accreditor key for the frameworks a developer creates.
+func ensureDevGenesis(dataDir string) ([]byte, bool, error) {
+	path := filepath.Join(dataDir, DevGenesisFile)
+	raw, err := os.ReadFile(path)
+	if err == nil {
+		return raw, false, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, false, err
+	}
+	gov, err := registry.GenerateKey(registry.KeyEd25519)
+	if err != nil {
+		return nil, false, err
+	}
+	root, err := registry.GenerateKey(registry.KeyEd25519)
+	if err != nil {
+		return nil, false, err
+	}
+	for file, k := range map[string]*registry.Signer{DevGovernanceKey: gov, DevRootAccreditorKey: root} {
+		if err := writeKey(filepath.Join(dataDir, file), k); err != nil {
+			return nil, false, err
+		}
+	}
+	g := registry.Genesis{
+		Consortium: "trustreg development consortium",
+		Members:    []registry.Member{{ID: gov.DID, Name: "development governance"}},
+		Threshold:  1,
+	}
+	raw, err = json.MarshalIndent(g, "", "  ")
+	if err != nil {
+		return nil, false, err
+	}
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		return nil, false, fmt.Errorf("write development genesis: %w", err)
+	}
+	return raw, true, nil
+}
+
+func writeKey(path string, k *registry.Signer) error {
+	raw, err := k.PrivateJWK()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(path, raw, 0o600)
+}
+
+// LoadKeyFile reads a private JWK key file (as trustctl and the
+// development genesis write them).
+func LoadKeyFile(path string) (*registry.Signer, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := registry.ParseSignerJWK(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}

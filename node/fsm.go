@@ -1,0 +1,30 @@
+package node
+
+import (
+	"io"
+
+	"github.com/trustreg/trustreg/consensus"
+	"github.com/trustreg/trustreg/registry"
+)
+
+// stateMachine presents the registry to the consensus layer.
+type stateMachine struct {
+	s *registry.State
+}
+
+func (m stateMachine) Apply(entries []consensus.Entry) []any {
+	in := make([]registry.Entry, len(entries))
+	for i, e := range entries {
+		in[i] = registry.Entry{Index: e.Index, Time: e.Time, Data: e.Data}
+	}
+	res := m.s.ApplyBatch(in)
+	out := make([]any, len(res))
+	for i, r := range res {
+		out[i] = r
+	}
+	return out
+}
+
+func (m stateMachine) Snapshot() (consensus.Snapshot, error) { return m.s.Snapshot(), nil }
+func (m stateMachine) Restore(r io.Reader) error             { return m.s.Restore(r) }
+func (m stateMachine) AppliedIndex() uint64                  { return m.s.AppliedIndex() }

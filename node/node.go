@@ -1,0 +1,319 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/trustreg/trustreg/configs"
+	"github.com/trustreg/trustreg/consensus"
+	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/registry"
+)
+
+var (
+	_ gateway.Registry       = (*registry.State)(nil)
+	_ gateway.Writer         = (*Node)(nil)
+	_ gateway.Node           = (*Node)(nil)
+	_ consensus.StateMachine = stateMachine{}
+	_ consensus.Snapshot     = (*registry.Snapshot)(nil)
+)
+
+// Node is one running trustreg node.
+type Node struct {
+	cfg     configs.Config
+	log     *slog.Logger
+	State   *registry.State
+	host    host.Host
+	gater   *consensus.Gater
+	cluster *consensus.Cluster
+	gateway *gateway.Server
+	http    *http.Server
+	httpLn  net.Listener
+	Metrics *prometheus.Registry
+	// DevGenesisCreated is true when this start generated a development
+	// genesis and its keys.
+	DevGenesisCreated bool
+	serveErr          chan error
+}
+
+// Options configure New.
+type Options struct {
+	Logger *slog.Logger
+}
+
+// New starts a node: state, libp2p host, raft, and the HTTP gateway.
+func New(cfg configs.Config, opts Options) (n *Node, err error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	n = &Node{cfg: cfg, log: logger.With("component", "node"), Metrics: prometheus.NewRegistry(), serveErr: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	genesis, err := n.loadGenesis()
+	if err != nil {
+		return nil, err
+	}
+	n.State, err = registry.Open(filepath.Join(cfg.DataDir, "state"), genesis, registry.Options{Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	if err := n.startHost(); err != nil {
+		return nil, err
+	}
+	peers, err := peerIDs(cfg.P2P.Peers)
+	if err != nil {
+		return nil, err
+	}
+	n.cluster, err = consensus.Start(consensus.Config{
+		Dir: filepath.Join(cfg.DataDir, "raft"), Host: n.host, StateMachine: stateMachine{n.State}, Logger: logger,
+		Bootstrap: cfg.Raft.Bootstrap, Voters: peers,
+		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold, TrailingLogs: cfg.Raft.TrailingLogs,
+		HeartbeatTimeout: cfg.Raft.HeartbeatTimeout, ElectionTimeout: cfg.Raft.ElectionTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := n.registerMetrics(); err != nil {
+		return nil, err
+	}
+	n.gateway, err = gateway.New(gateway.Config{
+		Registry: n.State, Writer: n, Node: n, Logger: logger,
+		Metrics: n.Metrics, Gatherer: n.Metrics, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, MaxWait: cfg.HTTP.MaxWait,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := n.serveHTTP(); err != nil {
+		return nil, err
+	}
+	n.log.Info("node started", "peer_id", n.host.ID().String(), "gateway", n.GatewayURL(),
+		"genesis", n.State.GenesisCID(), "applied_index", n.State.AppliedIndex())
+	return n, nil
+}
+
+func (n *Node) loadGenesis() ([]byte, error) {
+	if n.cfg.Genesis == "" {
+		raw, created, err := ensureDevGenesis(n.cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("development genesis: %w", err)
+		}
+		n.DevGenesisCreated = created
+		return raw, nil
+	}
+	raw, err := os.ReadFile(n.cfg.Genesis)
+	if err != nil {
+		return nil, fmt.Errorf("read genesis: %w", err)
+	}
+	return raw, nil
+}
+
+func (n *Node) startHost() error {
+	id, err := consensus.LoadOrCreateIdentity(filepath.Join(n.cfg.DataDir, "node.key"))
+	if err != nil {
+		return err
+	}
+	self, err := peer.IDFromPrivateKey(id)
+	if err != nil {
+		return err
+	}
+	infos, err := peerInfos(n.cfg.P2P.Peers)
+	if err != nil {
+		return err
+	}
+	n.gater = consensus.NewGater(self)
+	for _, ai := range infos {
+		n.gater.Allow(ai.ID)
+	}
+	n.gater.OnRefused = func(p peer.ID, dir network.Direction) {
+		n.log.Warn("refused a connection from a peer outside the cluster", "peer", p.String(), "direction", dir.String())
+	}
+	var psk []byte
+	if n.cfg.P2P.PSKFile != "" {
+		if psk, err = readPSK(n.cfg.P2P.PSKFile); err != nil {
+			return err
+		}
+	}
+	n.host, err = consensus.NewHost(consensus.HostConfig{Identity: id, Listen: n.cfg.P2P.Listen, PSK: psk, Gater: n.gater})
+	if err != nil {
+		return err
+	}
+	for _, ai := range infos {
+		n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
+	}
+	return nil
+}
+
+func (n *Node) serveHTTP() error {
+	ln, err := net.Listen("tcp", n.cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("gateway listen on %s: %w (set http.addr or --http-addr)", n.cfg.HTTP.Addr, err)
+	}
+	n.httpLn = ln
+	n.http = n.gateway.HTTPServer(ln.Addr().String(), n.cfg.HTTP.ReadTimeout, n.cfg.HTTP.WriteTimeout)
+	go func() {
+		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.serveErr <- err
+		}
+	}()
+	return nil
+}
+
+// Errors reports a fatal serving error.
+func (n *Node) Errors() <-chan error { return n.serveErr }
+
+// GatewayURL is the base URL of the HTTP gateway.
+func (n *Node) GatewayURL() string {
+	if n.httpLn == nil {
+		return ""
+	}
+	return "http://" + n.httpLn.Addr().String()
+}
+
+// PeerID is the node's libp2p identity.
+func (n *Node) PeerID() peer.ID { return n.host.ID() }
+
+// P2PAddrs are the node's libp2p addresses, each ending in /p2p/<id>.
+func (n *Node) P2PAddrs() []string { return n.cluster.Status().Addrs }
+
+// Cluster exposes the node's raft participation.
+func (n *Node) Cluster() *consensus.Cluster { return n.cluster }
+
+// Submit proposes a signed operation and returns the registry's result.
+// Malformed and oversized operations are refused before they reach the log.
+func (n *Node) Submit(ctx context.Context, jws []byte) (*registry.Result, error) {
+	if _, err := registry.ParseOperation(jws); err != nil {
+		return nil, err
+	}
+	resp, err := n.cluster.Propose(ctx, registry.EncodeOperation(jws))
+	if err != nil {
+		return nil, clusterError(err)
+	}
+	res, ok := resp.(*registry.Result)
+	if !ok {
+		return nil, fmt.Errorf("unexpected apply response %T", resp)
+	}
+	return res, nil
+}
+
+// clusterError wraps consensus errors for the gateway's error table.
+func clusterError(err error) error {
+	switch {
+	case errors.Is(err, consensus.ErrNoLeader), errors.Is(err, consensus.ErrNotLeader),
+		errors.Is(err, consensus.ErrTimeout), errors.Is(err, consensus.ErrShutdown):
+		return fmt.Errorf("%w: %v", gateway.ErrUnavailable, err)
+	}
+	return err
+}
+
+// Status is the node's view of the cluster.
+func (n *Node) Status() any {
+	st := n.cluster.Status()
+	return struct {
+		consensus.Status
+		Genesis string `json:"genesis"`
+	}{st, n.State.GenesisCID()}
+}
+
+// Ready reports whether the node can serve.
+func (n *Node) Ready() error {
+	if n.cluster.LeaderID() == "" {
+		return consensus.ErrNoLeader
+	}
+	return nil
+}
+
+// ReadIndex confirms leadership and returns the commit index a
+// linearizable read waits for.
+func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
+	if !n.cluster.IsLeader() {
+		return 0, fmt.Errorf("%w: linearizable reads are served by the leader (%s)", gateway.ErrUnavailable, n.cluster.LeaderID())
+	}
+	if err := n.cluster.VerifyLeader(); err != nil {
+		return 0, clusterError(err)
+	}
+	return n.cluster.CommitIndex(), nil
+}
+
+// WaitLeader blocks until a leader is known.
+func (n *Node) WaitLeader(ctx context.Context) error { return n.cluster.WaitLeader(ctx) }
+
+// Close stops the gateway, raft, the host and the state, in that order.
+func (n *Node) Close() error {
+	var errs []error
+	if n.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, n.http.Shutdown(ctx))
+		cancel()
+	}
+	if n.cluster != nil {
+		errs = append(errs, n.cluster.Shutdown())
+	}
+	if n.host != nil {
+		errs = append(errs, n.host.Close())
+	}
+	if n.State != nil {
+		errs = append(errs, n.State.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (n *Node) registerMetrics() error {
+	ops := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "trustd", Subsystem: "registry", Name: "operations_total", Help: "Applied operations by result code (accepted, duplicate or the rejection code).",
+	}, []string{"result"})
+	n.State.OnApply = func(rs []*registry.Result) {
+		for _, r := range rs {
+			code := r.Code
+			switch {
+			case r.Duplicate:
+				code = "duplicate"
+			case r.Accepted:
+				code = "accepted"
+			}
+			ops.WithLabelValues(code).Inc()
+		}
+	}
+	cs := []prometheus.Collector{
+		ops,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Subsystem: "registry", Name: "applied_index", Help: "Last applied registry index."},
+			func() float64 { return float64(n.State.AppliedIndex()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Subsystem: "raft", Name: "commit_index", Help: "Raft commit index."},
+			func() float64 { return float64(n.cluster.CommitIndex()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Subsystem: "raft", Name: "leader", Help: "1 if this node is the raft leader."},
+			func() float64 {
+				if n.cluster.IsLeader() {
+					return 1
+				}
+				return 0
+			}),
+	}
+	for _, c := range cs {
+		if err := n.Metrics.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,87 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/trustreg/trustreg/configs"
+	"github.com/trustreg/trustreg/registry"
+)
+
+// TestConfig returns a configuration for an in-process node on loopback
+// with ephemeral ports and fast raft timings.
+func testConfig(dir string) configs.Config {
+	c := configs.Default()
+	c.DataDir = dir
+	c.HTTP.Addr = "127.0.0.1:0"
+	c.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	c.Raft.HeartbeatTimeout = 300 * time.Millisecond
+	c.Raft.ElectionTimeout = 300 * time.Millisecond
+	return c
+}
+
+func mustNewNode(t *testing.T, cfg configs.Config) *Node {
+	t.Helper()
+	n, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestSingleNodeDevClusterKeepsStateAcrossRestart(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	n := mustNewNode(t, cfg)
+	if !n.DevGenesisCreated {
+		t.Fatal("no development genesis was created in an empty data directory")
+	}
+	gov := mustReadKey(t, cfg.DataDir+"/"+DevGovernanceKey)
+	root := mustReadKey(t, cfg.DataDir+"/"+DevRootAccreditorKey)
+	payload, _ := json.Marshal(map[string]any{"op": registry.OpCreateFramework, "iat": time.Now().Unix(),
+		"id": "https://example.org/fw", "name": "FW", "roots": []string{root.DID}})
+	jws, err := registry.SignJSON(payload, gov)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := n.Submit(context.Background(), jws)
+	if err != nil || !res.Accepted {
+		t.Fatalf("submit: %+v, %v", res, err)
+	}
+	digest, _ := n.State.StateDigest()
+	applied := n.State.AppliedIndex()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	n2 := mustNewNode(t, cfg)
+	if n2.DevGenesisCreated {
+		t.Fatal("restart generated a new development genesis")
+	}
+	if got, _ := n2.State.StateDigest(); got != digest {
+		t.Fatal("state digest changed across restart")
+	}
+	if n2.State.AppliedIndex() < applied {
+		t.Fatalf("applied index %d after restart, want at least %d", n2.State.AppliedIndex(), applied)
+	}
+	again, err := n2.Submit(context.Background(), jws)
+	if err != nil || !again.Duplicate || again.Index != res.Index {
+		t.Fatalf("resubmission after restart: %+v, %v; want duplicate of index %d", again, err, res.Index)
+	}
+}
+
+func mustReadKey(t *testing.T, path string) *registry.Signer {
+	t.Helper()
+	s, err := LoadKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
