@@ -58,8 +58,8 @@ func Start(cfg Config) (*Cluster, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = logger.With("component", "consensus")
 	hw := &hclogWriter{log: logger.With("component", "raft")}
+	logger = logger.With("component", "consensus")
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, err
 	}

@@ -229,3 +229,9 @@ func (g *generalJWS) from(jws []byte) error {
 	g.Signatures = []jwsSignature{{Protected: parts[0], Signature: parts[2]}}
 	return nil
 }
+
+// WithKID returns a signer of the same key under another key id (a DID URL
+// of a registered entity).
+func (s *Signer) WithKID(kid string) (*Signer, error) {
+	return NewSigner(s.key, kid)
+}

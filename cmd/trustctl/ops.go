@@ -1,0 +1,604 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trustreg/trustreg/gateway/client"
+	"github.com/trustreg/trustreg/registry"
+)
+
+// signing holds the flags every operation command shares.
+type signing struct {
+	keys []string
+	out  string
+}
+
+func (s *signing) register(cmd *cobra.Command, governance bool) {
+	help := "private key file to sign with"
+	if governance {
+		help = "governance member key file; repeat for M of N signatures"
+	}
+	cmd.Flags().StringSliceVar(&s.keys, "key", nil, help)
+	cmd.Flags().StringVar(&s.out, "out", "", "write the signed operation to this file instead of submitting it (to co-sign or submit later)")
+}
+
+// send signs the operation and submits it (or writes it with --out).
+func (a *app) send(ctx context.Context, sg *signing, op string, fields map[string]any, governance bool) error {
+	signers, err := loadKeys(sg.keys)
+	if err != nil {
+		return err
+	}
+	payload := map[string]any{"op": op, "iat": time.Now().Unix()}
+	for k, v := range fields {
+		payload[k] = v
+	}
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return err
+	}
+	var jws []byte
+	if governance || len(signers) > 1 {
+		jws, err = registry.SignJSON(raw, signers...)
+	} else {
+		jws, err = signers[0].SignCompact(raw)
+	}
+	if err != nil {
+		return err
+	}
+	if sg.out != "" {
+		if err := os.WriteFile(sg.out, jws, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.errw, "wrote signed %s to %s; co-sign with 'trustctl cosign --key K %s', submit with 'trustctl submit %s'\n", op, sg.out, sg.out, sg.out)
+		return nil
+	}
+	return a.submit(ctx, jws)
+}
+
+func (a *app) submit(ctx context.Context, jws []byte) error {
+	res, err := a.client().Submit(ctx, jws)
+	if err != nil {
+		if res != nil && a.json {
+			_ = a.print(res, nil)
+		}
+		return err
+	}
+	if a.quiet {
+		fmt.Fprintln(a.out, res.ID)
+		return nil
+	}
+	return a.print(res, func(w io.Writer) {
+		verb := "accepted"
+		if res.Duplicate {
+			verb = "already accepted (duplicate)"
+		}
+		fmt.Fprintf(w, "%s %s at index %d\n  operation %s\n", verb, res.Op, res.Index, res.CID)
+		if res.ID != "" {
+			fmt.Fprintf(w, "  id        %s\n", res.ID)
+		}
+	})
+}
+
+func (a *app) frameworkCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "framework", Short: "Create, change and show frameworks (governance operations)"}
+	var sg signing
+	var id, name, desc, u string
+	var maxLen int
+	var roots []string
+	create := &cobra.Command{
+		Use: "create --id ID --name NAME --key GOVKEY", Short: "Create a framework", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := map[string]any{"id": id, "name": name}
+			setIf(f, "description", desc)
+			setIf(f, "url", u)
+			if maxLen > 0 {
+				f["maxChainLength"] = maxLen
+			}
+			if len(roots) > 0 {
+				f["roots"] = roots
+			}
+			return a.send(cmd.Context(), &sg, registry.OpCreateFramework, f, true)
+		},
+	}
+	create.Flags().StringVar(&id, "id", "", "framework id (an https URL or DID)")
+	create.Flags().StringVar(&name, "name", "", "display name")
+	create.Flags().StringVar(&desc, "description", "", "description")
+	create.Flags().StringVar(&u, "url", "", "URL of the governance framework document")
+	create.Flags().IntVar(&maxLen, "max-chain-length", 0, "maximum accreditation chain length (default 4)")
+	create.Flags().StringSliceVar(&roots, "root", nil, "root accreditor DID (repeatable)")
+	sg.register(create, true)
+
+	var usg signing
+	var uid, uname, udesc, uurl string
+	var umax int
+	update := &cobra.Command{
+		Use: "update --id ID [--name ...] --key GOVKEY", Short: "Change a framework's name, description, URL or chain length", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := map[string]any{"id": uid}
+			if cmd.Flags().Changed("name") {
+				f["name"] = uname
+			}
+			if cmd.Flags().Changed("description") {
+				f["description"] = udesc
+			}
+			if cmd.Flags().Changed("url") {
+				f["url"] = uurl
+			}
+			if cmd.Flags().Changed("max-chain-length") {
+				f["maxChainLength"] = umax
+			}
+			return a.send(cmd.Context(), &usg, registry.OpUpdateFramework, f, true)
+		},
+	}
+	update.Flags().StringVar(&uid, "id", "", "framework id")
+	update.Flags().StringVar(&uname, "name", "", "display name")
+	update.Flags().StringVar(&udesc, "description", "", "description")
+	update.Flags().StringVar(&uurl, "url", "", "URL of the framework document")
+	update.Flags().IntVar(&umax, "max-chain-length", 0, "maximum accreditation chain length")
+	usg.register(update, true)
+
+	rootOp := func(use, op, short string) *cobra.Command {
+		var sg signing
+		var fw, acc, reason, at string
+		c := &cobra.Command{
+			Use: use + " --framework ID --accreditor DID --key GOVKEY", Short: short, Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				f := map[string]any{"framework": fw, "accreditor": acc}
+				setIf(f, "reason", reason)
+				if err := setTime(f, "effectiveAt", at); err != nil {
+					return err
+				}
+				return a.send(cmd.Context(), &sg, op, f, true)
+			},
+		}
+		c.Flags().StringVar(&fw, "framework", "", "framework id")
+		c.Flags().StringVar(&acc, "accreditor", "", "root accreditor DID")
+		c.Flags().StringVar(&reason, "reason", "", "reason")
+		c.Flags().StringVar(&at, "effective-at", "", "effective time (RFC 3339 or date)")
+		sg.register(c, true)
+		return c
+	}
+	list := &cobra.Command{
+		Use: "list", Short: "List frameworks", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out struct {
+				Items []registry.Framework `json:"items"`
+			}
+			if err := a.client().Get(cmd.Context(), "/v1/frameworks", nil, &out); err != nil {
+				return err
+			}
+			return a.print(out, func(w io.Writer) {
+				for _, f := range out.Items {
+					fmt.Fprintf(w, "%s  %s (max chain %d)\n", f.ID, f.Name, f.MaxChainLength)
+				}
+			})
+		},
+	}
+	show := &cobra.Command{
+		Use: "show ID", Short: "Show a framework with its root accreditors", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var v registry.FrameworkView
+			if err := a.client().Get(cmd.Context(), "/v1/frameworks/"+client.PathID(args[0]), nil, &v); err != nil {
+				return err
+			}
+			return a.print(v, func(w io.Writer) {
+				fmt.Fprintf(w, "%s  %s\n", v.ID, v.Name)
+				for _, r := range v.Roots {
+					last := r.Events[len(r.Events)-1]
+					fmt.Fprintf(w, "  root %s  %s\n", r.Accreditor, last.Status)
+				}
+				for _, r := range v.Recognitions {
+					fmt.Fprintf(w, "  recognizes %s  %s\n", r.Recognized, r.Events[len(r.Events)-1].Status)
+				}
+			})
+		},
+	}
+	cmd.AddCommand(create, update,
+		rootOp("add-root", registry.OpAddRootAccreditor, "Add a root accreditor"),
+		rootOp("remove-root", registry.OpRemoveRootAccredit, "Remove a root accreditor"),
+		list, show)
+	return cmd
+}
+
+func (a *app) entityCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "entity", Short: "Register, update and show entities"}
+	var sg signing
+	var id, name, legal, country, home string
+	var idents, jwks []string
+	meta := func() (map[string]any, error) {
+		m := map[string]any{}
+		setIf(m, "legalName", legal)
+		setIf(m, "country", country)
+		setIf(m, "homepage", home)
+		if len(idents) > 0 {
+			ids := map[string]string{}
+			for _, kv := range idents {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					return nil, fmt.Errorf("--identifier %q must be name=value", kv)
+				}
+				ids[k] = v
+			}
+			m["identifiers"] = ids
+		}
+		return m, nil
+	}
+	register := &cobra.Command{
+		Use: "register --id DID --name NAME --key KEY", Short: "Register an entity with its keys", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := map[string]any{"id": id, "name": name}
+			m, err := meta()
+			if err != nil {
+				return err
+			}
+			if len(m) > 0 {
+				f["metadata"] = m
+			}
+			keys, err := publicKeys(jwks)
+			if err != nil {
+				return err
+			}
+			if len(keys) > 0 {
+				f["keys"] = keys
+			}
+			return a.send(cmd.Context(), &sg, registry.OpRegisterEntity, f, false)
+		},
+	}
+	register.Flags().StringVar(&id, "id", "", "the entity's DID")
+	register.Flags().StringVar(&name, "name", "", "display name")
+	register.Flags().StringVar(&legal, "legal-name", "", "legal name")
+	register.Flags().StringVar(&country, "country", "", "ISO 3166-1 alpha-2 country")
+	register.Flags().StringVar(&home, "homepage", "", "homepage URL")
+	register.Flags().StringSliceVar(&idents, "identifier", nil, "other identifier as name=value (e.g. ctid=ce-...), repeatable")
+	register.Flags().StringSliceVar(&jwks, "public-key", nil, "key file whose public key the entity signs with, repeatable")
+	sg.register(register, false)
+
+	var usg signing
+	var uid, uname string
+	update := &cobra.Command{
+		Use: "update --id DID [--name NAME] --key KEY", Short: "Change an entity's name or metadata", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := map[string]any{"id": uid}
+			if cmd.Flags().Changed("name") {
+				f["name"] = uname
+			}
+			return a.send(cmd.Context(), &usg, registry.OpUpdateEntity, f, false)
+		},
+	}
+	update.Flags().StringVar(&uid, "id", "", "the entity's DID")
+	update.Flags().StringVar(&uname, "name", "", "display name")
+	usg.register(update, false)
+
+	var rsg signing
+	var rid string
+	var rkeys []string
+	rotate := &cobra.Command{
+		Use: "rotate-keys --id DID --public-key NEWKEY --key CURRENTKEY", Short: "Replace an entity's keys, signed with a current key", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			keys, err := publicKeys(rkeys)
+			if err != nil {
+				return err
+			}
+			return a.send(cmd.Context(), &rsg, registry.OpRotateKeys, map[string]any{"id": rid, "keys": keys}, false)
+		},
+	}
+	rotate.Flags().StringVar(&rid, "id", "", "the entity's DID")
+	rotate.Flags().StringSliceVar(&rkeys, "public-key", nil, "key file of a new key, repeatable")
+	rsg.register(rotate, false)
+
+	show := &cobra.Command{
+		Use: "show DID", Short: "Show an entity and its keys", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var e registry.Entity
+			if err := a.client().Get(cmd.Context(), "/v1/entities/"+client.PathID(args[0]), nil, &e); err != nil {
+				return err
+			}
+			return a.print(e, func(w io.Writer) {
+				fmt.Fprintf(w, "%s  %s (registered: %v, %d keys)\n", e.ID, e.Name, e.Registered, len(e.Keys))
+			})
+		},
+	}
+	var granted bool
+	accs := &cobra.Command{
+		Use: "accreditations DID", Short: "Accreditations an entity received (or granted, with --granted)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q := url.Values{}
+			if granted {
+				q.Set("direction", "granted")
+			}
+			var out struct {
+				Items []registry.AccreditationView `json:"items"`
+			}
+			if err := a.client().Get(cmd.Context(), "/v1/entities/"+client.PathID(args[0])+"/accreditations", q, &out); err != nil {
+				return err
+			}
+			return a.print(out, func(w io.Writer) { printAccreditations(w, out.Items) })
+		},
+	}
+	accs.Flags().BoolVar(&granted, "granted", false, "list the accreditations the entity granted")
+	history := &cobra.Command{
+		Use: "history DID", Short: "Operations an entity signed or that concern it", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out struct {
+				Items []registry.OperationView `json:"items"`
+			}
+			if err := a.client().Get(cmd.Context(), "/v1/entities/"+client.PathID(args[0])+"/history", nil, &out); err != nil {
+				return err
+			}
+			return a.print(out, func(w io.Writer) {
+				for _, o := range out.Items {
+					fmt.Fprintf(w, "%6d  %s  %-20s %s\n", o.Index, o.Time.Format(time.RFC3339), o.Op, o.CID)
+				}
+			})
+		},
+	}
+	cmd.AddCommand(register, update, rotate, show, accs, history)
+	return cmd
+}
+
+func publicKeys(files []string) ([]json.RawMessage, error) {
+	signers, err := loadKeysOptional(files)
+	if err != nil {
+		return nil, err
+	}
+	var out []json.RawMessage
+	for _, s := range signers {
+		jwk, err := s.PublicJWK()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, jwk)
+	}
+	return out, nil
+}
+
+func loadKeysOptional(files []string) ([]*registry.Signer, error) {
+	if len(files) == 0 {
+		return nil, nil
+	}
+	return loadKeys(files)
+}
+
+func (a *app) accreditCmd() *cobra.Command {
+	var sg signing
+	var fw, subject, action, parent, from, until string
+	var resources, jurisdictions, evidence []string
+	cmd := &cobra.Command{
+		Use:   "accredit --framework ID --subject DID --action issue|accredit --resource IRI --key KEY",
+		Short: "Grant an accreditation, signed by the accreditor",
+		Long: "Grant an accreditation. The signer is the accreditor. Without --parent, trustctl finds the\n" +
+			"accreditation that lets the signer accredit (or grants as a root accreditor).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			signers, err := loadKeys(sg.keys)
+			if err != nil {
+				return err
+			}
+			accreditor := signers[0].DID
+			if parent == "" || parent == "auto" {
+				if parent, err = a.findParent(cmd.Context(), fw, accreditor, resources); err != nil {
+					return err
+				}
+			}
+			f := map[string]any{"framework": fw, "accreditor": accreditor, "subject": subject, "action": action, "resources": resources}
+			if len(jurisdictions) > 0 {
+				f["jurisdictions"] = jurisdictions
+			}
+			if len(evidence) > 0 {
+				f["evidence"] = evidence
+			}
+			setIf(f, "parent", parent)
+			if err := setTime(f, "validFrom", from); err != nil {
+				return err
+			}
+			if err := setTime(f, "validUntil", until); err != nil {
+				return err
+			}
+			return a.send(cmd.Context(), &sg, registry.OpAccredit, f, false)
+		},
+	}
+	cmd.Flags().StringVar(&fw, "framework", "", "framework id")
+	cmd.Flags().StringVar(&subject, "subject", "", "DID of the accredited entity")
+	cmd.Flags().StringVar(&action, "action", registry.ActionIssue, "issue or accredit")
+	cmd.Flags().StringSliceVar(&resources, "resource", nil, "credential-type IRI or *, repeatable")
+	cmd.Flags().StringSliceVar(&jurisdictions, "jurisdiction", nil, "ISO 3166 code, repeatable")
+	cmd.Flags().StringVar(&from, "valid-from", "", "start of validity (RFC 3339 or date; default now)")
+	cmd.Flags().StringVar(&until, "valid-until", "", "end of validity (RFC 3339 or date)")
+	cmd.Flags().StringVar(&parent, "parent", "auto", "the signer's own accredit accreditation id, or auto")
+	cmd.Flags().StringSliceVar(&evidence, "evidence", nil, "evidence URL, repeatable")
+	sg.register(cmd, false)
+	return cmd
+}
+
+// findParent picks the accreditation that lets accreditor grant resources
+// in framework: none when it is a root accreditor.
+func (a *app) findParent(ctx context.Context, fw, accreditor string, resources []string) (string, error) {
+	d, err := a.client().Trust(ctx, url.Values{"entity": {accreditor}, "framework": {fw}, "action": {registry.ActionAccredit}})
+	if err != nil {
+		return "", err
+	}
+	if d.Authorized && len(d.Chain) == 0 {
+		return "", nil // a root accreditor
+	}
+	var out struct {
+		Items []registry.AccreditationView `json:"items"`
+	}
+	q := url.Values{"framework": {fw}, "status": {registry.ReasonActive}}
+	if err := a.client().Get(ctx, "/v1/entities/"+client.PathID(accreditor)+"/accreditations", q, &out); err != nil {
+		return "", err
+	}
+	for _, acc := range out.Items {
+		if acc.Action != registry.ActionAccredit {
+			continue
+		}
+		covered := slices.Contains(acc.Resources, registry.Wildcard)
+		if !covered {
+			covered = true
+			for _, r := range resources {
+				covered = covered && slices.Contains(acc.Resources, r)
+			}
+		}
+		if covered {
+			return acc.ID, nil
+		}
+	}
+	return "", fmt.Errorf("%s is neither a root accreditor of %s nor holds an active accredit accreditation covering %v there", accreditor, fw, resources)
+}
+
+func (a *app) statusChangeCmd(op, short string) *cobra.Command {
+	var sg signing
+	var reason, at string
+	cmd := &cobra.Command{
+		Use: op + " ACCREDITATION-ID --key KEY", Short: short, Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f := map[string]any{"accreditation": args[0]}
+			setIf(f, "reason", reason)
+			if err := setTime(f, "effectiveAt", at); err != nil {
+				return err
+			}
+			return a.send(cmd.Context(), &sg, op, f, false)
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "reason, kept in the status event")
+	cmd.Flags().StringVar(&at, "effective-at", "", "effective time, may lie in the past (RFC 3339 or date; default now)")
+	sg.register(cmd, false)
+	return cmd
+}
+
+func (a *app) recognitionCmd(op, short string) *cobra.Command {
+	var sg signing
+	var fw, rec string
+	var resources []string
+	cmd := &cobra.Command{
+		Use: op + " --framework ID --recognized ID --key GOVKEY", Short: short, Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := map[string]any{"framework": fw, "recognized": rec}
+			if len(resources) > 0 {
+				f["resources"] = resources
+			}
+			return a.send(cmd.Context(), &sg, op, f, true)
+		},
+	}
+	cmd.Flags().StringVar(&fw, "framework", "", "the recognizing framework")
+	cmd.Flags().StringVar(&rec, "recognized", "", "the recognized framework")
+	cmd.Flags().StringSliceVar(&resources, "resource", nil, "limit to these resources, repeatable")
+	sg.register(cmd, true)
+	return cmd
+}
+
+func (a *app) signCmd() *cobra.Command {
+	var keys []string
+	var compact bool
+	cmd := &cobra.Command{
+		Use:   "sign PAYLOAD-FILE|- --key KEY [--key KEY2]",
+		Short: "Sign an operation payload (JSON) offline and print the JWS",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			payload, err := a.readArg(args[0])
+			if err != nil {
+				return err
+			}
+			signers, err := loadKeys(keys)
+			if err != nil {
+				return err
+			}
+			var jws []byte
+			if compact && len(signers) == 1 {
+				jws, err = signers[0].SignCompact(payload)
+			} else {
+				jws, err = registry.SignJSON(payload, signers...)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(a.out, string(jws))
+			return nil
+		},
+	}
+	cmd.Flags().StringSliceVar(&keys, "key", nil, "key file, repeatable")
+	cmd.Flags().BoolVar(&compact, "compact", false, "compact serialization (one signer only)")
+	return cmd
+}
+
+func (a *app) cosignCmd() *cobra.Command {
+	var keys []string
+	var inPlace bool
+	cmd := &cobra.Command{
+		Use:   "cosign JWS-FILE --key KEY",
+		Short: "Add a governance member's signature to a signed operation",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			jws, err := a.readArg(args[0])
+			if err != nil {
+				return err
+			}
+			signers, err := loadKeys(keys)
+			if err != nil {
+				return err
+			}
+			for _, s := range signers {
+				if jws, err = registry.CoSign(jws, s); err != nil {
+					return err
+				}
+			}
+			if inPlace {
+				return os.WriteFile(args[0], jws, 0o644)
+			}
+			fmt.Fprintln(a.out, string(jws))
+			return nil
+		},
+	}
+	cmd.Flags().StringSliceVar(&keys, "key", nil, "key file, repeatable")
+	cmd.Flags().BoolVarP(&inPlace, "in-place", "i", true, "rewrite the file (false: print)")
+	return cmd
+}
+
+func (a *app) submitCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "submit JWS-FILE|-", Short: "Submit a signed operation", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			jws, err := a.readArg(args[0])
+			if err != nil {
+				return err
+			}
+			return a.submit(cmd.Context(), jws)
+		},
+	}
+}
+
+func (a *app) readArg(name string) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(a.stdin)
+	}
+	return os.ReadFile(name)
+}
+
+func setIf(m map[string]any, k, v string) {
+	if v != "" {
+		m[k] = v
+	}
+}
+
+// setTime parses an RFC 3339 time or a date into m[k].
+func setTime(m map[string]any, k, v string) error {
+	if v == "" {
+		return nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, time.DateOnly} {
+		if t, err := time.Parse(layout, v); err == nil {
+			m[k] = t.UTC().Format(time.RFC3339Nano)
+			return nil
+		}
+	}
+	return fmt.Errorf("%s %q must be RFC 3339 (2025-06-01T00:00:00Z) or a date (2025-06-01)", k, v)
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trustreg/trustreg/gateway/client"
+	"github.com/trustreg/trustreg/registry"
+)
+
+func (a *app) trustCmd() *cobra.Command {
+	var entity, fw, action, resource, jurisdiction, at, asOf string
+	cmd := &cobra.Command{
+		Use:   "trust --entity DID --framework ID [--resource IRI] [--at TIME] [--as-of INDEX]",
+		Short: "Ask whether an entity is authorized, now or at a past time",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{"entity": {entity}, "framework": {fw}, "action": {action}}
+			for k, v := range map[string]string{"resource": resource, "jurisdiction": jurisdiction, "at": at, "as_of": asOf} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			d, err := a.client().Trust(cmd.Context(), q)
+			if err != nil {
+				return err
+			}
+			return a.print(d, func(w io.Writer) {
+				verdict := "NOT AUTHORIZED"
+				if d.Authorized {
+					verdict = "AUTHORIZED"
+				}
+				fmt.Fprintf(w, "%s (%s) at %s, registry index %d\n", verdict, d.Reason, d.At.Format(time.RFC3339), d.Index)
+				for i, l := range d.Chain {
+					fmt.Fprintf(w, "  %d. %s  %s -> %s  %s %s  [%s]\n", i+1, l.Accreditation, l.Accreditor, l.Subject, l.Action, strings.Join(l.Resources, ","), l.Status)
+				}
+				if d.Root != "" {
+					fmt.Fprintf(w, "  root accreditor %s\n", d.Root)
+				}
+			})
+		},
+	}
+	cmd.Flags().StringVar(&entity, "entity", "", "DID asked about")
+	cmd.Flags().StringVar(&fw, "framework", "", "framework id")
+	cmd.Flags().StringVar(&action, "action", registry.ActionIssue, "issue or accredit")
+	cmd.Flags().StringVar(&resource, "resource", "", "credential-type IRI")
+	cmd.Flags().StringVar(&jurisdiction, "jurisdiction", "", "ISO 3166 code")
+	cmd.Flags().StringVar(&at, "at", "", "valid time (RFC 3339 or date; default now)")
+	cmd.Flags().StringVar(&asOf, "as-of", "", "registry index to answer at (default latest)")
+	return cmd
+}
+
+func printAccreditations(w io.Writer, items []registry.AccreditationView) {
+	for _, v := range items {
+		until := "open"
+		if v.ValidUntil != nil {
+			until = v.ValidUntil.Format(time.DateOnly)
+		}
+		fmt.Fprintf(w, "%s  %s -> %s  %s %s  %s..%s  [%s]\n", v.ID, v.Accreditor, v.Subject, v.Action,
+			strings.Join(v.Resources, ","), v.ValidFrom.Format(time.DateOnly), until, v.Status)
+	}
+}
+
+func (a *app) accreditationCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "accreditation", Short: "Show and list accreditations"}
+	show := &cobra.Command{
+		Use: "show ID", Short: "Show an accreditation with its status events", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var v registry.AccreditationView
+			if err := a.client().Get(cmd.Context(), "/v1/accreditations/"+client.PathID(args[0]), nil, &v); err != nil {
+				return err
+			}
+			return a.print(v, func(w io.Writer) {
+				printAccreditations(w, []registry.AccreditationView{v})
+				for _, e := range v.Events {
+					fmt.Fprintf(w, "  %-9s from %s (index %d) %s\n", e.Status, e.EffectiveAt.Format(time.RFC3339), e.Index, e.Reason)
+				}
+			})
+		},
+	}
+	var fw, resource, accreditor, status string
+	list := &cobra.Command{
+		Use: "list [--framework ID] [--resource IRI] [--accreditor DID] [--status S]", Short: "Search accreditations", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{}
+			for k, v := range map[string]string{"framework": fw, "resource": resource, "accreditor": accreditor, "status": status} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			var out struct {
+				Items []registry.AccreditationView `json:"items"`
+			}
+			if err := a.client().Get(cmd.Context(), "/v1/accreditations", q, &out); err != nil {
+				return err
+			}
+			return a.print(out, func(w io.Writer) { printAccreditations(w, out.Items) })
+		},
+	}
+	list.Flags().StringVar(&fw, "framework", "", "framework id")
+	list.Flags().StringVar(&resource, "resource", "", "credential-type IRI")
+	list.Flags().StringVar(&accreditor, "accreditor", "", "accreditor DID")
+	list.Flags().StringVar(&status, "status", "", "active, suspended, revoked, expired or not_yet_valid")
+	cmd.AddCommand(show, list)
+	return cmd
+}
+
+func (a *app) operationCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "operation INDEX|CID", Short: "Show an operation with its exact signed bytes and result", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var v registry.OperationView
+			if err := a.client().Get(cmd.Context(), "/v1/operations/"+client.PathID(args[0]), nil, &v); err != nil {
+				return err
+			}
+			return a.print(v, func(w io.Writer) {
+				state := "accepted"
+				if !v.Result.Accepted {
+					state = "rejected: " + v.Result.Code + ": " + v.Result.Reason
+				}
+				fmt.Fprintf(w, "index %d  %s  %s  %s\n  signers %s\n  %s\n", v.Index, v.Time.Format(time.RFC3339), v.Op, state, strings.Join(v.Signers, ", "), v.JWS)
+			})
+		},
+	}
+}
+
+func (a *app) nodeStatusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "status", Short: "Show the node's view of the cluster", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var st map[string]any
+			if err := a.client().Get(cmd.Context(), "/v1/status", nil, &st); err != nil {
+				return err
+			}
+			return a.print(st, func(w io.Writer) {
+				fmt.Fprintf(w, "node %v  %v  leader %v  term %v  commit %v  applied %v\n",
+					st["node_id"], st["state"], st["leader"], st["term"], st["commit_index"], st["applied_index"])
+			})
+		},
+	}
+}

@@ -1,0 +1,92 @@
+// Command trustd runs a trustreg node. With no configuration it starts a
+// single-node development cluster on loopback with data under ./trustd-data.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trustreg/trustreg/configs"
+	"github.com/trustreg/trustreg/node"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "trustd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	cmd := &cobra.Command{
+		Use:           "trustd",
+		Short:         "Run a trustreg trust-registry node",
+		Long:          "trustd runs a trustreg node. With no configuration it starts a single-node development cluster\non loopback, with data, a development genesis and its keys under ./trustd-data.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+	}
+	configs.RegisterFlags(cmd.Flags())
+	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		cfg, err := configs.Load(cmd.Flags(), environ)
+		if err != nil {
+			return err
+		}
+		logger := newLogger(stderr, cfg.Log)
+		logger.Info("configuration", "config", cfg.Redacted())
+		n, err := node.New(*cfg, node.Options{Logger: logger})
+		if err != nil {
+			return err
+		}
+		defer n.Close()
+		printWelcome(stdout, cfg, n)
+		select {
+		case <-ctx.Done():
+			logger.Info("shutting down")
+			return nil
+		case err := <-n.Errors():
+			return err
+		}
+	}
+	return cmd.ExecuteContext(ctx)
+}
+
+func newLogger(w io.Writer, c configs.LogConfig) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func printWelcome(w io.Writer, cfg *configs.Config, n *node.Node) {
+	fmt.Fprintf(w, "trustd node %s\n", n.PeerID())
+	fmt.Fprintf(w, "  gateway  %s\n", n.GatewayURL())
+	fmt.Fprintf(w, "  data     %s\n", cfg.DataDir)
+	if cfg.Genesis == "" {
+		fmt.Fprintf(w, "  mode     development: genesis %s, keys in %s\n",
+			filepath.Join(cfg.DataDir, node.DevGenesisFile), filepath.Join(cfg.DataDir, "keys"))
+	}
+	fmt.Fprintf(w, "\nTry it:\n  curl %s/v1/status\n", n.GatewayURL())
+	if cfg.Genesis == "" {
+		fmt.Fprintf(w, "  trustctl --server %s framework create --id https://example.org/frameworks/nursing --name Nursing \\\n"+
+			"      --root $(trustctl did %s) --key %s\n",
+			n.GatewayURL(), filepath.Join(cfg.DataDir, node.DevRootAccreditorKey), filepath.Join(cfg.DataDir, node.DevGovernanceKey))
+	}
+	fmt.Fprintln(w, "  (README.md has the five-minute tour)")
+}

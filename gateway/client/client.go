@@ -1,0 +1,127 @@
+// Package client is a small Go client of the trustreg gateway, used by
+// trustctl and the black-box tests.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/registry"
+)
+
+// Client talks to one node's gateway.
+type Client struct {
+	Base string
+	HTTP *http.Client
+}
+
+// New returns a client of the gateway at base (http://host:port).
+func New(base string) *Client {
+	return &Client{Base: strings.TrimRight(base, "/"), HTTP: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// APIError is a problem-details answer.
+type APIError struct {
+	Problem gateway.Problem
+}
+
+func (e *APIError) Error() string {
+	code := strings.TrimPrefix(e.Problem.Type, "urn:trustreg:problem:")
+	return fmt.Sprintf("%d %s: %s", e.Problem.Status, code, e.Problem.Detail)
+}
+
+// Submit sends a signed operation. A rejected operation returns its result
+// and an *APIError.
+func (c *Client) Submit(ctx context.Context, jws []byte) (*registry.Result, error) {
+	ct := "application/jose"
+	if t := bytes.TrimSpace(jws); len(t) > 0 && t[0] == '{' {
+		ct = "application/jose+json"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+"/v1/operations", bytes.NewReader(jws))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", ct)
+	var res registry.Result
+	err = c.do(req, &res)
+	if ae, ok := err.(*APIError); ok && ae.Problem.Result != nil {
+		return ae.Problem.Result, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// Get reads path with query into out.
+func (c *Client) Get(ctx context.Context, path string, query url.Values, out any) error {
+	u := c.Base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	return c.do(req, out)
+}
+
+// Post sends v as JSON to path and reads the answer into out.
+func (c *Client) Post(ctx context.Context, path string, v, out any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return c.do(req, out)
+}
+
+// Trust asks a trust question.
+func (c *Client) Trust(ctx context.Context, q url.Values) (*registry.Decision, error) {
+	var d registry.Decision
+	if err := c.Get(ctx, "/v1/trust", q, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// PathID escapes an identifier for use as one path segment.
+func PathID(id string) string { return url.PathEscape(id) }
+
+func (c *Client) do(req *http.Request, out any) error {
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w (is trustd running? set --server)", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 400 {
+		var p gateway.Problem
+		if json.Unmarshal(body, &p) != nil || p.Status == 0 {
+			p = gateway.Problem{Status: resp.StatusCode, Title: resp.Status, Detail: strings.TrimSpace(string(body))}
+		}
+		return &APIError{Problem: p}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("decode %s answer: %w", req.URL.Path, err)
+	}
+	return nil
+}
