@@ -317,3 +317,15 @@ func (n *Node) registerMetrics() error {
 	}
 	return nil
 }
+
+// LoopbackConfig is the configuration of an in-process node on loopback with
+// ephemeral ports and fast raft timings, for tests and tools.
+func LoopbackConfig(dataDir string) configs.Config {
+	c := configs.Default()
+	c.DataDir = dataDir
+	c.HTTP.Addr = "127.0.0.1:0"
+	c.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	c.Raft.HeartbeatTimeout = 300 * time.Millisecond
+	c.Raft.ElectionTimeout = 300 * time.Millisecond
+	return c
+}

@@ -10,18 +10,6 @@ import (
 	"github.com/trustreg/trustreg/registry"
 )
 
-// TestConfig returns a configuration for an in-process node on loopback
-// with ephemeral ports and fast raft timings.
-func testConfig(dir string) configs.Config {
-	c := configs.Default()
-	c.DataDir = dir
-	c.HTTP.Addr = "127.0.0.1:0"
-	c.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
-	c.Raft.HeartbeatTimeout = 300 * time.Millisecond
-	c.Raft.ElectionTimeout = 300 * time.Millisecond
-	return c
-}
-
 func mustNewNode(t *testing.T, cfg configs.Config) *Node {
 	t.Helper()
 	n, err := New(cfg, Options{})
@@ -38,7 +26,7 @@ func mustNewNode(t *testing.T, cfg configs.Config) *Node {
 }
 
 func TestSingleNodeDevClusterKeepsStateAcrossRestart(t *testing.T) {
-	cfg := testConfig(t.TempDir())
+	cfg := LoopbackConfig(t.TempDir())
 	n := mustNewNode(t, cfg)
 	if !n.DevGenesisCreated {
 		t.Fatal("no development genesis was created in an empty data directory")

@@ -1,0 +1,381 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/gateway/client"
+	"github.com/trustreg/trustreg/node"
+	"github.com/trustreg/trustreg/registry"
+)
+
+const (
+	fw    = "https://example.org/frameworks/nursing"
+	nurse = "https://example.org/credentials/RegisteredNurse"
+	law   = "https://example.org/credentials/Law"
+)
+
+// env is a real single-node cluster (libp2p, raft, Pebble) and a client of
+// its gateway over real HTTP.
+type env struct {
+	t       *testing.T
+	n       *node.Node
+	c       *client.Client
+	gov     *registry.Signer
+	root    *registry.Signer
+	qa      *registry.Signer
+	college *registry.Signer
+	qaAcc   string
+	colAcc  string
+}
+
+func mustNewEnv(t *testing.T) *env {
+	t.Helper()
+	cfg := node.LoopbackConfig(t.TempDir())
+	cfg.HTTP.MaxWait = 500 * time.Millisecond
+	n, err := node.New(cfg, node.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, n: n, c: client.New(n.GatewayURL())}
+	e.gov = mustLoad(t, cfg.DataDir+"/"+node.DevGovernanceKey)
+	e.root = mustLoad(t, cfg.DataDir+"/"+node.DevRootAccreditorKey)
+	e.qa, _ = registry.GenerateKey(registry.KeyEd25519)
+	e.college, _ = registry.GenerateKey(registry.KeyP256)
+	return e
+}
+
+func mustLoad(t *testing.T, path string) *registry.Signer {
+	t.Helper()
+	s, err := node.LoadKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (e *env) payload(op string, fields map[string]any) []byte {
+	m := map[string]any{"op": op, "iat": time.Now().Unix()}
+	for k, v := range fields {
+		m[k] = v
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+func (e *env) sign(s *registry.Signer, op string, fields map[string]any) []byte {
+	jws, err := s.SignCompact(e.payload(op, fields))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return jws
+}
+
+func (e *env) govSign(op string, fields map[string]any) []byte {
+	jws, err := registry.SignJSON(e.payload(op, fields), e.gov)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return jws
+}
+
+func (e *env) mustSubmit(jws []byte) *registry.Result {
+	e.t.Helper()
+	res, err := e.c.Submit(context.Background(), jws)
+	if err != nil {
+		e.t.Fatalf("submit: %v", err)
+	}
+	return res
+}
+
+// chain builds framework -> QA agency (accredit) -> college (issue).
+func (e *env) chain() {
+	e.mustSubmit(e.govSign(registry.OpCreateFramework, map[string]any{"id": fw, "name": "Nursing", "roots": []string{e.root.DID}}))
+	e.qaAcc = e.mustSubmit(e.sign(e.root, registry.OpAccredit, map[string]any{"framework": fw, "accreditor": e.root.DID, "subject": e.qa.DID,
+		"action": "accredit", "resources": []string{nurse}, "validFrom": "2020-01-01T00:00:00Z"})).ID
+	e.colAcc = e.mustSubmit(e.sign(e.qa, registry.OpAccredit, map[string]any{"framework": fw, "accreditor": e.qa.DID, "subject": e.college.DID,
+		"action": "issue", "resources": []string{nurse}, "parent": e.qaAcc, "validFrom": "2022-09-01T00:00:00Z"})).ID
+}
+
+func (e *env) get(path string) (*http.Response, []byte) {
+	e.t.Helper()
+	resp, err := http.Get(e.n.GatewayURL() + path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, body
+}
+
+func (e *env) trust(extra string) *registry.Decision {
+	e.t.Helper()
+	q := url.Values{"entity": {e.college.DID}, "framework": {fw}, "resource": {nurse}}
+	resp, body := e.get("/v1/trust?" + q.Encode() + extra)
+	if resp.StatusCode != 200 {
+		e.t.Fatalf("trust: %d %s", resp.StatusCode, body)
+	}
+	var d registry.Decision
+	if err := json.Unmarshal(body, &d); err != nil {
+		e.t.Fatal(err)
+	}
+	return &d
+}
+
+func TestTrustDecisionsOverHTTP(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	if d := e.trust(""); !d.Authorized || d.Reason != "active" || len(d.Chain) != 2 || d.Chain[0].Accreditation != e.colAcc {
+		t.Fatalf("now: %+v", d)
+	}
+	before := e.n.State.AppliedIndex()
+	rev := e.mustSubmit(e.sign(e.root, registry.OpRevoke, map[string]any{"accreditation": e.qaAcc, "reason": "withdrawn"}))
+	if d := e.trust(""); d.Authorized || d.Reason != "chain_broken" {
+		t.Fatalf("after revoking the QA agency: %v %s", d.Authorized, d.Reason)
+	}
+	if d := e.trust("&at=2024-06-01"); !d.Authorized {
+		t.Fatalf("in 2024: %s", d.Reason)
+	}
+	if d := e.trust("&as_of=" + itoa(before)); !d.Authorized || d.Index != before {
+		t.Fatalf("as_of %d: %v %s index %d", before, d.Authorized, d.Reason, d.Index)
+	}
+	// A pinned question is cacheable forever; answers carry the index and an ETag.
+	q := url.Values{"entity": {e.college.DID}, "framework": {fw}, "resource": {nurse}, "at": {"2024-06-01"}, "as_of": {itoa(rev.Index)}}
+	resp, _ := e.get("/v1/trust?" + q.Encode())
+	if !strings.Contains(resp.Header.Get("Cache-Control"), "immutable") || resp.Header.Get("ETag") == "" || resp.Header.Get(gateway.IndexHeader) == "" {
+		t.Fatalf("headers = %v", resp.Header)
+	}
+	req, _ := http.NewRequest("GET", e.n.GatewayURL()+"/v1/trust?"+q.Encode(), nil)
+	req.Header.Set("If-None-Match", resp.Header.Get("ETag"))
+	if r2, err := http.DefaultClient.Do(req); err != nil || r2.StatusCode != http.StatusNotModified {
+		t.Fatalf("conditional GET: %v %v, want 304", r2.StatusCode, err)
+	}
+	// Unknown entities get the same shape as unauthorized ones.
+	q = url.Values{"entity": {"did:web:nobody.example"}, "framework": {fw}, "resource": {nurse}}
+	resp, body := e.get("/v1/trust?" + q.Encode())
+	var d registry.Decision
+	if err := json.Unmarshal(body, &d); resp.StatusCode != 200 || err != nil || d.Authorized || d.Reason != "never_authorized" || d.Chain == nil {
+		t.Fatalf("unknown entity: %d %s", resp.StatusCode, body)
+	}
+	// Batch.
+	var batch []registry.Decision
+	err := e.c.Post(context.Background(), "/v1/trust", []map[string]any{
+		{"entity": e.college.DID, "framework": fw, "resource": nurse, "at": "2024-06-01"},
+		{"entity": e.college.DID, "framework": fw, "resource": nurse},
+		{"entity": e.qa.DID, "framework": fw, "action": "accredit", "resource": nurse, "at": "2021-01-01"},
+	}, &batch)
+	if err != nil || len(batch) != 3 || !batch[0].Authorized || batch[1].Authorized || !batch[2].Authorized {
+		t.Fatalf("batch: %+v, %v", batch, err)
+	}
+}
+
+func itoa(i uint64) string { return strconv.FormatUint(i, 10) }
+
+func TestBadWritesGetClearErrorsAndChangeNothing(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	stranger, _ := registry.GenerateKey(registry.KeyEd25519)
+	fromQA := func(fields map[string]any) []byte {
+		m := map[string]any{"framework": fw, "accreditor": e.qa.DID, "subject": stranger.DID, "action": "issue", "resources": []string{nurse}, "parent": e.qaAcc}
+		for k, v := range fields {
+			m[k] = v
+		}
+		return e.sign(e.qa, registry.OpAccredit, m)
+	}
+	tampered := fromQA(nil)
+	tampered[len(tampered)-5] ^= 1 // still base64url, different signature bytes
+	if tampered[len(tampered)-5] == '.' {
+		tampered[len(tampered)-5] = 'A'
+	}
+	old := map[string]any{"op": registry.OpSuspend, "iat": time.Now().Add(-time.Hour).Unix(), "accreditation": e.colAcc}
+	oldRaw, _ := json.Marshal(old)
+	stale, _ := e.qa.SignCompact(oldRaw)
+	webKey, _ := registry.GenerateKey(registry.KeyEd25519)
+	unknown, _ := webKey.WithKID("did:web:unknown.example#k1")
+
+	cases := []struct {
+		name        string
+		body        []byte
+		contentType string
+		status      int
+		problem     string
+	}{
+		{"not a JWS", []byte("hello"), "application/jose", 400, "malformed"},
+		{"empty body", nil, "application/jose", 400, "malformed"},
+		{"unknown payload field", fromQA(map[string]any{"extra": 1}), "application/jose", 400, "malformed"},
+		{"oversized", bytes.Repeat([]byte("a"), registry.MaxOperationSize+10), "application/jose", 413, "too_large"},
+		{"wrong media type", fromQA(nil), "application/xml", 415, "unsupported_media_type"},
+		{"bad signature", tampered, "application/jose", 401, "bad_signature"},
+		{"unknown key", e.sign(unknown, registry.OpSuspend, map[string]any{"accreditation": e.colAcc}), "application/jose", 401, "unknown_key"},
+		{"signer without authority", e.sign(stranger, registry.OpRevoke, map[string]any{"accreditation": e.colAcc}), "application/jose", 403, "not_authorized"},
+		{"scope escalation", fromQA(map[string]any{"resources": []string{law}}), "application/jose", 403, "scope_exceeded"},
+		{"conflict", e.sign(e.qa, registry.OpReinstate, map[string]any{"accreditation": e.colAcc}), "application/jose", 409, "conflict"},
+		{"iat outside the window", stale, "application/jose", 422, "iat_out_of_window"},
+		{"semantically invalid", fromQA(map[string]any{"framework": "https://example.org/nope"}), "application/jose", 422, "invalid"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before, _ := e.n.State.StateDigest()
+			resp, err := http.Post(e.n.GatewayURL()+"/v1/operations", tc.contentType, bytes.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+				t.Fatalf("content type %q", ct)
+			}
+			var p gateway.Problem
+			if err := json.Unmarshal(body, &p); err != nil || p.Type != "urn:trustreg:problem:"+tc.problem || p.Detail == "" || p.Status != tc.status {
+				t.Fatalf("problem = %s, want type %s", body, tc.problem)
+			}
+			if after, _ := e.n.State.StateDigest(); after != before {
+				t.Fatal("state digest changed")
+			}
+		})
+	}
+	// A resubmitted operation answers 200 with the original result.
+	op := e.sign(e.qa, registry.OpSuspend, map[string]any{"accreditation": e.colAcc})
+	first := e.mustSubmit(op)
+	resp, err := http.Post(e.n.GatewayURL()+"/v1/operations", "application/jose", bytes.NewReader(op))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again registry.Result
+	json.NewDecoder(resp.Body).Decode(&again)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !again.Duplicate || again.Index != first.Index {
+		t.Fatalf("resubmission: %d %+v, want 200 duplicate of %d", resp.StatusCode, again, first.Index)
+	}
+}
+
+func TestRecordsAndDIDPaths(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	const web = "did:web:college.example%3A8443:campus"
+	k, _ := registry.GenerateKey(registry.KeyEd25519)
+	ws, _ := k.WithKID(web + "#key-1")
+	jwk, _ := ws.PublicJWK()
+	e.mustSubmit(e.sign(e.qa, registry.OpRegisterEntity, map[string]any{"id": web, "name": "Web College", "keys": []any{jwk}}))
+	for _, path := range []string{"/v1/entities/" + url.PathEscape(web), "/v1/entities/" + web} {
+		resp, body := e.get(path)
+		var ent registry.Entity
+		if json.Unmarshal(body, &ent); resp.StatusCode != 200 || ent.ID != web {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
+		}
+	}
+	resp, _ := e.get("/v1/entities/" + url.PathEscape("did:web:nobody.example"))
+	if resp.StatusCode != 404 {
+		t.Fatalf("unknown entity: %d", resp.StatusCode)
+	}
+	var view registry.FrameworkView
+	if err := e.c.Get(context.Background(), "/v1/frameworks/"+url.PathEscape(fw), nil, &view); err != nil || view.ID != fw || len(view.Roots) != 1 {
+		t.Fatalf("framework: %+v %v", view, err)
+	}
+	var acc registry.AccreditationView
+	if err := e.c.Get(context.Background(), "/v1/accreditations/"+e.colAcc, nil, &acc); err != nil || acc.Status != "active" {
+		t.Fatalf("accreditation: %+v %v", acc, err)
+	}
+	// The exact signed operation is served byte for byte and verifies.
+	op, err := registry.ParseOperation([]byte(acc.Operation))
+	if err != nil || registry.CIDOf([]byte(acc.Operation)) != e.colAcc || op.Op != registry.OpAccredit {
+		t.Fatalf("stored operation does not match its CID: %v", err)
+	}
+	var list struct {
+		Items []registry.AccreditationView `json:"items"`
+		Next  string                       `json:"next"`
+	}
+	if err := e.c.Get(context.Background(), "/v1/accreditations", url.Values{"framework": {fw}, "limit": {"1"}}, &list); err != nil || len(list.Items) != 1 || list.Next == "" {
+		t.Fatalf("page 1: %+v %v", list, err)
+	}
+	resp, body := e.get(list.Next)
+	var page2 struct {
+		Items []registry.AccreditationView `json:"items"`
+		Next  string                       `json:"next"`
+	}
+	if json.Unmarshal(body, &page2); resp.StatusCode != 200 || len(page2.Items) != 1 || page2.Items[0].ID == list.Items[0].ID || page2.Next != "" {
+		t.Fatalf("page 2: %s", body)
+	}
+	var hist struct {
+		Items []registry.OperationView `json:"items"`
+	}
+	if err := e.c.Get(context.Background(), "/v1/entities/"+url.PathEscape(e.qa.DID)+"/history", nil, &hist); err != nil || len(hist.Items) != 3 {
+		t.Fatalf("QA history: %d items, %v", len(hist.Items), err)
+	}
+	var opv registry.OperationView
+	if err := e.c.Get(context.Background(), "/v1/operations/"+e.colAcc, nil, &opv); err != nil || opv.CID != e.colAcc || !opv.Result.Accepted {
+		t.Fatalf("operation by CID: %+v %v", opv, err)
+	}
+	if err := e.c.Get(context.Background(), "/v1/operations/"+itoa(opv.Index), nil, &opv); err != nil || opv.CID != e.colAcc {
+		t.Fatalf("operation by index: %+v %v", opv, err)
+	}
+	var feed struct {
+		Items []registry.OperationView `json:"items"`
+	}
+	if err := e.c.Get(context.Background(), "/v1/operations", url.Values{"since": {itoa(opv.Index - 1)}}, &feed); err != nil || len(feed.Items) == 0 || feed.Items[0].Index != opv.Index {
+		t.Fatalf("change feed: %+v %v", feed, err)
+	}
+}
+
+func TestReadConsistencyAndOperationalEndpoints(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	applied := e.n.State.AppliedIndex()
+	for path, want := range map[string]int{
+		"/v1/frameworks?min_index=" + itoa(applied):     200,
+		"/v1/frameworks?min_index=" + itoa(applied+100): 503,
+		"/v1/frameworks?consistency=linearizable":       200,
+		"/v1/frameworks?consistency=eventual":           400,
+		"/v1/frameworks?limit=0":                        400,
+		"/v1/frameworks?colour=blue":                    400,
+		"/v1/trust?entity=a":                            400,
+		"/v1/trust?entity=a&framework=b&at=yesterday":   400,
+		"/v1/trust?entity=a&framework=b&framwork=c":     400,
+		"/v1/trust?entity=a&framework=b&action=teach":   400,
+		"/v1/status":                                    200,
+		"/healthz":                                      200,
+		"/readyz":                                       200,
+		"/openapi.json":                                 200,
+		"/v1/nothing":                                   404,
+	} {
+		resp, body := e.get(path)
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d: %s", path, resp.StatusCode, want, body)
+		}
+		if want == 503 && resp.Header.Get("Retry-After") == "" {
+			t.Errorf("GET %s: 503 without Retry-After", path)
+		}
+	}
+	_, body := e.get("/metrics")
+	for _, m := range []string{"trustd_registry_applied_index", "trustd_http_requests_total", "trustd_registry_operations_total", "trustd_raft_leader 1"} {
+		if !bytes.Contains(body, []byte(m)) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+	var st struct {
+		Leader       string `json:"leader"`
+		AppliedIndex uint64 `json:"applied_index"`
+		Genesis      string `json:"genesis"`
+	}
+	if err := e.c.Get(context.Background(), "/v1/status", nil, &st); err != nil || st.Leader == "" || st.AppliedIndex < applied || st.Genesis == "" {
+		t.Fatalf("status %+v %v", st, err)
+	}
+}
