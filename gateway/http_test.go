@@ -350,11 +350,11 @@ func TestReadConsistencyAndOperationalEndpoints(t *testing.T) {
 		"/v1/trust?entity=a&framework=b&at=yesterday":   400,
 		"/v1/trust?entity=a&framework=b&framwork=c":     400,
 		"/v1/trust?entity=a&framework=b&action=teach":   400,
-		"/v1/status":                                    200,
-		"/healthz":                                      200,
-		"/readyz":                                       200,
-		"/openapi.json":                                 200,
-		"/v1/nothing":                                   404,
+		"/v1/status":    200,
+		"/healthz":      200,
+		"/readyz":       200,
+		"/openapi.json": 200,
+		"/v1/nothing":   404,
 	} {
 		resp, body := e.get(path)
 		if resp.StatusCode != want {

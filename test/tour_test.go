@@ -1,0 +1,86 @@
+package test
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// readmeTour returns the shell block of README.md marked as the tour.
+func readmeTour(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(raw), "<!-- tour")
+	if !ok {
+		t.Fatal("README.md has no tour block")
+	}
+	_, block, ok := strings.Cut(after, "```sh\n")
+	if !ok {
+		t.Fatal("tour block has no sh fence")
+	}
+	block, _, ok = strings.Cut(block, "```")
+	if !ok {
+		t.Fatal("tour block is not closed")
+	}
+	return block
+}
+
+// TestReadmeTour starts trustd with no configuration (only its ports moved
+// off the defaults so the test cannot collide with a running node) and runs
+// the README's tour verbatim, but for two substitutions: the gateway address
+// the node printed, and binaries built by the test instead of the tour's
+// own go build line.
+func TestReadmeTour(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatal("curl is needed by the README tour: install it (apt-get install curl)")
+	}
+	bin := mustBuild(t)
+	dir := t.TempDir()
+	p := startTrustd(t, bin, dir, "--http-addr", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0")
+
+	tour := readmeTour(t)
+	const buildLine = "go build -o bin/ ./cmd/... && export PATH=$PWD/bin:$PATH"
+	if !strings.Contains(tour, buildLine) || !strings.Contains(tour, "http://127.0.0.1:8080") {
+		t.Fatal("the tour changed: update the substitutions of this test")
+	}
+	script := strings.Replace(tour, buildLine, "export PATH="+bin+":$PATH", 1)
+	script = strings.ReplaceAll(script, "http://127.0.0.1:8080", p.url)
+
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TRUSTCTL_SERVER="+p.url)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("tour failed: %v\n%s\ntrustd:\n%s", err, out, p.stderr)
+	}
+	// The documented answers, in order.
+	rest := string(out)
+	for _, want := range []string{
+		"accepted createFramework",
+		"accepted accredit",
+		"AUTHORIZED (active)",
+		"accepted revoke",
+		"NOT AUTHORIZED (chain_broken)",
+		"AUTHORIZED (active) at 2024-06-01T00:00:00Z",
+		`"authorized":true,"reason":"active"`,
+	} {
+		i := strings.Index(rest, want)
+		if i < 0 {
+			t.Fatalf("tour output lacks %q (in order):\n%s", want, out)
+		}
+		rest = rest[i+len(want):]
+	}
+
+	// trustctl fails with a clear message and a non-zero exit.
+	bad := exec.Command(bin+"/trustctl", "--server", p.url, "revoke", "bafkreinotanaccreditation", "--key", "qa.jwk")
+	bad.Dir = dir
+	msg, err := bad.CombinedOutput()
+	if err == nil || !strings.Contains(string(msg), "422 invalid") || !strings.Contains(string(msg), "does not exist") {
+		t.Fatalf("revoking an unknown accreditation: %v\n%s", err, msg)
+	}
+	p.stop(t)
+}
