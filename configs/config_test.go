@@ -86,3 +86,14 @@ func TestValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestExampleFileLoads(t *testing.T) {
+	c, err := Load(mustFlags(t, "--config", "trustd.example.yaml"), nil)
+	if err != nil {
+		t.Fatalf("configs/trustd.example.yaml: %v", err)
+	}
+	d := Default()
+	if c.HTTP != d.HTTP || c.Raft != d.Raft || c.DataDir != d.DataDir {
+		t.Fatalf("the example file's values differ from the defaults it documents:\n%+v\n%+v", c, d)
+	}
+}
