@@ -22,11 +22,21 @@ type Config struct {
 	DataDir string `mapstructure:"data_dir" json:"data_dir"`
 	// Genesis is the path of the consortium's genesis document. Empty means
 	// development mode: a genesis and its keys are generated in DataDir.
-	Genesis string     `mapstructure:"genesis" json:"genesis"`
-	HTTP    HTTPConfig `mapstructure:"http" json:"http"`
-	P2P     P2PConfig  `mapstructure:"p2p" json:"p2p"`
-	Raft    RaftConfig `mapstructure:"raft" json:"raft"`
-	Log     LogConfig  `mapstructure:"log" json:"log"`
+	Genesis string      `mapstructure:"genesis" json:"genesis"`
+	HTTP    HTTPConfig  `mapstructure:"http" json:"http"`
+	P2P     P2PConfig   `mapstructure:"p2p" json:"p2p"`
+	Raft    RaftConfig  `mapstructure:"raft" json:"raft"`
+	Admin   AdminConfig `mapstructure:"admin" json:"admin"`
+	Log     LogConfig   `mapstructure:"log" json:"log"`
+}
+
+// AdminConfig configures the operators' admin API (cluster membership).
+type AdminConfig struct {
+	// Addr is the admin listener; loopback by default. Off loopback it
+	// needs a Token.
+	Addr string `mapstructure:"addr" json:"addr"`
+	// Token, if set, must be sent as "Authorization: Bearer <token>".
+	Token string `mapstructure:"token" json:"token"`
 }
 
 // HTTPConfig configures the gateway.
@@ -59,6 +69,11 @@ type RaftConfig struct {
 	TrailingLogs      uint64        `mapstructure:"trailing_logs" json:"trailing_logs"`
 	HeartbeatTimeout  time.Duration `mapstructure:"heartbeat_timeout" json:"heartbeat_timeout"`
 	ElectionTimeout   time.Duration `mapstructure:"election_timeout" json:"election_timeout"`
+	// Join names members (multiaddrs ending in /p2p/<id>) this node asks to
+	// add it when it has no raft state; it then does not bootstrap.
+	Join []string `mapstructure:"join" json:"join"`
+	// Nonvoter makes a joining node a non-voting read replica.
+	Nonvoter bool `mapstructure:"nonvoter" json:"nonvoter"`
 }
 
 // LogConfig configures logging.
@@ -81,20 +96,24 @@ func Default() Config {
 			Bootstrap: true, SnapshotInterval: 2 * time.Minute, SnapshotThreshold: 8192, TrailingLogs: 10240,
 			HeartbeatTimeout: time.Second, ElectionTimeout: time.Second,
 		},
-		Log: LogConfig{Level: "info", Format: "text"},
+		Admin: AdminConfig{Addr: "127.0.0.1:8081"},
+		Log:   LogConfig{Level: "info", Format: "text"},
 	}
 }
 
 // flagKeys maps each flag to the configuration key it sets.
 var flagKeys = map[string]string{
-	"data-dir":  "data_dir",
-	"genesis":   "genesis",
-	"http-addr": "http.addr",
-	"listen":    "p2p.listen",
-	"peers":     "p2p.peers",
-	"psk-file":  "p2p.psk_file",
-	"bootstrap": "raft.bootstrap",
-	"log-level": "log.level",
+	"data-dir":   "data_dir",
+	"genesis":    "genesis",
+	"http-addr":  "http.addr",
+	"listen":     "p2p.listen",
+	"peers":      "p2p.peers",
+	"psk-file":   "p2p.psk_file",
+	"bootstrap":  "raft.bootstrap",
+	"join":       "raft.join",
+	"nonvoter":   "raft.nonvoter",
+	"admin-addr": "admin.addr",
+	"log-level":  "log.level",
 }
 
 // RegisterFlags adds trustd's flags to fs.
@@ -108,6 +127,9 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringSlice("peers", d.P2P.Peers, "other cluster members as multiaddrs ending in /p2p/<peer id>")
 	fs.String("psk-file", d.P2P.PSKFile, "file with a 32-byte pre-shared network key (64 hex digits)")
 	fs.Bool("bootstrap", d.Raft.Bootstrap, "start a new cluster when this node has no raft state")
+	fs.StringSlice("join", d.Raft.Join, "ask these members (multiaddrs ending in /p2p/<id>) to add this node")
+	fs.Bool("nonvoter", d.Raft.Nonvoter, "join as a non-voting read replica")
+	fs.String("admin-addr", d.Admin.Addr, "admin API listen address (cluster membership)")
 	fs.String("log-level", d.Log.Level, "log level: debug, info, warn or error")
 }
 
@@ -171,6 +193,10 @@ func setTyped(v *viper.Viper, d Config) {
 	v.SetDefault("raft.trailing_logs", d.Raft.TrailingLogs)
 	v.SetDefault("raft.heartbeat_timeout", d.Raft.HeartbeatTimeout)
 	v.SetDefault("raft.election_timeout", d.Raft.ElectionTimeout)
+	v.SetDefault("raft.join", d.Raft.Join)
+	v.SetDefault("raft.nonvoter", d.Raft.Nonvoter)
+	v.SetDefault("admin.addr", d.Admin.Addr)
+	v.SetDefault("admin.token", d.Admin.Token)
 	v.SetDefault("log.level", d.Log.Level)
 	v.SetDefault("log.format", d.Log.Format)
 }
@@ -216,6 +242,16 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
 		}
 	}
+	if host, _, err := net.SplitHostPort(c.Admin.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("admin.addr %q: %v", c.Admin.Addr, err))
+	} else if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" && c.Admin.Token == "" {
+		errs = append(errs, fmt.Errorf("admin.addr %q is not loopback: set admin.token so membership changes need it", c.Admin.Addr))
+	}
+	for _, p := range c.Raft.Join {
+		if !strings.Contains(p, "/p2p/") {
+			errs = append(errs, fmt.Errorf("raft.join entry %q must end in /p2p/<peer id>", p))
+		}
+	}
 	if len(c.P2P.Listen) == 0 {
 		errs = append(errs, errors.New("p2p.listen is empty"))
 	}
@@ -238,9 +274,13 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Redacted returns the configuration as logged at start.
+// Redacted returns the configuration as logged at start, secrets masked.
 func (c *Config) Redacted() map[string]any {
-	raw, _ := json.Marshal(c)
+	cc := *c
+	if cc.Admin.Token != "" {
+		cc.Admin.Token = "<redacted>"
+	}
+	raw, _ := json.Marshal(cc)
 	var m map[string]any
 	_ = json.Unmarshal(raw, &m)
 	return m

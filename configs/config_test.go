@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,7 +94,7 @@ func TestExampleFileLoads(t *testing.T) {
 		t.Fatalf("configs/trustd.example.yaml: %v", err)
 	}
 	d := Default()
-	if c.HTTP != d.HTTP || c.Raft != d.Raft || c.DataDir != d.DataDir {
+	if fmt.Sprintf("%+v", *c) != fmt.Sprintf("%+v", d) {
 		t.Fatalf("the example file's values differ from the defaults it documents:\n%+v\n%+v", c, d)
 	}
 }

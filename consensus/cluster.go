@@ -38,17 +38,33 @@ type Config struct {
 	// Timing; zero values take raft's defaults scaled for a LAN.
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
+	// ClusterID (the genesis CID) must match between peers; a peer with
+	// another is refused.
+	ClusterID string
+	// Codec encodes state machine responses for writes forwarded to the
+	// leader.
+	Codec ResponseCodec
+	// Gater, if set, is kept in step with the raft configuration.
+	Gater *Gater
+	// LeaderWait bounds how long a write or read index waits for a leader
+	// (default 3s).
+	LeaderWait time.Duration
 }
 
 // Cluster is this node's raft participation.
 type Cluster struct {
-	raft  *raft.Raft
-	logs  *LogStore
-	snaps *raft.FileSnapshotStore
-	trans *raft.NetworkTransport
-	host  host.Host
-	log   *slog.Logger
-	sm    StateMachine
+	raft       *raft.Raft
+	logs       *LogStore
+	snaps      *raft.FileSnapshotStore
+	trans      *raft.NetworkTransport
+	host       host.Host
+	log        *slog.Logger
+	sm         StateMachine
+	peers      *peering
+	codec      ResponseCodec
+	gater      *Gater
+	leaderWait time.Duration
+	stop       context.CancelFunc
 }
 
 // Start opens the raft stores in cfg.Dir, restores the state machine from
@@ -72,12 +88,16 @@ func Start(cfg Config) (*Cluster, error) {
 		logs.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
-	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine}
+	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine, codec: cfg.Codec, gater: cfg.Gater, leaderWait: cfg.LeaderWait}
+	if c.leaderWait <= 0 {
+		c.leaderWait = 3 * time.Second
+	}
+	c.peers = newPeering(cfg.Host, cfg.ClusterID, logger)
 	if err := c.restoreIfEmpty(); err != nil {
 		logs.Close()
 		return nil, err
 	}
-	trans, err := newTransport(cfg.Host, hw)
+	trans, err := newTransport(cfg.Host, c.peers, hw)
 	if err != nil {
 		logs.Close()
 		return nil, err
@@ -139,6 +159,10 @@ func Start(cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	c.raft = r
+	cfg.Host.SetStreamHandler(RPCProtocol, c.serveRPC)
+	ctx, cancel := context.WithCancel(context.Background())
+	c.stop = cancel
+	go c.syncPeers(ctx)
 	return c, nil
 }
 
@@ -165,9 +189,9 @@ func (c *Cluster) restoreIfEmpty() error {
 	return nil
 }
 
-// Propose replicates cmd, stamped with this leader's clock, and returns the
-// state machine's response once it is applied here.
-func (c *Cluster) Propose(ctx context.Context, cmd []byte) (any, error) {
+// proposeLocal replicates cmd, stamped with this leader's clock, and
+// returns the state machine's response once it is applied here.
+func (c *Cluster) proposeLocal(ctx context.Context, cmd []byte) (any, error) {
 	timeout := 10 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
@@ -212,14 +236,6 @@ func (c *Cluster) WaitLeader(ctx context.Context) error {
 			return fmt.Errorf("wait for a leader: %w", ErrNoLeader)
 		case <-t.C:
 		}
-	}
-	return nil
-}
-
-// VerifyLeader confirms with a quorum that this node still leads.
-func (c *Cluster) VerifyLeader() error {
-	if err := c.raft.VerifyLeader().Error(); err != nil {
-		return fmt.Errorf("%w: %v", ErrNotLeader, err)
 	}
 	return nil
 }
@@ -281,6 +297,11 @@ func (c *Cluster) Snapshot() error { return c.raft.Snapshot().Error() }
 // Shutdown leaves raft and closes the stores. The host is the caller's.
 func (c *Cluster) Shutdown() error {
 	var err error
+	if c.stop != nil {
+		c.stop()
+	}
+	c.host.RemoveStreamHandler(RPCProtocol)
+	c.peers.close()
 	if c.raft != nil {
 		err = c.raft.Shutdown().Error()
 	}

@@ -19,23 +19,71 @@ const RaftProtocol = protocol.ID("/trustreg/raft/1.0.0")
 // streamLayer is a raft.StreamLayer on libp2p streams: raft server
 // addresses are peer ids, and each raft connection is one libp2p stream.
 type streamLayer struct {
-	h host.Host
-	l net.Listener
+	h      host.Host
+	l      net.Listener
+	peers  *peering
+	conns  chan net.Conn
+	closed chan struct{}
 }
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
 
-func newStreamLayer(h host.Host) (*streamLayer, error) {
+func newStreamLayer(h host.Host, peers *peering) (*streamLayer, error) {
 	l, err := gostream.Listen(h, RaftProtocol)
 	if err != nil {
 		return nil, fmt.Errorf("listen for raft streams: %w", err)
 	}
-	return &streamLayer{h: h, l: l}, nil
+	s := &streamLayer{h: h, l: l, peers: peers, conns: make(chan net.Conn), closed: make(chan struct{})}
+	go s.acceptLoop()
+	return s, nil
 }
 
-func (s *streamLayer) Accept() (net.Conn, error) { return s.l.Accept() }
-func (s *streamLayer) Close() error              { return s.l.Close() }
-func (s *streamLayer) Addr() net.Addr            { return s.l.Addr() }
+// acceptLoop hands raft only streams from peers of the same cluster.
+func (s *streamLayer) acceptLoop() {
+	for {
+		conn, err := s.l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			id, err := peer.Decode(conn.RemoteAddr().String())
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err = s.peers.verify(ctx, id)
+				cancel()
+			}
+			if err != nil {
+				conn.Close()
+				return
+			}
+			select {
+			case s.conns <- conn:
+			case <-s.closed:
+				conn.Close()
+			}
+		}()
+	}
+}
+
+func (s *streamLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.conns:
+		return c, nil
+	case <-s.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (s *streamLayer) Close() error {
+	select {
+	case <-s.closed:
+	default:
+		close(s.closed)
+	}
+	return s.l.Close()
+}
+
+func (s *streamLayer) Addr() net.Addr { return s.l.Addr() }
 
 // Dial opens a raft stream to the peer the address names.
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
@@ -45,13 +93,16 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	if err := s.peers.verify(ctx, pid); err != nil {
+		return nil, err
+	}
 	return gostream.Dial(ctx, s.h, pid, RaftProtocol)
 }
 
 // newTransport wraps the stream layer in raft's network transport, which
 // pools connections so heartbeats reuse streams.
-func newTransport(h host.Host, logger *hclogWriter) (*raft.NetworkTransport, error) {
-	sl, err := newStreamLayer(h)
+func newTransport(h host.Host, peers *peering, logger *hclogWriter) (*raft.NetworkTransport, error) {
+	sl, err := newStreamLayer(h, peers)
 	if err != nil {
 		return nil, err
 	}

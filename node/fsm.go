@@ -1,6 +1,8 @@
 package node
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 
 	"github.com/trustreg/trustreg/consensus"
@@ -28,3 +30,22 @@ func (m stateMachine) Apply(entries []consensus.Entry) []any {
 func (m stateMachine) Snapshot() (consensus.Snapshot, error) { return m.s.Snapshot(), nil }
 func (m stateMachine) Restore(r io.Reader) error             { return m.s.Restore(r) }
 func (m stateMachine) AppliedIndex() uint64                  { return m.s.AppliedIndex() }
+
+// resultCodec carries registry results of writes forwarded to the leader.
+type resultCodec struct{}
+
+func (resultCodec) Encode(v any) ([]byte, error) {
+	r, ok := v.(*registry.Result)
+	if !ok {
+		return nil, fmt.Errorf("unexpected apply response %T", v)
+	}
+	return json.Marshal(r)
+}
+
+func (resultCodec) Decode(b []byte) (any, error) {
+	var r registry.Result
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("decode forwarded result: %w", err)
+	}
+	return &r, nil
+}

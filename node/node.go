@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -34,16 +35,19 @@ var (
 
 // Node is one running trustreg node.
 type Node struct {
-	cfg     configs.Config
-	log     *slog.Logger
-	State   *registry.State
-	host    host.Host
-	gater   *consensus.Gater
-	cluster *consensus.Cluster
-	gateway *gateway.Server
-	http    *http.Server
-	httpLn  net.Listener
-	Metrics *prometheus.Registry
+	cfg      configs.Config
+	log      *slog.Logger
+	State    *registry.State
+	host     host.Host
+	gater    *consensus.Gater
+	cluster  *consensus.Cluster
+	gateway  *gateway.Server
+	http     *http.Server
+	httpLn   net.Listener
+	admin    *http.Server
+	adminLn  net.Listener
+	stopJoin context.CancelFunc
+	Metrics  *prometheus.Registry
 	// DevGenesisCreated is true when this start generated a development
 	// genesis and its keys.
 	DevGenesisCreated bool
@@ -85,9 +89,14 @@ func New(cfg configs.Config, opts Options) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	joins, err := peerIDs(cfg.Raft.Join)
+	if err != nil {
+		return nil, err
+	}
 	n.cluster, err = consensus.Start(consensus.Config{
 		Dir: filepath.Join(cfg.DataDir, "raft"), Host: n.host, StateMachine: stateMachine{n.State}, Logger: logger,
-		Bootstrap: cfg.Raft.Bootstrap, Voters: peers,
+		Bootstrap: cfg.Raft.Bootstrap && len(joins) == 0, Voters: peers,
+		ClusterID: n.State.GenesisCID(), Codec: resultCodec{}, Gater: n.gater,
 		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold, TrailingLogs: cfg.Raft.TrailingLogs,
 		HeartbeatTimeout: cfg.Raft.HeartbeatTimeout, ElectionTimeout: cfg.Raft.ElectionTimeout,
 	})
@@ -106,6 +115,18 @@ func New(cfg configs.Config, opts Options) (n *Node, err error) {
 	}
 	if err := n.serveHTTP(); err != nil {
 		return nil, err
+	}
+	if err := n.serveAdmin(logger); err != nil {
+		return nil, err
+	}
+	if len(joins) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		n.stopJoin = cancel
+		go func() {
+			if err := n.cluster.Join(ctx, joins, cfg.Raft.Nonvoter); err != nil {
+				n.log.Error("could not join the cluster", "err", err)
+			}
+		}()
 	}
 	n.log.Info("node started", "peer_id", n.host.ID().String(), "gateway", n.GatewayURL(),
 		"genesis", n.State.GenesisCID(), "applied_index", n.State.AppliedIndex())
@@ -137,7 +158,7 @@ func (n *Node) startHost() error {
 	if err != nil {
 		return err
 	}
-	infos, err := peerInfos(n.cfg.P2P.Peers)
+	infos, err := peerInfos(append(slices.Clone(n.cfg.P2P.Peers), n.cfg.Raft.Join...))
 	if err != nil {
 		return err
 	}
@@ -199,13 +220,14 @@ func (n *Node) P2PAddrs() []string { return n.cluster.Status().Addrs }
 // Cluster exposes the node's raft participation.
 func (n *Node) Cluster() *consensus.Cluster { return n.cluster }
 
-// Submit proposes a signed operation and returns the registry's result.
-// Malformed and oversized operations are refused before they reach the log.
+// Submit replicates a signed operation through the leader (forwarding it
+// when this node follows) and returns the registry's result. Malformed and
+// oversized operations are refused before they reach the log.
 func (n *Node) Submit(ctx context.Context, jws []byte) (*registry.Result, error) {
 	if _, err := registry.ParseOperation(jws); err != nil {
 		return nil, err
 	}
-	resp, err := n.cluster.Propose(ctx, registry.EncodeOperation(jws))
+	resp, err := n.cluster.Apply(ctx, registry.EncodeOperation(jws))
 	if err != nil {
 		return nil, clusterError(err)
 	}
@@ -220,8 +242,11 @@ func (n *Node) Submit(ctx context.Context, jws []byte) (*registry.Result, error)
 func clusterError(err error) error {
 	switch {
 	case errors.Is(err, consensus.ErrNoLeader), errors.Is(err, consensus.ErrNotLeader),
-		errors.Is(err, consensus.ErrTimeout), errors.Is(err, consensus.ErrShutdown):
+		errors.Is(err, consensus.ErrTimeout), errors.Is(err, consensus.ErrShutdown),
+		errors.Is(err, consensus.ErrForeignCluster):
 		return fmt.Errorf("%w: %v", gateway.ErrUnavailable, err)
+	case errors.Is(err, consensus.ErrBadMembership):
+		return fmt.Errorf("%w: %v", gateway.ErrBadRequest, err)
 	}
 	return err
 }
@@ -243,16 +268,48 @@ func (n *Node) Ready() error {
 	return nil
 }
 
-// ReadIndex confirms leadership and returns the commit index a
-// linearizable read waits for.
+// ReadIndex returns the leader's commit index, with its leadership
+// confirmed by a quorum: a linearizable read waits until it is applied here.
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
-	if !n.cluster.IsLeader() {
-		return 0, fmt.Errorf("%w: linearizable reads are served by the leader (%s)", gateway.ErrUnavailable, n.cluster.LeaderID())
-	}
-	if err := n.cluster.VerifyLeader(); err != nil {
+	idx, err := n.cluster.ReadIndex(ctx)
+	if err != nil {
 		return 0, clusterError(err)
 	}
-	return n.cluster.CommitIndex(), nil
+	return idx, nil
+}
+
+// Members lists the cluster's members with their applied index and lag.
+func (n *Node) Members(ctx context.Context) any { return n.cluster.Members(ctx) }
+
+// ChangeMembership carries out a membership change at the leader.
+func (n *Node) ChangeMembership(ctx context.Context, action, id string, addrs []string) error {
+	if err := n.cluster.ChangeMembership(ctx, consensus.MembershipChange{Action: action, ID: id, Addrs: addrs}); err != nil {
+		return clusterError(err)
+	}
+	return nil
+}
+
+// AdminURL is the base URL of the admin API.
+func (n *Node) AdminURL() string {
+	if n.adminLn == nil {
+		return ""
+	}
+	return "http://" + n.adminLn.Addr().String()
+}
+
+func (n *Node) serveAdmin(logger *slog.Logger) error {
+	ln, err := net.Listen("tcp", n.cfg.Admin.Addr)
+	if err != nil {
+		return fmt.Errorf("admin listen on %s: %w (set admin.addr or --admin-addr)", n.cfg.Admin.Addr, err)
+	}
+	n.adminLn = ln
+	n.admin = &http.Server{Handler: gateway.NewAdmin(n, n.cfg.Admin.Token, logger), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 2 * time.Minute}
+	go func() {
+		if err := n.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.serveErr <- err
+		}
+	}()
+	return nil
 }
 
 // WaitLeader blocks until a leader is known.
@@ -261,10 +318,15 @@ func (n *Node) WaitLeader(ctx context.Context) error { return n.cluster.WaitLead
 // Close stops the gateway, raft, the host and the state, in that order.
 func (n *Node) Close() error {
 	var errs []error
-	if n.http != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		errs = append(errs, n.http.Shutdown(ctx))
-		cancel()
+	if n.stopJoin != nil {
+		n.stopJoin()
+	}
+	for _, srv := range []*http.Server{n.http, n.admin} {
+		if srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			errs = append(errs, srv.Shutdown(ctx))
+			cancel()
+		}
 	}
 	if n.cluster != nil {
 		errs = append(errs, n.cluster.Shutdown())
@@ -324,6 +386,7 @@ func LoopbackConfig(dataDir string) configs.Config {
 	c := configs.Default()
 	c.DataDir = dataDir
 	c.HTTP.Addr = "127.0.0.1:0"
+	c.Admin.Addr = "127.0.0.1:0"
 	c.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
 	c.Raft.HeartbeatTimeout = 300 * time.Millisecond
 	c.Raft.ElectionTimeout = 300 * time.Millisecond

@@ -1,0 +1,265 @@
+package consensus
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Membership actions.
+const (
+	ActionAddVoter       = "add-voter"
+	ActionAddNonvoter    = "add-nonvoter"
+	ActionPromote        = "promote"
+	ActionDemote         = "demote"
+	ActionRemove         = "remove"
+	ActionTransferLeader = "transfer-leader"
+)
+
+// MembershipChange asks the leader to change the raft configuration.
+type MembershipChange struct {
+	Action string   `json:"action"`
+	ID     string   `json:"id,omitempty"`    // peer id
+	Addrs  []string `json:"addrs,omitempty"` // multiaddrs of a new member
+}
+
+// ChangeMembership applies a membership change at the leader, forwarding it
+// from a follower.
+func (c *Cluster) ChangeMembership(ctx context.Context, m MembershipChange) error {
+	body, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = c.toLeader(ctx, func() ([]byte, error) { return nil, c.changeLocal(m) }, rpcMembership, body)
+	return err
+}
+
+func (c *Cluster) changeLocal(m MembershipChange) error {
+	var id peer.ID
+	if m.ID != "" || m.Action != ActionTransferLeader {
+		var err error
+		if id, err = peer.Decode(m.ID); err != nil {
+			return fmt.Errorf("%w: member id %q is not a peer id", ErrBadMembership, m.ID)
+		}
+	}
+	if id != "" {
+		c.addAddrs(id, m.Addrs)
+		if c.gater != nil && m.Action != ActionRemove {
+			c.gater.Allow(id)
+		}
+	}
+	sid, addr := raft.ServerID(id.String()), raft.ServerAddress(id.String())
+	var f raft.Future
+	switch m.Action {
+	case ActionAddVoter:
+		f = c.raft.AddVoter(sid, addr, 0, 30*time.Second)
+	case ActionAddNonvoter:
+		f = c.raft.AddNonvoter(sid, addr, 0, 30*time.Second)
+	case ActionPromote:
+		if !c.isMember(sid, raft.Nonvoter) {
+			return fmt.Errorf("%w: %s is not a non-voter of this cluster", ErrBadMembership, id)
+		}
+		f = c.raft.AddVoter(sid, addr, 0, 30*time.Second)
+	case ActionDemote:
+		if !c.isMember(sid, raft.Voter) {
+			return fmt.Errorf("%w: %s is not a voter of this cluster", ErrBadMembership, id)
+		}
+		f = c.raft.DemoteVoter(sid, 0, 30*time.Second)
+	case ActionRemove:
+		if !c.isMember(sid, raft.Voter) && !c.isMember(sid, raft.Nonvoter) {
+			return fmt.Errorf("%w: %s is not a member of this cluster", ErrBadMembership, id)
+		}
+		f = c.raft.RemoveServer(sid, 0, 30*time.Second)
+	case ActionTransferLeader:
+		if id == "" {
+			f = c.raft.LeadershipTransfer()
+		} else {
+			f = c.raft.LeadershipTransferToServer(sid, addr)
+		}
+	default:
+		return fmt.Errorf("%w: unknown action %q", ErrBadMembership, m.Action)
+	}
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return ErrNotLeader
+		}
+		return fmt.Errorf("%s %s: %w", m.Action, id, err)
+	}
+	c.log.Info("membership changed", "action", m.Action, "peer", m.ID)
+	return nil
+}
+
+// ErrBadMembership marks a membership request that cannot be carried out.
+var ErrBadMembership = errors.New("consensus: bad membership request")
+
+func (c *Cluster) isMember(id raft.ServerID, suffrage raft.ServerSuffrage) bool {
+	f := c.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.ID == id && s.Suffrage == suffrage {
+			return true
+		}
+	}
+	return false
+}
+
+// Apply replicates cmd through the leader: proposed here when this node
+// leads, forwarded over libp2p otherwise. It returns the state machine's
+// response from the leader.
+func (c *Cluster) Apply(ctx context.Context, cmd []byte) (any, error) {
+	var resp any
+	out, err := c.toLeader(ctx, func() ([]byte, error) {
+		r, err := c.proposeLocal(ctx, cmd)
+		resp = r
+		return nil, err
+	}, rpcPropose, cmd)
+	if err != nil {
+		return nil, err
+	}
+	if resp != nil {
+		return resp, nil
+	}
+	return c.codec.Decode(out)
+}
+
+// ReadIndex returns an index that reflects every write acknowledged before
+// the call: the leader's commit index, with its leadership confirmed by a
+// quorum. A linearizable read waits until this node has applied it.
+func (c *Cluster) ReadIndex(ctx context.Context) (uint64, error) {
+	out, err := c.toLeader(ctx, func() ([]byte, error) {
+		idx, err := c.readIndexLocal()
+		if err != nil {
+			return nil, err
+		}
+		return binary.BigEndian.AppendUint64(nil, idx), nil
+	}, rpcReadIndex, nil)
+	if err != nil {
+		return 0, err
+	}
+	if len(out) != 8 {
+		return 0, fmt.Errorf("read index answer of %d bytes", len(out))
+	}
+	return binary.BigEndian.Uint64(out), nil
+}
+
+func (c *Cluster) readIndexLocal() (uint64, error) {
+	if !c.IsLeader() {
+		return 0, ErrNotLeader
+	}
+	if err := c.raft.VerifyLeader().Error(); err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	return c.raft.CommitIndex(), nil
+}
+
+// MemberStatus is one member with what it reports about itself.
+type MemberStatus struct {
+	Member
+	Reachable    bool   `json:"reachable"`
+	State        string `json:"state,omitempty"`
+	AppliedIndex uint64 `json:"applied_index"`
+	Lag          uint64 `json:"lag"`
+}
+
+// Members asks every member for its status; lag is counted against this
+// node's commit index.
+func (c *Cluster) Members(ctx context.Context) []MemberStatus {
+	st := c.Status()
+	out := make([]MemberStatus, 0, len(st.Members))
+	for _, m := range st.Members {
+		ms := MemberStatus{Member: m}
+		var ps PeerStatus
+		if m.ID == st.NodeID {
+			ps = PeerStatus{State: st.State, AppliedIndex: st.AppliedIndex}
+			ms.Reachable = true
+		} else if id, err := peer.Decode(m.ID); err == nil {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			raw, err := c.call(cctx, id, rpcStatus, nil)
+			cancel()
+			if err == nil && json.Unmarshal(raw, &ps) == nil {
+				ms.Reachable = true
+			}
+		}
+		ms.State, ms.AppliedIndex = ps.State, ps.AppliedIndex
+		if ms.Reachable && st.CommitIndex > ps.AppliedIndex {
+			ms.Lag = st.CommitIndex - ps.AppliedIndex
+		}
+		out = append(out, ms)
+	}
+	return out
+}
+
+// rpcJoin asks a member to have this node added; body: JoinRequest JSON.
+const rpcJoin byte = 6
+
+// JoinRequest is what a joining node sends to a member.
+type JoinRequest struct {
+	Nonvoter bool     `json:"nonvoter"`
+	Addrs    []string `json:"addrs"`
+}
+
+// Join asks the members at peers (multiaddrs already in the peerstore) to
+// add this node, trying each in turn until one succeeds or ctx ends. The
+// member asked admits the node only if its own gater admits this node's
+// peer id (its configuration lists it).
+func (c *Cluster) Join(ctx context.Context, peers []peer.ID, nonvoter bool) error {
+	req := JoinRequest{Nonvoter: nonvoter}
+	for _, a := range c.host.Addrs() {
+		req.Addrs = append(req.Addrs, a.String())
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	var last error
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if c.isMember(raft.ServerID(c.host.ID().String()), raft.Voter) || c.isMember(raft.ServerID(c.host.ID().String()), raft.Nonvoter) {
+			return nil
+		}
+		for _, p := range peers {
+			cctx, cancel := context.WithTimeout(ctx, 35*time.Second)
+			_, err := c.call(cctx, p, rpcJoin, body)
+			cancel()
+			if err == nil {
+				c.log.Info("joined the cluster", "through", p.String(), "nonvoter", nonvoter)
+				return nil
+			}
+			last = err
+			if errors.Is(err, ErrForeignCluster) {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("join: %w (last error: %v)", ctx.Err(), last)
+		case <-t.C:
+		}
+	}
+}
+
+// handleJoin runs on the member a joining node asked: the stream's peer is
+// the node to add, admitted by this member's gater.
+func (c *Cluster) handleJoin(ctx context.Context, from peer.ID, body []byte) error {
+	var req JoinRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return fmt.Errorf("%w: join request: %v", ErrBadMembership, err)
+	}
+	if c.gater != nil && !c.gater.Allowed(from) {
+		return fmt.Errorf("%w: %s is not in this node's configured peers", ErrBadMembership, from)
+	}
+	action := ActionAddVoter
+	if req.Nonvoter {
+		action = ActionAddNonvoter
+	}
+	return c.ChangeMembership(ctx, MembershipChange{Action: action, ID: from.String(), Addrs: req.Addrs})
+}

@@ -1,0 +1,302 @@
+package consensus
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// RPCProtocol carries requests a node sends to the leader (forwarded
+// writes, read indexes, membership changes) or to any peer (addresses,
+// status).
+const RPCProtocol = protocol.ID("/trustreg/rpc/1.0.0")
+
+// Request types. Append-only; removed numbers are reserved.
+const (
+	rpcPropose    byte = 1 // body: command; answer: encoded state machine response
+	rpcReadIndex  byte = 2 // answer: u64 commit index, leadership confirmed
+	rpcMembership byte = 3 // body: MembershipChange JSON
+	rpcAddrs      byte = 4 // body: peer id; answer: JSON list of multiaddrs
+	rpcStatus     byte = 5 // answer: JSON PeerStatus
+)
+
+// Answer statuses.
+const (
+	rpcOK byte = iota
+	rpcErrNoLeader
+	rpcErrNotLeader
+	rpcErrTimeout
+	rpcErrShutdown
+	rpcErrOther
+	rpcErrForeign
+)
+
+var rpcErrors = map[byte]error{
+	rpcErrNoLeader: ErrNoLeader, rpcErrNotLeader: ErrNotLeader, rpcErrTimeout: ErrTimeout,
+	rpcErrShutdown: ErrShutdown, rpcErrForeign: ErrForeignCluster,
+}
+
+func statusOf(err error) byte {
+	for code, e := range rpcErrors {
+		if errors.Is(err, e) {
+			return code
+		}
+	}
+	return rpcErrOther
+}
+
+// ResponseCodec encodes state machine responses for forwarded writes.
+type ResponseCodec interface {
+	Encode(any) ([]byte, error)
+	Decode([]byte) (any, error)
+}
+
+func (c *Cluster) serveRPC(s network.Stream) {
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(30 * time.Second))
+	from := s.Conn().RemotePeer()
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	if err := c.peers.verify(ctx, from); err != nil {
+		_ = writeAnswer(s, rpcErrForeign, []byte(err.Error()))
+		return
+	}
+	kind := make([]byte, 1)
+	if _, err := s.Read(kind); err != nil {
+		s.Reset()
+		return
+	}
+	body, err := readFrame(s)
+	if err != nil {
+		s.Reset()
+		return
+	}
+	if kind[0] == rpcJoin {
+		if err := c.handleJoin(ctx, from, body); err != nil {
+			_ = writeAnswer(s, statusOf(err), []byte(err.Error()))
+			return
+		}
+		_ = writeAnswer(s, rpcOK, nil)
+		return
+	}
+	out, err := c.handleRPC(ctx, kind[0], body)
+	if err != nil {
+		_ = writeAnswer(s, statusOf(err), []byte(err.Error()))
+		return
+	}
+	_ = writeAnswer(s, rpcOK, out)
+}
+
+func (c *Cluster) handleRPC(ctx context.Context, kind byte, body []byte) ([]byte, error) {
+	switch kind {
+	case rpcPropose:
+		if !c.IsLeader() {
+			return nil, ErrNotLeader
+		}
+		resp, err := c.proposeLocal(ctx, body)
+		if err != nil {
+			return nil, err
+		}
+		return c.codec.Encode(resp)
+	case rpcReadIndex:
+		idx, err := c.readIndexLocal()
+		if err != nil {
+			return nil, err
+		}
+		return binary.BigEndian.AppendUint64(nil, idx), nil
+	case rpcMembership:
+		if !c.IsLeader() {
+			return nil, ErrNotLeader
+		}
+		var m MembershipChange
+		if err := json.Unmarshal(body, &m); err != nil {
+			return nil, fmt.Errorf("membership request: %w", err)
+		}
+		return nil, c.changeLocal(m)
+	case rpcAddrs:
+		id, err := peer.Decode(string(body))
+		if err != nil {
+			return nil, err
+		}
+		var addrs []string
+		for _, a := range c.host.Peerstore().Addrs(id) {
+			addrs = append(addrs, a.String())
+		}
+		if id == c.host.ID() {
+			for _, a := range c.host.Addrs() {
+				addrs = append(addrs, a.String())
+			}
+		}
+		return json.Marshal(addrs)
+	case rpcStatus:
+		return json.Marshal(PeerStatus{AppliedIndex: c.sm.AppliedIndex(), LastLogIndex: c.raft.LastIndex(), State: c.raft.State().String()})
+	}
+	return nil, fmt.Errorf("unknown request type %d", kind)
+}
+
+func writeAnswer(s network.Stream, status byte, body []byte) error {
+	if _, err := s.Write([]byte{status}); err != nil {
+		return err
+	}
+	return writeFrame(s, body)
+}
+
+// call sends one request to a peer and returns the answer body.
+func (c *Cluster) call(ctx context.Context, to peer.ID, kind byte, body []byte) ([]byte, error) {
+	if err := c.peers.verify(ctx, to); err != nil {
+		return nil, err
+	}
+	s, err := c.host.NewStream(ctx, to, RPCProtocol)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reach %s: %v", ErrNoLeader, to, err)
+	}
+	defer s.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(dl)
+	}
+	if _, err := s.Write([]byte{kind}); err != nil {
+		s.Reset()
+		return nil, err
+	}
+	if err := writeFrame(s, body); err != nil {
+		s.Reset()
+		return nil, err
+	}
+	status := make([]byte, 1)
+	if _, err := s.Read(status); err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("%w: no answer from %s: %v", ErrTimeout, to, err)
+	}
+	out, err := readFrame(s)
+	if err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("%w: truncated answer from %s: %v", ErrTimeout, to, err)
+	}
+	if status[0] != rpcOK {
+		base, ok := rpcErrors[status[0]]
+		if !ok {
+			return nil, fmt.Errorf("%s: %s", to, out)
+		}
+		return nil, fmt.Errorf("%w (from %s: %s)", base, to, out)
+	}
+	return out, nil
+}
+
+// leaderPeer returns the current leader, waiting (bounded by ctx) for one.
+func (c *Cluster) leaderPeer(ctx context.Context) (peer.ID, error) {
+	t := time.NewTicker(25 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if id := c.LeaderID(); id != "" {
+			return peer.Decode(id)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ErrNoLeader
+		case <-t.C:
+		}
+	}
+}
+
+// toLeader runs a request on the leader: locally when this node leads,
+// otherwise forwarded over libp2p. A leader change in between is retried.
+func (c *Cluster) toLeader(ctx context.Context, local func() ([]byte, error), kind byte, body []byte) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		waitCtx, cancel := context.WithTimeout(ctx, c.leaderWait)
+		leader, err := c.leaderPeer(waitCtx)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		var out []byte
+		if leader == c.host.ID() {
+			out, err = local()
+		} else {
+			out, err = c.call(ctx, leader, kind, body)
+		}
+		if err == nil || attempt >= 3 || !errors.Is(err, ErrNotLeader) || ctx.Err() != nil {
+			return out, err
+		}
+		// The leader moved between our look and its answer; look again.
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// syncPeers keeps the gater and the peerstore in step with the raft
+// configuration: every member is admitted, and a member whose addresses
+// this node does not know is looked up at the leader.
+func (c *Cluster) syncPeers(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		f := c.raft.GetConfiguration()
+		if f.Error() != nil {
+			continue
+		}
+		for _, s := range f.Configuration().Servers {
+			id, err := peer.Decode(string(s.ID))
+			if err != nil || id == c.host.ID() {
+				continue
+			}
+			if c.gater != nil {
+				c.gater.Allow(id)
+			}
+			if len(c.host.Peerstore().Addrs(id)) > 0 {
+				continue
+			}
+			leader := c.LeaderID()
+			if leader == "" || leader == c.host.ID().String() {
+				continue
+			}
+			lid, err := peer.Decode(leader)
+			if err != nil {
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			out, err := c.call(cctx, lid, rpcAddrs, []byte(id.String()))
+			cancel()
+			if err != nil {
+				continue
+			}
+			var addrs []string
+			if json.Unmarshal(out, &addrs) != nil {
+				continue
+			}
+			c.addAddrs(id, addrs)
+		}
+	}
+}
+
+func (c *Cluster) addAddrs(id peer.ID, addrs []string) {
+	for _, a := range addrs {
+		if m, err := ma.NewMultiaddr(a); err == nil {
+			c.host.Peerstore().AddAddr(id, m, peerstore.PermanentAddrTTL)
+		}
+	}
+}
+
+// PeerStatus is what a peer reports about itself.
+type PeerStatus struct {
+	State        string `json:"state"`
+	AppliedIndex uint64 `json:"applied_index"`
+	LastLogIndex uint64 `json:"last_log_index"`
+}
+

@@ -1,0 +1,110 @@
+package gateway
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
+// Cluster is what the admin API needs from the node: the members with
+// their status, and membership changes carried out at the leader.
+type Cluster interface {
+	Members(ctx context.Context) any
+	ChangeMembership(ctx context.Context, action, id string, addrs []string) error
+}
+
+// MembershipRequest is the body of POST /admin/v1/cluster/{action}: a
+// peer id, or a multiaddr ending in /p2p/<peer id> for a new member.
+type MembershipRequest struct {
+	ID   string `json:"id,omitempty"`
+	Addr string `json:"addr,omitempty"`
+}
+
+// Admin serves the operators' API on its own listener.
+type Admin struct {
+	cluster Cluster
+	token   string
+	log     *slog.Logger
+	mux     *http.ServeMux
+}
+
+// Membership actions the admin API accepts.
+var adminActions = []string{"add-voter", "add-nonvoter", "promote", "demote", "remove", "transfer-leader"}
+
+// NewAdmin builds the admin API. A non-empty token must be presented as
+// "Authorization: Bearer <token>".
+func NewAdmin(cluster Cluster, token string, logger *slog.Logger) *Admin {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	a := &Admin{cluster: cluster, token: token, log: logger.With("component", "admin"), mux: http.NewServeMux()}
+	a.mux.HandleFunc("GET /admin/v1/cluster", a.members)
+	a.mux.HandleFunc("POST /admin/v1/cluster/{action}", a.change)
+	return a
+}
+
+func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if a.token != "" {
+		got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
+			writeProblem(w, r, Problem{Type: problemTypeBase + "unauthorized", Title: "Unauthorized", Status: http.StatusUnauthorized,
+				Detail: "the admin API needs Authorization: Bearer <admin.token>"})
+			return
+		}
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+func (a *Admin) members(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", cacheNone)
+	_ = json.NewEncoder(w).Encode(map[string]any{"members": a.cluster.Members(r.Context())})
+}
+
+func (a *Admin) change(w http.ResponseWriter, r *http.Request) {
+	action := r.PathValue("action")
+	known := false
+	for _, k := range adminActions {
+		known = known || k == action
+	}
+	if !known {
+		writeError(w, r, fmt.Errorf("%w: action %q must be one of %s", ErrBadRequest, action, strings.Join(adminActions, ", ")))
+		return
+	}
+	var req MembershipRequest
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err == nil && len(body) > 0 {
+		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(&req)
+	}
+	if err != nil {
+		writeError(w, r, fmt.Errorf("%w: body must be {\"id\": peer id} or {\"addr\": multiaddr}: %v", ErrBadRequest, err))
+		return
+	}
+	id, addrs := req.ID, []string(nil)
+	if req.Addr != "" {
+		i := strings.LastIndex(req.Addr, "/p2p/")
+		if i < 0 {
+			writeError(w, r, fmt.Errorf("%w: addr %q must end in /p2p/<peer id>", ErrBadRequest, req.Addr))
+			return
+		}
+		id, addrs = req.Addr[i+len("/p2p/"):], []string{req.Addr[:i]}
+	}
+	if id == "" && action != "transfer-leader" {
+		writeError(w, r, fmt.Errorf("%w: %s needs an id or addr", ErrBadRequest, action))
+		return
+	}
+	if err := a.cluster.ChangeMembership(r.Context(), action, id, addrs); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	a.log.Info("membership change", "action", action, "peer", id)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"action": action, "id": id, "members": a.cluster.Members(r.Context())})
+}
