@@ -316,3 +316,15 @@ func (c *Cluster) close() error {
 	errs = append(errs, c.logs.Close())
 	return errors.Join(errs...)
 }
+
+// LogBounds returns the first and last index of the raft log kept here.
+func (c *Cluster) LogBounds() (first, last uint64, err error) {
+	if first, err = c.logs.FirstIndex(); err != nil {
+		return 0, 0, err
+	}
+	last, err = c.logs.LastIndex()
+	return first, last, err
+}
+
+// State returns raft's state name (Leader, Follower, Candidate, Shutdown).
+func (c *Cluster) State() string { return c.raft.State().String() }

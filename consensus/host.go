@@ -106,13 +106,14 @@ type Gater struct {
 	mu      sync.RWMutex
 	self    peer.ID
 	allowed map[peer.ID]bool
+	blocked map[peer.ID]bool
 	// OnRefused, if set, is told about every refused peer.
 	OnRefused func(peer.ID, network.Direction)
 }
 
 // NewGater returns a gater that admits the given peers.
 func NewGater(self peer.ID, peers ...peer.ID) *Gater {
-	g := &Gater{self: self, allowed: map[peer.ID]bool{}}
+	g := &Gater{self: self, allowed: map[peer.ID]bool{}, blocked: map[peer.ID]bool{}}
 	for _, p := range peers {
 		g.allowed[p] = true
 	}
@@ -133,11 +134,26 @@ func (g *Gater) Disallow(p peer.ID) {
 	g.mu.Unlock()
 }
 
+// Block refuses a peer whatever else admits it, until Unblock: an
+// operator fencing a node off, or a test cutting a link.
+func (g *Gater) Block(p peer.ID) {
+	g.mu.Lock()
+	g.blocked[p] = true
+	g.mu.Unlock()
+}
+
+// Unblock lifts Block.
+func (g *Gater) Unblock(p peer.ID) {
+	g.mu.Lock()
+	delete(g.blocked, p)
+	g.mu.Unlock()
+}
+
 // Allowed reports whether a peer is admitted.
 func (g *Gater) Allowed(p peer.ID) bool {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	return p == g.self || g.allowed[p]
+	return p == g.self || (g.allowed[p] && !g.blocked[p])
 }
 
 // InterceptPeerDial implements connmgr.ConnectionGater.

@@ -57,9 +57,6 @@ func (p *peering) record(id peer.ID, theirs string) error {
 	if err != nil && !seen {
 		p.log.Warn("refusing a peer of another consortium (different genesis)", "peer", id.String(), "their_genesis", theirs, "our_genesis", p.clusterID)
 	}
-	if err != nil {
-		_ = p.h.Network().ClosePeer(id)
-	}
 	return err
 }
 
@@ -75,7 +72,12 @@ func (p *peering) handle(s network.Stream) {
 		s.Reset()
 		return
 	}
-	p.record(s.Conn().RemotePeer(), string(theirs))
+	if p.record(s.Conn().RemotePeer(), string(theirs)) != nil {
+		// Let the peer read our answer (it closes its side), then drop it.
+		_ = s.CloseWrite()
+		_, _ = io.Copy(io.Discard, io.LimitReader(s, 1<<10))
+		_ = p.h.Network().ClosePeer(s.Conn().RemotePeer())
+	}
 }
 
 // verify returns nil once the peer has shown the same cluster id.
@@ -106,7 +108,12 @@ func (p *peering) verify(ctx context.Context, id peer.ID) error {
 		s.Reset()
 		return fmt.Errorf("hello %s: %w", id, err)
 	}
-	return p.record(id, string(theirs))
+	if err := p.record(id, string(theirs)); err != nil {
+		s.Close()
+		_ = p.h.Network().ClosePeer(id)
+		return err
+	}
+	return nil
 }
 
 func writeFrame(w io.Writer, b []byte) error {
