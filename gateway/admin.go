@@ -16,6 +16,8 @@ import (
 type Cluster interface {
 	Members(ctx context.Context) any
 	ChangeMembership(ctx context.Context, action, id string, addrs []string) error
+	// Digest returns the applied index and the state digest at it.
+	Digest() (uint64, string, error)
 }
 
 // MembershipRequest is the body of POST /admin/v1/cluster/{action}: a
@@ -45,6 +47,7 @@ func NewAdmin(cluster Cluster, token string, logger *slog.Logger) *Admin {
 	a := &Admin{cluster: cluster, token: token, log: logger.With("component", "admin"), mux: http.NewServeMux()}
 	a.mux.HandleFunc("GET /admin/v1/cluster", a.members)
 	a.mux.HandleFunc("POST /admin/v1/cluster/{action}", a.change)
+	a.mux.HandleFunc("GET /admin/v1/digest", a.digest)
 	return a
 }
 
@@ -107,4 +110,16 @@ func (a *Admin) change(w http.ResponseWriter, r *http.Request) {
 	a.log.Info("membership change", "action", action, "peer", id)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"action": action, "id": id, "members": a.cluster.Members(r.Context())})
+}
+
+// digest answers the applied index and the state digest, so operators can
+// check that replicas hold the same state.
+func (a *Admin) digest(w http.ResponseWriter, r *http.Request) {
+	index, digest, err := a.cluster.Digest()
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"applied_index": index, "digest": digest})
 }

@@ -289,6 +289,9 @@ func (n *Node) ChangeMembership(ctx context.Context, action, id string, addrs []
 	return nil
 }
 
+// Digest returns the applied index and the state digest at it.
+func (n *Node) Digest() (uint64, string, error) { return n.State.DigestAt() }
+
 // AdminURL is the base URL of the admin API.
 func (n *Node) AdminURL() string {
 	if n.adminLn == nil {

@@ -267,8 +267,25 @@ func (s *State) applyEntry(b *pebble.Batch, index uint64, t time.Time, data []by
 // key order. Two nodes that applied the same entries have equal digests; a
 // rejected operation leaves the digest unchanged.
 func (s *State) StateDigest() (string, error) {
+	_, d, err := s.DigestAt()
+	return d, err
+}
+
+// DigestAt returns the applied index and the state digest, read from one
+// consistent snapshot.
+func (s *State) DigestAt() (uint64, string, error) {
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
+	var applied uint64
+	if v, closer, err := snap.Get(metaApplied); err == nil {
+		applied = binary.BigEndian.Uint64(v)
+		closer.Close()
+	}
+	d, err := digestOf(snap)
+	return applied, d, err
+}
+
+func digestOf(snap *pebble.Snapshot) (string, error) {
 	h := sha256.New()
 	var lenBuf [8]byte
 	for _, t := range domainTables {

@@ -12,9 +12,11 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 
 	"github.com/trustreg/trustreg/configs"
+	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/node"
 )
 
@@ -37,6 +39,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		Args:          cobra.NoArgs,
 	}
 	configs.RegisterFlags(cmd.Flags())
+	cmd.AddCommand(identityCmd(stdout))
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
@@ -89,4 +92,30 @@ func printWelcome(w io.Writer, cfg *configs.Config, n *node.Node) {
 			n.GatewayURL(), filepath.Join(cfg.DataDir, node.DevRootAccreditorKey), filepath.Join(cfg.DataDir, node.DevGovernanceKey))
 	}
 	fmt.Fprintln(w, "  (README.md has the five-minute tour)")
+}
+
+// identityCmd prints the node's libp2p peer id, creating its identity key
+// first if the data directory has none, so operators can list each other's
+// nodes in p2p.peers before the first start.
+func identityCmd(stdout io.Writer) *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "identity",
+		Short: "Print this node's peer id (creating its identity key if needed)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			key, err := consensus.LoadOrCreateIdentity(filepath.Join(dataDir, "node.key"))
+			if err != nil {
+				return err
+			}
+			id, err := peer.IDFromPrivateKey(key)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, id)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", configs.Default().DataDir, "the node's data directory")
+	return cmd
 }

@@ -21,6 +21,8 @@ import (
 type Client struct {
 	Base string
 	HTTP *http.Client
+	// Token, if set, is sent as a bearer token (the admin API's).
+	Token string
 }
 
 // New returns a client of the gateway at base (http://host:port).
@@ -101,6 +103,9 @@ func (c *Client) Trust(ctx context.Context, q url.Values) (*registry.Decision, e
 func PathID(id string) string { return url.PathEscape(id) }
 
 func (c *Client) do(req *http.Request, out any) error {
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w (is trustd running? set --server)", req.Method, req.URL.Path, err)

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trustreg/trustreg/consensus"
+	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/gateway/client"
+)
+
+func (a *app) clusterCmd() *cobra.Command {
+	admin := os.Getenv("TRUSTCTL_ADMIN")
+	if admin == "" {
+		admin = "http://127.0.0.1:8081"
+	}
+	token := os.Getenv("TRUSTCTL_ADMIN_TOKEN")
+	cmd := &cobra.Command{Use: "cluster", Short: "Cluster membership, through a node's admin API"}
+	cmd.PersistentFlags().StringVar(&admin, "admin", admin, "admin API URL of a trustd node (env TRUSTCTL_ADMIN)")
+	cmd.PersistentFlags().StringVar(&token, "admin-token", token, "admin API token (env TRUSTCTL_ADMIN_TOKEN)")
+	adminClient := func() *client.Client {
+		c := client.New(admin)
+		c.Token = token
+		return c
+	}
+	printMembers := func(w io.Writer, members []consensus.MemberStatus) {
+		fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8s %6s\n", "PEER", "SUFFRAGE", "LEADER", "STATE", "APPLIED", "LAG")
+		for _, m := range members {
+			leader := ""
+			if m.Leader {
+				leader = "yes"
+			}
+			state := m.State
+			if !m.Reachable {
+				state = "unreachable"
+			}
+			fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8d %6d\n", m.ID, m.Suffrage, leader, state, m.AppliedIndex, m.Lag)
+		}
+	}
+	status := &cobra.Command{
+		Use: "status", Short: "Every member with suffrage, leader, applied index and lag", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out struct {
+				Members []consensus.MemberStatus `json:"members"`
+			}
+			if err := adminClient().Get(cmd.Context(), "/admin/v1/cluster", nil, &out); err != nil {
+				return err
+			}
+			return a.print(out, func(w io.Writer) { printMembers(w, out.Members) })
+		},
+	}
+	change := func(action, use, short string, takesAddr bool, optional bool) *cobra.Command {
+		args := cobra.ExactArgs(1)
+		if optional {
+			args = cobra.MaximumNArgs(1)
+		}
+		return &cobra.Command{
+			Use: action + " " + use, Short: short, Args: args,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				var req gateway.MembershipRequest
+				if len(args) == 1 {
+					if takesAddr && strings.HasPrefix(args[0], "/") {
+						req.Addr = args[0]
+					} else {
+						req.ID = args[0]
+					}
+				}
+				var out struct {
+					Members []consensus.MemberStatus `json:"members"`
+				}
+				if err := adminClient().Post(cmd.Context(), "/admin/v1/cluster/"+action, req, &out); err != nil {
+					return err
+				}
+				return a.print(out, func(w io.Writer) {
+					fmt.Fprintf(w, "%s done\n", action)
+					printMembers(w, out.Members)
+				})
+			},
+		}
+	}
+	cmd.AddCommand(status,
+		change("add-voter", "MULTIADDR", "Add a voting member (a governance body's node): /ip4/.../tcp/4001/p2p/<peer id>", true, false),
+		change("add-nonvoter", "MULTIADDR", "Add a non-voting read replica", true, false),
+		change("promote", "PEER-ID", "Promote a non-voter to voter", false, false),
+		change("demote", "PEER-ID", "Demote a voter to non-voter", false, false),
+		change("remove", "PEER-ID", "Remove a member", false, false),
+		change("transfer-leader", "[PEER-ID]", "Hand leadership to another voter (any, without an id)", false, true),
+	)
+	return cmd
+}

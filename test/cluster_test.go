@@ -1,0 +1,277 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/trustreg/trustreg/gateway/client"
+	"github.com/trustreg/trustreg/registry"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// procCluster is three trustd processes on loopback sharing a genesis.
+type procCluster struct {
+	t       *testing.T
+	bin     string
+	configs []string
+	procs   []*proc
+	peerIDs []string
+	admins  []string
+	gov     *registry.Signer
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func mustStartProcCluster(t *testing.T, n int) *procCluster {
+	t.Helper()
+	bin := mustBuild(t)
+	base := t.TempDir()
+	c := &procCluster{t: t, bin: bin}
+	govFile := filepath.Join(base, "governance.jwk")
+	run(t, bin+"/trustctl", "keygen", "--out", govFile)
+	gov, err := registry.ParseSignerJWK(mustRead(t, govFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.gov = gov
+	genesis, _ := json.Marshal(registry.Genesis{Consortium: "process test", Members: []registry.Member{{ID: gov.DID}}, Threshold: 1})
+	genesisPath := filepath.Join(base, "genesis.json")
+	os.WriteFile(genesisPath, genesis, 0o644)
+
+	type nodeInfo struct{ dir, p2p string }
+	infos := make([]nodeInfo, n)
+	for i := range infos {
+		dir := filepath.Join(base, fmt.Sprintf("node%d", i))
+		id := run(t, bin+"/trustd", "identity", "--data-dir", dir)
+		c.peerIDs = append(c.peerIDs, id)
+		infos[i] = nodeInfo{dir: dir, p2p: fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", freePort(t), id)}
+	}
+	for i, info := range infos {
+		var peers []string
+		for j, o := range infos {
+			if j != i {
+				peers = append(peers, "    - "+o.p2p)
+			}
+		}
+		listen := info.p2p[:strings.Index(info.p2p, "/p2p/")]
+		admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		c.admins = append(c.admins, "http://"+admin)
+		cfg := fmt.Sprintf("data_dir: %s\ngenesis: %s\nhttp:\n  addr: 127.0.0.1:%d\nadmin:\n  addr: %s\np2p:\n  listen:\n    - %s\n  peers:\n%s\nraft:\n  heartbeat_timeout: 500ms\n  election_timeout: 500ms\n",
+			info.dir, genesisPath, freePort(t), admin, listen, strings.Join(peers, "\n"))
+		path := filepath.Join(base, fmt.Sprintf("node%d.yaml", i))
+		os.WriteFile(path, []byte(cfg), 0o644)
+		c.configs = append(c.configs, path)
+	}
+	c.procs = make([]*proc, n)
+	var wg sync.WaitGroup
+	for i := range infos {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.procs[i] = startTrustd(t, bin, base, "--config", c.configs[i])
+		}()
+	}
+	wg.Wait()
+	return c
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// leader returns the index of the process that leads, asking node from.
+func (c *procCluster) leader(from int) int {
+	var st struct {
+		Leader string `json:"leader"`
+	}
+	if err := client.New(c.procs[from].url).Get(context.Background(), "/v1/status", nil, &st); err != nil {
+		return -1
+	}
+	for i, id := range c.peerIDs {
+		if id == st.Leader {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c *procCluster) digest(i int) (uint64, string, error) {
+	var d struct {
+		AppliedIndex uint64 `json:"applied_index"`
+		Digest       string `json:"digest"`
+	}
+	err := client.New(c.admins[i]).Get(context.Background(), "/admin/v1/digest", nil, &d)
+	return d.AppliedIndex, d.Digest, err
+}
+
+func signOp(t *testing.T, s *registry.Signer, compact bool, fields map[string]any) []byte {
+	fields["iat"] = time.Now().Unix()
+	raw, _ := json.Marshal(fields)
+	var jws []byte
+	var err error
+	if compact {
+		jws, err = s.SignCompact(raw)
+	} else {
+		jws, err = registry.SignJSON(raw, s)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jws
+}
+
+// TestKillLeaderDuringWrites starts three trustd processes, streams signed
+// writes through all of them, SIGKILLs the leader in the middle, restarts
+// it, and checks that every acknowledged operation is on every node and
+// that the nodes' state digests agree.
+func TestKillLeaderDuringWrites(t *testing.T) {
+	c := mustStartProcCluster(t, 3)
+	root, _ := registry.GenerateKey(registry.KeyEd25519)
+	fw := "https://example.org/fw"
+	ctx := context.Background()
+	if _, err := client.New(c.procs[0].url).Submit(ctx, signOp(t, c.gov, false, map[string]any{
+		"op": "createFramework", "id": fw, "name": "FW", "roots": []string{root.DID}})); err != nil {
+		t.Fatal(err)
+	}
+
+	const total = 600
+	var (
+		mu       sync.Mutex
+		acked    = map[string]uint64{}
+		attempts atomic.Int64
+		killed   = make(chan int, 1)
+	)
+	writer := func(w int) {
+		hc := &http.Client{Timeout: 5 * time.Second}
+		for {
+			i := attempts.Add(1)
+			if i > total {
+				return
+			}
+			jws := signOp(t, root, true, map[string]any{"op": "accredit", "framework": fw, "accreditor": root.DID,
+				"subject": fmt.Sprintf("did:web:college-%d.example", i), "action": "issue", "resources": []string{"*"}})
+			// A client retries the same signed operation on the next node
+			// until one acknowledges it: resubmission is idempotent.
+			for try := range 20 {
+				target := c.procs[(int(i)+try)%3]
+				resp, err := hc.Post(target.url+"/v1/operations", "application/jose", bytes.NewReader(jws))
+				if err != nil {
+					time.Sleep(50 * time.Millisecond) // back-off before the next node
+					continue
+				}
+				var res registry.Result
+				json.NewDecoder(resp.Body).Decode(&res)
+				resp.Body.Close()
+				if resp.StatusCode == 201 || resp.StatusCode == 200 {
+					mu.Lock()
+					acked[res.CID] = res.Index
+					mu.Unlock()
+					break
+				}
+				if resp.StatusCode != 503 {
+					t.Errorf("write %d: status %d", i, resp.StatusCode)
+					break
+				}
+				time.Sleep(50 * time.Millisecond) // back-off before the next node
+			}
+			if i == total/3 {
+				leader := c.leader(int(i) % 3)
+				if leader >= 0 {
+					if err := c.procs[leader].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+						t.Error(err)
+					}
+					killed <- leader
+				}
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() { defer wg.Done(); writer(w) }()
+	}
+	var victim int
+	select {
+	case victim = <-killed:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the leader was never killed")
+	}
+	<-c.procs[victim].done
+	c.procs[victim].done <- nil
+	c.procs[victim] = startTrustd(t, c.bin, filepath.Dir(c.configs[victim]), "--config", c.configs[victim])
+	wg.Wait()
+	if len(acked) < total*9/10 {
+		t.Fatalf("only %d of %d writes were acknowledged", len(acked), total)
+	}
+	var maxIndex uint64
+	for _, idx := range acked {
+		maxIndex = max(maxIndex, idx)
+	}
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var digests []string
+		agree := true
+		for i := range c.procs {
+			idx, d, err := c.digest(i)
+			if err != nil || idx < maxIndex {
+				agree = false
+				break
+			}
+			digests = append(digests, fmt.Sprintf("%d/%s", idx, d))
+		}
+		if agree && digests[0] == digests[1] && digests[1] == digests[2] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nodes did not converge: %v", digests)
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval
+	}
+	for i, p := range c.procs {
+		for cid := range acked {
+			resp, err := http.Get(p.url + "/v1/operations/" + cid)
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("node %d lacks acknowledged operation %s: %v", i, cid, err)
+			}
+			resp.Body.Close()
+		}
+	}
+	t.Logf("%d writes acknowledged of %d attempted; leader %d killed and restarted", len(acked), total, victim)
+	for _, p := range c.procs {
+		p.stop(t)
+	}
+}
