@@ -18,8 +18,12 @@ import (
 var (
 	ErrNotLeader = errors.New("consensus: this node is not the leader")
 	ErrNoLeader  = errors.New("consensus: no leader: the cluster cannot commit writes now")
-	ErrTimeout   = errors.New("consensus: timed out before the entry committed; resubmitting the same operation is safe")
+	ErrTimeout   = errors.New("consensus: timed out before the entry was accepted for replication")
 	ErrShutdown  = errors.New("consensus: node is shutting down")
+	// ErrUnknownOutcome: the entry was handed to raft but its fate is not
+	// known (leadership lost, no answer in time). It may still commit;
+	// resubmitting an idempotent command is the way to find out.
+	ErrUnknownOutcome = errors.New("consensus: outcome unknown; the entry may or may not commit")
 )
 
 // Config configures a Cluster.
@@ -204,15 +208,11 @@ func (c *Cluster) proposeLocal(ctx context.Context, cmd []byte) (any, error) {
 	}
 	f := c.raft.Apply(stamp(cmd, time.Now()), timeout)
 	if err := f.Error(); err != nil {
-		switch {
-		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
-			return nil, fmt.Errorf("%w (%v); resubmitting the same operation is safe", ErrNoLeader, err)
-		case errors.Is(err, raft.ErrEnqueueTimeout):
+		if errors.Is(err, raft.ErrEnqueueTimeout) {
 			return nil, ErrTimeout
-		case errors.Is(err, raft.ErrRaftShutdown):
-			return nil, ErrShutdown
 		}
-		return nil, err
+		// Anything else may come after the entry reached the log.
+		return nil, fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
 	}
 	return f.Response(), nil
 }

@@ -38,11 +38,12 @@ const (
 	rpcErrShutdown
 	rpcErrOther
 	rpcErrForeign
+	rpcErrUnknown
 )
 
 var rpcErrors = map[byte]error{
 	rpcErrNoLeader: ErrNoLeader, rpcErrNotLeader: ErrNotLeader, rpcErrTimeout: ErrTimeout,
-	rpcErrShutdown: ErrShutdown, rpcErrForeign: ErrForeignCluster,
+	rpcErrShutdown: ErrShutdown, rpcErrForeign: ErrForeignCluster, rpcErrUnknown: ErrUnknownOutcome,
 }
 
 func statusOf(err error) byte {
@@ -165,21 +166,22 @@ func (c *Cluster) call(ctx context.Context, to peer.ID, kind byte, body []byte) 
 	}
 	if _, err := s.Write([]byte{kind}); err != nil {
 		s.Reset()
-		return nil, err
+		return nil, fmt.Errorf("%w: send to %s: %v", ErrNoLeader, to, err)
 	}
 	if err := writeFrame(s, body); err != nil {
 		s.Reset()
-		return nil, err
+		return nil, fmt.Errorf("%w: send to %s: %v", ErrUnknownOutcome, to, err)
 	}
+	// The request is out: from here on a failure leaves its fate unknown.
 	status := make([]byte, 1)
 	if _, err := s.Read(status); err != nil {
 		s.Reset()
-		return nil, fmt.Errorf("%w: no answer from %s: %v", ErrTimeout, to, err)
+		return nil, fmt.Errorf("%w: no answer from %s: %v", ErrUnknownOutcome, to, err)
 	}
 	out, err := readFrame(s)
 	if err != nil {
 		s.Reset()
-		return nil, fmt.Errorf("%w: truncated answer from %s: %v", ErrTimeout, to, err)
+		return nil, fmt.Errorf("%w: truncated answer from %s: %v", ErrUnknownOutcome, to, err)
 	}
 	if status[0] != rpcOK {
 		base, ok := rpcErrors[status[0]]
@@ -208,10 +210,13 @@ func (c *Cluster) leaderPeer(ctx context.Context) (peer.ID, error) {
 }
 
 // toLeader runs a request on the leader: locally when this node leads,
-// otherwise forwarded over libp2p. A leader change in between is retried.
+// otherwise forwarded over libp2p. While no leader can be reached and the
+// request has certainly not been carried out, it retries for up to the
+// leader wait, so a leader change does not surface as an error.
 func (c *Cluster) toLeader(ctx context.Context, local func() ([]byte, error), kind byte, body []byte) ([]byte, error) {
-	for attempt := 0; ; attempt++ {
-		waitCtx, cancel := context.WithTimeout(ctx, c.leaderWait)
+	deadline := time.Now().Add(c.leaderWait)
+	for {
+		waitCtx, cancel := context.WithDeadline(ctx, deadline)
 		leader, err := c.leaderPeer(waitCtx)
 		cancel()
 		if err != nil {
@@ -223,14 +228,14 @@ func (c *Cluster) toLeader(ctx context.Context, local func() ([]byte, error), ki
 		} else {
 			out, err = c.call(ctx, leader, kind, body)
 		}
-		if err == nil || attempt >= 3 || !errors.Is(err, ErrNotLeader) || ctx.Err() != nil {
+		retry := errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader)
+		if err == nil || !retry || ctx.Err() != nil || time.Now().After(deadline) {
 			return out, err
 		}
-		// The leader moved between our look and its answer; look again.
 		select {
 		case <-ctx.Done():
 			return nil, err
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond): // back-off while the leader changes
 		}
 	}
 }
@@ -299,4 +304,3 @@ type PeerStatus struct {
 	AppliedIndex uint64 `json:"applied_index"`
 	LastLogIndex uint64 `json:"last_log_index"`
 }
-

@@ -16,6 +16,8 @@ var (
 	ErrUnavailable = errors.New("gateway: no leader or not ready")
 	ErrBadRequest  = errors.New("gateway: bad request")
 	ErrNotCaughtUp = errors.New("gateway: node has not reached the requested index")
+	// ErrOutcomeUnknown: the write reached the log but its fate is unknown.
+	ErrOutcomeUnknown = errors.New("gateway: the operation may or may not have been applied; resubmit the same signed operation (resubmission is idempotent) to learn its result")
 )
 
 // problemTypeBase prefixes every problem type URI.
@@ -42,6 +44,7 @@ var errorTable = []struct {
 	{registry.ErrIATWindow, http.StatusUnprocessableEntity, "iat_out_of_window"},
 	{ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
 	{ErrNotCaughtUp, http.StatusServiceUnavailable, "not_caught_up"},
+	{ErrOutcomeUnknown, http.StatusServiceUnavailable, "outcome_unknown"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "timeout"},
 }
 

@@ -245,6 +245,8 @@ func clusterError(err error) error {
 		errors.Is(err, consensus.ErrTimeout), errors.Is(err, consensus.ErrShutdown),
 		errors.Is(err, consensus.ErrForeignCluster):
 		return fmt.Errorf("%w: %v", gateway.ErrUnavailable, err)
+	case errors.Is(err, consensus.ErrUnknownOutcome):
+		return fmt.Errorf("%w: %v", gateway.ErrOutcomeUnknown, err)
 	case errors.Is(err, consensus.ErrBadMembership):
 		return fmt.Errorf("%w: %v", gateway.ErrBadRequest, err)
 	}

@@ -1,0 +1,262 @@
+package node
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/trustreg/trustreg/registry"
+)
+
+// The linearizability model: each key is one accreditation whose status a
+// client suspends or reinstates and a verifier reads (authorized or not)
+// with consistency=linearizable. Writes that conflict with the current
+// status are rejected with 409, which the model checks too. A write whose
+// outcome the client never learned may or may not have happened.
+type linInput struct {
+	Key  int
+	Kind string // suspend, reinstate, read
+}
+
+type linOutput struct {
+	Accepted bool
+	Conflict bool
+	Unknown  bool
+	Value    bool // read: authorized
+}
+
+var linModel = porcupine.NondeterministicModel{
+	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[int][]porcupine.Operation{}
+		for _, op := range history {
+			k := op.Input.(linInput).Key
+			byKey[k] = append(byKey[k], op)
+		}
+		var out [][]porcupine.Operation
+		for _, ops := range byKey {
+			out = append(out, ops)
+		}
+		return out
+	},
+	Init: func() []any { return []any{true} },
+	Step: func(state, input, output any) []any {
+		active := state.(bool)
+		in, out := input.(linInput), output.(linOutput)
+		switch in.Kind {
+		case "read":
+			if out.Value == active {
+				return []any{active}
+			}
+			return nil
+		case "suspend", "reinstate":
+			target := in.Kind == "reinstate"
+			if out.Unknown {
+				if active == target {
+					return []any{active}
+				}
+				return []any{active, target}
+			}
+			if out.Accepted && active != target {
+				return []any{target}
+			}
+			if out.Conflict && active == target {
+				return []any{active}
+			}
+			return nil
+		}
+		return nil
+	},
+	Equal: func(a, b any) bool { return a.(bool) == b.(bool) },
+	DescribeOperation: func(input, output any) string {
+		return fmt.Sprintf("%+v -> %+v", input, output)
+	},
+}
+
+func TestLinearizableUnderFaults(t *testing.T) {
+	c := mustNewCluster(t, 3)
+	const keys = 4
+	subjects := make([]string, keys)
+	accs := make([]string, keys)
+	for k := range keys {
+		subjects[k] = fmt.Sprintf("did:web:lin-%d.example", k)
+		accs[k] = c.mustSubmit(0, c.accreditOp(subjects[k])).ID
+	}
+	c.converged(c.node(0).State.AppliedIndex())
+
+	start := time.Now()
+	now := func() int64 { return int64(time.Since(start)) }
+	var (
+		mu      sync.Mutex
+		history []porcupine.Operation
+		seq     atomic.Int64
+	)
+	record := func(client int, in linInput, call int64, out linOutput, ret int64) {
+		mu.Lock()
+		history = append(history, porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret})
+		mu.Unlock()
+	}
+	hc := &http.Client{Timeout: 4 * time.Second}
+	urlOf := func(i int) string {
+		n := c.node(i)
+		if n == nil {
+			return ""
+		}
+		return n.GatewayURL()
+	}
+	var ambiguous []int
+	var wg sync.WaitGroup
+	const clients, opsPerClient, maxOpsPerClient = 6, 60, 1000
+	var faultsDone atomic.Bool
+	for cl := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(cl), 7))
+			// Each client runs its share, and on while the faults last,
+			// up to a hard bound.
+			for i := 0; i < maxOpsPerClient && (i < opsPerClient || !faultsDone.Load()); i++ {
+				in := linInput{Key: rng.IntN(keys)}
+				base := urlOf(rng.IntN(3))
+				for try := 1; base == "" && try < 3; try++ {
+					base = urlOf((rng.IntN(3) + try) % 3) // that node is stopped: ask another
+				}
+				switch rng.IntN(3) {
+				case 0:
+					in.Kind = "read"
+					q := url.Values{"entity": {subjects[in.Key]}, "framework": {c.fw}, "resource": {"https://example.org/R"}, "consistency": {"linearizable"}}
+					call := now()
+					resp, err := hc.Get(base + "/v1/trust?" + q.Encode())
+					if err != nil {
+						continue
+					}
+					var d registry.Decision
+					err = json.NewDecoder(resp.Body).Decode(&d)
+					resp.Body.Close()
+					if resp.StatusCode != 200 || err != nil {
+						continue // a failed read tells nothing
+					}
+					record(cl, in, call, linOutput{Value: d.Authorized}, now())
+				default:
+					in.Kind = "suspend"
+					if rng.IntN(2) == 0 {
+						in.Kind = "reinstate"
+					}
+					raw, _ := json.Marshal(map[string]any{"op": in.Kind, "iat": time.Now().Unix(), "accreditation": accs[in.Key],
+						"reason": fmt.Sprintf("lin-%d", seq.Add(1))})
+					jws, _ := c.root.SignCompact(raw)
+					call := now()
+					resp, err := hc.Post(base+"/v1/operations", "application/jose", bytes.NewReader(jws))
+					out := linOutput{Unknown: true}
+					if err == nil {
+						var p struct{ Type string }
+						json.NewDecoder(resp.Body).Decode(&p)
+						resp.Body.Close()
+						switch {
+						case resp.StatusCode == 201:
+							out = linOutput{Accepted: true}
+						case resp.StatusCode == 409:
+							out = linOutput{Conflict: true}
+						case resp.StatusCode == 503 && p.Type == "urn:trustreg:problem:unavailable":
+							continue // refused before it reached the log: no operation
+						case resp.StatusCode != 503:
+							t.Errorf("write: status %d", resp.StatusCode)
+						}
+					}
+					ret := now()
+					if out.Unknown {
+						mu.Lock()
+						ambiguous = append(ambiguous, len(history))
+						mu.Unlock()
+					}
+					record(cl, in, call, out, ret)
+				}
+			}
+		}()
+	}
+	// Faults while the clients run: the leader is stopped and restarted,
+	// then a follower is cut off and healed.
+	faults := make(chan error, 1)
+	go func() {
+		defer close(faults)
+		defer faultsDone.Store(true)
+		waitForQuietly(10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(history) >= 40 })
+		l := c.leader()
+		if l < 0 {
+			return
+		}
+		c.stop(l)
+		waitForQuietly(5*time.Second, func() bool { x := c.leader(); return x >= 0 && x != l })
+		c.start(l)
+		f := (c.leader() + 1) % 3
+		if c.node(f) == nil || c.leader() < 0 {
+			return
+		}
+		other := (f + 1) % 3
+		if other == c.leader() {
+			other = (f + 2) % 3
+		}
+		c.cut(f, c.leader())
+		c.cut(f, other)
+		time.Sleep(time.Second) // hold the partition while clients run
+		c.heal(f, c.leader())
+		c.heal(f, other)
+	}()
+	<-faults
+	wg.Wait()
+
+	// Operations whose outcome is unknown may take effect at any time after
+	// their call: they return at the end of the history.
+	end := now() + 1
+	for _, i := range ambiguous {
+		history[i].Return = end
+	}
+	if len(history) < clients*opsPerClient/3 {
+		t.Fatalf("only %d operations completed", len(history))
+	}
+	res := porcupine.CheckOperationsTimeout(linModel.ToModel(), history, 60*time.Second)
+	switch res {
+	case porcupine.Illegal:
+		t.Fatalf("history of %d operations is not linearizable", len(history))
+	case porcupine.Unknown:
+		t.Fatalf("linearizability check timed out on %d operations", len(history))
+	}
+	t.Logf("%d operations (%d with unknown outcome) are linearizable", len(history), len(ambiguous))
+}
+
+// waitForQuietly polls cond until it holds or d passes, without failing.
+func waitForQuietly(d time.Duration, cond func() bool) {
+	deadline := time.Now().Add(d)
+	for !cond() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+}
+
+// TestLinearizabilityModelRejectsStaleReads shows the check can fail: a
+// read that misses a write acknowledged before it began is illegal.
+func TestLinearizabilityModelRejectsStaleReads(t *testing.T) {
+	m := linModel.ToModel()
+	ok := []porcupine.Operation{
+		{Input: linInput{Kind: "suspend"}, Call: 0, Output: linOutput{Accepted: true}, Return: 10},
+		{Input: linInput{Kind: "read"}, Call: 20, Output: linOutput{Value: false}, Return: 30},
+	}
+	if porcupine.CheckOperations(m, ok) != true {
+		t.Fatal("a legal history was rejected")
+	}
+	stale := []porcupine.Operation{ok[0], {Input: linInput{Kind: "read"}, Call: 20, Output: linOutput{Value: true}, Return: 30}}
+	if porcupine.CheckOperations(m, stale) {
+		t.Fatal("a stale read was accepted")
+	}
+	conflict := []porcupine.Operation{{Input: linInput{Kind: "reinstate"}, Call: 0, Output: linOutput{Accepted: true}, Return: 10}}
+	if porcupine.CheckOperations(m, conflict) {
+		t.Fatal("reinstating an active accreditation was accepted by the model")
+	}
+}
