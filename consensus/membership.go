@@ -157,7 +157,25 @@ func (c *Cluster) readIndexLocal() (uint64, error) {
 	if err := c.raft.VerifyLeader().Error(); err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
 	}
-	return c.raft.CommitIndex(), nil
+	return c.lastCommandAtOrBefore(c.raft.CommitIndex()), nil
+}
+
+// lastCommandAtOrBefore returns the index of the last command entry at or
+// below index. The state machine counts only commands (raft's no-op and
+// configuration entries never reach it), so this is the index a reader
+// waits for: every acknowledged write is a command at or below the commit
+// index. Entries compacted away are all in the state machine already.
+func (c *Cluster) lastCommandAtOrBefore(index uint64) uint64 {
+	var l raft.Log
+	for i := index; i > 0 && index-i < 4096; i-- {
+		if err := c.logs.GetLog(i, &l); err != nil {
+			break
+		}
+		if l.Type == raft.LogCommand {
+			return i
+		}
+	}
+	return c.sm.AppliedIndex()
 }
 
 // MemberStatus is one member with what it reports about itself.
@@ -178,7 +196,7 @@ func (c *Cluster) Members(ctx context.Context) []MemberStatus {
 		ms := MemberStatus{Member: m}
 		var ps PeerStatus
 		if m.ID == st.NodeID {
-			ps = PeerStatus{State: st.State, AppliedIndex: st.AppliedIndex}
+			ps = PeerStatus{State: st.State, AppliedIndex: c.raft.AppliedIndex()}
 			ms.Reachable = true
 		} else if id, err := peer.Decode(m.ID); err == nil {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -139,7 +139,7 @@ func (c *Cluster) handleRPC(ctx context.Context, kind byte, body []byte) ([]byte
 		}
 		return json.Marshal(addrs)
 	case rpcStatus:
-		return json.Marshal(PeerStatus{AppliedIndex: c.sm.AppliedIndex(), LastLogIndex: c.raft.LastIndex(), State: c.raft.State().String()})
+		return json.Marshal(PeerStatus{AppliedIndex: c.raft.AppliedIndex(), LastLogIndex: c.raft.LastIndex(), State: c.raft.State().String()})
 	}
 	return nil, fmt.Errorf("unknown request type %d", kind)
 }
@@ -300,7 +300,9 @@ func (c *Cluster) addAddrs(id peer.ID, addrs []string) {
 
 // PeerStatus is what a peer reports about itself.
 type PeerStatus struct {
-	State        string `json:"state"`
+	State string `json:"state"`
+	// AppliedIndex is raft's: the last log entry applied, commands and
+	// raft's own entries alike.
 	AppliedIndex uint64 `json:"applied_index"`
 	LastLogIndex uint64 `json:"last_log_index"`
 }

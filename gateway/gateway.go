@@ -30,7 +30,6 @@ type Registry interface {
 	Operation(ref string) (*registry.OperationView, error)
 	Changes(since uint64, limit int) ([]registry.OperationView, error)
 	AppliedIndex() uint64
-	WaitApplied(ctx context.Context, index uint64) error
 }
 
 // Writer submits signed operations to the cluster.
@@ -48,6 +47,8 @@ type Node interface {
 	// ReadIndex returns an index that a linearizable read must wait for:
 	// the commit index, once leadership has been confirmed.
 	ReadIndex(ctx context.Context) (uint64, error)
+	// WaitApplied blocks until the node has applied the log up to index.
+	WaitApplied(ctx context.Context, index uint64) error
 }
 
 // Config configures a Server.
@@ -175,7 +176,7 @@ func (s *Server) consistent(w http.ResponseWriter, r *http.Request) bool {
 	if wait > 0 && s.cfg.Registry.AppliedIndex() < wait {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.MaxWait)
 		defer cancel()
-		if err := s.cfg.Registry.WaitApplied(ctx, wait); err != nil {
+		if err := s.cfg.Node.WaitApplied(ctx, wait); err != nil {
 			writeError(w, r, fmt.Errorf("%w: index %d (applied %d) within %s; retry later", ErrNotCaughtUp, wait, s.cfg.Registry.AppliedIndex(), s.cfg.MaxWait))
 			return false
 		}

@@ -280,6 +280,11 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	return idx, nil
 }
 
+// WaitApplied blocks until the registry has applied index.
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	return n.State.WaitApplied(ctx, index)
+}
+
 // Members lists the cluster's members with their applied index and lag.
 func (n *Node) Members(ctx context.Context) any { return n.cluster.Members(ctx) }
 

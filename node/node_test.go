@@ -59,6 +59,17 @@ func TestSingleNodeDevClusterKeepsStateAcrossRestart(t *testing.T) {
 	if n2.State.AppliedIndex() < applied {
 		t.Fatalf("applied index %d after restart, want at least %d", n2.State.AppliedIndex(), applied)
 	}
+	// After the restart the newest committed entry is the new term's no-op,
+	// which the registry never sees: a linearizable read must not wait for it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	idx, err := n2.ReadIndex(ctx)
+	if err != nil || idx != n2.State.AppliedIndex() {
+		t.Fatalf("read index after restart = %d, %v; want the applied index %d", idx, err, n2.State.AppliedIndex())
+	}
+	if err := n2.WaitApplied(ctx, idx); err != nil {
+		t.Fatal(err)
+	}
 	again, err := n2.Submit(context.Background(), jws)
 	if err != nil || !again.Duplicate || again.Index != res.Index {
 		t.Fatalf("resubmission after restart: %+v, %v; want duplicate of index %d", again, err, res.Index)
