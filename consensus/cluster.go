@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -328,3 +330,43 @@ func (c *Cluster) LogBounds() (first, last uint64, err error) {
 
 // State returns raft's state name (Leader, Follower, Candidate, Shutdown).
 func (c *Cluster) State() string { return c.raft.State().String() }
+
+// SeedSnapshot writes a raft snapshot at index into the raft directory dir
+// of a node that has no raft state yet, with a configuration of the node
+// alone. Starting that node then resumes from the snapshot: the way a
+// backup becomes a new cluster. write streams the state.
+func SeedSnapshot(dir string, self peer.ID, index uint64, write func(io.Writer) error) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	logs, err := OpenLogStore(filepath.Join(dir, "log"))
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hclog.NewNullLogger())
+	if err != nil {
+		return err
+	}
+	if has, err := raft.HasExistingState(logs, logs, snaps); err != nil || has {
+		if err == nil {
+			err = fmt.Errorf("%s already holds raft state: restore into a new data directory", dir)
+		}
+		return err
+	}
+	_, trans := raft.NewInmemTransport("")
+	conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(self.String()), Address: raft.ServerAddress(self.String())}}}
+	sink, err := snaps.Create(raft.SnapshotVersionMax, index, 1, conf, index, trans)
+	if err != nil {
+		return err
+	}
+	if err := write(sink); err != nil {
+		sink.Cancel()
+		return err
+	}
+	if err := sink.Close(); err != nil {
+		return err
+	}
+	// Raft needs a current term at least that of the snapshot.
+	return logs.SetUint64([]byte("CurrentTerm"), 1)
+}

@@ -18,6 +18,8 @@ type Cluster interface {
 	ChangeMembership(ctx context.Context, action, id string, addrs []string) error
 	// Digest returns the applied index and the state digest at it.
 	Digest() (uint64, string, error)
+	// Backup streams a consistent snapshot of the state.
+	Backup(w io.Writer) error
 }
 
 // MembershipRequest is the body of POST /admin/v1/cluster/{action}: a
@@ -48,6 +50,7 @@ func NewAdmin(cluster Cluster, token string, logger *slog.Logger) *Admin {
 	a.mux.HandleFunc("GET /admin/v1/cluster", a.members)
 	a.mux.HandleFunc("POST /admin/v1/cluster/{action}", a.change)
 	a.mux.HandleFunc("GET /admin/v1/digest", a.digest)
+	a.mux.HandleFunc("GET /admin/v1/backup", a.backup)
 	return a
 }
 
@@ -122,4 +125,14 @@ func (a *Admin) digest(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"applied_index": index, "digest": digest})
+}
+
+// backup streams a snapshot of the state (restore it with trustd restore).
+func (a *Admin) backup(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Disposition", `attachment; filename="trustreg.backup"`)
+	if err := a.cluster.Backup(w); err != nil {
+		a.log.Error("backup failed", "err", err)
+		// Headers are gone; the truncated stream fails its checksum on restore.
+	}
 }

@@ -82,7 +82,23 @@ func (a *app) clusterCmd() *cobra.Command {
 			},
 		}
 	}
-	cmd.AddCommand(status,
+	var out string
+	backup := &cobra.Command{
+		Use: "backup --out FILE", Short: "Save a consistent snapshot of a node's state (restore with trustd restore)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return fmt.Errorf("--out is required")
+			}
+			n, err := adminClient().Download(cmd.Context(), "/admin/v1/backup", out)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.errw, "wrote %s (%d bytes)\n", out, n)
+			return nil
+		},
+	}
+	backup.Flags().StringVar(&out, "out", "", "file to write")
+	cmd.AddCommand(status, backup,
 		change("add-voter", "MULTIADDR", "Add a voting member (a governance body's node): /ip4/.../tcp/4001/p2p/<peer id>", true, false),
 		change("add-nonvoter", "MULTIADDR", "Add a non-voting read replica", true, false),
 		change("promote", "PEER-ID", "Promote a non-voter to voter", false, false),

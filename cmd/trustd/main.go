@@ -39,7 +39,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		Args:          cobra.NoArgs,
 	}
 	configs.RegisterFlags(cmd.Flags())
-	cmd.AddCommand(identityCmd(stdout))
+	cmd.AddCommand(identityCmd(stdout), restoreCmd(stdout))
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
@@ -117,5 +117,44 @@ func identityCmd(stdout io.Writer) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", configs.Default().DataDir, "the node's data directory")
+	return cmd
+}
+
+// restoreCmd turns a backup (trustctl cluster backup) into the data
+// directory of a new one-node cluster that resumes at the backup's index.
+func restoreCmd(stdout io.Writer) *cobra.Command {
+	var from, dataDir, genesis string
+	cmd := &cobra.Command{
+		Use:   "restore --from BACKUP --data-dir NEWDIR [--genesis FILE]",
+		Short: "Create a new node's data directory from a backup",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if from == "" || dataDir == "" {
+				return fmt.Errorf("--from and --data-dir are required")
+			}
+			if genesis == "" {
+				return fmt.Errorf("--genesis is required: the genesis document of the consortium the backup belongs to")
+			}
+			raw, err := os.ReadFile(genesis)
+			if err != nil {
+				return err
+			}
+			f, err := os.Open(from)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			index, err := node.RestoreBackup(dataDir, raw, f)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "restored registry index %d into %s\nstart it with: trustd --data-dir %s --genesis %s\n"+
+				"it runs as a one-node cluster; add the other nodes with trustctl cluster add-voter\n", index, dataDir, dataDir, genesis)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "backup file")
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "new data directory")
+	cmd.Flags().StringVar(&genesis, "genesis", "", "the consortium's genesis document")
 	return cmd
 }
