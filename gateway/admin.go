@@ -69,7 +69,7 @@ func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (a *Admin) members(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", cacheNone)
-	_ = json.NewEncoder(w).Encode(map[string]any{"members": a.cluster.Members(r.Context())})
+	_ = json.NewEncoder(w).Encode(a.cluster.Members(r.Context()))
 }
 
 func (a *Admin) change(w http.ResponseWriter, r *http.Request) {
@@ -112,7 +112,7 @@ func (a *Admin) change(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.Info("membership change", "action", action, "peer", id)
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"action": action, "id": id, "members": a.cluster.Members(r.Context())})
+	_ = json.NewEncoder(w).Encode(a.cluster.Members(r.Context()))
 }
 
 // digest answers the applied index and the state digest, so operators can

@@ -285,8 +285,17 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	return n.State.WaitApplied(ctx, index)
 }
 
+// ClusterView is the admin API's view: this node's raft status and every
+// member with its applied index and lag.
+type ClusterView struct {
+	Node    consensus.Status         `json:"node"`
+	Members []consensus.MemberStatus `json:"members"`
+}
+
 // Members lists the cluster's members with their applied index and lag.
-func (n *Node) Members(ctx context.Context) any { return n.cluster.Members(ctx) }
+func (n *Node) Members(ctx context.Context) any {
+	return ClusterView{Node: n.cluster.Status(), Members: n.cluster.Members(ctx)}
+}
 
 // ChangeMembership carries out a membership change at the leader.
 func (n *Node) ChangeMembership(ctx context.Context, action, id string, addrs []string) error {

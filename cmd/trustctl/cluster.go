@@ -8,9 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/gateway"
 	"github.com/trustreg/trustreg/gateway/client"
+	"github.com/trustreg/trustreg/node"
 )
 
 func (a *app) clusterCmd() *cobra.Command {
@@ -27,7 +27,10 @@ func (a *app) clusterCmd() *cobra.Command {
 		c.Token = token
 		return c
 	}
-	printMembers := func(w io.Writer, members []consensus.MemberStatus) {
+	printMembers := func(w io.Writer, v node.ClusterView) {
+		fmt.Fprintf(w, "node %s  %s  leader %s  term %d  commit %d  applied %d\n\n",
+			v.Node.NodeID, v.Node.State, v.Node.Leader, v.Node.Term, v.Node.CommitIndex, v.Node.AppliedIndex)
+		members := v.Members
 		fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8s %6s\n", "PEER", "SUFFRAGE", "LEADER", "STATE", "APPLIED", "LAG")
 		for _, m := range members {
 			leader := ""
@@ -44,13 +47,11 @@ func (a *app) clusterCmd() *cobra.Command {
 	status := &cobra.Command{
 		Use: "status", Short: "Every member with suffrage, leader, applied index and lag", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out struct {
-				Members []consensus.MemberStatus `json:"members"`
-			}
+			var out node.ClusterView
 			if err := adminClient().Get(cmd.Context(), "/admin/v1/cluster", nil, &out); err != nil {
 				return err
 			}
-			return a.print(out, func(w io.Writer) { printMembers(w, out.Members) })
+			return a.print(out, func(w io.Writer) { printMembers(w, out) })
 		},
 	}
 	change := func(action, use, short string, takesAddr bool, optional bool) *cobra.Command {
@@ -69,15 +70,13 @@ func (a *app) clusterCmd() *cobra.Command {
 						req.ID = args[0]
 					}
 				}
-				var out struct {
-					Members []consensus.MemberStatus `json:"members"`
-				}
+				var out node.ClusterView
 				if err := adminClient().Post(cmd.Context(), "/admin/v1/cluster/"+action, req, &out); err != nil {
 					return err
 				}
 				return a.print(out, func(w io.Writer) {
 					fmt.Fprintf(w, "%s done\n", action)
-					printMembers(w, out.Members)
+					printMembers(w, out)
 				})
 			},
 		}
