@@ -36,6 +36,7 @@ type procCluster struct {
 	t       *testing.T
 	bin     string
 	configs []string
+	mu      sync.Mutex
 	procs   []*proc
 	peerIDs []string
 	admins  []string
@@ -112,12 +113,18 @@ func mustRead(t *testing.T, path string) []byte {
 	return b
 }
 
+func (c *procCluster) proc(i int) *proc {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.procs[i]
+}
+
 // leader returns the index of the process that leads, asking node from.
 func (c *procCluster) leader(from int) int {
 	var st struct {
 		Leader string `json:"leader"`
 	}
-	if err := client.New(c.procs[from].url).Get(context.Background(), "/v1/status", nil, &st); err != nil {
+	if err := client.New(c.proc(from).url).Get(context.Background(), "/v1/status", nil, &st); err != nil {
 		return -1
 	}
 	for i, id := range c.peerIDs {
@@ -186,7 +193,7 @@ func TestKillLeaderDuringWrites(t *testing.T) {
 			// A client retries the same signed operation on the next node
 			// until one acknowledges it: resubmission is idempotent.
 			for try := range 20 {
-				target := c.procs[(int(i)+try)%3]
+				target := c.proc((int(i) + try) % 3)
 				resp, err := hc.Post(target.url+"/v1/operations", "application/jose", bytes.NewReader(jws))
 				if err != nil {
 					time.Sleep(50 * time.Millisecond) // back-off before the next node
@@ -210,7 +217,7 @@ func TestKillLeaderDuringWrites(t *testing.T) {
 			if i == total/3 {
 				leader := c.leader(int(i) % 3)
 				if leader >= 0 {
-					if err := c.procs[leader].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+					if err := c.proc(leader).cmd.Process.Signal(syscall.SIGKILL); err != nil {
 						t.Error(err)
 					}
 					killed <- leader
@@ -231,7 +238,10 @@ func TestKillLeaderDuringWrites(t *testing.T) {
 	}
 	<-c.procs[victim].done
 	c.procs[victim].done <- nil
-	c.procs[victim] = startTrustd(t, c.bin, filepath.Dir(c.configs[victim]), "--config", c.configs[victim])
+	restarted := startTrustd(t, c.bin, filepath.Dir(c.configs[victim]), "--config", c.configs[victim])
+	c.mu.Lock()
+	c.procs[victim] = restarted
+	c.mu.Unlock()
 	wg.Wait()
 	if len(acked) < total*9/10 {
 		t.Fatalf("only %d of %d writes were acknowledged", len(acked), total)
