@@ -152,6 +152,8 @@ func (c *applyCtx) dispatch() (string, error) {
 		return c.changeStatus(body)
 	case *RecognitionChange:
 		return c.changeRecognition(body)
+	case *PublishStatusList:
+		return c.publishStatusList(body)
 	}
 	panic(fmt.Sprintf("registry: no handler for %T", c.op.Body))
 }

@@ -46,3 +46,28 @@ func BenchmarkApplyAccredit(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCheckStatus fetches and checks one entry of a list's current
+// version, for a 131,072-entry list and a 2^24-entry list. The decoded
+// bitstring is cached per version, so neither decompresses per read.
+func BenchmarkCheckStatus(b *testing.B) {
+	for _, entries := range []int{MinStatusListEntries, 1 << 24} {
+		b.Run(fmt.Sprintf("entries=%d", entries), func(b *testing.B) {
+			f := &listFixture{mustChain(b)}
+			bits := make([]byte, entries/8)
+			SetStatus(bits, entries-1, 1, 1)
+			if r := f.publish(f.college, "bench", "", []string{PurposeRevocation}, 1, nil, bits); !r.Accepted {
+				b.Fatal(r.Reason)
+			}
+			f.s.lists = newListCache(256 << 20) // start cold: the first read decodes
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				e, err := f.s.CheckStatus(f.college.DID, "bench", entries-1, time.Time{})
+				if err != nil || e.Status != 1 {
+					b.Fatal(e, err)
+				}
+			}
+		})
+	}
+}

@@ -35,18 +35,23 @@ const (
 	CodeInvalid       = "invalid"
 	CodeIATWindow     = "iat_out_of_window"
 	CodeTooLarge      = "too_large"
+	// Status-list rejections, after the W3C Recommendation's error types.
+	CodeStatusListLength = "status_list_length"
+	CodeMalformedValue   = "malformed_value"
 )
 
 var codeErrors = map[string]error{
-	CodeMalformed:     ErrMalformed,
-	CodeBadSignature:  ErrBadSignature,
-	CodeUnknownKey:    ErrUnknownKey,
-	CodeNotAuthorized: ErrNotAuthorized,
-	CodeScope:         ErrScope,
-	CodeConflict:      ErrConflict,
-	CodeInvalid:       ErrInvalid,
-	CodeIATWindow:     ErrIATWindow,
-	CodeTooLarge:      ErrTooLarge,
+	CodeMalformed:        ErrMalformed,
+	CodeBadSignature:     ErrBadSignature,
+	CodeUnknownKey:       ErrUnknownKey,
+	CodeNotAuthorized:    ErrNotAuthorized,
+	CodeScope:            ErrScope,
+	CodeConflict:         ErrConflict,
+	CodeInvalid:          ErrInvalid,
+	CodeIATWindow:        ErrIATWindow,
+	CodeTooLarge:         ErrTooLarge,
+	CodeStatusListLength: ErrStatusListLength,
+	CodeMalformedValue:   ErrMalformedValue,
 }
 
 // rejection is a domain-rule violation found while applying an operation.

@@ -27,6 +27,7 @@ const (
 	OpRevoke             = "revoke"
 	OpRecognize          = "recognize"
 	OpUnrecognize        = "unrecognize"
+	OpPublishStatusList  = "publishStatusList"
 )
 
 // Header holds the fields every operation payload carries.
@@ -122,6 +123,16 @@ type RecognitionChange struct {
 	EffectiveAt *time.Time `json:"effectiveAt,omitempty"`
 }
 
+// PublishStatusList publishes a new version of an issuer's status list: the
+// issuer-signed BitstringStatusListCredential (a VC-JWT), replacing the
+// version named by Previous (empty for a new list).
+type PublishStatusList struct {
+	Header
+	List       string `json:"list"`
+	Previous   string `json:"previous,omitempty"`
+	Credential string `json:"credential"`
+}
+
 // newBody returns an empty payload struct for an operation type.
 func newBody(op string) (any, bool) {
 	switch op {
@@ -143,6 +154,8 @@ func newBody(op string) (any, bool) {
 		return &StatusChange{}, true
 	case OpRecognize, OpUnrecognize:
 		return &RecognitionChange{}, true
+	case OpPublishStatusList:
+		return &PublishStatusList{}, true
 	}
 	return nil, false
 }
@@ -151,7 +164,7 @@ func newBody(op string) (any, bool) {
 var OperationTypes = []string{
 	OpCreateFramework, OpUpdateFramework, OpAddRootAccreditor, OpRemoveRootAccredit,
 	OpRegisterEntity, OpUpdateEntity, OpRotateKeys, OpAccredit,
-	OpSuspend, OpReinstate, OpRevoke, OpRecognize, OpUnrecognize,
+	OpSuspend, OpReinstate, OpRevoke, OpRecognize, OpUnrecognize, OpPublishStatusList,
 }
 
 // isGovernance reports whether an operation type needs M of N governance

@@ -22,6 +22,8 @@ const (
 	tableHistory       byte = 0x0c // did 0 index (u64 BE) -> operation CID
 	tableRecognitions  byte = 0x0d // framework 0 recognized framework -> Recognition
 	tableOpsByIndex    byte = 0x0e // index (u64 BE) -> operation CID (accepted only)
+	tableStatusLists   byte = 0x0f // issuer 0 list id -> StatusList
+	tableListVersions  byte = 0x10 // issuer 0 list id 0 index (u64 BE) -> StatusListVersion
 )
 
 // Meta keys.
@@ -37,7 +39,7 @@ var (
 var domainTables = []byte{
 	tableOps, tableSigs, tableFrameworks, tableRoots, tableEntities,
 	tableAccreditation, tableReceived, tableGranted, tableByFramework,
-	tableHistory, tableRecognitions, tableOpsByIndex,
+	tableHistory, tableRecognitions, tableOpsByIndex, tableStatusLists, tableListVersions,
 }
 
 func key(table byte, parts ...string) []byte {

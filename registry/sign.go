@@ -235,3 +235,53 @@ func (g *generalJWS) from(jws []byte) error {
 func (s *Signer) WithKID(kid string) (*Signer, error) {
 	return NewSigner(s.key, kid)
 }
+
+// SignVCJWT signs a credential as a VC-JWT (compact JWS, typ vc+jwt), the
+// form status-list credentials are published in.
+func (s *Signer) SignVCJWT(credential []byte) ([]byte, error) {
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: s.alg(), Key: s.key},
+		(&jose.SignerOptions{}).WithHeader("kid", s.KID).WithType("vc+jwt"))
+	if err != nil {
+		return nil, err
+	}
+	obj, err := sig.Sign(credential)
+	if err != nil {
+		return nil, err
+	}
+	out, err := obj.CompactSerialize()
+	return []byte(out), err
+}
+
+// StatusListCredential builds an unsigned BitstringStatusListCredential
+// (VC Data Model 2.0) for the issuer's list id with the given bitstring.
+func StatusListCredential(issuer, id string, purposes []string, size int, messages []StatusMessage, ttl int64, bits []byte) ([]byte, error) {
+	encoded, err := EncodeBitstring(bits)
+	if err != nil {
+		return nil, err
+	}
+	subject := map[string]any{
+		"id":            issuer + "#status-list-" + id,
+		"type":          "BitstringStatusList",
+		"statusPurpose": purposes,
+		"encodedList":   encoded,
+	}
+	if len(purposes) == 1 {
+		subject["statusPurpose"] = purposes[0]
+	}
+	if size > 1 {
+		subject["statusSize"] = size
+	}
+	if len(messages) > 0 {
+		subject["statusMessage"] = messages
+	}
+	if ttl > 0 {
+		subject["ttl"] = ttl
+	}
+	return json.Marshal(map[string]any{
+		"@context":          []string{"https://www.w3.org/ns/credentials/v2"},
+		"id":                "urn:trustreg:status-list:" + issuer + ":" + id,
+		"type":              []string{"VerifiableCredential", "BitstringStatusListCredential"},
+		"issuer":            issuer,
+		"credentialSubject": subject,
+	})
+}

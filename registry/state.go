@@ -41,6 +41,7 @@ type State struct {
 	applied    atomic.Uint64
 	commitTime atomic.Int64 // unix nanoseconds of the last applied entry
 
+	lists     *listCache
 	closeOnce sync.Once
 	mu        sync.Mutex
 	appliedCh chan struct{} // closed and replaced whenever applied advances
@@ -79,6 +80,7 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 		genesisCID: CIDOf(genesisRaw),
 		members:    map[string]Member{},
 		appliedCh:  make(chan struct{}),
+		lists:      newListCache(256 << 20),
 	}
 	for _, m := range g.Members {
 		s.members[m.ID] = m

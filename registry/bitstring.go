@@ -1,0 +1,100 @@
+package registry
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Bitstring Status List encoding (W3C Bitstring Status List v1.0):
+// encodedList is the multibase base64url (no padding, prefix "u") of the
+// GZIP-compressed bitstring. Index 0 is the most significant bit of the
+// first byte; an entry of statusSize bits starts at bit index×statusSize
+// and is read most significant bit first.
+
+// MinStatusListEntries is the smallest list the Recommendation allows (it
+// keeps a verifier's fetch from revealing which credential it checks).
+const MinStatusListEntries = 131072
+
+// MaxStatusListBytes bounds a decompressed bitstring (2^24 entries of 8
+// bits), so a small GZIP stream cannot expand without limit.
+const MaxStatusListBytes = 1 << 24
+
+// Status-list errors, named after the Recommendation's error types.
+var (
+	ErrStatusListLength = errors.New("registry: STATUS_LIST_LENGTH_ERROR")
+	ErrMalformedValue   = errors.New("registry: MALFORMED_VALUE_ERROR")
+	ErrRange            = errors.New("registry: RANGE_ERROR")
+	ErrStatusRetrieval  = errors.New("registry: STATUS_RETRIEVAL_ERROR")
+)
+
+// EncodeBitstring compresses and encodes a bitstring as an encodedList.
+func EncodeBitstring(bits []byte) (string, error) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(bits); err != nil {
+		return "", err
+	}
+	if err := zw.Close(); err != nil {
+		return "", err
+	}
+	return "u" + base64.RawURLEncoding.EncodeToString(buf.Bytes()), nil
+}
+
+// DecodeBitstring decodes an encodedList into its bitstring. Errors wrap
+// ErrMalformedValue.
+func DecodeBitstring(encoded string) ([]byte, error) {
+	rest, ok := strings.CutPrefix(encoded, "u")
+	if !ok {
+		return nil, fmt.Errorf("%w: encodedList must be multibase base64url with the prefix \"u\"", ErrMalformedValue)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encodedList is not base64url without padding: %v", ErrMalformedValue, err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("%w: encodedList is not GZIP-compressed: %v", ErrMalformedValue, err)
+	}
+	bits, err := io.ReadAll(io.LimitReader(zr, MaxStatusListBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: GZIP stream: %v", ErrMalformedValue, err)
+	}
+	if len(bits) > MaxStatusListBytes {
+		return nil, fmt.Errorf("%w: the bitstring exceeds %d bytes", ErrStatusListLength, MaxStatusListBytes)
+	}
+	return bits, nil
+}
+
+// StatusEntries returns how many entries of size bits a bitstring holds.
+func StatusEntries(bits []byte, size int) int { return len(bits) * 8 / size }
+
+// GetStatus reads entry index of size bits (1, 2, 4 or 8).
+func GetStatus(bits []byte, index, size int) (int, error) {
+	if index < 0 || index >= StatusEntries(bits, size) {
+		return 0, fmt.Errorf("%w: index %d is outside the list's %d entries", ErrRange, index, StatusEntries(bits, size))
+	}
+	bit := index * size
+	b := bits[bit/8]
+	shift := 8 - size - bit%8
+	return int(b>>shift) & (1<<size - 1), nil
+}
+
+// SetStatus writes value into entry index of size bits.
+func SetStatus(bits []byte, index, size, value int) error {
+	if index < 0 || index >= StatusEntries(bits, size) {
+		return fmt.Errorf("%w: index %d is outside the list's %d entries", ErrRange, index, StatusEntries(bits, size))
+	}
+	if value < 0 || value >= 1<<size {
+		return fmt.Errorf("%w: value %d does not fit in %d bits", ErrRange, value, size)
+	}
+	bit := index * size
+	shift := 8 - size - bit%8
+	mask := byte((1<<size - 1) << shift)
+	bits[bit/8] = bits[bit/8]&^mask | byte(value<<shift)&mask
+	return nil
+}

@@ -1,0 +1,221 @@
+package registry
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	jose "github.com/go-jose/go-jose/v4"
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+// listCache keeps decoded bitstrings by version CID, within a byte budget,
+// so a large list is not decompressed again on every read.
+type listCache struct {
+	mu     sync.Mutex
+	lru    *lru.Cache[string, []byte]
+	bytes  int
+	budget int
+}
+
+func newListCache(budget int) *listCache {
+	c := &listCache{budget: budget}
+	c.lru, _ = lru.NewWithEvict[string, []byte](1<<16, func(_ string, v []byte) { c.bytes -= len(v) })
+	return c
+}
+
+func (c *listCache) get(cid string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Get(cid)
+}
+
+func (c *listCache) add(cid string, bits []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lru.Contains(cid) {
+		return
+	}
+	c.lru.Add(cid, bits)
+	c.bytes += len(bits)
+	for c.bytes > c.budget && c.lru.Len() > 1 {
+		c.lru.RemoveOldest()
+	}
+}
+
+// decodedVersion returns the bitstring of a list version, from the cache
+// or decoded from the stored credential (verified when it was published).
+func (s *State) decodedVersion(r pebble.Reader, issuer, list, cid string, index uint64) ([]byte, error) {
+	if bits, ok := s.lists.get(cid); ok {
+		return bits, nil
+	}
+	var v StatusListVersion
+	ok, err := getJSON(r, binary.BigEndian.AppendUint64(prefix(tableListVersions, issuer, list), index), &v)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || v.CID != cid {
+		return nil, fmt.Errorf("%w: version %s of list %s", ErrNotFound, cid, list)
+	}
+	jwt, err := jose.ParseSignedCompact(v.Credential, acceptedAlgs)
+	if err != nil {
+		return nil, fmt.Errorf("stored credential %s: %w", cid, err)
+	}
+	p, err := ParseStatusListCredential(jwt.UnsafePayloadWithoutVerification())
+	if err != nil {
+		return nil, fmt.Errorf("stored credential %s: %w", cid, err)
+	}
+	s.lists.add(cid, p.Bits)
+	return p.Bits, nil
+}
+
+// StatusListView is a list with its current version.
+type StatusListView struct {
+	StatusList
+	Version StatusListVersion `json:"version"`
+}
+
+func (s *State) statusList(issuer, id string) (*StatusList, error) {
+	var l StatusList
+	ok, err := getJSON(s.db, key(tableStatusLists, issuer, id), &l)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: %w: no status list %q of %s", ErrNotFound, ErrStatusRetrieval, id, issuer)
+	}
+	return &l, nil
+}
+
+// StatusList returns a list and its current version.
+func (s *State) StatusList(issuer, id string) (*StatusListView, error) {
+	l, err := s.statusList(issuer, id)
+	if err != nil {
+		return nil, err
+	}
+	var v StatusListVersion
+	if _, err := getJSON(s.db, binary.BigEndian.AppendUint64(prefix(tableListVersions, issuer, id), l.CurrentIndex), &v); err != nil {
+		return nil, err
+	}
+	return &StatusListView{StatusList: *l, Version: v}, nil
+}
+
+// StatusListAt returns the version of a list that was current at t: the
+// last one published (by commit time) at or before t.
+func (s *State) StatusListAt(issuer, id string, t time.Time) (*StatusListView, error) {
+	l, err := s.statusList(issuer, id)
+	if err != nil {
+		return nil, err
+	}
+	p := prefix(tableListVersions, issuer, id)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var found *StatusListVersion
+	for it.Last(); it.Valid(); it.Prev() {
+		var v StatusListVersion
+		if err := json.Unmarshal(it.Value(), &v); err != nil {
+			return nil, err
+		}
+		if !v.Time.After(t) {
+			found = &v
+			break
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("%w: list %q of %s had no version at %s", ErrStatusRetrieval, id, issuer, t.Format(time.RFC3339))
+	}
+	return &StatusListView{StatusList: *l, Version: *found}, nil
+}
+
+// StatusLists lists an issuer's lists (every issuer's with an empty issuer).
+func (s *State) StatusLists(issuer string, page Page) ([]StatusList, string, error) {
+	p := []byte{tableStatusLists}
+	if issuer != "" {
+		p = prefix(tableStatusLists, issuer)
+	}
+	out := []StatusList{}
+	next, err := s.scan(p, page, func(_, v []byte) (bool, error) {
+		var l StatusList
+		if err := json.Unmarshal(v, &l); err != nil {
+			return false, err
+		}
+		out = append(out, l)
+		return true, nil
+	})
+	return out, next, err
+}
+
+// StatusListHistory lists a list's versions, oldest first, without their
+// credentials.
+func (s *State) StatusListHistory(issuer, id string, page Page) ([]StatusListVersion, string, error) {
+	if _, err := s.statusList(issuer, id); err != nil {
+		return nil, "", err
+	}
+	out := []StatusListVersion{}
+	next, err := s.scan(prefix(tableListVersions, issuer, id), page, func(_, v []byte) (bool, error) {
+		var ver StatusListVersion
+		if err := json.Unmarshal(v, &ver); err != nil {
+			return false, err
+		}
+		ver.Credential = ""
+		out = append(out, ver)
+		return true, nil
+	})
+	return out, next, err
+}
+
+// EntryStatus is one entry of a list.
+type EntryStatus struct {
+	Issuer   string   `json:"issuer"`
+	List     string   `json:"list"`
+	Index    int      `json:"index"`
+	Status   int      `json:"status"`
+	Purposes []string `json:"purpose"`
+	// Valid is false when a revocation or suspension entry is set.
+	Valid   bool   `json:"valid"`
+	Message string `json:"message,omitempty"`
+	Version string `json:"version"`
+	Checked string `json:"privacy"`
+}
+
+// entryPrivacyNote is returned with every per-entry answer.
+const entryPrivacyNote = "checking one entry tells this registry which credential is being verified; fetch the whole list to keep that private"
+
+// CheckStatus reads one entry of a list's current version (or of the
+// version current at t, when t is not zero).
+func (s *State) CheckStatus(issuer, id string, index int, t time.Time) (*EntryStatus, error) {
+	var view *StatusListView
+	var err error
+	if t.IsZero() {
+		view, err = s.StatusList(issuer, id)
+	} else {
+		view, err = s.StatusListAt(issuer, id, t)
+	}
+	if err != nil {
+		return nil, err
+	}
+	bits, err := s.decodedVersion(s.db, issuer, id, view.Version.CID, view.Version.Index)
+	if err != nil {
+		return nil, err
+	}
+	v, err := GetStatus(bits, index, view.StatusSize)
+	if err != nil {
+		return nil, err
+	}
+	e := &EntryStatus{Issuer: issuer, List: id, Index: index, Status: v, Purposes: view.Purposes, Version: view.Version.CID, Checked: entryPrivacyNote}
+	e.Valid = v == 0 || (len(view.Purposes) == 1 && view.Purposes[0] == PurposeMessage)
+	want := "0x" + strconv.FormatInt(int64(v), 16)
+	if i := slices.IndexFunc(view.Messages, func(m StatusMessage) bool { return strings.EqualFold(m.Status, want) }); i >= 0 {
+		e.Message = view.Messages[i].Message
+	}
+	return e, nil
+}
