@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/trustreg/trustreg/registry"
 )
@@ -30,6 +31,12 @@ var errorTable = []struct {
 	status int
 	code   string
 }{
+	// Status-list errors carry the W3C Recommendation's types; they come
+	// first because they also wrap not-found and invalid.
+	{registry.ErrStatusRetrieval, http.StatusNotFound, statusListTypeBase + "STATUS_RETRIEVAL_ERROR"},
+	{registry.ErrRange, http.StatusBadRequest, statusListTypeBase + "RANGE_ERROR"},
+	{registry.ErrMalformedValue, http.StatusUnprocessableEntity, statusListTypeBase + "MALFORMED_VALUE_ERROR"},
+	{registry.ErrStatusListLength, http.StatusUnprocessableEntity, statusListTypeBase + "STATUS_LIST_LENGTH_ERROR"},
 	{registry.ErrMalformed, http.StatusBadRequest, "malformed"},
 	{registry.ErrBadQuery, http.StatusBadRequest, "bad_query"},
 	{ErrBadRequest, http.StatusBadRequest, "bad_request"},
@@ -63,7 +70,11 @@ type Problem struct {
 func problemFor(err error) Problem {
 	for _, e := range errorTable {
 		if errors.Is(err, e.err) {
-			return Problem{Type: problemTypeBase + e.code, Title: http.StatusText(e.status), Status: e.status, Detail: err.Error()}
+			typ := e.code
+			if !strings.Contains(typ, ":") {
+				typ = problemTypeBase + typ
+			}
+			return Problem{Type: typ, Title: http.StatusText(e.status), Status: e.status, Detail: err.Error()}
 		}
 	}
 	return Problem{Type: problemTypeBase + "internal", Title: http.StatusText(http.StatusInternalServerError), Status: http.StatusInternalServerError, Detail: err.Error()}

@@ -54,6 +54,7 @@ type Node interface {
 // Config configures a Server.
 type Config struct {
 	Registry     Registry
+	Lists        StatusLists
 	Writer       Writer
 	Node         Node
 	Logger       *slog.Logger
@@ -92,6 +93,10 @@ var routes = []route{
 	{"GET", "/v1/entities/{did}/history", (*Server).entityHistory},
 	{"GET", "/v1/accreditations", (*Server).accreditations},
 	{"GET", "/v1/accreditations/{id}", (*Server).accreditation},
+	{"GET", "/v1/status-lists", (*Server).statusLists},
+	{"GET", "/v1/status-lists/{issuer}/{list}", (*Server).statusList},
+	{"GET", "/v1/status-lists/{issuer}/{list}/versions", (*Server).statusListVersions},
+	{"GET", "/v1/status-lists/{issuer}/{list}/entries/{index}", (*Server).statusEntry},
 	{"GET", "/v1/status", (*Server).status},
 	{"GET", "/healthz", (*Server).healthz},
 	{"GET", "/readyz", (*Server).readyz},

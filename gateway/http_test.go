@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -377,5 +378,97 @@ func TestReadConsistencyAndOperationalEndpoints(t *testing.T) {
 	}
 	if err := e.c.Get(context.Background(), "/v1/status", nil, &st); err != nil || st.Leader == "" || st.AppliedIndex < applied || st.Genesis == "" {
 		t.Fatalf("status %+v %v", st, err)
+	}
+}
+
+// publishList signs a status-list version as the college and submits it.
+func (e *env) publishList(list, previous string, bits []byte) (*registry.Result, string, error) {
+	vc, err := registry.StatusListCredential(e.college.DID, list, []string{"revocation"}, 1, nil, 60000, bits)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	jwt, err := e.college.SignVCJWT(vc)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	res, err := e.c.Submit(context.Background(), e.sign(e.college, registry.OpPublishStatusList, map[string]any{"list": list, "previous": previous, "credential": string(jwt)}))
+	return res, string(jwt), err
+}
+
+func TestStatusListsOverHTTP(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	bits := make([]byte, registry.MinStatusListEntries/8)
+	first, jwt1, err := e.publishList("1", "", bits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "/v1/status-lists/" + url.PathEscape(e.college.DID) + "/1"
+	var doc gateway.StatusListDocument
+	resp, body := e.get(base)
+	if err := json.Unmarshal(body, &doc); resp.StatusCode != 200 || err != nil || doc.JWT != jwt1 || doc.Entries != registry.MinStatusListEntries {
+		t.Fatalf("list JSON: %d %s", resp.StatusCode, body)
+	}
+	if resp.Header.Get("ETag") != `"`+doc.CID+`"` || resp.Header.Get("Cache-Control") != "public, max-age=60" {
+		t.Fatalf("headers %v", resp.Header)
+	}
+	// The exact signed bytes, for the verifier to check the issuer's signature.
+	req, _ := http.NewRequest("GET", e.n.GatewayURL()+base, nil)
+	req.Header.Set("Accept", "application/vc+jwt")
+	r2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(r2.Body)
+	r2.Body.Close()
+	if string(raw) != jwt1 || r2.Header.Get("Content-Type") != "application/vc+jwt" {
+		t.Fatalf("vc+jwt: %q %s", r2.Header.Get("Content-Type"), raw)
+	}
+	revoked := bytes.Clone(bits)
+	registry.SetStatus(revoked, 42, 1, 1)
+	if _, _, err := e.publishList("1", doc.CID, revoked); err != nil {
+		t.Fatal(err)
+	}
+	// A writer racing on the old version gets 409.
+	if _, _, err := e.publishList("1", doc.CID, revoked); err == nil || !strings.Contains(err.Error(), "409") {
+		t.Fatalf("stale previous: %v", err)
+	}
+	var entry registry.EntryStatus
+	if err := e.c.Get(context.Background(), base+"/entries/42", nil, &entry); err != nil || entry.Status != 1 || entry.Valid || entry.Checked == "" {
+		t.Fatalf("entry 42: %+v %v", entry, err)
+	}
+	at := url.Values{"timestamp": {first.Time.Format(time.RFC3339Nano)}}
+	if err := e.c.Get(context.Background(), base+"/entries/42", at, &entry); err != nil || entry.Status != 0 {
+		t.Fatalf("entry 42 at the first version: %+v %v", entry, err)
+	}
+	for path, want := range map[string]string{
+		base + "/entries/131072":                                 "RANGE_ERROR",
+		base + "?timestamp=2001-01-01T00:00:00Z":                 "STATUS_RETRIEVAL_ERROR",
+		"/v1/status-lists/" + url.PathEscape(e.qa.DID) + "/none": "STATUS_RETRIEVAL_ERROR",
+		base + "?timestamp=yesterday":                            "MALFORMED_VALUE_ERROR",
+	} {
+		resp, body := e.get(path)
+		var p gateway.Problem
+		if json.Unmarshal(body, &p); p.Type != "https://www.w3.org/ns/credentials/status-list#"+want {
+			t.Errorf("GET %s: %d %s, want %s", path, resp.StatusCode, body, want)
+		}
+	}
+	var lists struct {
+		Items []registry.StatusList `json:"items"`
+	}
+	if err := e.c.Get(context.Background(), "/v1/status-lists", url.Values{"issuer": {e.college.DID}}, &lists); err != nil || len(lists.Items) != 1 || lists.Items[0].Versions != 2 {
+		t.Fatalf("lists: %+v %v", lists, err)
+	}
+	var versions struct {
+		Items []registry.StatusListVersion `json:"items"`
+	}
+	if err := e.c.Get(context.Background(), base+"/versions", nil, &versions); err != nil || len(versions.Items) != 2 || versions.Items[1].Previous != doc.CID {
+		t.Fatalf("versions: %+v %v", versions, err)
+	}
+	// A list shorter than the minimum is refused with the W3C type.
+	_, _, err = e.publishList("short", "", make([]byte, 1024))
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Problem.Type != "https://www.w3.org/ns/credentials/status-list#STATUS_LIST_LENGTH_ERROR" || ae.Problem.Status != 422 {
+		t.Fatalf("short list: %v", err)
 	}
 }

@@ -1,11 +1,15 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -498,5 +502,40 @@ func TestOutsidersCannotConnect(t *testing.T) {
 	}
 	if len(target.cluster.Status().Members) != 2 {
 		t.Fatal("the foreign node became a member")
+	}
+}
+
+func TestStatusListServedIdenticallyByEveryNode(t *testing.T) {
+	c := mustNewCluster(t, 3)
+	college, _ := registry.GenerateKey(registry.KeyEd25519)
+	c.mustSubmit(0, c.accreditOp(college.DID))
+	bits := make([]byte, registry.MinStatusListEntries/8)
+	registry.SetStatus(bits, 4242, 1, 1)
+	vc, err := registry.StatusListCredential(college.DID, "main", []string{"revocation"}, 1, nil, 0, bits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwt, _ := college.SignVCJWT(vc)
+	raw, _ := json.Marshal(map[string]any{"op": registry.OpPublishStatusList, "iat": time.Now().Unix(), "list": "main", "credential": string(jwt)})
+	op, _ := college.SignCompact(raw)
+	follower := (c.leader() + 1) % 3
+	res := c.mustSubmit(follower, op)
+	c.converged(res.Index)
+	for i := range 3 {
+		req, _ := http.NewRequest("GET", c.node(i).GatewayURL()+"/v1/status-lists/"+url.PathEscape(college.DID)+"/main", nil)
+		req.Header.Set("Accept", "application/vc+jwt")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !bytes.Equal(body, jwt) {
+			t.Fatalf("node %d serves %d bytes that differ from the published credential", i, len(body))
+		}
+		e, err := c.node(i).State.CheckStatus(college.DID, "main", 4242, time.Time{})
+		if err != nil || e.Status != 1 {
+			t.Fatalf("node %d entry 4242: %+v %v", i, e, err)
+		}
 	}
 }

@@ -107,7 +107,7 @@ func New(cfg configs.Config, opts Options) (n *Node, err error) {
 		return nil, err
 	}
 	n.gateway, err = gateway.New(gateway.Config{
-		Registry: n.State, Writer: n, Node: n, Logger: logger,
+		Registry: n.State, Lists: n.State, Writer: n, Node: n, Logger: logger,
 		Metrics: n.Metrics, Gatherer: n.Metrics, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, MaxWait: cfg.HTTP.MaxWait,
 	})
 	if err != nil {

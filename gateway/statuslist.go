@@ -1,0 +1,189 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/trustreg/trustreg/registry"
+)
+
+// StatusLists is the read side of issuers' status lists.
+type StatusLists interface {
+	StatusList(issuer, id string) (*registry.StatusListView, error)
+	StatusListAt(issuer, id string, t time.Time) (*registry.StatusListView, error)
+	StatusLists(issuer string, page registry.Page) ([]registry.StatusList, string, error)
+	StatusListHistory(issuer, id string, page registry.Page) ([]registry.StatusListVersion, string, error)
+	CheckStatus(issuer, id string, index int, t time.Time) (*registry.EntryStatus, error)
+}
+
+// statusListTypeBase prefixes the W3C Bitstring Status List error types.
+const statusListTypeBase = "https://www.w3.org/ns/credentials/status-list#"
+
+// listVersion loads the current version, or the one current at ?timestamp.
+func (s *Server) listVersion(w http.ResponseWriter, r *http.Request) (*registry.StatusListView, bool) {
+	issuer, list := r.PathValue("issuer"), r.PathValue("list")
+	var view *registry.StatusListView
+	var err error
+	if ts := r.URL.Query().Get("timestamp"); ts != "" {
+		t, perr := time.Parse(time.RFC3339Nano, ts)
+		if perr != nil {
+			writeError(w, r, fmt.Errorf("%w: timestamp %q must be an XML Schema dateTimeStamp (2025-06-01T00:00:00Z)", registry.ErrMalformedValue, ts))
+			return nil, false
+		}
+		view, err = s.cfg.Lists.StatusListAt(issuer, list, t)
+	} else {
+		view, err = s.cfg.Lists.StatusList(issuer, list)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return nil, false
+	}
+	return view, true
+}
+
+// listCache derives Cache-Control from the list's ttl (milliseconds); a
+// version fetched for a past timestamp never changes.
+func (s *Server) listCache(r *http.Request, view *registry.StatusListView) string {
+	if ts := r.URL.Query().Get("timestamp"); ts != "" {
+		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil && t.Before(s.cfg.Now()) {
+			return cacheImmutable
+		}
+	}
+	secs := int64(300)
+	if view.TTL > 0 {
+		secs = max(1, view.TTL/1000)
+	}
+	return "public, max-age=" + strconv.FormatInt(secs, 10)
+}
+
+// StatusListDocument is the JSON form of a status-list version.
+type StatusListDocument struct {
+	Issuer     string          `json:"issuer"`
+	List       string          `json:"list"`
+	CID        string          `json:"cid"`
+	Index      uint64          `json:"index"`
+	Time       time.Time       `json:"time"`
+	Previous   string          `json:"previous,omitempty"`
+	Purposes   []string        `json:"purposes"`
+	StatusSize int             `json:"statusSize"`
+	Entries    int             `json:"entries"`
+	Credential json.RawMessage `json:"credential"` // the decoded credential
+	JWT        string          `json:"jwt"`        // the exact signed VC-JWT
+}
+
+func (s *Server) statusList(w http.ResponseWriter, r *http.Request) {
+	if err := checkParams(r, "timestamp"); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if !s.consistent(w, r) {
+		return
+	}
+	view, ok := s.listVersion(w, r)
+	if !ok {
+		return
+	}
+	etag := `"` + view.Version.CID + `"`
+	h := w.Header()
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", s.listCache(r, view))
+	h.Set(IndexHeader, strconv.FormatUint(s.cfg.Registry.AppliedIndex(), 10))
+	h.Add("Vary", "Accept")
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if strings.Contains(r.Header.Get("Accept"), "application/vc+jwt") {
+		h.Set("Content-Type", "application/vc+jwt")
+		_, _ = w.Write([]byte(view.Version.Credential))
+		return
+	}
+	jwt, err := jose.ParseSignedCompact(view.Version.Credential, []jose.SignatureAlgorithm{jose.EdDSA, jose.ES256})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	doc := StatusListDocument{
+		Issuer: view.Issuer, List: view.ID, CID: view.Version.CID, Index: view.Version.Index, Time: view.Version.Time,
+		Previous: view.Version.Previous, Purposes: view.Purposes, StatusSize: view.StatusSize, Entries: view.Entries,
+		Credential: jwt.UnsafePayloadWithoutVerification(), JWT: view.Version.Credential,
+	}
+	h.Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(doc)
+}
+
+func (s *Server) statusEntry(w http.ResponseWriter, r *http.Request) {
+	if err := checkParams(r, "timestamp"); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if !s.consistent(w, r) {
+		return
+	}
+	index, err := strconv.Atoi(r.PathValue("index"))
+	if err != nil {
+		writeError(w, r, fmt.Errorf("%w: entry index %q is not a number", registry.ErrRange, r.PathValue("index")))
+		return
+	}
+	var t time.Time
+	if ts := r.URL.Query().Get("timestamp"); ts != "" {
+		if t, err = time.Parse(time.RFC3339Nano, ts); err != nil {
+			writeError(w, r, fmt.Errorf("%w: timestamp %q must be an XML Schema dateTimeStamp", registry.ErrMalformedValue, ts))
+			return
+		}
+	}
+	e, err := s.cfg.Lists.CheckStatus(r.PathValue("issuer"), r.PathValue("list"), index, t)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, e, cacheShort)
+}
+
+func (s *Server) statusLists(w http.ResponseWriter, r *http.Request) {
+	page, err := pageOf(r)
+	if err == nil {
+		err = checkParams(r, "issuer", "cursor", "limit")
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if !s.consistent(w, r) {
+		return
+	}
+	items, next, err := s.cfg.Lists.StatusLists(r.URL.Query().Get("issuer"), page)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, listing[registry.StatusList]{Items: items, Next: nextLink(r, next)}, cacheShort)
+}
+
+func (s *Server) statusListVersions(w http.ResponseWriter, r *http.Request) {
+	page, err := pageOf(r)
+	if err == nil {
+		err = checkParams(r, "cursor", "limit")
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if !s.consistent(w, r) {
+		return
+	}
+	items, next, err := s.cfg.Lists.StatusListHistory(r.PathValue("issuer"), r.PathValue("list"), page)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, listing[registry.StatusListVersion]{Items: items, Next: nextLink(r, next)}, cacheShort)
+}
