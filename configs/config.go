@@ -1,7 +1,6 @@
 package configs
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -275,13 +274,10 @@ func (c *Config) Validate() error {
 }
 
 // Redacted returns the configuration as logged at start, secrets masked.
-func (c *Config) Redacted() map[string]any {
+func (c *Config) Redacted() Config {
 	cc := *c
 	if cc.Admin.Token != "" {
 		cc.Admin.Token = "<redacted>"
 	}
-	raw, _ := json.Marshal(cc)
-	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	return m
+	return cc
 }

@@ -3,6 +3,7 @@ package test
 import (
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -63,6 +64,10 @@ func TestReadmeTour(t *testing.T) {
 		"accepted createFramework",
 		"accepted accredit",
 		"AUTHORIZED (active)",
+		"accepted publishStatusList",
+		"accepted publishStatusList",
+		"entry 42: status 1 (revocation, NOT valid)",
+		"eyJ",
 		"accepted revoke",
 		"NOT AUTHORIZED (chain_broken)",
 		"AUTHORIZED (active) at 2024-06-01T00:00:00Z",
@@ -73,6 +78,23 @@ func TestReadmeTour(t *testing.T) {
 			t.Fatalf("tour output lacks %q (in order):\n%s", want, out)
 		}
 		rest = rest[i+len(want):]
+	}
+
+	// Issuers hand out random unused indexes for new credentials.
+	alloc := exec.Command(bin+"/trustctl", "--server", p.url, "status", "allocate", "--key", "college.jwk", "--list", "2024", "--count", "3")
+	alloc.Dir = dir
+	got, err := alloc.Output()
+	if err != nil {
+		t.Fatalf("allocate: %v", err)
+	}
+	idx := strings.Fields(string(got))
+	if len(idx) != 3 || idx[0] == idx[1] || idx[1] == idx[2] || slices.Contains(idx, "42") {
+		t.Fatalf("allocate handed out %q", got)
+	}
+	show := exec.Command(bin+"/trustctl", "--server", p.url, "status", "show", "--key", "college.jwk", "--list", "2024")
+	show.Dir = dir
+	if got, err := show.Output(); err != nil || !strings.Contains(string(got), "131072 entries of 1 bits, 1 set") {
+		t.Fatalf("show: %v\n%s", err, got)
 	}
 
 	// trustctl fails with a clear message and a non-zero exit.

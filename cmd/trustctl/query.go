@@ -131,7 +131,7 @@ func (a *app) operationCmd() *cobra.Command {
 
 func (a *app) nodeStatusCmd() *cobra.Command {
 	return &cobra.Command{
-		Use: "status", Short: "Show the node's view of the cluster", Args: cobra.NoArgs,
+		Use: "node", Short: "Show the node's view of the cluster (GET /v1/status)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var st map[string]any
 			if err := a.client().Get(cmd.Context(), "/v1/status", nil, &st); err != nil {
