@@ -308,6 +308,9 @@ func (n *Node) ChangeMembership(ctx context.Context, action, id string, addrs []
 // Digest returns the applied index and the state digest at it.
 func (n *Node) Digest() (uint64, string, error) { return n.State.DigestAt() }
 
+// Snapshot takes a raft snapshot now.
+func (n *Node) Snapshot() error { return n.cluster.Snapshot() }
+
 // AdminURL is the base URL of the admin API.
 func (n *Node) AdminURL() string {
 	if n.adminLn == nil {

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// request is one HTTP request the load generator sends.
+type request struct {
+	method, url, contentType string
+	body                     []byte
+}
+
+// stats summarizes one measured run.
+type stats struct {
+	Requests  int64   `json:"requests"`
+	Errors    int64   `json:"errors"`
+	PerSecond float64 `json:"per_second"`
+	P50       float64 `json:"p50_ms"`
+	P99       float64 `json:"p99_ms"`
+}
+
+func newClient(conns int) *http.Client {
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			MaxIdleConns: conns * 2, MaxIdleConnsPerHost: conns * 2, MaxConnsPerHost: conns * 2,
+			IdleConnTimeout: time.Minute, DisableCompression: true,
+		},
+	}
+}
+
+// closedLoop runs conns workers, each sending its next request as soon as
+// the previous one is answered, for d. next(worker, i) gives the request;
+// ok judges the answer. The same generator drives every system measured.
+func closedLoop(ctx context.Context, conns int, d time.Duration, next func(worker int, i int64) (request, bool), ok func(status int) bool) stats {
+	client := newClient(conns)
+	defer client.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		all    []time.Duration
+		errors atomic.Int64
+		seq    atomic.Int64
+	)
+	start := time.Now()
+	for w := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, 4096)
+			for ctx.Err() == nil {
+				r, more := next(w, seq.Add(1))
+				if !more {
+					break
+				}
+				t0 := time.Now()
+				status, err := do(ctx, client, r)
+				if ctx.Err() != nil {
+					break // cut off by the end of the run: not counted
+				}
+				if err != nil || !ok(status) {
+					errors.Add(1)
+					continue
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return summarize(all, errors.Load(), time.Since(start))
+}
+
+// paced sends requests at a fixed rate (open loop, up to conns in flight)
+// for d and reports latencies: the latency under a given load.
+func paced(ctx context.Context, conns int, rate float64, d time.Duration, next func(worker int, i int64) (request, bool), ok func(status int) bool) stats {
+	client := newClient(conns)
+	defer client.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	interval := time.Duration(float64(time.Second) / rate)
+	tokens := make(chan time.Time, conns)
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		all    []time.Duration
+		errors atomic.Int64
+		seq    atomic.Int64
+	)
+	start := time.Now()
+	for w := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var lat []time.Duration
+			for due := range tokens {
+				r, _ := next(w, seq.Add(1))
+				status, err := do(ctx, client, r)
+				if ctx.Err() != nil {
+					break
+				}
+				if err != nil || !ok(status) {
+					errors.Add(1)
+					continue
+				}
+				// Latency counts from when the request was due, so a
+				// backlog shows up instead of hiding (coordinated omission).
+				lat = append(lat, time.Since(due))
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			mu.Unlock()
+		}()
+	}
+	t := time.NewTicker(interval)
+	next0 := time.Now()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-t.C:
+			// When every worker is busy the send waits: the request goes
+			// out late and its latency, counted from next0, shows it.
+			select {
+			case tokens <- next0:
+			case <-ctx.Done():
+				break loop
+			}
+			next0 = next0.Add(interval)
+		}
+	}
+	t.Stop()
+	close(tokens)
+	wg.Wait()
+	return summarize(all, errors.Load(), time.Since(start))
+}
+
+func do(ctx context.Context, client *http.Client, r request) (int, error) {
+	var body io.Reader
+	if r.body != nil {
+		body = bytes.NewReader(r.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, r.url, body)
+	if err != nil {
+		return 0, err
+	}
+	if r.contentType != "" {
+		req.Header.Set("Content-Type", r.contentType)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func summarize(lat []time.Duration, errors int64, elapsed time.Duration) stats {
+	slices.Sort(lat)
+	s := stats{Requests: int64(len(lat)), Errors: errors, PerSecond: float64(len(lat)) / elapsed.Seconds()}
+	if len(lat) > 0 {
+		s.P50 = ms(lat[len(lat)/2])
+		s.P99 = ms(lat[min(len(lat)-1, len(lat)*99/100)])
+	}
+	return s
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

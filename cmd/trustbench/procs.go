@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/trustreg/trustreg/registry"
+)
+
+// process is a child process this benchmark started; it is stopped by pid.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	log  *os.File
+}
+
+func (p *process) stop() {
+	if p.cmd.Process == nil || p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+	p.log.Close()
+}
+
+// peakRSS reads the process's peak resident memory (VmHWM) in MiB.
+func (p *process) peakRSS() float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(rest), "%f", &kb)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func start(dir, name string, bin string, args ...string) (*process, error) {
+	log, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	return &process{name: name, cmd: cmd, log: log}, nil
+}
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// waitHTTP polls url until it answers 200 or the deadline passes.
+func waitHTTP(url string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not answer 200 within %s", url, d)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+}
+
+// trustdNode is a trustd process with its URLs.
+type trustdNode struct {
+	*process
+	url, admin, peerID, p2p, config, dataDir string
+}
+
+// startTrustdCluster starts n trustd processes sharing a fresh genesis
+// whose governance key it returns.
+func startTrustdCluster(ctx context.Context, bin, dir string, n int) ([]*trustdNode, *registry.Signer, error) {
+	gov, err := registry.GenerateKey(registry.KeyEd25519)
+	if err != nil {
+		return nil, nil, err
+	}
+	genesis, _ := json.Marshal(registry.Genesis{Consortium: "bench", Members: []registry.Member{{ID: gov.DID}}, Threshold: 1})
+	gpath := filepath.Join(dir, "genesis.json")
+	if err := os.WriteFile(gpath, genesis, 0o644); err != nil {
+		return nil, nil, err
+	}
+	nodes := make([]*trustdNode, n)
+	for i := range nodes {
+		dd := filepath.Join(dir, fmt.Sprintf("trustd%d", i))
+		out, err := exec.Command(bin, "identity", "--data-dir", dd).Output()
+		if err != nil {
+			return nil, nil, fmt.Errorf("trustd identity: %w", err)
+		}
+		port := freePort()
+		nodes[i] = &trustdNode{
+			peerID: strings.TrimSpace(string(out)), dataDir: dd,
+			url:   fmt.Sprintf("http://127.0.0.1:%d", freePort()),
+			admin: fmt.Sprintf("127.0.0.1:%d", freePort()),
+			p2p:   fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port),
+		}
+	}
+	for i, nd := range nodes {
+		var peers []string
+		for j, o := range nodes {
+			if j != i {
+				peers = append(peers, "    - "+o.p2p+"/p2p/"+o.peerID)
+			}
+		}
+		peerYAML := "  peers: []"
+		if len(peers) > 0 {
+			peerYAML = "  peers:\n" + strings.Join(peers, "\n")
+		}
+		cfg := fmt.Sprintf("data_dir: %s\ngenesis: %s\nhttp:\n  addr: %s\nadmin:\n  addr: %s\np2p:\n  listen:\n    - %s\n%s\nlog:\n  level: warn\n",
+			nd.dataDir, gpath, strings.TrimPrefix(nd.url, "http://"), nd.admin, nd.p2p, peerYAML)
+		nd.config = filepath.Join(dir, fmt.Sprintf("trustd%d.yaml", i))
+		if err := os.WriteFile(nd.config, []byte(cfg), 0o644); err != nil {
+			return nil, nil, err
+		}
+		p, err := start(dir, fmt.Sprintf("trustd%d", i), bin, "--config", nd.config)
+		if err != nil {
+			return nil, nil, err
+		}
+		nd.process = p
+	}
+	for _, nd := range nodes {
+		if err := waitHTTP(nd.url+"/readyz", 60*time.Second); err != nil {
+			return nodes, nil, err
+		}
+	}
+	return nodes, gov, nil
+}
+
+// startEtcdCluster starts n etcd members (Debian's etcd-server, default
+// settings, each with its own data directory) and returns client URLs.
+func startEtcdCluster(dir string, n int) ([]*process, []string, error) {
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		return nil, nil, fmt.Errorf("etcd not found: install Debian's etcd-server (apt-get install etcd-server)")
+	}
+	type member struct{ name, client, peer string }
+	ms := make([]member, n)
+	var initial []string
+	for i := range ms {
+		ms[i] = member{fmt.Sprintf("e%d", i), fmt.Sprintf("http://127.0.0.1:%d", freePort()), fmt.Sprintf("http://127.0.0.1:%d", freePort())}
+		initial = append(initial, ms[i].name+"="+ms[i].peer)
+	}
+	var procs []*process
+	var urls []string
+	for _, m := range ms {
+		p, err := start(dir, "etcd-"+m.name, bin,
+			"--name", m.name, "--data-dir", filepath.Join(dir, "etcd-"+m.name),
+			"--listen-client-urls", m.client, "--advertise-client-urls", m.client,
+			"--listen-peer-urls", m.peer, "--initial-advertise-peer-urls", m.peer,
+			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
+			"--initial-cluster-token", "trustbench", "--log-level", "warn")
+		if err != nil {
+			return procs, nil, err
+		}
+		procs = append(procs, p)
+		urls = append(urls, m.client)
+	}
+	for _, u := range urls {
+		if err := waitHTTP(u+"/health", 60*time.Second); err != nil {
+			return procs, urls, err
+		}
+	}
+	return procs, urls, nil
+}
+
+// buildTrustd builds trustd into dir from the module this runs in.
+func buildTrustd(dir string) (string, error) {
+	out := filepath.Join(dir, "trustd")
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/trustd")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/trustd (run trustbench from the repository root, or pass --trustd): %v\n%s", err, b)
+	}
+	return out, nil
+}
+
+// lastLines returns the end of a process log, for error messages.
+func lastLines(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+func execOutput(bin string, args ...string) (string, error) {
+	out, err := exec.Command(bin, args...).Output()
+	if err != nil {
+		return "", fmt.Errorf("%s %v: %w", bin, args, err)
+	}
+	return string(out), nil
+}

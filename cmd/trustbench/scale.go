@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// benchScale loads c.scale entities into a node, measures trust-query
+// latency as it grows, the state's size on disk, how long a new node takes
+// to catch up from a snapshot, and the node's peak memory.
+func benchScale(ctx context.Context, c config, dir string, rep *report) error {
+	base := filepath.Join(dir, mkdir(dir, "scale"))
+	nodes, gov, err := startTrustdCluster(ctx, c.trustd, base, 1)
+	defer stopAll(nodes)
+	if err != nil {
+		return err
+	}
+	n := nodes[0]
+	d, err := newDataset(n.url, gov)
+	if err != nil {
+		return err
+	}
+	res := &scaleResult{Entities: c.scale}
+	loadStart := time.Now()
+	for _, step := range []int{10_000, 100_000, c.scale} {
+		if step > c.scale {
+			continue
+		}
+		if err := d.loadColleges(ctx, []string{n.url}, step); err != nil {
+			return err
+		}
+		urls := d.trustURLs(n.url, 1024)
+		s := closedLoop(ctx, 8, 5*time.Second, func(w int, i int64) (request, bool) {
+			return request{method: "GET", url: urls[i%int64(len(urls))]}, true
+		}, func(s int) bool { return s == 200 })
+		res.P99At = append(res.P99At, point{Entities: step, P50: s.P50, P99: s.P99})
+	}
+	res.LoadOpsPerSec = float64(c.scale) / time.Since(loadStart).Seconds()
+	res.PebbleMiB = dirMiB(filepath.Join(n.dataDir, "state"))
+
+	// A new node joins as a non-voter and is sent a snapshot.
+	if _, err := http.Post("http://"+n.admin+"/admin/v1/snapshot", "", nil); err != nil {
+		return err
+	}
+	newDir := filepath.Join(base, "catchup")
+	out, err := execOutput(c.trustd, "identity", "--data-dir", newDir)
+	if err != nil {
+		return err
+	}
+	newID := strings.TrimSpace(out)
+	newP2P := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freePort())
+	newURL := fmt.Sprintf("http://127.0.0.1:%d", freePort())
+	cfg := fmt.Sprintf("data_dir: %s\ngenesis: %s\nhttp:\n  addr: %s\nadmin:\n  addr: 127.0.0.1:%d\np2p:\n  listen:\n    - %s\n  peers:\n    - %s/p2p/%s\nraft:\n  bootstrap: false\nlog:\n  level: warn\n",
+		newDir, filepath.Join(base, "genesis.json"), strings.TrimPrefix(newURL, "http://"), freePort(), newP2P, n.p2p, n.peerID)
+	cfgPath := filepath.Join(base, "catchup.yaml")
+	os.WriteFile(cfgPath, []byte(cfg), 0o644)
+	p, err := start(base, "catchup", c.trustd, "--config", cfgPath)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	leaderApplied := applied(n.url)
+	body := fmt.Sprintf(`{"addr":"%s/p2p/%s"}`, newP2P, newID)
+	t0 := time.Now()
+	resp, err := http.Post("http://"+n.admin+"/admin/v1/cluster/add-nonvoter", "application/json", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	for applied(newURL) < leaderApplied {
+		if time.Since(t0) > 10*time.Minute {
+			return fmt.Errorf("the new node did not catch up within 10 minutes")
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval
+	}
+	res.CatchUpSec = time.Since(t0).Seconds()
+	res.PeakRSSMiB = n.peakRSS()
+	rep.Scale = res
+	return nil
+}
+
+func applied(base string) uint64 {
+	resp, err := http.Get(base + "/v1/status")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var st struct {
+		AppliedIndex uint64 `json:"applied_index"`
+	}
+	json.NewDecoder(resp.Body).Decode(&st)
+	return st.AppliedIndex
+}
+
+func dirMiB(dir string) float64 {
+	var total int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				total += info.Size()
+			}
+		}
+		return nil
+	})
+	return float64(total) / (1 << 20)
+}
