@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 )
 
@@ -54,6 +55,10 @@ func NewAdmin(cluster Cluster, token string, logger *slog.Logger) *Admin {
 	a.mux.HandleFunc("GET /admin/v1/digest", a.digest)
 	a.mux.HandleFunc("GET /admin/v1/backup", a.backup)
 	a.mux.HandleFunc("POST /admin/v1/snapshot", a.snapshot)
+	// Profiles for operators chasing a slow node (admin listener only).
+	a.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	a.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	a.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	return a
 }
 

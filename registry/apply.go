@@ -34,6 +34,10 @@ type applyCtx struct {
 	touched []string
 }
 
+// dirty records a key the read-side cache must drop after this batch
+// commits.
+func (c *applyCtx) dirty(k []byte) { c.s.dirty = append(c.s.dirty, string(k)) }
+
 func (s *State) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw []byte) *Result {
 	res := &Result{Index: index, Time: t}
 	op, err := ParseOperation(raw)
@@ -231,6 +235,7 @@ func (c *applyCtx) createFramework(op *CreateFramework) (string, error) {
 			return "", err
 		}
 	}
+	c.dirty(key(tableFrameworks, op.ID))
 	mustSetJSON(c.b, key(tableFrameworks, op.ID), Framework{
 		ID: op.ID, Name: op.Name, Description: op.Description, URL: op.URL, MaxChainLength: maxLen,
 		CreatedIndex: c.index, CreatedAt: c.now, UpdatedIndex: c.index, Operation: c.op.CID,
@@ -277,6 +282,7 @@ func (c *applyCtx) updateFramework(op *UpdateFramework) (string, error) {
 	}
 	f.UpdatedIndex = c.index
 	f.Operation = c.op.CID
+	c.dirty(key(tableFrameworks, op.ID))
 	mustSetJSON(c.b, key(tableFrameworks, op.ID), f)
 	return op.ID, nil
 }
@@ -323,6 +329,7 @@ func (c *applyCtx) changeRoot(op *RootChange) (string, error) {
 
 func (c *applyCtx) writeRootEvent(framework, did string, root RootAccreditor, status string, at time.Time, reason string) {
 	root.Events = append(root.Events, StatusEvent{Status: status, EffectiveAt: at, Reason: reason, Index: c.index, Operation: c.op.CID})
+	c.dirty(key(tableRoots, framework, did))
 	mustSetJSON(c.b, key(tableRoots, framework, did), root)
 }
 

@@ -136,6 +136,7 @@ func (s *State) Restore(r io.Reader) error {
 		if cerr := s.clear(); cerr != nil {
 			return errors.Join(err, cerr)
 		}
+		s.records.clear()
 		s.resetMeta()
 		return err
 	}
@@ -144,6 +145,7 @@ func (s *State) Restore(r io.Reader) error {
 	if err := done.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("restore: finish: %w", err)
 	}
+	s.records.clear()
 	if err := s.loadMeta(); err != nil {
 		return err
 	}

@@ -42,6 +42,8 @@ type State struct {
 	commitTime atomic.Int64 // unix nanoseconds of the last applied entry
 
 	lists     *listCache
+	records   *recordCache
+	dirty     []string // keys written by the batch being applied
 	closeOnce sync.Once
 	mu        sync.Mutex
 	appliedCh chan struct{} // closed and replaced whenever applied advances
@@ -81,6 +83,7 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 		members:    map[string]Member{},
 		appliedCh:  make(chan struct{}),
 		lists:      newListCache(256 << 20),
+		records:    newRecordCache(200_000),
 	}
 	for _, m := range g.Members {
 		s.members[m.ID] = m
@@ -238,6 +241,8 @@ func (s *State) ApplyBatch(entries []Entry) []*Result {
 	if err := b.Commit(pebble.Sync); err != nil {
 		panic(fmt.Sprintf("registry: commit applied entries up to %d: %v", applied, err))
 	}
+	s.records.committed(s.dirty)
+	s.dirty = s.dirty[:0]
 	s.advance(applied, last)
 	if s.OnApply != nil {
 		s.OnApply(fresh)

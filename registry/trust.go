@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -49,45 +50,87 @@ type Link struct {
 	Status        string     `json:"status"`
 }
 
-// evaluator reads state as of one index.
+// evaluator reads state as of one index. On the read side it reads
+// through the record cache; the apply path leaves cache nil.
 type evaluator struct {
-	r    pebble.Reader
-	asOf uint64
+	r     pebble.Reader
+	asOf  uint64
+	cache *recordCache
+	epoch uint64
+}
+
+// readRecord decodes the record at k into a new T, through the cache when
+// there is one. Cached values are shared: callers must not modify them.
+func readRecord[T any](e *evaluator, k []byte) (*T, error) {
+	if e.cache != nil {
+		if v, ok := e.cache.get(string(k)); ok {
+			return v.(*T), nil
+		}
+	}
+	v := new(T)
+	ok, err := getJSON(e.r, k, v)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		v = nil
+	}
+	if e.cache != nil {
+		e.cache.put(string(k), v, e.epoch)
+	}
+	return v, nil
 }
 
 func (e *evaluator) accreditation(id string) (*Accreditation, error) {
-	var a Accreditation
-	ok, err := getJSON(e.r, key(tableAccreditation, id), &a)
-	if err != nil {
+	a, err := readRecord[Accreditation](e, key(tableAccreditation, id))
+	if err != nil || a == nil || a.CreatedIndex > e.asOf {
 		return nil, err
 	}
-	if !ok || a.CreatedIndex > e.asOf {
-		return nil, nil
-	}
-	return &a, nil
+	return a, nil
 }
 
 func (e *evaluator) framework(id string) (*Framework, error) {
-	var f Framework
-	ok, err := getJSON(e.r, key(tableFrameworks, id), &f)
-	if err != nil {
+	f, err := readRecord[Framework](e, key(tableFrameworks, id))
+	if err != nil || f == nil || f.CreatedIndex > e.asOf {
 		return nil, err
 	}
-	if !ok || f.CreatedIndex > e.asOf {
-		return nil, nil
-	}
-	return &f, nil
+	return f, nil
 }
 
 // isRoot reports whether did is a root accreditor of framework at t.
 func (e *evaluator) isRoot(framework, did string, t time.Time) (bool, error) {
-	var root RootAccreditor
-	ok, err := getJSON(e.r, key(tableRoots, framework, did), &root)
-	if err != nil || !ok {
+	root, err := readRecord[RootAccreditor](e, key(tableRoots, framework, did))
+	if err != nil || root == nil {
 		return false, err
 	}
 	ev, ok := statusAt(root.Events, t, e.asOf)
 	return ok && ev.Status == StatusActive, nil
+}
+
+// received lists the ids of the accreditations subject received in
+// framework.
+func (e *evaluator) received(subject, framework string) ([]string, error) {
+	p := prefix(tableReceived, subject, framework)
+	if e.cache != nil {
+		if v, ok := e.cache.get(string(p)); ok {
+			return v.([]string), nil
+		}
+	}
+	it, err := e.r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for it.First(); it.Valid(); it.Next() {
+		ids = append(ids, string(bytes.TrimPrefix(it.Key(), p)))
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return nil, err
+	}
+	if e.cache != nil {
+		e.cache.put(string(p), ids, e.epoch)
+	}
+	return ids, nil
 }
 
 // linkStatus is an accreditation's own status at t: its window and its
@@ -194,12 +237,10 @@ func (e *evaluator) decide(q Question, t time.Time) (*Decision, error) {
 			return d, nil
 		}
 	}
-	p := prefix(tableReceived, q.Entity, q.Framework)
-	it, err := e.r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	ids, err := e.received(q.Entity, q.Framework)
 	if err != nil {
 		return nil, err
 	}
-	defer it.Close()
 	type candidate struct {
 		links  []Link
 		reason string
@@ -207,8 +248,7 @@ func (e *evaluator) decide(q Question, t time.Time) (*Decision, error) {
 		index  uint64
 	}
 	var best *candidate
-	for it.First(); it.Valid(); it.Next() {
-		id := string(bytes.TrimPrefix(it.Key(), p))
+	for _, id := range ids {
 		a, err := e.accreditation(id)
 		if err != nil {
 			return nil, err
@@ -225,9 +265,6 @@ func (e *evaluator) decide(q Question, t time.Time) (*Decision, error) {
 			(reasonRank[c.reason] == reasonRank[best.reason] && c.index > best.index) {
 			best = c
 		}
-	}
-	if err := it.Error(); err != nil {
-		return nil, err
 	}
 	if best == nil {
 		d.Reason = ReasonNeverAuthorized
@@ -257,8 +294,13 @@ func (s *State) Decide(q Question, now time.Time) (*Decision, error) {
 	if t.IsZero() {
 		t = now
 	}
-	e := &evaluator{r: s.db, asOf: asOf}
-	return e.decide(q, t.UTC())
+	return s.reader(asOf).decide(q, t.UTC())
+}
+
+// reader returns a read-side evaluator as of asOf. The epoch is taken
+// before anything is read, so nothing read across a commit gets cached.
+func (s *State) reader(asOf uint64) *evaluator {
+	return &evaluator{r: s.db, asOf: asOf, cache: s.records, epoch: s.records.begin()}
 }
 
 func (q Question) validate() error {

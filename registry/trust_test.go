@@ -114,3 +114,43 @@ func TestUnknownEntityLooksLikeUnauthorized(t *testing.T) {
 		t.Fatalf("bad action: %v, want ErrBadQuery", err)
 	}
 }
+
+// TestCachedAnswersFollowWrites asks, changes what the answer depends on
+// (status, new grants, roots), and asks again: the read cache must never
+// serve the old record.
+func TestCachedAnswersFollowWrites(t *testing.T) {
+	f := mustChain(t)
+	at := date(2025, 6, 1)
+	steps := []struct {
+		op   []byte
+		want string
+	}{
+		{nil, ReasonActive},
+		{f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2025-01-01T00:00:00Z"}), ReasonSuspended},
+		{f.sign(f.root, OpReinstate, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2025-02-01T00:00:00Z"}), ReasonActive},
+		{f.govSign(OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID, "effectiveAt": "2025-03-01T00:00:00Z"}), ReasonChainBroken},
+	}
+	for i, s := range steps {
+		if s.op != nil {
+			f.now = f.now.Add(time.Second)
+			f.mustAccept(s.op)
+		}
+		for range 2 { // the second answer comes from the cache
+			if d := f.ask(at, 0); d.Reason != s.want {
+				t.Fatalf("step %d: %s, want %s", i, d.Reason, s.want)
+			}
+		}
+	}
+	// A second grant to the same subject shows up in the cached list.
+	other := mustKey(t, KeyEd25519)
+	q := Question{Entity: other.DID, Framework: fwID, Action: ActionIssue, Resource: nursing, At: at}
+	if d := f.decide(q); d.Reason != ReasonNeverAuthorized {
+		t.Fatalf("before the grant: %s", d.Reason)
+	}
+	f.mustAccept(f.govSign(OpAddRootAccreditor, map[string]any{"framework": fwID, "accreditor": other.DID}))
+	f.mustAccept(f.sign(other, OpAccredit, map[string]any{"framework": fwID, "accreditor": other.DID, "subject": f.college.DID,
+		"action": ActionIssue, "resources": []string{nursing}, "validFrom": "2024-01-01T00:00:00Z"}))
+	if d := f.ask(at, 0); !d.Authorized || d.Root != other.DID {
+		t.Fatalf("after a second grant from a new root: %+v", d)
+	}
+}

@@ -32,6 +32,7 @@ type config struct {
 	skipEtcd  bool
 	skipWrite bool
 	scale     int
+	profile   string
 }
 
 // report is everything measured, also printed as JSON with --json.
@@ -115,6 +116,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&c.duration, "duration", 0, "length of each measured run (default 10s; short: 3s)")
 	fs.BoolVar(&c.skipEtcd, "skip-etcd", false, "do not run the etcd baseline")
 	fs.BoolVar(&c.skipWrite, "skip-writes", false, "do not run the write benchmark")
+	fs.StringVar(&c.profile, "profile", "", "save CPU profiles of trustd during the measured runs into this directory")
 	fs.IntVar(&c.scale, "scale", 0, "entities for the scale run (full mode default 1000000; 0 in short mode skips it)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -253,13 +255,18 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 		fmt.Fprintf(os.Stderr, "reads: %d entities, %d connections, %s runs\n", entities, c.conns, c.duration)
 		// Interleave two rounds each and keep the better: the machine is shared.
 		var tr, br stats
-		for range 2 {
+		for round := range 2 {
 			if s := closedLoop(ctx, c.conns, c.duration, baseNext, ok200); s.PerSecond > br.PerSecond {
 				br = s
+			}
+			stopProfile := func() {}
+			if round == 0 {
+				stopProfile = c.profileDuring(n.admin, fmt.Sprintf("reads-%d", entities))
 			}
 			if s := closedLoop(ctx, c.conns, c.duration, trustNext, ok200); s.PerSecond > tr.PerSecond {
 				tr = s
 			}
+			stopProfile()
 		}
 		half := tr.PerSecond / 2
 		r := readResult{Entities: entities, Conns: c.conns, Trustd: tr, Baseline: br, Ratio: tr.PerSecond / br.PerSecond, HalfRate: half}
@@ -321,7 +328,9 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 			return request{method: "POST", url: bases[w%len(bases)] + "/v1/operations", contentType: "application/jose", body: pool[j]}, true
 		}
 		r := writeResult{Clients: clients}
+		stopProfile := c.profileDuring(leaderAdmin(nodes), fmt.Sprintf("writes-%d", clients))
 		r.Trustd = closedLoop(ctx, clients, c.duration, trustNext, func(s int) bool { return s == 201 })
+		stopProfile()
 		used += r.Trustd.Requests + r.Trustd.Errors + int64(clients)
 		if !c.skipEtcd {
 			etcdNext := func(w int, i int64) (request, bool) {
@@ -379,4 +388,54 @@ func printReport(w io.Writer, r *report) {
 		}
 		fmt.Fprintf(w, "  Pebble state on disk %.1f MiB; new node caught up from a snapshot in %.1f s; node peak RSS %.0f MiB\n", s.PebbleMiB, s.CatchUpSec, s.PeakRSSMiB)
 	}
+}
+
+// profileDuring starts a CPU profile of the trustd behind admin and
+// returns a function that waits for it and saves it (with --profile).
+func (c config) profileDuring(admin, name string) func() {
+	if c.profile == "" || admin == "" {
+		return func() {}
+	}
+	os.MkdirAll(c.profile, 0o755)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		secs := int(c.duration.Seconds())
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "profile:", err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(filepath.Join(c.profile, name+".pprof"))
+		if err != nil {
+			return
+		}
+		io.Copy(f, resp.Body)
+		f.Close()
+	}()
+	return func() { <-done }
+}
+
+// leaderAdmin returns the admin address of the node that leads.
+func leaderAdmin(nodes []*trustdNode) string {
+	for _, n := range nodes {
+		resp, err := http.Get(n.url + "/v1/status")
+		if err != nil {
+			continue
+		}
+		var st struct {
+			NodeID, Leader string
+		}
+		json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if st.Leader != "" {
+			for _, m := range nodes {
+				if m.peerID == st.Leader {
+					return m.admin
+				}
+			}
+		}
+	}
+	return ""
 }
