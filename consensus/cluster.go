@@ -55,6 +55,10 @@ type Config struct {
 	// LeaderWait bounds how long a write or read index waits for a leader
 	// (default 3s).
 	LeaderWait time.Duration
+	// Prepare, if set, sees each command on the leader before it is
+	// proposed, concurrently with other requests: work that can be done
+	// ahead of the single-threaded apply (signature checks).
+	Prepare func(cmd []byte)
 }
 
 // Cluster is this node's raft participation.
@@ -70,6 +74,7 @@ type Cluster struct {
 	codec      ResponseCodec
 	gater      *Gater
 	leaderWait time.Duration
+	prepare    func(cmd []byte)
 	stop       context.CancelFunc
 }
 
@@ -94,7 +99,7 @@ func Start(cfg Config) (*Cluster, error) {
 		logs.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
-	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine, codec: cfg.Codec, gater: cfg.Gater, leaderWait: cfg.LeaderWait}
+	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine, codec: cfg.Codec, gater: cfg.Gater, leaderWait: cfg.LeaderWait, prepare: cfg.Prepare}
 	if c.leaderWait <= 0 {
 		c.leaderWait = 3 * time.Second
 	}
@@ -207,6 +212,9 @@ func (c *Cluster) proposeLocal(ctx context.Context, cmd []byte) (any, error) {
 			return nil, ErrNoLeader
 		}
 		return nil, ErrNotLeader
+	}
+	if c.prepare != nil {
+		c.prepare(cmd)
 	}
 	f := c.raft.Apply(stamp(cmd, time.Now()), timeout)
 	if err := f.Error(); err != nil {

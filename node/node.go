@@ -96,7 +96,7 @@ func New(cfg configs.Config, opts Options) (n *Node, err error) {
 	n.cluster, err = consensus.Start(consensus.Config{
 		Dir: filepath.Join(cfg.DataDir, "raft"), Host: n.host, StateMachine: stateMachine{n.State}, Logger: logger,
 		Bootstrap: cfg.Raft.Bootstrap && len(joins) == 0, Voters: peers,
-		ClusterID: n.State.GenesisCID(), Codec: resultCodec{}, Gater: n.gater,
+		ClusterID: n.State.GenesisCID(), Codec: resultCodec{}, Gater: n.gater, Prepare: n.State.PreVerifyCommand,
 		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold, TrailingLogs: cfg.Raft.TrailingLogs,
 		HeartbeatTimeout: cfg.Raft.HeartbeatTimeout, ElectionTimeout: cfg.Raft.ElectionTimeout,
 	})

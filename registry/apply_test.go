@@ -328,3 +328,23 @@ func TestUndecodableEntryPanics(t *testing.T) {
 		}()
 	}
 }
+
+// TestPreVerifiedSignaturesCannotBeReused: a signature checked ahead of
+// apply is remembered only for the exact bytes it signed.
+func TestPreVerifiedSignaturesCannotBeReused(t *testing.T) {
+	f := mustChain(t)
+	good := f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "a"})
+	f.s.PreVerify(good)
+	parts := bytes.Split(good, []byte("."))
+	other := f.sign(f.qa, OpRevoke, map[string]any{"accreditation": f.collegeAcc, "reason": "b"})
+	forged := bytes.Join([][]byte{bytes.Split(other, []byte("."))[0], bytes.Split(other, []byte("."))[1], parts[2]}, []byte("."))
+	f.s.PreVerify(forged) // fails to verify: nothing remembered
+	before := f.digest()
+	if r := f.apply(forged); r.Code != CodeBadSignature {
+		t.Fatalf("a pre-verified signature moved onto other content: %+v", r)
+	}
+	if f.digest() != before {
+		t.Fatal("state changed")
+	}
+	f.mustAccept(good)
+}

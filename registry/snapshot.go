@@ -41,6 +41,11 @@ type Snapshot struct {
 // Snapshot captures the state as of the last applied entry. It is cheap;
 // the data is read when WriteTo streams it.
 func (s *State) Snapshot() *Snapshot {
+	// Make every applied entry durable before raft may compact its log up
+	// to this snapshot's index (ApplyBatch commits without fsync).
+	if err := s.db.LogData([]byte("snapshot"), pebble.Sync); err != nil {
+		panic(fmt.Sprintf("registry: sync state before a snapshot: %v", err))
+	}
 	return &Snapshot{snap: s.db.NewSnapshot()}
 }
 

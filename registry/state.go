@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // DefaultIATWindow is how far an operation's iat may lie from the commit
@@ -43,7 +44,8 @@ type State struct {
 
 	lists     *listCache
 	records   *recordCache
-	dirty     []string // keys written by the batch being applied
+	verified  *lru.Cache[[32]byte, struct{}] // signatures PreVerify checked
+	dirty     []string                       // keys written by the batch being applied
 	closeOnce sync.Once
 	mu        sync.Mutex
 	appliedCh chan struct{} // closed and replaced whenever applied advances
@@ -88,6 +90,7 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 	for _, m := range g.Members {
 		s.members[m.ID] = m
 	}
+	s.verified, _ = lru.New[[32]byte, struct{}](1 << 16)
 	s.iatWindow = DefaultIATWindow
 	if g.IATWindow != "" {
 		s.iatWindow, _ = time.ParseDuration(g.IATWindow) // validated by ParseGenesis
@@ -238,7 +241,12 @@ func (s *State) ApplyBatch(entries []Entry) []*Result {
 	if len(fresh) == 0 {
 		return results
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	// No fsync here: the raft log, synced on a majority, is what makes an
+	// entry durable. A state that loses its unsynced tail in a crash is
+	// behind the log, and raft replays the tail (entries at or below the
+	// applied index are skipped). Snapshot syncs first, so the log is never
+	// compacted past what the state holds durably.
+	if err := b.Commit(pebble.NoSync); err != nil {
 		panic(fmt.Sprintf("registry: commit applied entries up to %d: %v", applied, err))
 	}
 	s.records.committed(s.dirty)
