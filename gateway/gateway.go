@@ -153,7 +153,7 @@ const IndexHeader = "X-Trustreg-Index"
 // consistent applies the read's consistency level before it is served:
 // local (default), min_index=N, or consistency=linearizable.
 func (s *Server) consistent(w http.ResponseWriter, r *http.Request) bool {
-	q := r.URL.Query()
+	q := query(r)
 	var wait uint64
 	switch c := q.Get("consistency"); c {
 	case "", "local":
@@ -199,10 +199,17 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 		writeError(w, r, err)
 		return
 	}
-	sum := sha256.Sum256(buf.Bytes())
+	s.writeBody(w, r, status, buf.Bytes(), cacheControl)
+}
+
+// writeBody writes an encoded JSON body with the applied index, an ETag
+// and Cache-Control, and answers a matching If-None-Match with 304.
+func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, status int, body []byte, cacheControl string) {
+	sum := sha256.Sum256(body)
 	etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set(IndexHeader, strconv.FormatUint(s.cfg.Registry.AppliedIndex(), 10))
 	h.Set("ETag", etag)
 	if cacheControl != "" {
@@ -213,7 +220,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 		return
 	}
 	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(body)
 }
 
 // Cache policies.

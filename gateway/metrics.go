@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -53,8 +55,21 @@ func (s *Server) instrument(route string, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		// Parse the query once; handlers read it with query(r).
+		r = r.WithContext(context.WithValue(r.Context(), queryKey{}, r.URL.Query()))
 		h(sw, r)
 		s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
 		s.metrics.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 	})
+}
+
+type queryKey struct{}
+
+// query returns the request's parsed query parameters, parsed once per
+// request by instrument.
+func query(r *http.Request) url.Values {
+	if q, ok := r.Context().Value(queryKey{}).(url.Values); ok {
+		return q
+	}
+	return r.URL.Query()
 }

@@ -36,8 +36,8 @@ func lookup[T any](decoded, raw string, get func(string) (T, error)) (T, error) 
 }
 
 func pageOf(r *http.Request) (registry.Page, error) {
-	p := registry.Page{Cursor: r.URL.Query().Get("cursor")}
-	if v := r.URL.Query().Get("limit"); v != "" {
+	p := registry.Page{Cursor: query(r).Get("cursor")}
+	if v := query(r).Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > registry.MaxPageLimit {
 			return p, fmt.Errorf("%w: limit %q must be 1 to %d", ErrBadRequest, v, registry.MaxPageLimit)
@@ -50,7 +50,7 @@ func pageOf(r *http.Request) (registry.Page, error) {
 // checkParams refuses query parameters a route does not know, so a typo
 // is an error rather than a silently broader answer.
 func checkParams(r *http.Request, known ...string) error {
-	for k := range r.URL.Query() {
+	for k := range query(r) {
 		ok := k == "consistency" || k == "min_index"
 		for _, n := range known {
 			ok = ok || k == n
@@ -72,7 +72,7 @@ func nextLink(r *http.Request, cursor string) string {
 	if cursor == "" {
 		return ""
 	}
-	q := r.URL.Query()
+	q := query(r)
 	q.Set("cursor", cursor)
 	return r.URL.Path + "?" + q.Encode()
 }
@@ -135,7 +135,7 @@ func (s *Server) entityAccreditations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	did, _ := pathID(r, "did", 3)
-	q := r.URL.Query()
+	q := query(r)
 	f := registry.AccreditationFilter{Framework: q.Get("framework"), Status: q.Get("status")}
 	switch q.Get("direction") {
 	case "", "received":
@@ -187,7 +187,7 @@ func (s *Server) accreditations(w http.ResponseWriter, r *http.Request) {
 	if !s.consistent(w, r) {
 		return
 	}
-	q := r.URL.Query()
+	q := query(r)
 	f := registry.AccreditationFilter{
 		Framework: q.Get("framework"), Resource: q.Get("resource"), Accreditor: q.Get("accreditor"),
 		Subject: q.Get("subject"), Action: q.Get("action"), Status: q.Get("status"),
@@ -236,7 +236,7 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
 	if !s.consistent(w, r) {
 		return
 	}
-	q := r.URL.Query()
+	q := query(r)
 	var since uint64
 	if v := q.Get("since"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)

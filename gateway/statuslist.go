@@ -30,7 +30,7 @@ func (s *Server) listVersion(w http.ResponseWriter, r *http.Request) (*registry.
 	issuer, list := r.PathValue("issuer"), r.PathValue("list")
 	var view *registry.StatusListView
 	var err error
-	if ts := r.URL.Query().Get("timestamp"); ts != "" {
+	if ts := query(r).Get("timestamp"); ts != "" {
 		t, perr := time.Parse(time.RFC3339Nano, ts)
 		if perr != nil {
 			writeError(w, r, fmt.Errorf("%w: timestamp %q must be an XML Schema dateTimeStamp (2025-06-01T00:00:00Z)", registry.ErrMalformedValue, ts))
@@ -50,7 +50,7 @@ func (s *Server) listVersion(w http.ResponseWriter, r *http.Request) (*registry.
 // listCache derives Cache-Control from the list's ttl (milliseconds); a
 // version fetched for a past timestamp never changes.
 func (s *Server) listCache(r *http.Request, view *registry.StatusListView) string {
-	if ts := r.URL.Query().Get("timestamp"); ts != "" {
+	if ts := query(r).Get("timestamp"); ts != "" {
 		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil && t.Before(s.cfg.Now()) {
 			return cacheImmutable
 		}
@@ -134,7 +134,7 @@ func (s *Server) statusEntry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var t time.Time
-	if ts := r.URL.Query().Get("timestamp"); ts != "" {
+	if ts := query(r).Get("timestamp"); ts != "" {
 		if t, err = time.Parse(time.RFC3339Nano, ts); err != nil {
 			writeError(w, r, fmt.Errorf("%w: timestamp %q must be an XML Schema dateTimeStamp", registry.ErrMalformedValue, ts))
 			return
@@ -160,7 +160,7 @@ func (s *Server) statusLists(w http.ResponseWriter, r *http.Request) {
 	if !s.consistent(w, r) {
 		return
 	}
-	items, next, err := s.cfg.Lists.StatusLists(r.URL.Query().Get("issuer"), page)
+	items, next, err := s.cfg.Lists.StatusLists(query(r).Get("issuer"), page)
 	if err != nil {
 		writeError(w, r, err)
 		return

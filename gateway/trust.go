@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/trustreg/trustreg/registry"
@@ -76,7 +77,7 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	q, err := ParseQuestion(r.URL.Query())
+	q, err := ParseQuestion(query(r))
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -89,8 +90,14 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, d, trustCache(q))
+	bp := bufPool.Get().(*[]byte)
+	*bp = appendDecision((*bp)[:0], d)
+	s.writeBody(w, r, http.StatusOK, *bp, trustCache(q))
+	bufPool.Put(bp)
 }
+
+// bufPool recycles response buffers of the trust query.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // batchQuestion is one question of a batch, in JSON.
 type batchQuestion struct {

@@ -123,22 +123,28 @@ func paced(ctx context.Context, conns int, rate float64, d time.Duration, next f
 			mu.Unlock()
 		}()
 	}
-	t := time.NewTicker(interval)
-	next0 := time.Now()
+	// Every millisecond, release the requests that fell due since the last
+	// release, each stamped with its due time (a ticker cannot fire at
+	// sub-millisecond intervals reliably).
+	t := time.NewTicker(time.Millisecond)
+	var sent int64
 loop:
 	for {
 		select {
 		case <-ctx.Done():
 			break loop
-		case <-t.C:
-			// When every worker is busy the send waits: the request goes
-			// out late and its latency, counted from next0, shows it.
-			select {
-			case tokens <- next0:
-			case <-ctx.Done():
-				break loop
+		case now := <-t.C:
+			due := int64(now.Sub(start).Seconds() * rate)
+			for ; sent < due; sent++ {
+				// When every worker is busy the send waits: the request
+				// goes out late and its latency, counted from its due
+				// time, shows it.
+				select {
+				case tokens <- start.Add(time.Duration(float64(sent) * float64(interval))):
+				case <-ctx.Done():
+					break loop
+				}
 			}
-			next0 = next0.Add(interval)
 		}
 	}
 	t.Stop()

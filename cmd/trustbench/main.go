@@ -60,6 +60,10 @@ type writeResult struct {
 	Trustd  stats   `json:"trustd"`
 	Etcd    stats   `json:"etcd"`
 	Ratio   float64 `json:"ratio"`
+	// CPU milliseconds the servers spent per acknowledged write, all
+	// three processes together: where the time goes.
+	TrustdCPUms float64 `json:"trustd_cpu_ms_per_op"`
+	EtcdCPUms   float64 `json:"etcd_cpu_ms_per_op"`
 }
 
 type scaleResult struct {
@@ -329,7 +333,15 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 		}
 		r := writeResult{Clients: clients}
 		stopProfile := c.profileDuring(leaderAdmin(nodes), fmt.Sprintf("writes-%d", clients))
+		var tprocs []*process
+		for _, n := range nodes {
+			tprocs = append(tprocs, n.process)
+		}
+		cpu0 := cpuOf(tprocs)
 		r.Trustd = closedLoop(ctx, clients, c.duration, trustNext, func(s int) bool { return s == 201 })
+		if r.Trustd.Requests > 0 {
+			r.TrustdCPUms = (cpuOf(tprocs) - cpu0) * 1000 / float64(r.Trustd.Requests)
+		}
 		stopProfile()
 		used += r.Trustd.Requests + r.Trustd.Errors + int64(clients)
 		if !c.skipEtcd {
@@ -338,7 +350,11 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 				body := []byte(`{"key":"` + key + `","value":"` + value + `"}`)
 				return request{method: "POST", url: etcdURLs[w%len(etcdURLs)] + "/v3/kv/put", contentType: "application/json", body: body}, true
 			}
+			cpu0 := cpuOf(etcdProcs)
 			r.Etcd = closedLoop(ctx, clients, c.duration, etcdNext, func(s int) bool { return s == 200 })
+			if r.Etcd.Requests > 0 {
+				r.EtcdCPUms = (cpuOf(etcdProcs) - cpu0) * 1000 / float64(r.Etcd.Requests)
+			}
 			if r.Etcd.PerSecond > 0 {
 				r.Ratio = r.Trustd.PerSecond / r.Etcd.PerSecond
 			}
@@ -365,19 +381,19 @@ func printReport(w io.Writer, r *report) {
 	fmt.Fprintf(w, "trustbench (%s mode) on %s\n\n", r.Mode, r.Machine)
 	if len(r.Reads) > 0 {
 		fmt.Fprintf(w, "Reads: GET /v1/trust vs a bare net/http JSON handler (same body size, same client)\n")
-		fmt.Fprintf(w, "%10s %6s %12s %12s %7s %9s %9s %9s %9s %12s\n", "entities", "conns", "trustd r/s", "net/http r/s", "ratio", "p50 ms", "p99 ms", "base p99", "half r/s", "p99@half ms")
+		fmt.Fprintf(w, "%10s %6s %12s %12s %7s %9s %9s %9s %9s %12s %12s\n", "entities", "conns", "trustd r/s", "net/http r/s", "ratio", "p50 ms", "p99 ms", "base p99", "half r/s", "p99@half ms", "base p99@half")
 		for _, x := range r.Reads {
-			fmt.Fprintf(w, "%10d %6d %12.0f %12.0f %7.2f %9.2f %9.2f %9.2f %9.0f %12.2f\n", x.Entities, x.Conns, x.Trustd.PerSecond, x.Baseline.PerSecond,
-				x.Ratio, x.Trustd.P50, x.Trustd.P99, x.Baseline.P99, x.HalfRate, x.TrustdAtHalf.P99)
+			fmt.Fprintf(w, "%10d %6d %12.0f %12.0f %7.2f %9.2f %9.2f %9.2f %9.0f %12.2f %12.2f\n", x.Entities, x.Conns, x.Trustd.PerSecond, x.Baseline.PerSecond,
+				x.Ratio, x.Trustd.P50, x.Trustd.P99, x.Baseline.P99, x.HalfRate, x.TrustdAtHalf.P99, x.BaselineAtHal.P99)
 		}
 		fmt.Fprintln(w)
 	}
 	if len(r.Writes) > 0 {
 		fmt.Fprintf(w, "Writes: signed accredit operations on 3 trustd nodes vs puts of the same size on 3 etcd members\n")
-		fmt.Fprintf(w, "%8s %12s %9s %9s %12s %9s %9s %7s\n", "clients", "trustd op/s", "p50 ms", "p99 ms", "etcd op/s", "p50 ms", "p99 ms", "ratio")
+		fmt.Fprintf(w, "%8s %12s %9s %9s %12s %9s %9s %7s %14s %12s\n", "clients", "trustd op/s", "p50 ms", "p99 ms", "etcd op/s", "p50 ms", "p99 ms", "ratio", "trustd cpu/op", "etcd cpu/op")
 		for _, x := range r.Writes {
-			fmt.Fprintf(w, "%8d %12.0f %9.2f %9.2f %12.0f %9.2f %9.2f %7.2f\n", x.Clients, x.Trustd.PerSecond, x.Trustd.P50, x.Trustd.P99,
-				x.Etcd.PerSecond, x.Etcd.P50, x.Etcd.P99, x.Ratio)
+			fmt.Fprintf(w, "%8d %12.0f %9.2f %9.2f %12.0f %9.2f %9.2f %7.2f %11.2f ms %9.2f ms\n", x.Clients, x.Trustd.PerSecond, x.Trustd.P50, x.Trustd.P99,
+				x.Etcd.PerSecond, x.Etcd.P50, x.Etcd.P99, x.Ratio, x.TrustdCPUms, x.EtcdCPUms)
 		}
 		fmt.Fprintln(w)
 	}

@@ -41,6 +41,32 @@ func (p *process) stop() {
 	p.log.Close()
 }
 
+// cpuSeconds reads the process's user+system CPU time so far.
+func (p *process) cpuSeconds() float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which is in parentheses).
+	s := string(raw)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0
+	}
+	var utime, stime float64
+	fmt.Sscanf(fields[11], "%f", &utime)
+	fmt.Sscanf(fields[12], "%f", &stime)
+	return (utime + stime) / 100 // clock ticks (USER_HZ = 100)
+}
+
+func cpuOf(ps []*process) float64 {
+	var total float64
+	for _, p := range ps {
+		total += p.cpuSeconds()
+	}
+	return total
+}
+
 // peakRSS reads the process's peak resident memory (VmHWM) in MiB.
 func (p *process) peakRSS() float64 {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))

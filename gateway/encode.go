@@ -1,0 +1,153 @@
+package gateway
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/trustreg/trustreg/registry"
+)
+
+// appendDecision appends a trust decision as JSON, byte for byte what
+// encoding/json (HTML escaping off) writes, without reflection: the trust
+// query is the gateway's hot path. TestAppendDecisionMatchesEncodingJSON
+// keeps the two equal.
+func appendDecision(b []byte, d *registry.Decision) []byte {
+	b = append(b, `{"entity":`...)
+	b = appendString(b, d.Entity)
+	b = append(b, `,"framework":`...)
+	b = appendString(b, d.Framework)
+	b = append(b, `,"action":`...)
+	b = appendString(b, d.Action)
+	if d.Resource != "" {
+		b = append(b, `,"resource":`...)
+		b = appendString(b, d.Resource)
+	}
+	b = append(b, `,"authorized":`...)
+	b = strconv.AppendBool(b, d.Authorized)
+	b = append(b, `,"reason":`...)
+	b = appendString(b, d.Reason)
+	b = append(b, `,"chain":`...)
+	if d.Chain == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i := range d.Chain {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendLink(b, &d.Chain[i])
+		}
+		b = append(b, ']')
+	}
+	if d.Root != "" {
+		b = append(b, `,"root":`...)
+		b = appendString(b, d.Root)
+	}
+	b = append(b, `,"at":`...)
+	b = appendTime(b, d.At)
+	b = append(b, `,"index":`...)
+	b = strconv.AppendUint(b, d.Index, 10)
+	return append(b, "}\n"...)
+}
+
+func appendLink(b []byte, l *registry.Link) []byte {
+	b = append(b, `{"accreditation":`...)
+	b = appendString(b, l.Accreditation)
+	b = append(b, `,"accreditor":`...)
+	b = appendString(b, l.Accreditor)
+	b = append(b, `,"subject":`...)
+	b = appendString(b, l.Subject)
+	b = append(b, `,"action":`...)
+	b = appendString(b, l.Action)
+	b = append(b, `,"resources":`...)
+	b = appendStrings(b, l.Resources)
+	if len(l.Jurisdictions) > 0 {
+		b = append(b, `,"jurisdictions":`...)
+		b = appendStrings(b, l.Jurisdictions)
+	}
+	b = append(b, `,"validFrom":`...)
+	b = appendTime(b, l.ValidFrom)
+	if l.ValidUntil != nil {
+		b = append(b, `,"validUntil":`...)
+		b = appendTime(b, *l.ValidUntil)
+	}
+	b = append(b, `,"status":`...)
+	b = appendString(b, l.Status)
+	return append(b, '}')
+}
+
+func appendStrings(b []byte, ss []string) []byte {
+	if ss == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, s)
+	}
+	return append(b, ']')
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString quotes s as encoding/json does with HTML escaping off.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
