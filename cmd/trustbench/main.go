@@ -121,7 +121,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.BoolVar(&c.skipEtcd, "skip-etcd", false, "do not run the etcd baseline")
 	fs.BoolVar(&c.skipWrite, "skip-writes", false, "do not run the write benchmark")
 	fs.StringVar(&c.profile, "profile", "", "save CPU profiles of trustd during the measured runs into this directory")
-	fs.IntVar(&c.scale, "scale", 0, "entities for the scale run (full mode default 1000000; 0 in short mode skips it)")
+	fs.IntVar(&c.scale, "scale", -1, "entities for the scale run, 0 to skip it (default: 1000000 in full mode, skipped in short mode)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -138,8 +138,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			c.duration = 3 * time.Second
 		}
 	}
-	if c.scale == 0 && !c.short {
-		c.scale = 1_000_000
+	if c.scale < 0 {
+		c.scale = 0
+		if !c.short {
+			c.scale = 1_000_000
+		}
 	}
 	dir, err := os.MkdirTemp("", "trustbench-")
 	if err != nil {
