@@ -47,6 +47,20 @@ func pageOf(r *http.Request) (registry.Page, error) {
 	return p, nil
 }
 
+// listRequest reads a listing's page and applies the read's consistency;
+// params are the listing's own query parameters besides cursor and limit.
+func (s *Server) listRequest(w http.ResponseWriter, r *http.Request, params ...string) (registry.Page, bool) {
+	page, err := pageOf(r)
+	if err == nil {
+		err = checkParams(r, append(params, "cursor", "limit")...)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return page, false
+	}
+	return page, s.consistent(w, r)
+}
+
 // checkParams refuses query parameters a route does not know, so a typo
 // is an error rather than a silently broader answer.
 func checkParams(r *http.Request, known ...string) error {
@@ -78,14 +92,8 @@ func nextLink(r *http.Request, cursor string) string {
 }
 
 func (s *Server) frameworks(w http.ResponseWriter, r *http.Request) {
-	page, err := pageOf(r)
-	if err == nil {
-		err = checkParams(r, "cursor", "limit")
-	}
-	if err != nil || !s.consistent(w, r) {
-		if err != nil {
-			writeError(w, r, err)
-		}
+	page, ok := s.listRequest(w, r)
+	if !ok {
 		return
 	}
 	items, next, err := s.cfg.Registry.Frameworks(page)
@@ -97,24 +105,21 @@ func (s *Server) frameworks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) framework(w http.ResponseWriter, r *http.Request) {
-	if !s.consistent(w, r) {
-		return
-	}
-	dec, raw := pathID(r, "id", 3)
-	v, err := lookup(dec, raw, s.cfg.Registry.Framework)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	s.writeJSON(w, r, http.StatusOK, v, cacheShort)
+	getByID(s, w, r, "id", s.cfg.Registry.Framework)
 }
 
 func (s *Server) entity(w http.ResponseWriter, r *http.Request) {
+	getByID(s, w, r, "did", s.cfg.Registry.Entity)
+}
+
+// getByID answers a record named by the path parameter (the fourth path
+// segment), percent-encoded or raw.
+func getByID[T any](s *Server, w http.ResponseWriter, r *http.Request, param string, get func(string) (T, error)) {
 	if !s.consistent(w, r) {
 		return
 	}
-	dec, raw := pathID(r, "did", 3)
-	v, err := lookup(dec, raw, s.cfg.Registry.Entity)
+	dec, raw := pathID(r, param, 3)
+	v, err := lookup(dec, raw, get)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -123,15 +128,8 @@ func (s *Server) entity(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) entityAccreditations(w http.ResponseWriter, r *http.Request) {
-	page, err := pageOf(r)
-	if err == nil {
-		err = checkParams(r, "direction", "framework", "status", "cursor", "limit")
-	}
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if !s.consistent(w, r) {
+	page, ok := s.listRequest(w, r, "direction", "framework", "status")
+	if !ok {
 		return
 	}
 	did, _ := pathID(r, "did", 3)
@@ -155,15 +153,8 @@ func (s *Server) entityAccreditations(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) entityHistory(w http.ResponseWriter, r *http.Request) {
-	page, err := pageOf(r)
-	if err == nil {
-		err = checkParams(r, "cursor", "limit")
-	}
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if !s.consistent(w, r) {
+	page, ok := s.listRequest(w, r)
+	if !ok {
 		return
 	}
 	did, _ := pathID(r, "did", 3)
@@ -176,15 +167,8 @@ func (s *Server) entityHistory(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) accreditations(w http.ResponseWriter, r *http.Request) {
-	page, err := pageOf(r)
-	if err == nil {
-		err = checkParams(r, "framework", "resource", "accreditor", "subject", "action", "status", "cursor", "limit")
-	}
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if !s.consistent(w, r) {
+	page, ok := s.listRequest(w, r, "framework", "resource", "accreditor", "subject", "action", "status")
+	if !ok {
 		return
 	}
 	q := query(r)

@@ -149,15 +149,8 @@ func (s *Server) statusEntry(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) statusLists(w http.ResponseWriter, r *http.Request) {
-	page, err := pageOf(r)
-	if err == nil {
-		err = checkParams(r, "issuer", "cursor", "limit")
-	}
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if !s.consistent(w, r) {
+	page, ok := s.listRequest(w, r, "issuer")
+	if !ok {
 		return
 	}
 	items, next, err := s.cfg.Lists.StatusLists(query(r).Get("issuer"), page)
@@ -169,15 +162,8 @@ func (s *Server) statusLists(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) statusListVersions(w http.ResponseWriter, r *http.Request) {
-	page, err := pageOf(r)
-	if err == nil {
-		err = checkParams(r, "cursor", "limit")
-	}
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if !s.consistent(w, r) {
+	page, ok := s.listRequest(w, r)
+	if !ok {
 		return
 	}
 	items, next, err := s.cfg.Lists.StatusListHistory(r.PathValue("issuer"), r.PathValue("list"), page)

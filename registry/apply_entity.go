@@ -83,8 +83,15 @@ func (c *applyCtx) isActiveAccreditor(did string) (bool, error) {
 	if err := it.Close(); err != nil {
 		return false, err
 	}
+	return c.holdsActive(did, ActionAccredit)
+}
+
+// holdsActive reports whether did holds an accreditation for action whose
+// chain is in force at the commit time, in any framework.
+func (c *applyCtx) holdsActive(did, action string) (bool, error) {
+	e := &evaluator{r: c.b, asOf: c.index}
 	p := prefix(tableReceived, did)
-	it, err = c.b.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	it, err := c.b.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
 	if err != nil {
 		return false, err
 	}
@@ -95,7 +102,7 @@ func (c *applyCtx) isActiveAccreditor(did string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if a == nil || a.Action != ActionAccredit {
+		if a == nil || a.Action != action {
 			continue
 		}
 		if _, reason, _, err := e.chain(a, c.now); err != nil || reason == ReasonActive {

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	jose "github.com/go-jose/go-jose/v4"
 )
 
@@ -237,7 +235,7 @@ func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
 	if p.Issuer != did || did != c.signer() {
 		return "", reject(CodeNotAuthorized, "the credential's issuer %s, its signing key's DID %s and the operation's signer %s must be one issuer", p.Issuer, did, c.signer())
 	}
-	if ok, err := c.holdsIssueAccreditation(did); err != nil {
+	if ok, err := c.holdsActive(did, ActionIssue); err != nil {
 		return "", err
 	} else if !ok {
 		return "", reject(CodeNotAuthorized, "%s holds no active issue accreditation: only accredited issuers publish status lists", did)
@@ -304,30 +302,4 @@ func firstUnset(prev, next []byte) int {
 		}
 	}
 	return -1
-}
-
-// holdsIssueAccreditation reports whether did holds an issue accreditation
-// whose chain is in force at the commit time, in any framework.
-func (c *applyCtx) holdsIssueAccreditation(did string) (bool, error) {
-	e := &evaluator{r: c.b, asOf: c.index}
-	p := prefix(tableReceived, did)
-	it, err := c.b.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
-	if err != nil {
-		return false, err
-	}
-	defer it.Close()
-	for it.First(); it.Valid(); it.Next() {
-		_, id, _ := bytes.Cut(bytes.TrimPrefix(it.Key(), p), []byte{0})
-		a, err := e.accreditation(string(id))
-		if err != nil {
-			return false, err
-		}
-		if a == nil || a.Action != ActionIssue {
-			continue
-		}
-		if _, reason, _, err := e.chain(a, c.now); err != nil || reason == ReasonActive {
-			return err == nil, err
-		}
-	}
-	return false, it.Error()
 }
