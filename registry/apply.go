@@ -40,7 +40,7 @@ func (c *applyCtx) dirty(k []byte) { c.s.dirty = append(c.s.dirty, string(k)) }
 
 func (s *State) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw []byte) *Result {
 	res := &Result{Index: index, Time: t}
-	op, err := ParseOperation(raw)
+	op, err := s.parse(raw)
 	if err != nil {
 		res.CID = CIDOf(raw)
 		return rejected(res, err)
@@ -87,6 +87,17 @@ func (s *State) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw [
 		b.Set(historyKey(did, index), []byte(op.CID), nil)
 	}
 	return res
+}
+
+// parse returns the operation PreVerify parsed (the CID names the exact
+// bytes, and parsing is a pure function of them), or parses it now.
+func (s *State) parse(raw []byte) (*ParsedOperation, error) {
+	if len(raw) <= MaxOperationSize {
+		if op, ok := s.parsed.Get(CIDOf(raw)); ok {
+			return op, nil
+		}
+	}
+	return ParseOperation(raw)
 }
 
 func rejected(res *Result, err error) *Result {

@@ -188,6 +188,7 @@ func (s *State) PreVerify(raw []byte) {
 	if err != nil {
 		return
 	}
+	s.parsed.Add(op.CID, op)
 	for i, sig := range op.JWS.Signatures {
 		pub, _, err := s.resolveKey(s.db, sig.Protected.KeyID)
 		if err != nil {

@@ -31,6 +31,7 @@ type config struct {
 	writers   []int
 	skipEtcd  bool
 	skipWrite bool
+	skipReads bool
 	scale     int
 	profile   string
 }
@@ -120,6 +121,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&c.duration, "duration", 0, "length of each measured run (default 10s; short: 3s)")
 	fs.BoolVar(&c.skipEtcd, "skip-etcd", false, "do not run the etcd baseline")
 	fs.BoolVar(&c.skipWrite, "skip-writes", false, "do not run the write benchmark")
+	fs.BoolVar(&c.skipReads, "skip-reads", false, "do not run the read benchmark")
 	fs.StringVar(&c.profile, "profile", "", "save CPU profiles of trustd during the measured runs into this directory")
 	fs.IntVar(&c.scale, "scale", -1, "entities for the scale run, 0 to skip it (default: 1000000 in full mode, skipped in short mode)")
 	if err := fs.Parse(args); err != nil {
@@ -155,8 +157,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	rep := &report{Mode: map[bool]string{true: "short", false: "full"}[c.short], Machine: machine()}
-	if err := benchReads(ctx, c, dir, rep); err != nil {
-		return fmt.Errorf("reads: %w", err)
+	if !c.skipReads {
+		if err := benchReads(ctx, c, dir, rep); err != nil {
+			return fmt.Errorf("reads: %w", err)
+		}
 	}
 	if !c.skipWrite {
 		if err := benchWrites(ctx, c, dir, rep); err != nil {
@@ -335,7 +339,20 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 			return request{method: "POST", url: bases[w%len(bases)] + "/v1/operations", contentType: "application/jose", body: pool[j]}, true
 		}
 		r := writeResult{Clients: clients}
-		stopProfile := c.profileDuring(leaderAdmin(nodes), fmt.Sprintf("writes-%d", clients))
+		leader := leaderAdmin(nodes)
+		var stops []func()
+		for i, n := range nodes {
+			role := "follower"
+			if n.admin == leader {
+				role = "leader"
+			}
+			stops = append(stops, c.profileDuring(n.admin, fmt.Sprintf("writes-%d-node%d-%s", clients, i, role)))
+		}
+		stopProfile := func() {
+			for _, s := range stops {
+				s()
+			}
+		}
 		var tprocs []*process
 		for _, n := range nodes {
 			tprocs = append(tprocs, n.process)
