@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -68,7 +70,9 @@ func closedLoop(ctx context.Context, conns int, d time.Duration, next func(worke
 					break // cut off by the end of the run: not counted
 				}
 				if err != nil || !ok(status) {
-					errors.Add(1)
+					if errors.Add(1) <= 3 {
+						fmt.Fprintf(os.Stderr, "trustbench: %s %s: status %d, %v\n", r.method, r.url, status, err)
+					}
 					continue
 				}
 				lat = append(lat, time.Since(t0))
