@@ -42,10 +42,54 @@ func newClient(conns int) *http.Client {
 // the previous one is answered, for d. next(worker, i) gives the request;
 // ok judges the answer. The same generator drives every system measured.
 func closedLoop(ctx context.Context, conns int, d time.Duration, next func(worker int, i int64) (request, bool), ok func(status int) bool) stats {
-	client := newClient(conns)
-	defer client.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
+	return drive(ctx, conns, nil, next, ok)
+}
+
+// paced sends requests at a fixed rate (open loop, up to conns in flight)
+// for d and reports latencies: the latency under a given load.
+func paced(ctx context.Context, conns int, rate float64, d time.Duration, next func(worker int, i int64) (request, bool), ok func(status int) bool) stats {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	interval := time.Duration(float64(time.Second) / rate)
+	due := make(chan time.Time, conns)
+	go func() {
+		defer close(due)
+		// Every millisecond, release the requests that fell due since the
+		// last release, each stamped with its due time (a ticker cannot
+		// fire at sub-millisecond intervals reliably).
+		start := time.Now()
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		var sent int64
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				for n := int64(now.Sub(start).Seconds() * rate); sent < n; sent++ {
+					// When every worker is busy the send waits: the request
+					// goes out late and its latency, counted from its due
+					// time, shows it (no coordinated omission).
+					select {
+					case due <- start.Add(time.Duration(float64(sent) * float64(interval))):
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+		}
+	}()
+	return drive(ctx, conns, due, next, ok)
+}
+
+// drive runs conns workers until ctx ends. With due nil each worker sends
+// as soon as it is free and latency counts from the send; otherwise each
+// request waits for a due time and latency counts from it.
+func drive(ctx context.Context, conns int, due <-chan time.Time, next func(worker int, i int64) (request, bool), ok func(status int) bool) stats {
+	client := newClient(conns)
+	defer client.CloseIdleConnections()
 	var (
 		wg     sync.WaitGroup
 		mu     sync.Mutex
@@ -60,11 +104,20 @@ func closedLoop(ctx context.Context, conns int, d time.Duration, next func(worke
 			defer wg.Done()
 			lat := make([]time.Duration, 0, 4096)
 			for ctx.Err() == nil {
+				t0 := time.Now()
+				if due != nil {
+					var open bool
+					if t0, open = <-due; !open {
+						break
+					}
+				}
 				r, more := next(w, seq.Add(1))
 				if !more {
 					break
 				}
-				t0 := time.Now()
+				if due == nil {
+					t0 = time.Now()
+				}
 				status, err := do(ctx, client, r)
 				if ctx.Err() != nil {
 					break // cut off by the end of the run: not counted
@@ -82,77 +135,6 @@ func closedLoop(ctx context.Context, conns int, d time.Duration, next func(worke
 			mu.Unlock()
 		}()
 	}
-	wg.Wait()
-	return summarize(all, errors.Load(), time.Since(start))
-}
-
-// paced sends requests at a fixed rate (open loop, up to conns in flight)
-// for d and reports latencies: the latency under a given load.
-func paced(ctx context.Context, conns int, rate float64, d time.Duration, next func(worker int, i int64) (request, bool), ok func(status int) bool) stats {
-	client := newClient(conns)
-	defer client.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	interval := time.Duration(float64(time.Second) / rate)
-	tokens := make(chan time.Time, conns)
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		all    []time.Duration
-		errors atomic.Int64
-		seq    atomic.Int64
-	)
-	start := time.Now()
-	for w := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var lat []time.Duration
-			for due := range tokens {
-				r, _ := next(w, seq.Add(1))
-				status, err := do(ctx, client, r)
-				if ctx.Err() != nil {
-					break
-				}
-				if err != nil || !ok(status) {
-					errors.Add(1)
-					continue
-				}
-				// Latency counts from when the request was due, so a
-				// backlog shows up instead of hiding (coordinated omission).
-				lat = append(lat, time.Since(due))
-			}
-			mu.Lock()
-			all = append(all, lat...)
-			mu.Unlock()
-		}()
-	}
-	// Every millisecond, release the requests that fell due since the last
-	// release, each stamped with its due time (a ticker cannot fire at
-	// sub-millisecond intervals reliably).
-	t := time.NewTicker(time.Millisecond)
-	var sent int64
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case now := <-t.C:
-			due := int64(now.Sub(start).Seconds() * rate)
-			for ; sent < due; sent++ {
-				// When every worker is busy the send waits: the request
-				// goes out late and its latency, counted from its due
-				// time, shows it.
-				select {
-				case tokens <- start.Add(time.Duration(float64(sent) * float64(interval))):
-				case <-ctx.Done():
-					break loop
-				}
-			}
-		}
-	}
-	t.Stop()
-	close(tokens)
 	wg.Wait()
 	return summarize(all, errors.Load(), time.Since(start))
 }

@@ -123,7 +123,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.BoolVar(&c.skipWrite, "skip-writes", false, "do not run the write benchmark")
 	fs.BoolVar(&c.skipReads, "skip-reads", false, "do not run the read benchmark")
 	fs.StringVar(&c.profile, "profile", "", "save CPU profiles of trustd during the measured runs into this directory")
-	fs.IntVar(&c.scale, "scale", -1, "entities for the scale run, 0 to skip it (default: 1000000 in full mode, skipped in short mode)")
+	fs.IntVar(&c.scale, "scale", -1, "entities for the scale run, 0 to skip it (default: 1000000; short mode: 3000)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -141,9 +141,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	if c.scale < 0 {
-		c.scale = 0
-		if !c.short {
-			c.scale = 1_000_000
+		c.scale = 1_000_000
+		if c.short {
+			c.scale = 3000
 		}
 	}
 	dir, err := os.MkdirTemp("", "trustbench-")
@@ -219,17 +219,28 @@ func baselineServer(args []string) error {
 	return http.ListenAndServe(*addr, h)
 }
 
+// startDataNode starts one trustd node in dir/name with the benchmark's
+// framework and agencies; the caller stops it.
+func startDataNode(ctx context.Context, c config, dir, name string) (*trustdNode, *dataset, error) {
+	nodes, gov, err := startTrustdCluster(ctx, c.trustd, filepath.Join(dir, mkdir(dir, name)), 1)
+	if err != nil {
+		stopAll(nodes)
+		return nil, nil, err
+	}
+	d, err := newDataset(nodes[0].url, gov)
+	if err != nil {
+		stopAll(nodes)
+		return nil, nil, err
+	}
+	return nodes[0], d, nil
+}
+
 func benchReads(ctx context.Context, c config, dir string, rep *report) error {
-	nodes, gov, err := startTrustdCluster(ctx, c.trustd, filepath.Join(dir, mkdir(dir, "reads")), 1)
-	defer stopAll(nodes)
+	n, d, err := startDataNode(ctx, c, dir, "reads")
 	if err != nil {
 		return err
 	}
-	n := nodes[0]
-	d, err := newDataset(n.url, gov)
-	if err != nil {
-		return err
-	}
+	defer n.stop()
 	for _, entities := range c.entities {
 		if err := d.loadColleges(ctx, []string{n.url}, entities); err != nil {
 			return err

@@ -16,17 +16,12 @@ import (
 // latency as it grows, the state's size on disk, how long a new node takes
 // to catch up from a snapshot, and the node's peak memory.
 func benchScale(ctx context.Context, c config, dir string, rep *report) error {
-	base := filepath.Join(dir, mkdir(dir, "scale"))
-	nodes, gov, err := startTrustdCluster(ctx, c.trustd, base, 1)
-	defer stopAll(nodes)
+	n, d, err := startDataNode(ctx, c, dir, "scale")
 	if err != nil {
 		return err
 	}
-	n := nodes[0]
-	d, err := newDataset(n.url, gov)
-	if err != nil {
-		return err
-	}
+	defer n.stop()
+	base := filepath.Join(dir, "scale")
 	res := &scaleResult{Entities: c.scale}
 	loadStart := time.Now()
 	for _, step := range []int{10_000, 100_000, c.scale} {
