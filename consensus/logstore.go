@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -231,11 +232,15 @@ func readBytes(b []byte) ([]byte, []byte, error) {
 	return append([]byte(nil), b[k:k+int(n)]...), b[k+int(n):], nil
 }
 
-// quietPebble keeps Pebble's informational chatter out of the node's log.
+// quietPebble keeps Pebble's informational chatter out of the node's log;
+// errors go to the standard logger (the log store has no logger of its
+// own, and a failing raft log must not go unseen).
 type quietPebble struct{}
 
-func (quietPebble) Infof(string, ...any)  {}
-func (quietPebble) Errorf(string, ...any) {}
+func (quietPebble) Infof(string, ...any) {}
+func (quietPebble) Errorf(format string, args ...any) {
+	slog.Error(fmt.Sprintf(format, args...), "component", "raft-log")
+}
 func (quietPebble) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf(format, args...))
 }

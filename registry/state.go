@@ -74,7 +74,7 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietPebble{}})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{logger.With("component", "pebble")}})
 	if err != nil {
 		return nil, fmt.Errorf("open state %s: %w", dir, err)
 	}
@@ -427,11 +427,14 @@ func mustSetJSON(b *pebble.Batch, k []byte, v any) {
 	}
 }
 
-// quietPebble keeps Pebble's informational chatter out of the node's log.
-type quietPebble struct{}
+// pebbleLogger keeps Pebble's informational chatter out of the node's log
+// and passes its errors on.
+type pebbleLogger struct{ log *slog.Logger }
 
-func (quietPebble) Infof(string, ...any)  {}
-func (quietPebble) Errorf(string, ...any) {}
-func (quietPebble) Fatalf(format string, args ...any) {
+func (pebbleLogger) Infof(string, ...any) {}
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.log.Error(fmt.Sprintf(format, args...))
+}
+func (pebbleLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf(format, args...))
 }
