@@ -36,7 +36,18 @@ type applyCtx struct {
 
 // dirty records a key the read-side cache must drop after this batch
 // commits.
-func (c *applyCtx) dirty(k []byte) { c.s.dirty = append(c.s.dirty, string(k)) }
+func (c *applyCtx) dirty(k []byte) {
+	c.s.dirty = append(c.s.dirty, string(k))
+	c.s.dirtySet[string(k)] = struct{}{}
+}
+
+// evaluator returns an evaluator over the batch being applied. Records this
+// batch has not written are read through the read-side cache (they hold
+// their committed value); records it wrote are read from the batch and
+// never cached.
+func (c *applyCtx) evaluator() *evaluator {
+	return &evaluator{r: c.b, asOf: c.index, cache: c.s.records, epoch: c.s.records.begin(), dirty: c.s.dirtySet}
+}
 
 func (s *State) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw []byte) *Result {
 	res := &Result{Index: index, Time: t}

@@ -87,7 +87,7 @@ func (c *applyCtx) accredit(op *Accredit) (string, error) {
 // accreditor of the framework, or the subject of an accredit accreditation
 // in good standing whose scope contains a's (attenuation). It sets a.Depth.
 func (c *applyCtx) checkGrantorScope(a *Accreditation) error {
-	e := &evaluator{r: c.b, asOf: c.index}
+	e := c.evaluator()
 	if a.Parent == "" {
 		ok, err := e.isRoot(a.Framework, a.Accreditor, c.now)
 		if err != nil {
@@ -145,7 +145,7 @@ func (c *applyCtx) checkGrantorScope(a *Accreditation) error {
 }
 
 func (c *applyCtx) changeStatus(op *StatusChange) (string, error) {
-	e := &evaluator{r: c.b, asOf: c.index}
+	e := c.evaluator()
 	a, err := e.accreditation(op.Accreditation)
 	if err != nil {
 		return "", err

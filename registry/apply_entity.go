@@ -65,7 +65,7 @@ func validMetadata(m *EntityMetadata) error {
 // at the commit time: a root accreditor of a framework, or holder of an
 // authorized accredit accreditation.
 func (c *applyCtx) isActiveAccreditor(did string) (bool, error) {
-	e := &evaluator{r: c.b, asOf: c.index}
+	e := c.evaluator()
 	it, err := c.b.NewIter(&pebble.IterOptions{LowerBound: []byte{tableRoots}, UpperBound: []byte{tableRoots + 1}})
 	if err != nil {
 		return false, err
@@ -89,7 +89,7 @@ func (c *applyCtx) isActiveAccreditor(did string) (bool, error) {
 // holdsActive reports whether did holds an accreditation for action whose
 // chain is in force at the commit time, in any framework.
 func (c *applyCtx) holdsActive(did, action string) (bool, error) {
-	e := &evaluator{r: c.b, asOf: c.index}
+	e := c.evaluator()
 	p := prefix(tableReceived, did)
 	it, err := c.b.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
 	if err != nil {

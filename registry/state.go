@@ -48,6 +48,7 @@ type State struct {
 	verified  *lru.Cache[[32]byte, struct{}]       // signatures PreVerify checked
 	parsed    *lru.Cache[string, *ParsedOperation] // operations PreVerify parsed, by CID
 	dirty     []string                             // keys written by the batch being applied
+	dirtySet  map[string]struct{}                  // the same keys, for lookups
 	closeOnce sync.Once
 	mu        sync.Mutex
 	appliedCh chan struct{} // closed and replaced whenever applied advances
@@ -88,6 +89,7 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 		appliedCh:  make(chan struct{}),
 		lists:      newListCache(256 << 20),
 		records:    newRecordCache(200_000),
+		dirtySet:   map[string]struct{}{},
 	}
 	for _, m := range g.Members {
 		s.members[m.ID] = m
@@ -255,6 +257,7 @@ func (s *State) ApplyBatch(entries []Entry) []*Result {
 	}
 	s.records.committed(s.dirty)
 	s.dirty = s.dirty[:0]
+	clear(s.dirtySet)
 	s.advance(applied, last)
 	if s.OnApply != nil {
 		s.OnApply(fresh)

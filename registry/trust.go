@@ -57,12 +57,25 @@ type evaluator struct {
 	asOf  uint64
 	cache *recordCache
 	epoch uint64
+	// dirty, during apply, holds the keys the batch has written: those are
+	// read from the batch, never from or into the cache.
+	dirty map[string]struct{}
+}
+
+// cached reports whether key k may be read through the cache.
+func (e *evaluator) cached(k string) bool {
+	if e.cache == nil {
+		return false
+	}
+	_, written := e.dirty[k]
+	return !written
 }
 
 // readRecord decodes the record at k into a new T, through the cache when
 // there is one. Cached values are shared: callers must not modify them.
 func readRecord[T any](e *evaluator, k []byte) (*T, error) {
-	if e.cache != nil {
+	useCache := e.cached(string(k))
+	if useCache {
 		if v, ok := e.cache.get(string(k)); ok {
 			return v.(*T), nil
 		}
@@ -75,7 +88,7 @@ func readRecord[T any](e *evaluator, k []byte) (*T, error) {
 	if !ok {
 		v = nil
 	}
-	if e.cache != nil {
+	if useCache {
 		e.cache.put(string(k), v, e.epoch)
 	}
 	return v, nil
@@ -111,7 +124,8 @@ func (e *evaluator) isRoot(framework, did string, t time.Time) (bool, error) {
 // framework.
 func (e *evaluator) received(subject, framework string) ([]string, error) {
 	p := prefix(tableReceived, subject, framework)
-	if e.cache != nil {
+	useCache := e.cached(string(p))
+	if useCache {
 		if v, ok := e.cache.get(string(p)); ok {
 			return v.([]string), nil
 		}
@@ -127,7 +141,7 @@ func (e *evaluator) received(subject, framework string) ([]string, error) {
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return nil, err
 	}
-	if e.cache != nil {
+	if useCache {
 		e.cache.put(string(p), ids, e.epoch)
 	}
 	return ids, nil

@@ -154,3 +154,38 @@ func TestCachedAnswersFollowWrites(t *testing.T) {
 		t.Fatalf("after a second grant from a new root: %+v", d)
 	}
 }
+
+// TestOneBatchSeesItsOwnWrites applies, in one batch, a grant and a grant
+// under it, then a suspension and a grant under the suspended one: apply
+// must read what the batch itself wrote, not the cached committed records.
+func TestOneBatchSeesItsOwnWrites(t *testing.T) {
+	f := mustChain(t)
+	// Warm the read cache with the committed records.
+	f.ask(date(2025, 1, 1), 0)
+	mid := mustKey(t, KeyEd25519)
+	leaf := mustKey(t, KeyEd25519)
+	grant := f.sign(f.qa, OpAccredit, map[string]any{"framework": fwID, "accreditor": f.qa.DID, "subject": mid.DID,
+		"action": ActionAccredit, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc, "validFrom": "2025-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z"})
+	under := f.sign(mid, OpAccredit, map[string]any{"framework": fwID, "accreditor": mid.DID, "subject": leaf.DID,
+		"action": ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": CIDOf(grant), "validFrom": "2025-02-01T00:00:00Z", "validUntil": "2028-01-01T00:00:00Z"})
+	suspend := f.sign(f.root, OpSuspend, map[string]any{"accreditation": f.qaAcc})
+	other := mustKey(t, KeyEd25519)
+	underSuspended := f.sign(f.qa, OpAccredit, map[string]any{"framework": fwID, "accreditor": f.qa.DID, "subject": other.DID,
+		"action": ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc, "validFrom": "2025-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z"})
+	var entries []Entry
+	for _, op := range [][]byte{grant, under, suspend, underSuspended} {
+		f.index++
+		entries = append(entries, Entry{Index: f.index, Time: f.now, Data: EncodeOperation(op)})
+	}
+	res := f.s.ApplyBatch(entries)
+	if !res[0].Accepted || !res[1].Accepted || !res[2].Accepted {
+		t.Fatalf("grant chain in one batch: %+v %+v %+v", res[0], res[1], res[2])
+	}
+	if res[3].Accepted || res[3].Code != CodeNotAuthorized {
+		t.Fatalf("grant under an accreditation suspended earlier in the batch: %+v", res[3])
+	}
+	// The suspension reaches the read side too.
+	if d := f.ask(f.now, 0); d.Reason != ReasonChainBroken {
+		t.Fatalf("college under the suspended agency: %s", d.Reason)
+	}
+}
