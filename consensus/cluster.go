@@ -55,9 +55,10 @@ type Config struct {
 	// LeaderWait bounds how long a write or read index waits for a leader
 	// (default 3s).
 	LeaderWait time.Duration
-	// Prepare, if set, sees each command on the leader before it is
-	// proposed, concurrently with other requests: work that can be done
-	// ahead of the single-threaded apply (signature checks).
+	// Prepare, if set, sees each command forwarded to this node (as leader)
+	// before it is proposed, concurrently with other requests: work that
+	// can be done ahead of the single-threaded apply (signature checks).
+	// Commands proposed locally were prepared by their caller.
 	Prepare func(cmd []byte)
 }
 
@@ -212,9 +213,6 @@ func (c *Cluster) proposeLocal(ctx context.Context, cmd []byte) (any, error) {
 			return nil, ErrNoLeader
 		}
 		return nil, ErrNotLeader
-	}
-	if c.prepare != nil {
-		c.prepare(cmd)
 	}
 	f := c.raft.Apply(stamp(cmd, time.Now()), timeout)
 	if err := f.Error(); err != nil {

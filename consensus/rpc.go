@@ -103,6 +103,9 @@ func (c *Cluster) handleRPC(ctx context.Context, kind byte, body []byte) ([]byte
 		if !c.IsLeader() {
 			return nil, ErrNotLeader
 		}
+		if c.prepare != nil {
+			c.prepare(body)
+		}
 		resp, err := c.proposeLocal(ctx, body)
 		if err != nil {
 			return nil, err

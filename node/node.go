@@ -224,7 +224,7 @@ func (n *Node) Cluster() *consensus.Cluster { return n.cluster }
 // when this node follows) and returns the registry's result. Malformed and
 // oversized operations are refused before they reach the log.
 func (n *Node) Submit(ctx context.Context, jws []byte) (*registry.Result, error) {
-	if _, err := registry.ParseOperation(jws); err != nil {
+	if err := n.State.PreVerify(jws); err != nil {
 		return nil, err
 	}
 	resp, err := n.cluster.Apply(ctx, registry.EncodeOperation(jws))

@@ -178,35 +178,37 @@ func verifiedKey(pub crypto.PublicKey, i int, raw []byte) [32]byte {
 	return out
 }
 
-// PreVerify checks an operation's signatures against the keys recorded now
-// and remembers the ones that verify, so applying it (single-threaded,
-// later) need not verify them again. It is run concurrently by the nodes
+// PreVerify parses an operation and checks its signatures against the keys
+// recorded now, and remembers both, so applying it (single-threaded,
+// later) need not do either again. It is run concurrently by the nodes
 // that receive writes; applying stays the judge: a key rotated in between
-// misses the memory and is verified then.
-func (s *State) PreVerify(raw []byte) {
+// misses the memory and is verified then. It returns the parse error, the
+// one a malformed operation is refused with before it reaches the log.
+func (s *State) PreVerify(raw []byte) error {
 	op, err := ParseOperation(raw)
 	if err != nil {
-		return
+		return err
 	}
 	s.parsed.Add(op.CID, op)
 	for i, sig := range op.JWS.Signatures {
 		pub, _, err := s.resolveKey(s.db, sig.Protected.KeyID)
 		if err != nil {
-			return
+			return nil // apply will reject it with the reason
 		}
 		one := *op.JWS
 		one.Signatures = []jose.Signature{sig}
 		if _, err := one.Verify(pub); err != nil {
-			return
+			return nil
 		}
 		s.verified.Add(verifiedKey(pub, i, op.Raw), struct{}{})
 	}
+	return nil
 }
 
 // PreVerifyCommand is PreVerify for a log command (EncodeOperation).
 func (s *State) PreVerifyCommand(cmd []byte) {
 	if len(cmd) > 2 && cmd[0] == commandVersion1 && cmd[1] == commandTypeSubmitOp {
-		s.PreVerify(cmd[2:])
+		_ = s.PreVerify(cmd[2:]) // a parse error is the apply's to report
 	}
 }
 
