@@ -185,6 +185,9 @@ func verifiedKey(pub crypto.PublicKey, i int, raw []byte) [32]byte {
 // misses the memory and is verified then. It returns the parse error, the
 // one a malformed operation is refused with before it reaches the log.
 func (s *State) PreVerify(raw []byte) error {
+	if len(raw) <= MaxOperationSize && s.parsed.Contains(CIDOf(raw)) {
+		return nil // done already (by the receiving node, or the leader)
+	}
 	op, err := ParseOperation(raw)
 	if err != nil {
 		return err
