@@ -113,13 +113,22 @@ func mustNewCluster(t *testing.T, n int) *testCluster {
 
 func (c *testCluster) start(i int) {
 	c.t.Helper()
+	if err := c.tryStart(i); err != nil {
+		c.t.Fatalf("start node %d: %v", i, err)
+	}
+}
+
+// tryStart starts node i and reports an error instead of failing the test,
+// for goroutines other than the test's.
+func (c *testCluster) tryStart(i int) error {
 	n, err := New(c.cfgs[i], Options{})
 	if err != nil {
-		c.t.Fatalf("start node %d: %v", i, err)
+		return err
 	}
 	c.mu.Lock()
 	c.nodes[i] = n
 	c.mu.Unlock()
+	return nil
 }
 
 func (c *testCluster) stop(i int) {

@@ -195,22 +195,26 @@ func TestLinearizableUnderFaults(t *testing.T) {
 		}
 		c.stop(l)
 		waitForQuietly(5*time.Second, func() bool { x := c.leader(); return x >= 0 && x != l })
-		c.start(l)
-		f := (c.leader() + 1) % 3
-		if c.node(f) == nil || c.leader() < 0 {
+		if err := c.tryStart(l); err != nil {
+			faults <- err
 			return
 		}
-		other := (f + 1) % 3
-		if other == c.leader() {
-			other = (f + 2) % 3
+		waitForQuietly(5*time.Second, func() bool { return c.leader() >= 0 })
+		leader := c.leader()
+		if leader < 0 {
+			return
 		}
-		c.cut(f, c.leader())
+		// Cut one follower off from both others, then heal the same links.
+		f, other := (leader+1)%3, (leader+2)%3
+		c.cut(f, leader)
 		c.cut(f, other)
 		time.Sleep(time.Second) // hold the partition while clients run
-		c.heal(f, c.leader())
+		c.heal(f, leader)
 		c.heal(f, other)
 	}()
-	<-faults
+	if err := <-faults; err != nil {
+		t.Fatalf("restarting the stopped leader: %v", err)
+	}
 	wg.Wait()
 
 	// Operations whose outcome is unknown may take effect at any time after
