@@ -82,6 +82,15 @@ type listing[T any] struct {
 	Next  string `json:"next,omitempty"`
 }
 
+// writeListing answers one page of a listing, or the error that stopped it.
+func writeListing[T any](s *Server, w http.ResponseWriter, r *http.Request, items []T, next string, err error) {
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, listing[T]{Items: items, Next: nextLink(r, next)}, cacheShort)
+}
+
 func nextLink(r *http.Request, cursor string) string {
 	if cursor == "" {
 		return ""
@@ -97,11 +106,7 @@ func (s *Server) frameworks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	items, next, err := s.cfg.Registry.Frameworks(page)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	s.writeJSON(w, r, http.StatusOK, listing[registry.Framework]{Items: items, Next: nextLink(r, next)}, cacheShort)
+	writeListing(s, w, r, items, next, err)
 }
 
 func (s *Server) framework(w http.ResponseWriter, r *http.Request) {
@@ -145,11 +150,7 @@ func (s *Server) entityAccreditations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	items, next, err := s.cfg.Registry.Accreditations(f, page, s.cfg.Now())
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	s.writeJSON(w, r, http.StatusOK, listing[registry.AccreditationView]{Items: items, Next: nextLink(r, next)}, cacheShort)
+	writeListing(s, w, r, items, next, err)
 }
 
 func (s *Server) entityHistory(w http.ResponseWriter, r *http.Request) {
@@ -159,11 +160,7 @@ func (s *Server) entityHistory(w http.ResponseWriter, r *http.Request) {
 	}
 	did, _ := pathID(r, "did", 3)
 	items, next, err := s.cfg.Registry.History(did, page)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	s.writeJSON(w, r, http.StatusOK, listing[registry.OperationView]{Items: items, Next: nextLink(r, next)}, cacheShort)
+	writeListing(s, w, r, items, next, err)
 }
 
 func (s *Server) accreditations(w http.ResponseWriter, r *http.Request) {
@@ -177,11 +174,7 @@ func (s *Server) accreditations(w http.ResponseWriter, r *http.Request) {
 		Subject: q.Get("subject"), Action: q.Get("action"), Status: q.Get("status"),
 	}
 	items, next, err := s.cfg.Registry.Accreditations(f, page, s.cfg.Now())
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	s.writeJSON(w, r, http.StatusOK, listing[registry.AccreditationView]{Items: items, Next: nextLink(r, next)}, cacheShort)
+	writeListing(s, w, r, items, next, err)
 }
 
 func (s *Server) accreditation(w http.ResponseWriter, r *http.Request) {

@@ -154,11 +154,7 @@ func (s *Server) statusLists(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	items, next, err := s.cfg.Lists.StatusLists(query(r).Get("issuer"), page)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	s.writeJSON(w, r, http.StatusOK, listing[registry.StatusList]{Items: items, Next: nextLink(r, next)}, cacheShort)
+	writeListing(s, w, r, items, next, err)
 }
 
 func (s *Server) statusListVersions(w http.ResponseWriter, r *http.Request) {
@@ -167,9 +163,5 @@ func (s *Server) statusListVersions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	items, next, err := s.cfg.Lists.StatusListHistory(r.PathValue("issuer"), r.PathValue("list"), page)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	s.writeJSON(w, r, http.StatusOK, listing[registry.StatusListVersion]{Items: items, Next: nextLink(r, next)}, cacheShort)
+	writeListing(s, w, r, items, next, err)
 }

@@ -113,10 +113,10 @@ func (s *State) Framework(id string) (*FrameworkView, error) {
 		return nil, fmt.Errorf("%w: framework %q", ErrNotFound, id)
 	}
 	v := &FrameworkView{Framework: f, Roots: []RootAccreditor{}, Recognitions: []Recognition{}}
-	if err := s.collect(prefix(tableRoots, id), &v.Roots); err != nil {
+	if err := collectInto(s, prefix(tableRoots, id), &v.Roots); err != nil {
 		return nil, err
 	}
-	if err := s.collect(prefix(tableRecognitions, id), &v.Recognitions); err != nil {
+	if err := collectInto(s, prefix(tableRecognitions, id), &v.Recognitions); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -136,16 +136,6 @@ func collectInto[T any](s *State, p []byte, out *[]T) error {
 		*out = append(*out, v)
 	}
 	return it.Error()
-}
-
-func (s *State) collect(p []byte, out any) error {
-	switch o := out.(type) {
-	case *[]RootAccreditor:
-		return collectInto(s, p, o)
-	case *[]Recognition:
-		return collectInto(s, p, o)
-	}
-	panic(fmt.Sprintf("registry: collect into %T", out))
 }
 
 // Entity returns a registered entity. An unregistered did:key is answered
