@@ -199,9 +199,12 @@ func TestBadWritesGetClearErrorsAndChangeNothing(t *testing.T) {
 		return e.sign(e.qa, registry.OpAccredit, m)
 	}
 	tampered := fromQA(nil)
-	tampered[len(tampered)-5] ^= 1 // still base64url, different signature bytes
-	if tampered[len(tampered)-5] == '.' {
-		tampered[len(tampered)-5] = 'A'
+	// Swap one signature character for another base64url letter: still a
+	// well-formed JWS, different signature bytes.
+	if i := len(tampered) - 5; tampered[i] == 'A' {
+		tampered[i] = 'B'
+	} else {
+		tampered[i] = 'A'
 	}
 	old := map[string]any{"op": registry.OpSuspend, "iat": time.Now().Add(-time.Hour).Unix(), "accreditation": e.colAcc}
 	oldRaw, _ := json.Marshal(old)
