@@ -76,6 +76,7 @@ type Cluster struct {
 	gater      *Gater
 	leaderWait time.Duration
 	prepare    func(cmd []byte)
+	fwd        *forwarder
 	stop       context.CancelFunc
 }
 
@@ -174,6 +175,8 @@ func Start(cfg Config) (*Cluster, error) {
 	cfg.Host.SetStreamHandler(RPCProtocol, c.serveRPC)
 	ctx, cancel := context.WithCancel(context.Background())
 	c.stop = cancel
+	c.fwd = newForwarder(c)
+	c.fwd.start(ctx)
 	go c.syncPeers(ctx)
 	return c, nil
 }
@@ -208,21 +211,43 @@ func (c *Cluster) proposeLocal(ctx context.Context, cmd []byte) (any, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
+	return c.enqueue(stamp(cmd, time.Now()), timeout).wait()
+}
+
+// applyWait is a stamped command handed to raft, or the reason it was not.
+type applyWait struct {
+	f   raft.ApplyFuture
+	err error
+}
+
+// enqueue hands a stamped command to raft without waiting for it.
+func (c *Cluster) enqueue(stamped []byte, timeout time.Duration) applyWait {
 	if c.raft.State() != raft.Leader {
 		if c.LeaderID() == "" {
-			return nil, ErrNoLeader
+			return applyWait{err: ErrNoLeader}
 		}
-		return nil, ErrNotLeader
+		return applyWait{err: ErrNotLeader}
 	}
-	f := c.raft.Apply(stamp(cmd, time.Now()), timeout)
-	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrEnqueueTimeout) {
+	return applyWait{f: c.raft.Apply(stamped, timeout)}
+}
+
+// wait returns the state machine's response once the command is applied.
+func (w applyWait) wait() (any, error) {
+	if w.err != nil {
+		return nil, w.err
+	}
+	if err := w.f.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrEnqueueTimeout):
 			return nil, ErrTimeout
+		case errors.Is(err, raft.ErrNotLeader):
+			// Answered by a follower's or candidate's loop: never appended.
+			return nil, ErrNotLeader
 		}
 		// Anything else may come after the entry reached the log.
 		return nil, fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
 	}
-	return f.Response(), nil
+	return w.f.Response(), nil
 }
 
 // LeaderID returns the leader's peer id, or "" when there is none.

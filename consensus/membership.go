@@ -36,7 +36,7 @@ func (c *Cluster) ChangeMembership(ctx context.Context, m MembershipChange) erro
 	if err != nil {
 		return err
 	}
-	_, err = c.toLeader(ctx, func() ([]byte, error) { return nil, c.changeLocal(m) }, rpcMembership, body)
+	_, err = c.toLeader(ctx, func() ([]byte, error) { return nil, c.changeLocal(m) }, c.callTo(ctx, rpcMembership, body))
 	return err
 }
 
@@ -120,7 +120,7 @@ func (c *Cluster) Apply(ctx context.Context, cmd []byte) (any, error) {
 		r, err := c.proposeLocal(ctx, cmd)
 		resp = r
 		return nil, err
-	}, rpcPropose, cmd)
+	}, func(leader peer.ID) ([]byte, error) { return c.fwd.propose(ctx, leader, cmd) })
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +140,7 @@ func (c *Cluster) ReadIndex(ctx context.Context) (uint64, error) {
 			return nil, err
 		}
 		return binary.BigEndian.AppendUint64(nil, idx), nil
-	}, rpcReadIndex, nil)
+	}, c.callTo(ctx, rpcReadIndex, nil))
 	if err != nil {
 		return 0, err
 	}

@@ -71,17 +71,12 @@ func (c *Cluster) serveRPC(s network.Stream) {
 		_ = writeAnswer(s, rpcErrForeign, []byte(err.Error()))
 		return
 	}
-	kind := make([]byte, 1)
-	if _, err := s.Read(kind); err != nil {
-		s.Reset()
-		return
-	}
-	body, err := readFrame(s)
+	kind, body, err := readAnswer(s) // a request has the same shape
 	if err != nil {
 		s.Reset()
 		return
 	}
-	if kind[0] == rpcJoin {
+	if kind == rpcJoin {
 		if err := c.handleJoin(ctx, from, body); err != nil {
 			_ = writeAnswer(s, statusOf(err), []byte(err.Error()))
 			return
@@ -89,7 +84,7 @@ func (c *Cluster) serveRPC(s network.Stream) {
 		_ = writeAnswer(s, rpcOK, nil)
 		return
 	}
-	out, err := c.handleRPC(ctx, kind[0], body)
+	out, err := c.handleRPC(ctx, kind, body)
 	if err != nil {
 		_ = writeAnswer(s, statusOf(err), []byte(err.Error()))
 		return
@@ -111,6 +106,8 @@ func (c *Cluster) handleRPC(ctx context.Context, kind byte, body []byte) ([]byte
 			return nil, err
 		}
 		return c.codec.Encode(resp)
+	case rpcProposeBatch:
+		return c.proposeBatch(ctx, body)
 	case rpcReadIndex:
 		idx, err := c.readIndexLocal()
 		if err != nil {
@@ -148,10 +145,7 @@ func (c *Cluster) handleRPC(ctx context.Context, kind byte, body []byte) ([]byte
 }
 
 func writeAnswer(s network.Stream, status byte, body []byte) error {
-	if _, err := s.Write([]byte{status}); err != nil {
-		return err
-	}
-	return writeFrame(s, body)
+	return writeRequest(s, status, body) // an answer has the same shape
 }
 
 // call sends one request to a peer and returns the answer body.
@@ -167,27 +161,20 @@ func (c *Cluster) call(ctx context.Context, to peer.ID, kind byte, body []byte) 
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}
-	if _, err := s.Write([]byte{kind}); err != nil {
+	if err := writeRequest(s, kind, body); err != nil {
+		// The request is one length-prefixed frame: a failed write never
+		// delivered all of it, and a peer never acts on part of a frame.
 		s.Reset()
 		return nil, fmt.Errorf("%w: send to %s: %v", ErrNoLeader, to, err)
 	}
-	if err := writeFrame(s, body); err != nil {
-		s.Reset()
-		return nil, fmt.Errorf("%w: send to %s: %v", ErrUnknownOutcome, to, err)
-	}
 	// The request is out: from here on a failure leaves its fate unknown.
-	status := make([]byte, 1)
-	if _, err := s.Read(status); err != nil {
+	status, out, err := readAnswer(s)
+	if err != nil {
 		s.Reset()
 		return nil, fmt.Errorf("%w: no answer from %s: %v", ErrUnknownOutcome, to, err)
 	}
-	out, err := readFrame(s)
-	if err != nil {
-		s.Reset()
-		return nil, fmt.Errorf("%w: truncated answer from %s: %v", ErrUnknownOutcome, to, err)
-	}
-	if status[0] != rpcOK {
-		base, ok := rpcErrors[status[0]]
+	if status != rpcOK {
+		base, ok := rpcErrors[status]
 		if !ok {
 			return nil, fmt.Errorf("%s: %s", to, out)
 		}
@@ -212,11 +199,16 @@ func (c *Cluster) leaderPeer(ctx context.Context) (peer.ID, error) {
 	}
 }
 
+// callTo returns a remote step for toLeader that sends one request.
+func (c *Cluster) callTo(ctx context.Context, kind byte, body []byte) func(peer.ID) ([]byte, error) {
+	return func(leader peer.ID) ([]byte, error) { return c.call(ctx, leader, kind, body) }
+}
+
 // toLeader runs a request on the leader: locally when this node leads,
 // otherwise forwarded over libp2p. While no leader can be reached and the
 // request has certainly not been carried out, it retries for up to the
 // leader wait, so a leader change does not surface as an error.
-func (c *Cluster) toLeader(ctx context.Context, local func() ([]byte, error), kind byte, body []byte) ([]byte, error) {
+func (c *Cluster) toLeader(ctx context.Context, local func() ([]byte, error), remote func(leader peer.ID) ([]byte, error)) ([]byte, error) {
 	deadline := time.Now().Add(c.leaderWait)
 	for {
 		waitCtx, cancel := context.WithDeadline(ctx, deadline)
@@ -229,7 +221,7 @@ func (c *Cluster) toLeader(ctx context.Context, local func() ([]byte, error), ki
 		if leader == c.host.ID() {
 			out, err = local()
 		} else {
-			out, err = c.call(ctx, leader, kind, body)
+			out, err = remote(leader)
 		}
 		retry := errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader)
 		if err == nil || !retry || ctx.Err() != nil || time.Now().After(deadline) {

@@ -548,3 +548,72 @@ func TestStatusListServedIdenticallyByEveryNode(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowerForwardsConcurrentWrites sends many writes at once through a
+// follower, which forwards them to the leader in batches: every caller
+// gets the answer to its own operation, accepted, rejected or duplicate.
+func TestFollowerForwardsConcurrentWrites(t *testing.T) {
+	c := mustNewCluster(t, 3)
+	f := (c.waitLeader() + 1) % 3
+	const n = 120
+	ops := make([][]byte, n)
+	for i := range ops {
+		switch {
+		case i%10 == 9: // rejected at apply: no such framework
+			raw, _ := json.Marshal(map[string]any{"op": registry.OpAccredit, "iat": time.Now().Unix(), "framework": "https://nowhere.example/fw",
+				"accreditor": c.root.DID, "subject": fmt.Sprintf("did:web:lost-%d.example", i), "action": "issue", "resources": []string{"*"}})
+			jws, err := c.root.SignCompact(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ops[i] = jws
+		case i%10 == 5: // the operation before, sent again at the same time
+			ops[i] = ops[i-1]
+		default:
+			ops[i] = c.accreditOp(fmt.Sprintf("did:web:batch-%d.example", i))
+		}
+	}
+	results := make([]*registry.Result, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range ops {
+		wg.Go(func() { results[i], errs[i] = c.submit(f, ops[i]) })
+	}
+	wg.Wait()
+	var last uint64
+	for i, res := range results {
+		if errs[i] != nil {
+			t.Fatalf("write %d: %v", i, errs[i])
+		}
+		if res.CID != registry.CIDOf(ops[i]) {
+			t.Fatalf("write %d got the answer for %s, want %s", i, res.CID, registry.CIDOf(ops[i]))
+		}
+		switch {
+		case i%10 == 9:
+			if res.Accepted || res.Code != registry.CodeInvalid {
+				t.Fatalf("write %d to a missing framework: %+v", i, res)
+			}
+		case i%10 == 4 || i%10 == 5:
+			if !res.Accepted {
+				t.Fatalf("write %d: %+v", i, res)
+			}
+		default:
+			if !res.Accepted || res.Duplicate {
+				t.Fatalf("write %d: %+v", i, res)
+			}
+		}
+		last = max(last, res.Index)
+	}
+	// Of each pair sent twice, exactly one is the original.
+	for i := 4; i < n; i += 10 {
+		if results[i].Duplicate == results[i+1].Duplicate || results[i].Index != results[i+1].Index {
+			t.Fatalf("pair %d: %+v and %+v", i, results[i], results[i+1])
+		}
+	}
+	batches, forwarded := c.node(f).cluster.ForwardStats()
+	if forwarded < n || batches == 0 || batches > forwarded {
+		t.Fatalf("forwarded %d writes in %d batches, want at least %d writes", forwarded, batches, n)
+	}
+	t.Logf("%d writes forwarded in %d batches", forwarded, batches)
+	c.converged(last)
+}

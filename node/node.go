@@ -386,6 +386,10 @@ func (n *Node) registerMetrics() error {
 			func() float64 { return float64(n.State.AppliedIndex()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Subsystem: "raft", Name: "commit_index", Help: "Raft commit index."},
 			func() float64 { return float64(n.cluster.CommitIndex()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "trustd", Subsystem: "raft", Name: "forwarded_batches_total", Help: "Requests that carried writes from this node to the leader."},
+			func() float64 { b, _ := n.cluster.ForwardStats(); return float64(b) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "trustd", Subsystem: "raft", Name: "forwarded_writes_total", Help: "Writes this node forwarded to the leader."},
+			func() float64 { _, w := n.cluster.ForwardStats(); return float64(w) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Subsystem: "raft", Name: "leader", Help: "1 if this node is the raft leader."},
 			func() float64 {
 				if n.cluster.IsLeader() {

@@ -127,35 +127,33 @@ func rejected(res *Result, err error) *Result {
 	return res
 }
 
+// findDuplicate finds an earlier accepted operation with any of op's
+// signatures. Every accepted operation stores its signatures with its
+// record, so this finds the same bytes (same CID) and the same operation
+// re-serialized alike, with one lookup per signature: an operation that
+// is new costs a lookup that misses.
 func (s *State) findDuplicate(r pebble.Reader, op *ParsedOperation) (*Result, bool) {
-	cidKey := key(tableOps, op.CID)
-	var rec opRecord
-	found, err := getJSON(r, cidKey, &rec)
-	if err != nil {
-		panic(fmt.Sprintf("registry: read operation %s: %v", op.CID, err))
-	}
-	if !found {
-		for _, sig := range op.JWS.Signatures {
-			v, closer, err := r.Get(signatureKey(sig.Signature))
-			if err != nil {
-				continue
-			}
-			orig := string(v)
-			closer.Close()
-			if found, err = getJSON(r, key(tableOps, orig), &rec); err != nil {
-				panic(fmt.Sprintf("registry: read operation %s: %v", orig, err))
-			}
-			break
+	for _, sig := range op.JWS.Signatures {
+		v, closer, err := r.Get(signatureKey(sig.Signature))
+		if err == pebble.ErrNotFound {
+			continue
 		}
+		if err != nil {
+			panic(fmt.Sprintf("registry: read signature of %s: %v", op.CID, err))
+		}
+		orig := string(v)
+		closer.Close()
+		var rec opRecord
+		if found, err := getJSON(r, key(tableOps, orig), &rec); err != nil || !found {
+			panic(fmt.Sprintf("registry: operation %s named by a signature is missing: %v", orig, err))
+		}
+		var res Result
+		if ok, err := getJSON(r, indexKey(tableResults, rec.Index), &res); err != nil || !ok {
+			panic(fmt.Sprintf("registry: result of index %d missing: %v", rec.Index, err))
+		}
+		return &res, true
 	}
-	if !found {
-		return nil, false
-	}
-	var res Result
-	if ok, err := getJSON(r, indexKey(tableResults, rec.Index), &res); err != nil || !ok {
-		panic(fmt.Sprintf("registry: result of index %d missing: %v", rec.Index, err))
-	}
-	return &res, true
+	return nil, false
 }
 
 func (c *applyCtx) dispatch() (string, error) {
@@ -204,16 +202,17 @@ func (c *applyCtx) isGovernance() bool { return c.requireGovernance() == nil }
 
 func (c *applyCtx) signer() string { return c.signers[0] }
 
+// framework reads a framework through the read-side cache (every accredit
+// names one). The record is shared: callers that change it copy it first.
 func (c *applyCtx) framework(id string) (*Framework, error) {
-	var f Framework
-	ok, err := getJSON(c.b, key(tableFrameworks, id), &f)
+	f, err := c.evaluator().framework(id)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
+	if f == nil {
 		return nil, reject(CodeInvalid, "framework %q does not exist", id)
 	}
-	return &f, nil
+	return f, nil
 }
 
 func invalid(err error) error {
@@ -272,10 +271,12 @@ func (c *applyCtx) updateFramework(op *UpdateFramework) (string, error) {
 	if err := c.requireGovernance(); err != nil {
 		return "", err
 	}
-	f, err := c.framework(op.ID)
+	shared, err := c.framework(op.ID)
 	if err != nil {
 		return "", err
 	}
+	f := new(Framework)
+	*f = *shared
 	if op.Name != nil {
 		if strings.TrimSpace(*op.Name) == "" {
 			return "", reject(CodeInvalid, "framework name is empty")

@@ -1,0 +1,307 @@
+package consensus
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// rpcProposeBatch carries several commands a follower forwards to the
+// leader in one request. Body: uvarint count, then one frame per command.
+// Answer (status rpcOK): one status byte and one frame per command, in
+// order: the encoded response, or the error text.
+const rpcProposeBatch byte = 7
+
+// Forwarding limits. A batch is whatever queued while the previous batches
+// were in flight, so under light load every write goes alone at once and
+// under heavy load a few RPCs carry many writes.
+const (
+	forwardSenders     = 4       // batches in flight to the leader at once
+	forwardMaxCommands = 256     // commands in one batch
+	forwardMaxBytes    = 4 << 20 // bytes of commands in one batch (maxFrame is 8 MiB)
+)
+
+// forward states of one queued command.
+const (
+	fwdQueued int32 = iota
+	fwdSent
+	fwdAbandoned
+)
+
+type forwardReq struct {
+	leader   peer.ID
+	cmd      []byte
+	deadline time.Time
+	state    atomic.Int32
+	done     chan forwardResult // buffered, one answer
+}
+
+type forwardResult struct {
+	out []byte
+	err error
+}
+
+// forwarder batches writes a follower forwards to the leader.
+type forwarder struct {
+	c        *Cluster
+	queue    chan *forwardReq
+	once     sync.Once
+	batches  atomic.Uint64 // requests sent to a leader
+	commands atomic.Uint64 // commands they carried
+}
+
+// ForwardStats reports how many batched requests this node has sent to a
+// leader and how many writes they carried.
+func (c *Cluster) ForwardStats() (batches, commands uint64) {
+	return c.fwd.batches.Load(), c.fwd.commands.Load()
+}
+
+func newForwarder(c *Cluster) *forwarder {
+	return &forwarder{c: c, queue: make(chan *forwardReq, forwardMaxCommands*forwardSenders)}
+}
+
+func (f *forwarder) start(ctx context.Context) {
+	f.once.Do(func() {
+		for range forwardSenders {
+			go f.send(ctx)
+		}
+	})
+}
+
+// propose forwards cmd to leader and returns the encoded response. An error
+// wraps ErrTimeout when cmd certainly never left this node, and
+// ErrUnknownOutcome when it may have reached the leader.
+func (f *forwarder) propose(ctx context.Context, leader peer.ID, cmd []byte) ([]byte, error) {
+	r := &forwardReq{leader: leader, cmd: cmd, done: make(chan forwardResult, 1)}
+	r.deadline = time.Now().Add(10 * time.Second)
+	if dl, ok := ctx.Deadline(); ok {
+		r.deadline = dl
+	}
+	select {
+	case f.queue <- r:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: forwarding queue full: %v", ErrTimeout, ctx.Err())
+	}
+	select {
+	case res := <-r.done:
+		return res.out, res.err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(fwdQueued, fwdAbandoned) {
+			return nil, fmt.Errorf("%w: not sent to the leader in time", ErrTimeout)
+		}
+		return nil, fmt.Errorf("%w: no answer from the leader in time", ErrUnknownOutcome)
+	}
+}
+
+// send takes the next queued command and every one queued behind it (up
+// to the limits) and forwards them in one request per leader.
+func (f *forwarder) send(ctx context.Context) {
+	var batch []*forwardReq
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			f.failQueued()
+			return
+		case r := <-f.queue:
+			batch = append(batch, r)
+		}
+		size := len(batch[0].cmd)
+	drain:
+		for len(batch) < forwardMaxCommands && size < forwardMaxBytes {
+			select {
+			case r := <-f.queue:
+				batch = append(batch, r)
+				size += len(r.cmd)
+			default:
+				break drain
+			}
+		}
+		// One request per leader (normally all the same); drop commands
+		// whose callers gave up before they were sent.
+		byLeader := map[peer.ID][]*forwardReq{}
+		for _, r := range batch {
+			if r.state.CompareAndSwap(fwdQueued, fwdSent) {
+				byLeader[r.leader] = append(byLeader[r.leader], r)
+			}
+		}
+		for leader, reqs := range byLeader {
+			f.batches.Add(1)
+			f.commands.Add(uint64(len(reqs)))
+			f.c.forwardBatch(ctx, leader, reqs)
+		}
+	}
+}
+
+// failQueued answers whatever is still queued at shutdown.
+func (f *forwarder) failQueued() {
+	for {
+		select {
+		case r := <-f.queue:
+			r.done <- forwardResult{err: ErrShutdown}
+		default:
+			return
+		}
+	}
+}
+
+// forwardBatch sends reqs to leader in one rpcProposeBatch request and
+// answers each.
+func (c *Cluster) forwardBatch(ctx context.Context, leader peer.ID, reqs []*forwardReq) {
+	deadline := reqs[0].deadline
+	body := binary.AppendUvarint(nil, uint64(len(reqs)))
+	for _, r := range reqs {
+		if r.deadline.After(deadline) {
+			deadline = r.deadline
+		}
+		body = binary.AppendUvarint(body, uint64(len(r.cmd)))
+		body = append(body, r.cmd...)
+	}
+	cctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	out, err := c.call(cctx, leader, rpcProposeBatch, body)
+	if err != nil {
+		for _, r := range reqs {
+			r.done <- forwardResult{err: err}
+		}
+		return
+	}
+	answers, err := decodeBatchAnswer(out, len(reqs))
+	if err != nil {
+		err = fmt.Errorf("%w: %s: %v", ErrUnknownOutcome, leader, err)
+		for _, r := range reqs {
+			r.done <- forwardResult{err: err}
+		}
+		return
+	}
+	for i, r := range reqs {
+		r.done <- answers[i]
+	}
+}
+
+func decodeBatchAnswer(out []byte, n int) ([]forwardResult, error) {
+	res := make([]forwardResult, 0, n)
+	for range n {
+		if len(out) < 1 {
+			return nil, errors.New("batch answer is truncated")
+		}
+		status := out[0]
+		l, k := binary.Uvarint(out[1:])
+		if k <= 0 || uint64(len(out)-1-k) < l {
+			return nil, errors.New("batch answer is truncated")
+		}
+		body := out[1+k : 1+k+int(l)]
+		out = out[1+k+int(l):]
+		if status == rpcOK {
+			res = append(res, forwardResult{out: body})
+			continue
+		}
+		if base, ok := rpcErrors[status]; ok {
+			res = append(res, forwardResult{err: fmt.Errorf("%w (from the leader: %s)", base, body)})
+		} else {
+			res = append(res, forwardResult{err: fmt.Errorf("leader: %s", body)})
+		}
+	}
+	if len(out) != 0 {
+		return nil, errors.New("batch answer has trailing bytes")
+	}
+	return res, nil
+}
+
+func decodeBatch(body []byte) ([][]byte, error) {
+	n, k := binary.Uvarint(body)
+	if k <= 0 || n > forwardMaxCommands {
+		return nil, fmt.Errorf("batch of %d commands: bad count", n)
+	}
+	body = body[k:]
+	cmds := make([][]byte, 0, n)
+	for range n {
+		l, k := binary.Uvarint(body)
+		if k <= 0 || uint64(len(body)-k) < l {
+			return nil, errors.New("batch is truncated")
+		}
+		cmds = append(cmds, body[k:k+int(l)])
+		body = body[k+int(l):]
+	}
+	if len(body) != 0 {
+		return nil, errors.New("batch has trailing bytes")
+	}
+	return cmds, nil
+}
+
+// proposeBatch is the leader's side of rpcProposeBatch: every command is
+// prepared (concurrently), handed to raft without waiting for the one
+// before, and answered once applied. Commands are independent: one
+// failing does not fail the others.
+func (c *Cluster) proposeBatch(ctx context.Context, body []byte) ([]byte, error) {
+	if !c.IsLeader() {
+		return nil, ErrNotLeader
+	}
+	cmds, err := decodeBatch(body)
+	if err != nil {
+		return nil, err
+	}
+	if c.prepare != nil {
+		var wg sync.WaitGroup
+		for _, cmd := range cmds {
+			wg.Go(func() { c.prepare(cmd) })
+		}
+		wg.Wait()
+	}
+	timeout := 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	futures := make([]applyWait, len(cmds))
+	now := time.Now()
+	for i, cmd := range cmds {
+		futures[i] = c.enqueue(stamp(cmd, now), timeout)
+	}
+	var out []byte
+	for _, f := range futures {
+		resp, err := f.wait()
+		var enc []byte
+		if err == nil {
+			enc, err = c.codec.Encode(resp)
+		}
+		if err != nil {
+			out = append(out, statusOf(err))
+			out = binary.AppendUvarint(out, uint64(len(err.Error())))
+			out = append(out, err.Error()...)
+			continue
+		}
+		out = append(out, rpcOK)
+		out = binary.AppendUvarint(out, uint64(len(enc)))
+		out = append(out, enc...)
+	}
+	return out, nil
+}
+
+// writeRequest sends kind and body in one write: one frame on the wire.
+func writeRequest(s network.Stream, kind byte, body []byte) error {
+	buf := make([]byte, 0, 1+binary.MaxVarintLen64+len(body))
+	buf = append(buf, kind)
+	buf = binary.AppendUvarint(buf, uint64(len(body)))
+	_, err := s.Write(append(buf, body...))
+	return err
+}
+
+// readAnswer reads a status byte and a frame through a buffer, so a small
+// answer costs one read from the stream.
+func readAnswer(s network.Stream) (byte, []byte, error) {
+	br := bufio.NewReaderSize(s, 4096)
+	status, err := br.ReadByte()
+	if err != nil {
+		return 0, nil, err
+	}
+	out, err := readFrame(br)
+	return status, out, err
+}
