@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -66,6 +67,41 @@ func FuzzRestore(f *testing.F) {
 		}
 		if _, err := fresh.s.StateDigest(); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// FuzzDecodePayload checks that the one-pass decode agrees with the
+// two-pass decode on every input: same op, iat and fields, or an error
+// from both.
+func FuzzDecodePayload(f *testing.F) {
+	for _, seed := range []string{
+		`{"op":"accredit","iat":1700000000,"framework":"https://f.example","accreditor":"did:web:a","subject":"did:web:b","action":"issue","resources":["*"]}`,
+		`{"op":"accredit","op":"suspend","iat":1,"accreditation":"x"}`,
+		`{"op":"suspend","op":"accredit","iat":1,"framework":"f"}`,
+		`{"op":"accredit","iat":0}`,
+		`{"op":"accredit","iat":null}`,
+		`{"op":"revoke","iat":5,"accreditation":"a"} {}`,
+		`{"op":"revoke","iat":5,"accreditation":"a"}]`,
+		`{"op":"revoke","iat":5,"accreditation":"a","extra":1}`,
+		` {"op":"createFramework","iat":9,"id":"https://f.example","name":"F"}`,
+		`{"iat":9,"op":"createFramework","id":"https://f.example","name":"F"}`,
+		`{"op":"nope","iat":9}`,
+		`{"op":"revoke\u0022,"iat":5}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		op1, iat1, body1, err1 := decodePayload(payload)
+		op2, iat2, body2, err2 := decodePayloadTwoPass(payload)
+		if (err1 == nil) != (err2 == nil) {
+			t.Fatalf("one pass: %v; two passes: %v", err1, err2)
+		}
+		if err1 != nil {
+			return
+		}
+		if op1 != op2 || iat1 != iat2 || !reflect.DeepEqual(body1, body2) {
+			t.Fatalf("one pass: %s %d %+v; two passes: %s %d %+v", op1, iat1, body1, op2, iat2, body2)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -177,9 +178,32 @@ func isGovernance(op string) bool {
 	return false
 }
 
+// hdr gives every payload struct (they embed Header) access to its header.
+func (h *Header) hdr() *Header { return h }
+
+type payloadBody interface{ hdr() *Header }
+
 // decodePayload strictly decodes an operation payload: a single JSON object,
 // a known op, an iat, and no unknown fields.
+//
+// The op decides which struct to decode into, so the strict decoder would
+// need a first pass to find it. Signers put "op" first, so the op is
+// guessed from the payload's first field and the payload decoded once; the
+// guess counts only if the strict decode succeeds and agrees with it, and
+// anything else goes through the two-pass path, which gives the errors.
 func decodePayload(payload []byte) (string, int64, any, error) {
+	if op, ok := leadingOp(payload); ok {
+		if body, ok := newBody(op); ok && decodeStrict(payload, body) == nil {
+			if h := body.(payloadBody).hdr(); h.Op == op && h.IAT != 0 {
+				return op, h.IAT, body, nil
+			}
+		}
+	}
+	return decodePayloadTwoPass(payload)
+}
+
+// decodePayloadTwoPass finds the op, then decodes strictly.
+func decodePayloadTwoPass(payload []byte) (string, int64, any, error) {
 	var h struct {
 		Op  string `json:"op"`
 		IAT *int64 `json:"iat"`
@@ -194,15 +218,39 @@ func decodePayload(payload []byte) (string, int64, any, error) {
 	if h.IAT == nil {
 		return "", 0, nil, fmt.Errorf("%w: payload has no iat (signing time, seconds since the epoch)", ErrMalformed)
 	}
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(body); err != nil {
+	if err := decodeStrict(payload, body); err != nil {
 		return "", 0, nil, fmt.Errorf("%w: %s payload: %v", ErrMalformed, h.Op, err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return "", 0, nil, fmt.Errorf("%w: %s payload: trailing data after the JSON object", ErrMalformed, h.Op)
-	}
 	return h.Op, *h.IAT, body, nil
+}
+
+// decodeStrict decodes one JSON object into v, refusing unknown fields and
+// trailing data.
+func decodeStrict(payload []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after the JSON object")
+	}
+	return nil
+}
+
+// leadingOp returns the value of "op" when it is the payload's first field
+// written plainly ({"op":"accredit",...}): a guess that decodePayload
+// checks.
+func leadingOp(payload []byte) (string, bool) {
+	rest, ok := bytes.CutPrefix(bytes.TrimLeft(payload, " \t\r\n"), []byte(`{"op":"`))
+	if !ok {
+		return "", false
+	}
+	end := bytes.IndexByte(rest, '"')
+	if end <= 0 || end > 32 {
+		return "", false
+	}
+	return string(rest[:end]), true
 }
 
 // MaxIDLength bounds identifiers (DIDs, URLs, framework ids).

@@ -1,13 +1,11 @@
 package registry
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -424,18 +422,6 @@ func ParseGenesis(raw []byte) (*Genesis, error) {
 		}
 	}
 	return &g, nil
-}
-
-func decodeStrict(raw []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after the JSON document")
-	}
-	return nil
 }
 
 func u64(v uint64) []byte {
