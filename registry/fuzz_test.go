@@ -88,6 +88,9 @@ func FuzzDecodePayload(f *testing.F) {
 		`{"iat":9,"op":"createFramework","id":"https://f.example","name":"F"}`,
 		`{"op":"nope","iat":9}`,
 		`{"op":"revoke\u0022,"iat":5}`,
+		`{"accreditation":"a","iat":5,"op":"revoke","reason":"r"}`,
+		`{"iat":5,"keys":[{"op":"revoke"}],"op":"rotateKeys","id":"did:web:x"}`,
+		`{"iat":5,"op" : "revoke","accreditation":"a"}`,
 	} {
 		f.Add([]byte(seed))
 	}

@@ -187,12 +187,12 @@ type payloadBody interface{ hdr() *Header }
 // a known op, an iat, and no unknown fields.
 //
 // The op decides which struct to decode into, so the strict decoder would
-// need a first pass to find it. Signers put "op" first, so the op is
-// guessed from the payload's first field and the payload decoded once; the
-// guess counts only if the strict decode succeeds and agrees with it, and
-// anything else goes through the two-pass path, which gives the errors.
+// need a first pass to find it. Instead the op is guessed from the first
+// `"op":"` in the bytes and the payload decoded once; the guess counts only
+// if the strict decode succeeds and its op agrees, and anything else goes
+// through the two-pass path, which gives the errors.
 func decodePayload(payload []byte) (string, int64, any, error) {
-	if op, ok := leadingOp(payload); ok {
+	if op, ok := guessOp(payload); ok {
 		if body, ok := newBody(op); ok && decodeStrict(payload, body) == nil {
 			if h := body.(payloadBody).hdr(); h.Op == op && h.IAT != 0 {
 				return op, h.IAT, body, nil
@@ -238,14 +238,15 @@ func decodeStrict(payload []byte, v any) error {
 	return nil
 }
 
-// leadingOp returns the value of "op" when it is the payload's first field
-// written plainly ({"op":"accredit",...}): a guess that decodePayload
-// checks.
-func leadingOp(payload []byte) (string, bool) {
-	rest, ok := bytes.CutPrefix(bytes.TrimLeft(payload, " \t\r\n"), []byte(`{"op":"`))
-	if !ok {
+// guessOp returns the string after the first `"op":"` in payload (inside a
+// JSON string every quote is escaped, so this is a key, normally the
+// top-level op): a guess that decodePayload checks.
+func guessOp(payload []byte) (string, bool) {
+	i := bytes.Index(payload, []byte(`"op":"`))
+	if i < 0 {
 		return "", false
 	}
+	rest := payload[i+len(`"op":"`):]
 	end := bytes.IndexByte(rest, '"')
 	if end <= 0 || end > 32 {
 		return "", false

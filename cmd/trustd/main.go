@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -21,6 +22,13 @@ import (
 )
 
 func main() {
+	// A node's live heap is small (about 120 MiB at a million entities) and
+	// most of its garbage is per-request; collecting at 200 % heap growth
+	// instead of 100 % halves the collector's work on the write path.
+	// GOGC in the environment still decides.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr); err != nil {
