@@ -200,7 +200,7 @@ func (s *State) PreVerify(raw []byte) error {
 		}
 		one := *op.JWS
 		one.Signatures = []jose.Signature{sig}
-		if _, err := one.Verify(pub); err != nil {
+		if _, err := one.Verify(joseKey(pub)); err != nil {
 			return nil
 		}
 		s.verified.Add(verifiedKey(pub, i, op.Raw), struct{}{})
@@ -228,7 +228,7 @@ func (s *State) verifySignatures(r pebble.Reader, op *ParsedOperation) ([]string
 		if _, ok := s.verified.Get(verifiedKey(pub, i, op.Raw)); !ok {
 			one := *op.JWS
 			one.Signatures = []jose.Signature{sig}
-			if _, err := one.Verify(pub); err != nil {
+			if _, err := one.Verify(joseKey(pub)); err != nil {
 				return nil, reject(CodeBadSignature, "signature %d (kid %q) does not verify against the registered key", i, sig.Protected.KeyID)
 			}
 		}
