@@ -2,9 +2,13 @@ package registry
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
+	"io"
 	"strconv"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 func TestRestartAppliesNothingTwice(t *testing.T) {
@@ -72,6 +76,24 @@ func TestSnapshotRestoreGivesIdenticalState(t *testing.T) {
 		t.Fatalf("decision on the restored node: %+v, %v", d, err)
 	}
 
+	// A version 1 stream (uncompressed, as older nodes and backups wrote
+	// it) restores the same state.
+	v1 := snapshotV1(t, buf.Bytes())
+	if len(v1) <= buf.Len() {
+		t.Errorf("the compressed snapshot (%d bytes) is no smaller than the records (%d bytes)", buf.Len(), len(v1))
+	}
+	older, err := Open(t.TempDir(), f.raw, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer older.Close()
+	if err := older.Restore(bytes.NewReader(v1)); err != nil {
+		t.Fatalf("restore a version 1 snapshot: %v", err)
+	}
+	if got, _ := older.StateDigest(); got != f.digest() {
+		t.Fatalf("version 1 restore digest %s, want %s", got, f.digest())
+	}
+
 	// Corrupt, truncated or foreign snapshots are refused and leave the
 	// state empty rather than half-restored.
 	corrupt := bytes.Clone(buf.Bytes())
@@ -95,6 +117,24 @@ func TestSnapshotRestoreGivesIdenticalState(t *testing.T) {
 			t.Errorf("%s snapshot: applied index %d after a failed restore, want 0", name, fresh.AppliedIndex())
 		}
 	}
+}
+
+// snapshotV1 rewrites a version 2 snapshot stream as version 1: the same
+// records, uncompressed, under the version 1 magic and checksum.
+func snapshotV1(t *testing.T, v2 []byte) []byte {
+	t.Helper()
+	zr, err := zstd.NewReader(bytes.NewReader(v2[len(snapshotMagic):]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	content, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := append(bytes.Clone(snapshotMagicV1), content[:len(content)-sha256.Size]...)
+	sum := sha256.Sum256(out)
+	return append(out, sum[:]...)
 }
 
 func TestOpenRefusesAnotherGenesis(t *testing.T) {

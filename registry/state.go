@@ -31,6 +31,8 @@ type Entry struct {
 
 // State is the registry's replicated state machine and its read side.
 type State struct {
+	dir        string
+	dbOpts     *pebble.Options // as opened, with defaults filled in
 	db         *pebble.DB
 	log        *slog.Logger
 	genesis    Genesis
@@ -75,12 +77,15 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	popts := pebbleOptions(pebbleLogger{logger.With("component", "pebble")})
+	popts.EnsureDefaults()
 	db, err := pebble.Open(dir, popts)
 	popts.Cache.Unref() // the database holds its own reference
 	if err != nil {
 		return nil, fmt.Errorf("open state %s: %w", dir, err)
 	}
 	s := &State{
+		dir:        dir,
+		dbOpts:     popts,
 		db:         db,
 		log:        logger.With("component", "registry"),
 		genesis:    *g,

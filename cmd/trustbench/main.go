@@ -34,6 +34,7 @@ type config struct {
 	skipReads bool
 	scale     int
 	profile   string
+	keep      bool
 }
 
 // report is everything measured, also printed as JSON with --json.
@@ -71,6 +72,7 @@ type scaleResult struct {
 	Entities      int     `json:"entities"`
 	P99At         []point `json:"p99_at"`
 	PebbleMiB     float64 `json:"pebble_mib"`
+	SnapshotMiB   float64 `json:"snapshot_mib"`
 	CatchUpSec    float64 `json:"catch_up_seconds"`
 	PeakRSSMiB    float64 `json:"peak_rss_mib"`
 	LoadOpsPerSec float64 `json:"load_ops_per_second"`
@@ -122,6 +124,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.BoolVar(&c.skipEtcd, "skip-etcd", false, "do not run the etcd baseline")
 	fs.BoolVar(&c.skipWrite, "skip-writes", false, "do not run the write benchmark")
 	fs.BoolVar(&c.skipReads, "skip-reads", false, "do not run the read benchmark")
+	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (data directories and node logs) for inspection")
 	fs.StringVar(&c.profile, "profile", "", "save CPU profiles of trustd during the measured runs into this directory")
 	fs.IntVar(&c.scale, "scale", -1, "entities for the scale run, 0 to skip it (default: 1000000; short mode: 3000)")
 	if err := fs.Parse(args); err != nil {
@@ -150,7 +153,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if c.keep {
+		fmt.Fprintln(os.Stderr, "keeping the work directory", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	if c.trustd == "" {
 		if c.trustd, err = buildTrustd(dir); err != nil {
 			return err
@@ -433,7 +440,7 @@ func printReport(w io.Writer, r *report) {
 		for _, p := range s.P99At {
 			fmt.Fprintf(w, "  trust query at %8d entities: p50 %.2f ms, p99 %.2f ms\n", p.Entities, p.P50, p.P99)
 		}
-		fmt.Fprintf(w, "  Pebble state on disk %.1f MiB; new node caught up from a snapshot in %.1f s; node peak RSS %.0f MiB\n", s.PebbleMiB, s.CatchUpSec, s.PeakRSSMiB)
+		fmt.Fprintf(w, "  Pebble state on disk %.1f MiB; snapshot %.1f MiB; new node caught up from it in %.1f s; node peak RSS %.0f MiB\n", s.PebbleMiB, s.SnapshotMiB, s.CatchUpSec, s.PeakRSSMiB)
 	}
 }
 

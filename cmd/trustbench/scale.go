@@ -44,6 +44,7 @@ func benchScale(ctx context.Context, c config, dir string, rep *report) error {
 	if _, err := http.Post("http://"+n.admin+"/admin/v1/snapshot", "", nil); err != nil {
 		return err
 	}
+	res.SnapshotMiB = newestSnapshotMiB(filepath.Join(n.dataDir, "raft", "snapshots"))
 	newDir := filepath.Join(base, "catchup")
 	out, err := execOutput(c.trustd, "identity", "--data-dir", newDir)
 	if err != nil {
@@ -52,7 +53,7 @@ func benchScale(ctx context.Context, c config, dir string, rep *report) error {
 	newID := strings.TrimSpace(out)
 	newP2P := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freePort())
 	newURL := fmt.Sprintf("http://127.0.0.1:%d", freePort())
-	cfg := fmt.Sprintf("data_dir: %s\ngenesis: %s\nhttp:\n  addr: %s\nadmin:\n  addr: 127.0.0.1:%d\np2p:\n  listen:\n    - %s\n  peers:\n    - %s/p2p/%s\nraft:\n  bootstrap: false\nlog:\n  level: warn\n",
+	cfg := fmt.Sprintf("data_dir: %s\ngenesis: %s\nhttp:\n  addr: %s\nadmin:\n  addr: 127.0.0.1:%d\np2p:\n  listen:\n    - %s\n  peers:\n    - %s/p2p/%s\nraft:\n  bootstrap: false\nlog:\n  level: info\n",
 		newDir, filepath.Join(base, "genesis.json"), strings.TrimPrefix(newURL, "http://"), freePort(), newP2P, n.p2p, n.peerID)
 	cfgPath := filepath.Join(base, "catchup.yaml")
 	os.WriteFile(cfgPath, []byte(cfg), 0o644)
@@ -61,6 +62,10 @@ func benchScale(ctx context.Context, c config, dir string, rep *report) error {
 		return err
 	}
 	defer p.stop()
+	// The operator starts the node, then adds it: the clock starts at the add.
+	if err := waitHTTP(newURL+"/v1/status", time.Minute); err != nil {
+		return fmt.Errorf("the new node did not start: %w", err)
+	}
 	leaderApplied := applied(n.url)
 	body := fmt.Sprintf(`{"addr":"%s/p2p/%s"}`, newP2P, newID)
 	t0 := time.Now()
@@ -105,4 +110,23 @@ func dirMiB(dir string) float64 {
 		return nil
 	})
 	return float64(total) / (1 << 20)
+}
+
+// newestSnapshotMiB is the size of the newest raft snapshot in dir.
+func newestSnapshotMiB(dir string) float64 {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	newest, newestAt := "", time.Time{}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err == nil && e.IsDir() && info.ModTime().After(newestAt) {
+			newest, newestAt = e.Name(), info.ModTime()
+		}
+	}
+	if newest == "" {
+		return 0
+	}
+	return dirMiB(filepath.Join(dir, newest))
 }
