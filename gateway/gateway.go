@@ -21,6 +21,7 @@ import (
 // Registry is the read side of the registry the gateway serves.
 type Registry interface {
 	Decide(q registry.Question, now time.Time) (*registry.Decision, error)
+	DecideSecond(q registry.Question, now time.Time) (*registry.Decision, bool, error)
 	Frameworks(page registry.Page) ([]registry.Framework, string, error)
 	Framework(id string) (*registry.FrameworkView, error)
 	Entity(did string) (*registry.Entity, error)
@@ -71,6 +72,7 @@ type Server struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	metrics *metrics
+	answers answerCache
 }
 
 // route is one endpoint. The OpenAPI document is kept in step with this
@@ -199,14 +201,18 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 		writeError(w, r, err)
 		return
 	}
-	s.writeBody(w, r, status, buf.Bytes(), cacheControl)
+	s.writeBody(w, r, status, buf.Bytes(), etagOf(buf.Bytes()), cacheControl)
 }
 
 // writeBody writes an encoded JSON body with the applied index, an ETag
 // and Cache-Control, and answers a matching If-None-Match with 304.
-func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, status int, body []byte, cacheControl string) {
+// etagOf names a body's exact bytes.
+func etagOf(body []byte) string {
 	sum := sha256.Sum256(body)
-	etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
+	return `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
+}
+
+func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, status int, body []byte, etag, cacheControl string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))

@@ -85,15 +85,79 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 	if !s.consistent(w, r) {
 		return
 	}
-	d, err := s.cfg.Registry.Decide(q, s.cfg.Now())
+	// Answers that hold for the whole current second (most do: see
+	// DecideSecond) are kept until the second or the applied index changes.
+	now := s.cfg.Now()
+	second := now.Unix()
+	applied := s.cfg.Registry.AppliedIndex()
+	if a, ok := s.answers.get(applied, second, r.URL.RawQuery); ok {
+		s.writeBody(w, r, http.StatusOK, a.body, a.etag, a.cacheControl)
+		return
+	}
+	d, whole, err := s.cfg.Registry.DecideSecond(q, now)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
 	*bp = appendDecision((*bp)[:0], d)
-	s.writeBody(w, r, http.StatusOK, *bp, trustCache(q))
-	bufPool.Put(bp)
+	if !whole {
+		s.writeBody(w, r, http.StatusOK, *bp, etagOf(*bp), trustCache(q))
+		return
+	}
+	a := answer{body: bytes.Clone(*bp), etag: etagOf(*bp), cacheControl: trustCache(q)}
+	s.answers.put(applied, second, r.URL.RawQuery, a)
+	s.writeBody(w, r, http.StatusOK, a.body, a.etag, a.cacheControl)
+}
+
+// answerCache keeps the encoded answers to trust questions for one
+// generation: one applied index and one second. A cached answer is one
+// DecideSecond found to hold for that whole second, for the same raw query
+// string, so it is byte for byte the answer any instant of it would get.
+// The applied index is read before deciding: an answer computed across a
+// commit is filed under the older index, which is never current again.
+type answerCache struct {
+	mu      sync.RWMutex
+	applied uint64
+	second  int64
+	m       map[string]answer
+}
+
+type answer struct {
+	body               []byte
+	etag, cacheControl string
+}
+
+// maxCachedAnswers bounds one generation (answers are about 1 KiB).
+const maxCachedAnswers = 16384
+
+func (c *answerCache) get(applied uint64, second int64, key string) (answer, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.applied != applied || c.second != second {
+		return answer{}, false
+	}
+	a, ok := c.m[key]
+	return a, ok
+}
+
+func (c *answerCache) put(applied uint64, second int64, key string, a answer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.applied != applied || c.second != second {
+		if applied < c.applied || (applied == c.applied && second < c.second) {
+			return // a request that started in an older generation
+		}
+		c.applied, c.second = applied, second
+		if c.m == nil {
+			c.m = make(map[string]answer, 1024)
+		}
+		clear(c.m)
+	}
+	if len(c.m) < maxCachedAnswers {
+		c.m[key] = a
+	}
 }
 
 // bufPool recycles response buffers of the trust query.

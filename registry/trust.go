@@ -60,6 +60,33 @@ type evaluator struct {
 	// dirty, during apply, holds the keys the batch has written: those are
 	// read from the batch, never from or into the cache.
 	dirty map[string]struct{}
+	// span, on the read side, is the second a decision is made for; every
+	// record time the decision compares with is checked against it.
+	span *secondSpan
+}
+
+// secondSpan is one second [lo, lo+1s). A decision evaluated at lo holds
+// for the whole second unless a record time it compared with falls inside
+// it: every comparison (validFrom, validUntil, a status event's
+// effectiveAt) flips only at that record time.
+type secondSpan struct {
+	lo, hi time.Time
+	split  bool
+}
+
+func (sp *secondSpan) touch(x time.Time) {
+	if sp != nil && x.After(sp.lo) && x.Before(sp.hi) {
+		sp.split = true
+	}
+}
+
+func (sp *secondSpan) touchEvents(events []StatusEvent) {
+	if sp == nil {
+		return
+	}
+	for i := range events {
+		sp.touch(events[i].EffectiveAt)
+	}
 }
 
 // cached reports whether key k may be read through the cache.
@@ -116,6 +143,7 @@ func (e *evaluator) isRoot(framework, did string, t time.Time) (bool, error) {
 	if err != nil || root == nil {
 		return false, err
 	}
+	e.span.touchEvents(root.Events)
 	ev, ok := statusAt(root.Events, t, e.asOf)
 	return ok && ev.Status == StatusActive, nil
 }
@@ -150,6 +178,13 @@ func (e *evaluator) received(subject, framework string) ([]string, error) {
 // linkStatus is an accreditation's own status at t: its window and its
 // status events.
 func (e *evaluator) linkStatus(a *Accreditation, t time.Time) string {
+	if e.span != nil {
+		e.span.touch(a.ValidFrom)
+		if a.ValidUntil != nil {
+			e.span.touch(*a.ValidUntil)
+		}
+		e.span.touchEvents(a.Events)
+	}
 	if t.Before(a.ValidFrom) {
 		return ReasonNotYetValid
 	}
@@ -293,22 +328,57 @@ func (e *evaluator) decide(q Question, t time.Time) (*Decision, error) {
 // question names no time. Unknown entities get the same shape as known but
 // unauthorized ones.
 func (s *State) Decide(q Question, now time.Time) (*Decision, error) {
-	if err := q.validate(); err != nil {
+	asOf, err := s.checkQuestion(q)
+	if err != nil {
 		return nil, err
-	}
-	applied := s.AppliedIndex()
-	asOf := applied
-	if q.AsOf != 0 {
-		if q.AsOf > applied {
-			return nil, fmt.Errorf("%w: as_of %d is beyond the applied index %d: ask again later or read with min_index", ErrBadQuery, q.AsOf, applied)
-		}
-		asOf = q.AsOf
 	}
 	t := q.At
 	if t.IsZero() {
 		t = now
 	}
 	return s.reader(asOf).decide(q, t.UTC())
+}
+
+// DecideSecond answers a trust question for a whole second, so that the
+// answer can be reused for the same question within it. A question without
+// "at" is evaluated at the start of now's second; whole reports that the
+// answer holds for every instant of that second (no record time it
+// compared with falls inside the second). When one does, the question is
+// answered at now itself and whole is false. A question with "at" does not
+// depend on now: whole is true.
+func (s *State) DecideSecond(q Question, now time.Time) (d *Decision, whole bool, err error) {
+	asOf, err := s.checkQuestion(q)
+	if err != nil {
+		return nil, false, err
+	}
+	if !q.At.IsZero() {
+		d, err := s.reader(asOf).decide(q, q.At.UTC())
+		return d, err == nil, err
+	}
+	lo := now.UTC().Truncate(time.Second)
+	e := s.reader(asOf)
+	e.span = &secondSpan{lo: lo, hi: lo.Add(time.Second)}
+	d, err = e.decide(q, lo)
+	if err != nil || !e.span.split {
+		return d, err == nil, err
+	}
+	d, err = s.reader(asOf).decide(q, now.UTC())
+	return d, false, err
+}
+
+// checkQuestion validates q and returns the index it is answered as of.
+func (s *State) checkQuestion(q Question) (uint64, error) {
+	if err := q.validate(); err != nil {
+		return 0, err
+	}
+	applied := s.AppliedIndex()
+	if q.AsOf > applied {
+		return 0, fmt.Errorf("%w: as_of %d is beyond the applied index %d: ask again later or read with min_index", ErrBadQuery, q.AsOf, applied)
+	}
+	if q.AsOf != 0 {
+		return q.AsOf, nil
+	}
+	return applied, nil
 }
 
 // reader returns a read-side evaluator as of asOf. The epoch is taken

@@ -189,3 +189,44 @@ func TestOneBatchSeesItsOwnWrites(t *testing.T) {
 		t.Fatalf("college under the suspended agency: %s", d.Reason)
 	}
 }
+
+// TestDecideSecond checks answers made for a whole second: evaluated at
+// the second's start when no record time falls inside it, and at the exact
+// instant (not reusable) when one does.
+func TestDecideSecond(t *testing.T) {
+	f := mustChain(t)
+	q := Question{Entity: f.college.DID, Framework: fwID, Action: ActionIssue, Resource: nursing}
+	second := t0.Add(time.Hour)
+	f.now = second.Add(500 * time.Millisecond)
+	f.mustAccept(f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"}))
+
+	check := func(now time.Time, wantWhole bool, wantAt time.Time, wantReason string) {
+		t.Helper()
+		d, whole, err := f.s.DecideSecond(q, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if whole != wantWhole || !d.At.Equal(wantAt) || d.Reason != wantReason {
+			t.Fatalf("at %s: whole %v, at %s, reason %s; want %v, %s, %s", now.Format(time.RFC3339Nano), whole, d.At.Format(time.RFC3339Nano), d.Reason, wantWhole, wantAt.Format(time.RFC3339Nano), wantReason)
+		}
+		// Whatever instant of the second is asked, the answer is the one
+		// Decide gives at that instant.
+		exact := f.decide(Question{Entity: q.Entity, Framework: q.Framework, Action: q.Action, Resource: q.Resource, At: now})
+		if exact.Reason != d.Reason || exact.Authorized != d.Authorized {
+			t.Fatalf("at %s: DecideSecond says %s, Decide says %s", now.Format(time.RFC3339Nano), d.Reason, exact.Reason)
+		}
+	}
+	// A second with no record time inside holds one answer, made at its start.
+	check(date(2025, 1, 1).Add(700*time.Millisecond), true, date(2025, 1, 1), ReasonActive)
+	// The suspension takes effect half-way through its second: that second
+	// is answered instant by instant.
+	check(second.Add(200*time.Millisecond), false, second.Add(200*time.Millisecond), ReasonActive)
+	check(second.Add(800*time.Millisecond), false, second.Add(800*time.Millisecond), ReasonSuspended)
+	// The next second holds one answer again.
+	check(second.Add(1300*time.Millisecond), true, second.Add(time.Second), ReasonSuspended)
+	// A question at a given time does not depend on the clock.
+	q.At = second.Add(800 * time.Millisecond)
+	if d, whole, err := f.s.DecideSecond(q, date(2026, 1, 1)); err != nil || !whole || d.Reason != ReasonSuspended || !d.At.Equal(q.At) {
+		t.Fatalf("explicit at: %+v whole %v err %v", d, whole, err)
+	}
+}
