@@ -213,13 +213,15 @@ func etagOf(body []byte) string {
 }
 
 func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, status int, body []byte, etag, cacheControl string) {
+	// Keys are written in canonical form directly: Header.Set would
+	// canonicalize each one on every answer.
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Set(IndexHeader, strconv.FormatUint(s.cfg.Registry.AppliedIndex(), 10))
-	h.Set("ETag", etag)
+	h["Content-Type"] = contentTypeJSON
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	h[IndexHeader] = []string{strconv.FormatUint(s.cfg.Registry.AppliedIndex(), 10)}
+	h["Etag"] = []string{etag}
 	if cacheControl != "" {
-		h.Set("Cache-Control", cacheControl)
+		h["Cache-Control"] = []string{cacheControl}
 	}
 	if status == http.StatusOK && r.Header.Get("If-None-Match") == etag {
 		w.WriteHeader(http.StatusNotModified)
@@ -228,6 +230,9 @@ func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, status int, b
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
+
+// contentTypeJSON is shared by every JSON answer; net/http only reads it.
+var contentTypeJSON = []string{"application/json"}
 
 // Cache policies.
 const (

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,24 +53,40 @@ func (w *statusWriter) Flush() {
 }
 
 func (s *Server) instrument(route string, h http.HandlerFunc) http.Handler {
+	// The series most requests land in, resolved once.
+	ok := s.metrics.requests.WithLabelValues(route, "200")
+	duration := s.metrics.duration.WithLabelValues(route)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		// Parse the query once; handlers read it with query(r).
-		r = r.WithContext(context.WithValue(r.Context(), queryKey{}, r.URL.Query()))
+		// Handlers read the query with query(r): parsed on first use, once.
+		r = r.WithContext(context.WithValue(r.Context(), queryKey{}, &lazyQuery{u: r.URL}))
 		h(sw, r)
-		s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
-		s.metrics.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		if sw.code == http.StatusOK {
+			ok.Inc()
+		} else {
+			s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
+		}
+		duration.Observe(time.Since(start).Seconds())
 	})
 }
 
 type queryKey struct{}
 
-// query returns the request's parsed query parameters, parsed once per
-// request by instrument.
+// lazyQuery parses a request's query the first time a handler asks (a
+// cached trust answer never does).
+type lazyQuery struct {
+	u    *url.URL
+	once sync.Once
+	v    url.Values
+}
+
+// query returns the request's parsed query parameters, parsed at most once
+// per request.
 func query(r *http.Request) url.Values {
-	if q, ok := r.Context().Value(queryKey{}).(url.Values); ok {
-		return q
+	if q, ok := r.Context().Value(queryKey{}).(*lazyQuery); ok {
+		q.once.Do(func() { q.v = q.u.Query() })
+		return q.v
 	}
 	return r.URL.Query()
 }
