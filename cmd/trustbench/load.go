@@ -48,46 +48,24 @@ func closedLoop(ctx context.Context, conns int, d time.Duration, next func(worke
 }
 
 // paced sends requests at a fixed rate (open loop, up to conns in flight)
-// for d and reports latencies: the latency under a given load.
+// for d and reports latencies: the latency under a given load. Request i is
+// due at start + i/rate; the worker that takes it sleeps until then, and
+// its latency counts from the due time, so a request that goes out late
+// because every worker was busy shows its wait (no coordinated omission).
 func paced(ctx context.Context, conns int, rate float64, d time.Duration, next func(worker int, i int64) (request, bool), ok func(status int) bool) stats {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	interval := time.Duration(float64(time.Second) / rate)
-	due := make(chan time.Time, conns)
-	go func() {
-		defer close(due)
-		// Every millisecond, release the requests that fell due since the
-		// last release, each stamped with its due time (a ticker cannot
-		// fire at sub-millisecond intervals reliably).
-		start := time.Now()
-		t := time.NewTicker(time.Millisecond)
-		defer t.Stop()
-		var sent int64
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				for n := int64(now.Sub(start).Seconds() * rate); sent < n; sent++ {
-					// When every worker is busy the send waits: the request
-					// goes out late and its latency, counted from its due
-					// time, shows it (no coordinated omission).
-					select {
-					case due <- start.Add(time.Duration(float64(sent) * float64(interval))):
-					case <-ctx.Done():
-						return
-					}
-				}
-			}
-		}
-	}()
-	return drive(ctx, conns, due, next, ok)
+	interval := float64(time.Second) / rate
+	start := time.Now()
+	return drive(ctx, conns, func(i int64) time.Time {
+		return start.Add(time.Duration(float64(i-1) * interval))
+	}, next, ok)
 }
 
-// drive runs conns workers until ctx ends. With due nil each worker sends
-// as soon as it is free and latency counts from the send; otherwise each
-// request waits for a due time and latency counts from it.
-func drive(ctx context.Context, conns int, due <-chan time.Time, next func(worker int, i int64) (request, bool), ok func(status int) bool) stats {
+// drive runs conns workers until ctx ends. With dueAt nil each worker sends
+// as soon as it is free and latency counts from the send; otherwise request
+// i waits for dueAt(i) and latency counts from it.
+func drive(ctx context.Context, conns int, dueAt func(i int64) time.Time, next func(worker int, i int64) (request, bool), ok func(status int) bool) stats {
 	client := newClient(conns)
 	defer client.CloseIdleConnections()
 	var (
@@ -97,6 +75,7 @@ func drive(ctx context.Context, conns int, due <-chan time.Time, next func(worke
 		errors atomic.Int64
 		seq    atomic.Int64
 	)
+	deadline, _ := ctx.Deadline()
 	start := time.Now()
 	for w := range conns {
 		wg.Add(1)
@@ -104,18 +83,25 @@ func drive(ctx context.Context, conns int, due <-chan time.Time, next func(worke
 			defer wg.Done()
 			lat := make([]time.Duration, 0, 4096)
 			for ctx.Err() == nil {
-				t0 := time.Now()
-				if due != nil {
-					var open bool
-					if t0, open = <-due; !open {
+				i := seq.Add(1)
+				var t0 time.Time
+				if dueAt != nil {
+					t0 = dueAt(i)
+					if !deadline.IsZero() && t0.After(deadline) {
 						break
 					}
+					if wait := time.Until(t0); wait > 0 {
+						select {
+						case <-time.After(wait):
+						case <-ctx.Done():
+						}
+					}
 				}
-				r, more := next(w, seq.Add(1))
-				if !more {
+				r, more := next(w, i)
+				if !more || ctx.Err() != nil {
 					break
 				}
-				if due == nil {
+				if dueAt == nil {
 					t0 = time.Now()
 				}
 				status, err := do(ctx, client, r)

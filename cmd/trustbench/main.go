@@ -35,6 +35,7 @@ type config struct {
 	scale     int
 	profile   string
 	keep      bool
+	halfConns int
 }
 
 // report is everything measured, also printed as JSON with --json.
@@ -124,6 +125,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.BoolVar(&c.skipEtcd, "skip-etcd", false, "do not run the etcd baseline")
 	fs.BoolVar(&c.skipWrite, "skip-writes", false, "do not run the write benchmark")
 	fs.BoolVar(&c.skipReads, "skip-reads", false, "do not run the read benchmark")
+	fs.IntVar(&c.halfConns, "half-conns", 0, "connections for the latency run at half the maximum rate (default: --conns)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (data directories and node logs) for inspection")
 	fs.StringVar(&c.profile, "profile", "", "save CPU profiles of trustd during the measured runs into this directory")
 	fs.IntVar(&c.scale, "scale", -1, "entities for the scale run, 0 to skip it (default: 1000000; short mode: 3000)")
@@ -299,8 +301,12 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 		}
 		half := tr.PerSecond / 2
 		r := readResult{Entities: entities, Conns: c.conns, Trustd: tr, Baseline: br, Ratio: tr.PerSecond / br.PerSecond, HalfRate: half}
-		r.TrustdAtHalf = paced(ctx, c.conns, half, c.duration, trustNext, ok200)
-		r.BaselineAtHal = paced(ctx, c.conns, half, c.duration, baseNext, ok200)
+		halfConns := c.conns
+		if c.halfConns > 0 {
+			halfConns = c.halfConns
+		}
+		r.TrustdAtHalf = paced(ctx, halfConns, half, c.duration, trustNext, ok200)
+		r.BaselineAtHal = paced(ctx, halfConns, half, c.duration, baseNext, ok200)
 		bp.stop()
 		rep.Reads = append(rep.Reads, r)
 	}
