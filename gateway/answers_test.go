@@ -4,7 +4,7 @@ import "testing"
 
 func TestAnswerCacheKeepsOneGeneration(t *testing.T) {
 	var c answerCache
-	a := answer{body: []byte("a"), etag: `"a"`}
+	a := newAnswer([]byte("a"), 5, cacheShort)
 	if _, ok := c.get(5, 100, "q"); ok {
 		t.Fatal("an empty cache answered")
 	}
@@ -22,7 +22,7 @@ func TestAnswerCacheKeepsOneGeneration(t *testing.T) {
 	}
 	// A request that began before a commit cannot file its answer over the
 	// newer generation's.
-	c.put(6, 100, "q", answer{body: []byte("b")})
+	c.put(6, 100, "q", newAnswer([]byte("b"), 6, cacheShort))
 	c.put(5, 100, "q", a)
 	if got, ok := c.get(6, 100, "q"); !ok || string(got.body) != "b" {
 		t.Fatalf("newer generation: %v %v", got, ok)

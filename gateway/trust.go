@@ -79,7 +79,7 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
 	if !strings.Contains(r.URL.RawQuery, "consistency=") && !strings.Contains(r.URL.RawQuery, "min_index=") {
 		if a, ok := s.answers.get(s.cfg.Registry.AppliedIndex(), now.Unix(), r.URL.RawQuery); ok {
-			s.writeBody(w, r, http.StatusOK, a.body, a.etag, a.cacheControl)
+			a.write(w, r)
 			return
 		}
 	}
@@ -100,7 +100,7 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 	second := now.Unix()
 	applied := s.cfg.Registry.AppliedIndex()
 	if a, ok := s.answers.get(applied, second, r.URL.RawQuery); ok {
-		s.writeBody(w, r, http.StatusOK, a.body, a.etag, a.cacheControl)
+		a.write(w, r)
 		return
 	}
 	d, whole, err := s.cfg.Registry.DecideSecond(q, now)
@@ -115,9 +115,13 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 		s.writeBody(w, r, http.StatusOK, *bp, etagOf(*bp), trustCache(q))
 		return
 	}
-	a := answer{body: bytes.Clone(*bp), etag: etagOf(*bp), cacheControl: trustCache(q)}
+	a := newAnswer(bytes.Clone(*bp), applied, trustCache(q))
 	s.answers.put(applied, second, r.URL.RawQuery, a)
-	s.writeBody(w, r, http.StatusOK, a.body, a.etag, a.cacheControl)
+	if current := s.cfg.Registry.AppliedIndex(); current != applied {
+		// A commit landed while deciding: say how far this node is now.
+		a.index = []string{strconv.FormatUint(current, 10)}
+	}
+	a.write(w, r)
 }
 
 // answerCache keeps the encoded answers to trust questions for one
@@ -133,9 +137,41 @@ type answerCache struct {
 	m       map[string]answer
 }
 
+// answer is an encoded trust answer with its header values made once:
+// served from the cache it costs a map assignment per header. The slices
+// are shared by every response that serves it; net/http only reads them.
 type answer struct {
-	body               []byte
-	etag, cacheControl string
+	body                             []byte
+	etag                             string
+	length, index, etagHdr, cacheHdr []string
+}
+
+func newAnswer(body []byte, applied uint64, cacheControl string) answer {
+	etag := etagOf(body)
+	return answer{
+		body: body, etag: etag,
+		length:   []string{strconv.Itoa(len(body))},
+		index:    []string{strconv.FormatUint(applied, 10)},
+		etagHdr:  []string{etag},
+		cacheHdr: []string{cacheControl},
+	}
+}
+
+// write serves the answer as writeBody would; it is served only while the
+// applied index is the one it was made at.
+func (a *answer) write(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h["Content-Type"] = contentTypeJSON
+	h["Content-Length"] = a.length
+	h[IndexHeader] = a.index
+	h["Etag"] = a.etagHdr
+	h["Cache-Control"] = a.cacheHdr
+	if r.Header.Get("If-None-Match") == a.etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(a.body)
 }
 
 // maxCachedAnswers bounds one generation (answers are about 1 KiB).
