@@ -56,6 +56,10 @@ type readResult struct {
 	HalfRate      float64 `json:"half_rate"`
 	TrustdAtHalf  stats   `json:"trustd_at_half_rate"`
 	BaselineAtHal stats   `json:"baseline_at_half_rate"`
+	// CPU microseconds each server spent per answered query in the run
+	// kept: less noisy than throughput on a shared machine.
+	TrustdCPUus   float64 `json:"trustd_cpu_us_per_query"`
+	BaselineCPUus float64 `json:"baseline_cpu_us_per_query"`
 }
 
 type writeResult struct {
@@ -286,21 +290,30 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 		fmt.Fprintf(os.Stderr, "reads: %d entities, %d connections, %s runs\n", entities, c.conns, c.duration)
 		// Interleave two rounds each and keep the better: the machine is shared.
 		var tr, br stats
+		var tCPU, bCPU float64
+		perQuery := func(p *process, run func() stats) (stats, float64) {
+			cpu0 := p.cpuSeconds()
+			s := run()
+			if s.Requests == 0 {
+				return s, 0
+			}
+			return s, (p.cpuSeconds() - cpu0) * 1e6 / float64(s.Requests)
+		}
 		for round := range 2 {
-			if s := closedLoop(ctx, c.conns, c.duration, baseNext, ok200); s.PerSecond > br.PerSecond {
-				br = s
+			if s, cpu := perQuery(bp, func() stats { return closedLoop(ctx, c.conns, c.duration, baseNext, ok200) }); s.PerSecond > br.PerSecond {
+				br, bCPU = s, cpu
 			}
 			stopProfile := func() {}
 			if round == 0 {
 				stopProfile = c.profileDuring(n.admin, fmt.Sprintf("reads-%d", entities))
 			}
-			if s := closedLoop(ctx, c.conns, c.duration, trustNext, ok200); s.PerSecond > tr.PerSecond {
-				tr = s
+			if s, cpu := perQuery(n.process, func() stats { return closedLoop(ctx, c.conns, c.duration, trustNext, ok200) }); s.PerSecond > tr.PerSecond {
+				tr, tCPU = s, cpu
 			}
 			stopProfile()
 		}
 		half := tr.PerSecond / 2
-		r := readResult{Entities: entities, Conns: c.conns, Trustd: tr, Baseline: br, Ratio: tr.PerSecond / br.PerSecond, HalfRate: half}
+		r := readResult{Entities: entities, Conns: c.conns, Trustd: tr, Baseline: br, Ratio: tr.PerSecond / br.PerSecond, HalfRate: half, TrustdCPUus: tCPU, BaselineCPUus: bCPU}
 		halfConns := c.conns
 		if c.halfConns > 0 {
 			halfConns = c.halfConns
@@ -425,10 +438,10 @@ func printReport(w io.Writer, r *report) {
 	fmt.Fprintf(w, "trustbench (%s mode) on %s\n\n", r.Mode, r.Machine)
 	if len(r.Reads) > 0 {
 		fmt.Fprintf(w, "Reads: GET /v1/trust vs a bare net/http JSON handler (same body size, same client)\n")
-		fmt.Fprintf(w, "%10s %6s %12s %12s %7s %9s %9s %9s %9s %12s %12s\n", "entities", "conns", "trustd r/s", "net/http r/s", "ratio", "p50 ms", "p99 ms", "base p99", "half r/s", "p99@half ms", "base p99@half")
+		fmt.Fprintf(w, "%10s %6s %12s %12s %7s %9s %9s %9s %9s %12s %12s %14s %12s\n", "entities", "conns", "trustd r/s", "net/http r/s", "ratio", "p50 ms", "p99 ms", "base p99", "half r/s", "p99@half ms", "base p99@half", "trustd cpu/q", "base cpu/q")
 		for _, x := range r.Reads {
-			fmt.Fprintf(w, "%10d %6d %12.0f %12.0f %7.2f %9.2f %9.2f %9.2f %9.0f %12.2f %12.2f\n", x.Entities, x.Conns, x.Trustd.PerSecond, x.Baseline.PerSecond,
-				x.Ratio, x.Trustd.P50, x.Trustd.P99, x.Baseline.P99, x.HalfRate, x.TrustdAtHalf.P99, x.BaselineAtHal.P99)
+			fmt.Fprintf(w, "%10d %6d %12.0f %12.0f %7.2f %9.2f %9.2f %9.2f %9.0f %12.2f %12.2f %11.1f us %9.1f us\n", x.Entities, x.Conns, x.Trustd.PerSecond, x.Baseline.PerSecond,
+				x.Ratio, x.Trustd.P50, x.Trustd.P99, x.Baseline.P99, x.HalfRate, x.TrustdAtHalf.P99, x.BaselineAtHal.P99, x.TrustdCPUus, x.BaselineCPUus)
 		}
 		fmt.Fprintln(w)
 	}
