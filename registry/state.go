@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -75,6 +77,10 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	// A restore cut off by a crash may have left its sstables behind.
+	if err := os.RemoveAll(filepath.Join(dir, "restore")); err != nil {
+		return nil, fmt.Errorf("open state %s: %w", dir, err)
 	}
 	popts := pebbleOptions(pebbleLogger{logger.With("component", "pebble")})
 	popts.EnsureDefaults()
