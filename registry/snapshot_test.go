@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -143,5 +145,21 @@ func TestOpenRefusesAnotherGenesis(t *testing.T) {
 	other := mustNewState(t, 1, 1)
 	if _, err := Open(h.dir, other.raw, Options{}); !errors.Is(err, ErrGenesis) {
 		t.Fatalf("open with another genesis: %v, want ErrGenesis", err)
+	}
+}
+
+func TestOpenRemovesTablesOfACutOffRestore(t *testing.T) {
+	h := mustNewState(t, 1, 1)
+	h.s.Close()
+	left := filepath.Join(h.dir, "restore", "000000.sst")
+	if err := os.MkdirAll(filepath.Dir(left), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(left, []byte("half a table"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.open()
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Fatalf("a cut-off restore's table is still there: %v", err)
 	}
 }
