@@ -91,7 +91,12 @@ func (s *State) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw [
 	})
 	b.Set(indexKey(tableOpsByIndex, index), []byte(op.CID), nil)
 	for _, sig := range op.JWS.Signatures {
-		b.Set(signatureKey(sig.Signature), []byte(op.CID), nil)
+		k := signatureKey(sig.Signature)
+		b.Set(k, []byte(op.CID), nil)
+		s.sigs.add(signatureDigest(k))
+	}
+	if s.sigs.saturated() {
+		s.resizeSigs(b)
 	}
 	slices.Sort(c.touched)
 	for _, did := range slices.Compact(c.touched) {
@@ -134,7 +139,11 @@ func rejected(res *Result, err error) *Result {
 // is new costs a lookup that misses.
 func (s *State) findDuplicate(r pebble.Reader, op *ParsedOperation) (*Result, bool) {
 	for _, sig := range op.JWS.Signatures {
-		v, closer, err := r.Get(signatureKey(sig.Signature))
+		k := signatureKey(sig.Signature)
+		if !s.sigs.mayContain(signatureDigest(k)) {
+			continue // never stored: not a resubmission
+		}
+		v, closer, err := r.Get(k)
 		if err == pebble.ErrNotFound {
 			continue
 		}

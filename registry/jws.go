@@ -94,6 +94,10 @@ func signatureKey(sig []byte) []byte {
 	return key(tableSigs, string(h[:]))
 }
 
+// signatureDigest is the part of a signature key the signature filter
+// holds.
+func signatureDigest(k []byte) []byte { return k[1:] }
+
 // ParsePublicJWK parses a public JWK of an Ed25519 or P-256 key with a kid.
 func ParsePublicJWK(raw []byte) (*jose.JSONWebKey, error) {
 	var k jose.JSONWebKey

@@ -173,6 +173,9 @@ func (s *State) Restore(r io.Reader) error {
 		}
 		s.records.clear()
 		s.resetMeta()
+		if ferr := s.loadSigs(); ferr != nil {
+			return errors.Join(err, ferr)
+		}
 		return err
 	}
 	done := s.db.NewBatch()
@@ -181,6 +184,9 @@ func (s *State) Restore(r io.Reader) error {
 		return fmt.Errorf("restore: finish: %w", err)
 	}
 	s.records.clear()
+	if err := s.loadSigs(); err != nil {
+		return err
+	}
 	if err := s.loadMeta(); err != nil {
 		return err
 	}

@@ -33,6 +33,7 @@ type Entry struct {
 
 // State is the registry's replicated state machine and its read side.
 type State struct {
+	sigs       *sigFilter // every stored signature (sigfilter.go); apply and restore only
 	dir        string
 	dbOpts     *pebble.Options // as opened, with defaults filled in
 	db         *pebble.DB
@@ -166,7 +167,21 @@ func (s *State) init() error {
 			return fmt.Errorf("%w: the data directory belongs to the consortium with genesis %s, not %s: use the genesis it was created with or a new data directory", ErrGenesis, storedCID, s.genesisCID)
 		}
 	}
+	if err := s.loadSigs(); err != nil {
+		return err
+	}
 	return s.loadMeta()
+}
+
+// loadSigs builds the signature filter from the stored signatures; after
+// opening and after a restore replaced the state.
+func (s *State) loadSigs() error {
+	f, err := buildSigFilter(s.db)
+	if err != nil {
+		return err
+	}
+	s.sigs = f
+	return nil
 }
 
 func (s *State) loadMeta() error {
