@@ -196,74 +196,59 @@ func (s *State) Restore(r io.Reader) error {
 }
 
 func (s *State) restoreStream(r io.Reader) error {
-	hr := &hashingReader{r: bufio.NewReaderSize(r, 256<<10), h: sha256.New()}
-	magic := make([]byte, len(snapshotMagic))
-	if err := hr.readFull(magic); err != nil {
-		return fmt.Errorf("%w: not a trustreg snapshot: %v", ErrSnapshot, err)
-	}
-	switch {
-	case bytes.Equal(magic, snapshotMagic):
-		zr, err := zstd.NewReader(hr.r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxSnapshotWindow), zstd.WithDecoderMaxMemory(maxSnapshotWindow))
-		if err != nil {
-			return fmt.Errorf("restore: %w", err)
-		}
-		defer zr.Close()
-		hr.r = bufio.NewReaderSize(zr, 256<<10)
-	case bytes.Equal(magic, snapshotMagicV1):
-	default:
-		return fmt.Errorf("%w: not a trustreg snapshot (version 1 or 2)", ErrSnapshot)
-	}
 	tables, err := s.newRestoreTables()
 	if err != nil {
 		return err
 	}
 	defer tables.remove()
+	// Reading (decompression, checksum, parsing) and writing sstables
+	// (compression, filters) run side by side, in batches of about 1 MiB.
+	batches := make(chan [][]byte, 8) // key, value, key, value, ...
+	stop := make(chan struct{})
 	var genesis []byte
-	var prev []byte
-	for {
-		klen, err := binary.ReadUvarint(hr)
-		if err != nil {
-			return fmt.Errorf("%w: truncated: %v", ErrSnapshot, err)
+	var readErr error
+	go func() {
+		defer close(batches)
+		var cur [][]byte
+		size := 0
+		send := func() bool {
+			select {
+			case <-stop:
+				return false
+			default:
+			}
+			select {
+			case batches <- cur:
+				cur, size = nil, 0
+				return true
+			case <-stop:
+				return false
+			}
 		}
-		if klen == 0 {
-			break
+		genesis, readErr = readSnapshot(r, func(k, v []byte) error {
+			cur = append(cur, k, v)
+			if size += len(k) + len(v); size >= 1<<20 && !send() {
+				return errRestoreStopped
+			}
+			return nil
+		})
+		if readErr == nil && len(cur) > 0 {
+			send()
 		}
-		if klen > maxSnapshotRecord {
-			return fmt.Errorf("%w: key of %d bytes", ErrSnapshot, klen)
-		}
-		k := make([]byte, klen)
-		if err := hr.readFull(k); err != nil {
-			return fmt.Errorf("%w: truncated key: %v", ErrSnapshot, err)
-		}
-		if prev != nil && bytes.Compare(k, prev) <= 0 {
-			return fmt.Errorf("%w: keys out of order", ErrSnapshot)
-		}
-		vlen, err := binary.ReadUvarint(hr)
-		if err != nil || vlen > maxSnapshotRecord {
-			return fmt.Errorf("%w: bad value length", ErrSnapshot)
-		}
-		v := make([]byte, vlen)
-		if err := hr.readFull(v); err != nil {
-			return fmt.Errorf("%w: truncated value: %v", ErrSnapshot, err)
-		}
-		if bytes.Equal(k, metaRestoring) {
-			return fmt.Errorf("%w: holds a restore marker", ErrSnapshot)
-		}
-		if bytes.Equal(k, metaGenesis) {
-			genesis = v
-		}
-		prev = k
-		if err := tables.set(k, v); err != nil {
-			return fmt.Errorf("restore: write: %w", err)
+	}()
+	var writeErr error
+	for b := range batches {
+		for i := 0; i < len(b) && writeErr == nil; i += 2 {
+			if writeErr = tables.set(b[i], b[i+1]); writeErr != nil {
+				close(stop) // the reader stops; the loop drains what it sent
+			}
 		}
 	}
-	want := hr.h.Sum(nil)
-	got := make([]byte, sha256.Size)
-	if _, err := io.ReadFull(hr.r, got); err != nil {
-		return fmt.Errorf("%w: missing checksum: %v", ErrSnapshot, err)
+	if writeErr != nil {
+		return fmt.Errorf("restore: write: %w", writeErr)
 	}
-	if !bytes.Equal(got, want) {
-		return fmt.Errorf("%w: checksum mismatch", ErrSnapshot)
+	if readErr != nil {
+		return readErr
 	}
 	if genesis == nil {
 		return fmt.Errorf("%w: holds no genesis", ErrSnapshot)
@@ -278,6 +263,80 @@ func (s *State) restoreStream(r io.Reader) error {
 		return fmt.Errorf("restore: ingest: %w", err)
 	}
 	return nil
+}
+
+var errRestoreStopped = errors.New("restore stopped")
+
+// readSnapshot reads a snapshot stream, handing each record to emit in key
+// order, and checks its checksum at the end. It returns the genesis the
+// snapshot holds. A record handed to emit is not yet verified: nothing may
+// be made visible before readSnapshot returns without an error.
+func readSnapshot(r io.Reader, emit func(k, v []byte) error) ([]byte, error) {
+	hr := &hashingReader{r: bufio.NewReaderSize(r, 256<<10), h: sha256.New()}
+	magic := make([]byte, len(snapshotMagic))
+	if err := hr.readFull(magic); err != nil {
+		return nil, fmt.Errorf("%w: not a trustreg snapshot: %v", ErrSnapshot, err)
+	}
+	switch {
+	case bytes.Equal(magic, snapshotMagic):
+		zr, err := zstd.NewReader(hr.r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxSnapshotWindow), zstd.WithDecoderMaxMemory(maxSnapshotWindow))
+		if err != nil {
+			return nil, fmt.Errorf("restore: %w", err)
+		}
+		defer zr.Close()
+		hr.r = bufio.NewReaderSize(zr, 256<<10)
+	case bytes.Equal(magic, snapshotMagicV1):
+	default:
+		return nil, fmt.Errorf("%w: not a trustreg snapshot (version 1 or 2)", ErrSnapshot)
+	}
+	var genesis []byte
+	var prev []byte
+	for {
+		klen, err := binary.ReadUvarint(hr)
+		if err != nil {
+			return nil, fmt.Errorf("%w: truncated: %v", ErrSnapshot, err)
+		}
+		if klen == 0 {
+			break
+		}
+		if klen > maxSnapshotRecord {
+			return nil, fmt.Errorf("%w: key of %d bytes", ErrSnapshot, klen)
+		}
+		k := make([]byte, klen)
+		if err := hr.readFull(k); err != nil {
+			return nil, fmt.Errorf("%w: truncated key: %v", ErrSnapshot, err)
+		}
+		if prev != nil && bytes.Compare(k, prev) <= 0 {
+			return nil, fmt.Errorf("%w: keys out of order", ErrSnapshot)
+		}
+		vlen, err := binary.ReadUvarint(hr)
+		if err != nil || vlen > maxSnapshotRecord {
+			return nil, fmt.Errorf("%w: bad value length", ErrSnapshot)
+		}
+		v := make([]byte, vlen)
+		if err := hr.readFull(v); err != nil {
+			return nil, fmt.Errorf("%w: truncated value: %v", ErrSnapshot, err)
+		}
+		if bytes.Equal(k, metaRestoring) {
+			return nil, fmt.Errorf("%w: holds a restore marker", ErrSnapshot)
+		}
+		if bytes.Equal(k, metaGenesis) {
+			genesis = v
+		}
+		prev = k
+		if err := emit(k, v); err != nil {
+			return nil, err
+		}
+	}
+	want := hr.h.Sum(nil)
+	got := make([]byte, sha256.Size)
+	if _, err := io.ReadFull(hr.r, got); err != nil {
+		return nil, fmt.Errorf("%w: missing checksum: %v", ErrSnapshot, err)
+	}
+	if !bytes.Equal(got, want) {
+		return nil, fmt.Errorf("%w: checksum mismatch", ErrSnapshot)
+	}
+	return genesis, nil
 }
 
 // restoreTables writes a snapshot's records, which arrive in key order,

@@ -163,3 +163,30 @@ func TestOpenRemovesTablesOfACutOffRestore(t *testing.T) {
 		t.Fatalf("a cut-off restore's table is still there: %v", err)
 	}
 }
+
+// TestReadSnapshotStopsWhenTheWriterFails checks that a restore whose
+// writing fails stops reading at once and reports the failure.
+func TestReadSnapshotStopsWhenTheWriterFails(t *testing.T) {
+	f := mustChain(t)
+	var buf bytes.Buffer
+	snap := f.s.Snapshot()
+	if _, err := snap.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+	var records int
+	if _, err := readSnapshot(bytes.NewReader(buf.Bytes()), func(k, v []byte) error { records++; return nil }); err != nil || records < 10 {
+		t.Fatalf("read %d records: %v", records, err)
+	}
+	full := errors.New("disk full")
+	seen := 0
+	_, err := readSnapshot(bytes.NewReader(buf.Bytes()), func(k, v []byte) error {
+		if seen++; seen == 3 {
+			return full
+		}
+		return nil
+	})
+	if !errors.Is(err, full) || seen != 3 {
+		t.Fatalf("after a failed write: %v, %d records read", err, seen)
+	}
+}
