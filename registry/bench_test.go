@@ -115,13 +115,7 @@ func BenchmarkRestore(b *testing.B) {
 			}
 		}
 	}
-	var buf bytes.Buffer
-	snap := f.s.Snapshot()
-	if _, err := snap.WriteTo(&buf); err != nil {
-		b.Fatal(err)
-	}
-	snap.Release()
-	b.ReportMetric(float64(buf.Len())/(1<<20), "snapshot-MiB")
+	stream := snapshotBytes(b, f.s)
 	b.ResetTimer()
 	for b.Loop() {
 		b.StopTimer()
@@ -130,7 +124,7 @@ func BenchmarkRestore(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		if err := fresh.Restore(bytes.NewReader(buf.Bytes())); err != nil {
+		if err := fresh.Restore(bytes.NewReader(stream)); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()

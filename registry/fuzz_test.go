@@ -44,13 +44,7 @@ func FuzzParseOperation(f *testing.F) {
 
 func FuzzRestore(f *testing.F) {
 	h := mustChain(f)
-	var buf bytes.Buffer
-	snap := h.s.Snapshot()
-	if _, err := snap.WriteTo(&buf); err != nil {
-		f.Fatal(err)
-	}
-	snap.Release()
-	f.Add(buf.Bytes())
+	f.Add(snapshotBytes(f, h.s))
 	f.Add(snapshotMagic)
 	f.Add([]byte{})
 	fresh := mustNewState(f, 1, 1)

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"encoding/json"
 	"testing"
 	"time"
@@ -158,4 +159,16 @@ func mustChain(t testing.TB) *chainFixture {
 
 func (f *chainFixture) ask(at time.Time, asOf uint64) *Decision {
 	return f.decide(Question{Entity: f.college.DID, Framework: fwID, Action: ActionIssue, Resource: nursing, At: at, AsOf: asOf})
+}
+
+// snapshotBytes streams a snapshot of s into memory.
+func snapshotBytes(t testing.TB, s *State) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	snap := s.Snapshot()
+	defer snap.Release()
+	if _, err := snap.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

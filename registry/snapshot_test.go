@@ -51,12 +51,7 @@ func TestRestartAppliesNothingTwice(t *testing.T) {
 func TestSnapshotRestoreGivesIdenticalState(t *testing.T) {
 	f := mustChain(t)
 	f.mustAccept(f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
-	var buf bytes.Buffer
-	snap := f.s.Snapshot()
-	if _, err := snap.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	snap.Release()
+	buf := bytes.NewBuffer(snapshotBytes(t, f.s))
 
 	fresh, err := Open(t.TempDir(), f.raw, Options{})
 	if err != nil {
@@ -101,10 +96,7 @@ func TestSnapshotRestoreGivesIdenticalState(t *testing.T) {
 	corrupt := bytes.Clone(buf.Bytes())
 	corrupt[len(corrupt)/2] ^= 0xff
 	other := mustNewState(t, 1, 1)
-	var foreign bytes.Buffer
-	osnap := other.s.Snapshot()
-	osnap.WriteTo(&foreign)
-	osnap.Release()
+	foreign := bytes.NewBuffer(snapshotBytes(t, other.s))
 	for name, stream := range map[string][]byte{
 		"corrupt":   corrupt,
 		"truncated": buf.Bytes()[:len(buf.Bytes())-40],
@@ -168,19 +160,14 @@ func TestOpenRemovesTablesOfACutOffRestore(t *testing.T) {
 // writing fails stops reading at once and reports the failure.
 func TestReadSnapshotStopsWhenTheWriterFails(t *testing.T) {
 	f := mustChain(t)
-	var buf bytes.Buffer
-	snap := f.s.Snapshot()
-	if _, err := snap.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	snap.Release()
+	stream := snapshotBytes(t, f.s)
 	var records int
-	if _, err := readSnapshot(bytes.NewReader(buf.Bytes()), func(k, v []byte) error { records++; return nil }); err != nil || records < 10 {
+	if _, err := readSnapshot(bytes.NewReader(stream), func(k, v []byte) error { records++; return nil }); err != nil || records < 10 {
 		t.Fatalf("read %d records: %v", records, err)
 	}
 	full := errors.New("disk full")
 	seen := 0
-	_, err := readSnapshot(bytes.NewReader(buf.Bytes()), func(k, v []byte) error {
+	_, err := readSnapshot(bytes.NewReader(stream), func(k, v []byte) error {
 		if seen++; seen == 3 {
 			return full
 		}
