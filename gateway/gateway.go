@@ -21,7 +21,7 @@ import (
 // Registry is the read side of the registry the gateway serves.
 type Registry interface {
 	Decide(q registry.Question, now time.Time) (*registry.Decision, error)
-	DecideSecond(q registry.Question, now time.Time) (*registry.Decision, bool, error)
+	DecideSecond(q registry.Question, now time.Time) (*registry.Decision, time.Time, error)
 	Frameworks(page registry.Page) ([]registry.Framework, string, error)
 	Framework(id string) (*registry.FrameworkView, error)
 	Entity(did string) (*registry.Entity, error)

@@ -74,11 +74,11 @@ func trustCache(q registry.Question) string {
 }
 
 func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
-	// A local read of a question answered in this second and at this index
-	// (so its query string was checked then) is served as it was.
+	// A local read of a question answered at this index (so its query
+	// string was checked then) is served from the answer cache.
 	now := s.cfg.Now()
 	if !strings.Contains(r.URL.RawQuery, "consistency=") && !strings.Contains(r.URL.RawQuery, "min_index=") {
-		if a, ok := s.answers.get(s.cfg.Registry.AppliedIndex(), now.Unix(), r.URL.RawQuery); ok {
+		if a, ok := s.answers.get(s.cfg.Registry.AppliedIndex(), now, r.URL.RawQuery); ok {
 			a.write(w, r)
 			return
 		}
@@ -95,28 +95,25 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 	if !s.consistent(w, r) {
 		return
 	}
-	// Answers that hold for the whole current second (most do: see
-	// DecideSecond) are kept until the second or the applied index changes.
-	second := now.Unix()
 	applied := s.cfg.Registry.AppliedIndex()
-	if a, ok := s.answers.get(applied, second, r.URL.RawQuery); ok {
+	if a, ok := s.answers.get(applied, now, r.URL.RawQuery); ok {
 		a.write(w, r)
 		return
 	}
-	d, whole, err := s.cfg.Registry.DecideSecond(q, now)
+	d, until, err := s.cfg.Registry.DecideSecond(q, now)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	*bp = appendDecision((*bp)[:0], d)
-	if !whole {
+	if until.IsZero() {
+		// Made for this instant only (a record time falls in this second).
+		bp := bufPool.Get().(*[]byte)
+		defer bufPool.Put(bp)
+		*bp = appendDecision((*bp)[:0], d)
 		s.writeBody(w, r, http.StatusOK, *bp, etagOf(*bp), trustCache(q))
 		return
 	}
-	a := newAnswer(bytes.Clone(*bp), applied, trustCache(q))
-	s.answers.put(applied, second, r.URL.RawQuery, a)
+	a := s.answers.put(applied, r.URL.RawQuery, d, until, !q.At.IsZero(), trustCache(q))
 	if current := s.cfg.Registry.AppliedIndex(); current != applied {
 		// A commit landed while deciding: say how far this node is now.
 		a.index = []string{strconv.FormatUint(current, 10)}
@@ -124,17 +121,84 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 	a.write(w, r)
 }
 
-// answerCache keeps the encoded answers to trust questions for one
-// generation: one applied index and one second. A cached answer is one
-// DecideSecond found to hold for that whole second, for the same raw query
-// string, so it is byte for byte the answer any instant of it would get.
-// The applied index is read before deciding: an answer computed across a
-// commit is filed under the older index, which is never current again.
+// answerCache keeps trust answers for one applied index, by raw query
+// string. Each entry holds the decision DecideSecond made and how long it
+// holds (until); within that, a question in a later second gets the same
+// decision re-rendered with that second as its "at" (an encoding and a
+// hash instead of a decision), so answers do not all expire together at
+// each second. A question with "at" is served as it is. The applied index
+// is read before deciding: an answer computed across a commit is filed
+// under the older index, which is never current again.
 type answerCache struct {
 	mu      sync.RWMutex
 	applied uint64
-	second  int64
-	m       map[string]answer
+	m       map[string]*cachedAnswer
+}
+
+// cachedAnswer is immutable once in the cache; a re-rendering replaces it.
+type cachedAnswer struct {
+	decision     *registry.Decision // shared, read-only
+	until        time.Time
+	fixed        bool  // the question named "at": the answer never changes
+	second       int64 // the second ans was rendered for
+	cacheControl string
+	ans          answer
+}
+
+// maxCachedAnswers bounds one generation (answers are about 1 KiB).
+const maxCachedAnswers = 16384
+
+// get returns the answer to the question key at now, if the cache holds
+// one that covers now.
+func (c *answerCache) get(applied uint64, now time.Time, key string) (answer, bool) {
+	c.mu.RLock()
+	e, ok := c.m[key]
+	fresh := ok && c.applied == applied
+	c.mu.RUnlock()
+	if !fresh {
+		return answer{}, false
+	}
+	second := now.Unix()
+	if e.fixed || e.second == second {
+		return e.ans, true
+	}
+	lo := time.Unix(second, 0).UTC()
+	if second < e.second || lo.Add(time.Second).After(e.until) {
+		return answer{}, false // the decision may not hold for all of this second
+	}
+	d := *e.decision
+	d.At = lo
+	next := &cachedAnswer{decision: e.decision, until: e.until, second: second, cacheControl: e.cacheControl,
+		ans: newAnswer(appendDecision(nil, &d), applied, e.cacheControl)}
+	c.store(applied, key, next)
+	return next.ans, true
+}
+
+// put caches a decision DecideSecond made at applied and returns its
+// answer.
+func (c *answerCache) put(applied uint64, key string, d *registry.Decision, until time.Time, fixed bool, cacheControl string) answer {
+	e := &cachedAnswer{decision: d, until: until, fixed: fixed, second: d.At.Unix(), cacheControl: cacheControl,
+		ans: newAnswer(appendDecision(nil, d), applied, cacheControl)}
+	c.store(applied, key, e)
+	return e.ans
+}
+
+func (c *answerCache) store(applied uint64, key string, e *cachedAnswer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.applied != applied {
+		if applied < c.applied {
+			return // a request that started before a commit
+		}
+		c.applied = applied
+		if c.m == nil {
+			c.m = make(map[string]*cachedAnswer, 1024)
+		}
+		clear(c.m)
+	}
+	if _, ok := c.m[key]; ok || len(c.m) < maxCachedAnswers {
+		c.m[key] = e
+	}
 }
 
 // answer is an encoded trust answer with its header values made once:
@@ -172,37 +236,6 @@ func (a *answer) write(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(a.body)
-}
-
-// maxCachedAnswers bounds one generation (answers are about 1 KiB).
-const maxCachedAnswers = 16384
-
-func (c *answerCache) get(applied uint64, second int64, key string) (answer, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.applied != applied || c.second != second {
-		return answer{}, false
-	}
-	a, ok := c.m[key]
-	return a, ok
-}
-
-func (c *answerCache) put(applied uint64, second int64, key string, a answer) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.applied != applied || c.second != second {
-		if applied < c.applied || (applied == c.applied && second < c.second) {
-			return // a request that started in an older generation
-		}
-		c.applied, c.second = applied, second
-		if c.m == nil {
-			c.m = make(map[string]answer, 1024)
-		}
-		clear(c.m)
-	}
-	if len(c.m) < maxCachedAnswers {
-		c.m[key] = a
-	}
 }
 
 // bufPool recycles response buffers of the trust query.

@@ -66,19 +66,22 @@ type evaluator struct {
 }
 
 // secondSpan is one second [lo, lo+1s). A decision evaluated at lo holds
-// for the whole second unless a record time it compared with falls inside
-// it: every comparison (validFrom, validUntil, a status event's
-// effectiveAt) flips only at that record time.
+// until the first record time after lo that it compared with (validFrom,
+// validUntil, a status event's effectiveAt): every comparison flips only
+// at such a time. next is that time (zero: none).
 type secondSpan struct {
 	lo, hi time.Time
-	split  bool
+	next   time.Time
 }
 
 func (sp *secondSpan) touch(x time.Time) {
-	if sp != nil && x.After(sp.lo) && x.Before(sp.hi) {
-		sp.split = true
+	if sp != nil && x.After(sp.lo) && (sp.next.IsZero() || x.Before(sp.next)) {
+		sp.next = x
 	}
 }
+
+// split reports whether a record time falls inside the second.
+func (sp *secondSpan) split() bool { return !sp.next.IsZero() && sp.next.Before(sp.hi) }
 
 func (sp *secondSpan) touchEvents(events []StatusEvent) {
 	if sp == nil {
@@ -339,31 +342,41 @@ func (s *State) Decide(q Question, now time.Time) (*Decision, error) {
 	return s.reader(asOf).decide(q, t.UTC())
 }
 
-// DecideSecond answers a trust question for a whole second, so that the
-// answer can be reused for the same question within it. A question without
-// "at" is evaluated at the start of now's second; whole reports that the
-// answer holds for every instant of that second (no record time it
-// compared with falls inside the second). When one does, the question is
-// answered at now itself and whole is false. A question with "at" does not
-// depend on now: whole is true.
-func (s *State) DecideSecond(q Question, now time.Time) (d *Decision, whole bool, err error) {
+// Forever is the "until" of an answer that does not depend on the clock.
+var Forever = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+
+// DecideSecond answers a trust question so that the answer can be reused.
+// A question without "at" is evaluated at the start of now's second, and
+// until reports how long that answer holds: it is the same for every
+// instant of [d.At, until), until being the first record time after d.At
+// that the decision compared with (Forever when there is none). When such
+// a time falls inside now's own second, the question is answered at now
+// itself and until is zero: that answer is for that instant only. A
+// question with "at" does not depend on now: until is Forever.
+func (s *State) DecideSecond(q Question, now time.Time) (d *Decision, until time.Time, err error) {
 	asOf, err := s.checkQuestion(q)
 	if err != nil {
-		return nil, false, err
+		return nil, time.Time{}, err
 	}
 	if !q.At.IsZero() {
 		d, err := s.reader(asOf).decide(q, q.At.UTC())
-		return d, err == nil, err
+		return d, Forever, err
 	}
 	lo := now.UTC().Truncate(time.Second)
 	e := s.reader(asOf)
 	e.span = &secondSpan{lo: lo, hi: lo.Add(time.Second)}
 	d, err = e.decide(q, lo)
-	if err != nil || !e.span.split {
-		return d, err == nil, err
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if !e.span.split() {
+		if e.span.next.IsZero() {
+			return d, Forever, nil
+		}
+		return d, e.span.next, nil
 	}
 	d, err = s.reader(asOf).decide(q, now.UTC())
-	return d, false, err
+	return d, time.Time{}, err
 }
 
 // checkQuestion validates q and returns the index it is answered as of.

@@ -190,43 +190,56 @@ func TestOneBatchSeesItsOwnWrites(t *testing.T) {
 	}
 }
 
-// TestDecideSecond checks answers made for a whole second: evaluated at
-// the second's start when no record time falls inside it, and at the exact
-// instant (not reusable) when one does.
+// TestDecideSecond checks reusable answers: evaluated at the start of the
+// second and good until the next record time the decision compared with,
+// or made for the exact instant when such a time falls inside the second.
 func TestDecideSecond(t *testing.T) {
 	f := mustChain(t)
 	q := Question{Entity: f.college.DID, Framework: fwID, Action: ActionIssue, Resource: nursing}
 	second := t0.Add(time.Hour)
-	f.now = second.Add(500 * time.Millisecond)
+	suspendedAt := second.Add(500 * time.Millisecond)
+	f.now = suspendedAt
 	f.mustAccept(f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"}))
 
-	check := func(now time.Time, wantWhole bool, wantAt time.Time, wantReason string) {
+	check := func(now time.Time, wantUntil, wantAt time.Time, wantReason string) {
 		t.Helper()
-		d, whole, err := f.s.DecideSecond(q, now)
+		d, until, err := f.s.DecideSecond(q, now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if whole != wantWhole || !d.At.Equal(wantAt) || d.Reason != wantReason {
-			t.Fatalf("at %s: whole %v, at %s, reason %s; want %v, %s, %s", now.Format(time.RFC3339Nano), whole, d.At.Format(time.RFC3339Nano), d.Reason, wantWhole, wantAt.Format(time.RFC3339Nano), wantReason)
+		if !until.Equal(wantUntil) || !d.At.Equal(wantAt) || d.Reason != wantReason {
+			t.Fatalf("at %s: until %s, at %s, reason %s; want %s, %s, %s", now.Format(time.RFC3339Nano),
+				until.Format(time.RFC3339Nano), d.At.Format(time.RFC3339Nano), d.Reason, wantUntil.Format(time.RFC3339Nano), wantAt.Format(time.RFC3339Nano), wantReason)
 		}
-		// Whatever instant of the second is asked, the answer is the one
-		// Decide gives at that instant.
-		exact := f.decide(Question{Entity: q.Entity, Framework: q.Framework, Action: q.Action, Resource: q.Resource, At: now})
-		if exact.Reason != d.Reason || exact.Authorized != d.Authorized {
-			t.Fatalf("at %s: DecideSecond says %s, Decide says %s", now.Format(time.RFC3339Nano), d.Reason, exact.Reason)
+		// Every instant the answer claims to cover gets the same answer
+		// from Decide.
+		for _, at := range []time.Time{now, d.At} {
+			exact := f.decide(Question{Entity: q.Entity, Framework: q.Framework, Action: q.Action, Resource: q.Resource, At: at})
+			if exact.Reason != d.Reason || exact.Authorized != d.Authorized {
+				t.Fatalf("at %s: DecideSecond says %s, Decide at %s says %s", now.Format(time.RFC3339Nano), d.Reason, at.Format(time.RFC3339Nano), exact.Reason)
+			}
+		}
+		if !until.IsZero() && until != Forever {
+			before := f.decide(Question{Entity: q.Entity, Framework: q.Framework, Action: q.Action, Resource: q.Resource, At: until.Add(-time.Nanosecond)})
+			if before.Reason != d.Reason {
+				t.Fatalf("just before until %s: %s, want %s", until.Format(time.RFC3339Nano), before.Reason, d.Reason)
+			}
 		}
 	}
-	// A second with no record time inside holds one answer, made at its start.
-	check(date(2025, 1, 1).Add(700*time.Millisecond), true, date(2025, 1, 1), ReasonActive)
+	// Before the suspension: the answer holds until it takes effect. (The
+	// college's accreditation window, 2024-06-01 to 2029-01-01, and the
+	// agency's, 2024 to 2030, bound it too; the suspension comes first.)
+	day := date(2026, 1, 1)
+	check(day.Add(700*time.Millisecond), suspendedAt, day, ReasonActive)
 	// The suspension takes effect half-way through its second: that second
 	// is answered instant by instant.
-	check(second.Add(200*time.Millisecond), false, second.Add(200*time.Millisecond), ReasonActive)
-	check(second.Add(800*time.Millisecond), false, second.Add(800*time.Millisecond), ReasonSuspended)
-	// The next second holds one answer again.
-	check(second.Add(1300*time.Millisecond), true, second.Add(time.Second), ReasonSuspended)
+	check(second.Add(200*time.Millisecond), time.Time{}, second.Add(200*time.Millisecond), ReasonActive)
+	check(second.Add(800*time.Millisecond), time.Time{}, second.Add(800*time.Millisecond), ReasonSuspended)
+	// From the next second on, the answer holds until the college's window ends.
+	check(second.Add(1300*time.Millisecond), date(2029, 1, 1), second.Add(time.Second), ReasonSuspended)
 	// A question at a given time does not depend on the clock.
 	q.At = second.Add(800 * time.Millisecond)
-	if d, whole, err := f.s.DecideSecond(q, date(2026, 1, 1)); err != nil || !whole || d.Reason != ReasonSuspended || !d.At.Equal(q.At) {
-		t.Fatalf("explicit at: %+v whole %v err %v", d, whole, err)
+	if d, until, err := f.s.DecideSecond(q, date(2026, 1, 1)); err != nil || until != Forever || d.Reason != ReasonSuspended || !d.At.Equal(q.At) {
+		t.Fatalf("explicit at: %+v until %s err %v", d, until, err)
 	}
 }
