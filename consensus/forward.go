@@ -285,8 +285,9 @@ func (c *Cluster) proposeBatch(ctx context.Context, body []byte) ([]byte, error)
 	return out, nil
 }
 
-// writeRequest sends kind and body in one write: one frame on the wire.
-func writeRequest(s network.Stream, kind byte, body []byte) error {
+// writeMessage sends a request (kind, body) or an answer (status, body) in
+// one write: one frame on the wire.
+func writeMessage(s network.Stream, kind byte, body []byte) error {
 	buf := make([]byte, 0, 1+binary.MaxVarintLen64+len(body))
 	buf = append(buf, kind)
 	buf = binary.AppendUvarint(buf, uint64(len(body)))
@@ -294,9 +295,9 @@ func writeRequest(s network.Stream, kind byte, body []byte) error {
 	return err
 }
 
-// readAnswer reads a status byte and a frame through a buffer, so a small
-// answer costs one read from the stream.
-func readAnswer(s network.Stream) (byte, []byte, error) {
+// readMessage reads a kind or status byte and a frame through a buffer, so
+// a small message costs one read from the stream.
+func readMessage(s network.Stream) (byte, []byte, error) {
 	br := bufio.NewReaderSize(s, 4096)
 	status, err := br.ReadByte()
 	if err != nil {

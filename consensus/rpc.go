@@ -71,7 +71,7 @@ func (c *Cluster) serveRPC(s network.Stream) {
 		_ = writeAnswer(s, rpcErrForeign, []byte(err.Error()))
 		return
 	}
-	kind, body, err := readAnswer(s) // a request has the same shape
+	kind, body, err := readMessage(s)
 	if err != nil {
 		s.Reset()
 		return
@@ -145,7 +145,7 @@ func (c *Cluster) handleRPC(ctx context.Context, kind byte, body []byte) ([]byte
 }
 
 func writeAnswer(s network.Stream, status byte, body []byte) error {
-	return writeRequest(s, status, body) // an answer has the same shape
+	return writeMessage(s, status, body)
 }
 
 // call sends one request to a peer and returns the answer body.
@@ -161,14 +161,14 @@ func (c *Cluster) call(ctx context.Context, to peer.ID, kind byte, body []byte) 
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}
-	if err := writeRequest(s, kind, body); err != nil {
+	if err := writeMessage(s, kind, body); err != nil {
 		// The request is one length-prefixed frame: a failed write never
 		// delivered all of it, and a peer never acts on part of a frame.
 		s.Reset()
 		return nil, fmt.Errorf("%w: send to %s: %v", ErrNoLeader, to, err)
 	}
 	// The request is out: from here on a failure leaves its fate unknown.
-	status, out, err := readAnswer(s)
+	status, out, err := readMessage(s)
 	if err != nil {
 		s.Reset()
 		return nil, fmt.Errorf("%w: no answer from %s: %v", ErrUnknownOutcome, to, err)

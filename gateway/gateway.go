@@ -216,7 +216,7 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 		writeError(w, r, err)
 		return
 	}
-	s.writeBody(w, r, status, buf.Bytes(), etagOf(buf.Bytes()), cacheControl)
+	s.writeBody(w, r, status, buf.Bytes(), cacheControl)
 }
 
 // writeBody writes an encoded JSON body with the applied index, an ETag
@@ -227,23 +227,56 @@ func etagOf(body []byte) string {
 	return `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
 }
 
-func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, status int, body []byte, etag, cacheControl string) {
-	// Keys are written in canonical form directly: Header.Set would
-	// canonicalize each one on every answer.
+func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, status int, body []byte, cacheControl string) {
+	a := newAnswer(body, s.cfg.Registry.AppliedIndex(), cacheControl)
+	a.write(w, r, status)
+}
+
+// answer is an encoded answer with its header values made once: served
+// from the trust answer cache it costs a map assignment per header. The
+// slices are shared by every response that serves it; net/http only reads
+// them.
+type answer struct {
+	body                             []byte
+	etag                             string
+	length, index, etagHdr, cacheHdr []string
+}
+
+// newAnswer prepares body as answered at applied; an empty cacheControl
+// sends no Cache-Control.
+func newAnswer(body []byte, applied uint64, cacheControl string) answer {
+	etag := etagOf(body)
+	a := answer{
+		body: body, etag: etag,
+		length:  []string{strconv.Itoa(len(body))},
+		index:   []string{strconv.FormatUint(applied, 10)},
+		etagHdr: []string{etag},
+	}
+	if cacheControl != "" {
+		a.cacheHdr = []string{cacheControl}
+	}
+	return a
+}
+
+// write sends the answer with the applied index, its ETag and
+// Cache-Control, and answers a matching If-None-Match on a 200 with 304.
+// Keys are written in canonical form directly: Header.Set would
+// canonicalize each one on every answer.
+func (a *answer) write(w http.ResponseWriter, r *http.Request, status int) {
 	h := w.Header()
 	h["Content-Type"] = contentTypeJSON
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
-	h[IndexHeader] = []string{strconv.FormatUint(s.cfg.Registry.AppliedIndex(), 10)}
-	h["Etag"] = []string{etag}
-	if cacheControl != "" {
-		h["Cache-Control"] = []string{cacheControl}
+	h["Content-Length"] = a.length
+	h[IndexHeader] = a.index
+	h["Etag"] = a.etagHdr
+	if a.cacheHdr != nil {
+		h["Cache-Control"] = a.cacheHdr
 	}
-	if status == http.StatusOK && r.Header.Get("If-None-Match") == etag {
+	if status == http.StatusOK && r.Header.Get("If-None-Match") == a.etag {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	_, _ = w.Write(a.body)
 }
 
 // contentTypeJSON is shared by every JSON answer; net/http only reads it.

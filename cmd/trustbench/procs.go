@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -235,24 +234,6 @@ func buildTrustd(dir string) (string, error) {
 		return "", fmt.Errorf("go build ./cmd/trustd (run trustbench from the repository root, or pass --trustd): %v\n%s", err, b)
 	}
 	return out, nil
-}
-
-// lastLines returns the end of a process log, for error messages.
-func lastLines(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n")
 }
 
 func execOutput(bin string, args ...string) (string, error) {
