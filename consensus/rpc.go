@@ -150,6 +150,10 @@ func writeAnswer(s network.Stream, status byte, body []byte) error {
 
 // call sends one request to a peer and returns the answer body.
 func (c *Cluster) call(ctx context.Context, to peer.ID, kind byte, body []byte) ([]byte, error) {
+	// Calls go to cluster members and their callers retry on their own
+	// terms: libp2p's dial backoff after a failed dial (a member down for a
+	// while) would refuse them for seconds after the member is back.
+	ctx = network.WithForceDirectDial(ctx, "cluster member")
 	if err := c.peers.verify(ctx, to); err != nil {
 		return nil, err
 	}
