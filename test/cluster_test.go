@@ -283,7 +283,7 @@ func TestKillLeaderDuringWrites(t *testing.T) {
 	t.Logf("%d writes acknowledged of %d attempted; leader %d killed and restarted", len(acked), total, victim)
 
 	// Operators see every member through trustctl and can move leadership.
-	out := run(t, c.bin+"/trustctl", "--json", "cluster", "--admin", c.admins[1], "status")
+	// The restarted member may take a moment to answer status calls again.
 	var view struct {
 		Node    struct{ Leader string }
 		Members []struct {
@@ -292,13 +292,25 @@ func TestKillLeaderDuringWrites(t *testing.T) {
 			Reachable bool
 		}
 	}
-	if err := json.Unmarshal([]byte(out), &view); err != nil || len(view.Members) != 3 {
-		t.Fatalf("cluster status: %v\n%s", err, out)
-	}
-	for _, m := range view.Members {
-		if !m.Reachable || m.Suffrage != "voter" {
-			t.Fatalf("member %+v", m)
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		out := run(t, c.bin+"/trustctl", "--json", "cluster", "--admin", c.admins[1], "status")
+		if err := json.Unmarshal([]byte(out), &view); err != nil || len(view.Members) != 3 {
+			t.Fatalf("cluster status: %v\n%s", err, out)
 		}
+		var bad []string
+		for _, m := range view.Members {
+			if !m.Reachable || m.Suffrage != "voter" {
+				bad = append(bad, fmt.Sprintf("%+v", m))
+			}
+		}
+		if len(bad) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members not reachable voters 10 s after convergence: %v", bad)
+		}
+		time.Sleep(200 * time.Millisecond) // polling interval
 	}
 	run(t, c.bin+"/trustctl", "cluster", "--admin", c.admins[2], "transfer-leader")
 	deadline = time.Now().Add(20 * time.Second)
