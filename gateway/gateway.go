@@ -130,9 +130,13 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = m
 	for _, rt := range routes {
 		h := rt.handler
-		handler := s.instrument(rt.pattern, func(w http.ResponseWriter, r *http.Request) { h(s, w, r) })
-		s.mux.Handle(rt.method+" "+rt.pattern, handler)
+		var fast func(http.ResponseWriter, *http.Request) bool
 		if rt.method == http.MethodGet && rt.pattern == trustPath {
+			fast = s.cachedTrust
+		}
+		handler := s.instrument(rt.pattern, fast, func(w http.ResponseWriter, r *http.Request) { h(s, w, r) })
+		s.mux.Handle(rt.method+" "+rt.pattern, handler)
+		if fast != nil {
 			s.trustHandler = handler
 		}
 	}
@@ -248,9 +252,11 @@ func newAnswer(body []byte, applied uint64, cacheControl string) answer {
 	etag := etagOf(body)
 	a := answer{
 		body: body, etag: etag,
-		length:  []string{strconv.Itoa(len(body))},
 		index:   []string{strconv.FormatUint(applied, 10)},
 		etagHdr: []string{etag},
+	}
+	if len(body) >= autoLengthBelow {
+		a.length = []string{strconv.Itoa(len(body))}
 	}
 	if cacheControl != "" {
 		a.cacheHdr = []string{cacheControl}
@@ -265,7 +271,9 @@ func newAnswer(body []byte, applied uint64, cacheControl string) answer {
 func (a *answer) write(w http.ResponseWriter, r *http.Request, status int) {
 	h := w.Header()
 	h["Content-Type"] = contentTypeJSON
-	h["Content-Length"] = a.length
+	if a.length != nil {
+		h["Content-Length"] = a.length
+	}
 	h[IndexHeader] = a.index
 	h["Etag"] = a.etagHdr
 	if a.cacheHdr != nil {
@@ -278,6 +286,12 @@ func (a *answer) write(w http.ResponseWriter, r *http.Request, status int) {
 	w.WriteHeader(status)
 	_, _ = w.Write(a.body)
 }
+
+// autoLengthBelow: net/http buffers the first 2 KiB a handler writes and,
+// when the handler returns with all of it still buffered, sends the
+// Content-Length itself, without a header map entry to copy, sort and
+// check on every answer. Longer answers carry it from the handler.
+const autoLengthBelow = 2048
 
 // contentTypeJSON is shared by every JSON answer; net/http only reads it.
 var contentTypeJSON = []string{"application/json"}

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,7 +30,7 @@ const (
 // env is a real single-node cluster (libp2p, raft, Pebble) and a client of
 // its gateway over real HTTP.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	n       *node.Node
 	c       *client.Client
 	gov     *registry.Signer
@@ -39,7 +41,7 @@ type env struct {
 	colAcc  string
 }
 
-func mustNewEnv(t *testing.T) *env {
+func mustNewEnv(t testing.TB) *env {
 	t.Helper()
 	cfg := node.LoopbackConfig(t.TempDir())
 	cfg.HTTP.MaxWait = 500 * time.Millisecond
@@ -61,7 +63,7 @@ func mustNewEnv(t *testing.T) *env {
 	return e
 }
 
-func mustLoad(t *testing.T, path string) *registry.Signer {
+func mustLoad(t testing.TB, path string) *registry.Signer {
 	t.Helper()
 	s, err := node.LoadKeyFile(path)
 	if err != nil {
@@ -473,5 +475,67 @@ func TestStatusListsOverHTTP(t *testing.T) {
 	var ae *client.APIError
 	if !errors.As(err, &ae) || ae.Problem.Type != "https://www.w3.org/ns/credentials/status-list#STATUS_LIST_LENGTH_ERROR" || ae.Problem.Status != 422 {
 		t.Fatalf("short list: %v", err)
+	}
+}
+
+// countingNode counts the read barriers the gateway asks its node for.
+type countingNode struct {
+	*node.Node
+	readIndex atomic.Int64
+}
+
+func (c *countingNode) ReadIndex(ctx context.Context) (uint64, error) {
+	c.readIndex.Add(1)
+	return c.Node.ReadIndex(ctx)
+}
+
+// Trust answers are cached by query string; a read that asks for
+// linearizability, however its parameter is spelled, must pass the read
+// barrier every time and never be answered from that cache.
+func TestLinearizableTrustReadsAreNotServedFromCache(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	cn := &countingNode{Node: e.n}
+	g, err := gateway.New(gateway.Config{Registry: e.n.State, Lists: e.n.State, Writer: e.n, Node: cn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+	q := url.Values{"entity": {e.college.DID}, "framework": {fw}, "resource": {nurse}}.Encode()
+	get := func(raw string) *registry.Decision {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/v1/trust?" + raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		var d registry.Decision
+		if resp.StatusCode != 200 || json.Unmarshal(body, &d) != nil || !d.Authorized {
+			t.Fatalf("%s: status %d, %s", raw, resp.StatusCode, body)
+		}
+		// Cached or not, the answer goes out with its length, not chunked.
+		if resp.ContentLength != int64(len(body)) || len(resp.TransferEncoding) > 0 {
+			t.Fatalf("%s: Content-Length %d, Transfer-Encoding %v for %d bytes", raw, resp.ContentLength, resp.TransferEncoding, len(body))
+		}
+		return &d
+	}
+	for _, raw := range []string{q + "&consistency=linearizable", q + "&consistenc%79=linearizable", "consistency=linearizable&" + q} {
+		before := cn.readIndex.Load()
+		for range 3 {
+			get(raw)
+		}
+		if n := cn.readIndex.Load() - before; n != 3 {
+			t.Errorf("%s: %d read barriers for 3 linearizable reads", raw, n)
+		}
+	}
+	// Plain local reads of the same question are cached and still right.
+	for range 3 {
+		get(q)
+		get(q + "&consistency=local")
+	}
+	if n := cn.readIndex.Load(); n != 9 {
+		t.Errorf("local reads asked for read barriers: %d in all, want 9", n)
 	}
 }

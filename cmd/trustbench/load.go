@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,14 @@ type stats struct {
 	PerSecond float64 `json:"per_second"`
 	P50       float64 `json:"p50_ms"`
 	P99       float64 `json:"p99_ms"`
+	// Paced runs only: how late the generator sent requests after their
+	// due time (p99), part of the latency above; a large figure means the
+	// load generator, not the server, fell behind.
+	SendLagP99 float64 `json:"send_lag_p99_ms,omitempty"`
+	// The share of the machine's CPU time the hypervisor gave to other
+	// guests during the run (Linux steal time): noise no program here
+	// controls.
+	StealPct float64 `json:"cpu_steal_pct"`
 }
 
 func newClient(conns int) *http.Client {
@@ -41,71 +50,91 @@ func newClient(conns int) *http.Client {
 // closedLoop runs conns workers, each sending its next request as soon as
 // the previous one is answered, for d. next(worker, i) gives the request;
 // ok judges the answer. The same generator drives every system measured.
+// Requests still unanswered at the end are not counted.
 func closedLoop(ctx context.Context, conns int, d time.Duration, next func(worker int, i int64) (request, bool), ok func(status int) bool) stats {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	return drive(ctx, conns, nil, next, ok)
+	return drive(ctx, ctx, conns, nil, next, ok)
 }
 
 // paced sends requests at a fixed rate (open loop, up to conns in flight)
 // for d and reports latencies: the latency under a given load. Request i is
-// due at start + i/rate; the worker that takes it sleeps until then, and
-// its latency counts from the due time, so a request that goes out late
+// due at start + i/rate; a dispatcher releases it then (woken by a
+// sleeper, exact to tens of microseconds) to the first free worker, and its
+// latency counts from the due time, so a request that goes out late
 // because every worker was busy shows its wait (no coordinated omission).
+// Every request due within d is sent and counted, its answer awaited up
+// to the client's timeout.
 func paced(ctx context.Context, conns int, rate float64, d time.Duration, next func(worker int, i int64) (request, bool), ok func(status int) bool) stats {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	interval := float64(time.Second) / rate
-	start := time.Now()
-	return drive(ctx, conns, func(i int64) time.Time {
-		return start.Add(time.Duration(float64(i-1) * interval))
-	}, next, ok)
+	n := int64(rate * d.Seconds())
+	due := make(chan time.Time, min(n, 1<<16))
+	go func() {
+		defer close(due)
+		sl := newSleeper()
+		defer sl.close()
+		interval := float64(time.Second) / rate
+		start := time.Now()
+		for i := range n {
+			t := start.Add(time.Duration(float64(i) * interval))
+			sl.sleep(time.Until(t))
+			select {
+			case due <- t:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return drive(ctx, ctx, conns, due, next, ok)
 }
 
-// drive runs conns workers until ctx ends. With dueAt nil each worker sends
-// as soon as it is free and latency counts from the send; otherwise request
-// i waits for dueAt(i) and latency counts from it.
-func drive(ctx context.Context, conns int, dueAt func(i int64) time.Time, next func(worker int, i int64) (request, bool), ok func(status int) bool) stats {
-	client := newClient(conns)
-	defer client.CloseIdleConnections()
+// drive runs conns workers. With due nil each worker sends as soon as it is
+// free until sendCtx ends, and latency counts from the send; otherwise each
+// request waits for a due time from due, until it is closed, and latency
+// counts from that time. Requests run under reqCtx; one cut off by its end
+// is not counted.
+func drive(sendCtx, reqCtx context.Context, conns int, due <-chan time.Time, next func(worker int, i int64) (request, bool), ok func(status int) bool) stats {
 	var (
 		wg     sync.WaitGroup
 		mu     sync.Mutex
 		all    []time.Duration
+		lags   []time.Duration
 		errors atomic.Int64
 		seq    atomic.Int64
 	)
-	deadline, _ := ctx.Deadline()
+	end, hasEnd := reqCtx.Deadline() // the connection's deadline may fire before ctx's
+	steal0, total0 := cpuSteal()
 	start := time.Now()
 	for w := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			client := newWorker()
+			defer client.close()
 			lat := make([]time.Duration, 0, 4096)
-			for ctx.Err() == nil {
-				i := seq.Add(1)
+			var lag []time.Duration
+			for {
 				var t0 time.Time
-				if dueAt != nil {
-					t0 = dueAt(i)
-					if !deadline.IsZero() && t0.After(deadline) {
+				if due != nil {
+					t, open := <-due
+					if !open {
 						break
 					}
-					if wait := time.Until(t0); wait > 0 {
-						select {
-						case <-time.After(wait):
-						case <-ctx.Done():
-						}
-					}
-				}
-				r, more := next(w, i)
-				if !more || ctx.Err() != nil {
+					t0 = t
+				} else if sendCtx.Err() != nil {
 					break
 				}
-				if dueAt == nil {
-					t0 = time.Now()
+				i := seq.Add(1)
+				r, more := next(w, i)
+				if !more {
+					break
 				}
-				status, err := do(ctx, client, r)
-				if ctx.Err() != nil {
+				if due == nil {
+					t0 = time.Now()
+				} else {
+					lag = append(lag, time.Since(t0))
+				}
+				status, err := client.do(reqCtx, r)
+				if reqCtx.Err() != nil || (hasEnd && !time.Now().Before(end)) {
 					break // cut off by the end of the run: not counted
 				}
 				if err != nil || !ok(status) {
@@ -118,42 +147,57 @@ func drive(ctx context.Context, conns int, dueAt func(i int64) time.Time, next f
 			}
 			mu.Lock()
 			all = append(all, lat...)
+			lags = append(lags, lag...)
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	return summarize(all, errors.Load(), time.Since(start))
-}
-
-func do(ctx context.Context, client *http.Client, r request) (int, error) {
-	var body io.Reader
-	if r.body != nil {
-		body = bytes.NewReader(r.body)
+	s := summarize(all, errors.Load(), time.Since(start))
+	if len(lags) > 0 {
+		slices.Sort(lags)
+		s.SendLagP99 = ms(percentile(lags, 99))
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, r.url, body)
-	if err != nil {
-		return 0, err
+	if steal1, total1 := cpuSteal(); total1 > total0 {
+		s.StealPct = 100 * float64(steal1-steal0) / float64(total1-total0)
 	}
-	if r.contentType != "" {
-		req.Header.Set("Content-Type", r.contentType)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	return s
 }
 
 func summarize(lat []time.Duration, errors int64, elapsed time.Duration) stats {
 	slices.Sort(lat)
 	s := stats{Requests: int64(len(lat)), Errors: errors, PerSecond: float64(len(lat)) / elapsed.Seconds()}
 	if len(lat) > 0 {
-		s.P50 = ms(lat[len(lat)/2])
-		s.P99 = ms(lat[min(len(lat)-1, len(lat)*99/100)])
+		s.P50 = ms(percentile(lat, 50))
+		s.P99 = ms(percentile(lat, 99))
 	}
 	return s
+}
+
+// percentile returns the p-th percentile of sorted, which is not empty.
+func percentile(sorted []time.Duration, p int) time.Duration {
+	return sorted[min(len(sorted)-1, len(sorted)*p/100)]
+}
+
+// parseCPUSteal reads the aggregate "cpu" line of /proc/stat: the steal
+// ticks and the total of user, nice, system, idle, iowait, irq, softirq
+// and steal (guest time is already inside user).
+func parseCPUSteal(procStat []byte) (steal, total uint64) {
+	line, _, _ := bytes.Cut(procStat, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, x := range f[1:9] {
+		v, err := strconv.ParseUint(x, 10, 64)
+		if err != nil {
+			return 0, 0
+		}
+		total += v
+		if i == 7 {
+			steal = v
+		}
+	}
+	return steal, total
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
