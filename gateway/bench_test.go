@@ -18,7 +18,7 @@ type discardWriter struct {
 	n      int
 }
 
-func (w *discardWriter) Header() http.Header { return w.h }
+func (w *discardWriter) Header() http.Header  { return w.h }
 func (w *discardWriter) WriteHeader(code int) { w.status = code }
 func (w *discardWriter) Write(p []byte) (int, error) {
 	w.n += len(p)
