@@ -37,6 +37,7 @@ type config struct {
 	keep      bool
 	halfConns int
 	rounds    int
+	rates     []int
 }
 
 // report is everything measured, also printed as JSON with --json.
@@ -57,10 +58,18 @@ type readResult struct {
 	HalfRate      float64 `json:"half_rate"`
 	TrustdAtHalf  stats   `json:"trustd_at_half_rate"`
 	BaselineAtHal stats   `json:"baseline_at_half_rate"`
+	// Latency at the fixed rates of --rates: where p99 meets a bound.
+	AtRates []ratePoint `json:"at_rates,omitempty"`
 	// CPU microseconds each server spent per answered query in the run
 	// kept: less noisy than throughput on a shared machine.
 	TrustdCPUus   float64 `json:"trustd_cpu_us_per_query"`
 	BaselineCPUus float64 `json:"baseline_cpu_us_per_query"`
+}
+
+type ratePoint struct {
+	Rate     int   `json:"rate"`
+	Trustd   stats `json:"trustd"`
+	Baseline stats `json:"baseline"`
 }
 
 type writeResult struct {
@@ -119,12 +128,13 @@ func intList(s string) []int {
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("trustbench", flag.ContinueOnError)
 	var c config
-	var entities, writers string
+	var entities, writers, rates string
 	fs.BoolVar(&c.short, "short", false, "short mode for CI: small data set, short runs (under two minutes)")
 	fs.BoolVar(&c.jsonOut, "json", false, "print the report as JSON")
 	fs.StringVar(&c.trustd, "trustd", "", "trustd binary (default: build ./cmd/trustd)")
 	fs.StringVar(&entities, "entities", "", "entity counts for the read benchmark (default: 10000,100000; short: 2000)")
 	fs.StringVar(&writers, "writers", "1,64,256", "concurrent writers for the write benchmark")
+	fs.StringVar(&rates, "rates", "", "also measure read latency at these fixed request rates (comma-separated)")
 	fs.IntVar(&c.conns, "conns", 64, "connections for the read benchmark")
 	fs.DurationVar(&c.duration, "duration", 0, "length of each measured run (default 10s; short: 3s)")
 	fs.BoolVar(&c.skipEtcd, "skip-etcd", false, "do not run the etcd baseline")
@@ -138,7 +148,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	c.entities, c.writers = intList(entities), intList(writers)
+	c.entities, c.writers, c.rates = intList(entities), intList(writers), intList(rates)
 	if len(c.entities) == 0 {
 		c.entities = []int{10000, 100000}
 		if c.short {
@@ -266,6 +276,7 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 		if err := d.loadColleges(ctx, []string{n.url}, entities); err != nil {
 			return err
 		}
+		settle(ctx, n.process)
 		urls := d.trustURLs(n.url, 1024)
 		resp, err := http.Get(urls[0])
 		if err != nil {
@@ -326,19 +337,29 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 		if c.halfConns > 0 {
 			halfConns = c.halfConns
 		}
-		// Interleaved rounds, each side's lower p99 kept, as for throughput.
-		for round := range c.rounds {
-			if s := paced(ctx, halfConns, half, c.duration, trustNext, ok200); round == 0 || s.P99 < r.TrustdAtHalf.P99 {
-				r.TrustdAtHalf = s
-			}
-			if s := paced(ctx, halfConns, half, c.duration, baseNext, ok200); round == 0 || s.P99 < r.BaselineAtHal.P99 {
-				r.BaselineAtHal = s
-			}
+		r.TrustdAtHalf, r.BaselineAtHal = c.pacedPair(ctx, halfConns, half, trustNext, baseNext, ok200)
+		for _, rate := range c.rates {
+			t, b := c.pacedPair(ctx, halfConns, float64(rate), trustNext, baseNext, ok200)
+			r.AtRates = append(r.AtRates, ratePoint{Rate: rate, Trustd: t, Baseline: b})
 		}
 		bp.stop()
 		rep.Reads = append(rep.Reads, r)
 	}
 	return nil
+}
+
+// pacedPair measures trustd and the baseline at one paced rate in
+// interleaved rounds and keeps each side's lower p99, as for throughput.
+func (c config) pacedPair(ctx context.Context, conns int, rate float64, trustNext, baseNext func(int, int64) (request, bool), ok func(int) bool) (t, b stats) {
+	for round := range c.rounds {
+		if s := paced(ctx, conns, rate, c.duration, trustNext, ok); round == 0 || s.P99 < t.P99 {
+			t = s
+		}
+		if s := paced(ctx, conns, rate, c.duration, baseNext, ok); round == 0 || s.P99 < b.P99 {
+			b = s
+		}
+	}
+	return t, b
 }
 
 func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
@@ -471,11 +492,15 @@ func printReport(w io.Writer, r *report) {
 			fmt.Fprintf(w, "%10d %6d %12.0f %12.0f %7.2f %9.2f %9.2f %9.2f %11.1f us %9.1f us\n", x.Entities, x.Conns, x.Trustd.PerSecond, x.Baseline.PerSecond,
 				x.Ratio, x.Trustd.P50, x.Trustd.P99, x.Baseline.P99, x.TrustdCPUus, x.BaselineCPUus)
 		}
-		fmt.Fprintf(w, "Latency at half the maximum rate (paced, open loop; trustd / net/http)\n")
+		fmt.Fprintf(w, "Latency at half the maximum rate, then at --rates (paced, open loop; trustd / net/http)\n")
 		fmt.Fprintf(w, "%10s %9s %16s %16s %18s %14s\n", "entities", "r/s", "p50 ms", "p99 ms", "send lag p99 ms", "cpu steal %")
 		for _, x := range r.Reads {
 			t, b := x.TrustdAtHalf, x.BaselineAtHal
 			fmt.Fprintf(w, "%10d %9.0f %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f\n", x.Entities, x.HalfRate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct)
+			for _, p := range x.AtRates {
+				t, b := p.Trustd, p.Baseline
+				fmt.Fprintf(w, "%10s %9d %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f\n", "", p.Rate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct)
+			}
 		}
 		fmt.Fprintln(w)
 	}

@@ -40,6 +40,24 @@ func (p *process) stop() {
 	p.log.Close()
 }
 
+// settle waits, up to a minute, until p is idle (under 3 % of a core over
+// a second): after a bulk load a node still flushes and compacts its
+// state for a while, and measuring then would charge that to whatever runs
+// beside it.
+func settle(ctx context.Context, p *process) {
+	start := time.Now()
+	for time.Since(start) < time.Minute && ctx.Err() == nil {
+		c0 := p.cpuSeconds()
+		time.Sleep(time.Second)
+		if p.cpuSeconds()-c0 < 0.03 {
+			break
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		fmt.Fprintf(os.Stderr, "%s settled after %s\n", p.name, d.Round(time.Second))
+	}
+}
+
 // cpuSeconds reads the process's user+system CPU time so far.
 func (p *process) cpuSeconds() float64 {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))

@@ -23,21 +23,24 @@ func benchScale(ctx context.Context, c config, dir string, rep *report) error {
 	defer n.stop()
 	base := filepath.Join(dir, "scale")
 	res := &scaleResult{Entities: c.scale}
-	loadStart := time.Now()
+	var loading time.Duration
 	for _, step := range []int{10_000, 100_000, c.scale} {
 		if step > c.scale {
 			continue
 		}
+		t0 := time.Now()
 		if err := d.loadColleges(ctx, []string{n.url}, step); err != nil {
 			return err
 		}
+		loading += time.Since(t0)
+		settle(ctx, n.process)
 		urls := d.trustURLs(n.url, 1024)
 		s := closedLoop(ctx, 8, 5*time.Second, func(w int, i int64) (request, bool) {
 			return request{method: "GET", url: urls[i%int64(len(urls))]}, true
 		}, func(s int) bool { return s == 200 })
 		res.P99At = append(res.P99At, point{Entities: step, P50: s.P50, P99: s.P99})
 	}
-	res.LoadOpsPerSec = float64(c.scale) / time.Since(loadStart).Seconds()
+	res.LoadOpsPerSec = float64(c.scale) / loading.Seconds()
 	res.PebbleMiB = dirMiB(filepath.Join(n.dataDir, "state"))
 
 	// A new node joins as a non-voter and is sent a snapshot.
