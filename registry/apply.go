@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -108,12 +109,14 @@ func (s *State) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw [
 // parse returns the operation PreVerify parsed (the CID names the exact
 // bytes, and parsing is a pure function of them), or parses it now.
 func (s *State) parse(raw []byte) (*ParsedOperation, error) {
-	if len(raw) <= MaxOperationSize {
-		if op, ok := s.parsed.Get(CIDOf(raw)); ok {
-			return op, nil
-		}
+	if len(raw) > MaxOperationSize {
+		return ParseOperation(raw) // the size error
 	}
-	return ParseOperation(raw)
+	digest := sha256.Sum256(raw)
+	if op, ok := s.parsed.Get(digest); ok {
+		return op, nil
+	}
+	return parseOperation(raw, digest)
 }
 
 func rejected(res *Result, err error) *Result {

@@ -27,8 +27,11 @@ const MaxOperationSize = 256 << 10
 const MaxSignatures = 32
 
 // CIDOf returns the CIDv1 (raw codec, sha2-256) naming the exact bytes.
-func CIDOf(b []byte) string {
-	mh, err := multihash.Sum(b, multihash.SHA2_256, -1)
+func CIDOf(b []byte) string { return cidOfDigest(sha256.Sum256(b)) }
+
+// cidOfDigest is CIDOf for bytes whose SHA-256 is already known.
+func cidOfDigest(d [32]byte) string {
+	mh, err := multihash.Encode(d[:], multihash.SHA2_256)
 	if err != nil {
 		panic(fmt.Sprintf("multihash sha2-256: %v", err)) // cannot fail for a registered hash
 	}
@@ -51,6 +54,14 @@ type ParsedOperation struct {
 // payload. It checks structure only; signatures and authority are checked
 // when the operation is applied. Errors wrap ErrMalformed or ErrTooLarge.
 func ParseOperation(raw []byte) (*ParsedOperation, error) {
+	if len(raw) > MaxOperationSize {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), MaxOperationSize)
+	}
+	return parseOperation(raw, sha256.Sum256(raw))
+}
+
+// parseOperation is ParseOperation for raw whose SHA-256 is digest.
+func parseOperation(raw []byte, digest [32]byte) (*ParsedOperation, error) {
 	if len(raw) > MaxOperationSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), MaxOperationSize)
 	}
@@ -84,7 +95,7 @@ func ParseOperation(raw []byte) (*ParsedOperation, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ParsedOperation{Raw: raw, CID: CIDOf(raw), JWS: obj, Payload: payload, Op: op, IAT: iat, Body: body}, nil
+	return &ParsedOperation{Raw: raw, CID: cidOfDigest(digest), JWS: obj, Payload: payload, Op: op, IAT: iat, Body: body}, nil
 }
 
 // signatureKey identifies one signature for replay detection: a JWS
@@ -189,14 +200,18 @@ func verifiedKey(pub crypto.PublicKey, i int, raw []byte) [32]byte {
 // misses the memory and is verified then. It returns the parse error, the
 // one a malformed operation is refused with before it reaches the log.
 func (s *State) PreVerify(raw []byte) error {
-	if len(raw) <= MaxOperationSize && s.parsed.Contains(CIDOf(raw)) {
+	if len(raw) > MaxOperationSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), MaxOperationSize)
+	}
+	digest := sha256.Sum256(raw)
+	if s.parsed.Contains(digest) {
 		return nil // done already (by the receiving node, or the leader)
 	}
-	op, err := ParseOperation(raw)
+	op, err := parseOperation(raw, digest)
 	if err != nil {
 		return err
 	}
-	s.parsed.Add(op.CID, op)
+	s.parsed.Add(digest, op)
 	for i, sig := range op.JWS.Signatures {
 		pub, _, err := s.resolveKey(s.db, sig.Protected.KeyID)
 		if err != nil {

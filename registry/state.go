@@ -49,10 +49,10 @@ type State struct {
 
 	lists     *listCache
 	records   *recordCache
-	verified  *lru.Cache[[32]byte, struct{}]       // signatures PreVerify checked
-	parsed    *lru.Cache[string, *ParsedOperation] // operations PreVerify parsed, by CID
-	dirty     []string                             // keys written by the batch being applied
-	dirtySet  map[string]struct{}                  // the same keys, for lookups
+	verified  *lru.Cache[[32]byte, struct{}]         // signatures PreVerify checked
+	parsed    *lru.Cache[[32]byte, *ParsedOperation] // operations PreVerify parsed, by SHA-256 of their bytes
+	dirty     []string                               // keys written by the batch being applied
+	dirtySet  map[string]struct{}                    // the same keys, for lookups
 	closeOnce sync.Once
 	mu        sync.Mutex
 	appliedCh chan struct{} // closed and replaced whenever applied advances
@@ -108,7 +108,7 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 		s.members[m.ID] = m
 	}
 	s.verified, _ = lru.New[[32]byte, struct{}](1 << 16)
-	s.parsed, _ = lru.New[string, *ParsedOperation](1 << 12)
+	s.parsed, _ = lru.New[[32]byte, *ParsedOperation](1 << 12)
 	s.iatWindow = DefaultIATWindow
 	if g.IATWindow != "" {
 		s.iatWindow, _ = time.ParseDuration(g.IATWindow) // validated by ParseGenesis

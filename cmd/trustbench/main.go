@@ -276,7 +276,7 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 		if err := d.loadColleges(ctx, []string{n.url}, entities); err != nil {
 			return err
 		}
-		settle(ctx, n.process)
+		settle(ctx, n.process, c.settleLimit())
 		urls := d.trustURLs(n.url, 1024)
 		resp, err := http.Get(urls[0])
 		if err != nil {
@@ -346,6 +346,14 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 		rep.Reads = append(rep.Reads, r)
 	}
 	return nil
+}
+
+// settleLimit bounds the wait for a loaded node to go idle.
+func (c config) settleLimit() time.Duration {
+	if c.short {
+		return 10 * time.Second
+	}
+	return time.Minute
 }
 
 // pacedPair measures trustd and the baseline at one paced rate in

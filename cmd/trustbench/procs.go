@@ -40,13 +40,13 @@ func (p *process) stop() {
 	p.log.Close()
 }
 
-// settle waits, up to a minute, until p is idle (under 3 % of a core over
-// a second): after a bulk load a node still flushes and compacts its
-// state for a while, and measuring then would charge that to whatever runs
+// settle waits, up to limit, until p is idle (under 3 % of a core over a
+// second): after a bulk load a node still flushes and compacts its state
+// for a while, and measuring then would charge that to whatever runs
 // beside it.
-func settle(ctx context.Context, p *process) {
+func settle(ctx context.Context, p *process, limit time.Duration) {
 	start := time.Now()
-	for time.Since(start) < time.Minute && ctx.Err() == nil {
+	for time.Since(start) < limit && ctx.Err() == nil {
 		c0 := p.cpuSeconds()
 		time.Sleep(time.Second)
 		if p.cpuSeconds()-c0 < 0.03 {

@@ -33,7 +33,7 @@ func benchScale(ctx context.Context, c config, dir string, rep *report) error {
 			return err
 		}
 		loading += time.Since(t0)
-		settle(ctx, n.process)
+		settle(ctx, n.process, c.settleLimit())
 		urls := d.trustURLs(n.url, 1024)
 		s := closedLoop(ctx, 8, 5*time.Second, func(w int, i int64) (request, bool) {
 			return request{method: "GET", url: urls[i%int64(len(urls))]}, true

@@ -1,0 +1,28 @@
+package registry
+
+import (
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
+)
+
+// CIDs name stored records, so CIDOf must give exactly what hashing the
+// bytes through go-multihash gives, for any input.
+func TestCIDOfMatchesMultihashSum(t *testing.T) {
+	inputs := [][]byte{nil, {}, []byte("x"), []byte("eyJhbGciOiJFZERTQSJ9.e30.c2ln"), make([]byte, 70000)}
+	for _, b := range inputs {
+		mh, err := multihash.Sum(b, multihash.SHA2_256, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := cid.NewCidV1(cid.Raw, mh).String()
+		if got := CIDOf(b); got != want {
+			t.Fatalf("CIDOf(%d bytes) = %s, want %s", len(b), got, want)
+		}
+	}
+	// A known value: the CID of "hello".
+	if got := CIDOf([]byte("hello")); got != "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq" {
+		t.Fatalf("CIDOf(hello) = %s", got)
+	}
+}
