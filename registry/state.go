@@ -83,7 +83,7 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 	if err := os.RemoveAll(filepath.Join(dir, "restore")); err != nil {
 		return nil, fmt.Errorf("open state %s: %w", dir, err)
 	}
-	popts := pebbleOptions(pebbleLogger{logger.With("component", "pebble")})
+	popts := stateOptions(pebbleLogger{logger.With("component", "pebble")})
 	popts.EnsureDefaults()
 	db, err := pebble.Open(dir, popts)
 	popts.Cache.Unref() // the database holds its own reference
@@ -128,13 +128,33 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 const (
 	stateCacheBytes    = 128 << 20
 	stateMemTableBytes = 32 << 20
+	// separatedValueBytes: values at least this long are stored apart from
+	// the keys (the signed operations); shorter ones inline.
+	separatedValueBytes = 1024
 )
+
+// stateOptions makes the options a state database is opened with (a test
+// opens one as an older build did).
+var stateOptions = pebbleOptions
 
 func pebbleOptions(logger pebble.Logger) *pebble.Options {
 	cache := pebble.NewCache(stateCacheBytes)
 	opts := &pebble.Options{Logger: logger, Cache: cache, MemTableSize: stateMemTableBytes}
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	// Stored operations (signed JWS, 1–2 KB, written once under random
+	// CIDs, rarely read) go to blob files that compactions reference
+	// instead of rewriting; the records a trust decision reads are smaller
+	// and stay in the sstables. Opening an older data directory moves it
+	// to this format.
+	opts.FormatMajorVersion = pebble.FormatValueSeparation
+	opts.Experimental.EnableColumnarBlocks = func() bool { return true }
+	opts.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
+		return pebble.ValueSeparationPolicy{
+			Enabled: true, MinimumSize: separatedValueBytes, MaxBlobReferenceDepth: 10,
+			RewriteMinimumAge: 5 * time.Minute, TargetGarbageRatio: 0.2,
+		}
 	}
 	return opts
 }
