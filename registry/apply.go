@@ -109,8 +109,8 @@ func (s *State) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw [
 // parse returns the operation PreVerify parsed (the CID names the exact
 // bytes, and parsing is a pure function of them), or parses it now.
 func (s *State) parse(raw []byte) (*ParsedOperation, error) {
-	if len(raw) > MaxOperationSize {
-		return ParseOperation(raw) // the size error
+	if err := checkSize(raw); err != nil {
+		return nil, err
 	}
 	digest := sha256.Sum256(raw)
 	if op, ok := s.parsed.Get(digest); ok {

@@ -54,17 +54,23 @@ type ParsedOperation struct {
 // payload. It checks structure only; signatures and authority are checked
 // when the operation is applied. Errors wrap ErrMalformed or ErrTooLarge.
 func ParseOperation(raw []byte) (*ParsedOperation, error) {
-	if len(raw) > MaxOperationSize {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), MaxOperationSize)
+	if err := checkSize(raw); err != nil {
+		return nil, err
 	}
 	return parseOperation(raw, sha256.Sum256(raw))
 }
 
-// parseOperation is ParseOperation for raw whose SHA-256 is digest.
-func parseOperation(raw []byte, digest [32]byte) (*ParsedOperation, error) {
+// checkSize refuses an operation longer than MaxOperationSize.
+func checkSize(raw []byte) error {
 	if len(raw) > MaxOperationSize {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), MaxOperationSize)
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), MaxOperationSize)
 	}
+	return nil
+}
+
+// parseOperation is ParseOperation for raw, already within the size limit,
+// whose SHA-256 is digest.
+func parseOperation(raw []byte, digest [32]byte) (*ParsedOperation, error) {
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 {
 		return nil, fmt.Errorf("%w: empty body: send a compact JWS or a JWS JSON serialization", ErrMalformed)
@@ -200,8 +206,8 @@ func verifiedKey(pub crypto.PublicKey, i int, raw []byte) [32]byte {
 // misses the memory and is verified then. It returns the parse error, the
 // one a malformed operation is refused with before it reaches the log.
 func (s *State) PreVerify(raw []byte) error {
-	if len(raw) > MaxOperationSize {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), MaxOperationSize)
+	if err := checkSize(raw); err != nil {
+		return err
 	}
 	digest := sha256.Sum256(raw)
 	if s.parsed.Contains(digest) {

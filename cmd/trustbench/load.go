@@ -54,7 +54,7 @@ func newClient(conns int) *http.Client {
 func closedLoop(ctx context.Context, conns int, d time.Duration, next func(worker int, i int64) (request, bool), ok func(status int) bool) stats {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	return drive(ctx, ctx, conns, nil, next, ok)
+	return drive(ctx, conns, nil, next, ok)
 }
 
 // paced sends requests at a fixed rate (open loop, up to conns in flight)
@@ -84,15 +84,15 @@ func paced(ctx context.Context, conns int, rate float64, d time.Duration, next f
 			}
 		}
 	}()
-	return drive(ctx, ctx, conns, due, next, ok)
+	return drive(ctx, conns, due, next, ok)
 }
 
 // drive runs conns workers. With due nil each worker sends as soon as it is
-// free until sendCtx ends, and latency counts from the send; otherwise each
+// free until ctx ends, and latency counts from the send; otherwise each
 // request waits for a due time from due, until it is closed, and latency
-// counts from that time. Requests run under reqCtx; one cut off by its end
+// counts from that time. Requests run under ctx; one cut off by its end
 // is not counted.
-func drive(sendCtx, reqCtx context.Context, conns int, due <-chan time.Time, next func(worker int, i int64) (request, bool), ok func(status int) bool) stats {
+func drive(ctx context.Context, conns int, due <-chan time.Time, next func(worker int, i int64) (request, bool), ok func(status int) bool) stats {
 	var (
 		wg     sync.WaitGroup
 		mu     sync.Mutex
@@ -101,7 +101,7 @@ func drive(sendCtx, reqCtx context.Context, conns int, due <-chan time.Time, nex
 		errors atomic.Int64
 		seq    atomic.Int64
 	)
-	end, hasEnd := reqCtx.Deadline() // the connection's deadline may fire before ctx's
+	end, hasEnd := ctx.Deadline() // the connection's deadline may fire before ctx's
 	steal0, total0 := cpuSteal()
 	start := time.Now()
 	for w := range conns {
@@ -120,7 +120,7 @@ func drive(sendCtx, reqCtx context.Context, conns int, due <-chan time.Time, nex
 						break
 					}
 					t0 = t
-				} else if sendCtx.Err() != nil {
+				} else if ctx.Err() != nil {
 					break
 				}
 				i := seq.Add(1)
@@ -133,8 +133,8 @@ func drive(sendCtx, reqCtx context.Context, conns int, due <-chan time.Time, nex
 				} else {
 					lag = append(lag, time.Since(t0))
 				}
-				status, err := client.do(reqCtx, r)
-				if reqCtx.Err() != nil || (hasEnd && !time.Now().Before(end)) {
+				status, err := client.do(ctx, r)
+				if ctx.Err() != nil || (hasEnd && !time.Now().Before(end)) {
 					break // cut off by the end of the run: not counted
 				}
 				if err != nil || !ok(status) {
