@@ -36,8 +36,12 @@ type Config struct {
 	Logger       *slog.Logger
 	// Bootstrap makes this node start a new cluster of Voters (itself
 	// included) when it has no raft state yet.
-	Bootstrap         bool
-	Voters            []peer.ID
+	Bootstrap bool
+	Voters    []peer.ID
+	// Contacts are peers this node reaches out to, besides the members of
+	// the raft configuration, whenever it hears from no leader (its
+	// configured peers and join addresses).
+	Contacts          []peer.ID
 	SnapshotInterval  time.Duration
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
@@ -76,6 +80,7 @@ type Cluster struct {
 	gater      *Gater
 	leaderWait time.Duration
 	prepare    func(cmd []byte)
+	contacts   []peer.ID
 	fwd        *forwarder
 	stop       context.CancelFunc
 }
@@ -101,7 +106,7 @@ func Start(cfg Config) (*Cluster, error) {
 		logs.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
-	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine, codec: cfg.Codec, gater: cfg.Gater, leaderWait: cfg.LeaderWait, prepare: cfg.Prepare}
+	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine, codec: cfg.Codec, gater: cfg.Gater, leaderWait: cfg.LeaderWait, prepare: cfg.Prepare, contacts: cfg.Contacts}
 	if c.leaderWait <= 0 {
 		c.leaderWait = 3 * time.Second
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -241,7 +242,9 @@ func (c *Cluster) toLeader(ctx context.Context, local func() ([]byte, error), re
 
 // syncPeers keeps the gater and the peerstore in step with the raft
 // configuration: every member is admitted, and a member whose addresses
-// this node does not know is looked up at the leader.
+// this node does not know is looked up at the leader. While this node
+// hears from no leader it reaches out to the members and contacts it can
+// dial (reachOut).
 func (c *Cluster) syncPeers(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -255,11 +258,16 @@ func (c *Cluster) syncPeers(ctx context.Context) {
 		if f.Error() != nil {
 			continue
 		}
+		members := make([]peer.ID, 0, len(f.Configuration().Servers))
 		for _, s := range f.Configuration().Servers {
-			id, err := peer.Decode(string(s.ID))
-			if err != nil || id == c.host.ID() {
-				continue
+			if id, err := peer.Decode(string(s.ID)); err == nil && id != c.host.ID() {
+				members = append(members, id)
 			}
+		}
+		if c.LeaderID() == "" {
+			c.reachOut(ctx, append(members, c.contacts...))
+		}
+		for _, id := range members {
 			if c.gater != nil {
 				c.gater.Allow(id)
 			}
@@ -287,6 +295,35 @@ func (c *Cluster) syncPeers(ctx context.Context) {
 			c.addAddrs(id, addrs)
 		}
 	}
+}
+
+// reachOut connects to each of ids that this node has addresses for and
+// is not connected to. A leader knows the addresses of the peers in its
+// own configuration file and those it learned while running; after a
+// restart it cannot dial a member added by address alone (a read replica,
+// which never stands for election and so never dials out itself). The
+// connection tells it where this node is, and raft's traffic then flows
+// over it.
+func (c *Cluster) reachOut(ctx context.Context, ids []peer.ID) {
+	var wg sync.WaitGroup
+	seen := make(map[peer.ID]bool, len(ids))
+	for _, id := range ids {
+		if seen[id] || id == c.host.ID() || c.host.Network().Connectedness(id) == network.Connected ||
+			len(c.host.Peerstore().Addrs(id)) == 0 {
+			continue
+		}
+		seen[id] = true
+		wg.Go(func() {
+			// Direct: libp2p's backoff after failed dials would otherwise
+			// hold this node away from a member for minutes after it is back.
+			cctx, cancel := context.WithTimeout(network.WithForceDirectDial(ctx, "reaching out to a cluster member"), 2*time.Second)
+			defer cancel()
+			if err := c.host.Connect(cctx, peer.AddrInfo{ID: id}); err == nil {
+				c.log.Info("no leader heard from: connected to a cluster member", "peer", id.String())
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func (c *Cluster) addAddrs(id peer.ID, addrs []string) {

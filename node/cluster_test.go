@@ -617,3 +617,34 @@ func TestFollowerForwardsConcurrentWrites(t *testing.T) {
 	t.Logf("%d writes forwarded in %d batches", forwarded, batches)
 	c.converged(last)
 }
+
+// A read replica added by its address alone (the voters' configurations do
+// not list it) must not be stranded when the leader restarts: the leader
+// forgets addresses it learned, so the replica, hearing from no leader,
+// reaches out to the members it knows.
+func TestReplicaReconnectsAfterLeaderRestart(t *testing.T) {
+	genesis, gov := writeGenesis(t, t.TempDir())
+	cfgs := clusterConfigs(t, 2, genesis)
+	cfgs[0].P2P.Peers = nil
+	cfgs[1].Raft.Join = cfgs[1].P2P.Peers
+	cfgs[1].Raft.Nonvoter = true
+	cfgs[0].Raft.HeartbeatTimeout = 500 * time.Millisecond
+	cfgs[0].Raft.ElectionTimeout = 500 * time.Millisecond
+	cfgs[1].Raft.HeartbeatTimeout = 500 * time.Millisecond
+	cfgs[1].Raft.ElectionTimeout = 500 * time.Millisecond
+	c := &testCluster{t: t, cfgs: cfgs, nodes: make([]*Node, 2), gov: gov}
+	t.Cleanup(func() { c.stop(0); c.stop(1) })
+	c.start(0)
+	c.node(0).gater.Allow(peerOf(t, cfgs[1]))
+	c.waitLeader()
+	root, _ := registry.GenerateKey(registry.KeyEd25519)
+	c.root, c.fw = root, "https://example.org/fw"
+	c.mustSubmit(0, c.govOp(registry.OpCreateFramework, map[string]any{"id": c.fw, "name": "FW", "roots": []string{root.DID}}))
+	c.start(1)
+	c.converged(c.mustSubmit(0, c.accreditOp("did:web:before.example")).Index)
+
+	c.stop(0)
+	c.start(0)
+	c.waitLeader()
+	c.converged(c.mustSubmit(0, c.accreditOp("did:web:after.example")).Index)
+}

@@ -95,7 +95,7 @@ func New(cfg configs.Config, opts Options) (n *Node, err error) {
 	}
 	n.cluster, err = consensus.Start(consensus.Config{
 		Dir: filepath.Join(cfg.DataDir, "raft"), Host: n.host, StateMachine: stateMachine{n.State}, Logger: logger,
-		Bootstrap: cfg.Raft.Bootstrap && len(joins) == 0, Voters: peers,
+		Bootstrap: cfg.Raft.Bootstrap && len(joins) == 0, Voters: peers, Contacts: append(slices.Clone(peers), joins...),
 		ClusterID: n.State.GenesisCID(), Codec: resultCodec{}, Gater: n.gater, Prepare: n.State.PreVerifyCommand,
 		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold, TrailingLogs: cfg.Raft.TrailingLogs,
 		HeartbeatTimeout: cfg.Raft.HeartbeatTimeout, ElectionTimeout: cfg.Raft.ElectionTimeout,
