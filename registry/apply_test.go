@@ -348,3 +348,26 @@ func TestPreVerifiedSignaturesCannotBeReused(t *testing.T) {
 	}
 	f.mustAccept(good)
 }
+
+// TestApplyDropsWhatPreVerifyRemembered: the parse and the signature checks
+// PreVerify keeps for the apply are dropped once the apply has used them,
+// so a bulk load does not leave them in memory; an operation applied again
+// (a resubmission) is parsed and checked afresh and answered the same.
+func TestApplyDropsWhatPreVerifyRemembered(t *testing.T) {
+	f := mustChain(t)
+	op := f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "a"})
+	if err := f.s.PreVerify(op); err != nil {
+		t.Fatal(err)
+	}
+	if f.s.parsed.Len() != 1 || f.s.verified.Len() != 1 {
+		t.Fatalf("PreVerify remembered %d parses and %d signatures, want 1 and 1", f.s.parsed.Len(), f.s.verified.Len())
+	}
+	first := f.mustAccept(op)
+	if f.s.parsed.Len() != 0 || f.s.verified.Len() != 0 {
+		t.Fatalf("after the apply %d parses and %d signatures are still remembered", f.s.parsed.Len(), f.s.verified.Len())
+	}
+	again := f.apply(op)
+	if !again.Duplicate || again.Index != first.Index || again.CID != first.CID {
+		t.Fatalf("resubmission: %+v, first %+v", again, first)
+	}
+}

@@ -250,7 +250,11 @@ func (s *State) verifySignatures(r pebble.Reader, op *ParsedOperation) ([]string
 		if err != nil {
 			return nil, err
 		}
-		if _, ok := s.verified.Get(verifiedKey(pub, i, op.Raw)); !ok {
+		// A signature PreVerify checked is not checked again; like parse,
+		// the apply drops the memory of it.
+		if k := verifiedKey(pub, i, op.Raw); s.verified.Contains(k) {
+			s.verified.Remove(k)
+		} else {
 			one := *op.JWS
 			one.Signatures = []jose.Signature{sig}
 			if _, err := one.Verify(joseKey(pub)); err != nil {
