@@ -56,7 +56,7 @@ func settle(ctx context.Context, p *process, limit time.Duration) {
 			quiet = 0
 		}
 	}
-	if d := time.Since(start); d > 2*time.Second {
+	if d := time.Since(start); d > 3*time.Second {
 		fmt.Fprintf(os.Stderr, "%s settled after %s\n", p.name, d.Round(time.Second))
 	}
 }
