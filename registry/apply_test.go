@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -369,5 +372,67 @@ func TestApplyDropsWhatPreVerifyRemembered(t *testing.T) {
 	again := f.apply(op)
 	if !again.Duplicate || again.Index != first.Index || again.CID != first.CID {
 		t.Fatalf("resubmission: %+v, first %+v", again, first)
+	}
+}
+
+// TestStatusChangeLeavesCachedRecordsAlone: the apply reads accreditations
+// through the read-side cache, which trust queries share; a status change
+// must put its event on a copy. Written in place, queries running during
+// the apply saw an event not yet committed (and raced with the write).
+func TestStatusChangeLeavesCachedRecordsAlone(t *testing.T) {
+	f := mustChain(t)
+	if d := f.ask(time.Time{}, 0); d.Reason != ReasonActive {
+		t.Fatalf("before: %s", d.Reason)
+	}
+	cached, ok := f.s.records.get(string(key(tableAccreditation, f.collegeAcc)))
+	if !ok {
+		t.Fatal("the trust query did not cache the accreditation: the test shows nothing")
+	}
+	a := cached.(*Accreditation)
+	events := slices.Clone(a.Events)
+	f.mustAccept(f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"}))
+	if !slices.Equal(a.Events, events) {
+		t.Fatalf("the cached accreditation changed under the apply: %d events, were %d", len(a.Events), len(events))
+	}
+	if d := f.ask(time.Time{}, 0); d.Reason != ReasonSuspended {
+		t.Fatalf("after the suspension: %s", d.Reason)
+	}
+}
+
+// TestStatusChangesWhileQueried runs trust queries alongside suspensions
+// and reinstatements (go test -race finds a write to a shared record).
+func TestStatusChangesWhileQueried(t *testing.T) {
+	f := mustChain(t)
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				d, err := f.s.Decide(Question{Entity: f.college.DID, Framework: fwID, Action: ActionIssue, Resource: nursing}, f.now)
+				if err != nil || (d.Reason != ReasonActive && d.Reason != ReasonSuspended) {
+					errs <- fmt.Errorf("decision %+v, %v", d, err)
+					return
+				}
+			}
+		})
+	}
+	for i := range 40 {
+		op := OpSuspend
+		if i%2 == 1 {
+			op = OpReinstate
+		}
+		f.mustAccept(f.sign(f.qa, op, map[string]any{"accreditation": f.collegeAcc, "reason": fmt.Sprintf("round %d", i)}))
+	}
+	close(done)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }
