@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/prometheus/client_golang/prometheus"
@@ -166,9 +165,7 @@ func (n *Node) startHost() error {
 	for _, ai := range infos {
 		n.gater.Allow(ai.ID)
 	}
-	n.gater.OnRefused = func(p peer.ID, dir network.Direction) {
-		n.log.Warn("refused a connection from a peer outside the cluster", "peer", p.String(), "direction", dir.String())
-	}
+	n.gater.OnRefused = newRefusalLog(n.log, time.Minute).refused
 	var psk []byte
 	if n.cfg.P2P.PSKFile != "" {
 		if psk, err = readPSK(n.cfg.P2P.PSKFile); err != nil {

@@ -3,9 +3,13 @@ package node
 import (
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"sync"
+	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -49,4 +53,50 @@ func readPSK(path string) ([]byte, error) {
 		return nil, fmt.Errorf("pre-shared key %s must hold 64 hex digits (32 bytes)", path)
 	}
 	return key, nil
+}
+
+// refusalLog logs the peers the gater refuses, each at most once per
+// interval, with the count of refusals it did not log: a peer that keeps
+// dialing (a node whose configuration lists this one but which this one
+// does not admit, reaching out for a leader every second) would otherwise
+// write a line a second.
+type refusalLog struct {
+	log   *slog.Logger
+	every time.Duration
+	now   func() time.Time
+
+	mu   sync.Mutex
+	last map[peer.ID]refusal
+}
+
+type refusal struct {
+	at     time.Time
+	unsaid int
+}
+
+// maxRefusalsTracked bounds the memory of refused peers (peer ids cost an
+// outsider nothing to make); past it the memory starts over.
+const maxRefusalsTracked = 1024
+
+func newRefusalLog(log *slog.Logger, every time.Duration) *refusalLog {
+	return &refusalLog{log: log, every: every, now: time.Now, last: map[peer.ID]refusal{}}
+}
+
+func (r *refusalLog) refused(p peer.ID, dir network.Direction) {
+	r.mu.Lock()
+	now := r.now()
+	prev, seen := r.last[p]
+	if seen && now.Sub(prev.at) < r.every {
+		prev.unsaid++
+		r.last[p] = prev
+		r.mu.Unlock()
+		return
+	}
+	if !seen && len(r.last) >= maxRefusalsTracked {
+		clear(r.last)
+	}
+	r.last[p] = refusal{at: now}
+	r.mu.Unlock()
+	r.log.Warn("refused a connection from a peer outside the cluster", "peer", p.String(), "direction", dir.String(),
+		"refused_since_last_logged", prev.unsaid)
 }
