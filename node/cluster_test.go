@@ -105,10 +105,42 @@ func mustNewCluster(t *testing.T, n int) *testCluster {
 		}
 	})
 	c.waitLeader()
+	c.createFramework()
+	return c
+}
+
+// soloVoterWithReplica returns node 0, a voter that bootstraps alone (its
+// configuration lists no peers), leading and holding a framework, and node
+// 1, not started, a read replica that joins it by address. adjust, if not
+// nil, changes either configuration first.
+func soloVoterWithReplica(t *testing.T, adjust func(voter, replica *configs.Config)) *testCluster {
+	t.Helper()
+	genesis, gov := writeGenesis(t, t.TempDir())
+	cfgs := clusterConfigs(t, 2, genesis)
+	cfgs[0].P2P.Peers = nil
+	cfgs[1].Raft.Join = cfgs[1].P2P.Peers
+	cfgs[1].Raft.Nonvoter = true
+	if adjust != nil {
+		adjust(&cfgs[0], &cfgs[1])
+	}
+	c := &testCluster{t: t, cfgs: cfgs, nodes: make([]*Node, 2), gov: gov}
+	t.Cleanup(func() { c.stop(0); c.stop(1) })
+	c.start(0)
+	// A member admits a joining node only if its gater does (listed in
+	// p2p.peers); the voter's configuration lists nobody, so by hand.
+	c.node(0).gater.Allow(peerOf(t, cfgs[1]))
+	c.waitLeader()
+	c.createFramework()
+	return c
+}
+
+// createFramework creates a framework with a fresh root accreditor through
+// node 0.
+func (c *testCluster) createFramework() {
+	c.t.Helper()
 	root, _ := registry.GenerateKey(registry.KeyEd25519)
 	c.root, c.fw = root, "https://example.org/fw"
 	c.mustSubmit(0, c.govOp(registry.OpCreateFramework, map[string]any{"id": c.fw, "name": "FW", "roots": []string{root.DID}}))
-	return c
 }
 
 func (c *testCluster) start(i int) {
@@ -373,25 +405,12 @@ func TestPartitionedMinorityCannotCommit(t *testing.T) {
 }
 
 func TestNonvoterCatchesUpFromSnapshotAndNeverVotes(t *testing.T) {
-	genesis, gov := writeGenesis(t, t.TempDir())
-	cfgs := clusterConfigs(t, 2, genesis)
 	// Node 0 runs alone with small snapshots; node 1 joins later as a
 	// non-voter and must be sent a snapshot, the log having been compacted.
-	cfgs[0].P2P.Peers = cfgs[0].P2P.Peers[:1]
-	cfgs[0].Raft.SnapshotThreshold = 1024
-	cfgs[0].Raft.TrailingLogs = 256
-	cfgs[1].Raft.Join = cfgs[1].P2P.Peers
-	cfgs[1].Raft.Nonvoter = true
-	c := &testCluster{t: t, cfgs: cfgs, nodes: make([]*Node, 2), gov: gov}
-	t.Cleanup(func() { c.stop(0); c.stop(1) })
-	// Node 0 must not wait for node 1 to form a quorum: bootstrap it alone.
-	c.cfgs[0].P2P.Peers = nil
-	c.start(0)
-	c.node(0).gater.Allow(peerOf(t, cfgs[1]))
-	c.waitLeader()
-	root, _ := registry.GenerateKey(registry.KeyEd25519)
-	c.root, c.fw = root, "https://example.org/fw"
-	c.mustSubmit(0, c.govOp(registry.OpCreateFramework, map[string]any{"id": c.fw, "name": "FW", "roots": []string{root.DID}}))
+	c := soloVoterWithReplica(t, func(voter, _ *configs.Config) {
+		voter.Raft.SnapshotThreshold = 1024
+		voter.Raft.TrailingLogs = 256
+	})
 
 	const total = 10_000
 	var wg sync.WaitGroup
@@ -623,23 +642,12 @@ func TestFollowerForwardsConcurrentWrites(t *testing.T) {
 // forgets addresses it learned, so the replica, hearing from no leader,
 // reaches out to the members it knows.
 func TestReplicaReconnectsAfterLeaderRestart(t *testing.T) {
-	genesis, gov := writeGenesis(t, t.TempDir())
-	cfgs := clusterConfigs(t, 2, genesis)
-	cfgs[0].P2P.Peers = nil
-	cfgs[1].Raft.Join = cfgs[1].P2P.Peers
-	cfgs[1].Raft.Nonvoter = true
-	cfgs[0].Raft.HeartbeatTimeout = 500 * time.Millisecond
-	cfgs[0].Raft.ElectionTimeout = 500 * time.Millisecond
-	cfgs[1].Raft.HeartbeatTimeout = 500 * time.Millisecond
-	cfgs[1].Raft.ElectionTimeout = 500 * time.Millisecond
-	c := &testCluster{t: t, cfgs: cfgs, nodes: make([]*Node, 2), gov: gov}
-	t.Cleanup(func() { c.stop(0); c.stop(1) })
-	c.start(0)
-	c.node(0).gater.Allow(peerOf(t, cfgs[1]))
-	c.waitLeader()
-	root, _ := registry.GenerateKey(registry.KeyEd25519)
-	c.root, c.fw = root, "https://example.org/fw"
-	c.mustSubmit(0, c.govOp(registry.OpCreateFramework, map[string]any{"id": c.fw, "name": "FW", "roots": []string{root.DID}}))
+	c := soloVoterWithReplica(t, func(voter, replica *configs.Config) {
+		for _, cfg := range []*configs.Config{voter, replica} {
+			cfg.Raft.HeartbeatTimeout = 500 * time.Millisecond
+			cfg.Raft.ElectionTimeout = 500 * time.Millisecond
+		}
+	})
 	c.start(1)
 	c.converged(c.mustSubmit(0, c.accreditOp("did:web:before.example")).Index)
 
