@@ -150,18 +150,16 @@ func (c *applyCtx) changeStatus(op *StatusChange) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if a != nil {
-		// Read through the read-side cache, so shared with trust queries
-		// running now: the new event goes on a copy, in a new array (an
-		// append in place would show queries an event not yet committed,
-		// and race with them).
-		own := *a
-		own.Events = slices.Clip(a.Events)
-		a = &own
-	}
 	if a == nil {
 		return "", reject(CodeInvalid, "accreditation %q does not exist", op.Accreditation)
 	}
+	// Read through the read-side cache, so shared with trust queries
+	// running now: the new event goes on a copy, in a new array (an append
+	// in place would show queries an event not yet committed, and race
+	// with them).
+	own := *a
+	own.Events = slices.Clip(a.Events)
+	a = &own
 	if err := invalid(validText("reason", op.Reason, 1024)); err != nil {
 		return "", err
 	}

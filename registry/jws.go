@@ -252,9 +252,7 @@ func (s *State) verifySignatures(r pebble.Reader, op *ParsedOperation) ([]string
 		}
 		// A signature PreVerify checked is not checked again; like parse,
 		// the apply drops the memory of it.
-		if k := verifiedKey(pub, i, op.Raw); s.verified.Contains(k) {
-			s.verified.Remove(k)
-		} else {
+		if !s.verified.Remove(verifiedKey(pub, i, op.Raw)) {
 			one := *op.JWS
 			one.Signatures = []jose.Signature{sig}
 			if _, err := one.Verify(joseKey(pub)); err != nil {
