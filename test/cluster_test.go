@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -93,15 +94,15 @@ func mustStartProcCluster(t *testing.T, n int) *procCluster {
 		c.configs = append(c.configs, path)
 	}
 	c.procs = make([]*proc, n)
+	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range infos {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.procs[i] = startTrustd(t, bin, base, "--config", c.configs[i])
-		}()
+		wg.Go(func() { c.procs[i], errs[i] = tryStartTrustd(t, bin, base, "--config", c.configs[i]) })
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
 	return c
 }
 

@@ -3,6 +3,7 @@ package test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -80,17 +81,28 @@ func (l *lockedBuffer) String() string {
 // answers /readyz.
 func startTrustd(t *testing.T, bin, dir string, args ...string) *proc {
 	t.Helper()
+	p, err := tryStartTrustd(t, bin, dir, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// tryStartTrustd is startTrustd reporting failure as an error, for
+// goroutines other than the test's (t.Fatal there would end only that
+// goroutine and leave the test running without the process).
+func tryStartTrustd(t *testing.T, bin, dir string, args ...string) (*proc, error) {
 	cmd := exec.Command(filepath.Join(bin, "trustd"), args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOCOVERDIR=")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	p := &proc{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	t.Cleanup(func() { p.kill() })
 	urls := make(chan string, 1)
@@ -110,9 +122,9 @@ func startTrustd(t *testing.T, bin, dir string, args ...string) *proc {
 	select {
 	case p.url = <-urls:
 	case err := <-p.done:
-		t.Fatalf("trustd exited early: %v\n%s", err, p.stderr)
+		return nil, fmt.Errorf("trustd %v exited early: %v\n%s", args, err, p.stderr)
 	case <-time.After(30 * time.Second):
-		t.Fatalf("trustd printed no gateway URL\n%s", p.stderr)
+		return nil, fmt.Errorf("trustd %v printed no gateway URL\n%s", args, p.stderr)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -121,12 +133,12 @@ func startTrustd(t *testing.T, bin, dir string, args ...string) *proc {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return p
+				return p, nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("trustd at %s never became ready\n%s", p.url, p.stderr)
+			return nil, fmt.Errorf("trustd at %s never became ready\n%s", p.url, p.stderr)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
