@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -46,6 +48,48 @@ func TestRestartAppliesNothingTwice(t *testing.T) {
 	if f.digest() != before || f.s.AppliedIndex() != applied {
 		t.Fatal("replay changed the state")
 	}
+}
+
+// A batch of entries records its last entry's index and commit time, and
+// both survive a restart; a commit time that runs backwards within the
+// batch is held at the latest.
+func TestBatchRecordsItsLastEntryAcrossRestart(t *testing.T) {
+	f := mustChain(t)
+	times := []time.Duration{time.Second, 3 * time.Second, 2 * time.Second}
+	committed := []time.Duration{time.Second, 3 * time.Second, 3 * time.Second}
+	var entries []Entry
+	for i, d := range times {
+		jws := f.sign(f.qa, OpAccredit, map[string]any{
+			"framework": fwID, "accreditor": f.qa.DID, "subject": fmt.Sprintf("did:web:batch-%d.example", i),
+			"action": ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+			"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
+		})
+		entries = append(entries, Entry{Index: f.index + uint64(i) + 1, Time: f.now.Add(d), Data: EncodeOperation(jws)})
+	}
+	for i, r := range f.s.ApplyBatch(entries) {
+		if !r.Accepted {
+			t.Fatalf("entry %d: %s", entries[i].Index, r.Reason)
+		}
+		if want := f.now.Add(committed[i]); !r.Time.Equal(want) {
+			t.Errorf("entry %d committed at %s, want %s", entries[i].Index, r.Time, want)
+		}
+	}
+	last, latest := entries[2].Index, f.now.Add(3*time.Second)
+	check := func(when string) {
+		t.Helper()
+		if got := f.s.AppliedIndex(); got != last {
+			t.Errorf("%s: applied index %d, want %d", when, got, last)
+		}
+		if got := time.Unix(0, f.s.commitTime.Load()).UTC(); !got.Equal(latest) {
+			t.Errorf("%s: commit time %s, want %s", when, got, latest)
+		}
+	}
+	check("after the batch")
+	if err := f.s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.open()
+	check("after a restart")
 }
 
 func TestSnapshotRestoreGivesIdenticalState(t *testing.T) {

@@ -304,8 +304,6 @@ func (s *State) ApplyBatch(entries []Entry) []*Result {
 		}
 		res := s.applyEntry(b, e.Index, t, e.Data)
 		mustSetJSON(b, indexKey(tableResults, e.Index), res)
-		b.Set(metaApplied, u64(e.Index), nil)
-		b.Set(metaCommitTime, u64(uint64(t.UnixNano())), nil)
 		results[i] = res
 		fresh = append(fresh, res)
 		applied, last = e.Index, t
@@ -313,6 +311,11 @@ func (s *State) ApplyBatch(entries []Entry) []*Result {
 	if len(fresh) == 0 {
 		return results
 	}
+	// The batch commits whole, so the applied index and commit time are
+	// written once, for its last entry (nothing in the apply reads them
+	// back from the batch).
+	b.Set(metaApplied, u64(applied), nil)
+	b.Set(metaCommitTime, u64(uint64(last.UnixNano())), nil)
 	// No fsync here: the raft log, synced on a majority, is what makes an
 	// entry durable. A state that loses its unsynced tail in a crash is
 	// behind the log, and raft replays the tail (entries at or below the
