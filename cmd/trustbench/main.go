@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,7 @@ type config struct {
 	scale     int
 	profile   string
 	keep      bool
+	splitCPUs bool
 	halfConns int
 	rounds    int
 	rates     []int
@@ -142,6 +144,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.BoolVar(&c.skipReads, "skip-reads", false, "do not run the read benchmark")
 	fs.IntVar(&c.rounds, "rounds", 0, "interleaved rounds of each read measurement, the best kept (default 3; short: 2)")
 	fs.IntVar(&c.halfConns, "half-conns", 0, "connections for the latency run at half the maximum rate (default: --conns)")
+	fs.BoolVar(&c.splitCPUs, "split-cpus", false, "run the servers on the upper half of the CPUs and the load generator on the lower half")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (data directories and node logs) for inspection")
 	fs.StringVar(&c.profile, "profile", "", "save CPU profiles of trustd during the measured runs into this directory")
 	fs.IntVar(&c.scale, "scale", -1, "entities for the scale run, 0 to skip it (default: 1000000; short mode: 3000)")
@@ -172,6 +175,33 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if c.short {
 			c.scale = 3000
 		}
+	}
+	if c.splitCPUs {
+		gen, servers, err := splitCPUs()
+		if err != nil {
+			return err
+		}
+		if err := pinSelf(gen); err != nil {
+			return err
+		}
+		serverCPUs = servers
+		fmt.Fprintf(os.Stderr, "load generator on CPUs %v, servers on CPUs %v\n", gen, servers)
+	}
+	if c.profile != "" {
+		// The load generator's own profile: what a request costs the side
+		// that sends it.
+		if err := os.MkdirAll(c.profile, 0o755); err != nil {
+			return err
+		}
+		f, err := os.Create(filepath.Join(c.profile, "generator.pprof"))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	dir, err := os.MkdirTemp("", "trustbench-")
 	if err != nil {

@@ -103,11 +103,16 @@ func (p *process) peakRSS() float64 {
 	return 0
 }
 
+// serverCPUs, when set (--split-cpus), are the CPUs every server this
+// benchmark starts runs on. It is set once, before the first start.
+var serverCPUs []int
+
 func start(dir, name string, bin string, args ...string) (*process, error) {
 	log, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
+	bin, args = onCPUs(serverCPUs, bin, args)
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = log, log
