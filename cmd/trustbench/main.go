@@ -146,7 +146,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&c.halfConns, "half-conns", 0, "connections for the latency run at half the maximum rate (default: --conns)")
 	fs.BoolVar(&c.splitCPUs, "split-cpus", false, "run the servers on the upper half of the CPUs and the load generator on the lower half")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (data directories and node logs) for inspection")
-	fs.StringVar(&c.profile, "profile", "", "save CPU profiles of trustd during the measured runs into this directory")
+	fs.StringVar(&c.profile, "profile", "", "save CPU profiles of trustd during the measured runs, and of the load generator, into this directory")
 	fs.IntVar(&c.scale, "scale", -1, "entities for the scale run, 0 to skip it (default: 1000000; short mode: 3000)")
 	if err := fs.Parse(args); err != nil {
 		return err
