@@ -12,7 +12,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -266,12 +268,24 @@ func baselineServer(args []string) error {
 	fs := flag.NewFlagSet("baseline-server", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	bodyFile := fs.String("body", "", "file with the JSON body to return")
+	admin := fs.String("admin", "", "also serve /debug/pprof on this address, for profiles comparable with trustd's")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	body, err := os.ReadFile(*bodyFile)
 	if err != nil {
 		return err
+	}
+	if *admin != "" {
+		// On its own listener and mux, as trustd's admin endpoint is: the
+		// measured handler stays the bare one.
+		ln, err := net.Listen("tcp", *admin)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+		go http.Serve(ln, mux)
 	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -322,7 +336,13 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 		os.WriteFile(bodyFile, body, 0o644)
 		port := freePort()
 		self, _ := os.Executable()
-		bp, err := start(dir, "baseline", self, "baseline-server", "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--body", bodyFile)
+		baseArgs := []string{"baseline-server", "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--body", bodyFile}
+		var baseAdmin string
+		if c.profile != "" {
+			baseAdmin = fmt.Sprintf("127.0.0.1:%d", freePort())
+			baseArgs = append(baseArgs, "--admin", baseAdmin)
+		}
+		bp, err := start(dir, "baseline", self, baseArgs...)
 		if err != nil {
 			return err
 		}
@@ -348,18 +368,27 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 			}
 			return s, (p.cpuSeconds() - cpu0) * 1e6 / float64(s.Requests)
 		}
-		for round := range c.rounds {
-			if s, cpu := perQuery(bp, func() stats { return closedLoop(ctx, c.conns, c.duration, baseNext, ok200) }); s.PerSecond > br.PerSecond {
-				br, bCPU = s, cpu
-			}
-			stopProfile := func() {}
+		// With --profile, the first round of each side is profiled, so
+		// the two can be compared (go tool pprof -diff_base).
+		profiled := func(round int, admin, name string, run func()) {
+			stop := func() {}
 			if round == 0 {
-				stopProfile = c.profileDuring(n.admin, fmt.Sprintf("reads-%d", entities))
+				stop = c.profileDuring(admin, name)
 			}
-			if s, cpu := perQuery(n.process, func() stats { return closedLoop(ctx, c.conns, c.duration, trustNext, ok200) }); s.PerSecond > tr.PerSecond {
-				tr, tCPU = s, cpu
-			}
-			stopProfile()
+			run()
+			stop()
+		}
+		for round := range c.rounds {
+			profiled(round, baseAdmin, fmt.Sprintf("reads-%d-baseline", entities), func() {
+				if s, cpu := perQuery(bp, func() stats { return closedLoop(ctx, c.conns, c.duration, baseNext, ok200) }); s.PerSecond > br.PerSecond {
+					br, bCPU = s, cpu
+				}
+			})
+			profiled(round, n.admin, fmt.Sprintf("reads-%d", entities), func() {
+				if s, cpu := perQuery(n.process, func() stats { return closedLoop(ctx, c.conns, c.duration, trustNext, ok200) }); s.PerSecond > tr.PerSecond {
+					tr, tCPU = s, cpu
+				}
+			})
 		}
 		half := tr.PerSecond / 2
 		r := readResult{Entities: entities, Conns: c.conns, Trustd: tr, Baseline: br, Ratio: tr.PerSecond / br.PerSecond, HalfRate: half, TrustdCPUus: tCPU, BaselineCPUus: bCPU}
@@ -560,8 +589,9 @@ func printReport(w io.Writer, r *report) {
 	}
 }
 
-// profileDuring starts a CPU profile of the trustd behind admin and
-// returns a function that waits for it and saves it (with --profile).
+// profileDuring starts a CPU profile of the process (trustd or the read
+// baseline) behind admin and returns a function that waits for it and
+// saves it (with --profile).
 func (c config) profileDuring(admin, name string) func() {
 	if c.profile == "" || admin == "" {
 		return func() {}
