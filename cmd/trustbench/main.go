@@ -54,14 +54,19 @@ type report struct {
 }
 
 type readResult struct {
-	Entities      int     `json:"entities"`
-	Conns         int     `json:"conns"`
-	Trustd        stats   `json:"trustd"`
-	Baseline      stats   `json:"baseline"`
-	Ratio         float64 `json:"ratio"`
-	HalfRate      float64 `json:"half_rate"`
-	TrustdAtHalf  stats   `json:"trustd_at_half_rate"`
-	BaselineAtHal stats   `json:"baseline_at_half_rate"`
+	Entities int     `json:"entities"`
+	Conns    int     `json:"conns"`
+	Trustd   stats   `json:"trustd"`
+	Baseline stats   `json:"baseline"`
+	Ratio    float64 `json:"ratio"`
+	// The ratio within each round (the bare handler, then trustd, back to
+	// back): how far the machine moved the figure during the run.
+	RoundRatios []float64 `json:"round_ratios"`
+	// trustd's CPU per query over the bare handler's, in each round.
+	RoundCPURatios []float64 `json:"round_cpu_ratios"`
+	HalfRate       float64   `json:"half_rate"`
+	TrustdAtHalf   stats     `json:"trustd_at_half_rate"`
+	BaselineAtHal  stats     `json:"baseline_at_half_rate"`
 	// Latency at the fixed rates of --rates: where p99 meets a bound.
 	AtRates []ratePoint `json:"at_rates,omitempty"`
 	// CPU microseconds each server spent per answered query in the run
@@ -378,20 +383,27 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 			run()
 			stop()
 		}
+		var roundRatios, roundCPU []float64
 		for round := range c.rounds {
+			var bs, ts stats
+			var bc, tc float64
 			profiled(round, baseAdmin, fmt.Sprintf("reads-%d-baseline", entities), func() {
-				if s, cpu := perQuery(bp, func() stats { return closedLoop(ctx, c.conns, c.duration, baseNext, ok200) }); s.PerSecond > br.PerSecond {
-					br, bCPU = s, cpu
+				if bs, bc = perQuery(bp, func() stats { return closedLoop(ctx, c.conns, c.duration, baseNext, ok200) }); bs.PerSecond > br.PerSecond {
+					br, bCPU = bs, bc
 				}
 			})
 			profiled(round, n.admin, fmt.Sprintf("reads-%d", entities), func() {
-				if s, cpu := perQuery(n.process, func() stats { return closedLoop(ctx, c.conns, c.duration, trustNext, ok200) }); s.PerSecond > tr.PerSecond {
-					tr, tCPU = s, cpu
+				if ts, tc = perQuery(n.process, func() stats { return closedLoop(ctx, c.conns, c.duration, trustNext, ok200) }); ts.PerSecond > tr.PerSecond {
+					tr, tCPU = ts, tc
 				}
 			})
+			if bs.PerSecond > 0 && bc > 0 {
+				roundRatios = append(roundRatios, ts.PerSecond/bs.PerSecond)
+				roundCPU = append(roundCPU, tc/bc)
+			}
 		}
 		half := tr.PerSecond / 2
-		r := readResult{Entities: entities, Conns: c.conns, Trustd: tr, Baseline: br, Ratio: tr.PerSecond / br.PerSecond, HalfRate: half, TrustdCPUus: tCPU, BaselineCPUus: bCPU}
+		r := readResult{Entities: entities, Conns: c.conns, Trustd: tr, Baseline: br, Ratio: tr.PerSecond / br.PerSecond, RoundRatios: roundRatios, RoundCPURatios: roundCPU, HalfRate: half, TrustdCPUus: tCPU, BaselineCPUus: bCPU}
 		halfConns := c.conns
 		if c.halfConns > 0 {
 			halfConns = c.halfConns
@@ -559,6 +571,10 @@ func printReport(w io.Writer, r *report) {
 			fmt.Fprintf(w, "%10d %6d %12.0f %12.0f %7.2f %9.2f %9.2f %9.2f %11.1f us %9.1f us\n", x.Entities, x.Conns, x.Trustd.PerSecond, x.Baseline.PerSecond,
 				x.Ratio, x.Trustd.P50, x.Trustd.P99, x.Baseline.P99, x.TrustdCPUus, x.BaselineCPUus)
 		}
+		for _, x := range r.Reads {
+			fmt.Fprintf(w, "%10d entities, each round (net/http, then trustd): ratio%s; CPU per query, trustd / net/http%s\n",
+				x.Entities, formatRatios(x.RoundRatios), formatRatios(x.RoundCPURatios))
+		}
 		fmt.Fprintf(w, "Latency at half the maximum rate, then at --rates (paced, open loop; trustd / net/http)\n")
 		fmt.Fprintf(w, "%10s %9s %16s %16s %18s %14s\n", "entities", "r/s", "p50 ms", "p99 ms", "send lag p99 ms", "cpu steal %")
 		for _, x := range r.Reads {
@@ -638,4 +654,13 @@ func leaderAdmin(nodes []*trustdNode) string {
 		}
 	}
 	return ""
+}
+
+// formatRatios lists ratios with two decimals, each after a space.
+func formatRatios(rs []float64) string {
+	var b strings.Builder
+	for _, r := range rs {
+		fmt.Fprintf(&b, " %.2f", r)
+	}
+	return b.String()
 }
