@@ -15,11 +15,12 @@ import (
 // half for the load generator, the upper half for the servers measured.
 // On a machine whose cores the generator and the servers share, the
 // latency measured at a paced rate includes the time each waited for the
-// other's work (the generator alone used a third of the machine at 15,000
+// other's work (the generator nearly fills one core at 14,000
 // requests/s); with the halves apart it is the servers' latency, as with
 // a generator on another machine, at the cost of each side having fewer
-// cores. Every server of a run is placed the same way, baselines
-// included.
+// cores, which on a 2-core machine costs as much as it saves
+// (BENCHMARKS.md, fifth pass). Every server of a run is placed the same
+// way, baselines included.
 func splitCPUs() (generator, servers []int, err error) {
 	var set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &set); err != nil {
