@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -130,5 +131,43 @@ func BenchmarkRestore(b *testing.B) {
 		b.StopTimer()
 		fresh.Close()
 		b.StartTimer()
+	}
+}
+
+// BenchmarkPreVerify parses and checks the signature of fresh operations,
+// as a node receiving writes does, for each kind of signer: a did:key
+// carries its key; a registered did:web names one of its entity's JWKs.
+func BenchmarkPreVerify(b *testing.B) {
+	f := mustChain(b)
+	signers := map[string]*Signer{}
+	for _, kind := range []string{KeyEd25519, KeyP256} {
+		signers["did:key "+kind] = mustKey(b, kind)
+		did := "did:web:signer-" + strings.ToLower(kind) + ".example"
+		web, err := mustKey(b, kind).WithKID(did + "#key-1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		jwk, err := web.PublicJWK()
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.mustAccept(f.sign(f.qa, OpRegisterEntity, map[string]any{"id": did, "name": "Signer", "keys": []any{jwk}}))
+		signers["did:web "+kind] = web
+	}
+	for _, name := range []string{"did:key " + KeyEd25519, "did:key " + KeyP256, "did:web " + KeyEd25519, "did:web " + KeyP256} {
+		s := signers[name]
+		b.Run(strings.ReplaceAll(name, " ", "-"), func(b *testing.B) {
+			ops := make([][]byte, b.N)
+			for i := range ops {
+				ops[i] = f.sign(s, OpUpdateEntity, map[string]any{"id": s.DID, "name": fmt.Sprintf("Signer %d", i)})
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if err := f.s.PreVerify(ops[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -152,7 +152,7 @@ func kidMatches(registered, did, fragment string) bool {
 func (s *State) resolveKey(r pebble.Reader, kid string) (crypto.PublicKey, string, error) {
 	did, fragment, _ := strings.Cut(kid, "#")
 	if strings.HasPrefix(did, "did:key:") {
-		pub, err := ParseDIDKey(did)
+		pub, err := s.keys.didKey(did)
 		if err != nil {
 			return nil, did, reject(CodeUnknownKey, "kid %q: %v", kid, err)
 		}
@@ -170,12 +170,12 @@ func (s *State) resolveKey(r pebble.Reader, kid string) (crypto.PublicKey, strin
 		}
 	}
 	for _, raw := range keys {
-		jwk, err := ParsePublicJWK(raw)
+		registered, pub, err := s.keys.jwk(raw)
 		if err != nil {
 			continue
 		}
-		if kidMatches(jwk.KeyID, did, fragment) {
-			return jwk.Key, did, nil
+		if kidMatches(registered, did, fragment) {
+			return pub, did, nil
 		}
 	}
 	return nil, did, reject(CodeUnknownKey, "no key %q is registered for %s: register the entity with this key or sign with a current key", kid, did)

@@ -51,6 +51,7 @@ type State struct {
 	records   *recordCache
 	verified  *lru.Cache[[32]byte, struct{}]         // signatures PreVerify checked
 	parsed    *lru.Cache[[32]byte, *ParsedOperation] // operations PreVerify parsed, by SHA-256 of their bytes
+	keys      *keyCache                              // public keys parsed from did:keys and registered JWKs
 	dirty     []string                               // keys written by the batch being applied
 	dirtySet  map[string]struct{}                    // the same keys, for lookups
 	closeOnce sync.Once
@@ -102,6 +103,7 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 		appliedCh:  make(chan struct{}),
 		lists:      newListCache(256 << 20),
 		records:    newRecordCache(200_000),
+		keys:       newKeyCache(),
 		dirtySet:   map[string]struct{}{},
 	}
 	for _, m := range g.Members {

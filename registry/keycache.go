@@ -1,0 +1,61 @@
+package registry
+
+import (
+	"crypto"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+// keyCache remembers public keys parsed from their encodings: a did:key
+// identifier, or the JSON of a registered JWK. Parsing is a pure function
+// of those bytes and costs about 10 µs for a P-256 key (the point is
+// decompressed or checked to be on the curve) and as much for any JWK's
+// JSON, against 50–150 µs for the signature check it serves; the same few
+// signers sign most operations. Which key a kid names is still looked up
+// in the state every time: a rotated key is simply no longer asked for.
+//
+// The two encodings cannot collide: a did:key starts with "did:key:", a
+// JWK with "{". Parse errors are not remembered.
+type keyCache struct {
+	lru *lru.Cache[string, parsedKey]
+}
+
+type parsedKey struct {
+	kid string // the JWK's kid; empty for a did:key
+	pub crypto.PublicKey
+}
+
+// keyCacheSize bounds the signers remembered: a few hundred bytes each.
+const keyCacheSize = 4096
+
+func newKeyCache() *keyCache {
+	c, _ := lru.New[string, parsedKey](keyCacheSize)
+	return &keyCache{lru: c}
+}
+
+// didKey returns the key a did:key carries (ParseDIDKey, remembered).
+func (c *keyCache) didKey(did string) (crypto.PublicKey, error) {
+	if k, ok := c.lru.Get(did); ok {
+		return k.pub, nil
+	}
+	pub, err := ParseDIDKey(did)
+	if err != nil {
+		return nil, err
+	}
+	c.lru.Add(did, parsedKey{pub: pub})
+	return pub, nil
+}
+
+// jwk returns the kid and key of a registered public JWK (ParsePublicJWK,
+// remembered).
+func (c *keyCache) jwk(raw []byte) (kid string, pub crypto.PublicKey, err error) {
+	if k, ok := c.lru.Get(string(raw)); ok {
+		return k.kid, k.pub, nil
+	}
+	j, err := ParsePublicJWK(raw)
+	if err != nil {
+		return "", nil, err
+	}
+	c.lru.Add(string(raw), parsedKey{kid: j.KeyID, pub: j.Key})
+	return j.KeyID, j.Key, nil
+}
