@@ -46,8 +46,12 @@ func (c *applyCtx) dirty(k []byte) {
 // batch has not written are read through the read-side cache (they hold
 // their committed value); records it wrote are read from the batch and
 // never cached.
-func (c *applyCtx) evaluator() *evaluator {
-	return &evaluator{r: c.b, asOf: c.index, cache: c.s.records, epoch: c.s.records.begin(), dirty: c.s.dirtySet}
+func (c *applyCtx) evaluator() *evaluator { return c.s.batchReader(c.b, c.index) }
+
+// batchReader returns an evaluator over b, the batch being applied at
+// index (see applyCtx.evaluator).
+func (s *State) batchReader(b *pebble.Batch, index uint64) *evaluator {
+	return &evaluator{r: b, asOf: index, cache: s.records, epoch: s.records.begin(), dirty: s.dirtySet}
 }
 
 func (s *State) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw []byte) *Result {
@@ -71,7 +75,7 @@ func (s *State) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw [
 		return rejected(res, reject(CodeIATWindow, "iat %s is %s from the commit time %s; the window is %s: sign the operation again now",
 			iat.UTC().Format(time.RFC3339), d.Round(time.Second), t.Format(time.RFC3339), s.iatWindow))
 	}
-	signers, err := s.verifySignatures(b, op)
+	signers, err := s.verifySignatures(s.batchReader(b, index), op)
 	if err != nil {
 		return rejected(res, err)
 	}

@@ -12,10 +12,21 @@ import (
 // maxKeys bounds the keys one entity may register.
 const maxKeys = 16
 
+// entity reads a fresh copy of an entity record from the batch, for the
+// apply to change and put back.
 func (c *applyCtx) entity(did string) (*Entity, bool, error) {
 	var ent Entity
 	ok, err := getJSON(c.b, key(tableEntities, did), &ent)
 	return &ent, ok, err
+}
+
+// putEntity writes an entity record. Signature checks read entities
+// through the read-side cache, which drops this one when the batch
+// commits; until then the batch's own reads see it (see batchReader).
+func (c *applyCtx) putEntity(ent *Entity) {
+	k := key(tableEntities, ent.ID)
+	mustSetJSON(c.b, k, ent)
+	c.dirty(k)
 }
 
 // validKeys parses the JWKs an operation registers for did.
@@ -144,7 +155,7 @@ func (c *applyCtx) registerEntity(op *RegisterEntity) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	mustSetJSON(c.b, key(tableEntities, op.ID), Entity{
+	c.putEntity(&Entity{
 		ID: op.ID, Name: op.Name, Metadata: op.Metadata, Keys: keys, Registered: true,
 		CreatedIndex: c.index, UpdatedIndex: c.index,
 	})
@@ -179,7 +190,7 @@ func (c *applyCtx) updateEntity(op *UpdateEntity) (string, error) {
 		ent.Metadata = op.Metadata
 	}
 	ent.UpdatedIndex = c.index
-	mustSetJSON(c.b, key(tableEntities, op.ID), ent)
+	c.putEntity(ent)
 	c.touched = append(c.touched, op.ID)
 	return op.ID, nil
 }
@@ -207,7 +218,7 @@ func (c *applyCtx) rotateKeys(op *RotateKeys) (string, error) {
 	}
 	ent.Keys = keys
 	ent.UpdatedIndex = c.index
-	mustSetJSON(c.b, key(tableEntities, op.ID), ent)
+	c.putEntity(ent)
 	c.touched = append(c.touched, op.ID)
 	return op.ID, nil
 }

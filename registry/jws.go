@@ -148,8 +148,10 @@ func kidMatches(registered, did, fragment string) bool {
 
 // resolveKey finds the public key a kid names, as recorded in the registry
 // now: a did:key carries its own key; any other DID uses the keys of its
-// registered entity, or of its genesis membership.
-func (s *State) resolveKey(r pebble.Reader, kid string) (crypto.PublicKey, string, error) {
+// registered entity, or of its genesis membership. The entity is read
+// through e: the committed state for PreVerify, the batch being applied
+// for the apply (an entity this batch rotated is read from the batch).
+func (s *State) resolveKey(e *evaluator, kid string) (crypto.PublicKey, string, error) {
 	did, fragment, _ := strings.Cut(kid, "#")
 	if strings.HasPrefix(did, "did:key:") {
 		pub, err := s.keys.didKey(did)
@@ -158,16 +160,15 @@ func (s *State) resolveKey(r pebble.Reader, kid string) (crypto.PublicKey, strin
 		}
 		return pub, did, nil
 	}
-	var ent Entity
-	found, err := getJSON(r, key(tableEntities, did), &ent)
+	ent, err := readRecord[Entity](e, key(tableEntities, did))
 	if err != nil {
 		return nil, did, err
 	}
-	keys := ent.Keys
-	if !found {
-		if m, ok := s.members[did]; ok {
-			keys = m.Keys
-		}
+	var keys []json.RawMessage
+	if ent != nil {
+		keys = ent.Keys
+	} else if m, ok := s.members[did]; ok {
+		keys = m.Keys
 	}
 	for _, raw := range keys {
 		registered, pub, err := s.keys.jwk(raw)
@@ -218,8 +219,9 @@ func (s *State) PreVerify(raw []byte) error {
 		return err
 	}
 	s.parsed.Add(digest, op)
+	r := s.reader(0)
 	for i, sig := range op.JWS.Signatures {
-		pub, _, err := s.resolveKey(s.db, sig.Protected.KeyID)
+		pub, _, err := s.resolveKey(r, sig.Protected.KeyID)
 		if err != nil {
 			return nil // apply will reject it with the reason
 		}
@@ -242,11 +244,11 @@ func (s *State) PreVerifyCommand(cmd []byte) {
 
 // verifySignatures checks every signature of op against the key its kid
 // names. It returns the signer DIDs in signature order.
-func (s *State) verifySignatures(r pebble.Reader, op *ParsedOperation) ([]string, error) {
+func (s *State) verifySignatures(e *evaluator, op *ParsedOperation) ([]string, error) {
 	signers := make([]string, 0, len(op.JWS.Signatures))
 	seen := map[string]bool{}
 	for i, sig := range op.JWS.Signatures {
-		pub, did, err := s.resolveKey(r, sig.Protected.KeyID)
+		pub, did, err := s.resolveKey(e, sig.Protected.KeyID)
 		if err != nil {
 			return nil, err
 		}

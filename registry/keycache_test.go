@@ -54,3 +54,48 @@ func TestKeyCacheParsesOnceAndRemembersNoErrors(t *testing.T) {
 		t.Fatalf("failures were remembered: %d entries, want %d", c.lru.Len(), before)
 	}
 }
+
+// Signature checks read entities through the read-side cache: once a
+// rotation commits, or earlier in the same batch, the old key signs
+// nothing, however warm the cache was.
+func TestRotatedKeyRefusedWithWarmCache(t *testing.T) {
+	f := mustChain(t)
+	const web = "did:web:rotating.example"
+	old, _ := mustKey(t, KeyEd25519).WithKID(web + "#key-1")
+	oldJWK, _ := old.PublicJWK()
+	f.mustAccept(f.sign(f.qa, OpRegisterEntity, map[string]any{"id": web, "name": "Rotating", "keys": []any{oldJWK}}))
+	next, _ := mustKey(t, KeyP256).WithKID(web + "#key-2")
+	nextJWK, _ := next.PublicJWK()
+
+	// Warm the cache with the entity and PreVerify's memory with the old
+	// key's signature, then rotate and use the old key in the same batch.
+	byOld := f.sign(old, OpUpdateEntity, map[string]any{"id": web, "name": "signed by the old key"})
+	if err := f.s.PreVerify(byOld); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.s.records.get(string(key(tableEntities, web))); !ok {
+		t.Fatal("PreVerify did not read the entity through the cache; this test would prove nothing")
+	}
+	rotate := f.sign(old, OpRotateKeys, map[string]any{"id": web, "keys": []any{nextJWK}})
+	f.index += 2
+	res := f.s.ApplyBatch([]Entry{
+		{Index: f.index - 1, Time: f.now, Data: EncodeOperation(rotate)},
+		{Index: f.index, Time: f.now, Data: EncodeOperation(byOld)},
+	})
+	if !res[0].Accepted {
+		t.Fatalf("rotation: %s", res[0].Reason)
+	}
+	if res[1].Accepted || res[1].Code != CodeUnknownKey {
+		t.Fatalf("the old key signed in the rotation's batch: %+v", res[1])
+	}
+
+	// In later batches too, after PreVerify read the entity again.
+	later := f.sign(old, OpUpdateEntity, map[string]any{"id": web, "name": "later, old key"})
+	if err := f.s.PreVerify(later); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.apply(later); r.Accepted || r.Code != CodeUnknownKey {
+		t.Fatalf("the old key signed after the rotation: %+v", r)
+	}
+	f.mustAccept(f.sign(next, OpUpdateEntity, map[string]any{"id": web, "name": "signed by the new key"}))
+}

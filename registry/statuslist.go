@@ -220,7 +220,7 @@ func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
 	if !strings.Contains(kid, "#") {
 		return "", reject(CodeMalformed, "credential kid %q is not a DID URL", kid)
 	}
-	pub, did, err := c.s.resolveKey(c.b, kid)
+	pub, did, err := c.s.resolveKey(c.evaluator(), kid)
 	if err != nil {
 		return "", err
 	}
