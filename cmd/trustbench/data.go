@@ -23,7 +23,9 @@ const (
 
 // dataset is a framework with a root accreditor, agencies and
 // sub-agencies, and colleges accredited under them in chains of depth 2
-// and 3.
+// and 3. Agencies sign with did:keys; sub-agencies are registered did:web
+// entities signing with their registered keys, as most accreditors would,
+// so half the colleges' operations take each path.
 type dataset struct {
 	gov, root   *registry.Signer
 	agencies    []*registry.Signer
@@ -78,7 +80,10 @@ func newDataset(base string, gov *registry.Signer) (*dataset, error) {
 		d.agencies, d.agencyAccs = append(d.agencies, a), append(d.agencyAccs, r.ID)
 	}
 	for i := range 10 {
-		s, _ := registry.GenerateKey(registry.KeyEd25519)
+		s, err := registeredSigner(client, base, gov, fmt.Sprintf("did:web:sub-agency-%d.bench.example", i))
+		if err != nil {
+			return nil, err
+		}
 		r, err := submit(client, base, sign(d.agencies[i], map[string]any{"op": "accredit", "framework": benchFramework, "accreditor": d.agencies[i].DID,
 			"subject": s.DID, "action": "accredit", "resources": []string{benchResource}, "parent": d.agencyAccs[i], "validFrom": "2021-01-01T00:00:00Z"}))
 		if err != nil {
@@ -87,6 +92,32 @@ func newDataset(base string, gov *registry.Signer) (*dataset, error) {
 		d.subs, d.subAccs = append(d.subs, s), append(d.subAccs, r.ID)
 	}
 	return d, nil
+}
+
+// registeredSigner registers did as an entity with a new Ed25519 key
+// (signed by governance) and returns the signer of that key.
+func registeredSigner(client *http.Client, base string, gov *registry.Signer, did string) (*registry.Signer, error) {
+	k, err := registry.GenerateKey(registry.KeyEd25519)
+	if err != nil {
+		return nil, err
+	}
+	s, err := k.WithKID(did + "#key-1")
+	if err != nil {
+		return nil, err
+	}
+	jwk, err := s.PublicJWK()
+	if err != nil {
+		return nil, err
+	}
+	payload, _ := json.Marshal(map[string]any{"op": registry.OpRegisterEntity, "iat": time.Now().Unix(), "id": did, "name": "Bench sub-agency", "keys": []json.RawMessage{jwk}})
+	jws, err := registry.SignJSON(payload, gov)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := submit(client, base, jws); err != nil {
+		return nil, fmt.Errorf("register %s: %w", did, err)
+	}
+	return s, nil
 }
 
 // collegeOp accredits college i: even ones under an agency (a chain of
@@ -177,9 +208,13 @@ func progress(stop chan struct{}, what string, done *atomic.Int64, total int64, 
 func (d *dataset) trustURLs(base string, m int) []string {
 	out := make([]string, 0, m)
 	for i := range m {
-		did := d.collegeDIDs[(i*7919)%len(d.collegeDIDs)]
-		q := url.Values{"entity": {did}, "framework": {benchFramework}, "resource": {benchResource}}
-		out = append(out, base+"/v1/trust?"+q.Encode())
+		out = append(out, trustURL(base, d.collegeDIDs[(i*7919)%len(d.collegeDIDs)]))
 	}
 	return out
+}
+
+// trustURL asks whether did may issue the benchmark's credential.
+func trustURL(base, did string) string {
+	q := url.Values{"entity": {did}, "framework": {benchFramework}, "resource": {benchResource}}
+	return base + "/v1/trust?" + q.Encode()
 }
