@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -131,6 +133,26 @@ func TestParseCPUSteal(t *testing.T) {
 	for _, bad := range []string{"", "intr 1 2 3", "cpu 1 2 3", "cpu  a 1 50 800 10 0 5 34"} {
 		if s, tot := parseCPUSteal([]byte(bad)); s != 0 || tot != 0 {
 			t.Fatalf("%q: got %d/%d, want nothing", bad, s, tot)
+		}
+	}
+}
+
+func TestMedianOfRoundRatios(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{
+		{nil, 0},
+		{[]float64{0.7}, 0.7},
+		{[]float64{0.9, 0.62, 0.78}, 0.78},
+		{[]float64{0.9, 0.6, 0.8, 0.7}, 0.75},
+	} {
+		in := slices.Clone(c.in)
+		if got := median(in); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
+		if !slices.Equal(in, c.in) {
+			t.Errorf("median reordered its input: %v", in)
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,6 +63,10 @@ type readResult struct {
 	// The ratio within each round (the bare handler, then trustd, back to
 	// back): how far the machine moved the figure during the run.
 	RoundRatios []float64 `json:"round_ratios"`
+	// The median of RoundRatios: each round's two runs share the machine's
+	// state of the moment, so this is less swayed by a slow or fast spell
+	// than Ratio, whose two best runs may come from different rounds.
+	MedianRoundRatio float64 `json:"median_round_ratio"`
 	// trustd's CPU per query over the bare handler's, in each round.
 	RoundCPURatios []float64 `json:"round_cpu_ratios"`
 	HalfRate       float64   `json:"half_rate"`
@@ -409,7 +414,7 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 			}
 		}
 		half := tr.PerSecond / 2
-		r := readResult{Entities: entities, Conns: c.conns, Trustd: tr, Baseline: br, Ratio: tr.PerSecond / br.PerSecond, RoundRatios: roundRatios, RoundCPURatios: roundCPU, HalfRate: half, TrustdCPUus: tCPU, BaselineCPUus: bCPU}
+		r := readResult{Entities: entities, Conns: c.conns, Trustd: tr, Baseline: br, Ratio: tr.PerSecond / br.PerSecond, RoundRatios: roundRatios, MedianRoundRatio: median(roundRatios), RoundCPURatios: roundCPU, HalfRate: half, TrustdCPUus: tCPU, BaselineCPUus: bCPU}
 		halfConns := c.conns
 		if c.halfConns > 0 {
 			halfConns = c.halfConns
@@ -578,8 +583,8 @@ func printReport(w io.Writer, r *report) {
 				x.Ratio, x.Trustd.P50, x.Trustd.P99, x.Baseline.P99, x.TrustdCPUus, x.BaselineCPUus)
 		}
 		for _, x := range r.Reads {
-			fmt.Fprintf(w, "%10d entities, each round (net/http, then trustd): ratio%s; CPU per query, trustd / net/http%s\n",
-				x.Entities, formatRatios(x.RoundRatios), formatRatios(x.RoundCPURatios))
+			fmt.Fprintf(w, "%10d entities, each round (net/http, then trustd): ratio%s (median %.2f); CPU per query, trustd / net/http%s\n",
+				x.Entities, formatRatios(x.RoundRatios), x.MedianRoundRatio, formatRatios(x.RoundCPURatios))
 		}
 		fmt.Fprintf(w, "Latency at half the maximum rate, then at --rates (paced, open loop; trustd / net/http)\n")
 		fmt.Fprintf(w, "%10s %9s %16s %16s %18s %14s\n", "entities", "r/s", "p50 ms", "p99 ms", "send lag p99 ms", "cpu steal %")
@@ -663,6 +668,19 @@ func leaderAdmin(nodes []*trustdNode) string {
 }
 
 // formatRatios lists ratios with two decimals, each after a space.
+// median returns the median of xs (the mean of the middle two for an even
+// count), or 0 for none. xs is left as it is.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
 func formatRatios(rs []float64) string {
 	var b strings.Builder
 	for _, r := range rs {
