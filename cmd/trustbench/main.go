@@ -667,7 +667,6 @@ func leaderAdmin(nodes []*trustdNode) string {
 	return ""
 }
 
-// formatRatios lists ratios with two decimals, each after a space.
 // median returns the median of xs (the mean of the middle two for an even
 // count), or 0 for none. xs is left as it is.
 func median(xs []float64) float64 {
@@ -681,6 +680,7 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+// formatRatios lists ratios with two decimals, each after a space.
 func formatRatios(rs []float64) string {
 	var b strings.Builder
 	for _, r := range rs {
