@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -83,6 +85,12 @@ type Cluster struct {
 	contacts   []peer.ID
 	fwd        *forwarder
 	stop       context.CancelFunc
+
+	// termMu serializes the wait for this leader's first commit in its
+	// term; readTerm is the term in which that commit was seen (see
+	// termCommitted).
+	termMu   sync.Mutex
+	readTerm atomic.Uint64
 }
 
 // Start opens the raft stores in cfg.Dir, restores the state machine from

@@ -154,10 +154,35 @@ func (c *Cluster) readIndexLocal() (uint64, error) {
 	if !c.IsLeader() {
 		return 0, ErrNotLeader
 	}
+	if err := c.termCommitted(); err != nil {
+		return 0, err
+	}
 	if err := c.raft.VerifyLeader().Error(); err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
 	}
 	return c.lastCommandAtOrBefore(c.raft.CommitIndex()), nil
+}
+
+// termCommitted returns once this leader has committed an entry of its
+// own term. Until then its commit index may lag the last leader's: an
+// entry that leader committed and acknowledged is in this node's log, but
+// this node learns it is committed only by committing a later entry. A
+// barrier is such an entry; one per term is enough.
+func (c *Cluster) termCommitted() error {
+	term := c.raft.CurrentTerm()
+	if c.readTerm.Load() == term {
+		return nil
+	}
+	c.termMu.Lock()
+	defer c.termMu.Unlock()
+	if c.readTerm.Load() == term {
+		return nil
+	}
+	if err := c.raft.Barrier(c.leaderWait).Error(); err != nil {
+		return fmt.Errorf("%w: commit an entry of term %d: %v", ErrNotLeader, term, err)
+	}
+	c.readTerm.Store(term)
+	return nil
 }
 
 // lastCommandAtOrBefore returns the index of the last command entry at or

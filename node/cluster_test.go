@@ -656,3 +656,44 @@ func TestReplicaReconnectsAfterLeaderRestart(t *testing.T) {
 	c.waitLeader()
 	c.converged(c.mustSubmit(0, c.accreditOp("did:web:after.example")).Index)
 }
+
+// TestReadIndexOnANewLeaderCoversAcknowledgedWrites cuts a leader off the
+// moment it acknowledges a write, before its followers may have heard that
+// the write is committed. The first read index the new leader gives must
+// still cover that write: a leader's commit index is not known to be
+// current until an entry of its own term is committed.
+func TestReadIndexOnANewLeaderCoversAcknowledgedWrites(t *testing.T) {
+	c := mustNewCluster(t, 3)
+	for round := range 4 {
+		old := c.waitLeader()
+		a, b := (old+1)%3, (old+2)%3
+		res := c.mustSubmit(old, c.accreditOp(fmt.Sprintf("did:web:read-index-%d.example", round)))
+		c.cut(old, a)
+		c.cut(old, b)
+		// Ask the new leader as soon as it leads: polling without a pause,
+		// bounded in time.
+		newLeader := -1
+		for deadline := time.Now().Add(15 * time.Second); newLeader < 0 && time.Now().Before(deadline); {
+			for _, i := range []int{a, b} {
+				if c.node(i).cluster.IsLeader() {
+					newLeader = i
+				}
+			}
+		}
+		if newLeader < 0 {
+			t.Fatalf("round %d: no new leader after cutting node %d off", round, old)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		idx, err := c.node(newLeader).ReadIndex(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: read index on the new leader: %v", round, err)
+		}
+		if idx < res.Index {
+			t.Fatalf("round %d: the new leader's read index %d misses write %d acknowledged before the read began", round, idx, res.Index)
+		}
+		c.heal(old, a)
+		c.heal(old, b)
+		c.converged(res.Index)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -226,10 +227,16 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	if len(history) < clients*opsPerClient/3 {
 		t.Fatalf("only %d operations completed", len(history))
 	}
-	res := porcupine.CheckOperationsTimeout(linModel.ToModel(), history, 60*time.Second)
+	model := linModel.ToModel()
+	res, info := porcupine.CheckOperationsVerbose(model, history, 60*time.Second)
 	switch res {
 	case porcupine.Illegal:
-		t.Fatalf("history of %d operations is not linearizable", len(history))
+		// Kept by go test -artifacts (under -outputdir); open in a browser.
+		out := filepath.Join(t.ArtifactDir(), "history.html")
+		if err := porcupine.VisualizePath(model, info, out); err != nil {
+			t.Logf("visualize the history: %v", err)
+		}
+		t.Fatalf("history of %d operations is not linearizable; partial linearizations in %s", len(history), out)
 	case porcupine.Unknown:
 		t.Fatalf("linearizability check timed out on %d operations", len(history))
 	}
