@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -183,38 +184,14 @@ func TestLinearizableUnderFaults(t *testing.T) {
 			}
 		}()
 	}
-	// Faults while the clients run: the leader is stopped and restarted,
-	// then a follower is cut off and healed.
+	// Faults while the clients run (injectFaults).
 	faults := make(chan error, 1)
 	go func() {
-		defer close(faults)
 		defer faultsDone.Store(true)
-		waitForQuietly(10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(history) >= 40 })
-		l := c.leader()
-		if l < 0 {
-			return
-		}
-		c.stop(l)
-		waitForQuietly(5*time.Second, func() bool { x := c.leader(); return x >= 0 && x != l })
-		if err := c.tryStart(l); err != nil {
-			faults <- err
-			return
-		}
-		waitForQuietly(5*time.Second, func() bool { return c.leader() >= 0 })
-		leader := c.leader()
-		if leader < 0 {
-			return
-		}
-		// Cut one follower off from both others, then heal the same links.
-		f, other := (leader+1)%3, (leader+2)%3
-		c.cut(f, leader)
-		c.cut(f, other)
-		time.Sleep(time.Second) // hold the partition while clients run
-		c.heal(f, leader)
-		c.heal(f, other)
+		faults <- injectFaults(c, func() bool { mu.Lock(); defer mu.Unlock(); return len(history) >= 40 })
 	}()
 	if err := <-faults; err != nil {
-		t.Fatalf("restarting the stopped leader: %v", err)
+		t.Errorf("fault schedule: %v", err)
 	}
 	wg.Wait()
 
@@ -241,6 +218,62 @@ func TestLinearizableUnderFaults(t *testing.T) {
 		t.Fatalf("linearizability check timed out on %d operations", len(history))
 	}
 	t.Logf("%d operations (%d with unknown outcome) are linearizable", len(history), len(ambiguous))
+}
+
+// injectFaults runs the test's faults once started() holds: the leader is
+// stopped and restarted, a follower is cut off and healed, then the leader
+// is cut off (it acknowledges writes up to the moment its followers stop
+// hearing it) and healed. Each fault is certain to happen, or an error
+// says which could not.
+func injectFaults(c *testCluster, started func() bool) error {
+	waitForQuietly(10*time.Second, started)
+	leads := func(ids ...int) func() bool {
+		return func() bool {
+			for _, i := range ids {
+				if n := c.node(i); n != nil && n.cluster.IsLeader() {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	others := func(i int) (int, int) { return (i + 1) % 3, (i + 2) % 3 }
+	l := c.leader()
+	if l < 0 {
+		return errors.New("no leader before the faults")
+	}
+	a, b := others(l)
+	c.stop(l)
+	waitForQuietly(5*time.Second, leads(a, b))
+	if err := c.tryStart(l); err != nil {
+		return fmt.Errorf("restart the stopped leader: %w", err)
+	}
+	waitForQuietly(5*time.Second, leads(0, 1, 2))
+	if l = c.leader(); l < 0 {
+		return errors.New("no leader after the old one restarted")
+	}
+	// Cut one follower off from both others, then heal the same links.
+	f, other := others(l)
+	c.cut(f, l)
+	c.cut(f, other)
+	time.Sleep(time.Second) // hold the partition while clients run
+	c.heal(f, l)
+	c.heal(f, other)
+	waitForQuietly(5*time.Second, leads(0, 1, 2))
+	if l = c.leader(); l < 0 {
+		return errors.New("no leader after the follower's partition healed")
+	}
+	a, b = others(l)
+	c.cut(l, a)
+	c.cut(l, b)
+	waitForQuietly(5*time.Second, leads(a, b))
+	if !leads(a, b)() {
+		return fmt.Errorf("no new leader after node %d was cut off", l)
+	}
+	time.Sleep(500 * time.Millisecond) // clients run against the new leader
+	c.heal(l, a)
+	c.heal(l, b)
+	return nil
 }
 
 // waitForQuietly polls cond until it holds or d passes, without failing.
