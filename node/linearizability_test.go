@@ -245,6 +245,9 @@ func injectFaults(c *testCluster, started func() bool) error {
 	a, b := others(l)
 	c.stop(l)
 	waitForQuietly(5*time.Second, leads(a, b))
+	if !leads(a, b)() {
+		return fmt.Errorf("no new leader after node %d stopped", l)
+	}
 	if err := c.tryStart(l); err != nil {
 		return fmt.Errorf("restart the stopped leader: %w", err)
 	}
