@@ -24,9 +24,25 @@ var errKeyNotFound = errors.New("not found")
 
 // LogStore is a raft.LogStore and raft.StableStore on Pebble. Every write is
 // synced: raft acknowledges entries only once they are durable.
+// Calls after Close fail with an error instead of reaching the closed
+// database (Pebble panics there): a read index being served may still be
+// looking up entries while the node shuts down.
 type LogStore struct {
-	db        *pebble.DB
-	closeOnce sync.Once
+	db     *pebble.DB
+	mu     sync.RWMutex // held for reading by every call, for writing by Close
+	closed bool
+}
+
+var errLogStoreClosed = errors.New("raft log store is closed")
+
+// use holds the store open for one call; the caller releases s.mu.RUnlock.
+func (s *LogStore) use() error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return errLogStoreClosed
+	}
+	return nil
 }
 
 var (
@@ -45,9 +61,13 @@ func OpenLogStore(dir string) (*LogStore, error) {
 
 // Close closes the database. Closing twice is harmless.
 func (s *LogStore) Close() error {
-	var err error
-	s.closeOnce.Do(func() { err = s.db.Close() })
-	return err
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.db.Close()
 }
 
 func logKey(index uint64) []byte {
@@ -59,6 +79,10 @@ func logKey(index uint64) []byte {
 
 // FirstIndex returns the first index written, or 0 for an empty log.
 func (s *LogStore) FirstIndex() (uint64, error) {
+	if err := s.use(); err != nil {
+		return 0, err
+	}
+	defer s.mu.RUnlock()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixLog}, UpperBound: []byte{prefixLog + 1}})
 	if err != nil {
 		return 0, err
@@ -72,6 +96,10 @@ func (s *LogStore) FirstIndex() (uint64, error) {
 
 // LastIndex returns the last index written, or 0 for an empty log.
 func (s *LogStore) LastIndex() (uint64, error) {
+	if err := s.use(); err != nil {
+		return 0, err
+	}
+	defer s.mu.RUnlock()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixLog}, UpperBound: []byte{prefixLog + 1}})
 	if err != nil {
 		return 0, err
@@ -85,6 +113,10 @@ func (s *LogStore) LastIndex() (uint64, error) {
 
 // GetLog reads the entry at index into out, or returns raft.ErrLogNotFound.
 func (s *LogStore) GetLog(index uint64, out *raft.Log) error {
+	if err := s.use(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
 	v, closer, err := s.db.Get(logKey(index))
 	if err == pebble.ErrNotFound {
 		return raft.ErrLogNotFound
@@ -105,6 +137,10 @@ func (s *LogStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{
 
 // StoreLogs stores entries in one synced batch.
 func (s *LogStore) StoreLogs(logs []*raft.Log) error {
+	if err := s.use(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, l := range logs {
@@ -120,6 +156,10 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 
 // DeleteRange deletes entries min..max inclusive.
 func (s *LogStore) DeleteRange(min, max uint64) error {
+	if err := s.use(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
 	b := s.db.NewBatch()
 	defer b.Close()
 	end := []byte{prefixLog + 1}
@@ -139,6 +179,10 @@ func stableKey(k []byte) []byte { return append([]byte{prefixStable}, k...) }
 
 // Set stores a stable value.
 func (s *LogStore) Set(k, v []byte) error {
+	if err := s.use(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
 	if err := s.db.Set(stableKey(k), v, pebble.Sync); err != nil {
 		return fmt.Errorf("raft stable store: %w", err)
 	}
@@ -148,6 +192,10 @@ func (s *LogStore) Set(k, v []byte) error {
 // Get reads a stable value; a missing key is an error with the text
 // "not found", as raft requires.
 func (s *LogStore) Get(k []byte) ([]byte, error) {
+	if err := s.use(); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
 	v, closer, err := s.db.Get(stableKey(k))
 	if err == pebble.ErrNotFound {
 		return nil, errKeyNotFound

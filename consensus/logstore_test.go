@@ -125,3 +125,34 @@ func TestEntryEnvelope(t *testing.T) {
 	}()
 	unstamp(10, []byte{7, 0, 0})
 }
+
+// TestLogStoreRefusesCallsAfterClose: a read index served while the node
+// shuts down may look up an entry after the store is closed; it gets an
+// error, where the closed Pebble database would panic.
+func TestLogStoreRefusesCallsAfterClose(t *testing.T) {
+	s, _ := mustNewLogStore(t)
+	if err := s.StoreLogs([]*raft.Log{{Index: 1, Term: 1, Type: raft.LogCommand, Data: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	checks := map[string]error{
+		"GetLog":      s.GetLog(1, &l),
+		"StoreLogs":   s.StoreLogs([]*raft.Log{{Index: 2, Term: 1}}),
+		"DeleteRange": s.DeleteRange(1, 1),
+		"Set":         s.Set([]byte("k"), []byte("v")),
+	}
+	_, checks["FirstIndex"] = s.FirstIndex()
+	_, checks["LastIndex"] = s.LastIndex()
+	_, checks["Get"] = s.Get([]byte("k"))
+	for call, err := range checks {
+		if !errors.Is(err, errLogStoreClosed) {
+			t.Errorf("%s after Close: %v, want %v", call, err, errLogStoreClosed)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}

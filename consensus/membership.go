@@ -160,7 +160,7 @@ func (c *Cluster) readIndexLocal() (uint64, error) {
 	if err := c.raft.VerifyLeader().Error(); err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
 	}
-	return c.lastCommandAtOrBefore(c.raft.CommitIndex()), nil
+	return c.lastCommandAtOrBefore(c.raft.CommitIndex())
 }
 
 // termCommitted returns once this leader has committed an entry of its
@@ -190,17 +190,19 @@ func (c *Cluster) termCommitted() error {
 // configuration entries never reach it), so this is the index a reader
 // waits for: every acknowledged write is a command at or below the commit
 // index. Entries compacted away are all in the state machine already.
-func (c *Cluster) lastCommandAtOrBefore(index uint64) uint64 {
+func (c *Cluster) lastCommandAtOrBefore(index uint64) (uint64, error) {
 	var l raft.Log
 	for i := index; i > 0 && index-i < 4096; i-- {
-		if err := c.logs.GetLog(i, &l); err != nil {
+		if err := c.logs.GetLog(i, &l); errors.Is(err, raft.ErrLogNotFound) {
 			break
+		} else if err != nil {
+			return 0, err
 		}
 		if l.Type == raft.LogCommand {
-			return i
+			return i, nil
 		}
 	}
-	return c.sm.AppliedIndex()
+	return c.sm.AppliedIndex(), nil
 }
 
 // MemberStatus is one member with what it reports about itself.

@@ -46,6 +46,7 @@ type Node struct {
 	admin    *http.Server
 	adminLn  net.Listener
 	stopJoin context.CancelFunc
+	calls    inflight // into the state from outside raft; Close waits for them
 	Metrics  *prometheus.Registry
 	// DevGenesisCreated is true when this start generated a development
 	// genesis and its keys.
@@ -95,7 +96,7 @@ func New(cfg configs.Config, opts Options) (n *Node, err error) {
 	n.cluster, err = consensus.Start(consensus.Config{
 		Dir: filepath.Join(cfg.DataDir, "raft"), Host: n.host, StateMachine: stateMachine{n.State}, Logger: logger,
 		Bootstrap: cfg.Raft.Bootstrap && len(joins) == 0, Voters: peers, Contacts: append(slices.Clone(peers), joins...),
-		ClusterID: n.State.GenesisCID(), Codec: resultCodec{}, Gater: n.gater, Prepare: n.State.PreVerifyCommand,
+		ClusterID: n.State.GenesisCID(), Codec: resultCodec{}, Gater: n.gater, Prepare: n.prepare,
 		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold, TrailingLogs: cfg.Raft.TrailingLogs,
 		HeartbeatTimeout: cfg.Raft.HeartbeatTimeout, ElectionTimeout: cfg.Raft.ElectionTimeout,
 	})
@@ -189,6 +190,7 @@ func (n *Node) serveHTTP() error {
 	}
 	n.httpLn = ln
 	n.http = n.gateway.HTTPServer(ln.Addr().String(), n.cfg.HTTP.ReadTimeout, n.cfg.HTTP.WriteTimeout)
+	n.http.Handler = n.calls.wrap(n.http.Handler)
 	go func() {
 		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.serveErr <- err
@@ -322,7 +324,7 @@ func (n *Node) serveAdmin(logger *slog.Logger) error {
 		return fmt.Errorf("admin listen on %s: %w (set admin.addr or --admin-addr)", n.cfg.Admin.Addr, err)
 	}
 	n.adminLn = ln
-	n.admin = &http.Server{Handler: gateway.NewAdmin(n, n.cfg.Admin.Token, logger), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 2 * time.Minute}
+	n.admin = &http.Server{Handler: n.calls.wrap(gateway.NewAdmin(n, n.cfg.Admin.Token, logger)), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 2 * time.Minute}
 	go func() {
 		if err := n.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.serveErr <- err
@@ -335,6 +337,9 @@ func (n *Node) serveAdmin(logger *slog.Logger) error {
 func (n *Node) WaitLeader(ctx context.Context) error { return n.cluster.WaitLeader(ctx) }
 
 // Close stops the gateway, raft, the host and the state, in that order.
+// Requests still running after the gateway's grace period have their
+// connections closed, and the state is closed only once they have
+// returned (raft's shutdown ends their waits on it).
 func (n *Node) Close() error {
 	var errs []error
 	if n.stopJoin != nil {
@@ -343,12 +348,17 @@ func (n *Node) Close() error {
 	for _, srv := range []*http.Server{n.http, n.admin} {
 		if srv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			errs = append(errs, srv.Shutdown(ctx))
+			if err := srv.Shutdown(ctx); err != nil {
+				errs = append(errs, err, srv.Close())
+			}
 			cancel()
 		}
 	}
 	if n.cluster != nil {
 		errs = append(errs, n.cluster.Shutdown())
+	}
+	if left := n.calls.wait(10 * time.Second); left > 0 {
+		n.log.Warn("closing the state with requests still running", "requests", left)
 	}
 	if n.host != nil {
 		errs = append(errs, n.host.Close())
@@ -357,6 +367,15 @@ func (n *Node) Close() error {
 		errs = append(errs, n.State.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// prepare checks a write forwarded to this leader ahead of the apply,
+// unless the node is closing.
+func (n *Node) prepare(cmd []byte) {
+	defer n.calls.leave()
+	if n.calls.enter() {
+		n.State.PreVerifyCommand(cmd)
+	}
 }
 
 func (n *Node) registerMetrics() error {

@@ -3,6 +3,9 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"testing"
 	"time"
 
@@ -83,4 +86,48 @@ func mustReadKey(t *testing.T, path string) *registry.Signer {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestCloseWaitsForRunningRequests closes a node while a request waits
+// (for an index the node will never reach) longer than the gateway's
+// shutdown grace. Close must end the request and see it return before it
+// closes the state the request reads.
+func TestCloseWaitsForRunningRequests(t *testing.T) {
+	cfg := LoopbackConfig(t.TempDir())
+	cfg.HTTP.MaxWait = time.Minute
+	n, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("%s/v1/status-lists?min_index=%d", n.GatewayURL(), n.State.AppliedIndex()+1_000_000)
+	answered := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(url)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				err = fmt.Errorf("status %d for an index the node never reached", resp.StatusCode)
+			}
+		}
+		answered <- err
+	}()
+	waitFor(t, "the request to be running", 10*time.Second, func() bool { return n.calls.n.Load() == 1 })
+	n.Close()
+	if running := n.calls.n.Load(); running != 0 {
+		t.Fatalf("Close returned with %d requests still running", running)
+	}
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Logf("the waiting request ended with: %v", err)
+		}
+	case <-time.After(30 * time.Second): // a hang, not a speed check
+		t.Fatal("the request never returned after Close")
+	}
 }
