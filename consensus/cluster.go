@@ -91,6 +91,7 @@ type Cluster struct {
 	// termCommitted).
 	termMu   sync.Mutex
 	readTerm atomic.Uint64
+	confirm  confirmer // batches leadership confirmations of reads
 }
 
 // Start opens the raft stores in cfg.Dir, restores the state machine from

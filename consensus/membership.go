@@ -135,7 +135,7 @@ func (c *Cluster) Apply(ctx context.Context, cmd []byte) (any, error) {
 // quorum. A linearizable read waits until this node has applied it.
 func (c *Cluster) ReadIndex(ctx context.Context) (uint64, error) {
 	out, err := c.toLeader(ctx, func() ([]byte, error) {
-		idx, err := c.readIndexLocal()
+		idx, err := c.readIndexLocal(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -150,26 +150,30 @@ func (c *Cluster) ReadIndex(ctx context.Context) (uint64, error) {
 	return binary.BigEndian.Uint64(out), nil
 }
 
-func (c *Cluster) readIndexLocal() (uint64, error) {
-	if !c.IsLeader() {
+// readIndexLocal is the leader's side of a read index: once this leader
+// has committed an entry of its term (termCommitted) and a quorum asked
+// after the call began confirms it still leads (confirmLeadership), its
+// commit index covers every write acknowledged before the call.
+func (c *Cluster) readIndexLocal(ctx context.Context) (uint64, error) {
+	term, leads := c.leaderTerm()
+	if !leads {
 		return 0, ErrNotLeader
 	}
-	if err := c.termCommitted(); err != nil {
+	if err := c.termCommitted(term); err != nil {
 		return 0, err
 	}
-	if err := c.raft.VerifyLeader().Error(); err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	if err := c.confirmLeadership(ctx, term); err != nil {
+		return 0, err
 	}
 	return c.lastCommandAtOrBefore(c.raft.CommitIndex())
 }
 
-// termCommitted returns once this leader has committed an entry of its
-// own term. Until then its commit index may lag the last leader's: an
-// entry that leader committed and acknowledged is in this node's log, but
-// this node learns it is committed only by committing a later entry. A
-// barrier is such an entry; one per term is enough.
-func (c *Cluster) termCommitted() error {
-	term := c.raft.CurrentTerm()
+// termCommitted returns once this node, leading in term, has committed an
+// entry of that term. Until then its commit index may lag the last
+// leader's: an entry that leader committed and acknowledged is in this
+// node's log, but this node learns it is committed only by committing a
+// later entry. A barrier is such an entry; one per term is enough.
+func (c *Cluster) termCommitted(term uint64) error {
 	if c.readTerm.Load() == term {
 		return nil
 	}
@@ -180,6 +184,9 @@ func (c *Cluster) termCommitted() error {
 	}
 	if err := c.raft.Barrier(c.leaderWait).Error(); err != nil {
 		return fmt.Errorf("%w: commit an entry of term %d: %v", ErrNotLeader, term, err)
+	}
+	if t, leads := c.leaderTerm(); !leads || t != term {
+		return fmt.Errorf("%w: term %d ended", ErrNotLeader, term)
 	}
 	c.readTerm.Store(term)
 	return nil

@@ -56,6 +56,10 @@ func statusOf(err error) byte {
 	return rpcErrOther
 }
 
+// unknownRequest starts the answer to a request type this build does not
+// know; older builds answer the same words.
+const unknownRequest = "unknown request type"
+
 // ResponseCodec encodes state machine responses for forwarded writes.
 type ResponseCodec interface {
 	Encode(any) ([]byte, error)
@@ -77,15 +81,7 @@ func (c *Cluster) serveRPC(s network.Stream) {
 		s.Reset()
 		return
 	}
-	if kind == rpcJoin {
-		if err := c.handleJoin(ctx, from, body); err != nil {
-			_ = writeAnswer(s, statusOf(err), []byte(err.Error()))
-			return
-		}
-		_ = writeAnswer(s, rpcOK, nil)
-		return
-	}
-	out, err := c.handleRPC(ctx, kind, body)
+	out, err := c.handleRPC(ctx, from, kind, body)
 	if err != nil {
 		_ = writeAnswer(s, statusOf(err), []byte(err.Error()))
 		return
@@ -93,8 +89,12 @@ func (c *Cluster) serveRPC(s network.Stream) {
 	_ = writeAnswer(s, rpcOK, out)
 }
 
-func (c *Cluster) handleRPC(ctx context.Context, kind byte, body []byte) ([]byte, error) {
+func (c *Cluster) handleRPC(ctx context.Context, from peer.ID, kind byte, body []byte) ([]byte, error) {
 	switch kind {
+	case rpcJoin:
+		return nil, c.handleJoin(ctx, from, body)
+	case rpcConfirm:
+		return nil, c.answerConfirm(from, body)
 	case rpcPropose:
 		if !c.IsLeader() {
 			return nil, ErrNotLeader
@@ -110,7 +110,7 @@ func (c *Cluster) handleRPC(ctx context.Context, kind byte, body []byte) ([]byte
 	case rpcProposeBatch:
 		return c.proposeBatch(ctx, body)
 	case rpcReadIndex:
-		idx, err := c.readIndexLocal()
+		idx, err := c.readIndexLocal(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -142,7 +142,7 @@ func (c *Cluster) handleRPC(ctx context.Context, kind byte, body []byte) ([]byte
 	case rpcStatus:
 		return json.Marshal(PeerStatus{AppliedIndex: c.raft.AppliedIndex(), LastLogIndex: c.raft.LastIndex(), State: c.raft.State().String()})
 	}
-	return nil, fmt.Errorf("unknown request type %d", kind)
+	return nil, fmt.Errorf("%s %d", unknownRequest, kind)
 }
 
 func writeAnswer(s network.Stream, status byte, body []byte) error {
