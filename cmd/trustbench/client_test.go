@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -100,7 +101,7 @@ func TestPacedCountsQueueingFromDueTime(t *testing.T) {
 	}))
 	defer srv.Close()
 	next := func(int, int64) (request, bool) { return request{method: "GET", url: srv.URL}, true }
-	s := paced(context.Background(), 1, 200, 250*time.Millisecond, next, func(c int) bool { return c == 200 })
+	s := paced(context.Background(), 1, 200, 250*time.Millisecond, srv.URL, next, func(c int) bool { return c == 200 })
 	if s.Requests != 50 || s.Errors != 0 {
 		t.Fatalf("requests %d, errors %d; want every one of the 50 due answered", s.Requests, s.Errors)
 	}
@@ -112,6 +113,62 @@ func TestPacedCountsQueueingFromDueTime(t *testing.T) {
 		t.Fatalf("send lag p99 %.1f ms, want the requests' wait for the one connection", s.SendLagP99)
 	}
 }
+
+func TestPacedWarmsEveryConnectionBeforeTheFirstRequestIsDue(t *testing.T) {
+	// Eight workers, ten requests 10 ms apart: without the warm-up most
+	// workers would dial when handed their first request, inside the
+	// measured run, and some would never connect at all.
+	var (
+		mu       sync.Mutex
+		opened   int
+		warmed   []net.Conn
+		measured []net.Conn
+	)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		conn := r.Context().Value(connKey{}).(net.Conn)
+		switch r.URL.Path {
+		case "/warm":
+			if len(measured) > 0 {
+				t.Errorf("a warm-up request arrived after a measured one")
+			}
+			warmed = append(warmed, conn)
+		default:
+			measured = append(measured, conn)
+		}
+		w.Write([]byte("ok"))
+	}))
+	srv.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return context.WithValue(ctx, connKey{}, c)
+	}
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			opened++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	next := func(int, int64) (request, bool) { return request{method: "GET", url: srv.URL + "/v1/trust"}, true }
+	s := paced(context.Background(), 8, 100, 100*time.Millisecond, srv.URL+"/warm", next, func(c int) bool { return c == 200 })
+	if s.Requests != 10 || s.Errors != 0 {
+		t.Fatalf("requests %d, errors %d; want the 10 due answered and the warm-ups not counted", s.Requests, s.Errors)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if opened != 8 || len(warmed) != 8 {
+		t.Fatalf("%d connections opened, %d warm-up requests; want one of each per worker (8)", opened, len(warmed))
+	}
+	for _, c := range measured {
+		if !slices.Contains(warmed, c) {
+			t.Fatalf("a measured request came on a connection that was not warmed: %v", c.RemoteAddr())
+		}
+	}
+}
+
+type connKey struct{}
 
 func TestSleeperWaitsAtLeast(t *testing.T) {
 	s := newSleeper()

@@ -419,9 +419,9 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 		if c.halfConns > 0 {
 			halfConns = c.halfConns
 		}
-		r.TrustdAtHalf, r.BaselineAtHal = c.pacedPair(ctx, halfConns, half, trustNext, baseNext, ok200)
+		r.TrustdAtHalf, r.BaselineAtHal = c.pacedPair(ctx, halfConns, half, urls[0], trustNext, baseURL, baseNext, ok200)
 		for _, rate := range c.rates {
-			t, b := c.pacedPair(ctx, halfConns, float64(rate), trustNext, baseNext, ok200)
+			t, b := c.pacedPair(ctx, halfConns, float64(rate), urls[0], trustNext, baseURL, baseNext, ok200)
 			r.AtRates = append(r.AtRates, ratePoint{Rate: rate, Trustd: t, Baseline: b})
 		}
 		bp.stop()
@@ -440,12 +440,12 @@ func (c config) settleLimit() time.Duration {
 
 // pacedPair measures trustd and the baseline at one paced rate in
 // interleaved rounds and keeps each side's lower p99, as for throughput.
-func (c config) pacedPair(ctx context.Context, conns int, rate float64, trustNext, baseNext func(int, int64) (request, bool), ok func(int) bool) (t, b stats) {
+func (c config) pacedPair(ctx context.Context, conns int, rate float64, trustWarm string, trustNext func(int, int64) (request, bool), baseWarm string, baseNext func(int, int64) (request, bool), ok func(int) bool) (t, b stats) {
 	for round := range c.rounds {
-		if s := paced(ctx, conns, rate, c.duration, trustNext, ok); round == 0 || s.P99 < t.P99 {
+		if s := paced(ctx, conns, rate, c.duration, trustWarm, trustNext, ok); round == 0 || s.P99 < t.P99 {
 			t = s
 		}
-		if s := paced(ctx, conns, rate, c.duration, baseNext, ok); round == 0 || s.P99 < b.P99 {
+		if s := paced(ctx, conns, rate, c.duration, baseWarm, baseNext, ok); round == 0 || s.P99 < b.P99 {
 			b = s
 		}
 	}
