@@ -94,3 +94,8 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeProblem(w, r, problemFor(err))
 }
+
+// WriteError answers r with err as a problem document, mapped as the
+// gateway's own errors are: for requests the node refuses before they reach
+// the gateway (during shutdown), so clients see one error format.
+func WriteError(w http.ResponseWriter, r *http.Request, err error) { writeError(w, r, err) }

@@ -1,9 +1,12 @@
 package node
 
 import (
+	"fmt"
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/trustreg/trustreg/gateway"
 )
 
 // inflight counts the calls into the state that come from outside raft
@@ -25,12 +28,17 @@ func (f *inflight) enter() bool {
 
 func (f *inflight) leave() { f.n.Add(-1) }
 
-// wrap counts h's requests; once closing, new ones are refused with 503.
+// errShuttingDown refuses requests that arrive once Close has begun; the
+// client may retry on another node.
+var errShuttingDown = fmt.Errorf("%w: node is shutting down", gateway.ErrUnavailable)
+
+// wrap counts h's requests; once closing, new ones are refused with 503
+// (the gateway's "unavailable" problem, with Retry-After).
 func (f *inflight) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer f.leave()
 		if !f.enter() {
-			http.Error(w, "node is shutting down", http.StatusServiceUnavailable)
+			gateway.WriteError(w, r, errShuttingDown)
 			return
 		}
 		h.ServeHTTP(w, r)
