@@ -52,6 +52,8 @@ type report struct {
 	Reads   []readResult  `json:"reads"`
 	Writes  []writeResult `json:"writes"`
 	Scale   *scaleResult  `json:"scale,omitempty"`
+	// Error: the part that failed; the figures before it are kept.
+	Error string `json:"error,omitempty"`
 }
 
 type readResult struct {
@@ -188,6 +190,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			c.scale = 3000
 		}
 	}
+	if !c.skipWrite && !c.skipEtcd {
+		// Before anything is measured: a missing baseline found after the
+		// reads would throw their minutes away.
+		if err := ensureEtcd(os.Stderr); err != nil {
+			return err
+		}
+	}
 	if c.splitCPUs {
 		gen, servers, err := splitCPUs()
 		if err != nil {
@@ -230,6 +239,27 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	rep := &report{Mode: map[bool]string{true: "short", false: "full"}[c.short], Machine: machine()}
+	// A part that fails ends the run, and what was measured before it is
+	// still reported, marked incomplete.
+	err = measure(ctx, c, dir, rep)
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	if c.jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if jerr := enc.Encode(rep); err == nil {
+			err = jerr
+		}
+		return err
+	}
+	printReport(stdout, rep)
+	return err
+}
+
+// measure runs the benchmark's parts in order into rep, stopping at the
+// first that fails.
+func measure(ctx context.Context, c config, dir string, rep *report) error {
 	if !c.skipReads {
 		if err := benchReads(ctx, c, dir, rep); err != nil {
 			return fmt.Errorf("reads: %w", err)
@@ -245,12 +275,6 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("scale: %w", err)
 		}
 	}
-	if c.jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
-	printReport(stdout, rep)
 	return nil
 }
 
@@ -575,6 +599,9 @@ func stopAll(nodes []*trustdNode) {
 
 func printReport(w io.Writer, r *report) {
 	fmt.Fprintf(w, "trustbench (%s mode) on %s\n\n", r.Mode, r.Machine)
+	if r.Error != "" {
+		fmt.Fprintf(w, "INCOMPLETE, the run stopped at: %s\n\n", r.Error)
+	}
 	if len(r.Reads) > 0 {
 		fmt.Fprintf(w, "Reads: GET /v1/trust vs a bare net/http JSON handler (same body size, same client)\n")
 		fmt.Fprintf(w, "%10s %6s %12s %12s %7s %9s %9s %9s %14s %12s\n", "entities", "conns", "trustd r/s", "net/http r/s", "ratio", "p50 ms", "p99 ms", "base p99", "trustd cpu/q", "base cpu/q")

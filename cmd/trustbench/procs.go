@@ -215,12 +215,38 @@ func startTrustdCluster(ctx context.Context, bin, dir string, n int) ([]*trustdN
 	return nodes, gov, nil
 }
 
+// ensureEtcd makes sure Debian's etcd-server is installed, installing it
+// with apt-get when etcd is not on the PATH (the write baseline; as root,
+// as on CI and the benchmark machine). It says what it runs on w.
+func ensureEtcd(w io.Writer) error {
+	if _, err := exec.LookPath("etcd"); err == nil {
+		return nil
+	}
+	apt, err := exec.LookPath("apt-get")
+	if err != nil {
+		return fmt.Errorf("etcd not found and no apt-get to install it: install etcd (Debian's etcd-server) or pass --skip-etcd")
+	}
+	for _, args := range [][]string{{"update", "-q"}, {"install", "-y", "-q", "etcd-server"}} {
+		fmt.Fprintf(w, "etcd not found: apt-get %s\n", strings.Join(args, " "))
+		cmd := exec.Command(apt, args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		cmd.Stdout, cmd.Stderr = w, w
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("installing etcd-server: apt-get %s: %w (install it yourself or pass --skip-etcd)", args[0], err)
+		}
+	}
+	if _, err := exec.LookPath("etcd"); err != nil {
+		return fmt.Errorf("etcd-server installed but etcd is not on the PATH: %w", err)
+	}
+	return nil
+}
+
 // startEtcdCluster starts n etcd members (Debian's etcd-server, default
 // settings, each with its own data directory) and returns client URLs.
 func startEtcdCluster(dir string, n int) ([]*process, []string, error) {
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
-		return nil, nil, fmt.Errorf("etcd not found: install Debian's etcd-server (apt-get install etcd-server)")
+		return nil, nil, fmt.Errorf("etcd not found: install Debian's etcd-server (apt-get install etcd-server) or pass --skip-etcd")
 	}
 	type member struct{ name, client, peer string }
 	ms := make([]member, n)
