@@ -202,8 +202,9 @@ func (c *Cluster) termCommitted(term uint64) error {
 // applied index. On the leader, after termCommitted, that is safe: the
 // term's barrier returned once every entry before it was applied, so if the
 // last command came before the barrier the applied index is at or past it;
-// one after the barrier is found within the bound, since what follows it in
-// the same term are only configuration changes, never 4,096 of them.
+// one after the barrier is found within the bound, since what follows it
+// in the same term are only this leader's configuration changes and
+// barriers, never 4,096 of them.
 func (c *Cluster) lastCommandAtOrBefore(index uint64) (uint64, error) {
 	var l raft.Log
 	for i := index; i > 0 && index-i < 4096; i-- {
