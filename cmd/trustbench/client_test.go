@@ -170,6 +170,30 @@ func TestPacedWarmsEveryConnectionBeforeTheFirstRequestIsDue(t *testing.T) {
 
 type connKey struct{}
 
+func TestPacedRateLeavesTheWarmUpOut(t *testing.T) {
+	// A warm-up that takes half a second before a one-second run at 50
+	// requests/s: counted from the start of the warm-up the rate would be
+	// at most 50/1.5 = 33 per second.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/warm" {
+			time.Sleep(500 * time.Millisecond)
+		}
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	next := func(int, int64) (request, bool) { return request{method: "GET", url: srv.URL + "/v1/trust"}, true }
+	s := paced(context.Background(), 4, 50, time.Second, srv.URL+"/warm", next, func(c int) bool { return c == 200 })
+	if s.Requests != 50 || s.Errors != 0 {
+		t.Fatalf("requests %d, errors %d; want the 50 due answered", s.Requests, s.Errors)
+	}
+	// The last request is due 0.98 s into the run, so 51 per second is the
+	// most an honest clock gives; 40 leaves a stall of 250 ms for a busy
+	// machine.
+	if s.PerSecond < 40 || s.PerSecond > 51.1 {
+		t.Fatalf("%.1f requests per second; want about 50, over the measured second only", s.PerSecond)
+	}
+}
+
 func TestSleeperWaitsAtLeast(t *testing.T) {
 	s := newSleeper()
 	defer s.close()

@@ -124,16 +124,22 @@ func drive(ctx context.Context, conns int, due <-chan time.Time, warm *warmup, n
 		seq    atomic.Int64
 	)
 	end, hasEnd := ctx.Deadline() // the connection's deadline may fire before ctx's
+	steal0, total0 := cpuSteal()
+	start := time.Now()
+	// With a warm-up the run starts when every worker is warm: the rate
+	// and the steal time are over the measured part only.
 	var warmed sync.WaitGroup
+	var warmStart time.Time
+	var warmSteal0, warmTotal0 uint64
 	if warm != nil {
 		warmed.Add(conns)
 		go func() {
 			warmed.Wait()
-			close(warm.ready)
+			warmStart = time.Now()
+			warmSteal0, warmTotal0 = cpuSteal()
+			close(warm.ready) // publishes warmStart and the counters
 		}()
 	}
-	steal0, total0 := cpuSteal()
-	start := time.Now()
 	for w := range conns {
 		wg.Add(1)
 		go func() {
@@ -186,6 +192,13 @@ func drive(ctx context.Context, conns int, due <-chan time.Time, warm *warmup, n
 		}()
 	}
 	wg.Wait()
+	if warm != nil {
+		select {
+		case <-warm.ready:
+			start, steal0, total0 = warmStart, warmSteal0, warmTotal0
+		default: // ended before every worker was warm
+		}
+	}
 	s := summarize(all, errors.Load(), time.Since(start))
 	if len(lags) > 0 {
 		slices.Sort(lags)
