@@ -29,3 +29,22 @@ func TestAFailedPartIsReportedWithTheRun(t *testing.T) {
 		t.Fatalf("the text report does not say the run stopped:\n%s", out.String())
 	}
 }
+
+func TestWriteRoundsArePrintedWithTheirMedian(t *testing.T) {
+	rep := &report{Mode: "full", Machine: "test", Writes: []writeResult{{
+		Clients: 64, Trustd: stats{PerSecond: 1600}, Etcd: stats{PerSecond: 2500}, Ratio: 0.64,
+		RoundRatios: []float64{0.55, 0.64, 0.49}, MedianRoundRatio: 0.55,
+	}}}
+	var out bytes.Buffer
+	printReport(&out, rep)
+	if want := "64 clients, each round (trustd, then etcd): ratio 0.55 0.64 0.49 (median 0.55)"; !strings.Contains(out.String(), want) {
+		t.Fatalf("the report does not list the write rounds (%q):\n%s", want, out.String())
+	}
+	raw, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), `"round_ratios":[0.55,0.64,0.49],"median_round_ratio":0.55`) {
+		t.Fatalf("the JSON report does not carry the write rounds: %s", raw)
+	}
+}
