@@ -4,10 +4,26 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
+
+// TestMain lets the test binary stand in for trustbench when a read
+// benchmark starts its bare baseline by running itself.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "baseline-server" {
+		if err := baselineServer(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "baseline-server:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 func TestAFailedPartIsReportedWithTheRun(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "no-trustd")
@@ -46,5 +62,44 @@ func TestWriteRoundsArePrintedWithTheirMedian(t *testing.T) {
 	}
 	if !strings.Contains(string(raw), `"round_ratios":[0.55,0.64,0.49],"median_round_ratio":0.55`) {
 		t.Fatalf("the JSON report does not carry the write rounds: %s", raw)
+	}
+}
+
+func TestReadsMeasuredBeforeAFailedWritePartAreKept(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds trustd and measures reads for real")
+	}
+	// A trustd that serves the read benchmark's node but refuses
+	// "identity" for a node under the write benchmark's directory
+	// ("writes"): the writes fail after the reads were measured.
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "trustd")
+	build := exec.Command("go", "build", "-o", bin, "../trustd")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build trustd: %v\n%s", err, out)
+	}
+	wrapper := filepath.Join(dir, "trustd-without-identity")
+	script := "#!/bin/sh\ncase \"$1 $*\" in identity*/writes/*) echo 'identity refused' >&2; exit 1;; esac\nexec " + bin + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"--trustd", wrapper, "--skip-etcd", "--scale", "0", "--entities", "200",
+		"--writers", "1", "--duration", "1s", "--rounds", "1", "--json"}, &out)
+	if err == nil || !strings.Contains(err.Error(), "writes:") {
+		t.Fatalf("run with a trustd that refuses identity: %v, want the writes' error", err)
+	}
+	var rep report
+	if jerr := json.Unmarshal(out.Bytes(), &rep); jerr != nil {
+		t.Fatalf("the report is not JSON: %v\n%s", jerr, out.Bytes())
+	}
+	if rep.Error != err.Error() || len(rep.Writes) != 0 {
+		t.Fatalf("report error %q with %d write results; want %q and none", rep.Error, len(rep.Writes), err)
+	}
+	if len(rep.Reads) != 1 {
+		t.Fatalf("%d read results kept, want the one measured before the writes failed", len(rep.Reads))
+	}
+	if r := rep.Reads[0]; r.Entities != 200 || r.Trustd.Requests == 0 || r.Baseline.Requests == 0 || r.Ratio <= 0 {
+		t.Fatalf("the kept read result is not a measurement: %+v", r)
 	}
 }
