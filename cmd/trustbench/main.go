@@ -148,6 +148,9 @@ func intList(s string) []int {
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "compare" {
+		return compareReports(args[1:], stdout)
+	}
 	fs := flag.NewFlagSet("trustbench", flag.ContinueOnError)
 	var c config
 	var entities, writers, rates string

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+)
+
+// compareReports prints the figures of two --json reports side by side,
+// with the change from the first to the second: "trustbench compare
+// old.json new.json". Ratios against the baselines are the figures to
+// compare across runs; absolute rates and latencies only between runs on
+// the same machine.
+func compareReports(args []string, w io.Writer) error {
+	if len(args) != 2 {
+		return fmt.Errorf("compare takes two reports written with --json: trustbench compare OLD.json NEW.json")
+	}
+	var reps [2]*report
+	for i, path := range args {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("compare: %w", err)
+		}
+		var r report
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return fmt.Errorf("compare: %s is not a trustbench --json report: %v", path, err)
+		}
+		if r.Mode == "" {
+			return fmt.Errorf("compare: %s is not a trustbench --json report (no mode)", path)
+		}
+		reps[i] = &r
+	}
+	a, b := reps[0], reps[1]
+	fmt.Fprintf(w, "A: %s (%s mode, %s)\nB: %s (%s mode, %s)\n", args[0], a.Mode, a.Machine, args[1], b.Mode, b.Machine)
+	if a.Machine != b.Machine {
+		fmt.Fprintln(w, "The two runs are on different machines: compare the ratios, not the rates.")
+	}
+	for i, r := range reps {
+		if r.Error != "" {
+			fmt.Fprintf(w, "%c is INCOMPLETE, its run stopped at: %s\n", 'A'+i, r.Error)
+		}
+	}
+	fmt.Fprintf(w, "\n"+compareRow+"\n", "", "A", "B", "B/A")
+	for _, row := range comparisonRows(a, b) {
+		fmt.Fprintf(w, compareRow+"\n", row.name, figure(row.a), figure(row.b), change(row.a, row.b))
+	}
+	return nil
+}
+
+// compareRow lays out one line: the figure's name, A, B and B/A.
+const compareRow = "%-56s %10s %10s %8s"
+
+type comparisonRow struct {
+	name string
+	a, b float64 // 0: not in that report
+}
+
+// comparisonRows lists the figures of a and b, matched by entity count and
+// client count, in a's order, then any only b has.
+func comparisonRows(a, b *report) []comparisonRow {
+	var rows []comparisonRow
+	add := func(name string, fa, fb float64) { rows = append(rows, comparisonRow{name, fa, fb}) }
+
+	readKeys := keysInOrder(a.Reads, b.Reads, func(r readResult) int { return r.Entities })
+	for _, n := range readKeys {
+		ra, rb := findRead(a, n), findRead(b, n)
+		p := fmt.Sprintf("reads, %d entities: ", n)
+		add(p+"ratio to net/http", ra.Ratio, rb.Ratio)
+		add(p+"median round ratio", ra.MedianRoundRatio, rb.MedianRoundRatio)
+		add(p+"trustd r/s", ra.Trustd.PerSecond, rb.Trustd.PerSecond)
+		add(p+"trustd CPU per query (µs)", ra.TrustdCPUus, rb.TrustdCPUus)
+		add(p+"trustd p99 at half rate (ms)", ra.TrustdAtHalf.P99, rb.TrustdAtHalf.P99)
+		add(p+"net/http p99 at half rate (ms)", ra.BaselineAtHal.P99, rb.BaselineAtHal.P99)
+	}
+	writeKeys := keysInOrder(a.Writes, b.Writes, func(r writeResult) int { return r.Clients })
+	for _, n := range writeKeys {
+		wa, wb := findWrite(a, n), findWrite(b, n)
+		p := fmt.Sprintf("writes, %d clients: ", n)
+		add(p+"ratio to etcd", wa.Ratio, wb.Ratio)
+		add(p+"median round ratio", wa.MedianRoundRatio, wb.MedianRoundRatio)
+		add(p+"trustd op/s", wa.Trustd.PerSecond, wb.Trustd.PerSecond)
+		add(p+"trustd CPU per write (ms)", wa.TrustdCPUms, wb.TrustdCPUms)
+		add(p+"etcd CPU per write (ms)", wa.EtcdCPUms, wb.EtcdCPUms)
+	}
+	if a.Scale != nil || b.Scale != nil {
+		sa, sb := scaleOrZero(a.Scale), scaleOrZero(b.Scale)
+		add("scale: entities", float64(sa.Entities), float64(sb.Entities))
+		add("scale: p99 at the most entities / p99 at the fewest", flatness(sa), flatness(sb))
+		add("scale: catch-up from a snapshot (s)", sa.CatchUpSec, sb.CatchUpSec)
+		add("scale: node peak resident memory (MiB)", sa.PeakRSSMiB, sb.PeakRSSMiB)
+		add("scale: Pebble state on disk (MiB)", sa.PebbleMiB, sb.PebbleMiB)
+	}
+	return rows
+}
+
+// keysInOrder returns the keys of as in order, then those only in bs.
+func keysInOrder[T any](as, bs []T, key func(T) int) []int {
+	var out []int
+	seen := map[int]bool{}
+	for _, list := range [][]T{as, bs} {
+		for _, x := range list {
+			if k := key(x); !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+func findRead(r *report, entities int) readResult {
+	for _, x := range r.Reads {
+		if x.Entities == entities {
+			return x
+		}
+	}
+	return readResult{}
+}
+
+func findWrite(r *report, clients int) writeResult {
+	for _, x := range r.Writes {
+		if x.Clients == clients {
+			return x
+		}
+	}
+	return writeResult{}
+}
+
+func scaleOrZero(s *scaleResult) scaleResult {
+	if s == nil {
+		return scaleResult{}
+	}
+	return *s
+}
+
+// flatness is p99 at the largest entity count over p99 at the smallest
+// (SPEC §8: within 1.5 × from 10k to 1M), or 0 without two points.
+func flatness(s scaleResult) float64 {
+	if len(s.P99At) < 2 {
+		return 0
+	}
+	lo, hi := s.P99At[0], s.P99At[0]
+	for _, p := range s.P99At {
+		if p.Entities < lo.Entities {
+			lo = p
+		}
+		if p.Entities > hi.Entities {
+			hi = p
+		}
+	}
+	if lo.P99 <= 0 {
+		return 0
+	}
+	return hi.P99 / lo.P99
+}
+
+// figure prints a value with the precision its size needs; "-" when the
+// report does not have it.
+func figure(v float64) string {
+	switch {
+	case v == 0:
+		return "-"
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+}
+
+func change(a, b float64) string {
+	if a == 0 || b == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(b/a, 'f', 2, 64)
+}
