@@ -35,6 +35,9 @@ type stats struct {
 	// guests during the run (Linux steal time): noise no program here
 	// controls.
 	StealPct float64 `json:"cpu_steal_pct"`
+	// Paced runs against trustd: how long its handler took for the same
+	// requests, by its own metrics.
+	Handler *handlerTimes `json:"trustd_handler,omitempty"`
 }
 
 func newClient(conns int) *http.Client {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -452,9 +453,9 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 		if c.halfConns > 0 {
 			halfConns = c.halfConns
 		}
-		r.TrustdAtHalf, r.BaselineAtHal = c.pacedPair(ctx, halfConns, half, urls[0], trustNext, baseURL, baseNext, ok200)
+		r.TrustdAtHalf, r.BaselineAtHal = c.pacedPair(ctx, halfConns, half, n.url, urls[0], trustNext, baseURL, baseNext, ok200)
 		for _, rate := range c.rates {
-			t, b := c.pacedPair(ctx, halfConns, float64(rate), urls[0], trustNext, baseURL, baseNext, ok200)
+			t, b := c.pacedPair(ctx, halfConns, float64(rate), n.url, urls[0], trustNext, baseURL, baseNext, ok200)
 			r.AtRates = append(r.AtRates, ratePoint{Rate: rate, Trustd: t, Baseline: b})
 		}
 		bp.stop()
@@ -473,9 +474,21 @@ func (c config) settleLimit() time.Duration {
 
 // pacedPair measures trustd and the baseline at one paced rate in
 // interleaved rounds and keeps each side's lower p99, as for throughput.
-func (c config) pacedPair(ctx context.Context, conns int, rate float64, trustWarm string, trustNext func(int, int64) (request, bool), baseWarm string, baseNext func(int, int64) (request, bool), ok func(int) bool) (t, b stats) {
+//
+// trustd's own handler times for the kept run are read from its metrics
+// at gateway (trustd's base URL) before and after the run.
+func (c config) pacedPair(ctx context.Context, conns int, rate float64, gateway, trustWarm string, trustNext func(int, int64) (request, bool), baseWarm string, baseNext func(int, int64) (request, bool), ok func(int) bool) (t, b stats) {
 	for round := range c.rounds {
-		if s := paced(ctx, conns, rate, c.duration, trustWarm, trustNext, ok); round == 0 || s.P99 < t.P99 {
+		before, berr := bucketCounts(gateway, trustRoute)
+		s := paced(ctx, conns, rate, c.duration, trustWarm, trustNext, ok)
+		after, aerr := bucketCounts(gateway, trustRoute)
+		if err := errors.Join(berr, aerr); err != nil {
+			fmt.Fprintln(os.Stderr, "trustbench: trustd's handler times are not reported:", err)
+		} else {
+			h := handlerTimesBetween(before, after)
+			s.Handler = &h
+		}
+		if round == 0 || s.P99 < t.P99 {
 			t = s
 		}
 		if s := paced(ctx, conns, rate, c.duration, baseWarm, baseNext, ok); round == 0 || s.P99 < b.P99 {
@@ -634,13 +647,13 @@ func printReport(w io.Writer, r *report) {
 				x.Entities, formatRatios(x.RoundRatios), x.MedianRoundRatio, formatRatios(x.RoundCPURatios))
 		}
 		fmt.Fprintf(w, "Latency at half the maximum rate, then at --rates (paced, open loop; trustd / net/http)\n")
-		fmt.Fprintf(w, "%10s %9s %16s %16s %18s %14s\n", "entities", "r/s", "p50 ms", "p99 ms", "send lag p99 ms", "cpu steal %")
+		fmt.Fprintf(w, "%10s %9s %16s %16s %18s %14s %24s\n", "entities", "r/s", "p50 ms", "p99 ms", "send lag p99 ms", "cpu steal %", "trustd handler p99, >1ms")
 		for _, x := range r.Reads {
 			t, b := x.TrustdAtHalf, x.BaselineAtHal
-			fmt.Fprintf(w, "%10d %9.0f %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f\n", x.Entities, x.HalfRate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct)
+			fmt.Fprintf(w, "%10d %9.0f %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %24s\n", x.Entities, x.HalfRate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler))
 			for _, p := range x.AtRates {
 				t, b := p.Trustd, p.Baseline
-				fmt.Fprintf(w, "%10s %9d %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f\n", "", p.Rate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct)
+				fmt.Fprintf(w, "%10s %9d %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %24s\n", "", p.Rate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler))
 			}
 		}
 		fmt.Fprintln(w)

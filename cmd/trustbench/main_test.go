@@ -99,7 +99,16 @@ func TestReadsMeasuredBeforeAFailedWritePartAreKept(t *testing.T) {
 	if len(rep.Reads) != 1 {
 		t.Fatalf("%d read results kept, want the one measured before the writes failed", len(rep.Reads))
 	}
-	if r := rep.Reads[0]; r.Entities != 200 || r.Trustd.Requests == 0 || r.Baseline.Requests == 0 || r.Ratio <= 0 {
+	r := rep.Reads[0]
+	if r.Entities != 200 || r.Trustd.Requests == 0 || r.Baseline.Requests == 0 || r.Ratio <= 0 {
 		t.Fatalf("the kept read result is not a measurement: %+v", r)
+	}
+	// trustd's own handler times came from its metrics: at least every
+	// answered query of the kept half-rate run (its warm-ups count too).
+	if h := r.TrustdAtHalf.Handler; h == nil || h.Requests < r.TrustdAtHalf.Requests || h.P99AtMostMs <= 0 {
+		t.Fatalf("trustd's handler times at half rate: %+v for %d answered queries", h, r.TrustdAtHalf.Requests)
+	}
+	if r.BaselineAtHal.Handler != nil {
+		t.Fatalf("the bare handler has no metrics, yet handler times %+v", r.BaselineAtHal.Handler)
 	}
 }
