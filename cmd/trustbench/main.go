@@ -397,7 +397,7 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 			return err
 		}
 		baseURL := fmt.Sprintf("http://127.0.0.1:%d/v1/trust", port)
-		if err := waitHTTP(baseURL, 10*time.Second); err != nil {
+		if err := bp.waitReady(baseURL, 10*time.Second); err != nil {
 			bp.stop()
 			return err
 		}

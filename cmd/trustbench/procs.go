@@ -19,25 +19,62 @@ import (
 
 // process is a child process this benchmark started; it is stopped by pid.
 type process struct {
-	name string
-	cmd  *exec.Cmd
-	log  *os.File
+	name    string
+	cmd     *exec.Cmd
+	log     *os.File
+	exited  chan struct{} // closed when the process has exited and been reaped
+	waitErr error         // how it exited; read after exited is closed
 }
 
 func (p *process) stop() {
-	if p.cmd.Process == nil || p.cmd.ProcessState != nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { p.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-done
+	case <-p.exited:
+	default:
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(15 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
 	}
 	p.log.Close()
+}
+
+// waitReady polls url until it answers 200, the process exits, or d
+// passes; the error names the process and ends with the end of its log,
+// which says why a server that never came up did not.
+func (p *process) waitReady(url string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		if answered(url) {
+			return nil
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("%s exited (%v) before %s answered 200; the end of its log:\n%s", p.name, p.waitErr, url, p.logTail(2048))
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: %s did not answer 200 within %s; the end of its log:\n%s", p.name, url, d, p.logTail(2048))
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+}
+
+// logTail returns up to the last n bytes of the process's log.
+func (p *process) logTail(n int64) string {
+	raw, err := os.ReadFile(p.log.Name())
+	if err != nil {
+		return fmt.Sprintf("(log unreadable: %v)", err)
+	}
+	if int64(len(raw)) > n {
+		raw = raw[int64(len(raw))-n:]
+	}
+	if len(raw) == 0 {
+		return "(empty)"
+	}
+	return string(raw)
 }
 
 // settle waits, up to limit, until p is idle (under 3 % of a core in each
@@ -120,7 +157,12 @@ func start(dir, name string, bin string, args ...string) (*process, error) {
 		log.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	return &process{name: name, cmd: cmd, log: log}, nil
+	p := &process{name: name, cmd: cmd, log: log, exited: make(chan struct{})}
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
 }
 
 func freePort() int {
@@ -132,23 +174,15 @@ func freePort() int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// waitHTTP polls url until it answers 200 or the deadline passes.
-func waitHTTP(url string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not answer 200 within %s", url, d)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval
+// answered reports whether a GET of url answers 200.
+func answered(url string) bool {
+	resp, err := http.Get(url)
+	if err != nil {
+		return false
 	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // trustdNode is a trustd process with its URLs.
@@ -208,7 +242,7 @@ func startTrustdCluster(ctx context.Context, bin, dir string, n int) ([]*trustdN
 		nd.process = p
 	}
 	for _, nd := range nodes {
-		if err := waitHTTP(nd.url+"/readyz", 60*time.Second); err != nil {
+		if err := nd.waitReady(nd.url+"/readyz", 60*time.Second); err != nil {
 			return nodes, nil, err
 		}
 	}
@@ -270,8 +304,8 @@ func startEtcdCluster(dir string, n int) ([]*process, []string, error) {
 		procs = append(procs, p)
 		urls = append(urls, m.client)
 	}
-	for _, u := range urls {
-		if err := waitHTTP(u+"/health", 60*time.Second); err != nil {
+	for i, u := range urls {
+		if err := procs[i].waitReady(u+"/health", 60*time.Second); err != nil {
 			return procs, urls, err
 		}
 	}

@@ -66,7 +66,7 @@ func benchScale(ctx context.Context, c config, dir string, rep *report) error {
 	}
 	defer p.stop()
 	// The operator starts the node, then adds it: the clock starts at the add.
-	if err := waitHTTP(newURL+"/v1/status", time.Minute); err != nil {
+	if err := p.waitReady(newURL+"/v1/status", time.Minute); err != nil {
 		return fmt.Errorf("the new node did not start: %w", err)
 	}
 	leaderApplied := applied(n.url)
