@@ -60,12 +60,16 @@ type Options struct {
 }
 
 // New starts a node: state, libp2p host, raft, and the HTTP gateway.
-func New(cfg configs.Config, opts Options) (n *Node, err error) {
+func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	n = &Node{cfg: cfg, log: logger.With("component", "node"), Metrics: prometheus.NewRegistry(), serveErr: make(chan error, 1)}
+	n := &Node{cfg: cfg, log: logger.With("component", "node"), Metrics: prometheus.NewRegistry(), serveErr: make(chan error, 1)}
+	// A start that fails part way closes what it opened (the state's and
+	// raft's databases, the host, listeners), so the data directory and
+	// the ports are free for the next attempt. n is not the result, which
+	// a failure sets to nil.
 	defer func() {
 		if err != nil {
 			n.Close()

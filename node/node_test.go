@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -130,5 +132,35 @@ func TestCloseWaitsForRunningRequests(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second): // a hang, not a speed check
 		t.Fatal("the request never returned after Close")
+	}
+}
+
+func TestAFailedStartSaysWhyAndFreesTheDataDirectory(t *testing.T) {
+	cfg := LoopbackConfig(t.TempDir())
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	busy := cfg
+	busy.HTTP.Addr = taken.Addr().String()
+	n, err := New(busy, Options{})
+	if err == nil {
+		n.Close()
+		t.Fatal("a node started on a gateway address another process listens on")
+	}
+	if n != nil || !strings.Contains(err.Error(), "gateway listen on "+busy.HTTP.Addr) || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("New: %v, %v; want no node and the gateway's listen error", n, err)
+	}
+	// The failed start closed the state and raft databases it had opened:
+	// the same data directory starts now, with the port set right.
+	n = mustNewNode(t, cfg)
+	resp, err := http.Get(n.GatewayURL() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the node started again is not ready: %s", resp.Status)
 	}
 }
