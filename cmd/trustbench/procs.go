@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -52,13 +53,47 @@ func (p *process) waitReady(url string, d time.Duration) error {
 		}
 		select {
 		case <-p.exited:
-			return fmt.Errorf("%s exited (%v) before %s answered 200; the end of its log:\n%s", p.name, p.waitErr, url, p.logTail(2048))
+			tail := p.logTail(2048)
+			err := fmt.Errorf("%s exited (%v) before %s answered 200; the end of its log:\n%s", p.name, p.waitErr, url, tail)
+			if strings.Contains(tail, "address already in use") {
+				err = fmt.Errorf("%w: %w", errPortTaken, err)
+			}
+			return err
 		default:
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s: %s did not answer 200 within %s; the end of its log:\n%s", p.name, url, d, p.logTail(2048))
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+}
+
+// errPortTaken: a server exited because a port picked for it was taken
+// between freePort's check and its own listen, by any process on the
+// machine (a test running beside the benchmark, an outgoing connection).
+var errPortTaken = errors.New("a port was taken before the server listened on it")
+
+// portAttempts bounds how often a cluster is started again, on new ports,
+// after errPortTaken.
+const portAttempts = 3
+
+// retryOnPortTaken runs startOnce, and again with a cleared dir when it
+// fails with errPortTaken, up to portAttempts times; stop undoes a failed
+// attempt.
+func retryOnPortTaken(dir string, startOnce func() error, stop func()) error {
+	for attempt := 1; ; attempt++ {
+		err := startOnce()
+		if err == nil || attempt == portAttempts || !errors.Is(err, errPortTaken) {
+			return err
+		}
+		stop()
+		fmt.Fprintf(os.Stderr, "trustbench: %v\nstarting again on other ports (attempt %d of %d)\n", err, attempt+1, portAttempts)
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
 	}
 }
 
@@ -192,8 +227,17 @@ type trustdNode struct {
 }
 
 // startTrustdCluster starts n trustd processes sharing a fresh genesis
-// whose governance key it returns.
-func startTrustdCluster(ctx context.Context, bin, dir string, n int) ([]*trustdNode, *registry.Signer, error) {
+// whose governance key it returns, all again on new ports if a port was
+// taken before a node listened on it.
+func startTrustdCluster(ctx context.Context, bin, dir string, n int) (nodes []*trustdNode, gov *registry.Signer, err error) {
+	err = retryOnPortTaken(dir, func() error {
+		nodes, gov, err = startTrustdClusterOnce(ctx, bin, dir, n)
+		return err
+	}, func() { stopAll(nodes) })
+	return nodes, gov, err
+}
+
+func startTrustdClusterOnce(ctx context.Context, bin, dir string, n int) ([]*trustdNode, *registry.Signer, error) {
 	gov, err := registry.GenerateKey(registry.KeyEd25519)
 	if err != nil {
 		return nil, nil, err
@@ -277,7 +321,21 @@ func ensureEtcd(w io.Writer) error {
 
 // startEtcdCluster starts n etcd members (Debian's etcd-server, default
 // settings, each with its own data directory) and returns client URLs.
-func startEtcdCluster(dir string, n int) ([]*process, []string, error) {
+// startEtcdCluster starts an n-member etcd cluster (again on new ports if
+// a port was taken) and returns its members and client URLs.
+func startEtcdCluster(dir string, n int) (procs []*process, urls []string, err error) {
+	err = retryOnPortTaken(dir, func() error {
+		procs, urls, err = startEtcdClusterOnce(dir, n)
+		return err
+	}, func() {
+		for _, p := range procs {
+			p.stop()
+		}
+	})
+	return procs, urls, err
+}
+
+func startEtcdClusterOnce(dir string, n int) ([]*process, []string, error) {
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
 		return nil, nil, fmt.Errorf("etcd not found: install Debian's etcd-server (apt-get install etcd-server) or pass --skip-etcd")

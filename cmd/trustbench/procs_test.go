@@ -1,6 +1,10 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,5 +40,56 @@ func TestWaitReadySaysWhyAServerNeverCameUp(t *testing.T) {
 	case <-q.exited:
 	default:
 		t.Fatal("stop returned with the process still running")
+	}
+}
+
+func TestAPortTakenBeforeTheListenIsRecognized(t *testing.T) {
+	p, err := start(t.TempDir(), "trustd0", "/bin/sh", "-c", "echo 'gateway listen on 127.0.0.1:41234: listen tcp 127.0.0.1:41234: bind: address already in use' >&2; exit 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.stop()
+	if err := p.waitReady("http://127.0.0.1:1/readyz", time.Minute); !errors.Is(err, errPortTaken) {
+		t.Fatalf("a server that could not listen: %v, want errPortTaken", err)
+	}
+	q, err := start(t.TempDir(), "trustd1", "/bin/sh", "-c", "echo 'genesis: no such file' >&2; exit 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.stop()
+	if err := q.waitReady("http://127.0.0.1:1/readyz", time.Minute); err == nil || errors.Is(err, errPortTaken) {
+		t.Fatalf("a server that failed for another reason: %v, want an error that is not errPortTaken", err)
+	}
+}
+
+func TestClustersStartAgainOnlyWhenAPortWasTaken(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "writes")
+	os.MkdirAll(dir, 0o700)
+	var attempts, stops int
+	err := retryOnPortTaken(dir, func() error {
+		attempts++
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("attempt %d found %d entries left by the one before", attempts, len(entries))
+		}
+		os.WriteFile(filepath.Join(dir, "genesis.json"), []byte("{}"), 0o644)
+		if attempts < 3 {
+			return fmt.Errorf("writes: %w: trustd1 exited", errPortTaken)
+		}
+		return nil
+	}, func() { stops++ })
+	if err != nil || attempts != 3 || stops != 2 {
+		t.Fatalf("err %v after %d attempts and %d stops; want success on the third, each failed one stopped", err, attempts, stops)
+	}
+
+	attempts, stops = 0, 0
+	err = retryOnPortTaken(dir, func() error { attempts++; return fmt.Errorf("%w again", errPortTaken) }, func() { stops++ })
+	if !errors.Is(err, errPortTaken) || attempts != portAttempts {
+		t.Fatalf("always taken: %v after %d attempts; want errPortTaken after %d", err, attempts, portAttempts)
+	}
+
+	attempts = 0
+	other := errors.New("trustd identity: exit status 1")
+	if err := retryOnPortTaken(dir, func() error { attempts++; return other }, func() {}); err != other || attempts != 1 {
+		t.Fatalf("another failure: %v after %d attempts; want it returned at once", err, attempts)
 	}
 }
