@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,6 +183,37 @@ func TestOpenRefusesAnotherGenesis(t *testing.T) {
 	other := mustNewState(t, 1, 1)
 	if _, err := Open(h.dir, other.raw, Options{}); !errors.Is(err, ErrGenesis) {
 		t.Fatalf("open with another genesis: %v, want ErrGenesis", err)
+	}
+}
+
+// TestOpenOfADirectoryAnotherProcessHoldsIsRefusedUntouched opens the
+// state in a second process (this test binary, run again) while this one
+// holds it open with a restore under way.
+func TestOpenOfADirectoryAnotherProcessHoldsIsRefusedUntouched(t *testing.T) {
+	if dir := os.Getenv("TRUSTREG_SECOND_OPEN_DIR"); dir != "" {
+		genesis, _ := os.ReadFile(filepath.Join(filepath.Dir(dir), "genesis.json"))
+		_, err := Open(dir, genesis, Options{})
+		fmt.Printf("second open: %v\n", err)
+		return
+	}
+	h := mustNewState(t, 1, 1)
+	os.WriteFile(filepath.Join(filepath.Dir(h.dir), "genesis.json"), h.raw, 0o600)
+	restoring := filepath.Join(h.dir, "restore", "000000.sst")
+	os.MkdirAll(filepath.Dir(restoring), 0o700)
+	if err := os.WriteFile(restoring, []byte("a table being restored"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestOpenOfADirectoryAnotherProcessHoldsIsRefusedUntouched$")
+	cmd.Env = append(os.Environ(), "TRUSTREG_SECOND_OPEN_DIR="+h.dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("second process: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(restoring); err != nil {
+		t.Fatalf("the refused open removed the holder's restore files: %v", err)
+	}
+	if !strings.Contains(string(out), "second open: open state "+h.dir+": the data directory is in use by another process") {
+		t.Fatalf("the second process was not told the directory is in use:\n%s", out)
 	}
 }
 

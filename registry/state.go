@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -80,15 +82,22 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	// A restore cut off by a crash may have left its sstables behind.
-	if err := os.RemoveAll(filepath.Join(dir, "restore")); err != nil {
-		return nil, fmt.Errorf("open state %s: %w", dir, err)
-	}
 	popts := stateOptions(pebbleLogger{logger.With("component", "pebble")})
 	popts.EnsureDefaults()
 	db, err := pebble.Open(dir, popts)
 	popts.Cache.Unref() // the database holds its own reference
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		// Pebble's lock on the directory is held by another process.
+		return nil, fmt.Errorf("open state %s: the data directory is in use by another process (is a trustd already running on it?): %w", dir, err)
+	}
 	if err != nil {
+		return nil, fmt.Errorf("open state %s: %w", dir, err)
+	}
+	// A restore cut off by a crash may have left its sstables behind.
+	// Only now, holding the directory's lock: a process refused above must
+	// not touch the files of the one that holds it.
+	if err := os.RemoveAll(filepath.Join(dir, "restore")); err != nil {
+		db.Close()
 		return nil, fmt.Errorf("open state %s: %w", dir, err)
 	}
 	s := &State{
