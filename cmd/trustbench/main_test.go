@@ -25,21 +25,33 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func TestAFailedPartIsReportedWithTheRun(t *testing.T) {
-	missing := filepath.Join(t.TempDir(), "no-trustd")
+// runStoppedAt runs trustbench with args (which include --json), wants it
+// to fail in the part named by part, and returns its JSON report, which
+// must carry that same error.
+func runStoppedAt(t *testing.T, part string, args ...string) report {
+	t.Helper()
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"--trustd", missing, "--skip-writes", "--scale", "0", "--entities", "10", "--json"}, &out)
-	if err == nil || !strings.Contains(err.Error(), "reads:") {
-		t.Fatalf("run with a missing trustd: %v, want the reads' error", err)
+	err := run(context.Background(), args, &out)
+	if err == nil || !strings.Contains(err.Error(), part) {
+		t.Fatalf("run %v: %v, want an error in %q", args, err, part)
 	}
 	var rep report
 	if jerr := json.Unmarshal(out.Bytes(), &rep); jerr != nil {
 		t.Fatalf("the report is not JSON: %v\n%s", jerr, out.Bytes())
 	}
-	if rep.Error != err.Error() || len(rep.Reads) != 0 {
-		t.Fatalf("report error %q with %d read results; want %q and none", rep.Error, len(rep.Reads), err)
+	if rep.Error != err.Error() {
+		t.Fatalf("report error %q, want %q", rep.Error, err)
 	}
-	out.Reset()
+	return rep
+}
+
+func TestAFailedPartIsReportedWithTheRun(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-trustd")
+	rep := runStoppedAt(t, "reads:", "--trustd", missing, "--skip-writes", "--scale", "0", "--entities", "10", "--json")
+	if len(rep.Reads) != 0 {
+		t.Fatalf("%d read results from a run whose reads failed", len(rep.Reads))
+	}
+	var out bytes.Buffer
 	run(context.Background(), []string{"--trustd", missing, "--skip-writes", "--scale", "0", "--entities", "10"}, &out)
 	if !strings.Contains(out.String(), "INCOMPLETE, the run stopped at: reads:") {
 		t.Fatalf("the text report does not say the run stopped:\n%s", out.String())
@@ -83,18 +95,10 @@ func TestReadsMeasuredBeforeAFailedWritePartAreKept(t *testing.T) {
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	err := run(context.Background(), []string{"--trustd", wrapper, "--skip-etcd", "--scale", "0", "--entities", "200",
-		"--writers", "1", "--duration", "1s", "--rounds", "1", "--json"}, &out)
-	if err == nil || !strings.Contains(err.Error(), "writes:") {
-		t.Fatalf("run with a trustd that refuses identity: %v, want the writes' error", err)
-	}
-	var rep report
-	if jerr := json.Unmarshal(out.Bytes(), &rep); jerr != nil {
-		t.Fatalf("the report is not JSON: %v\n%s", jerr, out.Bytes())
-	}
-	if rep.Error != err.Error() || len(rep.Writes) != 0 {
-		t.Fatalf("report error %q with %d write results; want %q and none", rep.Error, len(rep.Writes), err)
+	rep := runStoppedAt(t, "writes:", "--trustd", wrapper, "--skip-etcd", "--scale", "0", "--entities", "200",
+		"--writers", "1", "--duration", "1s", "--rounds", "1", "--json")
+	if len(rep.Writes) != 0 {
+		t.Fatalf("%d write results from a run whose writes failed", len(rep.Writes))
 	}
 	if len(rep.Reads) != 1 {
 		t.Fatalf("%d read results kept, want the one measured before the writes failed", len(rep.Reads))
