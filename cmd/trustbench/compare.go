@@ -63,9 +63,9 @@ func comparisonRows(a, b *report) []comparisonRow {
 	var rows []comparisonRow
 	add := func(name string, fa, fb float64) { rows = append(rows, comparisonRow{name, fa, fb}) }
 
-	readKeys := keysInOrder(a.Reads, b.Reads, func(r readResult) int { return r.Entities })
-	for _, n := range readKeys {
-		ra, rb := findRead(a, n), findRead(b, n)
+	entities := func(r readResult) int { return r.Entities }
+	for _, n := range keysInOrder(a.Reads, b.Reads, entities) {
+		ra, rb := find(a.Reads, entities, n), find(b.Reads, entities, n)
 		p := fmt.Sprintf("reads, %d entities: ", n)
 		add(p+"ratio to net/http", ra.Ratio, rb.Ratio)
 		add(p+"median round ratio", ra.MedianRoundRatio, rb.MedianRoundRatio)
@@ -74,9 +74,9 @@ func comparisonRows(a, b *report) []comparisonRow {
 		add(p+"trustd p99 at half rate (ms)", ra.TrustdAtHalf.P99, rb.TrustdAtHalf.P99)
 		add(p+"net/http p99 at half rate (ms)", ra.BaselineAtHal.P99, rb.BaselineAtHal.P99)
 	}
-	writeKeys := keysInOrder(a.Writes, b.Writes, func(r writeResult) int { return r.Clients })
-	for _, n := range writeKeys {
-		wa, wb := findWrite(a, n), findWrite(b, n)
+	clients := func(r writeResult) int { return r.Clients }
+	for _, n := range keysInOrder(a.Writes, b.Writes, clients) {
+		wa, wb := find(a.Writes, clients, n), find(b.Writes, clients, n)
 		p := fmt.Sprintf("writes, %d clients: ", n)
 		add(p+"ratio to etcd", wa.Ratio, wb.Ratio)
 		add(p+"median round ratio", wa.MedianRoundRatio, wb.MedianRoundRatio)
@@ -110,22 +110,15 @@ func keysInOrder[T any](as, bs []T, key func(T) int) []int {
 	return out
 }
 
-func findRead(r *report, entities int) readResult {
-	for _, x := range r.Reads {
-		if x.Entities == entities {
+// find returns the entry of xs with key k, or the zero value.
+func find[T any](xs []T, key func(T) int, k int) T {
+	for _, x := range xs {
+		if key(x) == k {
 			return x
 		}
 	}
-	return readResult{}
-}
-
-func findWrite(r *report, clients int) writeResult {
-	for _, x := range r.Writes {
-		if x.Clients == clients {
-			return x
-		}
-	}
-	return writeResult{}
+	var zero T
+	return zero
 }
 
 func scaleOrZero(s *scaleResult) scaleResult {
