@@ -15,30 +15,41 @@ func TestAnswerCache(t *testing.T) {
 	if _, ok := c.get(5, t0, "q"); ok {
 		t.Fatal("an empty cache answered")
 	}
-	// The decision holds until 10:00:03.5.
-	first := c.put(5, "q", d, t0.Add(3500*time.Millisecond), false, cacheShort)
-	if got, ok := c.get(5, t0.Add(900*time.Millisecond), "q"); !ok || string(got.body) != string(first.body) {
+	// The decision holds until 10:00:04.5.
+	first := c.put(5, "q", d, t0.Add(4500*time.Millisecond), false, cacheShort)
+	if got, ok := c.get(5, t0.Add(900*time.Millisecond), "q"); !ok || string(got.appendBody(nil)) != string(appendDecision(nil, d)) || got.etag != etagOf(got.appendBody(nil)) {
 		t.Fatalf("same second: %v %v", got, ok)
 	}
-	// Two seconds later the same decision is served, re-rendered at that second.
-	got, ok := c.get(5, t0.Add(2*time.Second+100*time.Millisecond), "q")
-	if !ok || !strings.Contains(string(got.body), `"at":"2026-05-01T10:00:02Z"`) || got.etag == first.etag {
-		t.Fatalf("a later second within until: %s %v", got.body, ok)
+	// In each later second the same decision is served, given at that
+	// second: byte for byte the decision rendered afresh, and the ETag of
+	// those bytes.
+	for _, later := range []time.Duration{2*time.Second + 100*time.Millisecond, 2*time.Second + 900*time.Millisecond, 3 * time.Second} {
+		got, ok := c.get(5, t0.Add(later), "q")
+		at := *d
+		at.At = t0.Add(later).Truncate(time.Second)
+		want := appendDecision(nil, &at)
+		body := got.appendBody(nil)
+		if !ok || string(body) != string(want) || got.etag != etagOf(want) || got.etagHdr[0] != got.etag || got.etag == first.etag {
+			t.Fatalf("%s later: got %s (ETag %s), want %s (ETag %s)", later, body, got.etag, want, etagOf(want))
+		}
+		if !strings.Contains(string(body), `"at":"`+at.At.Format(time.RFC3339)+`"`) {
+			t.Fatalf("%s later: %s", later, body)
+		}
 	}
 	// Not for the second in which the decision may change, nor later, nor
 	// at another applied index, nor in an earlier second.
 	for _, g := range []struct {
 		applied uint64
 		at      time.Time
-	}{{5, t0.Add(3 * time.Second)}, {5, t0.Add(time.Hour)}, {6, t0}, {4, t0}, {5, t0.Add(-time.Second)}} {
+	}{{5, t0.Add(4 * time.Second)}, {5, t0.Add(time.Hour)}, {6, t0}, {4, t0}, {5, t0.Add(-time.Second)}} {
 		if _, ok := c.get(g.applied, g.at, "q"); ok {
 			t.Fatalf("answer served at index %d, %s", g.applied, g.at.Format(time.RFC3339Nano))
 		}
 	}
 	// A question with "at" is served as it is, at any time.
 	c.put(5, "pinned", d, registry.Forever, true, cacheImmutable)
-	if got, ok := c.get(5, t0.Add(time.Hour), "pinned"); !ok || !strings.Contains(string(got.body), `"at":"2026-05-01T10:00:00Z"`) {
-		t.Fatalf("pinned answer: %s %v", got.body, ok)
+	if got, ok := c.get(5, t0.Add(time.Hour), "pinned"); !ok || !strings.Contains(string(got.appendBody(nil)), `"at":"2026-05-01T10:00:00Z"`) {
+		t.Fatalf("pinned answer: %s %v", got.appendBody(nil), ok)
 	}
 	// A request that began before a commit cannot file its answer over the
 	// newer index's.

@@ -13,6 +13,13 @@ import (
 // query is the gateway's hot path. TestAppendDecisionMatchesEncodingJSON
 // keeps the two equal.
 func appendDecision(b []byte, d *registry.Decision) []byte {
+	b, _ = appendDecisionAt(b, d)
+	return b
+}
+
+// appendDecisionAt is appendDecision that also returns where the text of
+// the decision's time ("at", inside its quotes) begins in b.
+func appendDecisionAt(b []byte, d *registry.Decision) ([]byte, int) {
 	b = append(b, `{"entity":`...)
 	b = appendString(b, d.Entity)
 	b = append(b, `,"framework":`...)
@@ -45,10 +52,11 @@ func appendDecision(b []byte, d *registry.Decision) []byte {
 		b = appendString(b, d.Root)
 	}
 	b = append(b, `,"at":`...)
+	at := len(b) + 1
 	b = appendTime(b, d.At)
 	b = append(b, `,"index":`...)
 	b = strconv.AppendUint(b, d.Index, 10)
-	return append(b, "}\n"...)
+	return append(b, "}\n"...), at
 }
 
 func appendLink(b []byte, l *registry.Link) []byte {

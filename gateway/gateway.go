@@ -228,6 +228,10 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 // etagOf names a body's exact bytes.
 func etagOf(body []byte) string {
 	sum := sha256.Sum256(body)
+	return etagFromSum(sum[:])
+}
+
+func etagFromSum(sum []byte) string {
 	return `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
 }
 
@@ -241,7 +245,12 @@ func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, status int, b
 // slices are shared by every response that serves it; net/http only reads
 // them.
 type answer struct {
-	body                             []byte
+	body []byte
+	// at, when not nil, is sent in place of the len(at) bytes of body
+	// from atOff on: a cached trust answer given again in a later second
+	// differs from its first rendering only in the time it was given for.
+	at                               []byte
+	atOff                            int
 	etag                             string
 	length, index, etagHdr, cacheHdr []string
 }
@@ -249,7 +258,11 @@ type answer struct {
 // newAnswer prepares body as answered at applied; an empty cacheControl
 // sends no Cache-Control.
 func newAnswer(body []byte, applied uint64, cacheControl string) answer {
-	etag := etagOf(body)
+	return newTaggedAnswer(body, etagOf(body), applied, cacheControl)
+}
+
+// newTaggedAnswer is newAnswer for a body whose ETag is already known.
+func newTaggedAnswer(body []byte, etag string, applied uint64, cacheControl string) answer {
 	a := answer{
 		body: body, etag: etag,
 		index:   []string{strconv.FormatUint(applied, 10)},
@@ -284,7 +297,24 @@ func (a *answer) write(w http.ResponseWriter, r *http.Request, status int) {
 		return
 	}
 	w.WriteHeader(status)
-	_, _ = w.Write(a.body)
+	if a.at == nil {
+		_, _ = w.Write(a.body)
+		return
+	}
+	// Three writes into net/http's buffer: no body copied per answer.
+	_, _ = w.Write(a.body[:a.atOff])
+	_, _ = w.Write(a.at)
+	_, _ = w.Write(a.body[a.atOff+len(a.at):])
+}
+
+// appendBody appends the body the answer sends.
+func (a *answer) appendBody(b []byte) []byte {
+	if a.at == nil {
+		return append(b, a.body...)
+	}
+	b = append(b, a.body[:a.atOff]...)
+	b = append(b, a.at...)
+	return append(b, a.body[a.atOff+len(a.at):]...)
 }
 
 // autoLengthBelow: net/http buffers the first 2 KiB a handler writes and,

@@ -3,6 +3,8 @@ package gateway_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -537,5 +539,63 @@ func TestLinearizableTrustReadsAreNotServedFromCache(t *testing.T) {
 	}
 	if n := cn.readIndex.Load(); n != 9 {
 		t.Errorf("local reads asked for read barriers: %d in all, want 9", n)
+	}
+}
+
+// TestTrustAnswerGivenAgainInALaterSecond asks the same cached question
+// in three seconds: each answer is given at its own second, and its ETag
+// names its exact bytes.
+func TestTrustAnswerGivenAgainInALaterSecond(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	q := url.Values{"entity": {e.college.DID}, "framework": {fw}, "resource": {nurse}}
+	var etags []string
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
+		}
+		before := time.Now().UTC().Truncate(time.Second)
+		resp, body := e.get("/v1/trust?" + q.Encode())
+		after := time.Now().UTC()
+		sum := sha256.Sum256(body)
+		etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
+		var d registry.Decision
+		if err := json.Unmarshal(body, &d); err != nil || resp.StatusCode != 200 || !d.Authorized {
+			t.Fatalf("answer %d: %d %s", i, resp.StatusCode, body)
+		}
+		if d.At.Before(before) || d.At.After(after) || !d.At.Equal(d.At.Truncate(time.Second)) {
+			t.Fatalf("answer %d given at %s, asked between %s and %s", i, d.At, before, after)
+		}
+		if got := resp.Header.Get("ETag"); got != etag {
+			t.Fatalf("answer %d: ETag %s, its body's is %s", i, got, etag)
+		}
+		if cl := resp.Header.Get("Content-Length"); cl != "" && cl != strconv.Itoa(len(body)) {
+			t.Fatalf("answer %d: Content-Length %s for %d bytes", i, cl, len(body))
+		}
+		etags = append(etags, etag)
+	}
+	if etags[0] == etags[1] || etags[1] == etags[2] {
+		t.Fatalf("answers of different seconds share an ETag: %v", etags)
+	}
+	// The first answer's ETag no longer names the answer; the latest one
+	// does until its second ends.
+	for _, etag := range []string{etags[0], etags[2]} {
+		req, _ := http.NewRequest("GET", e.n.GatewayURL()+"/v1/trust?"+q.Encode(), nil)
+		req.Header.Set("If-None-Match", etag)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		sum := sha256.Sum256(body)
+		switch {
+		case etag == etags[0] && resp.StatusCode != http.StatusOK:
+			t.Fatalf("If-None-Match with the first second's ETag: %d, want 200", resp.StatusCode)
+		case etag == etags[2] && resp.StatusCode == http.StatusOK && resp.Header.Get("ETag") == etag:
+			t.Fatalf("If-None-Match with the current ETag: 200, want 304")
+		case resp.StatusCode == http.StatusOK && resp.Header.Get("ETag") != `"`+base64.RawURLEncoding.EncodeToString(sum[:16])+`"`:
+			t.Fatalf("ETag %s does not name the body %s", resp.Header.Get("ETag"), body)
+		}
 	}
 }

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/trustreg/trustreg/registry"
@@ -131,27 +134,32 @@ func localRead(q url.Values) bool {
 }
 
 // answerCache keeps trust answers for one applied index, by raw query
-// string. Each entry holds the decision DecideSecond made and how long it
-// holds (until); within that, a question in a later second gets the same
-// decision re-rendered with that second as its "at" (an encoding and a
-// hash instead of a decision), so answers do not all expire together at
-// each second. A question with "at" is served as it is. The applied index
-// is read before deciding: an answer computed across a commit is filed
-// under the older index, which is never current again.
+// string. Each entry holds an answer DecideSecond made and how long its
+// decision holds (until); within that, a question in a later second gets
+// the same answer with that second as its "at", so answers do not all
+// expire together at each second. Only the time's text and the ETag are
+// made again: the rest of the body is shared, and the ETag's hash resumes
+// from its state after the body's part before the time. A question with
+// "at" is served as it is. The applied index is read before deciding: an
+// answer computed across a commit is filed under the older index, which
+// is never current again.
 type answerCache struct {
 	mu      sync.RWMutex
 	applied uint64
 	m       map[string]*cachedAnswer
 }
 
-// cachedAnswer is immutable once in the cache; a re-rendering replaces it.
+// cachedAnswer is immutable once in the cache; a later second's answer
+// replaces it.
 type cachedAnswer struct {
-	decision     *registry.Decision // shared, read-only
-	until        time.Time
-	fixed        bool  // the question named "at": the answer never changes
-	second       int64 // the second ans was rendered for
-	cacheControl string
-	ans          answer
+	until  time.Time
+	fixed  bool  // the question named "at": the answer never changes
+	second int64 // the second ans was given for
+	ans    answer
+	// head is the SHA-256 state after ans.body[:ans.atOff]; atLen is the
+	// length of the time's text in ans.body.
+	head  []byte
+	atLen int
 }
 
 // maxCachedAnswers bounds one generation (answers are about 1 KiB).
@@ -171,26 +179,64 @@ func (c *answerCache) get(applied uint64, now time.Time, key string) (answer, bo
 	if e.fixed || e.second == second {
 		return e.ans, true
 	}
-	lo := time.Unix(second, 0).UTC()
-	if second < e.second || lo.Add(time.Second).After(e.until) {
+	if second < e.second || time.Unix(second+1, 0).After(e.until) {
 		return answer{}, false // the decision may not hold for all of this second
 	}
-	d := *e.decision
-	d.At = lo
-	next := &cachedAnswer{decision: e.decision, until: e.until, second: second, cacheControl: e.cacheControl,
-		ans: newAnswer(appendDecision(nil, &d), applied, e.cacheControl)}
-	c.store(applied, key, next)
+	at := secondText(second)
+	if len(at) != e.atLen {
+		return answer{}, false // a year of other than four digits: decide afresh
+	}
+	h := sha256.New()
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(e.head); err != nil {
+		return answer{}, false
+	}
+	h.Write(at)
+	h.Write(e.ans.body[e.ans.atOff+e.atLen:])
+	next := *e
+	next.second = second
+	next.ans.at = at
+	next.ans.etag = etagFromSum(h.Sum(nil))
+	next.ans.etagHdr = []string{next.ans.etag}
+	c.store(applied, key, &next)
 	return next.ans, true
 }
 
 // put caches a decision DecideSecond made at applied and returns its
 // answer.
 func (c *answerCache) put(applied uint64, key string, d *registry.Decision, until time.Time, fixed bool, cacheControl string) answer {
-	e := &cachedAnswer{decision: d, until: until, fixed: fixed, second: d.At.Unix(), cacheControl: cacheControl,
-		ans: newAnswer(appendDecision(nil, d), applied, cacheControl)}
+	body, atOff := appendDecisionAt(nil, d)
+	atLen := len(appendTime(nil, d.At)) - 2 // without its quotes
+	h := sha256.New()
+	h.Write(body[:atOff])
+	head, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		head = nil // get then decides again in a later second
+	}
+	h.Write(body[atOff:])
+	e := &cachedAnswer{until: until, fixed: fixed, second: d.At.Unix(), head: head, atLen: atLen,
+		ans: newTaggedAnswer(body, etagFromSum(h.Sum(nil)), applied, cacheControl)}
+	e.ans.atOff = atOff
 	c.store(applied, key, e)
 	return e.ans
 }
+
+// secondText is the text of a whole second in UTC as appendTime writes
+// it, made once per second and shared by every answer given in it.
+func secondText(second int64) []byte {
+	if t := lastSecond.Load(); t != nil && t.second == second {
+		return t.text
+	}
+	t := &secondAt{second: second, text: time.Unix(second, 0).UTC().AppendFormat(nil, time.RFC3339Nano)}
+	lastSecond.Store(t)
+	return t.text
+}
+
+type secondAt struct {
+	second int64
+	text   []byte
+}
+
+var lastSecond atomic.Pointer[secondAt]
 
 func (c *answerCache) store(applied uint64, key string, e *cachedAnswer) {
 	c.mu.Lock()
