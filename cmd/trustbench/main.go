@@ -475,13 +475,14 @@ func (c config) settleLimit() time.Duration {
 // pacedPair measures trustd and the baseline at one paced rate in
 // interleaved rounds and keeps each side's lower p99, as for throughput.
 //
-// trustd's own handler times for the kept run are read from its metrics
-// at gateway (trustd's base URL) before and after the run.
+// trustd's own handler times, allocation and collections for the kept
+// run are read from its metrics at gateway (trustd's base URL) before and
+// after the run.
 func (c config) pacedPair(ctx context.Context, conns int, rate float64, gateway, trustWarm string, trustNext func(int, int64) (request, bool), baseWarm string, baseNext func(int, int64) (request, bool), ok func(int) bool) (t, b stats) {
 	for round := range c.rounds {
-		before, berr := bucketCounts(gateway, trustRoute)
+		before, berr := readMetrics(gateway, trustRoute)
 		s := paced(ctx, conns, rate, c.duration, trustWarm, trustNext, ok)
-		after, aerr := bucketCounts(gateway, trustRoute)
+		after, aerr := readMetrics(gateway, trustRoute)
 		if err := errors.Join(berr, aerr); err != nil {
 			fmt.Fprintln(os.Stderr, "trustbench: trustd's handler times are not reported:", err)
 		} else {
@@ -647,13 +648,13 @@ func printReport(w io.Writer, r *report) {
 				x.Entities, formatRatios(x.RoundRatios), x.MedianRoundRatio, formatRatios(x.RoundCPURatios))
 		}
 		fmt.Fprintf(w, "Latency at half the maximum rate, then at --rates (paced, open loop; trustd / net/http)\n")
-		fmt.Fprintf(w, "%10s %9s %16s %16s %18s %14s %24s\n", "entities", "r/s", "p50 ms", "p99 ms", "send lag p99 ms", "cpu steal %", "trustd handler p99, >1ms")
+		fmt.Fprintf(w, "%10s %9s %16s %16s %18s %14s %44s\n", "entities", "r/s", "p50 ms", "p99 ms", "send lag p99 ms", "cpu steal %", "trustd handler p99, >1ms; alloc, GCs")
 		for _, x := range r.Reads {
 			t, b := x.TrustdAtHalf, x.BaselineAtHal
-			fmt.Fprintf(w, "%10d %9.0f %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %24s\n", x.Entities, x.HalfRate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler))
+			fmt.Fprintf(w, "%10d %9.0f %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %44s\n", x.Entities, x.HalfRate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler))
 			for _, p := range x.AtRates {
 				t, b := p.Trustd, p.Baseline
-				fmt.Fprintf(w, "%10s %9d %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %24s\n", "", p.Rate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler))
+				fmt.Fprintf(w, "%10s %9d %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %44s\n", "", p.Rate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler))
 			}
 		}
 		fmt.Fprintln(w)
