@@ -68,4 +68,14 @@ func TestAnswerCache(t *testing.T) {
 	if n := len(c.m); n != maxCachedAnswers {
 		t.Fatalf("%d answers cached, limit %d", n, maxCachedAnswers)
 	}
+	// The gateway asks before encoding an answer to keep.
+	for _, a := range []struct {
+		applied uint64
+		key     string
+		want    bool
+	}{{7, "not cached", false}, {7, string(rune(0)), true}, {8, "not cached", true}, {6, string(rune(0)), false}} {
+		if got := c.admits(a.applied, a.key); got != a.want {
+			t.Fatalf("admits(%d, %q) = %v with the cache full at index 7", a.applied, a.key, got)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -596,6 +597,47 @@ func TestTrustAnswerGivenAgainInALaterSecond(t *testing.T) {
 			t.Fatalf("If-None-Match with the current ETag: 200, want 304")
 		case resp.StatusCode == http.StatusOK && resp.Header.Get("ETag") != `"`+base64.RawURLEncoding.EncodeToString(sum[:16])+`"`:
 			t.Fatalf("ETag %s does not name the body %s", resp.Header.Get("ETag"), body)
+		}
+	}
+}
+
+// TestTrustAnswersPastTheCacheBound asks more distinct questions than the
+// answer cache keeps: those past its bound are answered in full too.
+func TestTrustAnswersPastTheCacheBound(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	g, err := gateway.New(gateway.Config{Registry: e.n.State, Lists: e.n.State, Writer: e.n, Node: e.n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same question, spelt with a different set of the entity's
+	// letters percent-encoded each time: a distinct cache key each.
+	spelt := func(i int) string {
+		var did strings.Builder
+		for j, c := range []byte(e.college.DID) {
+			if j < 20 && i&(1<<j) != 0 {
+				did.WriteString(fmt.Sprintf("%%%02X", c))
+			} else {
+				did.WriteByte(c)
+			}
+		}
+		return "/v1/trust?entity=" + did.String() + "&" + url.Values{"framework": {fw}, "resource": {nurse}}.Encode()
+	}
+	const n = 17000 // past the bound of 16,384
+	for i := range n {
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, httptest.NewRequest(http.MethodGet, spelt(i), nil))
+		if i < n-50 && w.Code == http.StatusOK {
+			continue
+		}
+		var d registry.Decision
+		body := w.Body.Bytes()
+		sum := sha256.Sum256(body)
+		if err := json.Unmarshal(body, &d); err != nil || w.Code != http.StatusOK || !d.Authorized || d.Entity != e.college.DID || len(d.Chain) != 2 {
+			t.Fatalf("question %d: %d %s", i, w.Code, body)
+		}
+		if got, want := w.Header().Get("ETag"), `"`+base64.RawURLEncoding.EncodeToString(sum[:16])+`"`; got != want {
+			t.Fatalf("question %d: ETag %s, its body's is %s", i, got, want)
 		}
 	}
 }

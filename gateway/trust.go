@@ -107,10 +107,11 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if until.IsZero() || !localRead(query(r)) {
+	if until.IsZero() || !localRead(query(r)) || !s.answers.admits(applied, r.URL.RawQuery) {
 		// Made for this instant only (a record time falls in this second),
-		// or for a read that asked for more than the local state: the fast
-		// path serves cached answers without looking at the query.
+		// or for a read that asked for more than the local state (the fast
+		// path serves cached answers without looking at the query), or the
+		// cache is full: encoded in a recycled buffer and not kept.
 		bp := bufPool.Get().(*[]byte)
 		defer bufPool.Put(bp)
 		*bp = appendDecision((*bp)[:0], d)
@@ -204,7 +205,12 @@ func (c *answerCache) get(applied uint64, now time.Time, key string) (answer, bo
 // put caches a decision DecideSecond made at applied and returns its
 // answer.
 func (c *answerCache) put(applied uint64, key string, d *registry.Decision, until time.Time, fixed bool, cacheControl string) answer {
-	body, atOff := appendDecisionAt(nil, d)
+	// Encoded in a recycled buffer, kept in one of the exact size.
+	bp := bufPool.Get().(*[]byte)
+	encoded, atOff := appendDecisionAt((*bp)[:0], d)
+	body := bytes.Clone(encoded)
+	*bp = encoded
+	bufPool.Put(bp)
 	atLen := len(appendTime(nil, d.At)) - 2 // without its quotes
 	h := sha256.New()
 	h.Write(body[:atOff])
@@ -237,6 +243,17 @@ type secondAt struct {
 }
 
 var lastSecond atomic.Pointer[secondAt]
+
+// admits reports whether put would keep an answer to key at applied.
+func (c *answerCache) admits(applied uint64, key string) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if applied != c.applied {
+		return applied > c.applied // a new generation, or one already past
+	}
+	_, ok := c.m[key]
+	return ok || len(c.m) < maxCachedAnswers
+}
 
 func (c *answerCache) store(applied uint64, key string, e *cachedAnswer) {
 	c.mu.Lock()
