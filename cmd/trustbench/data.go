@@ -204,11 +204,17 @@ func progress(stop chan struct{}, what string, done *atomic.Int64, total int64, 
 	}
 }
 
-// trustURLs returns query URLs for m colleges spread over those loaded.
+// trustURLs returns query URLs for m colleges spread over those loaded,
+// each a different college while m is at most their number.
 func (d *dataset) trustURLs(base string, m int) []string {
+	n := len(d.collegeDIDs)
+	stride := 7919 // a prime: a stride coprime with n visits every college
+	if n%stride == 0 {
+		stride = 1
+	}
 	out := make([]string, 0, m)
 	for i := range m {
-		out = append(out, trustURL(base, d.collegeDIDs[(i*7919)%len(d.collegeDIDs)]))
+		out = append(out, trustURL(base, d.collegeDIDs[(i*stride)%n]))
 	}
 	return out
 }

@@ -43,6 +43,7 @@ type config struct {
 	keep      bool
 	splitCPUs bool
 	halfConns int
+	questions int
 	rounds    int
 	rates     []int
 }
@@ -59,11 +60,15 @@ type report struct {
 }
 
 type readResult struct {
-	Entities int     `json:"entities"`
-	Conns    int     `json:"conns"`
-	Trustd   stats   `json:"trustd"`
-	Baseline stats   `json:"baseline"`
-	Ratio    float64 `json:"ratio"`
+	Entities int `json:"entities"`
+	// Questions: the distinct trust questions asked in turn (one per
+	// college); fewer than the answer cache holds are all answered from
+	// it after the first round.
+	Questions int     `json:"questions"`
+	Conns     int     `json:"conns"`
+	Trustd    stats   `json:"trustd"`
+	Baseline  stats   `json:"baseline"`
+	Ratio     float64 `json:"ratio"`
 	// The ratio within each round (the bare handler, then trustd, back to
 	// back): how far the machine moved the figure during the run.
 	RoundRatios []float64 `json:"round_ratios"`
@@ -167,6 +172,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.BoolVar(&c.skipWrite, "skip-writes", false, "do not run the write benchmark")
 	fs.BoolVar(&c.skipReads, "skip-reads", false, "do not run the read benchmark")
 	fs.IntVar(&c.rounds, "rounds", 0, "interleaved rounds of each read and write measurement, the best kept (default 3; short: 2)")
+	fs.IntVar(&c.questions, "questions", 1024, "distinct trust questions the read benchmark asks in turn, one per college; 0: every college loaded")
 	fs.IntVar(&c.halfConns, "half-conns", 0, "connections for the latency run at half the maximum rate (default: --conns)")
 	fs.BoolVar(&c.splitCPUs, "split-cpus", false, "run the servers on the upper half of the CPUs and the load generator on the lower half")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (data directories and node logs) for inspection")
@@ -365,7 +371,11 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 			return err
 		}
 		settle(ctx, n.process, c.settleLimit())
-		urls := d.trustURLs(n.url, 1024)
+		questions := c.questions
+		if questions <= 0 || questions > entities {
+			questions = entities
+		}
+		urls := d.trustURLs(n.url, questions)
 		// A college under an agency (did:key) and one under a registered
 		// sub-agency (did:web) must both be authorized; the first one's
 		// answer is the bare handler's body.
@@ -406,7 +416,7 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 		}
 		baseNext := func(w int, i int64) (request, bool) { return request{method: "GET", url: baseURL}, true }
 		ok200 := func(s int) bool { return s == 200 }
-		fmt.Fprintf(os.Stderr, "reads: %d entities, %d connections, %s runs\n", entities, c.conns, c.duration)
+		fmt.Fprintf(os.Stderr, "reads: %d entities, %d distinct questions, %d connections, %s runs\n", entities, questions, c.conns, c.duration)
 		// Interleave rounds and keep each side's best: the machine is shared.
 		var tr, br stats
 		var tCPU, bCPU float64
@@ -448,7 +458,7 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 			}
 		}
 		half := tr.PerSecond / 2
-		r := readResult{Entities: entities, Conns: c.conns, Trustd: tr, Baseline: br, Ratio: tr.PerSecond / br.PerSecond, RoundRatios: roundRatios, MedianRoundRatio: median(roundRatios), RoundCPURatios: roundCPU, HalfRate: half, TrustdCPUus: tCPU, BaselineCPUus: bCPU}
+		r := readResult{Entities: entities, Questions: questions, Conns: c.conns, Trustd: tr, Baseline: br, Ratio: tr.PerSecond / br.PerSecond, RoundRatios: roundRatios, MedianRoundRatio: median(roundRatios), RoundCPURatios: roundCPU, HalfRate: half, TrustdCPUus: tCPU, BaselineCPUus: bCPU}
 		halfConns := c.conns
 		if c.halfConns > 0 {
 			halfConns = c.halfConns
@@ -644,8 +654,8 @@ func printReport(w io.Writer, r *report) {
 				x.Ratio, x.Trustd.P50, x.Trustd.P99, x.Baseline.P99, x.TrustdCPUus, x.BaselineCPUus)
 		}
 		for _, x := range r.Reads {
-			fmt.Fprintf(w, "%10d entities, each round (net/http, then trustd): ratio%s (median %.2f); CPU per query, trustd / net/http%s\n",
-				x.Entities, formatRatios(x.RoundRatios), x.MedianRoundRatio, formatRatios(x.RoundCPURatios))
+			fmt.Fprintf(w, "%10d entities, %d distinct questions, each round (net/http, then trustd): ratio%s (median %.2f); CPU per query, trustd / net/http%s\n",
+				x.Entities, x.Questions, formatRatios(x.RoundRatios), x.MedianRoundRatio, formatRatios(x.RoundCPURatios))
 		}
 		fmt.Fprintf(w, "Latency at half the maximum rate, then at --rates (paced, open loop; trustd / net/http)\n")
 		fmt.Fprintf(w, "%10s %9s %16s %16s %18s %14s %44s\n", "entities", "r/s", "p50 ms", "p99 ms", "send lag p99 ms", "cpu steal %", "trustd handler p99, >1ms; alloc, GCs")
