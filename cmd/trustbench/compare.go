@@ -67,12 +67,14 @@ func comparisonRows(a, b *report) []comparisonRow {
 	for _, n := range keysInOrder(a.Reads, b.Reads, entities) {
 		ra, rb := find(a.Reads, entities, n), find(b.Reads, entities, n)
 		p := fmt.Sprintf("reads, %d entities: ", n)
+		add(p+"distinct questions (0: not recorded)", float64(ra.Questions), float64(rb.Questions))
 		add(p+"ratio to net/http", ra.Ratio, rb.Ratio)
 		add(p+"median round ratio", ra.MedianRoundRatio, rb.MedianRoundRatio)
 		add(p+"trustd r/s", ra.Trustd.PerSecond, rb.Trustd.PerSecond)
 		add(p+"trustd CPU per query (µs)", ra.TrustdCPUus, rb.TrustdCPUus)
 		add(p+"trustd p99 at half rate (ms)", ra.TrustdAtHalf.P99, rb.TrustdAtHalf.P99)
 		add(p+"net/http p99 at half rate (ms)", ra.BaselineAtHal.P99, rb.BaselineAtHal.P99)
+		add(p+"trustd bytes allocated per query at half rate", allocPerQuery(ra.TrustdAtHalf), allocPerQuery(rb.TrustdAtHalf))
 	}
 	clients := func(r writeResult) int { return r.Clients }
 	for _, n := range keysInOrder(a.Writes, b.Writes, clients) {
@@ -169,4 +171,13 @@ func change(a, b float64) string {
 		return "-"
 	}
 	return strconv.FormatFloat(b/a, 'f', 2, 64)
+}
+
+// allocPerQuery is trustd's allocation per query in a paced run, 0 when
+// not recorded.
+func allocPerQuery(s stats) float64 {
+	if s.Handler == nil {
+		return 0
+	}
+	return s.Handler.AllocPerRequest
 }

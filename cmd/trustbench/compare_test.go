@@ -34,7 +34,7 @@ func TestCompareMatchesFiguresByLoadAndShowsTheChange(t *testing.T) {
 	// The new run has its write levels in another order, one read level
 	// more, and the write rounds' median the old one lacked.
 	cur := writeReport(t, dir, "new.json", &report{Mode: "full", Machine: "m2",
-		Reads: []readResult{{Entities: 10000, Ratio: 0.88, TrustdCPUus: 20, TrustdAtHalf: stats{P99: 3.0}},
+		Reads: []readResult{{Entities: 10000, Questions: 10000, Ratio: 0.88, TrustdCPUus: 20, TrustdAtHalf: stats{P99: 3.0, Handler: &handlerTimes{AllocPerRequest: 2450}}},
 			{Entities: 100000, Ratio: 0.77}},
 		Writes: []writeResult{{Clients: 256, Ratio: 0.54}, {Clients: 64, Ratio: 0.60, MedianRoundRatio: 0.58, Trustd: stats{PerSecond: 1800}}},
 		Error:  "scale: boom",
@@ -50,6 +50,8 @@ func TestCompareMatchesFiguresByLoadAndShowsTheChange(t *testing.T) {
 		row("reads, 10000 entities: ratio to net/http", "0.80", "0.88", "1.10"),
 		row("reads, 10000 entities: trustd CPU per query (µs)", "25.0", "20.0", "0.80"),
 		row("reads, 10000 entities: trustd p99 at half rate (ms)", "4.00", "3.00", "0.75"),
+		row("reads, 10000 entities: distinct questions (0: not recorded)", "-", "10000", "-"),
+		row("reads, 10000 entities: trustd bytes allocated per query at half rate", "-", "2450", "-"),
 		row("reads, 100000 entities: ratio to net/http", "-", "0.77", "-"),
 		row("writes, 64 clients: ratio to etcd", "0.50", "0.60", "1.20"),
 		row("writes, 64 clients: median round ratio", "-", "0.58", "-"),
