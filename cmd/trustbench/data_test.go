@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -18,5 +21,13 @@ func TestTrustURLsAskDistinctColleges(t *testing.T) {
 		if len(seen) != n {
 			t.Fatalf("%d colleges: %d distinct questions of %d", n, len(seen), n)
 		}
+	}
+}
+
+func TestNegativeQuestionsAreRefusedBeforeAnythingStarts(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"--questions", "-1", "--skip-writes", "--scale", "0"}, &out)
+	if err == nil || !strings.Contains(err.Error(), "--questions -1") {
+		t.Fatalf("got %v", err)
 	}
 }

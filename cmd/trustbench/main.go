@@ -181,6 +181,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if c.questions < 0 {
+		return fmt.Errorf("--questions %d: give a positive count, or 0 for every college loaded", c.questions)
+	}
 	c.entities, c.writers, c.rates = intList(entities), intList(writers), intList(rates)
 	if len(c.entities) == 0 {
 		c.entities = []int{10000, 100000}
