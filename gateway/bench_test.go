@@ -1,11 +1,9 @@
 package gateway_test
 
 import (
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -82,16 +80,7 @@ func BenchmarkTrustHandler(b *testing.B) {
 	// percent-encoded) is a distinct cache key with the same answer.
 	spellings := make([]*http.Request, 1<<18)
 	for i := range spellings {
-		var did strings.Builder
-		for j, c := range []byte(e.college.DID) {
-			if j < 18 && i&(1<<j) != 0 {
-				fmt.Fprintf(&did, "%%%02X", c)
-			} else {
-				did.WriteByte(c)
-			}
-		}
-		raw := "entity=" + did.String() + "&" + url.Values{"framework": {fw}, "resource": {nurse}}.Encode()
-		spellings[i] = httptest.NewRequest(http.MethodGet, "/v1/trust?"+raw, nil)
+		spellings[i] = httptest.NewRequest(http.MethodGet, speltTrustPath(e.college.DID, i), nil)
 	}
 	b.Run("gateway, mostly uncached", func(b *testing.B) {
 		b.ReportAllocs()

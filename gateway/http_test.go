@@ -610,23 +610,10 @@ func TestTrustAnswersPastTheCacheBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The same question, spelt with a different set of the entity's
-	// letters percent-encoded each time: a distinct cache key each.
-	spelt := func(i int) string {
-		var did strings.Builder
-		for j, c := range []byte(e.college.DID) {
-			if j < 20 && i&(1<<j) != 0 {
-				did.WriteString(fmt.Sprintf("%%%02X", c))
-			} else {
-				did.WriteByte(c)
-			}
-		}
-		return "/v1/trust?entity=" + did.String() + "&" + url.Values{"framework": {fw}, "resource": {nurse}}.Encode()
-	}
 	const n = 17000 // past the bound of 16,384
 	for i := range n {
 		w := httptest.NewRecorder()
-		g.ServeHTTP(w, httptest.NewRequest(http.MethodGet, spelt(i), nil))
+		g.ServeHTTP(w, httptest.NewRequest(http.MethodGet, speltTrustPath(e.college.DID, i), nil))
 		if i < n-50 && w.Code == http.StatusOK {
 			continue
 		}
@@ -640,4 +627,20 @@ func TestTrustAnswersPastTheCacheBound(t *testing.T) {
 			t.Fatalf("question %d: ETag %s, its body's is %s", i, got, want)
 		}
 	}
+}
+
+// speltTrustPath asks whether did may issue for the nursing resource,
+// with the entity spelt the i-th way: the bits of i say which of its
+// first 20 bytes are percent-encoded. The same question, a distinct cache
+// key for each i below 2^20.
+func speltTrustPath(did string, i int) string {
+	var b strings.Builder
+	for j, c := range []byte(did) {
+		if j < 20 && i&(1<<j) != 0 {
+			fmt.Fprintf(&b, "%%%02X", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return "/v1/trust?entity=" + b.String() + "&" + url.Values{"framework": {fw}, "resource": {nurse}}.Encode()
 }
