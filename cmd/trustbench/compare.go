@@ -91,6 +91,8 @@ func comparisonRows(a, b *report) []comparisonRow {
 		add("scale: entities", float64(sa.Entities), float64(sb.Entities))
 		add("scale: p99 at the most entities / p99 at the fewest", flatness(sa), flatness(sb))
 		add("scale: catch-up from a snapshot (s)", sa.CatchUpSec, sb.CatchUpSec)
+		add("scale: distinct questions asked once each", float64(sa.Distinct.Questions), float64(sb.Distinct.Questions))
+		add("scale: p99 over the distinct questions (ms)", sa.Distinct.P99, sb.Distinct.P99)
 		add("scale: node peak resident memory (MiB)", sa.PeakRSSMiB, sb.PeakRSSMiB)
 		add("scale: Pebble state on disk (MiB)", sa.PebbleMiB, sb.PebbleMiB)
 	}

@@ -29,7 +29,7 @@ func TestCompareMatchesFiguresByLoadAndShowsTheChange(t *testing.T) {
 		Reads:  []readResult{{Entities: 10000, Ratio: 0.80, TrustdCPUus: 25, TrustdAtHalf: stats{P99: 4.0}}},
 		Writes: []writeResult{{Clients: 64, Ratio: 0.50, Trustd: stats{PerSecond: 1500}}, {Clients: 256, Ratio: 0.60}},
 		Scale: &scaleResult{Entities: 1000000, P99At: []point{{Entities: 10000, P99: 2.0}, {Entities: 1000000, P99: 2.4}},
-			CatchUpSec: 24, PeakRSSMiB: 431},
+			CatchUpSec: 24, PeakRSSMiB: 431, Distinct: distinctPass{Questions: 250000, Answered: 250000, P99: 12.5}},
 	})
 	// The new run has its write levels in another order, one read level
 	// more, and the write rounds' median the old one lacked.
@@ -59,6 +59,8 @@ func TestCompareMatchesFiguresByLoadAndShowsTheChange(t *testing.T) {
 		row("writes, 256 clients: ratio to etcd", "0.60", "0.54", "0.90"),
 		row("scale: p99 at the most entities / p99 at the fewest", "1.20", "-", "-"),
 		row("scale: node peak resident memory (MiB)", "431", "-", "-"),
+		row("scale: distinct questions asked once each", "250000", "-", "-"),
+		row("scale: p99 over the distinct questions (ms)", "12.5", "-", "-"),
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("missing %q in:\n%s", want, text)

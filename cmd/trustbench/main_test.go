@@ -45,6 +45,17 @@ func runStoppedAt(t *testing.T, part string, args ...string) report {
 	return rep
 }
 
+// testTrustd builds trustd into dir, from the test's package directory, and returns its path.
+func testTrustd(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "trustd")
+	build := exec.Command("go", "build", "-o", bin, "../trustd")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build trustd: %v\n%s", err, out)
+	}
+	return bin
+}
+
 func TestAFailedPartIsReportedWithTheRun(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "no-trustd")
 	rep := runStoppedAt(t, "reads:", "--trustd", missing, "--skip-writes", "--scale", "0", "--entities", "10", "--json")
@@ -85,11 +96,7 @@ func TestReadsMeasuredBeforeAFailedWritePartAreKept(t *testing.T) {
 	// "identity" for a node under the write benchmark's directory
 	// ("writes"): the writes fail after the reads were measured.
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "trustd")
-	build := exec.Command("go", "build", "-o", bin, "../trustd")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build trustd: %v\n%s", err, out)
-	}
+	bin := testTrustd(t, dir)
 	wrapper := filepath.Join(dir, "trustd-without-identity")
 	script := "#!/bin/sh\ncase \"$1 $*\" in identity*/writes/*) echo 'identity refused' >&2; exit 1;; esac\nexec " + bin + " \"$@\"\n"
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
@@ -116,5 +123,26 @@ func TestReadsMeasuredBeforeAFailedWritePartAreKept(t *testing.T) {
 	}
 	if r.BaselineAtHal.Handler != nil {
 		t.Fatalf("the bare handler has no metrics, yet handler times %+v", r.BaselineAtHal.Handler)
+	}
+}
+
+func TestScaleAsksEveryCollegeOnceBeforeReadingPeakMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds trustd and runs the scale part for real")
+	}
+	bin := testTrustd(t, t.TempDir())
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"--trustd", bin, "--skip-reads", "--skip-writes", "--scale", "300", "--conns", "8", "--json"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var rep report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep.Scale == nil {
+		t.Fatalf("no scale result: %v\n%s", err, out.Bytes())
+	}
+	if d := rep.Scale.Distinct; d.Questions != 300 || d.Answered != 300 || d.Errors != 0 || d.P99 <= 0 {
+		t.Fatalf("the pass over distinct questions: %+v, want each of 300 colleges answered once", d)
+	}
+	if rep.Scale.PeakRSSMiB <= 0 || rep.Scale.CatchUpSec <= 0 {
+		t.Fatalf("scale result without peak memory or catch-up: %+v", rep.Scale)
 	}
 }

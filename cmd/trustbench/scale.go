@@ -43,6 +43,22 @@ func benchScale(ctx context.Context, c config, dir string, rep *report) error {
 	res.LoadOpsPerSec = float64(c.scale) / loading.Seconds()
 	res.PebbleMiB = dirMiB(filepath.Join(n.dataDir, "state"))
 
+	// The queries above ask 1,024 questions, which the node's caches hold
+	// at once; the peak memory must also cover a node asked about a great
+	// many colleges (its record and answer caches full). Each is asked
+	// once, up to distinctQuestions, within distinctLimit.
+	distinct := d.trustURLs(n.url, min(c.scale, distinctQuestions))
+	s := closedLoop(ctx, c.conns, distinctLimit, func(w int, i int64) (request, bool) {
+		if i > int64(len(distinct)) {
+			return request{}, false
+		}
+		return request{method: "GET", url: distinct[i-1]}, true
+	}, func(s int) bool { return s == 200 })
+	res.Distinct = distinctPass{Questions: len(distinct), Answered: s.Requests, Errors: s.Errors, PerSecond: s.PerSecond, P50: s.P50, P99: s.P99}
+	if s.Errors > 0 {
+		return fmt.Errorf("%d of %d distinct trust questions were not answered with 200", s.Errors, len(distinct))
+	}
+
 	// A new node joins as a non-voter and is sent a snapshot.
 	if _, err := http.Post("http://"+n.admin+"/admin/v1/snapshot", "", nil); err != nil {
 		return err
@@ -87,6 +103,24 @@ func benchScale(ctx context.Context, c config, dir string, rep *report) error {
 	res.PeakRSSMiB = n.peakRSS()
 	rep.Scale = res
 	return nil
+}
+
+// distinctQuestions bounds the scale run's pass over distinct questions:
+// more than the record cache's 200,000 entries hold (two per college).
+// distinctLimit bounds its time.
+const (
+	distinctQuestions = 250_000
+	distinctLimit     = 2 * time.Minute
+)
+
+// distinctPass is the scale run's pass over distinct trust questions.
+type distinctPass struct {
+	Questions int     `json:"questions"`
+	Answered  int64   `json:"answered"`
+	Errors    int64   `json:"errors"`
+	PerSecond float64 `json:"per_second"`
+	P50       float64 `json:"p50_ms"`
+	P99       float64 `json:"p99_ms"`
 }
 
 func applied(base string) uint64 {
