@@ -79,3 +79,9 @@ func TestAnswerCache(t *testing.T) {
 		}
 	}
 }
+
+// appendBody appends the body the answer sends.
+func (a *answer) appendBody(b []byte) []byte {
+	head, at, tail := a.pieces()
+	return append(append(append(b, head...), at...), tail...)
+}

@@ -297,24 +297,22 @@ func (a *answer) write(w http.ResponseWriter, r *http.Request, status int) {
 		return
 	}
 	w.WriteHeader(status)
-	if a.at == nil {
-		_, _ = w.Write(a.body)
-		return
+	// Up to three writes into net/http's buffer: no body copied per answer.
+	head, at, tail := a.pieces()
+	_, _ = w.Write(head)
+	if at != nil {
+		_, _ = w.Write(at)
+		_, _ = w.Write(tail)
 	}
-	// Three writes into net/http's buffer: no body copied per answer.
-	_, _ = w.Write(a.body[:a.atOff])
-	_, _ = w.Write(a.at)
-	_, _ = w.Write(a.body[a.atOff+len(a.at):])
 }
 
-// appendBody appends the body the answer sends.
-func (a *answer) appendBody(b []byte) []byte {
+// pieces are the body the answer sends: the kept body whole, or, when at
+// is set, the kept body around its time with at in its place.
+func (a *answer) pieces() (head, at, tail []byte) {
 	if a.at == nil {
-		return append(b, a.body...)
+		return a.body, nil, nil
 	}
-	b = append(b, a.body[:a.atOff]...)
-	b = append(b, a.at...)
-	return append(b, a.body[a.atOff+len(a.at):]...)
+	return a.body[:a.atOff], a.at, a.body[a.atOff+len(a.at):]
 }
 
 // autoLengthBelow: net/http buffers the first 2 KiB a handler writes and,
