@@ -211,7 +211,7 @@ func (c *answerCache) put(applied uint64, key string, d *registry.Decision, unti
 	body := bytes.Clone(encoded)
 	*bp = encoded
 	bufPool.Put(bp)
-	atLen := len(appendTime(nil, d.At)) - 2 // without its quotes
+	atLen := bytes.IndexByte(body[atOff:], '"') // the time's text, up to its closing quote
 	h := sha256.New()
 	h.Write(body[:atOff])
 	head, err := h.(encoding.BinaryMarshaler).MarshalBinary()
