@@ -279,7 +279,7 @@ func getJSON(r pebble.Reader, k []byte, v any) (bool, error) {
 		return false, fmt.Errorf("read %x: %w", k[:1], err)
 	}
 	defer closer.Close()
-	if err := json.Unmarshal(val, v); err != nil {
+	if err := decodeRecord(val, v); err != nil {
 		return false, fmt.Errorf("decode record %x: %w", k[:1], err)
 	}
 	return true, nil

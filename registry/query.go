@@ -93,7 +93,7 @@ func (s *State) Frameworks(page Page) ([]Framework, string, error) {
 	out := []Framework{}
 	next, err := s.scan([]byte{tableFrameworks}, page, func(_, v []byte) (bool, error) {
 		var f Framework
-		if err := json.Unmarshal(v, &f); err != nil {
+		if err := decodeRecord(v, &f); err != nil {
 			return false, err
 		}
 		out = append(out, f)
@@ -130,7 +130,7 @@ func collectInto[T any](s *State, p []byte, out *[]T) error {
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
 		var v T
-		if err := json.Unmarshal(it.Value(), &v); err != nil {
+		if err := decodeRecord(it.Value(), &v); err != nil {
 			return err
 		}
 		*out = append(*out, v)

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -122,7 +121,7 @@ func (s *State) StatusListAt(issuer, id string, t time.Time) (*StatusListView, e
 	var found *StatusListVersion
 	for it.Last(); it.Valid(); it.Prev() {
 		var v StatusListVersion
-		if err := json.Unmarshal(it.Value(), &v); err != nil {
+		if err := decodeRecord(it.Value(), &v); err != nil {
 			return nil, err
 		}
 		if !v.Time.After(t) {
@@ -145,7 +144,7 @@ func (s *State) StatusLists(issuer string, page Page) ([]StatusList, string, err
 	out := []StatusList{}
 	next, err := s.scan(p, page, func(_, v []byte) (bool, error) {
 		var l StatusList
-		if err := json.Unmarshal(v, &l); err != nil {
+		if err := decodeRecord(v, &l); err != nil {
 			return false, err
 		}
 		out = append(out, l)
@@ -163,7 +162,7 @@ func (s *State) StatusListHistory(issuer, id string, page Page) ([]StatusListVer
 	out := []StatusListVersion{}
 	next, err := s.scan(prefix(tableListVersions, issuer, id), page, func(_, v []byte) (bool, error) {
 		var ver StatusListVersion
-		if err := json.Unmarshal(v, &ver); err != nil {
+		if err := decodeRecord(v, &ver); err != nil {
 			return false, err
 		}
 		ver.Credential = ""
