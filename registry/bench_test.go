@@ -171,3 +171,50 @@ func BenchmarkPreVerify(b *testing.B) {
 		})
 	}
 }
+// BenchmarkDecideUncached answers questions about 20,000 colleges, each
+// asked once per pass, so their accreditations and received lists are read
+// from Pebble and decoded; the framework, root and agency records stay
+// cached, as on a node asked about many colleges.
+func BenchmarkDecideUncached(b *testing.B) {
+	f := mustChain(b)
+	const n = 20000
+	const batch = 64
+	var entries []Entry
+	for i := range n {
+		op := f.sign(f.qa, OpAccredit, map[string]any{
+			"framework": fwID, "accreditor": f.qa.DID, "subject": fmt.Sprintf("did:web:college-%d.example", i),
+			"action": ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+			"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2026-01-01T00:00:00Z",
+		})
+		f.index++
+		entries = append(entries, Entry{Index: f.index, Time: f.now.Add(time.Duration(i) * time.Microsecond), Data: EncodeOperation(op)})
+		if len(entries) == batch || i == n-1 {
+			for _, r := range f.s.ApplyBatch(entries) {
+				if !r.Accepted {
+					b.Fatal(r.Reason)
+				}
+			}
+			entries = entries[:0]
+		}
+	}
+	// The records are read from sstables, as on a node loaded long ago.
+	if err := f.s.db.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	at := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i%n == 0 {
+			b.StopTimer()
+			f.s.records.clear()
+			f.s.Decide(Question{Entity: "did:web:college-0.example", Framework: fwID, Action: ActionIssue, Resource: nursing, At: at}, f.now)
+			b.StartTimer()
+		}
+		d, err := f.s.Decide(Question{Entity: fmt.Sprintf("did:web:college-%d.example", i%n), Framework: fwID, Action: ActionIssue, Resource: nursing, At: at}, f.now)
+		if err != nil || !d.Authorized {
+			b.Fatalf("%v %v", d, err)
+		}
+		i++
+	}
+}
