@@ -94,6 +94,7 @@ func comparisonRows(a, b *report) []comparisonRow {
 		add("scale: distinct questions asked once each", float64(sa.Distinct.Questions), float64(sb.Distinct.Questions))
 		add("scale: p99 over the distinct questions (ms)", sa.Distinct.P99, sb.Distinct.P99)
 		add("scale: node peak resident memory (MiB)", sa.PeakRSSMiB, sb.PeakRSSMiB)
+		add("scale: of which the Go runtime's (MiB)", sa.GoRuntimeMiB, sb.GoRuntimeMiB)
 		add("scale: Pebble state on disk (MiB)", sa.PebbleMiB, sb.PebbleMiB)
 	}
 	return rows

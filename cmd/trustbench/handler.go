@@ -44,6 +44,10 @@ type metricsReading struct {
 	buckets    map[float64]uint64
 	allocBytes float64
 	gcCycles   uint64
+	// sysBytes is the memory the Go runtime has taken from the operating
+	// system (go_memstats_sys_bytes): its heap, stacks and own metadata,
+	// not what C code (Pebble's block cache and memtables) allocates.
+	sysBytes float64
 }
 
 // readMetrics reads trustd's metrics at gatewayURL for route.
@@ -64,6 +68,9 @@ func readMetrics(gatewayURL, route string) (metricsReading, error) {
 	}
 	if f, ok := families["go_memstats_alloc_bytes_total"]; ok && len(f.GetMetric()) == 1 {
 		out.allocBytes = f.GetMetric()[0].GetCounter().GetValue()
+	}
+	if f, ok := families["go_memstats_sys_bytes"]; ok && len(f.GetMetric()) == 1 {
+		out.sysBytes = f.GetMetric()[0].GetGauge().GetValue()
 	}
 	if f, ok := families["go_gc_duration_seconds"]; ok && len(f.GetMetric()) == 1 {
 		out.gcCycles = f.GetMetric()[0].GetSummary().GetSampleCount()

@@ -19,7 +19,9 @@ func TestHandlerTimesCountOnlyTheRunBetweenReadings(t *testing.T) {
 	// The Go runtime's totals, under the names trustd exports them.
 	allocs := prometheus.NewCounter(prometheus.CounterOpts{Name: "go_memstats_alloc_bytes_total"})
 	gcs := prometheus.NewSummary(prometheus.SummaryOpts{Name: "go_gc_duration_seconds"})
-	reg.MustRegister(allocs, gcs)
+	sys := prometheus.NewGauge(prometheus.GaugeOpts{Name: "go_memstats_sys_bytes"})
+	reg.MustRegister(allocs, gcs, sys)
+	sys.Set(300 << 20)
 	allocs.Add(1 << 30)
 	gcs.Observe(0.001)
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -52,6 +54,9 @@ func TestHandlerTimesCountOnlyTheRunBetweenReadings(t *testing.T) {
 	after, err := readMetrics(srv.URL, trustRoute)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if after.sysBytes != 300<<20 {
+		t.Fatalf("the Go runtime's memory read as %v bytes, want %v", after.sysBytes, 300<<20)
 	}
 	got := handlerTimesBetween(before, after)
 	if want := (handlerTimes{Requests: 1000, Over1ms: 10, P99AtMostMs: 0.1, AllocPerRequest: 2500, GCCycles: 3}); got != want {

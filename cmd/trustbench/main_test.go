@@ -142,7 +142,7 @@ func TestScaleAsksEveryCollegeOnceBeforeReadingPeakMemory(t *testing.T) {
 	if d := rep.Scale.Distinct; d.Questions != 300 || d.Answered != 300 || d.Errors != 0 || d.P99 <= 0 {
 		t.Fatalf("the pass over distinct questions: %+v, want each of 300 colleges answered once", d)
 	}
-	if rep.Scale.PeakRSSMiB <= 0 || rep.Scale.CatchUpSec <= 0 {
+	if rep.Scale.PeakRSSMiB <= 0 || rep.Scale.CatchUpSec <= 0 || rep.Scale.GoRuntimeMiB <= 0 {
 		t.Fatalf("scale result without peak memory or catch-up: %+v", rep.Scale)
 	}
 }

@@ -101,6 +101,11 @@ func benchScale(ctx context.Context, c config, dir string, rep *report) error {
 	}
 	res.CatchUpSec = time.Since(t0).Seconds()
 	res.PeakRSSMiB = n.peakRSS()
+	m, err := readMetrics(n.url, trustRoute)
+	if err != nil {
+		return err
+	}
+	res.GoRuntimeMiB = m.sysBytes / (1 << 20)
 	rep.Scale = res
 	return nil
 }
