@@ -1,0 +1,7 @@
+//go:build !linux || !cgo
+
+package main
+
+// setMallocArenas does nothing without cgo on Linux: Pebble then allocates
+// its block cache and memtables in the Go heap, not through the C library.
+func setMallocArenas(int) bool { return false }
