@@ -5,7 +5,7 @@ package main
 // thread that meets a locked arena a new one, up to eight per core, and
 // memory freed in one arena is not reused by another: at a million
 // entities, a node's resident memory outside the Go runtime's measured
-// 324–380 MiB with the default and 227–269 MiB with two arenas
+// 324–380 MiB with the default and 227–322 MiB with two arenas
 // (BENCHMARKS.md, eleventh pass). Pebble allocates on block-cache misses
 // and memtable rotations, not per request, so two arenas do not become a
 // point of contention.
