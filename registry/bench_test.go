@@ -171,6 +171,7 @@ func BenchmarkPreVerify(b *testing.B) {
 		})
 	}
 }
+
 // BenchmarkDecideUncached answers questions about 20,000 colleges, each
 // asked once per pass, so their accreditations and received lists are read
 // from Pebble and decoded; the framework, root and agency records stay
