@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
+	voied "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
 // edCase is one (key, message, signature) triple, packed for the fuzzer.
@@ -53,7 +54,7 @@ func FuzzEd25519MatchesStdlib(f *testing.F) {
 		}
 		pub, sig, msg := ed25519.PublicKey(data[:32]), data[32:96], data[96:]
 		want := ed25519.Verify(pub, msg, sig)
-		got := edVerifier(pub).VerifyPayload(msg, sig, jose.EdDSA) == nil
+		got := newEdVerifier(pub).VerifyPayload(msg, sig, jose.EdDSA) == nil
 		if got != want {
 			t.Fatalf("key %x sig %x msg %q: crypto/ed25519 %v, trustreg %v", pub, sig, msg, want, got)
 		}
@@ -64,7 +65,7 @@ func TestEdVerifier(t *testing.T) {
 	k := ed25519.NewKeyFromSeed(make([]byte, 32))
 	msg := []byte("a.b")
 	sig := ed25519.Sign(k, msg)
-	v := edVerifier(k.Public().(ed25519.PublicKey))
+	v := newEdVerifier(k.Public().(ed25519.PublicKey))
 	if err := v.VerifyPayload(msg, sig, jose.EdDSA); err != nil {
 		t.Fatalf("valid signature: %v", err)
 	}
@@ -74,19 +75,44 @@ func TestEdVerifier(t *testing.T) {
 	// crypto/ed25519 accepts the neutral point as key with R neutral, S 0.
 	identity := make([]byte, 32)
 	identity[0] = 1
-	if err := edVerifier(identity).VerifyPayload(msg, append(append([]byte{}, identity...), make([]byte, 32)...), jose.EdDSA); err != nil {
+	if err := newEdVerifier(identity).VerifyPayload(msg, append(append([]byte{}, identity...), make([]byte, 32)...), jose.EdDSA); err != nil {
 		t.Fatalf("small-order key and R, as crypto/ed25519 accepts: %v", err)
 	}
 	if err := v.VerifyPayload(msg, sig, jose.ES256); err == nil {
 		t.Fatal("an Ed25519 key verified an ES256 signature")
 	}
-	if err := edVerifier(k.Public().(ed25519.PublicKey)[:31]).VerifyPayload(msg, sig, jose.EdDSA); err == nil {
+	if err := newEdVerifier(k.Public().(ed25519.PublicKey)[:31]).VerifyPayload(msg, sig, jose.EdDSA); err == nil {
 		t.Fatal("a short key verified a signature")
 	}
 }
 
+// TestEdVerifierKeyOffTheCurve: a key that is no curve point verifies
+// nothing, as with crypto/ed25519.
+func TestEdVerifierKeyOffTheCurve(t *testing.T) {
+	msg := []byte("a.b")
+	for y := range 256 {
+		pub := make([]byte, 32)
+		pub[0] = byte(y)
+		if _, err := voied.NewExpandedPublicKey(pub); err == nil {
+			continue
+		}
+		sig := append(append([]byte{}, pub...), make([]byte, 32)...)
+		if ed25519.Verify(pub, msg, sig) {
+			t.Fatalf("crypto/ed25519 accepted key %x off the curve", pub)
+		}
+		if newEdVerifier(pub).key != nil || newEdVerifier(pub).VerifyPayload(msg, sig, jose.EdDSA) == nil {
+			t.Fatalf("key %x off the curve was kept or verified a signature", pub)
+		}
+		return
+	}
+	t.Fatal("no y in 0..255 is off the curve: the test needs another candidate")
+}
+
 // BenchmarkEd25519Verify compares the verifier nodes use with
-// crypto/ed25519 on a signature of an operation's size.
+// crypto/ed25519 and with voi's verification from the 32-byte key, on a
+// signature of an operation's size. "trustreg" is a signer the key cache
+// holds; "trustreg-new-key" also expands the key, as for a signer's first
+// operation.
 func BenchmarkEd25519Verify(b *testing.B) {
 	k := ed25519.NewKeyFromSeed(make([]byte, 32))
 	pub := k.Public().(ed25519.PublicKey)
@@ -99,9 +125,24 @@ func BenchmarkEd25519Verify(b *testing.B) {
 			}
 		}
 	})
-	b.Run("trustreg", func(b *testing.B) {
+	b.Run("voi-unexpanded", func(b *testing.B) {
 		for b.Loop() {
-			if edVerifier(pub).VerifyPayload(msg, sig, jose.EdDSA) != nil {
+			if !voied.VerifyWithOptions(voied.PublicKey(pub), msg, sig, edOptions) {
+				b.Fatal("does not verify")
+			}
+		}
+	})
+	b.Run("trustreg", func(b *testing.B) {
+		v := newEdVerifier(pub)
+		for b.Loop() {
+			if v.VerifyPayload(msg, sig, jose.EdDSA) != nil {
+				b.Fatal("does not verify")
+			}
+		}
+	})
+	b.Run("trustreg-new-key", func(b *testing.B) {
+		for b.Loop() {
+			if newEdVerifier(pub).VerifyPayload(msg, sig, jose.EdDSA) != nil {
 				b.Fatal("does not verify")
 			}
 		}

@@ -151,18 +151,18 @@ func kidMatches(registered, did, fragment string) bool {
 // registered entity, or of its genesis membership. The entity is read
 // through e: the committed state for PreVerify, the batch being applied
 // for the apply (an entity this batch rotated is read from the batch).
-func (s *State) resolveKey(e *evaluator, kid string) (crypto.PublicKey, string, error) {
+func (s *State) resolveKey(e *evaluator, kid string) (parsedKey, string, error) {
 	did, fragment, _ := strings.Cut(kid, "#")
 	if strings.HasPrefix(did, "did:key:") {
-		pub, err := s.keys.didKey(did)
+		k, err := s.keys.didKey(did)
 		if err != nil {
-			return nil, did, reject(CodeUnknownKey, "kid %q: %v", kid, err)
+			return parsedKey{}, did, reject(CodeUnknownKey, "kid %q: %v", kid, err)
 		}
-		return pub, did, nil
+		return k, did, nil
 	}
 	ent, err := readRecord[Entity](e, key(tableEntities, did))
 	if err != nil {
-		return nil, did, err
+		return parsedKey{}, did, err
 	}
 	var keys []json.RawMessage
 	if ent != nil {
@@ -171,15 +171,15 @@ func (s *State) resolveKey(e *evaluator, kid string) (crypto.PublicKey, string, 
 		keys = m.Keys
 	}
 	for _, raw := range keys {
-		registered, pub, err := s.keys.jwk(raw)
+		k, err := s.keys.jwk(raw)
 		if err != nil {
 			continue
 		}
-		if kidMatches(registered, did, fragment) {
-			return pub, did, nil
+		if kidMatches(k.kid, did, fragment) {
+			return k, did, nil
 		}
 	}
-	return nil, did, reject(CodeUnknownKey, "no key %q is registered for %s: register the entity with this key or sign with a current key", kid, did)
+	return parsedKey{}, did, reject(CodeUnknownKey, "no key %q is registered for %s: register the entity with this key or sign with a current key", kid, did)
 }
 
 // verifiedKey names one signature of one exact operation checked against
@@ -221,16 +221,16 @@ func (s *State) PreVerify(raw []byte) error {
 	s.parsed.Add(digest, op)
 	r := s.reader(0)
 	for i, sig := range op.JWS.Signatures {
-		pub, _, err := s.resolveKey(r, sig.Protected.KeyID)
+		k, _, err := s.resolveKey(r, sig.Protected.KeyID)
 		if err != nil {
 			return nil // apply will reject it with the reason
 		}
 		one := *op.JWS
 		one.Signatures = []jose.Signature{sig}
-		if _, err := one.Verify(joseKey(pub)); err != nil {
+		if _, err := one.Verify(k.jose); err != nil {
 			return nil
 		}
-		s.verified.Add(verifiedKey(pub, i, op.Raw), struct{}{})
+		s.verified.Add(verifiedKey(k.pub, i, op.Raw), struct{}{})
 	}
 	return nil
 }
@@ -248,16 +248,16 @@ func (s *State) verifySignatures(e *evaluator, op *ParsedOperation) ([]string, e
 	signers := make([]string, 0, len(op.JWS.Signatures))
 	seen := map[string]bool{}
 	for i, sig := range op.JWS.Signatures {
-		pub, did, err := s.resolveKey(e, sig.Protected.KeyID)
+		k, did, err := s.resolveKey(e, sig.Protected.KeyID)
 		if err != nil {
 			return nil, err
 		}
 		// A signature PreVerify checked is not checked again; like parse,
 		// the apply drops the memory of it.
-		if !s.verified.Remove(verifiedKey(pub, i, op.Raw)) {
+		if !s.verified.Remove(verifiedKey(k.pub, i, op.Raw)) {
 			one := *op.JWS
 			one.Signatures = []jose.Signature{sig}
-			if _, err := one.Verify(joseKey(pub)); err != nil {
+			if _, err := one.Verify(k.jose); err != nil {
 				return nil, reject(CodeBadSignature, "signature %d (kid %q) does not verify against the registered key", i, sig.Protected.KeyID)
 			}
 		}

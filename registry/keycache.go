@@ -21,11 +21,17 @@ type keyCache struct {
 }
 
 type parsedKey struct {
-	kid string // the JWK's kid; empty for a did:key
-	pub crypto.PublicKey
+	kid  string // the JWK's kid; empty for a did:key
+	pub  crypto.PublicKey
+	jose any // what go-jose verifies with: joseKey(pub)
 }
 
-// keyCacheSize bounds the signers remembered: a few hundred bytes each.
+func newParsedKey(kid string, pub crypto.PublicKey) parsedKey {
+	return parsedKey{kid: kid, pub: pub, jose: joseKey(pub)}
+}
+
+// keyCacheSize bounds the signers remembered: up to about 2 KiB each (an
+// Ed25519 key is kept expanded for verification, edVerifier).
 const keyCacheSize = 4096
 
 func newKeyCache() *keyCache {
@@ -34,28 +40,30 @@ func newKeyCache() *keyCache {
 }
 
 // didKey returns the key a did:key carries (ParseDIDKey, remembered).
-func (c *keyCache) didKey(did string) (crypto.PublicKey, error) {
+func (c *keyCache) didKey(did string) (parsedKey, error) {
 	if k, ok := c.lru.Get(did); ok {
-		return k.pub, nil
+		return k, nil
 	}
 	pub, err := ParseDIDKey(did)
 	if err != nil {
-		return nil, err
+		return parsedKey{}, err
 	}
-	c.lru.Add(did, parsedKey{pub: pub})
-	return pub, nil
+	k := newParsedKey("", pub)
+	c.lru.Add(did, k)
+	return k, nil
 }
 
 // jwk returns the kid and key of a registered public JWK (ParsePublicJWK,
 // remembered).
-func (c *keyCache) jwk(raw []byte) (kid string, pub crypto.PublicKey, err error) {
+func (c *keyCache) jwk(raw []byte) (parsedKey, error) {
 	if k, ok := c.lru.Get(string(raw)); ok {
-		return k.kid, k.pub, nil
+		return k, nil
 	}
 	j, err := ParsePublicJWK(raw)
 	if err != nil {
-		return "", nil, err
+		return parsedKey{}, err
 	}
-	c.lru.Add(string(raw), parsedKey{kid: j.KeyID, pub: j.Key})
-	return j.KeyID, j.Key, nil
+	k := newParsedKey(j.KeyID, j.Key)
+	c.lru.Add(string(raw), k)
+	return k, nil
 }

@@ -24,21 +24,35 @@ func TestKeyCacheParsesOnceAndRemembersNoErrors(t *testing.T) {
 	}
 
 	first, err := c.didKey(s.DID)
-	if err != nil || !want.(*ecdsa.PublicKey).Equal(first) {
-		t.Fatalf("didKey = %v, %v; want %v", first, err, want)
+	if err != nil || !want.(*ecdsa.PublicKey).Equal(first.pub) || first.jose != first.pub {
+		t.Fatalf("didKey = %+v, %v; want %v", first, err, want)
 	}
 	again, _ := c.didKey(s.DID)
-	if again != first {
+	if again.pub != first.pub {
 		t.Fatal("the did:key was parsed again")
 	}
 
-	kid, pub, err := c.jwk(raw)
-	if err != nil || kid != "did:web:college.example#key-1" || !want.(*ecdsa.PublicKey).Equal(pub) {
-		t.Fatalf("jwk = %q %v, %v", kid, pub, err)
+	k, err := c.jwk(raw)
+	if err != nil || k.kid != "did:web:college.example#key-1" || !want.(*ecdsa.PublicKey).Equal(k.pub) {
+		t.Fatalf("jwk = %+v, %v", k, err)
 	}
-	_, pub2, _ := c.jwk(raw)
-	if pub2 != pub {
+	k2, _ := c.jwk(raw)
+	if k2.pub != k.pub {
 		t.Fatal("the JWK was parsed again")
+	}
+
+	// An Ed25519 signer is kept with its expanded key, made once.
+	ed := mustKey(t, KeyEd25519)
+	e1, err := c.didKey(ed.DID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, ok := e1.jose.(edVerifier)
+	if !ok || v.key == nil {
+		t.Fatalf("Ed25519 did:key kept with verifier %T %+v", e1.jose, e1.jose)
+	}
+	if e2, _ := c.didKey(ed.DID); e2.jose.(edVerifier).key != v.key {
+		t.Fatal("the Ed25519 key was expanded again")
 	}
 
 	before := c.lru.Len()
@@ -46,7 +60,7 @@ func TestKeyCacheParsesOnceAndRemembersNoErrors(t *testing.T) {
 		if _, err := c.didKey("did:key:z6MkNotAKey"); err == nil {
 			t.Fatal("a malformed did:key was accepted")
 		}
-		if _, _, err := c.jwk([]byte(`{"kty":"EC","crv":"P-256","x":"AA","y":"AA","kid":"k"}`)); err == nil {
+		if _, err := c.jwk([]byte(`{"kty":"EC","crv":"P-256","x":"AA","y":"AA","kid":"k"}`)); err == nil {
 			t.Fatal("a point off the curve was accepted")
 		}
 	}

@@ -220,11 +220,11 @@ func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
 	if !strings.Contains(kid, "#") {
 		return "", reject(CodeMalformed, "credential kid %q is not a DID URL", kid)
 	}
-	pub, did, err := c.s.resolveKey(c.evaluator(), kid)
+	signer, did, err := c.s.resolveKey(c.evaluator(), kid)
 	if err != nil {
 		return "", err
 	}
-	payload, err := jwt.Verify(pub)
+	payload, err := jwt.Verify(signer.jose)
 	if err != nil {
 		return "", reject(CodeBadSignature, "the credential's signature does not verify against %s", kid)
 	}
