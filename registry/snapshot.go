@@ -167,6 +167,7 @@ func (s *State) Restore(r io.Reader) error {
 	if err := mark.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("restore: clear state: %w", err)
 	}
+	s.records.clear() // nothing read before the restore is served during it
 	if err := s.restoreStream(r); err != nil {
 		if cerr := s.clear(); cerr != nil {
 			return errors.Join(err, cerr)

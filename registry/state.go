@@ -236,7 +236,10 @@ func (s *State) readU64(k []byte) uint64 {
 // Close closes the database. Closing twice is harmless.
 func (s *State) Close() error {
 	var err error
-	s.closeOnce.Do(func() { err = s.db.Close() })
+	s.closeOnce.Do(func() {
+		s.records.close()
+		err = s.db.Close()
+	})
 	return err
 }
 

@@ -53,7 +53,10 @@ type Link struct {
 // evaluator reads state as of one index. On the read side it reads
 // through the record cache; the apply path leaves cache nil.
 type evaluator struct {
-	r     pebble.Reader
+	r pebble.Reader
+	// db is set on the read side with a cache: r itself, whose iterators
+	// the cache may keep between questions (recordCache.iter).
+	db    *pebble.DB
 	asOf  uint64
 	cache *recordCache
 	epoch uint64
@@ -161,16 +164,30 @@ func (e *evaluator) received(subject, framework string) ([]string, error) {
 			return v.([]string), nil
 		}
 	}
-	it, err := e.r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
-	if err != nil {
-		return nil, err
-	}
 	var ids []string
-	for it.First(); it.Valid(); it.Next() {
-		ids = append(ids, string(bytes.TrimPrefix(it.Key(), p)))
+	list := func(it *pebble.Iterator) {
+		for it.First(); it.Valid(); it.Next() {
+			ids = append(ids, string(bytes.TrimPrefix(it.Key(), p)))
+		}
 	}
-	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return nil, err
+	if e.db != nil {
+		k, err := e.cache.iter(e.db, p, upperBound(p))
+		if err != nil {
+			return nil, err
+		}
+		list(k.it)
+		if err := e.cache.release(k); err != nil {
+			return nil, err
+		}
+	} else {
+		it, err := e.r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+		if err != nil {
+			return nil, err
+		}
+		list(it)
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
+			return nil, err
+		}
 	}
 	if useCache {
 		e.cache.put(string(p), ids, e.epoch)
@@ -397,7 +414,7 @@ func (s *State) checkQuestion(q Question) (uint64, error) {
 // reader returns a read-side evaluator as of asOf. The epoch is taken
 // before anything is read, so nothing read across a commit gets cached.
 func (s *State) reader(asOf uint64) *evaluator {
-	return &evaluator{r: s.db, asOf: asOf, cache: s.records, epoch: s.records.begin()}
+	return &evaluator{r: s.db, db: s.db, asOf: asOf, cache: s.records, epoch: s.records.begin()}
 }
 
 func (q Question) validate() error {

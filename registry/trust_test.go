@@ -155,6 +155,70 @@ func TestCachedAnswersFollowWrites(t *testing.T) {
 	}
 }
 
+// TestKeptIteratorsSeeCommits: the read side keeps Pebble iterators
+// between questions (recordCache.iter), each seeing the database as it was
+// when opened. A commit must retire them, or a question asked after a grant
+// would list the subject's accreditations as they were before it.
+func TestKeptIteratorsSeeCommits(t *testing.T) {
+	f := mustChain(t)
+	other := mustKey(t, KeyEd25519)
+	q := Question{Entity: other.DID, Framework: fwID, Action: ActionIssue, Resource: nursing, At: date(2025, 6, 1)}
+	if d := f.decide(q); d.Reason != ReasonNeverAuthorized {
+		t.Fatalf("before the grant: %s", d.Reason)
+	}
+	f.s.records.mu.Lock()
+	kept := len(f.s.records.iters)
+	f.s.records.mu.Unlock()
+	if kept == 0 {
+		t.Fatal("no iterator was kept after a question; this test would prove nothing")
+	}
+	f.mustAccept(f.sign(f.qa, OpAccredit, map[string]any{"framework": fwID, "accreditor": f.qa.DID, "subject": other.DID,
+		"action": ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+		"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z"}))
+	if d := f.decide(q); !d.Authorized {
+		t.Fatalf("after the grant: %s", d.Reason)
+	}
+}
+
+// TestKeptIteratorsAgeOut: an iterator kept longer than maxIterAge is
+// closed instead of handed out, so none pins memtables or sstables that
+// Pebble has since flushed or compacted away while no writes come.
+func TestKeptIteratorsAgeOut(t *testing.T) {
+	f := mustChain(t)
+	f.ask(date(2025, 6, 1), 0)
+	c := f.s.records
+	c.mu.Lock()
+	if len(c.iters) == 0 {
+		c.mu.Unlock()
+		t.Fatal("no iterator was kept after a question")
+	}
+	for i := range c.iters {
+		c.iters[i].opened = time.Now().Add(-2 * maxIterAge)
+	}
+	c.mu.Unlock()
+	p := prefix(tableReceived, f.college.DID, fwID)
+	k, err := c.iter(f.s.db, p, upperBound(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (Pebble reuses a closed iterator's memory, so the new one may have
+	// the old one's address: tell them apart by their opening time.)
+	if time.Since(k.opened) > maxIterAge {
+		t.Fatalf("an iterator opened %v ago was handed out", time.Since(k.opened))
+	}
+	if !k.it.First() {
+		t.Fatalf("the new iterator lists nothing the college received: %v", k.it.Error())
+	}
+	if err := c.release(k); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.iters) != 1 || time.Since(c.iters[0].opened) > maxIterAge {
+		t.Fatalf("kept %d iterators after the aged ones were closed, want only the new one", len(c.iters))
+	}
+}
+
 // TestOneBatchSeesItsOwnWrites applies, in one batch, a grant and a grant
 // under it, then a suspension and a grant under the suspended one: apply
 // must read what the batch itself wrote, not the cached committed records.
