@@ -20,8 +20,8 @@ import (
 //
 // It also keeps read-side Pebble iterators between questions (iter,
 // release). Opening an iterator positions a reader in every memtable and
-// level, a third of the cost of listing a college's accreditations when
-// they are not cached. A kept iterator sees the database as it was when it
+// level: about a fifth of a trust decision about a college whose records
+// are not cached (BenchmarkDecideUncached). A kept iterator sees the database as it was when it
 // was opened, so it is kept only while nothing is committed: each one was
 // opened in the current epoch, and a commit closes them all. Kept ones
 // are also closed after maxIterAge, so that none pins a flushed memtable
