@@ -2,6 +2,9 @@ package registry
 
 import (
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -177,6 +180,71 @@ func TestKeptIteratorsSeeCommits(t *testing.T) {
 		"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z"}))
 	if d := f.decide(q); !d.Authorized {
 		t.Fatalf("after the grant: %s", d.Reason)
+	}
+}
+
+// TestKeptIteratorsUnderConcurrentWrites: readers ask about colleges while
+// grants to them commit one by one. Once a reader has seen a grant's commit
+// finish, every later question about that college must find it, whichever
+// kept iterator or cached list answers. Readers also ask about colleges not
+// granted yet, so kept iterators and cached empty lists are there to go
+// stale.
+func TestKeptIteratorsUnderConcurrentWrites(t *testing.T) {
+	f := mustChain(t)
+	const colleges, readers = 40, 4
+	at := date(2025, 6, 1)
+	ops := make([][]byte, colleges)
+	questions := make([]Question, colleges)
+	for i := range colleges {
+		subject := fmt.Sprintf("did:web:concurrent-%d.example", i)
+		questions[i] = Question{Entity: subject, Framework: fwID, Action: ActionIssue, Resource: nursing, At: at}
+		ops[i] = f.sign(f.qa, OpAccredit, map[string]any{"framework": fwID, "accreditor": f.qa.DID, "subject": subject,
+			"action": ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+			"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z"})
+	}
+	var granted [colleges]atomic.Bool
+	var stop atomic.Bool
+	var asked atomic.Int64
+	failed := make(chan string, readers)
+	var wg sync.WaitGroup
+	for r := range readers {
+		wg.Go(func() {
+			for j := 0; j < 1_000_000 && !stop.Load(); j++ {
+				i := (j*7 + r) % colleges
+				done := granted[i].Load() // before asking
+				d, err := f.s.Decide(questions[i], at)
+				if err != nil {
+					failed <- err.Error()
+					return
+				}
+				asked.Add(1)
+				if done && !d.Authorized {
+					failed <- fmt.Sprintf("college %d: %s after its grant committed", i, d.Reason)
+					return
+				}
+			}
+		})
+	}
+	for i := range colleges {
+		for asked.Load() < int64(i+1)*readers && len(failed) == 0 {
+			time.Sleep(100 * time.Microsecond) // let the readers ask before each grant
+		}
+		if r := f.apply(ops[i]); !r.Accepted {
+			stop.Store(true)
+			wg.Wait()
+			t.Fatalf("grant %d: %s", i, r.Reason)
+		}
+		granted[i].Store(true)
+	}
+	stop.Store(true)
+	wg.Wait()
+	select {
+	case msg := <-failed:
+		t.Fatal(msg)
+	default:
+	}
+	if asked.Load() < colleges*readers {
+		t.Fatalf("only %d questions were asked; this test would prove little", asked.Load())
 	}
 }
 
