@@ -8,6 +8,18 @@ import (
 	"github.com/trustreg/trustreg/registry"
 )
 
+// TestAnswerCacheAtIndexZero: a node that has applied nothing answers at
+// index 0, the cache's zero generation; caching that answer must work.
+func TestAnswerCacheAtIndexZero(t *testing.T) {
+	var c answerCache
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	d := &registry.Decision{Entity: "did:web:college.example", Reason: registry.ReasonUnknownFramework, At: t0, Chain: []registry.Link{}}
+	c.put(0, "q", d, registry.Forever, false, cacheShort)
+	if got, ok := c.get(0, t0, "q"); !ok || string(got.appendBody(nil)) != string(appendDecision(nil, d)) {
+		t.Fatalf("answer cached at index 0: %v %v", got, ok)
+	}
+}
+
 func TestAnswerCache(t *testing.T) {
 	var c answerCache
 	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)

@@ -143,6 +143,29 @@ func (e *env) trust(extra string) *registry.Decision {
 	return &d
 }
 
+// TestTrustOnAFreshNode asks a node that has applied nothing yet, as a
+// user does first after starting one: the answers are given (unknown
+// framework), not dropped. The answer cache once panicked at index 0.
+func TestTrustOnAFreshNode(t *testing.T) {
+	e := mustNewEnv(t)
+	if got := e.n.State.AppliedIndex(); got != 0 {
+		t.Fatalf("a new node has applied index %d; this test needs 0", got)
+	}
+	q := url.Values{"entity": {"did:web:college.example"}, "framework": {fw}, "action": {"issue"}}
+	for i := range 3 { // the later ones from the answer cache
+		resp, err := http.Get(e.n.GatewayURL() + "/v1/trust?" + q.Encode())
+		if err != nil {
+			t.Fatalf("query %d: %v", i, err)
+		}
+		var d registry.Decision
+		err = json.NewDecoder(resp.Body).Decode(&d)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || err != nil || d.Authorized || d.Reason != registry.ReasonUnknownFramework {
+			t.Fatalf("query %d: status %d, %+v, %v", i, resp.StatusCode, d, err)
+		}
+	}
+}
+
 func TestTrustDecisionsOverHTTP(t *testing.T) {
 	e := mustNewEnv(t)
 	e.chain()

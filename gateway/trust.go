@@ -258,14 +258,16 @@ func (c *answerCache) admits(applied uint64, key string) bool {
 func (c *answerCache) store(applied uint64, key string, e *cachedAnswer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.m == nil {
+		// Made here, not by the generation change below: a node that has
+		// applied nothing yet answers at index 0, the zero generation.
+		c.m = make(map[string]*cachedAnswer, 1024)
+	}
 	if c.applied != applied {
 		if applied < c.applied {
 			return // a request that started before a commit
 		}
 		c.applied = applied
-		if c.m == nil {
-			c.m = make(map[string]*cachedAnswer, 1024)
-		}
 		clear(c.m)
 	}
 	if _, ok := c.m[key]; ok || len(c.m) < maxCachedAnswers {
