@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -666,4 +667,48 @@ func speltTrustPath(did string, i int) string {
 		}
 	}
 	return "/v1/trust?entity=" + b.String() + "&" + url.Values{"framework": {fw}, "resource": {nurse}}.Encode()
+}
+
+// panickyRegistry is the node's registry with one read broken: Entity
+// panics, as a bug in answering would.
+type panickyRegistry struct{ *registry.State }
+
+func (panickyRegistry) Entity(string) (*registry.Entity, error) { panic("entity read broke") }
+
+// TestHandlerPanicAnswers500: a panic while answering becomes a 500
+// problem document and an error log with the stack, not a connection
+// dropped without an answer, and the gateway goes on serving.
+func TestHandlerPanicAnswers500(t *testing.T) {
+	e := mustNewEnv(t)
+	var logs bytes.Buffer
+	g, err := gateway.New(gateway.Config{Registry: panickyRegistry{e.n.State}, Lists: e.n.State, Writer: e.n, Node: e.n,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/v1/entities/" + url.PathEscape("did:web:college.example"))
+	if err != nil {
+		t.Fatalf("the panic dropped the connection: %v", err)
+	}
+	var p gateway.Problem
+	err = json.NewDecoder(resp.Body).Decode(&p)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || err != nil || !strings.HasSuffix(p.Type, "internal") ||
+		resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("status %d, %q, %+v, %v", resp.StatusCode, resp.Header.Get("Content-Type"), p, err)
+	}
+	if !strings.Contains(logs.String(), "entity read broke") || !strings.Contains(logs.String(), "panickyRegistry") {
+		t.Fatalf("the panic and its stack are not logged: %s", logs.String())
+	}
+	q := url.Values{"entity": {"did:web:college.example"}, "framework": {fw}, "action": {"issue"}}
+	resp, err = http.Get(srv.URL + "/v1/trust?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("after the panic, a trust query got %d", resp.StatusCode)
+	}
 }

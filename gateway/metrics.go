@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -38,12 +40,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 type statusWriter struct {
 	http.ResponseWriter
-	code int
+	code  int
+	wrote bool // the status line is sent
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	w.code = code
+	w.wrote = true
 	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(p)
 }
 
 func (w *statusWriter) Flush() {
@@ -64,6 +73,7 @@ func (s *Server) instrument(route string, fast func(http.ResponseWriter, *http.R
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		defer s.recoverHandler(route, sw, r)
 		if fast == nil || !fast(sw, r) {
 			// Handlers read the query with query(r): parsed on first use, once.
 			r = r.WithContext(context.WithValue(r.Context(), queryKey{}, &lazyQuery{u: r.URL}))
@@ -76,6 +86,29 @@ func (s *Server) instrument(route string, fast func(http.ResponseWriter, *http.R
 		}
 		duration.Observe(time.Since(start).Seconds())
 	})
+}
+
+// recoverHandler turns a handler's panic into a 500 problem document (if
+// nothing was sent yet) and an error log with the stack, instead of a
+// connection net/http drops without an answer. The node goes on serving:
+// a panic in a handler is a bug in answering one request, and the state is
+// only changed through raft, never by a handler. http.ErrAbortHandler is
+// net/http's own way of aborting a response and passes through.
+func (s *Server) recoverHandler(route string, sw *statusWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	s.log.Error("handler panic", "route", route, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	s.metrics.requests.WithLabelValues(route, "500").Inc()
+	if sw.wrote {
+		panic(http.ErrAbortHandler) // a partial answer: cut the connection
+	}
+	writeProblem(sw, r, Problem{Type: problemTypeBase + "internal", Title: http.StatusText(http.StatusInternalServerError),
+		Status: http.StatusInternalServerError, Detail: "the node failed while answering; the failure is logged"})
 }
 
 type queryKey struct{}
