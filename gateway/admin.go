@@ -63,6 +63,13 @@ func NewAdmin(cluster Cluster, token string, logger *slog.Logger) *Admin {
 }
 
 func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+	w = sw
+	defer func() {
+		if v := recover(); v != nil {
+			answerPanic(a.log, v, "admin", sw, r)
+		}
+	}()
 	if a.token != "" {
 		got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {

@@ -712,3 +712,36 @@ func TestHandlerPanicAnswers500(t *testing.T) {
 		t.Fatalf("after the panic, a trust query got %d", resp.StatusCode)
 	}
 }
+
+// panickyCluster is the node with its digest read broken.
+type panickyCluster struct{ *node.Node }
+
+func (panickyCluster) Digest() (uint64, string, error) { panic("digest read broke") }
+
+// TestAdminPanicAnswers500: the admin API answers a panic as the gateway
+// does, and goes on serving.
+func TestAdminPanicAnswers500(t *testing.T) {
+	e := mustNewEnv(t)
+	var logs bytes.Buffer
+	srv := httptest.NewServer(gateway.NewAdmin(panickyCluster{e.n}, "", slog.New(slog.NewJSONHandler(&logs, nil))))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/admin/v1/digest")
+	if err != nil {
+		t.Fatalf("the panic dropped the connection: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("status %d, %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if !strings.Contains(logs.String(), "digest read broke") {
+		t.Fatalf("the panic is not logged: %s", logs.String())
+	}
+	resp, err = http.Get(srv.URL + "/admin/v1/cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("after the panic, the members list got %d", resp.StatusCode)
+	}
+}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"runtime/debug"
@@ -55,6 +56,9 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 	return w.ResponseWriter.Write(p)
 }
 
+// Unwrap gives http.ResponseController the connection's own writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (w *statusWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
@@ -73,7 +77,12 @@ func (s *Server) instrument(route string, fast func(http.ResponseWriter, *http.R
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		defer s.recoverHandler(route, sw, r)
+		defer func() {
+			if v := recover(); v != nil {
+				s.metrics.requests.WithLabelValues(route, "500").Inc()
+				answerPanic(s.log, v, route, sw, r)
+			}
+		}()
 		if fast == nil || !fast(sw, r) {
 			// Handlers read the query with query(r): parsed on first use, once.
 			r = r.WithContext(context.WithValue(r.Context(), queryKey{}, &lazyQuery{u: r.URL}))
@@ -88,24 +97,20 @@ func (s *Server) instrument(route string, fast func(http.ResponseWriter, *http.R
 	})
 }
 
-// recoverHandler turns a handler's panic into a 500 problem document (if
-// nothing was sent yet) and an error log with the stack, instead of a
-// connection net/http drops without an answer. The node goes on serving:
-// a panic in a handler is a bug in answering one request, and the state is
-// only changed through raft, never by a handler. http.ErrAbortHandler is
-// net/http's own way of aborting a response and passes through.
-func (s *Server) recoverHandler(route string, sw *statusWriter, r *http.Request) {
-	v := recover()
-	if v == nil {
-		return
-	}
+// answerPanic answers a request whose handler panicked with v: an error
+// log with the stack, and a 500 problem document if nothing was sent yet.
+// If part of the answer was sent, it cuts the connection instead, so a
+// truncated body never passes for a whole one. The node goes on serving:
+// a panic in a handler is a bug in answering one request, and handlers
+// change the state only through raft. net/http's own http.ErrAbortHandler
+// passes through. The caller's deferred function calls recover.
+func answerPanic(log *slog.Logger, v any, route string, sw *statusWriter, r *http.Request) {
 	if v == http.ErrAbortHandler {
 		panic(v)
 	}
-	s.log.Error("handler panic", "route", route, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-	s.metrics.requests.WithLabelValues(route, "500").Inc()
+	log.Error("handler panic", "route", route, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 	if sw.wrote {
-		panic(http.ErrAbortHandler) // a partial answer: cut the connection
+		panic(http.ErrAbortHandler)
 	}
 	writeProblem(sw, r, Problem{Type: problemTypeBase + "internal", Title: http.StatusText(http.StatusInternalServerError),
 		Status: http.StatusInternalServerError, Detail: "the node failed while answering; the failure is logged"})
