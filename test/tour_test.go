@@ -61,6 +61,7 @@ func TestReadmeTour(t *testing.T) {
 	// The documented answers, in order.
 	rest := string(out)
 	for _, want := range []string{
+		"NOT AUTHORIZED (unknown_framework)", // asked before the first write: at index 0
 		"accepted createFramework",
 		"accepted accredit",
 		"AUTHORIZED (active)",
