@@ -79,7 +79,9 @@ func (s *Server) instrument(route string, fast func(http.ResponseWriter, *http.R
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		defer func() {
 			if v := recover(); v != nil {
-				s.metrics.requests.WithLabelValues(route, "500").Inc()
+				if v != http.ErrAbortHandler {
+					s.metrics.requests.WithLabelValues(route, "500").Inc()
+				}
 				answerPanic(s.log, v, route, sw, r)
 			}
 		}()
