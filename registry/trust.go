@@ -53,10 +53,7 @@ type Link struct {
 // evaluator reads state as of one index. On the read side it reads
 // through the record cache; the apply path leaves cache nil.
 type evaluator struct {
-	r pebble.Reader
-	// db is set on the read side with a cache: r itself, whose iterators
-	// the cache may keep between questions (recordCache.iter).
-	db    *pebble.DB
+	r     pebble.Reader
 	asOf  uint64
 	cache *recordCache
 	epoch uint64
@@ -170,8 +167,10 @@ func (e *evaluator) received(subject, framework string) ([]string, error) {
 			ids = append(ids, string(bytes.TrimPrefix(it.Key(), p)))
 		}
 	}
-	if e.db != nil {
-		k, err := e.cache.iter(e.db, p, upperBound(p))
+	// On the read side (r is the database itself, not a batch) the cache
+	// keeps iterators between questions.
+	if db, ok := e.r.(*pebble.DB); ok && e.cache != nil {
+		k, err := e.cache.iter(db, p, upperBound(p))
 		if err != nil {
 			return nil, err
 		}
@@ -414,7 +413,7 @@ func (s *State) checkQuestion(q Question) (uint64, error) {
 // reader returns a read-side evaluator as of asOf. The epoch is taken
 // before anything is read, so nothing read across a commit gets cached.
 func (s *State) reader(asOf uint64) *evaluator {
-	return &evaluator{r: s.db, db: s.db, asOf: asOf, cache: s.records, epoch: s.records.begin()}
+	return &evaluator{r: s.db, asOf: asOf, cache: s.records, epoch: s.records.begin()}
 }
 
 func (q Question) validate() error {
