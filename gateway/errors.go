@@ -24,13 +24,15 @@ var (
 // problemTypeBase prefixes every problem type URI.
 const problemTypeBase = "urn:trustreg:problem:"
 
-// errorTable maps errors to HTTP status codes and problem type codes. It is
-// the only place that does.
-var errorTable = []struct {
+type errorMapping struct {
 	err    error
 	status int
 	code   string
-}{
+}
+
+// errorTable maps errors to HTTP status codes and problem type codes. It is
+// the only place that does.
+var errorTable = []errorMapping{
 	// Status-list errors carry the W3C Recommendation's types; they come
 	// first because they also wrap not-found and invalid.
 	{registry.ErrStatusRetrieval, http.StatusNotFound, statusListTypeBase + "STATUS_RETRIEVAL_ERROR"},
@@ -74,10 +76,52 @@ func problemFor(err error) Problem {
 			if !strings.Contains(typ, ":") {
 				typ = problemTypeBase + typ
 			}
-			return Problem{Type: typ, Title: http.StatusText(e.status), Status: e.status, Detail: err.Error()}
+			return Problem{Type: typ, Title: http.StatusText(e.status), Status: e.status, Detail: detailOf(err)}
 		}
 	}
-	return Problem{Type: problemTypeBase + "internal", Title: http.StatusText(http.StatusInternalServerError), Status: http.StatusInternalServerError, Detail: err.Error()}
+	return Problem{Type: problemTypeBase + "internal", Title: http.StatusText(http.StatusInternalServerError), Status: http.StatusInternalServerError, Detail: detailOf(err)}
+}
+
+// detailOf is err's message for a problem document's detail. The message
+// begins with the texts of the sentinels it wraps ("registry: not found:
+// registry: STATUS_RETRIEVAL_ERROR: no status list ..."); there their Go
+// package prefixes are dropped, and a W3C status-list code, which the problem
+// type already names, is dropped whole. Only the front of the message is
+// rewritten: what follows the sentinels may echo the request and stays as
+// it is.
+func detailOf(err error) string {
+	msg := err.Error()
+	var parts []string
+	for {
+		e, ok := leadingSentinel(msg)
+		if !ok {
+			break
+		}
+		text := e.err.Error()
+		msg = strings.TrimPrefix(msg[len(text):], ": ")
+		if !strings.Contains(e.code, ":") { // a status-list code: the problem type says it
+			parts = append(parts, strings.TrimPrefix(strings.TrimPrefix(text, "registry: "), "gateway: "))
+		}
+	}
+	if msg != "" || len(parts) == 0 {
+		parts = append(parts, msg)
+	}
+	if d := strings.Join(parts, ": "); d != "" {
+		return d
+	}
+	return err.Error()
+}
+
+// leadingSentinel finds the errorTable entry whose error's text msg starts
+// with, as a whole ("registry: not found" ends there or at ": ").
+func leadingSentinel(msg string) (errorMapping, bool) {
+	for _, e := range errorTable {
+		text := e.err.Error()
+		if rest, found := strings.CutPrefix(msg, text); found && (rest == "" || strings.HasPrefix(rest, ": ")) {
+			return e, true
+		}
+	}
+	return errorMapping{}, false
 }
 
 func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {

@@ -38,6 +38,9 @@ type APIError struct {
 
 func (e *APIError) Error() string {
 	code := strings.TrimPrefix(e.Problem.Type, "urn:trustreg:problem:")
+	if _, w3c, ok := strings.Cut(code, "#"); ok {
+		code = w3c // a status-list type URL: its fragment is the code
+	}
 	return fmt.Sprintf("%d %s: %s", e.Problem.Status, code, e.Problem.Detail)
 }
 
