@@ -299,29 +299,35 @@ type Member struct {
 
 // Status summarizes this node's view of the cluster.
 type Status struct {
-	NodeID       string   `json:"node_id"`
-	State        string   `json:"state"`
-	Leader       string   `json:"leader"`
-	Term         uint64   `json:"term"`
-	CommitIndex  uint64   `json:"commit_index"`
-	AppliedIndex uint64   `json:"applied_index"`
-	LastLogIndex uint64   `json:"last_log_index"`
-	Members      []Member `json:"members"`
-	Addrs        []string `json:"addrs"`
+	NodeID      string `json:"node_id"`
+	State       string `json:"state"`
+	Leader      string `json:"leader"`
+	Term        uint64 `json:"term"`
+	CommitIndex uint64 `json:"commit_index"`
+	// AppliedIndex is the registry's: the log index of the last registry
+	// operation applied, the index reads are answered at.
+	AppliedIndex uint64 `json:"applied_index"`
+	// RaftAppliedIndex also counts raft's own entries (configurations, a
+	// new leader's no-op); it is the index members' lag is counted in.
+	RaftAppliedIndex uint64   `json:"raft_applied_index"`
+	LastLogIndex     uint64   `json:"last_log_index"`
+	Members          []Member `json:"members"`
+	Addrs            []string `json:"addrs"`
 }
 
 // Status returns the node's view of the cluster.
 func (c *Cluster) Status() Status {
 	leader := c.LeaderID()
 	st := Status{
-		NodeID:       c.host.ID().String(),
-		State:        c.raft.State().String(),
-		Leader:       leader,
-		Term:         c.raft.CurrentTerm(),
-		CommitIndex:  c.raft.CommitIndex(),
-		AppliedIndex: c.sm.AppliedIndex(),
-		LastLogIndex: c.raft.LastIndex(),
-		Members:      []Member{},
+		NodeID:           c.host.ID().String(),
+		State:            c.raft.State().String(),
+		Leader:           leader,
+		Term:             c.raft.CurrentTerm(),
+		CommitIndex:      c.raft.CommitIndex(),
+		AppliedIndex:     c.sm.AppliedIndex(),
+		RaftAppliedIndex: c.raft.AppliedIndex(),
+		LastLogIndex:     c.raft.LastIndex(),
+		Members:          []Member{},
 	}
 	for _, a := range c.host.Addrs() {
 		st.Addrs = append(st.Addrs, a.String()+"/p2p/"+c.host.ID().String())

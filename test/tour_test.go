@@ -105,5 +105,21 @@ func TestReadmeTour(t *testing.T) {
 	if err == nil || !strings.Contains(string(msg), "422 invalid") || !strings.Contains(string(msg), "does not exist") {
 		t.Fatalf("revoking an unknown accreditation: %v\n%s", err, msg)
 	}
+	// A missing status list: the W3C code once, then what is missing, with
+	// no Go package prefixes.
+	missing := exec.Command(bin+"/trustctl", "--server", p.url, "status", "check", "--issuer", "did:example:nobody", "--list", "l1", "3")
+	missing.Dir = dir
+	msg, err = missing.CombinedOutput()
+	if want := `trustctl: 404 STATUS_RETRIEVAL_ERROR: not found: no status list "l1" of did:example:nobody`; err == nil || strings.TrimSpace(string(msg)) != want {
+		t.Fatalf("checking a missing list: %v\n%s\nwant %s", err, msg, want)
+	}
+	// The node line names both indexes: raft's (which counts its own
+	// entries) and the registry's. The tour's last log entry is a registry
+	// write, applied long before this runs, so here they are the same.
+	node := exec.Command(bin+"/trustctl", "--server", p.url, "node")
+	got, err = node.Output()
+	if f := strings.Fields(string(got)); err != nil || len(f) != 14 || f[9] != "applied" || f[11] != "registry" || f[12] != "index" || f[10] != f[13] {
+		t.Fatalf("trustctl node: %v\n%s", err, got)
+	}
 	p.stop(t)
 }

@@ -28,8 +28,8 @@ func (a *app) clusterCmd() *cobra.Command {
 		return c
 	}
 	printMembers := func(w io.Writer, v node.ClusterView) {
-		fmt.Fprintf(w, "node %s  %s  leader %s  term %d  commit %d  applied %d\n\n",
-			v.Node.NodeID, v.Node.State, v.Node.Leader, v.Node.Term, v.Node.CommitIndex, v.Node.AppliedIndex)
+		fmt.Fprintf(w, "node %s  %s  leader %s  term %d  commit %d  applied %d  registry index %d\n\n",
+			v.Node.NodeID, v.Node.State, v.Node.Leader, v.Node.Term, v.Node.CommitIndex, v.Node.RaftAppliedIndex, v.Node.AppliedIndex)
 		members := v.Members
 		fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8s %6s\n", "PEER", "SUFFRAGE", "LEADER", "STATE", "APPLIED", "LAG")
 		for _, m := range members {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/gateway/client"
 	"github.com/trustreg/trustreg/registry"
 )
@@ -133,13 +135,20 @@ func (a *app) nodeStatusCmd() *cobra.Command {
 	return &cobra.Command{
 		Use: "node", Short: "Show the node's view of the cluster (GET /v1/status)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var st map[string]any
-			if err := a.client().Get(cmd.Context(), "/v1/status", nil, &st); err != nil {
+			// The JSON is passed on as the node sent it (it has fields the
+			// text leaves out); the text reads the typed status, so indexes
+			// print as integers, not as 1.234567e+06.
+			var raw json.RawMessage
+			if err := a.client().Get(cmd.Context(), "/v1/status", nil, &raw); err != nil {
 				return err
 			}
-			return a.print(st, func(w io.Writer) {
-				fmt.Fprintf(w, "node %v  %v  leader %v  term %v  commit %v  applied %v\n",
-					st["node_id"], st["state"], st["leader"], st["term"], st["commit_index"], st["applied_index"])
+			var st consensus.Status
+			if err := json.Unmarshal(raw, &st); err != nil {
+				return fmt.Errorf("node status: %w", err)
+			}
+			return a.print(raw, func(w io.Writer) {
+				fmt.Fprintf(w, "node %s  %s  leader %s  term %d  commit %d  applied %d  registry index %d\n",
+					st.NodeID, st.State, st.Leader, st.Term, st.CommitIndex, st.RaftAppliedIndex, st.AppliedIndex)
 			})
 		},
 	}
