@@ -42,6 +42,7 @@ type procCluster struct {
 	peerIDs []string
 	admins  []string
 	gov     *registry.Signer
+	govFile string
 }
 
 func run(t *testing.T, name string, args ...string) string {
@@ -64,7 +65,7 @@ func mustStartProcCluster(t *testing.T, n int) *procCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.gov = gov
+	c.gov, c.govFile = gov, govFile
 	genesis, _ := json.Marshal(registry.Genesis{Consortium: "process test", Members: []registry.Member{{ID: gov.DID}}, Threshold: 1})
 	genesisPath := filepath.Join(base, "genesis.json")
 	os.WriteFile(genesisPath, genesis, 0o644)
@@ -323,5 +324,38 @@ func TestKillLeaderDuringWrites(t *testing.T) {
 	}
 	for _, p := range c.procs {
 		p.stop(t)
+	}
+}
+
+// TestTrustctlReadsItsWritesThroughFollowers: an accreditor writes through
+// one follower and reads through the other at once, as two trustctl runs.
+// trustctl's reads are linearizable by default, so each read sees the
+// write acknowledged just before it; with --consistency local the second
+// follower may not have applied it yet.
+func TestTrustctlReadsItsWritesThroughFollowers(t *testing.T) {
+	c := mustStartProcCluster(t, 3)
+	defer func() {
+		for _, p := range c.procs {
+			p.stop(t)
+		}
+	}()
+	leader := -1
+	for deadline := time.Now().Add(20 * time.Second); leader < 0; {
+		if leader = c.leader(0); leader < 0 && time.Now().After(deadline) {
+			t.Fatal("no leader")
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+	a, b := c.proc((leader+1)%3), c.proc((leader+2)%3)
+	rootFile := filepath.Join(t.TempDir(), "root.jwk")
+	run(t, c.bin+"/trustctl", "keygen", "--out", rootFile)
+	root := run(t, c.bin+"/trustctl", "did", rootFile)
+	for i := range 8 {
+		fw := fmt.Sprintf("https://example.org/fw-%d", i)
+		run(t, c.bin+"/trustctl", "--server", a.url, "-q", "framework", "create", "--id", fw, "--name", "FW", "--root", root, "--key", c.govFile)
+		show := exec.Command(c.bin+"/trustctl", "--server", b.url, "framework", "show", fw)
+		if out, err := show.CombinedOutput(); err != nil || !strings.Contains(string(out), fw) {
+			t.Fatalf("write %d through %s, read through %s: %v\n%s", i, a.url, b.url, err, out)
+		}
 	}
 }

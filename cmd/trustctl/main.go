@@ -5,10 +5,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -24,17 +27,26 @@ func main() {
 	}
 }
 
+// unavailableHint is added to a read's error when a linearizable read
+// found no leader: the node's own state can still be read.
+const unavailableHint = "(reads ask the leader; --consistency local reads this node's state without one)"
+
 // app holds the global flags and the output streams.
 type app struct {
-	server string
-	json   bool
-	quiet  bool
-	stdin  io.Reader
-	out    io.Writer
-	errw   io.Writer
+	server      string
+	consistency string
+	json        bool
+	quiet       bool
+	stdin       io.Reader
+	out         io.Writer
+	errw        io.Writer
 }
 
-func (a *app) client() *client.Client { return client.New(a.server) }
+func (a *app) client() *client.Client {
+	c := client.New(a.server)
+	c.Consistency = a.consistency
+	return c
+}
 
 // print writes v as JSON with --json, or calls human otherwise.
 func (a *app) print(v any, human func(w io.Writer)) error {
@@ -60,6 +72,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		server = "http://127.0.0.1:8080"
 	}
 	root.PersistentFlags().StringVar(&a.server, "server", server, "gateway URL of a trustd node (env TRUSTCTL_SERVER)")
+	root.PersistentFlags().StringVar(&a.consistency, "consistency", "linearizable",
+		"reads: linearizable (see every write acknowledged by any node) or local (the node's own state, also without a leader)")
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print JSON for scripts")
 	root.PersistentFlags().BoolVarP(&a.quiet, "quiet", "q", false, "after a write, print only the id of the record it created or changed")
 	root.AddCommand(
@@ -77,5 +91,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	return root.ExecuteContext(ctx)
+	err := root.ExecuteContext(ctx)
+	var ae *client.APIError
+	if errors.As(err, &ae) && ae.Method == http.MethodGet && strings.HasPrefix(ae.Path, "/v1/") && ae.Problem.Status == http.StatusServiceUnavailable && a.consistency == "linearizable" {
+		err = fmt.Errorf("%w %s", err, unavailableHint)
+	}
+	return err
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,6 +25,10 @@ type Client struct {
 	HTTP *http.Client
 	// Token, if set, is sent as a bearer token (the admin API's).
 	Token string
+	// Consistency, if set, is sent as the consistency level of every read
+	// that does not name its own: "linearizable" sees every write any
+	// node acknowledged before the read; "local" is this node's state.
+	Consistency string
 }
 
 // New returns a client of the gateway at base (http://host:port).
@@ -34,12 +39,17 @@ func New(base string) *Client {
 // APIError is a problem-details answer.
 type APIError struct {
 	Problem gateway.Problem
+	// Method and Path are the request's.
+	Method, Path string
 }
 
 func (e *APIError) Error() string {
 	code := strings.TrimPrefix(e.Problem.Type, "urn:trustreg:problem:")
 	if _, w3c, ok := strings.Cut(code, "#"); ok {
 		code = w3c // a status-list type URL: its fragment is the code
+	}
+	if strings.HasPrefix(e.Problem.Detail, strings.ReplaceAll(code, "_", " ")) {
+		return fmt.Sprintf("%d %s", e.Problem.Status, e.Problem.Detail) // "404 not found: entity ..."
 	}
 	return fmt.Sprintf("%d %s: %s", e.Problem.Status, code, e.Problem.Detail)
 }
@@ -69,6 +79,13 @@ func (c *Client) Submit(ctx context.Context, jws []byte) (*registry.Result, erro
 
 // Get reads path with query into out.
 func (c *Client) Get(ctx context.Context, path string, query url.Values, out any) error {
+	if c.Consistency != "" && !query.Has("consistency") {
+		query = maps.Clone(query)
+		if query == nil {
+			query = url.Values{}
+		}
+		query.Set("consistency", c.Consistency)
+	}
 	u := c.Base + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
@@ -124,7 +141,7 @@ func (c *Client) do(req *http.Request, out any) error {
 		if json.Unmarshal(body, &p) != nil || p.Status == 0 {
 			p = gateway.Problem{Status: resp.StatusCode, Title: resp.Status, Detail: strings.TrimSpace(string(body))}
 		}
-		return &APIError{Problem: p}
+		return &APIError{Problem: p, Method: req.Method, Path: req.URL.Path}
 	}
 	if out == nil {
 		return nil
