@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -37,11 +38,11 @@ func (a *app) clusterCmd() *cobra.Command {
 			if m.Leader {
 				leader = "yes"
 			}
-			state := m.State
+			state, applied, lag := m.State, strconv.FormatUint(m.AppliedIndex, 10), strconv.FormatUint(m.Lag, 10)
 			if !m.Reachable {
-				state = "unreachable"
+				state, applied, lag = "unreachable", "-", "-" // not known, not zero
 			}
-			fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8d %6d\n", m.ID, m.Suffrage, leader, state, m.AppliedIndex, m.Lag)
+			fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8s %6s\n", m.ID, m.Suffrage, leader, state, applied, lag)
 		}
 	}
 	status := &cobra.Command{
