@@ -101,7 +101,7 @@ func Start(cfg Config) (*Cluster, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	hw := &hclogWriter{log: logger.With("component", "raft")}
+	rl := logger.With("component", "raft")
 	logger = logger.With("component", "consensus")
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, err
@@ -110,7 +110,7 @@ func Start(cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hw.hclog("raft-snap"))
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, newRaftLogger(rl, "raft-snap"))
 	if err != nil {
 		logs.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
@@ -124,7 +124,7 @@ func Start(cfg Config) (*Cluster, error) {
 		logs.Close()
 		return nil, err
 	}
-	trans, err := newTransport(cfg.Host, c.peers, hw)
+	trans, err := newTransport(cfg.Host, c.peers, rl)
 	if err != nil {
 		logs.Close()
 		return nil, err
@@ -133,7 +133,7 @@ func Start(cfg Config) (*Cluster, error) {
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.Host.ID().String())
-	rc.Logger = hw.hclog("raft")
+	rc.Logger = newRaftLogger(rl, "raft")
 	rc.BatchApplyCh = true
 	rc.MaxAppendEntries = 256
 	// The state machine keeps its own applied index (written with the

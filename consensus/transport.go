@@ -3,6 +3,7 @@ package consensus
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"time"
 
@@ -106,7 +107,7 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 
 // newTransport wraps the stream layer in raft's network transport, which
 // pools connections so heartbeats reuse streams.
-func newTransport(h host.Host, peers *peering, logger *hclogWriter) (*raft.NetworkTransport, error) {
+func newTransport(h host.Host, peers *peering, logger *slog.Logger) (*raft.NetworkTransport, error) {
 	sl, err := newStreamLayer(h, peers)
 	if err != nil {
 		return nil, err
@@ -115,6 +116,6 @@ func newTransport(h host.Host, peers *peering, logger *hclogWriter) (*raft.Netwo
 		Stream:  sl,
 		MaxPool: 4,
 		Timeout: 10 * time.Second,
-		Logger:  logger.hclog("raft-net"),
+		Logger:  newRaftLogger(logger, "raft-net"),
 	}), nil
 }
