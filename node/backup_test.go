@@ -7,8 +7,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
 
+	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/registry"
 )
 
@@ -44,8 +46,33 @@ func TestBackupRestoresIntoANewCluster(t *testing.T) {
 	// A backup of another consortium is refused.
 	otherGenesis, _ := writeGenesis(t, t.TempDir())
 	og, _ := os.ReadFile(otherGenesis)
-	if _, err := RestoreBackup(t.TempDir(), og, bytes.NewReader(backup)); !errors.Is(err, registry.ErrGenesis) {
+	keyed := t.TempDir() // its identity made beforehand, as trustd identity does
+	key, err := consensus.LoadOrCreateIdentity(filepath.Join(keyed, "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RestoreBackup(keyed, og, bytes.NewReader(backup)); !errors.Is(err, registry.ErrGenesis) {
 		t.Fatalf("restore with another genesis: %v", err)
+	}
+	// A failed restore leaves nothing of its own behind (the identity made
+	// beforehand stays), so it can be run again.
+	if entries, _ := os.ReadDir(keyed); len(entries) != 1 || entries[0].Name() != "node.key" {
+		t.Fatalf("after a refused restore the directory holds %v", entries)
+	}
+	if again, err := consensus.LoadOrCreateIdentity(filepath.Join(keyed, "node.key")); err != nil || !again.Equals(key) {
+		t.Fatalf("identity made beforehand changed: %v", err)
+	}
+	fresh := filepath.Join(t.TempDir(), "new")
+	for _, bad := range [][]byte{[]byte("not a backup"), backup[:len(backup)/2]} {
+		if _, err := RestoreBackup(fresh, genesis, bytes.NewReader(bad)); err == nil {
+			t.Fatalf("restore of %d bad bytes accepted", len(bad))
+		}
+		if _, err := os.Stat(fresh); !os.IsNotExist(err) {
+			t.Fatalf("a failed restore left %s behind: %v", fresh, err)
+		}
+	}
+	if _, err := RestoreBackup(fresh, genesis, bytes.NewReader(backup)); err != nil {
+		t.Fatalf("restore after failed ones: %v", err)
 	}
 
 	cfg := LoopbackConfig(dir)
