@@ -220,6 +220,9 @@ func checkEnv(environ []string, keys []string) error {
 	return nil
 }
 
+// minHeartbeat is the shortest raft.heartbeat_timeout raft accepts.
+const minHeartbeat = 10 * time.Millisecond
+
 // Validate checks the configuration and says what to fix.
 func (c *Config) Validate() error {
 	var errs []error
@@ -240,6 +243,22 @@ func (c *Config) Validate() error {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
 		}
+	}
+	// raft's own limits (raft.ValidateConfig), said with the keys that set
+	// them: the leader lease is half the heartbeat timeout and must be 5 ms.
+	if c.Raft.HeartbeatTimeout > 0 && c.Raft.HeartbeatTimeout < minHeartbeat {
+		errs = append(errs, fmt.Errorf("raft.heartbeat_timeout %s is below %s", c.Raft.HeartbeatTimeout, minHeartbeat))
+	}
+	if c.Raft.ElectionTimeout > 0 && c.Raft.ElectionTimeout < c.Raft.HeartbeatTimeout {
+		errs = append(errs, fmt.Errorf("raft.election_timeout %s is below raft.heartbeat_timeout %s", c.Raft.ElectionTimeout, c.Raft.HeartbeatTimeout))
+	}
+	// Zero would let raft's defaults apply silently; a node that should keep
+	// no log after a snapshot cannot (followers catch up from that log).
+	if c.Raft.SnapshotThreshold == 0 {
+		errs = append(errs, errors.New("raft.snapshot_threshold must be at least 1"))
+	}
+	if c.Raft.TrailingLogs == 0 {
+		errs = append(errs, errors.New("raft.trailing_logs must be at least 1"))
 	}
 	if host, _, err := net.SplitHostPort(c.Admin.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("admin.addr %q: %v", c.Admin.Addr, err))

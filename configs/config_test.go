@@ -88,6 +88,30 @@ func TestValidation(t *testing.T) {
 	}
 }
 
+// TestRaftLimitsNamedByKey: values raft would refuse at start, or would
+// replace with its defaults without a word, are refused with the key.
+func TestRaftLimitsNamedByKey(t *testing.T) {
+	for raft, want := range map[string]string{
+		"heartbeat_timeout: 5ms":                            "raft.heartbeat_timeout 5ms is below 10ms",
+		"election_timeout: 500ms":                           "raft.election_timeout 500ms is below raft.heartbeat_timeout 1s",
+		"snapshot_threshold: 0":                             "raft.snapshot_threshold must be at least 1",
+		"trailing_logs: 0":                                  "raft.trailing_logs must be at least 1",
+		"{heartbeat_timeout: 10ms, election_timeout: 10ms}": "",
+	} {
+		file := filepath.Join(t.TempDir(), "c.yaml")
+		if !strings.HasPrefix(raft, "{") {
+			raft = "{" + raft + "}"
+		}
+		if err := os.WriteFile(file, []byte("raft: "+raft+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(mustFlags(t, "--config", file), nil)
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("raft: %s: %v, want %q", raft, err, want)
+		}
+	}
+}
+
 func TestExampleFileLoads(t *testing.T) {
 	c, err := Load(mustFlags(t, "--config", "trustd.example.yaml"), nil)
 	if err != nil {
