@@ -70,16 +70,33 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 		if !c.isMember(sid, raft.Voter) {
 			return fmt.Errorf("%w: %s is not a voter of this cluster", ErrBadMembership, id)
 		}
+		if err := c.keepsAVoter(sid); err != nil {
+			return err
+		}
 		f = c.raft.DemoteVoter(sid, 0, 30*time.Second)
 	case ActionRemove:
 		if !c.isMember(sid, raft.Voter) && !c.isMember(sid, raft.Nonvoter) {
 			return fmt.Errorf("%w: %s is not a member of this cluster", ErrBadMembership, id)
 		}
+		if c.isMember(sid, raft.Voter) {
+			if err := c.keepsAVoter(sid); err != nil {
+				return err
+			}
+		}
 		f = c.raft.RemoveServer(sid, 0, 30*time.Second)
 	case ActionTransferLeader:
-		if id == "" {
+		self := raft.ServerID(c.host.ID().String())
+		switch {
+		case id == "":
+			if voters := c.voters(); len(voters) < 2 {
+				return fmt.Errorf("%w: this node is the cluster's only voter: there is no other to hand leadership to", ErrBadMembership)
+			}
 			f = c.raft.LeadershipTransfer()
-		} else {
+		case sid == self:
+			return fmt.Errorf("%w: %s already leads", ErrBadMembership, id)
+		case !c.isMember(sid, raft.Voter):
+			return fmt.Errorf("%w: %s is not a voter of this cluster: only voters can lead", ErrBadMembership, id)
+		default:
 			f = c.raft.LeadershipTransferToServer(sid, addr)
 		}
 	default:
@@ -97,6 +114,30 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 
 // ErrBadMembership marks a membership request that cannot be carried out.
 var ErrBadMembership = errors.New("consensus: bad membership request")
+
+// keepsAVoter refuses to take away the last voter's vote: raft would
+// refuse too, with a message about its configuration.
+func (c *Cluster) keepsAVoter(id raft.ServerID) error {
+	if voters := c.voters(); len(voters) == 1 && voters[0] == id {
+		return fmt.Errorf("%w: %s is the cluster's only voter: add or promote another voter first", ErrBadMembership, id)
+	}
+	return nil
+}
+
+// voters are the voters of the latest configuration.
+func (c *Cluster) voters() []raft.ServerID {
+	f := c.raft.GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	var ids []raft.ServerID
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			ids = append(ids, s.ID)
+		}
+	}
+	return ids
+}
 
 func (c *Cluster) isMember(id raft.ServerID, suffrage raft.ServerSuffrage) bool {
 	f := c.raft.GetConfiguration()

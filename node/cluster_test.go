@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/trustreg/trustreg/configs"
 	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/gateway/client"
 	"github.com/trustreg/trustreg/registry"
 )
 
@@ -696,5 +698,47 @@ func TestReadIndexOnANewLeaderCoversAcknowledgedWrites(t *testing.T) {
 		c.heal(old, a)
 		c.heal(old, b)
 		c.converged(res.Index)
+	}
+}
+
+// TestMembershipRefusalsSayWhy: changes that would leave the cluster
+// without a voter, or hand leadership to no one, are refused through the
+// admin API as bad requests that say why, and change nothing.
+func TestMembershipRefusalsSayWhy(t *testing.T) {
+	c := soloVoterWithReplica(t, nil)
+	c.start(1)
+	voter, replica := c.node(0).PeerID().String(), c.node(1).PeerID().String()
+	waitFor(t, "the replica to join", 20*time.Second, func() bool {
+		return len(c.node(0).cluster.Status().Members) == 2
+	})
+	admin := client.New(c.node(0).AdminURL())
+	ctx := context.Background()
+	for _, tc := range []struct {
+		action, id, want string
+	}{
+		{"remove", voter, "is the cluster's only voter: add or promote another voter first"},
+		{"demote", voter, "is the cluster's only voter"},
+		{"transfer-leader", "", "this node is the cluster's only voter: there is no other to hand leadership to"},
+		{"transfer-leader", replica, "is not a voter of this cluster: only voters can lead"},
+		{"transfer-leader", voter, "already leads"},
+	} {
+		err := admin.Post(ctx, "/admin/v1/cluster/"+tc.action, gateway.MembershipRequest{ID: tc.id}, nil)
+		var ae *client.APIError
+		if !errors.As(err, &ae) || ae.Problem.Status != http.StatusBadRequest || !strings.Contains(ae.Problem.Detail, tc.want) || strings.Contains(ae.Problem.Detail, "consensus:") {
+			t.Errorf("%s %s: %v, want 400 saying %q", tc.action, tc.id, err, tc.want)
+		}
+	}
+	st := c.node(0).cluster.Status()
+	if !c.node(0).cluster.IsLeader() || len(st.Members) != 2 {
+		t.Fatalf("refused changes changed the cluster: %+v", st)
+	}
+	for _, m := range st.Members {
+		if want := map[string]string{voter: "voter", replica: "nonvoter"}[m.ID]; m.Suffrage != want {
+			t.Fatalf("member %s is a %s after refused changes, was a %s", m.ID, m.Suffrage, want)
+		}
+	}
+	// A replica may go: the voter keeps its vote.
+	if err := admin.Post(ctx, "/admin/v1/cluster/remove", gateway.MembershipRequest{ID: replica}, nil); err != nil {
+		t.Fatalf("removing the replica: %v", err)
 	}
 }

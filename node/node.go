@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -251,7 +252,8 @@ func clusterError(err error) error {
 	case errors.Is(err, consensus.ErrUnknownOutcome):
 		return fmt.Errorf("%w: %v", gateway.ErrOutcomeUnknown, err)
 	case errors.Is(err, consensus.ErrBadMembership):
-		return fmt.Errorf("%w: %v", gateway.ErrBadRequest, err)
+		// "bad request: <what is wrong>", without the consensus label between.
+		return fmt.Errorf("%w: %s", gateway.ErrBadRequest, strings.TrimPrefix(err.Error(), consensus.ErrBadMembership.Error()+": "))
 	}
 	return err
 }
