@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -292,7 +293,7 @@ func (a *answer) write(w http.ResponseWriter, r *http.Request, status int) {
 	if a.cacheHdr != nil {
 		h["Cache-Control"] = a.cacheHdr
 	}
-	if status == http.StatusOK && r.Header.Get("If-None-Match") == a.etag {
+	if status == http.StatusOK && noneMatch(r.Header.Get("If-None-Match"), a.etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -355,4 +356,39 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusOK, s.cfg.Node.Status(), cacheNone)
+}
+
+// noneMatch reports whether an If-None-Match field value matches etag, a
+// strong entity tag ("..."), as RFC 9110 §13.1.2 compares them: "*"
+// matches, and so does any tag of the list by the weak comparison (W/"x"
+// matches "x"; a proxy that compresses answers makes their tags weak). An
+// ill-formed list matches nothing from where it goes wrong.
+func noneMatch(field, etag string) bool {
+	if field == "" {
+		return false
+	}
+	if field == etag {
+		return true // the common case: one tag, as it was sent
+	}
+	for {
+		field = strings.TrimLeft(field, " \t,")
+		if field == "" {
+			return false
+		}
+		if field[0] == '*' {
+			return true
+		}
+		field = strings.TrimPrefix(field, "W/")
+		if field == "" || field[0] != '"' {
+			return false
+		}
+		end := strings.IndexByte(field[1:], '"')
+		if end < 0 {
+			return false
+		}
+		if field[:end+2] == etag {
+			return true
+		}
+		field = field[end+2:]
+	}
 }

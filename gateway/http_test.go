@@ -456,6 +456,37 @@ func TestStatusListsOverHTTP(t *testing.T) {
 	if string(raw) != jwt1 || r2.Header.Get("Content-Type") != "application/vc+jwt" {
 		t.Fatalf("vc+jwt: %q %s", r2.Header.Get("Content-Type"), raw)
 	}
+	// Each representation has its own tag, and each revalidates (also
+	// with the weak form a compressing proxy sends) to a 304.
+	if r2.Header.Get("ETag") != `"`+doc.CID+`.jwt"` {
+		t.Fatalf("vc+jwt ETag %s, JSON's %s", r2.Header.Get("ETag"), resp.Header.Get("ETag"))
+	}
+	for _, tc := range []struct{ accept, inm string }{
+		{"application/json", resp.Header.Get("ETag")},
+		{"application/json", "W/" + resp.Header.Get("ETag")},
+		{"application/vc+jwt", `"other", W/` + r2.Header.Get("ETag")},
+	} {
+		req, _ := http.NewRequest("GET", e.n.GatewayURL()+base, nil)
+		req.Header.Set("Accept", tc.accept)
+		req.Header.Set("If-None-Match", tc.inm)
+		r3, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r3.Body.Close()
+		if r3.StatusCode != http.StatusNotModified {
+			t.Fatalf("Accept %s, If-None-Match %s: %d, want 304", tc.accept, tc.inm, r3.StatusCode)
+		}
+	}
+	// The JSON credential's tag does not revalidate the VC-JWT.
+	req, _ = http.NewRequest("GET", e.n.GatewayURL()+base, nil)
+	req.Header.Set("Accept", "application/vc+jwt")
+	req.Header.Set("If-None-Match", resp.Header.Get("ETag"))
+	if r3, err := http.DefaultClient.Do(req); err != nil || r3.StatusCode != http.StatusOK {
+		t.Fatalf("VC-JWT revalidated with the JSON's tag: %v %v", r3.StatusCode, err)
+	} else {
+		r3.Body.Close()
+	}
 	revoked := bytes.Clone(bits)
 	registry.SetStatus(revoked, 42, 1, 1)
 	if _, _, err := e.publishList("1", doc.CID, revoked); err != nil {

@@ -89,17 +89,23 @@ func (s *Server) statusList(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// The version's CID names it; the two representations (the JSON
+	// credential and the issuer's VC-JWT) get tags of their own.
+	jwtWanted := strings.Contains(r.Header.Get("Accept"), "application/vc+jwt")
 	etag := `"` + view.Version.CID + `"`
+	if jwtWanted {
+		etag = `"` + view.Version.CID + `.jwt"`
+	}
 	h := w.Header()
 	h.Set("ETag", etag)
 	h.Set("Cache-Control", s.listCache(r, view))
 	h.Set(IndexHeader, strconv.FormatUint(s.cfg.Registry.AppliedIndex(), 10))
 	h.Add("Vary", "Accept")
-	if r.Header.Get("If-None-Match") == etag {
+	if noneMatch(r.Header.Get("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	if strings.Contains(r.Header.Get("Accept"), "application/vc+jwt") {
+	if jwtWanted {
 		h.Set("Content-Type", "application/vc+jwt")
 		_, _ = w.Write([]byte(view.Version.Credential))
 		return
