@@ -239,8 +239,17 @@ func TestEntityKeysAndRotation(t *testing.T) {
 	jwk2, _ := s2.PublicJWK()
 	f.mustAccept(f.sign(s1, OpRotateKeys, map[string]any{"id": web, "keys": []any{jwk2}}))
 	// The old key no longer signs.
-	if r := f.apply(f.sign(s1, OpUpdateEntity, map[string]any{"id": web, "name": "old key"})); r.Code != CodeUnknownKey {
-		t.Fatalf("old key: %+v, want unknown_key", r)
+	if r := f.apply(f.sign(s1, OpUpdateEntity, map[string]any{"id": web, "name": "old key"})); r.Code != CodeUnknownKey ||
+		!strings.Contains(r.Reason, `no key "`+web+`#key-1" is registered for `+web+`: sign with one of its current keys`) {
+		t.Fatalf("old key: %+v, want unknown_key naming the key", r)
+	}
+	// A DID that is not registered cannot sign; the answer says who
+	// registers it (not "register it with this key", which it cannot do).
+	stranger, _ := NewSigner(k1.key, "did:web:stranger.example#key-1")
+	sjwk, _ := stranger.PublicJWK()
+	if r := f.apply(f.sign(stranger, OpRegisterEntity, map[string]any{"id": "did:web:stranger.example", "name": "S", "keys": []any{sjwk}})); r.Code != CodeUnknownKey ||
+		!strings.Contains(r.Reason, "did:web:stranger.example is not registered, so no key of it is known: governance or an active accreditor registers it") {
+		t.Fatalf("self-registration of a did:web: %+v", r)
 	}
 	f.mustAccept(f.sign(s2, OpUpdateEntity, map[string]any{"id": web, "name": "new key"}))
 	// Registered private key material is refused.

@@ -179,7 +179,10 @@ func (s *State) resolveKey(e *evaluator, kid string) (parsedKey, string, error) 
 			return k, did, nil
 		}
 	}
-	return parsedKey{}, did, reject(CodeUnknownKey, "no key %q is registered for %s: register the entity with this key or sign with a current key", kid, did)
+	if ent == nil && keys == nil {
+		return parsedKey{}, did, reject(CodeUnknownKey, "%s is not registered, so no key of it is known: governance or an active accreditor registers it with its keys, signing with their own key", did)
+	}
+	return parsedKey{}, did, reject(CodeUnknownKey, "no key %q is registered for %s: sign with one of its current keys (rotateKeys replaces them)", kid, did)
 }
 
 // verifiedKey names one signature of one exact operation checked against
