@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"slices"
@@ -213,35 +215,18 @@ func (a *app) frameworkCmd() *cobra.Command {
 func (a *app) entityCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "entity", Short: "Register, update and show entities"}
 	var sg signing
-	var id, name, legal, country, home string
-	var idents, jwks []string
-	meta := func() (map[string]any, error) {
-		m := map[string]any{}
-		setIf(m, "legalName", legal)
-		setIf(m, "country", country)
-		setIf(m, "homepage", home)
-		if len(idents) > 0 {
-			ids := map[string]string{}
-			for _, kv := range idents {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok {
-					return nil, fmt.Errorf("--identifier %q must be name=value", kv)
-				}
-				ids[k] = v
-			}
-			m["identifiers"] = ids
-		}
-		return m, nil
-	}
+	var id, name string
+	var jwks []string
+	var regMeta metadataFlags
 	register := &cobra.Command{
 		Use: "register --id DID --name NAME --key KEY", Short: "Register an entity with its keys", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := map[string]any{"id": id, "name": name}
-			m, err := meta()
-			if err != nil {
+			var m registry.EntityMetadata
+			if err := regMeta.apply(cmd, &m); err != nil {
 				return err
 			}
-			if len(m) > 0 {
+			if regMeta.changed(cmd) {
 				f["metadata"] = m
 			}
 			keys, err := publicKeys(jwks)
@@ -256,27 +241,49 @@ func (a *app) entityCmd() *cobra.Command {
 	}
 	register.Flags().StringVar(&id, "id", "", "the entity's DID")
 	register.Flags().StringVar(&name, "name", "", "display name")
-	register.Flags().StringVar(&legal, "legal-name", "", "legal name")
-	register.Flags().StringVar(&country, "country", "", "ISO 3166-1 alpha-2 country")
-	register.Flags().StringVar(&home, "homepage", "", "homepage URL")
-	register.Flags().StringSliceVar(&idents, "identifier", nil, "other identifier as name=value (e.g. ctid=ce-...), repeatable")
+	regMeta.register(register)
 	register.Flags().StringSliceVar(&jwks, "public-key", nil, "key file whose public key the entity signs with, repeatable")
 	sg.register(register, false)
 
 	var usg signing
 	var uid, uname string
+	var updMeta metadataFlags
 	update := &cobra.Command{
-		Use: "update --id DID [--name NAME] --key KEY", Short: "Change an entity's name or metadata", Args: cobra.NoArgs,
+		Use:   "update --id DID [--name NAME] [--country CC ...] --key KEY",
+		Short: "Change an entity's name or metadata",
+		Long: "Change an entity's name or metadata. The metadata flags given change those fields " +
+			"and keep the others: the entity's current metadata is read from the node first " +
+			"(an --identifier name= with no value removes that identifier).",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := map[string]any{"id": uid}
 			if cmd.Flags().Changed("name") {
 				f["name"] = uname
+			}
+			if updMeta.changed(cmd) {
+				var cur registry.Entity
+				if err := a.client().Get(cmd.Context(), "/v1/entities/"+client.PathID(uid), nil, &cur); err != nil {
+					return fmt.Errorf("reading the current metadata of %s: %w", uid, err)
+				}
+				var m registry.EntityMetadata
+				if cur.Metadata != nil {
+					m = *cur.Metadata
+					m.Identifiers = maps.Clone(cur.Metadata.Identifiers)
+				}
+				if err := updMeta.apply(cmd, &m); err != nil {
+					return err
+				}
+				f["metadata"] = m
+			}
+			if len(f) == 1 {
+				return errors.New("nothing to change: give --name or a metadata flag")
 			}
 			return a.send(cmd.Context(), &usg, registry.OpUpdateEntity, f, false)
 		},
 	}
 	update.Flags().StringVar(&uid, "id", "", "the entity's DID")
 	update.Flags().StringVar(&uname, "name", "", "display name")
+	updMeta.register(update)
 	usg.register(update, false)
 
 	var rsg signing
@@ -305,6 +312,7 @@ func (a *app) entityCmd() *cobra.Command {
 			}
 			return a.print(e, func(w io.Writer) {
 				fmt.Fprintf(w, "%s  %s (registered: %v, %d keys)\n", e.ID, e.Name, e.Registered, len(e.Keys))
+				printMetadata(w, e.Metadata)
 			})
 		},
 	}
@@ -601,4 +609,66 @@ func setTime(m map[string]any, k, v string) error {
 		}
 	}
 	return fmt.Errorf("%s %q must be RFC 3339 (2025-06-01T00:00:00Z) or a date (2025-06-01)", k, v)
+}
+
+// metadataFlags are an entity's metadata fields as flags.
+type metadataFlags struct {
+	legal, country, home string
+	idents               []string
+}
+
+var metadataFlagNames = []string{"legal-name", "country", "homepage", "identifier"}
+
+func (f *metadataFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.legal, "legal-name", "", "legal name")
+	cmd.Flags().StringVar(&f.country, "country", "", "ISO 3166-1 alpha-2 country")
+	cmd.Flags().StringVar(&f.home, "homepage", "", "homepage URL")
+	cmd.Flags().StringSliceVar(&f.idents, "identifier", nil, "other identifier as name=value (e.g. ctid=ce-...), repeatable")
+}
+
+func (f *metadataFlags) changed(cmd *cobra.Command) bool {
+	return slices.ContainsFunc(metadataFlagNames, cmd.Flags().Changed)
+}
+
+// apply sets the fields whose flags were given on m.
+func (f *metadataFlags) apply(cmd *cobra.Command, m *registry.EntityMetadata) error {
+	fl := cmd.Flags()
+	if fl.Changed("legal-name") {
+		m.LegalName = f.legal
+	}
+	if fl.Changed("country") {
+		m.Country = f.country
+	}
+	if fl.Changed("homepage") {
+		m.Homepage = f.home
+	}
+	for _, kv := range f.idents {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("--identifier %q must be name=value", kv)
+		}
+		if v == "" {
+			delete(m.Identifiers, k)
+			continue
+		}
+		if m.Identifiers == nil {
+			m.Identifiers = map[string]string{}
+		}
+		m.Identifiers[k] = v
+	}
+	return nil
+}
+
+func printMetadata(w io.Writer, m *registry.EntityMetadata) {
+	if m == nil {
+		return
+	}
+	for _, f := range [][2]string{{"legal name", m.LegalName}, {"country", m.Country}, {"homepage", m.Homepage}} {
+		if f[1] != "" {
+			fmt.Fprintf(w, "  %-10s %s\n", f[0], f[1])
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(m.Identifiers)) {
+		fmt.Fprintf(w, "  %-10s %s=%s\n", "identifier", k, m.Identifiers[k])
+	}
 }
