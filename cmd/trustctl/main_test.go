@@ -4,15 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/gateway"
 	"github.com/trustreg/trustreg/node"
+	"github.com/trustreg/trustreg/registry"
 )
 
 // TestReadWithoutLeaderHints: a linearizable read that finds no leader
@@ -88,4 +92,74 @@ func TestClusterStatusUnreachable(t *testing.T) {
 			t.Errorf("line %d: %q, want %q", i, got, w)
 		}
 	}
+}
+
+// TestListingsFollowEveryPage: listing commands read page after page from
+// a real node until the listing ends or --limit is reached, and say when
+// they left some out; accredit finds its parent accreditation past the
+// first page.
+func TestListingsFollowEveryPage(t *testing.T) {
+	defer func(n int) { pageSize = n }(pageSize)
+	pageSize = 2
+	dir := t.TempDir()
+	n, err := node.New(node.LoopbackConfig(dir), node.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := n.WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ctl := func(args ...string) (string, string, error) {
+		var out, errw bytes.Buffer
+		err := run(ctx, append([]string{"--server", n.GatewayURL()}, args...), nil, &out, &errw)
+		return out.String(), errw.String(), err
+	}
+	must := func(args ...string) string {
+		t.Helper()
+		out, errw, err := ctl(args...)
+		if err != nil {
+			t.Fatalf("trustctl %v: %v\n%s%s", args, err, out, errw)
+		}
+		return out
+	}
+	gov, rootKey := filepath.Join(dir, node.DevGovernanceKey), filepath.Join(dir, node.DevRootAccreditorKey)
+	root := strings.TrimSpace(must("did", rootKey))
+	for i := range 5 {
+		must("-q", "framework", "create", "--id", fmt.Sprintf("https://example.org/fw-%d", i), "--name", "FW", "--root", root, "--key", gov)
+	}
+	if out := must("framework", "list", "--limit", "0"); strings.Count(out, "https://example.org/fw-") != 5 {
+		t.Fatalf("framework list --limit 0 (pages of 2):\n%s", out)
+	}
+	out, errw, err := ctl("framework", "list", "--limit", "3")
+	if err != nil || strings.Count(out, "https://example.org/fw-") != 3 || !strings.Contains(errw, "(more frameworks than these 3: --limit 0 lists them all)") {
+		t.Fatalf("framework list --limit 3: %v\n%s%s", err, out, errw)
+	}
+	var l listing[registry.Framework]
+	if out := must("--json", "framework", "list", "--limit", "4"); json.Unmarshal([]byte(out), &l) != nil || len(l.Items) != 4 || !l.More {
+		t.Fatalf("framework list --json --limit 4: %s", out)
+	}
+
+	// The root accredits a QA agency in one framework for five resources.
+	// The agency's accreditations are listed by id (a CID); the one listed
+	// last is past the first page, and trustctl accredit must find it when
+	// the agency grants its resource.
+	qaKey := filepath.Join(dir, "qa.jwk")
+	must("keygen", "--out", qaKey)
+	qa := strings.TrimSpace(must("did", qaKey))
+	fw := "https://example.org/fw-0"
+	for i := range 5 {
+		must("-q", "accredit", "--key", rootKey, "--framework", fw, "--subject", qa, "--action", "accredit", "--resource", fmt.Sprintf("https://example.org/r-%d", i))
+	}
+	var held listing[registry.AccreditationView]
+	if out := must("--json", "entity", "accreditations", qa, "--limit", "0"); json.Unmarshal([]byte(out), &held) != nil || len(held.Items) != 5 {
+		t.Fatalf("entity accreditations --limit 0 (pages of 2):\n%s", out)
+	}
+	last := held.Items[4].Resources[0]
+	if out := must("accreditation", "list", "--subject", qa, "--resource", last); strings.Count(out, " -> "+qa) != 1 || !strings.Contains(out, held.Items[4].ID) {
+		t.Fatalf("accreditation list --subject --resource:\n%s", out)
+	}
+	must("-q", "accredit", "--key", qaKey, "--framework", fw, "--subject", "did:web:college.example", "--action", "issue", "--resource", last)
 }

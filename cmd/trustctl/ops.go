@@ -170,22 +170,20 @@ func (a *app) frameworkCmd() *cobra.Command {
 		sg.register(c, true)
 		return c
 	}
+	var limit int
 	list := &cobra.Command{
 		Use: "list", Short: "List frameworks", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out struct {
-				Items []registry.Framework `json:"items"`
-			}
-			if err := a.client().Get(cmd.Context(), "/v1/frameworks", nil, &out); err != nil {
+			l, err := listPages[registry.Framework](cmd.Context(), a.client(), "/v1/frameworks", nil, limit)
+			if err != nil {
 				return err
 			}
-			return a.print(out, func(w io.Writer) {
-				for _, f := range out.Items {
-					fmt.Fprintf(w, "%s  %s (max chain %d)\n", f.ID, f.Name, f.MaxChainLength)
-				}
+			return printListing(a, l, "frameworks", func(w io.Writer, f registry.Framework) {
+				fmt.Fprintf(w, "%s  %s (max chain %d)\n", f.ID, f.Name, f.MaxChainLength)
 			})
 		},
 	}
+	limitFlag(list, &limit)
 	show := &cobra.Command{
 		Use: "show ID", Short: "Show a framework with its root accreditors", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -317,6 +315,7 @@ func (a *app) entityCmd() *cobra.Command {
 		},
 	}
 	var granted bool
+	var accLimit, histLimit int
 	accs := &cobra.Command{
 		Use: "accreditations DID", Short: "Accreditations an entity received (or granted, with --granted)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -324,29 +323,24 @@ func (a *app) entityCmd() *cobra.Command {
 			if granted {
 				q.Set("direction", "granted")
 			}
-			var out struct {
-				Items []registry.AccreditationView `json:"items"`
-			}
-			if err := a.client().Get(cmd.Context(), "/v1/entities/"+client.PathID(args[0])+"/accreditations", q, &out); err != nil {
+			l, err := listPages[registry.AccreditationView](cmd.Context(), a.client(), "/v1/entities/"+client.PathID(args[0])+"/accreditations", q, accLimit)
+			if err != nil {
 				return err
 			}
-			return a.print(out, func(w io.Writer) { printAccreditations(w, out.Items) })
+			return printListing(a, l, "accreditations", printAccreditation)
 		},
 	}
 	accs.Flags().BoolVar(&granted, "granted", false, "list the accreditations the entity granted")
+	limitFlag(accs, &accLimit)
 	history := &cobra.Command{
 		Use: "history DID", Short: "Operations an entity signed or that concern it", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var out struct {
-				Items []registry.OperationView `json:"items"`
-			}
-			if err := a.client().Get(cmd.Context(), "/v1/entities/"+client.PathID(args[0])+"/history", nil, &out); err != nil {
+			l, err := listPages[registry.OperationView](cmd.Context(), a.client(), "/v1/entities/"+client.PathID(args[0])+"/history", nil, histLimit)
+			if err != nil {
 				return err
 			}
-			return a.print(out, func(w io.Writer) {
-				for _, o := range out.Items {
-					fmt.Fprintf(w, "%6d  %s  %-20s %s\n", o.Index, o.Time.Format(time.RFC3339), o.Op, o.CID)
-				}
+			return printListing(a, l, "operations", func(w io.Writer, o registry.OperationView) {
+				fmt.Fprintf(w, "%6d  %s  %-20s %s\n", o.Index, o.Time.Format(time.RFC3339), o.Op, o.CID)
 			})
 		},
 	}
@@ -438,11 +432,10 @@ func (a *app) findParent(ctx context.Context, fw, accreditor string, resources [
 	if d.Authorized && len(d.Chain) == 0 {
 		return "", nil // a root accreditor
 	}
-	var out struct {
-		Items []registry.AccreditationView `json:"items"`
-	}
+	// Every page: an accreditor may hold more accreditations than one holds.
 	q := url.Values{"framework": {fw}, "status": {registry.ReasonActive}}
-	if err := a.client().Get(ctx, "/v1/entities/"+client.PathID(accreditor)+"/accreditations", q, &out); err != nil {
+	out, err := listPages[registry.AccreditationView](ctx, a.client(), "/v1/entities/"+client.PathID(accreditor)+"/accreditations", q, 0)
+	if err != nil {
 		return "", err
 	}
 	for _, acc := range out.Items {

@@ -57,15 +57,13 @@ func (a *app) trustCmd() *cobra.Command {
 	return cmd
 }
 
-func printAccreditations(w io.Writer, items []registry.AccreditationView) {
-	for _, v := range items {
-		until := "open"
-		if v.ValidUntil != nil {
-			until = v.ValidUntil.Format(time.DateOnly)
-		}
-		fmt.Fprintf(w, "%s  %s -> %s  %s %s  %s..%s  [%s]\n", v.ID, v.Accreditor, v.Subject, v.Action,
-			strings.Join(v.Resources, ","), v.ValidFrom.Format(time.DateOnly), until, v.Status)
+func printAccreditation(w io.Writer, v registry.AccreditationView) {
+	until := "open"
+	if v.ValidUntil != nil {
+		until = v.ValidUntil.Format(time.DateOnly)
 	}
+	fmt.Fprintf(w, "%s  %s -> %s  %s %s  %s..%s  [%s]\n", v.ID, v.Accreditor, v.Subject, v.Action,
+		strings.Join(v.Resources, ","), v.ValidFrom.Format(time.DateOnly), until, v.Status)
 }
 
 func (a *app) accreditationCmd() *cobra.Command {
@@ -78,36 +76,39 @@ func (a *app) accreditationCmd() *cobra.Command {
 				return err
 			}
 			return a.print(v, func(w io.Writer) {
-				printAccreditations(w, []registry.AccreditationView{v})
+				printAccreditation(w, v)
 				for _, e := range v.Events {
 					fmt.Fprintf(w, "  %-9s from %s (index %d) %s\n", e.Status, e.EffectiveAt.Format(time.RFC3339), e.Index, e.Reason)
 				}
 			})
 		},
 	}
-	var fw, resource, accreditor, status string
+	var fw, resource, accreditor, subject, action, status string
+	var limit int
 	list := &cobra.Command{
-		Use: "list [--framework ID] [--resource IRI] [--accreditor DID] [--status S]", Short: "Search accreditations", Args: cobra.NoArgs,
+		Use:   "list [--framework ID] [--resource IRI] [--accreditor DID] [--subject DID] [--action A] [--status S]",
+		Short: "Search accreditations", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q := url.Values{}
-			for k, v := range map[string]string{"framework": fw, "resource": resource, "accreditor": accreditor, "status": status} {
+			for k, v := range map[string]string{"framework": fw, "resource": resource, "accreditor": accreditor, "subject": subject, "action": action, "status": status} {
 				if v != "" {
 					q.Set(k, v)
 				}
 			}
-			var out struct {
-				Items []registry.AccreditationView `json:"items"`
-			}
-			if err := a.client().Get(cmd.Context(), "/v1/accreditations", q, &out); err != nil {
+			l, err := listPages[registry.AccreditationView](cmd.Context(), a.client(), "/v1/accreditations", q, limit)
+			if err != nil {
 				return err
 			}
-			return a.print(out, func(w io.Writer) { printAccreditations(w, out.Items) })
+			return printListing(a, l, "accreditations", printAccreditation)
 		},
 	}
 	list.Flags().StringVar(&fw, "framework", "", "framework id")
 	list.Flags().StringVar(&resource, "resource", "", "credential-type IRI")
 	list.Flags().StringVar(&accreditor, "accreditor", "", "accreditor DID")
+	list.Flags().StringVar(&subject, "subject", "", "subject DID")
+	list.Flags().StringVar(&action, "action", "", "issue or accredit")
 	list.Flags().StringVar(&status, "status", "", "active, suspended, revoked, expired or not_yet_valid")
+	limitFlag(list, &limit)
 	cmd.AddCommand(show, list)
 	return cmd
 }

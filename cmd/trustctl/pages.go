@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"net/url"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trustreg/trustreg/gateway/client"
+	"github.com/trustreg/trustreg/registry"
+)
+
+// listing is what a listing command prints with --json: the items, and
+// whether the listing goes on past them.
+type listing[T any] struct {
+	Items []T  `json:"items"`
+	More  bool `json:"more,omitempty"`
+}
+
+// pageSize is the number of items asked for per page (a test lowers it).
+var pageSize = registry.MaxPageLimit
+
+// listPages reads a listing page after page, following its next links,
+// until it ends or holds limit items (limit 0: until it ends).
+func listPages[T any](ctx context.Context, c *client.Client, path string, q url.Values, limit int) (listing[T], error) {
+	q = maps.Clone(q)
+	if q == nil {
+		q = url.Values{}
+	}
+	per := pageSize
+	if limit > 0 && limit < per {
+		per = limit
+	}
+	q.Set("limit", strconv.Itoa(per))
+	var out listing[T]
+	seen := map[string]bool{}
+	for {
+		var page struct {
+			Items []T    `json:"items"`
+			Next  string `json:"next"`
+		}
+		if err := c.Get(ctx, path, q, &page); err != nil {
+			return out, err
+		}
+		out.Items = append(out.Items, page.Items...)
+		if page.Next == "" {
+			return out, nil
+		}
+		if limit > 0 && len(out.Items) >= limit {
+			out.Items, out.More = out.Items[:limit], true
+			return out, nil
+		}
+		next, err := url.Parse(page.Next)
+		cursor := ""
+		if err == nil {
+			cursor = next.Query().Get("cursor")
+		}
+		if cursor == "" || seen[cursor] {
+			return out, fmt.Errorf("%s: the node's next page link %q does not move on", path, page.Next)
+		}
+		seen[cursor] = true
+		q.Set("cursor", cursor)
+	}
+}
+
+// limitFlag adds --limit to a listing command.
+func limitFlag(cmd *cobra.Command, limit *int) {
+	cmd.Flags().IntVar(limit, "limit", registry.DefaultPageLimit, "list at most this many (0: all of them)")
+}
+
+// printListing prints a listing: JSON with --json, or each item through
+// line, and on stderr a word that more were left out.
+func printListing[T any](a *app, l listing[T], what string, line func(io.Writer, T)) error {
+	return a.print(l, func(w io.Writer) {
+		for _, it := range l.Items {
+			line(w, it)
+		}
+		if l.More {
+			fmt.Fprintf(a.errw, "(more %s than these %d: --limit 0 lists them all)\n", what, len(l.Items))
+		}
+	})
+}
