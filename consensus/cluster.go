@@ -140,6 +140,11 @@ func Start(cfg Config) (*Cluster, error) {
 	// state it produced), so raft must not reload a snapshot over it at
 	// start; restoreIfEmpty covers a state machine that lost its data.
 	rc.NoSnapshotRestoreOnStart = true
+	// A leader that loses its vote (demoted to a replica, or removed)
+	// steps down. By default raft then shuts itself down, which would leave
+	// a demoted leader's process serving without raft; it stays a follower
+	// instead: a demoted one goes on as a replica of the new leader.
+	rc.ShutdownOnRemove = false
 	if cfg.SnapshotInterval > 0 {
 		rc.SnapshotInterval = cfg.SnapshotInterval
 	}

@@ -742,3 +742,46 @@ func TestMembershipRefusalsSayWhy(t *testing.T) {
 		t.Fatalf("removing the replica: %v", err)
 	}
 }
+
+// TestDemotedLeaderGoesOnAsAReplica: the leader demoted to a non-voter
+// steps down and follows the new leader, applying later writes; raft's
+// default would have shut it down while its gateway went on serving.
+func TestDemotedLeaderGoesOnAsAReplica(t *testing.T) {
+	c := mustNewCluster(t, 3)
+	old := c.waitLeader()
+	id := c.node(old).PeerID().String()
+	admin := client.New(c.node(old).AdminURL())
+	if err := admin.Post(context.Background(), "/admin/v1/cluster/demote", gateway.MembershipRequest{ID: id}, nil); err != nil {
+		t.Fatalf("demoting the leader: %v", err)
+	}
+	waitFor(t, "a new leader", 15*time.Second, func() bool { l := c.leader(); return l >= 0 && l != old })
+	if st := c.node(old).cluster.State(); st != "Follower" {
+		t.Fatalf("the demoted leader is %s, want Follower", st)
+	}
+	res := c.mustSubmit((old+1)%3, c.accreditOp("did:web:after-demotion.example"))
+	c.converged(res.Index)
+	// It serves the write, and every member sees it as a non-voter.
+	res2 := c.mustSubmit(old, c.accreditOp("did:web:through-the-replica.example"))
+	c.converged(res2.Index)
+	for _, m := range c.node(c.leader()).cluster.Status().Members {
+		if m.ID == id && m.Suffrage != "nonvoter" {
+			t.Fatalf("the demoted leader is a %s", m.Suffrage)
+		}
+	}
+
+	// The new leader removes itself: it steps down and stays a follower
+	// outside the cluster, which says it is not ready once it hears from
+	// no leader; the last voter leads, and the replica follows it.
+	gone := c.leader()
+	goneID := c.node(gone).PeerID().String()
+	if err := client.New(c.node(gone).AdminURL()).Post(context.Background(), "/admin/v1/cluster/remove", gateway.MembershipRequest{ID: goneID}, nil); err != nil {
+		t.Fatalf("the leader removing itself: %v", err)
+	}
+	waitFor(t, "the last voter to lead", 15*time.Second, func() bool { l := c.leader(); return l >= 0 && l != gone && l != old })
+	if st := c.node(gone).cluster.State(); st != "Follower" {
+		t.Fatalf("the removed leader is %s, want Follower", st)
+	}
+	waitFor(t, "the removed node to say it is not ready", 15*time.Second, func() bool { return c.node(gone).Ready() != nil })
+	res3 := c.mustSubmit(old, c.accreditOp("did:web:after-removal.example"))
+	waitFor(t, "the replica to apply the write", 15*time.Second, func() bool { return c.node(old).State.AppliedIndex() >= res3.Index })
+}
