@@ -41,7 +41,7 @@ func TestReadmeTour(t *testing.T) {
 	}
 	bin := mustBuild(t)
 	dir := t.TempDir()
-	p := startTrustd(t, bin, dir, "--http-addr", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0")
+	p := startTrustd(t, bin, dir, "--http-addr", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--admin-addr", "127.0.0.1:0")
 
 	tour := readmeTour(t)
 	const buildLine = "go build -o bin/ ./cmd/... && export PATH=$PWD/bin:$PATH"
