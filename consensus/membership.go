@@ -58,12 +58,18 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 	var f raft.Future
 	switch m.Action {
 	case ActionAddVoter:
+		if err := c.answers(id); err != nil {
+			return err
+		}
 		f = c.raft.AddVoter(sid, addr, 0, 30*time.Second)
 	case ActionAddNonvoter:
 		f = c.raft.AddNonvoter(sid, addr, 0, 30*time.Second)
 	case ActionPromote:
 		if !c.isMember(sid, raft.Nonvoter) {
 			return fmt.Errorf("%w: %s is not a non-voter of this cluster", ErrBadMembership, id)
+		}
+		if err := c.answers(id); err != nil {
+			return err
 		}
 		f = c.raft.AddVoter(sid, addr, 0, 30*time.Second)
 	case ActionDemote:
@@ -114,6 +120,22 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 
 // ErrBadMembership marks a membership request that cannot be carried out.
 var ErrBadMembership = errors.New("consensus: bad membership request")
+
+// answers checks that the leader reaches a node about to get a vote. A
+// voter that cannot be reached counts against the quorum from the moment
+// its configuration is stored: added to a one-node cluster, it would stop
+// every write until it came up.
+func (c *Cluster) answers(id peer.ID) error {
+	if id == c.host.ID() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.call(ctx, id, rpcStatus, nil); err != nil {
+		return fmt.Errorf("%w: %s does not answer (%v): start it first, since a voter that cannot be reached counts against the quorum (or add it as a non-voter, and promote it once it has caught up)", ErrBadMembership, id, err)
+	}
+	return nil
+}
 
 // keepsAVoter refuses to take away the last voter's vote: raft would
 // refuse too, with a message about its configuration.

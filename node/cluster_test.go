@@ -785,3 +785,40 @@ func TestDemotedLeaderGoesOnAsAReplica(t *testing.T) {
 	res3 := c.mustSubmit(old, c.accreditOp("did:web:after-removal.example"))
 	waitFor(t, "the replica to apply the write", 15*time.Second, func() bool { return c.node(old).State.AppliedIndex() >= res3.Index })
 }
+
+// TestUnreachableVoterIsRefused: adding a voter that does not answer would
+// take a one-node cluster's quorum away; it is refused with the way round
+// (a non-voter first), and writes go on.
+func TestUnreachableVoterIsRefused(t *testing.T) {
+	c := mustNewCluster(t, 1)
+	key, err := consensus.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := peer.IDFromPrivateKey(key)
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // a port that is free once closed: nothing answers there
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", ln.Addr().(*net.TCPAddr).Port, id)
+	ln.Close()
+	admin := client.New(c.node(0).AdminURL())
+	err = admin.Post(context.Background(), "/admin/v1/cluster/add-voter", gateway.MembershipRequest{Addr: addr}, nil)
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Problem.Status != http.StatusBadRequest || !strings.Contains(ae.Problem.Detail, "does not answer") ||
+		!strings.Contains(ae.Problem.Detail, "add it as a non-voter") {
+		t.Fatalf("adding an unreachable voter: %v", err)
+	}
+	if members := c.node(0).cluster.Status().Members; len(members) != 1 {
+		t.Fatalf("the refused voter is in the configuration: %+v", members)
+	}
+	c.mustSubmit(0, c.accreditOp("did:web:after-refusal.example"))
+	// As a non-voter it may be added before it runs, and not promoted.
+	if err := admin.Post(context.Background(), "/admin/v1/cluster/add-nonvoter", gateway.MembershipRequest{Addr: addr}, nil); err != nil {
+		t.Fatalf("adding it as a non-voter: %v", err)
+	}
+	if err := admin.Post(context.Background(), "/admin/v1/cluster/promote", gateway.MembershipRequest{ID: id.String()}, nil); !errors.As(err, &ae) || !strings.Contains(ae.Problem.Detail, "does not answer") {
+		t.Fatalf("promoting an unreachable non-voter: %v", err)
+	}
+	c.mustSubmit(0, c.accreditOp("did:web:after-refused-promotion.example"))
+}
