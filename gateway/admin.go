@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"strings"
@@ -38,6 +39,7 @@ type Admin struct {
 	token   string
 	log     *slog.Logger
 	mux     *http.ServeMux
+	csrf    *http.CrossOriginProtection
 }
 
 // Membership actions the admin API accepts.
@@ -49,7 +51,7 @@ func NewAdmin(cluster Cluster, token string, logger *slog.Logger) *Admin {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	a := &Admin{cluster: cluster, token: token, log: logger.With("component", "admin"), mux: http.NewServeMux()}
+	a := &Admin{cluster: cluster, token: token, log: logger.With("component", "admin"), mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection()}
 	a.mux.HandleFunc("GET /admin/v1/cluster", a.members)
 	a.mux.HandleFunc("POST /admin/v1/cluster/{action}", a.change)
 	a.mux.HandleFunc("GET /admin/v1/digest", a.digest)
@@ -70,6 +72,10 @@ func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			answerPanic(a.log, v, "admin", sw, r)
 		}
 	}()
+	if err := a.fromABrowserPage(r); err != nil {
+		writeProblem(w, r, Problem{Type: problemTypeBase + "forbidden", Title: "Forbidden", Status: http.StatusForbidden, Detail: err.Error()})
+		return
+	}
 	if a.token != "" {
 		got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
@@ -79,6 +85,33 @@ func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	a.mux.ServeHTTP(w, r)
+}
+
+// fromABrowserPage refuses what a web page could make an operator's
+// browser send to the admin API. Without a token the API listens on
+// loopback and trusts whoever reaches it, and a page on any site can make
+// the browser reach loopback:
+//   - a cross-origin POST (a change of membership, a snapshot), which
+//     net/http's CrossOriginProtection detects by Sec-Fetch-Site or Origin;
+//   - a request to a name of the attacker's that resolves to 127.0.0.1
+//     (DNS rebinding), which is same-origin to the browser: without a
+//     token, the Host must be a loopback address or localhost.
+//
+// trustctl and curl send neither header and name the address they dial.
+func (a *Admin) fromABrowserPage(r *http.Request) error {
+	if err := a.csrf.Check(r); err != nil {
+		return fmt.Errorf("the admin API refuses cross-origin requests from browsers: %v", err)
+	}
+	if a.token == "" {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" {
+			return fmt.Errorf("the admin API without a token answers requests to a loopback address or localhost, not to Host %q", r.Host)
+		}
+	}
+	return nil
 }
 
 func (a *Admin) members(w http.ResponseWriter, r *http.Request) {
