@@ -150,12 +150,47 @@ func New(cfg Config) (*Server, error) {
 
 // ServeHTTP implements http.Handler.
 // The trust question, verifiers' hot path, skips the pattern matching.
+//
+// Every answer may be read by a web page of any origin (CORS): the gateway
+// serves public data, and a write carries its own signature, not the
+// browser's cookies, so there is nothing a page could borrow. Verifier
+// pages check issuers and fetch status lists from the browser itself.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h["Access-Control-Allow-Origin"] = corsAnyOrigin
+	h["Access-Control-Expose-Headers"] = corsExposed
 	if r.Method == http.MethodGet && r.URL.Path == trustPath && s.trustHandler != nil {
 		s.trustHandler.ServeHTTP(w, r)
 		return
 	}
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		preflight(w)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// CORS headers; the slices are shared by every answer and never changed.
+var (
+	corsAnyOrigin = []string{"*"}
+	corsExposed   = []string{"ETag, " + IndexHeader + ", Retry-After"}
+	corsMethods   = []string{"GET, HEAD, POST"}
+	// Content-Type for the JSON of a batch trust question and the JOSE
+	// of an operation; the others a client sends to revalidate or choose
+	// a representation.
+	corsHeaders = []string{"Content-Type, If-None-Match, Accept"}
+	corsMaxAge  = []string{"86400"}
+)
+
+// preflight answers a browser's CORS preflight: a page of any origin may
+// send GET, HEAD and POST with these headers, and may remember that for a
+// day.
+func preflight(w http.ResponseWriter) {
+	h := w.Header()
+	h["Access-Control-Allow-Methods"] = corsMethods
+	h["Access-Control-Allow-Headers"] = corsHeaders
+	h["Access-Control-Max-Age"] = corsMaxAge
+	w.WriteHeader(http.StatusNoContent)
 }
 
 const trustPath = "/v1/trust"

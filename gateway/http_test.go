@@ -830,3 +830,56 @@ func TestAdminRefusesBrowserPages(t *testing.T) {
 		}
 	}
 }
+
+// TestCORS: a web page of any origin may read every answer (the headers a
+// verifier page needs exposed) and send batch questions and operations
+// after a preflight; the admin API allows none of it.
+func TestCORS(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	base := e.n.GatewayURL()
+	q := url.Values{"entity": {e.college.DID}, "framework": {fw}, "action": {"issue"}}
+	for _, path := range []string{"/v1/trust?" + q.Encode(), "/v1/entities/" + url.PathEscape(e.college.DID), "/v1/nothing-here"} {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.Header.Set("Origin", "https://verifier.example")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.Header.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), gateway.IndexHeader) ||
+			!strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "ETag") {
+			t.Errorf("GET %s: CORS headers %v", path, resp.Header)
+		}
+	}
+	for _, path := range []string{"/v1/trust", "/v1/operations"} {
+		req, _ := http.NewRequest("OPTIONS", base+path, nil)
+		req.Header.Set("Origin", "https://verifier.example")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "content-type")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		h := resp.Header
+		if resp.StatusCode != http.StatusNoContent || h.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(h.Get("Access-Control-Allow-Methods"), "POST") ||
+			!strings.Contains(h.Get("Access-Control-Allow-Headers"), "Content-Type") || h.Get("Access-Control-Max-Age") == "" {
+			t.Errorf("preflight of POST %s: %d %v", path, resp.StatusCode, h)
+		}
+	}
+	// An OPTIONS that is not a preflight gets the gateway's 404 problem.
+	req, _ := http.NewRequest("OPTIONS", base+"/v1/trust", nil)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("plain OPTIONS: %v %v", resp.StatusCode, err)
+	}
+	req, _ = http.NewRequest("GET", e.n.AdminURL()+"/admin/v1/digest", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("the admin API allows origins: %v", resp.Header)
+	}
+}
