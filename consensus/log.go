@@ -2,9 +2,11 @@ package consensus
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"slices"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -63,7 +65,40 @@ func (l *raftLogger) Log(level hclog.Level, msg string, args ...any) {
 	if l.name != "" {
 		msg = l.name + ": " + msg
 	}
-	l.log.Log(context.Background(), sl, msg, args...)
+	l.log.Log(context.Background(), sl, msg, hclogValues(args)...)
+}
+
+// hclogValues formats the values hclog formats itself (raft logs its
+// configuration as hclog.Fmt("%+v", servers)); other values pass as they
+// are. args is copied only if one of them changes.
+func hclogValues(args []any) []any {
+	out := args
+	for i, v := range args {
+		var s string
+		switch v := v.(type) {
+		case hclog.Format:
+			if len(v) == 0 {
+				continue
+			}
+			format, _ := v[0].(string)
+			s = fmt.Sprintf(format, v[1:]...)
+		case hclog.Hex:
+			s = fmt.Sprintf("0x%x", int(v))
+		case hclog.Octal:
+			s = fmt.Sprintf("0%o", int(v))
+		case hclog.Binary:
+			s = fmt.Sprintf("0b%b", int(v))
+		case hclog.Quote:
+			s = string(v)
+		default:
+			continue
+		}
+		if &out[0] == &args[0] {
+			out = slices.Clone(args)
+		}
+		out[i] = s
+	}
+	return out
 }
 
 func (l *raftLogger) Trace(msg string, args ...any) { l.Log(hclog.Trace, msg, args...) }

@@ -41,10 +41,12 @@ func TestRaftLoggerOneRecordPerCall(t *testing.T) {
 	l.Trace("dropped at info")
 	l.Named("snap").With("peer", "B").Warn("slow")
 	l.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Error}).Print("from a standard logger")
+	args := []any{"servers", hclog.Fmt("%+v", []struct{ ID string }{{"A"}}), "mask", hclog.Hex(255)}
+	l.Info("initial configuration", args...)
 
 	recs := jsonRecords(t, &buf)
-	if len(recs) != 3 {
-		t.Fatalf("%d records, want 3:\n%s", len(recs), buf.String())
+	if len(recs) != 4 {
+		t.Fatalf("%d records, want 4:\n%s", len(recs), buf.String())
 	}
 	r := recs[0]
 	if r["level"] != "ERROR" || r["msg"] != "raft: failed to make requestVote RPC" || r["error"] != dial.Error() ||
@@ -56,6 +58,14 @@ func TestRaftLoggerOneRecordPerCall(t *testing.T) {
 	}
 	if r := recs[2]; r["level"] != "ERROR" || r["msg"] != "from a standard logger" || r["logger"] != "raft" {
 		t.Errorf("standard logger record: %v", r)
+	}
+	// hclog's own value types are formatted as hclog formats them, and the
+	// caller's arguments are left as they were.
+	if r := recs[3]; r["servers"] != "[{ID:A}]" || r["mask"] != "0xff" {
+		t.Errorf("formatted values: %v", r)
+	}
+	if _, ok := args[1].(hclog.Format); !ok {
+		t.Errorf("the caller's arguments were changed: %v", args)
 	}
 	if l.IsDebug() || l.IsTrace() || !l.IsInfo() || !l.IsError() || l.GetLevel() != hclog.Info {
 		t.Errorf("levels at info: debug %v trace %v info %v error %v level %v", l.IsDebug(), l.IsTrace(), l.IsInfo(), l.IsError(), l.GetLevel())
