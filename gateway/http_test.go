@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strconv"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -365,6 +366,32 @@ func TestRecordsAndDIDPaths(t *testing.T) {
 	}
 	if err := e.c.Get(context.Background(), "/v1/operations", url.Values{"since": {itoa(opv.Index - 1)}}, &feed); err != nil || len(feed.Items) == 0 || feed.Items[0].Index != opv.Index {
 		t.Fatalf("change feed: %+v %v", feed, err)
+	}
+	// Paged one at a time, the feed's next links keep the limit and the
+	// consistency, and walk every operation in order.
+	var walked []uint64
+	next := "/v1/operations?" + url.Values{"since": {"0"}, "limit": {"1"}, "consistency": {"linearizable"}}.Encode()
+	for range 100 {
+		var page struct {
+			Items []registry.OperationView `json:"items"`
+			Next  string                   `json:"next"`
+		}
+		if err := e.c.Get(context.Background(), next, nil, &page); err != nil || len(page.Items) > 1 {
+			t.Fatalf("feed page %s: %d items, %v", next, len(page.Items), err)
+		}
+		for _, it := range page.Items {
+			walked = append(walked, it.Index)
+		}
+		if page.Next == "" {
+			break
+		}
+		if nq, _ := url.ParseQuery(page.Next[strings.IndexByte(page.Next, '?')+1:]); nq.Get("limit") != "1" || nq.Get("consistency") != "linearizable" {
+			t.Fatalf("next link %s dropped the request's parameters", page.Next)
+		}
+		next = page.Next
+	}
+	if len(walked) < 4 || !slices.IsSorted(walked) || walked[len(walked)-1] != e.n.State.AppliedIndex() {
+		t.Fatalf("the feed walked %v, applied %d", walked, e.n.State.AppliedIndex())
 	}
 }
 

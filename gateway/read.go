@@ -3,8 +3,8 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -235,7 +235,10 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
 	}
 	next := ""
 	if len(items) > 0 && (page.Limit == 0 && len(items) == registry.DefaultPageLimit || len(items) == page.Limit) {
-		next = r.URL.Path + "?since=" + url.QueryEscape(strconv.FormatUint(items[len(items)-1].Index, 10))
+		// The next page keeps the request's limit and consistency.
+		nq := maps.Clone(q)
+		nq.Set("since", strconv.FormatUint(items[len(items)-1].Index, 10))
+		next = r.URL.Path + "?" + nq.Encode()
 	}
 	s.writeJSON(w, r, http.StatusOK, listing[registry.OperationView]{Items: items, Next: next}, cacheShort)
 }
