@@ -213,6 +213,16 @@ func TestTrustDecisionsOverHTTP(t *testing.T) {
 	if err != nil || len(batch) != 3 || !batch[0].Authorized || batch[1].Authorized || !batch[2].Authorized {
 		t.Fatalf("batch: %+v, %v", batch, err)
 	}
+	// A bad question is named by its place in the batch, after what is wrong.
+	err = e.c.Post(context.Background(), "/v1/trust", []map[string]any{
+		{"entity": e.college.DID, "framework": fw},
+		{"entity": e.college.DID, "framework": fw, "at": "yesterday"},
+	}, &batch)
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Problem.Status != http.StatusBadRequest || !strings.HasPrefix(ae.Problem.Detail, "bad ") ||
+		!strings.HasSuffix(ae.Problem.Detail, "(question 1 of the batch, counting from 0)") || strings.Contains(ae.Problem.Detail, "registry:") {
+		t.Fatalf("batch with a bad question: %v", err)
+	}
 }
 
 func itoa(i uint64) string { return strconv.FormatUint(i, 10) }

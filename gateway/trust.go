@@ -322,12 +322,12 @@ func (s *Server) trustBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		q, err := ParseQuestion(v)
 		if err != nil {
-			writeError(w, r, fmt.Errorf("question %d: %w", i, err))
+			writeError(w, r, fmt.Errorf("%w (question %d of the batch, counting from 0)", err, i))
 			return
 		}
 		d, err := s.cfg.Registry.Decide(q, now)
 		if err != nil {
-			writeError(w, r, fmt.Errorf("question %d: %w", i, err))
+			writeError(w, r, fmt.Errorf("%w (question %d of the batch, counting from 0)", err, i))
 			return
 		}
 		out = append(out, d)
