@@ -69,8 +69,9 @@ func (l *raftLogger) Log(level hclog.Level, msg string, args ...any) {
 }
 
 // hclogValues formats the values hclog formats itself (raft logs its
-// configuration as hclog.Fmt("%+v", servers)); other values pass as they
-// are. args is copied only if one of them changes.
+// configuration as hclog.Fmt("%+v", servers)) and says Stringers by their
+// String, as hclog does; other values pass as they are. args is copied only
+// if one of them changes.
 func hclogValues(args []any) []any {
 	out := args
 	for i, v := range args {
@@ -90,6 +91,12 @@ func hclogValues(args []any) []any {
 			s = fmt.Sprintf("0b%b", int(v))
 		case hclog.Quote:
 			s = string(v)
+		case error:
+			continue // slog's handlers say err.Error()
+		case fmt.Stringer:
+			// As hclog does: raft logs itself ("Node at <id> [Follower]"),
+			// which slog's JSON handler would marshal field by field.
+			s = v.String()
 		default:
 			continue
 		}

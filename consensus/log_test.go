@@ -41,7 +41,7 @@ func TestRaftLoggerOneRecordPerCall(t *testing.T) {
 	l.Trace("dropped at info")
 	l.Named("snap").With("peer", "B").Warn("slow")
 	l.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Error}).Print("from a standard logger")
-	args := []any{"servers", hclog.Fmt("%+v", []struct{ ID string }{{"A"}}), "mask", hclog.Hex(255)}
+	args := []any{"servers", hclog.Fmt("%+v", []struct{ ID string }{{"A"}}), "mask", hclog.Hex(255), "node", stringer{}}
 	l.Info("initial configuration", args...)
 
 	recs := jsonRecords(t, &buf)
@@ -61,7 +61,7 @@ func TestRaftLoggerOneRecordPerCall(t *testing.T) {
 	}
 	// hclog's own value types are formatted as hclog formats them, and the
 	// caller's arguments are left as they were.
-	if r := recs[3]; r["servers"] != "[{ID:A}]" || r["mask"] != "0xff" {
+	if r := recs[3]; r["servers"] != "[{ID:A}]" || r["mask"] != "0xff" || r["node"] != "Node at A [Follower]" {
 		t.Errorf("formatted values: %v", r)
 	}
 	if _, ok := args[1].(hclog.Format); !ok {
@@ -86,3 +86,9 @@ func TestRaftLoggerOneRecordPerCall(t *testing.T) {
 		t.Errorf("at debug: %v", recs)
 	}
 }
+
+// stringer is a value with exported fields that logs by its String, as
+// raft logs itself.
+type stringer struct{ Restored bool }
+
+func (stringer) String() string { return "Node at A [Follower]" }
