@@ -141,6 +141,14 @@ func TestListingsFollowEveryPage(t *testing.T) {
 	if out := must("--json", "framework", "list", "--limit", "4"); json.Unmarshal([]byte(out), &l) != nil || len(l.Items) != 4 || !l.More {
 		t.Fatalf("framework list --json --limit 4: %s", out)
 	}
+	// Exactly as many as there are: nothing was left out.
+	out, errw, err = ctl("framework", "list", "--limit", "5")
+	if err != nil || strings.Count(out, "https://example.org/fw-") != 5 || errw != "" {
+		t.Fatalf("framework list --limit 5 of 5: %v\n%s%s", err, out, errw)
+	}
+	if _, _, err := ctl("framework", "list", "--limit", "-1"); err == nil || !strings.Contains(err.Error(), "--limit -1") {
+		t.Fatalf("framework list --limit -1: %v", err)
+	}
 
 	// The root accredits a QA agency in one framework for five resources.
 	// The agency's accreditations are listed by id (a CID); the one listed

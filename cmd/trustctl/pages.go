@@ -27,18 +27,22 @@ var pageSize = registry.MaxPageLimit
 // listPages reads a listing page after page, following its next links,
 // until it ends or holds limit items (limit 0: until it ends).
 func listPages[T any](ctx context.Context, c *client.Client, path string, q url.Values, limit int) (listing[T], error) {
+	var out listing[T]
+	if limit < 0 {
+		return out, fmt.Errorf("--limit %d: give 0 (all) or more", limit)
+	}
 	q = maps.Clone(q)
 	if q == nil {
 		q = url.Values{}
 	}
-	per := pageSize
-	if limit > 0 && limit < per {
-		per = limit
-	}
-	q.Set("limit", strconv.Itoa(per))
-	var out listing[T]
 	seen := map[string]bool{}
 	for {
+		// One item past the limit, to know whether the listing goes on.
+		per := pageSize
+		if limit > 0 {
+			per = min(per, limit-len(out.Items)+1)
+		}
+		q.Set("limit", strconv.Itoa(per))
 		var page struct {
 			Items []T    `json:"items"`
 			Next  string `json:"next"`
@@ -47,11 +51,11 @@ func listPages[T any](ctx context.Context, c *client.Client, path string, q url.
 			return out, err
 		}
 		out.Items = append(out.Items, page.Items...)
-		if page.Next == "" {
+		if limit > 0 && len(out.Items) > limit {
+			out.Items, out.More = out.Items[:limit], true
 			return out, nil
 		}
-		if limit > 0 && len(out.Items) >= limit {
-			out.Items, out.More = out.Items[:limit], true
+		if page.Next == "" {
 			return out, nil
 		}
 		next, err := url.Parse(page.Next)
