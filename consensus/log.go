@@ -73,7 +73,7 @@ func (l *raftLogger) Log(level hclog.Level, msg string, args ...any) {
 // String, as hclog does; other values pass as they are. args is copied only
 // if one of them changes.
 func hclogValues(args []any) []any {
-	out := args
+	out, copied := args, false
 	for i, v := range args {
 		var s string
 		switch v := v.(type) {
@@ -100,8 +100,8 @@ func hclogValues(args []any) []any {
 		default:
 			continue
 		}
-		if &out[0] == &args[0] {
-			out = slices.Clone(args)
+		if !copied {
+			out, copied = slices.Clone(args), true
 		}
 		out[i] = s
 	}

@@ -99,7 +99,9 @@ func detailOf(err error) string {
 		}
 		text := e.err.Error()
 		msg = strings.TrimPrefix(msg[len(text):], ": ")
-		if !strings.Contains(e.code, ":") { // a status-list code: the problem type says it
+		// A status-list code (its type is a URL) is left out: the problem
+		// type says it.
+		if !strings.Contains(e.code, ":") {
 			parts = append(parts, strings.TrimPrefix(strings.TrimPrefix(text, "registry: "), "gateway: "))
 		}
 	}

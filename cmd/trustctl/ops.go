@@ -265,8 +265,7 @@ func (a *app) entityCmd() *cobra.Command {
 				}
 				var m registry.EntityMetadata
 				if cur.Metadata != nil {
-					m = *cur.Metadata
-					m.Identifiers = maps.Clone(cur.Metadata.Identifiers)
+					m = *cur.Metadata // cur was decoded here; its map is ours to change
 				}
 				if err := updMeta.apply(cmd, &m); err != nil {
 					return err
