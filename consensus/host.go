@@ -75,6 +75,14 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.DisableRelay(),
+		// libp2p registers its metrics with Prometheus's global registry,
+		// which the node does not serve (its /metrics has a registry of its
+		// own): collecting them was CPU for nothing, about 1.5 % of a
+		// leader's at 64 writing clients, most of it the resource manager
+		// formatting a timestamp for every stream and memory event.
+		// (go-libp2p v0.51 still gives its event bus a metrics tracer: a few
+		// counters, moved when a subscription changes, not per stream.)
+		libp2p.DisableMetrics(),
 	}
 	if len(cfg.PSK) > 0 {
 		if len(cfg.PSK) != 32 {
@@ -98,7 +106,7 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	// hundreds of writes at once over streams to the leader: libp2p's
 	// default per-peer stream limits would refuse them. Limits stay off
 	// for the peers we admit.
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.InfiniteLimits))
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.InfiniteLimits), rcmgr.WithMetricsDisabled())
 	if err != nil {
 		return nil, err
 	}

@@ -3,13 +3,16 @@ package consensus
 import (
 	"bytes"
 	"context"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func mustNewHost(t *testing.T, psk []byte, listen ...string) host.Host {
@@ -82,5 +85,44 @@ func TestGaterAdmitsClusterPeersOnly(t *testing.T) {
 	g.Disallow(b.ID())
 	if g.Allowed(b.ID()) {
 		t.Fatal("disallowed peer admitted")
+	}
+}
+
+// The node serves its own Prometheus registry; a host that registered
+// libp2p's metrics with the global one would collect them for nobody.
+func TestHostKeepsOutOfTheGlobalRegistry(t *testing.T) {
+	a := mustNewHost(t, nil, "/ip4/127.0.0.1/tcp/0")
+	b := mustNewHost(t, nil, "/ip4/127.0.0.1/tcp/0")
+	const proto = "/trustreg/test-echo/1"
+	b.SetStreamHandler(proto, func(s network.Stream) {
+		_, _ = io.Copy(s, s)
+		s.Close()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := a.NewStream(ctx, b.ID(), proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.CloseWrite()
+	if got, err := io.ReadAll(s); err != nil || string(got) != "ping" {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+	families, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		// go-libp2p registers its event bus's counters whatever the
+		// options; they move when a subscription changes, not per stream.
+		if strings.HasPrefix(f.GetName(), "libp2p_") && !strings.HasPrefix(f.GetName(), "libp2p_eventbus_") {
+			t.Errorf("libp2p registered %s with the global registry", f.GetName())
+		}
 	}
 }
