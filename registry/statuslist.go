@@ -251,6 +251,8 @@ func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
 	switch {
 	case !exists && op.Previous != "":
 		return "", reject(CodeConflict, "list %s of %s does not exist: publish its first version without previous", op.List, did)
+	case exists && op.Previous == "":
+		return "", reject(CodeConflict, "list %s of %s exists already (current version %s): a new version names the current one as previous", op.List, did, list.Current)
 	case exists && op.Previous != list.Current:
 		return "", reject(CodeConflict, "previous %q is not the current version %s: fetch the list again, apply the change, and publish with the current version as previous", op.Previous, list.Current)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -156,6 +157,13 @@ func TestPublishAndRevoke(t *testing.T) {
 		}, CodeInvalid},
 		{"stale previous", func() *Result {
 			return f.publish(f.college, "1", firstCID, []string{PurposeRevocation}, 1, nil, revoked)
+		}, CodeConflict},
+		{"a first version of a list that exists", func() *Result {
+			r := f.publish(f.college, "1", "", []string{PurposeRevocation}, 1, nil, revoked)
+			if !strings.Contains(r.Reason, "exists already (current version "+current.Current+")") {
+				t.Errorf("reason %q does not say the list exists", r.Reason)
+			}
+			return r
 		}, CodeConflict},
 		{"one entry short", func() *Result {
 			return f.publish(f.college, "short", "", []string{PurposeMessage}, 8, msgs256, short8)

@@ -101,30 +101,7 @@ func TestClusterStatusUnreachable(t *testing.T) {
 func TestListingsFollowEveryPage(t *testing.T) {
 	defer func(n int) { pageSize = n }(pageSize)
 	pageSize = 2
-	dir := t.TempDir()
-	n, err := node.New(node.LoopbackConfig(dir), node.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := n.WaitLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ctl := func(args ...string) (string, string, error) {
-		var out, errw bytes.Buffer
-		err := run(ctx, append([]string{"--server", n.GatewayURL()}, args...), nil, &out, &errw)
-		return out.String(), errw.String(), err
-	}
-	must := func(args ...string) string {
-		t.Helper()
-		out, errw, err := ctl(args...)
-		if err != nil {
-			t.Fatalf("trustctl %v: %v\n%s%s", args, err, out, errw)
-		}
-		return out
-	}
+	dir, ctl, must := startDevNode(t)
 	gov, rootKey := filepath.Join(dir, node.DevGovernanceKey), filepath.Join(dir, node.DevRootAccreditorKey)
 	root := strings.TrimSpace(must("did", rootKey))
 	for i := range 5 {
@@ -170,4 +147,90 @@ func TestListingsFollowEveryPage(t *testing.T) {
 		t.Fatalf("accreditation list --subject --resource:\n%s", out)
 	}
 	must("-q", "accredit", "--key", qaKey, "--framework", fw, "--subject", "did:web:college.example", "--action", "issue", "--resource", last)
+}
+
+// startDevNode starts a development node in a temporary directory and
+// returns the directory and two ways to run trustctl against it: ctl
+// returns what it printed and its error, must fails the test on an error.
+func startDevNode(t *testing.T) (string, func(...string) (string, string, error), func(...string) string) {
+	t.Helper()
+	dir := t.TempDir()
+	n, err := node.New(node.LoopbackConfig(dir), node.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	if err := n.WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ctl := func(args ...string) (string, string, error) {
+		var out, errw bytes.Buffer
+		err := run(ctx, append([]string{"--server", n.GatewayURL()}, args...), nil, &out, &errw)
+		return out.String(), errw.String(), err
+	}
+	must := func(args ...string) string {
+		t.Helper()
+		out, errw, err := ctl(args...)
+		if err != nil {
+			t.Fatalf("trustctl %v: %v\n%s%s", args, err, out, errw)
+		}
+		return out
+	}
+	return dir, ctl, must
+}
+
+// TestStatusListChanges: creating a list twice says the list exists; a
+// change that changes no entry publishes nothing; an index or value the
+// list cannot hold is refused before anything is signed.
+func TestStatusListChanges(t *testing.T) {
+	dir, ctl, must := startDevNode(t)
+	gov, rootKey := filepath.Join(dir, node.DevGovernanceKey), filepath.Join(dir, node.DevRootAccreditorKey)
+	fw, res := "https://example.org/fw", "https://example.org/r"
+	must("-q", "framework", "create", "--id", fw, "--name", "FW", "--root", strings.TrimSpace(must("did", rootKey)), "--key", gov)
+	college := filepath.Join(dir, "college.jwk")
+	must("keygen", "--out", college)
+	must("-q", "accredit", "--key", rootKey, "--framework", fw, "--subject", strings.TrimSpace(must("did", college)), "--action", "issue", "--resource", res)
+	must("-q", "status", "create", "--key", college, "--list", "l")
+	// (The same create again within the second is the same signed
+	// operation, a duplicate, answered as the first was; another TTL makes
+	// it a different one.)
+	if _, _, err := ctl("status", "create", "--key", college, "--list", "l", "--ttl", "1000"); err == nil || !strings.Contains(err.Error(), "exists already") {
+		t.Fatalf("second status create: %v", err)
+	}
+	version := func() string {
+		t.Helper()
+		var doc gateway.StatusListDocument
+		if err := json.Unmarshal([]byte(must("--json", "status", "show", "--key", college, "--list", "l")), &doc); err != nil {
+			t.Fatal(err)
+		}
+		return doc.CID
+	}
+	must("-q", "status", "revoke", "--key", college, "--list", "l", "5")
+	before := version()
+	out, errw, err := ctl("status", "revoke", "--key", college, "--list", "l", "5")
+	if err != nil || out != "" || !strings.Contains(errw, "nothing to publish") {
+		t.Fatalf("revoking a revoked entry again: %v\n%s%s", err, out, errw)
+	}
+	if after := version(); after != before {
+		t.Fatalf("a change of nothing published a version: %s, then %s", before, after)
+	}
+	// Revoking it with another entry publishes.
+	must("-q", "status", "revoke", "--key", college, "--list", "l", "5", "6")
+	if after := version(); after == before {
+		t.Fatal("revoking a new entry published no version")
+	}
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"status", "revoke", "--key", college, "--list", "l", "131072"}, "index 131072 is outside list l, whose entries are 0 to 131071"},
+		{[]string{"status", "set", "--key", college, "--list", "l", "--value", "2", "7"}, "value 2 does not fit list l's 1-bit entries (0 to 1)"},
+		{[]string{"status", "set", "--key", college, "--list", "l", "--value", "-1", "7"}, "value -1 does not fit"},
+	} {
+		if _, _, err := ctl(bad.args...); err == nil || !strings.Contains(err.Error(), bad.want) || strings.Contains(err.Error(), "registry:") {
+			t.Errorf("trustctl %v: %v, want %q", bad.args[:2], err, bad.want)
+		}
+	}
 }

@@ -252,10 +252,27 @@ func (a *app) changeList(ctx context.Context, keyFile, list string, indexes []in
 		if purpose != "" && !slices.Contains(p.Purposes, purpose) {
 			return fmt.Errorf("list %s has purpose %v, not %s", list, p.Purposes, purpose)
 		}
+		n := registry.StatusEntries(p.Bits, p.StatusSize)
+		if value < 0 || value >= 1<<p.StatusSize {
+			return fmt.Errorf("value %d does not fit list %s's %d-bit entries (0 to %d)", value, list, p.StatusSize, 1<<p.StatusSize-1)
+		}
+		changed := 0
 		for _, i := range indexes {
+			if i >= n {
+				return fmt.Errorf("index %d is outside list %s, whose entries are 0 to %d", i, list, n-1)
+			}
+			if v, _ := registry.GetStatus(p.Bits, i, p.StatusSize); v != value {
+				changed++
+			}
 			if err := registry.SetStatus(p.Bits, i, p.StatusSize, value); err != nil {
 				return err
 			}
+		}
+		if changed == 0 {
+			// A version that changes nothing would only be a new CID for
+			// verifiers to fetch.
+			fmt.Fprintf(a.errw, "nothing to publish: every entry given already has status %d in list %s (version %s)\n", value, list, doc.CID)
+			return nil
 		}
 		err = a.publishList(ctx, keyFile, list, doc.CID, p.Purposes, p.StatusSize, p.Messages, p.TTL, p.Bits)
 		var ae *client.APIError
