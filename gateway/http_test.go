@@ -565,6 +565,12 @@ func TestStatusListsOverHTTP(t *testing.T) {
 	if err := e.c.Get(context.Background(), base+"/versions", nil, &versions); err != nil || len(versions.Items) != 2 || versions.Items[1].Previous != doc.CID {
 		t.Fatalf("versions: %+v %v", versions, err)
 	}
+	// The history names versions without their credentials: no empty
+	// "credential" for a client to take for the list's bytes.
+	var history json.RawMessage
+	if err := e.c.Get(context.Background(), base+"/versions", nil, &history); err != nil || bytes.Contains(history, []byte(`"credential"`)) {
+		t.Fatalf("versions: %s %v", history, err)
+	}
 	// A list shorter than the minimum is refused with the W3C type.
 	_, _, err = e.publishList("short", "", make([]byte, 1024))
 	var ae *client.APIError

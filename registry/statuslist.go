@@ -52,7 +52,10 @@ type StatusListVersion struct {
 	ValidFrom  *time.Time `json:"validFrom,omitempty"`
 	ValidUntil *time.Time `json:"validUntil,omitempty"`
 	Operation  string     `json:"operation"`
-	Credential string     `json:"credential"` // the VC-JWT
+	// Credential is the VC-JWT. A history listing leaves it out (the
+	// version's bytes are at the list's URL with ?timestamp=); stored
+	// versions always have it, so omitempty leaves their bytes as they were.
+	Credential string `json:"credential,omitempty"`
 }
 
 // statusListVC is the part of a BitstringStatusListCredential checked here.
