@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 )
@@ -157,10 +158,13 @@ func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 		if err := v.ReadInConfig(); err != nil {
 			return nil, fmt.Errorf("read config %s: %w", f.Value.String(), err)
 		}
+		if err := checkFileKeys(f.Value.String(), v.AllKeys(), keys); err != nil {
+			return nil, err
+		}
 	}
 	var c Config
 	if err := v.UnmarshalExact(&c); err != nil {
-		return nil, fmt.Errorf("config: %w (see configs/trustd.example.yaml for the known keys)", err)
+		return nil, decodeError(v, err)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -198,6 +202,111 @@ func setTyped(v *viper.Viper, d Config) {
 	v.SetDefault("admin.token", d.Admin.Token)
 	v.SetDefault("log.level", d.Log.Level)
 	v.SetDefault("log.format", d.Log.Format)
+}
+
+// checkFileKeys refuses keys of the configuration file that name no
+// configuration key, with the known key each was likely meant to be.
+func checkFileKeys(file string, got, known []string) error {
+	isKnown := map[string]bool{}
+	for _, k := range known {
+		isKnown[k] = true
+	}
+	var unknown []string
+	for _, k := range got {
+		if isKnown[k] {
+			continue
+		}
+		if sub := sectionKeys(k, known); sub != nil {
+			return fmt.Errorf("config %s: %s is a section, not a value: give its keys (%s)", file, k, strings.Join(sub, ", "))
+		}
+		if m := nearestKey(k, known); m != "" {
+			k += " (did you mean " + m + "?)"
+		}
+		unknown = append(unknown, k)
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	return fmt.Errorf("config %s: unknown keys %s: configs/trustd.example.yaml lists every key", file, strings.Join(unknown, ", "))
+}
+
+// sectionKeys returns the known keys under section k, or nil if k is not
+// a section.
+func sectionKeys(k string, known []string) []string {
+	var sub []string
+	for _, c := range known {
+		if strings.HasPrefix(c, k+".") {
+			sub = append(sub, c)
+		}
+	}
+	sort.Strings(sub)
+	return sub
+}
+
+// nearestKey returns the known key k was most likely meant to be: the same
+// but for underscores and case, or within two edits; "" if none is.
+func nearestKey(k string, known []string) string {
+	squash := func(s string) string { return strings.ToLower(strings.ReplaceAll(s, "_", "")) }
+	best, bestDist := "", 3
+	for _, c := range known {
+		if squash(c) == squash(k) {
+			return c
+		}
+		if d := editDistance(k, c); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes
+// (configuration keys are ASCII).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// decodeError says which keys have values of the wrong kind, one line
+// each with the value given, instead of mapstructure's joined text.
+func decodeError(v *viper.Viper, err error) error {
+	var lines []string
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, inner := range j.Unwrap() {
+				walk(inner)
+			}
+			return
+		}
+		var de *mapstructure.DecodeError
+		if errors.As(e, &de) {
+			lines = append(lines, fmt.Sprintf("%s: %q: %v", de.Name(), fmt.Sprint(v.Get(de.Name())), errors.Unwrap(de)))
+			return
+		}
+		lines = append(lines, e.Error())
+	}
+	walk(err)
+	if len(lines) == 0 {
+		return fmt.Errorf("config: %w", err)
+	}
+	sort.Strings(lines)
+	return fmt.Errorf("config: %s", strings.Join(lines, "; "))
 }
 
 // checkEnv refuses TRUSTD_* variables that name no configuration key.
