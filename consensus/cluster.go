@@ -61,6 +61,13 @@ type Config struct {
 	// LeaderWait bounds how long a write or read index waits for a leader
 	// (default 3s).
 	LeaderWait time.Duration
+	// IdempotentCommands says that a command proposed twice answers the
+	// second time as it did the first (the registry's operations are
+	// content-addressed: a resubmission gets the original result). A write
+	// whose outcome a leader change left unknown is then proposed again to
+	// the new leader, within LeaderWait, instead of failing with
+	// ErrUnknownOutcome.
+	IdempotentCommands bool
 	// Prepare, if set, sees each command forwarded to this node (as leader)
 	// before it is proposed, concurrently with other requests: work that
 	// can be done ahead of the single-threaded apply (signature checks).
@@ -92,6 +99,11 @@ type Cluster struct {
 	termMu   sync.Mutex
 	readTerm atomic.Uint64
 	confirm  confirmer // batches leadership confirmations of reads
+
+	leaderCalls leaderCalls // calls in flight to the leader (callLeader)
+	// idempotent: proposing a command twice answers as proposing it once
+	// (Config.IdempotentCommands).
+	idempotent bool
 }
 
 // Start opens the raft stores in cfg.Dir, restores the state machine from
@@ -115,7 +127,7 @@ func Start(cfg Config) (*Cluster, error) {
 		logs.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
-	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine, codec: cfg.Codec, gater: cfg.Gater, leaderWait: cfg.LeaderWait, prepare: cfg.Prepare, contacts: cfg.Contacts}
+	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine, codec: cfg.Codec, gater: cfg.Gater, leaderWait: cfg.LeaderWait, prepare: cfg.Prepare, contacts: cfg.Contacts, idempotent: cfg.IdempotentCommands}
 	if c.leaderWait <= 0 {
 		c.leaderWait = 3 * time.Second
 	}
@@ -197,6 +209,7 @@ func Start(cfg Config) (*Cluster, error) {
 	c.fwd = newForwarder(c)
 	c.fwd.start(ctx)
 	go c.syncPeers(ctx)
+	go c.watchLeader(ctx)
 	return c, nil
 }
 

@@ -167,7 +167,7 @@ func (c *Cluster) forwardBatch(ctx context.Context, leader peer.ID, reqs []*forw
 	}
 	cctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	out, err := c.call(cctx, leader, rpcProposeBatch, body)
+	out, err := c.callLeader(cctx, leader, rpcProposeBatch, body)
 	if err != nil {
 		for _, r := range reqs {
 			r.done <- forwardResult{err: err}

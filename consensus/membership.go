@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -36,7 +37,11 @@ func (c *Cluster) ChangeMembership(ctx context.Context, m MembershipChange) erro
 	if err != nil {
 		return err
 	}
-	_, err = c.toLeader(ctx, func() ([]byte, error) { return nil, c.changeLocal(m) }, c.callTo(ctx, rpcMembership, body))
+	// A plain call, not callLeader: a change of leader is what a transfer
+	// or the leader's removal is asked to bring about, not a reason to stop
+	// waiting for its answer.
+	_, err = c.toLeader(ctx, false, func() ([]byte, error) { return nil, c.changeLocal(m) },
+		func(leader peer.ID) ([]byte, error) { return c.call(ctx, leader, rpcMembership, body) })
 	return err
 }
 
@@ -179,7 +184,7 @@ func (c *Cluster) isMember(id raft.ServerID, suffrage raft.ServerSuffrage) bool 
 // response from the leader.
 func (c *Cluster) Apply(ctx context.Context, cmd []byte) (any, error) {
 	var resp any
-	out, err := c.toLeader(ctx, func() ([]byte, error) {
+	out, err := c.toLeader(ctx, c.idempotent, func() ([]byte, error) {
 		r, err := c.proposeLocal(ctx, cmd)
 		resp = r
 		return nil, err
@@ -197,13 +202,19 @@ func (c *Cluster) Apply(ctx context.Context, cmd []byte) (any, error) {
 // the call: the leader's commit index, with its leadership confirmed by a
 // quorum. A linearizable read waits until this node has applied it.
 func (c *Cluster) ReadIndex(ctx context.Context) (uint64, error) {
-	out, err := c.toLeader(ctx, func() ([]byte, error) {
+	// Asking for a read index changes nothing: one whose answer was lost
+	// is asked again.
+	out, err := c.toLeader(ctx, true, func() ([]byte, error) {
 		idx, err := c.readIndexLocal(ctx)
 		if err != nil {
 			return nil, err
 		}
 		return binary.BigEndian.AppendUint64(nil, idx), nil
 	}, c.callTo(ctx, rpcReadIndex, nil))
+	if errors.Is(err, ErrUnknownOutcome) {
+		// A read has no outcome to be unsure of: it was not confirmed.
+		return 0, fmt.Errorf("%w: the leader did not confirm the read: %s", ErrNoLeader, strings.TrimPrefix(err.Error(), ErrUnknownOutcome.Error()+": "))
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -166,6 +166,8 @@ func (c *Cluster) call(ctx context.Context, to peer.ID, kind byte, body []byte) 
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}
+	// A cancelled call (callLeader's leader changed) stops waiting at once.
+	defer context.AfterFunc(ctx, func() { s.Reset() })()
 	if err := writeMessage(s, kind, body); err != nil {
 		// The request is one length-prefixed frame: a failed write never
 		// delivered all of it, and a peer never acts on part of a frame.
@@ -204,16 +206,19 @@ func (c *Cluster) leaderPeer(ctx context.Context) (peer.ID, error) {
 	}
 }
 
-// callTo returns a remote step for toLeader that sends one request.
+// callTo returns a remote step for toLeader that sends one request to the
+// leader, given up if raft names another (callLeader).
 func (c *Cluster) callTo(ctx context.Context, kind byte, body []byte) func(peer.ID) ([]byte, error) {
-	return func(leader peer.ID) ([]byte, error) { return c.call(ctx, leader, kind, body) }
+	return func(leader peer.ID) ([]byte, error) { return c.callLeader(ctx, leader, kind, body) }
 }
 
 // toLeader runs a request on the leader: locally when this node leads,
 // otherwise forwarded over libp2p. While no leader can be reached and the
 // request has certainly not been carried out, it retries for up to the
-// leader wait, so a leader change does not surface as an error.
-func (c *Cluster) toLeader(ctx context.Context, local func() ([]byte, error), remote func(leader peer.ID) ([]byte, error)) ([]byte, error) {
+// leader wait, so a leader change does not surface as an error. An
+// idempotent request is retried too when its outcome is unknown (the
+// leader changed while it was being carried out).
+func (c *Cluster) toLeader(ctx context.Context, idempotent bool, local func() ([]byte, error), remote func(leader peer.ID) ([]byte, error)) ([]byte, error) {
 	deadline := time.Now().Add(c.leaderWait)
 	for {
 		waitCtx, cancel := context.WithDeadline(ctx, deadline)
@@ -228,7 +233,7 @@ func (c *Cluster) toLeader(ctx context.Context, local func() ([]byte, error), re
 		} else {
 			out, err = remote(leader)
 		}
-		retry := errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader)
+		retry := errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader) || (idempotent && errors.Is(err, ErrUnknownOutcome))
 		if err == nil || !retry || ctx.Err() != nil || time.Now().After(deadline) {
 			return out, err
 		}

@@ -104,6 +104,9 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 		ClusterID: n.State.GenesisCID(), Codec: resultCodec{}, Gater: n.gater, Prepare: n.prepare,
 		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold, TrailingLogs: cfg.Raft.TrailingLogs,
 		HeartbeatTimeout: cfg.Raft.HeartbeatTimeout, ElectionTimeout: cfg.Raft.ElectionTimeout,
+		// Operations are content-addressed: proposed again, one answers
+		// with its first result (a duplicate).
+		IdempotentCommands: true,
 	})
 	if err != nil {
 		return nil, err

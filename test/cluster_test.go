@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,10 +88,13 @@ func mustStartProcCluster(t *testing.T, n int) *procCluster {
 			}
 		}
 		listen := info.p2p[:strings.Index(info.p2p, "/p2p/")]
+		// As trustd listens by default: TCP and QUIC (the UDP port of the
+		// same number; peers learn it from each other).
+		quic := strings.Replace(listen, "/tcp/", "/udp/", 1) + "/quic-v1"
 		admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		c.admins = append(c.admins, "http://"+admin)
-		cfg := fmt.Sprintf("data_dir: %s\ngenesis: %s\nhttp:\n  addr: 127.0.0.1:%d\nadmin:\n  addr: %s\np2p:\n  listen:\n    - %s\n  peers:\n%s\nraft:\n  heartbeat_timeout: 500ms\n  election_timeout: 500ms\n",
-			info.dir, genesisPath, freePort(t), admin, listen, strings.Join(peers, "\n"))
+		cfg := fmt.Sprintf("data_dir: %s\ngenesis: %s\nhttp:\n  addr: 127.0.0.1:%d\nadmin:\n  addr: %s\np2p:\n  listen:\n    - %s\n    - %s\n  peers:\n%s\nraft:\n  heartbeat_timeout: 500ms\n  election_timeout: 500ms\n",
+			info.dir, genesisPath, freePort(t), admin, listen, quic, strings.Join(peers, "\n"))
 		path := filepath.Join(base, fmt.Sprintf("node%d.yaml", i))
 		os.WriteFile(path, []byte(cfg), 0o644)
 		c.configs = append(c.configs, path)
@@ -325,6 +330,76 @@ func TestKillLeaderDuringWrites(t *testing.T) {
 	for _, p := range c.procs {
 		p.stop(t)
 	}
+}
+
+// TestFollowersCarryOnRightAfterTheLeaderDies: the moment the leader is
+// killed, one write and one linearizable read sent to the followers, each
+// once and with no retry by the client, are answered: the follower stops
+// dialling the dead leader when raft elects another and asks the new one.
+// (A dead peer's QUIC address gives no "connection refused": a dial to it
+// waits out the QUIC handshake timeout, longer than the node waits for a
+// leader.)
+func TestFollowersCarryOnRightAfterTheLeaderDies(t *testing.T) {
+	c := mustStartProcCluster(t, 3)
+	root, _ := registry.GenerateKey(registry.KeyEd25519)
+	fw := "https://example.org/fw"
+	ctx := context.Background()
+	created, err := client.New(c.procs[0].url).Submit(ctx, signOp(t, c.gov, false, map[string]any{
+		"op": "createFramework", "id": fw, "name": "FW", "roots": []string{root.DID}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every node has applied it, so each knows the others' addresses.
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; i < 3; {
+		if idx, _, err := c.digest(i); err == nil && idx >= created.Index {
+			i++
+			continue
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d did not apply the framework", i)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+	leader := c.leader(0)
+	if leader < 0 {
+		t.Fatal("no leader")
+	}
+	writeTo, readFrom := c.proc((leader+1)%3), c.proc((leader+2)%3)
+	jws := signOp(t, root, true, map[string]any{"op": "accredit", "framework": fw, "accreditor": root.DID,
+		"subject": "did:web:college.example", "action": "issue", "resources": []string{"*"}})
+	if err := c.proc(leader).cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Timeout: 30 * time.Second}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		resp, err := hc.Post(writeTo.url+"/v1/operations", "application/jose", bytes.NewReader(jws))
+		if err != nil {
+			t.Errorf("write through a follower: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			body, _ := io.ReadAll(resp.Body)
+			t.Errorf("write through a follower as the leader died: %d %s", resp.StatusCode, body)
+		}
+	})
+	wg.Go(func() {
+		resp, err := hc.Get(readFrom.url + "/v1/frameworks/" + url.PathEscape(fw) + "?consistency=linearizable")
+		if err != nil {
+			t.Errorf("linearizable read from a follower: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			body, _ := io.ReadAll(resp.Body)
+			t.Errorf("linearizable read from a follower as the leader died: %d %s", resp.StatusCode, body)
+		}
+	})
+	wg.Wait()
+	<-c.proc(leader).done
+	c.proc(leader).done <- nil
 }
 
 // TestTrustctlReadsItsWritesThroughFollowers: an accreditor writes through
