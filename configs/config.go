@@ -228,7 +228,11 @@ func checkFileKeys(file string, got, known []string) error {
 		return nil
 	}
 	sort.Strings(unknown)
-	return fmt.Errorf("config %s: unknown keys %s: configs/trustd.example.yaml lists every key", file, strings.Join(unknown, ", "))
+	what := "unknown key"
+	if len(unknown) > 1 {
+		what += "s"
+	}
+	return fmt.Errorf("config %s: %s %s: configs/trustd.example.yaml lists every key", file, what, strings.Join(unknown, ", "))
 }
 
 // sectionKeys returns the known keys under section k, or nil if k is not

@@ -128,10 +128,9 @@ func TestExampleFileLoads(t *testing.T) {
 // a value of the wrong kind is shown with its key.
 func TestConfigFileMistakesAreNamed(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
-		{"http:\n  readtimeout: 5s\n", "unknown keys http.readtimeout (did you mean http.read_timeout?)"},
-		{"admn:\n  addr: 127.0.0.1:1\n", "unknown keys admn.addr (did you mean admin.addr?)"},
-		{"log:\n  fromat: json\n", "unknown keys log.fromat (did you mean log.format?)"},
-		{"telemetry:\n  endpoint: x\n", "unknown keys telemetry.endpoint: configs/trustd.example.yaml lists every key"},
+		{"http:\n  readtimeout: 5s\n", "unknown key http.readtimeout (did you mean http.read_timeout?)"},
+		{"admn:\n  addr: 127.0.0.1:1\nlog:\n  fromat: json\n", "unknown keys admn.addr (did you mean admin.addr?), log.fromat (did you mean log.format?)"},
+		{"telemetry:\n  endpoint: x\n", "unknown key telemetry.endpoint: configs/trustd.example.yaml lists every key"},
 		{"http: 5\n", "http is a section, not a value: give its keys (http.addr, http.max_body_bytes, http.max_wait, http.read_timeout, http.write_timeout)"},
 		{"http:\n  read_timeout: five\n", `config: http.read_timeout: "five": time: invalid duration`},
 		{"http:\n  max_body_bytes: lots\n", `config: http.max_body_bytes: "lots": cannot parse value`},

@@ -56,8 +56,8 @@ func (l *leaderCalls) leaderIs(leader string) {
 	}
 }
 
-// watchLeader tells l of every change of leader raft observes, until
-// ctx ends.
+// watchLeader hands every change of leader raft observes to
+// c.leaderCalls, until ctx ends.
 func (c *Cluster) watchLeader(ctx context.Context) {
 	ch := make(chan raft.Observation, 1)
 	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
