@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -142,7 +143,9 @@ func main() {
 		}
 		return
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// Interrupted or terminated, it stops the servers it started before it
+	// exits (a plain kill used to leave them running).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "trustbench:", err)
@@ -284,21 +287,31 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // measure runs the benchmark's parts in order into rep, stopping at the
-// first that fails.
+// first that fails. An interruption (SIGINT, SIGTERM) stops it too: the
+// part it cut short measured servers being stopped, so its figures are
+// dropped, and the parts before it stay.
 func measure(ctx context.Context, c config, dir string, rep *report) error {
-	if !c.skipReads {
-		if err := benchReads(ctx, c, dir, rep); err != nil {
-			return fmt.Errorf("reads: %w", err)
-		}
+	parts := []struct {
+		name string
+		skip bool
+		run  func(context.Context, config, string, *report) error
+	}{
+		{"reads", c.skipReads, benchReads},
+		{"writes", c.skipWrite, benchWrites},
+		{"scale", c.scale <= 0, benchScale},
 	}
-	if !c.skipWrite {
-		if err := benchWrites(ctx, c, dir, rep); err != nil {
-			return fmt.Errorf("writes: %w", err)
+	for _, p := range parts {
+		if p.skip {
+			continue
 		}
-	}
-	if c.scale > 0 {
-		if err := benchScale(ctx, c, dir, rep); err != nil {
-			return fmt.Errorf("scale: %w", err)
+		before := *rep
+		err := p.run(ctx, c, dir, rep)
+		if ctx.Err() != nil {
+			*rep = before
+			return fmt.Errorf("%s: interrupted (%v); its figures are left out", p.name, context.Cause(ctx))
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -144,5 +145,23 @@ func TestScaleAsksEveryCollegeOnceBeforeReadingPeakMemory(t *testing.T) {
 	}
 	if rep.Scale.PeakRSSMiB <= 0 || rep.Scale.CatchUpSec <= 0 || rep.Scale.GoRuntimeMiB <= 0 {
 		t.Fatalf("scale result without peak memory or catch-up: %+v", rep.Scale)
+	}
+}
+
+// TestAnInterruptedPartIsLeftOut: a run interrupted (its context ended by
+// SIGINT or SIGTERM) stops at the part it was in, says so, and reports no
+// figures of that part, which would be of servers being stopped; the
+// figures of the parts before it stay.
+func TestAnInterruptedPartIsLeftOut(t *testing.T) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errors.New("terminated signal received"))
+	before := readResult{Entities: 10, Ratio: 0.9}
+	rep := &report{Reads: []readResult{before}}
+	err := measure(ctx, config{skipReads: true, trustd: filepath.Join(t.TempDir(), "trustd"), writers: []int{1}, rounds: 1}, t.TempDir(), rep)
+	if err == nil || err.Error() != "writes: interrupted (terminated signal received); its figures are left out" {
+		t.Fatalf("measure after an interruption: %v", err)
+	}
+	if len(rep.Reads) != 1 || rep.Reads[0].Entities != before.Entities || rep.Reads[0].Ratio != before.Ratio || len(rep.Writes) != 0 || rep.Scale != nil {
+		t.Fatalf("report after an interrupted write part: %+v", rep)
 	}
 }
