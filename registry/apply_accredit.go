@@ -199,6 +199,8 @@ func (c *applyCtx) changeStatus(op *StatusChange) (string, error) {
 	}
 	a.Events = append(a.Events, StatusEvent{Status: status, EffectiveAt: at, Reason: op.Reason, Index: c.index, Operation: c.op.CID})
 	c.dirty(key(tableAccreditation, a.ID))
+	// Trust questions cache a subject's accreditations with its listing.
+	c.dirty(prefix(tableReceived, a.Subject, a.Framework))
 	mustSetJSON(c.b, key(tableAccreditation, a.ID), a)
 	c.touched = append(c.touched, a.Subject, a.Accreditor)
 	return a.ID, nil

@@ -393,11 +393,12 @@ func TestStatusChangeLeavesCachedRecordsAlone(t *testing.T) {
 	if d := f.ask(time.Time{}, 0); d.Reason != ReasonActive {
 		t.Fatalf("before: %s", d.Reason)
 	}
-	cached, ok := f.s.records.get(string(key(tableAccreditation, f.collegeAcc)))
-	if !ok {
-		t.Fatal("the trust query did not cache the accreditation: the test shows nothing")
+	// A trust question caches a subject's accreditations with its listing.
+	cached, ok := f.s.records.get(string(prefix(tableReceived, f.college.DID, fwID)))
+	if !ok || len(cached.([]*Accreditation)) != 1 || cached.([]*Accreditation)[0].ID != f.collegeAcc {
+		t.Fatalf("the trust query did not cache the college's accreditation (%v): the test shows nothing", cached)
 	}
-	a := cached.(*Accreditation)
+	a := cached.([]*Accreditation)[0]
 	events := slices.Clone(a.Events)
 	f.mustAccept(f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"}))
 	if !slices.Equal(a.Events, events) {

@@ -103,7 +103,11 @@ func (e *evaluator) cached(k string) bool {
 
 // readRecord decodes the record at k into a new T, through the cache when
 // there is one. Cached values are shared: callers must not modify them.
-func readRecord[T any](e *evaluator, k []byte) (*T, error) {
+func readRecord[T any](e *evaluator, k []byte) (*T, error) { return loadRecord[T](e, k, true) }
+
+// loadRecord is readRecord; with keep false it uses a cached copy but does
+// not cache one it decodes (the caller keeps it in an entry of its own).
+func loadRecord[T any](e *evaluator, k []byte, keep bool) (*T, error) {
 	useCache := e.cached(string(k))
 	if useCache {
 		if v, ok := e.cache.get(string(k)); ok {
@@ -118,7 +122,7 @@ func readRecord[T any](e *evaluator, k []byte) (*T, error) {
 	if !ok {
 		v = nil
 	}
-	if useCache {
+	if useCache && keep {
 		e.cache.put(string(k), v, e.epoch)
 	}
 	return v, nil
@@ -153,12 +157,19 @@ func (e *evaluator) isRoot(framework, did string, t time.Time) (bool, error) {
 
 // received lists the ids of the accreditations subject received in
 // framework.
-func (e *evaluator) received(subject, framework string) ([]string, error) {
+// received returns every accreditation subject received in framework,
+// those created after the evaluator's index included (the caller skips
+// them). They are cached together, as one entry under the listing's
+// prefix: a question about a college costs the record cache one entry,
+// not one for the listing and one for each accreditation, so the cache
+// holds the answers' inputs for twice as many colleges. A change to one of
+// the accreditations drops the entry (the apply marks the prefix dirty).
+func (e *evaluator) received(subject, framework string) ([]*Accreditation, error) {
 	p := prefix(tableReceived, subject, framework)
 	useCache := e.cached(string(p))
 	if useCache {
 		if v, ok := e.cache.get(string(p)); ok {
-			return v.([]string), nil
+			return v.([]*Accreditation), nil
 		}
 	}
 	var ids []string
@@ -188,10 +199,20 @@ func (e *evaluator) received(subject, framework string) ([]string, error) {
 			return nil, err
 		}
 	}
-	if useCache {
-		e.cache.put(string(p), ids, e.epoch)
+	recs := make([]*Accreditation, 0, len(ids))
+	for _, id := range ids {
+		a, err := loadRecord[Accreditation](e, key(tableAccreditation, id), false)
+		if err != nil {
+			return nil, err
+		}
+		if a != nil {
+			recs = append(recs, a)
+		}
 	}
-	return ids, nil
+	if useCache {
+		e.cache.put(string(p), recs, e.epoch)
+	}
+	return recs, nil
 }
 
 // linkStatus is an accreditation's own status at t: its window and its
@@ -305,7 +326,7 @@ func (e *evaluator) decide(q Question, t time.Time) (*Decision, error) {
 			return d, nil
 		}
 	}
-	ids, err := e.received(q.Entity, q.Framework)
+	received, err := e.received(q.Entity, q.Framework)
 	if err != nil {
 		return nil, err
 	}
@@ -316,12 +337,8 @@ func (e *evaluator) decide(q Question, t time.Time) (*Decision, error) {
 		index  uint64
 	}
 	var best *candidate
-	for _, id := range ids {
-		a, err := e.accreditation(id)
-		if err != nil {
-			return nil, err
-		}
-		if a == nil || a.Action != q.Action || !covers(a, q.Resource, q.Jurisdiction) {
+	for _, a := range received {
+		if a.CreatedIndex > e.asOf || a.Action != q.Action || !covers(a, q.Resource, q.Jurisdiction) {
 			continue
 		}
 		links, reason, root, err := e.chain(a, t)
