@@ -451,13 +451,16 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 			}
 			return s, (p.cpuSeconds() - cpu0) * 1e6 / float64(s.Requests)
 		}
-		// With --profile, the first round of each side is profiled, so
-		// the two can be compared (go tool pprof -diff_base).
+		// With --profile, every round of each side is profiled, so the two
+		// can be compared (go tool pprof -diff_base): the first round keeps
+		// the plain name, later ones add "-round<N>" (with many distinct
+		// questions the first round meets them cold and the later ones
+		// warm, which profile differently).
 		profiled := func(round int, admin, name string, run func()) {
-			stop := func() {}
-			if round == 0 {
-				stop = c.profileDuring(admin, name)
+			if round > 0 {
+				name += fmt.Sprintf("-round%d", round)
 			}
+			stop := c.profileDuring(admin, name)
 			run()
 			stop()
 		}
