@@ -155,8 +155,6 @@ func (e *evaluator) isRoot(framework, did string, t time.Time) (bool, error) {
 	return ok && ev.Status == StatusActive, nil
 }
 
-// received lists the ids of the accreditations subject received in
-// framework.
 // received returns every accreditation subject received in framework,
 // those created after the evaluator's index included (the caller skips
 // them). They are cached together, as one entry under the listing's
