@@ -111,7 +111,7 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 		members:    map[string]Member{},
 		appliedCh:  make(chan struct{}),
 		lists:      newListCache(256 << 20),
-		records:    newRecordCache(200_000),
+		records:    newRecordCache(recordCacheEntries),
 		keys:       newKeyCache(),
 		dirtySet:   map[string]struct{}{},
 	}
@@ -143,6 +143,12 @@ const (
 	// the keys (the signed operations); shorter ones inline.
 	separatedValueBytes = 1024
 )
+
+// recordCacheEntries bounds the record cache. Most entries are a
+// college's accreditations with its received listing (about 550 bytes
+// decoded); 120,000 of them take about the memory the 200,000 entries
+// of before did when a college took two (BENCHMARKS.md, fourteenth pass).
+const recordCacheEntries = 120_000
 
 // stateOptions makes the options a state database is opened with (a test
 // opens one as an older build did).
