@@ -111,7 +111,8 @@ func benchScale(ctx context.Context, c config, dir string, rep *report) error {
 }
 
 // distinctQuestions bounds the scale run's pass over distinct questions:
-// more than the record cache's 200,000 entries hold (two per college).
+// more colleges than trustd's record cache holds (120,000 entries, one
+// per college), so the peak memory is read with the cache full.
 // distinctLimit bounds its time.
 const (
 	distinctQuestions = 250_000
