@@ -372,31 +372,25 @@ func TestFollowersCarryOnRightAfterTheLeaderDies(t *testing.T) {
 		t.Fatal(err)
 	}
 	hc := &http.Client{Timeout: 30 * time.Second}
+	// expect sends req and wants status back, with no retry.
+	expect := func(what string, req *http.Request, status int) {
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Errorf("%s as the leader died: %v", what, err)
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != status {
+			body, _ := io.ReadAll(resp.Body)
+			t.Errorf("%s as the leader died: %d %s", what, resp.StatusCode, body)
+		}
+	}
+	write, _ := http.NewRequest(http.MethodPost, writeTo.url+"/v1/operations", bytes.NewReader(jws))
+	write.Header.Set("Content-Type", "application/jose")
+	read, _ := http.NewRequest(http.MethodGet, readFrom.url+"/v1/frameworks/"+url.PathEscape(fw)+"?consistency=linearizable", nil)
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		resp, err := hc.Post(writeTo.url+"/v1/operations", "application/jose", bytes.NewReader(jws))
-		if err != nil {
-			t.Errorf("write through a follower: %v", err)
-			return
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			body, _ := io.ReadAll(resp.Body)
-			t.Errorf("write through a follower as the leader died: %d %s", resp.StatusCode, body)
-		}
-	})
-	wg.Go(func() {
-		resp, err := hc.Get(readFrom.url + "/v1/frameworks/" + url.PathEscape(fw) + "?consistency=linearizable")
-		if err != nil {
-			t.Errorf("linearizable read from a follower: %v", err)
-			return
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			body, _ := io.ReadAll(resp.Body)
-			t.Errorf("linearizable read from a follower as the leader died: %d %s", resp.StatusCode, body)
-		}
-	})
+	wg.Go(func() { expect("write through a follower", write, http.StatusCreated) })
+	wg.Go(func() { expect("linearizable read from a follower", read, http.StatusOK) })
 	wg.Wait()
 	<-c.proc(leader).done
 	c.proc(leader).done <- nil
