@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -82,14 +83,20 @@ func (a *app) clusterCmd() *cobra.Command {
 			},
 		}
 	}
-	var out string
+	var (
+		out   string
+		force bool
+	)
 	backup := &cobra.Command{
 		Use: "backup --out FILE", Short: "Save a consistent snapshot of a node's state (restore with trustd restore)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return fmt.Errorf("--out is required")
 			}
-			n, err := adminClient().Download(cmd.Context(), "/admin/v1/backup", out)
+			n, err := adminClient().Download(cmd.Context(), "/admin/v1/backup", out, force)
+			if errors.Is(err, client.ErrFileExists) {
+				return fmt.Errorf("%w; choose another file or pass --force to replace it", err)
+			}
 			if err != nil {
 				return err
 			}
@@ -98,6 +105,7 @@ func (a *app) clusterCmd() *cobra.Command {
 		},
 	}
 	backup.Flags().StringVar(&out, "out", "", "file to write")
+	backup.Flags().BoolVar(&force, "force", false, "replace the file if it exists")
 	cmd.AddCommand(status, backup,
 		change("add-voter", "MULTIADDR", "Add a voting member (a governance body's node): /ip4/.../tcp/4001/p2p/<peer id>", true, false),
 		change("add-nonvoter", "MULTIADDR", "Add a non-voting read replica", true, false),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -101,7 +102,8 @@ func TestClusterStatusUnreachable(t *testing.T) {
 func TestListingsFollowEveryPage(t *testing.T) {
 	defer func(n int) { pageSize = n }(pageSize)
 	pageSize = 2
-	dir, ctl, must := startDevNode(t)
+	d := startDevNode(t)
+	dir, ctl, must := d.dir, d.ctl, d.must
 	gov, rootKey := filepath.Join(dir, node.DevGovernanceKey), filepath.Join(dir, node.DevRootAccreditorKey)
 	root := strings.TrimSpace(must("did", rootKey))
 	for i := range 5 {
@@ -149,10 +151,18 @@ func TestListingsFollowEveryPage(t *testing.T) {
 	must("-q", "accredit", "--key", qaKey, "--framework", fw, "--subject", "did:web:college.example", "--action", "issue", "--resource", last)
 }
 
-// startDevNode starts a development node in a temporary directory and
-// returns the directory and two ways to run trustctl against it: ctl
-// returns what it printed and its error, must fails the test on an error.
-func startDevNode(t *testing.T) (string, func(...string) (string, string, error), func(...string) string) {
+// devNode is a development node in a temporary directory and two ways to
+// run trustctl against it: ctl returns what it printed and its error, must
+// fails the test on an error.
+type devNode struct {
+	dir  string
+	n    *node.Node
+	ctl  func(...string) (string, string, error)
+	must func(...string) string
+}
+
+// startDevNode starts a development node in a temporary directory.
+func startDevNode(t *testing.T) devNode {
 	t.Helper()
 	dir := t.TempDir()
 	n, err := node.New(node.LoopbackConfig(dir), node.Options{})
@@ -178,14 +188,60 @@ func startDevNode(t *testing.T) (string, func(...string) (string, string, error)
 		}
 		return out
 	}
-	return dir, ctl, must
+	return devNode{dir: dir, n: n, ctl: ctl, must: must}
+}
+
+// TestBackupKeepsAnExistingFile: a backup is not written over an existing
+// file unless --force is given, and a refused one leaves the file and its
+// directory as they were.
+func TestBackupKeepsAnExistingFile(t *testing.T) {
+	d := startDevNode(t)
+	out := filepath.Join(t.TempDir(), "trustreg.backup")
+	backup := func(extra ...string) error {
+		_, _, err := d.ctl(append([]string{"cluster", "--admin", d.n.AdminURL(), "backup", "--out", out}, extra...)...)
+		return err
+	}
+	if err := backup(); err != nil {
+		t.Fatal(err)
+	}
+	first, err := os.ReadFile(out)
+	if err != nil || len(first) == 0 {
+		t.Fatalf("first backup: %d bytes, %v", len(first), err)
+	}
+	// The registry moves on, so a second backup differs from the first.
+	d.must("-q", "keygen", "--out", filepath.Join(d.dir, "other.jwk"))
+	gov := filepath.Join(d.dir, node.DevGovernanceKey)
+	root := strings.TrimSpace(d.must("did", filepath.Join(d.dir, node.DevRootAccreditorKey)))
+	d.must("-q", "framework", "create", "--id", "https://example.org/fw", "--name", "FW", "--root", root, "--key", gov)
+
+	err = backup()
+	if err == nil || !strings.Contains(err.Error(), "exists already") || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("backup over an existing file: %v", err)
+	}
+	if again, _ := os.ReadFile(out); !bytes.Equal(again, first) {
+		t.Fatal("a refused backup changed the existing file")
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(out)); len(entries) != 1 {
+		t.Fatalf("a refused backup left files behind: %v", entries)
+	}
+	if err := backup("--force"); err != nil {
+		t.Fatal(err)
+	}
+	replaced, _ := os.ReadFile(out)
+	if len(replaced) == 0 || bytes.Equal(replaced, first) {
+		t.Fatalf("--force did not replace the backup (%d bytes)", len(replaced))
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(out)); len(entries) != 1 {
+		t.Fatalf("a replacing backup left files behind: %v", entries)
+	}
 }
 
 // TestStatusListChanges: creating a list twice says the list exists; a
 // change that changes no entry publishes nothing; an index or value the
 // list cannot hold is refused before anything is signed.
 func TestStatusListChanges(t *testing.T) {
-	dir, ctl, must := startDevNode(t)
+	d := startDevNode(t)
+	dir, ctl, must := d.dir, d.ctl, d.must
 	gov, rootKey := filepath.Join(dir, node.DevGovernanceKey), filepath.Join(dir, node.DevRootAccreditorKey)
 	fw, res := "https://example.org/fw", "https://example.org/r"
 	must("-q", "framework", "create", "--id", fw, "--name", "FW", "--root", strings.TrimSpace(must("did", rootKey)), "--key", gov)

@@ -6,12 +6,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -152,9 +155,22 @@ func (c *Client) do(req *http.Request, out any) error {
 	return nil
 }
 
+// ErrFileExists is returned by Download when out exists and may not be
+// replaced.
+var ErrFileExists = errors.New("file exists already")
+
 // Download saves the body of GET path to the file out and returns its size.
-// The file is written beside out and renamed when complete.
-func (c *Client) Download(ctx context.Context, path, out string) (int64, error) {
+// The body is written to a temporary file beside out, synced, and moved to
+// out only when complete, so out is never a partial body. Unless replace is
+// set, an existing out is left as it is and ErrFileExists returned, both
+// before the download starts and, should the file appear meanwhile, at its
+// end.
+func (c *Client) Download(ctx context.Context, path, out string, replace bool) (int64, error) {
+	if !replace {
+		if _, err := os.Lstat(out); err == nil {
+			return 0, fmt.Errorf("%s: %w", out, ErrFileExists)
+		}
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+path, nil)
 	if err != nil {
 		return 0, err
@@ -173,18 +189,44 @@ func (c *Client) Download(ctx context.Context, path, out string) (int64, error) 
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		return 0, fmt.Errorf("GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
 	}
-	tmp := out + ".partial"
-	f, err := os.Create(tmp)
+	f, err := os.CreateTemp(filepath.Dir(out), filepath.Base(out)+".partial-*")
 	if err != nil {
 		return 0, err
 	}
+	tmp := f.Name()
 	n, err := io.Copy(f, resp.Body)
+	if err == nil {
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = place(tmp, out, replace)
 	}
 	if err != nil {
 		os.Remove(tmp)
 		return 0, err
 	}
-	return n, os.Rename(tmp, out)
+	return n, nil
+}
+
+// place moves the complete file tmp to out. Without replace it links tmp
+// as out, which fails if out exists, and then removes tmp; on a file
+// system without hard links it checks for out and renames.
+func place(tmp, out string, replace bool) error {
+	if replace {
+		return os.Rename(tmp, out)
+	}
+	err := os.Link(tmp, out)
+	switch {
+	case err == nil:
+		return os.Remove(tmp)
+	case errors.Is(err, fs.ErrExist):
+		return fmt.Errorf("%s: %w", out, ErrFileExists)
+	}
+	if _, serr := os.Lstat(out); serr == nil {
+		return fmt.Errorf("%s: %w", out, ErrFileExists)
+	}
+	return os.Rename(tmp, out)
 }
