@@ -13,6 +13,7 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
 )
 
 // Config is a node's configuration.
@@ -158,6 +159,9 @@ func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 		if err := v.ReadInConfig(); err != nil {
 			return nil, fmt.Errorf("read config %s: %w", f.Value.String(), err)
 		}
+		if err := checkCaseTwins(f.Value.String()); err != nil {
+			return nil, err
+		}
 		if err := checkFileKeys(f.Value.String(), v.AllKeys(), keys); err != nil {
 			return nil, err
 		}
@@ -202,6 +206,50 @@ func setTyped(v *viper.Viper, d Config) {
 	v.SetDefault("admin.token", d.Admin.Token)
 	v.SetDefault("log.level", d.Log.Level)
 	v.SetDefault("log.format", d.Log.Format)
+}
+
+// checkCaseTwins refuses a configuration file in which one mapping holds
+// two keys that differ only in case (Log: and log:). Keys are
+// case-insensitive, and of two such keys viper keeps one without a word,
+// so a setting written under the other would be lost.
+func checkCaseTwins(file string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("read config %s: %w", file, err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("read config %s: %w", file, err)
+	}
+	var walk func(n *yaml.Node, path string) error
+	walk = func(n *yaml.Node, path string) error {
+		if n.Kind == yaml.DocumentNode {
+			for _, c := range n.Content {
+				if err := walk(c, path); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		seen := map[string]*yaml.Node{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			lower := strings.ToLower(k.Value)
+			if first, ok := seen[lower]; ok {
+				return fmt.Errorf("config %s: %s%s (line %d) and %s%s (line %d) are the same key: keys are case-insensitive; keep one",
+					file, path, first.Value, first.Line, path, k.Value, k.Line)
+			}
+			seen[lower] = k
+			if err := walk(n.Content[i+1], path+lower+"."); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(&doc, "")
 }
 
 // checkFileKeys refuses keys of the configuration file that name no

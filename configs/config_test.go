@@ -134,6 +134,8 @@ func TestConfigFileMistakesAreNamed(t *testing.T) {
 		{"http: 5\n", "http is a section, not a value: give its keys (http.addr, http.max_body_bytes, http.max_wait, http.read_timeout, http.write_timeout)"},
 		{"http:\n  read_timeout: five\n", `config: http.read_timeout: "five": time: invalid duration`},
 		{"http:\n  max_body_bytes: lots\n", `config: http.max_body_bytes: "lots": cannot parse value`},
+		{"Log:\n  level: debug\nhttp:\n  addr: :1\nlog:\n  format: json\n", "Log (line 1) and log (line 5) are the same key: keys are case-insensitive; keep one"},
+		{"log:\n  level: debug\n  Level: warn\n", "log.level (line 2) and log.Level (line 3) are the same key"},
 	} {
 		_, err := Load(mustFlags(t, "--config", writeFile(t, tc.yaml)), nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
