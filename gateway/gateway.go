@@ -23,6 +23,7 @@ import (
 type Registry interface {
 	Decide(q registry.Question, now time.Time) (*registry.Decision, error)
 	DecideSecond(q registry.Question, now time.Time) (*registry.Decision, time.Time, error)
+	DecideRecognition(q registry.RecognitionQuestion, now time.Time) (*registry.RecognitionDecision, error)
 	Frameworks(page registry.Page) ([]registry.Framework, string, error)
 	Framework(id string) (*registry.FrameworkView, error)
 	Entity(did string) (*registry.Entity, error)
@@ -91,6 +92,8 @@ var routes = []route{
 	{"GET", "/v1/operations/{ref}", (*Server).operation},
 	{"GET", trustPath, (*Server).trust},
 	{"POST", trustPath, (*Server).trustBatch},
+	{"POST", "/authorization", (*Server).trqpAuthorize},
+	{"POST", "/recognition", (*Server).trqpRecognize},
 	{"GET", "/v1/frameworks", (*Server).frameworks},
 	{"GET", "/v1/frameworks/{id}", (*Server).framework},
 	{"GET", "/v1/entities/{did}", (*Server).entity},

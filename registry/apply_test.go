@@ -294,7 +294,7 @@ func TestChainLengthLimit(t *testing.T) {
 func TestRecognitionAndRoots(t *testing.T) {
 	f := mustChain(t)
 	other := "https://other.example/framework"
-	f.mustAccept(f.govSign(OpRecognize, map[string]any{"framework": fwID, "recognized": other, "resources": []string{nursing}}))
+	recognized := f.mustAccept(f.govSign(OpRecognize, map[string]any{"framework": fwID, "recognized": other, "resources": []string{nursing}})).Index
 	f.now = f.now.Add(time.Second)
 	if r := f.apply(f.govSign(OpRecognize, map[string]any{"framework": fwID, "recognized": other, "resources": []string{nursing}})); r.Code != CodeConflict {
 		t.Fatalf("recognize twice: %+v", r)
@@ -303,7 +303,34 @@ func TestRecognitionAndRoots(t *testing.T) {
 	if err != nil || len(view.Recognitions) != 1 || len(view.Roots) != 1 {
 		t.Fatalf("framework view = %+v, %v", view, err)
 	}
+	recognizedAt := f.s.AppliedIndex()
+	recognizes := func(asOf uint64) *RecognitionDecision {
+		t.Helper()
+		d, err := f.s.DecideRecognition(RecognitionQuestion{Framework: fwID, Recognized: other, Resource: nursing, AsOf: asOf}, f.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if d := recognizes(0); !d.Recognizes || d.Reason != ReasonActive || d.Index != recognizedAt {
+		t.Fatalf("recognition: %+v", d)
+	}
 	f.mustAccept(f.govSign(OpUnrecognize, map[string]any{"framework": fwID, "recognized": other}))
+	if d := recognizes(0); d.Recognizes || d.Reason != ReasonRevoked {
+		t.Fatalf("after unrecognize: %+v", d)
+	}
+	if d := recognizes(recognizedAt); !d.Recognizes {
+		t.Fatalf("as of index %d, before unrecognize: %+v", recognizedAt, d)
+	}
+	if d := recognizes(recognized - 1); d.Recognizes || d.Reason != ReasonNeverRecognized || d.Recognition != nil {
+		t.Fatalf("as of index %d, before recognize: %+v", recognized-1, d)
+	}
+	if _, err := f.s.DecideRecognition(RecognitionQuestion{Framework: fwID, Recognized: other, AsOf: f.s.AppliedIndex() + 1}, f.now); !errors.Is(err, ErrBadQuery) {
+		t.Fatalf("as_of beyond the applied index: %v", err)
+	}
+	if _, err := f.s.DecideRecognition(RecognitionQuestion{Framework: fwID}, f.now); !errors.Is(err, ErrBadQuery) {
+		t.Fatalf("no recognized framework: %v", err)
+	}
 	// Removing the root breaks every chain under it from now on.
 	f.now = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.mustAccept(f.govSign(OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID}))

@@ -415,12 +415,18 @@ func (s *State) checkQuestion(q Question) (uint64, error) {
 	if err := q.validate(); err != nil {
 		return 0, err
 	}
+	return s.asOf(q.AsOf)
+}
+
+// asOf returns the index a question asking about index n (0: the latest)
+// is answered as of, or an error if n is beyond the applied index.
+func (s *State) asOf(n uint64) (uint64, error) {
 	applied := s.AppliedIndex()
-	if q.AsOf > applied {
-		return 0, fmt.Errorf("%w: as_of %d is beyond the applied index %d: ask again later or read with min_index", ErrBadQuery, q.AsOf, applied)
+	if n > applied {
+		return 0, fmt.Errorf("%w: as_of %d is beyond the applied index %d: ask again later or read with min_index", ErrBadQuery, n, applied)
 	}
-	if q.AsOf != 0 {
-		return q.AsOf, nil
+	if n != 0 {
+		return n, nil
 	}
 	return applied, nil
 }

@@ -73,6 +73,8 @@ func TestReadmeTour(t *testing.T) {
 		"NOT AUTHORIZED (chain_broken)",
 		"AUTHORIZED (active) at 2024-06-01T00:00:00Z",
 		`"authorized":true,"reason":"active"`,
+		`"time_requested":"2024-06-01T00:00:00Z"`,
+		`"authorized":true,"reason":"active"`,
 	} {
 		i := strings.Index(rest, want)
 		if i < 0 {

@@ -1,0 +1,99 @@
+package registry
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// RecognitionQuestion asks whether Framework recognizes Recognized (a
+// framework of this registry or an ecosystem governed elsewhere) for
+// Resource at valid time At, as recorded at registry index AsOf.
+type RecognitionQuestion struct {
+	Framework  string
+	Recognized string
+	Resource   string    // empty: any resource
+	At         time.Time // zero: the time of the query
+	AsOf       uint64    // zero: the latest applied index
+}
+
+// RecognitionDecision answers a RecognitionQuestion. Recognition is the
+// record consulted, when there is one.
+type RecognitionDecision struct {
+	Framework   string       `json:"framework"`
+	Recognized  string       `json:"recognized"`
+	Resource    string       `json:"resource,omitempty"`
+	Recognizes  bool         `json:"recognizes"`
+	Reason      string       `json:"reason"`
+	Recognition *Recognition `json:"recognition,omitempty"`
+	At          time.Time    `json:"at"`
+	Index       uint64       `json:"index"`
+}
+
+// Reasons of a recognition decision besides active, not_yet_valid, revoked
+// and unknown_framework.
+const (
+	// ReasonNeverRecognized: no recognition was recorded by the index asked
+	// about, or the one recorded covers other resources.
+	ReasonNeverRecognized = "never_recognized"
+)
+
+// DecideRecognition answers a recognition question. now is the reader's
+// clock, used when the question names no time.
+//
+// A recognition's resources are the ones it was last recognized for: a
+// later recognize that changed them answers for earlier times and indexes
+// too (its status events are bitemporal, its resource list is not).
+func (s *State) DecideRecognition(q RecognitionQuestion, now time.Time) (*RecognitionDecision, error) {
+	if q.Framework == "" || q.Recognized == "" {
+		return nil, fmt.Errorf("%w: the recognizing framework and the recognized one are required", ErrBadQuery)
+	}
+	for _, v := range []string{q.Framework, q.Recognized, q.Resource} {
+		if len(v) > MaxIDLength {
+			return nil, fmt.Errorf("%w: a parameter is longer than %d bytes", ErrBadQuery, MaxIDLength)
+		}
+	}
+	asOf, err := s.asOf(q.AsOf)
+	if err != nil {
+		return nil, err
+	}
+	t := q.At
+	if t.IsZero() {
+		t = now
+	}
+	d := &RecognitionDecision{Framework: q.Framework, Recognized: q.Recognized, Resource: q.Resource, At: t.UTC(), Index: asOf}
+	f, err := s.reader(asOf).framework(q.Framework)
+	if err != nil {
+		return nil, err
+	}
+	if f == nil {
+		d.Reason = ReasonUnknownFramework
+		return d, nil
+	}
+	// Read from the store, not the record cache: recognitions are asked
+	// about rarely, and their writes do not mark cache entries stale.
+	var rec Recognition
+	ok, err := getJSON(s.db, key(tableRecognitions, q.Framework, q.Recognized), &rec)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || !slices.ContainsFunc(rec.Events, func(e StatusEvent) bool { return e.Index <= asOf }) {
+		d.Reason = ReasonNeverRecognized
+		return d, nil
+	}
+	d.Recognition = &rec
+	if q.Resource != "" && len(rec.Resources) > 0 && !slices.Contains(rec.Resources, Wildcard) && !slices.Contains(rec.Resources, q.Resource) {
+		d.Reason = ReasonNeverRecognized
+		return d, nil
+	}
+	ev, ok := statusAt(rec.Events, d.At, asOf)
+	switch {
+	case !ok:
+		d.Reason = ReasonNotYetValid
+	case ev.Status == StatusActive:
+		d.Recognizes, d.Reason = true, ReasonActive
+	default:
+		d.Reason = ev.Status
+	}
+	return d, nil
+}
