@@ -24,6 +24,7 @@ type Registry interface {
 	Decide(q registry.Question, now time.Time) (*registry.Decision, error)
 	DecideSecond(q registry.Question, now time.Time) (*registry.Decision, time.Time, error)
 	DecideRecognition(q registry.RecognitionQuestion, now time.Time) (*registry.RecognitionDecision, error)
+	Concerns(v *registry.OperationView, framework, entity string) (bool, error)
 	Frameworks(page registry.Page) ([]registry.Framework, string, error)
 	Framework(id string) (*registry.FrameworkView, error)
 	Entity(did string) (*registry.Entity, error)
@@ -77,6 +78,10 @@ type Server struct {
 	answers answerCache
 	// trustHandler is the instrumented GET /v1/trust.
 	trustHandler http.Handler
+	// closing is canceled when the HTTP server shuts down; long-lived
+	// answers (watch streams) end then.
+	closing     context.Context
+	stopStreams context.CancelFunc
 }
 
 // route is one endpoint. The OpenAPI document is kept in step with this
@@ -90,6 +95,7 @@ var routes = []route{
 	{"POST", "/v1/operations", (*Server).submitOperation},
 	{"GET", "/v1/operations", (*Server).changes},
 	{"GET", "/v1/operations/{ref}", (*Server).operation},
+	{"GET", "/v1/watch", (*Server).watch},
 	{"GET", trustPath, (*Server).trust},
 	{"POST", trustPath, (*Server).trustBatch},
 	{"POST", "/authorization", (*Server).trqpAuthorize},
@@ -127,6 +133,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxWait = 10 * time.Second
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "gateway"), mux: http.NewServeMux()}
+	s.closing, s.stopStreams = context.WithCancel(context.Background())
 	m, err := newMetrics(cfg.Metrics)
 	if err != nil {
 		return nil, err
@@ -199,13 +206,20 @@ func preflight(w http.ResponseWriter) {
 const trustPath = "/v1/trust"
 
 // HTTPServer wraps the gateway in an http.Server with the given timeouts.
+// Its Shutdown ends the watch streams, which would otherwise hold it for
+// its whole grace period.
 func (s *Server) HTTPServer(addr string, read, write time.Duration) *http.Server {
-	return &http.Server{
+	srv := &http.Server{
 		Addr: addr, Handler: s,
 		ReadHeaderTimeout: read, ReadTimeout: read, WriteTimeout: write, IdleTimeout: 2 * time.Minute,
 		MaxHeaderBytes: 64 << 10,
 	}
+	srv.RegisterOnShutdown(s.StopStreams)
+	return srv
 }
+
+// StopStreams ends the watch streams being served and any opened later.
+func (s *Server) StopStreams() { s.stopStreams() }
 
 // IndexHeader carries the applied index a read was served at.
 const IndexHeader = "X-Trustreg-Index"

@@ -3,8 +3,8 @@ package registry
 import (
 	"bytes"
 	"encoding/base64"
-
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -353,4 +353,53 @@ func (s *State) Changes(since uint64, limit int) ([]OperationView, error) {
 		return true, nil
 	})
 	return out, err
+}
+
+// Concerns reports whether an accepted operation concerns the framework
+// and the entity given (an empty one matches every operation): the entity
+// signed it or is named by it, as its history lists it; the framework is
+// the one it changes, or the one of the accreditation or recognition it
+// changes. Watchers of the change feed filter with it.
+func (s *State) Concerns(v *OperationView, framework, entity string) (bool, error) {
+	if entity != "" {
+		_, closer, err := s.db.Get(historyKey(entity, v.Index))
+		if errors.Is(err, pebble.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		closer.Close()
+	}
+	if framework == "" {
+		return true, nil
+	}
+	f, err := s.operationFramework(v)
+	return f == framework, err
+}
+
+// operationFramework returns the framework an accepted operation changes,
+// or "" for one outside every framework (an entity's keys, a status list).
+func (s *State) operationFramework(v *OperationView) (string, error) {
+	var p struct {
+		ID            string `json:"id"`
+		Framework     string `json:"framework"`
+		Accreditation string `json:"accreditation"`
+	}
+	if err := json.Unmarshal(v.Payload, &p); err != nil {
+		return "", fmt.Errorf("operation %d payload: %w", v.Index, err)
+	}
+	switch {
+	case v.Op == OpCreateFramework || v.Op == OpUpdateFramework:
+		return p.ID, nil
+	case p.Framework != "":
+		return p.Framework, nil
+	case p.Accreditation != "":
+		a, err := (&evaluator{r: s.db, asOf: s.AppliedIndex()}).accreditation(p.Accreditation)
+		if err != nil || a == nil {
+			return "", err
+		}
+		return a.Framework, nil
+	}
+	return "", nil
 }

@@ -1,0 +1,123 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Watch stream tuning.
+const (
+	// watchPage is how many operations one read of the change feed takes.
+	watchPage = 256
+	// watchKeepAlive is how long a quiet stream waits before it sends a
+	// comment, so proxies and clients see the connection alive.
+	watchKeepAlive = 15 * time.Second
+	// watchWriteTimeout bounds each write to a watcher: one that stops
+	// reading is dropped instead of holding its goroutine.
+	watchWriteTimeout = 10 * time.Second
+)
+
+// watch streams accepted operations as Server-Sent Events: every
+// operation after since (default: the applied index when the stream
+// opens; a browser's Last-Event-ID takes its place when it reconnects),
+// then each one as it is applied, filtered by framework and entity. Each
+// event is the change feed's view of one operation, with the registry
+// index as its id. The stream ends when the client goes away or the node
+// shuts down.
+func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
+	if err := checkParams(r, "since", "framework", "entity"); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	q := query(r)
+	since := s.cfg.Registry.AppliedIndex()
+	for _, from := range []struct{ name, v string }{{"since", q.Get("since")}, {"Last-Event-ID", r.Header.Get("Last-Event-ID")}} {
+		if from.v == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(from.v, 10, 64)
+		if err != nil {
+			writeError(w, r, fmt.Errorf("%w: %s %q is not a registry index", ErrBadRequest, from.name, from.v))
+			return
+		}
+		since = n
+	}
+	framework, entity := q.Get("framework"), q.Get("entity")
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(s.closing, cancel)()
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", cacheNone)
+	h.Set("X-Accel-Buffering", "no") // reverse proxies: pass events on at once
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	send := func(b []byte) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout))
+		if _, err := w.Write(b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !send([]byte(": trustreg watch from index " + strconv.FormatUint(since, 10) + "\n\n")) {
+		return
+	}
+	var buf bytes.Buffer
+	for {
+		applied := s.cfg.Registry.AppliedIndex()
+		for {
+			items, err := s.cfg.Registry.Changes(since, watchPage)
+			if err != nil {
+				s.log.Error("watch: read the change feed", "since", since, "err", err)
+				return
+			}
+			buf.Reset()
+			for i := range items {
+				v := &items[i]
+				since = v.Index
+				ok, err := s.cfg.Registry.Concerns(v, framework, entity)
+				if err != nil {
+					s.log.Error("watch: filter an operation", "index", v.Index, "err", err)
+					return
+				}
+				if !ok {
+					continue
+				}
+				data, err := json.Marshal(v)
+				if err != nil {
+					s.log.Error("watch: encode an operation", "index", v.Index, "err", err)
+					return
+				}
+				fmt.Fprintf(&buf, "id: %d\nevent: operation\ndata: %s\n\n", v.Index, data)
+			}
+			if buf.Len() > 0 && !send(buf.Bytes()) {
+				return
+			}
+			if len(items) < watchPage {
+				break
+			}
+		}
+		// Everything applied up to applied has been read; wait for more.
+		wctx, wcancel := context.WithTimeout(ctx, watchKeepAlive)
+		err := s.cfg.Node.WaitApplied(wctx, applied+1)
+		wcancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, context.DeadlineExceeded):
+			if !send([]byte(": keep-alive\n\n")) {
+				return
+			}
+		case err != nil:
+			return
+		}
+	}
+}
