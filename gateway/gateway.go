@@ -186,9 +186,10 @@ var (
 	corsExposed   = []string{"ETag, " + IndexHeader + ", Retry-After"}
 	corsMethods   = []string{"GET, HEAD, POST"}
 	// Content-Type for the JSON of a batch trust question and the JOSE
-	// of an operation; the others a client sends to revalidate or choose
-	// a representation.
-	corsHeaders = []string{"Content-Type, If-None-Match, Accept"}
+	// of an operation; If-None-Match and Accept a client sends to
+	// revalidate or choose a representation; Last-Event-ID an EventSource
+	// sends when it reconnects to a watch stream.
+	corsHeaders = []string{"Content-Type, If-None-Match, Accept, Last-Event-ID"}
 	corsMaxAge  = []string{"86400"}
 )
 

@@ -911,8 +911,17 @@ func TestCORS(t *testing.T) {
 			t.Errorf("preflight of POST %s: %d %v", path, resp.StatusCode, h)
 		}
 	}
+	// An EventSource reconnecting to a watch stream sends Last-Event-ID.
+	req, _ := http.NewRequest("OPTIONS", base+"/v1/watch", nil)
+	req.Header.Set("Origin", "https://verifier.example")
+	req.Header.Set("Access-Control-Request-Method", "GET")
+	req.Header.Set("Access-Control-Request-Headers", "last-event-id")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNoContent ||
+		!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Last-Event-ID") {
+		t.Fatalf("preflight of a watch reconnect: %v %v", resp, err)
+	}
 	// An OPTIONS that is not a preflight gets the gateway's 404 problem.
-	req, _ := http.NewRequest("OPTIONS", base+"/v1/trust", nil)
+	req, _ = http.NewRequest("OPTIONS", base+"/v1/trust", nil)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("plain OPTIONS: %v %v", resp.StatusCode, err)
 	}

@@ -35,6 +35,19 @@ const browserPage = `<!doctype html><html><body><pre id="out">running</pre><scri
     const d = await r.json();
     out.push("batch " + r.status + " " + d.length);
   } catch (e) { out.push("batch failed: " + e); }
+  try {
+    const r = await fetch(gw + "/authorization", {method: "POST", headers: {"Content-Type": "application/json"},
+      body: JSON.stringify({entity_id: "did:web:college.example", authority_id: "https://example.org/fw", action: "issue", resource: "https://example.org/r"})});
+    const d = await r.json();
+    out.push("trqp " + r.status + " " + d.authorized + " " + d.reason);
+  } catch (e) { out.push("trqp failed: " + e); }
+  try {
+    out.push(await new Promise((resolve) => {
+      const es = new EventSource(gw + "/v1/watch?since=0");
+      es.onopen = () => { es.close(); resolve("watch open"); };
+      es.onerror = () => { es.close(); resolve("watch failed"); };
+    }));
+  } catch (e) { out.push("watch failed: " + e); }
   try { const r = await fetch(admin + "/admin/v1/digest"); out.push("admin read " + r.status); } catch (e) { out.push("admin read blocked"); }
   try {
     await fetch(admin + "/admin/v1/cluster/add-nonvoter", {method: "POST", mode: "no-cors", body: JSON.stringify({addr: "STRANGER"})});
@@ -47,7 +60,8 @@ const browserPage = `<!doctype html><html><body><pre id="out">running</pre><scri
 // TestBrowserPageAsksTheGateway runs a verifier's page in headless
 // Chromium: served from one origin (localhost), it reads trust answers
 // with their exposed headers from the gateway on another (127.0.0.1), one
-// of them a preflighted batch POST. The same page cannot read the admin
+// of them a preflighted batch POST, asks the TRQP way, and opens a watch
+// stream (EventSource). The same page cannot read the admin
 // API, and its cross-site post of a membership change is refused.
 func TestBrowserPageAsksTheGateway(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
@@ -90,6 +104,8 @@ func TestBrowserPageAsksTheGateway(t *testing.T) {
 	for _, want := range []string{
 		"trust 200 false unknown_framework index=", " etag=yes",
 		"batch 200 2",
+		"trqp 200 false unknown_framework",
+		"watch open",
 		"admin read blocked",
 		"admin post sent",
 	} {
