@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		a.recognitionCmd("recognize", "Make a framework recognize another (governance)"),
 		a.recognitionCmd("unrecognize", "Withdraw a recognition (governance)"),
 		a.signCmd(), a.cosignCmd(), a.submitCmd(),
-		a.trustCmd(), a.accreditationCmd(), a.operationCmd(), a.nodeStatusCmd(), a.clusterCmd(), a.statusListCmd(),
+		a.trustCmd(), a.accreditationCmd(), a.operationCmd(), a.nodeStatusCmd(), a.clusterCmd(), a.statusListCmd(), a.watchCmd(),
 	)
 	root.SetArgs(args)
 	root.SetIn(stdin)

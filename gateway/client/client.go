@@ -3,6 +3,7 @@
 package client
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -125,6 +127,65 @@ func (c *Client) Trust(ctx context.Context, q url.Values) (*registry.Decision, e
 
 // PathID escapes an identifier for use as one path segment.
 func PathID(id string) string { return url.PathEscape(id) }
+
+// Watch reads one watch stream (GET /v1/watch) and calls fn with each
+// operation, in index order. since is the index to stream after;
+// framework and entity filter, when not empty. It returns the index of the last operation passed to fn, with the
+// error that ended the stream: nil when the node ended it (it shut down),
+// the context's when ctx ended, or fn's.
+func (c *Client) Watch(ctx context.Context, since uint64, framework, entity string, fn func(registry.OperationView) error) (uint64, error) {
+	q := url.Values{"since": {strconv.FormatUint(since, 10)}}
+	if framework != "" {
+		q.Set("framework", framework)
+	}
+	if entity != "" {
+		q.Set("entity", entity)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+"/v1/watch?"+q.Encode(), nil)
+	if err != nil {
+		return since, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	hc := *c.HTTP
+	hc.Timeout = 0 // a stream lasts as long as it is watched
+	resp, err := hc.Do(req)
+	if err != nil {
+		return since, fmt.Errorf("GET /v1/watch: %w (is trustd running? set --server)", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var p gateway.Problem
+		if json.Unmarshal(body, &p) != nil || p.Status == 0 {
+			p = gateway.Problem{Status: resp.StatusCode, Title: resp.Status, Detail: strings.TrimSpace(string(body))}
+		}
+		return since, &APIError{Problem: p, Method: req.Method, Path: req.URL.Path}
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), registry.MaxOperationSize*4)
+	var data []byte
+	for sc.Scan() {
+		line := sc.Bytes()
+		switch {
+		case len(line) == 0 && data != nil:
+			var v registry.OperationView
+			if err := json.Unmarshal(data, &v); err != nil {
+				return since, fmt.Errorf("watch: event after index %d: %w", since, err)
+			}
+			data = nil
+			if err := fn(v); err != nil {
+				return since, err
+			}
+			since = v.Index
+		case bytes.HasPrefix(line, []byte("data: ")):
+			data = append(data, line[len("data: "):]...)
+		}
+	}
+	if ctx.Err() != nil {
+		return since, ctx.Err()
+	}
+	return since, sc.Err()
+}
 
 func (c *Client) do(req *http.Request, out any) error {
 	if c.Token != "" {
