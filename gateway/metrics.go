@@ -17,6 +17,7 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	watchers prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -28,9 +29,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "trustd", Subsystem: "http", Name: "request_duration_seconds", Help: "HTTP request latency by route.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route"}),
+		watchers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "trustd", Subsystem: "http", Name: "watch_streams", Help: "Watch streams (GET /v1/watch) open.",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.duration} {
+		for _, c := range []prometheus.Collector{m.requests, m.duration, m.watchers} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -50,6 +50,8 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	}
 	framework, entity := q.Get("framework"), q.Get("entity")
 
+	s.metrics.watchers.Inc()
+	defer s.metrics.watchers.Dec()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	defer context.AfterFunc(s.closing, cancel)()

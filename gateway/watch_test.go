@@ -152,6 +152,11 @@ func TestWatchStreamsOperations(t *testing.T) {
 		}
 	}
 
+	// Six streams are open (the two refused ones never were).
+	if _, body := e.get("/metrics"); !strings.Contains(string(body), "\ntrustd_http_watch_streams 6\n") {
+		t.Errorf("/metrics does not count six watch streams:\n%s", body)
+	}
+
 	// Shutdown ends every stream: the gateway's graceful shutdown
 	// completes (a stream still open at the end of its grace period makes
 	// Close report the deadline), and the streams see their end.
