@@ -61,16 +61,27 @@ type trqpRecognition struct {
 	Index       uint64                `json:"index"`
 }
 
-// readTRQP reads and checks a TRQP query. It returns the time the query
-// asks about (zero: now).
-func (s *Server) readTRQP(w http.ResponseWriter, r *http.Request) (trqpQuery, time.Time, error) {
+// readTRQP reads and checks a TRQP query and applies the read's
+// consistency level. It returns the query and the time it asks about
+// (zero: now), or answers r with the error and returns false.
+func (s *Server) readTRQP(w http.ResponseWriter, r *http.Request) (trqpQuery, time.Time, bool) {
+	q, at, err := parseTRQP(w, r, s.cfg.MaxBodyBytes)
+	if err != nil {
+		writeError(w, r, err)
+		return q, at, false
+	}
+	return q, at, s.consistent(w, r)
+}
+
+// parseTRQP reads and checks a TRQP query body.
+func parseTRQP(w http.ResponseWriter, r *http.Request, maxBody int64) (trqpQuery, time.Time, error) {
 	var q trqpQuery
 	if err := checkParams(r); err != nil {
 		return q, time.Time{}, err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		return q, time.Time{}, fmt.Errorf("%w: body over %d bytes", registry.ErrTooLarge, s.cfg.MaxBodyBytes)
+		return q, time.Time{}, fmt.Errorf("%w: body over %d bytes", registry.ErrTooLarge, maxBody)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -126,12 +137,8 @@ func (q trqpQuery) answer(at, evaluated time.Time, message string) trqpAnswer {
 // trqpAuthorize answers whether entity_id is authorized, in the framework
 // authority_id, for action on resource.
 func (s *Server) trqpAuthorize(w http.ResponseWriter, r *http.Request) {
-	q, at, err := s.readTRQP(w, r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if !s.consistent(w, r) {
+	q, at, ok := s.readTRQP(w, r)
+	if !ok {
 		return
 	}
 	now := s.cfg.Now()
@@ -150,12 +157,8 @@ func (s *Server) trqpAuthorize(w http.ResponseWriter, r *http.Request) {
 // entity_id (another framework or ecosystem) for resource. A recognition
 // here is not per action: action is echoed.
 func (s *Server) trqpRecognize(w http.ResponseWriter, r *http.Request) {
-	q, at, err := s.readTRQP(w, r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if !s.consistent(w, r) {
+	q, at, ok := s.readTRQP(w, r)
+	if !ok {
 		return
 	}
 	now := s.cfg.Now()

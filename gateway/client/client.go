@@ -155,11 +155,7 @@ func (c *Client) Watch(ctx context.Context, since uint64, framework, entity stri
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		var p gateway.Problem
-		if json.Unmarshal(body, &p) != nil || p.Status == 0 {
-			p = gateway.Problem{Status: resp.StatusCode, Title: resp.Status, Detail: strings.TrimSpace(string(body))}
-		}
-		return since, &APIError{Problem: p, Method: req.Method, Path: req.URL.Path}
+		return since, apiError(req, resp, body)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), registry.MaxOperationSize*4)
@@ -187,6 +183,16 @@ func (c *Client) Watch(ctx context.Context, since uint64, framework, entity stri
 	return since, sc.Err()
 }
 
+// apiError is the error of an answer that is not a success: its problem
+// document, or one made of its status and body when it has none.
+func apiError(req *http.Request, resp *http.Response, body []byte) *APIError {
+	var p gateway.Problem
+	if json.Unmarshal(body, &p) != nil || p.Status == 0 {
+		p = gateway.Problem{Status: resp.StatusCode, Title: resp.Status, Detail: strings.TrimSpace(string(body))}
+	}
+	return &APIError{Problem: p, Method: req.Method, Path: req.URL.Path}
+}
+
 func (c *Client) do(req *http.Request, out any) error {
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
@@ -201,11 +207,7 @@ func (c *Client) do(req *http.Request, out any) error {
 		return err
 	}
 	if resp.StatusCode >= 400 {
-		var p gateway.Problem
-		if json.Unmarshal(body, &p) != nil || p.Status == 0 {
-			p = gateway.Problem{Status: resp.StatusCode, Title: resp.Status, Detail: strings.TrimSpace(string(body))}
-		}
-		return &APIError{Problem: p, Method: req.Method, Path: req.URL.Path}
+		return apiError(req, resp, body)
 	}
 	if out == nil {
 		return nil
