@@ -49,6 +49,11 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		since = n
 	}
 	framework, entity := q.Get("framework"), q.Get("entity")
+	// min_index (or consistency=linearizable) holds the stream back until
+	// the node has applied that index.
+	if !s.consistent(w, r) {
+		return
+	}
 
 	s.metrics.watchers.Inc()
 	defer s.metrics.watchers.Dec()

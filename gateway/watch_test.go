@@ -146,13 +146,18 @@ func TestWatchStreamsOperations(t *testing.T) {
 		t.Fatalf("a stream opened without since: %+v", ev)
 	}
 
-	for _, q := range []string{"?since=yesterday", "?frameworks=x"} {
+	for _, q := range []string{"?since=yesterday", "?frameworks=x", "?min_index=x"} {
 		if _, resp := e.openWatch(ctx, q, nil); resp.StatusCode != http.StatusBadRequest {
 			t.Fatalf("%s: %d", q, resp.StatusCode)
 		}
 	}
+	// A stream that asks for an index the node has not applied waits for
+	// it (the gateway's bound is 500 ms here), then says so.
+	if _, resp := e.openWatch(ctx, "?min_index=999999", nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("min_index beyond the applied index: %d", resp.StatusCode)
+	}
 
-	// Six streams are open (the two refused ones never were).
+	// Six streams are open (the refused ones never were).
 	if _, body := e.get("/metrics"); !strings.Contains(string(body), "\ntrustd_http_watch_streams 6\n") {
 		t.Errorf("/metrics does not count six watch streams:\n%s", body)
 	}
