@@ -33,6 +33,8 @@ type Registry interface {
 	History(did string, page registry.Page) ([]registry.OperationView, string, error)
 	Operation(ref string) (*registry.OperationView, error)
 	Changes(since uint64, limit int) ([]registry.OperationView, error)
+	TIRIssuers(offset, limit int) ([]string, int, error)
+	TIRIssuer(did string, now time.Time) ([]registry.TIRAttribute, error)
 	AppliedIndex() uint64
 }
 
@@ -100,6 +102,12 @@ var routes = []route{
 	{"POST", trustPath, (*Server).trustBatch},
 	{"POST", "/authorization", (*Server).trqpAuthorize},
 	{"POST", "/recognition", (*Server).trqpRecognize},
+	{"GET", tirBase + "/{version}/issuers", (*Server).tirIssuers},
+	{"GET", tirBase + "/{version}/issuers/{did}", (*Server).tirIssuer},
+	{"GET", tirBase + "/{version}/issuers/{did}/attributes", (*Server).tirAttributes},
+	{"GET", tirBase + "/{version}/issuers/{did}/attributes/{attribute}", (*Server).tirAttribute},
+	{"GET", tirBase + "/{version}/issuers/{did}/attributes/{attribute}/revisions", (*Server).tirRevisions},
+	{"GET", tirBase + "/{version}/issuers/{did}/attributes/{attribute}/revisions/{revision}", (*Server).tirRevision},
 	{"GET", "/v1/frameworks", (*Server).frameworks},
 	{"GET", "/v1/frameworks/{id}", (*Server).framework},
 	{"GET", "/v1/entities/{did}", (*Server).entity},

@@ -179,25 +179,7 @@ func BenchmarkPreVerify(b *testing.B) {
 func BenchmarkDecideUncached(b *testing.B) {
 	f := mustChain(b)
 	const n = 20000
-	const batch = 64
-	var entries []Entry
-	for i := range n {
-		op := f.sign(f.qa, OpAccredit, map[string]any{
-			"framework": fwID, "accreditor": f.qa.DID, "subject": fmt.Sprintf("did:web:college-%d.example", i),
-			"action": ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
-			"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2026-01-01T00:00:00Z",
-		})
-		f.index++
-		entries = append(entries, Entry{Index: f.index, Time: f.now.Add(time.Duration(i) * time.Microsecond), Data: EncodeOperation(op)})
-		if len(entries) == batch || i == n-1 {
-			for _, r := range f.s.ApplyBatch(entries) {
-				if !r.Accepted {
-					b.Fatal(r.Reason)
-				}
-			}
-			entries = entries[:0]
-		}
-	}
+	loadColleges(b, f, n)
 	// The records are read from sstables, as on a node loaded long ago.
 	if err := f.s.db.Flush(); err != nil {
 		b.Fatal(err)
@@ -217,5 +199,47 @@ func BenchmarkDecideUncached(b *testing.B) {
 			b.Fatalf("%v %v", d, err)
 		}
 		i++
+	}
+}
+
+// loadColleges accredits n colleges did:web:college-<i>.example under the
+// fixture's QA agency, applied in batches of 64.
+func loadColleges(b *testing.B, f *chainFixture, n int) {
+	const batch = 64
+	var entries []Entry
+	for i := range n {
+		op := f.sign(f.qa, OpAccredit, map[string]any{
+			"framework": fwID, "accreditor": f.qa.DID, "subject": fmt.Sprintf("did:web:college-%d.example", i),
+			"action": ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+			"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2026-01-01T00:00:00Z",
+		})
+		f.index++
+		entries = append(entries, Entry{Index: f.index, Time: f.now.Add(time.Duration(i) * time.Microsecond), Data: EncodeOperation(op)})
+		if len(entries) == batch || i == n-1 {
+			for _, r := range f.s.ApplyBatch(entries) {
+				if !r.Accepted {
+					b.Fatal(r.Reason)
+				}
+			}
+			entries = entries[:0]
+		}
+	}
+}
+
+// BenchmarkTIRIssuers answers the last page of the TIR binding's issuer
+// list over 20,000 issuers: every request counts them all.
+func BenchmarkTIRIssuers(b *testing.B) {
+	f := mustChain(b)
+	const n = 20000
+	loadColleges(b, f, n)
+	if err := f.s.db.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		dids, total, err := f.s.TIRIssuers(n-10, 50)
+		if err != nil || total < n || len(dids) == 0 {
+			b.Fatalf("%d of %d: %v", len(dids), total, err)
+		}
 	}
 }

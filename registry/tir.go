@@ -1,0 +1,263 @@
+package registry
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Issuer types of EBSI's Trusted Issuers Registry, which the gateway's
+// TIR binding serves from this state.
+const (
+	TIRRootTAO = "RootTAO" // a root accreditor of a framework
+	TIRTAO     = "TAO"     // holds an accreditation to accredit
+	TIRTI      = "TI"      // holds an accreditation to issue
+	TIRRevoked = "Revoked" // the role is not in force now
+)
+
+// TIRAttribute is one of an issuer's roles as EBSI's Trusted Issuers
+// Registry shows it: a root accreditor's place in a framework, or an
+// accreditation the issuer received. Its revisions are the signed
+// operations that created and changed it, oldest first; the latest is the
+// attribute's body.
+type TIRAttribute struct {
+	// ID is the hex SHA-256 of the operation that created the role: for
+	// an accreditation, the digest its CID carries.
+	ID         string
+	IssuerType string // RootTAO, TAO or TI while the role is in force now, else Revoked
+	TAO        string // who granted it (a root accreditor: itself)
+	RootTAO    string // the root accreditor at the top of its chain
+	Framework  string
+	// Accreditation is the accreditation's id; empty for a root role.
+	Accreditation string
+	// Status is trustreg's status of the role now: active, suspended,
+	// revoked, expired or not_yet_valid.
+	Status    string
+	Revisions []TIRRevision
+}
+
+// TIRRevision is one signed operation in an attribute's life.
+type TIRRevision struct {
+	ID         string // hex SHA-256 of the signed operation
+	IssuerType string // the attribute's type after this operation
+	Status     string // the status this operation recorded
+	Index      uint64
+	Operation  string // the operation's CID
+	JWS        []byte // the signed operation, byte for byte
+}
+
+// Latest is the attribute's newest revision.
+func (a *TIRAttribute) Latest() *TIRRevision { return &a.Revisions[len(a.Revisions)-1] }
+
+// Revision finds a revision by id.
+func (a *TIRAttribute) Revision(id string) (*TIRRevision, bool) {
+	for i := range a.Revisions {
+		if a.Revisions[i].ID == id {
+			return &a.Revisions[i], true
+		}
+	}
+	return nil, false
+}
+
+// TIRIssuers lists the issuers the TIR binding knows, in DID order: every
+// root accreditor and every subject of an accreditation, whatever its
+// status. It returns up to limit DIDs after the first offset, and how many
+// there are in all. Counting walks every subject once (a seek per subject
+// that holds several accreditations).
+func (s *State) TIRIssuers(offset, limit int) (dids []string, total int, err error) {
+	dids = []string{}
+	err = s.eachTIRIssuer(func(did string) {
+		if total >= offset && len(dids) < limit {
+			dids = append(dids, did)
+		}
+		total++
+	})
+	return dids, total, err
+}
+
+// eachTIRIssuer visits the union of root accreditors and accreditation
+// subjects in DID order, each once.
+func (s *State) eachTIRIssuer(visit func(did string)) error {
+	roots, err := s.rootDIDs()
+	if err != nil {
+		return err
+	}
+	p := []byte{tableReceived}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	i := 0
+	for it.First(); it.Valid(); {
+		subject, _, _ := bytes.Cut(it.Key()[1:], []byte{0})
+		did := string(subject)
+		for ; i < len(roots) && roots[i] < did; i++ {
+			visit(roots[i])
+		}
+		if i < len(roots) && roots[i] == did {
+			i++
+		}
+		visit(did)
+		// Most subjects hold one accreditation: try the next key before
+		// seeking past the subject's others.
+		sp := prefix(tableReceived, did)
+		if it.Next() && bytes.HasPrefix(it.Key(), sp) {
+			it.SeekGE(upperBound(sp))
+		}
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	for ; i < len(roots); i++ {
+		visit(roots[i])
+	}
+	return nil
+}
+
+// rootDIDs returns every DID that is or was a root accreditor of some
+// framework, sorted and without repeats.
+func (s *State) rootDIDs() ([]string, error) {
+	p := []byte{tableRoots}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []string
+	for it.First(); it.Valid(); it.Next() {
+		_, did, _ := bytes.Cut(it.Key()[1:], []byte{0})
+		out = append(out, string(did))
+	}
+	slices.Sort(out)
+	return slices.Compact(out), it.Error()
+}
+
+// TIRIssuer returns an issuer's attributes as the TIR binding shows them
+// at now: its root roles by framework, then the accreditations it
+// received by framework and id. A DID with neither is not found.
+func (s *State) TIRIssuer(did string, now time.Time) ([]TIRAttribute, error) {
+	e := &evaluator{r: s.db, asOf: s.AppliedIndex()}
+	out := []TIRAttribute{}
+	var roots []RootAccreditor
+	if err := collectInto(s, []byte{tableRoots}, &roots); err != nil {
+		return nil, err
+	}
+	for _, root := range roots {
+		if root.Accreditor != did || len(root.Events) == 0 {
+			continue
+		}
+		status := StatusRevoked
+		if ev, ok := statusAt(root.Events, now, e.asOf); ok && ev.Status == StatusActive {
+			status = StatusActive
+		}
+		attr := TIRAttribute{TAO: did, RootTAO: did, Framework: root.Framework, Status: status, IssuerType: tirType(TIRRootTAO, status)}
+		if err := s.tirRevisions(&attr, TIRRootTAO, root.Events); err != nil {
+			return nil, err
+		}
+		out = append(out, attr)
+	}
+	p := prefix(tableReceived, did)
+	ids, err := s.receivedIDs(p)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		a, err := e.accreditation(id)
+		if err != nil {
+			return nil, err
+		}
+		if a == nil {
+			continue
+		}
+		root, err := e.rootOf(a)
+		if err != nil {
+			return nil, err
+		}
+		base := TIRTI
+		if a.Action == ActionAccredit {
+			base = TIRTAO
+		}
+		status := e.linkStatus(a, now)
+		attr := TIRAttribute{TAO: a.Accreditor, RootTAO: root, Framework: a.Framework, Accreditation: a.ID,
+			Status: status, IssuerType: tirType(base, status)}
+		if err := s.tirRevisions(&attr, base, a.Events); err != nil {
+			return nil, err
+		}
+		out = append(out, attr)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: %s is no framework's root accreditor and holds no accreditation", ErrNotFound, did)
+	}
+	return out, nil
+}
+
+// receivedIDs returns the accreditation ids under a subject's prefix of
+// the received index, every one of them.
+func (s *State) receivedIDs(p []byte) ([]string, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var ids []string
+	for it.First(); it.Valid(); it.Next() {
+		_, id, _ := bytes.Cut(it.Key()[len(p):], []byte{0})
+		ids = append(ids, string(id))
+	}
+	return ids, it.Error()
+}
+
+// tirType is the issuer type a role of type base shows in status.
+func tirType(base, status string) string {
+	if status == StatusActive {
+		return base
+	}
+	return TIRRevoked
+}
+
+// tirRevisions fills attr's revisions from the role's status events, each
+// with the operation that recorded it, and its id from the first.
+func (s *State) tirRevisions(attr *TIRAttribute, base string, events []StatusEvent) error {
+	for _, ev := range events {
+		var rec opRecord
+		ok, err := getJSON(s.db, key(tableOps, ev.Operation), &rec)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("registry: operation %s of a status event is missing", ev.Operation)
+		}
+		sum := sha256.Sum256(rec.JWS)
+		attr.Revisions = append(attr.Revisions, TIRRevision{
+			ID: hex.EncodeToString(sum[:]), IssuerType: tirType(base, ev.Status), Status: ev.Status,
+			Index: ev.Index, Operation: ev.Operation, JWS: rec.JWS,
+		})
+	}
+	attr.ID = attr.Revisions[0].ID
+	return nil
+}
+
+// rootOf returns the root accreditor at the top of a's chain, following
+// the parents as recorded (whatever their status).
+func (e *evaluator) rootOf(a *Accreditation) (string, error) {
+	for range maxWalk {
+		if a.Parent == "" {
+			return a.Accreditor, nil
+		}
+		p, err := e.accreditation(a.Parent)
+		if err != nil {
+			return "", err
+		}
+		if p == nil {
+			return "", nil
+		}
+		a = p
+	}
+	return "", nil
+}
