@@ -35,6 +35,7 @@ type Registry interface {
 	Changes(since uint64, limit int) ([]registry.OperationView, error)
 	TIRIssuers(offset, limit int) ([]string, int, error)
 	TIRIssuer(did string, now time.Time) ([]registry.TIRAttribute, error)
+	DCCExport(framework string, now time.Time) (*registry.DCCRegistry, error)
 	AppliedIndex() uint64
 }
 
@@ -108,6 +109,7 @@ var routes = []route{
 	{"GET", tirBase + "/{version}/issuers/{did}/attributes/{attribute}", (*Server).tirAttribute},
 	{"GET", tirBase + "/{version}/issuers/{did}/attributes/{attribute}/revisions", (*Server).tirRevisions},
 	{"GET", tirBase + "/{version}/issuers/{did}/attributes/{attribute}/revisions/{revision}", (*Server).tirRevision},
+	{"GET", "/v1/export/dcc", (*Server).exportDCC},
 	{"GET", "/v1/frameworks", (*Server).frameworks},
 	{"GET", "/v1/frameworks/{id}", (*Server).framework},
 	{"GET", "/v1/entities/{did}", (*Server).entity},

@@ -242,3 +242,21 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
 	}
 	s.writeJSON(w, r, http.StatusOK, listing[registry.OperationView]{Items: items, Next: next}, cacheShort)
 }
+
+// exportDCC answers the issuers authorized now in the DCC issuer registry
+// format, for one framework or all.
+func (s *Server) exportDCC(w http.ResponseWriter, r *http.Request) {
+	if err := checkParams(r, "framework"); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if !s.consistent(w, r) {
+		return
+	}
+	reg, err := s.cfg.Registry.DCCExport(query(r).Get("framework"), s.cfg.Now())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, reg, cacheShort)
+}

@@ -59,7 +59,7 @@ func validMetadata(m *EntityMetadata) error {
 	if m == nil {
 		return nil
 	}
-	errs := []error{validText("legalName", m.LegalName, 256), validText("homepage", m.Homepage, MaxIDLength)}
+	errs := []error{validText("legalName", m.LegalName, 256), validText("homepage", m.Homepage, MaxIDLength), validText("location", m.Location, 256)}
 	if m.Country != "" && (len(m.Country) != 2 || strings.ToUpper(m.Country) != m.Country) {
 		errs = append(errs, errors.New("country must be an ISO 3166-1 alpha-2 code such as US"))
 	}

@@ -92,9 +92,12 @@ type Entity struct {
 
 // EntityMetadata is optional descriptive data about an entity.
 type EntityMetadata struct {
-	LegalName   string            `json:"legalName,omitempty"`
-	Country     string            `json:"country,omitempty"`
-	Homepage    string            `json:"homepage,omitempty"`
+	LegalName string `json:"legalName,omitempty"`
+	Country   string `json:"country,omitempty"`
+	Homepage  string `json:"homepage,omitempty"`
+	// Location is a place in words ("Cambridge, MA, USA"), as the DCC
+	// issuer registry format carries it.
+	Location    string            `json:"location,omitempty"`
 	Identifiers map[string]string `json:"identifiers,omitempty"`
 }
 

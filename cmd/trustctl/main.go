@@ -86,6 +86,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		a.recognitionCmd("unrecognize", "Withdraw a recognition (governance)"),
 		a.signCmd(), a.cosignCmd(), a.submitCmd(),
 		a.trustCmd(), a.accreditationCmd(), a.operationCmd(), a.nodeStatusCmd(), a.clusterCmd(), a.statusListCmd(), a.watchCmd(),
+		a.exportCmd(), a.importCmd(),
 	)
 	root.SetArgs(args)
 	root.SetIn(stdin)

@@ -40,20 +40,7 @@ func (a *app) send(ctx context.Context, sg *signing, op string, fields map[strin
 	if err != nil {
 		return err
 	}
-	payload := map[string]any{"op": op, "iat": time.Now().Unix()}
-	for k, v := range fields {
-		payload[k] = v
-	}
-	raw, err := json.Marshal(payload)
-	if err != nil {
-		return err
-	}
-	var jws []byte
-	if governance || len(signers) > 1 {
-		jws, err = registry.SignJSON(raw, signers...)
-	} else {
-		jws, err = signers[0].SignCompact(raw)
-	}
+	jws, err := signOp(signers, op, fields, governance)
 	if err != nil {
 		return err
 	}
@@ -65,6 +52,22 @@ func (a *app) send(ctx context.Context, sg *signing, op string, fields map[strin
 		return nil
 	}
 	return a.submit(ctx, jws)
+}
+
+// signOp signs a payload of op with fields and a fresh iat: a compact JWS
+// for one signer, the JSON serialization for a governance operation or
+// several signers.
+func signOp(signers []*registry.Signer, op string, fields map[string]any, governance bool) ([]byte, error) {
+	payload := map[string]any{"op": op, "iat": time.Now().Unix()}
+	maps.Copy(payload, fields)
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return nil, err
+	}
+	if governance || len(signers) > 1 {
+		return registry.SignJSON(raw, signers...)
+	}
+	return signers[0].SignCompact(raw)
 }
 
 func (a *app) submit(ctx context.Context, jws []byte) error {
@@ -605,16 +608,17 @@ func setTime(m map[string]any, k, v string) error {
 
 // metadataFlags are an entity's metadata fields as flags.
 type metadataFlags struct {
-	legal, country, home string
-	idents               []string
+	legal, country, home, location string
+	idents                         []string
 }
 
-var metadataFlagNames = []string{"legal-name", "country", "homepage", "identifier"}
+var metadataFlagNames = []string{"legal-name", "country", "homepage", "location", "identifier"}
 
 func (f *metadataFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.legal, "legal-name", "", "legal name")
 	cmd.Flags().StringVar(&f.country, "country", "", "ISO 3166-1 alpha-2 country")
 	cmd.Flags().StringVar(&f.home, "homepage", "", "homepage URL")
+	cmd.Flags().StringVar(&f.location, "location", "", `place in words, such as "Cambridge, MA, USA"`)
 	cmd.Flags().StringSliceVar(&f.idents, "identifier", nil, "other identifier as name=value (e.g. ctid=ce-...), repeatable")
 }
 
@@ -633,6 +637,9 @@ func (f *metadataFlags) apply(cmd *cobra.Command, m *registry.EntityMetadata) er
 	}
 	if fl.Changed("homepage") {
 		m.Homepage = f.home
+	}
+	if fl.Changed("location") {
+		m.Location = f.location
 	}
 	for _, kv := range f.idents {
 		k, v, ok := strings.Cut(kv, "=")
@@ -655,7 +662,7 @@ func printMetadata(w io.Writer, m *registry.EntityMetadata) {
 	if m == nil {
 		return
 	}
-	for _, f := range [][2]string{{"legal name", m.LegalName}, {"country", m.Country}, {"homepage", m.Homepage}} {
+	for _, f := range [][2]string{{"legal name", m.LegalName}, {"country", m.Country}, {"homepage", m.Homepage}, {"location", m.Location}} {
 		if f[1] != "" {
 			fmt.Fprintf(w, "  %-10s %s\n", f[0], f[1])
 		}

@@ -1,0 +1,115 @@
+package registry
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// DCCRegistry is the issuer registry format of the Digital Credentials
+// Consortium: known issuers by DID, with a name, a location and a URL.
+type DCCRegistry struct {
+	Meta     DCCMeta             `json:"meta"`
+	Registry map[string]DCCEntry `json:"registry"`
+}
+
+// DCCMeta dates a DCC registry.
+type DCCMeta struct {
+	Created string `json:"created"`
+	Updated string `json:"updated"`
+}
+
+// DCCEntry is one known issuer.
+type DCCEntry struct {
+	Name     string `json:"name"`
+	Location string `json:"location,omitempty"`
+	URL      string `json:"url,omitempty"`
+}
+
+// dccTime is the format DCC registries date themselves in.
+const dccTime = "2006-01-02T15:04:05-07:00"
+
+// DCCExport lists, in the DCC issuer registry format, every entity that
+// holds an issue accreditation whose chain is in force at now: in
+// framework, or in any framework when it is empty. An entry is named by
+// the entity's registered name (its DID when it has none), located by its
+// metadata's location (else its country), and linked to its homepage.
+// Created is the earliest commit time of the accreditations that put the
+// issuers on the list; Updated is the commit time of the registry's last
+// applied entry. It reads every accreditation (of the framework): an
+// export, not a query.
+func (s *State) DCCExport(framework string, now time.Time) (*DCCRegistry, error) {
+	e := s.reader(s.AppliedIndex())
+	p := []byte{tableAccreditation}
+	idOf := func(k []byte) string { return string(k[1:]) }
+	if framework != "" {
+		f, err := e.framework(framework)
+		if err != nil {
+			return nil, err
+		}
+		if f == nil {
+			return nil, fmt.Errorf("%w: framework %q", ErrNotFound, framework)
+		}
+		p = prefix(tableByFramework, framework)
+		idOf = func(k []byte) string { return string(k[len(p):]) }
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	out := &DCCRegistry{Registry: map[string]DCCEntry{}}
+	var created time.Time
+	for it.First(); it.Valid(); it.Next() {
+		a, err := e.accreditation(idOf(it.Key()))
+		if err != nil {
+			return nil, err
+		}
+		if a == nil || a.Action != ActionIssue {
+			continue
+		}
+		if _, listed := out.Registry[a.Subject]; listed {
+			continue
+		}
+		if _, reason, _, err := e.chain(a, now); err != nil {
+			return nil, err
+		} else if reason != ReasonActive {
+			continue
+		}
+		entry, err := s.dccEntry(a.Subject)
+		if err != nil {
+			return nil, err
+		}
+		out.Registry[a.Subject] = entry
+		if created.IsZero() || a.CreatedAt.Before(created) {
+			created = a.CreatedAt
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	if !created.IsZero() {
+		out.Meta.Created = created.UTC().Format(dccTime)
+	}
+	if ns := s.commitTime.Load(); ns != 0 {
+		out.Meta.Updated = time.Unix(0, ns).UTC().Format(dccTime)
+	}
+	return out, nil
+}
+
+func (s *State) dccEntry(did string) (DCCEntry, error) {
+	var ent Entity
+	ok, err := getJSON(s.db, key(tableEntities, did), &ent)
+	if err != nil || !ok {
+		return DCCEntry{Name: did}, err
+	}
+	entry := DCCEntry{Name: ent.Name}
+	if m := ent.Metadata; m != nil {
+		entry.Location, entry.URL = m.Location, m.Homepage
+		if entry.Location == "" {
+			entry.Location = m.Country
+		}
+	}
+	return entry, nil
+}
