@@ -40,7 +40,9 @@ const dccTime = "2006-01-02T15:04:05-07:00"
 // applied entry. It reads every accreditation (of the framework): an
 // export, not a query.
 func (s *State) DCCExport(framework string, now time.Time) (*DCCRegistry, error) {
-	e := s.reader(s.AppliedIndex())
+	// Not through the record cache: an export reads every accreditation
+	// once, and would push out the records trust questions keep there.
+	e := &evaluator{r: s.db, asOf: s.AppliedIndex()}
 	p := []byte{tableAccreditation}
 	idOf := func(k []byte) string { return string(k[1:]) }
 	if framework != "" {
