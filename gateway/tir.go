@@ -116,6 +116,19 @@ func (s *Server) tirRequest(w http.ResponseWriter, r *http.Request, params ...st
 	return scheme + "://" + r.Host + tirBase + "/" + v, true
 }
 
+// tirPagedRequest is tirRequest for a list, with its page and size.
+func (s *Server) tirPagedRequest(w http.ResponseWriter, r *http.Request) (base string, page, size int, ok bool) {
+	if base, ok = s.tirRequest(w, r, "page[after]", "page[size]"); !ok {
+		return "", 0, 0, false
+	}
+	page, size, err := tirPaging(r)
+	if err != nil {
+		writeError(w, r, err)
+		return "", 0, 0, false
+	}
+	return base, page, size, true
+}
+
 // tirPaging reads page[after] and page[size].
 func tirPaging(r *http.Request) (page, size int, err error) {
 	page, size = 1, tirDefaultPageSize
@@ -153,13 +166,8 @@ func pageOfSlice[T any](all []T, page, size int) []T {
 }
 
 func (s *Server) tirIssuers(w http.ResponseWriter, r *http.Request) {
-	base, ok := s.tirRequest(w, r, "page[after]", "page[size]")
+	base, page, size, ok := s.tirPagedRequest(w, r)
 	if !ok {
-		return
-	}
-	page, size, err := tirPaging(r)
-	if err != nil {
-		writeError(w, r, err)
 		return
 	}
 	dids, total, err := s.cfg.Registry.TIRIssuers((page-1)*size, size)
@@ -221,13 +229,8 @@ func (s *Server) tirIssuer(w http.ResponseWriter, r *http.Request) {
 func issuerURL(base, did string) string { return base + "/issuers/" + url.PathEscape(did) }
 
 func (s *Server) tirAttributes(w http.ResponseWriter, r *http.Request) {
-	base, ok := s.tirRequest(w, r, "page[after]", "page[size]")
+	base, page, size, ok := s.tirPagedRequest(w, r)
 	if !ok {
-		return
-	}
-	page, size, err := tirPaging(r)
-	if err != nil {
-		writeError(w, r, err)
 		return
 	}
 	did, attrs, ok := s.tirIssuerAttrs(w, r)
@@ -270,13 +273,8 @@ func (s *Server) tirAttribute(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) tirRevisions(w http.ResponseWriter, r *http.Request) {
-	base, ok := s.tirRequest(w, r, "page[after]", "page[size]")
+	base, page, size, ok := s.tirPagedRequest(w, r)
 	if !ok {
-		return
-	}
-	page, size, err := tirPaging(r)
-	if err != nil {
-		writeError(w, r, err)
 		return
 	}
 	did, a, ok := s.tirAttributeNamed(w, r)

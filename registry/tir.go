@@ -123,7 +123,16 @@ func (s *State) eachTIRIssuer(visit func(did string)) error {
 // rootDIDs returns every DID that is or was a root accreditor of some
 // framework, sorted and without repeats.
 func (s *State) rootDIDs() ([]string, error) {
-	p := []byte{tableRoots}
+	out, err := s.secondParts([]byte{tableRoots})
+	slices.Sort(out)
+	return slices.Compact(out), err
+}
+
+// secondParts returns, for every key under prefix p, the part after the
+// first separator that follows p: under a table byte, the second part of
+// each key (a root's DID); under a subject's prefix of the received
+// index, the accreditation id.
+func (s *State) secondParts(p []byte) ([]string, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
 	if err != nil {
 		return nil, err
@@ -131,11 +140,10 @@ func (s *State) rootDIDs() ([]string, error) {
 	defer it.Close()
 	var out []string
 	for it.First(); it.Valid(); it.Next() {
-		_, did, _ := bytes.Cut(it.Key()[1:], []byte{0})
-		out = append(out, string(did))
+		_, part, _ := bytes.Cut(it.Key()[len(p):], []byte{0})
+		out = append(out, string(part))
 	}
-	slices.Sort(out)
-	return slices.Compact(out), it.Error()
+	return out, it.Error()
 }
 
 // TIRIssuer returns an issuer's attributes as the TIR binding shows them
@@ -163,7 +171,7 @@ func (s *State) TIRIssuer(did string, now time.Time) ([]TIRAttribute, error) {
 		out = append(out, attr)
 	}
 	p := prefix(tableReceived, did)
-	ids, err := s.receivedIDs(p)
+	ids, err := s.secondParts(p)
 	if err != nil {
 		return nil, err
 	}
@@ -195,22 +203,6 @@ func (s *State) TIRIssuer(did string, now time.Time) ([]TIRAttribute, error) {
 		return nil, fmt.Errorf("%w: %s is no framework's root accreditor and holds no accreditation", ErrNotFound, did)
 	}
 	return out, nil
-}
-
-// receivedIDs returns the accreditation ids under a subject's prefix of
-// the received index, every one of them.
-func (s *State) receivedIDs(p []byte) ([]string, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
-	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
-	var ids []string
-	for it.First(); it.Valid(); it.Next() {
-		_, id, _ := bytes.Cut(it.Key()[len(p):], []byte{0})
-		ids = append(ids, string(id))
-	}
-	return ids, it.Error()
 }
 
 // tirType is the issuer type a role of type base shows in status.
