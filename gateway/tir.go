@@ -29,6 +29,7 @@ const tirBase = "/trusted-issuers-registry"
 const (
 	tirDefaultPageSize = 10
 	tirMaxPageSize     = 50
+	tirMaxPage         = 1 << 31
 )
 
 // tirPage is EBSI's paginated list.
@@ -140,9 +141,11 @@ func tirPaging(r *http.Request) (page, size int, err error) {
 		}
 	}
 	if v := q.Get("page[after]"); v != "" {
+		// Bounded so that the page's first item, (page-1)*size, cannot
+		// overflow into a negative offset (which read as the first page).
 		page, err = strconv.Atoi(v)
-		if err != nil || page < 0 {
-			return 0, 0, fmt.Errorf("%w: page[after] %q must be a page number, 1 for the first", ErrBadRequest, v)
+		if err != nil || page < 0 || page > tirMaxPage {
+			return 0, 0, fmt.Errorf("%w: page[after] %q must be a page number from 1 (the first) to %d", ErrBadRequest, v, tirMaxPage)
 		}
 		page = max(page, 1)
 	}

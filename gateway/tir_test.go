@@ -223,6 +223,7 @@ func TestEBSITrustedIssuersRegistryErrors(t *testing.T) {
 		{"/trusted-issuers-registry/v4/issuers?page[size]=51", 400, "page[size]"},
 		{"/trusted-issuers-registry/v4/issuers?page[size]=0", 400, "page[size]"},
 		{"/trusted-issuers-registry/v4/issuers?page[after]=x", 400, "page[after]"},
+		{"/trusted-issuers-registry/v4/issuers?page[after]=9223372036854775807", 400, "page[after]"},
 		{"/trusted-issuers-registry/v4/issuers?page=2", 400, `unknown query parameter \"page\"`},
 		{"/trusted-issuers-registry/v5/issuers/" + e.qa.DID + "?version=old", 400, "latest or deprecated"},
 		{col + "/attributes/" + strings.Repeat("ab", 32), 404, "has no attribute"},
