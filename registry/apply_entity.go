@@ -55,7 +55,25 @@ func validKeys(did string, keys []json.RawMessage) ([]json.RawMessage, error) {
 	return out, nil
 }
 
-func validMetadata(m *EntityMetadata) error {
+func validMetadata(m *EntityMetadata) error { return invalid(checkMetadata(m)) }
+
+// ValidateEntity checks an entity's id, name and metadata as
+// registerEntity does, so that a tool importing many entities finds a bad
+// one before it signs anything.
+func ValidateEntity(id, name string, m *EntityMetadata) error {
+	if err := ValidateID("entity id", id); err != nil {
+		return err
+	}
+	if strings.TrimSpace(name) == "" {
+		return errors.New("entity name is empty")
+	}
+	if err := validText("name", name, 256); err != nil {
+		return err
+	}
+	return checkMetadata(m)
+}
+
+func checkMetadata(m *EntityMetadata) error {
 	if m == nil {
 		return nil
 	}
@@ -69,7 +87,7 @@ func validMetadata(m *EntityMetadata) error {
 	for k, v := range m.Identifiers {
 		errs = append(errs, validText("identifier name", k, 64), validText("identifier "+k, v, MaxIDLength))
 	}
-	return invalid(errors.Join(errs...))
+	return errors.Join(errs...)
 }
 
 // isActiveAccreditor reports whether did may grant accreditations somewhere
@@ -124,16 +142,7 @@ func (c *applyCtx) holdsActive(did, action string) (bool, error) {
 }
 
 func (c *applyCtx) registerEntity(op *RegisterEntity) (string, error) {
-	if err := invalid(ValidateID("entity id", op.ID)); err != nil {
-		return "", err
-	}
-	if strings.TrimSpace(op.Name) == "" {
-		return "", reject(CodeInvalid, "entity name is empty")
-	}
-	if err := invalid(validText("name", op.Name, 256)); err != nil {
-		return "", err
-	}
-	if err := validMetadata(op.Metadata); err != nil {
+	if err := invalid(ValidateEntity(op.ID, op.Name, op.Metadata)); err != nil {
 		return "", err
 	}
 	self := strings.HasPrefix(op.ID, "did:key:") && c.signer() == op.ID

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -165,21 +164,15 @@ func checkDCCEntry(e dccImportEntry) error {
 	if !strings.HasPrefix(e.DID, "did:") {
 		return errors.New("the key is not a DID")
 	}
-	if err := registry.ValidateID("entity id", e.DID); err != nil {
-		return err
+	return registry.ValidateEntity(e.DID, e.Name, e.metadata())
+}
+
+// metadata is the entity metadata an entry is registered with.
+func (e dccImportEntry) metadata() *registry.EntityMetadata {
+	if e.Location == "" && e.URL == "" {
+		return nil
 	}
-	if strings.TrimSpace(e.Name) == "" {
-		return errors.New("name is empty")
-	}
-	for _, f := range []struct {
-		what, v string
-		limit   int
-	}{{"name", e.Name, 256}, {"location", e.Location, 256}, {"url", e.URL, registry.MaxIDLength}} {
-		if len(f.v) > f.limit || !utf8.ValidString(f.v) {
-			return fmt.Errorf("%s is longer than %d bytes or not UTF-8", f.what, f.limit)
-		}
-	}
-	return nil
+	return &registry.EntityMetadata{Location: e.Location, Homepage: e.URL}
 }
 
 // importDCC registers the entries not registered yet; signers nil is a dry
@@ -200,8 +193,8 @@ func (a *app) importDCC(ctx context.Context, entries []dccImportEntry, signers [
 			return fmt.Errorf("%s: %w (%d of %d registered before this)", e.DID, err, added, len(entries))
 		}
 		fields := map[string]any{"id": e.DID, "name": e.Name}
-		if e.Location != "" || e.URL != "" {
-			fields["metadata"] = registry.EntityMetadata{Location: e.Location, Homepage: e.URL}
+		if m := e.metadata(); m != nil {
+			fields["metadata"] = m
 		}
 		if signers == nil {
 			added++

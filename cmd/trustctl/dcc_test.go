@@ -47,7 +47,7 @@ func TestDCCImportAndExport(t *testing.T) {
 	  "college-c": {"name": "College C"},
 	  "did:web:college-d.example": {"name": "College D", "logo": "x.png"}}}`)
 	_, _, err := d.ctl("import", "dcc", bad, "--key", gov)
-	if err == nil || !strings.Contains(err.Error(), "3 bad entries, nothing imported") || !strings.Contains(err.Error(), "college-b.example: name is empty") ||
+	if err == nil || !strings.Contains(err.Error(), "3 bad entries, nothing imported") || !strings.Contains(err.Error(), "college-b.example: entity name is empty") ||
 		!strings.Contains(err.Error(), "college-c: the key is not a DID") || !strings.Contains(err.Error(), `unknown field "logo"`) {
 		t.Fatalf("bad file: %v", err)
 	}
