@@ -73,6 +73,12 @@ type Config struct {
 	// can be done ahead of the single-threaded apply (signature checks).
 	// Commands proposed locally were prepared by their caller.
 	Prepare func(cmd []byte)
+	// FeatureLevel is the highest feature level of the state machine's
+	// operations this build applies; peers read it in this node's status.
+	// ClusterFeatureLevel, if set, is the level the applied state is at: a
+	// node whose build applies less is not admitted as a member.
+	FeatureLevel        int
+	ClusterFeatureLevel func() int
 }
 
 // Cluster is this node's raft participation.
@@ -89,9 +95,14 @@ type Cluster struct {
 	gater      *Gater
 	leaderWait time.Duration
 	prepare    func(cmd []byte)
-	contacts   []peer.ID
-	fwd        *forwarder
-	stop       context.CancelFunc
+	// featureLevel and clusterLevel: Config.FeatureLevel and
+	// Config.ClusterFeatureLevel.
+	featureLevel int
+	clusterLevel func() int
+	memberMu     sync.Mutex // held by membership changes and ProposeWithMembers
+	contacts     []peer.ID
+	fwd          *forwarder
+	stop         context.CancelFunc
 
 	// termMu serializes the wait for this leader's first commit in its
 	// term; readTerm is the term in which that commit was seen (see
@@ -127,7 +138,7 @@ func Start(cfg Config) (*Cluster, error) {
 		logs.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
-	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine, codec: cfg.Codec, gater: cfg.Gater, leaderWait: cfg.LeaderWait, prepare: cfg.Prepare, contacts: cfg.Contacts, idempotent: cfg.IdempotentCommands}
+	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine, codec: cfg.Codec, gater: cfg.Gater, leaderWait: cfg.LeaderWait, prepare: cfg.Prepare, contacts: cfg.Contacts, idempotent: cfg.IdempotentCommands, featureLevel: cfg.FeatureLevel, clusterLevel: cfg.ClusterFeatureLevel}
 	if c.leaderWait <= 0 {
 		c.leaderWait = 3 * time.Second
 	}

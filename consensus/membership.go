@@ -46,6 +46,10 @@ func (c *Cluster) ChangeMembership(ctx context.Context, m MembershipChange) erro
 }
 
 func (c *Cluster) changeLocal(m MembershipChange) error {
+	// Membership changes wait for ProposeWithMembers: a member admitted
+	// while it decides would be one it did not ask.
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
 	var id peer.ID
 	if m.ID != "" || m.Action != ActionTransferLeader {
 		var err error
@@ -68,6 +72,9 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 		}
 		f = c.raft.AddVoter(sid, addr, 0, 30*time.Second)
 	case ActionAddNonvoter:
+		if err := c.admitsReplica(id); err != nil {
+			return err
+		}
 		f = c.raft.AddNonvoter(sid, addr, 0, 30*time.Second)
 	case ActionPromote:
 		if !c.isMember(sid, raft.Nonvoter) {
@@ -126,18 +133,63 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 // ErrBadMembership marks a membership request that cannot be carried out.
 var ErrBadMembership = errors.New("consensus: bad membership request")
 
-// answers checks that the leader reaches a node about to get a vote. A
-// voter that cannot be reached counts against the quorum from the moment
-// its configuration is stored: added to a one-node cluster, it would stop
+// answers checks that the leader reaches a node about to get a vote, and
+// that the node's build applies the cluster's feature level. A voter that
+// cannot be reached counts against the quorum from the moment its
+// configuration is stored: added to a one-node cluster, it would stop
 // every write until it came up.
 func (c *Cluster) answers(id peer.ID) error {
 	if id == c.host.ID() {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := c.call(ctx, id, rpcStatus, nil); err != nil {
+	ps, err := c.peerStatus(id, 5*time.Second)
+	if err != nil {
 		return fmt.Errorf("%w: %s does not answer (%v): start it first, since a voter that cannot be reached counts against the quorum (or add it as a non-voter, and promote it once it has caught up)", ErrBadMembership, id, err)
+	}
+	return c.featureGate(id, ps)
+}
+
+// admitsReplica checks the build of a node about to become a non-voter,
+// when it answers. One that does not answer yet is added all the same (a
+// replica is often added before it is started): OPERATIONS.md asks that it
+// run a build at least as new as the members'.
+func (c *Cluster) admitsReplica(id peer.ID) error {
+	if id == c.host.ID() {
+		return nil
+	}
+	ps, err := c.peerStatus(id, 2*time.Second)
+	if err != nil {
+		c.log.Warn("adding a non-voter that does not answer: its build's feature level is not checked", "peer", id.String(), "err", err)
+		return nil
+	}
+	return c.featureGate(id, ps)
+}
+
+// peerStatus asks a peer what it reports about itself.
+func (c *Cluster) peerStatus(id peer.ID, timeout time.Duration) (PeerStatus, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var ps PeerStatus
+	raw, err := c.call(ctx, id, rpcStatus, nil)
+	if err != nil {
+		return ps, err
+	}
+	if err := json.Unmarshal(raw, &ps); err != nil {
+		return ps, fmt.Errorf("status of %s: %w", id, err)
+	}
+	return ps, nil
+}
+
+// featureGate refuses a member whose build applies less than the cluster's
+// feature level: it would reject operations the other members accept, and
+// its state would part from theirs.
+func (c *Cluster) featureGate(id peer.ID, ps PeerStatus) error {
+	if c.clusterLevel == nil {
+		return nil
+	}
+	have, need := ps.featureLevel(), c.clusterLevel()
+	if have < need {
+		return fmt.Errorf("%w: %s runs a trustd that applies feature level %d and the cluster is at %d: upgrade it first, or it would reject operations the other members accept", ErrBadMembership, id, have, need)
 	}
 	return nil
 }
@@ -294,6 +346,25 @@ func (c *Cluster) lastCommandAtOrBefore(index uint64) (uint64, error) {
 	return c.sm.AppliedIndex(), nil
 }
 
+// ProposeWithMembers runs on the leader: it asks every member for its
+// status, hands the answers to decide, and proposes the command decide
+// returns (none when nil), with membership changes held off from the
+// asking until the command is applied, so no member joins unasked. It
+// returns ErrNotLeader on a follower and the state machine's response
+// otherwise (nil when nothing was proposed).
+func (c *Cluster) ProposeWithMembers(ctx context.Context, decide func([]MemberStatus) []byte) (any, error) {
+	c.memberMu.Lock()
+	defer c.memberMu.Unlock()
+	if !c.IsLeader() {
+		return nil, ErrNotLeader
+	}
+	cmd := decide(c.Members(ctx))
+	if cmd == nil {
+		return nil, nil
+	}
+	return c.proposeLocal(ctx, cmd)
+}
+
 // MemberStatus is one member with what it reports about itself.
 type MemberStatus struct {
 	Member
@@ -301,6 +372,9 @@ type MemberStatus struct {
 	State        string `json:"state,omitempty"`
 	AppliedIndex uint64 `json:"applied_index"`
 	Lag          uint64 `json:"lag"`
+	// FeatureLevel is the highest feature level the member's build
+	// applies (0 when it does not answer).
+	FeatureLevel int `json:"feature_level,omitempty"`
 }
 
 // Members asks every member for its status; lag is counted against this
@@ -312,7 +386,7 @@ func (c *Cluster) Members(ctx context.Context) []MemberStatus {
 		ms := MemberStatus{Member: m}
 		var ps PeerStatus
 		if m.ID == st.NodeID {
-			ps = PeerStatus{State: st.State, AppliedIndex: c.raft.AppliedIndex()}
+			ps = PeerStatus{State: st.State, AppliedIndex: c.raft.AppliedIndex(), FeatureLevel: c.featureLevel}
 			ms.Reachable = true
 		} else if id, err := peer.Decode(m.ID); err == nil {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -323,6 +397,9 @@ func (c *Cluster) Members(ctx context.Context) []MemberStatus {
 			}
 		}
 		ms.State, ms.AppliedIndex = ps.State, ps.AppliedIndex
+		if ms.Reachable {
+			ms.FeatureLevel = ps.featureLevel()
+		}
 		if ms.Reachable && st.CommitIndex > ps.AppliedIndex {
 			ms.Lag = st.CommitIndex - ps.AppliedIndex
 		}

@@ -140,7 +140,7 @@ func (c *Cluster) handleRPC(ctx context.Context, from peer.ID, kind byte, body [
 		}
 		return json.Marshal(addrs)
 	case rpcStatus:
-		return json.Marshal(PeerStatus{AppliedIndex: c.raft.AppliedIndex(), LastLogIndex: c.raft.LastIndex(), State: c.raft.State().String()})
+		return json.Marshal(PeerStatus{AppliedIndex: c.raft.AppliedIndex(), LastLogIndex: c.raft.LastIndex(), State: c.raft.State().String(), FeatureLevel: c.featureLevel})
 	}
 	return nil, fmt.Errorf("%s %d", unknownRequest, kind)
 }
@@ -346,4 +346,11 @@ type PeerStatus struct {
 	// raft's own entries alike.
 	AppliedIndex uint64 `json:"applied_index"`
 	LastLogIndex uint64 `json:"last_log_index"`
+	// FeatureLevel is the highest feature level of the state machine's
+	// operations that the peer's build applies (Config.FeatureLevel).
+	FeatureLevel int `json:"feature_level,omitempty"`
 }
+
+// featureLevel is the level a peer applies: a build from before levels
+// were reported applies the first, 1.
+func (ps PeerStatus) featureLevel() int { return max(ps.FeatureLevel, 1) }

@@ -36,6 +36,9 @@ type testCluster struct {
 	root  *registry.Signer
 	fw    string
 	mu    sync.Mutex
+	// levels stands in for members that run an older build: node i
+	// reports and raises to levels[i] (features_test.go).
+	levels map[int]int
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
@@ -96,8 +99,15 @@ func clusterConfigs(t *testing.T, n int, genesis string) []configs.Config {
 
 func mustNewCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
+	return mustNewClusterAt(t, n, nil)
+}
+
+// mustNewClusterAt is mustNewCluster with node i standing in for a build
+// that applies feature level levels[i].
+func mustNewClusterAt(t *testing.T, n int, levels map[int]int) *testCluster {
+	t.Helper()
 	genesis, gov := writeGenesis(t, t.TempDir())
-	c := &testCluster{t: t, cfgs: clusterConfigs(t, n, genesis), nodes: make([]*Node, n), gov: gov}
+	c := &testCluster{t: t, cfgs: clusterConfigs(t, n, genesis), nodes: make([]*Node, n), gov: gov, levels: levels}
 	for i := range c.cfgs {
 		c.start(i)
 	}
@@ -107,8 +117,19 @@ func mustNewCluster(t *testing.T, n int) *testCluster {
 		}
 	})
 	c.waitLeader()
+	if levels == nil {
+		c.waitLevel()
+	}
 	c.createFramework()
 	return c
+}
+
+// waitLevel waits until every running node is at this build's feature
+// level: the leader raises it moments after its election, an entry of its
+// own, and tests that count indexes start after it.
+func (c *testCluster) waitLevel() {
+	c.t.Helper()
+	waitFor(c.t, "every node at this build's feature level", 15*time.Second, func() bool { return c.levelsAre(registry.FeatureLevel) })
 }
 
 // soloVoterWithReplica returns node 0, a voter that bootstraps alone (its
@@ -132,6 +153,7 @@ func soloVoterWithReplica(t *testing.T, adjust func(voter, replica *configs.Conf
 	// p2p.peers); the voter's configuration lists nobody, so by hand.
 	c.node(0).gater.Allow(peerOf(t, cfgs[1]))
 	c.waitLeader()
+	c.waitLevel()
 	c.createFramework()
 	return c
 }
@@ -155,7 +177,10 @@ func (c *testCluster) start(i int) {
 // tryStart starts node i and reports an error instead of failing the test,
 // for goroutines other than the test's.
 func (c *testCluster) tryStart(i int) error {
-	n, err := New(c.cfgs[i], Options{})
+	c.mu.Lock()
+	level := c.levels[i]
+	c.mu.Unlock()
+	n, err := New(c.cfgs[i], Options{featureLevel: level})
 	if err != nil {
 		return err
 	}

@@ -47,8 +47,12 @@ type Node struct {
 	admin    *http.Server
 	adminLn  net.Listener
 	stopJoin context.CancelFunc
-	calls    inflight // into the state from outside raft; Close waits for them
-	Metrics  *prometheus.Registry
+	// stopLevels ends raiseFeatureLevel.
+	stopLevels context.CancelFunc
+	// buildLevel is the feature level this node applies (registry.FeatureLevel).
+	buildLevel int
+	calls      inflight // into the state from outside raft; Close waits for them
+	Metrics    *prometheus.Registry
 	// DevGenesisCreated is true when this start generated a development
 	// genesis and its keys.
 	DevGenesisCreated bool
@@ -58,6 +62,10 @@ type Node struct {
 // Options configure New.
 type Options struct {
 	Logger *slog.Logger
+	// featureLevel, when set, is the feature level this node reports
+	// and raises the cluster to instead of its build's: tests stand in
+	// for a member that runs an older build with it.
+	featureLevel int
 }
 
 // New starts a node: state, libp2p host, raft, and the HTTP gateway.
@@ -66,7 +74,10 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, log: logger.With("component", "node"), Metrics: prometheus.NewRegistry(), serveErr: make(chan error, 1)}
+	n := &Node{cfg: cfg, log: logger.With("component", "node"), Metrics: prometheus.NewRegistry(), serveErr: make(chan error, 1), buildLevel: registry.FeatureLevel}
+	if opts.featureLevel != 0 {
+		n.buildLevel = opts.featureLevel
+	}
 	// A start that fails part way closes what it opened (the state's and
 	// raft's databases, the host, listeners), so the data directory and
 	// the ports are free for the next attempt. n is not the result, which
@@ -107,6 +118,7 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 		// Operations are content-addressed: proposed again, one answers
 		// with its first result (a duplicate).
 		IdempotentCommands: true,
+		FeatureLevel:       n.buildLevel, ClusterFeatureLevel: n.State.ClusterFeatureLevel,
 	})
 	if err != nil {
 		return nil, err
@@ -127,6 +139,9 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	if err := n.serveAdmin(logger); err != nil {
 		return nil, err
 	}
+	levelCtx, stopLevels := context.WithCancel(context.Background())
+	n.stopLevels = stopLevels
+	go n.raiseFeatureLevel(levelCtx)
 	if len(joins) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		n.stopJoin = cancel
@@ -231,8 +246,18 @@ func (n *Node) Cluster() *consensus.Cluster { return n.cluster }
 // when this node follows) and returns the registry's result. Malformed and
 // oversized operations are refused before they reach the log.
 func (n *Node) Submit(ctx context.Context, jws []byte) (*registry.Result, error) {
-	if err := n.State.PreVerify(jws); err != nil {
+	need, err := n.State.PreVerifyLevel(jws)
+	if err != nil {
 		return nil, err
+	}
+	if need > n.State.ClusterFeatureLevel() && need <= n.buildLevel {
+		// A new cluster's leader raises the level moments after its
+		// election; an operation that needs it waits for that rather than
+		// be refused. In a cluster still being upgraded it is refused
+		// after the wait.
+		wctx, cancel := context.WithTimeout(ctx, levelWait)
+		_ = n.State.WaitFeatureLevel(wctx, need)
+		cancel()
 	}
 	resp, err := n.cluster.Apply(ctx, registry.EncodeOperation(jws))
 	if err != nil {
@@ -267,7 +292,11 @@ func (n *Node) Status() any {
 	return struct {
 		consensus.Status
 		Genesis string `json:"genesis"`
-	}{st, n.State.GenesisCID()}
+		// FeatureLevel is the cluster's (the applied state's); the build's
+		// is the highest this node's trustd applies.
+		FeatureLevel      int `json:"feature_level"`
+		BuildFeatureLevel int `json:"build_feature_level"`
+	}{st, n.State.GenesisCID(), n.State.ClusterFeatureLevel(), n.buildLevel}
 }
 
 // Ready reports whether the node can serve.
@@ -298,11 +327,14 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 type ClusterView struct {
 	Node    consensus.Status         `json:"node"`
 	Members []consensus.MemberStatus `json:"members"`
+	// FeatureLevel is the cluster's (registry/features.go); each member's
+	// build reports its own in Members.
+	FeatureLevel int `json:"feature_level"`
 }
 
 // Members lists the cluster's members with their applied index and lag.
 func (n *Node) Members(ctx context.Context) any {
-	return ClusterView{Node: n.cluster.Status(), Members: n.cluster.Members(ctx)}
+	return ClusterView{Node: n.cluster.Status(), Members: n.cluster.Members(ctx), FeatureLevel: n.State.ClusterFeatureLevel()}
 }
 
 // ChangeMembership carries out a membership change at the leader.
@@ -354,6 +386,9 @@ func (n *Node) Close() error {
 	if n.stopJoin != nil {
 		n.stopJoin()
 	}
+	if n.stopLevels != nil {
+		n.stopLevels()
+	}
 	for _, srv := range []*http.Server{n.http, n.admin} {
 		if srv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -393,6 +428,9 @@ func (n *Node) registerMetrics() error {
 	}, []string{"result"})
 	n.State.OnApply = func(rs []*registry.Result) {
 		for _, r := range rs {
+			if r.Op == registry.OpFeatureLevel {
+				continue // the cluster's, not an operation anyone signed
+			}
 			code := r.Code
 			switch {
 			case r.Duplicate:
@@ -409,6 +447,10 @@ func (n *Node) registerMetrics() error {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Subsystem: "registry", Name: "applied_index", Help: "Last applied registry index."},
 			func() float64 { return float64(n.State.AppliedIndex()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Subsystem: "registry", Name: "feature_level", Help: "The cluster's feature level: which additions to the operation schema it accepts. Below trustd_build_feature_level while a member runs an older build."},
+			func() float64 { return float64(n.State.ClusterFeatureLevel()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Name: "build_feature_level", Help: "The highest feature level this node's build applies."},
+			func() float64 { return float64(n.buildLevel) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Subsystem: "raft", Name: "commit_index", Help: "Raft commit index."},
 			func() float64 { return float64(n.cluster.CommitIndex()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "trustd", Subsystem: "raft", Name: "forwarded_batches_total", Help: "Requests that carried writes from this node to the leader."},

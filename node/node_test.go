@@ -27,6 +27,11 @@ func mustNewNode(t *testing.T, cfg configs.Config) *Node {
 	if err := n.WaitLeader(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The new leader raises the feature level moments later, an entry of
+	// its own: tests that count indexes start after it.
+	if err := n.State.WaitFeatureLevel(ctx, registry.FeatureLevel); err != nil {
+		t.Fatal(err)
+	}
 	return n
 }
 

@@ -62,6 +62,12 @@ func (s *State) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw [
 		return rejected(res, err)
 	}
 	res.CID, res.Op = op.CID, op.Op
+	// Before anything else: a build that does not know the feature refuses
+	// the operation as malformed, and this node must come to the same
+	// state as that build's nodes.
+	if err := s.checkFeatureLevel(op); err != nil {
+		return rejected(res, err)
+	}
 
 	// Idempotency: the same operation, byte for byte or re-serialized,
 	// returns the result it got the first time.

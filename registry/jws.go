@@ -210,32 +210,47 @@ func verifiedKey(pub crypto.PublicKey, i int, raw []byte) [32]byte {
 // misses the memory and is verified then. It returns the parse error, the
 // one a malformed operation is refused with before it reaches the log.
 func (s *State) PreVerify(raw []byte) error {
+	_, err := s.preVerify(raw)
+	return err
+}
+
+// PreVerifyLevel is PreVerify that also returns the feature level the
+// operation needs (features.go).
+func (s *State) PreVerifyLevel(raw []byte) (int, error) {
+	op, err := s.preVerify(raw)
+	if err != nil {
+		return 0, err
+	}
+	return featureLevelOf(op), nil
+}
+
+func (s *State) preVerify(raw []byte) (*ParsedOperation, error) {
 	if err := checkSize(raw); err != nil {
-		return err
+		return nil, err
 	}
 	digest := sha256.Sum256(raw)
-	if s.parsed.Contains(digest) {
-		return nil // done already (by the receiving node, or the leader)
+	if op, ok := s.parsed.Get(digest); ok {
+		return op, nil // done already (by the receiving node, or the leader)
 	}
 	op, err := parseOperation(raw, digest)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.parsed.Add(digest, op)
 	r := s.reader(0)
 	for i, sig := range op.JWS.Signatures {
 		k, _, err := s.resolveKey(r, sig.Protected.KeyID)
 		if err != nil {
-			return nil // apply will reject it with the reason
+			return op, nil // apply will reject it with the reason
 		}
 		one := *op.JWS
 		one.Signatures = []jose.Signature{sig}
 		if _, err := one.Verify(k.jose); err != nil {
-			return nil
+			return op, nil
 		}
 		s.verified.Add(verifiedKey(k.pub, i, op.Raw), struct{}{})
 	}
-	return nil
+	return op, nil
 }
 
 // PreVerifyCommand is PreVerify for a log command (EncodeOperation).

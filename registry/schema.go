@@ -34,6 +34,9 @@ var (
 	metaCommitTime = []byte{tableMeta, 't'}
 	metaGenesis    = []byte{tableMeta, 'g'}
 	metaRestoring  = []byte{tableMeta, 'r'}
+	// metaFeatureLevel is the cluster's feature level (one byte); absent
+	// means FeatureLevelBase. It travels in snapshots like every meta key.
+	metaFeatureLevel = []byte{tableMeta, 'f'}
 )
 
 // domainTables are the tables whose contents make up the registry's state for

@@ -417,4 +417,5 @@ func (s *State) clear() error {
 func (s *State) resetMeta() {
 	s.applied.Store(0)
 	s.commitTime.Store(0)
+	s.level.Store(FeatureLevelBase)
 }

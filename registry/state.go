@@ -48,6 +48,7 @@ type State struct {
 
 	applied    atomic.Uint64
 	commitTime atomic.Int64 // unix nanoseconds of the last applied entry
+	level      atomic.Int32 // the cluster's feature level (features.go)
 
 	lists     *listCache
 	records   *recordCache
@@ -224,6 +225,7 @@ func (s *State) loadSigs() error {
 func (s *State) loadMeta() error {
 	s.applied.Store(s.readU64(metaApplied))
 	s.commitTime.Store(int64(s.readU64(metaCommitTime)))
+	s.loadLevel()
 	return nil
 }
 
@@ -399,6 +401,8 @@ func (s *State) applyEntry(b *pebble.Batch, index uint64, t time.Time, data []by
 	switch data[1] {
 	case commandTypeSubmitOp:
 		return s.applyOperation(b, index, t, data[2:])
+	case commandTypeFeatureLevel:
+		return s.applyFeatureLevel(b, index, t, data[2:])
 	default:
 		panic(fmt.Sprintf("registry: entry %d: unknown command type %d: this node cannot apply it; upgrade trustd", index, data[1]))
 	}

@@ -30,24 +30,24 @@ func (a *app) clusterCmd() *cobra.Command {
 		return c
 	}
 	printMembers := func(w io.Writer, v node.ClusterView) {
-		fmt.Fprintf(w, "node %s  %s  leader %s  term %d  commit %d  applied %d  registry index %d\n\n",
-			v.Node.NodeID, v.Node.State, v.Node.Leader, v.Node.Term, v.Node.CommitIndex, v.Node.RaftAppliedIndex, v.Node.AppliedIndex)
+		fmt.Fprintf(w, "node %s  %s  leader %s  term %d  commit %d  applied %d  registry index %d  feature level %d\n\n",
+			v.Node.NodeID, v.Node.State, v.Node.Leader, v.Node.Term, v.Node.CommitIndex, v.Node.RaftAppliedIndex, v.Node.AppliedIndex, v.FeatureLevel)
 		members := v.Members
-		fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8s %6s\n", "PEER", "SUFFRAGE", "LEADER", "STATE", "APPLIED", "LAG")
+		fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8s %6s %5s\n", "PEER", "SUFFRAGE", "LEADER", "STATE", "APPLIED", "LAG", "LEVEL")
 		for _, m := range members {
 			leader := ""
 			if m.Leader {
 				leader = "yes"
 			}
-			state, applied, lag := m.State, strconv.FormatUint(m.AppliedIndex, 10), strconv.FormatUint(m.Lag, 10)
+			state, applied, lag, level := m.State, strconv.FormatUint(m.AppliedIndex, 10), strconv.FormatUint(m.Lag, 10), strconv.Itoa(m.FeatureLevel)
 			if !m.Reachable {
-				state, applied, lag = "unreachable", "-", "-" // not known, not zero
+				state, applied, lag, level = "unreachable", "-", "-", "-" // not known, not zero
 			}
-			fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8s %6s\n", m.ID, m.Suffrage, leader, state, applied, lag)
+			fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8s %6s %5s\n", m.ID, m.Suffrage, leader, state, applied, lag, level)
 		}
 	}
 	status := &cobra.Command{
-		Use: "status", Short: "Every member with suffrage, leader, applied index and lag", Args: cobra.NoArgs,
+		Use: "status", Short: "Every member with suffrage, leader, applied index, lag and its build's feature level", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var out node.ClusterView
 			if err := adminClient().Get(cmd.Context(), "/admin/v1/cluster", nil, &out); err != nil {

@@ -1,0 +1,139 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Feature levels gate additions to the operation schema. A build refuses
+// an operation field it does not know (strict decoding), so a field that
+// only newer builds accept would split a cluster running two builds: the
+// newer nodes accept the operation, the older ones reject it. An addition
+// therefore gets a level, and an operation that uses it is rejected, on
+// every node alike, until the cluster's level reaches it. The level rises
+// only through the log (EncodeFeatureLevel), which the leader proposes once
+// every member, voters and read replicas alike, reports a build that knows
+// it; it never goes down.
+//
+// Numbers are append-only: each new optional field or operation type that
+// an older build would refuse takes the next level.
+const (
+	// FeatureLevelBase is the operation schema of the first release; a
+	// state that has no level stored is at it.
+	FeatureLevelBase = 1
+	// FeatureLevelEntityLocation adds metadata.location to entities.
+	FeatureLevelEntityLocation = 2
+
+	// FeatureLevel is the highest level this build applies.
+	FeatureLevel = FeatureLevelEntityLocation
+)
+
+// featureNames say what each level adds, for error messages and status.
+var featureNames = map[int]string{
+	FeatureLevelBase:           "the first release's operations",
+	FeatureLevelEntityLocation: "entity metadata.location",
+}
+
+// OpFeatureLevel names the result of a feature level raise.
+const OpFeatureLevel = "featureLevel"
+
+// commandTypeFeatureLevel raises the cluster's feature level; body: the
+// level as one byte.
+const commandTypeFeatureLevel byte = 2
+
+// EncodeFeatureLevel is the log command that raises the cluster's feature
+// level to level. It panics on a level this build does not know: proposing
+// one would stop every node that applies it.
+func EncodeFeatureLevel(level int) []byte {
+	if level < FeatureLevelBase || level > FeatureLevel {
+		panic(fmt.Sprintf("registry: feature level %d is outside this build's %d..%d", level, FeatureLevelBase, FeatureLevel))
+	}
+	return []byte{commandVersion1, commandTypeFeatureLevel, byte(level)}
+}
+
+// ClusterFeatureLevel is the feature level the applied state is at.
+func (s *State) ClusterFeatureLevel() int { return int(s.level.Load()) }
+
+// WaitFeatureLevel blocks until the cluster's feature level is at least
+// level, or ctx ends.
+func (s *State) WaitFeatureLevel(ctx context.Context, level int) error {
+	for {
+		s.mu.Lock()
+		ch := s.appliedCh
+		s.mu.Unlock()
+		// Read after taking the channel: a raise applied in between
+		// closes it.
+		if s.ClusterFeatureLevel() >= level {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for feature level %d (at %d): %w", level, s.ClusterFeatureLevel(), ctx.Err())
+		}
+	}
+}
+
+// loadLevel reads the stored feature level (FeatureLevelBase when none is).
+func (s *State) loadLevel() {
+	level := FeatureLevelBase
+	if v, closer, err := s.db.Get(metaFeatureLevel); err == nil {
+		if len(v) == 1 {
+			level = int(v[0])
+		}
+		closer.Close()
+	}
+	s.level.Store(int32(level))
+}
+
+// applyFeatureLevel raises the feature level. A level this build does not
+// know stops the node, as an unknown command does: applying what follows
+// it could diverge from the nodes that know it. A level at or below the
+// current one changes nothing (two leaders in turn may both propose it).
+func (s *State) applyFeatureLevel(b *pebble.Batch, index uint64, t time.Time, body []byte) *Result {
+	if len(body) != 1 {
+		panic(fmt.Sprintf("registry: entry %d: feature level command of %d bytes", index, len(body)))
+	}
+	level := int(body[0])
+	if level > FeatureLevel {
+		panic(fmt.Sprintf("registry: entry %d: the cluster's feature level is raised to %d; this build applies up to %d: upgrade trustd", index, level, FeatureLevel))
+	}
+	res := &Result{Index: index, Time: t, Op: OpFeatureLevel, Accepted: true, ID: fmt.Sprint(level)}
+	if level <= s.ClusterFeatureLevel() {
+		res.Duplicate = true
+		return res
+	}
+	b.Set(metaFeatureLevel, []byte{byte(level)}, nil)
+	s.level.Store(int32(level))
+	s.log.Info("cluster feature level raised", "level", level, "adds", featureNames[level], "index", index)
+	return res
+}
+
+// featureLevelOf is the lowest feature level at which op may be applied.
+func featureLevelOf(op *ParsedOperation) int {
+	var m *EntityMetadata
+	switch body := op.Body.(type) {
+	case *RegisterEntity:
+		m = body.Metadata
+	case *UpdateEntity:
+		m = body.Metadata
+	}
+	if m != nil && m.Location != "" {
+		return FeatureLevelEntityLocation
+	}
+	return FeatureLevelBase
+}
+
+// checkFeatureLevel rejects an operation that uses what the cluster's
+// feature level does not allow yet.
+func (s *State) checkFeatureLevel(op *ParsedOperation) error {
+	need, have := featureLevelOf(op), s.ClusterFeatureLevel()
+	if need <= have {
+		return nil
+	}
+	return reject(CodeInvalid, "%s needs the cluster's feature level %d (%s), and it is at %d: a member still runs an older trustd; the level rises by itself once every member runs a build that knows it (see feature_level in /v1/status)",
+		op.Op, need, featureNames[need], have)
+}
