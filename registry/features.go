@@ -60,21 +60,10 @@ func (s *State) ClusterFeatureLevel() int { return int(s.level.Load()) }
 // WaitFeatureLevel blocks until the cluster's feature level is at least
 // level, or ctx ends.
 func (s *State) WaitFeatureLevel(ctx context.Context, level int) error {
-	for {
-		s.mu.Lock()
-		ch := s.appliedCh
-		s.mu.Unlock()
-		// Read after taking the channel: a raise applied in between
-		// closes it.
-		if s.ClusterFeatureLevel() >= level {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("wait for feature level %d (at %d): %w", level, s.ClusterFeatureLevel(), ctx.Err())
-		}
+	if err := s.waitApply(ctx, func() bool { return s.ClusterFeatureLevel() >= level }); err != nil {
+		return fmt.Errorf("wait for feature level %d (at %d): %w", level, s.ClusterFeatureLevel(), err)
 	}
+	return nil
 }
 
 // loadLevel reads the stored feature level (FeatureLevelBase when none is).

@@ -263,17 +263,28 @@ func (s *State) AppliedIndex() uint64 { return s.applied.Load() }
 
 // WaitApplied blocks until the applied index reaches index or ctx ends.
 func (s *State) WaitApplied(ctx context.Context, index uint64) error {
+	if err := s.waitApply(ctx, func() bool { return s.applied.Load() >= index }); err != nil {
+		return fmt.Errorf("wait for index %d (applied %d): %w", index, s.applied.Load(), err)
+	}
+	return nil
+}
+
+// waitApply blocks until done holds, looking again after every applied
+// batch, or until ctx ends (its error).
+func (s *State) waitApply(ctx context.Context, done func() bool) error {
 	for {
 		s.mu.Lock()
 		ch := s.appliedCh
 		s.mu.Unlock()
-		if s.applied.Load() >= index {
+		// Asked after taking the channel: a batch applied in between
+		// closes it.
+		if done() {
 			return nil
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("wait for index %d (applied %d): %w", index, s.applied.Load(), ctx.Err())
+			return ctx.Err()
 		}
 	}
 }
