@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -67,15 +68,36 @@ func (s *State) WaitFeatureLevel(ctx context.Context, level int) error {
 }
 
 // loadLevel reads the stored feature level (FeatureLevelBase when none is).
-func (s *State) loadLevel() {
-	level := FeatureLevelBase
-	if v, closer, err := s.db.Get(metaFeatureLevel); err == nil {
-		if len(v) == 1 {
-			level = int(v[0])
-		}
-		closer.Close()
+func (s *State) loadLevel() error {
+	level, err := s.storedLevel()
+	if err != nil {
+		return err
 	}
 	s.level.Store(int32(level))
+	return nil
+}
+
+// storedLevel is the feature level stored in the database. A level above
+// this build's is refused: the state was written by a newer build (a
+// binary rolled back, or a snapshot from a newer cluster), and applying
+// the log past it with this build's rules could part from the members
+// that know it.
+func (s *State) storedLevel() (int, error) {
+	v, closer, err := s.db.Get(metaFeatureLevel)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return FeatureLevelBase, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read the feature level: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 1 || int(v[0]) < FeatureLevelBase {
+		return 0, fmt.Errorf("the stored feature level %x is malformed", v)
+	}
+	if level := int(v[0]); level > FeatureLevel {
+		return 0, fmt.Errorf("the state is at feature level %d and this trustd applies up to %d: run a build at least as new as the one that wrote it", level, FeatureLevel)
+	}
+	return int(v[0]), nil
 }
 
 // applyFeatureLevel raises the feature level. A level this build does not

@@ -2,8 +2,12 @@ package registry
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 func (h *harness) applyCommand(cmd []byte) *Result {
@@ -107,4 +111,39 @@ func TestFeatureLevelUnknownStopsTheNode(t *testing.T) {
 		}
 	}()
 	EncodeFeatureLevel(FeatureLevel + 1)
+}
+
+// A state at a feature level above this build's (written by a newer build:
+// a binary rolled back, a snapshot from a newer cluster) is refused on
+// open and on restore, and a refused restore leaves the state empty.
+func TestFeatureLevelNewerStateIsRefused(t *testing.T) {
+	h := mustNewState(t, 1, 1)
+	h.mustAccept(h.govSign(OpCreateFramework, map[string]any{"id": fwID, "name": "Health", "roots": []string{mustKey(t, KeyEd25519).DID}}))
+	if err := h.s.db.Set(metaFeatureLevel, []byte{FeatureLevel + 1}, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	newer := snapshotBytes(t, h.s)
+	h.s.Close()
+	want := fmt.Sprintf("feature level %d and this trustd applies up to %d", FeatureLevel+1, FeatureLevel)
+	if s, err := Open(h.dir, h.raw, Options{}); err == nil || !strings.Contains(err.Error(), want) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("opening a newer state: %v", err)
+	}
+
+	fresh, err := Open(t.TempDir(), h.raw, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if err := fresh.Restore(bytes.NewReader(newer)); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("restoring a newer snapshot: %v", err)
+	}
+	if fresh.AppliedIndex() != 0 || fresh.ClusterFeatureLevel() != FeatureLevelBase {
+		t.Fatalf("after the refused restore: index %d, level %d", fresh.AppliedIndex(), fresh.ClusterFeatureLevel())
+	}
+	if fw, err := fresh.Framework(fwID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the refused snapshot's framework is there: %+v, %v", fw, err)
+	}
 }

@@ -168,7 +168,15 @@ func (s *State) Restore(r io.Reader) error {
 		return fmt.Errorf("restore: clear state: %w", err)
 	}
 	s.records.clear() // nothing read before the restore is served during it
-	if err := s.restoreStream(r); err != nil {
+	err := s.restoreStream(r)
+	if err == nil {
+		// A snapshot at a feature level this build does not apply is
+		// refused as a corrupt one is.
+		if _, lerr := s.storedLevel(); lerr != nil {
+			err = fmt.Errorf("restore: %w", lerr)
+		}
+	}
+	if err != nil {
 		if cerr := s.clear(); cerr != nil {
 			return errors.Join(err, cerr)
 		}

@@ -223,9 +223,12 @@ func (s *State) loadSigs() error {
 }
 
 func (s *State) loadMeta() error {
+	// The level first: a state this build refuses leaves nothing loaded.
+	if err := s.loadLevel(); err != nil {
+		return err
+	}
 	s.applied.Store(s.readU64(metaApplied))
 	s.commitTime.Store(int64(s.readU64(metaCommitTime)))
-	s.loadLevel()
 	return nil
 }
 
