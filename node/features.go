@@ -25,7 +25,8 @@ const (
 	levelWait = 2 * time.Second
 )
 
-// raiseFeatureLevel runs until ctx ends.
+// raiseFeatureLevel runs until ctx ends or the cluster is at this build's
+// level.
 func (n *Node) raiseFeatureLevel(ctx context.Context) {
 	t := time.NewTimer(levelPoll)
 	defer t.Stop()
@@ -36,8 +37,11 @@ func (n *Node) raiseFeatureLevel(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		if n.State.ClusterFeatureLevel() >= n.buildLevel {
+			return // levels never go down: nothing is left to raise
+		}
 		t.Reset(levelPoll)
-		if n.State.ClusterFeatureLevel() >= n.buildLevel || !n.cluster.IsLeader() {
+		if !n.cluster.IsLeader() {
 			continue
 		}
 		var (
