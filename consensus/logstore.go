@@ -79,23 +79,17 @@ func logKey(index uint64) []byte {
 
 // FirstIndex returns the first index written, or 0 for an empty log.
 func (s *LogStore) FirstIndex() (uint64, error) {
-	if err := s.use(); err != nil {
-		return 0, err
-	}
-	defer s.mu.RUnlock()
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixLog}, UpperBound: []byte{prefixLog + 1}})
-	if err != nil {
-		return 0, err
-	}
-	defer it.Close()
-	if !it.First() {
-		return 0, it.Error()
-	}
-	return binary.BigEndian.Uint64(it.Key()[1:]), nil
+	return s.edgeIndex((*pebble.Iterator).First)
 }
 
 // LastIndex returns the last index written, or 0 for an empty log.
 func (s *LogStore) LastIndex() (uint64, error) {
+	return s.edgeIndex((*pebble.Iterator).Last)
+}
+
+// edgeIndex returns the index of the log entry that seek (First or Last)
+// positions an iterator over the log at, or 0 for an empty log.
+func (s *LogStore) edgeIndex(seek func(*pebble.Iterator) bool) (uint64, error) {
 	if err := s.use(); err != nil {
 		return 0, err
 	}
@@ -105,7 +99,7 @@ func (s *LogStore) LastIndex() (uint64, error) {
 		return 0, err
 	}
 	defer it.Close()
-	if !it.Last() {
+	if !seek(it) {
 		return 0, it.Error()
 	}
 	return binary.BigEndian.Uint64(it.Key()[1:]), nil

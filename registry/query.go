@@ -318,18 +318,23 @@ func (s *State) opView(rec *opRecord) (*OperationView, error) {
 func (s *State) History(did string, page Page) ([]OperationView, string, error) {
 	out := []OperationView{}
 	next, err := s.scan(prefix(tableHistory, did), page, func(_, v []byte) (bool, error) {
-		var rec opRecord
-		if _, err := getJSON(s.db, key(tableOps, string(v)), &rec); err != nil {
-			return false, err
-		}
-		view, err := s.opView(&rec)
-		if err != nil {
-			return false, err
-		}
-		out = append(out, *view)
-		return true, nil
+		return true, s.appendOpView(&out, v)
 	})
 	return out, next, err
+}
+
+// appendOpView appends the view of the operation whose CID is cid.
+func (s *State) appendOpView(out *[]OperationView, cid []byte) error {
+	var rec opRecord
+	if _, err := getJSON(s.db, key(tableOps, string(cid)), &rec); err != nil {
+		return err
+	}
+	view, err := s.opView(&rec)
+	if err != nil {
+		return err
+	}
+	*out = append(*out, *view)
+	return nil
 }
 
 // Changes lists the accepted operations after index since, in log order:
@@ -341,16 +346,7 @@ func (s *State) Changes(since uint64, limit int) ([]OperationView, error) {
 		page.Cursor = cursorOf(indexKey(tableOpsByIndex, since))
 	}
 	_, err := s.scan([]byte{tableOpsByIndex}, page, func(k, v []byte) (bool, error) {
-		var rec opRecord
-		if _, err := getJSON(s.db, key(tableOps, string(v)), &rec); err != nil {
-			return false, err
-		}
-		view, err := s.opView(&rec)
-		if err != nil {
-			return false, err
-		}
-		out = append(out, *view)
-		return true, nil
+		return true, s.appendOpView(&out, v)
 	})
 	return out, err
 }

@@ -111,8 +111,14 @@ func ParseSignerJWK(raw []byte) (*Signer, error) {
 
 // SignCompact signs payload as a compact JWS.
 func (s *Signer) SignCompact(payload []byte) ([]byte, error) {
+	return s.signCompact(payload, "trustreg-op+jws")
+}
+
+// signCompact signs payload as a compact JWS whose protected header names
+// the signer's key and the media type typ.
+func (s *Signer) signCompact(payload []byte, typ jose.ContentType) ([]byte, error) {
 	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: s.alg(), Key: s.key},
-		(&jose.SignerOptions{}).WithHeader("kid", s.KID).WithType("trustreg-op+jws"))
+		(&jose.SignerOptions{}).WithHeader("kid", s.KID).WithType(typ))
 	if err != nil {
 		return nil, err
 	}
@@ -239,17 +245,7 @@ func (s *Signer) WithKID(kid string) (*Signer, error) {
 // SignVCJWT signs a credential as a VC-JWT (compact JWS, typ vc+jwt), the
 // form status-list credentials are published in.
 func (s *Signer) SignVCJWT(credential []byte) ([]byte, error) {
-	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: s.alg(), Key: s.key},
-		(&jose.SignerOptions{}).WithHeader("kid", s.KID).WithType("vc+jwt"))
-	if err != nil {
-		return nil, err
-	}
-	obj, err := sig.Sign(credential)
-	if err != nil {
-		return nil, err
-	}
-	out, err := obj.CompactSerialize()
-	return []byte(out), err
+	return s.signCompact(credential, "vc+jwt")
 }
 
 // StatusListCredential builds an unsigned BitstringStatusListCredential
