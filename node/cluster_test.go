@@ -24,6 +24,7 @@ import (
 	"github.com/trustreg/trustreg/gateway"
 	"github.com/trustreg/trustreg/gateway/client"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/test/ports"
 )
 
 // testCluster is n in-process nodes on loopback with real libp2p, raft and
@@ -41,15 +42,15 @@ type testCluster struct {
 	levels map[int]int
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
+// freePort returns a loopback port no other node of this test process
+// was given (ports.Free).
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := ports.Free()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // writeGenesis writes a one-member genesis and returns its path and key.

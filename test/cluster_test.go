@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,16 +21,18 @@ import (
 
 	"github.com/trustreg/trustreg/gateway/client"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/test/ports"
 )
 
+// freePort returns a loopback port no other node of this test process
+// was given (ports.Free).
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := ports.Free()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // procCluster is three trustd processes on loopback sharing a genesis.

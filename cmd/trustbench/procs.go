@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/test/ports"
 )
 
 // process is a child process this benchmark started; it is stopped by pid.
@@ -200,13 +200,14 @@ func start(dir, name string, bin string, args ...string) (*process, error) {
 	return p, nil
 }
 
+// freePort returns a loopback port no other server of this run was given
+// (ports.Free); none left is a broken machine, not a result.
 func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := ports.Free()
 	if err != nil {
 		panic(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // answered reports whether a GET of url answers 200.
