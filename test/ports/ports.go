@@ -1,7 +1,8 @@
 // Package ports hands out loopback ports to the tests and the benchmark
-// that start trustd and etcd processes whose addresses must be known
-// before they start: a cluster's members name each other in their
-// configuration, so the ports cannot be left to the kernel at bind time.
+// that start trustd nodes (in-process or as processes) and etcd members
+// whose addresses must be known before they start: a cluster's members
+// name each other in their configuration, so the ports cannot be left to
+// the kernel at bind time.
 //
 // A port handed out is one the kernel gave for 127.0.0.1, that was then
 // free for UDP too (trustd listens for QUIC on the TCP port's number),
