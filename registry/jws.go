@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	jose "github.com/go-jose/go-jose/v4"
@@ -253,16 +254,20 @@ func (s *State) preVerify(raw []byte) (*ParsedOperation, error) {
 	return op, nil
 }
 
-// PreVerifyCommand is PreVerify for a log command (EncodeOperation).
-func (s *State) PreVerifyCommand(cmd []byte) {
+// CheckCommand is Check for a log command (EncodeOperation); any other
+// command passes.
+func (s *State) CheckCommand(cmd []byte, now time.Time) *Result {
 	if len(cmd) > 2 && cmd[0] == commandVersion1 && cmd[1] == commandTypeSubmitOp {
-		_ = s.PreVerify(cmd[2:]) // a parse error is the apply's to report
+		return s.Check(cmd[2:], now)
 	}
+	return nil
 }
 
 // verifySignatures checks every signature of op against the key its kid
-// names. It returns the signer DIDs in signature order.
-func (s *State) verifySignatures(e *evaluator, op *ParsedOperation) ([]string, error) {
+// names. It returns the signer DIDs in signature order. consume says
+// whether a signature PreVerify checked is forgotten once used: the
+// apply's, the memory's last reader, does; a check leaves it for the apply.
+func (s *State) verifySignatures(e *evaluator, op *ParsedOperation, consume bool) ([]string, error) {
 	signers := make([]string, 0, len(op.JWS.Signatures))
 	seen := map[string]bool{}
 	for i, sig := range op.JWS.Signatures {
@@ -272,7 +277,8 @@ func (s *State) verifySignatures(e *evaluator, op *ParsedOperation) ([]string, e
 		}
 		// A signature PreVerify checked is not checked again; like parse,
 		// the apply drops the memory of it.
-		if !s.verified.Remove(verifiedKey(k.pub, i, op.Raw)) {
+		vk := verifiedKey(k.pub, i, op.Raw)
+		if !(consume && s.verified.Remove(vk) || !consume && s.verified.Contains(vk)) {
 			one := *op.JWS
 			one.Signatures = []jose.Signature{sig}
 			if _, err := one.Verify(k.jose); err != nil {
