@@ -30,6 +30,12 @@ type authorityFixture struct {
 
 func mustAuthority(t *testing.T, threshold int) *authorityFixture {
 	t.Helper()
+	return mustAuthorityAt(t, threshold, FeatureLevel)
+}
+
+// mustAuthorityAt is mustAuthority at the given feature level.
+func mustAuthorityAt(t *testing.T, threshold, level int) *authorityFixture {
+	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), now: t0}
 	f := &authorityFixture{harness: h, board: mustAs(t, mustKey(t, KeyEd25519), boardDID+"#gov-1"), root1: mustKey(t, KeyEd25519)}
 	g := Genesis{Consortium: "test consortium", Threshold: threshold, Members: []Member{{ID: boardDID, Keys: []json.RawMessage{mustJWK(t, f.board)}}}}
@@ -45,7 +51,7 @@ func mustAuthority(t *testing.T, threshold int) *authorityFixture {
 	}
 	h.raw = raw
 	h.open()
-	if r := h.applyCommand(EncodeFeatureLevel(FeatureLevel)); !r.Accepted {
+	if r := h.applyCommand(EncodeFeatureLevel(level)); !r.Accepted {
 		t.Fatalf("raise the feature level: %+v", r)
 	}
 	f.root2 = mustAs(t, mustKey(t, KeyEd25519), "did:web:root2.example#k1")

@@ -20,7 +20,9 @@ import (
 // it; it never goes down.
 //
 // Numbers are append-only: each new optional field or operation type that
-// an older build would refuse takes the next level.
+// an older build would refuse takes the next level, and so does each change
+// to what the apply accepts (the apply reads the level and keeps the older
+// rules below it).
 const (
 	// FeatureLevelBase is the operation schema of the first release; a
 	// state that has no level stored is at it.

@@ -176,7 +176,7 @@ func (s *State) resolveKey(e *evaluator, kid string) (parsedKey, string, error) 
 		}
 	}
 	if ent == nil && keys == nil {
-		return parsedKey{}, did, reject(CodeUnknownKey, "%s is not registered, so no key of it is known: governance, or an active accreditor while it holds no authority yet, registers it with its keys, signing with their own key", did)
+		return parsedKey{}, did, reject(CodeUnknownKey, "%s is not registered, so no key of it is known: governance or an active accreditor registers it with its keys (an accreditor only while it holds no authority yet), signing with their own key", did)
 	}
 	return parsedKey{}, did, reject(CodeUnknownKey, "no key %q is registered for %s: sign with one of its current keys (rotateKeys replaces them)", kid, did)
 }
