@@ -22,9 +22,10 @@ import (
 //     key; governance may too.
 //   - A third party (an active accreditor) may register a DID only while
 //     that DID holds no authority in the registry: not a governance
-//     member, not a root accreditor of any framework (at any time), not
-//     the grantor of any accreditation, and not the subject of any
-//     accreditation granted by someone other than the registrar itself.
+//     member, not a root accreditor of any framework (at any time), and
+//     not the subject of any accreditation granted by someone other than
+//     the registrar itself (a grantor signed its grants, so it is
+//     registered already).
 //     Once registered, an entity's keys change only by its own key or by
 //     governance, so whoever accredits it later accredits the keys it sees,
 //     and the record says who bound them.
@@ -100,9 +101,9 @@ func (c *applyCtx) thirdPartyMayRegister(did string) error {
 // authorityHeld describes authority did holds in the registry that a
 // registration by registrar would let registrar take over, or returns ""
 // when it holds none: a root accreditor of a framework (whatever its
-// status: answers about the past rest on it), the grantor of an
-// accreditation, or the subject of one granted by someone other than
-// registrar.
+// status: answers about the past rest on it), or the subject of an
+// accreditation granted by someone other than registrar. A grantor signed
+// its grants, so it is registered already (or a member, or a did:key).
 func (c *applyCtx) authorityHeld(did, registrar string) (string, error) {
 	// Roots are keyed by framework first; frameworks are few, and
 	// isActiveAccreditor scans the same table.
@@ -119,9 +120,6 @@ func (c *applyCtx) authorityHeld(did, registrar string) (string, error) {
 	}
 	if err := it.Close(); err != nil {
 		return "", err
-	}
-	if id, fw, err := firstIndexed(c.b, prefix(tableGranted, did)); err != nil || id != "" {
-		return fmt.Sprintf("the grantor of accreditation %s in framework %s", id, fw), err
 	}
 	e := c.evaluator()
 	p := prefix(tableReceived, did)
@@ -141,22 +139,6 @@ func (c *applyCtx) authorityHeld(did, registrar string) (string, error) {
 		}
 	}
 	return "", it.Error()
-}
-
-// firstIndexed returns the framework and id of the first key under p, an
-// index keyed by DID, framework and accreditation id, or "" when there is
-// none.
-func firstIndexed(r pebble.Reader, p []byte) (id, framework string, err error) {
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
-	if err != nil {
-		return "", "", err
-	}
-	defer it.Close()
-	if !it.First() {
-		return "", "", it.Error()
-	}
-	fw, rest, _ := bytes.Cut(bytes.TrimPrefix(it.Key(), p), []byte{0})
-	return string(rest), string(fw), nil
 }
 
 // markMemberKeys runs when the cluster's level reaches
