@@ -7,7 +7,6 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -149,7 +148,9 @@ func kidMatches(registered, did, fragment string) bool {
 
 // resolveKey finds the public key a kid names, as recorded in the registry
 // now: a did:key carries its own key; any other DID uses the keys of its
-// registered entity, or of its genesis membership. The entity is read
+// registered entity, or of its genesis membership (signingKeys: a
+// member's record counts only when governance or the member bound its
+// keys). The entity is read
 // through e: the committed state for PreVerify, the batch being applied
 // for the apply (an entity this batch rotated is read from the batch).
 func (s *State) resolveKey(e *evaluator, kid string) (parsedKey, string, error) {
@@ -165,12 +166,7 @@ func (s *State) resolveKey(e *evaluator, kid string) (parsedKey, string, error) 
 	if err != nil {
 		return parsedKey{}, did, err
 	}
-	var keys []json.RawMessage
-	if ent != nil {
-		keys = ent.Keys
-	} else if m, ok := s.members[did]; ok {
-		keys = m.Keys
-	}
+	keys := s.signingKeys(did, ent)
 	for _, raw := range keys {
 		k, err := s.keys.jwk(raw)
 		if err != nil {
@@ -181,7 +177,7 @@ func (s *State) resolveKey(e *evaluator, kid string) (parsedKey, string, error) 
 		}
 	}
 	if ent == nil && keys == nil {
-		return parsedKey{}, did, reject(CodeUnknownKey, "%s is not registered, so no key of it is known: governance or an active accreditor registers it with its keys, signing with their own key", did)
+		return parsedKey{}, did, reject(CodeUnknownKey, "%s is not registered, so no key of it is known: governance or an active accreditor registers it with its keys (an accreditor only while it holds no authority yet), signing with their own key", did)
 	}
 	return parsedKey{}, did, reject(CodeUnknownKey, "no key %q is registered for %s: sign with one of its current keys (rotateKeys replaces them)", kid, did)
 }
