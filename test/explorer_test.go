@@ -73,6 +73,7 @@ func TestExplorerInABrowser(t *testing.T) {
 	college := out("did", "college.jwk")
 	qa := out("did", "qa.jwk")
 	arts := t.ArtifactDir()
+	t.Logf("screenshots in %s", arts)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
