@@ -2,14 +2,18 @@ package test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // explorerTour loads the README tour's data into the node at url, through
@@ -39,7 +43,8 @@ func explorerTour(t *testing.T, bin, dir, url string) {
 // college's page shows the accreditation it received; its chain graph has
 // two links up to the root; asked now the answer is chain_broken (the QA
 // agency's accreditation was revoked), asked at 2024-06-01 it is
-// authorized; a status list entry is checked, beside the privacy notice;
+// authorized, and asked now as the registry knew it before the revoke it
+// is authorized too; a status list entry is checked, beside the privacy notice;
 // an operation submitted while the live page is open arrives through the
 // watch stream; and the page fits a phone's width.
 //
@@ -131,7 +136,7 @@ func TestExplorerInABrowser(t *testing.T) {
 
 	// A search by part of the college's name finds it; its page shows the
 	// accreditation it received from the QA agency, and its keys.
-	do("search", chromedp.SendKeys(chromedp.CSS("#q"), "amazing"), chromedp.Click(chromedp.CSS(`#search button`)))
+	do("search from the keyboard", chromedp.SendKeys(chromedp.CSS("#q"), "amazing"+kb.Enter))
 	waitFor("the search finds the college", ready("search")+` && document.querySelector("#results").textContent.includes("Amazing Community College")`)
 	shot("search-desktop")
 	do("open the college", chromedp.Click(chromedp.CSS(`#results a[href="#/entity/`+jsEscapeHash(college)+`"]`)))
@@ -155,6 +160,18 @@ func TestExplorerInABrowser(t *testing.T) {
 	waitFor("authorized, with both links active", `document.querySelector("#verdict").textContent.includes("AUTHORIZED") && !document.querySelector("#verdict").textContent.includes("NOT")
 		&& [...document.querySelectorAll("#chain-links li")].every((li) => li.textContent.includes("active"))`)
 	shot("ask-2024-desktop")
+
+	// As the registry knew it just before the revoke: authorized now too.
+	revoked := revokeIndex(t, p.url)
+	before := strconv.FormatUint(revoked-1, 10)
+	if _, err := chromedp.Run(tab, chromedp.Evaluate[bool](`(document.querySelector("#ask-at").value = "") === ""`)); err != nil {
+		t.Fatalf("clear the date: %v", err)
+	}
+	do("ask now as of the index before the revoke", chromedp.SetValue(chromedp.CSS("#ask-as_of"), before),
+		chromedp.Click(chromedp.CSS(`#ask-form button[type="submit"]`)))
+	waitFor("the answer as of index "+before, ready("ask")+` && location.hash.includes("as_of=`+before+`") && !location.hash.includes("at=")
+		&& document.querySelector("#reason") && document.querySelector("#reason").textContent === "active"
+		&& document.querySelector("#verdict").textContent.includes("as the registry knew it at index `+before+`")`)
 
 	// The same page on a phone: nothing wider than the screen.
 	do("phone width", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
@@ -189,6 +206,33 @@ func TestExplorerInABrowser(t *testing.T) {
 	waitFor("the new operation arrives", `(() => { const li = document.querySelector("#feed li"); return li && li.classList.contains("new")
 		&& li.textContent.includes("createFramework") && li.textContent.includes(`+jsString(midwifery)+`); })()`)
 	shot("live-desktop")
+}
+
+// revokeIndex is the registry index of the tour's revoke, read from the
+// change feed.
+func revokeIndex(t *testing.T, url string) uint64 {
+	t.Helper()
+	resp, err := http.Get(url + "/v1/operations?since=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var feed struct {
+		Items []struct {
+			Index uint64 `json:"index"`
+			Op    string `json:"op"`
+		} `json:"items"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&feed); err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range feed.Items {
+		if it.Op == "revoke" {
+			return it.Index
+		}
+	}
+	t.Fatalf("the change feed has no revoke: %+v", feed.Items)
+	return 0
 }
 
 // jsEscapeHash is an identifier as the explorer puts it in its links
