@@ -39,7 +39,8 @@ func explorerTour(t *testing.T, bin, dir, url string) {
 
 // TestExplorerInABrowser runs the registry explorer (GET /) in headless
 // Chromium against a real trustd loaded with the README tour's data: the
-// home page lists the framework; a search by name finds the college; the
+// home page lists the framework, whose page shows its root and its two
+// accreditations; a search by name finds the college; the
 // college's page shows the accreditation it received; its chain graph has
 // two links up to the root; asked now the answer is chain_broken (the QA
 // agency's accreditation was revoked), asked at 2024-06-01 it is
@@ -133,6 +134,10 @@ func TestExplorerInABrowser(t *testing.T) {
 	waitFor("the home page shows the framework", ready("home")+` && document.querySelector("#frameworks").textContent.includes("Nursing education")`)
 	waitFor("every form control has a label", `[...document.querySelectorAll("input, select")].every((e) => e.labels && e.labels.length > 0)`)
 	shot("home-desktop")
+	do("open the framework", chromedp.Click(chromedp.CSS(`#frameworks a`)))
+	waitFor("the framework's root and its two accreditations", ready("framework")+` && document.querySelector("h1").textContent === "Nursing education"
+		&& document.querySelector("main").textContent.includes("Root accreditors") && document.querySelectorAll("main table")[1].querySelectorAll("tbody tr").length === 2`)
+	shot("framework-desktop")
 
 	// A search by part of the college's name finds it; its page shows the
 	// accreditation it received from the QA agency, and its keys.

@@ -66,7 +66,9 @@
 
   // when shows a commit time to the second.
   const when = (t) => String(t || "").replace(/\.\d+Z$/, "Z").replace("T", " ");
-  const day = (t) => (t ? String(t).replace("T00:00:00Z", "") : "");
+  // day shows a time at midnight UTC as its date; the zero time, which an
+  // event in force from the start carries, as "the start".
+  const day = (t) => (!t ? "" : String(t).startsWith("0001-01-01") ? "the start" : String(t).replace("T00:00:00Z", ""));
   const window_ = (from, until) => (day(from) || "always") + " → " + (until ? day(until) : "open-ended");
   const statusTag = (st) => h("span", {class: "status status-" + String(st).replace(/[^a-z_]/g, "")}, String(st).replace(/_/g, " "));
   const entityLink = (did, label) => h("a", {href: "#/entity/" + enc(did), class: label ? null : "did"}, label || did);
