@@ -39,7 +39,7 @@ func explorerTour(t *testing.T, bin, dir, url string) {
 
 // TestExplorerInABrowser runs the registry explorer (GET /) in headless
 // Chromium against a real trustd loaded with the README tour's data: the
-// home page lists the framework, whose page shows its root and its two
+// home page, loading nothing from elsewhere, lists the framework, whose page shows its root and its two
 // accreditations; a search by name finds the college; the
 // college's page shows the accreditation it received; its chain graph has
 // two links up to the root; asked now the answer is chain_broken (the QA
@@ -49,13 +49,13 @@ func explorerTour(t *testing.T, bin, dir, url string) {
 // an operation submitted while the live page is open arrives through the
 // watch stream; and the page fits a phone's width.
 //
-// Screenshots of each step are PNG files in t.ArtifactDir(): kept under
-// the output directory with
+// Screenshots of each step are PNG files in t.ArtifactDir() (the test logs
+// where): kept under DIR/_artifacts with
 //
-//	go test -run TestExplorerInABrowser -artifacts -outputdir DIR ./test
+//	mkdir -p DIR && go test -run TestExplorerInABrowser -artifacts -outputdir DIR ./test
 //
-// and in a temporary directory otherwise. docs/explorer.png is a copy of
-// ask-now-desktop.png.
+// (.ci/run passes -artifacts), and in a temporary directory otherwise.
+// docs/explorer.png is a copy of ask-now-desktop.png.
 func TestExplorerInABrowser(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
@@ -134,6 +134,8 @@ func TestExplorerInABrowser(t *testing.T) {
 	waitFor("the home page shows the framework", ready("home")+` && document.querySelector("#frameworks").textContent.includes("Nursing education")`)
 	waitFor("every form control has a label", `[...document.querySelectorAll("input, select")].every((e) => e.labels && e.labels.length > 0)`)
 	shot("home-desktop")
+	waitFor("everything the page loaded came from the node", `performance.getEntriesByType("resource").length > 0
+		&& performance.getEntriesByType("resource").every((e) => e.name.startsWith(location.origin + "/"))`)
 	do("open the framework", chromedp.Click(chromedp.CSS(`#frameworks a`)))
 	waitFor("the framework's root and its two accreditations", ready("framework")+` && document.querySelector("h1").textContent === "Nursing education"
 		&& document.querySelector("main").textContent.includes("Root accreditors") && document.querySelectorAll("main table")[1].querySelectorAll("tbody tr").length === 2`)
