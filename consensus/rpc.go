@@ -377,8 +377,11 @@ func (c *Cluster) reachOut(ctx context.Context, ids []peer.ID) {
 			// hold this node away from a member for minutes after it is back.
 			cctx, cancel := context.WithTimeout(network.WithForceDirectDial(ctx, "reaching out to a cluster member"), 2*time.Second)
 			defer cancel()
+			// A member that refuses this node lets the connection through
+			// its handshake and closes it then, so this may succeed every
+			// second: logged once a minute at most.
 			if err := c.host.Connect(cctx, peer.AddrInfo{ID: id}); err == nil {
-				c.log.Info("no leader heard from: connected to a cluster member", "peer", id.String())
+				c.peers.logPeer("no leader heard from: connected to a cluster member", id)
 			}
 		})
 	}
