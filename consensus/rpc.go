@@ -47,7 +47,7 @@ const (
 	rpcErrBadMembership byte = 8
 )
 
-// rpcErrors are the errors the statuses stand for, in the order statusOf
+// rpcErrors are the errors the statuses stand for, in the order answerOf
 // tries them: an unknown outcome first, so an error that wraps it is never
 // answered as one that says the request was not carried out.
 var rpcErrors = []struct {
