@@ -302,6 +302,10 @@ func (w applyWait) wait() (any, error) {
 		case errors.Is(err, raft.ErrNotLeader):
 			// Answered by a follower's or candidate's loop: never appended.
 			return nil, ErrNotLeader
+		case errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			// The leader's loop refuses new entries during a transfer
+			// before it appends them.
+			return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
 		}
 		// Anything else may come after the entry reached the log.
 		return nil, fmt.Errorf("%w: %v", ErrUnknownOutcome, err)

@@ -204,11 +204,7 @@ func decodeBatchAnswer(out []byte, n int) ([]forwardResult, error) {
 			res = append(res, forwardResult{out: body})
 			continue
 		}
-		if base, ok := rpcErrors[status]; ok {
-			res = append(res, forwardResult{err: fmt.Errorf("%w (from the leader: %s)", base, body)})
-		} else {
-			res = append(res, forwardResult{err: fmt.Errorf("leader: %s", body)})
-		}
+		res = append(res, forwardResult{err: answerError(status, body, "the leader")})
 	}
 	if len(out) != 0 {
 		return nil, errors.New("batch answer has trailing bytes")
@@ -283,9 +279,10 @@ func (c *Cluster) proposeBatch(ctx context.Context, body []byte) ([]byte, error)
 			enc, err = c.codec.Encode(resp)
 		}
 		if err != nil {
-			out = append(out, statusOf(err))
-			out = binary.AppendUvarint(out, uint64(len(err.Error())))
-			out = append(out, err.Error()...)
+			status, body := answerOf(err)
+			out = append(out, status)
+			out = binary.AppendUvarint(out, uint64(len(body)))
+			out = append(out, body...)
 			continue
 		}
 		out = append(out, rpcOK)

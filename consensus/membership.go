@@ -54,7 +54,7 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 	if m.ID != "" || m.Action != ActionTransferLeader {
 		var err error
 		if id, err = peer.Decode(m.ID); err != nil {
-			return fmt.Errorf("%w: member id %q is not a peer id", ErrBadMembership, m.ID)
+			return badMembership("member id %q is not a peer id", m.ID)
 		}
 	}
 	if id != "" {
@@ -78,7 +78,7 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 		f = c.raft.AddNonvoter(sid, addr, 0, 30*time.Second)
 	case ActionPromote:
 		if !c.isMember(sid, raft.Nonvoter) {
-			return fmt.Errorf("%w: %s is not a non-voter of this cluster", ErrBadMembership, id)
+			return badMembership("%s is not a non-voter of this cluster", id)
 		}
 		if err := c.answers(id); err != nil {
 			return err
@@ -86,7 +86,7 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 		f = c.raft.AddVoter(sid, addr, 0, 30*time.Second)
 	case ActionDemote:
 		if !c.isMember(sid, raft.Voter) {
-			return fmt.Errorf("%w: %s is not a voter of this cluster", ErrBadMembership, id)
+			return badMembership("%s is not a voter of this cluster", id)
 		}
 		if err := c.keepsAVoter(sid); err != nil {
 			return err
@@ -94,7 +94,7 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 		f = c.raft.DemoteVoter(sid, 0, 30*time.Second)
 	case ActionRemove:
 		if !c.isMember(sid, raft.Voter) && !c.isMember(sid, raft.Nonvoter) {
-			return fmt.Errorf("%w: %s is not a member of this cluster", ErrBadMembership, id)
+			return badMembership("%s is not a member of this cluster", id)
 		}
 		if c.isMember(sid, raft.Voter) {
 			if err := c.keepsAVoter(sid); err != nil {
@@ -107,18 +107,18 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 		switch {
 		case id == "":
 			if voters := c.voters(); len(voters) < 2 {
-				return fmt.Errorf("%w: this node is the cluster's only voter: there is no other to hand leadership to", ErrBadMembership)
+				return badMembership("this node is the cluster's only voter: there is no other to hand leadership to")
 			}
 			f = c.raft.LeadershipTransfer()
 		case sid == self:
-			return fmt.Errorf("%w: %s already leads", ErrBadMembership, id)
+			return badMembership("%s already leads", id)
 		case !c.isMember(sid, raft.Voter):
-			return fmt.Errorf("%w: %s is not a voter of this cluster: only voters can lead", ErrBadMembership, id)
+			return badMembership("%s is not a voter of this cluster: only voters can lead", id)
 		default:
 			f = c.raft.LeadershipTransferToServer(sid, addr)
 		}
 	default:
-		return fmt.Errorf("%w: unknown action %q", ErrBadMembership, m.Action)
+		return badMembership("unknown action %q", m.Action)
 	}
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) {
@@ -131,7 +131,25 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 }
 
 // ErrBadMembership marks a membership request that cannot be carried out.
+// The errors that carry it are *MembershipError.
 var ErrBadMembership = errors.New("consensus: bad membership request")
+
+// MembershipError is a membership request the leader refused, with the
+// reason, which tells the operator what to do instead. It is
+// ErrBadMembership; a follower that forwarded the request gets the leader's
+// reason unchanged (rpcErrBadMembership).
+type MembershipError struct {
+	Reason string
+}
+
+func (e *MembershipError) Error() string { return ErrBadMembership.Error() + ": " + e.Reason }
+
+// Is makes a MembershipError ErrBadMembership.
+func (e *MembershipError) Is(target error) bool { return target == ErrBadMembership }
+
+func badMembership(format string, args ...any) error {
+	return &MembershipError{Reason: fmt.Sprintf(format, args...)}
+}
 
 // answers checks that the leader reaches a node about to get a vote, and
 // that the node's build applies the cluster's feature level. A voter that
@@ -144,7 +162,7 @@ func (c *Cluster) answers(id peer.ID) error {
 	}
 	ps, err := c.peerStatus(id, 5*time.Second)
 	if err != nil {
-		return fmt.Errorf("%w: %s does not answer (%v): start it first, since a voter that cannot be reached counts against the quorum (or add it as a non-voter, and promote it once it has caught up)", ErrBadMembership, id, err)
+		return badMembership("%s does not answer (%v): start it first, since a voter that cannot be reached counts against the quorum (or add it as a non-voter, and promote it once it has caught up)", id, err)
 	}
 	return c.featureGate(id, ps)
 }
@@ -189,7 +207,7 @@ func (c *Cluster) featureGate(id peer.ID, ps PeerStatus) error {
 	}
 	have, need := ps.featureLevel(), c.clusterLevel()
 	if have < need {
-		return fmt.Errorf("%w: %s runs a trustd that applies feature level %d and the cluster is at %d: upgrade it first, or it would reject operations the other members accept", ErrBadMembership, id, have, need)
+		return badMembership("%s runs a trustd that applies feature level %d and the cluster is at %d: upgrade it first, or it would reject operations the other members accept", id, have, need)
 	}
 	return nil
 }
@@ -198,7 +216,7 @@ func (c *Cluster) featureGate(id peer.ID, ps PeerStatus) error {
 // refuse too, with a message about its configuration.
 func (c *Cluster) keepsAVoter(id raft.ServerID) error {
 	if voters := c.voters(); len(voters) == 1 && voters[0] == id {
-		return fmt.Errorf("%w: %s is the cluster's only voter: add or promote another voter first", ErrBadMembership, id)
+		return badMembership("%s is the cluster's only voter: add or promote another voter first", id)
 	}
 	return nil
 }
@@ -463,10 +481,10 @@ func (c *Cluster) Join(ctx context.Context, peers []peer.ID, nonvoter bool) erro
 func (c *Cluster) handleJoin(ctx context.Context, from peer.ID, body []byte) error {
 	var req JoinRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		return fmt.Errorf("%w: join request: %v", ErrBadMembership, err)
+		return badMembership("join request: %v", err)
 	}
 	if c.gater != nil && !c.gater.Allowed(from) {
-		return fmt.Errorf("%w: %s is not in this node's configured peers", ErrBadMembership, from)
+		return badMembership("%s is not in this node's configured peers", from)
 	}
 	action := ActionAddVoter
 	if req.Nonvoter {

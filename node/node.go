@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -273,18 +272,21 @@ func (n *Node) Submit(ctx context.Context, jws []byte) (*registry.Result, error)
 	return res, nil
 }
 
-// clusterError wraps consensus errors for the gateway's error table.
+// clusterError wraps consensus errors for the gateway's error table. An
+// unknown outcome is tried first: a write that may have reached the log is
+// never answered as one that was not submitted (consensus/DESIGN.md).
 func clusterError(err error) error {
+	var me *consensus.MembershipError
 	switch {
+	case errors.Is(err, consensus.ErrUnknownOutcome):
+		return fmt.Errorf("%w: %v", gateway.ErrOutcomeUnknown, err)
 	case errors.Is(err, consensus.ErrNoLeader), errors.Is(err, consensus.ErrNotLeader),
 		errors.Is(err, consensus.ErrTimeout), errors.Is(err, consensus.ErrShutdown),
 		errors.Is(err, consensus.ErrForeignCluster):
 		return fmt.Errorf("%w: %v", gateway.ErrUnavailable, err)
-	case errors.Is(err, consensus.ErrUnknownOutcome):
-		return fmt.Errorf("%w: %v", gateway.ErrOutcomeUnknown, err)
-	case errors.Is(err, consensus.ErrBadMembership):
-		// "bad request: <what is wrong>", without the consensus label between.
-		return fmt.Errorf("%w: %s", gateway.ErrBadRequest, strings.TrimPrefix(err.Error(), consensus.ErrBadMembership.Error()+": "))
+	case errors.As(err, &me):
+		// "bad request: <what is wrong>", the leader's reason as it gave it.
+		return fmt.Errorf("%w: %s", gateway.ErrBadRequest, me.Reason)
 	}
 	return err
 }
