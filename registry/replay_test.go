@@ -151,7 +151,8 @@ func reencodings(t testing.TB, jws []byte) (variants map[string][]byte, highS ma
 
 // requireSameOperation applies jws and requires the result of orig marked
 // duplicate (or, for a high-s signature, a refusal as malformed at
-// PreVerify and at the apply) and the state unchanged.
+// PreVerify, at the leader's check and at the apply) and the state
+// unchanged. The leader's check answers a duplicate without proposing it.
 func requireSameOperation(t *testing.T, h *harness, name string, orig *Result, jws []byte, isHighS bool) {
 	t.Helper()
 	before := h.digest()
@@ -159,11 +160,19 @@ func requireSameOperation(t *testing.T, h *harness, name string, orig *Result, j
 		if err := h.s.PreVerify(jws); !errors.Is(err, ErrMalformed) {
 			t.Fatalf("%s: PreVerify = %v, want ErrMalformed", name, err)
 		}
+		if r := h.s.Check(jws, h.now); r == nil || r.Index != 0 || r.Code != CodeMalformed {
+			t.Fatalf("%s: check = %+v, want a refusal as malformed", name, r)
+		}
 		if r := h.apply(jws); r.Accepted || r.Code != CodeMalformed {
 			t.Fatalf("%s: %+v, want malformed", name, r)
 		}
-	} else if r := h.apply(jws); !r.Accepted || !r.Duplicate || r.Index != orig.Index || r.ID != orig.ID {
-		t.Fatalf("%s: %+v, want the original result %+v marked duplicate", name, r, orig)
+	} else {
+		if r := h.s.Check(jws, h.now); r == nil || !r.Duplicate || r.Index != orig.Index {
+			t.Fatalf("%s: check = %+v, want the original result of index %d marked duplicate", name, r, orig.Index)
+		}
+		if r := h.apply(jws); !r.Accepted || !r.Duplicate || r.Index != orig.Index || r.ID != orig.ID {
+			t.Fatalf("%s: %+v, want the original result %+v marked duplicate", name, r, orig)
+		}
 	}
 	if h.digest() != before {
 		t.Fatalf("%s changed the state", name)
