@@ -9,17 +9,17 @@ import (
 )
 
 // sigFilter is a Bloom filter over the tables of signatures and of signed
-// content: every digest stored in either (or in the batch being applied) is in it, so
-// "not in the filter" proves an operation is not a resubmission and the
-// duplicate check skips its lookup in Pebble. Most operations are new, and
-// that lookup searched the memtable's skiplist for a key that was never
-// there: about 5 % of the cluster's CPU per write.
+// content: every digest stored in either (or in the batch being applied)
+// is in it, so "not in the filter" proves an operation is not a
+// resubmission and the duplicate check skips its lookup in Pebble. Most
+// operations are new, and that lookup searched the memtable's skiplist for
+// a key that was never there: about 5 % of the cluster's CPU per write.
 //
-// The filter may hold more than the table (a restore that failed, a
+// The filter may hold more than the tables (a restore that failed, a
 // snapshot that replaced the state): that only costs a lookup. It must
 // never hold less, or nodes could disagree about a duplicate; every path
-// that stores signatures feeds it: the apply (add), opening the state and
-// restoring a snapshot (rebuilt from the table). When more signatures are
+// that stores digests feeds it: the apply (add), opening the state and
+// restoring a snapshot (rebuilt from both tables). When more are
 // stored than it was sized for, the apply rebuilds it twice as large from
 // the batch being applied (which reads through to the committed state),
 // once per doubling of the registry.

@@ -175,10 +175,9 @@ func CoSign(jws []byte, s *Signer) ([]byte, error) {
 }
 
 // normaliseLowS replaces each signature of obj, signed by s with ES256,
-// whose s exceeds n/2
-// with the other encoding (r, n − s), which verifies alike. The registry
-// accepts only low-s signatures (checkLowS), and crypto/ecdsa, under
-// go-jose, emits a high s about half the time.
+// whose s exceeds n/2 with the other encoding (r, n − s), which verifies
+// alike. The registry accepts only low-s signatures (checkLowS), and
+// crypto/ecdsa, under go-jose, emits a high s about half the time.
 func (s *Signer) normaliseLowS(obj *jose.JSONWebSignature) {
 	if s.alg() != jose.ES256 {
 		return
