@@ -35,9 +35,18 @@ const (
 	// operation carries, but it changes what the apply accepts, so the
 	// nodes of a cluster change rules at one entry of the log.
 	FeatureLevelKeyAuthority = 3
+	// FeatureLevelSignedContent changes the meaning of bytes older builds
+	// accept, so the apply checks it in the rules that change: an
+	// operation is a resubmission when it carries a signature over a
+	// protected header and payload already applied (not only the same
+	// signature bytes); an ES256 signature with a high s, and a payload or
+	// status-list credential that reads two ways (checkJSON), are
+	// malformed. Below it the apply keeps the older rules, so a cluster
+	// being upgraded stays one state.
+	FeatureLevelSignedContent = 4
 
 	// FeatureLevel is the highest level this build applies.
-	FeatureLevel = FeatureLevelKeyAuthority
+	FeatureLevel = FeatureLevelSignedContent
 )
 
 // featureNames say what each level adds, for error messages and status.
@@ -45,6 +54,7 @@ var featureNames = map[int]string{
 	FeatureLevelBase:           "the first release's operations",
 	FeatureLevelEntityLocation: "entity metadata.location",
 	FeatureLevelKeyAuthority:   "keys bound only by an identifier's controller; revocation after an issuer's accreditation ends",
+	FeatureLevelSignedContent:  "idempotency on what was signed; low-s ES256 and unambiguous JSON only",
 }
 
 // OpFeatureLevel names the result of a feature level raise.

@@ -94,8 +94,22 @@ type ParsedStatusList struct {
 }
 
 // ParseStatusListCredential checks the shape of a BitstringStatusListCredential
-// payload (already verified) and decodes its list.
+// payload (already verified) and decodes its list. A payload that reads two
+// ways (checkJSON: a member twice, a member named like a field but for
+// case, invalid UTF-8, control characters outside prose) is refused with
+// ErrMalformed, as a publishStatusList operation carrying it is.
 func ParseStatusListCredential(payload []byte) (*ParsedStatusList, error) {
+	if err := checkStatusListJSON(payload); err != nil {
+		return nil, err
+	}
+	return parseStatusListCredential(payload)
+}
+
+// parseStatusListCredential is ParseStatusListCredential without the check
+// for JSON that reads two ways: for versions already stored, and for the
+// apply, where parseOperation made that check and the feature level
+// decides whether it counts.
+func parseStatusListCredential(payload []byte) (*ParsedStatusList, error) {
 	var vc statusListVC
 	if err := json.Unmarshal(payload, &vc); err != nil {
 		return nil, reject(CodeMalformed, "credential is not a JSON object: %v", err)
@@ -149,14 +163,17 @@ func ParseStatusListCredential(payload []byte) (*ParsedStatusList, error) {
 	return p, nil
 }
 
+// issuerObject is a credential's issuer in its object form.
+type issuerObject struct {
+	ID string `json:"id"`
+}
+
 func issuerID(raw json.RawMessage) (string, error) {
 	var s string
 	if json.Unmarshal(raw, &s) == nil && s != "" {
 		return s, nil
 	}
-	var o struct {
-		ID string `json:"id"`
-	}
+	var o issuerObject
 	if json.Unmarshal(raw, &o) == nil && o.ID != "" {
 		return o.ID, nil
 	}
@@ -231,7 +248,7 @@ func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
 	if err != nil {
 		return "", reject(CodeBadSignature, "the credential's signature does not verify against %s", kid)
 	}
-	p, err := ParseStatusListCredential(payload)
+	p, err := parseStatusListCredential(payload)
 	if err != nil {
 		return "", err
 	}
