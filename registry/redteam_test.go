@@ -1,0 +1,196 @@
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Red-team tests of the two changes "who may bind keys to an identifier"
+// (feature level 3) and "nothing refused enters the log" (State.Check).
+// Each test asserts the behaviour the SPEC and docs/OPERATIONS.md promise;
+// a failing test is a finding.
+
+// A squatter that took over a governance member's DID under the first
+// release's rules (an active accreditor registered the member's DID with
+// its own key) can, still before level 3, sign a rotateKeys of the member's
+// DID *as the member* (its key is the member's registered key then). The
+// level-3 migration (markMemberKeys / lastKeyBinder) reads the last key
+// binder from the history: the rotateKeys was signed by the member's DID,
+// so KeysBoundBy becomes the member itself and the squatter's key keeps
+// signing for the member after the raise, while the genuine genesis key
+// is refused. OPERATIONS.md promises: "Any other entity record of a
+// member's DID, such as one a third party registered under the first
+// release's rules, names no key of it".
+func TestRedteamMemberTakeoverSurvivesMigrationBySelfRotation(t *testing.T) {
+	f := mustAuthorityAt(t, 2, FeatureLevelEntityLocation)
+	squatter := mustAs(t, mustKey(t, KeyEd25519), boardDID+"#sq-1")
+	f.mustAccept(f.register(f.root1, squatter)) // the first release's rule
+	// The squatter "rotates" the member's keys, signing as the member.
+	next := mustAs(t, mustKey(t, KeyEd25519), boardDID+"#sq-2")
+	f.now = f.now.Add(time.Second)
+	f.mustAccept(f.sign(squatter, OpRotateKeys, map[string]any{"id": boardDID, "keys": []json.RawMessage{mustJWK(t, next)}}))
+
+	if r := f.applyCommand(EncodeFeatureLevel(FeatureLevelKeyAuthority)); !r.Accepted || r.Duplicate {
+		t.Fatalf("raise: %+v", r)
+	}
+	ent, err := f.s.Entity(boardDID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after the raise: keysBoundBy = %q", ent.KeysBoundBy)
+
+	gov := func(signers ...*Signer) *Result {
+		f.now = f.now.Add(time.Second)
+		id := fmt.Sprintf("https://example.org/frameworks/x-%d", f.now.Unix())
+		jws, err := SignJSON(f.payload(OpCreateFramework, map[string]any{"id": id, "name": "X"}), signers...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.apply(jws)
+	}
+	// The squatter's key must not count as the member's signature.
+	if r := gov(next, f.gov[1]); r.Accepted {
+		t.Errorf("after level 3 the squatter's key signs for governance member %s (keysBoundBy %q): %+v", boardDID, ent.KeysBoundBy, r)
+	}
+	// The member's genesis key must sign for it again.
+	if r := gov(f.board, f.gov[2]); !r.Accepted {
+		t.Errorf("after level 3 the member's genesis key is refused: %s: %s", r.Code, r.Reason)
+	}
+}
+
+// "A did:key carries its own key; a registration of it binds no other"
+// (OPERATIONS.md). thirdPartyMayRegister lets any active accreditor
+// register any did:key, and registerEntity stores whatever JWKs the
+// registrar lists: the entity record (served by the gateway, with
+// keysBoundBy the registrar) then names keys the did:key's controller
+// never had. The controller cannot fix it: registerEntity conflicts and
+// rotateKeys refuses a did:key.
+func TestRedteamThirdPartyBindsForeignKeysToDidKey(t *testing.T) {
+	f := mustAuthority(t, 1)
+	victim := mustKey(t, KeyEd25519) // a college's did:key
+	attacker := mustAs(t, mustKey(t, KeyEd25519), victim.DID+"#k1")
+	r := f.apply(f.sign(f.root1, OpRegisterEntity, map[string]any{
+		"id": victim.DID, "name": "Victim College", "keys": []json.RawMessage{mustJWK(t, attacker)},
+	}))
+	if !r.Accepted {
+		t.Logf("registration refused: %s %s", r.Code, r.Reason)
+		return
+	}
+	ent, err := f.s.Entity(victim.DID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attackerJWK := mustJWK(t, attacker)
+	var canon json.RawMessage
+	if k, err := ParsePublicJWK(attackerJWK); err == nil {
+		canon, _ = k.MarshalJSON()
+	}
+	if slices.ContainsFunc(ent.Keys, func(k json.RawMessage) bool { return string(k) == string(canon) }) {
+		t.Errorf("a third party (%s) bound a key that is not the did:key's own to %s: record keys %s, keysBoundBy %q",
+			f.root1.DID, victim.DID, ent.Keys, ent.KeysBoundBy)
+	}
+	// The controller cannot replace them.
+	f.now = f.now.Add(time.Second)
+	if r := f.apply(f.sign(victim, OpRotateKeys, map[string]any{"id": victim.DID, "keys": []json.RawMessage{mustJWK(t, victim)}})); r.Accepted {
+		t.Logf("the controller rotated: ok")
+	} else {
+		t.Logf("the controller cannot rotate them: %s %s", r.Code, r.Reason)
+	}
+}
+
+// Check must never refuse what the apply accepts. The apply raises the
+// in-memory feature level (s.level.Store in applyFeatureLevel) as soon as
+// it applies the raise entry, long before the batch commits; the records
+// markMemberKeys writes are in that uncommitted batch. A Check running in
+// between sees level 3 with pre-migration records: for a member whose keys
+// governance replaced before level 3 (keysBoundBy still empty on disk),
+// signingKeys falls back to the genesis key and Check refuses the member's
+// valid signature, which the apply accepts once the batch commits.
+func TestRedteamCheckRefusesDuringLevelRaiseBatch(t *testing.T) {
+	f := mustAuthorityAt(t, 1, FeatureLevelEntityLocation)
+	next := mustAs(t, mustKey(t, KeyEd25519), boardDID+"#gov-2")
+	f.mustAccept(f.govSign(OpRegisterEntity, map[string]any{"id": boardDID, "name": "Nursing board", "keys": []json.RawMessage{mustJWK(t, next)}}))
+
+	// One raft batch: the raise, then enough work for the apply to take a
+	// while before it commits.
+	f.now = f.now.Add(time.Second)
+	entries := []Entry{{Index: f.index + 1, Time: f.now, Data: EncodeFeatureLevel(FeatureLevelKeyAuthority)}}
+	for i := range 400 {
+		jws := f.sign(f.root1, OpAccredit, map[string]any{"framework": fwID, "accreditor": f.root1.DID,
+			"subject": fmt.Sprintf("did:web:c%d.example", i), "action": ActionIssue, "resources": []string{nursing}})
+		entries = append(entries, Entry{Index: f.index + 2 + uint64(i), Time: f.now, Data: EncodeOperation(jws)})
+	}
+	raiseIndex := f.index + 1
+	f.index += uint64(len(entries))
+	// The member's operation, signed with the key governance bound.
+	op := f.sign(next, OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/member", "name": "Member"})
+
+	var mu sync.Mutex
+	var inWindow []*Result
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if f.s.ClusterFeatureLevel() >= FeatureLevelKeyAuthority && f.s.AppliedIndex() < raiseIndex {
+				res := f.s.Check(op, f.now)
+				if f.s.AppliedIndex() < raiseIndex { // still inside the window
+					mu.Lock()
+					inWindow = append(inWindow, res)
+					mu.Unlock()
+				}
+			}
+		}
+	})
+	f.s.ApplyBatch(entries)
+	close(done)
+	wg.Wait()
+	if len(inWindow) == 0 {
+		t.Skip("no check ran inside the window (timing); rerun")
+	}
+	refused := 0
+	var sample *Result
+	for _, r := range inWindow {
+		if r != nil && !r.Duplicate {
+			refused++
+			sample = r
+		}
+	}
+	after := f.s.Check(op, f.now)
+	applied := f.apply(op)
+	t.Logf("checks inside the window: %d, refused: %d; check after commit: %v; apply accepted: %v", len(inWindow), refused, after, applied.Accepted)
+	if refused > 0 && applied.Accepted {
+		t.Errorf("Check refused %d times (e.g. %s: %s) a member's operation the apply accepts", refused, sample.Code, sample.Reason)
+	}
+}
+
+// Check decides against the applied state only. An operation whose
+// prerequisite is committed (or at least ahead of it in the log) but not yet
+// applied on the checking leader is refused, with a final 4xx answer, though
+// the apply, in log order, accepts it. This happens to a client that got
+// op1 acknowledged and then sends op2 to a newly elected leader whose FSM
+// has not applied op1 yet (hashicorp/raft applies asynchronously and
+// prepare does not wait for the leader's applied index to reach its last
+// log index), and to any pipelined writes.
+func TestRedteamCheckRefusesWhatAnEntryAheadInTheLogAllows(t *testing.T) {
+	f := mustAuthority(t, 1)
+	fresh := mustAs(t, mustKey(t, KeyEd25519), "did:web:new.example#k1")
+	op1 := f.register(f.root1, fresh)
+	next := mustAs(t, mustKey(t, KeyEd25519), "did:web:new.example#k2")
+	op2 := f.sign(fresh, OpRotateKeys, map[string]any{"id": fresh.DID, "keys": []json.RawMessage{mustJWK(t, next)}})
+	// op1 is in the log ahead of op2 but not applied when op2 is checked.
+	check := f.s.Check(op2, f.now)
+	f.mustAccept(op1)
+	got := f.apply(op2)
+	if check != nil && !check.Duplicate && got.Accepted {
+		t.Errorf("Check refused (%s: %s) an operation the apply accepts in log order", check.Code, check.Reason)
+	}
+}
