@@ -3,6 +3,7 @@ package registry
 import (
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -193,4 +194,56 @@ func TestRedteamCheckRefusesWhatAnEntryAheadInTheLogAllows(t *testing.T) {
 	if check != nil && !check.Duplicate && got.Accepted {
 		t.Errorf("Check refused (%s: %s) an operation the apply accepts in log order", check.Code, check.Reason)
 	}
+}
+
+// A refused operation never reaches the apply, which is the only reader
+// that drops an operation from the parse memory (State.parse removes it;
+// preVerify, run by Submit on the receiving node and by Check on the
+// leader, adds it). Before "nothing refused enters the log" every parsed
+// operation was applied and dropped soon after; now every refused one stays
+// in s.parsed (4096 entries, no byte budget) until evicted. Forged
+// operations cost an unauthenticated client nothing, and each may be
+// MaxOperationSize long: the leader (and the follower that received them)
+// keeps raw bytes, decoded payload and decoded body of each.
+func TestRedteamRefusedOperationsStayInTheParseMemory(t *testing.T) {
+	f := mustAuthority(t, 1)
+	forger := mustAs(t, mustKey(t, KeyEd25519), "did:web:nobody.example#k1")
+	const n = 200
+	big := make([]byte, 180<<10)
+	for i := range big {
+		big[i] = 'a' + byte(i%26)
+	}
+	var before, after runtimeMem
+	before.read()
+	for i := range n {
+		jws := f.sign(forger, OpRegisterEntity, map[string]any{"id": fmt.Sprintf("did:web:e%d.example", i), "name": string(big)})
+		if len(jws) > MaxOperationSize {
+			t.Fatalf("operation of %d bytes", len(jws))
+		}
+		if err := f.s.PreVerify(jws); err != nil { // what Submit does
+			t.Fatal(err)
+		}
+		if res := f.s.Check(jws, f.now); res == nil || res.Accepted {
+			t.Fatalf("a forged operation passed the check: %+v", res)
+		}
+	}
+	after.read()
+	retained := int64(after.heap) - int64(before.heap)
+	per := retained / n
+	t.Logf("retained after %d refused operations: %d MiB (%d KiB each); s.parsed holds %d; at its 4096 entries: about %d MiB",
+		n, retained>>20, per>>10, f.s.parsed.Len(), per*4096>>20)
+	if f.s.parsed.Len() > 0 && retained > 16<<20 {
+		t.Errorf("refused operations stay in memory: %d MiB for %d of them (%d in s.parsed); 4096 would hold about %d MiB",
+			retained>>20, n, f.s.parsed.Len(), per*4096>>20)
+	}
+}
+
+type runtimeMem struct{ heap uint64 }
+
+func (m *runtimeMem) read() {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	m.heap = ms.HeapAlloc
 }
