@@ -247,3 +247,47 @@ func (m *runtimeMem) read() {
 	runtime.ReadMemStats(&ms)
 	m.heap = ms.HeapAlloc
 }
+
+// OPERATIONS.md tells an accreditor that accredits an entity someone else
+// registered to "check keysBoundBy first". A registrar that registered a
+// DID holding no authority (with a key of its own) rotates that DID's keys
+// with the key it chose: the rotateKeys is signed by the DID itself, so
+// keysBoundBy becomes the DID, and the record looks self-bound. The same
+// laundering is what lets a pre-level-3 member takeover survive the
+// migration (TestRedteamMemberTakeoverSurvivesMigrationBySelfRotation).
+func TestRedteamSquatterLaundersKeysBoundBy(t *testing.T) {
+	f := mustAuthority(t, 1)
+	const did = "did:web:college-new.example"
+	squat := mustAs(t, mustKey(t, KeyEd25519), did+"#k1")
+	f.mustAccept(f.register(f.root1, squat)) // keysBoundBy: root1
+	next := mustAs(t, mustKey(t, KeyEd25519), did+"#k2")
+	f.now = f.now.Add(time.Second)
+	f.mustAccept(f.sign(squat, OpRotateKeys, map[string]any{"id": did, "keys": []json.RawMessage{mustJWK(t, next)}}))
+	ent, err := f.s.Entity(did)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ent.KeysBoundBy == did {
+		t.Errorf("keys %s chose (registered by it, then rotated with its own key) now read keysBoundBy %q: the registrar is gone from the record an accreditor is told to check",
+			f.root1.DID, ent.KeysBoundBy)
+	}
+}
+
+// The did:key exemption comes before the authority check: any active
+// accreditor registers a did:key that holds authority elsewhere (here the
+// did:key root of another framework), naming it and binding keys to its
+// record; the DCC export and entity views then show the registrar's name,
+// metadata and keys for that root.
+func TestRedteamThirdPartyRegistersAuthorityHoldingDidKey(t *testing.T) {
+	f := mustAuthority(t, 1)
+	// root2 (a root of fw2) registers root1, the did:key root of fw1.
+	attacker := mustAs(t, mustKey(t, KeyEd25519), f.root1.DID+"#k1")
+	r := f.apply(f.sign(f.root2, OpRegisterEntity, map[string]any{
+		"id": f.root1.DID, "name": "Impostor Health Board", "metadata": map[string]any{"homepage": "https://impostor.example"},
+		"keys": []json.RawMessage{mustJWK(t, attacker)},
+	}))
+	if r.Accepted {
+		ent, _ := f.s.Entity(f.root1.DID)
+		t.Errorf("%s registered %s, a root of %s, as %q with keys %s (keysBoundBy %q)", f.root2.DID, f.root1.DID, fwID, ent.Name, ent.Keys, ent.KeysBoundBy)
+	}
+}
