@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"runtime"
@@ -289,5 +290,75 @@ func TestRedteamThirdPartyRegistersAuthorityHoldingDidKey(t *testing.T) {
 	if r.Accepted {
 		ent, _ := f.s.Entity(f.root1.DID)
 		t.Errorf("%s registered %s, a root of %s, as %q with keys %s (keysBoundBy %q)", f.root2.DID, f.root1.DID, fwID, ent.Name, ent.Keys, ent.KeysBoundBy)
+	}
+}
+
+// The apply is a pure function of the log: how raft cuts the log into
+// batches must not change results or state. The sequence mixes the level
+// raise (whose migration writes member records into the batch), the
+// member then signing with the key governance bound, a third party's
+// registration, self-rotation and a grant that closes a registration, so
+// that later entries read what earlier entries of the same batch wrote
+// (dirty keys) and what the record cache holds.
+func TestRedteamBatchBoundariesDoNotChangeTheState(t *testing.T) {
+	f := mustAuthorityAt(t, 1, FeatureLevelEntityLocation)
+	other, err := Open(t.TempDir(), f.raw, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	if err := other.Restore(bytes.NewReader(snapshotBytes(t, f.s))); err != nil {
+		t.Fatal(err)
+	}
+	// Warm the read side of one state, so its record cache holds records
+	// the batch then changes.
+	f.decide(Question{Entity: college2DID, Framework: fw2ID, Action: ActionIssue, Resource: law})
+	if _, err := f.s.Entity(f.root2.DID); err != nil {
+		t.Fatal(err)
+	}
+
+	next := mustAs(t, mustKey(t, KeyEd25519), boardDID+"#gov-2")
+	x := mustAs(t, mustKey(t, KeyEd25519), "did:web:x.example#k1")
+	y := mustAs(t, mustKey(t, KeyEd25519), "did:web:y.example#k1")
+	y2 := mustAs(t, mustKey(t, KeyEd25519), "did:web:y.example#k2")
+	z := mustAs(t, mustKey(t, KeyEd25519), "did:web:z.example#k1")
+	f.now = f.now.Add(time.Second)
+	cmds := [][]byte{
+		EncodeOperation(f.govSign(OpRegisterEntity, map[string]any{"id": boardDID, "name": "Board", "keys": []json.RawMessage{mustJWK(t, next)}})),
+		EncodeOperation(f.register(f.root1, x)),
+		EncodeFeatureLevel(FeatureLevelKeyAuthority),
+		EncodeOperation(f.sign(next, OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/n", "name": "N"})),
+		EncodeOperation(f.sign(f.board, OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/g", "name": "G"})),
+		EncodeOperation(f.register(f.root1, y)),
+		EncodeOperation(f.sign(y, OpRotateKeys, map[string]any{"id": y.DID, "keys": []json.RawMessage{mustJWK(t, y2)}})),
+		EncodeOperation(f.sign(y, OpUpdateEntity, map[string]any{"id": y.DID, "name": "old key"})),
+		EncodeOperation(f.sign(y2, OpUpdateEntity, map[string]any{"id": y.DID, "name": "new key"})),
+		EncodeOperation(f.sign(f.root2, OpAccredit, map[string]any{"framework": fw2ID, "accreditor": f.root2.DID, "subject": z.DID, "action": ActionIssue, "resources": []string{law}})),
+		EncodeOperation(f.register(f.root1, z)),
+		EncodeOperation(f.sign(f.root2, OpRevoke, map[string]any{"accreditation": f.agency2Acc})),
+		EncodeOperation(f.register(f.root1, mustAs(t, mustKey(t, KeyEd25519), agency2DID+"#k1"))),
+	}
+	var one, batch []Entry
+	for i, c := range cmds {
+		e := Entry{Index: f.index + 1 + uint64(i), Time: f.now, Data: c}
+		one = append(one, e)
+		batch = append(batch, e)
+	}
+	var single []*Result
+	for _, e := range one {
+		single = append(single, f.s.ApplyBatch([]Entry{e})[0])
+	}
+	together := other.ApplyBatch(batch)
+	for i := range single {
+		a, b := single[i], together[i]
+		t.Logf("entry %d: %s accepted=%v %s", i, a.Op, a.Accepted, a.Code)
+		if a.Accepted != b.Accepted || a.Code != b.Code || a.ID != b.ID {
+			t.Errorf("entry %d decided differently: one by one %v %s %q, in one batch %v %s %q", i, a.Accepted, a.Code, a.Reason, b.Accepted, b.Code, b.Reason)
+		}
+	}
+	d1, _ := f.s.StateDigest()
+	d2, _ := other.StateDigest()
+	if d1 != d2 {
+		t.Errorf("state digests differ: %s vs %s", d1, d2)
 	}
 }
