@@ -362,3 +362,43 @@ func TestRedteamBatchBoundariesDoNotChangeTheState(t *testing.T) {
 		t.Errorf("state digests differ: %s vs %s", d1, d2)
 	}
 }
+
+// onlyRevokes compares length, messages and bits, not the credential's
+// own validity window or ttl: an issuer whose accreditation ended, about to
+// see its list credential expire (after which verifiers cannot check its
+// credentials' status and fail closed), republishes it valid until 2099.
+func TestRedteamExIssuerExtendsListValidity(t *testing.T) {
+	f := &listFixture{mustChain(t)}
+	if r := f.applyCommand(EncodeFeatureLevel(FeatureLevel)); !r.Accepted {
+		t.Fatalf("raise: %+v", r)
+	}
+	f.now = date(2026, 4, 1)
+	vc := func(until string, bits []byte) []byte {
+		raw, err := StatusListCredential(f.college.DID, "rev", []string{PurposeRevocation}, 1, nil, 300000, bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		m["validFrom"] = "2026-04-01T00:00:00Z"
+		m["validUntil"] = until
+		out, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	zero := make([]byte, MinStatusListEntries/8)
+	if r := f.publishVC(f.college, f.college, "rev", "", vc("2026-06-01T00:00:00Z", zero)); !r.Accepted {
+		t.Fatalf("first version: %s %s", r.Code, r.Reason)
+	}
+	f.mustAccept(f.sign(f.root, OpRevoke, map[string]any{"accreditation": f.qaAcc, "reason": "fraud"}))
+	cur := mustCurrent(t, f.s, f.college.DID, "rev")
+	r := f.publishVC(f.college, f.college, "rev", cur, vc("2099-01-01T00:00:00Z", zero))
+	if r.Accepted {
+		v, _ := f.s.StatusList(f.college.DID, "rev")
+		t.Errorf("an issuer whose chain was revoked extended its list's validUntil from 2026-06-01 to %v without an active accreditation", v.Version.ValidUntil)
+	}
+}
