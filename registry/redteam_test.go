@@ -291,6 +291,15 @@ func TestRedteamThirdPartyRegistersAuthorityHoldingDidKey(t *testing.T) {
 		ent, _ := f.s.Entity(f.root1.DID)
 		t.Errorf("%s registered %s, a root of %s, as %q with keys %s (keysBoundBy %q)", f.root2.DID, f.root1.DID, fwID, ent.Name, ent.Keys, ent.KeysBoundBy)
 	}
+	// The same for a governance member that is a did:key.
+	member := f.gov[1]
+	r = f.apply(f.sign(f.root2, OpRegisterEntity, map[string]any{
+		"id": member.DID, "name": "Impostor Member", "keys": []json.RawMessage{mustJWK(t, mustAs(t, mustKey(t, KeyEd25519), member.DID+"#k1"))},
+	}))
+	if r.Accepted {
+		ent, _ := f.s.Entity(member.DID)
+		t.Errorf("%s registered governance member %s as %q with keys %s (keysBoundBy %q)", f.root2.DID, member.DID, ent.Name, ent.Keys, ent.KeysBoundBy)
+	}
 }
 
 // The apply is a pure function of the log: how raft cuts the log into
