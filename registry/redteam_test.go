@@ -411,3 +411,29 @@ func TestRedteamExIssuerExtendsListValidity(t *testing.T) {
 		t.Errorf("an issuer whose chain was revoked extended its list's validUntil from 2026-06-01 to %v without an active accreditation", v.Version.ValidUntil)
 	}
 }
+
+// The DCC issuer registry export (what wallets show as an issuer's name)
+// takes the name and homepage from the entity record. An accreditor of
+// another framework registers a did:key issuer accredited in this one,
+// which it may (the did:key exemption comes before the authority check),
+// and the export then names the college as the accreditor chose.
+func TestRedteamDCCExportNamesADidKeyIssuerAsAThirdPartyChose(t *testing.T) {
+	f := mustChain(t)
+	if r := f.applyCommand(EncodeFeatureLevel(FeatureLevel)); !r.Accepted {
+		t.Fatalf("raise: %+v", r)
+	}
+	other := mustKey(t, KeyEd25519) // the root of another framework
+	f.mustAccept(f.govSign(OpCreateFramework, map[string]any{"id": fw2ID, "name": "Law", "roots": []string{other.DID}}))
+	f.mustAccept(f.sign(other, OpRegisterEntity, map[string]any{
+		"id": f.college.DID, "name": "Impostor University", "metadata": map[string]any{"homepage": "https://impostor.example"},
+	}))
+	reg, err := f.s.DCCExport(fwID, f.now.AddDate(0, 4, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := reg.Registry[f.college.DID]; ok && e.Name == "Impostor University" {
+		t.Errorf("the DCC export of %s names the college %s %q (%s), as a root of another framework registered it", fwID, f.college.DID, e.Name, e.URL)
+	} else {
+		t.Logf("export entry: %+v (listed %v)", e, ok)
+	}
+}
