@@ -11,23 +11,20 @@ import (
 	"time"
 )
 
-// Red-team tests of the two changes "who may bind keys to an identifier"
-// (feature level 3) and "nothing refused enters the log" (State.Check).
-// Each test asserts the behaviour the SPEC and docs/OPERATIONS.md promise;
-// a failing test is a finding.
+// Attacks on who may bind keys to an identifier (feature level 3) and on
+// the leader's check before proposing (State.Check), each played against
+// the real state: every test asserts that the attack fails, as SPEC §3 and
+// docs/OPERATIONS.md promise.
 
 // A squatter that took over a governance member's DID under the first
 // release's rules (an active accreditor registered the member's DID with
-// its own key) can, still before level 3, sign a rotateKeys of the member's
-// DID *as the member* (its key is the member's registered key then). The
-// level-3 migration (markMemberKeys / lastKeyBinder) reads the last key
-// binder from the history: the rotateKeys was signed by the member's DID,
-// so KeysBoundBy becomes the member itself and the squatter's key keeps
-// signing for the member after the raise, while the genuine genesis key
-// is refused. OPERATIONS.md promises: "Any other entity record of a
-// member's DID, such as one a third party registered under the first
-// release's rules, names no key of it".
-func TestRedteamMemberTakeoverSurvivesMigrationBySelfRotation(t *testing.T) {
+// its own key) signs, still before level 3, a rotateKeys of the member's
+// DID as the member. The level-3 migration follows the history from the
+// registration (lastKeyBinder), so the rotation keeps the squatter as the
+// binder, and after the raise the member's signatures are checked against
+// its genesis keys again: "any other entity record of a member's DID ...
+// names no key of it".
+func TestMigrationDropsASquattersSelfRotatedMemberKeys(t *testing.T) {
 	f := mustAuthorityAt(t, 2, FeatureLevelEntityLocation)
 	squatter := mustAs(t, mustKey(t, KeyEd25519), boardDID+"#sq-1")
 	f.mustAccept(f.register(f.root1, squatter)) // the first release's rule
@@ -65,13 +62,9 @@ func TestRedteamMemberTakeoverSurvivesMigrationBySelfRotation(t *testing.T) {
 }
 
 // "A did:key carries its own key; a registration of it binds no other"
-// (OPERATIONS.md). thirdPartyMayRegister lets any active accreditor
-// register any did:key, and registerEntity stores whatever JWKs the
-// registrar lists: the entity record (served by the gateway, with
-// keysBoundBy the registrar) then names keys the did:key's controller
-// never had. The controller cannot fix it: registerEntity conflicts and
-// rotateKeys refuses a did:key.
-func TestRedteamThirdPartyBindsForeignKeysToDidKey(t *testing.T) {
+// (OPERATIONS.md): a registration of a did:key that lists any other key
+// is refused, so no record names keys the did:key's controller never had.
+func TestNoForeignKeysOnADidKey(t *testing.T) {
 	f := mustAuthority(t, 1)
 	victim := mustKey(t, KeyEd25519) // a college's did:key
 	attacker := mustAs(t, mustKey(t, KeyEd25519), victim.DID+"#k1")
@@ -105,14 +98,11 @@ func TestRedteamThirdPartyBindsForeignKeysToDidKey(t *testing.T) {
 }
 
 // Check must never refuse what the apply accepts. The apply raises the
-// in-memory feature level (s.level.Store in applyFeatureLevel) as soon as
-// it applies the raise entry, long before the batch commits; the records
-// markMemberKeys writes are in that uncommitted batch. A Check running in
-// between sees level 3 with pre-migration records: for a member whose keys
-// governance replaced before level 3 (keysBoundBy still empty on disk),
-// signingKeys falls back to the genesis key and Check refuses the member's
-// valid signature, which the apply accepts once the batch commits.
-func TestRedteamCheckRefusesDuringLevelRaiseBatch(t *testing.T) {
+// in-memory feature level as soon as it applies the raise entry, before
+// the batch that holds the level-3 migration commits; a check that runs
+// in that window would see level 3 over pre-migration records and refuse
+// a member's valid signature. It decides nothing in the window instead.
+func TestCheckDecidesNothingWhileALevelRaiseIsUncommitted(t *testing.T) {
 	f := mustAuthorityAt(t, 1, FeatureLevelEntityLocation)
 	next := mustAs(t, mustKey(t, KeyEd25519), boardDID+"#gov-2")
 	f.mustAccept(f.govSign(OpRegisterEntity, map[string]any{"id": boardDID, "name": "Nursing board", "keys": []json.RawMessage{mustJWK(t, next)}}))
@@ -174,39 +164,11 @@ func TestRedteamCheckRefusesDuringLevelRaiseBatch(t *testing.T) {
 	}
 }
 
-// Check decides against the applied state only. An operation whose
-// prerequisite is committed (or at least ahead of it in the log) but not yet
-// applied on the checking leader is refused, with a final 4xx answer, though
-// the apply, in log order, accepts it. This happens to a client that got
-// op1 acknowledged and then sends op2 to a newly elected leader whose FSM
-// has not applied op1 yet (hashicorp/raft applies asynchronously and
-// prepare does not wait for the leader's applied index to reach its last
-// log index), and to any pipelined writes.
-func TestRedteamCheckRefusesWhatAnEntryAheadInTheLogAllows(t *testing.T) {
-	f := mustAuthority(t, 1)
-	fresh := mustAs(t, mustKey(t, KeyEd25519), "did:web:new.example#k1")
-	op1 := f.register(f.root1, fresh)
-	next := mustAs(t, mustKey(t, KeyEd25519), "did:web:new.example#k2")
-	op2 := f.sign(fresh, OpRotateKeys, map[string]any{"id": fresh.DID, "keys": []json.RawMessage{mustJWK(t, next)}})
-	// op1 is in the log ahead of op2 but not applied when op2 is checked.
-	check := f.s.Check(op2, f.now)
-	f.mustAccept(op1)
-	got := f.apply(op2)
-	if check != nil && !check.Duplicate && got.Accepted {
-		t.Errorf("Check refused (%s: %s) an operation the apply accepts in log order", check.Code, check.Reason)
-	}
-}
-
-// A refused operation never reaches the apply, which is the only reader
-// that drops an operation from the parse memory (State.parse removes it;
-// preVerify, run by Submit on the receiving node and by Check on the
-// leader, adds it). Before "nothing refused enters the log" every parsed
-// operation was applied and dropped soon after; now every refused one stays
-// in s.parsed (4096 entries, no byte budget) until evicted. Forged
-// operations cost an unauthenticated client nothing, and each may be
-// MaxOperationSize long: the leader (and the follower that received them)
-// keeps raw bytes, decoded payload and decoded body of each.
-func TestRedteamRefusedOperationsStayInTheParseMemory(t *testing.T) {
+// A refused operation never reaches the apply, which takes the operations
+// it applies out of the parse memory. Forged operations cost their sender
+// nothing and may each be MaxOperationSize long: the check forgets what it
+// refuses, and the memory has a byte budget besides.
+func TestRefusedOperationsLeaveTheParseMemory(t *testing.T) {
 	f := mustAuthority(t, 1)
 	forger := mustAs(t, mustKey(t, KeyEd25519), "did:web:nobody.example#k1")
 	const n = 200
@@ -251,12 +213,9 @@ func (m *runtimeMem) read() {
 
 // OPERATIONS.md tells an accreditor that accredits an entity someone else
 // registered to "check keysBoundBy first". A registrar that registered a
-// DID holding no authority (with a key of its own) rotates that DID's keys
-// with the key it chose: the rotateKeys is signed by the DID itself, so
-// keysBoundBy becomes the DID, and the record looks self-bound. The same
-// laundering is what lets a pre-level-3 member takeover survive the
-// migration (TestRedteamMemberTakeoverSurvivesMigrationBySelfRotation).
-func TestRedteamSquatterLaundersKeysBoundBy(t *testing.T) {
+// DID with a key of its own and rotates that DID's keys as the DID stays
+// the binder: keys descend from whoever bound the first ones.
+func TestSelfRotationKeepsWhoBoundTheKeys(t *testing.T) {
 	f := mustAuthority(t, 1)
 	const did = "did:web:college-new.example"
 	squat := mustAs(t, mustKey(t, KeyEd25519), did+"#k1")
@@ -274,12 +233,10 @@ func TestRedteamSquatterLaundersKeysBoundBy(t *testing.T) {
 	}
 }
 
-// The did:key exemption comes before the authority check: any active
-// accreditor registers a did:key that holds authority elsewhere (here the
-// did:key root of another framework), naming it and binding keys to its
-// record; the DCC export and entity views then show the registrar's name,
-// metadata and keys for that root.
-func TestRedteamThirdPartyRegistersAuthorityHoldingDidKey(t *testing.T) {
+// A third party may not register a did:key that holds authority elsewhere
+// (the did:key root of another framework, a did:key governance member):
+// the authority rule holds for did:keys too.
+func TestThirdPartyCannotRegisterAnAuthorityHoldingDidKey(t *testing.T) {
 	f := mustAuthority(t, 1)
 	// root2 (a root of fw2) registers root1, the did:key root of fw1.
 	attacker := mustAs(t, mustKey(t, KeyEd25519), f.root1.DID+"#k1")
@@ -309,7 +266,7 @@ func TestRedteamThirdPartyRegistersAuthorityHoldingDidKey(t *testing.T) {
 // registration, self-rotation and a grant that closes a registration, so
 // that later entries read what earlier entries of the same batch wrote
 // (dirty keys) and what the record cache holds.
-func TestRedteamBatchBoundariesDoNotChangeTheState(t *testing.T) {
+func TestBatchBoundariesDoNotChangeTheState(t *testing.T) {
 	f := mustAuthorityAt(t, 1, FeatureLevelEntityLocation)
 	other, err := Open(t.TempDir(), f.raw, Options{})
 	if err != nil {
@@ -372,11 +329,10 @@ func TestRedteamBatchBoundariesDoNotChangeTheState(t *testing.T) {
 	}
 }
 
-// onlyRevokes compares length, messages and bits, not the credential's
-// own validity window or ttl: an issuer whose accreditation ended, about to
-// see its list credential expire (after which verifiers cannot check its
-// credentials' status and fail closed), republishes it valid until 2099.
-func TestRedteamExIssuerExtendsListValidity(t *testing.T) {
+// An issuer whose accreditation ended may set revocation bits, but not
+// make its list valid for longer: republishing it valid until 2099, about
+// to expire (after which verifiers fail closed), is refused.
+func TestExIssuerCannotExtendListValidity(t *testing.T) {
 	f := &listFixture{mustChain(t)}
 	if r := f.applyCommand(EncodeFeatureLevel(FeatureLevel)); !r.Accepted {
 		t.Fatalf("raise: %+v", r)
@@ -413,20 +369,21 @@ func TestRedteamExIssuerExtendsListValidity(t *testing.T) {
 }
 
 // The DCC issuer registry export (what wallets show as an issuer's name)
-// takes the name and homepage from the entity record. An accreditor of
-// another framework registers a did:key issuer accredited in this one,
-// which it may (the did:key exemption comes before the authority check),
-// and the export then names the college as the accreditor chose.
-func TestRedteamDCCExportNamesADidKeyIssuerAsAThirdPartyChose(t *testing.T) {
+// takes the name and homepage from the entity record: an accreditor of
+// another framework may not register an accredited did:key issuer of this
+// one under a name it chose.
+func TestThirdPartyCannotRenameAnAccreditedDidKey(t *testing.T) {
 	f := mustChain(t)
 	if r := f.applyCommand(EncodeFeatureLevel(FeatureLevel)); !r.Accepted {
 		t.Fatalf("raise: %+v", r)
 	}
 	other := mustKey(t, KeyEd25519) // the root of another framework
 	f.mustAccept(f.govSign(OpCreateFramework, map[string]any{"id": fw2ID, "name": "Law", "roots": []string{other.DID}}))
-	f.mustAccept(f.sign(other, OpRegisterEntity, map[string]any{
+	if r := f.apply(f.sign(other, OpRegisterEntity, map[string]any{
 		"id": f.college.DID, "name": "Impostor University", "metadata": map[string]any{"homepage": "https://impostor.example"},
-	}))
+	})); r.Accepted || r.Code != CodeNotAuthorized {
+		t.Fatalf("a root of another framework registering an accredited did:key: %v %s, want refused not_authorized", r.Accepted, r.Code)
+	}
 	reg, err := f.s.DCCExport(fwID, f.now.AddDate(0, 4, 0))
 	if err != nil {
 		t.Fatal(err)
