@@ -255,16 +255,31 @@ func (c *Cluster) restoreIfEmpty() error {
 // proposeLocal replicates cmd, stamped with this leader's clock, and
 // returns the state machine's response once it is applied here.
 func (c *Cluster) proposeLocal(ctx context.Context, cmd []byte) (any, error) {
-	if c.prepare != nil {
-		if resp, decided := c.prepare(cmd); decided {
-			return resp, nil
-		}
+	if resp, decided := c.decide(cmd); decided {
+		return resp, nil
 	}
 	timeout := 10 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
 	return c.enqueue(stamp(cmd, time.Now()), timeout).wait()
+}
+
+// decide asks Config.Prepare whether to propose cmd, once this leader has
+// applied every entry committed before its term (termCommitted: one
+// barrier a term). Before that its state may lack a write an earlier
+// leader acknowledged, and a refusal decided on it could be wrong; a
+// leader that cannot confirm it has proposes cmd undecided, and the
+// apply decides (or the proposal fails as a follower's would).
+func (c *Cluster) decide(cmd []byte) (any, bool) {
+	if c.prepare == nil {
+		return nil, false
+	}
+	term, leads := c.leaderTerm()
+	if !leads || c.termCommitted(term) != nil {
+		return nil, false
+	}
+	return c.prepare(cmd)
 }
 
 // applyWait is a stamped command handed to raft, or the reason it was

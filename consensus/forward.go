@@ -251,7 +251,7 @@ func (c *Cluster) proposeBatch(ctx context.Context, body []byte) ([]byte, error)
 		var wg sync.WaitGroup
 		for i, cmd := range cmds {
 			wg.Go(func() {
-				if resp, ok := c.prepare(cmd); ok {
+				if resp, ok := c.decide(cmd); ok {
 					decided[i] = applyWait{resp: resp, decided: true}
 				}
 			})

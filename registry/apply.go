@@ -180,8 +180,7 @@ func (s *State) parse(raw []byte) (*ParsedOperation, error) {
 		return nil, err
 	}
 	digest := sha256.Sum256(raw)
-	if op, ok := s.parsed.Peek(digest); ok {
-		s.parsed.Remove(digest)
+	if op, ok := s.parsed.take(digest); ok {
 		return op, nil
 	}
 	return parseOperation(raw, digest)

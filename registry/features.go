@@ -137,6 +137,13 @@ func (s *State) applyFeatureLevel(b *pebble.Batch, index uint64, t time.Time, bo
 		return res
 	}
 	b.Set(metaFeatureLevel, []byte{byte(level)}, nil)
+	// The new level is in memory before the batch that writes it (and its
+	// migration) commits: the apply's next entries need it. A check sees
+	// the raise under way and decides nothing until it commits (Check).
+	if !s.levelRaised {
+		s.levelRaised = true
+		s.levelSeq.Add(1)
+	}
 	if s.ClusterFeatureLevel() < FeatureLevelKeyAuthority && level >= FeatureLevelKeyAuthority {
 		s.markMemberKeys(b)
 	}

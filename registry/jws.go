@@ -376,14 +376,14 @@ func (s *State) preVerify(raw []byte) (*ParsedOperation, error) {
 		return nil, err
 	}
 	digest := sha256.Sum256(raw)
-	if op, ok := s.parsed.Get(digest); ok {
+	if op, ok := s.parsed.get(digest); ok {
 		return op, op.strictErr // done already (by the receiving node, or the leader)
 	}
 	op, err := parseOperation(raw, digest)
 	if err != nil {
 		return nil, err
 	}
-	s.parsed.Add(digest, op)
+	s.parsed.add(digest, op)
 	if op.strictErr != nil {
 		// Refused before the log at any feature level: refusing to propose
 		// changes no state (the apply decides by the level).

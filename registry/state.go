@@ -49,14 +49,19 @@ type State struct {
 	applied    atomic.Uint64
 	commitTime atomic.Int64 // unix nanoseconds of the last applied entry
 	level      atomic.Int32 // the cluster's feature level (features.go)
+	// levelSeq is odd while a batch that raised the feature level is
+	// applied and not yet committed (levelRaised, the apply's own record
+	// of it): the level in memory is ahead of the committed state then.
+	levelSeq    atomic.Uint64
+	levelRaised bool
 
 	lists     *listCache
 	records   *recordCache
-	verified  *lru.Cache[[32]byte, struct{}]         // signatures PreVerify checked
-	parsed    *lru.Cache[[32]byte, *ParsedOperation] // operations PreVerify parsed, by SHA-256 of their bytes
-	keys      *keyCache                              // public keys parsed from did:keys and registered JWKs
-	dirty     []string                               // keys written by the batch being applied
-	dirtySet  map[string]struct{}                    // the same keys, for lookups
+	verified  *lru.Cache[[32]byte, struct{}] // signatures PreVerify checked
+	parsed    *parsedCache                   // operations PreVerify parsed, by SHA-256 of their bytes
+	keys      *keyCache                      // public keys parsed from did:keys and registered JWKs
+	dirty     []string                       // keys written by the batch being applied
+	dirtySet  map[string]struct{}            // the same keys, for lookups
 	closeOnce sync.Once
 	mu        sync.Mutex
 	appliedCh chan struct{} // closed and replaced whenever applied advances
@@ -120,7 +125,7 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 		s.members[m.ID] = m
 	}
 	s.verified, _ = lru.New[[32]byte, struct{}](1 << 16)
-	s.parsed, _ = lru.New[[32]byte, *ParsedOperation](1 << 12)
+	s.parsed = newParsedCache()
 	s.iatWindow = DefaultIATWindow
 	if g.IATWindow != "" {
 		s.iatWindow, _ = time.ParseDuration(g.IATWindow) // validated by ParseGenesis
@@ -359,6 +364,10 @@ func (s *State) ApplyBatch(entries []Entry) []*Result {
 	// compacted past what the state holds durably.
 	if err := b.Commit(pebble.NoSync); err != nil {
 		panic(fmt.Sprintf("registry: commit applied entries up to %d: %v", applied, err))
+	}
+	if s.levelRaised {
+		s.levelRaised = false
+		s.levelSeq.Add(1)
 	}
 	s.records.committed(s.dirty)
 	s.dirty = s.dirty[:0]

@@ -298,7 +298,11 @@ func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
 				return "", reject(CodeInvalid, "entry %d is revoked in the current version and unset in this one: revocation cannot be undone", i/p.StatusSize)
 			}
 			if !accredited {
-				if err := onlyRevokes(did, &list, p, entries, i); err != nil {
+				var cur StatusListVersion
+				if _, err := getJSON(c.b, binary.BigEndian.AppendUint64(prefix(tableListVersions, did, op.List), list.CurrentIndex), &cur); err != nil {
+					return "", err
+				}
+				if err := onlyRevokes(did, &list, &cur, p, entries, i); err != nil {
 					return "", err
 				}
 			}
@@ -321,11 +325,13 @@ func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
 
 // onlyRevokes checks that a new version of list, published by an issuer
 // that holds no active issue accreditation, makes its credentials no more
-// valid than before: the list is a revocation or suspension list, keeps
-// its length and messages, and clears no bit (unset is firstUnset's
-// answer). Revoking and suspending need no authority beyond owning the
-// list; anything else needs an active issue accreditation.
-func onlyRevokes(did string, list *StatusList, p *ParsedStatusList, entries, unset int) error {
+// valid than the current version cur: the list is a revocation or
+// suspension list, keeps its length and messages, clears no bit (unset is
+// firstUnset's answer), and is valid for no longer (validFrom no earlier,
+// validUntil no later, ttl no longer: a verifier keeps a cached list up
+// to its ttl). Revoking and suspending need no authority beyond owning
+// the list; anything else needs an active issue accreditation.
+func onlyRevokes(did string, list *StatusList, cur *StatusListVersion, p *ParsedStatusList, entries, unset int) error {
 	const why = "holds no active issue accreditation, which"
 	switch {
 	case slices.Contains(p.Purposes, PurposeMessage):
@@ -336,6 +342,12 @@ func onlyRevokes(did string, list *StatusList, p *ParsedStatusList, entries, uns
 		return reject(CodeNotAuthorized, "%s %s changing the statusMessage of list %s needs; keep the current messages", did, why, list.ID)
 	case unset >= 0:
 		return reject(CodeNotAuthorized, "entry %d is suspended in the current version and clear in this one: %s %s lifting a suspension needs; setting revocation and suspension bits does not", unset/p.StatusSize, did, why)
+	case cur.ValidFrom != nil && (p.ValidFrom == nil || p.ValidFrom.Before(*cur.ValidFrom)):
+		return reject(CodeNotAuthorized, "%s %s moving list %s's validFrom before %s needs", did, why, list.ID, cur.ValidFrom.Format(time.RFC3339))
+	case cur.ValidUntil != nil && (p.ValidUntil == nil || p.ValidUntil.After(*cur.ValidUntil)):
+		return reject(CodeNotAuthorized, "%s %s extending list %s's validUntil past %s needs", did, why, list.ID, cur.ValidUntil.Format(time.RFC3339))
+	case p.TTL > list.TTL:
+		return reject(CodeNotAuthorized, "%s %s lengthening list %s's ttl from %d to %d needs", did, why, list.ID, list.TTL, p.TTL)
 	}
 	return nil
 }
