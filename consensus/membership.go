@@ -167,7 +167,7 @@ func (c *Cluster) admitsReplica(id peer.ID) error {
 
 // peerStatus asks a peer what it reports about itself.
 func (c *Cluster) peerStatus(id peer.ID, timeout time.Duration) (PeerStatus, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(c.life.ctx, timeout)
 	defer cancel()
 	var ps PeerStatus
 	raw, err := c.call(ctx, id, rpcStatus, nil)
@@ -453,6 +453,8 @@ func (c *Cluster) Join(ctx context.Context, peers []peer.ID, nonvoter bool) erro
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("join: %w (last error: %v)", ctx.Err(), last)
+		case <-c.life.ctx.Done():
+			return ErrShutdown
 		case <-t.C:
 		}
 	}

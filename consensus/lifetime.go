@@ -1,0 +1,87 @@
+package consensus
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// shutdownWait bounds how long Shutdown waits for the cluster's goroutines
+// and the requests it is serving once it has ended their context and raft.
+const shutdownWait = 10 * time.Second
+
+// lifetime is a running Cluster's (or stream layer's) context and the
+// goroutines and calls that run under it. Everything the cluster starts
+// takes its context from ctx and is counted in wg, so Shutdown ends them
+// all and then waits for them before it closes the stores they use.
+type lifetime struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu     sync.Mutex // orders enter's wg.Add before end's wg.Wait
+	ended  bool
+	wg     sync.WaitGroup
+	waited chan struct{} // closed once wg reached zero after end
+}
+
+func newLifetime() *lifetime {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &lifetime{ctx: ctx, cancel: cancel, waited: make(chan struct{})}
+}
+
+// enter counts a call in. It reports false, counting nothing, once end has
+// begun: the caller then fails with ErrShutdown. Every true is matched by
+// a leave.
+func (l *lifetime) enter() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ended {
+		return false
+	}
+	l.wg.Add(1)
+	return true
+}
+
+func (l *lifetime) leave() { l.wg.Done() }
+
+// spawn runs f in a goroutine counted in, with the lifetime's context. It
+// reports false, and runs nothing, once end has begun.
+func (l *lifetime) spawn(f func(ctx context.Context)) bool {
+	if !l.enter() {
+		return false
+	}
+	go func() {
+		defer l.leave()
+		f(l.ctx)
+	}()
+	return true
+}
+
+// stop refuses new calls and cancels the context; running ones see it end.
+func (l *lifetime) stop() {
+	l.mu.Lock()
+	if !l.ended {
+		l.ended = true
+		go func() {
+			l.wg.Wait()
+			close(l.waited)
+		}()
+	}
+	l.mu.Unlock()
+	l.cancel()
+}
+
+// wait stops the lifetime and waits up to d for everything counted in to
+// return. It reports false when something was still running at the
+// deadline.
+func (l *lifetime) wait(d time.Duration) bool {
+	l.stop()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-l.waited:
+		return true
+	case <-t.C:
+		return false
+	}
+}
