@@ -260,8 +260,9 @@ func (c *Cluster) proposeLocal(ctx context.Context, cmd []byte) (any, error) {
 
 // applyWait is a stamped command handed to raft, or the reason it was not.
 type applyWait struct {
-	f   raft.ApplyFuture
-	err error
+	f    raft.ApplyFuture
+	err  error
+	life *lifetime
 }
 
 // enqueue hands a stamped command to raft without waiting for it.
@@ -275,7 +276,7 @@ func (c *Cluster) enqueue(stamped []byte, timeout time.Duration) applyWait {
 		}
 		return applyWait{err: ErrNotLeader}
 	}
-	return applyWait{f: c.raft.Apply(stamped, timeout)}
+	return applyWait{f: c.raft.Apply(stamped, timeout), life: c.life}
 }
 
 // wait returns the state machine's response once the command is applied.
@@ -283,7 +284,7 @@ func (w applyWait) wait() (any, error) {
 	if w.err != nil {
 		return nil, w.err
 	}
-	if err := w.f.Error(); err != nil {
+	if err := w.life.await(w.f); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrEnqueueTimeout):
 			return nil, ErrTimeout
@@ -391,6 +392,9 @@ func (c *Cluster) Shutdown() error {
 	c.peers.close()
 	var err error
 	if c.raft != nil {
+		// Writes handed to raft get their outcome while it still runs:
+		// raft never answers one left in its apply channel at shutdown.
+		c.life.drainAwaits(strandedWait)
 		// Ends the waits on raft (applies, barriers) of the requests.
 		err = c.raft.Shutdown().Error()
 	}

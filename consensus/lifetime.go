@@ -2,13 +2,25 @@ package consensus
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // shutdownWait bounds how long Shutdown waits for the cluster's goroutines
 // and the requests it is serving once it has ended their context and raft.
 const shutdownWait = 10 * time.Second
+
+// strandedWait bounds the wait for a raft future once the lifetime has
+// ended (see await); Shutdown lets raft run that long for the futures
+// being waited on to be answered before it stops raft.
+const strandedWait = 2 * time.Second
+
+// errStranded: raft shut down without answering a future.
+var errStranded = errors.New("raft shut down without answering")
 
 // lifetime is a running Cluster's (or stream layer's) context and the
 // goroutines and calls that run under it. Everything the cluster starts
@@ -22,6 +34,8 @@ type lifetime struct {
 	ended  bool
 	wg     sync.WaitGroup
 	waited chan struct{} // closed once wg reached zero after end
+
+	awaiting atomic.Int64 // raft futures being waited on (await)
 }
 
 func newLifetime() *lifetime {
@@ -83,5 +97,42 @@ func (l *lifetime) wait(d time.Duration) bool {
 		return true
 	case <-t.C:
 		return false
+	}
+}
+
+// drainAwaits waits up to d for the raft futures being waited on to be
+// answered; Shutdown calls it while raft still runs, so writes in flight
+// get their outcome instead of being cut off.
+func (l *lifetime) drainAwaits(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for l.awaiting.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // polling interval during shutdown
+	}
+}
+
+// await returns f's error. Raft answers every future it took up, but
+// never one still in its buffered apply channel (Config.BatchApplyCh) or
+// on its way to the state machine when it shuts down: its Error would
+// block for ever. So once the lifetime has ended, the wait is bounded by
+// strandedWait, after which await returns errStranded (the entry may or
+// may not have been committed) and leaves the goroutine blocked on f
+// behind: one per such future, only at shutdown.
+func (l *lifetime) await(f raft.Future) error {
+	l.awaiting.Add(1)
+	defer l.awaiting.Add(-1)
+	errc := make(chan error, 1)
+	go func() { errc <- f.Error() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-l.ctx.Done():
+	}
+	t := time.NewTimer(strandedWait)
+	defer t.Stop()
+	select {
+	case err := <-errc:
+		return err
+	case <-t.C:
+		return errStranded
 	}
 }

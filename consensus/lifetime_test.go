@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,4 +99,51 @@ func TestShutdownEndsRequestsAndWaitsForThem(t *testing.T) {
 	a.host.Close()
 	b.host.Close()
 	goleak.VerifyNone(t)
+}
+
+// TestShutdownAnswersEveryWrite: writes in flight when the cluster shuts
+// down all return, with ErrShutdown or ErrUnknownOutcome; raft answers no
+// apply still in its buffered channel, and a caller must not wait on one
+// for ever.
+func TestShutdownAnswersEveryWrite(t *testing.T) {
+	c := mustStartClusters(t, 1)[0]
+	const writers, bound = 32, 100_000
+	var (
+		progress atomic.Int64
+		ended    = make([]error, writers)
+		wg       sync.WaitGroup
+	)
+	for w := range writers {
+		wg.Go(func() {
+			for range bound {
+				if _, err := c.Apply(context.Background(), []byte("write")); err != nil {
+					ended[w] = err
+					return
+				}
+				progress.Add(1)
+			}
+		})
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for progress.Load() < 1000 {
+		if time.Now().After(deadline) {
+			t.Fatal("the writers made no progress")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+	if err := c.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second): // a hang, not a speed check
+		t.Fatal("writes in flight at Shutdown never returned")
+	}
+	for w, err := range ended {
+		if !errors.Is(err, ErrShutdown) && !errors.Is(err, ErrUnknownOutcome) {
+			t.Errorf("writer %d ended with %v, want ErrShutdown or ErrUnknownOutcome", w, err)
+		}
+	}
 }

@@ -308,7 +308,7 @@ func (c *Cluster) termCommitted(term uint64) error {
 	if c.readTerm.Load() == term {
 		return nil
 	}
-	if err := c.raft.Barrier(c.leaderWait).Error(); err != nil {
+	if err := c.life.await(c.raft.Barrier(c.leaderWait)); err != nil {
 		return fmt.Errorf("%w: commit an entry of term %d: %v", ErrNotLeader, term, err)
 	}
 	if t, leads := c.leaderTerm(); !leads || t != term {
