@@ -68,11 +68,16 @@ type Config struct {
 	// the new leader, within LeaderWait, instead of failing with
 	// ErrUnknownOutcome.
 	IdempotentCommands bool
-	// Prepare, if set, sees each command forwarded to this node (as leader)
-	// before it is proposed, concurrently with other requests: work that
-	// can be done ahead of the single-threaded apply (signature checks).
-	// Commands proposed locally were prepared by their caller.
-	Prepare func(cmd []byte)
+	// Prepare, if set, sees each command this node proposes as leader
+	// (its own and those forwarded to it) before it is proposed,
+	// concurrently with other requests: work that can be done ahead of
+	// the single-threaded apply (signature checks), and the decision
+	// whether to propose at all. When it returns decided, the command is
+	// not proposed and resp is the answer, as if the state machine had
+	// returned it (a command the current state refuses, or one applied
+	// before): nothing that the state machine would refuse now enters
+	// the log.
+	Prepare func(cmd []byte) (resp any, decided bool)
 	// FeatureLevel is the highest feature level of the state machine's
 	// operations this build applies; peers read it in this node's status.
 	// ClusterFeatureLevel, if set, is the level the applied state is at: a
@@ -94,7 +99,7 @@ type Cluster struct {
 	codec      ResponseCodec
 	gater      *Gater
 	leaderWait time.Duration
-	prepare    func(cmd []byte)
+	prepare    func(cmd []byte) (any, bool)
 	// featureLevel and clusterLevel: Config.FeatureLevel and
 	// Config.ClusterFeatureLevel.
 	featureLevel int
@@ -251,6 +256,11 @@ func (c *Cluster) restoreIfEmpty() error {
 // proposeLocal replicates cmd, stamped with this leader's clock, and
 // returns the state machine's response once it is applied here.
 func (c *Cluster) proposeLocal(ctx context.Context, cmd []byte) (any, error) {
+	if c.prepare != nil {
+		if resp, decided := c.prepare(cmd); decided {
+			return resp, nil
+		}
+	}
 	timeout := 10 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
@@ -258,11 +268,14 @@ func (c *Cluster) proposeLocal(ctx context.Context, cmd []byte) (any, error) {
 	return c.enqueue(stamp(cmd, time.Now()), timeout).wait()
 }
 
-// applyWait is a stamped command handed to raft, or the reason it was not.
+// applyWait is a stamped command handed to raft, or the reason it was
+// not, or (decided) the answer to a command that was not proposed.
 type applyWait struct {
-	f    raft.ApplyFuture
-	err  error
-	life *lifetime
+	f       raft.ApplyFuture
+	err     error
+	resp    any
+	decided bool
+	life    *lifetime
 }
 
 // enqueue hands a stamped command to raft without waiting for it.
@@ -281,6 +294,9 @@ func (c *Cluster) enqueue(stamped []byte, timeout time.Duration) applyWait {
 
 // wait returns the state machine's response once the command is applied.
 func (w applyWait) wait() (any, error) {
+	if w.decided {
+		return w.resp, nil
+	}
 	if w.err != nil {
 		return nil, w.err
 	}

@@ -263,10 +263,16 @@ func (c *Cluster) proposeBatch(ctx context.Context, body []byte) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
+	// decided[i] answers cmds[i] without proposing it (Config.Prepare).
+	decided := make([]applyWait, len(cmds))
 	if c.prepare != nil {
 		var wg sync.WaitGroup
-		for _, cmd := range cmds {
-			wg.Go(func() { c.prepare(cmd) })
+		for i, cmd := range cmds {
+			wg.Go(func() {
+				if resp, ok := c.prepare(cmd); ok {
+					decided[i] = applyWait{resp: resp, decided: true}
+				}
+			})
 		}
 		wg.Wait()
 	}
@@ -277,6 +283,10 @@ func (c *Cluster) proposeBatch(ctx context.Context, body []byte) ([]byte, error)
 	futures := make([]applyWait, len(cmds))
 	now := time.Now()
 	for i, cmd := range cmds {
+		if decided[i].decided {
+			futures[i] = decided[i]
+			continue
+		}
 		futures[i] = c.enqueue(stamp(cmd, now), timeout)
 	}
 	var out []byte

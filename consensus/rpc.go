@@ -107,9 +107,6 @@ func (c *Cluster) handleRPC(ctx context.Context, from peer.ID, kind byte, body [
 		if !c.IsLeader() {
 			return nil, ErrNotLeader
 		}
-		if c.prepare != nil {
-			c.prepare(body)
-		}
 		resp, err := c.proposeLocal(ctx, body)
 		if err != nil {
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -88,7 +89,7 @@ func TestFeatureLevelRisesWhenEveryMemberRunsTheNewBuild(t *testing.T) {
 		c.converged(c.mustSubmit(i, selfRegister(t, "Cambridge, MA, USA")).Index)
 	}
 	st, _ := json.Marshal(c.node(0).Status())
-	if !strings.Contains(string(st), `"feature_level":2,"build_feature_level":2`) {
+	if want := fmt.Sprintf(`"feature_level":%d,"build_feature_level":%d`, registry.FeatureLevel, registry.FeatureLevel); !strings.Contains(string(st), want) {
 		t.Fatalf("status: %s", st)
 	}
 }
@@ -107,7 +108,7 @@ func TestFeatureLevelRefusesAnOlderMember(t *testing.T) {
 	defer cancel()
 	for _, action := range []string{consensus.ActionAddNonvoter, consensus.ActionAddVoter} {
 		err := c.node(0).cluster.ChangeMembership(ctx, consensus.MembershipChange{Action: action, ID: replica.String(), Addrs: c.node(1).P2PAddrs()})
-		if !errors.Is(err, consensus.ErrBadMembership) || !strings.Contains(err.Error(), "applies feature level 1 and the cluster is at 2: upgrade it first") {
+		if !errors.Is(err, consensus.ErrBadMembership) || !strings.Contains(err.Error(), fmt.Sprintf("applies feature level 1 and the cluster is at %d: upgrade it first", registry.FeatureLevel)) {
 			t.Fatalf("%s of a node on an older build: %v", action, err)
 		}
 	}

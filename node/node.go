@@ -56,7 +56,10 @@ type Node struct {
 	// buildLevel is the feature level this node applies (registry.FeatureLevel).
 	buildLevel int
 	calls      inflight // into the state from outside raft; Close waits for them
-	Metrics    *prometheus.Registry
+	// refused counts the writes this node, as leader, answered without
+	// proposing them (prepare).
+	refused *prometheus.CounterVec
+	Metrics *prometheus.Registry
 	// DevGenesisCreated is true when this start generated a development
 	// genesis and its keys.
 	DevGenesisCreated bool
@@ -82,7 +85,7 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, log: logger.With("component", "node"), Metrics: prometheus.NewRegistry(), serveErr: make(chan error, 1), buildLevel: registry.FeatureLevel}
+	n := &Node{cfg: cfg, log: logger.With("component", "node"), Metrics: prometheus.NewRegistry(), serveErr: make(chan error, 1), buildLevel: registry.FeatureLevel, refused: newRefusedCounter()}
 	n.lifetime, n.stop = context.WithCancel(context.Background())
 	if opts.featureLevel != 0 {
 		n.buildLevel = opts.featureLevel
@@ -523,15 +526,6 @@ func (n *Node) enter() error {
 	return nil
 }
 
-// prepare checks a write forwarded to this leader ahead of the apply,
-// unless the node is closing.
-func (n *Node) prepare(cmd []byte) {
-	defer n.calls.leave()
-	if n.calls.enter() {
-		n.State.PreVerifyCommand(cmd)
-	}
-}
-
 // operationsCounter counts applied operations by result; count is the
 // state's OnApply hook.
 type operationsCounter struct{ *prometheus.CounterVec }
@@ -560,7 +554,7 @@ func (ops operationsCounter) count(rs []*registry.Result) {
 
 func (n *Node) registerMetrics(ops operationsCounter) error {
 	cs := []prometheus.Collector{
-		ops,
+		ops, n.refused,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Subsystem: "registry", Name: "applied_index", Help: "Last applied registry index."},

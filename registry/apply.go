@@ -33,11 +33,18 @@ type applyCtx struct {
 	signers []string
 	// touched are the DIDs whose history records this operation.
 	touched []string
+	// dry, in a check (State.Check), holds the keys b has written, in
+	// place of the apply's dirty set: see judge.
+	dry map[string]struct{}
 }
 
 // dirty records a key the read-side cache must drop after this batch
 // commits.
 func (c *applyCtx) dirty(k []byte) {
+	if c.dry != nil {
+		c.dry[string(k)] = struct{}{}
+		return
+	}
 	c.s.dirty = append(c.s.dirty, string(k))
 	c.s.dirtySet[string(k)] = struct{}{}
 }
@@ -46,7 +53,13 @@ func (c *applyCtx) dirty(k []byte) {
 // batch has not written are read through the read-side cache (they hold
 // their committed value); records it wrote are read from the batch and
 // never cached.
-func (c *applyCtx) evaluator() *evaluator { return c.s.batchReader(c.b, c.index) }
+func (c *applyCtx) evaluator() *evaluator {
+	e := c.s.batchReader(c.b, c.index)
+	if c.dry != nil {
+		e.dirty = c.dry
+	}
+	return e
+}
 
 // batchReader returns an evaluator over b, the batch being applied at
 // index (see applyCtx.evaluator).
@@ -55,48 +68,15 @@ func (s *State) batchReader(b *pebble.Batch, index uint64) *evaluator {
 }
 
 func (s *State) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw []byte) *Result {
-	res := &Result{Index: index, Time: t}
-	op, err := s.parse(raw)
-	if err != nil {
-		res.CID = CIDOf(raw)
-		return rejected(res, err)
-	}
-	res.CID, res.Op = op.CID, op.Op
-	// Before anything else: a build that does not know the feature refuses
-	// the operation as malformed, and this node must come to the same
-	// state as that build's nodes.
-	if err := s.checkFeatureLevel(op); err != nil {
-		return rejected(res, err)
-	}
-
-	// Idempotency: the same operation, byte for byte or re-serialized,
-	// returns the result it got the first time.
-	if orig, ok := s.findDuplicate(b, op); ok {
-		orig.Duplicate = true
-		return orig
-	}
-
-	iat := time.Unix(op.IAT, 0)
-	if d := t.Sub(iat); d > s.iatWindow || -d > s.iatWindow {
-		return rejected(res, reject(CodeIATWindow, "iat %s is %s from the commit time %s; the window is %s: sign the operation again now",
-			iat.UTC().Format(time.RFC3339), d.Round(time.Second), t.Format(time.RFC3339), s.iatWindow))
-	}
-	signers, err := s.verifySignatures(s.batchReader(b, index), op)
+	c, res, err := s.judge(b, index, t, raw, nil)
 	if err != nil {
 		return rejected(res, err)
 	}
-	res.Signers = signers
-	c := &applyCtx{s: s, b: b, index: index, now: t, op: op, signers: signers, touched: slices.Clone(signers)}
-	if !isGovernance(op.Op) && len(signers) != 1 && !c.isGovernance() {
-		return rejected(res, reject(CodeMalformed, "%s takes exactly one signature (or governance signatures), got %d", op.Op, len(signers)))
+	if c == nil {
+		return res // a duplicate: the result it got the first time
 	}
-	id, err := c.dispatch()
-	if err != nil {
-		return rejected(res, err)
-	}
-	res.ID = id
-	res.Accepted = true
-
+	op, signers := c.op, c.signers
+	id := res.ID
 	mustSetJSON(b, key(tableOps, op.CID), opRecord{
 		CID: op.CID, Index: index, Time: t, Op: op.Op, Signers: signers, ID: id, JWS: raw,
 	})
@@ -114,6 +94,67 @@ func (s *State) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw [
 		b.Set(historyKey(did, index), []byte(op.CID), nil)
 	}
 	return res
+}
+
+// judge takes an operation through every rule of the apply, at index and
+// commit time t, writing what it would change to b. It returns the context
+// that records an accepted operation (c, with res.ID set); or, c nil,
+// either a duplicate's original result (err nil) or why the operation is
+// refused (err, with res naming it).
+//
+// dry, when set, makes it a check (Check): the set collects the keys b
+// writes, and nothing outside b changes — no cache of the apply's is
+// consumed or filled, so it runs beside the apply and other checks.
+func (s *State) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, dry map[string]struct{}) (*applyCtx, *Result, error) {
+	res := &Result{Index: index, Time: t}
+	var op *ParsedOperation
+	var err error
+	if dry != nil {
+		op, err = s.preVerify(raw) // parsed and signatures checked, remembered for the apply
+	} else {
+		op, err = s.parse(raw)
+	}
+	if err != nil {
+		res.CID = CIDOf(raw)
+		return nil, res, err
+	}
+	res.CID, res.Op = op.CID, op.Op
+	// Before anything else: a build that does not know the feature refuses
+	// the operation as malformed, and this node must come to the same
+	// state as that build's nodes.
+	if err := s.checkFeatureLevel(op); err != nil {
+		return nil, res, err
+	}
+
+	// Idempotency: the same operation, byte for byte or re-serialized,
+	// returns the result it got the first time.
+	if orig, ok := s.findDuplicate(b, op, dry == nil); ok {
+		orig.Duplicate = true
+		return nil, orig, nil
+	}
+
+	iat := time.Unix(op.IAT, 0)
+	if d := t.Sub(iat); d > s.iatWindow || -d > s.iatWindow {
+		return nil, res, reject(CodeIATWindow, "iat %s is %s from the commit time %s; the window is %s: sign the operation again now",
+			iat.UTC().Format(time.RFC3339), d.Round(time.Second), t.Format(time.RFC3339), s.iatWindow)
+	}
+	c := &applyCtx{s: s, b: b, index: index, now: t, op: op, dry: dry}
+	signers, err := s.verifySignatures(c.evaluator(), op, dry == nil)
+	if err != nil {
+		return nil, res, err
+	}
+	res.Signers = signers
+	c.signers, c.touched = signers, slices.Clone(signers)
+	if !isGovernance(op.Op) && len(signers) != 1 && !c.isGovernance() {
+		return nil, res, reject(CodeMalformed, "%s takes exactly one signature (or governance signatures), got %d", op.Op, len(signers))
+	}
+	id, err := c.dispatch()
+	if err != nil {
+		return nil, res, err
+	}
+	res.ID = id
+	res.Accepted = true
+	return c, res, nil
 }
 
 // parse returns the operation PreVerify parsed (the CID names the exact
@@ -154,10 +195,13 @@ func rejected(res *Result, err error) *Result {
 // record, so this finds the same bytes (same CID) and the same operation
 // re-serialized alike, with one lookup per signature: an operation that
 // is new costs a lookup that misses.
-func (s *State) findDuplicate(r pebble.Reader, op *ParsedOperation) (*Result, bool) {
+//
+// filter says whether the signature filter may be asked first: only the
+// apply may, since the apply alone changes it.
+func (s *State) findDuplicate(r pebble.Reader, op *ParsedOperation, filter bool) (*Result, bool) {
 	for _, sig := range op.JWS.Signatures {
 		k := signatureKey(sig.Signature)
-		if !s.sigs.mayContain(signatureDigest(k)) {
+		if filter && !s.sigs.mayContain(signatureDigest(k)) {
 			continue // never stored: not a resubmission
 		}
 		v, closer, err := r.Get(k)

@@ -146,13 +146,19 @@ func (c *applyCtx) registerEntity(op *RegisterEntity) (string, error) {
 		return "", err
 	}
 	self := strings.HasPrefix(op.ID, "did:key:") && c.signer() == op.ID
-	if !self && !c.isGovernance() {
+	gov := c.isGovernance()
+	if !self && !gov {
 		ok, err := c.isActiveAccreditor(c.signer())
 		if err != nil {
 			return "", err
 		}
 		if !ok {
 			return "", reject(CodeNotAuthorized, "%s may not register %s: an entity is registered by itself (did:key), by governance, or by an active accreditor", c.signer(), op.ID)
+		}
+		if c.s.keyAuthority() {
+			if err := c.thirdPartyMayRegister(op.ID); err != nil {
+				return "", err
+			}
 		}
 	}
 	if _, ok, err := c.entity(op.ID); err != nil {
@@ -164,10 +170,14 @@ func (c *applyCtx) registerEntity(op *RegisterEntity) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	c.putEntity(&Entity{
+	ent := &Entity{
 		ID: op.ID, Name: op.Name, Metadata: op.Metadata, Keys: keys, Registered: true,
 		CreatedIndex: c.index, UpdatedIndex: c.index,
-	})
+	}
+	if c.s.keyAuthority() && len(keys) > 0 {
+		ent.KeysBoundBy = c.keyBinder(gov)
+	}
+	c.putEntity(ent)
 	c.touched = append(c.touched, op.ID)
 	return op.ID, nil
 }
@@ -215,8 +225,13 @@ func (c *applyCtx) rotateKeys(op *RotateKeys) (string, error) {
 	if !ok {
 		return "", reject(CodeInvalid, "%s is not registered: use registerEntity", op.ID)
 	}
-	if c.signer() != op.ID && !c.isGovernance() {
+	gov := c.isGovernance()
+	if c.signer() != op.ID && !gov {
 		return "", reject(CodeNotAuthorized, "keys of %s are rotated with one of its current keys (or by governance), not by %s", op.ID, c.signer())
+	}
+	if _, member := c.s.members[op.ID]; member && !gov && c.s.keyAuthority() {
+		return "", reject(CodeNotAuthorized, "%s is a governance member: its keys come from the genesis and change only through governance (rotateKeys signed by %d of the %d members)",
+			op.ID, c.s.genesis.Threshold, len(c.s.genesis.Members))
 	}
 	if len(op.Keys) == 0 {
 		return "", reject(CodeInvalid, "rotateKeys needs at least one new key")
@@ -226,6 +241,9 @@ func (c *applyCtx) rotateKeys(op *RotateKeys) (string, error) {
 		return "", err
 	}
 	ent.Keys = keys
+	if c.s.keyAuthority() {
+		ent.KeysBoundBy = c.keyBinder(gov)
+	}
 	ent.UpdatedIndex = c.index
 	c.putEntity(ent)
 	c.touched = append(c.touched, op.ID)

@@ -20,22 +20,31 @@ import (
 // it; it never goes down.
 //
 // Numbers are append-only: each new optional field or operation type that
-// an older build would refuse takes the next level.
+// an older build would refuse takes the next level, and so does each change
+// to what the apply accepts (the apply reads the level and keeps the older
+// rules below it).
 const (
 	// FeatureLevelBase is the operation schema of the first release; a
 	// state that has no level stored is at it.
 	FeatureLevelBase = 1
 	// FeatureLevelEntityLocation adds metadata.location to entities.
 	FeatureLevelEntityLocation = 2
+	// FeatureLevelKeyAuthority applies the rules of who may bind keys to
+	// an identifier (authority.go) and lets an issuer whose accreditation
+	// ended still revoke in its existing status lists. It adds no field an
+	// operation carries, but it changes what the apply accepts, so the
+	// nodes of a cluster change rules at one entry of the log.
+	FeatureLevelKeyAuthority = 3
 
 	// FeatureLevel is the highest level this build applies.
-	FeatureLevel = FeatureLevelEntityLocation
+	FeatureLevel = FeatureLevelKeyAuthority
 )
 
 // featureNames say what each level adds, for error messages and status.
 var featureNames = map[int]string{
 	FeatureLevelBase:           "the first release's operations",
 	FeatureLevelEntityLocation: "entity metadata.location",
+	FeatureLevelKeyAuthority:   "keys bound only by an identifier's controller; revocation after an issuer's accreditation ends",
 }
 
 // OpFeatureLevel names the result of a feature level raise.
@@ -118,6 +127,9 @@ func (s *State) applyFeatureLevel(b *pebble.Batch, index uint64, t time.Time, bo
 		return res
 	}
 	b.Set(metaFeatureLevel, []byte{byte(level)}, nil)
+	if s.ClusterFeatureLevel() < FeatureLevelKeyAuthority && level >= FeatureLevelKeyAuthority {
+		s.markMemberKeys(b)
+	}
 	s.level.Store(int32(level))
 	s.log.Info("cluster feature level raised", "level", level, "adds", featureNames[level], "index", index)
 	return res

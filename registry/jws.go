@@ -7,9 +7,9 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	jose "github.com/go-jose/go-jose/v4"
@@ -148,7 +148,9 @@ func kidMatches(registered, did, fragment string) bool {
 
 // resolveKey finds the public key a kid names, as recorded in the registry
 // now: a did:key carries its own key; any other DID uses the keys of its
-// registered entity, or of its genesis membership. The entity is read
+// registered entity, or of its genesis membership (signingKeys: a
+// member's record counts only when governance or the member bound its
+// keys). The entity is read
 // through e: the committed state for PreVerify, the batch being applied
 // for the apply (an entity this batch rotated is read from the batch).
 func (s *State) resolveKey(e *evaluator, kid string) (parsedKey, string, error) {
@@ -164,12 +166,7 @@ func (s *State) resolveKey(e *evaluator, kid string) (parsedKey, string, error) 
 	if err != nil {
 		return parsedKey{}, did, err
 	}
-	var keys []json.RawMessage
-	if ent != nil {
-		keys = ent.Keys
-	} else if m, ok := s.members[did]; ok {
-		keys = m.Keys
-	}
+	keys := s.signingKeys(did, ent)
 	for _, raw := range keys {
 		k, err := s.keys.jwk(raw)
 		if err != nil {
@@ -180,7 +177,7 @@ func (s *State) resolveKey(e *evaluator, kid string) (parsedKey, string, error) 
 		}
 	}
 	if ent == nil && keys == nil {
-		return parsedKey{}, did, reject(CodeUnknownKey, "%s is not registered, so no key of it is known: governance or an active accreditor registers it with its keys, signing with their own key", did)
+		return parsedKey{}, did, reject(CodeUnknownKey, "%s is not registered, so no key of it is known: governance or an active accreditor registers it with its keys (an accreditor only while it holds no authority yet), signing with their own key", did)
 	}
 	return parsedKey{}, did, reject(CodeUnknownKey, "no key %q is registered for %s: sign with one of its current keys (rotateKeys replaces them)", kid, did)
 }
@@ -253,16 +250,20 @@ func (s *State) preVerify(raw []byte) (*ParsedOperation, error) {
 	return op, nil
 }
 
-// PreVerifyCommand is PreVerify for a log command (EncodeOperation).
-func (s *State) PreVerifyCommand(cmd []byte) {
+// CheckCommand is Check for a log command (EncodeOperation); any other
+// command passes.
+func (s *State) CheckCommand(cmd []byte, now time.Time) *Result {
 	if len(cmd) > 2 && cmd[0] == commandVersion1 && cmd[1] == commandTypeSubmitOp {
-		_ = s.PreVerify(cmd[2:]) // a parse error is the apply's to report
+		return s.Check(cmd[2:], now)
 	}
+	return nil
 }
 
 // verifySignatures checks every signature of op against the key its kid
-// names. It returns the signer DIDs in signature order.
-func (s *State) verifySignatures(e *evaluator, op *ParsedOperation) ([]string, error) {
+// names. It returns the signer DIDs in signature order. consume says
+// whether a signature PreVerify checked is forgotten once used: the
+// apply's, the memory's last reader, does; a check leaves it for the apply.
+func (s *State) verifySignatures(e *evaluator, op *ParsedOperation, consume bool) ([]string, error) {
 	signers := make([]string, 0, len(op.JWS.Signatures))
 	seen := map[string]bool{}
 	for i, sig := range op.JWS.Signatures {
@@ -272,7 +273,8 @@ func (s *State) verifySignatures(e *evaluator, op *ParsedOperation) ([]string, e
 		}
 		// A signature PreVerify checked is not checked again; like parse,
 		// the apply drops the memory of it.
-		if !s.verified.Remove(verifiedKey(k.pub, i, op.Raw)) {
+		vk := verifiedKey(k.pub, i, op.Raw)
+		if !(consume && s.verified.Remove(vk) || !consume && s.verified.Contains(vk)) {
 			one := *op.JWS
 			one.Signatures = []jose.Signature{sig}
 			if _, err := one.Verify(k.jose); err != nil {

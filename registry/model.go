@@ -88,6 +88,12 @@ type Entity struct {
 	Registered   bool              `json:"registered"`
 	CreatedIndex uint64            `json:"createdIndex,omitempty"`
 	UpdatedIndex uint64            `json:"updatedIndex,omitempty"`
+	// KeysBoundBy says who bound Keys: the DID that signed the
+	// registerEntity or rotateKeys (the entity itself, or the accreditor
+	// that registered it), or KeysByGovernance for M of N members. It is
+	// empty for an entity without keys and for keys bound before the
+	// cluster reached FeatureLevelKeyAuthority (authority.go).
+	KeysBoundBy string `json:"keysBoundBy,omitempty"`
 }
 
 // EntityMetadata is optional descriptive data about an entity.

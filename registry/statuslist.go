@@ -238,9 +238,11 @@ func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
 	if p.Issuer != did || did != c.signer() {
 		return "", reject(CodeNotAuthorized, "the credential's issuer %s, its signing key's DID %s and the operation's signer %s must be one issuer", p.Issuer, did, c.signer())
 	}
-	if ok, err := c.holdsActive(did, ActionIssue); err != nil {
+	accredited, err := c.holdsActive(did, ActionIssue)
+	if err != nil {
 		return "", err
-	} else if !ok {
+	}
+	if !accredited && !c.s.keyAuthority() {
 		return "", reject(CodeNotAuthorized, "%s holds no active issue accreditation: only accredited issuers publish status lists", did)
 	}
 	k := key(tableStatusLists, did, op.List)
@@ -248,6 +250,9 @@ func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
 	exists, err := getJSON(c.b, k, &list)
 	if err != nil {
 		return "", err
+	}
+	if !accredited && !exists {
+		return "", reject(CodeNotAuthorized, "%s holds no active issue accreditation: a new status list needs one; its existing lists still take versions that set revocation or suspension bits", did)
 	}
 	versionCID := CIDOf([]byte(op.Credential))
 	entries := StatusEntries(p.Bits, p.StatusSize)
@@ -266,13 +271,19 @@ func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
 		if entries < list.Entries {
 			return "", reject(CodeStatusListLength, "the list cannot shrink from %d to %d entries", list.Entries, entries)
 		}
-		if slices.Contains(p.Purposes, PurposeRevocation) {
+		if slices.Contains(p.Purposes, PurposeRevocation) || !accredited {
 			prev, err := c.s.decodedVersion(c.b, did, op.List, list.Current, list.CurrentIndex)
 			if err != nil {
 				return "", err
 			}
-			if i := firstUnset(prev, p.Bits); i >= 0 {
+			i := firstUnset(prev, p.Bits)
+			if i >= 0 && slices.Contains(p.Purposes, PurposeRevocation) {
 				return "", reject(CodeInvalid, "entry %d is revoked in the current version and unset in this one: revocation cannot be undone", i/p.StatusSize)
+			}
+			if !accredited {
+				if err := onlyRevokes(did, &list, p, entries, i); err != nil {
+					return "", err
+				}
 			}
 		}
 	} else {
@@ -289,6 +300,27 @@ func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
 	})
 	c.s.lists.add(versionCID, p.Bits)
 	return did + "/" + op.List, nil
+}
+
+// onlyRevokes checks that a new version of list, published by an issuer
+// that holds no active issue accreditation, makes its credentials no more
+// valid than before: the list is a revocation or suspension list, keeps
+// its length and messages, and clears no bit (unset is firstUnset's
+// answer). Revoking and suspending need no authority beyond owning the
+// list; anything else needs an active issue accreditation.
+func onlyRevokes(did string, list *StatusList, p *ParsedStatusList, entries, unset int) error {
+	const why = "holds no active issue accreditation, which"
+	switch {
+	case slices.Contains(p.Purposes, PurposeMessage):
+		return reject(CodeNotAuthorized, "%s %s a new version of a list with purpose message needs; only revocation and suspension lists take new versions after an issuer's accreditation ends", did, why)
+	case entries != list.Entries:
+		return reject(CodeNotAuthorized, "%s %s growing list %s from %d to %d entries needs; publish it at its length with revocation or suspension bits set", did, why, list.ID, list.Entries, entries)
+	case !slices.Equal(list.Messages, p.Messages):
+		return reject(CodeNotAuthorized, "%s %s changing the statusMessage of list %s needs; keep the current messages", did, why, list.ID)
+	case unset >= 0:
+		return reject(CodeNotAuthorized, "entry %d is suspended in the current version and clear in this one: %s %s lifting a suspension needs; setting revocation and suspension bits does not", unset/p.StatusSize, did, why)
+	}
+	return nil
 }
 
 // firstUnset returns the first bit set in prev and clear in next, or -1.

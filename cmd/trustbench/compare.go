@@ -74,17 +74,21 @@ func comparisonRows(a, b *report) []comparisonRow {
 		add(p+"trustd CPU per query (µs)", ra.TrustdCPUus, rb.TrustdCPUus)
 		add(p+"trustd p99 at half rate (ms)", ra.TrustdAtHalf.P99, rb.TrustdAtHalf.P99)
 		add(p+"net/http p99 at half rate (ms)", ra.BaselineAtHal.P99, rb.BaselineAtHal.P99)
+		add(p+"p99 at half rate, trustd / net/http (each at its own half rate)", ra.HalfP99Ratio, rb.HalfP99Ratio)
 		add(p+"trustd bytes allocated per query at half rate", allocPerQuery(ra.TrustdAtHalf), allocPerQuery(rb.TrustdAtHalf))
 	}
 	clients := func(r writeResult) int { return r.Clients }
 	for _, n := range keysInOrder(a.Writes, b.Writes, clients) {
 		wa, wb := find(a.Writes, clients, n), find(b.Writes, clients, n)
 		p := fmt.Sprintf("writes, %d clients: ", n)
-		add(p+"ratio to etcd", wa.Ratio, wb.Ratio)
-		add(p+"median round ratio", wa.MedianRoundRatio, wb.MedianRoundRatio)
+		add(p+"ratio to etcd via gRPC", wa.RatioGRPC, wb.RatioGRPC)
+		add(p+"median round ratio to etcd via gRPC", wa.MedianRoundRatioGRPC, wb.MedianRoundRatioGRPC)
+		add(p+"ratio to etcd via JSON", wa.Ratio, wb.Ratio)
+		add(p+"median round ratio to etcd via JSON", wa.MedianRoundRatio, wb.MedianRoundRatio)
 		add(p+"trustd op/s", wa.Trustd.PerSecond, wb.Trustd.PerSecond)
 		add(p+"trustd CPU per write (ms)", wa.TrustdCPUms, wb.TrustdCPUms)
-		add(p+"etcd CPU per write (ms)", wa.EtcdCPUms, wb.EtcdCPUms)
+		add(p+"etcd CPU per write via gRPC (ms)", wa.EtcdGRPCCPUms, wb.EtcdGRPCCPUms)
+		add(p+"etcd CPU per write via JSON (ms)", wa.EtcdCPUms, wb.EtcdCPUms)
 	}
 	if a.Scale != nil || b.Scale != nil {
 		sa, sb := scaleOrZero(a.Scale), scaleOrZero(b.Scale)

@@ -36,7 +36,7 @@ func TestCompareMatchesFiguresByLoadAndShowsTheChange(t *testing.T) {
 	cur := writeReport(t, dir, "new.json", &report{Mode: "full", Machine: "m2",
 		Reads: []readResult{{Entities: 10000, Questions: 10000, Ratio: 0.88, TrustdCPUus: 20, TrustdAtHalf: stats{P99: 3.0, Handler: &handlerTimes{AllocPerRequest: 2450}}},
 			{Entities: 100000, Ratio: 0.77}},
-		Writes: []writeResult{{Clients: 256, Ratio: 0.54}, {Clients: 64, Ratio: 0.60, MedianRoundRatio: 0.58, Trustd: stats{PerSecond: 1800}}},
+		Writes: []writeResult{{Clients: 256, Ratio: 0.54}, {Clients: 64, Ratio: 0.60, MedianRoundRatio: 0.58, RatioGRPC: 0.30, Trustd: stats{PerSecond: 1800}}},
 		Error:  "scale: boom",
 	})
 	var out bytes.Buffer
@@ -53,10 +53,11 @@ func TestCompareMatchesFiguresByLoadAndShowsTheChange(t *testing.T) {
 		row("reads, 10000 entities: distinct questions (0: not recorded)", "-", "10000", "-"),
 		row("reads, 10000 entities: trustd bytes allocated per query at half rate", "-", "2450", "-"),
 		row("reads, 100000 entities: ratio to net/http", "-", "0.77", "-"),
-		row("writes, 64 clients: ratio to etcd", "0.50", "0.60", "1.20"),
-		row("writes, 64 clients: median round ratio", "-", "0.58", "-"),
+		row("writes, 64 clients: ratio to etcd via JSON", "0.50", "0.60", "1.20"),
+		row("writes, 64 clients: median round ratio to etcd via JSON", "-", "0.58", "-"),
+		row("writes, 64 clients: ratio to etcd via gRPC", "-", "0.30", "-"),
 		row("writes, 64 clients: trustd op/s", "1500", "1800", "1.20"),
-		row("writes, 256 clients: ratio to etcd", "0.60", "0.54", "0.90"),
+		row("writes, 256 clients: ratio to etcd via JSON", "0.60", "0.54", "0.90"),
 		row("scale: p99 at the most entities / p99 at the fewest", "1.20", "-", "-"),
 		row("scale: node peak resident memory (MiB)", "431", "-", "-"),
 		row("scale: distinct questions asked once each", "250000", "-", "-"),

@@ -55,10 +55,27 @@ func newClient(conns int) *http.Client {
 // ok judges the answer. The same generator drives every system measured.
 // Requests still unanswered at the end are not counted.
 func closedLoop(ctx context.Context, conns int, d time.Duration, next func(worker int, i int64) (request, bool), ok func(status int) bool) stats {
+	return closedLoopOf(ctx, conns, d, httpSenders, next, ok)
+}
+
+// closedLoopOf is closedLoop with the workers' requests sent by senders
+// of newSender's making: another client than HTTP (etcd's own), measured
+// by the same loop.
+func closedLoopOf(ctx context.Context, conns int, d time.Duration, newSender func(worker int) sender, next func(worker int, i int64) (request, bool), ok func(status int) bool) stats {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	return drive(ctx, conns, nil, nil, next, ok)
+	return drive(ctx, conns, nil, nil, newSender, next, ok)
 }
+
+// sender sends one worker's requests and answers with a status (HTTP's,
+// or 200 for a success of another client).
+type sender interface {
+	do(ctx context.Context, r request) (int, error)
+	close()
+}
+
+// httpSenders gives each worker an HTTP client of its own (worker).
+func httpSenders(int) sender { return newWorker() }
 
 // paced sends requests at a fixed rate (open loop, up to conns in flight)
 // for d and reports latencies: the latency under a given load. Request i is
@@ -100,7 +117,7 @@ func paced(ctx context.Context, conns int, rate float64, d time.Duration, warm s
 			}
 		}
 	}()
-	return drive(ctx, conns, due, &warmup{url: warm, ready: ready}, next, ok)
+	return drive(ctx, conns, due, &warmup{url: warm, ready: ready}, httpSenders, next, ok)
 }
 
 // warmup asks drive's workers to GET url first, uncounted, and closes
@@ -117,7 +134,7 @@ type warmup struct {
 // counts from that time. With warm, each worker first sends one GET of
 // warm.url, not counted. Requests run under ctx; one cut off by its end
 // is not counted.
-func drive(ctx context.Context, conns int, due <-chan time.Time, warm *warmup, next func(worker int, i int64) (request, bool), ok func(status int) bool) stats {
+func drive(ctx context.Context, conns int, due <-chan time.Time, warm *warmup, newSender func(worker int) sender, next func(worker int, i int64) (request, bool), ok func(status int) bool) stats {
 	var (
 		wg     sync.WaitGroup
 		mu     sync.Mutex
@@ -147,7 +164,7 @@ func drive(ctx context.Context, conns int, due <-chan time.Time, warm *warmup, n
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			client := newWorker()
+			client := newSender(w)
 			defer client.close()
 			if warm != nil {
 				client.do(ctx, request{method: http.MethodGet, url: warm.url})

@@ -79,9 +79,16 @@ type readResult struct {
 	MedianRoundRatio float64 `json:"median_round_ratio"`
 	// trustd's CPU per query over the bare handler's, in each round.
 	RoundCPURatios []float64 `json:"round_cpu_ratios"`
-	HalfRate       float64   `json:"half_rate"`
-	TrustdAtHalf   stats     `json:"trustd_at_half_rate"`
-	BaselineAtHal  stats     `json:"baseline_at_half_rate"`
+	// HalfRate is half trustd's maximum rate, where TrustdAtHalf is
+	// measured; BaselineHalfRate half the bare handler's, where
+	// BaselineAtHal is (runs that lack it measured both at HalfRate).
+	// The SPEC §8 bar: HalfP99Ratio, trustd's p99 over the bare
+	// handler's, each at half its own maximum rate, at most 1.25.
+	HalfRate         float64 `json:"half_rate"`
+	BaselineHalfRate float64 `json:"baseline_half_rate,omitempty"`
+	TrustdAtHalf     stats   `json:"trustd_at_half_rate"`
+	BaselineAtHal    stats   `json:"baseline_at_half_rate"`
+	HalfP99Ratio     float64 `json:"half_rate_p99_ratio,omitempty"`
 	// Latency at the fixed rates of --rates: where p99 meets a bound.
 	AtRates []ratePoint `json:"at_rates,omitempty"`
 	// CPU microseconds each server spent per answered query in the run
@@ -96,6 +103,12 @@ type ratePoint struct {
 	Baseline stats `json:"baseline"`
 }
 
+// writeResult compares trustd's writes, through its HTTP gateway, with
+// etcd's driven two ways: through etcd's own Go client (gRPC), as etcd's
+// users write to it and the SPEC §8 bar reads (the *GRPC fields), and
+// through etcd's HTTP/JSON gateway (the fields without a suffix, named as
+// in the runs before the gRPC baseline, so their history stays
+// comparable).
 type writeResult struct {
 	Clients int     `json:"clients"`
 	Trustd  stats   `json:"trustd"`
@@ -110,6 +123,12 @@ type writeResult struct {
 	// three processes together: where the time goes.
 	TrustdCPUms float64 `json:"trustd_cpu_ms_per_op"`
 	EtcdCPUms   float64 `json:"etcd_cpu_ms_per_op"`
+
+	EtcdGRPC             stats     `json:"etcd_grpc"`
+	RatioGRPC            float64   `json:"ratio_grpc"`
+	RoundRatiosGRPC      []float64 `json:"round_ratios_grpc"`
+	MedianRoundRatioGRPC float64   `json:"median_round_ratio_grpc"`
+	EtcdGRPCCPUms        float64   `json:"etcd_grpc_cpu_ms_per_op"`
 }
 
 type scaleResult struct {
@@ -489,9 +508,13 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 		if c.halfConns > 0 {
 			halfConns = c.halfConns
 		}
-		r.TrustdAtHalf, r.BaselineAtHal = c.pacedPair(ctx, halfConns, half, n.url, urls[0], trustNext, baseURL, baseNext, ok200)
+		r.BaselineHalfRate = br.PerSecond / 2
+		r.TrustdAtHalf, r.BaselineAtHal = c.pacedPair(ctx, halfConns, half, r.BaselineHalfRate, n.url, urls[0], trustNext, baseURL, baseNext, ok200)
+		if r.BaselineAtHal.P99 > 0 {
+			r.HalfP99Ratio = r.TrustdAtHalf.P99 / r.BaselineAtHal.P99
+		}
 		for _, rate := range c.rates {
-			t, b := c.pacedPair(ctx, halfConns, float64(rate), n.url, urls[0], trustNext, baseURL, baseNext, ok200)
+			t, b := c.pacedPair(ctx, halfConns, float64(rate), float64(rate), n.url, urls[0], trustNext, baseURL, baseNext, ok200)
 			r.AtRates = append(r.AtRates, ratePoint{Rate: rate, Trustd: t, Baseline: b})
 		}
 		bp.stop()
@@ -508,13 +531,14 @@ func (c config) settleLimit() time.Duration {
 	return time.Minute
 }
 
-// pacedPair measures trustd and the baseline at one paced rate in
-// interleaved rounds and keeps each side's lower p99, as for throughput.
+// pacedPair measures trustd at rate and the baseline at baseRate, paced,
+// in interleaved rounds and keeps each side's lower p99, as for
+// throughput.
 //
 // trustd's own handler times, allocation and collections for the kept
 // run are read from its metrics at gateway (trustd's base URL) before and
 // after the run.
-func (c config) pacedPair(ctx context.Context, conns int, rate float64, gateway, trustWarm string, trustNext func(int, int64) (request, bool), baseWarm string, baseNext func(int, int64) (request, bool), ok func(int) bool) (t, b stats) {
+func (c config) pacedPair(ctx context.Context, conns int, rate, baseRate float64, gateway, trustWarm string, trustNext func(int, int64) (request, bool), baseWarm string, baseNext func(int, int64) (request, bool), ok func(int) bool) (t, b stats) {
 	for round := range c.rounds {
 		before, berr := readMetrics(gateway, trustRoute)
 		s := paced(ctx, conns, rate, c.duration, trustWarm, trustNext, ok)
@@ -528,7 +552,7 @@ func (c config) pacedPair(ctx context.Context, conns int, rate float64, gateway,
 		if round == 0 || s.P99 < t.P99 {
 			t = s
 		}
-		if s := paced(ctx, conns, rate, c.duration, baseWarm, baseNext, ok); round == 0 || s.P99 < b.P99 {
+		if s := paced(ctx, conns, baseRate, c.duration, baseWarm, baseNext, ok); round == 0 || s.P99 < b.P99 {
 			b = s
 		}
 	}
@@ -571,7 +595,10 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 			return err
 		}
 	}
-	value := base64.StdEncoding.EncodeToString(make([]byte, len(pool[0])))
+	// etcd's values are as long as trustd's operations (base64 in the
+	// JSON gateway's request, as the gateway's API encodes bytes).
+	rawValue := make([]byte, len(pool[0]))
+	value := base64.StdEncoding.EncodeToString(rawValue)
 	var used int64
 	var exhausted atomic.Bool
 	defer func() {
@@ -628,6 +655,23 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 			if c.skipEtcd {
 				continue
 			}
+			// etcd through its own Go client: the baseline the bar reads.
+			grpcNext := func(w int, i int64) (request, bool) {
+				return request{url: fmt.Sprintf("bench/grpc/%d/%d/%d", clients, round, i), body: rawValue}, true
+			}
+			cpu0 = cpuOf(etcdProcs)
+			gs := closedLoopOf(ctx, clients, c.duration, etcdSenders(etcdURLs), grpcNext, func(s int) bool { return s == 200 })
+			if gs.PerSecond > r.EtcdGRPC.PerSecond {
+				r.EtcdGRPC = gs
+				if gs.Requests > 0 {
+					r.EtcdGRPCCPUms = (cpuOf(etcdProcs) - cpu0) * 1000 / float64(gs.Requests)
+				}
+			}
+			if gs.PerSecond > 0 {
+				r.RoundRatiosGRPC = append(r.RoundRatiosGRPC, ts.PerSecond/gs.PerSecond)
+			}
+			// etcd through its HTTP/JSON gateway, as every run before the
+			// gRPC baseline measured it.
 			etcdNext := func(w int, i int64) (request, bool) {
 				key := base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("bench/%d/%d/%d", clients, round, i)))
 				body := []byte(`{"key":"` + key + `","value":"` + value + `"}`)
@@ -648,7 +692,11 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 		if r.Etcd.PerSecond > 0 {
 			r.Ratio = r.Trustd.PerSecond / r.Etcd.PerSecond
 		}
+		if r.EtcdGRPC.PerSecond > 0 {
+			r.RatioGRPC = r.Trustd.PerSecond / r.EtcdGRPC.PerSecond
+		}
 		r.MedianRoundRatio = median(r.RoundRatios)
+		r.MedianRoundRatioGRPC = median(r.RoundRatiosGRPC)
 		rep.Writes = append(rep.Writes, r)
 	}
 	return nil
@@ -683,28 +731,58 @@ func printReport(w io.Writer, r *report) {
 			fmt.Fprintf(w, "%10d entities, %d distinct questions, each round (net/http, then trustd): ratio%s (median %.2f); CPU per query, trustd / net/http%s\n",
 				x.Entities, x.Questions, formatRatios(x.RoundRatios), x.MedianRoundRatio, formatRatios(x.RoundCPURatios))
 		}
-		fmt.Fprintf(w, "Latency at half the maximum rate, then at --rates (paced, open loop; trustd / net/http)\n")
-		fmt.Fprintf(w, "%10s %9s %16s %16s %18s %14s %44s\n", "entities", "r/s", "p50 ms", "p99 ms", "send lag p99 ms", "cpu steal %", "trustd handler p99, >1ms; alloc, GCs")
+		fmt.Fprintf(w, "Latency at half each one's maximum rate, then both at --rates (paced, open loop; trustd / net/http)\n")
+		fmt.Fprintf(w, "%10s %16s %16s %16s %18s %14s %44s\n", "entities", "r/s", "p50 ms", "p99 ms", "send lag p99 ms", "cpu steal %", "trustd handler p99, >1ms; alloc, GCs")
 		for _, x := range r.Reads {
 			t, b := x.TrustdAtHalf, x.BaselineAtHal
-			fmt.Fprintf(w, "%10d %9.0f %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %44s\n", x.Entities, x.HalfRate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler))
+			baseRate := x.BaselineHalfRate
+			if baseRate == 0 {
+				baseRate = x.HalfRate // a run from before each side had its own half rate
+			}
+			fmt.Fprintf(w, "%10d %7.0f / %6.0f %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %44s\n", x.Entities, x.HalfRate, baseRate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler))
 			for _, p := range x.AtRates {
 				t, b := p.Trustd, p.Baseline
-				fmt.Fprintf(w, "%10s %9d %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %44s\n", "", p.Rate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler))
+				fmt.Fprintf(w, "%10s %16d %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %44s\n", "", p.Rate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler))
+			}
+		}
+		for _, x := range r.Reads {
+			if x.HalfP99Ratio > 0 {
+				fmt.Fprintf(w, "%10d entities: p99 at half rate, trustd / net/http = %.2f (SPEC §8: at most 1.25)\n", x.Entities, x.HalfP99Ratio)
 			}
 		}
 		fmt.Fprintln(w)
 	}
 	if len(r.Writes) > 0 {
-		fmt.Fprintf(w, "Writes: signed accredit operations on 3 trustd nodes vs puts of the same size on 3 etcd members\n")
-		fmt.Fprintf(w, "%8s %12s %9s %9s %12s %9s %9s %7s %14s %12s\n", "clients", "trustd op/s", "p50 ms", "p99 ms", "etcd op/s", "p50 ms", "p99 ms", "ratio", "trustd cpu/op", "etcd cpu/op")
+		fmt.Fprintf(w, "Writes: signed accredit operations on 3 trustd nodes (HTTP gateway) vs puts of the same size on 3 etcd members,\n")
+		fmt.Fprintf(w, "through etcd's Go client (gRPC: the SPEC §8 baseline) and through etcd's HTTP/JSON gateway (the earlier runs' baseline)\n")
+		fmt.Fprintf(w, "%8s %-10s %12s %9s %9s %12s %9s %9s %7s %14s %12s\n", "clients", "etcd via", "trustd op/s", "p50 ms", "p99 ms", "etcd op/s", "p50 ms", "p99 ms", "ratio", "trustd cpu/op", "etcd cpu/op")
 		for _, x := range r.Writes {
-			fmt.Fprintf(w, "%8d %12.0f %9.2f %9.2f %12.0f %9.2f %9.2f %7.2f %11.2f ms %9.2f ms\n", x.Clients, x.Trustd.PerSecond, x.Trustd.P50, x.Trustd.P99,
-				x.Etcd.PerSecond, x.Etcd.P50, x.Etcd.P99, x.Ratio, x.TrustdCPUms, x.EtcdCPUms)
+			type baseline struct {
+				via        string
+				s          stats
+				ratio, cpu float64
+			}
+			var rows []baseline
+			if x.EtcdGRPC.PerSecond > 0 {
+				rows = append(rows, baseline{"gRPC", x.EtcdGRPC, x.RatioGRPC, x.EtcdGRPCCPUms})
+			}
+			if x.Etcd.PerSecond > 0 {
+				rows = append(rows, baseline{"JSON", x.Etcd, x.Ratio, x.EtcdCPUms})
+			}
+			if len(rows) == 0 {
+				rows = append(rows, baseline{via: "-"}) // --skip-etcd
+			}
+			for _, e := range rows {
+				fmt.Fprintf(w, "%8d %-10s %12.0f %9.2f %9.2f %12.0f %9.2f %9.2f %7.2f %11.2f ms %9.2f ms\n", x.Clients, e.via, x.Trustd.PerSecond, x.Trustd.P50, x.Trustd.P99,
+					e.s.PerSecond, e.s.P50, e.s.P99, e.ratio, x.TrustdCPUms, e.cpu)
+			}
 		}
 		for _, x := range r.Writes {
+			if len(x.RoundRatiosGRPC) > 0 {
+				fmt.Fprintf(w, "%8d clients, each round (trustd, then etcd via gRPC): ratio%s (median %.2f)\n", x.Clients, formatRatios(x.RoundRatiosGRPC), x.MedianRoundRatioGRPC)
+			}
 			if len(x.RoundRatios) > 0 {
-				fmt.Fprintf(w, "%8d clients, each round (trustd, then etcd): ratio%s (median %.2f)\n", x.Clients, formatRatios(x.RoundRatios), x.MedianRoundRatio)
+				fmt.Fprintf(w, "%8d clients, each round (trustd, then etcd via JSON): ratio%s (median %.2f)\n", x.Clients, formatRatios(x.RoundRatios), x.MedianRoundRatio)
 			}
 		}
 		fmt.Fprintln(w)

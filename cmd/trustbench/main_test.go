@@ -77,7 +77,7 @@ func TestWriteRoundsArePrintedWithTheirMedian(t *testing.T) {
 	}}}
 	var out bytes.Buffer
 	printReport(&out, rep)
-	if want := "64 clients, each round (trustd, then etcd): ratio 0.55 0.64 0.49 (median 0.55)"; !strings.Contains(out.String(), want) {
+	if want := "64 clients, each round (trustd, then etcd via JSON): ratio 0.55 0.64 0.49 (median 0.55)"; !strings.Contains(out.String(), want) {
 		t.Fatalf("the report does not list the write rounds (%q):\n%s", want, out.String())
 	}
 	raw, err := json.Marshal(rep)

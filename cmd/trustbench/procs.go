@@ -320,10 +320,9 @@ func ensureEtcd(w io.Writer) error {
 	return nil
 }
 
-// startEtcdCluster starts n etcd members (Debian's etcd-server, default
-// settings, each with its own data directory) and returns client URLs.
-// startEtcdCluster starts an n-member etcd cluster (again on new ports if
-// a port was taken) and returns its members and client URLs.
+// startEtcdCluster starts an n-member etcd cluster (Debian's etcd-server,
+// default settings, each member with its own data directory; again on new
+// ports if a port was taken) and returns its members and client URLs.
 func startEtcdCluster(dir string, n int) (procs []*process, urls []string, err error) {
 	err = retryOnPortTaken(dir, func() error {
 		procs, urls, err = startEtcdClusterOnce(dir, n)

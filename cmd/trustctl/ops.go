@@ -312,6 +312,9 @@ func (a *app) entityCmd() *cobra.Command {
 			}
 			return a.print(e, func(w io.Writer) {
 				fmt.Fprintf(w, "%s  %s (registered: %v, %d keys)\n", e.ID, e.Name, e.Registered, len(e.Keys))
+				if e.KeysBoundBy != "" {
+					fmt.Fprintf(w, "  keys bound by %s\n", e.KeysBoundBy)
+				}
 				printMetadata(w, e.Metadata)
 			})
 		},

@@ -1,0 +1,61 @@
+package registry
+
+import (
+	"errors"
+	"time"
+)
+
+// Check decides a signed operation against the state applied so far, as the
+// apply would decide it as the next entry with commit time now, and
+// changes nothing. It returns nil when the operation may be proposed, or
+// the result to answer with in place of proposing it: a refusal (Index
+// zero: the operation is not in the log), or the result an earlier copy of
+// the operation got (Duplicate set).
+//
+// The leader checks every operation before it proposes it, so that nothing
+// the current state refuses enters the replicated log: a forged or
+// unauthorized operation costs the node that received it a check, not
+// every node a log entry (SPEC §3, "Nothing refused enters the log").
+// The apply still decides what is proposed. An operation that passes here
+// and is refused at apply was overtaken by an entry committed in between:
+// a key rotated or an accreditation revoked meanwhile, two versions of a
+// status list naming the same previous one, two grants racing for one id,
+// or commit times that moved past its iat window. Those rejections are
+// recorded in the log because the apply, a pure function of the log, is
+// the only place that sees the entries in their final order.
+//
+// A storage read that fails here returns nil: the apply reads the same
+// records and stops the node if they cannot be read.
+//
+// Check runs concurrently with the apply and with other checks: it writes
+// only to a batch of its own, which it discards, and leaves the caches the
+// apply consumes as they are (see judge).
+func (s *State) Check(raw []byte, now time.Time) *Result {
+	b := s.db.NewIndexedBatch()
+	defer b.Close()
+	// The commit time never runs backwards (ApplyBatch); the apply will
+	// stamp a time at least this one.
+	t := now.UTC()
+	if last := time.Unix(0, s.commitTime.Load()).UTC(); t.Before(last) {
+		t = last
+	}
+	c, res, err := s.judge(b, s.applied.Load()+1, t, raw, map[string]struct{}{})
+	switch {
+	case err == nil && c != nil:
+		return nil // passes: propose it
+	case err == nil:
+		return res // a duplicate
+	case !refusal(err):
+		return nil
+	}
+	res = rejected(res, err)
+	res.Index = 0
+	return res
+}
+
+// refusal reports whether err is a domain refusal of an operation, as
+// opposed to a storage failure.
+func refusal(err error) bool {
+	var rj *rejection
+	return errors.As(err, &rj) || errors.Is(err, ErrMalformed) || errors.Is(err, ErrTooLarge)
+}
