@@ -30,10 +30,10 @@ type lifetime struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu     sync.Mutex // orders enter's wg.Add before end's wg.Wait
+	mu     sync.Mutex // orders enter's wg.Add before stop's wg.Wait
 	ended  bool
 	wg     sync.WaitGroup
-	waited chan struct{} // closed once wg reached zero after end
+	waited chan struct{} // closed once wg reached zero after stop
 
 	awaiting atomic.Int64 // raft futures being waited on (await)
 }
@@ -43,7 +43,7 @@ func newLifetime() *lifetime {
 	return &lifetime{ctx: ctx, cancel: cancel, waited: make(chan struct{})}
 }
 
-// enter counts a call in. It reports false, counting nothing, once end has
+// enter counts a call in. It reports false, counting nothing, once stop has
 // begun: the caller then fails with ErrShutdown. Every true is matched by
 // a leave.
 func (l *lifetime) enter() bool {
@@ -59,7 +59,7 @@ func (l *lifetime) enter() bool {
 func (l *lifetime) leave() { l.wg.Done() }
 
 // spawn runs f in a goroutine counted in, with the lifetime's context. It
-// reports false, and runs nothing, once end has begun.
+// reports false, and runs nothing, once stop has begun.
 func (l *lifetime) spawn(f func(ctx context.Context)) bool {
 	if !l.enter() {
 		return false
