@@ -107,7 +107,10 @@ type Cluster struct {
 	memberMu     sync.Mutex // held by membership changes and ProposeWithMembers
 	contacts     []peer.ID
 	fwd          *forwarder
-	stop         context.CancelFunc
+	// life is the cluster's running time: its goroutines and the requests
+	// it serves take their context from it, and Shutdown ends it and waits
+	// for them before it closes the stores they use.
+	life *lifetime
 
 	// termMu serializes the wait for this leader's first commit in its
 	// term; readTerm is the term in which that commit was seen (see
@@ -143,7 +146,7 @@ func Start(cfg Config) (*Cluster, error) {
 		logs.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
-	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine, codec: cfg.Codec, gater: cfg.Gater, leaderWait: cfg.LeaderWait, prepare: cfg.Prepare, contacts: cfg.Contacts, idempotent: cfg.IdempotentCommands, featureLevel: cfg.FeatureLevel, clusterLevel: cfg.ClusterFeatureLevel}
+	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine, codec: cfg.Codec, gater: cfg.Gater, leaderWait: cfg.LeaderWait, prepare: cfg.Prepare, life: newLifetime(), contacts: cfg.Contacts, idempotent: cfg.IdempotentCommands, featureLevel: cfg.FeatureLevel, clusterLevel: cfg.ClusterFeatureLevel}
 	if c.leaderWait <= 0 {
 		c.leaderWait = 3 * time.Second
 	}
@@ -219,13 +222,11 @@ func Start(cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	c.raft = r
-	cfg.Host.SetStreamHandler(RPCProtocol, c.serveRPC)
-	ctx, cancel := context.WithCancel(context.Background())
-	c.stop = cancel
 	c.fwd = newForwarder(c)
-	c.fwd.start(ctx)
-	go c.syncPeers(ctx)
-	go c.watchLeader(ctx)
+	cfg.Host.SetStreamHandler(RPCProtocol, c.serveRPC)
+	c.fwd.start()
+	c.life.spawn(c.syncPeers)
+	c.life.spawn(c.watchLeader)
 	return c, nil
 }
 
@@ -289,17 +290,21 @@ type applyWait struct {
 	err     error
 	resp    any
 	decided bool
+	life    *lifetime
 }
 
 // enqueue hands a stamped command to raft without waiting for it.
 func (c *Cluster) enqueue(stamped []byte, timeout time.Duration) applyWait {
+	if c.life.ctx.Err() != nil {
+		return applyWait{err: ErrShutdown}
+	}
 	if c.raft.State() != raft.Leader {
 		if c.LeaderID() == "" {
 			return applyWait{err: ErrNoLeader}
 		}
 		return applyWait{err: ErrNotLeader}
 	}
-	return applyWait{f: c.raft.Apply(stamped, timeout)}
+	return applyWait{f: c.raft.Apply(stamped, timeout), life: c.life}
 }
 
 // wait returns the state machine's response once the command is applied.
@@ -310,7 +315,7 @@ func (w applyWait) wait() (any, error) {
 	if w.err != nil {
 		return nil, w.err
 	}
-	if err := w.f.Error(); err != nil {
+	if err := w.life.await(w.f); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrEnqueueTimeout):
 			return nil, ErrTimeout
@@ -412,15 +417,24 @@ func (c *Cluster) Status() Status {
 func (c *Cluster) Snapshot() error { return c.raft.Snapshot().Error() }
 
 // Shutdown leaves raft and closes the stores. The host is the caller's.
+// Calls arriving from then on fail with ErrShutdown; the cluster's
+// goroutines and the requests it is serving see their context end, and
+// Shutdown waits for them (up to shutdownWait, with a log line if one is
+// still running) before it closes the raft log they read.
 func (c *Cluster) Shutdown() error {
-	var err error
-	if c.stop != nil {
-		c.stop()
-	}
+	c.life.stop()
 	c.host.RemoveStreamHandler(RPCProtocol)
 	c.peers.close()
+	var err error
 	if c.raft != nil {
+		// Writes handed to raft get their outcome while it still runs:
+		// raft never answers one left in its apply channel at shutdown.
+		c.life.drainAwaits(strandedWait)
+		// Ends the waits on raft (applies, barriers) of the requests.
 		err = c.raft.Shutdown().Error()
+	}
+	if !c.life.wait(shutdownWait) {
+		c.log.Warn("closing the raft log with cluster requests or goroutines still running", "waited", shutdownWait)
 	}
 	return errors.Join(err, c.close())
 }
@@ -428,6 +442,8 @@ func (c *Cluster) Shutdown() error {
 func (c *Cluster) close() error {
 	var errs []error
 	if c.trans != nil {
+		// Raft's pooled streams first: the transport's Close leaves them.
+		c.trans.CloseStreams()
 		errs = append(errs, c.trans.Close())
 	}
 	errs = append(errs, c.logs.Close())

@@ -68,10 +68,10 @@ func newForwarder(c *Cluster) *forwarder {
 	return &forwarder{c: c, queue: make(chan *forwardReq, forwardMaxCommands*forwardSenders)}
 }
 
-func (f *forwarder) start(ctx context.Context) {
+func (f *forwarder) start() {
 	f.once.Do(func() {
 		for range forwardSenders {
-			go f.send(ctx)
+			f.c.life.spawn(f.send)
 		}
 	})
 }
@@ -87,12 +87,26 @@ func (f *forwarder) propose(ctx context.Context, leader peer.ID, cmd []byte) ([]
 	}
 	select {
 	case f.queue <- r:
+	case <-f.c.life.ctx.Done():
+		return nil, ErrShutdown
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: forwarding queue full: %v", ErrTimeout, ctx.Err())
 	}
 	select {
 	case res := <-r.done:
 		return res.out, res.err
+	case <-f.c.life.ctx.Done():
+		// The senders are stopping: one queued after they drained the
+		// queue would wait for its caller's deadline.
+		if r.state.CompareAndSwap(fwdQueued, fwdAbandoned) {
+			return nil, ErrShutdown
+		}
+		select { // sent: the sender answers once its call ends
+		case res := <-r.done:
+			return res.out, res.err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: no answer from the leader in time", ErrUnknownOutcome)
+		}
 	case <-ctx.Done():
 		if r.state.CompareAndSwap(fwdQueued, fwdAbandoned) {
 			return nil, fmt.Errorf("%w: not sent to the leader in time", ErrTimeout)

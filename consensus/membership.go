@@ -185,7 +185,7 @@ func (c *Cluster) admitsReplica(id peer.ID) error {
 
 // peerStatus asks a peer what it reports about itself.
 func (c *Cluster) peerStatus(id peer.ID, timeout time.Duration) (PeerStatus, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(c.life.ctx, timeout)
 	defer cancel()
 	var ps PeerStatus
 	raw, err := c.call(ctx, id, rpcStatus, nil)
@@ -326,7 +326,7 @@ func (c *Cluster) termCommitted(term uint64) error {
 	if c.readTerm.Load() == term {
 		return nil
 	}
-	if err := c.raft.Barrier(c.leaderWait).Error(); err != nil {
+	if err := c.life.await(c.raft.Barrier(c.leaderWait)); err != nil {
 		return fmt.Errorf("%w: commit an entry of term %d: %v", ErrNotLeader, term, err)
 	}
 	if t, leads := c.leaderTerm(); !leads || t != term {
@@ -471,6 +471,8 @@ func (c *Cluster) Join(ctx context.Context, peers []peer.ID, nonvoter bool) erro
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("join: %w (last error: %v)", ctx.Err(), last)
+		case <-c.life.ctx.Done():
+			return ErrShutdown
 		case <-t.C:
 		}
 	}

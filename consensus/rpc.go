@@ -103,10 +103,18 @@ type ResponseCodec interface {
 }
 
 func (c *Cluster) serveRPC(s network.Stream) {
+	// Shutdown waits for the requests being served; one arriving after it
+	// began is refused.
+	if !c.life.enter() {
+		_ = writeAnswer(s, rpcErrShutdown, []byte(ErrShutdown.Error()))
+		_ = s.Close()
+		return
+	}
+	defer c.life.leave()
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(30 * time.Second))
 	from := s.Conn().RemotePeer()
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	ctx, cancel := context.WithTimeout(c.life.ctx, 25*time.Second)
 	defer cancel()
 	if err := c.peers.verify(ctx, from); err != nil {
 		_ = writeAnswer(s, rpcErrForeign, []byte(err.Error()))
@@ -229,12 +237,16 @@ func (c *Cluster) leaderPeer(ctx context.Context) (peer.ID, error) {
 	t := time.NewTicker(25 * time.Millisecond)
 	defer t.Stop()
 	for {
+		if c.life.ctx.Err() != nil {
+			return "", ErrShutdown
+		}
 		if id := c.LeaderID(); id != "" {
 			return peer.Decode(id)
 		}
 		select {
 		case <-ctx.Done():
 			return "", ErrNoLeader
+		case <-c.life.ctx.Done():
 		case <-t.C:
 		}
 	}
@@ -290,6 +302,8 @@ func (c *Cluster) toLeader(ctx context.Context, idempotent bool, local func() ([
 		}
 		select {
 		case <-ctx.Done():
+			return done(nil, err)
+		case <-c.life.ctx.Done():
 			return done(nil, err)
 		case <-time.After(50 * time.Millisecond): // back-off while the leader changes
 		}

@@ -66,14 +66,16 @@ type State struct {
 	mu        sync.Mutex
 	appliedCh chan struct{} // closed and replaced whenever applied advances
 
-	// OnApply, if set, is called after each batch commit with the results.
-	// It must not block.
-	OnApply func([]*Result)
+	onApply func([]*Result) // Options.OnApply
 }
 
 // Options configure Open.
 type Options struct {
 	Logger *slog.Logger
+	// OnApply, if set, is called after each batch commit with the results,
+	// on the goroutine that applies. It must not block. It is fixed at
+	// Open, before the consensus layer can apply anything.
+	OnApply func([]*Result)
 }
 
 // Open opens (creating if needed) the state database in dir for the
@@ -120,6 +122,7 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 		records:    newRecordCache(recordCacheEntries),
 		keys:       newKeyCache(),
 		dirtySet:   map[string]struct{}{},
+		onApply:    opts.OnApply,
 	}
 	for _, m := range g.Members {
 		s.members[m.ID] = m
@@ -373,8 +376,8 @@ func (s *State) ApplyBatch(entries []Entry) []*Result {
 	s.dirty = s.dirty[:0]
 	clear(s.dirtySet)
 	s.advance(applied, last)
-	if s.OnApply != nil {
-		s.OnApply(fresh)
+	if s.onApply != nil {
+		s.onApply(fresh)
 	}
 	return results
 }

@@ -64,7 +64,11 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		if err != nil {
 			return err
 		}
-		defer n.Close()
+		defer func() {
+			if err := n.Close(); err != nil {
+				logger.Warn("the node did not close cleanly", "err", err)
+			}
+		}()
 		printWelcome(stdout, cfg, n)
 		select {
 		case <-ctx.Done():
