@@ -58,6 +58,9 @@ type State struct {
 	dirty     []string                               // keys written by the batch being applied
 	dirtySet  map[string]struct{}                    // the same keys, for lookups
 	closeOnce sync.Once
+	disk      *diskGuard    // free space under dir (disk.go)
+	halt      chan struct{} // closed by Halt: a wait for disk space gives up
+	haltOnce  sync.Once
 	mu        sync.Mutex
 	appliedCh chan struct{} // closed and replaced whenever applied advances
 
@@ -69,6 +72,10 @@ type State struct {
 // Options configure Open.
 type Options struct {
 	Logger *slog.Logger
+	// DiskReserveBytes is the free space kept in reserve under the state's
+	// directory (DefaultDiskReserveBytes if 0): with less, applying waits
+	// and a restore is refused (disk.go).
+	DiskReserveBytes uint64
 }
 
 // Open opens (creating if needed) the state database in dir for the
@@ -83,7 +90,7 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	popts := stateOptions(pebbleLogger{logger.With("component", "pebble")})
+	popts := stateOptions(pebbleLogger{log: logger.With("component", "pebble"), dir: dir})
 	popts.EnsureDefaults()
 	db, err := pebble.Open(dir, popts)
 	popts.Cache.Unref() // the database holds its own reference
@@ -115,7 +122,13 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 		records:    newRecordCache(recordCacheEntries),
 		keys:       newKeyCache(),
 		dirtySet:   map[string]struct{}{},
+		halt:       make(chan struct{}),
 	}
+	reserve := opts.DiskReserveBytes
+	if reserve == 0 {
+		reserve = DefaultDiskReserveBytes
+	}
+	s.disk = newDiskGuard(dir, reserve)
 	for _, m := range g.Members {
 		s.members[m.ID] = m
 	}
@@ -357,6 +370,13 @@ func (s *State) ApplyBatch(entries []Entry) []*Result {
 	// behind the log, and raft replays the tail (entries at or below the
 	// applied index are skipped). Snapshot syncs first, so the log is never
 	// compacted past what the state holds durably.
+	//
+	// A full disk is found before the commit: Pebble cannot take back a
+	// write that fails in its commit pipeline, and this entry cannot be
+	// skipped, so the apply waits for space (waitForSpace).
+	if err := s.disk.check(); err != nil {
+		s.waitForSpace(applied, err)
+	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		panic(fmt.Sprintf("registry: commit applied entries up to %d: %v", applied, err))
 	}
@@ -526,13 +546,26 @@ func mustSetJSON(b *pebble.Batch, k []byte, v any) {
 }
 
 // pebbleLogger keeps Pebble's informational chatter out of the node's log
-// and passes its errors on.
-type pebbleLogger struct{ log *slog.Logger }
+// and passes its errors on. A fatal error that is a full disk ends the
+// process with one clear line instead of a panic's stack trace; on
+// restart the node finds the disk full before it writes (DiskFull) and
+// says so while it serves reads, not ready.
+type pebbleLogger struct {
+	log *slog.Logger
+	dir string
+}
 
 func (pebbleLogger) Infof(string, ...any) {}
 func (l pebbleLogger) Errorf(format string, args ...any) {
 	l.log.Error(fmt.Sprintf(format, args...))
 }
-func (pebbleLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf(format, args...))
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	for _, a := range args {
+		if err, ok := a.(error); ok && isNoSpace(err) {
+			l.log.Error("disk full: the state database cannot go on writing; free space under the data directory and start trustd again", "dir", l.dir, "err", msg)
+			fatalExit()
+		}
+	}
+	panic(msg)
 }
