@@ -79,13 +79,17 @@ type Config struct {
 	// node whose build applies less is not admitted as a member.
 	FeatureLevel        int
 	ClusterFeatureLevel func() int
+	// DiskReserveBytes is the free space the raft log keeps in reserve
+	// under Dir (DefaultLogReserveBytes if 0): with less, appends and
+	// snapshot transfers are refused (disk.go).
+	DiskReserveBytes uint64
 }
 
 // Cluster is this node's raft participation.
 type Cluster struct {
 	raft       *raft.Raft
 	logs       *LogStore
-	snaps      *raft.FileSnapshotStore
+	snaps      *snapshotStore
 	trans      *raft.NetworkTransport
 	host       host.Host
 	log        *slog.Logger
@@ -133,7 +137,11 @@ func Start(cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, newRaftLogger(rl, "raft-snap"))
+	logs.disk.log = logger
+	if cfg.DiskReserveBytes > 0 {
+		logs.disk.reserve = cfg.DiskReserveBytes
+	}
+	snaps, err := openSnapshotStore(cfg.Dir, logs.disk, rl)
 	if err != nil {
 		logs.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
@@ -407,6 +415,11 @@ func (c *Cluster) LogBounds() (first, last uint64, err error) {
 	last, err = c.logs.LastIndex()
 	return first, last, err
 }
+
+// DiskFull returns an ErrDiskFull error while the disk under the raft
+// directory has less free space than the raft log's reserve (appends and
+// snapshot transfers are refused), and nil otherwise.
+func (c *Cluster) DiskFull() error { return c.logs.DiskFull() }
 
 // State returns raft's state name (Leader, Follower, Candidate, Shutdown).
 func (c *Cluster) State() string { return c.raft.State().String() }

@@ -3,6 +3,7 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"sync/atomic"
@@ -33,14 +34,15 @@ const (
 type diskGuard struct {
 	dir     string
 	reserve uint64
+	log     *slog.Logger // each change is logged once
 	full    atomic.Bool
 	// free returns the bytes an unprivileged writer may still use under
 	// dir (statfs by default; a test replaces it).
 	free func(dir string) (uint64, error)
 }
 
-func newDiskGuard(dir string, reserve uint64) *diskGuard {
-	return &diskGuard{dir: dir, reserve: reserve, free: statfsFree}
+func newDiskGuard(dir string, reserve uint64, log *slog.Logger) *diskGuard {
+	return &diskGuard{dir: dir, reserve: reserve, log: log, free: statfsFree}
 }
 
 func statfsFree(dir string) (uint64, error) {
@@ -58,10 +60,14 @@ func statfsFree(dir string) (uint64, error) {
 func (g *diskGuard) check() error {
 	free, err := g.free(g.dir)
 	if err != nil || free >= g.reserve {
-		g.full.Store(false)
+		if g.full.Swap(false) {
+			g.log.Info("disk space is back; the state takes writes again", "dir", g.dir, "free_bytes", free)
+		}
 		return nil
 	}
-	g.full.Store(true)
+	if !g.full.Swap(true) {
+		g.log.Error("disk full: the state applies nothing more until there is free space; free space under the data directory", "dir", g.dir, "free_bytes", free, "reserve_bytes", g.reserve)
+	}
 	return fmt.Errorf("%w: %d bytes free under %s, below the %d kept in reserve: free space there", ErrDiskFull, free, g.dir, g.reserve)
 }
 
@@ -71,7 +77,9 @@ func (g *diskGuard) failed(err error) (error, bool) {
 	if !isNoSpace(err) {
 		return err, false
 	}
-	g.full.Store(true)
+	if !g.full.Swap(true) {
+		g.log.Error("disk full: a write failed; free space under the data directory", "dir", g.dir, "err", err)
+	}
 	return fmt.Errorf("%w: free space under %s: %w", ErrDiskFull, g.dir, err), true
 }
 
@@ -83,13 +91,10 @@ func isNoSpace(err error) bool {
 
 // DiskFull returns an ErrDiskFull error while the disk under the state's
 // directory has less free space than the reserve (the node is then not
-// ready: applying waits and a restore is refused), and nil otherwise.
-func (s *State) DiskFull() error {
-	if !s.disk.full.Load() {
-		return nil
-	}
-	return s.disk.check()
-}
+// ready: applying waits and a restore is refused), and nil otherwise. It
+// looks at the disk each time (one statfs), so a node started on a full
+// disk says so before it tries to write.
+func (s *State) DiskFull() error { return s.disk.check() }
 
 // waitForSpace blocks the apply until the disk has room for a batch again,
 // looking with a growing backoff. Apply cannot skip an entry, and going on

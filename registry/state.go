@@ -128,7 +128,7 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 	if reserve == 0 {
 		reserve = DefaultDiskReserveBytes
 	}
-	s.disk = newDiskGuard(dir, reserve)
+	s.disk = newDiskGuard(dir, reserve, s.log)
 	for _, m := range g.Members {
 		s.members[m.ID] = m
 	}
