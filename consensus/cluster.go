@@ -151,7 +151,7 @@ func Start(cfg Config) (*Cluster, error) {
 		c.leaderWait = 3 * time.Second
 	}
 	c.peers = newPeering(cfg.Host, cfg.ClusterID, logger)
-	if err := c.restoreIfEmpty(); err != nil {
+	if err := c.restoreIfBehind(); err != nil {
 		logs.Close()
 		return nil, err
 	}
@@ -169,7 +169,8 @@ func Start(cfg Config) (*Cluster, error) {
 	rc.MaxAppendEntries = 256
 	// The state machine keeps its own applied index (written with the
 	// state it produced), so raft must not reload a snapshot over it at
-	// start; restoreIfEmpty covers a state machine that lost its data.
+	// start; restoreIfBehind covers a state machine that lost its data or
+	// failed to restore a snapshot it received.
 	rc.NoSnapshotRestoreOnStart = true
 	// A leader that loses its vote (demoted to a replica, or removed)
 	// steps down. By default raft then shuts itself down, which would leave
@@ -232,16 +233,19 @@ func Start(cfg Config) (*Cluster, error) {
 	return c, nil
 }
 
-// restoreIfEmpty loads the newest snapshot into a state machine that holds
-// nothing (a fresh data directory, or a restore cut off by a crash), since
-// raft itself is told not to restore at start.
-func (c *Cluster) restoreIfEmpty() error {
-	if c.sm.AppliedIndex() != 0 {
-		return nil
-	}
+// restoreIfBehind loads the newest snapshot into a state machine that has
+// applied less than it holds (a fresh data directory, or a snapshot
+// received whose restore failed and left the previous state), since raft
+// itself is told not to restore at start: raft takes the newest snapshot's
+// index as applied, and would otherwise go on past entries the state
+// machine never saw.
+func (c *Cluster) restoreIfBehind() error {
 	metas, err := c.snaps.List()
 	if err != nil || len(metas) == 0 {
 		return err
+	}
+	if metas[0].Index <= c.sm.AppliedIndex() {
+		return nil
 	}
 	meta, rc, err := c.snaps.Open(metas[0].ID)
 	if err != nil {

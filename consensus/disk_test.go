@@ -3,12 +3,14 @@ package consensus
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -253,5 +255,50 @@ func TestRaftLogWriteOnAFullDiskEndsWithoutAStackTrace(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "disk full: the raft log cannot go on writing") || strings.Contains(string(out), "goroutine ") || strings.Contains(string(out), "panic") {
 		t.Fatalf("the process did not end with a clear line:\n%s", out)
+	}
+}
+
+// restoreMachine is a state machine at a set applied index that counts
+// the snapshots restored into it.
+type restoreMachine struct {
+	countingMachine
+	restores atomic.Int32
+}
+
+func (m *restoreMachine) Restore(r io.Reader) error {
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	m.restores.Add(1)
+	m.applied.Store(10)
+	return nil
+}
+
+// TestStartRestoresASnapshotTheStateIsBehind starts raft over a snapshot
+// at index 10: a state machine that applied less (a received snapshot
+// whose restore failed kept the previous state) gets the snapshot
+// restored before raft, which takes 10 as applied, goes on; one at 10
+// does not.
+func TestStartRestoresASnapshotTheStateIsBehind(t *testing.T) {
+	for _, applied := range []uint64{0, 4, 10} {
+		h := mustNewHost(t, nil, "/ip4/127.0.0.1/tcp/0")
+		dir := filepath.Join(t.TempDir(), "raft")
+		if err := SeedSnapshot(dir, h.ID(), 10, func(w io.Writer) error { _, err := w.Write([]byte("state")); return err }); err != nil {
+			t.Fatal(err)
+		}
+		sm := &restoreMachine{}
+		sm.applied.Store(applied)
+		c, err := Start(Config{Dir: dir, Host: h, StateMachine: sm, ClusterID: "test", Codec: indexCodec{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Shutdown()
+		want := int32(1)
+		if applied == 10 {
+			want = 0
+		}
+		if got := sm.restores.Load(); got != want || sm.AppliedIndex() != 10 {
+			t.Errorf("state at %d before start: %d restores, applied %d after; want %d restores, applied 10", applied, got, sm.AppliedIndex(), want)
+		}
 	}
 }
