@@ -93,6 +93,39 @@ func isNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
+// openMarginBytes is the room, beyond twice its write-ahead logs, that a
+// Pebble database needs to open: it flushes the logs it replays into
+// sstables and writes a new manifest before it returns.
+const openMarginBytes = 8 << 20
+
+// roomToOpen returns an ErrDiskFull error if the disk under dir has too
+// little free space for Pebble to open the database there. Pebble's open
+// retries a flush that meets a full disk forever, so a node restarted on a
+// full disk would hang before it serves anything; this says why instead.
+func roomToOpen(dir string) error {
+	free, err := statfsFree(dir)
+	if err != nil {
+		return nil // a new directory, or no statfs: the open says what is wrong
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var wal uint64
+	for _, e := range entries {
+		if filepath.Ext(e.Name()) != ".log" {
+			continue
+		}
+		if info, err := e.Info(); err == nil {
+			wal += uint64(info.Size())
+		}
+	}
+	if need := 2*wal + openMarginBytes; free < need {
+		return fmt.Errorf("%w: %d bytes free under %s, and opening the raft log there needs about %d (to flush %d bytes of write-ahead log): free space there and start trustd again", ErrDiskFull, free, dir, need, wal)
+	}
+	return nil
+}
+
 // snapshotStore is raft's file snapshot store with its failures cleaned
 // up: a snapshot whose writing fails (a full disk, a transfer cut off)
 // leaves no temporary directory behind (raft's own Cancel keeps it when

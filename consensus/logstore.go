@@ -61,6 +61,9 @@ var (
 
 // OpenLogStore opens (creating if needed) the raft database in dir.
 func OpenLogStore(dir string) (*LogStore, error) {
+	if err := roomToOpen(dir); err != nil {
+		return nil, fmt.Errorf("open raft log %s: %w", dir, err)
+	}
 	db, err := pebble.Open(dir, &pebble.Options{Logger: quietPebble{dir: dir}})
 	if err != nil {
 		if isNoSpace(err) {

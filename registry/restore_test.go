@@ -361,3 +361,50 @@ func TestHaltEndsAWaitForDiskSpace(t *testing.T) {
 		t.Fatalf("applied index %d after a halted apply, want 0", h.s.AppliedIndex())
 	}
 }
+
+// TestOpenOnAFullDiskSaysSo opens a state whose write-ahead log must be
+// flushed on a disk with no room: Open returns ErrDiskFull at once (Pebble
+// itself would retry the flush forever, and the node hang before it
+// serves), and opens once space returns.
+func TestOpenOnAFullDiskSaysSo(t *testing.T) {
+	fs := mustSmallFS(t, "32m")
+	h := mustNewState(t, 1, 1)
+	h.dir = filepath.Join(fs, "state")
+	h.s.Close()
+	s, err := Open(h.dir, h.raw, Options{DiskReserveBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.s = s
+	h.mustAccept(h.govSign(OpCreateFramework, map[string]any{"id": fwID, "name": "Health", "roots": []string{mustKey(t, KeyEd25519).DID}}))
+	if err := h.s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	filler := mustFill(t, fs, "filler", 0)
+	opened := make(chan error, 1)
+	go func() {
+		s, err := Open(h.dir, h.raw, Options{})
+		if err == nil {
+			s.Close()
+		}
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		if !errors.Is(err, ErrDiskFull) {
+			t.Fatalf("open on a full disk: %v, want ErrDiskFull", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("open on a full disk did not return")
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(h.dir, h.raw, Options{DiskReserveBytes: 1 << 20}); err != nil {
+		t.Fatalf("open once space returned: %v", err)
+	}
+	defer s.Close()
+	if _, err := s.Framework(fwID); err != nil {
+		t.Fatalf("the state opened once space returned: %v", err)
+	}
+}

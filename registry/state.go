@@ -92,6 +92,10 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 	}
 	popts := stateOptions(pebbleLogger{log: logger.With("component", "pebble"), dir: dir})
 	popts.EnsureDefaults()
+	if err := roomToOpen(dir); err != nil {
+		popts.Cache.Unref()
+		return nil, fmt.Errorf("open state %s: %w", dir, err)
+	}
 	db, err := pebble.Open(dir, popts)
 	popts.Cache.Unref() // the database holds its own reference
 	if errors.Is(err, syscall.EWOULDBLOCK) {
