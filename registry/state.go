@@ -197,8 +197,9 @@ func pebbleOptions(logger pebble.Logger) *pebble.Options {
 func (s *State) init() error {
 	if _, closer, err := s.db.Get(metaRestoring); err == nil {
 		closer.Close()
-		// A restore was cut off: the state is partial. Start empty so the
-		// consensus layer restores the snapshot again.
+		// A restore by an older build, which restored in place, was cut
+		// off: the state is partial. Start empty so the consensus layer
+		// restores the snapshot again.
 		s.log.Warn("state holds an interrupted snapshot restore; clearing it")
 		if err := s.clear(); err != nil {
 			return err
