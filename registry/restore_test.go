@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -406,5 +407,54 @@ func TestOpenOnAFullDiskSaysSo(t *testing.T) {
 	defer s.Close()
 	if _, err := s.Framework(fwID); err != nil {
 		t.Fatalf("the state opened once space returned: %v", err)
+	}
+}
+
+// TestRestoreReplacesAStateWithSeparatedValues restores over a state whose
+// large values live in blob files (flushed and compacted), as a node's
+// state does after running a while: the restored state is exactly the
+// snapshot's, and stays so after a compaction and a reopen.
+func TestRestoreReplacesAStateWithSeparatedValues(t *testing.T) {
+	f := mustChain(t)
+	b := f.s.db.NewBatch()
+	for i := range 2000 {
+		k := append([]byte{tableHistory}, []byte("did:example:old\x00")...)
+		if err := b.Set(append(k, u64(uint64(i))...), bytes.Repeat([]byte{byte(i)}, 2<<10), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.db.Compact(context.Background(), []byte{0x00}, []byte{0xff}, true); err != nil {
+		t.Fatal(err)
+	}
+	// Another state of the same consortium, with other records.
+	f2 := mustNewState(t, 1, 1)
+	f2.raw, f2.gov = f.raw, f.gov
+	f2.s.Close()
+	f2.dir = t.TempDir()
+	f2.open()
+	f2.mustAccept(f2.govSign(OpCreateFramework, map[string]any{"id": "https://restored.example/fw", "name": "Restored", "roots": []string{mustKey(t, KeyEd25519).DID}}))
+	want := f2.digest()
+	if err := f.s.Restore(bytes.NewReader(snapshotBytes(t, f2.s))); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.digest(); got != want {
+		t.Fatalf("restored digest %s, want %s", got, want)
+	}
+	if err := f.s.db.Compact(context.Background(), []byte{0x00}, []byte{0xff}, true); err != nil {
+		t.Fatal(err)
+	}
+	f.s.Close()
+	f.open()
+	if got := f.digest(); got != want || f.s.AppliedIndex() != f2.s.AppliedIndex() {
+		t.Fatalf("after compaction and reopen: digest %s index %d, want %s and %d", got, f.s.AppliedIndex(), want, f2.s.AppliedIndex())
+	}
+	if _, err := f.s.Framework(fwID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the previous state's framework survived the restore: %v", err)
 	}
 }
