@@ -84,13 +84,17 @@ type Config struct {
 	// node whose build applies less is not admitted as a member.
 	FeatureLevel        int
 	ClusterFeatureLevel func() int
+	// DiskReserveBytes is the free space the raft log keeps in reserve
+	// under Dir (DefaultLogReserveBytes if 0): with less, appends and
+	// snapshot transfers are refused (disk.go).
+	DiskReserveBytes uint64
 }
 
 // Cluster is this node's raft participation.
 type Cluster struct {
 	raft       *raft.Raft
 	logs       *LogStore
-	snaps      *raft.FileSnapshotStore
+	snaps      *snapshotStore
 	trans      *raft.NetworkTransport
 	host       host.Host
 	log        *slog.Logger
@@ -141,7 +145,11 @@ func Start(cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, newRaftLogger(rl, "raft-snap"))
+	logs.disk.log = logger
+	if cfg.DiskReserveBytes > 0 {
+		logs.disk.reserve = cfg.DiskReserveBytes
+	}
+	snaps, err := openSnapshotStore(cfg.Dir, logs.disk, rl)
 	if err != nil {
 		logs.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
@@ -151,7 +159,7 @@ func Start(cfg Config) (*Cluster, error) {
 		c.leaderWait = 3 * time.Second
 	}
 	c.peers = newPeering(cfg.Host, cfg.ClusterID, logger)
-	if err := c.restoreIfEmpty(); err != nil {
+	if err := c.restoreIfBehind(); err != nil {
 		logs.Close()
 		return nil, err
 	}
@@ -169,7 +177,8 @@ func Start(cfg Config) (*Cluster, error) {
 	rc.MaxAppendEntries = 256
 	// The state machine keeps its own applied index (written with the
 	// state it produced), so raft must not reload a snapshot over it at
-	// start; restoreIfEmpty covers a state machine that lost its data.
+	// start; restoreIfBehind covers a state machine that lost its data or
+	// failed to restore a snapshot it received.
 	rc.NoSnapshotRestoreOnStart = true
 	// A leader that loses its vote (demoted to a replica, or removed)
 	// steps down. By default raft then shuts itself down, which would leave
@@ -230,16 +239,19 @@ func Start(cfg Config) (*Cluster, error) {
 	return c, nil
 }
 
-// restoreIfEmpty loads the newest snapshot into a state machine that holds
-// nothing (a fresh data directory, or a restore cut off by a crash), since
-// raft itself is told not to restore at start.
-func (c *Cluster) restoreIfEmpty() error {
-	if c.sm.AppliedIndex() != 0 {
-		return nil
-	}
+// restoreIfBehind loads the newest snapshot into a state machine that has
+// applied less than it holds (a fresh data directory, or a snapshot
+// received whose restore failed and left the previous state), since raft
+// itself is told not to restore at start: raft takes the newest snapshot's
+// index as applied, and would otherwise go on past entries the state
+// machine never saw.
+func (c *Cluster) restoreIfBehind() error {
 	metas, err := c.snaps.List()
 	if err != nil || len(metas) == 0 {
 		return err
+	}
+	if metas[0].Index <= c.sm.AppliedIndex() {
+		return nil
 	}
 	meta, rc, err := c.snaps.Open(metas[0].ID)
 	if err != nil {
@@ -458,6 +470,11 @@ func (c *Cluster) LogBounds() (first, last uint64, err error) {
 	last, err = c.logs.LastIndex()
 	return first, last, err
 }
+
+// DiskFull returns an ErrDiskFull error while the disk under the raft
+// directory has less free space than the raft log's reserve (appends and
+// snapshot transfers are refused), and nil otherwise.
+func (c *Cluster) DiskFull() error { return c.logs.DiskFull() }
 
 // State returns raft's state name (Leader, Follower, Candidate, Shutdown).
 func (c *Cluster) State() string { return c.raft.State().String() }

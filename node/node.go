@@ -166,6 +166,9 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 			}
 		})
 	}
+	if err := n.diskFull(); err != nil {
+		n.log.Error("disk full at start: the node serves reads and is not ready until there is free space", "err", err)
+	}
 	n.log.Info("node started", "peer_id", n.host.ID().String(), "gateway", n.GatewayURL(),
 		"genesis", n.State.GenesisCID(), "applied_index", n.State.AppliedIndex())
 	return n, nil
@@ -332,10 +335,19 @@ func (n *Node) Status() any {
 
 // Ready reports whether the node can serve.
 func (n *Node) Ready() error {
+	if err := n.diskFull(); err != nil {
+		return err
+	}
 	if n.cluster.LeaderID() == "" {
 		return consensus.ErrNoLeader
 	}
 	return nil
+}
+
+// diskFull returns why the disk under the data directory is too full to
+// write (the state's apply waits, the raft log refuses appends), or nil.
+func (n *Node) diskFull() error {
+	return errors.Join(n.State.DiskFull(), n.cluster.DiskFull())
 }
 
 // ReadIndex returns the leader's commit index, with its leadership
@@ -441,6 +453,9 @@ func (n *Node) Close() error {
 	}
 	n.calls.refuse()
 	errs = append(errs, n.shutdownHTTP())
+	if n.State != nil {
+		n.State.Halt() // an apply waiting for disk space must not hold raft's shutdown
+	}
 	if n.cluster != nil {
 		errs = append(errs, n.cluster.Shutdown())
 	}
@@ -565,6 +580,13 @@ func (n *Node) registerMetrics(ops operationsCounter) error {
 			func() float64 { return float64(n.State.ClusterFeatureLevel()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Name: "build_feature_level", Help: "The highest feature level this node's build applies."},
 			func() float64 { return float64(n.buildLevel) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Name: "disk_full", Help: "1 while the disk under the data directory has less free space than the state or the raft log keeps in reserve: writes wait or are refused and the node is not ready."},
+			func() float64 {
+				if n.diskFull() != nil {
+					return 1
+				}
+				return 0
+			}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Subsystem: "raft", Name: "commit_index", Help: "Raft commit index."},
 			func() float64 { return float64(n.cluster.CommitIndex()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "trustd", Subsystem: "raft", Name: "forwarded_batches_total", Help: "Requests that carried writes from this node to the leader."},

@@ -110,6 +110,12 @@ func (s *State) storedLevel() (int, error) {
 		return 0, fmt.Errorf("read the feature level: %w", err)
 	}
 	defer closer.Close()
+	return parseLevel(v)
+}
+
+// parseLevel checks a stored feature level: one byte, a level this build
+// applies.
+func parseLevel(v []byte) (int, error) {
 	if len(v) != 1 || int(v[0]) < FeatureLevelBase {
 		return 0, fmt.Errorf("the stored feature level %x is malformed", v)
 	}

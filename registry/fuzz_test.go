@@ -73,9 +73,14 @@ func FuzzRestore(f *testing.F) {
 	fresh.dir = f.TempDir()
 	fresh.open()
 	f.Fuzz(func(t *testing.T, stream []byte) {
+		before, digest, err := fresh.s.DigestAt()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := fresh.s.Restore(bytes.NewReader(stream)); err != nil {
-			if fresh.s.AppliedIndex() != 0 {
-				t.Fatalf("failed restore left applied index %d", fresh.s.AppliedIndex())
+			// A refused stream leaves the previous state as it was.
+			if after, d, _ := fresh.s.DigestAt(); after != before || fresh.s.AppliedIndex() != before || d != digest {
+				t.Fatalf("failed restore changed the state: index %d (%d applied) digest %s, want %d and %s", after, fresh.s.AppliedIndex(), d, before, digest)
 			}
 			return
 		}

@@ -38,7 +38,10 @@ var (
 	metaApplied    = []byte{tableMeta, 'a'}
 	metaCommitTime = []byte{tableMeta, 't'}
 	metaGenesis    = []byte{tableMeta, 'g'}
-	metaRestoring  = []byte{tableMeta, 'r'}
+	// metaRestoring marked a state being restored in place by older
+	// builds; Open clears a state a cut-off restore left it in. Restores
+	// now swap the state in one step and never write it.
+	metaRestoring = []byte{tableMeta, 'r'}
 	// metaFeatureLevel is the cluster's feature level (one byte); absent
 	// means FeatureLevelBase. It travels in snapshots like every meta key.
 	metaFeatureLevel = []byte{tableMeta, 'f'}

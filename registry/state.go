@@ -63,6 +63,9 @@ type State struct {
 	dirty     []string                       // keys written by the batch being applied
 	dirtySet  map[string]struct{}            // the same keys, for lookups
 	closeOnce sync.Once
+	disk      *diskGuard    // free space under dir (disk.go)
+	halt      chan struct{} // closed by Halt: a wait for disk space gives up
+	haltOnce  sync.Once
 	mu        sync.Mutex
 	appliedCh chan struct{} // closed and replaced whenever applied advances
 
@@ -76,6 +79,10 @@ type Options struct {
 	// on the goroutine that applies. It must not block. It is fixed at
 	// Open, before the consensus layer can apply anything.
 	OnApply func([]*Result)
+	// DiskReserveBytes is the free space kept in reserve under the state's
+	// directory (DefaultDiskReserveBytes if 0): with less, applying waits
+	// and a restore is refused (disk.go).
+	DiskReserveBytes uint64
 }
 
 // Open opens (creating if needed) the state database in dir for the
@@ -90,8 +97,12 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	popts := stateOptions(pebbleLogger{logger.With("component", "pebble")})
+	popts := stateOptions(pebbleLogger{log: logger.With("component", "pebble"), dir: dir})
 	popts.EnsureDefaults()
+	if err := roomToOpen(dir); err != nil {
+		popts.Cache.Unref()
+		return nil, fmt.Errorf("open state %s: %w", dir, err)
+	}
 	db, err := pebble.Open(dir, popts)
 	popts.Cache.Unref() // the database holds its own reference
 	if errors.Is(err, syscall.EWOULDBLOCK) {
@@ -123,7 +134,13 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 		keys:       newKeyCache(),
 		dirtySet:   map[string]struct{}{},
 		onApply:    opts.OnApply,
+		halt:       make(chan struct{}),
 	}
+	reserve := opts.DiskReserveBytes
+	if reserve == 0 {
+		reserve = DefaultDiskReserveBytes
+	}
+	s.disk = newDiskGuard(dir, reserve, s.log)
 	for _, m := range g.Members {
 		s.members[m.ID] = m
 	}
@@ -188,8 +205,9 @@ func pebbleOptions(logger pebble.Logger) *pebble.Options {
 func (s *State) init() error {
 	if _, closer, err := s.db.Get(metaRestoring); err == nil {
 		closer.Close()
-		// A restore was cut off: the state is partial. Start empty so the
-		// consensus layer restores the snapshot again.
+		// A restore by an older build, which restored in place, was cut
+		// off: the state is partial. Start empty so the consensus layer
+		// restores the snapshot again.
 		s.log.Warn("state holds an interrupted snapshot restore; clearing it")
 		if err := s.clear(); err != nil {
 			return err
@@ -365,6 +383,13 @@ func (s *State) ApplyBatch(entries []Entry) []*Result {
 	// behind the log, and raft replays the tail (entries at or below the
 	// applied index are skipped). Snapshot syncs first, so the log is never
 	// compacted past what the state holds durably.
+	//
+	// A full disk is found before the commit: Pebble cannot take back a
+	// write that fails in its commit pipeline, and this entry cannot be
+	// skipped, so the apply waits for space (waitForSpace).
+	if err := s.disk.check(); err != nil {
+		s.waitForSpace(applied, err)
+	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		panic(fmt.Sprintf("registry: commit applied entries up to %d: %v", applied, err))
 	}
@@ -538,13 +563,26 @@ func mustSetJSON(b *pebble.Batch, k []byte, v any) {
 }
 
 // pebbleLogger keeps Pebble's informational chatter out of the node's log
-// and passes its errors on.
-type pebbleLogger struct{ log *slog.Logger }
+// and passes its errors on. A fatal error that is a full disk ends the
+// process with one clear line instead of a panic's stack trace; on
+// restart the node finds the disk full before it writes (DiskFull) and
+// says so while it serves reads, not ready.
+type pebbleLogger struct {
+	log *slog.Logger
+	dir string
+}
 
 func (pebbleLogger) Infof(string, ...any) {}
 func (l pebbleLogger) Errorf(format string, args ...any) {
 	l.log.Error(fmt.Sprintf(format, args...))
 }
-func (pebbleLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf(format, args...))
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	for _, a := range args {
+		if err, ok := a.(error); ok && isNoSpace(err) {
+			l.log.Error("disk full: the state database cannot go on writing; free space under the data directory and start trustd again", "dir", l.dir, "err", msg)
+			fatalExit()
+		}
+	}
+	panic(msg)
 }
