@@ -251,22 +251,42 @@ func (c *Cluster) isMember(id raft.ServerID, suffrage raft.ServerSuffrage) bool 
 
 // Apply replicates cmd through the leader: proposed here when this node
 // leads, forwarded over libp2p otherwise. It returns the state machine's
-// response from the leader.
+// response from the leader; wrapped in Resent when an attempt whose
+// outcome was unknown was followed by another (IdempotentCommands): the
+// response may then be the state machine's answer to cmd proposed a
+// second time by this node, not by its caller.
 func (c *Cluster) Apply(ctx context.Context, cmd []byte) (any, error) {
 	var resp any
+	var unknown, resent bool
+	try := func(out []byte, err error) ([]byte, error) {
+		resent = resent || unknown
+		unknown = unknown || errors.Is(err, ErrUnknownOutcome)
+		return out, err
+	}
 	out, err := c.toLeader(ctx, c.idempotent, func() ([]byte, error) {
 		r, err := c.proposeLocal(ctx, cmd)
 		resp = r
-		return nil, err
-	}, func(leader peer.ID) ([]byte, error) { return c.fwd.propose(ctx, leader, cmd) })
+		return try(nil, err)
+	}, func(leader peer.ID) ([]byte, error) { return try(c.fwd.propose(ctx, leader, cmd)) })
 	if err != nil {
 		return nil, err
 	}
-	if resp != nil {
-		return resp, nil
+	if resp == nil {
+		if resp, err = c.codec.Decode(out); err != nil {
+			return nil, err
+		}
 	}
-	return c.codec.Decode(out)
+	if resent {
+		return Resent{resp}, nil
+	}
+	return resp, nil
 }
+
+// Resent is Apply's response to a command this node proposed again after
+// an attempt whose outcome it did not learn: a state machine that answers
+// a command applied before as a duplicate may have applied this caller's
+// first attempt.
+type Resent struct{ Response any }
 
 // ReadIndex returns an index that reflects every write acknowledged before
 // the call: the leader's commit index, with its leadership confirmed by a

@@ -294,9 +294,21 @@ func (n *Node) Submit(ctx context.Context, jws []byte) (*registry.Result, error)
 	if err != nil {
 		return nil, clusterError(err)
 	}
+	resent, again := resp.(consensus.Resent)
+	if again {
+		resp = resent.Response
+	}
 	res, ok := resp.(*registry.Result)
 	if !ok {
 		return nil, fmt.Errorf("unexpected apply response %T", resp)
+	}
+	if again && res.Duplicate {
+		// This node sent the operation again after losing the answer to
+		// its first attempt, which is what the duplicate found: the caller
+		// sent it once (as far as this node knows), and this is its result.
+		c := *res
+		c.Duplicate = false
+		return &c, nil
 	}
 	return res, nil
 }
