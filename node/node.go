@@ -349,7 +349,15 @@ func (n *Node) ChangeMembership(ctx context.Context, action, id string, addrs []
 func (n *Node) Digest() (uint64, string, error) { return n.State.DigestAt() }
 
 // Snapshot takes a raft snapshot now.
-func (n *Node) Snapshot() error { return n.cluster.Snapshot() }
+func (n *Node) Snapshot() error {
+	if err := n.cluster.Snapshot(); err != nil {
+		if errors.Is(err, consensus.ErrNothingToSnapshot) {
+			return fmt.Errorf("%w: %v", gateway.ErrNothingToSnapshot, err)
+		}
+		return err
+	}
+	return nil
+}
 
 // AdminURL is the base URL of the admin API.
 func (n *Node) AdminURL() string {
