@@ -69,6 +69,9 @@ type Config struct {
 	Gatherer     prometheus.Gatherer   // served on /metrics
 	MaxBodyBytes int64
 	MaxWait      time.Duration // bound on min_index and linearizable waits
+	// Limits bounds each client address's and each signer's writes; the
+	// zero value sets no limit.
+	Limits Limits
 	Now          func() time.Time
 }
 
@@ -78,6 +81,7 @@ type Server struct {
 	log     *slog.Logger
 	routes  *router
 	metrics *metrics
+	limits  writeLimits
 	answers answerCache
 	// trustHandler is the instrumented GET /v1/trust.
 	trustHandler http.Handler
@@ -151,6 +155,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	s.limits = newWriteLimits(cfg.Limits)
 	for _, rt := range routes {
 		h := rt.handler
 		var fast func(http.ResponseWriter, *http.Request) bool

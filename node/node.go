@@ -129,6 +129,7 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	n.gateway, err = gateway.New(gateway.Config{
 		Registry: n.State, Lists: n.State, Writer: n, Node: n, Logger: logger,
 		Metrics: n.Metrics, Gatherer: n.Metrics, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, MaxWait: cfg.HTTP.MaxWait,
+		Limits: writeLimits(cfg.HTTP.Limits),
 	})
 	if err != nil {
 		return nil, err
@@ -220,6 +221,15 @@ func (n *Node) serveHTTP() error {
 		}
 	}()
 	return nil
+}
+
+// writeLimits is the gateway's form of the configured write limits.
+func writeLimits(l configs.LimitsConfig) gateway.Limits {
+	if !l.Enabled {
+		return gateway.Limits{}
+	}
+	return gateway.Limits{AddressRate: l.AddressRate, AddressBurst: l.AddressBurst,
+		SignerRate: l.SignerRate, SignerBurst: l.SignerBurst, MaxTracked: l.MaxTracked}
 }
 
 // Errors reports a fatal serving error.
