@@ -72,7 +72,7 @@ type Config struct {
 	// Limits bounds each client address's and each signer's writes; the
 	// zero value sets no limit.
 	Limits Limits
-	Now          func() time.Time
+	Now    func() time.Time
 }
 
 // Server is the HTTP gateway.
