@@ -46,6 +46,9 @@ type Node struct {
 	httpLn   net.Listener
 	admin    *http.Server
 	adminLn  net.Listener
+	// httpCert and adminCert serve HTTPS when configured (nil: HTTP);
+	// ReloadTLS reads them again.
+	httpCert, adminCert *gateway.Certificate
 	stopJoin context.CancelFunc
 	// stopLevels ends raiseFeatureLevel.
 	stopLevels context.CancelFunc
@@ -207,7 +210,10 @@ func (n *Node) startHost() error {
 	return nil
 }
 
-func (n *Node) serveHTTP() error {
+func (n *Node) serveHTTP() (err error) {
+	if n.httpCert, err = loadTLS(n.cfg.HTTP.TLSCertFile, n.cfg.HTTP.TLSKeyFile); err != nil {
+		return fmt.Errorf("gateway: %w (http.tls_cert_file, http.tls_key_file)", err)
+	}
 	ln, err := net.Listen("tcp", n.cfg.HTTP.Addr)
 	if err != nil {
 		return fmt.Errorf("gateway listen on %s: %w (set http.addr or --http-addr)", n.cfg.HTTP.Addr, err)
@@ -215,12 +221,58 @@ func (n *Node) serveHTTP() error {
 	n.httpLn = ln
 	n.http = n.gateway.HTTPServer(ln.Addr().String(), n.cfg.HTTP.ReadTimeout, n.cfg.HTTP.WriteTimeout)
 	n.http.Handler = n.calls.wrap(n.http.Handler)
+	n.serve(n.http, ln, n.httpCert)
+	return nil
+}
+
+// loadTLS loads a certificate and key when both are named; nil (plain
+// HTTP) when neither is.
+func loadTLS(certFile, keyFile string) (*gateway.Certificate, error) {
+	if certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	return gateway.LoadCertificate(certFile, keyFile)
+}
+
+// serve runs srv on ln until it is shut down, over TLS with cert if it is
+// not nil.
+func (n *Node) serve(srv *http.Server, ln net.Listener, cert *gateway.Certificate) {
+	if cert != nil {
+		srv.TLSConfig = cert.TLSConfig()
+	}
 	go func() {
-		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if cert != nil {
+			err = srv.ServeTLS(ln, "", "") // the certificate comes from srv.TLSConfig
+		} else {
+			err = srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.serveErr <- err
 		}
 	}()
-	return nil
+}
+
+// ReloadTLS reads the gateway's and the admin API's certificate and key
+// files again (trustd does on SIGHUP); new handshakes get the new pair. A
+// pair that does not load is reported and the one served before stays.
+// It reports false when no TLS is configured.
+func (n *Node) ReloadTLS() (bool, error) {
+	var errs []error
+	for _, c := range []struct {
+		name string
+		cert *gateway.Certificate
+	}{{"gateway", n.httpCert}, {"admin API", n.adminCert}} {
+		if c.cert == nil {
+			continue
+		}
+		if err := c.cert.Reload(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
+			continue
+		}
+		n.log.Info("TLS certificate reloaded", "listener", c.name)
+	}
+	return n.httpCert != nil || n.adminCert != nil, errors.Join(errs...)
 }
 
 // writeLimits is the gateway's form of the configured write limits.
@@ -239,6 +291,9 @@ func (n *Node) Errors() <-chan error { return n.serveErr }
 func (n *Node) GatewayURL() string {
 	if n.httpLn == nil {
 		return ""
+	}
+	if n.httpCert != nil {
+		return "https://" + n.httpLn.Addr().String()
 	}
 	return "http://" + n.httpLn.Addr().String()
 }
@@ -374,21 +429,23 @@ func (n *Node) AdminURL() string {
 	if n.adminLn == nil {
 		return ""
 	}
+	if n.adminCert != nil {
+		return "https://" + n.adminLn.Addr().String()
+	}
 	return "http://" + n.adminLn.Addr().String()
 }
 
-func (n *Node) serveAdmin(logger *slog.Logger) error {
+func (n *Node) serveAdmin(logger *slog.Logger) (err error) {
+	if n.adminCert, err = loadTLS(n.cfg.Admin.TLSCertFile, n.cfg.Admin.TLSKeyFile); err != nil {
+		return fmt.Errorf("admin API: %w (admin.tls_cert_file, admin.tls_key_file)", err)
+	}
 	ln, err := net.Listen("tcp", n.cfg.Admin.Addr)
 	if err != nil {
 		return fmt.Errorf("admin listen on %s: %w (set admin.addr or --admin-addr)", n.cfg.Admin.Addr, err)
 	}
 	n.adminLn = ln
 	n.admin = &http.Server{Handler: n.calls.wrap(gateway.NewAdmin(n, n.cfg.Admin.Token, logger)), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 2 * time.Minute}
-	go func() {
-		if err := n.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.serveErr <- err
-		}
-	}()
+	n.serve(n.admin, ln, n.adminCert)
 	return nil
 }
 
