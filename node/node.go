@@ -46,9 +46,6 @@ type Node struct {
 	httpLn   net.Listener
 	admin    *http.Server
 	adminLn  net.Listener
-	// httpCert and adminCert serve HTTPS when configured (nil: HTTP);
-	// ReloadTLS reads them again.
-	httpCert, adminCert *gateway.Certificate
 	stopJoin context.CancelFunc
 	// stopLevels ends raiseFeatureLevel.
 	stopLevels context.CancelFunc
@@ -60,6 +57,10 @@ type Node struct {
 	// genesis and its keys.
 	DevGenesisCreated bool
 	serveErr          chan error
+
+	// httpCert and adminCert serve HTTPS when configured (nil: HTTP);
+	// ReloadTLS reads them again.
+	httpCert, adminCert *gateway.Certificate
 }
 
 // Options configure New.
