@@ -58,17 +58,18 @@ func NewAdmin(cluster Cluster, token string, logger *slog.Logger) *Admin {
 	})
 	for _, rt := range []struct {
 		method, pattern string
-		h               http.HandlerFunc
+		h               http.Handler
 	}{
-		{"GET", "/admin/v1/cluster", a.members},
-		{"POST", "/admin/v1/cluster/{action}", a.change},
-		{"GET", "/admin/v1/digest", a.digest},
-		{"GET", "/admin/v1/backup", a.backup},
-		{"POST", "/admin/v1/snapshot", a.snapshot},
-		// Profiles for operators chasing a slow node (admin listener only).
-		{"GET", "/debug/pprof/", pprof.Index},
-		{"GET", "/debug/pprof/profile", pprof.Profile},
-		{"GET", "/debug/pprof/trace", pprof.Trace},
+		{"GET", "/admin/v1/cluster", http.HandlerFunc(a.members)},
+		{"POST", "/admin/v1/cluster/{action}", http.HandlerFunc(a.change)},
+		{"GET", "/admin/v1/digest", http.HandlerFunc(a.digest)},
+		{"GET", "/admin/v1/backup", http.HandlerFunc(a.backup)},
+		{"POST", "/admin/v1/snapshot", http.HandlerFunc(a.snapshot)},
+		// Profiles for operators chasing a slow node (admin listener
+		// only); their plain-text errors become problem documents.
+		{"GET", "/debug/pprof/", textErrors(http.HandlerFunc(pprof.Index))},
+		{"GET", "/debug/pprof/profile", textErrors(http.HandlerFunc(pprof.Profile))},
+		{"GET", "/debug/pprof/trace", textErrors(http.HandlerFunc(pprof.Trace))},
 	} {
 		a.routes.handle(rt.method, rt.pattern, rt.h)
 	}

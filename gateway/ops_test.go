@@ -197,3 +197,32 @@ func TestUnservedMethodsAndPaths(t *testing.T) {
 		a.problem(t)
 	}
 }
+
+// TestProfilerErrorsAreProblems: the admin API's profiler (net/http/pprof)
+// answers its errors in plain text; they reach the client as problem
+// documents with that text as the detail.
+func TestProfilerErrorsAreProblems(t *testing.T) {
+	n := mustNewNode(t, nil)
+	for _, tc := range []struct {
+		path   string
+		status int
+		detail string
+	}{
+		{"/debug/pprof/no-such-profile", http.StatusNotFound, "Unknown profile"},
+		{"/debug/pprof/heap?seconds=none", http.StatusBadRequest, `invalid value for "seconds"`},
+	} {
+		req, _ := http.NewRequest("GET", n.AdminURL()+tc.path, nil)
+		a := mustDo(t, nil, req)
+		if a.status != tc.status {
+			t.Errorf("%s: %d %s, want %d", tc.path, a.status, a.body, tc.status)
+			continue
+		}
+		if p := a.problem(t); !strings.Contains(p.Detail, tc.detail) {
+			t.Errorf("%s: detail %q, want it to say %q", tc.path, p.Detail, tc.detail)
+		}
+	}
+	req, _ := http.NewRequest("GET", n.AdminURL()+"/debug/pprof/goroutine?debug=1", nil)
+	if a := mustDo(t, nil, req); a.status != http.StatusOK || !strings.Contains(string(a.body), "goroutine profile") {
+		t.Fatalf("a profile: %d %.200s", a.status, a.body)
+	}
+}
