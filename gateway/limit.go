@@ -1,19 +1,22 @@
 package gateway
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
-	"golang.org/x/time/rate"
 
 	"github.com/trustreg/trustreg/registry"
 )
@@ -47,14 +50,22 @@ const (
 	limitedBySize    = "size"
 )
 
+// bucket is a token bucket: it holds up to burst writes and gains rate
+// writes a second.
+type bucket struct {
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time // when tokens was last brought up to date
+}
+
 // buckets is one token bucket per key, the least recently used dropped
 // beyond a bound.
 type buckets struct {
-	rate  rate.Limit
-	burst int
+	rate  float64 // writes per second
+	burst float64
 	what  string // "client address", "signer", for the problem's detail
 	mu    sync.Mutex
-	lru   *simplelru.LRU[string, *rate.Limiter]
+	lru   *simplelru.LRU[string, *bucket]
 }
 
 // newBuckets returns nil (no limit) for a zero rate.
@@ -65,31 +76,58 @@ func newBuckets(perSecond float64, burst, maxTracked int, what string) *buckets 
 	if maxTracked <= 0 {
 		maxTracked = defaultMaxTracked
 	}
-	l, err := simplelru.NewLRU[string, *rate.Limiter](maxTracked, nil)
+	l, err := simplelru.NewLRU[string, *bucket](maxTracked, nil)
 	if err != nil {
 		panic(err) // only for a size that is not positive
 	}
-	return &buckets{rate: rate.Limit(perSecond), burst: max(burst, 1), what: what, lru: l}
+	return &buckets{rate: perSecond, burst: float64(max(burst, 1)), what: what, lru: l}
 }
 
-// take takes a write from key's bucket. When the bucket is empty it
-// returns an error wrapping ErrRateLimited and the whole seconds until a
-// write is allowed again.
-func (b *buckets) take(key string, now time.Time) (int, error) {
+// bucket returns key's bucket, made full if key has none.
+func (b *buckets) bucket(key string, now time.Time) *bucket {
 	b.mu.Lock()
-	lim, ok := b.lru.Get(key)
+	defer b.mu.Unlock()
+	k, ok := b.lru.Get(key)
 	if !ok {
-		lim = rate.NewLimiter(b.rate, b.burst)
-		b.lru.Add(key, lim)
+		k = &bucket{tokens: b.burst, last: now}
+		b.lru.Add(key, k)
 	}
-	b.mu.Unlock()
-	if lim.AllowN(now, 1) {
+	return k
+}
+
+// refill brings k's tokens up to now; k.mu is held.
+func (b *buckets) refill(k *bucket, now time.Time) {
+	if now.After(k.last) {
+		k.tokens = min(b.burst, k.tokens+now.Sub(k.last).Seconds()*b.rate)
+		k.last = now
+	}
+}
+
+// take takes a write from key's bucket. When the bucket is empty it takes
+// nothing and returns an error wrapping ErrRateLimited and the whole
+// seconds until a write is allowed again.
+func (b *buckets) take(key string, now time.Time) (int, error) {
+	k := b.bucket(key, now)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	b.refill(k, now)
+	if k.tokens >= 1 {
+		k.tokens--
 		return 0, nil
 	}
-	wait := (1 - lim.TokensAt(now)) / float64(b.rate)
-	retry := max(int(math.Ceil(wait)), 1)
-	return retry, fmt.Errorf("%w: %s %s is limited to %g writes per second (bursts of %d): retry after %d s",
-		ErrRateLimited, b.what, key, float64(b.rate), b.burst, retry)
+	retry := max(int(math.Ceil((1-k.tokens)/b.rate)), 1)
+	return retry, fmt.Errorf("%w: %s %s is limited to %g writes per second (bursts of %g): retry after %d s",
+		ErrRateLimited, b.what, key, b.rate, b.burst, retry)
+}
+
+// giveBack returns a write taken from key's bucket. A bucket dropped
+// meanwhile is made anew, full.
+func (b *buckets) giveBack(key string, now time.Time) {
+	k := b.bucket(key, now)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	b.refill(k, now)
+	k.tokens = min(b.burst, k.tokens+1)
 }
 
 // writeLimits holds the buckets of the write limits.
@@ -125,9 +163,31 @@ func clientKey(r *http.Request) string {
 }
 
 // signers are the DIDs of the kids of an operation's signatures, read
-// without verifying them; nil if the operation does not parse (it is
-// refused later, at its submission).
+// without verifying them; nil if they cannot be read (the operation is
+// refused later, at its submission). A compact JWS, every write but
+// governance's, has its protected header read alone; a JSON
+// serialization is parsed whole.
 func signers(body []byte) []string {
+	body = bytes.TrimSpace(body)
+	if len(body) > 0 && body[0] != '{' {
+		head, _, ok := bytes.Cut(body, []byte("."))
+		if !ok {
+			return nil
+		}
+		raw := make([]byte, base64.RawURLEncoding.DecodedLen(len(head)))
+		n, err := base64.RawURLEncoding.Decode(raw, head)
+		if err != nil {
+			return nil
+		}
+		var h struct {
+			Kid string `json:"kid"`
+		}
+		if json.Unmarshal(raw[:n], &h) != nil || h.Kid == "" {
+			return nil
+		}
+		did, _, _ := strings.Cut(h.Kid, "#")
+		return []string{did}
+	}
 	op, err := registry.ParseOperation(body)
 	if err != nil {
 		return nil
@@ -135,11 +195,7 @@ func signers(body []byte) []string {
 	var dids []string
 	for _, sig := range op.JWS.Signatures {
 		did, _, _ := strings.Cut(sig.Protected.KeyID, "#")
-		seen := false
-		for _, d := range dids {
-			seen = seen || d == did
-		}
-		if !seen {
+		if !slices.Contains(dids, did) {
 			dids = append(dids, did)
 		}
 	}
@@ -160,24 +216,66 @@ func (s *Server) limitAddress(w http.ResponseWriter, r *http.Request) bool {
 	if s.limits.address == nil {
 		return true
 	}
-	retry, err := s.limits.address.take(clientKey(r), s.cfg.Now())
-	if err != nil {
+	if retry, err := s.limits.address.take(clientKey(r), s.cfg.Now()); err != nil {
 		s.refuseLimited(w, r, limitedByAddress, retry, err)
 		return false
 	}
 	return true
 }
 
-// limitSigners takes a write from each signer's bucket; false when the
-// write was refused (and answered).
-func (s *Server) limitSigners(w http.ResponseWriter, r *http.Request, body []byte) bool {
-	if s.limits.signer == nil {
-		return true
+// signerCharge is the signers a write was taken from, to keep or give
+// back once the write's fate is known.
+type signerCharge struct {
+	b    *buckets
+	dids []string
+}
+
+// limitSigners takes a write from the bucket of each signer the write
+// names; false when a bucket is empty and the write was refused (and
+// answered). The signatures are not verified yet, so what is taken is
+// given back (settle) unless the write proves to be the signer's: a
+// forged or replayed write naming someone else as its signer must not
+// spend that signer's writes.
+func (s *Server) limitSigners(w http.ResponseWriter, r *http.Request, body []byte) (signerCharge, bool) {
+	c := signerCharge{b: s.limits.signer}
+	if c.b == nil {
+		return c, true
 	}
 	now := s.cfg.Now()
 	for _, did := range signers(body) {
-		if retry, err := s.limits.signer.take(did, now); err != nil {
+		if retry, err := c.b.take(did, now); err != nil {
+			c.settle(now, false)
 			s.refuseLimited(w, r, limitedBySigner, retry, err)
+			return signerCharge{}, false
+		}
+		c.dids = append(c.dids, did)
+	}
+	return c, true
+}
+
+// settle keeps the writes taken, or gives them back.
+func (c signerCharge) settle(now time.Time, keep bool) {
+	if keep {
+		return
+	}
+	for _, did := range c.dids {
+		c.b.giveBack(did, now)
+	}
+}
+
+// signersOwn reports whether a write's outcome shows that its signers sent
+// it: not when its signatures do not verify or it does not parse (anyone
+// may name anyone as signer), nor when it repeats an operation already
+// submitted or signed long ago (anyone may replay a published one).
+func signersOwn(res *registry.Result, err error) bool {
+	if err == nil && res != nil {
+		if res.Duplicate {
+			return false
+		}
+		err = res.Err()
+	}
+	for _, notTheirs := range []error{registry.ErrBadSignature, registry.ErrUnknownKey, registry.ErrMalformed, registry.ErrTooLarge, registry.ErrIATWindow} {
+		if errors.Is(err, notTheirs) {
 			return false
 		}
 	}

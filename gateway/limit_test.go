@@ -171,3 +171,45 @@ func TestOversizeWriteCounted(t *testing.T) {
 		t.Fatalf("limited by size: %d, want 1", n)
 	}
 }
+
+// TestForgedAndReplayedWritesSpendNoSignerWrites: the signer of a write
+// is read before its signature is checked, so what a write takes from its
+// signer's bucket is given back when the write proves not to be the
+// signer's: a bad signature under the signer's kid, or a replay of an
+// operation the signer published. A third party cannot spend a signer's
+// writes.
+func TestForgedAndReplayedWritesSpendNoSignerWrites(t *testing.T) {
+	e := mustNewLimitedEnv(t, func(c *configs.Config) {
+		c.HTTP.Limits.SignerRate = 0.01 // a write every 100 s
+		c.HTTP.Limits.SignerBurst = 2
+	})
+	register := func(name string) []byte {
+		return e.sign(e.qa, registry.OpRegisterEntity, map[string]any{"id": e.qa.DID, "name": name})
+	}
+	first := register("QA")
+	forged := bytes.Clone(first)
+	sig := bytes.LastIndexByte(forged, '.') + 10
+	forged[sig] ^= 'A' ^ 'B' // a letter of the signature changed: still base64url, no longer valid
+	if forged[sig] != 'A' && forged[sig] != 'B' {
+		forged[sig] = 'A'
+	}
+	for i := range 3 {
+		if a := postFrom(t, e, "127.0.0.1", forged); a.status != http.StatusUnauthorized {
+			t.Fatalf("forged write %d: %d %s, want 401", i, a.status, a.body)
+		}
+	}
+	if a := postFrom(t, e, "127.0.0.1", first); a.status != http.StatusCreated {
+		t.Fatalf("the signer's write: %d %s", a.status, a.body)
+	}
+	for i := range 3 {
+		if a := postFrom(t, e, "127.0.0.2", first); a.status != http.StatusOK {
+			t.Fatalf("replay %d: %d %s, want 200 (the original result)", i, a.status, a.body)
+		}
+	}
+	// The signer's own second write is within its burst of 2; the third
+	// is not.
+	if a := postFrom(t, e, "127.0.0.1", register("QA, second")); a.status == http.StatusTooManyRequests {
+		t.Fatalf("the signer's second write: %d %s", a.status, a.body)
+	}
+	mustBeLimited(t, postFrom(t, e, "127.0.0.1", register("QA, third")), "signer "+e.qa.DID, 100)
+}

@@ -46,10 +46,12 @@ func (s *Server) submitOperation(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, fmt.Errorf("%w: read body: %v", ErrBadRequest, err))
 		return
 	}
-	if !s.limitSigners(w, r, body) {
+	charge, ok := s.limitSigners(w, r, body)
+	if !ok {
 		return
 	}
 	res, err := s.cfg.Writer.Submit(r.Context(), body)
+	charge.settle(s.cfg.Now(), signersOwn(res, err))
 	if err != nil {
 		writeError(w, r, err)
 		return
