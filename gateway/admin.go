@@ -43,6 +43,10 @@ type Admin struct {
 	csrf    *http.CrossOriginProtection
 }
 
+// ErrNothingToSnapshot: a snapshot was asked for, and the node has
+// applied nothing since it started from its latest one (or from none).
+var ErrNothingToSnapshot = errors.New("gateway: nothing new to snapshot")
+
 // Membership actions the admin API accepts.
 var adminActions = []string{"add-voter", "add-nonvoter", "promote", "demote", "remove", "transfer-leader"}
 

@@ -18,10 +18,7 @@ var (
 	ErrBadRequest  = errors.New("gateway: bad request")
 	ErrNotCaughtUp = errors.New("gateway: node has not reached the requested index")
 	// ErrOutcomeUnknown: the write reached the log but its fate is unknown.
-	// ErrNothingToSnapshot: a snapshot was asked for, and the node has
-	// applied nothing since it started from its latest one (or from none).
-	ErrNothingToSnapshot = errors.New("gateway: nothing new to snapshot")
-	ErrOutcomeUnknown    = errors.New("gateway: the operation may or may not have been applied; resubmit the same signed operation (resubmission is idempotent) to learn its result")
+	ErrOutcomeUnknown = errors.New("gateway: the operation may or may not have been applied; resubmit the same signed operation (resubmission is idempotent) to learn its result")
 )
 
 // problemTypeBase prefixes every problem type URI.
