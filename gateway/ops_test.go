@@ -118,7 +118,8 @@ func TestAdminTokenOnlyAsBearer(t *testing.T) {
 
 // TestAdminSnapshotWithNothingNew: a snapshot asked of a node that has
 // applied nothing since it started is answered (unchanged), not 500; one
-// asked of a node with state is taken.
+// asked of a node with state is taken. An empty membership change is a
+// 400 saying what to send.
 func TestAdminSnapshotWithNothingNew(t *testing.T) {
 	// A node that applies nothing: it waits to join a member that is not
 	// there (TestTrustOnAFreshNode).
@@ -141,6 +142,11 @@ func TestAdminSnapshotWithNothingNew(t *testing.T) {
 	var got struct{ Snapshot, Detail string }
 	if a := snapshot(fresh); a.status != http.StatusOK || json.Unmarshal(a.body, &got) != nil || got.Snapshot != "unchanged" || got.Detail == "" {
 		t.Fatalf("snapshot of a node that applied nothing: %d %s", a.status, a.body)
+	}
+	// An empty membership change is a 400 saying what to send.
+	req, _ := http.NewRequest("POST", fresh.AdminURL()+"/admin/v1/cluster/add-voter", nil)
+	if a := mustDo(t, nil, req); a.status != http.StatusBadRequest || !strings.Contains(a.problem(t).Detail, "needs an id or addr") {
+		t.Fatalf("an empty membership change: %d %s", a.status, a.body)
 	}
 	e := mustNewEnv(t)
 	e.chain()
