@@ -28,6 +28,9 @@ var (
 	// known (leadership lost, no answer in time). It may still commit;
 	// resubmitting an idempotent command is the way to find out.
 	ErrUnknownOutcome = errors.New("consensus: outcome unknown; the entry may or may not commit")
+	// ErrNothingToSnapshot: Snapshot found no entry applied since this
+	// node started (from its latest snapshot, if it has one).
+	ErrNothingToSnapshot = errors.New("consensus: nothing applied since this node started, so nothing new to snapshot")
 )
 
 // Config configures a Cluster.
@@ -426,7 +429,15 @@ func (c *Cluster) Status() Status {
 }
 
 // Snapshot asks raft to take a snapshot now.
-func (c *Cluster) Snapshot() error { return c.raft.Snapshot().Error() }
+// It returns ErrNothingToSnapshot when nothing was applied since the node
+// started.
+func (c *Cluster) Snapshot() error {
+	err := c.raft.Snapshot().Error()
+	if errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return ErrNothingToSnapshot
+	}
+	return err
+}
 
 // Shutdown leaves raft and closes the stores. The host is the caller's.
 // Calls arriving from then on fail with ErrShutdown; the cluster's

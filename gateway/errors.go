@@ -50,6 +50,7 @@ var errorTable = []errorMapping{
 	{registry.ErrNotFound, http.StatusNotFound, "not_found"},
 	{registry.ErrConflict, http.StatusConflict, "conflict"},
 	{registry.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
+	{ErrRateLimited, http.StatusTooManyRequests, "rate_limited"},
 	{registry.ErrInvalid, http.StatusUnprocessableEntity, "invalid"},
 	{registry.ErrIATWindow, http.StatusUnprocessableEntity, "iat_out_of_window"},
 	{ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},

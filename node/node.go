@@ -63,6 +63,10 @@ type Node struct {
 	// genesis and its keys.
 	DevGenesisCreated bool
 	serveErr          chan error
+
+	// httpCert and adminCert serve HTTPS when configured (nil: HTTP);
+	// ReloadTLS reads them again.
+	httpCert, adminCert *gateway.Certificate
 }
 
 // Options configure New.
@@ -146,6 +150,7 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	n.gateway, err = gateway.New(gateway.Config{
 		Registry: n.State, Lists: n.State, Writer: n, Node: n, Logger: logger,
 		Metrics: n.Metrics, Gatherer: n.Metrics, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, MaxWait: cfg.HTTP.MaxWait,
+		Limits: writeLimits(cfg.HTTP.Limits),
 	})
 	if err != nil {
 		return nil, err
@@ -224,7 +229,10 @@ func (n *Node) startHost() error {
 	return nil
 }
 
-func (n *Node) serveHTTP() error {
+func (n *Node) serveHTTP() (err error) {
+	if n.httpCert, err = loadTLS(n.cfg.HTTP.TLSCertFile, n.cfg.HTTP.TLSKeyFile); err != nil {
+		return fmt.Errorf("gateway: %w (http.tls_cert_file, http.tls_key_file)", err)
+	}
 	ln, err := net.Listen("tcp", n.cfg.HTTP.Addr)
 	if err != nil {
 		return fmt.Errorf("gateway listen on %s: %w (set http.addr or --http-addr)", n.cfg.HTTP.Addr, err)
@@ -232,21 +240,70 @@ func (n *Node) serveHTTP() error {
 	n.httpLn = ln
 	n.http = n.gateway.HTTPServer(ln.Addr().String(), n.cfg.HTTP.ReadTimeout, n.cfg.HTTP.WriteTimeout)
 	n.http.Handler = n.calls.wrap(n.http.Handler)
-	n.serve(n.http, ln)
+	n.serve(n.http, ln, n.httpCert)
 	return nil
 }
 
-// serve runs srv on ln until Close shuts it down; a serving error ends up
-// on Errors.
-func (n *Node) serve(srv *http.Server, ln net.Listener) {
+// loadTLS loads a certificate and key when both are named; nil (plain
+// HTTP) when neither is.
+func loadTLS(certFile, keyFile string) (*gateway.Certificate, error) {
+	if certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	return gateway.LoadCertificate(certFile, keyFile)
+}
+
+// serve runs srv on ln until Close shuts it down, over TLS with cert if it
+// is not nil; a serving error ends up on Errors.
+func (n *Node) serve(srv *http.Server, ln net.Listener, cert *gateway.Certificate) {
+	if cert != nil {
+		srv.TLSConfig = cert.TLSConfig()
+	}
 	n.tasks.Go(func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if cert != nil {
+			err = srv.ServeTLS(ln, "", "") // the certificate comes from srv.TLSConfig
+		} else {
+			err = srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			select {
 			case n.serveErr <- err:
 			default: // one fatal error is enough to report
 			}
 		}
 	})
+}
+
+// ReloadTLS reads the gateway's and the admin API's certificate and key
+// files again (trustd does on SIGHUP); new handshakes get the new pair. A
+// pair that does not load is reported and the one served before stays.
+// It reports false when no TLS is configured.
+func (n *Node) ReloadTLS() (bool, error) {
+	var errs []error
+	for _, c := range []struct {
+		name string
+		cert *gateway.Certificate
+	}{{"gateway", n.httpCert}, {"admin API", n.adminCert}} {
+		if c.cert == nil {
+			continue
+		}
+		if err := c.cert.Reload(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
+			continue
+		}
+		n.log.Info("TLS certificate reloaded", "listener", c.name)
+	}
+	return n.httpCert != nil || n.adminCert != nil, errors.Join(errs...)
+}
+
+// writeLimits is the gateway's form of the configured write limits.
+func writeLimits(l configs.LimitsConfig) gateway.Limits {
+	if !l.Enabled {
+		return gateway.Limits{}
+	}
+	return gateway.Limits{AddressRate: l.AddressRate, AddressBurst: l.AddressBurst,
+		SignerRate: l.SignerRate, SignerBurst: l.SignerBurst, MaxTracked: l.MaxTracked}
 }
 
 // Errors reports a fatal serving error.
@@ -256,6 +313,9 @@ func (n *Node) Errors() <-chan error { return n.serveErr }
 func (n *Node) GatewayURL() string {
 	if n.httpLn == nil {
 		return ""
+	}
+	if n.httpCert != nil {
+		return "https://" + n.httpLn.Addr().String()
 	}
 	return "http://" + n.httpLn.Addr().String()
 }
@@ -426,24 +486,38 @@ func (n *Node) Digest() (uint64, string, error) {
 }
 
 // Snapshot takes a raft snapshot now.
-func (n *Node) Snapshot() error { return n.cluster.Snapshot() }
+func (n *Node) Snapshot() error {
+	if err := n.cluster.Snapshot(); err != nil {
+		if errors.Is(err, consensus.ErrNothingToSnapshot) {
+			return fmt.Errorf("%w: %v", gateway.ErrNothingToSnapshot, err)
+		}
+		return err
+	}
+	return nil
+}
 
 // AdminURL is the base URL of the admin API.
 func (n *Node) AdminURL() string {
 	if n.adminLn == nil {
 		return ""
 	}
+	if n.adminCert != nil {
+		return "https://" + n.adminLn.Addr().String()
+	}
 	return "http://" + n.adminLn.Addr().String()
 }
 
-func (n *Node) serveAdmin(logger *slog.Logger) error {
+func (n *Node) serveAdmin(logger *slog.Logger) (err error) {
+	if n.adminCert, err = loadTLS(n.cfg.Admin.TLSCertFile, n.cfg.Admin.TLSKeyFile); err != nil {
+		return fmt.Errorf("admin API: %w (admin.tls_cert_file, admin.tls_key_file)", err)
+	}
 	ln, err := net.Listen("tcp", n.cfg.Admin.Addr)
 	if err != nil {
 		return fmt.Errorf("admin listen on %s: %w (set admin.addr or --admin-addr)", n.cfg.Admin.Addr, err)
 	}
 	n.adminLn = ln
 	n.admin = &http.Server{Handler: n.calls.wrap(gateway.NewAdmin(n, n.cfg.Admin.Token, logger)), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 2 * time.Minute}
-	n.serve(n.admin, ln)
+	n.serve(n.admin, ln, n.adminCert)
 	return nil
 }
 
