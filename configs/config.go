@@ -38,6 +38,10 @@ type AdminConfig struct {
 	Addr string `mapstructure:"addr" json:"addr"`
 	// Token, if set, must be sent as "Authorization: Bearer <token>".
 	Token string `mapstructure:"token" json:"token"`
+	// TLSCertFile and TLSKeyFile, both set, serve the admin API over
+	// HTTPS (PEM files, read again on SIGHUP).
+	TLSCertFile string `mapstructure:"tls_cert_file" json:"tls_cert_file"`
+	TLSKeyFile  string `mapstructure:"tls_key_file" json:"tls_key_file"`
 }
 
 // HTTPConfig configures the gateway.
@@ -48,6 +52,29 @@ type HTTPConfig struct {
 	WriteTimeout time.Duration `mapstructure:"write_timeout" json:"write_timeout"`
 	// MaxWait bounds how long a min_index read waits for the node to catch up.
 	MaxWait time.Duration `mapstructure:"max_wait" json:"max_wait"`
+	// TLSCertFile and TLSKeyFile, both set, serve the gateway over HTTPS
+	// (PEM files, read again on SIGHUP).
+	TLSCertFile string `mapstructure:"tls_cert_file" json:"tls_cert_file"`
+	TLSKeyFile  string `mapstructure:"tls_key_file" json:"tls_key_file"`
+	// Limits bounds each client's writes.
+	Limits LimitsConfig `mapstructure:"limits" json:"limits"`
+}
+
+// LimitsConfig bounds the writes (POST /v1/operations) of each client
+// address and of each signer: a token bucket each, refilled at the rate
+// (writes per second) and holding up to the burst. A refused write is
+// answered 429 with Retry-After. The size of one write is
+// http.max_body_bytes.
+type LimitsConfig struct {
+	Enabled      bool    `mapstructure:"enabled" json:"enabled"`
+	AddressRate  float64 `mapstructure:"address_rate" json:"address_rate"`
+	AddressBurst int     `mapstructure:"address_burst" json:"address_burst"`
+	SignerRate   float64 `mapstructure:"signer_rate" json:"signer_rate"`
+	SignerBurst  int     `mapstructure:"signer_burst" json:"signer_burst"`
+	// MaxTracked bounds the client addresses, and separately the signers,
+	// whose buckets are kept; the least recently seen beyond it are
+	// forgotten (and start again with a full bucket).
+	MaxTracked int `mapstructure:"max_tracked" json:"max_tracked"`
 }
 
 // P2PConfig configures the libp2p host.
@@ -91,6 +118,10 @@ func Default() Config {
 		HTTP: HTTPConfig{
 			Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20,
 			ReadTimeout: 15 * time.Second, WriteTimeout: 30 * time.Second, MaxWait: 10 * time.Second,
+			// Generous: development, the tests and trustbench (thousands
+			// of writes a second from one address and a few signers) are
+			// never limited. Production sets its own (docs/OPERATIONS.md).
+			Limits: LimitsConfig{Enabled: true, AddressRate: 10000, AddressBurst: 20000, SignerRate: 10000, SignerBurst: 20000, MaxTracked: 65536},
 		},
 		P2P: P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/udp/4001/quic-v1"}},
 		Raft: RaftConfig{
@@ -191,6 +222,14 @@ func setTyped(v *viper.Viper, d Config) {
 	v.SetDefault("http.read_timeout", d.HTTP.ReadTimeout)
 	v.SetDefault("http.write_timeout", d.HTTP.WriteTimeout)
 	v.SetDefault("http.max_wait", d.HTTP.MaxWait)
+	v.SetDefault("http.tls_cert_file", d.HTTP.TLSCertFile)
+	v.SetDefault("http.tls_key_file", d.HTTP.TLSKeyFile)
+	v.SetDefault("http.limits.enabled", d.HTTP.Limits.Enabled)
+	v.SetDefault("http.limits.address_rate", d.HTTP.Limits.AddressRate)
+	v.SetDefault("http.limits.address_burst", d.HTTP.Limits.AddressBurst)
+	v.SetDefault("http.limits.signer_rate", d.HTTP.Limits.SignerRate)
+	v.SetDefault("http.limits.signer_burst", d.HTTP.Limits.SignerBurst)
+	v.SetDefault("http.limits.max_tracked", d.HTTP.Limits.MaxTracked)
 	v.SetDefault("p2p.listen", d.P2P.Listen)
 	v.SetDefault("p2p.peers", d.P2P.Peers)
 	v.SetDefault("p2p.psk_file", d.P2P.PSKFile)
@@ -204,6 +243,8 @@ func setTyped(v *viper.Viper, d Config) {
 	v.SetDefault("raft.nonvoter", d.Raft.Nonvoter)
 	v.SetDefault("admin.addr", d.Admin.Addr)
 	v.SetDefault("admin.token", d.Admin.Token)
+	v.SetDefault("admin.tls_cert_file", d.Admin.TLSCertFile)
+	v.SetDefault("admin.tls_key_file", d.Admin.TLSKeyFile)
 	v.SetDefault("log.level", d.Log.Level)
 	v.SetDefault("log.format", d.Log.Format)
 }
@@ -437,6 +478,22 @@ func (c *Config) Validate() error {
 	for _, p := range c.P2P.Peers {
 		if !strings.Contains(p, "/p2p/") {
 			errs = append(errs, fmt.Errorf("p2p.peers entry %q must end in /p2p/<peer id>", p))
+		}
+	}
+	if l := c.HTTP.Limits; l.Enabled {
+		if l.AddressRate <= 0 || l.SignerRate <= 0 {
+			errs = append(errs, fmt.Errorf("http.limits.address_rate %g and http.limits.signer_rate %g must be positive (or set http.limits.enabled: false)", l.AddressRate, l.SignerRate))
+		}
+		if l.AddressBurst < 1 || l.SignerBurst < 1 {
+			errs = append(errs, fmt.Errorf("http.limits.address_burst %d and http.limits.signer_burst %d must be at least 1", l.AddressBurst, l.SignerBurst))
+		}
+		if l.MaxTracked < 1 {
+			errs = append(errs, fmt.Errorf("http.limits.max_tracked %d must be at least 1", l.MaxTracked))
+		}
+	}
+	for _, p := range []struct{ name, cert, key string }{{"http", c.HTTP.TLSCertFile, c.HTTP.TLSKeyFile}, {"admin", c.Admin.TLSCertFile, c.Admin.TLSKeyFile}} {
+		if (p.cert == "") != (p.key == "") {
+			errs = append(errs, fmt.Errorf("%s.tls_cert_file and %s.tls_key_file go together: set both for HTTPS, or neither", p.name, p.name))
 		}
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {

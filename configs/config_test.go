@@ -131,7 +131,7 @@ func TestConfigFileMistakesAreNamed(t *testing.T) {
 		{"http:\n  readtimeout: 5s\n", "unknown key http.readtimeout (did you mean http.read_timeout?)"},
 		{"admn:\n  addr: 127.0.0.1:1\nlog:\n  fromat: json\n", "unknown keys admn.addr (did you mean admin.addr?), log.fromat (did you mean log.format?)"},
 		{"telemetry:\n  endpoint: x\n", "unknown key telemetry.endpoint: configs/trustd.example.yaml lists every key"},
-		{"http: 5\n", "http is a section, not a value: give its keys (http.addr, http.max_body_bytes, http.max_wait, http.read_timeout, http.write_timeout)"},
+		{"http: 5\n", "http is a section, not a value: give its keys (http.addr, http.limits.address_burst, http.limits.address_rate, http.limits.enabled, http.limits.max_tracked, http.limits.signer_burst, http.limits.signer_rate, http.max_body_bytes, http.max_wait, http.read_timeout, http.tls_cert_file, http.tls_key_file, http.write_timeout)"},
 		{"http:\n  read_timeout: five\n", `config: http.read_timeout: "five": time: invalid duration`},
 		{"http:\n  max_body_bytes: lots\n", `config: http.max_body_bytes: "lots": cannot parse value`},
 		{"Log:\n  level: debug\nhttp:\n  addr: :1\nlog:\n  format: json\n", "Log (line 1) and log (line 5) are the same key: keys are case-insensitive; keep one"},
@@ -142,4 +142,45 @@ func TestConfigFileMistakesAreNamed(t *testing.T) {
 			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
 		}
 	}
+}
+
+// TestLimitsAndTLSKeys: the write limits and the TLS files are set by
+// the environment (as by file), and values that cannot work are refused
+// by key.
+func TestLimitsAndTLSKeys(t *testing.T) {
+	load := func(t *testing.T, env ...string) (*Config, error) {
+		for _, kv := range env {
+			k, v, _ := strings.Cut(kv, "=")
+			t.Setenv(k, v)
+		}
+		return Load(mustFlags(t), env)
+	}
+	t.Run("set", func(t *testing.T) {
+		c, err := load(t, "TRUSTD_HTTP_LIMITS_ADDRESS_RATE=2.5", "TRUSTD_HTTP_LIMITS_SIGNER_BURST=3",
+			"TRUSTD_HTTP_TLS_CERT_FILE=gw.crt", "TRUSTD_HTTP_TLS_KEY_FILE=gw.key", "TRUSTD_ADMIN_TLS_CERT_FILE=a.crt", "TRUSTD_ADMIN_TLS_KEY_FILE=a.key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l := c.HTTP.Limits; !l.Enabled || l.AddressRate != 2.5 || l.SignerBurst != 3 || c.HTTP.TLSKeyFile != "gw.key" || c.Admin.TLSCertFile != "a.crt" {
+			t.Fatalf("%+v %+v", c.HTTP, c.Admin)
+		}
+	})
+	for _, tc := range []struct{ env, want string }{
+		{"TRUSTD_HTTP_LIMITS_ADDRESS_RATE=0", "http.limits.address_rate 0"},
+		{"TRUSTD_HTTP_LIMITS_SIGNER_BURST=0", "http.limits.signer_burst 0"},
+		{"TRUSTD_HTTP_LIMITS_MAX_TRACKED=0", "http.limits.max_tracked 0"},
+		{"TRUSTD_HTTP_TLS_CERT_FILE=gw.crt", "http.tls_cert_file and http.tls_key_file go together"},
+		{"TRUSTD_ADMIN_TLS_KEY_FILE=a.key", "admin.tls_cert_file and admin.tls_key_file go together"},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			if _, err := load(t, tc.env); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("disabled", func(t *testing.T) {
+		if _, err := load(t, "TRUSTD_HTTP_LIMITS_ENABLED=false", "TRUSTD_HTTP_LIMITS_ADDRESS_RATE=0"); err != nil {
+			t.Errorf("limits disabled with a zero rate: %v", err)
+		}
+	})
 }

@@ -28,6 +28,9 @@ var (
 	// known (leadership lost, no answer in time). It may still commit;
 	// resubmitting an idempotent command is the way to find out.
 	ErrUnknownOutcome = errors.New("consensus: outcome unknown; the entry may or may not commit")
+	// ErrNothingToSnapshot: Snapshot found no entry applied since this
+	// node started (from its latest snapshot, if it has one).
+	ErrNothingToSnapshot = errors.New("consensus: nothing applied since this node started, so nothing new to snapshot")
 )
 
 // Config configures a Cluster.
@@ -84,13 +87,17 @@ type Config struct {
 	// node whose build applies less is not admitted as a member.
 	FeatureLevel        int
 	ClusterFeatureLevel func() int
+	// DiskReserveBytes is the free space the raft log keeps in reserve
+	// under Dir (DefaultLogReserveBytes if 0): with less, appends and
+	// snapshot transfers are refused (disk.go).
+	DiskReserveBytes uint64
 }
 
 // Cluster is this node's raft participation.
 type Cluster struct {
 	raft       *raft.Raft
 	logs       *LogStore
-	snaps      *raft.FileSnapshotStore
+	snaps      *snapshotStore
 	trans      *raft.NetworkTransport
 	host       host.Host
 	log        *slog.Logger
@@ -107,7 +114,10 @@ type Cluster struct {
 	memberMu     sync.Mutex // held by membership changes and ProposeWithMembers
 	contacts     []peer.ID
 	fwd          *forwarder
-	stop         context.CancelFunc
+	// life is the cluster's running time: its goroutines and the requests
+	// it serves take their context from it, and Shutdown ends it and waits
+	// for them before it closes the stores they use.
+	life *lifetime
 
 	// termMu serializes the wait for this leader's first commit in its
 	// term; readTerm is the term in which that commit was seen (see
@@ -138,17 +148,21 @@ func Start(cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, newRaftLogger(rl, "raft-snap"))
+	logs.disk.log = logger
+	if cfg.DiskReserveBytes > 0 {
+		logs.disk.reserve = cfg.DiskReserveBytes
+	}
+	snaps, err := openSnapshotStore(cfg.Dir, logs.disk, rl)
 	if err != nil {
 		logs.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
-	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine, codec: cfg.Codec, gater: cfg.Gater, leaderWait: cfg.LeaderWait, prepare: cfg.Prepare, contacts: cfg.Contacts, idempotent: cfg.IdempotentCommands, featureLevel: cfg.FeatureLevel, clusterLevel: cfg.ClusterFeatureLevel}
+	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine, codec: cfg.Codec, gater: cfg.Gater, leaderWait: cfg.LeaderWait, prepare: cfg.Prepare, life: newLifetime(), contacts: cfg.Contacts, idempotent: cfg.IdempotentCommands, featureLevel: cfg.FeatureLevel, clusterLevel: cfg.ClusterFeatureLevel}
 	if c.leaderWait <= 0 {
 		c.leaderWait = 3 * time.Second
 	}
 	c.peers = newPeering(cfg.Host, cfg.ClusterID, logger)
-	if err := c.restoreIfEmpty(); err != nil {
+	if err := c.restoreIfBehind(); err != nil {
 		logs.Close()
 		return nil, err
 	}
@@ -166,7 +180,8 @@ func Start(cfg Config) (*Cluster, error) {
 	rc.MaxAppendEntries = 256
 	// The state machine keeps its own applied index (written with the
 	// state it produced), so raft must not reload a snapshot over it at
-	// start; restoreIfEmpty covers a state machine that lost its data.
+	// start; restoreIfBehind covers a state machine that lost its data or
+	// failed to restore a snapshot it received.
 	rc.NoSnapshotRestoreOnStart = true
 	// A leader that loses its vote (demoted to a replica, or removed)
 	// steps down. By default raft then shuts itself down, which would leave
@@ -219,26 +234,27 @@ func Start(cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	c.raft = r
-	cfg.Host.SetStreamHandler(RPCProtocol, c.serveRPC)
-	ctx, cancel := context.WithCancel(context.Background())
-	c.stop = cancel
 	c.fwd = newForwarder(c)
-	c.fwd.start(ctx)
-	go c.syncPeers(ctx)
-	go c.watchLeader(ctx)
+	cfg.Host.SetStreamHandler(RPCProtocol, c.serveRPC)
+	c.fwd.start()
+	c.life.spawn(c.syncPeers)
+	c.life.spawn(c.watchLeader)
 	return c, nil
 }
 
-// restoreIfEmpty loads the newest snapshot into a state machine that holds
-// nothing (a fresh data directory, or a restore cut off by a crash), since
-// raft itself is told not to restore at start.
-func (c *Cluster) restoreIfEmpty() error {
-	if c.sm.AppliedIndex() != 0 {
-		return nil
-	}
+// restoreIfBehind loads the newest snapshot into a state machine that has
+// applied less than it holds (a fresh data directory, or a snapshot
+// received whose restore failed and left the previous state), since raft
+// itself is told not to restore at start: raft takes the newest snapshot's
+// index as applied, and would otherwise go on past entries the state
+// machine never saw.
+func (c *Cluster) restoreIfBehind() error {
 	metas, err := c.snaps.List()
 	if err != nil || len(metas) == 0 {
 		return err
+	}
+	if metas[0].Index <= c.sm.AppliedIndex() {
+		return nil
 	}
 	meta, rc, err := c.snaps.Open(metas[0].ID)
 	if err != nil {
@@ -255,16 +271,31 @@ func (c *Cluster) restoreIfEmpty() error {
 // proposeLocal replicates cmd, stamped with this leader's clock, and
 // returns the state machine's response once it is applied here.
 func (c *Cluster) proposeLocal(ctx context.Context, cmd []byte) (any, error) {
-	if c.prepare != nil {
-		if resp, decided := c.prepare(cmd); decided {
-			return resp, nil
-		}
+	if resp, decided := c.decide(cmd); decided {
+		return resp, nil
 	}
 	timeout := 10 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
 	return c.enqueue(stamp(cmd, time.Now()), timeout).wait()
+}
+
+// decide asks Config.Prepare whether to propose cmd, once this leader has
+// applied every entry committed before its term (termCommitted: one
+// barrier a term). Before that its state may lack a write an earlier
+// leader acknowledged, and a refusal decided on it could be wrong; a
+// leader that cannot confirm it has proposes cmd undecided, and the
+// apply decides (or the proposal fails as a follower's would).
+func (c *Cluster) decide(cmd []byte) (any, bool) {
+	if c.prepare == nil {
+		return nil, false
+	}
+	term, leads := c.leaderTerm()
+	if !leads || c.termCommitted(term) != nil {
+		return nil, false
+	}
+	return c.prepare(cmd)
 }
 
 // applyWait is a stamped command handed to raft, or the reason it was
@@ -274,17 +305,21 @@ type applyWait struct {
 	err     error
 	resp    any
 	decided bool
+	life    *lifetime
 }
 
 // enqueue hands a stamped command to raft without waiting for it.
 func (c *Cluster) enqueue(stamped []byte, timeout time.Duration) applyWait {
+	if c.life.ctx.Err() != nil {
+		return applyWait{err: ErrShutdown}
+	}
 	if c.raft.State() != raft.Leader {
 		if c.LeaderID() == "" {
 			return applyWait{err: ErrNoLeader}
 		}
 		return applyWait{err: ErrNotLeader}
 	}
-	return applyWait{f: c.raft.Apply(stamped, timeout)}
+	return applyWait{f: c.raft.Apply(stamped, timeout), life: c.life}
 }
 
 // wait returns the state machine's response once the command is applied.
@@ -295,13 +330,17 @@ func (w applyWait) wait() (any, error) {
 	if w.err != nil {
 		return nil, w.err
 	}
-	if err := w.f.Error(); err != nil {
+	if err := w.life.await(w.f); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrEnqueueTimeout):
 			return nil, ErrTimeout
 		case errors.Is(err, raft.ErrNotLeader):
 			// Answered by a follower's or candidate's loop: never appended.
 			return nil, ErrNotLeader
+		case errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			// The leader's loop refuses new entries during a transfer
+			// before it appends them.
+			return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
 		}
 		// Anything else may come after the entry reached the log.
 		return nil, fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
@@ -390,18 +429,35 @@ func (c *Cluster) Status() Status {
 }
 
 // Snapshot asks raft to take a snapshot now.
-func (c *Cluster) Snapshot() error { return c.raft.Snapshot().Error() }
+// It returns ErrNothingToSnapshot when nothing was applied since the node
+// started.
+func (c *Cluster) Snapshot() error {
+	err := c.raft.Snapshot().Error()
+	if errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return ErrNothingToSnapshot
+	}
+	return err
+}
 
 // Shutdown leaves raft and closes the stores. The host is the caller's.
+// Calls arriving from then on fail with ErrShutdown; the cluster's
+// goroutines and the requests it is serving see their context end, and
+// Shutdown waits for them (up to shutdownWait, with a log line if one is
+// still running) before it closes the raft log they read.
 func (c *Cluster) Shutdown() error {
-	var err error
-	if c.stop != nil {
-		c.stop()
-	}
+	c.life.stop()
 	c.host.RemoveStreamHandler(RPCProtocol)
 	c.peers.close()
+	var err error
 	if c.raft != nil {
+		// Writes handed to raft get their outcome while it still runs:
+		// raft never answers one left in its apply channel at shutdown.
+		c.life.drainAwaits(strandedWait)
+		// Ends the waits on raft (applies, barriers) of the requests.
 		err = c.raft.Shutdown().Error()
+	}
+	if !c.life.wait(shutdownWait) {
+		c.log.Warn("closing the raft log with cluster requests or goroutines still running", "waited", shutdownWait)
 	}
 	return errors.Join(err, c.close())
 }
@@ -409,6 +465,8 @@ func (c *Cluster) Shutdown() error {
 func (c *Cluster) close() error {
 	var errs []error
 	if c.trans != nil {
+		// Raft's pooled streams first: the transport's Close leaves them.
+		c.trans.CloseStreams()
 		errs = append(errs, c.trans.Close())
 	}
 	errs = append(errs, c.logs.Close())
@@ -423,6 +481,11 @@ func (c *Cluster) LogBounds() (first, last uint64, err error) {
 	last, err = c.logs.LastIndex()
 	return first, last, err
 }
+
+// DiskFull returns an ErrDiskFull error while the disk under the raft
+// directory has less free space than the raft log's reserve (appends and
+// snapshot transfers are refused), and nil otherwise.
+func (c *Cluster) DiskFull() error { return c.logs.DiskFull() }
 
 // State returns raft's state name (Leader, Follower, Candidate, Shutdown).
 func (c *Cluster) State() string { return c.raft.State().String() }

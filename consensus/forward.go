@@ -68,10 +68,10 @@ func newForwarder(c *Cluster) *forwarder {
 	return &forwarder{c: c, queue: make(chan *forwardReq, forwardMaxCommands*forwardSenders)}
 }
 
-func (f *forwarder) start(ctx context.Context) {
+func (f *forwarder) start() {
 	f.once.Do(func() {
 		for range forwardSenders {
-			go f.send(ctx)
+			f.c.life.spawn(f.send)
 		}
 	})
 }
@@ -87,12 +87,26 @@ func (f *forwarder) propose(ctx context.Context, leader peer.ID, cmd []byte) ([]
 	}
 	select {
 	case f.queue <- r:
+	case <-f.c.life.ctx.Done():
+		return nil, ErrShutdown
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: forwarding queue full: %v", ErrTimeout, ctx.Err())
 	}
 	select {
 	case res := <-r.done:
 		return res.out, res.err
+	case <-f.c.life.ctx.Done():
+		// The senders are stopping: one queued after they drained the
+		// queue would wait for its caller's deadline.
+		if r.state.CompareAndSwap(fwdQueued, fwdAbandoned) {
+			return nil, ErrShutdown
+		}
+		select { // sent: the sender answers once its call ends
+		case res := <-r.done:
+			return res.out, res.err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: no answer from the leader in time", ErrUnknownOutcome)
+		}
 	case <-ctx.Done():
 		if r.state.CompareAndSwap(fwdQueued, fwdAbandoned) {
 			return nil, fmt.Errorf("%w: not sent to the leader in time", ErrTimeout)
@@ -204,11 +218,7 @@ func decodeBatchAnswer(out []byte, n int) ([]forwardResult, error) {
 			res = append(res, forwardResult{out: body})
 			continue
 		}
-		if base, ok := rpcErrors[status]; ok {
-			res = append(res, forwardResult{err: fmt.Errorf("%w (from the leader: %s)", base, body)})
-		} else {
-			res = append(res, forwardResult{err: fmt.Errorf("leader: %s", body)})
-		}
+		res = append(res, forwardResult{err: answerError(status, body, "the leader")})
 	}
 	if len(out) != 0 {
 		return nil, errors.New("batch answer has trailing bytes")
@@ -255,7 +265,7 @@ func (c *Cluster) proposeBatch(ctx context.Context, body []byte) ([]byte, error)
 		var wg sync.WaitGroup
 		for i, cmd := range cmds {
 			wg.Go(func() {
-				if resp, ok := c.prepare(cmd); ok {
+				if resp, ok := c.decide(cmd); ok {
 					decided[i] = applyWait{resp: resp, decided: true}
 				}
 			})
@@ -283,9 +293,10 @@ func (c *Cluster) proposeBatch(ctx context.Context, body []byte) ([]byte, error)
 			enc, err = c.codec.Encode(resp)
 		}
 		if err != nil {
-			out = append(out, statusOf(err))
-			out = binary.AppendUvarint(out, uint64(len(err.Error())))
-			out = append(out, err.Error()...)
+			status, body := answerOf(err)
+			out = append(out, status)
+			out = binary.AppendUvarint(out, uint64(len(body)))
+			out = append(out, body...)
 			continue
 		}
 		out = append(out, rpcOK)

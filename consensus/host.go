@@ -19,7 +19,6 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -68,12 +67,16 @@ type HostConfig struct {
 // NewHost starts a libp2p host with TCP and QUIC transports, Noise and TLS
 // security, and the gater that admits cluster peers only.
 func NewHost(cfg HostConfig) (host.Host, error) {
+	// Inbound TCP connections get handshakeTimeout to finish their
+	// security handshake (handshake.go); the gater is told when they do.
+	hs := newHandshakes()
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Identity),
 		libp2p.ListenAddrStrings(cfg.Listen...),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
-		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(newTCPTransport(hs)),
+		libp2p.ConnectionGater(hostGater{admit: cfg.Gater, hs: hs}),
 		libp2p.DisableRelay(),
 		// libp2p registers its metrics with Prometheus's global registry,
 		// which the node does not serve (its /metrics has a registry of its
@@ -98,9 +101,6 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		opts = append(opts, libp2p.PrivateNetwork(pnet.PSK(cfg.PSK)))
 	} else {
 		opts = append(opts, libp2p.Transport(quic.NewTransport))
-	}
-	if cfg.Gater != nil {
-		opts = append(opts, libp2p.ConnectionGater(cfg.Gater))
 	}
 	// The gater admits cluster peers only, and a busy follower forwards
 	// hundreds of writes at once over streams to the leader: libp2p's

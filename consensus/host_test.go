@@ -3,15 +3,20 @@ package consensus
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"net"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -124,5 +129,68 @@ func TestHostKeepsOutOfTheGlobalRegistry(t *testing.T) {
 		if strings.HasPrefix(f.GetName(), "libp2p_") && !strings.HasPrefix(f.GetName(), "libp2p_eventbus_") {
 			t.Errorf("libp2p registered %s with the global registry", f.GetName())
 		}
+	}
+}
+
+// TestUnfinishedHandshakesAreDropped: TCP connections that never finish
+// the security handshake (silent ones, and ones that stop after the first
+// protocol line) are closed by the node within seconds, with a pre-shared
+// key and without; a peer that finished its handshake keeps its
+// connection. libp2p alone held them for its 15 s accept timeout.
+func TestUnfinishedHandshakesAreDropped(t *testing.T) {
+	for name, psk := range map[string][]byte{"open network": nil, "pre-shared key": bytes.Repeat([]byte{7}, 32)} {
+		t.Run(name, func(t *testing.T) {
+			h := mustNewHost(t, psk, "/ip4/127.0.0.1/tcp/0")
+			peerHost := mustNewHost(t, psk, "/ip4/127.0.0.1/tcp/0")
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := peerHost.Connect(ctx, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}); err != nil {
+				t.Fatal(err)
+			}
+			var addr string
+			for _, a := range h.Addrs() {
+				if na, err := manet.ToNetAddr(a); err == nil {
+					addr = na.String()
+				}
+			}
+			const idle = 200
+			// Well under libp2p's own 15 s, well over handshakeTimeout.
+			window := time.Now().Add(12 * time.Second)
+			var wg sync.WaitGroup
+			var held atomic.Int32
+			for i := range idle {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i%2 == 1 {
+					// The first line of multistream-select, then nothing.
+					_, _ = c.Write(append([]byte{19}, "/multistream/1.0.0\n"...))
+				}
+				wg.Go(func() {
+					defer c.Close()
+					_ = c.SetReadDeadline(window)
+					// Whatever the node sends, it must then close.
+					for {
+						_, err := c.Read(make([]byte, 512))
+						var ne net.Error
+						if errors.As(err, &ne) && ne.Timeout() {
+							held.Add(1)
+							return
+						}
+						if err != nil {
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if n := held.Load(); n > 0 {
+				t.Fatalf("%d of %d connections that never finished a handshake were still open after 12 s", n, idle)
+			}
+			if h.Network().Connectedness(peerHost.ID()) != network.Connected {
+				t.Fatal("a peer that finished its handshake lost its connection")
+			}
+		})
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"log"
 	"log/slog"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -22,16 +24,83 @@ import (
 // The level is the node's (log.level): SetLevel does nothing, and the Is*
 // methods ask the slog handler, so raft skips building records that would
 // be dropped.
+//
+// A warning or error about a peer (raft names it as peer, target,
+// server-id or from) is logged once per peerRepeatEvery for each message
+// and peer, with the count of the ones held back since: a member that
+// cannot be reached (down, another pre-shared key, or refusing this node)
+// fails every election and every retried append, and each failure was a
+// record of its own, one a second or more for as long as it lasted.
 type raftLogger struct {
 	log     *slog.Logger
 	name    string
 	implied []any
+	quiet   *repeats // shared by the loggers With and Named derive
 }
 
 var _ hclog.Logger = (*raftLogger)(nil)
 
 func newRaftLogger(l *slog.Logger, name string) *raftLogger {
-	return &raftLogger{log: l, name: name}
+	return &raftLogger{log: l, name: name, quiet: newRepeats(peerRepeatEvery)}
+}
+
+// peerRepeatEvery is how often a record of the same kind about the same
+// peer is logged.
+const peerRepeatEvery = time.Minute
+
+// maxRepeatsTracked bounds the memory of records about peers (peer ids
+// cost an outsider nothing to make); past it the memory starts over.
+const maxRepeatsTracked = 1024
+
+// repeats lets one record of a kind through per interval and counts the
+// ones it holds back.
+type repeats struct {
+	every time.Duration
+	now   func() time.Time
+
+	mu   sync.Mutex
+	last map[string]repeat
+}
+
+type repeat struct {
+	at     time.Time
+	unsaid int
+}
+
+func newRepeats(every time.Duration) *repeats {
+	return &repeats{every: every, now: time.Now, last: map[string]repeat{}}
+}
+
+// let reports whether the record of kind key is logged now and, if so,
+// how many of its kind were held back since the last one logged.
+func (r *repeats) let(key string) (bool, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	prev, seen := r.last[key]
+	if seen && now.Sub(prev.at) < r.every {
+		prev.unsaid++
+		r.last[key] = prev
+		return false, 0
+	}
+	if !seen && len(r.last) >= maxRepeatsTracked {
+		clear(r.last)
+	}
+	r.last[key] = repeat{at: now}
+	return true, prev.unsaid
+}
+
+// peerKeys are the keys under which raft names the peer a record is about.
+var peerKeys = []string{"peer", "target", "server-id", "from"}
+
+// aboutPeer returns the peer a record's key/value pairs name, if any.
+func aboutPeer(args []any) (string, bool) {
+	for i := 0; i+1 < len(args); i += 2 {
+		if k, ok := args[i].(string); ok && slices.Contains(peerKeys, k) {
+			return fmt.Sprint(args[i+1]), true
+		}
+	}
+	return "", false
 }
 
 // slogLevel maps hclog's levels; ok is false for Off.
@@ -64,6 +133,15 @@ func (l *raftLogger) Log(level hclog.Level, msg string, args ...any) {
 	}
 	if l.name != "" {
 		msg = l.name + ": " + msg
+	}
+	if p, ok := aboutPeer(args); ok && sl >= slog.LevelWarn && l.quiet != nil {
+		let, unsaid := l.quiet.let(msg + "\x00" + p)
+		if !let {
+			return
+		}
+		if unsaid > 0 {
+			args = append(args[:len(args):len(args)], "repeats_not_logged", unsaid)
+		}
 	}
 	l.log.Log(context.Background(), sl, msg, hclogValues(args)...)
 }
@@ -123,7 +201,7 @@ func (l *raftLogger) IsError() bool { return l.enabled(hclog.Error) }
 func (l *raftLogger) ImpliedArgs() []any { return l.implied }
 
 func (l *raftLogger) With(args ...any) hclog.Logger {
-	return &raftLogger{log: l.log.With(args...), name: l.name, implied: append(l.implied[:len(l.implied):len(l.implied)], args...)}
+	return &raftLogger{log: l.log.With(args...), name: l.name, implied: append(l.implied[:len(l.implied):len(l.implied)], args...), quiet: l.quiet}
 }
 
 func (l *raftLogger) Name() string { return l.name }
@@ -136,7 +214,7 @@ func (l *raftLogger) Named(name string) hclog.Logger {
 }
 
 func (l *raftLogger) ResetNamed(name string) hclog.Logger {
-	return &raftLogger{log: l.log, name: name, implied: l.implied}
+	return &raftLogger{log: l.log, name: name, implied: l.implied, quiet: l.quiet}
 }
 
 // SetLevel does nothing: the node's log level applies (see raftLogger).

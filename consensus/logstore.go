@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -27,8 +28,16 @@ var errKeyNotFound = errors.New("not found")
 // Calls after Close fail with an error instead of reaching the closed
 // database (Pebble panics there): a read index being served may still be
 // looking up entries while the node shuts down.
+//
+// A full disk is found before an append (StoreLogs refuses it with
+// ErrDiskFull, which raft treats as a failed append: a follower rejects
+// it and the leader retries later; a leader steps down), because a write
+// that fails inside Pebble's commit pipeline cannot be taken back. Term,
+// vote and deletions still go through: they are small, the reserve keeps
+// room for them, and raft cannot survive failing to record a term.
 type LogStore struct {
 	db     *pebble.DB
+	disk   *diskGuard
 	mu     sync.RWMutex // held for reading by every call, for writing by Close
 	closed bool
 }
@@ -52,12 +61,23 @@ var (
 
 // OpenLogStore opens (creating if needed) the raft database in dir.
 func OpenLogStore(dir string) (*LogStore, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietPebble{}})
-	if err != nil {
+	if err := roomToOpen(dir); err != nil {
 		return nil, fmt.Errorf("open raft log %s: %w", dir, err)
 	}
-	return &LogStore{db: db}, nil
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietPebble{dir: dir}})
+	if err != nil {
+		if isNoSpace(err) {
+			err = fmt.Errorf("%w: free space under %s: %w", ErrDiskFull, dir, err)
+		}
+		return nil, fmt.Errorf("open raft log %s: %w", dir, err)
+	}
+	return &LogStore{db: db, disk: newDiskGuard(dir, DefaultLogReserveBytes, slog.Default().With("component", "raft-log"))}, nil
 }
+
+// DiskFull returns an ErrDiskFull error while the disk under the raft log
+// has less free space than its reserve (appends are refused), and nil
+// otherwise.
+func (s *LogStore) DiskFull() error { return s.disk.status() }
 
 // Close closes the database. Closing twice is harmless.
 func (s *LogStore) Close() error {
@@ -135,6 +155,9 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		return err
 	}
 	defer s.mu.RUnlock()
+	if err := s.disk.check(); err != nil {
+		return fmt.Errorf("store raft logs: %w", err)
+	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, l := range logs {
@@ -143,7 +166,7 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		}
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("store raft logs: %w", err)
+		return fmt.Errorf("store raft logs: %w", s.disk.failed(err))
 	}
 	return nil
 }
@@ -276,13 +299,27 @@ func readBytes(b []byte) ([]byte, []byte, error) {
 
 // quietPebble keeps Pebble's informational chatter out of the node's log;
 // errors go to the standard logger (the log store has no logger of its
-// own, and a failing raft log must not go unseen).
-type quietPebble struct{}
+// own, and a failing raft log must not go unseen). A fatal error that is a
+// full disk (one that got past the reserve check) ends the process with
+// one clear line instead of a panic's stack trace: what raft acknowledged
+// is synced, and a restart finds the full disk before it writes.
+type quietPebble struct{ dir string }
 
 func (quietPebble) Infof(string, ...any) {}
 func (quietPebble) Errorf(format string, args ...any) {
 	slog.Error(fmt.Sprintf(format, args...), "component", "raft-log")
 }
-func (quietPebble) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf(format, args...))
+func (q quietPebble) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	for _, a := range args {
+		if err, ok := a.(error); ok && isNoSpace(err) {
+			slog.Error("disk full: the raft log cannot go on writing; free space under the data directory and start trustd again", "component", "raft-log", "dir", q.dir, "err", msg)
+			fatalExit()
+		}
+	}
+	panic(msg)
 }
+
+// fatalExit ends the process after Pebble met a full disk where it cannot
+// go on; a test replaces it.
+var fatalExit = func() { os.Exit(1) }

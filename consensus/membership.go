@@ -54,7 +54,7 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 	if m.ID != "" || m.Action != ActionTransferLeader {
 		var err error
 		if id, err = peer.Decode(m.ID); err != nil {
-			return fmt.Errorf("%w: member id %q is not a peer id", ErrBadMembership, m.ID)
+			return badMembership("member id %q is not a peer id", m.ID)
 		}
 	}
 	if id != "" {
@@ -78,7 +78,7 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 		f = c.raft.AddNonvoter(sid, addr, 0, 30*time.Second)
 	case ActionPromote:
 		if !c.isMember(sid, raft.Nonvoter) {
-			return fmt.Errorf("%w: %s is not a non-voter of this cluster", ErrBadMembership, id)
+			return badMembership("%s is not a non-voter of this cluster", id)
 		}
 		if err := c.answers(id); err != nil {
 			return err
@@ -86,7 +86,7 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 		f = c.raft.AddVoter(sid, addr, 0, 30*time.Second)
 	case ActionDemote:
 		if !c.isMember(sid, raft.Voter) {
-			return fmt.Errorf("%w: %s is not a voter of this cluster", ErrBadMembership, id)
+			return badMembership("%s is not a voter of this cluster", id)
 		}
 		if err := c.keepsAVoter(sid); err != nil {
 			return err
@@ -94,7 +94,7 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 		f = c.raft.DemoteVoter(sid, 0, 30*time.Second)
 	case ActionRemove:
 		if !c.isMember(sid, raft.Voter) && !c.isMember(sid, raft.Nonvoter) {
-			return fmt.Errorf("%w: %s is not a member of this cluster", ErrBadMembership, id)
+			return badMembership("%s is not a member of this cluster", id)
 		}
 		if c.isMember(sid, raft.Voter) {
 			if err := c.keepsAVoter(sid); err != nil {
@@ -107,18 +107,18 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 		switch {
 		case id == "":
 			if voters := c.voters(); len(voters) < 2 {
-				return fmt.Errorf("%w: this node is the cluster's only voter: there is no other to hand leadership to", ErrBadMembership)
+				return badMembership("this node is the cluster's only voter: there is no other to hand leadership to")
 			}
 			f = c.raft.LeadershipTransfer()
 		case sid == self:
-			return fmt.Errorf("%w: %s already leads", ErrBadMembership, id)
+			return badMembership("%s already leads", id)
 		case !c.isMember(sid, raft.Voter):
-			return fmt.Errorf("%w: %s is not a voter of this cluster: only voters can lead", ErrBadMembership, id)
+			return badMembership("%s is not a voter of this cluster: only voters can lead", id)
 		default:
 			f = c.raft.LeadershipTransferToServer(sid, addr)
 		}
 	default:
-		return fmt.Errorf("%w: unknown action %q", ErrBadMembership, m.Action)
+		return badMembership("unknown action %q", m.Action)
 	}
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) {
@@ -131,7 +131,25 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 }
 
 // ErrBadMembership marks a membership request that cannot be carried out.
+// The errors that carry it are *MembershipError.
 var ErrBadMembership = errors.New("consensus: bad membership request")
+
+// MembershipError is a membership request the leader refused, with the
+// reason, which tells the operator what to do instead. It is
+// ErrBadMembership; a follower that forwarded the request gets the leader's
+// reason unchanged (rpcErrBadMembership).
+type MembershipError struct {
+	Reason string
+}
+
+func (e *MembershipError) Error() string { return ErrBadMembership.Error() + ": " + e.Reason }
+
+// Is makes a MembershipError ErrBadMembership.
+func (e *MembershipError) Is(target error) bool { return target == ErrBadMembership }
+
+func badMembership(format string, args ...any) error {
+	return &MembershipError{Reason: fmt.Sprintf(format, args...)}
+}
 
 // answers checks that the leader reaches a node about to get a vote, and
 // that the node's build applies the cluster's feature level. A voter that
@@ -144,7 +162,7 @@ func (c *Cluster) answers(id peer.ID) error {
 	}
 	ps, err := c.peerStatus(id, 5*time.Second)
 	if err != nil {
-		return fmt.Errorf("%w: %s does not answer (%v): start it first, since a voter that cannot be reached counts against the quorum (or add it as a non-voter, and promote it once it has caught up)", ErrBadMembership, id, err)
+		return badMembership("%s does not answer (%v): start it first, since a voter that cannot be reached counts against the quorum (or add it as a non-voter, and promote it once it has caught up)", id, err)
 	}
 	return c.featureGate(id, ps)
 }
@@ -167,7 +185,7 @@ func (c *Cluster) admitsReplica(id peer.ID) error {
 
 // peerStatus asks a peer what it reports about itself.
 func (c *Cluster) peerStatus(id peer.ID, timeout time.Duration) (PeerStatus, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(c.life.ctx, timeout)
 	defer cancel()
 	var ps PeerStatus
 	raw, err := c.call(ctx, id, rpcStatus, nil)
@@ -189,7 +207,7 @@ func (c *Cluster) featureGate(id peer.ID, ps PeerStatus) error {
 	}
 	have, need := ps.featureLevel(), c.clusterLevel()
 	if have < need {
-		return fmt.Errorf("%w: %s runs a trustd that applies feature level %d and the cluster is at %d: upgrade it first, or it would reject operations the other members accept", ErrBadMembership, id, have, need)
+		return badMembership("%s runs a trustd that applies feature level %d and the cluster is at %d: upgrade it first, or it would reject operations the other members accept", id, have, need)
 	}
 	return nil
 }
@@ -198,7 +216,7 @@ func (c *Cluster) featureGate(id peer.ID, ps PeerStatus) error {
 // refuse too, with a message about its configuration.
 func (c *Cluster) keepsAVoter(id raft.ServerID) error {
 	if voters := c.voters(); len(voters) == 1 && voters[0] == id {
-		return fmt.Errorf("%w: %s is the cluster's only voter: add or promote another voter first", ErrBadMembership, id)
+		return badMembership("%s is the cluster's only voter: add or promote another voter first", id)
 	}
 	return nil
 }
@@ -233,22 +251,42 @@ func (c *Cluster) isMember(id raft.ServerID, suffrage raft.ServerSuffrage) bool 
 
 // Apply replicates cmd through the leader: proposed here when this node
 // leads, forwarded over libp2p otherwise. It returns the state machine's
-// response from the leader.
+// response from the leader; wrapped in Resent when an attempt whose
+// outcome was unknown was followed by another (IdempotentCommands): the
+// response may then be the state machine's answer to cmd proposed a
+// second time by this node, not by its caller.
 func (c *Cluster) Apply(ctx context.Context, cmd []byte) (any, error) {
 	var resp any
+	var unknown, resent bool
+	try := func(out []byte, err error) ([]byte, error) {
+		resent = resent || unknown
+		unknown = unknown || errors.Is(err, ErrUnknownOutcome)
+		return out, err
+	}
 	out, err := c.toLeader(ctx, c.idempotent, func() ([]byte, error) {
 		r, err := c.proposeLocal(ctx, cmd)
 		resp = r
-		return nil, err
-	}, func(leader peer.ID) ([]byte, error) { return c.fwd.propose(ctx, leader, cmd) })
+		return try(nil, err)
+	}, func(leader peer.ID) ([]byte, error) { return try(c.fwd.propose(ctx, leader, cmd)) })
 	if err != nil {
 		return nil, err
 	}
-	if resp != nil {
-		return resp, nil
+	if resp == nil {
+		if resp, err = c.codec.Decode(out); err != nil {
+			return nil, err
+		}
 	}
-	return c.codec.Decode(out)
+	if resent {
+		return Resent{resp}, nil
+	}
+	return resp, nil
 }
+
+// Resent is Apply's response to a command this node proposed again after
+// an attempt whose outcome it did not learn: a state machine that answers
+// a command applied before as a duplicate may have applied this caller's
+// first attempt.
+type Resent struct{ Response any }
 
 // ReadIndex returns an index that reflects every write acknowledged before
 // the call: the leader's commit index, with its leadership confirmed by a
@@ -308,7 +346,7 @@ func (c *Cluster) termCommitted(term uint64) error {
 	if c.readTerm.Load() == term {
 		return nil
 	}
-	if err := c.raft.Barrier(c.leaderWait).Error(); err != nil {
+	if err := c.life.await(c.raft.Barrier(c.leaderWait)); err != nil {
 		return fmt.Errorf("%w: commit an entry of term %d: %v", ErrNotLeader, term, err)
 	}
 	if t, leads := c.leaderTerm(); !leads || t != term {
@@ -453,6 +491,8 @@ func (c *Cluster) Join(ctx context.Context, peers []peer.ID, nonvoter bool) erro
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("join: %w (last error: %v)", ctx.Err(), last)
+		case <-c.life.ctx.Done():
+			return ErrShutdown
 		case <-t.C:
 		}
 	}
@@ -463,10 +503,10 @@ func (c *Cluster) Join(ctx context.Context, peers []peer.ID, nonvoter bool) erro
 func (c *Cluster) handleJoin(ctx context.Context, from peer.ID, body []byte) error {
 	var req JoinRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		return fmt.Errorf("%w: join request: %v", ErrBadMembership, err)
+		return badMembership("join request: %v", err)
 	}
 	if c.gater != nil && !c.gater.Allowed(from) {
-		return fmt.Errorf("%w: %s is not in this node's configured peers", ErrBadMembership, from)
+		return badMembership("%s is not in this node's configured peers", from)
 	}
 	action := ActionAddVoter
 	if req.Nonvoter {

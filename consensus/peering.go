@@ -35,10 +35,13 @@ type peering struct {
 
 	mu     sync.Mutex
 	result map[peer.ID]error // nil: same cluster
+	// quiet holds back records about a peer that repeat within
+	// peerRepeatEvery (logPeer).
+	quiet *repeats
 }
 
 func newPeering(h host.Host, clusterID string, log *slog.Logger) *peering {
-	p := &peering{h: h, clusterID: clusterID, log: log, result: map[peer.ID]error{}}
+	p := &peering{h: h, clusterID: clusterID, log: log, result: map[peer.ID]error{}, quiet: newRepeats(peerRepeatEvery)}
 	h.SetStreamHandler(HelloProtocol, p.handle)
 	return p
 }
@@ -58,6 +61,20 @@ func (p *peering) record(id peer.ID, theirs string) error {
 		p.log.Warn("refusing a peer of another consortium (different genesis)", "peer", id.String(), "their_genesis", theirs, "our_genesis", p.clusterID)
 	}
 	return err
+}
+
+// logPeer logs an info record about peer id, once per peerRepeatEvery for
+// each message, with the count held back since.
+func (p *peering) logPeer(msg string, id peer.ID) {
+	let, unsaid := p.quiet.let(msg + "\x00" + id.String())
+	if !let {
+		return
+	}
+	args := []any{"peer", id.String()}
+	if unsaid > 0 {
+		args = append(args, "repeats_not_logged", unsaid)
+	}
+	p.log.Info(msg, args...)
 }
 
 func (p *peering) handle(s network.Stream) {

@@ -46,11 +46,14 @@ type confirmWaiter struct {
 func (c *Cluster) confirmLeadership(ctx context.Context, term uint64) error {
 	done := make(chan error, 1)
 	c.confirm.mu.Lock()
-	c.confirm.waiting = append(c.confirm.waiting, confirmWaiter{term: term, done: done})
 	if !c.confirm.running {
+		if !c.life.spawn(c.confirmRounds) {
+			c.confirm.mu.Unlock()
+			return ErrShutdown
+		}
 		c.confirm.running = true
-		go c.confirmRounds()
 	}
+	c.confirm.waiting = append(c.confirm.waiting, confirmWaiter{term: term, done: done})
 	c.confirm.mu.Unlock()
 	select {
 	case err := <-done:
@@ -63,7 +66,7 @@ func (c *Cluster) confirmLeadership(ctx context.Context, term uint64) error {
 // confirmRounds runs rounds while reads wait for one: each round takes
 // every read waiting and confirms each term they asked about (normally
 // one).
-func (c *Cluster) confirmRounds() {
+func (c *Cluster) confirmRounds(ctx context.Context) {
 	for {
 		c.confirm.mu.Lock()
 		batch := c.confirm.waiting
@@ -78,7 +81,7 @@ func (c *Cluster) confirmRounds() {
 		for _, w := range batch {
 			err, ok := results[w.term]
 			if !ok {
-				err = c.confirmRound(w.term)
+				err = c.confirmRound(ctx, w.term)
 				results[w.term] = err
 			}
 			w.done <- err
@@ -88,7 +91,7 @@ func (c *Cluster) confirmRounds() {
 
 // confirmRound asks every other voter whether it still follows this node
 // in term, and returns nil once a quorum (this node included) has said so.
-func (c *Cluster) confirmRound(term uint64) error {
+func (c *Cluster) confirmRound(ctx context.Context, term uint64) error {
 	if t, ok := c.leaderTerm(); !ok || t != term {
 		return ErrNotLeader
 	}
@@ -111,15 +114,19 @@ func (c *Cluster) confirmRound(term uint64) error {
 	if need <= 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), confirmWait)
+	ctx, cancel := context.WithTimeout(ctx, confirmWait)
 	defer cancel()
 	body := binary.BigEndian.AppendUint64(nil, term)
 	answers := make(chan error, len(others))
 	for _, id := range others {
-		go func() {
+		// Counted in the cluster's lifetime: a call still running when the
+		// round has its answer ends with the round's context.
+		if !c.life.spawn(func(context.Context) {
 			_, err := c.call(ctx, id, rpcConfirm, body)
 			answers <- err
-		}()
+		}) {
+			answers <- ErrShutdown
+		}
 	}
 	yes, older, no := 0, 0, 0
 	for range others {

@@ -118,13 +118,13 @@ func TestConfirmAsksAQuorumInTheLeadersTerm(t *testing.T) {
 			t.Errorf("follower confirmed %s", name)
 		}
 	}
-	if err := leader.confirmRound(term); err != nil {
+	if err := leader.confirmRound(context.Background(), term); err != nil {
 		t.Fatalf("round in the leader's term: %v", err)
 	}
-	if err := leader.confirmRound(term + 1); !errors.Is(err, ErrNotLeader) {
+	if err := leader.confirmRound(context.Background(), term+1); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("round in a term the node does not lead: %v", err)
 	}
-	if err := f.confirmRound(term); !errors.Is(err, ErrNotLeader) {
+	if err := f.confirmRound(context.Background(), term); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("round on a follower: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -30,30 +30,66 @@ const (
 	rpcStatus     byte = 5 // answer: JSON PeerStatus
 )
 
-// Answer statuses.
+// Answer statuses. Append-only wire numbers; removed numbers are reserved.
+// A peer that does not know a status takes the answer for a plain error
+// with the body as its text.
 const (
-	rpcOK byte = iota
-	rpcErrNoLeader
-	rpcErrNotLeader
-	rpcErrTimeout
-	rpcErrShutdown
-	rpcErrOther
-	rpcErrForeign
-	rpcErrUnknown
+	rpcOK           byte = 0
+	rpcErrNoLeader  byte = 1 // certainly not carried out
+	rpcErrNotLeader byte = 2 // certainly not carried out
+	rpcErrTimeout   byte = 3 // certainly not carried out (raft's enqueue timed out)
+	rpcErrShutdown  byte = 4
+	rpcErrOther     byte = 5 // body: the error's text
+	rpcErrForeign   byte = 6
+	rpcErrUnknown   byte = 7 // handed to raft; its fate is not known
+	// rpcErrBadMembership: the leader refused a membership change; body:
+	// the reason (MembershipError.Reason).
+	rpcErrBadMembership byte = 8
 )
 
-var rpcErrors = map[byte]error{
-	rpcErrNoLeader: ErrNoLeader, rpcErrNotLeader: ErrNotLeader, rpcErrTimeout: ErrTimeout,
-	rpcErrShutdown: ErrShutdown, rpcErrForeign: ErrForeignCluster, rpcErrUnknown: ErrUnknownOutcome,
+// rpcErrors are the errors the statuses stand for, in the order answerOf
+// tries them: an unknown outcome first, so an error that wraps it is never
+// answered as one that says the request was not carried out.
+var rpcErrors = []struct {
+	status byte
+	err    error
+}{
+	{rpcErrUnknown, ErrUnknownOutcome},
+	{rpcErrBadMembership, ErrBadMembership},
+	{rpcErrNoLeader, ErrNoLeader},
+	{rpcErrNotLeader, ErrNotLeader},
+	{rpcErrTimeout, ErrTimeout},
+	{rpcErrShutdown, ErrShutdown},
+	{rpcErrForeign, ErrForeignCluster},
 }
 
-func statusOf(err error) byte {
-	for code, e := range rpcErrors {
-		if errors.Is(err, e) {
-			return code
+// answerOf is the status and body that answer err.
+func answerOf(err error) (byte, []byte) {
+	for _, e := range rpcErrors {
+		if !errors.Is(err, e.err) {
+			continue
+		}
+		var me *MembershipError
+		if e.status == rpcErrBadMembership && errors.As(err, &me) {
+			return e.status, []byte(me.Reason)
+		}
+		return e.status, []byte(err.Error())
+	}
+	return rpcErrOther, []byte(err.Error())
+}
+
+// answerError is the error an answer with a status other than rpcOK
+// stands for; from names the peer that answered.
+func answerError(status byte, body []byte, from string) error {
+	if status == rpcErrBadMembership {
+		return &MembershipError{Reason: string(body)}
+	}
+	for _, e := range rpcErrors {
+		if e.status == status {
+			return fmt.Errorf("%w (from %s: %s)", e.err, from, body)
 		}
 	}
-	return rpcErrOther
+	return fmt.Errorf("%s: %s", from, body)
 }
 
 // unknownRequest starts the answer to a request type this build does not
@@ -67,10 +103,18 @@ type ResponseCodec interface {
 }
 
 func (c *Cluster) serveRPC(s network.Stream) {
+	// Shutdown waits for the requests being served; one arriving after it
+	// began is refused.
+	if !c.life.enter() {
+		_ = writeAnswer(s, rpcErrShutdown, []byte(ErrShutdown.Error()))
+		_ = s.Close()
+		return
+	}
+	defer c.life.leave()
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(30 * time.Second))
 	from := s.Conn().RemotePeer()
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	ctx, cancel := context.WithTimeout(c.life.ctx, 25*time.Second)
 	defer cancel()
 	if err := c.peers.verify(ctx, from); err != nil {
 		_ = writeAnswer(s, rpcErrForeign, []byte(err.Error()))
@@ -83,7 +127,8 @@ func (c *Cluster) serveRPC(s network.Stream) {
 	}
 	out, err := c.handleRPC(ctx, from, kind, body)
 	if err != nil {
-		_ = writeAnswer(s, statusOf(err), []byte(err.Error()))
+		status, body := answerOf(err)
+		_ = writeAnswer(s, status, body)
 		return
 	}
 	_ = writeAnswer(s, rpcOK, out)
@@ -118,7 +163,7 @@ func (c *Cluster) handleRPC(ctx context.Context, from peer.ID, kind byte, body [
 		}
 		var m MembershipChange
 		if err := json.Unmarshal(body, &m); err != nil {
-			return nil, fmt.Errorf("membership request: %w", err)
+			return nil, badMembership("membership request: %v", err)
 		}
 		return nil, c.changeLocal(m)
 	case rpcAddrs:
@@ -153,7 +198,11 @@ func (c *Cluster) call(ctx context.Context, to peer.ID, kind byte, body []byte) 
 	// while) would refuse them for seconds after the member is back.
 	ctx = network.WithForceDirectDial(ctx, "cluster member")
 	if err := c.peers.verify(ctx, to); err != nil {
-		return nil, err
+		if errors.Is(err, ErrForeignCluster) {
+			return nil, err
+		}
+		// Nothing was sent: the peer was not reached.
+		return nil, fmt.Errorf("%w: reach %s: %v", ErrNoLeader, to, err)
 	}
 	s, err := c.host.NewStream(ctx, to, RPCProtocol)
 	if err != nil {
@@ -178,11 +227,7 @@ func (c *Cluster) call(ctx context.Context, to peer.ID, kind byte, body []byte) 
 		return nil, fmt.Errorf("%w: no answer from %s: %v", ErrUnknownOutcome, to, err)
 	}
 	if status != rpcOK {
-		base, ok := rpcErrors[status]
-		if !ok {
-			return nil, fmt.Errorf("%s: %s", to, out)
-		}
-		return nil, fmt.Errorf("%w (from %s: %s)", base, to, out)
+		return nil, answerError(status, out, to.String())
 	}
 	return out, nil
 }
@@ -192,12 +237,16 @@ func (c *Cluster) leaderPeer(ctx context.Context) (peer.ID, error) {
 	t := time.NewTicker(25 * time.Millisecond)
 	defer t.Stop()
 	for {
+		if c.life.ctx.Err() != nil {
+			return "", ErrShutdown
+		}
 		if id := c.LeaderID(); id != "" {
 			return peer.Decode(id)
 		}
 		select {
 		case <-ctx.Done():
 			return "", ErrNoLeader
+		case <-c.life.ctx.Done():
 		case <-t.C:
 		}
 	}
@@ -215,14 +264,28 @@ func (c *Cluster) callTo(ctx context.Context, kind byte, body []byte) func(peer.
 // leader wait, so a leader change does not surface as an error. An
 // idempotent request is retried too when its outcome is unknown (the
 // leader changed while it was being carried out).
+//
+// Once an attempt may have reached a leader, the request's fate is unknown
+// until an attempt succeeds: a later attempt that finds no leader, or a
+// leader that refuses it before proposing, or the caller giving up, says
+// nothing of the earlier one. Its error is then ErrUnknownOutcome, never
+// one that says the request was not carried out (DESIGN.md, "A write is
+// answered as not submitted only when it certainly was not").
 func (c *Cluster) toLeader(ctx context.Context, idempotent bool, local func() ([]byte, error), remote func(leader peer.ID) ([]byte, error)) ([]byte, error) {
 	deadline := time.Now().Add(c.leaderWait)
+	var maybe error // the first attempt that may have reached a leader
+	done := func(out []byte, err error) ([]byte, error) {
+		if err == nil || maybe == nil || errors.Is(err, ErrUnknownOutcome) {
+			return out, err
+		}
+		return nil, fmt.Errorf("%w (retried: %v)", maybe, err)
+	}
 	for {
 		waitCtx, cancel := context.WithDeadline(ctx, deadline)
 		leader, err := c.leaderPeer(waitCtx)
 		cancel()
 		if err != nil {
-			return nil, err
+			return done(nil, err)
 		}
 		var out []byte
 		if leader == c.host.ID() {
@@ -230,13 +293,18 @@ func (c *Cluster) toLeader(ctx context.Context, idempotent bool, local func() ([
 		} else {
 			out, err = remote(leader)
 		}
+		if maybe == nil && errors.Is(err, ErrUnknownOutcome) {
+			maybe = err
+		}
 		retry := errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader) || (idempotent && errors.Is(err, ErrUnknownOutcome))
 		if err == nil || !retry || ctx.Err() != nil || time.Now().After(deadline) {
-			return out, err
+			return done(out, err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, err
+			return done(nil, err)
+		case <-c.life.ctx.Done():
+			return done(nil, err)
 		case <-time.After(50 * time.Millisecond): // back-off while the leader changes
 		}
 	}
@@ -320,8 +388,11 @@ func (c *Cluster) reachOut(ctx context.Context, ids []peer.ID) {
 			// hold this node away from a member for minutes after it is back.
 			cctx, cancel := context.WithTimeout(network.WithForceDirectDial(ctx, "reaching out to a cluster member"), 2*time.Second)
 			defer cancel()
+			// A member that refuses this node lets the connection through
+			// its handshake and closes it then, so this may succeed every
+			// second: logged once a minute at most.
 			if err := c.host.Connect(cctx, peer.AddrInfo{ID: id}); err == nil {
-				c.log.Info("no leader heard from: connected to a cluster member", "peer", id.String())
+				c.peers.logPeer("no leader heard from: connected to a cluster member", id)
 			}
 		})
 	}

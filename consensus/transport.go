@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -21,11 +22,34 @@ const RaftProtocol = protocol.ID("/trustreg/raft/1.0.0")
 // streamLayer is a raft.StreamLayer on libp2p streams: raft server
 // addresses are peer ids, and each raft connection is one libp2p stream.
 type streamLayer struct {
-	h      host.Host
-	l      net.Listener
-	peers  *peering
-	conns  chan net.Conn
-	closed chan struct{}
+	h     host.Host
+	l     net.Listener
+	peers *peering
+	conns chan net.Conn
+	// life ends at Close: the accept loop and the checks of accepted
+	// streams end with it and Close waits for them; dials in progress end
+	// with it too.
+	life *lifetime
+
+	mu       sync.Mutex
+	accepted map[*acceptedConn]struct{} // handed to raft and open; closed at Close
+}
+
+// acceptedConn is a stream handed to raft; it leaves its layer's set when
+// closed.
+type acceptedConn struct {
+	net.Conn
+	s    *streamLayer
+	once sync.Once
+}
+
+func (c *acceptedConn) Close() error {
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		delete(c.s.accepted, c)
+		c.s.mu.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
@@ -35,35 +59,42 @@ func newStreamLayer(h host.Host, peers *peering) (*streamLayer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen for raft streams: %w", err)
 	}
-	s := &streamLayer{h: h, l: l, peers: peers, conns: make(chan net.Conn), closed: make(chan struct{})}
-	go s.acceptLoop()
+	s := &streamLayer{h: h, l: l, peers: peers, conns: make(chan net.Conn), life: newLifetime(), accepted: map[*acceptedConn]struct{}{}}
+	s.life.spawn(s.acceptLoop)
 	return s, nil
 }
 
 // acceptLoop hands raft only streams from peers of the same cluster.
-func (s *streamLayer) acceptLoop() {
+func (s *streamLayer) acceptLoop(context.Context) {
 	for {
 		conn, err := s.l.Accept()
 		if err != nil {
 			return
 		}
-		go func() {
+		started := s.life.spawn(func(ctx context.Context) {
 			id, err := peer.Decode(conn.RemoteAddr().String())
 			if err == nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				err = s.peers.verify(ctx, id)
+				vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				err = s.peers.verify(vctx, id)
 				cancel()
 			}
 			if err != nil {
 				conn.Close()
 				return
 			}
+			ac := &acceptedConn{Conn: conn, s: s}
+			s.mu.Lock()
+			s.accepted[ac] = struct{}{}
+			s.mu.Unlock()
 			select {
-			case s.conns <- conn:
-			case <-s.closed:
-				conn.Close()
+			case s.conns <- ac:
+			case <-ctx.Done():
+				ac.Close()
 			}
-		}()
+		})
+		if !started {
+			conn.Close()
+		}
 	}
 }
 
@@ -71,18 +102,28 @@ func (s *streamLayer) Accept() (net.Conn, error) {
 	select {
 	case c := <-s.conns:
 		return c, nil
-	case <-s.closed:
+	case <-s.life.ctx.Done():
 		return nil, net.ErrClosed
 	}
 }
 
+// Close stops accepting, ends the checks and dials in progress and waits
+// for them, and closes the streams it handed to raft, so raft's handlers
+// of them return.
 func (s *streamLayer) Close() error {
-	select {
-	case <-s.closed:
-	default:
-		close(s.closed)
+	s.life.stop()
+	err := s.l.Close()
+	s.life.wait(shutdownWait)
+	s.mu.Lock()
+	open := make([]*acceptedConn, 0, len(s.accepted))
+	for c := range s.accepted {
+		open = append(open, c)
 	}
-	return s.l.Close()
+	s.mu.Unlock()
+	for _, c := range open {
+		c.Close()
+	}
+	return err
 }
 
 func (s *streamLayer) Addr() net.Addr { return s.l.Addr() }
@@ -93,7 +134,7 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	if err != nil {
 		return nil, fmt.Errorf("raft address %q is not a peer id: %w", address, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(s.life.ctx, timeout)
 	defer cancel()
 	// Raft retries with its own backoff; libp2p's dial backoff (5 s and
 	// growing after a failed dial) would keep a member that just started

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,9 +39,13 @@ type Admin struct {
 	cluster Cluster
 	token   string
 	log     *slog.Logger
-	mux     *http.ServeMux
+	routes  *router
 	csrf    *http.CrossOriginProtection
 }
+
+// ErrNothingToSnapshot: a snapshot was asked for, and the node has
+// applied nothing since it started from its latest one (or from none).
+var ErrNothingToSnapshot = errors.New("gateway: nothing new to snapshot")
 
 // Membership actions the admin API accepts.
 var adminActions = []string{"add-voter", "add-nonvoter", "promote", "demote", "remove", "transfer-leader"}
@@ -51,16 +56,27 @@ func NewAdmin(cluster Cluster, token string, logger *slog.Logger) *Admin {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	a := &Admin{cluster: cluster, token: token, log: logger.With("component", "admin"), mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection()}
-	a.mux.HandleFunc("GET /admin/v1/cluster", a.members)
-	a.mux.HandleFunc("POST /admin/v1/cluster/{action}", a.change)
-	a.mux.HandleFunc("GET /admin/v1/digest", a.digest)
-	a.mux.HandleFunc("GET /admin/v1/backup", a.backup)
-	a.mux.HandleFunc("POST /admin/v1/snapshot", a.snapshot)
-	// Profiles for operators chasing a slow node (admin listener only).
-	a.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	a.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	a.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	a := &Admin{cluster: cluster, token: token, log: logger.With("component", "admin"), csrf: http.NewCrossOriginProtection()}
+	a.routes = newRouter(func(r *http.Request) string {
+		return fmt.Sprintf("no route %s %s: the admin API serves /admin/v1/cluster, /admin/v1/digest, /admin/v1/backup, /admin/v1/snapshot and /debug/pprof/", r.Method, r.URL.Path)
+	})
+	for _, rt := range []struct {
+		method, pattern string
+		h               http.Handler
+	}{
+		{"GET", "/admin/v1/cluster", http.HandlerFunc(a.members)},
+		{"POST", "/admin/v1/cluster/{action}", http.HandlerFunc(a.change)},
+		{"GET", "/admin/v1/digest", http.HandlerFunc(a.digest)},
+		{"GET", "/admin/v1/backup", http.HandlerFunc(a.backup)},
+		{"POST", "/admin/v1/snapshot", http.HandlerFunc(a.snapshot)},
+		// Profiles for operators chasing a slow node (admin listener
+		// only); their plain-text errors become problem documents.
+		{"GET", "/debug/pprof/", textErrors(http.HandlerFunc(pprof.Index))},
+		{"GET", "/debug/pprof/profile", textErrors(http.HandlerFunc(pprof.Profile))},
+		{"GET", "/debug/pprof/trace", textErrors(http.HandlerFunc(pprof.Trace))},
+	} {
+		a.routes.handle(rt.method, rt.pattern, rt.h)
+	}
 	return a
 }
 
@@ -77,14 +93,38 @@ func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if a.token != "" {
-		got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
+		if err := a.authorized(r); err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="trustd admin"`)
 			writeProblem(w, r, Problem{Type: problemTypeBase + "unauthorized", Title: "Unauthorized", Status: http.StatusUnauthorized,
-				Detail: "the admin API needs Authorization: Bearer <admin.token>"})
+				Detail: err.Error()})
 			return
 		}
 	}
-	a.mux.ServeHTTP(w, r)
+	a.routes.serve(w, r)
+}
+
+// authorized checks the admin token. It is taken only from
+// "Authorization: Bearer <token>" (the scheme in any case, RFC 9110
+// §11.1), and compared in constant time; a token sent any other way (no
+// scheme, another scheme, a header or query parameter of its own) is
+// refused, with how to send it.
+func (a *Admin) authorized(r *http.Request) error {
+	const how = "send the admin token as Authorization: Bearer <admin.token> (trustctl: --admin-token or TRUSTCTL_ADMIN_TOKEN)"
+	h := r.Header.Values("Authorization")
+	if len(h) != 1 {
+		if len(h) == 0 {
+			return fmt.Errorf("the admin API needs a token: %s", how)
+		}
+		return fmt.Errorf("%d Authorization headers: %s", len(h), how)
+	}
+	scheme, token, found := strings.Cut(strings.TrimSpace(h[0]), " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return fmt.Errorf("the Authorization header is not a Bearer token: %s", how)
+	}
+	if subtle.ConstantTimeCompare([]byte(strings.TrimLeft(token, " ")), []byte(a.token)) != 1 {
+		return fmt.Errorf("the admin token is wrong: %s", how)
+	}
+	return nil
 }
 
 // fromABrowserPage refuses what a web page could make an operator's
@@ -185,12 +225,21 @@ func (a *Admin) backup(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// snapshot takes a raft snapshot now.
+// snapshot takes a raft snapshot now. With nothing applied since the
+// node started there is nothing new to take: that is answered 200, with
+// "unchanged", since what the operator asked for (a snapshot holding
+// everything applied) is already there.
 func (a *Admin) snapshot(w http.ResponseWriter, r *http.Request) {
-	if err := a.cluster.Snapshot(); err != nil {
+	err := a.cluster.Snapshot()
+	w.Header().Set("Cache-Control", cacheNone)
+	switch {
+	case errors.Is(err, ErrNothingToSnapshot):
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte("{\"snapshot\":\"unchanged\",\"detail\":\"nothing was applied since this node started, so there is nothing new to snapshot\"}\n"))
+	case err != nil:
 		writeError(w, r, err)
-		return
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte("{\"snapshot\":\"taken\"}\n"))
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write([]byte("{\"snapshot\":\"taken\"}\n"))
 }

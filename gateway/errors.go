@@ -17,7 +17,8 @@ var (
 	ErrUnavailable = errors.New("gateway: no leader or not ready")
 	ErrBadRequest  = errors.New("gateway: bad request")
 	ErrNotCaughtUp = errors.New("gateway: node has not reached the requested index")
-	// ErrOutcomeUnknown: the write reached the log but its fate is unknown.
+	// ErrOutcomeUnknown: the write may have reached the log and its fate is
+	// unknown. ErrUnavailable, for a write, says it certainly did not.
 	ErrOutcomeUnknown = errors.New("gateway: the operation may or may not have been applied; resubmit the same signed operation (resubmission is idempotent) to learn its result")
 )
 
@@ -49,6 +50,7 @@ var errorTable = []errorMapping{
 	{registry.ErrNotFound, http.StatusNotFound, "not_found"},
 	{registry.ErrConflict, http.StatusConflict, "conflict"},
 	{registry.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
+	{ErrRateLimited, http.StatusTooManyRequests, "rate_limited"},
 	{registry.ErrInvalid, http.StatusUnprocessableEntity, "invalid"},
 	{registry.ErrIATWindow, http.StatusUnprocessableEntity, "iat_out_of_window"},
 	{ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},

@@ -74,10 +74,10 @@ func (s *Server) registerExplorer() error {
 		return err
 	}
 	page := assets["index.html"]
-	s.mux.Handle("GET /{$}", s.instrument("/", nil, func(w http.ResponseWriter, r *http.Request) {
+	s.routes.handle(http.MethodGet, "/{$}", s.instrument("/", nil, func(w http.ResponseWriter, r *http.Request) {
 		page.write(w, r)
 	}))
-	s.mux.Handle("GET /explorer/{file}", s.instrument("/explorer/{file}", nil, func(w http.ResponseWriter, r *http.Request) {
+	s.routes.handle(http.MethodGet, "/explorer/{file}", s.instrument("/explorer/{file}", nil, func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("file")
 		a, ok := assets[name]
 		if !ok || strings.HasSuffix(name, ".html") {

@@ -51,6 +51,15 @@ func TestExplorerIsServed(t *testing.T) {
 			t.Fatalf("GET %s with its ETag: %d, want 304", tc.path, resp.StatusCode)
 		}
 	}
+	// The page is read, not posted to: 405 naming what is served.
+	resp, err := http.Post(base+"/", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" {
+		t.Fatalf("POST /: %d, Allow %q; want 405, Allow GET, HEAD", resp.StatusCode, resp.Header.Get("Allow"))
+	}
 	for _, path := range []string{"/explorer/missing.js", "/explorer/index.html", "/nothing-here"} {
 		resp, err := http.Get(base + path)
 		if err != nil {

@@ -71,15 +71,19 @@ type Config struct {
 	Gatherer     prometheus.Gatherer   // served on /metrics
 	MaxBodyBytes int64
 	MaxWait      time.Duration // bound on min_index and linearizable waits
-	Now          func() time.Time
+	// Limits bounds each client address's and each signer's writes; the
+	// zero value sets no limit.
+	Limits Limits
+	Now    func() time.Time
 }
 
 // Server is the HTTP gateway.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
-	mux     *http.ServeMux
+	routes  *router
 	metrics *metrics
+	limits  writeLimits
 	answers answerCache
 	// trustHandler is the instrumented GET /v1/trust.
 	trustHandler http.Handler
@@ -145,13 +149,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 10 * time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "gateway"), mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "gateway"), routes: newRouter(func(r *http.Request) string {
+		return fmt.Sprintf("no route %s %s: see /openapi.json", r.Method, r.URL.Path)
+	})}
 	s.closing, s.stopStreams = context.WithCancel(context.Background())
 	m, err := newMetrics(cfg.Metrics)
 	if err != nil {
 		return nil, err
 	}
 	s.metrics = m
+	s.limits = newWriteLimits(cfg.Limits)
 	for _, rt := range routes {
 		h := rt.handler
 		var fast func(http.ResponseWriter, *http.Request) bool
@@ -159,7 +166,7 @@ func New(cfg Config) (*Server, error) {
 			fast = s.cachedTrust
 		}
 		handler := s.instrument(rt.pattern, fast, func(w http.ResponseWriter, r *http.Request) { h(s, w, r) })
-		s.mux.Handle(rt.method+" "+rt.pattern, handler)
+		s.routes.handle(rt.method, rt.pattern, handler)
 		if fast != nil {
 			s.trustHandler = handler
 		}
@@ -167,10 +174,6 @@ func New(cfg Config) (*Server, error) {
 	if err := s.registerExplorer(); err != nil {
 		return nil, err
 	}
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, Problem{Type: problemTypeBase + "not_found", Title: "Not Found", Status: http.StatusNotFound,
-			Detail: fmt.Sprintf("no route %s %s: see /openapi.json", r.Method, r.URL.Path)})
-	})
 	return s, nil
 }
 
@@ -193,7 +196,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		preflight(w)
 		return
 	}
-	s.mux.ServeHTTP(w, r)
+	s.routes.serve(w, r)
 }
 
 // CORS headers; the slices are shared by every answer and never changed.
@@ -403,7 +406,8 @@ const (
 
 func (s *Server) metricsHandler(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Gatherer == nil {
-		http.NotFound(w, r)
+		writeProblem(w, r, Problem{Type: problemTypeBase + "not_found", Title: "Not Found", Status: http.StatusNotFound,
+			Detail: "this gateway serves no metrics"})
 		return
 	}
 	promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}).ServeHTTP(w, r)

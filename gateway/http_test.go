@@ -945,9 +945,10 @@ func TestCORS(t *testing.T) {
 		!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Last-Event-ID") {
 		t.Fatalf("preflight of a watch reconnect: %v %v", resp, err)
 	}
-	// An OPTIONS that is not a preflight gets the gateway's 404 problem.
+	// An OPTIONS that is not a preflight gets the gateway's 405 problem,
+	// with the methods the path serves.
 	req, _ = http.NewRequest("OPTIONS", base+"/v1/trust", nil)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD, POST" {
 		t.Fatalf("plain OPTIONS: %v %v", resp.StatusCode, err)
 	}
 	req, _ = http.NewRequest("GET", e.n.AdminURL()+"/admin/v1/digest", nil)

@@ -18,6 +18,9 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	watchers prometheus.Gauge
+	// writesLimited counts writes refused by a per-client limit, by what
+	// refused them: address, signer or size.
+	writesLimited *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -32,9 +35,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		watchers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "trustd", Subsystem: "http", Name: "watch_streams", Help: "Watch streams (GET /v1/watch) open.",
 		}),
+		writesLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "trustd", Subsystem: "http", Name: "writes_limited_total",
+			Help: "Writes (POST /v1/operations) refused by a limit: by=address or signer (429, the rate of a client address or a signer), size (413, the body).",
+		}, []string{"by"}),
+	}
+	for _, by := range []string{limitedByAddress, limitedBySigner, limitedBySize} {
+		m.writesLimited.WithLabelValues(by)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.duration, m.watchers} {
+		for _, c := range []prometheus.Collector{m.requests, m.duration, m.watchers, m.writesLimited} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

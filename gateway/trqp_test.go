@@ -172,7 +172,7 @@ func TestTRQPBadQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Fatalf("GET /authorization: %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" {
+		t.Fatalf("GET /authorization: %d, Allow %q; want 405, Allow POST", resp.StatusCode, resp.Header.Get("Allow"))
 	}
 }

@@ -31,18 +31,27 @@ func (s *Server) submitOperation(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if !s.limitAddress(w, r) {
+		return
+	}
 	limit := min(s.cfg.MaxBodyBytes, registry.MaxOperationSize)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
+			s.metrics.writesLimited.WithLabelValues(limitedBySize).Inc()
 			writeError(w, r, fmt.Errorf("%w: an operation may be at most %d bytes", registry.ErrTooLarge, limit))
 			return
 		}
 		writeError(w, r, fmt.Errorf("%w: read body: %v", ErrBadRequest, err))
 		return
 	}
+	charge, ok := s.limitSigners(w, r, body)
+	if !ok {
+		return
+	}
 	res, err := s.cfg.Writer.Submit(r.Context(), body)
+	charge.settle(s.cfg.Now(), signersOwn(res, err))
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -15,6 +15,10 @@ import (
 
 // Backup streams a consistent snapshot of the registry state.
 func (n *Node) Backup(w io.Writer) error {
+	if err := n.enter(); err != nil {
+		return err
+	}
+	defer n.calls.leave()
 	snap := n.State.Snapshot()
 	defer snap.Release()
 	_, err := snap.WriteTo(w)

@@ -789,7 +789,7 @@ func TestDemotedLeaderGoesOnAsAReplica(t *testing.T) {
 	// It serves the write, and every member sees it as a non-voter.
 	res2 := c.mustSubmit(old, c.accreditOp("did:web:through-the-replica.example"))
 	c.converged(res2.Index)
-	for _, m := range c.node(c.leader()).cluster.Status().Members {
+	for _, m := range c.node(c.waitLeader()).cluster.Status().Members {
 		if m.ID == id && m.Suffrage != "nonvoter" {
 			t.Fatalf("the demoted leader is a %s", m.Suffrage)
 		}

@@ -45,6 +45,9 @@ func (f *inflight) wrap(h http.Handler) http.Handler {
 	})
 }
 
+// refuse makes every call from now on refused.
+func (f *inflight) refuse() { f.closing.Store(true) }
+
 // wait refuses new calls and waits up to d for the running ones to finish;
 // it returns how many are still running.
 func (f *inflight) wait(d time.Duration) int64 {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -100,6 +101,8 @@ func TestLinearizableUnderFaults(t *testing.T) {
 		mu      sync.Mutex
 		history []porcupine.Operation
 		seq     atomic.Int64
+		// notSubmitted are the CIDs of writes answered 503 unavailable.
+		notSubmitted []string
 	)
 	record := func(client int, in linInput, call int64, out linOutput, ret int64) {
 		mu.Lock()
@@ -177,7 +180,12 @@ func TestLinearizableUnderFaults(t *testing.T) {
 						case resp.StatusCode == 409:
 							out = linOutput{Conflict: true}
 						case resp.StatusCode == 503 && p.Type == "urn:trustreg:problem:unavailable":
-							continue // refused before it reached the log: no operation
+							// "Not submitted": no operation, and so never in
+							// the log, which is checked once the faults end.
+							mu.Lock()
+							notSubmitted = append(notSubmitted, registry.CIDOf(jws))
+							mu.Unlock()
+							continue
 						case resp.StatusCode != 503:
 							t.Errorf("write: status %d", resp.StatusCode)
 						}
@@ -197,6 +205,7 @@ func TestLinearizableUnderFaults(t *testing.T) {
 		t.Errorf("fault schedule: %v", err)
 	}
 	wg.Wait()
+	checkNeverSubmitted(t, c, notSubmitted)
 
 	// Operations whose outcome is unknown may take effect at any time after
 	// their call: they return at the end of the history.
@@ -224,6 +233,39 @@ func TestLinearizableUnderFaults(t *testing.T) {
 		t.Fatalf("linearizability check timed out on %d operations", len(history))
 	}
 	t.Logf("%d operations (%d with unknown outcome) are linearizable", len(history), ambiguous)
+}
+
+// checkNeverSubmitted fails the test if a write answered 503 unavailable
+// ("the operation was not submitted") is in the log: once every node has
+// applied the same log, no entry of node 0's may carry one of cids.
+// Entries that are not operations (raft's own) have no result to look up.
+func checkNeverSubmitted(t *testing.T, c *testCluster, cids []string) {
+	t.Helper()
+	var last uint64
+	for i := range 3 {
+		if n := c.node(i); n != nil {
+			last = max(last, n.State.AppliedIndex())
+		}
+	}
+	c.converged(last)
+	refused := make(map[string]bool, len(cids))
+	for _, cid := range cids {
+		refused[cid] = true
+	}
+	n := c.node(0)
+	for idx := uint64(1); idx <= n.State.AppliedIndex(); idx++ {
+		v, err := n.State.Operation(strconv.FormatUint(idx, 10))
+		if errors.Is(err, registry.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("read the operation at index %d: %v", idx, err)
+		}
+		if refused[v.CID] {
+			t.Errorf("operation %s was answered 503 unavailable (not submitted) and is in the log at index %d", v.CID, idx)
+		}
+	}
+	t.Logf("%d writes answered unavailable; none is in the log of %d entries", len(cids), n.State.AppliedIndex())
 }
 
 // injectFaults runs the test's faults once started() holds: the leader is

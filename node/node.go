@@ -10,7 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -46,9 +46,12 @@ type Node struct {
 	httpLn   net.Listener
 	admin    *http.Server
 	adminLn  net.Listener
-	stopJoin context.CancelFunc
-	// stopLevels ends raiseFeatureLevel.
-	stopLevels context.CancelFunc
+	lifetime context.Context
+	// The goroutines the node starts (the HTTP servers, the join,
+	// raiseFeatureLevel) take their context from lifetime and are counted
+	// in tasks; Close calls stop and waits for them.
+	stop  context.CancelFunc
+	tasks sync.WaitGroup
 	// buildLevel is the feature level this node applies (registry.FeatureLevel).
 	buildLevel int
 	calls      inflight // into the state from outside raft; Close waits for them
@@ -60,6 +63,10 @@ type Node struct {
 	// genesis and its keys.
 	DevGenesisCreated bool
 	serveErr          chan error
+
+	// httpCert and adminCert serve HTTPS when configured (nil: HTTP);
+	// ReloadTLS reads them again.
+	httpCert, adminCert *gateway.Certificate
 }
 
 // Options configure New.
@@ -69,6 +76,10 @@ type Options struct {
 	// and raises the cluster to instead of its build's: tests stand in
 	// for a member that runs an older build with it.
 	featureLevel int
+	// raftStarted, when set, runs in New as soon as raft has started:
+	// tests stand in for a start that is slow past that point while raft
+	// already applies entries.
+	raftStarted func(*Node)
 }
 
 // New starts a node: state, libp2p host, raft, and the HTTP gateway.
@@ -78,6 +89,7 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, log: logger.With("component", "node"), Metrics: prometheus.NewRegistry(), serveErr: make(chan error, 1), buildLevel: registry.FeatureLevel, refused: newRefusedCounter()}
+	n.lifetime, n.stop = context.WithCancel(context.Background())
 	if opts.featureLevel != 0 {
 		n.buildLevel = opts.featureLevel
 	}
@@ -97,7 +109,10 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.State, err = registry.Open(filepath.Join(cfg.DataDir, "state"), genesis, registry.Options{Logger: logger})
+	// The hook is the state's from its start: raft applies entries (a
+	// replay of the log's tail among them) as soon as it runs.
+	ops := newOperationsCounter()
+	n.State, err = registry.Open(filepath.Join(cfg.DataDir, "state"), genesis, registry.Options{Logger: logger, OnApply: ops.count})
 	if err != nil {
 		return nil, err
 	}
@@ -126,12 +141,16 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := n.registerMetrics(); err != nil {
+	if opts.raftStarted != nil {
+		opts.raftStarted(n)
+	}
+	if err := n.registerMetrics(ops); err != nil {
 		return nil, err
 	}
 	n.gateway, err = gateway.New(gateway.Config{
 		Registry: n.State, Lists: n.State, Writer: n, Node: n, Logger: logger,
 		Metrics: n.Metrics, Gatherer: n.Metrics, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, MaxWait: cfg.HTTP.MaxWait,
+		Limits: writeLimits(cfg.HTTP.Limits),
 	})
 	if err != nil {
 		return nil, err
@@ -142,17 +161,18 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	if err := n.serveAdmin(logger); err != nil {
 		return nil, err
 	}
-	levelCtx, stopLevels := context.WithCancel(context.Background())
-	n.stopLevels = stopLevels
-	go n.raiseFeatureLevel(levelCtx)
+	n.tasks.Go(func() { n.raiseFeatureLevel(n.lifetime) })
 	if len(joins) > 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		n.stopJoin = cancel
-		go func() {
-			if err := n.cluster.Join(ctx, joins, cfg.Raft.Nonvoter); err != nil {
+		n.tasks.Go(func() {
+			ctx, cancel := context.WithTimeout(n.lifetime, 5*time.Minute)
+			defer cancel()
+			if err := n.cluster.Join(ctx, joins, cfg.Raft.Nonvoter); err != nil && n.lifetime.Err() == nil {
 				n.log.Error("could not join the cluster", "err", err)
 			}
-		}()
+		})
+	}
+	if err := n.diskFull(); err != nil {
+		n.log.Error("disk full at start: the node serves reads and is not ready until there is free space", "err", err)
 	}
 	n.log.Info("node started", "peer_id", n.host.ID().String(), "gateway", n.GatewayURL(),
 		"genesis", n.State.GenesisCID(), "applied_index", n.State.AppliedIndex())
@@ -209,7 +229,10 @@ func (n *Node) startHost() error {
 	return nil
 }
 
-func (n *Node) serveHTTP() error {
+func (n *Node) serveHTTP() (err error) {
+	if n.httpCert, err = loadTLS(n.cfg.HTTP.TLSCertFile, n.cfg.HTTP.TLSKeyFile); err != nil {
+		return fmt.Errorf("gateway: %w (http.tls_cert_file, http.tls_key_file)", err)
+	}
 	ln, err := net.Listen("tcp", n.cfg.HTTP.Addr)
 	if err != nil {
 		return fmt.Errorf("gateway listen on %s: %w (set http.addr or --http-addr)", n.cfg.HTTP.Addr, err)
@@ -217,12 +240,70 @@ func (n *Node) serveHTTP() error {
 	n.httpLn = ln
 	n.http = n.gateway.HTTPServer(ln.Addr().String(), n.cfg.HTTP.ReadTimeout, n.cfg.HTTP.WriteTimeout)
 	n.http.Handler = n.calls.wrap(n.http.Handler)
-	go func() {
-		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.serveErr <- err
-		}
-	}()
+	n.serve(n.http, ln, n.httpCert)
 	return nil
+}
+
+// loadTLS loads a certificate and key when both are named; nil (plain
+// HTTP) when neither is.
+func loadTLS(certFile, keyFile string) (*gateway.Certificate, error) {
+	if certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	return gateway.LoadCertificate(certFile, keyFile)
+}
+
+// serve runs srv on ln until Close shuts it down, over TLS with cert if it
+// is not nil; a serving error ends up on Errors.
+func (n *Node) serve(srv *http.Server, ln net.Listener, cert *gateway.Certificate) {
+	if cert != nil {
+		srv.TLSConfig = cert.TLSConfig()
+	}
+	n.tasks.Go(func() {
+		var err error
+		if cert != nil {
+			err = srv.ServeTLS(ln, "", "") // the certificate comes from srv.TLSConfig
+		} else {
+			err = srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			select {
+			case n.serveErr <- err:
+			default: // one fatal error is enough to report
+			}
+		}
+	})
+}
+
+// ReloadTLS reads the gateway's and the admin API's certificate and key
+// files again (trustd does on SIGHUP); new handshakes get the new pair. A
+// pair that does not load is reported and the one served before stays.
+// It reports false when no TLS is configured.
+func (n *Node) ReloadTLS() (bool, error) {
+	var errs []error
+	for _, c := range []struct {
+		name string
+		cert *gateway.Certificate
+	}{{"gateway", n.httpCert}, {"admin API", n.adminCert}} {
+		if c.cert == nil {
+			continue
+		}
+		if err := c.cert.Reload(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
+			continue
+		}
+		n.log.Info("TLS certificate reloaded", "listener", c.name)
+	}
+	return n.httpCert != nil || n.adminCert != nil, errors.Join(errs...)
+}
+
+// writeLimits is the gateway's form of the configured write limits.
+func writeLimits(l configs.LimitsConfig) gateway.Limits {
+	if !l.Enabled {
+		return gateway.Limits{}
+	}
+	return gateway.Limits{AddressRate: l.AddressRate, AddressBurst: l.AddressBurst,
+		SignerRate: l.SignerRate, SignerBurst: l.SignerBurst, MaxTracked: l.MaxTracked}
 }
 
 // Errors reports a fatal serving error.
@@ -232,6 +313,9 @@ func (n *Node) Errors() <-chan error { return n.serveErr }
 func (n *Node) GatewayURL() string {
 	if n.httpLn == nil {
 		return ""
+	}
+	if n.httpCert != nil {
+		return "https://" + n.httpLn.Addr().String()
 	}
 	return "http://" + n.httpLn.Addr().String()
 }
@@ -249,6 +333,10 @@ func (n *Node) Cluster() *consensus.Cluster { return n.cluster }
 // when this node follows) and returns the registry's result. Malformed and
 // oversized operations are refused before they reach the log.
 func (n *Node) Submit(ctx context.Context, jws []byte) (*registry.Result, error) {
+	if err := n.enter(); err != nil {
+		return nil, err
+	}
+	defer n.calls.leave()
 	need, err := n.State.PreVerifyLevel(jws)
 	if err != nil {
 		return nil, err
@@ -266,25 +354,40 @@ func (n *Node) Submit(ctx context.Context, jws []byte) (*registry.Result, error)
 	if err != nil {
 		return nil, clusterError(err)
 	}
+	resent, again := resp.(consensus.Resent)
+	if again {
+		resp = resent.Response
+	}
 	res, ok := resp.(*registry.Result)
 	if !ok {
 		return nil, fmt.Errorf("unexpected apply response %T", resp)
 	}
+	if again && res.Duplicate {
+		// This node sent the operation again after losing the answer to
+		// its first attempt, which is what the duplicate found: the caller
+		// sent it once (as far as this node knows), and this is its result.
+		c := *res
+		c.Duplicate = false
+		return &c, nil
+	}
 	return res, nil
 }
 
-// clusterError wraps consensus errors for the gateway's error table.
+// clusterError wraps consensus errors for the gateway's error table. An
+// unknown outcome is tried first: a write that may have reached the log is
+// never answered as one that was not submitted (consensus/DESIGN.md).
 func clusterError(err error) error {
+	var me *consensus.MembershipError
 	switch {
+	case errors.Is(err, consensus.ErrUnknownOutcome):
+		return fmt.Errorf("%w: %v", gateway.ErrOutcomeUnknown, err)
 	case errors.Is(err, consensus.ErrNoLeader), errors.Is(err, consensus.ErrNotLeader),
 		errors.Is(err, consensus.ErrTimeout), errors.Is(err, consensus.ErrShutdown),
 		errors.Is(err, consensus.ErrForeignCluster):
 		return fmt.Errorf("%w: %v", gateway.ErrUnavailable, err)
-	case errors.Is(err, consensus.ErrUnknownOutcome):
-		return fmt.Errorf("%w: %v", gateway.ErrOutcomeUnknown, err)
-	case errors.Is(err, consensus.ErrBadMembership):
-		// "bad request: <what is wrong>", without the consensus label between.
-		return fmt.Errorf("%w: %s", gateway.ErrBadRequest, strings.TrimPrefix(err.Error(), consensus.ErrBadMembership.Error()+": "))
+	case errors.As(err, &me):
+		// "bad request: <what is wrong>", the leader's reason as it gave it.
+		return fmt.Errorf("%w: %s", gateway.ErrBadRequest, me.Reason)
 	}
 	return err
 }
@@ -304,15 +407,28 @@ func (n *Node) Status() any {
 
 // Ready reports whether the node can serve.
 func (n *Node) Ready() error {
+	if err := n.diskFull(); err != nil {
+		return err
+	}
 	if n.cluster.LeaderID() == "" {
 		return consensus.ErrNoLeader
 	}
 	return nil
 }
 
+// diskFull returns why the disk under the data directory is too full to
+// write (the state's apply waits, the raft log refuses appends), or nil.
+func (n *Node) diskFull() error {
+	return errors.Join(n.State.DiskFull(), n.cluster.DiskFull())
+}
+
 // ReadIndex returns the leader's commit index, with its leadership
 // confirmed by a quorum: a linearizable read waits until it is applied here.
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
+	if err := n.enter(); err != nil {
+		return 0, err
+	}
+	defer n.calls.leave()
 	idx, err := n.cluster.ReadIndex(ctx)
 	if err != nil {
 		return 0, clusterError(err)
@@ -320,9 +436,21 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	return idx, nil
 }
 
-// WaitApplied blocks until the registry has applied index.
+// WaitApplied blocks until the registry has applied index, ctx ends, or
+// the node closes (errShuttingDown).
 func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
-	return n.State.WaitApplied(ctx, index)
+	if err := n.enter(); err != nil {
+		return err
+	}
+	defer n.calls.leave()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(n.lifetime, cancel)()
+	err := n.State.WaitApplied(ctx, index)
+	if err != nil && n.lifetime.Err() != nil {
+		return errShuttingDown
+	}
+	return err
 }
 
 // ClusterView is the admin API's view: this node's raft status and every
@@ -349,31 +477,47 @@ func (n *Node) ChangeMembership(ctx context.Context, action, id string, addrs []
 }
 
 // Digest returns the applied index and the state digest at it.
-func (n *Node) Digest() (uint64, string, error) { return n.State.DigestAt() }
+func (n *Node) Digest() (uint64, string, error) {
+	if err := n.enter(); err != nil {
+		return 0, "", err
+	}
+	defer n.calls.leave()
+	return n.State.DigestAt()
+}
 
 // Snapshot takes a raft snapshot now.
-func (n *Node) Snapshot() error { return n.cluster.Snapshot() }
+func (n *Node) Snapshot() error {
+	if err := n.cluster.Snapshot(); err != nil {
+		if errors.Is(err, consensus.ErrNothingToSnapshot) {
+			return fmt.Errorf("%w: %v", gateway.ErrNothingToSnapshot, err)
+		}
+		return err
+	}
+	return nil
+}
 
 // AdminURL is the base URL of the admin API.
 func (n *Node) AdminURL() string {
 	if n.adminLn == nil {
 		return ""
 	}
+	if n.adminCert != nil {
+		return "https://" + n.adminLn.Addr().String()
+	}
 	return "http://" + n.adminLn.Addr().String()
 }
 
-func (n *Node) serveAdmin(logger *slog.Logger) error {
+func (n *Node) serveAdmin(logger *slog.Logger) (err error) {
+	if n.adminCert, err = loadTLS(n.cfg.Admin.TLSCertFile, n.cfg.Admin.TLSKeyFile); err != nil {
+		return fmt.Errorf("admin API: %w (admin.tls_cert_file, admin.tls_key_file)", err)
+	}
 	ln, err := net.Listen("tcp", n.cfg.Admin.Addr)
 	if err != nil {
 		return fmt.Errorf("admin listen on %s: %w (set admin.addr or --admin-addr)", n.cfg.Admin.Addr, err)
 	}
 	n.adminLn = ln
 	n.admin = &http.Server{Handler: n.calls.wrap(gateway.NewAdmin(n, n.cfg.Admin.Token, logger)), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 2 * time.Minute}
-	go func() {
-		if err := n.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.serveErr <- err
-		}
-	}()
+	n.serve(n.admin, ln, n.adminCert)
 	return nil
 }
 
@@ -381,60 +525,137 @@ func (n *Node) serveAdmin(logger *slog.Logger) error {
 func (n *Node) WaitLeader(ctx context.Context) error { return n.cluster.WaitLeader(ctx) }
 
 // Close stops the gateway, raft, the host and the state, in that order.
-// Requests still running after the gateway's grace period have their
-// connections closed, and the state is closed only once they have
-// returned (raft's shutdown ends their waits on it).
+// Calls arriving once Close has begun are refused (503 over HTTP,
+// ErrUnavailable from the methods). Both HTTP servers drain together
+// within closeGrace, then have their connections closed; watch streams
+// end. The state is closed only once every call into it has returned and
+// every goroutine the node started has ended (raft's shutdown ends their
+// waits on it); if one is still running after closeWait, the state is
+// left open rather than closed under it, and Close says so.
 func (n *Node) Close() error {
 	var errs []error
-	if n.stopJoin != nil {
-		n.stopJoin()
+	if n.stop != nil {
+		n.stop()
 	}
-	if n.stopLevels != nil {
-		n.stopLevels()
-	}
-	for _, srv := range []*http.Server{n.http, n.admin} {
-		if srv != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := srv.Shutdown(ctx); err != nil {
-				errs = append(errs, err, srv.Close())
-			}
-			cancel()
-		}
+	n.calls.refuse()
+	errs = append(errs, n.shutdownHTTP())
+	if n.State != nil {
+		n.State.Halt() // an apply waiting for disk space must not hold raft's shutdown
 	}
 	if n.cluster != nil {
 		errs = append(errs, n.cluster.Shutdown())
 	}
-	if left := n.calls.wait(10 * time.Second); left > 0 {
-		n.log.Warn("closing the state with requests still running", "requests", left)
+	left := n.calls.wait(closeWait)
+	if !waitGroup(&n.tasks, closeWait) {
+		n.log.Error("a node goroutine still runs after Close waited for it", "waited", closeWait)
+		left++
 	}
 	if n.host != nil {
 		errs = append(errs, n.host.Close())
 	}
 	if n.State != nil {
-		errs = append(errs, n.State.Close())
+		if left > 0 {
+			n.log.Error("leaving the state open: calls into it are still running", "calls", left, "waited", closeWait)
+			errs = append(errs, fmt.Errorf("%w: %d still running after %s", ErrCallsRunning, left, closeWait))
+		} else {
+			errs = append(errs, n.State.Close())
+		}
 	}
 	return errors.Join(errs...)
 }
 
-func (n *Node) registerMetrics() error {
-	ops := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "trustd", Subsystem: "registry", Name: "operations_total", Help: "Applied operations by result code (accepted, duplicate or the rejection code).",
-	}, []string{"result"})
-	n.State.OnApply = func(rs []*registry.Result) {
-		for _, r := range rs {
-			if r.Op == registry.OpFeatureLevel {
-				continue // the cluster's, not an operation anyone signed
-			}
-			code := r.Code
-			switch {
-			case r.Duplicate:
-				code = "duplicate"
-			case r.Accepted:
-				code = "accepted"
-			}
-			ops.WithLabelValues(code).Inc()
+// Close's bounds: closeGrace for the HTTP servers' requests to finish
+// before their connections are closed, closeWait for the calls and
+// goroutines still running after raft's shutdown.
+const (
+	closeGrace = 5 * time.Second
+	closeWait  = 10 * time.Second
+)
+
+// ErrCallsRunning is returned by Close when calls into the state outlived
+// its wait: the state is left open (Pebble panics when a closed database
+// is used), to be released when the process exits.
+var ErrCallsRunning = errors.New("node: calls into the state outlived Close; the state was left open")
+
+// shutdownHTTP drains the gateway and the admin server together, within
+// one closeGrace, and closes the connections of requests still running
+// then (their contexts end).
+func (n *Node) shutdownHTTP() error {
+	ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		errs = make([]error, 2)
+	)
+	for i, srv := range []*http.Server{n.http, n.admin} {
+		if srv == nil {
+			continue
 		}
+		wg.Go(func() {
+			if err := srv.Shutdown(ctx); err != nil {
+				errs[i] = errors.Join(err, srv.Close())
+			}
+		})
 	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// waitGroup waits up to d for wg; it reports whether wg reached zero.
+func waitGroup(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// enter counts a call into the state in, for Close to wait for; once
+// Close has begun it refuses it with errShuttingDown. A nil error is
+// matched by n.calls.leave().
+func (n *Node) enter() error {
+	if !n.calls.enter() {
+		n.calls.leave()
+		return errShuttingDown
+	}
+	return nil
+}
+
+// operationsCounter counts applied operations by result; count is the
+// state's OnApply hook.
+type operationsCounter struct{ *prometheus.CounterVec }
+
+func newOperationsCounter() operationsCounter {
+	return operationsCounter{prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "trustd", Subsystem: "registry", Name: "operations_total", Help: "Applied operations by result code (accepted, duplicate or the rejection code).",
+	}, []string{"result"})}
+}
+
+func (ops operationsCounter) count(rs []*registry.Result) {
+	for _, r := range rs {
+		if r.Op == registry.OpFeatureLevel {
+			continue // the cluster's, not an operation anyone signed
+		}
+		code := r.Code
+		switch {
+		case r.Duplicate:
+			code = "duplicate"
+		case r.Accepted:
+			code = "accepted"
+		}
+		ops.WithLabelValues(code).Inc()
+	}
+}
+
+func (n *Node) registerMetrics(ops operationsCounter) error {
 	cs := []prometheus.Collector{
 		ops, n.refused,
 		collectors.NewGoCollector(),
@@ -445,6 +666,13 @@ func (n *Node) registerMetrics() error {
 			func() float64 { return float64(n.State.ClusterFeatureLevel()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Name: "build_feature_level", Help: "The highest feature level this node's build applies."},
 			func() float64 { return float64(n.buildLevel) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Name: "disk_full", Help: "1 while the disk under the data directory has less free space than the state or the raft log keeps in reserve: writes wait or are refused and the node is not ready."},
+			func() float64 {
+				if n.diskFull() != nil {
+					return 1
+				}
+				return 0
+			}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Subsystem: "raft", Name: "commit_index", Help: "Raft commit index."},
 			func() float64 { return float64(n.cluster.CommitIndex()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "trustd", Subsystem: "raft", Name: "forwarded_batches_total", Help: "Requests that carried writes from this node to the leader."},

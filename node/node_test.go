@@ -125,7 +125,7 @@ func TestCloseWaitsForRunningRequests(t *testing.T) {
 		resp.Body.Close()
 		answered <- resp.StatusCode
 	}()
-	waitFor(t, "the request to be running", 10*time.Second, func() bool { return n.calls.n.Load() == 1 })
+	waitFor(t, "the request to be running", 10*time.Second, func() bool { return n.calls.n.Load() > 0 })
 	n.Close()
 	if running := n.calls.n.Load(); running != 0 {
 		t.Fatalf("Close returned with %d requests still running", running)

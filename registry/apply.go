@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // opRecord is an accepted operation as stored: its exact bytes and where it
@@ -81,8 +82,12 @@ func (s *State) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw [
 		CID: op.CID, Index: index, Time: t, Op: op.Op, Signers: signers, ID: id, JWS: raw,
 	})
 	b.Set(indexKey(tableOpsByIndex, index), []byte(op.CID), nil)
-	for _, sig := range op.JWS.Signatures {
-		k := signatureKey(sig.Signature)
+	signedContent := s.ClusterFeatureLevel() >= FeatureLevelSignedContent
+	keys := duplicateKeys(op, signedContent)
+	if signedContent && c.isGovernance() {
+		keys = append(keys, governancePayloadKey(op.Payload))
+	}
+	for _, k := range keys {
 		b.Set(k, []byte(op.CID), nil)
 		s.sigs.add(signatureDigest(k))
 	}
@@ -125,10 +130,18 @@ func (s *State) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, dr
 	if err := s.checkFeatureLevel(op); err != nil {
 		return nil, res, err
 	}
+	// From FeatureLevelSignedContent on, a signature has one encoding and
+	// a payload one meaning; below it the apply decides as older builds do.
+	// (A check has refused these already: preVerify returns strictErr.)
+	signedContent := s.ClusterFeatureLevel() >= FeatureLevelSignedContent
+	if signedContent && op.strictErr != nil {
+		return nil, res, op.strictErr
+	}
 
-	// Idempotency: the same operation, byte for byte or re-serialized,
-	// returns the result it got the first time.
-	if orig, ok := s.findDuplicate(b, op, dry == nil); ok {
+	// Idempotency: the same operation, byte for byte, re-serialized, or
+	// signed again over the same header and payload, returns the result it
+	// got the first time.
+	if orig, ok := s.findDuplicate(b, op, signedContent, dry == nil); ok {
 		orig.Duplicate = true
 		return nil, orig, nil
 	}
@@ -167,8 +180,7 @@ func (s *State) parse(raw []byte) (*ParsedOperation, error) {
 		return nil, err
 	}
 	digest := sha256.Sum256(raw)
-	if op, ok := s.parsed.Peek(digest); ok {
-		s.parsed.Remove(digest)
+	if op, ok := s.parsed.take(digest); ok {
 		return op, nil
 	}
 	return parseOperation(raw, digest)
@@ -190,17 +202,55 @@ func rejected(res *Result, err error) *Result {
 	return res
 }
 
-// findDuplicate finds an earlier accepted operation with any of op's
-// signatures. Every accepted operation stores its signatures with its
-// record, so this finds the same bytes (same CID) and the same operation
-// re-serialized alike, with one lookup per signature: an operation that
-// is new costs a lookup that misses.
+// duplicateKeys are the keys an accepted operation is found again by.
+// From FeatureLevelSignedContent on: what each signature signed (its
+// protected header and the payload), so no other encoding of a signature,
+// no other serialization and no other signature over the same content
+// makes a new operation. An operation accepted with governance signatures
+// is stored under its payload too (governancePayloadKey, added by the
+// apply), so the same payload signed by another set of members is the same
+// operation. Below the level, as older builds: each signature's bytes.
+func duplicateKeys(op *ParsedOperation, signedContent bool) [][]byte {
+	var keys [][]byte
+	if !signedContent {
+		for _, sig := range op.JWS.Signatures {
+			keys = append(keys, signatureKey(sig.Signature))
+		}
+		return keys
+	}
+	for _, d := range op.signed {
+		keys = append(keys, signedContentKey(d))
+	}
+	return keys
+}
+
+// findDuplicate finds an earlier accepted operation that op repeats: one
+// stored under any of op's keys (duplicateKeys) or, for an operation
+// governance accepted, under its payload. From
+// FeatureLevelSignedContent on it also looks in the table of signature
+// bytes, which holds the operations applied before the level was reached,
+// for each signature and, for ES256, its other encoding (r, n − s): a
+// signature applied with a high s before the level is found by its low-s
+// twin. Every accepted operation stores its keys with its record, so this
+// is one lookup per key, and the filter (sigfilter.go) skips those never
+// stored: an operation that is new costs lookups that miss.
 //
 // filter says whether the signature filter may be asked first: only the
 // apply may, since the apply alone changes it.
-func (s *State) findDuplicate(r pebble.Reader, op *ParsedOperation, filter bool) (*Result, bool) {
-	for _, sig := range op.JWS.Signatures {
-		k := signatureKey(sig.Signature)
+func (s *State) findDuplicate(r pebble.Reader, op *ParsedOperation, signedContent, filter bool) (*Result, bool) {
+	keys := duplicateKeys(op, signedContent)
+	if signedContent {
+		keys = append(keys, governancePayloadKey(op.Payload))
+		for _, sig := range op.JWS.Signatures {
+			keys = append(keys, signatureKey(sig.Signature))
+			if sig.Header.Algorithm == string(jose.ES256) {
+				if twin := lowSTwin(sig.Signature); twin != nil {
+					keys = append(keys, signatureKey(twin))
+				}
+			}
+		}
+	}
+	for _, k := range keys {
 		if filter && !s.sigs.mayContain(signatureDigest(k)) {
 			continue // never stored: not a resubmission
 		}
@@ -209,13 +259,13 @@ func (s *State) findDuplicate(r pebble.Reader, op *ParsedOperation, filter bool)
 			continue
 		}
 		if err != nil {
-			panic(fmt.Sprintf("registry: read signature of %s: %v", op.CID, err))
+			panic(fmt.Sprintf("registry: read duplicate key of %s: %v", op.CID, err))
 		}
 		orig := string(v)
 		closer.Close()
 		var rec opRecord
 		if found, err := getJSON(r, key(tableOps, orig), &rec); err != nil || !found {
-			panic(fmt.Sprintf("registry: operation %s named by a signature is missing: %v", orig, err))
+			panic(fmt.Sprintf("registry: operation %s named by a duplicate key is missing: %v", orig, err))
 		}
 		var res Result
 		if ok, err := getJSON(r, indexKey(tableResults, rec.Index), &res); err != nil || !ok {

@@ -170,12 +170,17 @@ func (c *applyCtx) registerEntity(op *RegisterEntity) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if c.s.keyAuthority() && strings.HasPrefix(op.ID, "did:key:") {
+		if err := onlyOwnKey(op.ID, keys); err != nil {
+			return "", err
+		}
+	}
 	ent := &Entity{
 		ID: op.ID, Name: op.Name, Metadata: op.Metadata, Keys: keys, Registered: true,
 		CreatedIndex: c.index, UpdatedIndex: c.index,
 	}
 	if c.s.keyAuthority() && len(keys) > 0 {
-		ent.KeysBoundBy = c.keyBinder(gov)
+		ent.KeysBoundBy = c.s.nextBinder(op.ID, "", c.signers)
 	}
 	c.putEntity(ent)
 	c.touched = append(c.touched, op.ID)
@@ -242,7 +247,7 @@ func (c *applyCtx) rotateKeys(op *RotateKeys) (string, error) {
 	}
 	ent.Keys = keys
 	if c.s.keyAuthority() {
-		ent.KeysBoundBy = c.keyBinder(gov)
+		ent.KeysBoundBy = c.s.nextBinder(op.ID, ent.KeysBoundBy, c.signers)
 	}
 	ent.UpdatedIndex = c.index
 	c.putEntity(ent)

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"crypto"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -68,21 +69,31 @@ func boundByController(ent *Entity) bool {
 	return ent.KeysBoundBy == KeysByGovernance || ent.KeysBoundBy == ent.ID
 }
 
-// keyBinder is what Entity.KeysBoundBy records for keys this operation
-// binds.
-func (c *applyCtx) keyBinder(gov bool) string {
-	if gov {
-		return KeysByGovernance
+// nextBinder is what Entity.KeysBoundBy records after an operation that
+// signers signed binds keys to did, whose record said prev: governance
+// (M of N members) binds them itself; an entity that rotates its own keys
+// keeps prev, since the key it signs with descends from whoever bound the
+// first ones (a registrar that chose the keys and rotates them as the
+// entity stays the binder); anyone else is the binder.
+func (s *State) nextBinder(did, prev string, signers []string) string {
+	n := 0
+	for _, signer := range signers {
+		if _, ok := s.members[signer]; ok {
+			n++
+		}
 	}
-	return c.signer()
+	switch {
+	case n >= s.genesis.Threshold:
+		return KeysByGovernance
+	case signers[0] == did && prev != "":
+		return prev
+	}
+	return signers[0]
 }
 
 // thirdPartyMayRegister checks that c's signer, an active accreditor that
 // is neither governance nor the identifier itself, may register did.
 func (c *applyCtx) thirdPartyMayRegister(did string) error {
-	if strings.HasPrefix(did, "did:key:") {
-		return nil // it carries its own key: a registration binds none
-	}
 	if _, ok := c.s.members[did]; ok {
 		return reject(CodeNotAuthorized, "%s may not register %s: it is a governance member, whose keys come from the genesis and change only through governance (registerEntity or rotateKeys signed by %d of the %d members)",
 			c.signer(), did, c.s.genesis.Threshold, len(c.s.genesis.Members))
@@ -172,9 +183,11 @@ func (s *State) markMemberKeys(b *pebble.Batch) {
 	}
 }
 
-// lastKeyBinder finds, in did's history, the last accepted registerEntity
-// or rotateKeys of did and returns who signed it, as KeysBoundBy records
-// it (KeysByGovernance for M of N members).
+// lastKeyBinder follows did's history from the start, through every
+// accepted registerEntity and rotateKeys of did, and returns who bound its
+// current keys as KeysBoundBy records it (nextBinder): a rotation the
+// entity signed keeps the binder before it, so keys a third party chose
+// and then rotated as the entity are still that third party's.
 func (s *State) lastKeyBinder(r pebble.Reader, did string) (string, error) {
 	p := prefix(tableHistory, did)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
@@ -182,31 +195,46 @@ func (s *State) lastKeyBinder(r pebble.Reader, did string) (string, error) {
 		return "", err
 	}
 	defer it.Close()
-	for it.Last(); it.Valid(); it.Prev() {
+	binder := ""
+	for it.First(); it.Valid(); it.Next() {
 		var rec opRecord
 		found, err := getJSON(r, key(tableOps, string(it.Value())), &rec)
 		if err != nil {
 			return "", err
 		}
-		if !found || rec.ID != did || (rec.Op != OpRegisterEntity && rec.Op != OpRotateKeys) {
+		if !found || rec.ID != did || (rec.Op != OpRegisterEntity && rec.Op != OpRotateKeys) || len(rec.Signers) == 0 {
 			continue
 		}
-		n := 0
-		for _, signer := range rec.Signers {
-			if _, ok := s.members[signer]; ok {
-				n++
-			}
-		}
-		if n >= s.genesis.Threshold {
-			return KeysByGovernance, nil
-		}
-		return rec.Signers[0], nil
+		binder = s.nextBinder(did, binder, rec.Signers)
 	}
 	if err := it.Error(); err != nil {
 		return "", err
 	}
-	// Every entity record was written by an operation in its history;
-	// were that one missing, no one is known to have bound the keys, and
-	// the genesis keeps them.
-	return "unknown", nil
+	if binder == "" {
+		// Every entity record was written by an operation in its history;
+		// were that one missing, no one is known to have bound the keys,
+		// and the genesis keeps them.
+		return "unknown", nil
+	}
+	return binder, nil
+}
+
+// onlyOwnKey refuses keys for a did:key other than the key the DID itself
+// carries: its signatures are always checked against that key, so any
+// other key on its record would only mislead whoever reads the record.
+func onlyOwnKey(did string, keys []json.RawMessage) error {
+	own, err := ParseDIDKey(did)
+	if err != nil {
+		return reject(CodeInvalid, "%s: %v", did, err)
+	}
+	for _, raw := range keys {
+		k, err := ParsePublicJWK(raw)
+		if err != nil {
+			return reject(CodeInvalid, "key of %s: %v", did, err)
+		}
+		if eq, ok := k.Key.(interface{ Equal(crypto.PublicKey) bool }); !ok || !eq.Equal(own) {
+			return reject(CodeInvalid, "key %q is not the key %s carries: a did:key is registered without keys, or with its own key only", k.KeyID, did)
+		}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"crypto/sha256"
 	"errors"
 	"time"
 )
@@ -39,14 +40,25 @@ func (s *State) Check(raw []byte, now time.Time) *Result {
 	if last := time.Unix(0, s.commitTime.Load()).UTC(); t.Before(last) {
 		t = last
 	}
-	c, res, err := s.judge(b, s.applied.Load()+1, t, raw, map[string]struct{}{})
-	switch {
-	case err == nil && c != nil:
-		return nil // passes: propose it
-	case err == nil:
-		return res // a duplicate
-	case !refusal(err):
+	// A batch that raised the feature level and is not committed yet puts
+	// the level in memory ahead of the state the check reads: a check
+	// that began or ended in such a window decides nothing.
+	seq := s.levelSeq.Load()
+	if seq%2 == 1 {
 		return nil
+	}
+	c, res, err := s.judge(b, s.applied.Load()+1, t, raw, map[string]struct{}{})
+	if c != nil || s.levelSeq.Load() != seq {
+		return nil // passes (or the level moved under it): propose it
+	}
+	if err != nil && !refusal(err) {
+		return nil // a storage failure: the apply decides
+	}
+	// Refused or a duplicate: never applied, so never taken from the
+	// parse memory by the apply.
+	s.parsed.forget(sha256.Sum256(raw))
+	if err == nil {
+		return res // a duplicate
 	}
 	res = rejected(res, err)
 	res.Index = 0

@@ -35,9 +35,18 @@ const (
 	// operation carries, but it changes what the apply accepts, so the
 	// nodes of a cluster change rules at one entry of the log.
 	FeatureLevelKeyAuthority = 3
+	// FeatureLevelSignedContent changes the meaning of bytes older builds
+	// accept, so the apply checks it in the rules that change: an
+	// operation is a resubmission when it carries a signature over a
+	// protected header and payload already applied (not only the same
+	// signature bytes); an ES256 signature with a high s, and a payload or
+	// status-list credential that reads two ways (checkJSON), are
+	// malformed. Below it the apply keeps the older rules, so a cluster
+	// being upgraded stays one state.
+	FeatureLevelSignedContent = 4
 
 	// FeatureLevel is the highest level this build applies.
-	FeatureLevel = FeatureLevelKeyAuthority
+	FeatureLevel = FeatureLevelSignedContent
 )
 
 // featureNames say what each level adds, for error messages and status.
@@ -45,6 +54,7 @@ var featureNames = map[int]string{
 	FeatureLevelBase:           "the first release's operations",
 	FeatureLevelEntityLocation: "entity metadata.location",
 	FeatureLevelKeyAuthority:   "keys bound only by an identifier's controller; revocation after an issuer's accreditation ends",
+	FeatureLevelSignedContent:  "idempotency on what was signed; low-s ES256 and unambiguous JSON only",
 }
 
 // OpFeatureLevel names the result of a feature level raise.
@@ -100,6 +110,12 @@ func (s *State) storedLevel() (int, error) {
 		return 0, fmt.Errorf("read the feature level: %w", err)
 	}
 	defer closer.Close()
+	return parseLevel(v)
+}
+
+// parseLevel checks a stored feature level: one byte, a level this build
+// applies.
+func parseLevel(v []byte) (int, error) {
 	if len(v) != 1 || int(v[0]) < FeatureLevelBase {
 		return 0, fmt.Errorf("the stored feature level %x is malformed", v)
 	}
@@ -127,6 +143,13 @@ func (s *State) applyFeatureLevel(b *pebble.Batch, index uint64, t time.Time, bo
 		return res
 	}
 	b.Set(metaFeatureLevel, []byte{byte(level)}, nil)
+	// The new level is in memory before the batch that writes it (and its
+	// migration) commits: the apply's next entries need it. A check sees
+	// the raise under way and decides nothing until it commits (Check).
+	if !s.levelRaised {
+		s.levelRaised = true
+		s.levelSeq.Add(1)
+	}
 	if s.ClusterFeatureLevel() < FeatureLevelKeyAuthority && level >= FeatureLevelKeyAuthority {
 		s.markMemberKeys(b)
 	}

@@ -5,6 +5,9 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"unicode/utf8"
+
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 func FuzzParseOperation(f *testing.F) {
@@ -17,6 +20,11 @@ func FuzzParseOperation(f *testing.F) {
 		`{"op":"revoke","iat":1,"accreditation":"bafk"}`,
 		`{"op":"createFramework","iat":1,"id":"https://x.example/f","name":"F"}`,
 		`{"op":"nope","iat":1}`, `[]`, `{"op":"revoke"}`,
+		`{"op":"revoke","iat":1,"accreditation":"a","accreditation":"b"}`,
+		`{"op":"registerEntity","iat":1,"id":"did:web:a","name":"A","Name":"B"}`,
+		"{\"op\":\"revoke\",\"iat\":1,\"accreditation\":\"a\xff\"}",
+		`{"op":"revoke","iat":1,"accreditation":"a\u0000"}`,
+		`{"op":"publishStatusList","iat":1,"list":"l","credential":"e30.e30.e30"}`,
 	} {
 		jws, err := k.SignCompact([]byte(p))
 		if err != nil {
@@ -29,6 +37,13 @@ func FuzzParseOperation(f *testing.F) {
 		}
 		f.Add(general)
 	}
+	p256 := mustKey(f, KeyP256)
+	low, err := p256.SignCompact([]byte(`{"op":"revoke","iat":1,"accreditation":"a"}`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(low)
+	f.Add(forceHighS(f, low))
 	f.Add([]byte("a.b.c"))
 	f.Add([]byte(`{"payload":"e30","signatures":[]}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -36,8 +51,13 @@ func FuzzParseOperation(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !slices.Contains(OperationTypes, op.Op) || op.Body == nil || len(op.JWS.Signatures) == 0 {
+		if !slices.Contains(OperationTypes, op.Op) || op.Body == nil || len(op.JWS.Signatures) == 0 || len(op.signed) != len(op.JWS.Signatures) {
 			t.Fatalf("parsed operation is incomplete: %+v", op)
+		}
+		// What ParseOperation accepts reads one way and has one encoding
+		// of each signature.
+		if !utf8.Valid(op.Payload) || checkPayload(op.Payload, op.Body) != nil || checkLowS(op.JWS) != nil {
+			t.Fatalf("accepted an ambiguous operation: %q", op.Payload)
 		}
 	})
 }
@@ -53,9 +73,14 @@ func FuzzRestore(f *testing.F) {
 	fresh.dir = f.TempDir()
 	fresh.open()
 	f.Fuzz(func(t *testing.T, stream []byte) {
+		before, digest, err := fresh.s.DigestAt()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := fresh.s.Restore(bytes.NewReader(stream)); err != nil {
-			if fresh.s.AppliedIndex() != 0 {
-				t.Fatalf("failed restore left applied index %d", fresh.s.AppliedIndex())
+			// A refused stream leaves the previous state as it was.
+			if after, d, _ := fresh.s.DigestAt(); after != before || fresh.s.AppliedIndex() != before || d != digest {
+				t.Fatalf("failed restore changed the state: index %d (%d applied) digest %s, want %d and %s", after, fresh.s.AppliedIndex(), d, before, digest)
 			}
 			return
 		}
@@ -85,6 +110,12 @@ func FuzzDecodePayload(f *testing.F) {
 		`{"accreditation":"a","iat":5,"op":"revoke","reason":"r"}`,
 		`{"iat":5,"keys":[{"op":"revoke"}],"op":"rotateKeys","id":"did:web:x"}`,
 		`{"iat":5,"op" : "revoke","accreditation":"a"}`,
+		`{"op":"revoke","iat":5,"accreditation":"a","accreditation":"b"}`,
+		`{"op":"revoke","iat":5,"Accreditation":"a"}`,
+		`{"op":"revoke","IAT":5,"iat":5,"accreditation":"a"}`,
+		"{\"op\":\"revoke\",\"iat\":5,\"accreditation\":\"\xff\"}",
+		`{"op":"revoke","iat":5,"accreditation":"a\u0085"}`,
+		`{"op":"registerEntity","iat":5,"id":"did:web:a","name":"A","metadata":{"country":"US","country":"CA"}}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -99,6 +130,27 @@ func FuzzDecodePayload(f *testing.F) {
 		}
 		if op1 != op2 || iat1 != iat2 || !reflect.DeepEqual(body1, body2) {
 			t.Fatalf("one pass: %s %d %+v; two passes: %s %d %+v", op1, iat1, body1, op2, iat2, body2)
+		}
+	})
+}
+
+// FuzzCheckJSON checks that what checkJSON lets through is JSON that reads
+// one way: valid UTF-8, no member twice in an object (encoding/json/v2
+// refuses both by default).
+func FuzzCheckJSON(f *testing.F) {
+	for _, seed := range []string{
+		`{"a":1}`, `{"a":1,"a":2}`, `{"a":{"b":1,"b":2}}`, `[{"a":1},{"a":1}]`, "\"\xff\"",
+		`"\ud800"`, `{"a":"\u0000"}`, `{"description":"x\ny"}`, `{"a":1} {}`, `{"a":"b","A":"c"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if checkJSON("fuzz", data, nil) != nil {
+			return
+		}
+		var v any
+		if !utf8.Valid(data) || jsonv2.Unmarshal(data, &v) != nil {
+			t.Fatalf("checkJSON accepted %q", data)
 		}
 	})
 }

@@ -7,12 +7,16 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/sha256"
+	"encoding/base64"
+	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	jose "github.com/go-jose/go-jose/v4"
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 )
@@ -48,16 +52,34 @@ type ParsedOperation struct {
 	Op      string
 	IAT     int64
 	Body    any
+	// signed holds, for each signature, the digest of what it signed (its
+	// JWS signing input: the protected header and the payload): the
+	// operation's idempotency keys (signedContentKey).
+	signed [][32]byte
+	// strictErr says why the operation breaks a rule that the apply
+	// enforces from FeatureLevelSignedContent on and PreVerify always (a
+	// high-s ES256 signature; a payload or credential that reads two ways);
+	// nil when it breaks none. It wraps ErrMalformed.
+	strictErr error
 }
 
 // ParseOperation decodes a compact or JSON-serialized JWS and its operation
 // payload. It checks structure only; signatures and authority are checked
-// when the operation is applied. Errors wrap ErrMalformed or ErrTooLarge.
+// when the operation is applied. It refuses what PreVerify refuses: an
+// ES256 signature with a high s, and a payload that reads two ways
+// (checkJSON). Errors wrap ErrMalformed or ErrTooLarge.
 func ParseOperation(raw []byte) (*ParsedOperation, error) {
 	if err := checkSize(raw); err != nil {
 		return nil, err
 	}
-	return parseOperation(raw, sha256.Sum256(raw))
+	op, err := parseOperation(raw, sha256.Sum256(raw))
+	if err != nil {
+		return nil, err
+	}
+	if op.strictErr != nil {
+		return nil, op.strictErr
+	}
+	return op, nil
 }
 
 // checkSize refuses an operation longer than MaxOperationSize.
@@ -101,18 +123,146 @@ func parseOperation(raw []byte, digest [32]byte) (*ParsedOperation, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ParsedOperation{Raw: raw, CID: cidOfDigest(digest), JWS: obj, Payload: payload, Op: op, IAT: iat, Body: body}, nil
+	p := &ParsedOperation{Raw: raw, CID: cidOfDigest(digest), JWS: obj, Payload: payload, Op: op, IAT: iat, Body: body}
+	// What older builds accept and this one refuses is kept apart: the
+	// apply refuses it only from FeatureLevelSignedContent on (features.go).
+	p.strictErr = checkLowS(obj)
+	if p.strictErr == nil {
+		p.signed, p.strictErr = signedContent(trimmed, obj, payload)
+	}
+	if p.strictErr == nil {
+		p.strictErr = checkPayload(payload, body)
+	}
+	if pub, ok := body.(*PublishStatusList); p.strictErr == nil && ok {
+		// The credential is the issuer's outside JSON too; a credential
+		// that is no JWS is the apply's to refuse.
+		if jwt, err := jose.ParseSignedCompact(pub.Credential, acceptedAlgs); err == nil {
+			p.strictErr = checkStatusListJSON(jwt.UnsafePayloadWithoutVerification())
+		}
+	}
+	return p, nil
 }
 
-// signatureKey identifies one signature for replay detection: a JWS
-// re-serialized (compact to JSON, reordered) keeps its signature bytes.
+// signedContent returns, for each signature of obj (parsed from trimmed),
+// the SHA-256 of its JWS signing input as go-jose verifies it:
+// BASE64URL(protected header) "." BASE64URL(payload), both encoded anew
+// from the decoded bytes (base64url with no padding, the unused low bits
+// of the last character zero), so no other encoding of the same header or
+// payload, and no other signature over them, gets another digest. go-jose
+// keeps no protected header's bytes where they can be read, so they are
+// read here from the serialization: the three compact parts, or the JSON
+// members protected and signature (of signatures[i], or of the flattened
+// form when signatures is absent or empty, as go-jose reads it); each
+// signature read must be the one go-jose read.
+func signedContent(trimmed []byte, obj *jose.JSONWebSignature, payload []byte) ([][32]byte, error) {
+	type part struct {
+		Protected string `json:"protected"`
+		Signature string `json:"signature"`
+	}
+	var parts []part
+	if trimmed[0] == '{' {
+		var env struct {
+			Protected  string `json:"protected"`
+			Signature  string `json:"signature"`
+			Signatures []part `json:"signatures"`
+		}
+		// Case-sensitive and refusing duplicate members, as go-jose's
+		// JSON reader is.
+		if err := jsonv2.Unmarshal(trimmed, &env); err != nil {
+			return nil, fmt.Errorf("%w: JWS JSON serialization: %v", ErrMalformed, err)
+		}
+		parts = env.Signatures
+		if len(parts) == 0 {
+			parts = []part{{Protected: env.Protected, Signature: env.Signature}}
+		}
+	} else {
+		c := strings.Split(string(trimmed), ".")
+		if len(c) != 3 {
+			return nil, fmt.Errorf("%w: compact JWS must have three parts", ErrMalformed)
+		}
+		parts = []part{{Protected: c[0], Signature: c[2]}}
+	}
+	if len(parts) != len(obj.Signatures) {
+		return nil, fmt.Errorf("%w: JWS: %d signatures read, %d parsed", ErrMalformed, len(parts), len(obj.Signatures))
+	}
+	enc := base64.RawURLEncoding
+	body := "." + enc.EncodeToString(payload)
+	out := make([][32]byte, len(parts))
+	for i, pt := range parts {
+		header, err1 := enc.DecodeString(pt.Protected)
+		sig, err2 := enc.DecodeString(pt.Signature)
+		if err := errors.Join(err1, err2); err != nil || !bytes.Equal(sig, obj.Signatures[i].Signature) {
+			return nil, fmt.Errorf("%w: JWS signature %d: its protected header or signature does not read as go-jose read it: %v", ErrMalformed, i, err)
+		}
+		out[i] = sha256.Sum256([]byte(enc.EncodeToString(header) + body))
+	}
+	return out, nil
+}
+
+// p256HalfOrder is n/2 for P-256: an ES256 signature (r, s) verifies as
+// (r, n − s) does, so only the one with s ≤ n/2 is accepted, and a
+// signature has one encoding.
+var p256HalfOrder = new(big.Int).Rsh(elliptic.P256().Params().N, 1)
+
+// es256Size is the length of an ES256 signature: r and s, 32 bytes each.
+const es256Size = 64
+
+// highS reports whether an ES256 signature's s exceeds n/2.
+func highS(sig []byte) bool {
+	return len(sig) == es256Size && new(big.Int).SetBytes(sig[es256Size/2:]).Cmp(p256HalfOrder) > 0
+}
+
+// checkLowS refuses an ES256 signature whose s exceeds n/2.
+func checkLowS(obj *jose.JSONWebSignature) error {
+	for i, sig := range obj.Signatures {
+		if sig.Header.Algorithm == string(jose.ES256) && highS(sig.Signature) {
+			return fmt.Errorf("%w: signature %d (ES256, kid %q) has a high s (s > n/2): the registry accepts only low-s ECDSA signatures, so each has one encoding; replace s with n - s, or sign again with a signer that emits low-s signatures (trustctl does)", ErrMalformed, i, sig.Header.KeyID)
+		}
+	}
+	return nil
+}
+
+// lowSTwin returns the other encoding (r, n − s) of an ES256 signature,
+// or nil for a signature of another length.
+func lowSTwin(sig []byte) []byte {
+	if len(sig) != es256Size {
+		return nil
+	}
+	n := elliptic.P256().Params().N
+	s := new(big.Int).SetBytes(sig[es256Size/2:])
+	if s.Sign() == 0 || s.Cmp(n) >= 0 {
+		return nil
+	}
+	out := make([]byte, es256Size)
+	copy(out, sig[:es256Size/2])
+	new(big.Int).Sub(n, s).FillBytes(out[es256Size/2:])
+	return out
+}
+
+// signatureKey is the key of one signature's bytes in the table of
+// signatures (tableSigs), which operations applied below
+// FeatureLevelSignedContent are found by.
 func signatureKey(sig []byte) []byte {
 	h := sha256.Sum256(sig)
 	return key(tableSigs, string(h[:]))
 }
 
-// signatureDigest is the part of a signature key the signature filter
-// holds.
+// signedContentKey is the key of what one signature signed (a digest from
+// ParsedOperation.signed) in tableSignedContent.
+func signedContentKey(d [32]byte) []byte { return key(tableSignedContent, string(d[:])) }
+
+// governancePayloadKey is the key, in tableSignedContent, of the payload
+// of an operation accepted with governance signatures (M of N members):
+// governance is the signer, whichever members signed. Its digest is the
+// SHA-256 of BASE64URL(payload), which holds no "." and so is never a
+// signing input's.
+func governancePayloadKey(payload []byte) []byte {
+	d := sha256.Sum256([]byte(base64.RawURLEncoding.EncodeToString(payload)))
+	return key(tableSignedContent, string(d[:]))
+}
+
+// signatureDigest is the part of a signature or signed-content key the
+// signature filter holds.
 func signatureDigest(k []byte) []byte { return k[1:] }
 
 // ParsePublicJWK parses a public JWK of an Ed25519 or P-256 key with a kid.
@@ -226,14 +376,19 @@ func (s *State) preVerify(raw []byte) (*ParsedOperation, error) {
 		return nil, err
 	}
 	digest := sha256.Sum256(raw)
-	if op, ok := s.parsed.Get(digest); ok {
-		return op, nil // done already (by the receiving node, or the leader)
+	if op, ok := s.parsed.get(digest); ok {
+		return op, op.strictErr // done already (by the receiving node, or the leader)
 	}
 	op, err := parseOperation(raw, digest)
 	if err != nil {
 		return nil, err
 	}
-	s.parsed.Add(digest, op)
+	s.parsed.add(digest, op)
+	if op.strictErr != nil {
+		// Refused before the log at any feature level: refusing to propose
+		// changes no state (the apply decides by the level).
+		return op, op.strictErr
+	}
 	r := s.reader(0)
 	for i, sig := range op.JWS.Signatures {
 		k, _, err := s.resolveKey(r, sig.Protected.KeyID)

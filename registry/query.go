@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -307,7 +308,9 @@ func (s *State) opView(rec *opRecord) (*OperationView, error) {
 		return nil, err
 	}
 	v := &OperationView{CID: rec.CID, Index: rec.Index, Time: rec.Time, Op: rec.Op, Signers: rec.Signers, JWS: string(rec.JWS), Result: &res}
-	if op, err := ParseOperation(rec.JWS); err == nil {
+	// Read as it was accepted: an operation applied before
+	// FeatureLevelSignedContent may break what ParseOperation refuses now.
+	if op, err := parseOperation(rec.JWS, sha256.Sum256(rec.JWS)); err == nil {
 		v.Payload = op.Payload
 	}
 	return v, nil

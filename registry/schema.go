@@ -13,7 +13,7 @@ const (
 	tableMeta          byte = 0x01 // name -> value (applied index, commit time, genesis)
 	tableOps           byte = 0x02 // operation CID -> opRecord
 	tableResults       byte = 0x03 // index (u64 BE) -> Result of the entry at that index
-	tableSigs          byte = 0x04 // sha256(signature) -> operation CID (replay detection)
+	tableSigs          byte = 0x04 // sha256(signature) -> operation CID (replay detection below FeatureLevelSignedContent; read-only from it on)
 	tableFrameworks    byte = 0x05 // framework id -> Framework
 	tableRoots         byte = 0x06 // framework 0 did -> RootAccreditor
 	tableEntities      byte = 0x07 // did -> Entity
@@ -26,6 +26,11 @@ const (
 	tableOpsByIndex    byte = 0x0e // index (u64 BE) -> operation CID (accepted only)
 	tableStatusLists   byte = 0x0f // issuer 0 list id -> StatusList
 	tableListVersions  byte = 0x10 // issuer 0 list id 0 index (u64 BE) -> StatusListVersion
+	// tableSignedContent: sha256(JWS signing input) of each signature, and
+	// for operations governance accepted sha256(BASE64URL(payload)) ->
+	// operation CID: replay detection from FeatureLevelSignedContent on
+	// (apply.go).
+	tableSignedContent byte = 0x11
 )
 
 // Meta keys.
@@ -33,7 +38,10 @@ var (
 	metaApplied    = []byte{tableMeta, 'a'}
 	metaCommitTime = []byte{tableMeta, 't'}
 	metaGenesis    = []byte{tableMeta, 'g'}
-	metaRestoring  = []byte{tableMeta, 'r'}
+	// metaRestoring marked a state being restored in place by older
+	// builds; Open clears a state a cut-off restore left it in. Restores
+	// now swap the state in one step and never write it.
+	metaRestoring = []byte{tableMeta, 'r'}
 	// metaFeatureLevel is the cluster's feature level (one byte); absent
 	// means FeatureLevelBase. It travels in snapshots like every meta key.
 	metaFeatureLevel = []byte{tableMeta, 'f'}
@@ -45,6 +53,7 @@ var domainTables = []byte{
 	tableOps, tableSigs, tableFrameworks, tableRoots, tableEntities,
 	tableAccreditation, tableReceived, tableGranted, tableByFramework,
 	tableHistory, tableRecognitions, tableOpsByIndex, tableStatusLists, tableListVersions,
+	tableSignedContent,
 }
 
 func key(table byte, parts ...string) []byte {

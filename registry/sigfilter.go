@@ -8,18 +8,18 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// sigFilter is a Bloom filter over the signature table: every signature
-// hash stored in the state (or in the batch being applied) is in it, so
-// "not in the filter" proves an operation is not a resubmission and the
-// duplicate check skips its lookup in Pebble. Most operations are new, and
-// that lookup searched the memtable's skiplist for a key that was never
-// there: about 5 % of the cluster's CPU per write.
+// sigFilter is a Bloom filter over the tables of signatures and of signed
+// content: every digest stored in either (or in the batch being applied)
+// is in it, so "not in the filter" proves an operation is not a
+// resubmission and the duplicate check skips its lookup in Pebble. Most
+// operations are new, and that lookup searched the memtable's skiplist for
+// a key that was never there: about 5 % of the cluster's CPU per write.
 //
-// The filter may hold more than the table (a restore that failed, a
+// The filter may hold more than the tables (a restore that failed, a
 // snapshot that replaced the state): that only costs a lookup. It must
 // never hold less, or nodes could disagree about a duplicate; every path
-// that stores signatures feeds it: the apply (add), opening the state and
-// restoring a snapshot (rebuilt from the table). When more signatures are
+// that stores digests feeds it: the apply (add), opening the state and
+// restoring a snapshot (rebuilt from both tables). When more are
 // stored than it was sized for, the apply rebuilds it twice as large from
 // the batch being applied (which reads through to the committed state),
 // once per doubling of the registry.
@@ -97,8 +97,21 @@ func buildSigFilter(r pebble.Reader) (*sigFilter, error) {
 	return f, nil
 }
 
+// eachSigDigest calls fn with every digest of the two tables duplicates
+// are found by (findDuplicate): signatures (tableSigs) and signed content
+// (tableSignedContent). Their digests are SHA-256 of different inputs, so
+// one filter holds both.
 func eachSigDigest(r pebble.Reader, fn func(digest []byte)) error {
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: []byte{tableSigs}, UpperBound: []byte{tableSigs + 1}})
+	for _, t := range []byte{tableSigs, tableSignedContent} {
+		if err := eachDigestIn(r, t, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func eachDigestIn(r pebble.Reader, table byte, fn func(digest []byte)) error {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: []byte{table}, UpperBound: []byte{table + 1}})
 	if err != nil {
 		return err
 	}

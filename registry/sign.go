@@ -126,6 +126,7 @@ func (s *Signer) signCompact(payload []byte, typ jose.ContentType) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
+	s.normaliseLowS(obj)
 	out, err := obj.CompactSerialize()
 	return []byte(out), err
 }
@@ -173,6 +174,21 @@ func CoSign(jws []byte, s *Signer) ([]byte, error) {
 	return json.Marshal(out)
 }
 
+// normaliseLowS replaces each signature of obj, signed by s with ES256,
+// whose s exceeds n/2 with the other encoding (r, n − s), which verifies
+// alike. The registry accepts only low-s signatures (checkLowS), and
+// crypto/ecdsa, under go-jose, emits a high s about half the time.
+func (s *Signer) normaliseLowS(obj *jose.JSONWebSignature) {
+	if s.alg() != jose.ES256 {
+		return
+	}
+	for i, sig := range obj.Signatures {
+		if highS(sig.Signature) {
+			obj.Signatures[i].Signature = lowSTwin(sig.Signature)
+		}
+	}
+}
+
 type jwsSignature struct {
 	Protected string          `json:"protected"`
 	Header    json.RawMessage `json:"header,omitempty"`
@@ -200,6 +216,7 @@ func (s *Signer) signFlattened(payload []byte) (*flattenedJWS, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.normaliseLowS(obj)
 	var f flattenedJWS
 	if err := json.Unmarshal([]byte(obj.FullSerialize()), &f); err != nil {
 		return nil, err

@@ -154,43 +154,28 @@ func (hr *hashingReader) readFull(p []byte) error {
 	return nil
 }
 
-// Restore replaces the whole state with a snapshot stream. While it runs, a
-// marker key says the state is partial; a node that stops mid-restore
-// clears the partial state when it opens again. A stream that is corrupt,
-// truncated or from another consortium is refused and leaves the state
-// empty, never half-restored.
+// Restore replaces the whole state with a snapshot stream, atomically for
+// readers: the stream is written into sstables beside the database, and
+// only once its checksum, genesis and feature level check out are they
+// ingested, replacing every key of the state in one step (Pebble's
+// IngestAndExcise). Until then readers see the previous state, whole, at
+// its applied index; after it, the restored one. A stream that is
+// corrupt, truncated or from another consortium, or a disk that fills up
+// while it is written, is refused and leaves the previous state as it
+// was, serving, with the restore's files removed. A node that stops
+// mid-restore finds the previous state when it opens again (Open removes
+// the restore's files).
 func (s *State) Restore(r io.Reader) error {
 	start := time.Now()
-	mark := s.db.NewBatch()
-	mark.DeleteRange([]byte{0x00}, []byte{0xff}, nil)
-	mark.Set(metaRestoring, nil, nil)
-	if err := mark.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("restore: clear state: %w", err)
+	if err := s.disk.check(); err != nil {
+		return fmt.Errorf("restore: %w", err)
 	}
-	s.records.clear() // nothing read before the restore is served during it
-	err := s.restoreStream(r)
-	if err == nil {
-		// A snapshot at a feature level this build does not apply is
-		// refused as a corrupt one is.
-		if _, lerr := s.storedLevel(); lerr != nil {
-			err = fmt.Errorf("restore: %w", lerr)
+	if err := s.restoreStream(r); err != nil {
+		if derr, full := s.disk.failed(err); full {
+			err = derr
 		}
-	}
-	if err != nil {
-		if cerr := s.clear(); cerr != nil {
-			return errors.Join(err, cerr)
-		}
-		s.records.clear()
-		s.resetMeta()
-		if ferr := s.loadSigs(); ferr != nil {
-			return errors.Join(err, ferr)
-		}
+		s.log.Error("snapshot restore refused; the previous state is kept", "applied_index", s.applied.Load(), "err", err)
 		return err
-	}
-	done := s.db.NewBatch()
-	done.Delete(metaRestoring, nil)
-	if err := done.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("restore: finish: %w", err)
 	}
 	s.records.clear()
 	if err := s.loadSigs(); err != nil {
@@ -214,7 +199,7 @@ func (s *State) restoreStream(r io.Reader) error {
 	// (compression, filters) run side by side, in batches of about 1 MiB.
 	batches := make(chan [][]byte, 8) // key, value, key, value, ...
 	stop := make(chan struct{})
-	var genesis []byte
+	var genesis, level []byte
 	var readErr error
 	go func() {
 		defer close(batches)
@@ -248,6 +233,9 @@ func (s *State) restoreStream(r io.Reader) error {
 	var writeErr error
 	for b := range batches {
 		for i := 0; i < len(b) && writeErr == nil; i += 2 {
+			if bytes.Equal(b[i], metaFeatureLevel) {
+				level = b[i+1]
+			}
 			if writeErr = tables.set(b[i], b[i+1]); writeErr != nil {
 				close(stop) // the reader stops; the loop drains what it sent
 			}
@@ -265,10 +253,20 @@ func (s *State) restoreStream(r io.Reader) error {
 	if c := CIDOf(genesis); c != s.genesisCID {
 		return fmt.Errorf("%w: snapshot of consortium %s, this node belongs to %s", ErrGenesis, c, s.genesisCID)
 	}
+	// A snapshot at a feature level this build does not apply is refused
+	// as a corrupt one is.
+	if level != nil {
+		if _, err := parseLevel(level); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+	}
 	if err := tables.finish(); err != nil {
 		return fmt.Errorf("restore: write: %w", err)
 	}
-	if err := s.db.Ingest(context.Background(), tables.paths); err != nil {
+	// One version edit removes every key of the previous state and adds
+	// the restored ones: no reader sees a state between the two.
+	all := pebble.KeyRange{Start: []byte{0x00}, End: []byte{0xff}}
+	if _, err := s.db.IngestAndExcise(context.Background(), tables.paths, nil, nil, all); err != nil {
 		return fmt.Errorf("restore: ingest: %w", err)
 	}
 	return nil
@@ -420,10 +418,4 @@ func (s *State) clear() error {
 		return fmt.Errorf("clear state: %w", err)
 	}
 	return nil
-}
-
-func (s *State) resetMeta() {
-	s.applied.Store(0)
-	s.commitTime.Store(0)
-	s.level.Store(FeatureLevelBase)
 }

@@ -138,7 +138,7 @@ func TestSnapshotRestoreGivesIdenticalState(t *testing.T) {
 	}
 
 	// Corrupt, truncated or foreign snapshots are refused and leave the
-	// state empty rather than half-restored.
+	// previous state as it was, never half-restored or empty.
 	corrupt := bytes.Clone(buf.Bytes())
 	corrupt[len(corrupt)/2] ^= 0xff
 	other := mustNewState(t, 1, 1)
@@ -153,8 +153,11 @@ func TestSnapshotRestoreGivesIdenticalState(t *testing.T) {
 		if !errors.Is(err, ErrSnapshot) && !errors.Is(err, ErrGenesis) {
 			t.Errorf("%s snapshot: err = %v, want ErrSnapshot or ErrGenesis", name, err)
 		}
-		if fresh.AppliedIndex() != 0 {
-			t.Errorf("%s snapshot: applied index %d after a failed restore, want 0", name, fresh.AppliedIndex())
+		if fresh.AppliedIndex() != f.s.AppliedIndex() {
+			t.Errorf("%s snapshot: applied index %d after a failed restore, want the previous %d", name, fresh.AppliedIndex(), f.s.AppliedIndex())
+		}
+		if got, _ := fresh.StateDigest(); got != f.digest() {
+			t.Errorf("%s snapshot: digest %s after a failed restore, want the previous %s", name, got, f.digest())
 		}
 	}
 }

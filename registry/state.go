@@ -49,26 +49,40 @@ type State struct {
 	applied    atomic.Uint64
 	commitTime atomic.Int64 // unix nanoseconds of the last applied entry
 	level      atomic.Int32 // the cluster's feature level (features.go)
+	// levelSeq is odd while a batch that raised the feature level is
+	// applied and not yet committed (levelRaised, the apply's own record
+	// of it): the level in memory is ahead of the committed state then.
+	levelSeq    atomic.Uint64
+	levelRaised bool
 
 	lists     *listCache
 	records   *recordCache
-	verified  *lru.Cache[[32]byte, struct{}]         // signatures PreVerify checked
-	parsed    *lru.Cache[[32]byte, *ParsedOperation] // operations PreVerify parsed, by SHA-256 of their bytes
-	keys      *keyCache                              // public keys parsed from did:keys and registered JWKs
-	dirty     []string                               // keys written by the batch being applied
-	dirtySet  map[string]struct{}                    // the same keys, for lookups
+	verified  *lru.Cache[[32]byte, struct{}] // signatures PreVerify checked
+	parsed    *parsedCache                   // operations PreVerify parsed, by SHA-256 of their bytes
+	keys      *keyCache                      // public keys parsed from did:keys and registered JWKs
+	dirty     []string                       // keys written by the batch being applied
+	dirtySet  map[string]struct{}            // the same keys, for lookups
 	closeOnce sync.Once
+	disk      *diskGuard    // free space under dir (disk.go)
+	halt      chan struct{} // closed by Halt: a wait for disk space gives up
+	haltOnce  sync.Once
 	mu        sync.Mutex
 	appliedCh chan struct{} // closed and replaced whenever applied advances
 
-	// OnApply, if set, is called after each batch commit with the results.
-	// It must not block.
-	OnApply func([]*Result)
+	onApply func([]*Result) // Options.OnApply
 }
 
 // Options configure Open.
 type Options struct {
 	Logger *slog.Logger
+	// OnApply, if set, is called after each batch commit with the results,
+	// on the goroutine that applies. It must not block. It is fixed at
+	// Open, before the consensus layer can apply anything.
+	OnApply func([]*Result)
+	// DiskReserveBytes is the free space kept in reserve under the state's
+	// directory (DefaultDiskReserveBytes if 0): with less, applying waits
+	// and a restore is refused (disk.go).
+	DiskReserveBytes uint64
 }
 
 // Open opens (creating if needed) the state database in dir for the
@@ -83,8 +97,12 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	popts := stateOptions(pebbleLogger{logger.With("component", "pebble")})
+	popts := stateOptions(pebbleLogger{log: logger.With("component", "pebble"), dir: dir})
 	popts.EnsureDefaults()
+	if err := roomToOpen(dir); err != nil {
+		popts.Cache.Unref()
+		return nil, fmt.Errorf("open state %s: %w", dir, err)
+	}
 	db, err := pebble.Open(dir, popts)
 	popts.Cache.Unref() // the database holds its own reference
 	if errors.Is(err, syscall.EWOULDBLOCK) {
@@ -115,12 +133,19 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 		records:    newRecordCache(recordCacheEntries),
 		keys:       newKeyCache(),
 		dirtySet:   map[string]struct{}{},
+		onApply:    opts.OnApply,
+		halt:       make(chan struct{}),
 	}
+	reserve := opts.DiskReserveBytes
+	if reserve == 0 {
+		reserve = DefaultDiskReserveBytes
+	}
+	s.disk = newDiskGuard(dir, reserve, s.log)
 	for _, m := range g.Members {
 		s.members[m.ID] = m
 	}
 	s.verified, _ = lru.New[[32]byte, struct{}](1 << 16)
-	s.parsed, _ = lru.New[[32]byte, *ParsedOperation](1 << 12)
+	s.parsed = newParsedCache()
 	s.iatWindow = DefaultIATWindow
 	if g.IATWindow != "" {
 		s.iatWindow, _ = time.ParseDuration(g.IATWindow) // validated by ParseGenesis
@@ -180,8 +205,9 @@ func pebbleOptions(logger pebble.Logger) *pebble.Options {
 func (s *State) init() error {
 	if _, closer, err := s.db.Get(metaRestoring); err == nil {
 		closer.Close()
-		// A restore was cut off: the state is partial. Start empty so the
-		// consensus layer restores the snapshot again.
+		// A restore by an older build, which restored in place, was cut
+		// off: the state is partial. Start empty so the consensus layer
+		// restores the snapshot again.
 		s.log.Warn("state holds an interrupted snapshot restore; clearing it")
 		if err := s.clear(); err != nil {
 			return err
@@ -357,15 +383,26 @@ func (s *State) ApplyBatch(entries []Entry) []*Result {
 	// behind the log, and raft replays the tail (entries at or below the
 	// applied index are skipped). Snapshot syncs first, so the log is never
 	// compacted past what the state holds durably.
+	//
+	// A full disk is found before the commit: Pebble cannot take back a
+	// write that fails in its commit pipeline, and this entry cannot be
+	// skipped, so the apply waits for space (waitForSpace).
+	if err := s.disk.check(); err != nil {
+		s.waitForSpace(applied, err)
+	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		panic(fmt.Sprintf("registry: commit applied entries up to %d: %v", applied, err))
+	}
+	if s.levelRaised {
+		s.levelRaised = false
+		s.levelSeq.Add(1)
 	}
 	s.records.committed(s.dirty)
 	s.dirty = s.dirty[:0]
 	clear(s.dirtySet)
 	s.advance(applied, last)
-	if s.OnApply != nil {
-		s.OnApply(fresh)
+	if s.onApply != nil {
+		s.onApply(fresh)
 	}
 	return results
 }
@@ -526,13 +563,26 @@ func mustSetJSON(b *pebble.Batch, k []byte, v any) {
 }
 
 // pebbleLogger keeps Pebble's informational chatter out of the node's log
-// and passes its errors on.
-type pebbleLogger struct{ log *slog.Logger }
+// and passes its errors on. A fatal error that is a full disk ends the
+// process with one clear line instead of a panic's stack trace; on
+// restart the node finds the disk full before it writes (DiskFull) and
+// says so while it serves reads, not ready.
+type pebbleLogger struct {
+	log *slog.Logger
+	dir string
+}
 
 func (pebbleLogger) Infof(string, ...any) {}
 func (l pebbleLogger) Errorf(format string, args ...any) {
 	l.log.Error(fmt.Sprintf(format, args...))
 }
-func (pebbleLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf(format, args...))
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	for _, a := range args {
+		if err, ok := a.(error); ok && isNoSpace(err) {
+			l.log.Error("disk full: the state database cannot go on writing; free space under the data directory and start trustd again", "dir", l.dir, "err", msg)
+			fatalExit()
+		}
+	}
+	panic(msg)
 }

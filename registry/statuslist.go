@@ -94,8 +94,22 @@ type ParsedStatusList struct {
 }
 
 // ParseStatusListCredential checks the shape of a BitstringStatusListCredential
-// payload (already verified) and decodes its list.
+// payload (already verified) and decodes its list. A payload that reads two
+// ways (checkJSON: a member twice, a member named like a field but for
+// case, invalid UTF-8, control characters outside prose) is refused with
+// ErrMalformed, as a publishStatusList operation carrying it is.
 func ParseStatusListCredential(payload []byte) (*ParsedStatusList, error) {
+	if err := checkStatusListJSON(payload); err != nil {
+		return nil, err
+	}
+	return parseStatusListCredential(payload)
+}
+
+// parseStatusListCredential is ParseStatusListCredential without the check
+// for JSON that reads two ways: for versions already stored, and for the
+// apply, where parseOperation made that check and the feature level
+// decides whether it counts.
+func parseStatusListCredential(payload []byte) (*ParsedStatusList, error) {
 	var vc statusListVC
 	if err := json.Unmarshal(payload, &vc); err != nil {
 		return nil, reject(CodeMalformed, "credential is not a JSON object: %v", err)
@@ -149,14 +163,17 @@ func ParseStatusListCredential(payload []byte) (*ParsedStatusList, error) {
 	return p, nil
 }
 
+// issuerObject is a credential's issuer in its object form.
+type issuerObject struct {
+	ID string `json:"id"`
+}
+
 func issuerID(raw json.RawMessage) (string, error) {
 	var s string
 	if json.Unmarshal(raw, &s) == nil && s != "" {
 		return s, nil
 	}
-	var o struct {
-		ID string `json:"id"`
-	}
+	var o issuerObject
 	if json.Unmarshal(raw, &o) == nil && o.ID != "" {
 		return o.ID, nil
 	}
@@ -231,7 +248,7 @@ func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
 	if err != nil {
 		return "", reject(CodeBadSignature, "the credential's signature does not verify against %s", kid)
 	}
-	p, err := ParseStatusListCredential(payload)
+	p, err := parseStatusListCredential(payload)
 	if err != nil {
 		return "", err
 	}
@@ -281,7 +298,11 @@ func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
 				return "", reject(CodeInvalid, "entry %d is revoked in the current version and unset in this one: revocation cannot be undone", i/p.StatusSize)
 			}
 			if !accredited {
-				if err := onlyRevokes(did, &list, p, entries, i); err != nil {
+				var cur StatusListVersion
+				if _, err := getJSON(c.b, binary.BigEndian.AppendUint64(prefix(tableListVersions, did, op.List), list.CurrentIndex), &cur); err != nil {
+					return "", err
+				}
+				if err := onlyRevokes(did, &list, &cur, p, entries, i); err != nil {
 					return "", err
 				}
 			}
@@ -304,11 +325,13 @@ func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
 
 // onlyRevokes checks that a new version of list, published by an issuer
 // that holds no active issue accreditation, makes its credentials no more
-// valid than before: the list is a revocation or suspension list, keeps
-// its length and messages, and clears no bit (unset is firstUnset's
-// answer). Revoking and suspending need no authority beyond owning the
-// list; anything else needs an active issue accreditation.
-func onlyRevokes(did string, list *StatusList, p *ParsedStatusList, entries, unset int) error {
+// valid than the current version cur: the list is a revocation or
+// suspension list, keeps its length and messages, clears no bit (unset is
+// firstUnset's answer), and is valid for no longer (validFrom no earlier,
+// validUntil no later, ttl no longer: a verifier keeps a cached list up
+// to its ttl). Revoking and suspending need no authority beyond owning
+// the list; anything else needs an active issue accreditation.
+func onlyRevokes(did string, list *StatusList, cur *StatusListVersion, p *ParsedStatusList, entries, unset int) error {
 	const why = "holds no active issue accreditation, which"
 	switch {
 	case slices.Contains(p.Purposes, PurposeMessage):
@@ -319,6 +342,12 @@ func onlyRevokes(did string, list *StatusList, p *ParsedStatusList, entries, uns
 		return reject(CodeNotAuthorized, "%s %s changing the statusMessage of list %s needs; keep the current messages", did, why, list.ID)
 	case unset >= 0:
 		return reject(CodeNotAuthorized, "entry %d is suspended in the current version and clear in this one: %s %s lifting a suspension needs; setting revocation and suspension bits does not", unset/p.StatusSize, did, why)
+	case cur.ValidFrom != nil && (p.ValidFrom == nil || p.ValidFrom.Before(*cur.ValidFrom)):
+		return reject(CodeNotAuthorized, "%s %s moving list %s's validFrom before %s needs", did, why, list.ID, cur.ValidFrom.Format(time.RFC3339))
+	case cur.ValidUntil != nil && (p.ValidUntil == nil || p.ValidUntil.After(*cur.ValidUntil)):
+		return reject(CodeNotAuthorized, "%s %s extending list %s's validUntil past %s needs", did, why, list.ID, cur.ValidUntil.Format(time.RFC3339))
+	case p.TTL > list.TTL:
+		return reject(CodeNotAuthorized, "%s %s lengthening list %s's ttl from %d to %d needs", did, why, list.ID, list.TTL, p.TTL)
 	}
 	return nil
 }

@@ -66,7 +66,7 @@ func (s *State) decodedVersion(r pebble.Reader, issuer, list, cid string, index 
 	if err != nil {
 		return nil, fmt.Errorf("stored credential %s: %w", cid, err)
 	}
-	p, err := ParseStatusListCredential(jwt.UnsafePayloadWithoutVerification())
+	p, err := parseStatusListCredential(jwt.UnsafePayloadWithoutVerification())
 	if err != nil {
 		return nil, fmt.Errorf("stored credential %s: %w", cid, err)
 	}

@@ -60,21 +60,46 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		}
 		logger := newLogger(stderr, cfg.Log)
 		logger.Info("configuration", "config", cfg.Redacted())
+		// SIGHUP reloads the TLS certificates. It is caught from before
+		// the node starts: uncaught, it would end the process.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
 		n, err := node.New(*cfg, node.Options{Logger: logger})
 		if err != nil {
 			return err
 		}
-		defer n.Close()
+		defer func() {
+			if err := n.Close(); err != nil {
+				logger.Warn("the node did not close cleanly", "err", err)
+			}
+		}()
 		printWelcome(stdout, cfg, n)
-		select {
-		case <-ctx.Done():
-			logger.Info("shutting down")
-			return nil
-		case err := <-n.Errors():
-			return err
+		for {
+			select {
+			case <-ctx.Done():
+				logger.Info("shutting down")
+				return nil
+			case err := <-n.Errors():
+				return err
+			case <-hup:
+				reloadTLS(logger, n)
+			}
 		}
 	}
 	return cmd.ExecuteContext(ctx)
+}
+
+// reloadTLS reads the TLS certificates again, on SIGHUP. A pair that does
+// not load is logged, and the one served before stays.
+func reloadTLS(logger *slog.Logger, n *node.Node) {
+	served, err := n.ReloadTLS()
+	switch {
+	case err != nil:
+		logger.Error("SIGHUP: TLS certificate not reloaded; serving the one loaded before", "err", err)
+	case !served:
+		logger.Info("SIGHUP: no TLS certificate configured, nothing to reload")
+	}
 }
 
 func newLogger(w io.Writer, c configs.LogConfig) *slog.Logger {

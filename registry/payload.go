@@ -1,0 +1,251 @@
+package registry
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// A payload means one thing. JSON that readers may take two ways is
+// refused before anything decodes it: encoding/json (v1, which decodes
+// operations) keeps the last of two equal member names where other
+// readers keep the first, matches member names to fields without regard
+// to case (so "Name" fills the name field while a reader of the signed
+// bytes sees no "name"), and turns invalid UTF-8 into U+FFFD. checkJSON
+// is the one check every outside JSON payload passes: operation payloads
+// (checkPayload) and the issuer-signed status-list credential
+// (checkStatusListJSON), before they are decoded.
+
+// freeTextMembers are the members whose strings are prose and may hold
+// line breaks and other control characters; every other string (names,
+// identifiers, keys, codes) may not.
+var freeTextMembers = map[string]bool{"description": true, "reason": true, "message": true}
+
+// checkJSON refuses, in the one JSON value data holds, a member name that
+// occurs twice in an object, a member name that equals a field of the
+// schema t (the Go type the value decodes into; nil for free-form JSON)
+// except for case, invalid UTF-8, and control characters (U+0000–U+001F,
+// U+007F–U+009F) in member names and in strings outside free text. what
+// names the document in messages; paths are JSON Pointers (RFC 6901).
+// Errors wrap ErrMalformed.
+func checkJSON(what string, data []byte, t reflect.Type) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowDuplicateNames(true))
+	w := jsonWalker{what: what, dec: dec}
+	if err := w.value(t, ""); err != nil {
+		return err
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return fmt.Errorf("%w: %s: trailing data after the JSON value", ErrMalformed, what)
+	}
+	return nil
+}
+
+type jsonWalker struct {
+	what string
+	dec  *jsontext.Decoder
+	path []string // member names and array indexes down to the value read
+}
+
+// at is the JSON Pointer of the value being read, quoted, for messages.
+func (w *jsonWalker) at() string {
+	if len(w.path) == 0 {
+		return "the document"
+	}
+	var b strings.Builder
+	for _, p := range w.path {
+		b.WriteByte('/')
+		b.WriteString(pointerEscaper.Replace(p))
+	}
+	return strconv.Quote(b.String())
+}
+
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+
+func (w *jsonWalker) syntax(err error) error {
+	var se *jsontext.SyntacticError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%w: %s: at %s: %v (send valid UTF-8 JSON)", ErrMalformed, w.what, pointer(string(se.JSONPointer)), se.Err)
+	}
+	return fmt.Errorf("%w: %s: %v", ErrMalformed, w.what, err)
+}
+
+// value walks one value that decodes into t; member is the name of the
+// object member holding it (or holding the array holding it).
+func (w *jsonWalker) value(t reflect.Type, member string) error {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	tok, err := w.dec.ReadToken()
+	if err != nil {
+		return w.syntax(err)
+	}
+	switch tok.Kind() {
+	case '{':
+		return w.object(t)
+	case '[':
+		var elem reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) && t != rawMessageType {
+			elem = t.Elem()
+		}
+		for i := 0; w.dec.PeekKind() != ']'; i++ {
+			w.path = append(w.path, strconv.Itoa(i))
+			if err := w.value(elem, member); err != nil {
+				return err
+			}
+			w.path = w.path[:len(w.path)-1]
+		}
+		if _, err := w.dec.ReadToken(); err != nil {
+			return w.syntax(err)
+		}
+	case '"':
+		if !freeTextMembers[member] {
+			if i := controlAt(tok.String()); i >= 0 {
+				return fmt.Errorf("%w: %s: %s holds the control character %U: names and identifiers are printable text", ErrMalformed, w.what, w.at(), []rune(tok.String()[i:])[0])
+			}
+		}
+	}
+	return nil
+}
+
+func (w *jsonWalker) object(t reflect.Type) error {
+	fields := schemaFields(t)
+	seen := map[string]bool{}
+	for w.dec.PeekKind() != '}' {
+		tok, err := w.dec.ReadToken()
+		if err != nil {
+			return w.syntax(err)
+		}
+		name := tok.String()
+		if i := controlAt(name); i >= 0 {
+			return fmt.Errorf("%w: %s: member name %q in %s holds a control character", ErrMalformed, w.what, name, w.at())
+		}
+		w.path = append(w.path, name)
+		if seen[name] {
+			return fmt.Errorf("%w: %s: member %s appears twice: send each member once", ErrMalformed, w.what, w.at())
+		}
+		seen[name] = true
+		var ft reflect.Type
+		if fields != nil {
+			f, ok := fields.byName[name]
+			if !ok {
+				for known := range fields.byName {
+					if strings.EqualFold(known, name) {
+						return fmt.Errorf("%w: %s: member %s differs from the field %q only in case: member names are case-sensitive", ErrMalformed, w.what, w.at(), known)
+					}
+				}
+			}
+			ft = f
+		} else if t != nil && t.Kind() == reflect.Map {
+			ft = t.Elem()
+		}
+		if err := w.value(ft, name); err != nil {
+			return err
+		}
+		w.path = w.path[:len(w.path)-1]
+	}
+	if _, err := w.dec.ReadToken(); err != nil {
+		return w.syntax(err)
+	}
+	return nil
+}
+
+func pointer(path string) string {
+	if path == "" {
+		return "the document"
+	}
+	return strconv.Quote(path)
+}
+
+// controlAt returns the byte offset of the first control character
+// (U+0000–U+001F, U+007F–U+009F) in s, or -1.
+func controlAt(s string) int {
+	for i, r := range s {
+		if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
+			return i
+		}
+	}
+	return -1
+}
+
+var rawMessageType = reflect.TypeFor[json.RawMessage]()
+
+// structFields are the JSON member names of a struct type (embedded
+// structs inlined, as encoding/json does) and the type each decodes into.
+type structFields struct {
+	byName map[string]reflect.Type
+}
+
+var schemaCache sync.Map // reflect.Type -> *structFields
+
+// schemaFields returns the members of t when it is a struct decoded field
+// by field (not one with its own JSON form, such as time.Time), else nil.
+func schemaFields(t reflect.Type) *structFields {
+	if t == nil || t.Kind() != reflect.Struct || t.Implements(jsonUnmarshalerType) || reflect.PointerTo(t).Implements(jsonUnmarshalerType) {
+		return nil
+	}
+	if f, ok := schemaCache.Load(t); ok {
+		return f.(*structFields)
+	}
+	f := &structFields{byName: map[string]reflect.Type{}}
+	addFields(f, t)
+	schemaCache.Store(t, f)
+	return f
+}
+
+var jsonUnmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+func addFields(f *structFields, t reflect.Type) {
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		tag := sf.Tag.Get("json")
+		name, _, _ := strings.Cut(tag, ",")
+		if name == "-" && tag == "-" {
+			continue
+		}
+		if sf.Anonymous && name == "" && sf.Type.Kind() == reflect.Struct {
+			addFields(f, sf.Type)
+			continue
+		}
+		if !sf.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = sf.Name
+		}
+		f.byName[name] = sf.Type
+	}
+}
+
+// checkPayload is checkJSON for an operation payload that decoded into
+// body.
+func checkPayload(payload []byte, body any) error {
+	return checkJSON("payload", payload, reflect.TypeOf(body))
+}
+
+// checkStatusListJSON is checkJSON for a status-list credential's payload,
+// with the two members whose form varies (issuer: a string or an object
+// with an id) held to their object form's schema.
+func checkStatusListJSON(payload []byte) error {
+	const what = "credential"
+	if err := checkJSON(what, payload, reflect.TypeFor[statusListVC]()); err != nil {
+		return err
+	}
+	var vc struct {
+		Issuer json.RawMessage `json:"issuer"`
+	}
+	if err := json.Unmarshal(payload, &vc); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrMalformed, what, err)
+	}
+	if t := bytes.TrimSpace(vc.Issuer); len(t) > 0 && t[0] == '{' {
+		return checkJSON(what+" issuer", t, reflect.TypeFor[issuerObject]())
+	}
+	return nil
+}
