@@ -26,6 +26,8 @@ type Registry interface {
 	DecideRecognition(q registry.RecognitionQuestion, now time.Time) (*registry.RecognitionDecision, error)
 	Concerns(v *registry.OperationView, framework, entity string) (bool, error)
 	Frameworks(page registry.Page) ([]registry.Framework, string, error)
+	SearchFrameworks(q string, page registry.Page) ([]registry.Framework, string, error)
+	SearchEntities(q string, page registry.Page) ([]registry.Entity, string, error)
 	Framework(id string) (*registry.FrameworkView, error)
 	Entity(did string) (*registry.Entity, error)
 	Accreditation(id string, now time.Time) (*registry.AccreditationView, error)
@@ -116,6 +118,7 @@ var routes = []route{
 	{"GET", "/v1/export/dcc", (*Server).exportDCC},
 	{"GET", "/v1/frameworks", (*Server).frameworks},
 	{"GET", "/v1/frameworks/{id}", (*Server).framework},
+	{"GET", "/v1/entities", (*Server).entities},
 	{"GET", "/v1/entities/{did}", (*Server).entity},
 	{"GET", "/v1/entities/{did}/accreditations", (*Server).entityAccreditations},
 	{"GET", "/v1/entities/{did}/history", (*Server).entityHistory},
@@ -167,6 +170,9 @@ func New(cfg Config) (*Server, error) {
 		if fast != nil {
 			s.trustHandler = handler
 		}
+	}
+	if err := s.registerExplorer(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

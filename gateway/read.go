@@ -101,8 +101,12 @@ func nextLink(r *http.Request, cursor string) string {
 }
 
 func (s *Server) frameworks(w http.ResponseWriter, r *http.Request) {
-	page, ok := s.listRequest(w, r)
+	page, ok := s.listRequest(w, r, "q")
 	if !ok {
+		return
+	}
+	if query(r).Has("q") {
+		s.searchFrameworks(w, r, page)
 		return
 	}
 	items, next, err := s.cfg.Registry.Frameworks(page)

@@ -1,0 +1,123 @@
+package registry
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Search limits. A search reads records in key order and keeps those that
+// match; it is paged like every listing and, besides, stops after
+// MaxSearchScan records, so no request reads a whole table: a page may
+// then hold fewer matches than asked for (even none) and still name a next
+// page, where the scan goes on.
+const (
+	MaxSearchQuery = 200   // bytes of the search text
+	MaxSearchScan  = 10000 // records one page of a search reads at most
+)
+
+// SearchEntities lists registered entities, in DID order, whose DID, name
+// or legal name holds q, compared without regard to case. An empty q lists
+// every registered entity.
+func (s *State) SearchEntities(q string, page Page) ([]Entity, string, error) {
+	needle, err := searchText(q)
+	if err != nil {
+		return nil, "", err
+	}
+	out := []Entity{}
+	next, err := s.search([]byte{tableEntities}, page, MaxSearchScan, func(v []byte) (bool, error) {
+		var e Entity
+		if err := decodeRecord(v, &e); err != nil {
+			return false, err
+		}
+		legal := ""
+		if e.Metadata != nil {
+			legal = e.Metadata.LegalName
+		}
+		if !matches(needle, e.ID, e.Name, legal) {
+			return false, nil
+		}
+		out = append(out, e)
+		return true, nil
+	})
+	return out, next, err
+}
+
+// SearchFrameworks lists frameworks, in id order, whose id or name holds
+// q, compared without regard to case. An empty q lists every framework.
+func (s *State) SearchFrameworks(q string, page Page) ([]Framework, string, error) {
+	needle, err := searchText(q)
+	if err != nil {
+		return nil, "", err
+	}
+	out := []Framework{}
+	next, err := s.search([]byte{tableFrameworks}, page, MaxSearchScan, func(v []byte) (bool, error) {
+		var f Framework
+		if err := decodeRecord(v, &f); err != nil {
+			return false, err
+		}
+		if !matches(needle, f.ID, f.Name) {
+			return false, nil
+		}
+		out = append(out, f)
+		return true, nil
+	})
+	return out, next, err
+}
+
+// searchText checks and folds a search text.
+func searchText(q string) (string, error) {
+	if len(q) > MaxSearchQuery {
+		return "", fmt.Errorf("%w: search text of %d bytes is longer than %d: search for part of a name or DID", ErrBadQuery, len(q), MaxSearchQuery)
+	}
+	if !utf8.ValidString(q) {
+		return "", fmt.Errorf("%w: search text is not UTF-8", ErrBadQuery)
+	}
+	return strings.ToLower(strings.TrimSpace(q)), nil
+}
+
+// matches reports whether any of fields holds the folded needle.
+func matches(needle string, fields ...string) bool {
+	for _, f := range fields {
+		if strings.Contains(strings.ToLower(f), needle) {
+			return true
+		}
+	}
+	return false
+}
+
+// search visits the records under prefix p from the page's cursor until
+// keep has accepted the page's limit of them or maxScan records were read;
+// it returns the cursor of the next page ("" at the end).
+func (s *State) search(p []byte, page Page, maxScan int, keep func(v []byte) (bool, error)) (string, error) {
+	lower, err := page.start(p)
+	if err != nil {
+		return "", err
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound(p)})
+	if err != nil {
+		return "", err
+	}
+	defer it.Close()
+	kept, read, limit := 0, 0, page.limit()
+	for it.First(); it.Valid(); it.Next() {
+		ok, err := keep(it.Value())
+		if err != nil {
+			return "", err
+		}
+		read++
+		if ok {
+			kept++
+		}
+		if kept == limit || read == maxScan {
+			k := append([]byte(nil), it.Key()...)
+			if it.Next() {
+				return cursorOf(k), nil
+			}
+			return "", it.Error()
+		}
+	}
+	return "", it.Error()
+}

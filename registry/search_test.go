@@ -1,0 +1,114 @@
+package registry
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestSearchFindsByNameOrDID registers entities under names and finds
+// them by part of a name, a legal name or a DID, in any case, page by
+// page; a search text that is too long is refused.
+func TestSearchFindsByNameOrDID(t *testing.T) {
+	f := mustChain(t)
+	names := map[string]string{
+		"did:web:amazing.example":  "Amazing Community College",
+		"did:web:harbor.example":   "Harbor Nursing School",
+		"did:web:northern.example": "Northern College of Nursing",
+	}
+	for did, name := range names {
+		f.mustAccept(f.sign(f.qa, OpRegisterEntity, map[string]any{"id": did, "name": name,
+			"metadata": map[string]any{"legalName": name + " Inc."}}))
+	}
+	f.mustAccept(f.govSign(OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/law", "name": "Law schools", "roots": []string{f.root.DID}}))
+
+	ids := func(es []Entity) []string {
+		var out []string
+		for _, e := range es {
+			out = append(out, e.ID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		q    string
+		want []string
+	}{
+		{"college", []string{"did:web:amazing.example", "did:web:northern.example"}},
+		{"  NURSING ", []string{"did:web:harbor.example", "did:web:northern.example"}},
+		{"harbor.EXAMPLE", []string{"did:web:harbor.example"}},
+		{"school inc.", []string{"did:web:harbor.example"}}, // the legal name
+		{"no such name", nil},
+		{"", []string{"did:web:amazing.example", "did:web:harbor.example", "did:web:northern.example"}},
+	} {
+		got, next, err := f.s.SearchEntities(tc.q, Page{})
+		if err != nil || next != "" || !slices.Equal(ids(got), tc.want) {
+			t.Errorf("SearchEntities(%q) = %v, next %q, %v; want %v", tc.q, ids(got), next, err, tc.want)
+		}
+	}
+
+	// Paged: one match a page, then the rest from the cursor.
+	first, next, err := f.s.SearchEntities("college", Page{Limit: 1})
+	if err != nil || next == "" || !slices.Equal(ids(first), []string{"did:web:amazing.example"}) {
+		t.Fatalf("first page = %v, next %q, %v", ids(first), next, err)
+	}
+	second, next, err := f.s.SearchEntities("college", Page{Limit: 1, Cursor: next})
+	if err != nil || next != "" || !slices.Equal(ids(second), []string{"did:web:northern.example"}) {
+		t.Fatalf("second page = %v, next %q, %v", ids(second), next, err)
+	}
+
+	fws, _, err := f.s.SearchFrameworks("LAW", Page{})
+	if err != nil || len(fws) != 1 || fws[0].Name != "Law schools" {
+		t.Fatalf("SearchFrameworks(LAW) = %+v, %v", fws, err)
+	}
+	fws, _, err = f.s.SearchFrameworks("example.org/frameworks/health", Page{})
+	if err != nil || len(fws) != 1 || fws[0].ID != fwID {
+		t.Fatalf("SearchFrameworks by id = %+v, %v", fws, err)
+	}
+
+	if _, _, err := f.s.SearchEntities(strings.Repeat("a", MaxSearchQuery+1), Page{}); !errors.Is(err, ErrBadQuery) {
+		t.Fatalf("a too long search text: %v, want ErrBadQuery", err)
+	}
+	if _, _, err := f.s.SearchEntities("a", Page{Cursor: "not-a-cursor"}); !errors.Is(err, ErrBadQuery) {
+		t.Fatalf("a foreign cursor: %v, want ErrBadQuery", err)
+	}
+}
+
+// TestSearchStopsAfterItsScanBound: a page reads at most its scan bound of
+// records, and names a next page even when it found nothing, so a search
+// for a rare name never reads a whole table in one request.
+func TestSearchStopsAfterItsScanBound(t *testing.T) {
+	f := mustChain(t)
+	for _, did := range []string{"did:web:a.example", "did:web:b.example", "did:web:c.example", "did:web:d.example"} {
+		f.mustAccept(f.sign(f.qa, OpRegisterEntity, map[string]any{"id": did, "name": "Entity " + did}))
+	}
+	var pages [][]string
+	cursor := ""
+	for range 10 {
+		var found []string
+		next, err := f.s.search([]byte{tableEntities}, Page{Cursor: cursor}, 2, func(v []byte) (bool, error) {
+			var e Entity
+			if err := decodeRecord(v, &e); err != nil {
+				return false, err
+			}
+			if e.ID != "did:web:d.example" {
+				return false, nil
+			}
+			found = append(found, e.ID)
+			return true, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, found)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	// Four records, read two a page: an empty page with a next link, then
+	// the match.
+	if len(pages) != 2 || len(pages[0]) != 0 || !slices.Equal(pages[1], []string{"did:web:d.example"}) {
+		t.Fatalf("pages = %q, want [[] [did:web:d.example]]", pages)
+	}
+}
