@@ -89,9 +89,9 @@ func (s *State) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw [
 	}
 	for _, k := range keys {
 		b.Set(k, []byte(op.CID), nil)
-		s.sigs.add(signatureDigest(k))
+		s.sigs.Load().add(signatureDigest(k))
 	}
-	if s.sigs.saturated() {
+	if s.sigs.Load().saturated() {
 		s.resizeSigs(b)
 	}
 	slices.Sort(c.touched)
@@ -141,7 +141,7 @@ func (s *State) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, dr
 	// Idempotency: the same operation, byte for byte, re-serialized, or
 	// signed again over the same header and payload, returns the result it
 	// got the first time.
-	if orig, ok := s.findDuplicate(b, op, signedContent, dry == nil); ok {
+	if orig, ok := s.findDuplicate(b, op, signedContent); ok {
 		orig.Duplicate = true
 		return nil, orig, nil
 	}
@@ -234,10 +234,7 @@ func duplicateKeys(op *ParsedOperation, signedContent bool) [][]byte {
 // twin. Every accepted operation stores its keys with its record, so this
 // is one lookup per key, and the filter (sigfilter.go) skips those never
 // stored: an operation that is new costs lookups that miss.
-//
-// filter says whether the signature filter may be asked first: only the
-// apply may, since the apply alone changes it.
-func (s *State) findDuplicate(r pebble.Reader, op *ParsedOperation, signedContent, filter bool) (*Result, bool) {
+func (s *State) findDuplicate(r pebble.Reader, op *ParsedOperation, signedContent bool) (*Result, bool) {
 	keys := duplicateKeys(op, signedContent)
 	if signedContent {
 		keys = append(keys, governancePayloadKey(op.Payload))
@@ -250,8 +247,9 @@ func (s *State) findDuplicate(r pebble.Reader, op *ParsedOperation, signedConten
 			}
 		}
 	}
+	sigs := s.sigs.Load()
 	for _, k := range keys {
-		if filter && !s.sigs.mayContain(signatureDigest(k)) {
+		if !sigs.mayContain(signatureDigest(k)) {
 			continue // never stored: not a resubmission
 		}
 		v, closer, err := r.Get(k)

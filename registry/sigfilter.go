@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -24,13 +25,20 @@ import (
 // the batch being applied (which reads through to the committed state),
 // once per doubling of the registry.
 //
+// The apply alone adds to it; the leader's check (Check) asks it at the
+// same time. Its words are set and read atomically, and a new filter
+// replaces the old one whole (State.sigs is an atomic pointer), so a
+// reader sees each bit set before it asked, or not yet: one not yet set
+// belongs to an entry being applied, which the apply itself decides as a
+// duplicate or not. A reader never sees a bit cleared.
+//
 // Written here rather than taken from a Bloom filter library: its keys
 // are already SHA-256 digests, so the probe positions are read from the
 // digest's bytes and no hashing is needed; that is the whole filter.
 type sigFilter struct {
-	bits     []uint64
-	mask     uint64 // bit count - 1 (a power of two)
-	count    uint64
+	bits     []uint64 // read and set atomically
+	mask     uint64   // bit count - 1 (a power of two)
+	count    uint64   // the apply's alone
 	capacity uint64
 }
 
@@ -63,7 +71,7 @@ func (f *sigFilter) probe(digest []byte, i uint64) uint64 {
 func (f *sigFilter) add(digest []byte) {
 	for i := range uint64(sigFilterProbes) {
 		p := f.probe(digest, i)
-		f.bits[p/64] |= 1 << (p % 64)
+		atomic.OrUint64(&f.bits[p/64], 1<<(p%64))
 	}
 	f.count++
 }
@@ -72,7 +80,7 @@ func (f *sigFilter) add(digest []byte) {
 func (f *sigFilter) mayContain(digest []byte) bool {
 	for i := range uint64(sigFilterProbes) {
 		p := f.probe(digest, i)
-		if f.bits[p/64]&(1<<(p%64)) == 0 {
+		if atomic.LoadUint64(&f.bits[p/64])&(1<<(p%64)) == 0 {
 			return false
 		}
 	}
@@ -135,5 +143,5 @@ func (s *State) resizeSigs(b *pebble.Batch) {
 		panic(fmt.Sprintf("registry: rebuild the signature filter: %v", err))
 	}
 	s.log.Info("signature filter resized", "signatures", f.count, "capacity", f.capacity)
-	s.sigs = f
+	s.sigs.Store(f)
 }

@@ -35,7 +35,7 @@ type Entry struct {
 
 // State is the registry's replicated state machine and its read side.
 type State struct {
-	sigs       *sigFilter // every stored signature (sigfilter.go); apply and restore only
+	sigs       atomic.Pointer[sigFilter] // every stored signature (sigfilter.go); replaced by the apply and restore only
 	dir        string
 	dbOpts     *pebble.Options // as opened, with defaults filled in
 	db         *pebble.DB
@@ -244,7 +244,7 @@ func (s *State) loadSigs() error {
 	if err != nil {
 		return err
 	}
-	s.sigs = f
+	s.sigs.Store(f)
 	return nil
 }
 
