@@ -155,7 +155,7 @@ func TestAccreditErrorsAreAccredits(t *testing.T) {
 
 	_, _, err = d.ctl(append(grant, "--framework", "https://example.org/fw-mistyped")...)
 	if err == nil || !strings.HasPrefix(err.Error(), "accredit: the framework https://example.org/fw-mistyped is not known to the node at "+d.n.GatewayURL()) ||
-		!strings.Contains(err.Error(), "--framework") || strings.Contains(err.Error(), "/v1/trust") {
+		!errors.Is(err, errUnknownFramework) || !strings.Contains(err.Error(), "--framework") || strings.Contains(err.Error(), "/v1/trust") {
 		t.Errorf("mistyped framework: %v", err)
 	}
 

@@ -90,7 +90,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"reads: linearizable (see every write acknowledged by any node) or local (the node's own state, also without a leader)")
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print JSON for scripts (the same as -o json)")
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", outputTable, "output: table (for people), json (the node's JSON) or yaml")
-	root.PersistentFlags().BoolVarP(&a.quiet, "quiet", "q", false, "after a write, print only the id of the record it created or changed")
+	root.PersistentFlags().BoolVarP(&a.quiet, "quiet", "q", false, "after a write, print only the id of the record it created or changed; trust prints nothing (its exit code is the answer)")
 	root.AddCommand(
 		a.keygenCmd(), a.didCmd(), a.jwkCmd(),
 		a.frameworkCmd(), a.entityCmd(), a.accreditCmd(),
