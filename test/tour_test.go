@@ -62,6 +62,7 @@ func TestReadmeTour(t *testing.T) {
 	rest := string(out)
 	for _, want := range []string{
 		"NOT AUTHORIZED (unknown_framework)", // asked before the first write: at index 0
+		"exit 3",                             // trustctl trust's exit code for a no
 		"accepted createFramework",
 		"accepted accredit",
 		"AUTHORIZED (active)",
@@ -71,6 +72,7 @@ func TestReadmeTour(t *testing.T) {
 		"eyJ",
 		"accepted revoke",
 		"NOT AUTHORIZED (chain_broken)",
+		"exit 3",
 		"AUTHORIZED (active) at 2024-06-01T00:00:00Z",
 		`"authorized":true,"reason":"active"`,
 		`"time_requested":"2024-06-01T00:00:00Z"`,

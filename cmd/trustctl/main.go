@@ -21,10 +21,11 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if err != nil && !errors.Is(err, errNotAuthorized) { // trust printed its answer
 		fmt.Fprintln(os.Stderr, "trustctl:", err)
-		os.Exit(1)
 	}
+	os.Exit(exitCode(err))
 }
 
 // unavailableHint is added to a read's error when a linearizable read
@@ -35,7 +36,9 @@ const unavailableHint = "(reads ask the leader; --consistency local reads this n
 type app struct {
 	server      string
 	consistency string
-	json        bool
+	json        bool   // --json: an alias of -o json
+	output      string // -o: table, json or yaml
+	outputSet   bool   // -o was given
 	quiet       bool
 	stdin       io.Reader
 	out         io.Writer
@@ -48,12 +51,16 @@ func (a *app) client() *client.Client {
 	return c
 }
 
-// print writes v as JSON with --json, or calls human otherwise.
+// print writes v as JSON with -o json (or --json), as YAML with -o yaml,
+// or calls human otherwise.
 func (a *app) print(v any, human func(w io.Writer)) error {
-	if a.json {
+	switch a.output {
+	case outputJSON:
 		enc := json.NewEncoder(a.out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
+	case outputYAML:
+		return writeYAML(a.out, v)
 	}
 	human(a.out)
 	return nil
@@ -64,8 +71,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root := &cobra.Command{
 		Use:           "trustctl",
 		Short:         "Sign, submit and query trustreg operations",
+		Long:          "Sign, submit and query trustreg operations.\n\n" + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          cobra.NoArgs, // an unknown command is a usage error
+		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			a.outputSet = cmd.Flags().Changed("output")
+			return a.outputFormat()
+		},
 	}
 	server := os.Getenv("TRUSTCTL_SERVER")
 	if server == "" {
@@ -74,8 +88,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.PersistentFlags().StringVar(&a.server, "server", server, "gateway URL of a trustd node (env TRUSTCTL_SERVER)")
 	root.PersistentFlags().StringVar(&a.consistency, "consistency", "linearizable",
 		"reads: linearizable (see every write acknowledged by any node) or local (the node's own state, also without a leader)")
-	root.PersistentFlags().BoolVar(&a.json, "json", false, "print JSON for scripts")
-	root.PersistentFlags().BoolVarP(&a.quiet, "quiet", "q", false, "after a write, print only the id of the record it created or changed")
+	root.PersistentFlags().BoolVar(&a.json, "json", false, "print JSON for scripts (the same as -o json)")
+	root.PersistentFlags().StringVarP(&a.output, "output", "o", outputTable, "output: table (for people), json (the node's JSON) or yaml")
+	root.PersistentFlags().BoolVarP(&a.quiet, "quiet", "q", false, "after a write, print only the id of the record it created or changed; trust prints nothing (its exit code is the answer)")
 	root.AddCommand(
 		a.keygenCmd(), a.didCmd(), a.jwkCmd(),
 		a.frameworkCmd(), a.entityCmd(), a.accreditCmd(),
@@ -88,6 +103,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		a.trustCmd(), a.accreditationCmd(), a.operationCmd(), a.nodeStatusCmd(), a.clusterCmd(), a.statusListCmd(), a.watchCmd(),
 		a.exportCmd(), a.importCmd(),
 	)
+	markUsageErrors(root)
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)

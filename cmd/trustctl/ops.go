@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -73,7 +74,7 @@ func signOp(signers []*registry.Signer, op string, fields map[string]any, govern
 func (a *app) submit(ctx context.Context, jws []byte) error {
 	res, err := a.client().Submit(ctx, jws)
 	if err != nil {
-		if res != nil && a.json {
+		if res != nil && a.output != outputTable {
 			_ = a.print(res, nil)
 		}
 		return err
@@ -387,6 +388,12 @@ func (a *app) accreditCmd() *cobra.Command {
 			"accreditation that lets the signer accredit (or grants as a root accreditor).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if fw == "" {
+				return usagef("accredit: --framework is required: the id of the framework to accredit in")
+			}
+			if subject == "" {
+				return usagef("accredit: --subject is required: the DID of the accredited entity")
+			}
 			signers, err := loadKeys(sg.keys)
 			if err != nil {
 				return err
@@ -427,12 +434,19 @@ func (a *app) accreditCmd() *cobra.Command {
 	return cmd
 }
 
+// errUnknownFramework: accredit names a framework the node does not know.
+var errUnknownFramework = errors.New("is not known to the node")
+
 // findParent picks the accreditation that lets accreditor grant resources
-// in framework: none when it is a root accreditor.
+// in framework: none when it is a root accreditor. Its errors are
+// accredit's: they say what to change on accredit's command line.
 func (a *app) findParent(ctx context.Context, fw, accreditor string, resources []string) (string, error) {
 	d, err := a.client().Trust(ctx, url.Values{"entity": {accreditor}, "framework": {fw}, "action": {registry.ActionAccredit}})
 	if err != nil {
-		return "", err
+		return "", a.parentLookupError(err)
+	}
+	if d.Reason == registry.ReasonUnknownFramework {
+		return "", fmt.Errorf("accredit: the framework %s %w at %s: check --framework (trustctl framework list shows the frameworks it knows)", fw, errUnknownFramework, a.server)
 	}
 	if d.Authorized && len(d.Chain) == 0 {
 		return "", nil // a root accreditor
@@ -440,8 +454,12 @@ func (a *app) findParent(ctx context.Context, fw, accreditor string, resources [
 	// Every page: an accreditor may hold more accreditations than one holds.
 	q := url.Values{"framework": {fw}, "status": {registry.ReasonActive}}
 	out, err := listPages[registry.AccreditationView](ctx, a.client(), "/v1/entities/"+client.PathID(accreditor)+"/accreditations", q, 0)
+	var ae *client.APIError
+	if errors.As(err, &ae) && ae.Problem.Status == http.StatusNotFound {
+		out, err = listing[registry.AccreditationView]{}, nil // the signer is not registered: it holds no accreditation
+	}
 	if err != nil {
-		return "", err
+		return "", a.parentLookupError(err)
 	}
 	for _, acc := range out.Items {
 		if acc.Action != registry.ActionAccredit {
@@ -458,7 +476,17 @@ func (a *app) findParent(ctx context.Context, fw, accreditor string, resources [
 			return acc.ID, nil
 		}
 	}
-	return "", fmt.Errorf("%s is neither a root accreditor of %s nor holds an active accredit accreditation covering %v there", accreditor, fw, resources)
+	return "", fmt.Errorf("accredit: the signer %s is neither a root accreditor of %s nor holds an active accredit accreditation covering %v there: sign with another --key, or pass --parent", accreditor, fw, resources)
+}
+
+// parentLookupError is the error of accredit when the look-up of the
+// signer's own accreditation failed: no node answered, or the node refused.
+func (a *app) parentLookupError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("accredit: no node answers at %s: start trustd or pass --server (%w)", a.server, ue.Err)
+	}
+	return fmt.Errorf("accredit: look up the signer's own accreditation (--parent names it and skips this): %w", err)
 }
 
 func (a *app) statusChangeCmd(op, short string) *cobra.Command {

@@ -20,19 +20,37 @@ func (a *app) trustCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "trust --entity DID --framework ID [--resource IRI] [--at TIME] [--as-of INDEX]",
 		Short: "Ask whether an entity is authorized, now or at a past time",
-		Args:  cobra.NoArgs,
+		Long: "Ask whether an entity is authorized, now or at a past time. trustctl exits with 0 when the\n" +
+			"answer is AUTHORIZED and with 3 when it is NOT AUTHORIZED (the answer is printed either way;\n" +
+			"-q prints nothing, for scripts that read only the exit code).",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if entity == "" || fw == "" {
+				return usagef("trust: --entity and --framework are required: the DID asked about and the framework")
+			}
 			q := url.Values{"entity": {entity}, "framework": {fw}, "action": {action}}
 			for k, v := range map[string]string{"resource": resource, "jurisdiction": jurisdiction, "at": at, "as_of": asOf} {
 				if v != "" {
 					q.Set(k, v)
 				}
 			}
-			d, err := a.client().Trust(cmd.Context(), q)
-			if err != nil {
+			// -o json prints the answer as the node sent it.
+			var raw json.RawMessage
+			if err := a.client().Get(cmd.Context(), "/v1/trust", q, &raw); err != nil {
 				return err
 			}
-			return a.print(d, func(w io.Writer) {
+			var d registry.Decision
+			if err := json.Unmarshal(raw, &d); err != nil {
+				return fmt.Errorf("trust: %w", err)
+			}
+			var err error
+			if !d.Authorized {
+				err = errNotAuthorized // exit code 3, after the answer
+			}
+			if a.quiet {
+				return err
+			}
+			if perr := a.print(raw, func(w io.Writer) {
 				verdict := "NOT AUTHORIZED"
 				if d.Authorized {
 					verdict = "AUTHORIZED"
@@ -44,7 +62,10 @@ func (a *app) trustCmd() *cobra.Command {
 				if d.Root != "" {
 					fmt.Fprintf(w, "  root accreditor %s\n", d.Root)
 				}
-			})
+			}); perr != nil {
+				return perr
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&entity, "entity", "", "DID asked about")

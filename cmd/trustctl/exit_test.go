@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/trustreg/trustreg/node"
+	"github.com/trustreg/trustreg/test/ports"
+)
+
+// asMainEnv makes this test binary run trustctl's main instead of the
+// tests, so the tests can read trustctl's exit codes from a process.
+const asMainEnv = "TRUSTCTL_TEST_AS_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asMainEnv) == "1" {
+		main()
+		os.Exit(0) // main exits itself; this is not reached
+	}
+	os.Exit(m.Run())
+}
+
+// runProcess runs trustctl with args as a process and returns its exit
+// code and what it wrote to stdout and stderr.
+func runProcess(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Env = append(os.Environ(), asMainEnv+"=1")
+	var out, errw bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errw
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("trustctl %v: %v", args, err)
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errw.String()
+}
+
+// TestExitCodes: trustctl's exit codes, read from a process: 0 for done
+// and AUTHORIZED, 3 for NOT AUTHORIZED (the answer still printed, nothing
+// with -q) and for a lookup of something unknown, 2 for a command line
+// that is wrong, 1 for a refused write.
+func TestExitCodes(t *testing.T) {
+	d := startDevNode(t)
+	srv := d.n.GatewayURL()
+	gov, rootKey := filepath.Join(d.dir, node.DevGovernanceKey), filepath.Join(d.dir, node.DevRootAccreditorKey)
+	root := strings.TrimSpace(d.must("did", rootKey))
+	const fw = "https://example.org/fw"
+	d.must("-q", "framework", "create", "--id", fw, "--name", "FW", "--root", root, "--key", gov)
+	acc := strings.TrimSpace(d.must("-q", "accredit", "--key", rootKey, "--framework", fw, "--subject", "did:web:college.example", "--resource", "https://example.org/Nursing"))
+
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string // in stdout; "-" for nothing at all
+		stderr string // in stderr; "-" for nothing at all
+	}{
+		{"trust authorized", []string{"trust", "--entity", root, "--framework", fw, "--action", "accredit"}, 0, "AUTHORIZED (active)", "-"},
+		{"trust not authorized", []string{"trust", "--entity", "did:web:other.example", "--framework", fw}, 3, "NOT AUTHORIZED (never_authorized)", "-"},
+		{"trust not authorized -q", []string{"-q", "trust", "--entity", "did:web:other.example", "--framework", fw}, 3, "-", "-"},
+		{"trust not authorized --json", []string{"--json", "trust", "--entity", "did:web:other.example", "--framework", fw}, 3, `"authorized": false`, "-"},
+		{"accreditation show", []string{"accreditation", "show", acc}, 0, acc, "-"},
+		{"accreditation show unknown", []string{"accreditation", "show", "bafyreiunknownunknownunknownunknownunknownunknownunknown"}, 3, "-", "404"},
+		{"entity show unknown", []string{"entity", "show", "did:web:nobody.example"}, 3, "-", "404"},
+		{"framework show unknown", []string{"framework", "show", "https://example.org/nothing"}, 3, "-", "404"},
+		{"unknown command", []string{"frobnicate"}, 2, "-", `unknown command "frobnicate"`},
+		{"unknown flag", []string{"trust", "--entitty", root}, 2, "-", "--entitty"},
+		{"missing argument", []string{"accreditation", "show"}, 2, "-", "accepts 1 arg"},
+		{"trust without --entity", []string{"trust", "--framework", fw}, 2, "-", "--entity"},
+		{"unknown output", []string{"-o", "xml", "trust", "--entity", root, "--framework", fw}, 2, "-", "table, json or yaml"},
+		{"refused write", []string{"accredit", "--key", rootKey, "--framework", fw, "--subject", "did:web:x.example", "--action", "frobnicate", "--resource", "https://example.org/Nursing"}, 1, "", "trustctl:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errw := runProcess(t, append([]string{"--server", srv}, tc.args...)...)
+			if code != tc.code {
+				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out, errw)
+			}
+			for _, c := range []struct{ name, got, want string }{{"stdout", out, tc.stdout}, {"stderr", errw, tc.stderr}} {
+				if c.want == "-" && c.got != "" || c.want != "-" && !strings.Contains(c.got, c.want) {
+					t.Errorf("%s %q, want %q", c.name, c.got, c.want)
+				}
+			}
+		})
+	}
+}
+
+// TestOutputFormats: -o json prints the node's answer, -o yaml the same
+// document in YAML (integers as integers), -o table the text; --json is
+// -o json, and a --json that contradicts -o is a usage error.
+func TestOutputFormats(t *testing.T) {
+	d := startDevNode(t)
+	root := strings.TrimSpace(d.must("did", filepath.Join(d.dir, node.DevRootAccreditorKey)))
+	d.must("-q", "framework", "create", "--id", "https://example.org/fw", "--name", "FW", "--root", root, "--key", filepath.Join(d.dir, node.DevGovernanceKey))
+	ask := []string{"trust", "--entity", root, "--framework", "https://example.org/fw", "--action", "accredit", "--at", "2030-01-01"}
+
+	var fromJSON, fromAlias, fromYAML map[string]any
+	if err := json.Unmarshal([]byte(d.must(append([]string{"-o", "json"}, ask...)...)), &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(d.must(append([]string{"--json"}, ask...)...)), &fromAlias); err != nil {
+		t.Fatal(err)
+	}
+	out := d.must(append([]string{"-o", "yaml"}, ask...)...)
+	if err := yaml.Unmarshal([]byte(out), &fromYAML); err != nil {
+		t.Fatalf("-o yaml: %v\n%s", err, out)
+	}
+	if fromJSON["authorized"] != true || fromJSON["reason"] != "active" || fmt.Sprint(fromJSON) != fmt.Sprint(fromAlias) {
+		t.Fatalf("-o json %v, --json %v", fromJSON, fromAlias)
+	}
+	if fromYAML["authorized"] != true || fromYAML["index"] != int(fromJSON["index"].(float64)) || fromYAML["reason"] != "active" || len(fromYAML) != len(fromJSON) {
+		t.Fatalf("-o yaml %v (%T index), -o json %v", fromYAML, fromYAML["index"], fromJSON)
+	}
+	if out := d.must(append([]string{"-o", "table"}, ask...)...); !strings.HasPrefix(out, "AUTHORIZED (active)") {
+		t.Fatalf("-o table: %s", out)
+	}
+	if _, _, err := d.ctl(append([]string{"--json", "-o", "yaml"}, ask...)...); exitCode(err) != exitUsage || !strings.Contains(err.Error(), "--json") {
+		t.Fatalf("--json -o yaml: %v", err)
+	}
+}
+
+// TestAccreditErrorsAreAccredits: when accredit's look-up of the signer's
+// own accreditation fails, the error is about accredit and says what to
+// change, not about the GET /v1/trust it made.
+func TestAccreditErrorsAreAccredits(t *testing.T) {
+	d := startDevNode(t)
+	rootKey := filepath.Join(d.dir, node.DevRootAccreditorKey)
+	grant := []string{"accredit", "--key", rootKey, "--subject", "did:web:college.example", "--resource", "https://example.org/Nursing"}
+
+	port, err := ports.Free() // nothing listens there
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := fmt.Sprintf("http://127.0.0.1:%d", port)
+	var out, errw bytes.Buffer
+	err = run(context.Background(), append([]string{"--server", closed}, append(grant, "--framework", "https://example.org/fw")...), nil, &out, &errw)
+	if err == nil || !strings.HasPrefix(err.Error(), "accredit: no node answers at "+closed+": start trustd or pass --server") ||
+		!errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "/v1/trust") {
+		t.Errorf("no node: %v", err)
+	}
+
+	_, _, err = d.ctl(append(grant, "--framework", "https://example.org/fw-mistyped")...)
+	if err == nil || !strings.HasPrefix(err.Error(), "accredit: the framework https://example.org/fw-mistyped is not known to the node at "+d.n.GatewayURL()) ||
+		!errors.Is(err, errUnknownFramework) || !strings.Contains(err.Error(), "--framework") || strings.Contains(err.Error(), "/v1/trust") {
+		t.Errorf("mistyped framework: %v", err)
+	}
+
+	_, _, err = d.ctl(grant...)
+	if err == nil || !strings.HasPrefix(err.Error(), "accredit: --framework is required") || strings.Contains(err.Error(), "/v1/trust") {
+		t.Fatalf("no --framework: %v", err)
+	}
+}
