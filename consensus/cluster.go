@@ -127,6 +127,8 @@ type Cluster struct {
 	confirm  confirmer // batches leadership confirmations of reads
 
 	leaderCalls leaderCalls // calls in flight to the leader (callLeader)
+	// contacted is when each peer last answered a call (Members).
+	contacted lastContacts
 	// idempotent: proposing a command twice answers as proposing it once
 	// (Config.IdempotentCommands).
 	idempotent bool

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -413,6 +414,15 @@ type MemberStatus struct {
 	// FeatureLevel is the highest feature level the member's build
 	// applies (0 when it does not answer).
 	FeatureLevel int `json:"feature_level,omitempty"`
+	// Addrs are the member's multiaddrs (with /p2p/<id>) as this node
+	// knows them: its own listen addresses, or those of the peer in its
+	// peerstore; empty when it knows none.
+	Addrs []string `json:"addrs,omitempty"`
+	// LastContact is when this node last heard from the member: the last
+	// answer to one of its calls (this status request among them) or,
+	// on a follower, raft's last contact with the leader. Zero, and left
+	// out, for this node itself and for a member it never reached.
+	LastContact time.Time `json:"last_contact,omitzero"`
 }
 
 // Members asks every member for its status; lag is counted against this
@@ -426,12 +436,23 @@ func (c *Cluster) Members(ctx context.Context) []MemberStatus {
 		if m.ID == st.NodeID {
 			ps = PeerStatus{State: st.State, AppliedIndex: c.raft.AppliedIndex(), FeatureLevel: c.featureLevel}
 			ms.Reachable = true
+			ms.Addrs = st.Addrs
 		} else if id, err := peer.Decode(m.ID); err == nil {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			raw, err := c.call(cctx, id, rpcStatus, nil)
 			cancel()
 			if err == nil && json.Unmarshal(raw, &ps) == nil {
 				ms.Reachable = true
+			}
+			for _, a := range c.host.Peerstore().Addrs(id) {
+				ms.Addrs = append(ms.Addrs, a.String()+"/p2p/"+m.ID)
+			}
+			slices.Sort(ms.Addrs)
+			ms.LastContact = c.contacted.last(id)
+			if m.ID == st.Leader {
+				if t := c.raft.LastContact(); t.After(ms.LastContact) {
+					ms.LastContact = t
+				}
 			}
 		}
 		ms.State, ms.AppliedIndex = ps.State, ps.AppliedIndex

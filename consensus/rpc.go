@@ -226,6 +226,7 @@ func (c *Cluster) call(ctx context.Context, to peer.ID, kind byte, body []byte) 
 		s.Reset()
 		return nil, fmt.Errorf("%w: no answer from %s: %v", ErrUnknownOutcome, to, err)
 	}
+	c.contacted.saw(to, time.Now())
 	if status != rpcOK {
 		return nil, answerError(status, out, to.String())
 	}

@@ -50,6 +50,9 @@ type Writer interface {
 type Node interface {
 	// Status is the node's view of the cluster, as JSON.
 	Status() any
+	// Version is the node's build and the cluster's feature level, as
+	// JSON.
+	Version() any
 	// Ready returns nil when the node can serve (it knows a leader and has
 	// applied its state).
 	Ready() error
@@ -129,6 +132,7 @@ var routes = []route{
 	{"GET", "/v1/status-lists/{issuer}/{list}/versions", (*Server).statusListVersions},
 	{"GET", "/v1/status-lists/{issuer}/{list}/entries/{index}", (*Server).statusEntry},
 	{"GET", "/v1/status", (*Server).status},
+	{"GET", "/v1/version", (*Server).version},
 	{"GET", "/healthz", (*Server).healthz},
 	{"GET", "/readyz", (*Server).readyz},
 	{"GET", "/metrics", (*Server).metricsHandler},
@@ -429,6 +433,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, http.StatusOK, s.cfg.Node.Status(), cacheNone)
+}
+
+// version answers with the node's build. It is not cached: the cluster's
+// feature level in it rises when the last member is upgraded.
+func (s *Server) version(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, r, http.StatusOK, s.cfg.Node.Version(), cacheNone)
 }
 
 // noneMatch reports whether an If-None-Match field value matches etag, a

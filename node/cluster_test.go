@@ -361,6 +361,14 @@ func TestClusterReplicatesWritesFromEveryNode(t *testing.T) {
 		if !m.Reachable || m.Suffrage != "voter" {
 			t.Fatalf("member %+v", m)
 		}
+		// Its addresses, and when f last heard from it: just now, for
+		// this status request (nothing for f itself).
+		if len(m.Addrs) == 0 || !strings.HasSuffix(m.Addrs[0], "/p2p/"+m.ID) {
+			t.Errorf("member %s: addrs %v", m.ID, m.Addrs)
+		}
+		if self := m.ID == c.node(f).PeerID().String(); self != m.LastContact.IsZero() {
+			t.Errorf("member %s (self %v): last contact %v", m.ID, self, m.LastContact)
+		}
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/gateway"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/version"
 )
 
 var (
@@ -657,7 +658,7 @@ func (ops operationsCounter) count(rs []*registry.Result) {
 
 func (n *Node) registerMetrics(ops operationsCounter) error {
 	cs := []prometheus.Collector{
-		ops, n.refused,
+		ops, n.refused, newBuildInfoGauge(version.Get()),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Subsystem: "registry", Name: "applied_index", Help: "Last applied registry index."},

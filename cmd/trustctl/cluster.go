@@ -7,9 +7,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/gateway"
 	"github.com/trustreg/trustreg/gateway/client"
 	"github.com/trustreg/trustreg/node"
@@ -33,7 +35,8 @@ func (a *app) clusterCmd() *cobra.Command {
 		fmt.Fprintf(w, "node %s  %s  leader %s  term %d  commit %d  applied %d  registry index %d  feature level %d\n\n",
 			v.Node.NodeID, v.Node.State, v.Node.Leader, v.Node.Term, v.Node.CommitIndex, v.Node.RaftAppliedIndex, v.Node.AppliedIndex, v.FeatureLevel)
 		members := v.Members
-		fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8s %6s %5s\n", "PEER", "SUFFRAGE", "LEADER", "STATE", "APPLIED", "LAG", "LEVEL")
+		fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8s %6s %5s  %s\n", "PEER", "SUFFRAGE", "LEADER", "STATE", "APPLIED", "LAG", "LEVEL", "LAST CONTACT")
+		now := time.Now()
 		for _, m := range members {
 			leader := ""
 			if m.Leader {
@@ -43,11 +46,15 @@ func (a *app) clusterCmd() *cobra.Command {
 			if !m.Reachable {
 				state, applied, lag, level = "unreachable", "-", "-", "-" // not known, not zero
 			}
-			fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8s %6s %5s\n", m.ID, m.Suffrage, leader, state, applied, lag, level)
+			fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8s %6s %5s  %s\n", m.ID, m.Suffrage, leader, state, applied, lag, level, lastContact(m, v.Node.NodeID, now))
+			for _, addr := range m.Addrs {
+				fmt.Fprintf(w, "    %s\n", strings.TrimSuffix(addr, "/p2p/"+m.ID))
+			}
 		}
 	}
 	status := &cobra.Command{
-		Use: "status", Short: "Every member with suffrage, leader, applied index, lag and its build's feature level", Args: cobra.NoArgs,
+		Use: "status", Aliases: []string{"members"}, Args: cobra.NoArgs,
+		Short: "Every member with suffrage, leader, applied index, lag, its build's feature level, last contact and addresses",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var out node.ClusterView
 			if err := adminClient().Get(cmd.Context(), "/admin/v1/cluster", nil, &out); err != nil {
@@ -115,4 +122,16 @@ func (a *app) clusterCmd() *cobra.Command {
 		change("transfer-leader", "[PEER-ID]", "Hand leadership to another voter (any, without an id)", false, true),
 	)
 	return cmd
+}
+
+// lastContact is how long ago the node answering heard from member m, by
+// this machine's clock: "self" for that node, "never" when it has not.
+func lastContact(m consensus.MemberStatus, self string, now time.Time) string {
+	switch {
+	case m.ID == self:
+		return "self"
+	case m.LastContact.IsZero():
+		return "never"
+	}
+	return max(now.Sub(m.LastContact), 0).Round(time.Second).String() + " ago"
 }

@@ -59,12 +59,15 @@ func TestReadWithoutLeaderHints(t *testing.T) {
 
 // TestClusterStatusUnreachable: a member that did not answer shows no
 // applied index, lag or feature level (they are not known), not zeros.
+// Each member's addresses follow its line, and its last contact ends it.
 func TestClusterStatusUnreachable(t *testing.T) {
 	view := node.ClusterView{
 		Node: consensus.Status{NodeID: "A", State: "Leader", Leader: "A", Term: 3, CommitIndex: 40, AppliedIndex: 38, RaftAppliedIndex: 40},
 		Members: []consensus.MemberStatus{
-			{Member: consensus.Member{ID: "A", Suffrage: "voter", Leader: true}, Reachable: true, State: "Leader", AppliedIndex: 40, FeatureLevel: 2},
-			{Member: consensus.Member{ID: "B", Suffrage: "voter"}, Reachable: true, State: "Follower", AppliedIndex: 37, Lag: 3, FeatureLevel: 1},
+			{Member: consensus.Member{ID: "A", Suffrage: "voter", Leader: true}, Reachable: true, State: "Leader", AppliedIndex: 40, FeatureLevel: 2,
+				Addrs: []string{"/ip4/10.0.0.1/tcp/4001/p2p/A"}},
+			{Member: consensus.Member{ID: "B", Suffrage: "voter"}, Reachable: true, State: "Follower", AppliedIndex: 37, Lag: 3, FeatureLevel: 1,
+				Addrs: []string{"/ip4/10.0.0.2/tcp/4001/p2p/B", "/ip4/10.0.0.2/udp/4001/quic-v1/p2p/B"}, LastContact: time.Now().Add(-90 * time.Second)},
 			{Member: consensus.Member{ID: "C", Suffrage: "nonvoter"}},
 		},
 		FeatureLevel: 1,
@@ -82,10 +85,13 @@ func TestClusterStatusUnreachable(t *testing.T) {
 	want := [][]string{
 		{"node", "A", "Leader", "leader", "A", "term", "3", "commit", "40", "applied", "40", "registry", "index", "38", "feature", "level", "1"},
 		{},
-		{"PEER", "SUFFRAGE", "LEADER", "STATE", "APPLIED", "LAG", "LEVEL"},
-		{"A", "voter", "yes", "Leader", "40", "0", "2"},
-		{"B", "voter", "Follower", "37", "3", "1"},
-		{"C", "nonvoter", "unreachable", "-", "-", "-"},
+		{"PEER", "SUFFRAGE", "LEADER", "STATE", "APPLIED", "LAG", "LEVEL", "LAST", "CONTACT"},
+		{"A", "voter", "yes", "Leader", "40", "0", "2", "self"},
+		{"/ip4/10.0.0.1/tcp/4001"},
+		{"B", "voter", "Follower", "37", "3", "1", "1m30s", "ago"},
+		{"/ip4/10.0.0.2/tcp/4001"},
+		{"/ip4/10.0.0.2/udp/4001/quic-v1"},
+		{"C", "nonvoter", "unreachable", "-", "-", "-", "never"},
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("output:\n%s", out.String())

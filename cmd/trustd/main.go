@@ -19,6 +19,7 @@ import (
 	"github.com/trustreg/trustreg/configs"
 	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/node"
+	"github.com/trustreg/trustreg/version"
 )
 
 func main() {
@@ -47,6 +48,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
+		Version:       version.Get().String(),
 	}
 	configs.RegisterFlags(cmd.Flags())
 	cmd.AddCommand(identityCmd(stdout), restoreCmd(stdout))
@@ -115,6 +117,7 @@ func newLogger(w io.Writer, c configs.LogConfig) *slog.Logger {
 func printWelcome(w io.Writer, cfg *configs.Config, n *node.Node) {
 	fmt.Fprintf(w, "trustd node %s\n", n.PeerID())
 	fmt.Fprintf(w, "  gateway  %s\n", n.GatewayURL())
+	fmt.Fprintf(w, "  explorer %s/  (the registry explorer: open it in a web browser)\n", n.GatewayURL())
 	fmt.Fprintf(w, "  data     %s\n", cfg.DataDir)
 	if cfg.Genesis == "" {
 		fmt.Fprintf(w, "  mode     development: genesis %s, keys in %s\n",
