@@ -11,65 +11,20 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/trustreg/trustreg/test/smallfs"
 )
-
-// mustSmallFS mounts a tmpfs of size for the test, or skips it where
-// mounting is not permitted.
-func mustSmallFS(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs here (needs root): %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// mustFill writes the file dir/name until no more than leave bytes are
-// free under dir, and returns its path.
-func mustFill(t *testing.T, dir, name string, leave uint64) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 64<<10)
-	for i := 0; i < 1<<16; i++ {
-		free, err := statfsFree(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if free <= leave {
-			return path
-		}
-		if _, err := f.Write(chunk[:min(uint64(len(chunk)), free-leave)]); err != nil {
-			if errors.Is(err, syscall.ENOSPC) {
-				return path
-			}
-			t.Fatal(err)
-		}
-	}
-	t.Fatal("the filesystem did not fill up")
-	return ""
-}
 
 // TestLogStoreOnAFullDisk fills the disk under a raft log: appends are
 // refused with ErrDiskFull (no panic), the store says the disk is full,
 // what was stored stays readable, and appends resume once space returns.
 func TestLogStoreOnAFullDisk(t *testing.T) {
-	fs := mustSmallFS(t, "32m")
+	fs := smallfs.Mount(t, "32m")
 	s, err := OpenLogStore(filepath.Join(fs, "log"))
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +37,7 @@ func TestLogStoreOnAFullDisk(t *testing.T) {
 	if err := s.StoreLogs([]*raft.Log{entry(1), entry(2)}); err != nil {
 		t.Fatal(err)
 	}
-	filler := mustFill(t, fs, "filler", 1<<20)
+	filler := smallfs.Fill(t, fs, "filler", 1<<20)
 	if err := s.StoreLogs([]*raft.Log{entry(3)}); !errors.Is(err, ErrDiskFull) {
 		t.Fatalf("append on a full disk: %v, want ErrDiskFull", err)
 	}
@@ -117,7 +72,7 @@ func TestLogStoreOnAFullDisk(t *testing.T) {
 // stays full no snapshot is begun; and one left by a crash is removed when
 // the store opens.
 func TestSnapshotStoreLeavesNothingOfAFailedSnapshot(t *testing.T) {
-	fs := mustSmallFS(t, "8m")
+	fs := smallfs.Mount(t, "8m")
 	guard := newDiskGuard(fs, 1<<20, discardLogger())
 	store, err := openSnapshotStore(fs, guard, discardLogger())
 	if err != nil {
@@ -144,7 +99,7 @@ func TestSnapshotStoreLeavesNothingOfAFailedSnapshot(t *testing.T) {
 		t.Fatalf("a failed snapshot left %v", left)
 	}
 
-	filler := mustFill(t, fs, "filler", 512<<10)
+	filler := smallfs.Fill(t, fs, "filler", 512<<10)
 	if _, err := store.Create(raft.SnapshotVersionMax, 11, 1, raft.Configuration{}, 1, nil); !errors.Is(err, ErrDiskFull) {
 		t.Fatalf("create a snapshot on a full disk: %v, want ErrDiskFull", err)
 	}
@@ -186,7 +141,7 @@ func tmpSnapshots(t *testing.T, dir string) []string {
 // fills up: a write fails with an error (no panic), the cluster says the
 // disk is full, and writes go through again once space returns.
 func TestClusterOnAFullDisk(t *testing.T) {
-	fs := mustSmallFS(t, "64m")
+	fs := smallfs.Mount(t, "64m")
 	h := mustNewHost(t, nil, "/ip4/127.0.0.1/tcp/0")
 	c, err := Start(Config{Dir: filepath.Join(fs, "raft"), Host: h, StateMachine: &countingMachine{},
 		Bootstrap: true, Voters: []peer.ID{h.ID()}, Contacts: []peer.ID{h.ID()}, ClusterID: "test", Codec: indexCodec{},
@@ -207,7 +162,7 @@ func TestClusterOnAFullDisk(t *testing.T) {
 			t.Fatalf("no write before the disk filled: %v", err)
 		}
 	}
-	filler := mustFill(t, fs, "filler", 4<<20)
+	filler := smallfs.Fill(t, fs, "filler", 4<<20)
 	if err := apply(); err == nil {
 		t.Fatal("a write went through with the disk full")
 	}
@@ -241,11 +196,11 @@ func TestRaftLogWriteOnAFullDiskEndsWithoutAStackTrace(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.disk.reserve = 0
-		mustFill(t, dir, "filler", 0)
+		smallfs.Fill(t, dir, "filler", 0)
 		err = s.StoreLogs([]*raft.Log{{Index: 1, Term: 1, Type: raft.LogCommand, Data: make([]byte, 64<<10)}})
 		t.Fatalf("the append on a full disk returned: %v", err)
 	}
-	fs := mustSmallFS(t, "16m")
+	fs := smallfs.Mount(t, "16m")
 	cmd := exec.Command(os.Args[0], "-test.run", "^TestRaftLogWriteOnAFullDiskEndsWithoutAStackTrace$")
 	cmd.Env = append(os.Environ(), "TRUSTREG_FULL_DISK_DIR="+fs)
 	out, err := cmd.CombinedOutput()

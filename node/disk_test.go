@@ -17,6 +17,7 @@ import (
 
 	"github.com/trustreg/trustreg/configs"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/test/smallfs"
 )
 
 // TestNodeOnAFullDiskIsNotReadyUntilSpaceReturns starts a node on a small
@@ -25,15 +26,7 @@ import (
 // shows trustd_disk_full 1, applies nothing; once the filesystem grows it
 // becomes ready and applies what waited.
 func TestNodeOnAFullDiskIsNotReadyUntilSpaceReturns(t *testing.T) {
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=100m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs here (needs root): %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
+	dir := smallfs.Mount(t, "100m")
 	n, err := New(LoopbackConfig(dir), Options{})
 	if err != nil {
 		t.Fatalf("start on a full disk: %v", err)

@@ -8,13 +8,13 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/trustreg/trustreg/test/smallfs"
 )
 
 // midwayReader hands a stream to Restore and calls at once, when about
@@ -154,53 +154,6 @@ func TestRestoreIsAtomicForReaders(t *testing.T) {
 	}
 }
 
-// mustSmallFS mounts a tmpfs of size bytes for the test, or skips it where
-// mounting is not permitted.
-func mustSmallFS(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a small tmpfs here (needs root): %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// mustFill writes a file into dir until no more than leave bytes are
-// free, and returns its path.
-func mustFill(t *testing.T, dir, name string, leave uint64) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 64<<10)
-	for i := 0; i < 1<<16; i++ {
-		free, err := statfsFree(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if free <= leave {
-			return path
-		}
-		n := min(uint64(len(chunk)), free-leave)
-		if _, err := f.Write(chunk[:n]); err != nil {
-			if errors.Is(err, syscall.ENOSPC) {
-				return path
-			}
-			t.Fatal(err)
-		}
-	}
-	t.Fatal("the filesystem did not fill up")
-	return ""
-}
-
 // bigSnapshot returns a snapshot of the fixture's registry grown by
 // records of random bytes (which no compression shrinks), so that
 // restoring it needs more room than is left.
@@ -231,12 +184,12 @@ func bigSnapshot(t *testing.T, rf *restoreFixture, bytesOf int) []byte {
 // of and after it answers from the previous state, the restore's files
 // are gone, and the node reports the full disk while it lasts.
 func TestFailedRestoreOnAFullDiskKeepsThePreviousState(t *testing.T) {
-	fs := mustSmallFS(t, "32m")
+	fs := smallfs.Mount(t, "32m")
 	rf := mustRestoreFixture(t, filepath.Join(fs, "state"), 1<<20)
 	big := bigSnapshot(t, rf, 12<<20)
 	before := rf.target.AppliedIndex()
 	beforeDigest, _ := rf.target.StateDigest()
-	filler := mustFill(t, fs, "filler", 6<<20)
+	filler := smallfs.Fill(t, fs, "filler", 6<<20)
 
 	var mid error
 	stream := &midwayReader{r: bytes.NewReader(big), half: len(big) / 4, at: func() {
@@ -266,7 +219,7 @@ func TestFailedRestoreOnAFullDiskKeepsThePreviousState(t *testing.T) {
 
 	// While the disk stays full, the state says so and a restore is
 	// refused before it writes anything.
-	filler2 := mustFill(t, fs, "filler2", 512<<10)
+	filler2 := smallfs.Fill(t, fs, "filler2", 512<<10)
 	if err := rf.target.Restore(bytes.NewReader(big)); !errors.Is(err, ErrDiskFull) {
 		t.Fatalf("restore while the disk is full: %v, want ErrDiskFull", err)
 	}
@@ -368,7 +321,7 @@ func TestHaltEndsAWaitForDiskSpace(t *testing.T) {
 // itself would retry the flush forever, and the node hang before it
 // serves), and opens once space returns.
 func TestOpenOnAFullDiskSaysSo(t *testing.T) {
-	fs := mustSmallFS(t, "32m")
+	fs := smallfs.Mount(t, "32m")
 	h := mustNewState(t, 1, 1)
 	h.dir = filepath.Join(fs, "state")
 	h.s.Close()
@@ -381,7 +334,7 @@ func TestOpenOnAFullDiskSaysSo(t *testing.T) {
 	if err := h.s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	filler := mustFill(t, fs, "filler", 0)
+	filler := smallfs.Fill(t, fs, "filler", 0)
 	opened := make(chan error, 1)
 	go func() {
 		s, err := Open(h.dir, h.raw, Options{})
