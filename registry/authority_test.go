@@ -40,17 +40,8 @@ func mustAuthorityAt(t *testing.T, threshold, level int) *authorityFixture {
 	f := &authorityFixture{harness: h, board: mustAs(t, mustKey(t, KeyEd25519), boardDID+"#gov-1"), root1: mustKey(t, KeyEd25519)}
 	g := Genesis{Consortium: "test consortium", Threshold: threshold, Members: []Member{{ID: boardDID, Keys: []json.RawMessage{mustJWK(t, f.board)}}}}
 	h.gov = append(h.gov, f.board)
-	for range 2 {
-		k := mustKey(t, KeyEd25519)
-		h.gov = append(h.gov, k)
-		g.Members = append(g.Members, Member{ID: k.DID})
-	}
-	raw, err := json.Marshal(g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.raw = raw
-	h.open()
+	h.addMembers(&g, KeyEd25519, 2)
+	h.openGenesis(g)
 	if r := h.applyCommand(EncodeFeatureLevel(level)); !r.Accepted {
 		t.Fatalf("raise the feature level: %+v", r)
 	}

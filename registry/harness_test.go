@@ -36,18 +36,31 @@ func mustNewState(t testing.TB, n, threshold int) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), now: t0}
 	g := Genesis{Consortium: "test consortium", Threshold: threshold}
+	h.addMembers(&g, KeyEd25519, n)
+	h.openGenesis(g)
+	return h
+}
+
+// addMembers adds n governance members (did:keys of kind) to g, their
+// signers to h.gov.
+func (h *harness) addMembers(g *Genesis, kind string, n int) {
+	h.t.Helper()
 	for range n {
-		k := mustKey(t, KeyEd25519)
+		k := mustKey(h.t, kind)
 		h.gov = append(h.gov, k)
 		g.Members = append(g.Members, Member{ID: k.DID})
 	}
+}
+
+// openGenesis opens h's state with genesis g.
+func (h *harness) openGenesis(g Genesis) {
+	h.t.Helper()
 	raw, err := json.Marshal(g)
 	if err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
 	h.raw = raw
 	h.open()
-	return h
 }
 
 func (h *harness) open() {

@@ -29,16 +29,9 @@ func mustSignedContentState(t testing.TB, kinds ...string) *harness {
 	h := &harness{t: t, dir: t.TempDir(), now: t0}
 	g := Genesis{Consortium: "test consortium", Threshold: 1}
 	for _, kind := range kinds {
-		k := mustKey(t, kind)
-		h.gov = append(h.gov, k)
-		g.Members = append(g.Members, Member{ID: k.DID})
+		h.addMembers(&g, kind, 1)
 	}
-	raw, err := json.Marshal(g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.raw = raw
-	h.open()
+	h.openGenesis(g)
 	h.mustRaiseLevel(FeatureLevelSignedContent)
 	return h
 }
