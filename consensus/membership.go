@@ -176,13 +176,27 @@ func (c *Cluster) admitsReplica(id peer.ID) error {
 	if id == c.host.ID() {
 		return nil
 	}
-	ps, err := c.peerStatus(id, 2*time.Second)
-	if err != nil {
-		c.log.Warn("adding a non-voter that does not answer: its build's feature level is not checked", "peer", id.String(), "err", err)
-		return nil
+	// A node started a moment ago may refuse the first call (its hello
+	// not yet done): asked again until replicaStatusWait has passed.
+	deadline := time.Now().Add(replicaStatusWait)
+	for {
+		ps, err := c.peerStatus(id, time.Until(deadline))
+		if err == nil {
+			return c.featureGate(id, ps)
+		}
+		if !time.Now().Add(replicaStatusRetry).Before(deadline) || c.life.ctx.Err() != nil {
+			c.log.Warn("adding a non-voter that does not answer: its build's feature level is not checked", "peer", id.String(), "err", err)
+			return nil
+		}
+		time.Sleep(replicaStatusRetry) // bounded by replicaStatusWait
 	}
-	return c.featureGate(id, ps)
 }
+
+// How long admitsReplica asks a node for its status, and how often.
+const (
+	replicaStatusWait  = 2 * time.Second
+	replicaStatusRetry = 100 * time.Millisecond
+)
 
 // peerStatus asks a peer what it reports about itself.
 func (c *Cluster) peerStatus(id peer.ID, timeout time.Duration) (PeerStatus, error) {
