@@ -32,7 +32,7 @@ func (w *discardWriter) Write(p []byte) (int, error) {
 func BenchmarkTrustHandler(b *testing.B) {
 	e := mustNewEnv(b)
 	e.chain()
-	g, err := gateway.New(gateway.Config{Registry: e.n.State, Lists: e.n.State, Writer: e.n, Node: e.n, Metrics: prometheus.NewRegistry()})
+	g, err := gateway.New(gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n, Metrics: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func BenchmarkTrustHandler(b *testing.B) {
 	// re-rendered for that second. Here every query is the first of its
 	// second, the most that can cost.
 	var clock time.Time
-	g2, err := gateway.New(gateway.Config{Registry: e.n.State, Lists: e.n.State, Writer: e.n, Node: e.n, Metrics: prometheus.NewRegistry(),
+	g2, err := gateway.New(gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n, Metrics: prometheus.NewRegistry(),
 		Now: func() time.Time { return clock }})
 	if err != nil {
 		b.Fatal(err)

@@ -21,23 +21,10 @@ import (
 
 // Registry is the read side of the registry the gateway serves.
 type Registry interface {
-	Decide(q registry.Question, now time.Time) (*registry.Decision, error)
-	DecideSecond(q registry.Question, now time.Time) (*registry.Decision, time.Time, error)
-	DecideRecognition(q registry.RecognitionQuestion, now time.Time) (*registry.RecognitionDecision, error)
-	Concerns(v *registry.OperationView, framework, entity string) (bool, error)
-	Frameworks(page registry.Page) ([]registry.Framework, string, error)
-	SearchFrameworks(q string, page registry.Page) ([]registry.Framework, string, error)
-	SearchEntities(q string, page registry.Page) ([]registry.Entity, string, error)
-	Framework(id string) (*registry.FrameworkView, error)
-	Entity(did string) (*registry.Entity, error)
-	Accreditation(id string, now time.Time) (*registry.AccreditationView, error)
-	Accreditations(f registry.AccreditationFilter, page registry.Page, now time.Time) ([]registry.AccreditationView, string, error)
-	History(did string, page registry.Page) ([]registry.OperationView, string, error)
-	Operation(ref string) (*registry.OperationView, error)
-	Changes(since uint64, limit int) ([]registry.OperationView, error)
-	TIRIssuers(offset, limit int) ([]string, int, error)
-	TIRIssuer(did string, now time.Time) ([]registry.TIRAttribute, error)
-	DCCExport(framework string, now time.Time) (*registry.DCCRegistry, error)
+	// View returns a view of the latest applied state: every read of one
+	// request goes through one view, and its answer reports the view's
+	// index. The handler closes it once the answer is made.
+	View() *registry.View
 	AppliedIndex() uint64
 }
 
@@ -66,7 +53,6 @@ type Node interface {
 // Config configures a Server.
 type Config struct {
 	Registry     Registry
-	Lists        StatusLists
 	Writer       Writer
 	Node         Node
 	Logger       *slog.Logger
@@ -287,9 +273,16 @@ func (s *Server) consistent(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// writeJSON writes v with the applied index, an ETag and Cache-Control, and
-// answers a matching If-None-Match with 304.
+// writeJSON writes v, an answer not read from the registry's state (the
+// node's status, a write's result), with the applied index, an ETag and
+// Cache-Control, and answers a matching If-None-Match with 304.
 func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any, cacheControl string) {
+	s.writeJSONAt(w, r, s.cfg.Registry.AppliedIndex(), status, v, cacheControl)
+}
+
+// writeJSONAt is writeJSON for an answer read from the state at index (the
+// index of the view it was read from).
+func (s *Server) writeJSONAt(w http.ResponseWriter, r *http.Request, index uint64, status int, v any, cacheControl string) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -297,11 +290,9 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v
 		writeError(w, r, err)
 		return
 	}
-	s.writeBody(w, r, status, buf.Bytes(), cacheControl)
+	s.writeBody(w, r, index, status, buf.Bytes(), cacheControl)
 }
 
-// writeBody writes an encoded JSON body with the applied index, an ETag
-// and Cache-Control, and answers a matching If-None-Match with 304.
 // etagOf names a body's exact bytes.
 func etagOf(body []byte) string {
 	sum := sha256.Sum256(body)
@@ -312,8 +303,11 @@ func etagFromSum(sum []byte) string {
 	return `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
 }
 
-func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, status int, body []byte, cacheControl string) {
-	a := newAnswer(body, s.cfg.Registry.AppliedIndex(), cacheControl)
+// writeBody writes an encoded JSON body with index (the applied index it
+// was read at), an ETag and Cache-Control, and answers a matching
+// If-None-Match with 304.
+func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, index uint64, status int, body []byte, cacheControl string) {
+	a := newAnswer(body, index, cacheControl)
 	a.write(w, r, status)
 }
 

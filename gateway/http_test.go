@@ -622,7 +622,7 @@ func TestLinearizableTrustReadsAreNotServedFromCache(t *testing.T) {
 	e := mustNewEnv(t)
 	e.chain()
 	cn := &countingNode{Node: e.n}
-	g, err := gateway.New(gateway.Config{Registry: e.n.State, Lists: e.n.State, Writer: e.n, Node: cn})
+	g, err := gateway.New(gateway.Config{Registry: e.n.State, Writer: e.n, Node: cn})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -729,7 +729,7 @@ func TestTrustAnswerGivenAgainInALaterSecond(t *testing.T) {
 func TestTrustAnswersPastTheCacheBound(t *testing.T) {
 	e := mustNewEnv(t)
 	e.chain()
-	g, err := gateway.New(gateway.Config{Registry: e.n.State, Lists: e.n.State, Writer: e.n, Node: e.n})
+	g, err := gateway.New(gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -768,11 +768,19 @@ func speltTrustPath(did string, i int) string {
 	return "/v1/trust?entity=" + b.String() + "&" + url.Values{"framework": {fw}, "resource": {nurse}}.Encode()
 }
 
-// panickyRegistry is the node's registry with one read broken: Entity
-// panics, as a bug in answering would.
-type panickyRegistry struct{ *registry.State }
+// panickyRegistry is the node's registry with its first read broken: the
+// first View panics, as a bug in answering would.
+type panickyRegistry struct {
+	*registry.State
+	broke *atomic.Bool
+}
 
-func (panickyRegistry) Entity(string) (*registry.Entity, error) { panic("entity read broke") }
+func (p panickyRegistry) View() *registry.View {
+	if p.broke.CompareAndSwap(false, true) {
+		panic("entity read broke")
+	}
+	return p.State.View()
+}
 
 // TestHandlerPanicAnswers500: a panic while answering becomes a 500
 // problem document and an error log with the stack, not a connection
@@ -780,7 +788,7 @@ func (panickyRegistry) Entity(string) (*registry.Entity, error) { panic("entity 
 func TestHandlerPanicAnswers500(t *testing.T) {
 	e := mustNewEnv(t)
 	var logs bytes.Buffer
-	g, err := gateway.New(gateway.Config{Registry: panickyRegistry{e.n.State}, Lists: e.n.State, Writer: e.n, Node: e.n,
+	g, err := gateway.New(gateway.Config{Registry: panickyRegistry{e.n.State, new(atomic.Bool)}, Writer: e.n, Node: e.n,
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -190,7 +190,7 @@ func TestUnservedMethodsAndPaths(t *testing.T) {
 		}
 	}
 	// A gateway without metrics answers /metrics 404 as a problem too.
-	g, err := gateway.New(gateway.Config{Registry: e.n.State, Lists: e.n.State, Writer: e.n, Node: e.n})
+	g, err := gateway.New(gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n})
 	if err != nil {
 		t.Fatal(err)
 	}

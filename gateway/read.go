@@ -82,13 +82,14 @@ type listing[T any] struct {
 	Next  string `json:"next,omitempty"`
 }
 
-// writeListing answers one page of a listing, or the error that stopped it.
-func writeListing[T any](s *Server, w http.ResponseWriter, r *http.Request, items []T, next string, err error) {
+// writeListing answers one page of a listing read from view, or the error
+// that stopped it.
+func writeListing[T any](s *Server, w http.ResponseWriter, r *http.Request, view *registry.View, items []T, next string, err error) {
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, listing[T]{Items: items, Next: nextLink(r, next)}, cacheShort)
+	s.writeJSONAt(w, r, view.Index(), http.StatusOK, listing[T]{Items: items, Next: nextLink(r, next)}, cacheShort)
 }
 
 func nextLink(r *http.Request, cursor string) string {
@@ -105,35 +106,39 @@ func (s *Server) frameworks(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	view := s.cfg.Registry.View()
+	defer view.Close()
 	if query(r).Has("q") {
-		s.searchFrameworks(w, r, page)
+		s.searchFrameworks(w, r, view, page)
 		return
 	}
-	items, next, err := s.cfg.Registry.Frameworks(page)
-	writeListing(s, w, r, items, next, err)
+	items, next, err := view.Frameworks(page)
+	writeListing(s, w, r, view, items, next, err)
 }
 
 func (s *Server) framework(w http.ResponseWriter, r *http.Request) {
-	getByID(s, w, r, "id", s.cfg.Registry.Framework)
+	getByID(s, w, r, "id", (*registry.View).Framework)
 }
 
 func (s *Server) entity(w http.ResponseWriter, r *http.Request) {
-	getByID(s, w, r, "did", s.cfg.Registry.Entity)
+	getByID(s, w, r, "did", (*registry.View).Entity)
 }
 
 // getByID answers a record named by the path parameter (the fourth path
 // segment), percent-encoded or raw.
-func getByID[T any](s *Server, w http.ResponseWriter, r *http.Request, param string, get func(string) (T, error)) {
+func getByID[T any](s *Server, w http.ResponseWriter, r *http.Request, param string, get func(*registry.View, string) (T, error)) {
 	if !s.consistent(w, r) {
 		return
 	}
+	view := s.cfg.Registry.View()
+	defer view.Close()
 	dec, raw := pathID(r, param, 3)
-	v, err := lookup(dec, raw, get)
+	v, err := lookup(dec, raw, func(id string) (T, error) { return get(view, id) })
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, v, cacheShort)
+	s.writeJSONAt(w, r, view.Index(), http.StatusOK, v, cacheShort)
 }
 
 func (s *Server) entityAccreditations(w http.ResponseWriter, r *http.Request) {
@@ -153,8 +158,10 @@ func (s *Server) entityAccreditations(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, fmt.Errorf("%w: direction %q must be received or granted", ErrBadRequest, q.Get("direction")))
 		return
 	}
-	items, next, err := s.cfg.Registry.Accreditations(f, page, s.cfg.Now())
-	writeListing(s, w, r, items, next, err)
+	view := s.cfg.Registry.View()
+	defer view.Close()
+	items, next, err := view.Accreditations(f, page, s.cfg.Now())
+	writeListing(s, w, r, view, items, next, err)
 }
 
 func (s *Server) entityHistory(w http.ResponseWriter, r *http.Request) {
@@ -163,8 +170,10 @@ func (s *Server) entityHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	did, _ := pathID(r, "did", 3)
-	items, next, err := s.cfg.Registry.History(did, page)
-	writeListing(s, w, r, items, next, err)
+	view := s.cfg.Registry.View()
+	defer view.Close()
+	items, next, err := view.History(did, page)
+	writeListing(s, w, r, view, items, next, err)
 }
 
 func (s *Server) accreditations(w http.ResponseWriter, r *http.Request) {
@@ -177,8 +186,10 @@ func (s *Server) accreditations(w http.ResponseWriter, r *http.Request) {
 		Framework: q.Get("framework"), Resource: q.Get("resource"), Accreditor: q.Get("accreditor"),
 		Subject: q.Get("subject"), Action: q.Get("action"), Status: q.Get("status"),
 	}
-	items, next, err := s.cfg.Registry.Accreditations(f, page, s.cfg.Now())
-	writeListing(s, w, r, items, next, err)
+	view := s.cfg.Registry.View()
+	defer view.Close()
+	items, next, err := view.Accreditations(f, page, s.cfg.Now())
+	writeListing(s, w, r, view, items, next, err)
 }
 
 func (s *Server) accreditation(w http.ResponseWriter, r *http.Request) {
@@ -186,12 +197,14 @@ func (s *Server) accreditation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, _ := pathID(r, "id", 3)
-	v, err := s.cfg.Registry.Accreditation(id, s.cfg.Now())
+	view := s.cfg.Registry.View()
+	defer view.Close()
+	v, err := view.Accreditation(id, s.cfg.Now())
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, v, cacheShort)
+	s.writeJSONAt(w, r, view.Index(), http.StatusOK, v, cacheShort)
 }
 
 func (s *Server) operation(w http.ResponseWriter, r *http.Request) {
@@ -199,13 +212,15 @@ func (s *Server) operation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ref, _ := pathID(r, "ref", 3)
-	v, err := s.cfg.Registry.Operation(ref)
+	view := s.cfg.Registry.View()
+	defer view.Close()
+	v, err := view.Operation(ref)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	// An applied entry never changes.
-	s.writeJSON(w, r, http.StatusOK, v, cacheImmutable)
+	s.writeJSONAt(w, r, view.Index(), http.StatusOK, v, cacheImmutable)
 }
 
 // changes is the change feed: accepted operations after ?since=<index>.
@@ -232,7 +247,9 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	items, err := s.cfg.Registry.Changes(since, page.Limit)
+	view := s.cfg.Registry.View()
+	defer view.Close()
+	items, err := view.Changes(since, page.Limit)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -244,7 +261,7 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
 		nq.Set("since", strconv.FormatUint(items[len(items)-1].Index, 10))
 		next = r.URL.Path + "?" + nq.Encode()
 	}
-	s.writeJSON(w, r, http.StatusOK, listing[registry.OperationView]{Items: items, Next: next}, cacheShort)
+	s.writeJSONAt(w, r, view.Index(), http.StatusOK, listing[registry.OperationView]{Items: items, Next: next}, cacheShort)
 }
 
 // exportDCC answers the issuers authorized now in the DCC issuer registry
@@ -257,10 +274,12 @@ func (s *Server) exportDCC(w http.ResponseWriter, r *http.Request) {
 	if !s.consistent(w, r) {
 		return
 	}
-	reg, err := s.cfg.Registry.DCCExport(query(r).Get("framework"), s.cfg.Now())
+	view := s.cfg.Registry.View()
+	defer view.Close()
+	reg, err := view.DCCExport(query(r).Get("framework"), s.cfg.Now())
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, reg, cacheShort)
+	s.writeJSONAt(w, r, view.Index(), http.StatusOK, reg, cacheShort)
 }

@@ -94,7 +94,9 @@ func TestReencodedGrantRefusedOverHTTP(t *testing.T) {
 	if after, _ := e.n.State.StateDigest(); after != before {
 		t.Fatal("state digest changed")
 	}
-	d, err := e.n.State.Decide(registry.Question{Entity: college.DID, Framework: fw, Action: registry.ActionIssue, Resource: nurse}, time.Now())
+	view := e.n.State.View()
+	defer view.Close()
+	d, err := view.Decide(registry.Question{Entity: college.DID, Framework: fw, Action: registry.ActionIssue, Resource: nurse}, time.Now())
 	if err != nil || d.Authorized || d.Reason != registry.ReasonRevoked {
 		t.Fatalf("the college after the replays: %+v", d)
 	}

@@ -14,13 +14,15 @@ func (s *Server) entities(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	items, next, err := s.cfg.Registry.SearchEntities(query(r).Get("q"), page)
-	writeListing(s, w, r, items, next, err)
+	view := s.cfg.Registry.View()
+	defer view.Close()
+	items, next, err := view.SearchEntities(query(r).Get("q"), page)
+	writeListing(s, w, r, view, items, next, err)
 }
 
 // searchFrameworks answers GET /v1/frameworks?q=: frameworks whose id or
 // name holds q.
-func (s *Server) searchFrameworks(w http.ResponseWriter, r *http.Request, page registry.Page) {
-	items, next, err := s.cfg.Registry.SearchFrameworks(query(r).Get("q"), page)
-	writeListing(s, w, r, items, next, err)
+func (s *Server) searchFrameworks(w http.ResponseWriter, r *http.Request, view *registry.View, page registry.Page) {
+	items, next, err := view.SearchFrameworks(query(r).Get("q"), page)
+	writeListing(s, w, r, view, items, next, err)
 }

@@ -13,20 +13,11 @@ import (
 	"github.com/trustreg/trustreg/registry"
 )
 
-// StatusLists is the read side of issuers' status lists.
-type StatusLists interface {
-	StatusList(issuer, id string) (*registry.StatusListView, error)
-	StatusListAt(issuer, id string, t time.Time) (*registry.StatusListView, error)
-	StatusLists(issuer string, page registry.Page) ([]registry.StatusList, string, error)
-	StatusListHistory(issuer, id string, page registry.Page) ([]registry.StatusListVersion, string, error)
-	CheckStatus(issuer, id string, index int, t time.Time) (*registry.EntryStatus, error)
-}
-
 // statusListTypeBase prefixes the W3C Bitstring Status List error types.
 const statusListTypeBase = "https://www.w3.org/ns/credentials/status-list#"
 
 // listVersion loads the current version, or the one current at ?timestamp.
-func (s *Server) listVersion(w http.ResponseWriter, r *http.Request) (*registry.StatusListView, bool) {
+func (s *Server) listVersion(w http.ResponseWriter, r *http.Request, sv *registry.View) (*registry.StatusListView, bool) {
 	issuer, list := r.PathValue("issuer"), r.PathValue("list")
 	var view *registry.StatusListView
 	var err error
@@ -36,9 +27,9 @@ func (s *Server) listVersion(w http.ResponseWriter, r *http.Request) (*registry.
 			writeError(w, r, fmt.Errorf("%w: timestamp %q must be an XML Schema dateTimeStamp (2025-06-01T00:00:00Z)", registry.ErrMalformedValue, ts))
 			return nil, false
 		}
-		view, err = s.cfg.Lists.StatusListAt(issuer, list, t)
+		view, err = sv.StatusListAt(issuer, list, t)
 	} else {
-		view, err = s.cfg.Lists.StatusList(issuer, list)
+		view, err = sv.StatusList(issuer, list)
 	}
 	if err != nil {
 		writeError(w, r, err)
@@ -85,7 +76,9 @@ func (s *Server) statusList(w http.ResponseWriter, r *http.Request) {
 	if !s.consistent(w, r) {
 		return
 	}
-	view, ok := s.listVersion(w, r)
+	sv := s.cfg.Registry.View()
+	defer sv.Close()
+	view, ok := s.listVersion(w, r, sv)
 	if !ok {
 		return
 	}
@@ -99,7 +92,7 @@ func (s *Server) statusList(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("ETag", etag)
 	h.Set("Cache-Control", s.listCache(r, view))
-	h.Set(IndexHeader, strconv.FormatUint(s.cfg.Registry.AppliedIndex(), 10))
+	h.Set(IndexHeader, strconv.FormatUint(sv.Index(), 10))
 	h.Add("Vary", "Accept")
 	if noneMatch(r.Header.Get("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
@@ -146,12 +139,14 @@ func (s *Server) statusEntry(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	e, err := s.cfg.Lists.CheckStatus(r.PathValue("issuer"), r.PathValue("list"), index, t)
+	sv := s.cfg.Registry.View()
+	defer sv.Close()
+	e, err := sv.CheckStatus(r.PathValue("issuer"), r.PathValue("list"), index, t)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, e, cacheShort)
+	s.writeJSONAt(w, r, sv.Index(), http.StatusOK, e, cacheShort)
 }
 
 func (s *Server) statusLists(w http.ResponseWriter, r *http.Request) {
@@ -159,8 +154,10 @@ func (s *Server) statusLists(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	items, next, err := s.cfg.Lists.StatusLists(query(r).Get("issuer"), page)
-	writeListing(s, w, r, items, next, err)
+	sv := s.cfg.Registry.View()
+	defer sv.Close()
+	items, next, err := sv.StatusLists(query(r).Get("issuer"), page)
+	writeListing(s, w, r, sv, items, next, err)
 }
 
 func (s *Server) statusListVersions(w http.ResponseWriter, r *http.Request) {
@@ -168,6 +165,8 @@ func (s *Server) statusListVersions(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	items, next, err := s.cfg.Lists.StatusListHistory(r.PathValue("issuer"), r.PathValue("list"), page)
-	writeListing(s, w, r, items, next, err)
+	sv := s.cfg.Registry.View()
+	defer sv.Close()
+	items, next, err := sv.StatusListHistory(r.PathValue("issuer"), r.PathValue("list"), page)
+	writeListing(s, w, r, sv, items, next, err)
 }

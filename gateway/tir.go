@@ -153,10 +153,10 @@ func tirPaging(r *http.Request) (page, size int, err error) {
 }
 
 // tirList answers one page of total items, from the page's items.
-func tirList[T any](s *Server, w http.ResponseWriter, r *http.Request, url string, page, size, total int, items []T) {
+func tirList[T any](s *Server, w http.ResponseWriter, r *http.Request, view *registry.View, url string, page, size, total int, items []T) {
 	last := max(1, (total+size-1)/size)
 	at := func(n int) string { return fmt.Sprintf("%s?page[after]=%d&page[size]=%d", url, n, size) }
-	s.writeJSON(w, r, http.StatusOK, tirPage[T]{
+	s.writeJSONAt(w, r, view.Index(), http.StatusOK, tirPage[T]{
 		Self: at(page), Items: items, Total: total, PageSize: size,
 		Links: tirLinks{First: at(1), Prev: at(min(max(page-1, 1), last)), Next: at(min(page+1, last)), Last: at(last)},
 	}, cacheShort)
@@ -173,7 +173,9 @@ func (s *Server) tirIssuers(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	dids, total, err := s.cfg.Registry.TIRIssuers((page-1)*size, size)
+	view := s.cfg.Registry.View()
+	defer view.Close()
+	dids, total, err := view.TIRIssuers((page-1)*size, size)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -182,16 +184,16 @@ func (s *Server) tirIssuers(w http.ResponseWriter, r *http.Request) {
 	for i, did := range dids {
 		items[i] = tirIssuerRef{DID: did, Href: base + "/issuers/" + url.PathEscape(did)}
 	}
-	tirList(s, w, r, base+"/issuers", page, size, total, items)
+	tirList(s, w, r, view, base+"/issuers", page, size, total, items)
 }
 
 // tirIssuerAttrs reads the issuer named in the path.
-func (s *Server) tirIssuerAttrs(w http.ResponseWriter, r *http.Request) (string, []registry.TIRAttribute, bool) {
+func (s *Server) tirIssuerAttrs(w http.ResponseWriter, r *http.Request, view *registry.View) (string, []registry.TIRAttribute, bool) {
 	dec, raw := pathID(r, "did", 4)
 	var did string
 	attrs, err := lookup(dec, raw, func(d string) ([]registry.TIRAttribute, error) {
 		did = d
-		return s.cfg.Registry.TIRIssuer(d, s.cfg.Now())
+		return view.TIRIssuer(d, s.cfg.Now())
 	})
 	if err != nil {
 		writeError(w, r, err)
@@ -214,19 +216,21 @@ func (s *Server) tirIssuer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, fmt.Errorf("%w: version %q must be latest or deprecated", ErrBadRequest, v))
 		return
 	}
-	did, attrs, ok := s.tirIssuerAttrs(w, r)
+	view := s.cfg.Registry.View()
+	defer view.Close()
+	did, attrs, ok := s.tirIssuerAttrs(w, r, view)
 	if !ok {
 		return
 	}
 	if !inline {
-		s.writeJSON(w, r, http.StatusOK, tirLinkedIssuer{DID: did, Attributes: issuerURL(base, did) + "/attributes", HasAttributes: len(attrs) > 0}, cacheShort)
+		s.writeJSONAt(w, r, view.Index(), http.StatusOK, tirLinkedIssuer{DID: did, Attributes: issuerURL(base, did) + "/attributes", HasAttributes: len(attrs) > 0}, cacheShort)
 		return
 	}
 	out := tirInlineIssuer{DID: did, Attributes: make([]tirAttribute, len(attrs))}
 	for i := range attrs {
 		out.Attributes[i] = tirAttributeOf(&attrs[i], attrs[i].Latest())
 	}
-	s.writeJSON(w, r, http.StatusOK, out, cacheShort)
+	s.writeJSONAt(w, r, view.Index(), http.StatusOK, out, cacheShort)
 }
 
 func issuerURL(base, did string) string { return base + "/issuers/" + url.PathEscape(did) }
@@ -236,7 +240,9 @@ func (s *Server) tirAttributes(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	did, attrs, ok := s.tirIssuerAttrs(w, r)
+	view := s.cfg.Registry.View()
+	defer view.Close()
+	did, attrs, ok := s.tirIssuerAttrs(w, r, view)
 	if !ok {
 		return
 	}
@@ -245,12 +251,12 @@ func (s *Server) tirAttributes(w http.ResponseWriter, r *http.Request) {
 	for _, a := range pageOfSlice(attrs, page, size) {
 		items = append(items, tirRef{ID: a.ID, Href: list + "/" + a.ID})
 	}
-	tirList(s, w, r, list, page, size, len(attrs), items)
+	tirList(s, w, r, view, list, page, size, len(attrs), items)
 }
 
 // tirAttributeNamed reads the attribute named in the path.
-func (s *Server) tirAttributeNamed(w http.ResponseWriter, r *http.Request) (string, *registry.TIRAttribute, bool) {
-	did, attrs, ok := s.tirIssuerAttrs(w, r)
+func (s *Server) tirAttributeNamed(w http.ResponseWriter, r *http.Request, view *registry.View) (string, *registry.TIRAttribute, bool) {
+	did, attrs, ok := s.tirIssuerAttrs(w, r, view)
 	if !ok {
 		return "", nil, false
 	}
@@ -268,11 +274,13 @@ func (s *Server) tirAttribute(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.tirRequest(w, r); !ok {
 		return
 	}
-	did, a, ok := s.tirAttributeNamed(w, r)
+	view := s.cfg.Registry.View()
+	defer view.Close()
+	did, a, ok := s.tirAttributeNamed(w, r, view)
 	if !ok {
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, tirAttributeAnswer{DID: did, Attribute: tirAttributeOf(a, a.Latest())}, cacheShort)
+	s.writeJSONAt(w, r, view.Index(), http.StatusOK, tirAttributeAnswer{DID: did, Attribute: tirAttributeOf(a, a.Latest())}, cacheShort)
 }
 
 func (s *Server) tirRevisions(w http.ResponseWriter, r *http.Request) {
@@ -280,7 +288,9 @@ func (s *Server) tirRevisions(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	did, a, ok := s.tirAttributeNamed(w, r)
+	view := s.cfg.Registry.View()
+	defer view.Close()
+	did, a, ok := s.tirAttributeNamed(w, r, view)
 	if !ok {
 		return
 	}
@@ -289,14 +299,16 @@ func (s *Server) tirRevisions(w http.ResponseWriter, r *http.Request) {
 	for _, rev := range pageOfSlice(a.Revisions, page, size) {
 		items = append(items, tirRef{ID: rev.ID, Href: list + "/" + rev.ID})
 	}
-	tirList(s, w, r, list, page, size, len(a.Revisions), items)
+	tirList(s, w, r, view, list, page, size, len(a.Revisions), items)
 }
 
 func (s *Server) tirRevision(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.tirRequest(w, r); !ok {
 		return
 	}
-	did, a, ok := s.tirAttributeNamed(w, r)
+	view := s.cfg.Registry.View()
+	defer view.Close()
+	did, a, ok := s.tirAttributeNamed(w, r, view)
 	if !ok {
 		return
 	}
@@ -305,7 +317,7 @@ func (s *Server) tirRevision(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, fmt.Errorf("%w: attribute %s of %s has no revision %q", registry.ErrNotFound, a.ID, did, r.PathValue("revision")))
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, tirAttributeAnswer{DID: did, Attribute: tirAttributeOf(a, rev)}, cacheShort)
+	s.writeJSONAt(w, r, view.Index(), http.StatusOK, tirAttributeAnswer{DID: did, Attribute: tirAttributeOf(a, rev)}, cacheShort)
 }
 
 // tirAttributeOf shows attribute a as of revision rev: the latest revision

@@ -142,12 +142,14 @@ func (s *Server) trqpAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Now()
-	d, err := s.cfg.Registry.Decide(registry.Question{Entity: q.EntityID, Framework: q.AuthorityID, Action: q.Action, Resource: q.Resource, At: at}, now)
+	view := s.cfg.Registry.View()
+	defer view.Close()
+	d, err := view.Decide(registry.Question{Entity: q.EntityID, Framework: q.AuthorityID, Action: q.Action, Resource: q.Resource, At: at}, now)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, trqpAuthorization{
+	s.writeJSONAt(w, r, view.Index(), http.StatusOK, trqpAuthorization{
 		trqpAnswer: q.answer(at, now, authorizationMessage(d)),
 		Authorized: d.Authorized, Reason: d.Reason, Chain: d.Chain, Root: d.Root, Index: d.Index,
 	}, cacheNone)
@@ -162,12 +164,14 @@ func (s *Server) trqpRecognize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Now()
-	d, err := s.cfg.Registry.DecideRecognition(registry.RecognitionQuestion{Framework: q.AuthorityID, Recognized: q.EntityID, Resource: q.Resource, At: at}, now)
+	view := s.cfg.Registry.View()
+	defer view.Close()
+	d, err := view.DecideRecognition(registry.RecognitionQuestion{Framework: q.AuthorityID, Recognized: q.EntityID, Resource: q.Resource, At: at}, now)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, trqpRecognition{
+	s.writeJSONAt(w, r, view.Index(), http.StatusOK, trqpRecognition{
 		trqpAnswer: q.answer(at, now, recognitionMessage(d)),
 		Recognized: d.Recognizes, Reason: d.Reason, Recognition: d.Recognition, Index: d.Index,
 	}, cacheNone)

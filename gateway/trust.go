@@ -101,8 +101,10 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 	if !s.consistent(w, r) {
 		return
 	}
-	applied := s.cfg.Registry.AppliedIndex()
-	d, until, err := s.cfg.Registry.DecideSecond(q, now)
+	view := s.cfg.Registry.View()
+	d, until, err := view.DecideSecond(q, now)
+	applied := view.Index()
+	view.Close()
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -115,14 +117,10 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 		bp := bufPool.Get().(*[]byte)
 		defer bufPool.Put(bp)
 		*bp = appendDecision((*bp)[:0], d)
-		s.writeBody(w, r, http.StatusOK, *bp, trustCache(q))
+		s.writeBody(w, r, applied, http.StatusOK, *bp, trustCache(q))
 		return
 	}
 	a := s.answers.put(applied, r.URL.RawQuery, d, until, !q.At.IsZero(), trustCache(q))
-	if current := s.cfg.Registry.AppliedIndex(); current != applied {
-		// A commit landed while deciding: say how far this node is now.
-		a.index = []string{strconv.FormatUint(current, 10)}
-	}
 	a.write(w, r, http.StatusOK)
 }
 
@@ -141,9 +139,14 @@ func localRead(q url.Values) bool {
 // expire together at each second. Only the time's text and the ETag are
 // made again: the rest of the body is shared, and the ETag's hash resumes
 // from its state after the body's part before the time. A question with
-// "at" is served as it is. The applied index is read before deciding: an
-// answer computed across a commit is filed under the older index, which
-// is never current again.
+// "at" is served as it is.
+//
+// Invalidation: each answer is filed under the index of the view that
+// decided it (registry.View.Index: the exact state it was read from) and
+// served only while that index is the applied one (cachedTrust); a new
+// index starts a new generation and drops the old one. So an answer is
+// never served after a commit that could change it, and never under an
+// index whose state it was not read from.
 type answerCache struct {
 	mu      sync.RWMutex
 	applied uint64
@@ -314,6 +317,8 @@ func (s *Server) trustBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Now()
+	view := s.cfg.Registry.View()
+	defer view.Close()
 	out := make([]*registry.Decision, 0, len(qs))
 	for i, bq := range qs {
 		v := url.Values{"entity": {bq.Entity}, "framework": {bq.Framework}, "action": {bq.Action}, "resource": {bq.Resource}, "jurisdiction": {bq.Jurisdiction}, "at": {bq.At}}
@@ -325,12 +330,12 @@ func (s *Server) trustBatch(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, fmt.Errorf("%w (question %d of the batch, counting from 0)", err, i))
 			return
 		}
-		d, err := s.cfg.Registry.Decide(q, now)
+		d, err := view.Decide(q, now)
 		if err != nil {
 			writeError(w, r, fmt.Errorf("%w (question %d of the batch, counting from 0)", err, i))
 			return
 		}
 		out = append(out, d)
 	}
-	s.writeJSON(w, r, http.StatusOK, out, cacheNone)
+	s.writeJSONAt(w, r, view.Index(), http.StatusOK, out, cacheNone)
 }

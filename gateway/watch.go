@@ -79,10 +79,15 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	}
 	var buf bytes.Buffer
 	for {
-		applied := s.cfg.Registry.AppliedIndex()
+		var applied uint64
 		for {
-			items, err := s.cfg.Registry.Changes(since, watchPage)
+			// One view per page, closed before the page is sent: a slow
+			// client must not hold a snapshot (or a restore) back.
+			view := s.cfg.Registry.View()
+			applied = view.Index()
+			items, err := view.Changes(since, watchPage)
 			if err != nil {
+				view.Close()
 				s.log.Error("watch: read the change feed", "since", since, "err", err)
 				return
 			}
@@ -90,8 +95,9 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 			for i := range items {
 				v := &items[i]
 				since = v.Index
-				ok, err := s.cfg.Registry.Concerns(v, framework, entity)
+				ok, err := view.Concerns(v, framework, entity)
 				if err != nil {
+					view.Close()
 					s.log.Error("watch: filter an operation", "index", v.Index, "err", err)
 					return
 				}
@@ -100,11 +106,13 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 				}
 				data, err := json.Marshal(v)
 				if err != nil {
+					view.Close()
 					s.log.Error("watch: encode an operation", "index", v.Index, "err", err)
 					return
 				}
 				fmt.Fprintf(&buf, "id: %d\nevent: operation\ndata: %s\n\n", v.Index, data)
 			}
+			view.Close()
 			if buf.Len() > 0 && !send(buf.Bytes()) {
 				return
 			}
@@ -112,7 +120,8 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 				break
 			}
 		}
-		// Everything applied up to applied has been read; wait for more.
+		// Everything applied up to applied (the last view's index) has been
+		// read; wait for more.
 		wctx, wcancel := context.WithTimeout(ctx, watchKeepAlive)
 		err := s.cfg.Node.WaitApplied(wctx, applied+1)
 		wcancel()

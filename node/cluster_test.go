@@ -317,7 +317,7 @@ func (c *testCluster) heal(i, j int) {
 }
 
 func (c *testCluster) hasOperation(i int, cid string) bool {
-	_, err := c.node(i).State.Operation(cid)
+	_, err := readView(c.node(i).State, func(v *registry.View) (*registry.OperationView, error) { return v.Operation(cid) })
 	return err == nil
 }
 
@@ -374,7 +374,7 @@ func TestClusterReplicatesWritesFromEveryNode(t *testing.T) {
 
 func (n *Node) mustOpBytes(t *testing.T, cid string) []byte {
 	t.Helper()
-	v, err := n.State.Operation(cid)
+	v, err := readView(n.State, func(v *registry.View) (*registry.OperationView, error) { return v.Operation(cid) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -496,7 +496,9 @@ func TestNonvoterCatchesUpFromSnapshotAndNeverVotes(t *testing.T) {
 		t.Fatalf("want one non-voter, members %+v", c.node(0).cluster.Members(ctx))
 	}
 	// The replica serves reads from its own state.
-	d, err := c.node(1).State.Decide(registry.Question{Entity: "did:web:c9999.example", Framework: c.fw, Action: "issue"}, time.Now())
+	d, err := readView(c.node(1).State, func(v *registry.View) (*registry.Decision, error) {
+		return v.Decide(registry.Question{Entity: "did:web:c9999.example", Framework: c.fw, Action: "issue"}, time.Now())
+	})
 	if err != nil || !d.Authorized {
 		t.Fatalf("read on the replica: %+v %v", d, err)
 	}
@@ -597,7 +599,9 @@ func TestStatusListServedIdenticallyByEveryNode(t *testing.T) {
 		if !bytes.Equal(body, jwt) {
 			t.Fatalf("node %d serves %d bytes that differ from the published credential", i, len(body))
 		}
-		e, err := c.node(i).State.CheckStatus(college.DID, "main", 4242, time.Time{})
+		e, err := readView(c.node(i).State, func(v *registry.View) (*registry.EntryStatus, error) {
+			return v.CheckStatus(college.DID, "main", 4242, time.Time{})
+		})
 		if err != nil || e.Status != 1 {
 			t.Fatalf("node %d entry 4242: %+v %v", i, e, err)
 		}
@@ -855,4 +859,11 @@ func TestUnreachableVoterIsRefused(t *testing.T) {
 		t.Fatalf("promoting an unreachable non-voter: %v", err)
 	}
 	c.mustSubmit(0, c.accreditOp("did:web:after-refused-promotion.example"))
+}
+
+// readView reads from one view of st, closed after read.
+func readView[T any](st *registry.State, read func(*registry.View) (T, error)) (T, error) {
+	v := st.View()
+	defer v.Close()
+	return read(v)
 }

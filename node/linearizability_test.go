@@ -254,7 +254,9 @@ func checkNeverSubmitted(t *testing.T, c *testCluster, cids []string) {
 	}
 	n := c.node(0)
 	for idx := uint64(1); idx <= n.State.AppliedIndex(); idx++ {
-		v, err := n.State.Operation(strconv.FormatUint(idx, 10))
+		v, err := readView(n.State, func(v *registry.View) (*registry.OperationView, error) {
+			return v.Operation(strconv.FormatUint(idx, 10))
+		})
 		if errors.Is(err, registry.ErrNotFound) {
 			continue
 		}

@@ -149,7 +149,7 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 		return nil, err
 	}
 	n.gateway, err = gateway.New(gateway.Config{
-		Registry: n.State, Lists: n.State, Writer: n, Node: n, Logger: logger,
+		Registry: n.State, Writer: n, Node: n, Logger: logger,
 		Metrics: n.Metrics, Gatherer: n.Metrics, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, MaxWait: cfg.HTTP.MaxWait,
 		Limits: writeLimits(cfg.HTTP.Limits),
 	})

@@ -26,7 +26,7 @@ type opRecord struct {
 
 // applyCtx carries one operation through its handler.
 type applyCtx struct {
-	s       *State
+	s       *applier
 	b       *pebble.Batch
 	index   uint64
 	now     time.Time
@@ -34,20 +34,20 @@ type applyCtx struct {
 	signers []string
 	// touched are the DIDs whose history records this operation.
 	touched []string
-	// dry, in a check (State.Check), holds the keys b has written, in
+	// dry, in a check (applier.Check), holds the keys b has written, in
 	// place of the apply's dirty set: see judge.
-	dry map[string]struct{}
+	dry map[RecordKey]struct{}
 }
 
-// dirty records a key the read-side cache must drop after this batch
-// commits.
-func (c *applyCtx) dirty(k []byte) {
+// dirty records a record the caches must drop after this batch commits
+// (caches.committed): one an evaluator may have remembered.
+func (c *applyCtx) dirty(k RecordKey) {
 	if c.dry != nil {
-		c.dry[string(k)] = struct{}{}
+		c.dry[k] = struct{}{}
 		return
 	}
-	c.s.dirty = append(c.s.dirty, string(k))
-	c.s.dirtySet[string(k)] = struct{}{}
+	c.s.dirty = append(c.s.dirty, k)
+	c.s.dirtySet[k] = struct{}{}
 }
 
 // evaluator returns an evaluator over the batch being applied. Records this
@@ -57,18 +57,19 @@ func (c *applyCtx) dirty(k []byte) {
 func (c *applyCtx) evaluator() *evaluator {
 	e := c.s.batchReader(c.b, c.index)
 	if c.dry != nil {
-		e.dirty = c.dry
+		e.src.(*storeReader).dirty = c.dry
 	}
 	return e
 }
 
 // batchReader returns an evaluator over b, the batch being applied at
 // index (see applyCtx.evaluator).
-func (s *State) batchReader(b *pebble.Batch, index uint64) *evaluator {
-	return &evaluator{r: b, asOf: index, cache: s.records, epoch: s.records.begin(), dirty: s.dirtySet}
+func (s *applier) batchReader(b *pebble.Batch, index uint64) *evaluator {
+	r := &storeReader{r: b, cache: s.caches.records, epoch: s.seq.Load(), dirty: s.dirtySet}
+	return &evaluator{src: r, memo: r, asOf: index}
 }
 
-func (s *State) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw []byte) *Result {
+func (s *applier) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw []byte) *Result {
 	c, res, err := s.judge(b, index, t, raw, nil)
 	if err != nil {
 		return rejected(res, err)
@@ -110,14 +111,14 @@ func (s *State) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw [
 // dry, when set, makes it a check (Check): the set collects the keys b
 // writes, and nothing outside b changes — no cache of the apply's is
 // consumed or filled, so it runs beside the apply and other checks.
-func (s *State) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, dry map[string]struct{}) (*applyCtx, *Result, error) {
+func (s *applier) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, dry map[RecordKey]struct{}) (*applyCtx, *Result, error) {
 	res := &Result{Index: index, Time: t}
 	var op *ParsedOperation
 	var err error
 	if dry != nil {
-		op, err = s.preVerify(raw) // parsed and signatures checked, remembered for the apply
+		op, err = s.verify.preVerify(raw) // parsed and signatures checked, remembered for the apply
 	} else {
-		op, err = s.parse(raw)
+		op, err = s.verify.parse(raw)
 	}
 	if err != nil {
 		res.CID = CIDOf(raw)
@@ -152,7 +153,7 @@ func (s *State) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, dr
 			iat.UTC().Format(time.RFC3339), d.Round(time.Second), t.Format(time.RFC3339), s.iatWindow)
 	}
 	c := &applyCtx{s: s, b: b, index: index, now: t, op: op, dry: dry}
-	signers, err := s.verifySignatures(c.evaluator(), op, dry == nil)
+	signers, err := s.verify.verifySignatures(c.evaluator(), op, dry == nil)
 	if err != nil {
 		return nil, res, err
 	}
@@ -175,7 +176,7 @@ func (s *State) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, dr
 // apply is the memory's last reader, so the entry is dropped: kept, the
 // operations of a bulk load would stay in the heap (about 20 MiB of
 // pointers for the collector to trace) long after they were applied.
-func (s *State) parse(raw []byte) (*ParsedOperation, error) {
+func (s *verifier) parse(raw []byte) (*ParsedOperation, error) {
 	if err := checkSize(raw); err != nil {
 		return nil, err
 	}
@@ -234,7 +235,7 @@ func duplicateKeys(op *ParsedOperation, signedContent bool) [][]byte {
 // twin. Every accepted operation stores its keys with its record, so this
 // is one lookup per key, and the filter (sigfilter.go) skips those never
 // stored: an operation that is new costs lookups that miss.
-func (s *State) findDuplicate(r pebble.Reader, op *ParsedOperation, signedContent bool) (*Result, bool) {
+func (s *applier) findDuplicate(r pebble.Reader, op *ParsedOperation, signedContent bool) (*Result, bool) {
 	keys := duplicateKeys(op, signedContent)
 	if signedContent {
 		keys = append(keys, governancePayloadKey(op.Payload))
@@ -374,7 +375,7 @@ func (c *applyCtx) createFramework(op *CreateFramework) (string, error) {
 			return "", err
 		}
 	}
-	c.dirty(key(tableFrameworks, op.ID))
+	c.dirty(FrameworkKey(op.ID))
 	mustSetJSON(c.b, key(tableFrameworks, op.ID), Framework{
 		ID: op.ID, Name: op.Name, Description: op.Description, URL: op.URL, MaxChainLength: maxLen,
 		CreatedIndex: c.index, CreatedAt: c.now, UpdatedIndex: c.index, Operation: c.op.CID,
@@ -423,7 +424,7 @@ func (c *applyCtx) updateFramework(op *UpdateFramework) (string, error) {
 	}
 	f.UpdatedIndex = c.index
 	f.Operation = c.op.CID
-	c.dirty(key(tableFrameworks, op.ID))
+	c.dirty(FrameworkKey(op.ID))
 	mustSetJSON(c.b, key(tableFrameworks, op.ID), f)
 	return op.ID, nil
 }
@@ -470,7 +471,7 @@ func (c *applyCtx) changeRoot(op *RootChange) (string, error) {
 
 func (c *applyCtx) writeRootEvent(framework, did string, root RootAccreditor, status string, at time.Time, reason string) {
 	root.Events = append(root.Events, StatusEvent{Status: status, EffectiveAt: at, Reason: reason, Index: c.index, Operation: c.op.CID})
-	c.dirty(key(tableRoots, framework, did))
+	c.dirty(RootKey(framework, did))
 	mustSetJSON(c.b, key(tableRoots, framework, did), root)
 }
 

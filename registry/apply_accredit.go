@@ -75,8 +75,8 @@ func (c *applyCtx) accredit(op *Accredit) (string, error) {
 	}
 	mustSetJSON(c.b, key(tableAccreditation, a.ID), a)
 	c.b.Set(key(tableReceived, a.Subject, a.Framework, a.ID), nil, nil)
-	c.dirty(key(tableAccreditation, a.ID))
-	c.dirty(prefix(tableReceived, a.Subject, a.Framework))
+	c.dirty(AccreditationKey(a.ID))
+	c.dirty(ReceivedKey(a.Subject, a.Framework))
 	c.b.Set(key(tableGranted, a.Accreditor, a.Framework, a.ID), nil, nil)
 	c.b.Set(key(tableByFramework, a.Framework, a.ID), nil, nil)
 	c.touched = append(c.touched, a.Subject)
@@ -198,9 +198,9 @@ func (c *applyCtx) changeStatus(op *StatusChange) (string, error) {
 		at = op.EffectiveAt.UTC()
 	}
 	a.Events = append(a.Events, StatusEvent{Status: status, EffectiveAt: at, Reason: op.Reason, Index: c.index, Operation: c.op.CID})
-	c.dirty(key(tableAccreditation, a.ID))
+	c.dirty(AccreditationKey(a.ID))
 	// Trust questions cache a subject's accreditations with its listing.
-	c.dirty(prefix(tableReceived, a.Subject, a.Framework))
+	c.dirty(ReceivedKey(a.Subject, a.Framework))
 	mustSetJSON(c.b, key(tableAccreditation, a.ID), a)
 	c.touched = append(c.touched, a.Subject, a.Accreditor)
 	return a.ID, nil

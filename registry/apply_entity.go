@@ -26,7 +26,7 @@ func (c *applyCtx) entity(did string) (*Entity, bool, error) {
 func (c *applyCtx) putEntity(ent *Entity) {
 	k := key(tableEntities, ent.ID)
 	mustSetJSON(c.b, k, ent)
-	c.dirty(k)
+	c.dirty(EntityKey(ent.ID))
 }
 
 // validKeys parses the JWKs an operation registers for did.

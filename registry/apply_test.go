@@ -398,12 +398,12 @@ func TestApplyDropsWhatPreVerifyRemembered(t *testing.T) {
 	if err := f.s.PreVerify(op); err != nil {
 		t.Fatal(err)
 	}
-	if f.s.parsed.Len() != 1 || f.s.verified.Len() != 1 {
-		t.Fatalf("PreVerify remembered %d parses and %d signatures, want 1 and 1", f.s.parsed.Len(), f.s.verified.Len())
+	if f.s.verify.parsed.Len() != 1 || f.s.verify.verified.Len() != 1 {
+		t.Fatalf("PreVerify remembered %d parses and %d signatures, want 1 and 1", f.s.verify.parsed.Len(), f.s.verify.verified.Len())
 	}
 	first := f.mustAccept(op)
-	if f.s.parsed.Len() != 0 || f.s.verified.Len() != 0 {
-		t.Fatalf("after the apply %d parses and %d signatures are still remembered", f.s.parsed.Len(), f.s.verified.Len())
+	if f.s.verify.parsed.Len() != 0 || f.s.verify.verified.Len() != 0 {
+		t.Fatalf("after the apply %d parses and %d signatures are still remembered", f.s.verify.parsed.Len(), f.s.verify.verified.Len())
 	}
 	again := f.apply(op)
 	if !again.Duplicate || again.Index != first.Index || again.CID != first.CID {
@@ -421,7 +421,7 @@ func TestStatusChangeLeavesCachedRecordsAlone(t *testing.T) {
 		t.Fatalf("before: %s", d.Reason)
 	}
 	// A trust question caches a subject's accreditations with its listing.
-	cached, ok := f.s.records.get(string(prefix(tableReceived, f.college.DID, fwID)))
+	cached, ok := f.s.caches.records.get(ReceivedKey(f.college.DID, fwID), f.s.seq.Load())
 	if !ok || len(cached.([]*Accreditation)) != 1 || cached.([]*Accreditation)[0].ID != f.collegeAcc {
 		t.Fatalf("the trust query did not cache the college's accreditation (%v): the test shows nothing", cached)
 	}

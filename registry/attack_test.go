@@ -194,10 +194,10 @@ func TestRefusedOperationsLeaveTheParseMemory(t *testing.T) {
 	retained := int64(after.heap) - int64(before.heap)
 	per := retained / n
 	t.Logf("retained after %d refused operations: %d MiB (%d KiB each); s.parsed holds %d; at its 4096 entries: about %d MiB",
-		n, retained>>20, per>>10, f.s.parsed.Len(), per*4096>>20)
-	if f.s.parsed.Len() > 0 && retained > 16<<20 {
+		n, retained>>20, per>>10, f.s.verify.parsed.Len(), per*4096>>20)
+	if f.s.verify.parsed.Len() > 0 && retained > 16<<20 {
 		t.Errorf("refused operations stay in memory: %d MiB for %d of them (%d in s.parsed); 4096 would hold about %d MiB",
-			retained>>20, n, f.s.parsed.Len(), per*4096>>20)
+			retained>>20, n, f.s.verify.parsed.Len(), per*4096>>20)
 	}
 }
 

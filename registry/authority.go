@@ -44,13 +44,13 @@ const KeysByGovernance = "governance"
 // feature level has reached FeatureLevelKeyAuthority. Before, the apply
 // keeps the first release's rules, so that every node, of either build,
 // reaches the same state from the same log.
-func (s *State) keyAuthority() bool {
+func (s *consortium) keyAuthority() bool {
 	return s.ClusterFeatureLevel() >= FeatureLevelKeyAuthority
 }
 
 // signingKeys returns the keys a signature of did is checked against, ent
 // being its entity record (nil when it has none). did is not a did:key.
-func (s *State) signingKeys(did string, ent *Entity) []json.RawMessage {
+func (s *consortium) signingKeys(did string, ent *Entity) []json.RawMessage {
 	m, member := s.members[did]
 	switch {
 	case member && s.keyAuthority() && !(ent != nil && len(ent.Keys) > 0 && boundByController(ent)):
@@ -75,7 +75,7 @@ func boundByController(ent *Entity) bool {
 // keeps prev, since the key it signs with descends from whoever bound the
 // first ones (a registrar that chose the keys and rotates them as the
 // entity stays the binder); anyone else is the binder.
-func (s *State) nextBinder(did, prev string, signers []string) string {
+func (s *consortium) nextBinder(did, prev string, signers []string) string {
 	n := 0
 	for _, signer := range signers {
 		if _, ok := s.members[signer]; ok {
@@ -161,7 +161,7 @@ func (c *applyCtx) authorityHeld(did, registrar string) (string, error) {
 // the member's signatures (signingKeys), which fall back to the genesis.
 // Members are few and the walk runs once, in the apply, so every node
 // writes the same records.
-func (s *State) markMemberKeys(b *pebble.Batch) {
+func (s *applier) markMemberKeys(b *pebble.Batch) {
 	c := &applyCtx{s: s, b: b}
 	for _, m := range s.genesis.Members {
 		if strings.HasPrefix(m.ID, "did:key:") {
@@ -188,7 +188,7 @@ func (s *State) markMemberKeys(b *pebble.Batch) {
 // current keys as KeysBoundBy records it (nextBinder): a rotation the
 // entity signed keeps the binder before it, so keys a third party chose
 // and then rotated as the entity are still that third party's.
-func (s *State) lastKeyBinder(r pebble.Reader, did string) (string, error) {
+func (s *applier) lastKeyBinder(r pebble.Reader, did string) (string, error) {
 	p := prefix(tableHistory, did)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
 	if err != nil {

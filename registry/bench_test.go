@@ -61,7 +61,7 @@ func BenchmarkCheckStatus(b *testing.B) {
 			if r := f.publish(f.college, "bench", "", []string{PurposeRevocation}, 1, nil, bits); !r.Accepted {
 				b.Fatal(r.Reason)
 			}
-			f.s.lists = newListCache(256 << 20) // start cold: the first read decodes
+			f.s.caches.lists = newListCache(256 << 20) // start cold: the first read decodes
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
@@ -190,7 +190,7 @@ func BenchmarkDecideUncached(b *testing.B) {
 	for b.Loop() {
 		if i%n == 0 {
 			b.StopTimer()
-			f.s.records.clear()
+			f.s.caches.records.clear()
 			f.s.Decide(Question{Entity: "did:web:college-0.example", Framework: fwID, Action: ActionIssue, Resource: nursing, At: at}, f.now)
 			b.StartTimer()
 		}

@@ -3,39 +3,103 @@ package registry
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
-// recordCache keeps decoded records for the read side, so a trust query
-// does not read and decode the same accreditations from Pebble every time.
+// caches are the node's caches of what its store holds, behind the one
+// seam through which the store tells them that the state changed:
+// committed, after each batch the apply commits, and replaced, after a
+// snapshot restore. Nothing else changes the state, so nothing else
+// invalidates them. Each cache says below what fills it and why an entry
+// can never be served stale.
 //
-// Entries are immutable once cached. The apply path never reads through
-// the cache (it reads its own uncommitted batch). After each commit the
-// keys the batch wrote are dropped and the epoch advances; a reader may
-// cache what it read only if no commit happened since it began reading, so
-// a value read just before a commit can never outlive it.
+// The gateway's answer cache (gateway/trust.go) sits outside this package:
+// it files each answer under the index of the view that computed it
+// (View.Index) and serves it only while that index is the applied one, so
+// the same commit that invalidates these retires it.
+type caches struct {
+	records *recordCache
+	lists   *listCache
+	keys    *keyCache
+}
+
+func newCaches(seq *atomic.Uint64) *caches {
+	return &caches{
+		records: newRecordCache(recordCacheEntries, seq),
+		lists:   newListCache(listCacheBytes),
+		keys:    newKeyCache(),
+	}
+}
+
+// committed is called after a batch that wrote the records in dirty was
+// committed, while the store's sequence is odd (store.commit): no view
+// taken from then until it is even again uses the caches.
 //
-// It also keeps read-side Pebble iterators between questions (iter,
-// release). Opening an iterator positions a reader in every memtable and
-// level: about a fifth of a trust decision about a college whose records
-// are not cached (BenchmarkDecideUncached). A kept iterator sees the database as it was when it
-// was opened, so it is kept only while nothing is committed: each one was
-// opened in the current epoch, and a commit closes them all. Kept ones
-// are also closed after maxIterAge, so that none pins a flushed memtable
-// or compacted sstables for long while no writes come.
+//   - records: the keys the batch wrote are dropped, and every kept
+//     iterator is closed (it sees the state before the commit).
+//   - lists: nothing; an entry is keyed by the CID of the version it
+//     decodes, which names the exact credential bytes.
+//   - keys: nothing; an entry is keyed by the exact encoding it parses
+//     (a did:key or a JWK's JSON). Which key a kid names is read from the
+//     state every time.
+func (c *caches) committed(dirty []RecordKey) { c.records.committed(dirty) }
+
+// replaced is called after a snapshot restore replaced the whole state,
+// while the store's sequence is odd: every record and kept iterator goes.
+// The list and key caches stay, for the reasons above.
+func (c *caches) replaced() { c.records.clear() }
+
+// close closes what holds the database open (kept iterators).
+func (c *caches) close() { c.records.close() }
+
+// recordCacheEntries bounds the record cache. Most entries are a
+// college's accreditations with its received listing (about 550 bytes
+// decoded); 120,000 of them take about the memory 200,000 single records
+// took.
+const recordCacheEntries = 120_000
+
+// listCacheBytes bounds the decoded bitstrings kept.
+const listCacheBytes = 256 << 20
+
+// recordCache keeps decoded records for the read side and the apply, so a
+// trust question does not read and decode the same accreditations every
+// time, and keeps read-side Pebble iterators between questions.
+//
+// Fills: an evaluator remembers what it decoded (Memo), from a view or
+// from the batch being applied, for keys that batch has not written.
+//
+// Invariant: every entry holds the value of its key in the committed state
+// whose sequence number (store.seq) is current. An entry is added only
+// under mu and only if the sequence is still the one the reader began at
+// (the reader's snapshot is that state); it is read only under mu and
+// only by a reader of that same sequence. A commit makes the sequence odd
+// before Pebble's commit and even again after committed has dropped the
+// keys the batch wrote, so an entry that survives a commit still holds the
+// committed value, and no reader of another state sees one.
+//
+// Kept iterators: opening an iterator positions a reader in every memtable
+// and level, about a fifth of a trust decision about a college whose
+// records are not cached (BenchmarkDecideUncached). An iterator sees the
+// state it was opened on, so one is kept only with the sequence of its
+// view's snapshot, handed out only to a view of the same sequence, and
+// every commit closes all of them. Kept ones are also closed after
+// maxIterAge, so that none pins flushed memtables or compacted sstables
+// for long while no writes come.
 type recordCache struct {
+	seq    *atomic.Uint64
 	mu     sync.Mutex
-	epoch  uint64
-	lru    *lru.Cache[string, any]
+	lru    *simplelru.LRU[RecordKey, any]
 	iters  []keptIter
 	closed bool
 }
 
-// keptIter is a read-side iterator with the epoch it was handed out in
-// and the time it was opened.
+// keptIter is a read-side iterator with the sequence of the state it
+// sees and the time it was opened.
 type keptIter struct {
 	it     *pebble.Iterator
 	epoch  uint64
@@ -47,36 +111,36 @@ const (
 	maxIterAge   = time.Second
 )
 
-func newRecordCache(size int) *recordCache {
-	c, _ := lru.New[string, any](size)
-	return &recordCache{lru: c}
+func newRecordCache(size int, seq *atomic.Uint64) *recordCache {
+	c, _ := simplelru.NewLRU[RecordKey, any](size, nil)
+	return &recordCache{lru: c, seq: seq}
 }
 
-// begin returns the epoch a read starts in.
-func (c *recordCache) begin() uint64 {
+// get returns the value cached under k for a reader of state epoch.
+func (c *recordCache) get(k RecordKey, epoch uint64) (any, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.epoch
+	if c.seq.Load() != epoch {
+		return nil, false
+	}
+	return c.lru.Get(k)
 }
 
-func (c *recordCache) get(k string) (any, bool) { return c.lru.Get(k) }
-
-// put caches v if no commit happened since epoch.
-func (c *recordCache) put(k string, v any, epoch uint64) {
+// put caches v, read from state epoch, if that state is still current.
+func (c *recordCache) put(k RecordKey, v any, epoch uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.epoch == epoch {
+	if c.seq.Load() == epoch {
 		c.lru.Add(k, v)
 	}
 }
 
-// committed drops the written keys and starts a new epoch.
-func (c *recordCache) committed(keys []string) {
+// committed drops the written keys and closes the kept iterators.
+func (c *recordCache) committed(keys []RecordKey) {
 	c.mu.Lock()
 	for _, k := range keys {
 		c.lru.Remove(k)
 	}
-	c.epoch++
 	stale := c.takeIters()
 	c.mu.Unlock()
 	closeIters(stale)
@@ -86,7 +150,6 @@ func (c *recordCache) committed(keys []string) {
 func (c *recordCache) clear() {
 	c.mu.Lock()
 	c.lru.Purge()
-	c.epoch++
 	stale := c.takeIters()
 	c.mu.Unlock()
 	closeIters(stale)
@@ -114,13 +177,12 @@ func closeIters(its []keptIter) {
 	}
 }
 
-// iter returns an iterator over db bounded to [lo, hi) that sees every
-// commit made before the call; hand it back with release. lo and hi must
-// not change until then.
-func (c *recordCache) iter(db *pebble.DB, lo, hi []byte) (keptIter, error) {
+// iter returns an iterator bounded to [lo, hi) over snap, whose state has
+// sequence epoch: a kept one of the same state, or a new one; hand it
+// back with release. lo and hi must not change until then.
+func (c *recordCache) iter(snap *pebble.Snapshot, epoch uint64, lo, hi []byte) (keptIter, error) {
 	c.mu.Lock()
-	epoch := c.epoch
-	for len(c.iters) > 0 {
+	for c.seq.Load() == epoch && len(c.iters) > 0 {
 		k := c.iters[len(c.iters)-1]
 		c.iters = c.iters[:len(c.iters)-1]
 		if time.Since(k.opened) > maxIterAge {
@@ -131,27 +193,66 @@ func (c *recordCache) iter(db *pebble.DB, lo, hi []byte) (keptIter, error) {
 		}
 		c.mu.Unlock()
 		k.it.SetBounds(lo, hi)
-		k.epoch = epoch
 		return k, nil
 	}
 	c.mu.Unlock()
 	opened := time.Now()
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	return keptIter{it: it, epoch: epoch, opened: opened}, err
 }
 
-// release keeps k for another reader if nothing was committed since iter
-// handed it out and it had no error; otherwise it closes it.
+// release keeps k for another reader if its state is still the committed
+// one and it had no error; otherwise it closes it.
 func (c *recordCache) release(k keptIter) error {
 	if err := k.it.Error(); err != nil {
 		return errors.Join(err, k.it.Close())
 	}
 	c.mu.Lock()
-	if c.epoch == k.epoch && !c.closed && len(c.iters) < maxKeptIters {
+	if c.seq.Load() == k.epoch && !c.closed && len(c.iters) < maxKeptIters {
 		c.iters = append(c.iters, k)
 		c.mu.Unlock()
 		return nil
 	}
 	c.mu.Unlock()
 	return k.it.Close()
+}
+
+// listCache keeps decoded bitstrings by version CID, within a byte budget,
+// so a large list is not decompressed again on every read.
+//
+// Fills: decodedVersion, after decoding a stored version's credential.
+// Invariant: the key is the CID of the version, which names the exact
+// credential bytes the bitstring is decoded from, and a stored version
+// never changes; so an entry is right for as long as it is kept, across
+// commits and restores. Bounded by bytes, least recently used first.
+type listCache struct {
+	mu     sync.Mutex
+	lru    *lru.Cache[string, []byte]
+	bytes  int
+	budget int
+}
+
+func newListCache(budget int) *listCache {
+	c := &listCache{budget: budget}
+	c.lru, _ = lru.NewWithEvict[string, []byte](1<<16, func(_ string, v []byte) { c.bytes -= len(v) })
+	return c
+}
+
+func (c *listCache) get(cid string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Get(cid)
+}
+
+func (c *listCache) add(cid string, bits []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lru.Contains(cid) {
+		return
+	}
+	c.lru.Add(cid, bits)
+	c.bytes += len(bits)
+	for c.bytes > c.budget && c.lru.Len() > 1 {
+		c.lru.RemoveOldest()
+	}
 }

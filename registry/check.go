@@ -31,7 +31,7 @@ import (
 // Check runs concurrently with the apply and with other checks: it writes
 // only to a batch of its own, which it discards, and leaves the caches the
 // apply consumes as they are (see judge).
-func (s *State) Check(raw []byte, now time.Time) *Result {
+func (s *applier) Check(raw []byte, now time.Time) *Result {
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
 	// The commit time never runs backwards (ApplyBatch); the apply will
@@ -47,7 +47,7 @@ func (s *State) Check(raw []byte, now time.Time) *Result {
 	if seq%2 == 1 {
 		return nil
 	}
-	c, res, err := s.judge(b, s.applied.Load()+1, t, raw, map[string]struct{}{})
+	c, res, err := s.judge(b, s.applied.Load()+1, t, raw, map[RecordKey]struct{}{})
 	if c != nil || s.levelSeq.Load() != seq {
 		return nil // passes (or the level moved under it): propose it
 	}
@@ -56,7 +56,7 @@ func (s *State) Check(raw []byte, now time.Time) *Result {
 	}
 	// Refused or a duplicate: never applied, so never taken from the
 	// parse memory by the apply.
-	s.parsed.forget(sha256.Sum256(raw))
+	s.verify.parsed.forget(sha256.Sum256(raw))
 	if err == nil {
 		return res // a duplicate
 	}
@@ -70,4 +70,13 @@ func (s *State) Check(raw []byte, now time.Time) *Result {
 func refusal(err error) bool {
 	var rj *rejection
 	return errors.As(err, &rj) || errors.Is(err, ErrMalformed) || errors.Is(err, ErrTooLarge)
+}
+
+// CheckCommand is Check for a log command (EncodeOperation); any other
+// command passes.
+func (s *applier) CheckCommand(cmd []byte, now time.Time) *Result {
+	if len(cmd) > 2 && cmd[0] == commandVersion1 && cmd[1] == commandTypeSubmitOp {
+		return s.Check(cmd[2:], now)
+	}
+	return nil
 }

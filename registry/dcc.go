@@ -39,10 +39,10 @@ const dccTime = "2006-01-02T15:04:05-07:00"
 // issuers on the list; Updated is the commit time of the registry's last
 // applied entry. It reads every accreditation (of the framework): an
 // export, not a query.
-func (s *State) DCCExport(framework string, now time.Time) (*DCCRegistry, error) {
+func (v *View) DCCExport(framework string, now time.Time) (*DCCRegistry, error) {
 	// Not through the record cache: an export reads every accreditation
 	// once, and would push out the records trust questions keep there.
-	e := &evaluator{r: s.db, asOf: s.AppliedIndex()}
+	e := v.plain()
 	p := []byte{tableAccreditation}
 	idOf := func(k []byte) string { return string(k[1:]) }
 	if framework != "" {
@@ -56,7 +56,7 @@ func (s *State) DCCExport(framework string, now time.Time) (*DCCRegistry, error)
 		p = prefix(tableByFramework, framework)
 		idOf = func(k []byte) string { return string(k[len(p):]) }
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +79,7 @@ func (s *State) DCCExport(framework string, now time.Time) (*DCCRegistry, error)
 		} else if reason != ReasonActive {
 			continue
 		}
-		entry, err := s.dccEntry(a.Subject)
+		entry, err := v.dccEntry(a.Subject)
 		if err != nil {
 			return nil, err
 		}
@@ -94,15 +94,15 @@ func (s *State) DCCExport(framework string, now time.Time) (*DCCRegistry, error)
 	if !created.IsZero() {
 		out.Meta.Created = created.UTC().Format(dccTime)
 	}
-	if ns := s.commitTime.Load(); ns != 0 {
+	if ns := v.commitTime; ns != 0 {
 		out.Meta.Updated = time.Unix(0, ns).UTC().Format(dccTime)
 	}
 	return out, nil
 }
 
-func (s *State) dccEntry(did string) (DCCEntry, error) {
+func (v *View) dccEntry(did string) (DCCEntry, error) {
 	var ent Entity
-	ok, err := getJSON(s.db, key(tableEntities, did), &ent)
+	ok, err := getJSON(v.snap, key(tableEntities, did), &ent)
 	if err != nil || !ok {
 		return DCCEntry{Name: did}, err
 	}

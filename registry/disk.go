@@ -95,7 +95,7 @@ func isNoSpace(err error) bool {
 // ready: applying waits and a restore is refused), and nil otherwise. It
 // looks at the disk each time (one statfs), so a node started on a full
 // disk says so before it tries to write.
-func (s *State) DiskFull() error { return s.disk.check() }
+func (s *store) DiskFull() error { return s.disk.check() }
 
 // waitForSpace blocks the apply until the disk has room for a batch again,
 // looking with a growing backoff. Apply cannot skip an entry, and going on
@@ -103,7 +103,7 @@ func (s *State) DiskFull() error { return s.disk.check() }
 // waiting keeps the state at the last entry it committed (not ready
 // meanwhile). Halt ends the wait: the goroutine ends without applying,
 // and the entries, durable in the raft log, are applied after a restart.
-func (s *State) waitForSpace(upTo uint64, cause error) {
+func (s *store) waitForSpace(upTo uint64, cause error) {
 	wait := diskWaitFirst
 	s.log.Error("disk full: applying waits until there is free space", "up_to_index", upTo, "dir", s.dir, "err", cause)
 	for tries := 1; ; tries++ {
@@ -128,7 +128,7 @@ func (s *State) waitForSpace(upTo uint64, cause error) {
 // Halt ends a wait for disk space (waitForSpace) before the node shuts
 // down: the apply that waits gives up without applying its entries, so
 // that raft can stop. Halting twice is harmless.
-func (s *State) Halt() {
+func (s *store) Halt() {
 	s.haltOnce.Do(func() { close(s.halt) })
 }
 

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -75,20 +74,11 @@ func EncodeFeatureLevel(level int) []byte {
 }
 
 // ClusterFeatureLevel is the feature level the applied state is at.
-func (s *State) ClusterFeatureLevel() int { return int(s.level.Load()) }
-
-// WaitFeatureLevel blocks until the cluster's feature level is at least
-// level, or ctx ends.
-func (s *State) WaitFeatureLevel(ctx context.Context, level int) error {
-	if err := s.waitApply(ctx, func() bool { return s.ClusterFeatureLevel() >= level }); err != nil {
-		return fmt.Errorf("wait for feature level %d (at %d): %w", level, s.ClusterFeatureLevel(), err)
-	}
-	return nil
-}
+func (s *consortium) ClusterFeatureLevel() int { return int(s.level.Load()) }
 
 // loadLevel reads the stored feature level (FeatureLevelBase when none is).
-func (s *State) loadLevel() error {
-	level, err := s.storedLevel()
+func (s *consortium) loadLevel(r pebble.Reader) error {
+	level, err := storedLevel(r)
 	if err != nil {
 		return err
 	}
@@ -101,8 +91,8 @@ func (s *State) loadLevel() error {
 // binary rolled back, or a snapshot from a newer cluster), and applying
 // the log past it with this build's rules could part from the members
 // that know it.
-func (s *State) storedLevel() (int, error) {
-	v, closer, err := s.db.Get(metaFeatureLevel)
+func storedLevel(r pebble.Reader) (int, error) {
+	v, closer, err := r.Get(metaFeatureLevel)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return FeatureLevelBase, nil
 	}
@@ -129,7 +119,7 @@ func parseLevel(v []byte) (int, error) {
 // know stops the node, as an unknown command does: applying what follows
 // it could diverge from the nodes that know it. A level at or below the
 // current one changes nothing (two leaders in turn may both propose it).
-func (s *State) applyFeatureLevel(b *pebble.Batch, index uint64, t time.Time, body []byte) *Result {
+func (s *applier) applyFeatureLevel(b *pebble.Batch, index uint64, t time.Time, body []byte) *Result {
 	if len(body) != 1 {
 		panic(fmt.Sprintf("registry: entry %d: feature level command of %d bytes", index, len(body)))
 	}
@@ -175,7 +165,7 @@ func featureLevelOf(op *ParsedOperation) int {
 
 // checkFeatureLevel rejects an operation that uses what the cluster's
 // feature level does not allow yet.
-func (s *State) checkFeatureLevel(op *ParsedOperation) error {
+func (s *consortium) checkFeatureLevel(op *ParsedOperation) error {
 	need, have := featureLevelOf(op), s.ClusterFeatureLevel()
 	if need <= have {
 		return nil

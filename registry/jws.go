@@ -2,7 +2,6 @@ package registry
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -12,9 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
-	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	jose "github.com/go-jose/go-jose/v4"
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/ipfs/go-cid"
@@ -294,168 +291,4 @@ func ParsePublicJWK(raw []byte) (*jose.JSONWebKey, error) {
 // relative ("#k1") or bare ("k1").
 func kidMatches(registered, did, fragment string) bool {
 	return registered == did+"#"+fragment || registered == "#"+fragment || registered == fragment
-}
-
-// resolveKey finds the public key a kid names, as recorded in the registry
-// now: a did:key carries its own key; any other DID uses the keys of its
-// registered entity, or of its genesis membership (signingKeys: a
-// member's record counts only when governance or the member bound its
-// keys). The entity is read
-// through e: the committed state for PreVerify, the batch being applied
-// for the apply (an entity this batch rotated is read from the batch).
-func (s *State) resolveKey(e *evaluator, kid string) (parsedKey, string, error) {
-	did, fragment, _ := strings.Cut(kid, "#")
-	if strings.HasPrefix(did, "did:key:") {
-		k, err := s.keys.didKey(did)
-		if err != nil {
-			return parsedKey{}, did, reject(CodeUnknownKey, "kid %q: %v", kid, err)
-		}
-		return k, did, nil
-	}
-	ent, err := readRecord[Entity](e, key(tableEntities, did))
-	if err != nil {
-		return parsedKey{}, did, err
-	}
-	keys := s.signingKeys(did, ent)
-	for _, raw := range keys {
-		k, err := s.keys.jwk(raw)
-		if err != nil {
-			continue
-		}
-		if kidMatches(k.kid, did, fragment) {
-			return k, did, nil
-		}
-	}
-	if ent == nil && keys == nil {
-		return parsedKey{}, did, reject(CodeUnknownKey, "%s is not registered, so no key of it is known: governance or an active accreditor registers it with its keys (an accreditor only while it holds no authority yet), signing with their own key", did)
-	}
-	return parsedKey{}, did, reject(CodeUnknownKey, "no key %q is registered for %s: sign with one of its current keys (rotateKeys replaces them)", kid, did)
-}
-
-// verifiedKey names one signature of one exact operation checked against
-// one exact public key: the raw bytes fix the signed content.
-func verifiedKey(pub crypto.PublicKey, i int, raw []byte) [32]byte {
-	h := sha256.New()
-	switch k := pub.(type) {
-	case ed25519.PublicKey:
-		h.Write(k)
-	case *ecdsa.PublicKey:
-		b, _ := k.Bytes()
-		h.Write(b)
-	}
-	h.Write([]byte{byte(i >> 8), byte(i)})
-	h.Write(raw)
-	var out [32]byte
-	h.Sum(out[:0])
-	return out
-}
-
-// PreVerify parses an operation and checks its signatures against the keys
-// recorded now, and remembers both, so applying it (single-threaded,
-// later) need not do either again. It is run concurrently by the nodes
-// that receive writes; applying stays the judge: a key rotated in between
-// misses the memory and is verified then. It returns the parse error, the
-// one a malformed operation is refused with before it reaches the log.
-func (s *State) PreVerify(raw []byte) error {
-	_, err := s.preVerify(raw)
-	return err
-}
-
-// PreVerifyLevel is PreVerify that also returns the feature level the
-// operation needs (features.go).
-func (s *State) PreVerifyLevel(raw []byte) (int, error) {
-	op, err := s.preVerify(raw)
-	if err != nil {
-		return 0, err
-	}
-	return featureLevelOf(op), nil
-}
-
-func (s *State) preVerify(raw []byte) (*ParsedOperation, error) {
-	if err := checkSize(raw); err != nil {
-		return nil, err
-	}
-	digest := sha256.Sum256(raw)
-	if op, ok := s.parsed.get(digest); ok {
-		return op, op.strictErr // done already (by the receiving node, or the leader)
-	}
-	op, err := parseOperation(raw, digest)
-	if err != nil {
-		return nil, err
-	}
-	s.parsed.add(digest, op)
-	if op.strictErr != nil {
-		// Refused before the log at any feature level: refusing to propose
-		// changes no state (the apply decides by the level).
-		return op, op.strictErr
-	}
-	r := s.reader(0)
-	for i, sig := range op.JWS.Signatures {
-		k, _, err := s.resolveKey(r, sig.Protected.KeyID)
-		if err != nil {
-			return op, nil // apply will reject it with the reason
-		}
-		one := *op.JWS
-		one.Signatures = []jose.Signature{sig}
-		if _, err := one.Verify(k.jose); err != nil {
-			return op, nil
-		}
-		s.verified.Add(verifiedKey(k.pub, i, op.Raw), struct{}{})
-	}
-	return op, nil
-}
-
-// CheckCommand is Check for a log command (EncodeOperation); any other
-// command passes.
-func (s *State) CheckCommand(cmd []byte, now time.Time) *Result {
-	if len(cmd) > 2 && cmd[0] == commandVersion1 && cmd[1] == commandTypeSubmitOp {
-		return s.Check(cmd[2:], now)
-	}
-	return nil
-}
-
-// verifySignatures checks every signature of op against the key its kid
-// names. It returns the signer DIDs in signature order. consume says
-// whether a signature PreVerify checked is forgotten once used: the
-// apply's, the memory's last reader, does; a check leaves it for the apply.
-func (s *State) verifySignatures(e *evaluator, op *ParsedOperation, consume bool) ([]string, error) {
-	signers := make([]string, 0, len(op.JWS.Signatures))
-	seen := map[string]bool{}
-	for i, sig := range op.JWS.Signatures {
-		k, did, err := s.resolveKey(e, sig.Protected.KeyID)
-		if err != nil {
-			return nil, err
-		}
-		// A signature PreVerify checked is not checked again; like parse,
-		// the apply drops the memory of it.
-		vk := verifiedKey(k.pub, i, op.Raw)
-		if !(consume && s.verified.Remove(vk) || !consume && s.verified.Contains(vk)) {
-			one := *op.JWS
-			one.Signatures = []jose.Signature{sig}
-			if _, err := one.Verify(k.jose); err != nil {
-				return nil, reject(CodeBadSignature, "signature %d (kid %q) does not verify against the registered key", i, sig.Protected.KeyID)
-			}
-		}
-		if seen[did] {
-			return nil, reject(CodeMalformed, "%s signed more than once", did)
-		}
-		seen[did] = true
-		signers = append(signers, did)
-	}
-	return signers, nil
-}
-
-func getJSON(r pebble.Reader, k []byte, v any) (bool, error) {
-	val, closer, err := r.Get(k)
-	if err == pebble.ErrNotFound {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("read %x: %w", k[:1], err)
-	}
-	defer closer.Close()
-	if err := decodeRecord(val, v); err != nil {
-		return false, fmt.Errorf("decode record %x: %w", k[:1], err)
-	}
-	return true, nil
 }

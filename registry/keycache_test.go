@@ -87,7 +87,7 @@ func TestRotatedKeyRefusedWithWarmCache(t *testing.T) {
 	if err := f.s.PreVerify(byOld); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := f.s.records.get(string(key(tableEntities, web))); !ok {
+	if _, ok := f.s.caches.records.get(EntityKey(web), f.s.seq.Load()); !ok {
 		t.Fatal("PreVerify did not read the entity through the cache; this test would prove nothing")
 	}
 	rotate := f.sign(old, OpRotateKeys, map[string]any{"id": web, "keys": []any{nextJWK}})

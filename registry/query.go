@@ -52,12 +52,12 @@ func cursorOf(k []byte) string { return base64.RawURLEncoding.EncodeToString(k) 
 
 // scan visits keys with prefix p from the page's cursor until visit has
 // accepted limit items; it returns the cursor of the next page ("" at the end).
-func (s *State) scan(p []byte, page Page, visit func(k, v []byte) (bool, error)) (string, error) {
+func (v *View) scan(p []byte, page Page, visit func(k, v []byte) (bool, error)) (string, error) {
 	lower, err := page.start(p)
 	if err != nil {
 		return "", err
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound(p)})
+	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound(p)})
 	if err != nil {
 		return "", err
 	}
@@ -90,9 +90,9 @@ type FrameworkView struct {
 }
 
 // Frameworks lists frameworks in id order.
-func (s *State) Frameworks(page Page) ([]Framework, string, error) {
+func (v *View) Frameworks(page Page) ([]Framework, string, error) {
 	out := []Framework{}
-	next, err := s.scan([]byte{tableFrameworks}, page, func(_, v []byte) (bool, error) {
+	next, err := v.scan([]byte{tableFrameworks}, page, func(_, v []byte) (bool, error) {
 		var f Framework
 		if err := decodeRecord(v, &f); err != nil {
 			return false, err
@@ -104,27 +104,27 @@ func (s *State) Frameworks(page Page) ([]Framework, string, error) {
 }
 
 // Framework returns one framework with its roots and recognitions.
-func (s *State) Framework(id string) (*FrameworkView, error) {
+func (v *View) Framework(id string) (*FrameworkView, error) {
 	var f Framework
-	ok, err := getJSON(s.db, key(tableFrameworks, id), &f)
+	ok, err := getJSON(v.snap, key(tableFrameworks, id), &f)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, fmt.Errorf("%w: framework %q", ErrNotFound, id)
 	}
-	v := &FrameworkView{Framework: f, Roots: []RootAccreditor{}, Recognitions: []Recognition{}}
-	if err := collectInto(s, prefix(tableRoots, id), &v.Roots); err != nil {
+	fv := &FrameworkView{Framework: f, Roots: []RootAccreditor{}, Recognitions: []Recognition{}}
+	if err := collectInto(v, prefix(tableRoots, id), &fv.Roots); err != nil {
 		return nil, err
 	}
-	if err := collectInto(s, prefix(tableRecognitions, id), &v.Recognitions); err != nil {
+	if err := collectInto(v, prefix(tableRecognitions, id), &fv.Recognitions); err != nil {
 		return nil, err
 	}
-	return v, nil
+	return fv, nil
 }
 
-func collectInto[T any](s *State, p []byte, out *[]T) error {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+func collectInto[T any](v *View, p []byte, out *[]T) error {
+	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
 	if err != nil {
 		return err
 	}
@@ -141,9 +141,9 @@ func collectInto[T any](s *State, p []byte, out *[]T) error {
 
 // Entity returns a registered entity. An unregistered did:key is answered
 // with the key it carries and Registered false.
-func (s *State) Entity(did string) (*Entity, error) {
+func (v *View) Entity(did string) (*Entity, error) {
 	var ent Entity
-	ok, err := getJSON(s.db, key(tableEntities, did), &ent)
+	ok, err := getJSON(v.snap, key(tableEntities, did), &ent)
 	if err != nil {
 		return nil, err
 	}
@@ -172,8 +172,8 @@ type AccreditationView struct {
 }
 
 // Accreditation returns one accreditation by id.
-func (s *State) Accreditation(id string, now time.Time) (*AccreditationView, error) {
-	e := &evaluator{r: s.db, asOf: s.AppliedIndex()}
+func (v *View) Accreditation(id string, now time.Time) (*AccreditationView, error) {
+	e := v.plain()
 	a, err := e.accreditation(id)
 	if err != nil {
 		return nil, err
@@ -181,19 +181,19 @@ func (s *State) Accreditation(id string, now time.Time) (*AccreditationView, err
 	if a == nil {
 		return nil, fmt.Errorf("%w: accreditation %q", ErrNotFound, id)
 	}
-	return s.viewOf(e, a, now, true)
+	return v.viewOf(e, a, now, true)
 }
 
-func (s *State) viewOf(e *evaluator, a *Accreditation, now time.Time, withOp bool) (*AccreditationView, error) {
-	v := &AccreditationView{Accreditation: *a, Status: e.linkStatus(a, now)}
+func (v *View) viewOf(e *evaluator, a *Accreditation, now time.Time, withOp bool) (*AccreditationView, error) {
+	av := &AccreditationView{Accreditation: *a, Status: e.linkStatus(a, now)}
 	if withOp {
 		var rec opRecord
-		if _, err := getJSON(s.db, key(tableOps, a.ID), &rec); err != nil {
+		if _, err := getJSON(v.snap, key(tableOps, a.ID), &rec); err != nil {
 			return nil, err
 		}
-		v.Operation = string(rec.JWS)
+		av.Operation = string(rec.JWS)
 	}
-	return v, nil
+	return av, nil
 }
 
 // AccreditationFilter selects accreditations in a listing. Empty fields
@@ -209,7 +209,7 @@ type AccreditationFilter struct {
 
 // Accreditations lists accreditations matching f. The index scanned is
 // chosen from the filter: by subject, by accreditor, by framework, or all.
-func (s *State) Accreditations(f AccreditationFilter, page Page, now time.Time) ([]AccreditationView, string, error) {
+func (v *View) Accreditations(f AccreditationFilter, page Page, now time.Time) ([]AccreditationView, string, error) {
 	if f.Status != "" && !slices.Contains([]string{ReasonActive, ReasonSuspended, ReasonRevoked, ReasonExpired, ReasonNotYetValid}, f.Status) {
 		return nil, "", fmt.Errorf("%w: status %q must be active, suspended, revoked, expired or not_yet_valid", ErrBadQuery, f.Status)
 	}
@@ -237,9 +237,9 @@ func (s *State) Accreditations(f AccreditationFilter, page Page, now time.Time) 
 			return string(id)
 		}
 	}
-	e := &evaluator{r: s.db, asOf: s.AppliedIndex()}
+	e := v.plain()
 	out := []AccreditationView{}
-	next, err := s.scan(p, page, func(k, _ []byte) (bool, error) {
+	next, err := v.scan(p, page, func(k, _ []byte) (bool, error) {
 		a, err := e.accreditation(idFromKey(k))
 		if err != nil || a == nil {
 			return false, err
@@ -249,14 +249,14 @@ func (s *State) Accreditations(f AccreditationFilter, page Page, now time.Time) 
 			(f.Resource != "" && !covers(a, f.Resource, "")) {
 			return false, nil
 		}
-		v, err := s.viewOf(e, a, now, false)
+		av, err := v.viewOf(e, a, now, false)
 		if err != nil {
 			return false, err
 		}
-		if f.Status != "" && v.Status != f.Status {
+		if f.Status != "" && av.Status != f.Status {
 			return false, nil
 		}
-		out = append(out, *v)
+		out = append(out, *av)
 		return true, nil
 	})
 	return out, next, err
@@ -276,10 +276,10 @@ type OperationView struct {
 
 // Operation returns an entry by registry index, or an accepted operation
 // by CID.
-func (s *State) Operation(ref string) (*OperationView, error) {
+func (v *View) Operation(ref string) (*OperationView, error) {
 	if n, err := strconv.ParseUint(ref, 10, 64); err == nil {
 		var res Result
-		ok, err := getJSON(s.db, indexKey(tableResults, n), &res)
+		ok, err := getJSON(v.snap, indexKey(tableResults, n), &res)
 		if err != nil {
 			return nil, err
 		}
@@ -292,47 +292,47 @@ func (s *State) Operation(ref string) (*OperationView, error) {
 		ref = res.CID
 	}
 	var rec opRecord
-	ok, err := getJSON(s.db, key(tableOps, ref), &rec)
+	ok, err := getJSON(v.snap, key(tableOps, ref), &rec)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, fmt.Errorf("%w: operation %q", ErrNotFound, ref)
 	}
-	return s.opView(&rec)
+	return v.opView(&rec)
 }
 
-func (s *State) opView(rec *opRecord) (*OperationView, error) {
+func (v *View) opView(rec *opRecord) (*OperationView, error) {
 	var res Result
-	if _, err := getJSON(s.db, indexKey(tableResults, rec.Index), &res); err != nil {
+	if _, err := getJSON(v.snap, indexKey(tableResults, rec.Index), &res); err != nil {
 		return nil, err
 	}
-	v := &OperationView{CID: rec.CID, Index: rec.Index, Time: rec.Time, Op: rec.Op, Signers: rec.Signers, JWS: string(rec.JWS), Result: &res}
+	ov := &OperationView{CID: rec.CID, Index: rec.Index, Time: rec.Time, Op: rec.Op, Signers: rec.Signers, JWS: string(rec.JWS), Result: &res}
 	// Read as it was accepted: an operation applied before
 	// FeatureLevelSignedContent may break what ParseOperation refuses now.
 	if op, err := parseOperation(rec.JWS, sha256.Sum256(rec.JWS)); err == nil {
-		v.Payload = op.Payload
+		ov.Payload = op.Payload
 	}
-	return v, nil
+	return ov, nil
 }
 
 // History lists the accepted operations that an entity signed or that
 // concern it, oldest first.
-func (s *State) History(did string, page Page) ([]OperationView, string, error) {
+func (v *View) History(did string, page Page) ([]OperationView, string, error) {
 	out := []OperationView{}
-	next, err := s.scan(prefix(tableHistory, did), page, func(_, v []byte) (bool, error) {
-		return true, s.appendOpView(&out, v)
+	next, err := v.scan(prefix(tableHistory, did), page, func(_, cid []byte) (bool, error) {
+		return true, v.appendOpView(&out, cid)
 	})
 	return out, next, err
 }
 
 // appendOpView appends the view of the operation whose CID is cid.
-func (s *State) appendOpView(out *[]OperationView, cid []byte) error {
+func (v *View) appendOpView(out *[]OperationView, cid []byte) error {
 	var rec opRecord
-	if _, err := getJSON(s.db, key(tableOps, string(cid)), &rec); err != nil {
+	if _, err := getJSON(v.snap, key(tableOps, string(cid)), &rec); err != nil {
 		return err
 	}
-	view, err := s.opView(&rec)
+	view, err := v.opView(&rec)
 	if err != nil {
 		return err
 	}
@@ -342,14 +342,14 @@ func (s *State) appendOpView(out *[]OperationView, cid []byte) error {
 
 // Changes lists the accepted operations after index since, in log order:
 // the change feed.
-func (s *State) Changes(since uint64, limit int) ([]OperationView, error) {
+func (v *View) Changes(since uint64, limit int) ([]OperationView, error) {
 	out := []OperationView{}
 	page := Page{Limit: limit}
 	if since > 0 {
 		page.Cursor = cursorOf(indexKey(tableOpsByIndex, since))
 	}
-	_, err := s.scan([]byte{tableOpsByIndex}, page, func(k, v []byte) (bool, error) {
-		return true, s.appendOpView(&out, v)
+	_, err := v.scan([]byte{tableOpsByIndex}, page, func(_, cid []byte) (bool, error) {
+		return true, v.appendOpView(&out, cid)
 	})
 	return out, err
 }
@@ -359,9 +359,9 @@ func (s *State) Changes(since uint64, limit int) ([]OperationView, error) {
 // signed it or is named by it, as its history lists it; the framework is
 // the one it changes, or the one of the accreditation or recognition it
 // changes. Watchers of the change feed filter with it.
-func (s *State) Concerns(v *OperationView, framework, entity string) (bool, error) {
+func (v *View) Concerns(op *OperationView, framework, entity string) (bool, error) {
 	if entity != "" {
-		_, closer, err := s.db.Get(historyKey(entity, v.Index))
+		_, closer, err := v.snap.Get(historyKey(entity, op.Index))
 		if errors.Is(err, pebble.ErrNotFound) {
 			return false, nil
 		}
@@ -373,28 +373,28 @@ func (s *State) Concerns(v *OperationView, framework, entity string) (bool, erro
 	if framework == "" {
 		return true, nil
 	}
-	f, err := s.operationFramework(v)
+	f, err := v.operationFramework(op)
 	return f == framework, err
 }
 
 // operationFramework returns the framework an accepted operation changes,
 // or "" for one outside every framework (an entity's keys, a status list).
-func (s *State) operationFramework(v *OperationView) (string, error) {
+func (v *View) operationFramework(op *OperationView) (string, error) {
 	var p struct {
 		ID            string `json:"id"`
 		Framework     string `json:"framework"`
 		Accreditation string `json:"accreditation"`
 	}
-	if err := json.Unmarshal(v.Payload, &p); err != nil {
-		return "", fmt.Errorf("operation %d payload: %w", v.Index, err)
+	if err := json.Unmarshal(op.Payload, &p); err != nil {
+		return "", fmt.Errorf("operation %d payload: %w", op.Index, err)
 	}
 	switch {
-	case v.Op == OpCreateFramework || v.Op == OpUpdateFramework:
+	case op.Op == OpCreateFramework || op.Op == OpUpdateFramework:
 		return p.ID, nil
 	case p.Framework != "":
 		return p.Framework, nil
 	case p.Accreditation != "":
-		a, err := (&evaluator{r: s.db, asOf: s.AppliedIndex()}).accreditation(p.Accreditation)
+		a, err := v.plain().accreditation(p.Accreditation)
 		if err != nil || a == nil {
 			return "", err
 		}

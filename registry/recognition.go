@@ -44,7 +44,7 @@ const (
 // A recognition's resources are the ones it was last recognized for: a
 // later recognize that changed them answers for earlier times and indexes
 // too (its status events are bitemporal, its resource list is not).
-func (s *State) DecideRecognition(q RecognitionQuestion, now time.Time) (*RecognitionDecision, error) {
+func (v *View) DecideRecognition(q RecognitionQuestion, now time.Time) (*RecognitionDecision, error) {
 	if q.Framework == "" || q.Recognized == "" {
 		return nil, fmt.Errorf("%w: the recognizing framework and the recognized one are required", ErrBadQuery)
 	}
@@ -53,7 +53,7 @@ func (s *State) DecideRecognition(q RecognitionQuestion, now time.Time) (*Recogn
 			return nil, fmt.Errorf("%w: a parameter is longer than %d bytes", ErrBadQuery, MaxIDLength)
 		}
 	}
-	asOf, err := s.asOf(q.AsOf)
+	asOf, err := v.asOf(q.AsOf)
 	if err != nil {
 		return nil, err
 	}
@@ -61,8 +61,14 @@ func (s *State) DecideRecognition(q RecognitionQuestion, now time.Time) (*Recogn
 	if t.IsZero() {
 		t = now
 	}
-	d := &RecognitionDecision{Framework: q.Framework, Recognized: q.Recognized, Resource: q.Resource, At: t.UTC(), Index: asOf}
-	f, err := s.reader(asOf).framework(q.Framework)
+	return v.evaluator(asOf).recognize(q, t.UTC())
+}
+
+// recognize answers a recognition question at valid time t.
+func (e *evaluator) recognize(q RecognitionQuestion, t time.Time) (*RecognitionDecision, error) {
+	asOf := e.asOf
+	d := &RecognitionDecision{Framework: q.Framework, Recognized: q.Recognized, Resource: q.Resource, At: t, Index: asOf}
+	f, err := e.framework(q.Framework)
 	if err != nil {
 		return nil, err
 	}
@@ -70,14 +76,19 @@ func (s *State) DecideRecognition(q RecognitionQuestion, now time.Time) (*Recogn
 		d.Reason = ReasonUnknownFramework
 		return d, nil
 	}
-	// Read from the store, not the record cache: recognitions are asked
-	// about rarely, and their writes do not mark cache entries stale.
-	var rec Recognition
-	ok, err := getJSON(s.db, key(tableRecognitions, q.Framework, q.Recognized), &rec)
+	// Not remembered: recognitions are asked about rarely, and their
+	// writes do not mark cached records stale.
+	raw, err := e.src.Record(RecognitionKey(q.Framework, q.Recognized))
 	if err != nil {
 		return nil, err
 	}
-	if !ok || !slices.ContainsFunc(rec.Events, func(e StatusEvent) bool { return e.Index <= asOf }) {
+	var rec Recognition
+	if raw != nil {
+		if err := decodeRecord(raw, &rec); err != nil {
+			return nil, fmt.Errorf("decode record %s: %w", RecognitionKey(q.Framework, q.Recognized), err)
+		}
+	}
+	if raw == nil || !slices.ContainsFunc(rec.Events, func(e StatusEvent) bool { return e.Index <= asOf }) {
 		d.Reason = ReasonNeverRecognized
 		return d, nil
 	}

@@ -21,13 +21,13 @@ const (
 // SearchEntities lists registered entities, in DID order, whose DID, name
 // or legal name holds q, compared without regard to case. An empty q lists
 // every registered entity.
-func (s *State) SearchEntities(q string, page Page) ([]Entity, string, error) {
+func (v *View) SearchEntities(q string, page Page) ([]Entity, string, error) {
 	needle, err := searchText(q)
 	if err != nil {
 		return nil, "", err
 	}
 	out := []Entity{}
-	next, err := s.search([]byte{tableEntities}, page, MaxSearchScan, func(v []byte) (bool, error) {
+	next, err := v.search([]byte{tableEntities}, page, MaxSearchScan, func(v []byte) (bool, error) {
 		var e Entity
 		if err := decodeRecord(v, &e); err != nil {
 			return false, err
@@ -47,13 +47,13 @@ func (s *State) SearchEntities(q string, page Page) ([]Entity, string, error) {
 
 // SearchFrameworks lists frameworks, in id order, whose id or name holds
 // q, compared without regard to case. An empty q lists every framework.
-func (s *State) SearchFrameworks(q string, page Page) ([]Framework, string, error) {
+func (v *View) SearchFrameworks(q string, page Page) ([]Framework, string, error) {
 	needle, err := searchText(q)
 	if err != nil {
 		return nil, "", err
 	}
 	out := []Framework{}
-	next, err := s.search([]byte{tableFrameworks}, page, MaxSearchScan, func(v []byte) (bool, error) {
+	next, err := v.search([]byte{tableFrameworks}, page, MaxSearchScan, func(v []byte) (bool, error) {
 		var f Framework
 		if err := decodeRecord(v, &f); err != nil {
 			return false, err
@@ -91,12 +91,12 @@ func matches(needle string, fields ...string) bool {
 // search visits the records under prefix p from the page's cursor until
 // keep has accepted the page's limit of them or maxScan records were read;
 // it returns the cursor of the next page ("" at the end).
-func (s *State) search(p []byte, page Page, maxScan int, keep func(v []byte) (bool, error)) (string, error) {
+func (v *View) search(p []byte, page Page, maxScan int, keep func(v []byte) (bool, error)) (string, error) {
 	lower, err := page.start(p)
 	if err != nil {
 		return "", err
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound(p)})
+	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound(p)})
 	if err != nil {
 		return "", err
 	}

@@ -86,7 +86,8 @@ func TestSearchStopsAfterItsScanBound(t *testing.T) {
 	cursor := ""
 	for range 10 {
 		var found []string
-		next, err := f.s.search([]byte{tableEntities}, Page{Cursor: cursor}, 2, func(v []byte) (bool, error) {
+		v := f.s.View()
+		next, err := v.search([]byte{tableEntities}, Page{Cursor: cursor}, 2, func(v []byte) (bool, error) {
 			var e Entity
 			if err := decodeRecord(v, &e); err != nil {
 				return false, err
@@ -97,6 +98,7 @@ func TestSearchStopsAfterItsScanBound(t *testing.T) {
 			found = append(found, e.ID)
 			return true, nil
 		})
+		v.Close()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -137,7 +137,7 @@ func eachDigestIn(r pebble.Reader, table byte, fn func(digest []byte)) error {
 
 // resizeSigs rebuilds a saturated filter from b, an indexed batch: the
 // committed signatures and the batch's own.
-func (s *State) resizeSigs(b *pebble.Batch) {
+func (s *applier) resizeSigs(b *pebble.Batch) {
 	f, err := buildSigFilter(b)
 	if err != nil {
 		panic(fmt.Sprintf("registry: rebuild the signature filter: %v", err))

@@ -71,9 +71,9 @@ func TestDuplicatesFoundAfterReopenAndRestore(t *testing.T) {
 
 	// A filter far too small answers "maybe" for everything: slower, never
 	// wrong; the next accepted operation has it rebuilt to size.
-	f.s.sigs.Store(&sigFilter{bits: make([]uint64, 1), mask: 63, capacity: 1})
+	f.s.apply.sigs.Store(&sigFilter{bits: make([]uint64, 1), mask: 63, capacity: 1})
 	for i := range 64 {
-		f.s.sigs.Load().add(testDigest(i))
+		f.s.apply.sigs.Load().add(testDigest(i))
 	}
 	if r := f.apply(op); !r.Duplicate || r.Index != first.Index {
 		t.Fatalf("resubmission with a saturated filter: %+v", r)
@@ -82,8 +82,8 @@ func TestDuplicatesFoundAfterReopenAndRestore(t *testing.T) {
 	if r := f.apply(reinstate); !r.Accepted || r.Duplicate {
 		t.Fatalf("a new operation with a saturated filter: %+v", r)
 	}
-	if f.s.sigs.Load().saturated() || f.s.sigs.Load().capacity < sigFilterMin {
-		t.Fatalf("filter not rebuilt: capacity %d, %d signatures", f.s.sigs.Load().capacity, f.s.sigs.Load().count)
+	if f.s.apply.sigs.Load().saturated() || f.s.apply.sigs.Load().capacity < sigFilterMin {
+		t.Fatalf("filter not rebuilt: capacity %d, %d signatures", f.s.apply.sigs.Load().capacity, f.s.apply.sigs.Load().count)
 	}
 	for _, jws := range [][]byte{op, reinstate} {
 		if r := f.apply(jws); !r.Duplicate {

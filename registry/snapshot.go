@@ -60,7 +60,7 @@ type Snapshot struct {
 
 // Snapshot captures the state as of the last applied entry. It is cheap;
 // the data is read when WriteTo streams it.
-func (s *State) Snapshot() *Snapshot {
+func (s *store) Snapshot() *Snapshot {
 	// Make every applied entry durable before raft may compact its log up
 	// to this snapshot's index (ApplyBatch commits without fsync).
 	if err := s.db.LogData([]byte("snapshot"), pebble.Sync); err != nil {
@@ -165,31 +165,46 @@ func (hr *hashingReader) readFull(p []byte) error {
 // was, serving, with the restore's files removed. A node that stops
 // mid-restore finds the previous state when it opens again (Open removes
 // the restore's files).
-func (s *State) Restore(r io.Reader) error {
+//
+// The swap is published as a commit is (store): no view is open across it,
+// and replaced reloads what is kept in memory of the state (the caches
+// first) before any reader sees the restored state.
+func (s *store) restore(r io.Reader, replaced func() error) error {
 	start := time.Now()
 	if err := s.disk.check(); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	if err := s.restoreStream(r); err != nil {
+	var swapErr error
+	swap := func(paths []string) error {
+		s.readers.Lock()
+		defer s.readers.Unlock()
+		s.seq.Add(1)
+		defer s.seq.Add(1)
+		// One version edit removes every key of the previous state and adds
+		// the restored ones: no reader sees a state between the two.
+		all := pebble.KeyRange{Start: []byte{0x00}, End: []byte{0xff}}
+		if _, err := s.db.IngestAndExcise(context.Background(), paths, nil, nil, all); err != nil {
+			return fmt.Errorf("restore: ingest: %w", err)
+		}
+		swapErr = replaced()
+		return nil
+	}
+	if err := s.restoreStream(r, swap); err != nil {
 		if derr, full := s.disk.failed(err); full {
 			err = derr
 		}
 		s.log.Error("snapshot restore refused; the previous state is kept", "applied_index", s.applied.Load(), "err", err)
 		return err
 	}
-	s.records.clear()
-	if err := s.loadSigs(); err != nil {
-		return err
+	s.notify()
+	if swapErr != nil {
+		return swapErr
 	}
-	if err := s.loadMeta(); err != nil {
-		return err
-	}
-	s.advance(s.applied.Load(), time.Unix(0, s.commitTime.Load()))
 	s.log.Info("state restored from snapshot", "applied_index", s.applied.Load(), "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
-func (s *State) restoreStream(r io.Reader) error {
+func (s *store) restoreStream(r io.Reader, swap func(paths []string) error) error {
 	tables, err := s.newRestoreTables()
 	if err != nil {
 		return err
@@ -263,13 +278,7 @@ func (s *State) restoreStream(r io.Reader) error {
 	if err := tables.finish(); err != nil {
 		return fmt.Errorf("restore: write: %w", err)
 	}
-	// One version edit removes every key of the previous state and adds
-	// the restored ones: no reader sees a state between the two.
-	all := pebble.KeyRange{Start: []byte{0x00}, End: []byte{0xff}}
-	if _, err := s.db.IngestAndExcise(context.Background(), tables.paths, nil, nil, all); err != nil {
-		return fmt.Errorf("restore: ingest: %w", err)
-	}
-	return nil
+	return swap(tables.paths)
 }
 
 var errRestoreStopped = errors.New("restore stopped")
@@ -358,7 +367,7 @@ type restoreTables struct {
 	paths []string
 }
 
-func (s *State) newRestoreTables() (*restoreTables, error) {
+func (s *store) newRestoreTables() (*restoreTables, error) {
 	dir := filepath.Join(s.dir, "restore")
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
@@ -409,7 +418,7 @@ func (t *restoreTables) remove() {
 }
 
 // clear empties the state and leaves a fresh genesis in it.
-func (s *State) clear() error {
+func (s *store) clear() error {
 	b := s.db.NewBatch()
 	b.DeleteRange([]byte{0x00}, []byte{0xff}, nil)
 	b.Set(metaGenesis, s.genesisRaw, nil)

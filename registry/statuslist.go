@@ -240,7 +240,7 @@ func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
 	if !strings.Contains(kid, "#") {
 		return "", reject(CodeMalformed, "credential kid %q is not a DID URL", kid)
 	}
-	signer, did, err := c.s.resolveKey(c.evaluator(), kid)
+	signer, did, err := c.s.verify.resolveKey(c.evaluator(), kid)
 	if err != nil {
 		return "", err
 	}
@@ -289,7 +289,7 @@ func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
 			return "", reject(CodeStatusListLength, "the list cannot shrink from %d to %d entries", list.Entries, entries)
 		}
 		if slices.Contains(p.Purposes, PurposeRevocation) || !accredited {
-			prev, err := c.s.decodedVersion(c.b, did, op.List, list.Current, list.CurrentIndex)
+			prev, err := c.s.caches.lists.decodedVersion(c.b, did, op.List, list.Current, list.CurrentIndex)
 			if err != nil {
 				return "", err
 			}
@@ -319,7 +319,7 @@ func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
 		CID: versionCID, Index: c.index, Time: c.now, Previous: op.Previous,
 		ValidFrom: p.ValidFrom, ValidUntil: p.ValidUntil, Operation: c.op.CID, Credential: op.Credential,
 	})
-	c.s.lists.add(versionCID, p.Bits)
+	c.s.caches.lists.add(versionCID, p.Bits)
 	return did + "/" + op.List, nil
 }
 

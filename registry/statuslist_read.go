@@ -6,63 +6,27 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	jose "github.com/go-jose/go-jose/v4"
-	lru "github.com/hashicorp/golang-lru/v2"
 )
-
-// listCache keeps decoded bitstrings by version CID, within a byte budget,
-// so a large list is not decompressed again on every read.
-type listCache struct {
-	mu     sync.Mutex
-	lru    *lru.Cache[string, []byte]
-	bytes  int
-	budget int
-}
-
-func newListCache(budget int) *listCache {
-	c := &listCache{budget: budget}
-	c.lru, _ = lru.NewWithEvict[string, []byte](1<<16, func(_ string, v []byte) { c.bytes -= len(v) })
-	return c
-}
-
-func (c *listCache) get(cid string) ([]byte, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lru.Get(cid)
-}
-
-func (c *listCache) add(cid string, bits []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.lru.Contains(cid) {
-		return
-	}
-	c.lru.Add(cid, bits)
-	c.bytes += len(bits)
-	for c.bytes > c.budget && c.lru.Len() > 1 {
-		c.lru.RemoveOldest()
-	}
-}
 
 // decodedVersion returns the bitstring of a list version, from the cache
 // or decoded from the stored credential (verified when it was published).
-func (s *State) decodedVersion(r pebble.Reader, issuer, list, cid string, index uint64) ([]byte, error) {
-	if bits, ok := s.lists.get(cid); ok {
+func (c *listCache) decodedVersion(r pebble.Reader, issuer, list, cid string, index uint64) ([]byte, error) {
+	if bits, ok := c.get(cid); ok {
 		return bits, nil
 	}
-	var v StatusListVersion
-	ok, err := getJSON(r, binary.BigEndian.AppendUint64(prefix(tableListVersions, issuer, list), index), &v)
+	var ver StatusListVersion
+	ok, err := getJSON(r, binary.BigEndian.AppendUint64(prefix(tableListVersions, issuer, list), index), &ver)
 	if err != nil {
 		return nil, err
 	}
-	if !ok || v.CID != cid {
+	if !ok || ver.CID != cid {
 		return nil, fmt.Errorf("%w: version %s of list %s", ErrNotFound, cid, list)
 	}
-	jwt, err := jose.ParseSignedCompact(v.Credential, acceptedAlgs)
+	jwt, err := jose.ParseSignedCompact(ver.Credential, acceptedAlgs)
 	if err != nil {
 		return nil, fmt.Errorf("stored credential %s: %w", cid, err)
 	}
@@ -70,7 +34,7 @@ func (s *State) decodedVersion(r pebble.Reader, issuer, list, cid string, index 
 	if err != nil {
 		return nil, fmt.Errorf("stored credential %s: %w", cid, err)
 	}
-	s.lists.add(cid, p.Bits)
+	c.add(cid, p.Bits)
 	return p.Bits, nil
 }
 
@@ -80,9 +44,9 @@ type StatusListView struct {
 	Version StatusListVersion `json:"version"`
 }
 
-func (s *State) statusList(issuer, id string) (*StatusList, error) {
+func (v *View) statusList(issuer, id string) (*StatusList, error) {
 	var l StatusList
-	ok, err := getJSON(s.db, key(tableStatusLists, issuer, id), &l)
+	ok, err := getJSON(v.snap, key(tableStatusLists, issuer, id), &l)
 	if err != nil {
 		return nil, err
 	}
@@ -93,27 +57,27 @@ func (s *State) statusList(issuer, id string) (*StatusList, error) {
 }
 
 // StatusList returns a list and its current version.
-func (s *State) StatusList(issuer, id string) (*StatusListView, error) {
-	l, err := s.statusList(issuer, id)
+func (v *View) StatusList(issuer, id string) (*StatusListView, error) {
+	l, err := v.statusList(issuer, id)
 	if err != nil {
 		return nil, err
 	}
-	var v StatusListVersion
-	if _, err := getJSON(s.db, binary.BigEndian.AppendUint64(prefix(tableListVersions, issuer, id), l.CurrentIndex), &v); err != nil {
+	var ver StatusListVersion
+	if _, err := getJSON(v.snap, binary.BigEndian.AppendUint64(prefix(tableListVersions, issuer, id), l.CurrentIndex), &ver); err != nil {
 		return nil, err
 	}
-	return &StatusListView{StatusList: *l, Version: v}, nil
+	return &StatusListView{StatusList: *l, Version: ver}, nil
 }
 
 // StatusListAt returns the version of a list that was current at t: the
 // last one published (by commit time) at or before t.
-func (s *State) StatusListAt(issuer, id string, t time.Time) (*StatusListView, error) {
-	l, err := s.statusList(issuer, id)
+func (v *View) StatusListAt(issuer, id string, t time.Time) (*StatusListView, error) {
+	l, err := v.statusList(issuer, id)
 	if err != nil {
 		return nil, err
 	}
 	p := prefix(tableListVersions, issuer, id)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
 	if err != nil {
 		return nil, err
 	}
@@ -136,13 +100,13 @@ func (s *State) StatusListAt(issuer, id string, t time.Time) (*StatusListView, e
 }
 
 // StatusLists lists an issuer's lists (every issuer's with an empty issuer).
-func (s *State) StatusLists(issuer string, page Page) ([]StatusList, string, error) {
+func (v *View) StatusLists(issuer string, page Page) ([]StatusList, string, error) {
 	p := []byte{tableStatusLists}
 	if issuer != "" {
 		p = prefix(tableStatusLists, issuer)
 	}
 	out := []StatusList{}
-	next, err := s.scan(p, page, func(_, v []byte) (bool, error) {
+	next, err := v.scan(p, page, func(_, v []byte) (bool, error) {
 		var l StatusList
 		if err := decodeRecord(v, &l); err != nil {
 			return false, err
@@ -155,12 +119,12 @@ func (s *State) StatusLists(issuer string, page Page) ([]StatusList, string, err
 
 // StatusListHistory lists a list's versions, oldest first, without their
 // credentials.
-func (s *State) StatusListHistory(issuer, id string, page Page) ([]StatusListVersion, string, error) {
-	if _, err := s.statusList(issuer, id); err != nil {
+func (v *View) StatusListHistory(issuer, id string, page Page) ([]StatusListVersion, string, error) {
+	if _, err := v.statusList(issuer, id); err != nil {
 		return nil, "", err
 	}
 	out := []StatusListVersion{}
-	next, err := s.scan(prefix(tableListVersions, issuer, id), page, func(_, v []byte) (bool, error) {
+	next, err := v.scan(prefix(tableListVersions, issuer, id), page, func(_, v []byte) (bool, error) {
 		var ver StatusListVersion
 		if err := decodeRecord(v, &ver); err != nil {
 			return false, err
@@ -191,28 +155,28 @@ const entryPrivacyNote = "checking one entry tells this registry which credentia
 
 // CheckStatus reads one entry of a list's current version (or of the
 // version current at t, when t is not zero).
-func (s *State) CheckStatus(issuer, id string, index int, t time.Time) (*EntryStatus, error) {
+func (v *View) CheckStatus(issuer, id string, index int, t time.Time) (*EntryStatus, error) {
 	var view *StatusListView
 	var err error
 	if t.IsZero() {
-		view, err = s.StatusList(issuer, id)
+		view, err = v.StatusList(issuer, id)
 	} else {
-		view, err = s.StatusListAt(issuer, id, t)
+		view, err = v.StatusListAt(issuer, id, t)
 	}
 	if err != nil {
 		return nil, err
 	}
-	bits, err := s.decodedVersion(s.db, issuer, id, view.Version.CID, view.Version.Index)
+	bits, err := v.m.caches.lists.decodedVersion(v.snap, issuer, id, view.Version.CID, view.Version.Index)
 	if err != nil {
 		return nil, err
 	}
-	v, err := GetStatus(bits, index, view.StatusSize)
+	st, err := GetStatus(bits, index, view.StatusSize)
 	if err != nil {
 		return nil, err
 	}
-	e := &EntryStatus{Issuer: issuer, List: id, Index: index, Status: v, Purposes: view.Purposes, Version: view.Version.CID, Checked: entryPrivacyNote}
-	e.Valid = v == 0 || (len(view.Purposes) == 1 && view.Purposes[0] == PurposeMessage)
-	want := "0x" + strconv.FormatInt(int64(v), 16)
+	e := &EntryStatus{Issuer: issuer, List: id, Index: index, Status: st, Purposes: view.Purposes, Version: view.Version.CID, Checked: entryPrivacyNote}
+	e.Valid = st == 0 || (len(view.Purposes) == 1 && view.Purposes[0] == PurposeMessage)
+	want := "0x" + strconv.FormatInt(int64(st), 16)
 	if i := slices.IndexFunc(view.Messages, func(m StatusMessage) bool { return strings.EqualFold(m.Status, want) }); i >= 0 {
 		e.Message = view.Messages[i].Message
 	}

@@ -69,9 +69,9 @@ func (a *TIRAttribute) Revision(id string) (*TIRRevision, bool) {
 // status. It returns up to limit DIDs after the first offset, and how many
 // there are in all. Counting walks every subject once (a seek per subject
 // that holds several accreditations).
-func (s *State) TIRIssuers(offset, limit int) (dids []string, total int, err error) {
+func (v *View) TIRIssuers(offset, limit int) (dids []string, total int, err error) {
 	dids = []string{}
-	err = s.eachTIRIssuer(func(did string) {
+	err = v.eachTIRIssuer(func(did string) {
 		if total >= offset && len(dids) < limit {
 			dids = append(dids, did)
 		}
@@ -82,13 +82,13 @@ func (s *State) TIRIssuers(offset, limit int) (dids []string, total int, err err
 
 // eachTIRIssuer visits the union of root accreditors and accreditation
 // subjects in DID order, each once.
-func (s *State) eachTIRIssuer(visit func(did string)) error {
-	roots, err := s.rootDIDs()
+func (v *View) eachTIRIssuer(visit func(did string)) error {
+	roots, err := v.rootDIDs()
 	if err != nil {
 		return err
 	}
 	p := []byte{tableReceived}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
 	if err != nil {
 		return err
 	}
@@ -122,8 +122,8 @@ func (s *State) eachTIRIssuer(visit func(did string)) error {
 
 // rootDIDs returns every DID that is or was a root accreditor of some
 // framework, sorted and without repeats.
-func (s *State) rootDIDs() ([]string, error) {
-	out, err := s.secondParts([]byte{tableRoots})
+func (v *View) rootDIDs() ([]string, error) {
+	out, err := v.secondParts([]byte{tableRoots})
 	slices.Sort(out)
 	return slices.Compact(out), err
 }
@@ -132,8 +132,8 @@ func (s *State) rootDIDs() ([]string, error) {
 // first separator that follows p: under a table byte, the second part of
 // each key (a root's DID); under a subject's prefix of the received
 // index, the accreditation id.
-func (s *State) secondParts(p []byte) ([]string, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+func (v *View) secondParts(p []byte) ([]string, error) {
+	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
 	if err != nil {
 		return nil, err
 	}
@@ -149,11 +149,11 @@ func (s *State) secondParts(p []byte) ([]string, error) {
 // TIRIssuer returns an issuer's attributes as the TIR binding shows them
 // at now: its root roles by framework, then the accreditations it
 // received by framework and id. A DID with neither is not found.
-func (s *State) TIRIssuer(did string, now time.Time) ([]TIRAttribute, error) {
-	e := &evaluator{r: s.db, asOf: s.AppliedIndex()}
+func (v *View) TIRIssuer(did string, now time.Time) ([]TIRAttribute, error) {
+	e := v.plain()
 	out := []TIRAttribute{}
 	var roots []RootAccreditor
-	if err := collectInto(s, []byte{tableRoots}, &roots); err != nil {
+	if err := collectInto(v, []byte{tableRoots}, &roots); err != nil {
 		return nil, err
 	}
 	for _, root := range roots {
@@ -165,13 +165,13 @@ func (s *State) TIRIssuer(did string, now time.Time) ([]TIRAttribute, error) {
 			status = StatusActive
 		}
 		attr := TIRAttribute{TAO: did, RootTAO: did, Framework: root.Framework, Status: status, IssuerType: tirType(TIRRootTAO, status)}
-		if err := s.tirRevisions(&attr, TIRRootTAO, root.Events); err != nil {
+		if err := v.tirRevisions(&attr, TIRRootTAO, root.Events); err != nil {
 			return nil, err
 		}
 		out = append(out, attr)
 	}
 	p := prefix(tableReceived, did)
-	ids, err := s.secondParts(p)
+	ids, err := v.secondParts(p)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +194,7 @@ func (s *State) TIRIssuer(did string, now time.Time) ([]TIRAttribute, error) {
 		status := e.linkStatus(a, now)
 		attr := TIRAttribute{TAO: a.Accreditor, RootTAO: root, Framework: a.Framework, Accreditation: a.ID,
 			Status: status, IssuerType: tirType(base, status)}
-		if err := s.tirRevisions(&attr, base, a.Events); err != nil {
+		if err := v.tirRevisions(&attr, base, a.Events); err != nil {
 			return nil, err
 		}
 		out = append(out, attr)
@@ -215,10 +215,10 @@ func tirType(base, status string) string {
 
 // tirRevisions fills attr's revisions from the role's status events, each
 // with the operation that recorded it, and its id from the first.
-func (s *State) tirRevisions(attr *TIRAttribute, base string, events []StatusEvent) error {
+func (v *View) tirRevisions(attr *TIRAttribute, base string, events []StatusEvent) error {
 	for _, ev := range events {
 		var rec opRecord
-		ok, err := getJSON(s.db, key(tableOps, ev.Operation), &rec)
+		ok, err := getJSON(v.snap, key(tableOps, ev.Operation), &rec)
 		if err != nil {
 			return err
 		}

@@ -1,13 +1,9 @@
 package registry
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
-
-	"github.com/cockroachdb/pebble/v2"
 )
 
 // Question asks whether Entity is authorized for Action on Resource under
@@ -50,16 +46,14 @@ type Link struct {
 	Status        string     `json:"status"`
 }
 
-// evaluator reads state as of one index. On the read side it reads
-// through the record cache; the apply path leaves cache nil.
+// evaluator makes decisions over records as of one index. It reads
+// through src alone, so it decides the same over the node's store and over
+// any other source of the same records; memo, when set, keeps the records
+// it decodes (the node's record cache).
 type evaluator struct {
-	r     pebble.Reader
-	asOf  uint64
-	cache *recordCache
-	epoch uint64
-	// dirty, during apply, holds the keys the batch has written: those are
-	// read from the batch, never from or into the cache.
-	dirty map[string]struct{}
+	src  Records
+	memo Memo
+	asOf uint64
 	// span, on the read side, is the second a decision is made for; every
 	// record time the decision compares with is checked against it.
 	span *secondSpan
@@ -92,44 +86,39 @@ func (sp *secondSpan) touchEvents(events []StatusEvent) {
 	}
 }
 
-// cached reports whether key k may be read through the cache.
-func (e *evaluator) cached(k string) bool {
-	if e.cache == nil {
-		return false
-	}
-	_, written := e.dirty[k]
-	return !written
-}
+// readRecord decodes the record at k into a new T (nil when there is
+// none), through the memo when there is one. Remembered values are
+// shared: callers must not modify them.
+func readRecord[T any](e *evaluator, k RecordKey) (*T, error) { return loadRecord[T](e, k, true) }
 
-// readRecord decodes the record at k into a new T, through the cache when
-// there is one. Cached values are shared: callers must not modify them.
-func readRecord[T any](e *evaluator, k []byte) (*T, error) { return loadRecord[T](e, k, true) }
-
-// loadRecord is readRecord; with keep false it uses a cached copy but does
-// not cache one it decodes (the caller keeps it in an entry of its own).
-func loadRecord[T any](e *evaluator, k []byte, keep bool) (*T, error) {
-	useCache := e.cached(string(k))
-	if useCache {
-		if v, ok := e.cache.get(string(k)); ok {
+// loadRecord is readRecord; with keep false it uses a remembered copy but
+// does not remember one it decodes (the caller keeps it in an entry of its
+// own).
+func loadRecord[T any](e *evaluator, k RecordKey, keep bool) (*T, error) {
+	if e.memo != nil {
+		if v, ok := e.memo.Recall(k); ok {
 			return v.(*T), nil
 		}
 	}
-	v := new(T)
-	ok, err := getJSON(e.r, k, v)
+	raw, err := e.src.Record(k)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
-		v = nil
+	var v *T
+	if raw != nil {
+		v = new(T)
+		if err := decodeRecord(raw, v); err != nil {
+			return nil, fmt.Errorf("decode record %s: %w", k, err)
+		}
 	}
-	if useCache && keep {
-		e.cache.put(string(k), v, e.epoch)
+	if e.memo != nil && keep {
+		e.memo.Remember(k, v)
 	}
 	return v, nil
 }
 
 func (e *evaluator) accreditation(id string) (*Accreditation, error) {
-	a, err := readRecord[Accreditation](e, key(tableAccreditation, id))
+	a, err := readRecord[Accreditation](e, AccreditationKey(id))
 	if err != nil || a == nil || a.CreatedIndex > e.asOf {
 		return nil, err
 	}
@@ -137,7 +126,7 @@ func (e *evaluator) accreditation(id string) (*Accreditation, error) {
 }
 
 func (e *evaluator) framework(id string) (*Framework, error) {
-	f, err := readRecord[Framework](e, key(tableFrameworks, id))
+	f, err := readRecord[Framework](e, FrameworkKey(id))
 	if err != nil || f == nil || f.CreatedIndex > e.asOf {
 		return nil, err
 	}
@@ -146,7 +135,7 @@ func (e *evaluator) framework(id string) (*Framework, error) {
 
 // isRoot reports whether did is a root accreditor of framework at t.
 func (e *evaluator) isRoot(framework, did string, t time.Time) (bool, error) {
-	root, err := readRecord[RootAccreditor](e, key(tableRoots, framework, did))
+	root, err := readRecord[RootAccreditor](e, RootKey(framework, did))
 	if err != nil || root == nil {
 		return false, err
 	}
@@ -157,49 +146,25 @@ func (e *evaluator) isRoot(framework, did string, t time.Time) (bool, error) {
 
 // received returns every accreditation subject received in framework,
 // those created after the evaluator's index included (the caller skips
-// them). They are cached together, as one entry under the listing's
-// prefix: a question about a college costs the record cache one entry,
-// not one for the listing and one for each accreditation, so the cache
-// holds the answers' inputs for twice as many colleges. A change to one of
-// the accreditations drops the entry (the apply marks the prefix dirty).
+// them). They are remembered together, as one entry under the listing's
+// key: a question about a college costs the record cache one entry, not
+// one for the listing and one for each accreditation, so the cache holds
+// the answers' inputs for twice as many colleges. A change to one of the
+// accreditations drops the entry (the apply marks the listing dirty).
 func (e *evaluator) received(subject, framework string) ([]*Accreditation, error) {
-	p := prefix(tableReceived, subject, framework)
-	useCache := e.cached(string(p))
-	if useCache {
-		if v, ok := e.cache.get(string(p)); ok {
+	k := ReceivedKey(subject, framework)
+	if e.memo != nil {
+		if v, ok := e.memo.Recall(k); ok {
 			return v.([]*Accreditation), nil
 		}
 	}
-	var ids []string
-	list := func(it *pebble.Iterator) {
-		for it.First(); it.Valid(); it.Next() {
-			ids = append(ids, string(bytes.TrimPrefix(it.Key(), p)))
-		}
-	}
-	// On the read side (r is the database itself, not a batch) the cache
-	// keeps iterators between questions.
-	if db, ok := e.r.(*pebble.DB); ok && e.cache != nil {
-		k, err := e.cache.iter(db, p, upperBound(p))
-		if err != nil {
-			return nil, err
-		}
-		list(k.it)
-		if err := e.cache.release(k); err != nil {
-			return nil, err
-		}
-	} else {
-		it, err := e.r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
-		if err != nil {
-			return nil, err
-		}
-		list(it)
-		if err := errors.Join(it.Error(), it.Close()); err != nil {
-			return nil, err
-		}
+	ids, err := e.src.Received(subject, framework)
+	if err != nil {
+		return nil, err
 	}
 	recs := make([]*Accreditation, 0, len(ids))
 	for _, id := range ids {
-		a, err := loadRecord[Accreditation](e, key(tableAccreditation, id), false)
+		a, err := loadRecord[Accreditation](e, AccreditationKey(id), false)
 		if err != nil {
 			return nil, err
 		}
@@ -207,8 +172,8 @@ func (e *evaluator) received(subject, framework string) ([]*Accreditation, error
 			recs = append(recs, a)
 		}
 	}
-	if useCache {
-		e.cache.put(string(p), recs, e.epoch)
+	if e.memo != nil {
+		e.memo.Remember(k, recs)
 	}
 	return recs, nil
 }
@@ -356,85 +321,6 @@ func (e *evaluator) decide(q Question, t time.Time) (*Decision, error) {
 	d.Chain, d.Reason, d.Root = best.links, best.reason, best.root
 	d.Authorized = best.reason == ReasonActive
 	return d, nil
-}
-
-// Decide answers a trust question. now is the reader's clock, used when the
-// question names no time. Unknown entities get the same shape as known but
-// unauthorized ones.
-func (s *State) Decide(q Question, now time.Time) (*Decision, error) {
-	asOf, err := s.checkQuestion(q)
-	if err != nil {
-		return nil, err
-	}
-	t := q.At
-	if t.IsZero() {
-		t = now
-	}
-	return s.reader(asOf).decide(q, t.UTC())
-}
-
-// Forever is the "until" of an answer that does not depend on the clock.
-var Forever = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
-
-// DecideSecond answers a trust question so that the answer can be reused.
-// A question without "at" is evaluated at the start of now's second, and
-// until reports how long that answer holds: it is the same for every
-// instant of [d.At, until), until being the first record time after d.At
-// that the decision compared with (Forever when there is none). When such
-// a time falls inside now's own second, the question is answered at now
-// itself and until is zero: that answer is for that instant only. A
-// question with "at" does not depend on now: until is Forever.
-func (s *State) DecideSecond(q Question, now time.Time) (d *Decision, until time.Time, err error) {
-	asOf, err := s.checkQuestion(q)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	if !q.At.IsZero() {
-		d, err := s.reader(asOf).decide(q, q.At.UTC())
-		return d, Forever, err
-	}
-	lo := now.UTC().Truncate(time.Second)
-	e := s.reader(asOf)
-	e.span = &secondSpan{lo: lo, hi: lo.Add(time.Second)}
-	d, err = e.decide(q, lo)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	if !e.span.split() {
-		if e.span.next.IsZero() {
-			return d, Forever, nil
-		}
-		return d, e.span.next, nil
-	}
-	d, err = s.reader(asOf).decide(q, now.UTC())
-	return d, time.Time{}, err
-}
-
-// checkQuestion validates q and returns the index it is answered as of.
-func (s *State) checkQuestion(q Question) (uint64, error) {
-	if err := q.validate(); err != nil {
-		return 0, err
-	}
-	return s.asOf(q.AsOf)
-}
-
-// asOf returns the index a question asking about index n (0: the latest)
-// is answered as of, or an error if n is beyond the applied index.
-func (s *State) asOf(n uint64) (uint64, error) {
-	applied := s.AppliedIndex()
-	if n > applied {
-		return 0, fmt.Errorf("%w: as_of %d is beyond the applied index %d: ask again later or read with min_index", ErrBadQuery, n, applied)
-	}
-	if n != 0 {
-		return n, nil
-	}
-	return applied, nil
-}
-
-// reader returns a read-side evaluator as of asOf. The epoch is taken
-// before anything is read, so nothing read across a commit gets cached.
-func (s *State) reader(asOf uint64) *evaluator {
-	return &evaluator{r: s.db, asOf: asOf, cache: s.records, epoch: s.records.begin()}
 }
 
 func (q Question) validate() error {

@@ -169,9 +169,9 @@ func TestKeptIteratorsSeeCommits(t *testing.T) {
 	if d := f.decide(q); d.Reason != ReasonNeverAuthorized {
 		t.Fatalf("before the grant: %s", d.Reason)
 	}
-	f.s.records.mu.Lock()
-	kept := len(f.s.records.iters)
-	f.s.records.mu.Unlock()
+	f.s.caches.records.mu.Lock()
+	kept := len(f.s.caches.records.iters)
+	f.s.caches.records.mu.Unlock()
 	if kept == 0 {
 		t.Fatal("no iterator was kept after a question; this test would prove nothing")
 	}
@@ -254,7 +254,7 @@ func TestKeptIteratorsUnderConcurrentWrites(t *testing.T) {
 func TestKeptIteratorsAgeOut(t *testing.T) {
 	f := mustChain(t)
 	f.ask(date(2025, 6, 1), 0)
-	c := f.s.records
+	c := f.s.caches.records
 	c.mu.Lock()
 	if len(c.iters) == 0 {
 		c.mu.Unlock()
@@ -265,7 +265,9 @@ func TestKeptIteratorsAgeOut(t *testing.T) {
 	}
 	c.mu.Unlock()
 	p := prefix(tableReceived, f.college.DID, fwID)
-	k, err := c.iter(f.s.db, p, upperBound(p))
+	v := f.s.View()
+	defer v.Close()
+	k, err := c.iter(v.snap, v.rd.epoch, p, upperBound(p))
 	if err != nil {
 		t.Fatal(err)
 	}

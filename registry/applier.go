@@ -1,0 +1,141 @@
+package registry
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// applier is the state machine: the pure apply of log entries over one
+// Pebble batch per raft batch (apply*.go, authority.go, features.go), and
+// the leader's Check of the same rules over a batch it throws away
+// (check.go). It reads and writes through the store; it tells the caches
+// what it wrote through the store's commit.
+type applier struct {
+	*store
+	*consortium
+	verify *verifier
+	caches *caches
+
+	sigs atomic.Pointer[sigFilter] // every stored signature (sigfilter.go); replaced by the apply and restore only
+	// levelRaised is the apply's record that the batch being applied
+	// raised the feature level (consortium.levelSeq).
+	levelRaised bool
+	dirty       []RecordKey            // records written by the batch being applied
+	dirtySet    map[RecordKey]struct{} // the same keys, for lookups
+	onApply     func([]*Result)        // Options.OnApply
+}
+
+// loadSigs builds the signature filter from the stored signatures; after
+// opening and after a restore replaced the state.
+func (s *applier) loadSigs() error {
+	f, err := buildSigFilter(s.db)
+	if err != nil {
+		return err
+	}
+	s.sigs.Store(f)
+	return nil
+}
+
+// ApplyBatch applies committed entries in order, in one Pebble batch, and
+// returns one result per entry. Entries at or below the applied index were
+// applied before (a replay after restart) and return their stored result.
+// It panics on an entry it cannot decode or a storage failure: continuing
+// would let this node diverge from its peers.
+func (s *applier) ApplyBatch(entries []Entry) []*Result {
+	results := make([]*Result, len(entries))
+	applied := s.applied.Load()
+	s.preVerifyBatch(entries, applied)
+	b := s.db.NewIndexedBatch()
+	defer b.Close()
+	last := time.Unix(0, s.commitTime.Load()).UTC()
+	var fresh []*Result
+	for i, e := range entries {
+		if e.Index <= applied {
+			results[i] = s.storedResult(e.Index)
+			continue
+		}
+		// Commit time never runs backwards, whatever a new leader's clock says.
+		t := e.Time.UTC()
+		if t.Before(last) {
+			t = last
+		}
+		res := s.applyEntry(b, e.Index, t, e.Data)
+		mustSetJSON(b, indexKey(tableResults, e.Index), res)
+		results[i] = res
+		fresh = append(fresh, res)
+		applied, last = e.Index, t
+	}
+	if len(fresh) == 0 {
+		return results
+	}
+	s.commit(b, applied, last, func() {
+		if s.levelRaised {
+			s.levelRaised = false
+			s.levelSeq.Add(1)
+		}
+		s.caches.committed(s.dirty)
+	})
+	s.dirty = s.dirty[:0]
+	clear(s.dirtySet)
+	if s.onApply != nil {
+		s.onApply(fresh)
+	}
+	return results
+}
+
+// preVerifyBatch checks the signatures of a batch's operations on every
+// core before the single-threaded apply, against the keys committed so far.
+// Apply still decides: it looks each check up by key and exact bytes, and
+// verifies whatever is missing (a key an earlier entry of the batch
+// rotated, say).
+func (s *applier) preVerifyBatch(entries []Entry, applied uint64) {
+	var todo [][]byte
+	for _, e := range entries {
+		if e.Index > applied && len(e.Data) > 2 && e.Data[0] == commandVersion1 && e.Data[1] == commandTypeSubmitOp {
+			todo = append(todo, e.Data[2:])
+		}
+	}
+	if len(todo) < 2 {
+		return
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(todo))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(len(todo)); i = next.Add(1) - 1 {
+				_ = s.verify.PreVerify(todo[i]) // failures are the apply's to report
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (s *applier) storedResult(index uint64) *Result {
+	var r Result
+	if ok, err := getJSON(s.db, indexKey(tableResults, index), &r); err != nil || !ok {
+		return &Result{Index: index, Accepted: false, Code: CodeInvalid, Reason: "entry applied before; its result is not stored"}
+	}
+	return &r
+}
+
+func (s *applier) applyEntry(b *pebble.Batch, index uint64, t time.Time, data []byte) *Result {
+	if len(data) < 2 || data[0] != commandVersion1 {
+		panic(fmt.Sprintf("registry: entry %d: unknown command envelope %x: this node cannot apply it; upgrade trustd", index, data[:min(len(data), 2)]))
+	}
+	switch data[1] {
+	case commandTypeSubmitOp:
+		return s.applyOperation(b, index, t, data[2:])
+	case commandTypeFeatureLevel:
+		return s.applyFeatureLevel(b, index, t, data[2:])
+	default:
+		panic(fmt.Sprintf("registry: entry %d: unknown command type %d: this node cannot apply it; upgrade trustd", index, data[1]))
+	}
+}

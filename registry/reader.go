@@ -1,0 +1,113 @@
+package registry
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// storeKey is the store key of a record (schema.go).
+func storeKey(k RecordKey) []byte {
+	switch k.Kind {
+	case KindFramework:
+		return key(tableFrameworks, k.A)
+	case KindAccreditation:
+		return key(tableAccreditation, k.A)
+	case KindRoot:
+		return key(tableRoots, k.A, k.B)
+	case KindRecognition:
+		return key(tableRecognitions, k.A, k.B)
+	case KindEntity:
+		return key(tableEntities, k.A)
+	case KindReceived:
+		return prefix(tableReceived, k.A, k.B)
+	}
+	panic(fmt.Sprintf("registry: record key of unknown kind %d", k.Kind))
+}
+
+// storeReader is the Records (and Memo) of the node's store: over a
+// view's Pebble snapshot, or over the batch being applied, through the
+// record cache when there is one (cache.go).
+type storeReader struct {
+	r pebble.Reader
+	// snap, on the read side, is r as a snapshot: Received then takes the
+	// record cache's kept iterators.
+	snap *pebble.Snapshot
+	// cache, when not nil, remembers decoded records of the state whose
+	// publishing sequence is epoch (store).
+	cache *recordCache
+	epoch uint64
+	// dirty, during the apply, holds the records the batch has written:
+	// those are read from the batch, never from or into the cache.
+	dirty map[RecordKey]struct{}
+}
+
+var (
+	_ Records = (*storeReader)(nil)
+	_ Memo    = (*storeReader)(nil)
+)
+
+// Record implements Records.
+func (s *storeReader) Record(k RecordKey) ([]byte, error) {
+	val, closer, err := s.r.Get(storeKey(k))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", k, err)
+	}
+	out := bytes.Clone(val)
+	if out == nil {
+		out = []byte{}
+	}
+	return out, closer.Close()
+}
+
+// Received implements Records: a scan of the received index.
+func (s *storeReader) Received(subject, framework string) ([]string, error) {
+	p := prefix(tableReceived, subject, framework)
+	var ids []string
+	list := func(it *pebble.Iterator) {
+		for it.First(); it.Valid(); it.Next() {
+			ids = append(ids, string(bytes.TrimPrefix(it.Key(), p)))
+		}
+	}
+	if s.snap != nil && s.cache != nil {
+		k, err := s.cache.iter(s.snap, s.epoch, p, upperBound(p))
+		if err != nil {
+			return nil, err
+		}
+		list(k.it)
+		return ids, s.cache.release(k)
+	}
+	it, err := s.r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return nil, err
+	}
+	list(it)
+	return ids, errors.Join(it.Error(), it.Close())
+}
+
+// Recall implements Memo.
+func (s *storeReader) Recall(k RecordKey) (any, bool) {
+	if s.cache == nil {
+		return nil, false
+	}
+	if _, written := s.dirty[k]; written {
+		return nil, false
+	}
+	return s.cache.get(k, s.epoch)
+}
+
+// Remember implements Memo.
+func (s *storeReader) Remember(k RecordKey, v any) {
+	if s.cache == nil {
+		return
+	}
+	if _, written := s.dirty[k]; written {
+		return
+	}
+	s.cache.put(k, v, s.epoch)
+}
