@@ -45,6 +45,12 @@ const (
 // later recognize that changed them answers for earlier times and indexes
 // too (its status events are bitemporal, its resource list is not).
 func (v *View) DecideRecognition(q RecognitionQuestion, now time.Time) (*RecognitionDecision, error) {
+	return recognizeOver(&v.rd, v.index, q, now)
+}
+
+// recognizeOver answers a recognition question over records that hold the
+// state at index applied.
+func recognizeOver(src Records, applied uint64, q RecognitionQuestion, now time.Time) (*RecognitionDecision, error) {
 	if q.Framework == "" || q.Recognized == "" {
 		return nil, fmt.Errorf("%w: the recognizing framework and the recognized one are required", ErrBadQuery)
 	}
@@ -53,7 +59,7 @@ func (v *View) DecideRecognition(q RecognitionQuestion, now time.Time) (*Recogni
 			return nil, fmt.Errorf("%w: a parameter is longer than %d bytes", ErrBadQuery, MaxIDLength)
 		}
 	}
-	asOf, err := v.asOf(q.AsOf)
+	at, err := asOf(q.AsOf, applied)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +67,7 @@ func (v *View) DecideRecognition(q RecognitionQuestion, now time.Time) (*Recogni
 	if t.IsZero() {
 		t = now
 	}
-	return v.evaluator(asOf).recognize(q, t.UTC())
+	return (&evaluator{src: src, asOf: at}).recognize(q, t.UTC())
 }
 
 // recognize answers a recognition question at valid time t.

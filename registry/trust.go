@@ -323,6 +323,37 @@ func (e *evaluator) decide(q Question, t time.Time) (*Decision, error) {
 	return d, nil
 }
 
+// decideOver answers a trust question over records that hold the state
+// at index applied, remembering decoded records in memo when it is not
+// nil. now is the reader's clock, used when the question names no time.
+func decideOver(src Records, memo Memo, applied uint64, q Question, now time.Time) (*Decision, error) {
+	if err := q.validate(); err != nil {
+		return nil, err
+	}
+	at, err := asOf(q.AsOf, applied)
+	if err != nil {
+		return nil, err
+	}
+	t := q.At
+	if t.IsZero() {
+		t = now
+	}
+	return (&evaluator{src: src, memo: memo, asOf: at}).decide(q, t.UTC())
+}
+
+// asOf returns the index a question asking about index n (0: the latest)
+// is answered as of, over records that hold the state at index applied, or
+// an error if n is beyond it.
+func asOf(n, applied uint64) (uint64, error) {
+	if n > applied {
+		return 0, fmt.Errorf("%w: as_of %d is beyond the applied index %d: ask again later or read with min_index", ErrBadQuery, n, applied)
+	}
+	if n != 0 {
+		return n, nil
+	}
+	return applied, nil
+}
+
 func (q Question) validate() error {
 	if q.Entity == "" || q.Framework == "" {
 		return fmt.Errorf("%w: entity and framework are required", ErrBadQuery)

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"fmt"
 	"sync"
 	"time"
 
@@ -75,15 +74,11 @@ func (v *View) plain() *evaluator {
 // question names no time. Unknown entities get the same shape as known but
 // unauthorized ones.
 func (v *View) Decide(q Question, now time.Time) (*Decision, error) {
-	asOf, err := v.checkQuestion(q)
-	if err != nil {
-		return nil, err
+	var memo Memo
+	if v.rd.cache != nil {
+		memo = &v.rd
 	}
-	t := q.At
-	if t.IsZero() {
-		t = now
-	}
-	return v.evaluator(asOf).decide(q, t.UTC())
+	return decideOver(&v.rd, memo, v.index, q, now)
 }
 
 // Forever is the "until" of an answer that does not depend on the clock.
@@ -128,17 +123,5 @@ func (v *View) checkQuestion(q Question) (uint64, error) {
 	if err := q.validate(); err != nil {
 		return 0, err
 	}
-	return v.asOf(q.AsOf)
-}
-
-// asOf returns the index a question asking about index n (0: the latest)
-// is answered as of, or an error if n is beyond the view's index.
-func (v *View) asOf(n uint64) (uint64, error) {
-	if n > v.index {
-		return 0, fmt.Errorf("%w: as_of %d is beyond the applied index %d: ask again later or read with min_index", ErrBadQuery, n, v.index)
-	}
-	if n != 0 {
-		return n, nil
-	}
-	return v.index, nil
+	return asOf(q.AsOf, v.index)
 }

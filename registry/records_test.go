@@ -1,0 +1,131 @@
+package registry
+
+import (
+	"bytes"
+	"reflect"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// mapRecords is a Records over records held in memory: another source of
+// the same records than the store, as a set of proven records will be.
+type mapRecords struct {
+	records  map[RecordKey][]byte
+	received map[RecordKey][]string // by ReceivedKey
+}
+
+func (m *mapRecords) Record(k RecordKey) ([]byte, error) { return m.records[k], nil }
+
+func (m *mapRecords) Received(subject, framework string) ([]string, error) {
+	return m.received[ReceivedKey(subject, framework)], nil
+}
+
+// recordsOf copies, from one snapshot of s's store, every record a decision
+// may read, under its typed key, and the received index: the exact stored
+// bytes, as a proof would carry them. It returns them with the index they
+// were applied up to.
+func recordsOf(t *testing.T, s *State) (*mapRecords, uint64) {
+	t.Helper()
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	m := &mapRecords{records: map[RecordKey][]byte{}, received: map[RecordKey][]string{}}
+	tables := []struct {
+		table byte
+		kind  RecordKind
+	}{
+		{tableFrameworks, KindFramework}, {tableAccreditation, KindAccreditation}, {tableRoots, KindRoot},
+		{tableRecognitions, KindRecognition}, {tableEntities, KindEntity}, {tableReceived, KindReceived},
+	}
+	for _, tb := range tables {
+		it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{tb.table}, UpperBound: []byte{tb.table + 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for it.First(); it.Valid(); it.Next() {
+			parts := bytes.Split(it.Key()[1:], []byte{0})
+			switch {
+			case tb.kind == KindReceived:
+				k := ReceivedKey(string(parts[0]), string(parts[1]))
+				m.received[k] = append(m.received[k], string(parts[2]))
+			case len(parts) == 1:
+				m.records[RecordKey{Kind: tb.kind, A: string(parts[0])}] = bytes.Clone(it.Value())
+			default:
+				m.records[RecordKey{Kind: tb.kind, A: string(parts[0]), B: string(parts[1])}] = bytes.Clone(it.Value())
+			}
+		}
+		if err := it.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return m, readU64(snap, metaApplied)
+}
+
+// TestDecisionsOverAnyRecords: the decision code reads only through
+// Records, so over a plain map filled with the store's exact records it
+// decides exactly as over the store (its snapshot, record cache and kept
+// iterators): authorized, expired, revoked, suspended, unknown entity,
+// unknown framework, a root's own question, and as of an older index.
+func TestDecisionsOverAnyRecords(t *testing.T) {
+	f := mustChain(t)
+	f.now = date(2026, 4, 1)
+	grant := func(subject *Signer, until string) string {
+		return f.mustAccept(f.sign(f.qa, OpAccredit, map[string]any{"framework": fwID, "accreditor": f.qa.DID, "subject": subject.DID,
+			"action": ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+			"validFrom": "2024-06-01T00:00:00Z", "validUntil": until})).ID
+	}
+	expired, revoked, suspended := mustKey(t, KeyEd25519), mustKey(t, KeyEd25519), mustKey(t, KeyEd25519)
+	grant(expired, "2025-06-01T00:00:00Z")
+	revokedAcc := grant(revoked, "2029-01-01T00:00:00Z")
+	suspendedAcc := grant(suspended, "2029-01-01T00:00:00Z")
+	before := f.mustAccept(f.sign(f.qa, OpRevoke, map[string]any{"accreditation": revokedAcc})).Index - 1
+	f.mustAccept(f.sign(f.qa, OpSuspend, map[string]any{"accreditation": suspendedAcc}))
+
+	at := date(2026, 6, 1)
+	q := func(entity string) Question {
+		return Question{Entity: entity, Framework: fwID, Action: ActionIssue, Resource: nursing, At: at}
+	}
+	cases := []struct {
+		name   string
+		q      Question
+		reason string
+	}{
+		{"authorized", q(f.college.DID), ReasonActive},
+		{"expired", q(expired.DID), ReasonExpired},
+		{"revoked", q(revoked.DID), ReasonRevoked},
+		{"suspended", q(suspended.DID), ReasonSuspended},
+		{"unknown entity", q("did:web:nobody.example"), ReasonNeverAuthorized},
+		{"unknown framework", Question{Entity: f.college.DID, Framework: "https://example.org/none", Action: ActionIssue, At: at}, ReasonUnknownFramework},
+		{"a root's own question", Question{Entity: f.root.DID, Framework: fwID, Action: ActionAccredit, At: at}, ReasonActive},
+		{"as of an older index", func() Question { x := q(revoked.DID); x.AsOf = before; return x }(), ReasonActive},
+		{"now, no time asked", Question{Entity: f.college.DID, Framework: fwID, Action: ActionIssue, Resource: nursing}, ReasonActive},
+	}
+	m, applied := recordsOf(t, f.s)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// Twice over the store: the second answer comes from the
+			// record cache.
+			for range 2 {
+				view := f.s.View()
+				stored, err := view.Decide(tc.q, f.now)
+				view.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				mapped, err := decideOver(m, nil, applied, tc.q, f.now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(stored, mapped) {
+					t.Fatalf("over the store: %+v\nover the map:   %+v", stored, mapped)
+				}
+				if stored.Reason != tc.reason {
+					t.Fatalf("reason %s, want %s: the question does not test what it says", stored.Reason, tc.reason)
+				}
+			}
+		})
+	}
+	if len(m.records) == 0 {
+		t.Fatal("no records were copied")
+	}
+}
