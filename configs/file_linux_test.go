@@ -16,7 +16,11 @@ func TestConfigFileReadOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer syscall.Close(fd)
+	t.Cleanup(func() {
+		if err := syscall.Close(fd); err != nil {
+			t.Error(err)
+		}
+	})
 	// Closes between the opens keep inotify from merging two opens in a row
 	// into one event.
 	if _, err := syscall.InotifyAddWatch(fd, file, syscall.IN_OPEN|syscall.IN_CLOSE_NOWRITE); err != nil {
