@@ -113,8 +113,8 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	fs.String(configFlag, "", "path of a YAML configuration file (see configs/)")
 	for _, k := range keys {
 		if k.flag != "" {
-			v := reflect.ValueOf(k.ptr(&d)).Elem()
-			flagAdders[v.Type()](fs, k.flag, v.Interface(), k.doc)
+			def := k.get(&d)
+			flagAdders[reflect.TypeOf(def)](fs, k.flag, def, k.doc)
 		}
 	}
 }
@@ -180,8 +180,8 @@ func load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 	return &c, nil
 }
 
-// checkCaseTwins refuses a configuration file (named file, holding b) in which one mapping holds
-// two keys that differ only in case (Log: and log:). Keys are
+// checkCaseTwins refuses a configuration file (named file, holding b) in
+// which one mapping holds two keys that differ only in case (Log: and log:). Keys are
 // case-insensitive, and of two such keys viper keeps one without a word,
 // so a setting written under the other would be lost.
 func checkCaseTwins(file string, b []byte) error {
