@@ -181,9 +181,9 @@ func load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 }
 
 // checkCaseTwins refuses a configuration file (named file, holding b) in
-// which one mapping holds two keys that differ only in case (Log: and log:). Keys are
-// case-insensitive, and of two such keys viper keeps one without a word,
-// so a setting written under the other would be lost.
+// which one mapping holds two keys that differ only in case (Log: and
+// log:). Keys are case-insensitive, and of two such keys viper keeps one
+// without a word, so a setting written under the other would be lost.
 func checkCaseTwins(file string, b []byte) error {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
