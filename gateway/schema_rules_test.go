@@ -32,21 +32,21 @@ import (
 
 // rule is one JSON Schema (the subset the published schemas use).
 type rule struct {
-	Type      string // object, string, boolean, integer, array; "" any
-	Required  []string
-	Props     map[string]*rule
+	Type       string // object, string, boolean, integer, array; "" any
+	Required   []string
+	Props      map[string]*rule
 	Additional *rule // additionalProperties as a schema; nil: any
-	Closed    bool  // additionalProperties: false
-	MinLength int
-	MaxLength int // 0: none
-	Format    string
+	Closed     bool  // additionalProperties: false
+	MinLength  int
+	MaxLength  int // 0: none
+	Format     string
 	// BlankOK: a blank string passes the format too, where the
 	// schema's description says what blank means (context.time: "If
 	// blank, uses current server time").
-	BlankOK bool
-	Enum      []string
-	Items     *rule
-	MinItems  int
+	BlankOK  bool
+	Enum     []string
+	Items    *rule
+	MinItems int
 }
 
 // schema names a rule with where it was published.
@@ -56,11 +56,11 @@ type schema struct {
 }
 
 var (
-	str         = &rule{Type: "string"}
-	nonEmpty    = &rule{Type: "string", MinLength: 1}
-	dateTime    = &rule{Type: "string", Format: "date-time"}
+	str      = &rule{Type: "string"}
+	nonEmpty = &rule{Type: "string", MinLength: 1}
+	dateTime = &rule{Type: "string", Format: "date-time"}
 	// queryTime is a request's context.time: a date-time, or blank for now.
-	queryTime = &rule{Type: "string", Format: "date-time", BlankOK: true}
+	queryTime   = &rule{Type: "string", Format: "date-time", BlankOK: true}
 	boolean     = &rule{Type: "boolean"}
 	integer     = &rule{Type: "integer"}
 	stringArray = &rule{Type: "array", Items: str}
