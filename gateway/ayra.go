@@ -179,6 +179,7 @@ func (s *Server) ayraMetadata(w http.ResponseWriter, r *http.Request) {
 			"replicated by its governance members (%d of %d sign governance changes). TRQP authorities are its frameworks (GET /v1/frameworks).",
 			g.Consortium, g.Threshold, len(g.Members)),
 	}
+	m.Description = truncateRunes(m.Description, ayraDescriptionMax)
 	for _, mem := range g.Members {
 		m.Controllers = append(m.Controllers, mem.ID)
 	}
@@ -194,8 +195,9 @@ func (s *Server) ayraMetadata(w http.ResponseWriter, r *http.Request) {
 		}
 		m.Description = fmt.Sprintf("%s, as served by the trustreg registry of the consortium %s.", f.Name, g.Consortium)
 		if f.Description != "" {
-			m.Description = truncateRunes(f.Description, ayraDescriptionMax)
+			m.Description = f.Description
 		}
+		m.Description = truncateRunes(m.Description, ayraDescriptionMax)
 	}
 	s.writeJSON(w, r, http.StatusOK, m, cacheShort)
 }
@@ -526,16 +528,7 @@ func (s *Server) ayraLookupAuthorizations(w http.ResponseWriter, r *http.Request
 	}
 	out := make([]ayraAuthorization, 0, len(pairs))
 	for p := range pairs {
-		switch p.Action {
-		case registry.ActionIssue:
-			p.Description = "issue credentials of type " + p.Resource
-		case registry.ActionAccredit:
-			p.Description = "accredit others, within its own scope, for " + p.Resource
-		}
-		if p.Resource == registry.Wildcard {
-			p.Description = strings.Replace(p.Description, "of type *", "of any type", 1)
-			p.Description = strings.Replace(p.Description, "for *", "for any credential type", 1)
-		}
+		p.Description = authorizationDescription(p.Action, p.Resource)
 		out = append(out, p)
 	}
 	slices.SortFunc(out, func(a, b ayraAuthorization) int {
@@ -545,6 +538,21 @@ func (s *Server) ayraLookupAuthorizations(w http.ResponseWriter, r *http.Request
 		return strings.Compare(a.Resource, b.Resource)
 	})
 	s.writeJSON(w, r, http.StatusOK, out, cacheShort)
+}
+
+// authorizationDescription says what an action on a resource allows.
+func authorizationDescription(action, resource string) string {
+	what := resource
+	if resource == registry.Wildcard {
+		what = "any credential type"
+	}
+	switch action {
+	case registry.ActionIssue:
+		return "issue credentials of type " + what
+	case registry.ActionAccredit:
+		return "accredit others, within its own scope, for " + what
+	}
+	return ""
 }
 
 // ayraNotImplemented answers an extension endpoint trustreg has nothing
