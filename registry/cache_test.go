@@ -20,10 +20,18 @@ import (
 
 // TestRestoreDropsCachedRecords: a restore replaces the whole state, so
 // the records cached from the state before it must not answer after it.
+// The restored state is a twin that applied another operation at the index
+// where this one suspended the college: the cached record's suspension is
+// within the restored index, and only dropping it answers right.
 func TestRestoreDropsCachedRecords(t *testing.T) {
 	f := mustChain(t)
 	f.now = date(2026, 4, 1)
-	snap := snapshotBytes(t, f.s) // the college active
+	twin := &harness{t: t, dir: t.TempDir(), now: f.now, gov: f.gov, raw: f.raw, index: f.index}
+	twin.open()
+	if err := twin.s.Restore(bytes.NewReader(snapshotBytes(t, f.s))); err != nil {
+		t.Fatal(err)
+	}
+	twin.mustAccept(twin.govSign(OpCreateFramework, map[string]any{"id": "https://example.org/other", "name": "Other"}))
 	f.mustAccept(f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
 	at := date(2026, 6, 1)
 	for range 2 { // the second answer is the cache's
@@ -31,11 +39,11 @@ func TestRestoreDropsCachedRecords(t *testing.T) {
 			t.Fatalf("before the restore: %s", d.Reason)
 		}
 	}
-	if err := f.s.Restore(bytes.NewReader(snap)); err != nil {
+	if err := f.s.Restore(bytes.NewReader(snapshotBytes(t, twin.s))); err != nil {
 		t.Fatal(err)
 	}
-	if d := f.ask(at, 0); d.Reason != ReasonActive {
-		t.Fatalf("after restoring the state before the suspension: %s, want active", d.Reason)
+	if d := f.ask(at, 0); d.Reason != ReasonActive || d.Index != twin.index {
+		t.Fatalf("after restoring a state where the college was never suspended: %s at index %d, want active at %d", d.Reason, d.Index, twin.index)
 	}
 }
 
