@@ -75,11 +75,15 @@ func ParseCosignerKey(vkey string) (CosignerKey, error) {
 }
 
 // KeyID returns the key's signed-note key ID.
-func (k CosignerKey) KeyID() uint32 {
+func (k CosignerKey) KeyID() uint32 { return KeyID(k.Name, SigTypeCosignatureV1, k.Key) }
+
+// KeyID returns the signed-note key ID of a key: the first four bytes,
+// big-endian, of SHA-256(name || "\n" || sigType || publicKey).
+func KeyID(name string, sigType byte, publicKey []byte) uint32 {
 	h := sha256.New()
-	h.Write([]byte(k.Name))
-	h.Write([]byte{'\n', SigTypeCosignatureV1})
-	h.Write(k.Key)
+	h.Write([]byte(name))
+	h.Write([]byte{'\n', sigType})
+	h.Write(publicKey)
 	return binary.BigEndian.Uint32(h.Sum(nil))
 }
 
@@ -223,6 +227,16 @@ func SignedNote(cp Checkpoint, sigs ...Cosignature) []byte {
 	b = append(b, '\n')
 	for _, s := range sigs {
 		b = append(b, s.Line()...)
+	}
+	return b
+}
+
+// EncodeSignatureLines writes parsed signature lines back, one
+// "— <name> <base64>\n" each; ParseSignatureLines reads them.
+func EncodeSignatureLines(sigs []note.Signature) []byte {
+	var b []byte
+	for _, s := range sigs {
+		b = append(b, "— "+s.Name+" "+s.Base64+"\n"...)
 	}
 	return b
 }
