@@ -167,6 +167,19 @@ func (l *Log) Append(w NodeWriter, leafHash []byte) error {
 	return nil
 }
 
+// AppendLeaf encodes leaf, appends its hash as Append does, and returns the
+// encoding, which the caller stores to serve entry bundles.
+func (l *Log) AppendLeaf(w NodeWriter, leaf Leaf) ([]byte, error) {
+	b, err := leaf.Encode()
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Append(w, LeafHash(b)); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
 // RootAt returns the root hash of the tree of the given size, read from r.
 func RootAt(r NodeReader, size uint64) ([]byte, error) {
 	rng, err := readRange(r, size)

@@ -251,6 +251,7 @@ func TestLogRefusals(t *testing.T) {
 		want error
 	}{
 		{"append a short hash", l.Append(s, make([]byte, 31)), ErrHashSize},
+		{"append a leaf that does not encode", errOnly(l.AppendLeaf(s, Leaf{})), ErrLeafMalformed},
 		{"inclusion index = size", errOnly(InclusionProof(s, 5, 5)), ErrOutOfRange},
 		{"consistency size1 > size2", errOnly(ConsistencyProof(s, 4, 3)), ErrOutOfRange},
 		{"root past the stored size", errOnly(RootAt(s, 6)), ErrNodeNotFound},
