@@ -41,7 +41,7 @@ func Origin(genesisID string) (string, error) {
 		c := genesisID[i]
 		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == ':'
 		if !ok {
-			return "", fmt.Errorf("%w: byte %q at %d; use letters, digits and -._:", ErrBadOrigin, c, i)
+			return "", fmt.Errorf("%w: byte %q at %d; use only letters, digits and the characters -._: in a genesis identifier", ErrBadOrigin, c, i)
 		}
 	}
 	return OriginPrefix + genesisID, nil

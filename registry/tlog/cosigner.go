@@ -77,6 +77,10 @@ func (c *Cosigner) Key() CosignerKey { return c.signer.Key() }
 //     (ErrInconsistent, wrapping ErrConsistencyProof for the latter);
 //  7. recording cp fails (ErrCosignState).
 //
+// A node that has not yet applied cp.Size entries has no root to give; it
+// should answer "not yet" itself rather than call Cosign, which would refuse
+// a nil ownRoot as a mismatch.
+//
 // The same checkpoint may be cosigned again (same size and root, empty
 // proof), which refreshes its timestamp. Timestamps never go backwards: a
 // clock behind the last recorded one is replaced by it.

@@ -187,11 +187,7 @@ func (t TileID) within(size uint64) bool {
 	if hi != 0 || carry != 0 {
 		return false
 	}
-	shift := uint(t.Level * TileHeight)
-	if end > size>>shift {
-		return false
-	}
-	return true
+	return end <= size>>uint(t.Level*TileHeight)
 }
 
 // ReadTile returns the contents of hash tile t of the tree of the given size,
