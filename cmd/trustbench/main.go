@@ -309,13 +309,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	if c.trustd == "" {
+	builtHere := c.trustd == ""
+	if builtHere {
 		if c.trustd, err = buildTrustd(dir); err != nil {
 			return err
 		}
 	}
 	rep := &report{Mode: map[bool]string{true: "short", false: "full"}[c.short], Machine: machine(),
-		Date: time.Now().UTC().Format(time.RFC3339), Args: args, Trustd: trustdBuild(c.trustd), Note: c.note}
+		Date: time.Now().UTC().Format(time.RFC3339), Args: args, Trustd: trustdBuild(c.trustd, builtHere), Note: c.note}
 	// A part that fails ends the run, and what was measured before it is
 	// still reported, marked incomplete.
 	err = measure(ctx, c, dir, rep)

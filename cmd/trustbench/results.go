@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -52,14 +53,31 @@ type reconstruction struct {
 }
 
 // trustdBuild reads the build information the go command stamped into
-// the trustd binary measured; nil when it carries none.
-func trustdBuild(path string) *version.Info {
+// the trustd binary measured; nil when it carries none. The go command
+// stamps no revision in some checkouts (a git worktree, for one): when
+// trustbench built trustd from the current directory itself (builtHere),
+// git names the revision instead.
+func trustdBuild(path string, builtHere bool) *version.Info {
 	bi, err := buildinfo.ReadFile(path)
 	if err != nil {
 		return nil
 	}
 	info := version.FromBuildInfo(bi, true)
+	if builtHere && info.Revision == "" {
+		info.Revision, info.Modified = gitRevision()
+	}
 	return &info
+}
+
+// gitRevision returns the commit the current directory's checkout is at
+// and whether tracked files differ from it; "" when git cannot say.
+func gitRevision() (string, bool) {
+	rev, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		return "", false
+	}
+	status, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output()
+	return strings.TrimSpace(string(rev)), err == nil && len(bytes.TrimSpace(status)) > 0
 }
 
 // resultsDir returns the directory --save writes into: dir when given,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -197,4 +198,24 @@ func TestTheRecordedRunsAreReports(t *testing.T) {
 		}
 	}
 	compareOut(t, "--dir", dir)
+}
+
+// TestABuildWithoutARevisionIsNamedByGit: the test binary carries no
+// VCS stamp (go test stamps none), as trustd built in a git worktree does
+// not; a trustd that trustbench built here is then named by git.
+func TestABuildWithoutARevisionIsNamedByGit(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := trustdBuild(self, false); info == nil || info.Revision != "" {
+		t.Fatalf("a binary given with --trustd: %+v, want its own (empty) revision", info)
+	}
+	if _, err := exec.Command("git", "rev-parse", "HEAD").Output(); err != nil {
+		t.Skip("not in a git checkout:", err)
+	}
+	info := trustdBuild(self, true)
+	if info == nil || len(info.Revision) != 40 || strings.Trim(info.Revision, "0123456789abcdef") != "" {
+		t.Fatalf("a build of this checkout: %+v, want git's commit", info)
+	}
 }
