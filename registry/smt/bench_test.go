@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -181,9 +182,12 @@ func BenchmarkProveBatch(b *testing.B) {
 	b.Run(fmt.Sprintf("keys=%d/claims=%d", *benchKeys, keys), func(b *testing.B) {
 		var batch, singles int
 		for b.Loop() {
-			ks := make([]Key, keys)
-			for i := range ks {
-				ks[i] = bm.keys[bm.r.IntN(len(bm.keys))]
+			ks := make([]Key, 0, keys)
+			for len(ks) < keys {
+				k := bm.keys[bm.r.IntN(len(bm.keys))]
+				if !slices.Contains(ks, k) {
+					ks = append(ks, k)
+				}
 			}
 			_, proof, err := bm.m.ProveBatch(ks)
 			if err != nil {
