@@ -126,6 +126,17 @@ func TestBatchProofTamperedRefused(t *testing.T) {
 			t.Errorf("claim %d with a key on another path verified", i)
 		}
 	}
+	// Over a root no map makes, where only the path check stops it: a leaf
+	// whose key has bit 0 set, as the root's left child.
+	off := Key{0x80, 1}
+	forgedRoot := InnerHash(LeafHash(off, Value{3}), Hash{2})
+	forged := []byte{0, 1, 0b1_01_1_0000} // inner; left: other leaf; right: a sibling
+	forged = append(forged, off[:]...)
+	forged = append(forged, Value{3}.bytes()...)
+	forged = append(forged, Hash{2}.bytes()...)
+	if err := VerifyBatch(forgedRoot, []Claim{{Key: Key{0x00, 1}}}, forged); !errors.Is(err, ErrProofMismatch) {
+		t.Errorf("a leaf off the keys' path under a forged root: %v, want ErrProofMismatch", err)
+	}
 	if !sawPresent || !sawAbsent {
 		t.Fatalf("claims lack a present or an absent key: %v %v", sawPresent, sawAbsent)
 	}
@@ -160,3 +171,6 @@ func FuzzVerifyBatch(f *testing.F) {
 		}
 	})
 }
+
+func (v Value) bytes() []byte { return v[:] }
+func (h Hash) bytes() []byte  { return h[:] }

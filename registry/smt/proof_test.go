@@ -176,6 +176,18 @@ func TestAbsenceAndPresenceCannotBeSwapped(t *testing.T) {
 	if err := p.Verify(pm.root, k, nil); !errors.Is(err, ErrProofMismatch) {
 		t.Errorf("a leaf off the key's path: %v, want ErrProofMismatch", err)
 	}
+	// The same over a root no map makes, where only the path check stops it:
+	// a key whose bit 0 is 1 sits as the root's left child.
+	off := Key{0x80, 1}
+	forged := &Proof{Kind: AbsentOther, Siblings: []Hash{{2}}, OtherKey: off, OtherValue: Value{3}}
+	root := InnerHash(LeafHash(off, Value{3}), Hash{2})
+	if err := forged.Verify(root, Key{0x00, 1}, nil); !errors.Is(err, ErrProofMismatch) {
+		t.Errorf("a leaf off the key's path under a forged root: %v, want ErrProofMismatch", err)
+	}
+	forged.OtherKey = Key{0x00, 1}
+	if err := forged.Verify(InnerHash(LeafHash(forged.OtherKey, Value{3}), Hash{2}), Key{0x00, 1}, nil); !errors.Is(err, ErrProofMismatch) {
+		t.Errorf("the key's own leaf as another's: %v, want ErrProofMismatch", err)
+	}
 }
 
 func TestParseProofStrict(t *testing.T) {
@@ -196,7 +208,7 @@ func TestParseProofStrict(t *testing.T) {
 		{"depth over 256", header(byte(AbsentEmpty), 257)},
 		{"other leaf at depth 256", append(append(header(byte(AbsentOther), 256), make([]byte, 32)...), make([]byte, 64)...)},
 		{"short bitmap", header(byte(AbsentEmpty), 9)[:4]},
-		{"padding bit set", append(header(byte(AbsentEmpty), 3), 0x10)},
+		{"padding bit set", append(append(header(byte(AbsentEmpty), 3), 0x10), bytes.Repeat([]byte{1}, 32)...)},
 		{"sibling missing", append(header(byte(AbsentEmpty), 1), 0x80)},
 		{"sibling short", append(append(header(byte(AbsentEmpty), 1), 0x80), make([]byte, 31)...)},
 		{"empty sibling written out", append(append(header(byte(AbsentEmpty), 1), 0x80), make([]byte, 32)...)},
