@@ -7,8 +7,13 @@ import (
 	"slices"
 )
 
-// MaxBatchKeys is the most keys one batch proof covers.
-const MaxBatchKeys = 4096
+// MaxBatchKeys is the most keys one batch proof covers. A walk writes at most
+// two flag bits at each of at most 257 nodes per key, so the flags of
+// MaxBatchKeys keys fit the 2-byte flag length.
+const MaxBatchKeys = 512
+
+// maxFlagLen is the most bytes of flags a batch proof can hold.
+const maxFlagLen = 1<<16 - 1
 
 // ErrBadClaims is returned for a claim list a batch proof cannot cover: empty,
 // over MaxBatchKeys, or naming a key twice.
@@ -22,6 +27,9 @@ type Claim struct {
 	Present bool
 }
 
+// ProveBatch returns the claims for keys (their values or absence, sorted by
+// key) and a batch proof of them.
+//
 // A batch proof covers several keys at once, sharing the nodes their paths
 // share: for the ~15 records of a trust chain it is about a quarter smaller
 // than 15 single proofs (see DESIGN.md). The verifier walks the union of the
@@ -48,9 +56,6 @@ type Claim struct {
 //
 // The hash of each node is then computed as in a single proof, and the root's
 // must match.
-
-// ProveBatch returns the claims for keys (their values or absence, sorted by
-// key) and a batch proof of them.
 func (m *Map) ProveBatch(keys []Key) ([]Claim, []byte, error) {
 	ks, err := sortedKeys(keys, func(k Key) Key { return k })
 	if err != nil {
@@ -66,6 +71,10 @@ func (m *Map) ProveBatch(keys []Key) ([]Claim, []byte, error) {
 	}
 	if err := bp.walk(0, root, bp.claims); err != nil {
 		return nil, nil, err
+	}
+	if len(bp.flags.b) > maxFlagLen {
+		// Unreachable for MaxBatchKeys keys (see there).
+		panic(fmt.Sprintf("smt: %d bytes of batch proof flags", len(bp.flags.b)))
 	}
 	out := make([]byte, 2, 2+len(bp.flags.b)+len(bp.data))
 	out[0], out[1] = byte(len(bp.flags.b)>>8), byte(len(bp.flags.b))

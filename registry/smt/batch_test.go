@@ -174,3 +174,31 @@ func FuzzVerifyBatch(f *testing.F) {
 
 func (v Value) bytes() []byte { return v[:] }
 func (h Hash) bytes() []byte  { return h[:] }
+
+// MaxBatchKeys keys sharing their first 240 bits, half of them present, make
+// one deep walk that verifies; one key more is refused.
+func TestBatchProofLongestWalk(t *testing.T) {
+	m, _ := mustNewMap(t)
+	var keys []Key
+	var ch []Change
+	base := Key{0x5a}
+	for i := range MaxBatchKeys {
+		k := base
+		k[30], k[31] = byte(i>>8), byte(i)
+		keys = append(keys, k)
+		if i%2 == 0 {
+			ch = append(ch, Change{Key: k, Value: Value{byte(i)}})
+		}
+	}
+	root := mustUpdate(t, m, ch)
+	claims, proof, err := m.ProveBatch(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyBatch(root, claims, proof); err != nil {
+		t.Fatalf("%d keys parting at the last bits: %v", len(keys), err)
+	}
+	if _, _, err := m.ProveBatch(append(keys, Key{1})); !errors.Is(err, ErrBadClaims) {
+		t.Errorf("ProveBatch of %d keys: %v, want ErrBadClaims", len(keys)+1, err)
+	}
+}

@@ -48,9 +48,15 @@
 //	siblings (32 bytes each, one per set bit, from the root down)
 //	for kind 0x03 only: the other key (32 bytes) and its value (32 bytes)
 //
+// A proof of absence that ends at depth d also shows absent every key that
+// shares the key's first d bits: they would all be in the same subtree.
+//
 // An empty sibling is never written out, so every proof has one encoding and a
 // parser refuses any other (trailing bytes, short input, set padding bits,
 // an all-zero sibling written out, an unknown kind).
+//
+// ProveBatch and VerifyBatch prove several keys in one proof that sends the
+// nodes their paths share once (its bytes are described in batch.go).
 //
 // To verify by hand: start from the node where the path ends (the leaf hash of
 // the key and its claimed value; 32 zero bytes; or the leaf hash of the other

@@ -14,7 +14,7 @@ var ErrNodeNotFound = errors.New("smt: node not found")
 // batch (under a table prefix of its own), so the records change in the same
 // batch as the registry's records; a GetNode must see the PutNode and
 // DeleteNode calls made before it on the same store. Keys are at most 33 bytes
-// and values at most 131 bytes. The map keeps no slice it passes in or gets
+// and values at most 130 bytes. The map keeps no slice it passes in or gets
 // back, so the store may reuse them after the call returns.
 type NodeStore interface {
 	// GetNode returns the record at key, or an error wrapping ErrNodeNotFound.
