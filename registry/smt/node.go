@@ -122,6 +122,9 @@ func decodeInner(rec []byte, d int, k *Key) (l, r node, err error) {
 				return l, r, fmt.Errorf("%w: inner node at depth %d: leaf child off its path", ErrCorruptNode, d)
 			}
 		case kindInner:
+			if d == maxInnerDepth {
+				return l, r, fmt.Errorf("%w: inner node at depth %d has an inner child", ErrCorruptNode, d)
+			}
 			if len(rest) < innerChildLen {
 				return l, r, fmt.Errorf("%w: inner node at depth %d: short inner child", ErrCorruptNode, d)
 			}

@@ -307,6 +307,21 @@ func TestCorruptNodeRefused(t *testing.T) {
 			}
 		})
 	}
+	t.Run("inner node below the last level", func(t *testing.T) {
+		m, s := mustNewMap(t)
+		a := randKey(r)
+		b := nearKey(r, a, 255)
+		mustUpdate(t, m, []Change{{Key: a, Value: Value{1}}, {Key: b, Value: Value{2}}})
+		if err := s.PutNode(nodeKey(maxInnerDepth, &a), encodeInner(&node{kind: kindInner}, &node{kind: kindInner})); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Prove(a); !errors.Is(err, ErrCorruptNode) {
+			t.Errorf("Prove: %v, want ErrCorruptNode", err)
+		}
+		if _, err := m.Update([]Change{{Key: a, Delete: true}}); !errors.Is(err, ErrCorruptNode) {
+			t.Errorf("Update: %v, want ErrCorruptNode", err)
+		}
+	})
 	t.Run("missing inner node", func(t *testing.T) {
 		m, s := mustNewMap(t)
 		mustUpdate(t, m, ch)
