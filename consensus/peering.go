@@ -140,11 +140,14 @@ func (p *peering) handle(s network.Stream) {
 		s.Reset()
 		return
 	}
+	// Recorded before the answer goes: a peer that has its answer can
+	// count on this node knowing its version.
+	foreign := p.record(s.Conn().RemotePeer(), theirs, v)
 	if _, err := s.Write(helloMessage(p.clusterID, versioned)); err != nil {
 		s.Reset()
 		return
 	}
-	if p.record(s.Conn().RemotePeer(), theirs, v) != nil {
+	if foreign != nil {
 		// Let the peer read our answer (it closes its side), then drop it.
 		_ = s.CloseWrite()
 		_, _ = io.Copy(io.Discard, io.LimitReader(s, 1<<10))
