@@ -54,7 +54,7 @@ func (c *applyCtx) dirty(k RecordKey) {
 // batch has not written are read through the read-side cache (they hold
 // their committed value); records it wrote are read from the batch and
 // never cached.
-func (c *applyCtx) evaluator() *evaluator {
+func (c *applyCtx) evaluator() *Evaluator {
 	e := c.s.batchReader(c.b, c.index)
 	if c.dry != nil {
 		e.src.(*storeReader).dirty = c.dry
@@ -64,9 +64,9 @@ func (c *applyCtx) evaluator() *evaluator {
 
 // batchReader returns an evaluator over b, the batch being applied at
 // index (see applyCtx.evaluator).
-func (s *applier) batchReader(b *pebble.Batch, index uint64) *evaluator {
+func (s *applier) batchReader(b *pebble.Batch, index uint64) *Evaluator {
 	r := &storeReader{r: b, cache: s.caches.records, epoch: s.seq.Load(), dirty: s.dirtySet}
-	return &evaluator{src: r, memo: r, asOf: index}
+	return NewEvaluator(r, r, index)
 }
 
 func (s *applier) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw []byte) *Result {
@@ -324,7 +324,7 @@ func (c *applyCtx) signer() string { return c.signers[0] }
 // framework reads a framework through the read-side cache (every accredit
 // names one). The record is shared: callers that change it copy it first.
 func (c *applyCtx) framework(id string) (*Framework, error) {
-	f, err := c.evaluator().framework(id)
+	f, err := c.evaluator().Framework(id)
 	if err != nil {
 		return nil, err
 	}

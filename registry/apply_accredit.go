@@ -89,7 +89,7 @@ func (c *applyCtx) accredit(op *Accredit) (string, error) {
 func (c *applyCtx) checkGrantorScope(a *Accreditation) error {
 	e := c.evaluator()
 	if a.Parent == "" {
-		ok, err := e.isRoot(a.Framework, a.Accreditor, c.now)
+		ok, err := e.IsRoot(a.Framework, a.Accreditor, c.now)
 		if err != nil {
 			return err
 		}
@@ -98,7 +98,7 @@ func (c *applyCtx) checkGrantorScope(a *Accreditation) error {
 		}
 		return nil
 	}
-	p, err := e.accreditation(a.Parent)
+	p, err := e.Accreditation(a.Parent)
 	if err != nil {
 		return err
 	}
@@ -112,7 +112,7 @@ func (c *applyCtx) checkGrantorScope(a *Accreditation) error {
 	case p.Action != ActionAccredit:
 		return reject(CodeScope, "parent accreditation %s grants %q, not %q", p.ID, p.Action, ActionAccredit)
 	}
-	if _, reason, _, err := e.chain(p, c.now); err != nil {
+	if _, reason, _, err := e.Chain(p, c.now); err != nil {
 		return err
 	} else if reason != ReasonActive && reason != ReasonNotYetValid {
 		return reject(CodeNotAuthorized, "the grantor's own accreditation %s is %s now", p.ID, reason)
@@ -146,7 +146,7 @@ func (c *applyCtx) checkGrantorScope(a *Accreditation) error {
 
 func (c *applyCtx) changeStatus(op *StatusChange) (string, error) {
 	e := c.evaluator()
-	a, err := e.accreditation(op.Accreditation)
+	a, err := e.Accreditation(op.Accreditation)
 	if err != nil {
 		return "", err
 	}
@@ -208,16 +208,16 @@ func (c *applyCtx) changeStatus(op *StatusChange) (string, error) {
 
 // grantedAbove reports whether did granted a or any accreditation above it
 // in its chain (the root accreditor included).
-func (c *applyCtx) grantedAbove(e *evaluator, a *Accreditation, did string) (bool, error) {
+func (c *applyCtx) grantedAbove(e *Evaluator, a *Accreditation, did string) (bool, error) {
 	cur := a
-	for range maxWalk {
+	for range MaxWalk {
 		if cur.Accreditor == did {
 			return true, nil
 		}
 		if cur.Parent == "" {
 			return false, nil
 		}
-		p, err := e.accreditation(cur.Parent)
+		p, err := e.Accreditation(cur.Parent)
 		if err != nil || p == nil {
 			return false, err
 		}

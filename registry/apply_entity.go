@@ -104,7 +104,7 @@ func (c *applyCtx) isActiveAccreditor(did string) (bool, error) {
 		if d != did {
 			continue
 		}
-		if ok, err := e.isRoot(fw, did, c.now); err != nil || ok {
+		if ok, err := e.IsRoot(fw, did, c.now); err != nil || ok {
 			it.Close()
 			return ok, err
 		}
@@ -127,14 +127,14 @@ func (c *applyCtx) holdsActive(did, action string) (bool, error) {
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
 		_, id, _ := bytes.Cut(bytes.TrimPrefix(it.Key(), p), []byte{0})
-		a, err := e.accreditation(string(id))
+		a, err := e.Accreditation(string(id))
 		if err != nil {
 			return false, err
 		}
 		if a == nil || a.Action != action {
 			continue
 		}
-		if _, reason, _, err := e.chain(a, c.now); err != nil || reason == ReasonActive {
+		if _, reason, _, err := e.Chain(a, c.now); err != nil || reason == ReasonActive {
 			return err == nil, err
 		}
 	}

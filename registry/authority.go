@@ -141,7 +141,7 @@ func (c *applyCtx) authorityHeld(did, registrar string) (string, error) {
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
 		fw, id, _ := bytes.Cut(bytes.TrimPrefix(it.Key(), p), []byte{0})
-		a, err := e.accreditation(string(id))
+		a, err := e.Accreditation(string(id))
 		if err != nil {
 			return "", err
 		}

@@ -46,7 +46,7 @@ func (v *View) DCCExport(framework string, now time.Time) (*DCCRegistry, error) 
 	p := []byte{tableAccreditation}
 	idOf := func(k []byte) string { return string(k[1:]) }
 	if framework != "" {
-		f, err := e.framework(framework)
+		f, err := e.Framework(framework)
 		if err != nil {
 			return nil, err
 		}
@@ -64,7 +64,7 @@ func (v *View) DCCExport(framework string, now time.Time) (*DCCRegistry, error) 
 	out := &DCCRegistry{Registry: map[string]DCCEntry{}}
 	var created time.Time
 	for it.First(); it.Valid(); it.Next() {
-		a, err := e.accreditation(idOf(it.Key()))
+		a, err := e.Accreditation(idOf(it.Key()))
 		if err != nil {
 			return nil, err
 		}
@@ -74,7 +74,7 @@ func (v *View) DCCExport(framework string, now time.Time) (*DCCRegistry, error) 
 		if _, listed := out.Registry[a.Subject]; listed {
 			continue
 		}
-		if _, reason, _, err := e.chain(a, now); err != nil {
+		if _, reason, _, err := e.Chain(a, now); err != nil {
 			return nil, err
 		} else if reason != ReasonActive {
 			continue

@@ -174,7 +174,7 @@ type AccreditationView struct {
 // Accreditation returns one accreditation by id.
 func (v *View) Accreditation(id string, now time.Time) (*AccreditationView, error) {
 	e := v.plain()
-	a, err := e.accreditation(id)
+	a, err := e.Accreditation(id)
 	if err != nil {
 		return nil, err
 	}
@@ -184,8 +184,8 @@ func (v *View) Accreditation(id string, now time.Time) (*AccreditationView, erro
 	return v.viewOf(e, a, now, true)
 }
 
-func (v *View) viewOf(e *evaluator, a *Accreditation, now time.Time, withOp bool) (*AccreditationView, error) {
-	av := &AccreditationView{Accreditation: *a, Status: e.linkStatus(a, now)}
+func (v *View) viewOf(e *Evaluator, a *Accreditation, now time.Time, withOp bool) (*AccreditationView, error) {
+	av := &AccreditationView{Accreditation: *a, Status: e.LinkStatus(a, now)}
 	if withOp {
 		var rec opRecord
 		if _, err := getJSON(v.snap, key(tableOps, a.ID), &rec); err != nil {
@@ -240,13 +240,13 @@ func (v *View) Accreditations(f AccreditationFilter, page Page, now time.Time) (
 	e := v.plain()
 	out := []AccreditationView{}
 	next, err := v.scan(p, page, func(k, _ []byte) (bool, error) {
-		a, err := e.accreditation(idFromKey(k))
+		a, err := e.Accreditation(idFromKey(k))
 		if err != nil || a == nil {
 			return false, err
 		}
 		if (f.Framework != "" && a.Framework != f.Framework) || (f.Accreditor != "" && a.Accreditor != f.Accreditor) ||
 			(f.Subject != "" && a.Subject != f.Subject) || (f.Action != "" && a.Action != f.Action) ||
-			(f.Resource != "" && !covers(a, f.Resource, "")) {
+			(f.Resource != "" && !Covers(a, f.Resource, "")) {
 			return false, nil
 		}
 		av, err := v.viewOf(e, a, now, false)
@@ -394,7 +394,7 @@ func (v *View) operationFramework(op *OperationView) (string, error) {
 	case p.Framework != "":
 		return p.Framework, nil
 	case p.Accreditation != "":
-		a, err := v.plain().accreditation(p.Accreditation)
+		a, err := v.plain().Accreditation(p.Accreditation)
 		if err != nil || a == nil {
 			return "", err
 		}

@@ -45,12 +45,13 @@ const (
 // later recognize that changed them answers for earlier times and indexes
 // too (its status events are bitemporal, its resource list is not).
 func (v *View) DecideRecognition(q RecognitionQuestion, now time.Time) (*RecognitionDecision, error) {
-	return recognizeOver(&v.rd, v.index, q, now)
+	return Recognize(&v.rd, v.index, q, now)
 }
 
-// recognizeOver answers a recognition question over records that hold the
-// state at index applied.
-func recognizeOver(src Records, applied uint64, q RecognitionQuestion, now time.Time) (*RecognitionDecision, error) {
+// Recognize answers a recognition question over records that hold the
+// state at index applied. now is the reader's clock, used when the
+// question names no time.
+func Recognize(src Records, applied uint64, q RecognitionQuestion, now time.Time) (*RecognitionDecision, error) {
 	if q.Framework == "" || q.Recognized == "" {
 		return nil, fmt.Errorf("%w: the recognizing framework and the recognized one are required", ErrBadQuery)
 	}
@@ -67,14 +68,14 @@ func recognizeOver(src Records, applied uint64, q RecognitionQuestion, now time.
 	if t.IsZero() {
 		t = now
 	}
-	return (&evaluator{src: src, asOf: at}).recognize(q, t.UTC())
+	return NewEvaluator(src, nil, at).Recognize(q, t.UTC())
 }
 
-// recognize answers a recognition question at valid time t.
-func (e *evaluator) recognize(q RecognitionQuestion, t time.Time) (*RecognitionDecision, error) {
+// Recognize answers a recognition question at valid time t.
+func (e *Evaluator) Recognize(q RecognitionQuestion, t time.Time) (*RecognitionDecision, error) {
 	asOf := e.asOf
 	d := &RecognitionDecision{Framework: q.Framework, Recognized: q.Recognized, Resource: q.Resource, At: t, Index: asOf}
-	f, err := e.framework(q.Framework)
+	f, err := e.Framework(q.Framework)
 	if err != nil {
 		return nil, err
 	}

@@ -112,7 +112,7 @@ func TestDecisionsOverAnyRecords(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				mapped, err := decideOver(m, nil, applied, tc.q, f.now)
+				mapped, err := Decide(m, nil, applied, tc.q, f.now)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -176,14 +176,14 @@ func (v *View) TIRIssuer(did string, now time.Time) ([]TIRAttribute, error) {
 		return nil, err
 	}
 	for _, id := range ids {
-		a, err := e.accreditation(id)
+		a, err := e.Accreditation(id)
 		if err != nil {
 			return nil, err
 		}
 		if a == nil {
 			continue
 		}
-		root, err := e.rootOf(a)
+		root, err := e.RootOf(a)
 		if err != nil {
 			return nil, err
 		}
@@ -191,7 +191,7 @@ func (v *View) TIRIssuer(did string, now time.Time) ([]TIRAttribute, error) {
 		if a.Action == ActionAccredit {
 			base = TIRTAO
 		}
-		status := e.linkStatus(a, now)
+		status := e.LinkStatus(a, now)
 		attr := TIRAttribute{TAO: a.Accreditor, RootTAO: root, Framework: a.Framework, Accreditation: a.ID,
 			Status: status, IssuerType: tirType(base, status)}
 		if err := v.tirRevisions(&attr, base, a.Events); err != nil {
@@ -233,23 +233,4 @@ func (v *View) tirRevisions(attr *TIRAttribute, base string, events []StatusEven
 	}
 	attr.ID = attr.Revisions[0].ID
 	return nil
-}
-
-// rootOf returns the root accreditor at the top of a's chain, following
-// the parents as recorded (whatever their status).
-func (e *evaluator) rootOf(a *Accreditation) (string, error) {
-	for range maxWalk {
-		if a.Parent == "" {
-			return a.Accreditor, nil
-		}
-		p, err := e.accreditation(a.Parent)
-		if err != nil {
-			return "", err
-		}
-		if p == nil {
-			return "", nil
-		}
-		a = p
-	}
-	return "", nil
 }

@@ -46,17 +46,23 @@ type Link struct {
 	Status        string     `json:"status"`
 }
 
-// evaluator makes decisions over records as of one index. It reads
+// Evaluator makes decisions over records as of one index. It reads
 // through src alone, so it decides the same over the node's store and over
 // any other source of the same records; memo, when set, keeps the records
-// it decodes (the node's record cache).
-type evaluator struct {
+// it decodes (the node's record cache). It is for one goroutine.
+type Evaluator struct {
 	src  Records
 	memo Memo
 	asOf uint64
 	// span, on the read side, is the second a decision is made for; every
 	// record time the decision compares with is checked against it.
 	span *secondSpan
+}
+
+// NewEvaluator returns an evaluator over src as of index asOf; memo may
+// be nil.
+func NewEvaluator(src Records, memo Memo, asOf uint64) *Evaluator {
+	return &Evaluator{src: src, memo: memo, asOf: asOf}
 }
 
 // secondSpan is one second [lo, lo+1s). A decision evaluated at lo holds
@@ -86,15 +92,15 @@ func (sp *secondSpan) touchEvents(events []StatusEvent) {
 	}
 }
 
-// readRecord decodes the record at k into a new T (nil when there is
+// ReadRecord decodes the record at k into a new T (nil when there is
 // none), through the memo when there is one. Remembered values are
 // shared: callers must not modify them.
-func readRecord[T any](e *evaluator, k RecordKey) (*T, error) { return loadRecord[T](e, k, true) }
+func ReadRecord[T any](e *Evaluator, k RecordKey) (*T, error) { return loadRecord[T](e, k, true) }
 
-// loadRecord is readRecord; with keep false it uses a remembered copy but
+// loadRecord is ReadRecord; with keep false it uses a remembered copy but
 // does not remember one it decodes (the caller keeps it in an entry of its
 // own).
-func loadRecord[T any](e *evaluator, k RecordKey, keep bool) (*T, error) {
+func loadRecord[T any](e *Evaluator, k RecordKey, keep bool) (*T, error) {
 	if e.memo != nil {
 		if v, ok := e.memo.Recall(k); ok {
 			return v.(*T), nil
@@ -117,25 +123,25 @@ func loadRecord[T any](e *evaluator, k RecordKey, keep bool) (*T, error) {
 	return v, nil
 }
 
-func (e *evaluator) accreditation(id string) (*Accreditation, error) {
-	a, err := readRecord[Accreditation](e, AccreditationKey(id))
+func (e *Evaluator) Accreditation(id string) (*Accreditation, error) {
+	a, err := ReadRecord[Accreditation](e, AccreditationKey(id))
 	if err != nil || a == nil || a.CreatedIndex > e.asOf {
 		return nil, err
 	}
 	return a, nil
 }
 
-func (e *evaluator) framework(id string) (*Framework, error) {
-	f, err := readRecord[Framework](e, FrameworkKey(id))
+func (e *Evaluator) Framework(id string) (*Framework, error) {
+	f, err := ReadRecord[Framework](e, FrameworkKey(id))
 	if err != nil || f == nil || f.CreatedIndex > e.asOf {
 		return nil, err
 	}
 	return f, nil
 }
 
-// isRoot reports whether did is a root accreditor of framework at t.
-func (e *evaluator) isRoot(framework, did string, t time.Time) (bool, error) {
-	root, err := readRecord[RootAccreditor](e, RootKey(framework, did))
+// IsRoot reports whether did is a root accreditor of framework at t.
+func (e *Evaluator) IsRoot(framework, did string, t time.Time) (bool, error) {
+	root, err := ReadRecord[RootAccreditor](e, RootKey(framework, did))
 	if err != nil || root == nil {
 		return false, err
 	}
@@ -144,14 +150,14 @@ func (e *evaluator) isRoot(framework, did string, t time.Time) (bool, error) {
 	return ok && ev.Status == StatusActive, nil
 }
 
-// received returns every accreditation subject received in framework,
+// Received returns every accreditation subject received in framework,
 // those created after the evaluator's index included (the caller skips
 // them). They are remembered together, as one entry under the listing's
 // key: a question about a college costs the record cache one entry, not
 // one for the listing and one for each accreditation, so the cache holds
 // the answers' inputs for twice as many colleges. A change to one of the
 // accreditations drops the entry (the apply marks the listing dirty).
-func (e *evaluator) received(subject, framework string) ([]*Accreditation, error) {
+func (e *Evaluator) Received(subject, framework string) ([]*Accreditation, error) {
 	k := ReceivedKey(subject, framework)
 	if e.memo != nil {
 		if v, ok := e.memo.Recall(k); ok {
@@ -178,9 +184,9 @@ func (e *evaluator) received(subject, framework string) ([]*Accreditation, error
 	return recs, nil
 }
 
-// linkStatus is an accreditation's own status at t: its window and its
+// LinkStatus is an accreditation's own status at t: its window and its
 // status events.
-func (e *evaluator) linkStatus(a *Accreditation, t time.Time) string {
+func (e *Evaluator) LinkStatus(a *Accreditation, t time.Time) string {
 	if e.span != nil {
 		e.span.touch(a.ValidFrom)
 		if a.ValidUntil != nil {
@@ -205,18 +211,18 @@ func (e *evaluator) linkStatus(a *Accreditation, t time.Time) string {
 	return ReasonActive
 }
 
-// maxWalk bounds a chain walk whatever the stored data says.
-const maxWalk = 64
+// MaxWalk bounds a chain walk whatever the stored data says.
+const MaxWalk = 64
 
-// chain walks from a up to its root and returns the links, the reason (the
+// Chain walks from a up to its root and returns the links, the reason (the
 // entity's own link's status, or chain_broken when a link above it or the
 // root fails) and the root accreditor.
-func (e *evaluator) chain(a *Accreditation, t time.Time) ([]Link, string, string, error) {
+func (e *Evaluator) Chain(a *Accreditation, t time.Time) ([]Link, string, string, error) {
 	var links []Link
 	reason := ReasonActive
 	cur := a
 	for depth := 0; ; depth++ {
-		st := e.linkStatus(cur, t)
+		st := e.LinkStatus(cur, t)
 		links = append(links, Link{
 			Accreditation: cur.ID, Accreditor: cur.Accreditor, Subject: cur.Subject, Action: cur.Action,
 			Resources: cur.Resources, Jurisdictions: cur.Jurisdictions, ValidFrom: cur.ValidFrom, ValidUntil: cur.ValidUntil, Status: st,
@@ -228,7 +234,7 @@ func (e *evaluator) chain(a *Accreditation, t time.Time) ([]Link, string, string
 			}
 		}
 		if cur.Parent == "" {
-			ok, err := e.isRoot(cur.Framework, cur.Accreditor, t)
+			ok, err := e.IsRoot(cur.Framework, cur.Accreditor, t)
 			if err != nil {
 				return nil, "", "", err
 			}
@@ -237,10 +243,10 @@ func (e *evaluator) chain(a *Accreditation, t time.Time) ([]Link, string, string
 			}
 			return links, reason, cur.Accreditor, nil
 		}
-		if depth >= maxWalk {
+		if depth >= MaxWalk {
 			return links, ReasonChainBroken, "", nil
 		}
-		parent, err := e.accreditation(cur.Parent)
+		parent, err := e.Accreditation(cur.Parent)
 		if err != nil {
 			return nil, "", "", err
 		}
@@ -251,9 +257,28 @@ func (e *evaluator) chain(a *Accreditation, t time.Time) ([]Link, string, string
 	}
 }
 
-// covers reports whether an accreditation's scope includes the resource and
+// RootOf returns the root accreditor at the top of a's chain, following
+// the parents as recorded (whatever their status).
+func (e *Evaluator) RootOf(a *Accreditation) (string, error) {
+	for range MaxWalk {
+		if a.Parent == "" {
+			return a.Accreditor, nil
+		}
+		p, err := e.Accreditation(a.Parent)
+		if err != nil {
+			return "", err
+		}
+		if p == nil {
+			return "", nil
+		}
+		a = p
+	}
+	return "", nil
+}
+
+// Covers reports whether an accreditation's scope includes the resource and
 // jurisdiction asked about. An empty resource asks about any resource.
-func covers(a *Accreditation, resource, jurisdiction string) bool {
+func Covers(a *Accreditation, resource, jurisdiction string) bool {
 	if resource != "" && !slices.Contains(a.Resources, Wildcard) && !slices.Contains(a.Resources, resource) {
 		return false
 	}
@@ -269,9 +294,9 @@ var reasonRank = map[string]int{
 	ReasonActive: 0, ReasonSuspended: 1, ReasonRevoked: 2, ReasonExpired: 3, ReasonNotYetValid: 4, ReasonChainBroken: 5,
 }
 
-func (e *evaluator) decide(q Question, t time.Time) (*Decision, error) {
+func (e *Evaluator) Decide(q Question, t time.Time) (*Decision, error) {
 	d := &Decision{Entity: q.Entity, Framework: q.Framework, Action: q.Action, Resource: q.Resource, At: t, Index: e.asOf, Chain: []Link{}}
-	f, err := e.framework(q.Framework)
+	f, err := e.Framework(q.Framework)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +305,7 @@ func (e *evaluator) decide(q Question, t time.Time) (*Decision, error) {
 		return d, nil
 	}
 	if q.Action == ActionAccredit {
-		ok, err := e.isRoot(q.Framework, q.Entity, t)
+		ok, err := e.IsRoot(q.Framework, q.Entity, t)
 		if err != nil {
 			return nil, err
 		}
@@ -289,7 +314,7 @@ func (e *evaluator) decide(q Question, t time.Time) (*Decision, error) {
 			return d, nil
 		}
 	}
-	received, err := e.received(q.Entity, q.Framework)
+	received, err := e.Received(q.Entity, q.Framework)
 	if err != nil {
 		return nil, err
 	}
@@ -301,10 +326,10 @@ func (e *evaluator) decide(q Question, t time.Time) (*Decision, error) {
 	}
 	var best *candidate
 	for _, a := range received {
-		if a.CreatedIndex > e.asOf || a.Action != q.Action || !covers(a, q.Resource, q.Jurisdiction) {
+		if a.CreatedIndex > e.asOf || a.Action != q.Action || !Covers(a, q.Resource, q.Jurisdiction) {
 			continue
 		}
-		links, reason, root, err := e.chain(a, t)
+		links, reason, root, err := e.Chain(a, t)
 		if err != nil {
 			return nil, err
 		}
@@ -323,10 +348,11 @@ func (e *evaluator) decide(q Question, t time.Time) (*Decision, error) {
 	return d, nil
 }
 
-// decideOver answers a trust question over records that hold the state
-// at index applied, remembering decoded records in memo when it is not
-// nil. now is the reader's clock, used when the question names no time.
-func decideOver(src Records, memo Memo, applied uint64, q Question, now time.Time) (*Decision, error) {
+// Decide answers a trust question over records that hold the state at
+// index applied, remembering decoded records in memo when it is not nil.
+// now is the reader's clock, used when the question names no time.
+// Unknown entities get the same shape as known but unauthorized ones.
+func Decide(src Records, memo Memo, applied uint64, q Question, now time.Time) (*Decision, error) {
 	if err := q.validate(); err != nil {
 		return nil, err
 	}
@@ -338,7 +364,47 @@ func decideOver(src Records, memo Memo, applied uint64, q Question, now time.Tim
 	if t.IsZero() {
 		t = now
 	}
-	return (&evaluator{src: src, memo: memo, asOf: at}).decide(q, t.UTC())
+	return NewEvaluator(src, memo, at).Decide(q, t.UTC())
+}
+
+// Forever is the "until" of an answer that does not depend on the clock.
+var Forever = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+
+// DecideSecond answers a trust question so that the answer can be reused.
+// A question without "at" is evaluated at the start of now's second, and
+// until reports how long that answer holds: it is the same for every
+// instant of [d.At, until), until being the first record time after d.At
+// that the decision compared with (Forever when there is none). When such
+// a time falls inside now's own second, the question is answered at now
+// itself and until is zero: that answer is for that instant only. A
+// question with "at" does not depend on now: until is Forever.
+func DecideSecond(src Records, memo Memo, applied uint64, q Question, now time.Time) (d *Decision, until time.Time, err error) {
+	if err := q.validate(); err != nil {
+		return nil, time.Time{}, err
+	}
+	at, err := asOf(q.AsOf, applied)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if !q.At.IsZero() {
+		d, err := NewEvaluator(src, memo, at).Decide(q, q.At.UTC())
+		return d, Forever, err
+	}
+	lo := now.UTC().Truncate(time.Second)
+	e := NewEvaluator(src, memo, at)
+	e.span = &secondSpan{lo: lo, hi: lo.Add(time.Second)}
+	d, err = e.Decide(q, lo)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if !e.span.split() {
+		if e.span.next.IsZero() {
+			return d, Forever, nil
+		}
+		return d, e.span.next, nil
+	}
+	d, err = NewEvaluator(src, memo, at).Decide(q, now.UTC())
+	return d, time.Time{}, err
 }
 
 // asOf returns the index a question asking about index n (0: the latest)

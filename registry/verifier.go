@@ -41,7 +41,7 @@ func newVerifier(c *consortium, read *readModel, keys *keyCache) *verifier {
 // keys). The entity is read
 // through e: the committed state for PreVerify, the batch being applied
 // for the apply (an entity this batch rotated is read from the batch).
-func (s *verifier) resolveKey(e *evaluator, kid string) (parsedKey, string, error) {
+func (s *verifier) resolveKey(e *Evaluator, kid string) (parsedKey, string, error) {
 	did, fragment, _ := strings.Cut(kid, "#")
 	if strings.HasPrefix(did, "did:key:") {
 		k, err := s.keys.didKey(did)
@@ -50,7 +50,7 @@ func (s *verifier) resolveKey(e *evaluator, kid string) (parsedKey, string, erro
 		}
 		return k, did, nil
 	}
-	ent, err := readRecord[Entity](e, EntityKey(did))
+	ent, err := ReadRecord[Entity](e, EntityKey(did))
 	if err != nil {
 		return parsedKey{}, did, err
 	}
@@ -149,7 +149,7 @@ func (s *verifier) preVerify(raw []byte) (*ParsedOperation, error) {
 // names. It returns the signer DIDs in signature order. consume says
 // whether a signature PreVerify checked is forgotten once used: the
 // apply's, the memory's last reader, does; a check leaves it for the apply.
-func (s *verifier) verifySignatures(e *evaluator, op *ParsedOperation, consume bool) ([]string, error) {
+func (s *verifier) verifySignatures(e *Evaluator, op *ParsedOperation, consume bool) ([]string, error) {
 	signers := make([]string, 0, len(op.JWS.Signatures))
 	seen := map[string]bool{}
 	for i, sig := range op.JWS.Signatures {

@@ -55,73 +55,30 @@ func (v *View) Close() {
 
 // evaluator returns an evaluator as of asOf over the view, through the
 // record cache when the view may use it.
-func (v *View) evaluator(asOf uint64) *evaluator {
-	e := &evaluator{src: &v.rd, asOf: asOf}
-	if v.rd.cache != nil {
-		e.memo = &v.rd
-	}
-	return e
-}
+func (v *View) evaluator(asOf uint64) *Evaluator { return NewEvaluator(&v.rd, v.memo(), asOf) }
 
 // plain returns an evaluator as of the view's index that reads records
 // without the record cache: for listings and exports, which read many
 // records once and would push out the ones trust questions keep there.
-func (v *View) plain() *evaluator {
-	return &evaluator{src: &storeReader{r: v.snap}, asOf: v.index}
+func (v *View) plain() *Evaluator {
+	return NewEvaluator(&storeReader{r: v.snap}, nil, v.index)
 }
 
-// Decide answers a trust question. now is the reader's clock, used when the
-// question names no time. Unknown entities get the same shape as known but
-// unauthorized ones.
-func (v *View) Decide(q Question, now time.Time) (*Decision, error) {
-	var memo Memo
+// memo is the view's record cache, when it may use it.
+func (v *View) memo() Memo {
 	if v.rd.cache != nil {
-		memo = &v.rd
+		return &v.rd
 	}
-	return decideOver(&v.rd, memo, v.index, q, now)
+	return nil
 }
 
-// Forever is the "until" of an answer that does not depend on the clock.
-var Forever = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
-
-// DecideSecond answers a trust question so that the answer can be reused.
-// A question without "at" is evaluated at the start of now's second, and
-// until reports how long that answer holds: it is the same for every
-// instant of [d.At, until), until being the first record time after d.At
-// that the decision compared with (Forever when there is none). When such
-// a time falls inside now's own second, the question is answered at now
-// itself and until is zero: that answer is for that instant only. A
-// question with "at" does not depend on now: until is Forever.
-func (v *View) DecideSecond(q Question, now time.Time) (d *Decision, until time.Time, err error) {
-	asOf, err := v.checkQuestion(q)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	if !q.At.IsZero() {
-		d, err := v.evaluator(asOf).decide(q, q.At.UTC())
-		return d, Forever, err
-	}
-	lo := now.UTC().Truncate(time.Second)
-	e := v.evaluator(asOf)
-	e.span = &secondSpan{lo: lo, hi: lo.Add(time.Second)}
-	d, err = e.decide(q, lo)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	if !e.span.split() {
-		if e.span.next.IsZero() {
-			return d, Forever, nil
-		}
-		return d, e.span.next, nil
-	}
-	d, err = v.evaluator(asOf).decide(q, now.UTC())
-	return d, time.Time{}, err
+// Decide answers a trust question (see the package function Decide).
+func (v *View) Decide(q Question, now time.Time) (*Decision, error) {
+	return Decide(&v.rd, v.memo(), v.index, q, now)
 }
 
-// checkQuestion validates q and returns the index it is answered as of.
-func (v *View) checkQuestion(q Question) (uint64, error) {
-	if err := q.validate(); err != nil {
-		return 0, err
-	}
-	return asOf(q.AsOf, v.index)
+// DecideSecond answers a trust question so that the answer can be reused
+// (see the package function DecideSecond).
+func (v *View) DecideSecond(q Question, now time.Time) (*Decision, time.Time, error) {
+	return DecideSecond(&v.rd, v.memo(), v.index, q, now)
 }
