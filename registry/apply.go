@@ -134,8 +134,8 @@ func (s *State) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, dr
 	// a payload one meaning; below it the apply decides as older builds do.
 	// (A check has refused these already: preVerify returns strictErr.)
 	signedContent := s.ClusterFeatureLevel() >= FeatureLevelSignedContent
-	if signedContent && op.strictErr != nil {
-		return nil, res, op.strictErr
+	if signedContent && op.StrictErr() != nil {
+		return nil, res, op.StrictErr()
 	}
 
 	// Idempotency: the same operation, byte for byte, re-serialized, or
@@ -190,7 +190,7 @@ func rejected(res *Result, err error) *Result {
 	var rj *rejection
 	switch {
 	case errors.As(err, &rj):
-		res.Code, res.Reason = rj.code, rj.msg
+		res.Code, res.Reason = rj.Code, rj.Msg
 	case errors.Is(err, ErrTooLarge):
 		res.Code, res.Reason = CodeTooLarge, err.Error()
 	case errors.Is(err, ErrMalformed):
@@ -218,7 +218,7 @@ func duplicateKeys(op *ParsedOperation, signedContent bool) [][]byte {
 		}
 		return keys
 	}
-	for _, d := range op.signed {
+	for _, d := range op.SignedContent() {
 		keys = append(keys, signedContentKey(d))
 	}
 	return keys
@@ -331,13 +331,6 @@ func (c *applyCtx) framework(id string) (*Framework, error) {
 		return nil, reject(CodeInvalid, "framework %q does not exist", id)
 	}
 	return f, nil
-}
-
-func invalid(err error) error {
-	if err == nil {
-		return nil
-	}
-	return reject(CodeInvalid, "%v", err)
 }
 
 func (c *applyCtx) createFramework(op *CreateFramework) (string, error) {

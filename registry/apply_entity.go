@@ -3,7 +3,6 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -56,39 +55,6 @@ func validKeys(did string, keys []json.RawMessage) ([]json.RawMessage, error) {
 }
 
 func validMetadata(m *EntityMetadata) error { return invalid(checkMetadata(m)) }
-
-// ValidateEntity checks an entity's id, name and metadata as
-// registerEntity does, so that a tool importing many entities finds a bad
-// one before it signs anything.
-func ValidateEntity(id, name string, m *EntityMetadata) error {
-	if err := ValidateID("entity id", id); err != nil {
-		return err
-	}
-	if strings.TrimSpace(name) == "" {
-		return errors.New("entity name is empty")
-	}
-	if err := validText("name", name, 256); err != nil {
-		return err
-	}
-	return checkMetadata(m)
-}
-
-func checkMetadata(m *EntityMetadata) error {
-	if m == nil {
-		return nil
-	}
-	errs := []error{validText("legalName", m.LegalName, 256), validText("homepage", m.Homepage, MaxIDLength), validText("location", m.Location, 256)}
-	if m.Country != "" && (len(m.Country) != 2 || strings.ToUpper(m.Country) != m.Country) {
-		errs = append(errs, errors.New("country must be an ISO 3166-1 alpha-2 code such as US"))
-	}
-	if len(m.Identifiers) > 32 {
-		errs = append(errs, errors.New("more than 32 identifiers"))
-	}
-	for k, v := range m.Identifiers {
-		errs = append(errs, validText("identifier name", k, 64), validText("identifier "+k, v, MaxIDLength))
-	}
-	return errors.Join(errs...)
-}
 
 // isActiveAccreditor reports whether did may grant accreditations somewhere
 // at the commit time: a root accreditor of a framework, or holder of an

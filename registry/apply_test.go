@@ -62,7 +62,7 @@ func TestRejectionsLeaveStateUnchanged(t *testing.T) {
 		return bytes.Join([][]byte{parts[0], parts[1], sig}, []byte("."))
 	}
 	webKey := mustKey(t, KeyEd25519)
-	unknownKid, _ := NewSigner(webKey.key, "did:web:unknown.example#key-1")
+	unknownKid, _ := NewSigner(webKey.Key(), "did:web:unknown.example#key-1")
 
 	cases := []struct {
 		name string
@@ -175,7 +175,7 @@ func TestResubmissionIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var g generalJWS
-	if err := g.from(op); err != nil {
+	if err := g.From(op); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Contains(general, []byte(g.Signatures[0].Signature)) {
@@ -219,7 +219,7 @@ func TestEntityKeysAndRotation(t *testing.T) {
 	f := mustChain(t)
 	const web = "did:web:college.example%3A8443:campus"
 	k1 := mustKey(t, KeyEd25519)
-	s1, _ := NewSigner(k1.key, web+"#key-1")
+	s1, _ := NewSigner(k1.Key(), web+"#key-1")
 	jwk1, err := s1.PublicJWK()
 	if err != nil {
 		t.Fatal(err)
@@ -235,7 +235,7 @@ func TestEntityKeysAndRotation(t *testing.T) {
 	f.mustAccept(f.sign(s1, OpUpdateEntity, map[string]any{"id": web, "name": "Web College of Nursing"}))
 	// It rotates to a new key, signed by the current one.
 	k2 := mustKey(t, KeyP256)
-	s2, _ := NewSigner(k2.key, web+"#key-2")
+	s2, _ := NewSigner(k2.Key(), web+"#key-2")
 	jwk2, _ := s2.PublicJWK()
 	f.mustAccept(f.sign(s1, OpRotateKeys, map[string]any{"id": web, "keys": []any{jwk2}}))
 	// The old key no longer signs.
@@ -245,7 +245,7 @@ func TestEntityKeysAndRotation(t *testing.T) {
 	}
 	// A DID that is not registered cannot sign; the answer says who
 	// registers it (not "register it with this key", which it cannot do).
-	stranger, _ := NewSigner(k1.key, "did:web:stranger.example#key-1")
+	stranger, _ := NewSigner(k1.Key(), "did:web:stranger.example#key-1")
 	sjwk, _ := stranger.PublicJWK()
 	if r := f.apply(f.sign(stranger, OpRegisterEntity, map[string]any{"id": "did:web:stranger.example", "name": "S", "keys": []any{sjwk}})); r.Code != CodeUnknownKey ||
 		!strings.Contains(r.Reason, "did:web:stranger.example is not registered, so no key of it is known: governance or an active accreditor registers it") {

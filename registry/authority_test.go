@@ -265,7 +265,7 @@ func TestRevocationAfterTheAccreditationEnds(t *testing.T) {
 			zero := make([]byte, MinStatusListEntries/8)
 			suspended := make([]byte, MinStatusListEntries/8)
 			SetStatus(suspended, 7, 1, 1)
-			msgs := []StatusMessage{{"0x0", "valid"}, {"0x1", "pending"}, {"0x2", "suspended"}, {"0x3", "revoked"}}
+			msgs := []StatusMessage{{Status: "0x0", Message: "valid"}, {Status: "0x1", Message: "pending"}, {Status: "0x2", Message: "suspended"}, {Status: "0x3", Message: "revoked"}}
 			current := map[string]string{}
 			for _, l := range []struct {
 				id       string

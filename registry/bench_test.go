@@ -74,25 +74,6 @@ func BenchmarkCheckStatus(b *testing.B) {
 	}
 }
 
-// BenchmarkDecodePayload compares the one-pass decode of an accredit
-// payload with the two-pass decode it falls back on.
-func BenchmarkDecodePayload(b *testing.B) {
-	payload := []byte(`{"op":"accredit","iat":1700000000,"framework":"https://frameworks.example/nursing","accreditor":"did:web:agency.example","subject":"did:web:college-1.example","action":"issue","resources":["https://schemas.example/BSN"],"jurisdictions":["US-CA"]}`)
-	for _, bc := range []struct {
-		name   string
-		decode func([]byte) (string, int64, any, error)
-	}{{"one-pass", decodePayload}, {"two-pass", decodePayloadTwoPass}} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, _, _, err := bc.decode(payload); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
 // BenchmarkRestore restores a snapshot of a state holding 20,000
 // accreditations (about 60,000 records) into a fresh state: what a node
 // catching up spends after the transfer.

@@ -7,26 +7,6 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// DCCRegistry is the issuer registry format of the Digital Credentials
-// Consortium: known issuers by DID, with a name, a location and a URL.
-type DCCRegistry struct {
-	Meta     DCCMeta             `json:"meta"`
-	Registry map[string]DCCEntry `json:"registry"`
-}
-
-// DCCMeta dates a DCC registry.
-type DCCMeta struct {
-	Created string `json:"created"`
-	Updated string `json:"updated"`
-}
-
-// DCCEntry is one known issuer.
-type DCCEntry struct {
-	Name     string `json:"name"`
-	Location string `json:"location,omitempty"`
-	URL      string `json:"url,omitempty"`
-}
-
 // dccTime is the format DCC registries date themselves in.
 const dccTime = "2006-01-02T15:04:05-07:00"
 

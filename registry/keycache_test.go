@@ -3,6 +3,8 @@ package registry
 import (
 	"crypto/ecdsa"
 	"testing"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // The cache gives the key the parsers give, parses each encoding once, and
@@ -47,11 +49,11 @@ func TestKeyCacheParsesOnceAndRemembersNoErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, ok := e1.jose.(edVerifier)
-	if !ok || v.key == nil {
+	v, ok := e1.jose.(record.EdVerifier)
+	if !ok || v == (record.EdVerifier{}) {
 		t.Fatalf("Ed25519 did:key kept with verifier %T %+v", e1.jose, e1.jose)
 	}
-	if e2, _ := c.didKey(ed.DID); e2.jose.(edVerifier).key != v.key {
+	if e2, _ := c.didKey(ed.DID); e2.jose.(record.EdVerifier) != v {
 		t.Fatal("the Ed25519 key was expanded again")
 	}
 

@@ -15,12 +15,6 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// Page limits for listings.
-const (
-	DefaultPageLimit = 100
-	MaxPageLimit     = 1000
-)
-
 // Page asks for one page of a listing.
 type Page struct {
 	Cursor string // opaque, from the previous page's Next
@@ -80,13 +74,6 @@ func (s *State) scan(p []byte, page Page, visit func(k, v []byte) (bool, error))
 		}
 	}
 	return "", it.Error()
-}
-
-// FrameworkView is a framework with its root accreditors and recognitions.
-type FrameworkView struct {
-	Framework
-	Roots        []RootAccreditor `json:"roots"`
-	Recognitions []Recognition    `json:"recognitions"`
 }
 
 // Frameworks lists frameworks in id order.
@@ -161,14 +148,6 @@ func (s *State) Entity(did string) (*Entity, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: entity %q", ErrNotFound, did)
-}
-
-// AccreditationView is an accreditation with its status now and the exact
-// signed operation that created it.
-type AccreditationView struct {
-	Accreditation
-	Status    string `json:"status"`
-	Operation string `json:"operation"` // the signed operation, byte for byte
 }
 
 // Accreditation returns one accreditation by id.
@@ -260,18 +239,6 @@ func (s *State) Accreditations(f AccreditationFilter, page Page, now time.Time) 
 		return true, nil
 	})
 	return out, next, err
-}
-
-// OperationView is an operation as the history shows it.
-type OperationView struct {
-	CID     string          `json:"cid,omitempty"`
-	Index   uint64          `json:"index"`
-	Time    time.Time       `json:"time"`
-	Op      string          `json:"op,omitempty"`
-	Signers []string        `json:"signers,omitempty"`
-	Payload json.RawMessage `json:"payload,omitempty"`
-	JWS     string          `json:"jws,omitempty"` // exact signed bytes
-	Result  *Result         `json:"result"`
 }
 
 // Operation returns an entry by registry index, or an accepted operation

@@ -42,7 +42,7 @@ func sameDecoding(t *testing.T, what string, typ reflect.Type, raw []byte) {
 func TestRecordsDecodeAsEncodingJSONDoes(t *testing.T) {
 	f := &listFixture{mustChain(t)}
 	const web = "did:web:college.example%3A8443:campus"
-	s1, err := NewSigner(mustKey(t, KeyEd25519).key, web+"#key-1")
+	s1, err := NewSigner(mustKey(t, KeyEd25519).Key(), web+"#key-1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // mustRaiseLevel applies the log command that raises the cluster's
@@ -36,11 +37,14 @@ func mustSignedContentState(t testing.TB, kinds ...string) *harness {
 	return h
 }
 
+// generalJWS is record.GeneralJWS with the tests' own ways to write it out.
+type generalJWS struct{ record.GeneralJWS }
+
 // jwsParts reads a JWS (compact or JSON) into its general form.
 func jwsParts(t testing.TB, jws []byte) generalJWS {
 	t.Helper()
 	var g generalJWS
-	if err := g.from(jws); err != nil {
+	if err := g.From(jws); err != nil {
 		t.Fatal(err)
 	}
 	return g
@@ -412,7 +416,7 @@ func TestSignedContentFoundAfterReopenAndRestore(t *testing.T) {
 func TestSignerEmitsLowS(t *testing.T) {
 	s := mustKey(t, KeyP256)
 	other := mustKey(t, KeyP256)
-	pub := s.key.Public().(*ecdsa.PublicKey)
+	pub := s.Key().Public().(*ecdsa.PublicKey)
 	half := new(big.Int).Rsh(pub.Curve.Params().N, 1)
 	check := func(form string, jws []byte) {
 		t.Helper()

@@ -74,12 +74,6 @@ func (s *State) decodedVersion(r pebble.Reader, issuer, list, cid string, index 
 	return p.Bits, nil
 }
 
-// StatusListView is a list with its current version.
-type StatusListView struct {
-	StatusList
-	Version StatusListVersion `json:"version"`
-}
-
 func (s *State) statusList(issuer, id string) (*StatusList, error) {
 	var l StatusList
 	ok, err := getJSON(s.db, key(tableStatusLists, issuer, id), &l)
@@ -170,20 +164,6 @@ func (s *State) StatusListHistory(issuer, id string, page Page) ([]StatusListVer
 		return true, nil
 	})
 	return out, next, err
-}
-
-// EntryStatus is one entry of a list.
-type EntryStatus struct {
-	Issuer   string   `json:"issuer"`
-	List     string   `json:"list"`
-	Index    int      `json:"index"`
-	Status   int      `json:"status"`
-	Purposes []string `json:"purpose"`
-	// Valid is false when a revocation or suspension entry is set.
-	Valid   bool   `json:"valid"`
-	Message string `json:"message,omitempty"`
-	Version string `json:"version"`
-	Checked string `json:"privacy"`
 }
 
 // entryPrivacyNote is returned with every per-entry answer.

@@ -194,7 +194,7 @@ func TestPublishAndRevoke(t *testing.T) {
 	}
 
 	// A list of two-bit entries with its four messages.
-	msgs := []StatusMessage{{"0x0", "valid"}, {"0x1", "pending review"}, {"0x2", "suspended"}, {"0x3", "revoked"}}
+	msgs := []StatusMessage{{Status: "0x0", Message: "valid"}, {Status: "0x1", Message: "pending review"}, {Status: "0x2", Message: "suspended"}, {Status: "0x3", Message: "revoked"}}
 	two := make([]byte, MinStatusListEntries/4)
 	SetStatus(two, 7, 2, 2)
 	if r := f.publish(f.college, "msg", "", []string{PurposeMessage}, 2, msgs, two); !r.Accepted {

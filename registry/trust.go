@@ -22,34 +22,6 @@ type Question struct {
 	AsOf         uint64    `json:"as_of,omitempty"` // zero: the latest applied index
 }
 
-// Decision answers a Question.
-type Decision struct {
-	Entity     string    `json:"entity"`
-	Framework  string    `json:"framework"`
-	Action     string    `json:"action"`
-	Resource   string    `json:"resource,omitempty"`
-	Authorized bool      `json:"authorized"`
-	Reason     string    `json:"reason"`
-	Chain      []Link    `json:"chain"`
-	Root       string    `json:"root,omitempty"`
-	At         time.Time `json:"at"`
-	Index      uint64    `json:"index"`
-}
-
-// Link is one accreditation of a decision's chain, with its status at the
-// evaluated time.
-type Link struct {
-	Accreditation string     `json:"accreditation"`
-	Accreditor    string     `json:"accreditor"`
-	Subject       string     `json:"subject"`
-	Action        string     `json:"action"`
-	Resources     []string   `json:"resources"`
-	Jurisdictions []string   `json:"jurisdictions,omitempty"`
-	ValidFrom     time.Time  `json:"validFrom"`
-	ValidUntil    *time.Time `json:"validUntil,omitempty"`
-	Status        string     `json:"status"`
-}
-
 // evaluator reads state as of one index. On the read side it reads
 // through the record cache; the apply path leaves cache nil.
 type evaluator struct {
