@@ -27,13 +27,6 @@ type Cluster interface {
 	Snapshot() error
 }
 
-// MembershipRequest is the body of POST /admin/v1/cluster/{action}: a
-// peer id, or a multiaddr ending in /p2p/<peer id> for a new member.
-type MembershipRequest struct {
-	ID   string `json:"id,omitempty"`
-	Addr string `json:"addr,omitempty"`
-}
-
 // Admin serves the operators' API on its own listener.
 type Admin struct {
 	cluster Cluster

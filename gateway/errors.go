@@ -59,17 +59,6 @@ var errorTable = []errorMapping{
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "timeout"},
 }
 
-// Problem is an RFC 9457 problem details document.
-type Problem struct {
-	Type     string `json:"type"`
-	Title    string `json:"title"`
-	Status   int    `json:"status"`
-	Detail   string `json:"detail,omitempty"`
-	Instance string `json:"instance,omitempty"`
-	// Result carries the registry's result for a rejected operation.
-	Result *registry.Result `json:"result,omitempty"`
-}
-
 // problemFor maps an error through errorTable.
 func problemFor(err error) Problem {
 	for _, e := range errorTable {

@@ -62,21 +62,6 @@ func (s *Server) listCache(r *http.Request, view *registry.StatusListView) strin
 	return "public, max-age=" + strconv.FormatInt(secs, 10)
 }
 
-// StatusListDocument is the JSON form of a status-list version.
-type StatusListDocument struct {
-	Issuer     string          `json:"issuer"`
-	List       string          `json:"list"`
-	CID        string          `json:"cid"`
-	Index      uint64          `json:"index"`
-	Time       time.Time       `json:"time"`
-	Previous   string          `json:"previous,omitempty"`
-	Purposes   []string        `json:"purposes"`
-	StatusSize int             `json:"statusSize"`
-	Entries    int             `json:"entries"`
-	Credential json.RawMessage `json:"credential"` // the decoded credential
-	JWT        string          `json:"jwt"`        // the exact signed VC-JWT
-}
-
 func (s *Server) statusList(w http.ResponseWriter, r *http.Request) {
 	if err := checkParams(r, "timestamp"); err != nil {
 		writeError(w, r, err)

@@ -67,17 +67,3 @@ func writeKey(path string, k *registry.Signer) error {
 	}
 	return os.WriteFile(path, raw, 0o600)
 }
-
-// LoadKeyFile reads a private JWK key file (as trustctl and the
-// development genesis write them).
-func LoadKeyFile(path string) (*registry.Signer, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	s, err := registry.ParseSignerJWK(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return s, nil
-}

@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/gateway/client"
 	"github.com/trustreg/trustreg/node"
 )
@@ -126,7 +126,7 @@ func (a *app) clusterCmd() *cobra.Command {
 
 // lastContact is how long ago the node answering heard from member m, by
 // this machine's clock: "self" for that node, "never" when it has not.
-func lastContact(m consensus.MemberStatus, self string, now time.Time) string {
+func lastContact(m api.MemberStatus, self string, now time.Time) string {
 	switch {
 	case m.ID == self:
 		return "self"

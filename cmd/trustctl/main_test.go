@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/node"
 	"github.com/trustreg/trustreg/registry"
 )
@@ -62,13 +62,13 @@ func TestReadWithoutLeaderHints(t *testing.T) {
 // Each member's addresses follow its line, and its last contact ends it.
 func TestClusterStatusUnreachable(t *testing.T) {
 	view := node.ClusterView{
-		Node: consensus.Status{NodeID: "A", State: "Leader", Leader: "A", Term: 3, CommitIndex: 40, AppliedIndex: 38, RaftAppliedIndex: 40},
-		Members: []consensus.MemberStatus{
-			{Member: consensus.Member{ID: "A", Suffrage: "voter", Leader: true}, Reachable: true, State: "Leader", AppliedIndex: 40, FeatureLevel: 2,
+		Node: api.RaftStatus{NodeID: "A", State: "Leader", Leader: "A", Term: 3, CommitIndex: 40, AppliedIndex: 38, RaftAppliedIndex: 40},
+		Members: []api.MemberStatus{
+			{Member: api.Member{ID: "A", Suffrage: "voter", Leader: true}, Reachable: true, State: "Leader", AppliedIndex: 40, FeatureLevel: 2,
 				Addrs: []string{"/ip4/10.0.0.1/tcp/4001/p2p/A"}},
-			{Member: consensus.Member{ID: "B", Suffrage: "voter"}, Reachable: true, State: "Follower", AppliedIndex: 37, Lag: 3, FeatureLevel: 1,
+			{Member: api.Member{ID: "B", Suffrage: "voter"}, Reachable: true, State: "Follower", AppliedIndex: 37, Lag: 3, FeatureLevel: 1,
 				Addrs: []string{"/ip4/10.0.0.2/tcp/4001/p2p/B", "/ip4/10.0.0.2/udp/4001/quic-v1/p2p/B"}, LastContact: time.Now().Add(-90 * time.Second)},
-			{Member: consensus.Member{ID: "C", Suffrage: "nonvoter"}},
+			{Member: api.Member{ID: "C", Suffrage: "nonvoter"}},
 		},
 		FeatureLevel: 1,
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustreg/trustreg/consensus"
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/gateway/client"
 	"github.com/trustreg/trustreg/registry"
 )
@@ -164,7 +164,7 @@ func (a *app) nodeStatusCmd() *cobra.Command {
 			if err := a.client().Get(cmd.Context(), "/v1/status", nil, &raw); err != nil {
 				return err
 			}
-			var st consensus.Status
+			var st api.NodeStatus
 			if err := json.Unmarshal(raw, &st); err != nil {
 				return fmt.Errorf("node status: %w", err)
 			}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustreg/trustreg/consensus"
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/gateway/client"
 	"github.com/trustreg/trustreg/registry"
 )
@@ -49,7 +49,7 @@ up after ` + fmt.Sprint(watchRetries) + ` reconnections in a row that bring noth
 			c.Consistency = "" // a stream is served from the node's own state
 			if !cmd.Flags().Changed("since") {
 				// Only new operations: after the node's applied index now.
-				var st consensus.Status
+				var st api.NodeStatus
 				if err := c.Get(ctx, "/v1/status", nil, &st); err != nil {
 					return err
 				}

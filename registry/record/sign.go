@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -302,4 +303,18 @@ func StatusListCredential(issuer, id string, purposes []string, size int, messag
 		"issuer":            issuer,
 		"credentialSubject": subject,
 	})
+}
+
+// LoadKeyFile reads a private JWK key file (as trustctl and the
+// development genesis write them).
+func LoadKeyFile(path string) (*Signer, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := ParseSignerJWK(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
 }
