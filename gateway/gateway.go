@@ -16,34 +16,36 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Registry is the read side of the registry the gateway serves.
 type Registry interface {
-	Decide(q registry.Question, now time.Time) (*registry.Decision, error)
-	DecideSecond(q registry.Question, now time.Time) (*registry.Decision, time.Time, error)
+	Decide(q registry.Question, now time.Time) (*record.Decision, error)
+	DecideSecond(q registry.Question, now time.Time) (*record.Decision, time.Time, error)
 	DecideRecognition(q registry.RecognitionQuestion, now time.Time) (*registry.RecognitionDecision, error)
-	Concerns(v *registry.OperationView, framework, entity string) (bool, error)
-	Frameworks(page registry.Page) ([]registry.Framework, string, error)
-	SearchFrameworks(q string, page registry.Page) ([]registry.Framework, string, error)
-	SearchEntities(q string, page registry.Page) ([]registry.Entity, string, error)
-	Framework(id string) (*registry.FrameworkView, error)
-	Entity(did string) (*registry.Entity, error)
-	Accreditation(id string, now time.Time) (*registry.AccreditationView, error)
-	Accreditations(f registry.AccreditationFilter, page registry.Page, now time.Time) ([]registry.AccreditationView, string, error)
-	History(did string, page registry.Page) ([]registry.OperationView, string, error)
-	Operation(ref string) (*registry.OperationView, error)
-	Changes(since uint64, limit int) ([]registry.OperationView, error)
+	Concerns(v *record.OperationView, framework, entity string) (bool, error)
+	Frameworks(page registry.Page) ([]record.Framework, string, error)
+	SearchFrameworks(q string, page registry.Page) ([]record.Framework, string, error)
+	SearchEntities(q string, page registry.Page) ([]record.Entity, string, error)
+	Framework(id string) (*record.FrameworkView, error)
+	Entity(did string) (*record.Entity, error)
+	Accreditation(id string, now time.Time) (*record.AccreditationView, error)
+	Accreditations(f registry.AccreditationFilter, page registry.Page, now time.Time) ([]record.AccreditationView, string, error)
+	History(did string, page registry.Page) ([]record.OperationView, string, error)
+	Operation(ref string) (*record.OperationView, error)
+	Changes(since uint64, limit int) ([]record.OperationView, error)
 	TIRIssuers(offset, limit int) ([]string, int, error)
 	TIRIssuer(did string, now time.Time) ([]registry.TIRAttribute, error)
-	DCCExport(framework string, now time.Time) (*registry.DCCRegistry, error)
+	DCCExport(framework string, now time.Time) (*record.DCCRegistry, error)
 	AppliedIndex() uint64
 }
 
 // Writer submits signed operations to the cluster.
 type Writer interface {
-	Submit(ctx context.Context, jws []byte) (*registry.Result, error)
+	Submit(ctx context.Context, jws []byte) (*record.Result, error)
 }
 
 // Node reports on and coordinates with the cluster.
@@ -148,7 +150,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = registry.MaxOperationSize
+		cfg.MaxBodyBytes = record.MaxOperationSize
 	}
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 10 * time.Second
@@ -410,7 +412,7 @@ const (
 
 func (s *Server) metricsHandler(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Gatherer == nil {
-		writeProblem(w, r, Problem{Type: problemTypeBase + "not_found", Title: "Not Found", Status: http.StatusNotFound,
+		writeProblem(w, r, api.Problem{Type: problemTypeBase + "not_found", Title: "Not Found", Status: http.StatusNotFound,
 			Detail: "this gateway serves no metrics"})
 		return
 	}

@@ -10,30 +10,32 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // StatusLists is the read side of issuers' status lists.
 type StatusLists interface {
-	StatusList(issuer, id string) (*registry.StatusListView, error)
-	StatusListAt(issuer, id string, t time.Time) (*registry.StatusListView, error)
-	StatusLists(issuer string, page registry.Page) ([]registry.StatusList, string, error)
-	StatusListHistory(issuer, id string, page registry.Page) ([]registry.StatusListVersion, string, error)
-	CheckStatus(issuer, id string, index int, t time.Time) (*registry.EntryStatus, error)
+	StatusList(issuer, id string) (*record.StatusListView, error)
+	StatusListAt(issuer, id string, t time.Time) (*record.StatusListView, error)
+	StatusLists(issuer string, page registry.Page) ([]record.StatusList, string, error)
+	StatusListHistory(issuer, id string, page registry.Page) ([]record.StatusListVersion, string, error)
+	CheckStatus(issuer, id string, index int, t time.Time) (*record.EntryStatus, error)
 }
 
 // statusListTypeBase prefixes the W3C Bitstring Status List error types.
 const statusListTypeBase = "https://www.w3.org/ns/credentials/status-list#"
 
 // listVersion loads the current version, or the one current at ?timestamp.
-func (s *Server) listVersion(w http.ResponseWriter, r *http.Request) (*registry.StatusListView, bool) {
+func (s *Server) listVersion(w http.ResponseWriter, r *http.Request) (*record.StatusListView, bool) {
 	issuer, list := r.PathValue("issuer"), r.PathValue("list")
-	var view *registry.StatusListView
+	var view *record.StatusListView
 	var err error
 	if ts := query(r).Get("timestamp"); ts != "" {
 		t, perr := time.Parse(time.RFC3339Nano, ts)
 		if perr != nil {
-			writeError(w, r, fmt.Errorf("%w: timestamp %q must be an XML Schema dateTimeStamp (2025-06-01T00:00:00Z)", registry.ErrMalformedValue, ts))
+			writeError(w, r, fmt.Errorf("%w: timestamp %q must be an XML Schema dateTimeStamp (2025-06-01T00:00:00Z)", record.ErrMalformedValue, ts))
 			return nil, false
 		}
 		view, err = s.cfg.Lists.StatusListAt(issuer, list, t)
@@ -49,7 +51,7 @@ func (s *Server) listVersion(w http.ResponseWriter, r *http.Request) (*registry.
 
 // listCache derives Cache-Control from the list's ttl (milliseconds); a
 // version fetched for a past timestamp never changes.
-func (s *Server) listCache(r *http.Request, view *registry.StatusListView) string {
+func (s *Server) listCache(r *http.Request, view *record.StatusListView) string {
 	if ts := query(r).Get("timestamp"); ts != "" {
 		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil && t.Before(s.cfg.Now()) {
 			return cacheImmutable
@@ -100,7 +102,7 @@ func (s *Server) statusList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	doc := StatusListDocument{
+	doc := api.StatusListDocument{
 		Issuer: view.Issuer, List: view.ID, CID: view.Version.CID, Index: view.Version.Index, Time: view.Version.Time,
 		Previous: view.Version.Previous, Purposes: view.Purposes, StatusSize: view.StatusSize, Entries: view.Entries,
 		Credential: jwt.UnsafePayloadWithoutVerification(), JWT: view.Version.Credential,
@@ -121,13 +123,13 @@ func (s *Server) statusEntry(w http.ResponseWriter, r *http.Request) {
 	}
 	index, err := strconv.Atoi(r.PathValue("index"))
 	if err != nil {
-		writeError(w, r, fmt.Errorf("%w: entry index %q is not a number", registry.ErrRange, r.PathValue("index")))
+		writeError(w, r, fmt.Errorf("%w: entry index %q is not a number", record.ErrRange, r.PathValue("index")))
 		return
 	}
 	var t time.Time
 	if ts := query(r).Get("timestamp"); ts != "" {
 		if t, err = time.Parse(time.RFC3339Nano, ts); err != nil {
-			writeError(w, r, fmt.Errorf("%w: timestamp %q must be an XML Schema dateTimeStamp", registry.ErrMalformedValue, ts))
+			writeError(w, r, fmt.Errorf("%w: timestamp %q must be an XML Schema dateTimeStamp", record.ErrMalformedValue, ts))
 			return
 		}
 	}

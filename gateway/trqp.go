@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // The TRQP v2 binding (Trust Over IP's Trust Registry Query Protocol):
@@ -45,20 +46,20 @@ type trqpAnswer struct {
 // trqpAuthorization answers POST /authorization.
 type trqpAuthorization struct {
 	trqpAnswer
-	Authorized bool            `json:"authorized"`
-	Reason     string          `json:"reason"`
-	Chain      []registry.Link `json:"chain"`
-	Root       string          `json:"root,omitempty"`
-	Index      uint64          `json:"index"`
+	Authorized bool          `json:"authorized"`
+	Reason     string        `json:"reason"`
+	Chain      []record.Link `json:"chain"`
+	Root       string        `json:"root,omitempty"`
+	Index      uint64        `json:"index"`
 }
 
 // trqpRecognition answers POST /recognition.
 type trqpRecognition struct {
 	trqpAnswer
-	Recognized  bool                  `json:"recognized"`
-	Reason      string                `json:"reason"`
-	Recognition *registry.Recognition `json:"recognition,omitempty"`
-	Index       uint64                `json:"index"`
+	Recognized  bool                `json:"recognized"`
+	Reason      string              `json:"reason"`
+	Recognition *record.Recognition `json:"recognition,omitempty"`
+	Index       uint64              `json:"index"`
 }
 
 // readTRQP reads and checks a TRQP query and applies the read's
@@ -81,7 +82,7 @@ func parseTRQP(w http.ResponseWriter, r *http.Request, maxBody int64) (trqpQuery
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		return q, time.Time{}, fmt.Errorf("%w: body over %d bytes", registry.ErrTooLarge, maxBody)
+		return q, time.Time{}, fmt.Errorf("%w: body over %d bytes", record.ErrTooLarge, maxBody)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -174,22 +175,22 @@ func (s *Server) trqpRecognize(w http.ResponseWriter, r *http.Request) {
 }
 
 // authorizationMessage says a decision's reason in words.
-func authorizationMessage(d *registry.Decision) string {
+func authorizationMessage(d *record.Decision) string {
 	at := d.At.Format(time.RFC3339)
 	switch d.Reason {
-	case registry.ReasonActive:
+	case record.ReasonActive:
 		return fmt.Sprintf("%s is authorized in %s to %s %s at %s", d.Entity, d.Framework, d.Action, d.Resource, at)
-	case registry.ReasonNeverAuthorized:
+	case record.ReasonNeverAuthorized:
 		return fmt.Sprintf("no accreditation of %s in %s covers %s %s", d.Entity, d.Framework, d.Action, d.Resource)
-	case registry.ReasonNotYetValid:
+	case record.ReasonNotYetValid:
 		return fmt.Sprintf("the accreditation of %s was not yet valid at %s", d.Entity, at)
-	case registry.ReasonExpired:
+	case record.ReasonExpired:
 		return fmt.Sprintf("the accreditation of %s had expired by %s", d.Entity, at)
-	case registry.ReasonSuspended, registry.ReasonRevoked:
+	case record.ReasonSuspended, record.ReasonRevoked:
 		return fmt.Sprintf("the accreditation of %s was %s at %s", d.Entity, d.Reason, at)
-	case registry.ReasonChainBroken:
+	case record.ReasonChainBroken:
 		return fmt.Sprintf("an accreditation above %s, or its root accreditor, was not in force at %s", d.Entity, at)
-	case registry.ReasonUnknownFramework:
+	case record.ReasonUnknownFramework:
 		return fmt.Sprintf("%s is not a framework of this registry", d.Framework)
 	}
 	return d.Reason
@@ -199,18 +200,18 @@ func authorizationMessage(d *registry.Decision) string {
 func recognitionMessage(d *registry.RecognitionDecision) string {
 	at := d.At.Format(time.RFC3339)
 	switch d.Reason {
-	case registry.ReasonActive:
+	case record.ReasonActive:
 		return fmt.Sprintf("%s recognizes %s for %s at %s", d.Framework, d.Recognized, d.Resource, at)
 	case registry.ReasonNeverRecognized:
 		if d.Recognition != nil {
 			return fmt.Sprintf("%s recognizes %s for other resources than %s", d.Framework, d.Recognized, d.Resource)
 		}
 		return fmt.Sprintf("%s has no recognition of %s", d.Framework, d.Recognized)
-	case registry.ReasonNotYetValid:
+	case record.ReasonNotYetValid:
 		return fmt.Sprintf("the recognition of %s by %s was not yet in force at %s", d.Recognized, d.Framework, at)
-	case registry.ReasonRevoked:
+	case record.ReasonRevoked:
 		return fmt.Sprintf("%s had withdrawn its recognition of %s by %s", d.Framework, d.Recognized, at)
-	case registry.ReasonUnknownFramework:
+	case record.ReasonUnknownFramework:
 		return fmt.Sprintf("%s is not a framework of this registry", d.Framework)
 	}
 	return d.Reason

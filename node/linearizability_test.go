@@ -17,7 +17,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
-	"github.com/trustreg/trustreg/registry"
+	registryrecord "github.com/trustreg/trustreg/registry/record"
 )
 
 // The linearizability model: each key is one accreditation whose status a
@@ -142,7 +142,7 @@ func TestLinearizableUnderFaults(t *testing.T) {
 					if err != nil {
 						continue
 					}
-					var d registry.Decision
+					var d registryrecord.Decision
 					err = json.NewDecoder(resp.Body).Decode(&d)
 					resp.Body.Close()
 					if resp.StatusCode != 200 || err != nil {
@@ -183,7 +183,7 @@ func TestLinearizableUnderFaults(t *testing.T) {
 							// "Not submitted": no operation, and so never in
 							// the log, which is checked once the faults end.
 							mu.Lock()
-							notSubmitted = append(notSubmitted, registry.CIDOf(jws))
+							notSubmitted = append(notSubmitted, registryrecord.CIDOf(jws))
 							mu.Unlock()
 							continue
 						case resp.StatusCode != 503:
@@ -255,7 +255,7 @@ func checkNeverSubmitted(t *testing.T, c *testCluster, cids []string) {
 	n := c.node(0)
 	for idx := uint64(1); idx <= n.State.AppliedIndex(); idx++ {
 		v, err := n.State.Operation(strconv.FormatUint(idx, 10))
-		if errors.Is(err, registry.ErrNotFound) {
+		if errors.Is(err, registryrecord.ErrNotFound) {
 			continue
 		}
 		if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/trustreg/trustreg/gateway"
 	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 	"github.com/trustreg/trustreg/version"
 )
 
@@ -334,7 +335,7 @@ func (n *Node) Cluster() *consensus.Cluster { return n.cluster }
 // Submit replicates a signed operation through the leader (forwarding it
 // when this node follows) and returns the registry's result. Malformed and
 // oversized operations are refused before they reach the log.
-func (n *Node) Submit(ctx context.Context, jws []byte) (*registry.Result, error) {
+func (n *Node) Submit(ctx context.Context, jws []byte) (*record.Result, error) {
 	if err := n.enter(); err != nil {
 		return nil, err
 	}
@@ -360,7 +361,7 @@ func (n *Node) Submit(ctx context.Context, jws []byte) (*registry.Result, error)
 	if again {
 		resp = resent.Response
 	}
-	res, ok := resp.(*registry.Result)
+	res, ok := resp.(*record.Result)
 	if !ok {
 		return nil, fmt.Errorf("unexpected apply response %T", resp)
 	}
@@ -628,7 +629,7 @@ func newOperationsCounter() operationsCounter {
 	}, []string{"result"})}
 }
 
-func (ops operationsCounter) count(rs []*registry.Result) {
+func (ops operationsCounter) count(rs []*record.Result) {
 	for _, r := range rs {
 		if r.Op == registry.OpFeatureLevel {
 			continue // the cluster's, not an operation anyone signed

@@ -3,6 +3,7 @@ package registry
 import (
 	"crypto/sha256"
 	"errors"
+	"github.com/trustreg/trustreg/registry/record"
 	"time"
 )
 
@@ -31,7 +32,7 @@ import (
 // Check runs concurrently with the apply and with other checks: it writes
 // only to a batch of its own, which it discards, and leaves the caches the
 // apply consumes as they are (see judge).
-func (s *State) Check(raw []byte, now time.Time) *Result {
+func (s *State) Check(raw []byte, now time.Time) *record.Result {
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
 	// The commit time never runs backwards (ApplyBatch); the apply will
@@ -68,6 +69,6 @@ func (s *State) Check(raw []byte, now time.Time) *Result {
 // refusal reports whether err is a domain refusal of an operation, as
 // opposed to a storage failure.
 func refusal(err error) bool {
-	var rj *rejection
-	return errors.As(err, &rj) || errors.Is(err, ErrMalformed) || errors.Is(err, ErrTooLarge)
+	var rj *record.Rejection
+	return errors.As(err, &rj) || errors.Is(err, record.ErrMalformed) || errors.Is(err, record.ErrTooLarge)
 }

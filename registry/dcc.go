@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // dccTime is the format DCC registries date themselves in.
@@ -19,7 +20,7 @@ const dccTime = "2006-01-02T15:04:05-07:00"
 // issuers on the list; Updated is the commit time of the registry's last
 // applied entry. It reads every accreditation (of the framework): an
 // export, not a query.
-func (s *State) DCCExport(framework string, now time.Time) (*DCCRegistry, error) {
+func (s *State) DCCExport(framework string, now time.Time) (*record.DCCRegistry, error) {
 	// Not through the record cache: an export reads every accreditation
 	// once, and would push out the records trust questions keep there.
 	e := &evaluator{r: s.db, asOf: s.AppliedIndex()}
@@ -31,7 +32,7 @@ func (s *State) DCCExport(framework string, now time.Time) (*DCCRegistry, error)
 			return nil, err
 		}
 		if f == nil {
-			return nil, fmt.Errorf("%w: framework %q", ErrNotFound, framework)
+			return nil, fmt.Errorf("%w: framework %q", record.ErrNotFound, framework)
 		}
 		p = prefix(tableByFramework, framework)
 		idOf = func(k []byte) string { return string(k[len(p):]) }
@@ -41,14 +42,14 @@ func (s *State) DCCExport(framework string, now time.Time) (*DCCRegistry, error)
 		return nil, err
 	}
 	defer it.Close()
-	out := &DCCRegistry{Registry: map[string]DCCEntry{}}
+	out := &record.DCCRegistry{Registry: map[string]record.DCCEntry{}}
 	var created time.Time
 	for it.First(); it.Valid(); it.Next() {
 		a, err := e.accreditation(idOf(it.Key()))
 		if err != nil {
 			return nil, err
 		}
-		if a == nil || a.Action != ActionIssue {
+		if a == nil || a.Action != record.ActionIssue {
 			continue
 		}
 		if _, listed := out.Registry[a.Subject]; listed {
@@ -56,7 +57,7 @@ func (s *State) DCCExport(framework string, now time.Time) (*DCCRegistry, error)
 		}
 		if _, reason, _, err := e.chain(a, now); err != nil {
 			return nil, err
-		} else if reason != ReasonActive {
+		} else if reason != record.ReasonActive {
 			continue
 		}
 		entry, err := s.dccEntry(a.Subject)
@@ -80,13 +81,13 @@ func (s *State) DCCExport(framework string, now time.Time) (*DCCRegistry, error)
 	return out, nil
 }
 
-func (s *State) dccEntry(did string) (DCCEntry, error) {
-	var ent Entity
+func (s *State) dccEntry(did string) (record.DCCEntry, error) {
+	var ent record.Entity
 	ok, err := getJSON(s.db, key(tableEntities, did), &ent)
 	if err != nil || !ok {
-		return DCCEntry{Name: did}, err
+		return record.DCCEntry{Name: did}, err
 	}
-	entry := DCCEntry{Name: ent.Name}
+	entry := record.DCCEntry{Name: ent.Name}
 	if m := ent.Metadata; m != nil {
 		entry.Location, entry.URL = m.Location, m.Homepage
 		if entry.Location == "" {

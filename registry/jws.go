@@ -12,6 +12,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // signatureKey is the key of one signature's bytes in the table of
@@ -52,11 +53,11 @@ func (s *State) resolveKey(e *evaluator, kid string) (parsedKey, string, error) 
 	if strings.HasPrefix(did, "did:key:") {
 		k, err := s.keys.didKey(did)
 		if err != nil {
-			return parsedKey{}, did, reject(CodeUnknownKey, "kid %q: %v", kid, err)
+			return parsedKey{}, did, record.Reject(record.CodeUnknownKey, "kid %q: %v", kid, err)
 		}
 		return k, did, nil
 	}
-	ent, err := readRecord[Entity](e, key(tableEntities, did))
+	ent, err := readRecord[record.Entity](e, key(tableEntities, did))
 	if err != nil {
 		return parsedKey{}, did, err
 	}
@@ -66,14 +67,14 @@ func (s *State) resolveKey(e *evaluator, kid string) (parsedKey, string, error) 
 		if err != nil {
 			continue
 		}
-		if kidMatches(k.kid, did, fragment) {
+		if record.KIDMatches(k.kid, did, fragment) {
 			return k, did, nil
 		}
 	}
 	if ent == nil && keys == nil {
-		return parsedKey{}, did, reject(CodeUnknownKey, "%s is not registered, so no key of it is known: governance or an active accreditor registers it with its keys (an accreditor only while it holds no authority yet), signing with their own key", did)
+		return parsedKey{}, did, record.Reject(record.CodeUnknownKey, "%s is not registered, so no key of it is known: governance or an active accreditor registers it with its keys (an accreditor only while it holds no authority yet), signing with their own key", did)
 	}
-	return parsedKey{}, did, reject(CodeUnknownKey, "no key %q is registered for %s: sign with one of its current keys (rotateKeys replaces them)", kid, did)
+	return parsedKey{}, did, record.Reject(record.CodeUnknownKey, "no key %q is registered for %s: sign with one of its current keys (rotateKeys replaces them)", kid, did)
 }
 
 // verifiedKey names one signature of one exact operation checked against
@@ -115,15 +116,15 @@ func (s *State) PreVerifyLevel(raw []byte) (int, error) {
 	return featureLevelOf(op), nil
 }
 
-func (s *State) preVerify(raw []byte) (*ParsedOperation, error) {
-	if err := checkSize(raw); err != nil {
+func (s *State) preVerify(raw []byte) (*record.ParsedOperation, error) {
+	if err := record.CheckSize(raw); err != nil {
 		return nil, err
 	}
 	digest := sha256.Sum256(raw)
 	if op, ok := s.parsed.get(digest); ok {
 		return op, op.StrictErr() // done already (by the receiving node, or the leader)
 	}
-	op, err := parseOperation(raw, digest)
+	op, err := record.ParseOperationDigest(raw, digest)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +152,7 @@ func (s *State) preVerify(raw []byte) (*ParsedOperation, error) {
 
 // CheckCommand is Check for a log command (EncodeOperation); any other
 // command passes.
-func (s *State) CheckCommand(cmd []byte, now time.Time) *Result {
+func (s *State) CheckCommand(cmd []byte, now time.Time) *record.Result {
 	if len(cmd) > 2 && cmd[0] == commandVersion1 && cmd[1] == commandTypeSubmitOp {
 		return s.Check(cmd[2:], now)
 	}
@@ -162,7 +163,7 @@ func (s *State) CheckCommand(cmd []byte, now time.Time) *Result {
 // names. It returns the signer DIDs in signature order. consume says
 // whether a signature PreVerify checked is forgotten once used: the
 // apply's, the memory's last reader, does; a check leaves it for the apply.
-func (s *State) verifySignatures(e *evaluator, op *ParsedOperation, consume bool) ([]string, error) {
+func (s *State) verifySignatures(e *evaluator, op *record.ParsedOperation, consume bool) ([]string, error) {
 	signers := make([]string, 0, len(op.JWS.Signatures))
 	seen := map[string]bool{}
 	for i, sig := range op.JWS.Signatures {
@@ -177,11 +178,11 @@ func (s *State) verifySignatures(e *evaluator, op *ParsedOperation, consume bool
 			one := *op.JWS
 			one.Signatures = []jose.Signature{sig}
 			if _, err := one.Verify(k.jose); err != nil {
-				return nil, reject(CodeBadSignature, "signature %d (kid %q) does not verify against the registered key", i, sig.Protected.KeyID)
+				return nil, record.Reject(record.CodeBadSignature, "signature %d (kid %q) does not verify against the registered key", i, sig.Protected.KeyID)
 			}
 		}
 		if seen[did] {
-			return nil, reject(CodeMalformed, "%s signed more than once", did)
+			return nil, record.Reject(record.CodeMalformed, "%s signed more than once", did)
 		}
 		seen[did] = true
 		signers = append(signers, did)

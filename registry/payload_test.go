@@ -2,6 +2,7 @@ package registry
 
 import (
 	"errors"
+	"github.com/trustreg/trustreg/registry/record"
 	"strings"
 	"testing"
 )
@@ -13,14 +14,14 @@ import (
 // older builds do.
 func TestAmbiguousPayloadRefusedFromTheLevelOn(t *testing.T) {
 	h := mustNewState(t, 1, 1)
-	college := mustKey(t, KeyEd25519)
-	op := mustSignRaw(t, college, h.payload(OpRegisterEntity, map[string]any{"id": college.DID, "name": "Shown", "Name": "Applied"}))
-	if err := h.s.PreVerify(op); !errors.Is(err, ErrMalformed) {
+	college := mustKey(t, record.KeyEd25519)
+	op := mustSignRaw(t, college, h.payload(record.OpRegisterEntity, map[string]any{"id": college.DID, "name": "Shown", "Name": "Applied"}))
+	if err := h.s.PreVerify(op); !errors.Is(err, record.ErrMalformed) {
 		t.Fatalf("PreVerify at level 1 = %v, want ErrMalformed", err)
 	}
 	h.mustRaiseLevel(FeatureLevelSignedContent)
 	before := h.digest()
-	if r := h.apply(op); r.Accepted || r.Code != CodeMalformed || !strings.Contains(r.Reason, `"/Name"`) {
+	if r := h.apply(op); r.Accepted || r.Code != record.CodeMalformed || !strings.Contains(r.Reason, `"/Name"`) {
 		t.Fatalf("at the level: %+v, want malformed naming /Name", r)
 	}
 	if h.digest() != before {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Page asks for one page of a listing.
@@ -24,9 +25,9 @@ type Page struct {
 func (p Page) limit() int {
 	switch {
 	case p.Limit <= 0:
-		return DefaultPageLimit
-	case p.Limit > MaxPageLimit:
-		return MaxPageLimit
+		return record.DefaultPageLimit
+	case p.Limit > record.MaxPageLimit:
+		return record.MaxPageLimit
 	}
 	return p.Limit
 }
@@ -37,7 +38,7 @@ func (p Page) start(lower []byte) ([]byte, error) {
 	}
 	after, err := base64.RawURLEncoding.DecodeString(p.Cursor)
 	if err != nil || !bytes.HasPrefix(after, lower) {
-		return nil, fmt.Errorf("%w: cursor %q is not one this listing returned", ErrBadQuery, p.Cursor)
+		return nil, fmt.Errorf("%w: cursor %q is not one this listing returned", record.ErrBadQuery, p.Cursor)
 	}
 	return append(after, 0), nil // the smallest key after the cursor
 }
@@ -77,10 +78,10 @@ func (s *State) scan(p []byte, page Page, visit func(k, v []byte) (bool, error))
 }
 
 // Frameworks lists frameworks in id order.
-func (s *State) Frameworks(page Page) ([]Framework, string, error) {
-	out := []Framework{}
+func (s *State) Frameworks(page Page) ([]record.Framework, string, error) {
+	out := []record.Framework{}
 	next, err := s.scan([]byte{tableFrameworks}, page, func(_, v []byte) (bool, error) {
-		var f Framework
+		var f record.Framework
 		if err := decodeRecord(v, &f); err != nil {
 			return false, err
 		}
@@ -91,16 +92,16 @@ func (s *State) Frameworks(page Page) ([]Framework, string, error) {
 }
 
 // Framework returns one framework with its roots and recognitions.
-func (s *State) Framework(id string) (*FrameworkView, error) {
-	var f Framework
+func (s *State) Framework(id string) (*record.FrameworkView, error) {
+	var f record.Framework
 	ok, err := getJSON(s.db, key(tableFrameworks, id), &f)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: framework %q", ErrNotFound, id)
+		return nil, fmt.Errorf("%w: framework %q", record.ErrNotFound, id)
 	}
-	v := &FrameworkView{Framework: f, Roots: []RootAccreditor{}, Recognitions: []Recognition{}}
+	v := &record.FrameworkView{Framework: f, Roots: []record.RootAccreditor{}, Recognitions: []record.Recognition{}}
 	if err := collectInto(s, prefix(tableRoots, id), &v.Roots); err != nil {
 		return nil, err
 	}
@@ -128,8 +129,8 @@ func collectInto[T any](s *State, p []byte, out *[]T) error {
 
 // Entity returns a registered entity. An unregistered did:key is answered
 // with the key it carries and Registered false.
-func (s *State) Entity(did string) (*Entity, error) {
-	var ent Entity
+func (s *State) Entity(did string) (*record.Entity, error) {
+	var ent record.Entity
 	ok, err := getJSON(s.db, key(tableEntities, did), &ent)
 	if err != nil {
 		return nil, err
@@ -138,33 +139,33 @@ func (s *State) Entity(did string) (*Entity, error) {
 		return &ent, nil
 	}
 	if strings.HasPrefix(did, "did:key:") {
-		pub, err := ParseDIDKey(did)
+		pub, err := record.ParseDIDKey(did)
 		if err == nil {
-			jwk, err := publicJWK(pub, did)
+			jwk, err := record.PublicJWK(pub, did)
 			if err != nil {
 				return nil, err
 			}
-			return &Entity{ID: did, Keys: []json.RawMessage{jwk}}, nil
+			return &record.Entity{ID: did, Keys: []json.RawMessage{jwk}}, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: entity %q", ErrNotFound, did)
+	return nil, fmt.Errorf("%w: entity %q", record.ErrNotFound, did)
 }
 
 // Accreditation returns one accreditation by id.
-func (s *State) Accreditation(id string, now time.Time) (*AccreditationView, error) {
+func (s *State) Accreditation(id string, now time.Time) (*record.AccreditationView, error) {
 	e := &evaluator{r: s.db, asOf: s.AppliedIndex()}
 	a, err := e.accreditation(id)
 	if err != nil {
 		return nil, err
 	}
 	if a == nil {
-		return nil, fmt.Errorf("%w: accreditation %q", ErrNotFound, id)
+		return nil, fmt.Errorf("%w: accreditation %q", record.ErrNotFound, id)
 	}
 	return s.viewOf(e, a, now, true)
 }
 
-func (s *State) viewOf(e *evaluator, a *Accreditation, now time.Time, withOp bool) (*AccreditationView, error) {
-	v := &AccreditationView{Accreditation: *a, Status: e.linkStatus(a, now)}
+func (s *State) viewOf(e *evaluator, a *record.Accreditation, now time.Time, withOp bool) (*record.AccreditationView, error) {
+	v := &record.AccreditationView{Accreditation: *a, Status: e.linkStatus(a, now)}
 	if withOp {
 		var rec opRecord
 		if _, err := getJSON(s.db, key(tableOps, a.ID), &rec); err != nil {
@@ -188,9 +189,9 @@ type AccreditationFilter struct {
 
 // Accreditations lists accreditations matching f. The index scanned is
 // chosen from the filter: by subject, by accreditor, by framework, or all.
-func (s *State) Accreditations(f AccreditationFilter, page Page, now time.Time) ([]AccreditationView, string, error) {
-	if f.Status != "" && !slices.Contains([]string{ReasonActive, ReasonSuspended, ReasonRevoked, ReasonExpired, ReasonNotYetValid}, f.Status) {
-		return nil, "", fmt.Errorf("%w: status %q must be active, suspended, revoked, expired or not_yet_valid", ErrBadQuery, f.Status)
+func (s *State) Accreditations(f AccreditationFilter, page Page, now time.Time) ([]record.AccreditationView, string, error) {
+	if f.Status != "" && !slices.Contains([]string{record.ReasonActive, record.ReasonSuspended, record.ReasonRevoked, record.ReasonExpired, record.ReasonNotYetValid}, f.Status) {
+		return nil, "", fmt.Errorf("%w: status %q must be active, suspended, revoked, expired or not_yet_valid", record.ErrBadQuery, f.Status)
 	}
 	var p []byte
 	idFromKey := func(k []byte) string { return string(k[len(p):]) }
@@ -217,7 +218,7 @@ func (s *State) Accreditations(f AccreditationFilter, page Page, now time.Time) 
 		}
 	}
 	e := &evaluator{r: s.db, asOf: s.AppliedIndex()}
-	out := []AccreditationView{}
+	out := []record.AccreditationView{}
 	next, err := s.scan(p, page, func(k, _ []byte) (bool, error) {
 		a, err := e.accreditation(idFromKey(k))
 		if err != nil || a == nil {
@@ -243,18 +244,18 @@ func (s *State) Accreditations(f AccreditationFilter, page Page, now time.Time) 
 
 // Operation returns an entry by registry index, or an accepted operation
 // by CID.
-func (s *State) Operation(ref string) (*OperationView, error) {
+func (s *State) Operation(ref string) (*record.OperationView, error) {
 	if n, err := strconv.ParseUint(ref, 10, 64); err == nil {
-		var res Result
+		var res record.Result
 		ok, err := getJSON(s.db, indexKey(tableResults, n), &res)
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
-			return nil, fmt.Errorf("%w: no operation at index %d", ErrNotFound, n)
+			return nil, fmt.Errorf("%w: no operation at index %d", record.ErrNotFound, n)
 		}
 		if !res.Accepted || res.Duplicate {
-			return &OperationView{CID: res.CID, Index: n, Time: res.Time, Op: res.Op, Signers: res.Signers, Result: &res}, nil
+			return &record.OperationView{CID: res.CID, Index: n, Time: res.Time, Op: res.Op, Signers: res.Signers, Result: &res}, nil
 		}
 		ref = res.CID
 	}
@@ -264,20 +265,20 @@ func (s *State) Operation(ref string) (*OperationView, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: operation %q", ErrNotFound, ref)
+		return nil, fmt.Errorf("%w: operation %q", record.ErrNotFound, ref)
 	}
 	return s.opView(&rec)
 }
 
-func (s *State) opView(rec *opRecord) (*OperationView, error) {
-	var res Result
+func (s *State) opView(rec *opRecord) (*record.OperationView, error) {
+	var res record.Result
 	if _, err := getJSON(s.db, indexKey(tableResults, rec.Index), &res); err != nil {
 		return nil, err
 	}
-	v := &OperationView{CID: rec.CID, Index: rec.Index, Time: rec.Time, Op: rec.Op, Signers: rec.Signers, JWS: string(rec.JWS), Result: &res}
+	v := &record.OperationView{CID: rec.CID, Index: rec.Index, Time: rec.Time, Op: rec.Op, Signers: rec.Signers, JWS: string(rec.JWS), Result: &res}
 	// Read as it was accepted: an operation applied before
 	// FeatureLevelSignedContent may break what ParseOperation refuses now.
-	if op, err := parseOperation(rec.JWS, sha256.Sum256(rec.JWS)); err == nil {
+	if op, err := record.ParseOperationDigest(rec.JWS, sha256.Sum256(rec.JWS)); err == nil {
 		v.Payload = op.Payload
 	}
 	return v, nil
@@ -285,8 +286,8 @@ func (s *State) opView(rec *opRecord) (*OperationView, error) {
 
 // History lists the accepted operations that an entity signed or that
 // concern it, oldest first.
-func (s *State) History(did string, page Page) ([]OperationView, string, error) {
-	out := []OperationView{}
+func (s *State) History(did string, page Page) ([]record.OperationView, string, error) {
+	out := []record.OperationView{}
 	next, err := s.scan(prefix(tableHistory, did), page, func(_, v []byte) (bool, error) {
 		return true, s.appendOpView(&out, v)
 	})
@@ -294,7 +295,7 @@ func (s *State) History(did string, page Page) ([]OperationView, string, error) 
 }
 
 // appendOpView appends the view of the operation whose CID is cid.
-func (s *State) appendOpView(out *[]OperationView, cid []byte) error {
+func (s *State) appendOpView(out *[]record.OperationView, cid []byte) error {
 	var rec opRecord
 	if _, err := getJSON(s.db, key(tableOps, string(cid)), &rec); err != nil {
 		return err
@@ -309,8 +310,8 @@ func (s *State) appendOpView(out *[]OperationView, cid []byte) error {
 
 // Changes lists the accepted operations after index since, in log order:
 // the change feed.
-func (s *State) Changes(since uint64, limit int) ([]OperationView, error) {
-	out := []OperationView{}
+func (s *State) Changes(since uint64, limit int) ([]record.OperationView, error) {
+	out := []record.OperationView{}
 	page := Page{Limit: limit}
 	if since > 0 {
 		page.Cursor = cursorOf(indexKey(tableOpsByIndex, since))
@@ -326,7 +327,7 @@ func (s *State) Changes(since uint64, limit int) ([]OperationView, error) {
 // signed it or is named by it, as its history lists it; the framework is
 // the one it changes, or the one of the accreditation or recognition it
 // changes. Watchers of the change feed filter with it.
-func (s *State) Concerns(v *OperationView, framework, entity string) (bool, error) {
+func (s *State) Concerns(v *record.OperationView, framework, entity string) (bool, error) {
 	if entity != "" {
 		_, closer, err := s.db.Get(historyKey(entity, v.Index))
 		if errors.Is(err, pebble.ErrNotFound) {
@@ -346,7 +347,7 @@ func (s *State) Concerns(v *OperationView, framework, entity string) (bool, erro
 
 // operationFramework returns the framework an accepted operation changes,
 // or "" for one outside every framework (an entity's keys, a status list).
-func (s *State) operationFramework(v *OperationView) (string, error) {
+func (s *State) operationFramework(v *record.OperationView) (string, error) {
 	var p struct {
 		ID            string `json:"id"`
 		Framework     string `json:"framework"`
@@ -356,7 +357,7 @@ func (s *State) operationFramework(v *OperationView) (string, error) {
 		return "", fmt.Errorf("operation %d payload: %w", v.Index, err)
 	}
 	switch {
-	case v.Op == OpCreateFramework || v.Op == OpUpdateFramework:
+	case v.Op == record.OpCreateFramework || v.Op == record.OpUpdateFramework:
 		return p.ID, nil
 	case p.Framework != "":
 		return p.Framework, nil

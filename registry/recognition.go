@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"github.com/trustreg/trustreg/registry/record"
 	"slices"
 	"time"
 )
@@ -20,14 +21,14 @@ type RecognitionQuestion struct {
 // RecognitionDecision answers a RecognitionQuestion. Recognition is the
 // record consulted, when there is one.
 type RecognitionDecision struct {
-	Framework   string       `json:"framework"`
-	Recognized  string       `json:"recognized"`
-	Resource    string       `json:"resource,omitempty"`
-	Recognizes  bool         `json:"recognizes"`
-	Reason      string       `json:"reason"`
-	Recognition *Recognition `json:"recognition,omitempty"`
-	At          time.Time    `json:"at"`
-	Index       uint64       `json:"index"`
+	Framework   string              `json:"framework"`
+	Recognized  string              `json:"recognized"`
+	Resource    string              `json:"resource,omitempty"`
+	Recognizes  bool                `json:"recognizes"`
+	Reason      string              `json:"reason"`
+	Recognition *record.Recognition `json:"recognition,omitempty"`
+	At          time.Time           `json:"at"`
+	Index       uint64              `json:"index"`
 }
 
 // Reasons of a recognition decision besides active, not_yet_valid, revoked
@@ -46,11 +47,11 @@ const (
 // too (its status events are bitemporal, its resource list is not).
 func (s *State) DecideRecognition(q RecognitionQuestion, now time.Time) (*RecognitionDecision, error) {
 	if q.Framework == "" || q.Recognized == "" {
-		return nil, fmt.Errorf("%w: the recognizing framework and the recognized one are required", ErrBadQuery)
+		return nil, fmt.Errorf("%w: the recognizing framework and the recognized one are required", record.ErrBadQuery)
 	}
 	for _, v := range []string{q.Framework, q.Recognized, q.Resource} {
-		if len(v) > MaxIDLength {
-			return nil, fmt.Errorf("%w: a parameter is longer than %d bytes", ErrBadQuery, MaxIDLength)
+		if len(v) > record.MaxIDLength {
+			return nil, fmt.Errorf("%w: a parameter is longer than %d bytes", record.ErrBadQuery, record.MaxIDLength)
 		}
 	}
 	asOf, err := s.asOf(q.AsOf)
@@ -67,31 +68,31 @@ func (s *State) DecideRecognition(q RecognitionQuestion, now time.Time) (*Recogn
 		return nil, err
 	}
 	if f == nil {
-		d.Reason = ReasonUnknownFramework
+		d.Reason = record.ReasonUnknownFramework
 		return d, nil
 	}
 	// Read from the store, not the record cache: recognitions are asked
 	// about rarely, and their writes do not mark cache entries stale.
-	var rec Recognition
+	var rec record.Recognition
 	ok, err := getJSON(s.db, key(tableRecognitions, q.Framework, q.Recognized), &rec)
 	if err != nil {
 		return nil, err
 	}
-	if !ok || !slices.ContainsFunc(rec.Events, func(e StatusEvent) bool { return e.Index <= asOf }) {
+	if !ok || !slices.ContainsFunc(rec.Events, func(e record.StatusEvent) bool { return e.Index <= asOf }) {
 		d.Reason = ReasonNeverRecognized
 		return d, nil
 	}
 	d.Recognition = &rec
-	if q.Resource != "" && len(rec.Resources) > 0 && !slices.Contains(rec.Resources, Wildcard) && !slices.Contains(rec.Resources, q.Resource) {
+	if q.Resource != "" && len(rec.Resources) > 0 && !slices.Contains(rec.Resources, record.Wildcard) && !slices.Contains(rec.Resources, q.Resource) {
 		d.Reason = ReasonNeverRecognized
 		return d, nil
 	}
 	ev, ok := statusAt(rec.Events, d.At, asOf)
 	switch {
 	case !ok:
-		d.Reason = ReasonNotYetValid
-	case ev.Status == StatusActive:
-		d.Recognizes, d.Reason = true, ReasonActive
+		d.Reason = record.ReasonNotYetValid
+	case ev.Status == record.StatusActive:
+		d.Recognizes, d.Reason = true, record.ReasonActive
 	default:
 		d.Reason = ev.Status
 	}

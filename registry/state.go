@@ -20,6 +20,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // DefaultIATWindow is how far an operation's iat may lie from the commit
@@ -40,10 +41,10 @@ type State struct {
 	dbOpts     *pebble.Options // as opened, with defaults filled in
 	db         *pebble.DB
 	log        *slog.Logger
-	genesis    Genesis
+	genesis    record.Genesis
 	genesisRaw []byte
 	genesisCID string
-	members    map[string]Member
+	members    map[string]record.Member
 	iatWindow  time.Duration
 
 	applied    atomic.Uint64
@@ -69,7 +70,7 @@ type State struct {
 	mu        sync.Mutex
 	appliedCh chan struct{} // closed and replaced whenever applied advances
 
-	onApply func([]*Result) // Options.OnApply
+	onApply func([]*record.Result) // Options.OnApply
 }
 
 // Options configure Open.
@@ -78,7 +79,7 @@ type Options struct {
 	// OnApply, if set, is called after each batch commit with the results,
 	// on the goroutine that applies. It must not block. It is fixed at
 	// Open, before the consensus layer can apply anything.
-	OnApply func([]*Result)
+	OnApply func([]*record.Result)
 	// DiskReserveBytes is the free space kept in reserve under the state's
 	// directory (DefaultDiskReserveBytes if 0): with less, applying waits
 	// and a restore is refused (disk.go).
@@ -126,8 +127,8 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 		log:        logger.With("component", "registry"),
 		genesis:    *g,
 		genesisRaw: append([]byte(nil), genesisRaw...),
-		genesisCID: CIDOf(genesisRaw),
-		members:    map[string]Member{},
+		genesisCID: record.CIDOf(genesisRaw),
+		members:    map[string]record.Member{},
 		appliedCh:  make(chan struct{}),
 		lists:      newListCache(256 << 20),
 		records:    newRecordCache(recordCacheEntries),
@@ -225,10 +226,10 @@ func (s *State) init() error {
 	case err != nil:
 		return fmt.Errorf("read genesis: %w", err)
 	default:
-		storedCID := CIDOf(stored)
+		storedCID := record.CIDOf(stored)
 		closer.Close()
 		if storedCID != s.genesisCID {
-			return fmt.Errorf("%w: the data directory belongs to the consortium with genesis %s, not %s: use the genesis it was created with or a new data directory", ErrGenesis, storedCID, s.genesisCID)
+			return fmt.Errorf("%w: the data directory belongs to the consortium with genesis %s, not %s: use the genesis it was created with or a new data directory", record.ErrGenesis, storedCID, s.genesisCID)
 		}
 	}
 	if err := s.loadSigs(); err != nil {
@@ -285,7 +286,7 @@ func (s *State) Close() error {
 func (s *State) GenesisCID() string { return s.genesisCID }
 
 // Genesis returns the consortium's genesis.
-func (s *State) Genesis() Genesis { return s.genesis }
+func (s *State) Genesis() record.Genesis { return s.genesis }
 
 // AppliedIndex returns the index of the last applied entry.
 func (s *State) AppliedIndex() uint64 { return s.applied.Load() }
@@ -346,14 +347,14 @@ func EncodeOperation(jws []byte) []byte {
 // applied before (a replay after restart) and return their stored result.
 // It panics on an entry it cannot decode or a storage failure: continuing
 // would let this node diverge from its peers.
-func (s *State) ApplyBatch(entries []Entry) []*Result {
-	results := make([]*Result, len(entries))
+func (s *State) ApplyBatch(entries []Entry) []*record.Result {
+	results := make([]*record.Result, len(entries))
 	applied := s.applied.Load()
 	s.preVerifyBatch(entries, applied)
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
 	last := time.Unix(0, s.commitTime.Load()).UTC()
-	var fresh []*Result
+	var fresh []*record.Result
 	for i, e := range entries {
 		if e.Index <= applied {
 			results[i] = s.storedResult(e.Index)
@@ -437,15 +438,15 @@ func (s *State) preVerifyBatch(entries []Entry, applied uint64) {
 	wg.Wait()
 }
 
-func (s *State) storedResult(index uint64) *Result {
-	var r Result
+func (s *State) storedResult(index uint64) *record.Result {
+	var r record.Result
 	if ok, err := getJSON(s.db, indexKey(tableResults, index), &r); err != nil || !ok {
-		return &Result{Index: index, Accepted: false, Code: CodeInvalid, Reason: "entry applied before; its result is not stored"}
+		return &record.Result{Index: index, Accepted: false, Code: record.CodeInvalid, Reason: "entry applied before; its result is not stored"}
 	}
 	return &r
 }
 
-func (s *State) applyEntry(b *pebble.Batch, index uint64, t time.Time, data []byte) *Result {
+func (s *State) applyEntry(b *pebble.Batch, index uint64, t time.Time, data []byte) *record.Result {
 	if len(data) < 2 || data[0] != commandVersion1 {
 		panic(fmt.Sprintf("registry: entry %d: unknown command envelope %x: this node cannot apply it; upgrade trustd", index, data[:min(len(data), 2)]))
 	}
@@ -506,42 +507,42 @@ func digestOf(snap *pebble.Snapshot) (string, error) {
 }
 
 // ParseGenesis decodes and validates a genesis document.
-func ParseGenesis(raw []byte) (*Genesis, error) {
-	var g Genesis
-	if err := decodeStrict(raw, &g); err != nil {
-		return nil, fmt.Errorf("%w: genesis: %v", ErrInvalid, err)
+func ParseGenesis(raw []byte) (*record.Genesis, error) {
+	var g record.Genesis
+	if err := record.DecodeStrict(raw, &g); err != nil {
+		return nil, fmt.Errorf("%w: genesis: %v", record.ErrInvalid, err)
 	}
 	if g.Consortium == "" {
-		return nil, fmt.Errorf("%w: genesis names no consortium", ErrInvalid)
+		return nil, fmt.Errorf("%w: genesis names no consortium", record.ErrInvalid)
 	}
 	if len(g.Members) == 0 {
-		return nil, fmt.Errorf("%w: genesis has no governance members", ErrInvalid)
+		return nil, fmt.Errorf("%w: genesis has no governance members", record.ErrInvalid)
 	}
 	if g.Threshold < 1 || g.Threshold > len(g.Members) {
-		return nil, fmt.Errorf("%w: genesis threshold %d must be between 1 and the %d members", ErrInvalid, g.Threshold, len(g.Members))
+		return nil, fmt.Errorf("%w: genesis threshold %d must be between 1 and the %d members", record.ErrInvalid, g.Threshold, len(g.Members))
 	}
 	if g.IATWindow != "" {
 		if d, err := time.ParseDuration(g.IATWindow); err != nil || d <= 0 {
-			return nil, fmt.Errorf("%w: genesis iatWindow %q is not a positive duration", ErrInvalid, g.IATWindow)
+			return nil, fmt.Errorf("%w: genesis iatWindow %q is not a positive duration", record.ErrInvalid, g.IATWindow)
 		}
 	}
 	seen := map[string]bool{}
 	for _, m := range g.Members {
-		if err := ValidateID("member id", m.ID); err != nil {
-			return nil, fmt.Errorf("%w: genesis: %v", ErrInvalid, err)
+		if err := record.ValidateID("member id", m.ID); err != nil {
+			return nil, fmt.Errorf("%w: genesis: %v", record.ErrInvalid, err)
 		}
 		if seen[m.ID] {
-			return nil, fmt.Errorf("%w: genesis lists member %s twice", ErrInvalid, m.ID)
+			return nil, fmt.Errorf("%w: genesis lists member %s twice", record.ErrInvalid, m.ID)
 		}
 		seen[m.ID] = true
 		for _, k := range m.Keys {
-			if _, err := ParsePublicJWK(k); err != nil {
-				return nil, fmt.Errorf("%w: genesis member %s: %v", ErrInvalid, m.ID, err)
+			if _, err := record.ParsePublicJWK(k); err != nil {
+				return nil, fmt.Errorf("%w: genesis member %s: %v", record.ErrInvalid, m.ID, err)
 			}
 		}
 		if len(m.Keys) == 0 {
-			if _, err := ParseDIDKey(m.ID); err != nil {
-				return nil, fmt.Errorf("%w: genesis member %s has no keys and is not a did:key", ErrInvalid, m.ID)
+			if _, err := record.ParseDIDKey(m.ID); err != nil {
+				return nil, fmt.Errorf("%w: genesis member %s has no keys and is not a did:key", record.ErrInvalid, m.ID)
 			}
 		}
 	}

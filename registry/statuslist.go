@@ -7,19 +7,20 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
-func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
-	if !listIDRE.MatchString(op.List) {
-		return "", reject(CodeInvalid, "list id %q must be 1 to 128 letters, digits, '.', '_', '~' or '-'", op.List)
+func (c *applyCtx) publishStatusList(op *record.PublishStatusList) (string, error) {
+	if !record.ListIDRE.MatchString(op.List) {
+		return "", record.Reject(record.CodeInvalid, "list id %q must be 1 to 128 letters, digits, '.', '_', '~' or '-'", op.List)
 	}
-	jwt, err := jose.ParseSignedCompact(op.Credential, acceptedAlgs)
+	jwt, err := jose.ParseSignedCompact(op.Credential, record.AcceptedAlgs)
 	if err != nil || len(jwt.Signatures) != 1 {
-		return "", reject(CodeMalformed, "credential must be a VC-JWT (compact JWS, EdDSA or ES256): %v", err)
+		return "", record.Reject(record.CodeMalformed, "credential must be a VC-JWT (compact JWS, EdDSA or ES256): %v", err)
 	}
 	kid := jwt.Signatures[0].Protected.KeyID
 	if !strings.Contains(kid, "#") {
-		return "", reject(CodeMalformed, "credential kid %q is not a DID URL", kid)
+		return "", record.Reject(record.CodeMalformed, "credential kid %q is not a DID URL", kid)
 	}
 	signer, did, err := c.s.resolveKey(c.evaluator(), kid)
 	if err != nil {
@@ -27,59 +28,59 @@ func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
 	}
 	payload, err := jwt.Verify(signer.jose)
 	if err != nil {
-		return "", reject(CodeBadSignature, "the credential's signature does not verify against %s", kid)
+		return "", record.Reject(record.CodeBadSignature, "the credential's signature does not verify against %s", kid)
 	}
-	p, err := parseStatusListCredential(payload)
+	p, err := record.ParseStoredStatusList(payload)
 	if err != nil {
 		return "", err
 	}
 	if p.Issuer != did || did != c.signer() {
-		return "", reject(CodeNotAuthorized, "the credential's issuer %s, its signing key's DID %s and the operation's signer %s must be one issuer", p.Issuer, did, c.signer())
+		return "", record.Reject(record.CodeNotAuthorized, "the credential's issuer %s, its signing key's DID %s and the operation's signer %s must be one issuer", p.Issuer, did, c.signer())
 	}
-	accredited, err := c.holdsActive(did, ActionIssue)
+	accredited, err := c.holdsActive(did, record.ActionIssue)
 	if err != nil {
 		return "", err
 	}
 	if !accredited && !c.s.keyAuthority() {
-		return "", reject(CodeNotAuthorized, "%s holds no active issue accreditation: only accredited issuers publish status lists", did)
+		return "", record.Reject(record.CodeNotAuthorized, "%s holds no active issue accreditation: only accredited issuers publish status lists", did)
 	}
 	k := key(tableStatusLists, did, op.List)
-	var list StatusList
+	var list record.StatusList
 	exists, err := getJSON(c.b, k, &list)
 	if err != nil {
 		return "", err
 	}
 	if !accredited && !exists {
-		return "", reject(CodeNotAuthorized, "%s holds no active issue accreditation: a new status list needs one; its existing lists still take versions that set revocation or suspension bits", did)
+		return "", record.Reject(record.CodeNotAuthorized, "%s holds no active issue accreditation: a new status list needs one; its existing lists still take versions that set revocation or suspension bits", did)
 	}
-	versionCID := CIDOf([]byte(op.Credential))
-	entries := StatusEntries(p.Bits, p.StatusSize)
+	versionCID := record.CIDOf([]byte(op.Credential))
+	entries := record.StatusEntries(p.Bits, p.StatusSize)
 	switch {
 	case !exists && op.Previous != "":
-		return "", reject(CodeConflict, "list %s of %s does not exist: publish its first version without previous", op.List, did)
+		return "", record.Reject(record.CodeConflict, "list %s of %s does not exist: publish its first version without previous", op.List, did)
 	case exists && op.Previous == "":
-		return "", reject(CodeConflict, "list %s of %s exists already (current version %s): a new version names the current one as previous", op.List, did, list.Current)
+		return "", record.Reject(record.CodeConflict, "list %s of %s exists already (current version %s): a new version names the current one as previous", op.List, did, list.Current)
 	case exists && op.Previous != list.Current:
-		return "", reject(CodeConflict, "previous %q is not the current version %s: fetch the list again, apply the change, and publish with the current version as previous", op.Previous, list.Current)
+		return "", record.Reject(record.CodeConflict, "previous %q is not the current version %s: fetch the list again, apply the change, and publish with the current version as previous", op.Previous, list.Current)
 	}
 	if exists {
 		if !slices.Equal(list.Purposes, p.Purposes) || list.StatusSize != p.StatusSize {
-			return "", reject(CodeInvalid, "a list keeps its statusPurpose %v and statusSize %d", list.Purposes, list.StatusSize)
+			return "", record.Reject(record.CodeInvalid, "a list keeps its statusPurpose %v and statusSize %d", list.Purposes, list.StatusSize)
 		}
 		if entries < list.Entries {
-			return "", reject(CodeStatusListLength, "the list cannot shrink from %d to %d entries", list.Entries, entries)
+			return "", record.Reject(record.CodeStatusListLength, "the list cannot shrink from %d to %d entries", list.Entries, entries)
 		}
-		if slices.Contains(p.Purposes, PurposeRevocation) || !accredited {
+		if slices.Contains(p.Purposes, record.PurposeRevocation) || !accredited {
 			prev, err := c.s.decodedVersion(c.b, did, op.List, list.Current, list.CurrentIndex)
 			if err != nil {
 				return "", err
 			}
 			i := firstUnset(prev, p.Bits)
-			if i >= 0 && slices.Contains(p.Purposes, PurposeRevocation) {
-				return "", reject(CodeInvalid, "entry %d is revoked in the current version and unset in this one: revocation cannot be undone", i/p.StatusSize)
+			if i >= 0 && slices.Contains(p.Purposes, record.PurposeRevocation) {
+				return "", record.Reject(record.CodeInvalid, "entry %d is revoked in the current version and unset in this one: revocation cannot be undone", i/p.StatusSize)
 			}
 			if !accredited {
-				var cur StatusListVersion
+				var cur record.StatusListVersion
 				if _, err := getJSON(c.b, binary.BigEndian.AppendUint64(prefix(tableListVersions, did, op.List), list.CurrentIndex), &cur); err != nil {
 					return "", err
 				}
@@ -89,14 +90,14 @@ func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
 			}
 		}
 	} else {
-		list = StatusList{Issuer: did, ID: op.List, CreatedIndex: c.index}
+		list = record.StatusList{Issuer: did, ID: op.List, CreatedIndex: c.index}
 	}
 	list.Purposes, list.StatusSize, list.Entries, list.Messages, list.TTL = p.Purposes, p.StatusSize, entries, p.Messages, p.TTL
 	list.Current, list.CurrentIndex, list.UpdatedIndex = versionCID, c.index, c.index
 	list.Versions++
 	mustSetJSON(c.b, k, list)
 	vk := binary.BigEndian.AppendUint64(prefix(tableListVersions, did, op.List), c.index)
-	mustSetJSON(c.b, vk, StatusListVersion{
+	mustSetJSON(c.b, vk, record.StatusListVersion{
 		CID: versionCID, Index: c.index, Time: c.now, Previous: op.Previous,
 		ValidFrom: p.ValidFrom, ValidUntil: p.ValidUntil, Operation: c.op.CID, Credential: op.Credential,
 	})
@@ -112,23 +113,23 @@ func (c *applyCtx) publishStatusList(op *PublishStatusList) (string, error) {
 // validUntil no later, ttl no longer: a verifier keeps a cached list up
 // to its ttl). Revoking and suspending need no authority beyond owning
 // the list; anything else needs an active issue accreditation.
-func onlyRevokes(did string, list *StatusList, cur *StatusListVersion, p *ParsedStatusList, entries, unset int) error {
+func onlyRevokes(did string, list *record.StatusList, cur *record.StatusListVersion, p *record.ParsedStatusList, entries, unset int) error {
 	const why = "holds no active issue accreditation, which"
 	switch {
-	case slices.Contains(p.Purposes, PurposeMessage):
-		return reject(CodeNotAuthorized, "%s %s a new version of a list with purpose message needs; only revocation and suspension lists take new versions after an issuer's accreditation ends", did, why)
+	case slices.Contains(p.Purposes, record.PurposeMessage):
+		return record.Reject(record.CodeNotAuthorized, "%s %s a new version of a list with purpose message needs; only revocation and suspension lists take new versions after an issuer's accreditation ends", did, why)
 	case entries != list.Entries:
-		return reject(CodeNotAuthorized, "%s %s growing list %s from %d to %d entries needs; publish it at its length with revocation or suspension bits set", did, why, list.ID, list.Entries, entries)
+		return record.Reject(record.CodeNotAuthorized, "%s %s growing list %s from %d to %d entries needs; publish it at its length with revocation or suspension bits set", did, why, list.ID, list.Entries, entries)
 	case !slices.Equal(list.Messages, p.Messages):
-		return reject(CodeNotAuthorized, "%s %s changing the statusMessage of list %s needs; keep the current messages", did, why, list.ID)
+		return record.Reject(record.CodeNotAuthorized, "%s %s changing the statusMessage of list %s needs; keep the current messages", did, why, list.ID)
 	case unset >= 0:
-		return reject(CodeNotAuthorized, "entry %d is suspended in the current version and clear in this one: %s %s lifting a suspension needs; setting revocation and suspension bits does not", unset/p.StatusSize, did, why)
+		return record.Reject(record.CodeNotAuthorized, "entry %d is suspended in the current version and clear in this one: %s %s lifting a suspension needs; setting revocation and suspension bits does not", unset/p.StatusSize, did, why)
 	case cur.ValidFrom != nil && (p.ValidFrom == nil || p.ValidFrom.Before(*cur.ValidFrom)):
-		return reject(CodeNotAuthorized, "%s %s moving list %s's validFrom before %s needs", did, why, list.ID, cur.ValidFrom.Format(time.RFC3339))
+		return record.Reject(record.CodeNotAuthorized, "%s %s moving list %s's validFrom before %s needs", did, why, list.ID, cur.ValidFrom.Format(time.RFC3339))
 	case cur.ValidUntil != nil && (p.ValidUntil == nil || p.ValidUntil.After(*cur.ValidUntil)):
-		return reject(CodeNotAuthorized, "%s %s extending list %s's validUntil past %s needs", did, why, list.ID, cur.ValidUntil.Format(time.RFC3339))
+		return record.Reject(record.CodeNotAuthorized, "%s %s extending list %s's validUntil past %s needs", did, why, list.ID, cur.ValidUntil.Format(time.RFC3339))
 	case p.TTL > list.TTL:
-		return reject(CodeNotAuthorized, "%s %s lengthening list %s's ttl from %d to %d needs", did, why, list.ID, list.TTL, p.TTL)
+		return record.Reject(record.CodeNotAuthorized, "%s %s lengthening list %s's ttl from %d to %d needs", did, why, list.ID, list.TTL, p.TTL)
 	}
 	return nil
 }

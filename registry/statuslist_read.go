@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	jose "github.com/go-jose/go-jose/v4"
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // listCache keeps decoded bitstrings by version CID, within a byte budget,
@@ -54,19 +55,19 @@ func (s *State) decodedVersion(r pebble.Reader, issuer, list, cid string, index 
 	if bits, ok := s.lists.get(cid); ok {
 		return bits, nil
 	}
-	var v StatusListVersion
+	var v record.StatusListVersion
 	ok, err := getJSON(r, binary.BigEndian.AppendUint64(prefix(tableListVersions, issuer, list), index), &v)
 	if err != nil {
 		return nil, err
 	}
 	if !ok || v.CID != cid {
-		return nil, fmt.Errorf("%w: version %s of list %s", ErrNotFound, cid, list)
+		return nil, fmt.Errorf("%w: version %s of list %s", record.ErrNotFound, cid, list)
 	}
-	jwt, err := jose.ParseSignedCompact(v.Credential, acceptedAlgs)
+	jwt, err := jose.ParseSignedCompact(v.Credential, record.AcceptedAlgs)
 	if err != nil {
 		return nil, fmt.Errorf("stored credential %s: %w", cid, err)
 	}
-	p, err := parseStatusListCredential(jwt.UnsafePayloadWithoutVerification())
+	p, err := record.ParseStoredStatusList(jwt.UnsafePayloadWithoutVerification())
 	if err != nil {
 		return nil, fmt.Errorf("stored credential %s: %w", cid, err)
 	}
@@ -74,34 +75,34 @@ func (s *State) decodedVersion(r pebble.Reader, issuer, list, cid string, index 
 	return p.Bits, nil
 }
 
-func (s *State) statusList(issuer, id string) (*StatusList, error) {
-	var l StatusList
+func (s *State) statusList(issuer, id string) (*record.StatusList, error) {
+	var l record.StatusList
 	ok, err := getJSON(s.db, key(tableStatusLists, issuer, id), &l)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: %w: no status list %q of %s", ErrNotFound, ErrStatusRetrieval, id, issuer)
+		return nil, fmt.Errorf("%w: %w: no status list %q of %s", record.ErrNotFound, record.ErrStatusRetrieval, id, issuer)
 	}
 	return &l, nil
 }
 
 // StatusList returns a list and its current version.
-func (s *State) StatusList(issuer, id string) (*StatusListView, error) {
+func (s *State) StatusList(issuer, id string) (*record.StatusListView, error) {
 	l, err := s.statusList(issuer, id)
 	if err != nil {
 		return nil, err
 	}
-	var v StatusListVersion
+	var v record.StatusListVersion
 	if _, err := getJSON(s.db, binary.BigEndian.AppendUint64(prefix(tableListVersions, issuer, id), l.CurrentIndex), &v); err != nil {
 		return nil, err
 	}
-	return &StatusListView{StatusList: *l, Version: v}, nil
+	return &record.StatusListView{StatusList: *l, Version: v}, nil
 }
 
 // StatusListAt returns the version of a list that was current at t: the
 // last one published (by commit time) at or before t.
-func (s *State) StatusListAt(issuer, id string, t time.Time) (*StatusListView, error) {
+func (s *State) StatusListAt(issuer, id string, t time.Time) (*record.StatusListView, error) {
 	l, err := s.statusList(issuer, id)
 	if err != nil {
 		return nil, err
@@ -112,9 +113,9 @@ func (s *State) StatusListAt(issuer, id string, t time.Time) (*StatusListView, e
 		return nil, err
 	}
 	defer it.Close()
-	var found *StatusListVersion
+	var found *record.StatusListVersion
 	for it.Last(); it.Valid(); it.Prev() {
-		var v StatusListVersion
+		var v record.StatusListVersion
 		if err := decodeRecord(it.Value(), &v); err != nil {
 			return nil, err
 		}
@@ -124,20 +125,20 @@ func (s *State) StatusListAt(issuer, id string, t time.Time) (*StatusListView, e
 		}
 	}
 	if found == nil {
-		return nil, fmt.Errorf("%w: list %q of %s had no version at %s", ErrStatusRetrieval, id, issuer, t.Format(time.RFC3339))
+		return nil, fmt.Errorf("%w: list %q of %s had no version at %s", record.ErrStatusRetrieval, id, issuer, t.Format(time.RFC3339))
 	}
-	return &StatusListView{StatusList: *l, Version: *found}, nil
+	return &record.StatusListView{StatusList: *l, Version: *found}, nil
 }
 
 // StatusLists lists an issuer's lists (every issuer's with an empty issuer).
-func (s *State) StatusLists(issuer string, page Page) ([]StatusList, string, error) {
+func (s *State) StatusLists(issuer string, page Page) ([]record.StatusList, string, error) {
 	p := []byte{tableStatusLists}
 	if issuer != "" {
 		p = prefix(tableStatusLists, issuer)
 	}
-	out := []StatusList{}
+	out := []record.StatusList{}
 	next, err := s.scan(p, page, func(_, v []byte) (bool, error) {
-		var l StatusList
+		var l record.StatusList
 		if err := decodeRecord(v, &l); err != nil {
 			return false, err
 		}
@@ -149,13 +150,13 @@ func (s *State) StatusLists(issuer string, page Page) ([]StatusList, string, err
 
 // StatusListHistory lists a list's versions, oldest first, without their
 // credentials.
-func (s *State) StatusListHistory(issuer, id string, page Page) ([]StatusListVersion, string, error) {
+func (s *State) StatusListHistory(issuer, id string, page Page) ([]record.StatusListVersion, string, error) {
 	if _, err := s.statusList(issuer, id); err != nil {
 		return nil, "", err
 	}
-	out := []StatusListVersion{}
+	out := []record.StatusListVersion{}
 	next, err := s.scan(prefix(tableListVersions, issuer, id), page, func(_, v []byte) (bool, error) {
-		var ver StatusListVersion
+		var ver record.StatusListVersion
 		if err := decodeRecord(v, &ver); err != nil {
 			return false, err
 		}
@@ -171,8 +172,8 @@ const entryPrivacyNote = "checking one entry tells this registry which credentia
 
 // CheckStatus reads one entry of a list's current version (or of the
 // version current at t, when t is not zero).
-func (s *State) CheckStatus(issuer, id string, index int, t time.Time) (*EntryStatus, error) {
-	var view *StatusListView
+func (s *State) CheckStatus(issuer, id string, index int, t time.Time) (*record.EntryStatus, error) {
+	var view *record.StatusListView
 	var err error
 	if t.IsZero() {
 		view, err = s.StatusList(issuer, id)
@@ -186,14 +187,14 @@ func (s *State) CheckStatus(issuer, id string, index int, t time.Time) (*EntrySt
 	if err != nil {
 		return nil, err
 	}
-	v, err := GetStatus(bits, index, view.StatusSize)
+	v, err := record.GetStatus(bits, index, view.StatusSize)
 	if err != nil {
 		return nil, err
 	}
-	e := &EntryStatus{Issuer: issuer, List: id, Index: index, Status: v, Purposes: view.Purposes, Version: view.Version.CID, Checked: entryPrivacyNote}
-	e.Valid = v == 0 || (len(view.Purposes) == 1 && view.Purposes[0] == PurposeMessage)
+	e := &record.EntryStatus{Issuer: issuer, List: id, Index: index, Status: v, Purposes: view.Purposes, Version: view.Version.CID, Checked: entryPrivacyNote}
+	e.Valid = v == 0 || (len(view.Purposes) == 1 && view.Purposes[0] == record.PurposeMessage)
 	want := "0x" + strconv.FormatInt(int64(v), 16)
-	if i := slices.IndexFunc(view.Messages, func(m StatusMessage) bool { return strings.EqualFold(m.Status, want) }); i >= 0 {
+	if i := slices.IndexFunc(view.Messages, func(m record.StatusMessage) bool { return strings.EqualFold(m.Status, want) }); i >= 0 {
 		e.Message = view.Messages[i].Message
 	}
 	return e, nil

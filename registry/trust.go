@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Question asks whether Entity is authorized for Action on Resource under
@@ -55,7 +56,7 @@ func (sp *secondSpan) touch(x time.Time) {
 // split reports whether a record time falls inside the second.
 func (sp *secondSpan) split() bool { return !sp.next.IsZero() && sp.next.Before(sp.hi) }
 
-func (sp *secondSpan) touchEvents(events []StatusEvent) {
+func (sp *secondSpan) touchEvents(events []record.StatusEvent) {
 	if sp == nil {
 		return
 	}
@@ -100,16 +101,16 @@ func loadRecord[T any](e *evaluator, k []byte, keep bool) (*T, error) {
 	return v, nil
 }
 
-func (e *evaluator) accreditation(id string) (*Accreditation, error) {
-	a, err := readRecord[Accreditation](e, key(tableAccreditation, id))
+func (e *evaluator) accreditation(id string) (*record.Accreditation, error) {
+	a, err := readRecord[record.Accreditation](e, key(tableAccreditation, id))
 	if err != nil || a == nil || a.CreatedIndex > e.asOf {
 		return nil, err
 	}
 	return a, nil
 }
 
-func (e *evaluator) framework(id string) (*Framework, error) {
-	f, err := readRecord[Framework](e, key(tableFrameworks, id))
+func (e *evaluator) framework(id string) (*record.Framework, error) {
+	f, err := readRecord[record.Framework](e, key(tableFrameworks, id))
 	if err != nil || f == nil || f.CreatedIndex > e.asOf {
 		return nil, err
 	}
@@ -118,13 +119,13 @@ func (e *evaluator) framework(id string) (*Framework, error) {
 
 // isRoot reports whether did is a root accreditor of framework at t.
 func (e *evaluator) isRoot(framework, did string, t time.Time) (bool, error) {
-	root, err := readRecord[RootAccreditor](e, key(tableRoots, framework, did))
+	root, err := readRecord[record.RootAccreditor](e, key(tableRoots, framework, did))
 	if err != nil || root == nil {
 		return false, err
 	}
 	e.span.touchEvents(root.Events)
 	ev, ok := statusAt(root.Events, t, e.asOf)
-	return ok && ev.Status == StatusActive, nil
+	return ok && ev.Status == record.StatusActive, nil
 }
 
 // received returns every accreditation subject received in framework,
@@ -134,12 +135,12 @@ func (e *evaluator) isRoot(framework, did string, t time.Time) (bool, error) {
 // not one for the listing and one for each accreditation, so the cache
 // holds the answers' inputs for twice as many colleges. A change to one of
 // the accreditations drops the entry (the apply marks the prefix dirty).
-func (e *evaluator) received(subject, framework string) ([]*Accreditation, error) {
+func (e *evaluator) received(subject, framework string) ([]*record.Accreditation, error) {
 	p := prefix(tableReceived, subject, framework)
 	useCache := e.cached(string(p))
 	if useCache {
 		if v, ok := e.cache.get(string(p)); ok {
-			return v.([]*Accreditation), nil
+			return v.([]*record.Accreditation), nil
 		}
 	}
 	var ids []string
@@ -169,9 +170,9 @@ func (e *evaluator) received(subject, framework string) ([]*Accreditation, error
 			return nil, err
 		}
 	}
-	recs := make([]*Accreditation, 0, len(ids))
+	recs := make([]*record.Accreditation, 0, len(ids))
 	for _, id := range ids {
-		a, err := loadRecord[Accreditation](e, key(tableAccreditation, id), false)
+		a, err := loadRecord[record.Accreditation](e, key(tableAccreditation, id), false)
 		if err != nil {
 			return nil, err
 		}
@@ -187,7 +188,7 @@ func (e *evaluator) received(subject, framework string) ([]*Accreditation, error
 
 // linkStatus is an accreditation's own status at t: its window and its
 // status events.
-func (e *evaluator) linkStatus(a *Accreditation, t time.Time) string {
+func (e *evaluator) linkStatus(a *record.Accreditation, t time.Time) string {
 	if e.span != nil {
 		e.span.touch(a.ValidFrom)
 		if a.ValidUntil != nil {
@@ -196,20 +197,20 @@ func (e *evaluator) linkStatus(a *Accreditation, t time.Time) string {
 		e.span.touchEvents(a.Events)
 	}
 	if t.Before(a.ValidFrom) {
-		return ReasonNotYetValid
+		return record.ReasonNotYetValid
 	}
 	if a.ValidUntil != nil && !t.Before(*a.ValidUntil) {
-		return ReasonExpired
+		return record.ReasonExpired
 	}
 	if ev, ok := statusAt(a.Events, t, e.asOf); ok {
 		switch ev.Status {
-		case StatusSuspended:
-			return ReasonSuspended
-		case StatusRevoked:
-			return ReasonRevoked
+		case record.StatusSuspended:
+			return record.ReasonSuspended
+		case record.StatusRevoked:
+			return record.ReasonRevoked
 		}
 	}
-	return ReasonActive
+	return record.ReasonActive
 }
 
 // maxWalk bounds a chain walk whatever the stored data says.
@@ -218,20 +219,20 @@ const maxWalk = 64
 // chain walks from a up to its root and returns the links, the reason (the
 // entity's own link's status, or chain_broken when a link above it or the
 // root fails) and the root accreditor.
-func (e *evaluator) chain(a *Accreditation, t time.Time) ([]Link, string, string, error) {
-	var links []Link
-	reason := ReasonActive
+func (e *evaluator) chain(a *record.Accreditation, t time.Time) ([]record.Link, string, string, error) {
+	var links []record.Link
+	reason := record.ReasonActive
 	cur := a
 	for depth := 0; ; depth++ {
 		st := e.linkStatus(cur, t)
-		links = append(links, Link{
+		links = append(links, record.Link{
 			Accreditation: cur.ID, Accreditor: cur.Accreditor, Subject: cur.Subject, Action: cur.Action,
 			Resources: cur.Resources, Jurisdictions: cur.Jurisdictions, ValidFrom: cur.ValidFrom, ValidUntil: cur.ValidUntil, Status: st,
 		})
-		if st != ReasonActive && reason == ReasonActive {
+		if st != record.ReasonActive && reason == record.ReasonActive {
 			reason = st
 			if depth > 0 {
-				reason = ReasonChainBroken
+				reason = record.ReasonChainBroken
 			}
 		}
 		if cur.Parent == "" {
@@ -239,20 +240,20 @@ func (e *evaluator) chain(a *Accreditation, t time.Time) ([]Link, string, string
 			if err != nil {
 				return nil, "", "", err
 			}
-			if !ok && reason == ReasonActive {
-				reason = ReasonChainBroken
+			if !ok && reason == record.ReasonActive {
+				reason = record.ReasonChainBroken
 			}
 			return links, reason, cur.Accreditor, nil
 		}
 		if depth >= maxWalk {
-			return links, ReasonChainBroken, "", nil
+			return links, record.ReasonChainBroken, "", nil
 		}
 		parent, err := e.accreditation(cur.Parent)
 		if err != nil {
 			return nil, "", "", err
 		}
 		if parent == nil {
-			return links, ReasonChainBroken, "", nil
+			return links, record.ReasonChainBroken, "", nil
 		}
 		cur = parent
 	}
@@ -260,8 +261,8 @@ func (e *evaluator) chain(a *Accreditation, t time.Time) ([]Link, string, string
 
 // covers reports whether an accreditation's scope includes the resource and
 // jurisdiction asked about. An empty resource asks about any resource.
-func covers(a *Accreditation, resource, jurisdiction string) bool {
-	if resource != "" && !slices.Contains(a.Resources, Wildcard) && !slices.Contains(a.Resources, resource) {
+func covers(a *record.Accreditation, resource, jurisdiction string) bool {
+	if resource != "" && !slices.Contains(a.Resources, record.Wildcard) && !slices.Contains(a.Resources, resource) {
 		return false
 	}
 	if jurisdiction != "" && len(a.Jurisdictions) > 0 && !slices.Contains(a.Jurisdictions, jurisdiction) {
@@ -273,26 +274,26 @@ func covers(a *Accreditation, resource, jurisdiction string) bool {
 // reasonRank orders failure reasons for choosing which candidate to report
 // when none authorizes: the entity's own status first, then a broken chain.
 var reasonRank = map[string]int{
-	ReasonActive: 0, ReasonSuspended: 1, ReasonRevoked: 2, ReasonExpired: 3, ReasonNotYetValid: 4, ReasonChainBroken: 5,
+	record.ReasonActive: 0, record.ReasonSuspended: 1, record.ReasonRevoked: 2, record.ReasonExpired: 3, record.ReasonNotYetValid: 4, record.ReasonChainBroken: 5,
 }
 
-func (e *evaluator) decide(q Question, t time.Time) (*Decision, error) {
-	d := &Decision{Entity: q.Entity, Framework: q.Framework, Action: q.Action, Resource: q.Resource, At: t, Index: e.asOf, Chain: []Link{}}
+func (e *evaluator) decide(q Question, t time.Time) (*record.Decision, error) {
+	d := &record.Decision{Entity: q.Entity, Framework: q.Framework, Action: q.Action, Resource: q.Resource, At: t, Index: e.asOf, Chain: []record.Link{}}
 	f, err := e.framework(q.Framework)
 	if err != nil {
 		return nil, err
 	}
 	if f == nil {
-		d.Reason = ReasonUnknownFramework
+		d.Reason = record.ReasonUnknownFramework
 		return d, nil
 	}
-	if q.Action == ActionAccredit {
+	if q.Action == record.ActionAccredit {
 		ok, err := e.isRoot(q.Framework, q.Entity, t)
 		if err != nil {
 			return nil, err
 		}
 		if ok {
-			d.Authorized, d.Reason, d.Root = true, ReasonActive, q.Entity
+			d.Authorized, d.Reason, d.Root = true, record.ReasonActive, q.Entity
 			return d, nil
 		}
 	}
@@ -301,7 +302,7 @@ func (e *evaluator) decide(q Question, t time.Time) (*Decision, error) {
 		return nil, err
 	}
 	type candidate struct {
-		links  []Link
+		links  []record.Link
 		reason string
 		root   string
 		index  uint64
@@ -322,18 +323,18 @@ func (e *evaluator) decide(q Question, t time.Time) (*Decision, error) {
 		}
 	}
 	if best == nil {
-		d.Reason = ReasonNeverAuthorized
+		d.Reason = record.ReasonNeverAuthorized
 		return d, nil
 	}
 	d.Chain, d.Reason, d.Root = best.links, best.reason, best.root
-	d.Authorized = best.reason == ReasonActive
+	d.Authorized = best.reason == record.ReasonActive
 	return d, nil
 }
 
 // Decide answers a trust question. now is the reader's clock, used when the
 // question names no time. Unknown entities get the same shape as known but
 // unauthorized ones.
-func (s *State) Decide(q Question, now time.Time) (*Decision, error) {
+func (s *State) Decide(q Question, now time.Time) (*record.Decision, error) {
 	asOf, err := s.checkQuestion(q)
 	if err != nil {
 		return nil, err
@@ -356,7 +357,7 @@ var Forever = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
 // a time falls inside now's own second, the question is answered at now
 // itself and until is zero: that answer is for that instant only. A
 // question with "at" does not depend on now: until is Forever.
-func (s *State) DecideSecond(q Question, now time.Time) (d *Decision, until time.Time, err error) {
+func (s *State) DecideSecond(q Question, now time.Time) (d *record.Decision, until time.Time, err error) {
 	asOf, err := s.checkQuestion(q)
 	if err != nil {
 		return nil, time.Time{}, err
@@ -395,7 +396,7 @@ func (s *State) checkQuestion(q Question) (uint64, error) {
 func (s *State) asOf(n uint64) (uint64, error) {
 	applied := s.AppliedIndex()
 	if n > applied {
-		return 0, fmt.Errorf("%w: as_of %d is beyond the applied index %d: ask again later or read with min_index", ErrBadQuery, n, applied)
+		return 0, fmt.Errorf("%w: as_of %d is beyond the applied index %d: ask again later or read with min_index", record.ErrBadQuery, n, applied)
 	}
 	if n != 0 {
 		return n, nil
@@ -411,14 +412,14 @@ func (s *State) reader(asOf uint64) *evaluator {
 
 func (q Question) validate() error {
 	if q.Entity == "" || q.Framework == "" {
-		return fmt.Errorf("%w: entity and framework are required", ErrBadQuery)
+		return fmt.Errorf("%w: entity and framework are required", record.ErrBadQuery)
 	}
-	if q.Action != ActionIssue && q.Action != ActionAccredit {
-		return fmt.Errorf("%w: action %q must be %q or %q", ErrBadQuery, q.Action, ActionIssue, ActionAccredit)
+	if q.Action != record.ActionIssue && q.Action != record.ActionAccredit {
+		return fmt.Errorf("%w: action %q must be %q or %q", record.ErrBadQuery, q.Action, record.ActionIssue, record.ActionAccredit)
 	}
 	for _, v := range []string{q.Entity, q.Framework, q.Resource, q.Jurisdiction} {
-		if len(v) > MaxIDLength {
-			return fmt.Errorf("%w: a parameter is longer than %d bytes", ErrBadQuery, MaxIDLength)
+		if len(v) > record.MaxIDLength {
+			return fmt.Errorf("%w: a parameter is longer than %d bytes", record.ErrBadQuery, record.MaxIDLength)
 		}
 	}
 	return nil

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/trustreg/trustreg/gateway/client"
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 	"github.com/trustreg/trustreg/test/ports"
 )
 
@@ -44,7 +44,7 @@ type procCluster struct {
 	procs   []*proc
 	peerIDs []string
 	admins  []string
-	gov     *registry.Signer
+	gov     *record.Signer
 	govFile string
 }
 
@@ -64,12 +64,12 @@ func mustStartProcCluster(t *testing.T, n int) *procCluster {
 	c := &procCluster{t: t, bin: bin}
 	govFile := filepath.Join(base, "governance.jwk")
 	run(t, bin+"/trustctl", "keygen", "--out", govFile)
-	gov, err := registry.ParseSignerJWK(mustRead(t, govFile))
+	gov, err := record.ParseSignerJWK(mustRead(t, govFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.gov, c.govFile = gov, govFile
-	genesis, _ := json.Marshal(registry.Genesis{Consortium: "process test", Members: []registry.Member{{ID: gov.DID}}, Threshold: 1})
+	genesis, _ := json.Marshal(record.Genesis{Consortium: "process test", Members: []record.Member{{ID: gov.DID}}, Threshold: 1})
 	genesisPath := filepath.Join(base, "genesis.json")
 	os.WriteFile(genesisPath, genesis, 0o644)
 
@@ -152,7 +152,7 @@ func (c *procCluster) digest(i int) (uint64, string, error) {
 	return d.AppliedIndex, d.Digest, err
 }
 
-func signOp(t *testing.T, s *registry.Signer, compact bool, fields map[string]any) []byte {
+func signOp(t *testing.T, s *record.Signer, compact bool, fields map[string]any) []byte {
 	fields["iat"] = time.Now().Unix()
 	raw, _ := json.Marshal(fields)
 	var jws []byte
@@ -160,7 +160,7 @@ func signOp(t *testing.T, s *registry.Signer, compact bool, fields map[string]an
 	if compact {
 		jws, err = s.SignCompact(raw)
 	} else {
-		jws, err = registry.SignJSON(raw, s)
+		jws, err = record.SignJSON(raw, s)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +174,7 @@ func signOp(t *testing.T, s *registry.Signer, compact bool, fields map[string]an
 // that the nodes' state digests agree.
 func TestKillLeaderDuringWrites(t *testing.T) {
 	c := mustStartProcCluster(t, 3)
-	root, _ := registry.GenerateKey(registry.KeyEd25519)
+	root, _ := record.GenerateKey(record.KeyEd25519)
 	fw := "https://example.org/fw"
 	ctx := context.Background()
 	if _, err := client.New(c.procs[0].url).Submit(ctx, signOp(t, c.gov, false, map[string]any{
@@ -207,7 +207,7 @@ func TestKillLeaderDuringWrites(t *testing.T) {
 					time.Sleep(50 * time.Millisecond) // back-off before the next node
 					continue
 				}
-				var res registry.Result
+				var res record.Result
 				json.NewDecoder(resp.Body).Decode(&res)
 				resp.Body.Close()
 				if resp.StatusCode == 201 || resp.StatusCode == 200 {
@@ -342,7 +342,7 @@ func TestKillLeaderDuringWrites(t *testing.T) {
 // leader.)
 func TestFollowersCarryOnRightAfterTheLeaderDies(t *testing.T) {
 	c := mustStartProcCluster(t, 3)
-	root, _ := registry.GenerateKey(registry.KeyEd25519)
+	root, _ := record.GenerateKey(record.KeyEd25519)
 	fw := "https://example.org/fw"
 	ctx := context.Background()
 	created, err := client.New(c.procs[0].url).Submit(ctx, signOp(t, c.gov, false, map[string]any{
