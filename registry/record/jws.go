@@ -12,8 +12,8 @@ import (
 	"math/big"
 	"strings"
 
-	"github.com/chromedp/cdproto/cdp/jsonv2"
 	jose "github.com/go-jose/go-jose/v4"
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 )
