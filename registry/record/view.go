@@ -38,7 +38,8 @@ type OperationView struct {
 	Result  *Result         `json:"result"`
 }
 
-// Decision answers a Question.
+// Decision answers a trust question (registry.Question): whether an entity
+// holds an action over a resource in a framework at a time, and why.
 type Decision struct {
 	Entity     string    `json:"entity"`
 	Framework  string    `json:"framework"`
