@@ -1,10 +1,12 @@
 package configs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -16,14 +18,13 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Config is a node's configuration.
+// Config is a node's configuration. Each leaf field is one configuration
+// key, named by the fields' mapstructure tags joined by dots (log.level);
+// its default, flag, environment variable and meaning are its entry in
+// keyTable (keys.go), and `trustd config keys` prints them all.
 type Config struct {
-	// DataDir holds the state, the raft log, snapshots, the node identity
-	// and, in development mode, the generated genesis and keys.
-	DataDir string `mapstructure:"data_dir" json:"data_dir"`
-	// Genesis is the path of the consortium's genesis document. Empty means
-	// development mode: a genesis and its keys are generated in DataDir.
-	Genesis string      `mapstructure:"genesis" json:"genesis"`
+	DataDir string      `mapstructure:"data_dir" json:"data_dir"`
+	Genesis string      `mapstructure:"genesis" json:"genesis"` // empty: development mode
 	HTTP    HTTPConfig  `mapstructure:"http" json:"http"`
 	P2P     P2PConfig   `mapstructure:"p2p" json:"p2p"`
 	Raft    RaftConfig  `mapstructure:"raft" json:"raft"`
@@ -33,13 +34,8 @@ type Config struct {
 
 // AdminConfig configures the operators' admin API (cluster membership).
 type AdminConfig struct {
-	// Addr is the admin listener; loopback by default. Off loopback it
-	// needs a Token.
-	Addr string `mapstructure:"addr" json:"addr"`
-	// Token, if set, must be sent as "Authorization: Bearer <token>".
-	Token string `mapstructure:"token" json:"token"`
-	// TLSCertFile and TLSKeyFile, both set, serve the admin API over
-	// HTTPS (PEM files, read again on SIGHUP).
+	Addr        string `mapstructure:"addr" json:"addr"`
+	Token       string `mapstructure:"token" json:"token"` // a secret: Redacted masks it
 	TLSCertFile string `mapstructure:"tls_cert_file" json:"tls_cert_file"`
 	TLSKeyFile  string `mapstructure:"tls_key_file" json:"tls_key_file"`
 }
@@ -50,14 +46,10 @@ type HTTPConfig struct {
 	MaxBodyBytes int64         `mapstructure:"max_body_bytes" json:"max_body_bytes"`
 	ReadTimeout  time.Duration `mapstructure:"read_timeout" json:"read_timeout"`
 	WriteTimeout time.Duration `mapstructure:"write_timeout" json:"write_timeout"`
-	// MaxWait bounds how long a min_index read waits for the node to catch up.
-	MaxWait time.Duration `mapstructure:"max_wait" json:"max_wait"`
-	// TLSCertFile and TLSKeyFile, both set, serve the gateway over HTTPS
-	// (PEM files, read again on SIGHUP).
-	TLSCertFile string `mapstructure:"tls_cert_file" json:"tls_cert_file"`
-	TLSKeyFile  string `mapstructure:"tls_key_file" json:"tls_key_file"`
-	// Limits bounds each client's writes.
-	Limits LimitsConfig `mapstructure:"limits" json:"limits"`
+	MaxWait      time.Duration `mapstructure:"max_wait" json:"max_wait"`
+	TLSCertFile  string        `mapstructure:"tls_cert_file" json:"tls_cert_file"`
+	TLSKeyFile   string        `mapstructure:"tls_key_file" json:"tls_key_file"`
+	Limits       LimitsConfig  `mapstructure:"limits" json:"limits"`
 }
 
 // LimitsConfig bounds the writes (POST /v1/operations) of each client
@@ -71,129 +63,113 @@ type LimitsConfig struct {
 	AddressBurst int     `mapstructure:"address_burst" json:"address_burst"`
 	SignerRate   float64 `mapstructure:"signer_rate" json:"signer_rate"`
 	SignerBurst  int     `mapstructure:"signer_burst" json:"signer_burst"`
-	// MaxTracked bounds the client addresses, and separately the signers,
-	// whose buckets are kept; the least recently seen beyond it are
-	// forgotten (and start again with a full bucket).
-	MaxTracked int `mapstructure:"max_tracked" json:"max_tracked"`
+	MaxTracked   int     `mapstructure:"max_tracked" json:"max_tracked"`
 }
 
 // P2PConfig configures the libp2p host.
 type P2PConfig struct {
-	Listen []string `mapstructure:"listen" json:"listen"`
-	// Peers are the other cluster members: multiaddrs ending in /p2p/<id>.
-	Peers []string `mapstructure:"peers" json:"peers"`
-	// PSKFile holds a 32-byte pre-shared key (64 hex digits) closing the
-	// network to nodes without it.
-	PSKFile string `mapstructure:"psk_file" json:"psk_file"`
+	Listen  []string `mapstructure:"listen" json:"listen"`
+	Peers   []string `mapstructure:"peers" json:"peers"`
+	PSKFile string   `mapstructure:"psk_file" json:"psk_file"`
 }
 
 // RaftConfig configures consensus.
 type RaftConfig struct {
-	// Bootstrap starts a new cluster of this node and its peers when the
-	// node has no raft state yet.
 	Bootstrap         bool          `mapstructure:"bootstrap" json:"bootstrap"`
 	SnapshotInterval  time.Duration `mapstructure:"snapshot_interval" json:"snapshot_interval"`
 	SnapshotThreshold uint64        `mapstructure:"snapshot_threshold" json:"snapshot_threshold"`
 	TrailingLogs      uint64        `mapstructure:"trailing_logs" json:"trailing_logs"`
 	HeartbeatTimeout  time.Duration `mapstructure:"heartbeat_timeout" json:"heartbeat_timeout"`
 	ElectionTimeout   time.Duration `mapstructure:"election_timeout" json:"election_timeout"`
-	// Join names members (multiaddrs ending in /p2p/<id>) this node asks to
-	// add it when it has no raft state; it then does not bootstrap.
-	Join []string `mapstructure:"join" json:"join"`
-	// Nonvoter makes a joining node a non-voting read replica.
-	Nonvoter bool `mapstructure:"nonvoter" json:"nonvoter"`
+	Join              []string      `mapstructure:"join" json:"join"`
+	Nonvoter          bool          `mapstructure:"nonvoter" json:"nonvoter"`
 }
 
 // LogConfig configures logging.
 type LogConfig struct {
-	Level  string `mapstructure:"level" json:"level"`   // debug, info, warn, error
-	Format string `mapstructure:"format" json:"format"` // text or json
+	Level  string `mapstructure:"level" json:"level"`
+	Format string `mapstructure:"format" json:"format"`
 }
 
 // Default returns the configuration of a single-node development cluster on
-// loopback with data under ./trustd-data.
+// loopback with data under ./trustd-data: every key at its default
+// (keyTable).
 func Default() Config {
-	return Config{
-		DataDir: "trustd-data",
-		HTTP: HTTPConfig{
-			Addr: "127.0.0.1:8080", MaxBodyBytes: 1 << 20,
-			ReadTimeout: 15 * time.Second, WriteTimeout: 30 * time.Second, MaxWait: 10 * time.Second,
-			// Generous: development, the tests and trustbench (thousands
-			// of writes a second from one address and a few signers) are
-			// never limited. Production sets its own (docs/OPERATIONS.md).
-			Limits: LimitsConfig{Enabled: true, AddressRate: 10000, AddressBurst: 20000, SignerRate: 10000, SignerBurst: 20000, MaxTracked: 65536},
-		},
-		P2P: P2PConfig{Listen: []string{"/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/udp/4001/quic-v1"}},
-		Raft: RaftConfig{
-			Bootstrap: true, SnapshotInterval: 2 * time.Minute, SnapshotThreshold: 8192, TrailingLogs: 10240,
-			HeartbeatTimeout: time.Second, ElectionTimeout: time.Second,
-		},
-		Admin: AdminConfig{Addr: "127.0.0.1:8081"},
-		Log:   LogConfig{Level: "info", Format: "text"},
+	var c Config
+	for _, k := range keys {
+		k.setDefault(&c)
 	}
+	return c
 }
 
-// flagKeys maps each flag to the configuration key it sets.
-var flagKeys = map[string]string{
-	"data-dir":   "data_dir",
-	"genesis":    "genesis",
-	"http-addr":  "http.addr",
-	"listen":     "p2p.listen",
-	"peers":      "p2p.peers",
-	"psk-file":   "p2p.psk_file",
-	"bootstrap":  "raft.bootstrap",
-	"join":       "raft.join",
-	"nonvoter":   "raft.nonvoter",
-	"admin-addr": "admin.addr",
-	"log-level":  "log.level",
-}
+// configFlag names the file Load reads; it is the one flag that is no
+// configuration key.
+const configFlag = "config"
 
-// RegisterFlags adds trustd's flags to fs.
+// RegisterFlags adds trustd's flags to fs: --config and the flag of each
+// key that has one (keyTable).
 func RegisterFlags(fs *pflag.FlagSet) {
 	d := Default()
-	fs.String("config", "", "path of a YAML configuration file (see configs/)")
-	fs.String("data-dir", d.DataDir, "directory for state, raft log, snapshots and node identity")
-	fs.String("genesis", d.Genesis, "path of the consortium genesis document (empty: development mode)")
-	fs.String("http-addr", d.HTTP.Addr, "gateway listen address")
-	fs.StringSlice("listen", d.P2P.Listen, "libp2p listen multiaddrs")
-	fs.StringSlice("peers", d.P2P.Peers, "other cluster members as multiaddrs ending in /p2p/<peer id>")
-	fs.String("psk-file", d.P2P.PSKFile, "file with a 32-byte pre-shared network key (64 hex digits)")
-	fs.Bool("bootstrap", d.Raft.Bootstrap, "start a new cluster when this node has no raft state")
-	fs.StringSlice("join", d.Raft.Join, "ask these members (multiaddrs ending in /p2p/<id>) to add this node")
-	fs.Bool("nonvoter", d.Raft.Nonvoter, "join as a non-voting read replica")
-	fs.String("admin-addr", d.Admin.Addr, "admin API listen address (cluster membership)")
-	fs.String("log-level", d.Log.Level, "log level: debug, info, warn or error")
+	fs.String(configFlag, "", "path of a YAML configuration file (see configs/)")
+	for _, k := range keys {
+		if k.flag != "" {
+			def := k.get(&d)
+			flagAdders[reflect.TypeOf(def)](fs, k.flag, def, k.doc)
+		}
+	}
 }
 
 // Load builds the configuration from defaults, the file named by --config,
-// the environment (TRUSTD_*) and the flags in fs, in rising precedence.
+// the environment (TRUSTD_*) and the flags in fs, in rising precedence,
+// and validates it. The file is read once.
 func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
-	v := viper.New()
-	d := Default()
-	keys := setDefaults(v, d)
-	v.SetEnvPrefix("TRUSTD")
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	v.AutomaticEnv()
-	if err := checkEnv(environ, keys); err != nil {
+	c, err := load(fs, environ)
+	if err != nil {
 		return nil, err
 	}
-	for name, k := range flagKeys {
-		if f := fs.Lookup(name); f != nil {
-			if err := v.BindPFlag(k, f); err != nil {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// load is Load without the validation.
+func load(fs *pflag.FlagSet, environ []string) (*Config, error) {
+	if err := checkEnv(environ); err != nil {
+		return nil, err
+	}
+	v := viper.New()
+	d := Default()
+	names := make([]string, 0, len(keys))
+	for _, k := range keys {
+		names = append(names, k.name)
+		v.SetDefault(k.name, k.get(&d))
+		if err := v.BindEnv(k.name, k.env); err != nil {
+			return nil, err
+		}
+		if k.flag == "" {
+			continue
+		}
+		if f := fs.Lookup(k.flag); f != nil {
+			if err := v.BindPFlag(k.name, f); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if f := fs.Lookup("config"); f != nil && f.Value.String() != "" {
-		v.SetConfigFile(f.Value.String())
-		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
-			return nil, fmt.Errorf("read config %s: %w", f.Value.String(), err)
+	if f := fs.Lookup(configFlag); f != nil && f.Value.String() != "" {
+		file := f.Value.String()
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("read config %s: %w", file, err)
 		}
-		if err := checkCaseTwins(f.Value.String()); err != nil {
+		v.SetConfigType("yaml")
+		if err := v.ReadConfig(bytes.NewReader(b)); err != nil {
+			return nil, fmt.Errorf("read config %s: %w", file, err)
+		}
+		if err := checkCaseTwins(file, b); err != nil {
 			return nil, err
 		}
-		if err := checkFileKeys(f.Value.String(), v.AllKeys(), keys); err != nil {
+		if err := checkFileKeys(file, v.AllKeys(), names); err != nil {
 			return nil, err
 		}
 	}
@@ -201,63 +177,14 @@ func Load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 	if err := v.UnmarshalExact(&c); err != nil {
 		return nil, decodeError(v, err)
 	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
 	return &c, nil
 }
 
-// setDefaults registers every key with its default, so that environment
-// variables can set any of them, and returns the keys.
-func setDefaults(v *viper.Viper, d Config) []string {
-	setTyped(v, d)
-	return v.AllKeys()
-}
-
-func setTyped(v *viper.Viper, d Config) {
-	v.SetDefault("data_dir", d.DataDir)
-	v.SetDefault("genesis", d.Genesis)
-	v.SetDefault("http.addr", d.HTTP.Addr)
-	v.SetDefault("http.max_body_bytes", d.HTTP.MaxBodyBytes)
-	v.SetDefault("http.read_timeout", d.HTTP.ReadTimeout)
-	v.SetDefault("http.write_timeout", d.HTTP.WriteTimeout)
-	v.SetDefault("http.max_wait", d.HTTP.MaxWait)
-	v.SetDefault("http.tls_cert_file", d.HTTP.TLSCertFile)
-	v.SetDefault("http.tls_key_file", d.HTTP.TLSKeyFile)
-	v.SetDefault("http.limits.enabled", d.HTTP.Limits.Enabled)
-	v.SetDefault("http.limits.address_rate", d.HTTP.Limits.AddressRate)
-	v.SetDefault("http.limits.address_burst", d.HTTP.Limits.AddressBurst)
-	v.SetDefault("http.limits.signer_rate", d.HTTP.Limits.SignerRate)
-	v.SetDefault("http.limits.signer_burst", d.HTTP.Limits.SignerBurst)
-	v.SetDefault("http.limits.max_tracked", d.HTTP.Limits.MaxTracked)
-	v.SetDefault("p2p.listen", d.P2P.Listen)
-	v.SetDefault("p2p.peers", d.P2P.Peers)
-	v.SetDefault("p2p.psk_file", d.P2P.PSKFile)
-	v.SetDefault("raft.bootstrap", d.Raft.Bootstrap)
-	v.SetDefault("raft.snapshot_interval", d.Raft.SnapshotInterval)
-	v.SetDefault("raft.snapshot_threshold", d.Raft.SnapshotThreshold)
-	v.SetDefault("raft.trailing_logs", d.Raft.TrailingLogs)
-	v.SetDefault("raft.heartbeat_timeout", d.Raft.HeartbeatTimeout)
-	v.SetDefault("raft.election_timeout", d.Raft.ElectionTimeout)
-	v.SetDefault("raft.join", d.Raft.Join)
-	v.SetDefault("raft.nonvoter", d.Raft.Nonvoter)
-	v.SetDefault("admin.addr", d.Admin.Addr)
-	v.SetDefault("admin.token", d.Admin.Token)
-	v.SetDefault("admin.tls_cert_file", d.Admin.TLSCertFile)
-	v.SetDefault("admin.tls_key_file", d.Admin.TLSKeyFile)
-	v.SetDefault("log.level", d.Log.Level)
-	v.SetDefault("log.format", d.Log.Format)
-}
-
-// checkCaseTwins refuses a configuration file in which one mapping holds
-// two keys that differ only in case (Log: and log:). Keys are
-// case-insensitive, and of two such keys viper keeps one without a word,
-// so a setting written under the other would be lost.
-func checkCaseTwins(file string) error {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return fmt.Errorf("read config %s: %w", file, err)
-	}
+// checkCaseTwins refuses a configuration file (named file, holding b) in
+// which one mapping holds two keys that differ only in case (Log: and
+// log:). Keys are case-insensitive, and of two such keys viper keeps one
+// without a word, so a setting written under the other would be lost.
+func checkCaseTwins(file string, b []byte) error {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return fmt.Errorf("read config %s: %w", file, err)
@@ -403,15 +330,15 @@ func decodeError(v *viper.Viper, err error) error {
 }
 
 // checkEnv refuses TRUSTD_* variables that name no configuration key.
-func checkEnv(environ []string, keys []string) error {
+func checkEnv(environ []string) error {
 	known := map[string]bool{}
 	for _, k := range keys {
-		known["TRUSTD_"+strings.ToUpper(strings.ReplaceAll(k, ".", "_"))] = true
+		known[k.env] = true
 	}
 	var unknown []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "TRUSTD_") && !known[name] {
+		if strings.HasPrefix(name, envPrefix) && !known[name] {
 			unknown = append(unknown, name)
 		}
 	}
@@ -513,8 +440,10 @@ func (c *Config) Validate() error {
 // Redacted returns the configuration as logged at start, secrets masked.
 func (c *Config) Redacted() Config {
 	cc := *c
-	if cc.Admin.Token != "" {
-		cc.Admin.Token = "<redacted>"
+	for _, k := range keys {
+		if p, ok := k.ptr(&cc).(*string); ok && k.secret && *p != "" {
+			*p = "<redacted>"
+		}
 	}
 	return cc
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -119,7 +120,7 @@ func leadingSentinel(msg string) (errorMapping, bool) {
 }
 
 func writeProblem(w http.ResponseWriter, r *http.Request, p api.Problem) {
-	p.Instance = r.URL.Path
+	p.Instance = instanceOf(r)
 	if p.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", strconv.Itoa(1))
 	}
@@ -127,6 +128,22 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p api.Problem) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
+}
+
+// instanceOf is a problem's instance: the absolute URI of the request
+// (RFC 9457 §3.1.5; the TRQP and Ayra documents type it as a URI), with
+// the scheme it came over (https over TLS or with X-Forwarded-Proto:
+// https) and its Host, without the query. A request without a Host (HTTP/1.0)
+// gets none.
+func instanceOf(r *http.Request) string {
+	if r.Host == "" {
+		return ""
+	}
+	u := url.URL{Scheme: "http", Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath}
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+		u.Scheme = "https"
+	}
+	return u.String()
 }
 
 func writeError(w http.ResponseWriter, r *http.Request, err error) {

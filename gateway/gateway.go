@@ -40,6 +40,10 @@ type Registry interface {
 	TIRIssuers(offset, limit int) ([]string, int, error)
 	TIRIssuer(did string, now time.Time) ([]registry.TIRAttribute, error)
 	DCCExport(framework string, now time.Time) (*record.DCCRegistry, error)
+	// Genesis and GenesisCID name the consortium (the Ayra profile's
+	// /metadata).
+	Genesis() record.Genesis
+	GenesisCID() string
 	AppliedIndex() uint64
 }
 
@@ -114,6 +118,15 @@ var routes = []route{
 	{"POST", trustPath, (*Server).trustBatch},
 	{"POST", "/authorization", (*Server).trqpAuthorize},
 	{"POST", "/recognition", (*Server).trqpRecognize},
+	{"GET", "/metadata", (*Server).ayraMetadata},
+	{"GET", "/entities", (*Server).ayraEntities},
+	{"GET", "/entities/{entity_id}", (*Server).ayraEntity},
+	{"GET", "/entities/{entity_id}/authorizations", (*Server).ayraEntityAuthorizations},
+	{"GET", "/ecosystems/{ecosystem_id}", (*Server).ayraEcosystem},
+	{"GET", "/ecosystems/{ecosystem_id}/recognitions", (*Server).ayraEcosystemRecognitions},
+	{"GET", "/lookups/assuranceLevels", ayraNotImplemented(ayraNoAssuranceLevels)},
+	{"GET", "/lookups/authorizations", (*Server).ayraLookupAuthorizations},
+	{"GET", "/lookups/didMethods", ayraNotImplemented(ayraNoDIDMethods)},
 	{"GET", tirBase + "/{version}/issuers", (*Server).tirIssuers},
 	{"GET", tirBase + "/{version}/issuers/{did}", (*Server).tirIssuer},
 	{"GET", tirBase + "/{version}/issuers/{did}/attributes", (*Server).tirAttributes},
@@ -194,6 +207,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h["Access-Control-Allow-Origin"] = corsAnyOrigin
 	h["Access-Control-Expose-Headers"] = corsExposed
+	if id := r.Header[requestIDHeader]; len(id) == 1 && len(id[0]) <= maxRequestIDBytes {
+		h[requestIDHeader] = id
+	}
 	if r.Method == http.MethodGet && r.URL.Path == trustPath && s.trustHandler != nil {
 		s.trustHandler.ServeHTTP(w, r)
 		return
@@ -205,16 +221,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.routes.serve(w, r)
 }
 
+// requestIDHeader is the tracing header TRQP's HTTPS binding lets a
+// client send; every answer echoes it, when the request carries one no
+// longer than maxRequestIDBytes (a UUID is 36).
+const (
+	requestIDHeader   = "X-Request-Id" // canonical form of X-Request-ID
+	maxRequestIDBytes = 128
+)
+
 // CORS headers; the slices are shared by every answer and never changed.
 var (
 	corsAnyOrigin = []string{"*"}
-	corsExposed   = []string{"ETag, " + IndexHeader + ", Retry-After"}
+	corsExposed   = []string{"ETag, " + IndexHeader + ", Retry-After, X-Request-ID"}
 	corsMethods   = []string{"GET, HEAD, POST"}
 	// Content-Type for the JSON of a batch trust question and the JOSE
 	// of an operation; If-None-Match and Accept a client sends to
 	// revalidate or choose a representation; Last-Event-ID an EventSource
-	// sends when it reconnects to a watch stream.
-	corsHeaders = []string{"Content-Type, If-None-Match, Accept, Last-Event-ID"}
+	// sends when it reconnects to a watch stream; Authorization and
+	// X-Request-ID, which TRQP's HTTPS binding has clients send (the
+	// gateway needs no token and ignores one).
+	corsHeaders = []string{"Content-Type, If-None-Match, Accept, Last-Event-ID, Authorization, X-Request-ID"}
 	corsMaxAge  = []string{"86400"}
 )
 

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,18 +19,23 @@ import (
 // POST /authorization and POST /recognition, answered from the same state
 // as /v1/trust. TRQP's authority is a framework here. Its fields are
 // snake_case; trustreg's reason code, chain and index ride along as extra
-// fields, which TRQP clients ignore.
+// fields, which TRQP clients ignore. Status codes follow the binding's
+// HTTPS section: an authority or (for authorization) an action this
+// registry does not know is 404; an unknown entity is not (authorized:
+// false, as on /v1/trust, so the answers are no enumeration oracle). The
+// Ayra profile's extension endpoints are in ayra.go.
 
-// trqpQuery is the body of both TRQP queries.
+// trqpQuery is the body of both TRQP queries. Members TRQP does not
+// define are ignored, as its request schemas allow (they close no object
+// but context's values).
 type trqpQuery struct {
 	EntityID    string `json:"entity_id"`
 	AuthorityID string `json:"authority_id"`
 	Action      string `json:"action"`
 	Resource    string `json:"resource"`
-	// Context is echoed as given; its "time" asks about that instant.
+	// Context is TRQP's object of strings; its "time" asks about that
+	// instant. It is echoed as parsed, without a blank time.
 	Context json.RawMessage `json:"context,omitempty"`
-	// Ext carries extensions of other registries; none is understood here.
-	Ext json.RawMessage `json:"ext,omitempty"`
 }
 
 // trqpAnswer holds the fields both answers share.
@@ -85,7 +92,6 @@ func parseTRQP(w http.ResponseWriter, r *http.Request, maxBody int64) (trqpQuery
 		return q, time.Time{}, fmt.Errorf("%w: body over %d bytes", record.ErrTooLarge, maxBody)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
 	if err := dec.Decode(&q); err != nil {
 		return q, time.Time{}, fmt.Errorf("%w: body must be a TRQP query object {entity_id, authority_id, action, resource, context}: %v", ErrBadRequest, err)
 	}
@@ -101,25 +107,56 @@ func parseTRQP(w http.ResponseWriter, r *http.Request, maxBody int64) (trqpQuery
 	if len(missing) > 0 {
 		return q, time.Time{}, fmt.Errorf("%w: %s required", ErrBadRequest, strings.Join(missing, ", "))
 	}
-	var at time.Time
-	if len(q.Context) > 0 && !bytes.Equal(q.Context, []byte("null")) {
-		var ctx map[string]json.RawMessage
-		if err := json.Unmarshal(q.Context, &ctx); err != nil {
-			return q, time.Time{}, fmt.Errorf("%w: context must be a JSON object", ErrBadRequest)
+	ctx, at, err := parseContext(q.Context)
+	if err != nil {
+		return q, time.Time{}, err
+	}
+	q.Context = ctx
+	return q, at, nil
+}
+
+// parseContext checks a TRQP context as the ToIP v2 request schemas
+// define it: an object whose members are all strings, "time" an RFC 3339
+// date-time, where a blank time means now. A null context is taken as
+// none. It returns the context to echo (canonical JSON, without a blank
+// time; nil when there is nothing to echo) and the time it asks about
+// (zero: now).
+func parseContext(raw json.RawMessage) (json.RawMessage, time.Time, error) {
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, time.Time{}, nil
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil || members == nil {
+		return nil, time.Time{}, fmt.Errorf("%w: context must be a JSON object of strings, e.g. {\"time\": \"2025-06-01T00:00:00Z\"}", ErrBadRequest)
+	}
+	ctx := make(map[string]string, len(members))
+	for _, name := range slices.Sorted(maps.Keys(members)) {
+		var v string
+		if err := json.Unmarshal(members[name], &v); err != nil || bytes.Equal(members[name], []byte("null")) {
+			return nil, time.Time{}, fmt.Errorf("%w: context.%s must be a string (TRQP's context holds strings only)", ErrBadRequest, name)
 		}
-		if raw, ok := ctx["time"]; ok {
-			var v string
-			if err := json.Unmarshal(raw, &v); err != nil {
-				return q, time.Time{}, fmt.Errorf("%w: context.time must be an RFC 3339 string", ErrBadRequest)
-			}
+		ctx[name] = v
+	}
+	var at time.Time
+	if v, ok := ctx["time"]; ok {
+		if strings.TrimSpace(v) == "" {
+			delete(ctx, "time") // blank: now, as the schema says
+		} else {
 			t, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil {
-				return q, time.Time{}, fmt.Errorf("%w: context.time %q must be RFC 3339 (2025-06-01T00:00:00Z)", ErrBadRequest, v)
+				return nil, time.Time{}, fmt.Errorf("%w: context.time %q must be RFC 3339 (2025-06-01T00:00:00Z)", ErrBadRequest, v)
 			}
 			at = t.UTC()
 		}
 	}
-	return q, at, nil
+	if len(ctx) == 0 {
+		return nil, at, nil
+	}
+	out, err := json.Marshal(ctx)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return out, at, nil
 }
 
 // answer returns the fields every answer to q holds; message says the
@@ -142,8 +179,15 @@ func (s *Server) trqpAuthorize(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if q.Action != record.ActionIssue && q.Action != record.ActionAccredit {
+		writeError(w, r, fmt.Errorf("%w: action %q is not defined for authority %s: use %q or %q", record.ErrNotFound, q.Action, q.AuthorityID, record.ActionIssue, record.ActionAccredit))
+		return
+	}
 	now := s.cfg.Now()
 	d, err := s.cfg.Registry.Decide(registry.Question{Entity: q.EntityID, Framework: q.AuthorityID, Action: q.Action, Resource: q.Resource, At: at}, now)
+	if err == nil && d.Reason == record.ReasonUnknownFramework {
+		err = unknownAuthority(q.AuthorityID)
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -164,6 +208,9 @@ func (s *Server) trqpRecognize(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.cfg.Now()
 	d, err := s.cfg.Registry.DecideRecognition(registry.RecognitionQuestion{Framework: q.AuthorityID, Recognized: q.EntityID, Resource: q.Resource, At: at}, now)
+	if err == nil && d.Reason == record.ReasonUnknownFramework {
+		err = unknownAuthority(q.AuthorityID)
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -172,6 +219,13 @@ func (s *Server) trqpRecognize(w http.ResponseWriter, r *http.Request) {
 		trqpAnswer: q.answer(at, now, recognitionMessage(d)),
 		Recognized: d.Recognizes, Reason: d.Reason, Recognition: d.Recognition, Index: d.Index,
 	}, cacheNone)
+}
+
+// unknownAuthority is the error for an authority_id that names no
+// framework: TRQP's HTTPS binding answers an authority it does not
+// recognize with 404.
+func unknownAuthority(id string) error {
+	return fmt.Errorf("%w: authority_id %q is not a framework of this registry (GET /v1/frameworks lists them)", record.ErrNotFound, id)
 }
 
 // authorizationMessage says a decision's reason in words.

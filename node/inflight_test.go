@@ -31,7 +31,7 @@ func TestRequestsAfterCloseBeganGetTheUnavailableProblem(t *testing.T) {
 	}
 	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Content-Type") != "application/problem+json" ||
 		rec.Header().Get("Retry-After") == "" || json.Unmarshal(rec.Body.Bytes(), &p) != nil ||
-		p.Type != "urn:trustreg:problem:unavailable" || p.Status != 503 || p.Instance != "/v1/trust" {
+		p.Type != "urn:trustreg:problem:unavailable" || p.Status != 503 || p.Instance != "http://example.com/v1/trust" {
 		t.Fatalf("refusal: %d %v %s", rec.Code, rec.Header(), rec.Body)
 	}
 	if n := f.n.Load(); n != 0 {

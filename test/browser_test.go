@@ -36,10 +36,10 @@ const browserPage = `<!doctype html><html><body><pre id="out">running</pre><scri
     out.push("batch " + r.status + " " + d.length);
   } catch (e) { out.push("batch failed: " + e); }
   try {
-    const r = await fetch(gw + "/authorization", {method: "POST", headers: {"Content-Type": "application/json"},
+    const r = await fetch(gw + "/authorization", {method: "POST", headers: {"Content-Type": "application/json", "X-Request-ID": "d4f34c12-9b7a-4e3a-a5d1-7e4f8c2c9f10"},
       body: JSON.stringify({entity_id: "did:web:college.example", authority_id: "https://example.org/fw", action: "issue", resource: "https://example.org/r"})});
     const d = await r.json();
-    out.push("trqp " + r.status + " " + d.authorized + " " + d.reason);
+    out.push("trqp " + r.status + " " + d.type + " id=" + r.headers.get("X-Request-ID"));
   } catch (e) { out.push("trqp failed: " + e); }
   try {
     out.push(await new Promise((resolve) => {
@@ -104,7 +104,7 @@ func TestBrowserPageAsksTheGateway(t *testing.T) {
 	for _, want := range []string{
 		"trust 200 false unknown_framework index=", " etag=yes",
 		"batch 200 2",
-		"trqp 200 false unknown_framework",
+		"trqp 404 urn:trustreg:problem:not_found id=d4f34c12-9b7a-4e3a-a5d1-7e4f8c2c9f10", // an unknown authority, as TRQP's HTTPS binding answers it
 		"watch open",
 		"admin read blocked",
 		"admin post sent",

@@ -21,6 +21,7 @@ import (
 
 	"github.com/trustreg/trustreg/gateway/client"
 	"github.com/trustreg/trustreg/registry/record"
+	"github.com/trustreg/trustreg/test/netns"
 	"github.com/trustreg/trustreg/test/ports"
 )
 
@@ -35,7 +36,11 @@ func freePort(t *testing.T) int {
 	return p
 }
 
-// procCluster is three trustd processes on loopback sharing a genesis.
+// procCluster is trustd processes sharing a genesis: voters first, then
+// non-voting replicas. When the machine can make network namespaces
+// (netns.Available), each process runs on a host of its own with its own
+// address, and links are cut by taking a host's interface down; otherwise
+// all run on loopback, and the test log says why.
 type procCluster struct {
 	t       *testing.T
 	bin     string
@@ -44,6 +49,8 @@ type procCluster struct {
 	procs   []*proc
 	peerIDs []string
 	admins  []string
+	hosts   []*netns.Host // hosts[i] runs node i; nil: every node on loopback
+	token   string        // the admin API token, on hosts of their own (not loopback)
 	gov     *record.Signer
 	govFile string
 }
@@ -57,11 +64,41 @@ func run(t *testing.T, name string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// placeNodes gives each of n nodes a host of its own when the machine
+// allows it, and nil (loopback) when it does not, saying so.
+func placeNodes(t *testing.T, n int) []*netns.Host {
+	if err := netns.Available(); err != nil {
+		t.Logf("nodes on loopback, not on hosts of their own: %v", err)
+		return nil
+	}
+	nw, err := netns.New(t, n)
+	if err != nil {
+		t.Logf("nodes on loopback, not on hosts of their own: %v", err)
+		return nil
+	}
+	addrs := make([]string, n)
+	for i, h := range nw.Hosts {
+		addrs[i] = h.IP.String()
+	}
+	t.Logf("nodes on hosts of their own: %s", strings.Join(addrs, ", "))
+	return nw.Hosts
+}
+
+// mustStartProcCluster starts n voters.
 func mustStartProcCluster(t *testing.T, n int) *procCluster {
+	t.Helper()
+	return startProcCluster(t, n, 0, placeNodes(t, n))
+}
+
+// startProcCluster starts voters voting members and replicas non-voters
+// (which join the voters), on hosts (one per node) or, with hosts nil, on
+// loopback.
+func startProcCluster(t *testing.T, voters, replicas int, hosts []*netns.Host) *procCluster {
 	t.Helper()
 	bin := mustBuild(t)
 	base := t.TempDir()
-	c := &procCluster{t: t, bin: bin}
+	n := voters + replicas
+	c := &procCluster{t: t, bin: bin, hosts: hosts}
 	govFile := filepath.Join(base, "governance.jwk")
 	run(t, bin+"/trustctl", "keygen", "--out", govFile)
 	gov, err := record.ParseSignerJWK(mustRead(t, govFile))
@@ -71,46 +108,121 @@ func mustStartProcCluster(t *testing.T, n int) *procCluster {
 	c.gov, c.govFile = gov, govFile
 	genesis, _ := json.Marshal(record.Genesis{Consortium: "process test", Members: []record.Member{{ID: gov.DID}}, Threshold: 1})
 	genesisPath := filepath.Join(base, "genesis.json")
-	os.WriteFile(genesisPath, genesis, 0o644)
+	if err := os.WriteFile(genesisPath, genesis, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if hosts != nil {
+		c.token = fmt.Sprintf("test-token-%d", time.Now().UnixNano())
+	}
 
-	type nodeInfo struct{ dir, p2p string }
+	type nodeInfo struct{ dir, p2p, http, admin string }
 	infos := make([]nodeInfo, n)
 	for i := range infos {
 		dir := filepath.Join(base, fmt.Sprintf("node%d", i))
 		id := run(t, bin+"/trustd", "identity", "--data-dir", dir)
 		c.peerIDs = append(c.peerIDs, id)
-		infos[i] = nodeInfo{dir: dir, p2p: fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", freePort(t), id)}
+		if hosts != nil {
+			// Each host has its ports to itself: the defaults do.
+			ip := hosts[i].IP.String()
+			infos[i] = nodeInfo{dir: dir, p2p: fmt.Sprintf("/ip4/%s/tcp/4001/p2p/%s", ip, id), http: ip + ":8080", admin: ip + ":8081"}
+		} else {
+			infos[i] = nodeInfo{dir: dir, p2p: fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", freePort(t), id),
+				http: fmt.Sprintf("127.0.0.1:%d", freePort(t)), admin: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+		}
 	}
 	for i, info := range infos {
-		var peers []string
+		var peers, join []string
 		for j, o := range infos {
-			if j != i {
+			// Voters know the voters (they bootstrap the cluster from this
+			// list); a replica knows the voters and asks them to add it.
+			if j != i && j < voters {
 				peers = append(peers, "    - "+o.p2p)
+			}
+			if i >= voters && j < voters {
+				join = append(join, "    - "+o.p2p)
 			}
 		}
 		listen := info.p2p[:strings.Index(info.p2p, "/p2p/")]
 		// As trustd listens by default: TCP and QUIC (the UDP port of the
 		// same number; peers learn it from each other).
 		quic := strings.Replace(listen, "/tcp/", "/udp/", 1) + "/quic-v1"
-		admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		c.admins = append(c.admins, "http://"+admin)
-		cfg := fmt.Sprintf("data_dir: %s\ngenesis: %s\nhttp:\n  addr: 127.0.0.1:%d\nadmin:\n  addr: %s\np2p:\n  listen:\n    - %s\n    - %s\n  peers:\n%s\nraft:\n  heartbeat_timeout: 500ms\n  election_timeout: 500ms\n",
-			info.dir, genesisPath, freePort(t), admin, listen, quic, strings.Join(peers, "\n"))
+		c.admins = append(c.admins, "http://"+info.admin)
+		cfg := fmt.Sprintf("data_dir: %s\ngenesis: %s\nhttp:\n  addr: %s\nadmin:\n  addr: %s\n  token: %q\np2p:\n  listen:\n    - %s\n    - %s\n  peers:\n%s\nraft:\n  heartbeat_timeout: 500ms\n  election_timeout: 500ms\n",
+			info.dir, genesisPath, info.http, info.admin, c.token, listen, quic, strings.Join(peers, "\n"))
+		if i >= voters {
+			cfg += "  nonvoter: true\n  join:\n" + strings.Join(join, "\n") + "\n"
+		}
 		path := filepath.Join(base, fmt.Sprintf("node%d.yaml", i))
-		os.WriteFile(path, []byte(cfg), 0o644)
+		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		c.configs = append(c.configs, path)
 	}
 	c.procs = make([]*proc, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
-	for i := range infos {
-		wg.Go(func() { c.procs[i], errs[i] = tryStartTrustd(t, bin, base, "--config", c.configs[i]) })
+	for i := range voters {
+		wg.Go(func() { c.procs[i], errs[i] = c.tryStart(i) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
+	// Replicas are added by an operator, then start and join.
+	for i := voters; i < n; i++ {
+		c.addNonvoter(t, infos[i].p2p)
+		if c.procs[i], err = c.tryStart(i); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return c
+}
+
+// addNonvoter adds the node at addr as a non-voter through trustctl,
+// retrying for up to 30 s while the voters elect their first leader.
+func (c *procCluster) addNonvoter(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := c.trustctl(append([]string{"cluster", "add-nonvoter", addr}, c.adminArgs(0)...)...)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("add-nonvoter %s: %v\n%s", addr, err, out)
+		}
+		time.Sleep(200 * time.Millisecond) // the voters elect a leader
+	}
+}
+
+// host is node i's host, nil on loopback.
+func (c *procCluster) host(i int) *netns.Host {
+	if c.hosts == nil {
+		return nil
+	}
+	return c.hosts[i]
+}
+
+// tryStart starts node i with its configuration.
+func (c *procCluster) tryStart(i int) (*proc, error) {
+	return tryStartTrustdOn(c.t, c.host(i), c.bin, filepath.Dir(c.configs[i]), "--config", c.configs[i])
+}
+
+// restart starts node i again after it ended.
+func (c *procCluster) restart(i int) {
+	c.t.Helper()
+	p, err := c.tryStart(i)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.procs[i] = p
+	c.mu.Unlock()
+}
+
+// adminArgs are trustctl's flags to reach node i's admin API.
+func (c *procCluster) adminArgs(i int) []string {
+	return []string{"--admin", c.admins[i], "--admin-token", c.token}
 }
 
 func mustRead(t *testing.T, path string) []byte {
@@ -148,7 +260,9 @@ func (c *procCluster) digest(i int) (uint64, string, error) {
 		AppliedIndex uint64 `json:"applied_index"`
 		Digest       string `json:"digest"`
 	}
-	err := client.New(c.admins[i]).Get(context.Background(), "/admin/v1/digest", nil, &d)
+	cl := client.New(c.admins[i])
+	cl.Token = c.token
+	err := cl.Get(context.Background(), "/admin/v1/digest", nil, &d)
 	return d.AppliedIndex, d.Digest, err
 }
 
@@ -183,61 +297,23 @@ func TestKillLeaderDuringWrites(t *testing.T) {
 	}
 
 	const total = 600
-	var (
-		mu       sync.Mutex
-		acked    = map[string]uint64{}
-		attempts atomic.Int64
-		killed   = make(chan int, 1)
-	)
-	writer := func(w int) {
-		hc := &http.Client{Timeout: 5 * time.Second}
-		for {
-			i := attempts.Add(1)
-			if i > total {
+	killed := make(chan int, 1)
+	var acked map[string]uint64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		acked = c.streamWrites(t, root, fw, total, 8, []int{0, 1, 2}, func(i int64) {
+			if i != total/3 {
 				return
 			}
-			jws := signOp(t, root, true, map[string]any{"op": "accredit", "framework": fw, "accreditor": root.DID,
-				"subject": fmt.Sprintf("did:web:college-%d.example", i), "action": "issue", "resources": []string{"*"}})
-			// A client retries the same signed operation on the next node
-			// until one acknowledges it: resubmission is idempotent.
-			for try := range 20 {
-				target := c.proc((int(i) + try) % 3)
-				resp, err := hc.Post(target.url+"/v1/operations", "application/jose", bytes.NewReader(jws))
-				if err != nil {
-					time.Sleep(50 * time.Millisecond) // back-off before the next node
-					continue
+			if leader := c.leader(int(i) % 3); leader >= 0 {
+				if err := c.proc(leader).cmd.Process.Signal(syscall.SIGKILL); err != nil {
+					t.Error(err)
 				}
-				var res record.Result
-				json.NewDecoder(resp.Body).Decode(&res)
-				resp.Body.Close()
-				if resp.StatusCode == 201 || resp.StatusCode == 200 {
-					mu.Lock()
-					acked[res.CID] = res.Index
-					mu.Unlock()
-					break
-				}
-				if resp.StatusCode != 503 {
-					t.Errorf("write %d: status %d", i, resp.StatusCode)
-					break
-				}
-				time.Sleep(50 * time.Millisecond) // back-off before the next node
+				killed <- leader
 			}
-			if i == total/3 {
-				leader := c.leader(int(i) % 3)
-				if leader >= 0 {
-					if err := c.proc(leader).cmd.Process.Signal(syscall.SIGKILL); err != nil {
-						t.Error(err)
-					}
-					killed <- leader
-				}
-			}
-		}
-	}
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Add(1)
-		go func() { defer wg.Done(); writer(w) }()
-	}
+		})
+	}()
 	var victim int
 	select {
 	case victim = <-killed:
@@ -246,48 +322,12 @@ func TestKillLeaderDuringWrites(t *testing.T) {
 	}
 	<-c.procs[victim].done
 	c.procs[victim].done <- nil
-	restarted := startTrustd(t, c.bin, filepath.Dir(c.configs[victim]), "--config", c.configs[victim])
-	c.mu.Lock()
-	c.procs[victim] = restarted
-	c.mu.Unlock()
-	wg.Wait()
+	c.restart(victim)
+	<-done
 	if len(acked) < total*9/10 {
 		t.Fatalf("only %d of %d writes were acknowledged", len(acked), total)
 	}
-	var maxIndex uint64
-	for _, idx := range acked {
-		maxIndex = max(maxIndex, idx)
-	}
-
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var digests []string
-		agree := true
-		for i := range c.procs {
-			idx, d, err := c.digest(i)
-			if err != nil || idx < maxIndex {
-				agree = false
-				break
-			}
-			digests = append(digests, fmt.Sprintf("%d/%s", idx, d))
-		}
-		if agree && digests[0] == digests[1] && digests[1] == digests[2] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nodes did not converge: %v", digests)
-		}
-		time.Sleep(100 * time.Millisecond) // polling interval
-	}
-	for i, p := range c.procs {
-		for cid := range acked {
-			resp, err := http.Get(p.url + "/v1/operations/" + cid)
-			if err != nil || resp.StatusCode != 200 {
-				t.Fatalf("node %d lacks acknowledged operation %s: %v", i, cid, err)
-			}
-			resp.Body.Close()
-		}
-	}
+	c.waitConverged(t, acked)
 	t.Logf("%d writes acknowledged of %d attempted; leader %d killed and restarted", len(acked), total, victim)
 
 	// Operators see every member through trustctl and can move leadership.
@@ -300,9 +340,9 @@ func TestKillLeaderDuringWrites(t *testing.T) {
 			Reachable bool
 		}
 	}
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
-		out := run(t, c.bin+"/trustctl", "--json", "cluster", "--admin", c.admins[1], "status")
+		out := run(t, c.bin+"/trustctl", append([]string{"--json", "cluster", "status"}, c.adminArgs(1)...)...)
 		if err := json.Unmarshal([]byte(out), &view); err != nil || len(view.Members) != 3 {
 			t.Fatalf("cluster status: %v\n%s", err, out)
 		}
@@ -320,7 +360,7 @@ func TestKillLeaderDuringWrites(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond) // polling interval
 	}
-	run(t, c.bin+"/trustctl", "cluster", "--admin", c.admins[2], "transfer-leader")
+	run(t, c.bin+"/trustctl", append([]string{"cluster", "transfer-leader"}, c.adminArgs(2)...)...)
 	deadline = time.Now().Add(20 * time.Second)
 	for c.leader(0) < 0 || c.peerIDs[c.leader(0)] == view.Node.Leader {
 		if time.Now().After(deadline) {
@@ -428,4 +468,117 @@ func TestTrustctlReadsItsWritesThroughFollowers(t *testing.T) {
 			t.Fatalf("write %d through %s, read through %s: %v\n%s", i, a.url, b.url, err, out)
 		}
 	}
+}
+
+// streamWrites sends total accreditations under fw, signed by root, from
+// workers goroutines, each write through nodes in turn. A client retries
+// the same signed operation on the next node until one acknowledges it
+// (resubmission is idempotent), at most 20 tries. after(i) runs after the
+// i-th write's tries, on its worker. It returns the acknowledged writes:
+// CID → index.
+func (c *procCluster) streamWrites(t *testing.T, root *record.Signer, fw string, total, workers int, nodes []int, after func(i int64)) map[string]uint64 {
+	var (
+		mu       sync.Mutex
+		acked    = map[string]uint64{}
+		attempts atomic.Int64
+	)
+	writer := func() {
+		hc := &http.Client{Timeout: 5 * time.Second}
+		for {
+			i := attempts.Add(1)
+			if i > int64(total) {
+				return
+			}
+			jws := signOp(t, root, true, map[string]any{"op": "accredit", "framework": fw, "accreditor": root.DID,
+				"subject": fmt.Sprintf("did:web:college-%d.example", i), "action": "issue", "resources": []string{"*"}})
+			for try := range 20 {
+				target := c.proc(nodes[(int(i)+try)%len(nodes)])
+				resp, err := hc.Post(target.url+"/v1/operations", "application/jose", bytes.NewReader(jws))
+				if err != nil {
+					time.Sleep(50 * time.Millisecond) // back-off before the next node
+					continue
+				}
+				var res record.Result
+				err = json.NewDecoder(resp.Body).Decode(&res)
+				resp.Body.Close()
+				if resp.StatusCode == 201 || resp.StatusCode == 200 {
+					if err != nil {
+						t.Errorf("write %d: acknowledged with an unreadable result: %v", i, err)
+						break
+					}
+					mu.Lock()
+					acked[res.CID] = res.Index
+					mu.Unlock()
+					break
+				}
+				if resp.StatusCode != 503 {
+					t.Errorf("write %d: status %d", i, resp.StatusCode)
+					break
+				}
+				time.Sleep(50 * time.Millisecond) // back-off before the next node
+			}
+			if after != nil {
+				after(i)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(writer)
+	}
+	wg.Wait()
+	return acked
+}
+
+// waitConverged waits (up to 60 s) until every node has applied the
+// highest acknowledged index and all report the same state digest, then
+// checks that every node serves every acknowledged operation.
+func (c *procCluster) waitConverged(t *testing.T, acked map[string]uint64) {
+	t.Helper()
+	var maxIndex uint64
+	for _, idx := range acked {
+		maxIndex = max(maxIndex, idx)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var digests []string
+		agree := true
+		for i := range c.procs {
+			idx, d, err := c.digest(i)
+			if err != nil || idx < maxIndex {
+				agree = false
+				digests = append(digests, fmt.Sprintf("node %d: index %d, %v", i, idx, err))
+				continue
+			}
+			digests = append(digests, fmt.Sprintf("%d/%s", idx, d))
+			if digests[i] != digests[0] {
+				agree = false
+			}
+		}
+		if agree {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nodes did not converge: %v", digests)
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval
+	}
+	for i := range c.procs {
+		p := c.proc(i)
+		for cid := range acked {
+			resp, err := http.Get(p.url + "/v1/operations/" + cid)
+			if err != nil {
+				t.Fatalf("node %d: acknowledged operation %s: %v", i, cid, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("node %d lacks acknowledged operation %s: status %d", i, cid, resp.StatusCode)
+			}
+		}
+	}
+}
+
+// trustctl runs the built trustctl with args and returns its output.
+func (c *procCluster) trustctl(args ...string) ([]byte, error) {
+	return exec.Command(c.bin+"/trustctl", args...).CombinedOutput()
 }

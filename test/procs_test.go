@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/trustreg/trustreg/test/netns"
 )
 
 var (
@@ -92,7 +94,18 @@ func startTrustd(t *testing.T, bin, dir string, args ...string) *proc {
 // goroutines other than the test's (t.Fatal there would end only that
 // goroutine and leave the test running without the process).
 func tryStartTrustd(t *testing.T, bin, dir string, args ...string) (*proc, error) {
-	cmd := exec.Command(filepath.Join(bin, "trustd"), args...)
+	return tryStartTrustdOn(t, nil, bin, dir, args...)
+}
+
+// tryStartTrustdOn is tryStartTrustd on host h (nil: this machine's
+// network, as tryStartTrustd).
+func tryStartTrustdOn(t *testing.T, h *netns.Host, bin, dir string, args ...string) (*proc, error) {
+	var cmd *exec.Cmd
+	if h != nil {
+		cmd = h.Command(filepath.Join(bin, "trustd"), args...)
+	} else {
+		cmd = exec.Command(filepath.Join(bin, "trustd"), args...)
+	}
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOCOVERDIR=")
 	stdout, err := cmd.StdoutPipe()

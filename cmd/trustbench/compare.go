@@ -1,52 +1,135 @@
 package main
 
 import (
-	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
+	"strings"
 )
 
 // compareReports prints the figures of two --json reports side by side,
 // with the change from the first to the second: "trustbench compare
-// old.json new.json". Ratios against the baselines are the figures to
-// compare across runs; absolute rates and latencies only between runs on
-// the same machine.
+// old.json new.json". With --dir DIR it reads a results directory (the
+// runs --save wrote): the two newest runs when no run is named, the run
+// named against the newest when one is, and --list lists the runs.
+// Ratios against the baselines are the figures to compare across runs;
+// absolute rates and latencies only between runs on the same machine.
 func compareReports(args []string, w io.Writer) error {
-	if len(args) != 2 {
-		return fmt.Errorf("compare takes two reports written with --json: trustbench compare OLD.json NEW.json")
+	fs := flag.NewFlagSet("trustbench compare", flag.ContinueOnError)
+	fs.SetOutput(w)
+	dir := fs.String("dir", "", "a results directory (e.g. "+defaultResultsDir+"): compare its two newest runs, or the runs named")
+	list := fs.Bool("list", false, "with --dir: list the runs, oldest first")
+	if err := fs.Parse(args); err != nil {
+		return err
 	}
-	var reps [2]*report
-	for i, path := range args {
-		raw, err := os.ReadFile(path)
-		if err != nil {
+	args = fs.Args()
+	if *dir == "" {
+		if *list {
+			return fmt.Errorf("compare: --list needs --dir DIR")
+		}
+		if len(args) != 2 {
+			return fmt.Errorf("compare takes two reports written with --json: trustbench compare OLD.json NEW.json (or --dir DIR)")
+		}
+		var runs [2]savedRun
+		for i, path := range args {
+			r, err := loadReport(path)
+			if err != nil {
+				return fmt.Errorf("compare: %w", err)
+			}
+			runs[i] = savedRun{name: path, path: path, rep: r}
+		}
+		printComparison(w, runs[0], runs[1])
+		return nil
+	}
+	runs, err := listRuns(*dir)
+	if err != nil {
+		return fmt.Errorf("compare: %w", err)
+	}
+	if *list {
+		_, err := io.WriteString(w, listing(runs))
+		return err
+	}
+	var a, b savedRun
+	switch len(args) {
+	case 0:
+		if len(runs) < 2 {
+			return fmt.Errorf("compare: %s holds %d runs; two are needed", *dir, len(runs))
+		}
+		a, b = runs[len(runs)-2], runs[len(runs)-1]
+	case 1:
+		if len(runs) == 0 {
+			return fmt.Errorf("compare: %s holds no runs", *dir)
+		}
+		if a, err = findRun(runs, *dir, args[0]); err != nil {
 			return fmt.Errorf("compare: %w", err)
 		}
-		var r report
-		if err := json.Unmarshal(raw, &r); err != nil {
-			return fmt.Errorf("compare: %s is not a trustbench --json report: %v", path, err)
+		b = runs[len(runs)-1]
+		if a.path == b.path {
+			return fmt.Errorf("compare: %s is the newest run of %s: name the run to compare it with", a.name, *dir)
 		}
-		if r.Mode == "" {
-			return fmt.Errorf("compare: %s is not a trustbench --json report (no mode)", path)
+	case 2:
+		for i, name := range args {
+			r, err := findRun(runs, *dir, name)
+			if err != nil {
+				return fmt.Errorf("compare: %w", err)
+			}
+			if i == 0 {
+				a = r
+			} else {
+				b = r
+			}
 		}
-		reps[i] = &r
+	default:
+		return fmt.Errorf("compare --dir takes at most two runs, got %d", len(args))
 	}
-	a, b := reps[0], reps[1]
-	fmt.Fprintf(w, "A: %s (%s mode, %s)\nB: %s (%s mode, %s)\n", args[0], a.Mode, a.Machine, args[1], b.Mode, b.Machine)
+	printComparison(w, a, b)
+	return nil
+}
+
+// printComparison prints the header of two runs and their figures.
+func printComparison(w io.Writer, ra, rb savedRun) {
+	a, b := ra.rep, rb.rep
+	for i, r := range []savedRun{ra, rb} {
+		fmt.Fprintf(w, "%c: %s (%s)\n", 'A'+i, r.name, describe(r.rep))
+	}
 	if a.Machine != b.Machine {
 		fmt.Fprintln(w, "The two runs are on different machines: compare the ratios, not the rates.")
 	}
-	for i, r := range reps {
+	for i, r := range []*report{a, b} {
 		if r.Error != "" {
 			fmt.Fprintf(w, "%c is INCOMPLETE, its run stopped at: %s\n", 'A'+i, r.Error)
+		}
+		if r.Reconstructed != nil {
+			fmt.Fprintf(w, "%c was rebuilt from %s; the figures it did not give show as -\n", 'A'+i, r.Reconstructed.From)
 		}
 	}
 	fmt.Fprintf(w, "\n"+compareRow+"\n", "", "A", "B", "B/A")
 	for _, row := range comparisonRows(a, b) {
 		fmt.Fprintf(w, compareRow+"\n", row.name, figure(row.a), figure(row.b), change(row.a, row.b))
 	}
-	return nil
+}
+
+// describe says in a few words what a run is: mode, machine, date and
+// trustd's revision, leaving out what it does not record.
+func describe(r *report) string {
+	parts := []string{r.Mode + " mode"}
+	if r.Machine != "" {
+		parts = append(parts, r.Machine)
+	} else {
+		parts = append(parts, "machine not recorded")
+	}
+	if r.Date != "" {
+		parts = append(parts, r.Date)
+	}
+	if r.Trustd != nil && r.Trustd.Revision != "" {
+		rev := "trustd " + r.Trustd.Revision[:min(12, len(r.Trustd.Revision))]
+		if r.Trustd.Modified {
+			rev += " (modified)"
+		}
+		parts = append(parts, rev)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // compareRow lays out one line: the figure's name, A, B and B/A.

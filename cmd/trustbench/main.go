@@ -26,6 +26,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/trustreg/trustreg/version"
 )
 
 type config struct {
@@ -47,6 +49,9 @@ type config struct {
 	questions int
 	rounds    int
 	rates     []int
+	save      bool
+	results   string
+	note      string
 }
 
 // report is everything measured, also printed as JSON with --json.
@@ -58,6 +63,19 @@ type report struct {
 	Scale   *scaleResult  `json:"scale,omitempty"`
 	// Error: the part that failed; the figures before it are kept.
 	Error string `json:"error,omitempty"`
+
+	// Date: when the run started, RFC 3339 in UTC (a day alone in runs
+	// rebuilt from tables that gave no time).
+	Date string `json:"date,omitempty"`
+	// Args: trustbench's command line after the program's name.
+	Args []string `json:"args,omitempty"`
+	// Trustd: the build of trustd measured, as the go command stamped it
+	// into the binary (nil when it carries no build information).
+	Trustd *version.Info `json:"trustd_build,omitempty"`
+	// Note: what the person who ran it said about the run (--note).
+	Note string `json:"note,omitempty"`
+	// Reconstructed: set only in runs rebuilt from old tables.
+	Reconstructed *reconstruction `json:"reconstructed,omitempty"`
 }
 
 type readResult struct {
@@ -207,8 +225,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (data directories and node logs) for inspection")
 	fs.StringVar(&c.profile, "profile", "", "save CPU profiles of trustd during the measured runs, and of the load generator, into this directory")
 	fs.IntVar(&c.scale, "scale", -1, "entities for the scale run, 0 to skip it (default: 1000000; short mode: 3000)")
-	if err := fs.Parse(args); err != nil {
+	fs.BoolVar(&c.save, "save", false, "also write the JSON report into the results directory (--results), as a new file")
+	fs.StringVar(&c.results, "results", "", "results directory for --save (default: "+defaultResultsDir+" in the trustreg checkout)")
+	fs.StringVar(&c.note, "note", "", "a remark kept with the report (what else ran, what changed)")
+	var err error
+	if err = fs.Parse(args); err != nil {
 		return err
+	}
+	if c.save {
+		// Before anything is measured, as for etcd below.
+		if c.results, err = makeResultsDir(c.results); err != nil {
+			return err
+		}
 	}
 	if c.questions < 0 {
 		return fmt.Errorf("--questions %d: give a positive count, or 0 for every college loaded", c.questions)
@@ -281,17 +309,22 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	if c.trustd == "" {
+	builtHere := c.trustd == ""
+	if builtHere {
 		if c.trustd, err = buildTrustd(dir); err != nil {
 			return err
 		}
 	}
-	rep := &report{Mode: map[bool]string{true: "short", false: "full"}[c.short], Machine: machine()}
+	rep := &report{Mode: map[bool]string{true: "short", false: "full"}[c.short], Machine: machine(),
+		Date: time.Now().UTC().Format(time.RFC3339), Args: args, Trustd: trustdBuild(c.trustd, builtHere), Note: c.note}
 	// A part that fails ends the run, and what was measured before it is
 	// still reported, marked incomplete.
 	err = measure(ctx, c, dir, rep)
 	if err != nil {
 		rep.Error = err.Error()
+	}
+	if c.save {
+		err = errors.Join(err, saveRun(c.results, rep))
 	}
 	if c.jsonOut {
 		enc := json.NewEncoder(stdout)

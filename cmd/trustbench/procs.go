@@ -362,7 +362,10 @@ func startEtcdClusterOnce(dir string, n int) ([]*process, []string, error) {
 // buildTrustd builds trustd into dir from the module this runs in.
 func buildTrustd(dir string) (string, error) {
 	out := filepath.Join(dir, "trustd")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/trustd")
+	// -buildvcs=auto: the revision is stamped into the binary whenever the
+	// checkout allows (even under GOFLAGS=-buildvcs=false), so that a
+	// saved run names the build it measured (trustd_build).
+	cmd := exec.Command("go", "build", "-buildvcs=auto", "-o", out, "./cmd/trustd")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/trustd (run trustbench from the repository root, or pass --trustd): %v\n%s", err, b)
 	}

@@ -51,7 +51,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		Version:       version.Get().String(),
 	}
 	configs.RegisterFlags(cmd.Flags())
-	cmd.AddCommand(identityCmd(stdout), restoreCmd(stdout))
+	cmd.AddCommand(identityCmd(stdout), restoreCmd(stdout), configCmd(stdout))
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
@@ -130,6 +130,35 @@ func printWelcome(w io.Writer, cfg *configs.Config, n *node.Node) {
 			n.GatewayURL(), filepath.Join(cfg.DataDir, node.DevRootAccreditorKey), filepath.Join(cfg.DataDir, node.DevGovernanceKey))
 	}
 	fmt.Fprintln(w, "  (README.md has the five-minute tour)")
+}
+
+// configCmd prints the configuration keys (the table of
+// docs/OPERATIONS.md) or the example file, both from configs' one list of
+// keys.
+func configCmd(stdout io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Print the configuration keys or an example configuration file",
+		Args:  cobra.NoArgs,
+	}
+	for _, sub := range []struct {
+		use, short string
+		text       func() string
+	}{
+		{"keys", "Print every configuration key with its environment variable, flag, default and meaning (Markdown)", configs.Reference},
+		{"example", "Print a configuration file of every key at its default, commented (YAML)", configs.Example},
+	} {
+		cmd.AddCommand(&cobra.Command{
+			Use:   sub.use,
+			Short: sub.short,
+			Args:  cobra.NoArgs,
+			RunE: func(*cobra.Command, []string) error {
+				_, err := io.WriteString(stdout, sub.text())
+				return err
+			},
+		})
+	}
+	return cmd
 }
 
 // identityCmd prints the node's libp2p peer id, creating its identity key
