@@ -91,6 +91,10 @@ type Config struct {
 	// under Dir (DefaultLogReserveBytes if 0): with less, appends and
 	// snapshot transfers are refused (disk.go).
 	DiskReserveBytes uint64
+
+	// helloV1, in tests, makes the node say hello as a build from before
+	// wireV2 does: HelloProtocol only, no version.
+	helloV1 bool
 }
 
 // Cluster is this node's raft participation.
@@ -163,7 +167,7 @@ func Start(cfg Config) (*Cluster, error) {
 	if c.leaderWait <= 0 {
 		c.leaderWait = 3 * time.Second
 	}
-	c.peers = newPeering(cfg.Host, cfg.ClusterID, logger)
+	c.peers = newPeering(cfg.Host, cfg.ClusterID, logger, cfg.helloV1)
 	if err := c.restoreIfBehind(); err != nil {
 		logs.Close()
 		return nil, err
@@ -342,10 +346,10 @@ func (w applyWait) wait() (any, error) {
 		case errors.Is(err, raft.ErrLeadershipTransferInProgress):
 			// The leader's loop refuses new entries during a transfer
 			// before it appends them.
-			return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
+			return nil, fmt.Errorf("%w: %w", ErrNotLeader, err)
 		}
 		// Anything else may come after the entry reached the log.
-		return nil, fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
 	}
 	return w.f.Response(), nil
 }

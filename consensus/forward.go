@@ -1,24 +1,14 @@
 package consensus
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
-
-// rpcProposeBatch carries several commands a follower forwards to the
-// leader in one request. Body: uvarint count, then one frame per command.
-// Answer (status rpcOK): one status byte and one frame per command, in
-// order: the encoded response, or the error text.
-const rpcProposeBatch byte = 7
 
 // Forwarding limits. A batch is whatever queued while the previous batches
 // were in flight, so under light load every write goes alone at once and
@@ -90,7 +80,7 @@ func (f *forwarder) propose(ctx context.Context, leader peer.ID, cmd []byte) ([]
 	case <-f.c.life.ctx.Done():
 		return nil, ErrShutdown
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: forwarding queue full: %v", ErrTimeout, ctx.Err())
+		return nil, fmt.Errorf("%w: forwarding queue full: %w", ErrTimeout, ctx.Err())
 	}
 	select {
 	case res := <-r.done:
@@ -171,80 +161,41 @@ func (f *forwarder) failQueued() {
 // answers each.
 func (c *Cluster) forwardBatch(ctx context.Context, leader peer.ID, reqs []*forwardReq) {
 	deadline := reqs[0].deadline
-	body := binary.AppendUvarint(nil, uint64(len(reqs)))
+	req := proposeBatchRequest{Cmds: make([][]byte, 0, len(reqs))}
 	for _, r := range reqs {
 		if r.deadline.After(deadline) {
 			deadline = r.deadline
 		}
-		body = binary.AppendUvarint(body, uint64(len(r.cmd)))
-		body = append(body, r.cmd...)
+		req.Cmds = append(req.Cmds, r.cmd)
 	}
 	cctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	out, err := c.callLeader(cctx, leader, rpcProposeBatch, body)
+	out, err := c.callLeader(cctx, leader, rpcProposeBatch, req.encode())
 	if err != nil {
 		for _, r := range reqs {
 			r.done <- forwardResult{err: err}
 		}
 		return
 	}
-	answers, err := decodeBatchAnswer(out, len(reqs))
+	answers, err := decodeProposeBatchAnswer(out, len(reqs))
 	if err != nil {
-		err = fmt.Errorf("%w: %s: %v", ErrUnknownOutcome, leader, err)
+		err = fmt.Errorf("%w: %s: %w", ErrUnknownOutcome, leader, err)
 		for _, r := range reqs {
 			r.done <- forwardResult{err: err}
 		}
 		return
 	}
 	for i, r := range reqs {
-		r.done <- answers[i]
+		r.done <- answers[i].result("the leader")
 	}
 }
 
-func decodeBatchAnswer(out []byte, n int) ([]forwardResult, error) {
-	res := make([]forwardResult, 0, n)
-	for range n {
-		if len(out) < 1 {
-			return nil, errors.New("batch answer is truncated")
-		}
-		status := out[0]
-		l, k := binary.Uvarint(out[1:])
-		if k <= 0 || uint64(len(out)-1-k) < l {
-			return nil, errors.New("batch answer is truncated")
-		}
-		body := out[1+k : 1+k+int(l)]
-		out = out[1+k+int(l):]
-		if status == rpcOK {
-			res = append(res, forwardResult{out: body})
-			continue
-		}
-		res = append(res, forwardResult{err: answerError(status, body, "the leader")})
+// result is what one answer in a batch says to the caller of its command.
+func (a answer) result(from string) forwardResult {
+	if a.Status == rpcOK {
+		return forwardResult{out: a.Body}
 	}
-	if len(out) != 0 {
-		return nil, errors.New("batch answer has trailing bytes")
-	}
-	return res, nil
-}
-
-func decodeBatch(body []byte) ([][]byte, error) {
-	n, k := binary.Uvarint(body)
-	if k <= 0 || n > forwardMaxCommands {
-		return nil, fmt.Errorf("batch of %d commands: bad count", n)
-	}
-	body = body[k:]
-	cmds := make([][]byte, 0, n)
-	for range n {
-		l, k := binary.Uvarint(body)
-		if k <= 0 || uint64(len(body)-k) < l {
-			return nil, errors.New("batch is truncated")
-		}
-		cmds = append(cmds, body[k:k+int(l)])
-		body = body[k+int(l):]
-	}
-	if len(body) != 0 {
-		return nil, errors.New("batch has trailing bytes")
-	}
-	return cmds, nil
+	return forwardResult{err: answerError(a.Status, a.Body, from)}
 }
 
 // proposeBatch is the leader's side of rpcProposeBatch: every command is
@@ -285,7 +236,7 @@ func (c *Cluster) proposeBatch(ctx context.Context, body []byte) ([]byte, error)
 		}
 		futures[i] = c.enqueue(stamp(cmd, now), timeout)
 	}
-	var out []byte
+	out := make(proposeBatchAnswer, 0, len(futures))
 	for _, f := range futures {
 		resp, err := f.wait()
 		var enc []byte
@@ -294,36 +245,10 @@ func (c *Cluster) proposeBatch(ctx context.Context, body []byte) ([]byte, error)
 		}
 		if err != nil {
 			status, body := answerOf(err)
-			out = append(out, status)
-			out = binary.AppendUvarint(out, uint64(len(body)))
-			out = append(out, body...)
+			out = append(out, answer{Status: status, Body: body})
 			continue
 		}
-		out = append(out, rpcOK)
-		out = binary.AppendUvarint(out, uint64(len(enc)))
-		out = append(out, enc...)
+		out = append(out, answer{Status: rpcOK, Body: enc})
 	}
-	return out, nil
-}
-
-// writeMessage sends a request (kind, body) or an answer (status, body) in
-// one write: one frame on the wire.
-func writeMessage(s network.Stream, kind byte, body []byte) error {
-	buf := make([]byte, 0, 1+binary.MaxVarintLen64+len(body))
-	buf = append(buf, kind)
-	buf = binary.AppendUvarint(buf, uint64(len(body)))
-	_, err := s.Write(append(buf, body...))
-	return err
-}
-
-// readMessage reads a kind or status byte and a frame through a buffer, so
-// a small message costs one read from the stream.
-func readMessage(s network.Stream) (byte, []byte, error) {
-	br := bufio.NewReaderSize(s, 4096)
-	status, err := br.ReadByte()
-	if err != nil {
-		return 0, nil, err
-	}
-	out, err := readFrame(br)
-	return status, out, err
+	return out.encode(), nil
 }

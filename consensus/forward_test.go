@@ -37,23 +37,27 @@ func TestDecodeBatch(t *testing.T) {
 
 func TestDecodeBatchAnswer(t *testing.T) {
 	var out []byte
-	out = append(out, rpcOK)
+	out = append(out, byte(rpcOK))
 	out = binary.AppendUvarint(out, 2)
 	out = append(out, "r1"...)
-	out = append(out, rpcErrNotLeader)
+	out = append(out, byte(rpcErrNotLeader))
 	out = binary.AppendUvarint(out, 4)
 	out = append(out, "gone"...)
-	res, err := decodeBatchAnswer(out, 2)
-	if err != nil || string(res[0].out) != "r1" || res[0].err != nil || !errors.Is(res[1].err, ErrNotLeader) {
-		t.Fatalf("decodeBatchAnswer = %+v, %v", res, err)
+	ans, err := decodeProposeBatchAnswer(out, 2)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := decodeBatchAnswer(out, 3); err == nil {
+	res := []forwardResult{ans[0].result("the leader"), ans[1].result("the leader")}
+	if string(res[0].out) != "r1" || res[0].err != nil || !errors.Is(res[1].err, ErrNotLeader) {
+		t.Fatalf("decodeProposeBatchAnswer = %+v", res)
+	}
+	if _, err := decodeProposeBatchAnswer(out, 3); err == nil {
 		t.Error("answer with a command missing accepted")
 	}
-	if _, err := decodeBatchAnswer(out[:len(out)-1], 2); err == nil {
+	if _, err := decodeProposeBatchAnswer(out[:len(out)-1], 2); err == nil {
 		t.Error("truncated answer accepted")
 	}
-	if _, err := decodeBatchAnswer(append(bytes.Clone(out), 1), 2); err == nil {
+	if _, err := decodeProposeBatchAnswer(append(bytes.Clone(out), 1), 2); err == nil {
 		t.Error("answer with trailing bytes accepted")
 	}
 }

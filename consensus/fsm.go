@@ -31,10 +31,7 @@ type Snapshot interface {
 	Release()
 }
 
-// Entry envelope: a version byte, the commit time (unix ns, u64 BE), then
-// the command.
-const entryVersion1 byte = 1
-
+// stamp wraps cmd in the entry envelope entryVersion1 (wire.go).
 func stamp(cmd []byte, t time.Time) []byte {
 	b := make([]byte, 0, 9+len(cmd))
 	b = append(b, entryVersion1)

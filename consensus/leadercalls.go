@@ -82,7 +82,7 @@ func (c *Cluster) watchLeader(ctx context.Context) {
 // early if raft names another leader meanwhile. A call ended before its
 // request went out fails with ErrNoLeader, after it with
 // ErrUnknownOutcome, as call's failures do.
-func (c *Cluster) callLeader(ctx context.Context, to peer.ID, kind byte, body []byte) ([]byte, error) {
+func (c *Cluster) callLeader(ctx context.Context, to peer.ID, kind rpcType, body []byte) ([]byte, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer c.leaderCalls.add(to.String(), cancel)()

@@ -132,7 +132,7 @@ func (s *LogStore) GetLog(index uint64, out *raft.Log) error {
 	}
 	defer s.mu.RUnlock()
 	v, closer, err := s.db.Get(logKey(index))
-	if err == pebble.ErrNotFound {
+	if errors.Is(err, pebble.ErrNotFound) {
 		return raft.ErrLogNotFound
 	}
 	if err != nil {
@@ -214,7 +214,7 @@ func (s *LogStore) Get(k []byte) ([]byte, error) {
 	}
 	defer s.mu.RUnlock()
 	v, closer, err := s.db.Get(stableKey(k))
-	if err == pebble.ErrNotFound {
+	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, errKeyNotFound
 	}
 	if err != nil {

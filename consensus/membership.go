@@ -2,12 +2,10 @@ package consensus
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -202,12 +200,12 @@ const (
 func (c *Cluster) peerStatus(id peer.ID, timeout time.Duration) (PeerStatus, error) {
 	ctx, cancel := context.WithTimeout(c.life.ctx, timeout)
 	defer cancel()
-	var ps PeerStatus
 	raw, err := c.call(ctx, id, rpcStatus, nil)
 	if err != nil {
-		return ps, err
+		return PeerStatus{}, err
 	}
-	if err := json.Unmarshal(raw, &ps); err != nil {
+	ps, err := decodeJSON[PeerStatus](raw)
+	if err != nil {
 		return ps, fmt.Errorf("status of %s: %w", id, err)
 	}
 	return ps, nil
@@ -314,20 +312,46 @@ func (c *Cluster) ReadIndex(ctx context.Context) (uint64, error) {
 		if err != nil {
 			return nil, err
 		}
-		return binary.BigEndian.AppendUint64(nil, idx), nil
-	}, c.callTo(ctx, rpcReadIndex, nil))
+		return readIndexAnswer{Index: idx}.encode(), nil
+	}, func(leader peer.ID) ([]byte, error) {
+		out, err := c.callLeader(ctx, leader, rpcReadIndex, nil)
+		var na *noAnswerError
+		if errors.As(err, &na) {
+			return nil, &unconfirmedReadError{Leader: leader.String(), Err: na.err}
+		}
+		return out, err
+	})
 	if errors.Is(err, ErrUnknownOutcome) {
-		// A read has no outcome to be unsure of: it was not confirmed.
-		return 0, fmt.Errorf("%w: the leader did not confirm the read: %s", ErrNoLeader, strings.TrimPrefix(err.Error(), ErrUnknownOutcome.Error()+": "))
+		// Not from the call's stream (that is unconfirmedReadError above):
+		// an answer that said so. %v: a read has no outcome to be unsure
+		// of, so the error must not be ErrUnknownOutcome.
+		return 0, fmt.Errorf("%w: the leader did not confirm the read: %v", ErrNoLeader, err)
 	}
 	if err != nil {
 		return 0, err
 	}
-	if len(out) != 8 {
-		return 0, fmt.Errorf("read index answer of %d bytes", len(out))
+	a, err := decodeReadIndexAnswer(out)
+	if err != nil {
+		return 0, err
 	}
-	return binary.BigEndian.Uint64(out), nil
+	return a.Index, nil
 }
+
+// unconfirmedReadError is a read index the leader was asked for and did
+// not answer. A read has no outcome to be unsure of: the error is
+// ErrNoLeader (the read was not confirmed), never ErrUnknownOutcome, and
+// Err says what happened to the call.
+type unconfirmedReadError struct {
+	Leader string // peer id
+	Err    error
+}
+
+func (e *unconfirmedReadError) Error() string {
+	return fmt.Sprintf("%v: the leader did not confirm the read: no answer from %s: %v", ErrNoLeader, e.Leader, e.Err)
+}
+
+// Unwrap makes an unconfirmedReadError ErrNoLeader and its Err.
+func (e *unconfirmedReadError) Unwrap() []error { return []error{ErrNoLeader, e.Err} }
 
 // readIndexLocal is the leader's side of a read index: once this leader
 // has committed an entry of its term (termCommitted) and a quorum asked
@@ -362,6 +386,8 @@ func (c *Cluster) termCommitted(term uint64) error {
 		return nil
 	}
 	if err := c.life.await(c.raft.Barrier(c.leaderWait)); err != nil {
+		// %v: the barrier's outcome (ErrUnknownOutcome when the lifetime
+		// ended) is not the read's; the read was not confirmed.
 		return fmt.Errorf("%w: commit an entry of term %d: %v", ErrNotLeader, term, err)
 	}
 	if t, leads := c.leaderTerm(); !leads || t != term {
@@ -455,8 +481,9 @@ func (c *Cluster) Members(ctx context.Context) []MemberStatus {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			raw, err := c.call(cctx, id, rpcStatus, nil)
 			cancel()
-			if err == nil && json.Unmarshal(raw, &ps) == nil {
-				ms.Reachable = true
+			if err == nil {
+				ps, err = decodeJSON[PeerStatus](raw)
+				ms.Reachable = err == nil
 			}
 			for _, a := range c.host.Peerstore().Addrs(id) {
 				ms.Addrs = append(ms.Addrs, a.String()+"/p2p/"+m.ID)
@@ -480,9 +507,6 @@ func (c *Cluster) Members(ctx context.Context) []MemberStatus {
 	}
 	return out
 }
-
-// rpcJoin asks a member to have this node added; body: JoinRequest JSON.
-const rpcJoin byte = 6
 
 // JoinRequest is what a joining node sends to a member.
 type JoinRequest struct {
@@ -525,7 +549,10 @@ func (c *Cluster) Join(ctx context.Context, peers []peer.ID, nonvoter bool) erro
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("join: %w (last error: %v)", ctx.Err(), last)
+			if last == nil {
+				return fmt.Errorf("join: %w", ctx.Err())
+			}
+			return fmt.Errorf("join: %w (last error: %w)", ctx.Err(), last)
 		case <-c.life.ctx.Done():
 			return ErrShutdown
 		case <-t.C:
@@ -536,8 +563,8 @@ func (c *Cluster) Join(ctx context.Context, peers []peer.ID, nonvoter bool) erro
 // handleJoin runs on the member a joining node asked: the stream's peer is
 // the node to add, admitted by this member's gater.
 func (c *Cluster) handleJoin(ctx context.Context, from peer.ID, body []byte) error {
-	var req JoinRequest
-	if err := json.Unmarshal(body, &req); err != nil {
+	req, err := decodeJSON[JoinRequest](body)
+	if err != nil {
 		return badMembership("join request: %v", err)
 	}
 	if c.gater != nil && !c.gater.Allowed(from) {

@@ -1,8 +1,8 @@
 package consensus
 
 import (
+	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,15 +16,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
-// HelloProtocol is the handshake in which two nodes compare cluster ids
-// (the genesis CID) before any raft or RPC traffic passes between them.
-const HelloProtocol = protocol.ID("/trustreg/hello/1.0.0")
-
 // ErrForeignCluster is returned for a peer whose cluster id differs.
 var ErrForeignCluster = errors.New("consensus: peer belongs to another cluster")
-
-// maxFrame bounds one length-prefixed frame on our protocols.
-const maxFrame = 8 << 20
 
 // peering checks that peers belong to the same cluster and remembers the
 // answer per peer.
@@ -32,23 +25,83 @@ type peering struct {
 	h         host.Host
 	clusterID string
 	log       *slog.Logger
+	// v1 (tests only) speaks HelloProtocol alone, as a build from before
+	// wireV2.
+	v1 bool
 
 	mu     sync.Mutex
 	result map[peer.ID]error // nil: same cluster
+	// versions holds what each peer's latest hello said of its build;
+	// v1Version for a peer that spoke HelloProtocol. A peer that restarts
+	// on another build says hello again (its new process knows no one), so
+	// the entry follows its build.
+	versions map[peer.ID]helloVersion
 	// quiet holds back records about a peer that repeat within
 	// peerRepeatEvery (logPeer).
 	quiet *repeats
 }
 
-func newPeering(h host.Host, clusterID string, log *slog.Logger) *peering {
-	p := &peering{h: h, clusterID: clusterID, log: log, result: map[peer.ID]error{}, quiet: newRepeats(peerRepeatEvery)}
+func newPeering(h host.Host, clusterID string, log *slog.Logger, v1 bool) *peering {
+	p := &peering{h: h, clusterID: clusterID, log: log, v1: v1, result: map[peer.ID]error{}, versions: map[peer.ID]helloVersion{},
+		quiet: newRepeats(peerRepeatEvery)}
+	if !v1 {
+		h.SetStreamHandler(HelloVersionProtocol, p.handle)
+	}
 	h.SetStreamHandler(HelloProtocol, p.handle)
 	return p
 }
 
-func (p *peering) close() { p.h.RemoveStreamHandler(HelloProtocol) }
+func (p *peering) close() {
+	p.h.RemoveStreamHandler(HelloVersionProtocol)
+	p.h.RemoveStreamHandler(HelloProtocol)
+}
 
-func (p *peering) record(id peer.ID, theirs string) error {
+// version returns what peer id's build serves, as its hello said: this
+// build's for this node, and v1Version, the oldest, for a peer that has
+// not said (it spoke HelloProtocol, or no hello has passed yet).
+func (p *peering) version(id peer.ID) helloVersion {
+	if id == p.h.ID() {
+		return thisVersion
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if v, ok := p.versions[id]; ok {
+		return v
+	}
+	return v1Version
+}
+
+// helloMessage is what one side of a hello sends: its cluster id as one
+// frame and, on HelloVersionProtocol, its helloVersion as a second frame,
+// in one write.
+func helloMessage(clusterID string, versioned bool) []byte {
+	var b bytes.Buffer
+	_ = writeFrame(&b, []byte(clusterID))
+	if versioned {
+		_ = writeFrame(&b, thisVersion.encode())
+	}
+	return b.Bytes()
+}
+
+// readHello reads the other side's hello: its cluster id and, when
+// versioned, its version (v1Version otherwise).
+func readHello(r io.Reader, versioned bool) (string, helloVersion, error) {
+	theirs, err := readFrame(r)
+	if err != nil {
+		return "", helloVersion{}, err
+	}
+	if !versioned {
+		return string(theirs), v1Version, nil
+	}
+	raw, err := readFrame(r)
+	if err != nil {
+		return "", helloVersion{}, err
+	}
+	v, err := decodeHelloVersion(raw)
+	return string(theirs), v, err
+}
+
+func (p *peering) record(id peer.ID, theirs string, v helloVersion) error {
 	var err error
 	if theirs != p.clusterID {
 		err = fmt.Errorf("%w: %s has cluster id %s, this node %s", ErrForeignCluster, id, theirs, p.clusterID)
@@ -56,6 +109,7 @@ func (p *peering) record(id peer.ID, theirs string) error {
 	p.mu.Lock()
 	_, seen := p.result[id]
 	p.result[id] = err
+	p.versions[id] = v
 	p.mu.Unlock()
 	if err != nil && !seen {
 		p.log.Warn("refusing a peer of another consortium (different genesis)", "peer", id.String(), "their_genesis", theirs, "our_genesis", p.clusterID)
@@ -80,16 +134,20 @@ func (p *peering) logPeer(msg string, id peer.ID) {
 func (p *peering) handle(s network.Stream) {
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
-	theirs, err := readFrame(s)
+	versioned := s.Protocol() == HelloVersionProtocol
+	theirs, v, err := readHello(s, versioned)
 	if err != nil {
 		s.Reset()
 		return
 	}
-	if err := writeFrame(s, []byte(p.clusterID)); err != nil {
+	// Recorded before the answer goes: a peer that has its answer can
+	// count on this node knowing its version.
+	foreign := p.record(s.Conn().RemotePeer(), theirs, v)
+	if _, err := s.Write(helloMessage(p.clusterID, versioned)); err != nil {
 		s.Reset()
 		return
 	}
-	if p.record(s.Conn().RemotePeer(), string(theirs)) != nil {
+	if foreign != nil {
 		// Let the peer read our answer (it closes its side), then drop it.
 		_ = s.CloseWrite()
 		_, _ = io.Copy(io.Discard, io.LimitReader(s, 1<<10))
@@ -108,7 +166,12 @@ func (p *peering) verify(ctx context.Context, id peer.ID) error {
 	if ok {
 		return err
 	}
-	s, err := p.h.NewStream(ctx, id, HelloProtocol)
+	// A peer of a build from before wireV2 speaks only HelloProtocol.
+	protos := []protocol.ID{HelloVersionProtocol, HelloProtocol}
+	if p.v1 {
+		protos = protos[1:]
+	}
+	s, err := p.h.NewStream(ctx, id, protos...)
 	if err != nil {
 		return fmt.Errorf("hello %s: %w", id, err)
 	}
@@ -116,48 +179,20 @@ func (p *peering) verify(ctx context.Context, id peer.ID) error {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}
-	if err := writeFrame(s, []byte(p.clusterID)); err != nil {
+	versioned := s.Protocol() == HelloVersionProtocol
+	if _, err := s.Write(helloMessage(p.clusterID, versioned)); err != nil {
 		s.Reset()
 		return fmt.Errorf("hello %s: %w", id, err)
 	}
-	theirs, err := readFrame(s)
+	theirs, v, err := readHello(s, versioned)
 	if err != nil {
 		s.Reset()
 		return fmt.Errorf("hello %s: %w", id, err)
 	}
-	if err := p.record(id, string(theirs)); err != nil {
+	if err := p.record(id, theirs, v); err != nil {
 		s.Close()
 		_ = p.h.Network().ClosePeer(id)
 		return err
 	}
 	return nil
-}
-
-func writeFrame(w io.Writer, b []byte) error {
-	buf := binary.AppendUvarint(make([]byte, 0, len(b)+binary.MaxVarintLen64), uint64(len(b)))
-	_, err := w.Write(append(buf, b...))
-	return err
-}
-
-type byteReader struct{ r io.Reader }
-
-func (b byteReader) ReadByte() (byte, error) {
-	var one [1]byte
-	_, err := io.ReadFull(b.r, one[:])
-	return one[0], err
-}
-
-func readFrame(r io.Reader) ([]byte, error) {
-	n, err := binary.ReadUvarint(byteReader{r})
-	if err != nil {
-		return nil, err
-	}
-	if n > maxFrame {
-		return nil, fmt.Errorf("frame of %d bytes exceeds %d", n, maxFrame)
-	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, err
-	}
-	return b, nil
 }

@@ -2,20 +2,14 @@ package consensus
 
 import (
 	"context"
-	"encoding/binary"
+	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
-
-// rpcConfirm asks a voter whether it is still in the caller's term, with
-// the caller as its leader. Body: u64 term. Answer: rpcOK, or
-// rpcErrNotLeader when it has moved on (or never followed the caller).
-const rpcConfirm byte = 8
 
 // confirmWait bounds one confirmation round.
 const confirmWait = 2 * time.Second
@@ -97,7 +91,7 @@ func (c *Cluster) confirmRound(ctx context.Context, term uint64) error {
 	}
 	f := c.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
-		return fmt.Errorf("%w: configuration: %v", ErrNotLeader, err)
+		return fmt.Errorf("%w: configuration: %w", ErrNotLeader, err)
 	}
 	var others []peer.ID
 	voters := 0
@@ -116,7 +110,7 @@ func (c *Cluster) confirmRound(ctx context.Context, term uint64) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, confirmWait)
 	defer cancel()
-	body := binary.BigEndian.AppendUint64(nil, term)
+	body := confirmRequest{Term: term}.encode()
 	answers := make(chan error, len(others))
 	for _, id := range others {
 		// Counted in the cluster's lifetime: a call still running when the
@@ -133,8 +127,10 @@ func (c *Cluster) confirmRound(ctx context.Context, term uint64) error {
 		switch err := <-answers; {
 		case err == nil:
 			yes++
-		case strings.Contains(err.Error(), unknownRequest):
-			older++ // a build from before rpcConfirm
+		case errors.Is(err, ErrUnknownRequest):
+			// A build from before rpcConfirm, as its hello said (call
+			// does not ask it), or one that answered so.
+			older++
 		default:
 			no++
 		}
@@ -148,7 +144,7 @@ func (c *Cluster) confirmRound(ctx context.Context, term uint64) error {
 	if older > 0 && yes+older >= need {
 		// During a rolling upgrade: confirm as older builds did.
 		if err := c.raft.VerifyLeader().Error(); err != nil {
-			return fmt.Errorf("%w: %v", ErrNotLeader, err)
+			return fmt.Errorf("%w: %w", ErrNotLeader, err)
 		}
 		return nil
 	}
@@ -164,10 +160,11 @@ func (c *Cluster) leaderTerm() (uint64, bool) {
 
 // answerConfirm is a voter's side of rpcConfirm.
 func (c *Cluster) answerConfirm(from peer.ID, body []byte) error {
-	if len(body) != 8 {
-		return fmt.Errorf("confirm request of %d bytes", len(body))
+	req, err := decodeConfirmRequest(body)
+	if err != nil {
+		return err
 	}
-	term := binary.BigEndian.Uint64(body)
+	term := req.Term
 	_, leader := c.raft.LeaderWithID()
 	if string(leader) != from.String() || c.raft.CurrentTerm() != term {
 		return fmt.Errorf("%w: not following %s in term %d", ErrNotLeader, from, term)

@@ -46,6 +46,13 @@ func (indexCodec) Decode(b []byte) (any, error) { return binary.BigEndian.Uint64
 // returns them once one leads.
 func mustStartClusters(t *testing.T, n int) []*Cluster {
 	t.Helper()
+	return mustStartClustersWith(t, n, func(*Config) {})
+}
+
+// mustStartClustersWith is mustStartClusters with each node's
+// configuration passed through tweak first.
+func mustStartClustersWith(t *testing.T, n int, tweak func(*Config)) []*Cluster {
+	t.Helper()
 	hosts := make([]host.Host, n)
 	ids := make([]peer.ID, n)
 	for i := range n {
@@ -59,8 +66,10 @@ func mustStartClusters(t *testing.T, n int) []*Cluster {
 				h.Peerstore().AddAddrs(o.ID(), o.Addrs(), peerstore.PermanentAddrTTL)
 			}
 		}
-		c, err := Start(Config{Dir: filepath.Join(t.TempDir(), "raft"), Host: h, StateMachine: &countingMachine{},
-			Bootstrap: true, Voters: ids, Contacts: ids, ClusterID: "test", Codec: indexCodec{}})
+		cfg := Config{Dir: filepath.Join(t.TempDir(), "raft"), Host: h, StateMachine: &countingMachine{},
+			Bootstrap: true, Voters: ids, Contacts: ids, ClusterID: "test", Codec: indexCodec{}}
+		tweak(&cfg)
+		c, err := Start(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,5 +171,44 @@ func TestUnconfirmedLeaderGivesNoReadIndex(t *testing.T) {
 	defer cancel()
 	if idx, err := leader.readIndexLocal(ctx); err == nil {
 		t.Fatalf("an unconfirmed leader gave read index %d", idx)
+	}
+}
+
+// TestVotersOfAnOlderBuildAreKnownByTheirHello: voters whose hello says
+// they are of a build from before rpcConfirm (they speak the hello without
+// a version) are not asked to confirm; while they are needed for a quorum,
+// the leader confirms itself as those builds did (raft.VerifyLeader). The
+// leader learns their build from the hello alone: here they could not
+// answer a confirmation in any words, as their RPC handler is gone, and
+// before, the leader asked them and, finding no "unknown request type" in
+// the failure, gave no read index.
+func TestVotersOfAnOlderBuildAreKnownByTheirHello(t *testing.T) {
+	cs := mustStartClustersWith(t, 3, func(c *Config) { c.helloV1 = true })
+	l := leaderOf(cs)
+	leader := cs[l]
+	term, _ := leader.leaderTerm()
+	if err := leader.termCommitted(term); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cs {
+		if i == l {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := leader.peers.verify(ctx, c.host.ID())
+		cancel()
+		if v := leader.peers.version(c.host.ID()); err != nil || v != v1Version {
+			t.Fatalf("the leader sees voter %d at %+v (%v), want %+v", i, v, err, v1Version)
+		}
+		c.host.RemoveStreamHandler(RPCProtocol) // no answer of any kind
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := leader.readIndexLocal(ctx); err != nil {
+		t.Fatalf("with its voters on an older build, the leader gave no read index: %v", err)
+	}
+	_, err := leader.call(ctx, cs[(l+1)%3].host.ID(), rpcConfirm, confirmRequest{Term: term}.encode())
+	if !errors.Is(err, ErrUnknownRequest) {
+		t.Errorf("a confirmation sent to an older build: %v, want ErrUnknownRequest before sending", err)
 	}
 }

@@ -2,7 +2,6 @@ package consensus
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,49 +11,18 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
-	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
-)
-
-// RPCProtocol carries requests a node sends to the leader (forwarded
-// writes, read indexes, membership changes) or to any peer (addresses,
-// status).
-const RPCProtocol = protocol.ID("/trustreg/rpc/1.0.0")
-
-// Request types. Append-only; removed numbers are reserved.
-const (
-	rpcPropose    byte = 1 // body: command; answer: encoded state machine response
-	rpcReadIndex  byte = 2 // answer: u64 commit index, leadership confirmed
-	rpcMembership byte = 3 // body: MembershipChange JSON
-	rpcAddrs      byte = 4 // body: peer id; answer: JSON list of multiaddrs
-	rpcStatus     byte = 5 // answer: JSON PeerStatus
-)
-
-// Answer statuses. Append-only wire numbers; removed numbers are reserved.
-// A peer that does not know a status takes the answer for a plain error
-// with the body as its text.
-const (
-	rpcOK           byte = 0
-	rpcErrNoLeader  byte = 1 // certainly not carried out
-	rpcErrNotLeader byte = 2 // certainly not carried out
-	rpcErrTimeout   byte = 3 // certainly not carried out (raft's enqueue timed out)
-	rpcErrShutdown  byte = 4
-	rpcErrOther     byte = 5 // body: the error's text
-	rpcErrForeign   byte = 6
-	rpcErrUnknown   byte = 7 // handed to raft; its fate is not known
-	// rpcErrBadMembership: the leader refused a membership change; body:
-	// the reason (MembershipError.Reason).
-	rpcErrBadMembership byte = 8
 )
 
 // rpcErrors are the errors the statuses stand for, in the order answerOf
 // tries them: an unknown outcome first, so an error that wraps it is never
 // answered as one that says the request was not carried out.
 var rpcErrors = []struct {
-	status byte
+	status answerStatus
 	err    error
 }{
 	{rpcErrUnknown, ErrUnknownOutcome},
+	{rpcErrUnknownRequest, ErrUnknownRequest},
 	{rpcErrBadMembership, ErrBadMembership},
 	{rpcErrNoLeader, ErrNoLeader},
 	{rpcErrNotLeader, ErrNotLeader},
@@ -64,7 +32,7 @@ var rpcErrors = []struct {
 }
 
 // answerOf is the status and body that answer err.
-func answerOf(err error) (byte, []byte) {
+func answerOf(err error) (answerStatus, []byte) {
 	for _, e := range rpcErrors {
 		if !errors.Is(err, e.err) {
 			continue
@@ -80,7 +48,7 @@ func answerOf(err error) (byte, []byte) {
 
 // answerError is the error an answer with a status other than rpcOK
 // stands for; from names the peer that answered.
-func answerError(status byte, body []byte, from string) error {
+func answerError(status answerStatus, body []byte, from string) error {
 	if status == rpcErrBadMembership {
 		return &MembershipError{Reason: string(body)}
 	}
@@ -92,9 +60,11 @@ func answerError(status byte, body []byte, from string) error {
 	return fmt.Errorf("%s: %s", from, body)
 }
 
-// unknownRequest starts the answer to a request type this build does not
-// know; older builds answer the same words.
-const unknownRequest = "unknown request type"
+// ErrUnknownRequest is the answer to a request of a type the peer does not
+// serve: rpcErrUnknownRequest from a peer, or, before anything is sent, a
+// peer whose hello says its build is older than the request
+// (helloVersion.knows). Nothing was carried out.
+var ErrUnknownRequest = errors.New("consensus: unknown request type")
 
 // ResponseCodec encodes state machine responses for forwarded writes.
 type ResponseCodec interface {
@@ -125,7 +95,7 @@ func (c *Cluster) serveRPC(s network.Stream) {
 		s.Reset()
 		return
 	}
-	out, err := c.handleRPC(ctx, from, kind, body)
+	out, err := c.handleRPC(ctx, from, rpcType(kind), body)
 	if err != nil {
 		status, body := answerOf(err)
 		_ = writeAnswer(s, status, body)
@@ -134,7 +104,7 @@ func (c *Cluster) serveRPC(s network.Stream) {
 	_ = writeAnswer(s, rpcOK, out)
 }
 
-func (c *Cluster) handleRPC(ctx context.Context, from peer.ID, kind byte, body []byte) ([]byte, error) {
+func (c *Cluster) handleRPC(ctx context.Context, from peer.ID, kind rpcType, body []byte) ([]byte, error) {
 	switch kind {
 	case rpcJoin:
 		return nil, c.handleJoin(ctx, from, body)
@@ -156,21 +126,22 @@ func (c *Cluster) handleRPC(ctx context.Context, from peer.ID, kind byte, body [
 		if err != nil {
 			return nil, err
 		}
-		return binary.BigEndian.AppendUint64(nil, idx), nil
+		return readIndexAnswer{Index: idx}.encode(), nil
 	case rpcMembership:
 		if !c.IsLeader() {
 			return nil, ErrNotLeader
 		}
-		var m MembershipChange
-		if err := json.Unmarshal(body, &m); err != nil {
+		m, err := decodeJSON[MembershipChange](body)
+		if err != nil {
 			return nil, badMembership("membership request: %v", err)
 		}
 		return nil, c.changeLocal(m)
 	case rpcAddrs:
-		id, err := peer.Decode(string(body))
+		req, err := decodeAddrsRequest(body)
 		if err != nil {
 			return nil, err
 		}
+		id := req.Peer
 		var addrs []string
 		for _, a := range c.host.Peerstore().Addrs(id) {
 			addrs = append(addrs, a.String())
@@ -184,15 +155,19 @@ func (c *Cluster) handleRPC(ctx context.Context, from peer.ID, kind byte, body [
 	case rpcStatus:
 		return json.Marshal(PeerStatus{AppliedIndex: c.raft.AppliedIndex(), LastLogIndex: c.raft.LastIndex(), State: c.raft.State().String(), FeatureLevel: c.featureLevel})
 	}
-	return nil, fmt.Errorf("%s %d", unknownRequest, kind)
+	// The words wireV1 builds answered with (rpcErrOther): an older peer
+	// still shows them to its operator.
+	return nil, fmt.Errorf("%w %d", ErrUnknownRequest, kind)
 }
 
-func writeAnswer(s network.Stream, status byte, body []byte) error {
-	return writeMessage(s, status, body)
+func writeAnswer(s network.Stream, status answerStatus, body []byte) error {
+	return writeMessage(s, byte(status), body)
 }
 
 // call sends one request to a peer and returns the answer body.
-func (c *Cluster) call(ctx context.Context, to peer.ID, kind byte, body []byte) ([]byte, error) {
+// A peer whose hello says it does not serve kind is not asked: the call
+// fails with ErrUnknownRequest.
+func (c *Cluster) call(ctx context.Context, to peer.ID, kind rpcType, body []byte) ([]byte, error) {
 	// Calls go to cluster members and their callers retry on their own
 	// terms: libp2p's dial backoff after a failed dial (a member down for a
 	// while) would refuse them for seconds after the member is back.
@@ -202,11 +177,14 @@ func (c *Cluster) call(ctx context.Context, to peer.ID, kind byte, body []byte) 
 			return nil, err
 		}
 		// Nothing was sent: the peer was not reached.
-		return nil, fmt.Errorf("%w: reach %s: %v", ErrNoLeader, to, err)
+		return nil, fmt.Errorf("%w: reach %s: %w", ErrNoLeader, to, err)
+	}
+	if v := c.peers.version(to); !v.knows(kind) {
+		return nil, fmt.Errorf("%w %d: %s speaks wire protocol %d, which serves request types up to %d", ErrUnknownRequest, kind, to, v.Protocol, v.MaxRPC)
 	}
 	s, err := c.host.NewStream(ctx, to, RPCProtocol)
 	if err != nil {
-		return nil, fmt.Errorf("%w: reach %s: %v", ErrNoLeader, to, err)
+		return nil, fmt.Errorf("%w: reach %s: %w", ErrNoLeader, to, err)
 	}
 	defer s.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -214,24 +192,39 @@ func (c *Cluster) call(ctx context.Context, to peer.ID, kind byte, body []byte) 
 	}
 	// A cancelled call (callLeader's leader changed) stops waiting at once.
 	defer context.AfterFunc(ctx, func() { s.Reset() })()
-	if err := writeMessage(s, kind, body); err != nil {
+	if err := writeMessage(s, byte(kind), body); err != nil {
 		// The request is one length-prefixed frame: a failed write never
 		// delivered all of it, and a peer never acts on part of a frame.
 		s.Reset()
-		return nil, fmt.Errorf("%w: send to %s: %v", ErrNoLeader, to, err)
+		return nil, fmt.Errorf("%w: send to %s: %w", ErrNoLeader, to, err)
 	}
 	// The request is out: from here on a failure leaves its fate unknown.
 	status, out, err := readMessage(s)
 	if err != nil {
 		s.Reset()
-		return nil, fmt.Errorf("%w: no answer from %s: %v", ErrUnknownOutcome, to, err)
+		return nil, &noAnswerError{peer: to, err: err}
 	}
 	c.contacted.saw(to, time.Now())
-	if status != rpcOK {
-		return nil, answerError(status, out, to.String())
+	if answerStatus(status) != rpcOK {
+		return nil, answerError(answerStatus(status), out, to.String())
 	}
 	return out, nil
 }
+
+// noAnswerError is a call whose request went out and whose answer did not
+// come back (a reset stream, no answer in time, the call ended because
+// raft named another leader): it is ErrUnknownOutcome, and err says what
+// happened to the stream.
+type noAnswerError struct {
+	peer peer.ID
+	err  error
+}
+
+func (e *noAnswerError) Error() string {
+	return fmt.Sprintf("%v: no answer from %s: %v", ErrUnknownOutcome, e.peer, e.err)
+}
+
+func (e *noAnswerError) Unwrap() []error { return []error{ErrUnknownOutcome, e.err} }
 
 // leaderPeer returns the current leader, waiting (bounded by ctx) for one.
 func (c *Cluster) leaderPeer(ctx context.Context) (peer.ID, error) {
@@ -251,12 +244,6 @@ func (c *Cluster) leaderPeer(ctx context.Context) (peer.ID, error) {
 		case <-t.C:
 		}
 	}
-}
-
-// callTo returns a remote step for toLeader that sends one request to the
-// leader, given up if raft names another (callLeader).
-func (c *Cluster) callTo(ctx context.Context, kind byte, body []byte) func(peer.ID) ([]byte, error) {
-	return func(leader peer.ID) ([]byte, error) { return c.callLeader(ctx, leader, kind, body) }
 }
 
 // toLeader runs a request on the leader: locally when this node leads,
@@ -279,6 +266,9 @@ func (c *Cluster) toLeader(ctx context.Context, idempotent bool, local func() ([
 		if err == nil || maybe == nil || errors.Is(err, ErrUnknownOutcome) {
 			return out, err
 		}
+		// %v: what the retries met is context, not a cause; in the chain
+		// it would make the error also one that says the request was
+		// not carried out.
 		return nil, fmt.Errorf("%w (retried: %v)", maybe, err)
 	}
 	for {
@@ -354,13 +344,13 @@ func (c *Cluster) syncPeers(ctx context.Context) {
 				continue
 			}
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			out, err := c.call(cctx, lid, rpcAddrs, []byte(id.String()))
+			out, err := c.call(cctx, lid, rpcAddrs, addrsRequest{Peer: id}.encode())
 			cancel()
 			if err != nil {
 				continue
 			}
-			var addrs []string
-			if json.Unmarshal(out, &addrs) != nil {
+			addrs, err := decodeJSON[[]string](out)
+			if err != nil {
 				continue
 			}
 			c.addAddrs(id, addrs)

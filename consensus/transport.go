@@ -12,12 +12,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/net/gostream"
 )
-
-// RaftProtocol is the libp2p protocol raft's RPCs travel on.
-const RaftProtocol = protocol.ID("/trustreg/raft/1.0.0")
 
 // streamLayer is a raft.StreamLayer on libp2p streams: raft server
 // addresses are peer ids, and each raft connection is one libp2p stream.

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/trustreg/trustreg/consensus"
+	"github.com/trustreg/trustreg/gateway"
 	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/gateway/client"
 )
@@ -57,5 +59,33 @@ func TestMembershipRefusalsThroughAFollower(t *testing.T) {
 	}
 	if members := c.node(l).cluster.Status().Members; len(members) != 3 || c.leader() != l {
 		t.Fatalf("refused changes changed the cluster: leader %d, members %+v", c.leader(), members)
+	}
+}
+
+// TestClusterErrorKeepsTheCause: a consensus error the node hands the
+// gateway keeps the consensus error in its chain beside the gateway's, so
+// either can be asked for with errors.Is or errors.As; a membership
+// refusal reads as a bad request in the leader's words. Before, the
+// consensus error was formatted into the text (%v) and lost.
+func TestClusterErrorKeepsTheCause(t *testing.T) {
+	for _, tc := range []struct {
+		err      error
+		gateway  error
+		original error
+	}{
+		{fmt.Errorf("%w: no answer", consensus.ErrUnknownOutcome), gateway.ErrOutcomeUnknown, consensus.ErrUnknownOutcome},
+		{fmt.Errorf("%w: reach x", consensus.ErrNoLeader), gateway.ErrUnavailable, consensus.ErrNoLeader},
+		{consensus.ErrForeignCluster, gateway.ErrUnavailable, consensus.ErrForeignCluster},
+		{&consensus.MembershipError{Reason: "x already leads"}, gateway.ErrBadRequest, consensus.ErrBadMembership},
+	} {
+		got := clusterError(tc.err)
+		if !errors.Is(got, tc.gateway) || !errors.Is(got, tc.original) {
+			t.Errorf("clusterError(%v) = %v: want both %v and %v", tc.err, got, tc.gateway, tc.original)
+		}
+	}
+	got := clusterError(&consensus.MembershipError{Reason: "x already leads"})
+	var me *consensus.MembershipError
+	if !errors.As(got, &me) || me.Reason != "x already leads" || got.Error() != gateway.ErrBadRequest.Error()+": x already leads" {
+		t.Errorf("a membership refusal became %q", got)
 	}
 }

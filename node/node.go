@@ -376,24 +376,35 @@ func (n *Node) Submit(ctx context.Context, jws []byte) (*record.Result, error) {
 	return res, nil
 }
 
-// clusterError wraps consensus errors for the gateway's error table. An
-// unknown outcome is tried first: a write that may have reached the log is
-// never answered as one that was not submitted (consensus/DESIGN.md).
+// clusterError wraps consensus errors for the gateway's error table; the
+// consensus error stays in the chain. An unknown outcome is tried first: a
+// write that may have reached the log is never answered as one that was
+// not submitted (consensus/DESIGN.md).
 func clusterError(err error) error {
 	var me *consensus.MembershipError
 	switch {
 	case errors.Is(err, consensus.ErrUnknownOutcome):
-		return fmt.Errorf("%w: %v", gateway.ErrOutcomeUnknown, err)
+		return fmt.Errorf("%w: %w", gateway.ErrOutcomeUnknown, err)
 	case errors.Is(err, consensus.ErrNoLeader), errors.Is(err, consensus.ErrNotLeader),
 		errors.Is(err, consensus.ErrTimeout), errors.Is(err, consensus.ErrShutdown),
 		errors.Is(err, consensus.ErrForeignCluster):
-		return fmt.Errorf("%w: %v", gateway.ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", gateway.ErrUnavailable, err)
 	case errors.As(err, &me):
-		// "bad request: <what is wrong>", the leader's reason as it gave it.
-		return fmt.Errorf("%w: %s", gateway.ErrBadRequest, me.Reason)
+		return &refusedError{refusal: me}
 	}
 	return err
 }
+
+// refusedError is a membership change the leader refused, as the gateway
+// answers it: a bad request, in the leader's words ("gateway: bad request:
+// <reason>"). It is gateway.ErrBadRequest and the leader's
+// *consensus.MembershipError.
+type refusedError struct{ refusal *consensus.MembershipError }
+
+func (e *refusedError) Error() string { return gateway.ErrBadRequest.Error() + ": " + e.refusal.Reason }
+
+// Unwrap makes a refusedError gateway.ErrBadRequest and the refusal.
+func (e *refusedError) Unwrap() []error { return []error{gateway.ErrBadRequest, e.refusal} }
 
 // Status is the node's view of the cluster.
 func (n *Node) Status() any {
@@ -479,7 +490,7 @@ func (n *Node) Digest() (uint64, string, error) {
 func (n *Node) Snapshot() error {
 	if err := n.cluster.Snapshot(); err != nil {
 		if errors.Is(err, consensus.ErrNothingToSnapshot) {
-			return fmt.Errorf("%w: %v", gateway.ErrNothingToSnapshot, err)
+			return fmt.Errorf("%w: %w", gateway.ErrNothingToSnapshot, err)
 		}
 		return err
 	}
