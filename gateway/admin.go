@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/trustreg/trustreg/gateway/api"
 	"io"
 	"log/slog"
 	"net"
@@ -25,13 +26,6 @@ type Cluster interface {
 	Backup(w io.Writer) error
 	// Snapshot takes a raft snapshot now (and compacts the log).
 	Snapshot() error
-}
-
-// MembershipRequest is the body of POST /admin/v1/cluster/{action}: a
-// peer id, or a multiaddr ending in /p2p/<peer id> for a new member.
-type MembershipRequest struct {
-	ID   string `json:"id,omitempty"`
-	Addr string `json:"addr,omitempty"`
 }
 
 // Admin serves the operators' API on its own listener.
@@ -89,13 +83,13 @@ func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	if err := a.fromABrowserPage(r); err != nil {
-		writeProblem(w, r, Problem{Type: problemTypeBase + "forbidden", Title: "Forbidden", Status: http.StatusForbidden, Detail: err.Error()})
+		writeProblem(w, r, api.Problem{Type: problemTypeBase + "forbidden", Title: "Forbidden", Status: http.StatusForbidden, Detail: err.Error()})
 		return
 	}
 	if a.token != "" {
 		if err := a.authorized(r); err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="trustd admin"`)
-			writeProblem(w, r, Problem{Type: problemTypeBase + "unauthorized", Title: "Unauthorized", Status: http.StatusUnauthorized,
+			writeProblem(w, r, api.Problem{Type: problemTypeBase + "unauthorized", Title: "Unauthorized", Status: http.StatusUnauthorized,
 				Detail: err.Error()})
 			return
 		}
@@ -170,7 +164,7 @@ func (a *Admin) change(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, fmt.Errorf("%w: action %q must be one of %s", ErrBadRequest, action, strings.Join(adminActions, ", ")))
 		return
 	}
-	var req MembershipRequest
+	var req api.MembershipRequest
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err == nil && len(body) > 0 {
 		dec := json.NewDecoder(strings.NewReader(string(body)))

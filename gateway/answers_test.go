@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // TestAnswerCacheAtIndexZero: a node that has applied nothing answers at
@@ -13,7 +14,7 @@ import (
 func TestAnswerCacheAtIndexZero(t *testing.T) {
 	var c answerCache
 	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
-	d := &registry.Decision{Entity: "did:web:college.example", Reason: registry.ReasonUnknownFramework, At: t0, Chain: []registry.Link{}}
+	d := &record.Decision{Entity: "did:web:college.example", Reason: record.ReasonUnknownFramework, At: t0, Chain: []record.Link{}}
 	c.put(0, "q", d, registry.Forever, false, cacheShort)
 	if got, ok := c.get(0, t0, "q"); !ok || string(got.appendBody(nil)) != string(appendDecision(nil, d)) {
 		t.Fatalf("answer cached at index 0: %v %v", got, ok)
@@ -23,7 +24,7 @@ func TestAnswerCacheAtIndexZero(t *testing.T) {
 func TestAnswerCache(t *testing.T) {
 	var c answerCache
 	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
-	d := &registry.Decision{Entity: "did:web:college.example", Authorized: true, Reason: registry.ReasonActive, At: t0, Index: 5, Chain: []registry.Link{}}
+	d := &record.Decision{Entity: "did:web:college.example", Authorized: true, Reason: record.ReasonActive, At: t0, Index: 5, Chain: []record.Link{}}
 	if _, ok := c.get(5, t0, "q"); ok {
 		t.Fatal("an empty cache answered")
 	}

@@ -11,7 +11,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // The Ayra TRQP Profile's extension endpoints (trqp_ayra_profile_swagger.yaml
@@ -75,11 +77,11 @@ type ayraEntityList struct {
 // ayraEntity answers GET /entities/{entity_id}; the profile leaves its
 // members to the registry.
 type ayraEntity struct {
-	EntityID   string                   `json:"entity_id"`
-	Name       string                   `json:"name,omitempty"`
-	Registered bool                     `json:"registered"`
-	Metadata   *registry.EntityMetadata `json:"metadata,omitempty"`
-	Keys       []json.RawMessage        `json:"keys"`
+	EntityID   string                 `json:"entity_id"`
+	Name       string                 `json:"name,omitempty"`
+	Registered bool                   `json:"registered"`
+	Metadata   *record.EntityMetadata `json:"metadata,omitempty"`
+	Keys       []json.RawMessage      `json:"keys"`
 	// AuthorityIDs are the frameworks it holds accreditations in.
 	AuthorityIDs []string `json:"authority_ids"`
 }
@@ -130,9 +132,9 @@ func ayraTime(r *http.Request) (time.Time, error) {
 
 // ayraFramework returns the framework an authority_id or ecosystem_id
 // names; one this registry does not hold is not found.
-func (s *Server) ayraFramework(view *registry.View, id string) (*registry.FrameworkView, error) {
+func (s *Server) ayraFramework(view *registry.View, id string) (*record.FrameworkView, error) {
 	f, err := view.Framework(id)
-	if errors.Is(err, registry.ErrNotFound) {
+	if errors.Is(err, record.ErrNotFound) {
 		return nil, unknownAuthority(id)
 	}
 	return f, err
@@ -140,8 +142,8 @@ func (s *Server) ayraFramework(view *registry.View, id string) (*registry.Framew
 
 // eachAccreditation visits the accreditations f selects, page by page,
 // and refuses to read more than ayraMaxScan of them.
-func (s *Server) eachAccreditation(view *registry.View, f registry.AccreditationFilter, now time.Time, visit func(*registry.AccreditationView) error) error {
-	page := registry.Page{Limit: registry.MaxPageLimit}
+func (s *Server) eachAccreditation(view *registry.View, f registry.AccreditationFilter, now time.Time, visit func(*record.AccreditationView) error) error {
+	page := registry.Page{Limit: record.MaxPageLimit}
 	for read := 0; ; {
 		items, next, err := view.Accreditations(f, page, now)
 		if err != nil {
@@ -265,8 +267,8 @@ func (s *Server) listAyraEntities(r *http.Request, view *registry.View) (*ayraEn
 	if (action == "") != (resource == "") {
 		return nil, fmt.Errorf("%w: action and resource go together: give both or neither", ErrBadRequest)
 	}
-	if action != "" && action != registry.ActionIssue && action != registry.ActionAccredit {
-		return nil, fmt.Errorf("%w: action %q must be %q or %q (GET /lookups/authorizations)", ErrBadRequest, action, registry.ActionIssue, registry.ActionAccredit)
+	if action != "" && action != record.ActionIssue && action != record.ActionAccredit {
+		return nil, fmt.Errorf("%w: action %q must be %q or %q (GET /lookups/authorizations)", ErrBadRequest, action, record.ActionIssue, record.ActionAccredit)
 	}
 	at, err := ayraTime(r)
 	if err != nil {
@@ -298,7 +300,7 @@ func (s *Server) listAyraEntities(r *http.Request, view *registry.View) (*ayraEn
 	}
 	now := s.cfg.Now()
 	decided := map[[2]string]bool{}
-	err = s.eachAccreditation(view, registry.AccreditationFilter{Framework: authority, Action: action, Resource: resource}, now, func(a *registry.AccreditationView) error {
+	err = s.eachAccreditation(view, registry.AccreditationFilter{Framework: authority, Action: action, Resource: resource}, now, func(a *record.AccreditationView) error {
 		if action == "" {
 			found[a.Subject] = true
 			return nil
@@ -335,17 +337,17 @@ func (s *Server) listAyraEntities(r *http.Request, view *registry.View) (*ayraEn
 // ayraEntityRecord returns an entity the registry knows, and the frameworks
 // it holds accreditations in: a registered entity, a did:key, or the
 // subject of an accreditation.
-func (s *Server) ayraEntityRecord(r *http.Request, view *registry.View) (*registry.Entity, []string, error) {
+func (s *Server) ayraEntityRecord(r *http.Request, view *registry.View) (*record.Entity, []string, error) {
 	dec, raw := pathID(r, "entity_id", 2)
 	e, err := lookup(dec, raw, view.Entity)
 	id := dec
 	if err == nil {
 		id = e.ID
-	} else if !errors.Is(err, registry.ErrNotFound) {
+	} else if !errors.Is(err, record.ErrNotFound) {
 		return nil, nil, err
 	}
 	frameworks := []string{}
-	err = s.eachAccreditation(view, registry.AccreditationFilter{Subject: id}, s.cfg.Now(), func(a *registry.AccreditationView) error {
+	err = s.eachAccreditation(view, registry.AccreditationFilter{Subject: id}, s.cfg.Now(), func(a *record.AccreditationView) error {
 		if !slices.Contains(frameworks, a.Framework) {
 			frameworks = append(frameworks, a.Framework)
 		}
@@ -356,9 +358,9 @@ func (s *Server) ayraEntityRecord(r *http.Request, view *registry.View) (*regist
 	}
 	if e == nil {
 		if len(frameworks) == 0 {
-			return nil, nil, fmt.Errorf("%w: entity %q is neither registered nor accredited here", registry.ErrNotFound, id)
+			return nil, nil, fmt.Errorf("%w: entity %q is neither registered nor accredited here", record.ErrNotFound, id)
 		}
-		e = &registry.Entity{ID: id}
+		e = &record.Entity{ID: id}
 	}
 	slices.Sort(frameworks)
 	return e, frameworks, nil
@@ -406,7 +408,7 @@ func (s *Server) ayraEntityAuthorizations(w http.ResponseWriter, r *http.Request
 	now := s.cfg.Now()
 	out := []trqpAuthorization{}
 	seen := map[[3]string]bool{}
-	err = s.eachAccreditation(view, registry.AccreditationFilter{Subject: e.ID}, now, func(a *registry.AccreditationView) error {
+	err = s.eachAccreditation(view, registry.AccreditationFilter{Subject: e.ID}, now, func(a *record.AccreditationView) error {
 		for _, res := range a.Resources {
 			k := [3]string{a.Framework, a.Action, res}
 			if seen[k] {
@@ -440,9 +442,9 @@ func ayraCache(at time.Time) string {
 }
 
 // ayraEcosystemOf reads the framework named by the path.
-func (s *Server) ayraEcosystemOf(r *http.Request, view *registry.View) (*registry.FrameworkView, error) {
+func (s *Server) ayraEcosystemOf(r *http.Request, view *registry.View) (*record.FrameworkView, error) {
 	dec, raw := pathID(r, "ecosystem_id", 2)
-	return lookup(dec, raw, func(id string) (*registry.FrameworkView, error) { return s.ayraFramework(view, id) })
+	return lookup(dec, raw, func(id string) (*record.FrameworkView, error) { return s.ayraFramework(view, id) })
 }
 
 // ayraEcosystem answers GET /ecosystems/{ecosystem_id}.
@@ -493,11 +495,11 @@ func (s *Server) ayraEcosystemRecognitions(w http.ResponseWriter, r *http.Reques
 	for _, rec := range f.Recognitions {
 		resources := rec.Resources
 		if len(resources) == 0 {
-			resources = []string{registry.Wildcard}
+			resources = []string{record.Wildcard}
 		}
 		for _, res := range resources {
 			asked := res
-			if res == registry.Wildcard {
+			if res == record.Wildcard {
 				asked = "" // any resource
 			}
 			d, err := view.DecideRecognition(registry.RecognitionQuestion{Framework: f.ID, Recognized: rec.Recognized, Resource: asked, At: at}, now)
@@ -530,7 +532,7 @@ func (s *Server) ayraLookupAuthorizations(w http.ResponseWriter, r *http.Request
 		}
 	}
 	pairs := map[ayraAuthorization]bool{}
-	err := s.eachAccreditation(view, registry.AccreditationFilter{Framework: authority}, s.cfg.Now(), func(a *registry.AccreditationView) error {
+	err := s.eachAccreditation(view, registry.AccreditationFilter{Framework: authority}, s.cfg.Now(), func(a *record.AccreditationView) error {
 		for _, res := range a.Resources {
 			pairs[ayraAuthorization{Action: a.Action, Resource: res}] = true
 		}
@@ -557,13 +559,13 @@ func (s *Server) ayraLookupAuthorizations(w http.ResponseWriter, r *http.Request
 // authorizationDescription says what an action on a resource allows.
 func authorizationDescription(action, resource string) string {
 	what := resource
-	if resource == registry.Wildcard {
+	if resource == record.Wildcard {
 		what = "any credential type"
 	}
 	switch action {
-	case registry.ActionIssue:
+	case record.ActionIssue:
 		return "issue credentials of type " + what
-	case registry.ActionAccredit:
+	case record.ActionAccredit:
 		return "accredit others, within its own scope, for " + what
 	}
 	return ""
@@ -573,7 +575,7 @@ func authorizationDescription(action, resource string) string {
 // for with 501, as the profile has registries answer them.
 func ayraNotImplemented(detail string) func(*Server, http.ResponseWriter, *http.Request) {
 	return func(_ *Server, w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, Problem{Type: problemTypeBase + "not_implemented", Title: http.StatusText(http.StatusNotImplemented),
+		writeProblem(w, r, api.Problem{Type: problemTypeBase + "not_implemented", Title: http.StatusText(http.StatusNotImplemented),
 			Status: http.StatusNotImplemented, Detail: detail})
 	}
 }

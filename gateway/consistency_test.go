@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/trustreg/trustreg/gateway"
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // TestReadsReportTheirSnapshotIndex writes root accreditors and grants
@@ -55,11 +55,11 @@ func TestReadsReportTheirSnapshotIndex(t *testing.T) {
 	}
 	for i := range writes {
 		did := fmt.Sprintf("did:web:root-%d.example", i)
-		res := e.mustSubmit(e.govSign(registry.OpAddRootAccreditor, map[string]any{"framework": fw, "accreditor": did}))
+		res := e.mustSubmit(e.govSign(record.OpAddRootAccreditor, map[string]any{"framework": fw, "accreditor": did}))
 		if !res.Accepted {
 			t.Fatalf("root %d: %s", i, res.Reason)
 		}
-		g := e.mustSubmit(e.sign(e.root, registry.OpAccredit, map[string]any{"framework": fw, "accreditor": e.root.DID,
+		g := e.mustSubmit(e.sign(e.root, record.OpAccredit, map[string]any{"framework": fw, "accreditor": e.root.DID,
 			"subject": fmt.Sprintf("did:web:college-%d.example", i), "action": "issue", "resources": []string{nurse},
 			"validFrom": "2020-01-01T00:00:00Z"}))
 		if !g.Accepted {
@@ -104,7 +104,7 @@ func TestReadsReportTheirSnapshotIndex(t *testing.T) {
 
 type frameworkSample struct {
 	index   uint64
-	roots   []registry.RootAccreditor
+	roots   []record.RootAccreditor
 	maxRoot uint64
 }
 
@@ -129,7 +129,7 @@ func (e *env) readFramework() (frameworkSample, error) {
 	if err != nil {
 		return s, err
 	}
-	var v registry.FrameworkView
+	var v record.FrameworkView
 	if err := json.Unmarshal(body, &v); err != nil {
 		return s, err
 	}
@@ -149,7 +149,7 @@ func (e *env) readListing() (listingSample, error) {
 		return s, err
 	}
 	var page struct {
-		Items []registry.AccreditationView `json:"items"`
+		Items []record.AccreditationView `json:"items"`
 	}
 	if err := json.Unmarshal(body, &page); err != nil {
 		return s, err

@@ -5,21 +5,21 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // appendDecision appends a trust decision as JSON, byte for byte what
 // encoding/json (HTML escaping off) writes, without reflection: the trust
 // query is the gateway's hot path. TestAppendDecisionMatchesEncodingJSON
 // keeps the two equal.
-func appendDecision(b []byte, d *registry.Decision) []byte {
+func appendDecision(b []byte, d *record.Decision) []byte {
 	b, _ = appendDecisionAt(b, d)
 	return b
 }
 
 // appendDecisionAt is appendDecision that also returns where the text of
 // the decision's time ("at", inside its quotes) begins in b.
-func appendDecisionAt(b []byte, d *registry.Decision) ([]byte, int) {
+func appendDecisionAt(b []byte, d *record.Decision) ([]byte, int) {
 	b = append(b, `{"entity":`...)
 	b = appendString(b, d.Entity)
 	b = append(b, `,"framework":`...)
@@ -59,7 +59,7 @@ func appendDecisionAt(b []byte, d *registry.Decision) ([]byte, int) {
 	return append(b, "}\n"...), at
 }
 
-func appendLink(b []byte, l *registry.Link) []byte {
+func appendLink(b []byte, l *record.Link) []byte {
 	b = append(b, `{"accreditation":`...)
 	b = appendString(b, l.Accreditation)
 	b = append(b, `,"accreditor":`...)

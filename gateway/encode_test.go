@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 func encodingJSON(t testing.TB, v any) []byte {
@@ -21,11 +21,11 @@ func encodingJSON(t testing.TB, v any) []byte {
 
 func TestAppendDecisionMatchesEncodingJSON(t *testing.T) {
 	until := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	cases := []*registry.Decision{
-		{Entity: "did:web:a.example", Framework: "https://x.example/f", Action: "issue", Reason: "never_authorized", Chain: []registry.Link{}, At: time.Date(2025, 6, 1, 12, 30, 0, 123456789, time.UTC), Index: 7},
+	cases := []*record.Decision{
+		{Entity: "did:web:a.example", Framework: "https://x.example/f", Action: "issue", Reason: "never_authorized", Chain: []record.Link{}, At: time.Date(2025, 6, 1, 12, 30, 0, 123456789, time.UTC), Index: 7},
 		{Entity: "did:key:z6Mk\"quote\\back\n<tag>&\u2028\x01é\xff", Framework: "f", Action: "accredit", Resource: "https://x.example/R",
 			Authorized: true, Reason: "active", Root: "did:key:root", At: time.Date(2025, 1, 1, 0, 0, 0, 0, time.FixedZone("x", 3600)), Index: 1 << 40,
-			Chain: []registry.Link{
+			Chain: []record.Link{
 				{Accreditation: "bafk1", Accreditor: "did:a", Subject: "did:b", Action: "issue", Resources: []string{"*", "r\t2"}, Jurisdictions: []string{"US"},
 					ValidFrom: time.Date(2022, 9, 1, 0, 0, 0, 0, time.UTC), ValidUntil: &until, Status: "active"},
 				{Accreditation: "bafk2", Accreditor: "did:r", Subject: "did:a", Action: "accredit", ValidFrom: time.Time{}, Status: "revoked"},

@@ -9,7 +9,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/gateway/api"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Errors the gateway's collaborators return for conditions that are not the
@@ -37,52 +38,41 @@ type errorMapping struct {
 var errorTable = []errorMapping{
 	// Status-list errors carry the W3C Recommendation's types; they come
 	// first because they also wrap not-found and invalid.
-	{registry.ErrStatusRetrieval, http.StatusNotFound, statusListTypeBase + "STATUS_RETRIEVAL_ERROR"},
-	{registry.ErrRange, http.StatusBadRequest, statusListTypeBase + "RANGE_ERROR"},
-	{registry.ErrMalformedValue, http.StatusUnprocessableEntity, statusListTypeBase + "MALFORMED_VALUE_ERROR"},
-	{registry.ErrStatusListLength, http.StatusUnprocessableEntity, statusListTypeBase + "STATUS_LIST_LENGTH_ERROR"},
-	{registry.ErrMalformed, http.StatusBadRequest, "malformed"},
-	{registry.ErrBadQuery, http.StatusBadRequest, "bad_query"},
+	{record.ErrStatusRetrieval, http.StatusNotFound, statusListTypeBase + "STATUS_RETRIEVAL_ERROR"},
+	{record.ErrRange, http.StatusBadRequest, statusListTypeBase + "RANGE_ERROR"},
+	{record.ErrMalformedValue, http.StatusUnprocessableEntity, statusListTypeBase + "MALFORMED_VALUE_ERROR"},
+	{record.ErrStatusListLength, http.StatusUnprocessableEntity, statusListTypeBase + "STATUS_LIST_LENGTH_ERROR"},
+	{record.ErrMalformed, http.StatusBadRequest, "malformed"},
+	{record.ErrBadQuery, http.StatusBadRequest, "bad_query"},
 	{ErrBadRequest, http.StatusBadRequest, "bad_request"},
-	{registry.ErrBadSignature, http.StatusUnauthorized, "bad_signature"},
-	{registry.ErrUnknownKey, http.StatusUnauthorized, "unknown_key"},
-	{registry.ErrNotAuthorized, http.StatusForbidden, "not_authorized"},
-	{registry.ErrScope, http.StatusForbidden, "scope_exceeded"},
-	{registry.ErrNotFound, http.StatusNotFound, "not_found"},
-	{registry.ErrConflict, http.StatusConflict, "conflict"},
-	{registry.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
+	{record.ErrBadSignature, http.StatusUnauthorized, "bad_signature"},
+	{record.ErrUnknownKey, http.StatusUnauthorized, "unknown_key"},
+	{record.ErrNotAuthorized, http.StatusForbidden, "not_authorized"},
+	{record.ErrScope, http.StatusForbidden, "scope_exceeded"},
+	{record.ErrNotFound, http.StatusNotFound, "not_found"},
+	{record.ErrConflict, http.StatusConflict, "conflict"},
+	{record.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
 	{ErrRateLimited, http.StatusTooManyRequests, "rate_limited"},
-	{registry.ErrInvalid, http.StatusUnprocessableEntity, "invalid"},
-	{registry.ErrIATWindow, http.StatusUnprocessableEntity, "iat_out_of_window"},
+	{record.ErrInvalid, http.StatusUnprocessableEntity, "invalid"},
+	{record.ErrIATWindow, http.StatusUnprocessableEntity, "iat_out_of_window"},
 	{ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
 	{ErrNotCaughtUp, http.StatusServiceUnavailable, "not_caught_up"},
 	{ErrOutcomeUnknown, http.StatusServiceUnavailable, "outcome_unknown"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "timeout"},
 }
 
-// Problem is an RFC 9457 problem details document.
-type Problem struct {
-	Type     string `json:"type"`
-	Title    string `json:"title"`
-	Status   int    `json:"status"`
-	Detail   string `json:"detail,omitempty"`
-	Instance string `json:"instance,omitempty"`
-	// Result carries the registry's result for a rejected operation.
-	Result *registry.Result `json:"result,omitempty"`
-}
-
 // problemFor maps an error through errorTable.
-func problemFor(err error) Problem {
+func problemFor(err error) api.Problem {
 	for _, e := range errorTable {
 		if errors.Is(err, e.err) {
 			typ := e.code
 			if !strings.Contains(typ, ":") {
 				typ = problemTypeBase + typ
 			}
-			return Problem{Type: typ, Title: http.StatusText(e.status), Status: e.status, Detail: detailOf(err)}
+			return api.Problem{Type: typ, Title: http.StatusText(e.status), Status: e.status, Detail: detailOf(err)}
 		}
 	}
-	return Problem{Type: problemTypeBase + "internal", Title: http.StatusText(http.StatusInternalServerError), Status: http.StatusInternalServerError, Detail: detailOf(err)}
+	return api.Problem{Type: problemTypeBase + "internal", Title: http.StatusText(http.StatusInternalServerError), Status: http.StatusInternalServerError, Detail: detailOf(err)}
 }
 
 // detailOf is err's message for a problem document's detail. The message
@@ -129,7 +119,7 @@ func leadingSentinel(msg string) (errorMapping, bool) {
 	return errorMapping{}, false
 }
 
-func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
+func writeProblem(w http.ResponseWriter, r *http.Request, p api.Problem) {
 	p.Instance = instanceOf(r)
 	if p.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", strconv.Itoa(1))

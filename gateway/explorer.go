@@ -3,6 +3,7 @@ package gateway
 import (
 	"embed"
 	"fmt"
+	"github.com/trustreg/trustreg/gateway/api"
 	"net/http"
 	"path"
 	"strings"
@@ -81,7 +82,7 @@ func (s *Server) registerExplorer() error {
 		name := r.PathValue("file")
 		a, ok := assets[name]
 		if !ok || strings.HasSuffix(name, ".html") {
-			writeProblem(w, r, Problem{Type: problemTypeBase + "not_found", Title: "Not Found", Status: http.StatusNotFound,
+			writeProblem(w, r, api.Problem{Type: problemTypeBase + "not_found", Title: "Not Found", Status: http.StatusNotFound,
 				Detail: fmt.Sprintf("no explorer file %q: the explorer is at /", name)})
 			return
 		}

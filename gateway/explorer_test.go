@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // TestExplorerIsServed: GET / is the registry explorer's page, and its
@@ -78,8 +79,8 @@ func TestExplorerIsServed(t *testing.T) {
 func TestSearchEntitiesAndFrameworks(t *testing.T) {
 	e := mustNewEnv(t)
 	e.chain()
-	e.mustSubmit(e.sign(e.qa, registry.OpRegisterEntity, map[string]any{"id": "did:web:amazing.example", "name": "Amazing Community College"}))
-	e.mustSubmit(e.sign(e.qa, registry.OpRegisterEntity, map[string]any{"id": "did:web:northern.example", "name": "Northern College of Nursing"}))
+	e.mustSubmit(e.sign(e.qa, record.OpRegisterEntity, map[string]any{"id": "did:web:amazing.example", "name": "Amazing Community College"}))
+	e.mustSubmit(e.sign(e.qa, record.OpRegisterEntity, map[string]any{"id": "did:web:northern.example", "name": "Northern College of Nursing"}))
 	base := e.n.GatewayURL()
 	get := func(path string) (int, map[string]any) {
 		t.Helper()

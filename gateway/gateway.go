@@ -16,7 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Registry is the read side of the registry the gateway serves.
@@ -27,14 +29,14 @@ type Registry interface {
 	View() *registry.View
 	// Genesis and GenesisCID name the consortium (the Ayra profile's
 	// /metadata).
-	Genesis() registry.Genesis
+	Genesis() record.Genesis
 	GenesisCID() string
 	AppliedIndex() uint64
 }
 
 // Writer submits signed operations to the cluster.
 type Writer interface {
-	Submit(ctx context.Context, jws []byte) (*registry.Result, error)
+	Submit(ctx context.Context, jws []byte) (*record.Result, error)
 }
 
 // Node reports on and coordinates with the cluster.
@@ -147,7 +149,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = registry.MaxOperationSize
+		cfg.MaxBodyBytes = record.MaxOperationSize
 	}
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 10 * time.Second
@@ -430,7 +432,7 @@ const (
 
 func (s *Server) metricsHandler(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Gatherer == nil {
-		writeProblem(w, r, Problem{Type: problemTypeBase + "not_found", Title: "Not Found", Status: http.StatusNotFound,
+		writeProblem(w, r, api.Problem{Type: problemTypeBase + "not_found", Title: "Not Found", Status: http.StatusNotFound,
 			Detail: "this gateway serves no metrics"})
 		return
 	}

@@ -25,9 +25,11 @@ import (
 
 	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/gateway/client"
 	"github.com/trustreg/trustreg/node"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 const (
@@ -42,10 +44,10 @@ type env struct {
 	t       testing.TB
 	n       *node.Node
 	c       *client.Client
-	gov     *registry.Signer
-	root    *registry.Signer
-	qa      *registry.Signer
-	college *registry.Signer
+	gov     *record.Signer
+	root    *record.Signer
+	qa      *record.Signer
+	college *record.Signer
 	qaAcc   string
 	colAcc  string
 }
@@ -72,14 +74,14 @@ func mustNewEnv(t testing.TB) *env {
 	e := &env{t: t, n: n, c: client.New(n.GatewayURL())}
 	e.gov = mustLoad(t, cfg.DataDir+"/"+node.DevGovernanceKey)
 	e.root = mustLoad(t, cfg.DataDir+"/"+node.DevRootAccreditorKey)
-	e.qa, _ = registry.GenerateKey(registry.KeyEd25519)
-	e.college, _ = registry.GenerateKey(registry.KeyP256)
+	e.qa, _ = record.GenerateKey(record.KeyEd25519)
+	e.college, _ = record.GenerateKey(record.KeyP256)
 	return e
 }
 
-func mustLoad(t testing.TB, path string) *registry.Signer {
+func mustLoad(t testing.TB, path string) *record.Signer {
 	t.Helper()
-	s, err := node.LoadKeyFile(path)
+	s, err := record.LoadKeyFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +97,7 @@ func (e *env) payload(op string, fields map[string]any) []byte {
 	return b
 }
 
-func (e *env) sign(s *registry.Signer, op string, fields map[string]any) []byte {
+func (e *env) sign(s *record.Signer, op string, fields map[string]any) []byte {
 	jws, err := s.SignCompact(e.payload(op, fields))
 	if err != nil {
 		e.t.Fatal(err)
@@ -104,14 +106,14 @@ func (e *env) sign(s *registry.Signer, op string, fields map[string]any) []byte 
 }
 
 func (e *env) govSign(op string, fields map[string]any) []byte {
-	jws, err := registry.SignJSON(e.payload(op, fields), e.gov)
+	jws, err := record.SignJSON(e.payload(op, fields), e.gov)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return jws
 }
 
-func (e *env) mustSubmit(jws []byte) *registry.Result {
+func (e *env) mustSubmit(jws []byte) *record.Result {
 	e.t.Helper()
 	res, err := e.c.Submit(context.Background(), jws)
 	if err != nil {
@@ -122,10 +124,10 @@ func (e *env) mustSubmit(jws []byte) *registry.Result {
 
 // chain builds framework -> QA agency (accredit) -> college (issue).
 func (e *env) chain() {
-	e.mustSubmit(e.govSign(registry.OpCreateFramework, map[string]any{"id": fw, "name": "Nursing", "roots": []string{e.root.DID}}))
-	e.qaAcc = e.mustSubmit(e.sign(e.root, registry.OpAccredit, map[string]any{"framework": fw, "accreditor": e.root.DID, "subject": e.qa.DID,
+	e.mustSubmit(e.govSign(record.OpCreateFramework, map[string]any{"id": fw, "name": "Nursing", "roots": []string{e.root.DID}}))
+	e.qaAcc = e.mustSubmit(e.sign(e.root, record.OpAccredit, map[string]any{"framework": fw, "accreditor": e.root.DID, "subject": e.qa.DID,
 		"action": "accredit", "resources": []string{nurse}, "validFrom": "2020-01-01T00:00:00Z"})).ID
-	e.colAcc = e.mustSubmit(e.sign(e.qa, registry.OpAccredit, map[string]any{"framework": fw, "accreditor": e.qa.DID, "subject": e.college.DID,
+	e.colAcc = e.mustSubmit(e.sign(e.qa, record.OpAccredit, map[string]any{"framework": fw, "accreditor": e.qa.DID, "subject": e.college.DID,
 		"action": "issue", "resources": []string{nurse}, "parent": e.qaAcc, "validFrom": "2022-09-01T00:00:00Z"})).ID
 }
 
@@ -140,14 +142,14 @@ func (e *env) get(path string) (*http.Response, []byte) {
 	return resp, body
 }
 
-func (e *env) trust(extra string) *registry.Decision {
+func (e *env) trust(extra string) *record.Decision {
 	e.t.Helper()
 	q := url.Values{"entity": {e.college.DID}, "framework": {fw}, "resource": {nurse}}
 	resp, body := e.get("/v1/trust?" + q.Encode() + extra)
 	if resp.StatusCode != 200 {
 		e.t.Fatalf("trust: %d %s", resp.StatusCode, body)
 	}
-	var d registry.Decision
+	var d record.Decision
 	if err := json.Unmarshal(body, &d); err != nil {
 		e.t.Fatal(err)
 	}
@@ -184,10 +186,10 @@ func TestTrustOnAFreshNode(t *testing.T) {
 		if err != nil {
 			t.Fatalf("query %d: %v", i, err)
 		}
-		var d registry.Decision
+		var d record.Decision
 		err = json.NewDecoder(resp.Body).Decode(&d)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || err != nil || d.Authorized || d.Reason != registry.ReasonUnknownFramework {
+		if resp.StatusCode != http.StatusOK || err != nil || d.Authorized || d.Reason != record.ReasonUnknownFramework {
 			t.Fatalf("query %d: status %d, %+v, %v", i, resp.StatusCode, d, err)
 		}
 	}
@@ -200,7 +202,7 @@ func TestTrustDecisionsOverHTTP(t *testing.T) {
 		t.Fatalf("now: %+v", d)
 	}
 	before := e.n.State.AppliedIndex()
-	rev := e.mustSubmit(e.sign(e.root, registry.OpRevoke, map[string]any{"accreditation": e.qaAcc, "reason": "withdrawn"}))
+	rev := e.mustSubmit(e.sign(e.root, record.OpRevoke, map[string]any{"accreditation": e.qaAcc, "reason": "withdrawn"}))
 	if d := e.trust(""); d.Authorized || d.Reason != "chain_broken" {
 		t.Fatalf("after revoking the QA agency: %v %s", d.Authorized, d.Reason)
 	}
@@ -224,12 +226,12 @@ func TestTrustDecisionsOverHTTP(t *testing.T) {
 	// Unknown entities get the same shape as unauthorized ones.
 	q = url.Values{"entity": {"did:web:nobody.example"}, "framework": {fw}, "resource": {nurse}}
 	resp, body := e.get("/v1/trust?" + q.Encode())
-	var d registry.Decision
+	var d record.Decision
 	if err := json.Unmarshal(body, &d); resp.StatusCode != 200 || err != nil || d.Authorized || d.Reason != "never_authorized" || d.Chain == nil {
 		t.Fatalf("unknown entity: %d %s", resp.StatusCode, body)
 	}
 	// Batch.
-	var batch []registry.Decision
+	var batch []record.Decision
 	err := e.c.Post(context.Background(), "/v1/trust", []map[string]any{
 		{"entity": e.college.DID, "framework": fw, "resource": nurse, "at": "2024-06-01"},
 		{"entity": e.college.DID, "framework": fw, "resource": nurse},
@@ -255,13 +257,13 @@ func itoa(i uint64) string { return strconv.FormatUint(i, 10) }
 func TestBadWritesGetClearErrorsAndChangeNothing(t *testing.T) {
 	e := mustNewEnv(t)
 	e.chain()
-	stranger, _ := registry.GenerateKey(registry.KeyEd25519)
+	stranger, _ := record.GenerateKey(record.KeyEd25519)
 	fromQA := func(fields map[string]any) []byte {
 		m := map[string]any{"framework": fw, "accreditor": e.qa.DID, "subject": stranger.DID, "action": "issue", "resources": []string{nurse}, "parent": e.qaAcc}
 		for k, v := range fields {
 			m[k] = v
 		}
-		return e.sign(e.qa, registry.OpAccredit, m)
+		return e.sign(e.qa, record.OpAccredit, m)
 	}
 	tampered := fromQA(nil)
 	// Swap one signature character for another base64url letter: still a
@@ -271,10 +273,10 @@ func TestBadWritesGetClearErrorsAndChangeNothing(t *testing.T) {
 	} else {
 		tampered[i] = 'A'
 	}
-	old := map[string]any{"op": registry.OpSuspend, "iat": time.Now().Add(-time.Hour).Unix(), "accreditation": e.colAcc}
+	old := map[string]any{"op": record.OpSuspend, "iat": time.Now().Add(-time.Hour).Unix(), "accreditation": e.colAcc}
 	oldRaw, _ := json.Marshal(old)
 	stale, _ := e.qa.SignCompact(oldRaw)
-	webKey, _ := registry.GenerateKey(registry.KeyEd25519)
+	webKey, _ := record.GenerateKey(record.KeyEd25519)
 	unknown, _ := webKey.WithKID("did:web:unknown.example#k1")
 
 	cases := []struct {
@@ -287,13 +289,13 @@ func TestBadWritesGetClearErrorsAndChangeNothing(t *testing.T) {
 		{"not a JWS", []byte("hello"), "application/jose", 400, "malformed"},
 		{"empty body", nil, "application/jose", 400, "malformed"},
 		{"unknown payload field", fromQA(map[string]any{"extra": 1}), "application/jose", 400, "malformed"},
-		{"oversized", bytes.Repeat([]byte("a"), registry.MaxOperationSize+10), "application/jose", 413, "too_large"},
+		{"oversized", bytes.Repeat([]byte("a"), record.MaxOperationSize+10), "application/jose", 413, "too_large"},
 		{"wrong media type", fromQA(nil), "application/xml", 415, "unsupported_media_type"},
 		{"bad signature", tampered, "application/jose", 401, "bad_signature"},
-		{"unknown key", e.sign(unknown, registry.OpSuspend, map[string]any{"accreditation": e.colAcc}), "application/jose", 401, "unknown_key"},
-		{"signer without authority", e.sign(stranger, registry.OpRevoke, map[string]any{"accreditation": e.colAcc}), "application/jose", 403, "not_authorized"},
+		{"unknown key", e.sign(unknown, record.OpSuspend, map[string]any{"accreditation": e.colAcc}), "application/jose", 401, "unknown_key"},
+		{"signer without authority", e.sign(stranger, record.OpRevoke, map[string]any{"accreditation": e.colAcc}), "application/jose", 403, "not_authorized"},
 		{"scope escalation", fromQA(map[string]any{"resources": []string{law}}), "application/jose", 403, "scope_exceeded"},
-		{"conflict", e.sign(e.qa, registry.OpReinstate, map[string]any{"accreditation": e.colAcc}), "application/jose", 409, "conflict"},
+		{"conflict", e.sign(e.qa, record.OpReinstate, map[string]any{"accreditation": e.colAcc}), "application/jose", 409, "conflict"},
 		{"iat outside the window", stale, "application/jose", 422, "iat_out_of_window"},
 		{"semantically invalid", fromQA(map[string]any{"framework": "https://example.org/nope"}), "application/jose", 422, "invalid"},
 	}
@@ -312,7 +314,7 @@ func TestBadWritesGetClearErrorsAndChangeNothing(t *testing.T) {
 			if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
 				t.Fatalf("content type %q", ct)
 			}
-			var p gateway.Problem
+			var p api.Problem
 			if err := json.Unmarshal(body, &p); err != nil || p.Type != "urn:trustreg:problem:"+tc.problem || p.Detail == "" || p.Status != tc.status {
 				t.Fatalf("problem = %s, want type %s", body, tc.problem)
 			}
@@ -322,13 +324,13 @@ func TestBadWritesGetClearErrorsAndChangeNothing(t *testing.T) {
 		})
 	}
 	// A resubmitted operation answers 200 with the original result.
-	op := e.sign(e.qa, registry.OpSuspend, map[string]any{"accreditation": e.colAcc})
+	op := e.sign(e.qa, record.OpSuspend, map[string]any{"accreditation": e.colAcc})
 	first := e.mustSubmit(op)
 	resp, err := http.Post(e.n.GatewayURL()+"/v1/operations", "application/jose", bytes.NewReader(op))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var again registry.Result
+	var again record.Result
 	json.NewDecoder(resp.Body).Decode(&again)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !again.Duplicate || again.Index != first.Index {
@@ -340,13 +342,13 @@ func TestRecordsAndDIDPaths(t *testing.T) {
 	e := mustNewEnv(t)
 	e.chain()
 	const web = "did:web:college.example%3A8443:campus"
-	k, _ := registry.GenerateKey(registry.KeyEd25519)
+	k, _ := record.GenerateKey(record.KeyEd25519)
 	ws, _ := k.WithKID(web + "#key-1")
 	jwk, _ := ws.PublicJWK()
-	e.mustSubmit(e.sign(e.qa, registry.OpRegisterEntity, map[string]any{"id": web, "name": "Web College", "keys": []any{jwk}}))
+	e.mustSubmit(e.sign(e.qa, record.OpRegisterEntity, map[string]any{"id": web, "name": "Web College", "keys": []any{jwk}}))
 	for _, path := range []string{"/v1/entities/" + url.PathEscape(web), "/v1/entities/" + web} {
 		resp, body := e.get(path)
-		var ent registry.Entity
+		var ent record.Entity
 		if json.Unmarshal(body, &ent); resp.StatusCode != 200 || ent.ID != web {
 			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
 		}
@@ -355,41 +357,41 @@ func TestRecordsAndDIDPaths(t *testing.T) {
 	if resp.StatusCode != 404 {
 		t.Fatalf("unknown entity: %d", resp.StatusCode)
 	}
-	var view registry.FrameworkView
+	var view record.FrameworkView
 	if err := e.c.Get(context.Background(), "/v1/frameworks/"+url.PathEscape(fw), nil, &view); err != nil || view.ID != fw || len(view.Roots) != 1 {
 		t.Fatalf("framework: %+v %v", view, err)
 	}
-	var acc registry.AccreditationView
+	var acc record.AccreditationView
 	if err := e.c.Get(context.Background(), "/v1/accreditations/"+e.colAcc, nil, &acc); err != nil || acc.Status != "active" {
 		t.Fatalf("accreditation: %+v %v", acc, err)
 	}
 	// The exact signed operation is served byte for byte and verifies.
-	op, err := registry.ParseOperation([]byte(acc.Operation))
-	if err != nil || registry.CIDOf([]byte(acc.Operation)) != e.colAcc || op.Op != registry.OpAccredit {
+	op, err := record.ParseOperation([]byte(acc.Operation))
+	if err != nil || record.CIDOf([]byte(acc.Operation)) != e.colAcc || op.Op != record.OpAccredit {
 		t.Fatalf("stored operation does not match its CID: %v", err)
 	}
 	var list struct {
-		Items []registry.AccreditationView `json:"items"`
-		Next  string                       `json:"next"`
+		Items []record.AccreditationView `json:"items"`
+		Next  string                     `json:"next"`
 	}
 	if err := e.c.Get(context.Background(), "/v1/accreditations", url.Values{"framework": {fw}, "limit": {"1"}}, &list); err != nil || len(list.Items) != 1 || list.Next == "" {
 		t.Fatalf("page 1: %+v %v", list, err)
 	}
 	resp, body := e.get(list.Next)
 	var page2 struct {
-		Items []registry.AccreditationView `json:"items"`
-		Next  string                       `json:"next"`
+		Items []record.AccreditationView `json:"items"`
+		Next  string                     `json:"next"`
 	}
 	if json.Unmarshal(body, &page2); resp.StatusCode != 200 || len(page2.Items) != 1 || page2.Items[0].ID == list.Items[0].ID || page2.Next != "" {
 		t.Fatalf("page 2: %s", body)
 	}
 	var hist struct {
-		Items []registry.OperationView `json:"items"`
+		Items []record.OperationView `json:"items"`
 	}
 	if err := e.c.Get(context.Background(), "/v1/entities/"+url.PathEscape(e.qa.DID)+"/history", nil, &hist); err != nil || len(hist.Items) != 3 {
 		t.Fatalf("QA history: %d items, %v", len(hist.Items), err)
 	}
-	var opv registry.OperationView
+	var opv record.OperationView
 	if err := e.c.Get(context.Background(), "/v1/operations/"+e.colAcc, nil, &opv); err != nil || opv.CID != e.colAcc || !opv.Result.Accepted {
 		t.Fatalf("operation by CID: %+v %v", opv, err)
 	}
@@ -397,7 +399,7 @@ func TestRecordsAndDIDPaths(t *testing.T) {
 		t.Fatalf("operation by index: %+v %v", opv, err)
 	}
 	var feed struct {
-		Items []registry.OperationView `json:"items"`
+		Items []record.OperationView `json:"items"`
 	}
 	if err := e.c.Get(context.Background(), "/v1/operations", url.Values{"since": {itoa(opv.Index - 1)}}, &feed); err != nil || len(feed.Items) == 0 || feed.Items[0].Index != opv.Index {
 		t.Fatalf("change feed: %+v %v", feed, err)
@@ -408,8 +410,8 @@ func TestRecordsAndDIDPaths(t *testing.T) {
 	next := "/v1/operations?" + url.Values{"since": {"0"}, "limit": {"1"}, "consistency": {"linearizable"}}.Encode()
 	for range 100 {
 		var page struct {
-			Items []registry.OperationView `json:"items"`
-			Next  string                   `json:"next"`
+			Items []record.OperationView `json:"items"`
+			Next  string                 `json:"next"`
 		}
 		if err := e.c.Get(context.Background(), next, nil, &page); err != nil || len(page.Items) > 1 {
 			t.Fatalf("feed page %s: %d items, %v", next, len(page.Items), err)
@@ -476,8 +478,8 @@ func TestReadConsistencyAndOperationalEndpoints(t *testing.T) {
 }
 
 // publishList signs a status-list version as the college and submits it.
-func (e *env) publishList(list, previous string, bits []byte) (*registry.Result, string, error) {
-	vc, err := registry.StatusListCredential(e.college.DID, list, []string{"revocation"}, 1, nil, 60000, bits)
+func (e *env) publishList(list, previous string, bits []byte) (*record.Result, string, error) {
+	vc, err := record.StatusListCredential(e.college.DID, list, []string{"revocation"}, 1, nil, 60000, bits)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -485,22 +487,22 @@ func (e *env) publishList(list, previous string, bits []byte) (*registry.Result,
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	res, err := e.c.Submit(context.Background(), e.sign(e.college, registry.OpPublishStatusList, map[string]any{"list": list, "previous": previous, "credential": string(jwt)}))
+	res, err := e.c.Submit(context.Background(), e.sign(e.college, record.OpPublishStatusList, map[string]any{"list": list, "previous": previous, "credential": string(jwt)}))
 	return res, string(jwt), err
 }
 
 func TestStatusListsOverHTTP(t *testing.T) {
 	e := mustNewEnv(t)
 	e.chain()
-	bits := make([]byte, registry.MinStatusListEntries/8)
+	bits := make([]byte, record.MinStatusListEntries/8)
 	first, jwt1, err := e.publishList("1", "", bits)
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := "/v1/status-lists/" + url.PathEscape(e.college.DID) + "/1"
-	var doc gateway.StatusListDocument
+	var doc api.StatusListDocument
 	resp, body := e.get(base)
-	if err := json.Unmarshal(body, &doc); resp.StatusCode != 200 || err != nil || doc.JWT != jwt1 || doc.Entries != registry.MinStatusListEntries {
+	if err := json.Unmarshal(body, &doc); resp.StatusCode != 200 || err != nil || doc.JWT != jwt1 || doc.Entries != record.MinStatusListEntries {
 		t.Fatalf("list JSON: %d %s", resp.StatusCode, body)
 	}
 	if resp.Header.Get("ETag") != `"`+doc.CID+`"` || resp.Header.Get("Cache-Control") != "public, max-age=60" {
@@ -550,7 +552,7 @@ func TestStatusListsOverHTTP(t *testing.T) {
 		r3.Body.Close()
 	}
 	revoked := bytes.Clone(bits)
-	registry.SetStatus(revoked, 42, 1, 1)
+	record.SetStatus(revoked, 42, 1, 1)
 	if _, _, err := e.publishList("1", doc.CID, revoked); err != nil {
 		t.Fatal(err)
 	}
@@ -558,7 +560,7 @@ func TestStatusListsOverHTTP(t *testing.T) {
 	if _, _, err := e.publishList("1", doc.CID, revoked); err == nil || !strings.Contains(err.Error(), "409") {
 		t.Fatalf("stale previous: %v", err)
 	}
-	var entry registry.EntryStatus
+	var entry record.EntryStatus
 	if err := e.c.Get(context.Background(), base+"/entries/42", nil, &entry); err != nil || entry.Status != 1 || entry.Valid || entry.Checked == "" {
 		t.Fatalf("entry 42: %+v %v", entry, err)
 	}
@@ -573,19 +575,19 @@ func TestStatusListsOverHTTP(t *testing.T) {
 		base + "?timestamp=yesterday":                            "MALFORMED_VALUE_ERROR",
 	} {
 		resp, body := e.get(path)
-		var p gateway.Problem
+		var p api.Problem
 		if json.Unmarshal(body, &p); p.Type != "https://www.w3.org/ns/credentials/status-list#"+want {
 			t.Errorf("GET %s: %d %s, want %s", path, resp.StatusCode, body, want)
 		}
 	}
 	var lists struct {
-		Items []registry.StatusList `json:"items"`
+		Items []record.StatusList `json:"items"`
 	}
 	if err := e.c.Get(context.Background(), "/v1/status-lists", url.Values{"issuer": {e.college.DID}}, &lists); err != nil || len(lists.Items) != 1 || lists.Items[0].Versions != 2 {
 		t.Fatalf("lists: %+v %v", lists, err)
 	}
 	var versions struct {
-		Items []registry.StatusListVersion `json:"items"`
+		Items []record.StatusListVersion `json:"items"`
 	}
 	if err := e.c.Get(context.Background(), base+"/versions", nil, &versions); err != nil || len(versions.Items) != 2 || versions.Items[1].Previous != doc.CID {
 		t.Fatalf("versions: %+v %v", versions, err)
@@ -629,7 +631,7 @@ func TestLinearizableTrustReadsAreNotServedFromCache(t *testing.T) {
 	srv := httptest.NewServer(g)
 	defer srv.Close()
 	q := url.Values{"entity": {e.college.DID}, "framework": {fw}, "resource": {nurse}}.Encode()
-	get := func(raw string) *registry.Decision {
+	get := func(raw string) *record.Decision {
 		t.Helper()
 		resp, err := http.Get(srv.URL + "/v1/trust?" + raw)
 		if err != nil {
@@ -637,7 +639,7 @@ func TestLinearizableTrustReadsAreNotServedFromCache(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		var d registry.Decision
+		var d record.Decision
 		if resp.StatusCode != 200 || json.Unmarshal(body, &d) != nil || !d.Authorized {
 			t.Fatalf("%s: status %d, %s", raw, resp.StatusCode, body)
 		}
@@ -683,7 +685,7 @@ func TestTrustAnswerGivenAgainInALaterSecond(t *testing.T) {
 		after := time.Now().UTC()
 		sum := sha256.Sum256(body)
 		etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
-		var d registry.Decision
+		var d record.Decision
 		if err := json.Unmarshal(body, &d); err != nil || resp.StatusCode != 200 || !d.Authorized {
 			t.Fatalf("answer %d: %d %s", i, resp.StatusCode, body)
 		}
@@ -740,7 +742,7 @@ func TestTrustAnswersPastTheCacheBound(t *testing.T) {
 		if i < n-50 && w.Code == http.StatusOK {
 			continue
 		}
-		var d registry.Decision
+		var d record.Decision
 		body := w.Body.Bytes()
 		sum := sha256.Sum256(body)
 		if err := json.Unmarshal(body, &d); err != nil || w.Code != http.StatusOK || !d.Authorized || d.Entity != e.college.DID || len(d.Chain) != 2 {
@@ -799,7 +801,7 @@ func TestHandlerPanicAnswers500(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the panic dropped the connection: %v", err)
 	}
-	var p gateway.Problem
+	var p api.Problem
 	err = json.NewDecoder(resp.Body).Decode(&p)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusInternalServerError || err != nil || !strings.HasSuffix(p.Type, "internal") ||
@@ -874,7 +876,7 @@ func TestAdminRefusesBrowserPages(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var p gateway.Problem
+		var p api.Problem
 		json.NewDecoder(resp.Body).Decode(&p)
 		return resp.StatusCode, p.Detail
 	}

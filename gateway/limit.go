@@ -18,7 +18,7 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // ErrRateLimited: a client address or a signer sent more writes than its
@@ -188,7 +188,7 @@ func signers(body []byte) []string {
 		did, _, _ := strings.Cut(h.Kid, "#")
 		return []string{did}
 	}
-	op, err := registry.ParseOperation(body)
+	op, err := record.ParseOperation(body)
 	if err != nil {
 		return nil
 	}
@@ -267,14 +267,14 @@ func (c signerCharge) settle(now time.Time, keep bool) {
 // it: not when its signatures do not verify or it does not parse (anyone
 // may name anyone as signer), nor when it repeats an operation already
 // submitted or signed long ago (anyone may replay a published one).
-func signersOwn(res *registry.Result, err error) bool {
+func signersOwn(res *record.Result, err error) bool {
 	if err == nil && res != nil {
 		if res.Duplicate {
 			return false
 		}
 		err = res.Err()
 	}
-	for _, notTheirs := range []error{registry.ErrBadSignature, registry.ErrUnknownKey, registry.ErrMalformed, registry.ErrTooLarge, registry.ErrIATWindow} {
+	for _, notTheirs := range []error{record.ErrBadSignature, record.ErrUnknownKey, record.ErrMalformed, record.ErrTooLarge, record.ErrIATWindow} {
 		if errors.Is(err, notTheirs) {
 			return false
 		}

@@ -5,13 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // FuzzSigners: reading the signers of any body neither panics nor
 // returns a DID with a fragment, and a signed operation names its signer.
 func FuzzSigners(f *testing.F) {
-	s, err := registry.GenerateKey(registry.KeyEd25519)
+	s, err := record.GenerateKey(record.KeyEd25519)
 	if err != nil {
 		f.Fatal(err)
 	}

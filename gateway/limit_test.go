@@ -15,6 +15,7 @@ import (
 	"github.com/trustreg/trustreg/gateway/client"
 	"github.com/trustreg/trustreg/node"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // mustNewLimitedEnv is mustNewEnv for a node whose configuration edit
@@ -34,8 +35,8 @@ func mustNewLimitedEnv(t testing.TB, edit func(*configs.Config)) *env {
 	e := &env{t: t, n: n, c: client.New(n.GatewayURL())}
 	e.gov = mustLoad(t, dataDir+"/"+node.DevGovernanceKey)
 	e.root = mustLoad(t, dataDir+"/"+node.DevRootAccreditorKey)
-	e.qa, _ = registry.GenerateKey(registry.KeyEd25519)
-	e.college, _ = registry.GenerateKey(registry.KeyP256)
+	e.qa, _ = record.GenerateKey(record.KeyEd25519)
+	e.college, _ = record.GenerateKey(record.KeyP256)
 	return e
 }
 
@@ -104,7 +105,7 @@ func TestWritesLimitedPerAddress(t *testing.T) {
 	sent := 0
 	op := func() []byte {
 		sent++
-		return e.sign(e.qa, registry.OpRegisterEntity, map[string]any{"id": e.qa.DID, "name": "QA " + strconv.Itoa(sent)})
+		return e.sign(e.qa, record.OpRegisterEntity, map[string]any{"id": e.qa.DID, "name": "QA " + strconv.Itoa(sent)})
 	}
 	for i := range 2 {
 		if a := postFrom(t, e, "127.0.0.1", op()); a.status == http.StatusTooManyRequests {
@@ -138,8 +139,8 @@ func TestWritesLimitedPerSigner(t *testing.T) {
 		c.HTTP.Limits.SignerRate = 0.5 // a write every 2 s
 		c.HTTP.Limits.SignerBurst = 2
 	})
-	register := func(s *registry.Signer, name string) []byte {
-		return e.sign(s, registry.OpRegisterEntity, map[string]any{"id": s.DID, "name": name})
+	register := func(s *record.Signer, name string) []byte {
+		return e.sign(s, record.OpRegisterEntity, map[string]any{"id": s.DID, "name": name})
 	}
 	for i, addr := range []string{"127.0.0.1", "127.0.0.2"} {
 		if a := postFrom(t, e, addr, register(e.qa, "QA "+addr)); a.status == http.StatusTooManyRequests {
@@ -184,7 +185,7 @@ func TestForgedAndReplayedWritesSpendNoSignerWrites(t *testing.T) {
 		c.HTTP.Limits.SignerBurst = 2
 	})
 	register := func(name string) []byte {
-		return e.sign(e.qa, registry.OpRegisterEntity, map[string]any{"id": e.qa.DID, "name": name})
+		return e.sign(e.qa, record.OpRegisterEntity, map[string]any{"id": e.qa.DID, "name": name})
 	}
 	first := register("QA")
 	forged := bytes.Clone(first)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/trustreg/trustreg/gateway/api"
 )
 
 type metrics struct {
@@ -128,7 +129,7 @@ func answerPanic(log *slog.Logger, v any, route string, sw *statusWriter, r *htt
 	if sw.wrote {
 		panic(http.ErrAbortHandler)
 	}
-	writeProblem(sw, r, Problem{Type: problemTypeBase + "internal", Title: http.StatusText(http.StatusInternalServerError),
+	writeProblem(sw, r, api.Problem{Type: problemTypeBase + "internal", Title: http.StatusText(http.StatusInternalServerError),
 		Status: http.StatusInternalServerError, Detail: "the node failed while answering; the failure is logged"})
 }
 

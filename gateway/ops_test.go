@@ -16,6 +16,7 @@ import (
 	"github.com/trustreg/trustreg/configs"
 	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/node"
 )
 
@@ -47,9 +48,9 @@ type answer struct {
 	body   []byte
 }
 
-func (a answer) problem(t testing.TB) gateway.Problem {
+func (a answer) problem(t testing.TB) api.Problem {
 	t.Helper()
-	var p gateway.Problem
+	var p api.Problem
 	if ct := a.header.Get("Content-Type"); ct != "application/problem+json" {
 		t.Fatalf("status %d with Content-Type %q, want application/problem+json: %s", a.status, ct, a.body)
 	}

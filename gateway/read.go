@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // pathID returns a path parameter. Identifiers in paths are percent-encoded
@@ -27,7 +28,7 @@ func pathID(r *http.Request, name string, segment int) (decoded, raw string) {
 // lookup tries the decoded identifier, then the raw path segment.
 func lookup[T any](decoded, raw string, get func(string) (T, error)) (T, error) {
 	v, err := get(decoded)
-	if errors.Is(err, registry.ErrNotFound) && raw != "" && raw != decoded {
+	if errors.Is(err, record.ErrNotFound) && raw != "" && raw != decoded {
 		if v2, err2 := get(raw); err2 == nil {
 			return v2, nil
 		}
@@ -39,8 +40,8 @@ func pageOf(r *http.Request) (registry.Page, error) {
 	p := registry.Page{Cursor: query(r).Get("cursor")}
 	if v := query(r).Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > registry.MaxPageLimit {
-			return p, fmt.Errorf("%w: limit %q must be 1 to %d", ErrBadRequest, v, registry.MaxPageLimit)
+		if err != nil || n < 1 || n > record.MaxPageLimit {
+			return p, fmt.Errorf("%w: limit %q must be 1 to %d", ErrBadRequest, v, record.MaxPageLimit)
 		}
 		p.Limit = n
 	}
@@ -255,13 +256,13 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := ""
-	if len(items) > 0 && (page.Limit == 0 && len(items) == registry.DefaultPageLimit || len(items) == page.Limit) {
+	if len(items) > 0 && (page.Limit == 0 && len(items) == record.DefaultPageLimit || len(items) == page.Limit) {
 		// The next page keeps the request's limit and consistency.
 		nq := maps.Clone(q)
 		nq.Set("since", strconv.FormatUint(items[len(items)-1].Index, 10))
 		next = r.URL.Path + "?" + nq.Encode()
 	}
-	s.writeJSONAt(w, r, view.Index(), http.StatusOK, listing[registry.OperationView]{Items: items, Next: next}, cacheShort)
+	s.writeJSONAt(w, r, view.Index(), http.StatusOK, listing[record.OperationView]{Items: items, Next: next}, cacheShort)
 }
 
 // exportDCC answers the issuers authorized now in the DCC issuer registry

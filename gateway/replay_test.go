@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // highSFlattened returns a compact ES256 JWS as the JWS JSON flattened
@@ -51,31 +52,31 @@ func post(t *testing.T, e *env, body []byte) (int, []byte) {
 func TestReencodedGrantRefusedOverHTTP(t *testing.T) {
 	e := mustNewEnv(t)
 	e.chain()
-	agency, _ := registry.GenerateKey(registry.KeyP256)
-	college, _ := registry.GenerateKey(registry.KeyP256)
-	agencyAcc := e.mustSubmit(e.sign(e.root, registry.OpAccredit, map[string]any{"framework": fw, "accreditor": e.root.DID, "subject": agency.DID,
+	agency, _ := record.GenerateKey(record.KeyP256)
+	college, _ := record.GenerateKey(record.KeyP256)
+	agencyAcc := e.mustSubmit(e.sign(e.root, record.OpAccredit, map[string]any{"framework": fw, "accreditor": e.root.DID, "subject": agency.DID,
 		"action": "accredit", "resources": []string{nurse}, "validFrom": "2020-01-01T00:00:00Z"})).ID
-	payload := e.payload(registry.OpAccredit, map[string]any{"framework": fw, "accreditor": agency.DID, "subject": college.DID,
+	payload := e.payload(record.OpAccredit, map[string]any{"framework": fw, "accreditor": agency.DID, "subject": college.DID,
 		"action": "issue", "resources": []string{nurse}, "parent": agencyAcc, "validFrom": "2022-09-01T00:00:00Z"})
 	grant, err := agency.SignCompact(payload)
 	if err != nil {
 		t.Fatal(err)
 	}
 	first := e.mustSubmit(grant)
-	e.mustSubmit(e.sign(agency, registry.OpRevoke, map[string]any{"accreditation": first.ID, "reason": "fraud"}))
+	e.mustSubmit(e.sign(agency, record.OpRevoke, map[string]any{"accreditation": first.ID, "reason": "fraud"}))
 
 	applied := e.n.State.AppliedIndex()
 	before, _ := e.n.State.StateDigest()
 	if status, body := post(t, e, highSFlattened(t, grant)); status != 400 || !bytes.Contains(body, []byte("urn:trustreg:problem:malformed")) {
 		t.Fatalf("the grant with s replaced by n - s: %d %s, want 400 malformed", status, body)
 	}
-	ambiguous, err := college.SignCompact([]byte(strings.Replace(string(e.payload(registry.OpRegisterEntity, map[string]any{"id": college.DID, "name": "Shown"})),
+	ambiguous, err := college.SignCompact([]byte(strings.Replace(string(e.payload(record.OpRegisterEntity, map[string]any{"id": college.DID, "name": "Shown"})),
 		`"name"`, `"Name":"Applied","name"`, 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	status, body := post(t, e, ambiguous)
-	var p gateway.Problem
+	var p api.Problem
 	if status != 400 || json.Unmarshal(body, &p) != nil || p.Type != "urn:trustreg:problem:malformed" || !strings.Contains(p.Detail, `"/Name"`) {
 		t.Fatalf("a payload naming Name beside name: %d %s, want 400 malformed naming /Name", status, body)
 	}
@@ -84,7 +85,7 @@ func TestReencodedGrantRefusedOverHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	status, body = post(t, e, again)
-	var res registry.Result
+	var res record.Result
 	if status != 200 || json.Unmarshal(body, &res) != nil || !res.Duplicate || res.Index != first.Index {
 		t.Fatalf("the grant signed again: %d %s, want 200 duplicate of index %d", status, body, first.Index)
 	}
@@ -96,8 +97,8 @@ func TestReencodedGrantRefusedOverHTTP(t *testing.T) {
 	}
 	view := e.n.State.View()
 	defer view.Close()
-	d, err := view.Decide(registry.Question{Entity: college.DID, Framework: fw, Action: registry.ActionIssue, Resource: nurse}, time.Now())
-	if err != nil || d.Authorized || d.Reason != registry.ReasonRevoked {
+	d, err := view.Decide(registry.Question{Entity: college.DID, Framework: fw, Action: record.ActionIssue, Resource: nurse}, time.Now())
+	if err != nil || d.Authorized || d.Reason != record.ReasonRevoked {
 		t.Fatalf("the college after the replays: %+v", d)
 	}
 }

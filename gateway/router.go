@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"github.com/trustreg/trustreg/gateway/api"
 	"net/http"
 	"slices"
 	"strings"
@@ -56,10 +57,10 @@ func (rt *router) unmatched(w http.ResponseWriter, r *http.Request) {
 		if methods, ok := rt.allow[pattern]; ok {
 			allow := strings.Join(methods, ", ")
 			w.Header().Set("Allow", allow)
-			writeProblem(w, r, Problem{Type: problemTypeBase + "method_not_allowed", Title: http.StatusText(http.StatusMethodNotAllowed),
+			writeProblem(w, r, api.Problem{Type: problemTypeBase + "method_not_allowed", Title: http.StatusText(http.StatusMethodNotAllowed),
 				Status: http.StatusMethodNotAllowed, Detail: fmt.Sprintf("%s is not served on %s: use %s", r.Method, r.URL.Path, allow)})
 			return
 		}
 	}
-	writeProblem(w, r, Problem{Type: problemTypeBase + "not_found", Title: "Not Found", Status: http.StatusNotFound, Detail: rt.notFound(r)})
+	writeProblem(w, r, api.Problem{Type: problemTypeBase + "not_found", Title: "Not Found", Status: http.StatusNotFound, Detail: rt.notFound(r)})
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"github.com/trustreg/trustreg/gateway/api"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -47,7 +48,7 @@ func TestWrongMethodIs405WithAllowOnEveryRoute(t *testing.T) {
 				req := httptest.NewRequest(m, path, nil)
 				req.Host, req.RemoteAddr = "127.0.0.1:8080", "127.0.0.1:50000" // the admin API answers loopback only
 				srv.h.ServeHTTP(rec, req)
-				var p Problem
+				var p api.Problem
 				_ = json.Unmarshal(rec.Body.Bytes(), &p)
 				if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != strings.Join(allowed, ", ") ||
 					(m != "HEAD" && (rec.Header().Get("Content-Type") != "application/problem+json" || p.Status != http.StatusMethodNotAllowed)) {

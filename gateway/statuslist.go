@@ -10,21 +10,23 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // statusListTypeBase prefixes the W3C Bitstring Status List error types.
 const statusListTypeBase = "https://www.w3.org/ns/credentials/status-list#"
 
 // listVersion loads the current version, or the one current at ?timestamp.
-func (s *Server) listVersion(w http.ResponseWriter, r *http.Request, sv *registry.View) (*registry.StatusListView, bool) {
+func (s *Server) listVersion(w http.ResponseWriter, r *http.Request, sv *registry.View) (*record.StatusListView, bool) {
 	issuer, list := r.PathValue("issuer"), r.PathValue("list")
-	var view *registry.StatusListView
+	var view *record.StatusListView
 	var err error
 	if ts := query(r).Get("timestamp"); ts != "" {
 		t, perr := time.Parse(time.RFC3339Nano, ts)
 		if perr != nil {
-			writeError(w, r, fmt.Errorf("%w: timestamp %q must be an XML Schema dateTimeStamp (2025-06-01T00:00:00Z)", registry.ErrMalformedValue, ts))
+			writeError(w, r, fmt.Errorf("%w: timestamp %q must be an XML Schema dateTimeStamp (2025-06-01T00:00:00Z)", record.ErrMalformedValue, ts))
 			return nil, false
 		}
 		view, err = sv.StatusListAt(issuer, list, t)
@@ -40,7 +42,7 @@ func (s *Server) listVersion(w http.ResponseWriter, r *http.Request, sv *registr
 
 // listCache derives Cache-Control from the list's ttl (milliseconds); a
 // version fetched for a past timestamp never changes.
-func (s *Server) listCache(r *http.Request, view *registry.StatusListView) string {
+func (s *Server) listCache(r *http.Request, view *record.StatusListView) string {
 	if ts := query(r).Get("timestamp"); ts != "" {
 		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil && t.Before(s.cfg.Now()) {
 			return cacheImmutable
@@ -51,21 +53,6 @@ func (s *Server) listCache(r *http.Request, view *registry.StatusListView) strin
 		secs = max(1, view.TTL/1000)
 	}
 	return "public, max-age=" + strconv.FormatInt(secs, 10)
-}
-
-// StatusListDocument is the JSON form of a status-list version.
-type StatusListDocument struct {
-	Issuer     string          `json:"issuer"`
-	List       string          `json:"list"`
-	CID        string          `json:"cid"`
-	Index      uint64          `json:"index"`
-	Time       time.Time       `json:"time"`
-	Previous   string          `json:"previous,omitempty"`
-	Purposes   []string        `json:"purposes"`
-	StatusSize int             `json:"statusSize"`
-	Entries    int             `json:"entries"`
-	Credential json.RawMessage `json:"credential"` // the decoded credential
-	JWT        string          `json:"jwt"`        // the exact signed VC-JWT
 }
 
 func (s *Server) statusList(w http.ResponseWriter, r *http.Request) {
@@ -108,7 +95,7 @@ func (s *Server) statusList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	doc := StatusListDocument{
+	doc := api.StatusListDocument{
 		Issuer: view.Issuer, List: view.ID, CID: view.Version.CID, Index: view.Version.Index, Time: view.Version.Time,
 		Previous: view.Version.Previous, Purposes: view.Purposes, StatusSize: view.StatusSize, Entries: view.Entries,
 		Credential: jwt.UnsafePayloadWithoutVerification(), JWT: view.Version.Credential,
@@ -129,13 +116,13 @@ func (s *Server) statusEntry(w http.ResponseWriter, r *http.Request) {
 	}
 	index, err := strconv.Atoi(r.PathValue("index"))
 	if err != nil {
-		writeError(w, r, fmt.Errorf("%w: entry index %q is not a number", registry.ErrRange, r.PathValue("index")))
+		writeError(w, r, fmt.Errorf("%w: entry index %q is not a number", record.ErrRange, r.PathValue("index")))
 		return
 	}
 	var t time.Time
 	if ts := query(r).Get("timestamp"); ts != "" {
 		if t, err = time.Parse(time.RFC3339Nano, ts); err != nil {
-			writeError(w, r, fmt.Errorf("%w: timestamp %q must be an XML Schema dateTimeStamp", registry.ErrMalformedValue, ts))
+			writeError(w, r, fmt.Errorf("%w: timestamp %q must be an XML Schema dateTimeStamp", record.ErrMalformedValue, ts))
 			return
 		}
 	}

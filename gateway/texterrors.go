@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"github.com/trustreg/trustreg/gateway/api"
 	"net/http"
 	"strings"
 )
@@ -82,5 +83,5 @@ func (w *textErrorWriter) finish() {
 	if detail == "" {
 		detail = http.StatusText(w.held)
 	}
-	writeProblem(w.ResponseWriter, w.r, Problem{Type: problemTypeBase + code, Title: http.StatusText(w.held), Status: w.held, Detail: detail})
+	writeProblem(w.ResponseWriter, w.r, api.Problem{Type: problemTypeBase + code, Title: http.StatusText(w.held), Status: w.held, Detail: detail})
 }

@@ -8,7 +8,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // The EBSI Trusted Issuers Registry binding: EBSI's read API, versions 4
@@ -99,7 +101,7 @@ type tirLinkedIssuer struct {
 func (s *Server) tirRequest(w http.ResponseWriter, r *http.Request, params ...string) (string, bool) {
 	v := r.PathValue("version")
 	if v != "v4" && v != "v5" {
-		writeProblem(w, r, Problem{Type: problemTypeBase + "not_found", Title: "Not Found", Status: http.StatusNotFound,
+		writeProblem(w, r, api.Problem{Type: problemTypeBase + "not_found", Title: "Not Found", Status: http.StatusNotFound,
 			Detail: fmt.Sprintf("the Trusted Issuers Registry API is served as v4 and v5, not %q", v)})
 		return "", false
 	}
@@ -266,7 +268,7 @@ func (s *Server) tirAttributeNamed(w http.ResponseWriter, r *http.Request, view 
 			return did, &attrs[i], true
 		}
 	}
-	writeError(w, r, fmt.Errorf("%w: %s has no attribute %q", registry.ErrNotFound, did, r.PathValue("attribute")))
+	writeError(w, r, fmt.Errorf("%w: %s has no attribute %q", record.ErrNotFound, did, r.PathValue("attribute")))
 	return "", nil, false
 }
 
@@ -314,7 +316,7 @@ func (s *Server) tirRevision(w http.ResponseWriter, r *http.Request) {
 	}
 	rev, found := a.Revision(strings.ToLower(r.PathValue("revision")))
 	if !found {
-		writeError(w, r, fmt.Errorf("%w: attribute %s of %s has no revision %q", registry.ErrNotFound, a.ID, did, r.PathValue("revision")))
+		writeError(w, r, fmt.Errorf("%w: attribute %s of %s has no revision %q", record.ErrNotFound, a.ID, did, r.PathValue("revision")))
 		return
 	}
 	s.writeJSONAt(w, r, view.Index(), http.StatusOK, tirAttributeAnswer{DID: did, Attribute: tirAttributeOf(a, rev)}, cacheShort)

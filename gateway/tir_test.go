@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 type tirPage struct {
@@ -65,7 +66,7 @@ func checkBody(t *testing.T, a tirAttr) []byte {
 		t.Fatalf("body: %v", err)
 	}
 	sum := sha256.Sum256(jws)
-	if hex.EncodeToString(sum[:]) != a.Hash || registry.CIDOf(jws) != a.Trustreg.Operation {
+	if hex.EncodeToString(sum[:]) != a.Hash || record.CIDOf(jws) != a.Trustreg.Operation {
 		t.Fatalf("body does not match hash %s / operation %s", a.Hash, a.Trustreg.Operation)
 	}
 	return jws
@@ -117,10 +118,10 @@ func TestEBSITrustedIssuersRegistry(t *testing.T) {
 	}
 	a := qa.Attributes[0]
 	if a.IssuerType != registry.TIRTAO || a.TAO != e.root.DID || a.RootTAO != e.root.DID ||
-		a.Trustreg.Accreditation != e.qaAcc || a.Trustreg.Framework != fw || a.Trustreg.Status != registry.StatusActive {
+		a.Trustreg.Accreditation != e.qaAcc || a.Trustreg.Framework != fw || a.Trustreg.Status != record.StatusActive {
 		t.Fatalf("qa attribute: %+v", a)
 	}
-	if registry.CIDOf(checkBody(t, a)) != e.qaAcc {
+	if record.CIDOf(checkBody(t, a)) != e.qaAcc {
 		t.Fatal("the qa attribute's body is not the accredit operation")
 	}
 	var root struct {
@@ -168,9 +169,9 @@ func TestEBSITrustedIssuersRegistry(t *testing.T) {
 	// Suspending the college's accreditation adds a revision: the attribute
 	// keeps its id, shows Revoked with trustreg's status, and its first
 	// revision still shows the TI it was.
-	susp := e.mustSubmit(e.sign(e.qa, registry.OpSuspend, map[string]any{"accreditation": e.colAcc}))
+	susp := e.mustSubmit(e.sign(e.qa, record.OpSuspend, map[string]any{"accreditation": e.colAcc}))
 	e.tirGet(attrURL, &one)
-	if one.Attribute.IssuerType != registry.TIRRevoked || one.Attribute.Trustreg.Status != registry.ReasonSuspended ||
+	if one.Attribute.IssuerType != registry.TIRRevoked || one.Attribute.Trustreg.Status != record.ReasonSuspended ||
 		one.Attribute.Trustreg.Operation != susp.CID || one.Attribute.Hash == attrID {
 		t.Fatalf("suspended college attribute: %+v", one)
 	}
@@ -184,7 +185,7 @@ func TestEBSITrustedIssuersRegistry(t *testing.T) {
 		Attribute tirAttr `json:"attribute"`
 	}
 	e.tirGet(revs.Items[0].Href, &first)
-	if first.Attribute.IssuerType != registry.TIRTI || first.Attribute.Trustreg.Status != registry.StatusActive ||
+	if first.Attribute.IssuerType != registry.TIRTI || first.Attribute.Trustreg.Status != record.StatusActive ||
 		first.Attribute.Trustreg.Operation != e.colAcc {
 		t.Fatalf("first revision: %+v", first)
 	}
@@ -193,10 +194,10 @@ func TestEBSITrustedIssuersRegistry(t *testing.T) {
 	// The root revokes the QA agency: its attribute says Revoked; the
 	// college's reinstated one is a TI again, and a client walking up its
 	// tao finds the break.
-	e.mustSubmit(e.sign(e.qa, registry.OpReinstate, map[string]any{"accreditation": e.colAcc}))
-	e.mustSubmit(e.sign(e.root, registry.OpRevoke, map[string]any{"accreditation": e.qaAcc}))
+	e.mustSubmit(e.sign(e.qa, record.OpReinstate, map[string]any{"accreditation": e.colAcc}))
+	e.mustSubmit(e.sign(e.root, record.OpRevoke, map[string]any{"accreditation": e.qaAcc}))
 	e.tirGet("/v4/issuers/"+url.PathEscape(e.qa.DID), &qa)
-	if len(qa.Attributes) != 1 || qa.Attributes[0].IssuerType != registry.TIRRevoked || qa.Attributes[0].Trustreg.Status != registry.StatusRevoked {
+	if len(qa.Attributes) != 1 || qa.Attributes[0].IssuerType != registry.TIRRevoked || qa.Attributes[0].Trustreg.Status != record.StatusRevoked {
 		t.Fatalf("revoked qa: %+v", qa)
 	}
 	e.tirGet(attrURL, &one)
@@ -211,7 +212,7 @@ func TestEBSITrustedIssuersRegistry(t *testing.T) {
 func TestEBSITrustedIssuersRegistryErrors(t *testing.T) {
 	e := mustNewEnv(t)
 	e.chain()
-	stranger, _ := registry.GenerateKey(registry.KeyEd25519)
+	stranger, _ := record.GenerateKey(record.KeyEd25519)
 	col := "/trusted-issuers-registry/v4/issuers/" + url.PathEscape(e.college.DID)
 	for _, tc := range []struct {
 		path   string

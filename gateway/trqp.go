@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // The TRQP v2 binding (Trust Over IP's Trust Registry Query Protocol):
@@ -52,20 +53,20 @@ type trqpAnswer struct {
 // trqpAuthorization answers POST /authorization.
 type trqpAuthorization struct {
 	trqpAnswer
-	Authorized bool            `json:"authorized"`
-	Reason     string          `json:"reason"`
-	Chain      []registry.Link `json:"chain"`
-	Root       string          `json:"root,omitempty"`
-	Index      uint64          `json:"index"`
+	Authorized bool          `json:"authorized"`
+	Reason     string        `json:"reason"`
+	Chain      []record.Link `json:"chain"`
+	Root       string        `json:"root,omitempty"`
+	Index      uint64        `json:"index"`
 }
 
 // trqpRecognition answers POST /recognition.
 type trqpRecognition struct {
 	trqpAnswer
-	Recognized  bool                  `json:"recognized"`
-	Reason      string                `json:"reason"`
-	Recognition *registry.Recognition `json:"recognition,omitempty"`
-	Index       uint64                `json:"index"`
+	Recognized  bool                `json:"recognized"`
+	Reason      string              `json:"reason"`
+	Recognition *record.Recognition `json:"recognition,omitempty"`
+	Index       uint64              `json:"index"`
 }
 
 // readTRQP reads and checks a TRQP query and applies the read's
@@ -88,7 +89,7 @@ func parseTRQP(w http.ResponseWriter, r *http.Request, maxBody int64) (trqpQuery
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		return q, time.Time{}, fmt.Errorf("%w: body over %d bytes", registry.ErrTooLarge, maxBody)
+		return q, time.Time{}, fmt.Errorf("%w: body over %d bytes", record.ErrTooLarge, maxBody)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&q); err != nil {
@@ -178,15 +179,15 @@ func (s *Server) trqpAuthorize(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if q.Action != registry.ActionIssue && q.Action != registry.ActionAccredit {
-		writeError(w, r, fmt.Errorf("%w: action %q is not defined for authority %s: use %q or %q", registry.ErrNotFound, q.Action, q.AuthorityID, registry.ActionIssue, registry.ActionAccredit))
+	if q.Action != record.ActionIssue && q.Action != record.ActionAccredit {
+		writeError(w, r, fmt.Errorf("%w: action %q is not defined for authority %s: use %q or %q", record.ErrNotFound, q.Action, q.AuthorityID, record.ActionIssue, record.ActionAccredit))
 		return
 	}
 	now := s.cfg.Now()
 	view := s.cfg.Registry.View()
 	defer view.Close()
 	d, err := view.Decide(registry.Question{Entity: q.EntityID, Framework: q.AuthorityID, Action: q.Action, Resource: q.Resource, At: at}, now)
-	if err == nil && d.Reason == registry.ReasonUnknownFramework {
+	if err == nil && d.Reason == record.ReasonUnknownFramework {
 		err = unknownAuthority(q.AuthorityID)
 	}
 	if err != nil {
@@ -211,7 +212,7 @@ func (s *Server) trqpRecognize(w http.ResponseWriter, r *http.Request) {
 	view := s.cfg.Registry.View()
 	defer view.Close()
 	d, err := view.DecideRecognition(registry.RecognitionQuestion{Framework: q.AuthorityID, Recognized: q.EntityID, Resource: q.Resource, At: at}, now)
-	if err == nil && d.Reason == registry.ReasonUnknownFramework {
+	if err == nil && d.Reason == record.ReasonUnknownFramework {
 		err = unknownAuthority(q.AuthorityID)
 	}
 	if err != nil {
@@ -228,26 +229,26 @@ func (s *Server) trqpRecognize(w http.ResponseWriter, r *http.Request) {
 // framework: TRQP's HTTPS binding answers an authority it does not
 // recognize with 404.
 func unknownAuthority(id string) error {
-	return fmt.Errorf("%w: authority_id %q is not a framework of this registry (GET /v1/frameworks lists them)", registry.ErrNotFound, id)
+	return fmt.Errorf("%w: authority_id %q is not a framework of this registry (GET /v1/frameworks lists them)", record.ErrNotFound, id)
 }
 
 // authorizationMessage says a decision's reason in words.
-func authorizationMessage(d *registry.Decision) string {
+func authorizationMessage(d *record.Decision) string {
 	at := d.At.Format(time.RFC3339)
 	switch d.Reason {
-	case registry.ReasonActive:
+	case record.ReasonActive:
 		return fmt.Sprintf("%s is authorized in %s to %s %s at %s", d.Entity, d.Framework, d.Action, d.Resource, at)
-	case registry.ReasonNeverAuthorized:
+	case record.ReasonNeverAuthorized:
 		return fmt.Sprintf("no accreditation of %s in %s covers %s %s", d.Entity, d.Framework, d.Action, d.Resource)
-	case registry.ReasonNotYetValid:
+	case record.ReasonNotYetValid:
 		return fmt.Sprintf("the accreditation of %s was not yet valid at %s", d.Entity, at)
-	case registry.ReasonExpired:
+	case record.ReasonExpired:
 		return fmt.Sprintf("the accreditation of %s had expired by %s", d.Entity, at)
-	case registry.ReasonSuspended, registry.ReasonRevoked:
+	case record.ReasonSuspended, record.ReasonRevoked:
 		return fmt.Sprintf("the accreditation of %s was %s at %s", d.Entity, d.Reason, at)
-	case registry.ReasonChainBroken:
+	case record.ReasonChainBroken:
 		return fmt.Sprintf("an accreditation above %s, or its root accreditor, was not in force at %s", d.Entity, at)
-	case registry.ReasonUnknownFramework:
+	case record.ReasonUnknownFramework:
 		return fmt.Sprintf("%s is not a framework of this registry", d.Framework)
 	}
 	return d.Reason
@@ -257,18 +258,18 @@ func authorizationMessage(d *registry.Decision) string {
 func recognitionMessage(d *registry.RecognitionDecision) string {
 	at := d.At.Format(time.RFC3339)
 	switch d.Reason {
-	case registry.ReasonActive:
+	case record.ReasonActive:
 		return fmt.Sprintf("%s recognizes %s for %s at %s", d.Framework, d.Recognized, d.Resource, at)
 	case registry.ReasonNeverRecognized:
 		if d.Recognition != nil {
 			return fmt.Sprintf("%s recognizes %s for other resources than %s", d.Framework, d.Recognized, d.Resource)
 		}
 		return fmt.Sprintf("%s has no recognition of %s", d.Framework, d.Recognized)
-	case registry.ReasonNotYetValid:
+	case record.ReasonNotYetValid:
 		return fmt.Sprintf("the recognition of %s by %s was not yet in force at %s", d.Recognized, d.Framework, at)
-	case registry.ReasonRevoked:
+	case record.ReasonRevoked:
 		return fmt.Sprintf("%s had withdrawn its recognition of %s by %s", d.Framework, d.Recognized, at)
-	case registry.ReasonUnknownFramework:
+	case record.ReasonUnknownFramework:
 		return fmt.Sprintf("%s is not a framework of this registry", d.Framework)
 	}
 	return d.Reason

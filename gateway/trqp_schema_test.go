@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // call sends method path with body (JSON, when not empty) and headers, and
@@ -61,7 +61,7 @@ func TestTRQPFollowsThePublishedSchemas(t *testing.T) {
 	e := mustNewEnv(t)
 	e.chain()
 	other := "https://other-registry.example/frameworks/nursing"
-	e.mustSubmit(e.govSign(registry.OpRecognize, map[string]any{"framework": fw, "recognized": other, "resources": []string{nurse}, "effectiveAt": "2023-01-01T00:00:00Z"}))
+	e.mustSubmit(e.govSign(record.OpRecognize, map[string]any{"framework": fw, "recognized": other, "resources": []string{nurse}, "effectiveAt": "2023-01-01T00:00:00Z"}))
 	query := func(entity string, extra map[string]any) string {
 		m := map[string]any{"entity_id": entity, "authority_id": fw, "action": "issue", "resource": nurse}
 		for k, v := range extra {
@@ -246,9 +246,9 @@ func TestTRQPRequestIDAndPreflight(t *testing.T) {
 func TestAyraExtensionEndpoints(t *testing.T) {
 	e := mustNewEnv(t)
 	e.chain()
-	e.mustSubmit(e.sign(e.college, registry.OpRegisterEntity, map[string]any{"id": e.college.DID, "name": "Amazing Community College"}))
+	e.mustSubmit(e.sign(e.college, record.OpRegisterEntity, map[string]any{"id": e.college.DID, "name": "Amazing Community College"}))
 	other := "https://other-registry.example/frameworks/nursing"
-	e.mustSubmit(e.govSign(registry.OpRecognize, map[string]any{"framework": fw, "recognized": other, "resources": []string{nurse}, "effectiveAt": "2023-01-01T00:00:00Z"}))
+	e.mustSubmit(e.govSign(record.OpRecognize, map[string]any{"framework": fw, "recognized": other, "resources": []string{nurse}, "effectiveAt": "2023-01-01T00:00:00Z"}))
 	get := func(path string, status int, s schema, v any) {
 		t.Helper()
 		resp, raw := e.call("GET", path, "")
@@ -332,7 +332,7 @@ func TestAyraExtensionEndpoints(t *testing.T) {
 
 	var auths []trqpAnswer
 	get("/entities/"+esc(e.college.DID)+"/authorizations", 200, ayraAuthorizationList, &auths)
-	if len(auths) != 1 || !*auths[0].Authorized || auths[0].AuthorityID != fw || auths[0].Action != "issue" || auths[0].Resource != nurse || auths[0].Reason != registry.ReasonActive {
+	if len(auths) != 1 || !*auths[0].Authorized || auths[0].AuthorityID != fw || auths[0].Action != "issue" || auths[0].Resource != nurse || auths[0].Reason != record.ReasonActive {
 		t.Errorf("authorizations now: %+v", auths)
 	}
 	get("/entities/"+esc(e.college.DID)+"/authorizations?time=2021-01-01T00:00:00Z", 200, ayraAuthorizationList, &auths)

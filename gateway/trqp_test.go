@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // trqpAnswer is what a TRQP client reads, and the extra fields trustreg
@@ -26,7 +27,7 @@ type trqpAnswer struct {
 	Message       string          `json:"message"`
 	Context       json.RawMessage `json:"context"`
 	Reason        string          `json:"reason"`
-	Chain         []registry.Link `json:"chain"`
+	Chain         []record.Link   `json:"chain"`
 	Index         uint64          `json:"index"`
 }
 
@@ -69,7 +70,7 @@ func TestTRQPAuthorization(t *testing.T) {
 	e.chain()
 	before := time.Now().UTC().Add(-time.Second)
 	status, a, raw := e.postTRQP("/authorization", trqpBody(e.college.DID, fw, "issue", nurse, `{"time":"2024-06-01T00:00:00Z","locator":"x"}`))
-	if status != 200 || a.Authorized == nil || !*a.Authorized || a.Reason != registry.ReasonActive || len(a.Chain) != 2 || a.Chain[0].Accreditation != e.colAcc {
+	if status != 200 || a.Authorized == nil || !*a.Authorized || a.Reason != record.ReasonActive || len(a.Chain) != 2 || a.Chain[0].Accreditation != e.colAcc {
 		t.Fatalf("authorized college: %d %s", status, raw)
 	}
 	if a.EntityID != e.college.DID || a.AuthorityID != fw || a.Action != "issue" || a.Resource != nurse ||
@@ -80,16 +81,16 @@ func TestTRQPAuthorization(t *testing.T) {
 		t.Fatalf("time_evaluated %q: %v", a.TimeEvaluated, err)
 	}
 	// Before the college's accreditation was valid.
-	if _, a, raw := e.postTRQP("/authorization", trqpBody(e.college.DID, fw, "issue", nurse, `{"time":"2021-01-01T00:00:00Z"}`)); *a.Authorized || a.Reason != registry.ReasonNotYetValid || !strings.Contains(a.Message, "not yet valid") {
+	if _, a, raw := e.postTRQP("/authorization", trqpBody(e.college.DID, fw, "issue", nurse, `{"time":"2021-01-01T00:00:00Z"}`)); *a.Authorized || a.Reason != record.ReasonNotYetValid || !strings.Contains(a.Message, "not yet valid") {
 		t.Fatalf("in 2021: %s", raw)
 	}
 	// Revoking the QA agency breaks the chain from now on; without a
 	// context the question is about now.
-	e.mustSubmit(e.sign(e.root, registry.OpRevoke, map[string]any{"accreditation": e.qaAcc, "reason": "withdrawn"}))
-	if _, a, raw := e.postTRQP("/authorization?consistency=linearizable", trqpBody(e.college.DID, fw, "issue", nurse, "")); *a.Authorized || a.Reason != registry.ReasonChainBroken || a.TimeRequested != "" {
+	e.mustSubmit(e.sign(e.root, record.OpRevoke, map[string]any{"accreditation": e.qaAcc, "reason": "withdrawn"}))
+	if _, a, raw := e.postTRQP("/authorization?consistency=linearizable", trqpBody(e.college.DID, fw, "issue", nurse, "")); *a.Authorized || a.Reason != record.ReasonChainBroken || a.TimeRequested != "" {
 		t.Fatalf("after the revocation: %s", raw)
 	}
-	if _, a, raw := e.postTRQP("/authorization", trqpBody("did:web:nobody.example", fw, "issue", nurse, "")); *a.Authorized || a.Reason != registry.ReasonNeverAuthorized || a.Chain == nil {
+	if _, a, raw := e.postTRQP("/authorization", trqpBody("did:web:nobody.example", fw, "issue", nurse, "")); *a.Authorized || a.Reason != record.ReasonNeverAuthorized || a.Chain == nil {
 		t.Fatalf("unknown entity: %s", raw)
 	}
 	// An unknown authority is 404, as TRQP's HTTPS binding has it.
@@ -116,19 +117,19 @@ func TestTRQPRecognition(t *testing.T) {
 	if a := ask(nurse, ""); *a.Recognized || a.Reason != registry.ReasonNeverRecognized {
 		t.Fatalf("before any recognition: %+v", a)
 	}
-	e.mustSubmit(e.govSign(registry.OpRecognize, map[string]any{"framework": fw, "recognized": other, "resources": []string{nurse}, "effectiveAt": "2023-01-01T00:00:00Z"}))
-	if a := ask(nurse, ""); !*a.Recognized || a.Reason != registry.ReasonActive || a.EntityID != other || a.AuthorityID != fw || a.Action != "recognize" {
+	e.mustSubmit(e.govSign(record.OpRecognize, map[string]any{"framework": fw, "recognized": other, "resources": []string{nurse}, "effectiveAt": "2023-01-01T00:00:00Z"}))
+	if a := ask(nurse, ""); !*a.Recognized || a.Reason != record.ReasonActive || a.EntityID != other || a.AuthorityID != fw || a.Action != "recognize" {
 		t.Fatalf("recognized: %+v", a)
 	}
 	if a := ask(law, ""); *a.Recognized || a.Reason != registry.ReasonNeverRecognized || !strings.Contains(a.Message, "other resources") {
 		t.Fatalf("a resource the recognition does not cover: %+v", a)
 	}
-	if a := ask(nurse, `{"time":"2022-06-01T00:00:00Z"}`); *a.Recognized || a.Reason != registry.ReasonNotYetValid {
+	if a := ask(nurse, `{"time":"2022-06-01T00:00:00Z"}`); *a.Recognized || a.Reason != record.ReasonNotYetValid {
 		t.Fatalf("before the recognition took effect: %+v", a)
 	}
 	recognizedAt := e.n.State.AppliedIndex()
-	e.mustSubmit(e.govSign(registry.OpUnrecognize, map[string]any{"framework": fw, "recognized": other}))
-	if a := ask(nurse, ""); *a.Recognized || a.Reason != registry.ReasonRevoked {
+	e.mustSubmit(e.govSign(record.OpUnrecognize, map[string]any{"framework": fw, "recognized": other}))
+	if a := ask(nurse, ""); *a.Recognized || a.Reason != record.ReasonRevoked {
 		t.Fatalf("after it was withdrawn: %+v", a)
 	}
 	if a := ask(nurse, `{"time":"2024-01-01T00:00:00Z"}`); !*a.Recognized {

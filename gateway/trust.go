@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // MaxBatch bounds the questions of one POST /v1/trust.
@@ -35,7 +36,7 @@ func ParseQuestion(q url.Values) (registry.Question, error) {
 		}
 	}
 	if out.Action == "" {
-		out.Action = registry.ActionIssue
+		out.Action = record.ActionIssue
 	}
 	if v := q.Get("at"); v != "" {
 		t, err := parseTime(v)
@@ -207,7 +208,7 @@ func (c *answerCache) get(applied uint64, now time.Time, key string) (answer, bo
 
 // put caches a decision DecideSecond made at applied and returns its
 // answer.
-func (c *answerCache) put(applied uint64, key string, d *registry.Decision, until time.Time, fixed bool, cacheControl string) answer {
+func (c *answerCache) put(applied uint64, key string, d *record.Decision, until time.Time, fixed bool, cacheControl string) answer {
 	// Encoded in a recycled buffer, kept in one of the exact size.
 	bp := bufPool.Get().(*[]byte)
 	encoded, atOff := appendDecisionAt((*bp)[:0], d)
@@ -299,7 +300,7 @@ func (s *Server) trustBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
-		writeError(w, r, fmt.Errorf("%w: body over %d bytes", registry.ErrTooLarge, s.cfg.MaxBodyBytes))
+		writeError(w, r, fmt.Errorf("%w: body over %d bytes", record.ErrTooLarge, s.cfg.MaxBodyBytes))
 		return
 	}
 	var qs []batchQuestion
@@ -319,7 +320,7 @@ func (s *Server) trustBatch(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
 	view := s.cfg.Registry.View()
 	defer view.Close()
-	out := make([]*registry.Decision, 0, len(qs))
+	out := make([]*record.Decision, 0, len(qs))
 	for i, bq := range qs {
 		v := url.Values{"entity": {bq.Entity}, "framework": {bq.Framework}, "action": {bq.Action}, "resource": {bq.Resource}, "jurisdiction": {bq.Jurisdiction}, "at": {bq.At}}
 		if bq.AsOf != 0 {

@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // sseEvent is one Server-Sent Event of the watch stream.
 type sseEvent struct {
 	id, event string
-	op        registry.OperationView
+	op        record.OperationView
 }
 
 // openWatch opens /v1/watch with the query and headers given and returns
@@ -93,7 +93,7 @@ func TestWatchStreamsOperations(t *testing.T) {
 		t.Fatalf("Content-Type %q", ct)
 	}
 	e.chain() // createFramework, accredit QA, accredit college
-	ops := []string{registry.OpCreateFramework, registry.OpAccredit, registry.OpAccredit}
+	ops := []string{record.OpCreateFramework, record.OpAccredit, record.OpAccredit}
 	var ids []string
 	for i, want := range ops {
 		ev := next(t, all)
@@ -110,20 +110,20 @@ func TestWatchStreamsOperations(t *testing.T) {
 	college, _ := e.openWatch(ctx, "?since=0&entity="+e.college.DID, nil)
 	otherFW, _ := e.openWatch(ctx, "?since=0&framework=https://example.org/other", nil)
 	ev := next(t, college)
-	if ev.op.Op != registry.OpAccredit || ev.id != ids[2] {
+	if ev.op.Op != record.OpAccredit || ev.id != ids[2] {
 		t.Fatalf("the college's first event: %+v", ev)
 	}
 	// A revocation names the accreditation only; it is in the
 	// accreditation's framework and concerns its subject and signer.
-	e.mustSubmit(e.sign(e.qa, registry.OpRevoke, map[string]any{"accreditation": e.colAcc}))
-	if ev := next(t, college); ev.op.Op != registry.OpRevoke {
+	e.mustSubmit(e.sign(e.qa, record.OpRevoke, map[string]any{"accreditation": e.colAcc}))
+	if ev := next(t, college); ev.op.Op != record.OpRevoke {
 		t.Fatalf("the college's second event: %+v", ev)
 	}
-	if ev := next(t, all); ev.op.Op != registry.OpRevoke {
+	if ev := next(t, all); ev.op.Op != record.OpRevoke {
 		t.Fatalf("fourth event: %+v", ev)
 	}
 	inFW, _ := e.openWatch(ctx, "?since=0&framework="+fw, nil)
-	for i, want := range append(ops, registry.OpRevoke) {
+	for i, want := range append(ops, record.OpRevoke) {
 		if ev := next(t, inFW); ev.op.Op != want {
 			t.Fatalf("framework event %d: %+v, want %s", i, ev, want)
 		}
@@ -141,8 +141,8 @@ func TestWatchStreamsOperations(t *testing.T) {
 	if ev := next(t, resumed); ev.id != ids[2] {
 		t.Fatalf("resumed after %s: %+v", ids[1], ev)
 	}
-	e.mustSubmit(e.govSign(registry.OpUpdateFramework, map[string]any{"id": fw, "name": "Nursing (2026)"}))
-	if ev := next(t, fresh); ev.op.Op != registry.OpUpdateFramework {
+	e.mustSubmit(e.govSign(record.OpUpdateFramework, map[string]any{"id": fw, "name": "Nursing (2026)"}))
+	if ev := next(t, fresh); ev.op.Op != record.OpUpdateFramework {
 		t.Fatalf("a stream opened without since: %+v", ev)
 	}
 

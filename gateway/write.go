@@ -7,7 +7,8 @@ import (
 	"mime"
 	"net/http"
 
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/gateway/api"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Media types a signed operation may be sent as.
@@ -26,7 +27,7 @@ func (s *Server) submitOperation(w http.ResponseWriter, r *http.Request) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || !operationTypes[mt] {
-			writeProblem(w, r, Problem{Type: problemTypeBase + "unsupported_media_type", Title: "Unsupported Media Type", Status: http.StatusUnsupportedMediaType,
+			writeProblem(w, r, api.Problem{Type: problemTypeBase + "unsupported_media_type", Title: "Unsupported Media Type", Status: http.StatusUnsupportedMediaType,
 				Detail: fmt.Sprintf("Content-Type %q: send application/jose (compact JWS) or application/jose+json (JWS JSON serialization)", ct)})
 			return
 		}
@@ -34,13 +35,13 @@ func (s *Server) submitOperation(w http.ResponseWriter, r *http.Request) {
 	if !s.limitAddress(w, r) {
 		return
 	}
-	limit := min(s.cfg.MaxBodyBytes, registry.MaxOperationSize)
+	limit := min(s.cfg.MaxBodyBytes, record.MaxOperationSize)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			s.metrics.writesLimited.WithLabelValues(limitedBySize).Inc()
-			writeError(w, r, fmt.Errorf("%w: an operation may be at most %d bytes", registry.ErrTooLarge, limit))
+			writeError(w, r, fmt.Errorf("%w: an operation may be at most %d bytes", record.ErrTooLarge, limit))
 			return
 		}
 		writeError(w, r, fmt.Errorf("%w: read body: %v", ErrBadRequest, err))

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/trustreg/trustreg/consensus"
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 func TestBackupRestoresIntoANewCluster(t *testing.T) {
@@ -51,7 +51,7 @@ func TestBackupRestoresIntoANewCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := RestoreBackup(keyed, og, bytes.NewReader(backup)); !errors.Is(err, registry.ErrGenesis) {
+	if _, err := RestoreBackup(keyed, og, bytes.NewReader(backup)); !errors.Is(err, record.ErrGenesis) {
 		t.Fatalf("restore with another genesis: %v", err)
 	}
 	// A failed restore leaves nothing of its own behind (the identity made

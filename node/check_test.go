@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // logPosition is what a write that enters the log moves on a node.
@@ -58,8 +58,8 @@ func TestRefusedOperationsStayOutOfTheLog(t *testing.T) {
 	first := c.mustSubmit(0, accepted)
 	c.converged(first.Index)
 
-	stranger, _ := registry.GenerateKey(registry.KeyEd25519)
-	forger, _ := registry.GenerateKey(registry.KeyEd25519)
+	stranger, _ := record.GenerateKey(record.KeyEd25519)
+	forger, _ := record.GenerateKey(record.KeyEd25519)
 	// The forger signs in the root's name: the kid is the root's, the
 	// key is not.
 	forged, err := forger.WithKID(c.root.KID)
@@ -70,8 +70,8 @@ func TestRefusedOperationsStayOutOfTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	accredit := func(s *registry.Signer, iat int64, subject string) []byte {
-		raw, _ := json.Marshal(map[string]any{"op": registry.OpAccredit, "iat": iat, "framework": c.fw,
+	accredit := func(s *record.Signer, iat int64, subject string) []byte {
+		raw, _ := json.Marshal(map[string]any{"op": record.OpAccredit, "iat": iat, "framework": c.fw,
 			"accreditor": s.DID, "subject": subject, "action": "issue", "resources": []string{"*"}})
 		jws, err := s.SignCompact(raw)
 		if err != nil {
@@ -80,9 +80,9 @@ func TestRefusedOperationsStayOutOfTheLog(t *testing.T) {
 		return jws
 	}
 	nonGovernance := func() []byte {
-		raw, _ := json.Marshal(map[string]any{"op": registry.OpCreateFramework, "iat": time.Now().Unix(),
+		raw, _ := json.Marshal(map[string]any{"op": record.OpCreateFramework, "iat": time.Now().Unix(),
 			"id": "https://example.org/other", "name": "Other", "roots": []string{stranger.DID}})
-		jws, err := registry.SignJSON(raw, stranger)
+		jws, err := record.SignJSON(raw, stranger)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,11 +95,11 @@ func TestRefusedOperationsStayOutOfTheLog(t *testing.T) {
 		status int
 		code   string // the result's code; "" for a duplicate
 	}{
-		{"forged signature", func() []byte { return accredit(forged, time.Now().Unix(), "did:web:a.example") }, http.StatusUnauthorized, registry.CodeBadSignature},
-		{"unknown key", func() []byte { return accredit(unregistered, time.Now().Unix(), "did:web:b.example") }, http.StatusUnauthorized, registry.CodeUnknownKey},
-		{"unauthorized accreditation", func() []byte { return accredit(stranger, time.Now().Unix(), "did:web:c.example") }, http.StatusForbidden, registry.CodeNotAuthorized},
-		{"governance without members", nonGovernance, http.StatusForbidden, registry.CodeNotAuthorized},
-		{"iat outside the window", func() []byte { return accredit(c.root, time.Now().Add(-time.Hour).Unix(), "did:web:d.example") }, http.StatusUnprocessableEntity, registry.CodeIATWindow},
+		{"forged signature", func() []byte { return accredit(forged, time.Now().Unix(), "did:web:a.example") }, http.StatusUnauthorized, record.CodeBadSignature},
+		{"unknown key", func() []byte { return accredit(unregistered, time.Now().Unix(), "did:web:b.example") }, http.StatusUnauthorized, record.CodeUnknownKey},
+		{"unauthorized accreditation", func() []byte { return accredit(stranger, time.Now().Unix(), "did:web:c.example") }, http.StatusForbidden, record.CodeNotAuthorized},
+		{"governance without members", nonGovernance, http.StatusForbidden, record.CodeNotAuthorized},
+		{"iat outside the window", func() []byte { return accredit(c.root, time.Now().Add(-time.Hour).Unix(), "did:web:d.example") }, http.StatusUnprocessableEntity, record.CodeIATWindow},
 		{"malformed", func() []byte { return []byte("not a JWS") }, http.StatusBadRequest, ""},
 		{"resubmission", func() []byte { return accepted }, http.StatusOK, ""},
 	}

@@ -22,8 +22,10 @@ import (
 	"github.com/trustreg/trustreg/configs"
 	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/gateway/client"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 	"github.com/trustreg/trustreg/test/ports"
 )
 
@@ -33,8 +35,8 @@ type testCluster struct {
 	t     *testing.T
 	cfgs  []configs.Config
 	nodes []*Node // nil while a node is stopped
-	gov   *registry.Signer
-	root  *registry.Signer
+	gov   *record.Signer
+	root  *record.Signer
 	fw    string
 	mu    sync.Mutex
 	// levels stands in for members that run an older build: node i
@@ -54,13 +56,13 @@ func freePort(t *testing.T) int {
 }
 
 // writeGenesis writes a one-member genesis and returns its path and key.
-func writeGenesis(t *testing.T, dir string) (string, *registry.Signer) {
+func writeGenesis(t *testing.T, dir string) (string, *record.Signer) {
 	t.Helper()
-	gov, err := registry.GenerateKey(registry.KeyEd25519)
+	gov, err := record.GenerateKey(record.KeyEd25519)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := json.Marshal(registry.Genesis{Consortium: "test", Members: []registry.Member{{ID: gov.DID}}, Threshold: 1})
+	raw, _ := json.Marshal(record.Genesis{Consortium: "test", Members: []record.Member{{ID: gov.DID}}, Threshold: 1})
 	path := filepath.Join(dir, "genesis.json")
 	if err := os.WriteFile(path, raw, 0o644); err != nil {
 		t.Fatal(err)
@@ -163,9 +165,9 @@ func soloVoterWithReplica(t *testing.T, adjust func(voter, replica *configs.Conf
 // node 0.
 func (c *testCluster) createFramework() {
 	c.t.Helper()
-	root, _ := registry.GenerateKey(registry.KeyEd25519)
+	root, _ := record.GenerateKey(record.KeyEd25519)
 	c.root, c.fw = root, "https://example.org/fw"
-	c.mustSubmit(0, c.govOp(registry.OpCreateFramework, map[string]any{"id": c.fw, "name": "FW", "roots": []string{root.DID}}))
+	c.mustSubmit(0, c.govOp(record.OpCreateFramework, map[string]any{"id": c.fw, "name": "FW", "roots": []string{root.DID}}))
 }
 
 func (c *testCluster) start(i int) {
@@ -240,7 +242,7 @@ func (c *testCluster) govOp(op string, fields map[string]any) []byte {
 		m[k] = v
 	}
 	raw, _ := json.Marshal(m)
-	jws, err := registry.SignJSON(raw, c.gov)
+	jws, err := record.SignJSON(raw, c.gov)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -249,7 +251,7 @@ func (c *testCluster) govOp(op string, fields map[string]any) []byte {
 
 // accreditOp is a root-signed accreditation of a fresh subject.
 func (c *testCluster) accreditOp(subject string) []byte {
-	raw, _ := json.Marshal(map[string]any{"op": registry.OpAccredit, "iat": time.Now().Unix(), "framework": c.fw,
+	raw, _ := json.Marshal(map[string]any{"op": record.OpAccredit, "iat": time.Now().Unix(), "framework": c.fw,
 		"accreditor": c.root.DID, "subject": subject, "action": "issue", "resources": []string{"*"}})
 	jws, err := c.root.SignCompact(raw)
 	if err != nil {
@@ -258,13 +260,13 @@ func (c *testCluster) accreditOp(subject string) []byte {
 	return jws
 }
 
-func (c *testCluster) submit(i int, jws []byte) (*registry.Result, error) {
+func (c *testCluster) submit(i int, jws []byte) (*record.Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return c.node(i).Submit(ctx, jws)
 }
 
-func (c *testCluster) mustSubmit(i int, jws []byte) *registry.Result {
+func (c *testCluster) mustSubmit(i int, jws []byte) *record.Result {
 	c.t.Helper()
 	res, err := c.submit(i, jws)
 	if err != nil {
@@ -317,7 +319,7 @@ func (c *testCluster) heal(i, j int) {
 }
 
 func (c *testCluster) hasOperation(i int, cid string) bool {
-	_, err := readView(c.node(i).State, func(v *registry.View) (*registry.OperationView, error) { return v.Operation(cid) })
+	_, err := readView(c.node(i).State, func(v *registry.View) (*record.OperationView, error) { return v.Operation(cid) })
 	return err == nil
 }
 
@@ -374,7 +376,7 @@ func TestClusterReplicatesWritesFromEveryNode(t *testing.T) {
 
 func (n *Node) mustOpBytes(t *testing.T, cid string) []byte {
 	t.Helper()
-	v, err := readView(n.State, func(v *registry.View) (*registry.OperationView, error) { return v.Operation(cid) })
+	v, err := readView(n.State, func(v *registry.View) (*record.OperationView, error) { return v.Operation(cid) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,7 +437,7 @@ func TestPartitionedMinorityCannotCommit(t *testing.T) {
 	c.heal(minority, leader)
 	c.heal(minority, other)
 	c.converged(last)
-	if c.hasOperation(minority, registry.CIDOf(c.accreditOp("did:web:minority.example"))) {
+	if c.hasOperation(minority, record.CIDOf(c.accreditOp("did:web:minority.example"))) {
 		t.Fatal("a write refused in the minority was applied")
 	}
 }
@@ -496,7 +498,7 @@ func TestNonvoterCatchesUpFromSnapshotAndNeverVotes(t *testing.T) {
 		t.Fatalf("want one non-voter, members %+v", c.node(0).cluster.Members(ctx))
 	}
 	// The replica serves reads from its own state.
-	d, err := readView(c.node(1).State, func(v *registry.View) (*registry.Decision, error) {
+	d, err := readView(c.node(1).State, func(v *registry.View) (*record.Decision, error) {
 		return v.Decide(registry.Question{Entity: "did:web:c9999.example", Framework: c.fw, Action: "issue"}, time.Now())
 	})
 	if err != nil || !d.Authorized {
@@ -573,16 +575,16 @@ func TestOutsidersCannotConnect(t *testing.T) {
 
 func TestStatusListServedIdenticallyByEveryNode(t *testing.T) {
 	c := mustNewCluster(t, 3)
-	college, _ := registry.GenerateKey(registry.KeyEd25519)
+	college, _ := record.GenerateKey(record.KeyEd25519)
 	c.mustSubmit(0, c.accreditOp(college.DID))
-	bits := make([]byte, registry.MinStatusListEntries/8)
-	registry.SetStatus(bits, 4242, 1, 1)
-	vc, err := registry.StatusListCredential(college.DID, "main", []string{"revocation"}, 1, nil, 0, bits)
+	bits := make([]byte, record.MinStatusListEntries/8)
+	record.SetStatus(bits, 4242, 1, 1)
+	vc, err := record.StatusListCredential(college.DID, "main", []string{"revocation"}, 1, nil, 0, bits)
 	if err != nil {
 		t.Fatal(err)
 	}
 	jwt, _ := college.SignVCJWT(vc)
-	raw, _ := json.Marshal(map[string]any{"op": registry.OpPublishStatusList, "iat": time.Now().Unix(), "list": "main", "credential": string(jwt)})
+	raw, _ := json.Marshal(map[string]any{"op": record.OpPublishStatusList, "iat": time.Now().Unix(), "list": "main", "credential": string(jwt)})
 	op, _ := college.SignCompact(raw)
 	follower := (c.leader() + 1) % 3
 	res := c.mustSubmit(follower, op)
@@ -599,7 +601,7 @@ func TestStatusListServedIdenticallyByEveryNode(t *testing.T) {
 		if !bytes.Equal(body, jwt) {
 			t.Fatalf("node %d serves %d bytes that differ from the published credential", i, len(body))
 		}
-		e, err := readView(c.node(i).State, func(v *registry.View) (*registry.EntryStatus, error) {
+		e, err := readView(c.node(i).State, func(v *registry.View) (*record.EntryStatus, error) {
 			return v.CheckStatus(college.DID, "main", 4242, time.Time{})
 		})
 		if err != nil || e.Status != 1 {
@@ -619,7 +621,7 @@ func TestFollowerForwardsConcurrentWrites(t *testing.T) {
 	for i := range ops {
 		switch {
 		case i%10 == 9: // rejected at apply: no such framework
-			raw, _ := json.Marshal(map[string]any{"op": registry.OpAccredit, "iat": time.Now().Unix(), "framework": "https://nowhere.example/fw",
+			raw, _ := json.Marshal(map[string]any{"op": record.OpAccredit, "iat": time.Now().Unix(), "framework": "https://nowhere.example/fw",
 				"accreditor": c.root.DID, "subject": fmt.Sprintf("did:web:lost-%d.example", i), "action": "issue", "resources": []string{"*"}})
 			jws, err := c.root.SignCompact(raw)
 			if err != nil {
@@ -632,7 +634,7 @@ func TestFollowerForwardsConcurrentWrites(t *testing.T) {
 			ops[i] = c.accreditOp(fmt.Sprintf("did:web:batch-%d.example", i))
 		}
 	}
-	results := make([]*registry.Result, n)
+	results := make([]*record.Result, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range ops {
@@ -644,12 +646,12 @@ func TestFollowerForwardsConcurrentWrites(t *testing.T) {
 		if errs[i] != nil {
 			t.Fatalf("write %d: %v", i, errs[i])
 		}
-		if res.CID != registry.CIDOf(ops[i]) {
-			t.Fatalf("write %d got the answer for %s, want %s", i, res.CID, registry.CIDOf(ops[i]))
+		if res.CID != record.CIDOf(ops[i]) {
+			t.Fatalf("write %d got the answer for %s, want %s", i, res.CID, record.CIDOf(ops[i]))
 		}
 		switch {
 		case i%10 == 9:
-			if res.Accepted || res.Code != registry.CodeInvalid {
+			if res.Accepted || res.Code != record.CodeInvalid {
 				t.Fatalf("write %d to a missing framework: %+v", i, res)
 			}
 		case i%10 == 4 || i%10 == 5:
@@ -760,7 +762,7 @@ func TestMembershipRefusalsSayWhy(t *testing.T) {
 		{"transfer-leader", replica, "is not a voter of this cluster: only voters can lead"},
 		{"transfer-leader", voter, "already leads"},
 	} {
-		err := admin.Post(ctx, "/admin/v1/cluster/"+tc.action, gateway.MembershipRequest{ID: tc.id}, nil)
+		err := admin.Post(ctx, "/admin/v1/cluster/"+tc.action, api.MembershipRequest{ID: tc.id}, nil)
 		var ae *client.APIError
 		if !errors.As(err, &ae) || ae.Problem.Status != http.StatusBadRequest || !strings.Contains(ae.Problem.Detail, tc.want) || strings.Contains(ae.Problem.Detail, "consensus:") {
 			t.Errorf("%s %s: %v, want 400 saying %q", tc.action, tc.id, err, tc.want)
@@ -776,7 +778,7 @@ func TestMembershipRefusalsSayWhy(t *testing.T) {
 		}
 	}
 	// A replica may go: the voter keeps its vote.
-	if err := admin.Post(ctx, "/admin/v1/cluster/remove", gateway.MembershipRequest{ID: replica}, nil); err != nil {
+	if err := admin.Post(ctx, "/admin/v1/cluster/remove", api.MembershipRequest{ID: replica}, nil); err != nil {
 		t.Fatalf("removing the replica: %v", err)
 	}
 }
@@ -789,7 +791,7 @@ func TestDemotedLeaderGoesOnAsAReplica(t *testing.T) {
 	old := c.waitLeader()
 	id := c.node(old).PeerID().String()
 	admin := client.New(c.node(old).AdminURL())
-	if err := admin.Post(context.Background(), "/admin/v1/cluster/demote", gateway.MembershipRequest{ID: id}, nil); err != nil {
+	if err := admin.Post(context.Background(), "/admin/v1/cluster/demote", api.MembershipRequest{ID: id}, nil); err != nil {
 		t.Fatalf("demoting the leader: %v", err)
 	}
 	waitFor(t, "a new leader", 15*time.Second, func() bool { l := c.leader(); return l >= 0 && l != old })
@@ -812,7 +814,7 @@ func TestDemotedLeaderGoesOnAsAReplica(t *testing.T) {
 	// no leader; the last voter leads, and the replica follows it.
 	gone := c.leader()
 	goneID := c.node(gone).PeerID().String()
-	if err := client.New(c.node(gone).AdminURL()).Post(context.Background(), "/admin/v1/cluster/remove", gateway.MembershipRequest{ID: goneID}, nil); err != nil {
+	if err := client.New(c.node(gone).AdminURL()).Post(context.Background(), "/admin/v1/cluster/remove", api.MembershipRequest{ID: goneID}, nil); err != nil {
 		t.Fatalf("the leader removing itself: %v", err)
 	}
 	waitFor(t, "the last voter to lead", 15*time.Second, func() bool { l := c.leader(); return l >= 0 && l != gone && l != old })
@@ -841,7 +843,7 @@ func TestUnreachableVoterIsRefused(t *testing.T) {
 	addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", ln.Addr().(*net.TCPAddr).Port, id)
 	ln.Close()
 	admin := client.New(c.node(0).AdminURL())
-	err = admin.Post(context.Background(), "/admin/v1/cluster/add-voter", gateway.MembershipRequest{Addr: addr}, nil)
+	err = admin.Post(context.Background(), "/admin/v1/cluster/add-voter", api.MembershipRequest{Addr: addr}, nil)
 	var ae *client.APIError
 	if !errors.As(err, &ae) || ae.Problem.Status != http.StatusBadRequest || !strings.Contains(ae.Problem.Detail, "does not answer") ||
 		!strings.Contains(ae.Problem.Detail, "add it as a non-voter") {
@@ -852,10 +854,10 @@ func TestUnreachableVoterIsRefused(t *testing.T) {
 	}
 	c.mustSubmit(0, c.accreditOp("did:web:after-refusal.example"))
 	// As a non-voter it may be added before it runs, and not promoted.
-	if err := admin.Post(context.Background(), "/admin/v1/cluster/add-nonvoter", gateway.MembershipRequest{Addr: addr}, nil); err != nil {
+	if err := admin.Post(context.Background(), "/admin/v1/cluster/add-nonvoter", api.MembershipRequest{Addr: addr}, nil); err != nil {
 		t.Fatalf("adding it as a non-voter: %v", err)
 	}
-	if err := admin.Post(context.Background(), "/admin/v1/cluster/promote", gateway.MembershipRequest{ID: id.String()}, nil); !errors.As(err, &ae) || !strings.Contains(ae.Problem.Detail, "does not answer") {
+	if err := admin.Post(context.Background(), "/admin/v1/cluster/promote", api.MembershipRequest{ID: id.String()}, nil); !errors.As(err, &ae) || !strings.Contains(ae.Problem.Detail, "does not answer") {
 		t.Fatalf("promoting an unreachable non-voter: %v", err)
 	}
 	c.mustSubmit(0, c.accreditOp("did:web:after-refused-promotion.example"))

@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Development-mode files, relative to the data directory.
@@ -29,22 +29,22 @@ func ensureDevGenesis(dataDir string) ([]byte, bool, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, false, err
 	}
-	gov, err := registry.GenerateKey(registry.KeyEd25519)
+	gov, err := record.GenerateKey(record.KeyEd25519)
 	if err != nil {
 		return nil, false, err
 	}
-	root, err := registry.GenerateKey(registry.KeyEd25519)
+	root, err := record.GenerateKey(record.KeyEd25519)
 	if err != nil {
 		return nil, false, err
 	}
-	for file, k := range map[string]*registry.Signer{DevGovernanceKey: gov, DevRootAccreditorKey: root} {
+	for file, k := range map[string]*record.Signer{DevGovernanceKey: gov, DevRootAccreditorKey: root} {
 		if err := writeKey(filepath.Join(dataDir, file), k); err != nil {
 			return nil, false, err
 		}
 	}
-	g := registry.Genesis{
+	g := record.Genesis{
 		Consortium: "trustreg development consortium",
-		Members:    []registry.Member{{ID: gov.DID, Name: "development governance"}},
+		Members:    []record.Member{{ID: gov.DID, Name: "development governance"}},
 		Threshold:  1,
 	}
 	raw, err = json.MarshalIndent(g, "", "  ")
@@ -57,7 +57,7 @@ func ensureDevGenesis(dataDir string) ([]byte, bool, error) {
 	return raw, true, nil
 }
 
-func writeKey(path string, k *registry.Signer) error {
+func writeKey(path string, k *record.Signer) error {
 	raw, err := k.PrivateJWK()
 	if err != nil {
 		return err
@@ -66,18 +66,4 @@ func writeKey(path string, k *registry.Signer) error {
 		return err
 	}
 	return os.WriteFile(path, raw, 0o600)
-}
-
-// LoadKeyFile reads a private JWK key file (as trustctl and the
-// development genesis write them).
-func LoadKeyFile(path string) (*registry.Signer, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	s, err := registry.ParseSignerJWK(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return s, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/trustreg/trustreg/configs"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 	"github.com/trustreg/trustreg/test/smallfs"
 )
 
@@ -154,7 +155,7 @@ func TestReplicaServesThroughASnapshotRestore(t *testing.T) {
 				if resp.StatusCode == http.StatusServiceUnavailable {
 					continue
 				}
-				if err != nil || resp.StatusCode != http.StatusOK || !d.Authorized || d.Reason != registry.ReasonActive {
+				if err != nil || resp.StatusCode != http.StatusOK || !d.Authorized || d.Reason != record.ReasonActive {
 					bad <- fmt.Sprintf("%d authorized=%t reason=%q %v", resp.StatusCode, d.Authorized, d.Reason, err)
 					return
 				}

@@ -12,17 +12,18 @@ import (
 
 	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // selfRegister is a did:key's registration of itself, with a location when
 // location is not empty.
 func selfRegister(t *testing.T, location string) []byte {
 	t.Helper()
-	k, err := registry.GenerateKey(registry.KeyEd25519)
+	k, err := record.GenerateKey(record.KeyEd25519)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := map[string]any{"op": registry.OpRegisterEntity, "iat": time.Now().Unix(), "id": k.DID, "name": "College"}
+	m := map[string]any{"op": record.OpRegisterEntity, "iat": time.Now().Unix(), "id": k.DID, "name": "College"}
 	if location != "" {
 		m["metadata"] = map[string]any{"location": location}
 	}
@@ -72,7 +73,7 @@ func TestFeatureLevelRisesWhenEveryMemberRunsTheNewBuild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Accepted || res.Code != registry.CodeInvalid || !strings.Contains(res.Reason, "feature level 2") {
+		if res.Accepted || res.Code != record.CodeInvalid || !strings.Contains(res.Reason, "feature level 2") {
 			t.Fatalf("a location through node %d at level 1: %+v", i, res)
 		}
 	}

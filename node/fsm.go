@@ -7,6 +7,7 @@ import (
 
 	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // stateMachine presents the registry to the consensus layer.
@@ -35,7 +36,7 @@ func (m stateMachine) AppliedIndex() uint64                  { return m.s.Applie
 type resultCodec struct{}
 
 func (resultCodec) Encode(v any) ([]byte, error) {
-	r, ok := v.(*registry.Result)
+	r, ok := v.(*record.Result)
 	if !ok {
 		return nil, fmt.Errorf("unexpected apply response %T", v)
 	}
@@ -43,7 +44,7 @@ func (resultCodec) Encode(v any) ([]byte, error) {
 }
 
 func (resultCodec) Decode(b []byte) (any, error) {
-	var r registry.Result
+	var r record.Result
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("decode forwarded result: %w", err)
 	}

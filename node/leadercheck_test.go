@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // A write acknowledged by the old leader is in the new leader's log, but
@@ -21,7 +21,7 @@ func TestNewLeaderChecksAfterApplyingAcknowledgedWrites(t *testing.T) {
 		old := c.waitLeader()
 		a, b := (old+1)%3, (old+2)%3
 		fw := fmt.Sprintf("https://example.org/frameworks/leader-%d", round)
-		res := c.mustSubmit(old, c.govOp(registry.OpCreateFramework, map[string]any{"id": fw, "name": "Before"}))
+		res := c.mustSubmit(old, c.govOp(record.OpCreateFramework, map[string]any{"id": fw, "name": "Before"}))
 		c.cut(old, a)
 		c.cut(old, b)
 		newLeader := -1
@@ -37,7 +37,7 @@ func TestNewLeaderChecksAfterApplyingAcknowledgedWrites(t *testing.T) {
 			t.Fatalf("round %d: no new leader", round)
 		}
 		applied := c.node(newLeader).State.AppliedIndex()
-		got, err := c.submit(newLeader, c.govOp(registry.OpUpdateFramework, map[string]any{"id": fw, "name": "After"}))
+		got, err := c.submit(newLeader, c.govOp(record.OpUpdateFramework, map[string]any{"id": fw, "name": "After"}))
 		switch {
 		case err != nil:
 			t.Logf("round %d: update on the new leader: %v", round, err)

@@ -19,16 +19,16 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/trustreg/trustreg/gateway"
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // frameworkOp signs an operation creating framework i with the
 // development genesis's governance key.
-func frameworkOp(t *testing.T, gov *registry.Signer, i int) []byte {
+func frameworkOp(t *testing.T, gov *record.Signer, i int) []byte {
 	t.Helper()
-	payload, _ := json.Marshal(map[string]any{"op": registry.OpCreateFramework, "iat": time.Now().Unix(),
+	payload, _ := json.Marshal(map[string]any{"op": record.OpCreateFramework, "iat": time.Now().Unix(),
 		"id": fmt.Sprintf("https://example.org/fw/%d", i), "name": "FW"})
-	jws, err := registry.SignJSON(payload, gov)
+	jws, err := record.SignJSON(payload, gov)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
+	registryrecord "github.com/trustreg/trustreg/registry/record"
 )
 
 // The linearizability model: each key is one accreditation whose status a
@@ -142,7 +144,7 @@ func TestLinearizableUnderFaults(t *testing.T) {
 					if err != nil {
 						continue
 					}
-					var d registry.Decision
+					var d registryrecord.Decision
 					err = json.NewDecoder(resp.Body).Decode(&d)
 					resp.Body.Close()
 					if resp.StatusCode != 200 || err != nil {
@@ -183,7 +185,7 @@ func TestLinearizableUnderFaults(t *testing.T) {
 							// "Not submitted": no operation, and so never in
 							// the log, which is checked once the faults end.
 							mu.Lock()
-							notSubmitted = append(notSubmitted, registry.CIDOf(jws))
+							notSubmitted = append(notSubmitted, registryrecord.CIDOf(jws))
 							mu.Unlock()
 							continue
 						case resp.StatusCode != 503:
@@ -254,10 +256,8 @@ func checkNeverSubmitted(t *testing.T, c *testCluster, cids []string) {
 	}
 	n := c.node(0)
 	for idx := uint64(1); idx <= n.State.AppliedIndex(); idx++ {
-		v, err := readView(n.State, func(v *registry.View) (*registry.OperationView, error) {
-			return v.Operation(strconv.FormatUint(idx, 10))
-		})
-		if errors.Is(err, registry.ErrNotFound) {
+		v, err := readView(n.State, func(v *registry.View) (*record.OperationView, error) { return v.Operation(strconv.FormatUint(idx, 10)) })
+		if errors.Is(err, registryrecord.ErrNotFound) {
 			continue
 		}
 		if err != nil {

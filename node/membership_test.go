@@ -14,6 +14,7 @@ import (
 
 	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/gateway/client"
 )
 
@@ -43,7 +44,7 @@ func TestMembershipRefusalsThroughAFollower(t *testing.T) {
 		{"promote", leaderID, "is not a non-voter of this cluster"},
 		{"transfer-leader", leaderID, "already leads"},
 	} {
-		req := gateway.MembershipRequest{ID: tc.id}
+		req := api.MembershipRequest{ID: tc.id}
 		err := viaFollower.Post(ctx, "/admin/v1/cluster/"+tc.action, req, nil)
 		var ae, leaderAE *client.APIError
 		if !errors.As(err, &ae) || ae.Problem.Status != http.StatusBadRequest || !strings.Contains(ae.Problem.Detail, tc.want) ||

@@ -22,7 +22,9 @@ import (
 	"github.com/trustreg/trustreg/configs"
 	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 	"github.com/trustreg/trustreg/version"
 )
 
@@ -333,7 +335,7 @@ func (n *Node) Cluster() *consensus.Cluster { return n.cluster }
 // Submit replicates a signed operation through the leader (forwarding it
 // when this node follows) and returns the registry's result. Malformed and
 // oversized operations are refused before they reach the log.
-func (n *Node) Submit(ctx context.Context, jws []byte) (*registry.Result, error) {
+func (n *Node) Submit(ctx context.Context, jws []byte) (*record.Result, error) {
 	if err := n.enter(); err != nil {
 		return nil, err
 	}
@@ -359,7 +361,7 @@ func (n *Node) Submit(ctx context.Context, jws []byte) (*registry.Result, error)
 	if again {
 		resp = resent.Response
 	}
-	res, ok := resp.(*registry.Result)
+	res, ok := resp.(*record.Result)
 	if !ok {
 		return nil, fmt.Errorf("unexpected apply response %T", resp)
 	}
@@ -406,15 +408,12 @@ func (e *refusedError) Unwrap() []error { return []error{gateway.ErrBadRequest, 
 
 // Status is the node's view of the cluster.
 func (n *Node) Status() any {
-	st := n.cluster.Status()
-	return struct {
-		consensus.Status
-		Genesis string `json:"genesis"`
-		// FeatureLevel is the cluster's (the applied state's); the build's
-		// is the highest this node's trustd applies.
-		FeatureLevel      int `json:"feature_level"`
-		BuildFeatureLevel int `json:"build_feature_level"`
-	}{st, n.State.GenesisCID(), n.State.ClusterFeatureLevel(), n.buildLevel}
+	return api.NodeStatus{
+		RaftStatus:        raftStatus(n.cluster.Status()),
+		Genesis:           n.State.GenesisCID(),
+		FeatureLevel:      n.State.ClusterFeatureLevel(),
+		BuildFeatureLevel: n.buildLevel,
+	}
 }
 
 // Ready reports whether the node can serve.
@@ -465,19 +464,9 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	return err
 }
 
-// ClusterView is the admin API's view: this node's raft status and every
-// member with its applied index and lag.
-type ClusterView struct {
-	Node    consensus.Status         `json:"node"`
-	Members []consensus.MemberStatus `json:"members"`
-	// FeatureLevel is the cluster's (registry/features.go); each member's
-	// build reports its own in Members.
-	FeatureLevel int `json:"feature_level"`
-}
-
 // Members lists the cluster's members with their applied index and lag.
 func (n *Node) Members(ctx context.Context) any {
-	return ClusterView{Node: n.cluster.Status(), Members: n.cluster.Members(ctx), FeatureLevel: n.State.ClusterFeatureLevel()}
+	return api.ClusterView{Node: raftStatus(n.cluster.Status()), Members: memberStatuses(n.cluster.Members(ctx)), FeatureLevel: n.State.ClusterFeatureLevel()}
 }
 
 // ChangeMembership carries out a membership change at the leader.
@@ -651,7 +640,7 @@ func newOperationsCounter() operationsCounter {
 	}, []string{"result"})}
 }
 
-func (ops operationsCounter) count(rs []*registry.Result) {
+func (ops operationsCounter) count(rs []*record.Result) {
 	for _, r := range rs {
 		if r.Op == registry.OpFeatureLevel {
 			continue // the cluster's, not an operation anyone signed

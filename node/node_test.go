@@ -13,6 +13,7 @@ import (
 
 	"github.com/trustreg/trustreg/configs"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 func mustNewNode(t *testing.T, cfg configs.Config) *Node {
@@ -43,9 +44,9 @@ func TestSingleNodeDevClusterKeepsStateAcrossRestart(t *testing.T) {
 	}
 	gov := mustReadKey(t, cfg.DataDir+"/"+DevGovernanceKey)
 	root := mustReadKey(t, cfg.DataDir+"/"+DevRootAccreditorKey)
-	payload, _ := json.Marshal(map[string]any{"op": registry.OpCreateFramework, "iat": time.Now().Unix(),
+	payload, _ := json.Marshal(map[string]any{"op": record.OpCreateFramework, "iat": time.Now().Unix(),
 		"id": "https://example.org/fw", "name": "FW", "roots": []string{root.DID}})
-	jws, err := registry.SignJSON(payload, gov)
+	jws, err := record.SignJSON(payload, gov)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,9 +87,9 @@ func TestSingleNodeDevClusterKeepsStateAcrossRestart(t *testing.T) {
 	}
 }
 
-func mustReadKey(t *testing.T, path string) *registry.Signer {
+func mustReadKey(t *testing.T, path string) *record.Signer {
 	t.Helper()
-	s, err := LoadKeyFile(path)
+	s, err := record.LoadKeyFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // applier is the state machine: the pure apply of log entries over one
@@ -27,7 +28,7 @@ type applier struct {
 	levelRaised bool
 	dirty       []RecordKey            // records written by the batch being applied
 	dirtySet    map[RecordKey]struct{} // the same keys, for lookups
-	onApply     func([]*Result)        // Options.OnApply
+	onApply     func([]*record.Result) // Options.OnApply
 }
 
 // loadSigs builds the signature filter from the stored signatures; after
@@ -46,14 +47,14 @@ func (s *applier) loadSigs() error {
 // applied before (a replay after restart) and return their stored result.
 // It panics on an entry it cannot decode or a storage failure: continuing
 // would let this node diverge from its peers.
-func (s *applier) ApplyBatch(entries []Entry) []*Result {
-	results := make([]*Result, len(entries))
+func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
+	results := make([]*record.Result, len(entries))
 	applied := s.applied.Load()
 	s.preVerifyBatch(entries, applied)
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
 	last := time.Unix(0, s.commitTime.Load()).UTC()
-	var fresh []*Result
+	var fresh []*record.Result
 	for i, e := range entries {
 		if e.Index <= applied {
 			results[i] = s.storedResult(e.Index)
@@ -118,15 +119,15 @@ func (s *applier) preVerifyBatch(entries []Entry, applied uint64) {
 	wg.Wait()
 }
 
-func (s *applier) storedResult(index uint64) *Result {
-	var r Result
+func (s *applier) storedResult(index uint64) *record.Result {
+	var r record.Result
 	if ok, err := getJSON(s.db, indexKey(tableResults, index), &r); err != nil || !ok {
-		return &Result{Index: index, Accepted: false, Code: CodeInvalid, Reason: "entry applied before; its result is not stored"}
+		return &record.Result{Index: index, Accepted: false, Code: record.CodeInvalid, Reason: "entry applied before; its result is not stored"}
 	}
 	return &r
 }
 
-func (s *applier) applyEntry(b *pebble.Batch, index uint64, t time.Time, data []byte) *Result {
+func (s *applier) applyEntry(b *pebble.Batch, index uint64, t time.Time, data []byte) *record.Result {
 	if len(data) < 2 || data[0] != commandVersion1 {
 		panic(fmt.Sprintf("registry: entry %d: unknown command envelope %x: this node cannot apply it; upgrade trustd", index, data[:min(len(data), 2)]))
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // opRecord is an accepted operation as stored: its exact bytes and where it
@@ -30,7 +31,7 @@ type applyCtx struct {
 	b       *pebble.Batch
 	index   uint64
 	now     time.Time
-	op      *ParsedOperation
+	op      *record.ParsedOperation
 	signers []string
 	// touched are the DIDs whose history records this operation.
 	touched []string
@@ -69,7 +70,7 @@ func (s *applier) batchReader(b *pebble.Batch, index uint64) *Evaluator {
 	return NewEvaluator(r, r, index)
 }
 
-func (s *applier) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw []byte) *Result {
+func (s *applier) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw []byte) *record.Result {
 	c, res, err := s.judge(b, index, t, raw, nil)
 	if err != nil {
 		return rejected(res, err)
@@ -111,9 +112,9 @@ func (s *applier) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw
 // dry, when set, makes it a check (Check): the set collects the keys b
 // writes, and nothing outside b changes — no cache of the apply's is
 // consumed or filled, so it runs beside the apply and other checks.
-func (s *applier) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, dry map[RecordKey]struct{}) (*applyCtx, *Result, error) {
-	res := &Result{Index: index, Time: t}
-	var op *ParsedOperation
+func (s *applier) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, dry map[RecordKey]struct{}) (*applyCtx, *record.Result, error) {
+	res := &record.Result{Index: index, Time: t}
+	var op *record.ParsedOperation
 	var err error
 	if dry != nil {
 		op, err = s.verify.preVerify(raw) // parsed and signatures checked, remembered for the apply
@@ -121,7 +122,7 @@ func (s *applier) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, 
 		op, err = s.verify.parse(raw)
 	}
 	if err != nil {
-		res.CID = CIDOf(raw)
+		res.CID = record.CIDOf(raw)
 		return nil, res, err
 	}
 	res.CID, res.Op = op.CID, op.Op
@@ -135,8 +136,8 @@ func (s *applier) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, 
 	// a payload one meaning; below it the apply decides as older builds do.
 	// (A check has refused these already: preVerify returns strictErr.)
 	signedContent := s.ClusterFeatureLevel() >= FeatureLevelSignedContent
-	if signedContent && op.strictErr != nil {
-		return nil, res, op.strictErr
+	if signedContent && op.StrictErr() != nil {
+		return nil, res, op.StrictErr()
 	}
 
 	// Idempotency: the same operation, byte for byte, re-serialized, or
@@ -149,7 +150,7 @@ func (s *applier) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, 
 
 	iat := time.Unix(op.IAT, 0)
 	if d := t.Sub(iat); d > s.iatWindow || -d > s.iatWindow {
-		return nil, res, reject(CodeIATWindow, "iat %s is %s from the commit time %s; the window is %s: sign the operation again now",
+		return nil, res, record.Reject(record.CodeIATWindow, "iat %s is %s from the commit time %s; the window is %s: sign the operation again now",
 			iat.UTC().Format(time.RFC3339), d.Round(time.Second), t.Format(time.RFC3339), s.iatWindow)
 	}
 	c := &applyCtx{s: s, b: b, index: index, now: t, op: op, dry: dry}
@@ -159,8 +160,8 @@ func (s *applier) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, 
 	}
 	res.Signers = signers
 	c.signers, c.touched = signers, slices.Clone(signers)
-	if !isGovernance(op.Op) && len(signers) != 1 && !c.isGovernance() {
-		return nil, res, reject(CodeMalformed, "%s takes exactly one signature (or governance signatures), got %d", op.Op, len(signers))
+	if !record.IsGovernance(op.Op) && len(signers) != 1 && !c.isGovernance() {
+		return nil, res, record.Reject(record.CodeMalformed, "%s takes exactly one signature (or governance signatures), got %d", op.Op, len(signers))
 	}
 	id, err := c.dispatch()
 	if err != nil {
@@ -176,26 +177,26 @@ func (s *applier) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, 
 // apply is the memory's last reader, so the entry is dropped: kept, the
 // operations of a bulk load would stay in the heap (about 20 MiB of
 // pointers for the collector to trace) long after they were applied.
-func (s *verifier) parse(raw []byte) (*ParsedOperation, error) {
-	if err := checkSize(raw); err != nil {
+func (s *verifier) parse(raw []byte) (*record.ParsedOperation, error) {
+	if err := record.CheckSize(raw); err != nil {
 		return nil, err
 	}
 	digest := sha256.Sum256(raw)
 	if op, ok := s.parsed.take(digest); ok {
 		return op, nil
 	}
-	return parseOperation(raw, digest)
+	return record.ParseOperationDigest(raw, digest)
 }
 
-func rejected(res *Result, err error) *Result {
-	var rj *rejection
+func rejected(res *record.Result, err error) *record.Result {
+	var rj *record.Rejection
 	switch {
 	case errors.As(err, &rj):
-		res.Code, res.Reason = rj.code, rj.msg
-	case errors.Is(err, ErrTooLarge):
-		res.Code, res.Reason = CodeTooLarge, err.Error()
-	case errors.Is(err, ErrMalformed):
-		res.Code, res.Reason = CodeMalformed, err.Error()
+		res.Code, res.Reason = rj.Code, rj.Msg
+	case errors.Is(err, record.ErrTooLarge):
+		res.Code, res.Reason = record.CodeTooLarge, err.Error()
+	case errors.Is(err, record.ErrMalformed):
+		res.Code, res.Reason = record.CodeMalformed, err.Error()
 	default:
 		// A storage read failed: the state cannot be trusted to decide.
 		panic(fmt.Sprintf("registry: apply entry %d: %v", res.Index, err))
@@ -211,7 +212,7 @@ func rejected(res *Result, err error) *Result {
 // is stored under its payload too (governancePayloadKey, added by the
 // apply), so the same payload signed by another set of members is the same
 // operation. Below the level, as older builds: each signature's bytes.
-func duplicateKeys(op *ParsedOperation, signedContent bool) [][]byte {
+func duplicateKeys(op *record.ParsedOperation, signedContent bool) [][]byte {
 	var keys [][]byte
 	if !signedContent {
 		for _, sig := range op.JWS.Signatures {
@@ -219,7 +220,7 @@ func duplicateKeys(op *ParsedOperation, signedContent bool) [][]byte {
 		}
 		return keys
 	}
-	for _, d := range op.signed {
+	for _, d := range op.SignedContent() {
 		keys = append(keys, signedContentKey(d))
 	}
 	return keys
@@ -235,14 +236,14 @@ func duplicateKeys(op *ParsedOperation, signedContent bool) [][]byte {
 // twin. Every accepted operation stores its keys with its record, so this
 // is one lookup per key, and the filter (sigfilter.go) skips those never
 // stored: an operation that is new costs lookups that miss.
-func (s *applier) findDuplicate(r pebble.Reader, op *ParsedOperation, signedContent bool) (*Result, bool) {
+func (s *applier) findDuplicate(r pebble.Reader, op *record.ParsedOperation, signedContent bool) (*record.Result, bool) {
 	keys := duplicateKeys(op, signedContent)
 	if signedContent {
 		keys = append(keys, governancePayloadKey(op.Payload))
 		for _, sig := range op.JWS.Signatures {
 			keys = append(keys, signatureKey(sig.Signature))
 			if sig.Header.Algorithm == string(jose.ES256) {
-				if twin := lowSTwin(sig.Signature); twin != nil {
+				if twin := record.LowSTwin(sig.Signature); twin != nil {
 					keys = append(keys, signatureKey(twin))
 				}
 			}
@@ -266,7 +267,7 @@ func (s *applier) findDuplicate(r pebble.Reader, op *ParsedOperation, signedCont
 		if found, err := getJSON(r, key(tableOps, orig), &rec); err != nil || !found {
 			panic(fmt.Sprintf("registry: operation %s named by a duplicate key is missing: %v", orig, err))
 		}
-		var res Result
+		var res record.Result
 		if ok, err := getJSON(r, indexKey(tableResults, rec.Index), &res); err != nil || !ok {
 			panic(fmt.Sprintf("registry: result of index %d missing: %v", rec.Index, err))
 		}
@@ -277,25 +278,25 @@ func (s *applier) findDuplicate(r pebble.Reader, op *ParsedOperation, signedCont
 
 func (c *applyCtx) dispatch() (string, error) {
 	switch body := c.op.Body.(type) {
-	case *CreateFramework:
+	case *record.CreateFramework:
 		return c.createFramework(body)
-	case *UpdateFramework:
+	case *record.UpdateFramework:
 		return c.updateFramework(body)
-	case *RootChange:
+	case *record.RootChange:
 		return c.changeRoot(body)
-	case *RegisterEntity:
+	case *record.RegisterEntity:
 		return c.registerEntity(body)
-	case *UpdateEntity:
+	case *record.UpdateEntity:
 		return c.updateEntity(body)
-	case *RotateKeys:
+	case *record.RotateKeys:
 		return c.rotateKeys(body)
-	case *Accredit:
+	case *record.Accredit:
 		return c.accredit(body)
-	case *StatusChange:
+	case *record.StatusChange:
 		return c.changeStatus(body)
-	case *RecognitionChange:
+	case *record.RecognitionChange:
 		return c.changeRecognition(body)
-	case *PublishStatusList:
+	case *record.PublishStatusList:
 		return c.publishStatusList(body)
 	}
 	panic(fmt.Sprintf("registry: no handler for %T", c.op.Body))
@@ -311,7 +312,7 @@ func (c *applyCtx) requireGovernance() error {
 		}
 	}
 	if n < c.s.genesis.Threshold {
-		return reject(CodeNotAuthorized, "%s is a governance operation: it needs signatures of %d of the %d governance members, it has %d",
+		return record.Reject(record.CodeNotAuthorized, "%s is a governance operation: it needs signatures of %d of the %d governance members, it has %d",
 			c.op.Op, c.s.genesis.Threshold, len(c.s.genesis.Members), n)
 	}
 	return nil
@@ -323,70 +324,63 @@ func (c *applyCtx) signer() string { return c.signers[0] }
 
 // framework reads a framework through the read-side cache (every accredit
 // names one). The record is shared: callers that change it copy it first.
-func (c *applyCtx) framework(id string) (*Framework, error) {
+func (c *applyCtx) framework(id string) (*record.Framework, error) {
 	f, err := c.evaluator().Framework(id)
 	if err != nil {
 		return nil, err
 	}
 	if f == nil {
-		return nil, reject(CodeInvalid, "framework %q does not exist", id)
+		return nil, record.Reject(record.CodeInvalid, "framework %q does not exist", id)
 	}
 	return f, nil
 }
 
-func invalid(err error) error {
-	if err == nil {
-		return nil
-	}
-	return reject(CodeInvalid, "%v", err)
-}
-
-func (c *applyCtx) createFramework(op *CreateFramework) (string, error) {
+func (c *applyCtx) createFramework(op *record.CreateFramework) (string, error) {
 	if err := c.requireGovernance(); err != nil {
 		return "", err
 	}
-	if err := invalid(ValidateID("framework id", op.ID)); err != nil {
+	if err := record.Invalid(record.ValidateID("framework id", op.ID)); err != nil {
 		return "", err
 	}
 	if strings.TrimSpace(op.Name) == "" {
-		return "", reject(CodeInvalid, "framework name is empty")
+		return "", record.Reject(record.CodeInvalid, "framework name is empty")
 	}
-	if err := invalid(errors.Join(validText("name", op.Name, 256), validText("description", op.Description, 4096))); err != nil {
+	if err := record.Invalid(errors.Join(record.ValidText("name", op.Name, 256), record.ValidText("description", op.Description, 4096))); err != nil {
 		return "", err
 	}
 	if op.URL != "" {
-		if err := invalid(ValidateID("url", op.URL)); err != nil {
+		if err := record.Invalid(record.ValidateID("url", op.URL)); err != nil {
 			return "", err
 		}
 	}
 	maxLen := op.MaxChainLength
 	if maxLen == 0 {
-		maxLen = DefaultMaxChainLength
+		maxLen = record.DefaultMaxChainLength
 	}
 	if maxLen < 1 || maxLen > 16 {
-		return "", reject(CodeInvalid, "maxChainLength %d must be between 1 and 16", maxLen)
+		return "", record.Reject(record.CodeInvalid, "maxChainLength %d must be between 1 and 16", maxLen)
 	}
 	if _, closer, err := c.b.Get(key(tableFrameworks, op.ID)); err == nil {
 		closer.Close()
-		return "", reject(CodeConflict, "framework %q exists already: use updateFramework", op.ID)
+		return "", record.Reject(record.CodeConflict, "framework %q exists already: use updateFramework", op.ID)
 	}
 	for _, r := range op.Roots {
-		if err := invalid(ValidateID("root accreditor", r)); err != nil {
+		if err := record.Invalid(record.ValidateID("root accreditor", r)); err != nil {
 			return "", err
 		}
 	}
 	c.dirty(FrameworkKey(op.ID))
-	mustSetJSON(c.b, key(tableFrameworks, op.ID), Framework{
+	mustSetJSON(c.b, key(tableFrameworks, op.ID), record.Framework{
 		ID: op.ID, Name: op.Name, Description: op.Description, URL: op.URL, MaxChainLength: maxLen,
 		CreatedIndex: c.index, CreatedAt: c.now, UpdatedIndex: c.index, Operation: c.op.CID,
 	})
 	for _, r := range op.Roots {
-		c.writeRootEvent(op.ID, r, RootAccreditor{Framework: op.ID, Accreditor: r}, StatusActive, time.Time{}, "")
+		c.writeRootEvent(op.ID, r, record.RootAccreditor{Framework: op.ID, Accreditor: r}, record.StatusActive, time.Time{}, "")
 	}
 	return op.ID, nil
 }
 
-func (c *applyCtx) updateFramework(op *UpdateFramework) (string, error) {
+func (c *applyCtx) updateFramework(op *record.UpdateFramework) (string, error) {
 	if err := c.requireGovernance(); err != nil {
 		return "", err
 	}
@@ -394,11 +388,11 @@ func (c *applyCtx) updateFramework(op *UpdateFramework) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	f := new(Framework)
+	f := new(record.Framework)
 	*f = *shared
 	if op.Name != nil {
 		if strings.TrimSpace(*op.Name) == "" {
-			return "", reject(CodeInvalid, "framework name is empty")
+			return "", record.Reject(record.CodeInvalid, "framework name is empty")
 		}
 		f.Name = *op.Name
 	}
@@ -407,7 +401,7 @@ func (c *applyCtx) updateFramework(op *UpdateFramework) (string, error) {
 	}
 	if op.URL != nil {
 		if *op.URL != "" {
-			if err := invalid(ValidateID("url", *op.URL)); err != nil {
+			if err := record.Invalid(record.ValidateID("url", *op.URL)); err != nil {
 				return "", err
 			}
 		}
@@ -415,11 +409,11 @@ func (c *applyCtx) updateFramework(op *UpdateFramework) (string, error) {
 	}
 	if op.MaxChainLength != nil {
 		if *op.MaxChainLength < 1 || *op.MaxChainLength > 16 {
-			return "", reject(CodeInvalid, "maxChainLength %d must be between 1 and 16", *op.MaxChainLength)
+			return "", record.Reject(record.CodeInvalid, "maxChainLength %d must be between 1 and 16", *op.MaxChainLength)
 		}
 		f.MaxChainLength = *op.MaxChainLength
 	}
-	if err := invalid(errors.Join(validText("name", f.Name, 256), validText("description", f.Description, 4096))); err != nil {
+	if err := record.Invalid(errors.Join(record.ValidText("name", f.Name, 256), record.ValidText("description", f.Description, 4096))); err != nil {
 		return "", err
 	}
 	f.UpdatedIndex = c.index
@@ -429,17 +423,17 @@ func (c *applyCtx) updateFramework(op *UpdateFramework) (string, error) {
 	return op.ID, nil
 }
 
-func (c *applyCtx) changeRoot(op *RootChange) (string, error) {
+func (c *applyCtx) changeRoot(op *record.RootChange) (string, error) {
 	if err := c.requireGovernance(); err != nil {
 		return "", err
 	}
 	if _, err := c.framework(op.Framework); err != nil {
 		return "", err
 	}
-	if err := invalid(ValidateID("accreditor", op.Accreditor)); err != nil {
+	if err := record.Invalid(record.ValidateID("accreditor", op.Accreditor)); err != nil {
 		return "", err
 	}
-	var root RootAccreditor
+	var root record.RootAccreditor
 	if _, err := getJSON(c.b, key(tableRoots, op.Framework, op.Accreditor), &root); err != nil {
 		return "", err
 	}
@@ -447,19 +441,19 @@ func (c *applyCtx) changeRoot(op *RootChange) (string, error) {
 	last, _ := latestRecorded(root.Events)
 	var status string
 	var at time.Time // a new root holds its authority from the start of time
-	if op.Op == OpAddRootAccreditor {
-		if last.Status == StatusActive {
-			return "", reject(CodeConflict, "%s is already a root accreditor of %s", op.Accreditor, op.Framework)
+	if op.Op == record.OpAddRootAccreditor {
+		if last.Status == record.StatusActive {
+			return "", record.Reject(record.CodeConflict, "%s is already a root accreditor of %s", op.Accreditor, op.Framework)
 		}
-		status = StatusActive
+		status = record.StatusActive
 		if len(root.Events) > 0 {
 			at = c.now // re-added after a removal: from now on
 		}
 	} else {
-		if last.Status != StatusActive {
-			return "", reject(CodeConflict, "%s is not a root accreditor of %s", op.Accreditor, op.Framework)
+		if last.Status != record.StatusActive {
+			return "", record.Reject(record.CodeConflict, "%s is not a root accreditor of %s", op.Accreditor, op.Framework)
 		}
-		status, at = StatusRevoked, c.now
+		status, at = record.StatusRevoked, c.now
 	}
 	if op.EffectiveAt != nil {
 		at = op.EffectiveAt.UTC()
@@ -469,70 +463,70 @@ func (c *applyCtx) changeRoot(op *RootChange) (string, error) {
 	return op.Accreditor, nil
 }
 
-func (c *applyCtx) writeRootEvent(framework, did string, root RootAccreditor, status string, at time.Time, reason string) {
-	root.Events = append(root.Events, StatusEvent{Status: status, EffectiveAt: at, Reason: reason, Index: c.index, Operation: c.op.CID})
+func (c *applyCtx) writeRootEvent(framework, did string, root record.RootAccreditor, status string, at time.Time, reason string) {
+	root.Events = append(root.Events, record.StatusEvent{Status: status, EffectiveAt: at, Reason: reason, Index: c.index, Operation: c.op.CID})
 	c.dirty(RootKey(framework, did))
 	mustSetJSON(c.b, key(tableRoots, framework, did), root)
 }
 
-func (c *applyCtx) changeRecognition(op *RecognitionChange) (string, error) {
+func (c *applyCtx) changeRecognition(op *record.RecognitionChange) (string, error) {
 	if err := c.requireGovernance(); err != nil {
 		return "", err
 	}
 	if _, err := c.framework(op.Framework); err != nil {
 		return "", err
 	}
-	if err := invalid(ValidateID("recognized framework", op.Recognized)); err != nil {
+	if err := record.Invalid(record.ValidateID("recognized framework", op.Recognized)); err != nil {
 		return "", err
 	}
 	if op.Recognized == op.Framework {
-		return "", reject(CodeInvalid, "a framework cannot recognize itself")
+		return "", record.Reject(record.CodeInvalid, "a framework cannot recognize itself")
 	}
 	if err := validResources(op.Resources, true); err != nil {
 		return "", err
 	}
-	var rec Recognition
+	var rec record.Recognition
 	k := key(tableRecognitions, op.Framework, op.Recognized)
 	if _, err := getJSON(c.b, k, &rec); err != nil {
 		return "", err
 	}
 	last, _ := latestRecorded(rec.Events)
-	status := StatusActive
-	if op.Op == OpUnrecognize {
-		if last.Status != StatusActive {
-			return "", reject(CodeConflict, "%s does not recognize %s", op.Framework, op.Recognized)
+	status := record.StatusActive
+	if op.Op == record.OpUnrecognize {
+		if last.Status != record.StatusActive {
+			return "", record.Reject(record.CodeConflict, "%s does not recognize %s", op.Framework, op.Recognized)
 		}
-		status = StatusRevoked
-	} else if last.Status == StatusActive && slices.Equal(rec.Resources, op.Resources) {
-		return "", reject(CodeConflict, "%s already recognizes %s for these resources", op.Framework, op.Recognized)
+		status = record.StatusRevoked
+	} else if last.Status == record.StatusActive && slices.Equal(rec.Resources, op.Resources) {
+		return "", record.Reject(record.CodeConflict, "%s already recognizes %s for these resources", op.Framework, op.Recognized)
 	}
 	at := c.now
 	if op.EffectiveAt != nil {
 		at = op.EffectiveAt.UTC()
 	}
 	rec.Framework, rec.Recognized = op.Framework, op.Recognized
-	if op.Op == OpRecognize {
+	if op.Op == record.OpRecognize {
 		rec.Resources = op.Resources
 	}
-	rec.Events = append(rec.Events, StatusEvent{Status: status, EffectiveAt: at, Index: c.index, Operation: c.op.CID})
+	rec.Events = append(rec.Events, record.StatusEvent{Status: status, EffectiveAt: at, Index: c.index, Operation: c.op.CID})
 	mustSetJSON(c.b, k, rec)
 	return op.Framework, nil
 }
 
 func validResources(rs []string, allowEmpty bool) error {
 	if len(rs) == 0 && !allowEmpty {
-		return reject(CodeInvalid, "resources is empty: name credential-type IRIs or %q", Wildcard)
+		return record.Reject(record.CodeInvalid, "resources is empty: name credential-type IRIs or %q", record.Wildcard)
 	}
 	if len(rs) > 256 {
-		return reject(CodeInvalid, "%d resources, limit 256", len(rs))
+		return record.Reject(record.CodeInvalid, "%d resources, limit 256", len(rs))
 	}
 	seen := map[string]bool{}
 	for _, r := range rs {
-		if r == "" || len(r) > MaxIDLength || strings.ContainsAny(r, " \t\r\n") {
-			return reject(CodeInvalid, "resource %q is not an IRI", r)
+		if r == "" || len(r) > record.MaxIDLength || strings.ContainsAny(r, " \t\r\n") {
+			return record.Reject(record.CodeInvalid, "resource %q is not an IRI", r)
 		}
 		if seen[r] {
-			return reject(CodeInvalid, "resource %q listed twice", r)
+			return record.Reject(record.CodeInvalid, "resource %q listed twice", r)
 		}
 		seen[r] = true
 	}

@@ -6,45 +6,47 @@ import (
 	"regexp"
 	"slices"
 	"time"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // jurisdictionRE matches ISO 3166-1 alpha-2 codes and ISO 3166-2
 // subdivision codes (US, US-CA).
 var jurisdictionRE = regexp.MustCompile(`^[A-Z]{2}(-[A-Z0-9]{1,3})?$`)
 
-func (c *applyCtx) accredit(op *Accredit) (string, error) {
+func (c *applyCtx) accredit(op *record.Accredit) (string, error) {
 	f, err := c.framework(op.Framework)
 	if err != nil {
 		return "", err
 	}
-	if err := invalid(errors.Join(ValidateID("accreditor", op.Accreditor), ValidateID("subject", op.Subject))); err != nil {
+	if err := record.Invalid(errors.Join(record.ValidateID("accreditor", op.Accreditor), record.ValidateID("subject", op.Subject))); err != nil {
 		return "", err
 	}
 	if op.Accreditor != c.signer() {
-		return "", reject(CodeNotAuthorized, "accreditor %s must sign its own grant; it was signed by %s", op.Accreditor, c.signer())
+		return "", record.Reject(record.CodeNotAuthorized, "accreditor %s must sign its own grant; it was signed by %s", op.Accreditor, c.signer())
 	}
 	if op.Subject == op.Accreditor {
-		return "", reject(CodeInvalid, "an accreditor cannot accredit itself")
+		return "", record.Reject(record.CodeInvalid, "an accreditor cannot accredit itself")
 	}
-	if op.Action != ActionIssue && op.Action != ActionAccredit {
-		return "", reject(CodeInvalid, "action %q must be %q or %q", op.Action, ActionIssue, ActionAccredit)
+	if op.Action != record.ActionIssue && op.Action != record.ActionAccredit {
+		return "", record.Reject(record.CodeInvalid, "action %q must be %q or %q", op.Action, record.ActionIssue, record.ActionAccredit)
 	}
 	if err := validResources(op.Resources, false); err != nil {
 		return "", err
 	}
 	if len(op.Jurisdictions) > 64 {
-		return "", reject(CodeInvalid, "%d jurisdictions, limit 64", len(op.Jurisdictions))
+		return "", record.Reject(record.CodeInvalid, "%d jurisdictions, limit 64", len(op.Jurisdictions))
 	}
 	for _, j := range op.Jurisdictions {
 		if !jurisdictionRE.MatchString(j) {
-			return "", reject(CodeInvalid, "jurisdiction %q is not an ISO 3166 code such as US or US-CA", j)
+			return "", record.Reject(record.CodeInvalid, "jurisdiction %q is not an ISO 3166 code such as US or US-CA", j)
 		}
 	}
 	if len(op.Evidence) > 32 {
-		return "", reject(CodeInvalid, "%d evidence items, limit 32", len(op.Evidence))
+		return "", record.Reject(record.CodeInvalid, "%d evidence items, limit 32", len(op.Evidence))
 	}
 	for _, ev := range op.Evidence {
-		if err := invalid(validText("evidence", ev, 2048)); err != nil {
+		if err := record.Invalid(record.ValidText("evidence", ev, 2048)); err != nil {
 			return "", err
 		}
 	}
@@ -56,22 +58,22 @@ func (c *applyCtx) accredit(op *Accredit) (string, error) {
 	if op.ValidUntil != nil {
 		u := op.ValidUntil.UTC()
 		if !u.After(from) {
-			return "", reject(CodeInvalid, "validUntil %s is not after validFrom %s", u.Format(time.RFC3339), from.Format(time.RFC3339))
+			return "", record.Reject(record.CodeInvalid, "validUntil %s is not after validFrom %s", u.Format(time.RFC3339), from.Format(time.RFC3339))
 		}
 		until = &u
 	}
-	a := &Accreditation{
+	a := &record.Accreditation{
 		ID: c.op.CID, Framework: op.Framework, Accreditor: op.Accreditor, Subject: op.Subject,
 		Action: op.Action, Resources: op.Resources, Jurisdictions: op.Jurisdictions,
 		ValidFrom: from, ValidUntil: until, Parent: op.Parent, Evidence: op.Evidence,
 		Depth: 1, CreatedIndex: c.index, CreatedAt: c.now,
-		Events: []StatusEvent{{Status: StatusActive, EffectiveAt: from, Index: c.index, Operation: c.op.CID}},
+		Events: []record.StatusEvent{{Status: record.StatusActive, EffectiveAt: from, Index: c.index, Operation: c.op.CID}},
 	}
 	if err := c.checkGrantorScope(a); err != nil {
 		return "", err
 	}
 	if a.Depth > f.MaxChainLength {
-		return "", reject(CodeScope, "the chain would be %d accreditations long; framework %s allows %d", a.Depth, f.ID, f.MaxChainLength)
+		return "", record.Reject(record.CodeScope, "the chain would be %d accreditations long; framework %s allows %d", a.Depth, f.ID, f.MaxChainLength)
 	}
 	mustSetJSON(c.b, key(tableAccreditation, a.ID), a)
 	c.b.Set(key(tableReceived, a.Subject, a.Framework, a.ID), nil, nil)
@@ -86,7 +88,7 @@ func (c *applyCtx) accredit(op *Accredit) (string, error) {
 // checkGrantorScope checks that the grantor may make grant a: a root
 // accreditor of the framework, or the subject of an accredit accreditation
 // in good standing whose scope contains a's (attenuation). It sets a.Depth.
-func (c *applyCtx) checkGrantorScope(a *Accreditation) error {
+func (c *applyCtx) checkGrantorScope(a *record.Accreditation) error {
 	e := c.evaluator()
 	if a.Parent == "" {
 		ok, err := e.IsRoot(a.Framework, a.Accreditor, c.now)
@@ -94,7 +96,7 @@ func (c *applyCtx) checkGrantorScope(a *Accreditation) error {
 			return err
 		}
 		if !ok {
-			return reject(CodeNotAuthorized, "%s is not a root accreditor of %s: name as parent the accreditation that lets it accredit", a.Accreditor, a.Framework)
+			return record.Reject(record.CodeNotAuthorized, "%s is not a root accreditor of %s: name as parent the accreditation that lets it accredit", a.Accreditor, a.Framework)
 		}
 		return nil
 	}
@@ -104,54 +106,54 @@ func (c *applyCtx) checkGrantorScope(a *Accreditation) error {
 	}
 	switch {
 	case p == nil:
-		return reject(CodeInvalid, "parent accreditation %s does not exist", a.Parent)
+		return record.Reject(record.CodeInvalid, "parent accreditation %s does not exist", a.Parent)
 	case p.Subject != a.Accreditor:
-		return reject(CodeNotAuthorized, "parent accreditation %s was granted to %s, not to %s", p.ID, p.Subject, a.Accreditor)
+		return record.Reject(record.CodeNotAuthorized, "parent accreditation %s was granted to %s, not to %s", p.ID, p.Subject, a.Accreditor)
 	case p.Framework != a.Framework:
-		return reject(CodeScope, "parent accreditation %s is in framework %s, not %s", p.ID, p.Framework, a.Framework)
-	case p.Action != ActionAccredit:
-		return reject(CodeScope, "parent accreditation %s grants %q, not %q", p.ID, p.Action, ActionAccredit)
+		return record.Reject(record.CodeScope, "parent accreditation %s is in framework %s, not %s", p.ID, p.Framework, a.Framework)
+	case p.Action != record.ActionAccredit:
+		return record.Reject(record.CodeScope, "parent accreditation %s grants %q, not %q", p.ID, p.Action, record.ActionAccredit)
 	}
 	if _, reason, _, err := e.Chain(p, c.now); err != nil {
 		return err
-	} else if reason != ReasonActive && reason != ReasonNotYetValid {
-		return reject(CodeNotAuthorized, "the grantor's own accreditation %s is %s now", p.ID, reason)
+	} else if reason != record.ReasonActive && reason != record.ReasonNotYetValid {
+		return record.Reject(record.CodeNotAuthorized, "the grantor's own accreditation %s is %s now", p.ID, reason)
 	}
-	if !slices.Contains(p.Resources, Wildcard) {
+	if !slices.Contains(p.Resources, record.Wildcard) {
 		for _, r := range a.Resources {
 			if !slices.Contains(p.Resources, r) {
-				return reject(CodeScope, "resource %q is outside the grantor's accreditation %s (resources %v)", r, p.ID, p.Resources)
+				return record.Reject(record.CodeScope, "resource %q is outside the grantor's accreditation %s (resources %v)", r, p.ID, p.Resources)
 			}
 		}
 	}
 	if len(p.Jurisdictions) > 0 {
 		if len(a.Jurisdictions) == 0 {
-			return reject(CodeScope, "the grantor is limited to jurisdictions %v: the grant must name a subset of them", p.Jurisdictions)
+			return record.Reject(record.CodeScope, "the grantor is limited to jurisdictions %v: the grant must name a subset of them", p.Jurisdictions)
 		}
 		for _, j := range a.Jurisdictions {
 			if !slices.Contains(p.Jurisdictions, j) {
-				return reject(CodeScope, "jurisdiction %s is outside the grantor's jurisdictions %v", j, p.Jurisdictions)
+				return record.Reject(record.CodeScope, "jurisdiction %s is outside the grantor's jurisdictions %v", j, p.Jurisdictions)
 			}
 		}
 	}
 	if a.ValidFrom.Before(p.ValidFrom) {
-		return reject(CodeScope, "validFrom %s is before the grantor's own validFrom %s", a.ValidFrom.Format(time.RFC3339), p.ValidFrom.Format(time.RFC3339))
+		return record.Reject(record.CodeScope, "validFrom %s is before the grantor's own validFrom %s", a.ValidFrom.Format(time.RFC3339), p.ValidFrom.Format(time.RFC3339))
 	}
 	if p.ValidUntil != nil && (a.ValidUntil == nil || a.ValidUntil.After(*p.ValidUntil)) {
-		return reject(CodeScope, "the grant must end by the grantor's own validUntil %s", p.ValidUntil.Format(time.RFC3339))
+		return record.Reject(record.CodeScope, "the grant must end by the grantor's own validUntil %s", p.ValidUntil.Format(time.RFC3339))
 	}
 	a.Depth = p.Depth + 1
 	return nil
 }
 
-func (c *applyCtx) changeStatus(op *StatusChange) (string, error) {
+func (c *applyCtx) changeStatus(op *record.StatusChange) (string, error) {
 	e := c.evaluator()
 	a, err := e.Accreditation(op.Accreditation)
 	if err != nil {
 		return "", err
 	}
 	if a == nil {
-		return "", reject(CodeInvalid, "accreditation %q does not exist", op.Accreditation)
+		return "", record.Reject(record.CodeInvalid, "accreditation %q does not exist", op.Accreditation)
 	}
 	// Read through the read-side cache, so shared with trust queries
 	// running now: the new event goes on a copy, in a new array (an append
@@ -160,7 +162,7 @@ func (c *applyCtx) changeStatus(op *StatusChange) (string, error) {
 	own := *a
 	own.Events = slices.Clip(a.Events)
 	a = &own
-	if err := invalid(validText("reason", op.Reason, 1024)); err != nil {
+	if err := record.Invalid(record.ValidText("reason", op.Reason, 1024)); err != nil {
 		return "", err
 	}
 	if !c.isGovernance() {
@@ -169,27 +171,27 @@ func (c *applyCtx) changeStatus(op *StatusChange) (string, error) {
 			return "", err
 		}
 		if !ok {
-			return "", reject(CodeNotAuthorized, "%s may not %s %s: only its accreditor, an accreditor above it in the chain, or governance may", c.signer(), op.Op, a.ID)
+			return "", record.Reject(record.CodeNotAuthorized, "%s may not %s %s: only its accreditor, an accreditor above it in the chain, or governance may", c.signer(), op.Op, a.ID)
 		}
 	}
 	if everRevoked(a.Events, c.index) {
-		return "", reject(CodeConflict, "accreditation %s is revoked; revocation is final: grant a new accreditation instead", a.ID)
+		return "", record.Reject(record.CodeConflict, "accreditation %s is revoked; revocation is final: grant a new accreditation instead", a.ID)
 	}
 	last, _ := latestRecorded(a.Events)
 	var status string
 	switch op.Op {
-	case OpSuspend:
-		if last.Status == StatusSuspended {
-			return "", reject(CodeConflict, "accreditation %s is suspended already", a.ID)
+	case record.OpSuspend:
+		if last.Status == record.StatusSuspended {
+			return "", record.Reject(record.CodeConflict, "accreditation %s is suspended already", a.ID)
 		}
-		status = StatusSuspended
-	case OpReinstate:
-		if last.Status != StatusSuspended {
-			return "", reject(CodeConflict, "accreditation %s is not suspended", a.ID)
+		status = record.StatusSuspended
+	case record.OpReinstate:
+		if last.Status != record.StatusSuspended {
+			return "", record.Reject(record.CodeConflict, "accreditation %s is not suspended", a.ID)
 		}
-		status = StatusActive
-	case OpRevoke:
-		status = StatusRevoked
+		status = record.StatusActive
+	case record.OpRevoke:
+		status = record.StatusRevoked
 	default:
 		panic(fmt.Sprintf("registry: status change %q", op.Op))
 	}
@@ -197,7 +199,7 @@ func (c *applyCtx) changeStatus(op *StatusChange) (string, error) {
 	if op.EffectiveAt != nil {
 		at = op.EffectiveAt.UTC()
 	}
-	a.Events = append(a.Events, StatusEvent{Status: status, EffectiveAt: at, Reason: op.Reason, Index: c.index, Operation: c.op.CID})
+	a.Events = append(a.Events, record.StatusEvent{Status: status, EffectiveAt: at, Reason: op.Reason, Index: c.index, Operation: c.op.CID})
 	c.dirty(AccreditationKey(a.ID))
 	// Trust questions cache a subject's accreditations with its listing.
 	c.dirty(ReceivedKey(a.Subject, a.Framework))
@@ -208,7 +210,7 @@ func (c *applyCtx) changeStatus(op *StatusChange) (string, error) {
 
 // grantedAbove reports whether did granted a or any accreditation above it
 // in its chain (the root accreditor included).
-func (c *applyCtx) grantedAbove(e *Evaluator, a *Accreditation, did string) (bool, error) {
+func (c *applyCtx) grantedAbove(e *Evaluator, a *record.Accreditation, did string) (bool, error) {
 	cur := a
 	for range MaxWalk {
 		if cur.Accreditor == did {

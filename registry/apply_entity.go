@@ -3,10 +3,10 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // maxKeys bounds the keys one entity may register.
@@ -14,8 +14,8 @@ const maxKeys = 16
 
 // entity reads a fresh copy of an entity record from the batch, for the
 // apply to change and put back.
-func (c *applyCtx) entity(did string) (*Entity, bool, error) {
-	var ent Entity
+func (c *applyCtx) entity(did string) (*record.Entity, bool, error) {
+	var ent record.Entity
 	ok, err := getJSON(c.b, key(tableEntities, did), &ent)
 	return &ent, ok, err
 }
@@ -23,7 +23,7 @@ func (c *applyCtx) entity(did string) (*Entity, bool, error) {
 // putEntity writes an entity record. Signature checks read entities
 // through the read-side cache, which drops this one when the batch
 // commits; until then the batch's own reads see it (see batchReader).
-func (c *applyCtx) putEntity(ent *Entity) {
+func (c *applyCtx) putEntity(ent *record.Entity) {
 	k := key(tableEntities, ent.ID)
 	mustSetJSON(c.b, k, ent)
 	c.dirty(EntityKey(ent.ID))
@@ -32,63 +32,30 @@ func (c *applyCtx) putEntity(ent *Entity) {
 // validKeys parses the JWKs an operation registers for did.
 func validKeys(did string, keys []json.RawMessage) ([]json.RawMessage, error) {
 	if len(keys) > maxKeys {
-		return nil, reject(CodeInvalid, "%d keys, limit %d", len(keys), maxKeys)
+		return nil, record.Reject(record.CodeInvalid, "%d keys, limit %d", len(keys), maxKeys)
 	}
 	seen := map[string]bool{}
 	out := make([]json.RawMessage, 0, len(keys))
 	for _, raw := range keys {
-		jwk, err := ParsePublicJWK(raw)
+		jwk, err := record.ParsePublicJWK(raw)
 		if err != nil {
-			return nil, reject(CodeInvalid, "key of %s: %v", did, err)
+			return nil, record.Reject(record.CodeInvalid, "key of %s: %v", did, err)
 		}
 		if seen[jwk.KeyID] {
-			return nil, reject(CodeInvalid, "key id %q listed twice", jwk.KeyID)
+			return nil, record.Reject(record.CodeInvalid, "key id %q listed twice", jwk.KeyID)
 		}
 		seen[jwk.KeyID] = true
 		// Store the canonical public form, never what the client sent.
 		canon, err := jwk.MarshalJSON()
 		if err != nil {
-			return nil, reject(CodeInvalid, "key %q: %v", jwk.KeyID, err)
+			return nil, record.Reject(record.CodeInvalid, "key %q: %v", jwk.KeyID, err)
 		}
 		out = append(out, canon)
 	}
 	return out, nil
 }
 
-func validMetadata(m *EntityMetadata) error { return invalid(checkMetadata(m)) }
-
-// ValidateEntity checks an entity's id, name and metadata as
-// registerEntity does, so that a tool importing many entities finds a bad
-// one before it signs anything.
-func ValidateEntity(id, name string, m *EntityMetadata) error {
-	if err := ValidateID("entity id", id); err != nil {
-		return err
-	}
-	if strings.TrimSpace(name) == "" {
-		return errors.New("entity name is empty")
-	}
-	if err := validText("name", name, 256); err != nil {
-		return err
-	}
-	return checkMetadata(m)
-}
-
-func checkMetadata(m *EntityMetadata) error {
-	if m == nil {
-		return nil
-	}
-	errs := []error{validText("legalName", m.LegalName, 256), validText("homepage", m.Homepage, MaxIDLength), validText("location", m.Location, 256)}
-	if m.Country != "" && (len(m.Country) != 2 || strings.ToUpper(m.Country) != m.Country) {
-		errs = append(errs, errors.New("country must be an ISO 3166-1 alpha-2 code such as US"))
-	}
-	if len(m.Identifiers) > 32 {
-		errs = append(errs, errors.New("more than 32 identifiers"))
-	}
-	for k, v := range m.Identifiers {
-		errs = append(errs, validText("identifier name", k, 64), validText("identifier "+k, v, MaxIDLength))
-	}
-	return errors.Join(errs...)
-}
+func validMetadata(m *record.EntityMetadata) error { return record.Invalid(record.CheckMetadata(m)) }
 
 // isActiveAccreditor reports whether did may grant accreditations somewhere
 // at the commit time: a root accreditor of a framework, or holder of an
@@ -112,7 +79,7 @@ func (c *applyCtx) isActiveAccreditor(did string) (bool, error) {
 	if err := it.Close(); err != nil {
 		return false, err
 	}
-	return c.holdsActive(did, ActionAccredit)
+	return c.holdsActive(did, record.ActionAccredit)
 }
 
 // holdsActive reports whether did holds an accreditation for action whose
@@ -134,15 +101,15 @@ func (c *applyCtx) holdsActive(did, action string) (bool, error) {
 		if a == nil || a.Action != action {
 			continue
 		}
-		if _, reason, _, err := e.Chain(a, c.now); err != nil || reason == ReasonActive {
+		if _, reason, _, err := e.Chain(a, c.now); err != nil || reason == record.ReasonActive {
 			return err == nil, err
 		}
 	}
 	return false, it.Error()
 }
 
-func (c *applyCtx) registerEntity(op *RegisterEntity) (string, error) {
-	if err := invalid(ValidateEntity(op.ID, op.Name, op.Metadata)); err != nil {
+func (c *applyCtx) registerEntity(op *record.RegisterEntity) (string, error) {
+	if err := record.Invalid(record.ValidateEntity(op.ID, op.Name, op.Metadata)); err != nil {
 		return "", err
 	}
 	self := strings.HasPrefix(op.ID, "did:key:") && c.signer() == op.ID
@@ -153,7 +120,7 @@ func (c *applyCtx) registerEntity(op *RegisterEntity) (string, error) {
 			return "", err
 		}
 		if !ok {
-			return "", reject(CodeNotAuthorized, "%s may not register %s: an entity is registered by itself (did:key), by governance, or by an active accreditor", c.signer(), op.ID)
+			return "", record.Reject(record.CodeNotAuthorized, "%s may not register %s: an entity is registered by itself (did:key), by governance, or by an active accreditor", c.signer(), op.ID)
 		}
 		if c.s.keyAuthority() {
 			if err := c.thirdPartyMayRegister(op.ID); err != nil {
@@ -164,7 +131,7 @@ func (c *applyCtx) registerEntity(op *RegisterEntity) (string, error) {
 	if _, ok, err := c.entity(op.ID); err != nil {
 		return "", err
 	} else if ok {
-		return "", reject(CodeConflict, "%s is registered already: use updateEntity or rotateKeys", op.ID)
+		return "", record.Reject(record.CodeConflict, "%s is registered already: use updateEntity or rotateKeys", op.ID)
 	}
 	keys, err := validKeys(op.ID, op.Keys)
 	if err != nil {
@@ -175,7 +142,7 @@ func (c *applyCtx) registerEntity(op *RegisterEntity) (string, error) {
 			return "", err
 		}
 	}
-	ent := &Entity{
+	ent := &record.Entity{
 		ID: op.ID, Name: op.Name, Metadata: op.Metadata, Keys: keys, Registered: true,
 		CreatedIndex: c.index, UpdatedIndex: c.index,
 	}
@@ -187,22 +154,22 @@ func (c *applyCtx) registerEntity(op *RegisterEntity) (string, error) {
 	return op.ID, nil
 }
 
-func (c *applyCtx) updateEntity(op *UpdateEntity) (string, error) {
+func (c *applyCtx) updateEntity(op *record.UpdateEntity) (string, error) {
 	ent, ok, err := c.entity(op.ID)
 	if err != nil {
 		return "", err
 	}
 	if !ok {
-		return "", reject(CodeInvalid, "%s is not registered: use registerEntity", op.ID)
+		return "", record.Reject(record.CodeInvalid, "%s is not registered: use registerEntity", op.ID)
 	}
 	if c.signer() != op.ID && !c.isGovernance() {
-		return "", reject(CodeNotAuthorized, "%s may not update %s: only the entity itself or governance may", c.signer(), op.ID)
+		return "", record.Reject(record.CodeNotAuthorized, "%s may not update %s: only the entity itself or governance may", c.signer(), op.ID)
 	}
 	if op.Name != nil {
 		if strings.TrimSpace(*op.Name) == "" {
-			return "", reject(CodeInvalid, "entity name is empty")
+			return "", record.Reject(record.CodeInvalid, "entity name is empty")
 		}
-		if err := invalid(validText("name", *op.Name, 256)); err != nil {
+		if err := record.Invalid(record.ValidText("name", *op.Name, 256)); err != nil {
 			return "", err
 		}
 		ent.Name = *op.Name
@@ -219,27 +186,27 @@ func (c *applyCtx) updateEntity(op *UpdateEntity) (string, error) {
 	return op.ID, nil
 }
 
-func (c *applyCtx) rotateKeys(op *RotateKeys) (string, error) {
+func (c *applyCtx) rotateKeys(op *record.RotateKeys) (string, error) {
 	if strings.HasPrefix(op.ID, "did:key:") {
-		return "", reject(CodeInvalid, "a did:key carries its own key and cannot rotate it: use a new did:key")
+		return "", record.Reject(record.CodeInvalid, "a did:key carries its own key and cannot rotate it: use a new did:key")
 	}
 	ent, ok, err := c.entity(op.ID)
 	if err != nil {
 		return "", err
 	}
 	if !ok {
-		return "", reject(CodeInvalid, "%s is not registered: use registerEntity", op.ID)
+		return "", record.Reject(record.CodeInvalid, "%s is not registered: use registerEntity", op.ID)
 	}
 	gov := c.isGovernance()
 	if c.signer() != op.ID && !gov {
-		return "", reject(CodeNotAuthorized, "keys of %s are rotated with one of its current keys (or by governance), not by %s", op.ID, c.signer())
+		return "", record.Reject(record.CodeNotAuthorized, "keys of %s are rotated with one of its current keys (or by governance), not by %s", op.ID, c.signer())
 	}
 	if _, member := c.s.members[op.ID]; member && !gov && c.s.keyAuthority() {
-		return "", reject(CodeNotAuthorized, "%s is a governance member: its keys come from the genesis and change only through governance (rotateKeys signed by %d of the %d members)",
+		return "", record.Reject(record.CodeNotAuthorized, "%s is a governance member: its keys come from the genesis and change only through governance (rotateKeys signed by %d of the %d members)",
 			op.ID, c.s.genesis.Threshold, len(c.s.genesis.Members))
 	}
 	if len(op.Keys) == 0 {
-		return "", reject(CodeInvalid, "rotateKeys needs at least one new key")
+		return "", record.Reject(record.CodeInvalid, "rotateKeys needs at least one new key")
 	}
 	keys, err := validKeys(op.ID, op.Keys)
 	if err != nil {

@@ -10,12 +10,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 func TestChainAuthorizesCollege(t *testing.T) {
 	f := mustChain(t)
 	d := f.ask(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), 0)
-	if !d.Authorized || d.Reason != ReasonActive {
+	if !d.Authorized || d.Reason != record.ReasonActive {
 		t.Fatalf("decision = %v %s, want authorized active", d.Authorized, d.Reason)
 	}
 	if len(d.Chain) != 2 || d.Chain[0].Accreditation != f.collegeAcc || d.Chain[1].Accreditation != f.qaAcc {
@@ -26,7 +28,7 @@ func TestChainAuthorizesCollege(t *testing.T) {
 	}
 	// The QA agency may accredit; the root may accredit as root.
 	for _, who := range []string{f.qa.DID, f.root.DID} {
-		d := f.decide(Question{Entity: who, Framework: fwID, Action: ActionAccredit, Resource: nursing})
+		d := f.decide(Question{Entity: who, Framework: fwID, Action: record.ActionAccredit, Resource: nursing})
 		if !d.Authorized {
 			t.Errorf("%s accredit: %s, want authorized", who, d.Reason)
 		}
@@ -35,13 +37,13 @@ func TestChainAuthorizesCollege(t *testing.T) {
 
 func TestRejectionsLeaveStateUnchanged(t *testing.T) {
 	f := mustChain(t)
-	stranger := mustKey(t, KeyEd25519)
-	accredit := func(s *Signer, fields map[string]any) []byte {
-		m := map[string]any{"framework": fwID, "accreditor": s.DID, "subject": stranger.DID, "action": ActionIssue, "resources": []string{nursing}}
+	stranger := mustKey(t, record.KeyEd25519)
+	accredit := func(s *record.Signer, fields map[string]any) []byte {
+		m := map[string]any{"framework": fwID, "accreditor": s.DID, "subject": stranger.DID, "action": record.ActionIssue, "resources": []string{nursing}}
 		for k, v := range fields {
 			m[k] = v
 		}
-		return f.sign(s, OpAccredit, m)
+		return f.sign(s, record.OpAccredit, m)
 	}
 	fromQA := func(fields map[string]any) []byte {
 		m := map[string]any{"parent": f.qaAcc, "jurisdictions": []string{"US"}, "validFrom": "2025-01-01T00:00:00Z", "validUntil": "2026-01-01T00:00:00Z"}
@@ -61,42 +63,42 @@ func TestRejectionsLeaveStateUnchanged(t *testing.T) {
 		}
 		return bytes.Join([][]byte{parts[0], parts[1], sig}, []byte("."))
 	}
-	webKey := mustKey(t, KeyEd25519)
-	unknownKid, _ := NewSigner(webKey.key, "did:web:unknown.example#key-1")
+	webKey := mustKey(t, record.KeyEd25519)
+	unknownKid, _ := record.NewSigner(webKey.Key(), "did:web:unknown.example#key-1")
 
 	cases := []struct {
 		name string
 		jws  []byte
 		code string
 	}{
-		{"bad signature", tampered(), CodeBadSignature},
-		{"unknown key", accredit(unknownKid, map[string]any{"parent": f.qaAcc}), CodeUnknownKey},
-		{"signer is not a root", accredit(stranger, map[string]any{"subject": f.college.DID}), CodeNotAuthorized},
-		{"accreditor field is not the signer", fromQA(map[string]any{"accreditor": f.root.DID}), CodeNotAuthorized},
-		{"parent granted to someone else", accredit(f.college, map[string]any{"parent": f.qaAcc}), CodeNotAuthorized},
-		{"parent grants issue only", accredit(f.college, map[string]any{"parent": f.collegeAcc}), CodeScope},
-		{"resource escalation", fromQA(map[string]any{"resources": []string{law}}), CodeScope},
-		{"jurisdiction escalation", fromQA(map[string]any{"jurisdictions": []string{"FR"}}), CodeScope},
-		{"jurisdiction dropped", fromQA(map[string]any{"jurisdictions": nil}), CodeScope},
-		{"starts before the grantor", fromQA(map[string]any{"validFrom": "2023-01-01T00:00:00Z"}), CodeScope},
-		{"ends after the grantor", fromQA(map[string]any{"validUntil": "2031-01-01T00:00:00Z"}), CodeScope},
-		{"open-ended under a bounded grantor", fromQA(map[string]any{"validUntil": nil}), CodeScope},
-		{"unknown framework", fromQA(map[string]any{"framework": "https://example.org/none"}), CodeInvalid},
-		{"bad action", fromQA(map[string]any{"action": "admire"}), CodeInvalid},
-		{"bad jurisdiction code", fromQA(map[string]any{"jurisdictions": []string{"usa"}}), CodeInvalid},
-		{"window reversed", fromQA(map[string]any{"validFrom": "2025-06-01T00:00:00Z", "validUntil": "2025-01-01T00:00:00Z"}), CodeInvalid},
-		{"self accreditation", accredit(f.root, map[string]any{"subject": f.root.DID}), CodeInvalid},
-		{"unknown field", fromQA(map[string]any{"colour": "blue"}), CodeMalformed},
-		{"not a JWS", []byte("hello"), CodeMalformed},
-		{"JSON payload not an object", mustSignRaw(t, f.qa, []byte(`[1,2]`)), CodeMalformed},
-		{"no iat", mustSignRaw(t, f.qa, []byte(`{"op":"revoke","accreditation":"x"}`)), CodeMalformed},
-		{"unknown op", mustSignRaw(t, f.qa, []byte(`{"op":"delete","iat":1}`)), CodeMalformed},
-		{"governance op by non-member", f.sign(f.root, OpCreateFramework, map[string]any{"id": "https://example.org/f2", "name": "F2"}), CodeNotAuthorized},
-		{"framework exists", f.govSign(OpCreateFramework, map[string]any{"id": fwID, "name": "again"}), CodeConflict},
-		{"revoke by a stranger", f.sign(stranger, OpRevoke, map[string]any{"accreditation": f.collegeAcc}), CodeNotAuthorized},
-		{"reinstate an active accreditation", f.sign(f.qa, OpReinstate, map[string]any{"accreditation": f.collegeAcc}), CodeConflict},
-		{"register by a stranger", f.sign(stranger, OpRegisterEntity, map[string]any{"id": "did:web:college.example", "name": "College"}), CodeNotAuthorized},
-		{"update someone else", f.sign(stranger, OpUpdateEntity, map[string]any{"id": f.college.DID, "name": "x"}), CodeInvalid},
+		{"bad signature", tampered(), record.CodeBadSignature},
+		{"unknown key", accredit(unknownKid, map[string]any{"parent": f.qaAcc}), record.CodeUnknownKey},
+		{"signer is not a root", accredit(stranger, map[string]any{"subject": f.college.DID}), record.CodeNotAuthorized},
+		{"accreditor field is not the signer", fromQA(map[string]any{"accreditor": f.root.DID}), record.CodeNotAuthorized},
+		{"parent granted to someone else", accredit(f.college, map[string]any{"parent": f.qaAcc}), record.CodeNotAuthorized},
+		{"parent grants issue only", accredit(f.college, map[string]any{"parent": f.collegeAcc}), record.CodeScope},
+		{"resource escalation", fromQA(map[string]any{"resources": []string{law}}), record.CodeScope},
+		{"jurisdiction escalation", fromQA(map[string]any{"jurisdictions": []string{"FR"}}), record.CodeScope},
+		{"jurisdiction dropped", fromQA(map[string]any{"jurisdictions": nil}), record.CodeScope},
+		{"starts before the grantor", fromQA(map[string]any{"validFrom": "2023-01-01T00:00:00Z"}), record.CodeScope},
+		{"ends after the grantor", fromQA(map[string]any{"validUntil": "2031-01-01T00:00:00Z"}), record.CodeScope},
+		{"open-ended under a bounded grantor", fromQA(map[string]any{"validUntil": nil}), record.CodeScope},
+		{"unknown framework", fromQA(map[string]any{"framework": "https://example.org/none"}), record.CodeInvalid},
+		{"bad action", fromQA(map[string]any{"action": "admire"}), record.CodeInvalid},
+		{"bad jurisdiction code", fromQA(map[string]any{"jurisdictions": []string{"usa"}}), record.CodeInvalid},
+		{"window reversed", fromQA(map[string]any{"validFrom": "2025-06-01T00:00:00Z", "validUntil": "2025-01-01T00:00:00Z"}), record.CodeInvalid},
+		{"self accreditation", accredit(f.root, map[string]any{"subject": f.root.DID}), record.CodeInvalid},
+		{"unknown field", fromQA(map[string]any{"colour": "blue"}), record.CodeMalformed},
+		{"not a JWS", []byte("hello"), record.CodeMalformed},
+		{"JSON payload not an object", mustSignRaw(t, f.qa, []byte(`[1,2]`)), record.CodeMalformed},
+		{"no iat", mustSignRaw(t, f.qa, []byte(`{"op":"revoke","accreditation":"x"}`)), record.CodeMalformed},
+		{"unknown op", mustSignRaw(t, f.qa, []byte(`{"op":"delete","iat":1}`)), record.CodeMalformed},
+		{"governance op by non-member", f.sign(f.root, record.OpCreateFramework, map[string]any{"id": "https://example.org/f2", "name": "F2"}), record.CodeNotAuthorized},
+		{"framework exists", f.govSign(record.OpCreateFramework, map[string]any{"id": fwID, "name": "again"}), record.CodeConflict},
+		{"revoke by a stranger", f.sign(stranger, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc}), record.CodeNotAuthorized},
+		{"reinstate an active accreditation", f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc}), record.CodeConflict},
+		{"register by a stranger", f.sign(stranger, record.OpRegisterEntity, map[string]any{"id": "did:web:college.example", "name": "College"}), record.CodeNotAuthorized},
+		{"update someone else", f.sign(stranger, record.OpUpdateEntity, map[string]any{"id": f.college.DID, "name": "x"}), record.CodeInvalid},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,7 +120,7 @@ func TestRejectionsLeaveStateUnchanged(t *testing.T) {
 	}
 }
 
-func mustSignRaw(t *testing.T, s *Signer, payload []byte) []byte {
+func mustSignRaw(t *testing.T, s *record.Signer, payload []byte) []byte {
 	t.Helper()
 	jws, err := s.SignCompact(payload)
 	if err != nil {
@@ -129,10 +131,10 @@ func mustSignRaw(t *testing.T, s *Signer, payload []byte) []byte {
 
 func TestIATWindow(t *testing.T) {
 	f := mustChain(t)
-	suspend := f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc})
-	early := f.sign(f.qa, OpRevoke, map[string]any{"accreditation": f.collegeAcc})
+	suspend := f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc})
+	early := f.sign(f.qa, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc})
 	f.now = f.now.Add(11 * time.Minute)
-	future := f.sign(f.qa, OpRevoke, map[string]any{"accreditation": f.collegeAcc, "reason": "future"})
+	future := f.sign(f.qa, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "reason": "future"})
 	f.now = f.now.Add(-2 * time.Minute)
 	// 9 minutes after signing is within the window.
 	f.mustAccept(suspend)
@@ -140,8 +142,8 @@ func TestIATWindow(t *testing.T) {
 	for name, op := range map[string][]byte{"11 minutes old": early} {
 		before := f.digest()
 		r := f.apply(op)
-		if r.Accepted || r.Code != CodeIATWindow || !errors.Is(r.Err(), ErrIATWindow) {
-			t.Fatalf("%s: %+v, want %s", name, r, CodeIATWindow)
+		if r.Accepted || r.Code != record.CodeIATWindow || !errors.Is(r.Err(), record.ErrIATWindow) {
+			t.Fatalf("%s: %+v, want %s", name, r, record.CodeIATWindow)
 		}
 		if f.digest() != before {
 			t.Fatal("state changed")
@@ -153,16 +155,16 @@ func TestIATWindow(t *testing.T) {
 	}
 	f2 := mustChain(t)
 	f2.now = f2.now.Add(20 * time.Minute)
-	ahead := f2.sign(f2.qa, OpSuspend, map[string]any{"accreditation": f2.collegeAcc})
+	ahead := f2.sign(f2.qa, record.OpSuspend, map[string]any{"accreditation": f2.collegeAcc})
 	f2.now = f2.now.Add(-20 * time.Minute)
-	if r := f2.apply(ahead); r.Code != CodeIATWindow {
-		t.Fatalf("iat 20 minutes ahead: %+v, want %s", r, CodeIATWindow)
+	if r := f2.apply(ahead); r.Code != record.CodeIATWindow {
+		t.Fatalf("iat 20 minutes ahead: %+v, want %s", r, record.CodeIATWindow)
 	}
 }
 
 func TestResubmissionIsIdempotent(t *testing.T) {
 	f := mustChain(t)
-	op := f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"})
+	op := f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"})
 	first := f.mustAccept(op)
 	before := f.digest()
 	again := f.apply(op)
@@ -170,12 +172,12 @@ func TestResubmissionIsIdempotent(t *testing.T) {
 		t.Fatalf("resubmission = %+v, want the original result %+v marked duplicate", again, first)
 	}
 	// The same signature re-serialized as JWS JSON is the same operation.
-	general, err := CoSign(op, f.college) // adds a signature: a different operation
+	general, err := record.CoSign(op, f.college) // adds a signature: a different operation
 	if err != nil {
 		t.Fatal(err)
 	}
 	var g generalJWS
-	if err := g.from(op); err != nil {
+	if err := g.From(op); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Contains(general, []byte(g.Signatures[0].Signature)) {
@@ -192,25 +194,25 @@ func TestResubmissionIsIdempotent(t *testing.T) {
 
 func TestGovernanceThreshold(t *testing.T) {
 	h := mustNewState(t, 3, 2)
-	payload := h.payload(OpCreateFramework, map[string]any{"id": fwID, "name": "Health"})
-	one, err := SignJSON(payload, h.gov[0])
+	payload := h.payload(record.OpCreateFramework, map[string]any{"id": fwID, "name": "Health"})
+	one, err := record.SignJSON(payload, h.gov[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := h.apply(one); r.Accepted || r.Code != CodeNotAuthorized {
+	if r := h.apply(one); r.Accepted || r.Code != record.CodeNotAuthorized {
 		t.Fatalf("1 of 3 signatures: %+v, want not_authorized", r)
 	}
-	two, err := CoSign(one, h.gov[2])
+	two, err := record.CoSign(one, h.gov[2])
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.mustAccept(two)
 	// A second signature by the same member is not a second member.
-	dup, err := CoSign(mustSignRaw(t, h.gov[1], h.payload(OpUpdateFramework, map[string]any{"id": fwID, "name": "x"})), h.gov[1])
+	dup, err := record.CoSign(mustSignRaw(t, h.gov[1], h.payload(record.OpUpdateFramework, map[string]any{"id": fwID, "name": "x"})), h.gov[1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := h.apply(dup); r.Accepted || r.Code != CodeMalformed {
+	if r := h.apply(dup); r.Accepted || r.Code != record.CodeMalformed {
 		t.Fatalf("same member twice: %+v, want malformed", r)
 	}
 }
@@ -218,43 +220,43 @@ func TestGovernanceThreshold(t *testing.T) {
 func TestEntityKeysAndRotation(t *testing.T) {
 	f := mustChain(t)
 	const web = "did:web:college.example%3A8443:campus"
-	k1 := mustKey(t, KeyEd25519)
-	s1, _ := NewSigner(k1.key, web+"#key-1")
+	k1 := mustKey(t, record.KeyEd25519)
+	s1, _ := record.NewSigner(k1.Key(), web+"#key-1")
 	jwk1, err := s1.PublicJWK()
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The QA agency, an active accreditor, registers the college's DID.
-	f.mustAccept(f.sign(f.qa, OpRegisterEntity, map[string]any{"id": web, "name": "Web College", "keys": []any{jwk1},
+	f.mustAccept(f.sign(f.qa, record.OpRegisterEntity, map[string]any{"id": web, "name": "Web College", "keys": []any{jwk1},
 		"metadata": map[string]any{"country": "US", "identifiers": map[string]string{"ctid": "ce-123"}}}))
 	ent, err := f.s.Entity(web)
 	if err != nil || ent.Name != "Web College" || len(ent.Keys) != 1 {
 		t.Fatalf("entity = %+v, %v", ent, err)
 	}
 	// The college signs with its registered key.
-	f.mustAccept(f.sign(s1, OpUpdateEntity, map[string]any{"id": web, "name": "Web College of Nursing"}))
+	f.mustAccept(f.sign(s1, record.OpUpdateEntity, map[string]any{"id": web, "name": "Web College of Nursing"}))
 	// It rotates to a new key, signed by the current one.
-	k2 := mustKey(t, KeyP256)
-	s2, _ := NewSigner(k2.key, web+"#key-2")
+	k2 := mustKey(t, record.KeyP256)
+	s2, _ := record.NewSigner(k2.Key(), web+"#key-2")
 	jwk2, _ := s2.PublicJWK()
-	f.mustAccept(f.sign(s1, OpRotateKeys, map[string]any{"id": web, "keys": []any{jwk2}}))
+	f.mustAccept(f.sign(s1, record.OpRotateKeys, map[string]any{"id": web, "keys": []any{jwk2}}))
 	// The old key no longer signs.
-	if r := f.apply(f.sign(s1, OpUpdateEntity, map[string]any{"id": web, "name": "old key"})); r.Code != CodeUnknownKey ||
+	if r := f.apply(f.sign(s1, record.OpUpdateEntity, map[string]any{"id": web, "name": "old key"})); r.Code != record.CodeUnknownKey ||
 		!strings.Contains(r.Reason, `no key "`+web+`#key-1" is registered for `+web+`: sign with one of its current keys`) {
 		t.Fatalf("old key: %+v, want unknown_key naming the key", r)
 	}
 	// A DID that is not registered cannot sign; the answer says who
 	// registers it (not "register it with this key", which it cannot do).
-	stranger, _ := NewSigner(k1.key, "did:web:stranger.example#key-1")
+	stranger, _ := record.NewSigner(k1.Key(), "did:web:stranger.example#key-1")
 	sjwk, _ := stranger.PublicJWK()
-	if r := f.apply(f.sign(stranger, OpRegisterEntity, map[string]any{"id": "did:web:stranger.example", "name": "S", "keys": []any{sjwk}})); r.Code != CodeUnknownKey ||
+	if r := f.apply(f.sign(stranger, record.OpRegisterEntity, map[string]any{"id": "did:web:stranger.example", "name": "S", "keys": []any{sjwk}})); r.Code != record.CodeUnknownKey ||
 		!strings.Contains(r.Reason, "did:web:stranger.example is not registered, so no key of it is known: governance or an active accreditor registers it") {
 		t.Fatalf("self-registration of a did:web: %+v", r)
 	}
-	f.mustAccept(f.sign(s2, OpUpdateEntity, map[string]any{"id": web, "name": "new key"}))
+	f.mustAccept(f.sign(s2, record.OpUpdateEntity, map[string]any{"id": web, "name": "new key"}))
 	// Registered private key material is refused.
 	priv, _ := s2.PrivateJWK()
-	if r := f.apply(f.sign(s2, OpRotateKeys, map[string]any{"id": web, "keys": []any{string(priv)}})); r.Accepted {
+	if r := f.apply(f.sign(s2, record.OpRotateKeys, map[string]any{"id": web, "keys": []any{string(priv)}})); r.Accepted {
 		t.Fatal("rotation to a malformed key accepted")
 	}
 	// History lists what concerned the entity.
@@ -267,23 +269,23 @@ func TestEntityKeysAndRotation(t *testing.T) {
 	if err != nil || ent.Registered || len(ent.Keys) != 1 {
 		t.Fatalf("did:key entity = %+v, %v", ent, err)
 	}
-	if _, err := f.s.Entity("did:web:nobody.example"); !errors.Is(err, ErrNotFound) {
+	if _, err := f.s.Entity("did:web:nobody.example"); !errors.Is(err, record.ErrNotFound) {
 		t.Fatalf("unknown entity: %v, want ErrNotFound", err)
 	}
 }
 
 func TestChainLengthLimit(t *testing.T) {
 	h := mustNewState(t, 1, 1)
-	root := mustKey(t, KeyEd25519)
-	h.mustAccept(h.govSign(OpCreateFramework, map[string]any{"id": fwID, "name": "Short", "maxChainLength": 2, "roots": []string{root.DID}}))
-	a := mustKey(t, KeyEd25519)
-	b := mustKey(t, KeyEd25519)
-	c := mustKey(t, KeyEd25519)
-	p1 := h.mustAccept(h.sign(root, OpAccredit, map[string]any{"framework": fwID, "accreditor": root.DID, "subject": a.DID, "action": ActionAccredit, "resources": []string{"*"}})).ID
-	p2 := h.mustAccept(h.sign(a, OpAccredit, map[string]any{"framework": fwID, "accreditor": a.DID, "subject": b.DID, "action": ActionAccredit, "resources": []string{nursing}, "parent": p1})).ID
+	root := mustKey(t, record.KeyEd25519)
+	h.mustAccept(h.govSign(record.OpCreateFramework, map[string]any{"id": fwID, "name": "Short", "maxChainLength": 2, "roots": []string{root.DID}}))
+	a := mustKey(t, record.KeyEd25519)
+	b := mustKey(t, record.KeyEd25519)
+	c := mustKey(t, record.KeyEd25519)
+	p1 := h.mustAccept(h.sign(root, record.OpAccredit, map[string]any{"framework": fwID, "accreditor": root.DID, "subject": a.DID, "action": record.ActionAccredit, "resources": []string{"*"}})).ID
+	p2 := h.mustAccept(h.sign(a, record.OpAccredit, map[string]any{"framework": fwID, "accreditor": a.DID, "subject": b.DID, "action": record.ActionAccredit, "resources": []string{nursing}, "parent": p1})).ID
 	before := h.digest()
-	r := h.apply(h.sign(b, OpAccredit, map[string]any{"framework": fwID, "accreditor": b.DID, "subject": c.DID, "action": ActionIssue, "resources": []string{nursing}, "parent": p2}))
-	if r.Accepted || r.Code != CodeScope || !strings.Contains(r.Reason, "allows 2") {
+	r := h.apply(h.sign(b, record.OpAccredit, map[string]any{"framework": fwID, "accreditor": b.DID, "subject": c.DID, "action": record.ActionIssue, "resources": []string{nursing}, "parent": p2}))
+	if r.Accepted || r.Code != record.CodeScope || !strings.Contains(r.Reason, "allows 2") {
 		t.Fatalf("third link: %+v, want scope_exceeded by chain length", r)
 	}
 	if h.digest() != before {
@@ -294,9 +296,9 @@ func TestChainLengthLimit(t *testing.T) {
 func TestRecognitionAndRoots(t *testing.T) {
 	f := mustChain(t)
 	other := "https://other.example/framework"
-	recognized := f.mustAccept(f.govSign(OpRecognize, map[string]any{"framework": fwID, "recognized": other, "resources": []string{nursing}})).Index
+	recognized := f.mustAccept(f.govSign(record.OpRecognize, map[string]any{"framework": fwID, "recognized": other, "resources": []string{nursing}})).Index
 	f.now = f.now.Add(time.Second)
-	if r := f.apply(f.govSign(OpRecognize, map[string]any{"framework": fwID, "recognized": other, "resources": []string{nursing}})); r.Code != CodeConflict {
+	if r := f.apply(f.govSign(record.OpRecognize, map[string]any{"framework": fwID, "recognized": other, "resources": []string{nursing}})); r.Code != record.CodeConflict {
 		t.Fatalf("recognize twice: %+v", r)
 	}
 	view, err := f.s.Framework(fwID)
@@ -312,11 +314,11 @@ func TestRecognitionAndRoots(t *testing.T) {
 		}
 		return d
 	}
-	if d := recognizes(0); !d.Recognizes || d.Reason != ReasonActive || d.Index != recognizedAt {
+	if d := recognizes(0); !d.Recognizes || d.Reason != record.ReasonActive || d.Index != recognizedAt {
 		t.Fatalf("recognition: %+v", d)
 	}
-	f.mustAccept(f.govSign(OpUnrecognize, map[string]any{"framework": fwID, "recognized": other}))
-	if d := recognizes(0); d.Recognizes || d.Reason != ReasonRevoked {
+	f.mustAccept(f.govSign(record.OpUnrecognize, map[string]any{"framework": fwID, "recognized": other}))
+	if d := recognizes(0); d.Recognizes || d.Reason != record.ReasonRevoked {
 		t.Fatalf("after unrecognize: %+v", d)
 	}
 	if d := recognizes(recognizedAt); !d.Recognizes {
@@ -325,22 +327,22 @@ func TestRecognitionAndRoots(t *testing.T) {
 	if d := recognizes(recognized - 1); d.Recognizes || d.Reason != ReasonNeverRecognized || d.Recognition != nil {
 		t.Fatalf("as of index %d, before recognize: %+v", recognized-1, d)
 	}
-	if _, err := f.s.DecideRecognition(RecognitionQuestion{Framework: fwID, Recognized: other, AsOf: f.s.AppliedIndex() + 1}, f.now); !errors.Is(err, ErrBadQuery) {
+	if _, err := f.s.DecideRecognition(RecognitionQuestion{Framework: fwID, Recognized: other, AsOf: f.s.AppliedIndex() + 1}, f.now); !errors.Is(err, record.ErrBadQuery) {
 		t.Fatalf("as_of beyond the applied index: %v", err)
 	}
-	if _, err := f.s.DecideRecognition(RecognitionQuestion{Framework: fwID}, f.now); !errors.Is(err, ErrBadQuery) {
+	if _, err := f.s.DecideRecognition(RecognitionQuestion{Framework: fwID}, f.now); !errors.Is(err, record.ErrBadQuery) {
 		t.Fatalf("no recognized framework: %v", err)
 	}
 	// Removing the root breaks every chain under it from now on.
 	f.now = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
-	f.mustAccept(f.govSign(OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID}))
-	if d := f.ask(time.Time{}, 0); d.Reason != ReasonChainBroken {
+	f.mustAccept(f.govSign(record.OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID}))
+	if d := f.ask(time.Time{}, 0); d.Reason != record.ReasonChainBroken {
 		t.Fatalf("after root removal: %s, want chain_broken", d.Reason)
 	}
 	if d := f.ask(time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), 0); !d.Authorized {
 		t.Fatalf("before root removal: %s, want authorized", d.Reason)
 	}
-	f.mustAccept(f.govSign(OpAddRootAccreditor, map[string]any{"framework": fwID, "accreditor": f.root.DID}))
+	f.mustAccept(f.govSign(record.OpAddRootAccreditor, map[string]any{"framework": fwID, "accreditor": f.root.DID}))
 	if d := f.ask(time.Time{}, 0); !d.Authorized {
 		t.Fatalf("root added back: %s", d.Reason)
 	}
@@ -372,14 +374,14 @@ func TestUndecodableEntryPanics(t *testing.T) {
 // apply is remembered only for the exact bytes it signed.
 func TestPreVerifiedSignaturesCannotBeReused(t *testing.T) {
 	f := mustChain(t)
-	good := f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "a"})
+	good := f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "a"})
 	f.s.PreVerify(good)
 	parts := bytes.Split(good, []byte("."))
-	other := f.sign(f.qa, OpRevoke, map[string]any{"accreditation": f.collegeAcc, "reason": "b"})
+	other := f.sign(f.qa, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "reason": "b"})
 	forged := bytes.Join([][]byte{bytes.Split(other, []byte("."))[0], bytes.Split(other, []byte("."))[1], parts[2]}, []byte("."))
 	f.s.PreVerify(forged) // fails to verify: nothing remembered
 	before := f.digest()
-	if r := f.apply(forged); r.Code != CodeBadSignature {
+	if r := f.apply(forged); r.Code != record.CodeBadSignature {
 		t.Fatalf("a pre-verified signature moved onto other content: %+v", r)
 	}
 	if f.digest() != before {
@@ -394,7 +396,7 @@ func TestPreVerifiedSignaturesCannotBeReused(t *testing.T) {
 // (a resubmission) is parsed and checked afresh and answered the same.
 func TestApplyDropsWhatPreVerifyRemembered(t *testing.T) {
 	f := mustChain(t)
-	op := f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "a"})
+	op := f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "a"})
 	if err := f.s.PreVerify(op); err != nil {
 		t.Fatal(err)
 	}
@@ -417,21 +419,21 @@ func TestApplyDropsWhatPreVerifyRemembered(t *testing.T) {
 // the apply saw an event not yet committed (and raced with the write).
 func TestStatusChangeLeavesCachedRecordsAlone(t *testing.T) {
 	f := mustChain(t)
-	if d := f.ask(time.Time{}, 0); d.Reason != ReasonActive {
+	if d := f.ask(time.Time{}, 0); d.Reason != record.ReasonActive {
 		t.Fatalf("before: %s", d.Reason)
 	}
 	// A trust question caches a subject's accreditations with its listing.
 	cached, ok := f.s.caches.records.get(ReceivedKey(f.college.DID, fwID), f.s.seq.Load())
-	if !ok || len(cached.([]*Accreditation)) != 1 || cached.([]*Accreditation)[0].ID != f.collegeAcc {
+	if !ok || len(cached.([]*record.Accreditation)) != 1 || cached.([]*record.Accreditation)[0].ID != f.collegeAcc {
 		t.Fatalf("the trust query did not cache the college's accreditation (%v): the test shows nothing", cached)
 	}
-	a := cached.([]*Accreditation)[0]
+	a := cached.([]*record.Accreditation)[0]
 	events := slices.Clone(a.Events)
-	f.mustAccept(f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"}))
+	f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"}))
 	if !slices.Equal(a.Events, events) {
 		t.Fatalf("the cached accreditation changed under the apply: %d events, were %d", len(a.Events), len(events))
 	}
-	if d := f.ask(time.Time{}, 0); d.Reason != ReasonSuspended {
+	if d := f.ask(time.Time{}, 0); d.Reason != record.ReasonSuspended {
 		t.Fatalf("after the suspension: %s", d.Reason)
 	}
 }
@@ -451,8 +453,8 @@ func TestStatusChangesWhileQueried(t *testing.T) {
 					return
 				default:
 				}
-				d, err := f.s.Decide(Question{Entity: f.college.DID, Framework: fwID, Action: ActionIssue, Resource: nursing}, f.now)
-				if err != nil || (d.Reason != ReasonActive && d.Reason != ReasonSuspended) {
+				d, err := f.s.Decide(Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing}, f.now)
+				if err != nil || (d.Reason != record.ReasonActive && d.Reason != record.ReasonSuspended) {
 					errs <- fmt.Errorf("decision %+v, %v", d, err)
 					return
 				}
@@ -460,9 +462,9 @@ func TestStatusChangesWhileQueried(t *testing.T) {
 		})
 	}
 	for i := range 40 {
-		op := OpSuspend
+		op := record.OpSuspend
 		if i%2 == 1 {
-			op = OpReinstate
+			op = record.OpReinstate
 		}
 		f.mustAccept(f.sign(f.qa, op, map[string]any{"accreditation": f.collegeAcc, "reason": fmt.Sprintf("round %d", i)}))
 	}

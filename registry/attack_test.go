@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Attacks on who may bind keys to an identifier (feature level 3) and on
@@ -26,12 +28,12 @@ import (
 // names no key of it".
 func TestMigrationDropsASquattersSelfRotatedMemberKeys(t *testing.T) {
 	f := mustAuthorityAt(t, 2, FeatureLevelEntityLocation)
-	squatter := mustAs(t, mustKey(t, KeyEd25519), boardDID+"#sq-1")
+	squatter := mustAs(t, mustKey(t, record.KeyEd25519), boardDID+"#sq-1")
 	f.mustAccept(f.register(f.root1, squatter)) // the first release's rule
 	// The squatter "rotates" the member's keys, signing as the member.
-	next := mustAs(t, mustKey(t, KeyEd25519), boardDID+"#sq-2")
+	next := mustAs(t, mustKey(t, record.KeyEd25519), boardDID+"#sq-2")
 	f.now = f.now.Add(time.Second)
-	f.mustAccept(f.sign(squatter, OpRotateKeys, map[string]any{"id": boardDID, "keys": []json.RawMessage{mustJWK(t, next)}}))
+	f.mustAccept(f.sign(squatter, record.OpRotateKeys, map[string]any{"id": boardDID, "keys": []json.RawMessage{mustJWK(t, next)}}))
 
 	if r := f.applyCommand(EncodeFeatureLevel(FeatureLevelKeyAuthority)); !r.Accepted || r.Duplicate {
 		t.Fatalf("raise: %+v", r)
@@ -42,10 +44,10 @@ func TestMigrationDropsASquattersSelfRotatedMemberKeys(t *testing.T) {
 	}
 	t.Logf("after the raise: keysBoundBy = %q", ent.KeysBoundBy)
 
-	gov := func(signers ...*Signer) *Result {
+	gov := func(signers ...*record.Signer) *record.Result {
 		f.now = f.now.Add(time.Second)
 		id := fmt.Sprintf("https://example.org/frameworks/x-%d", f.now.Unix())
-		jws, err := SignJSON(f.payload(OpCreateFramework, map[string]any{"id": id, "name": "X"}), signers...)
+		jws, err := record.SignJSON(f.payload(record.OpCreateFramework, map[string]any{"id": id, "name": "X"}), signers...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,9 +68,9 @@ func TestMigrationDropsASquattersSelfRotatedMemberKeys(t *testing.T) {
 // is refused, so no record names keys the did:key's controller never had.
 func TestNoForeignKeysOnADidKey(t *testing.T) {
 	f := mustAuthority(t, 1)
-	victim := mustKey(t, KeyEd25519) // a college's did:key
-	attacker := mustAs(t, mustKey(t, KeyEd25519), victim.DID+"#k1")
-	r := f.apply(f.sign(f.root1, OpRegisterEntity, map[string]any{
+	victim := mustKey(t, record.KeyEd25519) // a college's did:key
+	attacker := mustAs(t, mustKey(t, record.KeyEd25519), victim.DID+"#k1")
+	r := f.apply(f.sign(f.root1, record.OpRegisterEntity, map[string]any{
 		"id": victim.DID, "name": "Victim College", "keys": []json.RawMessage{mustJWK(t, attacker)},
 	}))
 	if !r.Accepted {
@@ -81,7 +83,7 @@ func TestNoForeignKeysOnADidKey(t *testing.T) {
 	}
 	attackerJWK := mustJWK(t, attacker)
 	var canon json.RawMessage
-	if k, err := ParsePublicJWK(attackerJWK); err == nil {
+	if k, err := record.ParsePublicJWK(attackerJWK); err == nil {
 		canon, _ = k.MarshalJSON()
 	}
 	if slices.ContainsFunc(ent.Keys, func(k json.RawMessage) bool { return string(k) == string(canon) }) {
@@ -90,7 +92,7 @@ func TestNoForeignKeysOnADidKey(t *testing.T) {
 	}
 	// The controller cannot replace them.
 	f.now = f.now.Add(time.Second)
-	if r := f.apply(f.sign(victim, OpRotateKeys, map[string]any{"id": victim.DID, "keys": []json.RawMessage{mustJWK(t, victim)}})); r.Accepted {
+	if r := f.apply(f.sign(victim, record.OpRotateKeys, map[string]any{"id": victim.DID, "keys": []json.RawMessage{mustJWK(t, victim)}})); r.Accepted {
 		t.Logf("the controller rotated: ok")
 	} else {
 		t.Logf("the controller cannot rotate them: %s %s", r.Code, r.Reason)
@@ -104,25 +106,25 @@ func TestNoForeignKeysOnADidKey(t *testing.T) {
 // a member's valid signature. It decides nothing in the window instead.
 func TestCheckDecidesNothingWhileALevelRaiseIsUncommitted(t *testing.T) {
 	f := mustAuthorityAt(t, 1, FeatureLevelEntityLocation)
-	next := mustAs(t, mustKey(t, KeyEd25519), boardDID+"#gov-2")
-	f.mustAccept(f.govSign(OpRegisterEntity, map[string]any{"id": boardDID, "name": "Nursing board", "keys": []json.RawMessage{mustJWK(t, next)}}))
+	next := mustAs(t, mustKey(t, record.KeyEd25519), boardDID+"#gov-2")
+	f.mustAccept(f.govSign(record.OpRegisterEntity, map[string]any{"id": boardDID, "name": "Nursing board", "keys": []json.RawMessage{mustJWK(t, next)}}))
 
 	// One raft batch: the raise, then enough work for the apply to take a
 	// while before it commits.
 	f.now = f.now.Add(time.Second)
 	entries := []Entry{{Index: f.index + 1, Time: f.now, Data: EncodeFeatureLevel(FeatureLevelKeyAuthority)}}
 	for i := range 400 {
-		jws := f.sign(f.root1, OpAccredit, map[string]any{"framework": fwID, "accreditor": f.root1.DID,
-			"subject": fmt.Sprintf("did:web:c%d.example", i), "action": ActionIssue, "resources": []string{nursing}})
+		jws := f.sign(f.root1, record.OpAccredit, map[string]any{"framework": fwID, "accreditor": f.root1.DID,
+			"subject": fmt.Sprintf("did:web:c%d.example", i), "action": record.ActionIssue, "resources": []string{nursing}})
 		entries = append(entries, Entry{Index: f.index + 2 + uint64(i), Time: f.now, Data: EncodeOperation(jws)})
 	}
 	raiseIndex := f.index + 1
 	f.index += uint64(len(entries))
 	// The member's operation, signed with the key governance bound.
-	op := f.sign(next, OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/member", "name": "Member"})
+	op := f.sign(next, record.OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/member", "name": "Member"})
 
 	var mu sync.Mutex
-	var inWindow []*Result
+	var inWindow []*record.Result
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -149,7 +151,7 @@ func TestCheckDecidesNothingWhileALevelRaiseIsUncommitted(t *testing.T) {
 		t.Skip("no check ran inside the window (timing); rerun")
 	}
 	refused := 0
-	var sample *Result
+	var sample *record.Result
 	for _, r := range inWindow {
 		if r != nil && !r.Duplicate {
 			refused++
@@ -170,7 +172,7 @@ func TestCheckDecidesNothingWhileALevelRaiseIsUncommitted(t *testing.T) {
 // refuses, and the memory has a byte budget besides.
 func TestRefusedOperationsLeaveTheParseMemory(t *testing.T) {
 	f := mustAuthority(t, 1)
-	forger := mustAs(t, mustKey(t, KeyEd25519), "did:web:nobody.example#k1")
+	forger := mustAs(t, mustKey(t, record.KeyEd25519), "did:web:nobody.example#k1")
 	const n = 200
 	big := make([]byte, 180<<10)
 	for i := range big {
@@ -179,8 +181,8 @@ func TestRefusedOperationsLeaveTheParseMemory(t *testing.T) {
 	var before, after runtimeMem
 	before.read()
 	for i := range n {
-		jws := f.sign(forger, OpRegisterEntity, map[string]any{"id": fmt.Sprintf("did:web:e%d.example", i), "name": string(big)})
-		if len(jws) > MaxOperationSize {
+		jws := f.sign(forger, record.OpRegisterEntity, map[string]any{"id": fmt.Sprintf("did:web:e%d.example", i), "name": string(big)})
+		if len(jws) > record.MaxOperationSize {
 			t.Fatalf("operation of %d bytes", len(jws))
 		}
 		if err := f.s.PreVerify(jws); err != nil { // what Submit does
@@ -218,11 +220,11 @@ func (m *runtimeMem) read() {
 func TestSelfRotationKeepsWhoBoundTheKeys(t *testing.T) {
 	f := mustAuthority(t, 1)
 	const did = "did:web:college-new.example"
-	squat := mustAs(t, mustKey(t, KeyEd25519), did+"#k1")
+	squat := mustAs(t, mustKey(t, record.KeyEd25519), did+"#k1")
 	f.mustAccept(f.register(f.root1, squat)) // keysBoundBy: root1
-	next := mustAs(t, mustKey(t, KeyEd25519), did+"#k2")
+	next := mustAs(t, mustKey(t, record.KeyEd25519), did+"#k2")
 	f.now = f.now.Add(time.Second)
-	f.mustAccept(f.sign(squat, OpRotateKeys, map[string]any{"id": did, "keys": []json.RawMessage{mustJWK(t, next)}}))
+	f.mustAccept(f.sign(squat, record.OpRotateKeys, map[string]any{"id": did, "keys": []json.RawMessage{mustJWK(t, next)}}))
 	ent, err := f.s.Entity(did)
 	if err != nil {
 		t.Fatal(err)
@@ -239,8 +241,8 @@ func TestSelfRotationKeepsWhoBoundTheKeys(t *testing.T) {
 func TestThirdPartyCannotRegisterAnAuthorityHoldingDidKey(t *testing.T) {
 	f := mustAuthority(t, 1)
 	// root2 (a root of fw2) registers root1, the did:key root of fw1.
-	attacker := mustAs(t, mustKey(t, KeyEd25519), f.root1.DID+"#k1")
-	r := f.apply(f.sign(f.root2, OpRegisterEntity, map[string]any{
+	attacker := mustAs(t, mustKey(t, record.KeyEd25519), f.root1.DID+"#k1")
+	r := f.apply(f.sign(f.root2, record.OpRegisterEntity, map[string]any{
 		"id": f.root1.DID, "name": "Impostor Health Board", "metadata": map[string]any{"homepage": "https://impostor.example"},
 		"keys": []json.RawMessage{mustJWK(t, attacker)},
 	}))
@@ -250,8 +252,8 @@ func TestThirdPartyCannotRegisterAnAuthorityHoldingDidKey(t *testing.T) {
 	}
 	// The same for a governance member that is a did:key.
 	member := f.gov[1]
-	r = f.apply(f.sign(f.root2, OpRegisterEntity, map[string]any{
-		"id": member.DID, "name": "Impostor Member", "keys": []json.RawMessage{mustJWK(t, mustAs(t, mustKey(t, KeyEd25519), member.DID+"#k1"))},
+	r = f.apply(f.sign(f.root2, record.OpRegisterEntity, map[string]any{
+		"id": member.DID, "name": "Impostor Member", "keys": []json.RawMessage{mustJWK(t, mustAs(t, mustKey(t, record.KeyEd25519), member.DID+"#k1"))},
 	}))
 	if r.Accepted {
 		ent, _ := f.s.Entity(member.DID)
@@ -278,31 +280,31 @@ func TestBatchBoundariesDoNotChangeTheState(t *testing.T) {
 	}
 	// Warm the read side of one state, so its record cache holds records
 	// the batch then changes.
-	f.decide(Question{Entity: college2DID, Framework: fw2ID, Action: ActionIssue, Resource: law})
+	f.decide(Question{Entity: college2DID, Framework: fw2ID, Action: record.ActionIssue, Resource: law})
 	if _, err := f.s.Entity(f.root2.DID); err != nil {
 		t.Fatal(err)
 	}
 
-	next := mustAs(t, mustKey(t, KeyEd25519), boardDID+"#gov-2")
-	x := mustAs(t, mustKey(t, KeyEd25519), "did:web:x.example#k1")
-	y := mustAs(t, mustKey(t, KeyEd25519), "did:web:y.example#k1")
-	y2 := mustAs(t, mustKey(t, KeyEd25519), "did:web:y.example#k2")
-	z := mustAs(t, mustKey(t, KeyEd25519), "did:web:z.example#k1")
+	next := mustAs(t, mustKey(t, record.KeyEd25519), boardDID+"#gov-2")
+	x := mustAs(t, mustKey(t, record.KeyEd25519), "did:web:x.example#k1")
+	y := mustAs(t, mustKey(t, record.KeyEd25519), "did:web:y.example#k1")
+	y2 := mustAs(t, mustKey(t, record.KeyEd25519), "did:web:y.example#k2")
+	z := mustAs(t, mustKey(t, record.KeyEd25519), "did:web:z.example#k1")
 	f.now = f.now.Add(time.Second)
 	cmds := [][]byte{
-		EncodeOperation(f.govSign(OpRegisterEntity, map[string]any{"id": boardDID, "name": "Board", "keys": []json.RawMessage{mustJWK(t, next)}})),
+		EncodeOperation(f.govSign(record.OpRegisterEntity, map[string]any{"id": boardDID, "name": "Board", "keys": []json.RawMessage{mustJWK(t, next)}})),
 		EncodeOperation(f.register(f.root1, x)),
 		EncodeFeatureLevel(FeatureLevelKeyAuthority),
-		EncodeOperation(f.sign(next, OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/n", "name": "N"})),
-		EncodeOperation(f.sign(f.board, OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/g", "name": "G"})),
+		EncodeOperation(f.sign(next, record.OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/n", "name": "N"})),
+		EncodeOperation(f.sign(f.board, record.OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/g", "name": "G"})),
 		EncodeOperation(f.register(f.root1, y)),
-		EncodeOperation(f.sign(y, OpRotateKeys, map[string]any{"id": y.DID, "keys": []json.RawMessage{mustJWK(t, y2)}})),
-		EncodeOperation(f.sign(y, OpUpdateEntity, map[string]any{"id": y.DID, "name": "old key"})),
-		EncodeOperation(f.sign(y2, OpUpdateEntity, map[string]any{"id": y.DID, "name": "new key"})),
-		EncodeOperation(f.sign(f.root2, OpAccredit, map[string]any{"framework": fw2ID, "accreditor": f.root2.DID, "subject": z.DID, "action": ActionIssue, "resources": []string{law}})),
+		EncodeOperation(f.sign(y, record.OpRotateKeys, map[string]any{"id": y.DID, "keys": []json.RawMessage{mustJWK(t, y2)}})),
+		EncodeOperation(f.sign(y, record.OpUpdateEntity, map[string]any{"id": y.DID, "name": "old key"})),
+		EncodeOperation(f.sign(y2, record.OpUpdateEntity, map[string]any{"id": y.DID, "name": "new key"})),
+		EncodeOperation(f.sign(f.root2, record.OpAccredit, map[string]any{"framework": fw2ID, "accreditor": f.root2.DID, "subject": z.DID, "action": record.ActionIssue, "resources": []string{law}})),
 		EncodeOperation(f.register(f.root1, z)),
-		EncodeOperation(f.sign(f.root2, OpRevoke, map[string]any{"accreditation": f.agency2Acc})),
-		EncodeOperation(f.register(f.root1, mustAs(t, mustKey(t, KeyEd25519), agency2DID+"#k1"))),
+		EncodeOperation(f.sign(f.root2, record.OpRevoke, map[string]any{"accreditation": f.agency2Acc})),
+		EncodeOperation(f.register(f.root1, mustAs(t, mustKey(t, record.KeyEd25519), agency2DID+"#k1"))),
 	}
 	var one, batch []Entry
 	for i, c := range cmds {
@@ -310,7 +312,7 @@ func TestBatchBoundariesDoNotChangeTheState(t *testing.T) {
 		one = append(one, e)
 		batch = append(batch, e)
 	}
-	var single []*Result
+	var single []*record.Result
 	for _, e := range one {
 		single = append(single, f.s.ApplyBatch([]Entry{e})[0])
 	}
@@ -339,7 +341,7 @@ func TestExIssuerCannotExtendListValidity(t *testing.T) {
 	}
 	f.now = date(2026, 4, 1)
 	vc := func(until string, bits []byte) []byte {
-		raw, err := StatusListCredential(f.college.DID, "rev", []string{PurposeRevocation}, 1, nil, 300000, bits)
+		raw, err := record.StatusListCredential(f.college.DID, "rev", []string{record.PurposeRevocation}, 1, nil, 300000, bits)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -355,11 +357,11 @@ func TestExIssuerCannotExtendListValidity(t *testing.T) {
 		}
 		return out
 	}
-	zero := make([]byte, MinStatusListEntries/8)
+	zero := make([]byte, record.MinStatusListEntries/8)
 	if r := f.publishVC(f.college, f.college, "rev", "", vc("2026-06-01T00:00:00Z", zero)); !r.Accepted {
 		t.Fatalf("first version: %s %s", r.Code, r.Reason)
 	}
-	f.mustAccept(f.sign(f.root, OpRevoke, map[string]any{"accreditation": f.qaAcc, "reason": "fraud"}))
+	f.mustAccept(f.sign(f.root, record.OpRevoke, map[string]any{"accreditation": f.qaAcc, "reason": "fraud"}))
 	cur := mustCurrent(t, f.s, f.college.DID, "rev")
 	r := f.publishVC(f.college, f.college, "rev", cur, vc("2099-01-01T00:00:00Z", zero))
 	if r.Accepted {
@@ -377,11 +379,11 @@ func TestThirdPartyCannotRenameAnAccreditedDidKey(t *testing.T) {
 	if r := f.applyCommand(EncodeFeatureLevel(FeatureLevel)); !r.Accepted {
 		t.Fatalf("raise: %+v", r)
 	}
-	other := mustKey(t, KeyEd25519) // the root of another framework
-	f.mustAccept(f.govSign(OpCreateFramework, map[string]any{"id": fw2ID, "name": "Law", "roots": []string{other.DID}}))
-	if r := f.apply(f.sign(other, OpRegisterEntity, map[string]any{
+	other := mustKey(t, record.KeyEd25519) // the root of another framework
+	f.mustAccept(f.govSign(record.OpCreateFramework, map[string]any{"id": fw2ID, "name": "Law", "roots": []string{other.DID}}))
+	if r := f.apply(f.sign(other, record.OpRegisterEntity, map[string]any{
 		"id": f.college.DID, "name": "Impostor University", "metadata": map[string]any{"homepage": "https://impostor.example"},
-	})); r.Accepted || r.Code != CodeNotAuthorized {
+	})); r.Accepted || r.Code != record.CodeNotAuthorized {
 		t.Fatalf("a root of another framework registering an accredited did:key: %v %s, want refused not_authorized", r.Accepted, r.Code)
 	}
 	reg, err := f.s.DCCExport(fwID, f.now.AddDate(0, 4, 0))

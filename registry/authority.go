@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Who may bind keys to an identifier (SPEC §3), from feature level
@@ -50,7 +51,7 @@ func (s *consortium) keyAuthority() bool {
 
 // signingKeys returns the keys a signature of did is checked against, ent
 // being its entity record (nil when it has none). did is not a did:key.
-func (s *consortium) signingKeys(did string, ent *Entity) []json.RawMessage {
+func (s *consortium) signingKeys(did string, ent *record.Entity) []json.RawMessage {
 	m, member := s.members[did]
 	switch {
 	case member && s.keyAuthority() && !(ent != nil && len(ent.Keys) > 0 && boundByController(ent)):
@@ -65,7 +66,7 @@ func (s *consortium) signingKeys(did string, ent *Entity) []json.RawMessage {
 
 // boundByController reports whether ent's keys were bound by governance or
 // by the entity itself.
-func boundByController(ent *Entity) bool {
+func boundByController(ent *record.Entity) bool {
 	return ent.KeysBoundBy == KeysByGovernance || ent.KeysBoundBy == ent.ID
 }
 
@@ -95,7 +96,7 @@ func (s *consortium) nextBinder(did, prev string, signers []string) string {
 // is neither governance nor the identifier itself, may register did.
 func (c *applyCtx) thirdPartyMayRegister(did string) error {
 	if _, ok := c.s.members[did]; ok {
-		return reject(CodeNotAuthorized, "%s may not register %s: it is a governance member, whose keys come from the genesis and change only through governance (registerEntity or rotateKeys signed by %d of the %d members)",
+		return record.Reject(record.CodeNotAuthorized, "%s may not register %s: it is a governance member, whose keys come from the genesis and change only through governance (registerEntity or rotateKeys signed by %d of the %d members)",
 			c.signer(), did, c.s.genesis.Threshold, len(c.s.genesis.Members))
 	}
 	held, err := c.authorityHeld(did, c.signer())
@@ -103,7 +104,7 @@ func (c *applyCtx) thirdPartyMayRegister(did string) error {
 		return err
 	}
 	if held != "" {
-		return reject(CodeNotAuthorized, "%s may not register %s: it is %s, and an accreditor registers only an identifier that holds no authority yet; governance may register it (signed by %d of the %d members)",
+		return record.Reject(record.CodeNotAuthorized, "%s may not register %s: it is %s, and an accreditor registers only an identifier that holds no authority yet; governance may register it (signed by %d of the %d members)",
 			c.signer(), did, held, c.s.genesis.Threshold, len(c.s.genesis.Members))
 	}
 	return nil
@@ -202,7 +203,7 @@ func (s *applier) lastKeyBinder(r pebble.Reader, did string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if !found || rec.ID != did || (rec.Op != OpRegisterEntity && rec.Op != OpRotateKeys) || len(rec.Signers) == 0 {
+		if !found || rec.ID != did || (rec.Op != record.OpRegisterEntity && rec.Op != record.OpRotateKeys) || len(rec.Signers) == 0 {
 			continue
 		}
 		binder = s.nextBinder(did, binder, rec.Signers)
@@ -223,17 +224,17 @@ func (s *applier) lastKeyBinder(r pebble.Reader, did string) (string, error) {
 // carries: its signatures are always checked against that key, so any
 // other key on its record would only mislead whoever reads the record.
 func onlyOwnKey(did string, keys []json.RawMessage) error {
-	own, err := ParseDIDKey(did)
+	own, err := record.ParseDIDKey(did)
 	if err != nil {
-		return reject(CodeInvalid, "%s: %v", did, err)
+		return record.Reject(record.CodeInvalid, "%s: %v", did, err)
 	}
 	for _, raw := range keys {
-		k, err := ParsePublicJWK(raw)
+		k, err := record.ParsePublicJWK(raw)
 		if err != nil {
-			return reject(CodeInvalid, "key of %s: %v", did, err)
+			return record.Reject(record.CodeInvalid, "key of %s: %v", did, err)
 		}
 		if eq, ok := k.Key.(interface{ Equal(crypto.PublicKey) bool }); !ok || !eq.Equal(own) {
-			return reject(CodeInvalid, "key %q is not the key %s carries: a did:key is registered without keys, or with its own key only", k.KeyID, did)
+			return record.Reject(record.CodeInvalid, "key %q is not the key %s carries: a did:key is registered without keys, or with its own key only", k.KeyID, did)
 		}
 	}
 	return nil

@@ -3,6 +3,8 @@ package registry
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Below FeatureLevelKeyAuthority the first release's rules hold, so a node
@@ -17,7 +19,7 @@ func TestKeyAuthorityStartsAtItsFeatureLevel(t *testing.T) {
 			t.Fatalf("raise to %d: %+v", FeatureLevelKeyAuthority, r)
 		}
 	}
-	entity := func(t *testing.T, f *authorityFixture, did string) *Entity {
+	entity := func(t *testing.T, f *authorityFixture, did string) *record.Entity {
 		t.Helper()
 		ent, err := f.s.Entity(did)
 		if err != nil {
@@ -25,14 +27,14 @@ func TestKeyAuthorityStartsAtItsFeatureLevel(t *testing.T) {
 		}
 		return ent
 	}
-	createFramework := func(f *authorityFixture, s *Signer, id string) *Result {
+	createFramework := func(f *authorityFixture, s *record.Signer, id string) *record.Result {
 		f.now = f.now.Add(1)
-		return f.apply(f.sign(s, OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/" + id, "name": id}))
+		return f.apply(f.sign(s, record.OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/" + id, "name": id}))
 	}
 
 	t.Run("a member taken over by a third party", func(t *testing.T) {
 		f := mustAuthorityAt(t, 1, FeatureLevelEntityLocation)
-		squatter := mustAs(t, mustKey(t, KeyEd25519), boardDID+"#gov-1")
+		squatter := mustAs(t, mustKey(t, record.KeyEd25519), boardDID+"#gov-1")
 		f.mustAccept(f.register(f.root1, squatter)) // the first release's rule
 		if r := createFramework(f, squatter, "before"); !r.Accepted {
 			t.Fatalf("the squatter before the level: %+v", r)
@@ -44,7 +46,7 @@ func TestKeyAuthorityStartsAtItsFeatureLevel(t *testing.T) {
 		if ent := entity(t, f, boardDID); ent.KeysBoundBy != f.root1.DID {
 			t.Fatalf("keysBoundBy after the raise = %q, want the registrar %s", ent.KeysBoundBy, f.root1.DID)
 		}
-		if r := createFramework(f, squatter, "after"); r.Accepted || r.Code != CodeBadSignature {
+		if r := createFramework(f, squatter, "after"); r.Accepted || r.Code != record.CodeBadSignature {
 			t.Fatalf("the squatter after the level: %+v", r)
 		}
 		if r := createFramework(f, f.board, "member"); !r.Accepted {
@@ -54,8 +56,8 @@ func TestKeyAuthorityStartsAtItsFeatureLevel(t *testing.T) {
 
 	t.Run("a member whose keys governance replaced", func(t *testing.T) {
 		f := mustAuthorityAt(t, 1, FeatureLevelEntityLocation)
-		next := mustAs(t, mustKey(t, KeyEd25519), boardDID+"#gov-2")
-		f.mustAccept(f.govSign(OpRegisterEntity, map[string]any{"id": boardDID, "name": "Nursing board", "keys": []json.RawMessage{mustJWK(t, next)}}))
+		next := mustAs(t, mustKey(t, record.KeyEd25519), boardDID+"#gov-2")
+		f.mustAccept(f.govSign(record.OpRegisterEntity, map[string]any{"id": boardDID, "name": "Nursing board", "keys": []json.RawMessage{mustJWK(t, next)}}))
 		raise(t, f)
 		if ent := entity(t, f, boardDID); ent.KeysBoundBy != KeysByGovernance {
 			t.Fatalf("keysBoundBy after the raise = %q, want %q", ent.KeysBoundBy, KeysByGovernance)
@@ -63,7 +65,7 @@ func TestKeyAuthorityStartsAtItsFeatureLevel(t *testing.T) {
 		if r := createFramework(f, next, "rotated"); !r.Accepted {
 			t.Fatalf("the rotated key after the level: %+v", r)
 		}
-		if r := createFramework(f, f.board, "genesis"); r.Accepted || r.Code != CodeUnknownKey {
+		if r := createFramework(f, f.board, "genesis"); r.Accepted || r.Code != record.CodeUnknownKey {
 			t.Fatalf("the replaced genesis key after the level: %+v", r)
 		}
 	})
@@ -72,7 +74,7 @@ func TestKeyAuthorityStartsAtItsFeatureLevel(t *testing.T) {
 // An entity's record says who bound its keys.
 func TestKeysBoundByIsRecorded(t *testing.T) {
 	f := mustAuthority(t, 1)
-	fresh := mustAs(t, mustKey(t, KeyEd25519), "did:web:new.example#k1")
+	fresh := mustAs(t, mustKey(t, record.KeyEd25519), "did:web:new.example#k1")
 	f.mustAccept(f.register(f.root1, fresh))
 	check := func(want string) {
 		t.Helper()
@@ -82,11 +84,11 @@ func TestKeysBoundByIsRecorded(t *testing.T) {
 		}
 	}
 	check(f.root1.DID)
-	next := mustAs(t, mustKey(t, KeyEd25519), "did:web:new.example#k2")
+	next := mustAs(t, mustKey(t, record.KeyEd25519), "did:web:new.example#k2")
 	// Rotated by the entity, with the key the registrar bound: the keys
 	// still descend from the registrar's binding.
-	f.mustAccept(f.sign(fresh, OpRotateKeys, map[string]any{"id": fresh.DID, "keys": []json.RawMessage{mustJWK(t, next)}}))
+	f.mustAccept(f.sign(fresh, record.OpRotateKeys, map[string]any{"id": fresh.DID, "keys": []json.RawMessage{mustJWK(t, next)}}))
 	check(f.root1.DID)
-	f.mustAccept(f.govSign(OpRotateKeys, map[string]any{"id": fresh.DID, "keys": []json.RawMessage{mustJWK(t, fresh)}}))
+	f.mustAccept(f.govSign(record.OpRotateKeys, map[string]any{"id": fresh.DID, "keys": []json.RawMessage{mustJWK(t, fresh)}}))
 	check(KeysByGovernance)
 }

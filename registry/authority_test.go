@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // The layout docs/OPERATIONS.md shows: a did:web governance member with a
@@ -24,7 +26,7 @@ const (
 // and college2DID to issue.
 type authorityFixture struct {
 	*harness
-	board, root1, root2 *Signer
+	board, root1, root2 *record.Signer
 	agency2Acc          string // agency2DID's accreditation in fw2
 }
 
@@ -37,30 +39,30 @@ func mustAuthority(t *testing.T, threshold int) *authorityFixture {
 func mustAuthorityAt(t *testing.T, threshold, level int) *authorityFixture {
 	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), now: t0}
-	f := &authorityFixture{harness: h, board: mustAs(t, mustKey(t, KeyEd25519), boardDID+"#gov-1"), root1: mustKey(t, KeyEd25519)}
-	g := Genesis{Consortium: "test consortium", Threshold: threshold, Members: []Member{{ID: boardDID, Keys: []json.RawMessage{mustJWK(t, f.board)}}}}
+	f := &authorityFixture{harness: h, board: mustAs(t, mustKey(t, record.KeyEd25519), boardDID+"#gov-1"), root1: mustKey(t, record.KeyEd25519)}
+	g := record.Genesis{Consortium: "test consortium", Threshold: threshold, Members: []record.Member{{ID: boardDID, Keys: []json.RawMessage{mustJWK(t, f.board)}}}}
 	h.gov = append(h.gov, f.board)
-	h.addMembers(&g, KeyEd25519, 2)
+	h.addMembers(&g, record.KeyEd25519, 2)
 	h.openGenesis(g)
 	if r := h.applyCommand(EncodeFeatureLevel(level)); !r.Accepted {
 		t.Fatalf("raise the feature level: %+v", r)
 	}
-	f.root2 = mustAs(t, mustKey(t, KeyEd25519), "did:web:root2.example#k1")
-	h.mustAccept(h.govSign(OpCreateFramework, map[string]any{"id": fwID, "name": "Health", "roots": []string{f.root1.DID}}))
-	h.mustAccept(h.govSign(OpCreateFramework, map[string]any{"id": fw2ID, "name": "Law", "roots": []string{f.root2.DID, root3DID}}))
-	h.mustAccept(h.govSign(OpRegisterEntity, map[string]any{"id": f.root2.DID, "name": "Law root", "keys": []json.RawMessage{mustJWK(t, f.root2)}}))
+	f.root2 = mustAs(t, mustKey(t, record.KeyEd25519), "did:web:root2.example#k1")
+	h.mustAccept(h.govSign(record.OpCreateFramework, map[string]any{"id": fwID, "name": "Health", "roots": []string{f.root1.DID}}))
+	h.mustAccept(h.govSign(record.OpCreateFramework, map[string]any{"id": fw2ID, "name": "Law", "roots": []string{f.root2.DID, root3DID}}))
+	h.mustAccept(h.govSign(record.OpRegisterEntity, map[string]any{"id": f.root2.DID, "name": "Law root", "keys": []json.RawMessage{mustJWK(t, f.root2)}}))
 	grant := func(subject, action string) string {
-		return h.mustAccept(h.sign(f.root2, OpAccredit, map[string]any{
+		return h.mustAccept(h.sign(f.root2, record.OpAccredit, map[string]any{
 			"framework": fw2ID, "accreditor": f.root2.DID, "subject": subject, "action": action,
 			"resources": []string{law}, "validFrom": "2024-01-01T00:00:00Z",
 		})).ID
 	}
-	f.agency2Acc = grant(agency2DID, ActionAccredit)
-	grant(college2DID, ActionIssue)
+	f.agency2Acc = grant(agency2DID, record.ActionAccredit)
+	grant(college2DID, record.ActionIssue)
 	return f
 }
 
-func mustAs(t testing.TB, s *Signer, kid string) *Signer {
+func mustAs(t testing.TB, s *record.Signer, kid string) *record.Signer {
 	t.Helper()
 	as, err := s.WithKID(kid)
 	if err != nil {
@@ -69,7 +71,7 @@ func mustAs(t testing.TB, s *Signer, kid string) *Signer {
 	return as
 }
 
-func mustJWK(t testing.TB, s *Signer) json.RawMessage {
+func mustJWK(t testing.TB, s *record.Signer) json.RawMessage {
 	t.Helper()
 	k, err := s.PublicJWK()
 	if err != nil {
@@ -80,11 +82,11 @@ func mustJWK(t testing.TB, s *Signer) json.RawMessage {
 
 // register signs, as signer, a registerEntity binding key's public key to
 // key's DID.
-func (f *authorityFixture) register(signer, key *Signer) []byte {
-	return f.sign(signer, OpRegisterEntity, map[string]any{"id": key.DID, "name": "Entity", "keys": []json.RawMessage{mustJWK(f.t, key)}})
+func (f *authorityFixture) register(signer, key *record.Signer) []byte {
+	return f.sign(signer, record.OpRegisterEntity, map[string]any{"id": key.DID, "name": "Entity", "keys": []json.RawMessage{mustJWK(f.t, key)}})
 }
 
-func (f *authorityFixture) expect(r *Result, code, reasonHas string) {
+func (f *authorityFixture) expect(r *record.Result, code, reasonHas string) {
 	f.t.Helper()
 	switch {
 	case code == "" && !r.Accepted:
@@ -101,7 +103,9 @@ func (f *authorityFixture) expect(r *Result, code, reasonHas string) {
 // refused, and the paths that remain (governance, the entity itself, an
 // accreditor registering a DID that holds no authority) are accepted.
 func TestWhoMayBindKeys(t *testing.T) {
-	attacker := func(t *testing.T, did string) *Signer { return mustAs(t, mustKey(t, KeyEd25519), did+"#gov-1") }
+	attacker := func(t *testing.T, did string) *record.Signer {
+		return mustAs(t, mustKey(t, record.KeyEd25519), did+"#gov-1")
+	}
 	for _, tc := range []struct {
 		name      string
 		op        func(t *testing.T, f *authorityFixture) []byte // may change the state first
@@ -113,28 +117,28 @@ func TestWhoMayBindKeys(t *testing.T) {
 		op: func(t *testing.T, f *authorityFixture) []byte {
 			return f.register(f.root1, attacker(t, boardDID))
 		},
-		code: CodeNotAuthorized, reasonHas: "governance member",
+		code: record.CodeNotAuthorized, reasonHas: "governance member",
 		then: func(t *testing.T, f *authorityFixture) {
 			// Signing as the member with a key of one's own fails; the
 			// member's genesis key still governs.
 			fake := attacker(t, boardDID)
-			r := f.apply(f.sign(fake, OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/fake", "name": "Fake"}))
-			if r.Accepted || (r.Code != CodeBadSignature && r.Code != CodeUnknownKey) {
+			r := f.apply(f.sign(fake, record.OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/fake", "name": "Fake"}))
+			if r.Accepted || (r.Code != record.CodeBadSignature && r.Code != record.CodeUnknownKey) {
 				t.Fatalf("createFramework signed as the member with another key: %+v", r)
 			}
-			f.mustAccept(f.sign(f.board, OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/real", "name": "Real"}))
+			f.mustAccept(f.sign(f.board, record.OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/real", "name": "Real"}))
 		},
 	}, {
 		name: "a root registers a root of another framework",
 		op: func(t *testing.T, f *authorityFixture) []byte {
 			return f.register(f.root1, attacker(t, root3DID))
 		},
-		code: CodeNotAuthorized, reasonHas: "a root accreditor of framework " + fw2ID,
+		code: record.CodeNotAuthorized, reasonHas: "a root accreditor of framework " + fw2ID,
 		then: func(t *testing.T, f *authorityFixture) {
-			r := f.apply(f.sign(attacker(t, root3DID), OpAccredit, map[string]any{
-				"framework": fw2ID, "accreditor": root3DID, "subject": mustKey(t, KeyEd25519).DID, "action": ActionIssue, "resources": []string{law},
+			r := f.apply(f.sign(attacker(t, root3DID), record.OpAccredit, map[string]any{
+				"framework": fw2ID, "accreditor": root3DID, "subject": mustKey(t, record.KeyEd25519).DID, "action": record.ActionIssue, "resources": []string{law},
 			}))
-			if r.Accepted || r.Code != CodeUnknownKey {
+			if r.Accepted || r.Code != record.CodeUnknownKey {
 				t.Fatalf("a grant in the root's name: %+v", r)
 			}
 		},
@@ -143,12 +147,12 @@ func TestWhoMayBindKeys(t *testing.T) {
 		op: func(t *testing.T, f *authorityFixture) []byte {
 			return f.register(f.root1, attacker(t, agency2DID))
 		},
-		code: CodeNotAuthorized, reasonHas: "the subject of accreditation",
+		code: record.CodeNotAuthorized, reasonHas: "the subject of accreditation",
 		then: func(t *testing.T, f *authorityFixture) {
-			r := f.apply(f.sign(attacker(t, agency2DID), OpAccredit, map[string]any{
-				"framework": fw2ID, "accreditor": agency2DID, "subject": mustKey(t, KeyEd25519).DID, "action": ActionIssue, "resources": []string{law}, "parent": f.agency2Acc,
+			r := f.apply(f.sign(attacker(t, agency2DID), record.OpAccredit, map[string]any{
+				"framework": fw2ID, "accreditor": agency2DID, "subject": mustKey(t, record.KeyEd25519).DID, "action": record.ActionIssue, "resources": []string{law}, "parent": f.agency2Acc,
 			}))
-			if r.Accepted || r.Code != CodeUnknownKey {
+			if r.Accepted || r.Code != record.CodeUnknownKey {
 				t.Fatalf("a grant in the accreditor's name: %+v", r)
 			}
 		},
@@ -157,46 +161,46 @@ func TestWhoMayBindKeys(t *testing.T) {
 		op: func(t *testing.T, f *authorityFixture) []byte {
 			return f.register(f.root1, attacker(t, college2DID))
 		},
-		code: CodeNotAuthorized, reasonHas: "granted by did:web:root2.example",
+		code: record.CodeNotAuthorized, reasonHas: "granted by did:web:root2.example",
 	}, {
 		name: "a root registers a DID it accredited itself",
 		op: func(t *testing.T, f *authorityFixture) []byte {
-			college := mustAs(t, mustKey(t, KeyEd25519), "did:web:college1.example#k1")
-			f.mustAccept(f.sign(f.root1, OpAccredit, map[string]any{
-				"framework": fwID, "accreditor": f.root1.DID, "subject": college.DID, "action": ActionIssue, "resources": []string{nursing},
+			college := mustAs(t, mustKey(t, record.KeyEd25519), "did:web:college1.example#k1")
+			f.mustAccept(f.sign(f.root1, record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": f.root1.DID, "subject": college.DID, "action": record.ActionIssue, "resources": []string{nursing},
 			}))
 			return f.register(f.root1, college)
 		},
 	}, {
 		name: "a root registers a brand-new DID, which then rotates its own keys",
 		op: func(t *testing.T, f *authorityFixture) []byte {
-			fresh := mustAs(t, mustKey(t, KeyEd25519), "did:web:new.example#k1")
+			fresh := mustAs(t, mustKey(t, record.KeyEd25519), "did:web:new.example#k1")
 			f.mustAccept(f.register(f.root1, fresh))
-			next := mustAs(t, mustKey(t, KeyP256), "did:web:new.example#k2")
-			return f.sign(fresh, OpRotateKeys, map[string]any{"id": fresh.DID, "keys": []json.RawMessage{mustJWK(t, next)}})
+			next := mustAs(t, mustKey(t, record.KeyP256), "did:web:new.example#k2")
+			return f.sign(fresh, record.OpRotateKeys, map[string]any{"id": fresh.DID, "keys": []json.RawMessage{mustJWK(t, next)}})
 		},
 	}, {
 		name: "a registrar rotates the keys of the DID it registered",
 		op: func(t *testing.T, f *authorityFixture) []byte {
-			fresh := mustAs(t, mustKey(t, KeyEd25519), "did:web:new.example#k1")
+			fresh := mustAs(t, mustKey(t, record.KeyEd25519), "did:web:new.example#k1")
 			f.mustAccept(f.register(f.root1, fresh))
-			return f.sign(f.root1, OpRotateKeys, map[string]any{"id": fresh.DID, "keys": []json.RawMessage{mustJWK(t, attacker(t, fresh.DID))}})
+			return f.sign(f.root1, record.OpRotateKeys, map[string]any{"id": fresh.DID, "keys": []json.RawMessage{mustJWK(t, attacker(t, fresh.DID))}})
 		},
-		code: CodeNotAuthorized, reasonHas: "rotated with one of its current keys",
+		code: record.CodeNotAuthorized, reasonHas: "rotated with one of its current keys",
 	}, {
 		name: "governance registers a root of another framework",
 		op: func(t *testing.T, f *authorityFixture) []byte {
-			return f.govSign(OpRegisterEntity, map[string]any{"id": root3DID, "name": "Root 3", "keys": []json.RawMessage{mustJWK(t, attacker(t, root3DID))}})
+			return f.govSign(record.OpRegisterEntity, map[string]any{"id": root3DID, "name": "Root 3", "keys": []json.RawMessage{mustJWK(t, attacker(t, root3DID))}})
 		},
 	}, {
 		name: "governance binds new keys to a member",
 		op: func(t *testing.T, f *authorityFixture) []byte {
-			return f.govSign(OpRegisterEntity, map[string]any{"id": boardDID, "name": "Nursing board", "keys": []json.RawMessage{mustJWK(t, mustAs(t, mustKey(t, KeyEd25519), boardDID+"#gov-2"))}})
+			return f.govSign(record.OpRegisterEntity, map[string]any{"id": boardDID, "name": "Nursing board", "keys": []json.RawMessage{mustJWK(t, mustAs(t, mustKey(t, record.KeyEd25519), boardDID+"#gov-2"))}})
 		},
 		then: func(t *testing.T, f *authorityFixture) {
 			// The genesis key is replaced by the one governance bound.
-			r := f.apply(f.sign(f.board, OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/old-key", "name": "Old key"}))
-			if r.Accepted || r.Code != CodeUnknownKey {
+			r := f.apply(f.sign(f.board, record.OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/old-key", "name": "Old key"}))
+			if r.Accepted || r.Code != record.CodeUnknownKey {
 				t.Fatalf("the member's genesis key after governance replaced it: %+v", r)
 			}
 		},
@@ -222,21 +226,21 @@ func TestWhoMayBindKeys(t *testing.T) {
 // them by registering itself; two members may.
 func TestMemberKeysChangeOnlyThroughGovernance(t *testing.T) {
 	f := mustAuthority(t, 2)
-	next := mustAs(t, mustKey(t, KeyEd25519), boardDID+"#gov-2")
-	f.mustAccept(f.govSign(OpRegisterEntity, map[string]any{"id": boardDID, "name": "Nursing board"}))
+	next := mustAs(t, mustKey(t, record.KeyEd25519), boardDID+"#gov-2")
+	f.mustAccept(f.govSign(record.OpRegisterEntity, map[string]any{"id": boardDID, "name": "Nursing board"}))
 	// A registration without keys binds none: the genesis key still signs.
-	rotate := func(signers ...*Signer) *Result {
-		jws, err := SignJSON(f.payload(OpRotateKeys, map[string]any{"id": boardDID, "keys": []json.RawMessage{mustJWK(t, next)}}), signers...)
+	rotate := func(signers ...*record.Signer) *record.Result {
+		jws, err := record.SignJSON(f.payload(record.OpRotateKeys, map[string]any{"id": boardDID, "keys": []json.RawMessage{mustJWK(t, next)}}), signers...)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return f.apply(jws)
 	}
-	f.expect(rotate(f.board), CodeNotAuthorized, "change only through governance")
+	f.expect(rotate(f.board), record.CodeNotAuthorized, "change only through governance")
 	f.expect(rotate(f.board, f.gov[1]), "", "")
 	// The new key now signs for the member, with another member.
 	f.now = f.now.Add(time.Second)
-	jws, err := SignJSON(f.payload(OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/new-key", "name": "New key"}), next, f.gov[2])
+	jws, err := record.SignJSON(f.payload(record.OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/new-key", "name": "New key"}), next, f.gov[2])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +255,7 @@ func TestMemberKeysChangeOnlyThroughGovernance(t *testing.T) {
 func TestRevocationAfterTheAccreditationEnds(t *testing.T) {
 	ends := map[string]func(f *listFixture){
 		"chain broken": func(f *listFixture) {
-			f.mustAccept(f.sign(f.root, OpRevoke, map[string]any{"accreditation": f.qaAcc, "reason": "withdrawn"}))
+			f.mustAccept(f.sign(f.root, record.OpRevoke, map[string]any{"accreditation": f.qaAcc, "reason": "withdrawn"}))
 		},
 		"accreditation expired": func(f *listFixture) { f.now = date(2029, 6, 1) },
 	}
@@ -262,21 +266,21 @@ func TestRevocationAfterTheAccreditationEnds(t *testing.T) {
 				t.Fatalf("raise the feature level: %+v", r)
 			}
 			f.now = date(2026, 4, 1)
-			zero := make([]byte, MinStatusListEntries/8)
-			suspended := make([]byte, MinStatusListEntries/8)
-			SetStatus(suspended, 7, 1, 1)
-			msgs := []StatusMessage{{"0x0", "valid"}, {"0x1", "pending"}, {"0x2", "suspended"}, {"0x3", "revoked"}}
+			zero := make([]byte, record.MinStatusListEntries/8)
+			suspended := make([]byte, record.MinStatusListEntries/8)
+			record.SetStatus(suspended, 7, 1, 1)
+			msgs := []record.StatusMessage{{Status: "0x0", Message: "valid"}, {Status: "0x1", Message: "pending"}, {Status: "0x2", Message: "suspended"}, {Status: "0x3", Message: "revoked"}}
 			current := map[string]string{}
 			for _, l := range []struct {
 				id       string
 				purposes []string
 				size     int
-				msgs     []StatusMessage
+				msgs     []record.StatusMessage
 				bits     []byte
 			}{
-				{"rev", []string{PurposeRevocation}, 1, nil, zero},
-				{"sus", []string{PurposeSuspension}, 1, nil, suspended},
-				{"msg", []string{PurposeMessage}, 2, msgs, make([]byte, MinStatusListEntries/4)},
+				{"rev", []string{record.PurposeRevocation}, 1, nil, zero},
+				{"sus", []string{record.PurposeSuspension}, 1, nil, suspended},
+				{"msg", []string{record.PurposeMessage}, 2, msgs, make([]byte, record.MinStatusListEntries/4)},
 			} {
 				r := f.publish(f.college, l.id, "", l.purposes, l.size, l.msgs, l.bits)
 				if !r.Accepted {
@@ -289,37 +293,37 @@ func TestRevocationAfterTheAccreditationEnds(t *testing.T) {
 				t.Fatalf("the college is still authorized: %+v", d)
 			}
 
-			revoked := make([]byte, MinStatusListEntries/8)
-			SetStatus(revoked, 42, 1, 1)
-			bigger := make([]byte, MinStatusListEntries/4)
-			SetStatus(bigger, 42, 1, 1)
-			two := make([]byte, MinStatusListEntries/4)
-			SetStatus(two, 3, 2, 3)
+			revoked := make([]byte, record.MinStatusListEntries/8)
+			record.SetStatus(revoked, 42, 1, 1)
+			bigger := make([]byte, record.MinStatusListEntries/4)
+			record.SetStatus(bigger, 42, 1, 1)
+			two := make([]byte, record.MinStatusListEntries/4)
+			record.SetStatus(two, 3, 2, 3)
 			for _, tc := range []struct {
 				name                string
 				list                string
 				purposes            []string
 				size                int
-				msgs                []StatusMessage
+				msgs                []record.StatusMessage
 				bits                []byte
 				code, reasonHas     string
 				advancesCurrentList bool
 			}{
-				{name: "revoke an entry", list: "rev", purposes: []string{PurposeRevocation}, size: 1, bits: revoked},
-				{name: "suspend another entry", list: "sus", purposes: []string{PurposeSuspension}, size: 1, bits: func() []byte {
-					b := make([]byte, MinStatusListEntries/8)
-					SetStatus(b, 7, 1, 1)
-					SetStatus(b, 8, 1, 1)
+				{name: "revoke an entry", list: "rev", purposes: []string{record.PurposeRevocation}, size: 1, bits: revoked},
+				{name: "suspend another entry", list: "sus", purposes: []string{record.PurposeSuspension}, size: 1, bits: func() []byte {
+					b := make([]byte, record.MinStatusListEntries/8)
+					record.SetStatus(b, 7, 1, 1)
+					record.SetStatus(b, 8, 1, 1)
 					return b
 				}()},
-				{name: "lift a suspension", list: "sus", purposes: []string{PurposeSuspension}, size: 1, bits: zero,
-					code: CodeNotAuthorized, reasonHas: "lifting a suspension needs"},
-				{name: "a new list", list: "new", purposes: []string{PurposeRevocation}, size: 1, bits: zero,
-					code: CodeNotAuthorized, reasonHas: "a new status list needs one"},
-				{name: "grow a list", list: "rev", purposes: []string{PurposeRevocation}, size: 1, bits: bigger,
-					code: CodeNotAuthorized, reasonHas: "growing list rev"},
-				{name: "change a message list", list: "msg", purposes: []string{PurposeMessage}, size: 2, msgs: msgs, bits: two,
-					code: CodeNotAuthorized, reasonHas: "purpose message"},
+				{name: "lift a suspension", list: "sus", purposes: []string{record.PurposeSuspension}, size: 1, bits: zero,
+					code: record.CodeNotAuthorized, reasonHas: "lifting a suspension needs"},
+				{name: "a new list", list: "new", purposes: []string{record.PurposeRevocation}, size: 1, bits: zero,
+					code: record.CodeNotAuthorized, reasonHas: "a new status list needs one"},
+				{name: "grow a list", list: "rev", purposes: []string{record.PurposeRevocation}, size: 1, bits: bigger,
+					code: record.CodeNotAuthorized, reasonHas: "growing list rev"},
+				{name: "change a message list", list: "msg", purposes: []string{record.PurposeMessage}, size: 2, msgs: msgs, bits: two,
+					code: record.CodeNotAuthorized, reasonHas: "purpose message"},
 			} {
 				before := f.digest()
 				r := f.publish(f.college, tc.list, current[tc.list], tc.purposes, tc.size, tc.msgs, tc.bits)

@@ -6,11 +6,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 func BenchmarkDecide(b *testing.B) {
 	f := mustChain(b)
-	q := Question{Entity: f.college.DID, Framework: fwID, Action: ActionIssue, Resource: nursing, At: date(2025, 1, 1)}
+	q := Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: date(2025, 1, 1)}
 	b.ReportAllocs()
 	for b.Loop() {
 		d, err := f.s.Decide(q, f.now)
@@ -27,9 +29,9 @@ func BenchmarkApplyAccredit(b *testing.B) {
 	const batch = 64
 	ops := make([][]byte, 0, b.N+batch)
 	for i := range b.N + batch {
-		ops = append(ops, f.sign(f.qa, OpAccredit, map[string]any{
+		ops = append(ops, f.sign(f.qa, record.OpAccredit, map[string]any{
 			"framework": fwID, "accreditor": f.qa.DID, "subject": fmt.Sprintf("did:web:college-%d.example", i),
-			"action": ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+			"action": record.ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
 			"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2026-01-01T00:00:00Z",
 		}))
 	}
@@ -53,12 +55,12 @@ func BenchmarkApplyAccredit(b *testing.B) {
 // version, for a 131,072-entry list and a 2^24-entry list. The decoded
 // bitstring is cached per version, so neither decompresses per read.
 func BenchmarkCheckStatus(b *testing.B) {
-	for _, entries := range []int{MinStatusListEntries, 1 << 24} {
+	for _, entries := range []int{record.MinStatusListEntries, 1 << 24} {
 		b.Run(fmt.Sprintf("entries=%d", entries), func(b *testing.B) {
 			f := &listFixture{mustChain(b)}
 			bits := make([]byte, entries/8)
-			SetStatus(bits, entries-1, 1, 1)
-			if r := f.publish(f.college, "bench", "", []string{PurposeRevocation}, 1, nil, bits); !r.Accepted {
+			record.SetStatus(bits, entries-1, 1, 1)
+			if r := f.publish(f.college, "bench", "", []string{record.PurposeRevocation}, 1, nil, bits); !r.Accepted {
 				b.Fatal(r.Reason)
 			}
 			f.s.caches.lists = newListCache(256 << 20) // start cold: the first read decodes
@@ -68,25 +70,6 @@ func BenchmarkCheckStatus(b *testing.B) {
 				e, err := f.s.CheckStatus(f.college.DID, "bench", entries-1, time.Time{})
 				if err != nil || e.Status != 1 {
 					b.Fatal(e, err)
-				}
-			}
-		})
-	}
-}
-
-// BenchmarkDecodePayload compares the one-pass decode of an accredit
-// payload with the two-pass decode it falls back on.
-func BenchmarkDecodePayload(b *testing.B) {
-	payload := []byte(`{"op":"accredit","iat":1700000000,"framework":"https://frameworks.example/nursing","accreditor":"did:web:agency.example","subject":"did:web:college-1.example","action":"issue","resources":["https://schemas.example/BSN"],"jurisdictions":["US-CA"]}`)
-	for _, bc := range []struct {
-		name   string
-		decode func([]byte) (string, int64, any, error)
-	}{{"one-pass", decodePayload}, {"two-pass", decodePayloadTwoPass}} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, _, _, err := bc.decode(payload); err != nil {
-					b.Fatal(err)
 				}
 			}
 		})
@@ -103,9 +86,9 @@ func BenchmarkRestore(b *testing.B) {
 		entries := make([]Entry, 0, batch)
 		for j := i; j < i+batch && j < n; j++ {
 			f.index++
-			op := f.sign(f.qa, OpAccredit, map[string]any{
+			op := f.sign(f.qa, record.OpAccredit, map[string]any{
 				"framework": fwID, "accreditor": f.qa.DID, "subject": fmt.Sprintf("did:web:college-%d.example", j),
-				"action": ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+				"action": record.ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
 				"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2026-01-01T00:00:00Z",
 			})
 			entries = append(entries, Entry{Index: f.index, Time: f.now, Data: EncodeOperation(op)})
@@ -139,8 +122,8 @@ func BenchmarkRestore(b *testing.B) {
 // carries its key; a registered did:web names one of its entity's JWKs.
 func BenchmarkPreVerify(b *testing.B) {
 	f := mustChain(b)
-	signers := map[string]*Signer{}
-	for _, kind := range []string{KeyEd25519, KeyP256} {
+	signers := map[string]*record.Signer{}
+	for _, kind := range []string{record.KeyEd25519, record.KeyP256} {
 		signers["did:key "+kind] = mustKey(b, kind)
 		did := "did:web:signer-" + strings.ToLower(kind) + ".example"
 		web, err := mustKey(b, kind).WithKID(did + "#key-1")
@@ -151,15 +134,15 @@ func BenchmarkPreVerify(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		f.mustAccept(f.sign(f.qa, OpRegisterEntity, map[string]any{"id": did, "name": "Signer", "keys": []any{jwk}}))
+		f.mustAccept(f.sign(f.qa, record.OpRegisterEntity, map[string]any{"id": did, "name": "Signer", "keys": []any{jwk}}))
 		signers["did:web "+kind] = web
 	}
-	for _, name := range []string{"did:key " + KeyEd25519, "did:key " + KeyP256, "did:web " + KeyEd25519, "did:web " + KeyP256} {
+	for _, name := range []string{"did:key " + record.KeyEd25519, "did:key " + record.KeyP256, "did:web " + record.KeyEd25519, "did:web " + record.KeyP256} {
 		s := signers[name]
 		b.Run(strings.ReplaceAll(name, " ", "-"), func(b *testing.B) {
 			ops := make([][]byte, b.N)
 			for i := range ops {
-				ops[i] = f.sign(s, OpUpdateEntity, map[string]any{"id": s.DID, "name": fmt.Sprintf("Signer %d", i)})
+				ops[i] = f.sign(s, record.OpUpdateEntity, map[string]any{"id": s.DID, "name": fmt.Sprintf("Signer %d", i)})
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -191,10 +174,10 @@ func BenchmarkDecideUncached(b *testing.B) {
 		if i%n == 0 {
 			b.StopTimer()
 			f.s.caches.records.clear()
-			f.s.Decide(Question{Entity: "did:web:college-0.example", Framework: fwID, Action: ActionIssue, Resource: nursing, At: at}, f.now)
+			f.s.Decide(Question{Entity: "did:web:college-0.example", Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: at}, f.now)
 			b.StartTimer()
 		}
-		d, err := f.s.Decide(Question{Entity: fmt.Sprintf("did:web:college-%d.example", i%n), Framework: fwID, Action: ActionIssue, Resource: nursing, At: at}, f.now)
+		d, err := f.s.Decide(Question{Entity: fmt.Sprintf("did:web:college-%d.example", i%n), Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: at}, f.now)
 		if err != nil || !d.Authorized {
 			b.Fatalf("%v %v", d, err)
 		}
@@ -208,9 +191,9 @@ func loadColleges(b *testing.B, f *chainFixture, n int) {
 	const batch = 64
 	var entries []Entry
 	for i := range n {
-		op := f.sign(f.qa, OpAccredit, map[string]any{
+		op := f.sign(f.qa, record.OpAccredit, map[string]any{
 			"framework": fwID, "accreditor": f.qa.DID, "subject": fmt.Sprintf("did:web:college-%d.example", i),
-			"action": ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+			"action": record.ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
 			"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2026-01-01T00:00:00Z",
 		})
 		f.index++

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"github.com/trustreg/trustreg/registry/record"
 	"testing"
 	"time"
 )
@@ -31,18 +32,18 @@ func TestRestoreDropsCachedRecords(t *testing.T) {
 	if err := twin.s.Restore(bytes.NewReader(snapshotBytes(t, f.s))); err != nil {
 		t.Fatal(err)
 	}
-	twin.mustAccept(twin.govSign(OpCreateFramework, map[string]any{"id": "https://example.org/other", "name": "Other"}))
-	f.mustAccept(f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+	twin.mustAccept(twin.govSign(record.OpCreateFramework, map[string]any{"id": "https://example.org/other", "name": "Other"}))
+	f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
 	at := date(2026, 6, 1)
 	for range 2 { // the second answer is the cache's
-		if d := f.ask(at, 0); d.Reason != ReasonSuspended {
+		if d := f.ask(at, 0); d.Reason != record.ReasonSuspended {
 			t.Fatalf("before the restore: %s", d.Reason)
 		}
 	}
 	if err := f.s.Restore(bytes.NewReader(snapshotBytes(t, twin.s))); err != nil {
 		t.Fatal(err)
 	}
-	if d := f.ask(at, 0); d.Reason != ReasonActive || d.Index != twin.index {
+	if d := f.ask(at, 0); d.Reason != record.ReasonActive || d.Index != twin.index {
 		t.Fatalf("after restoring a state where the college was never suspended: %s at index %d, want active at %d", d.Reason, d.Index, twin.index)
 	}
 }
@@ -53,8 +54,8 @@ func TestRestoreDropsCachedRecords(t *testing.T) {
 func TestListCacheKeyedByVersion(t *testing.T) {
 	f := &listFixture{mustChain(t)}
 	f.now = date(2026, 4, 1)
-	bits := make([]byte, MinStatusListEntries/8)
-	first := f.publish(f.college, "l", "", []string{PurposeRevocation}, 1, nil, bits)
+	bits := make([]byte, record.MinStatusListEntries/8)
+	first := f.publish(f.college, "l", "", []string{record.PurposeRevocation}, 1, nil, bits)
 	if !first.Accepted {
 		t.Fatalf("first version: %s", first.Reason)
 	}
@@ -63,8 +64,8 @@ func TestListCacheKeyedByVersion(t *testing.T) {
 		t.Fatalf("entry 7 of the first version: %+v %v", e, err)
 	}
 	revoked := bytes.Clone(bits)
-	SetStatus(revoked, 7, 1, 1)
-	if r := f.publish(f.college, "l", e.Version, []string{PurposeRevocation}, 1, nil, revoked); !r.Accepted {
+	record.SetStatus(revoked, 7, 1, 1)
+	if r := f.publish(f.college, "l", e.Version, []string{record.PurposeRevocation}, 1, nil, revoked); !r.Accepted {
 		t.Fatalf("second version: %s", r.Reason)
 	}
 	if e, err := f.s.CheckStatus(f.college.DID, "l", 7, time.Time{}); err != nil || e.Status != 1 {
@@ -84,15 +85,15 @@ func TestListCacheKeyedByVersion(t *testing.T) {
 func TestKeyCacheKeyedByEncoding(t *testing.T) {
 	f := mustChain(t)
 	const web = "did:web:samekid.example"
-	old, _ := mustKey(t, KeyEd25519).WithKID(web + "#key-1")
+	old, _ := mustKey(t, record.KeyEd25519).WithKID(web + "#key-1")
 	oldJWK, _ := old.PublicJWK()
-	f.mustAccept(f.sign(f.qa, OpRegisterEntity, map[string]any{"id": web, "name": "Same kid", "keys": []any{oldJWK}}))
-	f.mustAccept(f.sign(old, OpUpdateEntity, map[string]any{"id": web, "name": "signed by the old key"})) // the key cache holds it
-	next, _ := mustKey(t, KeyEd25519).WithKID(web + "#key-1")
+	f.mustAccept(f.sign(f.qa, record.OpRegisterEntity, map[string]any{"id": web, "name": "Same kid", "keys": []any{oldJWK}}))
+	f.mustAccept(f.sign(old, record.OpUpdateEntity, map[string]any{"id": web, "name": "signed by the old key"})) // the key cache holds it
+	next, _ := mustKey(t, record.KeyEd25519).WithKID(web + "#key-1")
 	nextJWK, _ := next.PublicJWK()
-	f.mustAccept(f.sign(old, OpRotateKeys, map[string]any{"id": web, "keys": []any{nextJWK}}))
-	if r := f.apply(f.sign(old, OpUpdateEntity, map[string]any{"id": web, "name": "old key, same kid"})); r.Accepted || r.Code != CodeBadSignature {
+	f.mustAccept(f.sign(old, record.OpRotateKeys, map[string]any{"id": web, "keys": []any{nextJWK}}))
+	if r := f.apply(f.sign(old, record.OpUpdateEntity, map[string]any{"id": web, "name": "old key, same kid"})); r.Accepted || r.Code != record.CodeBadSignature {
 		t.Fatalf("the old key signed under the rotated kid: %+v", r)
 	}
-	f.mustAccept(f.sign(next, OpUpdateEntity, map[string]any{"id": web, "name": "signed by the new key"}))
+	f.mustAccept(f.sign(next, record.OpUpdateEntity, map[string]any{"id": web, "name": "signed by the new key"}))
 }

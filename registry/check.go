@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"time"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Check decides a signed operation against the state applied so far, as the
@@ -31,7 +33,7 @@ import (
 // Check runs concurrently with the apply and with other checks: it writes
 // only to a batch of its own, which it discards, and leaves the caches the
 // apply consumes as they are (see judge).
-func (s *applier) Check(raw []byte, now time.Time) *Result {
+func (s *applier) Check(raw []byte, now time.Time) *record.Result {
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
 	// The commit time never runs backwards (ApplyBatch); the apply will
@@ -68,13 +70,13 @@ func (s *applier) Check(raw []byte, now time.Time) *Result {
 // refusal reports whether err is a domain refusal of an operation, as
 // opposed to a storage failure.
 func refusal(err error) bool {
-	var rj *rejection
-	return errors.As(err, &rj) || errors.Is(err, ErrMalformed) || errors.Is(err, ErrTooLarge)
+	var rj *record.Rejection
+	return errors.As(err, &rj) || errors.Is(err, record.ErrMalformed) || errors.Is(err, record.ErrTooLarge)
 }
 
 // CheckCommand is Check for a log command (EncodeOperation); any other
 // command passes.
-func (s *applier) CheckCommand(cmd []byte, now time.Time) *Result {
+func (s *applier) CheckCommand(cmd []byte, now time.Time) *record.Result {
 	if len(cmd) > 2 && cmd[0] == commandVersion1 && cmd[1] == commandTypeSubmitOp {
 		return s.Check(cmd[2:], now)
 	}

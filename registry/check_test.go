@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // TestCheckDecidesAsTheApplyDoes: what Check refuses, the apply refuses
@@ -12,18 +14,18 @@ import (
 // resubmission gets its first result. Check itself changes nothing.
 func TestCheckDecidesAsTheApplyDoes(t *testing.T) {
 	f := mustChain(t)
-	stranger := mustKey(t, KeyEd25519)
-	forger := mustKey(t, KeyEd25519)
+	stranger := mustKey(t, record.KeyEd25519)
+	forger := mustKey(t, record.KeyEd25519)
 	forged, err := forger.WithKID(f.root.KID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	accredit := func(s *Signer, subject string, fields map[string]any) []byte {
-		m := map[string]any{"framework": fwID, "accreditor": s.DID, "subject": subject, "action": ActionIssue, "resources": []string{nursing}}
+	accredit := func(s *record.Signer, subject string, fields map[string]any) []byte {
+		m := map[string]any{"framework": fwID, "accreditor": s.DID, "subject": subject, "action": record.ActionIssue, "resources": []string{nursing}}
 		for k, v := range fields {
 			m[k] = v
 		}
-		return f.sign(s, OpAccredit, m)
+		return f.sign(s, record.OpAccredit, m)
 	}
 	first := f.apply(accredit(f.root, "did:web:first.example", nil))
 	if !first.Accepted {
@@ -38,12 +40,12 @@ func TestCheckDecidesAsTheApplyDoes(t *testing.T) {
 		code string // "" passes the check
 	}{
 		{"valid grant", accredit(f.root, "did:web:new.example", nil), ""},
-		{"forged signature", accredit(forged, "did:web:a.example", nil), CodeBadSignature},
-		{"unknown signer", accredit(stranger, "did:web:b.example", nil), CodeNotAuthorized},
-		{"beyond the grantor's scope", accredit(f.qa, "did:web:c.example", map[string]any{"resources": []string{law}, "parent": f.qaAcc}), CodeScope},
-		{"iat outside the window", stale, CodeIATWindow},
-		{"governance by a non-member", f.sign(stranger, OpCreateFramework, map[string]any{"id": "https://example.org/x", "name": "X", "roots": []string{stranger.DID}}), CodeNotAuthorized},
-		{"malformed", []byte("eyJ.not-a-jws"), CodeMalformed},
+		{"forged signature", accredit(forged, "did:web:a.example", nil), record.CodeBadSignature},
+		{"unknown signer", accredit(stranger, "did:web:b.example", nil), record.CodeNotAuthorized},
+		{"beyond the grantor's scope", accredit(f.qa, "did:web:c.example", map[string]any{"resources": []string{law}, "parent": f.qaAcc}), record.CodeScope},
+		{"iat outside the window", stale, record.CodeIATWindow},
+		{"governance by a non-member", f.sign(stranger, record.OpCreateFramework, map[string]any{"id": "https://example.org/x", "name": "X", "roots": []string{stranger.DID}}), record.CodeNotAuthorized},
+		{"malformed", []byte("eyJ.not-a-jws"), record.CodeMalformed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,8 +88,8 @@ func TestCheckRunsBesideTheApply(t *testing.T) {
 	const n = 40
 	grants := make([][]byte, n)
 	for i := range grants {
-		grants[i] = f.sign(f.root, OpAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID,
-			"subject": fmt.Sprintf("did:web:college-%d.example", i), "action": ActionIssue, "resources": []string{nursing}})
+		grants[i] = f.sign(f.root, record.OpAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID,
+			"subject": fmt.Sprintf("did:web:college-%d.example", i), "action": record.ActionIssue, "resources": []string{nursing}})
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, n)

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"github.com/trustreg/trustreg/registry/record"
 	"sync/atomic"
 	"time"
 )
@@ -10,8 +11,8 @@ import (
 // level. The applier changes the level; the verifier and the applier read
 // it to choose the rules of the keys a signer may use (authority.go).
 type consortium struct {
-	genesis   Genesis
-	members   map[string]Member
+	genesis   record.Genesis
+	members   map[string]record.Member
 	iatWindow time.Duration
 
 	level atomic.Int32 // the cluster's feature level (features.go)
@@ -21,8 +22,8 @@ type consortium struct {
 	levelSeq atomic.Uint64
 }
 
-func newConsortium(g *Genesis) *consortium {
-	c := &consortium{genesis: *g, members: map[string]Member{}, iatWindow: DefaultIATWindow}
+func newConsortium(g *record.Genesis) *consortium {
+	c := &consortium{genesis: *g, members: map[string]record.Member{}, iatWindow: DefaultIATWindow}
 	for _, m := range g.Members {
 		c.members[m.ID] = m
 	}

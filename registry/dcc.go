@@ -5,27 +5,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/record"
 )
-
-// DCCRegistry is the issuer registry format of the Digital Credentials
-// Consortium: known issuers by DID, with a name, a location and a URL.
-type DCCRegistry struct {
-	Meta     DCCMeta             `json:"meta"`
-	Registry map[string]DCCEntry `json:"registry"`
-}
-
-// DCCMeta dates a DCC registry.
-type DCCMeta struct {
-	Created string `json:"created"`
-	Updated string `json:"updated"`
-}
-
-// DCCEntry is one known issuer.
-type DCCEntry struct {
-	Name     string `json:"name"`
-	Location string `json:"location,omitempty"`
-	URL      string `json:"url,omitempty"`
-}
 
 // dccTime is the format DCC registries date themselves in.
 const dccTime = "2006-01-02T15:04:05-07:00"
@@ -39,7 +20,7 @@ const dccTime = "2006-01-02T15:04:05-07:00"
 // issuers on the list; Updated is the commit time of the registry's last
 // applied entry. It reads every accreditation (of the framework): an
 // export, not a query.
-func (v *View) DCCExport(framework string, now time.Time) (*DCCRegistry, error) {
+func (v *View) DCCExport(framework string, now time.Time) (*record.DCCRegistry, error) {
 	// Not through the record cache: an export reads every accreditation
 	// once, and would push out the records trust questions keep there.
 	e := v.plain()
@@ -51,7 +32,7 @@ func (v *View) DCCExport(framework string, now time.Time) (*DCCRegistry, error) 
 			return nil, err
 		}
 		if f == nil {
-			return nil, fmt.Errorf("%w: framework %q", ErrNotFound, framework)
+			return nil, fmt.Errorf("%w: framework %q", record.ErrNotFound, framework)
 		}
 		p = prefix(tableByFramework, framework)
 		idOf = func(k []byte) string { return string(k[len(p):]) }
@@ -61,14 +42,14 @@ func (v *View) DCCExport(framework string, now time.Time) (*DCCRegistry, error) 
 		return nil, err
 	}
 	defer it.Close()
-	out := &DCCRegistry{Registry: map[string]DCCEntry{}}
+	out := &record.DCCRegistry{Registry: map[string]record.DCCEntry{}}
 	var created time.Time
 	for it.First(); it.Valid(); it.Next() {
 		a, err := e.Accreditation(idOf(it.Key()))
 		if err != nil {
 			return nil, err
 		}
-		if a == nil || a.Action != ActionIssue {
+		if a == nil || a.Action != record.ActionIssue {
 			continue
 		}
 		if _, listed := out.Registry[a.Subject]; listed {
@@ -76,7 +57,7 @@ func (v *View) DCCExport(framework string, now time.Time) (*DCCRegistry, error) 
 		}
 		if _, reason, _, err := e.Chain(a, now); err != nil {
 			return nil, err
-		} else if reason != ReasonActive {
+		} else if reason != record.ReasonActive {
 			continue
 		}
 		entry, err := v.dccEntry(a.Subject)
@@ -100,13 +81,13 @@ func (v *View) DCCExport(framework string, now time.Time) (*DCCRegistry, error) 
 	return out, nil
 }
 
-func (v *View) dccEntry(did string) (DCCEntry, error) {
-	var ent Entity
+func (v *View) dccEntry(did string) (record.DCCEntry, error) {
+	var ent record.Entity
 	ok, err := getJSON(v.snap, key(tableEntities, did), &ent)
 	if err != nil || !ok {
-		return DCCEntry{Name: did}, err
+		return record.DCCEntry{Name: did}, err
 	}
-	entry := DCCEntry{Name: ent.Name}
+	entry := record.DCCEntry{Name: ent.Name}
 	if m := ent.Metadata; m != nil {
 		entry.Location, entry.URL = m.Location, m.Homepage
 		if entry.Location == "" {

@@ -9,7 +9,9 @@
 // The applied index is written in the same Pebble batch as the state it
 // produced, so replaying an entry after a restart changes nothing.
 //
-// The package imports no other trustreg package. The consensus layer drives
-// it through consensus.StateMachine; the gateway reads it through
-// gateway.Registry.
+// The package imports no other trustreg package but its leaf
+// registry/record, which holds the records, operations, signing and
+// status-list parsing that clients link without Pebble. The consensus
+// layer drives it through consensus.StateMachine; the gateway reads it
+// through gateway.Registry.
 package registry

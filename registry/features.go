@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Feature levels gate additions to the operation schema. A build refuses
@@ -119,7 +120,7 @@ func parseLevel(v []byte) (int, error) {
 // know stops the node, as an unknown command does: applying what follows
 // it could diverge from the nodes that know it. A level at or below the
 // current one changes nothing (two leaders in turn may both propose it).
-func (s *applier) applyFeatureLevel(b *pebble.Batch, index uint64, t time.Time, body []byte) *Result {
+func (s *applier) applyFeatureLevel(b *pebble.Batch, index uint64, t time.Time, body []byte) *record.Result {
 	if len(body) != 1 {
 		panic(fmt.Sprintf("registry: entry %d: feature level command of %d bytes", index, len(body)))
 	}
@@ -127,7 +128,7 @@ func (s *applier) applyFeatureLevel(b *pebble.Batch, index uint64, t time.Time, 
 	if level > FeatureLevel {
 		panic(fmt.Sprintf("registry: entry %d: the cluster's feature level is raised to %d; this build applies up to %d: upgrade trustd", index, level, FeatureLevel))
 	}
-	res := &Result{Index: index, Time: t, Op: OpFeatureLevel, Accepted: true, ID: fmt.Sprint(level)}
+	res := &record.Result{Index: index, Time: t, Op: OpFeatureLevel, Accepted: true, ID: fmt.Sprint(level)}
 	if level <= s.ClusterFeatureLevel() {
 		res.Duplicate = true
 		return res
@@ -149,12 +150,12 @@ func (s *applier) applyFeatureLevel(b *pebble.Batch, index uint64, t time.Time, 
 }
 
 // featureLevelOf is the lowest feature level at which op may be applied.
-func featureLevelOf(op *ParsedOperation) int {
-	var m *EntityMetadata
+func featureLevelOf(op *record.ParsedOperation) int {
+	var m *record.EntityMetadata
 	switch body := op.Body.(type) {
-	case *RegisterEntity:
+	case *record.RegisterEntity:
 		m = body.Metadata
-	case *UpdateEntity:
+	case *record.UpdateEntity:
 		m = body.Metadata
 	}
 	if m != nil && m.Location != "" {
@@ -165,11 +166,11 @@ func featureLevelOf(op *ParsedOperation) int {
 
 // checkFeatureLevel rejects an operation that uses what the cluster's
 // feature level does not allow yet.
-func (s *consortium) checkFeatureLevel(op *ParsedOperation) error {
+func (s *consortium) checkFeatureLevel(op *record.ParsedOperation) error {
 	need, have := featureLevelOf(op), s.ClusterFeatureLevel()
 	if need <= have {
 		return nil
 	}
-	return reject(CodeInvalid, "%s needs the cluster's feature level %d (%s), and it is at %d: a member still runs an older trustd; the level rises by itself once every member runs a build that knows it (see feature_level in /v1/status)",
+	return record.Reject(record.CodeInvalid, "%s needs the cluster's feature level %d (%s), and it is at %d: a member still runs an older trustd; the level rises by itself once every member runs a build that knows it (see feature_level in /v1/status)",
 		op.Op, need, featureNames[need], have)
 }

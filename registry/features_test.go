@@ -8,9 +8,10 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
-func (h *harness) applyCommand(cmd []byte) *Result {
+func (h *harness) applyCommand(cmd []byte) *record.Result {
 	h.t.Helper()
 	h.index++
 	return h.s.ApplyBatch([]Entry{{Index: h.index, Time: h.now, Data: cmd}})[0]
@@ -25,23 +26,23 @@ func TestFeatureLevelGatesEntityLocation(t *testing.T) {
 	if got := h.s.ClusterFeatureLevel(); got != FeatureLevelBase {
 		t.Fatalf("a new state is at level %d, want %d", got, FeatureLevelBase)
 	}
-	college := mustKey(t, KeyEd25519)
-	withLocation := h.sign(college, OpRegisterEntity, map[string]any{
+	college := mustKey(t, record.KeyEd25519)
+	withLocation := h.sign(college, record.OpRegisterEntity, map[string]any{
 		"id": college.DID, "name": "College", "metadata": map[string]any{"location": "Cambridge, MA, USA"},
 	})
 	before := h.digest()
 	r := h.apply(withLocation)
-	if r.Accepted || r.Code != CodeInvalid || !strings.Contains(r.Reason, "feature level 2") || !strings.Contains(r.Reason, "metadata.location") {
+	if r.Accepted || r.Code != record.CodeInvalid || !strings.Contains(r.Reason, "feature level 2") || !strings.Contains(r.Reason, "metadata.location") {
 		t.Fatalf("location at level 1: %+v", r)
 	}
 	if h.digest() != before {
 		t.Fatal("a refused operation changed the state")
 	}
 	// The base schema is unaffected.
-	other := mustKey(t, KeyEd25519)
-	h.mustAccept(h.sign(other, OpRegisterEntity, map[string]any{"id": other.DID, "name": "Other", "metadata": map[string]any{"country": "US"}}))
+	other := mustKey(t, record.KeyEd25519)
+	h.mustAccept(h.sign(other, record.OpRegisterEntity, map[string]any{"id": other.DID, "name": "Other", "metadata": map[string]any{"country": "US"}}))
 	// An update that adds a location is gated too.
-	r = h.apply(h.sign(other, OpUpdateEntity, map[string]any{"id": other.DID, "metadata": map[string]any{"location": "Boston"}}))
+	r = h.apply(h.sign(other, record.OpUpdateEntity, map[string]any{"id": other.DID, "metadata": map[string]any{"location": "Boston"}}))
 	if r.Accepted || !strings.Contains(r.Reason, "feature level") {
 		t.Fatalf("update with location at level 1: %+v", r)
 	}
@@ -118,7 +119,7 @@ func TestFeatureLevelUnknownStopsTheNode(t *testing.T) {
 // open and on restore, and a refused restore leaves the state empty.
 func TestFeatureLevelNewerStateIsRefused(t *testing.T) {
 	h := mustNewState(t, 1, 1)
-	h.mustAccept(h.govSign(OpCreateFramework, map[string]any{"id": fwID, "name": "Health", "roots": []string{mustKey(t, KeyEd25519).DID}}))
+	h.mustAccept(h.govSign(record.OpCreateFramework, map[string]any{"id": fwID, "name": "Health", "roots": []string{mustKey(t, record.KeyEd25519).DID}}))
 	if err := h.s.db.Set(metaFeatureLevel, []byte{FeatureLevel + 1}, pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,7 @@ func TestFeatureLevelNewerStateIsRefused(t *testing.T) {
 	if fresh.AppliedIndex() != 0 || fresh.ClusterFeatureLevel() != FeatureLevelBase {
 		t.Fatalf("after the refused restore: index %d, level %d", fresh.AppliedIndex(), fresh.ClusterFeatureLevel())
 	}
-	if fw, err := fresh.Framework(fwID); !errors.Is(err, ErrNotFound) {
+	if fw, err := fresh.Framework(fwID); !errors.Is(err, record.ErrNotFound) {
 		t.Fatalf("the refused snapshot's framework is there: %+v, %v", fw, err)
 	}
 }

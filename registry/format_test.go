@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // A state written by a build before value separation (Pebble's default
@@ -33,8 +34,8 @@ func TestStateFormatUpgrade(t *testing.T) {
 		return out
 	}
 	big := func(tag string) []byte {
-		return f.sign(f.root, OpAccredit, map[string]any{
-			"framework": fwID, "accreditor": f.root.DID, "subject": mustKey(t, KeyEd25519).DID, "action": ActionAccredit,
+		return f.sign(f.root, record.OpAccredit, map[string]any{
+			"framework": fwID, "accreditor": f.root.DID, "subject": mustKey(t, record.KeyEd25519).DID, "action": record.ActionAccredit,
 			"resources": resources(tag), "validFrom": "2024-06-01T00:00:00Z",
 		})
 	}
@@ -80,7 +81,7 @@ func TestStateFormatUpgrade(t *testing.T) {
 	}
 	f.s.Close()
 	f.open()
-	for _, r := range []*Result{res, res2} {
+	for _, r := range []*record.Result{res, res2} {
 		if _, err := f.s.Operation(r.CID); err != nil {
 			t.Fatalf("operation %s after reopening: %v", r.CID, err)
 		}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // harness drives a real State on Pebble with entries at controlled commit
@@ -13,7 +15,7 @@ type harness struct {
 	t     testing.TB
 	s     *State
 	dir   string
-	gov   []*Signer
+	gov   []*record.Signer
 	raw   []byte
 	index uint64
 	now   time.Time
@@ -21,9 +23,9 @@ type harness struct {
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func mustKey(t testing.TB, kind string) *Signer {
+func mustKey(t testing.TB, kind string) *record.Signer {
 	t.Helper()
-	s, err := GenerateKey(kind)
+	s, err := record.GenerateKey(kind)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,25 +37,25 @@ func mustKey(t testing.TB, kind string) *Signer {
 func mustNewState(t testing.TB, n, threshold int) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), now: t0}
-	g := Genesis{Consortium: "test consortium", Threshold: threshold}
-	h.addMembers(&g, KeyEd25519, n)
+	g := record.Genesis{Consortium: "test consortium", Threshold: threshold}
+	h.addMembers(&g, record.KeyEd25519, n)
 	h.openGenesis(g)
 	return h
 }
 
 // addMembers adds n governance members (did:keys of kind) to g, their
 // signers to h.gov.
-func (h *harness) addMembers(g *Genesis, kind string, n int) {
+func (h *harness) addMembers(g *record.Genesis, kind string, n int) {
 	h.t.Helper()
 	for range n {
 		k := mustKey(h.t, kind)
 		h.gov = append(h.gov, k)
-		g.Members = append(g.Members, Member{ID: k.DID})
+		g.Members = append(g.Members, record.Member{ID: k.DID})
 	}
 }
 
 // openGenesis opens h's state with genesis g.
-func (h *harness) openGenesis(g Genesis) {
+func (h *harness) openGenesis(g record.Genesis) {
 	h.t.Helper()
 	raw, err := json.Marshal(g)
 	if err != nil {
@@ -86,7 +88,7 @@ func (h *harness) payload(op string, fields map[string]any) []byte {
 	return b
 }
 
-func (h *harness) sign(s *Signer, op string, fields map[string]any) []byte {
+func (h *harness) sign(s *record.Signer, op string, fields map[string]any) []byte {
 	h.t.Helper()
 	jws, err := s.SignCompact(h.payload(op, fields))
 	if err != nil {
@@ -97,20 +99,20 @@ func (h *harness) sign(s *Signer, op string, fields map[string]any) []byte {
 
 func (h *harness) govSign(op string, fields map[string]any) []byte {
 	h.t.Helper()
-	jws, err := SignJSON(h.payload(op, fields), h.gov...)
+	jws, err := record.SignJSON(h.payload(op, fields), h.gov...)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	return jws
 }
 
-func (h *harness) apply(jws []byte) *Result {
+func (h *harness) apply(jws []byte) *record.Result {
 	h.t.Helper()
 	h.index++
 	return h.s.ApplyBatch([]Entry{{Index: h.index, Time: h.now, Data: EncodeOperation(jws)}})[0]
 }
 
-func (h *harness) mustAccept(jws []byte) *Result {
+func (h *harness) mustAccept(jws []byte) *record.Result {
 	h.t.Helper()
 	r := h.apply(jws)
 	if !r.Accepted {
@@ -128,7 +130,7 @@ func (h *harness) digest() string {
 	return d
 }
 
-func (h *harness) decide(q Question) *Decision {
+func (h *harness) decide(q Question) *record.Decision {
 	h.t.Helper()
 	d, err := h.s.Decide(q, h.now)
 	if err != nil {
@@ -148,30 +150,30 @@ const (
 // accredits, and a college the agency accredits to issue nursing credentials.
 type chainFixture struct {
 	*harness
-	root, qa, college *Signer
+	root, qa, college *record.Signer
 	qaAcc, collegeAcc string
 }
 
 func mustChain(t testing.TB) *chainFixture {
 	t.Helper()
 	h := mustNewState(t, 1, 1)
-	f := &chainFixture{harness: h, root: mustKey(t, KeyEd25519), qa: mustKey(t, KeyP256), college: mustKey(t, KeyEd25519)}
-	h.mustAccept(h.govSign(OpCreateFramework, map[string]any{"id": fwID, "name": "Health", "roots": []string{f.root.DID}}))
-	f.qaAcc = h.mustAccept(h.sign(f.root, OpAccredit, map[string]any{
-		"framework": fwID, "accreditor": f.root.DID, "subject": f.qa.DID, "action": ActionAccredit,
+	f := &chainFixture{harness: h, root: mustKey(t, record.KeyEd25519), qa: mustKey(t, record.KeyP256), college: mustKey(t, record.KeyEd25519)}
+	h.mustAccept(h.govSign(record.OpCreateFramework, map[string]any{"id": fwID, "name": "Health", "roots": []string{f.root.DID}}))
+	f.qaAcc = h.mustAccept(h.sign(f.root, record.OpAccredit, map[string]any{
+		"framework": fwID, "accreditor": f.root.DID, "subject": f.qa.DID, "action": record.ActionAccredit,
 		"resources": []string{nursing, pharmacy}, "jurisdictions": []string{"US", "CA"},
 		"validFrom": "2024-01-01T00:00:00Z", "validUntil": "2030-01-01T00:00:00Z",
 	})).ID
-	f.collegeAcc = h.mustAccept(h.sign(f.qa, OpAccredit, map[string]any{
-		"framework": fwID, "accreditor": f.qa.DID, "subject": f.college.DID, "action": ActionIssue,
+	f.collegeAcc = h.mustAccept(h.sign(f.qa, record.OpAccredit, map[string]any{
+		"framework": fwID, "accreditor": f.qa.DID, "subject": f.college.DID, "action": record.ActionIssue,
 		"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
 		"validFrom": "2024-06-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
 	})).ID
 	return f
 }
 
-func (f *chainFixture) ask(at time.Time, asOf uint64) *Decision {
-	return f.decide(Question{Entity: f.college.DID, Framework: fwID, Action: ActionIssue, Resource: nursing, At: at, AsOf: asOf})
+func (f *chainFixture) ask(at time.Time, asOf uint64) *record.Decision {
+	return f.decide(Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: at, AsOf: asOf})
 }
 
 // snapshotBytes streams a snapshot of s into memory.

@@ -5,6 +5,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // CIDs name stored records, so CIDOf must give exactly what hashing the
@@ -17,12 +18,12 @@ func TestCIDOfMatchesMultihashSum(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := cid.NewCidV1(cid.Raw, mh).String()
-		if got := CIDOf(b); got != want {
+		if got := record.CIDOf(b); got != want {
 			t.Fatalf("CIDOf(%d bytes) = %s, want %s", len(b), got, want)
 		}
 	}
 	// A known value: the CID of "hello".
-	if got := CIDOf([]byte("hello")); got != "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq" {
+	if got := record.CIDOf([]byte("hello")); got != "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq" {
 		t.Fatalf("CIDOf(hello) = %s", got)
 	}
 }

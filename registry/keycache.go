@@ -4,6 +4,7 @@ import (
 	"crypto"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // keyCache remembers public keys parsed from their encodings: a did:key
@@ -27,7 +28,7 @@ type parsedKey struct {
 }
 
 func newParsedKey(kid string, pub crypto.PublicKey) parsedKey {
-	return parsedKey{kid: kid, pub: pub, jose: joseKey(pub)}
+	return parsedKey{kid: kid, pub: pub, jose: record.JoseKey(pub)}
 }
 
 // keyCacheSize bounds the signers remembered: up to about 2 KiB each (an
@@ -44,7 +45,7 @@ func (c *keyCache) didKey(did string) (parsedKey, error) {
 	if k, ok := c.lru.Get(did); ok {
 		return k, nil
 	}
-	pub, err := ParseDIDKey(did)
+	pub, err := record.ParseDIDKey(did)
 	if err != nil {
 		return parsedKey{}, err
 	}
@@ -59,7 +60,7 @@ func (c *keyCache) jwk(raw []byte) (parsedKey, error) {
 	if k, ok := c.lru.Get(string(raw)); ok {
 		return k, nil
 	}
-	j, err := ParsePublicJWK(raw)
+	j, err := record.ParsePublicJWK(raw)
 	if err != nil {
 		return parsedKey{}, err
 	}

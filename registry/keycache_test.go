@@ -3,13 +3,15 @@ package registry
 import (
 	"crypto/ecdsa"
 	"testing"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // The cache gives the key the parsers give, parses each encoding once, and
 // remembers no failures.
 func TestKeyCacheParsesOnceAndRemembersNoErrors(t *testing.T) {
 	c := newKeyCache()
-	s := mustKey(t, KeyP256)
+	s := mustKey(t, record.KeyP256)
 	web, err := s.WithKID("did:web:college.example#key-1")
 	if err != nil {
 		t.Fatal(err)
@@ -18,7 +20,7 @@ func TestKeyCacheParsesOnceAndRemembersNoErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := ParseDIDKey(s.DID)
+	want, err := record.ParseDIDKey(s.DID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,16 +44,16 @@ func TestKeyCacheParsesOnceAndRemembersNoErrors(t *testing.T) {
 	}
 
 	// An Ed25519 signer is kept with its expanded key, made once.
-	ed := mustKey(t, KeyEd25519)
+	ed := mustKey(t, record.KeyEd25519)
 	e1, err := c.didKey(ed.DID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, ok := e1.jose.(edVerifier)
-	if !ok || v.key == nil {
+	v, ok := e1.jose.(record.EdVerifier)
+	if !ok || v == (record.EdVerifier{}) {
 		t.Fatalf("Ed25519 did:key kept with verifier %T %+v", e1.jose, e1.jose)
 	}
-	if e2, _ := c.didKey(ed.DID); e2.jose.(edVerifier).key != v.key {
+	if e2, _ := c.didKey(ed.DID); e2.jose.(record.EdVerifier) != v {
 		t.Fatal("the Ed25519 key was expanded again")
 	}
 
@@ -75,22 +77,22 @@ func TestKeyCacheParsesOnceAndRemembersNoErrors(t *testing.T) {
 func TestRotatedKeyRefusedWithWarmCache(t *testing.T) {
 	f := mustChain(t)
 	const web = "did:web:rotating.example"
-	old, _ := mustKey(t, KeyEd25519).WithKID(web + "#key-1")
+	old, _ := mustKey(t, record.KeyEd25519).WithKID(web + "#key-1")
 	oldJWK, _ := old.PublicJWK()
-	f.mustAccept(f.sign(f.qa, OpRegisterEntity, map[string]any{"id": web, "name": "Rotating", "keys": []any{oldJWK}}))
-	next, _ := mustKey(t, KeyP256).WithKID(web + "#key-2")
+	f.mustAccept(f.sign(f.qa, record.OpRegisterEntity, map[string]any{"id": web, "name": "Rotating", "keys": []any{oldJWK}}))
+	next, _ := mustKey(t, record.KeyP256).WithKID(web + "#key-2")
 	nextJWK, _ := next.PublicJWK()
 
 	// Warm the cache with the entity and PreVerify's memory with the old
 	// key's signature, then rotate and use the old key in the same batch.
-	byOld := f.sign(old, OpUpdateEntity, map[string]any{"id": web, "name": "signed by the old key"})
+	byOld := f.sign(old, record.OpUpdateEntity, map[string]any{"id": web, "name": "signed by the old key"})
 	if err := f.s.PreVerify(byOld); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := f.s.caches.records.get(EntityKey(web), f.s.seq.Load()); !ok {
 		t.Fatal("PreVerify did not read the entity through the cache; this test would prove nothing")
 	}
-	rotate := f.sign(old, OpRotateKeys, map[string]any{"id": web, "keys": []any{nextJWK}})
+	rotate := f.sign(old, record.OpRotateKeys, map[string]any{"id": web, "keys": []any{nextJWK}})
 	f.index += 2
 	res := f.s.ApplyBatch([]Entry{
 		{Index: f.index - 1, Time: f.now, Data: EncodeOperation(rotate)},
@@ -99,17 +101,17 @@ func TestRotatedKeyRefusedWithWarmCache(t *testing.T) {
 	if !res[0].Accepted {
 		t.Fatalf("rotation: %s", res[0].Reason)
 	}
-	if res[1].Accepted || res[1].Code != CodeUnknownKey {
+	if res[1].Accepted || res[1].Code != record.CodeUnknownKey {
 		t.Fatalf("the old key signed in the rotation's batch: %+v", res[1])
 	}
 
 	// In later batches too, after PreVerify read the entity again.
-	later := f.sign(old, OpUpdateEntity, map[string]any{"id": web, "name": "later, old key"})
+	later := f.sign(old, record.OpUpdateEntity, map[string]any{"id": web, "name": "later, old key"})
 	if err := f.s.PreVerify(later); err != nil {
 		t.Fatal(err)
 	}
-	if r := f.apply(later); r.Accepted || r.Code != CodeUnknownKey {
+	if r := f.apply(later); r.Accepted || r.Code != record.CodeUnknownKey {
 		t.Fatalf("the old key signed after the rotation: %+v", r)
 	}
-	f.mustAccept(f.sign(next, OpUpdateEntity, map[string]any{"id": web, "name": "signed by the new key"}))
+	f.mustAccept(f.sign(next, record.OpUpdateEntity, map[string]any{"id": web, "name": "signed by the new key"}))
 }

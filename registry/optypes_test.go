@@ -2,20 +2,22 @@ package registry
 
 import (
 	"testing"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // TestEveryOperationType applies each operation type once accepted and once
 // rejected, with the state unchanged by the rejection.
 func TestEveryOperationType(t *testing.T) {
 	f := mustChain(t)
-	stranger := mustKey(t, KeyEd25519)
+	stranger := mustKey(t, record.KeyEd25519)
 	other := "https://other.example/fw"
-	selfReg := mustKey(t, KeyEd25519)
+	selfReg := mustKey(t, record.KeyEd25519)
 	web := "did:web:agency.example"
-	wk := mustKey(t, KeyEd25519)
+	wk := mustKey(t, record.KeyEd25519)
 	ws, _ := wk.WithKID(web + "#k1")
 	wjwk, _ := ws.PublicJWK()
-	nk, _ := mustKey(t, KeyP256).WithKID(web + "#k2")
+	nk, _ := mustKey(t, record.KeyP256).WithKID(web + "#k2")
 	njwk, _ := nk.PublicJWK()
 	steps := []struct {
 		op       string
@@ -23,42 +25,42 @@ func TestEveryOperationType(t *testing.T) {
 		rejected []byte
 		code     string
 	}{
-		{OpUpdateFramework,
-			f.govSign(OpUpdateFramework, map[string]any{"id": fwID, "name": "Health professions", "maxChainLength": 3}),
-			f.sign(stranger, OpUpdateFramework, map[string]any{"id": fwID, "name": "mine"}), CodeNotAuthorized},
-		{OpAddRootAccreditor,
-			f.govSign(OpAddRootAccreditor, map[string]any{"framework": fwID, "accreditor": stranger.DID}),
-			f.govSign(OpAddRootAccreditor, map[string]any{"framework": "https://example.org/missing", "accreditor": stranger.DID}), CodeInvalid},
-		{OpRemoveRootAccredit,
-			f.govSign(OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": stranger.DID, "reason": "merged"}),
-			f.govSign(OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.qa.DID}), CodeConflict},
-		{OpRegisterEntity,
-			f.sign(selfReg, OpRegisterEntity, map[string]any{"id": selfReg.DID, "name": "Self-registered college"}),
-			f.sign(selfReg, OpRegisterEntity, map[string]any{"id": selfReg.DID, "name": "again"}), CodeConflict},
-		{OpRegisterEntity,
-			f.govSign(OpRegisterEntity, map[string]any{"id": web, "name": "Agency", "keys": []any{wjwk}}),
-			f.govSign(OpRegisterEntity, map[string]any{"id": "did:web:x.example", "name": "Bad", "metadata": map[string]any{"country": "Narnia"}}), CodeInvalid},
-		{OpUpdateEntity,
-			f.sign(ws, OpUpdateEntity, map[string]any{"id": web, "metadata": map[string]any{"country": "US"}}),
-			f.sign(ws, OpUpdateEntity, map[string]any{"id": web, "name": " "}), CodeInvalid},
-		{OpRotateKeys,
-			f.sign(ws, OpRotateKeys, map[string]any{"id": web, "keys": []any{wjwk, njwk}}),
-			f.sign(stranger, OpRotateKeys, map[string]any{"id": web, "keys": []any{njwk}}), CodeNotAuthorized},
-		{OpSuspend,
-			f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc}),
-			f.sign(f.qa, OpSuspend, map[string]any{"accreditation": "bafkreinothere"}), CodeInvalid},
-		{OpReinstate,
-			f.sign(f.qa, OpReinstate, map[string]any{"accreditation": f.collegeAcc}),
-			f.sign(f.college, OpReinstate, map[string]any{"accreditation": f.collegeAcc}), CodeNotAuthorized},
-		{OpRevoke,
-			f.sign(f.qa, OpRevoke, map[string]any{"accreditation": f.collegeAcc}),
-			f.sign(f.root, OpRevoke, map[string]any{"accreditation": f.collegeAcc, "reason": "twice"}), CodeConflict},
-		{OpRecognize,
-			f.govSign(OpRecognize, map[string]any{"framework": fwID, "recognized": other}),
-			f.sign(f.root, OpRecognize, map[string]any{"framework": fwID, "recognized": other}), CodeNotAuthorized},
-		{OpUnrecognize,
-			f.govSign(OpUnrecognize, map[string]any{"framework": fwID, "recognized": other}),
-			f.govSign(OpRecognize, map[string]any{"framework": fwID, "recognized": fwID}), CodeInvalid},
+		{record.OpUpdateFramework,
+			f.govSign(record.OpUpdateFramework, map[string]any{"id": fwID, "name": "Health professions", "maxChainLength": 3}),
+			f.sign(stranger, record.OpUpdateFramework, map[string]any{"id": fwID, "name": "mine"}), record.CodeNotAuthorized},
+		{record.OpAddRootAccreditor,
+			f.govSign(record.OpAddRootAccreditor, map[string]any{"framework": fwID, "accreditor": stranger.DID}),
+			f.govSign(record.OpAddRootAccreditor, map[string]any{"framework": "https://example.org/missing", "accreditor": stranger.DID}), record.CodeInvalid},
+		{record.OpRemoveRootAccredit,
+			f.govSign(record.OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": stranger.DID, "reason": "merged"}),
+			f.govSign(record.OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.qa.DID}), record.CodeConflict},
+		{record.OpRegisterEntity,
+			f.sign(selfReg, record.OpRegisterEntity, map[string]any{"id": selfReg.DID, "name": "Self-registered college"}),
+			f.sign(selfReg, record.OpRegisterEntity, map[string]any{"id": selfReg.DID, "name": "again"}), record.CodeConflict},
+		{record.OpRegisterEntity,
+			f.govSign(record.OpRegisterEntity, map[string]any{"id": web, "name": "Agency", "keys": []any{wjwk}}),
+			f.govSign(record.OpRegisterEntity, map[string]any{"id": "did:web:x.example", "name": "Bad", "metadata": map[string]any{"country": "Narnia"}}), record.CodeInvalid},
+		{record.OpUpdateEntity,
+			f.sign(ws, record.OpUpdateEntity, map[string]any{"id": web, "metadata": map[string]any{"country": "US"}}),
+			f.sign(ws, record.OpUpdateEntity, map[string]any{"id": web, "name": " "}), record.CodeInvalid},
+		{record.OpRotateKeys,
+			f.sign(ws, record.OpRotateKeys, map[string]any{"id": web, "keys": []any{wjwk, njwk}}),
+			f.sign(stranger, record.OpRotateKeys, map[string]any{"id": web, "keys": []any{njwk}}), record.CodeNotAuthorized},
+		{record.OpSuspend,
+			f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}),
+			f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": "bafkreinothere"}), record.CodeInvalid},
+		{record.OpReinstate,
+			f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc}),
+			f.sign(f.college, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc}), record.CodeNotAuthorized},
+		{record.OpRevoke,
+			f.sign(f.qa, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc}),
+			f.sign(f.root, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "reason": "twice"}), record.CodeConflict},
+		{record.OpRecognize,
+			f.govSign(record.OpRecognize, map[string]any{"framework": fwID, "recognized": other}),
+			f.sign(f.root, record.OpRecognize, map[string]any{"framework": fwID, "recognized": other}), record.CodeNotAuthorized},
+		{record.OpUnrecognize,
+			f.govSign(record.OpUnrecognize, map[string]any{"framework": fwID, "recognized": other}),
+			f.govSign(record.OpRecognize, map[string]any{"framework": fwID, "recognized": fwID}), record.CodeInvalid},
 	}
 	for _, s := range steps {
 		if r := f.apply(s.accepted); !r.Accepted || r.Op != s.op {

@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Bounds of the parsed-operation memory (parsedCache).
@@ -28,28 +29,28 @@ const (
 // gigabytes.
 type parsedCache struct {
 	mu    sync.Mutex
-	lru   *simplelru.LRU[[32]byte, *ParsedOperation]
+	lru   *simplelru.LRU[[32]byte, *record.ParsedOperation]
 	bytes int
 }
 
 func newParsedCache() *parsedCache {
 	c := &parsedCache{}
-	c.lru, _ = simplelru.NewLRU(maxParsedOps, func(_ [32]byte, op *ParsedOperation) { c.bytes -= parsedSize(op) })
+	c.lru, _ = simplelru.NewLRU(maxParsedOps, func(_ [32]byte, op *record.ParsedOperation) { c.bytes -= parsedSize(op) })
 	return c
 }
 
 // parsedSize is what an operation is counted as: its bytes and its
 // decoded payload (the decoded body is of the payload's order).
-func parsedSize(op *ParsedOperation) int { return len(op.Raw) + len(op.Payload) }
+func parsedSize(op *record.ParsedOperation) int { return len(op.Raw) + len(op.Payload) }
 
-func (c *parsedCache) get(digest [32]byte) (*ParsedOperation, bool) {
+func (c *parsedCache) get(digest [32]byte) (*record.ParsedOperation, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lru.Get(digest)
 }
 
 // take returns the operation and forgets it.
-func (c *parsedCache) take(digest [32]byte) (*ParsedOperation, bool) {
+func (c *parsedCache) take(digest [32]byte) (*record.ParsedOperation, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	op, ok := c.lru.Peek(digest)
@@ -59,7 +60,7 @@ func (c *parsedCache) take(digest [32]byte) (*ParsedOperation, bool) {
 	return op, ok
 }
 
-func (c *parsedCache) add(digest [32]byte, op *ParsedOperation) {
+func (c *parsedCache) add(digest [32]byte, op *record.ParsedOperation) {
 	size := parsedSize(op)
 	if size > maxParsedBytes/16 {
 		return // parsing it again costs less than keeping it

@@ -4,107 +4,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
-
-// A payload that readers could take two ways is malformed, with a message
-// naming the member: a member twice (at any depth), a member named like a
-// schema field but for case, invalid UTF-8, control characters in names
-// and identifiers. Prose (description, reason) may hold line breaks.
-func TestPayloadReadsOneWay(t *testing.T) {
-	k := mustKey(t, KeyEd25519)
-	jwk, err := k.PublicJWK()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// jwkTwice names its kty twice.
-	jwkTwice := strings.Replace(string(jwk), `"kty":`, `"kty":"OKP","kty":`, 1)
-	did := k.DID
-	for _, tc := range []struct {
-		name, payload, want string // want: "" accepted, else a part of the error
-	}{
-		{"plain", `{"op":"registerEntity","iat":1,"id":"` + did + `","name":"College"}`, ""},
-		{"prose with line breaks", `{"op":"createFramework","iat":1,"id":"https://f.example","name":"F","description":"line one\nline two\ttab"}`, ""},
-		{"reason with a line break", `{"op":"revoke","iat":1,"accreditation":"a","reason":"fraud\nfound late"}`, ""},
-		{"identifiers are free-form names", `{"op":"registerEntity","iat":1,"id":"` + did + `","name":"C","metadata":{"identifiers":{"Name":"x","name":"y"}}}`, ""},
-
-		{"a member twice", `{"op":"revoke","iat":1,"accreditation":"a","accreditation":"b"}`, `"/accreditation" appears twice`},
-		{"op twice", `{"op":"revoke","iat":1,"op":"revoke","accreditation":"a"}`, `"/op" appears twice`},
-		{"a nested member twice", `{"op":"registerEntity","iat":1,"id":"` + did + `","name":"C","metadata":{"country":"US","country":"CA"}}`, `"/metadata/country" appears twice`},
-		{"a map key twice", `{"op":"registerEntity","iat":1,"id":"` + did + `","name":"C","metadata":{"identifiers":{"ctid":"a","ctid":"b"}}}`, `"/metadata/identifiers/ctid" appears twice`},
-		{"a key's member twice", `{"op":"registerEntity","iat":1,"id":"` + did + `","name":"C","keys":[` + jwkTwice + `]}`, `"/keys/0/kty" appears twice`},
-
-		{"a field's name in another case beside it", `{"op":"registerEntity","iat":1,"id":"` + did + `","name":"Shown","Name":"Applied"}`, `"/Name" differs from the field "name" only in case`},
-		{"a field's name in another case alone", `{"op":"registerEntity","iat":1,"id":"` + did + `","NAME":"College"}`, `"/NAME" differs from the field "name" only in case`},
-		{"a nested field in another case", `{"op":"registerEntity","iat":1,"id":"` + did + `","name":"C","metadata":{"Country":"US"}}`, `"/metadata/Country" differs from the field "country"`},
-		{"a header field in another case", `{"op":"revoke","IAT":1,"iat":1,"accreditation":"a"}`, `"/IAT" differs from the field "iat"`},
-		{"a field folded by Unicode (long s)", `{"op":"accredit","iat":1,"framework":"https://f.example","accreditor":"did:key:z","ſubject":"did:web:a","action":"issue","resources":["*"]}`, `differs from the field "subject" only in case`},
-		{"a field folded by Unicode (Kelvin sign)", `{"op":"rotateKeys","iat":1,"id":"did:web:a","` + "\u212a" + `eys":[]}`, `differs from the field "keys" only in case`},
-
-		{"invalid UTF-8 in a name", "{\"op\":\"registerEntity\",\"iat\":1,\"id\":\"" + did + "\",\"name\":\"Coll\xffege\"}", "UTF-8"},
-		{"invalid UTF-8 in prose", "{\"op\":\"revoke\",\"iat\":1,\"accreditation\":\"a\",\"reason\":\"\xc3\"}", "UTF-8"},
-		{"invalid UTF-8 in a member name", "{\"op\":\"registerEntity\",\"iat\":1,\"id\":\"" + did + "\",\"name\":\"C\",\"metadata\":{\"identifiers\":{\"\xfe\":\"x\"}}}", "UTF-8"},
-		{"a lone surrogate", `{"op":"revoke","iat":1,"accreditation":"a","reason":"\ud800"}`, "UTF-8"},
-
-		{"NUL in a name", `{"op":"registerEntity","iat":1,"id":"` + did + `","name":"Col\u0000lege"}`, `"/name" holds the control character U+0000`},
-		{"a line break in a name", `{"op":"createFramework","iat":1,"id":"https://f.example","name":"F\nG"}`, `"/name" holds the control character U+000A`},
-		{"DEL in an identifier", `{"op":"revoke","iat":1,"accreditation":"a` + "\u007f" + `"}`, `"/accreditation" holds the control character U+007F`},
-		{"a C1 control in an identifier", `{"op":"accredit","iat":1,"framework":"https://f.example` + "\u0085" + `","accreditor":"did:key:z","subject":"did:web:a","action":"issue","resources":["*"]}`, `"/framework" holds the control character U+0085`},
-		{"a control in a resource", `{"op":"accredit","iat":1,"framework":"https://f.example","accreditor":"did:key:z","subject":"did:web:a","action":"issue","resources":["*","x\u001b"]}`, `"/resources/1" holds the control character U+001B`},
-		{"a control in metadata", `{"op":"registerEntity","iat":1,"id":"` + did + `","name":"C","metadata":{"legalName":"C\u0009C"}}`, `"/metadata/legalName" holds the control character U+0009`},
-		{"a control in a member name", `{"op":"registerEntity","iat":1,"id":"` + did + `","name":"C","metadata":{"identifiers":{"ct\u0001id":"x"}}}`, `holds a control character`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseOperation(mustSignRaw(t, k, []byte(tc.payload)))
-			switch {
-			case tc.want == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case tc.want == "":
-			case !errors.Is(err, ErrMalformed):
-				t.Fatalf("err = %v, want ErrMalformed", err)
-			case !strings.Contains(err.Error(), tc.want):
-				t.Fatalf("err = %v, want it to say %s", err, tc.want)
-			}
-		})
-	}
-}
-
-// The issuer-signed status-list credential is held to the same rules, by
-// ParseStatusListCredential and inside a publishStatusList operation.
-func TestStatusListCredentialReadsOneWay(t *testing.T) {
-	issuer := mustKey(t, KeyEd25519)
-	good := string(mustVC(t, issuer.DID, make([]byte, MinStatusListEntries/8)))
-	if _, err := ParseStatusListCredential([]byte(good)); err != nil {
-		t.Fatalf("a plain credential: %v", err)
-	}
-	iss := `"issuer":"` + issuer.DID + `"`
-	for _, tc := range []struct{ name, vc, want string }{
-		{"issuer twice", strings.Replace(good, iss, iss+`,"issuer":"did:web:other.example"`, 1), `"/issuer" appears twice`},
-		{"issuer in another case", strings.Replace(good, iss, iss+`,"Issuer":"did:web:other.example"`, 1), `"/Issuer" differs from the field "issuer"`},
-		{"the issuer object's id in another case", strings.Replace(good, iss, `"issuer":{"ID":"`+issuer.DID+`"}`, 1), `"/ID" differs from the field "id"`},
-		{"a subject member in another case", strings.Replace(good, `"encodedList"`, `"EncodedList":"uH4sIAAAAAAAA_wMAAAAAAAAAAAA","encodedList"`, 1), `"/credentialSubject/EncodedList" differs`},
-		{"a subject member twice", strings.Replace(good, `"type":"BitstringStatusList"`, `"type":"BitstringStatusList","type":"BitstringStatusList"`, 1), `"/credentialSubject/type" appears twice`},
-		{"a control in the id", strings.Replace(good, `"id":"urn:`, `"id":"\u0000urn:`, 1), `"/id" holds the control character U+0000`},
-		{"invalid UTF-8", strings.Replace(good, `"id":"urn:`, "\"id\":\"\xffurn:", 1), "UTF-8"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if tc.vc == good {
-				t.Fatal("the case changed nothing")
-			}
-			_, err := ParseStatusListCredential([]byte(tc.vc))
-			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("ParseStatusListCredential: %v, want ErrMalformed saying %s", err, tc.want)
-			}
-			jwt, err := issuer.SignVCJWT([]byte(tc.vc))
-			if err != nil {
-				t.Fatal(err)
-			}
-			op := mustSignRaw(t, issuer, []byte(`{"op":"publishStatusList","iat":1,"list":"l1","credential":"`+string(jwt)+`"}`))
-			if _, err := ParseOperation(op); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("ParseOperation: %v, want ErrMalformed saying %s", err, tc.want)
-			}
-		})
-	}
-}
 
 // The issue's case: a case-variant name was applied (encoding/json
 // matches names without regard to case) while readers of the signed
@@ -113,14 +15,14 @@ func TestStatusListCredentialReadsOneWay(t *testing.T) {
 // older builds do.
 func TestAmbiguousPayloadRefusedFromTheLevelOn(t *testing.T) {
 	h := mustNewState(t, 1, 1)
-	college := mustKey(t, KeyEd25519)
-	op := mustSignRaw(t, college, h.payload(OpRegisterEntity, map[string]any{"id": college.DID, "name": "Shown", "Name": "Applied"}))
-	if err := h.s.PreVerify(op); !errors.Is(err, ErrMalformed) {
+	college := mustKey(t, record.KeyEd25519)
+	op := mustSignRaw(t, college, h.payload(record.OpRegisterEntity, map[string]any{"id": college.DID, "name": "Shown", "Name": "Applied"}))
+	if err := h.s.PreVerify(op); !errors.Is(err, record.ErrMalformed) {
 		t.Fatalf("PreVerify at level 1 = %v, want ErrMalformed", err)
 	}
 	h.mustRaiseLevel(FeatureLevelSignedContent)
 	before := h.digest()
-	if r := h.apply(op); r.Accepted || r.Code != CodeMalformed || !strings.Contains(r.Reason, `"/Name"`) {
+	if r := h.apply(op); r.Accepted || r.Code != record.CodeMalformed || !strings.Contains(r.Reason, `"/Name"`) {
 		t.Fatalf("at the level: %+v, want malformed naming /Name", r)
 	}
 	if h.digest() != before {
@@ -133,18 +35,5 @@ func TestAmbiguousPayloadRefusedFromTheLevelOn(t *testing.T) {
 	old := mustNewState(t, 1, 1) // level 1, as a cluster being upgraded
 	if r := old.apply(op); !r.Accepted {
 		t.Fatalf("below the level: %+v, want accepted as older builds do", r)
-	}
-}
-
-// BenchmarkCheckPayload measures checkJSON over an operation's payload,
-// the cost every parse adds to the decode (BenchmarkDecodePayload).
-func BenchmarkCheckPayload(b *testing.B) {
-	p := []byte(`{"op":"accredit","iat":1700000000,"framework":"https://f.example","accreditor":"did:web:a.example","subject":"did:web:b.example","action":"issue","resources":["https://example.org/credentials/Nursing"],"jurisdictions":["US"]}`)
-	body := &Accredit{}
-	b.ReportAllocs()
-	for range b.N {
-		if err := checkPayload(p, body); err != nil {
-			b.Fatal(err)
-		}
 	}
 }

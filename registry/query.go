@@ -13,12 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-)
-
-// Page limits for listings.
-const (
-	DefaultPageLimit = 100
-	MaxPageLimit     = 1000
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Page asks for one page of a listing.
@@ -30,9 +25,9 @@ type Page struct {
 func (p Page) limit() int {
 	switch {
 	case p.Limit <= 0:
-		return DefaultPageLimit
-	case p.Limit > MaxPageLimit:
-		return MaxPageLimit
+		return record.DefaultPageLimit
+	case p.Limit > record.MaxPageLimit:
+		return record.MaxPageLimit
 	}
 	return p.Limit
 }
@@ -43,7 +38,7 @@ func (p Page) start(lower []byte) ([]byte, error) {
 	}
 	after, err := base64.RawURLEncoding.DecodeString(p.Cursor)
 	if err != nil || !bytes.HasPrefix(after, lower) {
-		return nil, fmt.Errorf("%w: cursor %q is not one this listing returned", ErrBadQuery, p.Cursor)
+		return nil, fmt.Errorf("%w: cursor %q is not one this listing returned", record.ErrBadQuery, p.Cursor)
 	}
 	return append(after, 0), nil // the smallest key after the cursor
 }
@@ -82,18 +77,11 @@ func (v *View) scan(p []byte, page Page, visit func(k, v []byte) (bool, error)) 
 	return "", it.Error()
 }
 
-// FrameworkView is a framework with its root accreditors and recognitions.
-type FrameworkView struct {
-	Framework
-	Roots        []RootAccreditor `json:"roots"`
-	Recognitions []Recognition    `json:"recognitions"`
-}
-
 // Frameworks lists frameworks in id order.
-func (v *View) Frameworks(page Page) ([]Framework, string, error) {
-	out := []Framework{}
+func (v *View) Frameworks(page Page) ([]record.Framework, string, error) {
+	out := []record.Framework{}
 	next, err := v.scan([]byte{tableFrameworks}, page, func(_, v []byte) (bool, error) {
-		var f Framework
+		var f record.Framework
 		if err := decodeRecord(v, &f); err != nil {
 			return false, err
 		}
@@ -104,16 +92,16 @@ func (v *View) Frameworks(page Page) ([]Framework, string, error) {
 }
 
 // Framework returns one framework with its roots and recognitions.
-func (v *View) Framework(id string) (*FrameworkView, error) {
-	var f Framework
+func (v *View) Framework(id string) (*record.FrameworkView, error) {
+	var f record.Framework
 	ok, err := getJSON(v.snap, key(tableFrameworks, id), &f)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: framework %q", ErrNotFound, id)
+		return nil, fmt.Errorf("%w: framework %q", record.ErrNotFound, id)
 	}
-	fv := &FrameworkView{Framework: f, Roots: []RootAccreditor{}, Recognitions: []Recognition{}}
+	fv := &record.FrameworkView{Framework: f, Roots: []record.RootAccreditor{}, Recognitions: []record.Recognition{}}
 	if err := collectInto(v, prefix(tableRoots, id), &fv.Roots); err != nil {
 		return nil, err
 	}
@@ -141,8 +129,8 @@ func collectInto[T any](v *View, p []byte, out *[]T) error {
 
 // Entity returns a registered entity. An unregistered did:key is answered
 // with the key it carries and Registered false.
-func (v *View) Entity(did string) (*Entity, error) {
-	var ent Entity
+func (v *View) Entity(did string) (*record.Entity, error) {
+	var ent record.Entity
 	ok, err := getJSON(v.snap, key(tableEntities, did), &ent)
 	if err != nil {
 		return nil, err
@@ -151,41 +139,33 @@ func (v *View) Entity(did string) (*Entity, error) {
 		return &ent, nil
 	}
 	if strings.HasPrefix(did, "did:key:") {
-		pub, err := ParseDIDKey(did)
+		pub, err := record.ParseDIDKey(did)
 		if err == nil {
-			jwk, err := publicJWK(pub, did)
+			jwk, err := record.PublicJWK(pub, did)
 			if err != nil {
 				return nil, err
 			}
-			return &Entity{ID: did, Keys: []json.RawMessage{jwk}}, nil
+			return &record.Entity{ID: did, Keys: []json.RawMessage{jwk}}, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: entity %q", ErrNotFound, did)
-}
-
-// AccreditationView is an accreditation with its status now and the exact
-// signed operation that created it.
-type AccreditationView struct {
-	Accreditation
-	Status    string `json:"status"`
-	Operation string `json:"operation"` // the signed operation, byte for byte
+	return nil, fmt.Errorf("%w: entity %q", record.ErrNotFound, did)
 }
 
 // Accreditation returns one accreditation by id.
-func (v *View) Accreditation(id string, now time.Time) (*AccreditationView, error) {
+func (v *View) Accreditation(id string, now time.Time) (*record.AccreditationView, error) {
 	e := v.plain()
 	a, err := e.Accreditation(id)
 	if err != nil {
 		return nil, err
 	}
 	if a == nil {
-		return nil, fmt.Errorf("%w: accreditation %q", ErrNotFound, id)
+		return nil, fmt.Errorf("%w: accreditation %q", record.ErrNotFound, id)
 	}
 	return v.viewOf(e, a, now, true)
 }
 
-func (v *View) viewOf(e *Evaluator, a *Accreditation, now time.Time, withOp bool) (*AccreditationView, error) {
-	av := &AccreditationView{Accreditation: *a, Status: e.LinkStatus(a, now)}
+func (v *View) viewOf(e *Evaluator, a *record.Accreditation, now time.Time, withOp bool) (*record.AccreditationView, error) {
+	av := &record.AccreditationView{Accreditation: *a, Status: e.LinkStatus(a, now)}
 	if withOp {
 		var rec opRecord
 		if _, err := getJSON(v.snap, key(tableOps, a.ID), &rec); err != nil {
@@ -209,9 +189,9 @@ type AccreditationFilter struct {
 
 // Accreditations lists accreditations matching f. The index scanned is
 // chosen from the filter: by subject, by accreditor, by framework, or all.
-func (v *View) Accreditations(f AccreditationFilter, page Page, now time.Time) ([]AccreditationView, string, error) {
-	if f.Status != "" && !slices.Contains([]string{ReasonActive, ReasonSuspended, ReasonRevoked, ReasonExpired, ReasonNotYetValid}, f.Status) {
-		return nil, "", fmt.Errorf("%w: status %q must be active, suspended, revoked, expired or not_yet_valid", ErrBadQuery, f.Status)
+func (v *View) Accreditations(f AccreditationFilter, page Page, now time.Time) ([]record.AccreditationView, string, error) {
+	if f.Status != "" && !slices.Contains([]string{record.ReasonActive, record.ReasonSuspended, record.ReasonRevoked, record.ReasonExpired, record.ReasonNotYetValid}, f.Status) {
+		return nil, "", fmt.Errorf("%w: status %q must be active, suspended, revoked, expired or not_yet_valid", record.ErrBadQuery, f.Status)
 	}
 	var p []byte
 	idFromKey := func(k []byte) string { return string(k[len(p):]) }
@@ -238,7 +218,7 @@ func (v *View) Accreditations(f AccreditationFilter, page Page, now time.Time) (
 		}
 	}
 	e := v.plain()
-	out := []AccreditationView{}
+	out := []record.AccreditationView{}
 	next, err := v.scan(p, page, func(k, _ []byte) (bool, error) {
 		a, err := e.Accreditation(idFromKey(k))
 		if err != nil || a == nil {
@@ -262,32 +242,20 @@ func (v *View) Accreditations(f AccreditationFilter, page Page, now time.Time) (
 	return out, next, err
 }
 
-// OperationView is an operation as the history shows it.
-type OperationView struct {
-	CID     string          `json:"cid,omitempty"`
-	Index   uint64          `json:"index"`
-	Time    time.Time       `json:"time"`
-	Op      string          `json:"op,omitempty"`
-	Signers []string        `json:"signers,omitempty"`
-	Payload json.RawMessage `json:"payload,omitempty"`
-	JWS     string          `json:"jws,omitempty"` // exact signed bytes
-	Result  *Result         `json:"result"`
-}
-
 // Operation returns an entry by registry index, or an accepted operation
 // by CID.
-func (v *View) Operation(ref string) (*OperationView, error) {
+func (v *View) Operation(ref string) (*record.OperationView, error) {
 	if n, err := strconv.ParseUint(ref, 10, 64); err == nil {
-		var res Result
+		var res record.Result
 		ok, err := getJSON(v.snap, indexKey(tableResults, n), &res)
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
-			return nil, fmt.Errorf("%w: no operation at index %d", ErrNotFound, n)
+			return nil, fmt.Errorf("%w: no operation at index %d", record.ErrNotFound, n)
 		}
 		if !res.Accepted || res.Duplicate {
-			return &OperationView{CID: res.CID, Index: n, Time: res.Time, Op: res.Op, Signers: res.Signers, Result: &res}, nil
+			return &record.OperationView{CID: res.CID, Index: n, Time: res.Time, Op: res.Op, Signers: res.Signers, Result: &res}, nil
 		}
 		ref = res.CID
 	}
@@ -297,20 +265,20 @@ func (v *View) Operation(ref string) (*OperationView, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: operation %q", ErrNotFound, ref)
+		return nil, fmt.Errorf("%w: operation %q", record.ErrNotFound, ref)
 	}
 	return v.opView(&rec)
 }
 
-func (v *View) opView(rec *opRecord) (*OperationView, error) {
-	var res Result
+func (v *View) opView(rec *opRecord) (*record.OperationView, error) {
+	var res record.Result
 	if _, err := getJSON(v.snap, indexKey(tableResults, rec.Index), &res); err != nil {
 		return nil, err
 	}
-	ov := &OperationView{CID: rec.CID, Index: rec.Index, Time: rec.Time, Op: rec.Op, Signers: rec.Signers, JWS: string(rec.JWS), Result: &res}
+	ov := &record.OperationView{CID: rec.CID, Index: rec.Index, Time: rec.Time, Op: rec.Op, Signers: rec.Signers, JWS: string(rec.JWS), Result: &res}
 	// Read as it was accepted: an operation applied before
 	// FeatureLevelSignedContent may break what ParseOperation refuses now.
-	if op, err := parseOperation(rec.JWS, sha256.Sum256(rec.JWS)); err == nil {
+	if op, err := record.ParseOperationDigest(rec.JWS, sha256.Sum256(rec.JWS)); err == nil {
 		ov.Payload = op.Payload
 	}
 	return ov, nil
@@ -318,8 +286,8 @@ func (v *View) opView(rec *opRecord) (*OperationView, error) {
 
 // History lists the accepted operations that an entity signed or that
 // concern it, oldest first.
-func (v *View) History(did string, page Page) ([]OperationView, string, error) {
-	out := []OperationView{}
+func (v *View) History(did string, page Page) ([]record.OperationView, string, error) {
+	out := []record.OperationView{}
 	next, err := v.scan(prefix(tableHistory, did), page, func(_, cid []byte) (bool, error) {
 		return true, v.appendOpView(&out, cid)
 	})
@@ -327,7 +295,7 @@ func (v *View) History(did string, page Page) ([]OperationView, string, error) {
 }
 
 // appendOpView appends the view of the operation whose CID is cid.
-func (v *View) appendOpView(out *[]OperationView, cid []byte) error {
+func (v *View) appendOpView(out *[]record.OperationView, cid []byte) error {
 	var rec opRecord
 	if _, err := getJSON(v.snap, key(tableOps, string(cid)), &rec); err != nil {
 		return err
@@ -342,8 +310,8 @@ func (v *View) appendOpView(out *[]OperationView, cid []byte) error {
 
 // Changes lists the accepted operations after index since, in log order:
 // the change feed.
-func (v *View) Changes(since uint64, limit int) ([]OperationView, error) {
-	out := []OperationView{}
+func (v *View) Changes(since uint64, limit int) ([]record.OperationView, error) {
+	out := []record.OperationView{}
 	page := Page{Limit: limit}
 	if since > 0 {
 		page.Cursor = cursorOf(indexKey(tableOpsByIndex, since))
@@ -359,7 +327,7 @@ func (v *View) Changes(since uint64, limit int) ([]OperationView, error) {
 // signed it or is named by it, as its history lists it; the framework is
 // the one it changes, or the one of the accreditation or recognition it
 // changes. Watchers of the change feed filter with it.
-func (v *View) Concerns(op *OperationView, framework, entity string) (bool, error) {
+func (v *View) Concerns(op *record.OperationView, framework, entity string) (bool, error) {
 	if entity != "" {
 		_, closer, err := v.snap.Get(historyKey(entity, op.Index))
 		if errors.Is(err, pebble.ErrNotFound) {
@@ -379,7 +347,7 @@ func (v *View) Concerns(op *OperationView, framework, entity string) (bool, erro
 
 // operationFramework returns the framework an accepted operation changes,
 // or "" for one outside every framework (an entity's keys, a status list).
-func (v *View) operationFramework(op *OperationView) (string, error) {
+func (v *View) operationFramework(op *record.OperationView) (string, error) {
 	var p struct {
 		ID            string `json:"id"`
 		Framework     string `json:"framework"`
@@ -389,7 +357,7 @@ func (v *View) operationFramework(op *OperationView) (string, error) {
 		return "", fmt.Errorf("operation %d payload: %w", op.Index, err)
 	}
 	switch {
-	case op.Op == OpCreateFramework || op.Op == OpUpdateFramework:
+	case op.Op == record.OpCreateFramework || op.Op == record.OpUpdateFramework:
 		return p.ID, nil
 	case p.Framework != "":
 		return p.Framework, nil

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"github.com/trustreg/trustreg/registry/record"
 	"slices"
 	"time"
 )
@@ -20,14 +21,14 @@ type RecognitionQuestion struct {
 // RecognitionDecision answers a RecognitionQuestion. Recognition is the
 // record consulted, when there is one.
 type RecognitionDecision struct {
-	Framework   string       `json:"framework"`
-	Recognized  string       `json:"recognized"`
-	Resource    string       `json:"resource,omitempty"`
-	Recognizes  bool         `json:"recognizes"`
-	Reason      string       `json:"reason"`
-	Recognition *Recognition `json:"recognition,omitempty"`
-	At          time.Time    `json:"at"`
-	Index       uint64       `json:"index"`
+	Framework   string              `json:"framework"`
+	Recognized  string              `json:"recognized"`
+	Resource    string              `json:"resource,omitempty"`
+	Recognizes  bool                `json:"recognizes"`
+	Reason      string              `json:"reason"`
+	Recognition *record.Recognition `json:"recognition,omitempty"`
+	At          time.Time           `json:"at"`
+	Index       uint64              `json:"index"`
 }
 
 // Reasons of a recognition decision besides active, not_yet_valid, revoked
@@ -53,11 +54,11 @@ func (v *View) DecideRecognition(q RecognitionQuestion, now time.Time) (*Recogni
 // question names no time.
 func Recognize(src Records, applied uint64, q RecognitionQuestion, now time.Time) (*RecognitionDecision, error) {
 	if q.Framework == "" || q.Recognized == "" {
-		return nil, fmt.Errorf("%w: the recognizing framework and the recognized one are required", ErrBadQuery)
+		return nil, fmt.Errorf("%w: the recognizing framework and the recognized one are required", record.ErrBadQuery)
 	}
 	for _, v := range []string{q.Framework, q.Recognized, q.Resource} {
-		if len(v) > MaxIDLength {
-			return nil, fmt.Errorf("%w: a parameter is longer than %d bytes", ErrBadQuery, MaxIDLength)
+		if len(v) > record.MaxIDLength {
+			return nil, fmt.Errorf("%w: a parameter is longer than %d bytes", record.ErrBadQuery, record.MaxIDLength)
 		}
 	}
 	at, err := asOf(q.AsOf, applied)
@@ -80,7 +81,7 @@ func (e *Evaluator) Recognize(q RecognitionQuestion, t time.Time) (*RecognitionD
 		return nil, err
 	}
 	if f == nil {
-		d.Reason = ReasonUnknownFramework
+		d.Reason = record.ReasonUnknownFramework
 		return d, nil
 	}
 	// Not remembered: recognitions are asked about rarely, and their
@@ -89,27 +90,27 @@ func (e *Evaluator) Recognize(q RecognitionQuestion, t time.Time) (*RecognitionD
 	if err != nil {
 		return nil, err
 	}
-	var rec Recognition
+	var rec record.Recognition
 	if raw != nil {
 		if err := decodeRecord(raw, &rec); err != nil {
 			return nil, fmt.Errorf("decode record %s: %w", RecognitionKey(q.Framework, q.Recognized), err)
 		}
 	}
-	if raw == nil || !slices.ContainsFunc(rec.Events, func(e StatusEvent) bool { return e.Index <= asOf }) {
+	if raw == nil || !slices.ContainsFunc(rec.Events, func(e record.StatusEvent) bool { return e.Index <= asOf }) {
 		d.Reason = ReasonNeverRecognized
 		return d, nil
 	}
 	d.Recognition = &rec
-	if q.Resource != "" && len(rec.Resources) > 0 && !slices.Contains(rec.Resources, Wildcard) && !slices.Contains(rec.Resources, q.Resource) {
+	if q.Resource != "" && len(rec.Resources) > 0 && !slices.Contains(rec.Resources, record.Wildcard) && !slices.Contains(rec.Resources, q.Resource) {
 		d.Reason = ReasonNeverRecognized
 		return d, nil
 	}
 	ev, ok := statusAt(rec.Events, d.At, asOf)
 	switch {
 	case !ok:
-		d.Reason = ReasonNotYetValid
-	case ev.Status == StatusActive:
-		d.Recognizes, d.Reason = true, ReasonActive
+		d.Reason = record.ReasonNotYetValid
+	case ev.Status == record.StatusActive:
+		d.Recognizes, d.Reason = true, record.ReasonActive
 	default:
 		d.Reason = ev.Status
 	}

@@ -5,19 +5,21 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // storedTypes names the record type of each table whose values are JSON.
 var storedTypes = map[byte]reflect.Type{
 	tableOps:           reflect.TypeFor[opRecord](),
-	tableResults:       reflect.TypeFor[Result](),
-	tableFrameworks:    reflect.TypeFor[Framework](),
-	tableRoots:         reflect.TypeFor[RootAccreditor](),
-	tableEntities:      reflect.TypeFor[Entity](),
-	tableAccreditation: reflect.TypeFor[Accreditation](),
-	tableRecognitions:  reflect.TypeFor[Recognition](),
-	tableStatusLists:   reflect.TypeFor[StatusList](),
-	tableListVersions:  reflect.TypeFor[StatusListVersion](),
+	tableResults:       reflect.TypeFor[record.Result](),
+	tableFrameworks:    reflect.TypeFor[record.Framework](),
+	tableRoots:         reflect.TypeFor[record.RootAccreditor](),
+	tableEntities:      reflect.TypeFor[record.Entity](),
+	tableAccreditation: reflect.TypeFor[record.Accreditation](),
+	tableRecognitions:  reflect.TypeFor[record.Recognition](),
+	tableStatusLists:   reflect.TypeFor[record.StatusList](),
+	tableListVersions:  reflect.TypeFor[record.StatusListVersion](),
 }
 
 // sameDecoding decodes raw with encoding/json and with decodeRecord into
@@ -42,7 +44,7 @@ func sameDecoding(t *testing.T, what string, typ reflect.Type, raw []byte) {
 func TestRecordsDecodeAsEncodingJSONDoes(t *testing.T) {
 	f := &listFixture{mustChain(t)}
 	const web = "did:web:college.example%3A8443:campus"
-	s1, err := NewSigner(mustKey(t, KeyEd25519).key, web+"#key-1")
+	s1, err := record.NewSigner(mustKey(t, record.KeyEd25519).Key(), web+"#key-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,16 +52,16 @@ func TestRecordsDecodeAsEncodingJSONDoes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.mustAccept(f.sign(f.qa, OpRegisterEntity, map[string]any{"id": web, "name": "École <Santé> & \u2028Soins", "keys": []any{jwk},
+	f.mustAccept(f.sign(f.qa, record.OpRegisterEntity, map[string]any{"id": web, "name": "École <Santé> & \u2028Soins", "keys": []any{jwk},
 		"metadata": map[string]any{"country": "FR", "identifiers": map[string]string{"ctid": "ce-123", "siret": "é\"quoted\""}}}))
-	bits := make([]byte, MinStatusListEntries/8)
-	if r := f.publish(f.college, "1", "", []string{PurposeRevocation, PurposeSuspension}, 1, nil, bits); !r.Accepted {
+	bits := make([]byte, record.MinStatusListEntries/8)
+	if r := f.publish(f.college, "1", "", []string{record.PurposeRevocation, record.PurposeSuspension}, 1, nil, bits); !r.Accepted {
 		t.Fatalf("publish: %+v", r)
 	}
 	f.now = f.now.Add(1234567 * time.Nanosecond)
-	f.mustAccept(f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit: <b>&</b> \u00e9\u4e2d"}))
-	f.mustAccept(f.govSign(OpRecognize, map[string]any{"framework": fwID, "recognized": "https://other.example/framework", "resources": []string{nursing}}))
-	if r := f.apply(f.sign(f.qa, OpSuspend, map[string]any{"accreditation": "bafkreinotthere"})); r.Accepted {
+	f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit: <b>&</b> \u00e9\u4e2d"}))
+	f.mustAccept(f.govSign(record.OpRecognize, map[string]any{"framework": fwID, "recognized": "https://other.example/framework", "resources": []string{nursing}}))
+	if r := f.apply(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": "bafkreinotthere"})); r.Accepted {
 		t.Fatal("suspending an unknown accreditation was accepted")
 	}
 
@@ -92,12 +94,12 @@ func TestRecordsDecodeAsEncodingJSONDoes(t *testing.T) {
 	paris := time.FixedZone("", 3600)
 	until := time.Date(2031, 2, 3, 4, 5, 6, 7, paris)
 	for _, v := range []any{
-		Accreditation{ID: "a\u0000b", Resources: []string{}, ValidFrom: time.Date(2025, 1, 1, 0, 0, 0, 1, paris), ValidUntil: &until,
-			Evidence: []string{"https://x.example/?a=1&b=<2>"}, Events: []StatusEvent{{Status: StatusRevoked, EffectiveAt: until, Reason: "\t\"\\"}}},
-		Accreditation{},
-		Entity{ID: "did:web:x", Keys: []json.RawMessage{json.RawMessage(`{"kty":"OKP","x":"\u00e9"}`)}, Metadata: &EntityMetadata{}},
-		Result{Signers: []string{}, Reason: "\ufffd"},
-		StatusListVersion{ValidFrom: &until},
+		record.Accreditation{ID: "a\u0000b", Resources: []string{}, ValidFrom: time.Date(2025, 1, 1, 0, 0, 0, 1, paris), ValidUntil: &until,
+			Evidence: []string{"https://x.example/?a=1&b=<2>"}, Events: []record.StatusEvent{{Status: record.StatusRevoked, EffectiveAt: until, Reason: "\t\"\\"}}},
+		record.Accreditation{},
+		record.Entity{ID: "did:web:x", Keys: []json.RawMessage{json.RawMessage(`{"kty":"OKP","x":"\u00e9"}`)}, Metadata: &record.EntityMetadata{}},
+		record.Result{Signers: []string{}, Reason: "\ufffd"},
+		record.StatusListVersion{ValidFrom: &until},
 		opRecord{JWS: []byte{0, 1, 2, 0xff}, Signers: nil},
 	} {
 		raw, err := json.Marshal(v)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // mapRecords is a Records over records held in memory: another source of
@@ -69,36 +70,36 @@ func recordsOf(t *testing.T, s *State) (*mapRecords, uint64) {
 func TestDecisionsOverAnyRecords(t *testing.T) {
 	f := mustChain(t)
 	f.now = date(2026, 4, 1)
-	grant := func(subject *Signer, until string) string {
-		return f.mustAccept(f.sign(f.qa, OpAccredit, map[string]any{"framework": fwID, "accreditor": f.qa.DID, "subject": subject.DID,
-			"action": ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+	grant := func(subject *record.Signer, until string) string {
+		return f.mustAccept(f.sign(f.qa, record.OpAccredit, map[string]any{"framework": fwID, "accreditor": f.qa.DID, "subject": subject.DID,
+			"action": record.ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
 			"validFrom": "2024-06-01T00:00:00Z", "validUntil": until})).ID
 	}
-	expired, revoked, suspended := mustKey(t, KeyEd25519), mustKey(t, KeyEd25519), mustKey(t, KeyEd25519)
+	expired, revoked, suspended := mustKey(t, record.KeyEd25519), mustKey(t, record.KeyEd25519), mustKey(t, record.KeyEd25519)
 	grant(expired, "2025-06-01T00:00:00Z")
 	revokedAcc := grant(revoked, "2029-01-01T00:00:00Z")
 	suspendedAcc := grant(suspended, "2029-01-01T00:00:00Z")
-	before := f.mustAccept(f.sign(f.qa, OpRevoke, map[string]any{"accreditation": revokedAcc})).Index - 1
-	f.mustAccept(f.sign(f.qa, OpSuspend, map[string]any{"accreditation": suspendedAcc}))
+	before := f.mustAccept(f.sign(f.qa, record.OpRevoke, map[string]any{"accreditation": revokedAcc})).Index - 1
+	f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": suspendedAcc}))
 
 	at := date(2026, 6, 1)
 	q := func(entity string) Question {
-		return Question{Entity: entity, Framework: fwID, Action: ActionIssue, Resource: nursing, At: at}
+		return Question{Entity: entity, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: at}
 	}
 	cases := []struct {
 		name   string
 		q      Question
 		reason string
 	}{
-		{"authorized", q(f.college.DID), ReasonActive},
-		{"expired", q(expired.DID), ReasonExpired},
-		{"revoked", q(revoked.DID), ReasonRevoked},
-		{"suspended", q(suspended.DID), ReasonSuspended},
-		{"unknown entity", q("did:web:nobody.example"), ReasonNeverAuthorized},
-		{"unknown framework", Question{Entity: f.college.DID, Framework: "https://example.org/none", Action: ActionIssue, At: at}, ReasonUnknownFramework},
-		{"a root's own question", Question{Entity: f.root.DID, Framework: fwID, Action: ActionAccredit, At: at}, ReasonActive},
-		{"as of an older index", func() Question { x := q(revoked.DID); x.AsOf = before; return x }(), ReasonActive},
-		{"now, no time asked", Question{Entity: f.college.DID, Framework: fwID, Action: ActionIssue, Resource: nursing}, ReasonActive},
+		{"authorized", q(f.college.DID), record.ReasonActive},
+		{"expired", q(expired.DID), record.ReasonExpired},
+		{"revoked", q(revoked.DID), record.ReasonRevoked},
+		{"suspended", q(suspended.DID), record.ReasonSuspended},
+		{"unknown entity", q("did:web:nobody.example"), record.ReasonNeverAuthorized},
+		{"unknown framework", Question{Entity: f.college.DID, Framework: "https://example.org/none", Action: record.ActionIssue, At: at}, record.ReasonUnknownFramework},
+		{"a root's own question", Question{Entity: f.root.DID, Framework: fwID, Action: record.ActionAccredit, At: at}, record.ReasonActive},
+		{"as of an older index", func() Question { x := q(revoked.DID); x.AsOf = before; return x }(), record.ReasonActive},
+		{"now, no time asked", Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing}, record.ReasonActive},
 	}
 	m, applied := recordsOf(t, f.s)
 	for _, tc := range cases {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // mustRaiseLevel applies the log command that raises the cluster's
@@ -27,7 +28,7 @@ func (h *harness) mustRaiseLevel(level int) {
 func mustSignedContentState(t testing.TB, kinds ...string) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), now: t0}
-	g := Genesis{Consortium: "test consortium", Threshold: 1}
+	g := record.Genesis{Consortium: "test consortium", Threshold: 1}
 	for _, kind := range kinds {
 		h.addMembers(&g, kind, 1)
 	}
@@ -36,11 +37,14 @@ func mustSignedContentState(t testing.TB, kinds ...string) *harness {
 	return h
 }
 
+// generalJWS is record.GeneralJWS with the tests' own ways to write it out.
+type generalJWS struct{ record.GeneralJWS }
+
 // jwsParts reads a JWS (compact or JSON) into its general form.
 func jwsParts(t testing.TB, jws []byte) generalJWS {
 	t.Helper()
 	var g generalJWS
-	if err := g.from(jws); err != nil {
+	if err := g.From(jws); err != nil {
 		t.Fatal(err)
 	}
 	return g
@@ -81,7 +85,7 @@ func highSTwins(t testing.TB, g generalJWS) (generalJWS, bool) {
 		}
 		if hdr.Alg == string(jose.ES256) {
 			raw, _ := base64.RawURLEncoding.DecodeString(sig.Signature)
-			sig.Signature = base64.RawURLEncoding.EncodeToString(lowSTwin(raw))
+			sig.Signature = base64.RawURLEncoding.EncodeToString(record.LowSTwin(raw))
 			changed = true
 		}
 		out.Signatures = append(out.Signatures, sig)
@@ -146,17 +150,17 @@ func reencodings(t testing.TB, jws []byte) (variants map[string][]byte, highS ma
 // duplicate (or, for a high-s signature, a refusal as malformed at
 // PreVerify, at the leader's check and at the apply) and the state
 // unchanged. The leader's check answers a duplicate without proposing it.
-func requireSameOperation(t *testing.T, h *harness, name string, orig *Result, jws []byte, isHighS bool) {
+func requireSameOperation(t *testing.T, h *harness, name string, orig *record.Result, jws []byte, isHighS bool) {
 	t.Helper()
 	before := h.digest()
 	if isHighS {
-		if err := h.s.PreVerify(jws); !errors.Is(err, ErrMalformed) {
+		if err := h.s.PreVerify(jws); !errors.Is(err, record.ErrMalformed) {
 			t.Fatalf("%s: PreVerify = %v, want ErrMalformed", name, err)
 		}
-		if r := h.s.Check(jws, h.now); r == nil || r.Index != 0 || r.Code != CodeMalformed {
+		if r := h.s.Check(jws, h.now); r == nil || r.Index != 0 || r.Code != record.CodeMalformed {
 			t.Fatalf("%s: check = %+v, want a refusal as malformed", name, r)
 		}
-		if r := h.apply(jws); r.Accepted || r.Code != CodeMalformed {
+		if r := h.apply(jws); r.Accepted || r.Code != record.CodeMalformed {
 			t.Fatalf("%s: %+v, want malformed", name, r)
 		}
 	} else {
@@ -176,21 +180,21 @@ func requireSameOperation(t *testing.T, h *harness, name string, orig *Result, j
 // accreditation's JWS with s replaced by n − s and re-serialized as JWS
 // JSON. It must not create a new accreditation: the college stays revoked.
 func TestReencodedAccreditationStaysRevoked(t *testing.T) {
-	h := mustSignedContentState(t, KeyEd25519)
-	root, qa, college := mustKey(t, KeyP256), mustKey(t, KeyP256), mustKey(t, KeyP256)
-	h.mustAccept(h.govSign(OpCreateFramework, map[string]any{"id": fwID, "name": "Health", "roots": []string{root.DID}}))
-	qaAcc := h.mustAccept(h.sign(root, OpAccredit, map[string]any{
-		"framework": fwID, "accreditor": root.DID, "subject": qa.DID, "action": ActionAccredit, "resources": []string{nursing},
+	h := mustSignedContentState(t, record.KeyEd25519)
+	root, qa, college := mustKey(t, record.KeyP256), mustKey(t, record.KeyP256), mustKey(t, record.KeyP256)
+	h.mustAccept(h.govSign(record.OpCreateFramework, map[string]any{"id": fwID, "name": "Health", "roots": []string{root.DID}}))
+	qaAcc := h.mustAccept(h.sign(root, record.OpAccredit, map[string]any{
+		"framework": fwID, "accreditor": root.DID, "subject": qa.DID, "action": record.ActionAccredit, "resources": []string{nursing},
 	})).ID
-	grant := h.sign(qa, OpAccredit, map[string]any{
-		"framework": fwID, "accreditor": qa.DID, "subject": college.DID, "action": ActionIssue, "resources": []string{nursing}, "parent": qaAcc,
+	grant := h.sign(qa, record.OpAccredit, map[string]any{
+		"framework": fwID, "accreditor": qa.DID, "subject": college.DID, "action": record.ActionIssue, "resources": []string{nursing}, "parent": qaAcc,
 	})
 	first := h.mustAccept(grant)
-	h.mustAccept(h.sign(qa, OpRevoke, map[string]any{"accreditation": first.ID, "reason": "fraud"}))
-	ask := func() *Decision {
-		return h.decide(Question{Entity: college.DID, Framework: fwID, Action: ActionIssue, Resource: nursing, At: h.now})
+	h.mustAccept(h.sign(qa, record.OpRevoke, map[string]any{"accreditation": first.ID, "reason": "fraud"}))
+	ask := func() *record.Decision {
+		return h.decide(Question{Entity: college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: h.now})
 	}
-	if d := ask(); d.Authorized || d.Reason != ReasonRevoked {
+	if d := ask(); d.Authorized || d.Reason != record.ReasonRevoked {
 		t.Fatalf("after the revocation: %+v", d)
 	}
 
@@ -207,7 +211,7 @@ func TestReencodedAccreditationStaysRevoked(t *testing.T) {
 		t.Fatal("ECDSA signed the same content twice alike")
 	}
 	requireSameOperation(t, h, "the grant signed again", first, again, false)
-	if d := ask(); d.Authorized || d.Reason != ReasonRevoked {
+	if d := ask(); d.Authorized || d.Reason != record.ReasonRevoked {
 		t.Fatalf("after the replays: %+v", d)
 	}
 }
@@ -228,17 +232,17 @@ func mustPayload(t testing.TB, jws []byte) []byte {
 // ES256 signature with a high s is refused as malformed. None changes the
 // state. ES256 signs most of them; Ed25519 some.
 func TestEveryOperationReencodedIsTheSameOperation(t *testing.T) {
-	h := mustSignedContentState(t, KeyP256, KeyEd25519, KeyP256)
-	root, qa, college, stranger := mustKey(t, KeyP256), mustKey(t, KeyP256), mustKey(t, KeyP256), mustKey(t, KeyP256)
-	selfEd := mustKey(t, KeyEd25519)
+	h := mustSignedContentState(t, record.KeyP256, record.KeyEd25519, record.KeyP256)
+	root, qa, college, stranger := mustKey(t, record.KeyP256), mustKey(t, record.KeyP256), mustKey(t, record.KeyP256), mustKey(t, record.KeyP256)
+	selfEd := mustKey(t, record.KeyEd25519)
 	web := "did:web:agency.example"
-	ws, _ := mustKey(t, KeyP256).WithKID(web + "#k1")
+	ws, _ := mustKey(t, record.KeyP256).WithKID(web + "#k1")
 	wjwk, _ := ws.PublicJWK()
-	nk, _ := mustKey(t, KeyP256).WithKID(web + "#k2")
+	nk, _ := mustKey(t, record.KeyP256).WithKID(web + "#k2")
 	njwk, _ := nk.PublicJWK()
 	other := "https://other.example/fw"
 	var qaAcc, collegeAcc string
-	list, err := StatusListCredential(college.DID, "l1", []string{PurposeRevocation}, 1, nil, 0, make([]byte, MinStatusListEntries/8))
+	list, err := record.StatusListCredential(college.DID, "l1", []string{record.PurposeRevocation}, 1, nil, 0, make([]byte, record.MinStatusListEntries/8))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,35 +252,35 @@ func TestEveryOperationReencodedIsTheSameOperation(t *testing.T) {
 	}
 	steps := []struct {
 		op     string
-		signer *Signer // nil: governance member 0
+		signer *record.Signer // nil: governance member 0
 		fields func() map[string]any
 		id     *string
 	}{
-		{OpCreateFramework, nil, func() map[string]any {
+		{record.OpCreateFramework, nil, func() map[string]any {
 			return map[string]any{"id": fwID, "name": "Health", "roots": []string{root.DID}}
 		}, nil},
-		{OpUpdateFramework, nil, func() map[string]any { return map[string]any{"id": fwID, "name": "Health professions"} }, nil},
-		{OpAddRootAccreditor, nil, func() map[string]any { return map[string]any{"framework": fwID, "accreditor": stranger.DID} }, nil},
-		{OpRemoveRootAccredit, nil, func() map[string]any { return map[string]any{"framework": fwID, "accreditor": stranger.DID} }, nil},
-		{OpRegisterEntity, stranger, func() map[string]any { return map[string]any{"id": stranger.DID, "name": "Stranger"} }, nil},
-		{OpRegisterEntity, selfEd, func() map[string]any { return map[string]any{"id": selfEd.DID, "name": "Ed25519 college"} }, nil},
-		{OpUpdateEntity, stranger, func() map[string]any {
+		{record.OpUpdateFramework, nil, func() map[string]any { return map[string]any{"id": fwID, "name": "Health professions"} }, nil},
+		{record.OpAddRootAccreditor, nil, func() map[string]any { return map[string]any{"framework": fwID, "accreditor": stranger.DID} }, nil},
+		{record.OpRemoveRootAccredit, nil, func() map[string]any { return map[string]any{"framework": fwID, "accreditor": stranger.DID} }, nil},
+		{record.OpRegisterEntity, stranger, func() map[string]any { return map[string]any{"id": stranger.DID, "name": "Stranger"} }, nil},
+		{record.OpRegisterEntity, selfEd, func() map[string]any { return map[string]any{"id": selfEd.DID, "name": "Ed25519 college"} }, nil},
+		{record.OpUpdateEntity, stranger, func() map[string]any {
 			return map[string]any{"id": stranger.DID, "metadata": map[string]any{"country": "US"}}
 		}, nil},
-		{OpRegisterEntity, nil, func() map[string]any { return map[string]any{"id": web, "name": "Agency", "keys": []any{wjwk}} }, nil},
-		{OpRotateKeys, ws, func() map[string]any { return map[string]any{"id": web, "keys": []any{wjwk, njwk}} }, nil},
-		{OpAccredit, root, func() map[string]any {
-			return map[string]any{"framework": fwID, "accreditor": root.DID, "subject": qa.DID, "action": ActionAccredit, "resources": []string{nursing}}
+		{record.OpRegisterEntity, nil, func() map[string]any { return map[string]any{"id": web, "name": "Agency", "keys": []any{wjwk}} }, nil},
+		{record.OpRotateKeys, ws, func() map[string]any { return map[string]any{"id": web, "keys": []any{wjwk, njwk}} }, nil},
+		{record.OpAccredit, root, func() map[string]any {
+			return map[string]any{"framework": fwID, "accreditor": root.DID, "subject": qa.DID, "action": record.ActionAccredit, "resources": []string{nursing}}
 		}, &qaAcc},
-		{OpAccredit, qa, func() map[string]any {
-			return map[string]any{"framework": fwID, "accreditor": qa.DID, "subject": college.DID, "action": ActionIssue, "resources": []string{nursing}, "parent": qaAcc}
+		{record.OpAccredit, qa, func() map[string]any {
+			return map[string]any{"framework": fwID, "accreditor": qa.DID, "subject": college.DID, "action": record.ActionIssue, "resources": []string{nursing}, "parent": qaAcc}
 		}, &collegeAcc},
-		{OpPublishStatusList, college, func() map[string]any { return map[string]any{"list": "l1", "credential": string(vcJWT)} }, nil},
-		{OpSuspend, qa, func() map[string]any { return map[string]any{"accreditation": collegeAcc, "reason": "audit"} }, nil},
-		{OpReinstate, qa, func() map[string]any { return map[string]any{"accreditation": collegeAcc} }, nil},
-		{OpRevoke, qa, func() map[string]any { return map[string]any{"accreditation": collegeAcc} }, nil},
-		{OpRecognize, nil, func() map[string]any { return map[string]any{"framework": fwID, "recognized": other} }, nil},
-		{OpUnrecognize, nil, func() map[string]any { return map[string]any{"framework": fwID, "recognized": other} }, nil},
+		{record.OpPublishStatusList, college, func() map[string]any { return map[string]any{"list": "l1", "credential": string(vcJWT)} }, nil},
+		{record.OpSuspend, qa, func() map[string]any { return map[string]any{"accreditation": collegeAcc, "reason": "audit"} }, nil},
+		{record.OpReinstate, qa, func() map[string]any { return map[string]any{"accreditation": collegeAcc} }, nil},
+		{record.OpRevoke, qa, func() map[string]any { return map[string]any{"accreditation": collegeAcc} }, nil},
+		{record.OpRecognize, nil, func() map[string]any { return map[string]any{"framework": fwID, "recognized": other} }, nil},
+		{record.OpUnrecognize, nil, func() map[string]any { return map[string]any{"framework": fwID, "recognized": other} }, nil},
 	}
 	seen := map[string]bool{}
 	for _, st := range steps {
@@ -284,7 +288,7 @@ func TestEveryOperationReencodedIsTheSameOperation(t *testing.T) {
 		var jws []byte
 		var err error
 		if st.signer == nil {
-			jws, err = SignJSON(payload, h.gov[0])
+			jws, err = record.SignJSON(payload, h.gov[0])
 		} else {
 			jws, err = st.signer.SignCompact(payload)
 		}
@@ -300,12 +304,12 @@ func TestEveryOperationReencodedIsTheSameOperation(t *testing.T) {
 		if st.signer == nil {
 			// The same payload signed by other members, alone or with the
 			// first: the same signed content.
-			for name, signers := range map[string][]*Signer{
+			for name, signers := range map[string][]*record.Signer{
 				"signed by another member":              {h.gov[1]},
 				"signed by two other members":           {h.gov[2], h.gov[1]},
 				"signed by the first and another again": {h.gov[0], h.gov[2]},
 			} {
-				v, err := SignJSON(payload, signers...)
+				v, err := record.SignJSON(payload, signers...)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -322,12 +326,12 @@ func TestEveryOperationReencodedIsTheSameOperation(t *testing.T) {
 			requireSameOperation(t, h, st.op+": "+name, orig, v, highS[name])
 		}
 	}
-	for _, op := range OperationTypes {
+	for _, op := range record.OperationTypes {
 		if !seen[op] {
 			t.Errorf("operation type %s is not covered", op)
 		}
 	}
-	if d := h.decide(Question{Entity: college.DID, Framework: fwID, Action: ActionIssue, Resource: nursing, At: h.now}); d.Authorized {
+	if d := h.decide(Question{Entity: college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: h.now}); d.Authorized {
 		t.Fatalf("the college is authorized after its revocation: %+v", d)
 	}
 }
@@ -337,10 +341,10 @@ func forceHighS(t testing.TB, jws []byte) []byte {
 	t.Helper()
 	c := strings.Split(string(jws), ".")
 	raw, _ := base64.RawURLEncoding.DecodeString(c[2])
-	if highS(raw) {
+	if record.HighS(raw) {
 		t.Fatal("the signer emitted a high s")
 	}
-	return []byte(c[0] + "." + c[1] + "." + base64.RawURLEncoding.EncodeToString(lowSTwin(raw)))
+	return []byte(c[0] + "." + c[1] + "." + base64.RawURLEncoding.EncodeToString(record.LowSTwin(raw)))
 }
 
 // Below FeatureLevelSignedContent the apply decides as older builds do
@@ -352,20 +356,20 @@ func forceHighS(t testing.TB, jws []byte) []byte {
 // malformed from the level on, even in bytes applied before it.
 func TestOperationsBeforeTheLevelAreFoundAfterIt(t *testing.T) {
 	f := mustChain(t) // level 1
-	subject := mustKey(t, KeyEd25519)
-	grant := forceHighS(t, f.sign(f.qa, OpAccredit, map[string]any{
-		"framework": fwID, "accreditor": f.qa.DID, "subject": subject.DID, "action": ActionIssue, "resources": []string{nursing}, "parent": f.qaAcc,
+	subject := mustKey(t, record.KeyEd25519)
+	grant := forceHighS(t, f.sign(f.qa, record.OpAccredit, map[string]any{
+		"framework": fwID, "accreditor": f.qa.DID, "subject": subject.DID, "action": record.ActionIssue, "resources": []string{nursing}, "parent": f.qaAcc,
 		"jurisdictions": []string{"US"}, "validFrom": "2025-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
 	}))
-	if err := f.s.PreVerify(grant); !errors.Is(err, ErrMalformed) {
+	if err := f.s.PreVerify(grant); !errors.Is(err, record.ErrMalformed) {
 		t.Fatalf("PreVerify of a high s at level 1 = %v, want ErrMalformed", err)
 	}
 	first := f.mustAccept(grant) // as an older build applies it
-	revoke := f.sign(f.qa, OpRevoke, map[string]any{"accreditation": first.ID})
+	revoke := f.sign(f.qa, record.OpRevoke, map[string]any{"accreditation": first.ID})
 	revoked := f.mustAccept(revoke)
 	// Below the level, the high-s twin of a low-s signature is another
 	// operation, as it is for an older build.
-	if r := f.apply(forceHighS(t, f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc}))); !r.Accepted || r.Duplicate {
+	if r := f.apply(forceHighS(t, f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))); !r.Accepted || r.Duplicate {
 		t.Fatalf("a high s below the level: %+v, want accepted as older builds do", r)
 	}
 
@@ -375,7 +379,7 @@ func TestOperationsBeforeTheLevelAreFoundAfterIt(t *testing.T) {
 	requireSameOperation(t, f.harness, "the high-s grant itself", first, grant, true)
 	requireSameOperation(t, f.harness, "the revocation, the same bytes", revoked, revoke, false)
 	requireSameOperation(t, f.harness, "the revocation as JWS JSON", revoked, jwsParts(t, revoke).flattened(t), false)
-	if d := f.decide(Question{Entity: subject.DID, Framework: fwID, Action: ActionIssue, Resource: nursing, At: f.now}); d.Authorized || d.Reason != ReasonRevoked {
+	if d := f.decide(Question{Entity: subject.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: f.now}); d.Authorized || d.Reason != record.ReasonRevoked {
 		t.Fatalf("after the replays: %+v", d)
 	}
 }
@@ -383,9 +387,9 @@ func TestOperationsBeforeTheLevelAreFoundAfterIt(t *testing.T) {
 // The duplicate keys survive a reopen and a snapshot: the filter is
 // rebuilt from both tables.
 func TestSignedContentFoundAfterReopenAndRestore(t *testing.T) {
-	h := mustSignedContentState(t, KeyP256)
-	payload := h.payload(OpCreateFramework, map[string]any{"id": fwID, "name": "Health"})
-	jws, err := SignJSON(payload, h.gov[0])
+	h := mustSignedContentState(t, record.KeyP256)
+	payload := h.payload(record.OpCreateFramework, map[string]any{"id": fwID, "name": "Health"})
+	jws, err := record.SignJSON(payload, h.gov[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,9 +414,9 @@ func TestSignedContentFoundAfterReopenAndRestore(t *testing.T) {
 // otherwise the registry would refuse about half of what honest clients
 // send.
 func TestSignerEmitsLowS(t *testing.T) {
-	s := mustKey(t, KeyP256)
-	other := mustKey(t, KeyP256)
-	pub := s.key.Public().(*ecdsa.PublicKey)
+	s := mustKey(t, record.KeyP256)
+	other := mustKey(t, record.KeyP256)
+	pub := s.Key().Public().(*ecdsa.PublicKey)
 	half := new(big.Int).Rsh(pub.Curve.Params().N, 1)
 	check := func(form string, jws []byte) {
 		t.Helper()
@@ -425,10 +429,10 @@ func TestSignerEmitsLowS(t *testing.T) {
 				t.Fatalf("%s: signature %d has a high s", form, i)
 			}
 		}
-		if _, err := ParseOperation(jws); err != nil && form != "vc+jwt" {
+		if _, err := record.ParseOperation(jws); err != nil && form != "vc+jwt" {
 			t.Fatalf("%s: %v", form, err)
 		}
-		obj, err := jose.ParseSigned(string(jws), acceptedAlgs)
+		obj, err := jose.ParseSigned(string(jws), record.AcceptedAlgs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -445,12 +449,12 @@ func TestSignerEmitsLowS(t *testing.T) {
 			t.Fatal(err)
 		}
 		check("compact", c)
-		j, err := SignJSON(payload, s)
+		j, err := record.SignJSON(payload, s)
 		if err != nil {
 			t.Fatal(err)
 		}
 		check("JSON", j)
-		co, err := CoSign(mustSignRaw(t, other, payload), s)
+		co, err := record.CoSign(mustSignRaw(t, other, payload), s)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustreg/trustreg/registry/record"
 	"github.com/trustreg/trustreg/test/smallfs"
 )
 
@@ -54,7 +55,7 @@ func mustRestoreFixture(t *testing.T, dir string, reserve uint64) *restoreFixtur
 	f := mustChain(t)
 	older := snapshotBytes(t, f.s)
 	old := f.s.AppliedIndex()
-	f.mustAccept(f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+	f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
 	target, err := Open(dir, f.raw, Options{DiskReserveBytes: reserve})
 	if err != nil {
 		t.Fatal(err)
@@ -68,20 +69,20 @@ func mustRestoreFixture(t *testing.T, dir string, reserve uint64) *restoreFixtur
 
 // check returns nil if d is the old state's answer (authorized, active, at
 // the old index) or the new state's (suspended, at the new index).
-func (rf *restoreFixture) check(d *Decision, err error) error {
+func (rf *restoreFixture) check(d *record.Decision, err error) error {
 	switch {
 	case err != nil:
 		return err
-	case d.Index == rf.old && d.Authorized && d.Reason == ReasonActive:
+	case d.Index == rf.old && d.Authorized && d.Reason == record.ReasonActive:
 		return nil
-	case d.Index == rf.newIdx && !d.Authorized && d.Reason == ReasonSuspended:
+	case d.Index == rf.newIdx && !d.Authorized && d.Reason == record.ReasonSuspended:
 		return nil
 	}
 	return fmt.Errorf("answer from neither state: authorized=%t reason=%s index=%d", d.Authorized, d.Reason, d.Index)
 }
 
-func (rf *restoreFixture) ask() (*Decision, error) {
-	return rf.target.Decide(Question{Entity: rf.college.DID, Framework: fwID, Action: ActionIssue, Resource: nursing}, rf.now)
+func (rf *restoreFixture) ask() (*record.Decision, error) {
+	return rf.target.Decide(Question{Entity: rf.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing}, rf.now)
 }
 
 // readContinuously starts two goroutines that ask the fixture's question
@@ -146,7 +147,7 @@ func TestRestoreIsAtomicForReaders(t *testing.T) {
 		t.Fatalf("read in the middle of the restore: %v", mid)
 	}
 	d, err := rf.ask()
-	if err != nil || d.Index != rf.newIdx || d.Reason != ReasonSuspended {
+	if err != nil || d.Index != rf.newIdx || d.Reason != record.ReasonSuspended {
 		t.Fatalf("after the restore: %+v, %v", d, err)
 	}
 	if got, _ := rf.target.StateDigest(); got != rf.digest() {
@@ -207,7 +208,7 @@ func TestFailedRestoreOnAFullDiskKeepsThePreviousState(t *testing.T) {
 		t.Fatalf("read in the middle of the failed restore: %v", mid)
 	}
 	d, err := rf.ask()
-	if err != nil || d.Index != before || !d.Authorized || d.Reason != ReasonActive {
+	if err != nil || d.Index != before || !d.Authorized || d.Reason != record.ReasonActive {
 		t.Fatalf("after the failed restore: %+v, %v; want the previous state's answer at %d", d, err, before)
 	}
 	if got, _ := rf.target.StateDigest(); got != beforeDigest {
@@ -239,7 +240,7 @@ func TestFailedRestoreOnAFullDiskKeepsThePreviousState(t *testing.T) {
 	if err := rf.target.Restore(bytes.NewReader(rf.newer)); err != nil {
 		t.Fatalf("restore once space returned: %v", err)
 	}
-	if d, err := rf.ask(); err != nil || d.Index != rf.newIdx || d.Reason != ReasonSuspended {
+	if d, err := rf.ask(); err != nil || d.Index != rf.newIdx || d.Reason != record.ReasonSuspended {
 		t.Fatalf("after the restore: %+v, %v", d, err)
 	}
 }
@@ -252,10 +253,10 @@ func TestApplyWaitsForDiskSpace(t *testing.T) {
 	var free atomic.Uint64
 	free.Store(1 << 40)
 	h.s.disk.free = func(string) (uint64, error) { return free.Load(), nil }
-	h.mustAccept(h.govSign(OpCreateFramework, map[string]any{"id": fwID, "name": "Health", "roots": []string{mustKey(t, KeyEd25519).DID}}))
+	h.mustAccept(h.govSign(record.OpCreateFramework, map[string]any{"id": fwID, "name": "Health", "roots": []string{mustKey(t, record.KeyEd25519).DID}}))
 	free.Store(1 << 10)
-	jws := h.govSign(OpCreateFramework, map[string]any{"id": "https://other.example/fw", "name": "Other", "roots": []string{mustKey(t, KeyEd25519).DID}})
-	done := make(chan *Result, 1)
+	jws := h.govSign(record.OpCreateFramework, map[string]any{"id": "https://other.example/fw", "name": "Other", "roots": []string{mustKey(t, record.KeyEd25519).DID}})
+	done := make(chan *record.Result, 1)
 	go func() {
 		h.index++
 		done <- h.s.ApplyBatch([]Entry{{Index: h.index, Time: h.now, Data: EncodeOperation(jws)}})[0]
@@ -294,7 +295,7 @@ func TestApplyWaitsForDiskSpace(t *testing.T) {
 func TestHaltEndsAWaitForDiskSpace(t *testing.T) {
 	h := mustNewState(t, 1, 1)
 	h.s.disk.free = func(string) (uint64, error) { return 0, nil }
-	jws := h.govSign(OpCreateFramework, map[string]any{"id": fwID, "name": "Health", "roots": []string{mustKey(t, KeyEd25519).DID}})
+	jws := h.govSign(record.OpCreateFramework, map[string]any{"id": fwID, "name": "Health", "roots": []string{mustKey(t, record.KeyEd25519).DID}})
 	ended := make(chan struct{})
 	go func() {
 		defer close(ended) // runs as the goroutine exits
@@ -330,7 +331,7 @@ func TestOpenOnAFullDiskSaysSo(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.s = s
-	h.mustAccept(h.govSign(OpCreateFramework, map[string]any{"id": fwID, "name": "Health", "roots": []string{mustKey(t, KeyEd25519).DID}}))
+	h.mustAccept(h.govSign(record.OpCreateFramework, map[string]any{"id": fwID, "name": "Health", "roots": []string{mustKey(t, record.KeyEd25519).DID}}))
 	if err := h.s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +392,7 @@ func TestRestoreReplacesAStateWithSeparatedValues(t *testing.T) {
 	f2.s.Close()
 	f2.dir = t.TempDir()
 	f2.open()
-	f2.mustAccept(f2.govSign(OpCreateFramework, map[string]any{"id": "https://restored.example/fw", "name": "Restored", "roots": []string{mustKey(t, KeyEd25519).DID}}))
+	f2.mustAccept(f2.govSign(record.OpCreateFramework, map[string]any{"id": "https://restored.example/fw", "name": "Restored", "roots": []string{mustKey(t, record.KeyEd25519).DID}}))
 	want := f2.digest()
 	if err := f.s.Restore(bytes.NewReader(snapshotBytes(t, f2.s))); err != nil {
 		t.Fatal(err)
@@ -407,7 +408,7 @@ func TestRestoreReplacesAStateWithSeparatedValues(t *testing.T) {
 	if got := f.digest(); got != want || f.s.AppliedIndex() != f2.s.AppliedIndex() {
 		t.Fatalf("after compaction and reopen: digest %s index %d, want %s and %d", got, f.s.AppliedIndex(), want, f2.s.AppliedIndex())
 	}
-	if _, err := f.s.Framework(fwID); !errors.Is(err, ErrNotFound) {
+	if _, err := f.s.Framework(fwID); !errors.Is(err, record.ErrNotFound) {
 		t.Fatalf("the previous state's framework survived the restore: %v", err)
 	}
 }

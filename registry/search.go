@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Search limits. A search reads records in key order and keeps those that
@@ -21,14 +22,14 @@ const (
 // SearchEntities lists registered entities, in DID order, whose DID, name
 // or legal name holds q, compared without regard to case. An empty q lists
 // every registered entity.
-func (v *View) SearchEntities(q string, page Page) ([]Entity, string, error) {
+func (v *View) SearchEntities(q string, page Page) ([]record.Entity, string, error) {
 	needle, err := searchText(q)
 	if err != nil {
 		return nil, "", err
 	}
-	out := []Entity{}
+	out := []record.Entity{}
 	next, err := v.search([]byte{tableEntities}, page, MaxSearchScan, func(v []byte) (bool, error) {
-		var e Entity
+		var e record.Entity
 		if err := decodeRecord(v, &e); err != nil {
 			return false, err
 		}
@@ -47,14 +48,14 @@ func (v *View) SearchEntities(q string, page Page) ([]Entity, string, error) {
 
 // SearchFrameworks lists frameworks, in id order, whose id or name holds
 // q, compared without regard to case. An empty q lists every framework.
-func (v *View) SearchFrameworks(q string, page Page) ([]Framework, string, error) {
+func (v *View) SearchFrameworks(q string, page Page) ([]record.Framework, string, error) {
 	needle, err := searchText(q)
 	if err != nil {
 		return nil, "", err
 	}
-	out := []Framework{}
+	out := []record.Framework{}
 	next, err := v.search([]byte{tableFrameworks}, page, MaxSearchScan, func(v []byte) (bool, error) {
-		var f Framework
+		var f record.Framework
 		if err := decodeRecord(v, &f); err != nil {
 			return false, err
 		}
@@ -70,10 +71,10 @@ func (v *View) SearchFrameworks(q string, page Page) ([]Framework, string, error
 // searchText checks and folds a search text.
 func searchText(q string) (string, error) {
 	if len(q) > MaxSearchQuery {
-		return "", fmt.Errorf("%w: search text of %d bytes is longer than %d: search for part of a name or DID", ErrBadQuery, len(q), MaxSearchQuery)
+		return "", fmt.Errorf("%w: search text of %d bytes is longer than %d: search for part of a name or DID", record.ErrBadQuery, len(q), MaxSearchQuery)
 	}
 	if !utf8.ValidString(q) {
-		return "", fmt.Errorf("%w: search text is not UTF-8", ErrBadQuery)
+		return "", fmt.Errorf("%w: search text is not UTF-8", record.ErrBadQuery)
 	}
 	return strings.ToLower(strings.TrimSpace(q)), nil
 }

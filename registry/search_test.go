@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // TestSearchFindsByNameOrDID registers entities under names and finds
@@ -18,12 +20,12 @@ func TestSearchFindsByNameOrDID(t *testing.T) {
 		"did:web:northern.example": "Northern College of Nursing",
 	}
 	for did, name := range names {
-		f.mustAccept(f.sign(f.qa, OpRegisterEntity, map[string]any{"id": did, "name": name,
+		f.mustAccept(f.sign(f.qa, record.OpRegisterEntity, map[string]any{"id": did, "name": name,
 			"metadata": map[string]any{"legalName": name + " Inc."}}))
 	}
-	f.mustAccept(f.govSign(OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/law", "name": "Law schools", "roots": []string{f.root.DID}}))
+	f.mustAccept(f.govSign(record.OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/law", "name": "Law schools", "roots": []string{f.root.DID}}))
 
-	ids := func(es []Entity) []string {
+	ids := func(es []record.Entity) []string {
 		var out []string
 		for _, e := range es {
 			out = append(out, e.ID)
@@ -66,10 +68,10 @@ func TestSearchFindsByNameOrDID(t *testing.T) {
 		t.Fatalf("SearchFrameworks by id = %+v, %v", fws, err)
 	}
 
-	if _, _, err := f.s.SearchEntities(strings.Repeat("a", MaxSearchQuery+1), Page{}); !errors.Is(err, ErrBadQuery) {
+	if _, _, err := f.s.SearchEntities(strings.Repeat("a", MaxSearchQuery+1), Page{}); !errors.Is(err, record.ErrBadQuery) {
 		t.Fatalf("a too long search text: %v, want ErrBadQuery", err)
 	}
-	if _, _, err := f.s.SearchEntities("a", Page{Cursor: "not-a-cursor"}); !errors.Is(err, ErrBadQuery) {
+	if _, _, err := f.s.SearchEntities("a", Page{Cursor: "not-a-cursor"}); !errors.Is(err, record.ErrBadQuery) {
 		t.Fatalf("a foreign cursor: %v, want ErrBadQuery", err)
 	}
 }
@@ -80,7 +82,7 @@ func TestSearchFindsByNameOrDID(t *testing.T) {
 func TestSearchStopsAfterItsScanBound(t *testing.T) {
 	f := mustChain(t)
 	for _, did := range []string{"did:web:a.example", "did:web:b.example", "did:web:c.example", "did:web:d.example"} {
-		f.mustAccept(f.sign(f.qa, OpRegisterEntity, map[string]any{"id": did, "name": "Entity " + did}))
+		f.mustAccept(f.sign(f.qa, record.OpRegisterEntity, map[string]any{"id": did, "name": "Entity " + did}))
 	}
 	var pages [][]string
 	cursor := ""
@@ -88,7 +90,7 @@ func TestSearchStopsAfterItsScanBound(t *testing.T) {
 		var found []string
 		v := f.s.View()
 		next, err := v.search([]byte{tableEntities}, Page{Cursor: cursor}, 2, func(v []byte) (bool, error) {
-			var e Entity
+			var e record.Entity
 			if err := decodeRecord(v, &e); err != nil {
 				return false, err
 			}

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"io"
 	"testing"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 func testDigest(i int) []byte {
@@ -43,7 +45,7 @@ func TestSigFilterHasNoFalseNegatives(t *testing.T) {
 // filter saturated far beyond its size.
 func TestDuplicatesFoundAfterReopenAndRestore(t *testing.T) {
 	f := mustChain(t)
-	op := f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"})
+	op := f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"})
 	first := f.mustAccept(op)
 
 	f.s.Close()
@@ -78,7 +80,7 @@ func TestDuplicatesFoundAfterReopenAndRestore(t *testing.T) {
 	if r := f.apply(op); !r.Duplicate || r.Index != first.Index {
 		t.Fatalf("resubmission with a saturated filter: %+v", r)
 	}
-	reinstate := f.sign(f.qa, OpReinstate, map[string]any{"accreditation": f.collegeAcc})
+	reinstate := f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})
 	if r := f.apply(reinstate); !r.Accepted || r.Duplicate {
 		t.Fatalf("a new operation with a saturated filter: %+v", r)
 	}

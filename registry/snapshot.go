@@ -19,6 +19,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/klauspost/compress/zstd"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Snapshot stream format, version 2:
@@ -265,8 +266,8 @@ func (s *store) restoreStream(r io.Reader, swap func(paths []string) error) erro
 	if genesis == nil {
 		return fmt.Errorf("%w: holds no genesis", ErrSnapshot)
 	}
-	if c := CIDOf(genesis); c != s.genesisCID {
-		return fmt.Errorf("%w: snapshot of consortium %s, this node belongs to %s", ErrGenesis, c, s.genesisCID)
+	if c := record.CIDOf(genesis); c != s.genesisCID {
+		return fmt.Errorf("%w: snapshot of consortium %s, this node belongs to %s", record.ErrGenesis, c, s.genesisCID)
 	}
 	// A snapshot at a feature level this build does not apply is refused
 	// as a corrupt one is.

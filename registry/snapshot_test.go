@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 func TestRestartAppliesNothingTwice(t *testing.T) {
@@ -61,9 +62,9 @@ func TestBatchRecordsItsLastEntryAcrossRestart(t *testing.T) {
 	committed := []time.Duration{time.Second, 3 * time.Second, 3 * time.Second}
 	var entries []Entry
 	for i, d := range times {
-		jws := f.sign(f.qa, OpAccredit, map[string]any{
+		jws := f.sign(f.qa, record.OpAccredit, map[string]any{
 			"framework": fwID, "accreditor": f.qa.DID, "subject": fmt.Sprintf("did:web:batch-%d.example", i),
-			"action": ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+			"action": record.ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
 			"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
 		})
 		entries = append(entries, Entry{Index: f.index + uint64(i) + 1, Time: f.now.Add(d), Data: EncodeOperation(jws)})
@@ -96,7 +97,7 @@ func TestBatchRecordsItsLastEntryAcrossRestart(t *testing.T) {
 
 func TestSnapshotRestoreGivesIdenticalState(t *testing.T) {
 	f := mustChain(t)
-	f.mustAccept(f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+	f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
 	buf := bytes.NewBuffer(snapshotBytes(t, f.s))
 
 	fresh, err := Open(t.TempDir(), f.raw, Options{})
@@ -114,8 +115,8 @@ func TestSnapshotRestoreGivesIdenticalState(t *testing.T) {
 	if fresh.AppliedIndex() != f.s.AppliedIndex() {
 		t.Fatalf("restored applied index %d, want %d", fresh.AppliedIndex(), f.s.AppliedIndex())
 	}
-	d, err := fresh.Decide(Question{Entity: f.college.DID, Framework: fwID, Action: ActionIssue, Resource: nursing}, f.now)
-	if err != nil || d.Reason != ReasonSuspended {
+	d, err := fresh.Decide(Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing}, f.now)
+	if err != nil || d.Reason != record.ReasonSuspended {
 		t.Fatalf("decision on the restored node: %+v, %v", d, err)
 	}
 
@@ -150,7 +151,7 @@ func TestSnapshotRestoreGivesIdenticalState(t *testing.T) {
 		"foreign":   foreign.Bytes(),
 	} {
 		err := fresh.Restore(bytes.NewReader(stream))
-		if !errors.Is(err, ErrSnapshot) && !errors.Is(err, ErrGenesis) {
+		if !errors.Is(err, ErrSnapshot) && !errors.Is(err, record.ErrGenesis) {
 			t.Errorf("%s snapshot: err = %v, want ErrSnapshot or ErrGenesis", name, err)
 		}
 		if fresh.AppliedIndex() != f.s.AppliedIndex() {
@@ -184,7 +185,7 @@ func TestOpenRefusesAnotherGenesis(t *testing.T) {
 	h := mustNewState(t, 1, 1)
 	h.s.Close()
 	other := mustNewState(t, 1, 1)
-	if _, err := Open(h.dir, other.raw, Options{}); !errors.Is(err, ErrGenesis) {
+	if _, err := Open(h.dir, other.raw, Options{}); !errors.Is(err, record.ErrGenesis) {
 		t.Fatalf("open with another genesis: %v, want ErrGenesis", err)
 	}
 }

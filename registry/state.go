@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"github.com/trustreg/trustreg/registry/record"
 	"io"
 	"log/slog"
 	"time"
@@ -49,7 +50,7 @@ type Options struct {
 	// OnApply, if set, is called after each batch commit with the results,
 	// on the goroutine that applies. It must not block. It is fixed at
 	// Open, before the consensus layer can apply anything.
-	OnApply func([]*Result)
+	OnApply func([]*record.Result)
 	// DiskReserveBytes is the free space kept in reserve under the state's
 	// directory (DefaultDiskReserveBytes if 0): with less, applying waits
 	// and a restore is refused (disk.go).
@@ -72,7 +73,7 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 	if reserve == 0 {
 		reserve = DefaultDiskReserveBytes
 	}
-	st, err := openStore(dir, genesisRaw, CIDOf(genesisRaw), logger, reserve)
+	st, err := openStore(dir, genesisRaw, record.CIDOf(genesisRaw), logger, reserve)
 	if err != nil {
 		return nil, err
 	}
@@ -111,19 +112,19 @@ func (s *State) Close() error { return s.store.close(s.caches.close) }
 func (s *State) GenesisCID() string { return s.genesisCID }
 
 // Genesis returns the consortium's genesis.
-func (s *State) Genesis() Genesis { return s.rules.genesis }
+func (s *State) Genesis() record.Genesis { return s.rules.genesis }
 
 // View returns a view of the latest applied state, for one read: see View.
 func (s *State) View() *View { return s.read.View() }
 
 // ApplyBatch applies committed entries: see applier.ApplyBatch.
-func (s *State) ApplyBatch(entries []Entry) []*Result { return s.apply.ApplyBatch(entries) }
+func (s *State) ApplyBatch(entries []Entry) []*record.Result { return s.apply.ApplyBatch(entries) }
 
 // Check decides an operation as the next entry would be: see applier.Check.
-func (s *State) Check(raw []byte, now time.Time) *Result { return s.apply.Check(raw, now) }
+func (s *State) Check(raw []byte, now time.Time) *record.Result { return s.apply.Check(raw, now) }
 
 // CheckCommand is Check for a log command: see applier.CheckCommand.
-func (s *State) CheckCommand(cmd []byte, now time.Time) *Result {
+func (s *State) CheckCommand(cmd []byte, now time.Time) *record.Result {
 	return s.apply.CheckCommand(cmd, now)
 }
 
@@ -172,42 +173,42 @@ func EncodeOperation(jws []byte) []byte {
 }
 
 // ParseGenesis decodes and validates a genesis document.
-func ParseGenesis(raw []byte) (*Genesis, error) {
-	var g Genesis
-	if err := decodeStrict(raw, &g); err != nil {
-		return nil, fmt.Errorf("%w: genesis: %v", ErrInvalid, err)
+func ParseGenesis(raw []byte) (*record.Genesis, error) {
+	var g record.Genesis
+	if err := record.DecodeStrict(raw, &g); err != nil {
+		return nil, fmt.Errorf("%w: genesis: %v", record.ErrInvalid, err)
 	}
 	if g.Consortium == "" {
-		return nil, fmt.Errorf("%w: genesis names no consortium", ErrInvalid)
+		return nil, fmt.Errorf("%w: genesis names no consortium", record.ErrInvalid)
 	}
 	if len(g.Members) == 0 {
-		return nil, fmt.Errorf("%w: genesis has no governance members", ErrInvalid)
+		return nil, fmt.Errorf("%w: genesis has no governance members", record.ErrInvalid)
 	}
 	if g.Threshold < 1 || g.Threshold > len(g.Members) {
-		return nil, fmt.Errorf("%w: genesis threshold %d must be between 1 and the %d members", ErrInvalid, g.Threshold, len(g.Members))
+		return nil, fmt.Errorf("%w: genesis threshold %d must be between 1 and the %d members", record.ErrInvalid, g.Threshold, len(g.Members))
 	}
 	if g.IATWindow != "" {
 		if d, err := time.ParseDuration(g.IATWindow); err != nil || d <= 0 {
-			return nil, fmt.Errorf("%w: genesis iatWindow %q is not a positive duration", ErrInvalid, g.IATWindow)
+			return nil, fmt.Errorf("%w: genesis iatWindow %q is not a positive duration", record.ErrInvalid, g.IATWindow)
 		}
 	}
 	seen := map[string]bool{}
 	for _, m := range g.Members {
-		if err := ValidateID("member id", m.ID); err != nil {
-			return nil, fmt.Errorf("%w: genesis: %v", ErrInvalid, err)
+		if err := record.ValidateID("member id", m.ID); err != nil {
+			return nil, fmt.Errorf("%w: genesis: %v", record.ErrInvalid, err)
 		}
 		if seen[m.ID] {
-			return nil, fmt.Errorf("%w: genesis lists member %s twice", ErrInvalid, m.ID)
+			return nil, fmt.Errorf("%w: genesis lists member %s twice", record.ErrInvalid, m.ID)
 		}
 		seen[m.ID] = true
 		for _, k := range m.Keys {
-			if _, err := ParsePublicJWK(k); err != nil {
-				return nil, fmt.Errorf("%w: genesis member %s: %v", ErrInvalid, m.ID, err)
+			if _, err := record.ParsePublicJWK(k); err != nil {
+				return nil, fmt.Errorf("%w: genesis member %s: %v", record.ErrInvalid, m.ID, err)
 			}
 		}
 		if len(m.Keys) == 0 {
-			if _, err := ParseDIDKey(m.ID); err != nil {
-				return nil, fmt.Errorf("%w: genesis member %s has no keys and is not a did:key", ErrInvalid, m.ID)
+			if _, err := record.ParseDIDKey(m.ID); err != nil {
+				return nil, fmt.Errorf("%w: genesis member %s has no keys and is not a did:key", record.ErrInvalid, m.ID)
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // decodedVersion returns the bitstring of a list version, from the cache
@@ -18,19 +19,19 @@ func (c *listCache) decodedVersion(r pebble.Reader, issuer, list, cid string, in
 	if bits, ok := c.get(cid); ok {
 		return bits, nil
 	}
-	var ver StatusListVersion
+	var ver record.StatusListVersion
 	ok, err := getJSON(r, binary.BigEndian.AppendUint64(prefix(tableListVersions, issuer, list), index), &ver)
 	if err != nil {
 		return nil, err
 	}
 	if !ok || ver.CID != cid {
-		return nil, fmt.Errorf("%w: version %s of list %s", ErrNotFound, cid, list)
+		return nil, fmt.Errorf("%w: version %s of list %s", record.ErrNotFound, cid, list)
 	}
-	jwt, err := jose.ParseSignedCompact(ver.Credential, acceptedAlgs)
+	jwt, err := jose.ParseSignedCompact(ver.Credential, record.AcceptedAlgs)
 	if err != nil {
 		return nil, fmt.Errorf("stored credential %s: %w", cid, err)
 	}
-	p, err := parseStatusListCredential(jwt.UnsafePayloadWithoutVerification())
+	p, err := record.ParseStoredStatusList(jwt.UnsafePayloadWithoutVerification())
 	if err != nil {
 		return nil, fmt.Errorf("stored credential %s: %w", cid, err)
 	}
@@ -38,40 +39,34 @@ func (c *listCache) decodedVersion(r pebble.Reader, issuer, list, cid string, in
 	return p.Bits, nil
 }
 
-// StatusListView is a list with its current version.
-type StatusListView struct {
-	StatusList
-	Version StatusListVersion `json:"version"`
-}
-
-func (v *View) statusList(issuer, id string) (*StatusList, error) {
-	var l StatusList
+func (v *View) statusList(issuer, id string) (*record.StatusList, error) {
+	var l record.StatusList
 	ok, err := getJSON(v.snap, key(tableStatusLists, issuer, id), &l)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: %w: no status list %q of %s", ErrNotFound, ErrStatusRetrieval, id, issuer)
+		return nil, fmt.Errorf("%w: %w: no status list %q of %s", record.ErrNotFound, record.ErrStatusRetrieval, id, issuer)
 	}
 	return &l, nil
 }
 
 // StatusList returns a list and its current version.
-func (v *View) StatusList(issuer, id string) (*StatusListView, error) {
+func (v *View) StatusList(issuer, id string) (*record.StatusListView, error) {
 	l, err := v.statusList(issuer, id)
 	if err != nil {
 		return nil, err
 	}
-	var ver StatusListVersion
+	var ver record.StatusListVersion
 	if _, err := getJSON(v.snap, binary.BigEndian.AppendUint64(prefix(tableListVersions, issuer, id), l.CurrentIndex), &ver); err != nil {
 		return nil, err
 	}
-	return &StatusListView{StatusList: *l, Version: ver}, nil
+	return &record.StatusListView{StatusList: *l, Version: ver}, nil
 }
 
 // StatusListAt returns the version of a list that was current at t: the
 // last one published (by commit time) at or before t.
-func (v *View) StatusListAt(issuer, id string, t time.Time) (*StatusListView, error) {
+func (v *View) StatusListAt(issuer, id string, t time.Time) (*record.StatusListView, error) {
 	l, err := v.statusList(issuer, id)
 	if err != nil {
 		return nil, err
@@ -82,9 +77,9 @@ func (v *View) StatusListAt(issuer, id string, t time.Time) (*StatusListView, er
 		return nil, err
 	}
 	defer it.Close()
-	var found *StatusListVersion
+	var found *record.StatusListVersion
 	for it.Last(); it.Valid(); it.Prev() {
-		var v StatusListVersion
+		var v record.StatusListVersion
 		if err := decodeRecord(it.Value(), &v); err != nil {
 			return nil, err
 		}
@@ -94,20 +89,20 @@ func (v *View) StatusListAt(issuer, id string, t time.Time) (*StatusListView, er
 		}
 	}
 	if found == nil {
-		return nil, fmt.Errorf("%w: list %q of %s had no version at %s", ErrStatusRetrieval, id, issuer, t.Format(time.RFC3339))
+		return nil, fmt.Errorf("%w: list %q of %s had no version at %s", record.ErrStatusRetrieval, id, issuer, t.Format(time.RFC3339))
 	}
-	return &StatusListView{StatusList: *l, Version: *found}, nil
+	return &record.StatusListView{StatusList: *l, Version: *found}, nil
 }
 
 // StatusLists lists an issuer's lists (every issuer's with an empty issuer).
-func (v *View) StatusLists(issuer string, page Page) ([]StatusList, string, error) {
+func (v *View) StatusLists(issuer string, page Page) ([]record.StatusList, string, error) {
 	p := []byte{tableStatusLists}
 	if issuer != "" {
 		p = prefix(tableStatusLists, issuer)
 	}
-	out := []StatusList{}
+	out := []record.StatusList{}
 	next, err := v.scan(p, page, func(_, v []byte) (bool, error) {
-		var l StatusList
+		var l record.StatusList
 		if err := decodeRecord(v, &l); err != nil {
 			return false, err
 		}
@@ -119,13 +114,13 @@ func (v *View) StatusLists(issuer string, page Page) ([]StatusList, string, erro
 
 // StatusListHistory lists a list's versions, oldest first, without their
 // credentials.
-func (v *View) StatusListHistory(issuer, id string, page Page) ([]StatusListVersion, string, error) {
+func (v *View) StatusListHistory(issuer, id string, page Page) ([]record.StatusListVersion, string, error) {
 	if _, err := v.statusList(issuer, id); err != nil {
 		return nil, "", err
 	}
-	out := []StatusListVersion{}
+	out := []record.StatusListVersion{}
 	next, err := v.scan(prefix(tableListVersions, issuer, id), page, func(_, v []byte) (bool, error) {
-		var ver StatusListVersion
+		var ver record.StatusListVersion
 		if err := decodeRecord(v, &ver); err != nil {
 			return false, err
 		}
@@ -136,27 +131,13 @@ func (v *View) StatusListHistory(issuer, id string, page Page) ([]StatusListVers
 	return out, next, err
 }
 
-// EntryStatus is one entry of a list.
-type EntryStatus struct {
-	Issuer   string   `json:"issuer"`
-	List     string   `json:"list"`
-	Index    int      `json:"index"`
-	Status   int      `json:"status"`
-	Purposes []string `json:"purpose"`
-	// Valid is false when a revocation or suspension entry is set.
-	Valid   bool   `json:"valid"`
-	Message string `json:"message,omitempty"`
-	Version string `json:"version"`
-	Checked string `json:"privacy"`
-}
-
 // entryPrivacyNote is returned with every per-entry answer.
 const entryPrivacyNote = "checking one entry tells this registry which credential is being verified; fetch the whole list to keep that private"
 
 // CheckStatus reads one entry of a list's current version (or of the
 // version current at t, when t is not zero).
-func (v *View) CheckStatus(issuer, id string, index int, t time.Time) (*EntryStatus, error) {
-	var view *StatusListView
+func (v *View) CheckStatus(issuer, id string, index int, t time.Time) (*record.EntryStatus, error) {
+	var view *record.StatusListView
 	var err error
 	if t.IsZero() {
 		view, err = v.StatusList(issuer, id)
@@ -170,14 +151,14 @@ func (v *View) CheckStatus(issuer, id string, index int, t time.Time) (*EntrySta
 	if err != nil {
 		return nil, err
 	}
-	st, err := GetStatus(bits, index, view.StatusSize)
+	st, err := record.GetStatus(bits, index, view.StatusSize)
 	if err != nil {
 		return nil, err
 	}
-	e := &EntryStatus{Issuer: issuer, List: id, Index: index, Status: st, Purposes: view.Purposes, Version: view.Version.CID, Checked: entryPrivacyNote}
-	e.Valid = st == 0 || (len(view.Purposes) == 1 && view.Purposes[0] == PurposeMessage)
+	e := &record.EntryStatus{Issuer: issuer, List: id, Index: index, Status: st, Purposes: view.Purposes, Version: view.Version.CID, Checked: entryPrivacyNote}
+	e.Valid = st == 0 || (len(view.Purposes) == 1 && view.Purposes[0] == record.PurposeMessage)
 	want := "0x" + strconv.FormatInt(int64(st), 16)
-	if i := slices.IndexFunc(view.Messages, func(m StatusMessage) bool { return strings.EqualFold(m.Status, want) }); i >= 0 {
+	if i := slices.IndexFunc(view.Messages, func(m record.StatusMessage) bool { return strings.EqualFold(m.Status, want) }); i >= 0 {
 		e.Message = view.Messages[i].Message
 	}
 	return e, nil

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // store is the state's Pebble database: its layout (schema.go), the
@@ -162,10 +163,10 @@ func (s *store) init() error {
 	case err != nil:
 		return fmt.Errorf("read genesis: %w", err)
 	default:
-		storedCID := CIDOf(stored)
+		storedCID := record.CIDOf(stored)
 		closer.Close()
 		if storedCID != s.genesisCID {
-			return fmt.Errorf("%w: the data directory belongs to the consortium with genesis %s, not %s: use the genesis it was created with or a new data directory", ErrGenesis, storedCID, s.genesisCID)
+			return fmt.Errorf("%w: the data directory belongs to the consortium with genesis %s, not %s: use the genesis it was created with or a new data directory", record.ErrGenesis, storedCID, s.genesisCID)
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Issuer types of EBSI's Trusted Issuers Registry, which the gateway's
@@ -152,7 +153,7 @@ func (v *View) secondParts(p []byte) ([]string, error) {
 func (v *View) TIRIssuer(did string, now time.Time) ([]TIRAttribute, error) {
 	e := v.plain()
 	out := []TIRAttribute{}
-	var roots []RootAccreditor
+	var roots []record.RootAccreditor
 	if err := collectInto(v, []byte{tableRoots}, &roots); err != nil {
 		return nil, err
 	}
@@ -160,9 +161,9 @@ func (v *View) TIRIssuer(did string, now time.Time) ([]TIRAttribute, error) {
 		if root.Accreditor != did || len(root.Events) == 0 {
 			continue
 		}
-		status := StatusRevoked
-		if ev, ok := statusAt(root.Events, now, e.asOf); ok && ev.Status == StatusActive {
-			status = StatusActive
+		status := record.StatusRevoked
+		if ev, ok := statusAt(root.Events, now, e.asOf); ok && ev.Status == record.StatusActive {
+			status = record.StatusActive
 		}
 		attr := TIRAttribute{TAO: did, RootTAO: did, Framework: root.Framework, Status: status, IssuerType: tirType(TIRRootTAO, status)}
 		if err := v.tirRevisions(&attr, TIRRootTAO, root.Events); err != nil {
@@ -188,7 +189,7 @@ func (v *View) TIRIssuer(did string, now time.Time) ([]TIRAttribute, error) {
 			return nil, err
 		}
 		base := TIRTI
-		if a.Action == ActionAccredit {
+		if a.Action == record.ActionAccredit {
 			base = TIRTAO
 		}
 		status := e.LinkStatus(a, now)
@@ -200,14 +201,14 @@ func (v *View) TIRIssuer(did string, now time.Time) ([]TIRAttribute, error) {
 		out = append(out, attr)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: %s is no framework's root accreditor and holds no accreditation", ErrNotFound, did)
+		return nil, fmt.Errorf("%w: %s is no framework's root accreditor and holds no accreditation", record.ErrNotFound, did)
 	}
 	return out, nil
 }
 
 // tirType is the issuer type a role of type base shows in status.
 func tirType(base, status string) string {
-	if status == StatusActive {
+	if status == record.StatusActive {
 		return base
 	}
 	return TIRRevoked
@@ -215,7 +216,7 @@ func tirType(base, status string) string {
 
 // tirRevisions fills attr's revisions from the role's status events, each
 // with the operation that recorded it, and its id from the first.
-func (v *View) tirRevisions(attr *TIRAttribute, base string, events []StatusEvent) error {
+func (v *View) tirRevisions(attr *TIRAttribute, base string, events []record.StatusEvent) error {
 	for _, ev := range events {
 		var rec opRecord
 		ok, err := getJSON(v.snap, key(tableOps, ev.Operation), &rec)

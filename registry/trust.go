@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"github.com/trustreg/trustreg/registry/record"
 	"slices"
 	"time"
 )
@@ -16,34 +17,6 @@ type Question struct {
 	Jurisdiction string    `json:"jurisdiction,omitempty"`
 	At           time.Time `json:"at,omitzero"`     // zero: the time of the query
 	AsOf         uint64    `json:"as_of,omitempty"` // zero: the latest applied index
-}
-
-// Decision answers a Question.
-type Decision struct {
-	Entity     string    `json:"entity"`
-	Framework  string    `json:"framework"`
-	Action     string    `json:"action"`
-	Resource   string    `json:"resource,omitempty"`
-	Authorized bool      `json:"authorized"`
-	Reason     string    `json:"reason"`
-	Chain      []Link    `json:"chain"`
-	Root       string    `json:"root,omitempty"`
-	At         time.Time `json:"at"`
-	Index      uint64    `json:"index"`
-}
-
-// Link is one accreditation of a decision's chain, with its status at the
-// evaluated time.
-type Link struct {
-	Accreditation string     `json:"accreditation"`
-	Accreditor    string     `json:"accreditor"`
-	Subject       string     `json:"subject"`
-	Action        string     `json:"action"`
-	Resources     []string   `json:"resources"`
-	Jurisdictions []string   `json:"jurisdictions,omitempty"`
-	ValidFrom     time.Time  `json:"validFrom"`
-	ValidUntil    *time.Time `json:"validUntil,omitempty"`
-	Status        string     `json:"status"`
 }
 
 // Evaluator makes decisions over records as of one index. It reads
@@ -83,7 +56,7 @@ func (sp *secondSpan) touch(x time.Time) {
 // split reports whether a record time falls inside the second.
 func (sp *secondSpan) split() bool { return !sp.next.IsZero() && sp.next.Before(sp.hi) }
 
-func (sp *secondSpan) touchEvents(events []StatusEvent) {
+func (sp *secondSpan) touchEvents(events []record.StatusEvent) {
 	if sp == nil {
 		return
 	}
@@ -123,16 +96,16 @@ func loadRecord[T any](e *Evaluator, k RecordKey, keep bool) (*T, error) {
 	return v, nil
 }
 
-func (e *Evaluator) Accreditation(id string) (*Accreditation, error) {
-	a, err := ReadRecord[Accreditation](e, AccreditationKey(id))
+func (e *Evaluator) Accreditation(id string) (*record.Accreditation, error) {
+	a, err := ReadRecord[record.Accreditation](e, AccreditationKey(id))
 	if err != nil || a == nil || a.CreatedIndex > e.asOf {
 		return nil, err
 	}
 	return a, nil
 }
 
-func (e *Evaluator) Framework(id string) (*Framework, error) {
-	f, err := ReadRecord[Framework](e, FrameworkKey(id))
+func (e *Evaluator) Framework(id string) (*record.Framework, error) {
+	f, err := ReadRecord[record.Framework](e, FrameworkKey(id))
 	if err != nil || f == nil || f.CreatedIndex > e.asOf {
 		return nil, err
 	}
@@ -141,13 +114,13 @@ func (e *Evaluator) Framework(id string) (*Framework, error) {
 
 // IsRoot reports whether did is a root accreditor of framework at t.
 func (e *Evaluator) IsRoot(framework, did string, t time.Time) (bool, error) {
-	root, err := ReadRecord[RootAccreditor](e, RootKey(framework, did))
+	root, err := ReadRecord[record.RootAccreditor](e, RootKey(framework, did))
 	if err != nil || root == nil {
 		return false, err
 	}
 	e.span.touchEvents(root.Events)
 	ev, ok := statusAt(root.Events, t, e.asOf)
-	return ok && ev.Status == StatusActive, nil
+	return ok && ev.Status == record.StatusActive, nil
 }
 
 // Received returns every accreditation subject received in framework,
@@ -157,20 +130,20 @@ func (e *Evaluator) IsRoot(framework, did string, t time.Time) (bool, error) {
 // one for the listing and one for each accreditation, so the cache holds
 // the answers' inputs for twice as many colleges. A change to one of the
 // accreditations drops the entry (the apply marks the listing dirty).
-func (e *Evaluator) Received(subject, framework string) ([]*Accreditation, error) {
+func (e *Evaluator) Received(subject, framework string) ([]*record.Accreditation, error) {
 	k := ReceivedKey(subject, framework)
 	if e.memo != nil {
 		if v, ok := e.memo.Recall(k); ok {
-			return v.([]*Accreditation), nil
+			return v.([]*record.Accreditation), nil
 		}
 	}
 	ids, err := e.src.Received(subject, framework)
 	if err != nil {
 		return nil, err
 	}
-	recs := make([]*Accreditation, 0, len(ids))
+	recs := make([]*record.Accreditation, 0, len(ids))
 	for _, id := range ids {
-		a, err := loadRecord[Accreditation](e, AccreditationKey(id), false)
+		a, err := loadRecord[record.Accreditation](e, AccreditationKey(id), false)
 		if err != nil {
 			return nil, err
 		}
@@ -186,7 +159,7 @@ func (e *Evaluator) Received(subject, framework string) ([]*Accreditation, error
 
 // LinkStatus is an accreditation's own status at t: its window and its
 // status events.
-func (e *Evaluator) LinkStatus(a *Accreditation, t time.Time) string {
+func (e *Evaluator) LinkStatus(a *record.Accreditation, t time.Time) string {
 	if e.span != nil {
 		e.span.touch(a.ValidFrom)
 		if a.ValidUntil != nil {
@@ -195,20 +168,20 @@ func (e *Evaluator) LinkStatus(a *Accreditation, t time.Time) string {
 		e.span.touchEvents(a.Events)
 	}
 	if t.Before(a.ValidFrom) {
-		return ReasonNotYetValid
+		return record.ReasonNotYetValid
 	}
 	if a.ValidUntil != nil && !t.Before(*a.ValidUntil) {
-		return ReasonExpired
+		return record.ReasonExpired
 	}
 	if ev, ok := statusAt(a.Events, t, e.asOf); ok {
 		switch ev.Status {
-		case StatusSuspended:
-			return ReasonSuspended
-		case StatusRevoked:
-			return ReasonRevoked
+		case record.StatusSuspended:
+			return record.ReasonSuspended
+		case record.StatusRevoked:
+			return record.ReasonRevoked
 		}
 	}
-	return ReasonActive
+	return record.ReasonActive
 }
 
 // MaxWalk bounds a chain walk whatever the stored data says.
@@ -217,20 +190,20 @@ const MaxWalk = 64
 // Chain walks from a up to its root and returns the links, the reason (the
 // entity's own link's status, or chain_broken when a link above it or the
 // root fails) and the root accreditor.
-func (e *Evaluator) Chain(a *Accreditation, t time.Time) ([]Link, string, string, error) {
-	var links []Link
-	reason := ReasonActive
+func (e *Evaluator) Chain(a *record.Accreditation, t time.Time) ([]record.Link, string, string, error) {
+	var links []record.Link
+	reason := record.ReasonActive
 	cur := a
 	for depth := 0; ; depth++ {
 		st := e.LinkStatus(cur, t)
-		links = append(links, Link{
+		links = append(links, record.Link{
 			Accreditation: cur.ID, Accreditor: cur.Accreditor, Subject: cur.Subject, Action: cur.Action,
 			Resources: cur.Resources, Jurisdictions: cur.Jurisdictions, ValidFrom: cur.ValidFrom, ValidUntil: cur.ValidUntil, Status: st,
 		})
-		if st != ReasonActive && reason == ReasonActive {
+		if st != record.ReasonActive && reason == record.ReasonActive {
 			reason = st
 			if depth > 0 {
-				reason = ReasonChainBroken
+				reason = record.ReasonChainBroken
 			}
 		}
 		if cur.Parent == "" {
@@ -238,20 +211,20 @@ func (e *Evaluator) Chain(a *Accreditation, t time.Time) ([]Link, string, string
 			if err != nil {
 				return nil, "", "", err
 			}
-			if !ok && reason == ReasonActive {
-				reason = ReasonChainBroken
+			if !ok && reason == record.ReasonActive {
+				reason = record.ReasonChainBroken
 			}
 			return links, reason, cur.Accreditor, nil
 		}
 		if depth >= MaxWalk {
-			return links, ReasonChainBroken, "", nil
+			return links, record.ReasonChainBroken, "", nil
 		}
 		parent, err := e.Accreditation(cur.Parent)
 		if err != nil {
 			return nil, "", "", err
 		}
 		if parent == nil {
-			return links, ReasonChainBroken, "", nil
+			return links, record.ReasonChainBroken, "", nil
 		}
 		cur = parent
 	}
@@ -259,7 +232,7 @@ func (e *Evaluator) Chain(a *Accreditation, t time.Time) ([]Link, string, string
 
 // RootOf returns the root accreditor at the top of a's chain, following
 // the parents as recorded (whatever their status).
-func (e *Evaluator) RootOf(a *Accreditation) (string, error) {
+func (e *Evaluator) RootOf(a *record.Accreditation) (string, error) {
 	for range MaxWalk {
 		if a.Parent == "" {
 			return a.Accreditor, nil
@@ -278,8 +251,8 @@ func (e *Evaluator) RootOf(a *Accreditation) (string, error) {
 
 // Covers reports whether an accreditation's scope includes the resource and
 // jurisdiction asked about. An empty resource asks about any resource.
-func Covers(a *Accreditation, resource, jurisdiction string) bool {
-	if resource != "" && !slices.Contains(a.Resources, Wildcard) && !slices.Contains(a.Resources, resource) {
+func Covers(a *record.Accreditation, resource, jurisdiction string) bool {
+	if resource != "" && !slices.Contains(a.Resources, record.Wildcard) && !slices.Contains(a.Resources, resource) {
 		return false
 	}
 	if jurisdiction != "" && len(a.Jurisdictions) > 0 && !slices.Contains(a.Jurisdictions, jurisdiction) {
@@ -291,26 +264,26 @@ func Covers(a *Accreditation, resource, jurisdiction string) bool {
 // reasonRank orders failure reasons for choosing which candidate to report
 // when none authorizes: the entity's own status first, then a broken chain.
 var reasonRank = map[string]int{
-	ReasonActive: 0, ReasonSuspended: 1, ReasonRevoked: 2, ReasonExpired: 3, ReasonNotYetValid: 4, ReasonChainBroken: 5,
+	record.ReasonActive: 0, record.ReasonSuspended: 1, record.ReasonRevoked: 2, record.ReasonExpired: 3, record.ReasonNotYetValid: 4, record.ReasonChainBroken: 5,
 }
 
-func (e *Evaluator) Decide(q Question, t time.Time) (*Decision, error) {
-	d := &Decision{Entity: q.Entity, Framework: q.Framework, Action: q.Action, Resource: q.Resource, At: t, Index: e.asOf, Chain: []Link{}}
+func (e *Evaluator) Decide(q Question, t time.Time) (*record.Decision, error) {
+	d := &record.Decision{Entity: q.Entity, Framework: q.Framework, Action: q.Action, Resource: q.Resource, At: t, Index: e.asOf, Chain: []record.Link{}}
 	f, err := e.Framework(q.Framework)
 	if err != nil {
 		return nil, err
 	}
 	if f == nil {
-		d.Reason = ReasonUnknownFramework
+		d.Reason = record.ReasonUnknownFramework
 		return d, nil
 	}
-	if q.Action == ActionAccredit {
+	if q.Action == record.ActionAccredit {
 		ok, err := e.IsRoot(q.Framework, q.Entity, t)
 		if err != nil {
 			return nil, err
 		}
 		if ok {
-			d.Authorized, d.Reason, d.Root = true, ReasonActive, q.Entity
+			d.Authorized, d.Reason, d.Root = true, record.ReasonActive, q.Entity
 			return d, nil
 		}
 	}
@@ -319,7 +292,7 @@ func (e *Evaluator) Decide(q Question, t time.Time) (*Decision, error) {
 		return nil, err
 	}
 	type candidate struct {
-		links  []Link
+		links  []record.Link
 		reason string
 		root   string
 		index  uint64
@@ -340,11 +313,11 @@ func (e *Evaluator) Decide(q Question, t time.Time) (*Decision, error) {
 		}
 	}
 	if best == nil {
-		d.Reason = ReasonNeverAuthorized
+		d.Reason = record.ReasonNeverAuthorized
 		return d, nil
 	}
 	d.Chain, d.Reason, d.Root = best.links, best.reason, best.root
-	d.Authorized = best.reason == ReasonActive
+	d.Authorized = best.reason == record.ReasonActive
 	return d, nil
 }
 
@@ -352,7 +325,7 @@ func (e *Evaluator) Decide(q Question, t time.Time) (*Decision, error) {
 // index applied, remembering decoded records in memo when it is not nil.
 // now is the reader's clock, used when the question names no time.
 // Unknown entities get the same shape as known but unauthorized ones.
-func Decide(src Records, memo Memo, applied uint64, q Question, now time.Time) (*Decision, error) {
+func Decide(src Records, memo Memo, applied uint64, q Question, now time.Time) (*record.Decision, error) {
 	if err := q.validate(); err != nil {
 		return nil, err
 	}
@@ -378,7 +351,7 @@ var Forever = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
 // a time falls inside now's own second, the question is answered at now
 // itself and until is zero: that answer is for that instant only. A
 // question with "at" does not depend on now: until is Forever.
-func DecideSecond(src Records, memo Memo, applied uint64, q Question, now time.Time) (d *Decision, until time.Time, err error) {
+func DecideSecond(src Records, memo Memo, applied uint64, q Question, now time.Time) (d *record.Decision, until time.Time, err error) {
 	if err := q.validate(); err != nil {
 		return nil, time.Time{}, err
 	}
@@ -412,7 +385,7 @@ func DecideSecond(src Records, memo Memo, applied uint64, q Question, now time.T
 // an error if n is beyond it.
 func asOf(n, applied uint64) (uint64, error) {
 	if n > applied {
-		return 0, fmt.Errorf("%w: as_of %d is beyond the applied index %d: ask again later or read with min_index", ErrBadQuery, n, applied)
+		return 0, fmt.Errorf("%w: as_of %d is beyond the applied index %d: ask again later or read with min_index", record.ErrBadQuery, n, applied)
 	}
 	if n != 0 {
 		return n, nil
@@ -422,14 +395,14 @@ func asOf(n, applied uint64) (uint64, error) {
 
 func (q Question) validate() error {
 	if q.Entity == "" || q.Framework == "" {
-		return fmt.Errorf("%w: entity and framework are required", ErrBadQuery)
+		return fmt.Errorf("%w: entity and framework are required", record.ErrBadQuery)
 	}
-	if q.Action != ActionIssue && q.Action != ActionAccredit {
-		return fmt.Errorf("%w: action %q must be %q or %q", ErrBadQuery, q.Action, ActionIssue, ActionAccredit)
+	if q.Action != record.ActionIssue && q.Action != record.ActionAccredit {
+		return fmt.Errorf("%w: action %q must be %q or %q", record.ErrBadQuery, q.Action, record.ActionIssue, record.ActionAccredit)
 	}
 	for _, v := range []string{q.Entity, q.Framework, q.Resource, q.Jurisdiction} {
-		if len(v) > MaxIDLength {
-			return fmt.Errorf("%w: a parameter is longer than %d bytes", ErrBadQuery, MaxIDLength)
+		if len(v) > record.MaxIDLength {
+			return fmt.Errorf("%w: a parameter is longer than %d bytes", record.ErrBadQuery, record.MaxIDLength)
 		}
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 func date(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
@@ -14,7 +16,7 @@ func date(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0
 func TestRevokedIntermediateBreaksChainFromThenOn(t *testing.T) {
 	f := mustChain(t)
 	f.now = date(2026, 9, 1)
-	revoke := f.mustAccept(f.sign(f.root, OpRevoke, map[string]any{"accreditation": f.qaAcc, "reason": "audit failed"}))
+	revoke := f.mustAccept(f.sign(f.root, record.OpRevoke, map[string]any{"accreditation": f.qaAcc, "reason": "audit failed"}))
 	tests := []struct {
 		name   string
 		at     time.Time
@@ -22,11 +24,11 @@ func TestRevokedIntermediateBreaksChainFromThenOn(t *testing.T) {
 		want   bool
 		reason string
 	}{
-		{"before the revocation", date(2025, 5, 1), 0, true, ReasonActive},
-		{"after the revocation", date(2026, 10, 1), 0, false, ReasonChainBroken},
-		{"before the college's window", date(2024, 3, 1), 0, false, ReasonNotYetValid},
-		{"after the college's window", date(2029, 6, 1), 0, false, ReasonExpired},
-		{"as the registry knew it before", date(2026, 10, 1), revoke.Index - 1, true, ReasonActive},
+		{"before the revocation", date(2025, 5, 1), 0, true, record.ReasonActive},
+		{"after the revocation", date(2026, 10, 1), 0, false, record.ReasonChainBroken},
+		{"before the college's window", date(2024, 3, 1), 0, false, record.ReasonNotYetValid},
+		{"after the college's window", date(2029, 6, 1), 0, false, record.ReasonExpired},
+		{"as the registry knew it before", date(2026, 10, 1), revoke.Index - 1, true, record.ReasonActive},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -40,15 +42,15 @@ func TestRevokedIntermediateBreaksChainFromThenOn(t *testing.T) {
 		})
 	}
 	d := f.ask(date(2026, 10, 1), 0)
-	if d.Chain[0].Status != ReasonActive || d.Chain[1].Status != ReasonRevoked {
+	if d.Chain[0].Status != record.ReasonActive || d.Chain[1].Status != record.ReasonRevoked {
 		t.Fatalf("link statuses = %s, %s; want active, revoked", d.Chain[0].Status, d.Chain[1].Status)
 	}
 	// The QA agency's own question reports revoked, not chain_broken.
-	if d := f.decide(Question{Entity: f.qa.DID, Framework: fwID, Action: ActionAccredit, Resource: nursing, At: date(2026, 10, 1)}); d.Reason != ReasonRevoked {
+	if d := f.decide(Question{Entity: f.qa.DID, Framework: fwID, Action: record.ActionAccredit, Resource: nursing, At: date(2026, 10, 1)}); d.Reason != record.ReasonRevoked {
 		t.Fatalf("QA decision: %s, want revoked", d.Reason)
 	}
 	// Revocation is final.
-	if r := f.apply(f.sign(f.root, OpReinstate, map[string]any{"accreditation": f.qaAcc})); r.Code != CodeConflict {
+	if r := f.apply(f.sign(f.root, record.OpReinstate, map[string]any{"accreditation": f.qaAcc})); r.Code != record.CodeConflict {
 		t.Fatalf("reinstate after revoke: %+v, want conflict", r)
 	}
 }
@@ -57,8 +59,8 @@ func TestRetroactiveRevocation(t *testing.T) {
 	f := mustChain(t)
 	f.now = date(2026, 9, 1)
 	// Fraud found later: the college's accreditation is void from 2025-01-01.
-	r := f.mustAccept(f.sign(f.qa, OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2025-01-01T00:00:00Z", "reason": "fraud"}))
-	if d := f.ask(date(2025, 6, 1), 0); d.Authorized || d.Reason != ReasonRevoked {
+	r := f.mustAccept(f.sign(f.qa, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2025-01-01T00:00:00Z", "reason": "fraud"}))
+	if d := f.ask(date(2025, 6, 1), 0); d.Authorized || d.Reason != record.ReasonRevoked {
 		t.Fatalf("after retroactive revocation: %v %s, want revoked", d.Authorized, d.Reason)
 	}
 	if d := f.ask(date(2024, 9, 1), 0); !d.Authorized {
@@ -73,47 +75,47 @@ func TestRetroactiveRevocation(t *testing.T) {
 func TestSuspendThenReinstate(t *testing.T) {
 	f := mustChain(t)
 	f.now = date(2026, 4, 1)
-	f.mustAccept(f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "review"}))
-	if r := f.apply(f.sign(f.root, OpSuspend, map[string]any{"accreditation": f.collegeAcc})); r.Code != CodeConflict {
+	f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "review"}))
+	if r := f.apply(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc})); r.Code != record.CodeConflict {
 		t.Fatalf("suspend twice: %+v", r)
 	}
 	f.now = date(2026, 5, 1)
 	// The root, above the QA agency in the chain, may reinstate.
-	f.mustAccept(f.sign(f.root, OpReinstate, map[string]any{"accreditation": f.collegeAcc}))
+	f.mustAccept(f.sign(f.root, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc}))
 	for _, tc := range []struct {
 		at     time.Time
 		reason string
-	}{{date(2026, 3, 15), ReasonActive}, {date(2026, 4, 15), ReasonSuspended}, {date(2026, 5, 15), ReasonActive}} {
+	}{{date(2026, 3, 15), record.ReasonActive}, {date(2026, 4, 15), record.ReasonSuspended}, {date(2026, 5, 15), record.ReasonActive}} {
 		if d := f.ask(tc.at, 0); d.Reason != tc.reason {
 			t.Errorf("at %s: %s, want %s", tc.at.Format(time.DateOnly), d.Reason, tc.reason)
 		}
 	}
 	// A suspended intermediate suspends the chain below it too.
-	f.mustAccept(f.sign(f.root, OpSuspend, map[string]any{"accreditation": f.qaAcc}))
-	if d := f.ask(date(2026, 6, 1), 0); d.Reason != ReasonChainBroken {
+	f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.qaAcc}))
+	if d := f.ask(date(2026, 6, 1), 0); d.Reason != record.ReasonChainBroken {
 		t.Fatalf("under a suspended intermediate: %s", d.Reason)
 	}
 }
 
 func TestUnknownEntityLooksLikeUnauthorized(t *testing.T) {
 	f := mustChain(t)
-	stranger := f.decide(Question{Entity: "did:web:nobody.example", Framework: fwID, Action: ActionIssue, Resource: nursing})
-	wrongType := f.decide(Question{Entity: f.college.DID, Framework: fwID, Action: ActionIssue, Resource: law})
-	for _, d := range []*Decision{stranger, wrongType} {
-		if d.Authorized || d.Reason != ReasonNeverAuthorized || d.Chain == nil || len(d.Chain) != 0 {
+	stranger := f.decide(Question{Entity: "did:web:nobody.example", Framework: fwID, Action: record.ActionIssue, Resource: nursing})
+	wrongType := f.decide(Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: law})
+	for _, d := range []*record.Decision{stranger, wrongType} {
+		if d.Authorized || d.Reason != record.ReasonNeverAuthorized || d.Chain == nil || len(d.Chain) != 0 {
 			t.Fatalf("decision = %+v, want never_authorized with an empty chain", d)
 		}
 	}
-	if d := f.decide(Question{Entity: f.college.DID, Framework: "https://example.org/none", Action: ActionIssue}); d.Reason != ReasonUnknownFramework {
+	if d := f.decide(Question{Entity: f.college.DID, Framework: "https://example.org/none", Action: record.ActionIssue}); d.Reason != record.ReasonUnknownFramework {
 		t.Fatalf("unknown framework: %s", d.Reason)
 	}
-	if d := f.decide(Question{Entity: f.college.DID, Framework: fwID, Action: ActionIssue, Resource: nursing, Jurisdiction: "CA", At: date(2025, 1, 1)}); d.Authorized {
+	if d := f.decide(Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, Jurisdiction: "CA", At: date(2025, 1, 1)}); d.Authorized {
 		t.Fatal("college authorized outside its jurisdiction")
 	}
-	if _, err := f.s.Decide(Question{Entity: f.college.DID, Framework: fwID, Action: ActionIssue, AsOf: 1 << 40}, f.now); !errors.Is(err, ErrBadQuery) {
+	if _, err := f.s.Decide(Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, AsOf: 1 << 40}, f.now); !errors.Is(err, record.ErrBadQuery) {
 		t.Fatalf("as_of in the future: %v, want ErrBadQuery", err)
 	}
-	if _, err := f.s.Decide(Question{Entity: f.college.DID, Framework: fwID, Action: "teach"}, f.now); !errors.Is(err, ErrBadQuery) {
+	if _, err := f.s.Decide(Question{Entity: f.college.DID, Framework: fwID, Action: "teach"}, f.now); !errors.Is(err, record.ErrBadQuery) {
 		t.Fatalf("bad action: %v, want ErrBadQuery", err)
 	}
 }
@@ -128,10 +130,10 @@ func TestCachedAnswersFollowWrites(t *testing.T) {
 		op   []byte
 		want string
 	}{
-		{nil, ReasonActive},
-		{f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2025-01-01T00:00:00Z"}), ReasonSuspended},
-		{f.sign(f.root, OpReinstate, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2025-02-01T00:00:00Z"}), ReasonActive},
-		{f.govSign(OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID, "effectiveAt": "2025-03-01T00:00:00Z"}), ReasonChainBroken},
+		{nil, record.ReasonActive},
+		{f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2025-01-01T00:00:00Z"}), record.ReasonSuspended},
+		{f.sign(f.root, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2025-02-01T00:00:00Z"}), record.ReasonActive},
+		{f.govSign(record.OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID, "effectiveAt": "2025-03-01T00:00:00Z"}), record.ReasonChainBroken},
 	}
 	for i, s := range steps {
 		if s.op != nil {
@@ -145,14 +147,14 @@ func TestCachedAnswersFollowWrites(t *testing.T) {
 		}
 	}
 	// A second grant to the same subject shows up in the cached list.
-	other := mustKey(t, KeyEd25519)
-	q := Question{Entity: other.DID, Framework: fwID, Action: ActionIssue, Resource: nursing, At: at}
-	if d := f.decide(q); d.Reason != ReasonNeverAuthorized {
+	other := mustKey(t, record.KeyEd25519)
+	q := Question{Entity: other.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: at}
+	if d := f.decide(q); d.Reason != record.ReasonNeverAuthorized {
 		t.Fatalf("before the grant: %s", d.Reason)
 	}
-	f.mustAccept(f.govSign(OpAddRootAccreditor, map[string]any{"framework": fwID, "accreditor": other.DID}))
-	f.mustAccept(f.sign(other, OpAccredit, map[string]any{"framework": fwID, "accreditor": other.DID, "subject": f.college.DID,
-		"action": ActionIssue, "resources": []string{nursing}, "validFrom": "2024-01-01T00:00:00Z"}))
+	f.mustAccept(f.govSign(record.OpAddRootAccreditor, map[string]any{"framework": fwID, "accreditor": other.DID}))
+	f.mustAccept(f.sign(other, record.OpAccredit, map[string]any{"framework": fwID, "accreditor": other.DID, "subject": f.college.DID,
+		"action": record.ActionIssue, "resources": []string{nursing}, "validFrom": "2024-01-01T00:00:00Z"}))
 	if d := f.ask(at, 0); !d.Authorized || d.Root != other.DID {
 		t.Fatalf("after a second grant from a new root: %+v", d)
 	}
@@ -164,9 +166,9 @@ func TestCachedAnswersFollowWrites(t *testing.T) {
 // would list the subject's accreditations as they were before it.
 func TestKeptIteratorsSeeCommits(t *testing.T) {
 	f := mustChain(t)
-	other := mustKey(t, KeyEd25519)
-	q := Question{Entity: other.DID, Framework: fwID, Action: ActionIssue, Resource: nursing, At: date(2025, 6, 1)}
-	if d := f.decide(q); d.Reason != ReasonNeverAuthorized {
+	other := mustKey(t, record.KeyEd25519)
+	q := Question{Entity: other.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: date(2025, 6, 1)}
+	if d := f.decide(q); d.Reason != record.ReasonNeverAuthorized {
 		t.Fatalf("before the grant: %s", d.Reason)
 	}
 	f.s.caches.records.mu.Lock()
@@ -175,8 +177,8 @@ func TestKeptIteratorsSeeCommits(t *testing.T) {
 	if kept == 0 {
 		t.Fatal("no iterator was kept after a question; this test would prove nothing")
 	}
-	f.mustAccept(f.sign(f.qa, OpAccredit, map[string]any{"framework": fwID, "accreditor": f.qa.DID, "subject": other.DID,
-		"action": ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+	f.mustAccept(f.sign(f.qa, record.OpAccredit, map[string]any{"framework": fwID, "accreditor": f.qa.DID, "subject": other.DID,
+		"action": record.ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
 		"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z"}))
 	if d := f.decide(q); !d.Authorized {
 		t.Fatalf("after the grant: %s", d.Reason)
@@ -197,9 +199,9 @@ func TestKeptIteratorsUnderConcurrentWrites(t *testing.T) {
 	questions := make([]Question, colleges)
 	for i := range colleges {
 		subject := fmt.Sprintf("did:web:concurrent-%d.example", i)
-		questions[i] = Question{Entity: subject, Framework: fwID, Action: ActionIssue, Resource: nursing, At: at}
-		ops[i] = f.sign(f.qa, OpAccredit, map[string]any{"framework": fwID, "accreditor": f.qa.DID, "subject": subject,
-			"action": ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+		questions[i] = Question{Entity: subject, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: at}
+		ops[i] = f.sign(f.qa, record.OpAccredit, map[string]any{"framework": fwID, "accreditor": f.qa.DID, "subject": subject,
+			"action": record.ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
 			"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z"})
 	}
 	var granted [colleges]atomic.Bool
@@ -296,16 +298,16 @@ func TestOneBatchSeesItsOwnWrites(t *testing.T) {
 	f := mustChain(t)
 	// Warm the read cache with the committed records.
 	f.ask(date(2025, 1, 1), 0)
-	mid := mustKey(t, KeyEd25519)
-	leaf := mustKey(t, KeyEd25519)
-	grant := f.sign(f.qa, OpAccredit, map[string]any{"framework": fwID, "accreditor": f.qa.DID, "subject": mid.DID,
-		"action": ActionAccredit, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc, "validFrom": "2025-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z"})
-	under := f.sign(mid, OpAccredit, map[string]any{"framework": fwID, "accreditor": mid.DID, "subject": leaf.DID,
-		"action": ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": CIDOf(grant), "validFrom": "2025-02-01T00:00:00Z", "validUntil": "2028-01-01T00:00:00Z"})
-	suspend := f.sign(f.root, OpSuspend, map[string]any{"accreditation": f.qaAcc})
-	other := mustKey(t, KeyEd25519)
-	underSuspended := f.sign(f.qa, OpAccredit, map[string]any{"framework": fwID, "accreditor": f.qa.DID, "subject": other.DID,
-		"action": ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc, "validFrom": "2025-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z"})
+	mid := mustKey(t, record.KeyEd25519)
+	leaf := mustKey(t, record.KeyEd25519)
+	grant := f.sign(f.qa, record.OpAccredit, map[string]any{"framework": fwID, "accreditor": f.qa.DID, "subject": mid.DID,
+		"action": record.ActionAccredit, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc, "validFrom": "2025-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z"})
+	under := f.sign(mid, record.OpAccredit, map[string]any{"framework": fwID, "accreditor": mid.DID, "subject": leaf.DID,
+		"action": record.ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": record.CIDOf(grant), "validFrom": "2025-02-01T00:00:00Z", "validUntil": "2028-01-01T00:00:00Z"})
+	suspend := f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.qaAcc})
+	other := mustKey(t, record.KeyEd25519)
+	underSuspended := f.sign(f.qa, record.OpAccredit, map[string]any{"framework": fwID, "accreditor": f.qa.DID, "subject": other.DID,
+		"action": record.ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc, "validFrom": "2025-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z"})
 	var entries []Entry
 	for _, op := range [][]byte{grant, under, suspend, underSuspended} {
 		f.index++
@@ -315,11 +317,11 @@ func TestOneBatchSeesItsOwnWrites(t *testing.T) {
 	if !res[0].Accepted || !res[1].Accepted || !res[2].Accepted {
 		t.Fatalf("grant chain in one batch: %+v %+v %+v", res[0], res[1], res[2])
 	}
-	if res[3].Accepted || res[3].Code != CodeNotAuthorized {
+	if res[3].Accepted || res[3].Code != record.CodeNotAuthorized {
 		t.Fatalf("grant under an accreditation suspended earlier in the batch: %+v", res[3])
 	}
 	// The suspension reaches the read side too.
-	if d := f.ask(f.now, 0); d.Reason != ReasonChainBroken {
+	if d := f.ask(f.now, 0); d.Reason != record.ReasonChainBroken {
 		t.Fatalf("college under the suspended agency: %s", d.Reason)
 	}
 }
@@ -329,11 +331,11 @@ func TestOneBatchSeesItsOwnWrites(t *testing.T) {
 // or made for the exact instant when such a time falls inside the second.
 func TestDecideSecond(t *testing.T) {
 	f := mustChain(t)
-	q := Question{Entity: f.college.DID, Framework: fwID, Action: ActionIssue, Resource: nursing}
+	q := Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing}
 	second := t0.Add(time.Hour)
 	suspendedAt := second.Add(500 * time.Millisecond)
 	f.now = suspendedAt
-	f.mustAccept(f.sign(f.qa, OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"}))
+	f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"}))
 
 	check := func(now time.Time, wantUntil, wantAt time.Time, wantReason string) {
 		t.Helper()
@@ -364,16 +366,16 @@ func TestDecideSecond(t *testing.T) {
 	// college's accreditation window, 2024-06-01 to 2029-01-01, and the
 	// agency's, 2024 to 2030, bound it too; the suspension comes first.)
 	day := date(2026, 1, 1)
-	check(day.Add(700*time.Millisecond), suspendedAt, day, ReasonActive)
+	check(day.Add(700*time.Millisecond), suspendedAt, day, record.ReasonActive)
 	// The suspension takes effect half-way through its second: that second
 	// is answered instant by instant.
-	check(second.Add(200*time.Millisecond), time.Time{}, second.Add(200*time.Millisecond), ReasonActive)
-	check(second.Add(800*time.Millisecond), time.Time{}, second.Add(800*time.Millisecond), ReasonSuspended)
+	check(second.Add(200*time.Millisecond), time.Time{}, second.Add(200*time.Millisecond), record.ReasonActive)
+	check(second.Add(800*time.Millisecond), time.Time{}, second.Add(800*time.Millisecond), record.ReasonSuspended)
 	// From the next second on, the answer holds until the college's window ends.
-	check(second.Add(1300*time.Millisecond), date(2029, 1, 1), second.Add(time.Second), ReasonSuspended)
+	check(second.Add(1300*time.Millisecond), date(2029, 1, 1), second.Add(time.Second), record.ReasonSuspended)
 	// A question at a given time does not depend on the clock.
 	q.At = second.Add(800 * time.Millisecond)
-	if d, until, err := f.s.DecideSecond(q, date(2026, 1, 1)); err != nil || until != Forever || d.Reason != ReasonSuspended || !d.At.Equal(q.At) {
+	if d, until, err := f.s.DecideSecond(q, date(2026, 1, 1)); err != nil || until != Forever || d.Reason != record.ReasonSuspended || !d.At.Equal(q.At) {
 		t.Fatalf("explicit at: %+v until %s err %v", d, until, err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // verifier parses operations and checks their signatures against the keys
@@ -46,11 +47,11 @@ func (s *verifier) resolveKey(e *Evaluator, kid string) (parsedKey, string, erro
 	if strings.HasPrefix(did, "did:key:") {
 		k, err := s.keys.didKey(did)
 		if err != nil {
-			return parsedKey{}, did, reject(CodeUnknownKey, "kid %q: %v", kid, err)
+			return parsedKey{}, did, record.Reject(record.CodeUnknownKey, "kid %q: %v", kid, err)
 		}
 		return k, did, nil
 	}
-	ent, err := ReadRecord[Entity](e, EntityKey(did))
+	ent, err := ReadRecord[record.Entity](e, EntityKey(did))
 	if err != nil {
 		return parsedKey{}, did, err
 	}
@@ -60,14 +61,14 @@ func (s *verifier) resolveKey(e *Evaluator, kid string) (parsedKey, string, erro
 		if err != nil {
 			continue
 		}
-		if kidMatches(k.kid, did, fragment) {
+		if record.KIDMatches(k.kid, did, fragment) {
 			return k, did, nil
 		}
 	}
 	if ent == nil && keys == nil {
-		return parsedKey{}, did, reject(CodeUnknownKey, "%s is not registered, so no key of it is known: governance or an active accreditor registers it with its keys (an accreditor only while it holds no authority yet), signing with their own key", did)
+		return parsedKey{}, did, record.Reject(record.CodeUnknownKey, "%s is not registered, so no key of it is known: governance or an active accreditor registers it with its keys (an accreditor only while it holds no authority yet), signing with their own key", did)
 	}
-	return parsedKey{}, did, reject(CodeUnknownKey, "no key %q is registered for %s: sign with one of its current keys (rotateKeys replaces them)", kid, did)
+	return parsedKey{}, did, record.Reject(record.CodeUnknownKey, "no key %q is registered for %s: sign with one of its current keys (rotateKeys replaces them)", kid, did)
 }
 
 // verifiedKey names one signature of one exact operation checked against
@@ -109,23 +110,23 @@ func (s *verifier) PreVerifyLevel(raw []byte) (int, error) {
 	return featureLevelOf(op), nil
 }
 
-func (s *verifier) preVerify(raw []byte) (*ParsedOperation, error) {
-	if err := checkSize(raw); err != nil {
+func (s *verifier) preVerify(raw []byte) (*record.ParsedOperation, error) {
+	if err := record.CheckSize(raw); err != nil {
 		return nil, err
 	}
 	digest := sha256.Sum256(raw)
 	if op, ok := s.parsed.get(digest); ok {
-		return op, op.strictErr // done already (by the receiving node, or the leader)
+		return op, op.StrictErr() // done already (by the receiving node, or the leader)
 	}
-	op, err := parseOperation(raw, digest)
+	op, err := record.ParseOperationDigest(raw, digest)
 	if err != nil {
 		return nil, err
 	}
 	s.parsed.add(digest, op)
-	if op.strictErr != nil {
+	if op.StrictErr() != nil {
 		// Refused before the log at any feature level: refusing to propose
 		// changes no state (the apply decides by the level).
-		return op, op.strictErr
+		return op, op.StrictErr()
 	}
 	view := s.read.View()
 	defer view.Close()
@@ -149,7 +150,7 @@ func (s *verifier) preVerify(raw []byte) (*ParsedOperation, error) {
 // names. It returns the signer DIDs in signature order. consume says
 // whether a signature PreVerify checked is forgotten once used: the
 // apply's, the memory's last reader, does; a check leaves it for the apply.
-func (s *verifier) verifySignatures(e *Evaluator, op *ParsedOperation, consume bool) ([]string, error) {
+func (s *verifier) verifySignatures(e *Evaluator, op *record.ParsedOperation, consume bool) ([]string, error) {
 	signers := make([]string, 0, len(op.JWS.Signatures))
 	seen := map[string]bool{}
 	for i, sig := range op.JWS.Signatures {
@@ -164,11 +165,11 @@ func (s *verifier) verifySignatures(e *Evaluator, op *ParsedOperation, consume b
 			one := *op.JWS
 			one.Signatures = []jose.Signature{sig}
 			if _, err := one.Verify(k.jose); err != nil {
-				return nil, reject(CodeBadSignature, "signature %d (kid %q) does not verify against the registered key", i, sig.Protected.KeyID)
+				return nil, record.Reject(record.CodeBadSignature, "signature %d (kid %q) does not verify against the registered key", i, sig.Protected.KeyID)
 			}
 		}
 		if seen[did] {
-			return nil, reject(CodeMalformed, "%s signed more than once", did)
+			return nil, record.Reject(record.CodeMalformed, "%s signed more than once", did)
 		}
 		seen[did] = true
 		signers = append(signers, did)

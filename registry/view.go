@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // readModel answers reads: decisions, listings and the bindings' views,
@@ -73,12 +74,12 @@ func (v *View) memo() Memo {
 }
 
 // Decide answers a trust question (see the package function Decide).
-func (v *View) Decide(q Question, now time.Time) (*Decision, error) {
+func (v *View) Decide(q Question, now time.Time) (*record.Decision, error) {
 	return Decide(&v.rd, v.memo(), v.index, q, now)
 }
 
 // DecideSecond answers a trust question so that the answer can be reused
 // (see the package function DecideSecond).
-func (v *View) DecideSecond(q Question, now time.Time) (*Decision, time.Time, error) {
+func (v *View) DecideSecond(q Question, now time.Time) (*record.Decision, time.Time, error) {
 	return DecideSecond(&v.rd, v.memo(), v.index, q, now)
 }

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/trustreg/trustreg/gateway/client"
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 	"github.com/trustreg/trustreg/test/netns"
 	"github.com/trustreg/trustreg/test/ports"
 )
@@ -51,7 +51,7 @@ type procCluster struct {
 	admins  []string
 	hosts   []*netns.Host // hosts[i] runs node i; nil: every node on loopback
 	token   string        // the admin API token, on hosts of their own (not loopback)
-	gov     *registry.Signer
+	gov     *record.Signer
 	govFile string
 }
 
@@ -101,12 +101,12 @@ func startProcCluster(t *testing.T, voters, replicas int, hosts []*netns.Host) *
 	c := &procCluster{t: t, bin: bin, hosts: hosts}
 	govFile := filepath.Join(base, "governance.jwk")
 	run(t, bin+"/trustctl", "keygen", "--out", govFile)
-	gov, err := registry.ParseSignerJWK(mustRead(t, govFile))
+	gov, err := record.ParseSignerJWK(mustRead(t, govFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.gov, c.govFile = gov, govFile
-	genesis, _ := json.Marshal(registry.Genesis{Consortium: "process test", Members: []registry.Member{{ID: gov.DID}}, Threshold: 1})
+	genesis, _ := json.Marshal(record.Genesis{Consortium: "process test", Members: []record.Member{{ID: gov.DID}}, Threshold: 1})
 	genesisPath := filepath.Join(base, "genesis.json")
 	if err := os.WriteFile(genesisPath, genesis, 0o644); err != nil {
 		t.Fatal(err)
@@ -266,7 +266,7 @@ func (c *procCluster) digest(i int) (uint64, string, error) {
 	return d.AppliedIndex, d.Digest, err
 }
 
-func signOp(t *testing.T, s *registry.Signer, compact bool, fields map[string]any) []byte {
+func signOp(t *testing.T, s *record.Signer, compact bool, fields map[string]any) []byte {
 	fields["iat"] = time.Now().Unix()
 	raw, _ := json.Marshal(fields)
 	var jws []byte
@@ -274,7 +274,7 @@ func signOp(t *testing.T, s *registry.Signer, compact bool, fields map[string]an
 	if compact {
 		jws, err = s.SignCompact(raw)
 	} else {
-		jws, err = registry.SignJSON(raw, s)
+		jws, err = record.SignJSON(raw, s)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -288,7 +288,7 @@ func signOp(t *testing.T, s *registry.Signer, compact bool, fields map[string]an
 // that the nodes' state digests agree.
 func TestKillLeaderDuringWrites(t *testing.T) {
 	c := mustStartProcCluster(t, 3)
-	root, _ := registry.GenerateKey(registry.KeyEd25519)
+	root, _ := record.GenerateKey(record.KeyEd25519)
 	fw := "https://example.org/fw"
 	ctx := context.Background()
 	if _, err := client.New(c.procs[0].url).Submit(ctx, signOp(t, c.gov, false, map[string]any{
@@ -382,7 +382,7 @@ func TestKillLeaderDuringWrites(t *testing.T) {
 // leader.)
 func TestFollowersCarryOnRightAfterTheLeaderDies(t *testing.T) {
 	c := mustStartProcCluster(t, 3)
-	root, _ := registry.GenerateKey(registry.KeyEd25519)
+	root, _ := record.GenerateKey(record.KeyEd25519)
 	fw := "https://example.org/fw"
 	ctx := context.Background()
 	created, err := client.New(c.procs[0].url).Submit(ctx, signOp(t, c.gov, false, map[string]any{
@@ -476,7 +476,7 @@ func TestTrustctlReadsItsWritesThroughFollowers(t *testing.T) {
 // (resubmission is idempotent), at most 20 tries. after(i) runs after the
 // i-th write's tries, on its worker. It returns the acknowledged writes:
 // CID → index.
-func (c *procCluster) streamWrites(t *testing.T, root *registry.Signer, fw string, total, workers int, nodes []int, after func(i int64)) map[string]uint64 {
+func (c *procCluster) streamWrites(t *testing.T, root *record.Signer, fw string, total, workers int, nodes []int, after func(i int64)) map[string]uint64 {
 	var (
 		mu       sync.Mutex
 		acked    = map[string]uint64{}
@@ -498,7 +498,7 @@ func (c *procCluster) streamWrites(t *testing.T, root *registry.Signer, fw strin
 					time.Sleep(50 * time.Millisecond) // back-off before the next node
 					continue
 				}
-				var res registry.Result
+				var res record.Result
 				err = json.NewDecoder(resp.Body).Decode(&res)
 				resp.Body.Close()
 				if resp.StatusCode == 201 || resp.StatusCode == 200 {

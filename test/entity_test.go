@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // TestEntityMetadataThroughTrustctl: governance registers a did:web
@@ -38,7 +38,7 @@ func TestEntityMetadataThroughTrustctl(t *testing.T) {
 		"--legal-name", "College Ltd", "--country", "GB", "--identifier", "ctid=ce-1", "--identifier", "ukprn=123")
 	must("entity", "update", "--id", web, "--key", "web.jwk", "--country", "IE", "--identifier", "ukprn=")
 
-	var e registry.Entity
+	var e record.Entity
 	if out := must("--json", "entity", "show", web); json.Unmarshal([]byte(out), &e) != nil || e.Metadata == nil {
 		t.Fatalf("entity show: %s", out)
 	}

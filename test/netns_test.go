@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/trustreg/trustreg/gateway/client"
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 	"github.com/trustreg/trustreg/test/netns"
 )
 
@@ -34,7 +34,7 @@ func TestClusterOnHostsOfTheirOwn(t *testing.T) {
 	}
 	c := startProcCluster(t, 3, 1, nw.Hosts)
 	const replica = 3
-	root, _ := registry.GenerateKey(registry.KeyEd25519)
+	root, _ := record.GenerateKey(record.KeyEd25519)
 	fw := "https://example.org/fw"
 	if _, err := client.New(c.proc(0).url).Submit(context.Background(), signOp(t, c.gov, false, map[string]any{
 		"op": "createFramework", "id": fw, "name": "FW", "roots": []string{root.DID}})); err != nil {

@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 const (
@@ -27,16 +27,16 @@ const (
 // entities signing with their registered keys, as most accreditors would,
 // so half the colleges' operations take each path.
 type dataset struct {
-	gov, root   *registry.Signer
-	agencies    []*registry.Signer
+	gov, root   *record.Signer
+	agencies    []*record.Signer
 	agencyAccs  []string
-	subs        []*registry.Signer
+	subs        []*record.Signer
 	subAccs     []string
 	colleges    int // loaded so far
 	collegeDIDs []string
 }
 
-func sign(s *registry.Signer, fields map[string]any) []byte {
+func sign(s *record.Signer, fields map[string]any) []byte {
 	fields["iat"] = time.Now().Unix()
 	raw, _ := json.Marshal(fields)
 	jws, err := s.SignCompact(raw)
@@ -46,7 +46,7 @@ func sign(s *registry.Signer, fields map[string]any) []byte {
 	return jws
 }
 
-func submit(client *http.Client, base string, jws []byte) (*registry.Result, error) {
+func submit(client *http.Client, base string, jws []byte) (*record.Result, error) {
 	resp, err := client.Post(base+"/v1/operations", "application/jose", bytes.NewReader(jws))
 	if err != nil {
 		return nil, err
@@ -56,22 +56,22 @@ func submit(client *http.Client, base string, jws []byte) (*registry.Result, err
 	if resp.StatusCode != 201 && resp.StatusCode != 200 {
 		return nil, fmt.Errorf("submit: %d %s", resp.StatusCode, body)
 	}
-	var r registry.Result
+	var r record.Result
 	return &r, json.Unmarshal(body, &r)
 }
 
 // newDataset creates the framework and the agency layers.
-func newDataset(base string, gov *registry.Signer) (*dataset, error) {
+func newDataset(base string, gov *record.Signer) (*dataset, error) {
 	d := &dataset{gov: gov}
-	d.root, _ = registry.GenerateKey(registry.KeyEd25519)
+	d.root, _ = record.GenerateKey(record.KeyEd25519)
 	client := newClient(4)
-	payload, _ := json.Marshal(map[string]any{"op": registry.OpCreateFramework, "iat": time.Now().Unix(), "id": benchFramework, "name": "Bench", "roots": []string{d.root.DID}})
-	jws, _ := registry.SignJSON(payload, gov)
+	payload, _ := json.Marshal(map[string]any{"op": record.OpCreateFramework, "iat": time.Now().Unix(), "id": benchFramework, "name": "Bench", "roots": []string{d.root.DID}})
+	jws, _ := record.SignJSON(payload, gov)
 	if _, err := submit(client, base, jws); err != nil {
 		return nil, err
 	}
 	for range 10 {
-		a, _ := registry.GenerateKey(registry.KeyEd25519)
+		a, _ := record.GenerateKey(record.KeyEd25519)
 		r, err := submit(client, base, sign(d.root, map[string]any{"op": "accredit", "framework": benchFramework, "accreditor": d.root.DID,
 			"subject": a.DID, "action": "accredit", "resources": []string{benchResource}, "validFrom": "2020-01-01T00:00:00Z"}))
 		if err != nil {
@@ -96,8 +96,8 @@ func newDataset(base string, gov *registry.Signer) (*dataset, error) {
 
 // registeredSigner registers did as an entity with a new Ed25519 key
 // (signed by governance) and returns the signer of that key.
-func registeredSigner(client *http.Client, base string, gov *registry.Signer, did string) (*registry.Signer, error) {
-	k, err := registry.GenerateKey(registry.KeyEd25519)
+func registeredSigner(client *http.Client, base string, gov *record.Signer, did string) (*record.Signer, error) {
+	k, err := record.GenerateKey(record.KeyEd25519)
 	if err != nil {
 		return nil, err
 	}
@@ -109,8 +109,8 @@ func registeredSigner(client *http.Client, base string, gov *registry.Signer, di
 	if err != nil {
 		return nil, err
 	}
-	payload, _ := json.Marshal(map[string]any{"op": registry.OpRegisterEntity, "iat": time.Now().Unix(), "id": did, "name": "Bench sub-agency", "keys": []json.RawMessage{jwk}})
-	jws, err := registry.SignJSON(payload, gov)
+	payload, _ := json.Marshal(map[string]any{"op": record.OpRegisterEntity, "iat": time.Now().Unix(), "id": did, "name": "Bench sub-agency", "keys": []json.RawMessage{jwk}})
+	jws, err := record.SignJSON(payload, gov)
 	if err != nil {
 		return nil, err
 	}

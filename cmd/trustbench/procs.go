@@ -14,8 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/trustreg/trustreg/registry"
-	"github.com/trustreg/trustreg/test/ports"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // process is a child process this benchmark started; it is stopped by pid.
@@ -200,16 +199,6 @@ func start(dir, name string, bin string, args ...string) (*process, error) {
 	return p, nil
 }
 
-// freePort returns a loopback port no other server of this run was given
-// (ports.Free); none left is a broken machine, not a result.
-func freePort() int {
-	p, err := ports.Free()
-	if err != nil {
-		panic(err)
-	}
-	return p
-}
-
 // answered reports whether a GET of url answers 200.
 func answered(url string) bool {
 	resp, err := http.Get(url)
@@ -230,7 +219,7 @@ type trustdNode struct {
 // startTrustdCluster starts n trustd processes sharing a fresh genesis
 // whose governance key it returns, all again on new ports if a port was
 // taken before a node listened on it.
-func startTrustdCluster(ctx context.Context, bin, dir string, n int) (nodes []*trustdNode, gov *registry.Signer, err error) {
+func startTrustdCluster(ctx context.Context, bin, dir string, n int) (nodes []*trustdNode, gov *record.Signer, err error) {
 	err = retryOnPortTaken(dir, func() error {
 		nodes, gov, err = startTrustdClusterOnce(ctx, bin, dir, n)
 		return err
@@ -238,12 +227,12 @@ func startTrustdCluster(ctx context.Context, bin, dir string, n int) (nodes []*t
 	return nodes, gov, err
 }
 
-func startTrustdClusterOnce(ctx context.Context, bin, dir string, n int) ([]*trustdNode, *registry.Signer, error) {
-	gov, err := registry.GenerateKey(registry.KeyEd25519)
+func startTrustdClusterOnce(ctx context.Context, bin, dir string, n int) ([]*trustdNode, *record.Signer, error) {
+	gov, err := record.GenerateKey(record.KeyEd25519)
 	if err != nil {
 		return nil, nil, err
 	}
-	genesis, _ := json.Marshal(registry.Genesis{Consortium: "bench", Members: []registry.Member{{ID: gov.DID}}, Threshold: 1})
+	genesis, _ := json.Marshal(record.Genesis{Consortium: "bench", Members: []record.Member{{ID: gov.DID}}, Threshold: 1})
 	gpath := filepath.Join(dir, "genesis.json")
 	if err := os.WriteFile(gpath, genesis, 0o644); err != nil {
 		return nil, nil, err

@@ -11,10 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustreg/trustreg/consensus"
-	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/gateway/client"
-	"github.com/trustreg/trustreg/node"
 )
 
 func (a *app) clusterCmd() *cobra.Command {
@@ -31,7 +29,7 @@ func (a *app) clusterCmd() *cobra.Command {
 		c.Token = token
 		return c
 	}
-	printMembers := func(w io.Writer, v node.ClusterView) {
+	printMembers := func(w io.Writer, v api.ClusterView) {
 		fmt.Fprintf(w, "node %s  %s  leader %s  term %d  commit %d  applied %d  registry index %d  feature level %d\n\n",
 			v.Node.NodeID, v.Node.State, v.Node.Leader, v.Node.Term, v.Node.CommitIndex, v.Node.RaftAppliedIndex, v.Node.AppliedIndex, v.FeatureLevel)
 		members := v.Members
@@ -56,7 +54,7 @@ func (a *app) clusterCmd() *cobra.Command {
 		Use: "status", Aliases: []string{"members"}, Args: cobra.NoArgs,
 		Short: "Every member with suffrage, leader, applied index, lag, its build's feature level, last contact and addresses",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var out node.ClusterView
+			var out api.ClusterView
 			if err := adminClient().Get(cmd.Context(), "/admin/v1/cluster", nil, &out); err != nil {
 				return err
 			}
@@ -71,7 +69,7 @@ func (a *app) clusterCmd() *cobra.Command {
 		return &cobra.Command{
 			Use: action + " " + use, Short: short, Args: args,
 			RunE: func(cmd *cobra.Command, args []string) error {
-				var req gateway.MembershipRequest
+				var req api.MembershipRequest
 				if len(args) == 1 {
 					if takesAddr && strings.HasPrefix(args[0], "/") {
 						req.Addr = args[0]
@@ -79,7 +77,7 @@ func (a *app) clusterCmd() *cobra.Command {
 						req.ID = args[0]
 					}
 				}
-				var out node.ClusterView
+				var out api.ClusterView
 				if err := adminClient().Post(cmd.Context(), "/admin/v1/cluster/"+action, req, &out); err != nil {
 					return err
 				}
@@ -126,7 +124,7 @@ func (a *app) clusterCmd() *cobra.Command {
 
 // lastContact is how long ago the node answering heard from member m, by
 // this machine's clock: "self" for that node, "never" when it has not.
-func lastContact(m consensus.MemberStatus, self string, now time.Time) string {
+func lastContact(m api.MemberStatus, self string, now time.Time) string {
 	switch {
 	case m.ID == self:
 		return "self"

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trustreg/trustreg/gateway/client"
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // The DCC issuer registry format (Digital Credentials Consortium): known
@@ -89,7 +89,7 @@ func (a *app) importCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
-			var signers []*registry.Signer
+			var signers []*record.Signer
 			if !dryRun {
 				if signers, err = loadKeys(sg.keys); err != nil {
 					return err
@@ -107,7 +107,7 @@ func (a *app) importCmd() *cobra.Command {
 // dccImportEntry is one issuer of a DCC file, checked.
 type dccImportEntry struct {
 	DID string
-	registry.DCCEntry
+	record.DCCEntry
 }
 
 // parseDCC reads a DCC issuer registry file and checks every entry,
@@ -164,24 +164,24 @@ func checkDCCEntry(e dccImportEntry) error {
 	if !strings.HasPrefix(e.DID, "did:") {
 		return errors.New("the key is not a DID")
 	}
-	return registry.ValidateEntity(e.DID, e.Name, e.metadata())
+	return record.ValidateEntity(e.DID, e.Name, e.metadata())
 }
 
 // metadata is the entity metadata an entry is registered with.
-func (e dccImportEntry) metadata() *registry.EntityMetadata {
+func (e dccImportEntry) metadata() *record.EntityMetadata {
 	if e.Location == "" && e.URL == "" {
 		return nil
 	}
-	return &registry.EntityMetadata{Location: e.Location, Homepage: e.URL}
+	return &record.EntityMetadata{Location: e.Location, Homepage: e.URL}
 }
 
 // importDCC registers the entries not registered yet; signers nil is a dry
 // run.
-func (a *app) importDCC(ctx context.Context, entries []dccImportEntry, signers []*registry.Signer) error {
+func (a *app) importDCC(ctx context.Context, entries []dccImportEntry, signers []*record.Signer) error {
 	c := a.client()
 	var added, kept int
 	for i, e := range entries {
-		var ent registry.Entity
+		var ent record.Entity
 		err := c.Get(ctx, "/v1/entities/"+client.PathID(e.DID), nil, &ent)
 		var ae *client.APIError
 		switch {
@@ -201,7 +201,7 @@ func (a *app) importDCC(ctx context.Context, entries []dccImportEntry, signers [
 			fmt.Fprintf(a.out, "would add   %s %q\n", e.DID, e.Name)
 			continue
 		}
-		jws, err := signOp(signers, registry.OpRegisterEntity, fields, false)
+		jws, err := signOp(signers, record.OpRegisterEntity, fields, false)
 		if err != nil {
 			return err
 		}

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/trustreg/trustreg/node"
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // TestDCCImportAndExport: a DCC issuer registry file with a bad entry
@@ -32,9 +32,9 @@ func TestDCCImportAndExport(t *testing.T) {
 		}
 		return p
 	}
-	entity := func(did string) (registry.Entity, error) {
+	entity := func(did string) (record.Entity, error) {
 		out, _, err := d.ctl("--json", "entity", "show", did)
-		var e registry.Entity
+		var e record.Entity
 		if err == nil {
 			err = json.Unmarshal([]byte(out), &e)
 		}
@@ -83,11 +83,11 @@ func TestDCCImportAndExport(t *testing.T) {
 	d.must("-q", "accredit", "--key", rootKey, "--framework", fw, "--subject", "did:web:college-a.example", "--action", "issue", "--resource", "https://example.org/r")
 	accB := strings.TrimSpace(d.must("-q", "accredit", "--key", rootKey, "--framework", fw, "--subject", "did:web:college-b.example", "--action", "issue", "--resource", "https://example.org/r"))
 	d.must("-q", "suspend", accB, "--key", rootKey)
-	var exp registry.DCCRegistry
+	var exp record.DCCRegistry
 	if err := json.Unmarshal([]byte(d.must("export", "dcc", "--framework", fw)), &exp); err != nil {
 		t.Fatal(err)
 	}
-	want := registry.DCCEntry{Name: "College A", Location: "Cambridge, MA, USA", URL: "https://a.example"}
+	want := record.DCCEntry{Name: "College A", Location: "Cambridge, MA, USA", URL: "https://a.example"}
 	if len(exp.Registry) != 1 || exp.Registry["did:web:college-a.example"] != want || exp.Meta.Created == "" || exp.Meta.Updated == "" {
 		t.Fatalf("export: %+v", exp)
 	}
@@ -104,7 +104,7 @@ func TestDCCImportAndExport(t *testing.T) {
 	other := startDevNode(t)
 	other.must("import", "dcc", file, "--key", filepath.Join(other.dir, node.DevGovernanceKey))
 	out, _, err = other.ctl("--json", "entity", "show", "did:web:college-a.example")
-	var again registry.Entity
+	var again record.Entity
 	if err == nil {
 		err = json.Unmarshal([]byte(out), &again)
 	}

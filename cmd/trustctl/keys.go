@@ -7,8 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustreg/trustreg/node"
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 func (a *app) keygenCmd() *cobra.Command {
@@ -25,7 +24,7 @@ func (a *app) keygenCmd() *cobra.Command {
 			if _, err := os.Stat(out); err == nil && !force {
 				return fmt.Errorf("%s exists: refusing to overwrite a key (use --force)", out)
 			}
-			s, err := registry.GenerateKey(kind)
+			s, err := record.GenerateKey(kind)
 			if err != nil {
 				return err
 			}
@@ -45,7 +44,7 @@ func (a *app) keygenCmd() *cobra.Command {
 			return a.print(map[string]string{"did": s.DID, "kid": s.KID, "file": out}, func(w io.Writer) { fmt.Fprintln(w, s.DID) })
 		},
 	}
-	cmd.Flags().StringVar(&kind, "type", registry.KeyEd25519, "key type: Ed25519 or P-256")
+	cmd.Flags().StringVar(&kind, "type", record.KeyEd25519, "key type: Ed25519 or P-256")
 	cmd.Flags().StringVar(&out, "out", "", "file to write the private JWK to")
 	cmd.Flags().StringVar(&kid, "kid", "", "key id for a non-did:key DID, e.g. did:web:college.example#key-1")
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite an existing file")
@@ -58,7 +57,7 @@ func (a *app) didCmd() *cobra.Command {
 		Short: "Print the DID a key file signs as",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := node.LoadKeyFile(args[0])
+			s, err := record.LoadKeyFile(args[0])
 			if err != nil {
 				return err
 			}
@@ -73,7 +72,7 @@ func (a *app) jwkCmd() *cobra.Command {
 		Short: "Print the public JWK of a key file (for entity register / rotate-keys)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := node.LoadKeyFile(args[0])
+			s, err := record.LoadKeyFile(args[0])
 			if err != nil {
 				return err
 			}
@@ -87,13 +86,13 @@ func (a *app) jwkCmd() *cobra.Command {
 	}
 }
 
-func loadKeys(paths []string) ([]*registry.Signer, error) {
+func loadKeys(paths []string) ([]*record.Signer, error) {
 	if len(paths) == 0 {
 		return nil, fmt.Errorf("--key is required: the private key file to sign with")
 	}
-	out := make([]*registry.Signer, 0, len(paths))
+	out := make([]*record.Signer, 0, len(paths))
 	for _, p := range paths {
-		s, err := node.LoadKeyFile(p)
+		s, err := record.LoadKeyFile(p)
 		if err != nil {
 			return nil, err
 		}

@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustreg/trustreg/consensus"
-	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/node"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // TestReadWithoutLeaderHints: a linearizable read that finds no leader
@@ -30,7 +30,7 @@ func TestReadWithoutLeaderHints(t *testing.T) {
 		queries = append(queries, r.URL.RawQuery)
 		w.Header().Set("Content-Type", "application/problem+json")
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_ = json.NewEncoder(w).Encode(gateway.Problem{Type: "urn:trustreg:problem:unavailable", Status: 503, Detail: "no leader or not ready: no leader"})
+		_ = json.NewEncoder(w).Encode(api.Problem{Type: "urn:trustreg:problem:unavailable", Status: 503, Detail: "no leader or not ready: no leader"})
 	}))
 	defer srv.Close()
 	ctx := context.Background()
@@ -61,14 +61,14 @@ func TestReadWithoutLeaderHints(t *testing.T) {
 // applied index, lag or feature level (they are not known), not zeros.
 // Each member's addresses follow its line, and its last contact ends it.
 func TestClusterStatusUnreachable(t *testing.T) {
-	view := node.ClusterView{
-		Node: consensus.Status{NodeID: "A", State: "Leader", Leader: "A", Term: 3, CommitIndex: 40, AppliedIndex: 38, RaftAppliedIndex: 40},
-		Members: []consensus.MemberStatus{
-			{Member: consensus.Member{ID: "A", Suffrage: "voter", Leader: true}, Reachable: true, State: "Leader", AppliedIndex: 40, FeatureLevel: 2,
+	view := api.ClusterView{
+		Node: api.RaftStatus{NodeID: "A", State: "Leader", Leader: "A", Term: 3, CommitIndex: 40, AppliedIndex: 38, RaftAppliedIndex: 40},
+		Members: []api.MemberStatus{
+			{Member: api.Member{ID: "A", Suffrage: "voter", Leader: true}, Reachable: true, State: "Leader", AppliedIndex: 40, FeatureLevel: 2,
 				Addrs: []string{"/ip4/10.0.0.1/tcp/4001/p2p/A"}},
-			{Member: consensus.Member{ID: "B", Suffrage: "voter"}, Reachable: true, State: "Follower", AppliedIndex: 37, Lag: 3, FeatureLevel: 1,
+			{Member: api.Member{ID: "B", Suffrage: "voter"}, Reachable: true, State: "Follower", AppliedIndex: 37, Lag: 3, FeatureLevel: 1,
 				Addrs: []string{"/ip4/10.0.0.2/tcp/4001/p2p/B", "/ip4/10.0.0.2/udp/4001/quic-v1/p2p/B"}, LastContact: time.Now().Add(-90 * time.Second)},
-			{Member: consensus.Member{ID: "C", Suffrage: "nonvoter"}},
+			{Member: api.Member{ID: "C", Suffrage: "nonvoter"}},
 		},
 		FeatureLevel: 1,
 	}
@@ -124,7 +124,7 @@ func TestListingsFollowEveryPage(t *testing.T) {
 	if err != nil || strings.Count(out, "https://example.org/fw-") != 3 || !strings.Contains(errw, "(more frameworks than these 3: --limit 0 lists them all)") {
 		t.Fatalf("framework list --limit 3: %v\n%s%s", err, out, errw)
 	}
-	var l listing[registry.Framework]
+	var l listing[record.Framework]
 	if out := must("--json", "framework", "list", "--limit", "4"); json.Unmarshal([]byte(out), &l) != nil || len(l.Items) != 4 || !l.More {
 		t.Fatalf("framework list --json --limit 4: %s", out)
 	}
@@ -148,7 +148,7 @@ func TestListingsFollowEveryPage(t *testing.T) {
 	for i := range 5 {
 		must("-q", "accredit", "--key", rootKey, "--framework", fw, "--subject", qa, "--action", "accredit", "--resource", fmt.Sprintf("https://example.org/r-%d", i))
 	}
-	var held listing[registry.AccreditationView]
+	var held listing[record.AccreditationView]
 	if out := must("--json", "entity", "accreditations", qa, "--limit", "0"); json.Unmarshal([]byte(out), &held) != nil || len(held.Items) != 5 {
 		t.Fatalf("entity accreditations --limit 0 (pages of 2):\n%s", out)
 	}
@@ -270,7 +270,7 @@ func TestStatusListChanges(t *testing.T) {
 	}
 	version := func() string {
 		t.Helper()
-		var doc gateway.StatusListDocument
+		var doc api.StatusListDocument
 		if err := json.Unmarshal([]byte(must("--json", "status", "show", "--key", college, "--list", "l")), &doc); err != nil {
 			t.Fatal(err)
 		}

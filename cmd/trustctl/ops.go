@@ -17,7 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trustreg/trustreg/gateway/client"
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // signing holds the flags every operation command shares.
@@ -58,7 +58,7 @@ func (a *app) send(ctx context.Context, sg *signing, op string, fields map[strin
 // signOp signs a payload of op with fields and a fresh iat: a compact JWS
 // for one signer, the JSON serialization for a governance operation or
 // several signers.
-func signOp(signers []*registry.Signer, op string, fields map[string]any, governance bool) ([]byte, error) {
+func signOp(signers []*record.Signer, op string, fields map[string]any, governance bool) ([]byte, error) {
 	payload := map[string]any{"op": op, "iat": time.Now().Unix()}
 	maps.Copy(payload, fields)
 	raw, err := json.Marshal(payload)
@@ -66,7 +66,7 @@ func signOp(signers []*registry.Signer, op string, fields map[string]any, govern
 		return nil, err
 	}
 	if governance || len(signers) > 1 {
-		return registry.SignJSON(raw, signers...)
+		return record.SignJSON(raw, signers...)
 	}
 	return signers[0].SignCompact(raw)
 }
@@ -113,7 +113,7 @@ func (a *app) frameworkCmd() *cobra.Command {
 			if len(roots) > 0 {
 				f["roots"] = roots
 			}
-			return a.send(cmd.Context(), &sg, registry.OpCreateFramework, f, true)
+			return a.send(cmd.Context(), &sg, record.OpCreateFramework, f, true)
 		},
 	}
 	create.Flags().StringVar(&id, "id", "", "framework id (an https URL or DID)")
@@ -143,7 +143,7 @@ func (a *app) frameworkCmd() *cobra.Command {
 			if cmd.Flags().Changed("max-chain-length") {
 				f["maxChainLength"] = umax
 			}
-			return a.send(cmd.Context(), &usg, registry.OpUpdateFramework, f, true)
+			return a.send(cmd.Context(), &usg, record.OpUpdateFramework, f, true)
 		},
 	}
 	update.Flags().StringVar(&uid, "id", "", "framework id")
@@ -178,11 +178,11 @@ func (a *app) frameworkCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "List frameworks", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := listPages[registry.Framework](cmd.Context(), a.client(), "/v1/frameworks", nil, limit)
+			l, err := listPages[record.Framework](cmd.Context(), a.client(), "/v1/frameworks", nil, limit)
 			if err != nil {
 				return err
 			}
-			return printListing(a, l, "frameworks", func(w io.Writer, f registry.Framework) {
+			return printListing(a, l, "frameworks", func(w io.Writer, f record.Framework) {
 				fmt.Fprintf(w, "%s  %s (max chain %d)\n", f.ID, f.Name, f.MaxChainLength)
 			})
 		},
@@ -191,7 +191,7 @@ func (a *app) frameworkCmd() *cobra.Command {
 	show := &cobra.Command{
 		Use: "show ID", Short: "Show a framework with its root accreditors", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var v registry.FrameworkView
+			var v record.FrameworkView
 			if err := a.client().Get(cmd.Context(), "/v1/frameworks/"+client.PathID(args[0]), nil, &v); err != nil {
 				return err
 			}
@@ -208,8 +208,8 @@ func (a *app) frameworkCmd() *cobra.Command {
 		},
 	}
 	cmd.AddCommand(create, update,
-		rootOp("add-root", registry.OpAddRootAccreditor, "Add a root accreditor"),
-		rootOp("remove-root", registry.OpRemoveRootAccredit, "Remove a root accreditor"),
+		rootOp("add-root", record.OpAddRootAccreditor, "Add a root accreditor"),
+		rootOp("remove-root", record.OpRemoveRootAccredit, "Remove a root accreditor"),
 		list, show)
 	return cmd
 }
@@ -224,7 +224,7 @@ func (a *app) entityCmd() *cobra.Command {
 		Use: "register --id DID --name NAME --key KEY", Short: "Register an entity with its keys", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := map[string]any{"id": id, "name": name}
-			var m registry.EntityMetadata
+			var m record.EntityMetadata
 			if err := regMeta.apply(cmd, &m); err != nil {
 				return err
 			}
@@ -238,7 +238,7 @@ func (a *app) entityCmd() *cobra.Command {
 			if len(keys) > 0 {
 				f["keys"] = keys
 			}
-			return a.send(cmd.Context(), &sg, registry.OpRegisterEntity, f, false)
+			return a.send(cmd.Context(), &sg, record.OpRegisterEntity, f, false)
 		},
 	}
 	register.Flags().StringVar(&id, "id", "", "the entity's DID")
@@ -263,11 +263,11 @@ func (a *app) entityCmd() *cobra.Command {
 				f["name"] = uname
 			}
 			if updMeta.changed(cmd) {
-				var cur registry.Entity
+				var cur record.Entity
 				if err := a.client().Get(cmd.Context(), "/v1/entities/"+client.PathID(uid), nil, &cur); err != nil {
 					return fmt.Errorf("reading the current metadata of %s: %w", uid, err)
 				}
-				var m registry.EntityMetadata
+				var m record.EntityMetadata
 				if cur.Metadata != nil {
 					m = *cur.Metadata // cur was decoded here; its map is ours to change
 				}
@@ -279,7 +279,7 @@ func (a *app) entityCmd() *cobra.Command {
 			if len(f) == 1 {
 				return errors.New("nothing to change: give --name or a metadata flag")
 			}
-			return a.send(cmd.Context(), &usg, registry.OpUpdateEntity, f, false)
+			return a.send(cmd.Context(), &usg, record.OpUpdateEntity, f, false)
 		},
 	}
 	update.Flags().StringVar(&uid, "id", "", "the entity's DID")
@@ -297,7 +297,7 @@ func (a *app) entityCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.send(cmd.Context(), &rsg, registry.OpRotateKeys, map[string]any{"id": rid, "keys": keys}, false)
+			return a.send(cmd.Context(), &rsg, record.OpRotateKeys, map[string]any{"id": rid, "keys": keys}, false)
 		},
 	}
 	rotate.Flags().StringVar(&rid, "id", "", "the entity's DID")
@@ -307,7 +307,7 @@ func (a *app) entityCmd() *cobra.Command {
 	show := &cobra.Command{
 		Use: "show DID", Short: "Show an entity and its keys", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var e registry.Entity
+			var e record.Entity
 			if err := a.client().Get(cmd.Context(), "/v1/entities/"+client.PathID(args[0]), nil, &e); err != nil {
 				return err
 			}
@@ -329,7 +329,7 @@ func (a *app) entityCmd() *cobra.Command {
 			if granted {
 				q.Set("direction", "granted")
 			}
-			l, err := listPages[registry.AccreditationView](cmd.Context(), a.client(), "/v1/entities/"+client.PathID(args[0])+"/accreditations", q, accLimit)
+			l, err := listPages[record.AccreditationView](cmd.Context(), a.client(), "/v1/entities/"+client.PathID(args[0])+"/accreditations", q, accLimit)
 			if err != nil {
 				return err
 			}
@@ -341,11 +341,11 @@ func (a *app) entityCmd() *cobra.Command {
 	history := &cobra.Command{
 		Use: "history DID", Short: "Operations an entity signed or that concern it", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := listPages[registry.OperationView](cmd.Context(), a.client(), "/v1/entities/"+client.PathID(args[0])+"/history", nil, histLimit)
+			l, err := listPages[record.OperationView](cmd.Context(), a.client(), "/v1/entities/"+client.PathID(args[0])+"/history", nil, histLimit)
 			if err != nil {
 				return err
 			}
-			return printListing(a, l, "operations", func(w io.Writer, o registry.OperationView) {
+			return printListing(a, l, "operations", func(w io.Writer, o record.OperationView) {
 				fmt.Fprintf(w, "%6d  %s  %-20s %s\n", o.Index, o.Time.Format(time.RFC3339), o.Op, o.CID)
 			})
 		},
@@ -370,7 +370,7 @@ func publicKeys(files []string) ([]json.RawMessage, error) {
 	return out, nil
 }
 
-func loadKeysOptional(files []string) ([]*registry.Signer, error) {
+func loadKeysOptional(files []string) ([]*record.Signer, error) {
 	if len(files) == 0 {
 		return nil, nil
 	}
@@ -418,12 +418,12 @@ func (a *app) accreditCmd() *cobra.Command {
 			if err := setTime(f, "validUntil", until); err != nil {
 				return err
 			}
-			return a.send(cmd.Context(), &sg, registry.OpAccredit, f, false)
+			return a.send(cmd.Context(), &sg, record.OpAccredit, f, false)
 		},
 	}
 	cmd.Flags().StringVar(&fw, "framework", "", "framework id")
 	cmd.Flags().StringVar(&subject, "subject", "", "DID of the accredited entity")
-	cmd.Flags().StringVar(&action, "action", registry.ActionIssue, "issue or accredit")
+	cmd.Flags().StringVar(&action, "action", record.ActionIssue, "issue or accredit")
 	cmd.Flags().StringSliceVar(&resources, "resource", nil, "credential-type IRI or *, repeatable")
 	cmd.Flags().StringSliceVar(&jurisdictions, "jurisdiction", nil, "ISO 3166 code, repeatable")
 	cmd.Flags().StringVar(&from, "valid-from", "", "start of validity (RFC 3339 or date; default now)")
@@ -441,31 +441,31 @@ var errUnknownFramework = errors.New("is not known to the node")
 // in framework: none when it is a root accreditor. Its errors are
 // accredit's: they say what to change on accredit's command line.
 func (a *app) findParent(ctx context.Context, fw, accreditor string, resources []string) (string, error) {
-	d, err := a.client().Trust(ctx, url.Values{"entity": {accreditor}, "framework": {fw}, "action": {registry.ActionAccredit}})
+	d, err := a.client().Trust(ctx, url.Values{"entity": {accreditor}, "framework": {fw}, "action": {record.ActionAccredit}})
 	if err != nil {
 		return "", a.parentLookupError(err)
 	}
-	if d.Reason == registry.ReasonUnknownFramework {
+	if d.Reason == record.ReasonUnknownFramework {
 		return "", fmt.Errorf("accredit: the framework %s %w at %s: check --framework (trustctl framework list shows the frameworks it knows)", fw, errUnknownFramework, a.server)
 	}
 	if d.Authorized && len(d.Chain) == 0 {
 		return "", nil // a root accreditor
 	}
 	// Every page: an accreditor may hold more accreditations than one holds.
-	q := url.Values{"framework": {fw}, "status": {registry.ReasonActive}}
-	out, err := listPages[registry.AccreditationView](ctx, a.client(), "/v1/entities/"+client.PathID(accreditor)+"/accreditations", q, 0)
+	q := url.Values{"framework": {fw}, "status": {record.ReasonActive}}
+	out, err := listPages[record.AccreditationView](ctx, a.client(), "/v1/entities/"+client.PathID(accreditor)+"/accreditations", q, 0)
 	var ae *client.APIError
 	if errors.As(err, &ae) && ae.Problem.Status == http.StatusNotFound {
-		out, err = listing[registry.AccreditationView]{}, nil // the signer is not registered: it holds no accreditation
+		out, err = listing[record.AccreditationView]{}, nil // the signer is not registered: it holds no accreditation
 	}
 	if err != nil {
 		return "", a.parentLookupError(err)
 	}
 	for _, acc := range out.Items {
-		if acc.Action != registry.ActionAccredit {
+		if acc.Action != record.ActionAccredit {
 			continue
 		}
-		covered := slices.Contains(acc.Resources, registry.Wildcard)
+		covered := slices.Contains(acc.Resources, record.Wildcard)
 		if !covered {
 			covered = true
 			for _, r := range resources {
@@ -550,7 +550,7 @@ func (a *app) signCmd() *cobra.Command {
 			if compact && len(signers) == 1 {
 				jws, err = signers[0].SignCompact(payload)
 			} else {
-				jws, err = registry.SignJSON(payload, signers...)
+				jws, err = record.SignJSON(payload, signers...)
 			}
 			if err != nil {
 				return err
@@ -581,7 +581,7 @@ func (a *app) cosignCmd() *cobra.Command {
 				return err
 			}
 			for _, s := range signers {
-				if jws, err = registry.CoSign(jws, s); err != nil {
+				if jws, err = record.CoSign(jws, s); err != nil {
 					return err
 				}
 			}
@@ -658,7 +658,7 @@ func (f *metadataFlags) changed(cmd *cobra.Command) bool {
 }
 
 // apply sets the fields whose flags were given on m.
-func (f *metadataFlags) apply(cmd *cobra.Command, m *registry.EntityMetadata) error {
+func (f *metadataFlags) apply(cmd *cobra.Command, m *record.EntityMetadata) error {
 	fl := cmd.Flags()
 	if fl.Changed("legal-name") {
 		m.LegalName = f.legal
@@ -689,7 +689,7 @@ func (f *metadataFlags) apply(cmd *cobra.Command, m *registry.EntityMetadata) er
 	return nil
 }
 
-func printMetadata(w io.Writer, m *registry.EntityMetadata) {
+func printMetadata(w io.Writer, m *record.EntityMetadata) {
 	if m == nil {
 		return
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trustreg/trustreg/gateway/client"
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // listing is what a listing command prints with --json: the items, and
@@ -22,7 +22,7 @@ type listing[T any] struct {
 }
 
 // pageSize is the number of items asked for per page (a test lowers it).
-var pageSize = registry.MaxPageLimit
+var pageSize = record.MaxPageLimit
 
 // listPages reads a listing page after page, following its next links,
 // until it ends or holds limit items (limit 0: until it ends).
@@ -73,7 +73,7 @@ func listPages[T any](ctx context.Context, c *client.Client, path string, q url.
 
 // limitFlag adds --limit to a listing command.
 func limitFlag(cmd *cobra.Command, limit *int) {
-	cmd.Flags().IntVar(limit, "limit", registry.DefaultPageLimit, "list at most this many (0: all of them)")
+	cmd.Flags().IntVar(limit, "limit", record.DefaultPageLimit, "list at most this many (0: all of them)")
 }
 
 // printListing prints a listing: JSON with --json, or each item through

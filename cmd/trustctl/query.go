@@ -10,9 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustreg/trustreg/consensus"
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/gateway/client"
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 func (a *app) trustCmd() *cobra.Command {
@@ -39,7 +39,7 @@ func (a *app) trustCmd() *cobra.Command {
 			if err := a.client().Get(cmd.Context(), "/v1/trust", q, &raw); err != nil {
 				return err
 			}
-			var d registry.Decision
+			var d record.Decision
 			if err := json.Unmarshal(raw, &d); err != nil {
 				return fmt.Errorf("trust: %w", err)
 			}
@@ -70,7 +70,7 @@ func (a *app) trustCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&entity, "entity", "", "DID asked about")
 	cmd.Flags().StringVar(&fw, "framework", "", "framework id")
-	cmd.Flags().StringVar(&action, "action", registry.ActionIssue, "issue or accredit")
+	cmd.Flags().StringVar(&action, "action", record.ActionIssue, "issue or accredit")
 	cmd.Flags().StringVar(&resource, "resource", "", "credential-type IRI")
 	cmd.Flags().StringVar(&jurisdiction, "jurisdiction", "", "ISO 3166 code")
 	cmd.Flags().StringVar(&at, "at", "", "valid time (RFC 3339 or date; default now)")
@@ -78,7 +78,7 @@ func (a *app) trustCmd() *cobra.Command {
 	return cmd
 }
 
-func printAccreditation(w io.Writer, v registry.AccreditationView) {
+func printAccreditation(w io.Writer, v record.AccreditationView) {
 	until := "open"
 	if v.ValidUntil != nil {
 		until = v.ValidUntil.Format(time.DateOnly)
@@ -92,7 +92,7 @@ func (a *app) accreditationCmd() *cobra.Command {
 	show := &cobra.Command{
 		Use: "show ID", Short: "Show an accreditation with its status events", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var v registry.AccreditationView
+			var v record.AccreditationView
 			if err := a.client().Get(cmd.Context(), "/v1/accreditations/"+client.PathID(args[0]), nil, &v); err != nil {
 				return err
 			}
@@ -116,7 +116,7 @@ func (a *app) accreditationCmd() *cobra.Command {
 					q.Set(k, v)
 				}
 			}
-			l, err := listPages[registry.AccreditationView](cmd.Context(), a.client(), "/v1/accreditations", q, limit)
+			l, err := listPages[record.AccreditationView](cmd.Context(), a.client(), "/v1/accreditations", q, limit)
 			if err != nil {
 				return err
 			}
@@ -138,7 +138,7 @@ func (a *app) operationCmd() *cobra.Command {
 	return &cobra.Command{
 		Use: "operation INDEX|CID", Short: "Show an operation with its exact signed bytes and result", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var v registry.OperationView
+			var v record.OperationView
 			if err := a.client().Get(cmd.Context(), "/v1/operations/"+client.PathID(args[0]), nil, &v); err != nil {
 				return err
 			}
@@ -164,7 +164,7 @@ func (a *app) nodeStatusCmd() *cobra.Command {
 			if err := a.client().Get(cmd.Context(), "/v1/status", nil, &raw); err != nil {
 				return err
 			}
-			var st consensus.Status
+			var st api.NodeStatus
 			if err := json.Unmarshal(raw, &st); err != nil {
 				return fmt.Errorf("node status: %w", err)
 			}

@@ -17,9 +17,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/gateway/client"
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 func (a *app) statusListCmd() *cobra.Command {
@@ -35,24 +35,24 @@ func (a *app) statusListCmd() *cobra.Command {
 	create := &cobra.Command{
 		Use: "create --key KEY --list ID [--purpose revocation]", Short: "Create an empty list, signed by the issuer, and publish it", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if length%8 != 0 || length < registry.MinStatusListEntries {
-				return fmt.Errorf("--length must be a multiple of 8 and at least %d", registry.MinStatusListEntries)
+			if length%8 != 0 || length < record.MinStatusListEntries {
+				return fmt.Errorf("--length must be a multiple of 8 and at least %d", record.MinStatusListEntries)
 			}
-			var msgs []registry.StatusMessage
+			var msgs []record.StatusMessage
 			for _, m := range messages {
 				st, text, ok := strings.Cut(m, "=")
 				if !ok {
 					return fmt.Errorf("--message %q must be 0xN=text", m)
 				}
-				msgs = append(msgs, registry.StatusMessage{Status: st, Message: text})
+				msgs = append(msgs, record.StatusMessage{Status: st, Message: text})
 			}
 			bits := make([]byte, length*size/8)
 			return a.publishList(cmd.Context(), keyFile, list, "", strings.Split(purpose, ","), size, msgs, ttl, bits)
 		},
 	}
 	keyFlag(create)
-	create.Flags().StringVar(&purpose, "purpose", registry.PurposeRevocation, "revocation, suspension or message (comma-separated for several)")
-	create.Flags().IntVar(&length, "length", registry.MinStatusListEntries, "number of entries")
+	create.Flags().StringVar(&purpose, "purpose", record.PurposeRevocation, "revocation, suspension or message (comma-separated for several)")
+	create.Flags().IntVar(&length, "length", record.MinStatusListEntries, "number of entries")
 	create.Flags().IntVar(&size, "size", 1, "bits per entry: 1, 2, 4 or 8")
 	create.Flags().StringSliceVar(&messages, "message", nil, "status message 0xN=text, one per value when --size > 1")
 	create.Flags().Int64Var(&ttl, "ttl", 300000, "how long verifiers may cache the list, in milliseconds")
@@ -107,8 +107,8 @@ func (a *app) statusListCmd() *cobra.Command {
 			}
 			return a.print(doc, func(w io.Writer) {
 				set := 0
-				for i := range registry.StatusEntries(p.Bits, p.StatusSize) {
-					if v, _ := registry.GetStatus(p.Bits, i, p.StatusSize); v != 0 {
+				for i := range record.StatusEntries(p.Bits, p.StatusSize) {
+					if v, _ := record.GetStatus(p.Bits, i, p.StatusSize); v != 0 {
 						set++
 					}
 				}
@@ -124,7 +124,7 @@ func (a *app) statusListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var e registry.EntryStatus
+			var e record.EntryStatus
 			if err := a.client().Get(cmd.Context(), listPath(iss, list)+"/entries/"+url.PathEscape(args[0]), nil, &e); err != nil {
 				return err
 			}
@@ -178,9 +178,9 @@ func (a *app) statusListCmd() *cobra.Command {
 	allocate.Flags().StringVar(&issuer, "issuer", "", "the issuer's DID")
 
 	cmd.AddCommand(create,
-		change("revoke", "Revoke credentials: set their entries in a revocation list (final)", 1, registry.PurposeRevocation),
-		change("suspend", "Suspend credentials in a suspension list", 1, registry.PurposeSuspension),
-		change("unsuspend", "Lift a suspension", 0, registry.PurposeSuspension),
+		change("revoke", "Revoke credentials: set their entries in a revocation list (final)", 1, record.PurposeRevocation),
+		change("suspend", "Suspend credentials in a suspension list", 1, record.PurposeSuspension),
+		change("unsuspend", "Lift a suspension", 0, record.PurposeSuspension),
 		change("set", "Set entries to --value (message lists)", -1, ""),
 		show, check, allocate)
 	return cmd
@@ -205,12 +205,12 @@ func parseIndexes(args []string) ([]int, error) {
 }
 
 // fetchList reads a list's current version and decodes it.
-func (a *app) fetchList(ctx context.Context, issuer, list string) (*gateway.StatusListDocument, *registry.ParsedStatusList, error) {
-	var doc gateway.StatusListDocument
+func (a *app) fetchList(ctx context.Context, issuer, list string) (*api.StatusListDocument, *record.ParsedStatusList, error) {
+	var doc api.StatusListDocument
 	if err := a.client().Get(ctx, listPath(issuer, list), nil, &doc); err != nil {
 		return nil, nil, err
 	}
-	p, err := registry.ParseStatusListCredential(doc.Credential)
+	p, err := record.ParseStatusListCredential(doc.Credential)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list %s: %w", list, err)
 	}
@@ -218,13 +218,13 @@ func (a *app) fetchList(ctx context.Context, issuer, list string) (*gateway.Stat
 }
 
 // publishList signs a list version as the issuer and publishes it.
-func (a *app) publishList(ctx context.Context, keyFile, list, previous string, purposes []string, size int, msgs []registry.StatusMessage, ttl int64, bits []byte) error {
+func (a *app) publishList(ctx context.Context, keyFile, list, previous string, purposes []string, size int, msgs []record.StatusMessage, ttl int64, bits []byte) error {
 	signers, err := loadKeys([]string{keyFile})
 	if err != nil {
 		return err
 	}
 	s := signers[0]
-	vc, err := registry.StatusListCredential(s.DID, list, purposes, size, msgs, ttl, bits)
+	vc, err := record.StatusListCredential(s.DID, list, purposes, size, msgs, ttl, bits)
 	if err != nil {
 		return err
 	}
@@ -233,7 +233,7 @@ func (a *app) publishList(ctx context.Context, keyFile, list, previous string, p
 		return err
 	}
 	sg := signing{keys: []string{keyFile}}
-	return a.send(ctx, &sg, registry.OpPublishStatusList, map[string]any{"list": list, "previous": previous, "credential": string(jwt)}, false)
+	return a.send(ctx, &sg, record.OpPublishStatusList, map[string]any{"list": list, "previous": previous, "credential": string(jwt)}, false)
 }
 
 // changeList sets entries to value in a new version. Another writer
@@ -252,7 +252,7 @@ func (a *app) changeList(ctx context.Context, keyFile, list string, indexes []in
 		if purpose != "" && !slices.Contains(p.Purposes, purpose) {
 			return fmt.Errorf("list %s has purpose %v, not %s", list, p.Purposes, purpose)
 		}
-		n := registry.StatusEntries(p.Bits, p.StatusSize)
+		n := record.StatusEntries(p.Bits, p.StatusSize)
 		if value < 0 || value >= 1<<p.StatusSize {
 			return fmt.Errorf("value %d does not fit list %s's %d-bit entries (0 to %d)", value, list, p.StatusSize, 1<<p.StatusSize-1)
 		}
@@ -261,10 +261,10 @@ func (a *app) changeList(ctx context.Context, keyFile, list string, indexes []in
 			if i >= n {
 				return fmt.Errorf("index %d is outside list %s, whose entries are 0 to %d", i, list, n-1)
 			}
-			if v, _ := registry.GetStatus(p.Bits, i, p.StatusSize); v != value {
+			if v, _ := record.GetStatus(p.Bits, i, p.StatusSize); v != value {
 				changed++
 			}
-			if err := registry.SetStatus(p.Bits, i, p.StatusSize, value); err != nil {
+			if err := record.SetStatus(p.Bits, i, p.StatusSize, value); err != nil {
 				return err
 			}
 		}
@@ -288,7 +288,7 @@ func (a *app) changeList(ctx context.Context, keyFile, list string, indexes []in
 // handed out before, and records them in stateFile. The Recommendation asks
 // issuers to assign indexes randomly, so a status position says nothing
 // about when a credential was issued.
-func allocate(stateFile string, p *registry.ParsedStatusList, count int) ([]int, error) {
+func allocate(stateFile string, p *record.ParsedStatusList, count int) ([]int, error) {
 	var used []int
 	if raw, err := os.ReadFile(stateFile); err == nil {
 		if err := json.Unmarshal(raw, &used); err != nil {
@@ -301,7 +301,7 @@ func allocate(stateFile string, p *registry.ParsedStatusList, count int) ([]int,
 	for _, i := range used {
 		taken[i] = true
 	}
-	n := registry.StatusEntries(p.Bits, p.StatusSize)
+	n := record.StatusEntries(p.Bits, p.StatusSize)
 	if count < 1 || len(taken)+count > n/2 {
 		return nil, fmt.Errorf("cannot hand out %d more of %d entries (%d used): create a new list", count, n, len(taken))
 	}
@@ -315,7 +315,7 @@ func allocate(stateFile string, p *registry.ParsedStatusList, count int) ([]int,
 			return nil, err
 		}
 		i := int(r.Int64())
-		if v, _ := registry.GetStatus(p.Bits, i, p.StatusSize); v != 0 || taken[i] {
+		if v, _ := record.GetStatus(p.Bits, i, p.StatusSize); v != 0 || taken[i] {
 			continue
 		}
 		taken[i] = true

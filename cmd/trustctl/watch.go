@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trustreg/trustreg/consensus"
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/gateway/client"
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // watchRetries bounds the reconnections in a row that bring no operation;
@@ -38,7 +38,7 @@ up after ` + fmt.Sprint(watchRetries) + ` reconnections in a row that bring noth
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			enc := json.NewEncoder(a.out)
-			show := func(v registry.OperationView) error {
+			show := func(v record.OperationView) error {
 				if a.json {
 					return enc.Encode(v)
 				}
@@ -49,7 +49,7 @@ up after ` + fmt.Sprint(watchRetries) + ` reconnections in a row that bring noth
 			c.Consistency = "" // a stream is served from the node's own state
 			if !cmd.Flags().Changed("since") {
 				// Only new operations: after the node's applied index now.
-				var st consensus.Status
+				var st api.NodeStatus
 				if err := c.Get(ctx, "/v1/status", nil, &st); err != nil {
 					return err
 				}
@@ -90,7 +90,7 @@ up after ` + fmt.Sprint(watchRetries) + ` reconnections in a row that bring noth
 }
 
 // resultID names what an accepted operation created or changed.
-func resultID(r *registry.Result) string {
+func resultID(r *record.Result) string {
 	if r == nil || r.ID == "" {
 		return "-"
 	}

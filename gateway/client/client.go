@@ -20,8 +20,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/trustreg/trustreg/gateway"
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/gateway/api"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Client talks to one node's gateway.
@@ -43,7 +43,7 @@ func New(base string) *Client {
 
 // APIError is a problem-details answer.
 type APIError struct {
-	Problem gateway.Problem
+	Problem api.Problem
 	// Method and Path are the request's.
 	Method, Path string
 }
@@ -61,7 +61,7 @@ func (e *APIError) Error() string {
 
 // Submit sends a signed operation. A rejected operation returns its result
 // and an *APIError.
-func (c *Client) Submit(ctx context.Context, jws []byte) (*registry.Result, error) {
+func (c *Client) Submit(ctx context.Context, jws []byte) (*record.Result, error) {
 	ct := "application/jose"
 	if t := bytes.TrimSpace(jws); len(t) > 0 && t[0] == '{' {
 		ct = "application/jose+json"
@@ -71,7 +71,7 @@ func (c *Client) Submit(ctx context.Context, jws []byte) (*registry.Result, erro
 		return nil, err
 	}
 	req.Header.Set("Content-Type", ct)
-	var res registry.Result
+	var res record.Result
 	err = c.do(req, &res)
 	if ae, ok := err.(*APIError); ok && ae.Problem.Result != nil {
 		return ae.Problem.Result, err
@@ -117,8 +117,8 @@ func (c *Client) Post(ctx context.Context, path string, v, out any) error {
 }
 
 // Trust asks a trust question.
-func (c *Client) Trust(ctx context.Context, q url.Values) (*registry.Decision, error) {
-	var d registry.Decision
+func (c *Client) Trust(ctx context.Context, q url.Values) (*record.Decision, error) {
+	var d record.Decision
 	if err := c.Get(ctx, "/v1/trust", q, &d); err != nil {
 		return nil, err
 	}
@@ -133,7 +133,7 @@ func PathID(id string) string { return url.PathEscape(id) }
 // framework and entity filter, when not empty. It returns the index of the last operation passed to fn, with the
 // error that ended the stream: nil when the node ended it (it shut down),
 // the context's when ctx ended, or fn's.
-func (c *Client) Watch(ctx context.Context, since uint64, framework, entity string, fn func(registry.OperationView) error) (uint64, error) {
+func (c *Client) Watch(ctx context.Context, since uint64, framework, entity string, fn func(record.OperationView) error) (uint64, error) {
 	q := url.Values{"since": {strconv.FormatUint(since, 10)}}
 	if framework != "" {
 		q.Set("framework", framework)
@@ -158,13 +158,13 @@ func (c *Client) Watch(ctx context.Context, since uint64, framework, entity stri
 		return since, apiError(req, resp, body)
 	}
 	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), registry.MaxOperationSize*4)
+	sc.Buffer(make([]byte, 64<<10), record.MaxOperationSize*4)
 	var data []byte
 	for sc.Scan() {
 		line := sc.Bytes()
 		switch {
 		case len(line) == 0 && data != nil:
-			var v registry.OperationView
+			var v record.OperationView
 			if err := json.Unmarshal(data, &v); err != nil {
 				return since, fmt.Errorf("watch: event after index %d: %w", since, err)
 			}
@@ -186,9 +186,9 @@ func (c *Client) Watch(ctx context.Context, since uint64, framework, entity stri
 // apiError is the error of an answer that is not a success: its problem
 // document, or one made of its status and body when it has none.
 func apiError(req *http.Request, resp *http.Response, body []byte) *APIError {
-	var p gateway.Problem
+	var p api.Problem
 	if json.Unmarshal(body, &p) != nil || p.Status == 0 {
-		p = gateway.Problem{Status: resp.StatusCode, Title: resp.Status, Detail: strings.TrimSpace(string(body))}
+		p = api.Problem{Status: resp.StatusCode, Title: resp.Status, Detail: strings.TrimSpace(string(body))}
 	}
 	return &APIError{Problem: p, Method: req.Method, Path: req.URL.Path}
 }

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/gateway/api"
 )
 
 func TestAPIErrorNamesTheCode(t *testing.T) {
@@ -22,7 +22,7 @@ func TestAPIErrorNamesTheCode(t *testing.T) {
 		{"https://www.w3.org/ns/credentials/status-list#STATUS_RETRIEVAL_ERROR", `not found: list "l"`, `404 STATUS_RETRIEVAL_ERROR: not found: list "l"`},
 		{"about:blank", `entity "did:example:a"`, `404 about:blank: entity "did:example:a"`},
 	} {
-		e := &APIError{Problem: gateway.Problem{Type: tc.typ, Status: 404, Detail: tc.detail}}
+		e := &APIError{Problem: api.Problem{Type: tc.typ, Status: 404, Detail: tc.detail}}
 		if got := e.Error(); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.typ, got, tc.want)
 		}

@@ -1,4 +1,4 @@
-package registry
+package record
 
 import (
 	"crypto"
@@ -81,8 +81,8 @@ func DIDKey(pub crypto.PublicKey) (did, kid string, err error) {
 	return "did:key:" + id, "did:key:" + id + "#" + id, nil
 }
 
-// publicJWK returns the JWK of a did:key's own key, named by its DID URL.
-func publicJWK(pub crypto.PublicKey, did string) (json.RawMessage, error) {
+// PublicJWK returns the JWK of a did:key's own key, named by its DID URL.
+func PublicJWK(pub crypto.PublicKey, did string) (json.RawMessage, error) {
 	_, kid, err := DIDKey(pub)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package registry
+package record
 
 import (
 	"bytes"
@@ -39,4 +39,30 @@ func TestCompactSignaturesNameKeyAndType(t *testing.T) {
 			}
 		}
 	}
+}
+
+func mustKey(t testing.TB, kind string) *Signer {
+	t.Helper()
+	s, err := GenerateKey(kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func mustSignRaw(t *testing.T, s *Signer, payload []byte) []byte {
+	t.Helper()
+	jws, err := s.SignCompact(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jws
+}
+func mustVC(t *testing.T, issuer string, bits []byte) []byte {
+	t.Helper()
+	vc, err := StatusListCredential(issuer, "z", []string{PurposeRevocation}, 1, nil, 0, bits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vc
 }

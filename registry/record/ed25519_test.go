@@ -1,4 +1,4 @@
-package registry
+package record
 
 import (
 	"crypto/ed25519"

@@ -1,4 +1,4 @@
-package registry
+package record
 
 import (
 	"crypto"
@@ -10,7 +10,7 @@ import (
 	voied "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
-// edVerifier checks EdDSA JWS signatures for go-jose (as its
+// EdVerifier checks EdDSA JWS signatures for go-jose (as its
 // OpaqueVerifier) with curve25519-voi instead of crypto/ed25519: on the
 // nodes' write path every node verifies every signature, and voi verifies
 // in about 60 % of the time (BenchmarkEd25519Verify), about 9 % of
@@ -26,28 +26,29 @@ import (
 // The key is held expanded: decompressed, checked and with its
 // multiples precomputed (about 1.5 KiB), which takes a fifth off each
 // verification. It is made once per signer and kept in the key cache
-// (joseKey). A key that does not decompress is kept as nil: nothing
+// (JoseKey). A key that does not decompress is kept as nil: nothing
 // verifies against it, as crypto/ed25519 verifies nothing against it.
-type edVerifier struct {
+type EdVerifier struct {
 	key *voied.ExpandedPublicKey
 }
 
-func newEdVerifier(pub ed25519.PublicKey) edVerifier {
+func newEdVerifier(pub ed25519.PublicKey) EdVerifier {
 	if len(pub) != ed25519.PublicKeySize {
-		return edVerifier{}
+		return EdVerifier{}
 	}
 	k, err := voied.NewExpandedPublicKey(voied.PublicKey(pub))
 	if err != nil {
-		return edVerifier{}
+		return EdVerifier{}
 	}
-	return edVerifier{key: k}
+	return EdVerifier{key: k}
 }
 
 var edOptions = &voied.Options{Verify: voied.VerifyOptionsStdLib}
 
 var errEdSignature = errors.New("ed25519 signature does not verify")
 
-func (v edVerifier) VerifyPayload(payload, signature []byte, alg jose.SignatureAlgorithm) error {
+// VerifyPayload implements jose.OpaqueVerifier.
+func (v EdVerifier) VerifyPayload(payload, signature []byte, alg jose.SignatureAlgorithm) error {
 	if alg != jose.EdDSA {
 		return fmt.Errorf("algorithm %s cannot be used with an Ed25519 key", alg)
 	}
@@ -57,10 +58,10 @@ func (v edVerifier) VerifyPayload(payload, signature []byte, alg jose.SignatureA
 	return nil
 }
 
-// joseKey is the verification key to hand go-jose for pub. Callers keep
+// JoseKey is the verification key to hand go-jose for pub. Callers keep
 // it with the key (keyCache): for Ed25519 making it costs about a quarter
 // of a verification.
-func joseKey(pub crypto.PublicKey) any {
+func JoseKey(pub crypto.PublicKey) any {
 	if k, ok := pub.(ed25519.PublicKey); ok {
 		return newEdVerifier(k)
 	}

@@ -1,4 +1,4 @@
-package registry
+package record
 
 import (
 	"errors"
@@ -54,17 +54,19 @@ var codeErrors = map[string]error{
 	CodeMalformedValue:   ErrMalformedValue,
 }
 
-// rejection is a domain-rule violation found while applying an operation.
+// Rejection is a domain-rule violation found while applying an operation.
 // It becomes a rejected Result, never a crash.
-type rejection struct {
-	code string
-	msg  string
+type Rejection struct {
+	Code string // one of the rejection codes above
+	Msg  string // the Result's reason
 }
 
-func (r *rejection) Error() string { return r.msg }
+func (r *Rejection) Error() string { return r.Msg }
 
-func reject(code, format string, args ...any) *rejection {
-	return &rejection{code: code, msg: fmt.Sprintf(format, args...)}
+// Reject returns a Rejection with code and a reason formatted as by
+// fmt.Sprintf.
+func Reject(code, format string, args ...any) *Rejection {
+	return &Rejection{Code: code, Msg: fmt.Sprintf(format, args...)}
 }
 
 // Result is the outcome of applying one log entry.
@@ -94,4 +96,13 @@ func (r *Result) Err() error {
 		base = ErrInvalid
 	}
 	return fmt.Errorf("%w: %s", base, r.Reason)
+}
+
+// Invalid turns a validation error into a CodeInvalid Rejection; nil stays
+// nil.
+func Invalid(err error) error {
+	if err == nil {
+		return nil
+	}
+	return Reject(CodeInvalid, "%v", err)
 }

@@ -1,4 +1,4 @@
-package registry
+package record
 
 import (
 	"bytes"
@@ -168,9 +168,9 @@ var OperationTypes = []string{
 	OpSuspend, OpReinstate, OpRevoke, OpRecognize, OpUnrecognize, OpPublishStatusList,
 }
 
-// isGovernance reports whether an operation type needs M of N governance
+// IsGovernance reports whether an operation type needs M of N governance
 // signatures.
-func isGovernance(op string) bool {
+func IsGovernance(op string) bool {
 	switch op {
 	case OpCreateFramework, OpUpdateFramework, OpAddRootAccreditor, OpRemoveRootAccredit, OpRecognize, OpUnrecognize:
 		return true
@@ -193,7 +193,7 @@ type payloadBody interface{ hdr() *Header }
 // through the two-pass path, which gives the errors.
 func decodePayload(payload []byte) (string, int64, any, error) {
 	if op, ok := guessOp(payload); ok {
-		if body, ok := newBody(op); ok && decodeStrict(payload, body) == nil {
+		if body, ok := newBody(op); ok && DecodeStrict(payload, body) == nil {
 			if h := body.(payloadBody).hdr(); h.Op == op && h.IAT != 0 {
 				return op, h.IAT, body, nil
 			}
@@ -218,15 +218,15 @@ func decodePayloadTwoPass(payload []byte) (string, int64, any, error) {
 	if h.IAT == nil {
 		return "", 0, nil, fmt.Errorf("%w: payload has no iat (signing time, seconds since the epoch)", ErrMalformed)
 	}
-	if err := decodeStrict(payload, body); err != nil {
+	if err := DecodeStrict(payload, body); err != nil {
 		return "", 0, nil, fmt.Errorf("%w: %s payload: %v", ErrMalformed, h.Op, err)
 	}
 	return h.Op, *h.IAT, body, nil
 }
 
-// decodeStrict decodes one JSON object into v, refusing unknown fields and
+// DecodeStrict decodes one JSON object into v, refusing unknown fields and
 // trailing data.
-func decodeStrict(payload []byte, v any) error {
+func DecodeStrict(payload []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -293,8 +293,8 @@ func ValidateID(what, s string) error {
 	return nil
 }
 
-// validText checks a free-text field.
-func validText(what, s string, limit int) error {
+// ValidText checks a free-text field.
+func ValidText(what, s string, limit int) error {
 	if len(s) > limit {
 		return fmt.Errorf("%s is %d bytes long, limit %d", what, len(s), limit)
 	}
@@ -302,4 +302,38 @@ func validText(what, s string, limit int) error {
 		return fmt.Errorf("%s is not valid UTF-8", what)
 	}
 	return nil
+}
+
+// ValidateEntity checks an entity's id, name and metadata as
+// registerEntity does, so that a tool importing many entities finds a bad
+// one before it signs anything.
+func ValidateEntity(id, name string, m *EntityMetadata) error {
+	if err := ValidateID("entity id", id); err != nil {
+		return err
+	}
+	if strings.TrimSpace(name) == "" {
+		return errors.New("entity name is empty")
+	}
+	if err := ValidText("name", name, 256); err != nil {
+		return err
+	}
+	return CheckMetadata(m)
+}
+
+// CheckMetadata checks an entity's optional metadata; nil passes.
+func CheckMetadata(m *EntityMetadata) error {
+	if m == nil {
+		return nil
+	}
+	errs := []error{ValidText("legalName", m.LegalName, 256), ValidText("homepage", m.Homepage, MaxIDLength), ValidText("location", m.Location, 256)}
+	if m.Country != "" && (len(m.Country) != 2 || strings.ToUpper(m.Country) != m.Country) {
+		errs = append(errs, errors.New("country must be an ISO 3166-1 alpha-2 code such as US"))
+	}
+	if len(m.Identifiers) > 32 {
+		errs = append(errs, errors.New("more than 32 identifiers"))
+	}
+	for k, v := range m.Identifiers {
+		errs = append(errs, ValidText("identifier name", k, 64), ValidText("identifier "+k, v, MaxIDLength))
+	}
+	return errors.Join(errs...)
 }

@@ -1,4 +1,4 @@
-package registry
+package record
 
 import (
 	"encoding/json"
@@ -144,38 +144,4 @@ type Recognition struct {
 	Recognized string        `json:"recognized"`
 	Resources  []string      `json:"resources,omitempty"`
 	Events     []StatusEvent `json:"events"`
-}
-
-// statusAt returns the status in force at valid time t, counting only events
-// recorded at or before index asOf: the event with the latest effectiveAt not
-// after t (ties go to the later-recorded event). ok is false when no event
-// applies yet.
-func statusAt(events []StatusEvent, t time.Time, asOf uint64) (ev StatusEvent, ok bool) {
-	for _, e := range events {
-		if e.Index > asOf || e.EffectiveAt.After(t) {
-			continue
-		}
-		if !ok || e.EffectiveAt.After(ev.EffectiveAt) || (e.EffectiveAt.Equal(ev.EffectiveAt) && e.Index > ev.Index) {
-			ev, ok = e, true
-		}
-	}
-	return ev, ok
-}
-
-// everRevoked reports whether a revoke event was recorded at or before asOf.
-func everRevoked(events []StatusEvent, asOf uint64) bool {
-	for _, e := range events {
-		if e.Index <= asOf && e.Status == StatusRevoked {
-			return true
-		}
-	}
-	return false
-}
-
-// latestRecorded returns the most recently recorded event.
-func latestRecorded(events []StatusEvent) (StatusEvent, bool) {
-	if len(events) == 0 {
-		return StatusEvent{}, false
-	}
-	return events[len(events)-1], true
 }

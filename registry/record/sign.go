@@ -1,4 +1,4 @@
-package registry
+package record
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -137,7 +138,7 @@ func SignJSON(payload []byte, signers ...*Signer) ([]byte, error) {
 	if len(signers) == 0 {
 		return nil, fmt.Errorf("no signers")
 	}
-	var out generalJWS
+	var out GeneralJWS
 	for _, s := range signers {
 		one, err := s.signFlattened(payload)
 		if err != nil {
@@ -146,7 +147,7 @@ func SignJSON(payload []byte, signers ...*Signer) ([]byte, error) {
 		if out.Payload == "" {
 			out.Payload = one.Payload
 		}
-		out.Signatures = append(out.Signatures, jwsSignature{Protected: one.Protected, Signature: one.Signature})
+		out.Signatures = append(out.Signatures, JWSSignature{Protected: one.Protected, Signature: one.Signature})
 	}
 	return json.Marshal(out)
 }
@@ -159,8 +160,8 @@ func CoSign(jws []byte, s *Signer) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out generalJWS
-	if err := out.from(jws); err != nil {
+	var out GeneralJWS
+	if err := out.From(jws); err != nil {
 		return nil, err
 	}
 	one, err := s.signFlattened(op.Payload)
@@ -170,7 +171,7 @@ func CoSign(jws []byte, s *Signer) ([]byte, error) {
 	if one.Payload != out.Payload {
 		return nil, fmt.Errorf("payload encodings differ")
 	}
-	out.Signatures = append(out.Signatures, jwsSignature{Protected: one.Protected, Signature: one.Signature})
+	out.Signatures = append(out.Signatures, JWSSignature{Protected: one.Protected, Signature: one.Signature})
 	return json.Marshal(out)
 }
 
@@ -183,21 +184,23 @@ func (s *Signer) normaliseLowS(obj *jose.JSONWebSignature) {
 		return
 	}
 	for i, sig := range obj.Signatures {
-		if highS(sig.Signature) {
-			obj.Signatures[i].Signature = lowSTwin(sig.Signature)
+		if HighS(sig.Signature) {
+			obj.Signatures[i].Signature = LowSTwin(sig.Signature)
 		}
 	}
 }
 
-type jwsSignature struct {
+// JWSSignature is one signature of a JWS in the JSON serialization.
+type JWSSignature struct {
 	Protected string          `json:"protected"`
 	Header    json.RawMessage `json:"header,omitempty"`
 	Signature string          `json:"signature"`
 }
 
-type generalJWS struct {
+// GeneralJWS is a JWS in the JSON general serialization.
+type GeneralJWS struct {
 	Payload    string         `json:"payload"`
-	Signatures []jwsSignature `json:"signatures"`
+	Signatures []JWSSignature `json:"signatures"`
 }
 
 type flattenedJWS struct {
@@ -224,15 +227,15 @@ func (s *Signer) signFlattened(payload []byte) (*flattenedJWS, error) {
 	return &f, nil
 }
 
-// from reads an existing JWS, compact or JSON, into the general form.
-func (g *generalJWS) from(jws []byte) error {
+// From reads an existing JWS, compact or JSON, into the general form.
+func (g *GeneralJWS) From(jws []byte) error {
 	trimmed := bytes.TrimSpace(jws)
 	if len(trimmed) > 0 && trimmed[0] == '{' {
 		var probe struct {
 			Payload    string         `json:"payload"`
 			Protected  string         `json:"protected"`
 			Signature  string         `json:"signature"`
-			Signatures []jwsSignature `json:"signatures"`
+			Signatures []JWSSignature `json:"signatures"`
 		}
 		if err := json.Unmarshal(trimmed, &probe); err != nil {
 			return err
@@ -240,7 +243,7 @@ func (g *generalJWS) from(jws []byte) error {
 		g.Payload = probe.Payload
 		g.Signatures = probe.Signatures
 		if probe.Signature != "" {
-			g.Signatures = append(g.Signatures, jwsSignature{Protected: probe.Protected, Signature: probe.Signature})
+			g.Signatures = append(g.Signatures, JWSSignature{Protected: probe.Protected, Signature: probe.Signature})
 		}
 		return nil
 	}
@@ -249,9 +252,12 @@ func (g *generalJWS) from(jws []byte) error {
 		return fmt.Errorf("compact JWS must have three parts")
 	}
 	g.Payload = parts[1]
-	g.Signatures = []jwsSignature{{Protected: parts[0], Signature: parts[2]}}
+	g.Signatures = []JWSSignature{{Protected: parts[0], Signature: parts[2]}}
 	return nil
 }
+
+// Key returns the private key s signs with.
+func (s *Signer) Key() crypto.Signer { return s.key }
 
 // WithKID returns a signer of the same key under another key id (a DID URL
 // of a registered entity).
@@ -297,4 +303,18 @@ func StatusListCredential(issuer, id string, purposes []string, size int, messag
 		"issuer":            issuer,
 		"credentialSubject": subject,
 	})
+}
+
+// LoadKeyFile reads a private JWK key file (as trustctl and the
+// development genesis write them).
+func LoadKeyFile(path string) (*Signer, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := ParseSignerJWK(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
 }

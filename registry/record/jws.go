@@ -1,0 +1,279 @@
+package record
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+
+	jose "github.com/go-jose/go-jose/v4"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
+)
+
+// Algorithms accepted in an operation's protected header.
+var AcceptedAlgs = []jose.SignatureAlgorithm{jose.EdDSA, jose.ES256}
+
+// MaxOperationSize bounds the bytes of one signed operation.
+const MaxOperationSize = 256 << 10
+
+// MaxSignatures bounds the signatures one operation may carry.
+const MaxSignatures = 32
+
+// CIDOf returns the CIDv1 (raw codec, sha2-256) naming the exact bytes.
+func CIDOf(b []byte) string { return cidOfDigest(sha256.Sum256(b)) }
+
+// cidOfDigest is CIDOf for bytes whose SHA-256 is already known.
+func cidOfDigest(d [32]byte) string {
+	mh, err := multihash.Encode(d[:], multihash.SHA2_256)
+	if err != nil {
+		panic(fmt.Sprintf("multihash sha2-256: %v", err)) // cannot fail for a registered hash
+	}
+	return cid.NewCidV1(cid.Raw, mh).String()
+}
+
+// ParsedOperation is a signed operation whose JWS structure and payload have
+// been decoded, but whose signatures and authority are not yet checked.
+type ParsedOperation struct {
+	Raw     []byte
+	CID     string
+	JWS     *jose.JSONWebSignature
+	Payload []byte
+	Op      string
+	IAT     int64
+	Body    any
+	// signed holds, for each signature, the digest of what it signed (its
+	// JWS signing input: the protected header and the payload): the
+	// operation's idempotency keys (signedContentKey).
+	signed [][32]byte
+	// strictErr says why the operation breaks a rule that the apply
+	// enforces from FeatureLevelSignedContent on and PreVerify always (a
+	// high-s ES256 signature; a payload or credential that reads two ways);
+	// nil when it breaks none. It wraps ErrMalformed.
+	strictErr error
+}
+
+// SignedContent returns, for each signature, the digest of what it signed
+// (its JWS signing input): the operation's idempotency keys.
+func (p *ParsedOperation) SignedContent() [][32]byte { return p.signed }
+
+// StrictErr says why the operation breaks a rule that the apply enforces
+// from FeatureLevelSignedContent on and PreVerify always; nil when it breaks
+// none. It wraps ErrMalformed.
+func (p *ParsedOperation) StrictErr() error { return p.strictErr }
+
+// ParseOperation decodes a compact or JSON-serialized JWS and its operation
+// payload. It checks structure only; signatures and authority are checked
+// when the operation is applied. It refuses what PreVerify refuses: an
+// ES256 signature with a high s, and a payload that reads two ways
+// (checkJSON). Errors wrap ErrMalformed or ErrTooLarge.
+func ParseOperation(raw []byte) (*ParsedOperation, error) {
+	if err := CheckSize(raw); err != nil {
+		return nil, err
+	}
+	op, err := ParseOperationDigest(raw, sha256.Sum256(raw))
+	if err != nil {
+		return nil, err
+	}
+	if op.strictErr != nil {
+		return nil, op.strictErr
+	}
+	return op, nil
+}
+
+// CheckSize refuses an operation longer than MaxOperationSize.
+func CheckSize(raw []byte) error {
+	if len(raw) > MaxOperationSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), MaxOperationSize)
+	}
+	return nil
+}
+
+// ParseOperationDigest is ParseOperation for raw, already within the size
+// limit, whose SHA-256 is digest. An operation that breaks a strict rule is
+// returned with its StrictErr set, not refused: the caller decides by the
+// feature level.
+func ParseOperationDigest(raw []byte, digest [32]byte) (*ParsedOperation, error) {
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 {
+		return nil, fmt.Errorf("%w: empty body: send a compact JWS or a JWS JSON serialization", ErrMalformed)
+	}
+	var obj *jose.JSONWebSignature
+	var err error
+	if trimmed[0] == '{' {
+		obj, err = jose.ParseSignedJSON(string(trimmed), AcceptedAlgs)
+	} else {
+		obj, err = jose.ParseSignedCompact(string(trimmed), AcceptedAlgs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: JWS: %v (algorithms EdDSA and ES256 are accepted)", ErrMalformed, err)
+	}
+	if len(obj.Signatures) == 0 || len(obj.Signatures) > MaxSignatures {
+		return nil, fmt.Errorf("%w: JWS carries %d signatures, want 1 to %d", ErrMalformed, len(obj.Signatures), MaxSignatures)
+	}
+	for i, sig := range obj.Signatures {
+		if sig.Protected.KeyID == "" {
+			return nil, fmt.Errorf("%w: signature %d has no kid in its protected header", ErrMalformed, i)
+		}
+		if !strings.Contains(sig.Protected.KeyID, "#") {
+			return nil, fmt.Errorf("%w: signature %d: kid %q is not a DID URL (did#fragment)", ErrMalformed, i, sig.Protected.KeyID)
+		}
+	}
+	payload := obj.UnsafePayloadWithoutVerification()
+	op, iat, body, err := decodePayload(payload)
+	if err != nil {
+		return nil, err
+	}
+	p := &ParsedOperation{Raw: raw, CID: cidOfDigest(digest), JWS: obj, Payload: payload, Op: op, IAT: iat, Body: body}
+	// What older builds accept and this one refuses is kept apart: the
+	// apply refuses it only from FeatureLevelSignedContent on (features.go).
+	p.strictErr = checkLowS(obj)
+	if p.strictErr == nil {
+		p.signed, p.strictErr = signedContent(trimmed, obj, payload)
+	}
+	if p.strictErr == nil {
+		p.strictErr = checkPayload(payload, body)
+	}
+	if pub, ok := body.(*PublishStatusList); p.strictErr == nil && ok {
+		// The credential is the issuer's outside JSON too; a credential
+		// that is no JWS is the apply's to refuse.
+		if jwt, err := jose.ParseSignedCompact(pub.Credential, AcceptedAlgs); err == nil {
+			p.strictErr = checkStatusListJSON(jwt.UnsafePayloadWithoutVerification())
+		}
+	}
+	return p, nil
+}
+
+// signedContent returns, for each signature of obj (parsed from trimmed),
+// the SHA-256 of its JWS signing input as go-jose verifies it:
+// BASE64URL(protected header) "." BASE64URL(payload), both encoded anew
+// from the decoded bytes (base64url with no padding, the unused low bits
+// of the last character zero), so no other encoding of the same header or
+// payload, and no other signature over them, gets another digest. go-jose
+// keeps no protected header's bytes where they can be read, so they are
+// read here from the serialization: the three compact parts, or the JSON
+// members protected and signature (of signatures[i], or of the flattened
+// form when signatures is absent or empty, as go-jose reads it); each
+// signature read must be the one go-jose read.
+func signedContent(trimmed []byte, obj *jose.JSONWebSignature, payload []byte) ([][32]byte, error) {
+	type part struct {
+		Protected string `json:"protected"`
+		Signature string `json:"signature"`
+	}
+	var parts []part
+	if trimmed[0] == '{' {
+		var env struct {
+			Protected  string `json:"protected"`
+			Signature  string `json:"signature"`
+			Signatures []part `json:"signatures"`
+		}
+		// Case-sensitive and refusing duplicate members, as go-jose's
+		// JSON reader is.
+		if err := jsonv2.Unmarshal(trimmed, &env); err != nil {
+			return nil, fmt.Errorf("%w: JWS JSON serialization: %v", ErrMalformed, err)
+		}
+		parts = env.Signatures
+		if len(parts) == 0 {
+			parts = []part{{Protected: env.Protected, Signature: env.Signature}}
+		}
+	} else {
+		c := strings.Split(string(trimmed), ".")
+		if len(c) != 3 {
+			return nil, fmt.Errorf("%w: compact JWS must have three parts", ErrMalformed)
+		}
+		parts = []part{{Protected: c[0], Signature: c[2]}}
+	}
+	if len(parts) != len(obj.Signatures) {
+		return nil, fmt.Errorf("%w: JWS: %d signatures read, %d parsed", ErrMalformed, len(parts), len(obj.Signatures))
+	}
+	enc := base64.RawURLEncoding
+	body := "." + enc.EncodeToString(payload)
+	out := make([][32]byte, len(parts))
+	for i, pt := range parts {
+		header, err1 := enc.DecodeString(pt.Protected)
+		sig, err2 := enc.DecodeString(pt.Signature)
+		if err := errors.Join(err1, err2); err != nil || !bytes.Equal(sig, obj.Signatures[i].Signature) {
+			return nil, fmt.Errorf("%w: JWS signature %d: its protected header or signature does not read as go-jose read it: %v", ErrMalformed, i, err)
+		}
+		out[i] = sha256.Sum256([]byte(enc.EncodeToString(header) + body))
+	}
+	return out, nil
+}
+
+// p256HalfOrder is n/2 for P-256: an ES256 signature (r, s) verifies as
+// (r, n − s) does, so only the one with s ≤ n/2 is accepted, and a
+// signature has one encoding.
+var p256HalfOrder = new(big.Int).Rsh(elliptic.P256().Params().N, 1)
+
+// es256Size is the length of an ES256 signature: r and s, 32 bytes each.
+const es256Size = 64
+
+// HighS reports whether an ES256 signature's s exceeds n/2.
+func HighS(sig []byte) bool {
+	return len(sig) == es256Size && new(big.Int).SetBytes(sig[es256Size/2:]).Cmp(p256HalfOrder) > 0
+}
+
+// checkLowS refuses an ES256 signature whose s exceeds n/2.
+func checkLowS(obj *jose.JSONWebSignature) error {
+	for i, sig := range obj.Signatures {
+		if sig.Header.Algorithm == string(jose.ES256) && HighS(sig.Signature) {
+			return fmt.Errorf("%w: signature %d (ES256, kid %q) has a high s (s > n/2): the registry accepts only low-s ECDSA signatures, so each has one encoding; replace s with n - s, or sign again with a signer that emits low-s signatures (trustctl does)", ErrMalformed, i, sig.Header.KeyID)
+		}
+	}
+	return nil
+}
+
+// LowSTwin returns the other encoding (r, n − s) of an ES256 signature,
+// or nil for a signature of another length.
+func LowSTwin(sig []byte) []byte {
+	if len(sig) != es256Size {
+		return nil
+	}
+	n := elliptic.P256().Params().N
+	s := new(big.Int).SetBytes(sig[es256Size/2:])
+	if s.Sign() == 0 || s.Cmp(n) >= 0 {
+		return nil
+	}
+	out := make([]byte, es256Size)
+	copy(out, sig[:es256Size/2])
+	new(big.Int).Sub(n, s).FillBytes(out[es256Size/2:])
+	return out
+}
+
+// ParsePublicJWK parses a public JWK of an Ed25519 or P-256 key with a kid.
+func ParsePublicJWK(raw []byte) (*jose.JSONWebKey, error) {
+	var k jose.JSONWebKey
+	if err := k.UnmarshalJSON(raw); err != nil {
+		return nil, fmt.Errorf("JWK: %v", err)
+	}
+	if !k.IsPublic() {
+		return nil, fmt.Errorf("JWK %q holds private key material: register public keys only", k.KeyID)
+	}
+	if k.KeyID == "" {
+		return nil, fmt.Errorf("JWK has no kid")
+	}
+	switch pub := k.Key.(type) {
+	case ed25519.PublicKey:
+	case *ecdsa.PublicKey:
+		if pub.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("JWK %q: only the P-256 curve is supported", k.KeyID)
+		}
+	default:
+		return nil, fmt.Errorf("JWK %q: unsupported key type %T (want OKP Ed25519 or EC P-256)", k.KeyID, k.Key)
+	}
+	return &k, nil
+}
+
+// KIDMatches reports whether a registered JWK kid names the key that the
+// DID URL kid refers to. Registered kids may be absolute ("did:web:x#k1"),
+// relative ("#k1") or bare ("k1").
+func KIDMatches(registered, did, fragment string) bool {
+	return registered == did+"#"+fragment || registered == "#"+fragment || registered == fragment
+}
