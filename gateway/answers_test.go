@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -15,7 +15,7 @@ func TestAnswerCacheAtIndexZero(t *testing.T) {
 	var c answerCache
 	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	d := &record.Decision{Entity: "did:web:college.example", Reason: record.ReasonUnknownFramework, At: t0, Chain: []record.Link{}}
-	c.put(0, "q", d, registry.Forever, false, cacheShort)
+	c.put(0, "q", d, decide.Forever, false, cacheShort)
 	if got, ok := c.get(0, t0, "q"); !ok || string(got.appendBody(nil)) != string(appendDecision(nil, d)) {
 		t.Fatalf("answer cached at index 0: %v %v", got, ok)
 	}
@@ -60,14 +60,14 @@ func TestAnswerCache(t *testing.T) {
 		}
 	}
 	// A question with "at" is served as it is, at any time.
-	c.put(5, "pinned", d, registry.Forever, true, cacheImmutable)
+	c.put(5, "pinned", d, decide.Forever, true, cacheImmutable)
 	if got, ok := c.get(5, t0.Add(time.Hour), "pinned"); !ok || !strings.Contains(string(got.appendBody(nil)), `"at":"2026-05-01T10:00:00Z"`) {
 		t.Fatalf("pinned answer: %s %v", got.appendBody(nil), ok)
 	}
 	// A request that began before a commit cannot file its answer over the
 	// newer index's.
-	c.put(6, "q", d, registry.Forever, false, cacheShort)
-	c.put(5, "q", d, registry.Forever, false, cacheShort)
+	c.put(6, "q", d, decide.Forever, false, cacheShort)
+	c.put(5, "q", d, decide.Forever, false, cacheShort)
 	if _, ok := c.get(6, t0, "q"); !ok {
 		t.Fatal("newer index's answer lost")
 	}
@@ -76,7 +76,7 @@ func TestAnswerCache(t *testing.T) {
 	}
 	// One index holds a bounded number of answers.
 	for i := range maxCachedAnswers + 10 {
-		c.put(7, string(rune(i)), d, registry.Forever, false, cacheShort)
+		c.put(7, string(rune(i)), d, decide.Forever, false, cacheShort)
 	}
 	if n := len(c.m); n != maxCachedAnswers {
 		t.Fatalf("%d answers cached, limit %d", n, maxCachedAnswers)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -310,7 +311,7 @@ func (s *Server) listAyraEntities(r *http.Request, view *registry.View) (*ayraEn
 			return nil
 		}
 		decided[k] = true
-		d, err := view.Decide(registry.Question{Entity: a.Subject, Framework: a.Framework, Action: action, Resource: resource, At: at}, now)
+		d, err := view.Decide(decide.Question{Entity: a.Subject, Framework: a.Framework, Action: action, Resource: resource, At: at}, now)
 		if err != nil {
 			return err
 		}
@@ -415,7 +416,7 @@ func (s *Server) ayraEntityAuthorizations(w http.ResponseWriter, r *http.Request
 				continue
 			}
 			seen[k] = true
-			d, err := view.Decide(registry.Question{Entity: e.ID, Framework: a.Framework, Action: a.Action, Resource: res, At: at}, now)
+			d, err := view.Decide(decide.Question{Entity: e.ID, Framework: a.Framework, Action: a.Action, Resource: res, At: at}, now)
 			if err != nil {
 				return err
 			}
@@ -502,7 +503,7 @@ func (s *Server) ayraEcosystemRecognitions(w http.ResponseWriter, r *http.Reques
 			if res == record.Wildcard {
 				asked = "" // any resource
 			}
-			d, err := view.DecideRecognition(registry.RecognitionQuestion{Framework: f.ID, Recognized: rec.Recognized, Resource: asked, At: at}, now)
+			d, err := view.DecideRecognition(decide.RecognitionQuestion{Framework: f.ID, Recognized: rec.Recognized, Resource: asked, At: at}, now)
 			if err != nil {
 				writeError(w, r, err)
 				return

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/trustreg/trustreg/gateway/api"
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -97,7 +97,7 @@ func TestReencodedGrantRefusedOverHTTP(t *testing.T) {
 	}
 	view := e.n.State.View()
 	defer view.Close()
-	d, err := view.Decide(registry.Question{Entity: college.DID, Framework: fw, Action: record.ActionIssue, Resource: nurse}, time.Now())
+	d, err := view.Decide(decide.Question{Entity: college.DID, Framework: fw, Action: record.ActionIssue, Resource: nurse}, time.Now())
 	if err != nil || d.Authorized || d.Reason != record.ReasonRevoked {
 		t.Fatalf("the college after the replays: %+v", d)
 	}

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -186,7 +186,7 @@ func (s *Server) trqpAuthorize(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
 	view := s.cfg.Registry.View()
 	defer view.Close()
-	d, err := view.Decide(registry.Question{Entity: q.EntityID, Framework: q.AuthorityID, Action: q.Action, Resource: q.Resource, At: at}, now)
+	d, err := view.Decide(decide.Question{Entity: q.EntityID, Framework: q.AuthorityID, Action: q.Action, Resource: q.Resource, At: at}, now)
 	if err == nil && d.Reason == record.ReasonUnknownFramework {
 		err = unknownAuthority(q.AuthorityID)
 	}
@@ -211,7 +211,7 @@ func (s *Server) trqpRecognize(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
 	view := s.cfg.Registry.View()
 	defer view.Close()
-	d, err := view.DecideRecognition(registry.RecognitionQuestion{Framework: q.AuthorityID, Recognized: q.EntityID, Resource: q.Resource, At: at}, now)
+	d, err := view.DecideRecognition(decide.RecognitionQuestion{Framework: q.AuthorityID, Recognized: q.EntityID, Resource: q.Resource, At: at}, now)
 	if err == nil && d.Reason == record.ReasonUnknownFramework {
 		err = unknownAuthority(q.AuthorityID)
 	}
@@ -255,12 +255,12 @@ func authorizationMessage(d *record.Decision) string {
 }
 
 // recognitionMessage says a recognition decision's reason in words.
-func recognitionMessage(d *registry.RecognitionDecision) string {
+func recognitionMessage(d *decide.RecognitionDecision) string {
 	at := d.At.Format(time.RFC3339)
 	switch d.Reason {
 	case record.ReasonActive:
 		return fmt.Sprintf("%s recognizes %s for %s at %s", d.Framework, d.Recognized, d.Resource, at)
-	case registry.ReasonNeverRecognized:
+	case decide.ReasonNeverRecognized:
 		if d.Recognition != nil {
 			return fmt.Sprintf("%s recognizes %s for other resources than %s", d.Framework, d.Recognized, d.Resource)
 		}

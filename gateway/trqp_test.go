@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -114,14 +114,14 @@ func TestTRQPRecognition(t *testing.T) {
 		}
 		return a
 	}
-	if a := ask(nurse, ""); *a.Recognized || a.Reason != registry.ReasonNeverRecognized {
+	if a := ask(nurse, ""); *a.Recognized || a.Reason != decide.ReasonNeverRecognized {
 		t.Fatalf("before any recognition: %+v", a)
 	}
 	e.mustSubmit(e.govSign(record.OpRecognize, map[string]any{"framework": fw, "recognized": other, "resources": []string{nurse}, "effectiveAt": "2023-01-01T00:00:00Z"}))
 	if a := ask(nurse, ""); !*a.Recognized || a.Reason != record.ReasonActive || a.EntityID != other || a.AuthorityID != fw || a.Action != "recognize" {
 		t.Fatalf("recognized: %+v", a)
 	}
-	if a := ask(law, ""); *a.Recognized || a.Reason != registry.ReasonNeverRecognized || !strings.Contains(a.Message, "other resources") {
+	if a := ask(law, ""); *a.Recognized || a.Reason != decide.ReasonNeverRecognized || !strings.Contains(a.Message, "other resources") {
 		t.Fatalf("a resource the recognition does not cover: %+v", a)
 	}
 	if a := ask(nurse, `{"time":"2022-06-01T00:00:00Z"}`); *a.Recognized || a.Reason != record.ReasonNotYetValid {

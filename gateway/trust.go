@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -25,8 +25,8 @@ var trustParams = []string{"entity", "framework", "action", "resource", "jurisdi
 
 // ParseQuestion reads a trust question from query parameters. The action
 // defaults to issue; at is an RFC 3339 time or a date (midnight UTC).
-func ParseQuestion(q url.Values) (registry.Question, error) {
-	out := registry.Question{
+func ParseQuestion(q url.Values) (decide.Question, error) {
+	out := decide.Question{
 		Entity: q.Get("entity"), Framework: q.Get("framework"), Action: q.Get("action"),
 		Resource: q.Get("resource"), Jurisdiction: q.Get("jurisdiction"),
 	}
@@ -69,7 +69,7 @@ func parseTime(v string) (time.Time, error) {
 
 // trustCache picks Cache-Control: an answer pinned to a valid time and a
 // registry index never changes.
-func trustCache(q registry.Question) string {
+func trustCache(q decide.Question) string {
 	if !q.At.IsZero() && q.AsOf != 0 {
 		return cacheImmutable
 	}

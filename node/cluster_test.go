@@ -25,6 +25,7 @@ import (
 	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/gateway/client"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 	"github.com/trustreg/trustreg/test/ports"
 )
@@ -499,7 +500,7 @@ func TestNonvoterCatchesUpFromSnapshotAndNeverVotes(t *testing.T) {
 	}
 	// The replica serves reads from its own state.
 	d, err := readView(c.node(1).State, func(v *registry.View) (*record.Decision, error) {
-		return v.Decide(registry.Question{Entity: "did:web:c9999.example", Framework: c.fw, Action: "issue"}, time.Now())
+		return v.Decide(decide.Question{Entity: "did:web:c9999.example", Framework: c.fw, Action: "issue"}, time.Now())
 	})
 	if err != nil || !d.Authorized {
 		t.Fatalf("read on the replica: %+v %v", d, err)

@@ -6,7 +6,10 @@ package registry
 // use to the record package's name. Delete this file once no branch needs
 // it.
 
-import "github.com/trustreg/trustreg/registry/record"
+import (
+	"github.com/trustreg/trustreg/registry/decide"
+	"github.com/trustreg/trustreg/registry/record"
+)
 
 // Types.
 type (
@@ -160,4 +163,43 @@ var (
 	validText                 = record.ValidText
 	ValidateEntity            = record.ValidateEntity
 	ValidateID                = record.ValidateID
+)
+
+// Forwarding names for the decision code, which moved to registry/decide.
+type (
+	Evaluator           = decide.Evaluator
+	Memo                = decide.Memo
+	Question            = decide.Question
+	RecognitionDecision = decide.RecognitionDecision
+	RecognitionQuestion = decide.RecognitionQuestion
+	RecordKey           = decide.RecordKey
+	RecordKind          = decide.RecordKind
+	Records             = decide.Records
+)
+
+const (
+	KindAccreditation     = decide.KindAccreditation
+	KindEntity            = decide.KindEntity
+	KindFramework         = decide.KindFramework
+	KindReceived          = decide.KindReceived
+	KindRecognition       = decide.KindRecognition
+	KindRoot              = decide.KindRoot
+	MaxWalk               = decide.MaxWalk
+	ReasonNeverRecognized = decide.ReasonNeverRecognized
+)
+
+var (
+	AccreditationKey = decide.AccreditationKey
+	Covers           = decide.Covers
+	Decide           = decide.Decide
+	DecideSecond     = decide.DecideSecond
+	EntityKey        = decide.EntityKey
+	Forever          = decide.Forever
+	FrameworkKey     = decide.FrameworkKey
+	NewEvaluator     = decide.NewEvaluator
+	ReceivedKey      = decide.ReceivedKey
+	RecognitionKey   = decide.RecognitionKey
+	Recognize        = decide.Recognize
+	RootKey          = decide.RootKey
+	statusAt         = decide.StatusAt
 )

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -26,9 +27,9 @@ type applier struct {
 	// levelRaised is the apply's record that the batch being applied
 	// raised the feature level (consortium.levelSeq).
 	levelRaised bool
-	dirty       []RecordKey            // records written by the batch being applied
-	dirtySet    map[RecordKey]struct{} // the same keys, for lookups
-	onApply     func([]*record.Result) // Options.OnApply
+	dirty       []decide.RecordKey            // records written by the batch being applied
+	dirtySet    map[decide.RecordKey]struct{} // the same keys, for lookups
+	onApply     func([]*record.Result)        // Options.OnApply
 }
 
 // loadSigs builds the signature filter from the stored signatures; after

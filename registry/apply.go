@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -37,12 +38,12 @@ type applyCtx struct {
 	touched []string
 	// dry, in a check (applier.Check), holds the keys b has written, in
 	// place of the apply's dirty set: see judge.
-	dry map[RecordKey]struct{}
+	dry map[decide.RecordKey]struct{}
 }
 
 // dirty records a record the caches must drop after this batch commits
 // (caches.committed): one an evaluator may have remembered.
-func (c *applyCtx) dirty(k RecordKey) {
+func (c *applyCtx) dirty(k decide.RecordKey) {
 	if c.dry != nil {
 		c.dry[k] = struct{}{}
 		return
@@ -55,19 +56,13 @@ func (c *applyCtx) dirty(k RecordKey) {
 // batch has not written are read through the read-side cache (they hold
 // their committed value); records it wrote are read from the batch and
 // never cached.
-func (c *applyCtx) evaluator() *Evaluator {
-	e := c.s.batchReader(c.b, c.index)
+func (c *applyCtx) evaluator() *decide.Evaluator {
+	dirty := c.s.dirtySet
 	if c.dry != nil {
-		e.src.(*storeReader).dirty = c.dry
+		dirty = c.dry
 	}
-	return e
-}
-
-// batchReader returns an evaluator over b, the batch being applied at
-// index (see applyCtx.evaluator).
-func (s *applier) batchReader(b *pebble.Batch, index uint64) *Evaluator {
-	r := &storeReader{r: b, cache: s.caches.records, epoch: s.seq.Load(), dirty: s.dirtySet}
-	return NewEvaluator(r, r, index)
+	r := &storeReader{r: c.b, cache: c.s.caches.records, epoch: c.s.seq.Load(), dirty: dirty}
+	return decide.NewEvaluator(r, r, c.index)
 }
 
 func (s *applier) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw []byte) *record.Result {
@@ -112,7 +107,7 @@ func (s *applier) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw
 // dry, when set, makes it a check (Check): the set collects the keys b
 // writes, and nothing outside b changes — no cache of the apply's is
 // consumed or filled, so it runs beside the apply and other checks.
-func (s *applier) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, dry map[RecordKey]struct{}) (*applyCtx, *record.Result, error) {
+func (s *applier) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, dry map[decide.RecordKey]struct{}) (*applyCtx, *record.Result, error) {
 	res := &record.Result{Index: index, Time: t}
 	var op *record.ParsedOperation
 	var err error
@@ -369,7 +364,7 @@ func (c *applyCtx) createFramework(op *record.CreateFramework) (string, error) {
 			return "", err
 		}
 	}
-	c.dirty(FrameworkKey(op.ID))
+	c.dirty(decide.FrameworkKey(op.ID))
 	mustSetJSON(c.b, key(tableFrameworks, op.ID), record.Framework{
 		ID: op.ID, Name: op.Name, Description: op.Description, URL: op.URL, MaxChainLength: maxLen,
 		CreatedIndex: c.index, CreatedAt: c.now, UpdatedIndex: c.index, Operation: c.op.CID,
@@ -418,7 +413,7 @@ func (c *applyCtx) updateFramework(op *record.UpdateFramework) (string, error) {
 	}
 	f.UpdatedIndex = c.index
 	f.Operation = c.op.CID
-	c.dirty(FrameworkKey(op.ID))
+	c.dirty(decide.FrameworkKey(op.ID))
 	mustSetJSON(c.b, key(tableFrameworks, op.ID), f)
 	return op.ID, nil
 }
@@ -465,7 +460,7 @@ func (c *applyCtx) changeRoot(op *record.RootChange) (string, error) {
 
 func (c *applyCtx) writeRootEvent(framework, did string, root record.RootAccreditor, status string, at time.Time, reason string) {
 	root.Events = append(root.Events, record.StatusEvent{Status: status, EffectiveAt: at, Reason: reason, Index: c.index, Operation: c.op.CID})
-	c.dirty(RootKey(framework, did))
+	c.dirty(decide.RootKey(framework, did))
 	mustSetJSON(c.b, key(tableRoots, framework, did), root)
 }
 

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -77,8 +78,8 @@ func (c *applyCtx) accredit(op *record.Accredit) (string, error) {
 	}
 	mustSetJSON(c.b, key(tableAccreditation, a.ID), a)
 	c.b.Set(key(tableReceived, a.Subject, a.Framework, a.ID), nil, nil)
-	c.dirty(AccreditationKey(a.ID))
-	c.dirty(ReceivedKey(a.Subject, a.Framework))
+	c.dirty(decide.AccreditationKey(a.ID))
+	c.dirty(decide.ReceivedKey(a.Subject, a.Framework))
 	c.b.Set(key(tableGranted, a.Accreditor, a.Framework, a.ID), nil, nil)
 	c.b.Set(key(tableByFramework, a.Framework, a.ID), nil, nil)
 	c.touched = append(c.touched, a.Subject)
@@ -200,9 +201,9 @@ func (c *applyCtx) changeStatus(op *record.StatusChange) (string, error) {
 		at = op.EffectiveAt.UTC()
 	}
 	a.Events = append(a.Events, record.StatusEvent{Status: status, EffectiveAt: at, Reason: op.Reason, Index: c.index, Operation: c.op.CID})
-	c.dirty(AccreditationKey(a.ID))
+	c.dirty(decide.AccreditationKey(a.ID))
 	// Trust questions cache a subject's accreditations with its listing.
-	c.dirty(ReceivedKey(a.Subject, a.Framework))
+	c.dirty(decide.ReceivedKey(a.Subject, a.Framework))
 	mustSetJSON(c.b, key(tableAccreditation, a.ID), a)
 	c.touched = append(c.touched, a.Subject, a.Accreditor)
 	return a.ID, nil
@@ -210,9 +211,9 @@ func (c *applyCtx) changeStatus(op *record.StatusChange) (string, error) {
 
 // grantedAbove reports whether did granted a or any accreditation above it
 // in its chain (the root accreditor included).
-func (c *applyCtx) grantedAbove(e *Evaluator, a *record.Accreditation, did string) (bool, error) {
+func (c *applyCtx) grantedAbove(e *decide.Evaluator, a *record.Accreditation, did string) (bool, error) {
 	cur := a
-	for range MaxWalk {
+	for range decide.MaxWalk {
 		if cur.Accreditor == did {
 			return true, nil
 		}

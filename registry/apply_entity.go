@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -22,11 +23,11 @@ func (c *applyCtx) entity(did string) (*record.Entity, bool, error) {
 
 // putEntity writes an entity record. Signature checks read entities
 // through the read-side cache, which drops this one when the batch
-// commits; until then the batch's own reads see it (see batchReader).
+// commits; until then the batch's own reads see it (see applyCtx.evaluator).
 func (c *applyCtx) putEntity(ent *record.Entity) {
 	k := key(tableEntities, ent.ID)
 	mustSetJSON(c.b, k, ent)
-	c.dirty(EntityKey(ent.ID))
+	c.dirty(decide.EntityKey(ent.ID))
 }
 
 // validKeys parses the JWKs an operation registers for did.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -28,7 +29,7 @@ func TestChainAuthorizesCollege(t *testing.T) {
 	}
 	// The QA agency may accredit; the root may accredit as root.
 	for _, who := range []string{f.qa.DID, f.root.DID} {
-		d := f.decide(Question{Entity: who, Framework: fwID, Action: record.ActionAccredit, Resource: nursing})
+		d := f.decide(decide.Question{Entity: who, Framework: fwID, Action: record.ActionAccredit, Resource: nursing})
 		if !d.Authorized {
 			t.Errorf("%s accredit: %s, want authorized", who, d.Reason)
 		}
@@ -306,9 +307,9 @@ func TestRecognitionAndRoots(t *testing.T) {
 		t.Fatalf("framework view = %+v, %v", view, err)
 	}
 	recognizedAt := f.s.AppliedIndex()
-	recognizes := func(asOf uint64) *RecognitionDecision {
+	recognizes := func(asOf uint64) *decide.RecognitionDecision {
 		t.Helper()
-		d, err := f.s.DecideRecognition(RecognitionQuestion{Framework: fwID, Recognized: other, Resource: nursing, AsOf: asOf}, f.now)
+		d, err := f.s.DecideRecognition(decide.RecognitionQuestion{Framework: fwID, Recognized: other, Resource: nursing, AsOf: asOf}, f.now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -324,13 +325,13 @@ func TestRecognitionAndRoots(t *testing.T) {
 	if d := recognizes(recognizedAt); !d.Recognizes {
 		t.Fatalf("as of index %d, before unrecognize: %+v", recognizedAt, d)
 	}
-	if d := recognizes(recognized - 1); d.Recognizes || d.Reason != ReasonNeverRecognized || d.Recognition != nil {
+	if d := recognizes(recognized - 1); d.Recognizes || d.Reason != decide.ReasonNeverRecognized || d.Recognition != nil {
 		t.Fatalf("as of index %d, before recognize: %+v", recognized-1, d)
 	}
-	if _, err := f.s.DecideRecognition(RecognitionQuestion{Framework: fwID, Recognized: other, AsOf: f.s.AppliedIndex() + 1}, f.now); !errors.Is(err, record.ErrBadQuery) {
+	if _, err := f.s.DecideRecognition(decide.RecognitionQuestion{Framework: fwID, Recognized: other, AsOf: f.s.AppliedIndex() + 1}, f.now); !errors.Is(err, record.ErrBadQuery) {
 		t.Fatalf("as_of beyond the applied index: %v", err)
 	}
-	if _, err := f.s.DecideRecognition(RecognitionQuestion{Framework: fwID}, f.now); !errors.Is(err, record.ErrBadQuery) {
+	if _, err := f.s.DecideRecognition(decide.RecognitionQuestion{Framework: fwID}, f.now); !errors.Is(err, record.ErrBadQuery) {
 		t.Fatalf("no recognized framework: %v", err)
 	}
 	// Removing the root breaks every chain under it from now on.
@@ -423,7 +424,7 @@ func TestStatusChangeLeavesCachedRecordsAlone(t *testing.T) {
 		t.Fatalf("before: %s", d.Reason)
 	}
 	// A trust question caches a subject's accreditations with its listing.
-	cached, ok := f.s.caches.records.get(ReceivedKey(f.college.DID, fwID), f.s.seq.Load())
+	cached, ok := f.s.caches.records.get(decide.ReceivedKey(f.college.DID, fwID), f.s.seq.Load())
 	if !ok || len(cached.([]*record.Accreditation)) != 1 || cached.([]*record.Accreditation)[0].ID != f.collegeAcc {
 		t.Fatalf("the trust query did not cache the college's accreditation (%v): the test shows nothing", cached)
 	}
@@ -453,7 +454,7 @@ func TestStatusChangesWhileQueried(t *testing.T) {
 					return
 				default:
 				}
-				d, err := f.s.Decide(Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing}, f.now)
+				d, err := f.s.Decide(decide.Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing}, f.now)
 				if err != nil || (d.Reason != record.ReasonActive && d.Reason != record.ReasonSuspended) {
 					errs <- fmt.Errorf("decision %+v, %v", d, err)
 					return

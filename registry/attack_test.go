@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -280,7 +281,7 @@ func TestBatchBoundariesDoNotChangeTheState(t *testing.T) {
 	}
 	// Warm the read side of one state, so its record cache holds records
 	// the batch then changes.
-	f.decide(Question{Entity: college2DID, Framework: fw2ID, Action: record.ActionIssue, Resource: law})
+	f.decide(decide.Question{Entity: college2DID, Framework: fw2ID, Action: record.ActionIssue, Resource: law})
 	if _, err := f.s.Entity(f.root2.DID); err != nil {
 		t.Fatal(err)
 	}

@@ -7,12 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
 func BenchmarkDecide(b *testing.B) {
 	f := mustChain(b)
-	q := Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: date(2025, 1, 1)}
+	q := decide.Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: date(2025, 1, 1)}
 	b.ReportAllocs()
 	for b.Loop() {
 		d, err := f.s.Decide(q, f.now)
@@ -174,10 +175,10 @@ func BenchmarkDecideUncached(b *testing.B) {
 		if i%n == 0 {
 			b.StopTimer()
 			f.s.caches.records.clear()
-			f.s.Decide(Question{Entity: "did:web:college-0.example", Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: at}, f.now)
+			f.s.Decide(decide.Question{Entity: "did:web:college-0.example", Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: at}, f.now)
 			b.StartTimer()
 		}
-		d, err := f.s.Decide(Question{Entity: fmt.Sprintf("did:web:college-%d.example", i%n), Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: at}, f.now)
+		d, err := f.s.Decide(decide.Question{Entity: fmt.Sprintf("did:web:college-%d.example", i%n), Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: at}, f.now)
 		if err != nil || !d.Authorized {
 			b.Fatalf("%v %v", d, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/trustreg/trustreg/registry/decide"
 )
 
 // caches are the node's caches of what its store holds, behind the one
@@ -47,7 +48,7 @@ func newCaches(seq *atomic.Uint64) *caches {
 //   - keys: nothing; an entry is keyed by the exact encoding it parses
 //     (a did:key or a JWK's JSON). Which key a kid names is read from the
 //     state every time.
-func (c *caches) committed(dirty []RecordKey) { c.records.committed(dirty) }
+func (c *caches) committed(dirty []decide.RecordKey) { c.records.committed(dirty) }
 
 // replaced is called after a snapshot restore replaced the whole state,
 // while the store's sequence is odd: every record and kept iterator goes.
@@ -93,7 +94,7 @@ const listCacheBytes = 256 << 20
 type recordCache struct {
 	seq    *atomic.Uint64
 	mu     sync.Mutex
-	lru    *simplelru.LRU[RecordKey, any]
+	lru    *simplelru.LRU[decide.RecordKey, any]
 	iters  []keptIter
 	closed bool
 }
@@ -112,12 +113,12 @@ const (
 )
 
 func newRecordCache(size int, seq *atomic.Uint64) *recordCache {
-	c, _ := simplelru.NewLRU[RecordKey, any](size, nil)
+	c, _ := simplelru.NewLRU[decide.RecordKey, any](size, nil)
 	return &recordCache{lru: c, seq: seq}
 }
 
 // get returns the value cached under k for a reader of state epoch.
-func (c *recordCache) get(k RecordKey, epoch uint64) (any, bool) {
+func (c *recordCache) get(k decide.RecordKey, epoch uint64) (any, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.seq.Load() != epoch {
@@ -127,7 +128,7 @@ func (c *recordCache) get(k RecordKey, epoch uint64) (any, bool) {
 }
 
 // put caches v, read from state epoch, if that state is still current.
-func (c *recordCache) put(k RecordKey, v any, epoch uint64) {
+func (c *recordCache) put(k decide.RecordKey, v any, epoch uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.seq.Load() == epoch {
@@ -136,7 +137,7 @@ func (c *recordCache) put(k RecordKey, v any, epoch uint64) {
 }
 
 // committed drops the written keys and closes the kept iterators.
-func (c *recordCache) committed(keys []RecordKey) {
+func (c *recordCache) committed(keys []decide.RecordKey) {
 	c.mu.Lock()
 	for _, k := range keys {
 		c.lru.Remove(k)

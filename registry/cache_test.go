@@ -2,9 +2,10 @@ package registry
 
 import (
 	"bytes"
-	"github.com/trustreg/trustreg/registry/record"
 	"testing"
 	"time"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Each cache of caches (cache.go) states what invalidates it; a test per

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -49,7 +50,7 @@ func (s *applier) Check(raw []byte, now time.Time) *record.Result {
 	if seq%2 == 1 {
 		return nil
 	}
-	c, res, err := s.judge(b, s.applied.Load()+1, t, raw, map[RecordKey]struct{}{})
+	c, res, err := s.judge(b, s.applied.Load()+1, t, raw, map[decide.RecordKey]struct{}{})
 	if c != nil || s.levelSeq.Load() != seq {
 		return nil // passes (or the level moved under it): propose it
 	}

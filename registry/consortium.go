@@ -1,9 +1,10 @@
 package registry
 
 import (
-	"github.com/trustreg/trustreg/registry/record"
 	"sync/atomic"
 	"time"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // consortium is what the rules know of the consortium besides the records:

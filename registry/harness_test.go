@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -130,7 +131,7 @@ func (h *harness) digest() string {
 	return d
 }
 
-func (h *harness) decide(q Question) *record.Decision {
+func (h *harness) decide(q decide.Question) *record.Decision {
 	h.t.Helper()
 	d, err := h.s.Decide(q, h.now)
 	if err != nil {
@@ -173,7 +174,7 @@ func mustChain(t testing.TB) *chainFixture {
 }
 
 func (f *chainFixture) ask(at time.Time, asOf uint64) *record.Decision {
-	return f.decide(Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: at, AsOf: asOf})
+	return f.decide(decide.Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: at, AsOf: asOf})
 }
 
 // snapshotBytes streams a snapshot of s into memory.

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"testing"
 
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -89,7 +90,7 @@ func TestRotatedKeyRefusedWithWarmCache(t *testing.T) {
 	if err := f.s.PreVerify(byOld); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := f.s.caches.records.get(EntityKey(web), f.s.seq.Load()); !ok {
+	if _, ok := f.s.caches.records.get(decide.EntityKey(web), f.s.seq.Load()); !ok {
 		t.Fatal("PreVerify did not read the entity through the cache; this test would prove nothing")
 	}
 	rotate := f.sign(old, record.OpRotateKeys, map[string]any{"id": web, "keys": []any{nextJWK}})

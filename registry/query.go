@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -164,7 +165,7 @@ func (v *View) Accreditation(id string, now time.Time) (*record.AccreditationVie
 	return v.viewOf(e, a, now, true)
 }
 
-func (v *View) viewOf(e *Evaluator, a *record.Accreditation, now time.Time, withOp bool) (*record.AccreditationView, error) {
+func (v *View) viewOf(e *decide.Evaluator, a *record.Accreditation, now time.Time, withOp bool) (*record.AccreditationView, error) {
 	av := &record.AccreditationView{Accreditation: *a, Status: e.LinkStatus(a, now)}
 	if withOp {
 		var rec opRecord
@@ -226,7 +227,7 @@ func (v *View) Accreditations(f AccreditationFilter, page Page, now time.Time) (
 		}
 		if (f.Framework != "" && a.Framework != f.Framework) || (f.Accreditor != "" && a.Accreditor != f.Accreditor) ||
 			(f.Subject != "" && a.Subject != f.Subject) || (f.Action != "" && a.Action != f.Action) ||
-			(f.Resource != "" && !Covers(a, f.Resource, "")) {
+			(f.Resource != "" && !decide.Covers(a, f.Resource, "")) {
 			return false, nil
 		}
 		av, err := v.viewOf(e, a, now, false)

@@ -6,22 +6,23 @@ import (
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/decide"
 )
 
 // storeKey is the store key of a record (schema.go).
-func storeKey(k RecordKey) []byte {
+func storeKey(k decide.RecordKey) []byte {
 	switch k.Kind {
-	case KindFramework:
+	case decide.KindFramework:
 		return key(tableFrameworks, k.A)
-	case KindAccreditation:
+	case decide.KindAccreditation:
 		return key(tableAccreditation, k.A)
-	case KindRoot:
+	case decide.KindRoot:
 		return key(tableRoots, k.A, k.B)
-	case KindRecognition:
+	case decide.KindRecognition:
 		return key(tableRecognitions, k.A, k.B)
-	case KindEntity:
+	case decide.KindEntity:
 		return key(tableEntities, k.A)
-	case KindReceived:
+	case decide.KindReceived:
 		return prefix(tableReceived, k.A, k.B)
 	}
 	panic(fmt.Sprintf("registry: record key of unknown kind %d", k.Kind))
@@ -41,16 +42,16 @@ type storeReader struct {
 	epoch uint64
 	// dirty, during the apply, holds the records the batch has written:
 	// those are read from the batch, never from or into the cache.
-	dirty map[RecordKey]struct{}
+	dirty map[decide.RecordKey]struct{}
 }
 
 var (
-	_ Records = (*storeReader)(nil)
-	_ Memo    = (*storeReader)(nil)
+	_ decide.Records = (*storeReader)(nil)
+	_ decide.Memo    = (*storeReader)(nil)
 )
 
 // Record implements Records.
-func (s *storeReader) Record(k RecordKey) ([]byte, error) {
+func (s *storeReader) Record(k decide.RecordKey) ([]byte, error) {
 	val, closer, err := s.r.Get(storeKey(k))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
@@ -91,7 +92,7 @@ func (s *storeReader) Received(subject, framework string) ([]string, error) {
 }
 
 // Recall implements Memo.
-func (s *storeReader) Recall(k RecordKey) (any, bool) {
+func (s *storeReader) Recall(k decide.RecordKey) (any, bool) {
 	if s.cache == nil {
 		return nil, false
 	}
@@ -102,7 +103,7 @@ func (s *storeReader) Recall(k RecordKey) (any, bool) {
 }
 
 // Remember implements Memo.
-func (s *storeReader) Remember(k RecordKey, v any) {
+func (s *storeReader) Remember(k decide.RecordKey, v any) {
 	if s.cache == nil {
 		return
 	}

@@ -6,20 +6,21 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
 // mapRecords is a Records over records held in memory: another source of
 // the same records than the store, as a set of proven records will be.
 type mapRecords struct {
-	records  map[RecordKey][]byte
-	received map[RecordKey][]string // by ReceivedKey
+	records  map[decide.RecordKey][]byte
+	received map[decide.RecordKey][]string // by ReceivedKey
 }
 
-func (m *mapRecords) Record(k RecordKey) ([]byte, error) { return m.records[k], nil }
+func (m *mapRecords) Record(k decide.RecordKey) ([]byte, error) { return m.records[k], nil }
 
 func (m *mapRecords) Received(subject, framework string) ([]string, error) {
-	return m.received[ReceivedKey(subject, framework)], nil
+	return m.received[decide.ReceivedKey(subject, framework)], nil
 }
 
 // recordsOf copies, from one snapshot of s's store, every record a decision
@@ -30,13 +31,13 @@ func recordsOf(t *testing.T, s *State) (*mapRecords, uint64) {
 	t.Helper()
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
-	m := &mapRecords{records: map[RecordKey][]byte{}, received: map[RecordKey][]string{}}
+	m := &mapRecords{records: map[decide.RecordKey][]byte{}, received: map[decide.RecordKey][]string{}}
 	tables := []struct {
 		table byte
-		kind  RecordKind
+		kind  decide.RecordKind
 	}{
-		{tableFrameworks, KindFramework}, {tableAccreditation, KindAccreditation}, {tableRoots, KindRoot},
-		{tableRecognitions, KindRecognition}, {tableEntities, KindEntity}, {tableReceived, KindReceived},
+		{tableFrameworks, decide.KindFramework}, {tableAccreditation, decide.KindAccreditation}, {tableRoots, decide.KindRoot},
+		{tableRecognitions, decide.KindRecognition}, {tableEntities, decide.KindEntity}, {tableReceived, decide.KindReceived},
 	}
 	for _, tb := range tables {
 		it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{tb.table}, UpperBound: []byte{tb.table + 1}})
@@ -46,13 +47,13 @@ func recordsOf(t *testing.T, s *State) (*mapRecords, uint64) {
 		for it.First(); it.Valid(); it.Next() {
 			parts := bytes.Split(it.Key()[1:], []byte{0})
 			switch {
-			case tb.kind == KindReceived:
-				k := ReceivedKey(string(parts[0]), string(parts[1]))
+			case tb.kind == decide.KindReceived:
+				k := decide.ReceivedKey(string(parts[0]), string(parts[1]))
 				m.received[k] = append(m.received[k], string(parts[2]))
 			case len(parts) == 1:
-				m.records[RecordKey{Kind: tb.kind, A: string(parts[0])}] = bytes.Clone(it.Value())
+				m.records[decide.RecordKey{Kind: tb.kind, A: string(parts[0])}] = bytes.Clone(it.Value())
 			default:
-				m.records[RecordKey{Kind: tb.kind, A: string(parts[0]), B: string(parts[1])}] = bytes.Clone(it.Value())
+				m.records[decide.RecordKey{Kind: tb.kind, A: string(parts[0]), B: string(parts[1])}] = bytes.Clone(it.Value())
 			}
 		}
 		if err := it.Close(); err != nil {
@@ -83,12 +84,12 @@ func TestDecisionsOverAnyRecords(t *testing.T) {
 	f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": suspendedAcc}))
 
 	at := date(2026, 6, 1)
-	q := func(entity string) Question {
-		return Question{Entity: entity, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: at}
+	q := func(entity string) decide.Question {
+		return decide.Question{Entity: entity, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: at}
 	}
 	cases := []struct {
 		name   string
-		q      Question
+		q      decide.Question
 		reason string
 	}{
 		{"authorized", q(f.college.DID), record.ReasonActive},
@@ -96,10 +97,10 @@ func TestDecisionsOverAnyRecords(t *testing.T) {
 		{"revoked", q(revoked.DID), record.ReasonRevoked},
 		{"suspended", q(suspended.DID), record.ReasonSuspended},
 		{"unknown entity", q("did:web:nobody.example"), record.ReasonNeverAuthorized},
-		{"unknown framework", Question{Entity: f.college.DID, Framework: "https://example.org/none", Action: record.ActionIssue, At: at}, record.ReasonUnknownFramework},
-		{"a root's own question", Question{Entity: f.root.DID, Framework: fwID, Action: record.ActionAccredit, At: at}, record.ReasonActive},
-		{"as of an older index", func() Question { x := q(revoked.DID); x.AsOf = before; return x }(), record.ReasonActive},
-		{"now, no time asked", Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing}, record.ReasonActive},
+		{"unknown framework", decide.Question{Entity: f.college.DID, Framework: "https://example.org/none", Action: record.ActionIssue, At: at}, record.ReasonUnknownFramework},
+		{"a root's own question", decide.Question{Entity: f.root.DID, Framework: fwID, Action: record.ActionAccredit, At: at}, record.ReasonActive},
+		{"as of an older index", func() decide.Question { x := q(revoked.DID); x.AsOf = before; return x }(), record.ReasonActive},
+		{"now, no time asked", decide.Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing}, record.ReasonActive},
 	}
 	m, applied := recordsOf(t, f.s)
 	for _, tc := range cases {
@@ -113,7 +114,7 @@ func TestDecisionsOverAnyRecords(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				mapped, err := Decide(m, nil, applied, tc.q, f.now)
+				mapped, err := decide.Decide(m, nil, applied, tc.q, f.now)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -192,7 +193,7 @@ func TestReencodedAccreditationStaysRevoked(t *testing.T) {
 	first := h.mustAccept(grant)
 	h.mustAccept(h.sign(qa, record.OpRevoke, map[string]any{"accreditation": first.ID, "reason": "fraud"}))
 	ask := func() *record.Decision {
-		return h.decide(Question{Entity: college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: h.now})
+		return h.decide(decide.Question{Entity: college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: h.now})
 	}
 	if d := ask(); d.Authorized || d.Reason != record.ReasonRevoked {
 		t.Fatalf("after the revocation: %+v", d)
@@ -331,7 +332,7 @@ func TestEveryOperationReencodedIsTheSameOperation(t *testing.T) {
 			t.Errorf("operation type %s is not covered", op)
 		}
 	}
-	if d := h.decide(Question{Entity: college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: h.now}); d.Authorized {
+	if d := h.decide(decide.Question{Entity: college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: h.now}); d.Authorized {
 		t.Fatalf("the college is authorized after its revocation: %+v", d)
 	}
 }
@@ -379,7 +380,7 @@ func TestOperationsBeforeTheLevelAreFoundAfterIt(t *testing.T) {
 	requireSameOperation(t, f.harness, "the high-s grant itself", first, grant, true)
 	requireSameOperation(t, f.harness, "the revocation, the same bytes", revoked, revoke, false)
 	requireSameOperation(t, f.harness, "the revocation as JWS JSON", revoked, jwsParts(t, revoke).flattened(t), false)
-	if d := f.decide(Question{Entity: subject.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: f.now}); d.Authorized || d.Reason != record.ReasonRevoked {
+	if d := f.decide(decide.Question{Entity: subject.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: f.now}); d.Authorized || d.Reason != record.ReasonRevoked {
 		t.Fatalf("after the replays: %+v", d)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 	"github.com/trustreg/trustreg/test/smallfs"
 )
@@ -82,7 +83,7 @@ func (rf *restoreFixture) check(d *record.Decision, err error) error {
 }
 
 func (rf *restoreFixture) ask() (*record.Decision, error) {
-	return rf.target.Decide(Question{Entity: rf.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing}, rf.now)
+	return rf.target.Decide(decide.Question{Entity: rf.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing}, rf.now)
 }
 
 // readContinuously starts two goroutines that ask the fixture's question

@@ -3,7 +3,7 @@ package registry
 import (
 	"encoding/binary"
 
-	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/trustreg/trustreg/registry/decide"
 )
 
 // Table prefixes of the state database. Each is one byte with a fixed number;
@@ -106,13 +106,5 @@ func upperBound(p []byte) []byte {
 	return nil
 }
 
-// decodeRecord decodes a stored record (written by encoding/json's Marshal,
-// which the state's bytes and digest are defined by) into v. It decodes
-// with encoding/json/v2's implementation, which takes a third of v1's time
-// and a fifth of its allocations for an accreditation: a trust question
-// about a college not in the record cache decodes one or two. Stored
-// names match the struct tags exactly and stored strings are valid UTF-8
-// (Marshal writes them so), the two points where v2's defaults are
-// stricter than v1's; TestRecordsDecodeAsEncodingJSONDoes holds the two to
-// the same result for every stored type.
-func decodeRecord(val []byte, v any) error { return jsonv2.Unmarshal(val, v) }
+// decodeRecord decodes a stored record (decide.DecodeRecord).
+func decodeRecord(val []byte, v any) error { return decide.DecodeRecord(val, v) }

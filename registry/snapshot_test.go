@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -115,7 +116,7 @@ func TestSnapshotRestoreGivesIdenticalState(t *testing.T) {
 	if fresh.AppliedIndex() != f.s.AppliedIndex() {
 		t.Fatalf("restored applied index %d, want %d", fresh.AppliedIndex(), f.s.AppliedIndex())
 	}
-	d, err := fresh.Decide(Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing}, f.now)
+	d, err := fresh.Decide(decide.Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing}, f.now)
 	if err != nil || d.Reason != record.ReasonSuspended {
 		t.Fatalf("decision on the restored node: %+v, %v", d, err)
 	}

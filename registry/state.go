@@ -3,10 +3,12 @@ package registry
 import (
 	"context"
 	"fmt"
-	"github.com/trustreg/trustreg/registry/record"
 	"io"
 	"log/slog"
 	"time"
+
+	"github.com/trustreg/trustreg/registry/decide"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // DefaultIATWindow is how far an operation's iat may lie from the commit
@@ -81,7 +83,7 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 	s.read = &readModel{store: st, caches: s.caches}
 	s.verify = newVerifier(s.rules, s.read, s.caches.keys)
 	s.apply = &applier{store: st, consortium: s.rules, verify: s.verify, caches: s.caches,
-		dirtySet: map[RecordKey]struct{}{}, onApply: opts.OnApply}
+		dirtySet: map[decide.RecordKey]struct{}{}, onApply: opts.OnApply}
 	if err := s.load(); err != nil {
 		st.db.Close()
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -162,7 +163,7 @@ func (v *View) TIRIssuer(did string, now time.Time) ([]TIRAttribute, error) {
 			continue
 		}
 		status := record.StatusRevoked
-		if ev, ok := statusAt(root.Events, now, e.asOf); ok && ev.Status == record.StatusActive {
+		if ev, ok := decide.StatusAt(root.Events, now, v.index); ok && ev.Status == record.StatusActive {
 			status = record.StatusActive
 		}
 		attr := TIRAttribute{TAO: did, RootTAO: did, Framework: root.Framework, Status: status, IssuerType: tirType(TIRRootTAO, status)}

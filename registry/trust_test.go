@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -46,7 +47,7 @@ func TestRevokedIntermediateBreaksChainFromThenOn(t *testing.T) {
 		t.Fatalf("link statuses = %s, %s; want active, revoked", d.Chain[0].Status, d.Chain[1].Status)
 	}
 	// The QA agency's own question reports revoked, not chain_broken.
-	if d := f.decide(Question{Entity: f.qa.DID, Framework: fwID, Action: record.ActionAccredit, Resource: nursing, At: date(2026, 10, 1)}); d.Reason != record.ReasonRevoked {
+	if d := f.decide(decide.Question{Entity: f.qa.DID, Framework: fwID, Action: record.ActionAccredit, Resource: nursing, At: date(2026, 10, 1)}); d.Reason != record.ReasonRevoked {
 		t.Fatalf("QA decision: %s, want revoked", d.Reason)
 	}
 	// Revocation is final.
@@ -99,23 +100,23 @@ func TestSuspendThenReinstate(t *testing.T) {
 
 func TestUnknownEntityLooksLikeUnauthorized(t *testing.T) {
 	f := mustChain(t)
-	stranger := f.decide(Question{Entity: "did:web:nobody.example", Framework: fwID, Action: record.ActionIssue, Resource: nursing})
-	wrongType := f.decide(Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: law})
+	stranger := f.decide(decide.Question{Entity: "did:web:nobody.example", Framework: fwID, Action: record.ActionIssue, Resource: nursing})
+	wrongType := f.decide(decide.Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: law})
 	for _, d := range []*record.Decision{stranger, wrongType} {
 		if d.Authorized || d.Reason != record.ReasonNeverAuthorized || d.Chain == nil || len(d.Chain) != 0 {
 			t.Fatalf("decision = %+v, want never_authorized with an empty chain", d)
 		}
 	}
-	if d := f.decide(Question{Entity: f.college.DID, Framework: "https://example.org/none", Action: record.ActionIssue}); d.Reason != record.ReasonUnknownFramework {
+	if d := f.decide(decide.Question{Entity: f.college.DID, Framework: "https://example.org/none", Action: record.ActionIssue}); d.Reason != record.ReasonUnknownFramework {
 		t.Fatalf("unknown framework: %s", d.Reason)
 	}
-	if d := f.decide(Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, Jurisdiction: "CA", At: date(2025, 1, 1)}); d.Authorized {
+	if d := f.decide(decide.Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, Jurisdiction: "CA", At: date(2025, 1, 1)}); d.Authorized {
 		t.Fatal("college authorized outside its jurisdiction")
 	}
-	if _, err := f.s.Decide(Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, AsOf: 1 << 40}, f.now); !errors.Is(err, record.ErrBadQuery) {
+	if _, err := f.s.Decide(decide.Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, AsOf: 1 << 40}, f.now); !errors.Is(err, record.ErrBadQuery) {
 		t.Fatalf("as_of in the future: %v, want ErrBadQuery", err)
 	}
-	if _, err := f.s.Decide(Question{Entity: f.college.DID, Framework: fwID, Action: "teach"}, f.now); !errors.Is(err, record.ErrBadQuery) {
+	if _, err := f.s.Decide(decide.Question{Entity: f.college.DID, Framework: fwID, Action: "teach"}, f.now); !errors.Is(err, record.ErrBadQuery) {
 		t.Fatalf("bad action: %v, want ErrBadQuery", err)
 	}
 }
@@ -148,7 +149,7 @@ func TestCachedAnswersFollowWrites(t *testing.T) {
 	}
 	// A second grant to the same subject shows up in the cached list.
 	other := mustKey(t, record.KeyEd25519)
-	q := Question{Entity: other.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: at}
+	q := decide.Question{Entity: other.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: at}
 	if d := f.decide(q); d.Reason != record.ReasonNeverAuthorized {
 		t.Fatalf("before the grant: %s", d.Reason)
 	}
@@ -167,7 +168,7 @@ func TestCachedAnswersFollowWrites(t *testing.T) {
 func TestKeptIteratorsSeeCommits(t *testing.T) {
 	f := mustChain(t)
 	other := mustKey(t, record.KeyEd25519)
-	q := Question{Entity: other.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: date(2025, 6, 1)}
+	q := decide.Question{Entity: other.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: date(2025, 6, 1)}
 	if d := f.decide(q); d.Reason != record.ReasonNeverAuthorized {
 		t.Fatalf("before the grant: %s", d.Reason)
 	}
@@ -196,10 +197,10 @@ func TestKeptIteratorsUnderConcurrentWrites(t *testing.T) {
 	const colleges, readers = 40, 4
 	at := date(2025, 6, 1)
 	ops := make([][]byte, colleges)
-	questions := make([]Question, colleges)
+	questions := make([]decide.Question, colleges)
 	for i := range colleges {
 		subject := fmt.Sprintf("did:web:concurrent-%d.example", i)
-		questions[i] = Question{Entity: subject, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: at}
+		questions[i] = decide.Question{Entity: subject, Framework: fwID, Action: record.ActionIssue, Resource: nursing, At: at}
 		ops[i] = f.sign(f.qa, record.OpAccredit, map[string]any{"framework": fwID, "accreditor": f.qa.DID, "subject": subject,
 			"action": record.ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
 			"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z"})
@@ -331,7 +332,7 @@ func TestOneBatchSeesItsOwnWrites(t *testing.T) {
 // or made for the exact instant when such a time falls inside the second.
 func TestDecideSecond(t *testing.T) {
 	f := mustChain(t)
-	q := Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing}
+	q := decide.Question{Entity: f.college.DID, Framework: fwID, Action: record.ActionIssue, Resource: nursing}
 	second := t0.Add(time.Hour)
 	suspendedAt := second.Add(500 * time.Millisecond)
 	f.now = suspendedAt
@@ -350,13 +351,13 @@ func TestDecideSecond(t *testing.T) {
 		// Every instant the answer claims to cover gets the same answer
 		// from Decide.
 		for _, at := range []time.Time{now, d.At} {
-			exact := f.decide(Question{Entity: q.Entity, Framework: q.Framework, Action: q.Action, Resource: q.Resource, At: at})
+			exact := f.decide(decide.Question{Entity: q.Entity, Framework: q.Framework, Action: q.Action, Resource: q.Resource, At: at})
 			if exact.Reason != d.Reason || exact.Authorized != d.Authorized {
 				t.Fatalf("at %s: DecideSecond says %s, Decide at %s says %s", now.Format(time.RFC3339Nano), d.Reason, at.Format(time.RFC3339Nano), exact.Reason)
 			}
 		}
-		if !until.IsZero() && until != Forever {
-			before := f.decide(Question{Entity: q.Entity, Framework: q.Framework, Action: q.Action, Resource: q.Resource, At: until.Add(-time.Nanosecond)})
+		if !until.IsZero() && until != decide.Forever {
+			before := f.decide(decide.Question{Entity: q.Entity, Framework: q.Framework, Action: q.Action, Resource: q.Resource, At: until.Add(-time.Nanosecond)})
 			if before.Reason != d.Reason {
 				t.Fatalf("just before until %s: %s, want %s", until.Format(time.RFC3339Nano), before.Reason, d.Reason)
 			}
@@ -375,7 +376,7 @@ func TestDecideSecond(t *testing.T) {
 	check(second.Add(1300*time.Millisecond), date(2029, 1, 1), second.Add(time.Second), record.ReasonSuspended)
 	// A question at a given time does not depend on the clock.
 	q.At = second.Add(800 * time.Millisecond)
-	if d, until, err := f.s.DecideSecond(q, date(2026, 1, 1)); err != nil || until != Forever || d.Reason != record.ReasonSuspended || !d.At.Equal(q.At) {
+	if d, until, err := f.s.DecideSecond(q, date(2026, 1, 1)); err != nil || until != decide.Forever || d.Reason != record.ReasonSuspended || !d.At.Equal(q.At) {
 		t.Fatalf("explicit at: %+v until %s err %v", d, until, err)
 	}
 }

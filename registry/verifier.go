@@ -9,6 +9,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -42,7 +43,7 @@ func newVerifier(c *consortium, read *readModel, keys *keyCache) *verifier {
 // keys). The entity is read
 // through e: the committed state for PreVerify, the batch being applied
 // for the apply (an entity this batch rotated is read from the batch).
-func (s *verifier) resolveKey(e *Evaluator, kid string) (parsedKey, string, error) {
+func (s *verifier) resolveKey(e *decide.Evaluator, kid string) (parsedKey, string, error) {
 	did, fragment, _ := strings.Cut(kid, "#")
 	if strings.HasPrefix(did, "did:key:") {
 		k, err := s.keys.didKey(did)
@@ -51,7 +52,7 @@ func (s *verifier) resolveKey(e *Evaluator, kid string) (parsedKey, string, erro
 		}
 		return k, did, nil
 	}
-	ent, err := ReadRecord[record.Entity](e, EntityKey(did))
+	ent, err := decide.ReadRecord[record.Entity](e, decide.EntityKey(did))
 	if err != nil {
 		return parsedKey{}, did, err
 	}
@@ -150,7 +151,7 @@ func (s *verifier) preVerify(raw []byte) (*record.ParsedOperation, error) {
 // names. It returns the signer DIDs in signature order. consume says
 // whether a signature PreVerify checked is forgotten once used: the
 // apply's, the memory's last reader, does; a check leaves it for the apply.
-func (s *verifier) verifySignatures(e *Evaluator, op *record.ParsedOperation, consume bool) ([]string, error) {
+func (s *verifier) verifySignatures(e *decide.Evaluator, op *record.ParsedOperation, consume bool) ([]string, error) {
 	signers := make([]string, 0, len(op.JWS.Signatures))
 	seen := map[string]bool{}
 	for i, sig := range op.JWS.Signatures {

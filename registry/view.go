@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -56,17 +57,19 @@ func (v *View) Close() {
 
 // evaluator returns an evaluator as of asOf over the view, through the
 // record cache when the view may use it.
-func (v *View) evaluator(asOf uint64) *Evaluator { return NewEvaluator(&v.rd, v.memo(), asOf) }
+func (v *View) evaluator(asOf uint64) *decide.Evaluator {
+	return decide.NewEvaluator(&v.rd, v.memo(), asOf)
+}
 
 // plain returns an evaluator as of the view's index that reads records
 // without the record cache: for listings and exports, which read many
 // records once and would push out the ones trust questions keep there.
-func (v *View) plain() *Evaluator {
-	return NewEvaluator(&storeReader{r: v.snap}, nil, v.index)
+func (v *View) plain() *decide.Evaluator {
+	return decide.NewEvaluator(&storeReader{r: v.snap}, nil, v.index)
 }
 
 // memo is the view's record cache, when it may use it.
-func (v *View) memo() Memo {
+func (v *View) memo() decide.Memo {
 	if v.rd.cache != nil {
 		return &v.rd
 	}
@@ -74,12 +77,17 @@ func (v *View) memo() Memo {
 }
 
 // Decide answers a trust question (see the package function Decide).
-func (v *View) Decide(q Question, now time.Time) (*record.Decision, error) {
-	return Decide(&v.rd, v.memo(), v.index, q, now)
+func (v *View) Decide(q decide.Question, now time.Time) (*record.Decision, error) {
+	return decide.Decide(&v.rd, v.memo(), v.index, q, now)
 }
 
 // DecideSecond answers a trust question so that the answer can be reused
 // (see the package function DecideSecond).
-func (v *View) DecideSecond(q Question, now time.Time) (*record.Decision, time.Time, error) {
-	return DecideSecond(&v.rd, v.memo(), v.index, q, now)
+func (v *View) DecideSecond(q decide.Question, now time.Time) (*record.Decision, time.Time, error) {
+	return decide.DecideSecond(&v.rd, v.memo(), v.index, q, now)
+}
+
+// DecideRecognition answers a recognition question (see decide.Recognize).
+func (v *View) DecideRecognition(q decide.RecognitionQuestion, now time.Time) (*decide.RecognitionDecision, error) {
+	return decide.Recognize(&v.rd, v.index, q, now)
 }

@@ -1,26 +1,28 @@
 package registry
 
 import (
-	"github.com/trustreg/trustreg/registry/record"
 	"time"
+
+	"github.com/trustreg/trustreg/registry/decide"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // One-shot reads for tests: each takes a view of the latest state, reads,
 // and closes it, as one request of the gateway does.
 
-func (s *State) Decide(q Question, now time.Time) (*record.Decision, error) {
+func (s *State) Decide(q decide.Question, now time.Time) (*record.Decision, error) {
 	v := s.View()
 	defer v.Close()
 	return v.Decide(q, now)
 }
 
-func (s *State) DecideSecond(q Question, now time.Time) (*record.Decision, time.Time, error) {
+func (s *State) DecideSecond(q decide.Question, now time.Time) (*record.Decision, time.Time, error) {
 	v := s.View()
 	defer v.Close()
 	return v.DecideSecond(q, now)
 }
 
-func (s *State) DecideRecognition(q RecognitionQuestion, now time.Time) (*RecognitionDecision, error) {
+func (s *State) DecideRecognition(q decide.RecognitionQuestion, now time.Time) (*decide.RecognitionDecision, error) {
 	v := s.View()
 	defer v.Close()
 	return v.DecideRecognition(q, now)

@@ -25,6 +25,7 @@ const maxTrustctlBytes = 15 << 20
 // raft package, and no internal package but other leaves.
 var leaves = []string{
 	module + "/registry/record",
+	module + "/registry/decide",
 	module + "/gateway/api",
 	module + "/version",
 }

@@ -1,10 +1,11 @@
-package registry
+package decide
 
 import (
 	"fmt"
-	"github.com/trustreg/trustreg/registry/record"
 	"slices"
 	"time"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // RecognitionQuestion asks whether Framework recognizes Recognized (a
@@ -39,18 +40,12 @@ const (
 	ReasonNeverRecognized = "never_recognized"
 )
 
-// DecideRecognition answers a recognition question. now is the reader's
-// clock, used when the question names no time.
+// Recognize answers a recognition question over records that hold the
+// state at index applied.
 //
 // A recognition's resources are the ones it was last recognized for: a
 // later recognize that changed them answers for earlier times and indexes
-// too (its status events are bitemporal, its resource list is not).
-func (v *View) DecideRecognition(q RecognitionQuestion, now time.Time) (*RecognitionDecision, error) {
-	return Recognize(&v.rd, v.index, q, now)
-}
-
-// Recognize answers a recognition question over records that hold the
-// state at index applied. now is the reader's clock, used when the
+// too (its status events are bitemporal, its resource list is not). now is the reader's clock, used when the
 // question names no time.
 func Recognize(src Records, applied uint64, q RecognitionQuestion, now time.Time) (*RecognitionDecision, error) {
 	if q.Framework == "" || q.Recognized == "" {
@@ -92,7 +87,7 @@ func (e *Evaluator) Recognize(q RecognitionQuestion, t time.Time) (*RecognitionD
 	}
 	var rec record.Recognition
 	if raw != nil {
-		if err := decodeRecord(raw, &rec); err != nil {
+		if err := DecodeRecord(raw, &rec); err != nil {
 			return nil, fmt.Errorf("decode record %s: %w", RecognitionKey(q.Framework, q.Recognized), err)
 		}
 	}
@@ -105,7 +100,7 @@ func (e *Evaluator) Recognize(q RecognitionQuestion, t time.Time) (*RecognitionD
 		d.Reason = ReasonNeverRecognized
 		return d, nil
 	}
-	ev, ok := statusAt(rec.Events, d.At, asOf)
+	ev, ok := StatusAt(rec.Events, d.At, asOf)
 	switch {
 	case !ok:
 		d.Reason = record.ReasonNotYetValid
