@@ -170,7 +170,11 @@ func TestLeaderChangeAndLastContactMetrics(t *testing.T) {
 	before := scrapeMetrics(t, c.node(s))
 	changes, term := mustSample(t, before, "trustd_raft_leader_changes_total"), mustSample(t, before, "trustd_raft_term")
 	c.stop(l)
-	waitFor(t, "a new leader", 30*time.Second, func() bool { return c.leader() >= 0 && c.node(s).cluster.LeaderID() != "" })
+	// The survivor counts the change once it hears from the new leader.
+	waitFor(t, "the survivor to follow a new leader", 30*time.Second, func() bool {
+		nl := c.leader()
+		return nl >= 0 && c.node(s).cluster.LeaderID() == c.node(nl).PeerID().String()
+	})
 	after := scrapeMetrics(t, c.node(s))
 	if v := mustSample(t, after, "trustd_raft_leader_changes_total"); v <= changes {
 		t.Errorf("trustd_raft_leader_changes_total stayed at %v on a survivor after the leader stopped", v)
