@@ -693,6 +693,7 @@ func (n *Node) registerMetrics(ops operationsCounter) error {
 				return 0
 			}),
 	}
+	cs = append(cs, n.storageCollectors()...)
 	for _, c := range cs {
 		if err := n.Metrics.Register(c); err != nil {
 			return err
