@@ -148,12 +148,14 @@ func TestOpenAPIValidatesEveryRoute(t *testing.T) {
 		{"entity": e.college.DID, "framework": fw, "resource": nurse},
 		{"entity": e.qa.DID, "framework": fw, "action": "accredit", "resource": nurse, "at": "2021-01-01", "as_of": 3},
 	})
+	governance := string(e.govSign(registry.OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/law", "name": "Law", "roots": []string{e.root.DID}}))
 	jose := map[string]string{"Content-Type": "application/jose"}
 	jsonCT := map[string]string{"Content-Type": "application/json"}
 
 	cases := []oaCase{
 		{method: "POST", pattern: "/v1/operations", body: newEntity, header: jose, status: 201},
 		{method: "POST", pattern: "/v1/operations", body: newEntity, header: jose, status: 200},
+		{method: "POST", pattern: "/v1/operations", body: governance, header: map[string]string{"Content-Type": "application/jose+json"}, status: 201},
 		{method: "POST", pattern: "/v1/operations", body: "not a JWS", header: jose, status: 400},
 		{method: "POST", pattern: "/v1/operations", body: newEntity, header: map[string]string{"Content-Type": "image/png"}, status: 415},
 		{method: "GET", pattern: "/v1/operations", query: "since=0&limit=3", status: 200},
