@@ -163,7 +163,7 @@ func TestOpenAPIValidatesEveryRoute(t *testing.T) {
 		{method: "GET", pattern: "/v1/operations/{ref}", params: map[string]string{"ref": first.CID}, status: 200},
 		{method: "GET", pattern: "/v1/operations/{ref}", params: map[string]string{"ref": itoa(first.Index)}, status: 200},
 		{method: "GET", pattern: "/v1/operations/{ref}", params: map[string]string{"ref": "999999"}, status: 404},
-		{method: "GET", pattern: "/v1/watch", query: "since=0", stream: true, status: 200},
+		{method: "GET", pattern: "/v1/watch", query: "since=0&min_index=1", stream: true, status: 200},
 		{method: "GET", pattern: "/v1/trust", query: trustQ, status: 200},
 		{method: "GET", pattern: "/v1/trust", query: trustQ + "&at=2021-06-01&as_of=4", status: 200},
 		{method: "GET", pattern: "/v1/trust", query: "entity=did:web:x.example", status: 400},
