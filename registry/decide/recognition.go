@@ -49,11 +49,11 @@ const (
 // question names no time.
 func Recognize(src Records, applied uint64, q RecognitionQuestion, now time.Time) (*RecognitionDecision, error) {
 	if q.Framework == "" || q.Recognized == "" {
-		return nil, fmt.Errorf("%w: the recognizing framework and the recognized one are required", record.ErrBadQuery)
+		return nil, record.Errorf(record.ErrBadQuery, "the recognizing framework and the recognized one are required")
 	}
 	for _, v := range []string{q.Framework, q.Recognized, q.Resource} {
 		if len(v) > record.MaxIDLength {
-			return nil, fmt.Errorf("%w: a parameter is longer than %d bytes", record.ErrBadQuery, record.MaxIDLength)
+			return nil, record.Errorf(record.ErrBadQuery, "a parameter is longer than %d bytes", record.MaxIDLength)
 		}
 	}
 	at, err := asOf(q.AsOf, applied)
