@@ -102,6 +102,17 @@ func TestRelayServesMembersOnly(t *testing.T) {
 	if got := connectionKind(stranger, natd.ID()); got != "" {
 		t.Errorf("stranger's connection to the member: %q", got)
 	}
+
+	// The member behind NAT dials the one that came through the relay
+	// back (here it can: loopback has no NAT), and they are connected
+	// directly.
+	deadline = time.Now().Add(30 * time.Second)
+	for connectionKind(other, natd.ID()) != ConnDirect {
+		if time.Now().After(deadline) {
+			t.Fatalf("not connected directly 30 s after the relayed connection: %q", connectionKind(other, natd.ID()))
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
 }
 
 // TestRelayACL: reservations for members only, circuits between members

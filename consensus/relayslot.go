@@ -24,6 +24,11 @@ const (
 	// reserveRenewBefore is how long before a reservation expires it is
 	// renewed (relays grant an hour, relayResources).
 	reserveRenewBefore = 10 * time.Minute
+	// dialBackEvery is how often a node with relay slots tries to dial
+	// directly the members connected to it only through a relay, and
+	// dialBackTimeout bounds one such dial.
+	dialBackEvery   = 5 * time.Second
+	dialBackTimeout = 5 * time.Second
 )
 
 // reserver keeps a relay slot with each of a node's static relays (all
@@ -96,6 +101,7 @@ func (r *reserver) start(h host.Host, reachability string) (stop func()) {
 		})
 	}
 	wg.Go(func() { r.run(ctx, h, private) })
+	wg.Go(func() { r.dialBack(ctx, h) })
 	return func() {
 		cancel()
 		wg.Wait()
@@ -166,4 +172,49 @@ func (r *reserver) reserveAll(ctx context.Context, h host.Host) time.Duration {
 		next = min(next, max(time.Until(got.Expiration)-reserveRenewBefore, reserveRetry))
 	}
 	return next
+}
+
+// dialBack dials directly, every dialBackEvery, each peer connected to h
+// only through a relay: the connection reversal that begins DCUtR, which
+// libp2p makes only towards public addresses (so never between members
+// on private networks). A node behind NAT can usually dial out; once it
+// has, the members use the direct connection. It logs when a member
+// becomes reachable directly and, once per reason, why it is not.
+func (r *reserver) dialBack(ctx context.Context, h host.Host) {
+	t := time.NewTicker(dialBackEvery)
+	defer t.Stop()
+	said := map[peer.ID]string{} // the last outcome logged per peer
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, p := range h.Network().Peers() {
+			if connectionKind(h, p) != ConnRelayed || len(h.Peerstore().Addrs(p)) == 0 {
+				continue
+			}
+			dctx, cancel := context.WithTimeout(network.WithForceDirectDial(ctx, "dial back a member reached through a relay"), dialBackTimeout)
+			err := h.Connect(dctx, peer.AddrInfo{ID: p})
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			outcome := "direct"
+			if err != nil {
+				outcome = err.Error()
+			} else if connectionKind(h, p) != ConnDirect {
+				outcome = "still relayed"
+			}
+			if said[p] == outcome {
+				continue
+			}
+			said[p] = outcome
+			if outcome == "direct" {
+				r.log.Info("connected directly to a member that reached this node through a relay (dialled it back)", "peer", p.String())
+			} else {
+				r.log.Warn("cannot dial a member directly: it reaches this node through the relay; check that this node's NAT or firewall lets it dial the member's p2p addresses", "peer", p.String(), "err", outcome)
+			}
+		}
+	}
 }
