@@ -1,15 +1,18 @@
 package consensus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
@@ -173,6 +176,18 @@ func isCircuit(a ma.Multiaddr) bool {
 	return err == nil
 }
 
+// memberDial marks ctx for dials to the member p as a forced direct dial
+// (past libp2p's dial backoff; the callers retry on their own terms)
+// unless this node knows an address of p through a relay: a forced
+// direct dial leaves relayed addresses out, and a member behind NAT may
+// have no other.
+func memberDial(ctx context.Context, h host.Host, p peer.ID, reason string) context.Context {
+	if slices.ContainsFunc(h.Peerstore().Addrs(p), isCircuit) {
+		return ctx
+	}
+	return network.WithForceDirectDial(ctx, reason)
+}
+
 // ErrNoPublicAddr is why hole punching cannot start: libp2p punches
 // holes only from addresses it counts as public (manet.IsPublicAddr),
 // and a node that has none (every address it listens on and every
@@ -274,7 +289,7 @@ func withNAT(h host.Host, cfg NATConfig, rs *reserver) host.Host {
 	if rs != nil {
 		stops = append(stops, rs.start(h, cfg.Reachability))
 	}
-	if cfg.Enabled && cfg.HolePunching {
+	if cfg.Enabled && cfg.HolePunching && cfg.Reachability != ReachabilityPublic {
 		stops = append(stops, watchHolePunching(h, natLog(cfg), natHoleWatchDelay))
 	}
 	if len(stops) == 0 {
