@@ -151,3 +151,26 @@ func TestNATConfigRefusesAnUnknownReachability(t *testing.T) {
 		t.Fatalf("reachability sometimes: %v, want ErrReachability", err)
 	}
 }
+
+// TestMemberByDNSName: a member's address may be a DNS name
+// (/dns4/<name>/tcp/<port>), resolved when it is dialled.
+func TestMemberByDNSName(t *testing.T) {
+	a, _ := mustNewNATHost(t, nil, NATConfig{Reachability: ReachabilityPublic})
+	b, _ := mustNewNATHost(t, nil, NATConfig{Reachability: ReachabilityPublic})
+	var port string
+	for _, addr := range b.Addrs() {
+		if p, err := addr.ValueForProtocol(ma.P_TCP); err == nil {
+			port = p
+		}
+	}
+	byName := ma.StringCast("/dns4/localhost/tcp/" + port)
+	a.Peerstore().AddAddrs(b.ID(), []ma.Multiaddr{byName}, peerstore.PermanentAddrTTL)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := a.NewStream(memberDial(ctx, a, b.ID(), "test"), b.ID(), "/trustreg/none"); err == nil {
+		t.Fatal("a stream of a protocol b does not speak")
+	}
+	if got := connectionKind(a, b.ID()); got != ConnDirect {
+		t.Fatalf("after dialling %s: connection %q, want direct", byName, got)
+	}
+}
