@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -39,10 +40,7 @@ const (
 // leased line), so the node keeps its reservations itself.
 type reserver struct {
 	relays []peer.AddrInfo
-	log    interface {
-		Info(string, ...any)
-		Warn(string, ...any)
-	}
+	log    *slog.Logger
 
 	mu      sync.Mutex
 	byRelay map[peer.ID]reservation
