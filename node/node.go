@@ -466,7 +466,7 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 
 // Members lists the cluster's members with their applied index and lag.
 func (n *Node) Members(ctx context.Context) any {
-	return api.ClusterView{Node: raftStatus(n.cluster.Status()), Members: memberStatuses(n.cluster.Members(ctx)), FeatureLevel: n.State.ClusterFeatureLevel()}
+	return api.ClusterView{Node: raftStatus(n.cluster.Status()), Members: memberStatuses(n.cluster.Members(ctx)), FeatureLevel: n.State.ClusterFeatureLevel(), Genesis: n.State.GenesisCID()}
 }
 
 // ChangeMembership carries out a membership change at the leader.
