@@ -421,6 +421,11 @@ func (n *Node) Ready() error {
 	if err := n.diskFull(); err != nil {
 		return err
 	}
+	// A node that asked to join and is not a member says why: the
+	// member's refusal, or which member did not answer.
+	if err := n.cluster.JoinFailure(); err != nil {
+		return err
+	}
 	if n.cluster.LeaderID() == "" {
 		return consensus.ErrNoLeader
 	}
