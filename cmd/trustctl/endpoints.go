@@ -60,7 +60,7 @@ func genesisCID(v string) (string, error) {
 	}
 	c, cerr := cid.Decode(v)
 	if cerr != nil {
-		return "", usagef("--genesis %q: neither a file nor a CID: give the consortium's genesis file or its CID (trustctl status shows it)", v)
+		return "", usagef("--genesis %q: neither a file nor a CID: give the consortium's genesis file or its CID (trustctl --verbose node prints it)", v)
 	}
 	return c.String(), nil
 }
