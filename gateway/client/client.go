@@ -99,7 +99,8 @@ func (c *Client) Submit(ctx context.Context, jws []byte) (*record.Result, error)
 		}
 		return req, err
 	}, &res)
-	if ae, ok := err.(*APIError); ok && ae.Problem.Result != nil {
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Problem.Result != nil {
 		return ae.Problem.Result, err
 	}
 	if err != nil {

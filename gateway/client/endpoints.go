@@ -197,13 +197,16 @@ func (c *Client) roundTrip(ctx context.Context, hc *http.Client, repeatable bool
 			}
 			return nil, also(err, tried)
 		}
-		if resp.StatusCode == http.StatusServiceUnavailable && !last {
+		if resp.StatusCode == http.StatusServiceUnavailable && (!last || len(tried) > 0) {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 			resp.Body.Close()
 			ae := apiError(req, resp, body)
-			if repeatable || notDone(ae) {
+			switch {
+			case !last && (repeatable || notDone(ae)):
 				tried = append(tried, base+": "+ae.Error())
 				continue
+			case last:
+				return nil, also(ae, tried) // every endpoint failed
 			}
 			resp.Body = io.NopCloser(bytes.NewReader(body))
 		}

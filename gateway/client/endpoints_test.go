@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -107,6 +108,12 @@ func TestFailover(t *testing.T) {
 	c = NewFailover([]string{lost, ok.URL}, "--server")
 	if _, err := c.Submit(ctx, []byte("a.b.c")); err != nil || good.Load() != before+2 {
 		t.Fatalf("submit after an unknown outcome: %v", err)
+	}
+
+	// Every node without a leader: the last 503, with the others tried.
+	c = NewFailover([]string{down, noLeader}, "--server")
+	if err := c.Get(ctx, "/v1/status", nil, nil); !errors.As(err, &ae) || ae.Problem.Status != 503 || !strings.Contains(err.Error(), down) {
+		t.Fatalf("no leader anywhere: %v, want the 503 and the node tried first", err)
 	}
 
 	// No endpoint answers: the error names the flag and every endpoint.
