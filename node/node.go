@@ -222,7 +222,11 @@ func (n *Node) startHost() error {
 			return err
 		}
 	}
-	n.host, err = consensus.NewHost(consensus.HostConfig{Identity: id, Listen: n.cfg.P2P.Listen, PSK: psk, Gater: n.gater})
+	nat, err := natConfig(n.cfg.P2P, n.cfg.Raft.Join, n.log)
+	if err != nil {
+		return err
+	}
+	n.host, err = consensus.NewHost(consensus.HostConfig{Identity: id, Listen: n.cfg.P2P.Listen, PSK: psk, Gater: n.gater, NAT: nat})
 	if err != nil {
 		return err
 	}
@@ -426,6 +430,11 @@ func (n *Node) Ready() error {
 	if err := n.diskFull(); err != nil {
 		return err
 	}
+	// A node that asked to join and is not a member says why: the
+	// member's refusal, or which member did not answer.
+	if err := n.cluster.JoinFailure(); err != nil {
+		return err
+	}
 	if n.cluster.LeaderID() == "" {
 		return consensus.ErrNoLeader
 	}
@@ -471,7 +480,7 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 
 // Members lists the cluster's members with their applied index and lag.
 func (n *Node) Members(ctx context.Context) any {
-	return api.ClusterView{Node: raftStatus(n.cluster.Status()), Members: memberStatuses(n.cluster.Members(ctx)), FeatureLevel: n.State.ClusterFeatureLevel()}
+	return api.ClusterView{Node: raftStatus(n.cluster.Status()), Members: memberStatuses(n.cluster.Members(ctx)), FeatureLevel: n.State.ClusterFeatureLevel(), Genesis: n.State.GenesisCID()}
 }
 
 // ChangeMembership carries out a membership change at the leader.
