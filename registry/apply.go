@@ -291,6 +291,8 @@ func (c *applyCtx) dispatch() (string, error) {
 		return c.rotateKeys(body)
 	case *record.Accredit:
 		return c.accredit(body)
+	case *record.AccreditationCredential:
+		return c.accreditCredential(body)
 	case *record.StatusChange:
 		return c.changeStatus(body)
 	case *record.RecognitionChange:

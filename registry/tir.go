@@ -38,7 +38,15 @@ type TIRAttribute struct {
 	Accreditation string
 	// Status is trustreg's status of the role now: active, suspended,
 	// revoked, expired or not_yet_valid.
-	Status    string
+	Status string
+	// Body is what EBSI's attribute body holds: the operation that created
+	// the role, as a JWT (compact JWS). For an accreditation in its
+	// credential form that is the accreditor-signed Verifiable
+	// Accreditation, byte for byte; an older operation signed once is its
+	// compact serialization (the same signature); one with several
+	// signatures (a governance operation that made a root) cannot be a JWT
+	// and is its JSON serialization as stored.
+	Body      []byte
 	Revisions []TIRRevision
 }
 
@@ -233,6 +241,7 @@ func (s *State) tirRevisions(attr *TIRAttribute, base string, events []record.St
 		})
 	}
 	attr.ID = attr.Revisions[0].ID
+	attr.Body = record.CompactJWS(attr.Revisions[0].JWS)
 	return nil
 }
 
