@@ -296,13 +296,13 @@ func (s *Server) consistent(w http.ResponseWriter, r *http.Request) bool {
 		}
 		wait = idx
 	default:
-		writeError(w, r, fmt.Errorf("%w: consistency %q must be local or linearizable", ErrBadRequest, c))
+		writeError(w, r, record.Errorf(ErrBadRequest, "consistency %q must be local or linearizable", c))
 		return false
 	}
 	if v := q.Get("min_index"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			writeError(w, r, fmt.Errorf("%w: min_index %q is not a registry index", ErrBadRequest, v))
+			writeError(w, r, record.Errorf(ErrBadRequest, "min_index %q is not a registry index", v))
 			return false
 		}
 		wait = max(wait, n)
@@ -311,7 +311,7 @@ func (s *Server) consistent(w http.ResponseWriter, r *http.Request) bool {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.MaxWait)
 		defer cancel()
 		if err := s.cfg.Node.WaitApplied(ctx, wait); err != nil {
-			writeError(w, r, fmt.Errorf("%w: index %d (applied %d) within %s; retry later", ErrNotCaughtUp, wait, s.cfg.Registry.AppliedIndex(), s.cfg.MaxWait))
+			writeError(w, r, record.Errorf(ErrNotCaughtUp, "index %d (applied %d) within %s; retry later", wait, s.cfg.Registry.AppliedIndex(), s.cfg.MaxWait))
 			return false
 		}
 	}
@@ -455,7 +455,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.cfg.Node.Ready(); err != nil {
-		writeError(w, r, fmt.Errorf("%w: %v", ErrUnavailable, err))
+		writeError(w, r, record.Errorf(ErrUnavailable, "%v", err))
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain")

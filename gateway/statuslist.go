@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -35,7 +34,7 @@ func (s *Server) listVersion(w http.ResponseWriter, r *http.Request) (*record.St
 	if ts := query(r).Get("timestamp"); ts != "" {
 		t, perr := time.Parse(time.RFC3339Nano, ts)
 		if perr != nil {
-			writeError(w, r, fmt.Errorf("%w: timestamp %q must be an XML Schema dateTimeStamp (2025-06-01T00:00:00Z)", record.ErrMalformedValue, ts))
+			writeError(w, r, record.Errorf(record.ErrMalformedValue, "timestamp %q must be an XML Schema dateTimeStamp (2025-06-01T00:00:00Z)", ts))
 			return nil, false
 		}
 		view, err = s.cfg.Lists.StatusListAt(issuer, list, t)
@@ -123,13 +122,13 @@ func (s *Server) statusEntry(w http.ResponseWriter, r *http.Request) {
 	}
 	index, err := strconv.Atoi(r.PathValue("index"))
 	if err != nil {
-		writeError(w, r, fmt.Errorf("%w: entry index %q is not a number", record.ErrRange, r.PathValue("index")))
+		writeError(w, r, record.Errorf(record.ErrRange, "entry index %q is not a number", r.PathValue("index")))
 		return
 	}
 	var t time.Time
 	if ts := query(r).Get("timestamp"); ts != "" {
 		if t, err = time.Parse(time.RFC3339Nano, ts); err != nil {
-			writeError(w, r, fmt.Errorf("%w: timestamp %q must be an XML Schema dateTimeStamp", record.ErrMalformedValue, ts))
+			writeError(w, r, record.Errorf(record.ErrMalformedValue, "timestamp %q must be an XML Schema dateTimeStamp", ts))
 			return
 		}
 	}

@@ -130,7 +130,7 @@ func (s *Server) tirRequest(w http.ResponseWriter, r *http.Request, params ...st
 	// EBSI answers 400 for an issuer that is no DID, before looking it up.
 	if did := r.PathValue("did"); did != "" {
 		if err := record.ValidateID("issuer", did); err != nil || !strings.HasPrefix(did, "did:") {
-			writeError(w, r, fmt.Errorf("%w: issuer %q is not a DID (did:method:identifier)", ErrBadRequest, did))
+			writeError(w, r, record.Errorf(ErrBadRequest, "issuer %q is not a DID (did:method:identifier)", did))
 			return "", false
 		}
 	}
@@ -165,7 +165,7 @@ func tirShowExtension(r *http.Request) (bool, error) {
 	case "true":
 		return true, nil
 	default:
-		return false, fmt.Errorf("%w: %s %q must be true or false", ErrBadRequest, tirExtension, v)
+		return false, record.Errorf(ErrBadRequest, "%s %q must be true or false", tirExtension, v)
 	}
 }
 
@@ -181,7 +181,7 @@ func tirDeprecated(r *http.Request) (bool, error) {
 	case "deprecated":
 		return true, nil
 	default:
-		return false, fmt.Errorf("%w: version %q must be latest or deprecated", ErrBadRequest, v)
+		return false, record.Errorf(ErrBadRequest, "version %q must be latest or deprecated", v)
 	}
 }
 
@@ -192,7 +192,7 @@ func tirPaging(r *http.Request) (page, size int, err error) {
 	if v := q.Get("page[size]"); v != "" {
 		size, err = strconv.Atoi(v)
 		if err != nil || size < 1 || size > tirMaxPageSize {
-			return 0, 0, fmt.Errorf("%w: page[size] %q must be 1 to %d", ErrBadRequest, v, tirMaxPageSize)
+			return 0, 0, record.Errorf(ErrBadRequest, "page[size] %q must be 1 to %d", v, tirMaxPageSize)
 		}
 	}
 	if v := q.Get("page[after]"); v != "" {
@@ -200,7 +200,7 @@ func tirPaging(r *http.Request) (page, size int, err error) {
 		// overflow into a negative offset (which read as the first page).
 		page, err = strconv.Atoi(v)
 		if err != nil || page < 0 || page > tirMaxPage {
-			return 0, 0, fmt.Errorf("%w: page[after] %q must be a page number from 1 (the first) to %d", ErrBadRequest, v, tirMaxPage)
+			return 0, 0, record.Errorf(ErrBadRequest, "page[after] %q must be a page number from 1 (the first) to %d", v, tirMaxPage)
 		}
 		page = max(page, 1)
 	}
@@ -311,7 +311,7 @@ func (s *Server) tirAttributeNamed(w http.ResponseWriter, r *http.Request) (stri
 			return did, &attrs[i], true
 		}
 	}
-	writeError(w, r, fmt.Errorf("%w: %s has no attribute %q", record.ErrNotFound, did, r.PathValue("attribute")))
+	writeError(w, r, record.Errorf(record.ErrNotFound, "%s has no attribute %q", did, r.PathValue("attribute")))
 	return "", nil, false
 }
 
@@ -370,7 +370,7 @@ func (s *Server) tirRevision(w http.ResponseWriter, r *http.Request) {
 	}
 	rev, found := a.Revision(strings.ToLower(r.PathValue("revision")))
 	if !found {
-		writeError(w, r, fmt.Errorf("%w: attribute %s of %s has no revision %q", record.ErrNotFound, a.ID, did, r.PathValue("revision")))
+		writeError(w, r, record.Errorf(record.ErrNotFound, "attribute %s of %s has no revision %q", a.ID, did, r.PathValue("revision")))
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, tirAttributeAnswer{DID: did, Attribute: tirAttributeOf(r, a, rev)}, cacheShort)

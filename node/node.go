@@ -384,11 +384,11 @@ func clusterError(err error) error {
 	var me *consensus.MembershipError
 	switch {
 	case errors.Is(err, consensus.ErrUnknownOutcome):
-		return fmt.Errorf("%w: %w", gateway.ErrOutcomeUnknown, err)
+		return record.Errorf(gateway.ErrOutcomeUnknown, "%w", err)
 	case errors.Is(err, consensus.ErrNoLeader), errors.Is(err, consensus.ErrNotLeader),
 		errors.Is(err, consensus.ErrTimeout), errors.Is(err, consensus.ErrShutdown),
 		errors.Is(err, consensus.ErrForeignCluster):
-		return fmt.Errorf("%w: %w", gateway.ErrUnavailable, err)
+		return record.Errorf(gateway.ErrUnavailable, "%w", err)
 	case errors.As(err, &me):
 		return &refusedError{refusal: me}
 	}
@@ -402,6 +402,11 @@ func clusterError(err error) error {
 type refusedError struct{ refusal *consensus.MembershipError }
 
 func (e *refusedError) Error() string { return gateway.ErrBadRequest.Error() + ": " + e.refusal.Reason }
+
+// Public is what a client reads: the leader's reason.
+func (e *refusedError) Public() string {
+	return gateway.ErrBadRequest.Words() + ": " + e.refusal.Reason
+}
 
 // Unwrap makes a refusedError gateway.ErrBadRequest and the refusal.
 func (e *refusedError) Unwrap() []error { return []error{gateway.ErrBadRequest, e.refusal} }
@@ -490,7 +495,7 @@ func (n *Node) Digest() (uint64, string, error) {
 func (n *Node) Snapshot() error {
 	if err := n.cluster.Snapshot(); err != nil {
 		if errors.Is(err, consensus.ErrNothingToSnapshot) {
-			return fmt.Errorf("%w: %w", gateway.ErrNothingToSnapshot, err)
+			return record.Errorf(gateway.ErrNothingToSnapshot, "%w", err)
 		}
 		return err
 	}
@@ -688,6 +693,7 @@ func (n *Node) registerMetrics(ops operationsCounter) error {
 				return 0
 			}),
 	}
+	cs = append(cs, n.storageCollectors()...)
 	for _, c := range cs {
 		if err := n.Metrics.Register(c); err != nil {
 			return err

@@ -132,7 +132,7 @@ func isCredentialPayload(payload []byte) bool {
 // Errors wrap ErrMalformed.
 func parseAccreditationCredential(payload []byte) (*AccreditationCredential, error) {
 	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: accreditation credential: %s", ErrMalformed, fmt.Sprintf(format, a...))
+		return Errorf(ErrMalformed, "accreditation credential: %s", fmt.Sprintf(format, a...))
 	}
 	var c vcJWTClaims
 	if err := json.Unmarshal(payload, &c); err != nil {
@@ -433,7 +433,7 @@ func decodeCredentialForm(trimmed []byte, obj *jose.JSONWebSignature, payload []
 		return "", 0, nil, nil
 	}
 	if trimmed[0] == '{' || len(obj.Signatures) != 1 {
-		return "", 0, nil, fmt.Errorf("%w: an accreditation credential is submitted as a VC-JWT: a compact JWS with one signature, the accreditor's", ErrMalformed)
+		return "", 0, nil, Errorf(ErrMalformed, "an accreditation credential is submitted as a VC-JWT: a compact JWS with one signature, the accreditor's")
 	}
 	c, err := parseAccreditationCredential(payload)
 	if err != nil {
