@@ -463,6 +463,10 @@ type MemberStatus struct {
 	// on a follower, raft's last contact with the leader. Zero, and left
 	// out, for this node itself and for a member it never reached.
 	LastContact time.Time `json:"last_contact,omitzero"`
+	// Connection is how this node is connected to the member now:
+	// ConnDirect, ConnRelayed (only through another member's relay) or
+	// empty (not connected, or this node itself).
+	Connection string `json:"connection,omitempty"`
 }
 
 // Members asks every member for its status; lag is counted against this
@@ -490,6 +494,7 @@ func (c *Cluster) Members(ctx context.Context) []MemberStatus {
 			}
 			slices.Sort(ms.Addrs)
 			ms.LastContact = c.contacted.last(id)
+			ms.Connection = connectionKind(c.host, id)
 			if m.ID == st.Leader {
 				if t := c.raft.LastContact(); t.After(ms.LastContact) {
 					ms.LastContact = t

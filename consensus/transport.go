@@ -10,7 +10,6 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/gostream"
 )
@@ -138,7 +137,7 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	// Raft retries with its own backoff; libp2p's dial backoff (5 s and
 	// growing after a failed dial) would keep a member that just started
 	// or restarted unreachable long after it is up.
-	ctx = network.WithForceDirectDial(ctx, "raft retries with its own backoff")
+	ctx = memberDial(ctx, s.h, pid, "raft retries with its own backoff")
 	if err := s.peers.verify(ctx, pid); err != nil {
 		return nil, err
 	}

@@ -155,6 +155,7 @@ var routes = []route{
 	{"GET", "/readyz", (*Server).readyz},
 	{"GET", "/metrics", (*Server).metricsHandler},
 	{"GET", "/openapi.json", (*Server).openapi},
+	{"GET", "/openapi.html", (*Server).openapiPage},
 }
 
 // New builds the gateway.

@@ -48,7 +48,7 @@ func (e *env) tirGet(path string, v any) {
 	if !strings.HasPrefix(path, "http") {
 		path = e.n.GatewayURL() + "/trusted-issuers-registry" + path
 	}
-	if sep := "?"; !strings.Contains(path, "trustreg=") {
+	if sep := "?"; strings.Contains(path, "/trusted-issuers-registry/") && !strings.Contains(path, "trustreg=") {
 		if strings.Contains(path, "?") {
 			sep = "&"
 		}

@@ -222,7 +222,11 @@ func (n *Node) startHost() error {
 			return err
 		}
 	}
-	n.host, err = consensus.NewHost(consensus.HostConfig{Identity: id, Listen: n.cfg.P2P.Listen, PSK: psk, Gater: n.gater})
+	nat, err := natConfig(n.cfg.P2P, n.cfg.Raft.Join, n.log)
+	if err != nil {
+		return err
+	}
+	n.host, err = consensus.NewHost(consensus.HostConfig{Identity: id, Listen: n.cfg.P2P.Listen, PSK: psk, Gater: n.gater, NAT: nat})
 	if err != nil {
 		return err
 	}

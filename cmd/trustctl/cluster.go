@@ -44,7 +44,11 @@ func (a *app) clusterCmd() *cobra.Command {
 			if !m.Reachable {
 				state, applied, lag, level = "unreachable", "-", "-", "-" // not known, not zero
 			}
-			fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8s %6s %5s  %s\n", m.ID, m.Suffrage, leader, state, applied, lag, level, lastContact(m, v.Node.NodeID, now))
+			contact := lastContact(m, v.Node.NodeID, now)
+			if m.Connection == consensus.ConnRelayed {
+				contact += " (through a relay)"
+			}
+			fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8s %6s %5s  %s\n", m.ID, m.Suffrage, leader, state, applied, lag, level, contact)
 			for _, addr := range m.Addrs {
 				fmt.Fprintf(w, "    %s\n", strings.TrimSuffix(addr, "/p2p/"+m.ID))
 			}
