@@ -45,7 +45,7 @@ func (a *app) clusterCmd() *cobra.Command {
 				state, applied, lag, level = "unreachable", "-", "-", "-" // not known, not zero
 			}
 			contact := lastContact(m, v.Node.NodeID, now)
-			if m.Connection == consensus.ConnRelayed {
+			if m.Connection == api.ConnRelayed {
 				contact += " (through a relay)"
 			}
 			fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8s %6s %5s  %s\n", m.ID, m.Suffrage, leader, state, applied, lag, level, contact)
