@@ -59,12 +59,22 @@ func (e *env) attributeURL(did, id string) string {
 }
 
 // chainVC builds framework -> QA agency (accredit) -> college (issue), the
+// root added with its VerifiableAuthorisationForTrustChain and the
 // accreditations in their credential form, each termsOfUse naming the TIR
 // attribute its accreditor grants under. It returns the attribute ids of
 // the root's role, the QA agency's and the college's accreditations.
 func (e *env) chainVC() (rootAttr, qaAttr, colAttr string) {
 	e.t.Helper()
-	e.mustSubmit(e.govSign(record.OpCreateFramework, map[string]any{"id": fw, "name": "Nursing", "roots": []string{e.root.DID}}))
+	e.mustSubmit(e.govSign(record.OpCreateFramework, map[string]any{"id": fw, "name": "Nursing"}))
+	claims, err := record.NewRootCredential(e.gov.DID, e.root.DID, time.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	auth, err := e.gov.SignVCJWT(claims)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.mustSubmit(e.govSign(record.OpAddRootAccreditor, map[string]any{"framework": fw, "accreditor": e.root.DID, "credential": string(auth)}))
 	var roots tirPage
 	e.tirGet("/v5/issuers/"+url.PathEscape(e.root.DID)+"/attributes", &roots)
 	if len(roots.Items) != 1 {
@@ -92,8 +102,9 @@ func attrIDOf(cid string) string {
 // the binding serves (v4 inline, every revision) as EBSI's clients do: a
 // JWT, verified with the key of its signer — the accreditor for an
 // accreditation, a governance member for a root role — holding the
-// accreditation's types and its parent in termsOfUse; and each hash the
-// hex SHA-256 of the body string [tir-v4-e2e].
+// accreditation's types and its parent in termsOfUse (a root's: the
+// VerifiableAuthorisationForTrustChain type and the root as subject); and
+// each hash the hex SHA-256 of the body string [tir-v4-e2e].
 func TestEBSIAttributeBodiesAreAccreditationJWTs(t *testing.T) {
 	e := mustNewEnv(t)
 	rootAttr, qaAttr, _ := e.chainVC()
@@ -146,9 +157,6 @@ func TestEBSIAttributeBodiesAreAccreditationJWTs(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: body does not verify with %s's key: %v", is.DID, signer, err)
 				}
-				if a.IssuerType == registry.TIRRootTAO {
-					continue
-				}
 				var claims struct {
 					Iss string `json:"iss"`
 					VC  struct {
@@ -166,6 +174,14 @@ func TestEBSIAttributeBodiesAreAccreditationJWTs(t *testing.T) {
 				}
 				if err := json.Unmarshal(payload, &claims); err != nil {
 					t.Fatal(err)
+				}
+				if a.IssuerType == registry.TIRRootTAO {
+					// The root's VerifiableAuthorisationForTrustChain,
+					// issued to it by governance.
+					if !slices.Contains(claims.VC.Type, record.TypeAuthorisationForTrustChn) || claims.VC.CredentialSubject.ID != is.DID || claims.Iss != e.gov.DID {
+						t.Fatalf("root %s: credential %+v", is.DID, claims)
+					}
+					continue
 				}
 				typ := wantType[a.IssuerType]
 				if a.IssuerType == registry.TIRRevoked {

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"encoding/hex"
+	"slices"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -64,4 +65,36 @@ func (c *applyCtx) rootRoleNamed(did, cid string) (string, error) {
 		}
 	}
 	return "", it.Error()
+}
+
+// checkRootCredential checks addRootAccreditor's credential: the root's
+// VerifiableAuthorisationForTrustChain, issued to the accreditor by one of
+// the governance members that signed the operation and signed with that
+// member's key.
+func (c *applyCtx) checkRootCredential(op *record.RootChange) error {
+	if op.Op != record.OpAddRootAccreditor {
+		return record.Reject(record.CodeInvalid, "only addRootAccreditor carries a credential")
+	}
+	rc, err := record.ParseRootCredential(op.Credential)
+	if err != nil {
+		return err
+	}
+	if rc.Subject != op.Accreditor {
+		return record.Reject(record.CodeInvalid, "the credential's credentialSubject.id %q is not the accreditor %s", rc.Subject, op.Accreditor)
+	}
+	if _, member := c.s.members[rc.Issuer]; !member || !slices.Contains(c.signers, rc.Issuer) {
+		return record.Reject(record.CodeNotAuthorized, "the credential's issuer %s must be a governance member that signs the operation", rc.Issuer)
+	}
+	kid := rc.JWS.Signatures[0].Protected.KeyID
+	if did, _, _ := strings.Cut(kid, "#"); did != rc.Issuer {
+		return record.Reject(record.CodeNotAuthorized, "the credential is signed by kid %q, not by its issuer %s", kid, rc.Issuer)
+	}
+	k, _, err := c.s.resolveKey(c.evaluator(), kid)
+	if err != nil {
+		return err
+	}
+	if _, err := rc.JWS.Verify(k.jose); err != nil {
+		return record.Reject(record.CodeBadSignature, "the credential's signature does not verify against %s's key", rc.Issuer)
+	}
+	return nil
 }

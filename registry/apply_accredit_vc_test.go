@@ -155,3 +155,50 @@ func withTerms(f record.AccreditationCredentialFields, ref string) record.Accred
 	f.TermsOfUse = ref
 	return f
 }
+
+// TestRootCredential: addRootAccreditor may carry the root's
+// VerifiableAuthorisationForTrustChain (EBSI's credential of a RootTAO),
+// issued and signed by a governance member that signs the operation; the
+// EBSI binding serves it as the root's attribute body.
+func TestRootCredential(t *testing.T) {
+	h := mustNewState(t, 1, 1)
+	h.mustAccept(h.govSign(record.OpCreateFramework, map[string]any{"id": fwID, "name": "Health"}))
+	root, stranger := mustKey(t, record.KeyEd25519), mustKey(t, record.KeyEd25519)
+	member := h.gov[0]
+	cred := func(issuer *record.Signer, subject string, signer *record.Signer) string {
+		claims, err := record.NewRootCredential(issuer.DID, subject, h.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(mustSignVC(t, signer, claims))
+	}
+	good := cred(member, root.DID, member)
+	add := h.govSign(record.OpAddRootAccreditor, map[string]any{"framework": fwID, "accreditor": root.DID, "credential": good})
+	if r := h.apply(add); r.Accepted || r.Code != record.CodeInvalid {
+		t.Fatalf("at level %d: %+v", h.s.ClusterFeatureLevel(), r)
+	}
+	h.applyCommand(EncodeFeatureLevel(FeatureLevelAccreditationCredential))
+	for name, tc := range map[string]struct {
+		credential string
+		code       string
+	}{
+		"issued to another":              {cred(member, stranger.DID, member), record.CodeInvalid},
+		"issued by one who did not sign": {cred(stranger, root.DID, stranger), record.CodeNotAuthorized},
+		"signed by another key":          {cred(member, root.DID, stranger), record.CodeNotAuthorized},
+		"no credential":                  {"e30.e30.e30", record.CodeMalformed},
+	} {
+		before := h.digest()
+		r := h.apply(h.govSign(record.OpAddRootAccreditor, map[string]any{"framework": fwID, "accreditor": root.DID, "credential": tc.credential}))
+		if r.Accepted || r.Code != tc.code {
+			t.Errorf("%s: %+v, want %s", name, r, tc.code)
+		}
+		if h.digest() != before {
+			t.Errorf("%s: a rejected root credential changed the state", name)
+		}
+	}
+	h.mustAccept(add)
+	attrs, err := h.s.TIRIssuer(root.DID, h.now)
+	if err != nil || len(attrs) != 1 || string(attrs[0].Body) != good || attrs[0].IssuerType != TIRRootTAO {
+		t.Fatalf("root attribute: %+v %v", attrs, err)
+	}
+}

@@ -47,8 +47,10 @@ const (
 	FeatureLevelSignedContent = 4
 	// FeatureLevelAccreditationCredential accepts an accreditation in its
 	// credential form: the accreditor-signed VC-JWT of EBSI's accreditation
-	// types, submitted as the operation (record.AccreditationCredential).
-	// Older builds refuse it as malformed.
+	// types, submitted as the operation (record.AccreditationCredential),
+	// and addRootAccreditor's credential (the root's
+	// VerifiableAuthorisationForTrustChain). Older builds refuse both as
+	// malformed.
 	FeatureLevelAccreditationCredential = 5
 
 	// FeatureLevel is the highest level this build applies.
@@ -175,6 +177,10 @@ func featureLevelOf(op *record.ParsedOperation) int {
 		m = body.Metadata
 	case *record.AccreditationCredential:
 		return FeatureLevelAccreditationCredential
+	case *record.RootChange:
+		if body.Credential != "" {
+			return FeatureLevelAccreditationCredential
+		}
 	}
 	if m != nil && m.Location != "" {
 		return FeatureLevelEntityLocation

@@ -45,7 +45,9 @@ type TIRAttribute struct {
 	// Accreditation, byte for byte; an older operation signed once is its
 	// compact serialization (the same signature); one with several
 	// signatures (a governance operation that made a root) cannot be a JWT
-	// and is its JSON serialization as stored.
+	// and is its JSON serialization as stored. A root added with a
+	// credential (addRootAccreditor's VerifiableAuthorisationForTrustChain)
+	// shows that credential.
 	Body      []byte
 	Revisions []TIRRevision
 }
@@ -242,6 +244,15 @@ func (s *State) tirRevisions(attr *TIRAttribute, base string, events []record.St
 	}
 	attr.ID = attr.Revisions[0].ID
 	attr.Body = record.CompactJWS(attr.Revisions[0].JWS)
+	if base == TIRRootTAO {
+		// A root added with its VerifiableAuthorisationForTrustChain
+		// shows that credential.
+		if op, err := record.ParseOperation(attr.Revisions[0].JWS); err == nil {
+			if rc, ok := op.Body.(*record.RootChange); ok && rc.Credential != "" {
+				attr.Body = []byte(rc.Credential)
+			}
+		}
+	}
 	return nil
 }
 

@@ -459,3 +459,60 @@ func CompactJWS(raw []byte) []byte {
 	sig := g.Signatures[0]
 	return []byte(sig.Protected + "." + g.Payload + "." + sig.Signature)
 }
+
+// RootCredential is what the registry reads from a root's
+// VerifiableAuthorisationForTrustChain.
+type RootCredential struct {
+	JWS     *jose.JSONWebSignature
+	Issuer  string // iss and vc.issuer
+	Subject string // vc.credentialSubject.id
+}
+
+// ParseRootCredential reads a root's VerifiableAuthorisationForTrustChain:
+// a compact JWS whose claims hold iss, vc.issuer (equal), vc.type with the
+// type and vc.credentialSubject.id. It checks structure only; the
+// signature is the apply's to check. Errors wrap ErrMalformed.
+func ParseRootCredential(s string) (*RootCredential, error) {
+	jwt, err := jose.ParseSignedCompact(s, AcceptedAlgs)
+	if err != nil || len(jwt.Signatures) != 1 {
+		return nil, Errorf(ErrMalformed, "credential: a root's credential is a VC-JWT (a compact JWS with one signature, EdDSA or ES256): %v", err)
+	}
+	var c struct {
+		Iss string `json:"iss"`
+		VC  struct {
+			Type              []string        `json:"type"`
+			Issuer            json.RawMessage `json:"issuer"`
+			CredentialSubject struct {
+				ID string `json:"id"`
+			} `json:"credentialSubject"`
+		} `json:"vc"`
+	}
+	if err := json.Unmarshal(jwt.UnsafePayloadWithoutVerification(), &c); err != nil {
+		return nil, Errorf(ErrMalformed, "credential: %v", err)
+	}
+	issuer, err := credentialIssuer(c.VC.Issuer)
+	switch {
+	case err != nil:
+		return nil, Errorf(ErrMalformed, "credential: %v", err)
+	case issuer != c.Iss:
+		return nil, Errorf(ErrMalformed, "credential: iss %q and vc.issuer %q differ", c.Iss, issuer)
+	case !slices.Contains(c.VC.Type, TypeAuthorisationForTrustChn):
+		return nil, Errorf(ErrMalformed, "credential: type %q does not hold %s", c.VC.Type, TypeAuthorisationForTrustChn)
+	}
+	return &RootCredential{JWS: jwt, Issuer: issuer, Subject: c.VC.CredentialSubject.ID}, nil
+}
+
+// NewRootCredential returns the JWT claims of a root's
+// VerifiableAuthorisationForTrustChain (VC Data Model 1.1 JWT encoding),
+// issued by a governance member to the root accreditor, to be signed by
+// the member with SignVCJWT and carried by addRootAccreditor.
+func NewRootCredential(member, root string, iat time.Time) ([]byte, error) {
+	vc := map[string]any{
+		"@context":          []string{"https://www.w3.org/2018/credentials/v1"},
+		"type":              []string{"VerifiableCredential", "VerifiableAttestation", TypeAuthorisationForTrustChn},
+		"issuer":            member,
+		"issuanceDate":      iat.UTC().Format(time.RFC3339),
+		"credentialSubject": map[string]any{"id": root},
+	}
+	return json.Marshal(map[string]any{"iss": member, "sub": root, "iat": iat.Unix(), "vc": vc})
+}
