@@ -133,6 +133,9 @@ type Cluster struct {
 	leaderCalls leaderCalls // calls in flight to the leader (callLeader)
 	// contacted is when each peer last answered a call (Members).
 	contacted lastContacts
+	// joinFailure is the last failed attempt of Join while it has not
+	// succeeded (JoinFailure).
+	joinFailure atomic.Pointer[JoinError]
 	// idempotent: proposing a command twice answers as proposing it once
 	// (Config.IdempotentCommands).
 	idempotent bool

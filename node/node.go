@@ -430,6 +430,11 @@ func (n *Node) Ready() error {
 	if err := n.diskFull(); err != nil {
 		return err
 	}
+	// A node that asked to join and is not a member says why: the
+	// member's refusal, or which member did not answer.
+	if err := n.cluster.JoinFailure(); err != nil {
+		return err
+	}
 	if n.cluster.LeaderID() == "" {
 		return consensus.ErrNoLeader
 	}
@@ -475,7 +480,7 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 
 // Members lists the cluster's members with their applied index and lag.
 func (n *Node) Members(ctx context.Context) any {
-	return api.ClusterView{Node: raftStatus(n.cluster.Status()), Members: memberStatuses(n.cluster.Members(ctx)), FeatureLevel: n.State.ClusterFeatureLevel()}
+	return api.ClusterView{Node: raftStatus(n.cluster.Status()), Members: memberStatuses(n.cluster.Members(ctx)), FeatureLevel: n.State.ClusterFeatureLevel(), Genesis: n.State.GenesisCID()}
 }
 
 // ChangeMembership carries out a membership change at the leader.

@@ -121,4 +121,7 @@ type ClusterView struct {
 	// FeatureLevel is the cluster's (registry/features.go); each member's
 	// build reports its own in Members.
 	FeatureLevel int `json:"feature_level"`
+	// Genesis is the CID of the node's genesis document: the consortium
+	// it belongs to.
+	Genesis string `json:"genesis"`
 }
