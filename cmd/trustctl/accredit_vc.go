@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/trustreg/trustreg/gateway/client"
@@ -55,7 +56,9 @@ func (a *app) accreditCredential(ctx context.Context, sg *signing, f record.Accr
 // grantAttribute returns the URL of the TIR attribute accreditor grants
 // under: its accreditation parent, or its root role in framework fw.
 func (a *app) grantAttribute(ctx context.Context, fw, accreditor, parent string) (string, error) {
-	base := a.server + tirPath + "/issuers/" + client.PathID(accreditor) + "/attributes/"
+	// The attribute's URL at the first gateway --server names (every node
+	// serves the same attribute at the same path).
+	base := strings.TrimSuffix(a.gw.Endpoints[0], "/") + tirPath + "/issuers/" + client.PathID(accreditor) + "/attributes/"
 	if parent != "" {
 		d, err := record.ParseAttributeRef(parent, accreditor)
 		if err != nil {
