@@ -124,7 +124,7 @@ func TestOpenAPIValidatesEveryRoute(t *testing.T) {
 	var revs struct {
 		Items []struct{ ID string } `json:"items"`
 	}
-	e.tirGet("/v4/issuers/"+url.PathEscape(e.college.DID)+"/attributes/"+attr+"/revisions", &revs)
+	e.tirGet("/v5/issuers/"+url.PathEscape(e.college.DID)+"/attributes/"+attr+"/revisions", &revs)
 	if len(revs.Items) == 0 {
 		t.Fatal("the college's attribute has no revision")
 	}
@@ -191,6 +191,13 @@ func TestOpenAPIValidatesEveryRoute(t *testing.T) {
 		{method: "GET", pattern: "/trusted-issuers-registry/{version}/issuers/{did}/attributes/{attribute}", params: tir(nil), status: 200},
 		{method: "GET", pattern: "/trusted-issuers-registry/{version}/issuers/{did}/attributes/{attribute}/revisions", params: tir(nil), status: 200},
 		{method: "GET", pattern: "/trusted-issuers-registry/{version}/issuers/{did}/attributes/{attribute}/revisions/{revision}", params: tir(nil), status: 200},
+		{method: "GET", pattern: "/trusted-issuers-registry/{version}/issuers/{did}/attributes/{attribute}/revisions", params: tir(map[string]string{"version": "v5"}), query: "version=deprecated&trustreg=true", status: 200},
+		{method: "GET", pattern: "/trusted-issuers-registry/{version}/issuers/{did}/attributes/{attribute}/revisions", params: tir(map[string]string{"version": "v5"}), status: 200},
+		{method: "GET", pattern: "/trusted-issuers-registry/{version}/issuers/{did}/attributes/{attribute}", params: tir(nil), query: "trustreg=true", status: 200},
+		{method: "GET", pattern: "/trusted-issuers-registry/{version}/issuers/{did}", params: tir(map[string]string{"did": "not-a-did"}), status: 400},
+		{method: "GET", pattern: "/trusted-issuers-registry/{version}/issuers/{did}/proxies", params: tir(nil), status: 501},
+		{method: "GET", pattern: "/trusted-issuers-registry/{version}/issuers/{did}/proxies/{proxy}", params: tir(map[string]string{"proxy": "0x01"}), status: 501},
+		{method: "POST", pattern: "/trusted-issuers-registry/{version}/jsonrpc", params: tir(nil), header: jsonCT, body: `{}`, status: 501},
 		{method: "GET", pattern: "/v1/export/dcc", status: 200},
 		{method: "GET", pattern: "/v1/export/dcc", query: "framework=" + url.QueryEscape(fw), status: 200},
 		{method: "GET", pattern: "/v1/frameworks", status: 200},

@@ -1,7 +1,8 @@
 package gateway
 
 import (
-	"encoding/base64"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -18,14 +19,17 @@ import (
 // EBSI takes https://node/trusted-issuers-registry as the registry's base.
 //
 // An issuer is a root accreditor or the subject of an accreditation; its
-// attributes are those roles. An attribute's body is the signed operation
-// that last changed the role (standard base64 of its exact bytes) and its
-// hash is that operation's SHA-256, so a verifier can check the body
-// against the registry's CIDs. issuerType is RootTAO, TAO or TI while the
-// role is in force now and Revoked otherwise (suspended, revoked, expired
-// or not yet valid: the extension field "trustreg" says which). Paging is
-// EBSI's: page[size] 1 to 50 (default 10) and page[after], the page
-// number counted from 1 (0 is read as 1, as some clients send it).
+// attributes are those roles. An attribute's body is the JWT that made the
+// role (registry.TIRAttribute.Body): for an accreditation in its credential
+// form the accreditor-signed Verifiable Accreditation, byte for byte, which
+// EBSI's clients decode; its hash is the hex SHA-256 of the body string, as
+// EBSI computes it. issuerType is RootTAO, TAO or TI while the role is in
+// force now and Revoked otherwise (suspended, revoked, expired or not yet
+// valid). trustreg's own fields (framework, status, operation) are shown
+// only with ?trustreg=true, so clients that compare EBSI's shapes strictly
+// never see them. Paging is EBSI's: page[size] 1 to 50 (default 10) and
+// page[after], the page number counted from 1 (0 is read as 1, as some
+// clients send it).
 const tirBase = "/trusted-issuers-registry"
 
 const (
@@ -60,15 +64,24 @@ type tirRef struct {
 	Href string `json:"href"`
 }
 
-// tirAttribute is EBSI's attribute with trustreg's extension.
+// tirAttribute is EBSI's attribute, with trustreg's extension when asked
+// for (tirExtension).
 type tirAttribute struct {
-	Hash       string   `json:"hash"`
-	Body       string   `json:"body"`
-	IssuerType string   `json:"issuerType"`
-	TAO        string   `json:"tao"`
-	RootTAO    string   `json:"rootTao"`
-	Trustreg   tirExtra `json:"trustreg"`
+	Hash       string    `json:"hash"`
+	Body       string    `json:"body"`
+	IssuerType string    `json:"issuerType"`
+	TAO        string    `json:"tao"`
+	RootTAO    string    `json:"rootTao"`
+	Trustreg   *tirExtra `json:"trustreg,omitempty"`
 }
+
+// tirExtension is the query parameter that adds trustreg's own fields to
+// each attribute ("trustreg": {...}); without it the answers hold only
+// EBSI's members.
+const tirExtension = "trustreg"
+
+// tirRevision is a revision in a v5 list: its id and link.
+type tirRevisionRef = tirRef
 
 // tirExtra says what EBSI's fields cannot: the framework, the
 // accreditation, trustreg's status and the operation shown.
@@ -96,8 +109,9 @@ type tirLinkedIssuer struct {
 	HasAttributes bool   `json:"hasAttributes"`
 }
 
-// tirRequest checks a TIR request's version and query parameters and
-// applies the read's consistency; it returns the versioned base URL.
+// tirRequest checks a TIR request's version, query parameters and issuer
+// DID and applies the read's consistency; it returns the versioned base
+// URL.
 func (s *Server) tirRequest(w http.ResponseWriter, r *http.Request, params ...string) (string, bool) {
 	v := r.PathValue("version")
 	if v != "v4" && v != "v5" {
@@ -105,9 +119,20 @@ func (s *Server) tirRequest(w http.ResponseWriter, r *http.Request, params ...st
 			Detail: fmt.Sprintf("the Trusted Issuers Registry API is served as v4 and v5, not %q", v)})
 		return "", false
 	}
-	if err := checkParams(r, params...); err != nil {
+	if err := checkParams(r, append(params, tirExtension)...); err != nil {
 		writeError(w, r, err)
 		return "", false
+	}
+	if _, err := tirShowExtension(r); err != nil {
+		writeError(w, r, err)
+		return "", false
+	}
+	// EBSI answers 400 for an issuer that is no DID, before looking it up.
+	if did := r.PathValue("did"); did != "" {
+		if err := record.ValidateID("issuer", did); err != nil || !strings.HasPrefix(did, "did:") {
+			writeError(w, r, record.Errorf(ErrBadRequest, "issuer %q is not a DID (did:method:identifier)", did))
+			return "", false
+		}
 	}
 	if !s.consistent(w, r) {
 		return "", false
@@ -120,8 +145,8 @@ func (s *Server) tirRequest(w http.ResponseWriter, r *http.Request, params ...st
 }
 
 // tirPagedRequest is tirRequest for a list, with its page and size.
-func (s *Server) tirPagedRequest(w http.ResponseWriter, r *http.Request) (base string, page, size int, ok bool) {
-	if base, ok = s.tirRequest(w, r, "page[after]", "page[size]"); !ok {
+func (s *Server) tirPagedRequest(w http.ResponseWriter, r *http.Request, params ...string) (base string, page, size int, ok bool) {
+	if base, ok = s.tirRequest(w, r, append(params, "page[after]", "page[size]")...); !ok {
 		return "", 0, 0, false
 	}
 	page, size, err := tirPaging(r)
@@ -130,6 +155,34 @@ func (s *Server) tirPagedRequest(w http.ResponseWriter, r *http.Request) (base s
 		return "", 0, 0, false
 	}
 	return base, page, size, true
+}
+
+// tirShowExtension reads ?trustreg=: true shows trustreg's fields.
+func tirShowExtension(r *http.Request) (bool, error) {
+	switch v := query(r).Get(tirExtension); v {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	default:
+		return false, record.Errorf(ErrBadRequest, "%s %q must be true or false", tirExtension, v)
+	}
+}
+
+// tirDeprecated reads v5's ?version= (latest or deprecated; v4 has only
+// the deprecated shapes): whether to answer v4's shape.
+func tirDeprecated(r *http.Request) (bool, error) {
+	if r.PathValue("version") == "v4" {
+		return true, nil
+	}
+	switch v := query(r).Get("version"); v {
+	case "", "latest":
+		return false, nil
+	case "deprecated":
+		return true, nil
+	default:
+		return false, record.Errorf(ErrBadRequest, "version %q must be latest or deprecated", v)
+	}
 }
 
 // tirPaging reads page[after] and page[size].
@@ -209,13 +262,9 @@ func (s *Server) tirIssuer(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	inline := r.PathValue("version") == "v4"
-	switch v := query(r).Get("version"); {
-	case v == "" || v == "latest":
-	case v == "deprecated":
-		inline = true
-	default:
-		writeError(w, r, record.Errorf(ErrBadRequest, "version %q must be latest or deprecated", v))
+	inline, err := tirDeprecated(r)
+	if err != nil {
+		writeError(w, r, err)
 		return
 	}
 	view := s.cfg.Registry.View()
@@ -230,7 +279,7 @@ func (s *Server) tirIssuer(w http.ResponseWriter, r *http.Request) {
 	}
 	out := tirInlineIssuer{DID: did, Attributes: make([]tirAttribute, len(attrs))}
 	for i := range attrs {
-		out.Attributes[i] = tirAttributeOf(&attrs[i], attrs[i].Latest())
+		out.Attributes[i] = tirAttributeOf(r, &attrs[i], attrs[i].Latest())
 	}
 	s.writeJSONAt(w, r, view.Index(), http.StatusOK, out, cacheShort)
 }
@@ -282,12 +331,20 @@ func (s *Server) tirAttribute(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.writeJSONAt(w, r, view.Index(), http.StatusOK, tirAttributeAnswer{DID: did, Attribute: tirAttributeOf(a, a.Latest())}, cacheShort)
+	s.writeJSONAt(w, r, view.Index(), http.StatusOK, tirAttributeAnswer{DID: did, Attribute: tirAttributeOf(r, a, a.Latest())}, cacheShort)
 }
 
+// tirRevisions lists an attribute's revisions: in v4 (and v5 with
+// ?version=deprecated) each one the attribute as it left it, as v4's
+// revisions list holds them; in v5 its id and link.
 func (s *Server) tirRevisions(w http.ResponseWriter, r *http.Request) {
-	base, page, size, ok := s.tirPagedRequest(w, r)
+	base, page, size, ok := s.tirPagedRequest(w, r, "version")
 	if !ok {
+		return
+	}
+	full, err := tirDeprecated(r)
+	if err != nil {
+		writeError(w, r, err)
 		return
 	}
 	view := s.cfg.Registry.View()
@@ -297,9 +354,18 @@ func (s *Server) tirRevisions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	list := issuerURL(base, did) + "/attributes/" + a.ID + "/revisions"
-	items := []tirRef{}
-	for _, rev := range pageOfSlice(a.Revisions, page, size) {
-		items = append(items, tirRef{ID: rev.ID, Href: list + "/" + rev.ID})
+	revs := pageOfSlice(a.Revisions, page, size)
+	if full {
+		items := make([]tirAttribute, len(revs))
+		for i := range revs {
+			items[i] = tirAttributeOf(r, a, &revs[i])
+		}
+		tirList(s, w, r, view, list, page, size, len(a.Revisions), items)
+		return
+	}
+	items := make([]tirRevisionRef, len(revs))
+	for i, rev := range revs {
+		items[i] = tirRevisionRef{ID: rev.ID, Href: list + "/" + rev.ID}
 	}
 	tirList(s, w, r, view, list, page, size, len(a.Revisions), items)
 }
@@ -319,18 +385,40 @@ func (s *Server) tirRevision(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, record.Errorf(record.ErrNotFound, "attribute %s of %s has no revision %q", a.ID, did, r.PathValue("revision")))
 		return
 	}
-	s.writeJSONAt(w, r, view.Index(), http.StatusOK, tirAttributeAnswer{DID: did, Attribute: tirAttributeOf(a, rev)}, cacheShort)
+	s.writeJSONAt(w, r, view.Index(), http.StatusOK, tirAttributeAnswer{DID: did, Attribute: tirAttributeOf(r, a, rev)}, cacheShort)
 }
 
 // tirAttributeOf shows attribute a as of revision rev: the latest revision
-// carries the type and status now, an earlier one those it recorded.
-func tirAttributeOf(a *registry.TIRAttribute, rev *registry.TIRRevision) tirAttribute {
+// carries the type and status now, an earlier one those it recorded. The
+// body is the same in every revision (the JWT that made the role; status
+// changes do not change it), and its hash is the hex SHA-256 of the body
+// string, as EBSI computes an attribute's hash.
+func tirAttributeOf(r *http.Request, a *registry.TIRAttribute, rev *registry.TIRRevision) tirAttribute {
 	typ, status := rev.IssuerType, rev.Status
-	if rev == a.Latest() {
+	if rev == &a.Revisions[len(a.Revisions)-1] {
 		typ, status = a.IssuerType, a.Status
 	}
-	return tirAttribute{
-		Hash: rev.ID, Body: base64.StdEncoding.EncodeToString(rev.JWS), IssuerType: typ, TAO: a.TAO, RootTAO: a.RootTAO,
-		Trustreg: tirExtra{Framework: a.Framework, Accreditation: a.Accreditation, Status: status, Operation: rev.Operation, Index: rev.Index},
+	sum := sha256.Sum256(a.Body)
+	out := tirAttribute{Hash: hex.EncodeToString(sum[:]), Body: string(a.Body), IssuerType: typ, TAO: a.TAO, RootTAO: a.RootTAO}
+	if show, _ := tirShowExtension(r); show {
+		out.Trustreg = &tirExtra{Framework: a.Framework, Accreditation: a.Accreditation, Status: status, Operation: rev.Operation, Index: rev.Index}
+	}
+	return out
+}
+
+// tirNotImplemented answers an endpoint of EBSI's TIR API that trustreg
+// has nothing for with 501: the issuer proxies of v4 and v5 (trustreg
+// hosts status lists itself, /v1/status-lists) and the JSON-RPC write
+// endpoint (trustreg's writes are signed operations, POST /v1/operations).
+func tirNotImplemented(detail string) func(*Server, http.ResponseWriter, *http.Request) {
+	return func(s *Server, w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, api.Problem{Type: problemTypeBase + "not_implemented", Title: http.StatusText(http.StatusNotImplemented),
+			Status: http.StatusNotImplemented, Detail: detail})
 	}
 }
+
+// Details of the TIR endpoints answered 501.
+const (
+	tirNoProxies = "trustreg keeps no issuer proxies: an issuer's status lists are hosted by the registry itself, under /v1/status-lists"
+	tirNoJSONRPC = "the Trusted Issuers Registry is written through signed operations (POST /v1/operations, trustctl), not EBSI's JSON-RPC"
+)

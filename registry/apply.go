@@ -287,6 +287,8 @@ func (c *applyCtx) dispatch() (string, error) {
 		return c.rotateKeys(body)
 	case *record.Accredit:
 		return c.accredit(body)
+	case *record.AccreditationCredential:
+		return c.accreditCredential(body)
 	case *record.StatusChange:
 		return c.changeStatus(body)
 	case *record.RecognitionChange:
@@ -436,6 +438,11 @@ func (c *applyCtx) changeRoot(op *record.RootChange) (string, error) {
 	last, _ := latestRecorded(root.Events)
 	var status string
 	var at time.Time // a new root holds its authority from the start of time
+	if op.Credential != "" {
+		if err := c.checkRootCredential(op); err != nil {
+			return "", err
+		}
+	}
 	if op.Op == record.OpAddRootAccreditor {
 		if last.Status == record.StatusActive {
 			return "", record.Reject(record.CodeConflict, "%s is already a root accreditor of %s", op.Accreditor, op.Framework)

@@ -44,17 +44,25 @@ const (
 	// malformed. Below it the apply keeps the older rules, so a cluster
 	// being upgraded stays one state.
 	FeatureLevelSignedContent = 4
+	// FeatureLevelAccreditationCredential accepts an accreditation in its
+	// credential form: the accreditor-signed VC-JWT of EBSI's accreditation
+	// types, submitted as the operation (record.AccreditationCredential),
+	// and addRootAccreditor's credential (the root's
+	// VerifiableAuthorisationForTrustChain). Older builds refuse both as
+	// malformed.
+	FeatureLevelAccreditationCredential = 5
 
 	// FeatureLevel is the highest level this build applies.
-	FeatureLevel = FeatureLevelSignedContent
+	FeatureLevel = FeatureLevelAccreditationCredential
 )
 
 // featureNames say what each level adds, for error messages and status.
 var featureNames = map[int]string{
-	FeatureLevelBase:           "the first release's operations",
-	FeatureLevelEntityLocation: "entity metadata.location",
-	FeatureLevelKeyAuthority:   "keys bound only by an identifier's controller; revocation after an issuer's accreditation ends",
-	FeatureLevelSignedContent:  "idempotency on what was signed; low-s ES256 and unambiguous JSON only",
+	FeatureLevelBase:                    "the first release's operations",
+	FeatureLevelEntityLocation:          "entity metadata.location",
+	FeatureLevelKeyAuthority:            "keys bound only by an identifier's controller; revocation after an issuer's accreditation ends",
+	FeatureLevelSignedContent:           "idempotency on what was signed; low-s ES256 and unambiguous JSON only",
+	FeatureLevelAccreditationCredential: "accreditations submitted as EBSI Verifiable Accreditation VC-JWTs",
 }
 
 // OpFeatureLevel names the result of a feature level raise.
@@ -157,6 +165,12 @@ func featureLevelOf(op *record.ParsedOperation) int {
 		m = body.Metadata
 	case *record.UpdateEntity:
 		m = body.Metadata
+	case *record.AccreditationCredential:
+		return FeatureLevelAccreditationCredential
+	case *record.RootChange:
+		if body.Credential != "" {
+			return FeatureLevelAccreditationCredential
+		}
 	}
 	if m != nil && m.Location != "" {
 		return FeatureLevelEntityLocation

@@ -39,7 +39,17 @@ type TIRAttribute struct {
 	Accreditation string
 	// Status is trustreg's status of the role now: active, suspended,
 	// revoked, expired or not_yet_valid.
-	Status    string
+	Status string
+	// Body is what EBSI's attribute body holds: the operation that created
+	// the role, as a JWT (compact JWS). For an accreditation in its
+	// credential form that is the accreditor-signed Verifiable
+	// Accreditation, byte for byte; an older operation signed once is its
+	// compact serialization (the same signature); one with several
+	// signatures (a governance operation that made a root) cannot be a JWT
+	// and is its JSON serialization as stored. A root added with a
+	// credential (addRootAccreditor's VerifiableAuthorisationForTrustChain)
+	// shows that credential.
+	Body      []byte
 	Revisions []TIRRevision
 }
 
@@ -234,5 +244,15 @@ func (v *View) tirRevisions(attr *TIRAttribute, base string, events []record.Sta
 		})
 	}
 	attr.ID = attr.Revisions[0].ID
+	attr.Body = record.CompactJWS(attr.Revisions[0].JWS)
+	if base == TIRRootTAO {
+		// A root added with its VerifiableAuthorisationForTrustChain
+		// shows that credential.
+		if op, err := record.ParseOperation(attr.Revisions[0].JWS); err == nil {
+			if rc, ok := op.Body.(*record.RootChange); ok && rc.Credential != "" {
+				attr.Body = []byte(rc.Credential)
+			}
+		}
+	}
 	return nil
 }

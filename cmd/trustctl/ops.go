@@ -379,13 +379,17 @@ func loadKeysOptional(files []string) ([]*record.Signer, error) {
 
 func (a *app) accreditCmd() *cobra.Command {
 	var sg signing
-	var fw, subject, action, parent, from, until string
+	var fw, subject, action, parent, from, until, form string
 	var resources, jurisdictions, evidence []string
 	cmd := &cobra.Command{
 		Use:   "accredit --framework ID --subject DID --action issue|accredit --resource IRI --key KEY",
 		Short: "Grant an accreditation, signed by the accreditor",
 		Long: "Grant an accreditation. The signer is the accreditor. Without --parent, trustctl finds the\n" +
-			"accreditation that lets the signer accredit (or grants as a root accreditor).",
+			"accreditation that lets the signer accredit (or grants as a root accreditor).\n" +
+			"By default the accreditation is EBSI's Verifiable Accreditation: a VC-JWT the accreditor signs\n" +
+			"(VerifiableAccreditationToAttest for issue, ToAccredit for accredit), which the registry keeps\n" +
+			"and serves as the EBSI attribute body; it needs the cluster at feature level 5. --form operation\n" +
+			"writes trustreg's own accredit operation instead (older clusters; --evidence).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if fw == "" {
@@ -411,6 +415,22 @@ func (a *app) accreditCmd() *cobra.Command {
 			if len(evidence) > 0 {
 				f["evidence"] = evidence
 			}
+			if form == accreditFormCredential {
+				if len(evidence) > 0 {
+					return usagef("accredit: --evidence is carried by --form operation only")
+				}
+				vf := record.AccreditationCredentialFields{Accreditor: accreditor, Subject: subject, Action: action,
+					Resources: resources, Jurisdictions: jurisdictions}
+				if vf.ValidFrom, err = parseTimeFlag("valid-from", from); err != nil {
+					return err
+				}
+				if vf.ValidUntil, err = parseTimeFlag("valid-until", until); err != nil {
+					return err
+				}
+				return a.accreditCredential(cmd.Context(), &sg, vf, fw, parent)
+			} else if form != accreditFormOperation {
+				return usagef("accredit: --form %q must be %s or %s", form, accreditFormCredential, accreditFormOperation)
+			}
 			setIf(f, "parent", parent)
 			if err := setTime(f, "validFrom", from); err != nil {
 				return err
@@ -429,7 +449,8 @@ func (a *app) accreditCmd() *cobra.Command {
 	cmd.Flags().StringVar(&from, "valid-from", "", "start of validity (RFC 3339 or date; default now)")
 	cmd.Flags().StringVar(&until, "valid-until", "", "end of validity (RFC 3339 or date)")
 	cmd.Flags().StringVar(&parent, "parent", "auto", "the signer's own accredit accreditation id, or auto")
-	cmd.Flags().StringSliceVar(&evidence, "evidence", nil, "evidence URL, repeatable")
+	cmd.Flags().StringSliceVar(&evidence, "evidence", nil, "evidence URL, repeatable (--form operation)")
+	cmd.Flags().StringVar(&form, "form", accreditFormCredential, "credential (EBSI Verifiable Accreditation VC-JWT) or operation (trustreg's accredit operation)")
 	sg.register(cmd, false)
 	return cmd
 }

@@ -129,7 +129,12 @@ func ParseOperationDigest(raw []byte, digest [32]byte) (*ParsedOperation, error)
 	payload := obj.UnsafePayloadWithoutVerification()
 	op, iat, body, err := decodePayload(payload)
 	if err != nil {
-		return nil, err
+		var vcErr error
+		if op, iat, body, vcErr = decodeCredentialForm(trimmed, obj, payload); vcErr != nil {
+			return nil, vcErr
+		} else if body == nil {
+			return nil, err
+		}
 	}
 	p := &ParsedOperation{Raw: raw, CID: cidOfDigest(digest), JWS: obj, Payload: payload, Op: op, IAT: iat, Body: body}
 	// What older builds accept and this one refuses is kept apart: the
@@ -138,7 +143,9 @@ func ParseOperationDigest(raw []byte, digest [32]byte) (*ParsedOperation, error)
 	if p.strictErr == nil {
 		p.signed, p.strictErr = signedContent(trimmed, obj, payload)
 	}
-	if p.strictErr == nil {
+	if _, ok := body.(*AccreditationCredential); p.strictErr == nil && ok {
+		p.strictErr = checkCredentialJSON(payload)
+	} else if p.strictErr == nil {
 		p.strictErr = checkPayload(payload, body)
 	}
 	if pub, ok := body.(*PublishStatusList); p.strictErr == nil && ok {

@@ -65,6 +65,12 @@ type RootChange struct {
 	Accreditor  string     `json:"accreditor"`
 	EffectiveAt *time.Time `json:"effectiveAt,omitempty"`
 	Reason      string     `json:"reason,omitempty"`
+	// Credential, on addRootAccreditor, is the root's EBSI
+	// VerifiableAuthorisationForTrustChain: a VC-JWT whose issuer is one of
+	// the governance members signing the operation, signed by that member,
+	// its subject the accreditor (feature level 5). The EBSI binding
+	// serves it as the root's attribute body.
+	Credential string `json:"credential,omitempty"`
 }
 
 // RegisterEntity registers a DID with its name, metadata and keys.
