@@ -54,6 +54,9 @@ type config struct {
 	note      string
 	// rtts: the --rtt benchmark's round-trip times; set, it runs alone.
 	rtts []time.Duration
+	// rttTiming: raft.heartbeat_timeout and raft.election_timeout of the
+	// --rtt cluster.
+	rttTiming time.Duration
 }
 
 // report is everything measured, also printed as JSON with --json.
@@ -234,6 +237,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&c.note, "note", "", "a remark kept with the report (what else ran, what changed)")
 	var rtts string
 	fs.StringVar(&rtts, "rtt", "", "instead of the other parts, measure 3 voters and a replica this round-trip time apart (p2p.test_delay, half each way): comma-separated, e.g. 0,100ms,300ms")
+	fs.DurationVar(&c.rttTiming, "rtt-raft-timing", wanTiming, "raft.heartbeat_timeout and raft.election_timeout of the --rtt cluster")
 	var err error
 	if err = fs.Parse(args); err != nil {
 		return err

@@ -22,17 +22,17 @@ import (
 )
 
 // The --rtt benchmark: three voters and a read replica, every member
-// p2p.test_delay (half the round trip) away from every other, on the WAN
-// raft timing of docs/OPERATIONS.md ("Members across regions").
-const (
-	wanHeartbeat = "2s"
-	wanElection  = "2s"
-)
+// p2p.test_delay (half the round trip) away from every other, by default
+// on the WAN raft timing of docs/OPERATIONS.md ("Members across regions"):
+// raft.heartbeat_timeout and raft.election_timeout wanTiming.
+const wanTiming = 2 * time.Second
 
 // wanResult is what --rtt measured at one round-trip time.
 type wanResult struct {
 	RTTMS    float64 `json:"rtt_ms"`
 	OneWayMS float64 `json:"one_way_ms"`
+	// TimingMS: raft.heartbeat_timeout and raft.election_timeout.
+	TimingMS float64 `json:"raft_timing_ms"`
 	// Writes: one writer, one write at a time, through the leader and
 	// through a follower (which forwards it to the leader).
 	Writes []latency `json:"writes"`
@@ -111,7 +111,7 @@ type wanCluster struct {
 	ops      atomic.Int64 // frameworks created, for unique ids
 }
 
-func startWANCluster(bin, dir string, oneWay time.Duration) (*wanCluster, error) {
+func startWANCluster(bin, dir string, oneWay, timing time.Duration) (*wanCluster, error) {
 	gov, err := registry.GenerateKey(registry.KeyEd25519)
 	if err != nil {
 		return nil, err
@@ -139,7 +139,7 @@ func startWANCluster(bin, dir string, oneWay time.Duration) (*wanCluster, error)
 				peers = append(peers, "    - "+o.p2p+"/p2p/"+o.peerID)
 			}
 		}
-		raft := fmt.Sprintf("raft:\n  heartbeat_timeout: %s\n  election_timeout: %s\n", wanHeartbeat, wanElection)
+		raft := fmt.Sprintf("raft:\n  heartbeat_timeout: %s\n  election_timeout: %s\n", timing, timing)
 		if i == 3 {
 			raft += "  nonvoter: true\n  join:\n" + strings.Join(peers, "\n") + "\n"
 		}
@@ -264,7 +264,7 @@ func (w *wanCluster) read(i int, path string) (uint64, error) {
 func benchRTT(ctx context.Context, c config, dir string, rtt time.Duration) (*wanResult, error) {
 	oneWay := rtt / 2
 	fmt.Fprintf(os.Stderr, "rtt %s: starting 3 voters and a replica %s apart each way\n", rtt, oneWay)
-	w, err := startWANCluster(c.trustd, dir, oneWay)
+	w, err := startWANCluster(c.trustd, dir, oneWay, c.rttTiming)
 	defer func() {
 		if w != nil {
 			w.stop()
@@ -273,7 +273,7 @@ func benchRTT(ctx context.Context, c config, dir string, rtt time.Duration) (*wa
 	if err != nil {
 		return nil, err
 	}
-	res := &wanResult{RTTMS: millis(rtt), OneWayMS: millis(oneWay)}
+	res := &wanResult{RTTMS: millis(rtt), OneWayMS: millis(oneWay), TimingMS: millis(c.rttTiming)}
 	l := w.leader([]int{0, 1, 2})
 	if l < 0 {
 		return nil, errors.New("no leader")
@@ -401,7 +401,7 @@ func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisec
 // printWAN prints the --rtt figures.
 func printWAN(w io.Writer, rs []wanResult) {
 	for _, r := range rs {
-		fmt.Fprintf(w, "Across regions: RTT %.0f ms (%.0f ms one way), 3 voters + 1 replica, raft heartbeat/election %s/%s\n", r.RTTMS, r.OneWayMS, wanHeartbeat, wanElection)
+		fmt.Fprintf(w, "Across regions: RTT %.0f ms (%.0f ms one way), 3 voters + 1 replica, raft heartbeat and election timeouts %.0f ms\n", r.RTTMS, r.OneWayMS, r.TimingMS)
 		fmt.Fprintf(w, "  %-26s %5s %9s %9s\n", "", "n", "p50 ms", "p99 ms")
 		for _, x := range r.Writes {
 			fmt.Fprintf(w, "  %-26s %5d %9.1f %9.1f\n", "write via "+x.Name, x.N, x.P50MS, x.P99MS)
