@@ -167,7 +167,7 @@ func startWANCluster(bin, dir string, oneWay, timing time.Duration) (*wanCluster
 	for {
 		resp, err := w.client.Post("http://"+w.nodes[0].admin+"/admin/v1/cluster/add-nonvoter", "application/json", strings.NewReader(string(body)))
 		if err == nil {
-			io.Copy(io.Discard, resp.Body)
+			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode/100 == 2 {
 				break
@@ -253,7 +253,7 @@ func (w *wanCluster) read(i int, path string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	io.Copy(io.Discard, resp.Body)
+	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("GET %s at trustd%d: %d", path, i, resp.StatusCode)
@@ -368,8 +368,7 @@ func benchRTT(ctx context.Context, c config, dir string, rtt time.Duration) (*wa
 					failed.Store(err)
 					return
 				}
-				for old := atomic.LoadUint64(&last); idx > old && !atomic.CompareAndSwapUint64(&last, old, idx); old = atomic.LoadUint64(&last) {
-				}
+				storeMax(&last, idx)
 			}
 		})
 	}
@@ -394,6 +393,16 @@ func benchRTT(ctx context.Context, c config, dir string, rtt time.Duration) (*wa
 	}
 	res.CatchUpMS = millis(time.Since(restarted))
 	return res, nil
+}
+
+// storeMax raises *p to v if v is higher, atomically.
+func storeMax(p *uint64, v uint64) {
+	for {
+		old := atomic.LoadUint64(p)
+		if v <= old || atomic.CompareAndSwapUint64(p, old, v) {
+			return
+		}
+	}
 }
 
 func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
