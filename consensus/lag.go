@@ -3,7 +3,6 @@ package consensus
 import (
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -72,20 +71,14 @@ func (c *Cluster) LeaderCommitIndex() uint64 {
 }
 
 // Lag is how far this node is behind the leader, as far as it knows:
-// entries is the leader's commit index as last heard (LeaderCommitIndex)
-// minus the index raft has applied here, and contact the time since this
-// node last heard from a leader (zero on the leader). A node cannot count
-// entries the leader has not yet told it of: behind a link of delay d it
-// is about d behind while entries reports 0, and contact shows the link.
-func (c *Cluster) Lag() (entries uint64, contact time.Duration) {
+// the leader's commit index as last heard (LeaderCommitIndex) minus the
+// index raft has applied here. A node cannot count entries the leader has
+// not yet sent it: behind a link of delay d it is about d behind while
+// Lag is 0; trustd_raft_last_contact_seconds shows the link.
+func (c *Cluster) Lag() uint64 {
 	applied := c.raft.AppliedIndex()
 	if heard := c.LeaderCommitIndex(); heard > applied {
-		entries = heard - applied
+		return heard - applied
 	}
-	if c.raft.State() != raft.Leader {
-		if last := c.raft.LastContact(); !last.IsZero() {
-			contact = time.Since(last)
-		}
-	}
-	return entries, contact
+	return 0
 }

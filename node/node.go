@@ -155,7 +155,7 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 		Registry: n.State, Writer: n, Node: n, Logger: logger,
 		Metrics: n.Metrics, Gatherer: n.Metrics, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, MaxWait: cfg.HTTP.MaxWait,
 		Limits: writeLimits(cfg.HTTP.Limits),
-		Lag:    func() uint64 { e, _ := n.cluster.Lag(); return e },
+		Lag:    n.cluster.Lag,
 	})
 	if err != nil {
 		return nil, err
@@ -692,10 +692,8 @@ func (n *Node) registerMetrics(ops operationsCounter) error {
 			}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Subsystem: "raft", Name: "commit_index", Help: "Raft commit index."},
 			func() float64 { return float64(n.cluster.CommitIndex()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Subsystem: "raft", Name: "lag_entries", Help: "Entries the leader had committed when it last sent to this node that this node has not applied (0 on the leader once applied). Entries not yet sent are not counted: see trustd_raft_leader_contact_age_seconds."},
-			func() float64 { e, _ := n.cluster.Lag(); return float64(e) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Subsystem: "raft", Name: "leader_contact_age_seconds", Help: "Seconds since this node last heard from the leader (0 on the leader)."},
-			func() float64 { _, c := n.cluster.Lag(); return c.Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Subsystem: "raft", Name: "lag_entries", Help: "Entries the leader had committed when it last sent to this node that this node has not applied (0 when caught up). Entries not yet sent are not counted: see trustd_raft_last_contact_seconds."},
+			func() float64 { return float64(n.cluster.Lag()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "trustd", Subsystem: "raft", Name: "forwarded_batches_total", Help: "Requests that carried writes from this node to the leader."},
 			func() float64 { b, _ := n.cluster.ForwardStats(); return float64(b) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "trustd", Subsystem: "raft", Name: "forwarded_writes_total", Help: "Writes this node forwarded to the leader."},
