@@ -76,6 +76,12 @@ type P2PConfig struct {
 	RelayService bool     `mapstructure:"relay_service" json:"relay_service"`
 	StaticRelays []string `mapstructure:"static_relays" json:"static_relays"`
 	HolePunching bool     `mapstructure:"hole_punching" json:"hole_punching"`
+	// TestDelay and TestJitter stand in for distance between members in
+	// tests and benchmarks: everything this node sends to another member
+	// is held back TestDelay plus up to TestJitter. trustd refuses them
+	// without --allow-test-delay.
+	TestDelay  time.Duration `mapstructure:"test_delay" json:"test_delay"`
+	TestJitter time.Duration `mapstructure:"test_jitter" json:"test_jitter"`
 }
 
 // RaftConfig configures consensus.
@@ -403,6 +409,9 @@ func (c *Config) Validate() error {
 		if !strings.Contains(p, "/p2p/") {
 			errs = append(errs, fmt.Errorf("raft.join entry %q must end in /p2p/<peer id>", p))
 		}
+	}
+	if c.P2P.TestDelay < 0 || c.P2P.TestJitter < 0 {
+		errs = append(errs, fmt.Errorf("p2p.test_delay %s and p2p.test_jitter %s must not be negative", c.P2P.TestDelay, c.P2P.TestJitter))
 	}
 	if len(c.P2P.Listen) == 0 {
 		errs = append(errs, errors.New("p2p.listen is empty"))

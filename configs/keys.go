@@ -74,6 +74,10 @@ var keyTable = []key{
 		"members (multiaddrs ending in /p2p/<peer id>) to reserve a relay slot with when this node is not reachable; empty: the members of p2p.peers"),
 	keyOf(func(c *Config) *bool { return &c.P2P.HolePunching }, true, "",
 		"after a member connects through a relay, dial it back directly or punch a hole (DCUtR); works between public addresses only, and the log says why when it cannot"),
+	keyOf(func(c *Config) *time.Duration { return &c.P2P.TestDelay }, 0, "",
+		"TESTS AND BENCHMARKS ONLY: one-way delay added to everything this node sends to other members, standing in for distance; trustd refuses it without `--allow-test-delay`"),
+	keyOf(func(c *Config) *time.Duration { return &c.P2P.TestJitter }, 0, "",
+		"TESTS AND BENCHMARKS ONLY: up to this much random delay added to p2p.test_delay (order kept); trustd refuses it without `--allow-test-delay`"),
 
 	keyOf(func(c *Config) *bool { return &c.Raft.Bootstrap }, true, "bootstrap",
 		"start a new cluster of this node and its peers when this node has no raft state yet"),

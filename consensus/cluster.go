@@ -91,6 +91,11 @@ type Config struct {
 	// under Dir (DefaultLogReserveBytes if 0): with less, appends and
 	// snapshot transfers are refused (disk.go).
 	DiskReserveBytes uint64
+	// SendDelay, if set, delays everything this node sends to a peer on
+	// the cluster's protocols by the peer's LinkDelay (delay.go): a
+	// testing and benchmark aid standing in for members far apart. Never
+	// set in production.
+	SendDelay func(peer.ID) LinkDelay
 
 	// helloV1, in tests, makes the node say hello as a build from before
 	// wireV2 does: HelloProtocol only, no version.
@@ -103,6 +108,7 @@ type Cluster struct {
 	logs       *LogStore
 	snaps      *snapshotStore
 	trans      *raft.NetworkTransport
+	watch      *commitWatch // trans, reading the leader's commit index off AppendEntries (Lag)
 	host       host.Host
 	log        *slog.Logger
 	sm         StateMachine
@@ -149,6 +155,7 @@ func Start(cfg Config) (*Cluster, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.Host = newDelayHost(cfg.Host, cfg.SendDelay)
 	rl := logger.With("component", "raft")
 	logger = logger.With("component", "consensus")
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
@@ -182,6 +189,7 @@ func Start(cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	c.trans = trans
+	c.watch = newCommitWatch(trans)
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.Host.ID().String())
@@ -239,7 +247,7 @@ func Start(cfg Config) (*Cluster, error) {
 		}
 	}
 	f := &fsm{sm: cfg.StateMachine, metrics: c.metrics}
-	r, err := raft.NewRaft(rc, f, logs, logs, snaps, trans)
+	r, err := raft.NewRaft(rc, f, logs, logs, snaps, c.watch)
 	if err != nil {
 		c.close()
 		return nil, fmt.Errorf("start raft: %w", err)
@@ -483,6 +491,7 @@ func (c *Cluster) close() error {
 		// Raft's pooled streams first: the transport's Close leaves them.
 		c.trans.CloseStreams()
 		errs = append(errs, c.trans.Close())
+		c.watch.close()
 	}
 	errs = append(errs, c.logs.Close())
 	return errors.Join(errs...)

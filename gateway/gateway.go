@@ -70,6 +70,10 @@ type Config struct {
 	// zero value sets no limit.
 	Limits Limits
 	Now    func() time.Time
+	// Lag, if set, is how many entries the leader has committed that this
+	// node has not applied, as far as it knows; every answer carries it
+	// in LagHeader.
+	Lag func() uint64
 }
 
 // Server is the HTTP gateway.
@@ -200,6 +204,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id := r.Header[requestIDHeader]; len(id) == 1 && len(id[0]) <= maxRequestIDBytes {
 		h[requestIDHeader] = id
 	}
+	if s.cfg.Lag != nil {
+		h[LagHeader] = lagValue(s.cfg.Lag())
+	}
 	if r.Method == http.MethodGet && r.URL.Path == trustPath && s.trustHandler != nil {
 		s.trustHandler.ServeHTTP(w, r)
 		return
@@ -222,7 +229,7 @@ const (
 // CORS headers; the slices are shared by every answer and never changed.
 var (
 	corsAnyOrigin = []string{"*"}
-	corsExposed   = []string{"ETag, " + IndexHeader + ", Retry-After, X-Request-ID"}
+	corsExposed   = []string{"ETag, " + IndexHeader + ", " + LagHeader + ", Retry-After, X-Request-ID"}
 	corsMethods   = []string{"GET, HEAD, POST"}
 	// Content-Type for the JSON of a batch trust question and the JOSE
 	// of an operation; If-None-Match and Accept a client sends to
@@ -265,6 +272,22 @@ func (s *Server) StopStreams() { s.stopStreams() }
 
 // IndexHeader carries the applied index a read was served at.
 const IndexHeader = "X-Trustreg-Index"
+
+// LagHeader carries how many entries the leader has committed that this
+// node has not yet applied, as far as the node has heard (Config.Lag):
+// 0 on a node that is caught up with what the leader last sent it.
+const LagHeader = "X-Trustreg-Lag"
+
+// lagZero is the header value of a node that is not behind, shared by
+// every answer.
+var lagZero = []string{"0"}
+
+func lagValue(n uint64) []string {
+	if n == 0 {
+		return lagZero
+	}
+	return []string{strconv.FormatUint(n, 10)}
+}
 
 // consistent applies the read's consistency level before it is served:
 // local (default), min_index=N, or consistency=linearizable.

@@ -140,6 +140,7 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 		// with its first result (a duplicate).
 		IdempotentCommands: true,
 		FeatureLevel:       n.buildLevel, ClusterFeatureLevel: n.State.ClusterFeatureLevel,
+		SendDelay: sendDelay(cfg.P2P),
 	})
 	if err != nil {
 		return nil, err
@@ -154,6 +155,7 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 		Registry: n.State, Writer: n, Node: n, Logger: logger,
 		Metrics: n.Metrics, Gatherer: n.Metrics, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, MaxWait: cfg.HTTP.MaxWait,
 		Limits: writeLimits(cfg.HTTP.Limits),
+		Lag:    n.cluster.Lag,
 	})
 	if err != nil {
 		return nil, err
@@ -690,6 +692,8 @@ func (n *Node) registerMetrics(ops operationsCounter) error {
 			}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Subsystem: "raft", Name: "commit_index", Help: "Raft commit index."},
 			func() float64 { return float64(n.cluster.CommitIndex()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Subsystem: "raft", Name: "lag_entries", Help: "Entries the leader had committed when it last sent to this node that this node has not applied (0 when caught up). Entries not yet sent are not counted: see trustd_raft_last_contact_seconds."},
+			func() float64 { return float64(n.cluster.Lag()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "trustd", Subsystem: "raft", Name: "forwarded_batches_total", Help: "Requests that carried writes from this node to the leader."},
 			func() float64 { b, _ := n.cluster.ForwardStats(); return float64(b) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "trustd", Subsystem: "raft", Name: "forwarded_writes_total", Help: "Writes this node forwarded to the leader."},
@@ -709,6 +713,16 @@ func (n *Node) registerMetrics(ops operationsCounter) error {
 		}
 	}
 	return nil
+}
+
+// sendDelay is the delay p2p.test_delay and p2p.test_jitter put on what
+// this node sends to every other member, or nil: a testing and benchmark
+// aid (cmd/trustd refuses it without --allow-test-delay).
+func sendDelay(c configs.P2PConfig) func(peer.ID) consensus.LinkDelay {
+	if c.TestDelay <= 0 && c.TestJitter <= 0 {
+		return nil
+	}
+	return consensus.UniformDelay(consensus.LinkDelay{Delay: c.TestDelay, Jitter: c.TestJitter})
 }
 
 // LoopbackConfig is the configuration of an in-process node on loopback with

@@ -52,6 +52,11 @@ type config struct {
 	save      bool
 	results   string
 	note      string
+	// rtts: the --rtt benchmark's round-trip times; set, it runs alone.
+	rtts []time.Duration
+	// rttTiming: raft.heartbeat_timeout and raft.election_timeout of the
+	// --rtt cluster.
+	rttTiming time.Duration
 }
 
 // report is everything measured, also printed as JSON with --json.
@@ -61,6 +66,8 @@ type report struct {
 	Reads   []readResult  `json:"reads"`
 	Writes  []writeResult `json:"writes"`
 	Scale   *scaleResult  `json:"scale,omitempty"`
+	// WAN: the --rtt benchmark, one result per round-trip time.
+	WAN []wanResult `json:"wan,omitempty"`
 	// Error: the part that failed; the figures before it are kept.
 	Error string `json:"error,omitempty"`
 
@@ -228,9 +235,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.BoolVar(&c.save, "save", false, "also write the JSON report into the results directory (--results), as a new file")
 	fs.StringVar(&c.results, "results", "", "results directory for --save (default: "+defaultResultsDir+" in the trustreg checkout)")
 	fs.StringVar(&c.note, "note", "", "a remark kept with the report (what else ran, what changed)")
+	var rtts string
+	fs.StringVar(&rtts, "rtt", "", "instead of the other parts, measure 3 voters and a replica this round-trip time apart (p2p.test_delay, half each way): comma-separated, e.g. 0,100ms,300ms")
+	fs.DurationVar(&c.rttTiming, "rtt-raft-timing", wanTiming, "raft.heartbeat_timeout and raft.election_timeout of the --rtt cluster")
 	var err error
 	if err = fs.Parse(args); err != nil {
 		return err
+	}
+	if rtts != "" {
+		if c.rtts, err = parseRTTs(rtts); err != nil {
+			return err
+		}
+		c.skipReads, c.skipWrite, c.scale = true, true, 0
 	}
 	if c.save {
 		// Before anything is measured, as for etcd below.
@@ -351,6 +367,7 @@ func measure(ctx context.Context, c config, dir string, rep *report) error {
 		{"reads", c.skipReads, benchReads},
 		{"writes", c.skipWrite, benchWrites},
 		{"scale", c.scale <= 0, benchScale},
+		{"rtt", len(c.rtts) == 0, benchRTTs},
 	}
 	for _, p := range parts {
 		if p.skip {
@@ -753,6 +770,7 @@ func printReport(w io.Writer, r *report) {
 	if r.Error != "" {
 		fmt.Fprintf(w, "INCOMPLETE, the run stopped at: %s\n\n", r.Error)
 	}
+	printWAN(w, r.WAN)
 	if len(r.Reads) > 0 {
 		fmt.Fprintf(w, "Reads: GET /v1/trust vs a bare net/http JSON handler (same body size, same client)\n")
 		fmt.Fprintf(w, "%10s %6s %12s %12s %7s %9s %9s %9s %14s %12s\n", "entities", "conns", "trustd r/s", "net/http r/s", "ratio", "p50 ms", "p99 ms", "base p99", "trustd cpu/q", "base cpu/q")

@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trustreg/trustreg/configs"
 )
@@ -41,6 +45,27 @@ func TestConfigCommands(t *testing.T) {
 			if !strings.Contains(ref, "`"+f+"`") {
 				t.Errorf("flag %s of trustd --help is not in trustd config keys", f)
 			}
+		}
+	}
+}
+
+// TestTestDelayNeedsItsFlag: p2p.test_delay (or p2p.test_jitter) set
+// without --allow-test-delay stops trustd before it starts a node.
+func TestTestDelayNeedsItsFlag(t *testing.T) {
+	for _, key := range []string{"test_delay: 150ms", "test_jitter: 5ms"} {
+		conf := filepath.Join(t.TempDir(), "trustd.yaml")
+		if err := os.WriteFile(conf, []byte("p2p:\n  "+key+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr bytes.Buffer
+		args := []string{"--config", conf, "--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+			"--listen", "/ip4/127.0.0.1/tcp/0"}
+		// A node started by mistake would run until the context ends.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := run(ctx, args, nil, &stdout, &stderr)
+		cancel()
+		if !errors.Is(err, errTestDelay) {
+			t.Fatalf("%s without --%s: %v, want errTestDelay", key, allowTestDelayFlag, err)
 		}
 	}
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,6 +41,14 @@ func main() {
 	}
 }
 
+// allowTestDelayFlag lets p2p.test_delay and p2p.test_jitter take effect.
+const allowTestDelayFlag = "allow-test-delay"
+
+// errTestDelay refuses a delay meant for tests and benchmarks when
+// --allow-test-delay was not given: set by mistake in production, it
+// would slow every write.
+var errTestDelay = errors.New("p2p.test_delay and p2p.test_jitter are for tests and benchmarks only")
+
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
 	cmd := &cobra.Command{
 		Use:           "trustd",
@@ -51,6 +60,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		Version:       version.Get().String(),
 	}
 	configs.RegisterFlags(cmd.Flags())
+	allowTestDelay := cmd.Flags().Bool(allowTestDelayFlag, false, "let p2p.test_delay and p2p.test_jitter delay this node's traffic to other members (tests and benchmarks only)")
 	cmd.AddCommand(identityCmd(stdout), restoreCmd(stdout), configCmd(stdout))
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
@@ -59,6 +69,9 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		cfg, err := configs.Load(cmd.Flags(), environ)
 		if err != nil {
 			return err
+		}
+		if (cfg.P2P.TestDelay > 0 || cfg.P2P.TestJitter > 0) && !*allowTestDelay {
+			return fmt.Errorf("%w: p2p.test_delay %s, p2p.test_jitter %s; unset them, or pass --%s in a test or benchmark", errTestDelay, cfg.P2P.TestDelay, cfg.P2P.TestJitter, allowTestDelayFlag)
 		}
 		logger := newLogger(stderr, cfg.Log)
 		logger.Info("configuration", "config", cfg.Redacted())
