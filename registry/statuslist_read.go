@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	jose "github.com/go-jose/go-jose/v4"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/trustreg/trustreg/registry/record"
 )
@@ -63,11 +62,11 @@ func (s *State) decodedVersion(r pebble.Reader, issuer, list, cid string, index 
 	if !ok || v.CID != cid {
 		return nil, fmt.Errorf("%w: version %s of list %s", record.ErrNotFound, cid, list)
 	}
-	jwt, err := jose.ParseSignedCompact(v.Credential, record.AcceptedAlgs)
+	payload, err := record.StatusListPayload(v.Credential)
 	if err != nil {
 		return nil, fmt.Errorf("stored credential %s: %w", cid, err)
 	}
-	p, err := record.ParseStoredStatusList(jwt.UnsafePayloadWithoutVerification())
+	p, err := record.ParseStoredStatusList(payload)
 	if err != nil {
 		return nil, fmt.Errorf("stored credential %s: %w", cid, err)
 	}
@@ -192,7 +191,14 @@ func (s *State) CheckStatus(issuer, id string, index int, t time.Time) (*record.
 		return nil, err
 	}
 	e := &record.EntryStatus{Issuer: issuer, List: id, Index: index, Status: v, Purposes: view.Purposes, Version: view.Version.CID, Checked: entryPrivacyNote}
-	e.Valid = v == 0 || (len(view.Purposes) == 1 && view.Purposes[0] == record.PurposeMessage)
+	// REC §3.2 (Validate Algorithm): valid is true when the status is 0,
+	// whatever the purpose; purpose is the one purpose checked, which a
+	// list of several purposes leaves to the caller (the gateway's
+	// statusPurpose parameter).
+	e.Valid = v == 0
+	if len(view.Purposes) == 1 {
+		e.Purpose = view.Purposes[0]
+	}
 	want := "0x" + strconv.FormatInt(int64(v), 16)
 	if i := slices.IndexFunc(view.Messages, func(m record.StatusMessage) bool { return strings.EqualFold(m.Status, want) }); i >= 0 {
 		e.Message = view.Messages[i].Message

@@ -73,15 +73,17 @@ func DecodeBitstring(encoded string) ([]byte, error) {
 // StatusEntries returns how many entries of size bits a bitstring holds.
 func StatusEntries(bits []byte, size int) int { return len(bits) * 8 / size }
 
-// GetStatus reads entry index of size bits (1, 2, 4 or 8).
+// GetStatus reads entry index of size bits (1 to MaxStatusSize; an entry
+// may cross a byte boundary), most significant bit first.
 func GetStatus(bits []byte, index, size int) (int, error) {
 	if index < 0 || index >= StatusEntries(bits, size) {
 		return 0, fmt.Errorf("%w: index %d is outside the list's %d entries", ErrRange, index, StatusEntries(bits, size))
 	}
-	bit := index * size
-	b := bits[bit/8]
-	shift := 8 - size - bit%8
-	return int(b>>shift) & (1<<size - 1), nil
+	v := 0
+	for bit := index * size; bit < (index+1)*size; bit++ {
+		v = v<<1 | int(bits[bit/8]>>(7-bit%8))&1
+	}
+	return v, nil
 }
 
 // SetStatus writes value into entry index of size bits.
@@ -92,9 +94,14 @@ func SetStatus(bits []byte, index, size, value int) error {
 	if value < 0 || value >= 1<<size {
 		return fmt.Errorf("%w: value %d does not fit in %d bits", ErrRange, value, size)
 	}
-	bit := index * size
-	shift := 8 - size - bit%8
-	mask := byte((1<<size - 1) << shift)
-	bits[bit/8] = bits[bit/8]&^mask | byte(value<<shift)&mask
+	for i := range size {
+		bit := index*size + i
+		mask := byte(0x80 >> (bit % 8))
+		if value>>(size-1-i)&1 == 1 {
+			bits[bit/8] |= mask
+		} else {
+			bits[bit/8] &^= mask
+		}
+	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gowebpki/jcs"
 	"github.com/multiformats/go-multibase"
@@ -223,9 +224,10 @@ func canonicalJCS(m map[string]any) ([]byte, error) {
 	return jcs.Transform(raw)
 }
 
-// canonicalRDF is RDFC-1.0 (URDNA2015) N-Quads of a JSON-LD document, in
-// safe mode: a member that expands to no IRI would be left out of what is
-// signed, so it is an error rather than dropped.
+// canonicalRDF is RDFC-1.0 (URDNA2015) N-Quads of a JSON-LD document. A
+// member that expands to no IRI is left out of what is signed; json-gold's
+// safe mode, set here, does not reach type-scoped contexts, so the members
+// a reader relies on are checked by the reader (RDFUnsignedListMembers).
 func canonicalRDF(m map[string]any, contexts loader) ([]byte, error) {
 	// json-gold reads numbers as float64 and strings; json.Number is
 	// neither, so the document is read again without it.
@@ -261,4 +263,51 @@ func startsWithV2(ctx any) bool {
 		return ctx == ContextCredentialsV2
 	}
 	return len(l) > 0 && l[0] == ContextCredentialsV2 && !slices.ContainsFunc(l, func(v any) bool { _, ok := v.(string); return !ok })
+}
+
+// SignDataIntegrity secures a credential as an issuer does: a
+// DataIntegrityProof of suite (eddsa-rdfc-2022 or eddsa-jcs-2022) for
+// assertionMethod, created at created, signed with the signer's Ed25519
+// key for its KID. The result is a new JSON document.
+func (s *Signer) SignDataIntegrity(doc []byte, suite string, created time.Time) ([]byte, error) {
+	key, ok := s.key.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s signs with Ed25519 keys only", ErrDataIntegrity, suite)
+	}
+	unsecured, err := decodeObject(doc)
+	if err != nil {
+		return nil, err
+	}
+	config := map[string]any{
+		"type": "DataIntegrityProof", "cryptosuite": suite, "created": created.UTC().Format(time.RFC3339),
+		"verificationMethod": s.KID, "proofPurpose": "assertionMethod", "@context": unsecured["@context"],
+	}
+	var canon func(map[string]any) ([]byte, error)
+	switch suite {
+	case CryptosuiteEdDSAJCS:
+		canon = canonicalJCS
+	case CryptosuiteEdDSARDFC:
+		canon = func(m map[string]any) ([]byte, error) { return canonicalRDF(m, bundledContexts) }
+	default:
+		return nil, fmt.Errorf("%w: cryptosuite %q must be %s or %s", ErrDataIntegrity, suite, CryptosuiteEdDSARDFC, CryptosuiteEdDSAJCS)
+	}
+	configC, err := canon(config)
+	if err != nil {
+		return nil, fmt.Errorf("%w: proof configuration: %w", ErrDataIntegrity, err)
+	}
+	docC, err := canon(unsecured)
+	if err != nil {
+		return nil, fmt.Errorf("%w: credential: %w", ErrDataIntegrity, err)
+	}
+	ch, dh := sha256.Sum256(configC), sha256.Sum256(docC)
+	value, err := multibase.Encode(multibase.Base58BTC, ed25519.Sign(key, append(ch[:], dh[:]...)))
+	if err != nil {
+		return nil, err
+	}
+	config["proofValue"] = value
+	if suite == CryptosuiteEdDSARDFC {
+		delete(config, "@context") // as the suite's own vectors carry it
+	}
+	unsecured["proof"] = config
+	return json.Marshal(unsecured)
 }
