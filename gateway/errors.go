@@ -19,6 +19,9 @@ var (
 	ErrUnavailable = errors.New("gateway: no leader or not ready")
 	ErrBadRequest  = errors.New("gateway: bad request")
 	ErrNotCaughtUp = errors.New("gateway: node has not reached the requested index")
+	// ErrNotAcceptable: the resource has no representation the request's
+	// Accept field takes.
+	ErrNotAcceptable = errors.New("gateway: no acceptable representation")
 	// ErrOutcomeUnknown: the write may have reached the log and its fate is
 	// unknown. ErrUnavailable, for a write, says it certainly did not.
 	ErrOutcomeUnknown = errors.New("gateway: the operation may or may not have been applied; resubmit the same signed operation (resubmission is idempotent) to learn its result")
@@ -42,6 +45,8 @@ var errorTable = []errorMapping{
 	{record.ErrRange, http.StatusBadRequest, statusListTypeBase + "RANGE_ERROR"},
 	{record.ErrMalformedValue, http.StatusUnprocessableEntity, statusListTypeBase + "MALFORMED_VALUE_ERROR"},
 	{record.ErrStatusListLength, http.StatusUnprocessableEntity, statusListTypeBase + "STATUS_LIST_LENGTH_ERROR"},
+	{record.ErrStatusVerification, http.StatusUnprocessableEntity, statusListTypeBase + "STATUS_VERIFICATION_ERROR"},
+	{ErrNotAcceptable, http.StatusNotAcceptable, "not_acceptable"},
 	{record.ErrMalformed, http.StatusBadRequest, "malformed"},
 	{record.ErrBadQuery, http.StatusBadRequest, "bad_query"},
 	{ErrBadRequest, http.StatusBadRequest, "bad_request"},

@@ -30,6 +30,9 @@ var (
 	ErrMalformedValue   = errors.New("registry: MALFORMED_VALUE_ERROR")
 	ErrRange            = errors.New("registry: RANGE_ERROR")
 	ErrStatusRetrieval  = errors.New("registry: STATUS_RETRIEVAL_ERROR")
+	// ErrStatusVerification: the status purpose asked for is not the
+	// list's (REC §3.2).
+	ErrStatusVerification = errors.New("registry: STATUS_VERIFICATION_ERROR")
 )
 
 // EncodeBitstring compresses and encodes a bitstring as an encodedList.
