@@ -165,6 +165,9 @@ func verifyDataIntegrity(doc []byte, resolve KeyResolver, contexts loader) (*DIP
 	config["@context"] = unsecured["@context"]
 	canon := canonicalJCS
 	if suite == CryptosuiteEdDSARDFC {
+		if err := boundRDF(unsecured); err != nil {
+			return nil, err
+		}
 		canon = func(m map[string]any) ([]byte, error) { return canonicalRDF(m, contexts) }
 	}
 	configC, err := canon(config)
@@ -192,6 +195,49 @@ func verifyDataIntegrity(doc []byte, resolve KeyResolver, contexts loader) (*DIP
 		return nil, fmt.Errorf("%w: %w", ErrDataIntegrity, err)
 	}
 	return &DIProof{Cryptosuite: suite, VerificationMethod: vm, Document: plain}, nil
+}
+
+// maxRDFObjects bounds the JSON objects (nodes) of a credential
+// canonicalized as RDF.
+const maxRDFObjects = 64
+
+// boundRDF keeps RDF canonicalization cheap: RDFC-1.0's cost grows
+// exponentially on graphs of blank nodes that refer to each other
+// ("poison" datasets, RDFC-1.0 §4.4 and its security considerations).
+// JSON-LD nesting alone makes a tree, which canonicalizes quickly; cycles
+// need blank node identifiers ("_:b0"), which a credential may not use
+// here, and the nodes are bounded.
+func boundRDF(doc map[string]any) error {
+	objects := 0
+	var walk func(v any, key string) error
+	walk = func(v any, key string) error {
+		switch t := v.(type) {
+		case map[string]any:
+			if objects++; objects > maxRDFObjects {
+				return fmt.Errorf("%w: more than %d JSON objects for eddsa-rdfc-2022", ErrDataIntegrity, maxRDFObjects)
+			}
+			for k, e := range t {
+				if k == "@context" {
+					continue
+				}
+				if err := walk(e, k); err != nil {
+					return err
+				}
+			}
+		case []any:
+			for _, e := range t {
+				if err := walk(e, key); err != nil {
+					return err
+				}
+			}
+		case string:
+			if strings.HasPrefix(t, "_:") {
+				return fmt.Errorf("%w: %s: blank node identifiers (%q) are not accepted with eddsa-rdfc-2022", ErrDataIntegrity, key, t)
+			}
+		}
+		return nil
+	}
+	return walk(doc, "")
 }
 
 // contextPrefix reports whether proof's @context values start doc's.

@@ -71,3 +71,51 @@ func TestDataIntegrityW3CVectors(t *testing.T) {
 		}
 	}
 }
+
+// FuzzVerifyDataIntegrity: any bytes give a verified proof or an error
+// wrapping ErrDataIntegrity (or the resolver's), never a panic; only the
+// vectors' exact bytes verify.
+func FuzzVerifyDataIntegrity(f *testing.F) {
+	for _, name := range []string{"signedDataInt.json", "signedJCS.json"} {
+		doc, err := os.ReadFile("testdata/vc-di-eddsa/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(doc)
+	}
+	f.Add([]byte(`{"proof":[]}`))
+	f.Add([]byte(`{"@context":"https://www.w3.org/ns/credentials/v2","proof":{"type":"DataIntegrityProof","cryptosuite":"eddsa-rdfc-2022","proofPurpose":"assertionMethod","verificationMethod":"did:key:x#x","proofValue":"z1"}}`))
+	ctx := loader{}
+	for k, v := range bundledContexts {
+		ctx[k] = v
+	}
+	ex, err := os.ReadFile("testdata/vc-di-eddsa/examples-v2.jsonld")
+	if err != nil {
+		f.Fatal(err)
+	}
+	ctx["https://www.w3.org/ns/credentials/examples/v2"] = ex
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		p, err := verifyDataIntegrity(doc, didKeyResolver, ctx)
+		if err == nil && p == nil {
+			t.Fatal("no proof and no error")
+		}
+	})
+}
+
+// RDFC-1.0's canonicalization is costly on cyclic blank nodes ("poison"
+// datasets): blank node identifiers are refused and objects bounded
+// before any canonicalization.
+func TestDataIntegrityRDFBounded(t *testing.T) {
+	doc, err := os.ReadFile("testdata/vc-di-eddsa/signedDataInt.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := vectorContexts(t)
+	cyclic := strings.Replace(string(doc), `"id": "did:example:abcdefgh"`, `"id": "_:b0", "knows": {"id": "_:b1", "knows": {"id": "_:b0"}}`, 1)
+	many := strings.Replace(string(doc), `"alumniOf": "The School of Examples"`, `"alumniOf": [`+strings.TrimSuffix(strings.Repeat(`{"name": "x"},`, maxRDFObjects), ",")+`]`, 1)
+	for name, bad := range map[string]string{"blank node ids": cyclic, "too many objects": many} {
+		if _, err := verifyDataIntegrity([]byte(bad), didKeyResolver, ctx); !errors.Is(err, ErrDataIntegrity) || errors.Is(err, ErrBadSignature) {
+			t.Fatalf("%s: %v, want refused before canonicalization", name, err)
+		}
+	}
+}
