@@ -226,3 +226,33 @@ func TestStatusListRECMessageValid(t *testing.T) {
 		t.Fatalf("set entry of a message list: %+v %v", e, err)
 	}
 }
+
+// A Data Integrity list signed with an entity's registered JWK (not a
+// did:key): its verificationMethod is the entity's key id.
+func TestStatusListDataIntegrityRegisteredKey(t *testing.T) {
+	f := recList(t)
+	const web = "did:web:badges.example"
+	k := mustKey(t, record.KeyEd25519)
+	s, _ := record.NewSigner(k.Key(), web+"#key-1")
+	jwk, err := s.PublicJWK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mustAccept(f.sign(f.qa, record.OpRegisterEntity, map[string]any{"id": web, "name": "Badges", "keys": []any{jwk}}))
+	f.mustAccept(f.sign(f.qa, record.OpAccredit, map[string]any{
+		"framework": fwID, "accreditor": f.qa.DID, "subject": web, "action": record.ActionIssue,
+		"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+		"validFrom": "2024-06-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
+	}))
+	vc := credential(t, web, map[string]any{"statusPurpose": "suspension"})
+	for _, suite := range []string{record.CryptosuiteEdDSARDFC, record.CryptosuiteEdDSAJCS} {
+		if r, _ := f.publishDI(s, s, suite, "", vc, suite); !r.Accepted {
+			t.Fatalf("%s with the registered key: %s %s", suite, r.Code, r.Reason)
+		}
+	}
+	// A key id the entity does not have is unknown.
+	other, _ := record.NewSigner(mustKey(t, record.KeyEd25519).Key(), web+"#key-9")
+	if r, _ := f.publishDI(other, s, "unknown", "", vc, record.CryptosuiteEdDSAJCS); r.Accepted || r.Code != record.CodeUnknownKey {
+		t.Fatalf("unregistered key id: %+v", r)
+	}
+}
