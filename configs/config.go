@@ -71,6 +71,11 @@ type P2PConfig struct {
 	Listen  []string `mapstructure:"listen" json:"listen"`
 	Peers   []string `mapstructure:"peers" json:"peers"`
 	PSKFile string   `mapstructure:"psk_file" json:"psk_file"`
+	// Members behind NAT (docs/OPERATIONS.md, Members behind NAT).
+	Reachability string   `mapstructure:"reachability" json:"reachability"`
+	RelayService bool     `mapstructure:"relay_service" json:"relay_service"`
+	StaticRelays []string `mapstructure:"static_relays" json:"static_relays"`
+	HolePunching bool     `mapstructure:"hole_punching" json:"hole_punching"`
 }
 
 // RaftConfig configures consensus.
@@ -405,6 +410,14 @@ func (c *Config) Validate() error {
 	for _, p := range c.P2P.Peers {
 		if !strings.Contains(p, "/p2p/") {
 			errs = append(errs, fmt.Errorf("p2p.peers entry %q must end in /p2p/<peer id>", p))
+		}
+	}
+	if !slices.Contains([]string{"auto", "public", "private"}, c.P2P.Reachability) {
+		errs = append(errs, fmt.Errorf("p2p.reachability %q must be auto, public or private", c.P2P.Reachability))
+	}
+	for _, p := range c.P2P.StaticRelays {
+		if !strings.Contains(p, "/p2p/") {
+			errs = append(errs, fmt.Errorf("p2p.static_relays entry %q must end in /p2p/<peer id> (a member's address, as in p2p.peers)", p))
 		}
 	}
 	if l := c.HTTP.Limits; l.Enabled {

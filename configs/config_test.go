@@ -86,6 +86,16 @@ func TestValidation(t *testing.T) {
 			t.Errorf("%v: accepted", args)
 		}
 	}
+	for _, env := range [][2]string{
+		{"TRUSTD_P2P_REACHABILITY", "sometimes"},
+		{"TRUSTD_P2P_STATIC_RELAYS", "/ip4/127.0.0.1/tcp/1"},
+	} {
+		t.Setenv(env[0], env[1])
+		if _, err := Load(mustFlags(t), nil); err == nil || !strings.Contains(err.Error(), strings.ToLower(strings.TrimPrefix(env[0], "TRUSTD_P2P_"))) {
+			t.Errorf("%s=%s: %v, want an error naming the key", env[0], env[1], err)
+		}
+		t.Setenv(env[0], "")
+	}
 }
 
 // TestRaftLimitsNamedByKey: values raft would refuse at start, or would

@@ -1,22 +1,136 @@
 #!/usr/bin/env bash
-# Start a three-node trustreg cluster on loopback, for trying things out.
+# A three-node trustreg cluster on loopback, for trying things out. It runs
+# from any directory.
 #
-#   bash configs/local-cluster.sh [DIR]     # default DIR: ./trustd-cluster
-#   kill $(cat DIR/pids)                    # stop it
+#   bash configs/local-cluster.sh [start] [DIR]   # build, start the three nodes, wait until ready
+#   bash configs/local-cluster.sh restart N [DIR] # stop node N (1..3) and start it again
+#   bash configs/local-cluster.sh stop [DIR]      # stop every node
+#   bash configs/local-cluster.sh status [DIR]    # which nodes run
 #
-# Ports (override the base with BASE_PORT, default 4090): node i (1..3) uses
-# libp2p TCP+QUIC BASE+i, the gateway BASE+4000+i, the admin API BASE+4100+i.
-# The genesis has one governance member; its key and a root-accreditor key
-# are in DIR/keys. Running it again restarts the same cluster.
+# DIR defaults to trustd-cluster/ at the top of the repository (git ignores
+# it). DIR/pids holds the process id of node i on its line i while the
+# cluster runs: stop removes it, restart replaces the node's line. Each node
+# appends to DIR/node<i>.log. The genesis has one governance member; its key
+# and a root-accreditor key are in DIR/keys. Starting again restarts the
+# same cluster with its data.
+#
+# Ports (override the base with BASE_PORT, default 4090): node i uses libp2p
+# TCP+QUIC BASE+i, the gateway BASE+4000+i, the admin API BASE+4100+i.
+# TRUSTREG_BIN=DIR uses the trustd and trustctl built there instead of
+# building them.
 set -euo pipefail
-DIR=${1:-trustd-cluster}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BASE=${BASE_PORT:-4090}
+STOP_WAIT=200 # tenths of a second a node has to stop after SIGTERM
+READY_WAIT=150 # tenths of a second a node has to become ready
+
+cmd=start
+case "${1:-}" in
+  start|stop|status) cmd=$1; shift ;;
+  restart)
+    cmd=restart
+    NODE=${2:-}
+    case "$NODE" in 1|2|3) ;; *) echo "usage: local-cluster.sh restart 1|2|3 [DIR]" >&2; exit 2 ;; esac
+    shift 2 ;;
+  -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 0 ;;
+esac
+if [ $# -gt 1 ]; then
+  echo "usage: local-cluster.sh [start|stop|status|restart N] [DIR]" >&2
+  exit 2
+fi
+DIR=${1:-$ROOT/trustd-cluster}
+mkdir -p "$DIR"
+DIR=$(cd "$DIR" && pwd)
+BIN=${TRUSTREG_BIN:-$DIR/bin}
+PIDS=$DIR/pids
+
+# pid_of N prints node N's pid from the pids file, or nothing.
+pid_of() { [ -f "$PIDS" ] && sed -n "${1}p" "$PIDS" || true; }
+
+# running PID succeeds when PID is a running trustd (not one that ended,
+# not another program that got its pid, not a zombie).
+running() {
+  [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
+  local st
+  st=$(ps -p "$1" -o stat=,comm= 2>/dev/null) || return 1
+  case "$st" in Z*) return 1 ;; *trustd) return 0 ;; esac
+  return 1
+}
+
+# set_pid N PID writes PID on line N of the pids file.
+set_pid() {
+  local lines=() i
+  for i in 1 2 3; do lines[$i]=$(pid_of "$i"); done
+  lines[$1]=$2
+  printf '%s\n' "${lines[1]:-}" "${lines[2]:-}" "${lines[3]:-}" >"$PIDS.tmp"
+  mv "$PIDS.tmp" "$PIDS"
+}
+
+# stop_node N stops node N and waits for it to exit.
+stop_node() {
+  local pid
+  pid=$(pid_of "$1")
+  running "$pid" || return 0
+  kill "$pid"
+  for _ in $(seq 1 "$STOP_WAIT"); do
+    running "$pid" || return 0
+    sleep 0.1
+  done
+  echo "node $1 (pid $pid) did not stop within $((STOP_WAIT / 10))s; see $DIR/node$1.log" >&2
+  return 1
+}
+
+# start_node N starts node N, appending to its log, and records its pid.
+start_node() {
+  echo "--- $(date -u +%FT%TZ) local-cluster.sh starts node $1" >>"$DIR/node$1.log"
+  "$BIN/trustd" --config "$DIR/node$1.yaml" >>"$DIR/node$1.log" 2>&1 &
+  set_pid "$1" $!
+}
+
+# wait_ready N waits until node N's gateway is ready.
+wait_ready() {
+  local url=http://127.0.0.1:$((BASE + 4000 + $1))
+  for _ in $(seq 1 "$READY_WAIT"); do
+    curl -fs "$url/readyz" >/dev/null 2>&1 && return 0
+    running "$(pid_of "$1")" || break
+    sleep 0.1
+  done
+  echo "node $1 did not become ready; see $DIR/node$1.log" >&2
+  return 1
+}
+
+case $cmd in
+status)
+  for i in 1 2 3; do
+    pid=$(pid_of "$i")
+    if running "$pid"; then echo "node $i: running, pid $pid"; else echo "node $i: stopped"; fi
+  done
+  exit 0 ;;
+stop)
+  ok=0
+  for i in 1 2 3; do stop_node "$i" || ok=1; done
+  [ "$ok" = 0 ] && rm -f "$PIDS"
+  exit "$ok" ;;
+restart)
+  [ -f "$DIR/node$NODE.yaml" ] || { echo "no cluster in $DIR: start it first" >&2; exit 1; }
+  stop_node "$NODE"
+  start_node "$NODE"
+  wait_ready "$NODE"
+  echo "node $NODE restarted, pid $(pid_of "$NODE")"
+  exit 0 ;;
+esac
+
+# start
+for i in 1 2 3; do
+  if running "$(pid_of "$i")"; then
+    echo "node $i runs already (pid $(pid_of "$i")): stop the cluster first with: bash $ROOT/configs/local-cluster.sh stop $DIR" >&2
+    exit 1
+  fi
+done
+rm -f "$PIDS" # what it lists has ended
 mkdir -p "$DIR/keys"
-go build -o "$DIR/bin/" ./cmd/trustd ./cmd/trustctl
-BIN=$DIR/bin
-if [ -f "$DIR/pids" ]; then
-  echo "a cluster may be running: stop it with: kill \$(cat $DIR/pids)" >&2
-  exit 1
+if [ -z "${TRUSTREG_BIN:-}" ]; then
+  (cd "$ROOT" && go build -o "$BIN/" ./cmd/trustd ./cmd/trustctl)
 fi
 
 if [ ! -f "$DIR/genesis.json" ]; then
@@ -51,29 +165,25 @@ p2p:
   peers:
 $peers
 YAML
-  "$BIN/trustd" --config "$DIR/node$i.yaml" >"$DIR/node$i.log" 2>&1 &
-  echo $! >>"$DIR/pids"
+  start_node "$i"
 done
 
-for i in 1 2 3; do
-  url=http://127.0.0.1:$((BASE + 4000 + i))
-  for _ in $(seq 1 100); do
-    curl -fs "$url/readyz" >/dev/null 2>&1 && break
-    sleep 0.2
-  done
-  curl -fs "$url/readyz" >/dev/null || { echo "node $i did not become ready; see $DIR/node$i.log" >&2; exit 1; }
-done
+for i in 1 2 3; do wait_ready "$i"; done
 
+GW1=127.0.0.1:$((BASE + 4001)) GW2=127.0.0.1:$((BASE + 4002)) GW3=127.0.0.1:$((BASE + 4003))
+AD1=127.0.0.1:$((BASE + 4101)) AD2=127.0.0.1:$((BASE + 4102)) AD3=127.0.0.1:$((BASE + 4103))
 cat <<EOF2
-three trustd nodes are running (pids in $DIR/pids, logs in $DIR/node*.log)
-  gateways   http://127.0.0.1:$((BASE + 4001))  http://127.0.0.1:$((BASE + 4002))  http://127.0.0.1:$((BASE + 4003))
-  admin      http://127.0.0.1:$((BASE + 4101))  (and +1, +2)
-  keys       $DIR/keys/governance.jwk  $DIR/keys/root-accreditor.jwk
+three trustd nodes are running (pids in $PIDS, logs appended to $DIR/node*.log)
+  gateways (--server)  $GW1 $GW2 $GW3
+  admin APIs (--admin) $AD1 $AD2 $AD3
+  genesis              $DIR/genesis.json
+  keys                 $DIR/keys/governance.jwk  $DIR/keys/root-accreditor.jwk
 
 try:
-  export PATH=$(cd "$BIN" && pwd):\$PATH TRUSTCTL_SERVER=http://127.0.0.1:$((BASE + 4002))
-  trustctl cluster --admin http://127.0.0.1:$((BASE + 4101)) status
+  export PATH=$BIN:\$PATH TRUSTCTL_SERVER=$GW1,$GW2,$GW3 TRUSTCTL_ADMIN=$AD1,$AD2,$AD3 TRUSTCTL_GENESIS=$DIR/genesis.json
+  trustctl cluster status
   trustctl framework create --id https://example.org/fw --name Demo --root \$(trustctl did $DIR/keys/root-accreditor.jwk) --key $DIR/keys/governance.jwk
-stop:
-  kill \$(cat $DIR/pids) && rm $DIR/pids
+restart node 2, stop:
+  bash $ROOT/configs/local-cluster.sh restart 2 $DIR
+  bash $ROOT/configs/local-cluster.sh stop $DIR
 EOF2

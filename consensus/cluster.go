@@ -133,9 +133,13 @@ type Cluster struct {
 	leaderCalls leaderCalls // calls in flight to the leader (callLeader)
 	// contacted is when each peer last answered a call (Members).
 	contacted lastContacts
+	// joinFailure is the last failed attempt of Join while it has not
+	// succeeded (JoinFailure).
+	joinFailure atomic.Pointer[JoinError]
 	// idempotent: proposing a command twice answers as proposing it once
 	// (Config.IdempotentCommands).
 	idempotent bool
+	metrics    *raftMetrics // metrics.go
 }
 
 // Start opens the raft stores in cfg.Dir, restores the state machine from
@@ -163,7 +167,7 @@ func Start(cfg Config) (*Cluster, error) {
 		logs.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
-	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine, codec: cfg.Codec, gater: cfg.Gater, leaderWait: cfg.LeaderWait, prepare: cfg.Prepare, life: newLifetime(), contacts: cfg.Contacts, idempotent: cfg.IdempotentCommands, featureLevel: cfg.FeatureLevel, clusterLevel: cfg.ClusterFeatureLevel}
+	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine, codec: cfg.Codec, gater: cfg.Gater, leaderWait: cfg.LeaderWait, prepare: cfg.Prepare, life: newLifetime(), contacts: cfg.Contacts, idempotent: cfg.IdempotentCommands, featureLevel: cfg.FeatureLevel, clusterLevel: cfg.ClusterFeatureLevel, metrics: newRaftMetrics()}
 	if c.leaderWait <= 0 {
 		c.leaderWait = 3 * time.Second
 	}
@@ -172,7 +176,7 @@ func Start(cfg Config) (*Cluster, error) {
 		logs.Close()
 		return nil, err
 	}
-	trans, err := newTransport(cfg.Host, c.peers, rl)
+	trans, err := newTransport(cfg.Host, c.peers, rl, &c.metrics.answered)
 	if err != nil {
 		logs.Close()
 		return nil, err
@@ -234,12 +238,15 @@ func Start(cfg Config) (*Cluster, error) {
 			logger.Info("bootstrapped a new cluster", "voters", len(conf.Servers))
 		}
 	}
-	r, err := raft.NewRaft(rc, &fsm{sm: cfg.StateMachine}, logs, logs, snaps, trans)
+	f := &fsm{sm: cfg.StateMachine, metrics: c.metrics}
+	r, err := raft.NewRaft(rc, f, logs, logs, snaps, trans)
 	if err != nil {
 		c.close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	c.raft = r
+	f.raft.Store(r)
+	r.RegisterObserver(raft.NewObserver(nil, false, c.metrics.countLeaders))
 	c.fwd = newForwarder(c)
 	cfg.Host.SetStreamHandler(RPCProtocol, c.serveRPC)
 	c.fwd.start()
@@ -267,9 +274,11 @@ func (c *Cluster) restoreIfBehind() error {
 		return fmt.Errorf("open snapshot %s: %w", metas[0].ID, err)
 	}
 	defer rc.Close()
+	start := time.Now()
 	if err := c.sm.Restore(rc); err != nil {
 		return fmt.Errorf("restore snapshot %s: %w", meta.ID, err)
 	}
+	observeSince(c.metrics.restore, start)
 	c.log.Info("restored state from snapshot", "snapshot", meta.ID, "index", meta.Index)
 	return nil
 }

@@ -4,9 +4,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Entry is one committed command as the StateMachine receives it.
@@ -48,7 +50,11 @@ func unstamp(index uint64, data []byte) Entry {
 
 // fsm adapts a StateMachine to raft.FSM and raft.BatchingFSM.
 type fsm struct {
-	sm StateMachine
+	sm      StateMachine
+	metrics *raftMetrics
+	// raft is set once raft has started; until then no commit latency is
+	// observed (raft may apply before NewRaft returns).
+	raft atomic.Pointer[raft.Raft]
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -61,17 +67,29 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	entries := make([]Entry, 0, len(logs))
 	pos := make([]int, 0, len(logs))
+	// On the leader, an entry of its own term is one it stamped when it
+	// proposed it: the time since is its commit latency.
+	var leaderTerm uint64
+	if r := f.raft.Load(); r != nil && r.State() == raft.Leader {
+		leaderTerm = r.CurrentTerm()
+	}
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			continue
 		}
-		entries = append(entries, unstamp(l.Index, l.Data))
+		e := unstamp(l.Index, l.Data)
+		if leaderTerm != 0 && l.Term == leaderTerm {
+			observeSince(f.metrics.commit, e.Time)
+		}
+		entries = append(entries, e)
 		pos = append(pos, i)
 	}
 	if len(entries) == 0 {
 		return out
 	}
+	start := time.Now()
 	res := f.sm.Apply(entries)
+	observeSince(f.metrics.apply, start)
 	for i, p := range pos {
 		out[p] = res[i]
 	}
@@ -79,20 +97,30 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 }
 
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	start := time.Now()
 	s, err := f.sm.Snapshot()
 	if err != nil {
 		return nil, err
 	}
-	return &fsmSnapshot{s: s}, nil
+	return &fsmSnapshot{s: s, start: start, took: f.metrics.snapshot}, nil
 }
 
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	return f.sm.Restore(rc)
+	start := time.Now()
+	if err := f.sm.Restore(rc); err != nil {
+		return err
+	}
+	observeSince(f.metrics.restore, start)
+	return nil
 }
 
 type fsmSnapshot struct {
 	s Snapshot
+	// start is when the capture began; took observes the time from then
+	// until the snapshot is written.
+	start time.Time
+	took  prometheus.Histogram
 }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
@@ -100,7 +128,11 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 		sink.Cancel()
 		return fmt.Errorf("persist snapshot: %w", err)
 	}
-	return sink.Close()
+	if err := sink.Close(); err != nil {
+		return err
+	}
+	observeSince(s.took, s.start)
+	return nil
 }
 
 func (s *fsmSnapshot) Release() { s.s.Release() }

@@ -62,6 +62,9 @@ type HostConfig struct {
 	// listen addresses are refused with a PSK.
 	PSK   []byte
 	Gater *Gater
+	// NAT says how the node is reached when it cannot be dialled
+	// (nat.go); its zero value has no relays and no hole punching.
+	NAT NATConfig
 }
 
 // NewHost starts a libp2p host with TCP and QUIC transports, Noise and TLS
@@ -77,7 +80,6 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Transport(newTCPTransport(hs)),
 		libp2p.ConnectionGater(hostGater{admit: cfg.Gater, hs: hs}),
-		libp2p.DisableRelay(),
 		// libp2p registers its metrics with Prometheus's global registry,
 		// which the node does not serve (its /metrics has a registry of its
 		// own): collecting them was CPU for nothing, about 1.5 % of a
@@ -87,6 +89,12 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		// counters, moved when a subscription changes, not per stream.)
 		libp2p.DisableMetrics(),
 	}
+	rs := newReserver(cfg.NAT)
+	nat, err := natOptions(cfg.NAT, cfg.Gater, rs)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, nat...)
 	if len(cfg.PSK) > 0 {
 		if len(cfg.PSK) != 32 {
 			return nil, fmt.Errorf("pre-shared key must be 32 bytes, got %d", len(cfg.PSK))
@@ -115,7 +123,7 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
-	return h, nil
+	return withNAT(h, cfg.NAT, rs), nil
 }
 
 // Gater admits connections only from and to the cluster's peers: the

@@ -463,6 +463,10 @@ type MemberStatus struct {
 	// on a follower, raft's last contact with the leader. Zero, and left
 	// out, for this node itself and for a member it never reached.
 	LastContact time.Time `json:"last_contact,omitzero"`
+	// Connection is how this node is connected to the member now:
+	// ConnDirect, ConnRelayed (only through another member's relay) or
+	// empty (not connected, or this node itself).
+	Connection string `json:"connection,omitempty"`
 }
 
 // Members asks every member for its status; lag is counted against this
@@ -490,6 +494,7 @@ func (c *Cluster) Members(ctx context.Context) []MemberStatus {
 			}
 			slices.Sort(ms.Addrs)
 			ms.LastContact = c.contacted.last(id)
+			ms.Connection = connectionKind(c.host, id)
 			if m.ID == st.Leader {
 				if t := c.raft.LastContact(); t.After(ms.LastContact) {
 					ms.LastContact = t
@@ -515,9 +520,15 @@ type JoinRequest struct {
 }
 
 // Join asks the members at peers (multiaddrs already in the peerstore) to
-// add this node, trying each in turn until one succeeds or ctx ends. The
-// member asked admits the node only if its own gater admits this node's
-// peer id (its configuration lists it).
+// add this node, trying each in turn every joinRetry until one succeeds or
+// ctx ends. The member asked admits the node only if its own gater admits
+// this node's peer id (its configuration lists it).
+//
+// A member of another consortium ends the join at once (ErrForeignCluster).
+// A refusal (the leader's reason, or a member whose build does not serve
+// joins) is logged when it first comes or changes, and the join goes on
+// asking: the operator may fix the members' configuration meanwhile.
+// JoinFailure reports the last failure until the join succeeds.
 func (c *Cluster) Join(ctx context.Context, peers []peer.ID, nonvoter bool) error {
 	req := JoinRequest{Nonvoter: nonvoter}
 	for _, a := range c.host.Addrs() {
@@ -528,10 +539,11 @@ func (c *Cluster) Join(ctx context.Context, peers []peer.ID, nonvoter bool) erro
 		return err
 	}
 	var last error
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(joinRetry)
 	defer t.Stop()
 	for {
 		if c.isMember(raft.ServerID(c.host.ID().String()), raft.Voter) || c.isMember(raft.ServerID(c.host.ID().String()), raft.Nonvoter) {
+			c.joinFailure.Store(nil)
 			return nil
 		}
 		for _, p := range peers {
@@ -539,10 +551,12 @@ func (c *Cluster) Join(ctx context.Context, peers []peer.ID, nonvoter bool) erro
 			_, err := c.call(cctx, p, rpcJoin, body)
 			cancel()
 			if err == nil {
+				c.joinFailure.Store(nil)
 				c.log.Info("joined the cluster", "through", p.String(), "nonvoter", nonvoter)
 				return nil
 			}
 			last = err
+			c.joinFailed(&JoinError{Peer: p, Err: err})
 			if errors.Is(err, ErrForeignCluster) {
 				return err
 			}

@@ -171,7 +171,7 @@ func (c *Cluster) call(ctx context.Context, to peer.ID, kind rpcType, body []byt
 	// Calls go to cluster members and their callers retry on their own
 	// terms: libp2p's dial backoff after a failed dial (a member down for a
 	// while) would refuse them for seconds after the member is back.
-	ctx = network.WithForceDirectDial(ctx, "cluster member")
+	ctx = memberDial(ctx, c.host, to, "cluster member")
 	if err := c.peers.verify(ctx, to); err != nil {
 		if errors.Is(err, ErrForeignCluster) {
 			return nil, err

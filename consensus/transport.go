@@ -10,7 +10,6 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/gostream"
 )
@@ -22,6 +21,9 @@ type streamLayer struct {
 	l     net.Listener
 	peers *peering
 	conns chan net.Conn
+	// answered records the answers read from the streams this layer
+	// dialed (raftMetrics.answered).
+	answered *lastContacts
 	// life ends at Close: the accept loop and the checks of accepted
 	// streams end with it and Close waits for them; dials in progress end
 	// with it too.
@@ -50,12 +52,12 @@ func (c *acceptedConn) Close() error {
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
 
-func newStreamLayer(h host.Host, peers *peering) (*streamLayer, error) {
+func newStreamLayer(h host.Host, peers *peering, answered *lastContacts) (*streamLayer, error) {
 	l, err := gostream.Listen(h, RaftProtocol)
 	if err != nil {
 		return nil, fmt.Errorf("listen for raft streams: %w", err)
 	}
-	s := &streamLayer{h: h, l: l, peers: peers, conns: make(chan net.Conn), life: newLifetime(), accepted: map[*acceptedConn]struct{}{}}
+	s := &streamLayer{h: h, l: l, peers: peers, answered: answered, conns: make(chan net.Conn), life: newLifetime(), accepted: map[*acceptedConn]struct{}{}}
 	s.life.spawn(s.acceptLoop)
 	return s, nil
 }
@@ -135,17 +137,21 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	// Raft retries with its own backoff; libp2p's dial backoff (5 s and
 	// growing after a failed dial) would keep a member that just started
 	// or restarted unreachable long after it is up.
-	ctx = network.WithForceDirectDial(ctx, "raft retries with its own backoff")
+	ctx = memberDial(ctx, s.h, pid, "raft retries with its own backoff")
 	if err := s.peers.verify(ctx, pid); err != nil {
 		return nil, err
 	}
-	return gostream.Dial(ctx, s.h, pid, RaftProtocol)
+	conn, err := gostream.Dial(ctx, s.h, pid, RaftProtocol)
+	if err != nil {
+		return nil, err
+	}
+	return &contactConn{Conn: conn, id: pid, seen: s.answered}, nil
 }
 
 // newTransport wraps the stream layer in raft's network transport, which
 // pools connections so heartbeats reuse streams.
-func newTransport(h host.Host, peers *peering, logger *slog.Logger) (*raft.NetworkTransport, error) {
-	sl, err := newStreamLayer(h, peers)
+func newTransport(h host.Host, peers *peering, logger *slog.Logger, answered *lastContacts) (*raft.NetworkTransport, error) {
+	sl, err := newStreamLayer(h, peers, answered)
 	if err != nil {
 		return nil, err
 	}

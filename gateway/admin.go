@@ -6,13 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/trustreg/trustreg/gateway/api"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"strings"
+
+	"github.com/trustreg/trustreg/gateway/api"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Cluster is what the admin API needs from the node: the members with
@@ -39,7 +41,7 @@ type Admin struct {
 
 // ErrNothingToSnapshot: a snapshot was asked for, and the node has
 // applied nothing since it started from its latest one (or from none).
-var ErrNothingToSnapshot = errors.New("gateway: nothing new to snapshot")
+var ErrNothingToSnapshot = record.NewKind("gateway: nothing new to snapshot", "nothing new to snapshot", nil)
 
 // Membership actions the admin API accepts.
 var adminActions = []string{"add-voter", "add-nonvoter", "promote", "demote", "remove", "transfer-leader"}
@@ -161,7 +163,7 @@ func (a *Admin) change(w http.ResponseWriter, r *http.Request) {
 		known = known || k == action
 	}
 	if !known {
-		writeError(w, r, fmt.Errorf("%w: action %q must be one of %s", ErrBadRequest, action, strings.Join(adminActions, ", ")))
+		writeError(w, r, record.Errorf(ErrBadRequest, "action %q must be one of %s", action, strings.Join(adminActions, ", ")))
 		return
 	}
 	var req api.MembershipRequest
@@ -172,20 +174,20 @@ func (a *Admin) change(w http.ResponseWriter, r *http.Request) {
 		err = dec.Decode(&req)
 	}
 	if err != nil {
-		writeError(w, r, fmt.Errorf("%w: body must be {\"id\": peer id} or {\"addr\": multiaddr}: %v", ErrBadRequest, err))
+		writeError(w, r, record.Errorf(ErrBadRequest, "body must be {\"id\": peer id} or {\"addr\": multiaddr}: %v", err))
 		return
 	}
 	id, addrs := req.ID, []string(nil)
 	if req.Addr != "" {
 		i := strings.LastIndex(req.Addr, "/p2p/")
 		if i < 0 {
-			writeError(w, r, fmt.Errorf("%w: addr %q must end in /p2p/<peer id>", ErrBadRequest, req.Addr))
+			writeError(w, r, record.Errorf(ErrBadRequest, "addr %q must end in /p2p/<peer id>", req.Addr))
 			return
 		}
 		id, addrs = req.Addr[i+len("/p2p/"):], []string{req.Addr[:i]}
 	}
 	if id == "" && action != "transfer-leader" {
-		writeError(w, r, fmt.Errorf("%w: %s needs an id or addr", ErrBadRequest, action))
+		writeError(w, r, record.Errorf(ErrBadRequest, "%s needs an id or addr", action))
 		return
 	}
 	if err := a.cluster.ChangeMembership(r.Context(), action, id, addrs); err != nil {

@@ -125,7 +125,7 @@ func ayraTime(r *http.Request) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%w: time %q must be RFC 3339 (2025-06-01T00:00:00Z)", ErrBadRequest, v)
+		return time.Time{}, record.Errorf(ErrBadRequest, "time %q must be RFC 3339 (2025-06-01T00:00:00Z)", v)
 	}
 	return t.UTC(), nil
 }
@@ -159,7 +159,7 @@ func (s *Server) eachAccreditation(f registry.AccreditationFilter, now time.Time
 			return nil
 		}
 		if read >= ayraMaxScan {
-			return fmt.Errorf("%w: this answer would read more than %d accreditations: narrow it (authority_id, action and resource), or page through /v1/accreditations", ErrBadRequest, ayraMaxScan)
+			return record.Errorf(ErrBadRequest, "this answer would read more than %d accreditations: narrow it (authority_id, action and resource), or page through /v1/accreditations", ayraMaxScan)
 		}
 		page.Cursor = next
 	}
@@ -217,12 +217,12 @@ func ayraPaging(r *http.Request) (limit, offset int, err error) {
 	limit = ayraDefaultLimit
 	if v := query(r).Get("limit"); v != "" {
 		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > ayraMaxLimit {
-			return 0, 0, fmt.Errorf("%w: limit %q must be 1 to %d", ErrBadRequest, v, ayraMaxLimit)
+			return 0, 0, record.Errorf(ErrBadRequest, "limit %q must be 1 to %d", v, ayraMaxLimit)
 		}
 	}
 	if v := query(r).Get("offset"); v != "" {
 		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {
-			return 0, 0, fmt.Errorf("%w: offset %q must be a whole number from 0", ErrBadRequest, v)
+			return 0, 0, record.Errorf(ErrBadRequest, "offset %q must be a whole number from 0", v)
 		}
 	}
 	return limit, offset, nil
@@ -261,10 +261,10 @@ func (s *Server) listAyraEntities(r *http.Request) (*ayraEntityList, error) {
 	}
 	authority, action, resource := q.Get("authority_id"), q.Get("action"), q.Get("resource")
 	if (action == "") != (resource == "") {
-		return nil, fmt.Errorf("%w: action and resource go together: give both or neither", ErrBadRequest)
+		return nil, record.Errorf(ErrBadRequest, "action and resource go together: give both or neither")
 	}
 	if action != "" && action != record.ActionIssue && action != record.ActionAccredit {
-		return nil, fmt.Errorf("%w: action %q must be %q or %q (GET /lookups/authorizations)", ErrBadRequest, action, record.ActionIssue, record.ActionAccredit)
+		return nil, record.Errorf(ErrBadRequest, "action %q must be %q or %q (GET /lookups/authorizations)", action, record.ActionIssue, record.ActionAccredit)
 	}
 	at, err := ayraTime(r)
 	if err != nil {
@@ -354,7 +354,7 @@ func (s *Server) ayraEntityRecord(r *http.Request) (*record.Entity, []string, er
 	}
 	if e == nil {
 		if len(frameworks) == 0 {
-			return nil, nil, fmt.Errorf("%w: entity %q is neither registered nor accredited here", record.ErrNotFound, id)
+			return nil, nil, record.Errorf(record.ErrNotFound, "entity %q is neither registered nor accredited here", id)
 		}
 		e = &record.Entity{ID: id}
 	}

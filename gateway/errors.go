@@ -16,15 +16,16 @@ import (
 // Errors the gateway's collaborators return for conditions that are not the
 // registry's: the node wraps its cluster errors with these.
 var (
-	ErrUnavailable = errors.New("gateway: no leader or not ready")
-	ErrBadRequest  = errors.New("gateway: bad request")
-	ErrNotCaughtUp = errors.New("gateway: node has not reached the requested index")
+	ErrUnavailable = record.NewKind("gateway: no leader or not ready", "no leader or not ready", nil)
+	ErrBadRequest  = record.NewKind("gateway: bad request", "bad request", nil)
+	ErrNotCaughtUp = record.NewKind("gateway: node has not reached the requested index", "node has not reached the requested index", nil)
 	// ErrNotAcceptable: the resource has no representation the request's
 	// Accept field takes.
-	ErrNotAcceptable = errors.New("gateway: no acceptable representation")
+	ErrNotAcceptable = record.NewKind("gateway: no acceptable representation", "no acceptable representation", nil)
 	// ErrOutcomeUnknown: the write may have reached the log and its fate is
 	// unknown. ErrUnavailable, for a write, says it certainly did not.
-	ErrOutcomeUnknown = errors.New("gateway: the operation may or may not have been applied; resubmit the same signed operation (resubmission is idempotent) to learn its result")
+	ErrOutcomeUnknown = record.NewKind("gateway: the operation may or may not have been applied; resubmit the same signed operation (resubmission is idempotent) to learn its result",
+		"the operation may or may not have been applied; resubmit the same signed operation (resubmission is idempotent) to learn its result", nil)
 )
 
 // problemTypeBase prefixes every problem type URI.
@@ -80,48 +81,26 @@ func problemFor(err error) api.Problem {
 	return api.Problem{Type: problemTypeBase + "internal", Title: http.StatusText(http.StatusInternalServerError), Status: http.StatusInternalServerError, Detail: detailOf(err)}
 }
 
-// detailOf is err's message for a problem document's detail. The message
-// begins with the texts of the sentinels it wraps ("registry: not found:
-// registry: STATUS_RETRIEVAL_ERROR: no status list ..."); there their Go
-// package prefixes are dropped, and a W3C status-list code, which the problem
-// type already names, is dropped whole. Only the front of the message is
-// rewritten: what follows the sentinels may echo the request and stays as
-// it is.
+// detailOf is what a client reads of err in a problem's detail: the
+// words of the first error in its chain that has words for a client (a
+// record.Error: its kind's words and its detail), the words of a bare
+// record.Kind, or else err's text as it is (an error that wraps a kind
+// with fmt.Errorf keeps the kind's Go text).
 func detailOf(err error) string {
-	msg := err.Error()
-	var parts []string
-	for {
-		e, ok := leadingSentinel(msg)
-		if !ok {
-			break
-		}
-		text := e.err.Error()
-		msg = strings.TrimPrefix(msg[len(text):], ": ")
-		// A status-list code (its type is a URL) is left out: the problem
-		// type says it.
-		if !strings.Contains(e.code, ":") {
-			parts = append(parts, strings.TrimPrefix(strings.TrimPrefix(text, "registry: "), "gateway: "))
-		}
+	var p publicError
+	if errors.As(err, &p) {
+		return p.Public()
 	}
-	if msg != "" || len(parts) == 0 {
-		parts = append(parts, msg)
-	}
-	if d := strings.Join(parts, ": "); d != "" {
-		return d
+	if k, ok := err.(*record.Kind); ok && k.Words() != "" {
+		return k.Words()
 	}
 	return err.Error()
 }
 
-// leadingSentinel finds the errorTable entry whose error's text msg starts
-// with, as a whole ("registry: not found" ends there or at ": ").
-func leadingSentinel(msg string) (errorMapping, bool) {
-	for _, e := range errorTable {
-		text := e.err.Error()
-		if rest, found := strings.CutPrefix(msg, text); found && (rest == "" || strings.HasPrefix(rest, ": ")) {
-			return e, true
-		}
-	}
-	return errorMapping{}, false
+// publicError is an error with words of its own for a client.
+type publicError interface {
+	error
+	Public() string
 }
 
 func writeProblem(w http.ResponseWriter, r *http.Request, p api.Problem) {

@@ -153,6 +153,7 @@ var routes = []route{
 	{"GET", "/readyz", (*Server).readyz},
 	{"GET", "/metrics", (*Server).metricsHandler},
 	{"GET", "/openapi.json", (*Server).openapi},
+	{"GET", "/openapi.html", (*Server).openapiPage},
 }
 
 // New builds the gateway.
@@ -294,13 +295,13 @@ func (s *Server) consistent(w http.ResponseWriter, r *http.Request) bool {
 		}
 		wait = idx
 	default:
-		writeError(w, r, fmt.Errorf("%w: consistency %q must be local or linearizable", ErrBadRequest, c))
+		writeError(w, r, record.Errorf(ErrBadRequest, "consistency %q must be local or linearizable", c))
 		return false
 	}
 	if v := q.Get("min_index"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			writeError(w, r, fmt.Errorf("%w: min_index %q is not a registry index", ErrBadRequest, v))
+			writeError(w, r, record.Errorf(ErrBadRequest, "min_index %q is not a registry index", v))
 			return false
 		}
 		wait = max(wait, n)
@@ -309,7 +310,7 @@ func (s *Server) consistent(w http.ResponseWriter, r *http.Request) bool {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.MaxWait)
 		defer cancel()
 		if err := s.cfg.Node.WaitApplied(ctx, wait); err != nil {
-			writeError(w, r, fmt.Errorf("%w: index %d (applied %d) within %s; retry later", ErrNotCaughtUp, wait, s.cfg.Registry.AppliedIndex(), s.cfg.MaxWait))
+			writeError(w, r, record.Errorf(ErrNotCaughtUp, "index %d (applied %d) within %s; retry later", wait, s.cfg.Registry.AppliedIndex(), s.cfg.MaxWait))
 			return false
 		}
 	}
@@ -453,7 +454,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.cfg.Node.Ready(); err != nil {
-		writeError(w, r, fmt.Errorf("%w: %v", ErrUnavailable, err))
+		writeError(w, r, record.Errorf(ErrUnavailable, "%v", err))
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain")

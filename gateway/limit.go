@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"net"
 	"net/http"
@@ -23,7 +22,7 @@ import (
 
 // ErrRateLimited: a client address or a signer sent more writes than its
 // limit allows; the answer says when to retry.
-var ErrRateLimited = errors.New("gateway: too many writes")
+var ErrRateLimited = record.NewKind("gateway: too many writes", "too many writes", nil)
 
 // Limits bounds the writes (POST /v1/operations) of each client address
 // and of each signer with a token bucket: Rate writes per second on
@@ -116,8 +115,8 @@ func (b *buckets) take(key string, now time.Time) (int, error) {
 		return 0, nil
 	}
 	retry := max(int(math.Ceil((1-k.tokens)/b.rate)), 1)
-	return retry, fmt.Errorf("%w: %s %s is limited to %g writes per second (bursts of %g): retry after %d s",
-		ErrRateLimited, b.what, key, b.rate, b.burst, retry)
+	return retry, record.Errorf(ErrRateLimited, "%s %s is limited to %g writes per second (bursts of %g): retry after %d s",
+		b.what, key, b.rate, b.burst, retry)
 }
 
 // giveBack returns a write taken from key's bucket. A bucket dropped

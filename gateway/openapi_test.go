@@ -2,14 +2,35 @@ package gateway
 
 import (
 	"encoding/json"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 )
 
-// TestOpenAPIMatchesRoutes keeps openapi.json in step with the route table:
-// every route is documented and every documented operation is routed.
+// registered lists the operations a router serves, as "METHOD /path" in
+// OpenAPI's spelling: the HEAD that ServeMux adds to each GET is left out,
+// and the pattern "/{$}" (the root alone) is "/".
+func registered(rt *router) []string {
+	var out []string
+	for pattern, methods := range rt.allow {
+		if pattern == "/{$}" {
+			pattern = "/"
+		}
+		for _, m := range methods {
+			if m != http.MethodHead {
+				out = append(out, m+" "+pattern)
+			}
+		}
+	}
+	return out
+}
+
+// TestOpenAPIMatchesRoutes keeps openapi.json in step with every route the
+// gateway and the admin API register (the route table, the explorer, the
+// admin routes): each is documented and each documented operation is
+// served. TestOpenAPIValidatesEveryRoute checks an answer of each.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	var doc struct {
 		OpenAPI string                                `json:"openapi"`
@@ -18,35 +39,60 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	if err := json.Unmarshal(openapiDoc, &doc); err != nil {
 		t.Fatalf("openapi.json: %v", err)
 	}
-	if !strings.HasPrefix(doc.OpenAPI, "3.") {
-		t.Fatalf("openapi version %q, want 3.x", doc.OpenAPI)
+	if !strings.HasPrefix(doc.OpenAPI, "3.0.") {
+		t.Fatalf("openapi version %q, want 3.0.x", doc.OpenAPI)
 	}
-	var documented, routed []string
-	for path, ops := range doc.Paths {
-		for method := range ops {
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	routed := append(registered(s.routes), registered(NewAdmin(nil, "", nil).routes)...)
+	var documented []string
+	for path, item := range doc.Paths {
+		for method := range item {
+			if method == "servers" || method == "parameters" {
+				continue
+			}
 			documented = append(documented, strings.ToUpper(method)+" "+path)
 		}
 	}
-	for _, r := range routes {
-		routed = append(routed, r.method+" "+r.pattern)
-	}
 	slices.Sort(documented)
 	slices.Sort(routed)
-	if !slices.Equal(documented, routed) {
-		t.Fatalf("openapi.json and the routes differ:\ndocumented %v\nrouted     %v", documented, routed)
+	for _, r := range routed {
+		if !slices.Contains(documented, r) {
+			t.Errorf("%s is served and not in openapi.json", r)
+		}
+	}
+	for _, d := range documented {
+		if !slices.Contains(routed, d) {
+			t.Errorf("%s is in openapi.json and not served", d)
+		}
 	}
 	// Every path parameter of a route is declared in the document.
 	param := regexp.MustCompile(`\{(\w+)\}`)
-	for _, r := range routes {
+	for _, r := range routed {
+		method, pattern, _ := strings.Cut(r, " ")
 		var op struct {
-			Parameters []struct{ Name, In string } `json:"parameters"`
+			Parameters []struct {
+				Name string `json:"name"`
+				In   string `json:"in"`
+			} `json:"parameters"`
 		}
-		if err := json.Unmarshal(doc.Paths[r.pattern][strings.ToLower(r.method)], &op); err != nil {
-			t.Fatal(err)
+		raw, ok := doc.Paths[pattern][strings.ToLower(method)]
+		if !ok {
+			continue // reported above
 		}
-		for _, m := range param.FindAllStringSubmatch(r.pattern, -1) {
-			if !slices.ContainsFunc(op.Parameters, func(p struct{ Name, In string }) bool { return p.Name == m[1] && p.In == "path" }) {
-				t.Errorf("%s %s: path parameter %s is not documented", r.method, r.pattern, m[1])
+		if err := json.Unmarshal(raw, &op); err != nil {
+			t.Fatalf("%s: %v", r, err)
+		}
+		for _, m := range param.FindAllStringSubmatch(pattern, -1) {
+			if !slices.ContainsFunc(op.Parameters, func(p struct {
+				Name string `json:"name"`
+				In   string `json:"in"`
+			}) bool {
+				return p.Name == m[1] && p.In == "path"
+			}) {
+				t.Errorf("%s: path parameter %s is not documented", r, m[1])
 			}
 		}
 	}

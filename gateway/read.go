@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"errors"
-	"fmt"
 	"maps"
 	"net/http"
 	"strconv"
@@ -41,7 +40,7 @@ func pageOf(r *http.Request) (registry.Page, error) {
 	if v := query(r).Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > record.MaxPageLimit {
-			return p, fmt.Errorf("%w: limit %q must be 1 to %d", ErrBadRequest, v, record.MaxPageLimit)
+			return p, record.Errorf(ErrBadRequest, "limit %q must be 1 to %d", v, record.MaxPageLimit)
 		}
 		p.Limit = n
 	}
@@ -71,7 +70,7 @@ func checkParams(r *http.Request, known ...string) error {
 			ok = ok || k == n
 		}
 		if !ok {
-			return fmt.Errorf("%w: unknown query parameter %q (known: %s)", ErrBadRequest, k, strings.Join(append(known, "consistency", "min_index"), ", "))
+			return record.Errorf(ErrBadRequest, "unknown query parameter %q (known: %s)", k, strings.Join(append(known, "consistency", "min_index"), ", "))
 		}
 	}
 	return nil
@@ -151,7 +150,7 @@ func (s *Server) entityAccreditations(w http.ResponseWriter, r *http.Request) {
 	case "granted":
 		f.Accreditor = did
 	default:
-		writeError(w, r, fmt.Errorf("%w: direction %q must be received or granted", ErrBadRequest, q.Get("direction")))
+		writeError(w, r, record.Errorf(ErrBadRequest, "direction %q must be received or granted", q.Get("direction")))
 		return
 	}
 	items, next, err := s.cfg.Registry.Accreditations(f, page, s.cfg.Now())
@@ -223,7 +222,7 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("since"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			writeError(w, r, fmt.Errorf("%w: since %q is not a registry index", ErrBadRequest, v))
+			writeError(w, r, record.Errorf(ErrBadRequest, "since %q is not a registry index", v))
 			return
 		}
 		since = n

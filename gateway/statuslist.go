@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -34,7 +33,7 @@ func (s *Server) listVersion(w http.ResponseWriter, r *http.Request) (*record.St
 	if ts := query(r).Get("timestamp"); ts != "" {
 		t, perr := time.Parse(time.RFC3339Nano, ts)
 		if perr != nil {
-			writeError(w, r, fmt.Errorf("%w: timestamp %q must be an XML Schema dateTimeStamp (2025-06-01T00:00:00Z)", record.ErrMalformedValue, ts))
+			writeError(w, r, record.Errorf(record.ErrMalformedValue, "timestamp %q must be an XML Schema dateTimeStamp (2025-06-01T00:00:00Z)", ts))
 			return nil, false
 		}
 		view, err = s.cfg.Lists.StatusListAt(issuer, list, t)
@@ -174,7 +173,7 @@ func (s *Server) statusList(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Add("Vary", "Accept")
 	if media == "" {
-		writeError(w, r, fmt.Errorf("%w: this list is served as %s; the request accepts none of them", ErrNotAcceptable, strings.Join(offers, ", ")))
+		writeError(w, r, record.Errorf(ErrNotAcceptable, "this list is served as %s; the request accepts none of them", strings.Join(offers, ", ")))
 		return
 	}
 	body := []byte(cred)
@@ -249,18 +248,18 @@ func (s *Server) statusEntry(w http.ResponseWriter, r *http.Request) {
 	// out of range (REC §3.2).
 	raw := r.PathValue("index")
 	if raw == "" || strings.Trim(raw, "0123456789") != "" {
-		writeError(w, r, fmt.Errorf("%w: entry index %q is not a base-10 integer ≥ 0", record.ErrMalformedValue, raw))
+		writeError(w, r, record.Errorf(record.ErrMalformedValue, "entry index %q is not a base-10 integer ≥ 0", raw))
 		return
 	}
 	index, err := strconv.Atoi(raw)
 	if err != nil {
-		writeError(w, r, fmt.Errorf("%w: entry index %s is past every list's end", record.ErrRange, raw))
+		writeError(w, r, record.Errorf(record.ErrRange, "entry index %s is past every list's end", raw))
 		return
 	}
 	var t time.Time
 	if ts := query(r).Get("timestamp"); ts != "" {
 		if t, err = time.Parse(time.RFC3339Nano, ts); err != nil {
-			writeError(w, r, fmt.Errorf("%w: timestamp %q must be an XML Schema dateTimeStamp", record.ErrMalformedValue, ts))
+			writeError(w, r, record.Errorf(record.ErrMalformedValue, "timestamp %q must be an XML Schema dateTimeStamp", ts))
 			return
 		}
 	}
@@ -273,12 +272,12 @@ func (s *Server) statusEntry(w http.ResponseWriter, r *http.Request) {
 	// several purposes needs the caller's (its credentialStatus's).
 	switch p := query(r).Get("statusPurpose"); {
 	case p != "" && !slices.Contains(e.Purposes, p):
-		writeError(w, r, fmt.Errorf("%w: statusPurpose %q is not a purpose of this list (%s)", record.ErrStatusVerification, p, strings.Join(e.Purposes, ", ")))
+		writeError(w, r, record.Errorf(record.ErrStatusVerification, "statusPurpose %q is not a purpose of this list (%s)", p, strings.Join(e.Purposes, ", ")))
 		return
 	case p != "":
 		e.Purpose = p
 	case e.Purpose == "":
-		writeError(w, r, fmt.Errorf("%w: this list has the purposes %s: name the one to check with ?statusPurpose=", record.ErrMalformedValue, strings.Join(e.Purposes, ", ")))
+		writeError(w, r, record.Errorf(record.ErrMalformedValue, "this list has the purposes %s: name the one to check with ?statusPurpose=", strings.Join(e.Purposes, ", ")))
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, e, cacheShort)

@@ -139,7 +139,7 @@ func tirPaging(r *http.Request) (page, size int, err error) {
 	if v := q.Get("page[size]"); v != "" {
 		size, err = strconv.Atoi(v)
 		if err != nil || size < 1 || size > tirMaxPageSize {
-			return 0, 0, fmt.Errorf("%w: page[size] %q must be 1 to %d", ErrBadRequest, v, tirMaxPageSize)
+			return 0, 0, record.Errorf(ErrBadRequest, "page[size] %q must be 1 to %d", v, tirMaxPageSize)
 		}
 	}
 	if v := q.Get("page[after]"); v != "" {
@@ -147,7 +147,7 @@ func tirPaging(r *http.Request) (page, size int, err error) {
 		// overflow into a negative offset (which read as the first page).
 		page, err = strconv.Atoi(v)
 		if err != nil || page < 0 || page > tirMaxPage {
-			return 0, 0, fmt.Errorf("%w: page[after] %q must be a page number from 1 (the first) to %d", ErrBadRequest, v, tirMaxPage)
+			return 0, 0, record.Errorf(ErrBadRequest, "page[after] %q must be a page number from 1 (the first) to %d", v, tirMaxPage)
 		}
 		page = max(page, 1)
 	}
@@ -213,7 +213,7 @@ func (s *Server) tirIssuer(w http.ResponseWriter, r *http.Request) {
 	case v == "deprecated":
 		inline = true
 	default:
-		writeError(w, r, fmt.Errorf("%w: version %q must be latest or deprecated", ErrBadRequest, v))
+		writeError(w, r, record.Errorf(ErrBadRequest, "version %q must be latest or deprecated", v))
 		return
 	}
 	did, attrs, ok := s.tirIssuerAttrs(w, r)
@@ -262,7 +262,7 @@ func (s *Server) tirAttributeNamed(w http.ResponseWriter, r *http.Request) (stri
 			return did, &attrs[i], true
 		}
 	}
-	writeError(w, r, fmt.Errorf("%w: %s has no attribute %q", record.ErrNotFound, did, r.PathValue("attribute")))
+	writeError(w, r, record.Errorf(record.ErrNotFound, "%s has no attribute %q", did, r.PathValue("attribute")))
 	return "", nil, false
 }
 
@@ -304,7 +304,7 @@ func (s *Server) tirRevision(w http.ResponseWriter, r *http.Request) {
 	}
 	rev, found := a.Revision(strings.ToLower(r.PathValue("revision")))
 	if !found {
-		writeError(w, r, fmt.Errorf("%w: attribute %s of %s has no revision %q", record.ErrNotFound, a.ID, did, r.PathValue("revision")))
+		writeError(w, r, record.Errorf(record.ErrNotFound, "attribute %s of %s has no revision %q", a.ID, did, r.PathValue("revision")))
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, tirAttributeAnswer{DID: did, Attribute: tirAttributeOf(a, rev)}, cacheShort)

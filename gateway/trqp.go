@@ -89,14 +89,14 @@ func parseTRQP(w http.ResponseWriter, r *http.Request, maxBody int64) (trqpQuery
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		return q, time.Time{}, fmt.Errorf("%w: body over %d bytes", record.ErrTooLarge, maxBody)
+		return q, time.Time{}, record.Errorf(record.ErrTooLarge, "body over %d bytes", maxBody)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&q); err != nil {
-		return q, time.Time{}, fmt.Errorf("%w: body must be a TRQP query object {entity_id, authority_id, action, resource, context}: %v", ErrBadRequest, err)
+		return q, time.Time{}, record.Errorf(ErrBadRequest, "body must be a TRQP query object {entity_id, authority_id, action, resource, context}: %v", err)
 	}
 	if dec.More() {
-		return q, time.Time{}, fmt.Errorf("%w: body holds more than one JSON value", ErrBadRequest)
+		return q, time.Time{}, record.Errorf(ErrBadRequest, "body holds more than one JSON value")
 	}
 	var missing []string
 	for _, f := range []struct{ name, v string }{{"entity_id", q.EntityID}, {"authority_id", q.AuthorityID}, {"action", q.Action}, {"resource", q.Resource}} {
@@ -105,7 +105,7 @@ func parseTRQP(w http.ResponseWriter, r *http.Request, maxBody int64) (trqpQuery
 		}
 	}
 	if len(missing) > 0 {
-		return q, time.Time{}, fmt.Errorf("%w: %s required", ErrBadRequest, strings.Join(missing, ", "))
+		return q, time.Time{}, record.Errorf(ErrBadRequest, "%s required", strings.Join(missing, ", "))
 	}
 	ctx, at, err := parseContext(q.Context)
 	if err != nil {
@@ -127,13 +127,13 @@ func parseContext(raw json.RawMessage) (json.RawMessage, time.Time, error) {
 	}
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &members); err != nil || members == nil {
-		return nil, time.Time{}, fmt.Errorf("%w: context must be a JSON object of strings, e.g. {\"time\": \"2025-06-01T00:00:00Z\"}", ErrBadRequest)
+		return nil, time.Time{}, record.Errorf(ErrBadRequest, "context must be a JSON object of strings, e.g. {\"time\": \"2025-06-01T00:00:00Z\"}")
 	}
 	ctx := make(map[string]string, len(members))
 	for _, name := range slices.Sorted(maps.Keys(members)) {
 		var v string
 		if err := json.Unmarshal(members[name], &v); err != nil || bytes.Equal(members[name], []byte("null")) {
-			return nil, time.Time{}, fmt.Errorf("%w: context.%s must be a string (TRQP's context holds strings only)", ErrBadRequest, name)
+			return nil, time.Time{}, record.Errorf(ErrBadRequest, "context.%s must be a string (TRQP's context holds strings only)", name)
 		}
 		ctx[name] = v
 	}
@@ -144,7 +144,7 @@ func parseContext(raw json.RawMessage) (json.RawMessage, time.Time, error) {
 		} else {
 			t, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil {
-				return nil, time.Time{}, fmt.Errorf("%w: context.time %q must be RFC 3339 (2025-06-01T00:00:00Z)", ErrBadRequest, v)
+				return nil, time.Time{}, record.Errorf(ErrBadRequest, "context.time %q must be RFC 3339 (2025-06-01T00:00:00Z)", v)
 			}
 			at = t.UTC()
 		}
@@ -180,7 +180,7 @@ func (s *Server) trqpAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if q.Action != record.ActionIssue && q.Action != record.ActionAccredit {
-		writeError(w, r, fmt.Errorf("%w: action %q is not defined for authority %s: use %q or %q", record.ErrNotFound, q.Action, q.AuthorityID, record.ActionIssue, record.ActionAccredit))
+		writeError(w, r, record.Errorf(record.ErrNotFound, "action %q is not defined for authority %s: use %q or %q", q.Action, q.AuthorityID, record.ActionIssue, record.ActionAccredit))
 		return
 	}
 	now := s.cfg.Now()
@@ -225,7 +225,7 @@ func (s *Server) trqpRecognize(w http.ResponseWriter, r *http.Request) {
 // framework: TRQP's HTTPS binding answers an authority it does not
 // recognize with 404.
 func unknownAuthority(id string) error {
-	return fmt.Errorf("%w: authority_id %q is not a framework of this registry (GET /v1/frameworks lists them)", record.ErrNotFound, id)
+	return record.Errorf(record.ErrNotFound, "authority_id %q is not a framework of this registry (GET /v1/frameworks lists them)", id)
 }
 
 // authorizationMessage says a decision's reason in words.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,7 +33,7 @@ func ParseQuestion(q url.Values) (registry.Question, error) {
 	}
 	for k, vs := range q {
 		if len(vs) > 1 {
-			return out, fmt.Errorf("%w: parameter %q given %d times", ErrBadRequest, k, len(vs))
+			return out, record.Errorf(ErrBadRequest, "parameter %q given %d times", k, len(vs))
 		}
 	}
 	if out.Action == "" {
@@ -48,12 +49,12 @@ func ParseQuestion(q url.Values) (registry.Question, error) {
 	if v := q.Get("as_of"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil || n == 0 {
-			return out, fmt.Errorf("%w: as_of %q must be a registry index (a positive integer)", ErrBadRequest, v)
+			return out, record.Errorf(ErrBadRequest, "as_of %q must be a registry index (a positive integer)", v)
 		}
 		out.AsOf = n
 	}
 	if out.Entity == "" || out.Framework == "" {
-		return out, fmt.Errorf("%w: entity and framework are required, e.g. /v1/trust?entity=did:web:college.example&framework=https://example.org/fw&resource=https://example.org/Nursing", ErrBadRequest)
+		return out, record.Errorf(ErrBadRequest, "entity and framework are required, e.g. /v1/trust?entity=did:web:college.example&framework=https://example.org/fw&resource=https://example.org/Nursing")
 	}
 	return out, nil
 }
@@ -64,7 +65,7 @@ func parseTime(v string) (time.Time, error) {
 			return t.UTC(), nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("%w: time %q must be RFC 3339 (2025-06-01T00:00:00Z) or a date (2025-06-01)", ErrBadRequest, v)
+	return time.Time{}, record.Errorf(ErrBadRequest, "time %q must be RFC 3339 (2025-06-01T00:00:00Z) or a date (2025-06-01)", v)
 }
 
 // trustCache picks Cache-Control: an answer pinned to a valid time and a
@@ -297,18 +298,18 @@ func (s *Server) trustBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
-		writeError(w, r, fmt.Errorf("%w: body over %d bytes", record.ErrTooLarge, s.cfg.MaxBodyBytes))
+		writeError(w, r, record.Errorf(record.ErrTooLarge, "body over %d bytes", s.cfg.MaxBodyBytes))
 		return
 	}
 	var qs []batchQuestion
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&qs); err != nil {
-		writeError(w, r, fmt.Errorf("%w: body must be a JSON array of questions: %v", ErrBadRequest, err))
+		writeError(w, r, record.Errorf(ErrBadRequest, "body must be a JSON array of questions: %v", err))
 		return
 	}
 	if len(qs) == 0 || len(qs) > MaxBatch {
-		writeError(w, r, fmt.Errorf("%w: a batch holds 1 to %d questions, got %d", ErrBadRequest, MaxBatch, len(qs)))
+		writeError(w, r, record.Errorf(ErrBadRequest, "a batch holds 1 to %d questions, got %d", MaxBatch, len(qs)))
 		return
 	}
 	if !s.consistent(w, r) {
@@ -323,15 +324,33 @@ func (s *Server) trustBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		q, err := ParseQuestion(v)
 		if err != nil {
-			writeError(w, r, fmt.Errorf("%w (question %d of the batch, counting from 0)", err, i))
+			writeError(w, r, inBatch(err, i))
 			return
 		}
 		d, err := s.cfg.Registry.Decide(q, now)
 		if err != nil {
-			writeError(w, r, fmt.Errorf("%w (question %d of the batch, counting from 0)", err, i))
+			writeError(w, r, inBatch(err, i))
 			return
 		}
 		out = append(out, d)
 	}
 	s.writeJSON(w, r, http.StatusOK, out, cacheNone)
 }
+
+// inBatch says which question of a batch err is about, in the detail a
+// client reads when err is of a record.Kind.
+func inBatch(err error, i int) error {
+	const where = " (question %d of the batch, counting from 0)"
+	var e *record.Error
+	if errors.As(err, &e) {
+		return record.Errorf(e.Kind, "%w"+where, detailOnly{e}, i)
+	}
+	return fmt.Errorf("%w"+where, err, i)
+}
+
+// detailOnly is an *record.Error whose text is its detail alone, for
+// wrapping into another error of the same kind.
+type detailOnly struct{ e *record.Error }
+
+func (d detailOnly) Error() string { return d.e.Detail }
+func (d detailOnly) Unwrap() error { return d.e }

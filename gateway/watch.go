@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // Watch stream tuning.
@@ -43,7 +45,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		}
 		n, err := strconv.ParseUint(from.v, 10, 64)
 		if err != nil {
-			writeError(w, r, fmt.Errorf("%w: %s %q is not a registry index", ErrBadRequest, from.name, from.v))
+			writeError(w, r, record.Errorf(ErrBadRequest, "%s %q is not a registry index", from.name, from.v))
 			return
 		}
 		since = n

@@ -41,10 +41,10 @@ func (s *Server) submitOperation(w http.ResponseWriter, r *http.Request) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			s.metrics.writesLimited.WithLabelValues(limitedBySize).Inc()
-			writeError(w, r, fmt.Errorf("%w: an operation may be at most %d bytes", record.ErrTooLarge, limit))
+			writeError(w, r, record.Errorf(record.ErrTooLarge, "an operation may be at most %d bytes", limit))
 			return
 		}
-		writeError(w, r, fmt.Errorf("%w: read body: %v", ErrBadRequest, err))
+		writeError(w, r, record.Errorf(ErrBadRequest, "read body: %v", err))
 		return
 	}
 	charge, ok := s.limitSigners(w, r, body)

@@ -1,12 +1,12 @@
 package node
 
 import (
-	"fmt"
 	"net/http"
 	"sync/atomic"
 	"time"
 
 	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // inflight counts the calls into the state that come from outside raft
@@ -30,7 +30,7 @@ func (f *inflight) leave() { f.n.Add(-1) }
 
 // errShuttingDown refuses requests that arrive once Close has begun; the
 // client may retry on another node.
-var errShuttingDown = fmt.Errorf("%w: node is shutting down", gateway.ErrUnavailable)
+var errShuttingDown = record.Errorf(gateway.ErrUnavailable, "node is shutting down")
 
 // wrap counts h's requests; once closing, new ones are refused with 503
 // (the gateway's "unavailable" problem, with Retry-After).

@@ -222,7 +222,11 @@ func (n *Node) startHost() error {
 			return err
 		}
 	}
-	n.host, err = consensus.NewHost(consensus.HostConfig{Identity: id, Listen: n.cfg.P2P.Listen, PSK: psk, Gater: n.gater})
+	nat, err := natConfig(n.cfg.P2P, n.cfg.Raft.Join, n.log)
+	if err != nil {
+		return err
+	}
+	n.host, err = consensus.NewHost(consensus.HostConfig{Identity: id, Listen: n.cfg.P2P.Listen, PSK: psk, Gater: n.gater, NAT: nat})
 	if err != nil {
 		return err
 	}
@@ -384,11 +388,11 @@ func clusterError(err error) error {
 	var me *consensus.MembershipError
 	switch {
 	case errors.Is(err, consensus.ErrUnknownOutcome):
-		return fmt.Errorf("%w: %w", gateway.ErrOutcomeUnknown, err)
+		return record.Errorf(gateway.ErrOutcomeUnknown, "%w", err)
 	case errors.Is(err, consensus.ErrNoLeader), errors.Is(err, consensus.ErrNotLeader),
 		errors.Is(err, consensus.ErrTimeout), errors.Is(err, consensus.ErrShutdown),
 		errors.Is(err, consensus.ErrForeignCluster):
-		return fmt.Errorf("%w: %w", gateway.ErrUnavailable, err)
+		return record.Errorf(gateway.ErrUnavailable, "%w", err)
 	case errors.As(err, &me):
 		return &refusedError{refusal: me}
 	}
@@ -402,6 +406,11 @@ func clusterError(err error) error {
 type refusedError struct{ refusal *consensus.MembershipError }
 
 func (e *refusedError) Error() string { return gateway.ErrBadRequest.Error() + ": " + e.refusal.Reason }
+
+// Public is what a client reads: the leader's reason.
+func (e *refusedError) Public() string {
+	return gateway.ErrBadRequest.Words() + ": " + e.refusal.Reason
+}
 
 // Unwrap makes a refusedError gateway.ErrBadRequest and the refusal.
 func (e *refusedError) Unwrap() []error { return []error{gateway.ErrBadRequest, e.refusal} }
@@ -419,6 +428,11 @@ func (n *Node) Status() any {
 // Ready reports whether the node can serve.
 func (n *Node) Ready() error {
 	if err := n.diskFull(); err != nil {
+		return err
+	}
+	// A node that asked to join and is not a member says why: the
+	// member's refusal, or which member did not answer.
+	if err := n.cluster.JoinFailure(); err != nil {
 		return err
 	}
 	if n.cluster.LeaderID() == "" {
@@ -466,7 +480,7 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 
 // Members lists the cluster's members with their applied index and lag.
 func (n *Node) Members(ctx context.Context) any {
-	return api.ClusterView{Node: raftStatus(n.cluster.Status()), Members: memberStatuses(n.cluster.Members(ctx)), FeatureLevel: n.State.ClusterFeatureLevel()}
+	return api.ClusterView{Node: raftStatus(n.cluster.Status()), Members: memberStatuses(n.cluster.Members(ctx)), FeatureLevel: n.State.ClusterFeatureLevel(), Genesis: n.State.GenesisCID()}
 }
 
 // ChangeMembership carries out a membership change at the leader.
@@ -490,7 +504,7 @@ func (n *Node) Digest() (uint64, string, error) {
 func (n *Node) Snapshot() error {
 	if err := n.cluster.Snapshot(); err != nil {
 		if errors.Is(err, consensus.ErrNothingToSnapshot) {
-			return fmt.Errorf("%w: %w", gateway.ErrNothingToSnapshot, err)
+			return record.Errorf(gateway.ErrNothingToSnapshot, "%w", err)
 		}
 		return err
 	}
@@ -688,6 +702,7 @@ func (n *Node) registerMetrics(ops operationsCounter) error {
 				return 0
 			}),
 	}
+	cs = append(cs, n.storageCollectors()...)
 	for _, c := range cs {
 		if err := n.Metrics.Register(c); err != nil {
 			return err

@@ -2,9 +2,11 @@ package node
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +14,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/trustreg/trustreg/configs"
+	"github.com/trustreg/trustreg/consensus"
 )
 
 func peerInfos(addrs []string) ([]peer.AddrInfo, error) {
@@ -99,4 +104,34 @@ func (r *refusalLog) refused(p peer.ID, dir network.Direction) {
 	r.mu.Unlock()
 	r.log.Warn("refused a connection from a peer outside the cluster", "peer", p.String(), "direction", dir.String(),
 		"refused_since_last_logged", prev.unsaid)
+}
+
+// errRelayNotMember is returned for a p2p.static_relays entry that is not
+// a member: the allowlist admits members only, so no other peer can be a
+// relay.
+var errRelayNotMember = errors.New("p2p.static_relays entry is not a member: list it in p2p.peers or raft.join as well")
+
+// natConfig is the host's NAT configuration from cfg: the static relays
+// are p2p.static_relays, or the members of p2p.peers when it is empty,
+// and every one of them must be a member (in p2p.peers or raft.join).
+func natConfig(cfg configs.P2PConfig, join []string, log *slog.Logger) (consensus.NATConfig, error) {
+	members, err := peerIDs(append(slices.Clone(cfg.Peers), join...))
+	if err != nil {
+		return consensus.NATConfig{}, err
+	}
+	relays := cfg.StaticRelays
+	if len(relays) == 0 {
+		relays = cfg.Peers
+	}
+	infos, err := peerInfos(relays)
+	if err != nil {
+		return consensus.NATConfig{}, fmt.Errorf("p2p.static_relays: %w", err)
+	}
+	for _, ai := range infos {
+		if !slices.Contains(members, ai.ID) {
+			return consensus.NATConfig{}, fmt.Errorf("%w: %s", errRelayNotMember, ai.ID)
+		}
+	}
+	return consensus.NATConfig{Enabled: true, Reachability: cfg.Reachability, RelayService: cfg.RelayService,
+		Relays: infos, HolePunching: cfg.HolePunching, Logger: log}, nil
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/trustreg/trustreg/configs"
 )
 
 func TestRefusalLogSpeaksOncePerIntervalPerPeer(t *testing.T) {
@@ -57,5 +60,23 @@ func TestRefusalLogForgetsPastItsBound(t *testing.T) {
 	}
 	if n := len(r.last); n > maxRefusalsTracked {
 		t.Fatalf("tracking %d peers, bound %d", n, maxRefusalsTracked)
+	}
+}
+
+// TestStaticRelaysAreMembers: the relays default to p2p.peers, and a
+// relay that is not a member is refused.
+func TestStaticRelaysAreMembers(t *testing.T) {
+	const a = "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWQvHhPp1LF6iDh5H3SJHULE95Xzbs1YDaSeeN58khPwVe"
+	const b = "/ip4/127.0.0.1/tcp/2/p2p/12D3KooWEQBV4X2P4hipX6N4VN23i5kRvGxzrdUoeNGHGN79kmWj"
+	log := slog.New(slog.DiscardHandler)
+	nat, err := natConfig(configs.P2PConfig{Peers: []string{a}, Reachability: "private"}, nil, log)
+	if err != nil || len(nat.Relays) != 1 || nat.Relays[0].ID.String() != a[strings.LastIndex(a, "/")+1:] {
+		t.Fatalf("relays by default: %+v, %v; want the peer of p2p.peers", nat.Relays, err)
+	}
+	if _, err := natConfig(configs.P2PConfig{Peers: []string{a}, StaticRelays: []string{b}}, nil, log); !errors.Is(err, errRelayNotMember) {
+		t.Fatalf("a relay that is not a member: %v, want errRelayNotMember", err)
+	}
+	if _, err := natConfig(configs.P2PConfig{Peers: []string{a}, StaticRelays: []string{b}}, []string{b}, log); err != nil {
+		t.Fatalf("a relay listed in raft.join: %v", err)
 	}
 }

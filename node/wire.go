@@ -40,6 +40,7 @@ func memberStatuses(ms []consensus.MemberStatus) []api.MemberStatus {
 			FeatureLevel: m.FeatureLevel,
 			Addrs:        m.Addrs,
 			LastContact:  m.LastContact,
+			Connection:   m.Connection,
 		}
 	}
 	return out

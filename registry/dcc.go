@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -32,7 +31,7 @@ func (s *State) DCCExport(framework string, now time.Time) (*record.DCCRegistry,
 			return nil, err
 		}
 		if f == nil {
-			return nil, fmt.Errorf("%w: framework %q", record.ErrNotFound, framework)
+			return nil, record.Errorf(record.ErrNotFound, "framework %q", framework)
 		}
 		p = prefix(tableByFramework, framework)
 		idOf = func(k []byte) string { return string(k[len(p):]) }

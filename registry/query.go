@@ -38,7 +38,7 @@ func (p Page) start(lower []byte) ([]byte, error) {
 	}
 	after, err := base64.RawURLEncoding.DecodeString(p.Cursor)
 	if err != nil || !bytes.HasPrefix(after, lower) {
-		return nil, fmt.Errorf("%w: cursor %q is not one this listing returned", record.ErrBadQuery, p.Cursor)
+		return nil, record.Errorf(record.ErrBadQuery, "cursor %q is not one this listing returned", p.Cursor)
 	}
 	return append(after, 0), nil // the smallest key after the cursor
 }
@@ -99,7 +99,7 @@ func (s *State) Framework(id string) (*record.FrameworkView, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: framework %q", record.ErrNotFound, id)
+		return nil, record.Errorf(record.ErrNotFound, "framework %q", id)
 	}
 	v := &record.FrameworkView{Framework: f, Roots: []record.RootAccreditor{}, Recognitions: []record.Recognition{}}
 	if err := collectInto(s, prefix(tableRoots, id), &v.Roots); err != nil {
@@ -148,7 +148,7 @@ func (s *State) Entity(did string) (*record.Entity, error) {
 			return &record.Entity{ID: did, Keys: []json.RawMessage{jwk}}, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: entity %q", record.ErrNotFound, did)
+	return nil, record.Errorf(record.ErrNotFound, "entity %q", did)
 }
 
 // Accreditation returns one accreditation by id.
@@ -159,7 +159,7 @@ func (s *State) Accreditation(id string, now time.Time) (*record.AccreditationVi
 		return nil, err
 	}
 	if a == nil {
-		return nil, fmt.Errorf("%w: accreditation %q", record.ErrNotFound, id)
+		return nil, record.Errorf(record.ErrNotFound, "accreditation %q", id)
 	}
 	return s.viewOf(e, a, now, true)
 }
@@ -191,7 +191,7 @@ type AccreditationFilter struct {
 // chosen from the filter: by subject, by accreditor, by framework, or all.
 func (s *State) Accreditations(f AccreditationFilter, page Page, now time.Time) ([]record.AccreditationView, string, error) {
 	if f.Status != "" && !slices.Contains([]string{record.ReasonActive, record.ReasonSuspended, record.ReasonRevoked, record.ReasonExpired, record.ReasonNotYetValid}, f.Status) {
-		return nil, "", fmt.Errorf("%w: status %q must be active, suspended, revoked, expired or not_yet_valid", record.ErrBadQuery, f.Status)
+		return nil, "", record.Errorf(record.ErrBadQuery, "status %q must be active, suspended, revoked, expired or not_yet_valid", f.Status)
 	}
 	var p []byte
 	idFromKey := func(k []byte) string { return string(k[len(p):]) }
@@ -252,7 +252,7 @@ func (s *State) Operation(ref string) (*record.OperationView, error) {
 			return nil, err
 		}
 		if !ok {
-			return nil, fmt.Errorf("%w: no operation at index %d", record.ErrNotFound, n)
+			return nil, record.Errorf(record.ErrNotFound, "no operation at index %d", n)
 		}
 		if !res.Accepted || res.Duplicate {
 			return &record.OperationView{CID: res.CID, Index: n, Time: res.Time, Op: res.Op, Signers: res.Signers, Result: &res}, nil
@@ -265,7 +265,7 @@ func (s *State) Operation(ref string) (*record.OperationView, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: operation %q", record.ErrNotFound, ref)
+		return nil, record.Errorf(record.ErrNotFound, "operation %q", ref)
 	}
 	return s.opView(&rec)
 }

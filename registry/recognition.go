@@ -1,10 +1,10 @@
 package registry
 
 import (
-	"fmt"
-	"github.com/trustreg/trustreg/registry/record"
 	"slices"
 	"time"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // RecognitionQuestion asks whether Framework recognizes Recognized (a
@@ -47,11 +47,11 @@ const (
 // too (its status events are bitemporal, its resource list is not).
 func (s *State) DecideRecognition(q RecognitionQuestion, now time.Time) (*RecognitionDecision, error) {
 	if q.Framework == "" || q.Recognized == "" {
-		return nil, fmt.Errorf("%w: the recognizing framework and the recognized one are required", record.ErrBadQuery)
+		return nil, record.Errorf(record.ErrBadQuery, "the recognizing framework and the recognized one are required")
 	}
 	for _, v := range []string{q.Framework, q.Recognized, q.Resource} {
 		if len(v) > record.MaxIDLength {
-			return nil, fmt.Errorf("%w: a parameter is longer than %d bytes", record.ErrBadQuery, record.MaxIDLength)
+			return nil, record.Errorf(record.ErrBadQuery, "a parameter is longer than %d bytes", record.MaxIDLength)
 		}
 	}
 	asOf, err := s.asOf(q.AsOf)

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -71,10 +70,10 @@ func (s *State) SearchFrameworks(q string, page Page) ([]record.Framework, strin
 // searchText checks and folds a search text.
 func searchText(q string) (string, error) {
 	if len(q) > MaxSearchQuery {
-		return "", fmt.Errorf("%w: search text of %d bytes is longer than %d: search for part of a name or DID", record.ErrBadQuery, len(q), MaxSearchQuery)
+		return "", record.Errorf(record.ErrBadQuery, "search text of %d bytes is longer than %d: search for part of a name or DID", len(q), MaxSearchQuery)
 	}
 	if !utf8.ValidString(q) {
-		return "", fmt.Errorf("%w: search text is not UTF-8", record.ErrBadQuery)
+		return "", record.Errorf(record.ErrBadQuery, "search text is not UTF-8")
 	}
 	return strings.ToLower(strings.TrimSpace(q)), nil
 }

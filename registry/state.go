@@ -510,39 +510,39 @@ func digestOf(snap *pebble.Snapshot) (string, error) {
 func ParseGenesis(raw []byte) (*record.Genesis, error) {
 	var g record.Genesis
 	if err := record.DecodeStrict(raw, &g); err != nil {
-		return nil, fmt.Errorf("%w: genesis: %v", record.ErrInvalid, err)
+		return nil, record.Errorf(record.ErrInvalid, "genesis: %v", err)
 	}
 	if g.Consortium == "" {
-		return nil, fmt.Errorf("%w: genesis names no consortium", record.ErrInvalid)
+		return nil, record.Errorf(record.ErrInvalid, "genesis names no consortium")
 	}
 	if len(g.Members) == 0 {
-		return nil, fmt.Errorf("%w: genesis has no governance members", record.ErrInvalid)
+		return nil, record.Errorf(record.ErrInvalid, "genesis has no governance members")
 	}
 	if g.Threshold < 1 || g.Threshold > len(g.Members) {
-		return nil, fmt.Errorf("%w: genesis threshold %d must be between 1 and the %d members", record.ErrInvalid, g.Threshold, len(g.Members))
+		return nil, record.Errorf(record.ErrInvalid, "genesis threshold %d must be between 1 and the %d members", g.Threshold, len(g.Members))
 	}
 	if g.IATWindow != "" {
 		if d, err := time.ParseDuration(g.IATWindow); err != nil || d <= 0 {
-			return nil, fmt.Errorf("%w: genesis iatWindow %q is not a positive duration", record.ErrInvalid, g.IATWindow)
+			return nil, record.Errorf(record.ErrInvalid, "genesis iatWindow %q is not a positive duration", g.IATWindow)
 		}
 	}
 	seen := map[string]bool{}
 	for _, m := range g.Members {
 		if err := record.ValidateID("member id", m.ID); err != nil {
-			return nil, fmt.Errorf("%w: genesis: %v", record.ErrInvalid, err)
+			return nil, record.Errorf(record.ErrInvalid, "genesis: %v", err)
 		}
 		if seen[m.ID] {
-			return nil, fmt.Errorf("%w: genesis lists member %s twice", record.ErrInvalid, m.ID)
+			return nil, record.Errorf(record.ErrInvalid, "genesis lists member %s twice", m.ID)
 		}
 		seen[m.ID] = true
 		for _, k := range m.Keys {
 			if _, err := record.ParsePublicJWK(k); err != nil {
-				return nil, fmt.Errorf("%w: genesis member %s: %v", record.ErrInvalid, m.ID, err)
+				return nil, record.Errorf(record.ErrInvalid, "genesis member %s: %v", m.ID, err)
 			}
 		}
 		if len(m.Keys) == 0 {
 			if _, err := record.ParseDIDKey(m.ID); err != nil {
-				return nil, fmt.Errorf("%w: genesis member %s has no keys and is not a did:key", record.ErrInvalid, m.ID)
+				return nil, record.Errorf(record.ErrInvalid, "genesis member %s has no keys and is not a did:key", m.ID)
 			}
 		}
 	}

@@ -60,7 +60,7 @@ func (s *State) decodedVersion(r pebble.Reader, issuer, list, cid string, index 
 		return nil, err
 	}
 	if !ok || v.CID != cid {
-		return nil, fmt.Errorf("%w: version %s of list %s", record.ErrNotFound, cid, list)
+		return nil, record.Errorf(record.ErrNotFound, "version %s of list %s", cid, list)
 	}
 	payload, err := record.StatusListPayload(v.Credential)
 	if err != nil {
@@ -81,7 +81,7 @@ func (s *State) statusList(issuer, id string) (*record.StatusList, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: %w: no status list %q of %s", record.ErrNotFound, record.ErrStatusRetrieval, id, issuer)
+		return nil, record.Errorf(record.ErrNotFound, "%w: no status list %q of %s", record.ErrStatusRetrieval, id, issuer)
 	}
 	return &l, nil
 }
@@ -124,7 +124,7 @@ func (s *State) StatusListAt(issuer, id string, t time.Time) (*record.StatusList
 		}
 	}
 	if found == nil {
-		return nil, fmt.Errorf("%w: list %q of %s had no version at %s", record.ErrStatusRetrieval, id, issuer, t.Format(time.RFC3339))
+		return nil, record.Errorf(record.ErrStatusRetrieval, "list %q of %s had no version at %s", id, issuer, t.Format(time.RFC3339))
 	}
 	return &record.StatusListView{StatusList: *l, Version: *found}, nil
 }

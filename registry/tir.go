@@ -201,7 +201,7 @@ func (s *State) TIRIssuer(did string, now time.Time) ([]TIRAttribute, error) {
 		out = append(out, attr)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: %s is no framework's root accreditor and holds no accreditation", record.ErrNotFound, did)
+		return nil, record.Errorf(record.ErrNotFound, "%s is no framework's root accreditor and holds no accreditation", did)
 	}
 	return out, nil
 }

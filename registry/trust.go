@@ -3,7 +3,6 @@ package registry
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"slices"
 	"time"
 
@@ -396,7 +395,7 @@ func (s *State) checkQuestion(q Question) (uint64, error) {
 func (s *State) asOf(n uint64) (uint64, error) {
 	applied := s.AppliedIndex()
 	if n > applied {
-		return 0, fmt.Errorf("%w: as_of %d is beyond the applied index %d: ask again later or read with min_index", record.ErrBadQuery, n, applied)
+		return 0, record.Errorf(record.ErrBadQuery, "as_of %d is beyond the applied index %d: ask again later or read with min_index", n, applied)
 	}
 	if n != 0 {
 		return n, nil
@@ -412,14 +411,14 @@ func (s *State) reader(asOf uint64) *evaluator {
 
 func (q Question) validate() error {
 	if q.Entity == "" || q.Framework == "" {
-		return fmt.Errorf("%w: entity and framework are required", record.ErrBadQuery)
+		return record.Errorf(record.ErrBadQuery, "entity and framework are required")
 	}
 	if q.Action != record.ActionIssue && q.Action != record.ActionAccredit {
-		return fmt.Errorf("%w: action %q must be %q or %q", record.ErrBadQuery, q.Action, record.ActionIssue, record.ActionAccredit)
+		return record.Errorf(record.ErrBadQuery, "action %q must be %q or %q", q.Action, record.ActionIssue, record.ActionAccredit)
 	}
 	for _, v := range []string{q.Entity, q.Framework, q.Resource, q.Jurisdiction} {
 		if len(v) > record.MaxIDLength {
-			return fmt.Errorf("%w: a parameter is longer than %d bytes", record.ErrBadQuery, record.MaxIDLength)
+			return record.Errorf(record.ErrBadQuery, "a parameter is longer than %d bytes", record.MaxIDLength)
 		}
 	}
 	return nil

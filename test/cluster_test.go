@@ -95,6 +95,13 @@ func mustStartProcCluster(t *testing.T, n int) *procCluster {
 // loopback.
 func startProcCluster(t *testing.T, voters, replicas int, hosts []*netns.Host) *procCluster {
 	t.Helper()
+	return startProcClusterWith(t, voters, replicas, hosts, "")
+}
+
+// startProcClusterWith is startProcCluster with p2pExtra (lines of the p2p
+// section, indented by two spaces) in every node's configuration.
+func startProcClusterWith(t *testing.T, voters, replicas int, hosts []*netns.Host, p2pExtra string) *procCluster {
+	t.Helper()
 	bin := mustBuild(t)
 	base := t.TempDir()
 	n := voters + replicas
@@ -147,8 +154,8 @@ func startProcCluster(t *testing.T, voters, replicas int, hosts []*netns.Host) *
 		// same number; peers learn it from each other).
 		quic := strings.Replace(listen, "/tcp/", "/udp/", 1) + "/quic-v1"
 		c.admins = append(c.admins, "http://"+info.admin)
-		cfg := fmt.Sprintf("data_dir: %s\ngenesis: %s\nhttp:\n  addr: %s\nadmin:\n  addr: %s\n  token: %q\np2p:\n  listen:\n    - %s\n    - %s\n  peers:\n%s\nraft:\n  heartbeat_timeout: 500ms\n  election_timeout: 500ms\n",
-			info.dir, genesisPath, info.http, info.admin, c.token, listen, quic, strings.Join(peers, "\n"))
+		cfg := fmt.Sprintf("data_dir: %s\ngenesis: %s\nhttp:\n  addr: %s\nadmin:\n  addr: %s\n  token: %q\np2p:\n  listen:\n    - %s\n    - %s\n  peers:\n%s\n%sraft:\n  heartbeat_timeout: 500ms\n  election_timeout: 500ms\n",
+			info.dir, genesisPath, info.http, info.admin, c.token, listen, quic, strings.Join(peers, "\n"), p2pExtra)
 		if i >= voters {
 			cfg += "  nonvoter: true\n  join:\n" + strings.Join(join, "\n") + "\n"
 		}

@@ -134,6 +134,10 @@ func tryStartTrustdOn(t *testing.T, h *netns.Host, bin, dir string, args ...stri
 	go func() { p.done <- cmd.Wait() }()
 	select {
 	case p.url = <-urls:
+		if h != nil && h.Via.IsValid() {
+			// Behind NAT: the router forwards the gateway's port.
+			p.url = strings.Replace(p.url, h.IP.String(), h.Via.String(), 1)
+		}
 	case err := <-p.done:
 		return nil, fmt.Errorf("trustd %v exited early: %v\n%s", args, err, p.stderr)
 	case <-time.After(30 * time.Second):

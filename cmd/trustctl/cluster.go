@@ -16,18 +16,24 @@ import (
 )
 
 func (a *app) clusterCmd() *cobra.Command {
-	admin := os.Getenv("TRUSTCTL_ADMIN")
-	if admin == "" {
-		admin = "http://127.0.0.1:8081"
-	}
+	admin := []string{envOr(envAdmin, defaultAdmin)}
 	token := os.Getenv("TRUSTCTL_ADMIN_TOKEN")
-	cmd := &cobra.Command{Use: "cluster", Short: "Cluster membership, through a node's admin API"}
-	cmd.PersistentFlags().StringVar(&admin, "admin", admin, "admin API URL of a trustd node (env TRUSTCTL_ADMIN)")
+	cmd := &cobra.Command{Use: "cluster", Short: "Cluster membership, through a node's admin API (--admin, not --server)"}
+	cmd.PersistentFlags().StringArrayVar(&admin, "admin", admin, endpointsHelp("the admin API of trustd nodes (its admin.listen, not the gateway)", envAdmin))
 	cmd.PersistentFlags().StringVar(&token, "admin-token", token, "admin API token (env TRUSTCTL_ADMIN_TOKEN)")
-	adminClient := func() *client.Client {
-		c := client.New(admin)
-		c.Token = token
-		return c
+	var ac *client.Client
+	adminClient := func() (*client.Client, error) {
+		if ac != nil {
+			return ac, nil
+		}
+		eps, err := client.ParseEndpoints(admin)
+		if err != nil {
+			return nil, usagef("--admin: %w", err)
+		}
+		ac = client.NewFailover(eps, "--admin")
+		ac.Token = token
+		ac.Identify = a.identify("--admin", "/admin/v1/cluster", token)
+		return ac, nil
 	}
 	printMembers := func(w io.Writer, v api.ClusterView) {
 		fmt.Fprintf(w, "node %s  %s  leader %s  term %d  commit %d  applied %d  registry index %d  feature level %d\n\n",
@@ -44,7 +50,11 @@ func (a *app) clusterCmd() *cobra.Command {
 			if !m.Reachable {
 				state, applied, lag, level = "unreachable", "-", "-", "-" // not known, not zero
 			}
-			fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8s %6s %5s  %s\n", m.ID, m.Suffrage, leader, state, applied, lag, level, lastContact(m, v.Node.NodeID, now))
+			contact := lastContact(m, v.Node.NodeID, now)
+			if m.Connection == api.ConnRelayed {
+				contact += " (through a relay)"
+			}
+			fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8s %6s %5s  %s\n", m.ID, m.Suffrage, leader, state, applied, lag, level, contact)
 			for _, addr := range m.Addrs {
 				fmt.Fprintf(w, "    %s\n", strings.TrimSuffix(addr, "/p2p/"+m.ID))
 			}
@@ -55,7 +65,11 @@ func (a *app) clusterCmd() *cobra.Command {
 		Short: "Every member with suffrage, leader, applied index, lag, its build's feature level, last contact and addresses",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var out api.ClusterView
-			if err := adminClient().Get(cmd.Context(), "/admin/v1/cluster", nil, &out); err != nil {
+			ac, err := adminClient()
+			if err != nil {
+				return err
+			}
+			if err := ac.Get(cmd.Context(), "/admin/v1/cluster", nil, &out); err != nil {
 				return err
 			}
 			return a.print(out, func(w io.Writer) { printMembers(w, out) })
@@ -78,7 +92,11 @@ func (a *app) clusterCmd() *cobra.Command {
 					}
 				}
 				var out api.ClusterView
-				if err := adminClient().Post(cmd.Context(), "/admin/v1/cluster/"+action, req, &out); err != nil {
+				ac, err := adminClient()
+				if err != nil {
+					return err
+				}
+				if err := ac.Post(cmd.Context(), "/admin/v1/cluster/"+action, req, &out); err != nil {
 					return err
 				}
 				return a.print(out, func(w io.Writer) {
@@ -98,7 +116,11 @@ func (a *app) clusterCmd() *cobra.Command {
 			if out == "" {
 				return fmt.Errorf("--out is required")
 			}
-			n, err := adminClient().Download(cmd.Context(), "/admin/v1/backup", out, force)
+			ac, err := adminClient()
+			if err != nil {
+				return err
+			}
+			n, err := ac.Download(cmd.Context(), "/admin/v1/backup", out, force)
 			if errors.Is(err, client.ErrFileExists) {
 				return fmt.Errorf("%w; choose another file or pass --force to replace it", err)
 			}

@@ -35,7 +35,11 @@ const unavailableHint = "(reads ask the leader; --consistency local reads this n
 
 // app holds the global flags and the output streams.
 type app struct {
-	server      string
+	server      []string // --server, as given
+	genesisArg  string   // --genesis, as given
+	genesis     string   // the CID --genesis names, or ""
+	verbose     bool
+	gw          *client.Client // the gateway client of --server
 	consistency string
 	json        bool   // --json: an alias of -o json
 	output      string // -o: table, json or yaml
@@ -46,11 +50,8 @@ type app struct {
 	errw        io.Writer
 }
 
-func (a *app) client() *client.Client {
-	c := client.New(a.server)
-	c.Consistency = a.consistency
-	return c
-}
+// client returns the client of the gateways --server names.
+func (a *app) client() *client.Client { return a.gw }
 
 // print writes v as JSON with -o json (or --json), as YAML with -o yaml,
 // or calls human otherwise.
@@ -80,14 +81,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		RunE:          func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			a.outputSet = cmd.Flags().Changed("output")
-			return a.outputFormat()
+			if err := a.outputFormat(); err != nil {
+				return err
+			}
+			return a.setEndpoints()
 		},
 	}
-	server := os.Getenv("TRUSTCTL_SERVER")
-	if server == "" {
-		server = "http://127.0.0.1:8080"
-	}
-	root.PersistentFlags().StringVar(&a.server, "server", server, "gateway URL of a trustd node (env TRUSTCTL_SERVER)")
+	root.PersistentFlags().StringArrayVar(&a.server, "server", []string{envOr(envServer, defaultServer)}, endpointsHelp("the gateway (public API) of trustd nodes", envServer))
+	root.PersistentFlags().StringVar(&a.genesisArg, "genesis", os.Getenv(envGenesis),
+		"refuse nodes of any consortium but this one: its genesis file or genesis CID (env "+envGenesis+")")
+	root.PersistentFlags().BoolVar(&a.verbose, "verbose", false, "say on stderr which node and consortium (genesis CID) each endpoint is")
 	root.PersistentFlags().StringVar(&a.consistency, "consistency", "linearizable",
 		"reads: linearizable (see every write acknowledged by any node) or local (the node's own state, also without a leader)")
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print JSON for scripts (the same as -o json)")

@@ -446,7 +446,7 @@ func (a *app) findParent(ctx context.Context, fw, accreditor string, resources [
 		return "", a.parentLookupError(err)
 	}
 	if d.Reason == record.ReasonUnknownFramework {
-		return "", fmt.Errorf("accredit: the framework %s %w at %s: check --framework (trustctl framework list shows the frameworks it knows)", fw, errUnknownFramework, a.server)
+		return "", fmt.Errorf("accredit: the framework %s %w at %s: check --framework (trustctl framework list shows the frameworks it knows)", fw, errUnknownFramework, a.serverName())
 	}
 	if d.Authorized && len(d.Chain) == 0 {
 		return "", nil // a root accreditor
@@ -484,7 +484,7 @@ func (a *app) findParent(ctx context.Context, fw, accreditor string, resources [
 func (a *app) parentLookupError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return fmt.Errorf("accredit: no node answers at %s: start trustd or pass --server (%w)", a.server, ue.Err)
+		return fmt.Errorf("accredit: no node answers at %s: start trustd or pass --server (%w)", a.serverNames(), ue.Err)
 	}
 	return fmt.Errorf("accredit: look up the signer's own accreditation (--parent names it and skips this): %w", err)
 }

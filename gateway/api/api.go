@@ -105,7 +105,17 @@ type MemberStatus struct {
 	// LastContact is when this node last heard from the member. Zero, and
 	// left out, for this node itself and for a member it never reached.
 	LastContact time.Time `json:"last_contact,omitzero"`
+	// Connection is how this node is connected to the member now:
+	// ConnDirect, ConnRelayed (only through another member's relay), or
+	// empty when it is not connected (and for itself).
+	Connection string `json:"connection,omitempty"`
 }
+
+// Connection kinds of MemberStatus.Connection.
+const (
+	ConnDirect  = "direct"
+	ConnRelayed = "relayed"
+)
 
 // ClusterView is the admin API's view (GET /admin/v1/cluster): this node's
 // raft status and every member with its applied index and lag.
@@ -115,4 +125,7 @@ type ClusterView struct {
 	// FeatureLevel is the cluster's (registry/features.go); each member's
 	// build reports its own in Members.
 	FeatureLevel int `json:"feature_level"`
+	// Genesis is the CID of the node's genesis document: the consortium
+	// it belongs to.
+	Genesis string `json:"genesis"`
 }

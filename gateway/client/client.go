@@ -24,21 +24,44 @@ import (
 	"github.com/trustreg/trustreg/registry/record"
 )
 
-// Client talks to one node's gateway.
+// Client talks to one node's gateway (or admin API), or to several nodes',
+// failing over between them (roundTrip says when).
 type Client struct {
+	// Base is the endpoint in use: the one New was given, or the one of
+	// Endpoints that answered last.
 	Base string
-	HTTP *http.Client
+	// Endpoints, when set, are the nodes to fail over between, in order
+	// (ParseEndpoints); the first request goes to Endpoints[0].
+	Endpoints []string
+	// Flag names the endpoints in error messages ("--server").
+	Flag string
+	// Identify, if set, runs once before the first request to each
+	// endpoint: it may check which consortium the node belongs to. An
+	// error for which NotSent is true moves on to the next endpoint; any
+	// other ends the request.
+	Identify func(ctx context.Context, base string) error
+	HTTP     *http.Client
 	// Token, if set, is sent as a bearer token (the admin API's).
 	Token string
 	// Consistency, if set, is sent as the consistency level of every read
 	// that does not name its own: "linearizable" sees every write any
 	// node acknowledged before the read; "local" is this node's state.
 	Consistency string
+
+	eps endpoints
 }
 
 // New returns a client of the gateway at base (http://host:port).
 func New(base string) *Client {
 	return &Client{Base: strings.TrimRight(base, "/"), HTTP: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// NewFailover returns a client that fails over between endpoints
+// (ParseEndpoints' answer); flag names them in error messages.
+func NewFailover(endpoints []string, flag string) *Client {
+	c := New(endpoints[0])
+	c.Endpoints, c.Flag = endpoints, flag
+	return c
 }
 
 // APIError is a problem-details answer.
@@ -66,14 +89,18 @@ func (c *Client) Submit(ctx context.Context, jws []byte) (*record.Result, error)
 	if t := bytes.TrimSpace(jws); len(t) > 0 && t[0] == '{' {
 		ct = "application/jose+json"
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+"/v1/operations", bytes.NewReader(jws))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", ct)
+	// The same signed operation submitted again is idempotent: it may go
+	// to another node when the first one's answer was lost.
 	var res record.Result
-	err = c.do(req, &res)
-	if ae, ok := err.(*APIError); ok && ae.Problem.Result != nil {
+	err := c.do(ctx, true, func(base string) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/operations", bytes.NewReader(jws))
+		if err == nil {
+			req.Header.Set("Content-Type", ct)
+		}
+		return req, err
+	}, &res)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Problem.Result != nil {
 		return ae.Problem.Result, err
 	}
 	if err != nil {
@@ -91,29 +118,29 @@ func (c *Client) Get(ctx context.Context, path string, query url.Values, out any
 		}
 		query.Set("consistency", c.Consistency)
 	}
-	u := c.Base + path
+	u := path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	return c.do(req, out)
+	return c.do(ctx, true, func(base string) (*http.Request, error) {
+		return http.NewRequestWithContext(ctx, http.MethodGet, base+u, nil)
+	}, out)
 }
 
-// Post sends v as JSON to path and reads the answer into out.
+// Post sends v as JSON to path and reads the answer into out. It goes to
+// another endpoint only when the node certainly did not carry it out.
 func (c *Client) Post(ctx context.Context, path string, v, out any) error {
 	body, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	return c.do(req, out)
+	return c.do(ctx, false, func(base string) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(body))
+		if err == nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		return req, err
+	}, out)
 }
 
 // Trust asks a trust question.
@@ -141,21 +168,22 @@ func (c *Client) Watch(ctx context.Context, since uint64, framework, entity stri
 	if entity != "" {
 		q.Set("entity", entity)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+"/v1/watch?"+q.Encode(), nil)
-	if err != nil {
-		return since, err
-	}
-	req.Header.Set("Accept", "text/event-stream")
 	hc := *c.HTTP
 	hc.Timeout = 0 // a stream lasts as long as it is watched
-	resp, err := hc.Do(req)
+	resp, err := c.roundTrip(ctx, &hc, true, func(base string) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/watch?"+q.Encode(), nil)
+		if err == nil {
+			req.Header.Set("Accept", "text/event-stream")
+		}
+		return req, err
+	})
 	if err != nil {
-		return since, fmt.Errorf("GET /v1/watch: %w (is trustd running? set --server)", err)
+		return since, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return since, apiError(req, resp, body)
+		return since, apiError(resp.Request, resp, body)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), record.MaxOperationSize*4)
@@ -193,15 +221,15 @@ func apiError(req *http.Request, resp *http.Response, body []byte) *APIError {
 	return &APIError{Problem: p, Method: req.Method, Path: req.URL.Path}
 }
 
-func (c *Client) do(req *http.Request, out any) error {
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	resp, err := c.HTTP.Do(req)
+// do sends the request build makes (roundTrip, repeatable) and reads the
+// answer into out.
+func (c *Client) do(ctx context.Context, repeatable bool, build func(base string) (*http.Request, error), out any) error {
+	resp, err := c.roundTrip(ctx, c.HTTP, repeatable, build)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w (is trustd running? set --server)", req.Method, req.URL.Path, err)
+		return err
 	}
 	defer resp.Body.Close()
+	req := resp.Request
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return err
@@ -234,16 +262,11 @@ func (c *Client) Download(ctx context.Context, path, out string, replace bool) (
 			return 0, fmt.Errorf("%s: %w", out, ErrFileExists)
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+path, nil)
-	if err != nil {
-		return 0, err
-	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
 	hc := *c.HTTP
 	hc.Timeout = 0 // a large state takes as long as it takes
-	resp, err := hc.Do(req)
+	resp, err := c.roundTrip(ctx, &hc, true, func(base string) (*http.Request, error) {
+		return http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	})
 	if err != nil {
 		return 0, err
 	}

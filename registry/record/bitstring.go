@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
-	"errors"
-	"fmt"
 	"io"
 	"strings"
 )
@@ -24,15 +22,17 @@ const MinStatusListEntries = 131072
 // bits), so a small GZIP stream cannot expand without limit.
 const MaxStatusListBytes = 1 << 24
 
-// Status-list errors, named after the Recommendation's error types.
+// Status-list errors, named after the Recommendation's error types. A
+// client reads no words for them beyond the detail: the problem type is the
+// Recommendation's. A list that cannot be retrieved is also not found.
 var (
-	ErrStatusListLength = errors.New("registry: STATUS_LIST_LENGTH_ERROR")
-	ErrMalformedValue   = errors.New("registry: MALFORMED_VALUE_ERROR")
-	ErrRange            = errors.New("registry: RANGE_ERROR")
-	ErrStatusRetrieval  = errors.New("registry: STATUS_RETRIEVAL_ERROR")
+	ErrStatusListLength = NewKind("registry: STATUS_LIST_LENGTH_ERROR", "", nil)
+	ErrMalformedValue   = NewKind("registry: MALFORMED_VALUE_ERROR", "", nil)
+	ErrRange            = NewKind("registry: RANGE_ERROR", "", nil)
+	ErrStatusRetrieval  = NewKind("registry: STATUS_RETRIEVAL_ERROR", "not found", ErrNotFound)
 	// ErrStatusVerification: the status purpose asked for is not the
 	// list's (REC §3.2).
-	ErrStatusVerification = errors.New("registry: STATUS_VERIFICATION_ERROR")
+	ErrStatusVerification = NewKind("registry: STATUS_VERIFICATION_ERROR", "", nil)
 )
 
 // EncodeBitstring compresses and encodes a bitstring as an encodedList.
@@ -53,22 +53,22 @@ func EncodeBitstring(bits []byte) (string, error) {
 func DecodeBitstring(encoded string) ([]byte, error) {
 	rest, ok := strings.CutPrefix(encoded, "u")
 	if !ok {
-		return nil, fmt.Errorf("%w: encodedList must be multibase base64url with the prefix \"u\"", ErrMalformedValue)
+		return nil, Errorf(ErrMalformedValue, "encodedList must be multibase base64url with the prefix \"u\"")
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(rest)
 	if err != nil {
-		return nil, fmt.Errorf("%w: encodedList is not base64url without padding: %v", ErrMalformedValue, err)
+		return nil, Errorf(ErrMalformedValue, "encodedList is not base64url without padding: %v", err)
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(raw))
 	if err != nil {
-		return nil, fmt.Errorf("%w: encodedList is not GZIP-compressed: %v", ErrMalformedValue, err)
+		return nil, Errorf(ErrMalformedValue, "encodedList is not GZIP-compressed: %v", err)
 	}
 	bits, err := io.ReadAll(io.LimitReader(zr, MaxStatusListBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: GZIP stream: %v", ErrMalformedValue, err)
+		return nil, Errorf(ErrMalformedValue, "GZIP stream: %v", err)
 	}
 	if len(bits) > MaxStatusListBytes {
-		return nil, fmt.Errorf("%w: the bitstring exceeds %d bytes", ErrStatusListLength, MaxStatusListBytes)
+		return nil, Errorf(ErrStatusListLength, "the bitstring exceeds %d bytes", MaxStatusListBytes)
 	}
 	return bits, nil
 }
@@ -80,7 +80,7 @@ func StatusEntries(bits []byte, size int) int { return len(bits) * 8 / size }
 // may cross a byte boundary), most significant bit first.
 func GetStatus(bits []byte, index, size int) (int, error) {
 	if index < 0 || index >= StatusEntries(bits, size) {
-		return 0, fmt.Errorf("%w: index %d is outside the list's %d entries", ErrRange, index, StatusEntries(bits, size))
+		return 0, Errorf(ErrRange, "index %d is outside the list's %d entries", index, StatusEntries(bits, size))
 	}
 	v := 0
 	for bit := index * size; bit < (index+1)*size; bit++ {
@@ -92,10 +92,10 @@ func GetStatus(bits []byte, index, size int) (int, error) {
 // SetStatus writes value into entry index of size bits.
 func SetStatus(bits []byte, index, size, value int) error {
 	if index < 0 || index >= StatusEntries(bits, size) {
-		return fmt.Errorf("%w: index %d is outside the list's %d entries", ErrRange, index, StatusEntries(bits, size))
+		return Errorf(ErrRange, "index %d is outside the list's %d entries", index, StatusEntries(bits, size))
 	}
 	if value < 0 || value >= 1<<size {
-		return fmt.Errorf("%w: value %d does not fit in %d bits", ErrRange, value, size)
+		return Errorf(ErrRange, "value %d does not fit in %d bits", value, size)
 	}
 	for i := range size {
 		bit := index*size + i

@@ -91,7 +91,7 @@ func ParseOperation(raw []byte) (*ParsedOperation, error) {
 // CheckSize refuses an operation longer than MaxOperationSize.
 func CheckSize(raw []byte) error {
 	if len(raw) > MaxOperationSize {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), MaxOperationSize)
+		return Errorf(ErrTooLarge, "%d bytes, limit %d", len(raw), MaxOperationSize)
 	}
 	return nil
 }
@@ -103,7 +103,7 @@ func CheckSize(raw []byte) error {
 func ParseOperationDigest(raw []byte, digest [32]byte) (*ParsedOperation, error) {
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 {
-		return nil, fmt.Errorf("%w: empty body: send a compact JWS or a JWS JSON serialization", ErrMalformed)
+		return nil, Errorf(ErrMalformed, "empty body: send a compact JWS or a JWS JSON serialization")
 	}
 	var obj *jose.JSONWebSignature
 	var err error
@@ -113,17 +113,17 @@ func ParseOperationDigest(raw []byte, digest [32]byte) (*ParsedOperation, error)
 		obj, err = jose.ParseSignedCompact(string(trimmed), AcceptedAlgs)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: JWS: %v (algorithms EdDSA and ES256 are accepted)", ErrMalformed, err)
+		return nil, Errorf(ErrMalformed, "JWS: %v (algorithms EdDSA and ES256 are accepted)", err)
 	}
 	if len(obj.Signatures) == 0 || len(obj.Signatures) > MaxSignatures {
-		return nil, fmt.Errorf("%w: JWS carries %d signatures, want 1 to %d", ErrMalformed, len(obj.Signatures), MaxSignatures)
+		return nil, Errorf(ErrMalformed, "JWS carries %d signatures, want 1 to %d", len(obj.Signatures), MaxSignatures)
 	}
 	for i, sig := range obj.Signatures {
 		if sig.Protected.KeyID == "" {
-			return nil, fmt.Errorf("%w: signature %d has no kid in its protected header", ErrMalformed, i)
+			return nil, Errorf(ErrMalformed, "signature %d has no kid in its protected header", i)
 		}
 		if !strings.Contains(sig.Protected.KeyID, "#") {
-			return nil, fmt.Errorf("%w: signature %d: kid %q is not a DID URL (did#fragment)", ErrMalformed, i, sig.Protected.KeyID)
+			return nil, Errorf(ErrMalformed, "signature %d: kid %q is not a DID URL (did#fragment)", i, sig.Protected.KeyID)
 		}
 	}
 	payload := obj.UnsafePayloadWithoutVerification()
@@ -179,7 +179,7 @@ func signedContent(trimmed []byte, obj *jose.JSONWebSignature, payload []byte) (
 		// Case-sensitive and refusing duplicate members, as go-jose's
 		// JSON reader is.
 		if err := jsonv2.Unmarshal(trimmed, &env); err != nil {
-			return nil, fmt.Errorf("%w: JWS JSON serialization: %v", ErrMalformed, err)
+			return nil, Errorf(ErrMalformed, "JWS JSON serialization: %v", err)
 		}
 		parts = env.Signatures
 		if len(parts) == 0 {
@@ -188,12 +188,12 @@ func signedContent(trimmed []byte, obj *jose.JSONWebSignature, payload []byte) (
 	} else {
 		c := strings.Split(string(trimmed), ".")
 		if len(c) != 3 {
-			return nil, fmt.Errorf("%w: compact JWS must have three parts", ErrMalformed)
+			return nil, Errorf(ErrMalformed, "compact JWS must have three parts")
 		}
 		parts = []part{{Protected: c[0], Signature: c[2]}}
 	}
 	if len(parts) != len(obj.Signatures) {
-		return nil, fmt.Errorf("%w: JWS: %d signatures read, %d parsed", ErrMalformed, len(parts), len(obj.Signatures))
+		return nil, Errorf(ErrMalformed, "JWS: %d signatures read, %d parsed", len(parts), len(obj.Signatures))
 	}
 	enc := base64.RawURLEncoding
 	body := "." + enc.EncodeToString(payload)
@@ -202,7 +202,7 @@ func signedContent(trimmed []byte, obj *jose.JSONWebSignature, payload []byte) (
 		header, err1 := enc.DecodeString(pt.Protected)
 		sig, err2 := enc.DecodeString(pt.Signature)
 		if err := errors.Join(err1, err2); err != nil || !bytes.Equal(sig, obj.Signatures[i].Signature) {
-			return nil, fmt.Errorf("%w: JWS signature %d: its protected header or signature does not read as go-jose read it: %v", ErrMalformed, i, err)
+			return nil, Errorf(ErrMalformed, "JWS signature %d: its protected header or signature does not read as go-jose read it: %v", i, err)
 		}
 		out[i] = sha256.Sum256([]byte(enc.EncodeToString(header) + body))
 	}
@@ -226,7 +226,7 @@ func HighS(sig []byte) bool {
 func checkLowS(obj *jose.JSONWebSignature) error {
 	for i, sig := range obj.Signatures {
 		if sig.Header.Algorithm == string(jose.ES256) && HighS(sig.Signature) {
-			return fmt.Errorf("%w: signature %d (ES256, kid %q) has a high s (s > n/2): the registry accepts only low-s ECDSA signatures, so each has one encoding; replace s with n - s, or sign again with a signer that emits low-s signatures (trustctl does)", ErrMalformed, i, sig.Header.KeyID)
+			return Errorf(ErrMalformed, "signature %d (ES256, kid %q) has a high s (s > n/2): the registry accepts only low-s ECDSA signatures, so each has one encoding; replace s with n - s, or sign again with a signer that emits low-s signatures (trustctl does)", i, sig.Header.KeyID)
 		}
 	}
 	return nil

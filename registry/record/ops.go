@@ -209,17 +209,17 @@ func decodePayloadTwoPass(payload []byte) (string, int64, any, error) {
 		IAT *int64 `json:"iat"`
 	}
 	if err := json.Unmarshal(payload, &h); err != nil {
-		return "", 0, nil, fmt.Errorf("%w: payload is not a JSON object: %v", ErrMalformed, err)
+		return "", 0, nil, Errorf(ErrMalformed, "payload is not a JSON object: %v", err)
 	}
 	body, ok := newBody(h.Op)
 	if !ok {
-		return "", 0, nil, fmt.Errorf("%w: unknown op %q (known: %s)", ErrMalformed, h.Op, strings.Join(OperationTypes, ", "))
+		return "", 0, nil, Errorf(ErrMalformed, "unknown op %q (known: %s)", h.Op, strings.Join(OperationTypes, ", "))
 	}
 	if h.IAT == nil {
-		return "", 0, nil, fmt.Errorf("%w: payload has no iat (signing time, seconds since the epoch)", ErrMalformed)
+		return "", 0, nil, Errorf(ErrMalformed, "payload has no iat (signing time, seconds since the epoch)")
 	}
 	if err := DecodeStrict(payload, body); err != nil {
-		return "", 0, nil, fmt.Errorf("%w: %s payload: %v", ErrMalformed, h.Op, err)
+		return "", 0, nil, Errorf(ErrMalformed, "%s payload: %v", h.Op, err)
 	}
 	return h.Op, *h.IAT, body, nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"reflect"
 	"strconv"
@@ -43,7 +42,7 @@ func checkJSON(what string, data []byte, t reflect.Type) error {
 		return err
 	}
 	if _, err := dec.ReadToken(); err != io.EOF {
-		return fmt.Errorf("%w: %s: trailing data after the JSON value", ErrMalformed, what)
+		return Errorf(ErrMalformed, "%s: trailing data after the JSON value", what)
 	}
 	return nil
 }
@@ -72,9 +71,9 @@ var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
 func (w *jsonWalker) syntax(err error) error {
 	var se *jsontext.SyntacticError
 	if errors.As(err, &se) {
-		return fmt.Errorf("%w: %s: at %s: %v (send valid UTF-8 JSON)", ErrMalformed, w.what, pointer(string(se.JSONPointer)), se.Err)
+		return Errorf(ErrMalformed, "%s: at %s: %v (send valid UTF-8 JSON)", w.what, pointer(string(se.JSONPointer)), se.Err)
 	}
-	return fmt.Errorf("%w: %s: %v", ErrMalformed, w.what, err)
+	return Errorf(ErrMalformed, "%s: %v", w.what, err)
 }
 
 // value walks one value that decodes into t; member is the name of the
@@ -108,7 +107,7 @@ func (w *jsonWalker) value(t reflect.Type, member string) error {
 	case '"':
 		if !freeTextMembers[member] {
 			if i := controlAt(tok.String()); i >= 0 {
-				return fmt.Errorf("%w: %s: %s holds the control character %U: names and identifiers are printable text", ErrMalformed, w.what, w.at(), []rune(tok.String()[i:])[0])
+				return Errorf(ErrMalformed, "%s: %s holds the control character %U: names and identifiers are printable text", w.what, w.at(), []rune(tok.String()[i:])[0])
 			}
 		}
 	}
@@ -125,11 +124,11 @@ func (w *jsonWalker) object(t reflect.Type) error {
 		}
 		name := tok.String()
 		if i := controlAt(name); i >= 0 {
-			return fmt.Errorf("%w: %s: member name %q in %s holds a control character", ErrMalformed, w.what, name, w.at())
+			return Errorf(ErrMalformed, "%s: member name %q in %s holds a control character", w.what, name, w.at())
 		}
 		w.path = append(w.path, name)
 		if seen[name] {
-			return fmt.Errorf("%w: %s: member %s appears twice: send each member once", ErrMalformed, w.what, w.at())
+			return Errorf(ErrMalformed, "%s: member %s appears twice: send each member once", w.what, w.at())
 		}
 		seen[name] = true
 		var ft reflect.Type
@@ -138,7 +137,7 @@ func (w *jsonWalker) object(t reflect.Type) error {
 			if !ok {
 				for known := range fields.byName {
 					if strings.EqualFold(known, name) {
-						return fmt.Errorf("%w: %s: member %s differs from the field %q only in case: member names are case-sensitive", ErrMalformed, w.what, w.at(), known)
+						return Errorf(ErrMalformed, "%s: member %s differs from the field %q only in case: member names are case-sensitive", w.what, w.at(), known)
 					}
 				}
 			}
@@ -242,7 +241,7 @@ func checkStatusListJSON(payload []byte) error {
 		Issuer json.RawMessage `json:"issuer"`
 	}
 	if err := json.Unmarshal(payload, &vc); err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrMalformed, what, err)
+		return Errorf(ErrMalformed, "%s: %v", what, err)
 	}
 	if t := bytes.TrimSpace(vc.Issuer); len(t) > 0 && t[0] == '{' {
 		return checkJSON(what+" issuer", t, reflect.TypeFor[issuerObject]())

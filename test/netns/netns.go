@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,10 @@ type Net struct {
 	bridge string
 	prefix netip.Prefix
 	Hosts  []*Host
+	// routers are the namespaces of the NATs in front of hosts behind
+	// NAT (AddBehindNAT), which are not in Hosts.
+	routers []string
+	natted  []*Host
 }
 
 // Host is one network namespace with an address on the Net.
@@ -79,8 +84,13 @@ type Host struct {
 	NS string
 	// IP is the host's address, reachable from the test process and from
 	// every other host of the Net while the host is not cut.
-	IP   netip.Addr
-	veth string // the test-side end of the host's veth pair
+	IP netip.Addr
+	// Via, for a host behind NAT (AddBehindNAT), is its router's address
+	// on the Net: the test process reaches the ports the router forwards
+	// to the host there, and members see the host's connections come
+	// from it. The zero Addr for other hosts.
+	Via  netip.Addr
+	veth string // the test-side end of the host's veth pair (the router's, behind NAT)
 	mu   sync.Mutex
 	cut  bool
 }
@@ -151,8 +161,11 @@ func (nw *Net) addr(i int) netip.Addr {
 // remove deletes the hosts' namespaces (which deletes their veth pairs)
 // and the bridge. Errors are ignored: what is gone is gone.
 func (nw *Net) remove() {
-	for _, h := range nw.Hosts {
+	for _, h := range append(slices.Clone(nw.Hosts), nw.natted...) {
 		_ = ip("netns", "del", h.NS)
+	}
+	for _, r := range nw.routers {
+		_ = ip("netns", "del", r)
 	}
 	_ = ip("link", "del", nw.bridge)
 }
@@ -162,6 +175,15 @@ func (nw *Net) remove() {
 // command's process id is the program's (a SIGKILL reaches it).
 func (h *Host) Command(name string, args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+}
+
+// Reach is the address the test process reaches the host at: Via behind
+// NAT, IP otherwise.
+func (h *Host) Reach() netip.Addr {
+	if h.Via.IsValid() {
+		return h.Via
+	}
+	return h.IP
 }
 
 // Cut takes the host's link down: from then on nothing reaches it and it
@@ -193,7 +215,7 @@ func (h *Host) Heal() error {
 func (h *Host) reachable(within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for {
-		c, err := net.DialTimeout("tcp", netip.AddrPortFrom(h.IP, 9).String(), 500*time.Millisecond)
+		c, err := net.DialTimeout("tcp", netip.AddrPortFrom(h.Reach(), 9).String(), 500*time.Millisecond)
 		if err == nil {
 			_ = c.Close()
 			return nil
