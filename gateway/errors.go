@@ -19,6 +19,9 @@ var (
 	ErrUnavailable = record.NewKind("gateway: no leader or not ready", "no leader or not ready", nil)
 	ErrBadRequest  = record.NewKind("gateway: bad request", "bad request", nil)
 	ErrNotCaughtUp = record.NewKind("gateway: node has not reached the requested index", "node has not reached the requested index", nil)
+	// ErrNotAcceptable: the resource has no representation the request's
+	// Accept field takes.
+	ErrNotAcceptable = record.NewKind("gateway: no acceptable representation", "no acceptable representation", nil)
 	// ErrOutcomeUnknown: the write may have reached the log and its fate is
 	// unknown. ErrUnavailable, for a write, says it certainly did not.
 	ErrOutcomeUnknown = record.NewKind("gateway: the operation may or may not have been applied; resubmit the same signed operation (resubmission is idempotent) to learn its result",
@@ -43,6 +46,8 @@ var errorTable = []errorMapping{
 	{record.ErrRange, http.StatusBadRequest, statusListTypeBase + "RANGE_ERROR"},
 	{record.ErrMalformedValue, http.StatusUnprocessableEntity, statusListTypeBase + "MALFORMED_VALUE_ERROR"},
 	{record.ErrStatusListLength, http.StatusUnprocessableEntity, statusListTypeBase + "STATUS_LIST_LENGTH_ERROR"},
+	{record.ErrStatusVerification, http.StatusUnprocessableEntity, statusListTypeBase + "STATUS_VERIFICATION_ERROR"},
+	{ErrNotAcceptable, http.StatusNotAcceptable, "not_acceptable"},
 	{record.ErrMalformed, http.StatusBadRequest, "malformed"},
 	{record.ErrBadQuery, http.StatusBadRequest, "bad_query"},
 	{ErrBadRequest, http.StatusBadRequest, "bad_request"},

@@ -137,6 +137,7 @@ var routes = []route{
 	{"GET", "/v1/accreditations/{id}", (*Server).accreditation},
 	{"GET", "/v1/status-lists", (*Server).statusLists},
 	{"GET", "/v1/status-lists/{issuer}/{list}", (*Server).statusList},
+	{"GET", "/v1/status-lists/{issuer}/{list}/record", (*Server).statusListRecord},
 	{"GET", "/v1/status-lists/{issuer}/{list}/versions", (*Server).statusListVersions},
 	{"GET", "/v1/status-lists/{issuer}/{list}/entries/{index}", (*Server).statusEntry},
 	{"GET", "/v1/status", (*Server).status},

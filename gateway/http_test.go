@@ -500,10 +500,12 @@ func TestStatusListsOverHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := "/v1/status-lists/" + url.PathEscape(e.college.DID) + "/1"
+	// The registry's record of the version is at /record; the list's URL
+	// serves the credential itself (statuslist_test.go).
 	var doc api.StatusListDocument
-	resp, body := e.get(base)
-	if err := json.Unmarshal(body, &doc); resp.StatusCode != 200 || err != nil || doc.JWT != jwt1 || doc.Entries != record.MinStatusListEntries {
-		t.Fatalf("list JSON: %d %s", resp.StatusCode, body)
+	resp, body := e.get(base + "/record")
+	if err := json.Unmarshal(body, &doc); resp.StatusCode != 200 || err != nil || doc.JWT != jwt1 || doc.Entries != record.MinStatusListEntries || doc.MediaType != "application/vc+jwt" {
+		t.Fatalf("list record: %d %s", resp.StatusCode, body)
 	}
 	if resp.Header.Get("ETag") != `"`+doc.CID+`"` || resp.Header.Get("Cache-Control") != "public, max-age=60" {
 		t.Fatalf("headers %v", resp.Header)
@@ -522,15 +524,15 @@ func TestStatusListsOverHTTP(t *testing.T) {
 	}
 	// Each representation has its own tag, and each revalidates (also
 	// with the weak form a compressing proxy sends) to a 304.
-	if r2.Header.Get("ETag") != `"`+doc.CID+`.jwt"` {
+	if r2.Header.Get("ETag") != `"`+doc.CID+`.vc+jwt"` {
 		t.Fatalf("vc+jwt ETag %s, JSON's %s", r2.Header.Get("ETag"), resp.Header.Get("ETag"))
 	}
-	for _, tc := range []struct{ accept, inm string }{
-		{"application/json", resp.Header.Get("ETag")},
-		{"application/json", "W/" + resp.Header.Get("ETag")},
-		{"application/vc+jwt", `"other", W/` + r2.Header.Get("ETag")},
+	for _, tc := range []struct{ path, accept, inm string }{
+		{"/record", "application/json", resp.Header.Get("ETag")},
+		{"/record", "application/json", "W/" + resp.Header.Get("ETag")},
+		{"", "application/vc+jwt", `"other", W/` + r2.Header.Get("ETag")},
 	} {
-		req, _ := http.NewRequest("GET", e.n.GatewayURL()+base, nil)
+		req, _ := http.NewRequest("GET", e.n.GatewayURL()+base+tc.path, nil)
 		req.Header.Set("Accept", tc.accept)
 		req.Header.Set("If-None-Match", tc.inm)
 		r3, err := http.DefaultClient.Do(req)
@@ -542,7 +544,7 @@ func TestStatusListsOverHTTP(t *testing.T) {
 			t.Fatalf("Accept %s, If-None-Match %s: %d, want 304", tc.accept, tc.inm, r3.StatusCode)
 		}
 	}
-	// The JSON credential's tag does not revalidate the VC-JWT.
+	// The record's tag does not revalidate the VC-JWT.
 	req, _ = http.NewRequest("GET", e.n.GatewayURL()+base, nil)
 	req.Header.Set("Accept", "application/vc+jwt")
 	req.Header.Set("If-None-Match", resp.Header.Get("ETag"))
@@ -573,6 +575,9 @@ func TestStatusListsOverHTTP(t *testing.T) {
 		base + "?timestamp=2001-01-01T00:00:00Z":                 "STATUS_RETRIEVAL_ERROR",
 		"/v1/status-lists/" + url.PathEscape(e.qa.DID) + "/none": "STATUS_RETRIEVAL_ERROR",
 		base + "?timestamp=yesterday":                            "MALFORMED_VALUE_ERROR",
+		base + "/entries/x1":                                     "MALFORMED_VALUE_ERROR",
+		base + "/entries/-1":                                     "MALFORMED_VALUE_ERROR",
+		base + "/entries/42?statusPurpose=suspension":            "STATUS_VERIFICATION_ERROR",
 	} {
 		resp, body := e.get(path)
 		var p api.Problem

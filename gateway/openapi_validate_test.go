@@ -57,6 +57,8 @@ var registerOpaqueTypes = sync.OnceFunc(func() {
 		openapi3filter.RegisterBodyDecoder(mt, openapi3filter.FileBodyDecoder)
 	}
 	openapi3filter.RegisterBodyDecoder("application/jose+json", openapi3filter.JSONBodyDecoder)
+	// A status-list credential in the VC Data Model's JSON media type.
+	openapi3filter.RegisterBodyDecoder("application/vc", openapi3filter.JSONBodyDecoder)
 })
 
 // mustLoadOpenAPI loads and validates the description the gateway serves.
@@ -104,7 +106,7 @@ func TestOpenAPIValidatesEveryRoute(t *testing.T) {
 		t.Fatal(err)
 	}
 	var firstList struct{ CID string }
-	e.tirGet(e.n.GatewayURL()+"/v1/status-lists/"+url.PathEscape(e.college.DID)+"/1", &firstList)
+	e.tirGet(e.n.GatewayURL()+"/v1/status-lists/"+url.PathEscape(e.college.DID)+"/1/record", &firstList)
 	registry.SetStatus(bits, 42, 1, 1)
 	if _, _, err := e.publishList("1", firstList.CID, bits); err != nil {
 		t.Fatal(err)
@@ -219,6 +221,14 @@ func TestOpenAPIValidatesEveryRoute(t *testing.T) {
 		{method: "GET", pattern: "/v1/status-lists/{issuer}/{list}", params: list, status: 200},
 		{method: "GET", pattern: "/v1/status-lists/{issuer}/{list}", params: list, header: map[string]string{"Accept": "application/vc+jwt"}, status: 200},
 		{method: "GET", pattern: "/v1/status-lists/{issuer}/{list}", params: list, query: "timestamp=yesterday", status: 422},
+		{method: "GET", pattern: "/v1/status-lists/{issuer}/{list}", params: list, header: map[string]string{"Accept": "application/json"}, status: 200},
+		{method: "GET", pattern: "/v1/status-lists/{issuer}/{list}", params: list, header: map[string]string{"Accept": "application/vc"}, status: 200},
+		{method: "GET", pattern: "/v1/status-lists/{issuer}/{list}", params: list, header: map[string]string{"Accept": "application/ld+json"}, status: 200},
+		{method: "GET", pattern: "/v1/status-lists/{issuer}/{list}", params: list, header: map[string]string{"Accept": "text/html"}, status: 406},
+		{method: "GET", pattern: "/v1/status-lists/{issuer}/{list}/record", params: list, status: 200},
+		{method: "GET", pattern: "/v1/status-lists/{issuer}/{list}/record", params: list, query: "timestamp=yesterday", status: 422},
+		{method: "GET", pattern: "/v1/status-lists/{issuer}/{list}/entries/{index}", params: map[string]string{"issuer": e.college.DID, "list": "1", "index": "x"}, status: 422},
+		{method: "GET", pattern: "/v1/status-lists/{issuer}/{list}/entries/{index}", params: map[string]string{"issuer": e.college.DID, "list": "1", "index": "42"}, query: "statusPurpose=suspension", status: 422},
 		{method: "GET", pattern: "/v1/status-lists/{issuer}/{list}/versions", params: list, status: 200},
 		{method: "GET", pattern: "/v1/status-lists/{issuer}/{list}/entries/{index}", params: map[string]string{"issuer": e.college.DID, "list": "1", "index": "42"}, status: 200},
 		{method: "GET", pattern: "/v1/status-lists/{issuer}/{list}/entries/{index}", params: map[string]string{"issuer": e.college.DID, "list": "1", "index": "131072"}, status: 400},

@@ -3,11 +3,10 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/registry"
@@ -54,6 +53,98 @@ func (s *Server) listCache(r *http.Request, view *record.StatusListView) string 
 	return "public, max-age=" + strconv.FormatInt(secs, 10)
 }
 
+// Media types of a status-list credential (REC §4; VC Data Model 2.0
+// §6.2 application/vc; VC-JOSE-COSE §6.1.1 application/vc+jwt).
+const (
+	mediaVCJWT  = "application/vc+jwt"
+	mediaVC     = "application/vc"
+	mediaLDJSON = "application/ld+json"
+	mediaJSON   = "application/json"
+)
+
+// listRepresentations are the media types a version is served as, the
+// server's preference first: a VC-JWT as issued, or else (for a client
+// that takes only JSON) enveloped in JSON (VC Data Model 2.0 §4.13); a
+// Data Integrity credential as issued, in any JSON type, and never as a
+// VC-JWT (only the issuer's key could make one).
+func listRepresentations(di bool) []string {
+	if di {
+		return []string{mediaVC, mediaLDJSON, mediaJSON}
+	}
+	return []string{mediaVCJWT, mediaVC, mediaLDJSON, mediaJSON}
+}
+
+// negotiate picks the representation the Accept field prefers (RFC 9110
+// §12.5.1): the highest q of the most specific range that matches each
+// offer, ties to the server's order; no Accept is */*. It returns "" when
+// the client accepts none of them.
+func negotiate(accept string, offers []string) string {
+	if strings.TrimSpace(accept) == "" {
+		return offers[0]
+	}
+	type rng struct {
+		typ, sub string
+		q        float64
+	}
+	var ranges []rng
+	for _, part := range strings.Split(accept, ",") {
+		fields := strings.Split(part, ";")
+		mt := strings.ToLower(strings.TrimSpace(fields[0]))
+		typ, sub, ok := strings.Cut(mt, "/")
+		if !ok {
+			continue
+		}
+		q := 1.0
+		for _, p := range fields[1:] {
+			k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if strings.EqualFold(strings.TrimSpace(k), "q") {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && f >= 0 && f <= 1 {
+					q = f
+				}
+			}
+		}
+		ranges = append(ranges, rng{typ, sub, q})
+	}
+	best, bestQ := "", 0.0
+	for _, offer := range offers {
+		typ, sub, _ := strings.Cut(offer, "/")
+		q, spec := 0.0, -1
+		for _, r := range ranges {
+			s := -1
+			switch {
+			case r.typ == typ && r.sub == sub:
+				s = 2
+			case r.typ == typ && r.sub == "*":
+				s = 1
+			case r.typ == "*" && r.sub == "*":
+				s = 0
+			}
+			if s > spec {
+				spec, q = s, r.q
+			}
+		}
+		if q > bestQ {
+			best, bestQ = offer, q
+		}
+	}
+	return best
+}
+
+// envelopedCredential is a VC-JWT in JSON: an EnvelopedVerifiableCredential
+// whose id is a data: URL of the JWT (VC Data Model 2.0 §4.13), so the
+// issuer's signature travels with it.
+func envelopedCredential(jwt string) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"@context": []string{record.ContextCredentialsV2},
+		"id":       "data:" + mediaVCJWT + "," + jwt,
+		"type":     "EnvelopedVerifiableCredential",
+	})
+	return b
+}
+
+// statusList dereferences a status-list URL: the credential itself, in the
+// media type the client asks for (REC §4), current or at ?timestamp (REC
+// §3.2). The registry's record of the version is at .../record.
 func (s *Server) statusList(w http.ResponseWriter, r *http.Request) {
 	if err := checkParams(r, "timestamp"); err != nil {
 		writeError(w, r, err)
@@ -68,14 +159,22 @@ func (s *Server) statusList(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	// The version's CID names it; the two representations (the JSON
-	// credential and the issuer's VC-JWT) get tags of their own.
-	jwtWanted := strings.Contains(r.Header.Get("Accept"), "application/vc+jwt")
-	etag := `"` + view.Version.CID + `"`
-	if jwtWanted {
-		etag = `"` + view.Version.CID + `.jwt"`
-	}
+	cred := view.Version.Credential
+	di := record.IsDataIntegrity(cred)
+	offers := listRepresentations(di)
+	media := negotiate(r.Header.Get("Accept"), offers)
 	h := w.Header()
+	h.Add("Vary", "Accept")
+	if media == "" {
+		writeError(w, r, record.Errorf(ErrNotAcceptable, "this list is served as %s; the request accepts none of them", strings.Join(offers, ", ")))
+		return
+	}
+	body := []byte(cred)
+	if !di && media != mediaVCJWT {
+		body = envelopedCredential(cred)
+	}
+	// The version's CID names it; each representation has a tag of its own.
+	etag := `"` + view.Version.CID + "." + strings.TrimPrefix(media, "application/") + `"`
 	h.Set("ETag", etag)
 	h.Set("Cache-Control", s.listCache(r, view))
 	h.Set(IndexHeader, strconv.FormatUint(sv.Index(), 10))
@@ -84,12 +183,27 @@ func (s *Server) statusList(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	if jwtWanted {
-		h.Set("Content-Type", "application/vc+jwt")
-		_, _ = w.Write([]byte(view.Version.Credential))
+	h.Set("Content-Type", media)
+	_, _ = w.Write(body)
+}
+
+// statusListRecord is the registry's record of a list version: its CID,
+// registry index, time, previous version, and the credential decoded.
+func (s *Server) statusListRecord(w http.ResponseWriter, r *http.Request) {
+	if err := checkParams(r, "timestamp"); err != nil {
+		writeError(w, r, err)
 		return
 	}
-	jwt, err := jose.ParseSignedCompact(view.Version.Credential, []jose.SignatureAlgorithm{jose.EdDSA, jose.ES256})
+	if !s.consistent(w, r) {
+		return
+	}
+	sv := s.cfg.Registry.View()
+	defer sv.Close()
+	view, ok := s.listVersion(w, r, sv)
+	if !ok {
+		return
+	}
+	payload, err := record.StatusListPayload(view.Version.Credential)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -97,7 +211,19 @@ func (s *Server) statusList(w http.ResponseWriter, r *http.Request) {
 	doc := api.StatusListDocument{
 		Issuer: view.Issuer, List: view.ID, CID: view.Version.CID, Index: view.Version.Index, Time: view.Version.Time,
 		Previous: view.Version.Previous, Purposes: view.Purposes, StatusSize: view.StatusSize, Entries: view.Entries,
-		Credential: jwt.UnsafePayloadWithoutVerification(), JWT: view.Version.Credential,
+		Credential: payload, MediaType: mediaVC,
+	}
+	if !record.IsDataIntegrity(view.Version.Credential) {
+		doc.JWT, doc.MediaType = view.Version.Credential, mediaVCJWT
+	}
+	etag := `"` + view.Version.CID + `"`
+	h := w.Header()
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", s.listCache(r, view))
+	h.Set(IndexHeader, strconv.FormatUint(sv.Index(), 10))
+	if noneMatch(r.Header.Get("If-None-Match"), etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
 	}
 	h.Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
@@ -106,16 +232,24 @@ func (s *Server) statusList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) statusEntry(w http.ResponseWriter, r *http.Request) {
-	if err := checkParams(r, "timestamp"); err != nil {
+	if err := checkParams(r, "timestamp", "statusPurpose"); err != nil {
 		writeError(w, r, err)
 		return
 	}
 	if !s.consistent(w, r) {
 		return
 	}
-	index, err := strconv.Atoi(r.PathValue("index"))
+	// REC §2.1: statusListIndex is an integer ≥ 0 written in base 10; a
+	// value that is not one is malformed (REC §3), one past the list's end
+	// out of range (REC §3.2).
+	raw := r.PathValue("index")
+	if raw == "" || strings.Trim(raw, "0123456789") != "" {
+		writeError(w, r, record.Errorf(record.ErrMalformedValue, "entry index %q is not a base-10 integer ≥ 0", raw))
+		return
+	}
+	index, err := strconv.Atoi(raw)
 	if err != nil {
-		writeError(w, r, record.Errorf(record.ErrRange, "entry index %q is not a number", r.PathValue("index")))
+		writeError(w, r, record.Errorf(record.ErrRange, "entry index %s is past every list's end", raw))
 		return
 	}
 	var t time.Time
@@ -130,6 +264,18 @@ func (s *Server) statusEntry(w http.ResponseWriter, r *http.Request) {
 	e, err := sv.CheckStatus(r.PathValue("issuer"), r.PathValue("list"), index, t)
 	if err != nil {
 		writeError(w, r, err)
+		return
+	}
+	// REC §3.2: the purpose checked must be one of the list's; a list of
+	// several purposes needs the caller's (its credentialStatus's).
+	switch p := query(r).Get("statusPurpose"); {
+	case p != "" && !slices.Contains(e.Purposes, p):
+		writeError(w, r, record.Errorf(record.ErrStatusVerification, "statusPurpose %q is not a purpose of this list (%s)", p, strings.Join(e.Purposes, ", ")))
+		return
+	case p != "":
+		e.Purpose = p
+	case e.Purpose == "":
+		writeError(w, r, record.Errorf(record.ErrMalformedValue, "this list has the purposes %s: name the one to check with ?statusPurpose=", strings.Join(e.Purposes, ", ")))
 		return
 	}
 	s.writeJSONAt(w, r, sv.Index(), http.StatusOK, e, cacheShort)

@@ -51,9 +51,18 @@ const (
 	// VerifiableAuthorisationForTrustChain). Older builds refuse both as
 	// malformed.
 	FeatureLevelAccreditationCredential = 5
+	// FeatureLevelStatusListREC applies the Bitstring Status List
+	// Recommendation's rules to published status lists: a credential
+	// secured with Data Integrity (eddsa-rdfc-2022, eddsa-jcs-2022) beside
+	// a VC-JWT, statusPurpose refresh (not reversible, as revocation), any
+	// statusSize from 1 to record.MaxStatusSize, credentialSubject.
+	// statusMessages, and a message list names its statusSize. Older
+	// builds refuse or read such credentials otherwise, so the apply keeps
+	// the older rules below it.
+	FeatureLevelStatusListREC = 6
 
 	// FeatureLevel is the highest level this build applies.
-	FeatureLevel = FeatureLevelAccreditationCredential
+	FeatureLevel = FeatureLevelStatusListREC
 )
 
 // featureNames say what each level adds, for error messages and status.
@@ -63,6 +72,7 @@ var featureNames = map[int]string{
 	FeatureLevelKeyAuthority:            "keys bound only by an identifier's controller; revocation after an issuer's accreditation ends",
 	FeatureLevelSignedContent:           "idempotency on what was signed; low-s ES256 and unambiguous JSON only",
 	FeatureLevelAccreditationCredential: "accreditations submitted as EBSI Verifiable Accreditation VC-JWTs",
+	FeatureLevelStatusListREC:           "status lists by the Bitstring Status List Recommendation: Data Integrity credentials, purpose refresh, any statusSize, statusMessages",
 }
 
 // OpFeatureLevel names the result of a feature level raise.
@@ -174,6 +184,9 @@ func featureLevelOf(op *record.ParsedOperation) int {
 	}
 	if m != nil && m.Location != "" {
 		return FeatureLevelEntityLocation
+	}
+	if pub, ok := op.Body.(*record.PublishStatusList); ok && record.IsDataIntegrity(pub.Credential) {
+		return FeatureLevelStatusListREC
 	}
 	return FeatureLevelBase
 }

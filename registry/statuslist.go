@@ -1,7 +1,9 @@
 package registry
 
 import (
+	"crypto"
 	"encoding/binary"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -14,23 +16,15 @@ func (c *applyCtx) publishStatusList(op *record.PublishStatusList) (string, erro
 	if !record.ListIDRE.MatchString(op.List) {
 		return "", record.Reject(record.CodeInvalid, "list id %q must be 1 to 128 letters, digits, '.', '_', '~' or '-'", op.List)
 	}
-	jwt, err := jose.ParseSignedCompact(op.Credential, record.AcceptedAlgs)
-	if err != nil || len(jwt.Signatures) != 1 {
-		return "", record.Reject(record.CodeMalformed, "credential must be a VC-JWT (compact JWS, EdDSA or ES256): %v", err)
-	}
-	kid := jwt.Signatures[0].Protected.KeyID
-	if !strings.Contains(kid, "#") {
-		return "", record.Reject(record.CodeMalformed, "credential kid %q is not a DID URL", kid)
-	}
-	signer, did, err := c.s.verify.resolveKey(c.evaluator(), kid)
+	payload, did, err := c.verifyListCredential(op.Credential)
 	if err != nil {
 		return "", err
 	}
-	payload, err := jwt.Verify(signer.jose)
-	if err != nil {
-		return "", record.Reject(record.CodeBadSignature, "the credential's signature does not verify against %s", kid)
+	rules := record.ListRulesV1
+	if c.s.ClusterFeatureLevel() >= FeatureLevelStatusListREC {
+		rules = record.ListRulesREC
 	}
-	p, err := record.ParseStoredStatusList(payload)
+	p, err := record.ParseStatusListRules(payload, rules)
 	if err != nil {
 		return "", err
 	}
@@ -70,14 +64,14 @@ func (c *applyCtx) publishStatusList(op *record.PublishStatusList) (string, erro
 		if entries < list.Entries {
 			return "", record.Reject(record.CodeStatusListLength, "the list cannot shrink from %d to %d entries", list.Entries, entries)
 		}
-		if slices.Contains(p.Purposes, record.PurposeRevocation) || !accredited {
+		if irreversible(p.Purposes) || !accredited {
 			prev, err := c.s.caches.lists.decodedVersion(c.b, did, op.List, list.Current, list.CurrentIndex)
 			if err != nil {
 				return "", err
 			}
 			i := firstUnset(prev, p.Bits)
-			if i >= 0 && slices.Contains(p.Purposes, record.PurposeRevocation) {
-				return "", record.Reject(record.CodeInvalid, "entry %d is revoked in the current version and unset in this one: revocation cannot be undone", i/p.StatusSize)
+			if i >= 0 && irreversible(p.Purposes) {
+				return "", record.Reject(record.CodeInvalid, "entry %d is set in the current version and unset in this one: revocation and refresh cannot be undone (REC §2.2)", i/p.StatusSize)
 			}
 			if !accredited {
 				var cur record.StatusListVersion
@@ -103,6 +97,56 @@ func (c *applyCtx) publishStatusList(op *record.PublishStatusList) (string, erro
 	})
 	c.s.caches.lists.add(versionCID, p.Bits)
 	return did + "/" + op.List, nil
+}
+
+// verifyListCredential verifies a published credential, a VC-JWT or (from
+// FeatureLevelStatusListREC on, which featureLevelOf enforces) a JSON
+// credential secured with Data Integrity, against the key its kid or
+// verificationMethod names, and returns its JSON and the key's DID.
+func (c *applyCtx) verifyListCredential(credential string) ([]byte, string, error) {
+	if record.IsDataIntegrity(credential) {
+		var did string
+		proof, err := record.VerifyDataIntegrity([]byte(credential), func(vm string) (crypto.PublicKey, error) {
+			k, d, err := c.s.verify.resolveKey(c.evaluator(), vm)
+			did = d
+			return k.pub, err
+		})
+		switch {
+		case errors.Is(err, record.ErrBadSignature):
+			return nil, "", record.Reject(record.CodeBadSignature, "%v", err)
+		case errors.Is(err, record.ErrDataIntegrity):
+			return nil, "", record.Reject(record.CodeMalformed, "%v", err)
+		case err != nil:
+			return nil, "", err
+		}
+		if m := record.RDFUnsignedListMembers([]byte(credential)); proof.Cryptosuite == record.CryptosuiteEdDSARDFC && len(m) > 0 {
+			return nil, "", record.Reject(record.CodeInvalid, "credentialSubject members %v are not defined for a BitstringStatusList by the credentials v2 context, so an eddsa-rdfc-2022 proof does not sign them: secure this list with eddsa-jcs-2022 or as a VC-JWT", m)
+		}
+		return []byte(credential), did, nil
+	}
+	jwt, err := jose.ParseSignedCompact(credential, record.AcceptedAlgs)
+	if err != nil || len(jwt.Signatures) != 1 {
+		return nil, "", record.Reject(record.CodeMalformed, "credential must be a VC-JWT (compact JWS, EdDSA or ES256) or a JSON credential secured with Data Integrity: %v", err)
+	}
+	kid := jwt.Signatures[0].Protected.KeyID
+	if !strings.Contains(kid, "#") {
+		return nil, "", record.Reject(record.CodeMalformed, "credential kid %q is not a DID URL", kid)
+	}
+	signer, did, err := c.s.verify.resolveKey(c.evaluator(), kid)
+	if err != nil {
+		return nil, "", err
+	}
+	payload, err := jwt.Verify(signer.jose)
+	if err != nil {
+		return nil, "", record.Reject(record.CodeBadSignature, "the credential's signature does not verify against %s", kid)
+	}
+	return payload, did, nil
+}
+
+// irreversible reports whether a list's set entries may never be cleared:
+// revocation and refresh are not reversible (REC §2.2).
+func irreversible(purposes []string) bool {
+	return slices.Contains(purposes, record.PurposeRevocation) || slices.Contains(purposes, record.PurposeRefresh)
 }
 
 // onlyRevokes checks that a new version of list, published by an issuer

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -27,11 +26,11 @@ func (c *listCache) decodedVersion(r pebble.Reader, issuer, list, cid string, in
 	if !ok || ver.CID != cid {
 		return nil, record.Errorf(record.ErrNotFound, "version %s of list %s", cid, list)
 	}
-	jwt, err := jose.ParseSignedCompact(ver.Credential, record.AcceptedAlgs)
+	payload, err := record.StatusListPayload(ver.Credential)
 	if err != nil {
 		return nil, fmt.Errorf("stored credential %s: %w", cid, err)
 	}
-	p, err := record.ParseStoredStatusList(jwt.UnsafePayloadWithoutVerification())
+	p, err := record.ParseStoredStatusList(payload)
 	if err != nil {
 		return nil, fmt.Errorf("stored credential %s: %w", cid, err)
 	}
@@ -156,7 +155,14 @@ func (v *View) CheckStatus(issuer, id string, index int, t time.Time) (*record.E
 		return nil, err
 	}
 	e := &record.EntryStatus{Issuer: issuer, List: id, Index: index, Status: st, Purposes: view.Purposes, Version: view.Version.CID, Checked: entryPrivacyNote}
-	e.Valid = st == 0 || (len(view.Purposes) == 1 && view.Purposes[0] == record.PurposeMessage)
+	// REC §3.2 (Validate Algorithm): valid is true when the status is 0,
+	// whatever the purpose; purpose is the one purpose checked, which a
+	// list of several purposes leaves to the caller (the gateway's
+	// statusPurpose parameter).
+	e.Valid = st == 0
+	if len(view.Purposes) == 1 {
+		e.Purpose = view.Purposes[0]
+	}
 	want := "0x" + strconv.FormatInt(int64(st), 16)
 	if i := slices.IndexFunc(view.Messages, func(m record.StatusMessage) bool { return strings.EqualFold(m.Status, want) }); i >= 0 {
 		e.Message = view.Messages[i].Message

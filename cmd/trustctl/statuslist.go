@@ -51,9 +51,9 @@ func (a *app) statusListCmd() *cobra.Command {
 		},
 	}
 	keyFlag(create)
-	create.Flags().StringVar(&purpose, "purpose", record.PurposeRevocation, "revocation, suspension or message (comma-separated for several)")
+	create.Flags().StringVar(&purpose, "purpose", record.PurposeRevocation, "revocation, suspension, message or refresh (comma-separated for several; refresh from feature level 5)")
 	create.Flags().IntVar(&length, "length", record.MinStatusListEntries, "number of entries")
-	create.Flags().IntVar(&size, "size", 1, "bits per entry: 1, 2, 4 or 8")
+	create.Flags().IntVar(&size, "size", 1, "bits per entry: 1, 2, 4 or 8 (1 to 16 from feature level 5)")
 	create.Flags().StringSliceVar(&messages, "message", nil, "status message 0xN=text, one per value when --size > 1")
 	create.Flags().Int64Var(&ttl, "ttl", 300000, "how long verifiers may cache the list, in milliseconds")
 
@@ -117,6 +117,7 @@ func (a *app) statusListCmd() *cobra.Command {
 			})
 		},
 	}
+	var checkPurpose string
 	check := &cobra.Command{
 		Use: "check --issuer DID --list ID INDEX", Short: "Check one entry (this tells the registry which credential you check)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -125,7 +126,11 @@ func (a *app) statusListCmd() *cobra.Command {
 				return err
 			}
 			var e record.EntryStatus
-			if err := a.client().Get(cmd.Context(), listPath(iss, list)+"/entries/"+url.PathEscape(args[0]), nil, &e); err != nil {
+			var q url.Values
+			if checkPurpose != "" {
+				q = url.Values{"statusPurpose": {checkPurpose}}
+			}
+			if err := a.client().Get(cmd.Context(), listPath(iss, list)+"/entries/"+url.PathEscape(args[0]), q, &e); err != nil {
 				return err
 			}
 			return a.print(e, func(w io.Writer) {
@@ -133,7 +138,7 @@ func (a *app) statusListCmd() *cobra.Command {
 				if !e.Valid {
 					verdict = "NOT valid"
 				}
-				fmt.Fprintf(w, "entry %d: status %d (%s, %s)", e.Index, e.Status, strings.Join(e.Purposes, ","), verdict)
+				fmt.Fprintf(w, "entry %d: status %d (%s, %s)", e.Index, e.Status, e.Purpose, verdict)
 				if e.Message != "" {
 					fmt.Fprintf(w, " %q", e.Message)
 				}
@@ -141,6 +146,7 @@ func (a *app) statusListCmd() *cobra.Command {
 			})
 		},
 	}
+	check.Flags().StringVar(&checkPurpose, "purpose", "", "the purpose to check, for a list of several purposes")
 	for _, c := range []*cobra.Command{show, check} {
 		c.Flags().StringVar(&issuer, "issuer", "", "the issuer's DID")
 		keyFlag(c)
@@ -207,7 +213,7 @@ func parseIndexes(args []string) ([]int, error) {
 // fetchList reads a list's current version and decodes it.
 func (a *app) fetchList(ctx context.Context, issuer, list string) (*api.StatusListDocument, *record.ParsedStatusList, error) {
 	var doc api.StatusListDocument
-	if err := a.client().Get(ctx, listPath(issuer, list), nil, &doc); err != nil {
+	if err := a.client().Get(ctx, listPath(issuer, list)+"/record", nil, &doc); err != nil {
 		return nil, nil, err
 	}
 	p, err := record.ParseStatusListCredential(doc.Credential)

@@ -44,8 +44,12 @@ type StatusListDocument struct {
 	Purposes   []string        `json:"purposes"`
 	StatusSize int             `json:"statusSize"`
 	Entries    int             `json:"entries"`
-	Credential json.RawMessage `json:"credential"` // the decoded credential
-	JWT        string          `json:"jwt"`        // the exact signed VC-JWT
+	Credential json.RawMessage `json:"credential"`    // the credential's JSON (a VC-JWT's payload)
+	JWT        string          `json:"jwt,omitempty"` // the exact signed VC-JWT, for a VC-JWT list
+	// MediaType is how the issuer secured it: application/vc+jwt, or
+	// application/vc for a credential with a Data Integrity proof (then
+	// Credential holds its bytes as issued).
+	MediaType string `json:"mediaType"`
 }
 
 // Member is one server of the raft configuration.

@@ -375,7 +375,7 @@
     main.append(h("h2", {}, "Lists"));
     main.append(res.body.items.length ? table("Status lists", ["Issuer", "List", "Purposes", "Entries", "Versions", "Whole list"],
       res.body.items.map((l) => [entityLink(l.issuer), h("code", {}, l.id), l.purposes.join(", "), String(l.entries), String(l.versions),
-        h("a", {href: "/v1/status-lists/" + enc(l.issuer) + "/" + enc(l.id)}, "JSON")])) : h("p", {}, "No status list is published" + (issuer ? " by this issuer." : " yet.")));
+        h("a", {href: "/v1/status-lists/" + enc(l.issuer) + "/" + enc(l.id) + "/record"}, "JSON")])) : h("p", {}, "No status list is published" + (issuer ? " by this issuer." : " yet.")));
 
     main.append(h("h2", {}, "Check one entry"));
     main.append(h("p", {class: "notice", id: "privacy"}, h("strong", {}, "Privacy: "),

@@ -30,6 +30,9 @@ var (
 	ErrMalformedValue   = NewKind("registry: MALFORMED_VALUE_ERROR", "", nil)
 	ErrRange            = NewKind("registry: RANGE_ERROR", "", nil)
 	ErrStatusRetrieval  = NewKind("registry: STATUS_RETRIEVAL_ERROR", "not found", ErrNotFound)
+	// ErrStatusVerification: the status purpose asked for is not the
+	// list's (REC §3.2).
+	ErrStatusVerification = NewKind("registry: STATUS_VERIFICATION_ERROR", "", nil)
 )
 
 // EncodeBitstring compresses and encodes a bitstring as an encodedList.
@@ -73,15 +76,17 @@ func DecodeBitstring(encoded string) ([]byte, error) {
 // StatusEntries returns how many entries of size bits a bitstring holds.
 func StatusEntries(bits []byte, size int) int { return len(bits) * 8 / size }
 
-// GetStatus reads entry index of size bits (1, 2, 4 or 8).
+// GetStatus reads entry index of size bits (1 to MaxStatusSize; an entry
+// may cross a byte boundary), most significant bit first.
 func GetStatus(bits []byte, index, size int) (int, error) {
 	if index < 0 || index >= StatusEntries(bits, size) {
 		return 0, Errorf(ErrRange, "index %d is outside the list's %d entries", index, StatusEntries(bits, size))
 	}
-	bit := index * size
-	b := bits[bit/8]
-	shift := 8 - size - bit%8
-	return int(b>>shift) & (1<<size - 1), nil
+	v := 0
+	for bit := index * size; bit < (index+1)*size; bit++ {
+		v = v<<1 | int(bits[bit/8]>>(7-bit%8))&1
+	}
+	return v, nil
 }
 
 // SetStatus writes value into entry index of size bits.
@@ -92,9 +97,14 @@ func SetStatus(bits []byte, index, size, value int) error {
 	if value < 0 || value >= 1<<size {
 		return Errorf(ErrRange, "value %d does not fit in %d bits", value, size)
 	}
-	bit := index * size
-	shift := 8 - size - bit%8
-	mask := byte((1<<size - 1) << shift)
-	bits[bit/8] = bits[bit/8]&^mask | byte(value<<shift)&mask
+	for i := range size {
+		bit := index*size + i
+		mask := byte(0x80 >> (bit % 8))
+		if value>>(size-1-i)&1 == 1 {
+			bits[bit/8] |= mask
+		} else {
+			bits[bit/8] &^= mask
+		}
+	}
 	return nil
 }

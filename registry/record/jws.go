@@ -151,7 +151,9 @@ func ParseOperationDigest(raw []byte, digest [32]byte) (*ParsedOperation, error)
 	if pub, ok := body.(*PublishStatusList); p.strictErr == nil && ok {
 		// The credential is the issuer's outside JSON too; a credential
 		// that is no JWS is the apply's to refuse.
-		if jwt, err := jose.ParseSignedCompact(pub.Credential, AcceptedAlgs); err == nil {
+		if IsDataIntegrity(pub.Credential) {
+			p.strictErr = checkStatusListJSON([]byte(pub.Credential))
+		} else if jwt, err := jose.ParseSignedCompact(pub.Credential, AcceptedAlgs); err == nil {
 			p.strictErr = checkStatusListJSON(jwt.UnsafePayloadWithoutVerification())
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -287,7 +288,7 @@ func StatusListCredential(issuer, id string, purposes []string, size int, messag
 	if len(purposes) == 1 {
 		subject["statusPurpose"] = purposes[0]
 	}
-	if size > 1 {
+	if size > 1 || slices.Contains(purposes, PurposeMessage) {
 		subject["statusSize"] = size
 	}
 	if len(messages) > 0 {

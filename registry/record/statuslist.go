@@ -3,11 +3,14 @@ package record
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // Status purposes a list may carry.
@@ -15,7 +18,34 @@ const (
 	PurposeRevocation = "revocation"
 	PurposeSuspension = "suspension"
 	PurposeMessage    = "message"
+	// PurposeRefresh says a newer credential is available from the
+	// credential's refresh service; like revocation it is not reversible
+	// (Bitstring Status List v1.0 REC §2.2).
+	PurposeRefresh = "refresh"
 )
+
+// ListRules are the rules a status-list credential is read by; the apply
+// chooses them by the cluster's feature level.
+type ListRules int
+
+const (
+	// ListRulesV1 are the first release's: purposes revocation,
+	// suspension and message; statusSize 1, 2, 4 or 8; the messages in
+	// credentialSubject.statusMessage.
+	ListRulesV1 ListRules = iota
+	// ListRulesREC follow the Recommendation (Bitstring Status List
+	// v1.0, W3C Recommendation 15 May 2025, §2.2): purpose refresh too,
+	// any statusSize from 1 to MaxStatusSize, the messages in
+	// credentialSubject.statusMessages (statusMessage, the first
+	// release's name, is still read), and a message list names its
+	// statusSize.
+	ListRulesREC
+)
+
+// MaxStatusSize is the largest statusSize accepted. The Recommendation
+// allows any integer above zero, but a list with statusSize s carries
+// 2^s status messages, and beyond 2^16 they do not fit in an operation.
+const MaxStatusSize = 16
 
 // StatusList is an issuer's list and its current version.
 type StatusList struct {
@@ -64,13 +94,14 @@ type statusListVC struct {
 	ValidFrom         *time.Time      `json:"validFrom"`
 	ValidUntil        *time.Time      `json:"validUntil"`
 	CredentialSubject struct {
-		ID            string          `json:"id"`
-		Type          string          `json:"type"`
-		StatusPurpose json.RawMessage `json:"statusPurpose"`
-		EncodedList   string          `json:"encodedList"`
-		TTL           *int64          `json:"ttl"`
-		StatusSize    *int            `json:"statusSize"`
-		StatusMessage []StatusMessage `json:"statusMessage"`
+		ID             string          `json:"id"`
+		Type           string          `json:"type"`
+		StatusPurpose  json.RawMessage `json:"statusPurpose"`
+		EncodedList    string          `json:"encodedList"`
+		TTL            *int64          `json:"ttl"`
+		StatusSize     *int            `json:"statusSize"`
+		StatusMessage  []StatusMessage `json:"statusMessage"`
+		StatusMessages []StatusMessage `json:"statusMessages"`
 	} `json:"credentialSubject"`
 }
 
@@ -103,11 +134,30 @@ func ParseStatusListCredential(payload []byte) (*ParsedStatusList, error) {
 	return ParseStoredStatusList(payload)
 }
 
+// StatusListPayload returns the credential JSON of a published credential:
+// a VC-JWT's payload (not verified here), or a Data Integrity credential
+// itself.
+func StatusListPayload(credential string) ([]byte, error) {
+	if IsDataIntegrity(credential) {
+		return []byte(credential), nil
+	}
+	jwt, err := jose.ParseSignedCompact(credential, AcceptedAlgs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the credential is neither a VC-JWT nor a JSON credential: %v", ErrMalformed, err)
+	}
+	return jwt.UnsafePayloadWithoutVerification(), nil
+}
+
 // ParseStoredStatusList is ParseStatusListCredential without the check
 // for JSON that reads two ways: for versions already stored, and for the
 // apply, where ParseOperationDigest made that check and the feature level
 // decides whether it counts.
 func ParseStoredStatusList(payload []byte) (*ParsedStatusList, error) {
+	return ParseStatusListRules(payload, ListRulesREC)
+}
+
+// ParseStatusListRules is ParseStoredStatusList by the given rules.
+func ParseStatusListRules(payload []byte, rules ListRules) (*ParsedStatusList, error) {
 	var vc statusListVC
 	if err := json.Unmarshal(payload, &vc); err != nil {
 		return nil, Reject(CodeMalformed, "credential is not a JSON object: %v", err)
@@ -123,18 +173,30 @@ func ParseStoredStatusList(payload []byte) (*ParsedStatusList, error) {
 	if cs.Type != "BitstringStatusList" {
 		return nil, Reject(CodeInvalid, "credentialSubject.type must be BitstringStatusList, got %q", cs.Type)
 	}
-	purposes, err := parsePurposes(cs.StatusPurpose)
+	purposes, err := parsePurposes(cs.StatusPurpose, rules)
 	if err != nil {
 		return nil, err
 	}
-	p := &ParsedStatusList{Issuer: issuer, Purposes: purposes, StatusSize: 1, Messages: cs.StatusMessage, ValidFrom: vc.ValidFrom, ValidUntil: vc.ValidUntil, VC: payload}
+	msgs := cs.StatusMessage
+	if rules >= ListRulesREC && cs.StatusMessages != nil {
+		if cs.StatusMessage != nil {
+			return nil, Reject(CodeInvalid, "credentialSubject has both statusMessages (the Recommendation's name) and statusMessage: keep statusMessages")
+		}
+		msgs = cs.StatusMessages
+	}
+	p := &ParsedStatusList{Issuer: issuer, Purposes: purposes, StatusSize: 1, Messages: msgs, ValidFrom: vc.ValidFrom, ValidUntil: vc.ValidUntil, VC: payload}
 	if cs.StatusSize != nil {
 		p.StatusSize = *cs.StatusSize
 	}
-	if !slices.Contains([]int{1, 2, 4, 8}, p.StatusSize) {
-		return nil, Reject(CodeInvalid, "statusSize %d must be 1, 2, 4 or 8", p.StatusSize)
+	switch {
+	case rules < ListRulesREC && !slices.Contains([]int{1, 2, 4, 8}, p.StatusSize):
+		return nil, Reject(CodeInvalid, "statusSize %d must be 1, 2, 4 or 8 (any size from 1 to %d from feature level 5 on)", p.StatusSize, MaxStatusSize)
+	case p.StatusSize < 1 || p.StatusSize > MaxStatusSize:
+		return nil, Reject(CodeInvalid, "statusSize %d must be an integer from 1 to %d (REC §2.1: greater than zero; 2^statusSize messages must fit in an operation)", p.StatusSize, MaxStatusSize)
+	case rules >= ListRulesREC && slices.Contains(purposes, PurposeMessage) && cs.StatusSize == nil:
+		return nil, Reject(CodeInvalid, "a list with statusPurpose message must name its statusSize (REC §2.2)")
 	}
-	if err := checkMessages(p.StatusSize, cs.StatusMessage); err != nil {
+	if err := checkMessages(p.StatusSize, msgs); err != nil {
 		return nil, err
 	}
 	if cs.TTL != nil {
@@ -178,7 +240,7 @@ func issuerID(raw json.RawMessage) (string, error) {
 	return "", Reject(CodeInvalid, "credential issuer must be a DID or an object with an id")
 }
 
-func parsePurposes(raw json.RawMessage) ([]string, error) {
+func parsePurposes(raw json.RawMessage, rules ListRules) ([]string, error) {
 	var list []string
 	var one string
 	switch {
@@ -189,8 +251,11 @@ func parsePurposes(raw json.RawMessage) ([]string, error) {
 		return nil, Reject(CodeInvalid, "statusPurpose must be a purpose or a list of purposes")
 	}
 	for _, p := range list {
-		if p != PurposeRevocation && p != PurposeSuspension && p != PurposeMessage {
-			return nil, Reject(CodeInvalid, "statusPurpose %q must be revocation, suspension or message", p)
+		switch {
+		case p == PurposeRevocation || p == PurposeSuspension || p == PurposeMessage:
+		case p == PurposeRefresh && rules >= ListRulesREC:
+		default:
+			return nil, Reject(CodeInvalid, "statusPurpose %q must be revocation, suspension, message or refresh (refresh from feature level 5 on)", p)
 		}
 	}
 	slices.Sort(list)
@@ -207,10 +272,10 @@ func checkMessages(size int, msgs []StatusMessage) error {
 		return nil
 	}
 	if size > 1 && len(msgs) == 0 {
-		return Reject(CodeInvalid, "statusSize %d needs statusMessage with %d entries", size, 1<<size)
+		return Reject(CodeInvalid, "statusSize %d needs statusMessages with %d entries", size, 1<<size)
 	}
 	if len(msgs) != 1<<size {
-		return Reject(CodeInvalid, "statusMessage has %d entries; statusSize %d needs %d", len(msgs), size, 1<<size)
+		return Reject(CodeInvalid, "statusMessages has %d entries; statusSize %d needs %d", len(msgs), size, 1<<size)
 	}
 	seen := map[int64]bool{}
 	for _, m := range msgs {
@@ -224,4 +289,27 @@ func checkMessages(size int, msgs []StatusMessage) error {
 		}
 	}
 	return nil
+}
+
+// RDFUnsignedListMembers returns the credentialSubject members of a
+// status-list credential that this package reads and that the credentials
+// v2 context does not define for a BitstringStatusList (statusSize,
+// statusMessage, statusMessages: it defines them for a
+// BitstringStatusListEntry only). RDF canonicalization (eddsa-rdfc-2022)
+// leaves such members out of what is signed, so a list that carries them
+// must be secured otherwise (eddsa-jcs-2022 or VC-JWT).
+func RDFUnsignedListMembers(payload []byte) []string {
+	var vc struct {
+		CredentialSubject map[string]json.RawMessage `json:"credentialSubject"`
+	}
+	if json.Unmarshal(payload, &vc) != nil {
+		return nil
+	}
+	var out []string
+	for _, m := range []string{"statusSize", "statusMessage", "statusMessages"} {
+		if _, ok := vc.CredentialSubject[m]; ok {
+			out = append(out, m)
+		}
+	}
+	return out
 }

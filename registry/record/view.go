@@ -75,12 +75,15 @@ type StatusListView struct {
 
 // EntryStatus is one entry of a list.
 type EntryStatus struct {
-	Issuer   string   `json:"issuer"`
-	List     string   `json:"list"`
-	Index    int      `json:"index"`
-	Status   int      `json:"status"`
-	Purposes []string `json:"purpose"`
-	// Valid is false when a revocation or suspension entry is set.
+	Issuer string `json:"issuer"`
+	List   string `json:"list"`
+	Index  int    `json:"index"`
+	Status int    `json:"status"`
+	// Purpose is the purpose checked (REC §3.2's result.purpose, a
+	// string); Purposes are all the list's.
+	Purpose  string   `json:"purpose"`
+	Purposes []string `json:"statusPurposes"`
+	// Valid is true only when the status is 0 (REC §3.2).
 	Valid   bool   `json:"valid"`
 	Message string `json:"message,omitempty"`
 	Version string `json:"version"`
