@@ -51,9 +51,9 @@ func (a *app) statusListCmd() *cobra.Command {
 		},
 	}
 	keyFlag(create)
-	create.Flags().StringVar(&purpose, "purpose", record.PurposeRevocation, "revocation, suspension, message or refresh (comma-separated for several; refresh from feature level 5)")
+	create.Flags().StringVar(&purpose, "purpose", record.PurposeRevocation, "revocation, suspension, message or refresh (comma-separated for several; refresh from feature level 6)")
 	create.Flags().IntVar(&length, "length", record.MinStatusListEntries, "number of entries")
-	create.Flags().IntVar(&size, "size", 1, "bits per entry: 1, 2, 4 or 8 (1 to 16 from feature level 5)")
+	create.Flags().IntVar(&size, "size", 1, "bits per entry: 1, 2, 4 or 8 (1 to 16 from feature level 6)")
 	create.Flags().StringSliceVar(&messages, "message", nil, "status message 0xN=text, one per value when --size > 1")
 	create.Flags().Int64Var(&ttl, "ttl", 300000, "how long verifiers may cache the list, in milliseconds")
 

@@ -190,7 +190,7 @@ func ParseStatusListRules(payload []byte, rules ListRules) (*ParsedStatusList, e
 	}
 	switch {
 	case rules < ListRulesREC && !slices.Contains([]int{1, 2, 4, 8}, p.StatusSize):
-		return nil, Reject(CodeInvalid, "statusSize %d must be 1, 2, 4 or 8 (any size from 1 to %d from feature level 5 on)", p.StatusSize, MaxStatusSize)
+		return nil, Reject(CodeInvalid, "statusSize %d must be 1, 2, 4 or 8 (any size from 1 to %d from feature level 6 on)", p.StatusSize, MaxStatusSize)
 	case p.StatusSize < 1 || p.StatusSize > MaxStatusSize:
 		return nil, Reject(CodeInvalid, "statusSize %d must be an integer from 1 to %d (REC §2.1: greater than zero; 2^statusSize messages must fit in an operation)", p.StatusSize, MaxStatusSize)
 	case rules >= ListRulesREC && slices.Contains(purposes, PurposeMessage) && cs.StatusSize == nil:
@@ -255,7 +255,7 @@ func parsePurposes(raw json.RawMessage, rules ListRules) ([]string, error) {
 		case p == PurposeRevocation || p == PurposeSuspension || p == PurposeMessage:
 		case p == PurposeRefresh && rules >= ListRulesREC:
 		default:
-			return nil, Reject(CodeInvalid, "statusPurpose %q must be revocation, suspension, message or refresh (refresh from feature level 5 on)", p)
+			return nil, Reject(CodeInvalid, "statusPurpose %q must be revocation, suspension, message or refresh (refresh from feature level 6 on)", p)
 		}
 	}
 	slices.Sort(list)
