@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -106,7 +107,9 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 }
 
 func (f *fsm) Restore(rc io.ReadCloser) error {
-	defer rc.Close()
+	// raft hands the FSM the snapshot to read and to close; a close's
+	// error after the read cannot change what was restored.
+	defer func() { _ = rc.Close() }()
 	start := time.Now()
 	if err := f.sm.Restore(rc); err != nil {
 		return err
@@ -125,8 +128,7 @@ type fsmSnapshot struct {
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	if _, err := s.s.WriteTo(sink); err != nil {
-		sink.Cancel()
-		return fmt.Errorf("persist snapshot: %w", err)
+		return fmt.Errorf("persist snapshot: %w", errors.Join(err, sink.Cancel()))
 	}
 	if err := sink.Close(); err != nil {
 		return err

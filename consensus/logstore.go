@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -118,7 +119,7 @@ func (s *LogStore) edgeIndex(seek func(*pebble.Iterator) bool) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer it.Close()
+	defer closeRead(it)
 	if !seek(it) {
 		return 0, it.Error()
 	}
@@ -138,7 +139,7 @@ func (s *LogStore) GetLog(index uint64, out *raft.Log) error {
 	if err != nil {
 		return fmt.Errorf("read raft log %d: %w", index, err)
 	}
-	defer closer.Close()
+	defer closeRead(closer)
 	if err := decodeLog(v, out); err != nil {
 		return fmt.Errorf("raft log %d: %w", index, err)
 	}
@@ -159,7 +160,7 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		return fmt.Errorf("store raft logs: %w", err)
 	}
 	b := s.db.NewBatch()
-	defer b.Close()
+	defer closeBatch(b)
 	for _, l := range logs {
 		if err := b.Set(logKey(l.Index), encodeLog(l), nil); err != nil {
 			return err
@@ -178,7 +179,7 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 	}
 	defer s.mu.RUnlock()
 	b := s.db.NewBatch()
-	defer b.Close()
+	defer closeBatch(b)
 	end := []byte{prefixLog + 1}
 	if max < ^uint64(0) {
 		end = logKey(max + 1)
@@ -220,7 +221,7 @@ func (s *LogStore) Get(k []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer closer.Close()
+	defer closeRead(closer)
 	return append([]byte(nil), v...), nil
 }
 
@@ -323,3 +324,12 @@ func (q quietPebble) Fatalf(format string, args ...any) {
 // fatalExit ends the process after Pebble met a full disk where it cannot
 // go on; a test replaces it.
 var fatalExit = func() { os.Exit(1) }
+
+// closeRead closes what a read used (an iterator, the value of a Get):
+// the read returned its own error (an iterator's Error), so the close's
+// adds nothing and is discarded.
+func closeRead(c io.Closer) { _ = c.Close() }
+
+// closeBatch releases a batch. Its writes' errors come from Commit; Close
+// only returns the batch to its pool, so its error is discarded.
+func closeBatch(b *pebble.Batch) { _ = b.Close() }

@@ -132,19 +132,21 @@ func (p *peering) logPeer(msg string, id peer.ID) {
 }
 
 func (p *peering) handle(s network.Stream) {
-	defer s.Close()
+	// The hello exchange is over (or was reset) when the stream closes:
+	// nothing more is sent on it, so its close's error is discarded.
+	defer func() { _ = s.Close() }()
 	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
 	versioned := s.Protocol() == HelloVersionProtocol
 	theirs, v, err := readHello(s, versioned)
 	if err != nil {
-		s.Reset()
+		_ = s.Reset() // the exchange failed already; the reset only frees the stream
 		return
 	}
 	// Recorded before the answer goes: a peer that has its answer can
 	// count on this node knowing its version.
 	foreign := p.record(s.Conn().RemotePeer(), theirs, v)
 	if _, err := s.Write(helloMessage(p.clusterID, versioned)); err != nil {
-		s.Reset()
+		_ = s.Reset() // the exchange failed already; the reset only frees the stream
 		return
 	}
 	if foreign != nil {
@@ -175,22 +177,23 @@ func (p *peering) verify(ctx context.Context, id peer.ID) error {
 	if err != nil {
 		return fmt.Errorf("hello %s: %w", id, err)
 	}
-	defer s.Close()
+	// Closed once the hello exchange is over: nothing more is sent on it.
+	defer func() { _ = s.Close() }()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}
 	versioned := s.Protocol() == HelloVersionProtocol
 	if _, err := s.Write(helloMessage(p.clusterID, versioned)); err != nil {
-		s.Reset()
+		_ = s.Reset() // the exchange failed already; the reset only frees the stream
 		return fmt.Errorf("hello %s: %w", id, err)
 	}
 	theirs, v, err := readHello(s, versioned)
 	if err != nil {
-		s.Reset()
+		_ = s.Reset() // the exchange failed already; the reset only frees the stream
 		return fmt.Errorf("hello %s: %w", id, err)
 	}
 	if err := p.record(id, theirs, v); err != nil {
-		s.Close()
+		_ = s.Close() // the peer is dropped next
 		_ = p.h.Network().ClosePeer(id)
 		return err
 	}

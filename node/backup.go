@@ -66,7 +66,14 @@ func RestoreBackup(dataDir string, genesis []byte, backup io.Reader) (index uint
 	if err != nil {
 		return 0, err
 	}
-	defer state.Close() // before the cleanup above: deferred calls run last-in first-out
+	// Closed before the cleanup above (deferred calls run last-in first-out),
+	// and checked: the restored state is flushed at the close, so a failed
+	// close is a failed restore.
+	defer func() {
+		if cerr := state.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close the restored state: %w", cerr)
+		}
+	}()
 	if err := state.Restore(backup); err != nil {
 		return 0, fmt.Errorf("restore backup: %w", err)
 	}

@@ -620,8 +620,8 @@ func TestFollowerForwardsConcurrentWrites(t *testing.T) {
 	const n = 120
 	ops := make([][]byte, n)
 	for i := range ops {
-		switch {
-		case i%10 == 9: // rejected at apply: no such framework
+		switch i % 10 {
+		case 9: // rejected at apply: no such framework
 			raw, _ := json.Marshal(map[string]any{"op": record.OpAccredit, "iat": time.Now().Unix(), "framework": "https://nowhere.example/fw",
 				"accreditor": c.root.DID, "subject": fmt.Sprintf("did:web:lost-%d.example", i), "action": "issue", "resources": []string{"*"}})
 			jws, err := c.root.SignCompact(raw)
@@ -629,7 +629,7 @@ func TestFollowerForwardsConcurrentWrites(t *testing.T) {
 				t.Fatal(err)
 			}
 			ops[i] = jws
-		case i%10 == 5: // the operation before, sent again at the same time
+		case 5: // the operation before, sent again at the same time
 			ops[i] = ops[i-1]
 		default:
 			ops[i] = c.accreditOp(fmt.Sprintf("did:web:batch-%d.example", i))
@@ -650,12 +650,12 @@ func TestFollowerForwardsConcurrentWrites(t *testing.T) {
 		if res.CID != record.CIDOf(ops[i]) {
 			t.Fatalf("write %d got the answer for %s, want %s", i, res.CID, record.CIDOf(ops[i]))
 		}
-		switch {
-		case i%10 == 9:
+		switch i % 10 {
+		case 9:
 			if res.Accepted || res.Code != record.CodeInvalid {
 				t.Fatalf("write %d to a missing framework: %+v", i, res)
 			}
-		case i%10 == 4 || i%10 == 5:
+		case 4, 5:
 			if !res.Accepted {
 				t.Fatalf("write %d: %+v", i, res)
 			}

@@ -77,7 +77,9 @@ func (w *worker) do(ctx context.Context, r request) (int, error) {
 	}
 	status, keep, err := wc.roundTrip(ctx, t, r)
 	if err != nil || !keep {
-		wc.c.Close()
+		// A failed or finished connection is dropped; the request's
+		// outcome is err, and closing it can lose nothing more.
+		_ = wc.c.Close()
 		delete(w.conns, t.host)
 	}
 	return status, err
@@ -107,25 +109,27 @@ func (wc *workerConn) roundTrip(ctx context.Context, t *target, r request) (stat
 	if err := wc.c.SetDeadline(deadline); err != nil {
 		return 0, false, err
 	}
+	// A bufio.Writer keeps its first error and returns it from Flush, so
+	// the writes are checked there.
 	bw := wc.bw
-	bw.WriteString(r.method)
-	bw.WriteByte(' ')
-	bw.WriteString(t.uri)
-	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(t.host)
-	bw.WriteString("\r\n")
+	_, _ = bw.WriteString(r.method)
+	_ = bw.WriteByte(' ')
+	_, _ = bw.WriteString(t.uri)
+	_, _ = bw.WriteString(" HTTP/1.1\r\nHost: ")
+	_, _ = bw.WriteString(t.host)
+	_, _ = bw.WriteString("\r\n")
 	if r.contentType != "" {
-		bw.WriteString("Content-Type: ")
-		bw.WriteString(r.contentType)
-		bw.WriteString("\r\n")
+		_, _ = bw.WriteString("Content-Type: ")
+		_, _ = bw.WriteString(r.contentType)
+		_, _ = bw.WriteString("\r\n")
 	}
 	if r.body != nil || r.method == http.MethodPost || r.method == http.MethodPut {
-		bw.WriteString("Content-Length: ")
-		bw.WriteString(strconv.Itoa(len(r.body)))
-		bw.WriteString("\r\n")
+		_, _ = bw.WriteString("Content-Length: ")
+		_, _ = bw.WriteString(strconv.Itoa(len(r.body)))
+		_, _ = bw.WriteString("\r\n")
 	}
-	bw.WriteString("\r\n")
-	bw.Write(r.body)
+	_, _ = bw.WriteString("\r\n")
+	_, _ = bw.Write(r.body)
 	if err := bw.Flush(); err != nil {
 		return 0, false, err
 	}
@@ -134,7 +138,7 @@ func (wc *workerConn) roundTrip(ctx context.Context, t *target, r request) (stat
 		return 0, false, err
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	closeRead(resp.Body)
 	if err != nil {
 		return 0, false, err
 	}
@@ -144,6 +148,6 @@ func (wc *workerConn) roundTrip(ctx context.Context, t *target, r request) (stat
 // close closes the worker's connections.
 func (w *worker) close() {
 	for _, wc := range w.conns {
-		wc.c.Close()
+		_ = wc.c.Close() // every request on it has completed
 	}
 }

@@ -39,8 +39,7 @@ func compareReports(args []string, w io.Writer) error {
 			}
 			runs[i] = savedRun{name: path, path: path, rep: r}
 		}
-		printComparison(w, runs[0], runs[1])
-		return nil
+		return printComparison(w, runs[0], runs[1])
 	}
 	runs, err := listRuns(*dir)
 	if err != nil {
@@ -83,31 +82,33 @@ func compareReports(args []string, w io.Writer) error {
 	default:
 		return fmt.Errorf("compare --dir takes at most two runs, got %d", len(args))
 	}
-	printComparison(w, a, b)
-	return nil
+	return printComparison(w, a, b)
 }
 
-// printComparison prints the header of two runs and their figures.
-func printComparison(w io.Writer, ra, rb savedRun) {
+// printComparison prints the header of two runs and their figures and
+// returns the first write error.
+func printComparison(w io.Writer, ra, rb savedRun) error {
+	ew := &errWriter{w: w}
 	a, b := ra.rep, rb.rep
 	for i, r := range []savedRun{ra, rb} {
-		fmt.Fprintf(w, "%c: %s (%s)\n", 'A'+i, r.name, describe(r.rep))
+		ew.printf("%c: %s (%s)\n", 'A'+i, r.name, describe(r.rep))
 	}
 	if a.Machine != b.Machine {
-		fmt.Fprintln(w, "The two runs are on different machines: compare the ratios, not the rates.")
+		ew.println("The two runs are on different machines: compare the ratios, not the rates.")
 	}
 	for i, r := range []*report{a, b} {
 		if r.Error != "" {
-			fmt.Fprintf(w, "%c is INCOMPLETE, its run stopped at: %s\n", 'A'+i, r.Error)
+			ew.printf("%c is INCOMPLETE, its run stopped at: %s\n", 'A'+i, r.Error)
 		}
 		if r.Reconstructed != nil {
-			fmt.Fprintf(w, "%c was rebuilt from %s; the figures it did not give show as -\n", 'A'+i, r.Reconstructed.From)
+			ew.printf("%c was rebuilt from %s; the figures it did not give show as -\n", 'A'+i, r.Reconstructed.From)
 		}
 	}
-	fmt.Fprintf(w, "\n"+compareRow+"\n", "", "A", "B", "B/A")
+	ew.printf("\n"+compareRow+"\n", "", "A", "B", "B/A")
 	for _, row := range comparisonRows(a, b) {
-		fmt.Fprintf(w, compareRow+"\n", row.name, figure(row.a), figure(row.b), change(row.a, row.b))
+		ew.printf(compareRow+"\n", row.name, figure(row.a), figure(row.b), change(row.a, row.b))
 	}
+	return ew.err
 }
 
 // describe says in a few words what a run is: mode, machine, date and

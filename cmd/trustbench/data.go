@@ -51,7 +51,7 @@ func submit(client *http.Client, base string, jws []byte) (*record.Result, error
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer closeRead(resp.Body)
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 201 && resp.StatusCode != 200 {
 		return nil, fmt.Errorf("submit: %d %s", resp.StatusCode, body)

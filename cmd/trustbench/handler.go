@@ -57,7 +57,7 @@ func readMetrics(gatewayURL, route string) (metricsReading, error) {
 	if err != nil {
 		return out, err
 	}
-	defer resp.Body.Close()
+	defer closeRead(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return out, fmt.Errorf("GET %s/metrics: %s", gatewayURL, resp.Status)
 	}

@@ -207,7 +207,7 @@ func intList(s string) []int {
 	return out
 }
 
-func run(ctx context.Context, args []string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if len(args) > 0 && args[0] == "compare" {
 		return compareReports(args[1:], stdout)
 	}
@@ -238,7 +238,6 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	var rtts string
 	fs.StringVar(&rtts, "rtt", "", "instead of the other parts, measure 3 voters and a replica this round-trip time apart (p2p.test_delay, half each way): comma-separated, e.g. 0,100ms,300ms")
 	fs.DurationVar(&c.rttTiming, "rtt-raft-timing", wanTiming, "raft.heartbeat_timeout and raft.election_timeout of the --rtt cluster")
-	var err error
 	if err = fs.Parse(args); err != nil {
 		return err
 	}
@@ -310,11 +309,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		defer f.Close()
+		// The profile is written when it stops; a write error shows at
+		// the close.
+		defer func() {
+			pprof.StopCPUProfile()
+			if cerr := f.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("generator profile: %w", cerr)
+			}
+		}()
 		if err := pprof.StartCPUProfile(f); err != nil {
 			return err
 		}
-		defer pprof.StopCPUProfile()
 	}
 	dir, err := os.MkdirTemp("", "trustbench-")
 	if err != nil {
@@ -323,7 +328,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if c.keep {
 		fmt.Fprintln(os.Stderr, "keeping the work directory", dir)
 	} else {
-		defer os.RemoveAll(dir)
+		defer func() {
+			if rerr := os.RemoveAll(dir); rerr != nil {
+				fmt.Fprintln(os.Stderr, "removing the work directory:", rerr)
+			}
+		}()
 	}
 	builtHere := c.trustd == ""
 	if builtHere {
@@ -350,7 +359,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return err
 	}
-	printReport(stdout, rep)
+	if perr := printReport(stdout, rep); err == nil {
+		err = perr
+	}
 	return err
 }
 
@@ -427,11 +438,15 @@ func baselineServer(args []string) error {
 		}
 		mux := http.NewServeMux()
 		mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
-		go http.Serve(ln, mux)
+		go func() {
+			if err := http.Serve(ln, mux); err != nil {
+				fmt.Fprintln(os.Stderr, "baseline-server admin:", err)
+			}
+		}()
 	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(body)
+		_, _ = w.Write(body) // a client gone away is not the server's error
 	})
 	return http.ListenAndServe(*addr, h)
 }
@@ -439,7 +454,11 @@ func baselineServer(args []string) error {
 // startDataNode starts one trustd node in dir/name with the benchmark's
 // framework and agencies; the caller stops it.
 func startDataNode(ctx context.Context, c config, dir, name string) (*trustdNode, *dataset, error) {
-	nodes, gov, err := startTrustdCluster(ctx, c.trustd, filepath.Join(dir, mkdir(dir, name)), 1)
+	sub, err := mkdir(dir, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	nodes, gov, err := startTrustdCluster(ctx, c.trustd, sub, 1)
 	if err != nil {
 		stopAll(nodes)
 		return nil, nil, err
@@ -477,15 +496,20 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 			if err != nil {
 				return err
 			}
-			body, _ = io.ReadAll(resp.Body)
-			resp.Body.Close()
+			body, err = io.ReadAll(resp.Body)
+			closeRead(resp.Body)
+			if err != nil {
+				return fmt.Errorf("the benchmark's trust query for %s: %w", d.collegeDIDs[i], err)
+			}
 			var dec struct{ Authorized bool }
 			if json.Unmarshal(body, &dec) != nil || !dec.Authorized {
 				return fmt.Errorf("the benchmark's trust query for %s is not answered as authorized: %s", d.collegeDIDs[i], body)
 			}
 		}
 		bodyFile := filepath.Join(dir, "baseline-body.json")
-		os.WriteFile(bodyFile, body, 0o644)
+		if err := os.WriteFile(bodyFile, body, 0o644); err != nil {
+			return err
+		}
 		port := freePort()
 		self, _ := os.Executable()
 		baseArgs := []string{"baseline-server", "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--body", bodyFile}
@@ -610,7 +634,11 @@ func (c config) pacedPair(ctx context.Context, conns int, rate, baseRate float64
 }
 
 func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
-	nodes, gov, err := startTrustdCluster(ctx, c.trustd, filepath.Join(dir, mkdir(dir, "writes")), 3)
+	sub, err := mkdir(dir, "writes")
+	if err != nil {
+		return err
+	}
+	nodes, gov, err := startTrustdCluster(ctx, c.trustd, sub, 3)
 	defer stopAll(nodes)
 	if err != nil {
 		return err
@@ -635,7 +663,11 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 	var etcdProcs []*process
 	var etcdURLs []string
 	if !c.skipEtcd {
-		etcdProcs, etcdURLs, err = startEtcdCluster(filepath.Join(dir, mkdir(dir, "etcd")), 3)
+		var sub string
+		if sub, err = mkdir(dir, "etcd"); err != nil {
+			return err
+		}
+		etcdProcs, etcdURLs, err = startEtcdCluster(sub, 3)
 		defer func() {
 			for _, p := range etcdProcs {
 				p.stop()
@@ -752,9 +784,10 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 	return nil
 }
 
-func mkdir(dir, name string) string {
-	os.MkdirAll(filepath.Join(dir, name), 0o700)
-	return name
+// mkdir makes the directory name under dir and returns its path.
+func mkdir(dir, name string) (string, error) {
+	path := filepath.Join(dir, name)
+	return path, os.MkdirAll(path, 0o700)
 }
 
 func stopAll(nodes []*trustdNode) {
@@ -765,48 +798,51 @@ func stopAll(nodes []*trustdNode) {
 	}
 }
 
-func printReport(w io.Writer, r *report) {
-	fmt.Fprintf(w, "trustbench (%s mode) on %s\n\n", r.Mode, r.Machine)
+// printReport prints the report for a reader and returns the first write
+// error.
+func printReport(w io.Writer, r *report) error {
+	ew := &errWriter{w: w}
+	ew.printf("trustbench (%s mode) on %s\n\n", r.Mode, r.Machine)
 	if r.Error != "" {
-		fmt.Fprintf(w, "INCOMPLETE, the run stopped at: %s\n\n", r.Error)
+		ew.printf("INCOMPLETE, the run stopped at: %s\n\n", r.Error)
 	}
 	printWAN(w, r.WAN)
 	if len(r.Reads) > 0 {
-		fmt.Fprintf(w, "Reads: GET /v1/trust vs a bare net/http JSON handler (same body size, same client)\n")
-		fmt.Fprintf(w, "%10s %6s %12s %12s %7s %9s %9s %9s %14s %12s\n", "entities", "conns", "trustd r/s", "net/http r/s", "ratio", "p50 ms", "p99 ms", "base p99", "trustd cpu/q", "base cpu/q")
+		ew.printf("Reads: GET /v1/trust vs a bare net/http JSON handler (same body size, same client)\n")
+		ew.printf("%10s %6s %12s %12s %7s %9s %9s %9s %14s %12s\n", "entities", "conns", "trustd r/s", "net/http r/s", "ratio", "p50 ms", "p99 ms", "base p99", "trustd cpu/q", "base cpu/q")
 		for _, x := range r.Reads {
-			fmt.Fprintf(w, "%10d %6d %12.0f %12.0f %7.2f %9.2f %9.2f %9.2f %11.1f us %9.1f us\n", x.Entities, x.Conns, x.Trustd.PerSecond, x.Baseline.PerSecond,
+			ew.printf("%10d %6d %12.0f %12.0f %7.2f %9.2f %9.2f %9.2f %11.1f us %9.1f us\n", x.Entities, x.Conns, x.Trustd.PerSecond, x.Baseline.PerSecond,
 				x.Ratio, x.Trustd.P50, x.Trustd.P99, x.Baseline.P99, x.TrustdCPUus, x.BaselineCPUus)
 		}
 		for _, x := range r.Reads {
-			fmt.Fprintf(w, "%10d entities, %d distinct questions, each round (net/http, then trustd): ratio%s (median %.2f); CPU per query, trustd / net/http%s\n",
+			ew.printf("%10d entities, %d distinct questions, each round (net/http, then trustd): ratio%s (median %.2f); CPU per query, trustd / net/http%s\n",
 				x.Entities, x.Questions, formatRatios(x.RoundRatios), x.MedianRoundRatio, formatRatios(x.RoundCPURatios))
 		}
-		fmt.Fprintf(w, "Latency at half each one's maximum rate, then both at --rates (paced, open loop; trustd / net/http)\n")
-		fmt.Fprintf(w, "%10s %16s %16s %16s %18s %14s %44s\n", "entities", "r/s", "p50 ms", "p99 ms", "send lag p99 ms", "cpu steal %", "trustd handler p99, >1ms; alloc, GCs")
+		ew.printf("Latency at half each one's maximum rate, then both at --rates (paced, open loop; trustd / net/http)\n")
+		ew.printf("%10s %16s %16s %16s %18s %14s %44s\n", "entities", "r/s", "p50 ms", "p99 ms", "send lag p99 ms", "cpu steal %", "trustd handler p99, >1ms; alloc, GCs")
 		for _, x := range r.Reads {
 			t, b := x.TrustdAtHalf, x.BaselineAtHal
 			baseRate := x.BaselineHalfRate
 			if baseRate == 0 {
 				baseRate = x.HalfRate // a run from before each side had its own half rate
 			}
-			fmt.Fprintf(w, "%10d %7.0f / %6.0f %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %44s\n", x.Entities, x.HalfRate, baseRate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler))
+			ew.printf("%10d %7.0f / %6.0f %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %44s\n", x.Entities, x.HalfRate, baseRate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler))
 			for _, p := range x.AtRates {
 				t, b := p.Trustd, p.Baseline
-				fmt.Fprintf(w, "%10s %16d %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %44s\n", "", p.Rate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler))
+				ew.printf("%10s %16d %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %44s\n", "", p.Rate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler))
 			}
 		}
 		for _, x := range r.Reads {
 			if x.HalfP99Ratio > 0 {
-				fmt.Fprintf(w, "%10d entities: p99 at half rate, trustd / net/http = %.2f (SPEC §8: at most 1.25)\n", x.Entities, x.HalfP99Ratio)
+				ew.printf("%10d entities: p99 at half rate, trustd / net/http = %.2f (SPEC §8: at most 1.25)\n", x.Entities, x.HalfP99Ratio)
 			}
 		}
-		fmt.Fprintln(w)
+		ew.println()
 	}
 	if len(r.Writes) > 0 {
-		fmt.Fprintf(w, "Writes: signed accredit operations on 3 trustd nodes (HTTP gateway) vs puts of the same size on 3 etcd members,\n")
-		fmt.Fprintf(w, "through etcd's Go client (gRPC: the SPEC §8 baseline) and through etcd's HTTP/JSON gateway (the earlier runs' baseline)\n")
-		fmt.Fprintf(w, "%8s %-10s %12s %9s %9s %12s %9s %9s %7s %14s %12s\n", "clients", "etcd via", "trustd op/s", "p50 ms", "p99 ms", "etcd op/s", "p50 ms", "p99 ms", "ratio", "trustd cpu/op", "etcd cpu/op")
+		ew.printf("Writes: signed accredit operations on 3 trustd nodes (HTTP gateway) vs puts of the same size on 3 etcd members,\n")
+		ew.printf("through etcd's Go client (gRPC: the SPEC §8 baseline) and through etcd's HTTP/JSON gateway (the earlier runs' baseline)\n")
+		ew.printf("%8s %-10s %12s %9s %9s %12s %9s %9s %7s %14s %12s\n", "clients", "etcd via", "trustd op/s", "p50 ms", "p99 ms", "etcd op/s", "p50 ms", "p99 ms", "ratio", "trustd cpu/op", "etcd cpu/op")
 		for _, x := range r.Writes {
 			type baseline struct {
 				via        string
@@ -824,30 +860,31 @@ func printReport(w io.Writer, r *report) {
 				rows = append(rows, baseline{via: "-"}) // --skip-etcd
 			}
 			for _, e := range rows {
-				fmt.Fprintf(w, "%8d %-10s %12.0f %9.2f %9.2f %12.0f %9.2f %9.2f %7.2f %11.2f ms %9.2f ms\n", x.Clients, e.via, x.Trustd.PerSecond, x.Trustd.P50, x.Trustd.P99,
+				ew.printf("%8d %-10s %12.0f %9.2f %9.2f %12.0f %9.2f %9.2f %7.2f %11.2f ms %9.2f ms\n", x.Clients, e.via, x.Trustd.PerSecond, x.Trustd.P50, x.Trustd.P99,
 					e.s.PerSecond, e.s.P50, e.s.P99, e.ratio, x.TrustdCPUms, e.cpu)
 			}
 		}
 		for _, x := range r.Writes {
 			if len(x.RoundRatiosGRPC) > 0 {
-				fmt.Fprintf(w, "%8d clients, each round (trustd, then etcd via gRPC): ratio%s (median %.2f)\n", x.Clients, formatRatios(x.RoundRatiosGRPC), x.MedianRoundRatioGRPC)
+				ew.printf("%8d clients, each round (trustd, then etcd via gRPC): ratio%s (median %.2f)\n", x.Clients, formatRatios(x.RoundRatiosGRPC), x.MedianRoundRatioGRPC)
 			}
 			if len(x.RoundRatios) > 0 {
-				fmt.Fprintf(w, "%8d clients, each round (trustd, then etcd via JSON): ratio%s (median %.2f)\n", x.Clients, formatRatios(x.RoundRatios), x.MedianRoundRatio)
+				ew.printf("%8d clients, each round (trustd, then etcd via JSON): ratio%s (median %.2f)\n", x.Clients, formatRatios(x.RoundRatios), x.MedianRoundRatio)
 			}
 		}
-		fmt.Fprintln(w)
+		ew.println()
 	}
 	if s := r.Scale; s != nil {
-		fmt.Fprintf(w, "Scale: %d entities (loaded at %.0f ops/s)\n", s.Entities, s.LoadOpsPerSec)
+		ew.printf("Scale: %d entities (loaded at %.0f ops/s)\n", s.Entities, s.LoadOpsPerSec)
 		for _, p := range s.P99At {
-			fmt.Fprintf(w, "  trust query at %8d entities: p50 %.2f ms, p99 %.2f ms\n", p.Entities, p.P50, p.P99)
+			ew.printf("  trust query at %8d entities: p50 %.2f ms, p99 %.2f ms\n", p.Entities, p.P50, p.P99)
 		}
 		if x := s.Distinct; x.Questions > 0 {
-			fmt.Fprintf(w, "  %d distinct questions, each asked once: %d answered at %.0f r/s, p50 %.2f ms, p99 %.2f ms\n", x.Questions, x.Answered, x.PerSecond, x.P50, x.P99)
+			ew.printf("  %d distinct questions, each asked once: %d answered at %.0f r/s, p50 %.2f ms, p99 %.2f ms\n", x.Questions, x.Answered, x.PerSecond, x.P50, x.P99)
 		}
-		fmt.Fprintf(w, "  Pebble state on disk %.1f MiB; snapshot %.1f MiB; new node caught up from it in %.1f s; node peak RSS %.0f MiB (after the distinct questions; the Go runtime's share %.0f MiB)\n", s.PebbleMiB, s.SnapshotMiB, s.CatchUpSec, s.PeakRSSMiB, s.GoRuntimeMiB)
+		ew.printf("  Pebble state on disk %.1f MiB; snapshot %.1f MiB; new node caught up from it in %.1f s; node peak RSS %.0f MiB (after the distinct questions; the Go runtime's share %.0f MiB)\n", s.PebbleMiB, s.SnapshotMiB, s.CatchUpSec, s.PeakRSSMiB, s.GoRuntimeMiB)
 	}
+	return ew.err
 }
 
 // profileDuring starts a CPU profile of the process (trustd or the read
@@ -857,7 +894,10 @@ func (c config) profileDuring(admin, name string) func() {
 	if c.profile == "" || admin == "" {
 		return func() {}
 	}
-	os.MkdirAll(c.profile, 0o755)
+	if err := os.MkdirAll(c.profile, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return func() {}
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -867,13 +907,19 @@ func (c config) profileDuring(admin, name string) func() {
 			fmt.Fprintln(os.Stderr, "profile:", err)
 			return
 		}
-		defer resp.Body.Close()
+		defer closeRead(resp.Body)
 		f, err := os.Create(filepath.Join(c.profile, name+".pprof"))
 		if err != nil {
+			fmt.Fprintln(os.Stderr, "profile:", err)
 			return
 		}
-		io.Copy(f, resp.Body)
-		f.Close()
+		_, err = io.Copy(f, resp.Body)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "profile %s: %v\n", name, err)
+		}
 	}()
 	return func() { <-done }
 }
@@ -888,8 +934,11 @@ func leaderAdmin(nodes []*trustdNode) string {
 		var st struct {
 			NodeID, Leader string
 		}
-		json.NewDecoder(resp.Body).Decode(&st)
-		resp.Body.Close()
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		closeRead(resp.Body)
+		if err != nil {
+			continue
+		}
 		if st.Leader != "" {
 			for _, m := range nodes {
 				if m.peerID == st.Leader {

@@ -40,11 +40,11 @@ func probePort() (int, error) {
 		}
 		port := ln.Addr().(*net.TCPAddr).Port
 		pc, udpErr := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		ln.Close()
+		closeRead(ln)
 		if udpErr != nil {
 			continue
 		}
-		pc.Close()
+		closeRead(pc)
 		if portsGiven.m[port] {
 			continue
 		}

@@ -45,7 +45,7 @@ func (a *app) exportCmd() *cobra.Command {
 					return fmt.Errorf("%w: give --force to replace it", err)
 				}
 				if err == nil {
-					fmt.Fprintf(a.errw, "wrote %s (%d bytes)\n", out, n)
+					a.note("wrote %s (%d bytes)\n", out, n)
 				}
 				return err
 			}
@@ -187,9 +187,11 @@ func (a *app) importDCC(ctx context.Context, entries []dccImportEntry, signers [
 		switch {
 		case err == nil && ent.Registered:
 			kept++
-			fmt.Fprintf(a.out, "kept        %s (registered already as %q)\n", e.DID, ent.Name)
+			if _, err := fmt.Fprintf(a.out, "kept        %s (registered already as %q)\n", e.DID, ent.Name); err != nil {
+				return err
+			}
 			continue
-		case err != nil && !(errors.As(err, &ae) && ae.Problem.Status == http.StatusNotFound):
+		case err != nil && (!errors.As(err, &ae) || ae.Problem.Status != http.StatusNotFound):
 			return fmt.Errorf("%s: %w (%d of %d registered before this)", e.DID, err, added, len(entries))
 		}
 		fields := map[string]any{"id": e.DID, "name": e.Name}
@@ -198,7 +200,9 @@ func (a *app) importDCC(ctx context.Context, entries []dccImportEntry, signers [
 		}
 		if signers == nil {
 			added++
-			fmt.Fprintf(a.out, "would add   %s %q\n", e.DID, e.Name)
+			if _, err := fmt.Fprintf(a.out, "would add   %s %q\n", e.DID, e.Name); err != nil {
+				return err
+			}
 			continue
 		}
 		jws, err := signOp(signers, record.OpRegisterEntity, fields, false)
@@ -210,15 +214,17 @@ func (a *app) importDCC(ctx context.Context, entries []dccImportEntry, signers [
 			return fmt.Errorf("%s: %w (%d of %d registered before this)", e.DID, err, added, len(entries))
 		}
 		added++
-		fmt.Fprintf(a.out, "registered  %s %q at index %d\n", e.DID, e.Name, res.Index)
+		if _, err := fmt.Fprintf(a.out, "registered  %s %q at index %d\n", e.DID, e.Name, res.Index); err != nil {
+			return err
+		}
 		if (i+1)%100 == 0 {
-			fmt.Fprintf(a.errw, "%d of %d\n", i+1, len(entries))
+			a.note("%d of %d\n", i+1, len(entries))
 		}
 	}
 	verb := "registered"
 	if signers == nil {
 		verb = "would register"
 	}
-	fmt.Fprintf(a.errw, "%s %d issuers; %d were registered already and kept as they are\n", verb, added, kept)
+	a.note("%s %d issuers; %d were registered already and kept as they are\n", verb, added, kept)
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -40,8 +39,8 @@ func (a *app) keygenCmd() *cobra.Command {
 			if err := os.WriteFile(out, raw, 0o600); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.errw, "wrote %s (%s key %s)\n", out, kind, s.KID)
-			return a.print(map[string]string{"did": s.DID, "kid": s.KID, "file": out}, func(w io.Writer) { fmt.Fprintln(w, s.DID) })
+			a.note("wrote %s (%s key %s)\n", out, kind, s.KID)
+			return a.printText(map[string]string{"did": s.DID, "kid": s.KID, "file": out}, func(w *errWriter) { w.println(s.DID) })
 		},
 	}
 	cmd.Flags().StringVar(&kind, "type", record.KeyEd25519, "key type: Ed25519 or P-256")
@@ -61,7 +60,7 @@ func (a *app) didCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(map[string]string{"did": s.DID, "kid": s.KID}, func(w io.Writer) { fmt.Fprintln(w, s.DID) })
+			return a.printText(map[string]string{"did": s.DID, "kid": s.KID}, func(w *errWriter) { w.println(s.DID) })
 		},
 	}
 }
@@ -80,8 +79,8 @@ func (a *app) jwkCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(a.out, string(jwk))
-			return nil
+			_, err = fmt.Fprintln(a.out, string(jwk))
+			return err
 		},
 	}
 }

@@ -79,12 +79,12 @@ func limitFlag(cmd *cobra.Command, limit *int) {
 // printListing prints a listing: JSON with --json, or each item through
 // line, and on stderr a word that more were left out.
 func printListing[T any](a *app, l listing[T], what string, line func(io.Writer, T)) error {
-	return a.print(l, func(w io.Writer) {
+	return a.printText(l, func(w *errWriter) {
 		for _, it := range l.Items {
-			line(w, it)
+			line(w, it) // w keeps the first write error
 		}
 		if l.More {
-			fmt.Fprintf(a.errw, "(more %s than these %d: --limit 0 lists them all)\n", what, len(l.Items))
+			a.note("(more %s than these %d: --limit 0 lists them all)\n", what, len(l.Items))
 		}
 	})
 }

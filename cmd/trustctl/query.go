@@ -50,17 +50,17 @@ func (a *app) trustCmd() *cobra.Command {
 			if a.quiet {
 				return err
 			}
-			if perr := a.print(raw, func(w io.Writer) {
+			if perr := a.printText(raw, func(w *errWriter) {
 				verdict := "NOT AUTHORIZED"
 				if d.Authorized {
 					verdict = "AUTHORIZED"
 				}
-				fmt.Fprintf(w, "%s (%s) at %s, registry index %d\n", verdict, d.Reason, d.At.Format(time.RFC3339), d.Index)
+				w.printf("%s (%s) at %s, registry index %d\n", verdict, d.Reason, d.At.Format(time.RFC3339), d.Index)
 				for i, l := range d.Chain {
-					fmt.Fprintf(w, "  %d. %s  %s -> %s  %s %s  [%s]\n", i+1, l.Accreditation, l.Accreditor, l.Subject, l.Action, strings.Join(l.Resources, ","), l.Status)
+					w.printf("  %d. %s  %s -> %s  %s %s  [%s]\n", i+1, l.Accreditation, l.Accreditor, l.Subject, l.Action, strings.Join(l.Resources, ","), l.Status)
 				}
 				if d.Root != "" {
-					fmt.Fprintf(w, "  root accreditor %s\n", d.Root)
+					w.printf("  root accreditor %s\n", d.Root)
 				}
 			}); perr != nil {
 				return perr
@@ -83,7 +83,8 @@ func printAccreditation(w io.Writer, v record.AccreditationView) {
 	if v.ValidUntil != nil {
 		until = v.ValidUntil.Format(time.DateOnly)
 	}
-	fmt.Fprintf(w, "%s  %s -> %s  %s %s  %s..%s  [%s]\n", v.ID, v.Accreditor, v.Subject, v.Action,
+	// Its callers pass an errWriter, which keeps the write's error.
+	_, _ = fmt.Fprintf(w, "%s  %s -> %s  %s %s  %s..%s  [%s]\n", v.ID, v.Accreditor, v.Subject, v.Action,
 		strings.Join(v.Resources, ","), v.ValidFrom.Format(time.DateOnly), until, v.Status)
 }
 
@@ -96,10 +97,10 @@ func (a *app) accreditationCmd() *cobra.Command {
 			if err := a.client().Get(cmd.Context(), "/v1/accreditations/"+client.PathID(args[0]), nil, &v); err != nil {
 				return err
 			}
-			return a.print(v, func(w io.Writer) {
+			return a.printText(v, func(w *errWriter) {
 				printAccreditation(w, v)
 				for _, e := range v.Events {
-					fmt.Fprintf(w, "  %-9s from %s (index %d) %s\n", e.Status, e.EffectiveAt.Format(time.RFC3339), e.Index, e.Reason)
+					w.printf("  %-9s from %s (index %d) %s\n", e.Status, e.EffectiveAt.Format(time.RFC3339), e.Index, e.Reason)
 				}
 			})
 		},
@@ -142,12 +143,12 @@ func (a *app) operationCmd() *cobra.Command {
 			if err := a.client().Get(cmd.Context(), "/v1/operations/"+client.PathID(args[0]), nil, &v); err != nil {
 				return err
 			}
-			return a.print(v, func(w io.Writer) {
+			return a.printText(v, func(w *errWriter) {
 				state := "accepted"
 				if !v.Result.Accepted {
 					state = "rejected: " + v.Result.Code + ": " + v.Result.Reason
 				}
-				fmt.Fprintf(w, "index %d  %s  %s  %s\n  signers %s\n  %s\n", v.Index, v.Time.Format(time.RFC3339), v.Op, state, strings.Join(v.Signers, ", "), v.JWS)
+				w.printf("index %d  %s  %s  %s\n  signers %s\n  %s\n", v.Index, v.Time.Format(time.RFC3339), v.Op, state, strings.Join(v.Signers, ", "), v.JWS)
 			})
 		},
 	}
@@ -168,8 +169,8 @@ func (a *app) nodeStatusCmd() *cobra.Command {
 			if err := json.Unmarshal(raw, &st); err != nil {
 				return fmt.Errorf("node status: %w", err)
 			}
-			return a.print(raw, func(w io.Writer) {
-				fmt.Fprintf(w, "node %s  %s  leader %s  term %d  commit %d  applied %d  registry index %d\n",
+			return a.printText(raw, func(w *errWriter) {
+				w.printf("node %s  %s  leader %s  term %d  commit %d  applied %d  registry index %d\n",
 					st.NodeID, st.State, st.Leader, st.Term, st.CommitIndex, st.RaftAppliedIndex, st.AppliedIndex)
 			})
 		},

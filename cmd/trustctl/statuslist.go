@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net/url"
 	"os"
@@ -105,14 +104,14 @@ func (a *app) statusListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(doc, func(w io.Writer) {
+			return a.printText(doc, func(w *errWriter) {
 				set := 0
 				for i := range record.StatusEntries(p.Bits, p.StatusSize) {
 					if v, _ := record.GetStatus(p.Bits, i, p.StatusSize); v != 0 {
 						set++
 					}
 				}
-				fmt.Fprintf(w, "list %s of %s\n  version %s (index %d, %s)\n  purpose %s, %d entries of %d bits, %d set\n",
+				w.printf("list %s of %s\n  version %s (index %d, %s)\n  purpose %s, %d entries of %d bits, %d set\n",
 					doc.List, doc.Issuer, doc.CID, doc.Index, doc.Time.Format(time.RFC3339), strings.Join(doc.Purposes, ","), doc.Entries, doc.StatusSize, set)
 			})
 		},
@@ -133,16 +132,16 @@ func (a *app) statusListCmd() *cobra.Command {
 			if err := a.client().Get(cmd.Context(), listPath(iss, list)+"/entries/"+url.PathEscape(args[0]), q, &e); err != nil {
 				return err
 			}
-			return a.print(e, func(w io.Writer) {
+			return a.printText(e, func(w *errWriter) {
 				verdict := "valid"
 				if !e.Valid {
 					verdict = "NOT valid"
 				}
-				fmt.Fprintf(w, "entry %d: status %d (%s, %s)", e.Index, e.Status, e.Purpose, verdict)
+				w.printf("entry %d: status %d (%s, %s)", e.Index, e.Status, e.Purpose, verdict)
 				if e.Message != "" {
-					fmt.Fprintf(w, " %q", e.Message)
+					w.printf(" %q", e.Message)
 				}
-				fmt.Fprintln(w)
+				w.println()
 			})
 		},
 	}
@@ -171,9 +170,9 @@ func (a *app) statusListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.print(got, func(w io.Writer) {
+			return a.printText(got, func(w *errWriter) {
 				for _, i := range got {
-					fmt.Fprintln(w, i)
+					w.println(i)
 				}
 			})
 		},
@@ -277,13 +276,13 @@ func (a *app) changeList(ctx context.Context, keyFile, list string, indexes []in
 		if changed == 0 {
 			// A version that changes nothing would only be a new CID for
 			// verifiers to fetch.
-			fmt.Fprintf(a.errw, "nothing to publish: every entry given already has status %d in list %s (version %s)\n", value, list, doc.CID)
+			a.note("nothing to publish: every entry given already has status %d in list %s (version %s)\n", value, list, doc.CID)
 			return nil
 		}
 		err = a.publishList(ctx, keyFile, list, doc.CID, p.Purposes, p.StatusSize, p.Messages, p.TTL, p.Bits)
 		var ae *client.APIError
 		if errors.As(err, &ae) && ae.Problem.Status == 409 && attempt < 5 {
-			fmt.Fprintf(a.errw, "list %s changed meanwhile; applying the change to the new version\n", list)
+			a.note("list %s changed meanwhile; applying the change to the new version\n", list)
 			continue
 		}
 		return err

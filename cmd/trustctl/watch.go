@@ -56,7 +56,7 @@ up after ` + fmt.Sprint(watchRetries) + ` reconnections in a row that bring noth
 				since = st.AppliedIndex
 			}
 			if !a.quiet {
-				fmt.Fprintf(a.errw, "trustctl: watching the operations after index %d\n", since)
+				a.note("trustctl: watching the operations after index %d\n", since)
 			}
 			for fails := 0; ; {
 				last, err := c.Watch(ctx, since, framework, entity, show)
@@ -73,7 +73,7 @@ up after ` + fmt.Sprint(watchRetries) + ` reconnections in a row that bring noth
 					return fmt.Errorf("watch: %d reconnections in a row brought nothing: %v", fails, err)
 				}
 				if err != nil {
-					fmt.Fprintf(a.errw, "trustctl: watch: %v; reconnecting\n", err)
+					a.note("trustctl: watch: %v; reconnecting\n", err)
 				}
 				select {
 				case <-ctx.Done():

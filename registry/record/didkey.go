@@ -51,7 +51,16 @@ func ParseDIDKey(did string) (crypto.PublicKey, error) {
 		if x == nil {
 			return nil, fmt.Errorf("did:key %q: not a compressed P-256 point", did)
 		}
-		return &ecdsa.PublicKey{Curve: elliptic.P256(), X: x, Y: y}, nil
+		// The point in its uncompressed encoding, 0x04 || X || Y.
+		var point [1 + 2*p256CoordSize]byte
+		point[0] = 4
+		x.FillBytes(point[1 : 1+p256CoordSize])
+		y.FillBytes(point[1+p256CoordSize:])
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), point[:])
+		if err != nil {
+			return nil, fmt.Errorf("did:key %q: %w", did, err)
+		}
+		return pub, nil
 	default:
 		return nil, fmt.Errorf("did:key %q: unsupported key type 0x%x (want Ed25519 or P-256)", did, code)
 	}
@@ -69,7 +78,16 @@ func DIDKey(pub crypto.PublicKey) (did, kid string, err error) {
 		if k.Curve != elliptic.P256() {
 			return "", "", fmt.Errorf("did:key: only P-256 ECDSA keys are supported")
 		}
-		code, raw = codecP256Pub, elliptic.MarshalCompressed(k.Curve, k.X, k.Y) //nolint:staticcheck // the compressed form is what did:key carries
+		// did:key carries the compressed point: 0x02, or 0x03 when Y is
+		// odd, then X.
+		point, err := k.Bytes() // 0x04 || X || Y
+		if err != nil {
+			return "", "", fmt.Errorf("did:key: %w", err)
+		}
+		compressed := make([]byte, 1+p256CoordSize)
+		compressed[0] = 2 | point[2*p256CoordSize]&1
+		copy(compressed[1:], point[1:1+p256CoordSize])
+		code, raw = codecP256Pub, compressed
 	default:
 		return "", "", fmt.Errorf("did:key: unsupported key type %T", pub)
 	}
@@ -94,3 +112,6 @@ func PublicJWK(pub crypto.PublicKey, did string) (json.RawMessage, error) {
 	k := jose.JSONWebKey{Key: pub, KeyID: kid, Algorithm: alg, Use: "sig"}
 	return k.MarshalJSON()
 }
+
+// p256CoordSize is the size in bytes of a P-256 coordinate.
+const p256CoordSize = 32

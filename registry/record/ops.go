@@ -286,7 +286,7 @@ func ValidateID(what, s string) error {
 			return fmt.Errorf("%s %q is not a DID (did:method:identifier)", what, s)
 		}
 		for _, r := range parts[1] {
-			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			if (r < 'a' || r > 'z') && (r < '0' || r > '9') {
 				return fmt.Errorf("%s %q: DID method must be lowercase letters and digits", what, s)
 			}
 		}

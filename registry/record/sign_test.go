@@ -25,7 +25,7 @@ func TestCompactSignaturesNameKeyAndType(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s %s: %v", kind, tc.typ, err)
 			}
-			obj, err := jose.ParseSigned(string(raw), []jose.SignatureAlgorithm{jose.EdDSA, jose.ES256})
+			obj, err := jose.ParseSignedCompact(string(raw), []jose.SignatureAlgorithm{jose.EdDSA, jose.ES256})
 			if err != nil {
 				t.Fatalf("%s %s: %v", kind, tc.typ, err)
 			}

@@ -61,7 +61,7 @@ func (m *Map) Update(changes []Change) (Hash, error) {
 	if err != nil {
 		return Hash{}, err
 	}
-	if top.kind == kindLeaf && !(root.kind == kindLeaf && root.key == top.key && root.value == top.value) {
+	if top.kind == kindLeaf && (root.kind != kindLeaf || root.key != top.key || root.value != top.value) {
 		if err := m.store.PutNode(nodeKey(0, &zero), encodeRootLeaf(&top)); err != nil {
 			return Hash{}, fmt.Errorf("write root: %w", err)
 		}
@@ -187,7 +187,7 @@ func (m *Map) join(d int, path *Key, l, r *node, stored bool) (node, error) {
 		}
 		return node{kind: kindInner, hash: InnerHash(l.digest(), r.digest())}, nil
 	}
-	if stored && !(d == 0 && n.kind == kindLeaf) {
+	if stored && (d != 0 || n.kind != kindLeaf) {
 		if err := m.store.DeleteNode(nodeKey(d, path)); err != nil {
 			return node{}, fmt.Errorf("delete node at depth %d: %w", d, err)
 		}

@@ -40,11 +40,11 @@ func Free() (int, error) {
 		}
 		port := ln.Addr().(*net.TCPAddr).Port
 		udp, uerr := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		ln.Close()
+		_ = ln.Close() // a probe, only bound; its close loses nothing
 		if uerr != nil {
 			continue
 		}
-		udp.Close()
+		_ = udp.Close() // a probe, only bound
 		if handed[port] {
 			continue
 		}
