@@ -20,7 +20,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 
 	"github.com/trustreg/trustreg/configs"
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // oaCase is one request of TestOpenAPIValidatesEveryRoute: the documented
@@ -96,23 +96,23 @@ func TestOpenAPIValidatesEveryRoute(t *testing.T) {
 
 	// The registry's data.
 	e.chain()
-	e.mustSubmit(e.sign(e.college, registry.OpRegisterEntity, map[string]any{"id": e.college.DID, "name": "Amazing Community College",
+	e.mustSubmit(e.sign(e.college, record.OpRegisterEntity, map[string]any{"id": e.college.DID, "name": "Amazing Community College",
 		"metadata": map[string]any{"legalName": "Amazing Community College, Inc.", "country": "US"}}))
 	other := "https://other-registry.example/frameworks/nursing"
-	e.mustSubmit(e.govSign(registry.OpRecognize, map[string]any{"framework": fw, "recognized": other, "resources": []string{nurse}, "effectiveAt": "2023-01-01T00:00:00Z"}))
-	bits := make([]byte, registry.MinStatusListEntries/8)
+	e.mustSubmit(e.govSign(record.OpRecognize, map[string]any{"framework": fw, "recognized": other, "resources": []string{nurse}, "effectiveAt": "2023-01-01T00:00:00Z"}))
+	bits := make([]byte, record.MinStatusListEntries/8)
 	first, _, err := e.publishList("1", "", bits)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var firstList struct{ CID string }
 	e.tirGet(e.n.GatewayURL()+"/v1/status-lists/"+url.PathEscape(e.college.DID)+"/1/record", &firstList)
-	registry.SetStatus(bits, 42, 1, 1)
+	record.SetStatus(bits, 42, 1, 1)
 	if _, _, err := e.publishList("1", firstList.CID, bits); err != nil {
 		t.Fatal(err)
 	}
 	// A write the tests submit themselves, and send again (a duplicate).
-	newEntity := string(e.sign(e.root, registry.OpRegisterEntity, map[string]any{"id": "did:web:openapi.example", "name": "OpenAPI College"}))
+	newEntity := string(e.sign(e.root, record.OpRegisterEntity, map[string]any{"id": "did:web:openapi.example", "name": "OpenAPI College"}))
 
 	// TIR attribute and revision ids are the registry's.
 	var attrs struct {
@@ -150,7 +150,7 @@ func TestOpenAPIValidatesEveryRoute(t *testing.T) {
 		{"entity": e.college.DID, "framework": fw, "resource": nurse},
 		{"entity": e.qa.DID, "framework": fw, "action": "accredit", "resource": nurse, "at": "2021-01-01", "as_of": 3},
 	})
-	governance := string(e.govSign(registry.OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/law", "name": "Law", "roots": []string{e.root.DID}}))
+	governance := string(e.govSign(record.OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/law", "name": "Law", "roots": []string{e.root.DID}}))
 	jose := map[string]string{"Content-Type": "application/jose"}
 	jsonCT := map[string]string{"Content-Type": "application/json"}
 

@@ -10,7 +10,7 @@ import (
 
 	"github.com/trustreg/trustreg/configs"
 	"github.com/trustreg/trustreg/gateway"
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // replicaRead is one GET at a node: its status and the index and lag
@@ -81,7 +81,7 @@ func TestReplicaBehindADelayedLink(t *testing.T) {
 	// Over two batches of raft's 256 entries, so the replica learns the
 	// voter's commit index a round trip before it has every entry.
 	for i := range 600 {
-		c.mustSubmit(0, c.govOp(registry.OpCreateFramework, map[string]any{
+		c.mustSubmit(0, c.govOp(record.OpCreateFramework, map[string]any{
 			"id": fmt.Sprintf("https://example.org/far/%d", i), "name": "far", "roots": []string{c.root.DID}}))
 	}
 	target := c.node(0).State.AppliedIndex()
@@ -114,7 +114,7 @@ func TestReplicaBehindADelayedLink(t *testing.T) {
 		return readAt(t, replica, path).lag == 0 && lagMetric(t, replica) == 0
 	})
 
-	res := c.mustSubmit(0, c.govOp(registry.OpCreateFramework, map[string]any{
+	res := c.mustSubmit(0, c.govOp(record.OpCreateFramework, map[string]any{
 		"id": "https://example.org/far/last", "name": "far", "roots": []string{c.root.DID}}))
 	r := readAt(t, replica, fmt.Sprintf("%s?min_index=%d", path, res.Index))
 	if r.status != http.StatusOK || r.index < res.Index {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/trustreg/trustreg/gateway/client"
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
 	"github.com/trustreg/trustreg/test/netns"
 )
 
@@ -102,7 +102,7 @@ raft:
 	t.Logf("replica behind NAT at %s (seen as %s), added as %s", natd.IP, natd.Via, throughRelay)
 
 	// Replicated to through the relay.
-	root, _ := registry.GenerateKey(registry.KeyEd25519)
+	root, _ := record.GenerateKey(record.KeyEd25519)
 	fw := "https://example.org/fw"
 	if _, err := client.New(c.proc(leader).url).Submit(context.Background(), signOp(t, c.gov, false, map[string]any{
 		"op": "createFramework", "id": fw, "name": "FW", "roots": []string{root.DID}})); err != nil {

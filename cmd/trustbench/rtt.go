@@ -18,7 +18,8 @@ import (
 	"time"
 
 	"github.com/trustreg/trustreg/gateway"
-	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/gateway/api"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // The --rtt benchmark: three voters and a read replica, every member
@@ -106,17 +107,17 @@ func benchRTTs(ctx context.Context, c config, dir string, rep *report) error {
 type wanCluster struct {
 	bin, dir string
 	nodes    []*trustdNode
-	gov      *registry.Signer
+	gov      *record.Signer
 	client   *http.Client
 	ops      atomic.Int64 // frameworks created, for unique ids
 }
 
 func startWANCluster(bin, dir string, oneWay, timing time.Duration) (*wanCluster, error) {
-	gov, err := registry.GenerateKey(registry.KeyEd25519)
+	gov, err := record.GenerateKey(record.KeyEd25519)
 	if err != nil {
 		return nil, err
 	}
-	genesis, _ := json.Marshal(registry.Genesis{Consortium: "bench", Members: []registry.Member{{ID: gov.DID}}, Threshold: 1})
+	genesis, _ := json.Marshal(record.Genesis{Consortium: "bench", Members: []record.Member{{ID: gov.DID}}, Threshold: 1})
 	gpath := filepath.Join(dir, "genesis.json")
 	if err := os.WriteFile(gpath, genesis, 0o644); err != nil {
 		return nil, err
@@ -162,7 +163,7 @@ func startWANCluster(bin, dir string, oneWay, timing time.Duration) (*wanCluster
 	}
 	// The replica is added by an operator, then starts and joins.
 	replica := w.nodes[3].p2p + "/p2p/" + w.nodes[3].peerID
-	body, _ := json.Marshal(gateway.MembershipRequest{Addr: replica})
+	body, _ := json.Marshal(api.MembershipRequest{Addr: replica})
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := w.client.Post("http://"+w.nodes[0].admin+"/admin/v1/cluster/add-nonvoter", "application/json", strings.NewReader(string(body)))
@@ -234,9 +235,9 @@ func (w *wanCluster) leader(among []int) int {
 // write creates a framework through node i and returns its index.
 func (w *wanCluster) write(i int) (uint64, error) {
 	n := w.ops.Add(1)
-	payload, _ := json.Marshal(map[string]any{"op": registry.OpCreateFramework, "iat": time.Now().Unix(),
+	payload, _ := json.Marshal(map[string]any{"op": record.OpCreateFramework, "iat": time.Now().Unix(),
 		"id": fmt.Sprintf("https://bench.example/wan/%d", n), "name": "WAN bench", "roots": []string{w.gov.DID}})
-	jws, err := registry.SignJSON(payload, w.gov)
+	jws, err := record.SignJSON(payload, w.gov)
 	if err != nil {
 		return 0, err
 	}
