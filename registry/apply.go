@@ -78,14 +78,14 @@ func (s *applier) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw
 	mustSetJSON(b, key(tableOps, op.CID), opRecord{
 		CID: op.CID, Index: index, Time: t, Op: op.Op, Signers: signers, ID: id, JWS: raw,
 	})
-	b.Set(indexKey(tableOpsByIndex, index), []byte(op.CID), nil)
+	mustSet(b, indexKey(tableOpsByIndex, index), []byte(op.CID))
 	signedContent := s.ClusterFeatureLevel() >= FeatureLevelSignedContent
 	keys := duplicateKeys(op, signedContent)
 	if signedContent && c.isGovernance() {
 		keys = append(keys, governancePayloadKey(op.Payload))
 	}
 	for _, k := range keys {
-		b.Set(k, []byte(op.CID), nil)
+		mustSet(b, k, []byte(op.CID))
 		s.sigs.Load().add(signatureDigest(k))
 	}
 	if s.sigs.Load().saturated() {
@@ -93,7 +93,7 @@ func (s *applier) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw
 	}
 	slices.Sort(c.touched)
 	for _, did := range slices.Compact(c.touched) {
-		b.Set(historyKey(did, index), []byte(op.CID), nil)
+		mustSet(b, historyKey(did, index), []byte(op.CID))
 	}
 	return res
 }
@@ -257,7 +257,7 @@ func (s *applier) findDuplicate(r pebble.Reader, op *record.ParsedOperation, sig
 			panic(fmt.Sprintf("registry: read duplicate key of %s: %v", op.CID, err))
 		}
 		orig := string(v)
-		closer.Close()
+		_ = closer.Close() // releases the read value; nothing to report
 		var rec opRecord
 		if found, err := getJSON(r, key(tableOps, orig), &rec); err != nil || !found {
 			panic(fmt.Sprintf("registry: operation %s named by a duplicate key is missing: %v", orig, err))
@@ -358,7 +358,7 @@ func (c *applyCtx) createFramework(op *record.CreateFramework) (string, error) {
 		return "", record.Reject(record.CodeInvalid, "maxChainLength %d must be between 1 and 16", maxLen)
 	}
 	if _, closer, err := c.b.Get(key(tableFrameworks, op.ID)); err == nil {
-		closer.Close()
+		_ = closer.Close() // releases the read value; nothing to report
 		return "", record.Reject(record.CodeConflict, "framework %q exists already: use updateFramework", op.ID)
 	}
 	for _, r := range op.Roots {

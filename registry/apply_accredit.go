@@ -77,11 +77,11 @@ func (c *applyCtx) accredit(op *record.Accredit) (string, error) {
 		return "", record.Reject(record.CodeScope, "the chain would be %d accreditations long; framework %s allows %d", a.Depth, f.ID, f.MaxChainLength)
 	}
 	mustSetJSON(c.b, key(tableAccreditation, a.ID), a)
-	c.b.Set(key(tableReceived, a.Subject, a.Framework, a.ID), nil, nil)
+	mustSet(c.b, key(tableReceived, a.Subject, a.Framework, a.ID), nil)
 	c.dirty(decide.AccreditationKey(a.ID))
 	c.dirty(decide.ReceivedKey(a.Subject, a.Framework))
-	c.b.Set(key(tableGranted, a.Accreditor, a.Framework, a.ID), nil, nil)
-	c.b.Set(key(tableByFramework, a.Framework, a.ID), nil, nil)
+	mustSet(c.b, key(tableGranted, a.Accreditor, a.Framework, a.ID), nil)
+	mustSet(c.b, key(tableByFramework, a.Framework, a.ID), nil)
 	c.touched = append(c.touched, a.Subject)
 	return a.ID, nil
 }

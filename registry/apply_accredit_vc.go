@@ -46,12 +46,12 @@ func (c *applyCtx) accreditCredential(vc *record.AccreditationCredential) (strin
 // rootRoleNamed returns the framework in which did holds the root role
 // whose first event was recorded by operation cid (its TIR attribute), or
 // "" when it holds none.
-func (c *applyCtx) rootRoleNamed(did, cid string) (string, error) {
+func (c *applyCtx) rootRoleNamed(did, cid string) (_ string, err error) {
 	it, err := c.b.NewIter(&pebble.IterOptions{LowerBound: []byte{tableRoots}, UpperBound: []byte{tableRoots + 1}})
 	if err != nil {
 		return "", err
 	}
-	defer it.Close()
+	defer closeJoin(it, &err)
 	for it.First(); it.Valid(); it.Next() {
 		if _, d, _ := strings.Cut(string(it.Key()[1:]), "\x00"); d != did {
 			continue

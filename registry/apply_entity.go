@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -73,8 +74,7 @@ func (c *applyCtx) isActiveAccreditor(did string) (bool, error) {
 			continue
 		}
 		if ok, err := e.IsRoot(fw, did, c.now); err != nil || ok {
-			it.Close()
-			return ok, err
+			return ok, errors.Join(err, it.Close())
 		}
 	}
 	if err := it.Close(); err != nil {
@@ -85,14 +85,14 @@ func (c *applyCtx) isActiveAccreditor(did string) (bool, error) {
 
 // holdsActive reports whether did holds an accreditation for action whose
 // chain is in force at the commit time, in any framework.
-func (c *applyCtx) holdsActive(did, action string) (bool, error) {
+func (c *applyCtx) holdsActive(did, action string) (_ bool, err error) {
 	e := c.evaluator()
 	p := prefix(tableReceived, did)
 	it, err := c.b.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
 	if err != nil {
 		return false, err
 	}
-	defer it.Close()
+	defer closeJoin(it, &err)
 	for it.First(); it.Valid(); it.Next() {
 		_, id, _ := bytes.Cut(bytes.TrimPrefix(it.Key(), p), []byte{0})
 		a, err := e.Accreditation(string(id))

@@ -54,7 +54,7 @@ func (s *consortium) keyAuthority() bool {
 func (s *consortium) signingKeys(did string, ent *record.Entity) []json.RawMessage {
 	m, member := s.members[did]
 	switch {
-	case member && s.keyAuthority() && !(ent != nil && len(ent.Keys) > 0 && boundByController(ent)):
+	case member && s.keyAuthority() && (ent == nil || len(ent.Keys) == 0 || !boundByController(ent)):
 		return m.Keys
 	case ent != nil:
 		return ent.Keys
@@ -116,7 +116,7 @@ func (c *applyCtx) thirdPartyMayRegister(did string) error {
 // status: answers about the past rest on it), or the subject of an
 // accreditation granted by someone other than registrar. A grantor signed
 // its grants, so it is registered already (or a member, or a did:key).
-func (c *applyCtx) authorityHeld(did, registrar string) (string, error) {
+func (c *applyCtx) authorityHeld(did, registrar string) (_ string, err error) {
 	// Roots are keyed by framework first; frameworks are few, and
 	// isActiveAccreditor scans the same table.
 	it, err := c.b.NewIter(&pebble.IterOptions{LowerBound: []byte{tableRoots}, UpperBound: []byte{tableRoots + 1}})
@@ -126,8 +126,7 @@ func (c *applyCtx) authorityHeld(did, registrar string) (string, error) {
 	for it.First(); it.Valid(); it.Next() {
 		fw, d, _ := strings.Cut(string(it.Key()[1:]), "\x00")
 		if d == did {
-			it.Close()
-			return fmt.Sprintf("a root accreditor of framework %s", fw), nil
+			return fmt.Sprintf("a root accreditor of framework %s", fw), it.Close()
 		}
 	}
 	if err := it.Close(); err != nil {
@@ -139,7 +138,7 @@ func (c *applyCtx) authorityHeld(did, registrar string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer it.Close()
+	defer closeJoin(it, &err)
 	for it.First(); it.Valid(); it.Next() {
 		fw, id, _ := bytes.Cut(bytes.TrimPrefix(it.Key(), p), []byte{0})
 		a, err := e.Accreditation(string(id))
@@ -189,13 +188,13 @@ func (s *applier) markMemberKeys(b *pebble.Batch) {
 // current keys as KeysBoundBy records it (nextBinder): a rotation the
 // entity signed keeps the binder before it, so keys a third party chose
 // and then rotated as the entity are still that third party's.
-func (s *applier) lastKeyBinder(r pebble.Reader, did string) (string, error) {
+func (s *applier) lastKeyBinder(r pebble.Reader, did string) (_ string, err error) {
 	p := prefix(tableHistory, did)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
 	if err != nil {
 		return "", err
 	}
-	defer it.Close()
+	defer closeJoin(it, &err)
 	binder := ""
 	for it.First(); it.Valid(); it.Next() {
 		var rec opRecord

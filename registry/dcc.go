@@ -19,7 +19,7 @@ const dccTime = "2006-01-02T15:04:05-07:00"
 // issuers on the list; Updated is the commit time of the registry's last
 // applied entry. It reads every accreditation (of the framework): an
 // export, not a query.
-func (v *View) DCCExport(framework string, now time.Time) (*record.DCCRegistry, error) {
+func (v *View) DCCExport(framework string, now time.Time) (_ *record.DCCRegistry, err error) {
 	// Not through the record cache: an export reads every accreditation
 	// once, and would push out the records trust questions keep there.
 	e := v.plain()
@@ -40,7 +40,7 @@ func (v *View) DCCExport(framework string, now time.Time) (*record.DCCRegistry, 
 	if err != nil {
 		return nil, err
 	}
-	defer it.Close()
+	defer closeJoin(it, &err)
 	out := &record.DCCRegistry{Registry: map[string]record.DCCEntry{}}
 	var created time.Time
 	for it.First(); it.Valid(); it.Next() {

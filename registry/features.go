@@ -118,7 +118,7 @@ func storedLevel(r pebble.Reader) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read the feature level: %w", err)
 	}
-	defer closer.Close()
+	defer func() { _ = closer.Close() }() // releases the read value; nothing to report
 	return parseLevel(v)
 }
 
@@ -151,7 +151,7 @@ func (s *applier) applyFeatureLevel(b *pebble.Batch, index uint64, t time.Time, 
 		res.Duplicate = true
 		return res
 	}
-	b.Set(metaFeatureLevel, []byte{byte(level)}, nil)
+	mustSet(b, metaFeatureLevel, []byte{byte(level)})
 	// The new level is in memory before the batch that writes it (and its
 	// migration) commits: the apply's next entries need it. A check sees
 	// the raise under way and decides nothing until it commits (Check).

@@ -48,7 +48,7 @@ func cursorOf(k []byte) string { return base64.RawURLEncoding.EncodeToString(k) 
 
 // scan visits keys with prefix p from the page's cursor until visit has
 // accepted limit items; it returns the cursor of the next page ("" at the end).
-func (v *View) scan(p []byte, page Page, visit func(k, v []byte) (bool, error)) (string, error) {
+func (v *View) scan(p []byte, page Page, visit func(k, v []byte) (bool, error)) (_ string, err error) {
 	lower, err := page.start(p)
 	if err != nil {
 		return "", err
@@ -57,7 +57,7 @@ func (v *View) scan(p []byte, page Page, visit func(k, v []byte) (bool, error)) 
 	if err != nil {
 		return "", err
 	}
-	defer it.Close()
+	defer closeJoin(it, &err)
 	n, limit := 0, page.limit()
 	for it.First(); it.Valid(); it.Next() {
 		ok, err := visit(it.Key(), it.Value())
@@ -112,12 +112,12 @@ func (v *View) Framework(id string) (*record.FrameworkView, error) {
 	return fv, nil
 }
 
-func collectInto[T any](v *View, p []byte, out *[]T) error {
+func collectInto[T any](v *View, p []byte, out *[]T) (err error) {
 	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
 	if err != nil {
 		return err
 	}
-	defer it.Close()
+	defer closeJoin(it, &err)
 	for it.First(); it.Valid(); it.Next() {
 		var v T
 		if err := decodeRecord(it.Value(), &v); err != nil {
@@ -337,7 +337,7 @@ func (v *View) Concerns(op *record.OperationView, framework, entity string) (boo
 		if err != nil {
 			return false, err
 		}
-		closer.Close()
+		_ = closer.Close() // releases the read value; nothing to report
 	}
 	if framework == "" {
 		return true, nil

@@ -91,7 +91,7 @@ func matches(needle string, fields ...string) bool {
 // search visits the records under prefix p from the page's cursor until
 // keep has accepted the page's limit of them or maxScan records were read;
 // it returns the cursor of the next page ("" at the end).
-func (v *View) search(p []byte, page Page, maxScan int, keep func(v []byte) (bool, error)) (string, error) {
+func (v *View) search(p []byte, page Page, maxScan int, keep func(v []byte) (bool, error)) (_ string, err error) {
 	lower, err := page.start(p)
 	if err != nil {
 		return "", err
@@ -100,7 +100,7 @@ func (v *View) search(p []byte, page Page, maxScan int, keep func(v []byte) (boo
 	if err != nil {
 		return "", err
 	}
-	defer it.Close()
+	defer closeJoin(it, &err)
 	kept, read, limit := 0, 0, page.limit()
 	for it.First(); it.Valid(); it.Next() {
 		ok, err := keep(it.Value())

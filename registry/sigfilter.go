@@ -129,7 +129,7 @@ func eachDigestIn(r pebble.Reader, table byte, fn func(digest []byte)) error {
 		}
 	}
 	if err := it.Error(); err != nil {
-		it.Close()
+		_ = it.Close() // reports the error it.Error returned
 		return fmt.Errorf("read signatures: %w", err)
 	}
 	return it.Close()

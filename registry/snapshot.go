@@ -71,10 +71,12 @@ func (s *store) Snapshot() *Snapshot {
 }
 
 // Release frees the snapshot.
-func (sn *Snapshot) Release() { sn.snap.Close() }
+func (sn *Snapshot) Release() {
+	_ = sn.snap.Close() // a snapshot holds no writes: its Close has nothing to report
+}
 
 // WriteTo streams the snapshot to w.
-func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
+func (sn *Snapshot) WriteTo(w io.Writer) (_ int64, err error) {
 	cw := &countWriter{w: bufio.NewWriterSize(w, 256<<10)}
 	h := sha256.New()
 	h.Write(snapshotMagic)
@@ -85,13 +87,15 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	if err != nil {
 		return cw.n, err
 	}
-	defer zw.Close()
+	// On an error path the stream is abandoned; the success path closes
+	// zw below and checks it.
+	defer func() { _ = zw.Close() }()
 	out := io.MultiWriter(zw, h)
 	it, err := sn.snap.NewIter(nil)
 	if err != nil {
 		return cw.n, err
 	}
-	defer it.Close()
+	defer closeJoin(it, &err)
 	var buf [binary.MaxVarintLen64]byte
 	for it.First(); it.Valid(); it.Next() {
 		if bytes.Equal(it.Key(), metaRestoring) {
@@ -413,17 +417,24 @@ func (t *restoreTables) finish() error {
 // remove deletes whatever ingestion did not take.
 func (t *restoreTables) remove() {
 	if t.w != nil {
-		t.w.Close()
+		// Only on an error path: the table is abandoned, not ingested.
+		_ = t.w.Close()
 	}
-	os.RemoveAll(t.dir)
+	// What cannot be removed now is removed when the state next opens
+	// (openStore clears the restore directory).
+	_ = os.RemoveAll(t.dir)
 }
 
 // clear empties the state and leaves a fresh genesis in it.
 func (s *store) clear() error {
 	b := s.db.NewBatch()
-	b.DeleteRange([]byte{0x00}, []byte{0xff}, nil)
-	b.Set(metaGenesis, s.genesisRaw, nil)
-	b.Set(metaApplied, u64(0), nil)
+	if err := errors.Join(
+		b.DeleteRange([]byte{0x00}, []byte{0xff}, nil),
+		b.Set(metaGenesis, s.genesisRaw, nil),
+		b.Set(metaApplied, u64(0), nil),
+	); err != nil {
+		return fmt.Errorf("clear state: %w", err)
+	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("clear state: %w", err)
 	}

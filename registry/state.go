@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -85,8 +86,7 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 	s.apply = &applier{store: st, consortium: s.rules, verify: s.verify, caches: s.caches,
 		dirtySet: map[decide.RecordKey]struct{}{}, onApply: opts.OnApply}
 	if err := s.load(); err != nil {
-		st.db.Close()
-		return nil, err
+		return nil, errors.Join(err, st.db.Close())
 	}
 	return s, nil
 }
@@ -107,7 +107,7 @@ func (s *State) load() error {
 }
 
 // Close closes the database. Closing twice is harmless.
-func (s *State) Close() error { return s.store.close(s.caches.close) }
+func (s *State) Close() error { return s.close(s.caches.close) }
 
 // GenesisCID returns the CID of the genesis document; it identifies the
 // consortium.

@@ -65,7 +65,7 @@ func (v *View) StatusList(issuer, id string) (*record.StatusListView, error) {
 
 // StatusListAt returns the version of a list that was current at t: the
 // last one published (by commit time) at or before t.
-func (v *View) StatusListAt(issuer, id string, t time.Time) (*record.StatusListView, error) {
+func (v *View) StatusListAt(issuer, id string, t time.Time) (_ *record.StatusListView, err error) {
 	l, err := v.statusList(issuer, id)
 	if err != nil {
 		return nil, err
@@ -75,7 +75,7 @@ func (v *View) StatusListAt(issuer, id string, t time.Time) (*record.StatusListV
 	if err != nil {
 		return nil, err
 	}
-	defer it.Close()
+	defer closeJoin(it, &err)
 	var found *record.StatusListVersion
 	for it.Last(); it.Valid(); it.Prev() {
 		var v record.StatusListVersion

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -122,8 +123,7 @@ func openStore(dir string, genesisRaw []byte, genesisCID string, logger *slog.Lo
 	// Only now, holding the directory's lock: a process refused above must
 	// not touch the files of the one that holds it.
 	if err := os.RemoveAll(filepath.Join(dir, "restore")); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open state %s: %w", dir, err)
+		return nil, fmt.Errorf("open state %s: %w", dir, errors.Join(err, db.Close()))
 	}
 	log := logger.With("component", "registry")
 	s := &store{
@@ -134,15 +134,14 @@ func openStore(dir string, genesisRaw []byte, genesisCID string, logger *slog.Lo
 		disk:      newDiskGuard(dir, reserve, log),
 	}
 	if err := s.init(); err != nil {
-		db.Close()
-		return nil, err
+		return nil, errors.Join(err, db.Close())
 	}
 	return s, nil
 }
 
 func (s *store) init() error {
 	if _, closer, err := s.db.Get(metaRestoring); err == nil {
-		closer.Close()
+		_ = closer.Close() // releases the read value; nothing to report
 		// A restore by an older build, which restored in place, was cut
 		// off: the state is partial. Start empty so the consensus layer
 		// restores the snapshot again.
@@ -155,8 +154,9 @@ func (s *store) init() error {
 	switch {
 	case err == pebble.ErrNotFound:
 		b := s.db.NewBatch()
-		b.Set(metaGenesis, s.genesisRaw, nil)
-		b.Set(metaApplied, u64(0), nil)
+		if err := errors.Join(b.Set(metaGenesis, s.genesisRaw, nil), b.Set(metaApplied, u64(0), nil)); err != nil {
+			return fmt.Errorf("initialize state: %w", err)
+		}
 		if err := b.Commit(pebble.Sync); err != nil {
 			return fmt.Errorf("initialize state: %w", err)
 		}
@@ -164,7 +164,7 @@ func (s *store) init() error {
 		return fmt.Errorf("read genesis: %w", err)
 	default:
 		storedCID := record.CIDOf(stored)
-		closer.Close()
+		_ = closer.Close() // releases the read value; nothing to report
 		if storedCID != s.genesisCID {
 			return fmt.Errorf("%w: the data directory belongs to the consortium with genesis %s, not %s: use the genesis it was created with or a new data directory", record.ErrGenesis, storedCID, s.genesisCID)
 		}
@@ -183,7 +183,7 @@ func readU64(r pebble.Reader, k []byte) uint64 {
 	if err != nil {
 		return 0
 	}
-	defer closer.Close()
+	defer func() { _ = closer.Close() }() // releases the read value; nothing to report
 	if len(v) != 8 {
 		return 0
 	}
@@ -292,7 +292,7 @@ func (s *store) snapshot() (snap *pebble.Snapshot, index uint64, commitNs int64,
 		if s.seq.Load() == seq {
 			return snap, index, commitNs, seq, true
 		}
-		snap.Close()
+		_ = snap.Close() // a snapshot holds no writes: its Close has nothing to report
 	}
 	// Commits keep coming: read the index the snapshot holds, and use no
 	// cache.
@@ -312,7 +312,7 @@ func (s *store) StateDigest() (string, error) {
 // consistent snapshot.
 func (s *store) DigestAt() (uint64, string, error) {
 	snap := s.db.NewSnapshot()
-	defer snap.Close()
+	defer func() { _ = snap.Close() }() // a snapshot holds no writes: its Close has nothing to report
 	d, err := digestOf(snap)
 	return readU64(snap, metaApplied), d, err
 }
@@ -350,6 +350,15 @@ func u64(v uint64) []byte {
 func mustSet(b *pebble.Batch, k, v []byte) {
 	if err := b.Set(k, v, nil); err != nil {
 		panic(fmt.Sprintf("registry: batch set: %v", err))
+	}
+}
+
+// closeJoin closes c when a read is done and, if the read succeeded,
+// returns its error through err: a Pebble iterator reports a failed read
+// at Close.
+func closeJoin(c io.Closer, err *error) {
+	if cerr := c.Close(); *err == nil {
+		*err = cerr
 	}
 }
 
@@ -394,7 +403,7 @@ func getJSON(r pebble.Reader, k []byte, v any) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("read %x: %w", k[:1], err)
 	}
-	defer closer.Close()
+	defer func() { _ = closer.Close() }() // releases the read value; nothing to report
 	if err := decodeRecord(val, v); err != nil {
 		return false, fmt.Errorf("decode record %x: %w", k[:1], err)
 	}

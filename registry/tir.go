@@ -94,7 +94,7 @@ func (v *View) TIRIssuers(offset, limit int) (dids []string, total int, err erro
 
 // eachTIRIssuer visits the union of root accreditors and accreditation
 // subjects in DID order, each once.
-func (v *View) eachTIRIssuer(visit func(did string)) error {
+func (v *View) eachTIRIssuer(visit func(did string)) (err error) {
 	roots, err := v.rootDIDs()
 	if err != nil {
 		return err
@@ -104,7 +104,7 @@ func (v *View) eachTIRIssuer(visit func(did string)) error {
 	if err != nil {
 		return err
 	}
-	defer it.Close()
+	defer closeJoin(it, &err)
 	i := 0
 	for it.First(); it.Valid(); {
 		subject, _, _ := bytes.Cut(it.Key()[1:], []byte{0})
@@ -144,12 +144,12 @@ func (v *View) rootDIDs() ([]string, error) {
 // first separator that follows p: under a table byte, the second part of
 // each key (a root's DID); under a subject's prefix of the received
 // index, the accreditation id.
-func (v *View) secondParts(p []byte) ([]string, error) {
+func (v *View) secondParts(p []byte) (_ []string, err error) {
 	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
 	if err != nil {
 		return nil, err
 	}
-	defer it.Close()
+	defer closeJoin(it, &err)
 	var out []string
 	for it.First(); it.Valid(); it.Next() {
 		_, part, _ := bytes.Cut(it.Key()[len(p):], []byte{0})

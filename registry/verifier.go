@@ -162,7 +162,8 @@ func (s *verifier) verifySignatures(e *decide.Evaluator, op *record.ParsedOperat
 		// A signature PreVerify checked is not checked again; like parse,
 		// the apply drops the memory of it.
 		vk := verifiedKey(k.pub, i, op.Raw)
-		if !(consume && s.verified.Remove(vk) || !consume && s.verified.Contains(vk)) {
+		checked := consume && s.verified.Remove(vk) || !consume && s.verified.Contains(vk)
+		if !checked {
 			one := *op.JWS
 			one.Signatures = []jose.Signature{sig}
 			if _, err := one.Verify(k.jose); err != nil {
