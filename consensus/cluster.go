@@ -171,8 +171,7 @@ func Start(cfg Config) (*Cluster, error) {
 	}
 	snaps, err := openSnapshotStore(cfg.Dir, logs.disk, rl)
 	if err != nil {
-		logs.Close()
-		return nil, fmt.Errorf("open snapshot store: %w", err)
+		return nil, errors.Join(fmt.Errorf("open snapshot store: %w", err), logs.Close())
 	}
 	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine, codec: cfg.Codec, gater: cfg.Gater, leaderWait: cfg.LeaderWait, prepare: cfg.Prepare, life: newLifetime(), contacts: cfg.Contacts, idempotent: cfg.IdempotentCommands, featureLevel: cfg.FeatureLevel, clusterLevel: cfg.ClusterFeatureLevel, metrics: newRaftMetrics()}
 	if c.leaderWait <= 0 {
@@ -180,13 +179,11 @@ func Start(cfg Config) (*Cluster, error) {
 	}
 	c.peers = newPeering(cfg.Host, cfg.ClusterID, logger, cfg.helloV1)
 	if err := c.restoreIfBehind(); err != nil {
-		logs.Close()
-		return nil, err
+		return nil, errors.Join(err, logs.Close())
 	}
 	trans, err := newTransport(cfg.Host, c.peers, rl, &c.metrics.answered)
 	if err != nil {
-		logs.Close()
-		return nil, err
+		return nil, errors.Join(err, logs.Close())
 	}
 	c.trans = trans
 	c.watch = newCommitWatch(trans)
@@ -225,8 +222,7 @@ func Start(cfg Config) (*Cluster, error) {
 	if cfg.Bootstrap {
 		has, err := raft.HasExistingState(logs, logs, snaps)
 		if err != nil {
-			c.close()
-			return nil, err
+			return nil, errors.Join(err, c.close())
 		}
 		if !has {
 			conf := raft.Configuration{}
@@ -240,8 +236,7 @@ func Start(cfg Config) (*Cluster, error) {
 				conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(v.String()), Address: raft.ServerAddress(v.String())})
 			}
 			if err := raft.BootstrapCluster(rc, logs, logs, snaps, trans, conf); err != nil {
-				c.close()
-				return nil, fmt.Errorf("bootstrap cluster: %w", err)
+				return nil, errors.Join(fmt.Errorf("bootstrap cluster: %w", err), c.close())
 			}
 			logger.Info("bootstrapped a new cluster", "voters", len(conf.Servers))
 		}
@@ -249,8 +244,7 @@ func Start(cfg Config) (*Cluster, error) {
 	f := &fsm{sm: cfg.StateMachine, metrics: c.metrics}
 	r, err := raft.NewRaft(rc, f, logs, logs, snaps, c.watch)
 	if err != nil {
-		c.close()
-		return nil, fmt.Errorf("start raft: %w", err)
+		return nil, errors.Join(fmt.Errorf("start raft: %w", err), c.close())
 	}
 	c.raft = r
 	f.raft.Store(r)
@@ -281,7 +275,9 @@ func (c *Cluster) restoreIfBehind() error {
 	if err != nil {
 		return fmt.Errorf("open snapshot %s: %w", metas[0].ID, err)
 	}
-	defer rc.Close()
+	// The snapshot is only read: once Restore has its data, closing it
+	// has nothing left to report.
+	defer closeRead(rc)
 	start := time.Now()
 	if err := c.sm.Restore(rc); err != nil {
 		return fmt.Errorf("restore snapshot %s: %w", meta.ID, err)
@@ -518,7 +514,7 @@ func (c *Cluster) State() string { return c.raft.State().String() }
 // of a node that has no raft state yet, with a configuration of the node
 // alone. Starting that node then resumes from the snapshot: the way a
 // backup becomes a new cluster. write streams the state.
-func SeedSnapshot(dir string, self peer.ID, index uint64, write func(io.Writer) error) error {
+func SeedSnapshot(dir string, self peer.ID, index uint64, write func(io.Writer) error) (err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -526,7 +522,8 @@ func SeedSnapshot(dir string, self peer.ID, index uint64, write func(io.Writer) 
 	if err != nil {
 		return err
 	}
-	defer logs.Close()
+	// The current term is written last: a failed close is reported.
+	defer func() { err = errors.Join(err, logs.Close()) }()
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hclog.NewNullLogger())
 	if err != nil {
 		return err
@@ -544,8 +541,7 @@ func SeedSnapshot(dir string, self peer.ID, index uint64, write func(io.Writer) 
 		return err
 	}
 	if err := write(sink); err != nil {
-		sink.Cancel()
-		return err
+		return errors.Join(err, sink.Cancel())
 	}
 	if err := sink.Close(); err != nil {
 		return err

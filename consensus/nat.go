@@ -66,16 +66,18 @@ type NATConfig struct {
 // a circuit has no time or data limit (libp2p's default, 2 minutes and
 // 128 KiB, would cut replication off); the number of reservations and
 // circuits is what is limited, and only members get either (relayACL).
+//
+// MaxReservationsPerPeer is not set: it is deprecated, and the relay
+// (go-libp2p v0.51) reads it nowhere, holding one reservation per peer.
 func relayResources() relayv2.Resources {
 	return relayv2.Resources{
-		Limit:                  nil,
-		ReservationTTL:         time.Hour,
-		MaxReservations:        64,
-		MaxCircuits:            8,
-		BufferSize:             64 << 10,
-		MaxReservationsPerPeer: 1,
-		MaxReservationsPerIP:   16,
-		MaxReservationsPerASN:  64,
+		Limit:                 nil,
+		ReservationTTL:        time.Hour,
+		MaxReservations:       64,
+		MaxCircuits:           8,
+		BufferSize:            64 << 10,
+		MaxReservationsPerIP:  16,
+		MaxReservationsPerASN: 64,
 	}
 }
 

@@ -79,7 +79,8 @@ func (r *reserver) start(h host.Host, reachability string) (stop func()) {
 		private <- true
 	} else if sub, err := h.EventBus().Subscribe(new(event.EvtLocalReachabilityChanged)); err == nil {
 		wg.Go(func() {
-			defer sub.Close()
+			// Closing a subscription only unregisters it; nothing to report.
+			defer closeRead(sub)
 			for {
 				select {
 				case <-ctx.Done():

@@ -81,7 +81,9 @@ func (c *Cluster) serveRPC(s network.Stream) {
 		return
 	}
 	defer c.life.leave()
-	defer s.Close()
+	// The answer is written (or the stream reset) before this close; a
+	// failed close leaves nothing to tell the caller.
+	defer func() { _ = s.Close() }()
 	_ = s.SetDeadline(time.Now().Add(30 * time.Second))
 	from := s.Conn().RemotePeer()
 	ctx, cancel := context.WithTimeout(c.life.ctx, 25*time.Second)
@@ -92,7 +94,7 @@ func (c *Cluster) serveRPC(s network.Stream) {
 	}
 	kind, body, err := readMessage(s)
 	if err != nil {
-		s.Reset()
+		_ = s.Reset() // the request is unreadable: abandon the stream
 		return
 	}
 	out, err := c.handleRPC(ctx, from, rpcType(kind), body)
@@ -186,22 +188,24 @@ func (c *Cluster) call(ctx context.Context, to peer.ID, kind rpcType, body []byt
 	if err != nil {
 		return nil, fmt.Errorf("%w: reach %s: %w", ErrNoLeader, to, err)
 	}
-	defer s.Close()
+	// By the time this runs the answer is read (or the stream reset): a
+	// failed close changes nothing about the call's outcome.
+	defer func() { _ = s.Close() }()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = s.SetDeadline(dl)
 	}
 	// A cancelled call (callLeader's leader changed) stops waiting at once.
-	defer context.AfterFunc(ctx, func() { s.Reset() })()
+	defer context.AfterFunc(ctx, func() { _ = s.Reset() })()
 	if err := writeMessage(s, byte(kind), body); err != nil {
 		// The request is one length-prefixed frame: a failed write never
 		// delivered all of it, and a peer never acts on part of a frame.
-		s.Reset()
+		_ = s.Reset() // the send error is the one reported
 		return nil, fmt.Errorf("%w: send to %s: %w", ErrNoLeader, to, err)
 	}
 	// The request is out: from here on a failure leaves its fate unknown.
 	status, out, err := readMessage(s)
 	if err != nil {
-		s.Reset()
+		_ = s.Reset() // the read error is the one reported
 		return nil, &noAnswerError{peer: to, err: err}
 	}
 	c.contacted.saw(to, time.Now())

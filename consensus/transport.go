@@ -77,7 +77,7 @@ func (s *streamLayer) acceptLoop(context.Context) {
 				cancel()
 			}
 			if err != nil {
-				conn.Close()
+				_ = conn.Close() // refused before raft saw it; no one to tell
 				return
 			}
 			ac := &acceptedConn{Conn: conn, s: s}
@@ -87,11 +87,11 @@ func (s *streamLayer) acceptLoop(context.Context) {
 			select {
 			case s.conns <- ac:
 			case <-ctx.Done():
-				ac.Close()
+				_ = ac.Close() // shutting down; raft never received it
 			}
 		})
 		if !started {
-			conn.Close()
+			_ = conn.Close() // shutting down; raft never received it
 		}
 	}
 }
@@ -119,7 +119,7 @@ func (s *streamLayer) Close() error {
 	}
 	s.mu.Unlock()
 	for _, c := range open {
-		c.Close()
+		_ = c.Close() // the listener's error is the one reported
 	}
 	return err
 }

@@ -188,7 +188,7 @@ func (s schema) violations(doc []byte) []string {
 
 func (r *rule) check(path string, v any, out *[]string) {
 	bad := func(format string, args ...any) { *out = append(*out, path+": "+fmt.Sprintf(format, args...)) }
-	if r.Type != "" && typeOf(v) != r.Type && !(r.Type == "number" && typeOf(v) == "integer") {
+	if r.Type != "" && typeOf(v) != r.Type && (r.Type != "number" || typeOf(v) != "integer") {
 		bad("is %s, want %s", typeOf(v), r.Type)
 		return
 	}
@@ -200,7 +200,7 @@ func (r *rule) check(path string, v any, out *[]string) {
 		if len(r.Enum) > 0 && !slices.Contains(r.Enum, v) {
 			bad("%q is not one of %v", v, r.Enum)
 		}
-		if err := checkFormat(r.Format, v); err != nil && !(r.BlankOK && strings.TrimSpace(v) == "") {
+		if err := checkFormat(r.Format, v); err != nil && (!r.BlankOK || strings.TrimSpace(v) != "") {
 			bad("%q: %v", v, err)
 		}
 	case map[string]any:

@@ -18,7 +18,6 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/trustreg/trustreg/registry"
-	"github.com/trustreg/trustreg/registry/record"
 	registryrecord "github.com/trustreg/trustreg/registry/record"
 )
 
@@ -256,7 +255,9 @@ func checkNeverSubmitted(t *testing.T, c *testCluster, cids []string) {
 	}
 	n := c.node(0)
 	for idx := uint64(1); idx <= n.State.AppliedIndex(); idx++ {
-		v, err := readView(n.State, func(v *registry.View) (*record.OperationView, error) { return v.Operation(strconv.FormatUint(idx, 10)) })
+		v, err := readView(n.State, func(v *registry.View) (*registryrecord.OperationView, error) {
+			return v.Operation(strconv.FormatUint(idx, 10))
+		})
 		if errors.Is(err, registryrecord.ErrNotFound) {
 			continue
 		}

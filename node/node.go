@@ -102,7 +102,7 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	// a failure sets to nil.
 	defer func() {
 		if err != nil {
-			n.Close()
+			err = errors.Join(err, n.Close())
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {

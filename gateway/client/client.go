@@ -180,7 +180,8 @@ func (c *Client) Watch(ctx context.Context, since uint64, framework, entity stri
 	if err != nil {
 		return since, err
 	}
-	defer resp.Body.Close()
+	// The body is only read; closing it has nothing to report.
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		return since, apiError(resp.Request, resp, body)
@@ -228,7 +229,8 @@ func (c *Client) do(ctx context.Context, repeatable bool, build func(base string
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	// The body is only read; closing it has nothing to report.
+	defer func() { _ = resp.Body.Close() }()
 	req := resp.Request
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
@@ -270,7 +272,8 @@ func (c *Client) Download(ctx context.Context, path, out string, replace bool) (
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
+	// The body is only read; closing it has nothing to report.
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		return 0, fmt.Errorf("GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
@@ -291,8 +294,9 @@ func (c *Client) Download(ctx context.Context, path, out string, replace bool) (
 		err = place(tmp, out, replace)
 	}
 	if err != nil {
-		os.Remove(tmp)
-		return 0, err
+		// The download failed; a partial file that cannot be removed is
+		// reported with that failure.
+		return 0, errors.Join(err, os.Remove(tmp))
 	}
 	return n, nil
 }

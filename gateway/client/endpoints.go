@@ -199,7 +199,7 @@ func (c *Client) roundTrip(ctx context.Context, hc *http.Client, repeatable bool
 		}
 		if resp.StatusCode == http.StatusServiceUnavailable && (!last || len(tried) > 0) {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			resp.Body.Close()
+			_ = resp.Body.Close() // read in full above; nothing to report
 			ae := apiError(req, resp, body)
 			switch {
 			case !last && (repeatable || notDone(ae)):
