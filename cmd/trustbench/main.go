@@ -806,7 +806,7 @@ func printReport(w io.Writer, r *report) error {
 	if r.Error != "" {
 		ew.printf("INCOMPLETE, the run stopped at: %s\n\n", r.Error)
 	}
-	printWAN(w, r.WAN)
+	printWAN(ew, r.WAN)
 	if len(r.Reads) > 0 {
 		ew.printf("Reads: GET /v1/trust vs a bare net/http JSON handler (same body size, same client)\n")
 		ew.printf("%10s %6s %12s %12s %7s %9s %9s %9s %14s %12s\n", "entities", "conns", "trustd r/s", "net/http r/s", "ratio", "p50 ms", "p99 ms", "base p99", "trustd cpu/q", "base cpu/q")

@@ -169,7 +169,7 @@ func startWANCluster(bin, dir string, oneWay, timing time.Duration) (*wanCluster
 		resp, err := w.client.Post("http://"+w.nodes[0].admin+"/admin/v1/cluster/add-nonvoter", "application/json", strings.NewReader(string(body)))
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			closeRead(resp.Body)
 			if resp.StatusCode/100 == 2 {
 				break
 			}
@@ -217,7 +217,7 @@ func (w *wanCluster) leader(among []int) int {
 			} `json:"members"`
 		}
 		err = json.NewDecoder(resp.Body).Decode(&view)
-		resp.Body.Close()
+		closeRead(resp.Body)
 		if err != nil {
 			continue
 		}
@@ -255,7 +255,7 @@ func (w *wanCluster) read(i int, path string) (uint64, error) {
 		return 0, err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	closeRead(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("GET %s at trustd%d: %d", path, i, resp.StatusCode)
 	}
@@ -408,18 +408,19 @@ func storeMax(p *uint64, v uint64) {
 
 func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// printWAN prints the --rtt figures.
-func printWAN(w io.Writer, rs []wanResult) {
+// printWAN prints the --rtt figures through w, which keeps the first
+// write error.
+func printWAN(w *errWriter, rs []wanResult) {
 	for _, r := range rs {
-		fmt.Fprintf(w, "Across regions: RTT %.0f ms (%.0f ms one way), 3 voters + 1 replica, raft heartbeat and election timeouts %.0f ms\n", r.RTTMS, r.OneWayMS, r.TimingMS)
-		fmt.Fprintf(w, "  %-26s %5s %9s %9s\n", "", "n", "p50 ms", "p99 ms")
+		w.printf("Across regions: RTT %.0f ms (%.0f ms one way), 3 voters + 1 replica, raft heartbeat and election timeouts %.0f ms\n", r.RTTMS, r.OneWayMS, r.TimingMS)
+		w.printf("  %-26s %5s %9s %9s\n", "", "n", "p50 ms", "p99 ms")
 		for _, x := range r.Writes {
-			fmt.Fprintf(w, "  %-26s %5d %9.1f %9.1f\n", "write via "+x.Name, x.N, x.P50MS, x.P99MS)
+			w.printf("  %-26s %5d %9.1f %9.1f\n", "write via "+x.Name, x.N, x.P50MS, x.P99MS)
 		}
 		for _, x := range r.Reads {
-			fmt.Fprintf(w, "  %-26s %5d %9.1f %9.1f\n", "read "+x.Name, x.N, x.P50MS, x.P99MS)
+			w.printf("  %-26s %5d %9.1f %9.1f\n", "read "+x.Name, x.N, x.P50MS, x.P99MS)
 		}
-		fmt.Fprintf(w, "  failover (kill -9 leader to next acked write): %.0f ms\n", r.FailoverMS)
-		fmt.Fprintf(w, "  replica catch-up after restart (%d entries behind): %.0f ms\n\n", r.CatchUpEntries, r.CatchUpMS)
+		w.printf("  failover (kill -9 leader to next acked write): %.0f ms\n", r.FailoverMS)
+		w.printf("  replica catch-up after restart (%d entries behind): %.0f ms\n\n", r.CatchUpEntries, r.CatchUpMS)
 	}
 }

@@ -47,7 +47,7 @@ func (a *app) accreditCredential(ctx context.Context, sg *signing, f record.Accr
 		if err := os.WriteFile(sg.out, jwt, 0o644); err != nil {
 			return err
 		}
-		fmt.Fprintf(a.errw, "wrote the signed accreditation credential to %s; submit with 'trustctl submit %s'\n", sg.out, sg.out)
+		a.note("wrote the signed accreditation credential to %s; submit with 'trustctl submit %s'\n", sg.out, sg.out)
 		return nil
 	}
 	return a.submit(ctx, jwt)

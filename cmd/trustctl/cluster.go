@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -35,11 +34,11 @@ func (a *app) clusterCmd() *cobra.Command {
 		ac.Identify = a.identify("--admin", "/admin/v1/cluster", token)
 		return ac, nil
 	}
-	printMembers := func(w io.Writer, v api.ClusterView) {
-		fmt.Fprintf(w, "node %s  %s  leader %s  term %d  commit %d  applied %d  registry index %d  feature level %d\n\n",
+	printMembers := func(w *errWriter, v api.ClusterView) {
+		w.printf("node %s  %s  leader %s  term %d  commit %d  applied %d  registry index %d  feature level %d\n\n",
 			v.Node.NodeID, v.Node.State, v.Node.Leader, v.Node.Term, v.Node.CommitIndex, v.Node.RaftAppliedIndex, v.Node.AppliedIndex, v.FeatureLevel)
 		members := v.Members
-		fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8s %6s %5s  %s\n", "PEER", "SUFFRAGE", "LEADER", "STATE", "APPLIED", "LAG", "LEVEL", "LAST CONTACT")
+		w.printf("%-54s %-9s %-7s %-10s %8s %6s %5s  %s\n", "PEER", "SUFFRAGE", "LEADER", "STATE", "APPLIED", "LAG", "LEVEL", "LAST CONTACT")
 		now := time.Now()
 		for _, m := range members {
 			leader := ""
@@ -54,9 +53,9 @@ func (a *app) clusterCmd() *cobra.Command {
 			if m.Connection == api.ConnRelayed {
 				contact += " (through a relay)"
 			}
-			fmt.Fprintf(w, "%-54s %-9s %-7s %-10s %8s %6s %5s  %s\n", m.ID, m.Suffrage, leader, state, applied, lag, level, contact)
+			w.printf("%-54s %-9s %-7s %-10s %8s %6s %5s  %s\n", m.ID, m.Suffrage, leader, state, applied, lag, level, contact)
 			for _, addr := range m.Addrs {
-				fmt.Fprintf(w, "    %s\n", strings.TrimSuffix(addr, "/p2p/"+m.ID))
+				w.printf("    %s\n", strings.TrimSuffix(addr, "/p2p/"+m.ID))
 			}
 		}
 	}
@@ -72,7 +71,7 @@ func (a *app) clusterCmd() *cobra.Command {
 			if err := ac.Get(cmd.Context(), "/admin/v1/cluster", nil, &out); err != nil {
 				return err
 			}
-			return a.print(out, func(w io.Writer) { printMembers(w, out) })
+			return a.printText(out, func(w *errWriter) { printMembers(w, out) })
 		},
 	}
 	change := func(action, use, short string, takesAddr bool, optional bool) *cobra.Command {
@@ -99,8 +98,8 @@ func (a *app) clusterCmd() *cobra.Command {
 				if err := ac.Post(cmd.Context(), "/admin/v1/cluster/"+action, req, &out); err != nil {
 					return err
 				}
-				return a.print(out, func(w io.Writer) {
-					fmt.Fprintf(w, "%s done\n", action)
+				return a.printText(out, func(w *errWriter) {
+					w.printf("%s done\n", action)
 					printMembers(w, out)
 				})
 			},
@@ -127,7 +126,7 @@ func (a *app) clusterCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.errw, "wrote %s (%d bytes)\n", out, n)
+			a.note("wrote %s (%d bytes)\n", out, n)
 			return nil
 		},
 	}

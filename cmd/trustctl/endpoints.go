@@ -95,7 +95,7 @@ func (a *app) identify(flag, path, token string) func(ctx context.Context, base 
 			node = id.Node.NodeID
 		}
 		if a.verbose {
-			fmt.Fprintf(a.errw, "trustctl: %s %s: node %s of the consortium with genesis %s\n", flag, base, node, id.Genesis)
+			a.note("trustctl: %s %s: node %s of the consortium with genesis %s\n", flag, base, node, id.Genesis)
 		}
 		if a.genesis != "" && id.Genesis != a.genesis {
 			got := id.Genesis

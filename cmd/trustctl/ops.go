@@ -49,7 +49,7 @@ func (a *app) send(ctx context.Context, sg *signing, op string, fields map[strin
 		if err := os.WriteFile(sg.out, jws, 0o644); err != nil {
 			return err
 		}
-		fmt.Fprintf(a.errw, "wrote signed %s to %s; co-sign with 'trustctl cosign --key K %s', submit with 'trustctl submit %s'\n", op, sg.out, sg.out, sg.out)
+		a.note("wrote signed %s to %s; co-sign with 'trustctl cosign --key K %s', submit with 'trustctl submit %s'\n", op, sg.out, sg.out, sg.out)
 		return nil
 	}
 	return a.submit(ctx, jws)
@@ -80,17 +80,17 @@ func (a *app) submit(ctx context.Context, jws []byte) error {
 		return err
 	}
 	if a.quiet {
-		fmt.Fprintln(a.out, res.ID)
-		return nil
+		_, err := fmt.Fprintln(a.out, res.ID)
+		return err
 	}
-	return a.print(res, func(w io.Writer) {
+	return a.printText(res, func(w *errWriter) {
 		verb := "accepted"
 		if res.Duplicate {
 			verb = "already accepted (duplicate)"
 		}
-		fmt.Fprintf(w, "%s %s at index %d\n  operation %s\n", verb, res.Op, res.Index, res.CID)
+		w.printf("%s %s at index %d\n  operation %s\n", verb, res.Op, res.Index, res.CID)
 		if res.ID != "" {
-			fmt.Fprintf(w, "  id        %s\n", res.ID)
+			w.printf("  id        %s\n", res.ID)
 		}
 	})
 }
@@ -182,8 +182,8 @@ func (a *app) frameworkCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printListing(a, l, "frameworks", func(w io.Writer, f record.Framework) {
-				fmt.Fprintf(w, "%s  %s (max chain %d)\n", f.ID, f.Name, f.MaxChainLength)
+			return printListing(a, l, "frameworks", func(w *errWriter, f record.Framework) {
+				w.printf("%s  %s (max chain %d)\n", f.ID, f.Name, f.MaxChainLength)
 			})
 		},
 	}
@@ -195,14 +195,14 @@ func (a *app) frameworkCmd() *cobra.Command {
 			if err := a.client().Get(cmd.Context(), "/v1/frameworks/"+client.PathID(args[0]), nil, &v); err != nil {
 				return err
 			}
-			return a.print(v, func(w io.Writer) {
-				fmt.Fprintf(w, "%s  %s\n", v.ID, v.Name)
+			return a.printText(v, func(w *errWriter) {
+				w.printf("%s  %s\n", v.ID, v.Name)
 				for _, r := range v.Roots {
 					last := r.Events[len(r.Events)-1]
-					fmt.Fprintf(w, "  root %s  %s\n", r.Accreditor, last.Status)
+					w.printf("  root %s  %s\n", r.Accreditor, last.Status)
 				}
 				for _, r := range v.Recognitions {
-					fmt.Fprintf(w, "  recognizes %s  %s\n", r.Recognized, r.Events[len(r.Events)-1].Status)
+					w.printf("  recognizes %s  %s\n", r.Recognized, r.Events[len(r.Events)-1].Status)
 				}
 			})
 		},
@@ -311,10 +311,10 @@ func (a *app) entityCmd() *cobra.Command {
 			if err := a.client().Get(cmd.Context(), "/v1/entities/"+client.PathID(args[0]), nil, &e); err != nil {
 				return err
 			}
-			return a.print(e, func(w io.Writer) {
-				fmt.Fprintf(w, "%s  %s (registered: %v, %d keys)\n", e.ID, e.Name, e.Registered, len(e.Keys))
+			return a.printText(e, func(w *errWriter) {
+				w.printf("%s  %s (registered: %v, %d keys)\n", e.ID, e.Name, e.Registered, len(e.Keys))
 				if e.KeysBoundBy != "" {
-					fmt.Fprintf(w, "  keys bound by %s\n", e.KeysBoundBy)
+					w.printf("  keys bound by %s\n", e.KeysBoundBy)
 				}
 				printMetadata(w, e.Metadata)
 			})
@@ -345,8 +345,8 @@ func (a *app) entityCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printListing(a, l, "operations", func(w io.Writer, o record.OperationView) {
-				fmt.Fprintf(w, "%6d  %s  %-20s %s\n", o.Index, o.Time.Format(time.RFC3339), o.Op, o.CID)
+			return printListing(a, l, "operations", func(w *errWriter, o record.OperationView) {
+				w.printf("%6d  %s  %-20s %s\n", o.Index, o.Time.Format(time.RFC3339), o.Op, o.CID)
 			})
 		},
 	}
@@ -576,8 +576,8 @@ func (a *app) signCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(a.out, string(jws))
-			return nil
+			_, err = fmt.Fprintln(a.out, string(jws))
+			return err
 		},
 	}
 	cmd.Flags().StringSliceVar(&keys, "key", nil, "key file, repeatable")
@@ -609,8 +609,8 @@ func (a *app) cosignCmd() *cobra.Command {
 			if inPlace {
 				return os.WriteFile(args[0], jws, 0o644)
 			}
-			fmt.Fprintln(a.out, string(jws))
-			return nil
+			_, err = fmt.Fprintln(a.out, string(jws))
+			return err
 		},
 	}
 	cmd.Flags().StringSliceVar(&keys, "key", nil, "key file, repeatable")
@@ -710,16 +710,16 @@ func (f *metadataFlags) apply(cmd *cobra.Command, m *record.EntityMetadata) erro
 	return nil
 }
 
-func printMetadata(w io.Writer, m *record.EntityMetadata) {
+func printMetadata(w *errWriter, m *record.EntityMetadata) {
 	if m == nil {
 		return
 	}
 	for _, f := range [][2]string{{"legal name", m.LegalName}, {"country", m.Country}, {"homepage", m.Homepage}, {"location", m.Location}} {
 		if f[1] != "" {
-			fmt.Fprintf(w, "  %-10s %s\n", f[0], f[1])
+			w.printf("  %-10s %s\n", f[0], f[1])
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(m.Identifiers)) {
-		fmt.Fprintf(w, "  %-10s %s=%s\n", "identifier", k, m.Identifiers[k])
+		w.printf("  %-10s %s=%s\n", "identifier", k, m.Identifiers[k])
 	}
 }

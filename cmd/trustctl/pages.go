@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"maps"
 	"net/url"
 	"strconv"
@@ -78,10 +77,10 @@ func limitFlag(cmd *cobra.Command, limit *int) {
 
 // printListing prints a listing: JSON with --json, or each item through
 // line, and on stderr a word that more were left out.
-func printListing[T any](a *app, l listing[T], what string, line func(io.Writer, T)) error {
+func printListing[T any](a *app, l listing[T], what string, line func(*errWriter, T)) error {
 	return a.printText(l, func(w *errWriter) {
 		for _, it := range l.Items {
-			line(w, it) // w keeps the first write error
+			line(w, it)
 		}
 		if l.More {
 			a.note("(more %s than these %d: --limit 0 lists them all)\n", what, len(l.Items))

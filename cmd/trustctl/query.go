@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/url"
 	"strings"
 	"time"
@@ -78,13 +77,12 @@ func (a *app) trustCmd() *cobra.Command {
 	return cmd
 }
 
-func printAccreditation(w io.Writer, v record.AccreditationView) {
+func printAccreditation(w *errWriter, v record.AccreditationView) {
 	until := "open"
 	if v.ValidUntil != nil {
 		until = v.ValidUntil.Format(time.DateOnly)
 	}
-	// Its callers pass an errWriter, which keeps the write's error.
-	_, _ = fmt.Fprintf(w, "%s  %s -> %s  %s %s  %s..%s  [%s]\n", v.ID, v.Accreditor, v.Subject, v.Action,
+	w.printf("%s  %s -> %s  %s %s  %s..%s  [%s]\n", v.ID, v.Accreditor, v.Subject, v.Action,
 		strings.Join(v.Resources, ","), v.ValidFrom.Format(time.DateOnly), until, v.Status)
 }
 

@@ -89,7 +89,10 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 				logger.Warn("the node did not close cleanly", "err", err)
 			}
 		}()
-		printWelcome(stdout, cfg, n)
+		if err := printWelcome(stdout, cfg, n); err != nil {
+			// The node serves without the banner; the log says why it is missing.
+			logger.Warn("the start-up text was not written to stdout", "err", err)
+		}
 		for {
 			select {
 			case <-ctx.Done():
@@ -127,22 +130,26 @@ func newLogger(w io.Writer, c configs.LogConfig) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func printWelcome(w io.Writer, cfg *configs.Config, n *node.Node) {
-	fmt.Fprintf(w, "trustd node %s\n", n.PeerID())
-	fmt.Fprintf(w, "  gateway  %s\n", n.GatewayURL())
-	fmt.Fprintf(w, "  explorer %s/  (the registry explorer: open it in a web browser)\n", n.GatewayURL())
-	fmt.Fprintf(w, "  data     %s\n", cfg.DataDir)
+// printWelcome writes the start-up text to out and returns the first write
+// error.
+func printWelcome(out io.Writer, cfg *configs.Config, n *node.Node) error {
+	w := &errWriter{w: out}
+	w.printf("trustd node %s\n", n.PeerID())
+	w.printf("  gateway  %s\n", n.GatewayURL())
+	w.printf("  explorer %s/  (the registry explorer: open it in a web browser)\n", n.GatewayURL())
+	w.printf("  data     %s\n", cfg.DataDir)
 	if cfg.Genesis == "" {
-		fmt.Fprintf(w, "  mode     development: genesis %s, keys in %s\n",
+		w.printf("  mode     development: genesis %s, keys in %s\n",
 			filepath.Join(cfg.DataDir, node.DevGenesisFile), filepath.Join(cfg.DataDir, "keys"))
 	}
-	fmt.Fprintf(w, "\nTry it:\n  curl %s/v1/status\n", n.GatewayURL())
+	w.printf("\nTry it:\n  curl %s/v1/status\n", n.GatewayURL())
 	if cfg.Genesis == "" {
-		fmt.Fprintf(w, "  trustctl --server %s framework create --id https://example.org/frameworks/nursing --name Nursing \\\n"+
+		w.printf("  trustctl --server %s framework create --id https://example.org/frameworks/nursing --name Nursing \\\n"+
 			"      --root $(trustctl did %s) --key %s\n",
 			n.GatewayURL(), filepath.Join(cfg.DataDir, node.DevRootAccreditorKey), filepath.Join(cfg.DataDir, node.DevGovernanceKey))
 	}
-	fmt.Fprintln(w, "  (README.md has the five-minute tour)")
+	w.println("  (README.md has the five-minute tour)")
+	return w.err
 }
 
 // configCmd prints the configuration keys (the table of
@@ -192,8 +199,8 @@ func identityCmd(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(stdout, id)
-			return nil
+			_, err = fmt.Fprintln(stdout, id)
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", configs.Default().DataDir, "the node's data directory")
@@ -223,13 +230,15 @@ func restoreCmd(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer f.Close()
+			defer func() { _ = f.Close() }() // only read: closing it loses nothing
 			index, err := node.RestoreBackup(dataDir, raw, f)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "restored registry index %d into %s\nstart it with: trustd --data-dir %s --genesis %s\n"+
-				"it runs as a one-node cluster; add the other nodes with trustctl cluster add-voter\n", index, dataDir, dataDir, genesis)
+			if _, err := fmt.Fprintf(stdout, "restored registry index %d into %s\nstart it with: trustd --data-dir %s --genesis %s\n"+
+				"it runs as a one-node cluster; add the other nodes with trustctl cluster add-voter\n", index, dataDir, dataDir, genesis); err != nil {
+				return fmt.Errorf("restored registry index %d into %s, but the summary was not printed: %w", index, dataDir, err)
+			}
 			return nil
 		},
 	}
