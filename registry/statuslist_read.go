@@ -45,7 +45,7 @@ func (v *View) statusList(issuer, id string) (*record.StatusList, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, record.Errorf(record.ErrNotFound, "%w: no status list %q of %s", record.ErrStatusRetrieval, id, issuer)
+		return nil, record.Errorf(record.ErrStatusRetrieval, "no status list %q of %s", id, issuer)
 	}
 	return &l, nil
 }

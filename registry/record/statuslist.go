@@ -3,7 +3,6 @@ package record
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -143,7 +142,7 @@ func StatusListPayload(credential string) ([]byte, error) {
 	}
 	jwt, err := jose.ParseSignedCompact(credential, AcceptedAlgs)
 	if err != nil {
-		return nil, fmt.Errorf("%w: the credential is neither a VC-JWT nor a JSON credential: %v", ErrMalformed, err)
+		return nil, Errorf(ErrMalformed, "the credential is neither a VC-JWT nor a JSON credential: %v", err)
 	}
 	return jwt.UnsafePayloadWithoutVerification(), nil
 }
