@@ -64,7 +64,7 @@ type Options struct {
 // consortium the genesis document defines. A database created for another
 // genesis is refused with ErrGenesis.
 func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
-	g, err := ParseGenesis(genesisRaw)
+	g, err := record.ParseGenesis(genesisRaw)
 	if err != nil {
 		return nil, err
 	}
@@ -172,47 +172,4 @@ func EncodeOperation(jws []byte) []byte {
 	b := make([]byte, 0, len(jws)+2)
 	b = append(b, commandVersion1, commandTypeSubmitOp)
 	return append(b, jws...)
-}
-
-// ParseGenesis decodes and validates a genesis document.
-func ParseGenesis(raw []byte) (*record.Genesis, error) {
-	var g record.Genesis
-	if err := record.DecodeStrict(raw, &g); err != nil {
-		return nil, record.Errorf(record.ErrInvalid, "genesis: %v", err)
-	}
-	if g.Consortium == "" {
-		return nil, record.Errorf(record.ErrInvalid, "genesis names no consortium")
-	}
-	if len(g.Members) == 0 {
-		return nil, record.Errorf(record.ErrInvalid, "genesis has no governance members")
-	}
-	if g.Threshold < 1 || g.Threshold > len(g.Members) {
-		return nil, record.Errorf(record.ErrInvalid, "genesis threshold %d must be between 1 and the %d members", g.Threshold, len(g.Members))
-	}
-	if g.IATWindow != "" {
-		if d, err := time.ParseDuration(g.IATWindow); err != nil || d <= 0 {
-			return nil, record.Errorf(record.ErrInvalid, "genesis iatWindow %q is not a positive duration", g.IATWindow)
-		}
-	}
-	seen := map[string]bool{}
-	for _, m := range g.Members {
-		if err := record.ValidateID("member id", m.ID); err != nil {
-			return nil, record.Errorf(record.ErrInvalid, "genesis: %v", err)
-		}
-		if seen[m.ID] {
-			return nil, record.Errorf(record.ErrInvalid, "genesis lists member %s twice", m.ID)
-		}
-		seen[m.ID] = true
-		for _, k := range m.Keys {
-			if _, err := record.ParsePublicJWK(k); err != nil {
-				return nil, record.Errorf(record.ErrInvalid, "genesis member %s: %v", m.ID, err)
-			}
-		}
-		if len(m.Keys) == 0 {
-			if _, err := record.ParseDIDKey(m.ID); err != nil {
-				return nil, record.Errorf(record.ErrInvalid, "genesis member %s has no keys and is not a did:key", m.ID)
-			}
-		}
-	}
-	return &g, nil
 }

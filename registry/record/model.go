@@ -48,6 +48,15 @@ type Genesis struct {
 	// IATWindow bounds how far an operation's iat may lie from the commit
 	// time (a Go duration string; default 10m).
 	IATWindow string `json:"iatWindow,omitempty"`
+	// Cosigners are the keys that cosign the registry log's checkpoints
+	// (SPEC §7), as C2SP signed-note verifier keys
+	// ("name+hex keyid+base64(0x04 || Ed25519 public key)",
+	// tlog-cosignature/v1). Without cosigners a consortium serves no
+	// proofs. They change only through governance operations in the log.
+	Cosigners []string `json:"cosigners,omitempty"`
+	// CosignerQuorum is how many cosigners a checkpoint needs; 0 means
+	// the default n − ⌊(n−1)/3⌋ (CosignerQuorumOf).
+	CosignerQuorum int `json:"cosignerQuorum,omitempty"`
 }
 
 // Member is a governance member: a DID and the public keys it signs with.

@@ -26,6 +26,8 @@ const maxTrustctlBytes = 15 << 20
 var leaves = []string{
 	module + "/registry/record",
 	module + "/registry/decide",
+	module + "/registry/smt",
+	module + "/registry/tlog",
 	module + "/gateway/api",
 	module + "/version",
 }
