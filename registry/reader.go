@@ -9,24 +9,8 @@ import (
 	"github.com/trustreg/trustreg/registry/decide"
 )
 
-// storeKey is the store key of a record (schema.go).
-func storeKey(k decide.RecordKey) []byte {
-	switch k.Kind {
-	case decide.KindFramework:
-		return key(tableFrameworks, k.A)
-	case decide.KindAccreditation:
-		return key(tableAccreditation, k.A)
-	case decide.KindRoot:
-		return key(tableRoots, k.A, k.B)
-	case decide.KindRecognition:
-		return key(tableRecognitions, k.A, k.B)
-	case decide.KindEntity:
-		return key(tableEntities, k.A)
-	case decide.KindReceived:
-		return prefix(tableReceived, k.A, k.B)
-	}
-	panic(fmt.Sprintf("registry: record key of unknown kind %d", k.Kind))
-}
+// storeKey is the store key of a record (decide.StoreKey).
+func storeKey(k decide.RecordKey) []byte { return decide.StoreKey(k) }
 
 // storeReader is the Records (and Memo) of the node's store: over a
 // view's Pebble snapshot, or over the batch being applied, through the

@@ -10,22 +10,22 @@ import (
 // numbers are never reused. Keys made of several strings separate them with
 // 0x00, which validated identifiers never contain.
 const (
-	tableMeta          byte = 0x01 // name -> value (applied index, commit time, genesis)
-	tableOps           byte = 0x02 // operation CID -> opRecord
-	tableResults       byte = 0x03 // index (u64 BE) -> Result of the entry at that index
-	tableSigs          byte = 0x04 // sha256(signature) -> operation CID (replay detection below FeatureLevelSignedContent; read-only from it on)
-	tableFrameworks    byte = 0x05 // framework id -> Framework
-	tableRoots         byte = 0x06 // framework 0 did -> RootAccreditor
-	tableEntities      byte = 0x07 // did -> Entity
-	tableAccreditation byte = 0x08 // accreditation id -> Accreditation
-	tableReceived      byte = 0x09 // subject 0 framework 0 id -> nil
-	tableGranted       byte = 0x0a // accreditor 0 framework 0 id -> nil
-	tableByFramework   byte = 0x0b // framework 0 id -> nil
-	tableHistory       byte = 0x0c // did 0 index (u64 BE) -> operation CID
-	tableRecognitions  byte = 0x0d // framework 0 recognized framework -> Recognition
-	tableOpsByIndex    byte = 0x0e // index (u64 BE) -> operation CID (accepted only)
-	tableStatusLists   byte = 0x0f // issuer 0 list id -> StatusList
-	tableListVersions  byte = 0x10 // issuer 0 list id 0 index (u64 BE) -> StatusListVersion
+	tableMeta          byte = 0x01                      // name -> value (applied index, commit time, genesis)
+	tableOps           byte = 0x02                      // operation CID -> opRecord
+	tableResults       byte = 0x03                      // index (u64 BE) -> Result of the entry at that index
+	tableSigs          byte = 0x04                      // sha256(signature) -> operation CID (replay detection below FeatureLevelSignedContent; read-only from it on)
+	tableFrameworks         = decide.TableFrameworks    // framework id -> Framework
+	tableRoots              = decide.TableRoots         // framework 0 did -> RootAccreditor
+	tableEntities           = decide.TableEntities      // did -> Entity
+	tableAccreditation      = decide.TableAccreditation // accreditation id -> Accreditation
+	tableReceived           = decide.TableReceived      // subject 0 framework 0 id -> nil
+	tableGranted       byte = 0x0a                      // accreditor 0 framework 0 id -> nil
+	tableByFramework   byte = 0x0b                      // framework 0 id -> nil
+	tableHistory       byte = 0x0c                      // did 0 index (u64 BE) -> operation CID
+	tableRecognitions       = decide.TableRecognitions  // framework 0 recognized framework -> Recognition
+	tableOpsByIndex    byte = 0x0e                      // index (u64 BE) -> operation CID (accepted only)
+	tableStatusLists   byte = 0x0f                      // issuer 0 list id -> StatusList
+	tableListVersions  byte = 0x10                      // issuer 0 list id 0 index (u64 BE) -> StatusListVersion
 	// tableSignedContent: sha256(JWS signing input) of each signature, and
 	// for operations governance accepted sha256(BASE64URL(payload)) ->
 	// operation CID: replay detection from FeatureLevelSignedContent on

@@ -1,6 +1,10 @@
 package decide
 
-import "strconv"
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+)
 
 // RecordKind names a table of the records a decision reads.
 type RecordKind uint8
@@ -90,3 +94,87 @@ type Memo interface {
 func ReceivedKey(subject, framework string) RecordKey {
 	return RecordKey{Kind: KindReceived, A: subject, B: framework}
 }
+
+// Store tables of the records a decision reads: the first byte of their
+// store keys (registry/schema.go holds every table of the state database;
+// these are the same numbers, never reused).
+const (
+	TableFrameworks    byte = 0x05 // framework id -> Framework
+	TableRoots         byte = 0x06 // framework 0 did -> RootAccreditor
+	TableEntities      byte = 0x07 // did -> Entity
+	TableAccreditation byte = 0x08 // accreditation id -> Accreditation
+	TableReceived      byte = 0x09 // subject 0 framework 0 id -> nil
+	TableRecognitions  byte = 0x0d // framework 0 recognized framework -> Recognition
+)
+
+// StoreKey is the key under which the state database keeps the record k
+// names: its table's byte, then its identifiers separated by 0x00 (which
+// validated identifiers never contain). A KindReceived key is the prefix
+// of the listing's index entries, so it ends in 0x00. The registry's
+// commitment keys its map by the SHA-256 of these bytes, so a verifier
+// computes a record's place in the map from its RecordKey alone.
+func StoreKey(k RecordKey) []byte {
+	switch k.Kind {
+	case KindFramework:
+		return storeKey(TableFrameworks, k.A)
+	case KindAccreditation:
+		return storeKey(TableAccreditation, k.A)
+	case KindRoot:
+		return storeKey(TableRoots, k.A, k.B)
+	case KindRecognition:
+		return storeKey(TableRecognitions, k.A, k.B)
+	case KindEntity:
+		return storeKey(TableEntities, k.A)
+	case KindReceived:
+		return append(storeKey(TableReceived, k.A, k.B), 0)
+	}
+	panic("decide: record key of unknown kind " + strconv.Itoa(int(k.Kind)))
+}
+
+func storeKey(table byte, parts ...string) []byte {
+	n := 1
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, table)
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = append(b, p...)
+	}
+	return b
+}
+
+// EncodeReceived is the record form of a Received listing, the bytes a
+// proof carries for it and whose digest the commitment holds: the ids as
+// a JSON array of strings, in id order as Received returns them (an empty
+// listing is no record at all).
+func EncodeReceived(ids []string) []byte {
+	b, err := json.Marshal(ids)
+	if err != nil { // a []string always marshals
+		panic(err)
+	}
+	return b
+}
+
+// DecodeReceived parses EncodeReceived's bytes, refusing ids out of
+// order or repeated, so a listing has one encoding only.
+func DecodeReceived(b []byte) ([]string, error) {
+	var ids []string
+	if err := json.Unmarshal(b, &ids); err != nil {
+		return nil, err
+	}
+	for i := 1; i < len(ids); i++ {
+		if ids[i-1] >= ids[i] {
+			return nil, errUnsortedListing
+		}
+	}
+	if string(EncodeReceived(ids)) != string(b) {
+		return nil, errUnsortedListing
+	}
+	return ids, nil
+}
+
+var errUnsortedListing = errors.New("decide: a received listing must list distinct ids in order, as a compact JSON array")
