@@ -2,11 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
+	"io"
 	"net/url"
 	"slices"
 	"strings"
@@ -19,8 +18,8 @@ import (
 
 // The DCC issuer registry format (Digital Credentials Consortium): known
 // issuers by DID, each with a name and optionally a location and a URL.
-// Export reads GET /v1/export/dcc; import registers the file's issuers as
-// entities.
+// Export reads GET /v1/export/dcc; import (dcc_import.go) registers the
+// file's issuers as entities and, when asked, accredits them.
 
 func (a *app) exportCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "export", Short: "Export registry data in other formats"}
@@ -69,94 +68,222 @@ func (a *app) exportCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *app) importCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "import", Short: "Import registry data from other formats"}
-	var sg signing
-	var dryRun bool
-	dcc := &cobra.Command{
-		Use:   "dcc FILE|- --key KEY",
-		Short: "Register the issuers of a DCC issuer registry file as entities",
-		Long: "Checks the whole file first and submits nothing if any entry is bad. Then registers each issuer\n" +
-			"not yet registered (name; location and url as metadata), signed with --key: an active accreditor,\n" +
-			"or governance (repeat --key for M of N). Issuers already registered are left as they are.",
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			data, err := a.readArg(args[0])
-			if err != nil {
-				return err
-			}
-			entries, err := parseDCC(data)
-			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
-			}
-			var signers []*record.Signer
-			if !dryRun {
-				if signers, err = loadKeys(sg.keys); err != nil {
-					return err
-				}
-			}
-			return a.importDCC(cmd.Context(), entries, signers)
-		},
-	}
-	dcc.Flags().StringSliceVar(&sg.keys, "key", nil, "key file to sign the registrations with; repeat for M of N governance signatures")
-	dcc.Flags().BoolVar(&dryRun, "dry-run", false, "check the file and say what would be registered, submitting nothing")
-	cmd.AddCommand(dcc)
-	return cmd
-}
-
 // dccImportEntry is one issuer of a DCC file, checked.
 type dccImportEntry struct {
 	DID string
+	// Lines are the lines of the file the DID is a key on: more than one
+	// when the file lists the issuer again with the same details.
+	Lines []int
 	record.DCCEntry
 }
 
+// errDCCFormat: the file is not a DCC issuer registry.
+var errDCCFormat = errors.New(`not a DCC issuer registry ({"meta": {...}, "registry": {DID: {name, location, url}}})`)
+
+// dccOccurrence is one appearance of a DID as a key of the registry
+// object, before its entry is decoded.
+type dccOccurrence struct {
+	line int
+	raw  json.RawMessage
+}
+
 // parseDCC reads a DCC issuer registry file and checks every entry,
-// reporting all the bad ones at once.
+// reporting all the bad ones at once, each with its line. The registry
+// object is read key by key, so that a DID listed twice is seen (a JSON
+// object decoded into a map keeps only its last value): listed again with
+// the same details, it is imported once and the entry carries both lines;
+// with other details it is a bad entry, since the file does not say which
+// details are right.
 func parseDCC(data []byte) ([]dccImportEntry, error) {
-	var doc struct {
-		Meta     json.RawMessage            `json:"meta"`
-		Registry map[string]json.RawMessage `json:"registry"`
-	}
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("not a DCC issuer registry ({\"meta\": {...}, \"registry\": {DID: {name, location, url}}}): %w", err)
-	}
-	if doc.Registry == nil {
-		return nil, errors.New(`no "registry" object: a DCC issuer registry maps DIDs to {name, location, url} under "registry"`)
+	occ, order, err := readDCCRegistry(dec, data)
+	if err != nil {
+		return nil, err
 	}
 	var out []dccImportEntry
-	var errs []error
-	for did, raw := range doc.Registry {
-		e := dccImportEntry{DID: did}
-		d := json.NewDecoder(bytes.NewReader(raw))
-		d.DisallowUnknownFields()
-		if err := d.Decode(&e.DCCEntry); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", did, err))
+	var errs []lineError
+	for _, did := range order {
+		var entries []record.DCCEntry
+		var bad bool
+		for _, o := range occ[did] {
+			var e record.DCCEntry
+			d := json.NewDecoder(bytes.NewReader(o.raw))
+			d.DisallowUnknownFields()
+			if err := d.Decode(&e); err != nil {
+				errs = append(errs, lineError{o.line, fmt.Errorf("line %d: %s: %w", o.line, did, err)})
+				bad = true
+				continue
+			}
+			if err := checkDCCEntry(dccImportEntry{DID: did, DCCEntry: e}); err != nil {
+				errs = append(errs, lineError{o.line, fmt.Errorf("line %d: %s: %w", o.line, did, err)})
+				bad = true
+				continue
+			}
+			entries = append(entries, e)
+		}
+		if bad {
 			continue
 		}
-		if err := checkDCCEntry(e); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", did, err))
+		e := dccImportEntry{DID: did, DCCEntry: entries[0]}
+		var differ bool
+		for i, o := range occ[did] {
+			e.Lines = append(e.Lines, o.line)
+			differ = differ || entries[i] != entries[0]
+		}
+		if differ {
+			var each []string
+			for i, o := range occ[did] {
+				each = append(each, fmt.Sprintf("line %d: %s", o.line, describeDCC(entries[i])))
+			}
+			errs = append(errs, lineError{occ[did][0].line, fmt.Errorf("line %d: %s: %w %d times with different details (%s): keep the right one",
+				occ[did][0].line, did, errDCCRepeated, len(entries), strings.Join(each, "; "))})
 			continue
 		}
 		out = append(out, e)
 	}
 	if len(errs) > 0 {
-		slices.SortFunc(errs, func(x, y error) int { return strings.Compare(x.Error(), y.Error()) })
-		return nil, fmt.Errorf("%d bad entries, nothing imported:\n  %w", len(errs), joinLines(errs))
+		slices.SortStableFunc(errs, func(x, y lineError) int { return x.line - y.line })
+		all := make([]error, len(errs))
+		for i, e := range errs {
+			all[i] = e.err
+		}
+		return nil, fmt.Errorf("%d bad entries, nothing imported:\n  %w", len(errs), joinLines(all))
 	}
 	slices.SortFunc(out, func(x, y dccImportEntry) int { return strings.Compare(x.DID, y.DID) })
 	return out, nil
 }
 
-// joinLines joins errors one per indented line.
-func joinLines(errs []error) error {
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
+// lineError is a bad entry of a DCC file and the line it starts on.
+type lineError struct {
+	line int
+	err  error
+}
+
+// errDCCRepeated: a DCC file lists a DID more than once.
+var errDCCRepeated = errors.New("listed")
+
+// readDCCRegistry reads the file's top-level object ("meta" and "registry",
+// nothing else) and returns every occurrence of each DID of "registry" with
+// its line, and the DIDs in the order they first appear.
+func readDCCRegistry(dec *json.Decoder, data []byte) (map[string][]dccOccurrence, []string, error) {
+	if err := expectDelim(dec, '{'); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errDCCFormat, err)
+	}
+	var occ map[string][]dccOccurrence
+	var order []string
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", errDCCFormat, err)
+		}
+		name, _ := tok.(string)
+		if seen[name] {
+			return nil, nil, fmt.Errorf("%w: %q given twice (line %d)", errDCCFormat, name, lineAt(data, dec.InputOffset()))
+		}
+		seen[name] = true
+		switch name {
+		case "meta":
+			var meta json.RawMessage
+			if err := dec.Decode(&meta); err != nil {
+				return nil, nil, fmt.Errorf("%w: meta: %w", errDCCFormat, err)
+			}
+		case "registry":
+			if occ, order, err = readDCCEntries(dec, data); err != nil {
+				return nil, nil, err
+			}
+		default:
+			return nil, nil, fmt.Errorf("%w: unknown field %q (line %d)", errDCCFormat, name, lineAt(data, dec.InputOffset()))
+		}
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errDCCFormat, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, nil, fmt.Errorf("%w: data after the registry's closing brace (line %d)", errDCCFormat, lineAt(data, dec.InputOffset()))
+	}
+	if occ == nil {
+		return nil, nil, errors.New(`no "registry" object: a DCC issuer registry maps DIDs to {name, location, url} under "registry"`)
+	}
+	return occ, order, nil
+}
+
+// readDCCEntries reads the registry object, keeping every occurrence of a
+// key.
+func readDCCEntries(dec *json.Decoder, data []byte) (map[string][]dccOccurrence, []string, error) {
+	if err := expectDelim(dec, '{'); err != nil {
+		return nil, nil, fmt.Errorf(`%w: "registry": %w`, errDCCFormat, err)
+	}
+	occ := map[string][]dccOccurrence{}
+	var order []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", errDCCFormat, err)
+		}
+		did, _ := tok.(string)
+		line := lineAt(data, dec.InputOffset())
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, nil, fmt.Errorf("%w: line %d: %s: %w", errDCCFormat, line, did, err)
+		}
+		if occ[did] == nil {
+			order = append(order, did)
+		}
+		occ[did] = append(occ[did], dccOccurrence{line: line, raw: raw})
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return nil, nil, fmt.Errorf(`%w: "registry": %w`, errDCCFormat, err)
+	}
+	return occ, order, nil
+}
+
+// expectDelim reads the next token, which must be the delimiter d.
+func expectDelim(dec *json.Decoder, d json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if got, ok := tok.(json.Delim); !ok || got != d {
+		return fmt.Errorf("want %q, found %v", d, tok)
+	}
+	return nil
+}
+
+// lineAt is the 1-based line of data that offset lies on.
+func lineAt(data []byte, offset int64) int {
+	return 1 + bytes.Count(data[:min(int(offset), len(data))], []byte("\n"))
+}
+
+// describeDCC writes an entry's details for a report: its name, and its
+// location and url when it has them.
+func describeDCC(e record.DCCEntry) string {
+	s := fmt.Sprintf("name %q", e.Name)
+	if e.Location != "" {
+		s += fmt.Sprintf(", location %q", e.Location)
+	}
+	if e.URL != "" {
+		s += fmt.Sprintf(", url %q", e.URL)
+	}
+	return s
+}
+
+// joinLines joins errors one per indented line; errors.Is and As see
+// each of them.
+func joinLines(errs []error) error { return lines(errs) }
+
+// lines is errors written one per indented line.
+type lines []error
+
+func (l lines) Error() string {
+	msgs := make([]string, len(l))
+	for i, e := range l {
 		msgs[i] = e.Error()
 	}
-	return errors.New(strings.Join(msgs, "\n  "))
+	return strings.Join(msgs, "\n  ")
 }
+
+func (l lines) Unwrap() []error { return l }
 
 // checkDCCEntry applies the registry's own rules for an entity, so that
 // a bad entry is found before anything is submitted.
@@ -165,66 +292,4 @@ func checkDCCEntry(e dccImportEntry) error {
 		return errors.New("the key is not a DID")
 	}
 	return record.ValidateEntity(e.DID, e.Name, e.metadata())
-}
-
-// metadata is the entity metadata an entry is registered with.
-func (e dccImportEntry) metadata() *record.EntityMetadata {
-	if e.Location == "" && e.URL == "" {
-		return nil
-	}
-	return &record.EntityMetadata{Location: e.Location, Homepage: e.URL}
-}
-
-// importDCC registers the entries not registered yet; signers nil is a dry
-// run.
-func (a *app) importDCC(ctx context.Context, entries []dccImportEntry, signers []*record.Signer) error {
-	c := a.client()
-	var added, kept int
-	for i, e := range entries {
-		var ent record.Entity
-		err := c.Get(ctx, "/v1/entities/"+client.PathID(e.DID), nil, &ent)
-		var ae *client.APIError
-		switch {
-		case err == nil && ent.Registered:
-			kept++
-			if _, err := fmt.Fprintf(a.out, "kept        %s (registered already as %q)\n", e.DID, ent.Name); err != nil {
-				return err
-			}
-			continue
-		case err != nil && (!errors.As(err, &ae) || ae.Problem.Status != http.StatusNotFound):
-			return fmt.Errorf("%s: %w (%d of %d registered before this)", e.DID, err, added, len(entries))
-		}
-		fields := map[string]any{"id": e.DID, "name": e.Name}
-		if m := e.metadata(); m != nil {
-			fields["metadata"] = m
-		}
-		if signers == nil {
-			added++
-			if _, err := fmt.Fprintf(a.out, "would add   %s %q\n", e.DID, e.Name); err != nil {
-				return err
-			}
-			continue
-		}
-		jws, err := signOp(signers, record.OpRegisterEntity, fields, false)
-		if err != nil {
-			return err
-		}
-		res, err := c.Submit(ctx, jws)
-		if err != nil {
-			return fmt.Errorf("%s: %w (%d of %d registered before this)", e.DID, err, added, len(entries))
-		}
-		added++
-		if _, err := fmt.Fprintf(a.out, "registered  %s %q at index %d\n", e.DID, e.Name, res.Index); err != nil {
-			return err
-		}
-		if (i+1)%100 == 0 {
-			a.note("%d of %d\n", i+1, len(entries))
-		}
-	}
-	verb := "registered"
-	if signers == nil {
-		verb = "would register"
-	}
-	a.note("%s %d issuers; %d were registered already and kept as they are\n", verb, added, kept)
-	return nil
 }
