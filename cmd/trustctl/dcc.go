@@ -245,7 +245,7 @@ func expectDelim(dec *json.Decoder, d json.Delim) error {
 		return err
 	}
 	if got, ok := tok.(json.Delim); !ok || got != d {
-		return fmt.Errorf("want %q, found %v", d, tok)
+		return fmt.Errorf("want %q, found %q", string(d), fmt.Sprint(tok))
 	}
 	return nil
 }

@@ -284,3 +284,26 @@ func isUsage(err error) bool {
 	var ue *usageError
 	return errors.As(err, &ue)
 }
+
+// TestParseDCCFileShape: the file's own shape is checked as strictly as
+// its entries: a second "registry" (whose issuers a decoder would merge
+// or drop), an unknown member, trailing data and a registry that is no
+// object are refused with the line where it is found.
+func TestParseDCCFileShape(t *testing.T) {
+	for _, tc := range []struct{ name, body, want string }{
+		{"registry twice", "{\"registry\": {\"did:web:a.example\": {\"name\": \"A\"}},\n \"registry\": {}}", `"registry" given twice (line 2)`},
+		{"unknown member", "{\"registry\": {},\n\n \"issuers\": {}}", `unknown field "issuers" (line 3)`},
+		{"trailing data", `{"registry": {}} {}`, "data after the registry's closing brace"},
+		{"registry not an object", `{"registry": ["did:web:a.example"]}`, `"registry": want "{", found "["`},
+		{"no registry", `{"meta": {}}`, `no "registry" object`},
+	} {
+		_, err := parseDCC([]byte(tc.body))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	entries, err := parseDCC([]byte("{\"registry\": {\n\"did:web:b.example\": {\"name\": \"B\"},\n\"did:web:a.example\": {\"name\": \"A\"}}}"))
+	if err != nil || len(entries) != 2 || entries[0].DID != "did:web:a.example" || entries[0].Lines[0] != 3 || entries[1].Lines[0] != 2 {
+		t.Fatalf("a good file: %+v %v", entries, err)
+	}
+}
