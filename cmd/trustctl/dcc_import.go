@@ -33,6 +33,7 @@ type dccAccreditFlags struct {
 	jurisdictions []string
 	until         string
 	key           string
+	parent        string
 }
 
 func (a *app) importCmd() *cobra.Command {
@@ -90,6 +91,7 @@ func (a *app) importCmd() *cobra.Command {
 	dcc.Flags().StringSliceVar(&acc.jurisdictions, "jurisdiction", nil, "with --accredit: ISO 3166 code, repeatable")
 	dcc.Flags().StringVar(&acc.until, "valid-until", "", "with --accredit: end of the accreditations' validity (RFC 3339 or date)")
 	dcc.Flags().StringVar(&acc.key, "accreditor-key", "", "with --accredit: the accreditor's key file (default: --key, when it is one key)")
+	dcc.Flags().StringVar(&acc.parent, "parent", "auto", "with --accredit: the accreditor's own accredit accreditation id, or auto")
 	cmd.AddCommand(dcc)
 	return cmd
 }
@@ -98,7 +100,7 @@ func (a *app) importCmd() *cobra.Command {
 // without a resource.
 func (f *dccAccreditFlags) check(cmd *cobra.Command) error {
 	if f.framework == "" {
-		for _, name := range []string{"resource", "jurisdiction", "valid-until", "accreditor-key"} {
+		for _, name := range []string{"resource", "jurisdiction", "valid-until", "accreditor-key", "parent"} {
 			if cmd.Flags().Changed(name) {
 				return usagef("import dcc: --%s is a flag of --accredit: give --accredit FRAMEWORK too", name)
 			}
@@ -147,9 +149,11 @@ func (a *app) prepareGrant(ctx context.Context, f *dccAccreditFlags, keys []stri
 		return nil, err
 	}
 	g.fields.Accreditor = g.signer.DID
-	parent, err := a.findParent(ctx, f.framework, g.signer.DID, f.resources)
-	if err != nil {
-		return nil, fmt.Errorf("import dcc --accredit: %w", err)
+	parent := f.parent
+	if parent == "" || parent == "auto" {
+		if parent, err = a.findParent(ctx, f.framework, g.signer.DID, f.resources); err != nil {
+			return nil, fmt.Errorf("import dcc --accredit: %w", err)
+		}
 	}
 	if g.fields.TermsOfUse, err = a.grantAttribute(ctx, f.framework, g.signer.DID, parent); err != nil {
 		return nil, fmt.Errorf("import dcc --accredit: %w", err)

@@ -277,6 +277,21 @@ func TestDCCImportAccredits(t *testing.T) {
 	if err := json.Unmarshal([]byte(f.must("--json", "entity", "accreditations", "did:web:a.example")), &accs); err != nil || len(accs.Items) != 1 {
 		t.Fatalf("accreditations of A after two imports: %+v %v", accs, err)
 	}
+
+	// A QA agency the root accredited to accredit registers and accredits
+	// another file's issuers under its own accreditation, with one key.
+	qaKey := filepath.Join(f.files, "qa.jwk")
+	qa := strings.TrimSpace(f.must("keygen", "--out", qaKey))
+	qaAcc := strings.TrimSpace(f.must("-q", "accredit", "--key", f.rootKey, "--framework", f.fw, "--subject", qa, "--action", "accredit", "--resource", resource))
+	more := f.write(t, "more.json", `{"meta": {}, "registry": {"did:web:c.example": {"name": "College C"}}}`)
+	out = f.must("import", "dcc", more, "--key", qaKey, "--accredit", f.fw, "--resource", resource)
+	if !strings.Contains(out, "registered  did:web:c.example") || !strings.Contains(out, "accredited  did:web:c.example") {
+		t.Fatalf("import --accredit by a QA agency:\n%s", out)
+	}
+	if err := json.Unmarshal([]byte(f.must("--json", "entity", "accreditations", "did:web:c.example")), &accs); err != nil ||
+		len(accs.Items) != 1 || accs.Items[0].Accreditor != qa || accs.Items[0].Parent != qaAcc {
+		t.Fatalf("accreditations of C: %+v %v", accs, err)
+	}
 }
 
 // isUsage reports whether err is an error in the command line itself.
