@@ -270,12 +270,12 @@ func describeDCC(e record.DCCEntry) string {
 
 // joinLines joins errors one per indented line; errors.Is and As see
 // each of them.
-func joinLines(errs []error) error { return lines(errs) }
+func joinLines(errs []error) error { return joinedLines(errs) }
 
-// lines is errors written one per indented line.
-type lines []error
+// joinedLines is errors written one per indented line.
+type joinedLines []error
 
-func (l lines) Error() string {
+func (l joinedLines) Error() string {
 	msgs := make([]string, len(l))
 	for i, e := range l {
 		msgs[i] = e.Error()
@@ -283,7 +283,7 @@ func (l lines) Error() string {
 	return strings.Join(msgs, "\n  ")
 }
 
-func (l lines) Unwrap() []error { return l }
+func (l joinedLines) Unwrap() []error { return l }
 
 // checkDCCEntry applies the registry's own rules for an entity, so that
 // a bad entry is found before anything is submitted.
