@@ -76,7 +76,7 @@ func (a *app) verifyCmd() *cobra.Command {
 // readBundle reads the bundle file (- is stdin), at most
 // proof.MaxBundleSize bytes and one more, so ParseBundle names the limit.
 func (a *app) readBundle(name string) ([]byte, error) {
-	var r io.Reader = a.stdin
+	r := a.stdin
 	if name != "-" {
 		f, err := os.Open(name)
 		if err != nil {

@@ -1,6 +1,8 @@
 package proof_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/base64"
 	"testing"
 
@@ -33,8 +35,13 @@ func TestBundleSize(t *testing.T) {
 		for _, r := range b.Records {
 			rec += base64.StdEncoding.EncodedLen(len(r.Bytes))
 		}
-		t.Logf("%7d records and leaves: bundle %5d B JSON; records %d (%d B as base64), map proof %d B (%d as base64), log proof %d hashes (%d B as base64), checkpoint %d B, leaf %d B",
-			n, len(raw), len(b.Records), rec, len(b.MapProof), base64.StdEncoding.EncodedLen(len(b.MapProof)),
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		if _, err := zw.Write(raw); err != nil || zw.Close() != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%7d records and leaves: bundle %5d B JSON (%d gzipped); records %d (%d B as base64), map proof %d B (%d as base64), log proof %d hashes (%d B as base64), checkpoint %d B, leaf %d B",
+			n, len(raw), gz.Len(), len(b.Records), rec, len(b.MapProof), base64.StdEncoding.EncodedLen(len(b.MapProof)),
 			len(b.Inclusion), base64.StdEncoding.EncodedLen(32*len(b.Inclusion)), len(b.Checkpoint), len(b.Leaf))
 		if n == 1_000 && len(raw) > maxBundleBytes {
 			t.Errorf("bundle of %d B at %d records, budget %d B", len(raw), n, maxBundleBytes)

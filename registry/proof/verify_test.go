@@ -68,6 +68,20 @@ func TestVerifyDepth3Chain(t *testing.T) {
 	}
 }
 
+// TestVerifyIgnoresOtherCosigners: a quorum of genesis cosigners
+// verifies whatever other lines the note carries (an outside witness's),
+// and only the genesis cosigners are reported.
+func TestVerifyIgnoresOtherCosigners(t *testing.T) {
+	w := prooftest.New(t, prooftest.Options{})
+	b := w.Bundle(collegeQuestion())
+	witness := prooftest.NewCosignatureSigner(t, "witness.example.net")
+	b.Checkpoint = w.Checkpoint(w.Now, append([]*tlog.CosignatureSigner{witness}, w.Cosigners[:4]...)...)
+	v := mustVerify(t, w, b)
+	if len(v.Cosigners) != 4 || slices.Contains(v.Cosigners, "witness.example.net") {
+		t.Fatalf("cosigners %q", v.Cosigners)
+	}
+}
+
 // TestVerifyUnknownEntity: an unknown entity's "not authorized" is
 // provable: the framework's record and the absence of any accreditation
 // it received.
@@ -129,8 +143,8 @@ func TestVerifyAsOfOlderLeaf(t *testing.T) {
 func TestAttacks(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		// attack changes the honest world or bundle; it may return
-		// verifier options.
+		// attack changes the honest world or bundle and returns the
+		// bundle to verify.
 		attack func(t *testing.T, w *prooftest.World, b *proof.Bundle) *proof.Bundle
 		opts   proof.Options
 		want   error
@@ -154,9 +168,9 @@ func TestAttacks(t *testing.T) {
 			return b
 		}, proof.Options{}, proof.ErrMapProof},
 
-		{"a status event hidden: the last event cut from the record", func(t *testing.T, w *prooftest.World, b *proof.Bundle) *proof.Bundle {
+		{"a status event hidden: the last event cut from the record", func(t *testing.T, w *prooftest.World, _ *proof.Bundle) *proof.Bundle {
 			w.Revoke(w.Acc2, w.Now.Add(-time.Minute))
-			b = w.Bundle(collegeQuestion())
+			b := w.Bundle(collegeQuestion())
 			if b.Answer.Reason != record.ReasonChainBroken {
 				t.Fatalf("honest answer %+v", b.Answer)
 			}
@@ -226,9 +240,9 @@ func TestAttacks(t *testing.T) {
 			return b
 		}, proof.Options{}, proof.ErrLogInclusion},
 
-		{"a decision that does not follow from the records", func(t *testing.T, w *prooftest.World, b *proof.Bundle) *proof.Bundle {
+		{"a decision that does not follow from the records", func(t *testing.T, w *prooftest.World, _ *proof.Bundle) *proof.Bundle {
 			w.Revoke(w.Acc3, w.Now.Add(-time.Minute))
-			b = w.Bundle(collegeQuestion())
+			b := w.Bundle(collegeQuestion())
 			if b.Answer.Reason != record.ReasonRevoked {
 				t.Fatalf("honest answer %+v", b.Answer)
 			}
