@@ -60,8 +60,8 @@ func TestVerifyCommand(t *testing.T) {
 		stderr string   // in stderr; "-" for nothing at all
 	}{
 		{"verified", []string{"verify", good, "--genesis", genesis}, 0,
-			[]string{"VERIFIED: AUTHORIZED (active): " + prooftest.College, "cosigned by 5 of the genesis's cosigners (quorum 4): member-1.example.org, ", "1m0s old (max 5m0s)", "1. " + w.Acc3}, "-"},
-		{"verified --json", []string{"--json", "verify", good, "--genesis", genesis}, 0, []string{`"verified": true`, `"authorized": true`, `"ageSeconds": 60`}, "-"},
+			[]string{"VERIFIED: AUTHORIZED (active): " + prooftest.College, "cosigned by 5 of the genesis's cosigners (quorum 4): member-1.example.org, ", " old (max 5m0s)", "1. " + w.Acc3}, "-"},
+		{"verified --json", []string{"--json", "verify", good, "--genesis", genesis}, 0, []string{`"verified": true`, `"authorized": true`, `"ageSeconds": `}, "-"},
 		{"verified -q", []string{"-q", "verify", good, "--genesis", genesis}, 0, nil, "-"},
 		{"tampered", []string{"verify", tampered, "--genesis", genesis}, 4, []string{"NOT VERIFIED: proof: record digests do not match the map root"}, "-"},
 		{"tampered --json", []string{"--json", "verify", tampered, "--genesis", genesis}, 4, []string{`"verified": false`, `"reason": "record_digest"`}, "-"},
@@ -103,7 +103,9 @@ func TestVerifyCommand(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatal(err)
 	}
-	if !res.Verified || res.Decision == nil || len(res.Decision.Chain) != 3 || len(res.Cosigners) != 5 || res.CheckpointSize != w.LogSize() {
+	// The checkpoint was cosigned a minute before the world's start.
+	if !res.Verified || res.Decision == nil || len(res.Decision.Chain) != 3 || len(res.Cosigners) != 5 || res.CheckpointSize != w.LogSize() ||
+		res.AgeSeconds == nil || *res.AgeSeconds < 60 {
 		t.Fatalf("result %+v", res)
 	}
 }
