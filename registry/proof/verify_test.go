@@ -270,6 +270,9 @@ func TestAttacks(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("verify: %v, want %v", err, tc.want)
 			}
+			if code := proof.ReasonOf(err); code == "" || code != proof.ReasonOf(tc.want) {
+				t.Fatalf("ReasonOf(%v) = %q, want the code of %v", err, code, tc.want)
+			}
 			for _, other := range allReasons {
 				if other != tc.want && errors.Is(err, other) {
 					t.Fatalf("verify: %v is also %v: each attack has its own reason", err, other)
