@@ -129,8 +129,8 @@ func (a *app) printVerified(v *proof.Verified, maxAge time.Duration) error {
 			if d.Authorized {
 				verdict = "AUTHORIZED"
 			}
-			w.printf("VERIFIED: %s (%s): %s for %s %s under %s at %s, registry index %d\n", verdict, d.Reason,
-				d.Entity, d.Action, orAny(d.Resource), d.Framework, d.At.Format(time.RFC3339), d.Index)
+			w.printf("VERIFIED: %s (%s): %s for %s %s under %s at %s, %s\n", verdict, d.Reason,
+				d.Entity, d.Action, orAny(d.Resource), d.Framework, d.At.Format(time.RFC3339), indexText(q, d.Index))
 			for i, l := range d.Chain {
 				w.printf("  %d. %s  %s -> %s  %s %s  [%s]\n", i+1, l.Accreditation, l.Accreditor, l.Subject, l.Action, strings.Join(l.Resources, ","), l.Status)
 			}
@@ -143,13 +143,22 @@ func (a *app) printVerified(v *proof.Verified, maxAge time.Duration) error {
 			if d.Recognizes {
 				verdict = "RECOGNIZED"
 			}
-			w.printf("VERIFIED: %s (%s): %s by %s for %s at %s, registry index %d\n", verdict, d.Reason,
-				d.Recognized, d.Framework, orAny(d.Resource), d.At.Format(time.RFC3339), d.Index)
+			w.printf("VERIFIED: %s (%s): %s by %s for %s at %s, %s\n", verdict, d.Reason,
+				d.Recognized, d.Framework, orAny(d.Resource), d.At.Format(time.RFC3339), indexText(q, d.Index))
 		}
 		w.printf("  cosigned by %d of the genesis's cosigners (quorum %d): %s\n", len(v.Cosigners), v.Quorum, strings.Join(v.Cosigners, ", "))
 		w.printf("  checkpoint of %d log entries, %s old (max %s), leaf of raft index %d\n",
 			v.CheckpointSize, v.Age.Round(time.Second), maxAge, v.Leaf.Index)
 	})
+}
+
+// indexText says which state answered: the latest cosigned one, or an
+// older one the question asked about (the reader checks it asked so).
+func indexText(q proof.Question, index uint64) string {
+	if q.AsOf != 0 {
+		return fmt.Sprintf("as of registry index %d (an older state, as the question asked)", index)
+	}
+	return fmt.Sprintf("registry index %d (the latest cosigned state)", index)
 }
 
 func orAny(resource string) string {

@@ -22,6 +22,10 @@ var (
 	// ErrMalformed: the bundle cannot be read (JSON, version, field
 	// values, an undecodable leaf or record).
 	ErrMalformed = errors.New("proof: malformed bundle")
+	// ErrWrongQuestion: the bundle answers another question than
+	// Options.Expect, or a question about "now" at a time further than
+	// MaxAge from the verifier's clock.
+	ErrWrongQuestion = errors.New("proof: the bundle answers another question")
 	// ErrBadGenesis: the genesis given to the verifier does not parse.
 	ErrBadGenesis = errors.New("proof: invalid genesis")
 	// ErrNoCosigners: the genesis names no checkpoint cosigners, so its
@@ -75,6 +79,13 @@ type Options struct {
 	MaxAge time.Duration
 	// Now is the verifier's clock (zero: time.Now()).
 	Now time.Time
+	// Expect, when set, is the question the caller asked: the bundle must
+	// answer it (ErrWrongQuestion). Its Type, Entity, Framework, Action,
+	// Resource, Jurisdiction, Recognized and AsOf must be the bundle's;
+	// a zero At asks about now, and the bundle's evaluated time must then
+	// lie within MaxAge of Now, else At must be the bundle's. Applied is
+	// not compared. Without Expect the caller checks Verified.Question.
+	Expect *Question
 }
 
 // Verified is what a bundle proved.
@@ -106,7 +117,8 @@ type Verified struct {
 // (its exact bytes) and returns what it proved, or the first reason it
 // does not verify, in this order (DESIGN.md explains each step):
 //
-//  1. the bundle's fields (ErrMalformed);
+//  1. the bundle's fields (ErrMalformed), and the question against
+//     Options.Expect (ErrWrongQuestion);
 //  2. the genesis: its cosigners, quorum and the log origin
 //     tlog.Origin(record.CIDOf(genesis)) (ErrBadGenesis, ErrNoCosigners);
 //  3. the checkpoint note: origin, a quorum of genesis cosignatures
@@ -134,6 +146,11 @@ func Verify(b *Bundle, genesis []byte, opts Options) (*Verified, error) {
 	maxAge := opts.MaxAge
 	if maxAge <= 0 {
 		maxAge = DefaultMaxAge
+	}
+	if opts.Expect != nil {
+		if err := b.Question.answers(*opts.Expect, now, maxAge); err != nil {
+			return nil, err
+		}
 	}
 	v, err := cosignerVerifier(genesis)
 	if err != nil {
@@ -204,6 +221,40 @@ func (b *Bundle) check() error {
 		return fmt.Errorf("%w: leaf, mapProof and checkpoint are required", ErrMalformed)
 	}
 	return nil
+}
+
+// answers checks that q (the bundle's) is the question want asks.
+func (q Question) answers(want Question, now time.Time, maxAge time.Duration) error {
+	at := want.At
+	got := q
+	got.At, got.Applied, want.At, want.Applied = time.Time{}, 0, time.Time{}, 0
+	if got != want {
+		return fmt.Errorf("%w: it answers %s, the question asked is %s", ErrWrongQuestion, got.describe(), want.describe())
+	}
+	switch {
+	case at.IsZero():
+		if d := q.At.Sub(now); d > maxAge || d < -maxAge {
+			return fmt.Errorf("%w: a question about now, answered for %s, %s from this verifier's clock (at most %s)",
+				ErrWrongQuestion, q.At.UTC().Format(time.RFC3339), d.Abs().Round(time.Second), maxAge)
+		}
+	case !q.At.Equal(at):
+		return fmt.Errorf("%w: it answers for %s, the question asked about %s", ErrWrongQuestion, q.At.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// describe is a question's fields (but its times) for messages.
+func (q Question) describe() string {
+	s := q.Type + " of " + q.Entity + q.Recognized + " under " + q.Framework
+	for _, f := range []struct{ name, v string }{{"action", q.Action}, {"resource", q.Resource}, {"jurisdiction", q.Jurisdiction}} {
+		if f.v != "" {
+			s += " " + f.name + " " + f.v
+		}
+	}
+	if q.AsOf != 0 {
+		s += fmt.Sprintf(" as of %d", q.AsOf)
+	}
+	return "(" + s + ")"
 }
 
 // cosignerVerifier is the checkpoint verifier of a genesis: its cosigner
@@ -422,6 +473,7 @@ var reasons = []struct {
 	code string
 }{
 	{ErrMalformed, "malformed"},
+	{ErrWrongQuestion, "wrong_question"},
 	{ErrBadGenesis, "bad_genesis"},
 	{ErrNoCosigners, "no_cosigners"},
 	{ErrWrongLog, "wrong_log"},

@@ -284,7 +284,7 @@ func TestAttacks(t *testing.T) {
 }
 
 var allReasons = []error{
-	proof.ErrMalformed, proof.ErrBadGenesis, proof.ErrNoCosigners, proof.ErrWrongLog, proof.ErrBadCosignature,
+	proof.ErrMalformed, proof.ErrWrongQuestion, proof.ErrBadGenesis, proof.ErrNoCosigners, proof.ErrWrongLog, proof.ErrBadCosignature,
 	proof.ErrTooFewCosigners, proof.ErrUnknownCosigner, proof.ErrCheckpointTooOld, proof.ErrLogInclusion,
 	proof.ErrConsistency, proof.ErrNotLatest, proof.ErrRecordDigest, proof.ErrMapProof, proof.ErrNotProven,
 	proof.ErrDecisionMismatch,
@@ -305,6 +305,43 @@ func findRecord(t *testing.T, b *proof.Bundle, kind, a string) *proof.Record {
 	}
 	t.Fatalf("no %s record %s in the bundle", kind, a)
 	return nil
+}
+
+// TestVerifyExpect: with Options.Expect, a bundle must answer the question
+// asked: another entity, another asOf, or for a "now" question a time
+// further from the verifier's clock than MaxAge, is ErrWrongQuestion.
+func TestVerifyExpect(t *testing.T) {
+	w := prooftest.New(t, prooftest.Options{})
+	b := w.Bundle(collegeQuestion())
+	asked := proof.Question{Type: proof.TypeAuthorization, Entity: prooftest.College, Framework: prooftest.Framework,
+		Action: record.ActionIssue, Resource: prooftest.Nursing}
+	verify := func(want proof.Question, now time.Time) error {
+		_, err := verifyJSON(t, w, b, proof.Options{Now: now, Expect: &want})
+		return err
+	}
+	if err := verify(asked, w.Now.Add(time.Minute)); err != nil {
+		t.Fatalf("the question asked: %v", err)
+	}
+	at := asked
+	at.At = w.Now
+	if err := verify(at, w.Now); err != nil {
+		t.Fatalf("the question asked, with its time: %v", err)
+	}
+	for name, c := range map[string]struct {
+		q   func(q *proof.Question)
+		now time.Time
+	}{
+		"another entity":                  {func(q *proof.Question) { q.Entity = prooftest.Agency }, w.Now},
+		"another asOf":                    {func(q *proof.Question) { q.AsOf = 3 }, w.Now},
+		"another time":                    {func(q *proof.Question) { q.At = w.Now.Add(-time.Hour) }, w.Now},
+		"now, answered for an older time": {func(q *proof.Question) {}, w.Now.Add(6 * time.Minute)},
+	} {
+		q := asked
+		c.q(&q)
+		if err := verify(q, c.now); !errors.Is(err, proof.ErrWrongQuestion) {
+			t.Errorf("%s: %v, want ErrWrongQuestion", name, err)
+		}
+	}
 }
 
 // TestVerifyGenesis: a genesis that does not parse, and one without
