@@ -2,6 +2,7 @@ package proof
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -185,7 +186,7 @@ func (r Record) Key() (decide.RecordKey, error) {
 func MapKey(k decide.RecordKey) smt.Key { return smt.KeyOf(decide.StoreKey(k)) }
 
 // MapValue is the state map's value of a record's bytes: their SHA-256.
-func MapValue(b []byte) smt.Value { return smt.Value(sha256Sum(b)) }
+func MapValue(b []byte) smt.Value { return smt.Value(sha256.Sum256(b)) }
 
 // Marshal returns the bundle's JSON.
 func (b *Bundle) Marshal() ([]byte, error) { return json.Marshal(b) }

@@ -1,7 +1,6 @@
 package proof
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -463,8 +462,6 @@ func answerDiff(claimed, got Answer) string {
 	}
 	return ""
 }
-
-func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
 
 // reasons are the codes of Verify's refusals, for machine-readable output
 // (trustctl verify --json, a gateway's problem details).
