@@ -22,6 +22,8 @@ const (
 	exitError = 1 // any other error: the node refused, no node answered, a file could not be read
 	exitUsage = 2 // the command line is wrong: unknown command or flag, missing argument or flag
 	exitNo    = 3 // trust: not authorized; a lookup (show, check, ...): no such record
+
+	exitNotVerified = 4 // verify: the proof bundle did not verify
 )
 
 // exitCodesHelp is the part of `trustctl --help` that lists the exit codes.
@@ -29,7 +31,8 @@ const exitCodesHelp = `Exit codes:
   0  done; trust: AUTHORIZED
   1  an error: the node refused the request, no node answered, a file could not be read
   2  a usage error: unknown command or flag, a missing argument or required flag
-  3  trust: NOT AUTHORIZED (the answer is printed as usual); a lookup: no such record (404)`
+  3  trust: NOT AUTHORIZED (the answer is printed as usual); a lookup: no such record (404)
+  4  verify: NOT VERIFIED (the first reason is printed)`
 
 // errNotAuthorized is returned by trust after it printed a negative
 // answer: main exits with exitNo and prints nothing more.
@@ -57,6 +60,8 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, errNotAuthorized):
 		return exitNo
+	case errors.Is(err, errNotVerified):
+		return exitNotVerified
 	case errors.As(err, &ae) && ae.Method == http.MethodGet && ae.Problem.Status == http.StatusNotFound:
 		return exitNo
 	}

@@ -23,7 +23,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	if err != nil && !errors.Is(err, errNotAuthorized) { // trust printed its answer
+	if err != nil && !errors.Is(err, errNotAuthorized) && !errors.Is(err, errNotVerified) { // trust and verify printed their answer
 		fmt.Fprintln(os.Stderr, "trustctl:", err)
 	}
 	os.Exit(exitCode(err))
@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		a.recognitionCmd("unrecognize", "Withdraw a recognition (governance)"),
 		a.signCmd(), a.cosignCmd(), a.submitCmd(),
 		a.trustCmd(), a.accreditationCmd(), a.operationCmd(), a.nodeStatusCmd(), a.clusterCmd(), a.statusListCmd(), a.watchCmd(),
-		a.exportCmd(), a.importCmd(),
+		a.exportCmd(), a.importCmd(), a.verifyCmd(),
 	)
 	markUsageErrors(root)
 	root.SetArgs(args)

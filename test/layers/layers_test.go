@@ -28,6 +28,7 @@ var leaves = []string{
 	module + "/registry/decide",
 	module + "/registry/smt",
 	module + "/registry/tlog",
+	module + "/registry/proof",
 	module + "/gateway/api",
 	module + "/version",
 }

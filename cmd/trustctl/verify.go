@@ -1,0 +1,169 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/trustreg/trustreg/registry/decide"
+	"github.com/trustreg/trustreg/registry/proof"
+	"github.com/trustreg/trustreg/registry/record"
+)
+
+// errNotVerified is returned by verify after it printed NOT VERIFIED:
+// main exits with exitNotVerified and prints nothing more.
+var errNotVerified = errors.New("not verified")
+
+// verifyResult is verify's JSON output.
+type verifyResult struct {
+	Verified bool `json:"verified"`
+	// Reason (proof.ReasonOf) and Error say why a bundle did not verify.
+	Reason         string                      `json:"reason,omitempty"`
+	Error          string                      `json:"error,omitempty"`
+	Question       *proof.Question             `json:"question,omitempty"`
+	Decision       *record.Decision            `json:"decision,omitempty"`
+	Recognition    *decide.RecognitionDecision `json:"recognition,omitempty"`
+	Cosigners      []string                    `json:"cosigners,omitempty"`
+	Quorum         int                         `json:"quorum,omitempty"`
+	CheckpointSize uint64                      `json:"checkpointSize,omitempty"`
+	FreshAsOf      *time.Time                  `json:"freshAsOf,omitempty"`
+	AgeSeconds     *float64                    `json:"ageSeconds,omitempty"`
+}
+
+func (a *app) verifyCmd() *cobra.Command {
+	var maxAge time.Duration
+	cmd := &cobra.Command{
+		Use:   "verify FILE --genesis GENESIS_FILE [--max-age 5m]",
+		Short: "Check a proof bundle offline against the consortium's genesis",
+		Long: "Check a proof bundle (the answer of a node with its proofs; FILE, or - for stdin) offline,\n" +
+			"trusting only the consortium's genesis file: a quorum of the genesis's cosigners signed a\n" +
+			"checkpoint at most --max-age ago, the answer's log leaf is in that log, its records are in\n" +
+			"the state map the leaf commits to, and the decision recomputed from those records is the\n" +
+			"answer. It prints VERIFIED with the decision, the cosigners and the checkpoint's age, or\n" +
+			"NOT VERIFIED and the first reason, and exits with 0 (VERIFIED, whatever the decision) or 4\n" +
+			"(NOT VERIFIED); with 1 when a file cannot be read. No node is contacted.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.genesisArg == "" {
+				return usagef("verify: --genesis is required: the consortium's genesis file, the one thing the verification trusts")
+			}
+			genesis, err := os.ReadFile(a.genesisArg)
+			if errors.Is(err, os.ErrNotExist) {
+				return usagef("verify: --genesis %q: no such file; verify needs the genesis file itself, not its CID", a.genesisArg)
+			} else if err != nil {
+				return fmt.Errorf("verify: %w", err)
+			}
+			raw, err := a.readBundle(args[0])
+			if err != nil {
+				return err
+			}
+			v, err := verifyBundle(raw, genesis, maxAge)
+			if err != nil {
+				return a.printNotVerified(err)
+			}
+			return a.printVerified(v, maxAge)
+		},
+	}
+	cmd.Flags().DurationVar(&maxAge, "max-age", proof.DefaultMaxAge, "the oldest checkpoint accepted: how long ago a quorum of cosigners last signed it")
+	return cmd
+}
+
+// readBundle reads the bundle file (- is stdin), at most
+// proof.MaxBundleSize bytes and one more, so ParseBundle names the limit.
+func (a *app) readBundle(name string) ([]byte, error) {
+	r := a.stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("verify: %w", err)
+		}
+		defer func() { _ = f.Close() }()
+		r = f
+	}
+	raw, err := io.ReadAll(io.LimitReader(r, proof.MaxBundleSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("verify: read %s: %w", name, err)
+	}
+	return raw, nil
+}
+
+func verifyBundle(raw, genesis []byte, maxAge time.Duration) (*proof.Verified, error) {
+	b, err := proof.ParseBundle(raw)
+	if err != nil {
+		return nil, err
+	}
+	return proof.Verify(b, genesis, proof.Options{MaxAge: maxAge})
+}
+
+func (a *app) printNotVerified(verr error) error {
+	err := fmt.Errorf("%w: %w", errNotVerified, verr)
+	if a.quiet {
+		return err
+	}
+	res := verifyResult{Reason: proof.ReasonOf(verr), Error: verr.Error()}
+	if perr := a.printText(res, func(w *errWriter) { w.printf("NOT VERIFIED: %v\n", verr) }); perr != nil {
+		return perr
+	}
+	return err
+}
+
+func (a *app) printVerified(v *proof.Verified, maxAge time.Duration) error {
+	if a.quiet {
+		return nil
+	}
+	age := v.Age.Seconds()
+	fresh := v.FreshAsOf.UTC()
+	q := v.Question
+	res := verifyResult{Verified: true, Question: &q, Decision: v.Decision, Recognition: v.Recognition,
+		Cosigners: v.Cosigners, Quorum: v.Quorum, CheckpointSize: v.CheckpointSize, FreshAsOf: &fresh, AgeSeconds: &age}
+	return a.printText(res, func(w *errWriter) {
+		switch {
+		case v.Decision != nil:
+			d := v.Decision
+			verdict := "NOT AUTHORIZED"
+			if d.Authorized {
+				verdict = "AUTHORIZED"
+			}
+			w.printf("VERIFIED: %s (%s): %s for %s %s under %s at %s, %s\n", verdict, d.Reason,
+				d.Entity, d.Action, orAny(d.Resource), d.Framework, d.At.Format(time.RFC3339), indexText(q, d.Index))
+			for i, l := range d.Chain {
+				w.printf("  %d. %s  %s -> %s  %s %s  [%s]\n", i+1, l.Accreditation, l.Accreditor, l.Subject, l.Action, strings.Join(l.Resources, ","), l.Status)
+			}
+			if d.Root != "" {
+				w.printf("  root accreditor %s\n", d.Root)
+			}
+		case v.Recognition != nil:
+			d := v.Recognition
+			verdict := "NOT RECOGNIZED"
+			if d.Recognizes {
+				verdict = "RECOGNIZED"
+			}
+			w.printf("VERIFIED: %s (%s): %s by %s for %s at %s, %s\n", verdict, d.Reason,
+				d.Recognized, d.Framework, orAny(d.Resource), d.At.Format(time.RFC3339), indexText(q, d.Index))
+		}
+		w.printf("  cosigned by %d of the genesis's cosigners (quorum %d): %s\n", len(v.Cosigners), v.Quorum, strings.Join(v.Cosigners, ", "))
+		w.printf("  checkpoint of %d log entries, %s old (max %s), leaf of raft index %d\n",
+			v.CheckpointSize, v.Age.Round(time.Second), maxAge, v.Leaf.Index)
+	})
+}
+
+// indexText says which state answered: the latest cosigned one, or an
+// older one the question asked about (the reader checks it asked so).
+func indexText(q proof.Question, index uint64) string {
+	if q.AsOf != 0 {
+		return fmt.Sprintf("as of registry index %d (an older state, as the question asked)", index)
+	}
+	return fmt.Sprintf("registry index %d (the latest cosigned state)", index)
+}
+
+func orAny(resource string) string {
+	if resource == "" {
+		return "any resource"
+	}
+	return resource
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trustreg/trustreg/registry/decide"
+	"github.com/trustreg/trustreg/registry/proof"
+	"github.com/trustreg/trustreg/registry/proof/prooftest"
+	"github.com/trustreg/trustreg/registry/record"
+)
+
+// writeBundle writes the genesis and a bundle of the world's college
+// question (changed by change, when not nil) and returns their paths.
+func writeBundle(t *testing.T, w *prooftest.World, change func(b *proof.Bundle)) (genesis, bundle string) {
+	t.Helper()
+	b := w.Bundle(decide.Question{Entity: prooftest.College, Framework: prooftest.Framework, Action: record.ActionIssue, Resource: prooftest.Nursing})
+	if change != nil {
+		change(b)
+	}
+	raw, err := b.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	genesis, bundle = filepath.Join(dir, "genesis.json"), filepath.Join(dir, "bundle.json")
+	if err := os.WriteFile(genesis, w.Genesis, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bundle, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return genesis, bundle
+}
+
+// TestVerifyCommand: trustctl verify prints VERIFIED with the decision,
+// the cosigners and the checkpoint's age and exits 0; a bundle whose
+// records were changed prints NOT VERIFIED and the reason and exits 4
+// (--json: its code); a stale checkpoint is refused under --max-age; no
+// --genesis, or a genesis CID instead of the file, is a usage error.
+func TestVerifyCommand(t *testing.T) {
+	w := prooftest.New(t, prooftest.Options{Now: time.Now().Add(-time.Minute)})
+	genesis, good := writeBundle(t, w, nil)
+	_, tampered := writeBundle(t, w, func(b *proof.Bundle) {
+		r := &b.Records[2] // the college's accreditation: another credential type
+		r.Bytes = bytes.Replace(r.Bytes, []byte(prooftest.Nursing), []byte(prooftest.Nursing+"Assistant"), 1)
+	})
+
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stdout []string // each in stdout; nil for nothing at all
+		stderr string   // in stderr; "-" for nothing at all
+	}{
+		{"verified", []string{"verify", good, "--genesis", genesis}, 0,
+			[]string{"VERIFIED: AUTHORIZED (active): " + prooftest.College, "cosigned by 5 of the genesis's cosigners (quorum 4): member-1.example.org, ", " old (max 5m0s)", "1. " + w.Acc3}, "-"},
+		{"verified --json", []string{"--json", "verify", good, "--genesis", genesis}, 0, []string{`"verified": true`, `"authorized": true`, `"ageSeconds": `}, "-"},
+		{"verified -q", []string{"-q", "verify", good, "--genesis", genesis}, 0, nil, "-"},
+		{"tampered", []string{"verify", tampered, "--genesis", genesis}, 4, []string{"NOT VERIFIED: proof: record digests do not match the map root"}, "-"},
+		{"tampered --json", []string{"--json", "verify", tampered, "--genesis", genesis}, 4, []string{`"verified": false`, `"reason": "record_digest"`}, "-"},
+		{"too old", []string{"verify", good, "--genesis", genesis, "--max-age", "30s"}, 4, []string{"NOT VERIFIED: proof: checkpoint older than the maximum age"}, "-"},
+		{"no genesis", []string{"verify", good}, 2, nil, "--genesis is required"},
+		{"genesis CID", []string{"verify", good, "--genesis", record.CIDOf(w.Genesis)}, 2, nil, "not its CID"},
+		{"no bundle file", []string{"verify", good + ".missing", "--genesis", genesis}, 1, nil, "no such file"},
+		{"no FILE", []string{"verify", "--genesis", genesis}, 2, nil, "accepts 1 arg"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errw := runProcess(t, tc.args...)
+			if code != tc.code {
+				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out, errw)
+			}
+			if tc.stdout == nil && out != "" {
+				t.Errorf("stdout %q, want nothing", out)
+			}
+			for _, want := range tc.stdout {
+				if !strings.Contains(out, want) {
+					t.Errorf("stdout %q, want %q in it", out, want)
+				}
+			}
+			if tc.stderr == "-" && errw != "" || tc.stderr != "-" && !strings.Contains(errw, tc.stderr) {
+				t.Errorf("stderr %q, want %q", errw, tc.stderr)
+			}
+		})
+	}
+
+	// In process, from stdin: the JSON output is the recomputed decision.
+	raw, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errw bytes.Buffer
+	if err := run(context.Background(), []string{"--json", "verify", "-", "--genesis", genesis}, bytes.NewReader(raw), &out, &errw); err != nil {
+		t.Fatalf("verify -: %v\n%s", err, errw.String())
+	}
+	var res verifyResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	// The checkpoint was cosigned a minute before the world's start.
+	if !res.Verified || res.Decision == nil || len(res.Decision.Chain) != 3 || len(res.Cosigners) != 5 || res.CheckpointSize != w.LogSize() ||
+		res.AgeSeconds == nil || *res.AgeSeconds < 60 {
+		t.Fatalf("result %+v", res)
+	}
+}

@@ -1,0 +1,82 @@
+// Package proof checks trustreg's proof bundles offline: an answer of one
+// node, with the records it was computed from and the proofs that tie them
+// to a log a quorum of the consortium's cosigners signed (SPEC §7, issue
+// #32). A wallet or a verifier service imports it and trusts nothing but
+// the consortium's genesis document. It imports only the standard library,
+// the record types (registry/record), the decision code (registry/decide),
+// the state map (registry/smt) and the log (registry/tlog): no storage,
+// network or consensus library.
+//
+// Verify checks a Bundle and recomputes its decision with the same code the
+// node runs (decide.Decide, decide.Recognize), over the proven records
+// alone. Recorder is the producer's half: a decide.Records that records the
+// keys a decision reads, so a node proves exactly those. DESIGN.md holds the
+// threat model, the sizes and how to verify a bundle by hand.
+//
+// # The bundle, version 1
+//
+// A bundle is one JSON object. Byte strings are standard base64 with
+// padding (RFC 4648 §4), times RFC 3339 in UTC, indexes decimal numbers.
+// Readers refuse unknown fields, a version other than 1, and more than
+// MaxBundleSize bytes.
+//
+//	version      1
+//	question     what was asked:
+//	  type         "authorization" (TRQP /authorization, decide.Question) or
+//	               "recognition" (TRQP /recognition, decide.RecognitionQuestion)
+//	  entity       authorization: the DID asked about
+//	  framework    the framework (TRQP authority_id); for a recognition the
+//	               recognizing one
+//	  action       authorization: "issue" or "accredit"
+//	  resource     optional: the credential type asked about
+//	  jurisdiction authorization, optional: an ISO 3166 code
+//	  recognized   recognition: the framework asked about
+//	  at           the valid time the answer was evaluated at (never absent:
+//	               a question for "now" carries the node's now)
+//	  asOf         optional: the registry index the question asked about
+//	               (absent: the latest state)
+//	  applied      the raft index of the state the answer was computed over:
+//	               the leaf's index
+//	answer       the answer as the node gave it, what Verify must find again:
+//	  authorized   authorization: true or false
+//	  recognized   recognition: true or false
+//	  reason       the reason code (record.Reason*, decide.ReasonNeverRecognized)
+//	  chain        authorization, optional: the accreditation ids from the
+//	               entity's up to the root's
+//	  root         authorization, optional: the root accreditor
+//	  index        the index answered as of (asOf, else applied)
+//	records      every record the decision read, each once, in any order
+//	             (at most MaxRecords):
+//	  kind         "framework", "accreditation", "root", "recognition",
+//	               "entity" or "received" (decide.RecordKind)
+//	  a, b         the identifiers of decide.RecordKey: a the framework id,
+//	               accreditation id or DID; b for root (the accreditor's
+//	               DID), recognition (the recognized framework) and received
+//	               (the framework; a is the subject)
+//	  bytes        the record's exact stored bytes (a received listing's are
+//	               decide.EncodeReceived of its ids); null: the record is
+//	               absent
+//	mapProof     one smt batch proof (smt.Map.ProveBatch) of every record's
+//	             claim against the leaf's map root: key
+//	             SHA-256(decide.StoreKey(record key)), value SHA-256(bytes)
+//	             when present
+//	leaf         the tlog leaf (tlog.Leaf, version 1 encoding) of the entry
+//	             whose state answered
+//	leafIndex    its position in the log, from 0
+//	leafSize     optional: the size of the tree inclusion is proven in, when
+//	             it is older than the checkpoint's (then consistency is
+//	             required unless it equals the checkpoint's size)
+//	inclusion    the RFC 6962 inclusion proof of the leaf in the tree of
+//	             leafSize (absent: the checkpoint's size), its 32-byte
+//	             hashes concatenated
+//	consistency  optional: the RFC 6962 consistency proof from leafSize to
+//	             the checkpoint's size, hashes concatenated
+//	checkpoint   the C2SP signed note: the tlog checkpoint text (origin
+//	             tlog.Origin(record.CIDOf(genesis)), size, root hash), a
+//	             blank line, and tlog-cosignature/v1 lines of the cosigners
+//
+// A question without asOf must be answered from the last leaf of the
+// checkpoint's log (leafIndex = size − 1): an older leaf could hide a later
+// status event. An asOf question may use any leaf of index ≥ asOf, proven
+// in the checkpoint's tree directly or through leafSize and consistency.
+package proof

@@ -1,0 +1,78 @@
+package proof
+
+import (
+	"github.com/trustreg/trustreg/registry/decide"
+	"github.com/trustreg/trustreg/registry/smt"
+)
+
+// Recorder is a decide.Records that reads through to another and records
+// every key a decision reads, with what it read: the records a node must
+// prove for the answer, exactly. Run the decision with no decide.Memo (a
+// remembered record is not read, so it would not be recorded). It is for
+// one goroutine, like the Records it wraps.
+type Recorder struct {
+	src     decide.Records
+	index   map[decide.RecordKey]int
+	keys    []decide.RecordKey
+	records []Record
+}
+
+var _ decide.Records = (*Recorder)(nil)
+
+// NewRecorder returns a Recorder over src.
+func NewRecorder(src decide.Records) *Recorder {
+	return &Recorder{src: src, index: map[decide.RecordKey]int{}}
+}
+
+// Record reads k from the underlying Records and records it.
+func (r *Recorder) Record(k decide.RecordKey) ([]byte, error) {
+	b, err := r.src.Record(k)
+	if err != nil {
+		return nil, err
+	}
+	r.keep(k, b)
+	return b, nil
+}
+
+// Received reads the listing from the underlying Records and records it
+// in its record form (decide.EncodeReceived; an empty listing is absent).
+func (r *Recorder) Received(subject, framework string) ([]string, error) {
+	ids, err := r.src.Received(subject, framework)
+	if err != nil {
+		return nil, err
+	}
+	var b []byte
+	if len(ids) > 0 {
+		b = decide.EncodeReceived(ids)
+	}
+	r.keep(decide.ReceivedKey(subject, framework), b)
+	return ids, nil
+}
+
+// keep records k's bytes the first time k is read (a copy: the caller's
+// store may reuse its buffer).
+func (r *Recorder) keep(k decide.RecordKey, b []byte) {
+	if _, ok := r.index[k]; ok {
+		return
+	}
+	if b != nil {
+		b = append(make([]byte, 0, len(b)), b...)
+	}
+	r.index[k] = len(r.records)
+	r.keys = append(r.keys, k)
+	r.records = append(r.records, NewRecord(k, b))
+}
+
+// Records returns what the decision read, each key once, in the order
+// first read: the bundle's records.
+func (r *Recorder) Records() []Record { return append([]Record(nil), r.records...) }
+
+// MapKeys returns the state map keys of the records read, in the same
+// order: the keys to give smt.Map.ProveBatch.
+func (r *Recorder) MapKeys() []smt.Key {
+	out := make([]smt.Key, 0, len(r.keys))
+	for _, k := range r.keys {
+		out = append(out, MapKey(k))
+	}
+	return out
+}
