@@ -173,6 +173,8 @@ func comparisonRows(a, b *report) []comparisonRow {
 		add(p+"trustd CPU per write (ms)", wa.TrustdCPUms, wb.TrustdCPUms)
 		add(p+"etcd CPU per write via gRPC (ms)", wa.EtcdGRPCCPUms, wb.EtcdGRPCCPUms)
 		add(p+"etcd CPU per write via JSON (ms)", wa.EtcdCPUms, wb.EtcdCPUms)
+		add(p+"trustd minor page faults per write", wa.TrustdFaults, wb.TrustdFaults)
+		add(p+"etcd minor page faults per write via gRPC", wa.EtcdGRPCFaults, wb.EtcdGRPCFaults)
 	}
 	if a.Scale != nil || b.Scale != nil {
 		sa, sb := scaleOrZero(a.Scale), scaleOrZero(b.Scale)

@@ -154,6 +154,13 @@ type writeResult struct {
 	RoundRatiosGRPC      []float64 `json:"round_ratios_grpc"`
 	MedianRoundRatioGRPC float64   `json:"median_round_ratio_grpc"`
 	EtcdGRPCCPUms        float64   `json:"etcd_grpc_cpu_ms_per_op"`
+
+	// Minor page faults per acknowledged write, all three processes
+	// together, in the same runs as the CPU per write: a part of that CPU
+	// (see usage). Zero in runs before they were counted.
+	TrustdFaults   float64 `json:"trustd_minor_faults_per_op,omitempty"`
+	EtcdGRPCFaults float64 `json:"etcd_grpc_minor_faults_per_op,omitempty"`
+	EtcdFaults     float64 `json:"etcd_minor_faults_per_op,omitempty"`
 }
 
 type scaleResult struct {
@@ -724,14 +731,16 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 					}
 				}
 			}
-			cpu0 := cpuOf(tprocs)
+			cpu0, flt0 := usageOf(tprocs)
 			ts := closedLoop(ctx, clients, c.duration, trustNext, func(s int) bool { return s == 201 })
 			stopProfile()
 			used += ts.Requests + ts.Errors + int64(clients)
 			if ts.PerSecond > r.Trustd.PerSecond {
 				r.Trustd = ts
 				if ts.Requests > 0 {
-					r.TrustdCPUms = (cpuOf(tprocs) - cpu0) * 1000 / float64(ts.Requests)
+					cpu1, flt1 := usageOf(tprocs)
+					r.TrustdCPUms = (cpu1 - cpu0) * 1000 / float64(ts.Requests)
+					r.TrustdFaults = (flt1 - flt0) / float64(ts.Requests)
 				}
 			}
 			if c.skipEtcd {
@@ -741,12 +750,14 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 			grpcNext := func(w int, i int64) (request, bool) {
 				return request{url: fmt.Sprintf("bench/grpc/%d/%d/%d", clients, round, i), body: rawValue}, true
 			}
-			cpu0 = cpuOf(etcdProcs)
+			cpu0, flt0 = usageOf(etcdProcs)
 			gs := closedLoopOf(ctx, clients, c.duration, etcdSenders(etcdURLs), grpcNext, func(s int) bool { return s == 200 })
 			if gs.PerSecond > r.EtcdGRPC.PerSecond {
 				r.EtcdGRPC = gs
 				if gs.Requests > 0 {
-					r.EtcdGRPCCPUms = (cpuOf(etcdProcs) - cpu0) * 1000 / float64(gs.Requests)
+					cpu1, flt1 := usageOf(etcdProcs)
+					r.EtcdGRPCCPUms = (cpu1 - cpu0) * 1000 / float64(gs.Requests)
+					r.EtcdGRPCFaults = (flt1 - flt0) / float64(gs.Requests)
 				}
 			}
 			if gs.PerSecond > 0 {
@@ -759,12 +770,14 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 				body := []byte(`{"key":"` + key + `","value":"` + value + `"}`)
 				return request{method: "POST", url: etcdURLs[w%len(etcdURLs)] + "/v3/kv/put", contentType: "application/json", body: body}, true
 			}
-			cpu0 = cpuOf(etcdProcs)
+			cpu0, flt0 = usageOf(etcdProcs)
 			es := closedLoop(ctx, clients, c.duration, etcdNext, func(s int) bool { return s == 200 })
 			if es.PerSecond > r.Etcd.PerSecond {
 				r.Etcd = es
 				if es.Requests > 0 {
-					r.EtcdCPUms = (cpuOf(etcdProcs) - cpu0) * 1000 / float64(es.Requests)
+					cpu1, flt1 := usageOf(etcdProcs)
+					r.EtcdCPUms = (cpu1 - cpu0) * 1000 / float64(es.Requests)
+					r.EtcdFaults = (flt1 - flt0) / float64(es.Requests)
 				}
 			}
 			if es.PerSecond > 0 {
@@ -870,6 +883,9 @@ func printReport(w io.Writer, r *report) error {
 			}
 			if len(x.RoundRatios) > 0 {
 				ew.printf("%8d clients, each round (trustd, then etcd via JSON): ratio%s (median %.2f)\n", x.Clients, formatRatios(x.RoundRatios), x.MedianRoundRatio)
+			}
+			if x.TrustdFaults > 0 {
+				ew.printf("%8d clients, minor page faults per write (kept runs): trustd %.1f, etcd via gRPC %.1f, via JSON %.1f\n", x.Clients, x.TrustdFaults, x.EtcdGRPCFaults, x.EtcdFaults)
 			}
 		}
 		ew.println()

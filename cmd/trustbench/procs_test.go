@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -91,5 +92,32 @@ func TestClustersStartAgainOnlyWhenAPortWasTaken(t *testing.T) {
 	other := errors.New("trustd identity: exit status 1")
 	if err := retryOnPortTaken(dir, func() error { attempts++; return other }, func() {}); err != other || attempts != 1 {
 		t.Fatalf("another failure: %v after %d attempts; want it returned at once", err, attempts)
+	}
+}
+
+func TestParseStatReadsCPUAndMinorFaults(t *testing.T) {
+	// proc(5): minflt is field 10, utime 14, stime 15; a command name may
+	// hold spaces and parentheses.
+	line := "4242 (trust d (x)) S 1 4242 4242 0 -1 4194560 1234 0 7 0 250 50 0 0 20 0 12 0 100 0 0"
+	cpu, faults := parseStat(line)
+	if cpu != 3 || faults != 1234 {
+		t.Fatalf("parseStat = %v s, %v faults; want 3 s (300 ticks) and 1234", cpu, faults)
+	}
+	if cpu, faults := parseStat("4242 (short) S 1 2"); cpu != 0 || faults != 0 {
+		t.Fatalf("a truncated stat line read as %v s, %v faults; want zeros", cpu, faults)
+	}
+}
+
+func TestWritePageFaultsArePrinted(t *testing.T) {
+	rep := &report{Mode: "full", Machine: "test", Writes: []writeResult{{
+		Clients: 64, Trustd: stats{PerSecond: 1600}, EtcdGRPC: stats{PerSecond: 2500}, RatioGRPC: 0.64,
+		TrustdFaults: 4.25, EtcdGRPCFaults: 0.5, EtcdFaults: 0.75,
+	}}}
+	var out bytes.Buffer
+	if err := printReport(&out, rep); err != nil {
+		t.Fatal(err)
+	}
+	if want := "64 clients, minor page faults per write (kept runs): trustd 4.2, etcd via gRPC 0.5, via JSON 0.8"; !strings.Contains(out.String(), want) {
+		t.Fatalf("the report does not give the page faults per write (%q):\n%s", want, out.String())
 	}
 }
