@@ -56,6 +56,7 @@ func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 	defer func() { _ = b.Close() }() // after Commit, or discarding the batch: nothing to report
 	last := time.Unix(0, s.commitTime.Load()).UTC()
 	var fresh []*record.Result
+	var cr commitRun
 	for i, e := range entries {
 		if e.Index <= applied {
 			results[i] = s.storedResult(e.Index)
@@ -66,8 +67,13 @@ func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 		if t.Before(last) {
 			t = last
 		}
+		from, committing := b.Len(), s.ClusterFeatureLevel() >= FeatureLevelCommitment
 		res := s.applyEntry(b, e.Index, t, e.Data)
-		mustSetJSON(b, indexKey(tableResults, e.Index), res)
+		stored := mustMarshal(res)
+		mustSet(b, indexKey(tableResults, e.Index), stored)
+		if s.ClusterFeatureLevel() >= FeatureLevelCommitment {
+			cr.commitEntry(b, from, !committing, e.Index, t, e.Data, res, stored)
+		}
 		results[i] = res
 		fresh = append(fresh, res)
 		applied, last = e.Index, t
