@@ -400,7 +400,9 @@ func TestProveRecordsVerifies(t *testing.T) {
 	// Other bytes, a record left out while claiming absence, a claim of
 	// presence for an absent record: refused.
 	for name, edit := range map[string]func([]ProvenRecord){
-		"a byte changed":        func(rs []ProvenRecord) { rs[2].Bytes = bytes.Replace(rs[2].Bytes, []byte("active"), []byte("ACTIVE"), 1) },
+		"a byte changed": func(rs []ProvenRecord) {
+			rs[2].Bytes = bytes.Replace(rs[2].Bytes, []byte("active"), []byte("ACTIVE"), 1)
+		},
 		"a record claimed gone": func(rs []ProvenRecord) { rs[3].Bytes = nil },
 		"a listing shortened":   func(rs []ProvenRecord) { rs[5].Bytes = decide.EncodeReceived(nil) },
 		"an absent one claimed": func(rs []ProvenRecord) { rs[7].Bytes = []byte(`{}`) },
