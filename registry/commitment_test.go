@@ -512,8 +512,8 @@ func TestLogProofsVerify(t *testing.T) {
 }
 
 // SelfAudit passes on a state as applied, and finds a record changed, a
-// record added, a listing entry added and a map node changed behind the
-// apply's back (written into Pebble while the state is closed).
+// record added, a record deleted, a listing entry added and a map node
+// changed behind the apply's back (written into Pebble while the state is closed).
 func TestSelfAuditFindsTampering(t *testing.T) {
 	f := mustCommitScenario(t)
 	if err := f.s.SelfAudit(context.Background()); err != nil {
@@ -548,6 +548,13 @@ func TestSelfAuditFindsTampering(t *testing.T) {
 			savedKey = key(tableEntities, "did:web:planted.example")
 			saved = nil
 			db.Set(savedKey, []byte(`{"id":"did:web:planted.example"}`), pebble.Sync)
+		},
+		"a record deleted": func(db *pebble.DB) {
+			savedKey = key(tableEntities, f.other.DID)
+			v, c, _ := db.Get(savedKey)
+			saved = bytes.Clone(v)
+			c.Close()
+			db.Delete(savedKey, pebble.Sync)
 		},
 		"a listing entry added": func(db *pebble.DB) {
 			savedKey = key(tableReceived, f.college.DID, fwID, "planted")
