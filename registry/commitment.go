@@ -259,9 +259,16 @@ func buildMap(b *pebble.Batch, m *smt.Map) smt.Hash {
 }
 
 // commitRun is one ApplyBatch's work on the commitment: the log, opened
-// from the batch at its first entry at the level, appended to by each.
+// from the batch at its first entry at the level and appended to by each;
+// the map's node records the batch's entries wrote (nodeCache), and the
+// commitment's meta values, both written into the batch once, by flush,
+// before it commits.
 type commitRun struct {
-	log *tlog.Log
+	db    pebble.Reader // the database b commits to
+	top   *mapTop
+	log   *tlog.Log
+	nodes *nodeCache
+	meta  [][2][]byte // key, value
 }
 
 // commitEntry updates the commitment for the entry just applied to b: the
@@ -270,7 +277,10 @@ type commitRun struct {
 // record), and the log with the entry's leaf. stored is the result's
 // stored bytes.
 func (r *commitRun) commitEntry(b *pebble.Batch, from int, build bool, index uint64, t time.Time, data []byte, res *record.Result, stored []byte) {
-	m := smt.New(mapNodes{r: b, w: b})
+	if r.nodes == nil {
+		r.nodes = &nodeCache{r: r.db, top: r.top, nodes: map[string][]byte{}}
+	}
+	m := smt.New(r.nodes)
 	var root smt.Hash
 	var err error
 	if build {
@@ -292,9 +302,123 @@ func (r *commitRun) commitEntry(b *pebble.Batch, from int, build bool, index uin
 		panic(fmt.Sprintf("registry: entry %d: append to the transparency log: %v", index, err))
 	}
 	mustSet(b, indexKey(tableLogLeaves, size), enc)
-	mustSet(b, metaLogSize, u64(size+1))
-	mustSet(b, metaLogRoot, r.log.Root())
-	mustSet(b, metaMapRoot, root[:])
+	r.meta = [][2][]byte{{metaLogSize, u64(size + 1)}, {metaLogRoot, r.log.Root()}, {metaMapRoot, root[:]}}
+}
+
+// flush writes the map's node records and the commitment's meta values
+// into b, the batch the run's entries were applied to.
+func (r *commitRun) flush(b *pebble.Batch) {
+	if r.nodes != nil {
+		r.nodes.flush(b)
+	}
+	for _, kv := range r.meta {
+		mustSet(b, kv[0], kv[1])
+	}
+}
+
+// nodeCache is the map's NodeStore during one ApplyBatch: the records the
+// batch's entries wrote (nil for a deleted one) in memory, the others read
+// from the top cache or the database. The batch holds no map node until
+// flush writes them all, so the database has every record the cache does
+// not: reading it skips a seek in the batch's index per read. The top of
+// the tree changes with every entry, so writing each record into the batch
+// once, at the end, keeps the batch (and the memtable it is applied to)
+// from taking a copy of it per entry. The cache lives for one ApplyBatch,
+// whose commit follows its flush, so nothing in it outlives the batch.
+type nodeCache struct {
+	r     pebble.Reader
+	top   *mapTop
+	nodes map[string][]byte
+}
+
+// GetNode implements smt.NodeStore.
+func (c *nodeCache) GetNode(k []byte) ([]byte, error) {
+	if v, ok := c.nodes[string(k)]; ok {
+		if v == nil {
+			return nil, smt.ErrNodeNotFound
+		}
+		return bytes.Clone(v), nil
+	}
+	if v, ok := c.top.get(k); ok {
+		if v == nil {
+			return nil, smt.ErrNodeNotFound
+		}
+		return bytes.Clone(v), nil
+	}
+	v, err := mapNodes{r: c.r}.GetNode(k)
+	switch {
+	case err == nil:
+		c.top.put(k, v)
+	case errors.Is(err, smt.ErrNodeNotFound):
+		c.top.put(k, nil)
+	}
+	return v, err
+}
+
+// PutNode implements smt.NodeStore.
+func (c *nodeCache) PutNode(k, v []byte) error {
+	c.nodes[string(k)] = bytes.Clone(v)
+	return nil
+}
+
+// DeleteNode implements smt.NodeStore.
+func (c *nodeCache) DeleteNode(k []byte) error {
+	c.nodes[string(k)] = nil
+	return nil
+}
+
+// flush writes the records into b, in key order, and into the top cache:
+// b commits next, or the node stops.
+func (c *nodeCache) flush(b *pebble.Batch) {
+	for _, k := range slices.Sorted(maps.Keys(c.nodes)) {
+		v := c.nodes[k]
+		var err error
+		if v == nil {
+			err = b.Delete(mapNodeKey([]byte(k)), nil)
+		} else {
+			err = b.Set(mapNodeKey([]byte(k)), v, nil)
+		}
+		if err != nil {
+			panic(fmt.Sprintf("registry: batch write of a map node: %v", err))
+		}
+		c.top.put([]byte(k), v)
+	}
+	clear(c.nodes)
+}
+
+// mapTopDepth is the deepest level of the map whose node records the top
+// cache keeps: at most 2^16 − 1 records of at most 130 bytes.
+const mapTopDepth = 15
+
+// mapTop keeps the map's committed node records down to mapTopDepth (nil
+// for a node known absent), which every change's path reads. What fills
+// it: the apply's reads of the database, and each batch's flush, just
+// before the batch commits (a failed commit stops the node). What
+// invalidates it: nothing but the apply writes map nodes, and it writes
+// every one through flush; a restore replaces the state and with it the
+// cache (State.load). So it never holds a record the database does not,
+// as of the last committed batch. Only the apply uses it, from one
+// goroutine at a time. TestCommitmentAfterRestoreAndRestart breaks
+// without the replacement at restore.
+type mapTop struct {
+	nodes map[string][]byte
+}
+
+func newMapTop() *mapTop { return &mapTop{nodes: map[string][]byte{}} }
+
+func (t *mapTop) get(k []byte) ([]byte, bool) {
+	if len(k) == 0 || int(k[0]) > mapTopDepth {
+		return nil, false
+	}
+	v, ok := t.nodes[string(k)]
+	return v, ok
+}
+
+func (t *mapTop) put(k, v []byte) {
+	if len(k) == 0 || int(k[0]) > mapTopDepth {
+		return
+	}
+	t.nodes[string(k)] = bytes.Clone(v)
 }
 
 // opCID is the binary CID a leaf names an entry's operation by: the CID
@@ -399,6 +523,7 @@ func (n logNodes) WriteNode(id tlog.NodeID, h []byte) error {
 
 var (
 	_ smt.NodeStore   = mapNodes{}
+	_ smt.NodeStore   = (*nodeCache)(nil)
 	_ tlog.NodeReader = logNodes{}
 	_ tlog.NodeWriter = logNodes{}
 )
