@@ -24,6 +24,9 @@ type applier struct {
 	caches *caches
 
 	sigs atomic.Pointer[sigFilter] // every stored signature (sigfilter.go); replaced by the apply and restore only
+	// mapTop is the state map's top node records (commitment.go);
+	// replaced at open and restore.
+	mapTop atomic.Pointer[mapTop]
 	// levelRaised is the apply's record that the batch being applied
 	// raised the feature level (consortium.levelSeq).
 	levelRaised bool
@@ -56,6 +59,7 @@ func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 	defer func() { _ = b.Close() }() // after Commit, or discarding the batch: nothing to report
 	last := time.Unix(0, s.commitTime.Load()).UTC()
 	var fresh []*record.Result
+	cr := commitRun{db: s.db, top: s.mapTop.Load()}
 	for i, e := range entries {
 		if e.Index <= applied {
 			results[i] = s.storedResult(e.Index)
@@ -66,8 +70,13 @@ func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 		if t.Before(last) {
 			t = last
 		}
+		from, committing := b.Len(), s.ClusterFeatureLevel() >= FeatureLevelCommitment
 		res := s.applyEntry(b, e.Index, t, e.Data)
-		mustSetJSON(b, indexKey(tableResults, e.Index), res)
+		stored := mustMarshal(res)
+		mustSet(b, indexKey(tableResults, e.Index), stored)
+		if s.ClusterFeatureLevel() >= FeatureLevelCommitment {
+			cr.commitEntry(b, from, !committing, e.Index, t, e.Data, res, stored)
+		}
 		results[i] = res
 		fresh = append(fresh, res)
 		applied, last = e.Index, t
@@ -75,6 +84,7 @@ func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 	if len(fresh) == 0 {
 		return results
 	}
+	cr.flush(b)
 	s.commit(b, applied, last, func() {
 		if s.levelRaised {
 			s.levelRaised = false

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -24,32 +25,81 @@ func BenchmarkDecide(b *testing.B) {
 }
 
 // BenchmarkApplyAccredit applies signed accredit operations in batches of
-// 64, as Raft's batching hands them over (signature checks included).
+// 64, as Raft's batching hands them over (signature checks included), with
+// the commitment off (below FeatureLevelCommitment) and on, side by side.
 func BenchmarkApplyAccredit(b *testing.B) {
-	f := mustChain(b)
-	const batch = 64
-	ops := make([][]byte, 0, b.N+batch)
-	for i := range b.N + batch {
-		ops = append(ops, f.sign(f.qa, record.OpAccredit, map[string]any{
-			"framework": fwID, "accreditor": f.qa.DID, "subject": fmt.Sprintf("did:web:college-%d.example", i),
-			"action": record.ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
-			"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2026-01-01T00:00:00Z",
-		}))
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i += batch {
-		entries := make([]Entry, 0, batch)
-		for j := i; j < i+batch && j < b.N; j++ {
-			f.index++
-			entries = append(entries, Entry{Index: f.index, Time: f.now.Add(time.Duration(j) * time.Microsecond), Data: EncodeOperation(ops[j])})
-		}
-		for _, r := range f.s.ApplyBatch(entries) {
-			if !r.Accepted {
-				b.Fatal(r.Reason)
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("commitment=%v", on), func(b *testing.B) {
+			f := mustChain(b)
+			if on {
+				f.mustRaiseLevel(FeatureLevelCommitment)
 			}
-		}
+			const batch = 64
+			ops := make([][]byte, 0, b.N+batch)
+			for i := range b.N + batch {
+				ops = append(ops, f.sign(f.qa, record.OpAccredit, map[string]any{
+					"framework": fwID, "accreditor": f.qa.DID, "subject": fmt.Sprintf("did:web:college-%d.example", i),
+					"action": record.ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+					"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2026-01-01T00:00:00Z",
+				}))
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i += batch {
+				entries := make([]Entry, 0, batch)
+				for j := i; j < i+batch && j < b.N; j++ {
+					f.index++
+					entries = append(entries, Entry{Index: f.index, Time: f.now.Add(time.Duration(j) * time.Microsecond), Data: EncodeOperation(ops[j])})
+				}
+				for _, r := range f.s.ApplyBatch(entries) {
+					if !r.Accepted {
+						b.Fatal(r.Reason)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+		})
 	}
+}
+
+// BenchmarkCommitmentDisk loads 100,000 accreditations with the commitment
+// on and reports what its tables take on disk after a full compaction: per
+// map key (each accreditation's record and its subject's received listing:
+// two per write), per log leaf (one per write), and against the rest of the
+// state. It measures once, whatever b.N.
+func BenchmarkCommitmentDisk(b *testing.B) {
+	const n = 100_000
+	f := mustChain(b)
+	f.mustRaiseLevel(FeatureLevelCommitment)
+	loadColleges(b, f, n)
+	db := f.s.db
+	if err := db.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := db.Compact(context.Background(), []byte{0x00}, []byte{0xff}, false); err != nil {
+		b.Fatal(err)
+	}
+	usage := func(lo, hi byte) float64 {
+		u, err := db.EstimateDiskUsage([]byte{lo}, []byte{hi})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return float64(u)
+	}
+	mapBytes, logBytes := usage(tableMapNodes, tableMapNodes+1), usage(tableLogNodes, tableLogLeaves+1)
+	total := usage(0x00, 0xff)
+	c := mustCommitment(b, f.s)
+	keys, err := countMapLeaves(db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+	}
+	b.ReportMetric(mapBytes/float64(keys), "map-B/key")
+	b.ReportMetric(logBytes/float64(c.LogSize), "log-B/leaf")
+	b.ReportMetric((mapBytes+logBytes)/float64(n), "commitment-B/write")
+	b.ReportMetric((total-mapBytes-logBytes)/float64(n), "state-B/write")
+	b.ReportMetric(100*(mapBytes+logBytes)/(total-mapBytes-logBytes), "%added")
 }
 
 // BenchmarkCheckStatus fetches and checks one entry of a list's current

@@ -60,9 +60,17 @@ const (
 	// builds refuse or read such credentials otherwise, so the apply keeps
 	// the older rules below it.
 	FeatureLevelStatusListREC = 6
+	// FeatureLevelCommitment commits to the state after every applied
+	// entry (commitment.go): a sparse Merkle map over every record a
+	// decision or a listing reads, and a transparency log with one leaf
+	// per entry. It adds no field an operation carries, but every node
+	// must start writing the commitment at the same entry, so the map and
+	// the log stay a pure function of the log. The entry that raises the
+	// level builds the map over every record already stored.
+	FeatureLevelCommitment = 7
 
 	// FeatureLevel is the highest level this build applies.
-	FeatureLevel = FeatureLevelStatusListREC
+	FeatureLevel = FeatureLevelCommitment
 )
 
 // featureNames say what each level adds, for error messages and status.
@@ -73,6 +81,7 @@ var featureNames = map[int]string{
 	FeatureLevelSignedContent:           "idempotency on what was signed; low-s ES256 and unambiguous JSON only",
 	FeatureLevelAccreditationCredential: "accreditations submitted as EBSI Verifiable Accreditation VC-JWTs",
 	FeatureLevelStatusListREC:           "status lists by the Bitstring Status List Recommendation: Data Integrity credentials, purpose refresh, any statusSize, statusMessages",
+	FeatureLevelCommitment:              "a verifiable map of the state and a transparency log of the applied entries",
 }
 
 // OpFeatureLevel names the result of a feature level raise.

@@ -14,7 +14,9 @@ import (
 func (h *harness) applyCommand(cmd []byte) *record.Result {
 	h.t.Helper()
 	h.index++
-	return h.s.ApplyBatch([]Entry{{Index: h.index, Time: h.now, Data: cmd}})[0]
+	e := Entry{Index: h.index, Time: h.now, Data: cmd}
+	h.entries = append(h.entries, e)
+	return h.s.ApplyBatch([]Entry{e})[0]
 }
 
 // An entity with metadata.location is refused, with the same effect on the

@@ -20,6 +20,9 @@ type harness struct {
 	raw   []byte
 	index uint64
 	now   time.Time
+	// entries are the entries apply and applyCommand handed over, for
+	// replaying them into another state.
+	entries []Entry
 }
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -110,7 +113,9 @@ func (h *harness) govSign(op string, fields map[string]any) []byte {
 func (h *harness) apply(jws []byte) *record.Result {
 	h.t.Helper()
 	h.index++
-	return h.s.ApplyBatch([]Entry{{Index: h.index, Time: h.now, Data: EncodeOperation(jws)}})[0]
+	e := Entry{Index: h.index, Time: h.now, Data: EncodeOperation(jws)}
+	h.entries = append(h.entries, e)
+	return h.s.ApplyBatch([]Entry{e})[0]
 }
 
 func (h *harness) mustAccept(jws []byte) *record.Result {

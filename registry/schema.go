@@ -31,6 +31,12 @@ const (
 	// operation CID: replay detection from FeatureLevelSignedContent on
 	// (apply.go).
 	tableSignedContent byte = 0x11
+	// The commitment (commitment.go), written from FeatureLevelCommitment
+	// on: the state map's node records, the transparency log's node
+	// hashes, and its encoded leaves.
+	tableMapNodes  byte = 0x12 // smt node key -> smt node record
+	tableLogNodes  byte = 0x13 // tlog NodeID key (level, index u64 BE) -> hash
+	tableLogLeaves byte = 0x14 // leaf index (u64 BE) -> encoded tlog.Leaf
 )
 
 // Meta keys.
@@ -45,10 +51,19 @@ var (
 	// metaFeatureLevel is the cluster's feature level (one byte); absent
 	// means FeatureLevelBase. It travels in snapshots like every meta key.
 	metaFeatureLevel = []byte{tableMeta, 'f'}
+	// The commitment after the last applied entry (commitment.go), present
+	// from FeatureLevelCommitment on: the map root (32 bytes), the log's
+	// size (u64 BE) and its root (32 bytes).
+	metaMapRoot = []byte{tableMeta, 'm'}
+	metaLogSize = []byte{tableMeta, 'n'}
+	metaLogRoot = []byte{tableMeta, 'o'}
 )
 
 // domainTables are the tables whose contents make up the registry's state for
-// StateDigest: what the registry knows, not bookkeeping about entries.
+// StateDigest: what the registry knows, not bookkeeping about entries. The
+// commitment's tables are not among them: the map is a function of these
+// tables, and the log, like the results, grows with every entry, rejected
+// ones too, while a rejected operation leaves the digest unchanged.
 var domainTables = []byte{
 	tableOps, tableSigs, tableFrameworks, tableRoots, tableEntities,
 	tableAccreditation, tableReceived, tableGranted, tableByFramework,

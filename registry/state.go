@@ -92,12 +92,13 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 }
 
 // load reads into memory what the stored state says: the signature filter,
-// the feature level, the applied index and commit time. After opening and
-// after a restore.
+// the feature level, the applied index and commit time; it empties the
+// state map's top cache. After opening and after a restore.
 func (s *State) load() error {
 	if err := s.apply.loadSigs(); err != nil {
 		return err
 	}
+	s.apply.mapTop.Store(newMapTop())
 	// The level first: a state this build refuses leaves nothing loaded.
 	if err := s.rules.loadLevel(s.db); err != nil {
 		return err

@@ -363,11 +363,16 @@ func closeJoin(c io.Closer, err *error) {
 }
 
 func mustSetJSON(b *pebble.Batch, k []byte, v any) {
+	mustSet(b, k, mustMarshal(v))
+}
+
+// mustMarshal encodes a record as it is stored.
+func mustMarshal(v any) []byte {
 	data, err := json.Marshal(v)
 	if err != nil {
 		panic(fmt.Sprintf("registry: encode record: %v", err))
 	}
-	mustSet(b, k, data)
+	return data
 }
 
 // pebbleLogger keeps Pebble's informational chatter out of the node's log

@@ -1,0 +1,529 @@
+package registry
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/batchrepr"
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
+	"github.com/trustreg/trustreg/registry/decide"
+	"github.com/trustreg/trustreg/registry/record"
+	"github.com/trustreg/trustreg/registry/smt"
+	"github.com/trustreg/trustreg/registry/tlog"
+)
+
+// The commitment (issue #32 items 1 and 2), from FeatureLevelCommitment on.
+// After every applied entry, in the batch that carries the entry's records
+// and the applied index:
+//
+//   - the state map (registry/smt): for every record of committedTables
+//     and for the genesis, map key smt.KeyOf(store key), value the SHA-256
+//     of the record's exact stored bytes (the digest inside its CID); for
+//     every (subject, framework) with received-index entries, map key
+//     smt.KeyOf(decide.StoreKey(decide.ReceivedKey(subject, framework))),
+//     value the SHA-256 of decide.EncodeReceived(ids). Its node records are
+//     in tableMapNodes, its root in metaMapRoot.
+//   - the transparency log (registry/tlog): one tlog.Leaf per applied
+//     entry, accepted or rejected: the raft index, the commit time, the
+//     entry's operation CID and the CID of its stored result, and the map
+//     root after the entry. Its node hashes are in tableLogNodes, the
+//     encoded leaves in tableLogLeaves by leaf index, its size and root in
+//     metaLogSize and metaLogRoot.
+//
+// Both are a pure function of the log: the map of the (key, value) set the
+// records make, the log of the entries in order. They travel in snapshots
+// like every other table.
+
+// committedTables are the tables whose every record the map holds, keyed by
+// the record's store key. The received index (tableReceived) is committed
+// as listings (receivedListing), and the genesis under metaGenesis.
+var committedTables = []byte{
+	tableFrameworks, tableRoots, tableEntities, tableAccreditation,
+	tableRecognitions, tableStatusLists, tableListVersions,
+}
+
+// buildChunk bounds the changes of one map update while the map is built
+// over every stored record (smt.MaxChanges is the map's own limit).
+const buildChunk = 1 << 16
+
+// isCommitted reports whether a store key is a record the map holds under
+// its own key.
+func isCommitted(k []byte) bool {
+	if len(k) == 0 {
+		return false
+	}
+	return slices.Contains(committedTables, k[0]) || bytes.Equal(k, metaGenesis)
+}
+
+// listingPrefix returns the store key of the received listing an index
+// entry (tableReceived: subject 0 framework 0 id) belongs to: its bytes up
+// to and including the second separator, which is
+// decide.StoreKey(decide.ReceivedKey(subject, framework)).
+func listingPrefix(k []byte) ([]byte, bool) {
+	if len(k) == 0 || k[0] != tableReceived {
+		return nil, false
+	}
+	first := bytes.IndexByte(k[1:], 0)
+	if first < 0 {
+		return nil, false
+	}
+	second := bytes.IndexByte(k[1+first+1:], 0)
+	if second < 0 {
+		return nil, false
+	}
+	return k[:1+first+1+second+1], true
+}
+
+// recordValue is the map value of a record's stored bytes.
+func recordValue(b []byte) smt.Value { return smt.Value(sha256.Sum256(b)) }
+
+// listingIDs reads the ids of one received listing (its store key p).
+func listingIDs(r pebble.Reader, p []byte) ([]string, error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for it.First(); it.Valid(); it.Next() {
+		ids = append(ids, string(it.Key()[len(p):]))
+	}
+	return ids, errors.Join(it.Error(), it.Close())
+}
+
+// listingChange is the map change of the received listing p as r holds it:
+// its value, or a delete when it is empty.
+func listingChange(r pebble.Reader, p []byte) smt.Change {
+	ids, err := listingIDs(r, p)
+	if err != nil {
+		panic(fmt.Sprintf("registry: read received listing %q: %v", p, err))
+	}
+	c := smt.Change{Key: smt.KeyOf(p)}
+	if len(ids) == 0 {
+		c.Delete = true
+		return c
+	}
+	c.Value = recordValue(decide.EncodeReceived(ids))
+	return c
+}
+
+// entryChanges returns the map changes of the writes b took from byte from
+// of its representation on: one per committed record and received listing
+// written, with its value as b now holds it. The writes are read from the
+// batch itself, so no write path of the apply can skip the map.
+func entryChanges(b *pebble.Batch, from int) []smt.Change {
+	rd := batchrepr.Reader(b.Repr()[from:])
+	records := map[string]struct{}{}
+	listings := map[string]struct{}{}
+	for {
+		kind, k, _, ok, err := rd.Next()
+		if err != nil {
+			panic(fmt.Sprintf("registry: read the batch being applied: %v", err))
+		}
+		if !ok {
+			break
+		}
+		if kind == pebble.InternalKeyKindRangeDelete {
+			// The apply writes no range deletions; one would change
+			// records this walk cannot name.
+			panic("registry: a range deletion in the apply's batch would bypass the commitment")
+		}
+		if isCommitted(k) {
+			records[string(k)] = struct{}{}
+		} else if p, ok := listingPrefix(k); ok {
+			listings[string(p)] = struct{}{}
+		}
+	}
+	changes := make([]smt.Change, 0, len(records)+len(listings))
+	for _, k := range slices.Sorted(maps.Keys(records)) {
+		c := smt.Change{Key: smt.KeyOf([]byte(k))}
+		v, closer, err := b.Get([]byte(k))
+		switch {
+		case errors.Is(err, pebble.ErrNotFound):
+			c.Delete = true
+		case err != nil:
+			panic(fmt.Sprintf("registry: read record %q: %v", k, err))
+		default:
+			c.Value = recordValue(v)
+			_ = closer.Close() // releases the read value; nothing to report
+		}
+		changes = append(changes, c)
+	}
+	for _, p := range slices.Sorted(maps.Keys(listings)) {
+		changes = append(changes, listingChange(b, []byte(p)))
+	}
+	return changes
+}
+
+// eachCommitted calls fn with the map key and value of every record and
+// listing r holds, in store key order (the genesis first, then each table,
+// the listings in the received index's place).
+func eachCommitted(r pebble.Reader, fn func(storeKey []byte, v smt.Value) error) error {
+	g, closer, err := r.Get(metaGenesis)
+	if err != nil {
+		return fmt.Errorf("read the genesis: %w", err)
+	}
+	gv := recordValue(g)
+	_ = closer.Close() // releases the read value; nothing to report
+	if err := fn(metaGenesis, gv); err != nil {
+		return err
+	}
+	tables := slices.Sorted(slices.Values(append(slices.Clone(committedTables), tableReceived)))
+	for _, t := range tables {
+		if err := eachInTable(r, t, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eachInTable is eachCommitted for one table.
+func eachInTable(r pebble.Reader, t byte, fn func([]byte, smt.Value) error) (err error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: []byte{t}, UpperBound: []byte{t + 1}})
+	if err != nil {
+		return err
+	}
+	defer closeJoin(it, &err)
+	if t != tableReceived {
+		for it.First(); it.Valid(); it.Next() {
+			if err := fn(it.Key(), recordValue(it.Value())); err != nil {
+				return err
+			}
+		}
+		return it.Error()
+	}
+	// The received index: one listing per run of keys with one prefix.
+	var cur []byte
+	var ids []string
+	emit := func() error {
+		if len(ids) == 0 {
+			return nil
+		}
+		return fn(cur, recordValue(decide.EncodeReceived(ids)))
+	}
+	for it.First(); it.Valid(); it.Next() {
+		p, ok := listingPrefix(it.Key())
+		if !ok {
+			return fmt.Errorf("%w: received index key %q has no listing", ErrStateCorrupt, it.Key())
+		}
+		if !bytes.Equal(p, cur) {
+			if err := emit(); err != nil {
+				return err
+			}
+			cur, ids = bytes.Clone(p), ids[:0]
+		}
+		ids = append(ids, string(it.Key()[len(p):]))
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	return emit()
+}
+
+// buildMap builds the map over every record b holds, when the cluster's
+// level reaches FeatureLevelCommitment: in chunks, since the result is the
+// same however the changes are split.
+func buildMap(b *pebble.Batch, m *smt.Map) smt.Hash {
+	if root, err := m.Root(); err != nil || root != smt.Empty {
+		panic(fmt.Sprintf("registry: the state map holds records before it is built (root %x): %v", root, err))
+	}
+	var changes []smt.Change
+	flush := func() {
+		if _, err := m.Update(changes); err != nil {
+			panic(fmt.Sprintf("registry: build the state map: %v", err))
+		}
+		changes = changes[:0]
+	}
+	err := eachCommitted(b, func(k []byte, v smt.Value) error {
+		changes = append(changes, smt.Change{Key: smt.KeyOf(k), Value: v})
+		if len(changes) == buildChunk {
+			flush()
+		}
+		return nil
+	})
+	if err != nil {
+		panic(fmt.Sprintf("registry: build the state map: %v", err))
+	}
+	flush()
+	root, err := m.Root()
+	if err != nil {
+		panic(fmt.Sprintf("registry: build the state map: %v", err))
+	}
+	return root
+}
+
+// commitRun is one ApplyBatch's work on the commitment: the log, opened
+// from the batch at its first entry at the level and appended to by each;
+// the map's node records the batch's entries wrote (nodeCache), and the
+// commitment's meta values, both written into the batch once, by flush,
+// before it commits.
+type commitRun struct {
+	db    pebble.Reader // the database b commits to
+	top   *mapTop
+	log   *tlog.Log
+	nodes *nodeCache
+	meta  [][2][]byte // key, value
+}
+
+// commitEntry updates the commitment for the entry just applied to b: the
+// map with the writes from byte from of b's representation on (or, when
+// the entry raised the level to FeatureLevelCommitment, built over every
+// record), and the log with the entry's leaf. stored is the result's
+// stored bytes.
+func (r *commitRun) commitEntry(b *pebble.Batch, from int, build bool, index uint64, t time.Time, data []byte, res *record.Result, stored []byte) {
+	if r.nodes == nil {
+		r.nodes = &nodeCache{r: r.db, top: r.top, nodes: map[string][]byte{}}
+	}
+	m := smt.New(r.nodes)
+	var root smt.Hash
+	var err error
+	if build {
+		root = buildMap(b, m)
+	} else if root, err = m.Update(entryChanges(b, from)); err != nil {
+		panic(fmt.Sprintf("registry: entry %d: update the state map: %v", index, err))
+	}
+	nodes := logNodes{r: b, w: b}
+	if r.log == nil {
+		size := readU64(b, metaLogSize)
+		if r.log, err = tlog.OpenLog(nodes, size); err != nil {
+			panic(fmt.Sprintf("registry: entry %d: open the transparency log at size %d: %v", index, size, err))
+		}
+	}
+	size := r.log.Size()
+	leaf := tlog.Leaf{Index: index, CommitTime: t, MapRoot: root, Ops: []tlog.Op{{CID: opCID(data, res), ResultCID: cidBytes(stored)}}}
+	enc, err := r.log.AppendLeaf(nodes, leaf)
+	if err != nil {
+		panic(fmt.Sprintf("registry: entry %d: append to the transparency log: %v", index, err))
+	}
+	mustSet(b, indexKey(tableLogLeaves, size), enc)
+	r.meta = [][2][]byte{{metaLogSize, u64(size + 1)}, {metaLogRoot, r.log.Root()}, {metaMapRoot, root[:]}}
+}
+
+// flush writes the map's node records and the commitment's meta values
+// into b, the batch the run's entries were applied to.
+func (r *commitRun) flush(b *pebble.Batch) {
+	if r.nodes != nil {
+		r.nodes.flush(b)
+	}
+	for _, kv := range r.meta {
+		mustSet(b, kv[0], kv[1])
+	}
+}
+
+// nodeCache is the map's NodeStore during one ApplyBatch: the records the
+// batch's entries wrote (nil for a deleted one) in memory, the others read
+// from the top cache or the database. The batch holds no map node until
+// flush writes them all, so the database has every record the cache does
+// not: reading it skips a seek in the batch's index per read. The top of
+// the tree changes with every entry, so writing each record into the batch
+// once, at the end, keeps the batch (and the memtable it is applied to)
+// from taking a copy of it per entry. The cache lives for one ApplyBatch,
+// whose commit follows its flush, so nothing in it outlives the batch.
+type nodeCache struct {
+	r     pebble.Reader
+	top   *mapTop
+	nodes map[string][]byte
+}
+
+// GetNode implements smt.NodeStore.
+func (c *nodeCache) GetNode(k []byte) ([]byte, error) {
+	if v, ok := c.nodes[string(k)]; ok {
+		if v == nil {
+			return nil, smt.ErrNodeNotFound
+		}
+		return bytes.Clone(v), nil
+	}
+	if v, ok := c.top.get(k); ok {
+		if v == nil {
+			return nil, smt.ErrNodeNotFound
+		}
+		return bytes.Clone(v), nil
+	}
+	v, err := mapNodes{r: c.r}.GetNode(k)
+	switch {
+	case err == nil:
+		c.top.put(k, v)
+	case errors.Is(err, smt.ErrNodeNotFound):
+		c.top.put(k, nil)
+	}
+	return v, err
+}
+
+// PutNode implements smt.NodeStore.
+func (c *nodeCache) PutNode(k, v []byte) error {
+	c.nodes[string(k)] = bytes.Clone(v)
+	return nil
+}
+
+// DeleteNode implements smt.NodeStore.
+func (c *nodeCache) DeleteNode(k []byte) error {
+	c.nodes[string(k)] = nil
+	return nil
+}
+
+// flush writes the records into b, in key order, and into the top cache:
+// b commits next, or the node stops.
+func (c *nodeCache) flush(b *pebble.Batch) {
+	for _, k := range slices.Sorted(maps.Keys(c.nodes)) {
+		v := c.nodes[k]
+		var err error
+		if v == nil {
+			err = b.Delete(mapNodeKey([]byte(k)), nil)
+		} else {
+			err = b.Set(mapNodeKey([]byte(k)), v, nil)
+		}
+		if err != nil {
+			panic(fmt.Sprintf("registry: batch write of a map node: %v", err))
+		}
+		c.top.put([]byte(k), v)
+	}
+	clear(c.nodes)
+}
+
+// mapTopDepth is the deepest level of the map whose node records the top
+// cache keeps: at most 2^16 − 1 records of at most 130 bytes.
+const mapTopDepth = 15
+
+// mapTop keeps the map's committed node records down to mapTopDepth (nil
+// for a node known absent), which every change's path reads. What fills
+// it: the apply's reads of the database, and each batch's flush, just
+// before the batch commits (a failed commit stops the node). What
+// invalidates it: nothing but the apply writes map nodes, and it writes
+// every one through flush; a restore replaces the state and with it the
+// cache (State.load). So it never holds a record the database does not,
+// as of the last committed batch. Only the apply uses it, from one
+// goroutine at a time. TestCommitmentAfterRestoreAndRestart breaks
+// without the replacement at restore.
+type mapTop struct {
+	nodes map[string][]byte
+}
+
+func newMapTop() *mapTop { return &mapTop{nodes: map[string][]byte{}} }
+
+func (t *mapTop) get(k []byte) ([]byte, bool) {
+	if len(k) == 0 || int(k[0]) > mapTopDepth {
+		return nil, false
+	}
+	v, ok := t.nodes[string(k)]
+	return v, ok
+}
+
+func (t *mapTop) put(k, v []byte) {
+	if len(k) == 0 || int(k[0]) > mapTopDepth {
+		return
+	}
+	t.nodes[string(k)] = bytes.Clone(v)
+}
+
+// opCID is the binary CID a leaf names an entry's operation by: the CID
+// its result recorded (of the signed operation's bytes), or, for a command
+// that carries no operation (a feature level raise), the CID of the
+// command's bytes.
+func opCID(data []byte, res *record.Result) []byte {
+	if res.CID == "" {
+		return cidBytes(data)
+	}
+	c, err := cid.Decode(res.CID)
+	if err != nil {
+		panic(fmt.Sprintf("registry: entry %d: result names the operation %q: %v", res.Index, res.CID, err))
+	}
+	return c.Bytes()
+}
+
+// cidBytes is the binary CID (CIDv1, raw codec, sha2-256) of b, as
+// record.CIDOf names it in text.
+func cidBytes(b []byte) []byte {
+	d := sha256.Sum256(b)
+	mh, err := multihash.Encode(d[:], multihash.SHA2_256)
+	if err != nil {
+		panic(fmt.Sprintf("multihash sha2-256: %v", err)) // cannot fail for a registered hash
+	}
+	return cid.NewCidV1(cid.Raw, mh).Bytes()
+}
+
+// errReadOnly is a map node store's answer to a write on the read side.
+var errReadOnly = errors.New("registry: the state map is read-only here")
+
+// mapNodes is the map's NodeStore over Pebble, under tableMapNodes: over
+// the batch being applied (w set), or over a view's snapshot (read-only).
+type mapNodes struct {
+	r pebble.Reader
+	w *pebble.Batch
+}
+
+func mapNodeKey(k []byte) []byte { return append([]byte{tableMapNodes}, k...) }
+
+// GetNode implements smt.NodeStore.
+func (n mapNodes) GetNode(k []byte) ([]byte, error) {
+	v, closer, err := n.r.Get(mapNodeKey(k))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, smt.ErrNodeNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := bytes.Clone(v)
+	return out, closer.Close()
+}
+
+// PutNode implements smt.NodeStore.
+func (n mapNodes) PutNode(k, v []byte) error {
+	if n.w == nil {
+		return errReadOnly
+	}
+	return n.w.Set(mapNodeKey(k), v, nil)
+}
+
+// DeleteNode implements smt.NodeStore.
+func (n mapNodes) DeleteNode(k []byte) error {
+	if n.w == nil {
+		return errReadOnly
+	}
+	return n.w.Delete(mapNodeKey(k), nil)
+}
+
+// logNodes is the log's NodeReader and NodeWriter over Pebble, under
+// tableLogNodes.
+type logNodes struct {
+	r pebble.Reader
+	w *pebble.Batch
+}
+
+func logNodeKey(id tlog.NodeID) []byte {
+	k := id.Key()
+	return append([]byte{tableLogNodes}, k[:]...)
+}
+
+// ReadNode implements tlog.NodeReader.
+func (n logNodes) ReadNode(id tlog.NodeID) ([]byte, error) {
+	v, closer, err := n.r.Get(logNodeKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, tlog.ErrNodeNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := bytes.Clone(v)
+	return out, closer.Close()
+}
+
+// WriteNode implements tlog.NodeWriter.
+func (n logNodes) WriteNode(id tlog.NodeID, h []byte) error {
+	if n.w == nil {
+		return errReadOnly
+	}
+	return n.w.Set(logNodeKey(id), h, nil)
+}
+
+var (
+	_ smt.NodeStore   = mapNodes{}
+	_ smt.NodeStore   = (*nodeCache)(nil)
+	_ tlog.NodeReader = logNodes{}
+	_ tlog.NodeWriter = logNodes{}
+)
