@@ -182,10 +182,18 @@ func tirSame(a, b any) bool {
 // mustNewTIREnv is a node holding framework -> QA agency -> college in
 // the credential form, the college's accreditation suspended (its
 // attribute has two revisions).
-func mustNewTIREnv(t *testing.T) *env {
+func mustNewTIREnv(t *testing.T) *env { return mustNewTIREnvOf(t, true) }
+
+// mustNewTIREnvOf is mustNewTIREnv with the chain in the credential form
+// or, without credentials, in the older operation form.
+func mustNewTIREnvOf(t *testing.T, credentials bool) *env {
 	t.Helper()
 	e := mustNewEnv(t)
-	e.chainVC()
+	if credentials {
+		e.chainVC()
+	} else {
+		e.chain()
+	}
 	e.mustSubmit(e.sign(e.qa, record.OpSuspend, map[string]any{"accreditation": e.colAcc}))
 	return e
 }
@@ -193,9 +201,17 @@ func mustNewTIREnv(t *testing.T) *env {
 // TestEBSITIROpenAPIAnswers reads every operation both documents define
 // and trustreg serves, v4 and v5, and checks each 200 answer against the
 // operation's response schema and the descriptions of its members;
-// every issuer, attribute and revision of the registry is visited.
+// every issuer, attribute and revision of the registry is visited, with
+// the chain in the credential form and in the older operation form.
 func TestEBSITIROpenAPIAnswers(t *testing.T) {
-	e := mustNewTIREnv(t)
+	for _, credentials := range []bool{true, false} {
+		t.Run(fmt.Sprintf("credentials=%v", credentials), func(t *testing.T) {
+			checkTIROpenAPIAnswers(t, mustNewTIREnvOf(t, credentials))
+		})
+	}
+}
+
+func checkTIROpenAPIAnswers(t *testing.T, e *env) {
 	docs := tirDocuments()
 	base := e.n.GatewayURL() + "/trusted-issuers-registry/"
 	for _, v := range []string{"v4", "v5"} {
