@@ -125,6 +125,8 @@ var routes = []route{
 	{"GET", tirBase + "/{version}/issuers/{did}/attributes/{attribute}/revisions/{revision}", (*Server).tirRevision},
 	{"GET", tirBase + "/{version}/issuers/{did}/proxies", tirNotImplemented(tirNoProxies)},
 	{"GET", tirBase + "/{version}/issuers/{did}/proxies/{proxy}", tirNotImplemented(tirNoProxies)},
+	{"GET", tirBase + "/{version}/issuers/{did}/proxies/{proxy}/{path...}", tirNotImplemented(tirNoProxies)},
+	{"GET", tirBase + "/{version}/abi", tirNotImplemented(tirNoABI, "v5")},
 	{"POST", tirBase + "/{version}/jsonrpc", tirNotImplemented(tirNoJSONRPC)},
 	{"GET", "/v1/export/dcc", (*Server).exportDCC},
 	{"GET", "/v1/frameworks", (*Server).frameworks},

@@ -11,13 +11,16 @@ import (
 
 // registered lists the operations a router serves, as "METHOD /path" in
 // OpenAPI's spelling: the HEAD that ServeMux adds to each GET is left out,
-// and the pattern "/{$}" (the root alone) is "/".
+// the pattern "/{$}" (the root alone) is "/" and {name...} is {name}.
 func registered(rt *router) []string {
 	var out []string
 	for pattern, methods := range rt.allow {
 		if pattern == "/{$}" {
 			pattern = "/"
 		}
+		// A wildcard for the rest of the path ({path...}) is one
+		// parameter in OpenAPI's spelling.
+		pattern = strings.ReplaceAll(pattern, "...}", "}")
 		for _, m := range methods {
 			if m != http.MethodHead {
 				out = append(out, m+" "+pattern)

@@ -199,6 +199,8 @@ func TestOpenAPIValidatesEveryRoute(t *testing.T) {
 		{method: "GET", pattern: "/trusted-issuers-registry/{version}/issuers/{did}", params: tir(map[string]string{"did": "not-a-did"}), status: 400},
 		{method: "GET", pattern: "/trusted-issuers-registry/{version}/issuers/{did}/proxies", params: tir(nil), status: 501},
 		{method: "GET", pattern: "/trusted-issuers-registry/{version}/issuers/{did}/proxies/{proxy}", params: tir(map[string]string{"proxy": "0x01"}), status: 501},
+		{method: "GET", pattern: "/trusted-issuers-registry/{version}/issuers/{did}/proxies/{proxy}/{path}", params: tir(map[string]string{"proxy": "0x01", "path": "status"}), status: 501},
+		{method: "GET", pattern: "/trusted-issuers-registry/{version}/abi", params: map[string]string{"version": "v5"}, status: 501},
 		{method: "POST", pattern: "/trusted-issuers-registry/{version}/jsonrpc", params: tir(nil), header: jsonCT, body: `{}`, status: 501},
 		{method: "GET", pattern: "/v1/export/dcc", status: 200},
 		{method: "GET", pattern: "/v1/export/dcc", query: "framework=" + url.QueryEscape(fw), status: 200},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -113,12 +114,10 @@ type tirLinkedIssuer struct {
 // DID and applies the read's consistency; it returns the versioned base
 // URL.
 func (s *Server) tirRequest(w http.ResponseWriter, r *http.Request, params ...string) (string, bool) {
-	v := r.PathValue("version")
-	if v != "v4" && v != "v5" {
-		writeProblem(w, r, api.Problem{Type: problemTypeBase + "not_found", Title: "Not Found", Status: http.StatusNotFound,
-			Detail: fmt.Sprintf("the Trusted Issuers Registry API is served as v4 and v5, not %q", v)})
+	if !tirVersionServed(w, r, "v4", "v5") {
 		return "", false
 	}
+	v := r.PathValue("version")
 	if err := checkParams(r, append(params, tirExtension)...); err != nil {
 		writeError(w, r, err)
 		return "", false
@@ -142,6 +141,29 @@ func (s *Server) tirRequest(w http.ResponseWriter, r *http.Request, params ...st
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host + tirBase + "/" + v, true
+}
+
+// tirVersionServed answers 404 unless the path's version is one of
+// versions (the versions whose OpenAPI document has the endpoint).
+func tirVersionServed(w http.ResponseWriter, r *http.Request, versions ...string) bool {
+	v := r.PathValue("version")
+	if slices.Contains(versions, v) {
+		return true
+	}
+	writeProblem(w, r, api.Problem{Type: problemTypeBase + "not_found", Title: "Not Found", Status: http.StatusNotFound,
+		Detail: fmt.Sprintf("this endpoint of the Trusted Issuers Registry API is served as %s, not %q", strings.Join(versions, " and "), v)})
+	return false
+}
+
+// tirVersionParam is the query parameter version where the path's
+// version has it: v5's GET /issuers/{did} and /revisions take
+// ?version=latest|deprecated; v4's document has no such parameter, so a
+// v4 request that sends one is refused as any unknown parameter is.
+func tirVersionParam(r *http.Request) []string {
+	if r.PathValue("version") == "v5" {
+		return []string{"version"}
+	}
+	return nil
 }
 
 // tirPagedRequest is tirRequest for a list, with its page and size.
@@ -207,10 +229,19 @@ func tirPaging(r *http.Request) (page, size int, err error) {
 	return page, size, nil
 }
 
-// tirList answers one page of total items, from the page's items.
-func tirList[T any](s *Server, w http.ResponseWriter, r *http.Request, view *registry.View, url string, page, size, total int, items []T) {
+// tirList answers one page of total items, from the page's items. Its
+// self and links name the same list: they keep the request's version
+// (v5's deprecated items are attributes) and trustreg parameters, after
+// EBSI's page[after] and page[size].
+func tirList[T any](s *Server, w http.ResponseWriter, r *http.Request, view *registry.View, list string, page, size, total int, items []T) {
 	last := max(1, (total+size-1)/size)
-	at := func(n int) string { return fmt.Sprintf("%s?page[after]=%d&page[size]=%d", url, n, size) }
+	var keep string
+	for _, p := range []string{"version", tirExtension} {
+		if v := query(r).Get(p); v != "" {
+			keep += "&" + p + "=" + url.QueryEscape(v)
+		}
+	}
+	at := func(n int) string { return fmt.Sprintf("%s?page[after]=%d&page[size]=%d%s", list, n, size, keep) }
 	s.writeJSONAt(w, r, view.Index(), http.StatusOK, tirPage[T]{
 		Self: at(page), Items: items, Total: total, PageSize: size,
 		Links: tirLinks{First: at(1), Prev: at(min(max(page-1, 1), last)), Next: at(min(page+1, last)), Last: at(last)},
@@ -258,7 +289,7 @@ func (s *Server) tirIssuerAttrs(w http.ResponseWriter, r *http.Request, view *re
 }
 
 func (s *Server) tirIssuer(w http.ResponseWriter, r *http.Request) {
-	base, ok := s.tirRequest(w, r, "version")
+	base, ok := s.tirRequest(w, r, tirVersionParam(r)...)
 	if !ok {
 		return
 	}
@@ -338,7 +369,7 @@ func (s *Server) tirAttribute(w http.ResponseWriter, r *http.Request) {
 // ?version=deprecated) each one the attribute as it left it, as v4's
 // revisions list holds them; in v5 its id and link.
 func (s *Server) tirRevisions(w http.ResponseWriter, r *http.Request) {
-	base, page, size, ok := s.tirPagedRequest(w, r, "version")
+	base, page, size, ok := s.tirPagedRequest(w, r, tirVersionParam(r)...)
 	if !ok {
 		return
 	}
@@ -407,11 +438,20 @@ func tirAttributeOf(r *http.Request, a *registry.TIRAttribute, rev *registry.TIR
 }
 
 // tirNotImplemented answers an endpoint of EBSI's TIR API that trustreg
-// has nothing for with 501: the issuer proxies of v4 and v5 (trustreg
-// hosts status lists itself, /v1/status-lists) and the JSON-RPC write
+// has nothing for with 501: the issuer proxies of v4 and v5 and the status
+// lists relayed through them (trustreg hosts status lists itself,
+// /v1/status-lists), v5's smart-contract ABI and the JSON-RPC write
 // endpoint (trustreg's writes are signed operations, POST /v1/operations).
-func tirNotImplemented(detail string) func(*Server, http.ResponseWriter, *http.Request) {
+// An unknown version, or one whose document has no such endpoint, is 404
+// as for the endpoints served.
+func tirNotImplemented(detail string, versions ...string) func(*Server, http.ResponseWriter, *http.Request) {
+	if len(versions) == 0 {
+		versions = []string{"v4", "v5"}
+	}
 	return func(s *Server, w http.ResponseWriter, r *http.Request) {
+		if !tirVersionServed(w, r, versions...) {
+			return
+		}
 		writeProblem(w, r, api.Problem{Type: problemTypeBase + "not_implemented", Title: http.StatusText(http.StatusNotImplemented),
 			Status: http.StatusNotImplemented, Detail: detail})
 	}
@@ -421,4 +461,5 @@ func tirNotImplemented(detail string) func(*Server, http.ResponseWriter, *http.R
 const (
 	tirNoProxies = "trustreg keeps no issuer proxies: an issuer's status lists are hosted by the registry itself, under /v1/status-lists"
 	tirNoJSONRPC = "the Trusted Issuers Registry is written through signed operations (POST /v1/operations, trustctl), not EBSI's JSON-RPC"
+	tirNoABI     = "trustreg has no smart contract and so no ABI: the registry is read through this API and /v1, and written through signed operations (POST /v1/operations)"
 )

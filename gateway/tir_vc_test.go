@@ -20,8 +20,7 @@ import (
 //
 //   - [tir-v5-e2e] EBSI's own end-to-end tests of its Trusted Issuers
 //     Registry API v5 ("TIR API v5 - Issuers (e2e)", the api's
-//     issuers e2e spec, which run against EBSI's published OpenAPI
-//     document for v5): the shapes of /issuers, /issuers/{did} with
+//     issuers e2e spec): the shapes of /issuers, /issuers/{did} with
 //     version=latest|deprecated, /attributes, /revisions with
 //     version=latest|deprecated and /revisions/{id}, compared with
 //     toStrictEqual (no other member allowed), and the status of a
@@ -35,6 +34,10 @@ import (
 //     credentialSubject {id, accreditedFor: [{schemaId, types,
 //     limitJurisdiction}]} and termsOfUse; types
 //     VerifiableAccreditationToAccredit / ToAttest.
+//
+// EBSI's TIR OpenAPI documents themselves (v5 5.0.0 and v4 4.0.0, with
+// the commits read) are written out in tir_openapi_rules_test.go and
+// checked by tir_openapi_test.go.
 
 // accreditVC signs and submits an accreditation in its credential form.
 func (e *env) accreditVC(s *record.Signer, subject, action, termsOfUse string, from *time.Time) *record.Result {
