@@ -109,6 +109,9 @@ var keyTable = []key{
 		"log level: debug, info, warn or error"),
 	keyOf(func(c *Config) *string { return &c.Log.Format }, "text", "",
 		"log format: text or json"),
+
+	keyOf(func(c *Config) *time.Duration { return &c.Proofs.CosignInterval }, time.Minute, "",
+		"longest time between two cosigned checkpoints of the registry's log, writes or not (a new write is cosigned within about a second); verifiers judge an answer's freshness by it"),
 }
 
 // keys is keyTable with the names and environment variables filled in.
