@@ -51,9 +51,9 @@ func (s *Service) tick(ctx context.Context) {
 	if s.ver != nil {
 		held = s.ver.Checkpoint.Size
 	}
-	run := due(now, s.lastRound, s.lastOK, s.lastSize, size, held, s.cfg.Interval, leader)
+	run := due(now, s.lastRound, s.lastOK, s.lastSize, size, held, s.cfg.Interval, leader) || leader != s.lastLeader
 	if run {
-		s.lastRound, s.lastSize = now, size
+		s.lastRound, s.lastSize, s.lastLeader = now, size, leader
 	}
 	s.mu.Unlock()
 	if !run {
@@ -79,7 +79,8 @@ func (s *Service) tick(ctx context.Context) {
 // interval, and at the next tick after the log grew; a round that found
 // no quorum is tried again after retryAfterFailure. A follower fetches every
 // half interval, and while the checkpoint it holds is behind its own log,
-// every retryAfterFailure.
+// every retryAfterFailure. (A node that becomes leader, or stops being
+// it, runs a round at the next tick whatever due says.)
 func due(now, last time.Time, lastOK bool, lastSize, size, held uint64, interval time.Duration, leader bool) bool {
 	if last.IsZero() {
 		return true

@@ -110,10 +110,12 @@ type Service struct {
 	lastRound time.Time
 	lastSize  uint64
 	lastOK    bool
-	closed    bool
-	tasks     sync.WaitGroup
-	stop      context.CancelFunc
-	lifetime  context.Context
+	// lastLeader is whether this node led at the last round.
+	lastLeader bool
+	closed     bool
+	tasks      sync.WaitGroup
+	stop       context.CancelFunc
+	lifetime   context.Context
 }
 
 // New builds the service and registers its protocol handlers on the host.
