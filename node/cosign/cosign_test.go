@@ -72,9 +72,8 @@ func TestRootMismatchIsRefusedAndQuorumHolds(t *testing.T) {
 	ctx := testCtx(t)
 	leader, odd := c.nodes[0], c.nodes[2]
 	// The odd member's state was altered: its log has other leaves.
-	odd.log = newMemLog()
+	odd.replaceLog()
 	odd.log.add(t, leaves("altered", 0, 5)...)
-	odd.svc.cfg.Log = odd.log
 
 	cp := checkpointOf(t, leader.log)
 	_, err := leader.svc.call(ctx, memberOf(t, leader.svc, odd), cp, tlog.AddCheckpointRequest{Checkpoint: tlog.SignedNote(cp)})
@@ -117,9 +116,8 @@ func TestInconsistentCheckpointAnswersConflict(t *testing.T) {
 	}
 	// Both now hold history Y, of size 7, which does not extend X.
 	for _, nd := range []*node{leader, b} {
-		nd.log = newMemLog()
+		nd.replaceLog()
 		nd.log.add(t, leaves("fork", 0, 7)...)
-		nd.svc.cfg.Log = nd.log
 	}
 	cp := checkpointOf(t, leader.log)
 	proof, err := leader.log.LogConsistency(5, 7)
@@ -325,4 +323,61 @@ func TestFileStateRefusesACorruptRecord(t *testing.T) {
 	if _, _, err := s.LastCosigned(); err == nil {
 		t.Fatal("a corrupt record read as fine")
 	}
+}
+
+// headWatch is a log that tells the test when it was asked for its head.
+type headWatch struct {
+	*memLog
+	asked chan uint64
+}
+
+func (w headWatch) LogHead() (uint64, []byte, error) {
+	size, root, err := w.memLog.LogHead()
+	select {
+	case w.asked <- size:
+	default:
+	}
+	return size, root, err
+}
+
+// TestBehindMemberWaitsForItsState: a member asked to cosign a size its
+// state has not reached yet waits (bounded) for it and then cosigns; one
+// that does not reach it in time refuses with ErrBehind.
+func TestBehindMemberWaitsForItsState(t *testing.T) {
+	c := mustNewCluster(t, 3)
+	ctx := testCtx(t)
+	leader, b := c.nodes[0], c.nodes[1]
+	leader.log.add(t, leaves("entry", 5, 2)...)
+	watch := headWatch{memLog: b.log, asked: make(chan uint64, 1)}
+	b.swap.set(watch)
+	cp := checkpointOf(t, leader.log)
+	done := make(chan error, 1)
+	go func() {
+		_, err := leader.svc.call(ctx, memberOf(t, leader.svc, b), cp, tlog.AddCheckpointRequest{Checkpoint: tlog.SignedNote(cp)})
+		done <- err
+	}()
+	if size := <-watch.asked; size != 5 {
+		t.Fatalf("member at size %d, want 5", size)
+	}
+	b.log.add(t, leaves("entry", 5, 2)...) // its state catches up
+	if err := <-done; err != nil {
+		t.Fatalf("a member that caught up while asked: %v", err)
+	}
+
+	b.svc.catchUp.Store(int64(50 * time.Millisecond))
+	leader.log.add(t, leaves("entry", 7, 1)...)
+	cp = checkpointOf(t, leader.log)
+	_, err := leader.svc.call(ctx, memberOf(t, leader.svc, b), cp, tlog.AddCheckpointRequest{OldSize: 7, Proof: mustProof(t, leader.log, 7, 8), Checkpoint: tlog.SignedNote(cp)})
+	if !errors.Is(err, ErrBehind) {
+		t.Fatalf("a member that stays behind: %v, want ErrBehind", err)
+	}
+}
+
+func mustProof(t *testing.T, l *memLog, a, b uint64) [][]byte {
+	t.Helper()
+	p, err := l.LogConsistency(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -70,6 +70,29 @@ func (l *memLog) LogConsistency(size1, size2 uint64) ([][]byte, error) {
 	return tlog.ConsistencyProof(l.store, size1, size2)
 }
 
+// swapLog is the log a test node's Service reads, which a test may replace
+// while the service runs (a node whose data was replaced behind its back).
+type swapLog struct {
+	mu sync.Mutex
+	l  Log
+}
+
+func (s *swapLog) set(l Log) {
+	s.mu.Lock()
+	s.l = l
+	s.mu.Unlock()
+}
+
+func (s *swapLog) get() Log {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.l
+}
+
+func (s *swapLog) LogHead() (uint64, []byte, error)             { return s.get().LogHead() }
+func (s *swapLog) LogRootAt(size uint64) ([]byte, error)        { return s.get().LogRootAt(size) }
+func (s *swapLog) LogConsistency(a, b uint64) ([][]byte, error) { return s.get().LogConsistency(a, b) }
+
 // leaves returns n leaf strings starting with prefix.
 func leaves(prefix string, from, n int) []string {
 	out := make([]string, n)
@@ -105,6 +128,7 @@ type node struct {
 	host  host.Host
 	gater *consensus.Gater
 	log   *memLog
+	swap  *swapLog // what svc reads: log, unless a test replaced it
 	dir   string
 	svc   *Service
 	key   tlog.CosignerKey
@@ -164,14 +188,21 @@ func mustNewHostNode(t *testing.T, name string) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &node{id: id, peer: self, host: h, gater: g, log: newMemLog(), dir: t.TempDir(), key: key}
+	l := newMemLog()
+	return &node{id: id, peer: self, host: h, gater: g, log: l, swap: &swapLog{l: l}, dir: t.TempDir(), key: key}
+}
+
+// replaceLog gives nd a new, empty log, as if its data were replaced.
+func (nd *node) replaceLog() {
+	nd.log = newMemLog()
+	nd.swap.set(nd.log)
 }
 
 // startService (re)starts nd's Service over its data directory.
 func (c *testCluster) startService(nd *node) {
 	c.t.Helper()
 	svc, err := New(Config{
-		Host: nd.host, Identity: nd.id, Log: nd.log, Origin: testOrigin,
+		Host: nd.host, Identity: nd.id, Log: nd.swap, Origin: testOrigin,
 		Cosigners: c.keys, Quorum: 2, StatePath: filepath.Join(nd.dir, StateFile),
 		Allowed:  nd.gater.Allowed,
 		IsLeader: func() bool { return nd.peer == c.leader },

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -96,6 +97,8 @@ type Service struct {
 	self     peer.ID
 	verifier *tlog.Verifier
 	members  []member
+	// catchUp is catchUpWait, in nanoseconds; tests shorten it.
+	catchUp atomic.Int64
 	// cosigner is nil when this node's key is not a genesis cosigner.
 	cosigner *tlog.Cosigner
 	state    *FileState
@@ -142,6 +145,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger.With("component", "cosign"), self: self, verifier: v, known: map[peer.ID]uint64{}, state: NewFileState(cfg.StatePath)}
+	s.catchUp.Store(int64(catchUpWait))
 	s.lifetime, s.stop = context.WithCancel(context.Background())
 	for _, k := range cfg.Cosigners {
 		id, err := PeerOf(k)
@@ -343,7 +347,7 @@ func (s *Service) cosign(ctx context.Context, cp tlog.Checkpoint, oldSize uint64
 
 // waitSize waits, at most catchUpWait, for this node's log to reach size.
 func (s *Service) waitSize(ctx context.Context, size uint64) error {
-	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(s.catchUp.Load()))
 	defer cancel()
 	t := time.NewTicker(catchUpPoll)
 	defer t.Stop()
