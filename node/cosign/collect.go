@@ -105,6 +105,9 @@ func (s *Service) Collect(ctx context.Context) error {
 		return fmt.Errorf("%w: log head: %w", ErrUnavailable, err)
 	}
 	cp := tlog.Checkpoint{Origin: s.cfg.Origin, Size: size}
+	if size == 0 && len(root) == 0 {
+		root = tlog.EmptyRoot()
+	}
 	if len(root) != tlog.HashSize {
 		return fmt.Errorf("%w: log root of %d bytes", ErrUnavailable, len(root))
 	}
