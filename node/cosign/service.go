@@ -342,6 +342,9 @@ func (s *Service) cosign(ctx context.Context, cp tlog.Checkpoint, oldSize uint64
 	if err != nil {
 		return tlog.Cosignature{}, fmt.Errorf("%w: root at size %d: %w", ErrUnavailable, cp.Size, err)
 	}
+	if cp.Size == 0 && len(own) == 0 {
+		own = tlog.EmptyRoot()
+	}
 	return s.cosigner.Cosign(cp, own, oldSize, proof)
 }
 
