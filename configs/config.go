@@ -23,13 +23,22 @@ import (
 // its default, flag, environment variable and meaning are its entry in
 // keyTable (keys.go), and `trustd config keys` prints them all.
 type Config struct {
-	DataDir string      `mapstructure:"data_dir" json:"data_dir"`
-	Genesis string      `mapstructure:"genesis" json:"genesis"` // empty: development mode
-	HTTP    HTTPConfig  `mapstructure:"http" json:"http"`
-	P2P     P2PConfig   `mapstructure:"p2p" json:"p2p"`
-	Raft    RaftConfig  `mapstructure:"raft" json:"raft"`
-	Admin   AdminConfig `mapstructure:"admin" json:"admin"`
-	Log     LogConfig   `mapstructure:"log" json:"log"`
+	DataDir string       `mapstructure:"data_dir" json:"data_dir"`
+	Genesis string       `mapstructure:"genesis" json:"genesis"` // empty: development mode
+	HTTP    HTTPConfig   `mapstructure:"http" json:"http"`
+	P2P     P2PConfig    `mapstructure:"p2p" json:"p2p"`
+	Raft    RaftConfig   `mapstructure:"raft" json:"raft"`
+	Admin   AdminConfig  `mapstructure:"admin" json:"admin"`
+	Log     LogConfig    `mapstructure:"log" json:"log"`
+	Proofs  ProofsConfig `mapstructure:"proofs" json:"proofs"`
+}
+
+// ProofsConfig configures the verifiable answers: the checkpoints of the
+// registry's log that the genesis cosigners cosign.
+type ProofsConfig struct {
+	// CosignInterval is the longest time between two cosigned
+	// checkpoints, writes or not: answers carry freshness.
+	CosignInterval time.Duration `mapstructure:"cosign_interval" json:"cosign_interval"`
 }
 
 // AdminConfig configures the operators' admin API (cluster membership).
@@ -379,7 +388,8 @@ func (c *Config) Validate() error {
 		name string
 		v    time.Duration
 	}{{"http.read_timeout", c.HTTP.ReadTimeout}, {"http.write_timeout", c.HTTP.WriteTimeout}, {"http.max_wait", c.HTTP.MaxWait},
-		{"raft.heartbeat_timeout", c.Raft.HeartbeatTimeout}, {"raft.election_timeout", c.Raft.ElectionTimeout}, {"raft.snapshot_interval", c.Raft.SnapshotInterval}} {
+		{"raft.heartbeat_timeout", c.Raft.HeartbeatTimeout}, {"raft.election_timeout", c.Raft.ElectionTimeout}, {"raft.snapshot_interval", c.Raft.SnapshotInterval},
+		{"proofs.cosign_interval", c.Proofs.CosignInterval}} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
 		}

@@ -96,6 +96,9 @@ var keyTable = []key{
 	keyOf(func(c *Config) *bool { return &c.Raft.Nonvoter }, false, "nonvoter",
 		"join as a non-voting read replica (a regional node near verifiers)"),
 
+	keyOf(func(c *Config) *time.Duration { return &c.Proofs.CosignInterval }, time.Minute, "",
+		"longest time between two cosigned checkpoints of the registry's log, writes or not (a new write is cosigned within about a second); verifiers judge an answer's freshness by it"),
+
 	keyOf(func(c *Config) *string { return &c.Admin.Addr }, "127.0.0.1:8081", "admin-addr",
 		"admin API listen address (trustctl cluster ...); loopback by default, any other address needs admin.token"),
 	keyOf(func(c *Config) *string { return &c.Admin.Token }, "", "",

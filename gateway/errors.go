@@ -26,6 +26,13 @@ var (
 	// unknown. ErrUnavailable, for a write, says it certainly did not.
 	ErrOutcomeUnknown = record.NewKind("gateway: the operation may or may not have been applied; resubmit the same signed operation (resubmission is idempotent) to learn its result",
 		"the operation may or may not have been applied; resubmit the same signed operation (resubmission is idempotent) to learn its result", nil)
+	// ErrNoCosigners: the consortium's genesis lists no cosigners, so the
+	// registry has no cosigned checkpoints and its answers no proofs.
+	ErrNoCosigners = record.NewKind("gateway: the consortium has no cosigners",
+		"the consortium's genesis lists no cosigners, so this registry publishes no cosigned checkpoints and its answers carry no proofs", nil)
+	// ErrNoCheckpoint: no checkpoint has a quorum of cosignatures yet.
+	ErrNoCheckpoint = record.NewKind("gateway: no cosigned checkpoint yet",
+		"no checkpoint carries a quorum of cosignatures yet: the cosigners' nodes are starting or too few are reachable; try again shortly", nil)
 )
 
 // problemTypeBase prefixes every problem type URI.
@@ -56,6 +63,7 @@ var errorTable = []errorMapping{
 	{record.ErrNotAuthorized, http.StatusForbidden, "not_authorized"},
 	{record.ErrScope, http.StatusForbidden, "scope_exceeded"},
 	{record.ErrNotFound, http.StatusNotFound, "not_found"},
+	{ErrNoCosigners, http.StatusNotFound, "no_cosigners"},
 	{record.ErrConflict, http.StatusConflict, "conflict"},
 	{record.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
 	{ErrRateLimited, http.StatusTooManyRequests, "rate_limited"},
@@ -64,6 +72,7 @@ var errorTable = []errorMapping{
 	{ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
 	{ErrNotCaughtUp, http.StatusServiceUnavailable, "not_caught_up"},
 	{ErrOutcomeUnknown, http.StatusServiceUnavailable, "outcome_unknown"},
+	{ErrNoCheckpoint, http.StatusServiceUnavailable, "no_checkpoint"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "timeout"},
 }
 

@@ -56,6 +56,15 @@ type Node interface {
 	WaitApplied(ctx context.Context, index uint64) error
 }
 
+// Checkpoints serves the latest checkpoint of the registry's log that
+// carries a quorum of the genesis cosigners' cosignatures.
+type Checkpoints interface {
+	// LatestCheckpoint returns the checkpoint as a C2SP signed note, or an
+	// error that is ErrNoCosigners (the genesis lists none) or
+	// ErrNoCheckpoint (none has a quorum yet).
+	LatestCheckpoint() ([]byte, error)
+}
+
 // Config configures a Server.
 type Config struct {
 	Registry     Registry
@@ -74,6 +83,9 @@ type Config struct {
 	// node has not applied, as far as it knows; every answer carries it
 	// in LagHeader.
 	Lag func() uint64
+	// Checkpoints serves GET /v1/checkpoint; nil answers as a consortium
+	// without cosigners does.
+	Checkpoints Checkpoints
 }
 
 // Server is the HTTP gateway.
@@ -142,6 +154,7 @@ var routes = []route{
 	{"GET", "/v1/status-lists/{issuer}/{list}/record", (*Server).statusListRecord},
 	{"GET", "/v1/status-lists/{issuer}/{list}/versions", (*Server).statusListVersions},
 	{"GET", "/v1/status-lists/{issuer}/{list}/entries/{index}", (*Server).statusEntry},
+	{"GET", "/v1/checkpoint", (*Server).checkpoint},
 	{"GET", "/v1/status", (*Server).status},
 	{"GET", "/v1/version", (*Server).version},
 	{"GET", "/healthz", (*Server).healthz},
@@ -481,6 +494,24 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain")
 	_, _ = w.Write([]byte("ready\n"))
+}
+
+// checkpoint answers the latest cosigned checkpoint as its signed note.
+// It changes at every round of cosigning (at least every
+// proofs.cosign_interval), so caches must revalidate it.
+func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Checkpoints == nil {
+		writeError(w, r, ErrNoCosigners)
+		return
+	}
+	note, err := s.cfg.Checkpoints.LatestCheckpoint()
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(note)
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {

@@ -234,6 +234,7 @@ func TestOpenAPIValidatesEveryRoute(t *testing.T) {
 		{method: "GET", pattern: "/v1/status-lists/{issuer}/{list}/versions", params: list, status: 200},
 		{method: "GET", pattern: "/v1/status-lists/{issuer}/{list}/entries/{index}", params: map[string]string{"issuer": e.college.DID, "list": "1", "index": "42"}, status: 200},
 		{method: "GET", pattern: "/v1/status-lists/{issuer}/{list}/entries/{index}", params: map[string]string{"issuer": e.college.DID, "list": "1", "index": "131072"}, status: 400},
+		{method: "GET", pattern: "/v1/checkpoint", status: checkpointStatus(t, e)},
 		{method: "GET", pattern: "/v1/status", status: 200},
 		{method: "GET", pattern: "/v1/version", status: 200},
 		{method: "GET", pattern: "/healthz", status: 200},
@@ -326,6 +327,35 @@ func TestOpenAPIValidatesEveryRoute(t *testing.T) {
 	slices.Sort(missing)
 	for _, m := range missing {
 		t.Errorf("%s: no answer of this route was validated against openapi.json", m)
+	}
+}
+
+// checkpointStatus is the status GET /v1/checkpoint answers on e's node,
+// whose development genesis lists the node itself as the one cosigner:
+// 200 once its registry state keeps a transparency log (the node cosigns
+// its own checkpoint at once; this waits for it), and 503 (no checkpoint)
+// while the state keeps none.
+func checkpointStatus(t *testing.T, e *env) int {
+	t.Helper()
+	type logState interface {
+		LogHead() (uint64, []byte, error)
+	}
+	if _, ok := any(e.n.State).(logState); !ok {
+		return http.StatusServiceUnavailable
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		if _, err := e.n.LatestCheckpoint(); err == nil {
+			return http.StatusOK
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the development node never cosigned a checkpoint")
+		case <-poll.C:
+		}
 	}
 }
 

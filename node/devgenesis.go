@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/trustreg/trustreg/registry/record"
+	"github.com/trustreg/trustreg/registry/tlog"
 )
 
 // Development-mode files, relative to the data directory.
@@ -18,9 +19,12 @@ const (
 )
 
 // ensureDevGenesis returns the development genesis in dataDir, creating it
-// and its keys on first start: one governance member (threshold 1 of 1)
-// and a root-accreditor key for the frameworks a developer creates.
-func ensureDevGenesis(dataDir string) ([]byte, bool, error) {
+// and its keys on first start: one governance member (threshold 1 of 1),
+// a root-accreditor key for the frameworks a developer creates, and the
+// node's own key as the one cosigner of the log's checkpoints. A genesis
+// written before cosigners existed is returned as it is: it has none, and
+// the node then serves no checkpoints.
+func ensureDevGenesis(dataDir string, cosigner tlog.CosignerKey) ([]byte, bool, error) {
 	path := filepath.Join(dataDir, DevGenesisFile)
 	raw, err := os.ReadFile(path)
 	if err == nil {
@@ -46,6 +50,7 @@ func ensureDevGenesis(dataDir string) ([]byte, bool, error) {
 		Consortium: "trustreg development consortium",
 		Members:    []record.Member{{ID: gov.DID, Name: "development governance"}},
 		Threshold:  1,
+		Cosigners:  []string{cosigner.String()},
 	}
 	raw, err = json.MarshalIndent(g, "", "  ")
 	if err != nil {

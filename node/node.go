@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
@@ -23,6 +24,7 @@ import (
 	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/gateway"
 	"github.com/trustreg/trustreg/gateway/api"
+	"github.com/trustreg/trustreg/node/cosign"
 	"github.com/trustreg/trustreg/registry"
 	"github.com/trustreg/trustreg/registry/record"
 	"github.com/trustreg/trustreg/version"
@@ -42,7 +44,9 @@ type Node struct {
 	log      *slog.Logger
 	State    *registry.State
 	host     host.Host
+	identity crypto.PrivKey // the libp2p key; also the cosigner key
 	gater    *consensus.Gater
+	cosign   *cosign.Service // nil: the genesis lists no cosigners
 	cluster  *consensus.Cluster
 	gateway  *gateway.Server
 	http     *http.Server
@@ -83,6 +87,9 @@ type Options struct {
 	// tests stand in for a start that is slow past that point while raft
 	// already applies entries.
 	raftStarted func(*Node)
+	// cosignLog, when set, is the log the node cosigns instead of its
+	// state's: tests stand in for a log they append to themselves.
+	cosignLog cosign.Log
 }
 
 // New starts a node: state, libp2p host, raft, and the HTTP gateway.
@@ -107,6 +114,11 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	// The identity comes first: a development genesis lists it as the
+	// cosigner.
+	if n.identity, err = consensus.LoadOrCreateIdentity(filepath.Join(cfg.DataDir, "node.key")); err != nil {
+		return nil, err
 	}
 	genesis, err := n.loadGenesis()
 	if err != nil {
@@ -151,11 +163,14 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	if err := n.registerMetrics(ops); err != nil {
 		return nil, err
 	}
+	if err := n.startCosign(opts.cosignLog); err != nil {
+		return nil, err
+	}
 	n.gateway, err = gateway.New(gateway.Config{
 		Registry: n.State, Writer: n, Node: n, Logger: logger,
 		Metrics: n.Metrics, Gatherer: n.Metrics, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, MaxWait: cfg.HTTP.MaxWait,
 		Limits: writeLimits(cfg.HTTP.Limits),
-		Lag:    n.cluster.Lag,
+		Lag:    n.cluster.Lag, Checkpoints: n,
 	})
 	if err != nil {
 		return nil, err
@@ -186,7 +201,15 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 
 func (n *Node) loadGenesis() ([]byte, error) {
 	if n.cfg.Genesis == "" {
-		raw, created, err := ensureDevGenesis(n.cfg.DataDir)
+		self, err := peer.IDFromPrivateKey(n.identity)
+		if err != nil {
+			return nil, err
+		}
+		key, err := cosign.CosignerKeyOf(self.String(), n.identity)
+		if err != nil {
+			return nil, err
+		}
+		raw, created, err := ensureDevGenesis(n.cfg.DataDir, key)
 		if err != nil {
 			return nil, fmt.Errorf("development genesis: %w", err)
 		}
@@ -201,10 +224,7 @@ func (n *Node) loadGenesis() ([]byte, error) {
 }
 
 func (n *Node) startHost() error {
-	id, err := consensus.LoadOrCreateIdentity(filepath.Join(n.cfg.DataDir, "node.key"))
-	if err != nil {
-		return err
-	}
+	id := n.identity
 	self, err := peer.IDFromPrivateKey(id)
 	if err != nil {
 		return err
@@ -556,6 +576,9 @@ func (n *Node) Close() error {
 	}
 	n.calls.refuse()
 	errs = append(errs, n.shutdownHTTP())
+	if n.cosign != nil {
+		n.cosign.Close() // before the state it reads is closed
+	}
 	if n.State != nil {
 		n.State.Halt() // an apply waiting for disk space must not hold raft's shutdown
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/trustreg/trustreg/configs"
 	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/node"
+	"github.com/trustreg/trustreg/node/cosign"
 	"github.com/trustreg/trustreg/version"
 )
 
@@ -183,12 +184,17 @@ func configCmd(stdout io.Writer) *cobra.Command {
 
 // identityCmd prints the node's libp2p peer id, creating its identity key
 // first if the data directory has none, so operators can list each other's
-// nodes in p2p.peers before the first start.
+// nodes in p2p.peers before the first start. With --cosigner it prints
+// instead the node's cosigner key (the same Ed25519 key, as a C2SP vkey) for
+// the genesis's cosigners list; its name is the peer id unless --name says
+// otherwise (the node signs under whatever name the genesis gives its key).
+// The default output stays the peer id alone: scripts read it as such.
 func identityCmd(stdout io.Writer) *cobra.Command {
-	var dataDir string
+	var dataDir, name string
+	var vkey bool
 	cmd := &cobra.Command{
 		Use:   "identity",
-		Short: "Print this node's peer id (creating its identity key if needed)",
+		Short: "Print this node's peer id, or with --cosigner its cosigner vkey (creating its identity key if needed)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			key, err := consensus.LoadOrCreateIdentity(filepath.Join(dataDir, "node.key"))
@@ -199,11 +205,24 @@ func identityCmd(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintln(stdout, id)
+			if !vkey {
+				_, err = fmt.Fprintln(stdout, id)
+				return err
+			}
+			if name == "" {
+				name = id.String()
+			}
+			k, err := cosign.CosignerKeyOf(name, key)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(stdout, k.String())
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", configs.Default().DataDir, "the node's data directory")
+	cmd.Flags().BoolVar(&vkey, "cosigner", false, "print the node's cosigner key as a vkey (name+keyid+key) for the genesis's \"cosigners\" list, instead of the peer id")
+	cmd.Flags().StringVar(&name, "name", "", "the cosigner key's name with --cosigner (default: the peer id); no spaces or plus signs")
 	return cmd
 }
 

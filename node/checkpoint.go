@@ -1,0 +1,84 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/node/cosign"
+	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/record"
+	"github.com/trustreg/trustreg/registry/tlog"
+)
+
+var _ gateway.Checkpoints = (*Node)(nil)
+
+var _ cosign.Log = (*registry.State)(nil)
+
+// startCosign starts cosigning and collecting checkpoints when the genesis
+// lists cosigners. A node whose own key is not among them still collects
+// (as leader) and fetches (as follower) the checkpoint, so every node
+// serves GET /v1/checkpoint.
+func (n *Node) startCosign(testLog cosign.Log) error {
+	g := n.State.Genesis()
+	if len(g.Cosigners) == 0 {
+		return nil
+	}
+	var log cosign.Log = n.State
+	if testLog != nil {
+		log = testLog
+	}
+	keys := make([]tlog.CosignerKey, 0, len(g.Cosigners))
+	for _, v := range g.Cosigners {
+		k, err := tlog.ParseCosignerKey(v)
+		if err != nil {
+			return fmt.Errorf("genesis cosigner %q: %w", v, err)
+		}
+		keys = append(keys, k)
+	}
+	origin, err := tlog.Origin(n.State.GenesisCID())
+	if err != nil {
+		return err
+	}
+	n.cosign, err = cosign.New(cosign.Config{
+		Host: n.host, Identity: n.identity, Log: log, Origin: origin,
+		Cosigners: keys, Quorum: g.CosignerQuorumOf(),
+		StatePath: filepath.Join(n.cfg.DataDir, cosign.StateFile),
+		Allowed:   n.gater.Allowed,
+		IsLeader:  n.cluster.IsLeader,
+		Leader: func() peer.ID {
+			id, err := peer.Decode(n.cluster.LeaderID())
+			if err != nil {
+				return ""
+			}
+			return id
+		},
+		Interval: n.cfg.Proofs.CosignInterval,
+		Logger:   n.log, Metrics: n.Metrics,
+	})
+	if err != nil {
+		return fmt.Errorf("cosigning: %w", err)
+	}
+	n.cosign.Start()
+	n.log.Info("checkpoints cosigned by the genesis cosigners", "cosigners", len(keys), "quorum", g.CosignerQuorumOf(), "this_node_cosigns", n.cosign.IsCosigner())
+	return nil
+}
+
+// LatestCheckpoint returns the latest checkpoint of the registry's log
+// with a quorum of cosignatures, as a signed note (gateway.Checkpoints).
+func (n *Node) LatestCheckpoint() ([]byte, error) {
+	if len(n.State.Genesis().Cosigners) == 0 {
+		return nil, gateway.ErrNoCosigners
+	}
+	if n.cosign == nil {
+		return nil, record.Errorf(gateway.ErrNoCheckpoint, "cosigning has not started on this node")
+	}
+	note, _, err := n.cosign.Latest()
+	if errors.Is(err, cosign.ErrNoCheckpoint) {
+		return nil, gateway.ErrNoCheckpoint
+	}
+	return note, err
+}
