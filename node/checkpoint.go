@@ -16,7 +16,21 @@ import (
 
 var _ gateway.Checkpoints = (*Node)(nil)
 
-var _ cosign.Log = (*registry.State)(nil)
+var _ cosign.Log = stateLog{}
+
+// stateLog is the registry state's log as the cosigner reads it: below
+// the commitment's feature level the log is empty, not an error to warn
+// about every second until the cluster raises its level.
+type stateLog struct{ *registry.State }
+
+// LogHead implements cosign.Log.
+func (l stateLog) LogHead() (uint64, []byte, error) {
+	size, root, err := l.State.LogHead()
+	if errors.Is(err, registry.ErrNoCommitment) {
+		return 0, nil, nil
+	}
+	return size, root, err
+}
 
 // startCosign starts cosigning and collecting checkpoints when the genesis
 // lists cosigners. A node whose own key is not among them still collects
@@ -27,7 +41,7 @@ func (n *Node) startCosign(testLog cosign.Log) error {
 	if len(g.Cosigners) == 0 {
 		return nil
 	}
-	var log cosign.Log = n.State
+	var log cosign.Log = stateLog{n.State}
 	if testLog != nil {
 		log = testLog
 	}
