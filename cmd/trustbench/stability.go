@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -52,6 +51,8 @@ type stabilityResult struct {
 	// FailoverMS: after the run, from kill -9 of the leader to the next
 	// write acknowledged through a surviving voter.
 	FailoverMS float64 `json:"failover_ms"`
+	// NoFailover: why the failover was not measured (FailoverMS 0).
+	NoFailover string `json:"no_failover,omitempty"`
 }
 
 // maxStabilityInFlight bounds the writes outstanding during a --stability
@@ -110,16 +111,35 @@ func stabilityRun(ctx context.Context, c config, dir string, rtt, timing time.Du
 	res.LongestGapMS = millis(longestGap(load.start, load.end, load.acked))
 	res.LeaderChanges, res.Elections = raftRises(before, after)
 
-	l := w.leader([]int{0, 1, 2})
+	// A cluster that cannot hold a leader has no failover to measure: the
+	// run's figures say so, and the next timing is measured.
+	l := w.stableLeader(noLeaderWait)
 	if l < 0 {
-		return nil, errors.New("no leader after the run")
+		res.NoFailover = fmt.Sprintf("no leader for %s after the run", noLeaderWait)
+		return res, nil
 	}
 	failover, err := w.failover(l, (l+1)%3)
 	if err != nil {
-		return nil, err
+		res.NoFailover = err.Error()
+		return res, nil
 	}
 	res.FailoverMS = millis(failover)
 	return res, nil
+}
+
+// noLeaderWait bounds the wait for a leader before the failover.
+const noLeaderWait = 30 * time.Second
+
+// stableLeader returns a voter the voters name as leader, polling for up
+// to d, or -1.
+func (w *wanCluster) stableLeader(d time.Duration) int {
+	deadline := time.Now().Add(d)
+	for {
+		if l := w.leader([]int{0, 1, 2}); l >= 0 || time.Now().After(deadline) {
+			return l
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval
+	}
 }
 
 // steadyLoad is what steadyWrites saw.
@@ -274,8 +294,17 @@ func printStability(w *errWriter, rs []stabilityResult) {
 	w.printf("Leader stability across regions: 3 voters, steady writes in turn through each voter\n")
 	w.printf("  %8s %8s %8s %7s %7s %8s %9s %9s %8s %8s %8s %11s\n", "rtt ms", "jitter", "timing", "run s", "w/s", "acked", "p50 ms", "p99 ms", "errors", "leaders", "elects", "stall/fail")
 	for _, r := range rs {
-		w.printf("  %8.0f %8.0f %8.0f %7.0f %7d %8d %9.1f %9.1f %8d %8d %8d %5.1f/%4.1fs\n", r.RTTMS, r.JitterMS, r.TimingMS, r.WindowS, r.Rate,
-			r.Writes.N, r.Writes.P50MS, r.Writes.P99MS, r.WriteErrors+r.Skipped, r.LeaderChanges, r.Elections, r.LongestGapMS/1000, r.FailoverMS/1000)
+		fail := fmt.Sprintf("%4.1fs", r.FailoverMS/1000)
+		if r.NoFailover != "" {
+			fail = "    -"
+		}
+		w.printf("  %8.0f %8.0f %8.0f %7.0f %7d %8d %9.1f %9.1f %8d %8d %8d %5.1f/%s\n", r.RTTMS, r.JitterMS, r.TimingMS, r.WindowS, r.Rate,
+			r.Writes.N, r.Writes.P50MS, r.Writes.P99MS, r.WriteErrors+r.Skipped, r.LeaderChanges, r.Elections, r.LongestGapMS/1000, fail)
+	}
+	for _, r := range rs {
+		if r.NoFailover != "" {
+			w.printf("  timing %.0f ms: failover not measured: %s\n", r.TimingMS, r.NoFailover)
+		}
 	}
 	w.printf("  (leaders: leaders elected during the run; elects: elections started; stall: the longest time no write was acknowledged; fail: kill -9 of the leader to the next acknowledged write)\n\n")
 }
