@@ -250,7 +250,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fs.StringVar(&rtts, "rtt", "", "instead of the other parts, measure 3 voters and a replica this round-trip time apart (p2p.test_delay, half each way): comma-separated, e.g. 0,100ms,300ms")
 	fs.StringVar(&timings, "rtt-raft-timing", wanTiming.String(), "raft.heartbeat_timeout and raft.election_timeout of the --rtt cluster: comma-separated, each --rtt measured at each, e.g. 1s,2s")
 	fs.DurationVar(&c.jitter, "jitter", 0, "with --rtt: p2p.test_jitter, up to this much random delay more on each send (order kept)")
-	fs.DurationVar(&c.stability, "stability", 0, "with --rtt: instead of latencies, measure leader stability of 3 voters under a steady write load for this long at each round-trip time and raft timing (leader changes, elections, write p50/p99, longest stall, then failover)")
+	fs.DurationVar(&c.stability, "stability", 0, "with --rtt: instead of latencies, measure leader stability of 3 voters under a steady write load for this long at each round-trip time and raft timing (leader changes, elections, write p50/p99, longest stall, then failover); short mode: at most "+shortStability.String())
 	fs.IntVar(&c.stabilityRate, "stability-rate", 20, "writes a second started during a --stability run, in turn through each voter")
 	if err = fs.Parse(args); err != nil {
 		return err
@@ -269,6 +269,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 	if c.stability > 0 && len(c.rtts) == 0 {
 		return errors.New("--stability measures the --rtt cluster: give --rtt too")
+	}
+	if c.short && c.stability > shortStability {
+		fmt.Fprintf(os.Stderr, "short mode: --stability runs of %s, not %s\n", shortStability, c.stability)
+		c.stability = shortStability
 	}
 	if c.save {
 		// Before anything is measured, as for etcd below.

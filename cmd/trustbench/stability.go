@@ -55,6 +55,9 @@ type stabilityResult struct {
 	NoFailover string `json:"no_failover,omitempty"`
 }
 
+// shortStability is the longest --stability run in short mode (CI).
+const shortStability = 15 * time.Second
+
 // maxStabilityInFlight bounds the writes outstanding during a --stability
 // run: a cluster without a leader must not pile up goroutines.
 const maxStabilityInFlight = 256
