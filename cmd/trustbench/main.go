@@ -251,7 +251,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fs.StringVar(&timings, "rtt-raft-timing", wanTiming.String(), "raft.heartbeat_timeout and raft.election_timeout of the --rtt cluster: comma-separated, each --rtt measured at each, e.g. 1s,2s")
 	fs.DurationVar(&c.jitter, "jitter", 0, "with --rtt: p2p.test_jitter, up to this much random delay more on each send (order kept)")
 	fs.DurationVar(&c.stability, "stability", 0, "with --rtt: instead of latencies, measure leader stability of 3 voters under a steady write load for this long at each round-trip time and raft timing (leader changes, elections, write p50/p99, longest stall, then failover); short mode: at most "+shortStability.String())
-	fs.IntVar(&c.stabilityRate, "stability-rate", 20, "writes a second started during a --stability run, in turn through each voter")
+	fs.IntVar(&c.stabilityRate, "stability-rate", 20, "writes a second started during a --stability run, in turn through each voter; 0: none (an idle cluster, heartbeats only)")
 	if err = fs.Parse(args); err != nil {
 		return err
 	}
@@ -264,8 +264,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		}
 		c.skipReads, c.skipWrite, c.scale = true, true, 0
 	}
-	if c.jitter < 0 || c.stability < 0 || c.stabilityRate <= 0 {
-		return fmt.Errorf("--jitter %s, --stability %s, --stability-rate %d: give a jitter and a length not negative and a positive rate", c.jitter, c.stability, c.stabilityRate)
+	if c.jitter < 0 || c.stability < 0 || c.stabilityRate < 0 {
+		return fmt.Errorf("--jitter %s, --stability %s, --stability-rate %d: none may be negative", c.jitter, c.stability, c.stabilityRate)
 	}
 	if c.stability > 0 && len(c.rtts) == 0 {
 		return errors.New("--stability measures the --rtt cluster: give --rtt too")

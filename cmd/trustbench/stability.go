@@ -29,7 +29,7 @@ type stabilityResult struct {
 	// TimingMS: raft.heartbeat_timeout and raft.election_timeout.
 	TimingMS float64 `json:"raft_timing_ms"`
 	// WindowS: the length of the measured run; Rate: writes started a
-	// second during it.
+	// second during it (0: an idle cluster).
 	WindowS float64 `json:"window_s"`
 	Rate    int     `json:"write_rate"`
 	// Writes: the latency of the writes acknowledged during the run.
@@ -46,7 +46,7 @@ type stabilityResult struct {
 	// of the highest trustd_raft_term; a pre-vote that fails starts none).
 	Elections uint64 `json:"elections"`
 	// LongestGapMS: the longest time between two writes acknowledged
-	// during the run: how long the cluster stalled at worst.
+	// during the run: how long the cluster stalled at worst (0 at rate 0).
 	LongestGapMS float64 `json:"longest_gap_ms"`
 	// FailoverMS: after the run, from kill -9 of the leader to the next
 	// write acknowledged through a surviving voter.
@@ -111,7 +111,9 @@ func stabilityRun(ctx context.Context, c config, dir string, rtt, timing time.Du
 	}
 	res.Writes = latencyOf("steady", load.latencies)
 	res.WriteErrors, res.Skipped = load.errors, load.skipped
-	res.LongestGapMS = millis(longestGap(load.start, load.end, load.acked))
+	if c.stabilityRate > 0 {
+		res.LongestGapMS = millis(longestGap(load.start, load.end, load.acked))
+	}
 	res.LeaderChanges, res.Elections = raftRises(before, after)
 
 	// A cluster that cannot hold a leader has no failover to measure: the
@@ -157,6 +159,7 @@ type steadyLoad struct {
 // steadyWrites starts rate writes a second for d, in turn through voters
 // 0, 1 and 2, each as its own request (at most maxStabilityInFlight
 // outstanding), and returns once every write started has been answered.
+// At rate 0 it writes nothing for d.
 func (w *wanCluster) steadyWrites(ctx context.Context, d time.Duration, rate int) *steadyLoad {
 	var (
 		mu       sync.Mutex
@@ -164,10 +167,18 @@ func (w *wanCluster) steadyWrites(ctx context.Context, d time.Duration, rate int
 		wg       sync.WaitGroup
 		inFlight atomic.Int64
 	)
-	tick := time.NewTicker(time.Second / time.Duration(rate))
-	defer tick.Stop()
 	done := time.NewTimer(d)
 	defer done.Stop()
+	if rate == 0 { // idle: the run's length, no writes
+		select {
+		case <-ctx.Done():
+		case <-done.C:
+		}
+		out.end = time.Now()
+		return out
+	}
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
 	for n := 0; ; n++ {
 		select {
 		case <-ctx.Done():

@@ -57,7 +57,7 @@ func TestStabilityNeedsTheRTTCluster(t *testing.T) {
 	for _, args := range [][]string{
 		{"--stability", "10s"},
 		{"--rtt", "300ms", "--stability", "10s", "--rtt-raft-timing", "0"},
-		{"--rtt", "300ms", "--stability", "10s", "--stability-rate", "0"},
+		{"--rtt", "300ms", "--stability", "10s", "--stability-rate", "-1"},
 		{"--rtt", "300ms", "--jitter", "-1ms"},
 	} {
 		var out strings.Builder
