@@ -118,7 +118,7 @@ func stabilityRun(ctx context.Context, c config, dir string, rtt, timing time.Du
 
 	// A cluster that cannot hold a leader has no failover to measure: the
 	// run's figures say so, and the next timing is measured.
-	l := w.stableLeader(noLeaderWait)
+	l := w.waitLeader(noLeaderWait)
 	if l < 0 {
 		res.NoFailover = fmt.Sprintf("no leader for %s after the run", noLeaderWait)
 		return res, nil
@@ -135,9 +135,9 @@ func stabilityRun(ctx context.Context, c config, dir string, rtt, timing time.Du
 // noLeaderWait bounds the wait for a leader before the failover.
 const noLeaderWait = 30 * time.Second
 
-// stableLeader returns a voter the voters name as leader, polling for up
+// waitLeader returns a voter the voters name as leader, polling for up
 // to d, or -1.
-func (w *wanCluster) stableLeader(d time.Duration) int {
+func (w *wanCluster) waitLeader(d time.Duration) int {
 	deadline := time.Now().Add(d)
 	for {
 		if l := w.leader([]int{0, 1, 2}); l >= 0 || time.Now().After(deadline) {
