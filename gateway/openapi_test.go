@@ -100,3 +100,59 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAPIDeclaresTheLagBesideTheIndex: every answer read from the
+// registry's state (those that declare IndexHeader) also declares
+// LagHeader, which the gateway sends with every answer, as the shared
+// required integer header; TestOpenAPIValidatesEveryRoute then checks the
+// real answers carry it.
+func TestOpenAPIDeclaresTheLagBesideTheIndex(t *testing.T) {
+	type header struct {
+		Ref      string `json:"$ref"`
+		Required bool   `json:"required"`
+		Schema   struct {
+			Type    string   `json:"type"`
+			Minimum *float64 `json:"minimum"`
+		} `json:"schema"`
+	}
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+		// Components.Headers: the shared headers by name.
+		Components struct {
+			Headers map[string]header `json:"headers"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openapiDoc, &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	const lagRef = "#/components/headers/XTrustregLag"
+	lag, ok := doc.Components.Headers["XTrustregLag"]
+	if !ok || !lag.Required || lag.Schema.Type != "integer" || lag.Schema.Minimum == nil || *lag.Schema.Minimum != 0 {
+		t.Fatalf("components.headers.XTrustregLag: %+v (present %v), want a required integer from 0", lag, ok)
+	}
+	checked := 0
+	for path, item := range doc.Paths {
+		for method, raw := range item {
+			var op struct {
+				Responses map[string]struct {
+					Headers map[string]header `json:"headers"`
+				} `json:"responses"`
+			}
+			if json.Unmarshal(raw, &op) != nil {
+				continue // servers, parameters
+			}
+			for status, resp := range op.Responses {
+				if _, ok := resp.Headers[IndexHeader]; !ok {
+					continue
+				}
+				checked++
+				if got := resp.Headers[LagHeader].Ref; got != lagRef {
+					t.Errorf("%s %s %s declares %s and not %s (%q, want $ref %s)", strings.ToUpper(method), path, status, IndexHeader, LagHeader, got, lagRef)
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatalf("no response of openapi.json declares %s", IndexHeader)
+	}
+}

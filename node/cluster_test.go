@@ -75,6 +75,13 @@ func writeGenesis(t *testing.T, dir string) (string, *record.Signer) {
 // peers; voters of them bootstrap together, the rest start empty.
 func clusterConfigs(t *testing.T, n int, genesis string) []configs.Config {
 	t.Helper()
+	return clusterConfigsOn(t, n, genesis, nil)
+}
+
+// clusterConfigsOn is clusterConfigs with node i bound (libp2p, gateway,
+// admin API) to hosts[i], or to 127.0.0.1 where hosts is nil.
+func clusterConfigsOn(t *testing.T, n int, genesis string, hosts []string) []configs.Config {
+	t.Helper()
 	cfgs := make([]configs.Config, n)
 	addrs := make([]string, n)
 	for i := range cfgs {
@@ -85,11 +92,17 @@ func clusterConfigs(t *testing.T, n int, genesis string) []configs.Config {
 		}
 		pid, _ := peer.IDFromPrivateKey(id)
 		port := freePort(t)
+		host := "127.0.0.1"
+		if hosts != nil {
+			host = hosts[i]
+		}
 		cfgs[i] = LoopbackConfig(dir)
 		cfgs[i].Genesis = genesis
-		cfgs[i].P2P.Listen = []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)}
+		cfgs[i].HTTP.Addr = net.JoinHostPort(host, "0")
+		cfgs[i].Admin.Addr = net.JoinHostPort(host, "0")
+		cfgs[i].P2P.Listen = []string{fmt.Sprintf("/ip4/%s/tcp/%d", host, port)}
 		cfgs[i].Raft.SnapshotInterval = time.Second
-		addrs[i] = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", port, pid)
+		addrs[i] = fmt.Sprintf("/ip4/%s/tcp/%d/p2p/%s", host, port, pid)
 	}
 	for i := range cfgs {
 		for j := range cfgs {
@@ -110,8 +123,15 @@ func mustNewCluster(t *testing.T, n int) *testCluster {
 // that applies feature level levels[i].
 func mustNewClusterAt(t *testing.T, n int, levels map[int]int) *testCluster {
 	t.Helper()
+	return mustNewClusterOn(t, n, levels, nil)
+}
+
+// mustNewClusterOn is mustNewClusterAt with node i on hosts[i] (ownHosts),
+// or on 127.0.0.1 where hosts is nil.
+func mustNewClusterOn(t *testing.T, n int, levels map[int]int, hosts []string) *testCluster {
+	t.Helper()
 	genesis, gov := writeGenesis(t, t.TempDir())
-	c := &testCluster{t: t, cfgs: clusterConfigs(t, n, genesis), nodes: make([]*Node, n), gov: gov, levels: levels}
+	c := &testCluster{t: t, cfgs: clusterConfigsOn(t, n, genesis, hosts), nodes: make([]*Node, n), gov: gov, levels: levels}
 	for i := range c.cfgs {
 		c.start(i)
 	}

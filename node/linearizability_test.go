@@ -86,7 +86,9 @@ var linModel = porcupine.NondeterministicModel{
 }
 
 func TestLinearizableUnderFaults(t *testing.T) {
-	c := mustNewCluster(t, 3)
+	// Each node on its own loopback address where the machine has them, as
+	// members on their own hosts.
+	c := mustNewClusterOn(t, 3, nil, ownHosts(t, 3))
 	const keys = 4
 	subjects := make([]string, keys)
 	accs := make([]string, keys)

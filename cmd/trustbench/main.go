@@ -54,9 +54,16 @@ type config struct {
 	note      string
 	// rtts: the --rtt benchmark's round-trip times; set, it runs alone.
 	rtts []time.Duration
-	// rttTiming: raft.heartbeat_timeout and raft.election_timeout of the
-	// --rtt cluster.
-	rttTiming time.Duration
+	// rttTimings: raft.heartbeat_timeout and raft.election_timeout of the
+	// --rtt cluster; each round-trip time is measured at each.
+	rttTimings []time.Duration
+	// jitter: p2p.test_jitter of the --rtt cluster's members.
+	jitter time.Duration
+	// stability: the length of each --stability run; set, the --rtt
+	// cluster's leader stability is measured instead of its latencies.
+	stability time.Duration
+	// stabilityRate: writes a second started during a --stability run.
+	stabilityRate int
 }
 
 // report is everything measured, also printed as JSON with --json.
@@ -66,8 +73,12 @@ type report struct {
 	Reads   []readResult  `json:"reads"`
 	Writes  []writeResult `json:"writes"`
 	Scale   *scaleResult  `json:"scale,omitempty"`
-	// WAN: the --rtt benchmark, one result per round-trip time.
+	// WAN: the --rtt benchmark, one result per round-trip time and raft
+	// timing.
 	WAN []wanResult `json:"wan,omitempty"`
+	// Stability: the --rtt --stability benchmark, one result per
+	// round-trip time and raft timing.
+	Stability []stabilityResult `json:"stability,omitempty"`
 	// Error: the part that failed; the figures before it are kept.
 	Error string `json:"error,omitempty"`
 
@@ -242,9 +253,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fs.BoolVar(&c.save, "save", false, "also write the JSON report into the results directory (--results), as a new file")
 	fs.StringVar(&c.results, "results", "", "results directory for --save (default: "+defaultResultsDir+" in the trustreg checkout)")
 	fs.StringVar(&c.note, "note", "", "a remark kept with the report (what else ran, what changed)")
-	var rtts string
+	var rtts, timings string
 	fs.StringVar(&rtts, "rtt", "", "instead of the other parts, measure 3 voters and a replica this round-trip time apart (p2p.test_delay, half each way): comma-separated, e.g. 0,100ms,300ms")
-	fs.DurationVar(&c.rttTiming, "rtt-raft-timing", wanTiming, "raft.heartbeat_timeout and raft.election_timeout of the --rtt cluster")
+	fs.StringVar(&timings, "rtt-raft-timing", wanTiming.String(), "raft.heartbeat_timeout and raft.election_timeout of the --rtt cluster: comma-separated, each --rtt measured at each, e.g. 1s,2s")
+	fs.DurationVar(&c.jitter, "jitter", 0, "with --rtt: p2p.test_jitter, up to this much random delay more on each send (order kept)")
+	fs.DurationVar(&c.stability, "stability", 0, "with --rtt: instead of latencies, measure leader stability of 3 voters under a steady write load for this long at each round-trip time and raft timing (leader changes, elections, write p50/p99, longest stall, then failover); short mode: at most "+shortStability.String())
+	fs.IntVar(&c.stabilityRate, "stability-rate", 20, "writes a second started during a --stability run, in turn through each voter; 0: none (an idle cluster, heartbeats only)")
 	if err = fs.Parse(args); err != nil {
 		return err
 	}
@@ -252,7 +266,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		if c.rtts, err = parseRTTs(rtts); err != nil {
 			return err
 		}
+		if c.rttTimings, err = parseTimings(timings); err != nil {
+			return err
+		}
 		c.skipReads, c.skipWrite, c.scale = true, true, 0
+	}
+	if c.jitter < 0 || c.stability < 0 || c.stabilityRate < 0 {
+		return fmt.Errorf("--jitter %s, --stability %s, --stability-rate %d: none may be negative", c.jitter, c.stability, c.stabilityRate)
+	}
+	if c.stability > 0 && len(c.rtts) == 0 {
+		return errors.New("--stability measures the --rtt cluster: give --rtt too")
+	}
+	if c.short && c.stability > shortStability {
+		fmt.Fprintf(os.Stderr, "short mode: --stability runs of %s, not %s\n", shortStability, c.stability)
+		c.stability = shortStability
 	}
 	if c.save {
 		// Before anything is measured, as for etcd below.
@@ -385,7 +412,8 @@ func measure(ctx context.Context, c config, dir string, rep *report) error {
 		{"reads", c.skipReads, benchReads},
 		{"writes", c.skipWrite, benchWrites},
 		{"scale", c.scale <= 0, benchScale},
-		{"rtt", len(c.rtts) == 0, benchRTTs},
+		{"rtt", len(c.rtts) == 0 || c.stability > 0, benchRTTs},
+		{"stability", len(c.rtts) == 0 || c.stability == 0, benchStability},
 	}
 	for _, p := range parts {
 		if p.skip {
@@ -820,6 +848,7 @@ func printReport(w io.Writer, r *report) error {
 		ew.printf("INCOMPLETE, the run stopped at: %s\n\n", r.Error)
 	}
 	printWAN(ew, r.WAN)
+	printStability(ew, r.Stability)
 	if len(r.Reads) > 0 {
 		ew.printf("Reads: GET /v1/trust vs a bare net/http JSON handler (same body size, same client)\n")
 		ew.printf("%10s %6s %12s %12s %7s %9s %9s %9s %14s %12s\n", "entities", "conns", "trustd r/s", "net/http r/s", "ratio", "p50 ms", "p99 ms", "base p99", "trustd cpu/q", "base cpu/q")

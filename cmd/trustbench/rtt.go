@@ -32,6 +32,8 @@ const wanTiming = 2 * time.Second
 type wanResult struct {
 	RTTMS    float64 `json:"rtt_ms"`
 	OneWayMS float64 `json:"one_way_ms"`
+	// JitterMS: p2p.test_jitter, up to which each send is delayed more.
+	JitterMS float64 `json:"jitter_ms,omitempty"`
 	// TimingMS: raft.heartbeat_timeout and raft.election_timeout.
 	TimingMS float64 `json:"raft_timing_ms"`
 	// Writes: one writer, one write at a time, through the leader and
@@ -87,23 +89,52 @@ func parseRTTs(s string) ([]time.Duration, error) {
 	return out, nil
 }
 
-// benchRTTs runs the --rtt benchmark at each round-trip time.
+// benchRTTs runs the --rtt benchmark at each round-trip time and raft
+// timing.
 func benchRTTs(ctx context.Context, c config, dir string, rep *report) error {
 	for _, rtt := range c.rtts {
-		sub := filepath.Join(dir, "rtt-"+rtt.String())
-		if err := os.MkdirAll(sub, 0o700); err != nil {
-			return err
+		for _, timing := range c.rttTimings {
+			sub := filepath.Join(dir, "rtt-"+rtt.String()+"-timing-"+timing.String())
+			if err := os.MkdirAll(sub, 0o700); err != nil {
+				return err
+			}
+			r, err := benchRTT(ctx, c, sub, rtt, timing)
+			if err != nil {
+				return fmt.Errorf("rtt %s, raft timing %s: %w", rtt, timing, err)
+			}
+			rep.WAN = append(rep.WAN, *r)
 		}
-		r, err := benchRTT(ctx, c, sub, rtt)
-		if err != nil {
-			return fmt.Errorf("rtt %s: %w", rtt, err)
-		}
-		rep.WAN = append(rep.WAN, *r)
 	}
 	return nil
 }
 
-// wanCluster is the --rtt cluster: nodes 0-2 voters, node 3 the replica.
+// parseTimings reads --rtt-raft-timing: comma-separated positive
+// durations ("1s,2s").
+func parseTimings(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for f := range strings.SplitSeq(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(f))
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("--rtt-raft-timing %q: give positive durations such as 1s,2s", s)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// wanSpec is the shape of a --rtt cluster: how far apart its members are
+// and the raft timing they run.
+type wanSpec struct {
+	// oneWay and jitter: p2p.test_delay and p2p.test_jitter of every member.
+	oneWay, jitter time.Duration
+	// timing: raft.heartbeat_timeout and raft.election_timeout.
+	timing time.Duration
+	// replica: also start node 3, a non-voter.
+	replica bool
+}
+
+// wanCluster is the --rtt cluster: nodes 0-2 voters, node 3 the replica
+// (nil without wanSpec.replica).
 type wanCluster struct {
 	bin, dir string
 	nodes    []*trustdNode
@@ -112,7 +143,7 @@ type wanCluster struct {
 	ops      atomic.Int64 // frameworks created, for unique ids
 }
 
-func startWANCluster(bin, dir string, oneWay, timing time.Duration) (*wanCluster, error) {
+func startWANCluster(bin, dir string, spec wanSpec) (*wanCluster, error) {
 	gov, err := record.GenerateKey(record.KeyEd25519)
 	if err != nil {
 		return nil, err
@@ -140,12 +171,12 @@ func startWANCluster(bin, dir string, oneWay, timing time.Duration) (*wanCluster
 				peers = append(peers, "    - "+o.p2p+"/p2p/"+o.peerID)
 			}
 		}
-		raft := fmt.Sprintf("raft:\n  heartbeat_timeout: %s\n  election_timeout: %s\n", timing, timing)
+		raft := fmt.Sprintf("raft:\n  heartbeat_timeout: %s\n  election_timeout: %s\n", spec.timing, spec.timing)
 		if i == 3 {
 			raft += "  nonvoter: true\n  join:\n" + strings.Join(peers, "\n") + "\n"
 		}
-		cfg := fmt.Sprintf("data_dir: %s\ngenesis: %s\nhttp:\n  addr: %s\nadmin:\n  addr: %s\np2p:\n  listen:\n    - %s\n  peers:\n%s\n  test_delay: %s\n%slog:\n  level: warn\n",
-			nd.dataDir, gpath, strings.TrimPrefix(nd.url, "http://"), nd.admin, nd.p2p, strings.Join(peers, "\n"), oneWay, raft)
+		cfg := fmt.Sprintf("data_dir: %s\ngenesis: %s\nhttp:\n  addr: %s\nadmin:\n  addr: %s\np2p:\n  listen:\n    - %s\n  peers:\n%s\n  test_delay: %s\n  test_jitter: %s\n%slog:\n  level: warn\n",
+			nd.dataDir, gpath, strings.TrimPrefix(nd.url, "http://"), nd.admin, nd.p2p, strings.Join(peers, "\n"), spec.oneWay, spec.jitter, raft)
 		nd.config = filepath.Join(dir, fmt.Sprintf("trustd%d.yaml", i))
 		if err := os.WriteFile(nd.config, []byte(cfg), 0o644); err != nil {
 			return nil, err
@@ -160,6 +191,10 @@ func startWANCluster(bin, dir string, oneWay, timing time.Duration) (*wanCluster
 		if err := nd.waitReady(nd.url+"/readyz", 60*time.Second); err != nil {
 			return w, err
 		}
+	}
+	if !spec.replica {
+		w.nodes = w.nodes[:3]
+		return w, nil
 	}
 	// The replica is added by an operator, then starts and joins.
 	replica := w.nodes[3].p2p + "/p2p/" + w.nodes[3].peerID
@@ -262,10 +297,10 @@ func (w *wanCluster) read(i int, path string) (uint64, error) {
 	return strconv.ParseUint(resp.Header.Get(gateway.IndexHeader), 10, 64)
 }
 
-func benchRTT(ctx context.Context, c config, dir string, rtt time.Duration) (*wanResult, error) {
+func benchRTT(ctx context.Context, c config, dir string, rtt, timing time.Duration) (*wanResult, error) {
 	oneWay := rtt / 2
-	fmt.Fprintf(os.Stderr, "rtt %s: starting 3 voters and a replica %s apart each way\n", rtt, oneWay)
-	w, err := startWANCluster(c.trustd, dir, oneWay, c.rttTiming)
+	fmt.Fprintf(os.Stderr, "rtt %s: starting 3 voters and a replica %s apart each way (jitter %s), raft timing %s\n", rtt, oneWay, c.jitter, timing)
+	w, err := startWANCluster(c.trustd, dir, wanSpec{oneWay: oneWay, jitter: c.jitter, timing: timing, replica: true})
 	defer func() {
 		if w != nil {
 			w.stop()
@@ -274,7 +309,7 @@ func benchRTT(ctx context.Context, c config, dir string, rtt time.Duration) (*wa
 	if err != nil {
 		return nil, err
 	}
-	res := &wanResult{RTTMS: millis(rtt), OneWayMS: millis(oneWay), TimingMS: millis(c.rttTiming)}
+	res := &wanResult{RTTMS: millis(rtt), OneWayMS: millis(oneWay), JitterMS: millis(c.jitter), TimingMS: millis(timing)}
 	l := w.leader([]int{0, 1, 2})
 	if l < 0 {
 		return nil, errors.New("no leader")
@@ -337,20 +372,11 @@ func benchRTT(ctx context.Context, c config, dir string, rtt time.Duration) (*wa
 	}
 
 	// Failover: the leader killed, the next acknowledged write.
-	killed := time.Now()
-	_ = w.nodes[l].cmd.Process.Kill()
-	<-w.nodes[l].exited
-	deadline := killed.Add(2 * time.Minute)
-	for {
-		if _, err := w.write(f); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, errors.New("no write acknowledged within 2 minutes of killing the leader")
-		}
-		time.Sleep(50 * time.Millisecond) // retry interval
+	failover, err := w.failover(l, f)
+	if err != nil {
+		return nil, err
 	}
-	res.FailoverMS = millis(time.Since(killed))
+	res.FailoverMS = millis(failover)
 
 	// Catch-up: the replica stopped while entries are written, restarted.
 	w.nodes[3].stop()
@@ -382,7 +408,7 @@ func benchRTT(ctx context.Context, c config, dir string, rtt time.Duration) (*wa
 	if err := w.start(3); err != nil {
 		return nil, err
 	}
-	deadline = restarted.Add(5 * time.Minute)
+	deadline := restarted.Add(5 * time.Minute)
 	for {
 		if idx, err := w.read(3, path); err == nil && idx >= target {
 			break
@@ -394,6 +420,24 @@ func benchRTT(ctx context.Context, c config, dir string, rtt time.Duration) (*wa
 	}
 	res.CatchUpMS = millis(time.Since(restarted))
 	return res, nil
+}
+
+// failover kills voter l (kill -9) and returns the time from the kill
+// to the next write acknowledged through voter f, retried every 50 ms.
+func (w *wanCluster) failover(l, f int) (time.Duration, error) {
+	killed := time.Now()
+	_ = w.nodes[l].cmd.Process.Kill()
+	<-w.nodes[l].exited
+	deadline := killed.Add(2 * time.Minute)
+	for {
+		if _, err := w.write(f); err == nil {
+			return time.Since(killed), nil
+		}
+		if time.Now().After(deadline) {
+			return 0, errors.New("no write acknowledged within 2 minutes of killing the leader")
+		}
+		time.Sleep(50 * time.Millisecond) // retry interval
+	}
 }
 
 // storeMax raises *p to v if v is higher, atomically.
@@ -412,7 +456,7 @@ func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisec
 // write error.
 func printWAN(w *errWriter, rs []wanResult) {
 	for _, r := range rs {
-		w.printf("Across regions: RTT %.0f ms (%.0f ms one way), 3 voters + 1 replica, raft heartbeat and election timeouts %.0f ms\n", r.RTTMS, r.OneWayMS, r.TimingMS)
+		w.printf("Across regions: RTT %.0f ms (%.0f ms one way, jitter up to %.0f ms), 3 voters + 1 replica, raft heartbeat and election timeouts %.0f ms\n", r.RTTMS, r.OneWayMS, r.JitterMS, r.TimingMS)
 		w.printf("  %-26s %5s %9s %9s\n", "", "n", "p50 ms", "p99 ms")
 		for _, x := range r.Writes {
 			w.printf("  %-26s %5d %9.1f %9.1f\n", "write via "+x.Name, x.N, x.P50MS, x.P99MS)
