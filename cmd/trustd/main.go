@@ -62,7 +62,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 	configs.RegisterFlags(cmd.Flags())
 	allowTestDelay := cmd.Flags().Bool(allowTestDelayFlag, false, "let p2p.test_delay and p2p.test_jitter delay this node's traffic to other members (tests and benchmarks only)")
-	cmd.AddCommand(identityCmd(stdout), restoreCmd(stdout), configCmd(stdout))
+	cmd.AddCommand(identityCmd(stdout), restoreCmd(stdout), configCmd(stdout), auditCmd(stdout))
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
+	"github.com/spf13/cobra"
+
+	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/audit"
+	"github.com/trustreg/trustreg/registry/tlog"
+)
+
+// errAuditFailed is returned after audit printed the divergence: the
+// command exits non-zero.
+var errAuditFailed = errors.New("audit failed")
+
+// auditCmd is trustd audit: trustctl audit's checks of the log, then a
+// replay of every leaf's operations through a scratch state machine.
+func auditCmd(stdout io.Writer) *cobra.Command {
+	var from, fromDir, genesis, since, scratch string
+	cmd := &cobra.Command{
+		Use:   "audit --from URL [--from-dir MIRROR] --genesis FILE [--since CHECKPOINT]",
+		Short: "Replay the registry's transparency log and check every state root it commits to",
+		Long: "audit reads the latest cosigned checkpoint and the log's tiles from a node (--from) or a mirror\n" +
+			"(--from-dir, the tlog-tiles layout: checkpoint, tile/...), checks the cosignatures against the\n" +
+			"genesis and the tiles against the checkpoint, then applies every leaf's operations (read from\n" +
+			"--from by CID) to a fresh state with the same genesis, at the leaf's raft index and commit time,\n" +
+			"and compares each recomputed leaf (map root included) with the log's. It prints AUDIT OK or the\n" +
+			"first divergence, and exits non-zero on a divergence.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if from == "" || genesis == "" {
+				return fmt.Errorf("--from (the node whose operations are replayed) and --genesis are required")
+			}
+			g, err := os.ReadFile(genesis)
+			if err != nil {
+				return err
+			}
+			var since0 []byte
+			if since != "" {
+				if since0, err = os.ReadFile(since); err != nil {
+					return err
+				}
+			}
+			node := audit.HTTP{Base: from}
+			var src audit.Source = node
+			if fromDir != "" {
+				src = audit.Dir{Root: fromDir}
+			}
+			if scratch == "" {
+				dir, err := os.MkdirTemp("", "trustd-audit-")
+				if err != nil {
+					return err
+				}
+				defer func() { _ = os.RemoveAll(dir) }() // a scratch state: nothing in it is kept
+				scratch = dir
+			}
+			return runAudit(stdout, src, node.Operation, g, since0, scratch)
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "the node's gateway URL: the log (unless --from-dir) and the operations")
+	cmd.Flags().StringVar(&fromDir, "from-dir", "", "a mirror of the log in the tlog-tiles layout (checkpoint, tile/...)")
+	cmd.Flags().StringVar(&genesis, "genesis", "", "the consortium's genesis document: the cosigner keys and the replay's first state")
+	cmd.Flags().StringVar(&since, "since", "", "a checkpoint saved earlier (a signed note): the log must extend it")
+	cmd.Flags().StringVar(&scratch, "scratch-dir", "", "an empty directory for the replay's state (default: a temporary one, removed after)")
+	return cmd
+}
+
+// runAudit checks the log src serves and replays it.
+func runAudit(stdout io.Writer, src audit.Source, ops func(string) ([]byte, error), genesis, since []byte, scratch string) error {
+	v, err := audit.NewVerifier(genesis)
+	if err != nil {
+		return err
+	}
+	l, err := audit.ReadLog(src, v, since)
+	var div *audit.Divergence
+	if err != nil && !errors.As(err, &div) {
+		return err
+	}
+	st, err := registry.Open(scratch, genesis, registry.Options{DiskReserveBytes: 1})
+	if err != nil {
+		return fmt.Errorf("open the replay's state in %s: %w", scratch, err)
+	}
+	defer func() { _ = st.Close() }() // a scratch state: nothing in it is kept
+	rdiv, err := replay(st, l, ops)
+	if err != nil {
+		return err
+	}
+	if div = audit.First(div, rdiv); div != nil {
+		_, _ = fmt.Fprintf(stdout, "AUDIT FAILED at leaf %d: %s\n  want %s\n  got  %s\n", div.Leaf, div.What, div.Want, div.Got)
+		return fmt.Errorf("%w: %w", errAuditFailed, div)
+	}
+	cp := l.Checkpoint.Checkpoint
+	_, err = fmt.Fprintf(stdout, "AUDIT OK size %d root %x (cosigned by %v; every leaf replayed)\n", cp.Size, cp.Hash, l.Checkpoint.Cosigners())
+	return err
+}
+
+// replay applies each leaf's entry to st, a fresh state of the same
+// genesis, at the leaf's raft index and commit time, and compares the leaf
+// the state's own log then holds with the source's. It stops at the first
+// divergence.
+func replay(st *registry.State, l *audit.Log, ops func(string) ([]byte, error)) (*audit.Divergence, error) {
+	for i, want := range l.Leaves {
+		i := uint64(i)
+		leaf := l.Decoded[i]
+		if leaf.Index == 0 {
+			return nil, nil // it does not decode: ReadLog reported it
+		}
+		if len(leaf.Ops) != 1 {
+			return &audit.Divergence{Leaf: i, What: "operations in the entry", Want: "1", Got: fmt.Sprint(len(leaf.Ops))}, nil
+		}
+		cmd, err := command(leaf.Ops[0].CID, ops)
+		if err != nil {
+			var d *audit.Divergence
+			if errors.As(err, &d) {
+				d.Leaf = i
+				return d, nil
+			}
+			return nil, fmt.Errorf("leaf %d (raft index %d): %w", i, leaf.Index, err)
+		}
+		st.ApplyBatch([]registry.Entry{{Index: leaf.Index, Time: leaf.CommitTime, Data: cmd}})
+		view := st.View()
+		got, err := view.Leaf(i)
+		view.Close()
+		if err != nil {
+			return &audit.Divergence{Leaf: i, What: fmt.Sprintf("the replay's log after raft index %d", leaf.Index), Want: fmt.Sprintf("leaf %d", i), Got: err.Error()}, nil
+		}
+		if bytes.Equal(got, want) {
+			continue
+		}
+		return leafDivergence(i, want, got), nil
+	}
+	return nil, nil
+}
+
+// leafDivergence describes how the replay's leaf got differs from the
+// log's leaf want.
+func leafDivergence(i uint64, want, got []byte) *audit.Divergence {
+	w, _ := tlog.DecodeLeaf(want)
+	g, err := tlog.DecodeLeaf(got)
+	if err != nil {
+		return &audit.Divergence{Leaf: i, What: "leaf", Want: fmt.Sprintf("%x", want), Got: fmt.Sprintf("%x", got)}
+	}
+	d := &audit.Divergence{Leaf: i}
+	switch {
+	case w.MapRoot != g.MapRoot:
+		d.What = fmt.Sprintf("map root after raft index %d", w.Index)
+		d.Want, d.Got = fmt.Sprintf("%x", w.MapRoot), fmt.Sprintf("%x (replayed)", g.MapRoot)
+		if i == 0 {
+			d.What += " (the log's first leaf: a state with entries applied before the log began cannot be replayed from the log alone)"
+		}
+	case len(w.Ops) == 1 && len(g.Ops) == 1 && !bytes.Equal(w.Ops[0].ResultCID, g.Ops[0].ResultCID):
+		d.What = fmt.Sprintf("result of the operation at raft index %d", w.Index)
+		d.Want, d.Got = cidText(w.Ops[0].ResultCID), cidText(g.Ops[0].ResultCID)+" (replayed)"
+	default:
+		d.What = "leaf"
+		d.Want, d.Got = fmt.Sprintf("%x", want), fmt.Sprintf("%x (replayed)", got)
+	}
+	return d
+}
+
+func cidText(b []byte) string {
+	c, err := cid.Cast(b)
+	if err != nil {
+		return fmt.Sprintf("%x", b)
+	}
+	return c.String()
+}
+
+// command is the log command a leaf's operation CID names: a feature level
+// raise (the CID of the command's own bytes), or the operation ops serves
+// by that CID, wrapped as the node wraps it.
+func command(opCID []byte, ops func(string) ([]byte, error)) ([]byte, error) {
+	for level := registry.FeatureLevelBase; level <= registry.FeatureLevel; level++ {
+		cmd := registry.EncodeFeatureLevel(level)
+		if bytes.Equal(rawCID(cmd), opCID) {
+			return cmd, nil
+		}
+	}
+	c, err := cid.Cast(opCID)
+	if err != nil {
+		return nil, &audit.Divergence{What: "operation CID", Want: "a CID", Got: fmt.Sprintf("%x: %v", opCID, err)}
+	}
+	raw, err := ops(c.String())
+	switch {
+	case errors.Is(err, audit.ErrOperationBytes):
+		return nil, &audit.Divergence{What: "operation " + c.String(), Want: "bytes with that CID", Got: err.Error()}
+	case errors.Is(err, audit.ErrNotServed):
+		return nil, fmt.Errorf("operation %s is not served by the source, so it cannot be replayed (the registry keeps the bytes of accepted operations only; one rejected at apply is not kept): %w", c, err)
+	case err != nil:
+		return nil, err
+	}
+	return registry.EncodeOperation(raw), nil
+}
+
+// rawCID is the binary CIDv1 (raw codec, sha2-256) of b, as the log names
+// a command that carries no operation.
+func rawCID(b []byte) []byte {
+	d := sha256.Sum256(b)
+	mh, err := multihash.Encode(d[:], multihash.SHA2_256)
+	if err != nil {
+		panic(fmt.Sprintf("multihash sha2-256: %v", err)) // cannot fail for a registered hash
+	}
+	return cid.NewCidV1(cid.Raw, mh).Bytes()
+}

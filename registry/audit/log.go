@@ -1,0 +1,189 @@
+package audit
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/trustreg/trustreg/registry/record"
+	"github.com/trustreg/trustreg/registry/tlog"
+)
+
+// Errors of an audit; a divergence is a *Divergence, which matches
+// ErrDivergence.
+var (
+	// ErrDivergence is a log that is not what its checkpoint, its
+	// previous checkpoint or its replay says it must be.
+	ErrDivergence = errors.New("audit: divergence")
+	// ErrCheckpoint is a checkpoint that does not verify against the
+	// genesis.
+	ErrCheckpoint = errors.New("audit: the checkpoint does not verify against the genesis")
+)
+
+// Divergence is the first place a log differs from what it must be.
+type Divergence struct {
+	// Leaf is the index of the first leaf concerned (the first leaf of a
+	// tile; the size for a root).
+	Leaf uint64
+	// What names what differs; Want and Got are what it must be and what
+	// it is.
+	What      string
+	Want, Got string
+}
+
+func (d *Divergence) Error() string {
+	return fmt.Sprintf("divergence at leaf %d: %s: want %s, got %s", d.Leaf, d.What, d.Want, d.Got)
+}
+
+// Is makes a *Divergence match ErrDivergence.
+func (d *Divergence) Is(target error) bool { return target == ErrDivergence }
+
+// First returns the divergence with the lower leaf index of a and b
+// (either may be nil).
+func First(a, b *Divergence) *Divergence {
+	switch {
+	case a == nil:
+		return b
+	case b == nil || a.Leaf <= b.Leaf:
+		return a
+	}
+	return b
+}
+
+// Log is the log as a source served it for one checkpoint.
+type Log struct {
+	// Checkpoint is the verified checkpoint and its cosigners.
+	Checkpoint *tlog.Verified
+	// Leaves are the encoded leaves, Decoded the same decoded; both are
+	// the checkpoint's size long.
+	Leaves  [][]byte
+	Decoded []tlog.Leaf
+	// Nodes holds every node hash of the tree the leaves make.
+	Nodes *tlog.MemStore
+}
+
+// NewVerifier returns the checkpoint verifier of a genesis document: its
+// cosigner keys and quorum, for the origin its CID names.
+func NewVerifier(genesis []byte) (*tlog.Verifier, error) {
+	g, err := record.ParseGenesis(genesis)
+	if err != nil {
+		return nil, err
+	}
+	if len(g.Cosigners) == 0 {
+		return nil, fmt.Errorf("%w: the genesis of %q lists no cosigners, so its registry keeps no cosigned log", ErrCheckpoint, g.Consortium)
+	}
+	origin, err := tlog.Origin(record.CIDOf(genesis))
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]tlog.CosignerKey, 0, len(g.Cosigners))
+	for _, s := range g.Cosigners {
+		k, err := tlog.ParseCosignerKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("genesis cosigner %q: %w", s, err)
+		}
+		keys = append(keys, k)
+	}
+	return tlog.NewVerifier(origin, keys, g.CosignerQuorumOf())
+}
+
+// ReadLog reads and checks the log src serves: the checkpoint verifies
+// with v (else ErrCheckpoint); the entry bundles give the checkpoint's
+// size of leaves, each of which decodes, with raft indices increasing and
+// commit times never going back; every hash tile of the checkpoint's tree
+// is the tree those leaves make, and its root the checkpoint's; and when
+// since (a signed note saved earlier) is given, it verifies with v and the
+// log extends it.
+//
+// A log that breaks one of these rules is returned with a *Divergence
+// naming the first leaf concerned, so a replay can still run over its
+// leaves; any other error returns no log.
+func ReadLog(src Source, v *tlog.Verifier, since []byte) (*Log, error) {
+	note, err := src.Checkpoint()
+	if err != nil {
+		return nil, fmt.Errorf("read the checkpoint: %w", err)
+	}
+	ver, err := v.Verify(note)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCheckpoint, err)
+	}
+	var prev *tlog.Verified
+	if since != nil {
+		if prev, err = v.Verify(since); err != nil {
+			return nil, fmt.Errorf("%w: the saved checkpoint: %w", ErrCheckpoint, err)
+		}
+	}
+	size := ver.Checkpoint.Size
+	l := &Log{Checkpoint: ver, Nodes: tlog.NewMemStore()}
+	var div *Divergence
+	tree := tlog.NewLog()
+	for _, b := range tlog.Bundles(size) {
+		data, err := src.Tile(b)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", b.Path(), err)
+		}
+		first := b.Index * tlog.TileWidth
+		entries, err := tlog.ParseBundle(data, b.Width)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", b.Path(), err)
+		}
+		for j, enc := range entries {
+			i := first + uint64(j)
+			leaf, err := tlog.DecodeLeaf(enc)
+			if err != nil {
+				div = First(div, &Divergence{Leaf: i, What: "leaf encoding", Want: "a leaf that decodes", Got: err.Error()})
+			} else if n := len(l.Decoded); n > 0 {
+				last := l.Decoded[n-1]
+				if leaf.Index <= last.Index {
+					div = First(div, &Divergence{Leaf: i, What: "raft index", Want: fmt.Sprintf("above %d (the previous leaf's)", last.Index), Got: fmt.Sprint(leaf.Index)})
+				}
+				if leaf.CommitTime.Before(last.CommitTime) {
+					div = First(div, &Divergence{Leaf: i, What: "commit time", Want: "not before " + last.CommitTime.String(), Got: leaf.CommitTime.String()})
+				}
+			}
+			if err := tree.Append(l.Nodes, tlog.LeafHash(enc)); err != nil {
+				return nil, err
+			}
+			l.Leaves = append(l.Leaves, enc)
+			l.Decoded = append(l.Decoded, leaf)
+		}
+	}
+	// Hash tiles: level 0 names the leaf whose hash differs.
+	for _, t := range tlog.Tiles(size) {
+		data, err := src.Tile(t)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", t.Path(), err)
+		}
+		want, err := tlog.ReadTile(l.Nodes, t, size)
+		if err != nil {
+			return nil, err
+		}
+		if bytes.Equal(data, want) {
+			continue
+		}
+		span := uint64(1) << (uint(t.Level) * tlog.TileHeight)
+		at := t.Index * tlog.TileWidth * span
+		for j := 0; j+tlog.HashSize <= min(len(data), len(want)); j += tlog.HashSize {
+			if !bytes.Equal(data[j:j+tlog.HashSize], want[j:j+tlog.HashSize]) {
+				break
+			}
+			at += span
+		}
+		div = First(div, &Divergence{Leaf: at, What: "hash tile " + t.Path(), Want: fmt.Sprintf("%x", want), Got: fmt.Sprintf("%x", data)})
+	}
+	if root := tree.Root(); !bytes.Equal(root, ver.Checkpoint.Hash[:]) {
+		div = First(div, &Divergence{Leaf: size, What: "log root at the checkpoint's size", Want: fmt.Sprintf("%x", ver.Checkpoint.Hash), Got: fmt.Sprintf("%x (from the entry bundles)", root)})
+	}
+	if prev != nil {
+		p := prev.Checkpoint
+		if p.Size > size {
+			div = First(div, &Divergence{Leaf: size, What: "log size (the saved checkpoint is larger: the log was rolled back)", Want: fmt.Sprintf("at least %d", p.Size), Got: fmt.Sprint(size)})
+		} else if root, err := tlog.RootAt(l.Nodes, p.Size); err != nil || !bytes.Equal(root, p.Hash[:]) {
+			div = First(div, &Divergence{Leaf: p.Size, What: "consistency with the saved checkpoint: the log's root at its size", Want: fmt.Sprintf("%x", p.Hash), Got: fmt.Sprintf("%x", root)})
+		}
+	}
+	if div != nil {
+		return l, div
+	}
+	return l, nil
+}
