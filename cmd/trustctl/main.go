@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		a.recognitionCmd("unrecognize", "Withdraw a recognition (governance)"),
 		a.signCmd(), a.cosignCmd(), a.submitCmd(),
 		a.trustCmd(), a.accreditationCmd(), a.operationCmd(), a.nodeStatusCmd(), a.clusterCmd(), a.statusListCmd(), a.watchCmd(),
-		a.exportCmd(), a.importCmd(), a.verifyCmd(),
+		a.exportCmd(), a.importCmd(), a.verifyCmd(), a.auditCmd(),
 	)
 	markUsageErrors(root)
 	root.SetArgs(args)

@@ -52,8 +52,10 @@ func First(a, b *Divergence) *Divergence {
 
 // Log is the log as a source served it for one checkpoint.
 type Log struct {
-	// Checkpoint is the verified checkpoint and its cosigners.
+	// Checkpoint is the verified checkpoint and its cosigners; Note the
+	// signed note it was read from.
 	Checkpoint *tlog.Verified
+	Note       []byte
 	// Leaves are the encoded leaves, Decoded the same decoded; both are
 	// the checkpoint's size long.
 	Leaves  [][]byte
@@ -114,7 +116,7 @@ func ReadLog(src Source, v *tlog.Verifier, since []byte) (*Log, error) {
 		}
 	}
 	size := ver.Checkpoint.Size
-	l := &Log{Checkpoint: ver, Nodes: tlog.NewMemStore()}
+	l := &Log{Checkpoint: ver, Note: note, Nodes: tlog.NewMemStore()}
 	var div *Divergence
 	tree := tlog.NewLog()
 	for _, b := range tlog.Bundles(size) {

@@ -29,6 +29,7 @@ var leaves = []string{
 	module + "/registry/smt",
 	module + "/registry/tlog",
 	module + "/registry/proof",
+	module + "/registry/audit",
 	module + "/gateway/api",
 	module + "/version",
 }
