@@ -40,7 +40,7 @@ func (a *app) auditCmd() *cobra.Command {
 					return fmt.Errorf("audit: %w", err)
 				}
 			}
-			var src audit.Source = audit.HTTP{Base: a.server[0]}
+			var src audit.Source = audit.HTTP{Base: a.serverName(), Client: a.gw.HTTP}
 			if fromDir != "" {
 				src = audit.Dir{Root: fromDir}
 			}
