@@ -28,10 +28,11 @@ import (
 // and serving only what a quorum has vouched for keeps mirrors from caching
 // hashes no checkpoint covers. A tile, bundle or proof past that size is
 // 404; a client that holds a newer checkpoint than this node (a lagging
-// follower) asks again or asks another node. A full tile never changes and
-// is cached for a year; a partial tile and the checkpoint are no-cache, as
-// tlog-tiles says: the partial tile of a level is replaced by a wider one
-// as the log grows. Proofs between two fixed sizes never change.
+// follower) asks again or asks another node. A tile or bundle never
+// changes, a partial one (W hashes) included: a wider one has another path.
+// So all are cached for a year, as tlog-tiles asks ("this endpoint is
+// immutable"); the checkpoint is no-cache. Proofs between two fixed sizes
+// never change either.
 const logPrefix = "/v1/log/"
 
 // ErrBeyondCheckpoint is a log resource past the latest cosigned
@@ -129,11 +130,7 @@ func (s *Server) logTile(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
-	if t.Width == tlog.TileWidth {
-		h.Set("Cache-Control", cacheImmutable)
-	} else {
-		h.Set("Cache-Control", "no-cache")
-	}
+	h.Set("Cache-Control", cacheImmutable)
 	h.Set("Content-Length", strconv.Itoa(len(data)))
 	_, _ = w.Write(data)
 }

@@ -89,11 +89,17 @@ func TestLogTilesVerifyWithXModTlog(t *testing.T) {
 		}
 	}
 
-	// Caching: a partial tile may be replaced by a wider one.
+	// Caching: tiles never change (a wider partial tile has another
+	// path); the checkpoint does.
 	tile := tlog.TileID{Level: 0, Width: bundle.Width}
-	resp, _ = e.get("/v1/log/" + tile.Path())
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-cache" {
-		t.Fatalf("GET %s: %d Cache-Control %q, want 200 no-cache", tile.Path(), resp.StatusCode, resp.Header.Get("Cache-Control"))
+	for _, p := range []string{tile.Path(), bundle.Path()} {
+		resp, _ = e.get("/v1/log/" + p)
+		if cc := resp.Header.Get("Cache-Control"); resp.StatusCode != http.StatusOK || !strings.Contains(cc, "immutable") || resp.Header.Get("Content-Type") != "application/octet-stream" {
+			t.Fatalf("GET %s: %d Cache-Control %q Content-Type %q, want 200 immutable octet-stream", p, resp.StatusCode, cc, resp.Header.Get("Content-Type"))
+		}
+	}
+	if resp, _ = e.get("/v1/log/checkpoint"); resp.Header.Get("Cache-Control") != "no-cache" || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
+		t.Fatalf("GET /v1/log/checkpoint: Cache-Control %q Content-Type %q", resp.Header.Get("Cache-Control"), resp.Header.Get("Content-Type"))
 	}
 	// Past the checkpoint: 404, for tiles, bundles and proofs alike.
 	past := []string{
