@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/trustreg/trustreg/registry"
 	"github.com/trustreg/trustreg/registry/audit"
+	"github.com/trustreg/trustreg/registry/record"
 	"github.com/trustreg/trustreg/registry/tlog"
 )
 
@@ -62,7 +64,7 @@ func auditCmd(stdout io.Writer) *cobra.Command {
 				defer func() { _ = os.RemoveAll(dir) }() // a scratch state: nothing in it is kept
 				scratch = dir
 			}
-			return runAudit(stdout, src, node.Operation, g, since0, scratch)
+			return runAudit(stdout, src, node, g, since0, scratch)
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "the node's gateway URL: the log (unless --from-dir) and the operations")
@@ -73,8 +75,15 @@ func auditCmd(stdout io.Writer) *cobra.Command {
 	return cmd
 }
 
+// operations serves what the replay applies: accepted operations by CID,
+// and the results of the others by raft index (audit.HTTP).
+type operations interface {
+	Operation(cid string) ([]byte, error)
+	Result(index uint64) (*record.Result, error)
+}
+
 // runAudit checks the log src serves and replays it.
-func runAudit(stdout io.Writer, src audit.Source, ops func(string) ([]byte, error), genesis, since []byte, scratch string) error {
+func runAudit(stdout io.Writer, src audit.Source, ops operations, genesis, since []byte, scratch string) error {
 	v, err := audit.NewVerifier(genesis)
 	if err != nil {
 		return err
@@ -89,7 +98,7 @@ func runAudit(stdout io.Writer, src audit.Source, ops func(string) ([]byte, erro
 		return fmt.Errorf("open the replay's state in %s: %w", scratch, err)
 	}
 	defer func() { _ = st.Close() }() // a scratch state: nothing in it is kept
-	rdiv, err := replay(st, l, ops)
+	rdiv, rejected, err := replay(st, l, ops)
 	if err != nil {
 		return err
 	}
@@ -98,7 +107,11 @@ func runAudit(stdout io.Writer, src audit.Source, ops func(string) ([]byte, erro
 		return fmt.Errorf("%w: %w", errAuditFailed, div)
 	}
 	cp := l.Checkpoint.Checkpoint
-	_, err = fmt.Fprintf(stdout, "AUDIT OK size %d root %x (cosigned by %v; every leaf replayed)\n", cp.Size, cp.Hash, l.Checkpoint.Cosigners())
+	replayed := "every leaf replayed"
+	if rejected > 0 {
+		replayed = fmt.Sprintf("every leaf replayed but %d rejected at apply, whose recorded results were checked, not recomputed: the registry keeps no bytes of rejected operations", rejected)
+	}
+	_, err = fmt.Fprintf(stdout, "AUDIT OK size %d root %x (cosigned by %v; %s)\n", cp.Size, cp.Hash, l.Checkpoint.Cosigners(), replayed)
 	return err
 }
 
@@ -106,36 +119,93 @@ func runAudit(stdout io.Writer, src audit.Source, ops func(string) ([]byte, erro
 // genesis, at the leaf's raft index and commit time, and compares the leaf
 // the state's own log then holds with the source's. It stops at the first
 // divergence.
-func replay(st *registry.State, l *audit.Log, ops func(string) ([]byte, error)) (*audit.Divergence, error) {
+//
+// An operation rejected at apply has no bytes to apply (the registry keeps
+// only accepted ones): its leaf is checked instead against the result the
+// source recorded at its raft index (a rejection whose CID is the leaf's
+// result CID, leaving the map root as it was) and left out of st, whose
+// log is then one leaf shorter. Leaving it out changes nothing the leaves
+// after it commit to: a rejection writes no record, only its result,
+// which the state map does not hold. rejected counts them.
+func replay(st *registry.State, l *audit.Log, ops operations) (div *audit.Divergence, rejected int, err error) {
+	var prevRoot [tlog.HashSize]byte
 	for i, want := range l.Leaves {
 		i := uint64(i)
 		leaf := l.Decoded[i]
 		if leaf.Index == 0 {
-			return nil, nil // it does not decode: ReadLog reported it
+			return nil, rejected, nil // it does not decode: ReadLog reported it
 		}
 		if len(leaf.Ops) != 1 {
-			return &audit.Divergence{Leaf: i, What: "operations in the entry", Want: "1", Got: fmt.Sprint(len(leaf.Ops))}, nil
+			return &audit.Divergence{Leaf: i, What: "operations in the entry", Want: "1", Got: fmt.Sprint(len(leaf.Ops))}, rejected, nil
 		}
-		cmd, err := command(leaf.Ops[0].CID, ops)
-		if err != nil {
-			var d *audit.Divergence
-			if errors.As(err, &d) {
-				d.Leaf = i
-				return d, nil
+		cmd, err := command(leaf.Ops[0].CID, ops.Operation)
+		var d *audit.Divergence
+		switch {
+		case errors.As(err, &d):
+			d.Leaf = i
+			return d, rejected, nil
+		case errors.Is(err, audit.ErrNotServed) && i > 0:
+			if d, err := checkRejection(leaf, prevRoot, ops); err != nil || d != nil {
+				if d != nil {
+					d.Leaf = i
+				}
+				return d, rejected, err
 			}
-			return nil, fmt.Errorf("leaf %d (raft index %d): %w", i, leaf.Index, err)
+			rejected++
+			continue
+		case err != nil:
+			return nil, rejected, fmt.Errorf("leaf %d (raft index %d): %w", i, leaf.Index, err)
 		}
 		st.ApplyBatch([]registry.Entry{{Index: leaf.Index, Time: leaf.CommitTime, Data: cmd}})
 		view := st.View()
-		got, err := view.Leaf(i)
+		got, err := lastLeaf(view)
 		view.Close()
 		if err != nil {
-			return &audit.Divergence{Leaf: i, What: fmt.Sprintf("the replay's log after raft index %d", leaf.Index), Want: fmt.Sprintf("leaf %d", i), Got: err.Error()}, nil
+			return &audit.Divergence{Leaf: i, What: fmt.Sprintf("the replay's log after raft index %d", leaf.Index), Want: "a leaf for the entry", Got: err.Error()}, rejected, nil
 		}
-		if bytes.Equal(got, want) {
-			continue
+		if !bytes.Equal(got, want) {
+			return leafDivergence(i, want, got), rejected, nil
 		}
-		return leafDivergence(i, want, got), nil
+		prevRoot = leaf.MapRoot
+	}
+	return nil, rejected, nil
+}
+
+// lastLeaf is the last leaf of the view's log.
+func lastLeaf(v *registry.View) ([]byte, error) {
+	c, err := v.Commitment()
+	if err != nil {
+		return nil, err
+	}
+	if c.LogSize == 0 {
+		return nil, fmt.Errorf("the log is empty")
+	}
+	return v.Leaf(c.LogSize - 1)
+}
+
+// checkRejection checks a leaf whose operation the source does not serve:
+// the result the source recorded at its raft index is a rejection, its
+// bytes have the leaf's result CID, and the map root did not move.
+func checkRejection(leaf tlog.Leaf, prevRoot [tlog.HashSize]byte, ops operations) (*audit.Divergence, error) {
+	res, err := ops.Result(leaf.Index)
+	if err != nil {
+		return nil, fmt.Errorf("raft index %d: its operation is not served, nor its result: %w", leaf.Index, err)
+	}
+	stored, err := json.Marshal(res)
+	if err != nil {
+		return nil, err
+	}
+	opCID := cidText(leaf.Ops[0].CID)
+	switch {
+	case !bytes.Equal(rawCID(stored), leaf.Ops[0].ResultCID):
+		return &audit.Divergence{What: fmt.Sprintf("result of the unserved operation %s at raft index %d", opCID, leaf.Index),
+			Want: cidText(leaf.Ops[0].ResultCID), Got: cidText(rawCID(stored)) + " (the result the source serves)"}, nil
+	case res.Accepted || res.CID != opCID:
+		return &audit.Divergence{What: fmt.Sprintf("operation %s at raft index %d", opCID, leaf.Index),
+			Want: "its bytes (it was accepted, so the registry keeps them)", Got: "not served"}, nil
+	case leaf.MapRoot != prevRoot:
+		return &audit.Divergence{What: fmt.Sprintf("map root after the rejection at raft index %d (a rejection changes no record)", leaf.Index),
+			Want: fmt.Sprintf("%x", prevRoot), Got: fmt.Sprintf("%x", leaf.MapRoot)}, nil
 	}
 	return nil, nil
 }
@@ -193,7 +263,7 @@ func command(opCID []byte, ops func(string) ([]byte, error)) ([]byte, error) {
 	case errors.Is(err, audit.ErrOperationBytes):
 		return nil, &audit.Divergence{What: "operation " + c.String(), Want: "bytes with that CID", Got: err.Error()}
 	case errors.Is(err, audit.ErrNotServed):
-		return nil, fmt.Errorf("operation %s is not served by the source, so it cannot be replayed (the registry keeps the bytes of accepted operations only; one rejected at apply is not kept): %w", c, err)
+		return nil, fmt.Errorf("operation %s is not served by the source (the registry keeps the bytes of accepted operations only): %w", c, err)
 	case err != nil:
 		return nil, err
 	}

@@ -28,6 +28,9 @@ type auditNode struct {
 	n       *node.Node
 	genesis string // the genesis file
 	cids    []string
+	// rejected is an operation the apply rejected: in the log, its bytes
+	// not kept.
+	rejected *record.Result
 }
 
 func mustNewAuditNode(t *testing.T) *auditNode {
@@ -90,6 +93,30 @@ func mustNewAuditNode(t *testing.T) *auditNode {
 			"action": "issue", "resources": []string{nurse}, "parent": qaAcc, "validFrom": "2022-09-01T00:00:00Z"}))).ID)
 	}
 	submit(qa.SignCompact(payload(record.OpRevoke, map[string]any{"accreditation": colleges[3], "reason": "withdrawn"})))
+	// A rejection at apply: two revocations of one accreditation at once,
+	// both past the leader's check before either is applied. The race is
+	// the only way into the log for a rejection, so try a few times.
+	for k := 5; k < len(colleges) && a.rejected == nil; k++ {
+		results := make(chan *record.Result, 2)
+		for _, why := range []string{"fraud", "closed"} {
+			jws, err := qa.SignCompact(payload(record.OpRevoke, map[string]any{"accreditation": colleges[k], "reason": why}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				res, _ := c.Submit(ctx, jws)
+				results <- res
+			}()
+		}
+		for range 2 {
+			if res := <-results; res != nil && !res.Accepted && res.Index > 0 {
+				a.rejected = res
+			}
+		}
+	}
+	if a.rejected == nil {
+		t.Fatal("no rejection at apply in the log after racing revocations of 7 accreditations")
+	}
 	// A refused operation (a stranger revoking) never enters the log.
 	stranger, _ := record.GenerateKey(record.KeyEd25519)
 	jws, err := stranger.SignCompact(payload(record.OpRevoke, map[string]any{"accreditation": colleges[4]}))
@@ -173,6 +200,28 @@ func TestAuditReplaysTheLog(t *testing.T) {
 	}
 	if size < uint64(len(a.cids)) {
 		t.Fatalf("log size %d, want at least the %d operations", size, len(a.cids))
+	}
+	if !strings.Contains(out, "but 1 rejected at apply") {
+		t.Fatalf("audit did not report the rejection at index %d: %q", a.rejected.Index, out)
+	}
+}
+
+// TestAuditFindsAnAlteredRejection: a source that serves another result
+// for an operation rejected at apply (whose bytes no node keeps) diverges
+// at its leaf.
+func TestAuditFindsAnAlteredRejection(t *testing.T) {
+	a := mustNewAuditNode(t)
+	want := a.leafOf(t, a.rejected.CID)
+	url := tamperProxy(t, a.n.GatewayURL(), func(path string, body []byte) []byte {
+		if path != fmt.Sprintf("/v1/operations/%d", a.rejected.Index) {
+			return body
+		}
+		return bytes.Replace(body, []byte("revocation is final"), []byte("revocation is FINAL"), 1)
+	})
+	out, err := a.runAuditCmd(t, url)
+	var div *audit.Divergence
+	if !errors.As(err, &div) || div.Leaf != want || !strings.Contains(div.What, "result of the unserved operation") {
+		t.Fatalf("audit through a proxy altering the rejection at leaf %d: %v\n%s", want, err, out)
 	}
 }
 

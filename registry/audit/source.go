@@ -107,6 +107,26 @@ func (h HTTP) Operation(c string) ([]byte, error) {
 	return raw, nil
 }
 
+// Result returns the result the registry recorded for the entry at raft
+// index (GET /v1/operations/{index}): for an operation rejected at apply,
+// whose bytes the registry does not keep, all there is.
+func (h HTTP) Result(index uint64) (*record.Result, error) {
+	body, err := h.get(fmt.Sprintf("/v1/operations/%d", index), maxOperationAnswerBytes)
+	if err != nil {
+		return nil, err
+	}
+	var v struct {
+		Result *record.Result `json:"result"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		return nil, fmt.Errorf("result of index %d: %w", index, err)
+	}
+	if v.Result == nil {
+		return nil, fmt.Errorf("result of index %d: %w: the answer carries none", index, ErrNotServed)
+	}
+	return v.Result, nil
+}
+
 // ErrOperationBytes is an operation whose served bytes are not the ones
 // its CID names.
 var ErrOperationBytes = errors.New("audit: operation bytes do not match their CID")
