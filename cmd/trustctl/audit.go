@@ -14,15 +14,16 @@ import (
 var errAuditFailed = errors.New("audit failed")
 
 func (a *app) auditCmd() *cobra.Command {
-	var fromDir, since, save string
+	var fromDir, since, save, mirror string
 	cmd := &cobra.Command{
-		Use:   "audit --genesis GENESIS_FILE [--from-dir MIRROR] [--since CHECKPOINT] [--save CHECKPOINT]",
+		Use:   "audit --genesis GENESIS_FILE [--from-dir MIRROR] [--since CHECKPOINT] [--save CHECKPOINT] [--mirror DIR]",
 		Short: "Check the registry's transparency log against its cosigned checkpoint",
 		Long: "Check what needs no state machine: the latest checkpoint (GET /v1/log/checkpoint of --server, or\n" +
 			"MIRROR/checkpoint) carries a quorum of the genesis cosigners' cosignatures; the entry bundles and\n" +
 			"hash tiles (the C2SP tlog-tiles API, or the same layout under MIRROR) hash to its root; every leaf\n" +
 			"decodes, with raft indices increasing; and, with --since, the log extends a checkpoint saved\n" +
-			"earlier (--save writes the checkpoint just checked, for the next run). It prints AUDIT OK or the\n" +
+			"earlier (--save writes the checkpoint just checked, for the next run; --mirror writes the checked\n" +
+			"log as files). It prints AUDIT OK or the\n" +
 			"first divergence. Recomputing the state roots the leaves commit to needs the state machine:\n" +
 			"run `trustd audit --from URL --genesis FILE` for that replay.",
 		Args: cobra.NoArgs,
@@ -58,6 +59,11 @@ func (a *app) auditCmd() *cobra.Command {
 				return fmt.Errorf("audit: %w", err)
 			}
 			cp := l.Checkpoint.Checkpoint
+			if mirror != "" {
+				if err := l.WriteMirror(mirror); err != nil {
+					return fmt.Errorf("audit: write the mirror: %w", err)
+				}
+			}
 			if save != "" {
 				if err := os.WriteFile(save, l.Note, 0o644); err != nil {
 					return fmt.Errorf("audit: save the checkpoint: %w", err)
@@ -71,5 +77,6 @@ func (a *app) auditCmd() *cobra.Command {
 	cmd.Flags().StringVar(&fromDir, "from-dir", "", "read the log from a mirror in the tlog-tiles layout (checkpoint, tile/...) instead of --server")
 	cmd.Flags().StringVar(&since, "since", "", "a checkpoint saved earlier (--save): the log must extend it")
 	cmd.Flags().StringVar(&save, "save", "", "write the checkpoint checked here to this file, for a later --since")
+	cmd.Flags().StringVar(&mirror, "mirror", "", "after the checks pass, write the log into this directory in the tlog-tiles layout (for --from-dir, or to serve as static files)")
 	return cmd
 }

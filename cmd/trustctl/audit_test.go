@@ -61,7 +61,8 @@ func TestAuditChecksTheTiles(t *testing.T) {
 	}
 	genesis := filepath.Join(d.dir, node.DevGenesisFile)
 	saved := filepath.Join(t.TempDir(), "checkpoint")
-	out := d.must("audit", "--genesis", genesis, "--save", saved)
+	mirror := t.TempDir()
+	out := d.must("audit", "--genesis", genesis, "--save", saved, "--mirror", mirror)
 	if !strings.HasPrefix(out, "AUDIT OK size ") {
 		t.Fatalf("audit printed %q", out)
 	}
@@ -69,6 +70,10 @@ func TestAuditChecksTheTiles(t *testing.T) {
 		t.Fatalf("saved checkpoint: %q %v", note, err)
 	}
 	d.must("audit", "--genesis", genesis, "--since", saved)
+	// The mirror holds the same log.
+	if out := d.must("audit", "--genesis", genesis, "--from-dir", mirror, "--since", saved); !strings.HasPrefix(out, "AUDIT OK size ") {
+		t.Fatalf("audit of the mirror printed %q", out)
+	}
 
 	// One hash of the level 0 tile altered: the leaf it names.
 	const bad = 2

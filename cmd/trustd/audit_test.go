@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -203,6 +204,29 @@ func TestAuditReplaysTheLog(t *testing.T) {
 	}
 	if !strings.Contains(out, "but 1 rejected at apply") {
 		t.Fatalf("audit did not report the rejection at index %d: %q", a.rejected.Index, out)
+	}
+
+	// The same replay with the log read from a mirror on disk.
+	g, err := os.ReadFile(a.genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := audit.NewVerifier(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := audit.ReadLog(audit.HTTP{Base: a.n.GatewayURL()}, v, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirror := t.TempDir()
+	if err := l.WriteMirror(mirror); err != nil {
+		t.Fatal(err)
+	}
+	var o, e bytes.Buffer
+	err = run(context.Background(), []string{"audit", "--from", a.n.GatewayURL(), "--from-dir", mirror, "--genesis", a.genesis}, nil, &o, &e)
+	if err != nil || !strings.HasPrefix(o.String(), "AUDIT OK size ") {
+		t.Fatalf("audit --from-dir: %v\n%s%s", err, o.String(), e.String())
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/trustreg/trustreg/registry/record"
 	"github.com/trustreg/trustreg/registry/tlog"
@@ -188,4 +190,54 @@ func ReadLog(src Source, v *tlog.Verifier, since []byte) (*Log, error) {
 		return l, div
 	}
 	return l, nil
+}
+
+// WriteMirror writes the log, checked, into dir in the tlog-tiles layout
+// that Dir reads: every hash tile and entry bundle of the checkpoint's
+// tree, and the checkpoint last, so a mirror never names a tree its files
+// do not hold. A full tile already there is kept (it never changes);
+// every file is written to a temporary name and renamed into place.
+func (l *Log) WriteMirror(dir string) error {
+	size := l.Checkpoint.Checkpoint.Size
+	for _, t := range tlog.Tiles(size) {
+		b, err := tlog.ReadTile(l.Nodes, t, size)
+		if err != nil {
+			return err
+		}
+		if err := writeMirrorFile(dir, t, b); err != nil {
+			return err
+		}
+	}
+	for _, t := range tlog.Bundles(size) {
+		first := t.Index * tlog.TileWidth
+		b, err := tlog.EncodeBundle(l.Leaves[first : first+uint64(t.Width)])
+		if err != nil {
+			return err
+		}
+		if err := writeMirrorFile(dir, t, b); err != nil {
+			return err
+		}
+	}
+	return writeFileAtomic(filepath.Join(dir, "checkpoint"), l.Note)
+}
+
+func writeMirrorFile(dir string, t tlog.TileID, b []byte) error {
+	p := filepath.Join(dir, filepath.FromSlash(t.Path()))
+	if t.Width == tlog.TileWidth {
+		if _, err := os.Stat(p); err == nil {
+			return nil
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return writeFileAtomic(p, b)
+}
+
+func writeFileAtomic(p string, b []byte) error {
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
 }
