@@ -97,13 +97,38 @@ func listingIDs(r pebble.Reader, p []byte) ([]string, error) {
 	return ids, errors.Join(it.Error(), it.Close())
 }
 
-// listingChange is the map change of the received listing p as r holds it:
-// its value, or a delete when it is empty.
-func listingChange(r pebble.Reader, p []byte) smt.Change {
-	ids, err := listingIDs(r, p)
-	if err != nil {
+// listingReader reads the received listings of the batch being applied
+// (its writes over the database's) with one iterator for the whole batch:
+// SetOptions gives it new bounds and refreshes its view of the batch, so it
+// sees the writes made since, at a fraction of a new iterator's cost.
+type listingReader struct {
+	b   *pebble.Batch
+	it  *pebble.Iterator
+	ids []string
+}
+
+// change is the map change of the received listing p as the batch holds
+// it: its value, or a delete when it is empty.
+func (l *listingReader) change(p []byte) smt.Change {
+	p = bytes.Clone(p) // the iterator keeps its bounds until the next SetOptions
+	opts := &pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)}
+	if l.it == nil {
+		it, err := l.b.NewIter(opts)
+		if err != nil {
+			panic(fmt.Sprintf("registry: read received listing %q: %v", p, err))
+		}
+		l.it = it
+	} else {
+		l.it.SetOptions(opts)
+	}
+	ids := l.ids[:0]
+	for l.it.First(); l.it.Valid(); l.it.Next() {
+		ids = append(ids, string(l.it.Key()[len(p):]))
+	}
+	if err := l.it.Error(); err != nil {
 		panic(fmt.Sprintf("registry: read received listing %q: %v", p, err))
 	}
+	l.ids = ids
 	c := smt.Change{Key: smt.KeyOf(p)}
 	if len(ids) == 0 {
 		c.Delete = true
@@ -113,50 +138,65 @@ func listingChange(r pebble.Reader, p []byte) smt.Change {
 	return c
 }
 
+// close closes the iterator, before the batch commits.
+func (l *listingReader) close() {
+	if l.it != nil {
+		_ = l.it.Close() // an iterator's error was checked after each walk
+		l.it = nil
+	}
+}
+
 // entryChanges returns the map changes of the writes b took from byte from
 // of its representation on: one per committed record and received listing
 // written, with its value as b now holds it. The writes are read from the
-// batch itself, so no write path of the apply can skip the map.
-func entryChanges(b *pebble.Batch, from int) []smt.Change {
+// batch itself, so no write path of the apply can skip the map. A record's
+// value at the entry's end is its last write in that range (a set, or a
+// delete), so it is taken from the representation without a read of the
+// batch; a listing's ids are read from b, the entry's writes over the
+// database's. The changes are in no particular order: smt.Update's result
+// does not depend on it.
+func entryChanges(b *pebble.Batch, from int, lr *listingReader) []smt.Change {
 	rd := batchrepr.Reader(b.Repr()[from:])
-	records := map[string]struct{}{}
-	listings := map[string]struct{}{}
+	var changes []smt.Change
+	var keys [][]byte // the store key of each record change, for the last-write lookup
+	var listings [][]byte
 	for {
-		kind, k, _, ok, err := rd.Next()
+		kind, k, v, ok, err := rd.Next()
 		if err != nil {
 			panic(fmt.Sprintf("registry: read the batch being applied: %v", err))
 		}
 		if !ok {
 			break
 		}
-		if kind == pebble.InternalKeyKindRangeDelete {
-			// The apply writes no range deletions; one would change
-			// records this walk cannot name.
-			panic("registry: a range deletion in the apply's batch would bypass the commitment")
+		switch kind {
+		case pebble.InternalKeyKindSet, pebble.InternalKeyKindDelete, pebble.InternalKeyKindSingleDelete, pebble.InternalKeyKindDeleteSized:
+		case pebble.InternalKeyKindLogData:
+			continue
+		default:
+			// The apply writes nothing else (no range deletions, merges or
+			// range keys); one would change records this walk cannot name.
+			panic(fmt.Sprintf("registry: a write of kind %s in the apply's batch would bypass the commitment", kind))
 		}
 		if isCommitted(k) {
-			records[string(k)] = struct{}{}
-		} else if p, ok := listingPrefix(k); ok {
-			listings[string(p)] = struct{}{}
+			c := smt.Change{Delete: kind != pebble.InternalKeyKindSet}
+			if !c.Delete {
+				c.Value = recordValue(v)
+			}
+			i := slices.IndexFunc(keys, func(x []byte) bool { return bytes.Equal(x, k) })
+			if i < 0 {
+				c.Key = smt.KeyOf(k)
+				keys = append(keys, k)
+				changes = append(changes, c)
+				continue
+			}
+			c.Key = changes[i].Key
+			changes[i] = c
+		} else if p, ok := listingPrefix(k); ok && !slices.ContainsFunc(listings, func(x []byte) bool { return bytes.Equal(x, p) }) {
+			listings = append(listings, p)
 		}
 	}
-	changes := make([]smt.Change, 0, len(records)+len(listings))
-	for _, k := range slices.Sorted(maps.Keys(records)) {
-		c := smt.Change{Key: smt.KeyOf([]byte(k))}
-		v, closer, err := b.Get([]byte(k))
-		switch {
-		case errors.Is(err, pebble.ErrNotFound):
-			c.Delete = true
-		case err != nil:
-			panic(fmt.Sprintf("registry: read record %q: %v", k, err))
-		default:
-			c.Value = recordValue(v)
-			_ = closer.Close() // releases the read value; nothing to report
-		}
-		changes = append(changes, c)
-	}
-	for _, p := range slices.Sorted(maps.Keys(listings)) {
-		changes = append(changes, listingChange(b, []byte(p)))
+	for _, p := range listings {
+		changes = append(changes, lr.change(p))
 	}
 	return changes
 }
@@ -268,6 +308,7 @@ type commitRun struct {
 	top   *mapTop
 	log   *tlog.Log
 	nodes *nodeCache
+	lists listingReader
 	meta  [][2][]byte // key, value
 }
 
@@ -279,13 +320,14 @@ type commitRun struct {
 func (r *commitRun) commitEntry(b *pebble.Batch, from int, build bool, index uint64, t time.Time, data []byte, res *record.Result, stored []byte) {
 	if r.nodes == nil {
 		r.nodes = &nodeCache{r: r.db, top: r.top, nodes: map[string][]byte{}}
+		r.lists.b = b
 	}
 	m := smt.New(r.nodes)
 	var root smt.Hash
 	var err error
 	if build {
 		root = buildMap(b, m)
-	} else if root, err = m.Update(entryChanges(b, from)); err != nil {
+	} else if root, err = m.Update(entryChanges(b, from, &r.lists)); err != nil {
 		panic(fmt.Sprintf("registry: entry %d: update the state map: %v", index, err))
 	}
 	nodes := logNodes{r: b, w: b}
@@ -308,6 +350,7 @@ func (r *commitRun) commitEntry(b *pebble.Batch, from int, build bool, index uin
 // flush writes the map's node records and the commitment's meta values
 // into b, the batch the run's entries were applied to.
 func (r *commitRun) flush(b *pebble.Batch) {
+	r.lists.close()
 	if r.nodes != nil {
 		r.nodes.flush(b)
 	}
@@ -331,33 +374,35 @@ type nodeCache struct {
 	nodes map[string][]byte
 }
 
-// GetNode implements smt.NodeStore.
+// GetNode implements smt.NodeStore. It returns the record the cache
+// holds, not a copy: the map changes no record it reads (smt.NodeStore).
 func (c *nodeCache) GetNode(k []byte) ([]byte, error) {
 	if v, ok := c.nodes[string(k)]; ok {
 		if v == nil {
 			return nil, smt.ErrNodeNotFound
 		}
-		return bytes.Clone(v), nil
+		return v, nil
 	}
 	if v, ok := c.top.get(k); ok {
 		if v == nil {
 			return nil, smt.ErrNodeNotFound
 		}
-		return bytes.Clone(v), nil
+		return v, nil
 	}
 	v, err := mapNodes{r: c.r}.GetNode(k)
 	switch {
 	case err == nil:
-		c.top.put(k, v)
+		c.top.put(string(k), v)
 	case errors.Is(err, smt.ErrNodeNotFound):
-		c.top.put(k, nil)
+		c.top.put(string(k), nil)
 	}
 	return v, err
 }
 
-// PutNode implements smt.NodeStore.
+// PutNode implements smt.NodeStore. It keeps v, which the map never uses
+// again (smt.NodeStore).
 func (c *nodeCache) PutNode(k, v []byte) error {
-	c.nodes[string(k)] = bytes.Clone(v)
+	c.nodes[string(k)] = v
 	return nil
 }
 
@@ -369,19 +414,22 @@ func (c *nodeCache) DeleteNode(k []byte) error {
 
 // flush writes the records into b, in key order, and into the top cache:
 // b commits next, or the node stops.
+// The top cache takes the records themselves: the cache is cleared after.
 func (c *nodeCache) flush(b *pebble.Batch) {
+	key := make([]byte, 0, 1+smt.Size+1) // the batch copies the key it is given
 	for _, k := range slices.Sorted(maps.Keys(c.nodes)) {
 		v := c.nodes[k]
+		key = append(append(key[:0], tableMapNodes), k...)
 		var err error
 		if v == nil {
-			err = b.Delete(mapNodeKey([]byte(k)), nil)
+			err = b.Delete(key, nil)
 		} else {
-			err = b.Set(mapNodeKey([]byte(k)), v, nil)
+			err = b.Set(key, v, nil)
 		}
 		if err != nil {
 			panic(fmt.Sprintf("registry: batch write of a map node: %v", err))
 		}
-		c.top.put([]byte(k), v)
+		c.top.put(k, v)
 	}
 	clear(c.nodes)
 }
@@ -414,11 +462,12 @@ func (t *mapTop) get(k []byte) ([]byte, bool) {
 	return v, ok
 }
 
-func (t *mapTop) put(k, v []byte) {
+// put keeps v itself: its callers hand over records nothing changes after.
+func (t *mapTop) put(k string, v []byte) {
 	if len(k) == 0 || int(k[0]) > mapTopDepth {
 		return
 	}
-	t.nodes[string(k)] = bytes.Clone(v)
+	t.nodes[k] = v
 }
 
 // opCID is the binary CID a leaf names an entry's operation by: the CID
