@@ -57,12 +57,16 @@ func (n *node) digest() Hash {
 // path: the byte d, then the first d bits of k in ceil(d/8) bytes, the bits
 // after them zero. The root record's key is the single byte 0x00.
 func nodeKey(d int, k *Key) []byte {
+	return appendNodeKey(make([]byte, 0, maxNodeKeyLen), d, k)
+}
+
+// appendNodeKey appends nodeKey(d, k) to b.
+func appendNodeKey(b []byte, d int, k *Key) []byte {
 	n := (d + 7) / 8
-	b := make([]byte, 1+n, maxNodeKeyLen)
-	b[0] = byte(d)
-	copy(b[1:], k[:n])
+	b = append(b, byte(d))
+	b = append(b, k[:n]...)
 	if rem := d % 8; rem != 0 {
-		b[n] &= byte(0xff) << (8 - uint(rem))
+		b[len(b)-1] &= byte(0xff) << (8 - uint(rem))
 	}
 	return b
 }
@@ -145,7 +149,13 @@ func decodeInner(rec []byte, d int, k *Key) (l, r node, err error) {
 
 // loadInner reads and parses the inner node at depth d on k's path.
 func loadInner(s NodeStore, d int, k *Key) (l, r node, err error) {
-	rec, err := s.GetNode(nodeKey(d, k))
+	return loadInnerAt(s, nodeKey(d, k), d, k)
+}
+
+// loadInnerAt is loadInner with the node's store key given (a scratch
+// buffer the caller reuses: the store keeps no key GetNode is passed).
+func loadInnerAt(s NodeStore, key []byte, d int, k *Key) (l, r node, err error) {
+	rec, err := s.GetNode(key)
 	if err != nil {
 		if errors.Is(err, ErrNodeNotFound) {
 			return l, r, fmt.Errorf("%w: inner node at depth %d is missing", ErrCorruptNode, d)

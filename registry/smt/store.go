@@ -18,7 +18,8 @@ var ErrNodeNotFound = errors.New("smt: node not found")
 // back, so the store may reuse them after the call returns. The map never
 // changes a record GetNode returns, so a store may return one it holds, and
 // never uses a key or record again after passing it to PutNode or
-// DeleteNode, so a store may keep them without a copy.
+// DeleteNode, so a store may keep them without a copy. A key passed to
+// GetNode is the map's, which reuses it: a store keeps a copy if any.
 type NodeStore interface {
 	// GetNode returns the record at key, or an error wrapping ErrNodeNotFound.
 	GetNode(key []byte) ([]byte, error)
