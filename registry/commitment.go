@@ -309,7 +309,7 @@ type commitRun struct {
 	log   *tlog.Log
 	nodes *nodeCache
 	lists listingReader
-	meta  [][2][]byte // key, value
+	root  smt.Hash // the map root after the last entry committed
 }
 
 // commitEntry updates the commitment for the entry just applied to b: the
@@ -344,7 +344,7 @@ func (r *commitRun) commitEntry(b *pebble.Batch, from int, build bool, index uin
 		panic(fmt.Sprintf("registry: entry %d: append to the transparency log: %v", index, err))
 	}
 	mustSet(b, indexKey(tableLogLeaves, size), enc)
-	r.meta = [][2][]byte{{metaLogSize, u64(size + 1)}, {metaLogRoot, r.log.Root()}, {metaMapRoot, root[:]}}
+	r.root = root
 }
 
 // flush writes the map's node records and the commitment's meta values
@@ -354,9 +354,13 @@ func (r *commitRun) flush(b *pebble.Batch) {
 	if r.nodes != nil {
 		r.nodes.flush(b)
 	}
-	for _, kv := range r.meta {
-		mustSet(b, kv[0], kv[1])
+	if r.log == nil {
+		return // no entry of the batch was at the level
 	}
+	// The log's root is read once per batch: no leaf holds it.
+	mustSet(b, metaLogSize, u64(r.log.Size()))
+	mustSet(b, metaLogRoot, r.log.Root())
+	mustSet(b, metaMapRoot, r.root[:])
 }
 
 // nodeCache is the map's NodeStore during one ApplyBatch: the records the
