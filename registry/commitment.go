@@ -5,8 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -319,7 +319,7 @@ type commitRun struct {
 // stored bytes.
 func (r *commitRun) commitEntry(b *pebble.Batch, from int, build bool, index uint64, t time.Time, data []byte, res *record.Result, stored []byte) {
 	if r.nodes == nil {
-		r.nodes = &nodeCache{r: r.db, top: r.top, nodes: map[string][]byte{}}
+		r.nodes = &nodeCache{r: r.db, top: r.top, nodes: nodeMaps.Get().(map[string][]byte)}
 		r.lists.b = b
 	}
 	m := smt.New(r.nodes)
@@ -421,7 +421,12 @@ func (c *nodeCache) DeleteNode(k []byte) error {
 // The top cache takes the records themselves: the cache is cleared after.
 func (c *nodeCache) flush(b *pebble.Batch) {
 	key := make([]byte, 0, 1+smt.Size+1) // the batch copies the key it is given
-	for _, k := range slices.Sorted(maps.Keys(c.nodes)) {
+	keys := make([]string, 0, len(c.nodes))
+	for k := range c.nodes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
 		v := c.nodes[k]
 		key = append(append(key[:0], tableMapNodes), k...)
 		var err error
@@ -436,7 +441,14 @@ func (c *nodeCache) flush(b *pebble.Batch) {
 		c.top.put(k, v)
 	}
 	clear(c.nodes)
+	nodeMaps.Put(c.nodes)
+	c.nodes = nil
 }
+
+// nodeMaps holds emptied nodeCache maps, which keep their room: a batch of
+// 64 writes puts about a thousand records in one, and growing it from
+// empty each batch allocated more than the records.
+var nodeMaps = sync.Pool{New: func() any { return map[string][]byte{} }}
 
 // mapTopDepth is the deepest level of the map whose node records the top
 // cache keeps: at most 2^16 − 1 records of at most 130 bytes.

@@ -57,7 +57,7 @@ func (n *node) digest() Hash {
 // path: the byte d, then the first d bits of k in ceil(d/8) bytes, the bits
 // after them zero. The root record's key is the single byte 0x00.
 func nodeKey(d int, k *Key) []byte {
-	return appendNodeKey(make([]byte, 0, maxNodeKeyLen), d, k)
+	return appendNodeKey(make([]byte, 0, 1+(d+7)/8), d, k)
 }
 
 // appendNodeKey appends nodeKey(d, k) to b.
@@ -78,7 +78,7 @@ func appendNodeKey(b []byte, d int, k *Key) []byte {
 // with kinds 0 (empty: no bytes), 1 (leaf: key and value, 64 bytes) and
 // 2 (inner: hash, 32 bytes).
 func encodeInner(l, r *node) []byte {
-	b := make([]byte, 2, maxRecordLen)
+	b := make([]byte, 2, 2+childLen(l)+childLen(r)) // the store may keep it: no spare capacity
 	b[0] = tagInner
 	b[1] = byte(l.kind<<4 | r.kind)
 	for _, c := range []*node{l, r} {
@@ -91,6 +91,17 @@ func encodeInner(l, r *node) []byte {
 		}
 	}
 	return b
+}
+
+// childLen is the length of a child's part of an inner node's record.
+func childLen(c *node) int {
+	switch c.kind {
+	case kindLeaf:
+		return leafChildLen
+	case kindInner:
+		return innerChildLen
+	}
+	return 0
 }
 
 // encodeRootLeaf returns the root record of a map of one key:
