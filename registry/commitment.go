@@ -417,8 +417,8 @@ func (c *nodeCache) DeleteNode(k []byte) error {
 }
 
 // flush writes the records into b, in key order, and into the top cache:
-// b commits next, or the node stops.
-// The top cache takes the records themselves: the cache is cleared after.
+// b commits next, or the node stops. The top cache takes the records
+// themselves, since the node cache lets go of them.
 func (c *nodeCache) flush(b *pebble.Batch) {
 	key := make([]byte, 0, 1+smt.Size+1) // the batch copies the key it is given
 	keys := make([]string, 0, len(c.nodes))
