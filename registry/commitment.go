@@ -5,8 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -97,13 +97,38 @@ func listingIDs(r pebble.Reader, p []byte) ([]string, error) {
 	return ids, errors.Join(it.Error(), it.Close())
 }
 
-// listingChange is the map change of the received listing p as r holds it:
-// its value, or a delete when it is empty.
-func listingChange(r pebble.Reader, p []byte) smt.Change {
-	ids, err := listingIDs(r, p)
-	if err != nil {
+// listingReader reads the received listings of the batch being applied
+// (its writes over the database's) with one iterator for the whole batch:
+// SetOptions gives it new bounds and refreshes its view of the batch, so it
+// sees the writes made since, at a fraction of a new iterator's cost.
+type listingReader struct {
+	b   *pebble.Batch
+	it  *pebble.Iterator
+	ids []string
+}
+
+// change is the map change of the received listing p as the batch holds
+// it: its value, or a delete when it is empty.
+func (l *listingReader) change(p []byte) smt.Change {
+	p = bytes.Clone(p) // the iterator keeps its bounds until the next SetOptions
+	opts := &pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)}
+	if l.it == nil {
+		it, err := l.b.NewIter(opts)
+		if err != nil {
+			panic(fmt.Sprintf("registry: read received listing %q: %v", p, err))
+		}
+		l.it = it
+	} else {
+		l.it.SetOptions(opts)
+	}
+	ids := l.ids[:0]
+	for l.it.First(); l.it.Valid(); l.it.Next() {
+		ids = append(ids, string(l.it.Key()[len(p):]))
+	}
+	if err := l.it.Error(); err != nil {
 		panic(fmt.Sprintf("registry: read received listing %q: %v", p, err))
 	}
+	l.ids = ids
 	c := smt.Change{Key: smt.KeyOf(p)}
 	if len(ids) == 0 {
 		c.Delete = true
@@ -113,50 +138,65 @@ func listingChange(r pebble.Reader, p []byte) smt.Change {
 	return c
 }
 
+// close closes the iterator, before the batch commits.
+func (l *listingReader) close() {
+	if l.it != nil {
+		_ = l.it.Close() // an iterator's error was checked after each walk
+		l.it = nil
+	}
+}
+
 // entryChanges returns the map changes of the writes b took from byte from
 // of its representation on: one per committed record and received listing
 // written, with its value as b now holds it. The writes are read from the
-// batch itself, so no write path of the apply can skip the map.
-func entryChanges(b *pebble.Batch, from int) []smt.Change {
+// batch itself, so no write path of the apply can skip the map. A record's
+// value at the entry's end is its last write in that range (a set, or a
+// delete), so it is taken from the representation without a read of the
+// batch; a listing's ids are read from b, the entry's writes over the
+// database's. The changes are in no particular order: smt.Update's result
+// does not depend on it.
+func entryChanges(b *pebble.Batch, from int, lr *listingReader) []smt.Change {
 	rd := batchrepr.Reader(b.Repr()[from:])
-	records := map[string]struct{}{}
-	listings := map[string]struct{}{}
+	var changes []smt.Change
+	var keys [][]byte // the store key of each record change, for the last-write lookup
+	var listings [][]byte
 	for {
-		kind, k, _, ok, err := rd.Next()
+		kind, k, v, ok, err := rd.Next()
 		if err != nil {
 			panic(fmt.Sprintf("registry: read the batch being applied: %v", err))
 		}
 		if !ok {
 			break
 		}
-		if kind == pebble.InternalKeyKindRangeDelete {
-			// The apply writes no range deletions; one would change
-			// records this walk cannot name.
-			panic("registry: a range deletion in the apply's batch would bypass the commitment")
+		switch kind {
+		case pebble.InternalKeyKindSet, pebble.InternalKeyKindDelete, pebble.InternalKeyKindSingleDelete, pebble.InternalKeyKindDeleteSized:
+		case pebble.InternalKeyKindLogData:
+			continue
+		default:
+			// The apply writes nothing else (no range deletions, merges or
+			// range keys); one would change records this walk cannot name.
+			panic(fmt.Sprintf("registry: a write of kind %s in the apply's batch would bypass the commitment", kind))
 		}
 		if isCommitted(k) {
-			records[string(k)] = struct{}{}
-		} else if p, ok := listingPrefix(k); ok {
-			listings[string(p)] = struct{}{}
+			c := smt.Change{Delete: kind != pebble.InternalKeyKindSet}
+			if !c.Delete {
+				c.Value = recordValue(v)
+			}
+			i := slices.IndexFunc(keys, func(x []byte) bool { return bytes.Equal(x, k) })
+			if i < 0 {
+				c.Key = smt.KeyOf(k)
+				keys = append(keys, k)
+				changes = append(changes, c)
+				continue
+			}
+			c.Key = changes[i].Key
+			changes[i] = c
+		} else if p, ok := listingPrefix(k); ok && !slices.ContainsFunc(listings, func(x []byte) bool { return bytes.Equal(x, p) }) {
+			listings = append(listings, p)
 		}
 	}
-	changes := make([]smt.Change, 0, len(records)+len(listings))
-	for _, k := range slices.Sorted(maps.Keys(records)) {
-		c := smt.Change{Key: smt.KeyOf([]byte(k))}
-		v, closer, err := b.Get([]byte(k))
-		switch {
-		case errors.Is(err, pebble.ErrNotFound):
-			c.Delete = true
-		case err != nil:
-			panic(fmt.Sprintf("registry: read record %q: %v", k, err))
-		default:
-			c.Value = recordValue(v)
-			_ = closer.Close() // releases the read value; nothing to report
-		}
-		changes = append(changes, c)
-	}
-	for _, p := range slices.Sorted(maps.Keys(listings)) {
-		changes = append(changes, listingChange(b, []byte(p)))
+	for _, p := range listings {
+		changes = append(changes, lr.change(p))
 	}
 	return changes
 }
@@ -268,7 +308,8 @@ type commitRun struct {
 	top   *mapTop
 	log   *tlog.Log
 	nodes *nodeCache
-	meta  [][2][]byte // key, value
+	lists listingReader
+	root  smt.Hash // the map root after the last entry committed
 }
 
 // commitEntry updates the commitment for the entry just applied to b: the
@@ -278,14 +319,15 @@ type commitRun struct {
 // stored bytes.
 func (r *commitRun) commitEntry(b *pebble.Batch, from int, build bool, index uint64, t time.Time, data []byte, res *record.Result, stored []byte) {
 	if r.nodes == nil {
-		r.nodes = &nodeCache{r: r.db, top: r.top, nodes: map[string][]byte{}}
+		r.nodes = &nodeCache{r: r.db, top: r.top, nodes: nodeMaps.Get().(map[string][]byte)}
+		r.lists.b = b
 	}
 	m := smt.New(r.nodes)
 	var root smt.Hash
 	var err error
 	if build {
 		root = buildMap(b, m)
-	} else if root, err = m.Update(entryChanges(b, from)); err != nil {
+	} else if root, err = m.Update(entryChanges(b, from, &r.lists)); err != nil {
 		panic(fmt.Sprintf("registry: entry %d: update the state map: %v", index, err))
 	}
 	nodes := logNodes{r: b, w: b}
@@ -302,18 +344,23 @@ func (r *commitRun) commitEntry(b *pebble.Batch, from int, build bool, index uin
 		panic(fmt.Sprintf("registry: entry %d: append to the transparency log: %v", index, err))
 	}
 	mustSet(b, indexKey(tableLogLeaves, size), enc)
-	r.meta = [][2][]byte{{metaLogSize, u64(size + 1)}, {metaLogRoot, r.log.Root()}, {metaMapRoot, root[:]}}
+	r.root = root
 }
 
 // flush writes the map's node records and the commitment's meta values
 // into b, the batch the run's entries were applied to.
 func (r *commitRun) flush(b *pebble.Batch) {
+	r.lists.close()
 	if r.nodes != nil {
 		r.nodes.flush(b)
 	}
-	for _, kv := range r.meta {
-		mustSet(b, kv[0], kv[1])
+	if r.log == nil {
+		return // no entry of the batch was at the level
 	}
+	// The log's root is read once per batch: no leaf holds it.
+	mustSet(b, metaLogSize, u64(r.log.Size()))
+	mustSet(b, metaLogRoot, r.log.Root())
+	mustSet(b, metaMapRoot, r.root[:])
 }
 
 // nodeCache is the map's NodeStore during one ApplyBatch: the records the
@@ -331,33 +378,35 @@ type nodeCache struct {
 	nodes map[string][]byte
 }
 
-// GetNode implements smt.NodeStore.
+// GetNode implements smt.NodeStore. It returns the record the cache
+// holds, not a copy: the map changes no record it reads (smt.NodeStore).
 func (c *nodeCache) GetNode(k []byte) ([]byte, error) {
 	if v, ok := c.nodes[string(k)]; ok {
 		if v == nil {
 			return nil, smt.ErrNodeNotFound
 		}
-		return bytes.Clone(v), nil
+		return v, nil
 	}
 	if v, ok := c.top.get(k); ok {
 		if v == nil {
 			return nil, smt.ErrNodeNotFound
 		}
-		return bytes.Clone(v), nil
+		return v, nil
 	}
 	v, err := mapNodes{r: c.r}.GetNode(k)
 	switch {
 	case err == nil:
-		c.top.put(k, v)
+		c.top.put(string(k), v)
 	case errors.Is(err, smt.ErrNodeNotFound):
-		c.top.put(k, nil)
+		c.top.put(string(k), nil)
 	}
 	return v, err
 }
 
-// PutNode implements smt.NodeStore.
+// PutNode implements smt.NodeStore. It keeps v, which the map never uses
+// again (smt.NodeStore).
 func (c *nodeCache) PutNode(k, v []byte) error {
-	c.nodes[string(k)] = bytes.Clone(v)
+	c.nodes[string(k)] = v
 	return nil
 }
 
@@ -368,23 +417,38 @@ func (c *nodeCache) DeleteNode(k []byte) error {
 }
 
 // flush writes the records into b, in key order, and into the top cache:
-// b commits next, or the node stops.
+// b commits next, or the node stops. The top cache takes the records
+// themselves, since the node cache lets go of them.
 func (c *nodeCache) flush(b *pebble.Batch) {
-	for _, k := range slices.Sorted(maps.Keys(c.nodes)) {
+	key := make([]byte, 0, 1+smt.Size+1) // the batch copies the key it is given
+	keys := make([]string, 0, len(c.nodes))
+	for k := range c.nodes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
 		v := c.nodes[k]
+		key = append(append(key[:0], tableMapNodes), k...)
 		var err error
 		if v == nil {
-			err = b.Delete(mapNodeKey([]byte(k)), nil)
+			err = b.Delete(key, nil)
 		} else {
-			err = b.Set(mapNodeKey([]byte(k)), v, nil)
+			err = b.Set(key, v, nil)
 		}
 		if err != nil {
 			panic(fmt.Sprintf("registry: batch write of a map node: %v", err))
 		}
-		c.top.put([]byte(k), v)
+		c.top.put(k, v)
 	}
 	clear(c.nodes)
+	nodeMaps.Put(c.nodes)
+	c.nodes = nil
 }
+
+// nodeMaps holds emptied nodeCache maps, which keep their room: a batch of
+// 64 writes puts about a thousand records in one, and growing it from
+// empty each batch allocated more than the records.
+var nodeMaps = sync.Pool{New: func() any { return map[string][]byte{} }}
 
 // mapTopDepth is the deepest level of the map whose node records the top
 // cache keeps: at most 2^16 − 1 records of at most 130 bytes.
@@ -414,11 +478,12 @@ func (t *mapTop) get(k []byte) ([]byte, bool) {
 	return v, ok
 }
 
-func (t *mapTop) put(k, v []byte) {
+// put keeps v itself: its callers hand over records nothing changes after.
+func (t *mapTop) put(k string, v []byte) {
 	if len(k) == 0 || int(k[0]) > mapTopDepth {
 		return
 	}
-	t.nodes[string(k)] = bytes.Clone(v)
+	t.nodes[k] = v
 }
 
 // opCID is the binary CID a leaf names an entry's operation by: the CID

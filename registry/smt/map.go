@@ -26,6 +26,7 @@ type Change struct {
 // may run concurrently with each other where the store allows it.
 type Map struct {
 	store NodeStore
+	key   []byte // Update's scratch buffer for the keys it reads nodes by
 }
 
 // New returns the map held in s (an empty store holds the empty map).
@@ -110,7 +111,8 @@ func (m *Map) update(d int, path *Key, cur node, ch []Change) (node, error) {
 	case kindLeaf:
 		return m.build(d, path, sets(ch, &cur))
 	}
-	l, r, err := loadInner(m.store, d, path)
+	m.key = appendNodeKey(m.key[:0], d, path)
+	l, r, err := loadInnerAt(m.store, m.key, d, path)
 	if err != nil {
 		return node{}, err
 	}

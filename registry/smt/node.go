@@ -57,12 +57,16 @@ func (n *node) digest() Hash {
 // path: the byte d, then the first d bits of k in ceil(d/8) bytes, the bits
 // after them zero. The root record's key is the single byte 0x00.
 func nodeKey(d int, k *Key) []byte {
+	return appendNodeKey(make([]byte, 0, 1+(d+7)/8), d, k)
+}
+
+// appendNodeKey appends nodeKey(d, k) to b.
+func appendNodeKey(b []byte, d int, k *Key) []byte {
 	n := (d + 7) / 8
-	b := make([]byte, 1+n, maxNodeKeyLen)
-	b[0] = byte(d)
-	copy(b[1:], k[:n])
+	b = append(b, byte(d))
+	b = append(b, k[:n]...)
 	if rem := d % 8; rem != 0 {
-		b[n] &= byte(0xff) << (8 - uint(rem))
+		b[len(b)-1] &= byte(0xff) << (8 - uint(rem))
 	}
 	return b
 }
@@ -74,7 +78,7 @@ func nodeKey(d int, k *Key) []byte {
 // with kinds 0 (empty: no bytes), 1 (leaf: key and value, 64 bytes) and
 // 2 (inner: hash, 32 bytes).
 func encodeInner(l, r *node) []byte {
-	b := make([]byte, 2, maxRecordLen)
+	b := make([]byte, 2, 2+childLen(l)+childLen(r)) // the store may keep it: no spare capacity
 	b[0] = tagInner
 	b[1] = byte(l.kind<<4 | r.kind)
 	for _, c := range []*node{l, r} {
@@ -87,6 +91,17 @@ func encodeInner(l, r *node) []byte {
 		}
 	}
 	return b
+}
+
+// childLen is the length of a child's part of an inner node's record.
+func childLen(c *node) int {
+	switch c.kind {
+	case kindLeaf:
+		return leafChildLen
+	case kindInner:
+		return innerChildLen
+	}
+	return 0
 }
 
 // encodeRootLeaf returns the root record of a map of one key:
@@ -145,7 +160,13 @@ func decodeInner(rec []byte, d int, k *Key) (l, r node, err error) {
 
 // loadInner reads and parses the inner node at depth d on k's path.
 func loadInner(s NodeStore, d int, k *Key) (l, r node, err error) {
-	rec, err := s.GetNode(nodeKey(d, k))
+	return loadInnerAt(s, nodeKey(d, k), d, k)
+}
+
+// loadInnerAt is loadInner with the node's store key given (a scratch
+// buffer the caller reuses: the store keeps no key GetNode is passed).
+func loadInnerAt(s NodeStore, key []byte, d int, k *Key) (l, r node, err error) {
+	rec, err := s.GetNode(key)
 	if err != nil {
 		if errors.Is(err, ErrNodeNotFound) {
 			return l, r, fmt.Errorf("%w: inner node at depth %d is missing", ErrCorruptNode, d)

@@ -334,3 +334,62 @@ func TestCorruptNodeRefused(t *testing.T) {
 		}
 	})
 }
+
+// sharingStore is a NodeStore that keeps the very slices PutNode is given
+// and hands out the ones it holds from GetNode, with a copy of each to tell
+// whether the map changed one afterwards (NodeStore's contract, which the
+// registry's write-back node cache relies on to skip copies).
+type sharingStore struct {
+	nodes  map[string][]byte
+	copies map[string][]byte
+	keys   [][]byte // every key passed to PutNode and DeleteNode
+	kept   []string // their contents when passed
+}
+
+func (s *sharingStore) GetNode(k []byte) ([]byte, error) {
+	v, ok := s.nodes[string(k)]
+	if !ok {
+		return nil, ErrNodeNotFound
+	}
+	return v, nil
+}
+
+func (s *sharingStore) PutNode(k, v []byte) error {
+	s.nodes[string(k)], s.copies[string(k)] = v, slices.Clone(v)
+	s.keys, s.kept = append(s.keys, k), append(s.kept, string(k))
+	return nil
+}
+
+func (s *sharingStore) DeleteNode(k []byte) error {
+	delete(s.nodes, string(k))
+	delete(s.copies, string(k))
+	s.keys, s.kept = append(s.keys, k), append(s.kept, string(k))
+	return nil
+}
+
+// The map changes no record it got from GetNode or gave to PutNode, and no
+// key it gave to PutNode or DeleteNode, so a store may share them: a store
+// that does gives the reference roots, and every slice it holds still has
+// the bytes it was given.
+func TestStoreMayShareSlices(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	s := &sharingStore{nodes: map[string][]byte{}, copies: map[string][]byte{}}
+	m := New(s)
+	ref := refTree{}
+	for round := range 40 {
+		root := mustUpdate(t, m, randChanges(r, ref, 1+r.IntN(64)))
+		if want := ref.root(); root != want {
+			t.Fatalf("round %d: root %x, reference %x", round, root[:8], want[:8])
+		}
+		for k, v := range s.nodes {
+			if string(v) != string(s.copies[k]) {
+				t.Fatalf("round %d: the record at %x changed after the store took it", round, k)
+			}
+		}
+		for i, k := range s.keys {
+			if string(k) != s.kept[i] {
+				t.Fatalf("round %d: a key changed after the store took it", round)
+			}
+		}
+	}
+}

@@ -15,7 +15,11 @@ var ErrNodeNotFound = errors.New("smt: node not found")
 // batch as the registry's records; a GetNode must see the PutNode and
 // DeleteNode calls made before it on the same store. Keys are at most 33 bytes
 // and values at most 130 bytes. The map keeps no slice it passes in or gets
-// back, so the store may reuse them after the call returns.
+// back, so the store may reuse them after the call returns. The map never
+// changes a record GetNode returns, so a store may return one it holds, and
+// never uses a key or record again after passing it to PutNode or
+// DeleteNode, so a store may keep them without a copy. A key passed to
+// GetNode is the map's, which reuses it: a store keeps a copy if any.
 type NodeStore interface {
 	// GetNode returns the record at key, or an error wrapping ErrNodeNotFound.
 	GetNode(key []byte) ([]byte, error)
