@@ -1,0 +1,241 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/decide"
+	"github.com/trustreg/trustreg/registry/proof"
+	"github.com/trustreg/trustreg/registry/record"
+	"github.com/trustreg/trustreg/registry/tlog"
+)
+
+// Proofs in answers (issue #32). An answer about "now" must be computed
+// and proven from the state whose log size is exactly the latest cosigned
+// checkpoint's (proof.ErrNotLatest): the map is updated in place, so the
+// state of now is not the state the checkpoint commits. The registry keeps
+// views of recently published states by log size (registry.ViewAtLogSize);
+// the gateway takes the one at the checkpoint's size. See DESIGN.md.
+
+// ProvenViews is the registry's store of views by log size; the gateway
+// answers ?proof=true when its Registry has one.
+type ProvenViews interface {
+	ViewAtLogSize(size uint64) (*registry.View, error)
+}
+
+var _ ProvenViews = (*registry.State)(nil)
+
+// ErrNoProvenState: no state at the latest cosigned checkpoint's size
+// could be read in time to prove an answer from it.
+var ErrNoProvenState = record.NewKind("gateway: no provable state at the latest checkpoint",
+	"this node holds no state at exactly the latest cosigned checkpoint's log size right now (writes are arriving faster than checkpoints, or the node is catching up), so it cannot prove an answer about now; try again shortly", nil)
+
+// Bounds of the wait for a provable state: the attempts (each a new
+// checkpoint), and how long one attempt waits for the state to reach the
+// checkpoint's size or for a newer checkpoint.
+const (
+	proofAttempts    = 3
+	proofAttemptWait = 2 * time.Second
+	proofPoll        = 50 * time.Millisecond
+)
+
+// wantProof reads the proof query parameter: absent or "false" is no.
+func wantProof(r *http.Request) (bool, error) {
+	v := query(r).Get("proof")
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, record.Errorf(ErrBadRequest, "proof %q must be true or false", v)
+	}
+	return b, nil
+}
+
+// provenState is a view of the state at the latest cosigned checkpoint's
+// size, with the checkpoint note and the last leaf of that log.
+type provenState struct {
+	view      *registry.View
+	note      []byte
+	size      uint64
+	leaf      []byte
+	leafIndex uint64
+	applied   uint64 // the leaf's raft index
+}
+
+// latestCheckpoint returns the latest cosigned note and its size.
+func (s *Server) latestCheckpoint() ([]byte, uint64, error) {
+	if s.cfg.Checkpoints == nil {
+		return nil, 0, ErrNoCosigners
+	}
+	note, err := s.cfg.Checkpoints.LatestCheckpoint()
+	if err != nil {
+		return nil, 0, err
+	}
+	i := bytes.Index(note, []byte("\n\n"))
+	if i < 0 {
+		return nil, 0, fmt.Errorf("gateway: the latest checkpoint is not a signed note")
+	}
+	cp, err := tlog.ParseCheckpoint(note[:i+1])
+	if err != nil {
+		return nil, 0, err
+	}
+	return note, cp.Size, nil
+}
+
+// provenView finds the state to answer from: the latest checkpoint of
+// size C and a view at exactly C. When the state is behind C it waits for
+// it; when no view at C is kept it waits for the next checkpoint and tries
+// again, a bounded number of times, then ErrNoProvenState.
+func (s *Server) provenView(ctx context.Context) (*provenState, error) {
+	views, ok := s.cfg.Registry.(ProvenViews)
+	if !ok {
+		return nil, ErrNoCosigners
+	}
+	var lastErr error
+	for range proofAttempts {
+		note, size, err := s.latestCheckpoint()
+		if err != nil {
+			return nil, err
+		}
+		if size == 0 {
+			return nil, ErrNoCheckpoint
+		}
+		deadline := time.Now().Add(proofAttemptWait)
+		for {
+			v, err := views.ViewAtLogSize(size)
+			if err == nil {
+				return s.atView(v, note, size)
+			}
+			lastErr = err
+			if !errors.Is(err, registry.ErrLogBehind) && !errors.Is(err, registry.ErrNoKeptView) {
+				return nil, err
+			}
+			// Behind: the state reaches size soon. Not kept: a newer
+			// checkpoint may be. Either way, look again shortly.
+			if time.Now().After(deadline) {
+				break
+			}
+			if err := sleepCtx(ctx, proofPoll); err != nil {
+				return nil, record.Errorf(ErrNoProvenState, "%v", err)
+			}
+			if n, sz, err := s.latestCheckpoint(); err == nil && sz != size {
+				note, size = n, sz
+			}
+		}
+	}
+	return nil, record.Errorf(ErrNoProvenState, "after %d checkpoints: %v", proofAttempts, lastErr)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// atView reads the last leaf of the checkpoint's log from v.
+func (s *Server) atView(v *registry.View, note []byte, size uint64) (*provenState, error) {
+	leaf, err := v.Leaf(size - 1)
+	if err != nil {
+		v.Close()
+		return nil, err
+	}
+	l, err := tlog.DecodeLeaf(leaf)
+	if err != nil {
+		v.Close()
+		return nil, err
+	}
+	return &provenState{view: v, note: note, size: size, leaf: leaf, leafIndex: size - 1, applied: l.Index}, nil
+}
+
+// bundle proves the records rec read and makes the bundle of q and a.
+func (p *provenState) bundle(rec *proof.Recorder, q proof.Question, a proof.Answer) (*proof.Bundle, error) {
+	var keys []decide.RecordKey
+	for _, r := range rec.Records() {
+		k, err := r.Key()
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	recs, mapProof, err := p.view.ProveRecords(keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]proof.Record, len(recs))
+	for i, r := range recs {
+		out[i] = proof.NewRecord(r.Key, r.Bytes)
+	}
+	incl, err := p.view.InclusionProof(p.leafIndex, p.size)
+	if err != nil {
+		return nil, err
+	}
+	return &proof.Bundle{
+		Version: proof.Version, Question: q, Answer: a, Records: out, MapProof: mapProof,
+		Leaf: p.leaf, LeafIndex: p.leafIndex, Inclusion: incl, Checkpoint: string(p.note),
+	}, nil
+}
+
+// proveDecision answers q with its proof: the decision made through a
+// proof.Recorder over the state at the latest checkpoint, and its bundle.
+func (s *Server) proveDecision(ctx context.Context, q decide.Question, now time.Time) (*record.Decision, *proof.Bundle, error) {
+	p, err := s.provenView(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer p.view.Close()
+	if q.AsOf > p.applied {
+		return nil, nil, record.Errorf(ErrNotCaughtUp, "as_of %d is past the latest cosigned checkpoint's state (index %d); ask again once a checkpoint covers it", q.AsOf, p.applied)
+	}
+	rec := proof.NewRecorder(p.view.Records())
+	d, err := decide.Decide(rec, nil, p.applied, q, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	pq, pa := proof.NewAuthorization(q, d, p.applied)
+	b, err := p.bundle(rec, pq, pa)
+	return d, b, err
+}
+
+// proveRecognition is proveDecision for a recognition question.
+func (s *Server) proveRecognition(ctx context.Context, q decide.RecognitionQuestion, now time.Time) (*decide.RecognitionDecision, *proof.Bundle, error) {
+	p, err := s.provenView(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer p.view.Close()
+	rec := proof.NewRecorder(p.view.Records())
+	d, err := decide.Recognize(rec, p.applied, q, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	pq, pa := proof.NewRecognition(q, d, p.applied)
+	b, err := p.bundle(rec, pq, pa)
+	return d, b, err
+}
+
+// withProof returns the JSON object body with a "proof" member holding b.
+func withProof(body []byte, b *proof.Bundle) ([]byte, error) {
+	enc, err := b.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	body = bytes.TrimRight(body, " \n")
+	if len(body) == 0 || body[len(body)-1] != '}' {
+		return nil, fmt.Errorf("gateway: answer is not a JSON object")
+	}
+	out := append(body[:len(body)-1:len(body)-1], `,"proof":`...)
+	out = append(out, enc...)
+	return append(out, "}\n"...), nil
+}
