@@ -36,13 +36,14 @@ var _ ProvenViews = (*registry.State)(nil)
 var ErrNoProvenState = record.NewKind("gateway: no provable state at the latest checkpoint",
 	"this node holds no state at exactly the latest cosigned checkpoint's log size right now (writes are arriving faster than checkpoints, or the node is catching up), so it cannot prove an answer about now; try again shortly", nil)
 
-// Bounds of the wait for a provable state: the attempts (each a new
-// checkpoint), and how long one attempt waits for the state to reach the
-// checkpoint's size or for a newer checkpoint.
+// Bound of the wait for a provable state: how long a proof request waits
+// for the state to reach the latest checkpoint's size, for a checkpoint
+// whose state is kept, or for one that covers the index the read must
+// see; and how often it looks again meanwhile. Checkpoints follow writes
+// within about a second, so this spans a few of them.
 const (
-	proofAttempts    = 3
-	proofAttemptWait = 2 * time.Second
-	proofPoll        = 50 * time.Millisecond
+	proofWait = 6 * time.Second
+	proofPoll = 50 * time.Millisecond
 )
 
 // wantProof reads the proof query parameter: absent or "false" is no.
@@ -89,17 +90,20 @@ func (s *Server) latestCheckpoint() ([]byte, uint64, error) {
 	return note, cp.Size, nil
 }
 
-// provenView finds the state to answer from: the latest checkpoint of
-// size C and a view at exactly C. When the state is behind C it waits for
-// it; when no view at C is kept it waits for the next checkpoint and tries
-// again, a bounded number of times, then ErrNoProvenState.
-func (s *Server) provenView(ctx context.Context) (*provenState, error) {
+// provenView finds the state to answer from: the latest checkpoint, of
+// size C, and a view of the state at exactly C that has applied at least
+// minIndex (the read's consistency level). When the state is behind C,
+// when no view at C is kept (quick commits skipped it, or it was dropped),
+// or when C's state is older than minIndex, it looks again shortly, for a
+// newer checkpoint or the state catching up, until proofWait has passed:
+// then ErrNoProvenState (503, Retry-After).
+func (s *Server) provenView(ctx context.Context, minIndex uint64) (*provenState, error) {
 	views, ok := s.cfg.Registry.(ProvenViews)
 	if !ok {
 		return nil, ErrNoCosigners
 	}
-	var lastErr error
-	for range proofAttempts {
+	deadline := time.Now().Add(proofWait)
+	for {
 		note, size, err := s.latestCheckpoint()
 		if err != nil {
 			return nil, err
@@ -107,30 +111,25 @@ func (s *Server) provenView(ctx context.Context) (*provenState, error) {
 		if size == 0 {
 			return nil, ErrNoCheckpoint
 		}
-		deadline := time.Now().Add(proofAttemptWait)
-		for {
-			v, err := views.ViewAtLogSize(size)
-			if err == nil {
-				return s.atView(v, note, size)
-			}
-			lastErr = err
-			if !errors.Is(err, registry.ErrLogBehind) && !errors.Is(err, registry.ErrNoKeptView) {
-				return nil, err
-			}
-			// Behind: the state reaches size soon. Not kept: a newer
-			// checkpoint may be. Either way, look again shortly.
-			if time.Now().After(deadline) {
-				break
-			}
-			if err := sleepCtx(ctx, proofPoll); err != nil {
-				return nil, record.Errorf(ErrNoProvenState, "%v", err)
-			}
-			if n, sz, err := s.latestCheckpoint(); err == nil && sz != size {
-				note, size = n, sz
-			}
+		v, err := views.ViewAtLogSize(size)
+		switch {
+		case err == nil && v.Index() >= minIndex:
+			return s.atView(v, note, size)
+		case err == nil:
+			v.Close()
+			err = fmt.Errorf("the latest checkpoint (log size %d) covers index %d, the read asks for %d", size, v.Index(), minIndex)
+		case errors.Is(err, registry.ErrLogBehind), errors.Is(err, registry.ErrNoKeptView):
+			err = fmt.Errorf("log size %d: %w", size, err)
+		default:
+			return nil, err
+		}
+		if time.Now().After(deadline) {
+			return nil, record.Errorf(ErrNoProvenState, "within %s: %v", proofWait, err)
+		}
+		if err := sleepCtx(ctx, proofPoll); err != nil {
+			return nil, record.Errorf(ErrNoProvenState, "%v", err)
 		}
 	}
-	return nil, record.Errorf(ErrNoProvenState, "after %d checkpoints: %v", proofAttempts, lastErr)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -187,10 +186,10 @@ func (p *provenState) bundle(rec *proof.Recorder, q proof.Question, a proof.Answ
 	}, nil
 }
 
-// proveDecision answers q with its proof: the decision made through a
+// proveDecision answers q with its proof (minIndex: see provenView): the decision made through a
 // proof.Recorder over the state at the latest checkpoint, and its bundle.
-func (s *Server) proveDecision(ctx context.Context, q decide.Question, now time.Time) (*record.Decision, *proof.Bundle, error) {
-	p, err := s.provenView(ctx)
+func (s *Server) proveDecision(ctx context.Context, q decide.Question, minIndex uint64, now time.Time) (*record.Decision, *proof.Bundle, error) {
+	p, err := s.provenView(ctx, minIndex)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -209,8 +208,8 @@ func (s *Server) proveDecision(ctx context.Context, q decide.Question, now time.
 }
 
 // proveRecognition is proveDecision for a recognition question.
-func (s *Server) proveRecognition(ctx context.Context, q decide.RecognitionQuestion, now time.Time) (*decide.RecognitionDecision, *proof.Bundle, error) {
-	p, err := s.provenView(ctx)
+func (s *Server) proveRecognition(ctx context.Context, q decide.RecognitionQuestion, minIndex uint64, now time.Time) (*decide.RecognitionDecision, *proof.Bundle, error) {
+	p, err := s.provenView(ctx, minIndex)
 	if err != nil {
 		return nil, nil, err
 	}

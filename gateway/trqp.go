@@ -76,15 +76,17 @@ type trqpRecognition struct {
 }
 
 // readTRQP reads and checks a TRQP query and applies the read's
-// consistency level. It returns the query and the time it asks about
-// (zero: now), or answers r with the error and returns false.
-func (s *Server) readTRQP(w http.ResponseWriter, r *http.Request) (trqpQuery, time.Time, bool) {
+// consistency level. It returns the query, the time it asks about (zero:
+// now) and the index the read waited for, or answers r with the error and
+// returns false.
+func (s *Server) readTRQP(w http.ResponseWriter, r *http.Request) (trqpQuery, time.Time, uint64, bool) {
 	q, at, err := parseTRQP(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
 		writeError(w, r, err)
-		return q, at, false
+		return q, at, 0, false
 	}
-	return q, at, s.consistent(w, r)
+	minIndex, ok := s.consistentIndex(w, r)
+	return q, at, minIndex, ok
 }
 
 // parseTRQP reads and checks a TRQP query body.
@@ -181,7 +183,7 @@ func (q trqpQuery) answer(at, evaluated time.Time, message string) trqpAnswer {
 // trqpAuthorize answers whether entity_id is authorized, in the framework
 // authority_id, for action on resource.
 func (s *Server) trqpAuthorize(w http.ResponseWriter, r *http.Request) {
-	q, at, ok := s.readTRQP(w, r)
+	q, at, minIndex, ok := s.readTRQP(w, r)
 	if !ok {
 		return
 	}
@@ -198,7 +200,7 @@ func (s *Server) trqpAuthorize(w http.ResponseWriter, r *http.Request) {
 		index uint64
 	)
 	if q.Proof {
-		d, b, err = s.proveDecision(r.Context(), dq, now)
+		d, b, err = s.proveDecision(r.Context(), dq, minIndex, now)
 		if b != nil {
 			index = b.Question.Applied
 		}
@@ -225,7 +227,7 @@ func (s *Server) trqpAuthorize(w http.ResponseWriter, r *http.Request) {
 // entity_id (another framework or ecosystem) for resource. A recognition
 // here is not per action: action is echoed.
 func (s *Server) trqpRecognize(w http.ResponseWriter, r *http.Request) {
-	q, at, ok := s.readTRQP(w, r)
+	q, at, minIndex, ok := s.readTRQP(w, r)
 	if !ok {
 		return
 	}
@@ -238,7 +240,7 @@ func (s *Server) trqpRecognize(w http.ResponseWriter, r *http.Request) {
 		index uint64
 	)
 	if q.Proof {
-		d, b, err = s.proveRecognition(r.Context(), rq, now)
+		d, b, err = s.proveRecognition(r.Context(), rq, minIndex, now)
 		if b != nil {
 			index = b.Question.Applied
 		}

@@ -105,11 +105,12 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if !s.consistent(w, r) {
+	minIndex, ok := s.consistentIndex(w, r)
+	if !ok {
 		return
 	}
 	if withP {
-		s.trustProven(w, r, q, now)
+		s.trustProven(w, r, q, minIndex, now)
 		return
 	}
 	view := s.cfg.Registry.View()
@@ -137,8 +138,8 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 
 // trustProven answers GET /v1/trust?proof=true: the decision, made from
 // the state at the latest cosigned checkpoint, with its bundle as "proof".
-func (s *Server) trustProven(w http.ResponseWriter, r *http.Request, q decide.Question, now time.Time) {
-	d, b, err := s.proveDecision(r.Context(), q, now)
+func (s *Server) trustProven(w http.ResponseWriter, r *http.Request, q decide.Question, minIndex uint64, now time.Time) {
+	d, b, err := s.proveDecision(r.Context(), q, minIndex, now)
 	if err != nil {
 		writeError(w, r, err)
 		return

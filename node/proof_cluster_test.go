@@ -67,7 +67,7 @@ func TestClusterProofsVerifyWhileWritesStreamIn(t *testing.T) {
 	root := mustKey(t)
 	submit := func(jws []byte) *record.Result { return c.mustSubmit(leader, jws) }
 	ch := mustProofChain(t, submit, c.gov, root)
-	q := url.Values{"entity": {ch.college.DID}, "framework": {ch.fw}, "resource": {ch.nursing}}
+	q := url.Values{"entity": {ch.college.DID}, "framework": {ch.fw}, "resource": {ch.nursing}, "consistency": {"linearizable"}}
 
 	a, _ := getProven(t, trustURL(c.node(follower).GatewayURL(), q))
 	if _, v := mustVerify(t, a, genesis); !v.Decision.Authorized {

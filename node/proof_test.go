@@ -161,7 +161,9 @@ func TestDevNodeAnswersWithProofs(t *testing.T) {
 	c := mustProofChain(t, submit, gov, root)
 	base := n.GatewayURL()
 
-	a, body := getProven(t, trustURL(base, url.Values{"entity": {c.college.DID}, "framework": {c.fw}, "resource": {c.nursing}}))
+	// A linearizable read is answered from a checkpoint that covers the
+	// writes before it.
+	a, body := getProven(t, trustURL(base, url.Values{"entity": {c.college.DID}, "framework": {c.fw}, "resource": {c.nursing}, "consistency": {"linearizable"}}))
 	b, v := mustVerify(t, a, genesis)
 	if a.Authorized == nil || !*a.Authorized || !v.Decision.Authorized || len(b.Answer.Chain) != 3 {
 		t.Fatalf("depth-3 chain: authorized %v, verified %+v, chain %v", a.Authorized, v.Decision, b.Answer.Chain)
