@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -222,6 +223,50 @@ func (s *Server) proveRecognition(ctx context.Context, q decide.RecognitionQuest
 	pq, pa := proof.NewRecognition(q, d, p.applied)
 	b, err := p.bundle(rec, pq, pa)
 	return d, b, err
+}
+
+// provenRead answers a record read with proof=true: get makes the answer
+// from the view of the state at the latest checkpoint and names the
+// records it shows; the answer carries a records bundle (proof.TypeRecords)
+// of exactly those, as stored.
+func (s *Server) provenRead(w http.ResponseWriter, r *http.Request, minIndex uint64, get func(*registry.View) (any, []decide.RecordKey, error)) {
+	p, err := s.provenView(r.Context(), minIndex)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer p.view.Close()
+	v, keys, err := get(p.view)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	rec := proof.NewRecorder(p.view.Records())
+	for _, k := range keys {
+		if _, err := rec.Record(k); err != nil {
+			writeError(w, r, err)
+			return
+		}
+	}
+	q, a := proof.NewRecords(s.cfg.Now(), p.applied)
+	b, err := p.bundle(rec, q, a)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	body, err := withProof(buf.Bytes(), b)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.writeBody(w, r, p.applied, http.StatusOK, body, cacheNone)
 }
 
 // withProof returns the JSON object body with a "proof" member holding b.

@@ -34,6 +34,7 @@ type provenAnswer struct {
 type proofChain struct {
 	fw, nursing, other string
 	college            *record.Signer
+	collegeAcc         string
 }
 
 func signed(t *testing.T, k *record.Signer, fields map[string]any) []byte {
@@ -65,6 +66,8 @@ func mustProofChain(t *testing.T, submit func([]byte) *record.Result, gov, root 
 		}
 		parent = submit(signed(t, link.by, f)).ID
 	}
+	c.collegeAcc = parent
+	submit(signed(t, c.college, map[string]any{"op": record.OpRegisterEntity, "id": c.college.DID, "name": "College"}))
 	submit(signed(t, gov, map[string]any{"op": record.OpRecognize, "framework": c.fw, "recognized": c.other, "resources": []string{c.nursing}}))
 	return c
 }
@@ -215,6 +218,21 @@ func TestDevNodeAnswersWithProofs(t *testing.T) {
 	mustVerify(t, a, genesis)
 	if a.Recognized == nil || !*a.Recognized {
 		t.Fatalf("TRQP recognition: %+v", a)
+	}
+
+	// Records as stored: the college's entity record and its accreditation.
+	get := func(path string) func() (*http.Response, error) {
+		return func() (*http.Response, error) { return http.Get(base + path + "?proof=true&consistency=linearizable") }
+	}
+	for _, tc := range []struct{ path, kind, a string }{
+		{"/v1/entities/" + url.PathEscape(c.college.DID), "entity", c.college.DID},
+		{"/v1/accreditations/" + c.collegeAcc, "accreditation", c.collegeAcc},
+	} {
+		a, _ = getProven(t, get(tc.path))
+		b, v := mustVerify(t, a, genesis)
+		if b.Question.Type != proof.TypeRecords || len(v.Records) != 1 || v.Records[0].Kind != tc.kind || v.Records[0].A != tc.a || v.Records[0].Bytes == nil {
+			t.Fatalf("%s: records %+v", tc.path, v.Records)
+		}
 	}
 
 	// Without proof=true nothing changes.
