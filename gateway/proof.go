@@ -97,7 +97,8 @@ func (s *Server) latestCheckpoint() ([]byte, uint64, error) {
 // when no view at C is kept (quick commits skipped it, or it was dropped),
 // or when C's state is older than minIndex, it looks again shortly, for a
 // newer checkpoint or the state catching up, until proofWait has passed:
-// then ErrNoProvenState (503, Retry-After).
+// then ErrNoProvenState (503, Retry-After). While there is no checkpoint
+// yet it waits the same way, then ErrNoCheckpoint.
 func (s *Server) provenView(ctx context.Context, minIndex uint64) (*provenState, error) {
 	views, ok := s.cfg.Registry.(ProvenViews)
 	if !ok {
@@ -106,25 +107,31 @@ func (s *Server) provenView(ctx context.Context, minIndex uint64) (*provenState,
 	deadline := time.Now().Add(proofWait)
 	for {
 		note, size, err := s.latestCheckpoint()
-		if err != nil {
-			return nil, err
+		if err == nil && size == 0 {
+			err = ErrNoCheckpoint
 		}
-		if size == 0 {
-			return nil, ErrNoCheckpoint
+		var v *registry.View
+		if err == nil {
+			v, err = views.ViewAtLogSize(size)
 		}
-		v, err := views.ViewAtLogSize(size)
 		switch {
+		case errors.Is(err, ErrNoCheckpoint):
+			// The first checkpoint follows the first writes within about
+			// a second: wait for it like for the next one.
+			if time.Now().After(deadline) {
+				return nil, err
+			}
 		case err == nil && v.Index() >= minIndex:
 			return s.atView(v, note, size)
 		case err == nil:
-			v.Close()
 			err = fmt.Errorf("the latest checkpoint (log size %d) covers index %d, the read asks for %d", size, v.Index(), minIndex)
+			v.Close()
 		case errors.Is(err, registry.ErrLogBehind), errors.Is(err, registry.ErrNoKeptView):
 			err = fmt.Errorf("log size %d: %w", size, err)
 		default:
 			return nil, err
 		}
-		if time.Now().After(deadline) {
+		if time.Now().After(deadline) && !errors.Is(err, ErrNoCheckpoint) {
 			return nil, record.Errorf(ErrNoProvenState, "within %s: %v", proofWait, err)
 		}
 		if err := sleepCtx(ctx, proofPoll); err != nil {
