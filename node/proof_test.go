@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -35,6 +36,7 @@ type proofChain struct {
 	fw, nursing, other string
 	college            *record.Signer
 	collegeAcc         string
+	accIndex           uint64 // the index the college's accreditation was applied at
 }
 
 func signed(t *testing.T, k *record.Signer, fields map[string]any) []byte {
@@ -64,7 +66,8 @@ func mustProofChain(t *testing.T, submit func([]byte) *record.Result, gov, root 
 		if parent != "" {
 			f["parent"] = parent
 		}
-		parent = submit(signed(t, link.by, f)).ID
+		res := submit(signed(t, link.by, f))
+		parent, c.accIndex = res.ID, res.Index
 	}
 	c.collegeAcc = parent
 	submit(signed(t, c.college, map[string]any{"op": record.OpRegisterEntity, "id": c.college.DID, "name": "College"}))
@@ -194,6 +197,17 @@ func TestDevNodeAnswersWithProofs(t *testing.T) {
 	}
 	if _, err := proof.Verify(&changed, genesis, proof.Options{}); !errors.Is(err, proof.ErrRecordDigest) {
 		t.Fatalf("changed record: %v, want ErrRecordDigest", err)
+	}
+
+	// As of the index the college's accreditation was applied at: proven
+	// from the checkpoint's state, evaluated as of that index.
+	a, _ = getProven(t, trustURL(base, url.Values{"entity": {c.college.DID}, "framework": {c.fw}, "resource": {c.nursing}, "as_of": {fmt.Sprint(c.accIndex)}}))
+	if b, v = mustVerify(t, a, genesis); !v.Decision.Authorized || b.Answer.Index != c.accIndex || b.Question.AsOf != c.accIndex {
+		t.Fatalf("as_of %d: answer %+v, question %+v", c.accIndex, b.Answer, b.Question)
+	}
+	a, _ = getProven(t, trustURL(base, url.Values{"entity": {c.college.DID}, "framework": {c.fw}, "resource": {c.nursing}, "as_of": {fmt.Sprint(c.accIndex - 1)}}))
+	if _, v = mustVerify(t, a, genesis); v.Decision.Authorized {
+		t.Fatalf("as_of %d, before the college's accreditation: %+v", c.accIndex-1, v.Decision)
 	}
 
 	unknown := "did:web:unknown.example"
