@@ -73,6 +73,7 @@ var errorTable = []errorMapping{
 	{ErrNotCaughtUp, http.StatusServiceUnavailable, "not_caught_up"},
 	{ErrOutcomeUnknown, http.StatusServiceUnavailable, "outcome_unknown"},
 	{ErrNoCheckpoint, http.StatusServiceUnavailable, "no_checkpoint"},
+	{ErrNoProvenState, http.StatusServiceUnavailable, "no_proven_state"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "timeout"},
 }
 

@@ -308,6 +308,14 @@ func lagValue(n uint64) []string {
 // consistent applies the read's consistency level before it is served:
 // local (default), min_index=N, or consistency=linearizable.
 func (s *Server) consistent(w http.ResponseWriter, r *http.Request) bool {
+	_, ok := s.consistentIndex(w, r)
+	return ok
+}
+
+// consistentIndex is consistent that also returns the index the read
+// waited for (0: a local read): a proven answer must come from a state at
+// least that new (proof.go).
+func (s *Server) consistentIndex(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 	q := query(r)
 	var wait uint64
 	switch c := q.Get("consistency"); c {
@@ -318,18 +326,18 @@ func (s *Server) consistent(w http.ResponseWriter, r *http.Request) bool {
 		idx, err := s.cfg.Node.ReadIndex(ctx)
 		if err != nil {
 			writeError(w, r, err)
-			return false
+			return 0, false
 		}
 		wait = idx
 	default:
 		writeError(w, r, record.Errorf(ErrBadRequest, "consistency %q must be local or linearizable", c))
-		return false
+		return 0, false
 	}
 	if v := q.Get("min_index"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			writeError(w, r, record.Errorf(ErrBadRequest, "min_index %q is not a registry index", v))
-			return false
+			return 0, false
 		}
 		wait = max(wait, n)
 	}
@@ -338,10 +346,10 @@ func (s *Server) consistent(w http.ResponseWriter, r *http.Request) bool {
 		defer cancel()
 		if err := s.cfg.Node.WaitApplied(ctx, wait); err != nil {
 			writeError(w, r, record.Errorf(ErrNotCaughtUp, "index %d (applied %d) within %s; retry later", wait, s.cfg.Registry.AppliedIndex(), s.cfg.MaxWait))
-			return false
+			return 0, false
 		}
 	}
-	return true
+	return wait, true
 }
 
 // writeJSON writes v, an answer not read from the registry's state (the

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -117,22 +118,37 @@ func (s *Server) frameworks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) framework(w http.ResponseWriter, r *http.Request) {
-	getByID(s, w, r, "id", (*registry.View).Framework)
+	getByID(s, w, r, "id", decide.KindFramework, (*registry.View).Framework)
 }
 
 func (s *Server) entity(w http.ResponseWriter, r *http.Request) {
-	getByID(s, w, r, "did", (*registry.View).Entity)
+	getByID(s, w, r, "did", decide.KindEntity, (*registry.View).Entity)
 }
 
 // getByID answers a record named by the path parameter (the fourth path
-// segment), percent-encoded or raw.
-func getByID[T any](s *Server, w http.ResponseWriter, r *http.Request, param string, get func(*registry.View, string) (T, error)) {
-	if !s.consistent(w, r) {
+// segment), percent-encoded or raw. With proof=true the answer carries a
+// records bundle of the record of kind it shows (proof.go).
+func getByID[T any](s *Server, w http.ResponseWriter, r *http.Request, param string, kind decide.RecordKind, get func(*registry.View, string) (T, error)) {
+	withP, err := wantProof(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	minIndex, ok := s.consistentIndex(w, r)
+	if !ok {
+		return
+	}
+	dec, raw := pathID(r, param, 3)
+	if withP {
+		s.provenRead(w, r, minIndex, func(view *registry.View) (any, []decide.RecordKey, error) {
+			found := dec
+			v, err := lookup(dec, raw, func(id string) (T, error) { found = id; return get(view, id) })
+			return v, []decide.RecordKey{{Kind: kind, A: found}}, err
+		})
 		return
 	}
 	view := s.cfg.Registry.View()
 	defer view.Close()
-	dec, raw := pathID(r, param, 3)
 	v, err := lookup(dec, raw, func(id string) (T, error) { return get(view, id) })
 	if err != nil {
 		writeError(w, r, err)
@@ -193,10 +209,23 @@ func (s *Server) accreditations(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) accreditation(w http.ResponseWriter, r *http.Request) {
-	if !s.consistent(w, r) {
+	withP, err := wantProof(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	minIndex, ok := s.consistentIndex(w, r)
+	if !ok {
 		return
 	}
 	id, _ := pathID(r, "id", 3)
+	if withP {
+		s.provenRead(w, r, minIndex, func(view *registry.View) (any, []decide.RecordKey, error) {
+			v, err := view.Accreditation(id, s.cfg.Now())
+			return v, []decide.RecordKey{{Kind: decide.KindAccreditation, A: id}}, err
+		})
+		return
+	}
 	view := s.cfg.Registry.View()
 	defer view.Close()
 	v, err := view.Accreditation(id, s.cfg.Now())

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/trustreg/trustreg/registry/decide"
+	"github.com/trustreg/trustreg/registry/proof"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -36,6 +37,9 @@ type trqpQuery struct {
 	// Context is TRQP's object of strings; its "time" asks about that
 	// instant. It is echoed as parsed, without a blank time.
 	Context json.RawMessage `json:"context,omitempty"`
+	// Proof asks for the answer's proof bundle (trustreg's extension):
+	// the answer then carries it as "proof" (proof.go).
+	Proof bool `json:"proof,omitempty"`
 }
 
 // trqpAnswer holds the fields both answers share.
@@ -58,6 +62,7 @@ type trqpAuthorization struct {
 	Chain      []record.Link `json:"chain"`
 	Root       string        `json:"root,omitempty"`
 	Index      uint64        `json:"index"`
+	Proof      *proof.Bundle `json:"proof,omitempty"`
 }
 
 // trqpRecognition answers POST /recognition.
@@ -67,18 +72,21 @@ type trqpRecognition struct {
 	Reason      string              `json:"reason"`
 	Recognition *record.Recognition `json:"recognition,omitempty"`
 	Index       uint64              `json:"index"`
+	Proof       *proof.Bundle       `json:"proof,omitempty"`
 }
 
 // readTRQP reads and checks a TRQP query and applies the read's
-// consistency level. It returns the query and the time it asks about
-// (zero: now), or answers r with the error and returns false.
-func (s *Server) readTRQP(w http.ResponseWriter, r *http.Request) (trqpQuery, time.Time, bool) {
+// consistency level. It returns the query, the time it asks about (zero:
+// now) and the index the read waited for, or answers r with the error and
+// returns false.
+func (s *Server) readTRQP(w http.ResponseWriter, r *http.Request) (trqpQuery, time.Time, uint64, bool) {
 	q, at, err := parseTRQP(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
 		writeError(w, r, err)
-		return q, at, false
+		return q, at, 0, false
 	}
-	return q, at, s.consistent(w, r)
+	minIndex, ok := s.consistentIndex(w, r)
+	return q, at, minIndex, ok
 }
 
 // parseTRQP reads and checks a TRQP query body.
@@ -175,7 +183,7 @@ func (q trqpQuery) answer(at, evaluated time.Time, message string) trqpAnswer {
 // trqpAuthorize answers whether entity_id is authorized, in the framework
 // authority_id, for action on resource.
 func (s *Server) trqpAuthorize(w http.ResponseWriter, r *http.Request) {
-	q, at, ok := s.readTRQP(w, r)
+	q, at, minIndex, ok := s.readTRQP(w, r)
 	if !ok {
 		return
 	}
@@ -184,9 +192,24 @@ func (s *Server) trqpAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Now()
-	view := s.cfg.Registry.View()
-	defer view.Close()
-	d, err := view.Decide(decide.Question{Entity: q.EntityID, Framework: q.AuthorityID, Action: q.Action, Resource: q.Resource, At: at}, now)
+	dq := decide.Question{Entity: q.EntityID, Framework: q.AuthorityID, Action: q.Action, Resource: q.Resource, At: at}
+	var (
+		d     *record.Decision
+		b     *proof.Bundle
+		err   error
+		index uint64
+	)
+	if q.Proof {
+		d, b, err = s.proveDecision(r.Context(), dq, minIndex, now)
+		if b != nil {
+			index = b.Question.Applied
+		}
+	} else {
+		view := s.cfg.Registry.View()
+		d, err = view.Decide(dq, now)
+		index = view.Index()
+		view.Close()
+	}
 	if err == nil && d.Reason == record.ReasonUnknownFramework {
 		err = unknownAuthority(q.AuthorityID)
 	}
@@ -194,9 +217,9 @@ func (s *Server) trqpAuthorize(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	s.writeJSONAt(w, r, view.Index(), http.StatusOK, trqpAuthorization{
+	s.writeJSONAt(w, r, index, http.StatusOK, trqpAuthorization{
 		trqpAnswer: q.answer(at, now, authorizationMessage(d)),
-		Authorized: d.Authorized, Reason: d.Reason, Chain: d.Chain, Root: d.Root, Index: d.Index,
+		Authorized: d.Authorized, Reason: d.Reason, Chain: d.Chain, Root: d.Root, Index: d.Index, Proof: b,
 	}, cacheNone)
 }
 
@@ -204,14 +227,29 @@ func (s *Server) trqpAuthorize(w http.ResponseWriter, r *http.Request) {
 // entity_id (another framework or ecosystem) for resource. A recognition
 // here is not per action: action is echoed.
 func (s *Server) trqpRecognize(w http.ResponseWriter, r *http.Request) {
-	q, at, ok := s.readTRQP(w, r)
+	q, at, minIndex, ok := s.readTRQP(w, r)
 	if !ok {
 		return
 	}
 	now := s.cfg.Now()
-	view := s.cfg.Registry.View()
-	defer view.Close()
-	d, err := view.DecideRecognition(decide.RecognitionQuestion{Framework: q.AuthorityID, Recognized: q.EntityID, Resource: q.Resource, At: at}, now)
+	rq := decide.RecognitionQuestion{Framework: q.AuthorityID, Recognized: q.EntityID, Resource: q.Resource, At: at}
+	var (
+		d     *decide.RecognitionDecision
+		b     *proof.Bundle
+		err   error
+		index uint64
+	)
+	if q.Proof {
+		d, b, err = s.proveRecognition(r.Context(), rq, minIndex, now)
+		if b != nil {
+			index = b.Question.Applied
+		}
+	} else {
+		view := s.cfg.Registry.View()
+		d, err = view.DecideRecognition(rq, now)
+		index = view.Index()
+		view.Close()
+	}
 	if err == nil && d.Reason == record.ReasonUnknownFramework {
 		err = unknownAuthority(q.AuthorityID)
 	}
@@ -219,9 +257,9 @@ func (s *Server) trqpRecognize(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	s.writeJSONAt(w, r, view.Index(), http.StatusOK, trqpRecognition{
+	s.writeJSONAt(w, r, index, http.StatusOK, trqpRecognition{
 		trqpAnswer: q.answer(at, now, recognitionMessage(d)),
-		Recognized: d.Recognizes, Reason: d.Reason, Recognition: d.Recognition, Index: d.Index,
+		Recognized: d.Recognizes, Reason: d.Reason, Recognition: d.Recognition, Index: d.Index, Proof: b,
 	}, cacheNone)
 }
 

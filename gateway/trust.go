@@ -22,7 +22,7 @@ import (
 // MaxBatch bounds the questions of one POST /v1/trust.
 const MaxBatch = 1000
 
-var trustParams = []string{"entity", "framework", "action", "resource", "jurisdiction", "at", "as_of"}
+var trustParams = []string{"entity", "framework", "action", "resource", "jurisdiction", "at", "as_of", "proof"}
 
 // ParseQuestion reads a trust question from query parameters. The action
 // defaults to issue; at is an RFC 3339 time or a date (midnight UTC).
@@ -100,7 +100,17 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if !s.consistent(w, r) {
+	withP, err := wantProof(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	minIndex, ok := s.consistentIndex(w, r)
+	if !ok {
+		return
+	}
+	if withP {
+		s.trustProven(w, r, q, minIndex, now)
 		return
 	}
 	view := s.cfg.Registry.View()
@@ -124,6 +134,22 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 	}
 	a := s.answers.put(applied, r.URL.RawQuery, d, until, !q.At.IsZero(), trustCache(q))
 	a.write(w, r, http.StatusOK)
+}
+
+// trustProven answers GET /v1/trust?proof=true: the decision, made from
+// the state at the latest cosigned checkpoint, with its bundle as "proof".
+func (s *Server) trustProven(w http.ResponseWriter, r *http.Request, q decide.Question, minIndex uint64, now time.Time) {
+	d, b, err := s.proveDecision(r.Context(), q, minIndex, now)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	body, err := withProof(appendDecision(nil, d), b)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.writeBody(w, r, b.Question.Applied, http.StatusOK, body, cacheNone)
 }
 
 // localRead reports whether a read asks for the local state only, with

@@ -331,7 +331,9 @@ func (v *View) Tile(t tlog.TileID, size uint64) ([]byte, error) {
 // node's own state machine produced, for its cosigner.
 func (s *State) LogHead() (size uint64, root []byte, err error) {
 	v := s.View()
-	defer v.Close()
+	// Kept, when new, for answers proven at this size (kept.go): the
+	// leader's collector cosigns the size it reads here.
+	defer s.kept.offer(v)
 	c, err := v.Commitment()
 	return c.LogSize, c.LogRoot, err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/trustreg/trustreg/registry/decide"
@@ -40,11 +41,13 @@ type Entry struct {
 // reads through View.
 type State struct {
 	*store
-	rules  *consortium
-	caches *caches
-	verify *verifier
-	apply  *applier
-	read   *readModel
+	rules     *consortium
+	caches    *caches
+	verify    *verifier
+	apply     *applier
+	read      *readModel
+	kept      *keptViews // views of recent states by log size (kept.go)
+	closeKeep sync.Once
 }
 
 // Options configure Open.
@@ -88,6 +91,7 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 	if err := s.load(); err != nil {
 		return nil, errors.Join(err, st.db.Close())
 	}
+	s.startKeeping()
 	return s, nil
 }
 
@@ -108,7 +112,10 @@ func (s *State) load() error {
 }
 
 // Close closes the database. Closing twice is harmless.
-func (s *State) Close() error { return s.close(s.caches.close) }
+func (s *State) Close() error {
+	s.closeKeep.Do(s.stopKeeping)
+	return s.close(s.caches.close)
+}
 
 // GenesisCID returns the CID of the genesis document; it identifies the
 // consortium.
@@ -155,6 +162,8 @@ func (s *State) WaitFeatureLevel(ctx context.Context, level int) error {
 // store.restore. The caches, the signature filter and the feature level
 // are reloaded from the restored state before any reader sees it.
 func (s *State) Restore(r io.Reader) error {
+	s.kept.pause()
+	defer s.kept.resume()
 	return s.restore(r, func() error {
 		s.caches.replaced()
 		return s.load()

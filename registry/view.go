@@ -29,6 +29,9 @@ type View struct {
 	commitTime int64 // unix nanoseconds of the entry at index
 	rd         storeReader
 	closeOnce  sync.Once
+	// release, when set, ends the view instead of closing its snapshot:
+	// a view handed out from a kept one (kept.go) shares its snapshot.
+	release func()
 }
 
 // View returns a view of the latest applied state.
@@ -50,6 +53,10 @@ func (v *View) Index() uint64 { return v.index }
 // Close releases the view's snapshot. Closing twice is harmless.
 func (v *View) Close() {
 	v.closeOnce.Do(func() {
+		if v.release != nil {
+			v.release()
+			return
+		}
 		_ = v.snap.Close() // Pebble's Close returns no error
 		v.m.store.readers.RUnlock()
 	})
@@ -75,6 +82,14 @@ func (v *View) memo() decide.Memo {
 	}
 	return nil
 }
+
+// Records returns the view's records as the decision code reads them,
+// without the record cache: for a decision run through a proof.Recorder,
+// which must see every read.
+func (v *View) Records() decide.Records { return &storeReader{r: v.snap, snap: v.snap} }
+
+// CommitTime returns the commit time of the entry at the view's index.
+func (v *View) CommitTime() time.Time { return time.Unix(0, v.commitTime).UTC() }
 
 // Decide answers a trust question (see the package function Decide).
 func (v *View) Decide(q decide.Question, now time.Time) (*record.Decision, error) {

@@ -66,6 +66,8 @@ func TestReadmeTour(t *testing.T) {
 		"accepted createFramework",
 		"accepted accredit",
 		"AUTHORIZED (active)",
+		"AUTHORIZED (active)",           // the same answer, with --proof
+		"VERIFIED: AUTHORIZED (active)", // checked offline by trustctl verify
 		"accepted publishStatusList",
 		"accepted publishStatusList",
 		"entry 42: status 1 (revocation, NOT valid)",

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -15,13 +16,16 @@ import (
 )
 
 func (a *app) trustCmd() *cobra.Command {
-	var entity, fw, action, resource, jurisdiction, at, asOf string
+	var entity, fw, action, resource, jurisdiction, at, asOf, proofFile string
 	cmd := &cobra.Command{
-		Use:   "trust --entity DID --framework ID [--resource IRI] [--at TIME] [--as-of INDEX]",
+		Use:   "trust --entity DID --framework ID [--resource IRI] [--at TIME] [--as-of INDEX] [--proof FILE]",
 		Short: "Ask whether an entity is authorized, now or at a past time",
 		Long: "Ask whether an entity is authorized, now or at a past time. trustctl exits with 0 when the\n" +
 			"answer is AUTHORIZED and with 3 when it is NOT AUTHORIZED (the answer is printed either way;\n" +
-			"-q prints nothing, for scripts that read only the exit code).",
+			"-q prints nothing, for scripts that read only the exit code).\n\n" +
+			"--proof FILE asks for the answer's proof bundle and writes it to FILE (- : to stdout, instead\n" +
+			"of the answer); trustctl verify FILE --genesis GENESIS checks it offline. With --json the\n" +
+			"printed answer also carries the bundle, as its \"proof\" member.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if entity == "" || fw == "" {
@@ -32,6 +36,9 @@ func (a *app) trustCmd() *cobra.Command {
 				if v != "" {
 					q.Set(k, v)
 				}
+			}
+			if proofFile != "" {
+				q.Set("proof", "true")
 			}
 			// -o json prints the answer as the node sent it.
 			var raw json.RawMessage
@@ -45,6 +52,14 @@ func (a *app) trustCmd() *cobra.Command {
 			var err error
 			if !d.Authorized {
 				err = errNotAuthorized // exit code 3, after the answer
+			}
+			if proofFile != "" {
+				if perr := a.writeProof(raw, proofFile); perr != nil {
+					return perr
+				}
+				if proofFile == "-" {
+					return err
+				}
 			}
 			if a.quiet {
 				return err
@@ -74,7 +89,28 @@ func (a *app) trustCmd() *cobra.Command {
 	cmd.Flags().StringVar(&jurisdiction, "jurisdiction", "", "ISO 3166 code")
 	cmd.Flags().StringVar(&at, "at", "", "valid time (RFC 3339 or date; default now)")
 	cmd.Flags().StringVar(&asOf, "as-of", "", "registry index to answer at (default latest)")
+	cmd.Flags().StringVar(&proofFile, "proof", "", "write the answer's proof bundle to `FILE` (- : stdout)")
 	return cmd
+}
+
+// writeProof writes the proof bundle an answer carries (its "proof"
+// member) to file, or to stdout for "-".
+func (a *app) writeProof(answer json.RawMessage, file string) error {
+	var withProof struct {
+		Proof json.RawMessage `json:"proof"`
+	}
+	if err := json.Unmarshal(answer, &withProof); err != nil || len(withProof.Proof) == 0 {
+		return fmt.Errorf("trust: the node's answer carries no proof bundle (a build before proofs?)")
+	}
+	bundle := append(append([]byte(nil), withProof.Proof...), '\n')
+	if file == "-" {
+		_, err := a.out.Write(bundle)
+		return err
+	}
+	if err := os.WriteFile(file, bundle, 0o644); err != nil {
+		return fmt.Errorf("trust: write the proof bundle: %w", err)
+	}
+	return nil
 }
 
 func printAccreditation(w *errWriter, v record.AccreditationView) {

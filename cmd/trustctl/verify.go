@@ -28,6 +28,7 @@ type verifyResult struct {
 	Question       *proof.Question             `json:"question,omitempty"`
 	Decision       *record.Decision            `json:"decision,omitempty"`
 	Recognition    *decide.RecognitionDecision `json:"recognition,omitempty"`
+	Records        []proof.Record              `json:"records,omitempty"`
 	Cosigners      []string                    `json:"cosigners,omitempty"`
 	Quorum         int                         `json:"quorum,omitempty"`
 	CheckpointSize uint64                      `json:"checkpointSize,omitempty"`
@@ -119,7 +120,7 @@ func (a *app) printVerified(v *proof.Verified, maxAge time.Duration) error {
 	age := v.Age.Seconds()
 	fresh := v.FreshAsOf.UTC()
 	q := v.Question
-	res := verifyResult{Verified: true, Question: &q, Decision: v.Decision, Recognition: v.Recognition,
+	res := verifyResult{Verified: true, Question: &q, Decision: v.Decision, Recognition: v.Recognition, Records: v.Records,
 		Cosigners: v.Cosigners, Quorum: v.Quorum, CheckpointSize: v.CheckpointSize, FreshAsOf: &fresh, AgeSeconds: &age}
 	return a.printText(res, func(w *errWriter) {
 		switch {
@@ -145,6 +146,15 @@ func (a *app) printVerified(v *proof.Verified, maxAge time.Duration) error {
 			}
 			w.printf("VERIFIED: %s (%s): %s by %s for %s at %s, %s\n", verdict, d.Reason,
 				d.Recognized, d.Framework, orAny(d.Resource), d.At.Format(time.RFC3339), indexText(q, d.Index))
+		case q.Type == proof.TypeRecords:
+			w.printf("VERIFIED: %d records as stored at registry index %d\n", len(v.Records), q.Applied)
+			for _, r := range v.Records {
+				state := fmt.Sprintf("%d bytes", len(r.Bytes))
+				if r.Bytes == nil {
+					state = "absent"
+				}
+				w.printf("  %s %s %s: %s\n", r.Kind, r.A, r.B, state)
+			}
 		}
 		w.printf("  cosigned by %d of the genesis's cosigners (quorum %d): %s\n", len(v.Cosigners), v.Quorum, strings.Join(v.Cosigners, ", "))
 		w.printf("  checkpoint of %d log entries, %s old (max %s), leaf of raft index %d\n",

@@ -30,6 +30,7 @@ const MaxRecords = smt.MaxBatchKeys
 const (
 	TypeAuthorization = "authorization" // TRQP /authorization: decide.Decide
 	TypeRecognition   = "recognition"   // TRQP /recognition: decide.Recognize
+	TypeRecords       = "records"       // records as stored (an entity, an accreditation): no decision
 )
 
 // Bundle is a proof bundle: an answer of the registry with everything a
@@ -228,6 +229,13 @@ func NewRecognition(q decide.RecognitionQuestion, d *decide.RecognitionDecision,
 		Type: TypeRecognition, Framework: q.Framework, Recognized: q.Recognized,
 		Resource: q.Resource, At: d.At, AsOf: q.AsOf, Applied: applied,
 	}, RecognitionAnswerOf(d)
+}
+
+// NewRecords returns the question and answer of a records bundle: the
+// records read at valid time at (the node's now) from the state at index
+// applied, proven as they are stored, with no decision.
+func NewRecords(at time.Time, applied uint64) (Question, Answer) {
+	return Question{Type: TypeRecords, At: at.UTC(), Applied: applied}, Answer{Index: applied}
 }
 
 // AnswerOf is the bundle answer of an authorization decision.

@@ -22,8 +22,11 @@
 //
 //	version      1
 //	question     what was asked:
-//	  type         "authorization" (TRQP /authorization, decide.Question) or
+//	  type         "authorization" (TRQP /authorization, decide.Question),
 //	               "recognition" (TRQP /recognition, decide.RecognitionQuestion)
+//	               or "records" (records as stored, such as an entity or an
+//	               accreditation: no decision; only at and applied are set,
+//	               and the answer holds only index, equal to applied)
 //	  entity       authorization: the DID asked about
 //	  framework    the framework (TRQP authority_id); for a recognition the
 //	               recognizing one

@@ -97,6 +97,9 @@ type Verified struct {
 	Decision *record.Decision
 	// Recognition is the recognition decision (nil for an authorization).
 	Recognition *decide.RecognitionDecision
+	// Records are the proven records of a records bundle (TypeRecords),
+	// as stored; nil Bytes: proven absent.
+	Records []Record
 	// Cosigners are the genesis cosigners whose cosignatures verified.
 	Cosigners []string
 	// Quorum is how many the genesis asks for.
@@ -130,7 +133,8 @@ type Verified struct {
 //  5. every record against the leaf's map root, in one batch map proof
 //     (ErrRecordDigest, ErrMapProof);
 //  6. the decision, recomputed by decide over the proven records alone,
-//     against the answer (ErrNotProven, ErrDecisionMismatch).
+//     against the answer (ErrNotProven, ErrDecisionMismatch); a records
+//     bundle (TypeRecords) has none, and only its index is compared.
 func Verify(b *Bundle, genesis []byte, opts Options) (*Verified, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w: no bundle", ErrMalformed)
@@ -204,8 +208,14 @@ func (b *Bundle) check() error {
 		if q.Entity != "" || q.Action != "" || q.Jurisdiction != "" || b.Answer.Recognized == nil || b.Answer.Authorized != nil {
 			return fmt.Errorf("%w: a recognition answers with recognized, and asks about no entity, action or jurisdiction", ErrMalformed)
 		}
+	case TypeRecords:
+		a := b.Answer
+		if q.Entity != "" || q.Framework != "" || q.Action != "" || q.Resource != "" || q.Jurisdiction != "" || q.Recognized != "" || q.AsOf != 0 ||
+			a.Authorized != nil || a.Recognized != nil || a.Reason != "" || a.Chain != nil || a.Root != "" {
+			return fmt.Errorf("%w: a records bundle asks no question and answers with no decision", ErrMalformed)
+		}
 	default:
-		return fmt.Errorf("%w: question type %q, want %q or %q", ErrMalformed, q.Type, TypeAuthorization, TypeRecognition)
+		return fmt.Errorf("%w: question type %q, want %q, %q or %q", ErrMalformed, q.Type, TypeAuthorization, TypeRecognition, TypeRecords)
 	}
 	if q.At.IsZero() {
 		return fmt.Errorf("%w: the question names no valid time (at)", ErrMalformed)
@@ -416,6 +426,10 @@ func (b *Bundle) decide(src *proven, out *Verified) error {
 		if err == nil {
 			out.Decision, got = d, AnswerOf(d)
 		}
+	case TypeRecords:
+		// Nothing to recompute: the records are what was proven.
+		out.Records = b.Records
+		got = Answer{Index: q.Applied}
 	case TypeRecognition:
 		var d *decide.RecognitionDecision
 		d, err = decide.Recognize(src, q.Applied, decide.RecognitionQuestion{

@@ -387,6 +387,22 @@ func (w *World) RecognitionBundle(q decide.RecognitionQuestion) *proof.Bundle {
 	return b
 }
 
+// RecordsBundle is a records bundle (proof.TypeRecords) of the records
+// keys name, as the world holds them.
+func (w *World) RecordsBundle(keys ...decide.RecordKey) *proof.Bundle {
+	w.tb.Helper()
+	rec := proof.NewRecorder(w)
+	for _, k := range keys {
+		if _, err := rec.Record(k); err != nil {
+			w.tb.Fatal(err)
+		}
+	}
+	b := &proof.Bundle{Version: proof.Version}
+	b.Question, b.Answer = proof.NewRecords(w.Now, w.index)
+	w.prove(b, rec)
+	return b
+}
+
 // prove fills b's records, map proof and log part from what rec read.
 func (w *World) prove(b *proof.Bundle, rec *proof.Recorder) {
 	_, mp, err := w.m.ProveBatch(rec.MapKeys())

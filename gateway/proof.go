@@ -1,0 +1,292 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/decide"
+	"github.com/trustreg/trustreg/registry/proof"
+	"github.com/trustreg/trustreg/registry/record"
+	"github.com/trustreg/trustreg/registry/tlog"
+)
+
+// Proofs in answers (issue #32). An answer about "now" must be computed
+// and proven from the state whose log size is exactly the latest cosigned
+// checkpoint's (proof.ErrNotLatest): the map is updated in place, so the
+// state of now is not the state the checkpoint commits. The registry keeps
+// views of recently published states by log size (registry.ViewAtLogSize);
+// the gateway takes the one at the checkpoint's size. See DESIGN.md.
+
+// ProvenViews is the registry's store of views by log size; the gateway
+// answers ?proof=true when its Registry has one.
+type ProvenViews interface {
+	ViewAtLogSize(size uint64) (*registry.View, error)
+}
+
+var _ ProvenViews = (*registry.State)(nil)
+
+// ErrNoProvenState: no state at the latest cosigned checkpoint's size
+// could be read in time to prove an answer from it.
+var ErrNoProvenState = record.NewKind("gateway: no provable state at the latest checkpoint",
+	"this node holds no state at exactly the latest cosigned checkpoint's log size right now (writes are arriving faster than checkpoints, or the node is catching up), so it cannot prove an answer about now; try again shortly", nil)
+
+// Bound of the wait for a provable state: how long a proof request waits
+// for the state to reach the latest checkpoint's size, for a checkpoint
+// whose state is kept, or for one that covers the index the read must
+// see; and how often it looks again meanwhile. Checkpoints follow writes
+// within about a second, so this spans a few of them.
+const (
+	proofWait = 6 * time.Second
+	proofPoll = 50 * time.Millisecond
+)
+
+// wantProof reads the proof query parameter: absent or "false" is no.
+func wantProof(r *http.Request) (bool, error) {
+	v := query(r).Get("proof")
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, record.Errorf(ErrBadRequest, "proof %q must be true or false", v)
+	}
+	return b, nil
+}
+
+// provenState is a view of the state at the latest cosigned checkpoint's
+// size, with the checkpoint note and the last leaf of that log.
+type provenState struct {
+	view      *registry.View
+	note      []byte
+	size      uint64
+	leaf      []byte
+	leafIndex uint64
+	applied   uint64 // the leaf's raft index
+}
+
+// latestCheckpoint returns the latest cosigned note and its size.
+func (s *Server) latestCheckpoint() ([]byte, uint64, error) {
+	if s.cfg.Checkpoints == nil {
+		return nil, 0, ErrNoCosigners
+	}
+	note, err := s.cfg.Checkpoints.LatestCheckpoint()
+	if err != nil {
+		return nil, 0, err
+	}
+	i := bytes.Index(note, []byte("\n\n"))
+	if i < 0 {
+		return nil, 0, fmt.Errorf("gateway: the latest checkpoint is not a signed note")
+	}
+	cp, err := tlog.ParseCheckpoint(note[:i+1])
+	if err != nil {
+		return nil, 0, err
+	}
+	return note, cp.Size, nil
+}
+
+// provenView finds the state to answer from: the latest checkpoint, of
+// size C, and a view of the state at exactly C that has applied at least
+// minIndex (the read's consistency level). When the state is behind C,
+// when no view at C is kept (quick commits skipped it, or it was dropped),
+// or when C's state is older than minIndex, it looks again shortly, for a
+// newer checkpoint or the state catching up, until proofWait has passed:
+// then ErrNoProvenState (503, Retry-After). While there is no checkpoint
+// yet it waits the same way, then ErrNoCheckpoint.
+func (s *Server) provenView(ctx context.Context, minIndex uint64) (*provenState, error) {
+	views, ok := s.cfg.Registry.(ProvenViews)
+	if !ok {
+		return nil, ErrNoCosigners
+	}
+	deadline := time.Now().Add(proofWait)
+	for {
+		note, size, err := s.latestCheckpoint()
+		if err == nil && size == 0 {
+			err = ErrNoCheckpoint
+		}
+		var v *registry.View
+		if err == nil {
+			v, err = views.ViewAtLogSize(size)
+		}
+		switch {
+		case errors.Is(err, ErrNoCheckpoint):
+			// The first checkpoint follows the first writes within about
+			// a second: wait for it like for the next one.
+			if time.Now().After(deadline) {
+				return nil, err
+			}
+		case err == nil && v.Index() >= minIndex:
+			return s.atView(v, note, size)
+		case err == nil:
+			err = fmt.Errorf("the latest checkpoint (log size %d) covers index %d, the read asks for %d", size, v.Index(), minIndex)
+			v.Close()
+		case errors.Is(err, registry.ErrLogBehind), errors.Is(err, registry.ErrNoKeptView):
+			err = fmt.Errorf("log size %d: %w", size, err)
+		default:
+			return nil, err
+		}
+		if time.Now().After(deadline) && !errors.Is(err, ErrNoCheckpoint) {
+			return nil, record.Errorf(ErrNoProvenState, "within %s: %v", proofWait, err)
+		}
+		if err := sleepCtx(ctx, proofPoll); err != nil {
+			return nil, record.Errorf(ErrNoProvenState, "%v", err)
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// atView reads the last leaf of the checkpoint's log from v.
+func (s *Server) atView(v *registry.View, note []byte, size uint64) (*provenState, error) {
+	leaf, err := v.Leaf(size - 1)
+	if err != nil {
+		v.Close()
+		return nil, err
+	}
+	l, err := tlog.DecodeLeaf(leaf)
+	if err != nil {
+		v.Close()
+		return nil, err
+	}
+	return &provenState{view: v, note: note, size: size, leaf: leaf, leafIndex: size - 1, applied: l.Index}, nil
+}
+
+// bundle proves the records rec read and makes the bundle of q and a.
+func (p *provenState) bundle(rec *proof.Recorder, q proof.Question, a proof.Answer) (*proof.Bundle, error) {
+	var keys []decide.RecordKey
+	for _, r := range rec.Records() {
+		k, err := r.Key()
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	recs, mapProof, err := p.view.ProveRecords(keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]proof.Record, len(recs))
+	for i, r := range recs {
+		out[i] = proof.NewRecord(r.Key, r.Bytes)
+	}
+	incl, err := p.view.InclusionProof(p.leafIndex, p.size)
+	if err != nil {
+		return nil, err
+	}
+	return &proof.Bundle{
+		Version: proof.Version, Question: q, Answer: a, Records: out, MapProof: mapProof,
+		Leaf: p.leaf, LeafIndex: p.leafIndex, Inclusion: incl, Checkpoint: string(p.note),
+	}, nil
+}
+
+// proveDecision answers q with its proof (minIndex: see provenView): the decision made through a
+// proof.Recorder over the state at the latest checkpoint, and its bundle.
+func (s *Server) proveDecision(ctx context.Context, q decide.Question, minIndex uint64, now time.Time) (*record.Decision, *proof.Bundle, error) {
+	p, err := s.provenView(ctx, minIndex)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer p.view.Close()
+	if q.AsOf > p.applied {
+		return nil, nil, record.Errorf(ErrNotCaughtUp, "as_of %d is past the latest cosigned checkpoint's state (index %d); ask again once a checkpoint covers it", q.AsOf, p.applied)
+	}
+	rec := proof.NewRecorder(p.view.Records())
+	d, err := decide.Decide(rec, nil, p.applied, q, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	pq, pa := proof.NewAuthorization(q, d, p.applied)
+	b, err := p.bundle(rec, pq, pa)
+	return d, b, err
+}
+
+// proveRecognition is proveDecision for a recognition question.
+func (s *Server) proveRecognition(ctx context.Context, q decide.RecognitionQuestion, minIndex uint64, now time.Time) (*decide.RecognitionDecision, *proof.Bundle, error) {
+	p, err := s.provenView(ctx, minIndex)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer p.view.Close()
+	rec := proof.NewRecorder(p.view.Records())
+	d, err := decide.Recognize(rec, p.applied, q, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	pq, pa := proof.NewRecognition(q, d, p.applied)
+	b, err := p.bundle(rec, pq, pa)
+	return d, b, err
+}
+
+// provenRead answers a record read with proof=true: get makes the answer
+// from the view of the state at the latest checkpoint and names the
+// records it shows; the answer carries a records bundle (proof.TypeRecords)
+// of exactly those, as stored.
+func (s *Server) provenRead(w http.ResponseWriter, r *http.Request, minIndex uint64, get func(*registry.View) (any, []decide.RecordKey, error)) {
+	p, err := s.provenView(r.Context(), minIndex)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer p.view.Close()
+	v, keys, err := get(p.view)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	rec := proof.NewRecorder(p.view.Records())
+	for _, k := range keys {
+		if _, err := rec.Record(k); err != nil {
+			writeError(w, r, err)
+			return
+		}
+	}
+	q, a := proof.NewRecords(s.cfg.Now(), p.applied)
+	b, err := p.bundle(rec, q, a)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	body, err := withProof(buf.Bytes(), b)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.writeBody(w, r, p.applied, http.StatusOK, body, cacheNone)
+}
+
+// withProof returns the JSON object body with a "proof" member holding b.
+func withProof(body []byte, b *proof.Bundle) ([]byte, error) {
+	enc, err := b.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	body = bytes.TrimRight(body, " \n")
+	if len(body) == 0 || body[len(body)-1] != '}' {
+		return nil, fmt.Errorf("gateway: answer is not a JSON object")
+	}
+	out := append(body[:len(body)-1:len(body)-1], `,"proof":`...)
+	out = append(out, enc...)
+	return append(out, "}\n"...), nil
+}
