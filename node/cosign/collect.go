@@ -265,7 +265,7 @@ func (s *Service) roundTrip(ctx context.Context, p peer.ID, proto protocol.ID, b
 	if err != nil {
 		return 0, nil, err
 	}
-	defer str.Close()
+	defer func() { _ = str.Close() }()
 	stop := context.AfterFunc(ctx, func() { _ = str.Reset() })
 	defer stop()
 	if dl, ok := ctx.Deadline(); ok {

@@ -276,7 +276,7 @@ func (s *Service) enter() bool {
 
 // serveCosign answers one add-checkpoint request.
 func (s *Service) serveCosign(st network.Stream) {
-	defer st.Close()
+	defer func() { _ = st.Close() }()
 	if !s.enter() {
 		_ = st.Reset()
 		return
@@ -398,7 +398,7 @@ func (s *Service) answerOf(err error) (status, []byte) {
 // serveCheckpoint answers a member's request for the latest cosigned
 // checkpoint.
 func (s *Service) serveCheckpoint(st network.Stream) {
-	defer st.Close()
+	defer func() { _ = st.Close() }()
 	if !s.enter() {
 		_ = st.Reset()
 		return

@@ -130,6 +130,5 @@ func writeAtomic(path string, data []byte) (err error) {
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return d.Sync()
+	return errors.Join(d.Sync(), d.Close())
 }
