@@ -211,7 +211,7 @@ func (c *testCluster) startService(nd *node) {
 		IsLeader: func() bool { return nd.peer == c.leader },
 		Leader:   func() peer.ID { return c.leader },
 		Interval: time.Minute, Now: c.clock.Now,
-		Audit:    func() error { return nd.audit },
+		Audit: func() error { return nd.audit },
 	})
 	if err != nil {
 		c.t.Fatal(err)
