@@ -2,10 +2,12 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -339,5 +341,51 @@ func TestRestartedAndRestoredNodesAgreeOnRoots(t *testing.T) {
 		if err != nil || com.MapRoot != smt.Hash(restarted[size-1].mapRoot) {
 			t.Fatalf("node %d: map root %x (%v), the last leaf's %x", i, com.MapRoot, err, restarted[size-1].mapRoot)
 		}
+	}
+}
+
+// TestCorruptProofReadStopsCosigning: a proof read's ErrStateCorrupt stops
+// cosigning and readiness at once and queues one full audit, however many
+// reads fail; the audit's verdict then stands (here the state is sound,
+// as after a restore, so cosigning resumes).
+func TestCorruptProofReadStopsCosigning(t *testing.T) {
+	gov, err := record.GenerateKey(record.KeyEd25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(record.Genesis{Consortium: "audit", Members: []record.Member{{ID: gov.DID}}, Threshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := registry.Open(t.TempDir(), raw, registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	a := newAuditor(func() *registry.State { return st }, slog.New(slog.DiscardHandler), 0)
+	if err := a.cosignGate(); !errors.Is(err, cosign.ErrUnavailable) {
+		t.Fatalf("before the first audit: %v, want cosigning off (unavailable)", err)
+	}
+	a.audit(context.Background())
+	if err := a.cosignGate(); err != nil {
+		t.Fatalf("after a passed audit: %v", err)
+	}
+	read := fmt.Errorf("%w: the map's entry differs", registry.ErrStateCorrupt)
+	for range 3 {
+		a.corruptRead(read)
+	}
+	if err := a.cosignGate(); !errors.Is(err, cosign.ErrStateCorrupt) || !errors.Is(err, registry.ErrStateCorrupt) {
+		t.Fatalf("after a corrupt read: %v", err)
+	}
+	if err := a.failure(); !errors.Is(err, ErrStateCorrupt) {
+		t.Fatalf("readiness after a corrupt read: %v", err)
+	}
+	if len(a.trigger) != 1 {
+		t.Fatalf("%d audits queued, want one", len(a.trigger))
+	}
+	<-a.trigger
+	a.audit(context.Background())
+	if err := a.cosignGate(); err != nil {
+		t.Fatalf("after an audit of a sound state: %v", err)
 	}
 }
