@@ -39,6 +39,11 @@ type ProofsConfig struct {
 	// CosignInterval is the longest time between two cosigned
 	// checkpoints, writes or not: answers carry freshness.
 	CosignInterval time.Duration `mapstructure:"cosign_interval" json:"cosign_interval"`
+	// AuditInterval is how often the node checks its stored state against
+	// its own commitment (registry.State.SelfAudit) after the check at
+	// start; 0 checks only at start (and after a proof read found the
+	// state corrupt).
+	AuditInterval time.Duration `mapstructure:"audit_interval" json:"audit_interval"`
 }
 
 // AdminConfig configures the operators' admin API (cluster membership).
@@ -393,6 +398,9 @@ func (c *Config) Validate() error {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
 		}
+	}
+	if c.Proofs.AuditInterval < 0 {
+		errs = append(errs, fmt.Errorf("proofs.audit_interval %s is negative (0 audits the state only at start)", c.Proofs.AuditInterval))
 	}
 	// raft's own limits (raft.ValidateConfig), said with the keys that set
 	// them: the leader lease is half the heartbeat timeout and must be 5 ms.

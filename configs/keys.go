@@ -98,6 +98,8 @@ var keyTable = []key{
 
 	keyOf(func(c *Config) *time.Duration { return &c.Proofs.CosignInterval }, time.Minute, "",
 		"longest time between two cosigned checkpoints of the registry's log, writes or not (a new write is cosigned within about a second); verifiers judge an answer's freshness by it"),
+	keyOf(func(c *Config) *time.Duration { return &c.Proofs.AuditInterval }, time.Hour, "",
+		"how often the node checks its stored state against its own commitment after the check at start (0: only at start); a node whose state fails refuses to cosign and is not ready (OPERATIONS.md, State audit)"),
 
 	keyOf(func(c *Config) *string { return &c.Admin.Addr }, "127.0.0.1:8081", "admin-addr",
 		"admin API listen address (trustctl cluster ...); loopback by default, any other address needs admin.token"),

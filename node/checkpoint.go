@@ -71,6 +71,7 @@ func (n *Node) startCosign(testLog cosign.Log) error {
 			return id
 		},
 		Interval: n.cfg.Proofs.CosignInterval,
+		Audit:    n.audit.cosignGate,
 		Logger:   n.log, Metrics: n.Metrics,
 	})
 	if err != nil {

@@ -47,6 +47,7 @@ type Node struct {
 	identity crypto.PrivKey // the libp2p key; also the cosigner key
 	gater    *consensus.Gater
 	cosign   *cosign.Service // nil: the genesis lists no cosigners
+	audit    *auditor        // the state's audit against its commitment (audit.go)
 	cluster  *consensus.Cluster
 	gateway  *gateway.Server
 	http     *http.Server
@@ -100,6 +101,7 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	}
 	n := &Node{cfg: cfg, log: logger.With("component", "node"), Metrics: prometheus.NewRegistry(), serveErr: make(chan error, 1), buildLevel: registry.FeatureLevel, refused: newRefusedCounter()}
 	n.lifetime, n.stop = context.WithCancel(context.Background())
+	n.audit = newAuditor(func() *registry.State { return n.State }, logger, cfg.Proofs.AuditInterval)
 	if opts.featureLevel != 0 {
 		n.buildLevel = opts.featureLevel
 	}
@@ -127,7 +129,7 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	// The hook is the state's from its start: raft applies entries (a
 	// replay of the log's tail among them) as soon as it runs.
 	ops := newOperationsCounter()
-	n.State, err = registry.Open(filepath.Join(cfg.DataDir, "state"), genesis, registry.Options{Logger: logger, OnApply: ops.count})
+	n.State, err = registry.Open(filepath.Join(cfg.DataDir, "state"), genesis, registry.Options{Logger: logger, OnApply: ops.count, OnStateCorrupt: n.audit.corruptRead})
 	if err != nil {
 		return nil, err
 	}
@@ -161,6 +163,9 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 		opts.raftStarted(n)
 	}
 	if err := n.registerMetrics(ops); err != nil {
+		return nil, err
+	}
+	if err := n.startAudit(); err != nil {
 		return nil, err
 	}
 	if err := n.startCosign(opts.cosignLog); err != nil {
@@ -450,6 +455,9 @@ func (n *Node) Status() any {
 // Ready reports whether the node can serve.
 func (n *Node) Ready() error {
 	if err := n.diskFull(); err != nil {
+		return err
+	}
+	if err := n.audit.failure(); err != nil {
 		return err
 	}
 	// A node that asked to join and is not a member says why: the

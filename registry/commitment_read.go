@@ -103,7 +103,8 @@ func (v *View) Commitment() (Commitment, error) {
 // absent. A KindReceived key's Bytes are decide.EncodeReceived of the
 // listing, nil when it is empty. Keys must be distinct, at most
 // smt.MaxBatchKeys.
-func (v *View) ProveRecords(keys []decide.RecordKey) ([]ProvenRecord, []byte, error) {
+func (v *View) ProveRecords(keys []decide.RecordKey) (_ []ProvenRecord, _ []byte, err error) {
+	defer func() { err = v.m.corrupt(err) }()
 	if _, _, _, err := logHead(v.snap); err != nil {
 		return nil, nil, err
 	}
@@ -138,7 +139,8 @@ func (v *View) ProveRecords(keys []decide.RecordKey) ([]ProvenRecord, []byte, er
 // (nil when absent) and one batch proof of them, each under smt.KeyOf of
 // its store key. A key outside the committed tables is refused with
 // ErrNotCommitted.
-func (v *View) ProveStoreKeys(keys [][]byte) ([][]byte, []byte, error) {
+func (v *View) ProveStoreKeys(keys [][]byte) (_ [][]byte, _ []byte, err error) {
+	defer func() { err = v.m.corrupt(err) }()
 	if _, _, _, err := logHead(v.snap); err != nil {
 		return nil, nil, err
 	}

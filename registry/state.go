@@ -61,6 +61,11 @@ type Options struct {
 	// directory (DefaultDiskReserveBytes if 0): with less, applying waits
 	// and a restore is refused (disk.go).
 	DiskReserveBytes uint64
+	// OnStateCorrupt, if set, is called when a proof read (View's
+	// ProveRecords, ProveStoreKeys) finds the stored state disagreeing
+	// with its commitment (ErrStateCorrupt), with that error, on the
+	// reading goroutine. It must not block.
+	OnStateCorrupt func(error)
 }
 
 // Open opens (creating if needed) the state database in dir for the
@@ -84,7 +89,7 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 		return nil, err
 	}
 	s := &State{store: st, rules: newConsortium(g), caches: newCaches(&st.seq)}
-	s.read = &readModel{store: st, caches: s.caches}
+	s.read = &readModel{store: st, caches: s.caches, onCorrupt: opts.OnStateCorrupt}
 	s.verify = newVerifier(s.rules, s.read, s.caches.keys)
 	s.apply = &applier{store: st, consortium: s.rules, verify: s.verify, caches: s.caches,
 		dirtySet: map[decide.RecordKey]struct{}{}, onApply: opts.OnApply}

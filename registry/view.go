@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -15,6 +16,16 @@ import (
 type readModel struct {
 	store  *store
 	caches *caches
+	// onCorrupt is Options.OnStateCorrupt (nil: none).
+	onCorrupt func(error)
+}
+
+// corrupt hands err to onCorrupt when it is ErrStateCorrupt, and returns it.
+func (m *readModel) corrupt(err error) error {
+	if m.onCorrupt != nil && errors.Is(err, ErrStateCorrupt) {
+		m.onCorrupt(err)
+	}
+	return err
 }
 
 // View is the state as of one applied index, read from one Pebble

@@ -132,6 +132,9 @@ type node struct {
 	dir   string
 	svc   *Service
 	key   tlog.CosignerKey
+	// audit is what the node's state audit says (Config.Audit); nil
+	// passes. Set before startService.
+	audit error
 }
 
 // testCluster is n members on loopback, each a genesis cosigner, with
@@ -208,6 +211,7 @@ func (c *testCluster) startService(nd *node) {
 		IsLeader: func() bool { return nd.peer == c.leader },
 		Leader:   func() peer.ID { return c.leader },
 		Interval: time.Minute, Now: c.clock.Now,
+		Audit: func() error { return nd.audit },
 	})
 	if err != nil {
 		c.t.Fatal(err)

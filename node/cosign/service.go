@@ -76,9 +76,14 @@ type Config struct {
 	// Interval is the longest time between two cosigned checkpoints
 	// (proofs.cosign_interval).
 	Interval time.Duration
-	Now      func() time.Time
-	Logger   *slog.Logger
-	Metrics  prometheus.Registerer // nil: no metrics
+	// Audit, when set, says whether this node's state passed its audit
+	// against its own commitment: an error wrapping ErrStateCorrupt
+	// refuses every cosignature (RefusedStateCorrupt), this node's own
+	// as leader included. Nil: no audit gates cosigning.
+	Audit   func() error
+	Now     func() time.Time
+	Logger  *slog.Logger
+	Metrics prometheus.Registerer // nil: no metrics
 }
 
 // member is one genesis cosigner and the peer that runs it.
@@ -335,6 +340,11 @@ func (s *Service) cosign(ctx context.Context, cp tlog.Checkpoint, oldSize uint64
 	if cp.Origin != s.cfg.Origin {
 		return tlog.Cosignature{}, &tlog.OriginError{Want: s.cfg.Origin, Got: cp.Origin}
 	}
+	if s.cfg.Audit != nil {
+		if err := s.cfg.Audit(); err != nil {
+			return tlog.Cosignature{}, err
+		}
+	}
 	if err := s.waitSize(ctx, cp.Size); err != nil {
 		return tlog.Cosignature{}, err
 	}
@@ -388,6 +398,8 @@ func (s *Service) answerOf(err error) (status, []byte) {
 		return statusRefused, refusalBody(RefusedNotCosigner, err.Error())
 	case errors.Is(err, ErrBehind):
 		return statusRefused, refusalBody(RefusedBehind, err.Error())
+	case errors.Is(err, ErrStateCorrupt):
+		return statusRefused, refusalBody(RefusedStateCorrupt, err.Error())
 	case errors.Is(err, tlog.ErrMalformedRequest), errors.Is(err, tlog.ErrMalformedCheckpoint),
 		errors.Is(err, tlog.ErrMalformedNote), errors.Is(err, tlog.ErrWrongOrigin):
 		return statusRefused, refusalBody(RefusedMalformed, err.Error())

@@ -69,6 +69,10 @@ const (
 	RefusedUnavailable Refusal = 6
 	// RefusedNoCheckpoint: the callee holds no cosigned checkpoint yet.
 	RefusedNoCheckpoint Refusal = 7
+	// RefusedStateCorrupt: the member's stored state failed its own
+	// audit against its commitment (or has not passed it yet since the
+	// node started), so its roots vouch for nothing.
+	RefusedStateCorrupt Refusal = 8
 )
 
 func (r Refusal) String() string {
@@ -87,6 +91,8 @@ func (r Refusal) String() string {
 		return "unavailable"
 	case RefusedNoCheckpoint:
 		return "no checkpoint"
+	case RefusedStateCorrupt:
+		return "state corrupt"
 	}
 	return fmt.Sprintf("refusal %d", byte(r))
 }
@@ -115,6 +121,9 @@ var (
 	ErrBehind = errors.New("cosign: this node's log has not reached the checkpoint's size")
 	// ErrUnavailable: the log or the cosigning state could not be read.
 	ErrUnavailable = errors.New("cosign: log or cosigning state unavailable")
+	// ErrStateCorrupt: this node's state has not passed its audit against
+	// its own commitment (Config.Audit), so it does not cosign.
+	ErrStateCorrupt = errors.New("cosign: this node's state has not passed its audit against its commitment")
 	// ErrBadAnswer: a peer's answer could not be read.
 	ErrBadAnswer = errors.New("cosign: malformed answer")
 )
@@ -149,6 +158,8 @@ func (e *RefusalError) Is(target error) bool {
 		return target == ErrUnavailable
 	case RefusedNoCheckpoint:
 		return target == ErrNoCheckpoint
+	case RefusedStateCorrupt:
+		return target == ErrStateCorrupt
 	}
 	return false
 }
