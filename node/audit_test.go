@@ -27,8 +27,9 @@ import (
 )
 
 // mustNewCosigningCluster is mustNewCluster with every node's libp2p key a
-// genesis cosigner, named node-<i>, and a quorum of 2.
-func mustNewCosigningCluster(t *testing.T, n int) (*testCluster, *tlog.Verifier) {
+// genesis cosigner, named node-<i>, and the given quorum (0: the default);
+// it returns the genesis bytes and a verifier of the cluster's checkpoints.
+func mustNewCosigningCluster(t *testing.T, n, quorum int) (*testCluster, []byte, *tlog.Verifier) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "genesis.json")
 	cfgs := clusterConfigs(t, n, path)
@@ -50,7 +51,7 @@ func mustNewCosigningCluster(t *testing.T, n int) (*testCluster, *tlog.Verifier)
 		t.Fatal(err)
 	}
 	raw, err := json.Marshal(record.Genesis{Consortium: "cosigning test", Members: []record.Member{{ID: gov.DID}}, Threshold: 1,
-		Cosigners: cosigners, CosignerQuorum: 2})
+		Cosigners: cosigners, CosignerQuorum: quorum})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +62,10 @@ func mustNewCosigningCluster(t *testing.T, n int) (*testCluster, *tlog.Verifier)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := tlog.NewVerifier(origin, keys, 2)
+	v, err := tlog.NewVerifier(origin, keys, tlog.DefaultQuorum(n))
+	if quorum > 0 {
+		v, err = tlog.NewVerifier(origin, keys, quorum)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,8 +80,7 @@ func mustNewCosigningCluster(t *testing.T, n int) (*testCluster, *tlog.Verifier)
 	}
 	c.waitLeader()
 	c.waitLevel()
-	c.createFramework()
-	return c, v
+	return c, raw, v
 }
 
 // waitCheckpoint waits until node i holds a cosigned checkpoint of at
@@ -166,7 +169,8 @@ func proveOn(n *Node, key decide.RecordKey) (registry.Commitment, error) {
 // cosignatures, and still a quorum), and its proof reads fail while the
 // others' verify against their map root, which the cosigned log commits.
 func TestTamperedNodeRefusesToCosign(t *testing.T) {
-	c, verifier := mustNewCosigningCluster(t, 3)
+	c, _, verifier := mustNewCosigningCluster(t, 3, 2)
+	c.createFramework()
 	var acc string
 	var last uint64
 	for i := range 3 {

@@ -5,63 +5,19 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 
-	"github.com/trustreg/trustreg/consensus"
-	"github.com/trustreg/trustreg/node/cosign"
 	"github.com/trustreg/trustreg/registry/proof"
 	"github.com/trustreg/trustreg/registry/record"
 )
-
-// mustNewCosigningCluster starts n nodes whose genesis lists every node's
-// key as a cosigner, and returns it with the genesis bytes.
-func mustNewCosigningCluster(t *testing.T, n int) (*testCluster, []byte) {
-	t.Helper()
-	gov := mustKey(t)
-	path := filepath.Join(t.TempDir(), "genesis.json")
-	cfgs := clusterConfigs(t, n, path)
-	g := record.Genesis{Consortium: "cosigning", Members: []record.Member{{ID: gov.DID, Name: "gov"}}, Threshold: 1}
-	for i, cfg := range cfgs {
-		id, err := consensus.LoadOrCreateIdentity(filepath.Join(cfg.DataDir, "node.key"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		k, err := cosign.CosignerKeyOf("node-"+string(rune('a'+i)), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g.Cosigners = append(g.Cosigners, k.String())
-	}
-	raw, err := json.Marshal(g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c := &testCluster{t: t, cfgs: cfgs, nodes: make([]*Node, n), gov: gov}
-	for i := range cfgs {
-		c.start(i)
-	}
-	t.Cleanup(func() {
-		for i := range c.nodes {
-			c.stop(i)
-		}
-	})
-	c.waitLeader()
-	c.waitLevel()
-	return c, raw
-}
 
 // TestClusterProofsVerifyWhileWritesStreamIn: a follower's bundle of a
 // 3-node cluster verifies; while writes stream in, every proof answer of
 // the leader and a follower either verifies or is a 503 with Retry-After,
 // never a bundle that fails verification.
 func TestClusterProofsVerifyWhileWritesStreamIn(t *testing.T) {
-	c, genesis := mustNewCosigningCluster(t, 3)
+	c, genesis, _ := mustNewCosigningCluster(t, 3, 0)
 	leader := c.waitLeader()
 	follower := (leader + 1) % 3
 	root := mustKey(t)
