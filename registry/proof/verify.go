@@ -144,7 +144,12 @@ type Verified struct {
 //     (ErrRecordDigest, ErrMapProof);
 //  6. the decision, recomputed by decide over the proven records alone,
 //     against the answer (ErrNotProven, ErrDecisionMismatch); a records
-//     bundle (TypeRecords) has none, and only its index is compared.
+//     bundle (TypeRecords) has none, and only its index is compared; a
+//     status-list bundle (TypeStatusList) first has its list and version
+//     checked: present, the question's list and its current version,
+//     holding the credential its CID names, published at the question's
+//     time, and holding Options.Credential when set
+//     (ErrCredentialMismatch, ErrDecisionMismatch).
 func Verify(b *Bundle, genesis []byte, opts Options) (*Verified, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w: no bundle", ErrMalformed)
