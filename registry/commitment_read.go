@@ -104,24 +104,14 @@ func (v *View) Commitment() (Commitment, error) {
 // listing, nil when it is empty. Keys must be distinct, at most
 // smt.MaxBatchKeys.
 func (v *View) ProveRecords(keys []decide.RecordKey) ([]ProvenRecord, []byte, error) {
-	out, _, proof, err := v.ProveRecordsAndStoreKeys(keys, nil)
-	return out, proof, err
-}
-
-// ProveRecordsAndStoreKeys is ProveRecords and ProveStoreKeys in one batch
-// proof: the records keys name, the bytes under storeKeys (nil when
-// absent; committed tables only, else ErrNotCommitted), and one proof of
-// all of them. A status-list answer proves the issuer's decision records
-// and the list's with it (issue #32).
-func (v *View) ProveRecordsAndStoreKeys(keys []decide.RecordKey, storeKeys [][]byte) ([]ProvenRecord, [][]byte, []byte, error) {
 	if _, _, _, err := logHead(v.snap); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	out := make([]ProvenRecord, len(keys))
-	all := make([][]byte, len(keys), len(keys)+len(storeKeys))
+	storeKeys := make([][]byte, len(keys))
 	for i, k := range keys {
 		sk := decide.StoreKey(k)
-		all[i] = sk
+		storeKeys[i] = sk
 		out[i].Key = k
 		var err error
 		if k.Kind == decide.KindReceived {
@@ -133,35 +123,14 @@ func (v *View) ProveRecordsAndStoreKeys(keys []decide.RecordKey, storeKeys [][]b
 			out[i].Bytes, err = v.rd.Record(k)
 		}
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 	}
-	vals := make([][]byte, len(storeKeys))
-	for i, k := range storeKeys {
-		if !isCommitted(k) {
-			return nil, nil, nil, fmt.Errorf("%w: %q", ErrNotCommitted, k)
-		}
-		val, closer, err := v.snap.Get(k)
-		if errors.Is(err, pebble.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		vals[i] = bytes.Clone(val)
-		_ = closer.Close() // releases the read value; nothing to report
-	}
-	all = append(all, storeKeys...)
-	proof, err := v.prove(all, func(i int) []byte {
-		if i < len(out) {
-			return out[i].Bytes
-		}
-		return vals[i-len(out)]
-	})
+	proof, err := v.prove(storeKeys, func(i int) []byte { return out[i].Bytes })
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	return out, vals, proof, nil
+	return out, proof, nil
 }
 
 // ProveStoreKeys is ProveRecords for records named by their store keys
@@ -170,8 +139,29 @@ func (v *View) ProveRecordsAndStoreKeys(keys []decide.RecordKey, storeKeys [][]b
 // its store key. A key outside the committed tables is refused with
 // ErrNotCommitted.
 func (v *View) ProveStoreKeys(keys [][]byte) ([][]byte, []byte, error) {
-	_, vals, proof, err := v.ProveRecordsAndStoreKeys(nil, keys)
-	return vals, proof, err
+	if _, _, _, err := logHead(v.snap); err != nil {
+		return nil, nil, err
+	}
+	vals := make([][]byte, len(keys))
+	for i, k := range keys {
+		if !isCommitted(k) {
+			return nil, nil, fmt.Errorf("%w: %q", ErrNotCommitted, k)
+		}
+		val, closer, err := v.snap.Get(k)
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		vals[i] = bytes.Clone(val)
+		_ = closer.Close() // releases the read value; nothing to report
+	}
+	proof, err := v.prove(keys, func(i int) []byte { return vals[i] })
+	if err != nil {
+		return nil, nil, err
+	}
+	return vals, proof, nil
 }
 
 // prove makes the batch proof of the records under storeKeys, checking that
