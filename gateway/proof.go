@@ -290,3 +290,77 @@ func withProof(body []byte, b *proof.Bundle) ([]byte, error) {
 	out = append(out, enc...)
 	return append(out, "}\n"...), nil
 }
+
+// proveStatusList answers a status-list record read with proof=true: the
+// list and its current version from the state at the latest checkpoint,
+// and a status-list bundle (proof.TypeStatusList) of their stored records
+// with the issuer's issue authorization under framework at the version's
+// time (framework "": the one of the issuer's first issue accreditation
+// active then, else of its first issue accreditation), in one map proof.
+func (s *Server) proveStatusList(ctx context.Context, issuer, list, framework, resource string, minIndex uint64) (*record.StatusListView, *proof.Bundle, uint64, error) {
+	p, err := s.provenView(ctx, minIndex)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	defer p.view.Close()
+	lv, err := p.view.StatusList(issuer, list)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	at := lv.Version.Time
+	if framework == "" {
+		if framework, err = issuingFramework(p.view, issuer, at); err != nil {
+			return nil, nil, 0, err
+		}
+	}
+	q := decide.Question{Entity: issuer, Framework: framework, Action: record.ActionIssue, Resource: resource, At: at}
+	rec := proof.NewRecorder(p.view.Records())
+	d, err := decide.Decide(rec, nil, p.applied, q, at)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	var keys []decide.RecordKey
+	for _, r := range rec.Records() {
+		k, err := r.Key()
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		keys = append(keys, k)
+	}
+	recs, vals, mapProof, err := p.view.ProveRecordsAndStoreKeys(keys, [][]byte{
+		proof.StatusListStoreKey(issuer, list),
+		proof.ListVersionStoreKey(issuer, list, lv.CurrentIndex),
+	})
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	out := make([]proof.Record, len(recs))
+	for i, r := range recs {
+		out[i] = proof.NewRecord(r.Key, r.Bytes)
+	}
+	incl, err := p.view.InclusionProof(p.leafIndex, p.size)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	pq, pa := proof.NewStatusList(list, q, d, p.applied)
+	return lv, &proof.Bundle{
+		Version: proof.Version, Question: pq, Answer: pa, Records: out,
+		StatusList: &proof.StatusListRecords{List: vals[0], VersionIndex: lv.CurrentIndex, Version: vals[1]},
+		MapProof:   mapProof, Leaf: p.leaf, LeafIndex: p.leafIndex, Inclusion: incl, Checkpoint: string(p.note),
+	}, p.applied, nil
+}
+
+// issuingFramework is the framework of issuer's first issue accreditation
+// active at t, else of its first issue accreditation.
+func issuingFramework(v *registry.View, issuer string, t time.Time) (string, error) {
+	for _, status := range []string{record.ReasonActive, ""} {
+		as, _, err := v.Accreditations(registry.AccreditationFilter{Subject: issuer, Action: record.ActionIssue, Status: status}, registry.Page{Limit: 1}, t)
+		if err != nil {
+			return "", err
+		}
+		if len(as) > 0 {
+			return as[0].Framework, nil
+		}
+	}
+	return "", record.Errorf(ErrBadRequest, "%s holds no issue accreditation to take the framework of its authorization from; name one with ?framework=", issuer)
+}

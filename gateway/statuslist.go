@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/proof"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -189,19 +191,48 @@ func (s *Server) statusList(w http.ResponseWriter, r *http.Request) {
 
 // statusListRecord is the registry's record of a list version: its CID,
 // registry index, time, previous version, and the credential decoded.
+// With proof=true it answers for the current version from the state at
+// the latest cosigned checkpoint, with a status-list bundle (proof.go):
+// ?framework= and ?resource= name the issuer's authorization it proves.
 func (s *Server) statusListRecord(w http.ResponseWriter, r *http.Request) {
-	if err := checkParams(r, "timestamp"); err != nil {
+	if err := checkParams(r, "timestamp", "proof", "framework", "resource"); err != nil {
 		writeError(w, r, err)
 		return
 	}
-	if !s.consistent(w, r) {
+	withP, err := wantProof(r)
+	if err != nil {
+		writeError(w, r, err)
 		return
 	}
-	sv := s.cfg.Registry.View()
-	defer sv.Close()
-	view, ok := s.listVersion(w, r, sv)
+	q := query(r)
+	switch {
+	case withP && q.Get("timestamp") != "":
+		writeError(w, r, record.Errorf(ErrBadRequest, "proof=true proves the current version; leave out timestamp"))
+		return
+	case !withP && (q.Get("framework") != "" || q.Get("resource") != ""):
+		writeError(w, r, record.Errorf(ErrBadRequest, "framework and resource name the authorization a proof proves: use them with proof=true"))
+		return
+	}
+	minIndex, ok := s.consistentIndex(w, r)
 	if !ok {
 		return
+	}
+	var view *record.StatusListView
+	var bundle *proof.Bundle
+	var index uint64
+	if withP {
+		view, bundle, index, err = s.proveStatusList(r.Context(), r.PathValue("issuer"), r.PathValue("list"), q.Get("framework"), q.Get("resource"), minIndex)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+	} else {
+		sv := s.cfg.Registry.View()
+		defer sv.Close()
+		if view, ok = s.listVersion(w, r, sv); !ok {
+			return
+		}
+		index = sv.Index()
 	}
 	payload, err := record.StatusListPayload(view.Version.Credential)
 	if err != nil {
@@ -216,11 +247,27 @@ func (s *Server) statusListRecord(w http.ResponseWriter, r *http.Request) {
 	if !record.IsDataIntegrity(view.Version.Credential) {
 		doc.JWT, doc.MediaType = view.Version.Credential, mediaVCJWT
 	}
+	if bundle != nil {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(doc); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		body, err := withProof(buf.Bytes(), bundle)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		s.writeBody(w, r, index, http.StatusOK, body, cacheNone)
+		return
+	}
 	etag := `"` + view.Version.CID + `"`
 	h := w.Header()
 	h.Set("ETag", etag)
 	h.Set("Cache-Control", s.listCache(r, view))
-	h.Set(IndexHeader, strconv.FormatUint(sv.Index(), 10))
+	h.Set(IndexHeader, strconv.FormatUint(index, 10))
 	if noneMatch(r.Header.Get("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return

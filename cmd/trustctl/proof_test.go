@@ -1,10 +1,15 @@
 package main
 
 import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trustreg/trustreg/node"
 	"github.com/trustreg/trustreg/registry/proof"
@@ -41,5 +46,57 @@ func TestTrustWritesItsProof(t *testing.T) {
 	}
 	if _, err := proof.Verify(b, raw, proof.Options{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestVerifyPrintsStatusListBundle: trustctl verify checks a status-list
+// record's bundle (?proof=true) and prints the list's version with the
+// issuer's authorization at its time.
+func TestVerifyPrintsStatusListBundle(t *testing.T) {
+	d := startDevNode(t)
+	gov, rootKey := filepath.Join(d.dir, node.DevGovernanceKey), filepath.Join(d.dir, node.DevRootAccreditorKey)
+	root := strings.TrimSpace(d.must("did", rootKey))
+	const fw, res = "https://example.org/fw", "https://example.org/Nursing"
+	d.must("-q", "framework", "create", "--id", fw, "--name", "FW", "--root", root, "--key", gov)
+	collegeKey := filepath.Join(t.TempDir(), "college.key")
+	d.must("keygen", "--out", collegeKey)
+	college := strings.TrimSpace(d.must("did", collegeKey))
+	d.must("-q", "accredit", "--key", rootKey, "--framework", fw, "--subject", college, "--action", "issue", "--resource", res)
+	d.must("-q", "status", "create", "--key", collegeKey, "--list", "main")
+
+	u := d.n.GatewayURL() + "/v1/status-lists/" + url.PathEscape(college) + "/main/record?proof=true&consistency=linearizable"
+	var answer struct {
+		Proof json.RawMessage `json:"proof"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	poll := time.NewTicker(100 * time.Millisecond) // Retry-After says 1 s; ask sooner
+	defer poll.Stop()
+	for len(answer.Proof) == 0 {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusOK:
+			if err := json.Unmarshal(body, &answer); err != nil || len(answer.Proof) == 0 {
+				t.Fatalf("no proof (%v): %s", err, body)
+			}
+		case resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline):
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		default:
+			<-poll.C
+		}
+	}
+	file := filepath.Join(t.TempDir(), "list.proof.json")
+	if err := os.WriteFile(file, answer.Proof, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := d.must("verify", file, "--genesis", filepath.Join(d.dir, node.DevGenesisFile))
+	for _, want := range []string{"VERIFIED: status list main of " + college, "the issuer at the version's time: AUTHORIZED (active): " + college + " for issue any resource under " + fw} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("verify printed %q, want %q in it", out, want)
+		}
 	}
 }

@@ -29,6 +29,8 @@ type verifyResult struct {
 	Decision       *record.Decision            `json:"decision,omitempty"`
 	Recognition    *decide.RecognitionDecision `json:"recognition,omitempty"`
 	Records        []proof.Record              `json:"records,omitempty"`
+	StatusList     *record.StatusList          `json:"statusList,omitempty"`
+	ListVersion    *record.StatusListVersion   `json:"statusListVersion,omitempty"`
 	Cosigners      []string                    `json:"cosigners,omitempty"`
 	Quorum         int                         `json:"quorum,omitempty"`
 	CheckpointSize uint64                      `json:"checkpointSize,omitempty"`
@@ -121,8 +123,14 @@ func (a *app) printVerified(v *proof.Verified, maxAge time.Duration) error {
 	fresh := v.FreshAsOf.UTC()
 	q := v.Question
 	res := verifyResult{Verified: true, Question: &q, Decision: v.Decision, Recognition: v.Recognition, Records: v.Records,
-		Cosigners: v.Cosigners, Quorum: v.Quorum, CheckpointSize: v.CheckpointSize, FreshAsOf: &fresh, AgeSeconds: &age}
+		StatusList: v.StatusList, ListVersion: v.StatusListVersion, Cosigners: v.Cosigners, Quorum: v.Quorum, CheckpointSize: v.CheckpointSize, FreshAsOf: &fresh, AgeSeconds: &age}
 	return a.printText(res, func(w *errWriter) {
+		lead := "VERIFIED: "
+		if l, ver := v.StatusList, v.StatusListVersion; ver != nil {
+			w.printf("VERIFIED: status list %s of %s, version %s (registry index %d, published %s): the issuer-signed credential, %d bytes, as stored at registry index %d\n",
+				l.ID, l.Issuer, ver.CID, ver.Index, ver.Time.Format(time.RFC3339), len(ver.Credential), q.Applied)
+			lead = "  the issuer at the version's time: "
+		}
 		switch {
 		case v.Decision != nil:
 			d := v.Decision
@@ -130,7 +138,7 @@ func (a *app) printVerified(v *proof.Verified, maxAge time.Duration) error {
 			if d.Authorized {
 				verdict = "AUTHORIZED"
 			}
-			w.printf("VERIFIED: %s (%s): %s for %s %s under %s at %s, %s\n", verdict, d.Reason,
+			w.printf("%s%s (%s): %s for %s %s under %s at %s, %s\n", lead, verdict, d.Reason,
 				d.Entity, d.Action, orAny(d.Resource), d.Framework, d.At.Format(time.RFC3339), indexText(q, d.Index))
 			for i, l := range d.Chain {
 				w.printf("  %d. %s  %s -> %s  %s %s  [%s]\n", i+1, l.Accreditation, l.Accreditor, l.Subject, l.Action, strings.Join(l.Resources, ","), l.Status)

@@ -37,17 +37,20 @@ const (
 // verifier needs to check it offline against the consortium's genesis.
 // Its JSON is the format; the package comment describes every field.
 type Bundle struct {
-	Version     int      `json:"version"`
-	Question    Question `json:"question"`
-	Answer      Answer   `json:"answer"`
-	Records     []Record `json:"records"`
-	MapProof    []byte   `json:"mapProof"`
-	Leaf        []byte   `json:"leaf"`
-	LeafIndex   uint64   `json:"leafIndex"`
-	LeafSize    uint64   `json:"leafSize,omitempty"`
-	Inclusion   Hashes   `json:"inclusion"`
-	Consistency Hashes   `json:"consistency,omitempty"`
-	Checkpoint  string   `json:"checkpoint"`
+	Version  int      `json:"version"`
+	Question Question `json:"question"`
+	Answer   Answer   `json:"answer"`
+	Records  []Record `json:"records"`
+	// StatusList: a status-list bundle's (TypeStatusList) list records,
+	// proven by MapProof with Records.
+	StatusList  *StatusListRecords `json:"statusList,omitempty"`
+	MapProof    []byte             `json:"mapProof"`
+	Leaf        []byte             `json:"leaf"`
+	LeafIndex   uint64             `json:"leafIndex"`
+	LeafSize    uint64             `json:"leafSize,omitempty"`
+	Inclusion   Hashes             `json:"inclusion"`
+	Consistency Hashes             `json:"consistency,omitempty"`
+	Checkpoint  string             `json:"checkpoint"`
 }
 
 // Question is what was asked: decide.Question for an authorization,
@@ -62,6 +65,7 @@ type Question struct {
 	Resource     string    `json:"resource,omitempty"`
 	Jurisdiction string    `json:"jurisdiction,omitempty"`
 	Recognized   string    `json:"recognized,omitempty"`
+	List         string    `json:"list,omitempty"`
 	At           time.Time `json:"at"`
 	AsOf         uint64    `json:"asOf,omitempty"`
 	Applied      uint64    `json:"applied"`

@@ -23,10 +23,14 @@
 //	version      1
 //	question     what was asked:
 //	  type         "authorization" (TRQP /authorization, decide.Question),
-//	               "recognition" (TRQP /recognition, decide.RecognitionQuestion)
-//	               or "records" (records as stored, such as an entity or an
+//	               "recognition" (TRQP /recognition, decide.RecognitionQuestion),
+//	               "records" (records as stored, such as an entity or an
 //	               accreditation: no decision; only at and applied are set,
 //	               and the answer holds only index, equal to applied)
+//	               or "statusList" (a status list's current version with
+//	               the issuer's issue authorization at its time: an
+//	               authorization of entity, the issuer, action "issue",
+//	               at the version's commit time, and no asOf)
 //	  entity       authorization: the DID asked about
 //	  framework    the framework (TRQP authority_id); for a recognition the
 //	               recognizing one
@@ -34,6 +38,7 @@
 //	  resource     optional: the credential type asked about
 //	  jurisdiction authorization, optional: an ISO 3166 code
 //	  recognized   recognition: the framework asked about
+//	  list         statusList: the list's id
 //	  at           the valid time the answer was evaluated at (never absent:
 //	               a question for "now" carries the node's now)
 //	  asOf         optional: the registry index the question asked about
@@ -59,10 +64,23 @@
 //	  bytes        the record's exact stored bytes (a received listing's are
 //	               decide.EncodeReceived of its ids); null: the record is
 //	               absent
+//	statusList   statusList only: the list's stored records, proven by
+//	             mapProof with the records:
+//	  list         the list record's stored bytes (record.StatusList),
+//	               under store key 0x0f issuer 0 list; null: absent (a
+//	               bundle that proves the list absent proves no credential)
+//	  versionIndex the registry index of the version: the list's
+//	               currentIndex
+//	  version      the version record's stored bytes
+//	               (record.StatusListVersion: its credential member is the
+//	               issuer-signed credential byte for byte, its cid that
+//	               credential's CID), under store key 0x10 issuer 0 list 0
+//	               versionIndex (8 bytes big-endian)
 //	mapProof     one smt batch proof (smt.Map.ProveBatch) of every record's
 //	             claim against the leaf's map root: key
 //	             SHA-256(decide.StoreKey(record key)), value SHA-256(bytes)
-//	             when present
+//	             when present; a statusList bundle's two list records
+//	             too, under SHA-256(store key)
 //	leaf         the tlog leaf (tlog.Leaf, version 1 encoding) of the entry
 //	             whose state answered
 //	leafIndex    its position in the log, from 0

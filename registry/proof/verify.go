@@ -85,6 +85,11 @@ type Options struct {
 	// lie within MaxAge of Now, else At must be the bundle's. Applied is
 	// not compared. Without Expect the caller checks Verified.Question.
 	Expect *Question
+	// Credential, when set, is the status-list credential the caller was
+	// served (the body of the list's URL, or the JWT of its record): a
+	// status-list bundle's proven version must hold exactly these bytes
+	// (ErrCredentialMismatch).
+	Credential []byte
 }
 
 // Verified is what a bundle proved.
@@ -100,6 +105,11 @@ type Verified struct {
 	// Records are the proven records of a records bundle (TypeRecords),
 	// as stored; nil Bytes: proven absent.
 	Records []Record
+	// StatusList and StatusListVersion are a status-list bundle's proven
+	// list and version records; StatusListVersion.Credential is the
+	// issuer-signed credential, byte for byte.
+	StatusList        *record.StatusList
+	StatusListVersion *record.StatusListVersion
 	// Cosigners are the genesis cosigners whose cosignatures verified.
 	Cosigners []string
 	// Quorum is how many the genesis asks for.
@@ -134,13 +144,21 @@ type Verified struct {
 //     (ErrRecordDigest, ErrMapProof);
 //  6. the decision, recomputed by decide over the proven records alone,
 //     against the answer (ErrNotProven, ErrDecisionMismatch); a records
-//     bundle (TypeRecords) has none, and only its index is compared.
+//     bundle (TypeRecords) has none, and only its index is compared; a
+//     status-list bundle (TypeStatusList) first has its list and version
+//     checked: present, the question's list and its current version,
+//     holding the credential its CID names, published at the question's
+//     time, and holding Options.Credential when set
+//     (ErrCredentialMismatch, ErrDecisionMismatch).
 func Verify(b *Bundle, genesis []byte, opts Options) (*Verified, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w: no bundle", ErrMalformed)
 	}
 	if err := b.check(); err != nil {
 		return nil, err
+	}
+	if opts.Credential != nil && b.Question.Type != TypeStatusList {
+		return nil, fmt.Errorf("%w: a credential to check, and a %s bundle, not a statusList one", ErrWrongQuestion, b.Question.Type)
 	}
 	now := opts.Now
 	if now.IsZero() {
@@ -187,7 +205,7 @@ func Verify(b *Bundle, genesis []byte, opts Options) (*Verified, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := b.decide(src, out); err != nil {
+	if err := b.decide(src, out, opts.Credential); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -208,6 +226,10 @@ func (b *Bundle) check() error {
 		if q.Entity != "" || q.Action != "" || q.Jurisdiction != "" || b.Answer.Recognized == nil || b.Answer.Authorized != nil {
 			return fmt.Errorf("%w: a recognition answers with recognized, and asks about no entity, action or jurisdiction", ErrMalformed)
 		}
+	case TypeStatusList:
+		if err := b.checkStatusList(); err != nil {
+			return err
+		}
 	case TypeRecords:
 		a := b.Answer
 		if q.Entity != "" || q.Framework != "" || q.Action != "" || q.Resource != "" || q.Jurisdiction != "" || q.Recognized != "" || q.AsOf != 0 ||
@@ -215,7 +237,10 @@ func (b *Bundle) check() error {
 			return fmt.Errorf("%w: a records bundle asks no question and answers with no decision", ErrMalformed)
 		}
 	default:
-		return fmt.Errorf("%w: question type %q, want %q, %q or %q", ErrMalformed, q.Type, TypeAuthorization, TypeRecognition, TypeRecords)
+		return fmt.Errorf("%w: question type %q, want %q, %q, %q or %q", ErrMalformed, q.Type, TypeAuthorization, TypeRecognition, TypeRecords, TypeStatusList)
+	}
+	if q.Type != TypeStatusList && (b.StatusList != nil || q.List != "") {
+		return fmt.Errorf("%w: only a statusList bundle names a list", ErrMalformed)
 	}
 	if q.At.IsZero() {
 		return fmt.Errorf("%w: the question names no valid time (at)", ErrMalformed)
@@ -366,6 +391,9 @@ func (b *Bundle) provenRecords(root smt.Hash) (*proven, error) {
 		}
 		claims = append(claims, c)
 	}
+	if b.StatusList != nil {
+		claims = append(claims, b.statusListClaims()...)
+	}
 	if err := smt.VerifyBatch(root, claims, b.MapProof); err != nil {
 		if errors.Is(err, smt.ErrProofMismatch) && !errors.Is(err, smt.ErrWrongKind) {
 			return nil, fmt.Errorf("%w: %w", ErrRecordDigest, err)
@@ -411,8 +439,9 @@ func (p *proven) Received(subject, framework string) ([]string, error) {
 }
 
 // decide recomputes the answer over the proven records and compares it
-// with the bundle's.
-func (b *Bundle) decide(src *proven, out *Verified) error {
+// with the bundle's; for a status-list bundle it also checks the proven
+// version holds cred (the credential served) when cred is not nil.
+func (b *Bundle) decide(src *proven, out *Verified, cred []byte) error {
 	q := b.Question
 	var got Answer
 	var err error
@@ -422,6 +451,24 @@ func (b *Bundle) decide(src *proven, out *Verified) error {
 		d, err = decide.Decide(src, nil, q.Applied, decide.Question{
 			Entity: q.Entity, Framework: q.Framework, Action: q.Action, Resource: q.Resource,
 			Jurisdiction: q.Jurisdiction, At: q.At, AsOf: q.AsOf,
+		}, q.At)
+		if err == nil {
+			out.Decision, got = d, AnswerOf(d)
+		}
+	case TypeStatusList:
+		var l *record.StatusList
+		var v *record.StatusListVersion
+		if l, v, err = b.provenStatusList(); err != nil {
+			return err
+		}
+		if cred != nil && string(cred) != v.Credential {
+			return fmt.Errorf("%w: the credential served (%d bytes) is not the proven version's %s", ErrCredentialMismatch, len(cred), v.CID)
+		}
+		out.StatusList, out.StatusListVersion = l, v
+		var d *record.Decision
+		d, err = decide.Decide(src, nil, q.Applied, decide.Question{
+			Entity: q.Entity, Framework: q.Framework, Action: q.Action, Resource: q.Resource,
+			Jurisdiction: q.Jurisdiction, At: q.At,
 		}, q.At)
 		if err == nil {
 			out.Decision, got = d, AnswerOf(d)
@@ -499,6 +546,7 @@ var reasons = []struct {
 	{ErrMapProof, "map_proof"},
 	{ErrNotProven, "not_proven"},
 	{ErrDecisionMismatch, "decision_mismatch"},
+	{ErrCredentialMismatch, "credential_mismatch"},
 }
 
 // ReasonOf returns the code of the reason err (from Verify) names, such

@@ -1,0 +1,154 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/trustreg/trustreg/registry/proof"
+	"github.com/trustreg/trustreg/registry/record"
+)
+
+// provenList is a status-list record answer with its proof.
+type provenList struct {
+	CID   string          `json:"cid"`
+	JWT   string          `json:"jwt"`
+	Proof json.RawMessage `json:"proof"`
+}
+
+// TestDevNodeProvesStatusLists: a status list's record with proof=true
+// carries the list's and its current version's stored records and the
+// issuer's issue authorization at the version's time in one bundle that
+// proof.Verify accepts; a changed credential, a revoked issuer claimed
+// authorized and the list claimed absent fail verification.
+func TestDevNodeProvesStatusLists(t *testing.T) {
+	cfg := LoopbackConfig(t.TempDir())
+	n := mustNewNode(t, cfg)
+	genesis := mustRead(t, filepath.Join(cfg.DataDir, DevGenesisFile))
+	gov := mustReadKey(t, filepath.Join(cfg.DataDir, DevGovernanceKey))
+	root := mustReadKey(t, filepath.Join(cfg.DataDir, DevRootAccreditorKey))
+	submit := func(jws []byte) *record.Result {
+		t.Helper()
+		res, err := n.Submit(context.Background(), jws)
+		if err != nil || !res.Accepted {
+			t.Fatalf("submit: %+v, %v", res, err)
+		}
+		return res
+	}
+	c := mustProofChain(t, submit, gov, root)
+	bits := make([]byte, record.MinStatusListEntries/8)
+	publish := func(previous string) []byte {
+		t.Helper()
+		vc, err := record.StatusListCredential(c.college.DID, "main", []string{"revocation"}, 1, nil, 0, bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jwt, err := c.college.SignVCJWT(vc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		op := map[string]any{"op": record.OpPublishStatusList, "iat": time.Now().Unix(), "list": "main", "credential": string(jwt)}
+		if previous != "" {
+			op["previous"] = previous
+		}
+		raw, _ := json.Marshal(op)
+		jws, err := c.college.SignCompact(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		submit(jws)
+		return jwt
+	}
+	jwt := publish("")
+	base := n.GatewayURL() + "/v1/status-lists/" + url.PathEscape(c.college.DID) + "/main/record"
+	fetch := func() (provenList, *proof.Bundle) {
+		t.Helper()
+		_, body := getProven(t, func() (*http.Response, error) {
+			return http.Get(base + "?proof=true&consistency=linearizable")
+		})
+		var a provenList
+		if err := json.Unmarshal(body, &a); err != nil {
+			t.Fatal(err)
+		}
+		if len(a.Proof) == 0 {
+			t.Fatalf("no proof: %s", body)
+		}
+		b, err := proof.ParseBundle(a.Proof)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, b
+	}
+
+	a, b := fetch()
+	if a.JWT != string(jwt) {
+		t.Fatal("the record's jwt is not the published credential")
+	}
+	v, err := proof.Verify(b, genesis, proof.Options{Credential: []byte(a.JWT)})
+	if err != nil {
+		t.Fatalf("the bundle does not verify: %v", err)
+	}
+	if b.Question.Type != proof.TypeStatusList || b.Question.Framework != c.fw || !v.Decision.Authorized ||
+		v.StatusListVersion.Credential != string(jwt) || v.StatusList.Current != a.CID || !b.Question.At.Equal(v.StatusListVersion.Time) {
+		t.Fatalf("question %+v, decision %+v, list %+v", b.Question, v.Decision, v.StatusList)
+	}
+
+	// The credential served changed, or the proven version's bytes.
+	if _, err := proof.Verify(b, genesis, proof.Options{Credential: append([]byte(a.JWT[:len(a.JWT)-2]), "AA"...)}); !errors.Is(err, proof.ErrCredentialMismatch) {
+		t.Fatalf("changed credential served: %v, want ErrCredentialMismatch", err)
+	}
+	changed := *b
+	sl := *b.StatusList
+	sl.Version = bytes.Replace(sl.Version, jwt[len(jwt)-4:], []byte("AAAA"), 1)
+	changed.StatusList = &sl
+	if _, err := proof.Verify(&changed, genesis, proof.Options{}); !errors.Is(err, proof.ErrRecordDigest) {
+		t.Fatalf("changed version bytes: %v, want ErrRecordDigest", err)
+	}
+	// The list claimed absent.
+	absent := *b
+	sl = *b.StatusList
+	sl.List = nil
+	absent.StatusList = &sl
+	if _, err := proof.Verify(&absent, genesis, proof.Options{}); !errors.Is(err, proof.ErrRecordDigest) {
+		t.Fatalf("list claimed absent: %v, want ErrRecordDigest", err)
+	}
+	// Only the current version is proven, and framework is a proof's.
+	for _, q := range []string{"?proof=true&timestamp=" + url.QueryEscape(time.Now().UTC().Format(time.RFC3339)), "?framework=" + url.QueryEscape(c.fw)} {
+		resp, err := http.Get(base + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("%s: status %d, want 400", q, resp.StatusCode)
+		}
+	}
+
+	// The college's accreditation revoked, then a new version (an issuer
+	// without accreditation may still set revocation bits): the proven
+	// answer is not authorized, and claiming it is fails.
+	submit(signed(t, gov, map[string]any{"op": record.OpRevoke, "accreditation": c.collegeAcc, "reason": "closed"}))
+	record.SetStatus(bits, 7, 1, 1)
+	jwt2 := publish(a.CID)
+	a2, b2 := fetch()
+	if a2.JWT != string(jwt2) {
+		t.Fatal("the record's jwt is not the second version")
+	}
+	v2, err := proof.Verify(b2, genesis, proof.Options{Credential: jwt2})
+	if err != nil || v2.Decision.Authorized {
+		t.Fatalf("after revocation: %+v, %v", v2, err)
+	}
+	claimed := *b2
+	yes := true
+	claimed.Answer = b.Answer
+	claimed.Answer.Authorized, claimed.Answer.Index = &yes, b2.Answer.Index
+	if _, err := proof.Verify(&claimed, genesis, proof.Options{}); !errors.Is(err, proof.ErrDecisionMismatch) {
+		t.Fatalf("revoked issuer claimed authorized: %v, want ErrDecisionMismatch", err)
+	}
+}
