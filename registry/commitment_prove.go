@@ -17,7 +17,8 @@ import (
 // view's Commitment().MapRoot. A status-list answer proves the issuer's
 // decision records and the list's records with it (issue #32). All keys
 // must be distinct, at most smt.MaxBatchKeys in all.
-func (v *View) ProveRecordsAndStoreKeys(keys []decide.RecordKey, storeKeys [][]byte) ([]ProvenRecord, [][]byte, []byte, error) {
+func (v *View) ProveRecordsAndStoreKeys(keys []decide.RecordKey, storeKeys [][]byte) (_ []ProvenRecord, _ [][]byte, _ []byte, err error) {
+	defer func() { err = v.m.corrupt(err) }()
 	if _, _, _, err := logHead(v.snap); err != nil {
 		return nil, nil, nil, err
 	}

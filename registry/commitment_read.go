@@ -103,35 +103,9 @@ func (v *View) Commitment() (Commitment, error) {
 // absent. A KindReceived key's Bytes are decide.EncodeReceived of the
 // listing, nil when it is empty. Keys must be distinct, at most
 // smt.MaxBatchKeys.
-func (v *View) ProveRecords(keys []decide.RecordKey) (_ []ProvenRecord, _ []byte, err error) {
-	defer func() { err = v.m.corrupt(err) }()
-	if _, _, _, err := logHead(v.snap); err != nil {
-		return nil, nil, err
-	}
-	out := make([]ProvenRecord, len(keys))
-	storeKeys := make([][]byte, len(keys))
-	for i, k := range keys {
-		sk := decide.StoreKey(k)
-		storeKeys[i] = sk
-		out[i].Key = k
-		var err error
-		if k.Kind == decide.KindReceived {
-			var ids []string
-			if ids, err = listingIDs(v.snap, sk); err == nil && len(ids) > 0 {
-				out[i].Bytes = decide.EncodeReceived(ids)
-			}
-		} else {
-			out[i].Bytes, err = v.rd.Record(k)
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-	}
-	proof, err := v.prove(storeKeys, func(i int) []byte { return out[i].Bytes })
-	if err != nil {
-		return nil, nil, err
-	}
-	return out, proof, nil
+func (v *View) ProveRecords(keys []decide.RecordKey) ([]ProvenRecord, []byte, error) {
+	out, _, proof, err := v.ProveRecordsAndStoreKeys(keys, nil)
+	return out, proof, err
 }
 
 // ProveStoreKeys is ProveRecords for records named by their store keys
@@ -139,31 +113,9 @@ func (v *View) ProveRecords(keys []decide.RecordKey) (_ []ProvenRecord, _ []byte
 // (nil when absent) and one batch proof of them, each under smt.KeyOf of
 // its store key. A key outside the committed tables is refused with
 // ErrNotCommitted.
-func (v *View) ProveStoreKeys(keys [][]byte) (_ [][]byte, _ []byte, err error) {
-	defer func() { err = v.m.corrupt(err) }()
-	if _, _, _, err := logHead(v.snap); err != nil {
-		return nil, nil, err
-	}
-	vals := make([][]byte, len(keys))
-	for i, k := range keys {
-		if !isCommitted(k) {
-			return nil, nil, fmt.Errorf("%w: %q", ErrNotCommitted, k)
-		}
-		val, closer, err := v.snap.Get(k)
-		if errors.Is(err, pebble.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		vals[i] = bytes.Clone(val)
-		_ = closer.Close() // releases the read value; nothing to report
-	}
-	proof, err := v.prove(keys, func(i int) []byte { return vals[i] })
-	if err != nil {
-		return nil, nil, err
-	}
-	return vals, proof, nil
+func (v *View) ProveStoreKeys(keys [][]byte) ([][]byte, []byte, error) {
+	_, vals, proof, err := v.ProveRecordsAndStoreKeys(nil, keys)
+	return vals, proof, err
 }
 
 // prove makes the batch proof of the records under storeKeys, checking that
