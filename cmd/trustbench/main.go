@@ -490,13 +490,14 @@ func baselineServer(args []string) error {
 }
 
 // startDataNode starts one trustd node in dir/name with the benchmark's
-// framework and agencies; the caller stops it.
-func startDataNode(ctx context.Context, c config, dir, name string) (*trustdNode, *dataset, error) {
+// framework and agencies, a cosigner of its checkpoints with cosign; the
+// caller stops it.
+func startDataNode(ctx context.Context, c config, dir, name string, cosign bool) (*trustdNode, *dataset, error) {
 	sub, err := mkdir(dir, name)
 	if err != nil {
 		return nil, nil, err
 	}
-	nodes, gov, err := startTrustdCluster(ctx, c.trustd, sub, 1)
+	nodes, gov, err := startTrustdCluster(ctx, c.trustd, sub, 1, cosign)
 	if err != nil {
 		stopAll(nodes)
 		return nil, nil, err
@@ -510,7 +511,7 @@ func startDataNode(ctx context.Context, c config, dir, name string) (*trustdNode
 }
 
 func benchReads(ctx context.Context, c config, dir string, rep *report) error {
-	n, d, err := startDataNode(ctx, c, dir, "reads")
+	n, d, err := startDataNode(ctx, c, dir, "reads", true)
 	if err != nil {
 		return err
 	}
@@ -690,7 +691,7 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 	if err != nil {
 		return err
 	}
-	nodes, gov, err := startTrustdCluster(ctx, c.trustd, sub, 3)
+	nodes, gov, err := startTrustdCluster(ctx, c.trustd, sub, 3, false)
 	defer stopAll(nodes)
 	if err != nil {
 		return err

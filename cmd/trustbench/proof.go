@@ -108,11 +108,15 @@ func waitCheckpoint(ctx context.Context, base string, limit time.Duration) error
 		}
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			closeRead(resp.Body)
-			if resp.StatusCode == http.StatusOK {
+			switch resp.StatusCode {
+			case http.StatusOK:
 				return nil
+			case http.StatusNotFound:
+				// no_cosigners: the genesis lists none, none will come.
+				return fmt.Errorf("%w at %s: %s (the genesis lists no cosigners)", ErrNoCheckpoint, base, resp.Status)
 			}
 			last = resp.Status
-		} else {
+		} else if ctx.Err() == nil {
 			last = err.Error()
 		}
 		select {
@@ -182,14 +186,14 @@ func printProofRows(ew *errWriter, reads []readResult) {
 		return
 	}
 	ew.printf("Proof answers: GET /v1/trust?...&proof=true, the same questions, same node, closed loop (issue #32: ratio to plain at least 0.3)\n")
-	ew.printf("%10s %12s %9s %9s %14s %14s %14s %14s\n", "entities", "proof r/s", "p50 ms", "p99 ms", "ratio to plain", "cpu/q", "bundle mean/max", "gzip mean/max")
+	ew.printf("%10s %12s %9s %9s %14s %14s %16s %16s\n", "entities", "proof r/s", "p50 ms", "p99 ms", "ratio to plain", "cpu/q", "bundle mean/max", "gzip mean/max")
 	for _, x := range reads {
 		p := x.Proof
 		if p == nil {
 			continue
 		}
-		ew.printf("%10d %12.0f %9.2f %9.2f %14.2f %11.1f us %8.0f/%-6d %8.0f/%-6d\n", x.Entities, p.Trustd.PerSecond, p.Trustd.P50, p.Trustd.P99,
-			p.RatioToPlain, p.CPUus, p.Bundle.Mean, p.Bundle.Max, p.Bundle.GzipMean, p.Bundle.GzipMax)
+		ew.printf("%10d %12.0f %9.2f %9.2f %14.2f %11.1f us %16s %16s\n", x.Entities, p.Trustd.PerSecond, p.Trustd.P50, p.Trustd.P99,
+			p.RatioToPlain, p.CPUus, fmt.Sprintf("%.0f/%d B", p.Bundle.Mean, p.Bundle.Max), fmt.Sprintf("%.0f/%d B", p.Bundle.GzipMean, p.Bundle.GzipMax))
 	}
 }
 

@@ -50,7 +50,7 @@ func TestProofRowIsPrintedAndSavedAndOldReportsStillLoad(t *testing.T) {
 	}
 	for _, want := range []string{
 		"Proof answers: GET /v1/trust?...&proof=true",
-		"      2000         3500     12.25     40.50           0.35       250.5 us     4100/4321       2100/2222",
+		"      2000         3500     12.25     40.50           0.35       250.5 us      4100/4321 B      2100/2222 B\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("the report lacks %q:\n%s", want, out.String())
@@ -129,6 +129,15 @@ func TestCheckpointIsAwaitedWithADeadline(t *testing.T) {
 	defer never.Close()
 	if err := waitCheckpoint(t.Context(), never.URL, 300*time.Millisecond); !errors.Is(err, ErrNoCheckpoint) {
 		t.Fatalf("a node that never has a checkpoint: %v, want ErrNoCheckpoint", err)
+	}
+
+	// 404 no_cosigners: no checkpoint will ever come, so no waiting.
+	none := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":"no_cosigners"}`, http.StatusNotFound)
+	}))
+	defer none.Close()
+	if err := waitCheckpoint(t.Context(), none.URL, time.Hour); !errors.Is(err, ErrNoCheckpoint) {
+		t.Fatalf("a node without cosigners: %v, want ErrNoCheckpoint", err)
 	}
 }
 
