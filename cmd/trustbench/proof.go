@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"time"
 )
 
@@ -228,9 +229,11 @@ const checkpointLimit = 30 * time.Second
 // (which also warms the node for them), and returns the proof row to fill
 // and the closed loop's requests.
 func prepareProofs(ctx context.Context, base string, urls []string) (*proofResult, func(int, int64) (request, bool), error) {
+	start := time.Now()
 	if err := waitCheckpoint(ctx, base, checkpointLimit); err != nil {
 		return nil, nil, fmt.Errorf("proof answers: %w", err)
 	}
+	waited := time.Since(start)
 	bodies, err := fetchProofs(ctx, urls)
 	if err != nil {
 		return nil, nil, fmt.Errorf("proof answers: %w", err)
@@ -239,6 +242,8 @@ func prepareProofs(ctx context.Context, base string, urls []string) (*proofResul
 	if err != nil {
 		return nil, nil, fmt.Errorf("proof answers: %w", err)
 	}
+	fmt.Fprintf(os.Stderr, "reads: a cosigned checkpoint after %s; %d proof bundles sized in %s\n",
+		waited.Round(time.Millisecond), sizes.Answers, (time.Since(start) - waited).Round(time.Millisecond))
 	purls := make([]string, len(urls))
 	for i, u := range urls {
 		purls[i] = proofURL(u)
