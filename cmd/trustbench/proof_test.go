@@ -14,9 +14,10 @@ import (
 )
 
 func TestProofBundlesAreSizedFromTheirProofMember(t *testing.T) {
-	small := `{"authorized":true,"proof":{"v":1}}`                                                // proof member: 7 bytes
-	large := `{"authorized":true,"proof":{"v":1,"records":["` + strings.Repeat("a", 993) + `"]}}` // 1 + 1006 + ... bytes
+	// The proof members: {"v":1} (7 bytes) and want's bytes.
+	small := `{"authorized":true,"proof":{"v":1}}`
 	want := len(`{"v":1,"records":["` + strings.Repeat("a", 993) + `"]}`)
+	large := `{"authorized":true,"proof":{"v":1,"records":["` + strings.Repeat("a", 993) + `"]}}`
 	s, err := measureBundles([][]byte{[]byte(small), []byte(large)})
 	if err != nil {
 		t.Fatal(err)
