@@ -160,6 +160,7 @@ func comparisonRows(a, b *report) []comparisonRow {
 		add(p+"net/http p99 at half rate (ms)", ra.BaselineAtHal.P99, rb.BaselineAtHal.P99)
 		add(p+"p99 at half rate, trustd / net/http (each at its own half rate)", ra.HalfP99Ratio, rb.HalfP99Ratio)
 		add(p+"trustd bytes allocated per query at half rate", allocPerQuery(ra.TrustdAtHalf), allocPerQuery(rb.TrustdAtHalf))
+		proofRows(add, p, ra.Proof, rb.Proof)
 	}
 	clients := func(r writeResult) int { return r.Clients }
 	for _, n := range keysInOrder(a.Writes, b.Writes, clients) {

@@ -131,6 +131,9 @@ type readResult struct {
 	// kept: less noisy than throughput on a shared machine.
 	TrustdCPUus   float64 `json:"trustd_cpu_us_per_query"`
 	BaselineCPUus float64 `json:"baseline_cpu_us_per_query"`
+	// Proof: the same questions asked with their proof bundle (absent in
+	// runs from before it was measured).
+	Proof *proofResult `json:"proof,omitempty"`
 }
 
 type ratePoint struct {
@@ -487,13 +490,14 @@ func baselineServer(args []string) error {
 }
 
 // startDataNode starts one trustd node in dir/name with the benchmark's
-// framework and agencies; the caller stops it.
-func startDataNode(ctx context.Context, c config, dir, name string) (*trustdNode, *dataset, error) {
+// framework and agencies, a cosigner of its checkpoints with cosign; the
+// caller stops it.
+func startDataNode(ctx context.Context, c config, dir, name string, cosign bool) (*trustdNode, *dataset, error) {
 	sub, err := mkdir(dir, name)
 	if err != nil {
 		return nil, nil, err
 	}
-	nodes, gov, err := startTrustdCluster(ctx, c.trustd, sub, 1)
+	nodes, gov, err := startTrustdCluster(ctx, c.trustd, sub, 1, cosign)
 	if err != nil {
 		stopAll(nodes)
 		return nil, nil, err
@@ -507,7 +511,7 @@ func startDataNode(ctx context.Context, c config, dir, name string) (*trustdNode
 }
 
 func benchReads(ctx context.Context, c config, dir string, rep *report) error {
-	n, d, err := startDataNode(ctx, c, dir, "reads")
+	n, d, err := startDataNode(ctx, c, dir, "reads", true)
 	if err != nil {
 		return err
 	}
@@ -567,6 +571,11 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 		}
 		baseNext := func(w int, i int64) (request, bool) { return request{method: "GET", url: baseURL}, true }
 		ok200 := func(s int) bool { return s == 200 }
+		proof, proofNext, err := prepareProofs(ctx, n.url, urls)
+		if err != nil {
+			bp.stop()
+			return err
+		}
 		fmt.Fprintf(os.Stderr, "reads: %d entities, %d distinct questions, %d connections, %s runs\n", entities, questions, c.conns, c.duration)
 		// Interleave rounds and keep each side's best: the machine is shared.
 		var tr, br stats
@@ -606,6 +615,11 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 					tr, tCPU = ts, tc
 				}
 			})
+			profiled(round, n.admin, fmt.Sprintf("reads-%d-proof", entities), func() {
+				if ps, pc := perQuery(n.process, func() stats { return closedLoop(ctx, c.conns, c.duration, proofNext, ok200) }); ps.PerSecond > proof.Trustd.PerSecond {
+					proof.Trustd, proof.CPUus = ps, pc
+				}
+			})
 			if bs.PerSecond > 0 && bc > 0 {
 				roundRatios = append(roundRatios, ts.PerSecond/bs.PerSecond)
 				roundCPU = append(roundCPU, tc/bc)
@@ -613,6 +627,10 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 		}
 		half := tr.PerSecond / 2
 		r := readResult{Entities: entities, Questions: questions, Conns: c.conns, Trustd: tr, Baseline: br, Ratio: tr.PerSecond / br.PerSecond, RoundRatios: roundRatios, MedianRoundRatio: median(roundRatios), RoundCPURatios: roundCPU, HalfRate: half, TrustdCPUus: tCPU, BaselineCPUus: bCPU}
+		if tr.PerSecond > 0 {
+			proof.RatioToPlain = proof.Trustd.PerSecond / tr.PerSecond
+		}
+		r.Proof = proof
 		halfConns := c.conns
 		if c.halfConns > 0 {
 			halfConns = c.halfConns
@@ -673,7 +691,7 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 	if err != nil {
 		return err
 	}
-	nodes, gov, err := startTrustdCluster(ctx, c.trustd, sub, 3)
+	nodes, gov, err := startTrustdCluster(ctx, c.trustd, sub, 3, false)
 	defer stopAll(nodes)
 	if err != nil {
 		return err
@@ -860,6 +878,7 @@ func printReport(w io.Writer, r *report) error {
 			ew.printf("%10d entities, %d distinct questions, each round (net/http, then trustd): ratio%s (median %.2f); CPU per query, trustd / net/http%s\n",
 				x.Entities, x.Questions, formatRatios(x.RoundRatios), x.MedianRoundRatio, formatRatios(x.RoundCPURatios))
 		}
+		printProofRows(ew, r.Reads)
 		ew.printf("Latency at half each one's maximum rate, then both at --rates (paced, open loop; trustd / net/http)\n")
 		ew.printf("%10s %16s %16s %16s %18s %14s %44s\n", "entities", "r/s", "p50 ms", "p99 ms", "send lag p99 ms", "cpu steal %", "trustd handler p99, >1ms; alloc, GCs")
 		for _, x := range r.Reads {

@@ -125,6 +125,12 @@ func TestReadsMeasuredBeforeAFailedWritePartAreKept(t *testing.T) {
 	if r.BaselineAtHal.Handler != nil {
 		t.Fatalf("the bare handler has no metrics, yet handler times %+v", r.BaselineAtHal.Handler)
 	}
+	// The read node cosigns its checkpoints, so the same questions are
+	// answered with their proofs too, each sized once.
+	if p := r.Proof; p == nil || p.Trustd.Requests == 0 || p.RatioToPlain <= 0 || p.CPUus <= 0 ||
+		p.Bundle.Answers != r.Questions || p.Bundle.Mean <= 0 || p.Bundle.Max < int(p.Bundle.Mean) || p.Bundle.GzipMean <= 0 {
+		t.Fatalf("the proof row is not a measurement: %+v", p)
+	}
 }
 
 func TestScaleAsksEveryCollegeOnceBeforeReadingPeakMemory(t *testing.T) {

@@ -251,31 +251,36 @@ type trustdNode struct {
 
 // startTrustdCluster starts n trustd processes sharing a fresh genesis
 // whose governance key it returns, all again on new ports if a port was
-// taken before a node listened on it.
-func startTrustdCluster(ctx context.Context, bin, dir string, n int) (nodes []*trustdNode, gov *record.Signer, err error) {
+// taken before a node listened on it. With cosign the genesis lists every
+// node's cosigner key, so the nodes cosign checkpoints and serve proofs
+// (the read benchmark's proof row); without, they do neither, as before.
+func startTrustdCluster(ctx context.Context, bin, dir string, n int, cosign bool) (nodes []*trustdNode, gov *record.Signer, err error) {
 	err = retryOnPortTaken(dir, func() error {
-		nodes, gov, err = startTrustdClusterOnce(ctx, bin, dir, n)
+		nodes, gov, err = startTrustdClusterOnce(ctx, bin, dir, n, cosign)
 		return err
 	}, func() { stopAll(nodes) })
 	return nodes, gov, err
 }
 
-func startTrustdClusterOnce(ctx context.Context, bin, dir string, n int) ([]*trustdNode, *record.Signer, error) {
+func startTrustdClusterOnce(ctx context.Context, bin, dir string, n int, cosign bool) ([]*trustdNode, *record.Signer, error) {
 	gov, err := record.GenerateKey(record.KeyEd25519)
 	if err != nil {
 		return nil, nil, err
 	}
-	genesis, _ := json.Marshal(record.Genesis{Consortium: "bench", Members: []record.Member{{ID: gov.DID}}, Threshold: 1})
-	gpath := filepath.Join(dir, "genesis.json")
-	if err := os.WriteFile(gpath, genesis, 0o644); err != nil {
-		return nil, nil, err
-	}
+	var cosigners []string
 	nodes := make([]*trustdNode, n)
 	for i := range nodes {
 		dd := filepath.Join(dir, fmt.Sprintf("trustd%d", i))
 		out, err := exec.Command(bin, "identity", "--data-dir", dd).Output()
 		if err != nil {
 			return nil, nil, fmt.Errorf("trustd identity: %w", err)
+		}
+		if cosign {
+			vkey, err := exec.Command(bin, "identity", "--data-dir", dd, "--cosigner").Output()
+			if err != nil {
+				return nil, nil, fmt.Errorf("trustd identity --cosigner: %w", err)
+			}
+			cosigners = append(cosigners, strings.TrimSpace(string(vkey)))
 		}
 		port := freePort()
 		nodes[i] = &trustdNode{
@@ -284,6 +289,11 @@ func startTrustdClusterOnce(ctx context.Context, bin, dir string, n int) ([]*tru
 			admin: fmt.Sprintf("127.0.0.1:%d", freePort()),
 			p2p:   fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port),
 		}
+	}
+	genesis, _ := json.Marshal(record.Genesis{Consortium: "bench", Members: []record.Member{{ID: gov.DID}}, Threshold: 1, Cosigners: cosigners})
+	gpath := filepath.Join(dir, "genesis.json")
+	if err := os.WriteFile(gpath, genesis, 0o644); err != nil {
+		return nil, nil, err
 	}
 	for i, nd := range nodes {
 		var peers []string

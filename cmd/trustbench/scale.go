@@ -16,7 +16,7 @@ import (
 // latency as it grows, the state's size on disk, how long a new node takes
 // to catch up from a snapshot, and the node's peak memory.
 func benchScale(ctx context.Context, c config, dir string, rep *report) error {
-	n, d, err := startDataNode(ctx, c, dir, "scale")
+	n, d, err := startDataNode(ctx, c, dir, "scale", false)
 	if err != nil {
 		return err
 	}
