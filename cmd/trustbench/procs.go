@@ -173,11 +173,6 @@ func parseStat(s string) (cpu, minorFaults float64) {
 	return (utime + stime) / 100, minflt // clock ticks (USER_HZ = 100)
 }
 
-func cpuOf(ps []*process) float64 {
-	cpu, _ := usageOf(ps)
-	return cpu
-}
-
 // usageOf sums usage over ps.
 func usageOf(ps []*process) (cpu, minorFaults float64) {
 	for _, p := range ps {
