@@ -86,13 +86,12 @@ type endpoints struct {
 
 // list returns the endpoints in the order to try them: the one in use first.
 func (c *Client) list() []string {
-	all := c.Endpoints
-	if len(all) == 0 {
-		return []string{c.Base}
-	}
 	c.eps.mu.Lock()
-	cur := c.eps.cur
+	all, base, cur := c.Endpoints, c.Base, c.eps.cur
 	c.eps.mu.Unlock()
+	if len(all) == 0 {
+		return []string{base}
+	}
 	out := make([]string, 0, len(all))
 	for i := range all {
 		out = append(out, all[(cur+i)%len(all)])
@@ -100,7 +99,8 @@ func (c *Client) list() []string {
 	return out
 }
 
-// use makes base the endpoint in use.
+// use makes base the endpoint in use. Base is written under the lock that
+// list reads it under, so one Client may serve several goroutines.
 func (c *Client) use(base string) {
 	c.eps.mu.Lock()
 	defer c.eps.mu.Unlock()
