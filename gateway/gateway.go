@@ -96,6 +96,8 @@ type Server struct {
 	metrics *metrics
 	limits  writeLimits
 	answers answerCache
+	// proven keeps proof answers to GET /v1/trust (proofcache.go).
+	proven proofCache
 	// trustHandler is the instrumented GET /v1/trust.
 	trustHandler http.Handler
 	// closing is canceled when the HTTP server shuts down; long-lived

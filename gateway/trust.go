@@ -139,6 +139,16 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 // trustProven answers GET /v1/trust?proof=true: the decision, made from
 // the state at the latest cosigned checkpoint, with its bundle as "proof".
 func (s *Server) trustProven(w http.ResponseWriter, r *http.Request, q decide.Question, minIndex uint64, now time.Time) {
+	cacheable := localRead(query(r))
+	pinned := !q.At.IsZero()
+	if cacheable {
+		if note, _, err := s.latestCheckpoint(); err == nil {
+			if p, ok := s.proven.get(note, r.URL.RawQuery, now, pinned); ok {
+				s.writeBody(w, r, p.applied, http.StatusOK, p.body, cacheNone)
+				return
+			}
+		}
+	}
 	d, b, err := s.proveDecision(r.Context(), q, minIndex, now)
 	if err != nil {
 		writeError(w, r, err)
@@ -148,6 +158,9 @@ func (s *Server) trustProven(w http.ResponseWriter, r *http.Request, q decide.Qu
 	if err != nil {
 		writeError(w, r, err)
 		return
+	}
+	if cacheable {
+		s.proven.put([]byte(b.Checkpoint), r.URL.RawQuery, now, pinned, provenBody{body: body, applied: b.Question.Applied})
 	}
 	s.writeBody(w, r, b.Question.Applied, http.StatusOK, body, cacheNone)
 }

@@ -180,6 +180,16 @@ func TestDevNodeAnswersWithProofs(t *testing.T) {
 	_ = zw.Close()
 	t.Logf("depth-3 chain: bundle %d bytes, %d gzipped; answer with it %d bytes", len(a.Proof), gz.Len(), len(body))
 
+	// A local read asked again is served from the proof cache while the
+	// checkpoint and the second hold: every copy still verifies.
+	local := trustURL(base, url.Values{"entity": {c.college.DID}, "framework": {c.fw}, "resource": {c.nursing}})
+	for range 3 {
+		again, _ := getProven(t, local)
+		if _, v := mustVerify(t, again, genesis); !v.Decision.Authorized {
+			t.Fatalf("repeated local proof read: %+v", v.Decision)
+		}
+	}
+
 	// A tampered answer: the verdict flipped, or a record's bytes changed.
 	flipped := *b
 	no := false

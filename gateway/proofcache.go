@@ -1,0 +1,73 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"sync"
+	"time"
+)
+
+// proofCacheMax bounds the proven answers kept; when full the cache starts
+// over (the next checkpoint would drop them anyway).
+const proofCacheMax = 8192
+
+// proofCache keeps the bodies of GET /v1/trust?proof=true answers for the
+// latest cosigned checkpoint. A proven answer is a function of the
+// checkpoint (its note names the state, and the view at that state is
+// fixed), the question and, for a question about now, the instant asked
+// at: so a body is filed under the note's digest, the raw query and the
+// second it was made in, and served again only while the same note is
+// the latest and the clock is in that second. The bundle then says the
+// instant it was made for ("at"), which the verifier checks the decision
+// against: a repeat within the second gets the same, still verifiable,
+// answer — as plain answers are re-served within their second
+// (answerCache). Reads that ask for a consistency level or index are not
+// cached (localRead).
+type proofCache struct {
+	mu sync.Mutex
+	// note is the digest of the checkpoint the kept bodies were proven
+	// against; a new checkpoint drops them all.
+	note    [sha256.Size]byte
+	entries map[proofKey]provenBody
+}
+
+type proofKey struct {
+	query  string
+	second int64 // the Unix second a question about now was asked in; 0 when "at" is pinned
+}
+
+type provenBody struct {
+	body    []byte
+	applied uint64
+}
+
+// get returns the body kept for query under the checkpoint note, asked at
+// now (pinned: the question names its time).
+func (c *proofCache) get(note []byte, query string, now time.Time, pinned bool) (provenBody, bool) {
+	d := sha256.Sum256(note)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d != c.note {
+		return provenBody{}, false
+	}
+	b, ok := c.entries[keyOf(query, now, pinned)]
+	return b, ok
+}
+
+// put keeps body, proven against the checkpoint note.
+func (c *proofCache) put(note []byte, query string, now time.Time, pinned bool, b provenBody) {
+	d := sha256.Sum256(note)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d != c.note || c.entries == nil || len(c.entries) >= proofCacheMax {
+		c.note, c.entries = d, make(map[proofKey]provenBody)
+	}
+	c.entries[keyOf(query, now, pinned)] = b
+}
+
+func keyOf(query string, now time.Time, pinned bool) proofKey {
+	k := proofKey{query: query}
+	if !pinned {
+		k.second = now.Unix()
+	}
+	return k
+}
