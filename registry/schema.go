@@ -71,21 +71,9 @@ var domainTables = []byte{
 	tableSignedContent,
 }
 
-func key(table byte, parts ...string) []byte {
-	n := 1
-	for _, p := range parts {
-		n += len(p) + 1
-	}
-	k := make([]byte, 0, n)
-	k = append(k, table)
-	for i, p := range parts {
-		if i > 0 {
-			k = append(k, 0)
-		}
-		k = append(k, p...)
-	}
-	return k
-}
+// key is a record's store key: its table, then its parts separated by
+// 0x00 (decide.Key, which the offline verifier computes the same way).
+func key(table byte, parts ...string) []byte { return decide.Key(table, parts...) }
 
 // prefix is key(...) followed by the separator, for scanning all keys that
 // start with the given parts.

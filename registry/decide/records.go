@@ -116,22 +116,24 @@ const (
 func StoreKey(k RecordKey) []byte {
 	switch k.Kind {
 	case KindFramework:
-		return storeKey(TableFrameworks, k.A)
+		return Key(TableFrameworks, k.A)
 	case KindAccreditation:
-		return storeKey(TableAccreditation, k.A)
+		return Key(TableAccreditation, k.A)
 	case KindRoot:
-		return storeKey(TableRoots, k.A, k.B)
+		return Key(TableRoots, k.A, k.B)
 	case KindRecognition:
-		return storeKey(TableRecognitions, k.A, k.B)
+		return Key(TableRecognitions, k.A, k.B)
 	case KindEntity:
-		return storeKey(TableEntities, k.A)
+		return Key(TableEntities, k.A)
 	case KindReceived:
-		return append(storeKey(TableReceived, k.A, k.B), 0)
+		return append(Key(TableReceived, k.A, k.B), 0)
 	}
 	panic("decide: record key of unknown kind " + strconv.Itoa(int(k.Kind)))
 }
 
-func storeKey(table byte, parts ...string) []byte {
+// Key is the store key of the record of table named by parts: the
+// table's byte, then the parts separated by 0x00.
+func Key(table byte, parts ...string) []byte {
 	n := 1
 	for _, p := range parts {
 		n += len(p) + 1
