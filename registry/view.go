@@ -43,6 +43,9 @@ type View struct {
 	// release, when set, ends the view instead of closing its snapshot:
 	// a view handed out from a kept one (kept.go) shares its snapshot.
 	release func()
+	// nodes, on a kept view and the views handed out from it, remembers
+	// the map node records its proofs read (viewnodes.go).
+	nodes *viewNodes
 }
 
 // View returns a view of the latest applied state.
