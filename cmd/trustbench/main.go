@@ -636,6 +636,12 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 					proof.Trustd, proof.CPUus = ps, pc
 				}
 			})
+			uncachedNext := uncachedProofs(urls, time.Now())
+			profiled(round, n.admin, fmt.Sprintf("reads-%d-proof-uncached", entities), func() {
+				if ps, pc := perQuery(n.process, func() stats { return closedLoop(ctx, c.conns, c.duration, uncachedNext, ok200) }); ps.PerSecond > proof.Uncached.PerSecond {
+					proof.Uncached, proof.UncachedCPUus = ps, pc
+				}
+			})
 			if bs.PerSecond > 0 && bc > 0 {
 				roundRatios = append(roundRatios, ts.PerSecond/bs.PerSecond)
 				roundCPU = append(roundCPU, tc/bc)
@@ -645,6 +651,7 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 		r := readResult{Entities: entities, Questions: questions, Conns: c.conns, Trustd: tr, Baseline: br, Ratio: tr.PerSecond / br.PerSecond, RoundRatios: roundRatios, MedianRoundRatio: median(roundRatios), RoundCPURatios: roundCPU, HalfRate: half, TrustdCPUus: tCPU, BaselineCPUus: bCPU}
 		if tr.PerSecond > 0 {
 			proof.RatioToPlain = proof.Trustd.PerSecond / tr.PerSecond
+			proof.UncachedRatioToPlain = proof.Uncached.PerSecond / tr.PerSecond
 		}
 		r.Proof = proof
 		halfConns := c.conns

@@ -35,6 +35,25 @@ type proofResult struct {
 	CPUus float64 `json:"cpu_us_per_query"`
 	// Bundle: the size of the answers' `proof` members.
 	Bundle bundleSizes `json:"bundle"`
+	// Uncached: the same questions, each request pinned to its own
+	// instant (at=, a few milliseconds apart in the recent past), so that
+	// no answer is served again from the node's proof cache (every one is
+	// computed and proven afresh); its CPU per answer and rate over the
+	// plain rate. Trustd's run asks about now: within a second the node
+	// serves a question asked again from the cache.
+	Uncached             stats   `json:"uncached,omitzero"`
+	UncachedCPUus        float64 `json:"uncached_cpu_us_per_query,omitempty"`
+	UncachedRatioToPlain float64 `json:"uncached_ratio_to_plain,omitempty"`
+}
+
+// uncachedProofs returns the closed loop's requests of the uncached proof
+// run: the proof questions of urls, request i pinned to the instant i
+// microseconds before from, so that no two requests are the same.
+func uncachedProofs(urls []string, from time.Time) func(int, int64) (request, bool) {
+	return func(w int, i int64) (request, bool) {
+		at := from.Add(-time.Duration(i) * time.Microsecond).UTC().Format(time.RFC3339Nano)
+		return request{method: "GET", url: proofURL(urls[i%int64(len(urls))]) + "&at=" + at}, true
+	}
 }
 
 // bundleSizes: the bytes of the `proof` member over the questions asked,
@@ -195,6 +214,10 @@ func printProofRows(ew *errWriter, reads []readResult) {
 		}
 		ew.printf("%10d %12.0f %9.2f %9.2f %14.2f %11.1f us %16s %16s\n", x.Entities, p.Trustd.PerSecond, p.Trustd.P50, p.Trustd.P99,
 			p.RatioToPlain, p.CPUus, fmt.Sprintf("%.0f/%d B", p.Bundle.Mean, p.Bundle.Max), fmt.Sprintf("%.0f/%d B", p.Bundle.GzipMean, p.Bundle.GzipMax))
+		if p.Uncached.PerSecond > 0 {
+			ew.printf("%10s %12.0f %9.2f %9.2f %14.2f %11.1f us   (each request at its own instant: none from the proof cache)\n", "uncached", p.Uncached.PerSecond, p.Uncached.P50, p.Uncached.P99,
+				p.UncachedRatioToPlain, p.UncachedCPUus)
+		}
 	}
 }
 
@@ -215,6 +238,8 @@ func proofRows(add func(string, float64, float64), p string, a, b *proofResult) 
 	add(p+"proof p99 (ms)", za.Trustd.P99, zb.Trustd.P99)
 	add(p+"proof r/s / plain trustd r/s", za.RatioToPlain, zb.RatioToPlain)
 	add(p+"proof CPU per query (µs)", za.CPUus, zb.CPUus)
+	add(p+"uncached proof r/s / plain trustd r/s", za.UncachedRatioToPlain, zb.UncachedRatioToPlain)
+	add(p+"uncached proof CPU per query (µs)", za.UncachedCPUus, zb.UncachedCPUus)
 	add(p+"proof bundle mean (bytes)", za.Bundle.Mean, zb.Bundle.Mean)
 	add(p+"proof bundle max (bytes)", float64(za.Bundle.Max), float64(zb.Bundle.Max))
 	add(p+"proof bundle gzip mean (bytes)", za.Bundle.GzipMean, zb.Bundle.GzipMean)

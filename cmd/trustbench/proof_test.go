@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -172,5 +173,29 @@ func TestProofAnswersAreFetchedOnceEachWithTheirProof(t *testing.T) {
 	defer failing.Close()
 	if _, err := fetchProofs(t.Context(), []string{trustURL(failing.URL, "did:key:a")}); err == nil {
 		t.Fatal("a 503 proof answer is taken as an answer")
+	}
+}
+
+// The uncached proof run asks no two requests alike (the node's proof
+// cache is keyed by the query), each pinned to a valid instant before the
+// run's start.
+func TestUncachedProofRequestsAreAllDistinct(t *testing.T) {
+	from := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
+	next := uncachedProofs([]string{"http://127.0.0.1:1/v1/trust?entity=a", "http://127.0.0.1:1/v1/trust?entity=b"}, from)
+	seen := map[string]bool{}
+	for i := int64(0); i < 5000; i++ {
+		r, ok := next(int(i%64), i)
+		if !ok || seen[r.url] {
+			t.Fatalf("request %d: %q (ok %v, seen before %v)", i, r.url, ok, seen[r.url])
+		}
+		seen[r.url] = true
+		u, err := url.Parse(r.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, err := time.Parse(time.RFC3339Nano, u.Query().Get("at"))
+		if err != nil || at.After(from) || u.Query().Get("proof") != "true" {
+			t.Fatalf("request %d: %q (at %v, %v)", i, r.url, at, err)
+		}
 	}
 }
