@@ -4,8 +4,9 @@
 // #32). A wallet or a verifier service imports it and trusts nothing but
 // the consortium's genesis document. It imports only the standard library,
 // the record types (registry/record), the decision code (registry/decide),
-// the state map (registry/smt) and the log (registry/tlog): no storage,
-// network or consensus library.
+// the state map (registry/smt), the log (registry/tlog) and a CBOR codec
+// (fxamacker/cbor, for the CBOR form): no storage, network or consensus
+// library.
 //
 // Verify checks a Bundle and recomputes its decision with the same code the
 // node runs (decide.Decide, decide.Recognize), over the proven records
