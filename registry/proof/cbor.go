@@ -12,10 +12,15 @@ import (
 // MediaTypeCBOR is the media type of a bundle's CBOR form.
 const MediaTypeCBOR = "application/cbor"
 
-// cborMaxNesting bounds the depth of a CBOR bundle: the bundle map, its
-// question, answer and statusList maps, the records array and each
-// record map, and the chain array are at most 3 levels deep.
-const cborMaxNesting = 4
+// Bounds of what the CBOR decoder reads, beyond MaxBundleSize: a bundle is
+// 3 levels deep today (the bundle map, its records array, a record map),
+// with at most 12 pairs in a map and MaxRecords items in an array; the
+// bounds leave room for fields to come.
+const (
+	cborMaxNesting  = 8
+	cborMaxMapPairs = 64
+	cborMaxArray    = MaxRecords
+)
 
 // cborEnc writes the CBOR form in RFC 8949's core deterministic encoding
 // (§4.2.1: shortest heads, definite lengths, map keys sorted by their
@@ -46,8 +51,8 @@ var cborDec = func() cbor.DecMode {
 		ExtraReturnErrors:  cbor.ExtraDecErrorUnknownField,
 		FieldNameMatching:  cbor.FieldNameMatchingCaseSensitive,
 		MaxNestedLevels:    cborMaxNesting,
-		MaxArrayElements:   MaxRecords + 1,
-		MaxMapPairs:        32,
+		MaxArrayElements:   cborMaxArray,
+		MaxMapPairs:        cborMaxMapPairs,
 		UTF8:               cbor.UTF8RejectInvalid,
 		ByteStringToString: cbor.ByteStringToStringForbidden,
 	}.DecMode()
