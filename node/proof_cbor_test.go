@@ -42,8 +42,10 @@ func getCBOR(t *testing.T, method, u string, body []byte, gzipped bool) ([]byte,
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusOK {
-			if ct, ce := resp.Header.Get("Content-Type"), resp.Header.Get("Content-Encoding"); ct != proof.MediaTypeCBOR || (ce == "gzip") != gzipped {
-				t.Fatalf("%s %s: Content-Type %q, Content-Encoding %q", method, u, ct, ce)
+			h := resp.Header
+			if ct, ce := h.Get("Content-Type"), h.Get("Content-Encoding"); ct != proof.MediaTypeCBOR || (ce == "gzip") != gzipped ||
+				h.Get("Cache-Control") != "no-store" || h.Get("Vary") != "Accept, Accept-Encoding" || h.Get("X-Trustreg-Index") == "" {
+				t.Fatalf("%s %s: headers %v", method, u, h)
 			}
 			b, err := proof.ParseAny(raw)
 			if err != nil {
