@@ -131,7 +131,7 @@ func TestReadsMeasuredBeforeAFailedWritePartAreKept(t *testing.T) {
 	// The read node cosigns its checkpoints, so the same questions are
 	// answered with their proofs too, each sized once.
 	if p := r.Proof; p == nil || p.Trustd.Requests == 0 || p.RatioToPlain <= 0 || p.CPUus <= 0 ||
-		p.Bundle.Answers != r.Questions || p.Bundle.Mean <= 0 || p.Bundle.Max < int(p.Bundle.Mean) || p.Bundle.GzipMean <= 0 ||
+		p.Bundle.Answers != r.Questions || p.Bundle.Mean <= 0 || p.Bundle.Max < int(p.Bundle.Mean) || p.Bundle.GzipMean <= 0 || p.Bundle.CompactMean <= 0 || p.Bundle.CompactMax >= p.Bundle.Max ||
 		p.Uncached.Requests == 0 || p.Uncached.Errors != 0 || p.UncachedCPUus <= 0 || p.UncachedRatioToPlain <= 0 {
 		t.Fatalf("the proof row is not a measurement: %+v", p)
 	}
