@@ -383,6 +383,7 @@ type nodeCache struct {
 
 // newNodeCache returns the node cache of one ApplyBatch over db and top.
 func newNodeCache(db pebble.Reader, top *mapTop) *nodeCache {
+	top.ready()
 	top.discardPending()
 	return &nodeCache{r: db, top: top, nodes: nodeMaps.Get().(map[string][]byte)}
 }
@@ -509,10 +510,16 @@ type mapTop struct {
 	dirty   []int32  // the slots with pending set
 }
 
-func newMapTop() *mapTop {
-	return &mapTop{
-		recs: make([][]byte, mapTopSlots), known: make([]bool, mapTopSlots),
-		pend: make([][]byte, mapTopSlots), pending: make([]bool, mapTopSlots),
+// newMapTop returns an empty top cache; its slots (about 3 MB) are made
+// by the first batch at the level (ready), not by a state that never
+// reaches it.
+func newMapTop() *mapTop { return &mapTop{} }
+
+// ready makes the slots, once.
+func (t *mapTop) ready() {
+	if t.recs == nil {
+		t.recs, t.known = make([][]byte, mapTopSlots), make([]bool, mapTopSlots)
+		t.pend, t.pending = make([][]byte, mapTopSlots), make([]bool, mapTopSlots)
 	}
 }
 
@@ -561,7 +568,7 @@ func (t *mapTop) getSlot(i int) ([]byte, bool) {
 // get returns the committed record at node key k, and whether it is known.
 func (t *mapTop) get(k []byte) ([]byte, bool) {
 	i, ok := topSlot(k)
-	if !ok || !t.known[i] {
+	if !ok || t.known == nil || !t.known[i] {
 		return nil, false
 	}
 	return t.recs[i], true
