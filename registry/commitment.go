@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"sync"
 	"time"
@@ -319,7 +320,7 @@ type commitRun struct {
 // stored bytes.
 func (r *commitRun) commitEntry(b *pebble.Batch, from int, build bool, index uint64, t time.Time, data []byte, res *record.Result, stored []byte) {
 	if r.nodes == nil {
-		r.nodes = &nodeCache{r: r.db, top: r.top, nodes: nodeMaps.Get().(map[string][]byte)}
+		r.nodes = newNodeCache(r.db, r.top)
 		r.lists.b = b
 	}
 	m := smt.New(r.nodes)
@@ -370,35 +371,48 @@ func (r *commitRun) flush(b *pebble.Batch) {
 // not: reading it skips a seek in the batch's index per read. The top of
 // the tree changes with every entry, so writing each record into the batch
 // once, at the end, keeps the batch (and the memtable it is applied to)
-// from taking a copy of it per entry. The cache lives for one ApplyBatch,
-// whose commit follows its flush, so nothing in it outlives the batch.
+// from taking a copy of it per entry. The records down to mapTopDepth wait
+// in the top cache's pending slots (mapTop.pend), the deeper ones in
+// nodes. The cache lives for one ApplyBatch, whose commit follows its
+// flush, so nothing in it outlives the batch.
 type nodeCache struct {
 	r     pebble.Reader
 	top   *mapTop
 	nodes map[string][]byte
 }
 
+// newNodeCache returns the node cache of one ApplyBatch over db and top.
+func newNodeCache(db pebble.Reader, top *mapTop) *nodeCache {
+	top.ready()
+	top.discardPending()
+	return &nodeCache{r: db, top: top, nodes: nodeMaps.Get().(map[string][]byte)}
+}
+
 // GetNode implements smt.NodeStore. It returns the record the cache
 // holds, not a copy: the map changes no record it reads (smt.NodeStore).
 func (c *nodeCache) GetNode(k []byte) ([]byte, error) {
-	if v, ok := c.nodes[string(k)]; ok {
-		if v == nil {
-			return nil, smt.ErrNodeNotFound
-		}
-		return v, nil
+	i, top := topSlot(k)
+	var v []byte
+	var ok bool
+	if top {
+		v, ok = c.top.getSlot(i)
+	} else {
+		v, ok = c.nodes[string(k)]
 	}
-	if v, ok := c.top.get(k); ok {
+	if ok {
 		if v == nil {
 			return nil, smt.ErrNodeNotFound
 		}
 		return v, nil
 	}
 	v, err := mapNodes{r: c.r}.GetNode(k)
-	switch {
-	case err == nil:
-		c.top.put(string(k), v)
-	case errors.Is(err, smt.ErrNodeNotFound):
-		c.top.put(string(k), nil)
+	if top {
+		switch {
+		case err == nil:
+			c.top.known[i], c.top.recs[i] = true, v
+		case errors.Is(err, smt.ErrNodeNotFound):
+			c.top.known[i], c.top.recs[i] = true, nil
+		}
 	}
 	return v, err
 }
@@ -406,29 +420,27 @@ func (c *nodeCache) GetNode(k []byte) ([]byte, error) {
 // PutNode implements smt.NodeStore. It keeps v, which the map never uses
 // again (smt.NodeStore).
 func (c *nodeCache) PutNode(k, v []byte) error {
+	if i, ok := topSlot(k); ok {
+		c.top.setPending(i, v)
+		return nil
+	}
 	c.nodes[string(k)] = v
 	return nil
 }
 
 // DeleteNode implements smt.NodeStore.
 func (c *nodeCache) DeleteNode(k []byte) error {
-	c.nodes[string(k)] = nil
-	return nil
+	return c.PutNode(k, nil)
 }
 
-// flush writes the records into b, in key order, and into the top cache:
+// flush writes the records into b, in key order (the top cache's pending
+// slots run in key order, and every key down to mapTopDepth sorts before
+// the deeper ones), and makes the pending top records the top cache's:
 // b commits next, or the node stops. The top cache takes the records
 // themselves, since the node cache lets go of them.
 func (c *nodeCache) flush(b *pebble.Batch) {
 	key := make([]byte, 0, 1+smt.Size+1) // the batch copies the key it is given
-	keys := make([]string, 0, len(c.nodes))
-	for k := range c.nodes {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		v := c.nodes[k]
-		key = append(append(key[:0], tableMapNodes), k...)
+	set := func(v []byte) {
 		var err error
 		if v == nil {
 			err = b.Delete(key, nil)
@@ -438,7 +450,24 @@ func (c *nodeCache) flush(b *pebble.Batch) {
 		if err != nil {
 			panic(fmt.Sprintf("registry: batch write of a map node: %v", err))
 		}
-		c.top.put(k, v)
+	}
+	t := c.top
+	slices.Sort(t.dirty)
+	for _, i := range t.dirty {
+		key = appendSlotKey(append(key[:0], tableMapNodes), int(i))
+		set(t.pend[i])
+		t.recs[i], t.known[i] = t.pend[i], true
+		t.pend[i], t.pending[i] = nil, false
+	}
+	t.dirty = t.dirty[:0]
+	keys := make([]string, 0, len(c.nodes))
+	for k := range c.nodes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		key = append(append(key[:0], tableMapNodes), k...)
+		set(c.nodes[k])
 	}
 	clear(c.nodes)
 	nodeMaps.Put(c.nodes)
@@ -454,36 +483,112 @@ var nodeMaps = sync.Pool{New: func() any { return map[string][]byte{} }}
 // cache keeps: at most 2^16 − 1 records of at most 130 bytes.
 const mapTopDepth = 15
 
-// mapTop keeps the map's committed node records down to mapTopDepth (nil
-// for a node known absent), which every change's path reads. What fills
+// mapTopSlots is the number of nodes at depths 0 to mapTopDepth.
+const mapTopSlots = 1<<(mapTopDepth+1) - 1
+
+// mapTop keeps the map's committed node records down to mapTopDepth, which
+// every change's path reads, in slices indexed by the node's place in the
+// tree (topSlot): no hashing of keys, no allocation per record. What fills
 // it: the apply's reads of the database, and each batch's flush, just
 // before the batch commits (a failed commit stops the node). What
 // invalidates it: nothing but the apply writes map nodes, and it writes
 // every one through flush; a restore replaces the state and with it the
 // cache (State.load). So it never holds a record the database does not,
-// as of the last committed batch. Only the apply uses it, from one
-// goroutine at a time. TestCommitmentAfterRestoreAndRestart breaks
-// without the replacement at restore.
+// as of the last committed batch. Besides, it holds the running batch's
+// own writes at those depths (pend, the node cache's), apart from the
+// committed ones: flush moves them over, and a batch that did not reach
+// its flush (an apply that panicked) leaves them to the next batch's
+// newNodeCache, which drops them. Only the apply uses it, from one
+// goroutine at a time. TestCommitmentAfterRestoreAndRestart breaks without
+// the replacement at restore, TestMapTopFollowsWrites without the flush's
+// write-through, TestMapTopDropsAnUnflushedBatch without the drop.
 type mapTop struct {
-	nodes map[string][]byte
+	recs    [][]byte // by topSlot: the committed record, nil when absent or not known
+	known   []bool   // by topSlot: recs holds the database's answer
+	pend    [][]byte // by topSlot: the running batch's record, nil when deleted
+	pending []bool   // by topSlot: pend holds the running batch's write
+	dirty   []int32  // the slots with pending set
 }
 
-func newMapTop() *mapTop { return &mapTop{nodes: map[string][]byte{}} }
+// newMapTop returns an empty top cache; its slots (about 3 MB) are made
+// by the first batch at the level (ready), not by a state that never
+// reaches it.
+func newMapTop() *mapTop { return &mapTop{} }
 
-func (t *mapTop) get(k []byte) ([]byte, bool) {
+// ready makes the slots, once.
+func (t *mapTop) ready() {
+	if t.recs == nil {
+		t.recs, t.known = make([][]byte, mapTopSlots), make([]bool, mapTopSlots)
+		t.pend, t.pending = make([][]byte, mapTopSlots), make([]bool, mapTopSlots)
+	}
+}
+
+// topSlot returns the index of node key k (smt's nodeKey: the depth, then
+// the path's first depth bits in whole bytes, the rest zero) in the top
+// cache: 2^depth − 1 plus the path's bits as a number, so slots run in
+// the keys' order. ok is false below mapTopDepth or for a key of another
+// length.
+func topSlot(k []byte) (int, bool) {
 	if len(k) == 0 || int(k[0]) > mapTopDepth {
+		return 0, false
+	}
+	d := int(k[0])
+	if len(k) != 1+(d+7)/8 {
+		return 0, false
+	}
+	var p uint32
+	for _, c := range k[1:] {
+		p = p<<8 | uint32(c)
+	}
+	p >>= uint(8*(len(k)-1) - d)
+	return 1<<d - 1 + int(p), true
+}
+
+// appendSlotKey appends the node key of slot i to b: topSlot's inverse.
+func appendSlotKey(b []byte, i int) []byte {
+	d := bits.Len(uint(i+1)) - 1
+	n := (d + 7) / 8
+	p := uint32(i+1-1<<d) << uint(8*n-d)
+	b = append(b, byte(d))
+	for j := n - 1; j >= 0; j-- {
+		b = append(b, byte(p>>(8*uint(j))))
+	}
+	return b
+}
+
+// getSlot returns the record at slot i as the running batch sees it: its
+// own write, else the committed record, and whether either is known.
+func (t *mapTop) getSlot(i int) ([]byte, bool) {
+	if t.pending[i] {
+		return t.pend[i], true
+	}
+	return t.recs[i], t.known[i]
+}
+
+// get returns the committed record at node key k, and whether it is known.
+func (t *mapTop) get(k []byte) ([]byte, bool) {
+	i, ok := topSlot(k)
+	if !ok || t.known == nil || !t.known[i] {
 		return nil, false
 	}
-	v, ok := t.nodes[string(k)]
-	return v, ok
+	return t.recs[i], true
 }
 
-// put keeps v itself: its callers hand over records nothing changes after.
-func (t *mapTop) put(k string, v []byte) {
-	if len(k) == 0 || int(k[0]) > mapTopDepth {
-		return
+// setPending notes the running batch's write of v at slot i (nil deletes).
+func (t *mapTop) setPending(i int, v []byte) {
+	if !t.pending[i] {
+		t.pending[i] = true
+		t.dirty = append(t.dirty, int32(i))
 	}
-	t.nodes[k] = v
+	t.pend[i] = v
+}
+
+// discardPending drops what a batch that never reached its flush wrote.
+func (t *mapTop) discardPending() {
+	for _, i := range t.dirty {
+		t.pend[i], t.pending[i] = nil, false
+	}
+	t.dirty = t.dirty[:0]
 }
 
 // opCID is the binary CID a leaf names an entry's operation by: the CID
