@@ -46,7 +46,7 @@ import (
 // as listings (receivedListing), and the genesis under metaGenesis.
 var committedTables = []byte{
 	tableFrameworks, tableRoots, tableEntities, tableAccreditation,
-	tableRecognitions, tableStatusLists, tableListVersions,
+	tableRecognitions, tableStatusLists, tableListVersions, tableCosigners,
 }
 
 // buildChunk bounds the changes of one map update while the map is built
@@ -345,6 +345,15 @@ func (r *commitRun) commitEntry(b *pebble.Batch, from int, build bool, index uin
 	}
 	mustSet(b, indexKey(tableLogLeaves, size), enc)
 	r.root = root
+}
+
+// size is the log's size before the next entry's leaf: the leaf index that
+// entry gets (0 below FeatureLevelCommitment).
+func (r *commitRun) size(b *pebble.Batch) uint64 {
+	if r.log != nil {
+		return r.log.Size()
+	}
+	return readU64(b, metaLogSize)
 }
 
 // flush writes the map's node records and the commitment's meta values

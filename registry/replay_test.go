@@ -282,6 +282,10 @@ func TestEveryOperationReencodedIsTheSameOperation(t *testing.T) {
 		{record.OpRevoke, qa, func() map[string]any { return map[string]any{"accreditation": collegeAcc} }, nil},
 		{record.OpRecognize, nil, func() map[string]any { return map[string]any{"framework": fwID, "recognized": other} }, nil},
 		{record.OpUnrecognize, nil, func() map[string]any { return map[string]any{"framework": fwID, "recognized": other} }, nil},
+		{record.OpSetCosigners, nil, func() map[string]any {
+			h.mustRaiseLevel(FeatureLevelCosignerSet)
+			return map[string]any{"cosigners": []string{mustCosignerVKey(t, "c1.example")}}
+		}, nil},
 	}
 	seen := map[string]bool{}
 	for _, st := range steps {

@@ -1,0 +1,183 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/record"
+)
+
+// Cosigner changes (issue #32 item 3), from FeatureLevelCosignerSet on.
+// The genesis names the first cosigners; a setCosigners replaces them. It
+// is a governance operation whose member signatures must verify against
+// the members' genesis keys (record.GovernanceSigners), not against keys
+// bound in the state later: a verifier follows the changes from the
+// genesis alone. The accepted change is appended to the state's
+// record.CosignerSet (tableCosigners), with the log leaf its entry gets;
+// the map commits to that record, so a proof of it shows every change up
+// to a checkpoint, and none can be left out.
+
+// cosignerSetKey is the store key of the record.CosignerSet.
+var cosignerSetKey = []byte{tableCosigners}
+
+// CosignerSetStoreKey is the store key of the state's cosigner-set record,
+// which the state map holds under smt.KeyOf of it (proof bundles prove it
+// by this key).
+func CosignerSetStoreKey() []byte { return append([]byte(nil), cosignerSetKey...) }
+
+func (c *applyCtx) setCosigners(op *record.SetCosigners) (string, error) {
+	if err := c.requireGovernance(); err != nil {
+		return "", err
+	}
+	g := &c.s.genesis
+	if n := len(record.GovernanceSigners(g, c.op)); n < g.Threshold {
+		return "", record.Reject(record.CodeNotAuthorized, "setCosigners needs signatures of %d of the %d governance members made with their genesis keys (a verifier checks the change against the genesis alone), it has %d",
+			g.Threshold, len(g.Members), n)
+	}
+	if _, err := record.ParseCosigners(op.Cosigners, op.Quorum); err != nil {
+		return "", record.Invalid(err)
+	}
+	set, err := readCosignerSet(c.b)
+	if err != nil {
+		return "", err
+	}
+	cur, q := g.Cosigners, g.CosignerQuorum
+	if set != nil {
+		cur, q = set.Cosigners, set.Quorum
+	} else {
+		set = &record.CosignerSet{}
+	}
+	if record.SameCosigners(cur, q, op.Cosigners, op.Quorum) {
+		return "", record.Reject(record.CodeConflict, "these cosigners, with quorum %d, are the set in force already", record.CosignerQuorum(len(cur), q))
+	}
+	leaf := uint64(0)
+	if c.dry == nil {
+		leaf = c.s.nextLeaf // a check writes nothing that lasts: no leaf
+	}
+	set.Cosigners, set.Quorum = op.Cosigners, op.Quorum
+	set.Changes = append(set.Changes, record.CosignerChange{Operation: c.op.CID, Index: c.index, Leaf: leaf})
+	mustSetJSON(c.b, cosignerSetKey, set)
+	return fmt.Sprintf("cosigners/%d", len(set.Changes)), nil
+}
+
+// readCosignerSet reads the state's cosigner-set record (nil when no
+// change has been applied: the genesis's set is in force).
+func readCosignerSet(r pebble.Reader) (*record.CosignerSet, error) {
+	var set record.CosignerSet
+	ok, err := getJSON(r, cosignerSetKey, &set)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &set, nil
+}
+
+// ErrNoCosigners is returned for the cosigners of a consortium whose
+// genesis names none.
+var ErrNoCosigners = errors.New("registry: the genesis names no cosigners")
+
+// Cosigners is a cosigner set: the vkeys, the quorum asked (0: the
+// default) and how many changes led to it (0: the genesis's set).
+type Cosigners struct {
+	Keys    []string
+	Quorum  int
+	Changes int
+}
+
+// QuorumOf is the number of cosignatures a checkpoint needs.
+func (c Cosigners) QuorumOf() int { return record.CosignerQuorum(len(c.Keys), c.Quorum) }
+
+// CosignerSet returns the view's cosigner-set record and its stored bytes
+// (nil, nil when no change has been applied).
+func (v *View) CosignerSet() (*record.CosignerSet, []byte, error) {
+	raw, closer, err := v.snap.Get(cosignerSetKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	b := append([]byte(nil), raw...)
+	_ = closer.Close() // releases the read value; nothing to report
+	var set record.CosignerSet
+	if err := decodeRecord(b, &set); err != nil {
+		return nil, nil, fmt.Errorf("%w: cosigner set: %w", ErrStateCorrupt, err)
+	}
+	return &set, b, nil
+}
+
+// cosignersAt returns the cosigner set in force for a checkpoint of log
+// size size: the set the last change applied at a leaf below size named,
+// else the genesis g's. Changes only append, so the latest state answers
+// for every size it has reached.
+func (v *View) cosignersAt(g *record.Genesis, size uint64) (Cosigners, error) {
+	set, _, err := v.CosignerSet()
+	if err != nil {
+		return Cosigners{}, err
+	}
+	n := 0
+	if set != nil {
+		for n < len(set.Changes) && set.Changes[n].Leaf < size {
+			n++
+		}
+	}
+	if n == 0 {
+		if len(g.Cosigners) == 0 {
+			return Cosigners{}, ErrNoCosigners
+		}
+		return Cosigners{Keys: g.Cosigners, Quorum: g.CosignerQuorum}, nil
+	}
+	if n == len(set.Changes) {
+		return Cosigners{Keys: set.Cosigners, Quorum: set.Quorum, Changes: n}, nil
+	}
+	body, err := v.setCosignersOp(set.Changes[n-1].Operation)
+	if err != nil {
+		return Cosigners{}, err
+	}
+	return Cosigners{Keys: body.Cosigners, Quorum: body.Quorum, Changes: n}, nil
+}
+
+// setCosignersOp reads an accepted setCosigners by CID.
+func (v *View) setCosignersOp(cid string) (*record.SetCosigners, error) {
+	var rec opRecord
+	ok, err := getJSON(v.snap, key(tableOps, cid), &rec)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: setCosigners %s named by the cosigner set is not stored", ErrStateCorrupt, cid)
+	}
+	op, err := record.ParseOperation(rec.JWS)
+	if err != nil {
+		return nil, fmt.Errorf("%w: setCosigners %s: %w", ErrStateCorrupt, cid, err)
+	}
+	body, ok := op.Body.(*record.SetCosigners)
+	if !ok {
+		return nil, fmt.Errorf("%w: operation %s named by the cosigner set is a %s", ErrStateCorrupt, cid, op.Op)
+	}
+	return body, nil
+}
+
+// OperationJWS returns the exact bytes of an accepted operation by CID.
+func (v *View) OperationJWS(cid string) ([]byte, error) {
+	var rec opRecord
+	ok, err := getJSON(v.snap, key(tableOps, cid), &rec)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, record.Errorf(record.ErrNotFound, "operation %q", cid)
+	}
+	return rec.JWS, nil
+}
+
+// CosignersAt returns the cosigner set in force for a checkpoint of log
+// size size, read from the latest state: the set named by the last
+// setCosigners applied at a leaf below size, else the genesis's
+// (ErrNoCosigners when it names none). Changes only append, so the latest
+// state answers for every size up to its own.
+func (s *State) CosignersAt(size uint64) (Cosigners, error) {
+	v := s.View()
+	defer v.Close()
+	return v.cosignersAt(&s.rules.genesis, size)
+}
