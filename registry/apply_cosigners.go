@@ -31,6 +31,9 @@ func (c *applyCtx) setCosigners(op *record.SetCosigners) (string, error) {
 		return "", err
 	}
 	g := &c.s.genesis
+	if len(g.Cosigners) == 0 {
+		return "", record.Reject(record.CodeInvalid, "the genesis names no cosigners, so this consortium serves no proofs and has no cosigner set to change")
+	}
 	if n := len(record.GovernanceSigners(g, c.op)); n < g.Threshold {
 		return "", record.Reject(record.CodeNotAuthorized, "setCosigners needs signatures of %d of the %d governance members made with their genesis keys (a verifier checks the change against the genesis alone), it has %d",
 			g.Threshold, len(g.Members), n)
