@@ -40,7 +40,7 @@ const (
 	// tableCosigners holds one record, under the key of the table byte
 	// alone, from the first setCosigners on (FeatureLevelCosignerSet):
 	// the record.CosignerSet in force (apply_cosigners.go).
-	tableCosigners byte = 0x15
+	tableCosigners = decide.TableCosigners
 )
 
 // Meta keys.
