@@ -215,15 +215,15 @@ func (p *provenState) cosigners() (*proof.Cosigners, error) {
 		if err != nil {
 			return nil, err
 		}
-		leaf, err := p.view.Leaf(ch.Leaf)
+		at, leaf, err := p.view.LeafOfIndex(ch.Index)
 		if err != nil {
 			return nil, err
 		}
-		incl, err := p.view.InclusionProof(ch.Leaf, p.size)
+		incl, err := p.view.InclusionProof(at, p.size)
 		if err != nil {
 			return nil, err
 		}
-		out.Changes = append(out.Changes, proof.CosignerChange{JWS: jws, Leaf: leaf, LeafIndex: ch.Leaf, Inclusion: incl})
+		out.Changes = append(out.Changes, proof.CosignerChange{JWS: jws, Leaf: leaf, LeafIndex: at, Inclusion: incl})
 	}
 	return out, nil
 }

@@ -33,10 +33,6 @@ type applier struct {
 	dirty       []decide.RecordKey            // records written by the batch being applied
 	dirtySet    map[decide.RecordKey]struct{} // the same keys, for lookups
 	onApply     func([]*record.Result)        // Options.OnApply
-	// nextLeaf is the log leaf index the entry being applied gets (the
-	// log's size before it), set by ApplyBatch before each entry and read
-	// by the apply only, never by a check.
-	nextLeaf uint64
 }
 
 // loadSigs builds the signature filter from the stored signatures; after
@@ -75,7 +71,6 @@ func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 			t = last
 		}
 		from, committing := b.Len(), s.ClusterFeatureLevel() >= FeatureLevelCommitment
-		s.nextLeaf = cr.size(b)
 		res := s.applyEntry(b, e.Index, t, e.Data)
 		stored := mustMarshal(res)
 		mustSet(b, indexKey(tableResults, e.Index), stored)

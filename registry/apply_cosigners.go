@@ -14,7 +14,7 @@ import (
 // the members' genesis keys (record.GovernanceSigners), not against keys
 // bound in the state later: a verifier follows the changes from the
 // genesis alone. The accepted change is appended to the state's
-// record.CosignerSet (tableCosigners), with the log leaf its entry gets;
+// record.CosignerSet (tableCosigners), with the raft index of its entry;
 // the map commits to that record, so a proof of it shows every change up
 // to a checkpoint, and none can be left out.
 
@@ -54,12 +54,8 @@ func (c *applyCtx) setCosigners(op *record.SetCosigners) (string, error) {
 	if record.SameCosigners(cur, q, op.Cosigners, op.Quorum) {
 		return "", record.Reject(record.CodeConflict, "these cosigners, with quorum %d, are the set in force already", record.CosignerQuorum(len(cur), q))
 	}
-	leaf := uint64(0)
-	if c.dry == nil {
-		leaf = c.s.nextLeaf // a check writes nothing that lasts: no leaf
-	}
 	set.Cosigners, set.Quorum = op.Cosigners, op.Quorum
-	set.Changes = append(set.Changes, record.CosignerChange{Operation: c.op.CID, Index: c.index, Leaf: leaf})
+	set.Changes = append(set.Changes, record.CosignerChange{Operation: c.op.CID, Index: c.index})
 	mustSetJSON(c.b, cosignerSetKey, set)
 	return fmt.Sprintf("cosigners/%d", len(set.Changes)), nil
 }
@@ -109,18 +105,18 @@ func (v *View) CosignerSet() (*record.CosignerSet, []byte, error) {
 	return &set, b, nil
 }
 
-// cosignersAt returns the cosigner set in force for a checkpoint of log
-// size size: the set the last change applied at a leaf below size named,
-// else the genesis g's. Changes only append, so the latest state answers
-// for every size it has reached.
-func (v *View) cosignersAt(g *record.Genesis, size uint64) (Cosigners, error) {
+// cosignersThrough returns the cosigner set in force once the log holds
+// the entries up to raft index raftIndex: the set the last change applied
+// at or below it named, else the genesis g's. Changes only append, so the
+// latest state answers for every index it has applied.
+func (v *View) cosignersThrough(g *record.Genesis, raftIndex uint64) (Cosigners, error) {
 	set, _, err := v.CosignerSet()
 	if err != nil {
 		return Cosigners{}, err
 	}
 	n := 0
 	if set != nil {
-		for n < len(set.Changes) && set.Changes[n].Leaf < size {
+		for n < len(set.Changes) && set.Changes[n].Index <= raftIndex {
 			n++
 		}
 	}
@@ -175,12 +171,33 @@ func (v *View) OperationJWS(cid string) ([]byte, error) {
 }
 
 // CosignersAt returns the cosigner set in force for a checkpoint of log
-// size size, read from the latest state: the set named by the last
-// setCosigners applied at a leaf below size, else the genesis's
-// (ErrNoCosigners when it names none). Changes only append, so the latest
-// state answers for every size up to its own.
+// size size (at most the log's size now), read from the latest state: the
+// set named by the last setCosigners among the first size leaves' entries,
+// else the genesis's (ErrNoCosigners when it names none).
 func (s *State) CosignersAt(size uint64) (Cosigners, error) {
 	v := s.View()
 	defer v.Close()
-	return v.cosignersAt(&s.rules.genesis, size)
+	through := uint64(0)
+	if size > 0 {
+		enc, err := v.Leaf(size - 1)
+		if err != nil && !errors.Is(err, ErrNoCommitment) {
+			return Cosigners{}, err
+		}
+		if err == nil {
+			if through, err = leafRaftIndex(enc); err != nil {
+				return Cosigners{}, err
+			}
+		}
+	}
+	return v.cosignersThrough(&s.rules.genesis, through)
+}
+
+// CosignersThrough returns the cosigner set in force once the log holds
+// the entries up to raft index raftIndex (at most the applied index), read
+// from the latest state (CosignersAt by raft index; trustd audit maps the
+// audited log's sizes to its own replay's with it).
+func (s *State) CosignersThrough(raftIndex uint64) (Cosigners, error) {
+	v := s.View()
+	defer v.Close()
+	return v.cosignersThrough(&s.rules.genesis, raftIndex)
 }

@@ -49,7 +49,7 @@ func (h *harness) setCosigners(n int, fields map[string]any) []byte {
 
 // setCosigners is refused below its feature level, without the genesis
 // threshold and with an invalid set; accepted, it is recorded with the leaf
-// its entry got, the map commits to the record, and CosignersAt gives the
+// index of its entry, the map commits to the record, and CosignersAt gives the
 // set in force at every log size.
 func TestSetCosignersChangesTheSetInForce(t *testing.T) {
 	h, first := mustCosignerState(t)
@@ -92,8 +92,8 @@ func TestSetCosignersChangesTheSetInForce(t *testing.T) {
 		t.Fatalf("cosigner set: %+v, %v", set, err)
 	}
 	want := []record.CosignerChange{
-		{Operation: record.CIDOf(op), Index: h.index - 1, Leaf: c0.LogSize},
-		{Operation: record.CIDOf(second), Index: h.index, Leaf: c0.LogSize + 1},
+		{Operation: record.CIDOf(op), Index: h.index - 1},
+		{Operation: record.CIDOf(second), Index: h.index},
 	}
 	if got, _ := json.Marshal(set.Changes); string(got) != string(mustJSON(t, want)) || set.Quorum != 1 || len(set.Cosigners) != 2 {
 		t.Fatalf("cosigner set %+v, want changes %+v", set, want)

@@ -347,15 +347,6 @@ func (r *commitRun) commitEntry(b *pebble.Batch, from int, build bool, index uin
 	r.root = root
 }
 
-// size is the log's size before the next entry's leaf: the leaf index that
-// entry gets (0 below FeatureLevelCommitment).
-func (r *commitRun) size(b *pebble.Batch) uint64 {
-	if r.log != nil {
-		return r.log.Size()
-	}
-	return readU64(b, metaLogSize)
-}
-
 // flush writes the map's node records and the commitment's meta values
 // into b, the batch the run's entries were applied to.
 func (r *commitRun) flush(b *pebble.Batch) {

@@ -21,8 +21,9 @@ import (
 // threshold, verifies the checkpoint against the set the last change
 // names, checks each change's entry is in that checkpoint's log, and
 // checks that the record (proven in the bundle's map proof against the
-// checkpoint's last leaf) lists exactly the changes carried and names the
-// same set, so none can be left out.
+// checkpoint's last leaf) lists exactly the changes carried, at the raft
+// indexes of their leaves, and names the same set, so none can be left
+// out.
 
 // More reasons a bundle does not verify, for cosigner changes.
 var (
@@ -180,8 +181,8 @@ func (b *Bundle) cosignerClaim() []smt.Claim {
 }
 
 // checkCosignerRecord checks that the proven cosigner-set record lists
-// exactly the carried changes, at their leaves and raft indexes, and names
-// the set they lead to.
+// exactly the carried changes, at the raft indexes of their leaves, and
+// names the set they lead to.
 func (b *Bundle) checkCosignerRecord(f *followed) error {
 	if b.Cosigners == nil {
 		return nil
@@ -198,9 +199,9 @@ func (b *Bundle) checkCosignerRecord(f *followed) error {
 		if err != nil {
 			return fmt.Errorf("%w: change %d: leaf: %w", ErrMalformed, i, err)
 		}
-		if ch.Operation != f.changes[i].CID || ch.Leaf != b.Cosigners.Changes[i].LeafIndex || ch.Index != leaf.Index {
-			return fmt.Errorf("%w: change %d is %s at leaf %d (index %d) in the state, the bundle carries %s at leaf %d (index %d)",
-				ErrCosignerChangeOmitted, i, ch.Operation, ch.Leaf, ch.Index, f.changes[i].CID, b.Cosigners.Changes[i].LeafIndex, leaf.Index)
+		if ch.Operation != f.changes[i].CID || ch.Index != leaf.Index {
+			return fmt.Errorf("%w: change %d is %s at raft index %d in the state, the bundle carries %s at index %d",
+				ErrCosignerChangeOmitted, i, ch.Operation, ch.Index, f.changes[i].CID, leaf.Index)
 		}
 	}
 	if !record.SameCosigners(rec.Cosigners, rec.Quorum, f.set.keys, f.set.quorum) {

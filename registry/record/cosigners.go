@@ -33,19 +33,24 @@ type SetCosigners struct {
 // named, and every setCosigners accepted so far, in log order. Absent
 // until the first change; the genesis's set is in force until then. The
 // set that cosigns a checkpoint of log size s is the one named by the last
-// change whose Leaf is below s (the genesis's when there is none).
+// change whose Index is at most the raft index of the log's leaf s − 1
+// (the genesis's when there is none): a change takes effect with the
+// checkpoints that include its entry.
 type CosignerSet struct {
 	Cosigners []string         `json:"cosigners"`
 	Quorum    int              `json:"quorum,omitempty"`
 	Changes   []CosignerChange `json:"changes"`
 }
 
-// CosignerChange is one accepted setCosigners: its CID, the raft index it
-// was applied at, and the index of its entry's leaf in the registry log.
+// CosignerChange is one accepted setCosigners: its CID and the raft index
+// it was applied at. Its entry's leaf in the registry log is the leaf of
+// that raft index (leaves are in raft index order, one per entry); the
+// record names the raft index, not the leaf's position, so a replay that
+// leaves rejected entries out of its log (trustd audit) writes the same
+// record.
 type CosignerChange struct {
 	Operation string `json:"operation"`
 	Index     uint64 `json:"index"`
-	Leaf      uint64 `json:"leaf"`
 }
 
 // QuorumOf is how many of the set's cosigners a checkpoint needs: Quorum,
