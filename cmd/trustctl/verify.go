@@ -23,22 +23,22 @@ var errNotVerified = errors.New("not verified")
 type verifyResult struct {
 	Verified bool `json:"verified"`
 	// Reason (proof.ReasonOf) and Error say why a bundle did not verify.
-	Reason      string                      `json:"reason,omitempty"`
-	Error       string                      `json:"error,omitempty"`
-	Question    *proof.Question             `json:"question,omitempty"`
-	Decision    *record.Decision            `json:"decision,omitempty"`
-	Recognition *decide.RecognitionDecision `json:"recognition,omitempty"`
-	Records     []proof.Record              `json:"records,omitempty"`
-	StatusList  *record.StatusList          `json:"statusList,omitempty"`
-	ListVersion *record.StatusListVersion   `json:"statusListVersion,omitempty"`
-	Cosigners   []string                    `json:"cosigners,omitempty"`
-	Quorum      int                         `json:"quorum,omitempty"`
-	// CosignerChanges is how many governance changes of the cosigner set
-	// the bundle followed from the genesis (--min-cosigner-changes).
-	CosignerChanges int        `json:"cosignerChanges,omitempty"`
-	CheckpointSize  uint64     `json:"checkpointSize,omitempty"`
-	FreshAsOf       *time.Time `json:"freshAsOf,omitempty"`
-	AgeSeconds      *float64   `json:"ageSeconds,omitempty"`
+	Reason         string                      `json:"reason,omitempty"`
+	Error          string                      `json:"error,omitempty"`
+	Question       *proof.Question             `json:"question,omitempty"`
+	Decision       *record.Decision            `json:"decision,omitempty"`
+	Recognition    *decide.RecognitionDecision `json:"recognition,omitempty"`
+	Records        []proof.Record              `json:"records,omitempty"`
+	StatusList     *record.StatusList          `json:"statusList,omitempty"`
+	ListVersion    *record.StatusListVersion   `json:"statusListVersion,omitempty"`
+	Cosigners      []string                    `json:"cosigners,omitempty"`
+	Quorum         int                         `json:"quorum,omitempty"`
+	CheckpointSize uint64                      `json:"checkpointSize,omitempty"`
+	FreshAsOf      *time.Time                  `json:"freshAsOf,omitempty"`
+	AgeSeconds     *float64                    `json:"ageSeconds,omitempty"`
+	// Changes is how many governance changes of the cosigner set the
+	// bundle followed from the genesis (--min-cosigner-changes).
+	Changes int `json:"cosignerChanges,omitempty"`
 }
 
 func (a *app) verifyCmd() *cobra.Command {
@@ -129,7 +129,7 @@ func (a *app) printVerified(v *proof.Verified, maxAge time.Duration) error {
 	fresh := v.FreshAsOf.UTC()
 	q := v.Question
 	res := verifyResult{Verified: true, Question: &q, Decision: v.Decision, Recognition: v.Recognition, Records: v.Records,
-		StatusList: v.StatusList, ListVersion: v.StatusListVersion, Cosigners: v.Cosigners, Quorum: v.Quorum, CosignerChanges: v.CosignerChanges, CheckpointSize: v.CheckpointSize, FreshAsOf: &fresh, AgeSeconds: &age}
+		StatusList: v.StatusList, ListVersion: v.StatusListVersion, Cosigners: v.Cosigners, Quorum: v.Quorum, Changes: v.CosignerChanges, CheckpointSize: v.CheckpointSize, FreshAsOf: &fresh, AgeSeconds: &age}
 	return a.printText(res, func(w *errWriter) {
 		lead := "VERIFIED: "
 		if l, ver := v.StatusList, v.StatusListVersion; ver != nil {
