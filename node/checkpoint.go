@@ -42,8 +42,11 @@ func (n *Node) startCosign(testLog cosign.Log) error {
 		return nil
 	}
 	var log cosign.Log = stateLog{n.State}
+	setAt := n.cosignersAt
 	if testLog != nil {
-		log = testLog
+		// A test's log stands in for the state's, whose changes it does
+		// not hold: the genesis set cosigns it.
+		log, setAt = testLog, nil
 	}
 	keys := make([]tlog.CosignerKey, 0, len(g.Cosigners))
 	for _, v := range g.Cosigners {
@@ -59,7 +62,7 @@ func (n *Node) startCosign(testLog cosign.Log) error {
 	}
 	n.cosign, err = cosign.New(cosign.Config{
 		Host: n.host, Identity: n.identity, Log: log, Origin: origin,
-		Cosigners: keys, Quorum: g.CosignerQuorumOf(), SetAt: n.cosignersAt,
+		Cosigners: keys, Quorum: g.CosignerQuorumOf(), SetAt: setAt,
 		StatePath: filepath.Join(n.cfg.DataDir, cosign.StateFile),
 		Allowed:   n.gater.Allowed,
 		IsLeader:  n.cluster.IsLeader,
