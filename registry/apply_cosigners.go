@@ -10,10 +10,10 @@ import (
 
 // Cosigner changes (issue #32 item 3), from FeatureLevelCosignerSet on.
 // The genesis names the first cosigners; a setCosigners replaces them. It
-// is a governance operation whose member signatures must verify against
-// the members' genesis keys (record.GovernanceSigners), not against keys
-// bound in the state later: a verifier follows the changes from the
-// genesis alone. The accepted change is appended to the state's
+// is a governance operation whose member signatures are checked against
+// the members' genesis keys (verifier.keyFor; record.GovernanceSigners
+// counts them), not against keys bound in the state later: a verifier
+// follows the changes from the genesis alone. The accepted change is appended to the state's
 // record.CosignerSet (tableCosigners), with the raft index of its entry;
 // the map commits to that record, so a proof of it shows every change up
 // to a checkpoint, and none can be left out.

@@ -127,3 +127,43 @@ func mustJSON(t testing.TB, v any) []byte {
 	}
 	return b
 }
+
+// setCosigners is checked against the keys the genesis gives the members,
+// which is all a verifier following the change holds: a member whose keys
+// governance bound anew in the state signs it with its genesis key, not
+// the new one.
+func TestSetCosignersTakesGenesisKeys(t *testing.T) {
+	h := &harness{t: t, dir: t.TempDir(), now: t0}
+	const member = "did:web:member.example"
+	k1, err := mustKey(t, record.KeyEd25519).WithKID(member + "#k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := mustKey(t, record.KeyEd25519).WithKID(member + "#k2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk1, _ := k1.PublicJWK()
+	jwk2, _ := k2.PublicJWK()
+	g := record.Genesis{Consortium: "test consortium", Threshold: 1, Cosigners: []string{mustCosignerVKey(t, "genesis.example")},
+		Members: []record.Member{{ID: member, Keys: []json.RawMessage{jwk1}}}}
+	h.openGenesis(g)
+	h.mustRaiseLevel(FeatureLevelCosignerSet)
+	h.mustAccept(h.sign(k1, record.OpRegisterEntity, map[string]any{"id": member, "name": "Member", "keys": []any{jwk2}}))
+	// The state now binds k2 to the member: other governance operations
+	// take it, and no longer k1.
+	if r := h.apply(h.sign(k1, record.OpCreateFramework, map[string]any{"id": fwID, "name": "FW"})); r.Accepted {
+		t.Fatalf("createFramework with the member's genesis key after governance rebound it: %+v", r)
+	}
+	h.mustAccept(h.sign(k2, record.OpCreateFramework, map[string]any{"id": fwID, "name": "FW"}))
+
+	set := map[string]any{"cosigners": []string{mustCosignerVKey(t, "a.example")}}
+	if r := h.apply(h.sign(k2, record.OpSetCosigners, set)); r.Accepted || r.Code != record.CodeUnknownKey {
+		t.Fatalf("setCosigners with the member's key bound in the state: %+v", r)
+	}
+	stranger := mustKey(t, record.KeyEd25519)
+	if r := h.apply(h.sign(stranger, record.OpSetCosigners, set)); r.Accepted || r.Code != record.CodeNotAuthorized {
+		t.Fatalf("setCosigners by a non-member: %+v", r)
+	}
+	h.mustAccept(h.sign(k1, record.OpSetCosigners, set))
+}
