@@ -57,7 +57,7 @@ func TestSetCosignersChangesTheSetInForce(t *testing.T) {
 	op := h.setCosigners(2, map[string]any{"cosigners": []string{a, b, c}})
 	h.mustRaiseLevel(FeatureLevelCommitment)
 	before := h.digest()
-	if r := h.apply(op); r.Accepted || r.Code != record.CodeInvalid || !strings.Contains(r.Reason, "feature level 8") {
+	if r := h.apply(op); r.Accepted || r.Code != record.CodeInvalid || !strings.Contains(r.Reason, "feature level 8 (checkpoint cosigners changed by governance") {
 		t.Fatalf("setCosigners below its level: %+v", r)
 	}
 	h.mustRaiseLevel(FeatureLevelCosignerSet)
