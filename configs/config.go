@@ -108,6 +108,9 @@ type RaftConfig struct {
 	ElectionTimeout   time.Duration `mapstructure:"election_timeout" json:"election_timeout"`
 	Join              []string      `mapstructure:"join" json:"join"`
 	Nonvoter          bool          `mapstructure:"nonvoter" json:"nonvoter"`
+	// MaxFeatureLevel, when not 0, is the highest feature level this node
+	// offers the cluster instead of its build's (node.New checks it).
+	MaxFeatureLevel int `mapstructure:"max_feature_level" json:"max_feature_level"`
 }
 
 // LogConfig configures logging.
@@ -398,6 +401,9 @@ func (c *Config) Validate() error {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
 		}
+	}
+	if c.Raft.MaxFeatureLevel < 0 {
+		errs = append(errs, fmt.Errorf("raft.max_feature_level %d is negative (0: this build's level)", c.Raft.MaxFeatureLevel))
 	}
 	if c.Proofs.AuditInterval < 0 {
 		errs = append(errs, fmt.Errorf("proofs.audit_interval %s is negative (0 audits the state only at start)", c.Proofs.AuditInterval))

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/trustreg/trustreg/registry"
@@ -319,12 +321,80 @@ func (s *Server) provenRead(w http.ResponseWriter, r *http.Request, minIndex uin
 		writeError(w, r, err)
 		return
 	}
-	body, err := withProof(buf.Bytes(), b)
+	s.writeProven(w, r, p.applied, buf.Bytes(), b)
+}
+
+// wantsCBOR reports whether a proof request asks for the bundle's CBOR
+// form: its Accept header names application/cbor.
+func wantsCBOR(r *http.Request) bool {
+	return listed(r.Header.Values("Accept"), proof.MediaTypeCBOR)
+}
+
+// acceptsGzip reports whether the request's Accept-Encoding names gzip.
+func acceptsGzip(r *http.Request) bool {
+	return listed(r.Header.Values("Accept-Encoding"), "gzip")
+}
+
+// listed reports whether the comma-separated lists of an Accept or
+// Accept-Encoding header name want (case-insensitive) with a q-value
+// above zero or none. Wildcards do not count: the JSON answer stays the
+// default.
+func listed(values []string, want string) bool {
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			name, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err != nil || name != want {
+				continue
+			}
+			if q, ok := params["q"]; ok {
+				if f, err := strconv.ParseFloat(q, 64); err != nil || f <= 0 {
+					continue
+				}
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// writeBundleCBOR answers a proof request that asked for the CBOR form
+// (wantsCBOR) with the bundle alone, which holds the question and the
+// answer, gzip-compressed when the client accepts it: the compact form
+// issue #32's budget is held on (registry/proof DESIGN.md, Size).
+func writeBundleCBOR(w http.ResponseWriter, r *http.Request, b *proof.Bundle) {
+	body, err := b.MarshalCBOR()
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	s.writeBody(w, r, p.applied, http.StatusOK, body, cacheNone)
+	h := w.Header()
+	h.Set("Content-Type", proof.MediaTypeCBOR)
+	h.Set(IndexHeader, strconv.FormatUint(b.Question.Applied, 10))
+	h.Set("Cache-Control", cacheNone)
+	h.Add("Vary", "Accept, Accept-Encoding")
+	if acceptsGzip(r) {
+		body = proof.Compress(body)
+		h.Set("Content-Encoding", "gzip")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// writeProven answers a proof request: the JSON answer body with b as its
+// "proof" member, or, when the request asks for CBOR, b alone in its CBOR
+// form (writeBundleCBOR).
+func (s *Server) writeProven(w http.ResponseWriter, r *http.Request, index uint64, body []byte, b *proof.Bundle) {
+	if wantsCBOR(r) {
+		writeBundleCBOR(w, r, b)
+		return
+	}
+	body, err := withProof(body, b)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.writeBody(w, r, index, http.StatusOK, body, cacheNone)
 }
 
 // withProof returns the JSON object body with a "proof" member holding b.

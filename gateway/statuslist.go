@@ -255,12 +255,7 @@ func (s *Server) statusListRecord(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, err)
 			return
 		}
-		body, err := withProof(buf.Bytes(), bundle)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		s.writeBody(w, r, index, http.StatusOK, body, cacheNone)
+		s.writeProven(w, r, index, buf.Bytes(), bundle)
 		return
 	}
 	etag := `"` + view.Version.CID + `"`

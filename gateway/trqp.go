@@ -217,6 +217,10 @@ func (s *Server) trqpAuthorize(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	if b != nil && wantsCBOR(r) {
+		writeBundleCBOR(w, r, b)
+		return
+	}
 	s.writeJSONAt(w, r, index, http.StatusOK, trqpAuthorization{
 		trqpAnswer: q.answer(at, now, authorizationMessage(d)),
 		Authorized: d.Authorized, Reason: d.Reason, Chain: d.Chain, Root: d.Root, Index: d.Index, Proof: b,
@@ -255,6 +259,10 @@ func (s *Server) trqpRecognize(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		writeError(w, r, err)
+		return
+	}
+	if b != nil && wantsCBOR(r) {
+		writeBundleCBOR(w, r, b)
 		return
 	}
 	s.writeJSONAt(w, r, index, http.StatusOK, trqpRecognition{

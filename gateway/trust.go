@@ -139,7 +139,7 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 // trustProven answers GET /v1/trust?proof=true: the decision, made from
 // the state at the latest cosigned checkpoint, with its bundle as "proof".
 func (s *Server) trustProven(w http.ResponseWriter, r *http.Request, q decide.Question, minIndex uint64, now time.Time) {
-	cacheable := localRead(query(r))
+	cacheable := localRead(query(r)) && !wantsCBOR(r) // the cache keeps JSON answers
 	pinned := !q.At.IsZero()
 	if cacheable {
 		if note, _, err := s.latestCheckpoint(); err == nil {
@@ -152,6 +152,10 @@ func (s *Server) trustProven(w http.ResponseWriter, r *http.Request, q decide.Qu
 	d, b, err := s.proveDecision(r.Context(), q, minIndex, now)
 	if err != nil {
 		writeError(w, r, err)
+		return
+	}
+	if wantsCBOR(r) {
+		writeBundleCBOR(w, r, b)
 		return
 	}
 	body, err := withProof(appendDecision(nil, d), b)

@@ -100,6 +100,17 @@ func TestClusterCosignerSetChanges(t *testing.T) {
 		t.Fatalf("after change 2: cosigned by %q, %d changes", v2.Cosigners, len(b2.Cosigners.Changes))
 	}
 
+	// The compact form (CBOR, gzip'd) carries the changes too.
+	cb, err := b2.MarshalCBOR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pb, err := proof.ParseAny(cb); err != nil || pb.Cosigners == nil {
+		t.Fatalf("the CBOR form: %v", err)
+	} else if v, err := proof.Verify(pb, genesis, proof.Options{}); err != nil || v.CosignerChanges != 2 {
+		t.Fatalf("the CBOR form verifies: %+v, %v", v, err)
+	}
+
 	attacks := []struct {
 		name   string
 		bundle func() *proof.Bundle

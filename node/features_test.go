@@ -168,3 +168,63 @@ func TestFeatureLevelNewClusterAcceptsRightAway(t *testing.T) {
 		t.Fatalf("a location on a new cluster: %+v, %v", res, err)
 	}
 }
+
+// raft.max_feature_level holds the cluster's level where the operator puts
+// it (the node offers no more), lets it rise once removed, and refuses a
+// start below the level its state is already at, and one above the build's.
+func TestMaxFeatureLevelHoldsTheClustersLevel(t *testing.T) {
+	cfg := LoopbackConfig(t.TempDir())
+	held := registry.FeatureLevelCommitment - 1
+	cfg.Raft.MaxFeatureLevel = held
+	start := func() *Node {
+		t.Helper()
+		n, err := New(cfg, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.WaitLeader(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	n := start()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.State.WaitFeatureLevel(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := n.Submit(ctx, selfRegister(t, "")); err != nil || !res.Accepted {
+		t.Fatalf("a write at level %d: %+v, %v", held, res, err)
+	}
+	if got := n.State.ClusterFeatureLevel(); got != held {
+		t.Fatalf("cluster at feature level %d, held at %d", got, held)
+	}
+	if _, _, err := n.State.LogHead(); err == nil {
+		t.Fatal("a state held below the commitment's level has a log head")
+	}
+	n.Close()
+
+	cfg.Raft.MaxFeatureLevel = 0
+	n = start()
+	if err := n.State.WaitFeatureLevel(ctx, registry.FeatureLevel); err != nil {
+		t.Fatalf("unheld: %v", err)
+	}
+	n.Close()
+
+	cfg.Raft.MaxFeatureLevel = held
+	if n, err := New(cfg, Options{}); !errors.Is(err, ErrFeatureLevel) {
+		if n != nil {
+			n.Close()
+		}
+		t.Fatalf("a start offering %d on a state at %d: %v", held, registry.FeatureLevel, err)
+	}
+	cfg.Raft.MaxFeatureLevel = registry.FeatureLevel + 1
+	if n, err := New(cfg, Options{}); !errors.Is(err, ErrFeatureLevel) {
+		if n != nil {
+			n.Close()
+		}
+		t.Fatalf("raft.max_feature_level above the build's: %v", err)
+	}
+}

@@ -102,8 +102,13 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	n := &Node{cfg: cfg, log: logger.With("component", "node"), Metrics: prometheus.NewRegistry(), serveErr: make(chan error, 1), buildLevel: registry.FeatureLevel, refused: newRefusedCounter()}
 	n.lifetime, n.stop = context.WithCancel(context.Background())
 	n.audit = newAuditor(func() *registry.State { return n.State }, logger, cfg.Proofs.AuditInterval)
-	if opts.featureLevel != 0 {
+	switch {
+	case opts.featureLevel != 0:
 		n.buildLevel = opts.featureLevel
+	case cfg.Raft.MaxFeatureLevel > registry.FeatureLevel:
+		return nil, fmt.Errorf("%w: raft.max_feature_level %d is above this build's feature level %d", ErrFeatureLevel, cfg.Raft.MaxFeatureLevel, registry.FeatureLevel)
+	case cfg.Raft.MaxFeatureLevel > 0:
+		n.buildLevel = cfg.Raft.MaxFeatureLevel
 	}
 	// A start that fails part way closes what it opened (the state's and
 	// raft's databases, the host, listeners), so the data directory and
@@ -132,6 +137,12 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	n.State, err = registry.Open(filepath.Join(cfg.DataDir, "state"), genesis, registry.Options{Logger: logger, OnApply: ops.count, OnStateCorrupt: n.audit.corruptRead})
 	if err != nil {
 		return nil, err
+	}
+	if have := n.State.ClusterFeatureLevel(); have > n.buildLevel {
+		// Levels never go down: a node offering less than its state was
+		// written at would hold back nothing and apply rules it claims
+		// not to.
+		return nil, fmt.Errorf("%w: the state is at feature level %d, above the %d this node offers (raft.max_feature_level); levels never go down: raise it, or start from an empty data directory", ErrFeatureLevel, have, n.buildLevel)
 	}
 	if err := n.startHost(); err != nil {
 		return nil, err
@@ -619,6 +630,10 @@ const (
 	closeGrace = 5 * time.Second
 	closeWait  = 10 * time.Second
 )
+
+// ErrFeatureLevel: raft.max_feature_level cannot be offered: above this
+// build's level, or below the level the state is already at.
+var ErrFeatureLevel = errors.New("node: raft.max_feature_level cannot be offered")
 
 // ErrCallsRunning is returned by Close when calls into the state outlived
 // its wait: the state is left open (Pebble panics when a closed database

@@ -259,6 +259,8 @@ func TestDevNodeAnswersWithProofs(t *testing.T) {
 		}
 	}
 
+	checkCBORForms(t, base, c, genesis)
+
 	// Without proof=true nothing changes.
 	resp, err := http.Get(base + "/v1/trust?" + url.Values{"entity": {c.college.DID}, "framework": {c.fw}, "resource": {c.nursing}}.Encode())
 	if err != nil {

@@ -13,7 +13,8 @@ type VersionView struct {
 	// FeatureLevel is the cluster's (the applied state's); it is below
 	// BuildFeatureLevel while a member runs an older build.
 	FeatureLevel int `json:"feature_level"`
-	// BuildFeatureLevel is the highest feature level this build applies.
+	// BuildFeatureLevel is the highest feature level this node offers the
+	// cluster: its build's, or raft.max_feature_level when that is lower.
 	BuildFeatureLevel int `json:"build_feature_level"`
 	// Genesis is the CID of the genesis document.
 	Genesis string `json:"genesis"`

@@ -24,6 +24,9 @@ func (v *View) ProveRecordsAndStoreKeys(keys []decide.RecordKey, storeKeys [][]b
 	}
 	out := make([]ProvenRecord, len(keys))
 	all := make([][]byte, len(keys), len(keys)+len(storeKeys))
+	// A kept view's memory holds the records its decision just read
+	// (viewnodes.go); the bytes returned are shared, and only read here.
+	rs := v.Records()
 	for i, k := range keys {
 		sk := decide.StoreKey(k)
 		all[i] = sk
@@ -35,7 +38,7 @@ func (v *View) ProveRecordsAndStoreKeys(keys []decide.RecordKey, storeKeys [][]b
 				out[i].Bytes = decide.EncodeReceived(ids)
 			}
 		} else {
-			out[i].Bytes, err = v.rd.Record(k)
+			out[i].Bytes, err = rs.Record(k)
 		}
 		if err != nil {
 			return nil, nil, nil, err

@@ -127,7 +127,7 @@ func (v *View) prove(storeKeys [][]byte, bytesOf func(int) []byte) ([]byte, erro
 		mk[i] = smt.KeyOf(sk)
 		want[mk[i]] = bytesOf(i)
 	}
-	claims, proof, err := smt.New(mapNodes{r: v.snap}).ProveBatch(mk)
+	claims, proof, err := smt.New(v.mapStore()).ProveBatch(mk)
 	if errors.Is(err, smt.ErrCorruptNode) {
 		return nil, fmt.Errorf("%w: %w", ErrStateCorrupt, err)
 	}

@@ -100,6 +100,7 @@ func (k *keptViews) offer(v *View) {
 		if n := len(k.entries); n > 0 {
 			k.entries[n-1].superseded = now
 		}
+		v.mem = newViewMemory()
 		k.entries = append(k.entries, &keptView{v: v, size: c.LogSize})
 	} else {
 		v.Close()
@@ -179,7 +180,7 @@ func (k *keptViews) viewAt(size uint64) *View {
 		if e.size == size && !e.dropped {
 			e.refs++
 			src := e.v
-			v := &View{m: src.m, snap: src.snap, index: src.index, commitTime: src.commitTime}
+			v := &View{m: src.m, snap: src.snap, index: src.index, commitTime: src.commitTime, mem: src.mem}
 			v.rd = storeReader{r: src.snap, snap: src.snap}
 			v.release = func() { k.release(e) }
 			return v

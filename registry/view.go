@@ -43,6 +43,9 @@ type View struct {
 	// release, when set, ends the view instead of closing its snapshot:
 	// a view handed out from a kept one (kept.go) shares its snapshot.
 	release func()
+	// mem, on a kept view and the views handed out from it, remembers
+	// what its proofs read (viewnodes.go).
+	mem *viewMemory
 }
 
 // View returns a view of the latest applied state.
@@ -96,8 +99,15 @@ func (v *View) memo() decide.Memo {
 
 // Records returns the view's records as the decision code reads them,
 // without the record cache: for a decision run through a proof.Recorder,
-// which must see every read.
-func (v *View) Records() decide.Records { return &storeReader{r: v.snap, snap: v.snap} }
+// which must see every read. A kept view's reads go through its memory
+// (viewnodes.go), which returns each record's bytes as a read does.
+func (v *View) Records() decide.Records {
+	r := &storeReader{r: v.snap, snap: v.snap}
+	if v.mem != nil {
+		return cachedRecords{m: v.mem, r: r}
+	}
+	return r
+}
 
 // CommitTime returns the commit time of the entry at the view's index.
 func (v *View) CommitTime() time.Time { return time.Unix(0, v.commitTime).UTC() }

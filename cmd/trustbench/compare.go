@@ -168,6 +168,7 @@ func comparisonRows(a, b *report) []comparisonRow {
 		p := fmt.Sprintf("writes, %d clients: ", n)
 		add(p+"ratio to etcd via gRPC", wa.RatioGRPC, wb.RatioGRPC)
 		add(p+"median round ratio to etcd via gRPC", wa.MedianRoundRatioGRPC, wb.MedianRoundRatioGRPC)
+		add(p+"median round ratio to trustd without the commitment", wa.MedianRoundRatioHeld, wb.MedianRoundRatioHeld)
 		add(p+"ratio to etcd via JSON", wa.Ratio, wb.Ratio)
 		add(p+"median round ratio to etcd via JSON", wa.MedianRoundRatio, wb.MedianRoundRatio)
 		add(p+"trustd op/s", wa.Trustd.PerSecond, wb.Trustd.PerSecond)

@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/trustreg/trustreg/registry"
 	"github.com/trustreg/trustreg/version"
 )
 
@@ -64,6 +65,9 @@ type config struct {
 	stability time.Duration
 	// stabilityRate: writes a second started during a --stability run.
 	stabilityRate int
+	// commitmentCost: the write runs also drive a cluster held below the
+	// commitment's feature level (held.go).
+	commitmentCost bool
 }
 
 // report is everything measured, also printed as JSON with --json.
@@ -175,6 +179,17 @@ type writeResult struct {
 	TrustdFaults   float64 `json:"trustd_minor_faults_per_op,omitempty"`
 	EtcdGRPCFaults float64 `json:"etcd_grpc_minor_faults_per_op,omitempty"`
 	EtcdFaults     float64 `json:"etcd_minor_faults_per_op,omitempty"`
+
+	// With --commitment-cost: the same writes on a second trustd cluster
+	// held below the state commitment's feature level, run after trustd in
+	// each round; trustd's rate over it (the commitment's cost is one
+	// minus it), best runs and each round's.
+	TrustdHeld           stats     `json:"trustd_held,omitzero"`
+	TrustdHeldCPUms      float64   `json:"trustd_held_cpu_ms_per_op,omitempty"`
+	TrustdHeldFaults     float64   `json:"trustd_held_minor_faults_per_op,omitempty"`
+	RatioHeld            float64   `json:"ratio_held,omitempty"`
+	RoundRatiosHeld      []float64 `json:"round_ratios_held,omitempty"`
+	MedianRoundRatioHeld float64   `json:"median_round_ratio_held,omitempty"`
 }
 
 type scaleResult struct {
@@ -246,6 +261,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fs.BoolVar(&c.skipEtcd, "skip-etcd", false, "do not run the etcd baseline")
 	fs.BoolVar(&c.skipWrite, "skip-writes", false, "do not run the write benchmark")
 	fs.BoolVar(&c.skipReads, "skip-reads", false, "do not run the read benchmark")
+	fs.BoolVar(&c.commitmentCost, "commitment-cost", false, "in the write runs, also drive a second trustd cluster held below the state commitment's feature level (raft.max_feature_level), round by round: what the commitment costs a write")
 	fs.IntVar(&c.rounds, "rounds", 0, "interleaved rounds of each read and write measurement, the best kept (default 3; short: 2)")
 	fs.IntVar(&c.questions, "questions", 1024, "distinct trust questions the read benchmark asks in turn, one per college; 0: every college loaded")
 	fs.IntVar(&c.halfConns, "half-conns", 0, "connections for the latency run at half the maximum rate (default: --conns)")
@@ -497,7 +513,7 @@ func startDataNode(ctx context.Context, c config, dir, name string, cosign bool)
 	if err != nil {
 		return nil, nil, err
 	}
-	nodes, gov, err := startTrustdCluster(ctx, c.trustd, sub, 1, cosign)
+	nodes, gov, err := startTrustdCluster(ctx, c.trustd, sub, 1, cosign, 0)
 	if err != nil {
 		stopAll(nodes)
 		return nil, nil, err
@@ -620,6 +636,12 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 					proof.Trustd, proof.CPUus = ps, pc
 				}
 			})
+			uncachedNext := uncachedProofs(urls, time.Now())
+			profiled(round, n.admin, fmt.Sprintf("reads-%d-proof-uncached", entities), func() {
+				if ps, pc := perQuery(n.process, func() stats { return closedLoop(ctx, c.conns, c.duration, uncachedNext, ok200) }); ps.PerSecond > proof.Uncached.PerSecond {
+					proof.Uncached, proof.UncachedCPUus = ps, pc
+				}
+			})
 			if bs.PerSecond > 0 && bc > 0 {
 				roundRatios = append(roundRatios, ts.PerSecond/bs.PerSecond)
 				roundCPU = append(roundCPU, tc/bc)
@@ -629,6 +651,7 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 		r := readResult{Entities: entities, Questions: questions, Conns: c.conns, Trustd: tr, Baseline: br, Ratio: tr.PerSecond / br.PerSecond, RoundRatios: roundRatios, MedianRoundRatio: median(roundRatios), RoundCPURatios: roundCPU, HalfRate: half, TrustdCPUus: tCPU, BaselineCPUus: bCPU}
 		if tr.PerSecond > 0 {
 			proof.RatioToPlain = proof.Trustd.PerSecond / tr.PerSecond
+			proof.UncachedRatioToPlain = proof.Uncached.PerSecond / tr.PerSecond
 		}
 		r.Proof = proof
 		halfConns := c.conns
@@ -691,7 +714,7 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 	if err != nil {
 		return err
 	}
-	nodes, gov, err := startTrustdCluster(ctx, c.trustd, sub, 3, false)
+	nodes, gov, err := startTrustdCluster(ctx, c.trustd, sub, 3, false, 0)
 	defer stopAll(nodes)
 	if err != nil {
 		return err
@@ -712,6 +735,17 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 	pool := make([][]byte, poolSize)
 	for i := range pool {
 		pool[i], _ = d.collegeOp(i)
+	}
+	var held *heldCluster
+	if c.commitmentCost {
+		if err := waitFeatureLevel(ctx, bases[0], registry.FeatureLevelCommitment, false); err != nil {
+			return err
+		}
+		held, err = startHeldCluster(ctx, c, dir, poolSize)
+		defer held.stop()
+		if err != nil {
+			return err
+		}
 	}
 	var etcdProcs []*process
 	var etcdURLs []string
@@ -789,6 +823,15 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 					r.TrustdFaults = (flt1 - flt0) / float64(ts.Requests)
 				}
 			}
+			if held != nil {
+				hs, cpu, faults := held.run(ctx, c, clients)
+				if hs.PerSecond > r.TrustdHeld.PerSecond {
+					r.TrustdHeld, r.TrustdHeldCPUms, r.TrustdHeldFaults = hs, cpu, faults
+				}
+				if hs.PerSecond > 0 {
+					r.RoundRatiosHeld = append(r.RoundRatiosHeld, ts.PerSecond/hs.PerSecond)
+				}
+			}
 			if c.skipEtcd {
 				continue
 			}
@@ -835,6 +878,10 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 		}
 		if r.EtcdGRPC.PerSecond > 0 {
 			r.RatioGRPC = r.Trustd.PerSecond / r.EtcdGRPC.PerSecond
+		}
+		if r.TrustdHeld.PerSecond > 0 {
+			r.RatioHeld = r.Trustd.PerSecond / r.TrustdHeld.PerSecond
+			r.MedianRoundRatioHeld = median(r.RoundRatiosHeld)
 		}
 		r.MedianRoundRatio = median(r.RoundRatios)
 		r.MedianRoundRatioGRPC = median(r.RoundRatiosGRPC)
@@ -931,6 +978,10 @@ func printReport(w io.Writer, r *report) error {
 			}
 			if len(x.RoundRatios) > 0 {
 				ew.printf("%8d clients, each round (trustd, then etcd via JSON): ratio%s (median %.2f)\n", x.Clients, formatRatios(x.RoundRatios), x.MedianRoundRatio)
+			}
+			if x.TrustdHeld.PerSecond > 0 {
+				ew.printf("%8d clients, trustd / the same build held at feature level %d (no state commitment): %.0f / %.0f op/s = %.2f, each round%s (median %.2f); cpu/op %.2f / %.2f ms\n",
+					x.Clients, heldLevel, x.Trustd.PerSecond, x.TrustdHeld.PerSecond, x.RatioHeld, formatRatios(x.RoundRatiosHeld), x.MedianRoundRatioHeld, x.TrustdCPUms, x.TrustdHeldCPUms)
 			}
 			if x.TrustdFaults > 0 {
 				ew.printf("%8d clients, minor page faults per write (kept runs): trustd %.1f, etcd via gRPC %.1f, via JSON %.1f\n", x.Clients, x.TrustdFaults, x.EtcdGRPCFaults, x.EtcdFaults)

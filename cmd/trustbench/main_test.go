@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMain lets the test binary stand in for trustbench when a read
@@ -128,7 +131,8 @@ func TestReadsMeasuredBeforeAFailedWritePartAreKept(t *testing.T) {
 	// The read node cosigns its checkpoints, so the same questions are
 	// answered with their proofs too, each sized once.
 	if p := r.Proof; p == nil || p.Trustd.Requests == 0 || p.RatioToPlain <= 0 || p.CPUus <= 0 ||
-		p.Bundle.Answers != r.Questions || p.Bundle.Mean <= 0 || p.Bundle.Max < int(p.Bundle.Mean) || p.Bundle.GzipMean <= 0 {
+		p.Bundle.Answers != r.Questions || p.Bundle.Mean <= 0 || p.Bundle.Max < int(p.Bundle.Mean) || p.Bundle.GzipMean <= 0 || p.Bundle.CompactMean <= 0 || p.Bundle.CompactMax >= p.Bundle.Max ||
+		p.Uncached.Requests == 0 || p.Uncached.Errors != 0 || p.UncachedCPUus <= 0 || p.UncachedRatioToPlain <= 0 {
 		t.Fatalf("the proof row is not a measurement: %+v", p)
 	}
 }
@@ -169,5 +173,56 @@ func TestAnInterruptedPartIsLeftOut(t *testing.T) {
 	}
 	if len(rep.Reads) != 1 || rep.Reads[0].Entities != before.Entities || rep.Reads[0].Ratio != before.Ratio || len(rep.Writes) != 0 || rep.Scale != nil {
 		t.Fatalf("report after an interrupted write part: %+v", rep)
+	}
+}
+
+// --commitment-cost drives a second cluster of the same build held at the
+// feature level below the commitment, in every round beside trustd, and
+// reports trustd's rate over it; waitFeatureLevel makes sure each side
+// runs at the level it is measured at.
+func TestCommitmentCostDrivesAHeldCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds trustd and runs two clusters")
+	}
+	bin := testTrustd(t, t.TempDir())
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"--trustd", bin, "--skip-reads", "--skip-etcd", "--scale", "0",
+		"--writers", "4", "--duration", "1s", "--rounds", "2", "--commitment-cost", "--json"}, &out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out.Bytes())
+	}
+	var rep report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Writes) != 1 {
+		t.Fatalf("%d write results", len(rep.Writes))
+	}
+	w := rep.Writes[0]
+	if w.TrustdHeld.Requests == 0 || w.TrustdHeldCPUms <= 0 || w.RatioHeld <= 0 || len(w.RoundRatiosHeld) != 2 || w.MedianRoundRatioHeld <= 0 {
+		t.Fatalf("no held-cluster measurement: %+v", w)
+	}
+	var text bytes.Buffer
+	printReport(&text, &rep)
+	if want := fmt.Sprintf("held at feature level %d (no state commitment)", heldLevel); !strings.Contains(text.String(), want) {
+		t.Fatalf("the report does not print the held cluster (%q):\n%s", want, text.String())
+	}
+}
+
+func TestFeatureLevelWaitRefusesAnotherLevel(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `{"feature_level":7}`)
+	}))
+	defer srv.Close()
+	if err := waitFeatureLevel(context.Background(), srv.URL, 7, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFeatureLevel(context.Background(), srv.URL, 6, false); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := waitFeatureLevel(ctx, srv.URL, 6, true); !errors.Is(err, errFeatureLevel) {
+		t.Fatalf("a cluster at 7 measured as held at 6: %v", err)
 	}
 }

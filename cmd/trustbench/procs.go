@@ -249,15 +249,15 @@ type trustdNode struct {
 // taken before a node listened on it. With cosign the genesis lists every
 // node's cosigner key, so the nodes cosign checkpoints and serve proofs
 // (the read benchmark's proof row); without, they do neither, as before.
-func startTrustdCluster(ctx context.Context, bin, dir string, n int, cosign bool) (nodes []*trustdNode, gov *record.Signer, err error) {
+func startTrustdCluster(ctx context.Context, bin, dir string, n int, cosign bool, maxLevel int) (nodes []*trustdNode, gov *record.Signer, err error) {
 	err = retryOnPortTaken(dir, func() error {
-		nodes, gov, err = startTrustdClusterOnce(ctx, bin, dir, n, cosign)
+		nodes, gov, err = startTrustdClusterOnce(ctx, bin, dir, n, cosign, maxLevel)
 		return err
 	}, func() { stopAll(nodes) })
 	return nodes, gov, err
 }
 
-func startTrustdClusterOnce(ctx context.Context, bin, dir string, n int, cosign bool) ([]*trustdNode, *record.Signer, error) {
+func startTrustdClusterOnce(ctx context.Context, bin, dir string, n int, cosign bool, maxLevel int) ([]*trustdNode, *record.Signer, error) {
 	gov, err := record.GenerateKey(record.KeyEd25519)
 	if err != nil {
 		return nil, nil, err
@@ -303,6 +303,9 @@ func startTrustdClusterOnce(ctx context.Context, bin, dir string, n int, cosign 
 		}
 		cfg := fmt.Sprintf("data_dir: %s\ngenesis: %s\nhttp:\n  addr: %s\nadmin:\n  addr: %s\np2p:\n  listen:\n    - %s\n%s\nlog:\n  level: warn\n",
 			nd.dataDir, gpath, strings.TrimPrefix(nd.url, "http://"), nd.admin, nd.p2p, peerYAML)
+		if maxLevel > 0 {
+			cfg += fmt.Sprintf("raft:\n  max_feature_level: %d\n", maxLevel)
+		}
 		nd.config = filepath.Join(dir, fmt.Sprintf("trustd%d.yaml", i))
 		if err := os.WriteFile(nd.config, []byte(cfg), 0o644); err != nil {
 			return nil, nil, err

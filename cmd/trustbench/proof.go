@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/trustreg/trustreg/registry/proof"
 )
 
 // The proof row of the read benchmark: the same trust questions asked
@@ -35,6 +37,25 @@ type proofResult struct {
 	CPUus float64 `json:"cpu_us_per_query"`
 	// Bundle: the size of the answers' `proof` members.
 	Bundle bundleSizes `json:"bundle"`
+	// Uncached: the same questions, each request pinned to its own
+	// instant (at=, a few milliseconds apart in the recent past), so that
+	// no answer is served again from the node's proof cache (every one is
+	// computed and proven afresh); its CPU per answer and rate over the
+	// plain rate. Trustd's run asks about now: within a second the node
+	// serves a question asked again from the cache.
+	Uncached             stats   `json:"uncached,omitzero"`
+	UncachedCPUus        float64 `json:"uncached_cpu_us_per_query,omitempty"`
+	UncachedRatioToPlain float64 `json:"uncached_ratio_to_plain,omitempty"`
+}
+
+// uncachedProofs returns the closed loop's requests of the uncached proof
+// run: the proof questions of urls, request i pinned to the instant i
+// microseconds before from, so that no two requests are the same.
+func uncachedProofs(urls []string, from time.Time) func(int, int64) (request, bool) {
+	return func(w int, i int64) (request, bool) {
+		at := from.Add(-time.Duration(i) * time.Microsecond).UTC().Format(time.RFC3339Nano)
+		return request{method: "GET", url: proofURL(urls[i%int64(len(urls))]) + "&at=" + at}, true
+	}
 }
 
 // bundleSizes: the bytes of the `proof` member over the questions asked,
@@ -45,6 +66,11 @@ type bundleSizes struct {
 	Max      int     `json:"max_bytes"`
 	GzipMean float64 `json:"gzip_mean_bytes"`
 	GzipMax  int     `json:"gzip_max_bytes"`
+	// CompactMean and CompactMax: the same bundles in their compact form
+	// (CBOR, gzip'd: what Accept: application/cbor with gzip serves), the
+	// form issue #32's 8 KiB budget is held on.
+	CompactMean float64 `json:"compact_mean_bytes,omitempty"`
+	CompactMax  int     `json:"compact_max_bytes,omitempty"`
 }
 
 // proofURL is a trust question's URL asking for the proof bundle too.
@@ -67,7 +93,7 @@ func proofMember(body []byte) (json.RawMessage, error) {
 // measureBundles sizes the `proof` member of each body.
 func measureBundles(bodies [][]byte) (bundleSizes, error) {
 	var s bundleSizes
-	var sum, gzSum int
+	var sum, gzSum, compactSum int
 	for _, body := range bodies {
 		p, err := proofMember(body)
 		if err != nil {
@@ -81,6 +107,17 @@ func measureBundles(bodies [][]byte) (bundleSizes, error) {
 		if err := w.Close(); err != nil {
 			return bundleSizes{}, err
 		}
+		b, err := proof.ParseBundle(p)
+		if err != nil {
+			return bundleSizes{}, fmt.Errorf("a proof answer's bundle: %w", err)
+		}
+		cb, err := b.MarshalCBOR()
+		if err != nil {
+			return bundleSizes{}, err
+		}
+		compact := len(proof.Compress(cb))
+		compactSum += compact
+		s.CompactMax = max(s.CompactMax, compact)
 		s.Answers++
 		sum += len(p)
 		gzSum += gz.Len()
@@ -90,6 +127,7 @@ func measureBundles(bodies [][]byte) (bundleSizes, error) {
 	if s.Answers > 0 {
 		s.Mean = float64(sum) / float64(s.Answers)
 		s.GzipMean = float64(gzSum) / float64(s.Answers)
+		s.CompactMean = float64(compactSum) / float64(s.Answers)
 	}
 	return s, nil
 }
@@ -187,14 +225,19 @@ func printProofRows(ew *errWriter, reads []readResult) {
 		return
 	}
 	ew.printf("Proof answers: GET /v1/trust?...&proof=true, the same questions, same node, closed loop (issue #32: ratio to plain at least 0.3)\n")
-	ew.printf("%10s %12s %9s %9s %14s %14s %16s %16s\n", "entities", "proof r/s", "p50 ms", "p99 ms", "ratio to plain", "cpu/q", "bundle mean/max", "gzip mean/max")
+	ew.printf("%10s %12s %9s %9s %14s %14s %16s %16s %18s\n", "entities", "proof r/s", "p50 ms", "p99 ms", "ratio to plain", "cpu/q", "bundle mean/max", "gzip mean/max", "compact mean/max")
 	for _, x := range reads {
 		p := x.Proof
 		if p == nil {
 			continue
 		}
-		ew.printf("%10d %12.0f %9.2f %9.2f %14.2f %11.1f us %16s %16s\n", x.Entities, p.Trustd.PerSecond, p.Trustd.P50, p.Trustd.P99,
-			p.RatioToPlain, p.CPUus, fmt.Sprintf("%.0f/%d B", p.Bundle.Mean, p.Bundle.Max), fmt.Sprintf("%.0f/%d B", p.Bundle.GzipMean, p.Bundle.GzipMax))
+		ew.printf("%10d %12.0f %9.2f %9.2f %14.2f %11.1f us %16s %16s %18s\n", x.Entities, p.Trustd.PerSecond, p.Trustd.P50, p.Trustd.P99,
+			p.RatioToPlain, p.CPUus, fmt.Sprintf("%.0f/%d B", p.Bundle.Mean, p.Bundle.Max), fmt.Sprintf("%.0f/%d B", p.Bundle.GzipMean, p.Bundle.GzipMax),
+			fmt.Sprintf("%.0f/%d B", p.Bundle.CompactMean, p.Bundle.CompactMax))
+		if p.Uncached.PerSecond > 0 {
+			ew.printf("%10s %12.0f %9.2f %9.2f %14.2f %11.1f us   (each request at its own instant: none from the proof cache)\n", "uncached", p.Uncached.PerSecond, p.Uncached.P50, p.Uncached.P99,
+				p.UncachedRatioToPlain, p.UncachedCPUus)
+		}
 	}
 }
 
@@ -215,9 +258,12 @@ func proofRows(add func(string, float64, float64), p string, a, b *proofResult) 
 	add(p+"proof p99 (ms)", za.Trustd.P99, zb.Trustd.P99)
 	add(p+"proof r/s / plain trustd r/s", za.RatioToPlain, zb.RatioToPlain)
 	add(p+"proof CPU per query (µs)", za.CPUus, zb.CPUus)
+	add(p+"uncached proof r/s / plain trustd r/s", za.UncachedRatioToPlain, zb.UncachedRatioToPlain)
+	add(p+"uncached proof CPU per query (µs)", za.UncachedCPUus, zb.UncachedCPUus)
 	add(p+"proof bundle mean (bytes)", za.Bundle.Mean, zb.Bundle.Mean)
 	add(p+"proof bundle max (bytes)", float64(za.Bundle.Max), float64(zb.Bundle.Max))
 	add(p+"proof bundle gzip mean (bytes)", za.Bundle.GzipMean, zb.Bundle.GzipMean)
+	add(p+"proof bundle compact max (bytes)", float64(za.Bundle.CompactMax), float64(zb.Bundle.CompactMax))
 }
 
 // checkpointLimit bounds the wait for the read node's first cosigned

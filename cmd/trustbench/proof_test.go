@@ -6,36 +6,57 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/trustreg/trustreg/registry/decide"
+	"github.com/trustreg/trustreg/registry/proof"
+	"github.com/trustreg/trustreg/registry/proof/prooftest"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 func TestProofBundlesAreSizedFromTheirProofMember(t *testing.T) {
-	// The proof members: {"v":1} (7 bytes) and want's bytes.
-	small := `{"authorized":true,"proof":{"v":1}}`
-	want := len(`{"v":1,"records":["` + strings.Repeat("a", 993) + `"]}`)
-	large := `{"authorized":true,"proof":{"v":1,"records":["` + strings.Repeat("a", 993) + `"]}}`
-	s, err := measureBundles([][]byte{[]byte(small), []byte(large)})
+	// Two real bundles of different sizes: a trust answer's, and a records
+	// bundle of the framework alone.
+	w := prooftest.New(t, prooftest.Options{})
+	trust, err := w.Bundle(decide.Question{Entity: prooftest.College, Framework: prooftest.Framework, Action: record.ActionIssue, Resource: prooftest.Nursing}).Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Answers != 2 || s.Max != want || s.Mean != float64(7+want)/2 {
-		t.Fatalf("bundle sizes %+v, want 2 answers, max %d, mean %.1f", s, want, float64(7+want)/2)
+	small, err := w.RecordsBundle(decide.FrameworkKey(prooftest.Framework)).Marshal()
+	if err != nil {
+		t.Fatal(err)
 	}
-	// 993 repeated letters gzip to far fewer bytes; a 7-byte member grows.
-	if s.GzipMax <= 7 || s.GzipMax >= want/4 || s.GzipMean <= 0 {
-		t.Fatalf("gzip sizes %+v of members of 7 and %d bytes", s, want)
+	body := func(p []byte) []byte { return append(append([]byte(`{"authorized":true,"proof":`), p...), '}') }
+	s, err := measureBundles([][]byte{body(small), body(trust)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Answers != 2 || s.Max != len(trust) || s.Mean != float64(len(small)+len(trust))/2 {
+		t.Fatalf("bundle sizes %+v, want 2 answers, max %d, mean %.1f", s, len(trust), float64(len(small)+len(trust))/2)
+	}
+	// Gzip shrinks the JSON; the compact form (gzip'd CBOR) is smaller
+	// still, and is what proof.Compress of the CBOR form makes.
+	cb, err := w.Bundle(decide.Question{Entity: prooftest.College, Framework: prooftest.Framework, Action: record.ActionIssue, Resource: prooftest.Nursing}).MarshalCBOR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.GzipMax >= s.Max || s.GzipMean <= 0 || s.CompactMax >= s.GzipMax || s.CompactMax != len(proof.Compress(cb)) || s.CompactMean <= 0 {
+		t.Fatalf("gzip and compact sizes %+v of bundles of %d and %d bytes (compact %d)", s, len(small), len(trust), len(proof.Compress(cb)))
 	}
 	for _, body := range []string{`{"authorized":true}`, `{"authorized":true,"proof":null}`} {
-		if _, err := measureBundles([][]byte{[]byte(small), []byte(body)}); !errors.Is(err, ErrNoProof) {
+		if _, err := measureBundles([][]byte{[]byte(body)}); !errors.Is(err, ErrNoProof) {
 			t.Fatalf("a body without a proof (%s): %v, want ErrNoProof", body, err)
 		}
 	}
-	if _, err := measureBundles([][]byte{[]byte("<html>")}); err == nil {
-		t.Fatal("a body that is not JSON is sized without an error")
+	for _, b := range []string{"<html>", `{"proof":{"v":1}}`} {
+		if _, err := measureBundles([][]byte{[]byte(b)}); err == nil {
+			t.Fatalf("%s is sized without an error", b)
+		}
 	}
 }
 
@@ -43,7 +64,7 @@ func TestProofRowIsPrintedAndSavedAndOldReportsStillLoad(t *testing.T) {
 	rep := &report{Mode: "short", Machine: "test", Reads: []readResult{{
 		Entities: 2000, Questions: 1024, Conns: 64, Trustd: stats{PerSecond: 10000}, Baseline: stats{PerSecond: 20000}, Ratio: 0.5,
 		Proof: &proofResult{Trustd: stats{PerSecond: 3500, P50: 12.25, P99: 40.5}, RatioToPlain: 0.35, CPUus: 250.5,
-			Bundle: bundleSizes{Answers: 1024, Mean: 4100, Max: 4321, GzipMean: 2100, GzipMax: 2222}},
+			Bundle: bundleSizes{Answers: 1024, Mean: 4100, Max: 4321, GzipMean: 2100, GzipMax: 2222, CompactMean: 1900, CompactMax: 2001}},
 	}}}
 	var out bytes.Buffer
 	if err := printReport(&out, rep); err != nil {
@@ -51,7 +72,7 @@ func TestProofRowIsPrintedAndSavedAndOldReportsStillLoad(t *testing.T) {
 	}
 	for _, want := range []string{
 		"Proof answers: GET /v1/trust?...&proof=true",
-		"      2000         3500     12.25     40.50           0.35       250.5 us      4100/4321 B      2100/2222 B\n",
+		"      2000         3500     12.25     40.50           0.35       250.5 us      4100/4321 B      2100/2222 B        1900/2001 B\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("the report lacks %q:\n%s", want, out.String())
@@ -61,7 +82,7 @@ func TestProofRowIsPrintedAndSavedAndOldReportsStillLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(raw), `"ratio_to_plain":0.35,"cpu_us_per_query":250.5,"bundle":{"answers":1024,"mean_bytes":4100,"max_bytes":4321,"gzip_mean_bytes":2100,"gzip_max_bytes":2222}`) {
+	if !strings.Contains(string(raw), `"ratio_to_plain":0.35,"cpu_us_per_query":250.5,"bundle":{"answers":1024,"mean_bytes":4100,"max_bytes":4321,"gzip_mean_bytes":2100,"gzip_max_bytes":2222,"compact_mean_bytes":1900,"compact_max_bytes":2001}`) {
 		t.Fatalf("the JSON report does not carry the proof row: %s", raw)
 	}
 	dir := t.TempDir()
@@ -172,5 +193,29 @@ func TestProofAnswersAreFetchedOnceEachWithTheirProof(t *testing.T) {
 	defer failing.Close()
 	if _, err := fetchProofs(t.Context(), []string{trustURL(failing.URL, "did:key:a")}); err == nil {
 		t.Fatal("a 503 proof answer is taken as an answer")
+	}
+}
+
+// The uncached proof run asks no two requests alike (the node's proof
+// cache is keyed by the query), each pinned to a valid instant before the
+// run's start.
+func TestUncachedProofRequestsAreAllDistinct(t *testing.T) {
+	from := time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC)
+	next := uncachedProofs([]string{"http://127.0.0.1:1/v1/trust?entity=a", "http://127.0.0.1:1/v1/trust?entity=b"}, from)
+	seen := map[string]bool{}
+	for i := int64(0); i < 5000; i++ {
+		r, ok := next(int(i%64), i)
+		if !ok || seen[r.url] {
+			t.Fatalf("request %d: %q (ok %v, seen before %v)", i, r.url, ok, seen[r.url])
+		}
+		seen[r.url] = true
+		u, err := url.Parse(r.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, err := time.Parse(time.RFC3339Nano, u.Query().Get("at"))
+		if err != nil || at.After(from) || u.Query().Get("proof") != "true" {
+			t.Fatalf("request %d: %q (at %v, %v)", i, r.url, at, err)
+		}
 	}
 }

@@ -54,7 +54,8 @@ func (a *app) verifyCmd() *cobra.Command {
 			"answer. A checkpoint cosigned by a set governance changed carries the changes, each\n" +
 			"checked against the genesis's members and threshold. It prints VERIFIED with the decision, the cosigners and the checkpoint's age, or\n" +
 			"NOT VERIFIED and the first reason, and exits with 0 (VERIFIED, whatever the decision) or 4\n" +
-			"(NOT VERIFIED); with 1 when a file cannot be read. No node is contacted.",
+			"(NOT VERIFIED); with 1 when a file cannot be read. No node is contacted. The bundle may be\n" +
+			"in its JSON or its CBOR form, either of them gzip-compressed (proof.ParseAny).",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if a.genesisArg == "" {
@@ -83,7 +84,7 @@ func (a *app) verifyCmd() *cobra.Command {
 }
 
 // readBundle reads the bundle file (- is stdin), at most
-// proof.MaxBundleSize bytes and one more, so ParseBundle names the limit.
+// proof.MaxBundleSize bytes and one more, so ParseAny names the limit.
 func (a *app) readBundle(name string) ([]byte, error) {
 	r := a.stdin
 	if name != "-" {
@@ -102,7 +103,7 @@ func (a *app) readBundle(name string) ([]byte, error) {
 }
 
 func verifyBundle(raw, genesis []byte, opts proof.Options) (*proof.Verified, error) {
-	b, err := proof.ParseBundle(raw)
+	b, err := proof.ParseAny(raw)
 	if err != nil {
 		return nil, err
 	}

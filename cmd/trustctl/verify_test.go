@@ -90,11 +90,31 @@ func TestVerifyCommand(t *testing.T) {
 		})
 	}
 
-	// In process, from stdin: the JSON output is the recomputed decision.
+	// The bundle's other forms: CBOR, and gzip of either.
 	raw, err := os.ReadFile(good)
 	if err != nil {
 		t.Fatal(err)
 	}
+	b, err := proof.ParseBundle(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := b.MarshalCBOR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, form := range map[string][]byte{"CBOR": cb, "gzip of CBOR": proof.Compress(cb), "gzip of JSON": proof.Compress(raw)} {
+		file := filepath.Join(t.TempDir(), "bundle")
+		if err := os.WriteFile(file, form, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errw := runProcess(t, "verify", file, "--genesis", genesis)
+		if code != 0 || !strings.Contains(out, "VERIFIED: AUTHORIZED (active): "+prooftest.College) {
+			t.Errorf("%s: exit code %d\nstdout: %s\nstderr: %s", name, code, out, errw)
+		}
+	}
+
+	// In process, from stdin: the JSON output is the recomputed decision.
 	var out, errw bytes.Buffer
 	if err := run(context.Background(), []string{"--json", "verify", "-", "--genesis", genesis}, bytes.NewReader(raw), &out, &errw); err != nil {
 		t.Fatalf("verify -: %v\n%s", err, errw.String())

@@ -12,7 +12,6 @@ import (
 	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 	"github.com/trustreg/trustreg/registry/smt"
-	"github.com/trustreg/trustreg/registry/tlog"
 )
 
 // Version is the bundle format this package writes and reads.
@@ -49,7 +48,7 @@ type Bundle struct {
 	LeafIndex   uint64             `json:"leafIndex"`
 	LeafSize    uint64             `json:"leafSize,omitempty"`
 	Inclusion   Hashes             `json:"inclusion"`
-	Consistency Hashes             `json:"consistency,omitempty"`
+	Consistency Hashes             `json:"consistency,omitempty" cbor:"consistency,omitzero"`
 	Checkpoint  string             `json:"checkpoint"`
 	// Cosigners: when the checkpoint's cosigner set is not the
 	// genesis's, the changes that made it and the state's cosigner-set
@@ -102,12 +101,9 @@ type Hashes [][]byte
 
 // MarshalJSON writes the hashes as one base64 string.
 func (h Hashes) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, len(h)*tlog.HashSize)
-	for _, x := range h {
-		if len(x) != tlog.HashSize {
-			return nil, fmt.Errorf("%w: a hash of %d bytes", ErrMalformed, len(x))
-		}
-		b = append(b, x...)
+	b, err := h.concat()
+	if err != nil {
+		return nil, err
 	}
 	return json.Marshal(b)
 }
@@ -118,18 +114,7 @@ func (h *Hashes) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &b); err != nil {
 		return err
 	}
-	if len(b)%tlog.HashSize != 0 {
-		return fmt.Errorf("%d bytes of hashes, not a multiple of %d", len(b), tlog.HashSize)
-	}
-	if len(b)/tlog.HashSize > tlog.MaxProofHashes {
-		return fmt.Errorf("%d hashes, at most %d", len(b)/tlog.HashSize, tlog.MaxProofHashes)
-	}
-	out := make(Hashes, 0, len(b)/tlog.HashSize)
-	for i := 0; i < len(b); i += tlog.HashSize {
-		out = append(out, b[i:i+tlog.HashSize:i+tlog.HashSize])
-	}
-	*h = out
-	return nil
+	return h.split(b)
 }
 
 // Record kinds (Record.Kind), and the decide.RecordKind each names.

@@ -4,8 +4,9 @@
 // #32). A wallet or a verifier service imports it and trusts nothing but
 // the consortium's genesis document. It imports only the standard library,
 // the record types (registry/record), the decision code (registry/decide),
-// the state map (registry/smt) and the log (registry/tlog): no storage,
-// network or consensus library.
+// the state map (registry/smt), the log (registry/tlog) and a CBOR codec
+// (fxamacker/cbor, for the CBOR form): no storage, network or consensus
+// library.
 //
 // Verify checks a Bundle and recomputes its decision with the same code the
 // node runs (decide.Decide, decide.Recognize), over the proven records
@@ -109,6 +110,47 @@
 // A question without asOf must be answered from the last leaf of the
 // checkpoint's log (leafIndex = size − 1): an older leaf could hide a later
 // status event. So must a bundle with cosigners, whose record is proven
-// against that leaf's map root. An asOf question may use any leaf of index ≥ asOf, proven
-// in the checkpoint's tree directly or through leafSize and consistency.
+// against that leaf's map root. An asOf question may use any leaf of index
+// ≥ asOf, proven in the checkpoint's tree directly or through leafSize and
+// consistency.
+//
+// # The CBOR form
+//
+// The same bundle has a binary form (RFC 8949 CBOR, media type
+// application/cbor; MarshalCBOR, ParseBundleCBOR): the JSON object above as
+// a CBOR map with the same keys (text strings), left out where the JSON
+// leaves them out, and the same values, except that every byte string the
+// JSON writes in base64 (mapProof, leaf, inclusion, consistency, a
+// record's bytes, statusList's list and version, cosigners' record and
+// each change's jws, leaf and inclusion) is a CBOR byte string
+// (major type 2) of those bytes:
+//
+//	map (major type 5)        a JSON object; keys are text strings
+//	array (major type 4)      a JSON array (records, chain, changes)
+//	text string (type 3)      a JSON string that is not base64: kinds,
+//	                          identifiers, question fields, reason, the
+//	                          checkpoint note byte for byte, and at, in
+//	                          RFC 3339 as in JSON
+//	byte string (type 2)      a base64 string's bytes; inclusion and
+//	                          consistency are their 32-byte hashes
+//	                          concatenated
+//	unsigned integer (type 0) a JSON number (version, indexes)
+//	true, false, null         the same; null is an absent record's bytes
+//
+// It is written in the core deterministic encoding (RFC 8949 §4.2.1:
+// shortest heads, definite lengths, map keys sorted by their encoded
+// bytes), and a reader accepts that encoding only: no tags, no
+// indefinite lengths, no duplicate or unknown keys, nothing after the map,
+// and exactly the bytes MarshalCBOR writes for the bundle read (a time as
+// a number, an explicit zero for a field left out, or keys out of order
+// are refused). The first byte tells the forms apart: a CBOR map starts
+// with 0xa0 to 0xbf, a JSON text never does.
+//
+// # Compression
+//
+// Either form may be compressed with gzip (RFC 1952: one member, nothing
+// after it; it starts with 0x1f 0x8b), expanding to at most MaxBundleSize
+// bytes. ParseAny reads all four (JSON, CBOR, and gzip of either). The
+// gzip of the CBOR form is the compact form, the one issue #32's size
+// budget is held on (DESIGN.md, Size).
 package proof

@@ -1,6 +1,7 @@
 package proof_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -22,7 +23,8 @@ func collegeQuestion() decide.Question {
 }
 
 // mustVerify verifies b after a round trip through its JSON, as a
-// verifier that received it would, and fails the test on any error.
+// verifier that received it would, and fails the test on any error (the
+// CBOR form must read back to the same bundle: see verifyJSON).
 func mustVerify(t *testing.T, w *prooftest.World, b *proof.Bundle) *proof.Verified {
 	t.Helper()
 	v, err := verifyJSON(t, w, b, proof.Options{Now: w.Now})
@@ -42,7 +44,43 @@ func verifyJSON(t *testing.T, w *prooftest.World, b *proof.Bundle, opts proof.Op
 	if err != nil {
 		t.Fatalf("parse the bundle's own JSON: %v", err)
 	}
+	mustSameCBOR(t, parsed)
 	return proof.Verify(parsed, w.Genesis, opts)
+}
+
+// mustSameCBOR checks that b, read from JSON, reads back from its CBOR
+// form, and from the gzip of that, as the same bundle: every test that
+// verifies through verifyJSON verifies the CBOR form's bundle too.
+func mustSameCBOR(t *testing.T, b *proof.Bundle) {
+	t.Helper()
+	mustRoundTrip(t, b)
+	raw, err := b.MarshalCBOR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := proof.ParseAny(proof.Compress(raw))
+	if err != nil {
+		t.Fatalf("parse the gzip of the bundle's own CBOR: %v", err)
+	}
+	mustSameJSON(t, got, b)
+}
+
+// mustSameJSON fails the test unless got and want have the same JSON (a
+// time read from CBOR may carry time.UTC where one read from JSON carries
+// no location: the same instant, not DeepEqual).
+func mustSameJSON(t *testing.T, got, want *proof.Bundle) {
+	t.Helper()
+	g, err := got.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := want.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(g, w) {
+		t.Fatalf("the bundle reads back as\n%s\nnot\n%s", g, w)
+	}
 }
 
 // TestVerifyDepth3Chain: the college's authorization through a chain of

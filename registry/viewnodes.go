@@ -1,0 +1,152 @@
+package registry
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/trustreg/trustreg/registry/decide"
+	"github.com/trustreg/trustreg/registry/smt"
+)
+
+// keptMemoryMaxBytes bounds what one kept view remembers (viewMemory):
+// about 10,000 map node records, the top 13 levels of a map of a million
+// records, which every proof walks through, or the records of a few
+// thousand trust chains.
+const keptMemoryMaxBytes = 4 << 20
+
+// viewMemory remembers what proofs from one kept view read (kept.go): the
+// state map's node records, the records decisions read and the received
+// listings. A kept view's state never changes, so what was read once
+// stands for every later proof from it; answers about now are all proven
+// from the view at the latest checkpoint's size, and without it each
+// reads its chain's records and walks the map's nodes from Pebble again
+// (the larger part of a proof answer's CPU at 10k entities: trustbench
+// --profile). Reads are remembered until keptMemoryMaxBytes and then only
+// made: the first ones are the map's top levels and the records many
+// chains share. The view it belongs to owns it; it ends with the view.
+//
+// What it returns is shared: the map changes no record it reads
+// (smt.NodeStore), and the proof.Recorder copies the records it keeps.
+type viewMemory struct {
+	mu       sync.RWMutex
+	nodes    map[string][]byte           // nil value: no record under the key
+	records  map[decide.RecordKey][]byte // nil value: absent
+	received map[[2]string][]string
+	bytes    int
+}
+
+func newViewMemory() *viewMemory {
+	return &viewMemory{nodes: map[string][]byte{}, records: map[decide.RecordKey][]byte{}, received: map[[2]string][]string{}}
+}
+
+// room reports whether size more bytes fit, and counts them if so. The
+// caller holds mu.
+func (m *viewMemory) room(size int) bool {
+	if m.bytes+size > keptMemoryMaxBytes {
+		return false
+	}
+	m.bytes += size
+	return true
+}
+
+// cachedNodes is the smt.NodeStore of a kept view: its memory over its
+// snapshot.
+type cachedNodes struct {
+	m *viewMemory
+	r mapNodes
+}
+
+// GetNode implements smt.NodeStore.
+func (n cachedNodes) GetNode(k []byte) ([]byte, error) {
+	n.m.mu.RLock()
+	v, ok := n.m.nodes[string(k)]
+	n.m.mu.RUnlock()
+	if ok {
+		if v == nil {
+			return nil, smt.ErrNodeNotFound
+		}
+		return v, nil
+	}
+	v, err := n.r.GetNode(k)
+	if err != nil && !errors.Is(err, smt.ErrNodeNotFound) {
+		return nil, err
+	}
+	n.m.mu.Lock()
+	if _, dup := n.m.nodes[string(k)]; !dup && n.m.room(len(k)+len(v)+64) {
+		n.m.nodes[string(k)] = v
+	}
+	n.m.mu.Unlock()
+	return v, err
+}
+
+// PutNode implements smt.NodeStore: a view is read-only.
+func (n cachedNodes) PutNode(k, v []byte) error { return errReadOnly }
+
+// DeleteNode implements smt.NodeStore: a view is read-only.
+func (n cachedNodes) DeleteNode(k []byte) error { return errReadOnly }
+
+// cachedRecords is the decide.Records of a kept view: its memory over its
+// snapshot.
+type cachedRecords struct {
+	m *viewMemory
+	r *storeReader
+}
+
+// Record implements decide.Records.
+func (c cachedRecords) Record(k decide.RecordKey) ([]byte, error) {
+	c.m.mu.RLock()
+	v, ok := c.m.records[k]
+	c.m.mu.RUnlock()
+	if ok {
+		return v, nil
+	}
+	v, err := c.r.Record(k)
+	if err != nil {
+		return nil, err
+	}
+	c.m.mu.Lock()
+	if _, dup := c.m.records[k]; !dup && c.m.room(len(k.A)+len(k.B)+len(v)+96) {
+		c.m.records[k] = v
+	}
+	c.m.mu.Unlock()
+	return v, nil
+}
+
+// Received implements decide.Records.
+func (c cachedRecords) Received(subject, framework string) ([]string, error) {
+	k := [2]string{subject, framework}
+	c.m.mu.RLock()
+	ids, ok := c.m.received[k]
+	c.m.mu.RUnlock()
+	if ok {
+		return ids, nil
+	}
+	ids, err := c.r.Received(subject, framework)
+	if err != nil {
+		return nil, err
+	}
+	size := len(subject) + len(framework) + 96
+	for _, id := range ids {
+		size += len(id) + 16
+	}
+	c.m.mu.Lock()
+	if _, dup := c.m.received[k]; !dup && c.m.room(size) {
+		c.m.received[k] = ids
+	}
+	c.m.mu.Unlock()
+	return ids, nil
+}
+
+var (
+	_ smt.NodeStore  = cachedNodes{}
+	_ decide.Records = cachedRecords{}
+)
+
+// mapStore returns the node store proofs from v read: through its kept
+// view's memory when it has one.
+func (v *View) mapStore() smt.NodeStore {
+	if v.mem != nil {
+		return cachedNodes{m: v.mem, r: mapNodes{r: v.snap}}
+	}
+	return mapNodes{r: v.snap}
+}
