@@ -105,6 +105,13 @@ func TestClusterCosignerSetChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	bare := *b2
+	bare.Cosigners = nil
+	cbBare, err := bare.MarshalCBOR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("two cosigner changes add %d bytes to the bundle's CBOR form (%d without them)", len(cb)-len(cbBare), len(cbBare))
 	if pb, err := proof.ParseAny(cb); err != nil || pb.Cosigners == nil {
 		t.Fatalf("the CBOR form: %v", err)
 	} else if v, err := proof.Verify(pb, genesis, proof.Options{}); err != nil || v.CosignerChanges != 2 {
