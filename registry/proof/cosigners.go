@@ -122,13 +122,14 @@ func (b *Bundle) follow(g *record.Genesis) (*followed, error) {
 	return f, nil
 }
 
-// verifier is the checkpoint verifier of set s for the log origin.
+// verifier is the checkpoint verifier of set s for the log origin; the
+// caller names the sentinel of its error.
 func (s cosignerSet) verifier(origin string) (*tlog.Verifier, error) {
 	keys := make([]tlog.CosignerKey, 0, len(s.keys))
 	for _, v := range s.keys {
 		k, err := tlog.ParseCosignerKey(v)
 		if err != nil {
-			return nil, fmt.Errorf("%w: cosigner %q: %w", ErrMalformed, v, err)
+			return nil, fmt.Errorf("cosigner %q: %w", v, err)
 		}
 		keys = append(keys, k)
 	}

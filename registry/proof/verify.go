@@ -35,11 +35,11 @@ var (
 	// ErrBadCosignature: a cosignature line by a genesis key does not
 	// verify (the checkpoint text was altered, or the signature forged).
 	ErrBadCosignature = errors.New("proof: a cosignature by a genesis key does not verify")
-	// ErrTooFewCosigners: fewer genesis cosigners signed the checkpoint
-	// than the quorum.
+	// ErrTooFewCosigners: fewer cosigners in force (the genesis's, or
+	// the last carried change's) signed the checkpoint than the quorum.
 	ErrTooFewCosigners = errors.New("proof: too few cosigners")
-	// ErrUnknownCosigner: the checkpoint lacks a quorum of genesis
-	// cosigners and carries cosignatures by keys outside the genesis set.
+	// ErrUnknownCosigner: the checkpoint lacks a quorum of the cosigners
+	// in force and carries cosignatures by keys outside that set.
 	ErrUnknownCosigner = errors.New("proof: cosignatures by keys outside the genesis cosigner set")
 	// ErrCheckpointTooOld: a quorum of cosigners vouched for the
 	// checkpoint longer ago than Options.MaxAge.
@@ -345,7 +345,7 @@ func parseGenesis(genesis []byte) (*record.Genesis, string, error) {
 func (f *followed) verifyCheckpoint(origin string, note []byte) (*tlog.Verified, error) {
 	v, err := f.set.verifier(origin)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: the cosigner set in force: %w", ErrMalformed, err)
 	}
 	cp, err := v.Verify(note)
 	if err == nil {
