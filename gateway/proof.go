@@ -178,7 +178,11 @@ func (p *provenState) bundle(rec *proof.Recorder, q proof.Question, a proof.Answ
 		}
 		keys = append(keys, k)
 	}
-	recs, mapProof, err := p.view.ProveRecords(keys)
+	cos, err := p.cosigners()
+	if err != nil {
+		return nil, err
+	}
+	recs, vals, mapProof, err := p.view.ProveRecordsAndStoreKeys(keys, p.cosignerKeys(cos))
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +197,54 @@ func (p *provenState) bundle(rec *proof.Recorder, q proof.Question, a proof.Answ
 	return &proof.Bundle{
 		Version: proof.Version, Question: q, Answer: a, Records: out, MapProof: mapProof,
 		Leaf: p.leaf, LeafIndex: p.leafIndex, Inclusion: incl, Checkpoint: string(p.note),
+		Cosigners: withRecord(cos, vals, 0),
 	}, nil
+}
+
+// cosigners is the evidence of the cosigner changes the checkpoint
+// follows (proof.Cosigners), without its record, which the map proof
+// proves (cosignerKeys, withRecord); nil while the genesis's set is in
+// force. The view is the state at the checkpoint's size, so its record
+// lists exactly the changes applied below that size.
+func (p *provenState) cosigners() (*proof.Cosigners, error) {
+	set, _, err := p.view.CosignerSet()
+	if err != nil || set == nil {
+		return nil, err
+	}
+	out := &proof.Cosigners{}
+	for _, ch := range set.Changes {
+		jws, err := p.view.OperationJWS(ch.Operation)
+		if err != nil {
+			return nil, err
+		}
+		at, leaf, err := p.view.LeafOfIndex(ch.Index)
+		if err != nil {
+			return nil, err
+		}
+		incl, err := p.view.InclusionProof(at, p.size)
+		if err != nil {
+			return nil, err
+		}
+		out.Changes = append(out.Changes, proof.CosignerChange{JWS: jws, Leaf: leaf, LeafIndex: at, Inclusion: incl})
+	}
+	return out, nil
+}
+
+// cosignerKeys is the store key the map proof must cover for cos: the
+// cosigner-set record's, when there is evidence.
+func (p *provenState) cosignerKeys(cos *proof.Cosigners) [][]byte {
+	if cos == nil {
+		return nil
+	}
+	return [][]byte{registry.CosignerSetStoreKey()}
+}
+
+// withRecord sets cos's record to the proven value vals[i].
+func withRecord(cos *proof.Cosigners, vals [][]byte, i int) *proof.Cosigners {
+	if cos != nil {
+		cos.Record = vals[i]
+	}
+	return cos
 }
 
 // proveDecision answers q with its proof (minIndex: see provenView): the decision made through a
@@ -397,10 +448,14 @@ func (s *Server) proveStatusList(ctx context.Context, issuer, list, framework, r
 		}
 		keys = append(keys, k)
 	}
-	recs, vals, mapProof, err := p.view.ProveRecordsAndStoreKeys(keys, [][]byte{
+	cos, err := p.cosigners()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	recs, vals, mapProof, err := p.view.ProveRecordsAndStoreKeys(keys, append([][]byte{
 		proof.StatusListStoreKey(issuer, list),
 		proof.ListVersionStoreKey(issuer, list, lv.CurrentIndex),
-	})
+	}, p.cosignerKeys(cos)...))
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -417,6 +472,7 @@ func (s *Server) proveStatusList(ctx context.Context, issuer, list, framework, r
 		Version: proof.Version, Question: pq, Answer: pa, Records: out,
 		StatusList: &proof.StatusListRecords{List: vals[0], VersionIndex: lv.CurrentIndex, Version: vals[1]},
 		MapProof:   mapProof, Leaf: p.leaf, LeafIndex: p.leafIndex, Inclusion: incl, Checkpoint: string(p.note),
+		Cosigners: withRecord(cos, vals, 2),
 	}, p.applied, nil
 }
 

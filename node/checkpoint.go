@@ -42,8 +42,11 @@ func (n *Node) startCosign(testLog cosign.Log) error {
 		return nil
 	}
 	var log cosign.Log = stateLog{n.State}
+	setAt := n.cosignersAt
 	if testLog != nil {
-		log = testLog
+		// A test's log stands in for the state's, whose changes it does
+		// not hold: the genesis set cosigns it.
+		log, setAt = testLog, nil
 	}
 	keys := make([]tlog.CosignerKey, 0, len(g.Cosigners))
 	for _, v := range g.Cosigners {
@@ -59,7 +62,7 @@ func (n *Node) startCosign(testLog cosign.Log) error {
 	}
 	n.cosign, err = cosign.New(cosign.Config{
 		Host: n.host, Identity: n.identity, Log: log, Origin: origin,
-		Cosigners: keys, Quorum: g.CosignerQuorumOf(),
+		Cosigners: keys, Quorum: g.CosignerQuorumOf(), SetAt: setAt,
 		StatePath: filepath.Join(n.cfg.DataDir, cosign.StateFile),
 		Allowed:   n.gater.Allowed,
 		IsLeader:  n.cluster.IsLeader,
@@ -78,8 +81,27 @@ func (n *Node) startCosign(testLog cosign.Log) error {
 		return fmt.Errorf("cosigning: %w", err)
 	}
 	n.cosign.Start()
-	n.log.Info("checkpoints cosigned by the genesis cosigners", "cosigners", len(keys), "quorum", g.CosignerQuorumOf(), "this_node_cosigns", n.cosign.IsCosigner())
+	n.log.Info("checkpoints cosigned by the cosigners in force", "genesis_cosigners", len(keys), "genesis_quorum", g.CosignerQuorumOf(), "this_node_cosigns", n.cosign.IsCosigner())
 	return nil
+}
+
+// cosignersAt is the cosigner set in force for a checkpoint of log size
+// size (cosign.Config.SetAt): the genesis set as changed by the
+// setCosigners the state applied below that size.
+func (n *Node) cosignersAt(size uint64) (cosign.Roster, error) {
+	set, err := n.State.CosignersAt(size)
+	if err != nil {
+		return cosign.Roster{}, err
+	}
+	keys := make([]tlog.CosignerKey, 0, len(set.Keys))
+	for _, v := range set.Keys {
+		k, err := tlog.ParseCosignerKey(v)
+		if err != nil {
+			return cosign.Roster{}, fmt.Errorf("cosigner %q: %w", v, err)
+		}
+		keys = append(keys, k)
+	}
+	return cosign.Roster{Cosigners: keys, Quorum: set.QuorumOf()}, nil
 }
 
 // LatestCheckpoint returns the latest checkpoint of the registry's log

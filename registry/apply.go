@@ -295,6 +295,8 @@ func (c *applyCtx) dispatch() (string, error) {
 		return c.changeRecognition(body)
 	case *record.PublishStatusList:
 		return c.publishStatusList(body)
+	case *record.SetCosigners:
+		return c.setCosigners(body)
 	}
 	panic(fmt.Sprintf("registry: no handler for %T", c.op.Body))
 }

@@ -47,7 +47,7 @@ import (
 // as listings (receivedListing), and the genesis under metaGenesis.
 var committedTables = []byte{
 	tableFrameworks, tableRoots, tableEntities, tableAccreditation,
-	tableRecognitions, tableStatusLists, tableListVersions,
+	tableRecognitions, tableStatusLists, tableListVersions, tableCosigners,
 }
 
 // buildChunk bounds the changes of one map update while the map is built

@@ -68,9 +68,15 @@ const (
 	// the log stay a pure function of the log. The entry that raises the
 	// level builds the map over every record already stored.
 	FeatureLevelCommitment = 7
+	// FeatureLevelCosignerSet accepts setCosigners: governance replaces
+	// the checkpoint cosigners and their quorum, and the state keeps the
+	// set in force, with the list of its changes, in a record the map
+	// commits to (apply_cosigners.go). Older builds refuse the operation
+	// as malformed.
+	FeatureLevelCosignerSet = 8
 
 	// FeatureLevel is the highest level this build applies.
-	FeatureLevel = FeatureLevelCommitment
+	FeatureLevel = FeatureLevelCosignerSet
 )
 
 // featureNames say what each level adds, for error messages and status.
@@ -82,6 +88,7 @@ var featureNames = map[int]string{
 	FeatureLevelAccreditationCredential: "accreditations submitted as EBSI Verifiable Accreditation VC-JWTs",
 	FeatureLevelStatusListREC:           "status lists by the Bitstring Status List Recommendation: Data Integrity credentials, purpose refresh, any statusSize, statusMessages",
 	FeatureLevelCommitment:              "a verifiable map of the state and a transparency log of the applied entries",
+	FeatureLevelCosignerSet:             "checkpoint cosigners changed by governance (setCosigners)",
 }
 
 // OpFeatureLevel names the result of a feature level raise.
@@ -186,6 +193,8 @@ func featureLevelOf(op *record.ParsedOperation) int {
 		m = body.Metadata
 	case *record.AccreditationCredential:
 		return FeatureLevelAccreditationCredential
+	case *record.SetCosigners:
+		return FeatureLevelCosignerSet
 	case *record.RootChange:
 		if body.Credential != "" {
 			return FeatureLevelAccreditationCredential

@@ -28,8 +28,14 @@ func (h *harness) mustRaiseLevel(level int) {
 // governance members are did:keys of the given kinds, threshold 1.
 func mustSignedContentState(t testing.TB, kinds ...string) *harness {
 	t.Helper()
+	return mustSignedContentGenesis(t, record.Genesis{Consortium: "test consortium", Threshold: 1}, kinds...)
+}
+
+// mustSignedContentGenesis is mustSignedContentState with genesis g, to
+// which the members are added.
+func mustSignedContentGenesis(t testing.TB, g record.Genesis, kinds ...string) *harness {
+	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), now: t0}
-	g := record.Genesis{Consortium: "test consortium", Threshold: 1}
 	for _, kind := range kinds {
 		h.addMembers(&g, kind, 1)
 	}
@@ -233,7 +239,8 @@ func mustPayload(t testing.TB, jws []byte) []byte {
 // ES256 signature with a high s is refused as malformed. None changes the
 // state. ES256 signs most of them; Ed25519 some.
 func TestEveryOperationReencodedIsTheSameOperation(t *testing.T) {
-	h := mustSignedContentState(t, record.KeyP256, record.KeyEd25519, record.KeyP256)
+	h := mustSignedContentGenesis(t, record.Genesis{Consortium: "test consortium", Threshold: 1, Cosigners: []string{mustCosignerVKey(t, "c0.example")}},
+		record.KeyP256, record.KeyEd25519, record.KeyP256)
 	root, qa, college, stranger := mustKey(t, record.KeyP256), mustKey(t, record.KeyP256), mustKey(t, record.KeyP256), mustKey(t, record.KeyP256)
 	selfEd := mustKey(t, record.KeyEd25519)
 	web := "did:web:agency.example"
@@ -282,6 +289,10 @@ func TestEveryOperationReencodedIsTheSameOperation(t *testing.T) {
 		{record.OpRevoke, qa, func() map[string]any { return map[string]any{"accreditation": collegeAcc} }, nil},
 		{record.OpRecognize, nil, func() map[string]any { return map[string]any{"framework": fwID, "recognized": other} }, nil},
 		{record.OpUnrecognize, nil, func() map[string]any { return map[string]any{"framework": fwID, "recognized": other} }, nil},
+		{record.OpSetCosigners, nil, func() map[string]any {
+			h.mustRaiseLevel(FeatureLevelCosignerSet)
+			return map[string]any{"cosigners": []string{mustCosignerVKey(t, "c1.example")}}
+		}, nil},
 	}
 	seen := map[string]bool{}
 	for _, st := range steps {

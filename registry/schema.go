@@ -37,6 +37,10 @@ const (
 	tableMapNodes  byte = 0x12 // smt node key -> smt node record
 	tableLogNodes  byte = 0x13 // tlog NodeID key (level, index u64 BE) -> hash
 	tableLogLeaves byte = 0x14 // leaf index (u64 BE) -> encoded tlog.Leaf
+	// tableCosigners holds one record, under the key of the table byte
+	// alone, from the first setCosigners on (FeatureLevelCosignerSet):
+	// the record.CosignerSet in force (apply_cosigners.go).
+	tableCosigners = decide.TableCosigners
 )
 
 // Meta keys.
@@ -68,7 +72,7 @@ var domainTables = []byte{
 	tableOps, tableSigs, tableFrameworks, tableRoots, tableEntities,
 	tableAccreditation, tableReceived, tableGranted, tableByFramework,
 	tableHistory, tableRecognitions, tableOpsByIndex, tableStatusLists, tableListVersions,
-	tableSignedContent,
+	tableSignedContent, tableCosigners,
 }
 
 // key is a record's store key: its table, then its parts separated by

@@ -72,6 +72,40 @@ func (s *verifier) resolveKey(e *decide.Evaluator, kid string) (parsedKey, strin
 	return parsedKey{}, did, record.Reject(record.CodeUnknownKey, "no key %q is registered for %s: sign with one of its current keys (rotateKeys replaces them)", kid, did)
 }
 
+// keyFor is the key a signature of op by kid is checked against: for a
+// setCosigners, the key the genesis gives the member (genesisKey), which is
+// all a verifier following cosigner changes holds; for any other
+// operation, the key recorded now (resolveKey).
+func (s *verifier) keyFor(e *decide.Evaluator, op *record.ParsedOperation, kid string) (parsedKey, string, error) {
+	if _, ok := op.Body.(*record.SetCosigners); ok {
+		return s.genesisKey(kid)
+	}
+	return s.resolveKey(e, kid)
+}
+
+// genesisKey finds the key a kid names among the genesis's: a did:key
+// member's own key, or one of a member's genesis keys.
+func (s *verifier) genesisKey(kid string) (parsedKey, string, error) {
+	did, fragment, _ := strings.Cut(kid, "#")
+	m, member := s.members[did]
+	if !member {
+		return parsedKey{}, did, record.Reject(record.CodeNotAuthorized, "setCosigners is signed by governance members only, with the keys the genesis gives them; %s is not a member", did)
+	}
+	if len(m.Keys) == 0 {
+		k, err := s.keys.didKey(did)
+		if err != nil {
+			return parsedKey{}, did, record.Reject(record.CodeUnknownKey, "kid %q: %v", kid, err)
+		}
+		return k, did, nil
+	}
+	for _, raw := range m.Keys {
+		if k, err := s.keys.jwk(raw); err == nil && record.KIDMatches(k.kid, did, fragment) {
+			return k, did, nil
+		}
+	}
+	return parsedKey{}, did, record.Reject(record.CodeUnknownKey, "the genesis gives member %s no key %q: setCosigners is signed with the keys the genesis gives the members, which a verifier checks it against", did, kid)
+}
+
 // verifiedKey names one signature of one exact operation checked against
 // one exact public key: the raw bytes fix the signed content.
 func verifiedKey(pub crypto.PublicKey, i int, raw []byte) [32]byte {
@@ -133,7 +167,7 @@ func (s *verifier) preVerify(raw []byte) (*record.ParsedOperation, error) {
 	defer view.Close()
 	r := view.evaluator(view.index)
 	for i, sig := range op.JWS.Signatures {
-		k, _, err := s.resolveKey(r, sig.Protected.KeyID)
+		k, _, err := s.keyFor(r, op, sig.Protected.KeyID)
 		if err != nil {
 			return op, nil // apply will reject it with the reason
 		}
@@ -155,7 +189,7 @@ func (s *verifier) verifySignatures(e *decide.Evaluator, op *record.ParsedOperat
 	signers := make([]string, 0, len(op.JWS.Signatures))
 	seen := map[string]bool{}
 	for i, sig := range op.JWS.Signatures {
-		k, did, err := s.resolveKey(e, sig.Protected.KeyID)
+		k, did, err := s.keyFor(e, op, sig.Protected.KeyID)
 		if err != nil {
 			return nil, err
 		}

@@ -55,6 +55,9 @@ func (a *app) auditCmd() *cobra.Command {
 				_, _ = fmt.Fprintf(a.out, "AUDIT FAILED at leaf %d: %s\n  want %s\n  got  %s\n", div.Leaf, div.What, div.Want, div.Got)
 				return fmt.Errorf("%w: %w", errAuditFailed, err)
 			}
+			if errors.Is(err, audit.ErrCheckpoint) {
+				return fmt.Errorf("audit: %w (this audit checks the genesis cosigners; after governance changed them with setCosigners, trustd audit verifies the checkpoint with the set it follows through the log)", err)
+			}
 			if err != nil {
 				return fmt.Errorf("audit: %w", err)
 			}

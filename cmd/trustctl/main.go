@@ -104,6 +104,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		a.statusChangeCmd("revoke", "Revoke an accreditation (final)"),
 		a.recognitionCmd("recognize", "Make a framework recognize another (governance)"),
 		a.recognitionCmd("unrecognize", "Withdraw a recognition (governance)"),
+		a.cosignersCmd(),
 		a.signCmd(), a.cosignCmd(), a.submitCmd(),
 		a.trustCmd(), a.accreditationCmd(), a.operationCmd(), a.nodeStatusCmd(), a.clusterCmd(), a.statusListCmd(), a.watchCmd(),
 		a.exportCmd(), a.importCmd(), a.verifyCmd(), a.auditCmd(),

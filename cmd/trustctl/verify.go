@@ -36,18 +36,23 @@ type verifyResult struct {
 	CheckpointSize uint64                      `json:"checkpointSize,omitempty"`
 	FreshAsOf      *time.Time                  `json:"freshAsOf,omitempty"`
 	AgeSeconds     *float64                    `json:"ageSeconds,omitempty"`
+	// Changes is how many governance changes of the cosigner set the
+	// bundle followed from the genesis (--min-cosigner-changes).
+	Changes int `json:"cosignerChanges,omitempty"`
 }
 
 func (a *app) verifyCmd() *cobra.Command {
 	var maxAge time.Duration
+	var minChanges int
 	cmd := &cobra.Command{
-		Use:   "verify FILE --genesis GENESIS_FILE [--max-age 5m]",
+		Use:   "verify FILE --genesis GENESIS_FILE [--max-age 5m] [--min-cosigner-changes N]",
 		Short: "Check a proof bundle offline against the consortium's genesis",
 		Long: "Check a proof bundle (the answer of a node with its proofs; FILE, or - for stdin) offline,\n" +
 			"trusting only the consortium's genesis file: a quorum of the genesis's cosigners signed a\n" +
 			"checkpoint at most --max-age ago, the answer's log leaf is in that log, its records are in\n" +
 			"the state map the leaf commits to, and the decision recomputed from those records is the\n" +
-			"answer. It prints VERIFIED with the decision, the cosigners and the checkpoint's age, or\n" +
+			"answer. A checkpoint cosigned by a set governance changed carries the changes, each\n" +
+			"checked against the genesis's members and threshold. It prints VERIFIED with the decision, the cosigners and the checkpoint's age, or\n" +
 			"NOT VERIFIED and the first reason, and exits with 0 (VERIFIED, whatever the decision) or 4\n" +
 			"(NOT VERIFIED); with 1 when a file cannot be read. No node is contacted. The bundle may be\n" +
 			"in its JSON or its CBOR form, either of them gzip-compressed (proof.ParseAny).",
@@ -66,7 +71,7 @@ func (a *app) verifyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v, err := verifyBundle(raw, genesis, maxAge)
+			v, err := verifyBundle(raw, genesis, proof.Options{MaxAge: maxAge, MinCosignerChanges: minChanges})
 			if err != nil {
 				return a.printNotVerified(err)
 			}
@@ -74,6 +79,7 @@ func (a *app) verifyCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().DurationVar(&maxAge, "max-age", proof.DefaultMaxAge, "the oldest checkpoint accepted: how long ago a quorum of cosigners last signed it")
+	cmd.Flags().IntVar(&minChanges, "min-cosigner-changes", 0, "refuse a bundle that follows fewer cosigner changes than this (the count an earlier verification printed): cosigners a change removed cannot then sign a checkpoint that leaves it out")
 	return cmd
 }
 
@@ -96,12 +102,12 @@ func (a *app) readBundle(name string) ([]byte, error) {
 	return raw, nil
 }
 
-func verifyBundle(raw, genesis []byte, maxAge time.Duration) (*proof.Verified, error) {
+func verifyBundle(raw, genesis []byte, opts proof.Options) (*proof.Verified, error) {
 	b, err := proof.ParseAny(raw)
 	if err != nil {
 		return nil, err
 	}
-	return proof.Verify(b, genesis, proof.Options{MaxAge: maxAge})
+	return proof.Verify(b, genesis, opts)
 }
 
 func (a *app) printNotVerified(verr error) error {
@@ -124,7 +130,7 @@ func (a *app) printVerified(v *proof.Verified, maxAge time.Duration) error {
 	fresh := v.FreshAsOf.UTC()
 	q := v.Question
 	res := verifyResult{Verified: true, Question: &q, Decision: v.Decision, Recognition: v.Recognition, Records: v.Records,
-		StatusList: v.StatusList, ListVersion: v.StatusListVersion, Cosigners: v.Cosigners, Quorum: v.Quorum, CheckpointSize: v.CheckpointSize, FreshAsOf: &fresh, AgeSeconds: &age}
+		StatusList: v.StatusList, ListVersion: v.StatusListVersion, Cosigners: v.Cosigners, Quorum: v.Quorum, Changes: v.CosignerChanges, CheckpointSize: v.CheckpointSize, FreshAsOf: &fresh, AgeSeconds: &age}
 	return a.printText(res, func(w *errWriter) {
 		lead := "VERIFIED: "
 		if l, ver := v.StatusList, v.StatusListVersion; ver != nil {
@@ -165,7 +171,11 @@ func (a *app) printVerified(v *proof.Verified, maxAge time.Duration) error {
 				w.printf("  %s %s %s: %s\n", r.Kind, r.A, r.B, state)
 			}
 		}
-		w.printf("  cosigned by %d of the genesis's cosigners (quorum %d): %s\n", len(v.Cosigners), v.Quorum, strings.Join(v.Cosigners, ", "))
+		if v.CosignerChanges == 0 {
+			w.printf("  cosigned by %d of the genesis's cosigners (quorum %d): %s\n", len(v.Cosigners), v.Quorum, strings.Join(v.Cosigners, ", "))
+		} else {
+			w.printf("  cosigned by %d of the cosigners %d governance changes from the genesis named (quorum %d): %s\n", len(v.Cosigners), v.CosignerChanges, v.Quorum, strings.Join(v.Cosigners, ", "))
+		}
 		w.printf("  checkpoint of %d log entries, %s old (max %s), leaf of raft index %d\n",
 			v.CheckpointSize, v.Age.Round(time.Second), maxAge, v.Leaf.Index)
 	})

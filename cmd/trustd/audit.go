@@ -82,15 +82,16 @@ type operations interface {
 	Result(index uint64) (*record.Result, error)
 }
 
-// runAudit checks the log src serves and replays it.
+// runAudit checks the log src serves and replays it. The checkpoints are
+// verified with the cosigner set in force at their sizes, which the replay
+// follows from the genesis: the changes (setCosigners) the replayed
+// entries applied, each signed by the genesis threshold of members.
 func runAudit(stdout io.Writer, src audit.Source, ops operations, genesis, since []byte, scratch string) error {
-	v, err := audit.NewVerifier(genesis)
-	if err != nil {
+	if _, err := audit.NewVerifier(genesis); err != nil {
 		return err
 	}
-	l, err := audit.ReadLog(src, v, since)
-	var div *audit.Divergence
-	if err != nil && !errors.As(err, &div) {
+	origin, err := tlog.Origin(record.CIDOf(genesis))
+	if err != nil {
 		return err
 	}
 	st, err := registry.Open(scratch, genesis, registry.Options{DiskReserveBytes: 1})
@@ -98,8 +99,27 @@ func runAudit(stdout io.Writer, src audit.Source, ops operations, genesis, since
 		return fmt.Errorf("open the replay's state in %s: %w", scratch, err)
 	}
 	defer func() { _ = st.Close() }() // a scratch state: nothing in it is kept
-	rdiv, rejected, err := replay(st, l, ops)
-	if err != nil {
+	var rdiv *audit.Divergence
+	var rejected int
+	ran := false
+	verifierAt := func(l *audit.Log, size uint64) (*tlog.Verifier, error) {
+		if !ran {
+			ran = true
+			var err error
+			if rdiv, rejected, err = replay(st, l, ops); err != nil {
+				return nil, err
+			}
+		}
+		return replayedVerifier(st, l, origin, size)
+	}
+	l, err := audit.ReadLogAt(src, verifierAt, since)
+	var div *audit.Divergence
+	switch {
+	case errors.Is(err, audit.ErrCheckpoint) && rdiv != nil:
+		// The replay stopped short of the changes the checkpoint's set
+		// follows from: the divergence is the finding.
+		div = rdiv
+	case err != nil && !errors.As(err, &div):
 		return err
 	}
 	if div = audit.First(div, rdiv); div != nil {
@@ -113,6 +133,29 @@ func runAudit(stdout io.Writer, src audit.Source, ops operations, genesis, since
 	}
 	_, err = fmt.Fprintf(stdout, "AUDIT OK size %d root %x (cosigned by %v; %s)\n", cp.Size, cp.Hash, l.Checkpoint.Cosigners(), replayed)
 	return err
+}
+
+// replayedVerifier is the checkpoint verifier of the cosigner set in force
+// at log size size of l, as the replay in st followed it: the set after the
+// changes applied at or below the raft index of l's leaf size − 1.
+func replayedVerifier(st *registry.State, l *audit.Log, origin string, size uint64) (*tlog.Verifier, error) {
+	through := uint64(0)
+	if size > 0 && size <= uint64(len(l.Decoded)) {
+		through = l.Decoded[size-1].Index
+	}
+	set, err := st.CosignersThrough(through)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the cosigner set at size %d: %w", audit.ErrCheckpoint, size, err)
+	}
+	keys := make([]tlog.CosignerKey, 0, len(set.Keys))
+	for _, v := range set.Keys {
+		k, err := tlog.ParseCosignerKey(v)
+		if err != nil {
+			return nil, fmt.Errorf("cosigner %q: %w", v, err)
+		}
+		keys = append(keys, k)
+	}
+	return tlog.NewVerifier(origin, keys, set.QuorumOf())
 }
 
 // replay applies each leaf's entry to st, a fresh state of the same

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/gateway/client"
 	"github.com/trustreg/trustreg/node"
+	"github.com/trustreg/trustreg/node/cosign"
 	"github.com/trustreg/trustreg/registry"
 	"github.com/trustreg/trustreg/registry/audit"
 	"github.com/trustreg/trustreg/registry/record"
@@ -370,6 +373,65 @@ func TestAuditFindsAnAlteredLeaf(t *testing.T) {
 		t.Fatalf("audit through a proxy altering leaf %d: %v\n%s", target, err, out)
 	}
 	if !strings.Contains(out, fmt.Sprintf("AUDIT FAILED at leaf %d", target)) {
+		t.Fatalf("audit printed %q", out)
+	}
+}
+
+// TestAuditFollowsCosignerChanges: after governance changes the cosigner
+// set (the node's key under another name, beside a key no node runs,
+// quorum 1), the checkpoints no longer verify against the genesis set, and
+// trustd audit verifies them with the set its replay follows from the
+// genesis; the rejection earlier in the log does not move the change.
+func TestAuditFollowsCosignerChanges(t *testing.T) {
+	a := mustNewAuditNode(t)
+	dir := filepath.Dir(a.genesis)
+	id, err := consensus.LoadOrCreateIdentity(filepath.Join(dir, "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed, err := cosign.CosignerKeyOf("renamed.dev", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spare, err := tlog.NewCosignerKey("spare.dev", pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gov, err := record.LoadKeyFile(filepath.Join(dir, node.DevGovernanceKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(map[string]any{"op": record.OpSetCosigners, "iat": time.Now().Unix(), "cosigners": []string{renamed.String(), spare.String()}, "quorum": 1})
+	jws, err := record.SignJSON(raw, gov)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if res, err := client.New(a.n.GatewayURL()).Submit(ctx, jws); err != nil || !res.Accepted {
+		t.Fatalf("setCosigners: %+v, %v", res, err)
+	}
+	a.waitCosigned(t)
+	g, err := os.ReadFile(a.genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := audit.NewVerifier(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := audit.ReadLog(audit.HTTP{Base: a.n.GatewayURL()}, v, nil); !errors.Is(err, audit.ErrCheckpoint) {
+		t.Fatalf("the changed set's checkpoint against the genesis set: %v", err)
+	}
+	out, err := a.runAuditCmd(t, a.n.GatewayURL())
+	if err != nil {
+		t.Fatalf("audit: %v\n%s", err, out)
+	}
+	if !strings.HasPrefix(out, "AUDIT OK size ") || !strings.Contains(out, "renamed.dev") {
 		t.Fatalf("audit printed %q", out)
 	}
 }

@@ -1,6 +1,7 @@
 package cosign
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -112,12 +113,16 @@ func (s *Service) Collect(ctx context.Context) error {
 		return fmt.Errorf("%w: log root of %d bytes", ErrUnavailable, len(root))
 	}
 	copy(cp.Hash[:], root)
+	r, err := s.rosterAt(size)
+	if err != nil {
+		return err
+	}
 
 	var sigs []tlog.Cosignature
 	var refusals []string
 	// This node first, so the note the others receive carries its
 	// cosignature, as tlog-witness asks of a checkpoint.
-	for _, m := range s.members {
+	for _, m := range r.members {
 		if m.peer != s.self {
 			continue
 		}
@@ -133,9 +138,9 @@ func (s *Service) Collect(ctx context.Context) error {
 		sig tlog.Cosignature
 		err error
 	}
-	results := make(chan result, len(s.members))
+	results := make(chan result, len(r.members))
 	asked := 0
-	for _, m := range s.members {
+	for _, m := range r.members {
 		if m.peer == s.self {
 			continue
 		}
@@ -155,7 +160,7 @@ func (s *Service) Collect(ctx context.Context) error {
 	}
 	slices.SortFunc(sigs, func(a, b tlog.Cosignature) int { return strings.Compare(a.Name, b.Name) })
 	full := tlog.SignedNote(cp, sigs...)
-	v, err := s.verifier.Verify(full)
+	v, err := r.verifier.Verify(full)
 	if err != nil {
 		return fmt.Errorf("checkpoint of size %d: %w (refusals: %s)", size, err, strings.Join(refusals, "; "))
 	}
@@ -278,8 +283,27 @@ func (s *Service) roundTrip(ctx context.Context, p peer.ID, proto protocol.ID, b
 	return readAnswer(str)
 }
 
+// noteRoster returns the cosigner set in force at the size of the
+// checkpoint note holds, once this node's own log has reached that size
+// (waiting for it at most catchUpWait): the set follows from the log.
+func (s *Service) noteRoster(ctx context.Context, note []byte) (*roster, error) {
+	split := bytes.LastIndex(note, []byte("\n\n"))
+	if split < 0 {
+		return nil, fmt.Errorf("%w: no blank line before the signatures", tlog.ErrMalformedNote)
+	}
+	cp, err := tlog.ParseCheckpoint(note[:split+1])
+	if err != nil {
+		return nil, err
+	}
+	if err := s.waitSize(ctx, cp.Size); err != nil {
+		return nil, err
+	}
+	return s.rosterAt(cp.Size)
+}
+
 // Fetch asks the leader for its latest cosigned checkpoint and keeps it if
-// it verifies against the genesis cosigners and is newer than the one held.
+// it verifies against the cosigner set in force at its size (followed
+// from this node's own log) and is newer than the one held.
 // A follower believes no leader: only the quorum's signatures count.
 func (s *Service) Fetch(ctx context.Context) error {
 	s.round.Lock()
@@ -295,7 +319,11 @@ func (s *Service) Fetch(ctx context.Context) error {
 	if st != statusOK {
 		return answerError(leader.String(), st, ans)
 	}
-	v, err := s.verifier.Verify(ans)
+	r, err := s.noteRoster(ctx, ans)
+	if err != nil {
+		return fmt.Errorf("checkpoint from the leader %s: %w", leader, err)
+	}
+	v, err := r.verifier.Verify(ans)
 	if err != nil {
 		return fmt.Errorf("checkpoint from the leader %s: %w", leader, err)
 	}

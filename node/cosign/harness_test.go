@@ -145,16 +145,51 @@ type testCluster struct {
 	keys   []tlog.CosignerKey
 	clock  *clock
 	leader peer.ID
+	// changes are the cosigner set changes: from log size from on, set.
+	mu      sync.Mutex
+	changes []setChange
 }
 
-func mustNewCluster(t *testing.T, n int) *testCluster {
+// setChange is a change of the cosigner set in force from a log size on.
+type setChange struct {
+	from uint64
+	set  Roster
+}
+
+// changeSet makes set the cosigner set for checkpoints of size from on.
+func (c *testCluster) changeSet(from uint64, set Roster) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.changes = append(c.changes, setChange{from, set})
+}
+
+// setAt is the cosigner set at size: Config.SetAt.
+func (c *testCluster) setAt(size uint64) (Roster, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := Roster{Cosigners: c.keys, Quorum: 2}
+	for _, ch := range c.changes {
+		if size >= ch.from {
+			r = ch.set
+		}
+	}
+	return r, nil
+}
+
+func mustNewCluster(t *testing.T, n int) *testCluster { return mustNewClusterOf(t, n, n) }
+
+// mustNewClusterOf is mustNewCluster whose genesis cosigners are the
+// first cosigners of the n nodes.
+func mustNewClusterOf(t *testing.T, n, cosigners int) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, clock: &clock{now: time.Unix(1_800_000_000, 0).UTC()}}
 	for i := range n {
 		c.nodes = append(c.nodes, mustNewHostNode(t, fmt.Sprintf("member-%d", i)))
 	}
-	for _, a := range c.nodes {
-		c.keys = append(c.keys, a.key)
+	for i, a := range c.nodes {
+		if i < cosigners {
+			c.keys = append(c.keys, a.key)
+		}
 		for _, b := range c.nodes {
 			if a != b {
 				a.gater.Allow(b.peer)
@@ -206,7 +241,7 @@ func (c *testCluster) startService(nd *node) {
 	c.t.Helper()
 	svc, err := New(Config{
 		Host: nd.host, Identity: nd.id, Log: nd.swap, Origin: testOrigin,
-		Cosigners: c.keys, Quorum: 2, StatePath: filepath.Join(nd.dir, StateFile),
+		Cosigners: c.keys, Quorum: 2, SetAt: c.setAt, StatePath: filepath.Join(nd.dir, StateFile),
 		Allowed:  nd.gater.Allowed,
 		IsLeader: func() bool { return nd.peer == c.leader },
 		Leader:   func() peer.ID { return c.leader },
@@ -251,7 +286,11 @@ func checkpointOf(t *testing.T, l *memLog) tlog.Checkpoint {
 // memberOf is the member entry of nd in s.
 func memberOf(t *testing.T, s *Service, nd *node) member {
 	t.Helper()
-	for _, m := range s.members {
+	r, err := s.rosterOf(Roster{Cosigners: s.cfg.Cosigners, Quorum: s.cfg.Quorum})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range r.members {
 		if m.peer == nd.peer {
 			return m
 		}

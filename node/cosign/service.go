@@ -64,6 +64,11 @@ type Config struct {
 	// the libp2p peer whose identity is that key.
 	Cosigners []tlog.CosignerKey
 	Quorum    int
+	// SetAt, when set, is the cosigner set in force for a checkpoint of a
+	// log size this node's log has reached: the genesis set changed by the
+	// setCosigners the log holds below that size. Nil: always the genesis
+	// set.
+	SetAt func(size uint64) (Roster, error)
 	// StatePath is the file of the last checkpoint this node cosigned.
 	StatePath string
 	// Allowed says whether a peer may call this node (the node's member
@@ -86,7 +91,7 @@ type Config struct {
 	Metrics prometheus.Registerer // nil: no metrics
 }
 
-// member is one genesis cosigner and the peer that runs it.
+// member is one cosigner and the peer that runs it.
 type member struct {
 	key  tlog.CosignerKey
 	peer peer.ID
@@ -97,16 +102,19 @@ type member struct {
 // Service cosigns checkpoints for other members, collects them as leader,
 // and keeps the latest checkpoint with a quorum.
 type Service struct {
-	cfg      Config
-	log      *slog.Logger
-	self     peer.ID
-	verifier *tlog.Verifier
-	members  []member
+	cfg  Config
+	log  *slog.Logger
+	self peer.ID
 	// catchUp is catchUpWait, in nanoseconds; tests shorten it.
 	catchUp atomic.Int64
-	// cosigner is nil when this node's key is not a genesis cosigner.
-	cosigner *tlog.Cosigner
-	state    *FileState
+	state   *FileState
+
+	rmu       sync.Mutex
+	rosters   map[string]*roster        // the cosigner sets built (roster.go)
+	cosigners map[string]*tlog.Cosigner // this node's cosigner under each name a set gives its key
+	// signMu serializes cosigning: the cosigners of several names share
+	// the one state file.
+	signMu sync.Mutex
 
 	round sync.Mutex // one collection or fetch at a time
 
@@ -141,40 +149,17 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Interval <= 0 {
 		return nil, fmt.Errorf("cosign: interval %s must be positive", cfg.Interval)
 	}
-	v, err := tlog.NewVerifier(cfg.Origin, cfg.Cosigners, cfg.Quorum)
-	if err != nil {
-		return nil, err
-	}
 	self, err := peer.IDFromPrivateKey(cfg.Identity)
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger.With("component", "cosign"), self: self, verifier: v, known: map[peer.ID]uint64{}, state: NewFileState(cfg.StatePath)}
+	s := &Service{cfg: cfg, log: cfg.Logger.With("component", "cosign"), self: self, known: map[peer.ID]uint64{}, state: NewFileState(cfg.StatePath),
+		rosters: map[string]*roster{}, cosigners: map[string]*tlog.Cosigner{}}
 	s.catchUp.Store(int64(catchUpWait))
 	s.lifetime, s.stop = context.WithCancel(context.Background())
-	for _, k := range cfg.Cosigners {
-		id, err := PeerOf(k)
-		if err != nil {
-			return nil, err
-		}
-		one, err := tlog.NewVerifier(cfg.Origin, []tlog.CosignerKey{k}, 1)
-		if err != nil {
-			return nil, err
-		}
-		s.members = append(s.members, member{key: k, peer: id, one: one})
-		if id == self {
-			priv, err := ed25519Of(cfg.Identity)
-			if err != nil {
-				return nil, err
-			}
-			signer, err := tlog.NewCosignatureSigner(k.Name, priv)
-			if err != nil {
-				return nil, err
-			}
-			if s.cosigner, err = tlog.NewCosigner(signer, cfg.Origin, s.state, cfg.Now); err != nil {
-				return nil, err
-			}
-		}
+	// The genesis set, built now: a bad key or quorum fails here.
+	if _, err := s.rosterOf(Roster{Cosigners: cfg.Cosigners, Quorum: cfg.Quorum}); err != nil {
+		return nil, err
 	}
 	if err := s.registerMetrics(); err != nil {
 		return nil, err
@@ -218,8 +203,16 @@ func ed25519Of(id crypto.PrivKey) (ed25519.PrivateKey, error) {
 	return ed25519.PrivateKey(raw), nil
 }
 
-// IsCosigner reports whether this node cosigns.
-func (s *Service) IsCosigner() bool { return s.cosigner != nil }
+// IsCosigner reports whether this node's key is in the cosigner set in
+// force at its log's head, so that it cosigns the next checkpoints.
+func (s *Service) IsCosigner() bool {
+	size, _, err := s.cfg.Log.LogHead()
+	if err != nil {
+		return false
+	}
+	r, err := s.rosterAt(size)
+	return err == nil && r.cosigner != nil
+}
 
 // Latest returns the latest checkpoint this node holds with a quorum of
 // cosignatures, as a C2SP signed note, and what verifying it gave; or
@@ -312,9 +305,6 @@ func (s *Service) serveCosign(st network.Stream) {
 
 // cosignRequest parses an add-checkpoint body and cosigns its checkpoint.
 func (s *Service) cosignRequest(ctx context.Context, body []byte) (tlog.Cosignature, error) {
-	if s.cosigner == nil {
-		return tlog.Cosignature{}, ErrNotCosigner
-	}
 	req, err := tlog.ParseAddCheckpointRequest(body)
 	if err != nil {
 		return tlog.Cosignature{}, err
@@ -330,13 +320,11 @@ func (s *Service) cosignRequest(ctx context.Context, body []byte) (tlog.Cosignat
 	return s.cosign(ctx, cp, req.OldSize, req.Proof)
 }
 
-// cosign cosigns cp once this node's own log has reached its size, with
+// cosign cosigns cp once this node's own log has reached its size, when
+// this node's key is in the cosigner set in force at that size, with
 // tlog.Cosigner's checks: the root is this node's own at that size, and
 // cp extends the last checkpoint this node cosigned.
 func (s *Service) cosign(ctx context.Context, cp tlog.Checkpoint, oldSize uint64, proof [][]byte) (tlog.Cosignature, error) {
-	if s.cosigner == nil {
-		return tlog.Cosignature{}, ErrNotCosigner
-	}
 	if cp.Origin != s.cfg.Origin {
 		return tlog.Cosignature{}, &tlog.OriginError{Want: s.cfg.Origin, Got: cp.Origin}
 	}
@@ -348,6 +336,13 @@ func (s *Service) cosign(ctx context.Context, cp tlog.Checkpoint, oldSize uint64
 	if err := s.waitSize(ctx, cp.Size); err != nil {
 		return tlog.Cosignature{}, err
 	}
+	r, err := s.rosterAt(cp.Size)
+	if err != nil {
+		return tlog.Cosignature{}, err
+	}
+	if r.cosigner == nil {
+		return tlog.Cosignature{}, fmt.Errorf("%w at log size %d", ErrNotCosigner, cp.Size)
+	}
 	own, err := s.cfg.Log.LogRootAt(cp.Size)
 	if err != nil {
 		return tlog.Cosignature{}, fmt.Errorf("%w: root at size %d: %w", ErrUnavailable, cp.Size, err)
@@ -355,7 +350,9 @@ func (s *Service) cosign(ctx context.Context, cp tlog.Checkpoint, oldSize uint64
 	if cp.Size == 0 && len(own) == 0 {
 		own = tlog.EmptyRoot()
 	}
-	return s.cosigner.Cosign(cp, own, oldSize, proof)
+	s.signMu.Lock()
+	defer s.signMu.Unlock()
+	return r.cosigner.Cosign(cp, own, oldSize, proof)
 }
 
 // waitSize waits, at most catchUpWait, for this node's log to reach size.
@@ -448,7 +445,7 @@ func (s *Service) registerMetrics() error {
 				return s.cfg.Now().Sub(v.FreshAsOf()).Seconds()
 			}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Name: "checkpoint_cosignatures",
-			Help: "Cosignatures by genesis cosigners on the latest checkpoint this node holds; 0 while none has a quorum."},
+			Help: "Cosignatures by the cosigners in force on the latest checkpoint this node holds; 0 while none has a quorum."},
 			func() float64 {
 				_, v, err := s.Latest()
 				if err != nil {

@@ -103,33 +103,113 @@ func NewVerifier(genesis []byte) (*tlog.Verifier, error) {
 // naming the first leaf concerned, so a replay can still run over its
 // leaves; any other error returns no log.
 func ReadLog(src Source, v *tlog.Verifier, since []byte) (*Log, error) {
+	// The checkpoint is verified before any tile is read, as ReadLogAt
+	// does again once they are: a size no quorum signed costs no reads.
 	note, err := src.Checkpoint()
 	if err != nil {
 		return nil, fmt.Errorf("read the checkpoint: %w", err)
+	}
+	if _, err := v.Verify(note); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCheckpoint, err)
+	}
+	return ReadLogAt(fixedCheckpoint{src, note}, func(*Log, uint64) (*tlog.Verifier, error) { return v, nil }, since)
+}
+
+// fixedCheckpoint is a source whose checkpoint was read already.
+type fixedCheckpoint struct {
+	Source
+	note []byte
+}
+
+func (f fixedCheckpoint) Checkpoint() ([]byte, error) { return f.note, nil }
+
+// VerifierAt returns the checkpoint verifier of the cosigner set in force
+// at a log size, given the log read so far (its leaves, checked against
+// nothing yet): a replay of the leaves follows the cosigner changes they
+// apply (issue #32 item 3).
+type VerifierAt func(l *Log, size uint64) (*tlog.Verifier, error)
+
+// ReadLogAt is ReadLog whose checkpoints (the one src serves and since)
+// are verified, once the leaves are read, with the verifier verifierAt
+// gives for each one's size. The leaves of the size the note names are
+// read before any signature is checked, so a source can make it read as
+// many tiles as the size it claims.
+func ReadLogAt(src Source, verifierAt VerifierAt, since []byte) (*Log, error) {
+	note, err := src.Checkpoint()
+	if err != nil {
+		return nil, fmt.Errorf("read the checkpoint: %w", err)
+	}
+	cp, err := noteCheckpoint(note)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCheckpoint, err)
+	}
+	l, div, err := readLeaves(src, cp, note)
+	if err != nil {
+		return nil, err
+	}
+	v, err := verifierAt(l, cp.Size)
+	if err != nil {
+		return nil, err
 	}
 	ver, err := v.Verify(note)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCheckpoint, err)
 	}
-	var prev *tlog.Verified
+	l.Checkpoint = ver
 	if since != nil {
-		if prev, err = v.Verify(since); err != nil {
+		sc, err := noteCheckpoint(since)
+		if err != nil {
 			return nil, fmt.Errorf("%w: the saved checkpoint: %w", ErrCheckpoint, err)
 		}
+		sv := v
+		if sc.Size != cp.Size {
+			if sv, err = verifierAt(l, sc.Size); err != nil {
+				return nil, err
+			}
+		}
+		prev, err := sv.Verify(since)
+		if err != nil {
+			return nil, fmt.Errorf("%w: the saved checkpoint: %w", ErrCheckpoint, err)
+		}
+		p := prev.Checkpoint
+		size := cp.Size
+		if p.Size > size {
+			div = First(div, &Divergence{Leaf: size, What: "log size (the saved checkpoint is larger: the log was rolled back)", Want: fmt.Sprintf("at least %d", p.Size), Got: fmt.Sprint(size)})
+		} else if root, err := tlog.RootAt(l.Nodes, p.Size); err != nil || !bytes.Equal(root, p.Hash[:]) {
+			div = First(div, &Divergence{Leaf: p.Size, What: "consistency with the saved checkpoint: the log's root at its size", Want: fmt.Sprintf("%x", p.Hash), Got: fmt.Sprintf("%x", root)})
+		}
 	}
-	size := ver.Checkpoint.Size
-	l := &Log{Checkpoint: ver, Note: note, Nodes: tlog.NewMemStore()}
+	if div != nil {
+		return l, div
+	}
+	return l, nil
+}
+
+// noteCheckpoint parses the checkpoint text of a signed note, unverified.
+func noteCheckpoint(note []byte) (tlog.Checkpoint, error) {
+	i := bytes.LastIndex(note, []byte("\n\n"))
+	if i < 0 {
+		return tlog.Checkpoint{}, fmt.Errorf("%w: no blank line before the signatures", tlog.ErrMalformedNote)
+	}
+	return tlog.ParseCheckpoint(note[:i+1])
+}
+
+// readLeaves reads the leaves and hash tiles of the tree of cp and checks
+// them against each other and cp's root, not yet against any signature.
+func readLeaves(src Source, cp tlog.Checkpoint, note []byte) (*Log, *Divergence, error) {
+	size := cp.Size
+	l := &Log{Note: note, Nodes: tlog.NewMemStore()}
 	var div *Divergence
 	tree := tlog.NewLog()
 	for _, b := range tlog.Bundles(size) {
 		data, err := src.Tile(b)
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", b.Path(), err)
+			return nil, nil, fmt.Errorf("read %s: %w", b.Path(), err)
 		}
 		first := b.Index * tlog.TileWidth
 		entries, err := tlog.ParseBundle(data, b.Width)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", b.Path(), err)
+			return nil, nil, fmt.Errorf("%s: %w", b.Path(), err)
 		}
 		for j, enc := range entries {
 			i := first + uint64(j)
@@ -146,7 +226,7 @@ func ReadLog(src Source, v *tlog.Verifier, since []byte) (*Log, error) {
 				}
 			}
 			if err := tree.Append(l.Nodes, tlog.LeafHash(enc)); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			l.Leaves = append(l.Leaves, enc)
 			l.Decoded = append(l.Decoded, leaf)
@@ -156,11 +236,11 @@ func ReadLog(src Source, v *tlog.Verifier, since []byte) (*Log, error) {
 	for _, t := range tlog.Tiles(size) {
 		data, err := src.Tile(t)
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", t.Path(), err)
+			return nil, nil, fmt.Errorf("read %s: %w", t.Path(), err)
 		}
 		want, err := tlog.ReadTile(l.Nodes, t, size)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if bytes.Equal(data, want) {
 			continue
@@ -175,21 +255,10 @@ func ReadLog(src Source, v *tlog.Verifier, since []byte) (*Log, error) {
 		}
 		div = First(div, &Divergence{Leaf: at, What: "hash tile " + t.Path(), Want: fmt.Sprintf("%x", want), Got: fmt.Sprintf("%x", data)})
 	}
-	if root := tree.Root(); !bytes.Equal(root, ver.Checkpoint.Hash[:]) {
-		div = First(div, &Divergence{Leaf: size, What: "log root at the checkpoint's size", Want: fmt.Sprintf("%x", ver.Checkpoint.Hash), Got: fmt.Sprintf("%x (from the entry bundles)", root)})
+	if root := tree.Root(); !bytes.Equal(root, cp.Hash[:]) {
+		div = First(div, &Divergence{Leaf: size, What: "log root at the checkpoint's size", Want: fmt.Sprintf("%x", cp.Hash), Got: fmt.Sprintf("%x (from the entry bundles)", root)})
 	}
-	if prev != nil {
-		p := prev.Checkpoint
-		if p.Size > size {
-			div = First(div, &Divergence{Leaf: size, What: "log size (the saved checkpoint is larger: the log was rolled back)", Want: fmt.Sprintf("at least %d", p.Size), Got: fmt.Sprint(size)})
-		} else if root, err := tlog.RootAt(l.Nodes, p.Size); err != nil || !bytes.Equal(root, p.Hash[:]) {
-			div = First(div, &Divergence{Leaf: p.Size, What: "consistency with the saved checkpoint: the log's root at its size", Want: fmt.Sprintf("%x", p.Hash), Got: fmt.Sprintf("%x", root)})
-		}
-	}
-	if div != nil {
-		return l, div
-	}
-	return l, nil
+	return l, div, nil
 }
 
 // WriteMirror writes the log, checked, into dir in the tlog-tiles layout

@@ -105,6 +105,10 @@ const (
 	TableAccreditation byte = 0x08 // accreditation id -> Accreditation
 	TableReceived      byte = 0x09 // subject 0 framework 0 id -> nil
 	TableRecognitions  byte = 0x0d // framework 0 recognized framework -> Recognition
+	// TableCosigners holds one record, the cosigner set in force
+	// (record.CosignerSet), under the key of the table byte alone; a
+	// verifier reads it to follow cosigner changes, not a decision.
+	TableCosigners byte = 0x15
 )
 
 // StoreKey is the key under which the state database keeps the record k

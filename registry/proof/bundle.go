@@ -50,6 +50,10 @@ type Bundle struct {
 	Inclusion   Hashes             `json:"inclusion"`
 	Consistency Hashes             `json:"consistency,omitempty" cbor:"consistency,omitzero"`
 	Checkpoint  string             `json:"checkpoint"`
+	// Cosigners: when the checkpoint's cosigner set is not the
+	// genesis's, the changes that made it and the state's cosigner-set
+	// record, proven by MapProof with Records (cosigners.go).
+	Cosigners *Cosigners `json:"cosigners,omitempty"`
 }
 
 // Question is what was asked: decide.Question for an authorization,

@@ -96,11 +96,23 @@
 //	checkpoint   the C2SP signed note: the tlog checkpoint text (origin
 //	             tlog.Origin(record.CIDOf(genesis)), size, root hash), a
 //	             blank line, and tlog-cosignature/v1 lines of the cosigners
+//	cosigners    optional, present when governance changed the cosigner set
+//	             before the checkpoint (setCosigners; cosigners.go):
+//	  record       the state's cosigner-set record (record.CosignerSet) as
+//	               stored, claimed by mapProof under SHA-256(0x15)
+//	  changes      every setCosigners applied up to the checkpoint, in log
+//	               order (at most MaxCosignerChanges), each:
+//	    jws          the operation's exact bytes
+//	    leaf         the tlog leaf of its entry
+//	    leafIndex    that leaf's position in the log
+//	    inclusion    its RFC 6962 inclusion proof in the checkpoint's tree
 //
 // A question without asOf must be answered from the last leaf of the
 // checkpoint's log (leafIndex = size − 1): an older leaf could hide a later
-// status event. An asOf question may use any leaf of index ≥ asOf, proven
-// in the checkpoint's tree directly or through leafSize and consistency.
+// status event. So must a bundle with cosigners, whose record is proven
+// against that leaf's map root. An asOf question may use any leaf of index
+// ≥ asOf, proven in the checkpoint's tree directly or through leafSize and
+// consistency.
 //
 // # The CBOR form
 //
@@ -109,11 +121,12 @@
 // a CBOR map with the same keys (text strings), left out where the JSON
 // leaves them out, and the same values, except that every byte string the
 // JSON writes in base64 (mapProof, leaf, inclusion, consistency, a
-// record's bytes, statusList's list and version) is a CBOR byte string
+// record's bytes, statusList's list and version, cosigners' record and
+// each change's jws, leaf and inclusion) is a CBOR byte string
 // (major type 2) of those bytes:
 //
 //	map (major type 5)        a JSON object; keys are text strings
-//	array (major type 4)      a JSON array (records, chain)
+//	array (major type 4)      a JSON array (records, chain, changes)
 //	text string (type 3)      a JSON string that is not base64: kinds,
 //	                          identifiers, question fields, reason, the
 //	                          checkpoint note byte for byte, and at, in

@@ -35,11 +35,11 @@ var (
 	// ErrBadCosignature: a cosignature line by a genesis key does not
 	// verify (the checkpoint text was altered, or the signature forged).
 	ErrBadCosignature = errors.New("proof: a cosignature by a genesis key does not verify")
-	// ErrTooFewCosigners: fewer genesis cosigners signed the checkpoint
-	// than the quorum.
+	// ErrTooFewCosigners: fewer cosigners in force (the genesis's, or
+	// the last carried change's) signed the checkpoint than the quorum.
 	ErrTooFewCosigners = errors.New("proof: too few cosigners")
-	// ErrUnknownCosigner: the checkpoint lacks a quorum of genesis
-	// cosigners and carries cosignatures by keys outside the genesis set.
+	// ErrUnknownCosigner: the checkpoint lacks a quorum of the cosigners
+	// in force and carries cosignatures by keys outside that set.
 	ErrUnknownCosigner = errors.New("proof: cosignatures by keys outside the genesis cosigner set")
 	// ErrCheckpointTooOld: a quorum of cosigners vouched for the
 	// checkpoint longer ago than Options.MaxAge.
@@ -85,6 +85,12 @@ type Options struct {
 	// lie within MaxAge of Now, else At must be the bundle's. Applied is
 	// not compared. Without Expect the caller checks Verified.Question.
 	Expect *Question
+	// MinCosignerChanges is how many cosigner changes this verifier has
+	// seen followed already (Verified.CosignerChanges of an earlier
+	// bundle): a bundle that follows fewer is refused
+	// (ErrCosignerSetBehind), so cosigners a change removed cannot feed
+	// it a checkpoint that leaves the change out. Zero: no pin.
+	MinCosignerChanges int
 	// Credential, when set, is the status-list credential the caller was
 	// served (the body of the list's URL, or the JWT of its record): a
 	// status-list bundle's proven version must hold exactly these bytes
@@ -110,10 +116,16 @@ type Verified struct {
 	// issuer-signed credential, byte for byte.
 	StatusList        *record.StatusList
 	StatusListVersion *record.StatusListVersion
-	// Cosigners are the genesis cosigners whose cosignatures verified.
+	// Cosigners are the cosigners in force whose cosignatures verified.
 	Cosigners []string
-	// Quorum is how many the genesis asks for.
+	// Quorum is how many the set in force asks for.
 	Quorum int
+	// CosignerSet is the cosigner set in force at the checkpoint (its
+	// vkeys): the genesis's, or the last carried change's.
+	CosignerSet []string
+	// CosignerChanges is how many cosigner changes the bundle followed
+	// from the genesis; keep it for Options.MinCosignerChanges.
+	CosignerChanges int
 	// CheckpointSize is the size of the cosigned log.
 	CheckpointSize uint64
 	// FreshAsOf is the latest time a quorum of cosigners vouched for the
@@ -173,17 +185,26 @@ func Verify(b *Bundle, genesis []byte, opts Options) (*Verified, error) {
 			return nil, err
 		}
 	}
-	v, err := cosignerVerifier(genesis)
+	g, origin, err := parseGenesis(genesis)
 	if err != nil {
 		return nil, err
 	}
-	cp, err := v.Verify([]byte(b.Checkpoint))
+	f, err := b.follow(g)
 	if err != nil {
-		return nil, checkpointError(err)
+		return nil, err
+	}
+	if len(f.changes) < opts.MinCosignerChanges {
+		return nil, fmt.Errorf("%w: it follows %d, this verifier has seen %d (a checkpoint that leaves a change out is signed by the set the change replaced)",
+			ErrCosignerSetBehind, len(f.changes), opts.MinCosignerChanges)
+	}
+	cp, err := f.verifyCheckpoint(origin, []byte(b.Checkpoint))
+	if err != nil {
+		return nil, err
 	}
 	out := &Verified{
 		Question: b.Question, Cosigners: cp.Cosigners(), Quorum: cp.Quorum,
 		CheckpointSize: cp.Checkpoint.Size, FreshAsOf: cp.FreshAsOf(),
+		CosignerSet: f.set.keys, CosignerChanges: len(f.changes),
 	}
 	out.Age = now.Sub(out.FreshAsOf)
 	if out.Age > maxAge {
@@ -191,6 +212,9 @@ func Verify(b *Bundle, genesis []byte, opts Options) (*Verified, error) {
 			ErrCheckpointTooOld, out.FreshAsOf.UTC().Format(time.RFC3339), out.Age.Round(time.Second), maxAge)
 	}
 	if err := b.checkLog(cp.Checkpoint); err != nil {
+		return nil, err
+	}
+	if err := b.checkChangesLogged(f, cp.Checkpoint); err != nil {
 		return nil, err
 	}
 	leaf, err := tlog.DecodeLeaf(b.Leaf)
@@ -203,6 +227,9 @@ func Verify(b *Bundle, genesis []byte, opts Options) (*Verified, error) {
 	}
 	src, err := b.provenRecords(smt.Hash(leaf.MapRoot))
 	if err != nil {
+		return nil, err
+	}
+	if err := b.checkCosignerRecord(f); err != nil {
 		return nil, err
 	}
 	if err := b.decide(src, out, opts.Credential); err != nil {
@@ -291,33 +318,47 @@ func (q Question) describe() string {
 	return "(" + s + ")"
 }
 
-// cosignerVerifier is the checkpoint verifier of a genesis: its cosigner
-// keys and quorum, for the log whose origin its CID names.
-func cosignerVerifier(genesis []byte) (*tlog.Verifier, error) {
+// parseGenesis reads the genesis and its log's origin
+// tlog.Origin(record.CIDOf(genesis)).
+func parseGenesis(genesis []byte) (*record.Genesis, string, error) {
 	g, err := record.ParseGenesis(genesis)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadGenesis, err)
+		return nil, "", fmt.Errorf("%w: %w", ErrBadGenesis, err)
 	}
 	if len(g.Cosigners) == 0 {
-		return nil, fmt.Errorf("%w: consortium %q", ErrNoCosigners, g.Consortium)
+		return nil, "", fmt.Errorf("%w: consortium %q", ErrNoCosigners, g.Consortium)
 	}
 	origin, err := tlog.Origin(record.CIDOf(genesis))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadGenesis, err)
+		return nil, "", fmt.Errorf("%w: %w", ErrBadGenesis, err)
 	}
-	keys := make([]tlog.CosignerKey, 0, len(g.Cosigners))
-	for _, s := range g.Cosigners {
-		k, err := tlog.ParseCosignerKey(s)
-		if err != nil {
-			return nil, fmt.Errorf("%w: cosigner %q: %w", ErrBadGenesis, s, err)
-		}
-		keys = append(keys, k)
+	if _, err := (cosignerSet{g.Cosigners, g.CosignerQuorum}).verifier(origin); err != nil {
+		return nil, "", fmt.Errorf("%w: %w", ErrBadGenesis, err)
 	}
-	v, err := tlog.NewVerifier(origin, keys, g.CosignerQuorumOf())
+	return g, origin, nil
+}
+
+// verifyCheckpoint verifies the checkpoint note against the set in force
+// after the carried changes. When that fails for want of cosignatures and
+// the set before the last change verifies it, the checkpoint was cosigned
+// by the set the change replaced (ErrCosignedByOldSet).
+func (f *followed) verifyCheckpoint(origin string, note []byte) (*tlog.Verified, error) {
+	v, err := f.set.verifier(origin)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadGenesis, err)
+		return nil, fmt.Errorf("%w: the cosigner set in force: %w", ErrMalformed, err)
 	}
-	return v, nil
+	cp, err := v.Verify(note)
+	if err == nil {
+		return cp, nil
+	}
+	if len(f.changes) > 0 && (errors.Is(err, tlog.ErrTooFewCosignatures) || errors.Is(err, tlog.ErrUnknownKey)) {
+		if pv, perr := f.prev.verifier(origin); perr == nil {
+			if _, perr := pv.Verify(note); perr == nil {
+				return nil, fmt.Errorf("%w: change %s replaced them before this checkpoint: %w", ErrCosignedByOldSet, f.changes[len(f.changes)-1].CID, err)
+			}
+		}
+	}
+	return nil, checkpointError(err)
 }
 
 // checkpointError maps the tlog verifier's refusal to this package's
@@ -394,6 +435,7 @@ func (b *Bundle) provenRecords(root smt.Hash) (*proven, error) {
 	if b.StatusList != nil {
 		claims = append(claims, b.statusListClaims()...)
 	}
+	claims = append(claims, b.cosignerClaim()...)
 	if err := smt.VerifyBatch(root, claims, b.MapProof); err != nil {
 		if errors.Is(err, smt.ErrProofMismatch) && !errors.Is(err, smt.ErrWrongKind) {
 			return nil, fmt.Errorf("%w: %w", ErrRecordDigest, err)
@@ -547,6 +589,11 @@ var reasons = []struct {
 	{ErrNotProven, "not_proven"},
 	{ErrDecisionMismatch, "decision_mismatch"},
 	{ErrCredentialMismatch, "credential_mismatch"},
+	{ErrCosignerChangeUnauthorized, "cosigner_change_unauthorized"},
+	{ErrCosignerChangeNotLogged, "cosigner_change_not_logged"},
+	{ErrCosignerChangeOmitted, "cosigner_change_omitted"},
+	{ErrCosignedByOldSet, "cosigned_by_old_set"},
+	{ErrCosignerSetBehind, "cosigner_set_behind"},
 }
 
 // ReasonOf returns the code of the reason err (from Verify) names, such

@@ -163,6 +163,8 @@ func newBody(op string) (any, bool) {
 		return &RecognitionChange{}, true
 	case OpPublishStatusList:
 		return &PublishStatusList{}, true
+	case OpSetCosigners:
+		return &SetCosigners{}, true
 	}
 	return nil, false
 }
@@ -172,13 +174,14 @@ var OperationTypes = []string{
 	OpCreateFramework, OpUpdateFramework, OpAddRootAccreditor, OpRemoveRootAccredit,
 	OpRegisterEntity, OpUpdateEntity, OpRotateKeys, OpAccredit,
 	OpSuspend, OpReinstate, OpRevoke, OpRecognize, OpUnrecognize, OpPublishStatusList,
+	OpSetCosigners,
 }
 
 // IsGovernance reports whether an operation type needs M of N governance
 // signatures.
 func IsGovernance(op string) bool {
 	switch op {
-	case OpCreateFramework, OpUpdateFramework, OpAddRootAccreditor, OpRemoveRootAccredit, OpRecognize, OpUnrecognize:
+	case OpCreateFramework, OpUpdateFramework, OpAddRootAccreditor, OpRemoveRootAccredit, OpRecognize, OpUnrecognize, OpSetCosigners:
 		return true
 	}
 	return false

@@ -1,0 +1,151 @@
+package record
+
+import (
+	"crypto"
+	"slices"
+	"strings"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/trustreg/trustreg/registry/tlog"
+)
+
+// OpSetCosigners replaces the set of checkpoint cosigners (governance).
+const OpSetCosigners = "setCosigners"
+
+// MaxCosigners bounds the cosigners a set names.
+const MaxCosigners = 64
+
+// SetCosigners replaces the cosigners of the registry log's checkpoints
+// and their quorum (SPEC §7): a governance operation whose member
+// signatures must verify against the members' genesis keys, so that a
+// verifier holding only the genesis can check it (GovernanceSigners).
+// Cosigners is the whole new set, as Genesis.Cosigners; Quorum as
+// Genesis.CosignerQuorum (0: the default n − ⌊(n−1)/3⌋).
+type SetCosigners struct {
+	Header
+	Cosigners []string `json:"cosigners"`
+	Quorum    int      `json:"quorum,omitempty"`
+}
+
+// CosignerSet is the state's record of the cosigner set in force, which
+// the state map commits to: the set and quorum the last setCosigners
+// named, and every setCosigners accepted so far, in log order. Absent
+// until the first change; the genesis's set is in force until then. The
+// set that cosigns a checkpoint of log size s is the one named by the last
+// change whose Index is at most the raft index of the log's leaf s − 1
+// (the genesis's when there is none): a change takes effect with the
+// checkpoints that include its entry.
+type CosignerSet struct {
+	Cosigners []string         `json:"cosigners"`
+	Quorum    int              `json:"quorum,omitempty"`
+	Changes   []CosignerChange `json:"changes"`
+}
+
+// CosignerChange is one accepted setCosigners: its CID and the raft index
+// it was applied at. Its entry's leaf in the registry log is the leaf of
+// that raft index (leaves are in raft index order, one per entry); the
+// record names the raft index, not the leaf's position, so a replay that
+// leaves rejected entries out of its log (trustd audit) writes the same
+// record.
+type CosignerChange struct {
+	Operation string `json:"operation"`
+	Index     uint64 `json:"index"`
+}
+
+// QuorumOf is how many of the set's cosigners a checkpoint needs: Quorum,
+// or the default n − ⌊(n−1)/3⌋.
+func (s *CosignerSet) QuorumOf() int { return CosignerQuorum(len(s.Cosigners), s.Quorum) }
+
+// CosignerQuorum is the quorum of n cosigners when q is asked (0: the
+// default n − ⌊(n−1)/3⌋).
+func CosignerQuorum(n, q int) int {
+	if q > 0 {
+		return q
+	}
+	return tlog.DefaultQuorum(n)
+}
+
+// SameCosigners reports whether two sets name the same keys (in any
+// order) with the same quorum.
+func SameCosigners(a []string, qa int, b []string, qb int) bool {
+	if len(a) != len(b) || CosignerQuorum(len(a), qa) != CosignerQuorum(len(b), qb) {
+		return false
+	}
+	x, y := slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b))
+	return slices.Equal(x, y)
+}
+
+// ParseCosigners checks a cosigner set as the genesis's is checked: at
+// least one and at most MaxCosigners vkeys that parse, no name twice, and a
+// quorum from 1 to n (0: the default). It returns the parsed keys.
+func ParseCosigners(vkeys []string, quorum int) ([]tlog.CosignerKey, error) {
+	if len(vkeys) == 0 {
+		return nil, Errorf(ErrInvalid, "no cosigners: a set names at least one (without cosigners no proofs are served)")
+	}
+	if len(vkeys) > MaxCosigners {
+		return nil, Errorf(ErrInvalid, "%d cosigners, at most %d", len(vkeys), MaxCosigners)
+	}
+	if quorum < 0 || quorum > len(vkeys) {
+		return nil, Errorf(ErrInvalid, "cosigner quorum %d must be between 1 and the %d cosigners (0: the default)", quorum, len(vkeys))
+	}
+	keys := make([]tlog.CosignerKey, 0, len(vkeys))
+	names := map[string]bool{}
+	for _, v := range vkeys {
+		k, err := tlog.ParseCosignerKey(v)
+		if err != nil {
+			return nil, Errorf(ErrInvalid, "cosigner %q: %v", v, err)
+		}
+		if names[k.Name] {
+			return nil, Errorf(ErrInvalid, "cosigner %s listed twice", k.Name)
+		}
+		names[k.Name] = true
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// GovernanceSigners returns the governance members of g whose signature
+// on op verifies against the key the genesis gives them (a did:key
+// member's own key), in signature order, each once. Signatures by anyone
+// else, or by a member's key registered later, are not counted: the
+// result depends on the genesis and the operation's bytes alone.
+func GovernanceSigners(g *Genesis, op *ParsedOperation) []string {
+	var out []string
+	for _, sig := range op.JWS.Signatures {
+		did, fragment, _ := strings.Cut(sig.Protected.KeyID, "#")
+		i := slices.IndexFunc(g.Members, func(m Member) bool { return m.ID == did })
+		if i < 0 || slices.Contains(out, did) {
+			continue
+		}
+		pub := genesisKey(g.Members[i], did, fragment)
+		if pub == nil {
+			continue
+		}
+		one := *op.JWS
+		one.Signatures = []jose.Signature{sig}
+		if _, err := one.Verify(JoseKey(pub)); err == nil {
+			out = append(out, did)
+		}
+	}
+	return out
+}
+
+// genesisKey is the public key the genesis gives member m under fragment
+// (nil when none).
+func genesisKey(m Member, did, fragment string) crypto.PublicKey {
+	if len(m.Keys) == 0 {
+		pub, err := ParseDIDKey(did)
+		if err != nil {
+			return nil
+		}
+		return pub
+	}
+	for _, raw := range m.Keys {
+		k, err := ParsePublicJWK(raw)
+		if err == nil && KIDMatches(k.KeyID, did, fragment) {
+			return k.Key
+		}
+	}
+	return nil
+}
