@@ -164,6 +164,18 @@ func TestCheckpointIsAwaitedWithADeadline(t *testing.T) {
 }
 
 func TestProofAnswersAreFetchedOnceEachWithTheirProof(t *testing.T) {
+	// Each entity's answer carries a bundle of its own size: a's the
+	// framework's records bundle, bb's a trust answer's.
+	w := prooftest.New(t, prooftest.Options{})
+	small, err := w.RecordsBundle(decide.FrameworkKey(prooftest.Framework)).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	large, err := w.Bundle(decide.Question{Entity: prooftest.College, Framework: prooftest.Framework, Action: record.ActionIssue, Resource: prooftest.Nursing}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundles := map[string][]byte{"did:key:a": small, "did:key:bb": large}
 	var requests atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
@@ -171,7 +183,7 @@ func TestProofAnswersAreFetchedOnceEachWithTheirProof(t *testing.T) {
 			w.Write([]byte(`{"authorized":true}`))
 			return
 		}
-		w.Write([]byte(`{"authorized":true,"proof":{"entity":"` + r.URL.Query().Get("entity") + `"}}`))
+		w.Write([]byte(`{"authorized":true,"proof":` + string(bundles[r.URL.Query().Get("entity")]) + `}`))
 	}))
 	defer srv.Close()
 	urls := []string{trustURL(srv.URL, "did:key:a"), trustURL(srv.URL, "did:key:bb")}
@@ -183,7 +195,7 @@ func TestProofAnswersAreFetchedOnceEachWithTheirProof(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if requests.Load() != 2 || s.Answers != 2 || s.Max != len(`{"entity":"did:key:bb"}`) {
+	if requests.Load() != 2 || s.Answers != 2 || s.Max != len(large) || s.Mean != float64(len(small)+len(large))/2 {
 		t.Fatalf("%d requests, sizes %+v", requests.Load(), s)
 	}
 
