@@ -51,6 +51,12 @@ func (c *applyCtx) setCosigners(op *record.SetCosigners) (string, error) {
 	} else {
 		set = &record.CosignerSet{}
 	}
+	if len(set.Changes) >= record.MaxCosignerChanges {
+		// A bundle carries every change since the genesis, at most this
+		// many (proof.MaxCosignerChanges): one more and no answer could be
+		// proven again. A consortium past it starts a new genesis.
+		return "", record.Reject(record.CodeConflict, "the cosigner set has been changed %d times, the most a proof can follow; a further change needs a new genesis", len(set.Changes))
+	}
 	if record.SameCosigners(cur, q, op.Cosigners, op.Quorum) {
 		return "", record.Reject(record.CodeConflict, "these cosigners, with quorum %d, are the set in force already", record.CosignerQuorum(len(cur), q))
 	}

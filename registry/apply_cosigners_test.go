@@ -3,6 +3,7 @@ package registry
 import (
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -69,6 +70,7 @@ func TestSetCosignersChangesTheSetInForce(t *testing.T) {
 		"no cosigners":          {h.setCosigners(2, map[string]any{"cosigners": []string{}}), record.CodeInvalid},
 		"a bad vkey":            {h.setCosigners(2, map[string]any{"cosigners": []string{"a.example+00+AA"}}), record.CodeInvalid},
 		"a name twice":          {h.setCosigners(2, map[string]any{"cosigners": []string{a, a}}), record.CodeInvalid},
+		"a key under two names": {h.setCosigners(2, map[string]any{"cosigners": []string{a, sameKeyAs(t, a, "a2.example")}}), record.CodeInvalid},
 		"quorum above n":        {h.setCosigners(2, map[string]any{"cosigners": []string{a, b}, "quorum": 3}), record.CodeInvalid},
 		"the set in force":      {h.setCosigners(2, map[string]any{"cosigners": []string{first}}), record.CodeConflict},
 	} {
@@ -166,4 +168,36 @@ func TestSetCosignersTakesGenesisKeys(t *testing.T) {
 		t.Fatalf("setCosigners by a non-member: %+v", r)
 	}
 	h.mustAccept(h.sign(k1, record.OpSetCosigners, set))
+}
+
+// sameKeyAs returns vkey's public key under another name.
+func sameKeyAs(t testing.TB, vkey, name string) string {
+	t.Helper()
+	k, err := tlog.ParseCosignerKey(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := tlog.NewCosignerKey(name, k.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k2.String()
+}
+
+// A state takes at most record.MaxCosignerChanges setCosigners, the most
+// a proof bundle carries: the next is refused and leaves the state as it
+// was, so every answer stays provable.
+func TestSetCosignersStopsAtTheMostABundleCarries(t *testing.T) {
+	h, _ := mustCosignerState(t)
+	h.mustRaiseLevel(FeatureLevelCosignerSet)
+	for i := range record.MaxCosignerChanges {
+		if r := h.apply(h.setCosigners(2, map[string]any{"cosigners": []string{mustCosignerVKey(t, fmt.Sprintf("c%d.example", i))}})); !r.Accepted || r.Duplicate {
+			t.Fatalf("change %d: %+v", i+1, r)
+		}
+	}
+	before := h.digest()
+	r := h.apply(h.setCosigners(2, map[string]any{"cosigners": []string{mustCosignerVKey(t, "last.example")}}))
+	if r.Accepted || r.Code != record.CodeConflict || h.digest() != before {
+		t.Fatalf("change %d: %+v (state changed: %v)", record.MaxCosignerChanges+1, r, h.digest() != before)
+	}
 }

@@ -48,7 +48,7 @@ var (
 )
 
 // MaxCosignerChanges bounds the cosigner changes one bundle carries.
-const MaxCosignerChanges = 64
+const MaxCosignerChanges = record.MaxCosignerChanges
 
 // CosignerStoreKey is the store key of the state's cosigner-set record
 // (table 0x15, no further parts): the map holds it under

@@ -16,6 +16,10 @@ const OpSetCosigners = "setCosigners"
 // MaxCosigners bounds the cosigners a set names.
 const MaxCosigners = 64
 
+// MaxCosignerChanges bounds the setCosigners a state accepts: a proof
+// bundle carries every change since the genesis, and at most this many.
+const MaxCosignerChanges = 64
+
 // SetCosigners replaces the cosigners of the registry log's checkpoints
 // and their quorum (SPEC §7): a governance operation whose member
 // signatures must verify against the members' genesis keys, so that a
@@ -90,7 +94,7 @@ func ParseCosigners(vkeys []string, quorum int) ([]tlog.CosignerKey, error) {
 		return nil, Errorf(ErrInvalid, "cosigner quorum %d must be between 1 and the %d cosigners (0: the default)", quorum, len(vkeys))
 	}
 	keys := make([]tlog.CosignerKey, 0, len(vkeys))
-	names := map[string]bool{}
+	names, pubs := map[string]bool{}, map[string]string{}
 	for _, v := range vkeys {
 		k, err := tlog.ParseCosignerKey(v)
 		if err != nil {
@@ -99,7 +103,13 @@ func ParseCosigners(vkeys []string, quorum int) ([]tlog.CosignerKey, error) {
 		if names[k.Name] {
 			return nil, Errorf(ErrInvalid, "cosigner %s listed twice", k.Name)
 		}
-		names[k.Name] = true
+		// One key under two names would count twice toward the quorum;
+		// a checkpoint verifier refuses such a set (tlog.NewVerifier), so
+		// a state that took it could cosign nothing.
+		if other, ok := pubs[string(k.Key)]; ok {
+			return nil, Errorf(ErrInvalid, "cosigners %s and %s have the same public key", other, k.Name)
+		}
+		names[k.Name], pubs[string(k.Key)] = true, k.Name
 		keys = append(keys, k)
 	}
 	return keys, nil
