@@ -101,7 +101,7 @@ func (n *Node) cosignersAt(size uint64) (cosign.Roster, error) {
 		}
 		keys = append(keys, k)
 	}
-	return cosign.Roster{Cosigners: keys, Quorum: set.QuorumOf()}, nil
+	return cosign.Roster{Cosigners: keys, Quorum: set.QuorumOf(), Changes: set.Changes}, nil
 }
 
 // LatestCheckpoint returns the latest checkpoint of the registry's log

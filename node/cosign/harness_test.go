@@ -168,9 +168,10 @@ func (c *testCluster) setAt(size uint64) (Roster, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := Roster{Cosigners: c.keys, Quorum: 2}
-	for _, ch := range c.changes {
+	for i, ch := range c.changes {
 		if size >= ch.from {
 			r = ch.set
+			r.Changes = i + 1
 		}
 	}
 	return r, nil

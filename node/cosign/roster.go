@@ -12,6 +12,10 @@ import (
 type Roster struct {
 	Cosigners []tlog.CosignerKey
 	Quorum    int
+	// Changes is how many cosigner changes led to the set (0: the
+	// genesis's): a member cosigns a checkpoint only while the set in
+	// force at its size is the one in force at its own log's head.
+	Changes int
 }
 
 // maxRosters bounds the cosigner sets a service keeps built; sets change

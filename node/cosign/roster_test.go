@@ -26,7 +26,7 @@ func TestCosignerSetChangeAtASize(t *testing.T) {
 	if err := leader.svc.Collect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	note, _, err := leader.svc.Latest()
+	note, v5, err := leader.svc.Latest()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +42,15 @@ func TestCosignerSetChangeAtASize(t *testing.T) {
 	}
 	if _, err := two.svc.cosign(ctx, checkpointOf(t, two.log), 5, nil); !errors.Is(err, ErrNotCosigner) {
 		t.Fatalf("member 2, out of the set, asked to cosign size 8: %v", err)
+	}
+	// The checkpoint of size 5, from before the change, again: cosigned
+	// now it would look fresh to a verifier that the old set convinces,
+	// and carry none of the change. No member cosigns it any more, neither
+	// one the change removed (2) nor one it kept (1).
+	for name, nd := range map[string]*node{"member 2, removed": two, "member 1, kept": one} {
+		if _, err := nd.svc.cosign(ctx, v5.Checkpoint, 5, nil); !errors.Is(err, ErrNotCosigner) {
+			t.Fatalf("%s, asked to cosign size 5 again after the change at 7: %v", name, err)
+		}
 	}
 	if err := leader.svc.Collect(ctx); err != nil {
 		t.Fatal(err)

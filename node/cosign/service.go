@@ -343,6 +343,9 @@ func (s *Service) cosign(ctx context.Context, cp tlog.Checkpoint, oldSize uint64
 	if r.cosigner == nil {
 		return tlog.Cosignature{}, fmt.Errorf("%w at log size %d", ErrNotCosigner, cp.Size)
 	}
+	if err := s.inForce(cp.Size); err != nil {
+		return tlog.Cosignature{}, err
+	}
 	own, err := s.cfg.Log.LogRootAt(cp.Size)
 	if err != nil {
 		return tlog.Cosignature{}, fmt.Errorf("%w: root at size %d: %w", ErrUnavailable, cp.Size, err)
@@ -353,6 +356,37 @@ func (s *Service) cosign(ctx context.Context, cp tlog.Checkpoint, oldSize uint64
 	s.signMu.Lock()
 	defer s.signMu.Unlock()
 	return r.cosigner.Cosign(cp, own, oldSize, proof)
+}
+
+// inForce refuses to cosign a checkpoint of size size when the cosigner
+// set changed after it in this node's log: a cosignature dates a
+// checkpoint (verifiers judge freshness by it), and cosigners a change
+// removed must not vouch now for a state from before the change, which
+// a bundle could then prove with their old set and none of the changes.
+// Only the set in force at this node's head cosigns.
+func (s *Service) inForce(size uint64) error {
+	if s.cfg.SetAt == nil {
+		return nil
+	}
+	head, _, err := s.cfg.Log.LogHead()
+	if err != nil {
+		return fmt.Errorf("%w: log head: %w", ErrUnavailable, err)
+	}
+	if head == size {
+		return nil
+	}
+	at, err := s.cfg.SetAt(size)
+	if err != nil {
+		return fmt.Errorf("%w: the cosigner set at size %d: %w", ErrUnavailable, size, err)
+	}
+	now, err := s.cfg.SetAt(head)
+	if err != nil {
+		return fmt.Errorf("%w: the cosigner set at size %d: %w", ErrUnavailable, head, err)
+	}
+	if now.Changes != at.Changes {
+		return fmt.Errorf("%w: the cosigner set changed after log size %d (%d changes there, %d at this node's log size %d); only the set in force cosigns", ErrNotCosigner, size, at.Changes, now.Changes, head)
+	}
+	return nil
 }
 
 // waitSize waits, at most catchUpWait, for this node's log to reach size.
