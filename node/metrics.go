@@ -5,6 +5,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/trustreg/trustreg/registry"
 )
 
 // Pebble database names, the db label of the trustd_pebble_ metrics.
@@ -103,6 +105,39 @@ func (n *Node) stateDBMetrics() *pebble.Metrics {
 	return n.State.DBMetrics()
 }
 
+var descStateDiskUsage = prometheus.NewDesc("trustd_state_disk_usage_bytes",
+	"Disk space each part of the state takes (registry.State.DiskUsage): records, results, meta, the commitment's map nodes, log nodes and log leaves, other; Pebble's estimate over each part's keys, of the sstables and blob files, without the WAL and unflushed writes.",
+	[]string{"part"}, nil)
+
+// stateUsageCollector reads the state's disk usage by part when scraped.
+// A source that returns nil (a database closed or closing, or an estimate
+// that failed) is left out of that scrape.
+type stateUsageCollector struct {
+	source func() []registry.PartUsage
+}
+
+func (sc stateUsageCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descStateDiskUsage }
+
+func (sc stateUsageCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range sc.source() {
+		ch <- prometheus.MustNewConstMetric(descStateDiskUsage, prometheus.GaugeValue, float64(p.Bytes), p.Part)
+	}
+}
+
+// stateDiskUsage returns the state's disk usage by part, or nil once
+// Close has begun (as stateDBMetrics) or when Pebble's estimate fails.
+func (n *Node) stateDiskUsage() []registry.PartUsage {
+	if err := n.enter(); err != nil {
+		return nil
+	}
+	defer n.calls.leave()
+	parts, err := n.State.DiskUsage()
+	if err != nil {
+		return nil
+	}
+	return parts
+}
+
 // storageCollectors are the node's metric collectors over raft and its
 // databases.
 func (n *Node) storageCollectors() []prometheus.Collector {
@@ -112,5 +147,6 @@ func (n *Node) storageCollectors() []prometheus.Collector {
 			dbState:   n.stateDBMetrics,
 			dbRaftLog: n.cluster.LogDBMetrics,
 		}},
+		stateUsageCollector{source: n.stateDiskUsage},
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -377,5 +378,44 @@ func TestGrafanaDashboardMetricsAreServed(t *testing.T) {
 		if !used[name] {
 			t.Errorf("the dashboard does not graph %s", name)
 		}
+	}
+}
+
+// TestStateDiskUsageByPart: after writes with the commitment on, once the
+// node restarted (Pebble flushes the writes it replays from the WAL into
+// sstables), /metrics splits the state's disk usage into its parts: every
+// part the writes made is nonzero, and they add up to about the state's
+// size on disk (trustd_pebble_disk_usage_bytes).
+func TestStateDiskUsageByPart(t *testing.T) {
+	c := mustNewCluster(t, 1)
+	for i := range 200 {
+		c.mustSubmit(0, c.accreditOp(fmt.Sprintf("did:web:usage-%d.example", i)))
+	}
+	c.stop(0)
+	c.start(0)
+	c.waitLeader()
+	mfs := scrapeMetrics(t, c.node(0))
+	var sum, commitment float64
+	// The label values are what dashboards and trustbench read.
+	for _, part := range []string{"meta", "records", "results", "commitment_map", "commitment_log_nodes", "commitment_log_leaves"} {
+		v := mustSample(t, mfs, "trustd_state_disk_usage_bytes", "part", part)
+		t.Logf("%-22s %8.0f bytes", part, v)
+		if v <= 0 {
+			t.Errorf("trustd_state_disk_usage_bytes{part=%q} = %v after 20 writes", part, v)
+		}
+		sum += v
+		if strings.HasPrefix(part, "commitment_") {
+			commitment += v
+		}
+	}
+	if v := mustSample(t, mfs, "trustd_state_disk_usage_bytes", "part", "other"); v != 0 {
+		t.Errorf("trustd_state_disk_usage_bytes{part=other} = %v: a table this build writes is in no part", v)
+	}
+	// The directory also holds the WAL, the manifest and the options;
+	// the parts' estimate counts a data block across two parts in both.
+	disk := mustSample(t, mfs, "trustd_pebble_disk_usage_bytes", "db", dbState)
+	t.Logf("parts %.0f bytes, of which the commitment %.0f; the state's directory %.0f", sum, commitment, disk)
+	if sum < disk/2 || sum > disk*1.25 {
+		t.Errorf("the parts add up to %.0f bytes, the state's directory takes %.0f", sum, disk)
 	}
 }

@@ -245,7 +245,7 @@ func BenchmarkDecideUncached(b *testing.B) {
 
 // loadColleges accredits n colleges did:web:college-<i>.example under the
 // fixture's QA agency, applied in batches of 64.
-func loadColleges(b *testing.B, f *chainFixture, n int) {
+func loadColleges(b testing.TB, f *chainFixture, n int) {
 	const batch = 64
 	var entries []Entry
 	for i := range n {

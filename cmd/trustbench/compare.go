@@ -188,6 +188,8 @@ func comparisonRows(a, b *report) []comparisonRow {
 		add("scale: node peak resident memory (MiB)", sa.PeakRSSMiB, sb.PeakRSSMiB)
 		add("scale: of which the Go runtime's (MiB)", sa.GoRuntimeMiB, sb.GoRuntimeMiB)
 		add("scale: Pebble state on disk (MiB)", sa.PebbleMiB, sb.PebbleMiB)
+		add("scale: the commitment's share of the state on disk", sa.CommitmentShare, sb.CommitmentShare)
+		add("scale: start-up self-audit (s)", sa.SelfAuditSec, sb.SelfAuditSec)
 	}
 	return rows
 }

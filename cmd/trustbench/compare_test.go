@@ -29,7 +29,8 @@ func TestCompareMatchesFiguresByLoadAndShowsTheChange(t *testing.T) {
 		Reads:  []readResult{{Entities: 10000, Ratio: 0.80, TrustdCPUus: 25, TrustdAtHalf: stats{P99: 4.0}}},
 		Writes: []writeResult{{Clients: 64, Ratio: 0.50, Trustd: stats{PerSecond: 1500}}, {Clients: 256, Ratio: 0.60}},
 		Scale: &scaleResult{Entities: 1000000, P99At: []point{{Entities: 10000, P99: 2.0}, {Entities: 1000000, P99: 2.4}},
-			CatchUpSec: 24, PeakRSSMiB: 431, Distinct: distinctPass{Questions: 250000, Answered: 250000, P99: 12.5}},
+			CatchUpSec: 24, PeakRSSMiB: 431, Distinct: distinctPass{Questions: 250000, Answered: 250000, P99: 12.5},
+			CommitmentShare: 0.42, SelfAuditSec: 280},
 	})
 	// The new run has its write levels in another order, one read level
 	// more, and the write rounds' median the old one lacked.
@@ -62,6 +63,8 @@ func TestCompareMatchesFiguresByLoadAndShowsTheChange(t *testing.T) {
 		row("scale: node peak resident memory (MiB)", "431", "-", "-"),
 		row("scale: distinct questions asked once each", "250000", "-", "-"),
 		row("scale: p99 over the distinct questions (ms)", "12.5", "-", "-"),
+		row("scale: the commitment's share of the state on disk", "0.42", "-", "-"),
+		row("scale: start-up self-audit (s)", "280", "-", "-"),
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("missing %q in:\n%s", want, text)

@@ -207,6 +207,18 @@ type scaleResult struct {
 	// Distinct: at the largest size, every college asked about once (up
 	// to 250,000), before the peak memory is read.
 	Distinct distinctPass `json:"distinct"`
+	// StateMiBByPart is the state's size on disk by part
+	// (trustd_state_disk_usage_bytes: records, results, meta,
+	// commitment_map, commitment_log_nodes, commitment_log_leaves, other),
+	// read from the loaded node restarted at the end, whose start flushed
+	// the writes the load left in the memtable; CommitmentShare is the
+	// commitment's parts over the rest (issue #32's budget: at most 0.5).
+	// Absent in runs before they were measured.
+	StateMiBByPart  map[string]float64 `json:"state_mib_by_part,omitempty"`
+	CommitmentShare float64            `json:"commitment_share,omitempty"`
+	// SelfAuditSec is how long the loaded node's start-up audit of its
+	// state against its commitment took, the node restarted at the end.
+	SelfAuditSec float64 `json:"self_audit_seconds,omitempty"`
 }
 
 type point struct {
@@ -998,6 +1010,12 @@ func printReport(w io.Writer, r *report) error {
 			ew.printf("  %d distinct questions, each asked once: %d answered at %.0f r/s, p50 %.2f ms, p99 %.2f ms\n", x.Questions, x.Answered, x.PerSecond, x.P50, x.P99)
 		}
 		ew.printf("  Pebble state on disk %.1f MiB; snapshot %.1f MiB; new node caught up from it in %.1f s; node peak RSS %.0f MiB (after the distinct questions; the Go runtime's share %.0f MiB)\n", s.PebbleMiB, s.SnapshotMiB, s.CatchUpSec, s.PeakRSSMiB, s.GoRuntimeMiB)
+		if len(s.StateMiBByPart) > 0 {
+			ew.printf("  the commitment's share of the state on disk: %.2f of the rest (%s)\n", s.CommitmentShare, partsLine(s.StateMiBByPart))
+		}
+		if s.SelfAuditSec > 0 {
+			ew.printf("  start-up self-audit of the state against its commitment (the node restarted): %.1f s\n", s.SelfAuditSec)
+		}
 	}
 	return ew.err
 }

@@ -156,6 +156,11 @@ func TestScaleAsksEveryCollegeOnceBeforeReadingPeakMemory(t *testing.T) {
 	if rep.Scale.PeakRSSMiB <= 0 || rep.Scale.CatchUpSec <= 0 || rep.Scale.GoRuntimeMiB <= 0 {
 		t.Fatalf("scale result without peak memory or catch-up: %+v", rep.Scale)
 	}
+	// The state's parts on disk, the commitment's share, and the
+	// restarted node's start-up audit.
+	if parts := rep.Scale.StateMiBByPart; parts["records"] <= 0 || parts["commitment_map"] <= 0 || rep.Scale.CommitmentShare <= 0 || rep.Scale.SelfAuditSec <= 0 {
+		t.Fatalf("scale result without the state's parts, the commitment's share or the start-up audit: %+v", rep.Scale)
+	}
 }
 
 // TestAnInterruptedPartIsLeftOut: a run interrupted (its context ended by

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -109,7 +110,21 @@ func benchScale(ctx context.Context, c config, dir string, rep *report) error {
 	}
 	res.GoRuntimeMiB = m.sysBytes / (1 << 20)
 	rep.Scale = res
-	return nil
+
+	// Last, with the figures above kept whatever happens: the loaded
+	// node restarts alone (the new node stopped, so the audit has the
+	// machine) and audits its whole state against its commitment.
+	p.stop()
+	res.SelfAuditSec, err = startupAudit(ctx, base, n, c.trustd)
+	defer n.stop() // the restarted process (the deferred stop above is the first one's)
+	// The state's parts on disk, from the restarted node: nothing was
+	// written since the load, and opening the state flushed into sstables
+	// what the load had left in the memtable, which no part counts.
+	parts, perr := stateDiskUsage(n.url)
+	if perr == nil {
+		res.StateMiBByPart, res.CommitmentShare = parts, commitmentShare(parts)
+	}
+	return errors.Join(err, perr)
 }
 
 // distinctQuestions bounds the scale run's pass over distinct questions:

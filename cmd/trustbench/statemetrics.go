@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// scrape reads every metric family of trustd's /metrics at gatewayURL.
+func scrape(gatewayURL string) (map[string]*dto.MetricFamily, error) {
+	resp, err := http.Get(gatewayURL + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer closeRead(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s/metrics: %s", gatewayURL, resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("parse %s/metrics: %w", gatewayURL, err)
+	}
+	return families, nil
+}
+
+// gauge returns the value of a family's only gauge; ok is false without
+// exactly one.
+func gauge(families map[string]*dto.MetricFamily, name string) (v float64, ok bool) {
+	f, found := families[name]
+	if !found || len(f.GetMetric()) != 1 || f.GetMetric()[0].Gauge == nil {
+		return 0, false
+	}
+	return f.GetMetric()[0].GetGauge().GetValue(), true
+}
+
+// stateDiskUsage reads trustd_state_disk_usage_bytes: the state's size
+// on disk by part (records, results, meta, the commitment's parts, other),
+// in MiB.
+func stateDiskUsage(gatewayURL string) (map[string]float64, error) {
+	families, err := scrape(gatewayURL)
+	if err != nil {
+		return nil, err
+	}
+	f, ok := families["trustd_state_disk_usage_bytes"]
+	if !ok || len(f.GetMetric()) == 0 {
+		return nil, fmt.Errorf("%s/metrics has no trustd_state_disk_usage_bytes (a trustd built before it)", gatewayURL)
+	}
+	out := map[string]float64{}
+	for _, m := range f.GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "part" {
+				out[l.GetValue()] += m.GetGauge().GetValue() / (1 << 20)
+			}
+		}
+	}
+	return out, nil
+}
+
+// commitmentPart reports whether a part of the state is the commitment's.
+func commitmentPart(part string) bool { return strings.HasPrefix(part, "commitment_") }
+
+// commitmentShare is the commitment's parts over everything else in the
+// state (issue #32's budget: at most 0.5), 0 when there is nothing else.
+func commitmentShare(parts map[string]float64) float64 {
+	var commitment, rest float64
+	for p, v := range parts {
+		if commitmentPart(p) {
+			commitment += v
+		} else {
+			rest += v
+		}
+	}
+	if rest <= 0 {
+		return 0
+	}
+	return commitment / rest
+}
+
+// auditWaitMax bounds the wait for a restarted node's start-up audit:
+// trustd gives up an audit after 30 minutes (node.auditMaxDuration).
+const auditWaitMax = 35 * time.Minute
+
+// startupAudit stops the node, starts it again on the same data directory
+// and ports, and returns how long its start-up audit of the state against
+// its commitment took (trustd_state_audit_duration_seconds, once
+// trustd_state_audit_last_timestamp_seconds says one finished). The node
+// runs on as the new process, which the caller stops. An audit that did
+// not pass is an error.
+func startupAudit(ctx context.Context, dir string, n *trustdNode, bin string) (float64, error) {
+	n.process.stop()
+	p, err := start(dir, n.name+"-restarted", bin, "--config", n.config)
+	if err != nil {
+		return 0, err
+	}
+	n.process = p
+	deadline := time.Now().Add(auditWaitMax)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		select {
+		case <-p.exited:
+			return 0, fmt.Errorf("%s exited (%v) before its start-up audit finished; the end of its log:\n%s", p.name, p.waitErr, p.logTail(2048))
+		default:
+		}
+		if families, err := scrape(n.url); err == nil {
+			if last, ok := gauge(families, "trustd_state_audit_last_timestamp_seconds"); ok && last > 0 {
+				took, _ := gauge(families, "trustd_state_audit_duration_seconds")
+				if okv, _ := gauge(families, "trustd_state_audit_ok"); okv != 1 {
+					return took, fmt.Errorf("the restarted node's start-up audit did not pass (after %.1f s); the end of its log:\n%s", took, p.logTail(2048))
+				}
+				return took, nil
+			}
+		}
+		time.Sleep(time.Second) // polling interval
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("the restarted node's start-up audit did not finish within %s", auditWaitMax)
+}
+
+// statePartOrder is the order the report prints the state's parts in;
+// parts it does not know follow in name order.
+var statePartOrder = []string{"records", "results", "meta", "other", "commitment_map", "commitment_log_nodes", "commitment_log_leaves"}
+
+// partsLine prints the state's parts, in MiB.
+func partsLine(parts map[string]float64) string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(p string) {
+		if v, ok := parts[p]; ok && !seen[p] {
+			seen[p] = true
+			out = append(out, fmt.Sprintf("%s %.1f MiB", p, v))
+		}
+	}
+	for _, p := range statePartOrder {
+		add(p)
+	}
+	for _, p := range slices.Sorted(maps.Keys(parts)) {
+		add(p)
+	}
+	return strings.Join(out, ", ")
+}
