@@ -1,6 +1,7 @@
 package proof
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 
@@ -98,6 +99,12 @@ func (b *Bundle) follow(g *record.Genesis) (*followed, error) {
 	if len(c.Changes) == 0 || len(c.Changes) > MaxCosignerChanges || len(c.Record) == 0 {
 		return nil, fmt.Errorf("%w: cosigners carries %d changes (1 to %d) and a record of %d bytes", ErrMalformed, len(c.Changes), MaxCosignerChanges, len(c.Record))
 	}
+	// The registry applies a governance payload once (a resubmission,
+	// however encoded, answers with the first result) and refuses a change
+	// to the set already in force: a bundle carrying either does not show
+	// the registry's history, and would pad the count of changes a
+	// verifier pins (Options.MinCosignerChanges).
+	payloads := make(map[[32]byte]int, len(c.Changes))
 	for i, ch := range c.Changes {
 		if i > 0 && ch.LeafIndex <= c.Changes[i-1].LeafIndex {
 			return nil, fmt.Errorf("%w: cosigner change %d at leaf %d, not after leaf %d", ErrMalformed, i, ch.LeafIndex, c.Changes[i-1].LeafIndex)
@@ -115,6 +122,14 @@ func (b *Bundle) follow(g *record.Genesis) (*followed, error) {
 		}
 		if _, err := record.ParseCosigners(body.Cosigners, body.Quorum); err != nil {
 			return nil, fmt.Errorf("%w: cosigner change %d: %w", ErrMalformed, i, err)
+		}
+		d := sha256.Sum256(op.Payload)
+		if j, seen := payloads[d]; seen {
+			return nil, fmt.Errorf("%w: cosigner change %d repeats the signed payload of change %d (the registry applies a payload once)", ErrMalformed, i, j)
+		}
+		payloads[d] = i
+		if record.SameCosigners(f.set.keys, f.set.quorum, body.Cosigners, body.Quorum) {
+			return nil, fmt.Errorf("%w: cosigner change %d names the set already in force (the registry refuses such a change)", ErrMalformed, i)
 		}
 		f.prev, f.set = f.set, cosignerSet{body.Cosigners, body.Quorum}
 		f.changes = append(f.changes, op)
