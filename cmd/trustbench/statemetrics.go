@@ -96,7 +96,7 @@ const auditWaitMax = 35 * time.Minute
 // runs on as the new process, which the caller stops. An audit that did
 // not pass is an error.
 func startupAudit(ctx context.Context, dir string, n *trustdNode, bin string) (float64, error) {
-	n.process.stop()
+	n.stop()
 	p, err := start(dir, n.name+"-restarted", bin, "--config", n.config)
 	if err != nil {
 		return 0, err

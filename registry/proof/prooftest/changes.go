@@ -110,4 +110,3 @@ func (c *ChangeLog) RecordsBundleWithChanges(signers []*tlog.CosignatureSigner, 
 	}
 	return b
 }
-
