@@ -309,6 +309,9 @@ func TestRestartedAndRestoredNodesAgreeOnRoots(t *testing.T) {
 	})
 	c.start(1) // catches up from the snapshot
 	c.converged(last)
+	// The restore is counted when it returns, after it set the applied
+	// index that converged waits for: wait for the count too.
+	waitFor(t, "the replica's restore to be counted", 10*time.Second, func() bool { return restoresOf(t, c.node(1)) > 0 })
 	if n := restoresOf(t, c.node(1)); n != 1 {
 		t.Fatalf("the replica restored %d snapshots, want the one the leader sent", n)
 	}
