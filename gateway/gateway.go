@@ -98,6 +98,9 @@ type Server struct {
 	answers answerCache
 	// proven keeps proof answers to GET /v1/trust (proofcache.go).
 	proven proofCache
+	// evidence keeps the cosigner changes' evidence of the latest
+	// checkpoint size proven (proof.go).
+	evidence cosignerEvidence
 	// trustHandler is the instrumented GET /v1/trust.
 	trustHandler http.Handler
 	// closing is canceled when the HTTP server shuts down; long-lived

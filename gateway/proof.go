@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/trustreg/trustreg/registry"
@@ -71,6 +72,20 @@ type provenState struct {
 	leaf      []byte
 	leafIndex uint64
 	applied   uint64 // the leaf's raft index
+	// evidence keeps the cosigner changes' evidence of the latest size
+	// proven (the Server's).
+	evidence *cosignerEvidence
+}
+
+// cosignerEvidence keeps the evidence of the cosigner changes for one log
+// size: every proof from the state at that size carries the same (the
+// changes' operations, leaves and inclusion proofs in that tree), so it is
+// read once per checkpoint size rather than once per answer.
+type cosignerEvidence struct {
+	mu      sync.Mutex
+	size    uint64
+	changes []proof.CosignerChange // nil: none at size (or nothing kept yet)
+	kept    bool
 }
 
 // latestCheckpoint returns the latest cosigned note and its size.
@@ -165,7 +180,7 @@ func (s *Server) atView(v *registry.View, note []byte, size uint64) (*provenStat
 		v.Close()
 		return nil, err
 	}
-	return &provenState{view: v, note: note, size: size, leaf: leaf, leafIndex: size - 1, applied: l.Index}, nil
+	return &provenState{view: v, note: note, size: size, leaf: leaf, leafIndex: size - 1, applied: l.Index, evidence: &s.evidence}, nil
 }
 
 // bundle proves the records rec read and makes the bundle of q and a.
@@ -207,11 +222,32 @@ func (p *provenState) bundle(rec *proof.Recorder, q proof.Question, a proof.Answ
 // force. The view is the state at the checkpoint's size, so its record
 // lists exactly the changes applied below that size.
 func (p *provenState) cosigners() (*proof.Cosigners, error) {
+	e := p.evidence
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.kept || e.size != p.size {
+		changes, err := p.readCosigners()
+		if err != nil {
+			return nil, err
+		}
+		e.size, e.changes, e.kept = p.size, changes, true
+	}
+	if e.changes == nil {
+		return nil, nil
+	}
+	// The changes are shared by every bundle of this size and only read;
+	// each bundle gets its own Cosigners for its record (withRecord).
+	return &proof.Cosigners{Changes: e.changes}, nil
+}
+
+// readCosigners reads the evidence of the cosigner changes from the view:
+// nil while the genesis's set is in force.
+func (p *provenState) readCosigners() ([]proof.CosignerChange, error) {
 	set, _, err := p.view.CosignerSet()
 	if err != nil || set == nil {
 		return nil, err
 	}
-	out := &proof.Cosigners{}
+	var out []proof.CosignerChange
 	for _, ch := range set.Changes {
 		jws, err := p.view.OperationJWS(ch.Operation)
 		if err != nil {
@@ -225,7 +261,7 @@ func (p *provenState) cosigners() (*proof.Cosigners, error) {
 		if err != nil {
 			return nil, err
 		}
-		out.Changes = append(out.Changes, proof.CosignerChange{JWS: jws, Leaf: leaf, LeafIndex: at, Inclusion: incl})
+		out = append(out, proof.CosignerChange{JWS: jws, Leaf: leaf, LeafIndex: at, Inclusion: incl})
 	}
 	return out, nil
 }
