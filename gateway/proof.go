@@ -449,22 +449,23 @@ func withProof(body []byte, b *proof.Bundle) ([]byte, error) {
 }
 
 // proveStatusList answers a status-list record read with proof=true: the
-// list and its current version from the state at the latest checkpoint,
-// and a status-list bundle (proof.TypeStatusList) of their stored records
-// with the issuer's issue authorization under framework at the version's
-// time (framework "": the one of the issuer's first issue accreditation
-// active then, else of its first issue accreditation), in one map proof.
-func (s *Server) proveStatusList(ctx context.Context, issuer, list, framework, resource string, minIndex uint64) (*record.StatusListView, *proof.Bundle, uint64, error) {
+// list and its current version (or, at a non-zero ts, the version in force
+// at ts and the one published next, if any) from the state at the latest
+// checkpoint, and a status-list bundle (proof.TypeStatusList) of their
+// stored records with the issuer's issue authorization under framework at
+// the question's time, the current version's time or ts (framework "": the
+// one of the issuer's first issue accreditation active then, else of its
+// first issue accreditation), in one map proof.
+func (s *Server) proveStatusList(ctx context.Context, issuer, list, framework, resource string, ts time.Time, minIndex uint64) (*record.StatusListView, *proof.Bundle, uint64, error) {
 	p, err := s.provenView(ctx, minIndex)
 	if err != nil {
 		return nil, nil, 0, err
 	}
 	defer p.view.Close()
-	lv, err := p.view.StatusList(issuer, list)
+	lv, next, at, err := provenListVersion(p.view, issuer, list, ts)
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	at := lv.Version.Time
 	if framework == "" {
 		if framework, err = issuingFramework(p.view, issuer, at); err != nil {
 			return nil, nil, 0, err
@@ -488,12 +489,17 @@ func (s *Server) proveStatusList(ctx context.Context, issuer, list, framework, r
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	recs, vals, mapProof, err := p.view.ProveRecordsAndStoreKeys(keys, append([][]byte{
-		proof.StatusListStoreKey(issuer, list),
-		proof.ListVersionStoreKey(issuer, list, lv.CurrentIndex),
-	}, p.cosignerKeys(cos)...))
+	listKeys := [][]byte{proof.StatusListStoreKey(issuer, list), proof.ListVersionStoreKey(issuer, list, lv.Version.Index)}
+	if next != nil {
+		listKeys = append(listKeys, proof.ListVersionStoreKey(issuer, list, next.Index))
+	}
+	recs, vals, mapProof, err := p.view.ProveRecordsAndStoreKeys(keys, append(listKeys, p.cosignerKeys(cos)...))
 	if err != nil {
 		return nil, nil, 0, err
+	}
+	sl := &proof.StatusListRecords{List: vals[0], VersionIndex: lv.Version.Index, Version: vals[1]}
+	if next != nil {
+		sl.NextIndex, sl.Next = next.Index, vals[2]
 	}
 	out := make([]proof.Record, len(recs))
 	for i, r := range recs {
@@ -506,9 +512,9 @@ func (s *Server) proveStatusList(ctx context.Context, issuer, list, framework, r
 	pq, pa := proof.NewStatusList(list, q, d, p.applied)
 	return lv, &proof.Bundle{
 		Version: proof.Version, Question: pq, Answer: pa, Records: out,
-		StatusList: &proof.StatusListRecords{List: vals[0], VersionIndex: lv.CurrentIndex, Version: vals[1]},
+		StatusList: sl,
 		MapProof:   mapProof, Leaf: p.leaf, LeafIndex: p.leafIndex, Inclusion: incl, Checkpoint: string(p.note),
-		Cosigners: withRecord(cos, vals, 2),
+		Cosigners: withRecord(cos, vals, len(listKeys)),
 	}, p.applied, nil
 }
 

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -22,15 +23,12 @@ const statusListTypeBase = "https://www.w3.org/ns/credentials/status-list#"
 func (s *Server) listVersion(w http.ResponseWriter, r *http.Request, sv *registry.View) (*record.StatusListView, bool) {
 	issuer, list := r.PathValue("issuer"), r.PathValue("list")
 	var view *record.StatusListView
-	var err error
-	if ts := query(r).Get("timestamp"); ts != "" {
-		t, perr := time.Parse(time.RFC3339Nano, ts)
-		if perr != nil {
-			writeError(w, r, record.Errorf(record.ErrMalformedValue, "timestamp %q must be an XML Schema dateTimeStamp (2025-06-01T00:00:00Z)", ts))
-			return nil, false
-		}
+	t, err := listTimestamp(r)
+	switch {
+	case err != nil:
+	case !t.IsZero():
 		view, err = sv.StatusListAt(issuer, list, t)
-	} else {
+	default:
 		view, err = sv.StatusList(issuer, list)
 	}
 	if err != nil {
@@ -38,6 +36,47 @@ func (s *Server) listVersion(w http.ResponseWriter, r *http.Request, sv *registr
 		return nil, false
 	}
 	return view, true
+}
+
+// listTimestamp reads ?timestamp= (zero when absent).
+func listTimestamp(r *http.Request) (time.Time, error) {
+	ts := query(r).Get("timestamp")
+	if ts == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return time.Time{}, record.Errorf(record.ErrMalformedValue, "timestamp %q must be an XML Schema dateTimeStamp (2025-06-01T00:00:00Z)", ts)
+	}
+	return t, nil
+}
+
+// provenListVersion is the version of issuer's list a proof answers for,
+// read from the proven view v, and the question's time: with a zero ts,
+// the current version and its own time; else the version in force at ts
+// (StatusListAt, as the answer without proof), the version published next
+// (nil when it is the current one: StatusListAt takes the last version
+// published at or before ts, so the next was published after ts), and ts.
+func provenListVersion(v *registry.View, issuer, list string, ts time.Time) (*record.StatusListView, *record.StatusListVersion, time.Time, error) {
+	if ts.IsZero() {
+		lv, err := v.StatusList(issuer, list)
+		if err != nil {
+			return nil, nil, time.Time{}, err
+		}
+		return lv, nil, lv.Version.Time, nil
+	}
+	lv, err := v.StatusListAt(issuer, list, ts)
+	if err != nil || lv.Version.Index == lv.CurrentIndex {
+		return lv, nil, ts, err
+	}
+	next, err := v.StatusListNext(issuer, list, lv.Version.Index)
+	if err != nil {
+		return nil, nil, time.Time{}, err
+	}
+	if next == nil {
+		return nil, nil, time.Time{}, fmt.Errorf("gateway: list %s of %s stores no version after index %d, yet its current one is at index %d", list, issuer, lv.Version.Index, lv.CurrentIndex)
+	}
+	return lv, next, ts, nil
 }
 
 // listCache derives Cache-Control from the list's ttl (milliseconds); a
@@ -191,9 +230,10 @@ func (s *Server) statusList(w http.ResponseWriter, r *http.Request) {
 
 // statusListRecord is the registry's record of a list version: its CID,
 // registry index, time, previous version, and the credential decoded.
-// With proof=true it answers for the current version from the state at
-// the latest cosigned checkpoint, with a status-list bundle (proof.go):
-// ?framework= and ?resource= name the issuer's authorization it proves.
+// With proof=true it answers for the current version, or the one in force
+// at ?timestamp=, from the state at the latest cosigned checkpoint, with a
+// status-list bundle (proof.go): ?framework= and ?resource= name the
+// issuer's authorization it proves, at the version's time or timestamp.
 func (s *Server) statusListRecord(w http.ResponseWriter, r *http.Request) {
 	if err := checkParams(r, "timestamp", "proof", "framework", "resource"); err != nil {
 		writeError(w, r, err)
@@ -205,11 +245,7 @@ func (s *Server) statusListRecord(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := query(r)
-	switch {
-	case withP && q.Get("timestamp") != "":
-		writeError(w, r, record.Errorf(ErrBadRequest, "proof=true proves the current version; leave out timestamp"))
-		return
-	case !withP && (q.Get("framework") != "" || q.Get("resource") != ""):
+	if !withP && (q.Get("framework") != "" || q.Get("resource") != "") {
 		writeError(w, r, record.Errorf(ErrBadRequest, "framework and resource name the authorization a proof proves: use them with proof=true"))
 		return
 	}
@@ -221,7 +257,10 @@ func (s *Server) statusListRecord(w http.ResponseWriter, r *http.Request) {
 	var bundle *proof.Bundle
 	var index uint64
 	if withP {
-		view, bundle, index, err = s.proveStatusList(r.Context(), r.PathValue("issuer"), r.PathValue("list"), q.Get("framework"), q.Get("resource"), minIndex)
+		ts, err := listTimestamp(r)
+		if err == nil {
+			view, bundle, index, err = s.proveStatusList(r.Context(), r.PathValue("issuer"), r.PathValue("list"), q.Get("framework"), q.Get("resource"), ts, minIndex)
+		}
 		if err != nil {
 			writeError(w, r, err)
 			return

@@ -93,6 +93,26 @@ func (v *View) StatusListAt(issuer, id string, t time.Time) (_ *record.StatusLis
 	return &record.StatusListView{StatusList: *l, Version: *found}, nil
 }
 
+// StatusListNext returns the version of a list published next after the
+// one at registry index index (the first by index after it), or nil when
+// that one is the list's last.
+func (v *View) StatusListNext(issuer, id string, index uint64) (_ *record.StatusListVersion, err error) {
+	p := prefix(tableListVersions, issuer, id)
+	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: binary.BigEndian.AppendUint64(p, index+1), UpperBound: upperBound(p)})
+	if err != nil {
+		return nil, err
+	}
+	defer closeJoin(it, &err)
+	if !it.First() {
+		return nil, nil
+	}
+	var next record.StatusListVersion
+	if err := decodeRecord(it.Value(), &next); err != nil {
+		return nil, err
+	}
+	return &next, nil
+}
+
 // StatusLists lists an issuer's lists (every issuer's with an empty issuer).
 func (v *View) StatusLists(issuer string, page Page) ([]record.StatusList, string, error) {
 	p := []byte{tableStatusLists}

@@ -31,6 +31,7 @@ type verifyResult struct {
 	Records        []proof.Record              `json:"records,omitempty"`
 	StatusList     *record.StatusList          `json:"statusList,omitempty"`
 	ListVersion    *record.StatusListVersion   `json:"statusListVersion,omitempty"`
+	ListNext       *record.StatusListVersion   `json:"statusListNext,omitempty"`
 	Cosigners      []string                    `json:"cosigners,omitempty"`
 	Quorum         int                         `json:"quorum,omitempty"`
 	CheckpointSize uint64                      `json:"checkpointSize,omitempty"`
@@ -130,13 +131,22 @@ func (a *app) printVerified(v *proof.Verified, maxAge time.Duration) error {
 	fresh := v.FreshAsOf.UTC()
 	q := v.Question
 	res := verifyResult{Verified: true, Question: &q, Decision: v.Decision, Recognition: v.Recognition, Records: v.Records,
-		StatusList: v.StatusList, ListVersion: v.StatusListVersion, Cosigners: v.Cosigners, Quorum: v.Quorum, Changes: v.CosignerChanges, CheckpointSize: v.CheckpointSize, FreshAsOf: &fresh, AgeSeconds: &age}
+		StatusList: v.StatusList, ListVersion: v.StatusListVersion, ListNext: v.StatusListNext, Cosigners: v.Cosigners, Quorum: v.Quorum, Changes: v.CosignerChanges, CheckpointSize: v.CheckpointSize, FreshAsOf: &fresh, AgeSeconds: &age}
 	return a.printText(res, func(w *errWriter) {
 		lead := "VERIFIED: "
 		if l, ver := v.StatusList, v.StatusListVersion; ver != nil {
 			w.printf("VERIFIED: status list %s of %s, version %s (registry index %d, published %s): the issuer-signed credential, %d bytes, as stored at registry index %d\n",
 				l.ID, l.Issuer, ver.CID, ver.Index, ver.Time.Format(time.RFC3339), len(ver.Credential), q.Applied)
 			lead = "  the issuer at the version's time: "
+			switch next := v.StatusListNext; {
+			case next != nil:
+				w.printf("  the version in force at %s: superseded by version %s (registry index %d) published %s\n",
+					q.At.Format(time.RFC3339Nano), next.CID, next.Index, next.Time.Format(time.RFC3339))
+				lead = "  the issuer at that time: "
+			case !q.At.Equal(ver.Time):
+				w.printf("  the version in force at %s: the list's current version\n", q.At.Format(time.RFC3339Nano))
+				lead = "  the issuer at that time: "
+			}
 		}
 		switch {
 		case v.Decision != nil:

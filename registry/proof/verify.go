@@ -116,6 +116,10 @@ type Verified struct {
 	// issuer-signed credential, byte for byte.
 	StatusList        *record.StatusList
 	StatusListVersion *record.StatusListVersion
+	// StatusListNext is the proven successor of StatusListVersion when
+	// that version is not the list's current one (a question about a past
+	// time); nil: StatusListVersion is the current version.
+	StatusListNext *record.StatusListVersion
 	// Cosigners are the cosigners in force whose cosignatures verified.
 	Cosigners []string
 	// Quorum is how many the set in force asks for.
@@ -158,10 +162,12 @@ type Verified struct {
 //     against the answer (ErrNotProven, ErrDecisionMismatch); a records
 //     bundle (TypeRecords) has none, and only its index is compared; a
 //     status-list bundle (TypeStatusList) first has its list and version
-//     checked: present, the question's list and its current version,
-//     holding the credential its CID names, published at the question's
-//     time, and holding Options.Credential when set
-//     (ErrCredentialMismatch, ErrDecisionMismatch).
+//     checked: present, the question's list and its version in force at
+//     the question's time (the current one, or followed by a proven
+//     successor published after that time), holding the credential its
+//     CID names, and holding Options.Credential when set
+//     (ErrCredentialMismatch, ErrVersionNotInForce, ErrSuccessorHidden,
+//     ErrSuccessorNotLinked).
 func Verify(b *Bundle, genesis []byte, opts Options) (*Verified, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w: no bundle", ErrMalformed)
@@ -499,10 +505,11 @@ func (b *Bundle) decide(src *proven, out *Verified, cred []byte) error {
 		}
 	case TypeStatusList:
 		var l *record.StatusList
-		var v *record.StatusListVersion
-		if l, v, err = b.provenStatusList(); err != nil {
+		var v, next *record.StatusListVersion
+		if l, v, next, err = b.provenStatusList(); err != nil {
 			return err
 		}
+		out.StatusListNext = next
 		if cred != nil && string(cred) != v.Credential {
 			return fmt.Errorf("%w: the credential served (%d bytes) is not the proven version's %s", ErrCredentialMismatch, len(cred), v.CID)
 		}
@@ -589,6 +596,9 @@ var reasons = []struct {
 	{ErrNotProven, "not_proven"},
 	{ErrDecisionMismatch, "decision_mismatch"},
 	{ErrCredentialMismatch, "credential_mismatch"},
+	{ErrVersionNotInForce, "version_not_in_force"},
+	{ErrSuccessorHidden, "successor_hidden"},
+	{ErrSuccessorNotLinked, "successor_not_linked"},
 	{ErrCosignerChangeUnauthorized, "cosigner_change_unauthorized"},
 	{ErrCosignerChangeNotLogged, "cosigner_change_not_logged"},
 	{ErrCosignerChangeOmitted, "cosigner_change_omitted"},
