@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/trustreg/trustreg/node"
+	"github.com/trustreg/trustreg/registry"
 	"github.com/trustreg/trustreg/registry/proof"
 )
 
@@ -51,7 +52,8 @@ func TestTrustWritesItsProof(t *testing.T) {
 
 // TestVerifyPrintsStatusListBundle: trustctl verify checks a status-list
 // record's bundle (?proof=true) and prints the list's version with the
-// issuer's authorization at its time.
+// issuer's authorization at its time; a bundle for a past time
+// (&timestamp=) proves the version then in force and its successor.
 func TestVerifyPrintsStatusListBundle(t *testing.T) {
 	d := startDevNode(t)
 	gov, rootKey := filepath.Join(d.dir, node.DevGovernanceKey), filepath.Join(d.dir, node.DevRootAccreditorKey)
@@ -65,6 +67,39 @@ func TestVerifyPrintsStatusListBundle(t *testing.T) {
 	d.must("-q", "status", "create", "--key", collegeKey, "--list", "main")
 
 	u := d.n.GatewayURL() + "/v1/status-lists/" + url.PathEscape(college) + "/main/record?proof=true&consistency=linearizable"
+	genesis := filepath.Join(d.dir, node.DevGenesisFile)
+	out := d.must("verify", fetchProofFile(t, u), "--genesis", genesis)
+	for _, want := range []string{"VERIFIED: status list main of " + college, "the issuer at the version's time: AUTHORIZED (active): " + college + " for issue any resource under " + fw} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("verify printed %q, want %q in it", out, want)
+		}
+	}
+
+	// A second version; the first was in force between the two.
+	d.must("-q", "status", "revoke", "--key", collegeKey, "--list", "main", "5")
+	sv := d.n.State.View()
+	vs, _, err := sv.StatusListHistory(college, "main", registry.Page{Limit: 10})
+	sv.Close()
+	if err != nil || len(vs) != 2 {
+		t.Fatalf("history: %d versions, %v", len(vs), err)
+	}
+	at := vs[0].Time.Add(vs[1].Time.Sub(vs[0].Time) / 2)
+	out = d.must("verify", fetchProofFile(t, u+"&timestamp="+url.QueryEscape(at.Format(time.RFC3339Nano))), "--genesis", genesis)
+	for _, want := range []string{
+		"VERIFIED: status list main of " + college + ", version " + vs[0].CID,
+		"the version in force at " + at.Format(time.RFC3339Nano) + ": superseded by version " + vs[1].CID,
+		"the issuer at that time: AUTHORIZED (active): " + college + " for issue any resource under " + fw + " at " + at.Format(time.RFC3339),
+	} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("verify printed %q, want %q in it", out, want)
+		}
+	}
+}
+
+// fetchProofFile gets a proven answer from u (bounded, until the node has
+// a checkpoint of its state) and writes its bundle to a file it returns.
+func fetchProofFile(t *testing.T, u string) string {
+	t.Helper()
 	var answer struct {
 		Proof json.RawMessage `json:"proof"`
 	}
@@ -93,10 +128,5 @@ func TestVerifyPrintsStatusListBundle(t *testing.T) {
 	if err := os.WriteFile(file, answer.Proof, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out := d.must("verify", file, "--genesis", filepath.Join(d.dir, node.DevGenesisFile))
-	for _, want := range []string{"VERIFIED: status list main of " + college, "the issuer at the version's time: AUTHORIZED (active): " + college + " for issue any resource under " + fw} {
-		if !strings.Contains(out, want) {
-			t.Fatalf("verify printed %q, want %q in it", out, want)
-		}
-	}
+	return file
 }

@@ -141,7 +141,7 @@ func (a *app) printVerified(v *proof.Verified, maxAge time.Duration) error {
 			switch next := v.StatusListNext; {
 			case next != nil:
 				w.printf("  the version in force at %s: superseded by version %s (registry index %d) published %s\n",
-					q.At.Format(time.RFC3339Nano), next.CID, next.Index, next.Time.Format(time.RFC3339))
+					q.At.Format(time.RFC3339Nano), next.CID, next.Index, next.Time.Format(time.RFC3339Nano))
 				lead = "  the issuer at that time: "
 			case !q.At.Equal(ver.Time):
 				w.printf("  the version in force at %s: the list's current version\n", q.At.Format(time.RFC3339Nano))
