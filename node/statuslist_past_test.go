@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -130,6 +131,20 @@ func TestDevNodeProvesPastStatusListVersions(t *testing.T) {
 		}
 		bundles[at] = b
 	}
+	// The CBOR form carries the successor too.
+	raw, err := bundles[t1].MarshalCBOR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cb, err := proof.ParseAny(raw); err != nil || cb.StatusList.NextIndex != vs[1].Index {
+		t.Fatalf("CBOR form: %v, %+v", err, cb)
+	} else if _, err := proof.Verify(cb, genesis, proof.Options{}); err != nil {
+		t.Fatalf("CBOR form: %v", err)
+	}
+	if raw, err = bundles[t3].MarshalCBOR(); err != nil || bytes.Contains(raw, []byte("next")) {
+		t.Fatalf("the current version's CBOR form names a successor (%v)", err)
+	}
+
 	// Before the first version: no version, as without proof.
 	before := vs[0].Time.Add(-time.Hour)
 	if code, _ := plain(before); code != http.StatusNotFound {

@@ -28,10 +28,11 @@
 //	               "records" (records as stored, such as an entity or an
 //	               accreditation: no decision; only at and applied are set,
 //	               and the answer holds only index, equal to applied)
-//	               or "statusList" (a status list's current version with
-//	               the issuer's issue authorization at its time: an
+//	               or "statusList" (a status list's version in force at
+//	               at with the issuer's issue authorization then: an
 //	               authorization of entity, the issuer, action "issue",
-//	               at the version's commit time, and no asOf)
+//	               at the current version's commit time or the time the
+//	               version in force was asked for, and no asOf)
 //	  entity       authorization: the DID asked about
 //	  framework    the framework (TRQP authority_id); for a recognition the
 //	               recognizing one
@@ -70,18 +71,25 @@
 //	  list         the list record's stored bytes (record.StatusList),
 //	               under store key 0x0f issuer 0 list; null: absent (a
 //	               bundle that proves the list absent proves no credential)
-//	  versionIndex the registry index of the version: the list's
-//	               currentIndex
+//	  versionIndex the registry index of the version in force at at: the
+//	               list's currentIndex, or a superseded version's
 //	  version      the version record's stored bytes
 //	               (record.StatusListVersion: its credential member is the
 //	               issuer-signed credential byte for byte, its cid that
-//	               credential's CID), under store key 0x10 issuer 0 list 0
-//	               versionIndex (8 bytes big-endian)
+//	               credential's CID, its time at or before at), under store
+//	               key 0x10 issuer 0 list 0 versionIndex (8 bytes
+//	               big-endian)
+//	  nextIndex    optional, with next: the registry index of the version
+//	               published next, when the version is not the current one
+//	  next         optional: that version's stored bytes (its previous is
+//	               the version's cid, its time after at), under store key
+//	               0x10 issuer 0 list 0 nextIndex; absent, the list record
+//	               must name the version current
 //	mapProof     one smt batch proof (smt.Map.ProveBatch) of every record's
 //	             claim against the leaf's map root: key
 //	             SHA-256(decide.StoreKey(record key)), value SHA-256(bytes)
-//	             when present; a statusList bundle's two list records
-//	             too, under SHA-256(store key)
+//	             when present; a statusList bundle's list records (two,
+//	             or three with next) too, under SHA-256(store key)
 //	leaf         the tlog leaf (tlog.Leaf, version 1 encoding) of the entry
 //	             whose state answered
 //	leafIndex    its position in the log, from 0
@@ -121,7 +129,7 @@
 // a CBOR map with the same keys (text strings), left out where the JSON
 // leaves them out, and the same values, except that every byte string the
 // JSON writes in base64 (mapProof, leaf, inclusion, consistency, a
-// record's bytes, statusList's list and version, cosigners' record and
+// record's bytes, statusList's list, version and next, cosigners' record and
 // each change's jws, leaf and inclusion) is a CBOR byte string
 // (major type 2) of those bytes:
 //

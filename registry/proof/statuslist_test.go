@@ -27,6 +27,12 @@ func TestStatusListBundleShape(t *testing.T) {
 		{"statusList with empty bytes", func(b *proof.Bundle) {
 			b.Question.Type, b.Question.List, b.StatusList = proof.TypeStatusList, "main", &proof.StatusListRecords{List: []byte{}, Version: []byte("{}")}
 		}, proof.Options{}, proof.ErrMalformed},
+		{"a successor's bytes without its index", func(b *proof.Bundle) {
+			b.Question.Type, b.Question.List, b.StatusList = proof.TypeStatusList, "main", &proof.StatusListRecords{List: []byte("{}"), Version: []byte("{}"), Next: []byte("{}")}
+		}, proof.Options{}, proof.ErrMalformed},
+		{"a successor's index without its bytes", func(b *proof.Bundle) {
+			b.Question.Type, b.Question.List, b.StatusList = proof.TypeStatusList, "main", &proof.StatusListRecords{List: []byte("{}"), Version: []byte("{}"), NextIndex: 4}
+		}, proof.Options{}, proof.ErrMalformed},
 		{"list records in an authorization", func(b *proof.Bundle) { b.StatusList = lists }, proof.Options{}, proof.ErrMalformed},
 		{"a list id in an authorization", func(b *proof.Bundle) { b.Question.List = "main" }, proof.Options{}, proof.ErrMalformed},
 		{"a credential for an authorization", func(*proof.Bundle) {}, proof.Options{Credential: []byte("x")}, proof.ErrWrongQuestion},
@@ -40,7 +46,12 @@ func TestStatusListBundleShape(t *testing.T) {
 			}
 		})
 	}
-	if proof.ReasonOf(proof.ErrCredentialMismatch) != "credential_mismatch" {
-		t.Fatal("no reason code for ErrCredentialMismatch")
+	for err, code := range map[error]string{
+		proof.ErrCredentialMismatch: "credential_mismatch", proof.ErrVersionNotInForce: "version_not_in_force",
+		proof.ErrSuccessorHidden: "successor_hidden", proof.ErrSuccessorNotLinked: "successor_not_linked",
+	} {
+		if proof.ReasonOf(err) != code {
+			t.Fatalf("reason code of %v: %q, want %q", err, proof.ReasonOf(err), code)
+		}
 	}
 }
