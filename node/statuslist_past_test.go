@@ -145,18 +145,20 @@ func TestDevNodeProvesPastStatusListVersions(t *testing.T) {
 		t.Fatalf("the current version's CBOR form names a successor (%v)", err)
 	}
 
-	// Before the first version: no version, as without proof.
+	// Before the first version: no version, as without proof; a timestamp
+	// that is not one is malformed.
 	before := vs[0].Time.Add(-time.Hour)
-	if code, _ := plain(before); code != http.StatusNotFound {
-		t.Fatalf("plain answer before the first version: %d", code)
-	}
-	resp, err := http.Get(base + "?proof=true&timestamp=" + stamp(before))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Fatalf("proven answer before the first version: %d, want 404", resp.StatusCode)
+	for ts, want := range map[string]int{stamp(before): http.StatusNotFound, "yesterday": http.StatusUnprocessableEntity} {
+		for _, q := range []string{"?timestamp=" + ts, "?proof=true&timestamp=" + ts} {
+			resp, err := http.Get(base + q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Fatalf("%s: status %d, want %d", q, resp.StatusCode, want)
+			}
+		}
 	}
 
 	// copyOf is a deep enough copy of b to change its question and lists.
