@@ -27,6 +27,7 @@ var errAuditFailed = errors.New("audit failed")
 // replay of every leaf's operations through a scratch state machine.
 func auditCmd(stdout io.Writer) *cobra.Command {
 	var from, fromDir, genesis, since, scratch string
+	var maxUnverified uint64
 	cmd := &cobra.Command{
 		Use:   "audit --from URL [--from-dir MIRROR] --genesis FILE [--since CHECKPOINT]",
 		Short: "Replay the registry's transparency log and check every state root it commits to",
@@ -64,13 +65,15 @@ func auditCmd(stdout io.Writer) *cobra.Command {
 				defer func() { _ = os.RemoveAll(dir) }() // a scratch state: nothing in it is kept
 				scratch = dir
 			}
-			return runAudit(stdout, src, node, g, since0, scratch)
+			return runAudit(stdout, src, node, g, since0, scratch, maxUnverified)
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "the node's gateway URL: the log (unless --from-dir) and the operations")
 	cmd.Flags().StringVar(&fromDir, "from-dir", "", "a mirror of the log in the tlog-tiles layout (checkpoint, tile/...)")
 	cmd.Flags().StringVar(&genesis, "genesis", "", "the consortium's genesis document: the cosigner keys and the replay's first state")
 	cmd.Flags().StringVar(&since, "since", "", "a checkpoint saved earlier (a signed note): the log must extend it")
+	cmd.Flags().Uint64Var(&maxUnverified, "max-unverified-size", audit.DefaultMaxUnverifiedSize,
+		"the most leaves read for a checkpoint the genesis cosigners do not sign (one a cosigner change's set signed), before its signatures can be checked")
 	cmd.Flags().StringVar(&scratch, "scratch-dir", "", "an empty directory for the replay's state (default: a temporary one, removed after)")
 	return cmd
 }
@@ -86,8 +89,13 @@ type operations interface {
 // verified with the cosigner set in force at their sizes, which the replay
 // follows from the genesis: the changes (setCosigners) the replayed
 // entries applied, each signed by the genesis threshold of members.
-func runAudit(stdout io.Writer, src audit.Source, ops operations, genesis, since []byte, scratch string) error {
-	if _, err := audit.NewVerifier(genesis); err != nil {
+//
+// Before any tile is read, the checkpoint must verify with the genesis set,
+// or claim at most maxUnverified leaves (audit.Bound): its set, if a change
+// named it, is known only once the leaves are replayed.
+func runAudit(stdout io.Writer, src audit.Source, ops operations, genesis, since []byte, scratch string, maxUnverified uint64) error {
+	known, err := audit.NewVerifier(genesis)
+	if err != nil {
 		return err
 	}
 	origin, err := tlog.Origin(record.CIDOf(genesis))
@@ -112,7 +120,7 @@ func runAudit(stdout io.Writer, src audit.Source, ops operations, genesis, since
 		}
 		return replayedVerifier(st, l, origin, size)
 	}
-	l, err := audit.ReadLogAt(src, verifierAt, since)
+	l, err := audit.ReadLogAt(src, verifierAt, since, audit.Bound{Known: known, MaxUnverifiedSize: maxUnverified})
 	var div *audit.Divergence
 	switch {
 	case errors.Is(err, audit.ErrCheckpoint) && rdiv != nil:
