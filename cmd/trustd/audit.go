@@ -2,15 +2,12 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/ipfs/go-cid"
-	"github.com/multiformats/go-multihash"
 	"github.com/spf13/cobra"
 
 	"github.com/trustreg/trustreg/registry"
@@ -155,15 +152,7 @@ func replayedVerifier(st *registry.State, l *audit.Log, origin string, size uint
 	if err != nil {
 		return nil, fmt.Errorf("%w: the cosigner set at size %d: %w", audit.ErrCheckpoint, size, err)
 	}
-	keys := make([]tlog.CosignerKey, 0, len(set.Keys))
-	for _, v := range set.Keys {
-		k, err := tlog.ParseCosignerKey(v)
-		if err != nil {
-			return nil, fmt.Errorf("cosigner %q: %w", v, err)
-		}
-		keys = append(keys, k)
-	}
-	return tlog.NewVerifier(origin, keys, set.QuorumOf())
+	return audit.SetVerifier(origin, set.Keys, set.QuorumOf())
 }
 
 // replay applies each leaf's entry to st, a fresh state of the same
@@ -242,15 +231,11 @@ func checkRejection(leaf tlog.Leaf, prevRoot [tlog.HashSize]byte, ops operations
 	if err != nil {
 		return nil, fmt.Errorf("raft index %d: its operation is not served, nor its result: %w", leaf.Index, err)
 	}
-	stored, err := json.Marshal(res)
-	if err != nil {
-		return nil, err
+	if d := audit.CheckResult(leaf, res); d != nil {
+		return d, nil
 	}
-	opCID := cidText(leaf.Ops[0].CID)
+	opCID := audit.CIDText(leaf.Ops[0].CID)
 	switch {
-	case !bytes.Equal(rawCID(stored), leaf.Ops[0].ResultCID):
-		return &audit.Divergence{What: fmt.Sprintf("result of the unserved operation %s at raft index %d", opCID, leaf.Index),
-			Want: cidText(leaf.Ops[0].ResultCID), Got: cidText(rawCID(stored)) + " (the result the source serves)"}, nil
 	case res.Accepted || res.CID != opCID:
 		return &audit.Divergence{What: fmt.Sprintf("operation %s at raft index %d", opCID, leaf.Index),
 			Want: "its bytes (it was accepted, so the registry keeps them)", Got: "not served"}, nil
@@ -279,20 +264,12 @@ func leafDivergence(i uint64, want, got []byte) *audit.Divergence {
 		}
 	case len(w.Ops) == 1 && len(g.Ops) == 1 && !bytes.Equal(w.Ops[0].ResultCID, g.Ops[0].ResultCID):
 		d.What = fmt.Sprintf("result of the operation at raft index %d", w.Index)
-		d.Want, d.Got = cidText(w.Ops[0].ResultCID), cidText(g.Ops[0].ResultCID)+" (replayed)"
+		d.Want, d.Got = audit.CIDText(w.Ops[0].ResultCID), audit.CIDText(g.Ops[0].ResultCID)+" (replayed)"
 	default:
 		d.What = "leaf"
 		d.Want, d.Got = fmt.Sprintf("%x", want), fmt.Sprintf("%x (replayed)", got)
 	}
 	return d
-}
-
-func cidText(b []byte) string {
-	c, err := cid.Cast(b)
-	if err != nil {
-		return fmt.Sprintf("%x", b)
-	}
-	return c.String()
 }
 
 // command is the log command a leaf's operation CID names: a feature level
@@ -301,7 +278,7 @@ func cidText(b []byte) string {
 func command(opCID []byte, ops func(string) ([]byte, error)) ([]byte, error) {
 	for level := registry.FeatureLevelBase; level <= registry.FeatureLevel; level++ {
 		cmd := registry.EncodeFeatureLevel(level)
-		if bytes.Equal(rawCID(cmd), opCID) {
+		if bytes.Equal(audit.RawCID(cmd), opCID) {
 			return cmd, nil
 		}
 	}
@@ -319,15 +296,4 @@ func command(opCID []byte, ops func(string) ([]byte, error)) ([]byte, error) {
 		return nil, err
 	}
 	return registry.EncodeOperation(raw), nil
-}
-
-// rawCID is the binary CIDv1 (raw codec, sha2-256) of b, as the log names
-// a command that carries no operation.
-func rawCID(b []byte) []byte {
-	d := sha256.Sum256(b)
-	mh, err := multihash.Encode(d[:], multihash.SHA2_256)
-	if err != nil {
-		panic(fmt.Sprintf("multihash sha2-256: %v", err)) // cannot fail for a registered hash
-	}
-	return cid.NewCidV1(cid.Raw, mh).Bytes()
 }

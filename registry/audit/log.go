@@ -80,15 +80,11 @@ func NewVerifier(genesis []byte) (*tlog.Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]tlog.CosignerKey, 0, len(g.Cosigners))
-	for _, s := range g.Cosigners {
-		k, err := tlog.ParseCosignerKey(s)
-		if err != nil {
-			return nil, fmt.Errorf("genesis cosigner %q: %w", s, err)
-		}
-		keys = append(keys, k)
+	v, err := SetVerifier(origin, g.Cosigners, g.CosignerQuorumOf())
+	if err != nil {
+		return nil, fmt.Errorf("genesis: %w", err)
 	}
-	return tlog.NewVerifier(origin, keys, g.CosignerQuorumOf())
+	return v, nil
 }
 
 // ReadLog reads and checks the log src serves: the checkpoint verifies
