@@ -30,8 +30,9 @@ import (
 // it).
 type Operations interface {
 	// Accepted returns accepted operations after raft index since, in
-	// index order: the change feed, a page of it (none: its end).
-	Accepted(since uint64) ([]record.OperationView, error)
+	// index order: the change feed, a page of it (none: its end), from a
+	// state that has applied raft index minIndex at least.
+	Accepted(since, minIndex uint64) ([]record.OperationView, error)
 	// Result returns the result recorded at a raft index.
 	Result(index uint64) (*record.Result, error)
 	// Operation returns the exact bytes of an accepted operation by CID.
@@ -80,6 +81,11 @@ func FollowCosigners(l *Log, genesis []byte, ops Operations) ([]CosignerChange, 
 		return nil, nil, err
 	}
 	feed := &feed{ops: ops, pagesLeft: maxFeedPages(len(l.Decoded))}
+	if n := len(l.Decoded); n > 0 {
+		// The feed from the log's first entry on: accepted operations
+		// before the log began are no leaves.
+		feed.last, feed.minIndex = l.Decoded[0].Index-1, l.Decoded[n-1].Index
+	}
 	var changes []CosignerChange
 	var prevRoot [tlog.HashSize]byte
 	for i, leaf := range l.Decoded {
@@ -125,6 +131,10 @@ func FollowCosigners(l *Log, genesis []byte, ops Operations) ([]CosignerChange, 
 func followLeaf(i uint64, leaf tlog.Leaf, unchanged bool, g *record.Genesis, feed *feed, ops Operations) (*CosignerChange, error) {
 	opCID := CIDText(leaf.Ops[0].CID)
 	item, err := feed.at(leaf.Index)
+	var d *Divergence
+	if errors.As(err, &d) {
+		d.Leaf = i
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -191,6 +201,7 @@ func CheckResult(leaf tlog.Leaf, res *record.Result) *Divergence {
 // feed walks the change feed in raft index order, a page at a time.
 type feed struct {
 	ops       Operations
+	minIndex  uint64 // the raft index of the log's last leaf
 	items     []record.OperationView
 	last      uint64
 	ended     bool
@@ -202,16 +213,19 @@ type feed struct {
 var errFeedPages = errors.New("audit: the change feed does not end within the pages the log's size needs")
 
 // at returns the feed's operation at raft index (nil when the feed lists
-// none there), reading pages as needed; indexes must be asked in
-// increasing order.
+// none there), reading pages as needed; the log's leaves' indexes must be
+// asked in increasing order. An operation the feed lists at an index no
+// leaf has is a *Divergence.
 func (f *feed) at(index uint64) (*record.OperationView, error) {
 	for {
-		for len(f.items) > 0 && f.items[0].Index < index {
-			f.items = f.items[1:]
+		if len(f.items) > 0 && f.items[0].Index < index {
+			return nil, &Divergence{What: "change feed", Want: fmt.Sprintf("the operation at raft index %d", index),
+				Got: fmt.Sprintf("operation %s at raft index %d, which no leaf of the log has", f.items[0].CID, f.items[0].Index)}
 		}
 		if len(f.items) > 0 {
-			if f.items[0].Index == index {
-				return &f.items[0], nil
+			if it := f.items[0]; it.Index == index {
+				f.items = f.items[1:]
+				return &it, nil
 			}
 			return nil, nil
 		}
@@ -222,7 +236,7 @@ func (f *feed) at(index uint64) (*record.OperationView, error) {
 			return nil, errFeedPages
 		}
 		f.pagesLeft--
-		page, err := f.ops.Accepted(f.last)
+		page, err := f.ops.Accepted(f.last, f.minIndex)
 		if err != nil {
 			return nil, fmt.Errorf("read the change feed after raft index %d: %w", f.last, err)
 		}
@@ -274,10 +288,10 @@ func CIDText(b []byte) string {
 	return c.String()
 }
 
-// Accepted implements Operations: GET /v1/operations?since=&limit=, the
-// change feed.
-func (h HTTP) Accepted(since uint64) ([]record.OperationView, error) {
-	q := url.Values{"since": {fmt.Sprint(since)}, "limit": {fmt.Sprint(feedPageLimit)}}
+// Accepted implements Operations: GET /v1/operations?since=&limit=&min_index=,
+// the change feed.
+func (h HTTP) Accepted(since, minIndex uint64) ([]record.OperationView, error) {
+	q := url.Values{"since": {fmt.Sprint(since)}, "limit": {fmt.Sprint(feedPageLimit)}, "min_index": {fmt.Sprint(minIndex)}}
 	body, err := h.get("/v1/operations?"+q.Encode(), maxFeedPageBytes)
 	if err != nil {
 		return nil, err
