@@ -231,10 +231,11 @@ func checkRejection(leaf tlog.Leaf, prevRoot [tlog.HashSize]byte, ops operations
 	if err != nil {
 		return nil, fmt.Errorf("raft index %d: its operation is not served, nor its result: %w", leaf.Index, err)
 	}
+	opCID := audit.CIDText(leaf.Ops[0].CID)
 	if d := audit.CheckResult(leaf, res); d != nil {
+		d.What = fmt.Sprintf("result of the unserved operation %s at raft index %d", opCID, leaf.Index)
 		return d, nil
 	}
-	opCID := audit.CIDText(leaf.Ops[0].CID)
 	switch {
 	case res.Accepted || res.CID != opCID:
 		return &audit.Divergence{What: fmt.Sprintf("operation %s at raft index %d", opCID, leaf.Index),
