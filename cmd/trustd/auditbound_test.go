@@ -100,6 +100,18 @@ func TestAuditRefusesAHugeUnsignedCheckpointBeforeReading(t *testing.T) {
 		{"a huge size signed by a key outside the set", note(huge, mustNewSigner(t, "outsider.example")), 0, 0, "1099511627776 leaves"},
 		{"a huge size with no cosignature", append(note(huge), "— cosigner.example AAAAAAAA\n"...), 0, 0, ""},
 		{"a huge size with a forged genesis cosignature", forged(huge), 0, 0, "does not verify"},
+		{"another log's checkpoint", func() []byte {
+			other, err := tlog.Origin(record.CIDOf([]byte("another genesis")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cp := tlog.Checkpoint{Origin: other, Size: 3}
+			sig, err := cosigner.Sign(cp, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tlog.SignedNote(cp, sig)
+		}(), 0, 0, "origin"},
 		{"one leaf over the limit", note(513, mustNewSigner(t, "outsider.example")), 512, 0, "513 leaves"},
 		// Within the limit the leaves are read (the mirror has none), at
 		// most the limit's tiles.

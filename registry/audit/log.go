@@ -137,10 +137,10 @@ type Bound struct {
 	// Known is the verifier of the cosigner set known before any leaf is
 	// read (the genesis's, NewVerifier). A note it verifies was signed by a
 	// quorum of that set, which vouches for its size: its leaves are read
-	// whatever their number. A note whose lines by that set do not make a
-	// quorum may be signed by a set a change in the log named, known only
-	// once the leaves are read; one with a bad signature by a key of that
-	// set, another origin, or no form is refused before any tile is read.
+	// whatever their number. A note it does not verify (too few lines by
+	// that set, or a bad one by a key of it) may be signed by a set a
+	// change in the log named, known only once the leaves are read; one of
+	// another origin, or of no form, is refused before any tile is read.
 	Known *tlog.Verifier
 	// MaxUnverifiedSize bounds the size, in leaves, of a checkpoint Known
 	// does not verify: a larger one is refused (ErrCheckpoint) before any
@@ -218,13 +218,16 @@ func (bound Bound) check(note []byte, cp tlog.Checkpoint) error {
 		return fmt.Errorf("%w: no cosigner set to check the checkpoint against before reading its leaves", ErrCheckpoint)
 	}
 	_, err := bound.Known.Verify(note)
-	var qe *tlog.QuorumError
 	switch {
 	case err == nil:
 		return nil
-	case !errors.As(err, &qe):
+	case !errors.Is(err, tlog.ErrTooFewCosignatures) && !errors.Is(err, tlog.ErrBadSignature):
+		// Another origin, or no note: no set signs it.
 		return fmt.Errorf("%w: %w", ErrCheckpoint, err)
 	}
+	// Too few lines by the known set, or a bad one by a key of it that a
+	// change may have removed (the set in force ignores its lines): the
+	// note may be signed by a set only the leaves show.
 	limit := bound.MaxUnverifiedSize
 	if limit == 0 {
 		limit = DefaultMaxUnverifiedSize
