@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trustreg/trustreg/registry/audit"
+	"github.com/trustreg/trustreg/registry/tlog"
 )
 
 // errAuditFailed is returned after audit printed AUDIT FAILED.
@@ -19,7 +20,9 @@ func (a *app) auditCmd() *cobra.Command {
 		Use:   "audit --genesis GENESIS_FILE [--from-dir MIRROR] [--since CHECKPOINT] [--save CHECKPOINT] [--mirror DIR]",
 		Short: "Check the registry's transparency log against its cosigned checkpoint",
 		Long: "Check what needs no state machine: the latest checkpoint (GET /v1/log/checkpoint of --server, or\n" +
-			"MIRROR/checkpoint) carries a quorum of the genesis cosigners' cosignatures; the entry bundles and\n" +
+			"MIRROR/checkpoint) carries a quorum of the cosignatures of the set in force at its size (the\n" +
+			"genesis cosigners, or those the last setCosigners in the log named: the change feed and results of\n" +
+			"--server, checked against the leaves, show the changes); the entry bundles and\n" +
 			"hash tiles (the C2SP tlog-tiles API, or the same layout under MIRROR) hash to its root; every leaf\n" +
 			"decodes, with raft indices increasing; and, with --since, the log extends a checkpoint saved\n" +
 			"earlier (--save writes the checkpoint just checked, for the next run; --mirror writes the checked\n" +
@@ -49,14 +52,25 @@ func (a *app) auditCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("audit: %w", err)
 			}
-			l, err := audit.ReadLog(src, v, prev)
+			// The checkpoints are verified with the set in force at their
+			// sizes, from the cosigner changes the log applied.
+			ops := audit.HTTP{Base: a.serverName(), Client: a.gw.HTTP}
+			var at audit.VerifierAt
+			var changes []audit.CosignerChange
+			verifierAt := func(l *audit.Log, size uint64) (*tlog.Verifier, error) {
+				if at == nil {
+					var err error
+					if changes, at, err = audit.FollowCosigners(l, genesis, ops); err != nil {
+						return nil, err
+					}
+				}
+				return at(l, size)
+			}
+			l, err := audit.ReadLogAt(src, verifierAt, prev, audit.Bound{Known: v})
 			var div *audit.Divergence
 			if errors.As(err, &div) {
 				_, _ = fmt.Fprintf(a.out, "AUDIT FAILED at leaf %d: %s\n  want %s\n  got  %s\n", div.Leaf, div.What, div.Want, div.Got)
 				return fmt.Errorf("%w: %w", errAuditFailed, err)
-			}
-			if errors.Is(err, audit.ErrCheckpoint) {
-				return fmt.Errorf("audit: %w (this audit checks the genesis cosigners; after governance changed them with setCosigners, trustd audit verifies the checkpoint with the set it follows through the log)", err)
 			}
 			if err != nil {
 				return fmt.Errorf("audit: %w", err)
@@ -72,8 +86,8 @@ func (a *app) auditCmd() *cobra.Command {
 					return fmt.Errorf("audit: save the checkpoint: %w", err)
 				}
 			}
-			_, err = fmt.Fprintf(a.out, "AUDIT OK size %d root %x (cosigned by %v; the leaves' state roots are not replayed: trustd audit does that)\n",
-				cp.Size, cp.Hash, l.Checkpoint.Cosigners())
+			_, err = fmt.Fprintf(a.out, "AUDIT OK size %d root %x (cosigned by %v; %d cosigner changes followed; the leaves' state roots are not replayed: trustd audit does that)\n",
+				cp.Size, cp.Hash, l.Checkpoint.Cosigners(), len(changes))
 			return err
 		},
 	}

@@ -2,15 +2,12 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/ipfs/go-cid"
-	"github.com/multiformats/go-multihash"
 	"github.com/spf13/cobra"
 
 	"github.com/trustreg/trustreg/registry"
@@ -27,6 +24,7 @@ var errAuditFailed = errors.New("audit failed")
 // replay of every leaf's operations through a scratch state machine.
 func auditCmd(stdout io.Writer) *cobra.Command {
 	var from, fromDir, genesis, since, scratch string
+	var maxUnverified uint64
 	cmd := &cobra.Command{
 		Use:   "audit --from URL [--from-dir MIRROR] --genesis FILE [--since CHECKPOINT]",
 		Short: "Replay the registry's transparency log and check every state root it commits to",
@@ -64,13 +62,15 @@ func auditCmd(stdout io.Writer) *cobra.Command {
 				defer func() { _ = os.RemoveAll(dir) }() // a scratch state: nothing in it is kept
 				scratch = dir
 			}
-			return runAudit(stdout, src, node, g, since0, scratch)
+			return runAudit(stdout, src, node, g, since0, scratch, maxUnverified)
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "the node's gateway URL: the log (unless --from-dir) and the operations")
 	cmd.Flags().StringVar(&fromDir, "from-dir", "", "a mirror of the log in the tlog-tiles layout (checkpoint, tile/...)")
 	cmd.Flags().StringVar(&genesis, "genesis", "", "the consortium's genesis document: the cosigner keys and the replay's first state")
 	cmd.Flags().StringVar(&since, "since", "", "a checkpoint saved earlier (a signed note): the log must extend it")
+	cmd.Flags().Uint64Var(&maxUnverified, "max-unverified-size", audit.DefaultMaxUnverifiedSize,
+		"the most leaves read for a checkpoint the genesis cosigners do not sign (one a cosigner change's set signed), before its signatures can be checked")
 	cmd.Flags().StringVar(&scratch, "scratch-dir", "", "an empty directory for the replay's state (default: a temporary one, removed after)")
 	return cmd
 }
@@ -86,8 +86,13 @@ type operations interface {
 // verified with the cosigner set in force at their sizes, which the replay
 // follows from the genesis: the changes (setCosigners) the replayed
 // entries applied, each signed by the genesis threshold of members.
-func runAudit(stdout io.Writer, src audit.Source, ops operations, genesis, since []byte, scratch string) error {
-	if _, err := audit.NewVerifier(genesis); err != nil {
+//
+// Before any tile is read, the checkpoint must verify with the genesis set,
+// or claim at most maxUnverified leaves (audit.Bound): its set, if a change
+// named it, is known only once the leaves are replayed.
+func runAudit(stdout io.Writer, src audit.Source, ops operations, genesis, since []byte, scratch string, maxUnverified uint64) error {
+	known, err := audit.NewVerifier(genesis)
+	if err != nil {
 		return err
 	}
 	origin, err := tlog.Origin(record.CIDOf(genesis))
@@ -112,7 +117,7 @@ func runAudit(stdout io.Writer, src audit.Source, ops operations, genesis, since
 		}
 		return replayedVerifier(st, l, origin, size)
 	}
-	l, err := audit.ReadLogAt(src, verifierAt, since)
+	l, err := audit.ReadLogAt(src, verifierAt, since, audit.Bound{Known: known, MaxUnverifiedSize: maxUnverified})
 	var div *audit.Divergence
 	switch {
 	case errors.Is(err, audit.ErrCheckpoint) && rdiv != nil:
@@ -147,15 +152,7 @@ func replayedVerifier(st *registry.State, l *audit.Log, origin string, size uint
 	if err != nil {
 		return nil, fmt.Errorf("%w: the cosigner set at size %d: %w", audit.ErrCheckpoint, size, err)
 	}
-	keys := make([]tlog.CosignerKey, 0, len(set.Keys))
-	for _, v := range set.Keys {
-		k, err := tlog.ParseCosignerKey(v)
-		if err != nil {
-			return nil, fmt.Errorf("cosigner %q: %w", v, err)
-		}
-		keys = append(keys, k)
-	}
-	return tlog.NewVerifier(origin, keys, set.QuorumOf())
+	return audit.SetVerifier(origin, set.Keys, set.QuorumOf())
 }
 
 // replay applies each leaf's entry to st, a fresh state of the same
@@ -234,15 +231,12 @@ func checkRejection(leaf tlog.Leaf, prevRoot [tlog.HashSize]byte, ops operations
 	if err != nil {
 		return nil, fmt.Errorf("raft index %d: its operation is not served, nor its result: %w", leaf.Index, err)
 	}
-	stored, err := json.Marshal(res)
-	if err != nil {
-		return nil, err
+	opCID := audit.CIDText(leaf.Ops[0].CID)
+	if d := audit.CheckResult(leaf, res); d != nil {
+		d.What = fmt.Sprintf("result of the unserved operation %s at raft index %d", opCID, leaf.Index)
+		return d, nil
 	}
-	opCID := cidText(leaf.Ops[0].CID)
 	switch {
-	case !bytes.Equal(rawCID(stored), leaf.Ops[0].ResultCID):
-		return &audit.Divergence{What: fmt.Sprintf("result of the unserved operation %s at raft index %d", opCID, leaf.Index),
-			Want: cidText(leaf.Ops[0].ResultCID), Got: cidText(rawCID(stored)) + " (the result the source serves)"}, nil
 	case res.Accepted || res.CID != opCID:
 		return &audit.Divergence{What: fmt.Sprintf("operation %s at raft index %d", opCID, leaf.Index),
 			Want: "its bytes (it was accepted, so the registry keeps them)", Got: "not served"}, nil
@@ -271,20 +265,12 @@ func leafDivergence(i uint64, want, got []byte) *audit.Divergence {
 		}
 	case len(w.Ops) == 1 && len(g.Ops) == 1 && !bytes.Equal(w.Ops[0].ResultCID, g.Ops[0].ResultCID):
 		d.What = fmt.Sprintf("result of the operation at raft index %d", w.Index)
-		d.Want, d.Got = cidText(w.Ops[0].ResultCID), cidText(g.Ops[0].ResultCID)+" (replayed)"
+		d.Want, d.Got = audit.CIDText(w.Ops[0].ResultCID), audit.CIDText(g.Ops[0].ResultCID)+" (replayed)"
 	default:
 		d.What = "leaf"
 		d.Want, d.Got = fmt.Sprintf("%x", want), fmt.Sprintf("%x (replayed)", got)
 	}
 	return d
-}
-
-func cidText(b []byte) string {
-	c, err := cid.Cast(b)
-	if err != nil {
-		return fmt.Sprintf("%x", b)
-	}
-	return c.String()
 }
 
 // command is the log command a leaf's operation CID names: a feature level
@@ -293,7 +279,7 @@ func cidText(b []byte) string {
 func command(opCID []byte, ops func(string) ([]byte, error)) ([]byte, error) {
 	for level := registry.FeatureLevelBase; level <= registry.FeatureLevel; level++ {
 		cmd := registry.EncodeFeatureLevel(level)
-		if bytes.Equal(rawCID(cmd), opCID) {
+		if bytes.Equal(audit.RawCID(cmd), opCID) {
 			return cmd, nil
 		}
 	}
@@ -311,15 +297,4 @@ func command(opCID []byte, ops func(string) ([]byte, error)) ([]byte, error) {
 		return nil, err
 	}
 	return registry.EncodeOperation(raw), nil
-}
-
-// rawCID is the binary CIDv1 (raw codec, sha2-256) of b, as the log names
-// a command that carries no operation.
-func rawCID(b []byte) []byte {
-	d := sha256.Sum256(b)
-	mh, err := multihash.Encode(d[:], multihash.SHA2_256)
-	if err != nil {
-		panic(fmt.Sprintf("multihash sha2-256: %v", err)) // cannot fail for a registered hash
-	}
-	return cid.NewCidV1(cid.Raw, mh).Bytes()
 }

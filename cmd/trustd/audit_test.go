@@ -172,7 +172,7 @@ func (a *auditNode) leafOf(t *testing.T, c string) uint64 {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cidText(l.Ops[0].CID) == c {
+		if audit.CIDText(l.Ops[0].CID) == c {
 			return i
 		}
 	}

@@ -80,15 +80,11 @@ func NewVerifier(genesis []byte) (*tlog.Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]tlog.CosignerKey, 0, len(g.Cosigners))
-	for _, s := range g.Cosigners {
-		k, err := tlog.ParseCosignerKey(s)
-		if err != nil {
-			return nil, fmt.Errorf("genesis cosigner %q: %w", s, err)
-		}
-		keys = append(keys, k)
+	v, err := SetVerifier(origin, g.Cosigners, g.CosignerQuorumOf())
+	if err != nil {
+		return nil, fmt.Errorf("genesis: %w", err)
 	}
-	return tlog.NewVerifier(origin, keys, g.CosignerQuorumOf())
+	return v, nil
 }
 
 // ReadLog reads and checks the log src serves: the checkpoint verifies
@@ -112,7 +108,7 @@ func ReadLog(src Source, v *tlog.Verifier, since []byte) (*Log, error) {
 	if _, err := v.Verify(note); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCheckpoint, err)
 	}
-	return ReadLogAt(fixedCheckpoint{src, note}, func(*Log, uint64) (*tlog.Verifier, error) { return v, nil }, since)
+	return ReadLogAt(fixedCheckpoint{src, note}, func(*Log, uint64) (*tlog.Verifier, error) { return v, nil }, since, Bound{Known: v})
 }
 
 // fixedCheckpoint is a source whose checkpoint was read already.
@@ -129,12 +125,38 @@ func (f fixedCheckpoint) Checkpoint() ([]byte, error) { return f.note, nil }
 // apply (issue #32 item 3).
 type VerifierAt func(l *Log, size uint64) (*tlog.Verifier, error)
 
+// DefaultMaxUnverifiedSize is the log size, in leaves, ReadLogAt reads at
+// most for a checkpoint whose signatures cannot be checked before its
+// leaves are read (Bound.MaxUnverifiedSize when zero): 2^20 leaves, 4,096
+// entry bundles.
+const DefaultMaxUnverifiedSize = 1 << 20
+
+// Bound limits what ReadLogAt reads before a checkpoint's signatures are
+// checked.
+type Bound struct {
+	// Known is the verifier of the cosigner set known before any leaf is
+	// read (the genesis's, NewVerifier). A note it verifies was signed by a
+	// quorum of that set, which vouches for its size: its leaves are read
+	// whatever their number. A note it does not verify (too few lines by
+	// that set, or a bad one by a key of it) may be signed by a set a
+	// change in the log named, known only once the leaves are read; one of
+	// another origin, or of no form, is refused before any tile is read.
+	Known *tlog.Verifier
+	// MaxUnverifiedSize bounds the size, in leaves, of a checkpoint Known
+	// does not verify: a larger one is refused (ErrCheckpoint) before any
+	// tile is read, so a source cannot make the reader fetch and hold the
+	// leaves of a size no quorum signed. Zero: DefaultMaxUnverifiedSize.
+	MaxUnverifiedSize uint64
+}
+
 // ReadLogAt is ReadLog whose checkpoints (the one src serves and since)
 // are verified, once the leaves are read, with the verifier verifierAt
-// gives for each one's size. The leaves of the size the note names are
-// read before any signature is checked, so a source can make it read as
-// many tiles as the size it claims.
-func ReadLogAt(src Source, verifierAt VerifierAt, since []byte) (*Log, error) {
+// gives for each one's size. Before any tile is read, the note must
+// verify with bound.Known, or fall short of its quorum only (its set may
+// be one the log names) and claim at most bound.MaxUnverifiedSize leaves
+// (ErrCheckpoint): what a source that signs nothing can make the reader
+// fetch is bounded.
+func ReadLogAt(src Source, verifierAt VerifierAt, since []byte, bound Bound) (*Log, error) {
 	note, err := src.Checkpoint()
 	if err != nil {
 		return nil, fmt.Errorf("read the checkpoint: %w", err)
@@ -142,6 +164,9 @@ func ReadLogAt(src Source, verifierAt VerifierAt, since []byte) (*Log, error) {
 	cp, err := noteCheckpoint(note)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCheckpoint, err)
+	}
+	if err := bound.check(note, cp); err != nil {
+		return nil, err
 	}
 	l, div, err := readLeaves(src, cp, note)
 	if err != nil {
@@ -183,6 +208,35 @@ func ReadLogAt(src Source, verifierAt VerifierAt, since []byte) (*Log, error) {
 		return l, div
 	}
 	return l, nil
+}
+
+// check refuses, before any tile is read, a note that bound.Known refuses
+// for another reason than a quorum of lines by other keys, and one it does
+// not verify that claims more than MaxUnverifiedSize leaves.
+func (bound Bound) check(note []byte, cp tlog.Checkpoint) error {
+	if bound.Known == nil {
+		return fmt.Errorf("%w: no cosigner set to check the checkpoint against before reading its leaves", ErrCheckpoint)
+	}
+	_, err := bound.Known.Verify(note)
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, tlog.ErrTooFewCosignatures) && !errors.Is(err, tlog.ErrBadSignature):
+		// Another origin, or no note: no set signs it.
+		return fmt.Errorf("%w: %w", ErrCheckpoint, err)
+	}
+	// Too few lines by the known set, or a bad one by a key of it that a
+	// change may have removed (the set in force ignores its lines): the
+	// note may be signed by a set only the leaves show.
+	limit := bound.MaxUnverifiedSize
+	if limit == 0 {
+		limit = DefaultMaxUnverifiedSize
+	}
+	if cp.Size > limit {
+		return fmt.Errorf("%w: %w; the note claims %d leaves, and a checkpoint the genesis cosigners do not verify is read only up to %d leaves before its signatures can be checked (raise the limit for a larger log whose cosigners a change named)",
+			ErrCheckpoint, err, cp.Size, limit)
+	}
+	return nil
 }
 
 // noteCheckpoint parses the checkpoint text of a signed note, unverified.

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
+	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
 
@@ -86,10 +88,16 @@ type cosignerSet struct {
 type followed struct {
 	set, prev cosignerSet
 	changes   []*record.ParsedOperation
+	// sigs are each change's member signatures that can count toward the
+	// threshold (memberSignatures), not yet verified (authorize).
+	sigs [][]record.GovernanceSignature
 }
 
-// follow checks the governance signatures of the carried changes against
-// the genesis and returns the sets they lead to.
+// follow reads the carried changes and returns the sets they lead to. It
+// checks everything that needs no signature verification: the count,
+// order and kind of the changes, the sets they name, repeats, and each
+// change's member signatures by kid (memberSignatures); authorize verifies
+// the signatures later.
 func (b *Bundle) follow(g *record.Genesis) (*followed, error) {
 	f := &followed{set: cosignerSet{g.Cosigners, g.CosignerQuorum}}
 	c := b.Cosigners
@@ -117,8 +125,9 @@ func (b *Bundle) follow(g *record.Genesis) (*followed, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: cosigner change %d is a %s", ErrMalformed, i, op.Op)
 		}
-		if n := len(record.GovernanceSigners(g, op)); n < g.Threshold {
-			return nil, fmt.Errorf("%w: change %d (%s) has %d of the %d genesis member signatures it needs", ErrCosignerChangeUnauthorized, i, op.CID, n, g.Threshold)
+		sigs, err := memberSignatures(g, i, op)
+		if err != nil {
+			return nil, err
 		}
 		if _, err := record.ParseCosigners(body.Cosigners, body.Quorum); err != nil {
 			return nil, fmt.Errorf("%w: cosigner change %d: %w", ErrMalformed, i, err)
@@ -133,9 +142,71 @@ func (b *Bundle) follow(g *record.Genesis) (*followed, error) {
 		}
 		f.prev, f.set = f.set, cosignerSet{body.Cosigners, body.Quorum}
 		f.changes = append(f.changes, op)
+		f.sigs = append(f.sigs, sigs)
 	}
 	return f, nil
 }
+
+// memberSignatures returns the signatures of change i (op) that can count
+// toward the genesis threshold: those by governance members under a kid
+// the genesis gives a key for. It verifies none. A member signing twice is
+// malformed (the registry refuses an operation one signer signs twice), and
+// fewer such signatures than the threshold cannot authorize the change
+// (ErrCosignerChangeUnauthorized), so neither costs a verification.
+func memberSignatures(g *record.Genesis, i int, op *record.ParsedOperation) ([]record.GovernanceSignature, error) {
+	var out []record.GovernanceSignature
+	var seen []string
+	for _, s := range record.GovernanceSignatures(g, op) {
+		if slices.Contains(seen, s.Member) {
+			return nil, fmt.Errorf("%w: cosigner change %d (%s): member %s signs it twice (the registry refuses an operation one signer signs twice)", ErrMalformed, i, op.CID, s.Member)
+		}
+		seen = append(seen, s.Member)
+		if s.Key != nil {
+			out = append(out, s)
+		}
+	}
+	if len(out) < g.Threshold {
+		return nil, fmt.Errorf("%w: change %d (%s) has %d signatures by genesis members under their genesis keys, it needs %d", ErrCosignerChangeUnauthorized, i, op.CID, len(out), g.Threshold)
+	}
+	return out, nil
+}
+
+// authorize verifies the carried changes' member signatures against the
+// genesis keys, after everything that costs no signature verification has
+// passed. Each change's candidates are distinct members (memberSignatures);
+// they are verified in order until the threshold is met, and the change is
+// refused as soon as the signatures left cannot meet it: at most one
+// verification per member per change, and a bundle whose change is not
+// authorized stops there. A bad signature by a member does not refuse a
+// change that the others authorize, as the registry applies it so (the
+// registry verifies each signature against the key bound in the state,
+// which a rotation may have put under the genesis kid; record.GovernanceSigners
+// counts only those that verify against the genesis).
+func (f *followed) authorize(g *record.Genesis) error {
+	for i, op := range f.changes {
+		sigs, good := f.sigs[i], 0
+		for j, s := range sigs {
+			if good >= g.Threshold {
+				break
+			}
+			if len(sigs)-j+good < g.Threshold {
+				break
+			}
+			signatureChecks.Add(1)
+			if op.VerifySignature(s.Index, s.Key) == nil {
+				good++
+			}
+		}
+		if good < g.Threshold {
+			return fmt.Errorf("%w: change %d (%s): %d of the %d genesis member signatures it needs verify", ErrCosignerChangeUnauthorized, i, op.CID, good, g.Threshold)
+		}
+	}
+	return nil
+}
+
+// signatureChecks counts the governance signature verifications authorize
+// makes, so tests can show their bound (export_test.go).
+var signatureChecks atomic.Int64
 
 // verifier is the checkpoint verifier of set s for the log origin; the
 // caller names the sentinel of its error.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/merkle/proof"
@@ -149,16 +150,25 @@ type Verified struct {
 //     Options.Expect (ErrWrongQuestion);
 //  2. the genesis: its cosigners, quorum and the log origin
 //     tlog.Origin(record.CIDOf(genesis)) (ErrBadGenesis, ErrNoCosigners);
-//  3. the checkpoint note: origin, a quorum of genesis cosignatures
-//     (ErrWrongLog, ErrBadCosignature, ErrUnknownCosigner,
-//     ErrTooFewCosigners), and its age (ErrCheckpointTooOld);
-//  4. the leaf in the log: inclusion in the checkpoint's tree, or in the
+//  3. what costs no signature verification: the carried cosigner changes
+//     (ErrMalformed; ErrCosignerChangeUnauthorized when fewer genesis
+//     members sign one than the threshold) and their count
+//     (ErrCosignerSetBehind); the checkpoint note's text, origin and lines
+//     by a quorum of the set in force (ErrWrongLog, ErrUnknownCosigner,
+//     ErrTooFewCosigners, ErrCosignedByOldSet); each change's leaf in the
+//     log the note names (ErrCosignerChangeNotLogged);
+//  4. the changes' member signatures, at most one verification per member
+//     per change (ErrCosignerChangeUnauthorized), then the checkpoint
+//     note's cosignatures, at most one per cosigner of the set in force
+//     (ErrBadCosignature, and the reasons of 3), and its age
+//     (ErrCheckpointTooOld);
+//  5. the leaf in the log: inclusion in the checkpoint's tree, or in the
 //     tree of LeafSize and that tree's consistency with the checkpoint's
 //     (ErrLogInclusion, ErrConsistency); the last leaf for a question
 //     about the latest state (ErrNotLatest);
-//  5. every record against the leaf's map root, in one batch map proof
+//  6. every record against the leaf's map root, in one batch map proof
 //     (ErrRecordDigest, ErrMapProof);
-//  6. the decision, recomputed by decide over the proven records alone,
+//  7. the decision, recomputed by decide over the proven records alone,
 //     against the answer (ErrNotProven, ErrDecisionMismatch); a records
 //     bundle (TypeRecords) has none, and only its index is compared; a
 //     status-list bundle (TypeStatusList) first has its list and version
@@ -203,6 +213,21 @@ func Verify(b *Bundle, genesis []byte, opts Options) (*Verified, error) {
 		return nil, fmt.Errorf("%w: it follows %d, this verifier has seen %d (a checkpoint that leaves a change out is signed by the set the change replaced)",
 			ErrCosignerSetBehind, len(f.changes), opts.MinCosignerChanges)
 	}
+	// What costs no signature verification comes first: the note's text
+	// and its lines by the set in force, and the changes' leaves in the
+	// log it names. Then the changes' governance signatures (against the
+	// genesis, a set the bundle cannot choose), then the note's
+	// cosignatures.
+	cpText, err := f.precheckCheckpoint(origin, []byte(b.Checkpoint))
+	if err != nil {
+		return nil, err
+	}
+	if err := b.checkChangesLogged(f, cpText); err != nil {
+		return nil, err
+	}
+	if err := f.authorize(g); err != nil {
+		return nil, err
+	}
 	cp, err := f.verifyCheckpoint(origin, []byte(b.Checkpoint))
 	if err != nil {
 		return nil, err
@@ -218,9 +243,6 @@ func Verify(b *Bundle, genesis []byte, opts Options) (*Verified, error) {
 			ErrCheckpointTooOld, out.FreshAsOf.UTC().Format(time.RFC3339), out.Age.Round(time.Second), maxAge)
 	}
 	if err := b.checkLog(cp.Checkpoint); err != nil {
-		return nil, err
-	}
-	if err := b.checkChangesLogged(f, cp.Checkpoint); err != nil {
 		return nil, err
 	}
 	leaf, err := tlog.DecodeLeaf(b.Leaf)
@@ -344,28 +366,62 @@ func parseGenesis(genesis []byte) (*record.Genesis, string, error) {
 	return g, origin, nil
 }
 
+// precheckCheckpoint reads the checkpoint note as the set in force
+// verifies it, without verifying a signature (tlog.Verifier.Precheck): its
+// text, origin, and lines by enough distinct cosigners of the set. The
+// checkpoint it returns is not proven yet (verifyCheckpoint proves it);
+// what depends on its size and root only is checked against it first, so
+// a bundle that fails those checks costs no signature verification.
+func (f *followed) precheckCheckpoint(origin string, note []byte) (tlog.Checkpoint, error) {
+	v, err := f.set.verifier(origin)
+	if err != nil {
+		return tlog.Checkpoint{}, fmt.Errorf("%w: the cosigner set in force: %w", ErrMalformed, err)
+	}
+	cp, err := v.Precheck(note)
+	if err != nil {
+		return tlog.Checkpoint{}, f.refused(origin, note, err)
+	}
+	return cp, nil
+}
+
 // verifyCheckpoint verifies the checkpoint note against the set in force
-// after the carried changes. When that fails for want of cosignatures and
-// the set before the last change verifies it, the checkpoint was cosigned
-// by the set the change replaced (ErrCosignedByOldSet).
+// after the carried changes.
 func (f *followed) verifyCheckpoint(origin string, note []byte) (*tlog.Verified, error) {
 	v, err := f.set.verifier(origin)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the cosigner set in force: %w", ErrMalformed, err)
 	}
+	checkpointChecks.Add(1)
 	cp, err := v.Verify(note)
-	if err == nil {
-		return cp, nil
+	if err != nil {
+		return nil, f.refused(origin, note, err)
 	}
+	return cp, nil
+}
+
+// refused names the reason the set in force refused the note (err). When
+// it refused it for want of cosignatures and the set before the last
+// change verifies it, the checkpoint was cosigned by the set the change
+// replaced (ErrCosignedByOldSet).
+func (f *followed) refused(origin string, note []byte, err error) error {
 	if len(f.changes) > 0 && (errors.Is(err, tlog.ErrTooFewCosignatures) || errors.Is(err, tlog.ErrUnknownKey)) {
 		if pv, perr := f.prev.verifier(origin); perr == nil {
+			if _, perr := pv.Precheck(note); perr != nil {
+				return checkpointError(err)
+			}
+			checkpointChecks.Add(1)
 			if _, perr := pv.Verify(note); perr == nil {
-				return nil, fmt.Errorf("%w: change %s replaced them before this checkpoint: %w", ErrCosignedByOldSet, f.changes[len(f.changes)-1].CID, err)
+				return fmt.Errorf("%w: change %s replaced them before this checkpoint: %w", ErrCosignedByOldSet, f.changes[len(f.changes)-1].CID, err)
 			}
 		}
 	}
-	return nil, checkpointError(err)
+	return checkpointError(err)
 }
+
+// checkpointChecks counts the checkpoint notes Verify verifies with a
+// cosigner set (each verifies at most one signature per cosigner of the
+// set), so tests can show their bound (export_test.go).
+var checkpointChecks atomic.Int64
 
 // checkpointError maps the tlog verifier's refusal to this package's
 // reason, keeping tlog's detail.

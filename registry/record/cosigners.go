@@ -122,23 +122,58 @@ func ParseCosigners(vkeys []string, quorum int) ([]tlog.CosignerKey, error) {
 // result depends on the genesis and the operation's bytes alone.
 func GovernanceSigners(g *Genesis, op *ParsedOperation) []string {
 	var out []string
-	for _, sig := range op.JWS.Signatures {
-		did, fragment, _ := strings.Cut(sig.Protected.KeyID, "#")
-		i := slices.IndexFunc(g.Members, func(m Member) bool { return m.ID == did })
-		if i < 0 || slices.Contains(out, did) {
+	for _, s := range GovernanceSignatures(g, op) {
+		if slices.Contains(out, s.Member) || s.Key == nil {
 			continue
 		}
-		pub := genesisKey(g.Members[i], did, fragment)
-		if pub == nil {
-			continue
-		}
-		one := *op.JWS
-		one.Signatures = []jose.Signature{sig}
-		if _, err := one.Verify(JoseKey(pub)); err == nil {
-			out = append(out, did)
+		if op.VerifySignature(s.Index, s.Key) == nil {
+			out = append(out, s.Member)
 		}
 	}
 	return out
+}
+
+// GovernanceSignature is one signature of an operation whose kid names a
+// governance member of the genesis.
+type GovernanceSignature struct {
+	// Member is the member's DID.
+	Member string
+	// Index is the signature's position in the operation's JWS.
+	Index int
+	// Key is the key the genesis gives the member under the kid's
+	// fragment (a did:key member's own key); nil when it gives none.
+	Key crypto.PublicKey
+}
+
+// GovernanceSignatures lists, in signature order, the signatures of op
+// whose kid names a governance member of g, with the genesis key each
+// would verify against. It reads the kids only: no signature is verified,
+// so a caller can check their number and members before spending any
+// signature verification.
+func GovernanceSignatures(g *Genesis, op *ParsedOperation) []GovernanceSignature {
+	var out []GovernanceSignature
+	for i, sig := range op.JWS.Signatures {
+		did, fragment, _ := strings.Cut(sig.Protected.KeyID, "#")
+		j := slices.IndexFunc(g.Members, func(m Member) bool { return m.ID == did })
+		if j < 0 {
+			continue
+		}
+		out = append(out, GovernanceSignature{Member: did, Index: i, Key: genesisKey(g.Members[j], did, fragment)})
+	}
+	return out
+}
+
+// VerifySignature verifies op's signature i (alone) against pub.
+func (p *ParsedOperation) VerifySignature(i int, pub crypto.PublicKey) error {
+	if i < 0 || i >= len(p.JWS.Signatures) {
+		return Errorf(ErrMalformed, "no signature %d (the JWS carries %d)", i, len(p.JWS.Signatures))
+	}
+	one := *p.JWS
+	one.Signatures = []jose.Signature{p.JWS.Signatures[i]}
+	if _, err := one.Verify(JoseKey(pub)); err != nil {
+		return Errorf(ErrBadSignature, "signature %d (kid %q): %v", i, p.JWS.Signatures[i].Protected.KeyID, err)
+	}
+	return nil
 }
 
 // genesisKey is the public key the genesis gives member m under fragment

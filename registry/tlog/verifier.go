@@ -120,33 +120,23 @@ func (v *Verified) FreshAsOf() time.Time {
 //  2. the checkpoint text: origin, size and root lines exactly as Marshal
 //     writes them, no extension lines (ErrMalformedCheckpoint);
 //  3. the origin is this log's (ErrWrongOrigin, *OriginError);
-//  4. every signature line whose name and key ID match a cosigner key
+//  4. lines by distinct cosigners of the set number at least Quorum, counted
+//     by name and key ID before any signature is verified (Precheck:
+//     ErrTooFewCosignatures, *QuorumError), so a note that cannot reach the
+//     quorum costs no signature verification;
+//  5. every signature line whose name and key ID match a cosigner key
 //     verifies as a cosignature/v1 over the text; one that does not rejects
 //     the whole note (ErrBadSignature, *SignatureError);
-//  5. at least Quorum distinct cosigners of the set signed
+//  6. at least Quorum distinct cosigners of the set signed
 //     (ErrTooFewCosignatures, *QuorumError; it also matches ErrUnknownKey when
 //     lines by keys outside the set were ignored).
 //
 // Lines by unknown keys are ignored, as signed-note requires; they never
 // count towards the quorum.
 func (v *Verifier) Verify(signedNote []byte) (*Verified, error) {
-	if len(signedNote) > MaxNoteSize {
-		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformedNote, len(signedNote), MaxNoteSize)
-	}
-	split := bytes.LastIndex(signedNote, []byte("\n\n"))
-	if split < 0 {
-		return nil, fmt.Errorf("%w: no blank line before the signatures", ErrMalformedNote)
-	}
-	text, block := signedNote[:split+1], signedNote[split+2:]
-	if _, err := ParseSignatureLines(block); err != nil {
-		return nil, err
-	}
-	cp, err := ParseCheckpoint(text)
+	cp, err := v.Precheck(signedNote)
 	if err != nil {
 		return nil, err
-	}
-	if cp.Origin != v.origin {
-		return nil, &OriginError{Want: v.origin, Got: cp.Origin}
 	}
 	n, err := note.Open(signedNote, v.verifiers)
 	var unverified *note.UnverifiedNoteError
@@ -175,4 +165,52 @@ func (v *Verifier) Verify(signedNote []byte) (*Verified, error) {
 		return nil, qe
 	}
 	return out, nil
+}
+
+// Precheck reads a signed note as Verify does before it verifies any
+// signature (steps 1 to 4 of Verify) and returns its checkpoint: the
+// note's syntax, the checkpoint text, the origin, and that signature
+// lines by distinct cosigners of the set (matched by name and key ID)
+// number at least Quorum (*QuorumError otherwise, listing the names of
+// lines by keys outside the set). It costs hashing and parsing only: a
+// caller that must bound its work checks a note from an untrusted source
+// with it before anything that depends on the note's size or root. The
+// checkpoint it returns is not yet proven: only Verify proves it.
+func (v *Verifier) Precheck(signedNote []byte) (Checkpoint, error) {
+	if len(signedNote) > MaxNoteSize {
+		return Checkpoint{}, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformedNote, len(signedNote), MaxNoteSize)
+	}
+	split := bytes.LastIndex(signedNote, []byte("\n\n"))
+	if split < 0 {
+		return Checkpoint{}, fmt.Errorf("%w: no blank line before the signatures", ErrMalformedNote)
+	}
+	text, block := signedNote[:split+1], signedNote[split+2:]
+	sigs, err := ParseSignatureLines(block)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	cp, err := ParseCheckpoint(text)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if cp.Origin != v.origin {
+		return Checkpoint{}, &OriginError{Want: v.origin, Got: cp.Origin}
+	}
+	type nameHash struct {
+		name string
+		hash uint32
+	}
+	known := make(map[nameHash]bool, len(sigs))
+	var unknown []string
+	for _, s := range sigs {
+		if _, err := v.verifiers.Verifier(s.Name, s.Hash); err != nil {
+			unknown = append(unknown, s.Name)
+			continue
+		}
+		known[nameHash{s.Name, s.Hash}] = true
+	}
+	if len(known) < v.quorum {
+		return Checkpoint{}, &QuorumError{Have: len(known), Need: v.quorum, Unknown: unknown}
+	}
+	return cp, nil
 }
