@@ -88,27 +88,27 @@ func compareReports(args []string, w io.Writer) error {
 // printComparison prints the header of two runs and their figures and
 // returns the first write error.
 func printComparison(w io.Writer, ra, rb savedRun) error {
-	ew := &errWriter{w: w}
+	ew := &errWriter{W: w}
 	a, b := ra.rep, rb.rep
 	for i, r := range []savedRun{ra, rb} {
-		ew.printf("%c: %s (%s)\n", 'A'+i, r.name, describe(r.rep))
+		ew.Printf("%c: %s (%s)\n", 'A'+i, r.name, describe(r.rep))
 	}
 	if a.Machine != b.Machine {
-		ew.println("The two runs are on different machines: compare the ratios, not the rates.")
+		ew.Println("The two runs are on different machines: compare the ratios, not the rates.")
 	}
 	for i, r := range []*report{a, b} {
 		if r.Error != "" {
-			ew.printf("%c is INCOMPLETE, its run stopped at: %s\n", 'A'+i, r.Error)
+			ew.Printf("%c is INCOMPLETE, its run stopped at: %s\n", 'A'+i, r.Error)
 		}
 		if r.Reconstructed != nil {
-			ew.printf("%c was rebuilt from %s; the figures it did not give show as -\n", 'A'+i, r.Reconstructed.From)
+			ew.Printf("%c was rebuilt from %s; the figures it did not give show as -\n", 'A'+i, r.Reconstructed.From)
 		}
 	}
-	ew.printf("\n"+compareRow+"\n", "", "A", "B", "B/A")
+	ew.Printf("\n"+compareRow+"\n", "", "A", "B", "B/A")
 	for _, row := range comparisonRows(a, b) {
-		ew.printf(compareRow+"\n", row.name, figure(row.a), figure(row.b), change(row.a, row.b))
+		ew.Printf(compareRow+"\n", row.name, figure(row.a), figure(row.b), change(row.a, row.b))
 	}
-	return ew.err
+	return ew.Err
 }
 
 // describe says in a few words what a run is: mode, machine, date and

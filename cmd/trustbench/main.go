@@ -919,50 +919,50 @@ func stopAll(nodes []*trustdNode) {
 // printReport prints the report for a reader and returns the first write
 // error.
 func printReport(w io.Writer, r *report) error {
-	ew := &errWriter{w: w}
-	ew.printf("trustbench (%s mode) on %s\n\n", r.Mode, r.Machine)
+	ew := &errWriter{W: w}
+	ew.Printf("trustbench (%s mode) on %s\n\n", r.Mode, r.Machine)
 	if r.Error != "" {
-		ew.printf("INCOMPLETE, the run stopped at: %s\n\n", r.Error)
+		ew.Printf("INCOMPLETE, the run stopped at: %s\n\n", r.Error)
 	}
 	printWAN(ew, r.WAN)
 	printStability(ew, r.Stability)
 	if len(r.Reads) > 0 {
-		ew.printf("Reads: GET /v1/trust vs a bare net/http JSON handler (same body size, same client)\n")
-		ew.printf("%10s %6s %12s %12s %7s %9s %9s %9s %14s %12s\n", "entities", "conns", "trustd r/s", "net/http r/s", "ratio", "p50 ms", "p99 ms", "base p99", "trustd cpu/q", "base cpu/q")
+		ew.Printf("Reads: GET /v1/trust vs a bare net/http JSON handler (same body size, same client)\n")
+		ew.Printf("%10s %6s %12s %12s %7s %9s %9s %9s %14s %12s\n", "entities", "conns", "trustd r/s", "net/http r/s", "ratio", "p50 ms", "p99 ms", "base p99", "trustd cpu/q", "base cpu/q")
 		for _, x := range r.Reads {
-			ew.printf("%10d %6d %12.0f %12.0f %7.2f %9.2f %9.2f %9.2f %11.1f us %9.1f us\n", x.Entities, x.Conns, x.Trustd.PerSecond, x.Baseline.PerSecond,
+			ew.Printf("%10d %6d %12.0f %12.0f %7.2f %9.2f %9.2f %9.2f %11.1f us %9.1f us\n", x.Entities, x.Conns, x.Trustd.PerSecond, x.Baseline.PerSecond,
 				x.Ratio, x.Trustd.P50, x.Trustd.P99, x.Baseline.P99, x.TrustdCPUus, x.BaselineCPUus)
 		}
 		for _, x := range r.Reads {
-			ew.printf("%10d entities, %d distinct questions, each round (net/http, then trustd): ratio%s (median %.2f); CPU per query, trustd / net/http%s\n",
+			ew.Printf("%10d entities, %d distinct questions, each round (net/http, then trustd): ratio%s (median %.2f); CPU per query, trustd / net/http%s\n",
 				x.Entities, x.Questions, formatRatios(x.RoundRatios), x.MedianRoundRatio, formatRatios(x.RoundCPURatios))
 		}
 		printProofRows(ew, r.Reads)
-		ew.printf("Latency at half each one's maximum rate, then both at --rates (paced, open loop; trustd / net/http)\n")
-		ew.printf("%10s %16s %16s %16s %18s %14s %44s\n", "entities", "r/s", "p50 ms", "p99 ms", "send lag p99 ms", "cpu steal %", "trustd handler p99, >1ms; alloc, GCs")
+		ew.Printf("Latency at half each one's maximum rate, then both at --rates (paced, open loop; trustd / net/http)\n")
+		ew.Printf("%10s %16s %16s %16s %18s %14s %44s\n", "entities", "r/s", "p50 ms", "p99 ms", "send lag p99 ms", "cpu steal %", "trustd handler p99, >1ms; alloc, GCs")
 		for _, x := range r.Reads {
 			t, b := x.TrustdAtHalf, x.BaselineAtHal
 			baseRate := x.BaselineHalfRate
 			if baseRate == 0 {
 				baseRate = x.HalfRate // a run from before each side had its own half rate
 			}
-			ew.printf("%10d %7.0f / %6.0f %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %44s\n", x.Entities, x.HalfRate, baseRate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler))
+			ew.Printf("%10d %7.0f / %6.0f %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %44s\n", x.Entities, x.HalfRate, baseRate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler))
 			for _, p := range x.AtRates {
 				t, b := p.Trustd, p.Baseline
-				ew.printf("%10s %16d %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %44s\n", "", p.Rate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler))
+				ew.Printf("%10s %16d %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %44s\n", "", p.Rate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler))
 			}
 		}
 		for _, x := range r.Reads {
 			if x.HalfP99Ratio > 0 {
-				ew.printf("%10d entities: p99 at half rate, trustd / net/http = %.2f (SPEC §8: at most 1.25)\n", x.Entities, x.HalfP99Ratio)
+				ew.Printf("%10d entities: p99 at half rate, trustd / net/http = %.2f (SPEC §8: at most 1.25)\n", x.Entities, x.HalfP99Ratio)
 			}
 		}
-		ew.println()
+		ew.Println()
 	}
 	if len(r.Writes) > 0 {
-		ew.printf("Writes: signed accredit operations on 3 trustd nodes (HTTP gateway) vs puts of the same size on 3 etcd members,\n")
-		ew.printf("through etcd's Go client (gRPC: the SPEC §8 baseline) and through etcd's HTTP/JSON gateway (the earlier runs' baseline)\n")
-		ew.printf("%8s %-10s %12s %9s %9s %12s %9s %9s %7s %14s %12s\n", "clients", "etcd via", "trustd op/s", "p50 ms", "p99 ms", "etcd op/s", "p50 ms", "p99 ms", "ratio", "trustd cpu/op", "etcd cpu/op")
+		ew.Printf("Writes: signed accredit operations on 3 trustd nodes (HTTP gateway) vs puts of the same size on 3 etcd members,\n")
+		ew.Printf("through etcd's Go client (gRPC: the SPEC §8 baseline) and through etcd's HTTP/JSON gateway (the earlier runs' baseline)\n")
+		ew.Printf("%8s %-10s %12s %9s %9s %12s %9s %9s %7s %14s %12s\n", "clients", "etcd via", "trustd op/s", "p50 ms", "p99 ms", "etcd op/s", "p50 ms", "p99 ms", "ratio", "trustd cpu/op", "etcd cpu/op")
 		for _, x := range r.Writes {
 			type baseline struct {
 				via        string
@@ -980,44 +980,44 @@ func printReport(w io.Writer, r *report) error {
 				rows = append(rows, baseline{via: "-"}) // --skip-etcd
 			}
 			for _, e := range rows {
-				ew.printf("%8d %-10s %12.0f %9.2f %9.2f %12.0f %9.2f %9.2f %7.2f %11.2f ms %9.2f ms\n", x.Clients, e.via, x.Trustd.PerSecond, x.Trustd.P50, x.Trustd.P99,
+				ew.Printf("%8d %-10s %12.0f %9.2f %9.2f %12.0f %9.2f %9.2f %7.2f %11.2f ms %9.2f ms\n", x.Clients, e.via, x.Trustd.PerSecond, x.Trustd.P50, x.Trustd.P99,
 					e.s.PerSecond, e.s.P50, e.s.P99, e.ratio, x.TrustdCPUms, e.cpu)
 			}
 		}
 		for _, x := range r.Writes {
 			if len(x.RoundRatiosGRPC) > 0 {
-				ew.printf("%8d clients, each round (trustd, then etcd via gRPC): ratio%s (median %.2f)\n", x.Clients, formatRatios(x.RoundRatiosGRPC), x.MedianRoundRatioGRPC)
+				ew.Printf("%8d clients, each round (trustd, then etcd via gRPC): ratio%s (median %.2f)\n", x.Clients, formatRatios(x.RoundRatiosGRPC), x.MedianRoundRatioGRPC)
 			}
 			if len(x.RoundRatios) > 0 {
-				ew.printf("%8d clients, each round (trustd, then etcd via JSON): ratio%s (median %.2f)\n", x.Clients, formatRatios(x.RoundRatios), x.MedianRoundRatio)
+				ew.Printf("%8d clients, each round (trustd, then etcd via JSON): ratio%s (median %.2f)\n", x.Clients, formatRatios(x.RoundRatios), x.MedianRoundRatio)
 			}
 			if x.TrustdHeld.PerSecond > 0 {
-				ew.printf("%8d clients, trustd / the same build held at feature level %d (no state commitment): %.0f / %.0f op/s = %.2f, each round%s (median %.2f); cpu/op %.2f / %.2f ms\n",
+				ew.Printf("%8d clients, trustd / the same build held at feature level %d (no state commitment): %.0f / %.0f op/s = %.2f, each round%s (median %.2f); cpu/op %.2f / %.2f ms\n",
 					x.Clients, heldLevel, x.Trustd.PerSecond, x.TrustdHeld.PerSecond, x.RatioHeld, formatRatios(x.RoundRatiosHeld), x.MedianRoundRatioHeld, x.TrustdCPUms, x.TrustdHeldCPUms)
 			}
 			if x.TrustdFaults > 0 {
-				ew.printf("%8d clients, minor page faults per write (kept runs): trustd %.1f, etcd via gRPC %.1f, via JSON %.1f\n", x.Clients, x.TrustdFaults, x.EtcdGRPCFaults, x.EtcdFaults)
+				ew.Printf("%8d clients, minor page faults per write (kept runs): trustd %.1f, etcd via gRPC %.1f, via JSON %.1f\n", x.Clients, x.TrustdFaults, x.EtcdGRPCFaults, x.EtcdFaults)
 			}
 		}
-		ew.println()
+		ew.Println()
 	}
 	if s := r.Scale; s != nil {
-		ew.printf("Scale: %d entities (loaded at %.0f ops/s)\n", s.Entities, s.LoadOpsPerSec)
+		ew.Printf("Scale: %d entities (loaded at %.0f ops/s)\n", s.Entities, s.LoadOpsPerSec)
 		for _, p := range s.P99At {
-			ew.printf("  trust query at %8d entities: p50 %.2f ms, p99 %.2f ms\n", p.Entities, p.P50, p.P99)
+			ew.Printf("  trust query at %8d entities: p50 %.2f ms, p99 %.2f ms\n", p.Entities, p.P50, p.P99)
 		}
 		if x := s.Distinct; x.Questions > 0 {
-			ew.printf("  %d distinct questions, each asked once: %d answered at %.0f r/s, p50 %.2f ms, p99 %.2f ms\n", x.Questions, x.Answered, x.PerSecond, x.P50, x.P99)
+			ew.Printf("  %d distinct questions, each asked once: %d answered at %.0f r/s, p50 %.2f ms, p99 %.2f ms\n", x.Questions, x.Answered, x.PerSecond, x.P50, x.P99)
 		}
-		ew.printf("  Pebble state on disk %.1f MiB; snapshot %.1f MiB; new node caught up from it in %.1f s; node peak RSS %.0f MiB (after the distinct questions; the Go runtime's share %.0f MiB)\n", s.PebbleMiB, s.SnapshotMiB, s.CatchUpSec, s.PeakRSSMiB, s.GoRuntimeMiB)
+		ew.Printf("  Pebble state on disk %.1f MiB; snapshot %.1f MiB; new node caught up from it in %.1f s; node peak RSS %.0f MiB (after the distinct questions; the Go runtime's share %.0f MiB)\n", s.PebbleMiB, s.SnapshotMiB, s.CatchUpSec, s.PeakRSSMiB, s.GoRuntimeMiB)
 		if len(s.StateMiBByPart) > 0 {
-			ew.printf("  the commitment's share of the state on disk: %.2f of the rest (%s)\n", s.CommitmentShare, partsLine(s.StateMiBByPart))
+			ew.Printf("  the commitment's share of the state on disk: %.2f of the rest (%s)\n", s.CommitmentShare, partsLine(s.StateMiBByPart))
 		}
 		if s.SelfAuditSec > 0 {
-			ew.printf("  start-up self-audit of the state against its commitment (the node restarted): %.1f s\n", s.SelfAuditSec)
+			ew.Printf("  start-up self-audit of the state against its commitment (the node restarted): %.1f s\n", s.SelfAuditSec)
 		}
 	}
-	return ew.err
+	return ew.Err
 }
 
 // profileDuring starts a CPU profile of the process (trustd or the read

@@ -224,18 +224,18 @@ func printProofRows(ew *errWriter, reads []readResult) {
 	if !any {
 		return
 	}
-	ew.printf("Proof answers: GET /v1/trust?...&proof=true, the same questions, same node, closed loop (issue #32: ratio to plain at least 0.3)\n")
-	ew.printf("%10s %12s %9s %9s %14s %14s %16s %16s %18s\n", "entities", "proof r/s", "p50 ms", "p99 ms", "ratio to plain", "cpu/q", "bundle mean/max", "gzip mean/max", "compact mean/max")
+	ew.Printf("Proof answers: GET /v1/trust?...&proof=true, the same questions, same node, closed loop (issue #32: ratio to plain at least 0.3)\n")
+	ew.Printf("%10s %12s %9s %9s %14s %14s %16s %16s %18s\n", "entities", "proof r/s", "p50 ms", "p99 ms", "ratio to plain", "cpu/q", "bundle mean/max", "gzip mean/max", "compact mean/max")
 	for _, x := range reads {
 		p := x.Proof
 		if p == nil {
 			continue
 		}
-		ew.printf("%10d %12.0f %9.2f %9.2f %14.2f %11.1f us %16s %16s %18s\n", x.Entities, p.Trustd.PerSecond, p.Trustd.P50, p.Trustd.P99,
+		ew.Printf("%10d %12.0f %9.2f %9.2f %14.2f %11.1f us %16s %16s %18s\n", x.Entities, p.Trustd.PerSecond, p.Trustd.P50, p.Trustd.P99,
 			p.RatioToPlain, p.CPUus, fmt.Sprintf("%.0f/%d B", p.Bundle.Mean, p.Bundle.Max), fmt.Sprintf("%.0f/%d B", p.Bundle.GzipMean, p.Bundle.GzipMax),
 			fmt.Sprintf("%.0f/%d B", p.Bundle.CompactMean, p.Bundle.CompactMax))
 		if p.Uncached.PerSecond > 0 {
-			ew.printf("%10s %12.0f %9.2f %9.2f %14.2f %11.1f us   (each request at its own instant: none from the proof cache)\n", "uncached", p.Uncached.PerSecond, p.Uncached.P50, p.Uncached.P99,
+			ew.Printf("%10s %12.0f %9.2f %9.2f %14.2f %11.1f us   (each request at its own instant: none from the proof cache)\n", "uncached", p.Uncached.PerSecond, p.Uncached.P50, p.Uncached.P99,
 				p.UncachedRatioToPlain, p.UncachedCPUus)
 		}
 	}

@@ -456,15 +456,15 @@ func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisec
 // write error.
 func printWAN(w *errWriter, rs []wanResult) {
 	for _, r := range rs {
-		w.printf("Across regions: RTT %.0f ms (%.0f ms one way, jitter up to %.0f ms), 3 voters + 1 replica, raft heartbeat and election timeouts %.0f ms\n", r.RTTMS, r.OneWayMS, r.JitterMS, r.TimingMS)
-		w.printf("  %-26s %5s %9s %9s\n", "", "n", "p50 ms", "p99 ms")
+		w.Printf("Across regions: RTT %.0f ms (%.0f ms one way, jitter up to %.0f ms), 3 voters + 1 replica, raft heartbeat and election timeouts %.0f ms\n", r.RTTMS, r.OneWayMS, r.JitterMS, r.TimingMS)
+		w.Printf("  %-26s %5s %9s %9s\n", "", "n", "p50 ms", "p99 ms")
 		for _, x := range r.Writes {
-			w.printf("  %-26s %5d %9.1f %9.1f\n", "write via "+x.Name, x.N, x.P50MS, x.P99MS)
+			w.Printf("  %-26s %5d %9.1f %9.1f\n", "write via "+x.Name, x.N, x.P50MS, x.P99MS)
 		}
 		for _, x := range r.Reads {
-			w.printf("  %-26s %5d %9.1f %9.1f\n", "read "+x.Name, x.N, x.P50MS, x.P99MS)
+			w.Printf("  %-26s %5d %9.1f %9.1f\n", "read "+x.Name, x.N, x.P50MS, x.P99MS)
 		}
-		w.printf("  failover (kill -9 leader to next acked write): %.0f ms\n", r.FailoverMS)
-		w.printf("  replica catch-up after restart (%d entries behind): %.0f ms\n\n", r.CatchUpEntries, r.CatchUpMS)
+		w.Printf("  failover (kill -9 leader to next acked write): %.0f ms\n", r.FailoverMS)
+		w.Printf("  replica catch-up after restart (%d entries behind): %.0f ms\n\n", r.CatchUpEntries, r.CatchUpMS)
 	}
 }

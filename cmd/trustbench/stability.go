@@ -305,20 +305,20 @@ func printStability(w *errWriter, rs []stabilityResult) {
 	if len(rs) == 0 {
 		return
 	}
-	w.printf("Leader stability across regions: 3 voters, steady writes in turn through each voter\n")
-	w.printf("  %8s %8s %8s %7s %7s %8s %9s %9s %8s %8s %8s %11s\n", "rtt ms", "jitter", "timing", "run s", "w/s", "acked", "p50 ms", "p99 ms", "errors", "leaders", "elects", "stall/fail")
+	w.Printf("Leader stability across regions: 3 voters, steady writes in turn through each voter\n")
+	w.Printf("  %8s %8s %8s %7s %7s %8s %9s %9s %8s %8s %8s %11s\n", "rtt ms", "jitter", "timing", "run s", "w/s", "acked", "p50 ms", "p99 ms", "errors", "leaders", "elects", "stall/fail")
 	for _, r := range rs {
 		fail := fmt.Sprintf("%4.1fs", r.FailoverMS/1000)
 		if r.NoFailover != "" {
 			fail = "    -"
 		}
-		w.printf("  %8.0f %8.0f %8.0f %7.0f %7d %8d %9.1f %9.1f %8d %8d %8d %5.1f/%s\n", r.RTTMS, r.JitterMS, r.TimingMS, r.WindowS, r.Rate,
+		w.Printf("  %8.0f %8.0f %8.0f %7.0f %7d %8d %9.1f %9.1f %8d %8d %8d %5.1f/%s\n", r.RTTMS, r.JitterMS, r.TimingMS, r.WindowS, r.Rate,
 			r.Writes.N, r.Writes.P50MS, r.Writes.P99MS, r.WriteErrors+r.Skipped, r.LeaderChanges, r.Elections, r.LongestGapMS/1000, fail)
 	}
 	for _, r := range rs {
 		if r.NoFailover != "" {
-			w.printf("  timing %.0f ms: failover not measured: %s\n", r.TimingMS, r.NoFailover)
+			w.Printf("  timing %.0f ms: failover not measured: %s\n", r.TimingMS, r.NoFailover)
 		}
 	}
-	w.printf("  (leaders: leaders elected during the run; elects: elections started; stall: the longest time no write was acknowledged; fail: kill -9 of the leader to the next acknowledged write)\n\n")
+	w.Printf("  (leaders: leaders elected during the run; elects: elections started; stall: the longest time no write was acknowledged; fail: kill -9 of the leader to the next acknowledged write)\n\n")
 }

@@ -35,10 +35,10 @@ func (a *app) clusterCmd() *cobra.Command {
 		return ac, nil
 	}
 	printMembers := func(w *errWriter, v api.ClusterView) {
-		w.printf("node %s  %s  leader %s  term %d  commit %d  applied %d  registry index %d  feature level %d\n\n",
+		w.Printf("node %s  %s  leader %s  term %d  commit %d  applied %d  registry index %d  feature level %d\n\n",
 			v.Node.NodeID, v.Node.State, v.Node.Leader, v.Node.Term, v.Node.CommitIndex, v.Node.RaftAppliedIndex, v.Node.AppliedIndex, v.FeatureLevel)
 		members := v.Members
-		w.printf("%-54s %-9s %-7s %-10s %8s %6s %5s  %s\n", "PEER", "SUFFRAGE", "LEADER", "STATE", "APPLIED", "LAG", "LEVEL", "LAST CONTACT")
+		w.Printf("%-54s %-9s %-7s %-10s %8s %6s %5s  %s\n", "PEER", "SUFFRAGE", "LEADER", "STATE", "APPLIED", "LAG", "LEVEL", "LAST CONTACT")
 		now := time.Now()
 		for _, m := range members {
 			leader := ""
@@ -53,9 +53,9 @@ func (a *app) clusterCmd() *cobra.Command {
 			if m.Connection == api.ConnRelayed {
 				contact += " (through a relay)"
 			}
-			w.printf("%-54s %-9s %-7s %-10s %8s %6s %5s  %s\n", m.ID, m.Suffrage, leader, state, applied, lag, level, contact)
+			w.Printf("%-54s %-9s %-7s %-10s %8s %6s %5s  %s\n", m.ID, m.Suffrage, leader, state, applied, lag, level, contact)
 			for _, addr := range m.Addrs {
-				w.printf("    %s\n", strings.TrimSuffix(addr, "/p2p/"+m.ID))
+				w.Printf("    %s\n", strings.TrimSuffix(addr, "/p2p/"+m.ID))
 			}
 		}
 	}
@@ -99,7 +99,7 @@ func (a *app) clusterCmd() *cobra.Command {
 					return err
 				}
 				return a.printText(out, func(w *errWriter) {
-					w.printf("%s done\n", action)
+					w.Printf("%s done\n", action)
 					printMembers(w, out)
 				})
 			},

@@ -170,11 +170,11 @@ type importTally struct {
 // accredits them; signers nil is a dry run. It stops at the first refusal,
 // saying how far it got.
 func (a *app) importDCC(ctx context.Context, entries []dccImportEntry, signers []*record.Signer, update bool, g *dccGrant) error {
-	w := &errWriter{w: a.out}
+	w := &errWriter{W: a.out}
 	var t importTally
 	for i, e := range entries {
 		if len(e.Lines) > 1 {
-			w.printf("repeated    %s on lines %s with the same details: imported once\n", e.DID, joinInts(e.Lines))
+			w.Printf("repeated    %s on lines %s with the same details: imported once\n", e.DID, joinInts(e.Lines))
 		}
 		if err := a.importEntity(ctx, w, e, signers, update, &t); err != nil {
 			return fmt.Errorf("%s (line %d): %w (%s)", e.DID, e.Lines[0], err, t.sofar(len(entries)))
@@ -184,8 +184,8 @@ func (a *app) importDCC(ctx context.Context, entries []dccImportEntry, signers [
 				return fmt.Errorf("%s (line %d): accredit: %w (%s)", e.DID, e.Lines[0], err, t.sofar(len(entries)))
 			}
 		}
-		if w.err != nil {
-			return w.err
+		if w.Err != nil {
+			return w.Err
 		}
 		if (i+1)%100 == 0 {
 			a.note("%d of %d\n", i+1, len(entries))
@@ -202,7 +202,7 @@ func (a *app) importDCC(ctx context.Context, entries []dccImportEntry, signers [
 	}
 	a.note("\n")
 	a.exportNote(ctx, w, entries, g, signers == nil)
-	return w.err
+	return w.Err
 }
 
 // sofar says what an interrupted import did before it stopped.
@@ -222,7 +222,7 @@ func (a *app) importEntity(ctx context.Context, w *errWriter, e dccImportEntry, 
 		diff := dccDiff(e.DCCEntry, &ent)
 		if len(diff) == 0 {
 			t.same++
-			w.printf("kept        %s (registered already as %q)\n", e.DID, ent.Name)
+			w.Printf("kept        %s (registered already as %q)\n", e.DID, ent.Name)
 			return nil
 		}
 		t.differ++
@@ -230,10 +230,10 @@ func (a *app) importEntity(ctx context.Context, w *errWriter, e dccImportEntry, 
 			e.DID, e.Lines[0], ent.UpdatedIndex, strings.Join(diff.registered(), ", "), strings.Join(diff.file(), ", "))
 		switch {
 		case !update:
-			w.printf("%s: kept the registered details (--update takes the file's)\n", say)
+			w.Printf("%s: kept the registered details (--update takes the file's)\n", say)
 			return nil
 		case signers == nil:
-			w.printf("%s: would update them to the file's\n", say)
+			w.Printf("%s: would update them to the file's\n", say)
 			return nil
 		}
 		res, err := a.updateImported(ctx, e, &ent, signers)
@@ -241,7 +241,7 @@ func (a *app) importEntity(ctx context.Context, w *errWriter, e dccImportEntry, 
 			return err
 		}
 		t.updated++
-		w.printf("%s: updated to the file's at index %d\n", say, res.Index)
+		w.Printf("%s: updated to the file's at index %d\n", say, res.Index)
 		return nil
 	case err != nil && (!errors.As(err, &ae) || ae.Problem.Status != http.StatusNotFound):
 		return err
@@ -252,7 +252,7 @@ func (a *app) importEntity(ctx context.Context, w *errWriter, e dccImportEntry, 
 	}
 	t.added++
 	if signers == nil {
-		w.printf("would add   %s %q\n", e.DID, e.Name)
+		w.Printf("would add   %s %q\n", e.DID, e.Name)
 		return nil
 	}
 	jws, err := signOp(signers, record.OpRegisterEntity, fields, false)
@@ -264,7 +264,7 @@ func (a *app) importEntity(ctx context.Context, w *errWriter, e dccImportEntry, 
 		t.added--
 		return err
 	}
-	w.printf("registered  %s %q at index %d\n", e.DID, e.Name, res.Index)
+	w.Printf("registered  %s %q at index %d\n", e.DID, e.Name, res.Index)
 	return nil
 }
 
@@ -363,13 +363,13 @@ func (a *app) accreditImported(ctx context.Context, w *errWriter, e dccImportEnt
 	}
 	if len(held) > 0 {
 		t.held++
-		w.printf("holds       %s: an issue accreditation in force in %s for %s already (%s): not accredited again\n",
+		w.Printf("holds       %s: an issue accreditation in force in %s for %s already (%s): not accredited again\n",
 			e.DID, g.framework, strings.Join(g.fields.Resources, " "), strings.Join(held, ", "))
 		return nil
 	}
 	t.accredited++
 	if g.signer == nil {
-		w.printf("would accredit %s in %s for %s\n", e.DID, g.framework, strings.Join(g.fields.Resources, " "))
+		w.Printf("would accredit %s in %s for %s\n", e.DID, g.framework, strings.Join(g.fields.Resources, " "))
 		return nil
 	}
 	f := g.fields
@@ -390,7 +390,7 @@ func (a *app) accreditImported(ctx context.Context, w *errWriter, e dccImportEnt
 		t.accredited--
 		return err
 	}
-	w.printf("accredited  %s in %s for %s: accreditation %s at index %d\n", e.DID, g.framework, strings.Join(g.fields.Resources, " "), res.ID, res.Index)
+	w.Printf("accredited  %s in %s for %s: accreditation %s at index %d\n", e.DID, g.framework, strings.Join(g.fields.Resources, " "), res.ID, res.Index)
 	return nil
 }
 
@@ -408,12 +408,12 @@ func (a *app) exportNote(ctx context.Context, w *errWriter, entries []dccImportE
 		hint = "see 'trustctl trust' for why"
 	}
 	if dryRun {
-		w.printf("%s%s: this dry run registers nothing, so it cannot tell which of the file's issuers an export would list\n", rule, where)
+		w.Printf("%s%s: this dry run registers nothing, so it cannot tell which of the file's issuers an export would list\n", rule, where)
 		return
 	}
 	var exp record.DCCRegistry
 	if err := a.client().Get(ctx, "/v1/export/dcc", q, &exp); err != nil {
-		w.printf("%s%s (reading the export to compare failed: %v)\n", rule, where, err)
+		w.Printf("%s%s (reading the export to compare failed: %v)\n", rule, where, err)
 		return
 	}
 	var missing []string
@@ -423,7 +423,7 @@ func (a *app) exportNote(ctx context.Context, w *errWriter, entries []dccImportE
 		}
 	}
 	if len(missing) == 0 {
-		w.printf("%s%s: all %d issuers of this file hold one and are listed\n", rule, where, len(entries))
+		w.Printf("%s%s: all %d issuers of this file hold one and are listed\n", rule, where, len(entries))
 		return
 	}
 	named := missing[:min(len(missing), maxListedInNote)]
@@ -431,7 +431,7 @@ func (a *app) exportNote(ctx context.Context, w *errWriter, entries []dccImportE
 	if n := len(missing) - len(named); n > 0 {
 		more = fmt.Sprintf(" and %d more", n)
 	}
-	w.printf("%s%s: %d of the %d issuers of this file hold none and are left out of it (%s%s): %s\n",
+	w.Printf("%s%s: %d of the %d issuers of this file hold none and are left out of it (%s%s): %s\n",
 		rule, where, len(missing), len(entries), strings.Join(named, ", "), more, hint)
 }
 

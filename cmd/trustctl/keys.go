@@ -46,7 +46,7 @@ func (a *app) keygenCmd() *cobra.Command {
 				return err
 			}
 			a.note("wrote %s (%s key %s)\n", out, kind, s.KID)
-			return a.printText(map[string]string{"did": s.DID, "kid": s.KID, "file": out}, func(w *errWriter) { w.println(s.DID) })
+			return a.printText(map[string]string{"did": s.DID, "kid": s.KID, "file": out}, func(w *errWriter) { w.Println(s.DID) })
 		},
 	}
 	cmd.Flags().StringVar(&kind, "type", record.KeyEd25519, "key type: Ed25519 or P-256")
@@ -77,7 +77,7 @@ func (a *app) didCmd() *cobra.Command {
 					return err
 				}
 			}
-			return a.printText(map[string]string{"did": s.DID, "kid": s.KID}, func(w *errWriter) { w.println(s.DID) })
+			return a.printText(map[string]string{"did": s.DID, "kid": s.KID}, func(w *errWriter) { w.Println(s.DID) })
 		},
 	}
 	cmd.Flags().BoolVar(&offline, "offline", false, "check only what the key file shows, without asking the registry for the DID's keys")

@@ -88,9 +88,9 @@ func (a *app) submit(ctx context.Context, jws []byte) error {
 		if res.Duplicate {
 			verb = "already accepted (duplicate)"
 		}
-		w.printf("%s %s at index %d\n  operation %s\n", verb, res.Op, res.Index, res.CID)
+		w.Printf("%s %s at index %d\n  operation %s\n", verb, res.Op, res.Index, res.CID)
 		if res.ID != "" {
-			w.printf("  id        %s\n", res.ID)
+			w.Printf("  id        %s\n", res.ID)
 		}
 	})
 }
@@ -183,7 +183,7 @@ func (a *app) frameworkCmd() *cobra.Command {
 				return err
 			}
 			return printListing(a, l, "frameworks", func(w *errWriter, f record.Framework) {
-				w.printf("%s  %s (max chain %d)\n", f.ID, f.Name, f.MaxChainLength)
+				w.Printf("%s  %s (max chain %d)\n", f.ID, f.Name, f.MaxChainLength)
 			})
 		},
 	}
@@ -196,13 +196,13 @@ func (a *app) frameworkCmd() *cobra.Command {
 				return err
 			}
 			return a.printText(v, func(w *errWriter) {
-				w.printf("%s  %s\n", v.ID, v.Name)
+				w.Printf("%s  %s\n", v.ID, v.Name)
 				for _, r := range v.Roots {
 					last := r.Events[len(r.Events)-1]
-					w.printf("  root %s  %s\n", r.Accreditor, last.Status)
+					w.Printf("  root %s  %s\n", r.Accreditor, last.Status)
 				}
 				for _, r := range v.Recognitions {
-					w.printf("  recognizes %s  %s\n", r.Recognized, r.Events[len(r.Events)-1].Status)
+					w.Printf("  recognizes %s  %s\n", r.Recognized, r.Events[len(r.Events)-1].Status)
 				}
 			})
 		},
@@ -312,9 +312,9 @@ func (a *app) entityCmd() *cobra.Command {
 				return err
 			}
 			return a.printText(e, func(w *errWriter) {
-				w.printf("%s  %s (registered: %v, %d keys)\n", e.ID, e.Name, e.Registered, len(e.Keys))
+				w.Printf("%s  %s (registered: %v, %d keys)\n", e.ID, e.Name, e.Registered, len(e.Keys))
 				if e.KeysBoundBy != "" {
-					w.printf("  keys bound by %s\n", e.KeysBoundBy)
+					w.Printf("  keys bound by %s\n", e.KeysBoundBy)
 				}
 				printMetadata(w, e.Metadata)
 			})
@@ -346,7 +346,7 @@ func (a *app) entityCmd() *cobra.Command {
 				return err
 			}
 			return printListing(a, l, "operations", func(w *errWriter, o record.OperationView) {
-				w.printf("%6d  %s  %-20s %s\n", o.Index, o.Time.Format(time.RFC3339), o.Op, o.CID)
+				w.Printf("%6d  %s  %-20s %s\n", o.Index, o.Time.Format(time.RFC3339), o.Op, o.CID)
 			})
 		},
 	}
@@ -716,10 +716,10 @@ func printMetadata(w *errWriter, m *record.EntityMetadata) {
 	}
 	for _, f := range [][2]string{{"legal name", m.LegalName}, {"country", m.Country}, {"homepage", m.Homepage}, {"location", m.Location}} {
 		if f[1] != "" {
-			w.printf("  %-10s %s\n", f[0], f[1])
+			w.Printf("  %-10s %s\n", f[0], f[1])
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(m.Identifiers)) {
-		w.printf("  %-10s %s=%s\n", "identifier", k, m.Identifiers[k])
+		w.Printf("  %-10s %s=%s\n", "identifier", k, m.Identifiers[k])
 	}
 }

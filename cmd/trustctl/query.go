@@ -69,12 +69,12 @@ func (a *app) trustCmd() *cobra.Command {
 				if d.Authorized {
 					verdict = "AUTHORIZED"
 				}
-				w.printf("%s (%s) at %s, registry index %d\n", verdict, d.Reason, d.At.Format(time.RFC3339), d.Index)
+				w.Printf("%s (%s) at %s, registry index %d\n", verdict, d.Reason, d.At.Format(time.RFC3339), d.Index)
 				for i, l := range d.Chain {
-					w.printf("  %d. %s  %s -> %s  %s %s  [%s]\n", i+1, l.Accreditation, l.Accreditor, l.Subject, l.Action, strings.Join(l.Resources, ","), l.Status)
+					w.Printf("  %d. %s  %s -> %s  %s %s  [%s]\n", i+1, l.Accreditation, l.Accreditor, l.Subject, l.Action, strings.Join(l.Resources, ","), l.Status)
 				}
 				if d.Root != "" {
-					w.printf("  root accreditor %s\n", d.Root)
+					w.Printf("  root accreditor %s\n", d.Root)
 				}
 			}); perr != nil {
 				return perr
@@ -118,7 +118,7 @@ func printAccreditation(w *errWriter, v record.AccreditationView) {
 	if v.ValidUntil != nil {
 		until = v.ValidUntil.Format(time.DateOnly)
 	}
-	w.printf("%s  %s -> %s  %s %s  %s..%s  [%s]\n", v.ID, v.Accreditor, v.Subject, v.Action,
+	w.Printf("%s  %s -> %s  %s %s  %s..%s  [%s]\n", v.ID, v.Accreditor, v.Subject, v.Action,
 		strings.Join(v.Resources, ","), v.ValidFrom.Format(time.DateOnly), until, v.Status)
 }
 
@@ -134,7 +134,7 @@ func (a *app) accreditationCmd() *cobra.Command {
 			return a.printText(v, func(w *errWriter) {
 				printAccreditation(w, v)
 				for _, e := range v.Events {
-					w.printf("  %-9s from %s (index %d) %s\n", e.Status, e.EffectiveAt.Format(time.RFC3339), e.Index, e.Reason)
+					w.Printf("  %-9s from %s (index %d) %s\n", e.Status, e.EffectiveAt.Format(time.RFC3339), e.Index, e.Reason)
 				}
 			})
 		},
@@ -182,7 +182,7 @@ func (a *app) operationCmd() *cobra.Command {
 				if !v.Result.Accepted {
 					state = "rejected: " + v.Result.Code + ": " + v.Result.Reason
 				}
-				w.printf("index %d  %s  %s  %s\n  signers %s\n  %s\n", v.Index, v.Time.Format(time.RFC3339), v.Op, state, strings.Join(v.Signers, ", "), v.JWS)
+				w.Printf("index %d  %s  %s  %s\n  signers %s\n  %s\n", v.Index, v.Time.Format(time.RFC3339), v.Op, state, strings.Join(v.Signers, ", "), v.JWS)
 			})
 		},
 	}
@@ -204,7 +204,7 @@ func (a *app) nodeStatusCmd() *cobra.Command {
 				return fmt.Errorf("node status: %w", err)
 			}
 			return a.printText(raw, func(w *errWriter) {
-				w.printf("node %s  %s  leader %s  term %d  commit %d  applied %d  registry index %d\n",
+				w.Printf("node %s  %s  leader %s  term %d  commit %d  applied %d  registry index %d\n",
 					st.NodeID, st.State, st.Leader, st.Term, st.CommitIndex, st.RaftAppliedIndex, st.AppliedIndex)
 			})
 		},

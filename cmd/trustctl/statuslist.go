@@ -111,7 +111,7 @@ func (a *app) statusListCmd() *cobra.Command {
 						set++
 					}
 				}
-				w.printf("list %s of %s\n  version %s (index %d, %s)\n  purpose %s, %d entries of %d bits, %d set\n",
+				w.Printf("list %s of %s\n  version %s (index %d, %s)\n  purpose %s, %d entries of %d bits, %d set\n",
 					doc.List, doc.Issuer, doc.CID, doc.Index, doc.Time.Format(time.RFC3339), strings.Join(doc.Purposes, ","), doc.Entries, doc.StatusSize, set)
 			})
 		},
@@ -137,11 +137,11 @@ func (a *app) statusListCmd() *cobra.Command {
 				if !e.Valid {
 					verdict = "NOT valid"
 				}
-				w.printf("entry %d: status %d (%s, %s)", e.Index, e.Status, e.Purpose, verdict)
+				w.Printf("entry %d: status %d (%s, %s)", e.Index, e.Status, e.Purpose, verdict)
 				if e.Message != "" {
-					w.printf(" %q", e.Message)
+					w.Printf(" %q", e.Message)
 				}
-				w.println()
+				w.Println()
 			})
 		},
 	}
@@ -172,7 +172,7 @@ func (a *app) statusListCmd() *cobra.Command {
 			}
 			return a.printText(got, func(w *errWriter) {
 				for _, i := range got {
-					w.println(i)
+					w.Println(i)
 				}
 			})
 		},

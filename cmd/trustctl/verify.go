@@ -117,7 +117,7 @@ func (a *app) printNotVerified(verr error) error {
 		return err
 	}
 	res := verifyResult{Reason: proof.ReasonOf(verr), Error: verr.Error()}
-	if perr := a.printText(res, func(w *errWriter) { w.printf("NOT VERIFIED: %v\n", verr) }); perr != nil {
+	if perr := a.printText(res, func(w *errWriter) { w.Printf("NOT VERIFIED: %v\n", verr) }); perr != nil {
 		return perr
 	}
 	return err
@@ -135,16 +135,16 @@ func (a *app) printVerified(v *proof.Verified, maxAge time.Duration) error {
 	return a.printText(res, func(w *errWriter) {
 		lead := "VERIFIED: "
 		if l, ver := v.StatusList, v.StatusListVersion; ver != nil {
-			w.printf("VERIFIED: status list %s of %s, version %s (registry index %d, published %s): the issuer-signed credential, %d bytes, as stored at registry index %d\n",
+			w.Printf("VERIFIED: status list %s of %s, version %s (registry index %d, published %s): the issuer-signed credential, %d bytes, as stored at registry index %d\n",
 				l.ID, l.Issuer, ver.CID, ver.Index, ver.Time.Format(time.RFC3339), len(ver.Credential), q.Applied)
 			lead = "  the issuer at the version's time: "
 			switch next := v.StatusListNext; {
 			case next != nil:
-				w.printf("  the version in force at %s: superseded by version %s (registry index %d) published %s\n",
+				w.Printf("  the version in force at %s: superseded by version %s (registry index %d) published %s\n",
 					q.At.Format(time.RFC3339Nano), next.CID, next.Index, next.Time.Format(time.RFC3339Nano))
 				lead = "  the issuer at that time: "
 			case !q.At.Equal(ver.Time):
-				w.printf("  the version in force at %s: the list's current version\n", q.At.Format(time.RFC3339Nano))
+				w.Printf("  the version in force at %s: the list's current version\n", q.At.Format(time.RFC3339Nano))
 				lead = "  the issuer at that time: "
 			}
 		}
@@ -155,13 +155,13 @@ func (a *app) printVerified(v *proof.Verified, maxAge time.Duration) error {
 			if d.Authorized {
 				verdict = "AUTHORIZED"
 			}
-			w.printf("%s%s (%s): %s for %s %s under %s at %s, %s\n", lead, verdict, d.Reason,
+			w.Printf("%s%s (%s): %s for %s %s under %s at %s, %s\n", lead, verdict, d.Reason,
 				d.Entity, d.Action, orAny(d.Resource), d.Framework, d.At.Format(time.RFC3339), indexText(q, d.Index))
 			for i, l := range d.Chain {
-				w.printf("  %d. %s  %s -> %s  %s %s  [%s]\n", i+1, l.Accreditation, l.Accreditor, l.Subject, l.Action, strings.Join(l.Resources, ","), l.Status)
+				w.Printf("  %d. %s  %s -> %s  %s %s  [%s]\n", i+1, l.Accreditation, l.Accreditor, l.Subject, l.Action, strings.Join(l.Resources, ","), l.Status)
 			}
 			if d.Root != "" {
-				w.printf("  root accreditor %s\n", d.Root)
+				w.Printf("  root accreditor %s\n", d.Root)
 			}
 		case v.Recognition != nil:
 			d := v.Recognition
@@ -169,24 +169,24 @@ func (a *app) printVerified(v *proof.Verified, maxAge time.Duration) error {
 			if d.Recognizes {
 				verdict = "RECOGNIZED"
 			}
-			w.printf("VERIFIED: %s (%s): %s by %s for %s at %s, %s\n", verdict, d.Reason,
+			w.Printf("VERIFIED: %s (%s): %s by %s for %s at %s, %s\n", verdict, d.Reason,
 				d.Recognized, d.Framework, orAny(d.Resource), d.At.Format(time.RFC3339), indexText(q, d.Index))
 		case q.Type == proof.TypeRecords:
-			w.printf("VERIFIED: %d records as stored at registry index %d\n", len(v.Records), q.Applied)
+			w.Printf("VERIFIED: %d records as stored at registry index %d\n", len(v.Records), q.Applied)
 			for _, r := range v.Records {
 				state := fmt.Sprintf("%d bytes", len(r.Bytes))
 				if r.Bytes == nil {
 					state = "absent"
 				}
-				w.printf("  %s %s %s: %s\n", r.Kind, r.A, r.B, state)
+				w.Printf("  %s %s %s: %s\n", r.Kind, r.A, r.B, state)
 			}
 		}
 		if v.CosignerChanges == 0 {
-			w.printf("  cosigned by %d of the genesis's cosigners (quorum %d): %s\n", len(v.Cosigners), v.Quorum, strings.Join(v.Cosigners, ", "))
+			w.Printf("  cosigned by %d of the genesis's cosigners (quorum %d): %s\n", len(v.Cosigners), v.Quorum, strings.Join(v.Cosigners, ", "))
 		} else {
-			w.printf("  cosigned by %d of the cosigners %d governance changes from the genesis named (quorum %d): %s\n", len(v.Cosigners), v.CosignerChanges, v.Quorum, strings.Join(v.Cosigners, ", "))
+			w.Printf("  cosigned by %d of the cosigners %d governance changes from the genesis named (quorum %d): %s\n", len(v.Cosigners), v.CosignerChanges, v.Quorum, strings.Join(v.Cosigners, ", "))
 		}
-		w.printf("  checkpoint of %d log entries, %s old (max %s), leaf of raft index %d\n",
+		w.Printf("  checkpoint of %d log entries, %s old (max %s), leaf of raft index %d\n",
 			v.CheckpointSize, v.Age.Round(time.Second), maxAge, v.Leaf.Index)
 	})
 }

@@ -134,23 +134,23 @@ func newLogger(w io.Writer, c configs.LogConfig) *slog.Logger {
 // printWelcome writes the start-up text to out and returns the first write
 // error.
 func printWelcome(out io.Writer, cfg *configs.Config, n *node.Node) error {
-	w := &errWriter{w: out}
-	w.printf("trustd node %s\n", n.PeerID())
-	w.printf("  gateway  %s\n", n.GatewayURL())
-	w.printf("  explorer %s/  (the registry explorer: open it in a web browser)\n", n.GatewayURL())
-	w.printf("  data     %s\n", cfg.DataDir)
+	w := &errWriter{W: out}
+	w.Printf("trustd node %s\n", n.PeerID())
+	w.Printf("  gateway  %s\n", n.GatewayURL())
+	w.Printf("  explorer %s/  (the registry explorer: open it in a web browser)\n", n.GatewayURL())
+	w.Printf("  data     %s\n", cfg.DataDir)
 	if cfg.Genesis == "" {
-		w.printf("  mode     development: genesis %s, keys in %s\n",
+		w.Printf("  mode     development: genesis %s, keys in %s\n",
 			filepath.Join(cfg.DataDir, node.DevGenesisFile), filepath.Join(cfg.DataDir, "keys"))
 	}
-	w.printf("\nTry it:\n  curl %s/v1/status\n", n.GatewayURL())
+	w.Printf("\nTry it:\n  curl %s/v1/status\n", n.GatewayURL())
 	if cfg.Genesis == "" {
-		w.printf("  trustctl --server %s framework create --id https://example.org/frameworks/nursing --name Nursing \\\n"+
+		w.Printf("  trustctl --server %s framework create --id https://example.org/frameworks/nursing --name Nursing \\\n"+
 			"      --root $(trustctl did %s) --key %s\n",
 			n.GatewayURL(), filepath.Join(cfg.DataDir, node.DevRootAccreditorKey), filepath.Join(cfg.DataDir, node.DevGovernanceKey))
 	}
-	w.println("  (README.md has the five-minute tour)")
-	return w.err
+	w.Println("  (README.md has the five-minute tour)")
+	return w.Err
 }
 
 // configCmd prints the configuration keys (the table of

@@ -1,0 +1,33 @@
+// Package textout holds the small writer the commands print their text
+// reports through: it keeps the first write error so a printer checks it
+// once, at the end, instead of after every line.
+package textout
+
+import (
+	"fmt"
+	"io"
+)
+
+// Writer writes to W until a write fails and keeps that first error in
+// Err; later writes do nothing and return it. Text is written through one
+// and its Err checked once at the end.
+type Writer struct {
+	W   io.Writer
+	Err error
+}
+
+// Write writes p to W unless an earlier write failed.
+func (e *Writer) Write(p []byte) (int, error) {
+	if e.Err != nil {
+		return 0, e.Err
+	}
+	n, err := e.W.Write(p)
+	e.Err = err
+	return n, err
+}
+
+// Printf formats like fmt.Fprintf; a write's error is kept in e.Err.
+func (e *Writer) Printf(format string, args ...any) { _, _ = fmt.Fprintf(e, format, args...) }
+
+// Println formats like fmt.Fprintln; a write's error is kept in e.Err.
+func (e *Writer) Println(args ...any) { _, _ = fmt.Fprintln(e, args...) }
