@@ -91,15 +91,21 @@ func (s *verifier) genesisKey(kid string) (parsedKey, string, error) {
 	if !member {
 		return parsedKey{}, did, record.Reject(record.CodeNotAuthorized, "setCosigners is signed by governance members only, with the keys the genesis gives them; %s is not a member", did)
 	}
-	if len(m.Keys) == 0 {
+	raw, didKey := record.GenesisKeyOf(m, did, fragment, func(raw []byte) (string, error) {
+		k, err := s.keys.jwk(raw)
+		return k.kid, err
+	})
+	if didKey {
 		k, err := s.keys.didKey(did)
 		if err != nil {
 			return parsedKey{}, did, record.Reject(record.CodeUnknownKey, "kid %q: %v", kid, err)
 		}
 		return k, did, nil
 	}
-	for _, raw := range m.Keys {
-		if k, err := s.keys.jwk(raw); err == nil && record.KIDMatches(k.kid, did, fragment) {
+	if raw != nil {
+		// GenesisKeyOf read raw through the cache just now: this finds it
+		// there unless evicted meanwhile, and parses it again then.
+		if k, err := s.keys.jwk(raw); err == nil {
 			return k, did, nil
 		}
 	}

@@ -2,6 +2,7 @@ package record
 
 import (
 	"crypto"
+	"encoding/json"
 	"slices"
 	"strings"
 
@@ -179,18 +180,53 @@ func (p *ParsedOperation) VerifySignature(i int, pub crypto.PublicKey) error {
 // genesisKey is the public key the genesis gives member m under fragment
 // (nil when none).
 func genesisKey(m Member, did, fragment string) crypto.PublicKey {
-	if len(m.Keys) == 0 {
+	raw, didKey := GenesisKeyOf(m, did, fragment, nil)
+	if didKey {
 		pub, err := ParseDIDKey(did)
 		if err != nil {
 			return nil
 		}
 		return pub
 	}
+	if raw == nil {
+		return nil
+	}
+	k, err := ParsePublicJWK(raw)
+	if err != nil {
+		return nil
+	}
+	return k.Key
+}
+
+// GenesisKeyOf is the rule that names the key the genesis gives member m
+// for a kid did#fragment, which a setCosigners signature and a verifier
+// holding only the genesis both check against. A member the genesis lists
+// without keys signs with its own did:key: didKey is true and jwk nil.
+// Otherwise jwk is the first of m.Keys whose kid, as kidOf reads it,
+// matches did and fragment (KIDMatches); a key kidOf cannot read is
+// skipped. When jwk is nil and didKey false, the genesis gives m no such
+// key. kidOf nil reads kids with ParsePublicJWK; a caller that remembers
+// parsed keys passes its own reader.
+func GenesisKeyOf(m Member, did, fragment string, kidOf func(raw []byte) (string, error)) (jwk json.RawMessage, didKey bool) {
+	if len(m.Keys) == 0 {
+		return nil, true
+	}
+	if kidOf == nil {
+		kidOf = publicJWKKID
+	}
 	for _, raw := range m.Keys {
-		k, err := ParsePublicJWK(raw)
-		if err == nil && KIDMatches(k.KeyID, did, fragment) {
-			return k.Key
+		if kid, err := kidOf(raw); err == nil && KIDMatches(kid, did, fragment) {
+			return raw, false
 		}
 	}
-	return nil
+	return nil, false
+}
+
+// publicJWKKID is the kid of a registered public JWK (ParsePublicJWK).
+func publicJWKKID(raw []byte) (string, error) {
+	k, err := ParsePublicJWK(raw)
+	if err != nil {
+		return "", err
+	}
+	return k.KeyID, nil
 }
