@@ -75,6 +75,42 @@ func mustProofChain(t *testing.T, submit func([]byte) *record.Result, gov, root 
 	return c
 }
 
+// devProofChain is a dev node (LoopbackConfig in a test directory) with
+// a proofChain on it, and what the proof tests verify and sign with.
+type devProofChain struct {
+	n       *Node
+	genesis []byte         // the dev genesis, which bundles verify against
+	gov     *record.Signer // the dev governance key
+	// submit applies an operation through n, failing the test unless it
+	// is accepted.
+	submit func(jws []byte) *record.Result
+	chain  *proofChain
+}
+
+// mustDevProofChain starts a dev node and writes a proofChain on it,
+// signed with the dev governance and root accreditor keys.
+func mustDevProofChain(t *testing.T) *devProofChain {
+	t.Helper()
+	cfg := LoopbackConfig(t.TempDir())
+	n := mustNewNode(t, cfg)
+	d := &devProofChain{
+		n:       n,
+		genesis: mustRead(t, filepath.Join(cfg.DataDir, DevGenesisFile)),
+		gov:     mustReadKey(t, filepath.Join(cfg.DataDir, DevGovernanceKey)),
+	}
+	root := mustReadKey(t, filepath.Join(cfg.DataDir, DevRootAccreditorKey))
+	d.submit = func(jws []byte) *record.Result {
+		t.Helper()
+		res, err := n.Submit(context.Background(), jws)
+		if err != nil || !res.Accepted {
+			t.Fatalf("submit: %+v, %v", res, err)
+		}
+		return res
+	}
+	d.chain = mustProofChain(t, d.submit, d.gov, root)
+	return d
+}
+
 func mustKey(t *testing.T) *record.Signer {
 	t.Helper()
 	k, err := record.GenerateKey(record.KeyEd25519)
@@ -151,20 +187,8 @@ func mustVerify(t *testing.T, a provenAnswer, genesis []byte) (*proof.Bundle, *p
 // depth-3 chain, an unknown entity's "not authorized" and a recognition;
 // a changed answer fails verification.
 func TestDevNodeAnswersWithProofs(t *testing.T) {
-	cfg := LoopbackConfig(t.TempDir())
-	n := mustNewNode(t, cfg)
-	genesis := mustRead(t, filepath.Join(cfg.DataDir, DevGenesisFile))
-	gov := mustReadKey(t, filepath.Join(cfg.DataDir, DevGovernanceKey))
-	root := mustReadKey(t, filepath.Join(cfg.DataDir, DevRootAccreditorKey))
-	submit := func(jws []byte) *record.Result {
-		t.Helper()
-		res, err := n.Submit(context.Background(), jws)
-		if err != nil || !res.Accepted {
-			t.Fatalf("submit: %+v, %v", res, err)
-		}
-		return res
-	}
-	c := mustProofChain(t, submit, gov, root)
+	d := mustDevProofChain(t)
+	n, genesis, c := d.n, d.genesis, d.chain
 	base := n.GatewayURL()
 
 	// A linearizable read is answered from a checkpoint that covers the

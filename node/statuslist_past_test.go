@@ -2,13 +2,11 @@ package node
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -27,20 +25,8 @@ import (
 // successor that does not link, or for another time is refused, each
 // with its own error.
 func TestDevNodeProvesPastStatusListVersions(t *testing.T) {
-	cfg := LoopbackConfig(t.TempDir())
-	n := mustNewNode(t, cfg)
-	genesis := mustRead(t, filepath.Join(cfg.DataDir, DevGenesisFile))
-	gov := mustReadKey(t, filepath.Join(cfg.DataDir, DevGovernanceKey))
-	root := mustReadKey(t, filepath.Join(cfg.DataDir, DevRootAccreditorKey))
-	submit := func(jws []byte) *record.Result {
-		t.Helper()
-		res, err := n.Submit(context.Background(), jws)
-		if err != nil || !res.Accepted {
-			t.Fatalf("submit: %+v, %v", res, err)
-		}
-		return res
-	}
-	c := mustProofChain(t, submit, gov, root)
+	d := mustDevProofChain(t)
+	n, genesis, submit, c := d.n, d.genesis, d.submit, d.chain
 	bits := make([]byte, record.MinStatusListEntries/8)
 	previous := ""
 	var jwts []string

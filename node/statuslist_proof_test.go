@@ -2,12 +2,10 @@ package node
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -28,20 +26,8 @@ type provenList struct {
 // proof.Verify accepts; a changed credential, a revoked issuer claimed
 // authorized and the list claimed absent fail verification.
 func TestDevNodeProvesStatusLists(t *testing.T) {
-	cfg := LoopbackConfig(t.TempDir())
-	n := mustNewNode(t, cfg)
-	genesis := mustRead(t, filepath.Join(cfg.DataDir, DevGenesisFile))
-	gov := mustReadKey(t, filepath.Join(cfg.DataDir, DevGovernanceKey))
-	root := mustReadKey(t, filepath.Join(cfg.DataDir, DevRootAccreditorKey))
-	submit := func(jws []byte) *record.Result {
-		t.Helper()
-		res, err := n.Submit(context.Background(), jws)
-		if err != nil || !res.Accepted {
-			t.Fatalf("submit: %+v, %v", res, err)
-		}
-		return res
-	}
-	c := mustProofChain(t, submit, gov, root)
+	d := mustDevProofChain(t)
+	n, genesis, gov, submit, c := d.n, d.genesis, d.gov, d.submit, d.chain
 	bits := make([]byte, record.MinStatusListEntries/8)
 	publish := func(previous string) []byte {
 		t.Helper()
