@@ -18,7 +18,6 @@ package consensus
 // as opaque bytes inside the entry envelope below.
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -28,6 +27,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/trustreg/trustreg/consensus/frame"
 )
 
 // Protocol ids.
@@ -311,54 +312,33 @@ func decodeJSON[T any](b []byte) (T, error) {
 }
 
 // writeMessage sends a request (type, body) or an answer (status, body)
-// in one write: the byte, then the body as one frame.
+// in one write: the byte, then the body as one frame (frame.WriteMessage).
 func writeMessage(w io.Writer, kind byte, body []byte) error {
-	buf := make([]byte, 0, 1+binary.MaxVarintLen64+len(body))
-	buf = append(buf, kind)
-	buf = binary.AppendUvarint(buf, uint64(len(body)))
-	_, err := w.Write(append(buf, body...))
-	return err
+	return frame.WriteMessage(w, kind, body)
 }
 
-// readMessage reads a type or status byte and a frame through a buffer,
-// so a small message costs one read from the stream.
+// readMessage reads a type or status byte and a frame of at most maxFrame
+// bytes through a buffer, so a small message costs one read from the
+// stream.
 func readMessage(s network.Stream) (byte, []byte, error) {
-	br := bufio.NewReaderSize(s, 4096)
-	status, err := br.ReadByte()
-	if err != nil {
-		return 0, nil, err
-	}
-	out, err := readFrame(br)
-	return status, out, err
+	kind, out, err := frame.ReadMessage(s, maxFrame)
+	return kind, out, frameError(err)
 }
 
 // writeFrame writes b as one frame: uvarint length, then the bytes.
-func writeFrame(w io.Writer, b []byte) error {
-	buf := binary.AppendUvarint(make([]byte, 0, len(b)+binary.MaxVarintLen64), uint64(len(b)))
-	_, err := w.Write(append(buf, b...))
-	return err
-}
-
-type byteReader struct{ r io.Reader }
-
-func (b byteReader) ReadByte() (byte, error) {
-	var one [1]byte
-	_, err := io.ReadFull(b.r, one[:])
-	return one[0], err
-}
+func writeFrame(w io.Writer, b []byte) error { return frame.Write(w, b) }
 
 // readFrame reads one frame of at most maxFrame bytes.
 func readFrame(r io.Reader) ([]byte, error) {
-	n, err := binary.ReadUvarint(byteReader{r})
-	if err != nil {
-		return nil, err
+	b, err := frame.Read(r, maxFrame)
+	return b, frameError(err)
+}
+
+// frameError marks a frame above maxFrame errBadMessage.
+func frameError(err error) error {
+	var big *frame.TooLargeError
+	if errors.As(err, &big) {
+		return fmt.Errorf("%w: frame of %d bytes exceeds %d", errBadMessage, big.Size, big.Limit)
 	}
-	if n > maxFrame {
-		return nil, fmt.Errorf("%w: frame of %d bytes exceeds %d", errBadMessage, n, maxFrame)
-	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return err
 }

@@ -237,3 +237,27 @@ func TestUnconfirmedReadIsNoLeader(t *testing.T) {
 		t.Errorf("%v: want ErrUnknownOutcome and its cause", na)
 	}
 }
+
+// A frame above maxFrame is refused by its length, as errBadMessage, with
+// the words the cluster's logs have always shown.
+func TestReadFrameAboveMaxFrame(t *testing.T) {
+	b := []byte{0x81, 0x80, 0x80, 0x04} // uvarint maxFrame+1
+	want := "consensus: malformed message: frame of 8388609 bytes exceeds 8388608"
+	if _, err := readFrame(bytes.NewReader(b)); !errors.Is(err, errBadMessage) || err.Error() != want {
+		t.Fatalf("readFrame: %v, want %q", err, want)
+	}
+	var w bytes.Buffer
+	w.Write([]byte{byte(rpcOK)})
+	w.Write(b)
+	if _, _, err := readMessage(readStream{r: &w}); !errors.Is(err, errBadMessage) || err.Error() != want {
+		t.Fatalf("readMessage: %v, want %q", err, want)
+	}
+}
+
+// readStream is a stream that is read only, from r.
+type readStream struct {
+	network.Stream // nil: only Read is called
+	r              io.Reader
+}
+
+func (s readStream) Read(p []byte) (int, error) { return s.r.Read(p) }

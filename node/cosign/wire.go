@@ -2,13 +2,13 @@ package cosign
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/trustreg/trustreg/consensus/frame"
 	"github.com/trustreg/trustreg/registry/tlog"
 )
 
@@ -189,20 +189,12 @@ func (e *ConflictError) Is(target error) bool {
 	return target == tlog.ErrOldSize
 }
 
-// writeFrame writes b as one frame, in one write.
-func writeFrame(w io.Writer, b []byte) error {
-	buf := binary.AppendUvarint(make([]byte, 0, len(b)+binary.MaxVarintLen64), uint64(len(b)))
-	_, err := w.Write(append(buf, b...))
-	return err
-}
+// writeFrame writes b as one frame, in one write (frame.Write).
+func writeFrame(w io.Writer, b []byte) error { return frame.Write(w, b) }
 
 // writeAnswer writes a status byte and a frame, in one write.
 func writeAnswer(w io.Writer, st status, body []byte) error {
-	buf := make([]byte, 0, 1+binary.MaxVarintLen64+len(body))
-	buf = append(buf, byte(st))
-	buf = binary.AppendUvarint(buf, uint64(len(body)))
-	_, err := w.Write(append(buf, body...))
-	return err
+	return frame.WriteMessage(w, byte(st), body)
 }
 
 // refusalBody is the body of a statusRefused answer.
@@ -212,29 +204,23 @@ func refusalBody(r Refusal, words string) []byte {
 
 // readFrame reads one frame of at most limit bytes.
 func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
-	n, err := binary.ReadUvarint(r)
-	if err != nil {
-		return nil, err
-	}
-	if n > uint64(limit) {
-		return nil, fmt.Errorf("%w: frame of %d bytes, at most %d", ErrBadAnswer, n, limit)
-	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, err
-	}
-	return b, nil
+	b, err := frame.Read(r, uint64(limit))
+	return b, frameError(err)
 }
 
 // readAnswer reads a status byte and its frame.
 func readAnswer(r io.Reader) (status, []byte, error) {
-	br := bufio.NewReaderSize(r, 4096)
-	st, err := br.ReadByte()
-	if err != nil {
-		return 0, nil, err
+	st, body, err := frame.ReadMessage(r, maxAnswerBytes)
+	return status(st), body, frameError(err)
+}
+
+// frameError marks a frame above its limit ErrBadAnswer.
+func frameError(err error) error {
+	var big *frame.TooLargeError
+	if errors.As(err, &big) {
+		return fmt.Errorf("%w: frame of %d bytes, at most %d", ErrBadAnswer, big.Size, big.Limit)
 	}
-	body, err := readFrame(br, maxAnswerBytes)
-	return status(st), body, err
+	return err
 }
 
 // answerError turns a non-ok answer into the caller's error.
