@@ -59,7 +59,7 @@ func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 	defer func() { _ = b.Close() }() // after Commit, or discarding the batch: nothing to report
 	last := time.Unix(0, s.commitTime.Load()).UTC()
 	var fresh []*record.Result
-	cr := commitRun{db: s.db, top: s.mapTop.Load()}
+	cr := commitRun{db: s.db, top: s.mapTop.Load(), ov: s.mapOverlay.Load()}
 	for i, e := range entries {
 		if e.Index <= applied {
 			results[i] = s.storedResult(e.Index)
@@ -86,6 +86,9 @@ func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 	}
 	cr.flush(b)
 	s.commit(b, applied, last, func() {
+		if cr.next != nil {
+			s.mapOverlay.Store(cr.next)
+		}
 		if s.levelRaised {
 			s.levelRaised = false
 			s.levelSeq.Add(1)

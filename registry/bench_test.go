@@ -96,7 +96,7 @@ func BenchmarkCommitmentDisk(b *testing.B) {
 	mapBytes, logBytes := usage(tableMapNodes, tableMapNodes+1), usage(tableLogNodes, tableLogLeaves+1)
 	total := usage(0x00, 0xff)
 	c := mustCommitment(b, f.s)
-	keys, err := countMapLeaves(db)
+	keys, err := countMapLeaves(db, f.s.mapOverlay.Load())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -76,7 +76,7 @@ func TestMapTopFollowsWrites(t *testing.T) {
 					continue
 				}
 				held++
-				want, err := mapNodes{r: f.s.db}.GetNode(k)
+				want, err := (overlayNodes{ov: f.s.mapOverlay.Load(), r: mapNodes{r: f.s.db}}).GetNode(k)
 				if err != nil {
 					want = nil
 				}
@@ -101,7 +101,7 @@ func TestMapTopDropsAnUnflushedBatch(t *testing.T) {
 	f.mustRaiseLevel(FeatureLevelCommitment)
 	applyColleges(t, f, 0, 1, 8)
 	top := f.s.apply.mapTop.Load()
-	c := newNodeCache(f.s.db, top)
+	c := newNodeCache(f.s.db, f.s.mapOverlay.Load(), top)
 	root := topKey(0, 0)
 	if err := c.DeleteNode(root); err != nil {
 		t.Fatal(err)
