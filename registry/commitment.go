@@ -318,6 +318,8 @@ type commitRun struct {
 	last    uint64       // the index of the last of them
 	built   bool         // an entry built the map
 	next    *mapOverlay  // set by flush: the overlay once b commits
+	// the overlay's bounds (applier.flushEntries, flushBytes)
+	flushEntries, flushBytes int
 }
 
 // commitEntry updates the commitment for the entry just applied to b: the
@@ -371,7 +373,7 @@ func (r *commitRun) flush(b *pebble.Batch) {
 	r.lists.close()
 	if r.nodes != nil {
 		next := r.ov.with(newOverlayLayer(r.nodes.layer()), r.entries)
-		if r.built || next.entries >= journalFlushEntries || next.bytes >= journalFlushBytes {
+		if r.built || next.entries >= r.flushEntries || next.bytes >= r.flushBytes {
 			writeMapNodes(b, next)
 			next = emptyOverlay
 		} else {

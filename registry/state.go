@@ -96,7 +96,8 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 	s.read = &readModel{store: st, caches: s.caches, onCorrupt: opts.OnStateCorrupt}
 	s.verify = newVerifier(s.rules, s.read, s.caches.keys)
 	s.apply = &applier{store: st, consortium: s.rules, verify: s.verify, caches: s.caches,
-		dirtySet: map[decide.RecordKey]struct{}{}, onApply: opts.OnApply}
+		dirtySet: map[decide.RecordKey]struct{}{}, onApply: opts.OnApply,
+		flushEntries: journalFlushEntries, flushBytes: journalFlushBytes}
 	if err := s.load(); err != nil {
 		return nil, errors.Join(err, st.db.Close())
 	}
