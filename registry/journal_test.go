@@ -401,4 +401,3 @@ func TestMapOverlayLayers(t *testing.T) {
 		}
 	}
 }
-
