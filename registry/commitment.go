@@ -29,7 +29,9 @@ import (
 //     every (subject, framework) with received-index entries, map key
 //     smt.KeyOf(decide.StoreKey(decide.ReceivedKey(subject, framework))),
 //     value the SHA-256 of decide.EncodeReceived(ids). Its node records are
-//     in tableMapNodes, its root in metaMapRoot.
+//     in tableMapNodes under the map overlay, the records changed since
+//     the last flush, which the map journal (tableMapJournal) rebuilds at
+//     open (journal.go); its root is in metaMapRoot.
 //   - the transparency log (registry/tlog): one tlog.Leaf per applied
 //     entry, accepted or rejected: the raft index, the commit time, the
 //     entry's operation CID and the CID of its stored result, and the map

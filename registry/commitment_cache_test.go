@@ -57,10 +57,10 @@ func TestTopSlot(t *testing.T) {
 }
 
 // The top cache follows the apply's writes: batch after batch, every
-// record it holds is the one the database holds, and the map the apply
-// leaves equals one rebuilt from the records. Without the flush's
-// write-through the cache keeps a batch's old records and the next batch
-// computes its roots from them.
+// record it holds is the map's (the overlay over the database), and the
+// map the apply leaves equals one rebuilt from the records. Without the
+// layer's write-through the cache keeps a batch's old records and the
+// next batch computes its roots from them.
 func TestMapTopFollowsWrites(t *testing.T) {
 	f := mustChain(t)
 	f.mustRaiseLevel(FeatureLevelCommitment)

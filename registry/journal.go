@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -73,7 +74,7 @@ func decodeJournal(b []byte) (entries int, changes []smt.Change, err error) {
 		return 0, nil, errJournal
 	}
 	n, l := binary.Uvarint(b[1:])
-	if l <= 0 || n > journalFlushEntries*4 {
+	if l <= 0 || n > math.MaxInt32 {
 		return 0, nil, errJournal
 	}
 	b = b[1+l:]
@@ -378,10 +379,17 @@ func eachMapNode(r pebble.Reader, ov *mapOverlay, fn func(k, rec []byte) error) 
 // flushMapOverlay writes the overlay's records into the database and
 // deletes the journal, in one synced batch, and publishes the empty
 // overlay: the map is the same, its records are all in Pebble. At Close,
-// with no batch being applied.
+// with no batch being applied. With too little disk space it writes
+// nothing: the journal is replayed at the next Open instead.
 func (s *store) flushMapOverlay() error {
 	ov := s.mapOverlay.Load()
 	if ov == nil || ov.empty() {
+		return nil
+	}
+	if err := s.disk.check(); err != nil {
+		// Pebble cannot take back a write that fails for want of space
+		// (store.commit); the journal stays, for the next Open to replay.
+		s.log.Warn("the state map's overlay is left in its journal: too little disk space to write it", "err", err)
 		return nil
 	}
 	b := s.db.NewBatch()
