@@ -374,14 +374,19 @@ func (r *commitRun) commitEntry(b *pebble.Batch, from int, build bool, index uin
 func (r *commitRun) flush(b *pebble.Batch) {
 	r.lists.close()
 	if r.nodes != nil {
-		next := r.ov.with(newOverlayLayer(r.nodes.layer()), r.entries)
-		if r.built || next.entries >= r.flushEntries || next.bytes >= r.flushBytes {
-			writeMapNodes(b, next)
-			next = emptyOverlay
+		ov := r.ov
+		if ov == nil {
+			ov = emptyOverlay
+		}
+		l := newOverlayLayer(r.nodes.layer())
+		if r.built || ov.entries+r.entries >= r.flushEntries || ov.bytes+l.bytes >= r.flushBytes {
+			// The layers are written merged once: no carry first.
+			writeMapNodes(b, &mapOverlay{layers: append(slices.Clone(ov.layers), l)})
+			r.next = emptyOverlay
 		} else {
 			mustSet(b, indexKey(tableMapJournal, r.last), encodeJournal(r.entries, r.changes))
+			r.next = ov.with(l, r.entries)
 		}
-		r.next = next
 	}
 	if r.log == nil {
 		return // no entry of the batch was at the level

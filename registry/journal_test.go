@@ -371,9 +371,9 @@ func TestJournalSnapshotBetweenFlushes(t *testing.T) {
 	sameRootsAs(t, f.s, other, f.index)
 }
 
-// The overlay's layers merge as a binary counter carries: after n batches
-// it has one layer per set bit of n, and a lookup finds each key's newest
-// record.
+// The overlay's layers merge as a base-4 counter carries: after n batches
+// it has as many layers as the sum of n's base-4 digits, and a lookup
+// finds each key's newest record.
 func TestMapOverlayLayers(t *testing.T) {
 	ov := emptyOverlay
 	for n := 1; n <= 37; n++ {
@@ -381,8 +381,8 @@ func TestMapOverlayLayers(t *testing.T) {
 			"all": {byte(n)}, fmt.Sprint(n): {1}, "gone": nil,
 		}), 1)
 		bits := 0
-		for x := n; x > 0; x >>= 1 {
-			bits += x & 1
+		for x := n; x > 0; x /= overlayFanIn {
+			bits += x % overlayFanIn
 		}
 		if len(ov.layers) != bits || ov.entries != n {
 			t.Fatalf("after %d batches: %d layers, %d entries", n, len(ov.layers), ov.entries)
