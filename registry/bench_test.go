@@ -316,7 +316,10 @@ func BenchmarkMapOverlay(b *testing.B) {
 	if ov.empty() {
 		b.Fatal("nothing in the overlay")
 	}
-	b.Run(fmt.Sprintf("prove/overlay=%d-entries-%d-layers", ov.entries, len(ov.layers)), prove)
+	b.Run(fmt.Sprintf("prove/overlay=%d-entries-%d-layers", ov.entries, len(ov.layers)), func(b *testing.B) {
+		prove(b)
+		b.ReportMetric(float64(ov.bytes)/(1<<20), "overlay-MiB")
+	})
 	b.Run("replay", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := replayJournal(f.s.db); err != nil {
