@@ -318,15 +318,20 @@ func replayJournal(r pebble.Reader) (_ *mapOverlay, err error) {
 	defer closeJoin(it, &err)
 	st := &replayNodes{r: r, nodes: map[string][]byte{}}
 	m := smt.New(st)
-	var root smt.Hash
 	entries, records := 0, 0
 	for it.First(); it.Valid(); it.Next() {
 		n, changes, err := decodeJournal(it.Value())
 		if err != nil {
 			return nil, fmt.Errorf("%w: journal record %x: %w", ErrStateCorrupt, it.Key(), err)
 		}
-		if root, err = m.Update(changes); err != nil {
-			return nil, fmt.Errorf("%w: replay journal record %x: %w", ErrStateCorrupt, it.Key(), err)
+		// In order, in chunks within smt.MaxChanges: a batch of many
+		// entries may hold more changes than one update takes.
+		for len(changes) > 0 {
+			n := min(len(changes), buildChunk)
+			if _, err := m.Update(changes[:n]); err != nil {
+				return nil, fmt.Errorf("%w: replay journal record %x: %w", ErrStateCorrupt, it.Key(), err)
+			}
+			changes = changes[n:]
 		}
 		entries += n
 		records++
@@ -336,6 +341,10 @@ func replayJournal(r pebble.Reader) (_ *mapOverlay, err error) {
 	}
 	if records == 0 {
 		return emptyOverlay, nil
+	}
+	root, err := m.Root()
+	if err != nil {
+		return nil, fmt.Errorf("%w: the map's root after the journal: %w", ErrStateCorrupt, err)
 	}
 	want, err := getHash(r, metaMapRoot)
 	if err != nil {
