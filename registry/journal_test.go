@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -329,7 +330,8 @@ func TestJournalViewAcrossFlush(t *testing.T) {
 }
 
 // A snapshot taken between flushes carries the overlay's records and no
-// journal: restored on a fresh state it gives the same root and proofs,
+// journal: restored over a state with a journal of its own (an earlier
+// part of the log) it gives the same root and proofs,
 // the restored state has no journal and passes its self-audit, and it
 // applies later entries as the original does.
 func TestJournalSnapshotBetweenFlushes(t *testing.T) {
@@ -352,6 +354,14 @@ func TestJournalSnapshotBetweenFlushes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
+	// The state restored over has an overlay and a journal of its own,
+	// from an earlier part of the log: the restore replaces both.
+	raise := slices.IndexFunc(f.entries, func(e Entry) bool { return e.Index == f.raiseAt })
+	other.ApplyBatch(f.entries[:raise+1])
+	other.ApplyBatch(f.entries[raise+1 : len(f.entries)-3])
+	if journalRecords(t, other) == 0 || other.mapOverlay.Load().empty() {
+		t.Fatal("the state restored over has no journal")
+	}
 	if err := other.Restore(bytes.NewReader(stream)); err != nil {
 		t.Fatal(err)
 	}

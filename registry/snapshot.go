@@ -218,6 +218,10 @@ func (s *store) restore(r io.Reader, replaced func() error) error {
 		defer s.readers.Unlock()
 		s.seq.Add(1)
 		defer s.seq.Add(1)
+		// A Snapshot taken meanwhile takes the map overlay with its Pebble
+		// snapshot (snapshotWithOverlay): both before the swap, or both after.
+		s.pubMu.Lock()
+		defer s.pubMu.Unlock()
 		// One version edit removes every key of the previous state and adds
 		// the restored ones: no reader sees a state between the two.
 		all := pebble.KeyRange{Start: []byte{0x00}, End: []byte{0xff}}

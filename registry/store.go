@@ -57,8 +57,9 @@ type store struct {
 	// written (journal.go), as of the last committed batch: replaced in
 	// the same publishing step as the applied index (commit), so a reader
 	// takes the one that matches its Pebble snapshot (snapshot). pubMu is
-	// held across a batch's commit and its publishing, and by a snapshot
-	// taken without the seq check, so the two match there too.
+	// held across a batch's commit and its publishing, and a restore's
+	// swap, and by a snapshot taken without the seq check (and Snapshot's),
+	// so the two match there too.
 	mapOverlay atomic.Pointer[mapOverlay]
 	pubMu      sync.Mutex
 
@@ -272,12 +273,14 @@ func (s *store) commit(b *pebble.Batch, index uint64, t time.Time, committed fun
 		s.waitForSpace(index, err)
 	}
 	s.seq.Add(1)
-	s.pubMu.Lock()
-	if err := b.Commit(pebble.NoSync); err != nil {
-		panic(fmt.Sprintf("registry: commit applied entries up to %d: %v", index, err))
-	}
-	committed()
-	s.pubMu.Unlock()
+	func() {
+		s.pubMu.Lock()
+		defer s.pubMu.Unlock()
+		if err := b.Commit(pebble.NoSync); err != nil {
+			panic(fmt.Sprintf("registry: commit applied entries up to %d: %v", index, err))
+		}
+		committed()
+	}()
 	s.applied.Store(index)
 	s.commitTime.Store(t.UnixNano())
 	s.seq.Add(1)
