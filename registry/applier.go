@@ -27,6 +27,9 @@ type applier struct {
 	// mapTop is the state map's top node records (commitment.go);
 	// replaced at open and restore.
 	mapTop atomic.Pointer[mapTop]
+	// flushEntries and flushBytes are the map overlay's bounds
+	// (journalFlushEntries, journalFlushBytes; a test sets others).
+	flushEntries, flushBytes int
 	// levelRaised is the apply's record that the batch being applied
 	// raised the feature level (consortium.levelSeq).
 	levelRaised bool
@@ -59,7 +62,7 @@ func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 	defer func() { _ = b.Close() }() // after Commit, or discarding the batch: nothing to report
 	last := time.Unix(0, s.commitTime.Load()).UTC()
 	var fresh []*record.Result
-	cr := commitRun{db: s.db, top: s.mapTop.Load()}
+	cr := commitRun{db: s.db, top: s.mapTop.Load(), ov: s.mapOverlay.Load(), flushEntries: s.flushEntries, flushBytes: s.flushBytes}
 	for i, e := range entries {
 		if e.Index <= applied {
 			results[i] = s.storedResult(e.Index)
@@ -86,6 +89,9 @@ func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 	}
 	cr.flush(b)
 	s.commit(b, applied, last, func() {
+		if cr.next != nil {
+			s.mapOverlay.Store(cr.next)
+		}
 		if s.levelRaised {
 			s.levelRaised = false
 			s.levelSeq.Add(1)

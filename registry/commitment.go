@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -30,7 +29,9 @@ import (
 //     every (subject, framework) with received-index entries, map key
 //     smt.KeyOf(decide.StoreKey(decide.ReceivedKey(subject, framework))),
 //     value the SHA-256 of decide.EncodeReceived(ids). Its node records are
-//     in tableMapNodes, its root in metaMapRoot.
+//     in tableMapNodes under the map overlay, the records changed since
+//     the last flush, which the map journal (tableMapJournal) rebuilds at
+//     open (journal.go); its root is in metaMapRoot.
 //   - the transparency log (registry/tlog): one tlog.Leaf per applied
 //     entry, accepted or rejected: the raft index, the commit time, the
 //     entry's operation CID and the CID of its stored result, and the map
@@ -301,16 +302,26 @@ func buildMap(b *pebble.Batch, m *smt.Map) smt.Hash {
 
 // commitRun is one ApplyBatch's work on the commitment: the log, opened
 // from the batch at its first entry at the level and appended to by each;
-// the map's node records the batch's entries wrote (nodeCache), and the
-// commitment's meta values, both written into the batch once, by flush,
-// before it commits.
+// the map's node records the batch's entries changed (nodeCache) and their
+// changes; and the commitment's meta values. flush writes, before the
+// batch commits, the meta values and either the batch's journal record or
+// the whole overlay (journal.go), and leaves next, the overlay to publish
+// with the commit.
 type commitRun struct {
-	db    pebble.Reader // the database b commits to
-	top   *mapTop
-	log   *tlog.Log
-	nodes *nodeCache
-	lists listingReader
-	root  smt.Hash // the map root after the last entry committed
+	db      pebble.Reader // the database b commits to
+	top     *mapTop
+	ov      *mapOverlay // the overlay as of the last committed batch
+	log     *tlog.Log
+	nodes   *nodeCache
+	lists   listingReader
+	root    smt.Hash     // the map root after the last entry committed
+	changes []smt.Change // the map changes of the batch's entries, in order
+	entries int          // entries at the level the batch applied
+	last    uint64       // the index of the last of them
+	built   bool         // an entry built the map
+	next    *mapOverlay  // set by flush: the overlay once b commits
+	// the overlay's bounds (applier.flushEntries, flushBytes)
+	flushEntries, flushBytes int
 }
 
 // commitEntry updates the commitment for the entry just applied to b: the
@@ -320,7 +331,7 @@ type commitRun struct {
 // stored bytes.
 func (r *commitRun) commitEntry(b *pebble.Batch, from int, build bool, index uint64, t time.Time, data []byte, res *record.Result, stored []byte) {
 	if r.nodes == nil {
-		r.nodes = newNodeCache(r.db, r.top)
+		r.nodes = newNodeCache(r.db, r.ov, r.top)
 		r.lists.b = b
 	}
 	m := smt.New(r.nodes)
@@ -328,9 +339,16 @@ func (r *commitRun) commitEntry(b *pebble.Batch, from int, build bool, index uin
 	var err error
 	if build {
 		root = buildMap(b, m)
-	} else if root, err = m.Update(entryChanges(b, from, &r.lists)); err != nil {
-		panic(fmt.Sprintf("registry: entry %d: update the state map: %v", index, err))
+		r.built = true
+	} else {
+		changes := entryChanges(b, from, &r.lists)
+		if root, err = m.Update(changes); err != nil {
+			panic(fmt.Sprintf("registry: entry %d: update the state map: %v", index, err))
+		}
+		r.changes = append(r.changes, changes...)
 	}
+	r.entries++
+	r.last = index
 	nodes := logNodes{r: b, w: b}
 	if r.log == nil {
 		size := readU64(b, metaLogSize)
@@ -348,12 +366,27 @@ func (r *commitRun) commitEntry(b *pebble.Batch, from int, build bool, index uin
 	r.root = root
 }
 
-// flush writes the map's node records and the commitment's meta values
-// into b, the batch the run's entries were applied to.
+// flush writes into b, the batch the run's entries were applied to, the
+// commitment's meta values and the map's changes: the batch's journal
+// record, or, when the overlay with the batch's layer reaches its bounds
+// (or an entry built the map), every record of the overlay and the
+// journal's deletion (journal.go).
 func (r *commitRun) flush(b *pebble.Batch) {
 	r.lists.close()
 	if r.nodes != nil {
-		r.nodes.flush(b)
+		ov := r.ov
+		if ov == nil {
+			ov = emptyOverlay
+		}
+		l := newOverlayLayer(r.nodes.layer())
+		if r.built || ov.entries+r.entries >= r.flushEntries || ov.bytes+l.bytes >= r.flushBytes {
+			// The layers are written merged once: no carry first.
+			writeMapNodes(b, &mapOverlay{layers: append(slices.Clone(ov.layers), l)})
+			r.next = emptyOverlay
+		} else {
+			mustSet(b, indexKey(tableMapJournal, r.last), encodeJournal(r.entries, r.changes))
+			r.next = ov.with(l, r.entries)
+		}
 	}
 	if r.log == nil {
 		return // no entry of the batch was at the level
@@ -366,26 +399,26 @@ func (r *commitRun) flush(b *pebble.Batch) {
 
 // nodeCache is the map's NodeStore during one ApplyBatch: the records the
 // batch's entries wrote (nil for a deleted one) in memory, the others read
-// from the top cache or the database. The batch holds no map node until
-// flush writes them all, so the database has every record the cache does
-// not: reading it skips a seek in the batch's index per read. The top of
-// the tree changes with every entry, so writing each record into the batch
-// once, at the end, keeps the batch (and the memtable it is applied to)
-// from taking a copy of it per entry. The records down to mapTopDepth wait
-// in the top cache's pending slots (mapTop.pend), the deeper ones in
-// nodes. The cache lives for one ApplyBatch, whose commit follows its
-// flush, so nothing in it outlives the batch.
+// from the top cache, the map overlay as of the last committed batch, or
+// the database. The records down to mapTopDepth wait in the top cache's
+// pending slots (mapTop.pend), the deeper ones in nodes. The top of the
+// tree changes with every entry, so keeping each record once per batch
+// keeps the batch's layer from taking a copy of it per entry. The cache
+// lives for one ApplyBatch: layer hands its records over to the batch's
+// overlay layer just before the batch commits.
 type nodeCache struct {
 	r     pebble.Reader
+	ov    *mapOverlay
 	top   *mapTop
 	nodes map[string][]byte
 }
 
-// newNodeCache returns the node cache of one ApplyBatch over db and top.
-func newNodeCache(db pebble.Reader, top *mapTop) *nodeCache {
+// newNodeCache returns the node cache of one ApplyBatch over db, the
+// overlay ov and top.
+func newNodeCache(db pebble.Reader, ov *mapOverlay, top *mapTop) *nodeCache {
 	top.ready()
 	top.discardPending()
-	return &nodeCache{r: db, top: top, nodes: nodeMaps.Get().(map[string][]byte)}
+	return &nodeCache{r: db, ov: ov, top: top, nodes: map[string][]byte{}}
 }
 
 // GetNode implements smt.NodeStore. It returns the record the cache
@@ -405,7 +438,7 @@ func (c *nodeCache) GetNode(k []byte) ([]byte, error) {
 		}
 		return v, nil
 	}
-	v, err := mapNodes{r: c.r}.GetNode(k)
+	v, err := overlayNodes{ov: c.ov, r: mapNodes{r: c.r}}.GetNode(k)
 	if top {
 		switch {
 		case err == nil:
@@ -433,51 +466,24 @@ func (c *nodeCache) DeleteNode(k []byte) error {
 	return c.PutNode(k, nil)
 }
 
-// flush writes the records into b, in key order (the top cache's pending
-// slots run in key order, and every key down to mapTopDepth sorts before
-// the deeper ones), and makes the pending top records the top cache's:
-// b commits next, or the node stops. The top cache takes the records
-// themselves, since the node cache lets go of them.
-func (c *nodeCache) flush(b *pebble.Batch) {
-	key := make([]byte, 0, 1+smt.Size+1) // the batch copies the key it is given
-	set := func(v []byte) {
-		var err error
-		if v == nil {
-			err = b.Delete(key, nil)
-		} else {
-			err = b.Set(key, v, nil)
-		}
-		if err != nil {
-			panic(fmt.Sprintf("registry: batch write of a map node: %v", err))
-		}
-	}
+// layer returns every record the batch wrote, for its overlay layer, and
+// makes the pending top records the top cache's: b commits next, or the
+// node stops. The layer and the top cache share the records, which
+// nothing changes.
+func (c *nodeCache) layer() map[string][]byte {
 	t := c.top
-	slices.Sort(t.dirty)
+	key := make([]byte, 0, 1+(mapTopDepth+7)/8)
 	for _, i := range t.dirty {
-		key = appendSlotKey(append(key[:0], tableMapNodes), int(i))
-		set(t.pend[i])
+		key = appendSlotKey(key[:0], int(i))
+		c.nodes[string(key)] = t.pend[i]
 		t.recs[i], t.known[i] = t.pend[i], true
 		t.pend[i], t.pending[i] = nil, false
 	}
 	t.dirty = t.dirty[:0]
-	keys := make([]string, 0, len(c.nodes))
-	for k := range c.nodes {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		key = append(append(key[:0], tableMapNodes), k...)
-		set(c.nodes[k])
-	}
-	clear(c.nodes)
-	nodeMaps.Put(c.nodes)
+	nodes := c.nodes
 	c.nodes = nil
+	return nodes
 }
-
-// nodeMaps holds emptied nodeCache maps, which keep their room: a batch of
-// 64 writes puts about a thousand records in one, and growing it from
-// empty each batch allocated more than the records.
-var nodeMaps = sync.Pool{New: func() any { return map[string][]byte{} }}
 
 // mapTopDepth is the deepest level of the map whose node records the top
 // cache keeps: at most 2^16 − 1 records of at most 130 bytes.
@@ -488,19 +494,24 @@ const mapTopSlots = 1<<(mapTopDepth+1) - 1
 
 // mapTop keeps the map's committed node records down to mapTopDepth, which
 // every change's path reads, in slices indexed by the node's place in the
-// tree (topSlot): no hashing of keys, no allocation per record. What fills
-// it: the apply's reads of the database, and each batch's flush, just
-// before the batch commits (a failed commit stops the node). What
-// invalidates it: nothing but the apply writes map nodes, and it writes
-// every one through flush; a restore replaces the state and with it the
-// cache (State.load). So it never holds a record the database does not,
-// as of the last committed batch. Besides, it holds the running batch's
+// tree (topSlot): no hashing of keys, no allocation per record. Committed
+// means the logical map, the overlay over the database's records
+// (journal.go), which a flush of the overlay leaves as it was. What fills
+// it: the apply's reads of the overlay and the database, and each
+// batch's layer (nodeCache.layer), just before the batch commits (a
+// failed commit stops the node). What invalidates it: nothing but the
+// apply changes map nodes, and it changes every one through the batch's
+// layer; a restore replaces the state and with it the cache (State.load).
+// So it never holds a record the logical map does not, as of the last
+// committed batch. The overlay does not subsume it: the overlay holds
+// only what changed since the last flush, in maps by key, and the cache
+// answers the apply's every top read from a slice. Besides, it holds the running batch's
 // own writes at those depths (pend, the node cache's), apart from the
-// committed ones: flush moves them over, and a batch that did not reach
+// committed ones: layer moves them over, and a batch that did not reach
 // its flush (an apply that panicked) leaves them to the next batch's
 // newNodeCache, which drops them. Only the apply uses it, from one
 // goroutine at a time. TestCommitmentAfterRestoreAndRestart breaks without
-// the replacement at restore, TestMapTopFollowsWrites without the flush's
+// the replacement at restore, TestMapTopFollowsWrites without the layer's
 // write-through, TestMapTopDropsAnUnflushedBatch without the drop.
 type mapTop struct {
 	recs    [][]byte // by topSlot: the committed record, nil when absent or not known

@@ -57,10 +57,10 @@ func TestTopSlot(t *testing.T) {
 }
 
 // The top cache follows the apply's writes: batch after batch, every
-// record it holds is the one the database holds, and the map the apply
-// leaves equals one rebuilt from the records. Without the flush's
-// write-through the cache keeps a batch's old records and the next batch
-// computes its roots from them.
+// record it holds is the map's (the overlay over the database), and the
+// map the apply leaves equals one rebuilt from the records. Without the
+// layer's write-through the cache keeps a batch's old records and the
+// next batch computes its roots from them.
 func TestMapTopFollowsWrites(t *testing.T) {
 	f := mustChain(t)
 	f.mustRaiseLevel(FeatureLevelCommitment)
@@ -76,7 +76,7 @@ func TestMapTopFollowsWrites(t *testing.T) {
 					continue
 				}
 				held++
-				want, err := mapNodes{r: f.s.db}.GetNode(k)
+				want, err := (overlayNodes{ov: f.s.mapOverlay.Load(), r: mapNodes{r: f.s.db}}).GetNode(k)
 				if err != nil {
 					want = nil
 				}
@@ -101,7 +101,7 @@ func TestMapTopDropsAnUnflushedBatch(t *testing.T) {
 	f.mustRaiseLevel(FeatureLevelCommitment)
 	applyColleges(t, f, 0, 1, 8)
 	top := f.s.apply.mapTop.Load()
-	c := newNodeCache(f.s.db, top)
+	c := newNodeCache(f.s.db, f.s.mapOverlay.Load(), top)
 	root := topKey(0, 0)
 	if err := c.DeleteNode(root); err != nil {
 		t.Fatal(err)

@@ -325,7 +325,7 @@ func (s *State) SelfAudit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m := smt.New(mapNodes{r: v.snap})
+	m := smt.New(v.mapNodes())
 	corrupt := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrStateCorrupt, fmt.Sprintf(format, args...))
 	}
@@ -351,7 +351,7 @@ func (s *State) SelfAudit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	leaves, err := countMapLeaves(v.snap)
+	leaves, err := countMapLeaves(v.snap, v.ov)
 	if err != nil {
 		return err
 	}
@@ -378,15 +378,10 @@ func (s *State) SelfAudit(ctx context.Context) error {
 
 // countMapLeaves counts the leaves the map's node records hold (smt's
 // record format, see smt.encodeInner: an inner record 0x01 with a byte of
-// two child-kind nibbles, 1 for a leaf; a root leaf record 0x02).
-func countMapLeaves(r pebble.Reader) (n uint64, err error) {
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: []byte{tableMapNodes}, UpperBound: []byte{tableMapNodes + 1}})
-	if err != nil {
-		return 0, err
-	}
-	defer closeJoin(it, &err)
-	for it.First(); it.Valid(); it.Next() {
-		rec := it.Value()
+// two child-kind nibbles, 1 for a leaf; a root leaf record 0x02): the
+// records of the overlay ov over r's (journal.go).
+func countMapLeaves(r pebble.Reader, ov *mapOverlay) (n uint64, err error) {
+	err = eachMapNode(r, ov, func(k, rec []byte) error {
 		switch {
 		case len(rec) >= 2 && rec[0] == 0x01:
 			for _, kind := range []byte{rec[1] >> 4, rec[1] & 0x0f} {
@@ -397,8 +392,9 @@ func countMapLeaves(r pebble.Reader) (n uint64, err error) {
 		case len(rec) > 0 && rec[0] == 0x02:
 			n++
 		default:
-			return 0, fmt.Errorf("%w: map node record %x is malformed", ErrStateCorrupt, it.Key())
+			return fmt.Errorf("%w: map node record %x is malformed", ErrStateCorrupt, k)
 		}
-	}
-	return n, it.Error()
+		return nil
+	})
+	return n, err
 }

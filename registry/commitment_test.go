@@ -122,14 +122,16 @@ func rebuiltMap(t *testing.T, s *State) (smt.Hash, *smt.MemStore) {
 	return root, mem
 }
 
-// storedMap copies s's map node records into memory.
+// storedMap copies s's map node records into memory: the map overlay's
+// over the database's (journal.go).
 func storedMap(t *testing.T, s *State) *smt.MemStore {
 	t.Helper()
 	mem := smt.NewMemStore()
-	it, _ := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tableMapNodes}, UpperBound: []byte{tableMapNodes + 1}})
-	defer it.Close()
-	for it.First(); it.Valid(); it.Next() {
-		mem.PutNode(it.Key()[1:], it.Value())
+	err := eachMapNode(s.db, s.mapOverlay.Load(), func(k, rec []byte) error {
+		return mem.PutNode(bytes.Clone(k), bytes.Clone(rec))
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return mem
 }

@@ -14,7 +14,7 @@ const (
 	PartRecords = "records" // domainTables: what the registry knows, and the indexes over it
 	PartResults = "results" // tableResults: the result of every applied entry, rejected ones too
 	// The commitment (commitment.go).
-	PartCommitmentMap        = "commitment_map"        // tableMapNodes: the state map's node records
+	PartCommitmentMap        = "commitment_map"        // tableMapNodes, tableMapJournal: the state map's node records and its journal
 	PartCommitmentLogNodes   = "commitment_log_nodes"  // tableLogNodes: the transparency log's node hashes
 	PartCommitmentLogLeaves  = "commitment_log_leaves" // tableLogLeaves: the log's encoded leaves
 	PartOther                = "other"                 // any other table
@@ -42,7 +42,7 @@ func partOfTable(table byte) string {
 		return PartRecords
 	case table == tableResults:
 		return PartResults
-	case table == tableMapNodes:
+	case table == tableMapNodes, table == tableMapJournal:
 		return PartCommitmentMap
 	case table == tableLogNodes:
 		return PartCommitmentLogNodes

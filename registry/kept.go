@@ -180,7 +180,7 @@ func (k *keptViews) viewAt(size uint64) *View {
 		if e.size == size && !e.dropped {
 			e.refs++
 			src := e.v
-			v := &View{m: src.m, snap: src.snap, index: src.index, commitTime: src.commitTime, mem: src.mem}
+			v := &View{m: src.m, snap: src.snap, ov: src.ov, index: src.index, commitTime: src.commitTime, mem: src.mem}
 			v.rd = storeReader{r: src.snap, snap: src.snap}
 			v.release = func() { k.release(e) }
 			return v

@@ -41,6 +41,12 @@ const (
 	// alone, from the first setCosigners on (FeatureLevelCosignerSet):
 	// the record.CosignerSet in force (apply_cosigners.go).
 	tableCosigners = decide.TableCosigners
+	// tableMapJournal holds the state map's changes of each batch applied
+	// since the map's node records were last written (journal.go): the
+	// index (u64 BE) of the batch's last entry -> its journal record. A
+	// flush writes the records and deletes the table; snapshots leave it
+	// out (they carry the records instead).
+	tableMapJournal byte = 0x16
 )
 
 // Meta keys.

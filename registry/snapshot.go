@@ -57,6 +57,7 @@ var ErrSnapshot = errors.New("registry: bad snapshot")
 // Snapshot is a point-in-time view of the whole state.
 type Snapshot struct {
 	snap *pebble.Snapshot
+	ov   *mapOverlay // the map overlay that goes with snap (journal.go)
 }
 
 // Snapshot captures the state as of the last applied entry. It is cheap;
@@ -67,7 +68,8 @@ func (s *store) Snapshot() *Snapshot {
 	if err := s.db.LogData([]byte("snapshot"), pebble.Sync); err != nil {
 		panic(fmt.Sprintf("registry: sync state before a snapshot: %v", err))
 	}
-	return &Snapshot{snap: s.db.NewSnapshot()}
+	snap, ov := s.snapshotWithOverlay()
+	return &Snapshot{snap: snap, ov: ov}
 }
 
 // Release frees the snapshot.
@@ -97,21 +99,52 @@ func (sn *Snapshot) WriteTo(w io.Writer) (_ int64, err error) {
 	}
 	defer closeJoin(it, &err)
 	var buf [binary.MaxVarintLen64]byte
-	for it.First(); it.Valid(); it.Next() {
-		if bytes.Equal(it.Key(), metaRestoring) {
-			continue
-		}
-		for _, part := range [][]byte{it.Key(), it.Value()} {
+	write := func(k, v []byte) error {
+		for _, part := range [][]byte{k, v} {
 			n := binary.PutUvarint(buf[:], uint64(len(part)))
 			if _, err := out.Write(buf[:n]); err != nil {
-				return cw.n, err
+				return err
 			}
 			if _, err := out.Write(part); err != nil {
-				return cw.n, err
+				return err
 			}
+		}
+		return nil
+	}
+	// The overlay's records, by their store keys in order, go in at their
+	// place among the snapshot's, over the records they replace.
+	ovNodes := sn.ov.merged()
+	ovKeys := sortedKeys(ovNodes)
+	overlayUpTo := func(k []byte) error { // the overlay's records before k (all: nil)
+		for len(ovKeys) > 0 && (k == nil || bytes.Compare(mapNodeKey([]byte(ovKeys[0])), k) < 0) {
+			if v := ovNodes[ovKeys[0]]; v != nil {
+				if err := write(mapNodeKey([]byte(ovKeys[0])), v); err != nil {
+					return err
+				}
+			}
+			ovKeys = ovKeys[1:]
+		}
+		return nil
+	}
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if bytes.Equal(k, metaRestoring) || k[0] == tableMapJournal {
+			continue
+		}
+		if err := overlayUpTo(k); err != nil {
+			return cw.n, err
+		}
+		if k[0] == tableMapNodes && len(ovKeys) > 0 && ovKeys[0] == string(k[1:]) {
+			continue // the overlay's record, written or deleted next
+		}
+		if err := write(k, it.Value()); err != nil {
+			return cw.n, err
 		}
 	}
 	if err := it.Error(); err != nil {
+		return cw.n, err
+	}
+	if err := overlayUpTo(nil); err != nil {
 		return cw.n, err
 	}
 	if _, err := out.Write([]byte{0}); err != nil {
@@ -185,6 +218,10 @@ func (s *store) restore(r io.Reader, replaced func() error) error {
 		defer s.readers.Unlock()
 		s.seq.Add(1)
 		defer s.seq.Add(1)
+		// A Snapshot taken meanwhile takes the map overlay with its Pebble
+		// snapshot (snapshotWithOverlay): both before the swap, or both after.
+		s.pubMu.Lock()
+		defer s.pubMu.Unlock()
 		// One version edit removes every key of the previous state and adds
 		// the restored ones: no reader sees a state between the two.
 		all := pebble.KeyRange{Start: []byte{0x00}, End: []byte{0xff}}

@@ -48,6 +48,10 @@ type State struct {
 	read      *readModel
 	kept      *keptViews // views of recent states by log size (kept.go)
 	closeKeep sync.Once
+	// closeFlush writes the map overlay at Close, unless keepJournal (a
+	// test's stand-in for a crash) is set.
+	closeFlush  sync.Once
+	keepJournal bool
 }
 
 // Options configure Open.
@@ -92,7 +96,8 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 	s.read = &readModel{store: st, caches: s.caches, onCorrupt: opts.OnStateCorrupt}
 	s.verify = newVerifier(s.rules, s.read, s.caches.keys)
 	s.apply = &applier{store: st, consortium: s.rules, verify: s.verify, caches: s.caches,
-		dirtySet: map[decide.RecordKey]struct{}{}, onApply: opts.OnApply}
+		dirtySet: map[decide.RecordKey]struct{}{}, onApply: opts.OnApply,
+		flushEntries: journalFlushEntries, flushBytes: journalFlushBytes}
 	if err := s.load(); err != nil {
 		return nil, errors.Join(err, st.db.Close())
 	}
@@ -101,13 +106,19 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 }
 
 // load reads into memory what the stored state says: the signature filter,
-// the feature level, the applied index and commit time; it empties the
-// state map's top cache. After opening and after a restore.
+// the feature level, the applied index and commit time, the state map's
+// overlay (replaying the map journal, journal.go); it empties the state
+// map's top cache. After opening and after a restore.
 func (s *State) load() error {
 	if err := s.apply.loadSigs(); err != nil {
 		return err
 	}
 	s.apply.mapTop.Store(newMapTop())
+	ov, err := replayJournal(s.db)
+	if err != nil {
+		return fmt.Errorf("open state: replay the map journal: %w", err)
+	}
+	s.mapOverlay.Store(ov)
 	// The level first: a state this build refuses leaves nothing loaded.
 	if err := s.rules.loadLevel(s.db); err != nil {
 		return err
@@ -116,10 +127,18 @@ func (s *State) load() error {
 	return nil
 }
 
-// Close closes the database. Closing twice is harmless.
+// Close closes the database, after writing the state map's overlay into
+// it (journal.go), so the next Open has no journal to replay. Closing
+// twice is harmless. No batch may be applied while it runs.
 func (s *State) Close() error {
 	s.closeKeep.Do(s.stopKeeping)
-	return s.close(s.caches.close)
+	var err error
+	s.closeFlush.Do(func() {
+		if !s.keepJournal {
+			err = s.flushMapOverlay()
+		}
+	})
+	return errors.Join(err, s.close(s.caches.close))
 }
 
 // GenesisCID returns the CID of the genesis document; it identifies the

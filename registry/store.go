@@ -53,6 +53,16 @@ type store struct {
 	// no view may be open across one.
 	readers sync.RWMutex
 
+	// mapOverlay is the state map's records changed since they were last
+	// written (journal.go), as of the last committed batch: replaced in
+	// the same publishing step as the applied index (commit), so a reader
+	// takes the one that matches its Pebble snapshot (snapshot). pubMu is
+	// held across a batch's commit and its publishing, and a restore's
+	// swap, and by a snapshot taken without the seq check (and Snapshot's),
+	// so the two match there too.
+	mapOverlay atomic.Pointer[mapOverlay]
+	pubMu      sync.Mutex
+
 	mu        sync.Mutex
 	appliedCh chan struct{} // closed and replaced whenever applied advances
 
@@ -263,10 +273,14 @@ func (s *store) commit(b *pebble.Batch, index uint64, t time.Time, committed fun
 		s.waitForSpace(index, err)
 	}
 	s.seq.Add(1)
-	if err := b.Commit(pebble.NoSync); err != nil {
-		panic(fmt.Sprintf("registry: commit applied entries up to %d: %v", index, err))
-	}
-	committed()
+	func() {
+		s.pubMu.Lock()
+		defer s.pubMu.Unlock()
+		if err := b.Commit(pebble.NoSync); err != nil {
+			panic(fmt.Sprintf("registry: commit applied entries up to %d: %v", index, err))
+		}
+		committed()
+	}()
 	s.applied.Store(index)
 	s.commitTime.Store(t.UnixNano())
 	s.seq.Add(1)
@@ -278,9 +292,10 @@ func (s *store) commit(b *pebble.Batch, index uint64, t time.Time, committed fun
 const maxSnapshotTries = 4
 
 // snapshot returns a Pebble snapshot with the applied index and commit time
-// it holds, and the publishing sequence it was taken in (cached: the
-// caches of that seq may serve it). The caller holds s.readers for reading.
-func (s *store) snapshot() (snap *pebble.Snapshot, index uint64, commitNs int64, seq uint64, cached bool) {
+// it holds, the map overlay that goes with it, and the publishing sequence
+// it was taken in (cached: the caches of that seq may serve it). The
+// caller holds s.readers for reading.
+func (s *store) snapshot() (snap *pebble.Snapshot, ov *mapOverlay, index uint64, commitNs int64, seq uint64, cached bool) {
 	for range maxSnapshotTries {
 		seq = s.seq.Load()
 		if seq%2 == 1 {
@@ -288,16 +303,24 @@ func (s *store) snapshot() (snap *pebble.Snapshot, index uint64, commitNs int64,
 			continue
 		}
 		snap = s.db.NewSnapshot()
-		index, commitNs = s.applied.Load(), s.commitTime.Load()
+		ov, index, commitNs = s.mapOverlay.Load(), s.applied.Load(), s.commitTime.Load()
 		if s.seq.Load() == seq {
-			return snap, index, commitNs, seq, true
+			return snap, ov, index, commitNs, seq, true
 		}
 		_ = snap.Close() // a snapshot holds no writes: its Close has nothing to report
 	}
 	// Commits keep coming: read the index the snapshot holds, and use no
-	// cache.
-	snap = s.db.NewSnapshot()
-	return snap, readU64(snap, metaApplied), int64(readU64(snap, metaCommitTime)), 0, false
+	// cache; the overlay is taken with the snapshot between two commits.
+	snap, ov = s.snapshotWithOverlay()
+	return snap, ov, readU64(snap, metaApplied), int64(readU64(snap, metaCommitTime)), 0, false
+}
+
+// snapshotWithOverlay takes a Pebble snapshot and the map overlay that
+// goes with it, between two commits.
+func (s *store) snapshotWithOverlay() (*pebble.Snapshot, *mapOverlay) {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	return s.db.NewSnapshot(), s.mapOverlay.Load()
 }
 
 // StateDigest returns a SHA-256 over every record of the domain state, in

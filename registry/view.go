@@ -36,6 +36,7 @@ func (m *readModel) corrupt(err error) error {
 type View struct {
 	m          *readModel
 	snap       *pebble.Snapshot
+	ov         *mapOverlay // the map overlay that goes with snap (journal.go)
 	index      uint64
 	commitTime int64 // unix nanoseconds of the entry at index
 	rd         storeReader
@@ -51,8 +52,8 @@ type View struct {
 // View returns a view of the latest applied state.
 func (m *readModel) View() *View {
 	m.store.readers.RLock()
-	snap, index, commitNs, seq, cached := m.store.snapshot()
-	v := &View{m: m, snap: snap, index: index, commitTime: commitNs}
+	snap, ov, index, commitNs, seq, cached := m.store.snapshot()
+	v := &View{m: m, snap: snap, ov: ov, index: index, commitTime: commitNs}
 	v.rd = storeReader{r: snap, snap: snap, epoch: seq}
 	if cached {
 		v.rd.cache = m.caches.records

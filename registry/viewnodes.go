@@ -53,7 +53,7 @@ func (m *viewMemory) room(size int) bool {
 // snapshot.
 type cachedNodes struct {
 	m *viewMemory
-	r mapNodes
+	r smt.NodeStore
 }
 
 // GetNode implements smt.NodeStore.
@@ -146,7 +146,13 @@ var (
 // view's memory when it has one.
 func (v *View) mapStore() smt.NodeStore {
 	if v.mem != nil {
-		return cachedNodes{m: v.mem, r: mapNodes{r: v.snap}}
+		return cachedNodes{m: v.mem, r: v.mapNodes()}
 	}
-	return mapNodes{r: v.snap}
+	return v.mapNodes()
+}
+
+// mapNodes returns the map's node records as of v: its overlay over its
+// snapshot's (journal.go).
+func (v *View) mapNodes() overlayNodes {
+	return overlayNodes{ov: v.ov, r: mapNodes{r: v.snap}}
 }

@@ -99,7 +99,7 @@ func TestKeptViewRemembersItsMapNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for k, rec := range nodes.nodes {
-		got, err := (mapNodes{r: v.snap}).GetNode([]byte(k))
+		got, err := v.mapNodes().GetNode([]byte(k))
 		if (err != nil) != (rec == nil) || !bytes.Equal(got, rec) {
 			t.Fatalf("remembered record %x is not the kept state's: %x, %v", k, got, err)
 		}
