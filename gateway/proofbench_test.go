@@ -1,0 +1,145 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/registry/record"
+)
+
+// benchFillEntities is how many entity records the proof benchmark adds
+// to the chain's state, so that the state map has some depth.
+const benchFillEntities = 400
+
+// BenchmarkProofAnswers measures an uncached proof answer (GET
+// /v1/trust?proof=true, each request pinned to its own instant with
+// &at=, so the proof cache serves none: every one is decided and proven
+// afresh) next to the plain answer of the same question about now (what
+// trustbench's plain row asks), both over real HTTP on loopback against
+// a gateway over a real single-node registry (Pebble, cosigned
+// checkpoints). Each iteration makes one request of each, one after the
+// other; it reports the time of each (µs; client and server share the
+// process, so this is the client's and the server's CPU together on an
+// idle machine) and plain/proof, the throughput ratio issue #32 budgets
+// (at least 0.3). "handler" runs the proof answers through the handler
+// alone (no net/http), the figure to profile. The machine is shared:
+// compare runs with -count 5 and their medians, never one run.
+func BenchmarkProofAnswers(b *testing.B) {
+	e := mustNewEnv(b)
+	e.chain()
+	fillEntities(b, e, benchFillEntities)
+	g, err := gateway.New(gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n, Checkpoints: e.n, Metrics: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := httptest.NewServer(g)
+	defer ts.Close()
+	c := ts.Client()
+	q := "/v1/trust?" + url.Values{"entity": {e.college.DID}, "framework": {fw}, "resource": {nurse}}.Encode()
+	waitProven(b, c, ts.URL+q+"&proof=true")
+	from := time.Now()
+	at := func(i int) string {
+		return "&proof=true&at=" + from.Add(-time.Duration(i)*time.Microsecond).UTC().Format(time.RFC3339Nano)
+	}
+	get := func(u string) {
+		resp, err := c.Get(u)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("%s: status %d", u, resp.StatusCode)
+		}
+	}
+	b.Run("http", func(b *testing.B) {
+		var plain, proven time.Duration
+		i := 0
+		for b.Loop() {
+			t0 := time.Now()
+			get(ts.URL + q)
+			t1 := time.Now()
+			get(ts.URL + q + at(i))
+			plain += t1.Sub(t0)
+			proven += time.Since(t1)
+			i++
+		}
+		b.ReportMetric(float64(plain.Microseconds())/float64(i), "plain-µs/answer")
+		b.ReportMetric(float64(proven.Microseconds())/float64(i), "proof-µs/answer")
+		b.ReportMetric(float64(plain)/float64(proven), "plain/proof")
+	})
+	b.Run("handler", func(b *testing.B) {
+		w := &discardWriter{h: http.Header{}}
+		reqs := make([]*http.Request, 1<<14)
+		for i := range reqs {
+			reqs[i] = httptest.NewRequest(http.MethodGet, q+at(1<<20+i), nil)
+		}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			clear(w.h)
+			w.status = 0
+			g.ServeHTTP(w, reqs[i%len(reqs)])
+			i++
+		}
+		if w.status != http.StatusOK && w.status != 0 {
+			b.Fatalf("status %d", w.status)
+		}
+	})
+}
+
+// fillEntities registers n entities (their records are in the state map).
+func fillEntities(tb testing.TB, e *env, n int) {
+	tb.Helper()
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 16 {
+		wg.Go(func() {
+			for i := range work {
+				jws := e.sign(e.qa, record.OpRegisterEntity, map[string]any{"id": fmt.Sprintf("did:web:e%d.example", i), "name": fmt.Sprintf("Entity %d", i)})
+				if _, err := e.c.Submit(context.Background(), jws); err != nil {
+					tb.Error(err)
+				}
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+}
+
+// waitProven polls u until it is answered 200 (the first cosigned
+// checkpoint covering the state), for at most 30 s.
+func waitProven(tb testing.TB, c *http.Client, u string) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	poll := time.NewTicker(100 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		resp, err := c.Get(u)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("no proven answer within 30 s: %d %s", resp.StatusCode, body)
+		}
+		<-poll.C
+	}
+}
