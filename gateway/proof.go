@@ -229,30 +229,21 @@ func (s *Server) atView(v *registry.View, note []byte, size uint64) (*provenStat
 	return &provenState{view: v, note: note, size: size, leaf: leaf, leafIndex: size - 1, applied: applied, inclusion: incl, evidence: &s.evidence}, nil
 }
 
-// bundle proves the records rec read and makes the bundle of q and a.
+// bundle proves the records rec read (from p.view: the map proof covers
+// the bytes it read, which the view checks against the map) and makes the
+// bundle of q and a.
 func (p *provenState) bundle(rec *proof.Recorder, q proof.Question, a proof.Answer) (*proof.Bundle, error) {
-	var keys []decide.RecordKey
-	for _, r := range rec.Records() {
-		k, err := r.Key()
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
-	}
 	cos, err := p.cosigners()
 	if err != nil {
 		return nil, err
 	}
-	recs, vals, mapProof, err := p.view.ProveRecordsAndStoreKeys(keys, p.cosignerKeys(cos))
+	keys, read := rec.Read()
+	vals, mapProof, err := p.view.ProveReadRecords(keys, read, p.cosignerKeys(cos))
 	if err != nil {
 		return nil, err
 	}
-	out := make([]proof.Record, len(recs))
-	for i, r := range recs {
-		out[i] = proof.NewRecord(r.Key, r.Bytes)
-	}
 	return &proof.Bundle{
-		Version: proof.Version, Question: q, Answer: a, Records: out, MapProof: mapProof,
+		Version: proof.Version, Question: q, Answer: a, Records: rec.Records(), MapProof: mapProof,
 		Leaf: p.leaf, LeafIndex: p.leafIndex, Inclusion: p.inclusion, Checkpoint: string(p.note),
 		Cosigners: withRecord(cos, vals, 0),
 	}, nil
@@ -337,7 +328,7 @@ func (s *Server) proveDecision(ctx context.Context, q decide.Question, minIndex 
 		return nil, nil, record.Errorf(ErrNotCaughtUp, "as_of %d is past the latest cosigned checkpoint's state (index %d); ask again once a checkpoint covers it", q.AsOf, p.applied)
 	}
 	rec := proof.NewRecorder(p.view.Records())
-	d, err := decide.Decide(rec, nil, p.applied, q, now)
+	d, err := decide.Decide(rec, rec.Memo(p.view.ProofMemo()), p.applied, q, now)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -516,36 +507,25 @@ func (s *Server) proveStatusList(ctx context.Context, issuer, list, framework, r
 	}
 	q := decide.Question{Entity: issuer, Framework: framework, Action: record.ActionIssue, Resource: resource, At: at}
 	rec := proof.NewRecorder(p.view.Records())
-	d, err := decide.Decide(rec, nil, p.applied, q, at)
+	d, err := decide.Decide(rec, rec.Memo(p.view.ProofMemo()), p.applied, q, at)
 	if err != nil {
 		return nil, nil, 0, err
-	}
-	var keys []decide.RecordKey
-	for _, r := range rec.Records() {
-		k, err := r.Key()
-		if err != nil {
-			return nil, nil, 0, err
-		}
-		keys = append(keys, k)
 	}
 	cos, err := p.cosigners()
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	recs, vals, mapProof, err := p.view.ProveRecordsAndStoreKeys(keys, append([][]byte{
+	keys, read := rec.Read()
+	vals, mapProof, err := p.view.ProveReadRecords(keys, read, append([][]byte{
 		proof.StatusListStoreKey(issuer, list),
 		proof.ListVersionStoreKey(issuer, list, lv.CurrentIndex),
 	}, p.cosignerKeys(cos)...))
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	out := make([]proof.Record, len(recs))
-	for i, r := range recs {
-		out[i] = proof.NewRecord(r.Key, r.Bytes)
-	}
 	pq, pa := proof.NewStatusList(list, q, d, p.applied)
 	return lv, &proof.Bundle{
-		Version: proof.Version, Question: pq, Answer: pa, Records: out,
+		Version: proof.Version, Question: pq, Answer: pa, Records: rec.Records(),
 		StatusList: &proof.StatusListRecords{List: vals[0], VersionIndex: lv.CurrentIndex, Version: vals[1]},
 		MapProof:   mapProof, Leaf: p.leaf, LeafIndex: p.leafIndex, Inclusion: p.inclusion, Checkpoint: string(p.note),
 		Cosigners: withRecord(cos, vals, 2),

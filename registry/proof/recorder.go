@@ -7,9 +7,10 @@ import (
 
 // Recorder is a decide.Records that reads through to another and records
 // every key a decision reads, with what it read: the records a node must
-// prove for the answer, exactly. Run the decision with no decide.Memo (a
-// remembered record is not read, so it would not be recorded). It is for
-// one goroutine, like the Records it wraps.
+// prove for the answer, exactly. Run the decision with no decide.Memo, or
+// with one Memo wraps (a remembered record is not read, so it would not
+// be recorded otherwise). It is for one goroutine, like the Records it
+// wraps.
 type Recorder struct {
 	src     decide.Records
 	index   map[decide.RecordKey]int
@@ -76,3 +77,64 @@ func (r *Recorder) MapKeys() []smt.Key {
 	}
 	return out
 }
+
+// Read returns the keys of the records read, in the order first read, and
+// the bytes read for each (nil: absent; shared with Records, only to be
+// read): what to prove.
+func (r *Recorder) Read() ([]decide.RecordKey, [][]byte) {
+	b := make([][]byte, len(r.records))
+	for i := range r.records {
+		b[i] = r.records[i].Bytes
+	}
+	return append([]decide.RecordKey(nil), r.keys...), b
+}
+
+// Memo returns m, a memory of decoded records of the same state as the
+// Records r reads, wrapped so that what the decision recalls from it is
+// recorded as if read: a remembered record is read again through r (its
+// bytes, not decoded), a remembered listing (decide.KindReceived) is read
+// again with every accreditation it names, as the evaluator reads them
+// when it decodes the listing itself. The decision then records exactly
+// the keys it records without a memo, and decodes each record once per
+// memory instead of once per decision. Memo(nil) is nil.
+func (r *Recorder) Memo(m decide.Memo) decide.Memo {
+	if m == nil {
+		return nil
+	}
+	return recordingMemo{r: r, m: m}
+}
+
+// recordingMemo is Recorder.Memo's decide.Memo.
+type recordingMemo struct {
+	r *Recorder
+	m decide.Memo
+}
+
+// Recall implements decide.Memo: a remembered value is recalled once its
+// records are recorded; when reading them fails it is not, and the
+// evaluator's own read through the Recorder meets the error.
+func (rm recordingMemo) Recall(k decide.RecordKey) (any, bool) {
+	v, ok := rm.m.Recall(k)
+	if !ok {
+		return nil, false
+	}
+	if k.Kind != decide.KindReceived {
+		if _, err := rm.r.Record(k); err != nil {
+			return nil, false
+		}
+		return v, true
+	}
+	ids, err := rm.r.Received(k.A, k.B)
+	if err != nil {
+		return nil, false
+	}
+	for _, id := range ids {
+		if _, err := rm.r.Record(decide.AccreditationKey(id)); err != nil {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// Remember implements decide.Memo.
+func (rm recordingMemo) Remember(k decide.RecordKey, v any) { rm.m.Remember(k, v) }
