@@ -105,6 +105,8 @@ type Server struct {
 	// checkpoint size proven, and the size of the last proof answer
 	// (proof.go).
 	head checkpointHead
+	// lastNote is the latest checkpoint note parsed (proof.go).
+	lastNote parsedNote
 	// trustHandler is the instrumented GET /v1/trust.
 	trustHandler http.Handler
 	// closing is canceled when the HTTP server shuts down; long-lived

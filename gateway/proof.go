@@ -147,6 +147,9 @@ func (s *Server) latestCheckpoint() ([]byte, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	if size, ok := s.lastNote.sizeOf(note); ok {
+		return note, size, nil
+	}
 	i := bytes.Index(note, []byte("\n\n"))
 	if i < 0 {
 		return nil, 0, fmt.Errorf("gateway: the latest checkpoint is not a signed note")
@@ -155,7 +158,30 @@ func (s *Server) latestCheckpoint() ([]byte, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	s.lastNote.keep(note, cp.Size)
 	return note, cp.Size, nil
+}
+
+// parsedNote keeps the latest checkpoint note parsed and its size: every
+// proof request reads the latest note, which changes about once a second.
+type parsedNote struct {
+	mu   sync.Mutex
+	note []byte
+	size uint64
+}
+
+// sizeOf returns the size of note when it is the one kept.
+func (p *parsedNote) sizeOf(note []byte) (uint64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.size, p.note != nil && bytes.Equal(p.note, note)
+}
+
+// keep keeps note, parsed as of size.
+func (p *parsedNote) keep(note []byte, size uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.note, p.size = bytes.Clone(note), size
 }
 
 // provenView finds the state to answer from: the latest checkpoint, of
@@ -327,7 +353,7 @@ func (s *Server) proveDecision(ctx context.Context, q decide.Question, minIndex 
 	if q.AsOf > p.applied {
 		return nil, nil, record.Errorf(ErrNotCaughtUp, "as_of %d is past the latest cosigned checkpoint's state (index %d); ask again once a checkpoint covers it", q.AsOf, p.applied)
 	}
-	rec := proof.NewRecorder(p.view.Records())
+	rec := proof.NewStableRecorder(p.view.Records())
 	d, err := decide.Decide(rec, rec.Memo(p.view.ProofMemo()), p.applied, q, now)
 	if err != nil {
 		return nil, nil, err
@@ -344,7 +370,7 @@ func (s *Server) proveRecognition(ctx context.Context, q decide.RecognitionQuest
 		return nil, nil, err
 	}
 	defer p.view.Close()
-	rec := proof.NewRecorder(p.view.Records())
+	rec := proof.NewStableRecorder(p.view.Records())
 	d, err := decide.Recognize(rec, p.applied, q, now)
 	if err != nil {
 		return nil, nil, err
@@ -370,7 +396,7 @@ func (s *Server) provenRead(w http.ResponseWriter, r *http.Request, minIndex uin
 		writeError(w, r, err)
 		return
 	}
-	rec := proof.NewRecorder(p.view.Records())
+	rec := proof.NewStableRecorder(p.view.Records())
 	for _, k := range keys {
 		if _, err := rec.Record(k); err != nil {
 			writeError(w, r, err)
@@ -506,7 +532,7 @@ func (s *Server) proveStatusList(ctx context.Context, issuer, list, framework, r
 		}
 	}
 	q := decide.Question{Entity: issuer, Framework: framework, Action: record.ActionIssue, Resource: resource, At: at}
-	rec := proof.NewRecorder(p.view.Records())
+	rec := proof.NewStableRecorder(p.view.Records())
 	d, err := decide.Decide(rec, rec.Memo(p.view.ProofMemo()), p.applied, q, at)
 	if err != nil {
 		return nil, nil, 0, err

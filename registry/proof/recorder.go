@@ -12,7 +12,10 @@ import (
 // be recorded otherwise). It is for one goroutine, like the Records it
 // wraps.
 type Recorder struct {
-	src     decide.Records
+	src decide.Records
+	// stable: src's bytes are never changed or reused, so they are
+	// recorded as returned (NewStableRecorder).
+	stable  bool
 	index   map[decide.RecordKey]int
 	keys    []decide.RecordKey
 	records []Record
@@ -23,6 +26,15 @@ var _ decide.Records = (*Recorder)(nil)
 // NewRecorder returns a Recorder over src.
 func NewRecorder(src decide.Records) *Recorder {
 	return &Recorder{src: src, index: map[decide.RecordKey]int{}}
+}
+
+// NewStableRecorder is NewRecorder over a src whose bytes, once returned,
+// are never changed or reused (registry.View.Records): what it returns is
+// recorded as is, not copied.
+func NewStableRecorder(src decide.Records) *Recorder {
+	r := NewRecorder(src)
+	r.stable = true
+	return r
 }
 
 // Record reads k from the underlying Records and records it.
@@ -56,7 +68,7 @@ func (r *Recorder) keep(k decide.RecordKey, b []byte) {
 	if _, ok := r.index[k]; ok {
 		return
 	}
-	if b != nil {
+	if b != nil && !r.stable {
 		b = append(make([]byte, 0, len(b)), b...)
 	}
 	r.index[k] = len(r.records)
