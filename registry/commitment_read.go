@@ -136,7 +136,7 @@ func (v *View) prove(storeKeys [][]byte, bytesOf func(int) []byte) ([]byte, erro
 	}
 	for _, c := range claims {
 		b := want[c.Key]
-		if c.Present != (b != nil) || (b != nil && c.Value != recordValue(b)) {
+		if c.Present != (b != nil) || (b != nil && c.Value != v.valueOf(c.Key, b)) {
 			return nil, fmt.Errorf("%w: the map's entry for %x differs from the record", ErrStateCorrupt, c.Key)
 		}
 	}

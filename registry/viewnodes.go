@@ -38,7 +38,11 @@ type viewMemory struct {
 	// proof's decision then reads each record's bytes, for the recorder,
 	// without decoding them again (View.ProofMemo).
 	decoded map[decide.RecordKey]any
-	bytes   int
+	// values keeps the map value (SHA-256) of record bytes a proof
+	// checked against the map, by map key, with the bytes hashed: the
+	// same bytes (the memory's shared ones) are not hashed again.
+	values map[smt.Key]hashedBytes
+	bytes  int
 	// head is the view's log size and roots, read once (View.head).
 	head     viewHead
 	headOnce sync.Once
@@ -54,7 +58,37 @@ type viewHead struct {
 
 func newViewMemory() *viewMemory {
 	return &viewMemory{nodes: map[string][]byte{}, records: map[decide.RecordKey][]byte{}, received: map[[2]string][]string{},
-		decoded: map[decide.RecordKey]any{}}
+		decoded: map[decide.RecordKey]any{}, values: map[smt.Key]hashedBytes{}}
+}
+
+// hashedBytes is a record's bytes and their map value.
+type hashedBytes struct {
+	b []byte
+	v smt.Value
+}
+
+// valueOf returns recordValue(b), the map value of the bytes under map
+// key k, hashed once per kept view for the bytes its memory shares: a
+// remembered value stands for b only when b is the very slice hashed
+// (same array, same length), which no one changes.
+func (v *View) valueOf(k smt.Key, b []byte) smt.Value {
+	if v.mem == nil || len(b) == 0 {
+		return recordValue(b)
+	}
+	m := v.mem
+	m.mu.RLock()
+	h, ok := m.values[k]
+	m.mu.RUnlock()
+	if ok && len(h.b) == len(b) && &h.b[0] == &b[0] {
+		return h.v
+	}
+	val := recordValue(b)
+	m.mu.Lock()
+	if _, dup := m.values[k]; !dup && m.room(160) {
+		m.values[k] = hashedBytes{b: b, v: val}
+	}
+	m.mu.Unlock()
+	return val
 }
 
 // decodedCost is what one remembered decoded record is counted as

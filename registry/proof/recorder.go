@@ -1,6 +1,8 @@
 package proof
 
 import (
+	"slices"
+
 	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/smt"
 )
@@ -15,17 +17,28 @@ type Recorder struct {
 	src decide.Records
 	// stable: src's bytes are never changed or reused, so they are
 	// recorded as returned (NewStableRecorder).
-	stable  bool
-	index   map[decide.RecordKey]int
+	stable bool
+	// index finds a key read before once more than recorderScan are
+	// recorded; below that a scan of keys does, sooner than a map is
+	// made.
+	index   map[decide.RecordKey]struct{}
 	keys    []decide.RecordKey
 	records []Record
 }
 
 var _ decide.Records = (*Recorder)(nil)
 
+// recorderKeys is the room a Recorder starts with: the records of a
+// depth-3 chain's decision and a few more.
+const recorderKeys = 12
+
+// recorderScan is how many keys a Recorder scans for a repeat before it
+// indexes them.
+const recorderScan = 32
+
 // NewRecorder returns a Recorder over src.
 func NewRecorder(src decide.Records) *Recorder {
-	return &Recorder{src: src, index: map[decide.RecordKey]int{}}
+	return &Recorder{src: src, keys: make([]decide.RecordKey, 0, recorderKeys), records: make([]Record, 0, recorderKeys)}
 }
 
 // NewStableRecorder is NewRecorder over a src whose bytes, once returned,
@@ -65,13 +78,26 @@ func (r *Recorder) Received(subject, framework string) ([]string, error) {
 // keep records k's bytes the first time k is read (a copy: the caller's
 // store may reuse its buffer).
 func (r *Recorder) keep(k decide.RecordKey, b []byte) {
-	if _, ok := r.index[k]; ok {
-		return
+	if r.index != nil {
+		if _, ok := r.index[k]; ok {
+			return
+		}
+		r.index[k] = struct{}{}
+	} else {
+		if slices.Contains(r.keys, k) {
+			return
+		}
+		if len(r.keys) == recorderScan {
+			r.index = make(map[decide.RecordKey]struct{}, 2*recorderScan)
+			for _, x := range r.keys {
+				r.index[x] = struct{}{}
+			}
+			r.index[k] = struct{}{}
+		}
 	}
 	if b != nil && !r.stable {
 		b = append(make([]byte, 0, len(b)), b...)
 	}
-	r.index[k] = len(r.records)
 	r.keys = append(r.keys, k)
 	r.records = append(r.records, NewRecord(k, b))
 }

@@ -2,6 +2,7 @@ package proof_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -141,4 +142,29 @@ func names(rs []proof.Record) []string {
 		out = append(out, r.Kind+" "+r.A+" "+r.B)
 	}
 	return out
+}
+
+// TestRecorderRecordsEachKeyOnceAtAnyCount: past the keys a Recorder
+// scans for a repeat, it still records each key once, in the order first
+// read.
+func TestRecorderRecordsEachKeyOnceAtAnyCount(t *testing.T) {
+	w := prooftest.New(t, prooftest.Options{})
+	rec := proof.NewStableRecorder(w)
+	const n = 100
+	for range 2 {
+		for i := range n {
+			if _, err := rec.Record(decide.EntityKey(fmt.Sprintf("did:web:e%d.example", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	keys, _ := rec.Read()
+	if len(keys) != n {
+		t.Fatalf("%d keys recorded, want %d", len(keys), n)
+	}
+	for i, k := range keys {
+		if k.A != fmt.Sprintf("did:web:e%d.example", i) {
+			t.Fatalf("key %d is %v", i, k)
+		}
+	}
 }

@@ -65,7 +65,8 @@ func (m *Map) ProveBatch(keys []Key) ([]Claim, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	bp := batchProver{m: m, claims: make([]Claim, len(ks))}
+	// The data is a few sibling hashes per key: room for them up front.
+	bp := batchProver{m: m, claims: make([]Claim, len(ks)), data: make([]byte, 0, 8*Size*len(ks))}
 	for i, k := range ks {
 		bp.claims[i].Key = k
 	}
