@@ -2,6 +2,7 @@ package proof
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"slices"
 	"strconv"
 	"unicode/utf8"
@@ -10,7 +11,8 @@ import (
 // AppendJSON appends the bundle's JSON to dst: exactly the bytes
 // json.Marshal(b) makes (the same members in the same order, strings
 // escaped the same way, HTML characters included), written without
-// reflection into one buffer. A gateway answers every proof request with
+// reflection into one buffer (the status-list records and the cosigner
+// evidence, present in few answers, through encoding/json). A gateway answers every proof request with
 // it; Marshal is the reference it is tested against (TestAppendJSON...).
 // The errors are json.Marshal's: a hash list with a hash not of 32 bytes,
 // a time outside years 0–9999.
@@ -37,14 +39,15 @@ func (b *Bundle) AppendJSON(dst []byte) ([]byte, error) {
 		}
 		dst = append(dst, ']')
 	}
-	if s := b.StatusList; s != nil {
-		dst = append(dst, `,"statusList":{"list":`...)
-		dst = appendBytesJSON(dst, s.List)
-		dst = append(dst, `,"versionIndex":`...)
-		dst = strconv.AppendUint(dst, s.VersionIndex, 10)
-		dst = append(dst, `,"version":`...)
-		dst = appendBytesJSON(dst, s.Version)
-		dst = append(dst, '}')
+	if b.StatusList != nil {
+		// Status-list answers are not the hot path: their records are
+		// written by encoding/json, whatever fields they gain.
+		enc, err := json.Marshal(b.StatusList)
+		if err != nil {
+			return nil, err
+		}
+		dst = append(dst, `,"statusList":`...)
+		dst = append(dst, enc...)
 	}
 	dst = append(dst, `,"mapProof":`...)
 	dst = appendBytesJSON(dst, b.MapProof)
@@ -68,42 +71,17 @@ func (b *Bundle) AppendJSON(dst []byte) ([]byte, error) {
 	}
 	dst = append(dst, `,"checkpoint":`...)
 	dst = appendStringJSON(dst, b.Checkpoint)
-	if c := b.Cosigners; c != nil {
-		dst = append(dst, `,"cosigners":{"record":`...)
-		dst = appendBytesJSON(dst, c.Record)
-		dst = append(dst, `,"changes":`...)
-		if dst, err = appendChangesJSON(dst, c.Changes); err != nil {
+	if b.Cosigners != nil {
+		// Present only once governance changed the cosigners: written by
+		// encoding/json, whatever fields the evidence gains.
+		enc, err := json.Marshal(b.Cosigners)
+		if err != nil {
 			return nil, err
 		}
-		dst = append(dst, '}')
+		dst = append(dst, `,"cosigners":`...)
+		dst = append(dst, enc...)
 	}
 	return append(dst, '}'), nil
-}
-
-// appendChangesJSON appends the JSON of a Cosigners' changes.
-func appendChangesJSON(dst []byte, changes []CosignerChange) ([]byte, error) {
-	if changes == nil {
-		return append(dst, "null"...), nil
-	}
-	dst = append(dst, '[')
-	for i, ch := range changes {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, `{"jws":`...)
-		dst = appendBytesJSON(dst, ch.JWS)
-		dst = append(dst, `,"leaf":`...)
-		dst = appendBytesJSON(dst, ch.Leaf)
-		dst = append(dst, `,"leafIndex":`...)
-		dst = strconv.AppendUint(dst, ch.LeafIndex, 10)
-		dst = append(dst, `,"inclusion":`...)
-		var err error
-		if dst, err = ch.Inclusion.appendJSON(dst); err != nil {
-			return nil, err
-		}
-		dst = append(dst, '}')
-	}
-	return append(dst, ']'), nil
 }
 
 func (q *Question) appendJSON(dst []byte) ([]byte, error) {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -136,5 +138,32 @@ func TestAppendJSONRefusesWhatMarshalRefuses(t *testing.T) {
 	}
 	if _, err := json.Marshal(late); err == nil {
 		t.Fatal("json.Marshal wrote year 10000")
+	}
+}
+
+// TestAppendJSONKnowsEveryField: the types AppendJSON writes member by
+// member have exactly the JSON members it writes. A field added to one of
+// them fails here until AppendJSON writes it too (an omitempty field
+// would otherwise be dropped without TestAppendJSONIsMarshal noticing,
+// since it sets only the fields it knows).
+func TestAppendJSONKnowsEveryField(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		want string
+	}{
+		{Bundle{}, "version question answer records statusList mapProof leaf leafIndex leafSize inclusion consistency checkpoint cosigners"},
+		{Question{}, "type entity framework action resource jurisdiction recognized list at asOf applied"},
+		{Answer{}, "authorized recognized reason chain root index"},
+		{Record{}, "kind a b bytes"},
+	} {
+		typ := reflect.TypeOf(tc.v)
+		var got []string
+		for i := range typ.NumField() {
+			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			got = append(got, name)
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("%s's JSON members are %q; AppendJSON writes %q: teach it the new ones", typ.Name(), strings.Join(got, " "), tc.want)
+		}
 	}
 }
