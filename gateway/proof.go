@@ -537,23 +537,38 @@ func (s *Server) proveStatusList(ctx context.Context, issuer, list, framework, r
 	if err != nil {
 		return nil, nil, 0, err
 	}
+	var keys []decide.RecordKey
+	for _, r := range rec.Records() {
+		k, err := r.Key()
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		keys = append(keys, k)
+	}
 	cos, err := p.cosigners()
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	keys, read := rec.Read()
-	vals, mapProof, err := p.view.ProveReadRecords(keys, read, append([][]byte{
+	recs, vals, mapProof, err := p.view.ProveRecordsAndStoreKeys(keys, append([][]byte{
 		proof.StatusListStoreKey(issuer, list),
 		proof.ListVersionStoreKey(issuer, list, lv.CurrentIndex),
 	}, p.cosignerKeys(cos)...))
 	if err != nil {
 		return nil, nil, 0, err
 	}
+	out := make([]proof.Record, len(recs))
+	for i, r := range recs {
+		out[i] = proof.NewRecord(r.Key, r.Bytes)
+	}
+	incl, err := p.view.InclusionProof(p.leafIndex, p.size)
+	if err != nil {
+		return nil, nil, 0, err
+	}
 	pq, pa := proof.NewStatusList(list, q, d, p.applied)
 	return lv, &proof.Bundle{
-		Version: proof.Version, Question: pq, Answer: pa, Records: rec.Records(),
+		Version: proof.Version, Question: pq, Answer: pa, Records: out,
 		StatusList: &proof.StatusListRecords{List: vals[0], VersionIndex: lv.CurrentIndex, Version: vals[1]},
-		MapProof:   mapProof, Leaf: p.leaf, LeafIndex: p.leafIndex, Inclusion: p.inclusion, Checkpoint: string(p.note),
+		MapProof:   mapProof, Leaf: p.leaf, LeafIndex: p.leafIndex, Inclusion: incl, Checkpoint: string(p.note),
 		Cosigners: withRecord(cos, vals, 2),
 	}, p.applied, nil
 }
