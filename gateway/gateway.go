@@ -101,6 +101,12 @@ type Server struct {
 	// evidence keeps the cosigner changes' evidence of the latest
 	// checkpoint size proven (proof.go).
 	evidence cosignerEvidence
+	// head keeps the last leaf and its inclusion proof of the latest
+	// checkpoint size proven, and the size of the last proof answer
+	// (proof.go).
+	head checkpointHead
+	// lastNote is the latest checkpoint note parsed (proof.go).
+	lastNote parsedNote
 	// trustHandler is the instrumented GET /v1/trust.
 	trustHandler http.Handler
 	// closing is canceled when the HTTP server shuts down; long-lived

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/trustreg/trustreg/registry"
@@ -71,7 +72,8 @@ type provenState struct {
 	size      uint64
 	leaf      []byte
 	leafIndex uint64
-	applied   uint64 // the leaf's raft index
+	applied   uint64   // the leaf's raft index
+	inclusion [][]byte // the leaf's inclusion proof in the log of size; shared, only read
 	// evidence keeps the cosigner changes' evidence of the latest size
 	// proven (the Server's).
 	evidence *cosignerEvidence
@@ -88,6 +90,54 @@ type cosignerEvidence struct {
 	kept    bool
 }
 
+// checkpointHead keeps, for one log size, the log's last leaf, the raft
+// index it commits to and its inclusion proof in the log of that size:
+// every proof from the state at that size carries the same (the log only
+// grows), so they are read once per checkpoint size rather than once per
+// answer. What it returns is shared by the bundles of that size, which
+// only read it.
+type checkpointHead struct {
+	mu        sync.Mutex
+	size      uint64 // 0: nothing kept yet
+	leaf      []byte
+	applied   uint64
+	inclusion [][]byte
+	// bodySize is the length of the last JSON proof answer, the buffer
+	// the next one starts with (no regrowing as it is written).
+	bodySize atomic.Int64
+}
+
+// at returns the last leaf of the log of size (read from v, a state at
+// exactly that size), its raft index and its inclusion proof.
+func (h *checkpointHead) at(v *registry.View, size uint64) ([]byte, uint64, [][]byte, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.size == size {
+		return h.leaf, h.applied, h.inclusion, nil
+	}
+	leaf, err := v.Leaf(size - 1)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	l, err := tlog.DecodeLeaf(leaf)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	incl, err := v.InclusionProof(size-1, size)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	h.size, h.leaf, h.applied, h.inclusion = size, leaf, l.Index, incl
+	return leaf, l.Index, incl, nil
+}
+
+// bodyBuffer returns an empty buffer with room for a proof answer of the
+// size the last one had, and a little more.
+func (h *checkpointHead) bodyBuffer() []byte {
+	n := h.bodySize.Load()
+	return make([]byte, 0, n+n/8+512)
+}
+
 // latestCheckpoint returns the latest cosigned note and its size.
 func (s *Server) latestCheckpoint() ([]byte, uint64, error) {
 	if s.cfg.Checkpoints == nil {
@@ -97,6 +147,9 @@ func (s *Server) latestCheckpoint() ([]byte, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	if size, ok := s.lastNote.sizeOf(note); ok {
+		return note, size, nil
+	}
 	i := bytes.Index(note, []byte("\n\n"))
 	if i < 0 {
 		return nil, 0, fmt.Errorf("gateway: the latest checkpoint is not a signed note")
@@ -105,7 +158,30 @@ func (s *Server) latestCheckpoint() ([]byte, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	s.lastNote.keep(note, cp.Size)
 	return note, cp.Size, nil
+}
+
+// parsedNote keeps the latest checkpoint note parsed and its size: every
+// proof request reads the latest note, which changes about once a second.
+type parsedNote struct {
+	mu   sync.Mutex
+	note []byte
+	size uint64
+}
+
+// sizeOf returns the size of note when it is the one kept.
+func (p *parsedNote) sizeOf(note []byte) (uint64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.size, p.note != nil && bytes.Equal(p.note, note)
+}
+
+// keep keeps note, parsed as of size.
+func (p *parsedNote) keep(note []byte, size uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.note, p.size = bytes.Clone(note), size
 }
 
 // provenView finds the state to answer from: the latest checkpoint, of
@@ -168,50 +244,33 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// atView reads the last leaf of the checkpoint's log from v.
+// atView reads the last leaf of the checkpoint's log from v, and its
+// inclusion proof (once per size: checkpointHead).
 func (s *Server) atView(v *registry.View, note []byte, size uint64) (*provenState, error) {
-	leaf, err := v.Leaf(size - 1)
+	leaf, applied, incl, err := s.head.at(v, size)
 	if err != nil {
 		v.Close()
 		return nil, err
 	}
-	l, err := tlog.DecodeLeaf(leaf)
-	if err != nil {
-		v.Close()
-		return nil, err
-	}
-	return &provenState{view: v, note: note, size: size, leaf: leaf, leafIndex: size - 1, applied: l.Index, evidence: &s.evidence}, nil
+	return &provenState{view: v, note: note, size: size, leaf: leaf, leafIndex: size - 1, applied: applied, inclusion: incl, evidence: &s.evidence}, nil
 }
 
-// bundle proves the records rec read and makes the bundle of q and a.
+// bundle proves the records rec read (from p.view: the map proof covers
+// the bytes it read, which the view checks against the map) and makes the
+// bundle of q and a.
 func (p *provenState) bundle(rec *proof.Recorder, q proof.Question, a proof.Answer) (*proof.Bundle, error) {
-	var keys []decide.RecordKey
-	for _, r := range rec.Records() {
-		k, err := r.Key()
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
-	}
 	cos, err := p.cosigners()
 	if err != nil {
 		return nil, err
 	}
-	recs, vals, mapProof, err := p.view.ProveRecordsAndStoreKeys(keys, p.cosignerKeys(cos))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]proof.Record, len(recs))
-	for i, r := range recs {
-		out[i] = proof.NewRecord(r.Key, r.Bytes)
-	}
-	incl, err := p.view.InclusionProof(p.leafIndex, p.size)
+	keys, read := rec.Read()
+	vals, mapProof, err := p.view.ProveReadRecords(keys, read, p.cosignerKeys(cos))
 	if err != nil {
 		return nil, err
 	}
 	return &proof.Bundle{
-		Version: proof.Version, Question: q, Answer: a, Records: out, MapProof: mapProof,
-		Leaf: p.leaf, LeafIndex: p.leafIndex, Inclusion: incl, Checkpoint: string(p.note),
+		Version: proof.Version, Question: q, Answer: a, Records: rec.Records(), MapProof: mapProof,
+		Leaf: p.leaf, LeafIndex: p.leafIndex, Inclusion: p.inclusion, Checkpoint: string(p.note),
 		Cosigners: withRecord(cos, vals, 0),
 	}, nil
 }
@@ -294,8 +353,8 @@ func (s *Server) proveDecision(ctx context.Context, q decide.Question, minIndex 
 	if q.AsOf > p.applied {
 		return nil, nil, record.Errorf(ErrNotCaughtUp, "as_of %d is past the latest cosigned checkpoint's state (index %d); ask again once a checkpoint covers it", q.AsOf, p.applied)
 	}
-	rec := proof.NewRecorder(p.view.Records())
-	d, err := decide.Decide(rec, nil, p.applied, q, now)
+	rec := proof.NewStableRecorder(p.view.Records())
+	d, err := decide.Decide(rec, rec.Memo(p.view.ProofMemo()), p.applied, q, now)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -311,7 +370,7 @@ func (s *Server) proveRecognition(ctx context.Context, q decide.RecognitionQuest
 		return nil, nil, err
 	}
 	defer p.view.Close()
-	rec := proof.NewRecorder(p.view.Records())
+	rec := proof.NewStableRecorder(p.view.Records())
 	d, err := decide.Recognize(rec, p.applied, q, now)
 	if err != nil {
 		return nil, nil, err
@@ -337,7 +396,7 @@ func (s *Server) provenRead(w http.ResponseWriter, r *http.Request, minIndex uin
 		writeError(w, r, err)
 		return
 	}
-	rec := proof.NewRecorder(p.view.Records())
+	rec := proof.NewStableRecorder(p.view.Records())
 	for _, k := range keys {
 		if _, err := rec.Record(k); err != nil {
 			writeError(w, r, err)
@@ -433,18 +492,20 @@ func (s *Server) writeProven(w http.ResponseWriter, r *http.Request, index uint6
 	s.writeBody(w, r, index, http.StatusOK, body, cacheNone)
 }
 
-// withProof returns the JSON object body with a "proof" member holding b.
+// withProof returns the JSON object body with a "proof" member holding b,
+// written into body's array (the caller's own) after the answer's
+// members: the bundle's JSON is written in place (proof.Bundle.AppendJSON),
+// not made apart and copied.
 func withProof(body []byte, b *proof.Bundle) ([]byte, error) {
-	enc, err := b.Marshal()
-	if err != nil {
-		return nil, err
-	}
 	body = bytes.TrimRight(body, " \n")
 	if len(body) == 0 || body[len(body)-1] != '}' {
 		return nil, fmt.Errorf("gateway: answer is not a JSON object")
 	}
-	out := append(body[:len(body)-1:len(body)-1], `,"proof":`...)
-	out = append(out, enc...)
+	out := append(body[:len(body)-1], `,"proof":`...)
+	out, err := b.AppendJSON(out)
+	if err != nil {
+		return nil, err
+	}
 	return append(out, "}\n"...), nil
 }
 
@@ -472,8 +533,8 @@ func (s *Server) proveStatusList(ctx context.Context, issuer, list, framework, r
 		}
 	}
 	q := decide.Question{Entity: issuer, Framework: framework, Action: record.ActionIssue, Resource: resource, At: at}
-	rec := proof.NewRecorder(p.view.Records())
-	d, err := decide.Decide(rec, nil, p.applied, q, at)
+	rec := proof.NewStableRecorder(p.view.Records())
+	d, err := decide.Decide(rec, rec.Memo(p.view.ProofMemo()), p.applied, q, at)
 	if err != nil {
 		return nil, nil, 0, err
 	}

@@ -1,7 +1,7 @@
 package gateway
 
 import (
-	"crypto/sha256"
+	"bytes"
 	"sync"
 	"time"
 )
@@ -14,7 +14,7 @@ const proofCacheMax = 8192
 // latest cosigned checkpoint. A proven answer is a function of the
 // checkpoint (its note names the state, and the view at that state is
 // fixed), the question and, for a question about now, the instant asked
-// at: so a body is filed under the note's digest, the raw query and the
+// at: so a body is filed under the note, the raw query and the
 // second it was made in, and served again only while the same note is
 // the latest and the clock is in that second. The bundle then says the
 // instant it was made for ("at"), which the verifier checks the decision
@@ -24,9 +24,9 @@ const proofCacheMax = 8192
 // cached (localRead).
 type proofCache struct {
 	mu sync.Mutex
-	// note is the digest of the checkpoint the kept bodies were proven
-	// against; a new checkpoint drops them all.
-	note    [sha256.Size]byte
+	// note is the checkpoint the kept bodies were proven against; a new
+	// checkpoint drops them all.
+	note    []byte
 	entries map[proofKey]provenBody
 }
 
@@ -43,10 +43,9 @@ type provenBody struct {
 // get returns the body kept for query under the checkpoint note, asked at
 // now (pinned: the question names its time).
 func (c *proofCache) get(note []byte, query string, now time.Time, pinned bool) (provenBody, bool) {
-	d := sha256.Sum256(note)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if d != c.note {
+	if c.note == nil || !bytes.Equal(note, c.note) {
 		return provenBody{}, false
 	}
 	b, ok := c.entries[keyOf(query, now, pinned)]
@@ -55,11 +54,10 @@ func (c *proofCache) get(note []byte, query string, now time.Time, pinned bool) 
 
 // put keeps body, proven against the checkpoint note.
 func (c *proofCache) put(note []byte, query string, now time.Time, pinned bool, b provenBody) {
-	d := sha256.Sum256(note)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if d != c.note || c.entries == nil || len(c.entries) >= proofCacheMax {
-		c.note, c.entries = d, make(map[proofKey]provenBody)
+	if c.note == nil || !bytes.Equal(note, c.note) || c.entries == nil || len(c.entries) >= proofCacheMax {
+		c.note, c.entries = bytes.Clone(note), make(map[proofKey]provenBody)
 	}
 	c.entries[keyOf(query, now, pinned)] = b
 }

@@ -158,11 +158,12 @@ func (s *Server) trustProven(w http.ResponseWriter, r *http.Request, q decide.Qu
 		writeBundleCBOR(w, r, b)
 		return
 	}
-	body, err := withProof(appendDecision(nil, d), b)
+	body, err := withProof(appendDecision(s.head.bodyBuffer(), d), b)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
+	s.head.bodySize.Store(int64(len(body)))
 	if cacheable {
 		s.proven.put([]byte(b.Checkpoint), r.URL.RawQuery, now, pinned, provenBody{body: body, applied: b.Question.Applied})
 	}

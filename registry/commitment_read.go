@@ -89,7 +89,7 @@ func getHash(r pebble.Reader, k []byte) ([]byte, error) {
 // root and the log's head after the entry at the view's index. Below
 // FeatureLevelCommitment it returns ErrNoCommitment (and LogSize 0).
 func (v *View) Commitment() (Commitment, error) {
-	size, logRoot, mapRoot, err := logHead(v.snap)
+	size, logRoot, mapRoot, err := v.head()
 	if err != nil {
 		return Commitment{Index: v.index}, err
 	}
@@ -136,7 +136,7 @@ func (v *View) prove(storeKeys [][]byte, bytesOf func(int) []byte) ([]byte, erro
 	}
 	for _, c := range claims {
 		b := want[c.Key]
-		if c.Present != (b != nil) || (b != nil && c.Value != recordValue(b)) {
+		if c.Present != (b != nil) || (b != nil && c.Value != v.valueOf(c.Key, b)) {
 			return nil, fmt.Errorf("%w: the map's entry for %x differs from the record", ErrStateCorrupt, c.Key)
 		}
 	}
@@ -145,7 +145,7 @@ func (v *View) prove(storeKeys [][]byte, bytesOf func(int) []byte) ([]byte, erro
 
 // logSize is the view's log size, or ErrNoCommitment.
 func (v *View) logSize() (uint64, error) {
-	size, _, _, err := logHead(v.snap)
+	size, _, _, err := v.head()
 	return size, err
 }
 

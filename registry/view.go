@@ -101,7 +101,9 @@ func (v *View) memo() decide.Memo {
 // Records returns the view's records as the decision code reads them,
 // without the record cache: for a decision run through a proof.Recorder,
 // which must see every read. A kept view's reads go through its memory
-// (viewnodes.go), which returns each record's bytes as a read does.
+// (viewnodes.go), which returns each record's bytes as a read does. The
+// bytes returned are never changed or reused (a read's own copy, or a
+// kept view's shared memory): a proof.NewStableRecorder keeps them as is.
 func (v *View) Records() decide.Records {
 	r := &storeReader{r: v.snap, snap: v.snap}
 	if v.mem != nil {

@@ -1,10 +1,12 @@
 package registry
 
 import (
+	"bytes"
 	"errors"
 	"sync"
 
 	"github.com/trustreg/trustreg/registry/decide"
+	"github.com/trustreg/trustreg/registry/record"
 	"github.com/trustreg/trustreg/registry/smt"
 )
 
@@ -32,11 +34,112 @@ type viewMemory struct {
 	nodes    map[string][]byte           // nil value: no record under the key
 	records  map[decide.RecordKey][]byte // nil value: absent
 	received map[[2]string][]string
-	bytes    int
+	// decoded keeps the records decisions decoded (decide.Memo): a
+	// proof's decision then reads each record's bytes, for the recorder,
+	// without decoding them again (View.ProofMemo).
+	decoded map[decide.RecordKey]any
+	// values keeps the map value (SHA-256) of record bytes a proof
+	// checked against the map, by map key, with the bytes hashed: the
+	// same bytes (the memory's shared ones) are not hashed again.
+	values map[smt.Key]hashedBytes
+	bytes  int
+	// head is the view's log size and roots, read once (View.head).
+	head     viewHead
+	headOnce sync.Once
+}
+
+// viewHead is what logHead returns.
+type viewHead struct {
+	size    uint64
+	logRoot []byte
+	mapRoot smt.Hash
+	err     error
 }
 
 func newViewMemory() *viewMemory {
-	return &viewMemory{nodes: map[string][]byte{}, records: map[decide.RecordKey][]byte{}, received: map[[2]string][]string{}}
+	return &viewMemory{nodes: map[string][]byte{}, records: map[decide.RecordKey][]byte{}, received: map[[2]string][]string{},
+		decoded: map[decide.RecordKey]any{}, values: map[smt.Key]hashedBytes{}}
+}
+
+// hashedBytes is a record's bytes and their map value.
+type hashedBytes struct {
+	b []byte
+	v smt.Value
+}
+
+// valueOf returns recordValue(b), the map value of the bytes under map
+// key k, hashed once per kept view for the bytes its memory shares: a
+// remembered value stands for b only when b is the very slice hashed
+// (same array, same length), which no one changes.
+func (v *View) valueOf(k smt.Key, b []byte) smt.Value {
+	if v.mem == nil || len(b) == 0 {
+		return recordValue(b)
+	}
+	m := v.mem
+	m.mu.RLock()
+	h, ok := m.values[k]
+	m.mu.RUnlock()
+	if ok && len(h.b) == len(b) && &h.b[0] == &b[0] {
+		return h.v
+	}
+	val := recordValue(b)
+	m.mu.Lock()
+	if _, dup := m.values[k]; !dup && m.room(160) {
+		m.values[k] = hashedBytes{b: b, v: val}
+	}
+	m.mu.Unlock()
+	return val
+}
+
+// decodedCost is what one remembered decoded record is counted as
+// against keptMemoryMaxBytes (a listing: per accreditation).
+const decodedCost = 1024
+
+// viewMemo is the decide.Memo of a kept view: its memory of decoded
+// records. The view's state never changes, so a record decoded once
+// stands for every later decision over it.
+type viewMemo struct{ m *viewMemory }
+
+// Recall implements decide.Memo.
+func (vm viewMemo) Recall(k decide.RecordKey) (any, bool) {
+	vm.m.mu.RLock()
+	v, ok := vm.m.decoded[k]
+	vm.m.mu.RUnlock()
+	return v, ok
+}
+
+// Remember implements decide.Memo.
+func (vm viewMemo) Remember(k decide.RecordKey, v any) {
+	size := len(k.A) + len(k.B) + decodedCost
+	if l, ok := v.([]*record.Accreditation); ok {
+		size += len(l) * decodedCost
+	}
+	vm.m.mu.Lock()
+	if _, dup := vm.m.decoded[k]; !dup && vm.m.room(size) {
+		vm.m.decoded[k] = v
+	}
+	vm.m.mu.Unlock()
+}
+
+// ProofMemo returns a kept view's memory of decoded records, for a
+// decision run through a proof.Recorder (proof.Recorder.Memo, which still
+// records every record a remembered one stands for); nil for another
+// view. What it recalls is shared: decisions only read it.
+func (v *View) ProofMemo() decide.Memo {
+	if v.mem == nil {
+		return nil
+	}
+	return viewMemo{m: v.mem}
+}
+
+// head is logHead of the view's snapshot, read once for a kept view.
+func (v *View) head() (size uint64, logRoot []byte, mapRoot smt.Hash, err error) {
+	if v.mem == nil {
+		return logHead(v.snap)
+	}
+	h := &v.mem.head
+	v.mem.headOnce.Do(func() { h.size, h.logRoot, h.mapRoot, h.err = logHead(v.snap) })
+	return h.size, bytes.Clone(h.logRoot), h.mapRoot, h.err
 }
 
 // room reports whether size more bytes fit, and counts them if so. The
@@ -140,6 +243,7 @@ func (c cachedRecords) Received(subject, framework string) ([]string, error) {
 var (
 	_ smt.NodeStore  = cachedNodes{}
 	_ decide.Records = cachedRecords{}
+	_ decide.Memo    = viewMemo{}
 )
 
 // mapStore returns the node store proofs from v read: through its kept

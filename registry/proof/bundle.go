@@ -183,7 +183,7 @@ func MapKey(k decide.RecordKey) smt.Key { return smt.KeyOf(decide.StoreKey(k)) }
 func MapValue(b []byte) smt.Value { return smt.Value(sha256.Sum256(b)) }
 
 // Marshal returns the bundle's JSON.
-func (b *Bundle) Marshal() ([]byte, error) { return json.Marshal(b) }
+func (b *Bundle) Marshal() ([]byte, error) { return b.AppendJSON(nil) }
 
 // ParseBundle reads a bundle's JSON strictly: one JSON object of at most
 // MaxBundleSize bytes, no unknown fields, version 1. Errors wrap

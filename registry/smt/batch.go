@@ -65,7 +65,8 @@ func (m *Map) ProveBatch(keys []Key) ([]Claim, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	bp := batchProver{m: m, claims: make([]Claim, len(ks))}
+	// The data is a few sibling hashes per key: room for them up front.
+	bp := batchProver{m: m, claims: make([]Claim, len(ks)), data: make([]byte, 0, 8*Size*len(ks))}
 	for i, k := range ks {
 		bp.claims[i].Key = k
 	}
@@ -129,6 +130,7 @@ type batchProver struct {
 	claims []Claim
 	flags  bitWriter
 	data   []byte
+	key    []byte // scratch for the store key of the node loaded
 }
 
 // walk writes the proof of the subtree cur at depth d, under which the keys of
@@ -156,7 +158,8 @@ func (bp *batchProver) walk(d int, cur node, cs []Claim) error {
 		return fmt.Errorf("%w: inner node below depth %d", ErrCorruptNode, maxInnerDepth)
 	}
 	bp.flags.put(true)
-	l, r, err := loadInner(bp.m.store, d, &cs[0].Key)
+	bp.key = appendNodeKey(bp.key[:0], d, &cs[0].Key)
+	l, r, err := loadInnerAt(bp.m.store, bp.key, d, &cs[0].Key)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,265 @@
+package proof
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+)
+
+// AppendJSON appends the bundle's JSON to dst: exactly the bytes
+// json.Marshal(b) makes (the same members in the same order, strings
+// escaped the same way, HTML characters included), written without
+// reflection into one buffer (the status-list records and the cosigner
+// evidence, present in few answers, through encoding/json). A gateway answers every proof request with
+// it; Marshal is the reference it is tested against (TestAppendJSON...).
+// The errors are json.Marshal's: a hash list with a hash not of 32 bytes,
+// a time outside years 0–9999.
+func (b *Bundle) AppendJSON(dst []byte) ([]byte, error) {
+	var err error
+	dst = append(dst, `{"version":`...)
+	dst = strconv.AppendInt(dst, int64(b.Version), 10)
+	dst = append(dst, `,"question":`...)
+	if dst, err = b.Question.appendJSON(dst); err != nil {
+		return nil, err
+	}
+	dst = append(dst, `,"answer":`...)
+	dst = b.Answer.appendJSON(dst)
+	dst = append(dst, `,"records":`...)
+	if b.Records == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, '[')
+		for i := range b.Records {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = b.Records[i].appendJSON(dst)
+		}
+		dst = append(dst, ']')
+	}
+	if b.StatusList != nil {
+		// Status-list answers are not the hot path: their records are
+		// written by encoding/json, whatever fields they gain.
+		enc, err := json.Marshal(b.StatusList)
+		if err != nil {
+			return nil, err
+		}
+		dst = append(dst, `,"statusList":`...)
+		dst = append(dst, enc...)
+	}
+	dst = append(dst, `,"mapProof":`...)
+	dst = appendBytesJSON(dst, b.MapProof)
+	dst = append(dst, `,"leaf":`...)
+	dst = appendBytesJSON(dst, b.Leaf)
+	dst = append(dst, `,"leafIndex":`...)
+	dst = strconv.AppendUint(dst, b.LeafIndex, 10)
+	if b.LeafSize != 0 {
+		dst = append(dst, `,"leafSize":`...)
+		dst = strconv.AppendUint(dst, b.LeafSize, 10)
+	}
+	dst = append(dst, `,"inclusion":`...)
+	if dst, err = b.Inclusion.appendJSON(dst); err != nil {
+		return nil, err
+	}
+	if len(b.Consistency) > 0 {
+		dst = append(dst, `,"consistency":`...)
+		if dst, err = b.Consistency.appendJSON(dst); err != nil {
+			return nil, err
+		}
+	}
+	dst = append(dst, `,"checkpoint":`...)
+	dst = appendStringJSON(dst, b.Checkpoint)
+	if b.Cosigners != nil {
+		// Present only once governance changed the cosigners: written by
+		// encoding/json, whatever fields the evidence gains.
+		enc, err := json.Marshal(b.Cosigners)
+		if err != nil {
+			return nil, err
+		}
+		dst = append(dst, `,"cosigners":`...)
+		dst = append(dst, enc...)
+	}
+	return append(dst, '}'), nil
+}
+
+func (q *Question) appendJSON(dst []byte) ([]byte, error) {
+	dst = append(dst, `{"type":`...)
+	dst = appendStringJSON(dst, q.Type)
+	dst = appendOptString(dst, `,"entity":`, q.Entity)
+	dst = append(dst, `,"framework":`...)
+	dst = appendStringJSON(dst, q.Framework)
+	dst = appendOptString(dst, `,"action":`, q.Action)
+	dst = appendOptString(dst, `,"resource":`, q.Resource)
+	dst = appendOptString(dst, `,"jurisdiction":`, q.Jurisdiction)
+	dst = appendOptString(dst, `,"recognized":`, q.Recognized)
+	dst = appendOptString(dst, `,"list":`, q.List)
+	at, err := q.At.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	dst = append(dst, `,"at":`...)
+	dst = append(dst, at...)
+	if q.AsOf != 0 {
+		dst = append(dst, `,"asOf":`...)
+		dst = strconv.AppendUint(dst, q.AsOf, 10)
+	}
+	dst = append(dst, `,"applied":`...)
+	dst = strconv.AppendUint(dst, q.Applied, 10)
+	return append(dst, '}'), nil
+}
+
+func (a *Answer) appendJSON(dst []byte) []byte {
+	dst = append(dst, '{')
+	if a.Authorized != nil {
+		dst = append(dst, `"authorized":`...)
+		dst = strconv.AppendBool(dst, *a.Authorized)
+		dst = append(dst, ',')
+	}
+	if a.Recognized != nil {
+		dst = append(dst, `"recognized":`...)
+		dst = strconv.AppendBool(dst, *a.Recognized)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"reason":`...)
+	dst = appendStringJSON(dst, a.Reason)
+	if len(a.Chain) > 0 {
+		dst = append(dst, `,"chain":[`...)
+		for i, c := range a.Chain {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendStringJSON(dst, c)
+		}
+		dst = append(dst, ']')
+	}
+	dst = appendOptString(dst, `,"root":`, a.Root)
+	dst = append(dst, `,"index":`...)
+	dst = strconv.AppendUint(dst, a.Index, 10)
+	return append(dst, '}')
+}
+
+func (r *Record) appendJSON(dst []byte) []byte {
+	dst = append(dst, `{"kind":`...)
+	dst = appendStringJSON(dst, r.Kind)
+	dst = append(dst, `,"a":`...)
+	dst = appendStringJSON(dst, r.A)
+	dst = appendOptString(dst, `,"b":`, r.B)
+	dst = append(dst, `,"bytes":`...)
+	dst = appendBytesJSON(dst, r.Bytes)
+	return append(dst, '}')
+}
+
+// appendJSON appends the hashes as MarshalJSON writes them: the base64 of
+// their concatenation ("" for none).
+func (h Hashes) appendJSON(dst []byte) ([]byte, error) {
+	n := 0
+	for _, x := range h {
+		if len(x) != 32 {
+			// MarshalJSON's error, and its message.
+			_, err := h.concat()
+			return nil, err
+		}
+		n += len(x)
+	}
+	dst = append(dst, '"')
+	start := len(dst)
+	m := base64.StdEncoding.EncodedLen(n)
+	dst = slices.Grow(dst, m+1)[:start+m]
+	// Whole hashes of 32 bytes are not multiples of 3, so encode the
+	// concatenation in runs of three hashes (96 bytes, 128 characters)
+	// and the rest as one.
+	out := dst[start:]
+	var run [96]byte
+	for i := 0; i < len(h); i += 3 {
+		k := copy(run[:], h[i])
+		if i+1 < len(h) {
+			k += copy(run[k:], h[i+1])
+		}
+		if i+2 < len(h) {
+			k += copy(run[k:], h[i+2])
+		}
+		base64.StdEncoding.Encode(out, run[:k])
+		out = out[base64.StdEncoding.EncodedLen(k):]
+	}
+	return append(dst, '"'), nil
+}
+
+// appendBytesJSON appends b as encoding/json writes a []byte: its
+// standard base64 in quotes, null for nil.
+func appendBytesJSON(dst, b []byte) []byte {
+	if b == nil {
+		return append(dst, "null"...)
+	}
+	dst = append(dst, '"')
+	dst = base64.StdEncoding.AppendEncode(dst, b)
+	return append(dst, '"')
+}
+
+// appendOptString appends name and s unless s is empty (omitempty).
+func appendOptString(dst []byte, name, s string) []byte {
+	if s == "" {
+		return dst
+	}
+	dst = append(dst, name...)
+	return appendStringJSON(dst, s)
+}
+
+const lowerHex = "0123456789abcdef"
+
+// appendStringJSON appends s as a JSON string the way encoding/json does
+// by default: <, > and & escaped as \u003c, \u003e and \u0026, control
+// characters as \b, \f, \n, \r, \t or \u00XX, invalid UTF-8 replaced by
+// \ufffd, and U+2028 and U+2029 escaped.
+func appendStringJSON(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', lowerHex[c>>4], lowerHex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', lowerHex[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
