@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // AppendJSON appends the bundle's JSON to dst: exactly the bytes
@@ -206,60 +207,6 @@ func appendOptString(dst []byte, name, s string) []byte {
 	return appendStringJSON(dst, s)
 }
 
-const lowerHex = "0123456789abcdef"
-
-// appendStringJSON appends s as a JSON string the way encoding/json does
-// by default: <, > and & escaped as \u003c, \u003e and \u0026, control
-// characters as \b, \f, \n, \r, \t or \u00XX, invalid UTF-8 replaced by
-// \ufffd, and U+2028 and U+2029 escaped.
-func appendStringJSON(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', lowerHex[c>>4], lowerHex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', lowerHex[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+// appendStringJSON appends s as a JSON string the way json.Marshal does
+// by default (HTML characters escaped).
+func appendStringJSON(dst []byte, s string) []byte { return record.AppendJSONString(dst, s, true) }
