@@ -19,7 +19,6 @@ import (
 	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/gateway/client"
 	"github.com/trustreg/trustreg/node"
-	"github.com/trustreg/trustreg/node/cosign"
 	"github.com/trustreg/trustreg/registry/audit"
 	"github.com/trustreg/trustreg/registry/record"
 	"github.com/trustreg/trustreg/registry/tlog"
@@ -32,22 +31,7 @@ import (
 // the genesis set (the one the change replaced) cosigned.
 func TestAuditFollowsCosignerChanges(t *testing.T) {
 	d := startDevNode(t)
-	id, err := consensus.LoadOrCreateIdentity(filepath.Join(d.dir, "node.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	renamed, err := cosign.CosignerKeyOf("renamed.dev", id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spare, err := tlog.NewCosignerKey("spare.dev", pub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	renamed, spare := d.newCosignerKeys(t)
 	gov, err := record.LoadKeyFile(filepath.Join(d.dir, node.DevGovernanceKey))
 	if err != nil {
 		t.Fatal(err)
@@ -91,6 +75,10 @@ func TestAuditFollowsCosignerChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	gk, err := tlog.ParseCosignerKey(gd.Cosigners[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := consensus.LoadOrCreateIdentity(filepath.Join(d.dir, "node.key"))
 	if err != nil {
 		t.Fatal(err)
 	}

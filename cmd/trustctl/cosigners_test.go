@@ -26,22 +26,7 @@ func TestCosignersSetIsFollowedByVerify(t *testing.T) {
 	const fw = "https://example.org/fw"
 	d.must("-q", "framework", "create", "--id", fw, "--name", "FW", "--root", root, "--key", gov)
 
-	id, err := consensus.LoadOrCreateIdentity(filepath.Join(d.dir, "node.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	renamed, err := cosign.CosignerKeyOf("renamed.dev", id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spare, err := tlog.NewCosignerKey("spare.dev", pub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	renamed, spare := d.newCosignerKeys(t)
 	stranger := filepath.Join(t.TempDir(), "stranger.key")
 	d.must("keygen", "--out", stranger)
 	set := []string{"cosigners", "set", "--cosigner", renamed.String(), "--cosigner", spare.String(), "--quorum", "1"}
@@ -75,4 +60,26 @@ func TestCosignersSetIsFollowedByVerify(t *testing.T) {
 	if err == nil || !strings.Contains(out, "NOT VERIFIED") || !strings.Contains(out, "fewer cosigner changes") {
 		t.Fatalf("verify --min-cosigner-changes 2: %v\n%s", err, out)
 	}
+}
+
+// newCosignerKeys returns the dev node's own key as a cosigner renamed
+// "renamed.dev", and "spare.dev", a key no node runs: a new cosigner set
+// the tests name through setCosigners.
+func (d devNode) newCosignerKeys(t *testing.T) (renamed, spare tlog.CosignerKey) {
+	t.Helper()
+	id, err := consensus.LoadOrCreateIdentity(filepath.Join(d.dir, "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if renamed, err = cosign.CosignerKeyOf("renamed.dev", id); err != nil {
+		t.Fatal(err)
+	}
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spare, err = tlog.NewCosignerKey("spare.dev", pub); err != nil {
+		t.Fatal(err)
+	}
+	return renamed, spare
 }
