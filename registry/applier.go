@@ -98,6 +98,11 @@ func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 		}
 		s.caches.committed(s.dirty)
 	})
+	if cr.flushAfter {
+		if err := s.writeMapOverlay(pebble.NoSync); err != nil {
+			panic(fmt.Sprintf("registry: after entry %d: %v", applied, err))
+		}
+	}
 	s.dirty = s.dirty[:0]
 	clear(s.dirtySet)
 	if s.onApply != nil {

@@ -320,6 +320,9 @@ type commitRun struct {
 	last    uint64       // the index of the last of them
 	built   bool         // an entry built the map
 	next    *mapOverlay  // set by flush: the overlay once b commits
+	// flushAfter, set by flush: next reached the overlay's bounds, and is
+	// written to tableMapNodes once b commits (store.flushMapOverlay).
+	flushAfter bool
 	// the overlay's bounds (applier.flushEntries, flushBytes)
 	flushEntries, flushBytes int
 }
@@ -379,11 +382,20 @@ func (r *commitRun) flush(b *pebble.Batch) {
 			ov = emptyOverlay
 		}
 		l := newOverlayLayer(r.nodes.layer())
-		if r.built || ov.entries+r.entries >= r.flushEntries || ov.bytes+l.bytes >= r.flushBytes {
+		switch {
+		case r.built:
 			// The layers are written merged once: no carry first.
 			writeMapNodes(b, &mapOverlay{layers: append(slices.Clone(ov.layers), l)})
 			r.next = emptyOverlay
-		} else {
+		case ov.entries+r.entries >= r.flushEntries || ov.bytes+l.bytes >= r.flushBytes:
+			// Journaled like any batch, then flushed in a batch of its own
+			// once b commits (flushAfter): the apply's indexed batch would
+			// index every record, and grow to hold them, for nothing. The
+			// layers are written merged once: no carry first.
+			mustSet(b, indexKey(tableMapJournal, r.last), encodeJournal(r.entries, r.changes))
+			r.next = ov.stacked(l, r.entries)
+			r.flushAfter = true
+		default:
 			mustSet(b, indexKey(tableMapJournal, r.last), encodeJournal(r.entries, r.changes))
 			r.next = ov.with(l, r.entries)
 		}

@@ -173,6 +173,16 @@ func (o *mapOverlay) with(l *overlayLayer, entries int) *mapOverlay {
 	return next
 }
 
+// stacked returns the overlay with l on top and no layers merged: one
+// about to be flushed, which merges them all once (writeMapNodes).
+func (o *mapOverlay) stacked(l *overlayLayer, entries int) *mapOverlay {
+	if o == nil {
+		o = emptyOverlay
+	}
+	next := &mapOverlay{layers: append(slices.Clone(o.layers), l), entries: o.entries + entries, bytes: o.bytes + l.bytes}
+	return next
+}
+
 // overlayFanIn is how many layers of equal batches merge into one.
 const overlayFanIn = 4
 
@@ -402,7 +412,14 @@ func eachMapNode(r pebble.Reader, ov *mapOverlay, fn func(k, rec []byte) error) 
 // overlay: the map is the same, its records are all in Pebble. At Close,
 // with no batch being applied. With too little disk space it writes
 // nothing: the journal is replayed at the next Open instead.
-func (s *store) flushMapOverlay() error {
+func (s *store) flushMapOverlay() error { return s.writeMapOverlay(pebble.Sync) }
+
+// writeMapOverlay is flushMapOverlay, committed with opts: the apply
+// flushes the overlay that reached its bounds right after the batch that
+// journaled its last changes, without a sync of its own (a crash that
+// loses the flush leaves the journal records it would have deleted, which
+// Open replays).
+func (s *store) writeMapOverlay(opts *pebble.WriteOptions) error {
 	ov := s.mapOverlay.Load()
 	if ov == nil || ov.empty() {
 		return nil
@@ -413,15 +430,16 @@ func (s *store) flushMapOverlay() error {
 		s.log.Warn("the state map's overlay is left in its journal: too little disk space to write it", "err", err)
 		return nil
 	}
-	b := s.db.NewBatch()
+	// Sized for every record at once: a batch that grows copies them.
+	b := s.db.NewBatchWithSize(ov.bytes + 64)
 	defer func() { _ = b.Close() }() // after Commit: nothing to report
 	writeMapNodes(b, ov)
 	s.pubMu.Lock()
 	defer s.pubMu.Unlock()
 	s.seq.Add(1)
 	defer s.seq.Add(1)
-	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("close state: write the map overlay: %w", err)
+	if err := b.Commit(opts); err != nil {
+		return fmt.Errorf("write the map overlay: %w", err)
 	}
 	s.mapOverlay.Store(emptyOverlay)
 	return nil

@@ -135,7 +135,9 @@ func (s *State) Close() error {
 	var err error
 	s.closeFlush.Do(func() {
 		if !s.keepJournal {
-			err = s.flushMapOverlay()
+			if err = s.flushMapOverlay(); err != nil {
+				err = fmt.Errorf("close state: %w", err)
+			}
 		}
 	})
 	return errors.Join(err, s.close(s.caches.close))
