@@ -76,13 +76,10 @@ func (h *heldCluster) run(ctx context.Context, c config, clients int) (s stats, 
 		}
 		return request{method: "POST", url: h.bases[w%len(h.bases)] + "/v1/operations", contentType: "application/jose", body: h.pool[j]}, true
 	}
-	cpu0, flt0 := usageOf(h.procs)
-	s = closedLoop(ctx, clients, c.duration, next, func(st int) bool { return st == 201 })
+	s, cpuMs, faults = measured(ctx, c, h.procs, func() stats {
+		return closedLoop(ctx, clients, c.duration, next, func(st int) bool { return st == 201 })
+	})
 	h.used += s.Requests + s.Errors + int64(clients)
-	if s.Requests > 0 {
-		cpu1, flt1 := usageOf(h.procs)
-		cpuMs, faults = (cpu1-cpu0)*1000/float64(s.Requests), (flt1-flt0)/float64(s.Requests)
-	}
 	return s, cpuMs, faults
 }
 

@@ -120,19 +120,56 @@ func (p *process) logTail(n int64) string {
 // whatever runs beside it. One quiet second was once taken for the end of
 // a minute of compactions.
 func settle(ctx context.Context, p *process, limit time.Duration) {
+	settleAll(ctx, []*process{p}, limit)
+}
+
+// settleAll is settle for every process of ps at once: two seconds
+// running in which each used under 3 % of a core.
+func settleAll(ctx context.Context, ps []*process, limit time.Duration) {
+	if len(ps) == 0 {
+		return
+	}
 	start := time.Now()
+	c0 := make([]float64, len(ps))
 	for quiet := 0; quiet < 2 && time.Since(start) < limit && ctx.Err() == nil; {
-		c0 := p.cpuSeconds()
+		for i, p := range ps {
+			c0[i] = p.cpuSeconds()
+		}
 		time.Sleep(time.Second)
-		if p.cpuSeconds()-c0 < 0.03 {
+		idle := true
+		for i, p := range ps {
+			if p.cpuSeconds()-c0[i] >= 0.03 {
+				idle = false
+			}
+		}
+		if idle {
 			quiet++
 		} else {
 			quiet = 0
 		}
 	}
 	if d := time.Since(start); d > 3*time.Second {
-		fmt.Fprintf(os.Stderr, "%s settled after %s\n", p.name, d.Round(time.Second))
+		names := make([]string, len(ps))
+		for i, p := range ps {
+			names[i] = p.name
+		}
+		fmt.Fprintf(os.Stderr, "%s settled after %s\n", strings.Join(names, ", "), d.Round(time.Second))
 	}
+}
+
+// measured runs one measured load on the processes ps and returns its
+// stats with their CPU time and minor page faults per request, counted
+// until ps settle afterwards: the flushes and compactions a run leaves
+// behind are its own cost, and run beside the next one otherwise.
+func measured(ctx context.Context, c config, ps []*process, run func() stats) (s stats, cpuMs, faults float64) {
+	cpu0, flt0 := usageOf(ps)
+	s = run()
+	settleAll(ctx, ps, c.settleLimit())
+	if s.Requests > 0 {
+		cpu1, flt1 := usageOf(ps)
+		cpuMs, faults = (cpu1-cpu0)*1000/float64(s.Requests), (flt1-flt0)/float64(s.Requests)
+	}
+	return s, cpuMs, faults
 }
 
 // cpuSeconds reads the process's user+system CPU time so far.
