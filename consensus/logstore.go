@@ -60,12 +60,22 @@ var (
 	_ raft.StableStore = (*LogStore)(nil)
 )
 
+// logMemTableBytes is the raft log database's memtable size. Entries
+// live from their append until a snapshot truncates them, about 10,000 to
+// 18,000 entries later (raft's default trailing logs and snapshot
+// threshold), and are read back mostly while young. Pebble's default of
+// 4 MiB flushed them every couple of seconds under load and compacted
+// them level by level before truncation dropped them: in a follower's
+// CPU profile under 256 writing clients, compactions (both databases')
+// took 10.5 % with the default and 4.5 % with this size.
+const logMemTableBytes = 32 << 20
+
 // OpenLogStore opens (creating if needed) the raft database in dir.
 func OpenLogStore(dir string) (*LogStore, error) {
 	if err := roomToOpen(dir); err != nil {
 		return nil, fmt.Errorf("open raft log %s: %w", dir, err)
 	}
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietPebble{dir: dir}})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietPebble{dir: dir}, MemTableSize: logMemTableBytes})
 	if err != nil {
 		if isNoSpace(err) {
 			err = fmt.Errorf("%w: free space under %s: %w", ErrDiskFull, dir, err)
