@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"sync/atomic"
 	"time"
 
 	"github.com/trustreg/trustreg/registry"
@@ -23,17 +21,15 @@ const heldLevel = registry.FeatureLevelCommitment - 1
 // round by round beside the first: their rates' ratio is what the
 // commitment costs a write, measured side by side.
 type heldCluster struct {
-	nodes     []*trustdNode
-	bases     []string
-	procs     []*process
-	pool      [][]byte
-	used      int64
-	exhausted atomic.Bool
+	nodes []*trustdNode
+	bases []string
+	procs []*process
+	pool  *opPool
 }
 
 // startHeldCluster starts the cluster in dir/writes-held, loads the same
-// framework and chains as the first, and signs poolSize operations for it.
-func startHeldCluster(ctx context.Context, c config, dir string, poolSize int) (*heldCluster, error) {
+// framework and chains as the first.
+func startHeldCluster(ctx context.Context, c config, dir string) (*heldCluster, error) {
 	sub, err := mkdir(dir, "writes-held")
 	if err != nil {
 		return nil, err
@@ -45,6 +41,7 @@ func startHeldCluster(ctx context.Context, c config, dir string, poolSize int) (
 		return h, err
 	}
 	for _, n := range nodes {
+		n.process.name = "held-" + n.process.name // in what settle prints
 		h.bases = append(h.bases, n.url)
 		h.procs = append(h.procs, n.process)
 	}
@@ -55,11 +52,7 @@ func startHeldCluster(ctx context.Context, c config, dir string, poolSize int) (
 	if err := waitFeatureLevel(ctx, h.bases[0], heldLevel, true); err != nil {
 		return h, err
 	}
-	fmt.Fprintf(os.Stderr, "writes: signing %d accredit operations for the cluster held at feature level %d\n", poolSize, heldLevel)
-	h.pool = make([][]byte, poolSize)
-	for i := range h.pool {
-		h.pool[i], _ = d.collegeOp(i)
-	}
+	h.pool = newOpPool(fmt.Sprintf("the cluster held at feature level %d", heldLevel), d)
 	return h, nil
 }
 
@@ -67,19 +60,11 @@ func startHeldCluster(ctx context.Context, c config, dir string, poolSize int) (
 // does, and returns the run's stats with its CPU and minor faults per
 // acknowledged write.
 func (h *heldCluster) run(ctx context.Context, c config, clients int) (s stats, cpuMs, faults float64) {
-	start := h.used
-	next := func(w int, i int64) (request, bool) {
-		j := start + i - 1
-		if j >= int64(len(h.pool)) {
-			h.exhausted.Store(true)
-			return request{}, false
-		}
-		return request{method: "POST", url: h.bases[w%len(h.bases)] + "/v1/operations", contentType: "application/jose", body: h.pool[j]}, true
-	}
+	h.pool.refill(c.duration.Seconds())
+	next := h.pool.nextFor(h.bases)
 	s, cpuMs, faults = measured(ctx, c, h.procs, func() stats {
 		return closedLoop(ctx, clients, c.duration, next, func(st int) bool { return st == 201 })
 	})
-	h.used += s.Requests + s.Errors + int64(clients)
 	return s, cpuMs, faults
 }
 
@@ -87,9 +72,7 @@ func (h *heldCluster) stop() {
 	if h == nil {
 		return
 	}
-	if h.exhausted.Load() {
-		fmt.Fprintf(os.Stderr, "writes: the %d pre-signed operations of the held cluster ran out before a run ended; that run's rate is over its shorter length\n", len(h.pool))
-	}
+	h.pool.report()
 	stopAll(h.nodes)
 }
 

@@ -23,7 +23,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -739,22 +738,13 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 	if err != nil {
 		return err
 	}
-	// Pre-sign the operations so signing costs the client nothing timed:
-	// enough for every run at 3,500 op/s (about 3,000 is the most seen on
-	// a 2-core machine, by the held cluster at 256 clients); a faster
-	// machine that runs out is told so.
-	poolSize := max(10000, int(3500*c.duration.Seconds())*len(c.writers)*c.rounds)
-	fmt.Fprintf(os.Stderr, "writes: signing %d accredit operations\n", poolSize)
-	pool := make([][]byte, poolSize)
-	for i := range pool {
-		pool[i], _ = d.collegeOp(i)
-	}
+	pool := newOpPool("", d)
 	var held *heldCluster
 	if c.commitmentCost {
 		if err := waitFeatureLevel(ctx, bases[0], registry.FeatureLevelCommitment, false); err != nil {
 			return err
 		}
-		held, err = startHeldCluster(ctx, c, dir, poolSize)
+		held, err = startHeldCluster(ctx, c, dir)
 		defer held.stop()
 		if err != nil {
 			return err
@@ -779,15 +769,10 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 	}
 	// etcd's values are as long as trustd's operations (base64 in the
 	// JSON gateway's request, as the gateway's API encodes bytes).
-	rawValue := make([]byte, len(pool[0]))
+	sample, _ := d.collegeOp(0)
+	rawValue := make([]byte, len(sample))
 	value := base64.StdEncoding.EncodeToString(rawValue)
-	var used int64
-	var exhausted atomic.Bool
-	defer func() {
-		if exhausted.Load() {
-			fmt.Fprintf(os.Stderr, "writes: the %d pre-signed operations ran out before a trustd run ended; that run's rate is over its shorter length\n", len(pool))
-		}
-	}()
+	defer pool.report()
 	var tprocs []*process
 	for _, n := range nodes {
 		tprocs = append(tprocs, n.process)
@@ -798,15 +783,8 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 		// Interleave the rounds and keep the best of each side, as for
 		// reads; each round's own ratio is reported too.
 		for round := range c.rounds {
-			start := used
-			trustNext := func(w int, i int64) (request, bool) {
-				j := start + i - 1
-				if j >= int64(len(pool)) {
-					exhausted.Store(true)
-					return request{}, false
-				}
-				return request{method: "POST", url: bases[w%len(bases)] + "/v1/operations", contentType: "application/jose", body: pool[j]}, true
-			}
+			pool.refill(c.duration.Seconds())
+			trustNext := pool.nextFor(bases)
 			stopProfile := func() {}
 			if round == 0 {
 				leader := leaderAdmin(nodes)
@@ -828,7 +806,6 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 				defer stopProfile()
 				return closedLoop(ctx, clients, c.duration, trustNext, func(s int) bool { return s == 201 })
 			})
-			used += ts.Requests + ts.Errors + int64(clients)
 			if ts.PerSecond > r.Trustd.PerSecond {
 				r.Trustd, r.TrustdCPUms, r.TrustdFaults = ts, cpu, faults
 			}

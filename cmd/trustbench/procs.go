@@ -131,6 +131,7 @@ func settleAll(ctx context.Context, ps []*process, limit time.Duration) {
 	}
 	start := time.Now()
 	c0 := make([]float64, len(ps))
+	busy := make([]float64, len(ps)) // each one's CPU in the last second
 	for quiet := 0; quiet < 2 && time.Since(start) < limit && ctx.Err() == nil; {
 		for i, p := range ps {
 			c0[i] = p.cpuSeconds()
@@ -138,7 +139,7 @@ func settleAll(ctx context.Context, ps []*process, limit time.Duration) {
 		time.Sleep(time.Second)
 		idle := true
 		for i, p := range ps {
-			if p.cpuSeconds()-c0[i] >= 0.03 {
+			if busy[i] = p.cpuSeconds() - c0[i]; busy[i] >= 0.03 {
 				idle = false
 			}
 		}
@@ -150,10 +151,18 @@ func settleAll(ctx context.Context, ps []*process, limit time.Duration) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		names := make([]string, len(ps))
+		var still []string
 		for i, p := range ps {
 			names[i] = p.name
+			if busy[i] >= 0.03 {
+				still = append(still, fmt.Sprintf("%s %.0f %%", p.name, busy[i]*100))
+			}
 		}
-		fmt.Fprintf(os.Stderr, "%s settled after %s\n", strings.Join(names, ", "), d.Round(time.Second))
+		if len(still) > 0 && d >= limit {
+			fmt.Fprintf(os.Stderr, "%s not idle after %s (of a core in the last second: %s)\n", strings.Join(names, ", "), d.Round(time.Second), strings.Join(still, ", "))
+		} else {
+			fmt.Fprintf(os.Stderr, "%s settled after %s\n", strings.Join(names, ", "), d.Round(time.Second))
+		}
 	}
 }
 
