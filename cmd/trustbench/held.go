@@ -41,7 +41,7 @@ func startHeldCluster(ctx context.Context, c config, dir string) (*heldCluster, 
 		return h, err
 	}
 	for _, n := range nodes {
-		n.process.name = "held-" + n.process.name // in what settle prints
+		n.name = "held-" + n.name // in what settle prints
 		h.bases = append(h.bases, n.url)
 		h.procs = append(h.procs, n.process)
 	}
