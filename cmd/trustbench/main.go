@@ -777,6 +777,14 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 	for _, n := range nodes {
 		tprocs = append(tprocs, n.process)
 	}
+	// Each process's floor, once the clusters have settled from their
+	// start and loads: the settles after the runs wait for CPU above it,
+	// and do not count it (measured).
+	floored := slices.Concat(tprocs, etcdProcs)
+	if held != nil {
+		floored = append(floored, held.procs...)
+	}
+	measureFloor(ctx, floored, c.settleLimit())
 	for _, clients := range c.writers {
 		fmt.Fprintf(os.Stderr, "writes: %d clients, %s runs\n", clients, c.duration)
 		r := writeResult{Clients: clients}

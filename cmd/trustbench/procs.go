@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +26,11 @@ type process struct {
 	log     *os.File
 	exited  chan struct{} // closed when the process has exited and been reaped
 	waitErr error         // how it exited; read after exited is closed
+	// floor is the process's CPU with nothing asked of it, in CPU seconds
+	// per second (measureFloor; zero until measured): an idle trustd
+	// leader sends raft's commit-index AppendEntries to each follower every
+	// 50–100 ms (CommitTimeout) and uses 1.5–3 % of a core doing so.
+	floor float64
 }
 
 func (p *process) stop() {
@@ -114,8 +120,12 @@ func (p *process) logTail(n int64) string {
 	return string(raw)
 }
 
-// settle waits, up to limit, until p is idle (under 3 % of a core in each
-// of two seconds running): after a bulk load a node still flushes and
+// idleMargin is how much CPU above its floor a process may use and count
+// as idle: 3 % of a core.
+const idleMargin = 0.03
+
+// settle waits, up to limit, until p is idle (under 3 % of a core above
+// its floor in each of two seconds running): after a bulk load a node still flushes and
 // compacts its state for a while, and measuring then would charge that to
 // whatever runs beside it. One quiet second was once taken for the end of
 // a minute of compactions.
@@ -124,10 +134,11 @@ func settle(ctx context.Context, p *process, limit time.Duration) {
 }
 
 // settleAll is settle for every process of ps at once: two seconds
-// running in which each used under 3 % of a core.
-func settleAll(ctx context.Context, ps []*process, limit time.Duration) {
+// running in which each used under 3 % of a core above its floor. It
+// returns how long it waited.
+func settleAll(ctx context.Context, ps []*process, limit time.Duration) time.Duration {
 	if len(ps) == 0 {
-		return
+		return 0
 	}
 	start := time.Now()
 	c0 := make([]float64, len(ps))
@@ -139,7 +150,7 @@ func settleAll(ctx context.Context, ps []*process, limit time.Duration) {
 		time.Sleep(time.Second)
 		idle := true
 		for i, p := range ps {
-			if busy[i] = p.cpuSeconds() - c0[i]; busy[i] >= 0.03 {
+			if busy[i] = p.cpuSeconds() - c0[i]; busy[i] >= p.floor+idleMargin {
 				idle = false
 			}
 		}
@@ -149,12 +160,13 @@ func settleAll(ctx context.Context, ps []*process, limit time.Duration) {
 			quiet = 0
 		}
 	}
-	if d := time.Since(start); d > 3*time.Second {
+	d := time.Since(start)
+	if d > 3*time.Second {
 		names := make([]string, len(ps))
 		var still []string
 		for i, p := range ps {
 			names[i] = p.name
-			if busy[i] >= 0.03 {
+			if busy[i] >= p.floor+idleMargin {
 				still = append(still, fmt.Sprintf("%s %.0f %%", p.name, busy[i]*100))
 			}
 		}
@@ -164,19 +176,58 @@ func settleAll(ctx context.Context, ps []*process, limit time.Duration) {
 			fmt.Fprintf(os.Stderr, "%s settled after %s\n", strings.Join(names, ", "), d.Round(time.Second))
 		}
 	}
+	return d
+}
+
+// measureFloor waits until ps settle, then sets each one's floor: the
+// least CPU it used in any of three seconds with nothing asked of it.
+func measureFloor(ctx context.Context, ps []*process, limit time.Duration) {
+	settleAll(ctx, ps, limit)
+	floors := make([]float64, len(ps))
+	for i := range floors {
+		floors[i] = math.Inf(1)
+	}
+	for range 3 {
+		c0 := make([]float64, len(ps))
+		for i, p := range ps {
+			c0[i] = p.cpuSeconds()
+		}
+		t0 := time.Now()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		el := time.Since(t0).Seconds()
+		for i, p := range ps {
+			floors[i] = min(floors[i], (p.cpuSeconds()-c0[i])/el)
+		}
+	}
+	var said []string
+	for i, p := range ps {
+		p.floor = floors[i]
+		said = append(said, fmt.Sprintf("%s %.1f %%", p.name, p.floor*100))
+	}
+	fmt.Fprintf(os.Stderr, "idle floors (of a core): %s\n", strings.Join(said, ", "))
 }
 
 // measured runs one measured load on the processes ps and returns its
 // stats with their CPU time and minor page faults per request, counted
 // until ps settle afterwards: the flushes and compactions a run leaves
-// behind are its own cost, and run beside the next one otherwise.
+// behind are its own cost, and run beside the next one otherwise. What
+// the processes use at their floors while settling is not counted: it is
+// not the run's (the run's own time counts whole).
 func measured(ctx context.Context, c config, ps []*process, run func() stats) (s stats, cpuMs, faults float64) {
 	cpu0, flt0 := usageOf(ps)
 	s = run()
-	settleAll(ctx, ps, c.settleLimit())
+	waited := settleAll(ctx, ps, c.settleLimit())
 	if s.Requests > 0 {
 		cpu1, flt1 := usageOf(ps)
-		cpuMs, faults = (cpu1-cpu0)*1000/float64(s.Requests), (flt1-flt0)/float64(s.Requests)
+		idle := 0.0
+		for _, p := range ps {
+			idle += p.floor * waited.Seconds()
+		}
+		cpuMs, faults = max(0, cpu1-cpu0-idle)*1000/float64(s.Requests), (flt1-flt0)/float64(s.Requests)
 	}
 	return s, cpuMs, faults
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -119,5 +120,35 @@ func TestWritePageFaultsArePrinted(t *testing.T) {
 	}
 	if want := "64 clients, minor page faults per write (kept runs): trustd 4.2, etcd via gRPC 0.5, via JSON 0.8"; !strings.Contains(out.String(), want) {
 		t.Fatalf("the report does not give the page faults per write (%q):\n%s", want, out.String())
+	}
+}
+
+// What a process uses at its floor while the settle after a run waits is
+// not charged to the run: a run that asked nothing of a process that ticks
+// steadily (here a shell counting to 2,000 between sleeps of 50 ms, as a
+// raft leader's heartbeats keep it busy) costs about nothing, not its floor over the
+// wait; and such a process counts as idle once its floor is known.
+func TestSettleDoesNotChargeTheFloor(t *testing.T) {
+	p, err := start(t.TempDir(), "ticking", "/bin/sh", "-c", "while :; do i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done; sleep 0.05; done")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.stop()
+	ps := []*process{p}
+	ctx := context.Background()
+	measureFloor(ctx, ps, 10*time.Second)
+	if p.floor <= 0 {
+		t.Skipf("the ticking process used no CPU (%.3f of a core): nothing to tell apart", p.floor)
+	}
+	const requests = 1000
+	cpu0 := p.cpuSeconds()
+	s, cpuMs, _ := measured(ctx, config{short: true}, ps, func() stats { return stats{Requests: requests} })
+	used := p.cpuSeconds() - cpu0
+	if s.Requests != requests {
+		t.Fatalf("stats not passed through: %+v", s)
+	}
+	charged := cpuMs * requests / 1000 // CPU seconds charged to the run
+	if charged < 0 || charged > 0.9*used {
+		t.Fatalf("charged %.3f s of CPU to a run that asked nothing; the process used %.3f s at its floor of %.1f %% while the settle waited", charged, used, p.floor*100)
 	}
 }
