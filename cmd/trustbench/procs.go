@@ -125,9 +125,9 @@ func (p *process) logTail(n int64) string {
 const idleMargin = 0.03
 
 // settle waits, up to limit, until p is idle (under 3 % of a core above
-// its floor in each of two seconds running): after a bulk load a node still flushes and
-// compacts its state for a while, and measuring then would charge that to
-// whatever runs beside it. One quiet second was once taken for the end of
+// its floor in each of two seconds running): after a bulk load a node
+// still flushes and compacts its state for a while, and measuring then
+// would charge that to whatever runs beside it. One quiet second was once taken for the end of
 // a minute of compactions.
 func settle(ctx context.Context, p *process, limit time.Duration) {
 	settleAll(ctx, []*process{p}, limit)
@@ -141,16 +141,16 @@ func settleAll(ctx context.Context, ps []*process, limit time.Duration) time.Dur
 		return 0
 	}
 	start := time.Now()
-	c0 := make([]float64, len(ps))
 	busy := make([]float64, len(ps)) // each one's CPU in the last second
-	for quiet := 0; quiet < 2 && time.Since(start) < limit && ctx.Err() == nil; {
-		for i, p := range ps {
-			c0[i] = p.cpuSeconds()
+	for quiet := 0; quiet < 2 && time.Since(start) < limit; {
+		rates, ok := cpuRates(ctx, ps)
+		if !ok {
+			break
 		}
-		time.Sleep(time.Second)
+		busy = rates
 		idle := true
 		for i, p := range ps {
-			if busy[i] = p.cpuSeconds() - c0[i]; busy[i] >= p.floor+idleMargin {
+			if busy[i] >= p.floor+idleMargin {
 				idle = false
 			}
 		}
@@ -179,6 +179,27 @@ func settleAll(ctx context.Context, ps []*process, limit time.Duration) time.Dur
 	return d
 }
 
+// cpuRates returns the CPU each process of ps uses over the next second,
+// in CPU seconds per second; false when ctx ends first.
+func cpuRates(ctx context.Context, ps []*process) ([]float64, bool) {
+	c0 := make([]float64, len(ps))
+	for i, p := range ps {
+		c0[i] = p.cpuSeconds()
+	}
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+		return nil, false
+	case <-time.After(time.Second):
+	}
+	el := time.Since(t0).Seconds()
+	rates := make([]float64, len(ps))
+	for i, p := range ps {
+		rates[i] = (p.cpuSeconds() - c0[i]) / el
+	}
+	return rates, true
+}
+
 // measureFloor waits until ps settle, then sets each one's floor: the
 // least CPU it used in any of three seconds with nothing asked of it.
 func measureFloor(ctx context.Context, ps []*process, limit time.Duration) {
@@ -188,19 +209,12 @@ func measureFloor(ctx context.Context, ps []*process, limit time.Duration) {
 		floors[i] = math.Inf(1)
 	}
 	for range 3 {
-		c0 := make([]float64, len(ps))
-		for i, p := range ps {
-			c0[i] = p.cpuSeconds()
-		}
-		t0 := time.Now()
-		select {
-		case <-ctx.Done():
+		rates, ok := cpuRates(ctx, ps)
+		if !ok {
 			return
-		case <-time.After(time.Second):
 		}
-		el := time.Since(t0).Seconds()
-		for i, p := range ps {
-			floors[i] = min(floors[i], (p.cpuSeconds()-c0[i])/el)
+		for i, r := range rates {
+			floors[i] = min(floors[i], r)
 		}
 	}
 	var said []string

@@ -126,8 +126,8 @@ func TestWritePageFaultsArePrinted(t *testing.T) {
 // What a process uses at its floor while the settle after a run waits is
 // not charged to the run: a run that asked nothing of a process that ticks
 // steadily (here a shell counting to 2,000 between sleeps of 50 ms, as a
-// raft leader's heartbeats keep it busy) costs about nothing, not its floor over the
-// wait; and such a process counts as idle once its floor is known.
+// raft leader's heartbeats keep it busy) costs about nothing, not its
+// floor over the wait.
 func TestSettleDoesNotChargeTheFloor(t *testing.T) {
 	p, err := start(t.TempDir(), "ticking", "/bin/sh", "-c", "while :; do i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done; sleep 0.05; done")
 	if err != nil {
