@@ -138,3 +138,52 @@ func applyColleges(t *testing.T, f *chainFixture, round, batches, n int) {
 		}
 	}
 }
+
+// The top cache's slots at every depth down to mapTopDepth hold what they
+// were given, apart from the running batch's writes, and a level's slots
+// are made only when the cache first reaches it.
+func TestMapTopLevels(t *testing.T) {
+	top := newMapTop()
+	for d := 0; d <= mapTopDepth; d++ {
+		if top.levels[d].recs != nil {
+			t.Fatalf("level %d made before it was reached", d)
+		}
+	}
+	last := topKey(mapTopDepth, 1<<mapTopDepth-1)
+	deep, ok := topSlot(last)
+	if !ok {
+		t.Fatalf("no slot for %x", last)
+	}
+	if _, known := top.getSlot(deep); known {
+		t.Fatal("an empty cache knows the last slot")
+	}
+	if top.levels[mapTopDepth].recs == nil || top.levels[mapTopDepth-1].recs != nil {
+		t.Fatal("reading the deepest slot made other levels than its own")
+	}
+	rec := []byte{1, 2, 3}
+	top.setKnown(deep, rec)
+	if got, known := top.get(last); !known || !bytes.Equal(got, rec) {
+		t.Fatalf("get(%x) = %x, %v; want %x", last, got, known, rec)
+	}
+	// A batch's write shadows the committed record until dropped.
+	top.setPending(deep, nil)
+	if got, known := top.getSlot(deep); !known || got != nil {
+		t.Fatalf("the batch's delete reads as %x, %v", got, known)
+	}
+	if got, _ := top.get(last); !bytes.Equal(got, rec) {
+		t.Fatalf("the batch's delete reached the committed record: %x", got)
+	}
+	top.discardPending()
+	if got, known := top.getSlot(deep); !known || !bytes.Equal(got, rec) {
+		t.Fatalf("after the drop the slot reads %x, %v; want %x", got, known, rec)
+	}
+	// Known absent is not unknown.
+	root, _ := topSlot(topKey(0, 0))
+	top.setKnown(root, nil)
+	if got, known := top.getSlot(root); !known || got != nil {
+		t.Fatalf("a known absent root reads %x, %v", got, known)
+	}
+	if _, known := top.get(topKey(mapTopDepth, 0)); known {
+		t.Fatal("a slot never set is known")
+	}
+}

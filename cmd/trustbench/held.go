@@ -58,11 +58,15 @@ func startHeldCluster(ctx context.Context, c config, dir string) (*heldCluster, 
 
 // run writes to the held cluster closed loop as the first cluster's run
 // does, and returns the run's stats with its CPU and minor faults per
-// acknowledged write.
-func (h *heldCluster) run(ctx context.Context, c config, clients int) (s stats, cpuMs, faults float64) {
+// acknowledged write. With profile (the first round), each node is
+// profiled over the run (with --profile), as the first cluster's are.
+func (h *heldCluster) run(ctx context.Context, c config, clients int, profile bool) (s stats, cpuMs, faults float64) {
 	h.pool.refill(c.duration.Seconds())
 	next := h.pool.nextFor(h.bases)
 	s, cpuMs, faults = measured(ctx, c, h.procs, func() stats {
+		if profile {
+			defer c.profileCluster(h.nodes, fmt.Sprintf("writes-%d-held", clients))()
+		}
 		return closedLoop(ctx, clients, c.duration, next, func(st int) bool { return st == 201 })
 	})
 	return s, cpuMs, faults

@@ -795,20 +795,7 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 			trustNext := pool.nextFor(bases)
 			stopProfile := func() {}
 			if round == 0 {
-				leader := leaderAdmin(nodes)
-				var stops []func()
-				for i, n := range nodes {
-					role := "follower"
-					if n.admin == leader {
-						role = "leader"
-					}
-					stops = append(stops, c.profileDuring(n.admin, fmt.Sprintf("writes-%d-node%d-%s", clients, i, role)))
-				}
-				stopProfile = func() {
-					for _, s := range stops {
-						s()
-					}
-				}
+				stopProfile = c.profileCluster(nodes, fmt.Sprintf("writes-%d", clients))
 			}
 			ts, cpu, faults := measured(ctx, c, tprocs, func() stats {
 				defer stopProfile()
@@ -818,7 +805,7 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 				r.Trustd, r.TrustdCPUms, r.TrustdFaults = ts, cpu, faults
 			}
 			if held != nil {
-				hs, cpu, faults := held.run(ctx, c, clients)
+				hs, cpu, faults := held.run(ctx, c, clients, round == 0)
 				if hs.PerSecond > r.TrustdHeld.PerSecond {
 					r.TrustdHeld, r.TrustdHeldCPUms, r.TrustdHeldFaults = hs, cpu, faults
 				}
@@ -1032,6 +1019,26 @@ func (c config) profileDuring(admin, name string) func() {
 }
 
 // leaderAdmin returns the admin address of the node that leads.
+// profileCluster starts a CPU profile of each node of a cluster (with
+// --profile), saved as PREFIX-nodeI-ROLE.pprof, and returns what stops
+// them all.
+func (c config) profileCluster(nodes []*trustdNode, prefix string) func() {
+	leader := leaderAdmin(nodes)
+	var stops []func()
+	for i, n := range nodes {
+		role := "follower"
+		if n.admin == leader {
+			role = "leader"
+		}
+		stops = append(stops, c.profileDuring(n.admin, fmt.Sprintf("%s-node%d-%s", prefix, i, role)))
+	}
+	return func() {
+		for _, s := range stops {
+			s()
+		}
+	}
+}
+
 func leaderAdmin(nodes []*trustdNode) string {
 	for _, n := range nodes {
 		resp, err := http.Get(n.url + "/v1/status")
