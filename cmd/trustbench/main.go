@@ -189,6 +189,12 @@ type writeResult struct {
 	RatioHeld            float64   `json:"ratio_held,omitempty"`
 	RoundRatiosHeld      []float64 `json:"round_ratios_held,omitempty"`
 	MedianRoundRatioHeld float64   `json:"median_round_ratio_held,omitempty"`
+
+	// The raft snapshots each cluster's nodes took during each round's
+	// run and the settle after it, all nodes together: a snapshot copies
+	// the whole state, so a round that holds one has less CPU for writes.
+	RoundSnapshots     []raftSnapshots `json:"round_snapshots,omitempty"`
+	RoundSnapshotsHeld []raftSnapshots `json:"round_snapshots_held,omitempty"`
 }
 
 type scaleResult struct {
@@ -797,15 +803,19 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 			if round == 0 {
 				stopProfile = c.profileCluster(nodes, fmt.Sprintf("writes-%d", clients))
 			}
+			snaps := snapshotsOf(nodes)
 			ts, cpu, faults := measured(ctx, c, tprocs, func() stats {
 				defer stopProfile()
 				return closedLoop(ctx, clients, c.duration, trustNext, func(s int) bool { return s == 201 })
 			})
+			r.RoundSnapshots = append(r.RoundSnapshots, snapshotsOf(nodes).since(snaps))
 			if ts.PerSecond > r.Trustd.PerSecond {
 				r.Trustd, r.TrustdCPUms, r.TrustdFaults = ts, cpu, faults
 			}
 			if held != nil {
+				snaps := snapshotsOf(held.nodes)
 				hs, cpu, faults := held.run(ctx, c, clients, round == 0)
+				r.RoundSnapshotsHeld = append(r.RoundSnapshotsHeld, snapshotsOf(held.nodes).since(snaps))
 				if hs.PerSecond > r.TrustdHeld.PerSecond {
 					r.TrustdHeld, r.TrustdHeldCPUms, r.TrustdHeldFaults = hs, cpu, faults
 				}
@@ -955,6 +965,13 @@ func printReport(w io.Writer, r *report) error {
 			if x.TrustdHeld.PerSecond > 0 {
 				ew.Printf("%8d clients, trustd / the same build held at feature level %d (no state commitment): %.0f / %.0f op/s = %.2f, each round%s (median %.2f); cpu/op %.2f / %.2f ms\n",
 					x.Clients, heldLevel, x.Trustd.PerSecond, x.TrustdHeld.PerSecond, x.RatioHeld, formatRatios(x.RoundRatiosHeld), x.MedianRoundRatioHeld, x.TrustdCPUms, x.TrustdHeldCPUms)
+			}
+			if len(x.RoundSnapshots) > 0 {
+				line := fmt.Sprintf("%8d clients, raft snapshots during each round's run and settle: trustd %s", x.Clients, formatSnapshots(x.RoundSnapshots))
+				if len(x.RoundSnapshotsHeld) > 0 {
+					line += "; held " + formatSnapshots(x.RoundSnapshotsHeld)
+				}
+				ew.Println(line)
 			}
 			if x.TrustdFaults > 0 {
 				ew.Printf("%8d clients, minor page faults per write (kept runs): trustd %.1f, etcd via gRPC %.1f, via JSON %.1f\n", x.Clients, x.TrustdFaults, x.EtcdGRPCFaults, x.EtcdFaults)

@@ -148,3 +148,62 @@ func partsLine(parts map[string]float64) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// raftSnapshots is the raft snapshots a cluster's nodes took so far, and
+// the seconds they took (trustd_raft_snapshot_duration_seconds, summed
+// over the nodes).
+type raftSnapshots struct {
+	Count   uint64
+	Seconds float64
+}
+
+// snapshotsOf reads raftSnapshots from every node's /metrics; a node that
+// cannot be read counts nothing.
+func snapshotsOf(nodes []*trustdNode) raftSnapshots {
+	var s raftSnapshots
+	for _, n := range nodes {
+		families, err := scrape(n.url)
+		if err != nil {
+			continue
+		}
+		s = s.plus(snapshotHistogram(families))
+	}
+	return s
+}
+
+// snapshotHistogram reads the snapshot histogram of one node's metrics.
+func snapshotHistogram(families map[string]*dto.MetricFamily) raftSnapshots {
+	f, ok := families["trustd_raft_snapshot_duration_seconds"]
+	if !ok {
+		return raftSnapshots{}
+	}
+	var s raftSnapshots
+	for _, m := range f.GetMetric() {
+		if h := m.GetHistogram(); h != nil {
+			s.Count += h.GetSampleCount()
+			s.Seconds += h.GetSampleSum()
+		}
+	}
+	return s
+}
+
+func (s raftSnapshots) plus(o raftSnapshots) raftSnapshots {
+	return raftSnapshots{Count: s.Count + o.Count, Seconds: s.Seconds + o.Seconds}
+}
+
+// since is what was taken between o and s (s read later).
+func (s raftSnapshots) since(o raftSnapshots) raftSnapshots {
+	return raftSnapshots{Count: s.Count - o.Count, Seconds: s.Seconds - o.Seconds}
+}
+
+// formatSnapshots writes each round's snapshots: " 0, 1 (2.3 s), 0".
+func formatSnapshots(rounds []raftSnapshots) string {
+	parts := make([]string, len(rounds))
+	for i, r := range rounds {
+		parts[i] = fmt.Sprint(r.Count)
+		if r.Count > 0 {
+			parts[i] += fmt.Sprintf(" (%.1f s)", r.Seconds)
+		}
+	}
+	return strings.Join(parts, ", ")
+}

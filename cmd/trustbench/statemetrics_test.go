@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // TestStateDiskUsageAndCommitmentShare: the state's parts are read from
@@ -53,5 +56,42 @@ func TestStateDiskUsageOfAnOlderTrustd(t *testing.T) {
 	defer srv.Close()
 	if parts, err := stateDiskUsage(srv.URL); err == nil {
 		t.Fatalf("parts %v from a trustd without trustd_state_disk_usage_bytes", parts)
+	}
+}
+
+// TestSnapshotsOf: the raft snapshots of a cluster are the sum of its
+// nodes' snapshot histograms (a node that cannot be read counts nothing),
+// and a round's are the difference of two reads.
+func TestSnapshotsOf(t *testing.T) {
+	var nodes []*trustdNode
+	var hists []prometheus.Histogram
+	for range 2 {
+		reg := prometheus.NewRegistry()
+		h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trustd_raft_snapshot_duration_seconds", Help: "raft snapshot durations"})
+		reg.MustRegister(h)
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		srv := httptest.NewServer(mux)
+		defer srv.Close()
+		nodes = append(nodes, &trustdNode{url: srv.URL})
+		hists = append(hists, h)
+	}
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	nodes = append(nodes, &trustdNode{url: down.URL})
+
+	before := snapshotsOf(nodes)
+	if before != (raftSnapshots{}) {
+		t.Fatalf("snapshots before any: %+v", before)
+	}
+	hists[0].Observe(0.5)
+	hists[1].Observe(1.25)
+	hists[1].Observe(0.25)
+	got := snapshotsOf(nodes).since(before)
+	if got.Count != 3 || got.Seconds != 2 {
+		t.Fatalf("snapshots %+v, want 3 taking 2 s", got)
+	}
+	if s := formatSnapshots([]raftSnapshots{{}, got}); s != "0, 3 (2.0 s)" {
+		t.Fatalf("printed as %q", s)
 	}
 }
