@@ -153,8 +153,8 @@ func partsLine(parts map[string]float64) string {
 // the seconds they took (trustd_raft_snapshot_duration_seconds, summed
 // over the nodes).
 type raftSnapshots struct {
-	Count   uint64
-	Seconds float64
+	Count   uint64  `json:"count"`
+	Seconds float64 `json:"seconds"`
 }
 
 // snapshotsOf reads raftSnapshots from every node's /metrics; a node that
