@@ -173,6 +173,9 @@ func Start(cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open snapshot store: %w", err), logs.Close())
 	}
+	if cp, ok := cfg.StateMachine.(Checkpointing); ok {
+		snaps.ckpts.open = cp.OpenCheckpoint
+	}
 	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine, codec: cfg.Codec, gater: cfg.Gater, leaderWait: cfg.LeaderWait, prepare: cfg.Prepare, life: newLifetime(), contacts: cfg.Contacts, idempotent: cfg.IdempotentCommands, featureLevel: cfg.FeatureLevel, clusterLevel: cfg.ClusterFeatureLevel, metrics: newRaftMetrics()}
 	if c.leaderWait <= 0 {
 		c.leaderWait = 3 * time.Second
@@ -241,7 +244,10 @@ func Start(cfg Config) (*Cluster, error) {
 			logger.Info("bootstrapped a new cluster", "voters", len(conf.Servers))
 		}
 	}
-	f := &fsm{sm: cfg.StateMachine, metrics: c.metrics}
+	f := &fsm{sm: cfg.StateMachine, metrics: c.metrics, log: logger}
+	if snaps.ckpts.open != nil {
+		f.ckpts = snaps.ckpts
+	}
 	r, err := raft.NewRaft(rc, f, logs, logs, snaps, c.watch)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("start raft: %w", err), c.close())

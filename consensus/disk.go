@@ -1,8 +1,10 @@
 package consensus
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -135,8 +137,9 @@ func roomToOpen(dir string) error {
 // refusal.
 type snapshotStore struct {
 	*raft.FileSnapshotStore
-	dir  string // where raft keeps the snapshots: <raft dir>/snapshots
-	disk *diskGuard
+	dir   string // where raft keeps the snapshots: <raft dir>/snapshots
+	disk  *diskGuard
+	ckpts *checkpoints // snapshots kept as checkpoints (snapshot_checkpoint.go)
 }
 
 var _ raft.SnapshotStore = (*snapshotStore)(nil)
@@ -154,7 +157,11 @@ func openSnapshotStore(dir string, disk *diskGuard, logger *slog.Logger) (*snaps
 	if err != nil {
 		return nil, err
 	}
-	s := &snapshotStore{FileSnapshotStore: fs, dir: filepath.Join(dir, "snapshots"), disk: disk}
+	ckpts, err := newCheckpoints(filepath.Join(dir, "checkpoints"), logger)
+	if err != nil {
+		return nil, err
+	}
+	s := &snapshotStore{FileSnapshotStore: fs, dir: filepath.Join(dir, "snapshots"), disk: disk, ckpts: ckpts}
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return nil, err
@@ -167,7 +174,40 @@ func openSnapshotStore(dir string, disk *diskGuard, logger *slog.Logger) (*snaps
 			disk.log.Warn("removed a snapshot left unfinished", "dir", filepath.Join(s.dir, e.Name()))
 		}
 	}
-	return s, nil
+	return s, s.prune()
+}
+
+// prune removes the checkpoints of snapshots the store no longer holds.
+func (s *snapshotStore) prune() error {
+	held, err := s.List()
+	if err != nil {
+		return err
+	}
+	if err := s.ckpts.prune(held); err != nil {
+		return fmt.Errorf("remove the checkpoints of removed snapshots: %w", err)
+	}
+	return nil
+}
+
+// Open opens a snapshot to read; one kept as a checkpoint is streamed
+// first (checkpoints.stream), and its meta carries the stream's size.
+func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	meta, rc, err := s.FileSnapshotStore.Open(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	head := make([]byte, len(checkpointMagic))
+	n, err := io.ReadFull(rc, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, nil, errors.Join(err, rc.Close())
+	}
+	if n < len(head) || !isCheckpointRef(head) || meta.Size != int64(len(checkpointMagic)) {
+		return meta, &peekedReader{Reader: io.MultiReader(bytes.NewReader(head[:n]), rc), rc: rc}, nil
+	}
+	closeRead(rc)
+	s.ckpts.begin(id)
+	defer s.ckpts.end(id)
+	return s.ckpts.stream(meta)
 }
 
 // Create begins a snapshot, unless the disk is full.
@@ -179,15 +219,16 @@ func (s *snapshotStore) Create(version raft.SnapshotVersion, index, term uint64,
 	if err != nil {
 		return nil, s.disk.failed(err)
 	}
-	return &cleanSink{SnapshotSink: sink, dir: filepath.Join(s.dir, sink.ID()+snapshotTmpSuffix), disk: s.disk}, nil
+	return &cleanSink{SnapshotSink: sink, dir: filepath.Join(s.dir, sink.ID()+snapshotTmpSuffix), disk: s.disk, store: s}, nil
 }
 
 // cleanSink removes its temporary directory whenever the snapshot does not
 // become a complete one.
 type cleanSink struct {
 	raft.SnapshotSink
-	dir  string
-	disk *diskGuard
+	dir   string
+	disk  *diskGuard
+	store *snapshotStore
 }
 
 // Write refuses data the disk has no room for before it reaches raft's
@@ -208,9 +249,15 @@ func (c *cleanSink) Write(p []byte) (int, error) {
 func (c *cleanSink) Close() error {
 	err := c.SnapshotSink.Close()
 	if err != nil {
-		err = errors.Join(c.disk.failed(err), c.remove())
+		return errors.Join(c.disk.failed(err), c.remove())
 	}
-	return err
+	// raft's store removed the snapshots past the newest two: their
+	// checkpoints go too. A failure leaves a checkpoint to the next prune;
+	// the snapshot itself is complete.
+	if err := c.store.prune(); err != nil {
+		c.disk.log.Warn("could not remove the checkpoints of removed snapshots", "err", err)
+	}
+	return nil
 }
 
 func (c *cleanSink) Cancel() error {

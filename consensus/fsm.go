@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -53,6 +55,8 @@ func unstamp(index uint64, data []byte) Entry {
 type fsm struct {
 	sm      StateMachine
 	metrics *raftMetrics
+	ckpts   *checkpoints // where snapshots are kept as checkpoints, when sm is Checkpointing
+	log     *slog.Logger
 	// raft is set once raft has started; until then no commit latency is
 	// observed (raft may apply before NewRaft returns).
 	raft atomic.Pointer[raft.Raft]
@@ -99,6 +103,18 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	start := time.Now()
+	if cp, ok := f.sm.(Checkpointing); ok && f.ckpts != nil {
+		dir := f.ckpts.pending()
+		err := cp.Checkpoint(dir)
+		if err == nil {
+			return &checkpointSnapshot{ckpts: f.ckpts, dir: dir, start: start, took: f.metrics.snapshot}, nil
+		}
+		// Streamed as before, from the state as it is.
+		f.log.Warn("could not keep a snapshot as a checkpoint; streaming it", "err", err)
+		if err := os.RemoveAll(dir); err != nil {
+			f.log.Warn("could not remove a failed checkpoint", "dir", dir, "err", err)
+		}
+	}
 	s, err := f.sm.Snapshot()
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/registry"
@@ -12,7 +13,8 @@ import (
 
 // stateMachine presents the registry to the consensus layer.
 type stateMachine struct {
-	s *registry.State
+	s   *registry.State
+	log *slog.Logger
 }
 
 func (m stateMachine) Apply(entries []consensus.Entry) []any {
@@ -49,4 +51,11 @@ func (resultCodec) Decode(b []byte) (any, error) {
 		return nil, fmt.Errorf("decode forwarded result: %w", err)
 	}
 	return &r, nil
+}
+
+// Checkpoint and OpenCheckpoint keep the node's raft snapshots as Pebble
+// checkpoints of the state (consensus.Checkpointing).
+func (m stateMachine) Checkpoint(dir string) error { return m.s.Checkpoint(dir) }
+func (m stateMachine) OpenCheckpoint(dir string) (consensus.Snapshot, error) {
+	return registry.OpenCheckpoint(dir, m.log)
 }

@@ -31,11 +31,12 @@ import (
 )
 
 var (
-	_ gateway.Registry       = (*registry.State)(nil)
-	_ gateway.Writer         = (*Node)(nil)
-	_ gateway.Node           = (*Node)(nil)
-	_ consensus.StateMachine = stateMachine{}
-	_ consensus.Snapshot     = (*registry.Snapshot)(nil)
+	_ gateway.Registry        = (*registry.State)(nil)
+	_ gateway.Writer          = (*Node)(nil)
+	_ gateway.Node            = (*Node)(nil)
+	_ consensus.StateMachine  = stateMachine{}
+	_ consensus.Checkpointing = stateMachine{}
+	_ consensus.Snapshot      = (*registry.Snapshot)(nil)
 )
 
 // Node is one running trustreg node.
@@ -156,7 +157,7 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 		return nil, err
 	}
 	n.cluster, err = consensus.Start(consensus.Config{
-		Dir: filepath.Join(cfg.DataDir, "raft"), Host: n.host, StateMachine: stateMachine{n.State}, Logger: logger,
+		Dir: filepath.Join(cfg.DataDir, "raft"), Host: n.host, StateMachine: stateMachine{s: n.State, log: logger}, Logger: logger,
 		Bootstrap: cfg.Raft.Bootstrap && len(joins) == 0, Voters: peers, Contacts: append(slices.Clone(peers), joins...),
 		ClusterID: n.State.GenesisCID(), Codec: resultCodec{}, Gater: n.gater, Prepare: n.prepare,
 		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold, TrailingLogs: cfg.Raft.TrailingLogs,

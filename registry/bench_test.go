@@ -346,12 +346,13 @@ func loadAccreditations(b *testing.B, f *chainFixture, n int) {
 }
 
 // BenchmarkSnapshotCapture compares, on a state of 20,000 accreditations
-// with the commitment on, what a raft snapshot costs the node that takes
-// it today (the whole state streamed through zstd: Snapshot.WriteTo)
-// with what a Pebble checkpoint of the same state costs (hard links to
-// its sstables and blob files, a copy of the WAL and the manifest), the
-// capture a snapshot that is streamed only when a follower needs one would
-// make instead. Each reports the process's CPU per snapshot.
+// with the commitment on, what a raft snapshot streamed when taken costs
+// (the whole state through zstd: Snapshot.WriteTo, as every snapshot was
+// made before they were kept as checkpoints) with what a Pebble
+// checkpoint of the same state costs (hard links to its sstables and blob
+// files, a copy of the WAL and the manifest), the capture a node's raft
+// snapshot makes now; the stream is made from it only when one is sent.
+// Each reports the process's CPU per snapshot.
 func BenchmarkSnapshotCapture(b *testing.B) {
 	f := mustChain(b)
 	f.mustRaiseLevel(FeatureLevelCommitment)

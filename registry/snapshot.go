@@ -58,6 +58,7 @@ var ErrSnapshot = errors.New("registry: bad snapshot")
 type Snapshot struct {
 	snap *pebble.Snapshot
 	ov   *mapOverlay // the map overlay that goes with snap (journal.go)
+	db   *pebble.DB  // a checkpoint's database (OpenCheckpoint), closed with the snapshot
 }
 
 // Snapshot captures the state as of the last applied entry. It is cheap;
@@ -75,6 +76,9 @@ func (s *store) Snapshot() *Snapshot {
 // Release frees the snapshot.
 func (sn *Snapshot) Release() {
 	_ = sn.snap.Close() // a snapshot holds no writes: its Close has nothing to report
+	if sn.db != nil {
+		_ = sn.db.Close() // read-only: nothing written to lose
+	}
 }
 
 // WriteTo streams the snapshot to w.
