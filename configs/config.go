@@ -104,6 +104,7 @@ type RaftConfig struct {
 	SnapshotInterval  time.Duration `mapstructure:"snapshot_interval" json:"snapshot_interval"`
 	SnapshotThreshold uint64        `mapstructure:"snapshot_threshold" json:"snapshot_threshold"`
 	TrailingLogs      uint64        `mapstructure:"trailing_logs" json:"trailing_logs"`
+	StreamSnapshots   bool          `mapstructure:"stream_snapshots" json:"stream_snapshots"`
 	HeartbeatTimeout  time.Duration `mapstructure:"heartbeat_timeout" json:"heartbeat_timeout"`
 	ElectionTimeout   time.Duration `mapstructure:"election_timeout" json:"election_timeout"`
 	Join              []string      `mapstructure:"join" json:"join"`

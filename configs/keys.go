@@ -87,6 +87,8 @@ var keyTable = []key{
 		"log entries since the last snapshot that make raft take another"),
 	keyOf(func(c *Config) *uint64 { return &c.Raft.TrailingLogs }, 10240, "",
 		"log entries kept after a snapshot, so lagging followers catch up from the log"),
+	keyOf(func(c *Config) *bool { return &c.Raft.StreamSnapshots }, false, "",
+		"write this node's raft snapshots as streams of the whole state when taken, as earlier builds did and can read, instead of keeping them as checkpoints of the state streamed only when sent; set it, then take a snapshot, before rolling back to an earlier build"),
 	keyOf(func(c *Config) *time.Duration { return &c.Raft.HeartbeatTimeout }, time.Second, "",
 		"time without contact from the leader before a follower starts an election (at least 10ms)"),
 	keyOf(func(c *Config) *time.Duration { return &c.Raft.ElectionTimeout }, time.Second, "",

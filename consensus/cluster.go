@@ -50,6 +50,10 @@ type Config struct {
 	SnapshotInterval  time.Duration
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
+	// StreamSnapshots: the node's own snapshots are streams written when
+	// taken, as before they were kept as checkpoints (Checkpointing), which
+	// an earlier build can read; those kept as checkpoints still open.
+	StreamSnapshots bool
 	// Timing; zero values take raft's defaults scaled for a LAN.
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
@@ -245,7 +249,7 @@ func Start(cfg Config) (*Cluster, error) {
 		}
 	}
 	f := &fsm{sm: cfg.StateMachine, metrics: c.metrics, log: logger}
-	if snaps.ckpts.open != nil {
+	if snaps.ckpts.open != nil && !cfg.StreamSnapshots {
 		f.ckpts = snaps.ckpts
 	}
 	r, err := raft.NewRaft(rc, f, logs, logs, snaps, c.watch)

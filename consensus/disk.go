@@ -157,7 +157,7 @@ func openSnapshotStore(dir string, disk *diskGuard, logger *slog.Logger) (*snaps
 	if err != nil {
 		return nil, err
 	}
-	ckpts, err := newCheckpoints(filepath.Join(dir, "checkpoints"), logger)
+	ckpts, err := newCheckpoints(filepath.Join(dir, "checkpoints"), filepath.Join(dir, "snapshots"), disk, disk.log)
 	if err != nil {
 		return nil, err
 	}
@@ -174,19 +174,10 @@ func openSnapshotStore(dir string, disk *diskGuard, logger *slog.Logger) (*snaps
 			disk.log.Warn("removed a snapshot left unfinished", "dir", filepath.Join(s.dir, e.Name()))
 		}
 	}
-	return s, s.prune()
-}
-
-// prune removes the checkpoints of snapshots the store no longer holds.
-func (s *snapshotStore) prune() error {
-	held, err := s.List()
-	if err != nil {
-		return err
+	if err := s.ckpts.prune(); err != nil {
+		disk.log.Warn("could not remove the checkpoints of removed snapshots", "err", err)
 	}
-	if err := s.ckpts.prune(held); err != nil {
-		return fmt.Errorf("remove the checkpoints of removed snapshots: %w", err)
-	}
-	return nil
+	return s, nil
 }
 
 // Open opens a snapshot to read; one kept as a checkpoint is streamed
@@ -205,8 +196,6 @@ func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, erro
 		return meta, &peekedReader{Reader: io.MultiReader(bytes.NewReader(head[:n]), rc), rc: rc}, nil
 	}
 	closeRead(rc)
-	s.ckpts.begin(id)
-	defer s.ckpts.end(id)
 	return s.ckpts.stream(meta)
 }
 
@@ -254,7 +243,7 @@ func (c *cleanSink) Close() error {
 	// raft's store removed the snapshots past the newest two: their
 	// checkpoints go too. A failure leaves a checkpoint to the next prune;
 	// the snapshot itself is complete.
-	if err := c.store.prune(); err != nil {
+	if err := c.store.ckpts.prune(); err != nil {
 		c.disk.log.Warn("could not remove the checkpoints of removed snapshots", "err", err)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -49,21 +50,46 @@ const (
 
 // checkpoints is the directory of the checkpoints of a snapshot store.
 type checkpoints struct {
-	dir     string
-	open    func(dir string) (Snapshot, error) // the state machine's OpenCheckpoint; nil without
-	log     *slog.Logger
-	seq     atomic.Uint64
-	mu      sync.Mutex
-	writing map[string]int // ids of snapshots being written: not pruned
+	dir      string                             // <raft dir>/checkpoints
+	snapDir  string                             // <raft dir>/snapshots, raft's file store
+	open     func(dir string) (Snapshot, error) // the state machine's OpenCheckpoint; nil without
+	disk     *diskGuard
+	log      *slog.Logger
+	seq      atomic.Uint64
+	mu       sync.Mutex
+	streams  map[string]*sharedStream // by snapshot id: streams made and being read
+	failures map[string]streamFailure // by snapshot id: the last stream that could not be made
 }
 
-func newCheckpoints(dir string, log *slog.Logger) (*checkpoints, error) {
+// streamRetryAfter is how long a stream that could not be made is not
+// tried again: raft retries a send whose Open failed at its commit
+// timeout (50 ms), and each try writes until the disk guard stops it.
+const streamRetryAfter = 10 * time.Second
+
+// sharedStream is the stream of one snapshot's checkpoint in a temporary
+// file, made once and read by every send that opens the snapshot while it
+// exists; removed when the last reader closes it.
+type sharedStream struct {
+	ready chan struct{} // closed once made (or failed)
+	path  string
+	size  int64
+	err   error
+	refs  int
+}
+
+type streamFailure struct {
+	at  time.Time
+	err error
+}
+
+func newCheckpoints(dir, snapDir string, disk *diskGuard, log *slog.Logger) (*checkpoints, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	c := &checkpoints{dir: dir, log: log, writing: map[string]int{}}
+	c := &checkpoints{dir: dir, snapDir: snapDir, disk: disk, log: log, streams: map[string]*sharedStream{}, failures: map[string]streamFailure{}}
 	// What a crash left: checkpoints never given to a snapshot, and
-	// streams being made.
+	// streams being made. A failure to remove them is only logged: they
+	// take room, and the next start tries again.
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -71,7 +97,7 @@ func newCheckpoints(dir string, log *slog.Logger) (*checkpoints, error) {
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), pendingPrefix) || strings.HasSuffix(e.Name(), streamSuffix) {
 			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-				return nil, fmt.Errorf("remove an unfinished checkpoint: %w", err)
+				log.Warn("could not remove an unfinished checkpoint", "path", filepath.Join(dir, e.Name()), "err", err)
 			}
 		}
 	}
@@ -87,27 +113,22 @@ func (c *checkpoints) pending() string {
 // path is the checkpoint directory of snapshot id.
 func (c *checkpoints) path(id string) string { return filepath.Join(c.dir, id) }
 
-func (c *checkpoints) begin(id string) {
-	c.mu.Lock()
-	c.writing[id]++
-	c.mu.Unlock()
+// snapshotHeld reports whether raft's store holds snapshot id, complete or
+// being written.
+func (c *checkpoints) snapshotHeld(id string) bool {
+	for _, name := range []string{id, id + snapshotTmpSuffix} {
+		if _, err := os.Stat(filepath.Join(c.snapDir, name)); !errors.Is(err, fs.ErrNotExist) {
+			return true // there, or not known to be gone: kept
+		}
+	}
+	return false
 }
 
-func (c *checkpoints) end(id string) {
-	c.mu.Lock()
-	if c.writing[id]--; c.writing[id] <= 0 {
-		delete(c.writing, id)
-	}
-	c.mu.Unlock()
-}
-
-// prune removes the checkpoints of snapshots the store no longer holds
-// (raft's file store keeps the newest two), except those being written.
-func (c *checkpoints) prune(held []*raft.SnapshotMeta) error {
-	keep := map[string]bool{}
-	for _, m := range held {
-		keep[m.ID] = true
-	}
+// prune removes the checkpoints of snapshots raft's store no longer holds
+// (it keeps the newest two), except those being streamed. Whether a
+// snapshot is held is read from its directory, at the moment of the
+// decision, so a snapshot completed meanwhile keeps its checkpoint.
+func (c *checkpoints) prune() error {
 	entries, err := os.ReadDir(c.dir)
 	if err != nil {
 		return err
@@ -117,7 +138,7 @@ func (c *checkpoints) prune(held []*raft.SnapshotMeta) error {
 	var errs []error
 	for _, e := range entries {
 		name := e.Name()
-		if !e.IsDir() || keep[name] || c.writing[name] > 0 || strings.HasPrefix(name, pendingPrefix) {
+		if !e.IsDir() || strings.HasPrefix(name, pendingPrefix) || c.streams[name] != nil || c.snapshotHeld(name) {
 			continue
 		}
 		errs = append(errs, os.RemoveAll(filepath.Join(c.dir, name)))
@@ -125,39 +146,120 @@ func (c *checkpoints) prune(held []*raft.SnapshotMeta) error {
 	return errors.Join(errs...)
 }
 
-// stream makes the stream of snapshot meta's checkpoint in a temporary
-// file, and returns the meta with the stream's size (raft sends the size
-// before the stream) and the file, removed when closed.
+// stream returns the stream of snapshot meta's checkpoint, with meta's
+// size set to the stream's (raft sends the size before the stream). The
+// stream is made once into a temporary file, which every send of the
+// snapshot reads while any does, and which the last reader's Close
+// removes. A stream that could not be made is not tried again for
+// streamRetryAfter.
 func (c *checkpoints) stream(meta *raft.SnapshotMeta) (*raft.SnapshotMeta, io.ReadCloser, error) {
 	if c.open == nil {
 		return nil, nil, fmt.Errorf("snapshot %s is kept as a checkpoint, and this state machine cannot open one", meta.ID)
 	}
+	id := meta.ID
+	c.mu.Lock()
+	s := c.streams[id]
+	if s == nil {
+		if f, ok := c.failures[id]; ok && time.Since(f.at) < streamRetryAfter {
+			c.mu.Unlock()
+			return nil, nil, f.err
+		}
+		s = &sharedStream{ready: make(chan struct{})}
+		c.streams[id] = s
+		s.refs++
+		c.mu.Unlock()
+		s.path, s.size, s.err = c.make(meta)
+		c.mu.Lock()
+		if s.err != nil {
+			delete(c.streams, id)
+			c.failures[id] = streamFailure{at: time.Now(), err: s.err}
+		} else {
+			delete(c.failures, id)
+		}
+		close(s.ready)
+		c.mu.Unlock()
+	} else {
+		s.refs++
+		c.mu.Unlock()
+		<-s.ready
+	}
+	if s.err != nil {
+		return nil, nil, s.err
+	}
+	f, err := os.Open(s.path)
+	if err != nil {
+		c.release(id, s)
+		return nil, nil, err
+	}
+	m := *meta
+	m.Size = s.size
+	return &m, &streamReader{File: f, done: func() { c.release(id, s) }}, nil
+}
+
+// release drops one reader of s, removing its file after the last.
+func (c *checkpoints) release(id string, s *sharedStream) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.refs--; s.refs > 0 || s.err != nil {
+		return
+	}
+	delete(c.streams, id)
+	if err := os.Remove(s.path); err != nil {
+		c.log.Warn("could not remove a snapshot's stream", "path", s.path, "err", err)
+	}
+}
+
+// make writes the stream of meta's checkpoint into a temporary file, within
+// the disk guard's room, and returns its path and size.
+func (c *checkpoints) make(meta *raft.SnapshotMeta) (string, int64, error) {
+	if err := c.disk.check(); err != nil {
+		return "", 0, fmt.Errorf("stream the checkpoint of snapshot %s: %w", meta.ID, err)
+	}
 	sn, err := c.open(c.path(meta.ID))
 	if err != nil {
-		return nil, nil, fmt.Errorf("open the checkpoint of snapshot %s: %w", meta.ID, err)
+		return "", 0, fmt.Errorf("open the checkpoint of snapshot %s: %w", meta.ID, err)
 	}
 	defer sn.Release()
 	f, err := os.CreateTemp(c.dir, meta.ID+"-*"+streamSuffix)
 	if err != nil {
-		return nil, nil, err
+		return "", 0, err
 	}
-	n, err := sn.WriteTo(f)
+	n, err := sn.WriteTo(&roomWriter{w: f, disk: c.disk})
 	if err == nil {
-		_, err = f.Seek(0, io.SeekStart)
+		err = f.Close()
+	} else {
+		err = errors.Join(err, f.Close())
 	}
 	if err != nil {
-		return nil, nil, errors.Join(fmt.Errorf("stream the checkpoint of snapshot %s: %w", meta.ID, err), f.Close(), os.Remove(f.Name()))
+		return "", 0, errors.Join(fmt.Errorf("stream the checkpoint of snapshot %s: %w", meta.ID, err), os.Remove(f.Name()))
 	}
-	m := *meta
-	m.Size = n
-	return &m, &removeOnClose{File: f}, nil
+	return f.Name(), n, nil
 }
 
-// removeOnClose is a temporary file that is removed once read and closed.
-type removeOnClose struct{ *os.File }
+// roomWriter refuses a write the disk guard has no room for.
+type roomWriter struct {
+	w    io.Writer
+	disk *diskGuard
+}
 
-func (r *removeOnClose) Close() error {
-	return errors.Join(r.File.Close(), os.Remove(r.Name()))
+func (r *roomWriter) Write(p []byte) (int, error) {
+	if err := r.disk.room(uint64(len(p)) + snapshotBufferBytes); err != nil {
+		return 0, err
+	}
+	return r.w.Write(p)
+}
+
+// streamReader is one send's reader of a shared stream.
+type streamReader struct {
+	*os.File
+	done func()
+	once sync.Once
+}
+
+func (r *streamReader) Close() error {
+	err := r.File.Close()
+	r.once.Do(r.done)
+	return err
 }
 
 // peekedReader reads the bytes already read from rc, then the rest of rc.
@@ -179,19 +281,29 @@ type checkpointSnapshot struct {
 }
 
 func (s *checkpointSnapshot) Persist(sink raft.SnapshotSink) error {
-	final := s.ckpts.path(sink.ID())
-	s.ckpts.begin(sink.ID())
-	defer s.ckpts.end(sink.ID())
+	id := sink.ID()
+	final := s.ckpts.path(id)
 	err := os.Rename(s.dir, final)
 	if err == nil {
 		s.dir = ""
+		// The rename is made durable before raft's sink makes the
+		// snapshot complete (and raft may compact its log).
+		err = syncDir(s.ckpts.dir)
+	}
+	if err == nil {
 		_, err = sink.Write(checkpointMagic)
 	}
 	if err != nil {
 		return fmt.Errorf("persist snapshot: %w", errors.Join(err, sink.Cancel(), os.RemoveAll(final)))
 	}
 	if err := sink.Close(); err != nil {
-		return errors.Join(err, os.RemoveAll(final))
+		// raft's Close can fail after it moved the snapshot into place
+		// (syncing its directory, removing older snapshots): a snapshot
+		// in place keeps its checkpoint.
+		if !s.ckpts.snapshotHeld(id) {
+			err = errors.Join(err, os.RemoveAll(final))
+		}
+		return err
 	}
 	observeSince(s.took, s.start)
 	return nil
@@ -208,3 +320,12 @@ func (s *checkpointSnapshot) Release() {
 // isCheckpointRef reports whether head, a snapshot's first bytes, is a
 // checkpoint reference.
 func isCheckpointRef(head []byte) bool { return bytes.Equal(head, checkpointMagic) }
+
+// syncDir fsyncs a directory, making the entries renamed into it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
+}

@@ -2,11 +2,16 @@ package consensus
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -124,4 +129,141 @@ func streams(t *testing.T, dir string) []string {
 		}
 	}
 	return out
+}
+
+// Sends of one snapshot at the same time share one stream, made once,
+// removed after the last reader closes it; a stream that could not be made
+// is not tried again at once (raft retries a failed Open every commit
+// timeout).
+func TestCheckpointStreamsAreSharedAndFailuresWait(t *testing.T) {
+	dir := t.TempDir()
+	store, err := openSnapshotStore(dir, newDiskGuard(dir, 0, discardLogger()), discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := writeSnapshot(t, store, 10, checkpointMagic)
+	var made atomic.Int32
+	release := make(chan struct{})
+	store.ckpts.open = func(string) (Snapshot, error) {
+		made.Add(1)
+		<-release // both sends are waiting on the one stream
+		return stringSnapshot{"the state at index 10"}, nil
+	}
+	var wg sync.WaitGroup
+	got := make([]string, 2)
+	errs := make([]error, 2)
+	readers := make([]io.ReadCloser, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var meta *raft.SnapshotMeta
+			meta, readers[i], errs[i] = store.Open(id)
+			if errs[i] == nil {
+				b, err := io.ReadAll(readers[i])
+				got[i], errs[i] = string(b), err
+				if meta.Size != int64(len(b)) {
+					errs[i] = fmt.Errorf("meta size %d, stream %d bytes", meta.Size, len(b))
+				}
+			}
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); store.waiting(id) < 2; {
+		if time.Now().After(deadline) {
+			t.Fatal("the two opens never both held the stream")
+		}
+		time.Sleep(time.Millisecond) // until both opens hold the stream
+	}
+	close(release)
+	wg.Wait()
+	for i := range 2 {
+		if errs[i] != nil || got[i] != "the state at index 10" {
+			t.Fatalf("send %d read %q: %v", i, got[i], errs[i])
+		}
+	}
+	if n := made.Load(); n != 1 {
+		t.Fatalf("the stream was made %d times for two sends at once", n)
+	}
+	closeRead(readers[0])
+	if left := streams(t, store.ckpts.dir); len(left) != 1 {
+		t.Fatalf("with one send still reading, streams %v", left)
+	}
+	closeRead(readers[1])
+	if left := streams(t, store.ckpts.dir); len(left) != 0 {
+		t.Fatalf("after both sends, streams %v", left)
+	}
+
+	failing := errors.New("no checkpoint")
+	store.ckpts.open = func(string) (Snapshot, error) {
+		made.Add(1)
+		return nil, failing
+	}
+	made.Store(0)
+	for range 3 {
+		if _, _, err := store.Open(id); !errors.Is(err, failing) {
+			t.Fatalf("open with a failing checkpoint: %v", err)
+		}
+	}
+	if n := made.Load(); n != 1 {
+		t.Fatalf("a failing stream was tried %d times in a row, want once until %s passed", n, streamRetryAfter)
+	}
+}
+
+// closeFailingSink is a raft sink whose Close fails.
+type closeFailingSink struct {
+	bytes.Buffer
+	id string
+}
+
+func (s *closeFailingSink) ID() string    { return s.id }
+func (s *closeFailingSink) Cancel() error { return nil }
+func (s *closeFailingSink) Close() error  { return errors.New("sync the snapshots directory: injected") }
+
+// A snapshot whose sink fails to close keeps its checkpoint when raft's
+// store moved the snapshot into place anyway (raft's Close syncs and reaps
+// after the move), and removes it when the snapshot is not there.
+func TestPersistKeepsTheCheckpointOfASnapshotInPlace(t *testing.T) {
+	dir := t.TempDir()
+	store, err := openSnapshotStore(dir, newDiskGuard(dir, 0, discardLogger()), discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, inPlace := range []bool{true, false} {
+		id := fmt.Sprintf("2-%d-1", map[bool]int{true: 7, false: 8}[inPlace])
+		if inPlace {
+			if err := os.MkdirAll(filepath.Join(store.dir, id), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pending := store.ckpts.pending()
+		if err := os.MkdirAll(pending, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		s := &checkpointSnapshot{ckpts: store.ckpts, dir: pending}
+		sink := &closeFailingSink{id: id}
+		if err := s.Persist(sink); err == nil {
+			t.Fatal("Persist reported a failed Close as success")
+		}
+		s.Release()
+		if !bytes.Equal(sink.Bytes(), checkpointMagic) {
+			t.Fatalf("the sink got %q", sink.Bytes())
+		}
+		_, err := os.Stat(store.ckpts.path(id))
+		if kept := err == nil; kept != inPlace {
+			t.Fatalf("snapshot in place %v: checkpoint kept %v", inPlace, kept)
+		}
+		if _, err := os.Stat(pending); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the pending checkpoint is still there: %v", err)
+		}
+	}
+}
+
+// waiting returns how many opens hold the stream of snapshot id .
+func (s *snapshotStore) waiting(id string) int {
+	s.ckpts.mu.Lock()
+	defer s.ckpts.mu.Unlock()
+	if st := s.ckpts.streams[id]; st != nil {
+		return st.refs
+	}
+	return 0
 }

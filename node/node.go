@@ -160,7 +160,7 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 		Dir: filepath.Join(cfg.DataDir, "raft"), Host: n.host, StateMachine: stateMachine{s: n.State, log: logger}, Logger: logger,
 		Bootstrap: cfg.Raft.Bootstrap && len(joins) == 0, Voters: peers, Contacts: append(slices.Clone(peers), joins...),
 		ClusterID: n.State.GenesisCID(), Codec: resultCodec{}, Gater: n.gater, Prepare: n.prepare,
-		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold, TrailingLogs: cfg.Raft.TrailingLogs,
+		SnapshotInterval: cfg.Raft.SnapshotInterval, SnapshotThreshold: cfg.Raft.SnapshotThreshold, TrailingLogs: cfg.Raft.TrailingLogs, StreamSnapshots: cfg.Raft.StreamSnapshots,
 		HeartbeatTimeout: cfg.Raft.HeartbeatTimeout, ElectionTimeout: cfg.Raft.ElectionTimeout,
 		// Operations are content-addressed: proposed again, one answers
 		// with its first result (a duplicate).

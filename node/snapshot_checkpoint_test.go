@@ -2,7 +2,9 @@ package node
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/trustreg/trustreg/configs"
+	"github.com/trustreg/trustreg/registry"
 )
 
 // TestSnapshotsAreKeptAsCheckpoints: a node's raft snapshots hold a
@@ -44,6 +47,25 @@ func TestSnapshotsAreKeptAsCheckpoints(t *testing.T) {
 		}
 		if !bytes.Equal(b, []byte("TRCKPT\x00\x01")) {
 			t.Fatalf("snapshot %s holds %d bytes starting %q, not a checkpoint reference", id, len(b), b[:min(len(b), 8)])
+		}
+		// The checkpoint holds the state at the snapshot's index (the
+		// snapshots follow writes, so the last entry is a command).
+		var meta struct{ Index uint64 }
+		raw, err := os.ReadFile(filepath.Join(raftDir, "snapshots", id, "meta.json"))
+		if err == nil {
+			err = json.Unmarshal(raw, &meta)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sn, err := registry.OpenCheckpoint(filepath.Join(raftDir, "checkpoints", id), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		applied := sn.AppliedIndex()
+		sn.Release()
+		if applied != meta.Index {
+			t.Fatalf("snapshot %s at index %d keeps a checkpoint of the state at %d", id, meta.Index, applied)
 		}
 	}
 	if ckpts := dirNames(t, filepath.Join(raftDir, "checkpoints")); !slices.Equal(ckpts, snaps) {
@@ -106,4 +128,32 @@ func dirNames(t *testing.T, dir string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestStreamSnapshotsWritesStreams: with raft.stream_snapshots a node's
+// snapshots are streams of the whole state again (what an earlier build
+// reads), and it keeps no checkpoints.
+func TestStreamSnapshotsWritesStreams(t *testing.T) {
+	c := soloVoterWithReplica(t, func(voter, _ *configs.Config) {
+		voter.Raft.StreamSnapshots = true
+	})
+	c.mustSubmit(0, c.accreditOp("did:web:streamed.example"))
+	if err := c.node(0).cluster.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	raftDir := filepath.Join(c.cfgs[0].DataDir, "raft")
+	snaps := dirNames(t, filepath.Join(raftDir, "snapshots"))
+	if len(snaps) != 1 {
+		t.Fatalf("snapshots %v, want one", snaps)
+	}
+	b, err := os.ReadFile(filepath.Join(raftDir, "snapshots", snaps[0], "state.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(b, []byte("TRSNAP\x00\x02")) {
+		t.Fatalf("the snapshot starts %q, not a stream", b[:min(len(b), 8)])
+	}
+	if ckpts := dirNames(t, filepath.Join(raftDir, "checkpoints")); len(ckpts) != 0 {
+		t.Fatalf("checkpoints %v kept with raft.stream_snapshots", ckpts)
+	}
 }

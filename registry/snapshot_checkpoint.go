@@ -18,6 +18,10 @@ import (
 // same index, is made from the checkpoint only when it is read
 // (OpenCheckpoint), which raft does to send a snapshot to a follower.
 
+// checkpointCacheBytes is the block cache of a checkpoint opened to be
+// streamed: each block is read once.
+const checkpointCacheBytes = 8 << 20
+
 // errOverlayUnflushed is Checkpoint's refusal when the map overlay could
 // not be written into the database first (too little disk space): the
 // checkpoint would lack the overlay's records.
@@ -49,6 +53,9 @@ func (s *State) Checkpoint(dir string) error {
 func OpenCheckpoint(dir string, logger *slog.Logger) (*Snapshot, error) {
 	opts := stateOptions(pebbleLogger{log: logger.With("component", "pebble"), dir: dir})
 	opts.ReadOnly = true
+	// Streamed once, in key order: a small cache, not the live state's.
+	opts.Cache.Unref()
+	opts.Cache = pebble.NewCache(checkpointCacheBytes)
 	db, err := pebble.Open(dir, opts)
 	opts.Cache.Unref() // the database holds its own reference
 	if err != nil {
@@ -68,3 +75,7 @@ func OpenCheckpoint(dir string, logger *slog.Logger) (*Snapshot, error) {
 	}
 	return &Snapshot{snap: snap, ov: emptyOverlay, db: db}, nil
 }
+
+// AppliedIndex is the index of the last entry applied to the state the
+// snapshot holds.
+func (sn *Snapshot) AppliedIndex() uint64 { return readU64(sn.snap, metaApplied) }

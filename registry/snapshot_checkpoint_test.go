@@ -2,7 +2,9 @@ package registry
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -55,5 +57,39 @@ func TestOpenCheckpointRefusesAnEmptyDirectory(t *testing.T) {
 	if sn, err := OpenCheckpoint(t.TempDir(), slog.New(slog.DiscardHandler)); err == nil {
 		sn.Release()
 		t.Fatal("an empty directory opened as a checkpoint")
+	}
+}
+
+// A state whose map overlay cannot be written for want of disk space
+// refuses a checkpoint (raft's snapshot is then streamed) and keeps the
+// overlay, which the next flush writes.
+func TestCheckpointRefusedWhileTheOverlayCannotBeFlushed(t *testing.T) {
+	f := mustChain(t)
+	f.mustRaiseLevel(FeatureLevelCommitment)
+	applyColleges(t, f, 0, 2, 10)
+	if ov := f.s.mapOverlay.Load(); ov == nil || ov.empty() {
+		t.Fatal("the overlay is empty: the test would not cover a refused flush")
+	}
+	free := f.s.disk.free
+	f.s.disk.free = func(string) (uint64, error) { return 0, nil }
+	dir := filepath.Join(t.TempDir(), "ckpt")
+	if err := f.s.Checkpoint(dir); !errors.Is(err, errOverlayUnflushed) {
+		t.Fatalf("checkpoint on a full disk: %v, want errOverlayUnflushed", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused checkpoint left %s: %v", dir, err)
+	}
+	f.s.disk.free = free
+	f.s.disk.full.Store(false)
+	if err := f.s.Checkpoint(dir); err != nil {
+		t.Fatalf("checkpoint once there is room: %v", err)
+	}
+	sn, err := OpenCheckpoint(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sn.Release()
+	if got, want := sn.AppliedIndex(), f.s.AppliedIndex(); got != want {
+		t.Fatalf("the checkpoint holds index %d, the state %d", got, want)
 	}
 }

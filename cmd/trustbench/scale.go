@@ -64,7 +64,6 @@ func benchScale(ctx context.Context, c config, dir string, rep *report) error {
 	if _, err := http.Post("http://"+n.admin+"/admin/v1/snapshot", "", nil); err != nil {
 		return err
 	}
-	res.SnapshotMiB = newestSnapshotMiB(filepath.Join(n.dataDir, "raft", "snapshots"))
 	newDir := filepath.Join(base, "catchup")
 	out, err := execOutput(c.trustd, "identity", "--data-dir", newDir)
 	if err != nil {
@@ -103,6 +102,9 @@ func benchScale(ctx context.Context, c config, dir string, rep *report) error {
 		time.Sleep(100 * time.Millisecond) // polling interval
 	}
 	res.CatchUpSec = time.Since(t0).Seconds()
+	// The snapshot as sent: the loaded node keeps its own as a checkpoint
+	// and streams it when it sends it; the new node keeps what it received.
+	res.SnapshotMiB = newestSnapshotMiB(filepath.Join(newDir, "raft", "snapshots"))
 	res.PeakRSSMiB = n.peakRSS()
 	m, err := readMetrics(n.url, trustRoute)
 	if err != nil {
