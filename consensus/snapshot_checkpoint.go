@@ -62,9 +62,13 @@ type checkpoints struct {
 }
 
 // streamRetryAfter is how long a stream that could not be made is not
-// tried again: raft retries a send whose Open failed at its commit
+// tried again, doubling with each failure in a row up to
+// streamRetryAfterMax: raft retries a send whose Open failed at its commit
 // timeout (50 ms), and each try writes until the disk guard stops it.
-const streamRetryAfter = 10 * time.Second
+const (
+	streamRetryAfter    = 10 * time.Second
+	streamRetryAfterMax = 5 * time.Minute
+)
 
 // sharedStream is the stream of one snapshot's checkpoint in a temporary
 // file, made once and read by every send that opens the snapshot while it
@@ -78,13 +82,29 @@ type sharedStream struct {
 }
 
 type streamFailure struct {
-	at  time.Time
-	err error
+	at    time.Time
+	err   error
+	count int // failures in a row
+}
+
+// wait is how long after the failure the stream is not tried again.
+func (f streamFailure) wait() time.Duration {
+	d := streamRetryAfter
+	for i := 1; i < f.count && d < streamRetryAfterMax; i++ {
+		d *= 2
+	}
+	return min(d, streamRetryAfterMax)
 }
 
 func newCheckpoints(dir, snapDir string, disk *diskGuard, log *slog.Logger) (*checkpoints, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		// Made durable before a snapshot relies on what it will hold.
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		if err := syncDir(filepath.Dir(dir)); err != nil {
+			return nil, err
+		}
 	}
 	c := &checkpoints{dir: dir, snapDir: snapDir, disk: disk, log: log, streams: map[string]*sharedStream{}, failures: map[string]streamFailure{}}
 	// What a crash left: checkpoints never given to a snapshot, and
@@ -116,7 +136,9 @@ func (c *checkpoints) path(id string) string { return filepath.Join(c.dir, id) }
 // snapshotHeld reports whether raft's store holds snapshot id, complete or
 // being written.
 func (c *checkpoints) snapshotHeld(id string) bool {
-	for _, name := range []string{id, id + snapshotTmpSuffix} {
+	// The name being written first: raft renames it to the final one in
+	// one step, so a snapshot completing between the two looks is seen.
+	for _, name := range []string{id + snapshotTmpSuffix, id} {
 		if _, err := os.Stat(filepath.Join(c.snapDir, name)); !errors.Is(err, fs.ErrNotExist) {
 			return true // there, or not known to be gone: kept
 		}
@@ -143,6 +165,11 @@ func (c *checkpoints) prune() error {
 		}
 		errs = append(errs, os.RemoveAll(filepath.Join(c.dir, name)))
 	}
+	for id := range c.failures {
+		if !c.snapshotHeld(id) {
+			delete(c.failures, id)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -160,7 +187,7 @@ func (c *checkpoints) stream(meta *raft.SnapshotMeta) (*raft.SnapshotMeta, io.Re
 	c.mu.Lock()
 	s := c.streams[id]
 	if s == nil {
-		if f, ok := c.failures[id]; ok && time.Since(f.at) < streamRetryAfter {
+		if f, ok := c.failures[id]; ok && time.Since(f.at) < f.wait() {
 			c.mu.Unlock()
 			return nil, nil, f.err
 		}
@@ -172,7 +199,7 @@ func (c *checkpoints) stream(meta *raft.SnapshotMeta) (*raft.SnapshotMeta, io.Re
 		c.mu.Lock()
 		if s.err != nil {
 			delete(c.streams, id)
-			c.failures[id] = streamFailure{at: time.Now(), err: s.err}
+			c.failures[id] = streamFailure{at: time.Now(), err: s.err, count: c.failures[id].count + 1}
 		} else {
 			delete(c.failures, id)
 		}
@@ -206,6 +233,12 @@ func (c *checkpoints) release(id string, s *sharedStream) {
 	delete(c.streams, id)
 	if err := os.Remove(s.path); err != nil {
 		c.log.Warn("could not remove a snapshot's stream", "path", s.path, "err", err)
+	}
+	// A prune while the stream was read skipped the checkpoint.
+	if !c.snapshotHeld(id) {
+		if err := os.RemoveAll(c.path(id)); err != nil {
+			c.log.Warn("could not remove the checkpoint of a removed snapshot", "path", c.path(id), "err", err)
+		}
 	}
 }
 

@@ -267,3 +267,45 @@ func (s *snapshotStore) waiting(id string) int {
 	}
 	return 0
 }
+
+// A snapshot raft removes while its stream is being sent keeps its
+// checkpoint until the send ends, and loses it then.
+func TestCheckpointOfARemovedSnapshotGoesAfterItsSend(t *testing.T) {
+	dir := t.TempDir()
+	store, err := openSnapshotStore(dir, newDiskGuard(dir, 0, discardLogger()), discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := writeSnapshot(t, store, 10, checkpointMagic)
+	if err := os.MkdirAll(store.ckpts.path(id), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	store.ckpts.open = func(string) (Snapshot, error) { return stringSnapshot{"state"}, nil }
+	_, rc, err := store.Open(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(store.dir, id)); err != nil { // raft reaps it
+		t.Fatal(err)
+	}
+	if err := store.ckpts.prune(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(store.ckpts.path(id)); err != nil {
+		t.Fatalf("the checkpoint being sent was removed: %v", err)
+	}
+	closeRead(rc)
+	if _, err := os.Stat(store.ckpts.path(id)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the checkpoint of a removed snapshot outlived its send: %v", err)
+	}
+}
+
+// A stream that keeps failing is tried again after 10 s, then 20, 40, …
+// up to 5 minutes.
+func TestStreamFailuresWaitLonger(t *testing.T) {
+	for count, want := range map[int]time.Duration{1: 10 * time.Second, 2: 20 * time.Second, 3: 40 * time.Second, 6: 5 * time.Minute, 60: 5 * time.Minute} {
+		if got := (streamFailure{count: count}).wait(); got != want {
+			t.Errorf("after %d failures in a row: wait %s, want %s", count, got, want)
+		}
+	}
+}

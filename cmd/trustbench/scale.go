@@ -103,8 +103,9 @@ func benchScale(ctx context.Context, c config, dir string, rep *report) error {
 	}
 	res.CatchUpSec = time.Since(t0).Seconds()
 	// The snapshot as sent: the loaded node keeps its own as a checkpoint
-	// and streams it when it sends it; the new node keeps what it received.
-	res.SnapshotMiB = newestSnapshotMiB(filepath.Join(newDir, "raft", "snapshots"))
+	// and streams it when it sends it; the new node keeps what it received
+	// (its own, if it took one, are checkpoint references of a few bytes).
+	res.SnapshotMiB = largestSnapshotMiB(filepath.Join(newDir, "raft", "snapshots"))
 	res.PeakRSSMiB = n.peakRSS()
 	m, err := readMetrics(n.url, trustRoute)
 	if err != nil {
@@ -178,21 +179,17 @@ func dirMiB(dir string) float64 {
 	return float64(total) / (1 << 20)
 }
 
-// newestSnapshotMiB is the size of the newest raft snapshot in dir.
-func newestSnapshotMiB(dir string) float64 {
+// largestSnapshotMiB is the size of the largest raft snapshot in dir.
+func largestSnapshotMiB(dir string) float64 {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return 0
 	}
-	newest, newestAt := "", time.Time{}
+	largest := 0.0
 	for _, e := range entries {
-		info, err := e.Info()
-		if err == nil && e.IsDir() && info.ModTime().After(newestAt) {
-			newest, newestAt = e.Name(), info.ModTime()
+		if e.IsDir() {
+			largest = max(largest, dirMiB(filepath.Join(dir, e.Name())))
 		}
 	}
-	if newest == "" {
-		return 0
-	}
-	return dirMiB(filepath.Join(dir, newest))
+	return largest
 }
