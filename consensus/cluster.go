@@ -457,15 +457,28 @@ func (c *Cluster) Status() Status {
 	return st
 }
 
-// Snapshot asks raft to take a snapshot now.
-// It returns ErrNothingToSnapshot when nothing was applied since the node
-// started.
+// Snapshot asks raft to take a snapshot now and, when it is kept as a
+// checkpoint, makes its stream ready for sending (a node added next
+// catches up without waiting for it). It returns ErrNothingToSnapshot when
+// nothing was applied since the node started.
 func (c *Cluster) Snapshot() error {
-	err := c.raft.Snapshot().Error()
+	f := c.raft.Snapshot()
+	err := f.Error()
 	if errors.Is(err, raft.ErrNothingNewToSnapshot) {
 		return ErrNothingToSnapshot
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	// A snapshot asked for is usually for a node about to be added or
+	// behind: one kept as a checkpoint has its stream made now and kept
+	// ready for the send (checkpoints.pin).
+	meta, rc, err := f.Open()
+	if err != nil {
+		return fmt.Errorf("snapshot taken; making its stream: %w", err)
+	}
+	defer closeRead(rc)
+	return c.snaps.ckpts.pin(meta.ID)
 }
 
 // Shutdown leaves raft and closes the stores. The host is the caller's.

@@ -58,6 +58,7 @@ type checkpoints struct {
 	seq      atomic.Uint64
 	mu       sync.Mutex
 	streams  map[string]*sharedStream // by snapshot id: streams made and being read
+	pinned   string                   // the snapshot whose stream is kept ready (pin)
 	failures map[string]streamFailure // by snapshot id: the last stream that could not be made
 }
 
@@ -170,6 +171,9 @@ func (c *checkpoints) prune() error {
 			delete(c.failures, id)
 		}
 	}
+	if c.pinned != "" && !c.snapshotHeld(c.pinned) {
+		errs = append(errs, c.unpinLocked())
+	}
 	return errors.Join(errs...)
 }
 
@@ -223,23 +227,59 @@ func (c *checkpoints) stream(meta *raft.SnapshotMeta) (*raft.SnapshotMeta, io.Re
 	return &m, &streamReader{File: f, done: func() { c.release(id, s) }}, nil
 }
 
+// pin keeps the stream of snapshot id, which an open of it holds, ready
+// for later sends until the snapshot is removed or another is pinned: a
+// snapshot an operator asks for is usually for a node about to be added,
+// whose catch-up then does not wait for the stream to be made. A
+// snapshot not kept as a checkpoint has nothing to pin.
+func (c *checkpoints) pin(id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.streams[id]
+	if s == nil || s.err != nil || c.pinned == id {
+		return nil
+	}
+	var err error
+	if c.pinned != "" {
+		err = c.unpinLocked()
+	}
+	s.refs++
+	c.pinned = id
+	return err
+}
+
+// unpinLocked drops the pinned stream's hold (c.mu held).
+func (c *checkpoints) unpinLocked() error {
+	id := c.pinned
+	c.pinned = ""
+	if s := c.streams[id]; s != nil {
+		return c.dropLocked(id, s)
+	}
+	return nil
+}
+
 // release drops one reader of s, removing its file after the last.
 func (c *checkpoints) release(id string, s *sharedStream) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.dropLocked(id, s); err != nil {
+		c.log.Warn("could not remove a snapshot's stream", "err", err)
+	}
+}
+
+// dropLocked drops one hold of s, removing its file after the last, and
+// the checkpoint with it if its snapshot is gone (c.mu held).
+func (c *checkpoints) dropLocked(id string, s *sharedStream) error {
 	if s.refs--; s.refs > 0 || s.err != nil {
-		return
+		return nil
 	}
 	delete(c.streams, id)
-	if err := os.Remove(s.path); err != nil {
-		c.log.Warn("could not remove a snapshot's stream", "path", s.path, "err", err)
-	}
-	// A prune while the stream was read skipped the checkpoint.
+	err := os.Remove(s.path)
+	// A prune while the stream was held skipped the checkpoint.
 	if !c.snapshotHeld(id) {
-		if err := os.RemoveAll(c.path(id)); err != nil {
-			c.log.Warn("could not remove the checkpoint of a removed snapshot", "path", c.path(id), "err", err)
-		}
+		err = errors.Join(err, os.RemoveAll(c.path(id)))
 	}
+	return err
 }
 
 // make writes the stream of meta's checkpoint into a temporary file, within

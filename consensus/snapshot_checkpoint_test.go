@@ -309,3 +309,69 @@ func TestStreamFailuresWaitLonger(t *testing.T) {
 		}
 	}
 }
+
+// A pinned stream outlives its readers, serves the next send without
+// being made again, and goes, with its checkpoint, once raft removes its
+// snapshot; pinning another drops it.
+func TestPinnedStreamStaysReady(t *testing.T) {
+	dir := t.TempDir()
+	store, err := openSnapshotStore(dir, newDiskGuard(dir, 0, discardLogger()), discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var made atomic.Int32
+	store.ckpts.open = func(string) (Snapshot, error) {
+		made.Add(1)
+		return stringSnapshot{"state"}, nil
+	}
+	ids := make([]string, 2)
+	for i := range ids {
+		ids[i] = writeSnapshot(t, store, uint64(10+i), checkpointMagic)
+		if err := os.MkdirAll(store.ckpts.path(ids[i]), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, rc, err := store.Open(ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.ckpts.pin(ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	closeRead(rc)
+	if left := streams(t, store.ckpts.dir); len(left) != 1 {
+		t.Fatalf("after its reader closed, the pinned stream: %v", left)
+	}
+	_, rc, err = store.Open(ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeRead(rc)
+	if n := made.Load(); n != 1 {
+		t.Fatalf("the pinned stream was made %d times", n)
+	}
+	// Pinning the newer snapshot's stream drops the older one.
+	if _, rc, err = store.Open(ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.ckpts.pin(ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	closeRead(rc)
+	if left := streams(t, store.ckpts.dir); len(left) != 1 || !strings.HasPrefix(left[0], ids[1]+"-") {
+		t.Fatalf("streams %v, want only %s's", left, ids[1])
+	}
+	// raft removes the snapshot: its stream and checkpoint go at the prune.
+	if err := os.RemoveAll(filepath.Join(store.dir, ids[1])); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.ckpts.prune(); err != nil {
+		t.Fatal(err)
+	}
+	if left := streams(t, store.ckpts.dir); len(left) != 0 {
+		t.Fatalf("streams %v kept for a removed snapshot", left)
+	}
+	if _, err := os.Stat(store.ckpts.path(ids[1])); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the checkpoint of a removed snapshot: %v", err)
+	}
+}
