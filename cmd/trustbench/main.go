@@ -987,7 +987,11 @@ func printReport(w io.Writer, r *report) error {
 		if x := s.Distinct; x.Questions > 0 {
 			ew.Printf("  %d distinct questions, each asked once: %d answered at %.0f r/s, p50 %.2f ms, p99 %.2f ms\n", x.Questions, x.Answered, x.PerSecond, x.P50, x.P99)
 		}
-		ew.Printf("  Pebble state on disk %.1f MiB; snapshot %.1f MiB; new node caught up from it in %.1f s; node peak RSS %.0f MiB (after the distinct questions; the Go runtime's share %.0f MiB)\n", s.PebbleMiB, s.SnapshotMiB, s.CatchUpSec, s.PeakRSSMiB, s.GoRuntimeMiB)
+		catchUp := fmt.Sprintf("snapshot sent %.1f MiB; new node caught up from it", s.SnapshotMiB)
+		if s.SnapshotMiB == 0 {
+			catchUp = "no snapshot sent; new node caught up from the log"
+		}
+		ew.Printf("  Pebble state on disk %.1f MiB; %s in %.1f s; node peak RSS %.0f MiB (after the distinct questions; the Go runtime's share %.0f MiB)\n", s.PebbleMiB, catchUp, s.CatchUpSec, s.PeakRSSMiB, s.GoRuntimeMiB)
 		if len(s.StateMiBByPart) > 0 {
 			ew.Printf("  the commitment's share of the state on disk: %.2f of the rest (%s)\n", s.CommitmentShare, partsLine(s.StateMiBByPart))
 		}
