@@ -122,19 +122,22 @@ func TestSnapshotStoreLeavesNothingOfAFailedSnapshot(t *testing.T) {
 	}
 }
 
-func tmpSnapshots(t *testing.T, dir string) []string {
+func tmpSnapshots(t *testing.T, dir string) []string { return namesEnding(t, dir, snapshotTmpSuffix) }
+
+// namesEnding returns the names in dir that end with suffix.
+func namesEnding(t *testing.T, dir, suffix string) []string {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tmp []string
+	var out []string
 	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), snapshotTmpSuffix) {
-			tmp = append(tmp, e.Name())
+		if strings.HasSuffix(e.Name(), suffix) {
+			out = append(out, e.Name())
 		}
 	}
-	return tmp
+	return out
 }
 
 // TestClusterOnAFullDisk runs a one-node cluster whose raft directory

@@ -116,20 +116,8 @@ func TestSnapshotStoreStreamsCheckpoints(t *testing.T) {
 	}
 }
 
-func streams(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), streamSuffix) {
-			out = append(out, e.Name())
-		}
-	}
-	return out
-}
+// streams returns the names of the streams being kept in dir.
+func streams(t *testing.T, dir string) []string { return namesEnding(t, dir, streamSuffix) }
 
 // Sends of one snapshot at the same time share one stream, made once,
 // removed after the last reader closes it; a stream that could not be made

@@ -14,12 +14,7 @@ import (
 // restores into a fresh state with the same roots; the live state goes on
 // applying after it, its map equal to one rebuilt from its records.
 func TestCheckpointStreamsTheSnapshot(t *testing.T) {
-	f := mustChain(t)
-	f.mustRaiseLevel(FeatureLevelCommitment)
-	applyColleges(t, f, 0, 3, 20)
-	if ov := f.s.mapOverlay.Load(); ov == nil || ov.empty() {
-		t.Fatal("the overlay is empty before the checkpoint: the test would not cover its flush")
-	}
+	f := chainWithOverlay(t, 3, 20)
 	want := snapshotBytes(t, f.s)
 	dir := filepath.Join(t.TempDir(), "ckpt")
 	if err := f.s.Checkpoint(dir); err != nil {
@@ -64,12 +59,7 @@ func TestOpenCheckpointRefusesAnEmptyDirectory(t *testing.T) {
 // refuses a checkpoint (raft's snapshot is then streamed) and keeps the
 // overlay, which the next flush writes.
 func TestCheckpointRefusedWhileTheOverlayCannotBeFlushed(t *testing.T) {
-	f := mustChain(t)
-	f.mustRaiseLevel(FeatureLevelCommitment)
-	applyColleges(t, f, 0, 2, 10)
-	if ov := f.s.mapOverlay.Load(); ov == nil || ov.empty() {
-		t.Fatal("the overlay is empty: the test would not cover a refused flush")
-	}
+	f := chainWithOverlay(t, 2, 10)
 	free := f.s.disk.free
 	f.s.disk.free = func(string) (uint64, error) { return 0, nil }
 	dir := filepath.Join(t.TempDir(), "ckpt")
@@ -92,4 +82,19 @@ func TestCheckpointRefusedWhileTheOverlayCannotBeFlushed(t *testing.T) {
 	if got, want := sn.AppliedIndex(), f.s.AppliedIndex(); got != want {
 		t.Fatalf("the checkpoint holds index %d, the state %d", got, want)
 	}
+}
+
+// chainWithOverlay returns the chain fixture at the commitment's level
+// with batches × n colleges applied and their map records still in the
+// overlay (fewer entries than a flush takes), which the checkpoint tests
+// need to cover the overlay's flush.
+func chainWithOverlay(t *testing.T, batches, n int) *chainFixture {
+	t.Helper()
+	f := mustChain(t)
+	f.mustRaiseLevel(FeatureLevelCommitment)
+	applyColleges(t, f, 0, batches, n)
+	if ov := f.s.mapOverlay.Load(); ov == nil || ov.empty() {
+		t.Fatal("the map overlay is empty: the test would not cover its flush")
+	}
+	return f
 }
