@@ -496,13 +496,14 @@ func (c *nodeCache) layer() map[string][]byte {
 }
 
 // mapTopDepth is the deepest level of the map whose node records the top
-// cache keeps: at most 2^19 − 1 records of at most 130 bytes. Every change's
-// path runs through these levels, and below the top cache each level read
-// is a Pebble Get, whose sstable blocks a flush or compaction has just
-// rewritten (a block cache miss): in a three-node cluster after 60,000
-// writes, 35 µs of a follower's apply per write at depth 15, 10 µs at 18
+// cache keeps: at most 2^16 − 1 records of at most 130 bytes. Every
+// change's path runs through these levels, and below the top cache each
+// level read is a Pebble Get. Depth 18 took a follower's map reads from 35
+// to 25 µs per write in a cluster after 60,000 writes, but at 1M entities
+// (about 2M map keys, every level to 18 full) it held about 70 MB more
+// live heap, and the node's peak RSS went over the 1 GiB budget
 // (DESIGN.md, "The map's top cache").
-const mapTopDepth = 18
+const mapTopDepth = 15
 
 // mapTopSlots is the number of nodes at depths 0 to mapTopDepth.
 const mapTopSlots = 1<<(mapTopDepth+1) - 1
@@ -530,8 +531,8 @@ const mapTopSlots = 1<<(mapTopDepth+1) - 1
 // write-through, TestMapTopDropsAnUnflushedBatch without the drop.
 //
 // A level's slots are made when the apply first reaches it, so the cache
-// takes 25 bytes a slot of the levels the map has (13 MB once it is 18
-// levels deep, at about 2^18 keys), besides the records.
+// takes 25 bytes a slot of the levels the map has (1.6 MB once it is 15
+// levels deep), besides the records.
 type mapTop struct {
 	levels [mapTopDepth + 1]topLevel
 	pend   map[int32][]byte // by topSlot: the running batch's records, nil when deleted
