@@ -192,7 +192,7 @@ func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, erro
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return nil, nil, errors.Join(err, rc.Close())
 	}
-	if n < len(head) || !isCheckpointRef(head) || meta.Size != int64(len(checkpointMagic)) {
+	if !bytes.Equal(head[:n], checkpointMagic) || meta.Size != int64(len(checkpointMagic)) {
 		return meta, &peekedReader{Reader: io.MultiReader(bytes.NewReader(head[:n]), rc), rc: rc}, nil
 	}
 	closeRead(rc)
@@ -225,12 +225,23 @@ type cleanSink struct {
 // and so never closes the file, which would keep the space of the removed
 // file (and its descriptor) until the process ends.
 func (c *cleanSink) Write(p []byte) (int, error) {
-	if err := c.disk.room(uint64(len(p)) + snapshotBufferBytes); err != nil {
+	return (&roomWriter{w: c.SnapshotSink, disk: c.disk}).Write(p)
+}
+
+// roomWriter refuses a write the disk guard has no room for, and reports a
+// write that found the disk full to the guard.
+type roomWriter struct {
+	w    io.Writer
+	disk *diskGuard
+}
+
+func (r *roomWriter) Write(p []byte) (int, error) {
+	if err := r.disk.room(uint64(len(p)) + snapshotBufferBytes); err != nil {
 		return 0, err
 	}
-	n, err := c.SnapshotSink.Write(p)
+	n, err := r.w.Write(p)
 	if err != nil {
-		err = c.disk.failed(err)
+		err = r.disk.failed(err)
 	}
 	return n, err
 }

@@ -1,7 +1,6 @@
 package consensus
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -181,8 +180,8 @@ func (c *checkpoints) prune() error {
 // size set to the stream's (raft sends the size before the stream). The
 // stream is made once into a temporary file, which every send of the
 // snapshot reads while any does, and which the last reader's Close
-// removes. A stream that could not be made is not tried again for
-// streamRetryAfter.
+// removes. A stream that could not be made is not tried again for a while
+// (streamFailure.wait).
 func (c *checkpoints) stream(meta *raft.SnapshotMeta) (*raft.SnapshotMeta, io.ReadCloser, error) {
 	if c.open == nil {
 		return nil, nil, fmt.Errorf("snapshot %s is kept as a checkpoint, and this state machine cannot open one", meta.ID)
@@ -309,19 +308,6 @@ func (c *checkpoints) make(meta *raft.SnapshotMeta) (string, int64, error) {
 	return f.Name(), n, nil
 }
 
-// roomWriter refuses a write the disk guard has no room for.
-type roomWriter struct {
-	w    io.Writer
-	disk *diskGuard
-}
-
-func (r *roomWriter) Write(p []byte) (int, error) {
-	if err := r.disk.room(uint64(len(p)) + snapshotBufferBytes); err != nil {
-		return 0, err
-	}
-	return r.w.Write(p)
-}
-
 // streamReader is one send's reader of a shared stream.
 type streamReader struct {
 	*os.File
@@ -389,10 +375,6 @@ func (s *checkpointSnapshot) Release() {
 		}
 	}
 }
-
-// isCheckpointRef reports whether head, a snapshot's first bytes, is a
-// checkpoint reference.
-func isCheckpointRef(head []byte) bool { return bytes.Equal(head, checkpointMagic) }
 
 // syncDir fsyncs a directory, making the entries renamed into it durable.
 func syncDir(dir string) error {

@@ -588,9 +588,9 @@ func topSlot(k []byte) (int, bool) {
 
 // appendSlotKey appends the node key of slot i to b: topSlot's inverse.
 func appendSlotKey(b []byte, i int) []byte {
-	d := bits.Len(uint(i+1)) - 1
+	d, j := slotPlace(i)
 	n := (d + 7) / 8
-	p := uint32(i+1-1<<d) << uint(8*n-d)
+	p := uint32(j) << uint(8*n-d)
 	b = append(b, byte(d))
 	for j := n - 1; j >= 0; j-- {
 		b = append(b, byte(p>>(8*uint(j))))
