@@ -57,6 +57,9 @@ func ParseCosignerKey(vkey string) (CosignerKey, error) {
 		return CosignerKey{}, fmt.Errorf("%w: want name+keyid+key", ErrMalformedKey)
 	}
 	id, err := strconv.ParseUint(id16, 16, 32)
+	if err == nil && strings.ToLower(id16) != id16 {
+		err = strconv.ErrSyntax // the key prints its ID in lower case: one spelling per key
+	}
 	if err != nil {
 		return CosignerKey{}, fmt.Errorf("%w: key ID %q is not hex", ErrMalformedKey, id16)
 	}
