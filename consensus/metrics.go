@@ -98,6 +98,9 @@ var (
 	descLastIndex    = prometheus.NewDesc("trustd_raft_last_log_index", "Index of the last entry in this node's raft log.", nil, nil)
 	descAppliedIndex = prometheus.NewDesc("trustd_raft_applied_index",
 		"Last index raft has applied on this node, raft's own entries (configurations, a leader's no-op) included.", nil, nil)
+	descCheckpointBytes = prometheus.NewDesc("trustd_raft_checkpoint_bytes",
+		"Bytes under raft/checkpoints (this node's raft snapshots kept as checkpoints of the state, checkpoints being taken, and streams made from them to send): held=\"own\", files linked from nowhere else (sstables the state has compacted away since, copied WALs, streams), which stay until their checkpoint or stream is removed; held=\"shared\", files also linked from outside it (the live state), which cost no room of their own.",
+		[]string{"held"}, nil)
 )
 
 var raftStates = []raft.RaftState{raft.Follower, raft.Candidate, raft.Leader, raft.Shutdown}
@@ -112,7 +115,7 @@ type clusterCollector struct{ c *Cluster }
 func (c *Cluster) Collector() prometheus.Collector { return clusterCollector{c} }
 
 func (cc clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTerm, descState, descLeaderChanges, descLastContact, descLastIndex, descAppliedIndex} {
+	for _, d := range []*prometheus.Desc{descTerm, descState, descLeaderChanges, descLastContact, descLastIndex, descAppliedIndex, descCheckpointBytes} {
 		ch <- d
 	}
 	m := cc.c.metrics
@@ -127,6 +130,16 @@ func (cc clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		h.Collect(ch)
 	}
 	ch <- prometheus.MustNewConstMetric(descLeaderChanges, prometheus.CounterValue, float64(m.leaderChanges.Load()))
+	if c.snaps != nil && c.snaps.ckpts != nil {
+		// A walk that fails (a directory unreadable) leaves the gauge out
+		// of this scrape rather than report a wrong size.
+		if u, err := c.snaps.ckpts.usage(); err != nil {
+			c.log.Debug("could not measure the checkpoints directory", "err", err)
+		} else {
+			ch <- prometheus.MustNewConstMetric(descCheckpointBytes, prometheus.GaugeValue, float64(u.Own), "own")
+			ch <- prometheus.MustNewConstMetric(descCheckpointBytes, prometheus.GaugeValue, float64(u.Shared), "shared")
+		}
+	}
 	if c.raft == nil {
 		return
 	}
