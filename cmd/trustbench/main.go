@@ -193,8 +193,12 @@ type writeResult struct {
 	// The raft snapshots each cluster's nodes took during each round's
 	// run and the settle after it, all nodes together: a snapshot copies
 	// the whole state, so a round that holds one has less CPU for writes.
-	RoundSnapshots     []raftSnapshots `json:"round_snapshots,omitempty"`
-	RoundSnapshotsHeld []raftSnapshots `json:"round_snapshots_held,omitempty"`
+	RoundSnapshots     []histTotals `json:"round_snapshots,omitempty"`
+	RoundSnapshotsHeld []histTotals `json:"round_snapshots_held,omitempty"`
+	// RoundRaft and RoundRaftHeld are each round's raftStages over its
+	// run and settle.
+	RoundRaft     []raftStages `json:"round_raft,omitempty"`
+	RoundRaftHeld []raftStages `json:"round_raft_held,omitempty"`
 }
 
 type scaleResult struct {
@@ -803,19 +807,23 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 			if round == 0 {
 				stopProfile = c.profileCluster(nodes, fmt.Sprintf("writes-%d", clients))
 			}
-			snaps := snapshotsOf(nodes)
+			snaps, stages := raftReadings(nodes)
 			ts, cpu, faults := measured(ctx, c, tprocs, func() stats {
 				defer stopProfile()
 				return closedLoop(ctx, clients, c.duration, trustNext, func(s int) bool { return s == 201 })
 			})
-			r.RoundSnapshots = append(r.RoundSnapshots, snapshotsOf(nodes).since(snaps))
+			snapsAfter, stagesAfter := raftReadings(nodes)
+			r.RoundSnapshots = append(r.RoundSnapshots, snapsAfter.since(snaps))
+			r.RoundRaft = append(r.RoundRaft, stagesAfter.since(stages))
 			if ts.PerSecond > r.Trustd.PerSecond {
 				r.Trustd, r.TrustdCPUms, r.TrustdFaults = ts, cpu, faults
 			}
 			if held != nil {
-				snaps := snapshotsOf(held.nodes)
+				snaps, stages := raftReadings(held.nodes)
 				hs, cpu, faults := held.run(ctx, c, clients, round == 0)
-				r.RoundSnapshotsHeld = append(r.RoundSnapshotsHeld, snapshotsOf(held.nodes).since(snaps))
+				snapsAfter, stagesAfter := raftReadings(held.nodes)
+				r.RoundSnapshotsHeld = append(r.RoundSnapshotsHeld, snapsAfter.since(snaps))
+				r.RoundRaftHeld = append(r.RoundRaftHeld, stagesAfter.since(stages))
 				if hs.PerSecond > r.TrustdHeld.PerSecond {
 					r.TrustdHeld, r.TrustdHeldCPUms, r.TrustdHeldFaults = hs, cpu, faults
 				}
@@ -970,6 +978,13 @@ func printReport(w io.Writer, r *report) error {
 				line := fmt.Sprintf("%8d clients, raft snapshots during each round's run and settle: trustd %s", x.Clients, formatSnapshots(x.RoundSnapshots))
 				if len(x.RoundSnapshotsHeld) > 0 {
 					line += "; held " + formatSnapshots(x.RoundSnapshotsHeld)
+				}
+				ew.Println(line)
+			}
+			if len(x.RoundRaft) > 0 {
+				line := fmt.Sprintf("%8d clients, raft's commit of an entry (leader) / apply of a batch (every node), ms, each round: trustd %s", x.Clients, formatStages(x.RoundRaft))
+				if len(x.RoundRaftHeld) > 0 {
+					line += "; held " + formatStages(x.RoundRaftHeld)
 				}
 				ew.Println(line)
 			}

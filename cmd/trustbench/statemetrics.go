@@ -149,35 +149,55 @@ func partsLine(parts map[string]float64) string {
 	return strings.Join(out, ", ")
 }
 
-// raftSnapshots is the raft snapshots a cluster's nodes took so far, and
-// the seconds they took (trustd_raft_snapshot_duration_seconds, summed
-// over the nodes).
-type raftSnapshots struct {
+// histTotals is one duration histogram's samples summed over a
+// cluster's nodes: how many, and their seconds.
+type histTotals struct {
 	Count   uint64  `json:"count"`
 	Seconds float64 `json:"seconds"`
 }
 
-// snapshotsOf reads raftSnapshots from every node's /metrics; a node that
-// cannot be read counts nothing.
-func snapshotsOf(nodes []*trustdNode) raftSnapshots {
-	var s raftSnapshots
+// raftStages is where a cluster's writes spent their time in raft, from
+// its nodes' histograms: Commits, an entry (one write, or a batch a
+// follower forwarded) from being handed to raft until it is committed by
+// a quorum and its apply begins (the leader observes it); Applies, the
+// state machine's apply of one batch of committed entries (every node
+// observes it).
+type raftStages struct {
+	Commits histTotals `json:"commits"`
+	Applies histTotals `json:"applies"`
+}
+
+// raftReadings reads from every node's /metrics the raft snapshots its
+// nodes took so far (trustd_raft_snapshot_duration_seconds) and its
+// raftStages; a node that cannot be read counts nothing.
+func raftReadings(nodes []*trustdNode) (histTotals, raftStages) {
+	var snaps histTotals
+	var st raftStages
 	for _, n := range nodes {
 		families, err := scrape(n.url)
 		if err != nil {
 			continue
 		}
-		s = s.plus(snapshotHistogram(families))
+		snaps = snaps.plus(histogramOf(families, "trustd_raft_snapshot_duration_seconds"))
+		st.Commits = st.Commits.plus(histogramOf(families, "trustd_raft_commit_duration_seconds"))
+		st.Applies = st.Applies.plus(histogramOf(families, "trustd_raft_apply_duration_seconds"))
 	}
+	return snaps, st
+}
+
+// snapshotsOf reads the raft snapshots alone (raftReadings).
+func snapshotsOf(nodes []*trustdNode) histTotals {
+	s, _ := raftReadings(nodes)
 	return s
 }
 
-// snapshotHistogram reads the snapshot histogram of one node's metrics.
-func snapshotHistogram(families map[string]*dto.MetricFamily) raftSnapshots {
-	f, ok := families["trustd_raft_snapshot_duration_seconds"]
+// histogramOf reads the histogram name of one node's metrics.
+func histogramOf(families map[string]*dto.MetricFamily, name string) histTotals {
+	f, ok := families[name]
 	if !ok {
-		return raftSnapshots{}
+		return histTotals{}
 	}
-	var s raftSnapshots
+	var s histTotals
 	for _, m := range f.GetMetric() {
 		if h := m.GetHistogram(); h != nil {
 			s.Count += h.GetSampleCount()
@@ -187,17 +207,40 @@ func snapshotHistogram(families map[string]*dto.MetricFamily) raftSnapshots {
 	return s
 }
 
-func (s raftSnapshots) plus(o raftSnapshots) raftSnapshots {
-	return raftSnapshots{Count: s.Count + o.Count, Seconds: s.Seconds + o.Seconds}
+func (s histTotals) plus(o histTotals) histTotals {
+	return histTotals{Count: s.Count + o.Count, Seconds: s.Seconds + o.Seconds}
 }
 
-// since is what was taken between o and s (s read later).
-func (s raftSnapshots) since(o raftSnapshots) raftSnapshots {
-	return raftSnapshots{Count: s.Count - o.Count, Seconds: s.Seconds - o.Seconds}
+// since is what was observed between o and s (s read later).
+func (s histTotals) since(o histTotals) histTotals {
+	return histTotals{Count: s.Count - o.Count, Seconds: s.Seconds - o.Seconds}
+}
+
+// since is what was observed between o and s (s read later).
+func (s raftStages) since(o raftStages) raftStages {
+	return raftStages{Commits: s.Commits.since(o.Commits), Applies: s.Applies.since(o.Applies)}
+}
+
+// meanMs is the mean sample in milliseconds, 0 without samples.
+func (s histTotals) meanMs() float64 {
+	if s.Count == 0 {
+		return 0
+	}
+	return 1000 * s.Seconds / float64(s.Count)
+}
+
+// formatStages writes each round's mean commit of a write and apply of a
+// batch, in milliseconds: "2.10 / 0.31, 2.05 / 0.29".
+func formatStages(rounds []raftStages) string {
+	parts := make([]string, len(rounds))
+	for i, r := range rounds {
+		parts[i] = fmt.Sprintf("%.2f / %.2f", r.Commits.meanMs(), r.Applies.meanMs())
+	}
+	return strings.Join(parts, ", ")
 }
 
 // formatSnapshots writes each round's snapshots: " 0, 1 (2.3 s), 0".
-func formatSnapshots(rounds []raftSnapshots) string {
+func formatSnapshots(rounds []histTotals) string {
 	parts := make([]string, len(rounds))
 	for i, r := range rounds {
 		parts[i] = fmt.Sprint(r.Count)

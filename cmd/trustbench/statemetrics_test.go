@@ -59,16 +59,21 @@ func TestStateDiskUsageOfAnOlderTrustd(t *testing.T) {
 	}
 }
 
-// TestSnapshotsOf: the raft snapshots of a cluster are the sum of its
-// nodes' snapshot histograms (a node that cannot be read counts nothing),
-// and a round's are the difference of two reads.
-func TestSnapshotsOf(t *testing.T) {
+// TestRaftReadings: a cluster's raft snapshots, commits and applies are
+// the sums of its nodes' histograms (a node that cannot be read counts
+// nothing), and a round's are the difference of two reads.
+func TestRaftReadings(t *testing.T) {
 	var nodes []*trustdNode
-	var hists []prometheus.Histogram
+	type nodeHists struct{ snap, commit, apply prometheus.Histogram }
+	var hists []nodeHists
 	for range 2 {
 		reg := prometheus.NewRegistry()
-		h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trustd_raft_snapshot_duration_seconds", Help: "raft snapshot durations"})
-		reg.MustRegister(h)
+		h := nodeHists{
+			snap:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trustd_raft_snapshot_duration_seconds", Help: "raft snapshot durations"}),
+			commit: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trustd_raft_commit_duration_seconds", Help: "raft commit durations"}),
+			apply:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trustd_raft_apply_duration_seconds", Help: "raft apply durations"}),
+		}
+		reg.MustRegister(h.snap, h.commit, h.apply)
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		srv := httptest.NewServer(mux)
@@ -80,18 +85,32 @@ func TestSnapshotsOf(t *testing.T) {
 	down.Close()
 	nodes = append(nodes, &trustdNode{url: down.URL})
 
-	before := snapshotsOf(nodes)
-	if before != (raftSnapshots{}) {
-		t.Fatalf("snapshots before any: %+v", before)
+	snaps, stages := raftReadings(nodes)
+	if snaps != (histTotals{}) || stages != (raftStages{}) {
+		t.Fatalf("before any: snapshots %+v, stages %+v", snaps, stages)
 	}
-	hists[0].Observe(0.5)
-	hists[1].Observe(1.25)
-	hists[1].Observe(0.25)
-	got := snapshotsOf(nodes).since(before)
+	hists[1].commit.Observe(0.004) // before the round: not in it
+	_, stages = raftReadings(nodes)
+	hists[0].snap.Observe(0.5)
+	hists[1].snap.Observe(1.25)
+	hists[1].snap.Observe(0.25)
+	hists[0].commit.Observe(0.002)
+	hists[0].commit.Observe(0.003)
+	hists[0].apply.Observe(0.0005)
+	hists[1].apply.Observe(0.0015)
+	got := snapshotsOf(nodes).since(snaps)
 	if got.Count != 3 || got.Seconds != 2 {
 		t.Fatalf("snapshots %+v, want 3 taking 2 s", got)
 	}
-	if s := formatSnapshots([]raftSnapshots{{}, got}); s != "0, 3 (2.0 s)" {
+	if s := formatSnapshots([]histTotals{{}, got}); s != "0, 3 (2.0 s)" {
+		t.Fatalf("printed as %q", s)
+	}
+	_, after := raftReadings(nodes)
+	round := after.since(stages)
+	if round.Commits.Count != 2 || round.Applies.Count != 2 {
+		t.Fatalf("round %+v, want 2 commits and 2 applies", round)
+	}
+	if s := formatStages([]raftStages{round, {}}); s != "2.50 / 1.00, 0.00 / 0.00" {
 		t.Fatalf("printed as %q", s)
 	}
 }
