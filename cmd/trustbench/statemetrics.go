@@ -185,12 +185,6 @@ func raftReadings(nodes []*trustdNode) (histTotals, raftStages) {
 	return snaps, st
 }
 
-// snapshotsOf reads the raft snapshots alone (raftReadings).
-func snapshotsOf(nodes []*trustdNode) histTotals {
-	s, _ := raftReadings(nodes)
-	return s
-}
-
 // histogramOf reads the histogram name of one node's metrics.
 func histogramOf(families map[string]*dto.MetricFamily, name string) histTotals {
 	f, ok := families[name]

@@ -98,7 +98,8 @@ func TestRaftReadings(t *testing.T) {
 	hists[0].commit.Observe(0.003)
 	hists[0].apply.Observe(0.0005)
 	hists[1].apply.Observe(0.0015)
-	got := snapshotsOf(nodes).since(snaps)
+	snapsAfter, _ := raftReadings(nodes)
+	got := snapsAfter.since(snaps)
 	if got.Count != 3 || got.Seconds != 2 {
 		t.Fatalf("snapshots %+v, want 3 taking 2 s", got)
 	}
