@@ -56,12 +56,11 @@ func ParseCosignerKey(vkey string) (CosignerKey, error) {
 	if !ok1 || !ok2 || len(id16) != 8 {
 		return CosignerKey{}, fmt.Errorf("%w: want name+keyid+key", ErrMalformedKey)
 	}
+	// Lower case only: the key prints its ID so, and one key has one
+	// spelling.
 	id, err := strconv.ParseUint(id16, 16, 32)
-	if err == nil && strings.ToLower(id16) != id16 {
-		err = strconv.ErrSyntax // the key prints its ID in lower case: one spelling per key
-	}
-	if err != nil {
-		return CosignerKey{}, fmt.Errorf("%w: key ID %q is not hex", ErrMalformedKey, id16)
+	if err != nil || strings.ToLower(id16) != id16 {
+		return CosignerKey{}, fmt.Errorf("%w: key ID %q is not lower-case hex", ErrMalformedKey, id16)
 	}
 	raw, err := base64.StdEncoding.Strict().DecodeString(key64)
 	if err != nil || len(raw) != 1+ed25519.PublicKeySize || raw[0] != SigTypeCosignatureV1 {
