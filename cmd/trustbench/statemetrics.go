@@ -223,7 +223,7 @@ func (s histTotals) meanMs() float64 {
 	return 1000 * s.Seconds / float64(s.Count)
 }
 
-// formatStages writes each round's mean commit of a write and apply of a
+// formatStages writes each round's mean commit of an entry and apply of a
 // batch, in milliseconds: "2.10 / 0.31, 2.05 / 0.29".
 func formatStages(rounds []raftStages) string {
 	parts := make([]string, len(rounds))
