@@ -449,14 +449,19 @@ func (c *nodeCache) GetNode(k []byte) ([]byte, error) {
 		}
 		return v, nil
 	}
-	v, err := overlayNodes{ov: c.ov, r: mapNodes{r: c.r}}.GetNode(k)
-	if top {
-		switch {
-		case err == nil:
-			c.top.setKnown(i, v)
-		case errors.Is(err, smt.ErrNodeNotFound):
-			c.top.setKnown(i, nil)
+	if !top {
+		if v, ok := c.top.getDeep(k); ok {
+			return v, nil
 		}
+	}
+	v, err := overlayNodes{ov: c.ov, r: mapNodes{r: c.r}}.GetNode(k)
+	switch {
+	case top && err == nil:
+		c.top.setKnown(i, v)
+	case top && errors.Is(err, smt.ErrNodeNotFound):
+		c.top.setKnown(i, nil)
+	case err == nil:
+		c.top.setDeep(k, v)
 	}
 	return v, err
 }
@@ -483,6 +488,9 @@ func (c *nodeCache) DeleteNode(k []byte) error {
 // nothing changes.
 func (c *nodeCache) layer() map[string][]byte {
 	t := c.top
+	for k, v := range c.nodes { // the deeper records, before the top's join them
+		t.setDeep([]byte(k), v)
+	}
 	key := make([]byte, 0, 1+(mapTopDepth+7)/8)
 	for i, v := range t.pend {
 		key = appendSlotKey(key[:0], int(i))
@@ -533,10 +541,43 @@ const mapTopSlots = 1<<(mapTopDepth+1) - 1
 // A level's slots are made when the apply first reaches it, so the cache
 // takes 25 bytes a slot of the levels the map has (1.6 MB once it is 15
 // levels deep), besides the records.
+//
+// Below mapTopDepth it keeps the committed records the apply reads or
+// writes in a map by node key (deep), filled and kept the same way: by the
+// apply's reads and each batch's layer, which writes through its deeper
+// records (and deletes the ones it deleted) as it does the top's; a
+// running batch's own deeper writes stay in the node cache. While the map
+// is small that is every record below the top; once they pass deepMax the
+// map is dropped for good, and the reads below the top go to the overlay
+// and the database again (mapDeepRecords). TestMapTopDeepRecords breaks
+// without the write-through or the deletes.
 type mapTop struct {
 	levels [mapTopDepth + 1]topLevel
 	pend   map[int32][]byte // by topSlot: the running batch's records, nil when deleted
+	// deep holds every committed record below mapTopDepth that the apply
+	// read or wrote, while there are at most deepMax of them (mapDeepRecords);
+	// then it is dropped for good (nil), until the cache is replaced.
+	deep    map[deepKey][]byte
+	deepMax int
 }
+
+// mapDeepRecords bounds the top cache's records below mapTopDepth. Below
+// the top, each record a write's path reads is one a write touched long
+// ago, most likely not since the overlay's last flush: a Pebble Get into a
+// just-compacted table, cold, 14–26 µs a write on a node in a grown
+// benchmark cluster. Keeping every such record in memory, written through
+// like the top, takes them off the apply while the map is small: 2^18
+// records are about 60 MB of heap (some 230 bytes each with the map's
+// own), enough for some 150,000 accreditations (two map keys each). Past
+// that (at 1M entities the records below the top are about 2M, some
+// 460 MB) a bounded cache would serve few reads for its memory, so it is
+// dropped once and the reads go to Pebble as before.
+// registry/DESIGN.md, "The map's deeper records".
+const mapDeepRecords = 1 << 18
+
+// deepKey is a node key below the top cache as a map key: its length,
+// then its bytes (at most 33: the depth and a 255-bit path).
+type deepKey [1 + 1 + smt.Size]byte
 
 // topLevel is the committed records of one level of the top cache, by
 // the node's place in the level; nil slices until the level is reached.
@@ -546,7 +587,58 @@ type topLevel struct {
 }
 
 // newMapTop returns an empty top cache.
-func newMapTop() *mapTop { return &mapTop{pend: map[int32][]byte{}} }
+func newMapTop() *mapTop {
+	return &mapTop{pend: map[int32][]byte{}, deep: map[deepKey][]byte{}, deepMax: mapDeepRecords}
+}
+
+// deepKeyOf returns node key k as a deepKey, and false for a key too long
+// to be one (none is).
+func deepKeyOf(k []byte) (dk deepKey, ok bool) {
+	if len(k) > len(dk)-1 {
+		return dk, false
+	}
+	dk[0] = byte(len(k))
+	copy(dk[1:], k)
+	return dk, true
+}
+
+// getDeep returns the committed record at node key k below the top, if
+// the cache holds it.
+func (t *mapTop) getDeep(k []byte) ([]byte, bool) {
+	if t.deep == nil {
+		return nil, false
+	}
+	dk, ok := deepKeyOf(k)
+	if !ok {
+		return nil, false
+	}
+	v, ok := t.deep[dk]
+	return v, ok
+}
+
+// setDeep records v as the committed record at node key k (nil: none),
+// unless k is at the top or the deep records were dropped; past deepMax
+// records it drops them all for good.
+func (t *mapTop) setDeep(k, v []byte) {
+	if t.deep == nil {
+		return
+	}
+	if _, top := topSlot(k); top {
+		return
+	}
+	dk, ok := deepKeyOf(k)
+	if !ok {
+		return
+	}
+	if v == nil {
+		delete(t.deep, dk)
+		return
+	}
+	t.deep[dk] = v
+	if len(t.deep) > t.deepMax {
+		t.deep = nil
+	}
+}
 
 // slotPlace returns the depth of slot i and i's place in its level.
 func slotPlace(i int) (d, j int) {

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/trustreg/trustreg/registry/record"
 	"github.com/trustreg/trustreg/registry/smt"
@@ -185,5 +189,92 @@ func TestMapTopLevels(t *testing.T) {
 	}
 	if _, known := top.get(topKey(mapTopDepth, 0)); known {
 		t.Fatal("a slot never set is known")
+	}
+}
+
+// The top cache's records below mapTopDepth follow the apply's writes as
+// the top's do: batch after batch, through overlay flushes into the
+// database, every deep record it holds is the map's, and the roots equal
+// a map in memory given the same changes. Keys that share their first 30
+// bytes put most of the map's records far below the top, which a map of
+// SHA-256 keys reaches only at tens of thousands of keys. Without the
+// layer's write-through the cache keeps a record a batch replaced, and a
+// later batch computes a wrong root from it.
+func TestMapTopDeepRecords(t *testing.T) {
+	for _, bound := range []int{mapDeepRecords, 100} {
+		t.Run(fmt.Sprint("bound=", bound), func(t *testing.T) {
+			db, err := pebble.Open(t.TempDir(), stateOptions(pebbleLogger{log: slog.New(slog.DiscardHandler)}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = db.Close() }()
+			rng := rand.New(rand.NewPCG(7, uint64(bound)))
+			pool := make([]smt.Key, 64)
+			for i := range pool {
+				pool[i][0] = 0x5a // the first 30 bytes in common
+				pool[i][30], pool[i][31] = byte(rng.Uint32()), byte(rng.Uint32())
+				if i%8 == 0 { // and some anywhere
+					for j := range pool[i] {
+						pool[i][j] = byte(rng.Uint32())
+					}
+				}
+			}
+			top := newMapTop()
+			top.deepMax = bound
+			ref := smt.New(smt.NewMemStore())
+			ov := emptyOverlay
+			held := 0
+			for batch := range 30 {
+				c := newNodeCache(db, ov, top)
+				m := smt.New(c)
+				for range 3 { // entries
+					var changes []smt.Change
+					for range 1 + rng.IntN(6) {
+						ch := smt.Change{Key: pool[rng.IntN(len(pool))], Delete: rng.IntN(4) == 0}
+						if !ch.Delete {
+							ch.Value[0], ch.Value[1] = byte(batch), byte(rng.Uint32())
+						}
+						changes = append(changes, ch)
+					}
+					got, err := m.Update(changes)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want, err := ref.Update(changes)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got != want {
+						t.Fatalf("batch %d: root %x, the map in memory's %x", batch, got, want)
+					}
+				}
+				ov = ov.with(newOverlayLayer(c.layer()), 3)
+				if batch%7 == 6 { // a flush into the database
+					b := db.NewBatch()
+					writeMapNodes(b, ov)
+					if err := b.Commit(pebble.NoSync); err != nil {
+						t.Fatal(err)
+					}
+					ov = emptyOverlay
+				}
+				for dk, got := range top.deep {
+					k := dk[1 : 1+int(dk[0])]
+					if _, isTop := topSlot(k); isTop {
+						t.Fatalf("batch %d: a top key %x among the deep records", batch, k)
+					}
+					want, err := (overlayNodes{ov: ov, r: mapNodes{r: db}}).GetNode(k)
+					if err != nil || !bytes.Equal(got, want) {
+						t.Fatalf("batch %d: the cache holds %x at %x, the map %x (%v)", batch, got, k, want, err)
+					}
+				}
+				held = max(held, len(top.deep))
+			}
+			switch {
+			case bound == mapDeepRecords && (top.deep == nil || held == 0):
+				t.Fatalf("the deep records were dropped or never held (at most %d)", held)
+			case bound < mapDeepRecords && top.deep != nil:
+				t.Fatalf("%d deep records held past the bound %d", len(top.deep), bound)
+			}
+		})
 	}
 }
