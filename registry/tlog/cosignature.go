@@ -62,8 +62,11 @@ func ParseCosignerKey(vkey string) (CosignerKey, error) {
 	if err != nil || strings.ToLower(id16) != id16 {
 		return CosignerKey{}, fmt.Errorf("%w: key ID %q is not lower-case hex", ErrMalformedKey, id16)
 	}
+	// The decoder skips CR and LF even when strict: one key has one
+	// spelling, so the text must be the key's own encoding.
 	raw, err := base64.StdEncoding.Strict().DecodeString(key64)
-	if err != nil || len(raw) != 1+ed25519.PublicKeySize || raw[0] != SigTypeCosignatureV1 {
+	if err != nil || len(raw) != 1+ed25519.PublicKeySize || raw[0] != SigTypeCosignatureV1 ||
+		base64.StdEncoding.EncodeToString(raw) != key64 {
 		return CosignerKey{}, fmt.Errorf("%w: want base64 of 0x04 and a 32-byte Ed25519 key", ErrMalformedKey)
 	}
 	k, err := NewCosignerKey(name, raw[1:])

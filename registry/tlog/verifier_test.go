@@ -273,6 +273,8 @@ func TestCosignerKeyRoundTrip(t *testing.T) {
 		name + "+" + id + "+" + base64.StdEncoding.EncodeToString(raw[:32]), // short key
 		"a b+" + id + "+" + key64,                                   // space in the name
 		name + "+" + id + "+" + strings.TrimRight(key64, "=") + "A", // not canonical base64
+		vkey + "\r", // a CR, which base64 decoding skips
+		name + "+" + id + "+" + key64[:10] + "\n" + key64[10:], // an LF inside the key
 	}
 	for _, b := range bad {
 		if _, err := ParseCosignerKey(b); !errors.Is(err, ErrMalformedKey) {
