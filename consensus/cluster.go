@@ -510,7 +510,9 @@ func (c *Cluster) close() error {
 		// Raft's pooled streams first: the transport's Close leaves them.
 		c.trans.CloseStreams()
 		errs = append(errs, c.trans.Close())
-		c.watch.close()
+		if !c.watch.close(shutdownWait) {
+			c.log.Warn("closing the raft log with a heartbeat still being handled", "waited", shutdownWait)
+		}
 	}
 	errs = append(errs, c.logs.Close())
 	return errors.Join(errs...)

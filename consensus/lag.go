@@ -3,6 +3,7 @@ package consensus
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -20,16 +21,87 @@ type commitWatch struct {
 	once sync.Once
 	// heard is the highest commit index a leader has sent this node.
 	heard atomic.Uint64
+	beats heartbeats
 }
 
 func newCommitWatch(t *raft.NetworkTransport) *commitWatch {
 	w := &commitWatch{NetworkTransport: t, rpcs: make(chan raft.RPC), stop: make(chan struct{})}
+	w.beats.done = make(chan struct{})
 	go w.relay(w.stop)
 	return w
 }
 
-// close ends the relay; raft must have shut down.
-func (w *commitWatch) close() { w.once.Do(func() { close(w.stop) }) }
+// close ends the relay and waits, up to wait, for the heartbeat handlers
+// still running; raft must have shut down. It reports whether they ended.
+func (w *commitWatch) close(wait time.Duration) bool {
+	w.once.Do(func() { close(w.stop) })
+	return w.beats.close(wait)
+}
+
+// SetHeartbeatHandler implements raft.Transport. Raft handles heartbeats
+// on the transport's connection goroutines, not its own: one that passed
+// raft's shutdown check just before Shutdown can still be saving a new
+// term when Shutdown returns, and would panic on a closed log store. The
+// handler given is counted, so the cluster can wait for it before it
+// closes the log (Cluster.close), and refused once the wait has begun.
+func (w *commitWatch) SetHeartbeatHandler(fn func(raft.RPC)) {
+	if fn != nil {
+		fn = w.beats.wrap(fn)
+	}
+	w.NetworkTransport.SetHeartbeatHandler(fn)
+}
+
+// heartbeats counts the heartbeat handlers running; after close, it
+// refuses new ones.
+type heartbeats struct {
+	mu      sync.Mutex
+	closed  bool
+	running int
+	done    chan struct{} // closed once closed is set and none is running
+	handled atomic.Uint64 // heartbeats passed to raft
+}
+
+func (h *heartbeats) wrap(fn func(raft.RPC)) func(raft.RPC) {
+	return func(rpc raft.RPC) {
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			rpc.Respond(nil, raft.ErrRaftShutdown)
+			return
+		}
+		h.running++
+		h.mu.Unlock()
+		h.handled.Add(1)
+		defer func() {
+			h.mu.Lock()
+			if h.running--; h.closed && h.running == 0 {
+				close(h.done)
+			}
+			h.mu.Unlock()
+		}()
+		fn(rpc)
+	}
+}
+
+// close refuses new handlers and waits up to wait for the running ones;
+// it reports whether they ended.
+func (h *heartbeats) close(wait time.Duration) bool {
+	h.mu.Lock()
+	if !h.closed {
+		if h.closed = true; h.running == 0 {
+			close(h.done)
+		}
+	}
+	h.mu.Unlock()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-h.done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
 
 // Consumer implements raft.Transport: raft reads the requests relay
 // passes on.
