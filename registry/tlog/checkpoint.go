@@ -3,6 +3,7 @@ package tlog
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -149,11 +150,26 @@ func parseDecimal(s string) (uint64, error) {
 	return n, nil
 }
 
+// decodeBase64 decodes standard, padded base64 that is exactly the encoding
+// of what it decodes to. Strict decoding refuses nonzero padding bits but
+// still skips CR and LF anywhere in the text; in signed text one value has
+// one spelling, so those are refused too.
+func decodeBase64(s string) ([]byte, error) {
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	if base64.StdEncoding.EncodeToString(b) != s {
+		return nil, errors.New("not the canonical encoding (line breaks inside)")
+	}
+	return b, nil
+}
+
 // decodeHash decodes the standard, padded base64 of exactly 32 bytes, refusing
 // non-canonical encodings.
 func decodeHash(s string) ([HashSize]byte, error) {
 	var h [HashSize]byte
-	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	b, err := decodeBase64(s)
 	if err != nil {
 		return h, fmt.Errorf("%q is not base64: %w", s, err)
 	}

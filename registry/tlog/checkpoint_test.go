@@ -53,6 +53,9 @@ func TestParseCheckpointRefusals(t *testing.T) {
 		"an origin not UTF-8":   "a\xffb\n" + lines[1] + lines[2],
 		"an origin of 256":      strings.Repeat("o", 256) + "\n" + lines[1] + lines[2],
 		"carriage return lines": strings.ReplaceAll(good, "\n", "\r\n"),
+		// The decoder skips CR even when strict; the root has one spelling.
+		"a CR inside the root": lines[0] + lines[1] + root[:20] + "\r" + root[20:] + "\n",
+		"a CR after the root":  lines[0] + lines[1] + root + "\r\n",
 	}
 	for name, text := range bad {
 		if _, err := ParseCheckpoint([]byte(text)); !errors.Is(err, ErrMalformedCheckpoint) {
@@ -88,6 +91,7 @@ func TestParseSignatureLinesRefusals(t *testing.T) {
 		"no signature":        "— member0.example\n",
 		"a name with a plus":  strings.Replace(good, "member0.example", "member+0", 1),
 		"signature too short": "— member0.example AAAA\n",
+		"a CR in the base64":  good[:len("— member0.example ")+10] + "\r" + good[len("— member0.example ")+10:],
 	}
 	for name, b := range bad {
 		if _, err := ParseSignatureLines([]byte(b)); !errors.Is(err, ErrMalformedNote) {
@@ -106,6 +110,13 @@ func TestParseSignatureLinesRefusals(t *testing.T) {
 	short.Base64 = "AAAAAAAA"
 	if _, err := CosignatureFromSignature(short); !errors.Is(err, ErrMalformedNote) {
 		t.Fatalf("a short cosignature: err = %v, want ErrMalformedNote", err)
+	}
+	// A signature line parsed elsewhere (note.Open) keeps its base64 as
+	// written; a CR inside it is not the cosignature's own encoding.
+	broken := sigs[0]
+	broken.Base64 = broken.Base64[:10] + "\r" + broken.Base64[10:]
+	if _, err := CosignatureFromSignature(broken); !errors.Is(err, ErrMalformedNote) {
+		t.Fatalf("a cosignature with a CR inside its base64: err = %v, want ErrMalformedNote", err)
 	}
 }
 

@@ -62,11 +62,8 @@ func ParseCosignerKey(vkey string) (CosignerKey, error) {
 	if err != nil || strings.ToLower(id16) != id16 {
 		return CosignerKey{}, fmt.Errorf("%w: key ID %q is not lower-case hex", ErrMalformedKey, id16)
 	}
-	// The decoder skips CR and LF even when strict: one key has one
-	// spelling, so the text must be the key's own encoding.
-	raw, err := base64.StdEncoding.Strict().DecodeString(key64)
-	if err != nil || len(raw) != 1+ed25519.PublicKeySize || raw[0] != SigTypeCosignatureV1 ||
-		base64.StdEncoding.EncodeToString(raw) != key64 {
+	raw, err := decodeBase64(key64)
+	if err != nil || len(raw) != 1+ed25519.PublicKeySize || raw[0] != SigTypeCosignatureV1 {
 		return CosignerKey{}, fmt.Errorf("%w: want base64 of 0x04 and a 32-byte Ed25519 key", ErrMalformedKey)
 	}
 	k, err := NewCosignerKey(name, raw[1:])
@@ -156,7 +153,7 @@ func ParseSignatureLines(block []byte) ([]note.Signature, error) {
 		if !ok || !ok2 || !isValidKeyName(name) {
 			return nil, fmt.Errorf("%w: line %d is not \"— <name> <signature>\"", ErrMalformedNote, i+1)
 		}
-		raw, err := base64.StdEncoding.Strict().DecodeString(b64)
+		raw, err := decodeBase64(b64)
 		if err != nil || len(raw) < 5 {
 			return nil, fmt.Errorf("%w: line %d: signature is not base64 of a key ID and a signature", ErrMalformedNote, i+1)
 		}
@@ -168,7 +165,7 @@ func ParseSignatureLines(block []byte) ([]note.Signature, error) {
 // CosignatureFromSignature reads a cosignature/v1 from a parsed signature
 // line, without verifying it. Errors wrap ErrMalformedNote.
 func CosignatureFromSignature(s note.Signature) (Cosignature, error) {
-	raw, err := base64.StdEncoding.DecodeString(s.Base64)
+	raw, err := decodeBase64(s.Base64)
 	if err != nil || len(raw) != 4+cosignatureSize {
 		return Cosignature{}, fmt.Errorf("%w: signature by %s is not a cosignature/v1 (%d bytes)", ErrMalformedNote, s.Name, len(raw))
 	}

@@ -151,6 +151,12 @@ func TestVerifierRefusals(t *testing.T) {
 	lines[5] = "— " + name + " " + base64.StdEncoding.EncodeToString(raw)
 	tampered = []byte(strings.Join(lines, "\n"))
 
+	// The same signature with a CR inside its base64: the decoder would
+	// skip it, but a signature has one spelling.
+	crLines := strings.Split(string(goodNote), "\n")
+	crLines[5] = crLines[5][:30] + "\r" + crLines[5][30:]
+	crInSig := []byte(strings.Join(crLines, "\n"))
+
 	otherCP := testCheckpoint(t, origin, 8)
 	transplanted := SignedNote(cp, append(good[:2:2], cosign(t, otherCP, base, set.signers[2])...)...)
 
@@ -184,6 +190,7 @@ func TestVerifierRefusals(t *testing.T) {
 		{"no signatures", cp.Marshal(), ErrMalformedNote, nil},
 		{"a garbled signature line", append(bytes.Clone(goodNote), "— member0.example !!!\n"...), ErrMalformedNote, nil},
 		{"a line without the dash", append(bytes.Clone(goodNote), "member0.example AAAA\n"...), ErrMalformedNote, nil},
+		{"a CR inside a signature's base64", crInSig, ErrMalformedNote, nil},
 		{"too large", append(bytes.Clone(goodNote), bytes.Repeat([]byte("x"), MaxNoteSize)...), ErrMalformedNote, nil},
 		{"too many signature lines", manyLines, ErrMalformedNote, nil},
 		{"a control character", bytes.Replace(goodNote, []byte("bafk"), []byte("baf\x01"), 1), ErrMalformedCheckpoint, nil},

@@ -96,6 +96,7 @@ func TestAddCheckpointRefusals(t *testing.T) {
 		"old not a number":        "old x\n\n" + cp,
 		"a proof line not base64": "old 3\n!!!\n\n" + cp,
 		"a proof hash of 31":      "old 3\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\n\n" + cp,
+		"a CR in a proof hash":    "old 3\n47DEQpj8HBSa+/TI\rmW+5JCeuQeRkm5NMpJWZG3hSuFU=\n\n" + cp,
 		"64 proof lines":          "old 3\n" + strings.Repeat(hash, 64) + "\n" + cp,
 		"no blank line":           "old 3\n" + hash,
 		"no checkpoint":           "old 3\n\n",
