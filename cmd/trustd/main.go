@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -25,14 +24,7 @@ import (
 )
 
 func main() {
-	// A node's live heap is small (160–180 MiB with its record and answer
-	// caches full, at a million entities) and most of its garbage is
-	// per-request; collecting at 200 % heap growth instead of 100 % halves
-	// the collector's work on the write path. GOGC in the environment
-	// still decides.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(200)
-	}
+	tuneCollector(os.Getenv)
 	limitMallocArenas(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
