@@ -40,8 +40,9 @@ func (w *commitWatch) close(wait time.Duration) bool {
 
 // SetHeartbeatHandler implements raft.Transport. Raft handles heartbeats
 // on the transport's connection goroutines, not its own: one that passed
-// raft's shutdown check just before Shutdown can still be saving a new
-// term when Shutdown returns, and would panic on a closed log store. The
+// raft's shutdown check just before Shutdown finds the state no longer
+// Follower and saves the term (whatever its term) possibly after Shutdown
+// returned; raft panics when that write fails on a closed log store. The
 // handler given is counted, so the cluster can wait for it before it
 // closes the log (Cluster.close), and refused once the wait has begun.
 func (w *commitWatch) SetHeartbeatHandler(fn func(raft.RPC)) {

@@ -94,4 +94,12 @@ func TestFollowerHeartbeatsAreCountedAndRefusedAfterShutdown(t *testing.T) {
 	if !closed || running != 0 {
 		t.Fatalf("after Shutdown: heartbeats closed %v, running %d; want closed, none running", closed, running)
 	}
+	// A heartbeat reaching the follower's gate now is answered with an
+	// error and never reaches the handler behind it.
+	reached := false
+	resp := make(chan raft.RPCResponse, 1)
+	f.watch.beats.wrap(func(raft.RPC) { reached = true })(raft.RPC{Command: &raft.AppendEntriesRequest{}, RespChan: resp})
+	if r := <-resp; reached || !errors.Is(r.Error, raft.ErrRaftShutdown) {
+		t.Fatalf("a heartbeat after Shutdown: reached the handler %v, answered %v; want refused with %v", reached, r.Error, raft.ErrRaftShutdown)
+	}
 }

@@ -76,6 +76,8 @@ func TestSignRefusesInvalidCheckpoint(t *testing.T) {
 	}
 }
 
+const base64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
 func TestParseSignatureLinesRefusals(t *testing.T) {
 	line := mustSigner(t, "member0.example")
 	c, err := line.Sign(testCheckpoint(t, mustOrigin(t), 3), testClockStart)
@@ -113,6 +115,19 @@ func TestParseSignatureLinesRefusals(t *testing.T) {
 	}
 	// A signature line parsed elsewhere (note.Open) keeps its base64 as
 	// written; a CR inside it is not the cosignature's own encoding.
+	// A 76-byte signature ends "X==", X carrying two bits of the last
+	// byte and four zero bits; one of those set spells the same bytes
+	// another way.
+	padded := sigs[0]
+	b64 := padded.Base64
+	if !strings.HasSuffix(b64, "==") {
+		t.Fatalf("a cosignature's base64 %q does not end in two padding characters", b64)
+	}
+	x := strings.IndexByte(base64Alphabet, b64[len(b64)-3])
+	padded.Base64 = b64[:len(b64)-3] + string(base64Alphabet[x|1]) + "=="
+	if _, err := CosignatureFromSignature(padded); !errors.Is(err, ErrMalformedNote) {
+		t.Fatalf("a cosignature whose padding bits are set: err = %v, want ErrMalformedNote", err)
+	}
 	broken := sigs[0]
 	broken.Base64 = broken.Base64[:10] + "\r" + broken.Base64[10:]
 	if _, err := CosignatureFromSignature(broken); !errors.Is(err, ErrMalformedNote) {

@@ -156,6 +156,12 @@ func TestVerifierRefusals(t *testing.T) {
 	crLines := strings.Split(string(goodNote), "\n")
 	crLines[5] = crLines[5][:30] + "\r" + crLines[5][30:]
 	crInSig := []byte(strings.Join(crLines, "\n"))
+	// Verify would refuse it in note.Open too (a control character);
+	// Precheck, which callers run alone on untrusted notes, refuses it
+	// itself.
+	if _, err := v.Precheck(crInSig); !errors.Is(err, ErrMalformedNote) {
+		t.Fatalf("Precheck of a note with a CR inside a signature's base64: %v, want ErrMalformedNote", err)
+	}
 
 	otherCP := testCheckpoint(t, origin, 8)
 	transplanted := SignedNote(cp, append(good[:2:2], cosign(t, otherCP, base, set.signers[2])...)...)
