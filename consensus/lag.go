@@ -94,14 +94,7 @@ func (h *heartbeats) close(wait time.Duration) bool {
 		}
 	}
 	h.mu.Unlock()
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-h.done:
-		return true
-	case <-t.C:
-		return false
-	}
+	return closedWithin(h.done, wait)
 }
 
 // Consumer implements raft.Transport: raft reads the requests relay

@@ -90,10 +90,16 @@ func (l *lifetime) stop() {
 // deadline.
 func (l *lifetime) wait(d time.Duration) bool {
 	l.stop()
+	return closedWithin(l.waited, d)
+}
+
+// closedWithin waits up to d for ch to be closed and reports whether it
+// was.
+func closedWithin(ch <-chan struct{}, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-l.waited:
+	case <-ch:
 		return true
 	case <-t.C:
 		return false
