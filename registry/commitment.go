@@ -460,7 +460,7 @@ func (c *nodeCache) GetNode(k []byte) ([]byte, error) {
 		c.top.setKnown(i, v)
 	case top && errors.Is(err, smt.ErrNodeNotFound):
 		c.top.setKnown(i, nil)
-	case err == nil:
+	case !top && err == nil:
 		c.top.setDeep(k, v)
 	}
 	return v, err
@@ -616,14 +616,13 @@ func (t *mapTop) getDeep(k []byte) ([]byte, bool) {
 	return v, ok
 }
 
-// setDeep records v as the committed record at node key k (nil: none),
-// unless k is at the top or the deep records were dropped; past deepMax
-// records it drops them all for good.
+// setDeep records v as the committed record at node key k, a key below
+// the top (nil: none), unless the deep records were dropped; past deepMax
+// records it drops them all for good. Its callers pass deeper keys only:
+// GetNode on its path below the top, layer with the node cache's records,
+// which PutNode keeps below the top.
 func (t *mapTop) setDeep(k, v []byte) {
 	if t.deep == nil {
-		return
-	}
-	if _, top := topSlot(k); top {
 		return
 	}
 	dk, ok := deepKeyOf(k)
