@@ -152,3 +152,53 @@ func TestOnCPUsWrapsWithTaskset(t *testing.T) {
 		t.Errorf("with CPUs 2,3: %s %v", bin, args)
 	}
 }
+
+// niceOf reads a process's niceness from /proc (field 19 of stat, after
+// the command name's closing parenthesis).
+func niceOf(t *testing.T, pid int) int {
+	t.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	n, err := strconv.Atoi(fields[16]) // stat's field 19; fields here start at its third
+	if err != nil {
+		t.Fatalf("niceness in %q: %v", raw, err)
+	}
+	return n
+}
+
+func TestServerNiceRunsServersAtIt(t *testing.T) {
+	own := niceOf(t, os.Getpid())
+	if own+7 > 19 {
+		t.Skipf("this process runs at niceness %d", own)
+	}
+	for _, c := range []struct{ nice, want int }{{0, own}, {7, own + 7}} {
+		serverNice = c.nice
+		p, err := start(t.TempDir(), "sleeper", "sleep", "30")
+		serverNice = 0
+		if err != nil {
+			t.Fatal(err)
+		}
+		// nice sets the niceness, then execs the program in the same process.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.cmd.Process.Pid))
+			if strings.TrimSpace(string(comm)) == "sleep" {
+				break
+			}
+			if time.Now().After(deadline) {
+				p.stop()
+				t.Fatalf("the server process is still %q after 5 s", comm)
+			}
+		}
+		got := niceOf(t, p.cmd.Process.Pid)
+		p.stop()
+		if got != c.want {
+			t.Errorf("--server-nice %d: the server runs at niceness %d, want %d", c.nice, got, c.want)
+		}
+	}
+	if got := niceOf(t, os.Getpid()); got != own {
+		t.Errorf("the generator's niceness moved from %d to %d", own, got)
+	}
+}

@@ -45,13 +45,15 @@ type config struct {
 	profile   string
 	keep      bool
 	splitCPUs bool
-	halfConns int
-	questions int
-	rounds    int
-	rates     []int
-	save      bool
-	results   string
-	note      string
+	// serverNice: --server-nice.
+	serverNice int
+	halfConns  int
+	questions  int
+	rounds     int
+	rates      []int
+	save       bool
+	results    string
+	note       string
 	// rtts: the --rtt benchmark's round-trip times; set, it runs alone.
 	rtts []time.Duration
 	// rttTimings: raft.heartbeat_timeout and raft.election_timeout of the
@@ -128,6 +130,9 @@ type readResult struct {
 	TrustdAtHalf     stats   `json:"trustd_at_half_rate"`
 	BaselineAtHal    stats   `json:"baseline_at_half_rate"`
 	HalfP99Ratio     float64 `json:"half_rate_p99_ratio,omitempty"`
+	// HalfRounds: each round of the half-rate runs, in order (runs from
+	// before the order alternated have none).
+	HalfRounds []pairRound `json:"half_rate_rounds,omitempty"`
 	// Latency at the fixed rates of --rates: where p99 meets a bound.
 	AtRates []ratePoint `json:"at_rates,omitempty"`
 	// CPU microseconds each server spent per answered query in the run
@@ -137,6 +142,16 @@ type readResult struct {
 	// Proof: the same questions asked with their proof bundle (absent in
 	// runs from before it was measured).
 	Proof *proofResult `json:"proof,omitempty"`
+}
+
+// pairRound is one round of pacedPair: each side's p99 and send lag, and
+// which side ran first.
+type pairRound struct {
+	TrustdFirst     bool    `json:"trustd_first"`
+	TrustdP99       float64 `json:"trustd_p99_ms"`
+	BaselineP99     float64 `json:"baseline_p99_ms"`
+	TrustdSendLag   float64 `json:"trustd_send_lag_p99_ms"`
+	BaselineSendLag float64 `json:"baseline_send_lag_p99_ms"`
 }
 
 type ratePoint struct {
@@ -234,6 +249,9 @@ type point struct {
 	Entities int     `json:"entities"`
 	P99      float64 `json:"p99_ms"`
 	P50      float64 `json:"p50_ms"`
+	// RoundP99s: the p99 of each round at this count, P99 and P50 being
+	// the round with the lowest (runs before rounds have none).
+	RoundP99s []float64 `json:"round_p99_ms,omitempty"`
 }
 
 func main() {
@@ -287,6 +305,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fs.IntVar(&c.questions, "questions", 1024, "distinct trust questions the read benchmark asks in turn, one per college; 0: every college loaded")
 	fs.IntVar(&c.halfConns, "half-conns", 0, "connections for the latency run at half the maximum rate (default: --conns)")
 	fs.BoolVar(&c.splitCPUs, "split-cpus", false, "run the servers on the upper half of the CPUs and the load generator on the lower half")
+	fs.IntVar(&c.serverNice, "server-nice", 0, "run every server (trustd, the bare handler, etcd) at this niceness (1-19), the load generator at its own: on a machine too small to give the generator cores of its own, the generator is served first")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (data directories and node logs) for inspection")
 	fs.StringVar(&c.profile, "profile", "", "save CPU profiles of trustd during the measured runs, and of the load generator, into this directory")
 	fs.IntVar(&c.scale, "scale", -1, "entities for the scale run, 0 to skip it (default: 1000000; short mode: 3000)")
@@ -373,6 +392,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		serverCPUs = servers
 		fmt.Fprintf(os.Stderr, "load generator on CPUs %v, servers on CPUs %v\n", gen, servers)
 	}
+	if c.serverNice < 0 || c.serverNice > 19 {
+		return fmt.Errorf("--server-nice %d: want 0 to 19", c.serverNice)
+	}
+	serverNice = c.serverNice
 	if c.profile != "" {
 		// The load generator's own profile: what a request costs the side
 		// that sends it.
@@ -680,12 +703,12 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 			halfConns = c.halfConns
 		}
 		r.BaselineHalfRate = br.PerSecond / 2
-		r.TrustdAtHalf, r.BaselineAtHal = c.pacedPair(ctx, halfConns, half, r.BaselineHalfRate, n.url, urls[0], trustNext, baseURL, baseNext, ok200)
+		r.TrustdAtHalf, r.BaselineAtHal, r.HalfRounds = c.pacedPair(ctx, halfConns, half, r.BaselineHalfRate, n.url, urls[0], trustNext, baseURL, baseNext, ok200)
 		if r.BaselineAtHal.P99 > 0 {
 			r.HalfP99Ratio = r.TrustdAtHalf.P99 / r.BaselineAtHal.P99
 		}
 		for _, rate := range c.rates {
-			t, b := c.pacedPair(ctx, halfConns, float64(rate), float64(rate), n.url, urls[0], trustNext, baseURL, baseNext, ok200)
+			t, b, _ := c.pacedPair(ctx, halfConns, float64(rate), float64(rate), n.url, urls[0], trustNext, baseURL, baseNext, ok200)
 			r.AtRates = append(r.AtRates, ratePoint{Rate: rate, Trustd: t, Baseline: b})
 		}
 		bp.stop()
@@ -704,13 +727,17 @@ func (c config) settleLimit() time.Duration {
 
 // pacedPair measures trustd at rate and the baseline at baseRate, paced,
 // in interleaved rounds and keeps each side's lower p99, as for
-// throughput.
+// throughput. Each side opens half the rounds: on this machine the run
+// that opens a round measured a higher p99 and send lag than the one that
+// closes it, whichever side it was (BENCHMARKS.md), so a fixed order would
+// favour the side that always runs second. The rounds are c.rounds made
+// even.
 //
 // trustd's own handler times, allocation and collections for the kept
 // run are read from its metrics at gateway (trustd's base URL) before and
 // after the run.
-func (c config) pacedPair(ctx context.Context, conns int, rate, baseRate float64, gateway, trustWarm string, trustNext func(int, int64) (request, bool), baseWarm string, baseNext func(int, int64) (request, bool), ok func(int) bool) (t, b stats) {
-	for round := range c.rounds {
+func (c config) pacedPair(ctx context.Context, conns int, rate, baseRate float64, gateway, trustWarm string, trustNext func(int, int64) (request, bool), baseWarm string, baseNext func(int, int64) (request, bool), ok func(int) bool) (t, b stats, rounds []pairRound) {
+	trust := func(first bool) stats {
 		before, berr := readMetrics(gateway, trustRoute)
 		s := paced(ctx, conns, rate, c.duration, trustWarm, trustNext, ok)
 		after, aerr := readMetrics(gateway, trustRoute)
@@ -720,14 +747,32 @@ func (c config) pacedPair(ctx context.Context, conns int, rate, baseRate float64
 			h := handlerTimesBetween(before, after)
 			s.Handler = &h
 		}
-		if round == 0 || s.P99 < t.P99 {
+		if first || s.P99 < t.P99 {
 			t = s
 		}
-		if s := paced(ctx, conns, baseRate, c.duration, baseWarm, baseNext, ok); round == 0 || s.P99 < b.P99 {
+		return s
+	}
+	base := func(first bool) stats {
+		s := paced(ctx, conns, baseRate, c.duration, baseWarm, baseNext, ok)
+		if first || s.P99 < b.P99 {
 			b = s
 		}
+		return s
 	}
-	return t, b
+	for round := range c.rounds + c.rounds%2 {
+		r := pairRound{TrustdFirst: round%2 == 0}
+		var ts, bs stats
+		if r.TrustdFirst {
+			ts = trust(round == 0)
+			bs = base(round == 0)
+		} else {
+			bs = base(false)
+			ts = trust(false)
+		}
+		r.TrustdP99, r.BaselineP99, r.TrustdSendLag, r.BaselineSendLag = ts.P99, bs.P99, ts.SendLagP99, bs.SendLagP99
+		rounds = append(rounds, r)
+	}
+	return t, b, rounds
 }
 
 func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
@@ -935,6 +980,9 @@ func printReport(w io.Writer, r *report) error {
 			if x.HalfP99Ratio > 0 {
 				ew.Printf("%10d entities: p99 at half rate, trustd / net/http = %.2f (SPEC §8: at most 1.25)\n", x.Entities, x.HalfP99Ratio)
 			}
+			if len(x.HalfRounds) > 0 {
+				ew.Printf("%10d entities, each round at half rate, p99 ms (send lag p99 ms), the side that ran first marked *: %s\n", x.Entities, formatPairRounds(x.HalfRounds))
+			}
 		}
 		ew.Println()
 	}
@@ -997,7 +1045,11 @@ func printReport(w io.Writer, r *report) error {
 	if s := r.Scale; s != nil {
 		ew.Printf("Scale: %d entities (loaded at %.0f ops/s)\n", s.Entities, s.LoadOpsPerSec)
 		for _, p := range s.P99At {
-			ew.Printf("  trust query at %8d entities: p50 %.2f ms, p99 %.2f ms\n", p.Entities, p.P50, p.P99)
+			line := fmt.Sprintf("  trust query at %8d entities: p50 %.2f ms, p99 %.2f ms", p.Entities, p.P50, p.P99)
+			if len(p.RoundP99s) > 1 {
+				line += fmt.Sprintf(" (the lowest of %d rounds' p99:%s ms)", len(p.RoundP99s), formatRatios(p.RoundP99s))
+			}
+			ew.Println(line)
 		}
 		if x := s.Distinct; x.Questions > 0 {
 			ew.Printf("  %d distinct questions, each asked once: %d answered at %.0f r/s, p50 %.2f ms, p99 %.2f ms\n", x.Questions, x.Answered, x.PerSecond, x.P50, x.P99)
@@ -1114,6 +1166,20 @@ func median(xs []float64) float64 {
 }
 
 // formatRatios lists ratios with two decimals, each after a space.
+// formatPairRounds writes each round as "trustd / net/http", the side
+// that ran first marked with a star.
+func formatPairRounds(rs []pairRound) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		ts, bs := "", "*"
+		if r.TrustdFirst {
+			ts, bs = "*", ""
+		}
+		parts[i] = fmt.Sprintf("%s%.2f (%.2f) / %s%.2f (%.2f)", ts, r.TrustdP99, r.TrustdSendLag, bs, r.BaselineP99, r.BaselineSendLag)
+	}
+	return strings.Join(parts, "; ")
+}
+
 func formatRatios(rs []float64) string {
 	var b strings.Builder
 	for _, r := range rs {

@@ -125,6 +125,14 @@ func TestReadsMeasuredBeforeAFailedWritePartAreKept(t *testing.T) {
 	if h := r.TrustdAtHalf.Handler; h == nil || h.Requests < r.TrustdAtHalf.Requests || h.P99AtMostMs <= 0 || h.AllocPerRequest <= 0 {
 		t.Fatalf("trustd's handler times at half rate: %+v for %d answered queries", h, r.TrustdAtHalf.Requests)
 	}
+	// One round asked for, two run: each side opens one, and the lower
+	// p99 of each side's is the one kept.
+	if hr := r.HalfRounds; len(hr) != 2 || !hr[0].TrustdFirst || hr[1].TrustdFirst ||
+		r.TrustdAtHalf.P99 != min(hr[0].TrustdP99, hr[1].TrustdP99) || r.BaselineAtHal.P99 != min(hr[0].BaselineP99, hr[1].BaselineP99) ||
+		hr[0].TrustdP99 <= 0 || hr[1].TrustdP99 <= 0 || hr[0].BaselineP99 <= 0 || hr[1].BaselineP99 <= 0 {
+		t.Fatalf("the half-rate rounds %+v, kept trustd p99 %.3f, net/http %.3f: want two rounds, trustd first in the first, each side's lower p99 kept",
+			hr, r.TrustdAtHalf.P99, r.BaselineAtHal.P99)
+	}
 	if r.BaselineAtHal.Handler != nil {
 		t.Fatalf("the bare handler has no metrics, yet handler times %+v", r.BaselineAtHal.Handler)
 	}
@@ -143,12 +151,16 @@ func TestScaleAsksEveryCollegeOnceBeforeReadingPeakMemory(t *testing.T) {
 	}
 	bin := testTrustd(t, t.TempDir())
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"--trustd", bin, "--skip-reads", "--skip-writes", "--scale", "300", "--conns", "8", "--json"}, &out); err != nil {
+	if err := run(context.Background(), []string{"--trustd", bin, "--skip-reads", "--skip-writes", "--scale", "300", "--conns", "8", "--rounds", "2", "--json"}, &out); err != nil {
 		t.Fatal(err)
 	}
 	var rep report
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep.Scale == nil {
 		t.Fatalf("no scale result: %v\n%s", err, out.Bytes())
+	}
+	// The one latency point (300 entities), the lowest p99 of its rounds.
+	if ps := rep.Scale.P99At; len(ps) != 1 || len(ps[0].RoundP99s) != 2 || ps[0].P99 != min(ps[0].RoundP99s[0], ps[0].RoundP99s[1]) || ps[0].P99 <= 0 {
+		t.Fatalf("the latency points: %+v, want one at 300 entities with the lower p99 of two rounds", ps)
 	}
 	if d := rep.Scale.Distinct; d.Questions != 300 || d.Answered != 300 || d.Errors != 0 || d.P99 <= 0 {
 		t.Fatalf("the pass over distinct questions: %+v, want each of 300 colleges answered once", d)

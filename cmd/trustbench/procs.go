@@ -316,12 +316,28 @@ func (p *process) peakRSS() float64 {
 // benchmark starts runs on. It is set once, before the first start.
 var serverCPUs []int
 
+// serverNice, when above 0 (--server-nice), is the niceness every server
+// this benchmark starts runs at, the load generator staying at its own.
+// It is set once, before the first start.
+var serverNice int
+
+// atNice returns the command line that runs bin with args at niceness n
+// (nice execs the program, so the process id stays the program's; every
+// thread the program starts inherits the niceness).
+func atNice(n int, bin string, args []string) (string, []string) {
+	if n <= 0 {
+		return bin, args
+	}
+	return "nice", append([]string{"-n", strconv.Itoa(n), bin}, args...)
+}
+
 func start(dir, name string, bin string, args ...string) (*process, error) {
 	log, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
 	bin, args = onCPUs(serverCPUs, bin, args)
+	bin, args = atNice(serverNice, bin, args)
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = log, log

@@ -36,10 +36,20 @@ func benchScale(ctx context.Context, c config, dir string, rep *report) error {
 		loading += time.Since(t0)
 		settle(ctx, n.process, c.settleLimit())
 		urls := d.trustURLs(n.url, 1024)
-		s := closedLoop(ctx, 8, 5*time.Second, func(w int, i int64) (request, bool) {
-			return request{method: "GET", url: urls[i%int64(len(urls))]}, true
-		}, func(s int) bool { return s == 200 })
-		res.P99At = append(res.P99At, point{Entities: step, P50: s.P50, P99: s.P99})
+		// The lowest p99 of the rounds, as the other rows keep each side's
+		// best: one 5-s loop's p99 moves with the machine, and the
+		// flatness row divides one count's by another's.
+		p := point{Entities: step}
+		for round := range c.rounds {
+			s := closedLoop(ctx, 8, 5*time.Second, func(w int, i int64) (request, bool) {
+				return request{method: "GET", url: urls[i%int64(len(urls))]}, true
+			}, func(s int) bool { return s == 200 })
+			p.RoundP99s = append(p.RoundP99s, s.P99)
+			if round == 0 || s.P99 < p.P99 {
+				p.P50, p.P99 = s.P50, s.P99
+			}
+		}
+		res.P99At = append(res.P99At, p)
 	}
 	res.LoadOpsPerSec = float64(c.scale) / loading.Seconds()
 	res.PebbleMiB = dirMiB(filepath.Join(n.dataDir, "state"))
