@@ -727,11 +727,11 @@ func (c config) settleLimit() time.Duration {
 
 // pacedPair measures trustd at rate and the baseline at baseRate, paced,
 // in interleaved rounds and keeps each side's lower p99, as for
-// throughput. Each side opens half the rounds: on this machine the run
-// that opens a round measured a higher p99 and send lag than the one that
-// closes it, whichever side it was (BENCHMARKS.md), so a fixed order would
-// favour the side that always runs second. The rounds are c.rounds made
-// even.
+// throughput. Each side opens half the rounds (c.rounds made even), so
+// neither always runs right after the other: one run with the order
+// reversed once looked like an order effect, which the alternating rounds
+// did not bear out (BENCHMARKS.md); each round's figures are returned, so
+// a report shows whether the order mattered.
 //
 // trustd's own handler times, allocation and collections for the kept
 // run are read from its metrics at gateway (trustd's base URL) before and
@@ -1165,7 +1165,6 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// formatRatios lists ratios with two decimals, each after a space.
 // formatPairRounds writes each round as "trustd / net/http", the side
 // that ran first marked with a star.
 func formatPairRounds(rs []pairRound) string {
@@ -1180,6 +1179,7 @@ func formatPairRounds(rs []pairRound) string {
 	return strings.Join(parts, "; ")
 }
 
+// formatRatios lists ratios with two decimals, each after a space.
 func formatRatios(rs []float64) string {
 	var b strings.Builder
 	for _, r := range rs {
