@@ -202,3 +202,25 @@ func TestServerNiceRunsServersAtIt(t *testing.T) {
 		t.Errorf("the generator's niceness moved from %d to %d", own, got)
 	}
 }
+
+// TestSelfUsageCountsTheGeneratorsCPU: the generator's own CPU, from which
+// a run's generator_cpu_us_per_request is taken, grows as it computes.
+func TestSelfUsageCountsTheGeneratorsCPU(t *testing.T) {
+	cpu0, _ := selfUsage()
+	if cpu0 <= 0 {
+		t.Fatalf("selfUsage = %v s for a process that has run", cpu0)
+	}
+	x := uint64(1)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		for range 100_000 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+		if cpu, _ := selfUsage(); cpu-cpu0 >= 0.05 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cpu, _ := selfUsage()
+			t.Fatalf("after 10 s of computing, selfUsage moved from %.2f to %.2f s (state %d)", cpu0, cpu, x)
+		}
+	}
+}

@@ -38,6 +38,11 @@ type stats struct {
 	// Paced runs against trustd: how long its handler took for the same
 	// requests, by its own metrics.
 	Handler *handlerTimes `json:"trustd_handler,omitempty"`
+	// GeneratorCPUus: the CPU microseconds the load generator's whole
+	// process spent per answered request during the run (0 where
+	// /proc/self/stat cannot be read): what a request to this server
+	// costs the side that sends it.
+	GeneratorCPUus float64 `json:"generator_cpu_us_per_request,omitempty"`
 }
 
 func newClient(conns int) *http.Client {
@@ -145,18 +150,22 @@ func drive(ctx context.Context, conns int, due <-chan time.Time, warm *warmup, n
 	)
 	end, hasEnd := ctx.Deadline() // the connection's deadline may fire before ctx's
 	steal0, total0 := cpuSteal()
+	cpu0, _ := selfUsage()
 	start := time.Now()
-	// With a warm-up the run starts when every worker is warm: the rate
-	// and the steal time are over the measured part only.
+	// With a warm-up the run starts when every worker is warm: the rate,
+	// the steal time and the generator's CPU are over the measured part
+	// only.
 	var warmed sync.WaitGroup
 	var warmStart time.Time
 	var warmSteal0, warmTotal0 uint64
+	var warmCPU0 float64
 	if warm != nil {
 		warmed.Add(conns)
 		go func() {
 			warmed.Wait()
 			warmStart = time.Now()
 			warmSteal0, warmTotal0 = cpuSteal()
+			warmCPU0, _ = selfUsage()
 			close(warm.ready) // publishes warmStart and the counters
 		}()
 	}
@@ -217,11 +226,14 @@ func drive(ctx context.Context, conns int, due <-chan time.Time, warm *warmup, n
 	if warm != nil {
 		select {
 		case <-warm.ready:
-			start, steal0, total0 = warmStart, warmSteal0, warmTotal0
+			start, steal0, total0, cpu0 = warmStart, warmSteal0, warmTotal0, warmCPU0
 		default: // ended before every worker was warm
 		}
 	}
 	s := summarize(all, errors.Load(), time.Since(start))
+	if cpu1, _ := selfUsage(); cpu0 > 0 && cpu1 > cpu0 && s.Requests > 0 {
+		s.GeneratorCPUus = (cpu1 - cpu0) * 1e6 / float64(s.Requests)
+	}
 	if len(lags) > 0 {
 		slices.Sort(lags)
 		s.SendLagP99 = ms(percentile(lags, 99))

@@ -963,17 +963,17 @@ func printReport(w io.Writer, r *report) error {
 		}
 		printProofRows(ew, r.Reads)
 		ew.Printf("Latency at half each one's maximum rate, then both at --rates (paced, open loop; trustd / net/http)\n")
-		ew.Printf("%10s %16s %16s %16s %18s %14s %44s\n", "entities", "r/s", "p50 ms", "p99 ms", "send lag p99 ms", "cpu steal %", "trustd handler p99, >1ms; alloc, GCs")
+		ew.Printf("%10s %16s %16s %16s %18s %14s %44s %16s\n", "entities", "r/s", "p50 ms", "p99 ms", "send lag p99 ms", "cpu steal %", "trustd handler p99, >1ms; alloc, GCs", "generator cpu/q")
 		for _, x := range r.Reads {
 			t, b := x.TrustdAtHalf, x.BaselineAtHal
 			baseRate := x.BaselineHalfRate
 			if baseRate == 0 {
 				baseRate = x.HalfRate // a run from before each side had its own half rate
 			}
-			ew.Printf("%10d %7.0f / %6.0f %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %44s\n", x.Entities, x.HalfRate, baseRate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler))
+			ew.Printf("%10d %7.0f / %6.0f %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %44s %16s\n", x.Entities, x.HalfRate, baseRate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler), formatGenCPU(t, b))
 			for _, p := range x.AtRates {
 				t, b := p.Trustd, p.Baseline
-				ew.Printf("%10s %16d %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %44s\n", "", p.Rate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler))
+				ew.Printf("%10s %16d %7.2f / %6.2f %7.2f / %6.2f %9.2f / %6.2f %6.1f / %5.1f %44s %16s\n", "", p.Rate, t.P50, b.P50, t.P99, b.P99, t.SendLagP99, b.SendLagP99, t.StealPct, b.StealPct, formatHandler(t.Handler), formatGenCPU(t, b))
 			}
 		}
 		for _, x := range r.Reads {
@@ -1163,6 +1163,15 @@ func median(xs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// formatGenCPU writes the generator's CPU per request on each side, in
+// microseconds, "trustd / net/http" ("-" for a run without it).
+func formatGenCPU(t, b stats) string {
+	if t.GeneratorCPUus == 0 && b.GeneratorCPUus == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f / %.1f us", t.GeneratorCPUus, b.GeneratorCPUus)
 }
 
 // formatPairRounds writes each round as "trustd / net/http", the side

@@ -118,6 +118,11 @@ func TestReadsMeasuredBeforeAFailedWritePartAreKept(t *testing.T) {
 	if r.Entities != 200 || r.Trustd.Requests == 0 || r.Baseline.Requests == 0 || r.Ratio <= 0 {
 		t.Fatalf("the kept read result is not a measurement: %+v", r)
 	}
+	// A closed loop keeps the generator busy for the whole second: its
+	// own CPU per request is counted on both sides.
+	if r.Trustd.GeneratorCPUus <= 0 || r.Baseline.GeneratorCPUus <= 0 {
+		t.Fatalf("the generator's CPU per request: trustd side %.1f µs, net/http side %.1f µs", r.Trustd.GeneratorCPUus, r.Baseline.GeneratorCPUus)
+	}
 	// trustd's own handler times came from its metrics: at least every
 	// answered query of the kept half-rate run (its warm-ups count too).
 	// Its runtime's allocation too: every query allocates (net/http's

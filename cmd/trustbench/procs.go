@@ -266,6 +266,15 @@ func (p *process) usage() (cpu, minorFaults float64) {
 	return parseStat(string(raw))
 }
 
+// selfUsage is usage for this process (the load generator).
+func selfUsage() (cpu, minorFaults float64) {
+	raw, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0, 0
+	}
+	return parseStat(string(raw))
+}
+
 // parseStat reads utime+stime (in seconds) and minflt from the text of
 // /proc/PID/stat.
 func parseStat(s string) (cpu, minorFaults float64) {
