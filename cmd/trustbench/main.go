@@ -666,12 +666,16 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 			var bs, ts stats
 			var bc, tc float64
 			profiled(round, baseAdmin, fmt.Sprintf("reads-%d-baseline", entities), func() {
-				if bs, bc = perQuery(bp, func() stats { return closedLoop(ctx, c.conns, c.duration, baseNext, ok200) }); bs.PerSecond > br.PerSecond {
+				if bs, bc = perQuery(bp, func() stats {
+					return sending("net/http", func() stats { return closedLoop(ctx, c.conns, c.duration, baseNext, ok200) })
+				}); bs.PerSecond > br.PerSecond {
 					br, bCPU = bs, bc
 				}
 			})
 			profiled(round, n.admin, fmt.Sprintf("reads-%d", entities), func() {
-				if ts, tc = perQuery(n.process, func() stats { return closedLoop(ctx, c.conns, c.duration, trustNext, ok200) }); ts.PerSecond > tr.PerSecond {
+				if ts, tc = perQuery(n.process, func() stats {
+					return sending("trustd", func() stats { return closedLoop(ctx, c.conns, c.duration, trustNext, ok200) })
+				}); ts.PerSecond > tr.PerSecond {
 					tr, tCPU = ts, tc
 				}
 			})
@@ -739,7 +743,7 @@ func (c config) settleLimit() time.Duration {
 func (c config) pacedPair(ctx context.Context, conns int, rate, baseRate float64, gateway, trustWarm string, trustNext func(int, int64) (request, bool), baseWarm string, baseNext func(int, int64) (request, bool), ok func(int) bool) (t, b stats, rounds []pairRound) {
 	trust := func(first bool) stats {
 		before, berr := readMetrics(gateway, trustRoute)
-		s := paced(ctx, conns, rate, c.duration, trustWarm, trustNext, ok)
+		s := sending("trustd", func() stats { return paced(ctx, conns, rate, c.duration, trustWarm, trustNext, ok) })
 		after, aerr := readMetrics(gateway, trustRoute)
 		if err := errors.Join(berr, aerr); err != nil {
 			fmt.Fprintln(os.Stderr, "trustbench: trustd's handler times are not reported:", err)
@@ -753,7 +757,7 @@ func (c config) pacedPair(ctx context.Context, conns int, rate, baseRate float64
 		return s
 	}
 	base := func(first bool) stats {
-		s := paced(ctx, conns, baseRate, c.duration, baseWarm, baseNext, ok)
+		s := sending("net/http", func() stats { return paced(ctx, conns, baseRate, c.duration, baseWarm, baseNext, ok) })
 		if first || s.P99 < b.P99 {
 			b = s
 		}
@@ -1163,6 +1167,14 @@ func median(xs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// sending runs a load against server with the generator's goroutines
+// labelled server=NAME, so its CPU profile (--profile, generator.pprof)
+// splits by the server asked: go tool pprof -tagfocus server=trustd.
+func sending(server string, run func() stats) (s stats) {
+	pprof.Do(context.Background(), pprof.Labels("server", server), func(context.Context) { s = run() })
+	return s
 }
 
 // formatGenCPU writes the generator's CPU per request on each side, in
