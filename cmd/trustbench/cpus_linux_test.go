@@ -90,15 +90,7 @@ func TestSplitCPUsPlacesServersAndGeneratorApart(t *testing.T) {
 	}
 	defer p.stop()
 	// taskset sets the CPUs, then execs the program in the same process.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.cmd.Process.Pid))
-		if strings.TrimSpace(string(comm)) == "sleep" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the server process is still %q after 5 s", comm)
-		}
-	}
+	waitExec(t, p, "sleep")
 	if got := allowedCPUs(t, fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid)); !sameCPUs(got, servers) {
 		t.Errorf("server runs on CPUs %s, want %s", got, listOf(servers))
 	}
@@ -153,16 +145,29 @@ func TestOnCPUsWrapsWithTaskset(t *testing.T) {
 	}
 }
 
-// niceOf reads a process's niceness from /proc (field 19 of stat, after
-// the command name's closing parenthesis).
+// waitExec waits up to 5 s for p to have exec'd the program comm (a
+// wrapper such as taskset or nice execs it in the same process).
+func waitExec(t *testing.T, p *process, comm string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		got, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.cmd.Process.Pid))
+		if strings.TrimSpace(string(got)) == comm {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server process is still %q after 5 s", got)
+		}
+	}
+}
+
+// niceOf reads a process's niceness from /proc (field 19 of stat).
 func niceOf(t *testing.T, pid int) int {
 	t.Helper()
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
-	n, err := strconv.Atoi(fields[16]) // stat's field 19; fields here start at its third
+	n, err := strconv.Atoi(statFields(string(raw))[16]) // stat's field 19; statFields start at its third
 	if err != nil {
 		t.Fatalf("niceness in %q: %v", raw, err)
 	}
@@ -182,16 +187,8 @@ func TestServerNiceRunsServersAtIt(t *testing.T) {
 			t.Fatal(err)
 		}
 		// nice sets the niceness, then execs the program in the same process.
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.cmd.Process.Pid))
-			if strings.TrimSpace(string(comm)) == "sleep" {
-				break
-			}
-			if time.Now().After(deadline) {
-				p.stop()
-				t.Fatalf("the server process is still %q after 5 s", comm)
-			}
-		}
+		t.Cleanup(p.stop)
+		waitExec(t, p, "sleep")
 		got := niceOf(t, p.cmd.Process.Pid)
 		p.stop()
 		if got != c.want {

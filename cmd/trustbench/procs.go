@@ -259,28 +259,33 @@ func (p *process) cpuSeconds() float64 {
 // much CPU as verifying a signature, so faults per write say how much of
 // the CPU per write is memory being handed out.
 func (p *process) usage() (cpu, minorFaults float64) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	return statUsage(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+}
+
+// selfUsage is usage for this process (the load generator).
+func selfUsage() (cpu, minorFaults float64) { return statUsage("/proc/self/stat") }
+
+// statUsage is parseStat of the stat file at path (zeros when it cannot
+// be read).
+func statUsage(path string) (cpu, minorFaults float64) {
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		return 0, 0
 	}
 	return parseStat(string(raw))
 }
 
-// selfUsage is usage for this process (the load generator).
-func selfUsage() (cpu, minorFaults float64) {
-	raw, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return 0, 0
-	}
-	return parseStat(string(raw))
+// statFields returns the fields of a /proc/PID/stat text after the
+// command name (which is in parentheses and may hold spaces): from the
+// state, field 3 of proc(5), on.
+func statFields(s string) []string {
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 }
 
 // parseStat reads utime+stime (in seconds) and minflt from the text of
 // /proc/PID/stat.
 func parseStat(s string) (cpu, minorFaults float64) {
-	// Fields after the command name (which is in parentheses), from the
-	// state (field 3 of proc(5)) on.
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	fields := statFields(s)
 	if len(fields) < 13 {
 		return 0, 0
 	}

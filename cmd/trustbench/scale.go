@@ -39,11 +39,12 @@ func benchScale(ctx context.Context, c config, dir string, rep *report) error {
 		// The lowest p99 of the rounds, as the other rows keep each side's
 		// best: one 5-s loop's p99 moves with the machine, and the
 		// flatness row divides one count's by another's.
+		next := func(w int, i int64) (request, bool) {
+			return request{method: "GET", url: urls[i%int64(len(urls))]}, true
+		}
 		p := point{Entities: step}
 		for round := range c.rounds {
-			s := closedLoop(ctx, 8, 5*time.Second, func(w int, i int64) (request, bool) {
-				return request{method: "GET", url: urls[i%int64(len(urls))]}, true
-			}, func(s int) bool { return s == 200 })
+			s := closedLoop(ctx, 8, 5*time.Second, next, func(s int) bool { return s == 200 })
 			p.RoundP99s = append(p.RoundP99s, s.P99)
 			if round == 0 || s.P99 < p.P99 {
 				p.P50, p.P99 = s.P50, s.P99
