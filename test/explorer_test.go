@@ -3,15 +3,19 @@ package test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 )
@@ -50,7 +54,9 @@ func explorerTour(t *testing.T, bin, dir, url string) {
 // watch stream; and the page fits a phone's width.
 //
 // Screenshots of each step are PNG files in t.ArtifactDir() (the test logs
-// where): kept under DIR/_artifacts with
+// where), beside the node's log (trustd.log); a failure also lists the
+// page's requests that failed below HTTP, with Chromium's network error.
+// They are kept under DIR/_artifacts with
 //
 //	mkdir -p DIR && go test -run TestExplorerInABrowser -artifacts -outputdir DIR ./test
 //
@@ -80,6 +86,18 @@ func TestExplorerInABrowser(t *testing.T) {
 	qa := out("did", "qa.jwk")
 	arts := t.ArtifactDir()
 	t.Logf("screenshots in %s", arts)
+	// A failure says which of the page's requests failed below HTTP, and
+	// why (a refused or reset connection, a cancelled load), and keeps the
+	// node's log beside the screenshots.
+	var loads failedLoads
+	t.Cleanup(func() {
+		if err := os.WriteFile(filepath.Join(arts, "trustd.log"), []byte(p.stderr.String()), 0o644); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("trustd's log is %s", filepath.Join(arts, "trustd.log"))
+		}
+	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -87,20 +105,20 @@ func TestExplorerInABrowser(t *testing.T) {
 		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Flag("disable-gpu", true),
 		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))...)
 	defer cancelAlloc()
-	tab, cancelTab := chromedp.NewContext(alloc)
+	tab, cancelTab := chromedp.NewContext(alloc, chromedp.WithListener(loads.listen))
 	defer cancelTab()
 
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(tab, steps...); err != nil {
-			t.Fatalf("%s: %v\nthe page shows:\n%s", what, err, pageText(tab))
+			t.Fatalf("%s: %v\nthe page shows:\n%s\n%s", what, err, pageText(tab), &loads)
 		}
 	}
 	// waitFor polls a JavaScript condition in the page until it holds.
 	waitFor := func(what, cond string) {
 		t.Helper()
 		if _, err := chromedp.Run(tab, chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
-			t.Fatalf("%s: %v\nthe page shows:\n%s", what, err, pageText(tab))
+			t.Fatalf("%s: %v\nthe page shows:\n%s\n%s", what, err, pageText(tab), &loads)
 		}
 	}
 	// fits checks that nothing on the page is wider than the screen.
@@ -213,6 +231,54 @@ func TestExplorerInABrowser(t *testing.T) {
 	waitFor("the new operation arrives", `(() => { const li = document.querySelector("#feed li"); return li && li.classList.contains("new")
 		&& li.textContent.includes("createFramework") && li.textContent.includes(`+jsString(midwifery)+`); })()`)
 	shot("live-desktop")
+}
+
+// failedLoads keeps the page's requests that failed without an HTTP
+// answer, each with Chromium's network error (net::ERR_CONNECTION_RESET,
+// net::ERR_CONNECTION_REFUSED, net::ERR_ABORTED...), so a "the node did not
+// answer" on the page can be told apart from a cancelled load, and the
+// errors the browser logged (a request the page's Content-Security-Policy
+// refused never reaches the network).
+type failedLoads struct {
+	mu     sync.Mutex
+	urls   map[network.RequestID]string
+	failed []string
+}
+
+// listen is a chromedp listener: it runs on the tab's reading goroutine
+// and only records.
+func (l *failedLoads) listen(ev any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch ev := ev.(type) {
+	case *network.EventRequestWillBeSent:
+		if l.urls == nil {
+			l.urls = map[network.RequestID]string{}
+		}
+		l.urls[ev.RequestID] = ev.Request.Method + " " + ev.Request.URL
+	case *network.EventLoadingFinished:
+		delete(l.urls, ev.RequestID)
+	case *network.EventLoadingFailed:
+		what := l.urls[ev.RequestID]
+		delete(l.urls, ev.RequestID)
+		if what == "" {
+			what = "request " + string(ev.RequestID)
+		}
+		l.failed = append(l.failed, fmt.Sprintf("%s: %s (canceled %v, blocked %q)", what, ev.ErrorText, ev.Canceled, ev.BlockedReason))
+	case *cdplog.EventEntryAdded:
+		if ev.Entry != nil && ev.Entry.Level == cdplog.EntryLevelError {
+			l.failed = append(l.failed, fmt.Sprintf("the browser logged (%s): %s", ev.Entry.Source, ev.Entry.Text))
+		}
+	}
+}
+
+func (l *failedLoads) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.failed) == 0 {
+		return "no request of the page failed below HTTP; the browser logged no error"
+	}
+	return "requests of the page that failed below HTTP, and errors the browser logged:\n  " + strings.Join(l.failed, "\n  ")
 }
 
 // revokeIndex is the registry index of the tour's revoke, read from the
