@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
+	"github.com/trustreg/trustreg/registry/tlog"
 )
 
 // applier is the state machine: the pure apply of log entries over one
@@ -27,6 +28,11 @@ type applier struct {
 	// mapTop is the state map's top node records (commitment.go);
 	// replaced at open and restore.
 	mapTop atomic.Pointer[mapTop]
+	// logHead is the transparency log as the last committed batch left
+	// it (nil: not known, read it from the database); replaced by each
+	// batch's commit, emptied at open and restore. A batch appends to a
+	// clone, so one that never commits leaves it as it was.
+	logHead atomic.Pointer[tlog.Log]
 	// flushEntries and flushBytes are the map overlay's bounds
 	// (journalFlushEntries, journalFlushBytes; a test sets others).
 	flushEntries, flushBytes int
@@ -62,7 +68,7 @@ func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 	defer func() { _ = b.Close() }() // after Commit, or discarding the batch: nothing to report
 	last := time.Unix(0, s.commitTime.Load()).UTC()
 	var fresh []*record.Result
-	cr := commitRun{db: s.db, top: s.mapTop.Load(), ov: s.mapOverlay.Load(), flushEntries: s.flushEntries, flushBytes: s.flushBytes}
+	cr := commitRun{db: s.db, top: s.mapTop.Load(), ov: s.mapOverlay.Load(), head: s.logHead.Load(), flushEntries: s.flushEntries, flushBytes: s.flushBytes}
 	for i, e := range entries {
 		if e.Index <= applied {
 			results[i] = s.storedResult(e.Index)
@@ -91,6 +97,9 @@ func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 	s.commit(b, applied, last, func() {
 		if cr.next != nil {
 			s.mapOverlay.Store(cr.next)
+		}
+		if cr.log != nil {
+			s.logHead.Store(cr.log)
 		}
 		if s.levelRaised {
 			s.levelRaised = false

@@ -30,48 +30,54 @@ func BenchmarkDecide(b *testing.B) {
 }
 
 // BenchmarkApplyAccredit applies signed accredit operations in batches of
-// 64, as Raft's batching hands them over (signature checks included), at
+// 64, as Raft's batching hands them over under load, and one at a time, as
+// a lone writer's arrive (signature checks included), at
 // the level just below FeatureLevelCommitment and at it, side by side,
 // with the bytes each write puts into Pebble (its share of the batches), the
 // process's CPU time per write (signature checks and Pebble's background
 // work included) and its minor page faults per write.
 func BenchmarkApplyAccredit(b *testing.B) {
 	for _, level := range []int{FeatureLevelCommitment - 1, FeatureLevelCommitment} {
-		b.Run(fmt.Sprintf("level=%d", level), func(b *testing.B) {
-			f := mustChain(b)
-			f.mustRaiseLevel(level)
-			const batch = 64
-			ops := make([][]byte, 0, b.N+batch)
-			for i := range b.N + batch {
-				ops = append(ops, f.sign(f.qa, record.OpAccredit, map[string]any{
-					"framework": fwID, "accreditor": f.qa.DID, "subject": fmt.Sprintf("did:web:college-%d.example", i),
-					"action": record.ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
-					"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2026-01-01T00:00:00Z",
-				}))
-			}
-			b.ReportAllocs()
-			walBefore := f.s.db.Metrics().WAL.BytesIn
-			b.ResetTimer()
-			cpuBefore, faultsBefore := cpuUsage()
-			for i := 0; i < b.N; i += batch {
-				entries := make([]Entry, 0, batch)
-				for j := i; j < i+batch && j < b.N; j++ {
-					f.index++
-					entries = append(entries, Entry{Index: f.index, Time: f.now.Add(time.Duration(j) * time.Microsecond), Data: EncodeOperation(ops[j])})
-				}
-				for _, r := range f.s.ApplyBatch(entries) {
-					if !r.Accepted {
-						b.Fatal(r.Reason)
-					}
-				}
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
-			cpu, faults := cpuUsage()
-			b.ReportMetric(float64(f.s.db.Metrics().WAL.BytesIn-walBefore)/float64(b.N), "WAL-B/write")
-			b.ReportMetric(float64((cpu-cpuBefore).Microseconds())/float64(b.N), "cpu-µs/write")
-			b.ReportMetric(float64(faults-faultsBefore)/float64(b.N), "faults/write")
-		})
+		for _, batch := range []int{64, 1} {
+			b.Run(fmt.Sprintf("level=%d/batch=%d", level, batch), func(b *testing.B) {
+				benchApplyAccredit(b, level, batch)
+			})
+		}
 	}
+}
+
+func benchApplyAccredit(b *testing.B, level, batch int) {
+	f := mustChain(b)
+	f.mustRaiseLevel(level)
+	ops := make([][]byte, 0, b.N+batch)
+	for i := range b.N + batch {
+		ops = append(ops, f.sign(f.qa, record.OpAccredit, map[string]any{
+			"framework": fwID, "accreditor": f.qa.DID, "subject": fmt.Sprintf("did:web:college-%d.example", i),
+			"action": record.ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+			"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2026-01-01T00:00:00Z",
+		}))
+	}
+	b.ReportAllocs()
+	walBefore := f.s.db.Metrics().WAL.BytesIn
+	b.ResetTimer()
+	cpuBefore, faultsBefore := cpuUsage()
+	for i := 0; i < b.N; i += batch {
+		entries := make([]Entry, 0, batch)
+		for j := i; j < i+batch && j < b.N; j++ {
+			f.index++
+			entries = append(entries, Entry{Index: f.index, Time: f.now.Add(time.Duration(j) * time.Microsecond), Data: EncodeOperation(ops[j])})
+		}
+		for _, r := range f.s.ApplyBatch(entries) {
+			if !r.Accepted {
+				b.Fatal(r.Reason)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+	cpu, faults := cpuUsage()
+	b.ReportMetric(float64(f.s.db.Metrics().WAL.BytesIn-walBefore)/float64(b.N), "WAL-B/write")
+	b.ReportMetric(float64((cpu-cpuBefore).Microseconds())/float64(b.N), "cpu-µs/write")
+	b.ReportMetric(float64(faults-faultsBefore)/float64(b.N), "faults/write")
 }
 
 // BenchmarkCommitmentDisk loads 100,000 accreditations with the commitment

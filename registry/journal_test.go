@@ -14,6 +14,7 @@ import (
 	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 	"github.com/trustreg/trustreg/registry/smt"
+	"github.com/trustreg/trustreg/registry/tlog"
 )
 
 // addColleges accredits n new colleges (named by tag) under the fixture's
@@ -276,8 +277,48 @@ func TestJournalDropsADiscardedBatch(t *testing.T) {
 	}
 	addColleges(t, f, "b", 6)
 	checkRebuild(t, f.s, "after a discarded batch")
+	checkLogLeaves(t, f.s, "after a discarded batch")
 	if err := f.s.SelfAudit(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkLogLeaves checks that the log holds one leaf per applied entry in
+// order, each proven included in the log's root, the last naming the
+// map's root: a log the apply kept in memory (applier.logHead) that took
+// an entry of a discarded batch would have a leaf too many in its hashes.
+func checkLogLeaves(t *testing.T, s *State, at string) {
+	t.Helper()
+	v := s.View()
+	defer v.Close()
+	c, err := v.Commitment()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last tlog.Leaf
+	for i := range c.LogSize {
+		enc, err := v.Leaf(i)
+		if err != nil {
+			t.Fatalf("%s: leaf %d: %v", at, i, err)
+		}
+		p, err := v.InclusionProof(i, c.LogSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.VerifyInclusion(i, c.LogSize, tlog.LeafHash(enc), p, c.LogRoot); err != nil {
+			t.Fatalf("%s: leaf %d of %d is not in the log's root: %v", at, i, c.LogSize, err)
+		}
+		l, err := tlog.DecodeLeaf(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 && l.Index <= last.Index {
+			t.Fatalf("%s: leaf %d is of entry %d, after leaf %d of entry %d", at, i, l.Index, i-1, last.Index)
+		}
+		last = l
+	}
+	if last.Index != c.Index || smt.Hash(last.MapRoot) != c.MapRoot {
+		t.Fatalf("%s: the last leaf is of entry %d with map root %x; the state is at %d with %x", at, last.Index, last.MapRoot, c.Index, c.MapRoot)
 	}
 }
 

@@ -114,6 +114,17 @@ func OpenLog(r NodeReader, size uint64) (*Log, error) {
 	return &Log{rng: rng}, nil
 }
 
+// Clone returns a log of the same size and hashes that appends apart from
+// l: appending to either leaves the other as it was. It copies nothing
+// (Append never changes a compact range in place, it makes the next), so a
+// caller can keep a log it appended to and hand each user a clone of it
+// instead of reading the range back from the store.
+func (l *Log) Clone() *Log {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return &Log{rng: l.rng}
+}
+
 // Size returns the number of leaves in the log.
 func (l *Log) Size() uint64 {
 	l.mu.Lock()

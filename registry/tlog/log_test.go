@@ -186,6 +186,36 @@ func TestOpenLogContinues(t *testing.T) {
 	}
 }
 
+// TestCloneAppendsApart: a clone and its original, appended to with
+// different leaves from every size of a log, each keep the root of their
+// own leaves, and a clone of a clone too.
+func TestCloneAppendsApart(t *testing.T) {
+	leaves, other := testLeaves(24), testLeaves(48)[24:]
+	for size := range 17 {
+		l, _ := mustBuildLog(t, leaves[:size])
+		c := l.Clone()
+		cc := c.Clone()
+		for i := size; i < len(leaves); i++ {
+			if err := l.Append(NewMemStore(), LeafHash(leaves[i])); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Append(NewMemStore(), LeafHash(other[i])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mixed := append(append([][]byte(nil), leaves[:size]...), other[size:]...)
+		if got, want := l.Root(), refMTH(leaves); !bytes.Equal(got, want) {
+			t.Fatalf("size %d: the original's root %x, want %x", size, got, want)
+		}
+		if got, want := c.Root(), refMTH(mixed); !bytes.Equal(got, want) {
+			t.Fatalf("size %d: the clone's root %x, want %x", size, got, want)
+		}
+		if got, want := cc.Root(), refMTH(leaves[:size]); cc.Size() != uint64(size) || !bytes.Equal(got, want) {
+			t.Fatalf("size %d: the clone of the clone is at size %d, root %x, want %x", size, cc.Size(), got, want)
+		}
+	}
+}
+
 type failingWriter struct {
 	after int // writes that succeed before the failure
 	n     int
