@@ -33,6 +33,13 @@ type applier struct {
 	// batch's commit, emptied at open and restore. A batch appends to a
 	// clone, so one that never commits leaves it as it was.
 	logHead atomic.Pointer[tlog.Log]
+	// listings is every received listing of the committed state while
+	// they are within their bounds (listings.go), loaded by the first batch
+	// at the commitment's level that finds it nil; listingsOff: they were
+	// past the bounds. Used on the apply's goroutine only; emptied at open
+	// and restore.
+	listings    *listings
+	listingsOff bool
 	// flushEntries and flushBytes are the map overlay's bounds
 	// (journalFlushEntries, journalFlushBytes; a test sets others).
 	flushEntries, flushBytes int
@@ -68,7 +75,10 @@ func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 	defer func() { _ = b.Close() }() // after Commit, or discarding the batch: nothing to report
 	last := time.Unix(0, s.commitTime.Load()).UTC()
 	var fresh []*record.Result
-	cr := commitRun{db: s.db, top: s.mapTop.Load(), ov: s.mapOverlay.Load(), head: s.logHead.Load(), flushEntries: s.flushEntries, flushBytes: s.flushBytes}
+	cr := commitRun{db: s.db, top: s.mapTop.Load(), ov: s.mapOverlay.Load(), head: s.logHead.Load(), seen: b.Len(), flushEntries: s.flushEntries, flushBytes: s.flushBytes}
+	if s.ClusterFeatureLevel() >= FeatureLevelCommitment {
+		cr.lists.known = s.knownListings()
+	}
 	for i, e := range entries {
 		if e.Index <= applied {
 			results[i] = s.storedResult(e.Index)
@@ -107,6 +117,7 @@ func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 		}
 		s.caches.committed(s.dirty)
 	})
+	s.committedListings(&cr)
 	if cr.flushAfter {
 		if err := s.writeMapOverlay(pebble.NoSync); err != nil {
 			panic(fmt.Sprintf("registry: after entry %d: %v", applied, err))
@@ -118,6 +129,33 @@ func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 		s.onApply(fresh)
 	}
 	return results
+}
+
+// knownListings returns every received listing of the committed state,
+// loading them when the applier has none, or nil when they are past the
+// bounds.
+func (s *applier) knownListings() *listings {
+	if s.listings == nil && !s.listingsOff {
+		l, err := loadListings(s.db)
+		if err != nil {
+			panic(fmt.Sprintf("registry: read the received listings: %v", err))
+		}
+		s.listings, s.listingsOff = l, l == nil
+	}
+	return s.listings
+}
+
+// committedListings takes a committed batch's listings into the known
+// ones, or drops them: when the batch made writes they did not see, to be
+// loaded again by the next batch, and when they grew past the bounds, for
+// good.
+func (s *applier) committedListings(cr *commitRun) {
+	switch {
+	case cr.listingsStale:
+		s.listings = nil
+	case cr.lists.known != nil && !cr.lists.known.commit(cr.lists.pend):
+		s.listings, s.listingsOff = nil, true
+	}
 }
 
 // preVerifyBatch checks the signatures of a batch's operations on every

@@ -99,19 +99,61 @@ func listingIDs(r pebble.Reader, p []byte) ([]string, error) {
 	return ids, errors.Join(it.Error(), it.Close())
 }
 
-// listingReader reads the received listings of the batch being applied
-// (its writes over the database's) with one iterator for the whole batch:
-// SetOptions gives it new bounds and refreshes its view of the batch, so it
-// sees the writes made since, at a fraction of a new iterator's cost.
+// listingReader reads the received listings of the batch being applied.
+// While the apply knows every listing of the committed state (known,
+// listings.go), a listing is the entry's writes over the listing as the
+// batch's earlier entries left it (pend) or as committed, with no read.
+// Otherwise it is read from the batch (its writes over the database's)
+// with one iterator for the whole batch: SetOptions gives it new bounds and
+// refreshes its view of the batch, so it sees the writes made since, at a
+// fraction of a new iterator's cost.
 type listingReader struct {
-	b   *pebble.Batch
-	it  *pebble.Iterator
-	ids []string
+	b     *pebble.Batch
+	it    *pebble.Iterator
+	ids   []string
+	known *listings           // every committed listing, or nil: read them
+	pend  map[string][]string // the listings the batch's entries changed, when known
 }
 
-// change is the map change of the received listing p as the batch holds
-// it: its value, or a delete when it is empty.
-func (l *listingReader) change(p []byte) smt.Change {
+// change is the map change of the received listing p after the entry's
+// writes to it: its value, or a delete when it is empty.
+func (l *listingReader) change(p []byte, writes []listingWrite) smt.Change {
+	var ids []string
+	if l.known != nil {
+		base, ok := l.pend[string(p)]
+		if !ok {
+			base = l.known.m[string(p)]
+		}
+		ids = applyWrites(base, writes)
+		if l.pend == nil {
+			l.pend = map[string][]string{}
+		}
+		l.pend[string(p)] = ids
+		if verifyListings {
+			if read := l.read(p); !slices.Equal(read, ids) {
+				panic(fmt.Sprintf("registry: received listing %q: %q in memory, %q in the batch", p, ids, read))
+			}
+		}
+	} else {
+		ids = l.read(p)
+	}
+	c := smt.Change{Key: smt.KeyOf(p)}
+	if len(ids) == 0 {
+		c.Delete = true
+		return c
+	}
+	c.Value = recordValue(decide.EncodeReceived(ids))
+	return c
+}
+
+// forget stops using the known listings for the rest of the batch.
+func (l *listingReader) forget() {
+	l.known, l.pend = nil, nil
+}
+
+// read reads the ids of listing p from the batch; the slice is reused by
+// the next read.
+func (l *listingReader) read(p []byte) []string {
 	p = bytes.Clone(p) // the iterator keeps its bounds until the next SetOptions
 	opts := &pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)}
 	if l.it == nil {
@@ -131,13 +173,7 @@ func (l *listingReader) change(p []byte) smt.Change {
 		panic(fmt.Sprintf("registry: read received listing %q: %v", p, err))
 	}
 	l.ids = ids
-	c := smt.Change{Key: smt.KeyOf(p)}
-	if len(ids) == 0 {
-		c.Delete = true
-		return c
-	}
-	c.Value = recordValue(decide.EncodeReceived(ids))
-	return c
+	return ids
 }
 
 // close closes the iterator, before the batch commits.
@@ -154,14 +190,18 @@ func (l *listingReader) close() {
 // batch itself, so no write path of the apply can skip the map. A record's
 // value at the entry's end is its last write in that range (a set, or a
 // delete), so it is taken from the representation without a read of the
-// batch; a listing's ids are read from b, the entry's writes over the
-// database's. The changes are in no particular order: smt.Update's result
+// batch; a listing's ids are the entry's writes to it over the listing
+// before the entry (listingReader). The changes are in no particular order: smt.Update's result
 // does not depend on it.
 func entryChanges(b *pebble.Batch, from int, lr *listingReader) []smt.Change {
 	rd := batchrepr.Reader(b.Repr()[from:])
 	var changes []smt.Change
 	var keys [][]byte // the store key of each record change, for the last-write lookup
-	var listings [][]byte
+	type listingWrites struct {
+		p      []byte
+		writes []listingWrite
+	}
+	var listings []listingWrites
 	for {
 		kind, k, v, ok, err := rd.Next()
 		if err != nil {
@@ -193,12 +233,18 @@ func entryChanges(b *pebble.Batch, from int, lr *listingReader) []smt.Change {
 			}
 			c.Key = changes[i].Key
 			changes[i] = c
-		} else if p, ok := listingPrefix(k); ok && !slices.ContainsFunc(listings, func(x []byte) bool { return bytes.Equal(x, p) }) {
-			listings = append(listings, p)
+		} else if p, ok := listingPrefix(k); ok {
+			w := listingWrite{id: string(k[len(p):]), del: kind != pebble.InternalKeyKindSet}
+			i := slices.IndexFunc(listings, func(x listingWrites) bool { return bytes.Equal(x.p, p) })
+			if i < 0 {
+				listings = append(listings, listingWrites{p: p})
+				i = len(listings) - 1
+			}
+			listings[i].writes = append(listings[i].writes, w)
 		}
 	}
-	for _, p := range listings {
-		changes = append(changes, lr.change(p))
+	for _, l := range listings {
+		changes = append(changes, lr.change(l.p, l.writes))
 	}
 	return changes
 }
@@ -308,19 +354,26 @@ func buildMap(b *pebble.Batch, m *smt.Map) smt.Hash {
 // the whole overlay (journal.go), and leaves next, the overlay to publish
 // with the commit.
 type commitRun struct {
-	db      pebble.Reader // the database b commits to
-	top     *mapTop
-	ov      *mapOverlay // the overlay as of the last committed batch
-	log     *tlog.Log
-	head    *tlog.Log // the log as the last committed batch left it (applier.logHead), or nil
-	nodes   *nodeCache
-	lists   listingReader
-	root    smt.Hash     // the map root after the last entry committed
-	changes []smt.Change // the map changes of the batch's entries, in order
-	entries int          // entries at the level the batch applied
-	last    uint64       // the index of the last of them
-	built   bool         // an entry built the map
-	next    *mapOverlay  // set by flush: the overlay once b commits
+	db    pebble.Reader // the database b commits to
+	top   *mapTop
+	ov    *mapOverlay // the overlay as of the last committed batch
+	log   *tlog.Log
+	head  *tlog.Log // the log as the last committed batch left it (applier.logHead), or nil
+	nodes *nodeCache
+	lists listingReader
+	// seen is the batch's length after the last entry the map took;
+	// an entry that begins elsewhere follows writes the map did not see
+	// (entries below the level, in the batch that raises it).
+	seen int
+	// listingsStale: the batch applied writes the known listings did not
+	// see; they are read again from the database after the commit.
+	listingsStale bool
+	root          smt.Hash     // the map root after the last entry committed
+	changes       []smt.Change // the map changes of the batch's entries, in order
+	entries       int          // entries at the level the batch applied
+	last          uint64       // the index of the last of them
+	built         bool         // an entry built the map
+	next          *mapOverlay  // set by flush: the overlay once b commits
 	// flushAfter, set by flush: next reached the overlay's bounds, and is
 	// written to tableMapNodes once b commits (store.flushMapOverlay).
 	flushAfter bool
@@ -337,6 +390,10 @@ func (r *commitRun) commitEntry(b *pebble.Batch, from int, build bool, index uin
 	if r.nodes == nil {
 		r.nodes = newNodeCache(r.db, r.ov, r.top)
 		r.lists.b = b
+	}
+	if from != r.seen || build {
+		r.lists.forget()
+		r.listingsStale = true
 	}
 	m := smt.New(r.nodes)
 	var root smt.Hash
@@ -376,6 +433,7 @@ func (r *commitRun) commitEntry(b *pebble.Batch, from int, build bool, index uin
 	}
 	mustSet(b, indexKey(tableLogLeaves, size), enc)
 	r.root = root
+	r.seen = b.Len()
 }
 
 // flush writes into b, the batch the run's entries were applied to, the

@@ -319,8 +319,11 @@ func TestCommitmentAfterRestoreAndRestart(t *testing.T) {
 	}
 	defer restored.Close()
 	// The restored state applied part of the history first: what it
-	// remembers of its own map must not survive the restore.
-	restored.ApplyBatch(f.entries[:f.raiseAt+2])
+	// remembers of its own map, log and received listings must not
+	// survive the restore. (Its second batch, at the level, loads the
+	// listings; the snapshot's hold one more, f.other's.)
+	restored.ApplyBatch(f.entries[:f.raiseAt+1])
+	restored.ApplyBatch(f.entries[f.raiseAt+1 : f.raiseAt+2])
 	if err := restored.Restore(bytes.NewReader(snapshotBytes(t, f.s))); err != nil {
 		t.Fatal(err)
 	}
@@ -334,6 +337,13 @@ func TestCommitmentAfterRestoreAndRestart(t *testing.T) {
 	replica.ApplyBatch(f.entries)
 
 	before := len(f.entries)
+	// A second accreditation of f.other: a listing the restored state
+	// did not hold before the restore.
+	f.mustAccept(f.sign(f.qa, record.OpAccredit, map[string]any{
+		"framework": fwID, "accreditor": f.qa.DID, "subject": f.other.DID, "action": record.ActionIssue,
+		"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+		"validFrom": "2028-01-01T00:00:00Z", "validUntil": "2030-01-01T00:00:00Z",
+	}))
 	f.moreHistoryAfter(t)
 	states := map[string]*State{"restored": restored, "replica": replica}
 	for _, e := range f.entries[before:] {

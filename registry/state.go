@@ -108,13 +108,15 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 // load reads into memory what the stored state says: the signature filter,
 // the feature level, the applied index and commit time, the state map's
 // overlay (replaying the map journal, journal.go); it empties the state
-// map's top cache and forgets the transparency log's head. After opening and after a restore.
+// map's top cache and forgets the transparency log's head and the
+// received listings. After opening and after a restore.
 func (s *State) load() error {
 	if err := s.apply.loadSigs(); err != nil {
 		return err
 	}
 	s.apply.mapTop.Store(newMapTop())
 	s.apply.logHead.Store(nil)
+	s.apply.listings, s.apply.listingsOff = nil, false
 	ov, err := replayJournal(s.db)
 	if err != nil {
 		return fmt.Errorf("open state: replay the map journal: %w", err)

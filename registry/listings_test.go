@@ -1,0 +1,69 @@
+package registry
+
+import (
+	"maps"
+	"slices"
+	"testing"
+)
+
+// The received listings the apply keeps in memory are the committed
+// state's after every batch; past their bounds they are dropped for good
+// (until a restart or a restore, which starts again from the database),
+// and the apply goes on reading listings from Pebble with the same roots.
+// (Every test of the package also checks each listing the apply takes from
+// memory against the batch: TestMain's verifyListings.)
+func TestListingsInMemory(t *testing.T) {
+	defer func(n, ids int) { listingsMax, listingIDsMax = n, ids }(listingsMax, listingIDsMax)
+	f := mustCommitScenario(t)
+	same := func(at string) {
+		t.Helper()
+		l := f.s.apply.listings
+		if l == nil {
+			t.Fatalf("%s: no listings in memory", at)
+		}
+		want, err := loadListings(f.s.db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !maps.EqualFunc(l.m, want.m, slices.Equal) || l.ids != want.ids {
+			t.Fatalf("%s: %d listings of %d ids in memory, the database holds %d of %d", at, len(l.m), l.ids, len(want.m), want.ids)
+		}
+	}
+	addColleges(t, f, "a", 7)
+	same("after 7 colleges")
+	n := len(f.s.apply.listings.m)
+
+	// Two more listings fit, three do not.
+	listingsMax = n + 2
+	addColleges(t, f, "b", 2)
+	same("at the bound")
+	addColleges(t, f, "c", 1)
+	if f.s.apply.listings != nil || !f.s.apply.listingsOff {
+		t.Fatalf("past the bound of %d listings the apply still keeps %d", listingsMax, len(f.s.apply.listings.m))
+	}
+	addColleges(t, f, "d", 6)
+	checkRebuild(t, f.s, "listings read from the database")
+	checkLogLeaves(t, f.s, "listings read from the database")
+
+	// A reopened state past the bound does not load them; within it, it does.
+	f.s.Close()
+	f.open()
+	addColleges(t, f, "e", 1)
+	if f.s.apply.listings != nil || !f.s.apply.listingsOff {
+		t.Fatal("a reopened state past the bound loaded the listings")
+	}
+	listingsMax = 1 << 17
+	f.s.Close()
+	f.open()
+	addColleges(t, f, "f", 3)
+	same("reopened within the bound")
+	checkRebuild(t, f.s, "reopened within the bound")
+
+	// The bound on ids counts too.
+	listingIDsMax = f.s.apply.listings.ids + 1
+	addColleges(t, f, "g", 2)
+	if f.s.apply.listings != nil || !f.s.apply.listingsOff {
+		t.Fatal("past the bound on ids the apply still keeps the listings")
+	}
+	checkRebuild(t, f.s, "past the bound on ids")
+}
