@@ -198,6 +198,28 @@ func TestExplorerInABrowser(t *testing.T) {
 		&& document.querySelector("#reason") && document.querySelector("#reason").textContent === "active"
 		&& document.querySelector("#verdict").textContent.includes("as the registry knew it at index `+before+`")`)
 
+	// Moving on before a page's answers arrive: the later page is drawn
+	// alone. The second hash is set from a hashchange listener that runs
+	// after the explorer's own, so the ask page has started and awaits its
+	// answer when the college's page starts; its answer, arriving after,
+	// must not write into the college's page.
+	trustAsked := `performance.getEntriesByType("resource").filter((e) => e.name.includes("/v1/trust?")).length`
+	asked, err := chromedp.Run(tab, chromedp.Evaluate[int](trustAsked))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(tab, chromedp.Evaluate[bool](`(() => {
+		addEventListener("hashchange", () => { location.hash = "#/entity/`+jsEscapeHash(college)+`"; }, {once: true});
+		location.hash = location.hash.replace(/as_of=[0-9]+/, "at=2023-01-01");
+		return true; })()`)); err != nil {
+		t.Fatalf("ask, then open the college at once: %v", err)
+	}
+	waitFor("the college's page after the ask's answer arrived", ready("entity")+` && document.querySelector("h1").textContent === "Amazing Community College"
+		&& `+trustAsked+` > `+strconv.Itoa(asked))
+	do("let the ask's answer be handled", chromedp.Sleep(500*time.Millisecond))
+	waitFor("the college's page alone", ready("entity")+` && document.querySelectorAll("main h1").length === 1 && !document.querySelector("main .error")
+		&& !document.querySelector("#answer") && !!document.querySelector("#received + .table-wrap")`)
+
 	// The same page on a phone: nothing wider than the screen.
 	do("phone width", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
 	shot("ask-2024-phone")

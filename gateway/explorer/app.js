@@ -17,6 +17,12 @@
   const main = document.getElementById("main");
   const indexNote = document.getElementById("index-note");
   let stopPage = () => {}; // ends what the current page keeps open (a watch stream)
+  // generation counts the pages shown (route): a page's answer that
+  // arrives after the reader moved on to another page is dropped (api
+  // throws stale), so it never writes into the page now shown.
+  let generation = 0;
+  const stale = new Error("a later page replaced this one");
+  const ignoreStale = (e) => { if (e !== stale) throw e; };
 
   // h builds an element: h("a", {href: "#/"}, "text", child, ...).
   function h(tag, attrs, ...children) {
@@ -46,16 +52,20 @@
   }
 
   // api GETs a gateway path and answers {ok, status, body, index}; a
-  // problem document's detail is in body.detail.
+  // problem document's detail is in body.detail. It throws stale when
+  // another page was shown meanwhile.
   async function api(path, accept) {
+    const g = generation;
     let r;
     try {
       r = await fetch(path, {headers: {Accept: accept || "application/json"}});
     } catch (e) {
+      if (g !== generation) throw stale;
       return {ok: false, status: 0, body: {detail: "the node did not answer: " + e.message}};
     }
     const type = r.headers.get("Content-Type") || "";
     const body = type.includes("json") ? await r.json().catch(() => ({})) : await r.text();
+    if (g !== generation) throw stale;
     const index = r.headers.get("X-Trustreg-Index");
     if (index) indexNote.textContent = "Registry index " + index + " when last read.";
     return {ok: r.ok, status: r.status, body, index};
@@ -270,7 +280,7 @@
       "knew it at an index: the answer gives the reason code and the chain of accreditations up to the root, each link's status at that date."), form);
     api("/v1/frameworks?limit=100").then((fw) => {
       if (fw.ok) form.querySelector("datalist").append(...fw.body.items.map((f) => h("option", {value: f.id}, f.name)));
-    });
+    }, ignoreStale);
     if (!p("entity") || !p("framework")) return;
     const q = new URLSearchParams();
     for (const k of ["entity", "framework", "action", "resource", "at", "as_of"]) if (p(k)) q.set(k, p(k));
@@ -388,12 +398,13 @@
       field("list-index", "Index", "", null, {required: true, inputmode: "numeric", pattern: "[0-9]+", name: "index"}),
       h("div", {}, h("button", {type: "submit"}, "Check entry")));
     const out = h("div", {id: "entry", "aria-live": "polite"});
-    check.addEventListener("submit", async (ev) => {
+    check.addEventListener("submit", (ev) => {
       ev.preventDefault();
       const f = new FormData(check);
-      const r = await api("/v1/status-lists/" + enc(f.get("issuer").trim()) + "/" + enc(f.get("list").trim()) + "/entries/" + enc(f.get("index").trim()));
-      out.replaceChildren(r.ok ? facts([["Status", String(r.body.status)], ["Purpose", r.body.purpose],
-        ["Credential valid", statusTag(r.body.valid ? "yes" : "no")], ["Message", r.body.message]]) : problem(r));
+      api("/v1/status-lists/" + enc(f.get("issuer").trim()) + "/" + enc(f.get("list").trim()) + "/entries/" + enc(f.get("index").trim())).then((r) => {
+        out.replaceChildren(r.ok ? facts([["Status", String(r.body.status)], ["Purpose", r.body.purpose],
+          ["Credential valid", statusTag(r.body.valid ? "yes" : "no")], ["Message", r.body.message]]) : problem(r));
+      }, ignoreStale);
     });
     main.append(check, out);
   }
@@ -452,9 +463,12 @@
 
   // ---- routing ----
 
+  // route shows the page the URL's hash names; it reports whether the
+  // page was drawn (false: another route replaced it first).
   async function route() {
     stopPage();
     stopPage = () => {};
+    const g = ++generation;
     const hash = location.hash.replace(/^#/, "") || "/";
     const [path, qs] = hash.split("?");
     const params = new URLSearchParams(qs || "");
@@ -480,11 +494,14 @@
         default: page("Not found", h("p", {}, "No such page. ", h("a", {href: "#/"}, "Start from the frameworks.")));
       }
     } catch (e) {
+      if (e === stale) return false;
       main.append(h("p", {class: "error", role: "alert"}, "The page could not be shown: " + e.message));
     }
+    if (g !== generation) return false;
     main.removeAttribute("aria-busy");
     main.dataset.page = section || "home";
     main.dataset.ready = String(Date.now());
+    return true;
   }
 
   document.getElementById("search").addEventListener("submit", (ev) => {
@@ -493,7 +510,7 @@
     location.hash = "#/search?q=" + enc(q);
   });
   window.addEventListener("hashchange", () => {
-    route().then(() => main.focus({preventScroll: false}));
+    route().then((shown) => { if (shown) main.focus({preventScroll: false}); });
   });
   route();
 })();
