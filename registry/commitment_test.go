@@ -74,6 +74,12 @@ func mustCommitment(t testing.TB, s *State) Commitment {
 	t.Helper()
 	v := s.View()
 	defer v.Close()
+	return viewCommitment(t, v)
+}
+
+// viewCommitment is v's commitment; t fails when it has none.
+func viewCommitment(t testing.TB, v *View) Commitment {
+	t.Helper()
 	c, err := v.Commitment()
 	if err != nil {
 		t.Fatal(err)

@@ -291,10 +291,7 @@ func checkLogLeaves(t *testing.T, s *State, at string) {
 	t.Helper()
 	v := s.View()
 	defer v.Close()
-	c, err := v.Commitment()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := viewCommitment(t, v)
 	var last tlog.Leaf
 	for i := range c.LogSize {
 		enc, err := v.Leaf(i)
