@@ -191,8 +191,8 @@ func (l *listingReader) close() {
 // value at the entry's end is its last write in that range (a set, or a
 // delete), so it is taken from the representation without a read of the
 // batch; a listing's ids are the entry's writes to it over the listing
-// before the entry (listingReader). The changes are in no particular order: smt.Update's result
-// does not depend on it.
+// before the entry (listingReader). The changes are in no particular
+// order: smt.Update's result does not depend on it.
 func entryChanges(b *pebble.Batch, from int, lr *listingReader) []smt.Change {
 	rd := batchrepr.Reader(b.Repr()[from:])
 	var changes []smt.Change
@@ -286,14 +286,22 @@ func eachInTable(r pebble.Reader, t byte, fn func([]byte, smt.Value) error) (err
 		}
 		return it.Error()
 	}
-	// The received index: one listing per run of keys with one prefix.
+	return eachListing(it, func(p []byte, ids []string) error {
+		return fn(p, recordValue(decide.EncodeReceived(ids)))
+	})
+}
+
+// eachListing calls fn with every received listing it, an iterator over
+// the received index, holds: its prefix and ids in key order, one call per
+// run of keys with one prefix. fn must not keep ids: the slice is reused.
+func eachListing(it *pebble.Iterator, fn func(p []byte, ids []string) error) error {
 	var cur []byte
 	var ids []string
 	emit := func() error {
 		if len(ids) == 0 {
 			return nil
 		}
-		return fn(cur, recordValue(decide.EncodeReceived(ids)))
+		return fn(cur, ids)
 	}
 	for it.First(); it.Valid(); it.Next() {
 		p, ok := listingPrefix(it.Key())

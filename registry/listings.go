@@ -1,7 +1,7 @@
 package registry
 
 import (
-	"fmt"
+	"errors"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -42,6 +42,9 @@ type listings struct {
 	ids int // ids in all the listings
 }
 
+// errPastBounds stops loadListings's walk at the bounds.
+var errPastBounds = errors.New("registry: the received listings are past their bounds in memory")
+
 // loadListings reads every received listing r holds, or returns nil when
 // they are past the bounds.
 func loadListings(r pebble.Reader) (_ *listings, err error) {
@@ -51,18 +54,18 @@ func loadListings(r pebble.Reader) (_ *listings, err error) {
 	}
 	defer closeJoin(it, &err)
 	l := &listings{m: map[string][]string{}}
-	for it.First(); it.Valid(); it.Next() {
-		p, ok := listingPrefix(it.Key())
-		if !ok {
-			return nil, fmt.Errorf("%w: received index key %q has no listing", ErrStateCorrupt, it.Key())
-		}
-		l.m[string(p)] = append(l.m[string(p)], string(it.Key()[len(p):]))
-		l.ids++
+	err = eachListing(it, func(p []byte, ids []string) error {
+		l.m[string(p)] = slices.Clone(ids)
+		l.ids += len(ids)
 		if len(l.m) > listingsMax || l.ids > listingIDsMax {
-			return nil, nil
+			return errPastBounds
 		}
-	}
-	if err := it.Error(); err != nil {
+		return nil
+	})
+	switch {
+	case errors.Is(err, errPastBounds):
+		return nil, nil
+	case err != nil:
 		return nil, err
 	}
 	return l, nil
