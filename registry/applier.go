@@ -75,7 +75,12 @@ func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 	defer func() { _ = b.Close() }() // after Commit, or discarding the batch: nothing to report
 	last := time.Unix(0, s.commitTime.Load()).UTC()
 	var fresh []*record.Result
-	cr := commitRun{db: s.db, top: s.mapTop.Load(), ov: s.mapOverlay.Load(), head: s.logHead.Load(), seen: b.Len(), flushEntries: s.flushEntries, flushBytes: s.flushBytes}
+	cr := commitRun{db: s.db, top: s.mapTop.Load(), ov: s.mapOverlay.Load(), head: s.logHead.Load(), flushEntries: s.flushEntries, flushBytes: s.flushBytes}
+	// The listings in memory serve only a batch that starts at the level:
+	// the level never goes down, so every entry of it goes through
+	// commitEntry, whose entryChanges sees every write to the received
+	// index (the map's own invariant). A batch that raises the level
+	// reads listings from Pebble.
 	if s.ClusterFeatureLevel() >= FeatureLevelCommitment {
 		cr.lists.known = s.knownListings()
 	}
@@ -146,14 +151,9 @@ func (s *applier) knownListings() *listings {
 }
 
 // committedListings takes a committed batch's listings into the known
-// ones, or drops them: when the batch made writes they did not see, to be
-// loaded again by the next batch, and when they grew past the bounds, for
-// good.
+// ones, or drops them for good when they grew past the bounds.
 func (s *applier) committedListings(cr *commitRun) {
-	switch {
-	case cr.listingsStale:
-		s.listings = nil
-	case cr.lists.known != nil && !cr.lists.known.commit(cr.lists.pend):
+	if cr.lists.known != nil && !cr.lists.known.commit(cr.lists.pend) {
 		s.listings, s.listingsOff = nil, true
 	}
 }

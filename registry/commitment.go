@@ -146,11 +146,6 @@ func (l *listingReader) change(p []byte, writes []listingWrite) smt.Change {
 	return c
 }
 
-// forget stops using the known listings for the rest of the batch.
-func (l *listingReader) forget() {
-	l.known, l.pend = nil, nil
-}
-
 // read reads the ids of listing p from the batch; the slice is reused by
 // the next read.
 func (l *listingReader) read(p []byte) []string {
@@ -362,26 +357,19 @@ func buildMap(b *pebble.Batch, m *smt.Map) smt.Hash {
 // the whole overlay (journal.go), and leaves next, the overlay to publish
 // with the commit.
 type commitRun struct {
-	db    pebble.Reader // the database b commits to
-	top   *mapTop
-	ov    *mapOverlay // the overlay as of the last committed batch
-	log   *tlog.Log
-	head  *tlog.Log // the log as the last committed batch left it (applier.logHead), or nil
-	nodes *nodeCache
-	lists listingReader
-	// seen is the batch's length after the last entry the map took;
-	// an entry that begins elsewhere follows writes the map did not see
-	// (entries below the level, in the batch that raises it).
-	seen int
-	// listingsStale: the batch applied writes the known listings did not
-	// see; they are read again from the database after the commit.
-	listingsStale bool
-	root          smt.Hash     // the map root after the last entry committed
-	changes       []smt.Change // the map changes of the batch's entries, in order
-	entries       int          // entries at the level the batch applied
-	last          uint64       // the index of the last of them
-	built         bool         // an entry built the map
-	next          *mapOverlay  // set by flush: the overlay once b commits
+	db      pebble.Reader // the database b commits to
+	top     *mapTop
+	ov      *mapOverlay // the overlay as of the last committed batch
+	log     *tlog.Log
+	head    *tlog.Log // the log as the last committed batch left it (applier.logHead), or nil
+	nodes   *nodeCache
+	lists   listingReader
+	root    smt.Hash     // the map root after the last entry committed
+	changes []smt.Change // the map changes of the batch's entries, in order
+	entries int          // entries at the level the batch applied
+	last    uint64       // the index of the last of them
+	built   bool         // an entry built the map
+	next    *mapOverlay  // set by flush: the overlay once b commits
 	// flushAfter, set by flush: next reached the overlay's bounds, and is
 	// written to tableMapNodes once b commits (store.flushMapOverlay).
 	flushAfter bool
@@ -398,10 +386,6 @@ func (r *commitRun) commitEntry(b *pebble.Batch, from int, build bool, index uin
 	if r.nodes == nil {
 		r.nodes = newNodeCache(r.db, r.ov, r.top)
 		r.lists.b = b
-	}
-	if from != r.seen || build {
-		r.lists.forget()
-		r.listingsStale = true
 	}
 	m := smt.New(r.nodes)
 	var root smt.Hash
@@ -441,7 +425,6 @@ func (r *commitRun) commitEntry(b *pebble.Batch, from int, build bool, index uin
 	}
 	mustSet(b, indexKey(tableLogLeaves, size), enc)
 	r.root = root
-	r.seen = b.Len()
 }
 
 // flush writes into b, the batch the run's entries were applied to, the
