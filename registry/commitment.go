@@ -111,24 +111,25 @@ type listingReader struct {
 	b     *pebble.Batch
 	it    *pebble.Iterator
 	ids   []string
-	known *listings           // every committed listing, or nil: read them
-	pend  map[string][]string // the listings the batch's entries changed, when known
+	known *listings            // every committed listing, or nil: read them
+	pend  map[smt.Key][]string // the listings the batch's entries changed, when known
 }
 
 // change is the map change of the received listing p after the entry's
 // writes to it: its value, or a delete when it is empty.
 func (l *listingReader) change(p []byte, writes []listingWrite) smt.Change {
 	var ids []string
+	k := smt.KeyOf(p)
 	if l.known != nil {
-		base, ok := l.pend[string(p)]
+		base, ok := l.pend[k]
 		if !ok {
-			base = l.known.m[string(p)]
+			base = l.known.get(k)
 		}
 		ids = applyWrites(base, writes)
 		if l.pend == nil {
-			l.pend = map[string][]string{}
+			l.pend = map[smt.Key][]string{}
 		}
-		l.pend[string(p)] = ids
+		l.pend[k] = ids
 		if verifyListings {
 			if read := l.read(p); !slices.Equal(read, ids) {
 				panic(fmt.Sprintf("registry: received listing %q: %q in memory, %q in the batch", p, ids, read))
@@ -137,7 +138,7 @@ func (l *listingReader) change(p []byte, writes []listingWrite) smt.Change {
 	} else {
 		ids = l.read(p)
 	}
-	c := smt.Change{Key: smt.KeyOf(p)}
+	c := smt.Change{Key: k}
 	if len(ids) == 0 {
 		c.Delete = true
 		return c
@@ -615,7 +616,7 @@ type mapTop struct {
 	// deep holds every committed record below mapTopDepth that the apply
 	// read or wrote, while there are at most deepMax of them (mapDeepRecords);
 	// then it is dropped for good (nil), until the cache is replaced.
-	deep    map[deepKey][]byte
+	deep    *arenaMap[deepKey]
 	deepMax int
 }
 
@@ -625,8 +626,9 @@ type mapTop struct {
 // just-compacted table, cold, 14–26 µs a write on a node in a grown
 // benchmark cluster. Keeping every such record in memory, written through
 // like the top, takes them off the apply while the map is small: 2^18
-// records are about 60 MB of heap (some 230 bytes each with the map's
-// own), enough for some 150,000 accreditations (two map keys each). Past
+// records were about 60 MB of heap as a Go map of slices (some 230 bytes
+// each with the map's own; now an arenaMap, out of the collector's way),
+// enough for some 150,000 accreditations (two map keys each). Past
 // that (at 1M entities the records below the top are about 2M, some
 // 460 MB) a bounded cache would serve few reads for its memory, so it is
 // dropped once and the reads go to Pebble as before.
@@ -646,7 +648,7 @@ type topLevel struct {
 
 // newMapTop returns an empty top cache.
 func newMapTop() *mapTop {
-	return &mapTop{pend: map[int32][]byte{}, deep: map[deepKey][]byte{}, deepMax: mapDeepRecords}
+	return &mapTop{pend: map[int32][]byte{}, deep: newArenaMap[deepKey](), deepMax: mapDeepRecords}
 }
 
 // deepKeyOf returns node key k as a deepKey, and false for a key too long
@@ -670,8 +672,7 @@ func (t *mapTop) getDeep(k []byte) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	v, ok := t.deep[dk]
-	return v, ok
+	return t.deep.get(dk)
 }
 
 // setDeep records v as the committed record at node key k, a key below
@@ -688,11 +689,11 @@ func (t *mapTop) setDeep(k, v []byte) {
 		return
 	}
 	if v == nil {
-		delete(t.deep, dk)
+		t.deep.delete(dk)
 		return
 	}
-	t.deep[dk] = v
-	if len(t.deep) > t.deepMax {
+	t.deep.set(dk, v)
+	if t.deep.len() > t.deepMax {
 		t.deep = nil
 	}
 }

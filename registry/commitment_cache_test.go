@@ -2,10 +2,12 @@ package registry
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -257,24 +259,95 @@ func TestMapTopDeepRecords(t *testing.T) {
 					}
 					ov = emptyOverlay
 				}
-				for dk, got := range top.deep {
-					k := dk[1 : 1+int(dk[0])]
-					if _, isTop := topSlot(k); isTop {
-						t.Fatalf("batch %d: a top key %x among the deep records", batch, k)
-					}
-					want, err := (overlayNodes{ov: ov, r: mapNodes{r: db}}).GetNode(k)
-					if err != nil || !bytes.Equal(got, want) {
-						t.Fatalf("batch %d: the cache holds %x at %x, the map %x (%v)", batch, got, k, want, err)
-					}
+				if top.deep != nil {
+					top.deep.each(func(dk deepKey, got []byte) {
+						k := dk[1 : 1+int(dk[0])]
+						if _, isTop := topSlot(k); isTop {
+							t.Fatalf("batch %d: a top key %x among the deep records", batch, k)
+						}
+						want, err := (overlayNodes{ov: ov, r: mapNodes{r: db}}).GetNode(k)
+						if err != nil || !bytes.Equal(got, want) {
+							t.Fatalf("batch %d: the cache holds %x at %x, the map %x (%v)", batch, got, k, want, err)
+						}
+					})
+					held = max(held, top.deep.len())
 				}
-				held = max(held, len(top.deep))
 			}
 			switch {
 			case bound == mapDeepRecords && (top.deep == nil || held == 0):
 				t.Fatalf("the deep records were dropped or never held (at most %d)", held)
 			case bound < mapDeepRecords && top.deep != nil:
-				t.Fatalf("%d deep records held past the bound %d", len(top.deep), bound)
+				t.Fatalf("%d deep records held past the bound %d", top.deep.len(), bound)
 			}
 		})
+	}
+}
+
+// An arena map keeps every value as set, through compactions, and a value
+// returned before a later set, delete or compaction keeps its bytes; the
+// arena stays within about twice the live values (and its least size)
+// after compacting.
+func TestArenaMap(t *testing.T) {
+	d := newArenaMap[deepKey]()
+	ref := map[deepKey][]byte{}
+	type seen struct {
+		v, want []byte
+	}
+	var returned []seen
+	rng := rand.New(rand.NewPCG(3, 9))
+	keys := make([]deepKey, 500)
+	for i := range keys {
+		keys[i], _ = deepKeyOf([]byte{byte(16 + i%200), byte(i), byte(i >> 8), 0xa5})
+	}
+	compactions := 0
+	for step := range 40000 {
+		dk := keys[rng.IntN(len(keys))]
+		before := cap(d.arena)
+		switch rng.IntN(10) {
+		case 0:
+			d.delete(dk)
+			delete(ref, dk)
+		default:
+			v := make([]byte, rng.IntN(300))
+			for i := range v {
+				v[i] = byte(rng.Uint32())
+			}
+			ref[dk] = slices.Clone(v)
+			d.set(dk, v)
+			clear(v) // the cache holds a copy
+		}
+		if cap(d.arena) != before && len(d.arena) < before/2 {
+			compactions++
+			if cap(d.arena) > max(2*d.live+300+binary.MaxVarintLen32, arenaMin) {
+				t.Fatalf("step %d: compacted into %d bytes for %d live", step, cap(d.arena), d.live)
+			}
+		}
+		if v, ok := d.get(keys[rng.IntN(len(keys))]); ok && len(returned) < 2000 {
+			returned = append(returned, seen{v: v, want: slices.Clone(v)})
+		}
+		if step%997 == 0 || step == 39999 {
+			if d.len() != len(ref) {
+				t.Fatalf("step %d: %d records held, want %d", step, d.len(), len(ref))
+			}
+			live := 0
+			for k, want := range ref {
+				got, ok := d.get(k)
+				if !ok || !bytes.Equal(got, want) {
+					t.Fatalf("step %d: record %x is %x (%v), want %x", step, k, got, ok, want)
+				}
+				live += len(binary.AppendUvarint(nil, uint64(len(want)))) + len(want)
+			}
+			if live != d.live {
+				t.Fatalf("step %d: %d live bytes counted, %d held", step, d.live, live)
+			}
+			for i, r := range returned {
+				if !bytes.Equal(r.v, r.want) {
+					t.Fatalf("step %d: a record returned earlier (%d) changed", step, i)
+				}
+			}
+		}
+	}
+	if compactions < 3 {
+		t.Fatalf("only %d compactions: the test does not cover them", compactions)
 	}
 }

@@ -1,10 +1,12 @@
 package registry
 
 import (
+	"encoding/binary"
 	"errors"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/trustreg/trustreg/registry/smt"
 )
 
 // The received listings in memory (commitment.go, "Changed keys come from
@@ -21,9 +23,10 @@ import (
 
 // listingsMax and listingIDsMax bound the listings kept in memory: past
 // either the apply reads them from Pebble again until a restart or a
-// restore. About 200 bytes a listing of one id (its key, some 100 bytes
-// for a did:web subject and a framework URL, the id and the map's own), so
-// some 25 MiB at the bound. Variables for a test.
+// restore. In the arena map a listing of one id takes its 32-byte key and
+// place in the index and the encoded id (some 60 bytes) in the arena, which
+// may hold up to twice its live bytes: a few tens of MiB at the bounds.
+// Variables for a test.
 var (
 	listingsMax   = 1 << 17
 	listingIDsMax = 1 << 18
@@ -33,13 +36,59 @@ var (
 // from the batch too, and stop at a difference. The package's tests set it.
 var verifyListings = false
 
-// listings is every received listing of the committed state: listing
-// prefix (tableReceived subject 0 framework 0) -> its ids in key order.
-// Only the apply reads and writes it, on the apply's goroutine; a batch's
+// listings is every received listing of the committed state: the map key
+// of the listing's prefix (tableReceived subject 0 framework 0, through
+// smt.KeyOf: the map names the listing by it too) -> its ids in key order,
+// encoded (encodeIDs) in an arena map, out of the collector's way. Only
+// the apply reads and writes it, on the apply's goroutine; a batch's
 // changes go in once it commits.
 type listings struct {
-	m   map[string][]string
+	m   *arenaMap[smt.Key]
 	ids int // ids in all the listings
+}
+
+// get returns the ids of the listing with map key k, as a new slice (nil:
+// none).
+func (l *listings) get(k smt.Key) []string {
+	v, ok := l.m.get(k)
+	if !ok {
+		return nil
+	}
+	return decodeIDs(v)
+}
+
+// encodeIDs encodes a listing's ids for the arena map: their count, then
+// each one's length and bytes (uvarints).
+func encodeIDs(ids []string) []byte {
+	n := binary.MaxVarintLen32
+	for _, id := range ids {
+		n += binary.MaxVarintLen32 + len(id)
+	}
+	b := binary.AppendUvarint(make([]byte, 0, n), uint64(len(ids)))
+	for _, id := range ids {
+		b = binary.AppendUvarint(b, uint64(len(id)))
+		b = append(b, id...)
+	}
+	return b
+}
+
+// decodeIDs is encodeIDs's inverse, over bytes encodeIDs made.
+func decodeIDs(b []byte) []string {
+	n, l := binary.Uvarint(b)
+	b = b[l:]
+	ids := make([]string, n)
+	for i := range ids {
+		m, l := binary.Uvarint(b)
+		ids[i] = string(b[l : l+int(m)])
+		b = b[l+int(m):]
+	}
+	return ids
+}
+
+// countIDs returns how many ids encodeIDs encoded in b.
+func countIDs(b []byte) int {
+	n, _ := binary.Uvarint(b)
+	return int(n)
 }
 
 // errPastBounds stops loadListings's walk at the bounds.
@@ -53,11 +102,11 @@ func loadListings(r pebble.Reader) (_ *listings, err error) {
 		return nil, err
 	}
 	defer closeJoin(it, &err)
-	l := &listings{m: map[string][]string{}}
+	l := &listings{m: newArenaMap[smt.Key]()}
 	err = eachListing(it, func(p []byte, ids []string) error {
-		l.m[string(p)] = slices.Clone(ids)
+		l.m.set(smt.KeyOf(p), encodeIDs(ids))
 		l.ids += len(ids)
-		if len(l.m) > listingsMax || l.ids > listingIDsMax {
+		if l.m.len() > listingsMax || l.ids > listingIDsMax {
 			return errPastBounds
 		}
 		return nil
@@ -71,19 +120,22 @@ func loadListings(r pebble.Reader) (_ *listings, err error) {
 	return l, nil
 }
 
-// commit takes a committed batch's listings (pend: prefix -> ids, none for
-// an emptied listing) and reports whether the listings are still within
-// the bounds.
-func (l *listings) commit(pend map[string][]string) bool {
-	for p, ids := range pend {
-		l.ids += len(ids) - len(l.m[p])
+// commit takes a committed batch's listings (pend: map key -> ids, none
+// for an emptied listing) and reports whether the listings are still
+// within the bounds.
+func (l *listings) commit(pend map[smt.Key][]string) bool {
+	for k, ids := range pend {
+		if old, ok := l.m.get(k); ok {
+			l.ids -= countIDs(old)
+		}
+		l.ids += len(ids)
 		if len(ids) == 0 {
-			delete(l.m, p)
+			l.m.delete(k)
 		} else {
-			l.m[p] = ids
+			l.m.set(k, encodeIDs(ids))
 		}
 	}
-	return len(l.m) <= listingsMax && l.ids <= listingIDsMax
+	return l.m.len() <= listingsMax && l.ids <= listingIDsMax
 }
 
 // listingWrite is one write of an entry to the received index: the id

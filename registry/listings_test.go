@@ -3,7 +3,10 @@ package registry
 import (
 	"maps"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/trustreg/trustreg/registry/smt"
 )
 
 // The received listings the apply keeps in memory are the committed
@@ -25,13 +28,13 @@ func TestListingsInMemory(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !maps.EqualFunc(l.m, want.m, slices.Equal) || l.ids != want.ids {
-			t.Fatalf("%s: %d listings of %d ids in memory, the database holds %d of %d", at, len(l.m), l.ids, len(want.m), want.ids)
+		if !maps.EqualFunc(l.all(), want.all(), slices.Equal) || l.ids != want.ids {
+			t.Fatalf("%s: %d listings of %d ids in memory, the database holds %d of %d", at, l.m.len(), l.ids, want.m.len(), want.ids)
 		}
 	}
 	addColleges(t, f, "a", 7)
 	same("after 7 colleges")
-	n := len(f.s.apply.listings.m)
+	n := f.s.apply.listings.m.len()
 
 	// Two more listings fit, three do not.
 	listingsMax = n + 2
@@ -39,7 +42,7 @@ func TestListingsInMemory(t *testing.T) {
 	same("at the bound")
 	addColleges(t, f, "c", 1)
 	if f.s.apply.listings != nil || !f.s.apply.listingsOff {
-		t.Fatalf("past the bound of %d listings the apply still keeps %d", listingsMax, len(f.s.apply.listings.m))
+		t.Fatalf("past the bound of %d listings the apply still keeps them (kept: %v, off: %v)", listingsMax, f.s.apply.listings != nil, f.s.apply.listingsOff)
 	}
 	addColleges(t, f, "d", 6)
 	checkRebuild(t, f.s, "listings read from the database")
@@ -66,4 +69,23 @@ func TestListingsInMemory(t *testing.T) {
 		t.Fatal("past the bound on ids the apply still keeps the listings")
 	}
 	checkRebuild(t, f.s, "past the bound on ids")
+}
+
+// all returns every listing held, decoded.
+func (l *listings) all() map[smt.Key][]string {
+	out := map[smt.Key][]string{}
+	l.m.each(func(k smt.Key, v []byte) { out[k] = decodeIDs(v) })
+	return out
+}
+
+// A listing's ids survive their encoding for the arena map, none, one or
+// many, empty ids and long ones included, and countIDs counts them.
+func TestListingIDsEncoding(t *testing.T) {
+	long := strings.Repeat("x", 300)
+	for _, ids := range [][]string{{}, {"a"}, {"", "b"}, {"bafy1", "bafy2", long}} {
+		b := encodeIDs(ids)
+		if got := decodeIDs(b); !slices.Equal(got, ids) || countIDs(b) != len(ids) {
+			t.Fatalf("%q came back as %q (%d counted)", ids, got, countIDs(b))
+		}
+	}
 }
