@@ -75,7 +75,7 @@ func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 	defer func() { _ = b.Close() }() // after Commit, or discarding the batch: nothing to report
 	last := time.Unix(0, s.commitTime.Load()).UTC()
 	var fresh []*record.Result
-	cr := commitRun{db: s.db, top: s.mapTop.Load(), ov: s.mapOverlay.Load(), head: s.logHead.Load(), flushEntries: s.flushEntries, flushBytes: s.flushBytes}
+	cr := commitRun{db: s.db, top: s.mapTop.Load(), ov: s.mapOverlay.Load(), head: s.logHead.Load(), flushEntries: s.flushEntries, flushBytes: s.flushBytes, batch: len(entries)}
 	// The listings in memory serve only a batch that starts at the level:
 	// the level never goes down, so every entry of it goes through
 	// commitEntry, whose entryChanges sees every write to the received

@@ -107,7 +107,7 @@ func TestMapTopDropsAnUnflushedBatch(t *testing.T) {
 	f.mustRaiseLevel(FeatureLevelCommitment)
 	applyColleges(t, f, 0, 1, 8)
 	top := f.s.apply.mapTop.Load()
-	c := newNodeCache(f.s.db, f.s.mapOverlay.Load(), top)
+	c := newNodeCache(f.s.db, f.s.mapOverlay.Load(), top, 1)
 	root := topKey(0, 0)
 	if err := c.DeleteNode(root); err != nil {
 		t.Fatal(err)
@@ -227,7 +227,7 @@ func TestMapTopDeepRecords(t *testing.T) {
 			ov := emptyOverlay
 			held := 0
 			for batch := range 30 {
-				c := newNodeCache(db, ov, top)
+				c := newNodeCache(db, ov, top, 3)
 				m := smt.New(c)
 				for range 3 { // entries
 					var changes []smt.Change
@@ -250,7 +250,7 @@ func TestMapTopDeepRecords(t *testing.T) {
 						t.Fatalf("batch %d: root %x, the map in memory's %x", batch, got, want)
 					}
 				}
-				ov = ov.with(newOverlayLayer(c.layer()), 3)
+				ov = ov.with(newOverlayLayer(c.layer(3)), 3)
 				if batch%7 == 6 { // a flush into the database
 					b := db.NewBatch()
 					writeMapNodes(b, ov)
