@@ -65,7 +65,7 @@ func (m *arenaMap[K]) set(k K, v []byte) {
 	if len(m.arena)+need > cap(m.arena) && len(m.arena)-m.live > m.live {
 		m.compact(need)
 	}
-	if len(m.arena)+need > math.MaxUint32 {
+	if uint64(len(m.arena))+uint64(need) > math.MaxUint32 {
 		panic(fmt.Sprintf("registry: an arena map of %d bytes has no room for %d more", len(m.arena), len(v)))
 	}
 	off := uint32(len(m.arena))

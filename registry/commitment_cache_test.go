@@ -322,7 +322,9 @@ func TestArenaMap(t *testing.T) {
 				t.Fatalf("step %d: compacted into %d bytes for %d live", step, cap(d.arena), d.live)
 			}
 		}
-		if v, ok := d.get(keys[rng.IntN(len(keys))]); ok && len(returned) < 2000 {
+		if v, ok := d.get(keys[rng.IntN(len(keys))]); ok && cap(v) != len(v) {
+			t.Fatalf("step %d: a value with room to append into the arena", step)
+		} else if ok && len(returned) < 2000 {
 			returned = append(returned, seen{v: v, want: slices.Clone(v)})
 		}
 		if step%997 == 0 || step == 39999 {

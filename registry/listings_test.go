@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -82,7 +83,11 @@ func (l *listings) all() map[smt.Key][]string {
 // many, empty ids and long ones included, and countIDs counts them.
 func TestListingIDsEncoding(t *testing.T) {
 	long := strings.Repeat("x", 300)
-	for _, ids := range [][]string{{}, {"a"}, {"", "b"}, {"bafy1", "bafy2", long}} {
+	many := make([]string, 300) // a count past one uvarint byte
+	for i := range many {
+		many[i] = fmt.Sprintf("bafy%03d", i)
+	}
+	for _, ids := range [][]string{{}, {"a"}, {"", "b"}, {"bafy1", "bafy2", long}, many} {
 		b := encodeIDs(ids)
 		if got := decodeIDs(b); !slices.Equal(got, ids) || countIDs(b) != len(ids) {
 			t.Fatalf("%q came back as %q (%d counted)", ids, got, countIDs(b))
