@@ -441,7 +441,11 @@ func (r *commitRun) flush(b *pebble.Batch) {
 		if ov == nil {
 			ov = emptyOverlay
 		}
-		l := newOverlayLayer(r.nodes.layer(r.entries))
+		sized := r.entries
+		if r.built {
+			sized = 0 // its layer is the whole map: no measure of a batch's records
+		}
+		l := newOverlayLayer(r.nodes.layer(sized))
 		switch {
 		case r.built:
 			// The layers are written merged once: no carry first.
@@ -493,9 +497,10 @@ const nodeCacheHintMax = 1 << 16
 func newNodeCache(db pebble.Reader, ov *mapOverlay, top *mapTop, entries int) *nodeCache {
 	top.discardPending()
 	// Sized for a batch of entries entries writing as many records each as
-	// the last batch's did (at most nodeCacheHintMax: the batch that built
-	// the map wrote all of it): a map grown from empty allocated about
-	// twice its final room, 1.3 KB a write in BenchmarkApplyAccredit.
+	// the last batch's did (not counting a batch that built the map, which
+	// wrote all of it; at most nodeCacheHintMax): a map grown from empty
+	// allocated about twice its final room, 1.3 KB a write in
+	// BenchmarkApplyAccredit.
 	hint := min(float64(entries)*top.perEntry, nodeCacheHintMax)
 	return &nodeCache{r: db, ov: ov, top: top, nodes: make(map[string][]byte, int(hint))}
 }
@@ -553,7 +558,8 @@ func (c *nodeCache) DeleteNode(k []byte) error {
 // layer returns every record the batch wrote, for its overlay layer, and
 // makes the pending top records the top cache's: b commits next, or the
 // node stops. The layer and the top cache share the records, which
-// nothing changes.
+// nothing changes. entries is the batch's entries for the next batch's
+// size hint (0: leave the hint as it is).
 func (c *nodeCache) layer(entries int) map[string][]byte {
 	t := c.top
 	for k, v := range c.nodes { // the deeper records, before the top's join them
