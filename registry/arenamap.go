@@ -13,8 +13,9 @@ import (
 // caches in it (the map's deep records, the received listings): held as
 // Go maps of slices and strings they were some 500,000 objects at
 // 100,000 accreditations for every collection to mark, and a full
-// collection took 45 ms of CPU with them and 18 ms without (DESIGN.md,
-// "The apply's caches out of the collector's way").
+// collection took 72–78 ms of CPU, 15–27 ms with them in arena maps
+// (BenchmarkCollection; DESIGN.md, "The apply's caches out of the
+// collector's way").
 //
 // A value is never changed in the arena: a new one for the same key goes
 // after the others, and a returned value stays valid and unchanged however
