@@ -145,10 +145,12 @@ type listingWrite struct {
 	del bool
 }
 
-// applyWrites returns ids (in key order) after the writes, in their order,
-// as a new slice: ids may be the committed listing, which stays as it is.
+// applyWrites returns ids (in key order) after the writes, in their order.
+// It takes ids, which it may change: the caller's own copy (a listing in
+// memory is decoded afresh by listings.get; the batch's pending one is
+// replaced by the result).
 func applyWrites(ids []string, writes []listingWrite) []string {
-	out := slices.Clone(ids)
+	out := ids
 	for _, w := range writes {
 		i, found := slices.BinarySearch(out, w.id) // strings compare by their bytes, as the keys do
 		switch {
