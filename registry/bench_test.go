@@ -35,8 +35,11 @@ func BenchmarkDecide(b *testing.B) {
 // a lone writer's arrive (signature checks included), at
 // the level just below FeatureLevelCommitment and at it, side by side,
 // with the bytes each write puts into Pebble (its share of the batches), the
+// bytes Pebble's memtable flushes and compactions wrote into sstables per
+// write and the compaction debt the run left (its growth per write), the
 // process's CPU time per write (signature checks and Pebble's background
-// work included) and its minor page faults per write.
+// work included) and its minor page faults per write. Compactions show
+// only in long runs: -benchtime 102400x or more.
 func BenchmarkApplyAccredit(b *testing.B) {
 	for _, level := range []int{FeatureLevelCommitment - 1, FeatureLevelCommitment} {
 		for _, batch := range []int{64, 1} {
@@ -59,7 +62,7 @@ func benchApplyAccredit(b *testing.B, level, batch int) {
 		}))
 	}
 	b.ReportAllocs()
-	walBefore := f.s.db.Metrics().WAL.BytesIn
+	before := f.s.db.Metrics()
 	b.ResetTimer()
 	cpuBefore, faultsBefore := cpuUsage()
 	for i := 0; i < b.N; i += batch {
@@ -76,7 +79,12 @@ func benchApplyAccredit(b *testing.B, level, batch int) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
 	cpu, faults := cpuUsage()
-	b.ReportMetric(float64(f.s.db.Metrics().WAL.BytesIn-walBefore)/float64(b.N), "WAL-B/write")
+	after := f.s.db.Metrics()
+	tb, ta := before.Total(), after.Total()
+	b.ReportMetric(float64(after.WAL.BytesIn-before.WAL.BytesIn)/float64(b.N), "WAL-B/write")
+	b.ReportMetric(float64(ta.TableBytesFlushed-tb.TableBytesFlushed)/float64(b.N), "flushed-B/write")
+	b.ReportMetric(float64(ta.TableBytesCompacted-tb.TableBytesCompacted)/float64(b.N), "compacted-B/write")
+	b.ReportMetric((float64(after.Compact.EstimatedDebt)-float64(before.Compact.EstimatedDebt))/float64(b.N), "debt-B/write")
 	b.ReportMetric(float64((cpu-cpuBefore).Microseconds())/float64(b.N), "cpu-µs/write")
 	b.ReportMetric(float64(faults-faultsBefore)/float64(b.N), "faults/write")
 }
