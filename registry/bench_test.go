@@ -38,8 +38,10 @@ func BenchmarkDecide(b *testing.B) {
 // bytes Pebble's memtable flushes and compactions wrote into sstables per
 // write and the compaction debt the run left (its growth per write), the
 // process's CPU time per write (signature checks and Pebble's background
-// work included) and its minor page faults per write. Compactions show
-// only in long runs: -benchtime 102400x or more.
+// work included), its minor page faults per write, and at the level with
+// the commitment the map records below the top cache's depth it keeps in
+// memory at the end. Compactions show only in long runs: -benchtime
+// 102400x or more.
 func BenchmarkApplyAccredit(b *testing.B) {
 	for _, level := range []int{FeatureLevelCommitment - 1, FeatureLevelCommitment} {
 		for _, batch := range []int{64, 1} {
@@ -87,6 +89,20 @@ func benchApplyAccredit(b *testing.B, level, batch int) {
 	b.ReportMetric((float64(after.Compact.EstimatedDebt)-float64(before.Compact.EstimatedDebt))/float64(b.N), "debt-B/write")
 	b.ReportMetric(float64((cpu-cpuBefore).Microseconds())/float64(b.N), "cpu-µs/write")
 	b.ReportMetric(float64(faults-faultsBefore)/float64(b.N), "faults/write")
+	if top := f.s.apply.mapTop.Load(); top != nil {
+		// The records below the top the apply keeps in memory at the end
+		// (-1: dropped), and the share of the last count's reads below the
+		// top it answered while full.
+		deep, hits := -1, 0.0
+		if top.deep != nil {
+			deep = top.deep.len()
+			if top.deepReads > 0 {
+				hits = float64(top.deepHits) / float64(top.deepReads)
+			}
+		}
+		b.ReportMetric(float64(deep), "deep-records")
+		b.ReportMetric(hits, "deep-hit-ratio")
+	}
 }
 
 // BenchmarkCommitmentDisk loads 100,000 accreditations with the commitment

@@ -624,18 +624,27 @@ const mapTopSlots = 1<<(mapTopDepth+1) - 1
 // apply's reads and each batch's layer, which writes through its deeper
 // records (and deletes the ones it deleted) as it does the top's; a
 // running batch's own deeper writes stay in the node cache. While the map
-// is small that is every record below the top; once they pass deepMax the
-// map is dropped for good, and the reads below the top go to the overlay
-// and the database again (mapDeepRecords). TestMapTopDeepRecords breaks
-// without the write-through or the deletes.
+// is small that is every record below the top. Once it holds deepMax
+// records it takes in no new key (a record of a key it holds is still
+// replaced or deleted, so it never holds one the map does not) and the
+// other reads below the top go to the overlay and the database; once it
+// answers fewer than a quarter of those reads the map has outgrown it and
+// it is dropped for good (mapDeepRecords). TestMapTopDeepRecords breaks
+// without the write-through or the deletes, TestMapTopDeepBound without
+// the bound or the drop.
 type mapTop struct {
 	levels [mapTopDepth + 1]topLevel
 	pend   map[int32][]byte // by topSlot: the running batch's records, nil when deleted
-	// deep holds every committed record below mapTopDepth that the apply
-	// read or wrote, while there are at most deepMax of them (mapDeepRecords);
-	// then it is dropped for good (nil), until the cache is replaced.
+	// deep holds committed records below mapTopDepth that the apply read
+	// or wrote: every one until there are deepMax of them, then those it
+	// holds; dropped for good (nil) once too few reads find their record
+	// in it, until the cache is replaced.
 	deep    *arenaMap[deepKey]
 	deepMax int
+	// Reads below the top since the last count, while deep is full, and
+	// how many found their record in it; every deepProbe reads the count
+	// decides (getDeep).
+	deepReads, deepHits, deepProbe int
 	// perEntry is the records per entry of the last batch's layer.
 	perEntry float64
 }
@@ -649,11 +658,16 @@ type mapTop struct {
 // records were about 60 MB of heap as a Go map of slices (some 230 bytes
 // each with the map's own; now an arenaMap, out of the collector's way),
 // enough for some 150,000 accreditations (two map keys each). Past
-// that (at 1M entities the records below the top are about 2M, some
-// 460 MB) a bounded cache would serve few reads for its memory, so it is
-// dropped once and the reads go to Pebble as before.
+// that the cache keeps the records it holds and takes in no others, and
+// serves the reads of those. At 1M entities the records below the top are about 2M,
+// some 460 MB; a cache of 2^18 would serve an eighth of the reads for its
+// memory, so once it serves fewer than a quarter of mapDeepProbe reads
+// in a row it is dropped and the reads go to Pebble as before.
 // registry/DESIGN.md, "The map's deeper records".
-const mapDeepRecords = 1 << 18
+const (
+	mapDeepRecords = 1 << 18
+	mapDeepProbe   = 1 << 16
+)
 
 // deepKey is a node key below the top cache as a map key: its length,
 // then its bytes (at most 33: the depth and a 255-bit path).
@@ -668,7 +682,7 @@ type topLevel struct {
 
 // newMapTop returns an empty top cache.
 func newMapTop() *mapTop {
-	return &mapTop{pend: map[int32][]byte{}, deep: newArenaMap[deepKey](), deepMax: mapDeepRecords}
+	return &mapTop{pend: map[int32][]byte{}, deep: newArenaMap[deepKey](), deepMax: mapDeepRecords, deepProbe: mapDeepProbe}
 }
 
 // deepKeyOf returns node key k as a deepKey, and false for a key too long
@@ -683,7 +697,10 @@ func deepKeyOf(k []byte) (dk deepKey, ok bool) {
 }
 
 // getDeep returns the committed record at node key k below the top, if
-// the cache holds it.
+// the cache holds it. While the cache is full it counts the reads and the
+// ones it answered, and every deepProbe reads drops the cache for good if
+// it answered fewer than a quarter of them. A record it returns stays as
+// it is after a drop (the arena never changes a value in place).
 func (t *mapTop) getDeep(k []byte) ([]byte, bool) {
 	if t.deep == nil {
 		return nil, false
@@ -692,14 +709,27 @@ func (t *mapTop) getDeep(k []byte) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	return t.deep.get(dk)
+	v, ok := t.deep.get(dk)
+	if t.deep.len() >= t.deepMax {
+		t.deepReads++
+		if ok {
+			t.deepHits++
+		}
+		if t.deepReads >= t.deepProbe {
+			if 4*t.deepHits < t.deepReads {
+				t.deep = nil
+			}
+			t.deepReads, t.deepHits = 0, 0
+		}
+	}
+	return v, ok
 }
 
 // setDeep records v as the committed record at node key k, a key below
-// the top (nil: none), unless the deep records were dropped; past deepMax
-// records it drops them all for good. Its callers pass deeper keys only:
-// GetNode on its path below the top, layer with the node cache's records,
-// which PutNode keeps below the top.
+// the top (nil: none), unless the deep records were dropped. A full cache
+// replaces or deletes only the records it holds: it takes in no new key.
+// Its callers pass deeper keys only: GetNode on its path below the top,
+// layer with the node cache's records, which PutNode keeps below the top.
 func (t *mapTop) setDeep(k, v []byte) {
 	if t.deep == nil {
 		return
@@ -712,10 +742,12 @@ func (t *mapTop) setDeep(k, v []byte) {
 		t.deep.delete(dk)
 		return
 	}
-	t.deep.set(dk, v)
-	if t.deep.len() > t.deepMax {
-		t.deep = nil
+	if t.deep.len() >= t.deepMax {
+		if _, held := t.deep.get(dk); !held {
+			return
+		}
 	}
+	t.deep.set(dk, v)
 }
 
 // slotPlace returns the depth of slot i and i's place in its level.

@@ -201,7 +201,8 @@ func TestMapTopLevels(t *testing.T) {
 // bytes put most of the map's records far below the top, which a map of
 // SHA-256 keys reaches only at tens of thousands of keys. Without the
 // layer's write-through the cache keeps a record a batch replaced, and a
-// later batch computes a wrong root from it.
+// later batch computes a wrong root from it. At a bound of 100 the cache
+// fills and goes on holding what it holds, the map's records still.
 func TestMapTopDeepRecords(t *testing.T) {
 	for _, bound := range []int{mapDeepRecords, 100} {
 		t.Run(fmt.Sprint("bound=", bound), func(t *testing.T) {
@@ -274,13 +275,85 @@ func TestMapTopDeepRecords(t *testing.T) {
 				}
 			}
 			switch {
-			case bound == mapDeepRecords && (top.deep == nil || held == 0):
+			case top.deep == nil || held == 0:
 				t.Fatalf("the deep records were dropped or never held (at most %d)", held)
-			case bound < mapDeepRecords && top.deep != nil:
-				t.Fatalf("%d deep records held past the bound %d", top.deep.len(), bound)
+			case held > bound:
+				t.Fatalf("%d deep records held past the bound %d", held, bound)
+			case bound < mapDeepRecords && held < bound:
+				t.Fatalf("%d deep records held, never the bound %d", held, bound)
 			}
 		})
 	}
+}
+
+// A full deep cache takes in no new key but replaces and deletes the
+// records it holds, and a delete makes room for one; while full, every
+// deepProbe reads below the top decide whether it is kept (a quarter or
+// more of them found their record) or dropped for good. Without the bound
+// it grows past deepMax; without the drop it is never dropped; dropping at
+// the first probe drops the kept one.
+func TestMapTopDeepBound(t *testing.T) {
+	key := func(i int) []byte { return []byte{20, byte(i >> 8), byte(i), 0} } // depth 20: below the top
+	rec := func(i, v int) []byte { return []byte{1, 0x22, byte(i), byte(v)} }
+	top := newMapTop()
+	top.deepMax, top.deepProbe = 4, 8
+	for i := range 6 {
+		top.setDeep(key(i), rec(i, 0))
+	}
+	if top.deep.len() != 4 {
+		t.Fatalf("%d records held at a bound of 4", top.deep.len())
+	}
+	for i := range 6 {
+		v, ok := top.deep.get(mustDeepKey(t, key(i)))
+		if ok != (i < 4) || ok && !bytes.Equal(v, rec(i, 0)) {
+			t.Fatalf("record %d: %x, %v", i, v, ok)
+		}
+	}
+	top.setDeep(key(1), rec(1, 1)) // held: replaced
+	top.setDeep(key(2), nil)       // held: deleted, which makes room
+	top.setDeep(key(5), rec(5, 1))
+	top.setDeep(key(4), rec(4, 1)) // full again: not taken in
+	for i, want := range [][]byte{rec(0, 0), rec(1, 1), nil, rec(3, 0), nil, rec(5, 1)} {
+		v, ok := top.deep.get(mustDeepKey(t, key(i)))
+		if ok != (want != nil) || !bytes.Equal(v, want) {
+			t.Fatalf("record %d: %x, %v, want %x", i, v, ok, want)
+		}
+	}
+	// Reads while full: two of eight found (a quarter) keeps it, and the
+	// count starts again; one of eight drops it.
+	reads := func(hits int) {
+		for j := range 8 {
+			i := 4 // not held
+			if j < hits {
+				i = 0
+			}
+			top.getDeep(key(i))
+		}
+	}
+	reads(2)
+	if top.deep == nil {
+		t.Fatal("dropped with a quarter of the reads found")
+	}
+	reads(1)
+	if top.deep != nil {
+		t.Fatal("kept with an eighth of the reads found")
+	}
+	if v, ok := top.getDeep(key(0)); ok || v != nil {
+		t.Fatalf("a dropped cache answered %x", v)
+	}
+	top.setDeep(key(0), rec(0, 2)) // dropped for good
+	if top.deep != nil {
+		t.Fatal("a dropped cache came back")
+	}
+}
+
+func mustDeepKey(t *testing.T, k []byte) deepKey {
+	t.Helper()
+	dk, ok := deepKeyOf(k)
+	if !ok {
+		t.Fatalf("no deep key for %x", k)
+	}
+	return dk
 }
 
 // An arena map keeps every value as set, through compactions, and a value
