@@ -659,10 +659,11 @@ type mapTop struct {
 // each with the map's own; now an arenaMap, out of the collector's way),
 // enough for some 150,000 accreditations (two map keys each). Past
 // that the cache keeps the records it holds and takes in no others, and
-// serves the reads of those. At 1M entities the records below the top are about 2M,
-// some 460 MB; a cache of 2^18 would serve an eighth of the reads for its
-// memory, so once it serves fewer than a quarter of mapDeepProbe reads
-// in a row it is dropped and the reads go to Pebble as before.
+// serves the reads of those. At 1M entities the records below the top
+// are about 2M, some 460 MB; a cache of 2^18 would serve about an eighth
+// of the reads for its memory, so once it serves fewer than a quarter of
+// mapDeepProbe reads in a row it is dropped and the reads go to Pebble
+// as before.
 // registry/DESIGN.md, "The map's deeper records".
 const (
 	mapDeepRecords = 1 << 18
