@@ -40,6 +40,10 @@ var (
 		"Compactions running now.")
 	descPebbleFlushes = pebbleDesc("flushes_total",
 		"Memtable flushes since the database was opened.")
+	descPebbleFlushedBytes = pebbleDesc("flushed_bytes_total",
+		"Bytes memtable flushes wrote into sstables since the database was opened.")
+	descPebbleCompactedBytes = pebbleDesc("compacted_bytes_total",
+		"Bytes compactions wrote into sstables since the database was opened: with the flushed bytes, the database's write amplification.")
 	descPebbleReadAmp = pebbleDesc("read_amplification",
 		"Read amplification: L0 sublevels plus non-empty levels below L0.")
 	descPebbleCacheHits = pebbleDesc("block_cache_hits_total",
@@ -58,7 +62,8 @@ type pebbleCollector struct {
 func (pc pebbleCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPebbleDiskUsage, descPebbleLevelSize, descPebbleLevelTables, descPebbleWAL,
 		descPebbleMemtable, descPebbleCompactions, descPebbleCompactionTime, descPebbleCompactionDebt,
-		descPebbleCompacting, descPebbleFlushes, descPebbleReadAmp, descPebbleCacheHits, descPebbleCacheMisses} {
+		descPebbleCompacting, descPebbleFlushes, descPebbleFlushedBytes, descPebbleCompactedBytes, descPebbleReadAmp,
+		descPebbleCacheHits, descPebbleCacheMisses} {
 		ch <- d
 	}
 }
@@ -88,6 +93,9 @@ func (pc pebbleCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descPebbleCompactionDebt, float64(m.Compact.EstimatedDebt))
 		gauge(descPebbleCompacting, float64(m.Compact.NumInProgress))
 		counter(descPebbleFlushes, float64(m.Flush.Count))
+		total := m.Total()
+		counter(descPebbleFlushedBytes, float64(total.TableBytesFlushed))
+		counter(descPebbleCompactedBytes, float64(total.TableBytesCompacted))
 		gauge(descPebbleReadAmp, float64(m.ReadAmp()))
 		counter(descPebbleCacheHits, float64(m.BlockCache.Hits))
 		counter(descPebbleCacheMisses, float64(m.BlockCache.Misses))

@@ -213,19 +213,24 @@ func TestPebbleCollectorCountsCompactions(t *testing.T) {
 		return out
 	}
 	before := gather()
-	for i := range 100 {
-		if err := db.Set(fmt.Appendf(nil, "k%03d", i), make([]byte, 1024), pebble.Sync); err != nil {
+	// The same keys in two flushed tables, so the compaction merges them
+	// (one table alone would be moved down, not rewritten).
+	for range 2 {
+		for i := range 100 {
+			if err := db.Set(fmt.Appendf(nil, "k%03d", i), make([]byte, 1024), pebble.Sync); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.Flush(); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := db.Flush(); err != nil {
-		t.Fatal(err)
 	}
 	if err := db.Compact(t.Context(), []byte("k"), []byte("l"), false); err != nil {
 		t.Fatal(err)
 	}
 	after := gather()
-	for _, name := range []string{"trustd_pebble_flushes_total", "trustd_pebble_compactions_total"} {
+	for _, name := range []string{"trustd_pebble_flushes_total", "trustd_pebble_compactions_total",
+		"trustd_pebble_flushed_bytes_total", "trustd_pebble_compacted_bytes_total"} {
 		if a, b := mustSample(t, after, name, "db", "test"), mustSample(t, before, name, "db", "test"); a <= b {
 			t.Errorf("%s stayed at %v across a flush and a compaction", name, a)
 		}
