@@ -214,6 +214,10 @@ type writeResult struct {
 	// run and settle.
 	RoundRaft     []raftStages `json:"round_raft,omitempty"`
 	RoundRaftHeld []raftStages `json:"round_raft_held,omitempty"`
+	// RoundWrites and RoundWritesHeld are each round's writes (its
+	// requests), what RoundRaft's LSM bytes are divided by.
+	RoundWrites     []int64 `json:"round_writes,omitempty"`
+	RoundWritesHeld []int64 `json:"round_writes_held,omitempty"`
 }
 
 type scaleResult struct {
@@ -864,6 +868,7 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 			snapsAfter, stagesAfter := raftReadings(nodes)
 			r.RoundSnapshots = append(r.RoundSnapshots, snapsAfter.since(snaps))
 			r.RoundRaft = append(r.RoundRaft, stagesAfter.since(stages))
+			r.RoundWrites = append(r.RoundWrites, ts.Requests)
 			if ts.PerSecond > r.Trustd.PerSecond {
 				r.Trustd, r.TrustdCPUms, r.TrustdFaults = ts, cpu, faults
 			}
@@ -873,6 +878,7 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 				snapsAfter, stagesAfter := raftReadings(held.nodes)
 				r.RoundSnapshotsHeld = append(r.RoundSnapshotsHeld, snapsAfter.since(snaps))
 				r.RoundRaftHeld = append(r.RoundRaftHeld, stagesAfter.since(stages))
+				r.RoundWritesHeld = append(r.RoundWritesHeld, hs.Requests)
 				if hs.PerSecond > r.TrustdHeld.PerSecond {
 					r.TrustdHeld, r.TrustdHeldCPUms, r.TrustdHeldFaults = hs, cpu, faults
 				}
@@ -1037,6 +1043,11 @@ func printReport(w io.Writer, r *report) error {
 				line := fmt.Sprintf("%8d clients, raft's commit of an entry (leader) / apply of a batch (every node), ms, each round: trustd %s", x.Clients, formatStages(x.RoundRaft))
 				if len(x.RoundRaftHeld) > 0 {
 					line += "; held " + formatStages(x.RoundRaftHeld)
+				}
+				ew.Println(line)
+				line = fmt.Sprintf("%8d clients, bytes a write into sstables (all nodes; state flushed + compacted / raft log flushed + compacted), each round: trustd %s", x.Clients, formatLSM(x.RoundRaft, x.RoundWrites))
+				if len(x.RoundRaftHeld) > 0 {
+					line += "; held " + formatLSM(x.RoundRaftHeld, x.RoundWritesHeld)
 				}
 				ew.Println(line)
 			}

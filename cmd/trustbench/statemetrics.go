@@ -162,9 +162,77 @@ type histTotals struct {
 // a quorum and its apply begins (the leader observes it); Applies, the
 // state machine's apply of one batch of committed entries (every node
 // observes it).
+//
+// LSM, read in the same pass, is what the nodes' Pebble databases wrote
+// into sstables.
 type raftStages struct {
 	Commits histTotals `json:"commits"`
 	Applies histTotals `json:"applies"`
+	LSM     lsmBytes   `json:"lsm_bytes"`
+}
+
+// lsmBytes is what the Pebble databases of a cluster's nodes wrote into
+// sstables, summed over the nodes: by memtable flushes and by
+// compactions, of the state and of the raft log
+// (trustd_pebble_flushed_bytes_total, trustd_pebble_compacted_bytes_total;
+// nothing from a build without them).
+type lsmBytes struct {
+	StateFlushed   float64 `json:"state_flushed"`
+	StateCompacted float64 `json:"state_compacted"`
+	LogFlushed     float64 `json:"raft_log_flushed"`
+	LogCompacted   float64 `json:"raft_log_compacted"`
+}
+
+// lsmOf reads one node's lsmBytes.
+func lsmOf(families map[string]*dto.MetricFamily) lsmBytes {
+	byDB := func(name, db string) float64 {
+		f, ok := families[name]
+		if !ok {
+			return 0
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "db" && l.GetValue() == db && m.GetCounter() != nil {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		return 0
+	}
+	const flushed, compacted = "trustd_pebble_flushed_bytes_total", "trustd_pebble_compacted_bytes_total"
+	return lsmBytes{
+		StateFlushed: byDB(flushed, "state"), StateCompacted: byDB(compacted, "state"),
+		LogFlushed: byDB(flushed, "raft_log"), LogCompacted: byDB(compacted, "raft_log"),
+	}
+}
+
+func (s lsmBytes) plus(o lsmBytes) lsmBytes {
+	return lsmBytes{s.StateFlushed + o.StateFlushed, s.StateCompacted + o.StateCompacted,
+		s.LogFlushed + o.LogFlushed, s.LogCompacted + o.LogCompacted}
+}
+
+// since is what was written between o and s (s read later).
+func (s lsmBytes) since(o lsmBytes) lsmBytes {
+	return lsmBytes{s.StateFlushed - o.StateFlushed, s.StateCompacted - o.StateCompacted,
+		s.LogFlushed - o.LogFlushed, s.LogCompacted - o.LogCompacted}
+}
+
+// formatLSM writes each round's lsmBytes per write, the round's writes
+// given: "state flushed + compacted / raft log flushed + compacted", as
+// "6320 + 1240 / 2950 + 0, ..."; a round without writes or without the
+// metrics is "-".
+func formatLSM(rounds []raftStages, writes []int64) string {
+	parts := make([]string, len(rounds))
+	for i, r := range rounds {
+		l := r.LSM
+		if i >= len(writes) || writes[i] <= 0 || l == (lsmBytes{}) {
+			parts[i] = "-"
+			continue
+		}
+		n := float64(writes[i])
+		parts[i] = fmt.Sprintf("%.0f + %.0f / %.0f + %.0f", l.StateFlushed/n, l.StateCompacted/n, l.LogFlushed/n, l.LogCompacted/n)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // raftReadings reads from every node's /metrics the raft snapshots its
@@ -181,6 +249,7 @@ func raftReadings(nodes []*trustdNode) (histTotals, raftStages) {
 		snaps = snaps.plus(histogramOf(families, "trustd_raft_snapshot_duration_seconds"))
 		st.Commits = st.Commits.plus(histogramOf(families, "trustd_raft_commit_duration_seconds"))
 		st.Applies = st.Applies.plus(histogramOf(families, "trustd_raft_apply_duration_seconds"))
+		st.LSM = st.LSM.plus(lsmOf(families))
 	}
 	return snaps, st
 }
@@ -212,7 +281,7 @@ func (s histTotals) since(o histTotals) histTotals {
 
 // since is what was observed between o and s (s read later).
 func (s raftStages) since(o raftStages) raftStages {
-	return raftStages{Commits: s.Commits.since(o.Commits), Applies: s.Applies.since(o.Applies)}
+	return raftStages{Commits: s.Commits.since(o.Commits), Applies: s.Applies.since(o.Applies), LSM: s.LSM.since(o.LSM)}
 }
 
 // meanMs is the mean sample in milliseconds, 0 without samples.

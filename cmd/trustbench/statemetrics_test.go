@@ -59,21 +59,27 @@ func TestStateDiskUsageOfAnOlderTrustd(t *testing.T) {
 	}
 }
 
-// TestRaftReadings: a cluster's raft snapshots, commits and applies are
-// the sums of its nodes' histograms (a node that cannot be read counts
-// nothing), and a round's are the difference of two reads.
+// TestRaftReadings: a cluster's raft snapshots, commits and applies, and
+// the bytes its Pebble databases wrote into sstables, are the sums of its
+// nodes' metrics (a node that cannot be read counts nothing), and a
+// round's are the difference of two reads.
 func TestRaftReadings(t *testing.T) {
 	var nodes []*trustdNode
-	type nodeHists struct{ snap, commit, apply prometheus.Histogram }
+	type nodeHists struct {
+		snap, commit, apply prometheus.Histogram
+		flushed, compacted  *prometheus.CounterVec
+	}
 	var hists []nodeHists
 	for range 2 {
 		reg := prometheus.NewRegistry()
 		h := nodeHists{
-			snap:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trustd_raft_snapshot_duration_seconds", Help: "raft snapshot durations"}),
-			commit: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trustd_raft_commit_duration_seconds", Help: "raft commit durations"}),
-			apply:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trustd_raft_apply_duration_seconds", Help: "raft apply durations"}),
+			snap:      prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trustd_raft_snapshot_duration_seconds", Help: "raft snapshot durations"}),
+			commit:    prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trustd_raft_commit_duration_seconds", Help: "raft commit durations"}),
+			apply:     prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trustd_raft_apply_duration_seconds", Help: "raft apply durations"}),
+			flushed:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trustd_pebble_flushed_bytes_total", Help: "flushed"}, []string{"db"}),
+			compacted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trustd_pebble_compacted_bytes_total", Help: "compacted"}, []string{"db"}),
 		}
-		reg.MustRegister(h.snap, h.commit, h.apply)
+		reg.MustRegister(h.snap, h.commit, h.apply, h.flushed, h.compacted)
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		srv := httptest.NewServer(mux)
@@ -90,7 +96,13 @@ func TestRaftReadings(t *testing.T) {
 		t.Fatalf("before any: snapshots %+v, stages %+v", snaps, stages)
 	}
 	hists[1].commit.Observe(0.004) // before the round: not in it
+	hists[0].compacted.WithLabelValues("state").Add(1e6)
 	_, stages = raftReadings(nodes)
+	for i, h := range hists { // in the round: per write, 100 writes
+		h.flushed.WithLabelValues("state").Add(float64(300 * (i + 1)))
+		h.compacted.WithLabelValues("state").Add(float64(100 * (i + 1)))
+		h.flushed.WithLabelValues("raft_log").Add(float64(1000 * (i + 1)))
+	}
 	hists[0].snap.Observe(0.5)
 	hists[1].snap.Observe(1.25)
 	hists[1].snap.Observe(0.25)
@@ -112,6 +124,12 @@ func TestRaftReadings(t *testing.T) {
 		t.Fatalf("round %+v, want 2 commits and 2 applies", round)
 	}
 	if s := formatStages([]raftStages{round, {}}); s != "2.50 / 1.00, 0.00 / 0.00" {
+		t.Fatalf("printed as %q", s)
+	}
+	if want := (lsmBytes{StateFlushed: 900, StateCompacted: 300, LogFlushed: 3000}); round.LSM != want {
+		t.Fatalf("round's sstable bytes %+v, want %+v", round.LSM, want)
+	}
+	if s := formatLSM([]raftStages{round, round, {}}, []int64{100, 0, 100}); s != "9 + 3 / 30 + 0, -, -" {
 		t.Fatalf("printed as %q", s)
 	}
 }
