@@ -64,6 +64,7 @@ type Node struct {
 	// buildLevel is the feature level this node applies (registry.FeatureLevel).
 	buildLevel int
 	calls      inflight // into the state from outside raft; Close waits for them
+	twins      twins    // operations being submitted through this node
 	// refused counts the writes this node, as leader, answered without
 	// proposing them (prepare).
 	refused *prometheus.CounterVec
@@ -396,6 +397,12 @@ func (n *Node) Submit(ctx context.Context, jws []byte) (*record.Result, error) {
 		_ = n.State.WaitFeatureLevel(wctx, need)
 		cancel()
 	}
+	return n.twins.submit(ctx, jws, func() (*record.Result, error) { return n.apply(ctx, jws) })
+}
+
+// apply replicates one signed operation and returns the registry's result
+// for its caller.
+func (n *Node) apply(ctx context.Context, jws []byte) (*record.Result, error) {
 	resp, err := n.cluster.Apply(ctx, registry.EncodeOperation(jws))
 	if err != nil {
 		return nil, clusterError(err)
