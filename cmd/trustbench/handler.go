@@ -80,15 +80,13 @@ func readMetrics(gatewayURL, route string) (metricsReading, error) {
 		return out, fmt.Errorf("%s/metrics has no trustd_http_request_duration_seconds histogram", gatewayURL)
 	}
 	for _, m := range fam.GetMetric() {
-		for _, l := range m.GetLabel() {
-			if l.GetName() == "route" && l.GetValue() == route {
-				out.buckets = map[float64]uint64{}
-				for _, b := range m.GetHistogram().GetBucket() {
-					out.buckets[b.GetUpperBound()] = b.GetCumulativeCount()
-				}
-				out.buckets[math.Inf(1)] = m.GetHistogram().GetSampleCount()
-				return out, nil
+		if v, ok := labelValue(m, "route"); ok && v == route {
+			out.buckets = map[float64]uint64{}
+			for _, b := range m.GetHistogram().GetBucket() {
+				out.buckets[b.GetUpperBound()] = b.GetCumulativeCount()
 			}
+			out.buckets[math.Inf(1)] = m.GetHistogram().GetSampleCount()
+			return out, nil
 		}
 	}
 	return out, fmt.Errorf("%s/metrics has no series for route %s", gatewayURL, route)

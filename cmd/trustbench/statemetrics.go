@@ -56,13 +56,21 @@ func stateDiskUsage(gatewayURL string) (map[string]float64, error) {
 	}
 	out := map[string]float64{}
 	for _, m := range f.GetMetric() {
-		for _, l := range m.GetLabel() {
-			if l.GetName() == "part" {
-				out[l.GetValue()] += m.GetGauge().GetValue() / (1 << 20)
-			}
+		if part, ok := labelValue(m, "part"); ok {
+			out[part] += m.GetGauge().GetValue() / (1 << 20)
 		}
 	}
 	return out, nil
+}
+
+// labelValue returns the value of m's label name, if it has one.
+func labelValue(m *dto.Metric, name string) (string, bool) {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue(), true
+		}
+	}
+	return "", false
 }
 
 // commitmentPart reports whether a part of the state is the commitment's.
@@ -191,10 +199,8 @@ func lsmOf(families map[string]*dto.MetricFamily) lsmBytes {
 			return 0
 		}
 		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "db" && l.GetValue() == db && m.GetCounter() != nil {
-					return m.GetCounter().GetValue()
-				}
+			if v, ok := labelValue(m, "db"); ok && v == db && m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
 			}
 		}
 		return 0
