@@ -156,5 +156,35 @@ func (n *Node) storageCollectors() []prometheus.Collector {
 			dbRaftLog: n.cluster.LogDBMetrics,
 		}},
 		stateUsageCollector{source: n.stateDiskUsage},
+		stateCommitCollector{source: n.State.CommitTimes},
 	}
+}
+
+var (
+	descStateCommits = prometheus.NewDesc("trustd_state_commits_total",
+		"Pebble commits of the state's apply: one per applied batch of raft entries, and one per flush of the state map's overlay.", nil, nil)
+	descStateCommitTime = prometheus.NewDesc("trustd_state_commit_seconds_total",
+		"Time the state's apply spent in Pebble's commit of its batches: the write-ahead log's write (not synced), the memtable's insertion, and write stalls.", nil, nil)
+	descStateWriteStall = prometheus.NewDesc("trustd_state_write_stall_seconds_total",
+		"Part of trustd_state_commit_seconds_total spent stalled: cause memtables, waiting for a memtable flush; l0, waiting for L0 to be compacted.", []string{"cause"}, nil)
+)
+
+// stateCommitCollector reads the time the state's apply spent in Pebble's
+// commits (registry.State.CommitTimes) when scraped.
+type stateCommitCollector struct {
+	source func() registry.CommitTimes
+}
+
+func (sc stateCommitCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descStateCommits
+	ch <- descStateCommitTime
+	ch <- descStateWriteStall
+}
+
+func (sc stateCommitCollector) Collect(ch chan<- prometheus.Metric) {
+	c := sc.source()
+	ch <- prometheus.MustNewConstMetric(descStateCommits, prometheus.CounterValue, float64(c.Commits))
+	ch <- prometheus.MustNewConstMetric(descStateCommitTime, prometheus.CounterValue, c.Total.Seconds())
+	ch <- prometheus.MustNewConstMetric(descStateWriteStall, prometheus.CounterValue, c.MemTableStall.Seconds(), "memtables")
+	ch <- prometheus.MustNewConstMetric(descStateWriteStall, prometheus.CounterValue, c.L0Stall.Seconds(), "l0")
 }

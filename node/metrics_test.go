@@ -98,6 +98,18 @@ func TestMetricsMoveWithWritesAndSnapshots(t *testing.T) {
 			t.Errorf("%s_count stayed at %v across a write and a snapshot", name, a)
 		}
 	}
+	for _, name := range []string{"trustd_state_commits_total", "trustd_state_commit_seconds_total"} {
+		b, _ := sample(before, name)
+		if a := mustSample(t, after, name); a <= b {
+			t.Errorf("%s stayed at %v across a write", name, a)
+		}
+	}
+	commitTime := mustSample(t, after, "trustd_state_commit_seconds_total")
+	for _, cause := range []string{"memtables", "l0"} {
+		if v := mustSample(t, after, "trustd_state_write_stall_seconds_total", "cause", cause); v < 0 || v > commitTime {
+			t.Errorf("trustd_state_write_stall_seconds_total{cause=%q} = %v, commits took %v", cause, v, commitTime)
+		}
+	}
 	if v := mustSample(t, after, "trustd_raft_term"); v < 1 {
 		t.Errorf("trustd_raft_term = %v, want at least 1", v)
 	}

@@ -441,6 +441,7 @@ func (s *store) writeMapOverlay(opts *pebble.WriteOptions) error {
 	if err := b.Commit(opts); err != nil {
 		return fmt.Errorf("write the map overlay: %w", err)
 	}
+	s.commits.add(b.CommitStats())
 	s.mapOverlay.Store(emptyOverlay)
 	return nil
 }

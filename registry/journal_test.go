@@ -454,3 +454,29 @@ func TestMapOverlayLayers(t *testing.T) {
 		}
 	}
 }
+
+// CommitTimes counts every Pebble commit the apply makes: one per applied
+// batch, and one more for a batch after which the map's overlay is
+// flushed.
+func TestCommitTimesCountTheApplysCommits(t *testing.T) {
+	f := mustCommitScenario(t)
+	f.s.apply.flushEntries = 1 << 20
+	before := f.s.CommitTimes()
+	addColleges(t, f, "a", 3) // one batch
+	mid := f.s.CommitTimes()
+	if mid.Commits != before.Commits+1 || mid.Total <= before.Total {
+		t.Fatalf("a batch: commits %d → %d, time %v → %v", before.Commits, mid.Commits, before.Total, mid.Total)
+	}
+	f.s.apply.flushEntries = 1
+	addColleges(t, f, "b", 3) // its batch, then the flush
+	if journalRecords(t, f.s) != 0 {
+		t.Fatal("the overlay was not flushed")
+	}
+	after := f.s.CommitTimes()
+	if after.Commits != mid.Commits+2 || after.Total <= mid.Total {
+		t.Fatalf("a batch and a flush: commits %d → %d, time %v → %v", mid.Commits, after.Commits, mid.Total, after.Total)
+	}
+	if stalled := after.MemTableStall + after.L0Stall; stalled < 0 || stalled > after.Total {
+		t.Fatalf("stalled %v of %v", stalled, after.Total)
+	}
+}

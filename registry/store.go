@@ -66,6 +66,9 @@ type store struct {
 	mu        sync.Mutex
 	appliedCh chan struct{} // closed and replaced whenever applied advances
 
+	// commits is the time the apply's batches spent in Pebble's Commit.
+	commits commitTimes
+
 	closeOnce sync.Once
 	disk      *diskGuard    // free space under dir (disk.go)
 	halt      chan struct{} // closed by Halt: a wait for disk space gives up
@@ -290,6 +293,7 @@ func (s *store) commit(b *pebble.Batch, index uint64, t time.Time, committed fun
 		if err := b.Commit(pebble.NoSync); err != nil {
 			panic(fmt.Sprintf("registry: commit applied entries up to %d: %v", index, err))
 		}
+		s.commits.add(b.CommitStats())
 		committed()
 	}()
 	s.applied.Store(index)
@@ -447,4 +451,40 @@ func getJSON(r pebble.Reader, k []byte, v any) (bool, error) {
 		return false, fmt.Errorf("decode record %x: %w", k[:1], err)
 	}
 	return true, nil
+}
+
+// commitTimes adds up the Pebble commit statistics of the apply's batches
+// (and of the map overlay's flushes, which the apply commits too): where
+// the apply waits inside Pebble rather than computes. Read concurrently
+// by metrics scrapes.
+type commitTimes struct {
+	count, total, memtableStall, l0Stall atomic.Int64 // commits; nanoseconds
+}
+
+func (c *commitTimes) add(st pebble.BatchCommitStats) {
+	c.count.Add(1)
+	c.total.Add(int64(st.TotalDuration))
+	c.memtableStall.Add(int64(st.MemTableWriteStallDuration))
+	c.l0Stall.Add(int64(st.L0ReadAmpWriteStallDuration))
+}
+
+// CommitTimes is the time the apply's batches spent in Pebble's Commit
+// since the state was opened.
+type CommitTimes struct {
+	Commits uint64
+	// Total is the commits' whole time: the write-ahead log's write (not
+	// synced), the memtable's insertion of the batch, and the stalls.
+	Total time.Duration
+	// MemTableStall is the part of Total spent waiting for a memtable to
+	// flush (too many memtables queued), L0Stall waiting for L0 to be
+	// compacted (L0StopWritesThreshold sublevels).
+	MemTableStall, L0Stall time.Duration
+}
+
+// CommitTimes returns the time the apply's batches have spent in Pebble's
+// Commit since Open.
+func (s *State) CommitTimes() CommitTimes {
+	c := &s.commits
+	return CommitTimes{Commits: uint64(c.count.Load()), Total: time.Duration(c.total.Load()),
+		MemTableStall: time.Duration(c.memtableStall.Load()), L0Stall: time.Duration(c.l0Stall.Load())}
 }

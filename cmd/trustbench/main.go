@@ -1045,6 +1045,11 @@ func printReport(w io.Writer, r *report) error {
 					line += "; held " + formatStages(x.RoundRaftHeld)
 				}
 				ew.Println(line)
+				line = fmt.Sprintf("%8d clients, the applies' time in the state's Pebble commits (all nodes), each round: trustd %s", x.Clients, formatStateCommits(x.RoundRaft))
+				if len(x.RoundRaftHeld) > 0 {
+					line += "; held " + formatStateCommits(x.RoundRaftHeld)
+				}
+				ew.Println(line)
 				line = fmt.Sprintf("%8d clients, bytes a write into sstables (all nodes; state flushed + compacted / raft log flushed + compacted), each round: trustd %s", x.Clients, formatLSM(x.RoundRaft, x.RoundWrites))
 				if len(x.RoundRaftHeld) > 0 {
 					line += "; held " + formatLSM(x.RoundRaftHeld, x.RoundWritesHeld)

@@ -177,6 +177,12 @@ type raftStages struct {
 	Commits histTotals `json:"commits"`
 	Applies histTotals `json:"applies"`
 	LSM     lsmBytes   `json:"lsm_bytes"`
+	// StateCommits is the part of the applies spent in the state's Pebble
+	// commits (trustd_state_commit_seconds_total; nothing from a build
+	// without it), StateStalls the part of that stalled
+	// (trustd_state_write_stall_seconds_total, every cause).
+	StateCommits histTotals `json:"state_commits"`
+	StateStalls  float64    `json:"state_write_stall_seconds"`
 }
 
 // lsmBytes is what the Pebble databases of a cluster's nodes wrote into
@@ -256,8 +262,26 @@ func raftReadings(nodes []*trustdNode) (histTotals, raftStages) {
 		st.Commits = st.Commits.plus(histogramOf(families, "trustd_raft_commit_duration_seconds"))
 		st.Applies = st.Applies.plus(histogramOf(families, "trustd_raft_apply_duration_seconds"))
 		st.LSM = st.LSM.plus(lsmOf(families))
+		commits, _ := counterSum(families, "trustd_state_commits_total")
+		seconds, _ := counterSum(families, "trustd_state_commit_seconds_total")
+		st.StateCommits = st.StateCommits.plus(histTotals{Count: uint64(commits), Seconds: seconds})
+		stalls, _ := counterSum(families, "trustd_state_write_stall_seconds_total")
+		st.StateStalls += stalls
 	}
 	return snaps, st
+}
+
+// counterSum adds up the series of counter name in one node's metrics.
+func counterSum(families map[string]*dto.MetricFamily, name string) (float64, bool) {
+	f, ok := families[name]
+	if !ok {
+		return 0, false
+	}
+	var v float64
+	for _, m := range f.GetMetric() {
+		v += m.GetCounter().GetValue()
+	}
+	return v, true
 }
 
 // histogramOf reads the histogram name of one node's metrics.
@@ -287,7 +311,8 @@ func (s histTotals) since(o histTotals) histTotals {
 
 // since is what was observed between o and s (s read later).
 func (s raftStages) since(o raftStages) raftStages {
-	return raftStages{Commits: s.Commits.since(o.Commits), Applies: s.Applies.since(o.Applies), LSM: s.LSM.since(o.LSM)}
+	return raftStages{Commits: s.Commits.since(o.Commits), Applies: s.Applies.since(o.Applies), LSM: s.LSM.since(o.LSM),
+		StateCommits: s.StateCommits.since(o.StateCommits), StateStalls: s.StateStalls - o.StateStalls}
 }
 
 // meanMs is the mean sample in milliseconds, 0 without samples.
@@ -304,6 +329,21 @@ func formatStages(rounds []raftStages) string {
 	parts := make([]string, len(rounds))
 	for i, r := range rounds {
 		parts[i] = fmt.Sprintf("%.2f / %.2f", r.Commits.meanMs(), r.Applies.meanMs())
+	}
+	return strings.Join(parts, ", ")
+}
+
+// formatStateCommits writes each round's share of the applies' time spent
+// in the state's Pebble commits, and the seconds of it stalled: "31 %
+// (0.0 s stalled), ..."; a round without the metrics is "-".
+func formatStateCommits(rounds []raftStages) string {
+	parts := make([]string, len(rounds))
+	for i, r := range rounds {
+		if r.StateCommits.Count == 0 || r.Applies.Seconds <= 0 {
+			parts[i] = "-"
+			continue
+		}
+		parts[i] = fmt.Sprintf("%.0f %% (%.1f s stalled)", 100*r.StateCommits.Seconds/r.Applies.Seconds, r.StateStalls)
 	}
 	return strings.Join(parts, ", ")
 }

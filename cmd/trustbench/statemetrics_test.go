@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -66,20 +67,25 @@ func TestStateDiskUsageOfAnOlderTrustd(t *testing.T) {
 func TestRaftReadings(t *testing.T) {
 	var nodes []*trustdNode
 	type nodeHists struct {
-		snap, commit, apply prometheus.Histogram
-		flushed, compacted  *prometheus.CounterVec
+		snap, commit, apply    prometheus.Histogram
+		flushed, compacted     *prometheus.CounterVec
+		commits, commitSeconds prometheus.Counter
+		stalls                 *prometheus.CounterVec
 	}
 	var hists []nodeHists
 	for range 2 {
 		reg := prometheus.NewRegistry()
 		h := nodeHists{
-			snap:      prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trustd_raft_snapshot_duration_seconds", Help: "raft snapshot durations"}),
-			commit:    prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trustd_raft_commit_duration_seconds", Help: "raft commit durations"}),
-			apply:     prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trustd_raft_apply_duration_seconds", Help: "raft apply durations"}),
-			flushed:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trustd_pebble_flushed_bytes_total", Help: "flushed"}, []string{"db"}),
-			compacted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trustd_pebble_compacted_bytes_total", Help: "compacted"}, []string{"db"}),
+			snap:          prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trustd_raft_snapshot_duration_seconds", Help: "raft snapshot durations"}),
+			commit:        prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trustd_raft_commit_duration_seconds", Help: "raft commit durations"}),
+			apply:         prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trustd_raft_apply_duration_seconds", Help: "raft apply durations"}),
+			flushed:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trustd_pebble_flushed_bytes_total", Help: "flushed"}, []string{"db"}),
+			compacted:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trustd_pebble_compacted_bytes_total", Help: "compacted"}, []string{"db"}),
+			commits:       prometheus.NewCounter(prometheus.CounterOpts{Name: "trustd_state_commits_total", Help: "commits"}),
+			commitSeconds: prometheus.NewCounter(prometheus.CounterOpts{Name: "trustd_state_commit_seconds_total", Help: "commit time"}),
+			stalls:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trustd_state_write_stall_seconds_total", Help: "stalls"}, []string{"cause"}),
 		}
-		reg.MustRegister(h.snap, h.commit, h.apply, h.flushed, h.compacted)
+		reg.MustRegister(h.snap, h.commit, h.apply, h.flushed, h.compacted, h.commits, h.commitSeconds, h.stalls)
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		srv := httptest.NewServer(mux)
@@ -97,6 +103,9 @@ func TestRaftReadings(t *testing.T) {
 	}
 	hists[1].commit.Observe(0.004) // before the round: not in it
 	hists[0].compacted.WithLabelValues("state").Add(1e6)
+	hists[0].commits.Add(7)
+	hists[0].commitSeconds.Add(3)
+	hists[0].stalls.WithLabelValues("l0").Add(2)
 	_, stages = raftReadings(nodes)
 	for i, h := range hists { // in the round: per write, 100 writes
 		h.flushed.WithLabelValues("state").Add(float64(300 * (i + 1)))
@@ -110,6 +119,12 @@ func TestRaftReadings(t *testing.T) {
 	hists[0].commit.Observe(0.003)
 	hists[0].apply.Observe(0.0005)
 	hists[1].apply.Observe(0.0015)
+	for i, h := range hists { // the applies' 2 ms, 0.5 ms of it in commits
+		h.commits.Inc()
+		h.commitSeconds.Add(0.00025)
+		h.stalls.WithLabelValues("memtables").Add(0.0001 * float64(i))
+		h.stalls.WithLabelValues("l0").Add(0.0001)
+	}
 	snapsAfter, _ := raftReadings(nodes)
 	got := snapsAfter.since(snaps)
 	if got.Count != 3 || got.Seconds != 2 {
@@ -130,6 +145,12 @@ func TestRaftReadings(t *testing.T) {
 		t.Fatalf("round's sstable bytes %+v, want %+v", round.LSM, want)
 	}
 	if s := formatLSM([]raftStages{round, round, {}}, []int64{100, 0, 100}); s != "9 + 3 / 30 + 0, -, -" {
+		t.Fatalf("printed as %q", s)
+	}
+	if round.StateCommits.Count != 2 || math.Abs(round.StateCommits.Seconds-0.0005) > 1e-9 || math.Abs(round.StateStalls-0.0003) > 1e-9 {
+		t.Fatalf("round's state commits %+v, stalled %v s; want 2 taking 0.5 ms, 0.3 ms stalled", round.StateCommits, round.StateStalls)
+	}
+	if s := formatStateCommits([]raftStages{round, {}}); s != "25 % (0.0 s stalled), -" {
 		t.Fatalf("printed as %q", s)
 	}
 }
