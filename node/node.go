@@ -65,6 +65,9 @@ type Node struct {
 	buildLevel int
 	calls      inflight // into the state from outside raft; Close waits for them
 	twins      twins    // operations being submitted through this node
+	// beforeApply, when set, runs in apply before the operation is handed
+	// to raft: tests hold a submission in flight with it.
+	beforeApply func(jws []byte)
 	// refused counts the writes this node, as leader, answered without
 	// proposing them (prepare).
 	refused *prometheus.CounterVec
@@ -403,6 +406,9 @@ func (n *Node) Submit(ctx context.Context, jws []byte) (*record.Result, error) {
 // apply replicates one signed operation and returns the registry's result
 // for its caller.
 func (n *Node) apply(ctx context.Context, jws []byte) (*record.Result, error) {
+	if n.beforeApply != nil {
+		n.beforeApply(jws)
+	}
 	resp, err := n.cluster.Apply(ctx, registry.EncodeOperation(jws))
 	if err != nil {
 		return nil, clusterError(err)

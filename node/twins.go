@@ -11,27 +11,34 @@ import (
 	"github.com/trustreg/trustreg/registry/record"
 )
 
-// twins lets one submission of an operation at a time through this node:
-// one sent again while the first is still in flight (a client retrying
-// over a second connection, two clients relaying the same operation)
-// waits for the first and gets its answer as a duplicate.
+// twins lets one submission of the same bytes at a time through this
+// node: bytes sent again while the first is still in flight (a client
+// retrying over a second connection, two clients relaying the same
+// operation) wait for the first and get its answer as a duplicate.
 //
 // Without it both would be proposed and the state machine would tell them
 // apart, original and duplicate, except when this node lost the answer to
 // the first's forwarding and resent it (consensus.Resent): the duplicate it
 // then finds may be its own first attempt or the twin, and it answers as
-// if its own, so both callers would be told theirs was the original.
+// if its own, so both callers would be told theirs was the original. That
+// can still happen to copies that differ in their bytes but not as
+// operations (re-serialized, re-signed: registry's findDuplicate), to
+// copies sent through two nodes, and to a copy sent right after the first
+// was answered: the resend cannot tell whose the duplicate is without
+// the log recording which attempt each entry was (not done).
 type twins struct {
 	mu     sync.Mutex
 	flying map[[sha256.Size]byte]*twinFlight
 }
 
 // twinFlight is one operation's submission in flight; done is closed once
-// res and err are set.
+// res and err are set. waiting counts the twins waiting for it (under
+// twins.mu).
 type twinFlight struct {
-	done chan struct{}
-	res  *record.Result
-	err  error
+	done    chan struct{}
+	res     *record.Result
+	err     error
+	waiting int
 }
 
 // submit runs send for jws unless the same bytes are in flight, in which
@@ -44,7 +51,9 @@ func (t *twins) submit(ctx context.Context, jws []byte, send func() (*record.Res
 	for {
 		t.mu.Lock()
 		f, busy := t.flying[key]
-		if !busy {
+		if busy {
+			f.waiting++
+		} else {
 			f = &twinFlight{done: make(chan struct{})}
 			if t.flying == nil {
 				t.flying = map[[sha256.Size]byte]*twinFlight{}

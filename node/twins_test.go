@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"reflect"
 	"sync"
@@ -27,6 +28,27 @@ func twinsInFlight(t *testing.T, tw *twins, want int) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d submissions in flight, want %d", n, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// twinsWaiting waits until want twins wait for the flight of jws.
+func twinsWaiting(t *testing.T, tw *twins, jws []byte, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tw.mu.Lock()
+		n := -1
+		if f, ok := tw.flying[sha256.Sum256(jws)]; ok {
+			n = f.waiting
+		}
+		tw.mu.Unlock()
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d twins wait (-1: nothing in flight), want %d", n, want)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -72,7 +94,7 @@ func TestTwinSubmissionsShareTheFirstAnswer(t *testing.T) {
 			other := record.Result{Index: 8, CID: "b", Accepted: true}
 			wg.Go(func() { results[twinsSent+1], _ = tw.submit(t.Context(), []byte("op-b"), send(other)) })
 			twinsInFlight(t, &tw, 2)
-			time.Sleep(20 * time.Millisecond) // let the twins reach their wait
+			twinsWaiting(t, &tw, []byte("op-a"), twinsSent)
 			close(release)
 			wg.Wait()
 			if sent.Load() != 2 {
@@ -117,7 +139,7 @@ func TestTwinOfAFailedSubmissionIsSent(t *testing.T) {
 			return &record.Result{Index: 4, CID: "x", Accepted: true}, nil
 		})
 	})
-	time.Sleep(20 * time.Millisecond)
+	twinsWaiting(t, &tw, []byte("op"), 1)
 	if twinSent.Load() {
 		t.Fatal("the twin was sent while the first was in flight")
 	}
@@ -163,5 +185,54 @@ func TestTwinWaitEnds(t *testing.T) {
 	})
 	if err != nil || res.Index != 5 {
 		t.Fatalf("after the panic: %+v, %v", res, err)
+	}
+}
+
+// Node.Submit lets one submission of the same bytes at a time reach raft:
+// the others wait for it and are answered as duplicates of it, with its
+// index, and never proposed (the leader counts no duplicate).
+func TestSubmitSendsTheSameBytesOnce(t *testing.T) {
+	c := mustNewCluster(t, 1)
+	n := c.node(0)
+	c.waitLeader()
+	jws := c.accreditOp("did:web:twin.example")
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(free) // a failure before the release leaves none held
+	var sent atomic.Int32
+	n.beforeApply = func([]byte) {
+		sent.Add(1)
+		<-release
+	}
+	const copies = 4
+	results := make([]*record.Result, copies)
+	errs := make([]error, copies)
+	var wg sync.WaitGroup
+	wg.Go(func() { results[0], errs[0] = c.submit(0, jws) })
+	twinsInFlight(t, &n.twins, 1)
+	for i := 1; i < copies; i++ {
+		wg.Go(func() { results[i], errs[i] = c.submit(0, jws) })
+	}
+	twinsWaiting(t, &n.twins, jws, copies-1)
+	free()
+	wg.Wait()
+	if sent.Load() != 1 {
+		t.Fatalf("%d submissions reached raft, want 1", sent.Load())
+	}
+	for i, res := range results {
+		if errs[i] != nil {
+			t.Fatalf("copy %d: %v", i, errs[i])
+		}
+		if !res.Accepted || res.Duplicate != (i > 0) || res.Index != results[0].Index || res.CID != record.CIDOf(jws) {
+			t.Fatalf("copy %d: %+v (first: %+v)", i, res, results[0])
+		}
+	}
+	m := scrapeMetrics(t, n)
+	if v, _ := sample(m, "trustd_registry_operations_total", "result", "duplicate"); v != 0 {
+		t.Fatalf("the state applied %v duplicates", v)
+	}
+	if v, _ := sample(m, "trustd_registry_operations_refused_total", "result", "duplicate"); v != 0 {
+		t.Fatalf("the leader refused %v duplicates", v)
 	}
 }
