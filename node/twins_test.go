@@ -15,43 +15,39 @@ import (
 	"github.com/trustreg/trustreg/registry/record"
 )
 
-// twinsInFlight waits until t holds want flights.
-func twinsInFlight(t *testing.T, tw *twins, want int) {
+// awaitTwins waits until count, read under tw.mu, returns want.
+func awaitTwins(t *testing.T, tw *twins, what string, want int, count func() int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		tw.mu.Lock()
-		n := len(tw.flying)
+		n := count()
 		tw.mu.Unlock()
 		if n == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d submissions in flight, want %d", n, want)
+			t.Fatalf("%s: %d, want %d", what, n, want)
 		}
 		time.Sleep(time.Millisecond)
 	}
 }
 
+// twinsInFlight waits until t holds want flights.
+func twinsInFlight(t *testing.T, tw *twins, want int) {
+	t.Helper()
+	awaitTwins(t, tw, "submissions in flight", want, func() int { return len(tw.flying) })
+}
+
 // twinsWaiting waits until want twins wait for the flight of jws.
 func twinsWaiting(t *testing.T, tw *twins, jws []byte, want int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		tw.mu.Lock()
-		n := -1
+	awaitTwins(t, tw, "twins waiting (-1: nothing in flight)", want, func() int {
 		if f, ok := tw.flying[sha256.Sum256(jws)]; ok {
-			n = f.waiting
+			return f.waiting
 		}
-		tw.mu.Unlock()
-		if n == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d twins wait (-1: nothing in flight), want %d", n, want)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return -1
+	})
 }
 
 // Submissions of the same bytes while one is in flight are not sent: they
