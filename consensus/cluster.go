@@ -252,9 +252,19 @@ func Start(cfg Config) (*Cluster, error) {
 	if snaps.ckpts.open != nil && !cfg.StreamSnapshots {
 		f.ckpts = snaps.ckpts
 	}
-	r, err := raft.NewRaft(rc, f, logs, logs, snaps, c.watch)
+	var store raft.LogStore = logs
+	prefetcher, prefetches := cfg.StateMachine.(Prefetcher)
+	var pl *prefetchLogs
+	if prefetches {
+		pl = newPrefetchLogs(logs)
+		store = pl
+	}
+	r, err := raft.NewRaft(rc, f, store, logs, snaps, c.watch)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("start raft: %w", err), c.close())
+	}
+	if prefetches {
+		pl.start(prefetcher, c.life)
 	}
 	c.raft = r
 	f.raft.Store(r)

@@ -36,19 +36,23 @@ type Snapshot interface {
 	Release()
 }
 
+// stampLen is the length of the entry envelope before the command: the
+// version byte and the leader's clock in nanoseconds.
+const stampLen = 9
+
 // stamp wraps cmd in the entry envelope entryVersion1 (wire.go).
 func stamp(cmd []byte, t time.Time) []byte {
-	b := make([]byte, 0, 9+len(cmd))
+	b := make([]byte, 0, stampLen+len(cmd))
 	b = append(b, entryVersion1)
 	b = binary.BigEndian.AppendUint64(b, uint64(t.UnixNano()))
 	return append(b, cmd...)
 }
 
 func unstamp(index uint64, data []byte) Entry {
-	if len(data) < 9 || data[0] != entryVersion1 {
+	if len(data) < stampLen || data[0] != entryVersion1 {
 		panic(fmt.Sprintf("consensus: log entry %d has an unknown envelope: this node cannot apply it; upgrade trustd", index))
 	}
-	return Entry{Index: index, Time: time.Unix(0, int64(binary.BigEndian.Uint64(data[1:9]))).UTC(), Data: data[9:]}
+	return Entry{Index: index, Time: time.Unix(0, int64(binary.BigEndian.Uint64(data[1:stampLen]))).UTC(), Data: data[stampLen:]}
 }
 
 // fsm adapts a StateMachine to raft.FSM and raft.BatchingFSM.

@@ -59,3 +59,7 @@ func (m stateMachine) Checkpoint(dir string) error { return m.s.Checkpoint(dir) 
 func (m stateMachine) OpenCheckpoint(dir string) (consensus.Snapshot, error) {
 	return registry.OpenCheckpoint(dir, m.log)
 }
+
+// Prefetch checks the operations among entries just stored in the raft
+// log before they are applied (consensus.Prefetcher).
+func (m stateMachine) Prefetch(cmds [][]byte) { m.s.Prefetch(cmds) }

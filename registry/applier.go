@@ -3,7 +3,6 @@ package registry
 import (
 	"fmt"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -162,30 +161,62 @@ func (s *applier) committedListings(cr *commitRun) {
 // core before the single-threaded apply, against the keys committed so far.
 // Apply still decides: it looks each check up by key and exact bytes, and
 // verifies whatever is missing (a key an earlier entry of the batch
-// rotated, say).
+// rotated, say). Most were checked before (by the node that received the
+// write, the leader's check, or Prefetch as the entries were stored): those
+// are a lookup each. The apply's goroutine takes operations too, and waits
+// only for those another goroutine took: a helper still waiting for a core
+// when the work is done is not waited for.
 func (s *applier) preVerifyBatch(entries []Entry, applied uint64) {
 	var todo [][]byte
 	for _, e := range entries {
-		if e.Index > applied && len(e.Data) > 2 && e.Data[0] == commandVersion1 && e.Data[1] == commandTypeSubmitOp {
-			todo = append(todo, e.Data[2:])
+		if e.Index > applied {
+			if raw, ok := submittedOperation(e.Data); ok {
+				todo = append(todo, raw)
+			}
 		}
 	}
 	if len(todo) < 2 {
 		return
 	}
-	workers := min(runtime.GOMAXPROCS(0), len(todo))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := next.Add(1) - 1; i < int64(len(todo)); i = next.Add(1) - 1 {
-				_ = s.verify.PreVerify(todo[i]) // failures are the apply's to report
+	var next, done atomic.Int64
+	finished := make(chan struct{})
+	work := func() {
+		for i := next.Add(1) - 1; i < int64(len(todo)); i = next.Add(1) - 1 {
+			_ = s.verify.PreVerify(todo[i]) // failures are the apply's to report
+			if done.Add(1) == int64(len(todo)) {
+				close(finished)
 			}
-		}()
+		}
 	}
-	wg.Wait()
+	for range min(runtime.GOMAXPROCS(0), len(todo)) - 1 {
+		go work()
+	}
+	work()
+	<-finished
+}
+
+// submittedOperation returns the signed operation a log command carries,
+// if it is one (EncodeOperation).
+func submittedOperation(cmd []byte) ([]byte, bool) {
+	if len(cmd) > 2 && cmd[0] == commandVersion1 && cmd[1] == commandTypeSubmitOp {
+		return cmd[2:], true
+	}
+	return nil, false
+}
+
+// Prefetch parses and checks the signatures of the operations among cmds
+// (log commands, EncodeOperation), as PreVerify does, so that applying
+// them finds the work done; it changes no state. The cluster calls it with
+// the entries a node has just stored in its raft log, before they are
+// committed (consensus.Prefetcher). One never applied (replaced in the log
+// by another leader's entries) stays in the memories until their bounds
+// push it out.
+func (s *State) Prefetch(cmds [][]byte) {
+	for _, cmd := range cmds {
+		if raw, ok := submittedOperation(cmd); ok {
+			_ = s.verify.PreVerify(raw) // failures are the apply's to report
+		}
+	}
 }
 
 func (s *applier) storedResult(index uint64) *record.Result {

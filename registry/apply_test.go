@@ -476,3 +476,37 @@ func TestStatusChangesWhileQueried(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPrefetchLeavesTheChecksForTheApply: Prefetch, given log commands,
+// parses and checks the operations among them as PreVerify does (other
+// commands it leaves alone), changes nothing, and the apply uses and drops
+// what it kept. A batch's pre-verification that finds them all done
+// returns.
+func TestPrefetchLeavesTheChecksForTheApply(t *testing.T) {
+	f := mustChain(t)
+	before := f.digest()
+	ops := [][]byte{
+		f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "a"}),
+		f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.qaAcc, "reason": "b"}),
+	}
+	f.s.Prefetch([][]byte{EncodeOperation(ops[0]), EncodeOperation(ops[1]), EncodeFeatureLevel(FeatureLevel), {commandVersion1}})
+	if f.s.verify.parsed.Len() != 2 || f.s.verify.verified.Len() != 2 {
+		t.Fatalf("Prefetch remembered %d parses and %d signatures, want 2 and 2", f.s.verify.parsed.Len(), f.s.verify.verified.Len())
+	}
+	if f.digest() != before {
+		t.Fatal("Prefetch changed the state")
+	}
+	entries := make([]Entry, len(ops))
+	for i, op := range ops {
+		f.index++
+		entries[i] = Entry{Index: f.index, Time: f.now, Data: EncodeOperation(op)}
+	}
+	for i, r := range f.s.ApplyBatch(entries) {
+		if !r.Accepted {
+			t.Fatalf("operation %d: %+v", i, r)
+		}
+	}
+	if f.s.verify.parsed.Len() != 0 || f.s.verify.verified.Len() != 0 {
+		t.Fatalf("after the apply %d parses and %d signatures are still remembered", f.s.verify.parsed.Len(), f.s.verify.verified.Len())
+	}
+}
