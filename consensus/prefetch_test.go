@@ -14,21 +14,21 @@ import (
 // recordingPrefetcher keeps what Prefetch was given.
 type recordingPrefetcher struct {
 	mu     sync.Mutex
-	chunks [][][]byte
+	chunks [][]Entry
 	got    chan struct{}
 }
 
-func (p *recordingPrefetcher) Prefetch(cmds [][]byte) {
+func (p *recordingPrefetcher) Prefetch(entries []Entry) {
 	p.mu.Lock()
-	p.chunks = append(p.chunks, cmds)
+	p.chunks = append(p.chunks, entries)
 	p.mu.Unlock()
 	p.got <- struct{}{}
 }
 
-// The log store hands the commands of the entries it stored, without their
-// envelope, to the state machine's Prefetch in pieces of at most
-// prefetchChunk, and leaves out raft's own entries. The entries are stored
-// as they would be without it.
+// The log store hands the entries it stored, as Apply gets them (index,
+// the leader's time, the command without its envelope), to the state
+// machine's Prefetch in pieces of at most prefetchChunk, and leaves out
+// raft's own entries. The entries are stored as they would be without it.
 func TestPrefetchLogsHandsStoredCommandsOver(t *testing.T) {
 	logs, _ := mustNewLogStore(t)
 	pl := newPrefetchLogs(logs)
@@ -43,10 +43,10 @@ func TestPrefetchLogsHandsStoredCommandsOver(t *testing.T) {
 	pl.start(p, life)
 
 	var entries []*raft.Log
-	var want [][]byte
+	var want []Entry
 	for i := range 19 {
 		cmd := fmt.Appendf(nil, "command %d", i)
-		want = append(want, cmd)
+		want = append(want, Entry{Index: uint64(i + 1), Time: time.Unix(int64(i), 0).UTC(), Data: cmd})
 		entries = append(entries, &raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: stamp(cmd, time.Unix(int64(i), 0))})
 	}
 	entries = append(entries, &raft.Log{Index: 20, Type: raft.LogConfiguration, Data: []byte("configuration")},
@@ -58,11 +58,11 @@ func TestPrefetchLogsHandsStoredCommandsOver(t *testing.T) {
 		select {
 		case <-p.got:
 		case <-time.After(5 * time.Second):
-			t.Fatalf("Prefetch called %d times, want 3", len(p.chunks))
+			t.Fatal("Prefetch called fewer than 3 times")
 		}
 	}
 	p.mu.Lock()
-	var got [][]byte
+	var got []Entry
 	for _, c := range p.chunks {
 		if len(c) > prefetchChunk {
 			t.Errorf("a piece of %d commands, at most %d", len(c), prefetchChunk)
@@ -70,10 +70,12 @@ func TestPrefetchLogsHandsStoredCommandsOver(t *testing.T) {
 		got = append(got, c...)
 	}
 	p.mu.Unlock()
-	slices.SortFunc(got, bytes.Compare) // workers take pieces in any order
-	slices.SortFunc(want, bytes.Compare)
-	if !slices.EqualFunc(got, want, bytes.Equal) {
-		t.Fatalf("prefetched %q, want %q", got, want)
+	// Workers take pieces in any order.
+	slices.SortFunc(got, func(a, b Entry) int { return int(a.Index) - int(b.Index) })
+	if !slices.EqualFunc(got, want, func(a, b Entry) bool {
+		return a.Index == b.Index && a.Time.Equal(b.Time) && bytes.Equal(a.Data, b.Data)
+	}) {
+		t.Fatalf("prefetched %+v, want %+v", got, want)
 	}
 	var l raft.Log
 	if err := logs.GetLog(21, &l); err != nil || l.Type != raft.LogCommand {

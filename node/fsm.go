@@ -18,11 +18,7 @@ type stateMachine struct {
 }
 
 func (m stateMachine) Apply(entries []consensus.Entry) []any {
-	in := make([]registry.Entry, len(entries))
-	for i, e := range entries {
-		in[i] = registry.Entry{Index: e.Index, Time: e.Time, Data: e.Data}
-	}
-	res := m.s.ApplyBatch(in)
+	res := m.s.ApplyBatch(registryEntries(entries))
 	out := make([]any, len(res))
 	for i, r := range res {
 		out[i] = r
@@ -62,4 +58,15 @@ func (m stateMachine) OpenCheckpoint(dir string) (consensus.Snapshot, error) {
 
 // Prefetch checks the operations among entries just stored in the raft
 // log before they are applied (consensus.Prefetcher).
-func (m stateMachine) Prefetch(cmds [][]byte) { m.s.Prefetch(cmds) }
+func (m stateMachine) Prefetch(entries []consensus.Entry) { m.s.Prefetch(registryEntries(entries)) }
+
+var _ consensus.Prefetcher = stateMachine{}
+
+// registryEntries converts consensus entries for the registry.
+func registryEntries(entries []consensus.Entry) []registry.Entry {
+	in := make([]registry.Entry, len(entries))
+	for i, e := range entries {
+		in[i] = registry.Entry{Index: e.Index, Time: e.Time, Data: e.Data}
+	}
+	return in
+}

@@ -204,20 +204,31 @@ func submittedOperation(cmd []byte) ([]byte, bool) {
 	return nil, false
 }
 
-// Prefetch parses and checks the signatures of the operations among cmds
-// (log commands, EncodeOperation), as PreVerify does, so that applying
-// them finds the work done; it changes no state. The cluster calls it with
-// the entries a node has just stored in its raft log, before they are
-// committed (consensus.Prefetcher). One never applied (replaced in the log
-// by another leader's entries) stays in the memories until their bounds
-// push it out.
-func (s *State) Prefetch(cmds [][]byte) {
-	for _, cmd := range cmds {
-		if raw, ok := submittedOperation(cmd); ok {
+// Prefetch parses and checks the signatures of the operations among
+// entries (log entries, EncodeOperation), as PreVerify does, so that
+// applying them finds the work done; it changes no state. The cluster
+// calls it with the entries a node has just stored in its raft log, before
+// they are committed (consensus.Prefetcher). It skips entries already
+// applied (a follower catching up may apply an entry as soon as it is
+// stored) and entries more than prefetchAhead past the applied index,
+// whose parse the memory's bound could push out before the apply reaches
+// them. An entry never applied (replaced in the log by another leader's)
+// stays in the memories until their bounds push it out.
+func (s *State) Prefetch(entries []Entry) {
+	for _, e := range entries {
+		applied := s.applied.Load()
+		if e.Index <= applied || e.Index > applied+prefetchAhead {
+			continue
+		}
+		if raw, ok := submittedOperation(e.Data); ok {
 			_ = s.verify.PreVerify(raw) // failures are the apply's to report
 		}
 	}
 }
+
+// prefetchAhead bounds how far past the applied index Prefetch checks
+// entries: half the parsed-operation memory.
+const prefetchAhead = maxParsedOps / 2
 
 func (s *applier) storedResult(index uint64) *record.Result {
 	var r record.Result

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -477,11 +478,12 @@ func TestStatusChangesWhileQueried(t *testing.T) {
 	}
 }
 
-// TestPrefetchLeavesTheChecksForTheApply: Prefetch, given log commands,
+// TestPrefetchLeavesTheChecksForTheApply: Prefetch, given log entries,
 // parses and checks the operations among them as PreVerify does (other
-// commands it leaves alone), changes nothing, and the apply uses and drops
-// what it kept. A batch's pre-verification that finds them all done
-// returns.
+// commands it leaves alone, and entries applied already or too far ahead),
+// changes nothing, and the apply uses and drops what it kept. A key
+// rotated between the prefetch and the apply is checked again:
+// TestRotatedKeyRefusedWithWarmCache, with PreVerify.
 func TestPrefetchLeavesTheChecksForTheApply(t *testing.T) {
 	f := mustChain(t)
 	before := f.digest()
@@ -489,7 +491,16 @@ func TestPrefetchLeavesTheChecksForTheApply(t *testing.T) {
 		f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "a"}),
 		f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.qaAcc, "reason": "b"}),
 	}
-	f.s.Prefetch([][]byte{EncodeOperation(ops[0]), EncodeOperation(ops[1]), EncodeFeatureLevel(FeatureLevel), {commandVersion1}})
+	applied := f.s.AppliedIndex()
+	skipped := f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "c"})
+	f.s.Prefetch([]Entry{
+		{Index: applied, Data: EncodeOperation(skipped)}, // applied already
+		{Index: applied + 1, Data: EncodeOperation(ops[0])},
+		{Index: applied + 2, Data: EncodeOperation(ops[1])},
+		{Index: applied + 3, Data: EncodeFeatureLevel(FeatureLevel)},
+		{Index: applied + 4, Data: []byte{commandVersion1}},
+		{Index: applied + prefetchAhead + 1, Data: EncodeOperation(skipped)}, // too far ahead
+	})
 	if f.s.verify.parsed.Len() != 2 || f.s.verify.verified.Len() != 2 {
 		t.Fatalf("Prefetch remembered %d parses and %d signatures, want 2 and 2", f.s.verify.parsed.Len(), f.s.verify.verified.Len())
 	}
@@ -506,6 +517,49 @@ func TestPrefetchLeavesTheChecksForTheApply(t *testing.T) {
 			t.Fatalf("operation %d: %+v", i, r)
 		}
 	}
+	if f.s.verify.parsed.Len() != 0 || f.s.verify.verified.Len() != 0 {
+		t.Fatalf("after the apply %d parses and %d signatures are still remembered", f.s.verify.parsed.Len(), f.s.verify.verified.Len())
+	}
+}
+
+// preVerifyBatch checks every operation of a batch however the work falls
+// between the apply's goroutine and its helpers, and returns.
+func TestPreVerifyBatchChecksEveryOperation(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	for _, n := range []int{2, 3, 40} {
+		f := mustChain(t)
+		applied := f.s.AppliedIndex()
+		var entries []Entry
+		for i := range n {
+			op := f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": fmt.Sprint(i)})
+			entries = append(entries, Entry{Index: applied + uint64(i) + 1, Data: EncodeOperation(op)})
+		}
+		f.s.apply.preVerifyBatch(entries, applied)
+		if f.s.verify.parsed.Len() != n || f.s.verify.verified.Len() != n {
+			t.Fatalf("%d operations: %d parses and %d signatures remembered", n, f.s.verify.parsed.Len(), f.s.verify.verified.Len())
+		}
+	}
+}
+
+// PreVerify of the same bytes by many callers at once (the gateway, the
+// leader's check, Prefetch and the apply can meet) leaves one parse and
+// one checked signature, which the apply then uses and drops.
+func TestPreVerifyAtOnce(t *testing.T) {
+	f := mustChain(t)
+	op := f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "at once"})
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			if err := f.s.PreVerify(op); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if f.s.verify.parsed.Len() != 1 || f.s.verify.verified.Len() != 1 {
+		t.Fatalf("%d parses and %d signatures remembered, want 1 and 1", f.s.verify.parsed.Len(), f.s.verify.verified.Len())
+	}
+	f.mustAccept(op)
 	if f.s.verify.parsed.Len() != 0 || f.s.verify.verified.Len() != 0 {
 		t.Fatalf("after the apply %d parses and %d signatures are still remembered", f.s.verify.parsed.Len(), f.s.verify.verified.Len())
 	}

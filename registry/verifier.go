@@ -11,6 +11,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
+	"golang.org/x/sync/singleflight"
 )
 
 // verifier parses operations and checks their signatures against the keys
@@ -25,6 +26,7 @@ type verifier struct {
 	keys     *keyCache                      // public keys parsed from did:keys and registered JWKs
 	parsed   *parsedCache                   // operations PreVerify parsed, by SHA-256 of their bytes
 	verified *lru.Cache[[32]byte, struct{}] // signatures PreVerify checked
+	flight   singleflight.Group             // PreVerify's checks running, by SHA-256 of the bytes
 }
 
 // verifiedEntries bounds the signatures PreVerify remembers having checked.
@@ -159,32 +161,53 @@ func (s *verifier) preVerify(raw []byte) (*record.ParsedOperation, error) {
 	if op, ok := s.parsed.get(digest); ok {
 		return op, op.StrictErr() // done already (by the receiving node, or the leader)
 	}
-	op, err := record.ParseOperationDigest(raw, digest)
+	// The same bytes checked at once by several callers (the receiving
+	// node's gateway, the leader's check, Prefetch as the log stores them,
+	// the apply's preVerifyBatch) are checked once, the others waiting for
+	// it: the parse is remembered only once the signatures are checked, so
+	// a caller that found it would otherwise have checked them again.
+	v, err, _ := s.flight.Do(string(digest[:]), func() (any, error) {
+		if op, ok := s.parsed.get(digest); ok {
+			return op, nil // done by a flight that ended just now
+		}
+		op, err := record.ParseOperationDigest(raw, digest)
+		if err != nil {
+			return nil, err
+		}
+		if op.StrictErr() == nil {
+			s.checkSignatures(op)
+		}
+		s.parsed.add(digest, op)
+		return op, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	s.parsed.add(digest, op)
-	if op.StrictErr() != nil {
-		// Refused before the log at any feature level: refusing to propose
-		// changes no state (the apply decides by the level).
-		return op, op.StrictErr()
-	}
+	op := v.(*record.ParsedOperation)
+	// A strict refusal: refused before the log at any feature level
+	// (refusing to propose changes no state; the apply decides by the level).
+	return op, op.StrictErr()
+}
+
+// checkSignatures checks op's signatures against the keys recorded now and
+// remembers those that verify; it stops at the first that does not (the
+// apply rejects the operation with the reason).
+func (s *verifier) checkSignatures(op *record.ParsedOperation) {
 	view := s.read.View()
 	defer view.Close()
 	r := view.evaluator(view.index)
 	for i, sig := range op.JWS.Signatures {
 		k, _, err := s.keyFor(r, op, sig.Protected.KeyID)
 		if err != nil {
-			return op, nil // apply will reject it with the reason
+			return
 		}
 		one := *op.JWS
 		one.Signatures = []jose.Signature{sig}
 		if _, err := one.Verify(k.jose); err != nil {
-			return op, nil
+			return
 		}
 		s.verified.Add(verifiedKey(k.pub, i, op.Raw), struct{}{})
 	}
-	return op, nil
 }
 
 // verifySignatures checks every signature of op against the key its kid
