@@ -11,10 +11,11 @@ import (
 // Prefetcher is a StateMachine that can prepare for entries before they
 // are applied: the cluster hands it the entries this node has just stored
 // in its raft log (raft's own left out), before they are committed, off
-// raft's goroutines; it may skip those it has applied already, or that are
-// too far ahead of its apply for what it keeps to last until then. What it prepares must be only a help to Apply (a memory of
-// work Apply would otherwise do, checked there), never a change of state:
-// an entry stored may be replaced by another leader's and never applied.
+// raft's goroutines; it may skip those it has applied already, or that
+// are too far ahead of its apply for what it keeps to last until then.
+// What it prepares must be only a help to Apply (a memory of work Apply
+// would otherwise do, checked there), never a change of state: an entry
+// stored may be replaced by another leader's and never applied.
 type Prefetcher interface {
 	Prefetch(entries []Entry)
 }
