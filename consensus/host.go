@@ -15,11 +15,15 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/libp2p/go-libp2p/p2p/host/peerstore/pstoremem"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	ma "github.com/multiformats/go-multiaddr"
+	"go.uber.org/fx"
 )
 
 // LoadOrCreateIdentity reads the node's libp2p private key from path, or
@@ -118,9 +122,33 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, libp2p.ResourceManager(rm))
+	// The peerstore, the connection manager (libp2p's own defaults, made
+	// here) and the swarm are held so that a host that fails to start
+	// (its listen address taken, say) can be taken apart: libp2p v0.51
+	// closes none of them then, and their goroutines would outlive the
+	// call — in a node that retries, or a test that goes on.
+	ps, err := pstoremem.NewPeerstore()
+	if err != nil {
+		_ = rm.Close() // nothing was admitted through it
+		return nil, err
+	}
+	cm, err := connmgr.NewConnManager(160, 192)
+	if err != nil {
+		_ = ps.Close() // empty
+		_ = rm.Close()
+		return nil, err
+	}
+	var sw *swarm.Swarm
+	opts = append(opts, libp2p.ResourceManager(rm), libp2p.Peerstore(ps), libp2p.ConnectionManager(cm),
+		libp2p.WithFxOption(fx.Populate(&sw)))
 	h, err := libp2p.New(opts...)
 	if err != nil {
+		if sw != nil {
+			_ = sw.Close() // it listens nowhere and has no connections
+		}
+		_ = cm.Close()
+		_ = ps.Close()
+		_ = rm.Close()
 		return nil, fmt.Errorf("start libp2p host: %w", err)
 	}
 	return withNAT(h, cfg.NAT, rs), nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
 )
 
 func mustNewHost(t *testing.T, psk []byte, listen ...string) host.Host {
@@ -193,4 +195,31 @@ func TestUnfinishedHandshakesAreDropped(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNewHostOnATakenPortLeavesNothingRunning: a host that cannot bind
+// its listen address returns an error and leaves none of its goroutines
+// (its resource manager's among them) behind; a node that retries, or a
+// test that goes on, must not carry them.
+func TestNewHostOnATakenPortLeavesNothingRunning(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	before := goleak.IgnoreCurrent()
+	id, err := LoadOrCreateIdentity(filepath.Join(t.TempDir(), "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := taken.Addr().(*net.TCPAddr).Port
+	h, err := NewHost(HostConfig{Identity: id, Listen: []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)}})
+	if err == nil {
+		h.Close()
+		t.Fatalf("a host on the taken port %d started", port)
+	}
+	if !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("error %q does not say the address is in use", err)
+	}
+	goleak.VerifyNone(t, before)
 }
