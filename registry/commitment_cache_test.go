@@ -372,10 +372,9 @@ func TestArenaMap(t *testing.T) {
 	for i := range keys {
 		keys[i], _ = deepKeyOf([]byte{byte(16 + i%200), byte(i), byte(i >> 8), 0xa5})
 	}
-	compactions := 0
 	for step := range 40000 {
 		dk := keys[rng.IntN(len(keys))]
-		before := cap(d.arena)
+		before := d.compactions
 		switch rng.IntN(10) {
 		case 0:
 			d.delete(dk)
@@ -389,11 +388,16 @@ func TestArenaMap(t *testing.T) {
 			d.set(dk, v)
 			clear(v) // the cache holds a copy
 		}
-		if cap(d.arena) != before && len(d.arena) < before/2 {
-			compactions++
-			if cap(d.arena) > max(2*d.live+300+binary.MaxVarintLen32, arenaMin) {
-				t.Fatalf("step %d: compacted into %d bytes for %d live", step, cap(d.arena), d.live)
+		if d.compactions != before {
+			// Chunks doubling from arenaMin hold at most twice the live
+			// values and the first chunk; each chunk may end in room too
+			// short for the next value.
+			if bound := 2*d.live + arenaMin + len(d.chunks)*(300+binary.MaxVarintLen32); d.held() > bound {
+				t.Fatalf("step %d: compacted into %d bytes for %d live (bound %d)", step, d.held(), d.live, bound)
 			}
+		}
+		if d.used-d.live > d.live+d.held()/2+arenaMin {
+			t.Fatalf("step %d: %d bytes dead for %d live: not compacted", step, d.used-d.live, d.live)
 		}
 		if v, ok := d.get(keys[rng.IntN(len(keys))]); ok && cap(v) != len(v) {
 			t.Fatalf("step %d: a value with room to append into the arena", step)
@@ -422,7 +426,72 @@ func TestArenaMap(t *testing.T) {
 			}
 		}
 	}
-	if compactions < 3 {
-		t.Fatalf("only %d compactions: the test does not cover them", compactions)
+	if d.compactions < 3 {
+		t.Fatalf("only %d compactions: the test does not cover them", d.compactions)
+	}
+	if len(d.chunks) < 2 {
+		t.Fatalf("%d chunks: the test does not cover values in several", len(d.chunks))
+	}
+}
+
+// A value longer than a chunk gets a chunk of its own, and values around
+// it keep theirs; chunks double from arenaMin to arenaChunk; growing the
+// arena moves no value (a value returned before shares its chunk still).
+func TestArenaMapChunks(t *testing.T) {
+	d := newArenaMap[deepKey]()
+	key := func(i int) deepKey {
+		k, _ := deepKeyOf([]byte{byte(i), byte(i >> 8), byte(i >> 16)})
+		return k
+	}
+	small := bytes.Repeat([]byte{7}, 1000)
+	d.set(key(0), small)
+	first, _ := d.get(key(0))
+	big := make([]byte, 3*arenaChunk)
+	for i := range big {
+		big[i] = byte(i * 31)
+	}
+	d.set(key(1), big)
+	d.set(key(2), small)
+	for i := 3; i < 3000; i++ {
+		d.set(key(i), small)
+	}
+	if got, ok := d.get(key(1)); !ok || !bytes.Equal(got, big) {
+		t.Fatal("the long value changed")
+	}
+	for i := 0; i < 3000; i++ {
+		if i == 1 {
+			continue
+		}
+		if got, ok := d.get(key(i)); !ok || !bytes.Equal(got, small) {
+			t.Fatalf("value %d changed", i)
+		}
+	}
+	if got, _ := d.get(key(0)); &got[0] != &first[0] {
+		t.Fatal("growing the arena moved a value")
+	}
+	if d.compactions != 0 {
+		t.Fatalf("%d compactions with nothing dead", d.compactions)
+	}
+	// The long value's chunk comes second: after it, whole chunks.
+	if cap(d.chunks[1]) != binary.MaxVarintLen32+len(big) {
+		t.Fatalf("chunk 1: %d bytes of room, the long value needs %d", cap(d.chunks[1]), binary.MaxVarintLen32+len(big))
+	}
+	if cap(d.chunks[0]) != arenaMin || cap(d.chunks[2]) != arenaChunk {
+		t.Fatalf("chunks 0 and 2: %d and %d bytes of room, want %d and %d", cap(d.chunks[0]), cap(d.chunks[2]), arenaMin, arenaChunk)
+	}
+	// Without a long value, chunks double from arenaMin.
+	e := newArenaMap[deepKey]()
+	for i := range 3000 {
+		e.set(key(i), small)
+	}
+	want := arenaMin
+	for i, c := range e.chunks {
+		if cap(c) != want {
+			t.Fatalf("chunk %d: %d bytes of room, want %d", i, cap(c), want)
+		}
+		want = min(2*want, arenaChunk)
+	}
+	if want != arenaChunk {
+		t.Fatalf("chunks grew to %d only, the test does not reach arenaChunk", want)
 	}
 }
