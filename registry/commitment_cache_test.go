@@ -495,3 +495,53 @@ func TestArenaMapChunks(t *testing.T) {
 		t.Fatalf("chunks grew to %d only, the test does not reach arenaChunk", want)
 	}
 }
+
+// Compactions keep a long value (a chunk of its own) and the values in
+// whole chunks, places past the first chunk among them; a long value
+// returned before a compaction, then replaced, keeps its bytes.
+func TestArenaMapCompactsLongValues(t *testing.T) {
+	d := newArenaMap[deepKey]()
+	key := func(i int) deepKey {
+		k, _ := deepKeyOf([]byte{0xee, byte(i), byte(i >> 8), byte(i >> 16)})
+		return k
+	}
+	long := func(seed byte) []byte {
+		v := make([]byte, arenaChunk+arenaChunk/3)
+		for i := range v {
+			v[i] = byte(i) ^ seed
+		}
+		return v
+	}
+	d.set(key(0), long(1))
+	held, _ := d.get(key(0))
+	want := slices.Clone(held)
+	rng := rand.New(rand.NewPCG(5, 7))
+	ref := map[deepKey][]byte{key(0): long(1)}
+	for step := range 60000 {
+		k := key(1 + rng.IntN(2000))
+		v := make([]byte, 100+rng.IntN(400))
+		for i := range v {
+			v[i] = byte(rng.Uint32())
+		}
+		d.set(k, v)
+		ref[k] = v
+		if step == 30000 {
+			d.set(key(0), long(2)) // the long value replaced: its first is dead
+			ref[key(0)] = long(2)
+		}
+	}
+	if d.compactions < 2 {
+		t.Fatalf("%d compactions: the test does not cover them", d.compactions)
+	}
+	if len(d.chunks) < 3 {
+		t.Fatalf("%d chunks: the test does not cover places past the first chunks", len(d.chunks))
+	}
+	for k, v := range ref {
+		if got, ok := d.get(k); !ok || !bytes.Equal(got, v) {
+			t.Fatalf("record %x lost or changed", k)
+		}
+	}
+	if !bytes.Equal(held, want) {
+		t.Fatal("the long value returned before the compactions changed")
+	}
+}
