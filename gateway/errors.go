@@ -35,6 +35,14 @@ var (
 		"no checkpoint carries a quorum of cosignatures yet: the cosigners' nodes are starting or too few are reachable; try again shortly", nil)
 )
 
+// ErrSentByAnother marks the error of a write this call sent nothing for:
+// the node found the same bytes in flight from another call, waited for
+// it, and gave up first (the node's twins). The outcome is the other
+// call's, which its signers were charged for; this call gives its charge
+// back (signersOwn). It is never an answer of its own: the write's error
+// also wraps what the client is answered (ErrOutcomeUnknown).
+var ErrSentByAnother = errors.New("the same operation, submitted moments before through this node, is still in flight")
+
 // problemTypeBase prefixes every problem type URI.
 const problemTypeBase = "urn:trustreg:problem:"
 

@@ -265,8 +265,13 @@ func (c signerCharge) settle(now time.Time, keep bool) {
 // signersOwn reports whether a write's outcome shows that its signers sent
 // it: not when its signatures do not verify or it does not parse (anyone
 // may name anyone as signer), nor when it repeats an operation already
-// submitted or signed long ago (anyone may replay a published one).
+// submitted or signed long ago (anyone may replay a published one), nor
+// when the call waited for the same bytes sent by another call and gave
+// up (ErrSentByAnother: that call was charged).
 func signersOwn(res *record.Result, err error) bool {
+	if errors.Is(err, ErrSentByAnother) {
+		return false
+	}
 	if err == nil && res != nil {
 		if res.Duplicate {
 			return false

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -63,5 +64,32 @@ func TestBucketsGiveBack(t *testing.T) {
 	}
 	if _, err := b.take("a", now.Add(2*time.Second)); err != nil {
 		t.Fatalf("after 2 s at 0.5 writes a second: %v", err)
+	}
+}
+
+// TestSignersOwn: which outcomes keep what a write took from its signers'
+// buckets. A call that only waited for the same bytes another call sent,
+// and gave up, keeps nothing whatever else its error says: the other call
+// was charged.
+func TestSignersOwn(t *testing.T) {
+	unknown := record.Errorf(ErrOutcomeUnknown, "raft: %w", context.DeadlineExceeded)
+	waited := record.Errorf(ErrOutcomeUnknown, "%w: %w", ErrSentByAnother, context.Canceled)
+	for _, c := range []struct {
+		name string
+		res  *record.Result
+		err  error
+		want bool
+	}{
+		{"accepted", &record.Result{Index: 3, Accepted: true}, nil, true},
+		{"duplicate", &record.Result{Index: 3, Accepted: true, Duplicate: true}, nil, false},
+		{"refused, not authorized", &record.Result{Code: string(record.CodeNotAuthorized), Reason: "no"}, nil, true},
+		{"bad signature", nil, record.Errorf(record.ErrBadSignature, "signature 0"), false},
+		{"malformed", nil, record.Errorf(record.ErrMalformed, "not a JWS"), false},
+		{"outcome unknown", nil, unknown, true},
+		{"waited for another call's send, gave up", nil, waited, false},
+	} {
+		if got := signersOwn(c.res, c.err); got != c.want {
+			t.Errorf("%s: signersOwn = %v, want %v", c.name, got, c.want)
+		}
 	}
 }

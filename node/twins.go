@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/trustreg/trustreg/consensus"
+	"github.com/trustreg/trustreg/gateway"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -68,7 +69,8 @@ func (t *twins) submit(ctx context.Context, jws []byte, send func() (*record.Res
 		case <-f.done:
 		case <-ctx.Done():
 			// The twin may yet be applied: this caller learns by asking again.
-			return nil, clusterError(fmt.Errorf("%w: the same operation, submitted moments before through this node, is still in flight: %w", consensus.ErrUnknownOutcome, ctx.Err()))
+			// This call sent nothing: its signers' charge is given back.
+			return nil, clusterError(fmt.Errorf("%w: %w: %w", consensus.ErrUnknownOutcome, gateway.ErrSentByAnother, ctx.Err()))
 		}
 		if f.err != nil {
 			continue

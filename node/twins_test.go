@@ -150,8 +150,9 @@ func TestTwinOfAFailedSubmissionIsSent(t *testing.T) {
 }
 
 // A twin whose caller gives up while the first is in flight is answered
-// with an unknown outcome (the first may yet be applied), and a first whose
-// send panics still ends its flight.
+// with an unknown outcome (the first may yet be applied), marked as sent by
+// another call (the gateway gives its signers' charge back), and a first
+// whose send panics still ends its flight.
 func TestTwinWaitEnds(t *testing.T) {
 	var tw twins
 	release := make(chan struct{})
@@ -170,7 +171,7 @@ func TestTwinWaitEnds(t *testing.T) {
 		t.Error("a twin was sent")
 		return nil, nil
 	})
-	if !errors.Is(err, gateway.ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, gateway.ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, gateway.ErrSentByAnother) {
 		t.Fatalf("twin given up: %v", err)
 	}
 	close(release)
