@@ -33,8 +33,8 @@ type twins struct {
 }
 
 // twinFlight is one operation's submission in flight; done is closed once
-// res and err are set. waiting counts the twins waiting for it (under
-// twins.mu).
+// res and err are set. waiting counts the twins that came to wait for it,
+// those that gave up since included (under twins.mu; tests watch it).
 type twinFlight struct {
 	done    chan struct{}
 	res     *record.Result

@@ -150,15 +150,6 @@ func (m *arenaMap[K]) compact() {
 	m.compactions++
 }
 
-// held returns the bytes of room the chunks take.
-func (m *arenaMap[K]) held() int {
-	n := 0
-	for _, c := range m.chunks {
-		n += cap(c)
-	}
-	return n
-}
-
 // each calls fn with every key and value held, in no order.
 func (m *arenaMap[K]) each(fn func(k K, v []byte)) {
 	for k, off := range m.index {

@@ -545,3 +545,12 @@ func TestArenaMapCompactsLongValues(t *testing.T) {
 		t.Fatal("the long value returned before the compactions changed")
 	}
 }
+
+// held returns the bytes of room the chunks take.
+func (m *arenaMap[K]) held() int {
+	n := 0
+	for _, c := range m.chunks {
+		n += cap(c)
+	}
+	return n
+}
