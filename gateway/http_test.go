@@ -278,6 +278,10 @@ func TestBadWritesGetClearErrorsAndChangeNothing(t *testing.T) {
 	stale, _ := e.qa.SignCompact(oldRaw)
 	webKey, _ := record.GenerateKey(record.KeyEd25519)
 	unknown, _ := webKey.WithKID("did:web:unknown.example#k1")
+	// A key with an extra member holding a number beyond a float64's range.
+	numbersKey, _ := webKey.WithKID("did:web:numbers.example#k1")
+	jwk, _ := numbersKey.PublicJWK()
+	bigJWK := json.RawMessage(strings.TrimSuffix(string(jwk), "}") + `,"size":1e400}`)
 
 	cases := []struct {
 		name        string
@@ -289,6 +293,7 @@ func TestBadWritesGetClearErrorsAndChangeNothing(t *testing.T) {
 		{"not a JWS", []byte("hello"), "application/jose", 400, "malformed"},
 		{"empty body", nil, "application/jose", 400, "malformed"},
 		{"unknown payload field", fromQA(map[string]any{"extra": 1}), "application/jose", 400, "malformed"},
+		{"a number beyond a float64's range", e.sign(e.qa, record.OpRegisterEntity, map[string]any{"id": "did:web:numbers.example", "name": "N", "keys": []any{bigJWK}}), "application/jose", 400, "malformed"},
 		{"oversized", bytes.Repeat([]byte("a"), record.MaxOperationSize+10), "application/jose", 413, "too_large"},
 		{"wrong media type", fromQA(nil), "application/xml", 415, "unsupported_media_type"},
 		{"bad signature", tampered, "application/jose", 401, "bad_signature"},

@@ -129,10 +129,15 @@ func (s *applier) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, 
 	}
 	// From FeatureLevelSignedContent on, a signature has one encoding and
 	// a payload one meaning; below it the apply decides as older builds do.
-	// (A check has refused these already: preVerify returns strictErr.)
+	// (A check has refused these already: preVerify returns CheckErr.)
 	signedContent := s.ClusterFeatureLevel() >= FeatureLevelSignedContent
 	if signedContent && op.StrictErr() != nil {
 		return nil, res, op.StrictErr()
+	}
+	// From FeatureLevelNumberRange on, no number beyond a float64's range
+	// (the checks refused it already: preVerify returns CheckErr).
+	if s.ClusterFeatureLevel() >= FeatureLevelNumberRange && op.NumberErr() != nil {
+		return nil, res, op.NumberErr()
 	}
 
 	// Idempotency: the same operation, byte for byte, re-serialized, or

@@ -75,8 +75,18 @@ const (
 	// as malformed.
 	FeatureLevelCosignerSet = 8
 
+	// FeatureLevelNumberRange refuses, as malformed, an operation whose
+	// payload or credential holds a JSON number beyond a float64's range
+	// (RFC 7493, I-JSON, §2.2: readers take it as an error, an infinity or
+	// a big decimal). A typed field refused such a number already; a
+	// member kept as JSON, such as a key's extra JWK member, did not, and
+	// the state kept it for every reader to take its own way. Below the
+	// level the apply accepts it as older builds do; every check before
+	// the log refuses it at every level (ParsedOperation.CheckErr).
+	FeatureLevelNumberRange = 9
+
 	// FeatureLevel is the highest level this build applies.
-	FeatureLevel = FeatureLevelCosignerSet
+	FeatureLevel = FeatureLevelNumberRange
 )
 
 // featureNames say what each level adds, for error messages and status.
@@ -89,6 +99,7 @@ var featureNames = map[int]string{
 	FeatureLevelStatusListREC:           "status lists by the Bitstring Status List Recommendation: Data Integrity credentials, purpose refresh, any statusSize, statusMessages",
 	FeatureLevelCommitment:              "a verifiable map of the state and a transparency log of the applied entries",
 	FeatureLevelCosignerSet:             "checkpoint cosigners changed by governance (setCosigners)",
+	FeatureLevelNumberRange:             "no JSON number beyond a 64-bit float's range in payloads and credentials",
 }
 
 // OpFeatureLevel names the result of a feature level raise.

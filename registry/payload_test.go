@@ -1,7 +1,9 @@
 package registry
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -35,5 +37,67 @@ func TestAmbiguousPayloadRefusedFromTheLevelOn(t *testing.T) {
 	old := mustNewState(t, 1, 1) // level 1, as a cluster being upgraded
 	if r := old.apply(op); !r.Accepted {
 		t.Fatalf("below the level: %+v, want accepted as older builds do", r)
+	}
+}
+
+// A number beyond a float64's range in a member no typed field decodes (a
+// key's extra JWK member) entered the state below FeatureLevelNumberRange,
+// in the stored operation that every operations listing serves. Every check before the log refuses it at any
+// level; the apply refuses it from the level on, leaving the state as it
+// was, and below it accepts it as older builds do, so a cluster being
+// upgraded stays one state.
+func TestNumberBeyondRangeRefusedFromTheLevelOn(t *testing.T) {
+	const web = "did:web:numbers.example"
+	big := strings.Repeat("4", 310)
+	for _, level := range []int{FeatureLevelNumberRange - 1, FeatureLevelNumberRange} {
+		t.Run(fmt.Sprintf("level=%d", level), func(t *testing.T) {
+			f := mustChain(t)
+			f.mustRaiseLevel(level)
+			signer, err := record.NewSigner(mustKey(t, record.KeyEd25519).Key(), web+"#key-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			jwk, err := signer.PublicJWK()
+			if err != nil {
+				t.Fatal(err)
+			}
+			withN := json.RawMessage(strings.TrimSuffix(string(jwk), "}") + `,"size":` + big + `}`)
+			op := f.sign(f.qa, record.OpRegisterEntity, map[string]any{"id": web, "name": "Numbers College", "keys": []any{withN}})
+			const want = `"/keys/0/size" holds the number 4444444444444444… (310 characters)`
+
+			if err := f.s.PreVerify(op); !errors.Is(err, record.ErrMalformed) || !strings.Contains(err.Error(), want) {
+				t.Fatalf("PreVerify: %v, want ErrMalformed saying %s", err, want)
+			}
+			if r := f.s.Check(op, f.now); r == nil || r.Accepted || r.Code != record.CodeMalformed || !strings.Contains(r.Reason, want) {
+				t.Fatalf("the leader's check: %+v, want malformed saying %s", r, want)
+			}
+
+			before := f.digest()
+			r := f.apply(op)
+			ent, err := f.s.Entity(web)
+			if level < FeatureLevelNumberRange {
+				if !r.Accepted || err != nil || !ent.Registered {
+					t.Fatalf("below the level: %+v, entity %+v, %v; want it accepted as older builds do", r, ent, err)
+				}
+				// The entity's key is stored as go-jose encodes it, without
+				// the extra member; the operation is stored and served as
+				// signed, number and all.
+				if stored, err := f.s.Operation(r.CID); err != nil || !strings.Contains(string(stored.Payload), `"size":`+big) {
+					t.Fatalf("the stored operation: %v; want its payload with the number", err)
+				}
+				return
+			}
+			if r.Accepted || r.Code != record.CodeMalformed || !strings.Contains(r.Reason, want) {
+				t.Fatalf("at the level: %+v, want malformed saying %s", r, want)
+			}
+			if f.digest() != before {
+				t.Fatal("a refused operation changed the state")
+			}
+			if !errors.Is(err, record.ErrNotFound) {
+				t.Fatalf("entity after the refusal: %+v, %v; want none", ent, err)
+			}
+			// The same registration without the number is accepted.
+			f.mustAccept(f.sign(f.qa, record.OpRegisterEntity, map[string]any{"id": web, "name": "Numbers College", "keys": []any{jwk}}))
+		})
 	}
 }

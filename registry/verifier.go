@@ -159,7 +159,7 @@ func (s *verifier) preVerify(raw []byte) (*record.ParsedOperation, error) {
 	}
 	digest := sha256.Sum256(raw)
 	if op, ok := s.parsed.get(digest); ok {
-		return op, op.StrictErr() // done already (by the receiving node, or the leader)
+		return op, op.CheckErr() // done already (by the receiving node, or the leader)
 	}
 	// The same bytes checked at once by several callers (the receiving
 	// node's gateway, the leader's check, Prefetch as the log stores them,
@@ -184,9 +184,11 @@ func (s *verifier) preVerify(raw []byte) (*record.ParsedOperation, error) {
 		return nil, err
 	}
 	op := v.(*record.ParsedOperation)
-	// A strict refusal: refused before the log at any feature level
-	// (refusing to propose changes no state; the apply decides by the level).
-	return op, op.StrictErr()
+	// A strict refusal or a number beyond range: refused before the log at
+	// any feature level (refusing to propose changes no state; the apply
+	// decides by the level). The signatures of an operation with only a
+	// number beyond range were checked: an apply below the level takes it.
+	return op, op.CheckErr()
 }
 
 // checkSignatures checks op's signatures against the keys recorded now and

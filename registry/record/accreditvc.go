@@ -351,10 +351,10 @@ func unixTime(s *int64) *time.Time {
 	return &t
 }
 
-// checkCredentialJSON is checkJSON for an accreditation credential's JWT
+// checkCredentialJSON is scanJSON for an accreditation credential's JWT
 // claims.
-func checkCredentialJSON(payload []byte) error {
-	return checkJSON("credential", payload, reflect.TypeFor[vcJWTClaims]())
+func checkCredentialJSON(payload []byte) (strict, number error) {
+	return scanJSON("credential", payload, reflect.TypeFor[vcJWTClaims]())
 }
 
 // AccreditationCredentialFields is what trustctl puts in an accreditation

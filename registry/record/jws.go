@@ -58,6 +58,11 @@ type ParsedOperation struct {
 	// high-s ES256 signature; a payload or credential that reads two ways);
 	// nil when it breaks none. It wraps ErrMalformed.
 	strictErr error
+	// numberErr says why the operation carries a JSON number beyond a
+	// float64's range in its payload or credential, which the apply
+	// refuses from FeatureLevelNumberRange on and PreVerify always; nil
+	// when it carries none. It wraps ErrMalformed.
+	numberErr error
 }
 
 // SignedContent returns, for each signature, the digest of what it signed
@@ -69,11 +74,29 @@ func (p *ParsedOperation) SignedContent() [][32]byte { return p.signed }
 // none. It wraps ErrMalformed.
 func (p *ParsedOperation) StrictErr() error { return p.strictErr }
 
+// NumberErr says why the operation carries a JSON number beyond a
+// float64's range (RFC 7493 §2.2), a rule the apply enforces from
+// FeatureLevelNumberRange on and PreVerify always; nil when it carries
+// none, or when StrictErr stopped the scan before such a number. It wraps
+// ErrMalformed.
+func (p *ParsedOperation) NumberErr() error { return p.numberErr }
+
+// CheckErr is what every check before the log refuses, whatever the
+// feature level: StrictErr, else NumberErr. Refusing to propose an
+// operation changes no state; the apply decides each rule by the level.
+func (p *ParsedOperation) CheckErr() error {
+	if p.strictErr != nil {
+		return p.strictErr
+	}
+	return p.numberErr
+}
+
 // ParseOperation decodes a compact or JSON-serialized JWS and its operation
 // payload. It checks structure only; signatures and authority are checked
 // when the operation is applied. It refuses what PreVerify refuses: an
-// ES256 signature with a high s, and a payload that reads two ways
-// (checkJSON). Errors wrap ErrMalformed or ErrTooLarge.
+// ES256 signature with a high s, a payload that reads two ways
+// (checkJSON), and a number beyond a float64's range (CheckErr). Errors
+// wrap ErrMalformed or ErrTooLarge.
 func ParseOperation(raw []byte) (*ParsedOperation, error) {
 	if err := CheckSize(raw); err != nil {
 		return nil, err
@@ -82,8 +105,8 @@ func ParseOperation(raw []byte) (*ParsedOperation, error) {
 	if err != nil {
 		return nil, err
 	}
-	if op.strictErr != nil {
-		return nil, op.strictErr
+	if err := op.CheckErr(); err != nil {
+		return nil, err
 	}
 	return op, nil
 }
@@ -144,17 +167,21 @@ func ParseOperationDigest(raw []byte, digest [32]byte) (*ParsedOperation, error)
 		p.signed, p.strictErr = signedContent(trimmed, obj, payload)
 	}
 	if _, ok := body.(*AccreditationCredential); p.strictErr == nil && ok {
-		p.strictErr = checkCredentialJSON(payload)
+		p.strictErr, p.numberErr = checkCredentialJSON(payload)
 	} else if p.strictErr == nil {
-		p.strictErr = checkPayload(payload, body)
+		p.strictErr, p.numberErr = checkPayload(payload, body)
 	}
 	if pub, ok := body.(*PublishStatusList); p.strictErr == nil && ok {
 		// The credential is the issuer's outside JSON too; a credential
 		// that is no JWS is the apply's to refuse.
+		var number error
 		if IsDataIntegrity(pub.Credential) {
-			p.strictErr = checkStatusListJSON([]byte(pub.Credential))
+			p.strictErr, number = checkStatusListJSON([]byte(pub.Credential))
 		} else if jwt, err := jose.ParseSignedCompact(pub.Credential, AcceptedAlgs); err == nil {
-			p.strictErr = checkStatusListJSON(jwt.UnsafePayloadWithoutVerification())
+			p.strictErr, number = checkStatusListJSON(jwt.UnsafePayloadWithoutVerification())
+		}
+		if p.numberErr == nil {
+			p.numberErr = number
 		}
 	}
 	return p, nil

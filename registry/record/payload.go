@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strconv"
@@ -36,21 +37,51 @@ var freeTextMembers = map[string]bool{"description": true, "reason": true, "mess
 // names the document in messages; paths are JSON Pointers (RFC 6901).
 // Errors wrap ErrMalformed.
 func checkJSON(what string, data []byte, t reflect.Type) error {
+	strict, _ := scanJSON(what, data, t)
+	return strict
+}
+
+// scanJSON is checkJSON that also reports, apart, the first number in data
+// beyond a float64's range (RFC 7493, I-JSON, §2.2: readers take such a
+// number as an error, an infinity or a big decimal, so it too reads more
+// than one way). The two are kept apart because the apply refuses them
+// from different feature levels: strict from FeatureLevelSignedContent,
+// number from FeatureLevelNumberRange. number is nil when strict stopped
+// the scan before a number beyond range. Both wrap ErrMalformed.
+func scanJSON(what string, data []byte, t reflect.Type) (strict, number error) {
 	dec := jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowDuplicateNames(true))
 	w := jsonWalker{what: what, dec: dec}
 	if err := w.value(t, ""); err != nil {
-		return err
+		return err, w.number
 	}
 	if _, err := dec.ReadToken(); err != io.EOF {
-		return Errorf(ErrMalformed, "%s: trailing data after the JSON value", what)
+		return Errorf(ErrMalformed, "%s: trailing data after the JSON value", what), w.number
 	}
-	return nil
+	return nil, w.number
 }
 
 type jsonWalker struct {
-	what string
-	dec  *jsontext.Decoder
-	path []string // member names and array indexes down to the value read
+	what   string
+	dec    *jsontext.Decoder
+	path   []string // member names and array indexes down to the value read
+	number error    // the first number beyond a float64's range
+}
+
+// checkNumber notes num, a JSON number's text, when it lies beyond a
+// float64's range. A number too small for one reads as zero everywhere
+// (or as the nearest subnormal) and is not refused.
+func (w *jsonWalker) checkNumber(num string) {
+	if w.number != nil {
+		return
+	}
+	if _, err := strconv.ParseFloat(num, 64); err == nil {
+		return
+	}
+	shown := num
+	if len(shown) > 24 {
+		shown = fmt.Sprintf("%s… (%d characters)", shown[:16], len(num))
+	}
+	w.number = Errorf(ErrMalformed, "%s: %s holds the number %s, beyond the range of a 64-bit float (RFC 7493 §2.2): send a smaller number, or the value as a string", w.what, w.at(), shown)
 }
 
 // at is the JSON Pointer of the value being read, quoted, for messages.
@@ -104,6 +135,8 @@ func (w *jsonWalker) value(t reflect.Type, member string) error {
 		if _, err := w.dec.ReadToken(); err != nil {
 			return w.syntax(err)
 		}
+	case '0':
+		w.checkNumber(tok.String())
 	case '"':
 		if !freeTextMembers[member] {
 			if i := controlAt(tok.String()); i >= 0 {
@@ -223,28 +256,28 @@ func addFields(f *structFields, t reflect.Type) {
 	}
 }
 
-// checkPayload is checkJSON for an operation payload that decoded into
+// checkPayload is scanJSON for an operation payload that decoded into
 // body.
-func checkPayload(payload []byte, body any) error {
-	return checkJSON("payload", payload, reflect.TypeOf(body))
+func checkPayload(payload []byte, body any) (strict, number error) {
+	return scanJSON("payload", payload, reflect.TypeOf(body))
 }
 
-// checkStatusListJSON is checkJSON for a status-list credential's payload,
+// checkStatusListJSON is scanJSON for a status-list credential's payload,
 // with the two members whose form varies (issuer: a string or an object
 // with an id) held to their object form's schema.
-func checkStatusListJSON(payload []byte) error {
+func checkStatusListJSON(payload []byte) (strict, number error) {
 	const what = "credential"
-	if err := checkJSON(what, payload, reflect.TypeFor[statusListVC]()); err != nil {
-		return err
+	if strict, number = scanJSON(what, payload, reflect.TypeFor[statusListVC]()); strict != nil {
+		return strict, number
 	}
 	var vc struct {
 		Issuer json.RawMessage `json:"issuer"`
 	}
 	if err := json.Unmarshal(payload, &vc); err != nil {
-		return Errorf(ErrMalformed, "%s: %v", what, err)
+		return Errorf(ErrMalformed, "%s: %v", what, err), number
 	}
 	if t := bytes.TrimSpace(vc.Issuer); len(t) > 0 && t[0] == '{' {
-		return checkJSON(what+" issuer", t, reflect.TypeFor[issuerObject]())
+		return checkJSON(what+" issuer", t, reflect.TypeFor[issuerObject]()), number
 	}
-	return nil
+	return nil, number
 }

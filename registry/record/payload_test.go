@@ -1,7 +1,9 @@
 package record
 
 import (
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -113,8 +115,83 @@ func BenchmarkCheckPayload(b *testing.B) {
 	body := &Accredit{}
 	b.ReportAllocs()
 	for range b.N {
-		if err := checkPayload(p, body); err != nil {
-			b.Fatal(err)
+		if strict, number := checkPayload(p, body); strict != nil || number != nil {
+			b.Fatal(strict, number)
 		}
+	}
+}
+
+// A JSON number beyond a float64's range (RFC 7493 §2.2) is refused by
+// ParseOperation and PreVerify at any depth, with the member's pointer,
+// apart from the strict rules (NumberErr: the apply refuses it from its
+// own feature level); a number too small for a float64 reads as zero
+// everywhere and is accepted, as is one that fits.
+func TestNumbersBeyondRange(t *testing.T) {
+	k := mustKey(t, KeyEd25519)
+	jwk, err := k.PublicJWK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("4", 310)
+	withMember := func(member string) string { // the key with one more member
+		return strings.TrimSuffix(string(jwk), "}") + `,` + member + `}`
+	}
+	did := k.DID
+	for _, tc := range []struct {
+		name, payload, want string // want: "" accepted, else a part of the error
+	}{
+		{"a key member that fits", `{"op":"registerEntity","iat":1,"id":"` + did + `","name":"C","keys":[` + withMember(`"size":1.7976931348623157e308`) + `]}`, ""},
+		{"a key member too small to tell from zero", `{"op":"registerEntity","iat":1,"id":"` + did + `","name":"C","keys":[` + withMember(`"size":1e-400`) + `]}`, ""},
+		{"310 digits in a key member", `{"op":"registerEntity","iat":1,"id":"` + did + `","name":"C","keys":[` + withMember(`"size":`+big) + `]}`, `"/keys/0/size" holds the number 4444444444444444… (310 characters), beyond the range of a 64-bit float`},
+		{"an exponent beyond range", `{"op":"registerEntity","iat":1,"id":"` + did + `","name":"C","keys":[` + withMember(`"x5":[1,[-2e308]]`) + `]}`, `"/keys/0/x5/1/0" holds the number -2e308`},
+		{"beyond range in a typed field", `{"op":"registerEntity","iat":1e400,"id":"` + did + `","name":"C"}`, "iat"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseOperation(mustSignRaw(t, k, []byte(tc.payload)))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want == "":
+			case !errors.Is(err, ErrMalformed):
+				t.Fatalf("err = %v, want ErrMalformed", err)
+			case !strings.Contains(err.Error(), tc.want):
+				t.Fatalf("err = %v, want it to say %s", err, tc.want)
+			}
+		})
+	}
+
+	// Kept apart from the strict rules: ParseOperationDigest returns the
+	// operation with NumberErr set and StrictErr nil; with a strict error
+	// as well, CheckErr is the strict one.
+	raw := mustSignRaw(t, k, []byte(`{"op":"registerEntity","iat":1,"id":"`+did+`","name":"C","keys":[`+withMember(`"size":`+big)+`]}`))
+	op, err := ParseOperationDigest(raw, sha256.Sum256(raw))
+	if err != nil || op.StrictErr() != nil || !errors.Is(op.NumberErr(), ErrMalformed) || op.CheckErr() != op.NumberErr() {
+		t.Fatalf("number only: err %v, strict %v, number %v", err, op.StrictErr(), op.NumberErr())
+	}
+	raw = mustSignRaw(t, k, []byte(`{"op":"registerEntity","iat":1,"id":"`+did+`","name":"C","keys":[`+withMember(`"size":`+big)+`],"name":"D"}`))
+	op, err = ParseOperationDigest(raw, sha256.Sum256(raw))
+	if err != nil || op.StrictErr() == nil || !errors.Is(op.NumberErr(), ErrMalformed) || op.CheckErr() != op.StrictErr() {
+		t.Fatalf("number and a member twice: err %v, strict %v, number %v", err, op.StrictErr(), op.NumberErr())
+	}
+
+	// In the issuer's status-list credential too, by itself and inside the
+	// operation that publishes it.
+	issuer := mustKey(t, KeyEd25519)
+	good := string(mustVC(t, issuer.DID, make([]byte, MinStatusListEntries/8)))
+	vc := strings.Replace(good, `"type":"BitstringStatusList"`, `"type":"BitstringStatusList","ttl":9e999`, 1)
+	if vc == good {
+		t.Fatal("the credential did not change")
+	}
+	const wantVC = `"/credentialSubject/ttl" holds the number 9e999`
+	if _, err := ParseStatusListCredential([]byte(vc)); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), wantVC) {
+		t.Fatalf("ParseStatusListCredential: %v, want ErrMalformed saying %s", err, wantVC)
+	}
+	jwt, err := issuer.SignVCJWT([]byte(vc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = mustSignRaw(t, issuer, []byte(`{"op":"publishStatusList","iat":1,"list":"l1","credential":"`+string(jwt)+`"}`))
+	if op, err = ParseOperationDigest(raw, sha256.Sum256(raw)); err != nil || op.StrictErr() != nil || !strings.Contains(fmt.Sprint(op.NumberErr()), wantVC) {
+		t.Fatalf("publishStatusList: err %v, strict %v, number %v", err, op.StrictErr(), op.NumberErr())
 	}
 }

@@ -124,11 +124,16 @@ type ParsedStatusList struct {
 // ParseStatusListCredential checks the shape of a BitstringStatusListCredential
 // payload (already verified) and decodes its list. A payload that reads two
 // ways (checkJSON: a member twice, a member named like a field but for
-// case, invalid UTF-8, control characters outside prose) is refused with
-// ErrMalformed, as a publishStatusList operation carrying it is.
+// case, invalid UTF-8, control characters outside prose, a number beyond a
+// float64's range) is refused with ErrMalformed, as a publishStatusList
+// operation carrying it is.
 func ParseStatusListCredential(payload []byte) (*ParsedStatusList, error) {
-	if err := checkStatusListJSON(payload); err != nil {
-		return nil, err
+	strict, number := checkStatusListJSON(payload)
+	if strict != nil {
+		return nil, strict
+	}
+	if number != nil {
+		return nil, number
 	}
 	return ParseStoredStatusList(payload)
 }
