@@ -49,7 +49,8 @@ func checkJSON(what string, data []byte, t reflect.Type) error {
 // number from FeatureLevelNumberRange. number is nil when strict stopped
 // the scan before a number beyond range. Both wrap ErrMalformed.
 func scanJSON(what string, data []byte, t reflect.Type) (strict, number error) {
-	dec := jsontext.NewDecoder(bytes.NewReader(data), jsontext.AllowDuplicateNames(true))
+	// From a bytes.Buffer the decoder reads data in place, not a copy.
+	dec := jsontext.NewDecoder(bytes.NewBuffer(data), jsontext.AllowDuplicateNames(true))
 	w := jsonWalker{what: what, dec: dec}
 	if err := w.value(t, ""); err != nil {
 		return err, w.number

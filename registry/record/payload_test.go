@@ -21,9 +21,25 @@ func TestPayloadReadsOneWay(t *testing.T) {
 	// jwkTwice names its kty twice.
 	jwkTwice := strings.Replace(string(jwk), `"kty":`, `"kty":"OKP","kty":`, 1)
 	did := k.DID
+	// manyIDs is an identifiers object of n members, then those named in
+	// again.
+	manyIDs := func(n int, again ...int) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, `"id%d":"x",`, i)
+		}
+		for _, i := range again {
+			fmt.Fprintf(&b, `"id%d":"y",`, i)
+		}
+		return `{"op":"registerEntity","iat":1,"id":"` + did + `","name":"C","metadata":{"identifiers":{` + strings.TrimSuffix(b.String(), ",") + `}}}`
+	}
 	for _, tc := range []struct {
 		name, payload, want string // want: "" accepted, else a part of the error
 	}{
+		{"many members", manyIDs(3 * 32), ""},
+		{"a member twice among few", manyIDs(32, 0), `"/metadata/identifiers/id0" appears twice`},
+		{"a member twice among many, the first again", manyIDs(3*32, 0), `"/metadata/identifiers/id0" appears twice`},
+		{"a member twice among many, the last again", manyIDs(3*32, 3*32-1), `appears twice`},
 		{"plain", `{"op":"registerEntity","iat":1,"id":"` + did + `","name":"College"}`, ""},
 		{"prose with line breaks", `{"op":"createFramework","iat":1,"id":"https://f.example","name":"F","description":"line one\nline two\ttab"}`, ""},
 		{"reason with a line break", `{"op":"revoke","iat":1,"accreditation":"a","reason":"fraud\nfound late"}`, ""},
