@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -187,7 +188,13 @@ func signers(body []byte) []string {
 		did, _, _ := strings.Cut(h.Kid, "#")
 		return []string{did}
 	}
-	op, err := record.ParseOperation(body)
+	// Not ParseOperation: an operation refused for a strict rule or a
+	// number beyond range is charged to the signers it names, as any
+	// other submission is.
+	if record.CheckSize(body) != nil {
+		return nil
+	}
+	op, err := record.ParseOperationDigest(body, sha256.Sum256(body))
 	if err != nil {
 		return nil
 	}

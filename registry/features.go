@@ -76,9 +76,9 @@ const (
 	FeatureLevelCosignerSet = 8
 
 	// FeatureLevelNumberRange refuses, as malformed, an operation whose
-	// payload or credential holds a JSON number beyond a float64's range
-	// (RFC 7493, I-JSON, §2.2: readers take it as an error, an infinity or
-	// a big decimal). A typed field refused such a number already; a
+	// payload, status-list or root credential, or JWS JSON serialization
+	// holds a JSON number beyond a float64's range (RFC 7493, I-JSON, §2.2:
+	// readers take it as an error, an infinity or a big decimal). A typed field refused such a number already; a
 	// member kept as JSON, such as a key's extra JWK member, did not, and
 	// the state kept it for every reader to take its own way. Below the
 	// level the apply accepts it as older builds do; every check before

@@ -101,3 +101,31 @@ func TestNumberBeyondRangeRefusedFromTheLevelOn(t *testing.T) {
 		})
 	}
 }
+
+// The same for a status-list credential's member the apply does not read
+// (credentialSubject.x): below the level the version is published as older
+// builds publish it, from the level on it is refused.
+func TestNumberInAStatusListCredentialFromTheLevelOn(t *testing.T) {
+	for _, level := range []int{FeatureLevelNumberRange - 1, FeatureLevelNumberRange} {
+		t.Run(fmt.Sprintf("level=%d", level), func(t *testing.T) {
+			f := recList(t)
+			f.mustRaiseLevel(level)
+			vc := credential(t, f.college.DID, map[string]any{"statusPurpose": "revocation", "x": json.RawMessage("1e400")})
+			before := f.digest()
+			r := f.publishVC(f.college, f.college, "l1", "", vc)
+			if level < FeatureLevelNumberRange {
+				if !r.Accepted {
+					t.Fatalf("below the level: %+v, want it published as older builds do", r)
+				}
+				return
+			}
+			const want = `credential: "/credentialSubject/x" holds the number 1e400`
+			if r.Accepted || r.Code != record.CodeMalformed || !strings.Contains(r.Reason, want) {
+				t.Fatalf("at the level: %+v, want malformed saying %s", r, want)
+			}
+			if f.digest() != before {
+				t.Fatal("a refused operation changed the state")
+			}
+		})
+	}
+}

@@ -59,7 +59,8 @@ type ParsedOperation struct {
 	// nil when it breaks none. It wraps ErrMalformed.
 	strictErr error
 	// numberErr says why the operation carries a JSON number beyond a
-	// float64's range in its payload or credential, which the apply
+	// float64's range (in its payload, a status-list or root credential,
+	// or its JWS JSON serialization's members), which the apply
 	// refuses from FeatureLevelNumberRange on and PreVerify always; nil
 	// when it carries none. It wraps ErrMalformed.
 	numberErr error
@@ -182,6 +183,19 @@ func ParseOperationDigest(raw []byte, digest [32]byte) (*ParsedOperation, error)
 		}
 		if p.numberErr == nil {
 			p.numberErr = number
+		}
+	}
+	// JSON stored as received that no schema walks: the JSON
+	// serialization's envelope (go-jose and signedContent skip members
+	// they do not know) and a root's credential claims (ParseRootCredential
+	// reads four of them). Only their numbers are checked: the strict rules
+	// never covered them, and adding those would be another level's change.
+	if p.numberErr == nil && trimmed[0] == '{' {
+		p.numberErr = numberBeyondRange("JWS JSON serialization", trimmed)
+	}
+	if rc, ok := body.(*RootChange); ok && p.numberErr == nil && rc.Credential != "" {
+		if jwt, err := jose.ParseSignedCompact(rc.Credential, AcceptedAlgs); err == nil {
+			p.numberErr = numberBeyondRange("credential", jwt.UnsafePayloadWithoutVerification())
 		}
 	}
 	return p, nil

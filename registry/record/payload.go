@@ -69,20 +69,45 @@ type jsonWalker struct {
 }
 
 // checkNumber notes num, a JSON number's text, when it lies beyond a
-// float64's range. A number too small for one reads as zero everywhere
-// (or as the nearest subnormal) and is not refused.
+// float64's range.
 func (w *jsonWalker) checkNumber(num string) {
-	if w.number != nil {
-		return
+	if w.number == nil && beyondRange(num) {
+		w.number = numberError(w.what, w.at(), num)
 	}
-	if _, err := strconv.ParseFloat(num, 64); err == nil {
-		return
-	}
+}
+
+// beyondRange reports whether num, a JSON number's text, lies beyond a
+// float64's range. A number too small for one reads as zero everywhere
+// (or as the nearest subnormal) and is not beyond it.
+func beyondRange(num string) bool {
+	_, err := strconv.ParseFloat(num, 64)
+	return err != nil
+}
+
+func numberError(what, at, num string) error {
 	shown := num
 	if len(shown) > 24 {
 		shown = fmt.Sprintf("%s… (%d characters)", shown[:16], len(num))
 	}
-	w.number = Errorf(ErrMalformed, "%s: %s holds the number %s, beyond the range of a 64-bit float (RFC 7493 §2.2): send a smaller number, or the value as a string", w.what, w.at(), shown)
+	return Errorf(ErrMalformed, "%s: %s holds the number %s, beyond the range of a 64-bit float (RFC 7493 §2.2): send a smaller number, or the value as a string", what, at, shown)
+}
+
+// numberBeyondRange is the first number in data beyond a float64's range,
+// whatever else data holds, for JSON that is stored as received but that
+// no schema walks (a JWS JSON serialization's envelope, a root's
+// credential claims); nil when there is none, or where data stops being
+// JSON (what decodes data refuses that).
+func numberBeyondRange(what string, data []byte) error {
+	dec := jsontext.NewDecoder(bytes.NewBuffer(data), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	for {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil
+		}
+		if tok.Kind() == '0' && beyondRange(tok.String()) {
+			return numberError(what, pointer(string(dec.StackPointer())), tok.String())
+		}
+	}
 }
 
 // at is the JSON Pointer of the value being read, quoted, for messages.

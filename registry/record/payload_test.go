@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -190,24 +191,59 @@ func TestNumbersBeyondRange(t *testing.T) {
 		t.Fatalf("number and a member twice: err %v, strict %v, number %v", err, op.StrictErr(), op.NumberErr())
 	}
 
-	// In the issuer's status-list credential too, by itself and inside the
-	// operation that publishes it.
+	// In the issuer's status-list credential too, inside the operation
+	// that publishes it; ParseStatusListCredential, which reads a stored
+	// version, lets it through (a list published below the level may hold
+	// one, and its issuer reads it to publish the next version).
 	issuer := mustKey(t, KeyEd25519)
 	good := string(mustVC(t, issuer.DID, make([]byte, MinStatusListEntries/8)))
-	vc := strings.Replace(good, `"type":"BitstringStatusList"`, `"type":"BitstringStatusList","ttl":9e999`, 1)
+	vc := strings.Replace(good, `"type":"BitstringStatusList"`, `"type":"BitstringStatusList","x":9e999`, 1)
 	if vc == good {
 		t.Fatal("the credential did not change")
 	}
-	const wantVC = `"/credentialSubject/ttl" holds the number 9e999`
-	if _, err := ParseStatusListCredential([]byte(vc)); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), wantVC) {
-		t.Fatalf("ParseStatusListCredential: %v, want ErrMalformed saying %s", err, wantVC)
+	if _, err := ParseStatusListCredential([]byte(vc)); err != nil {
+		t.Fatalf("ParseStatusListCredential: %v, want the stored version read", err)
 	}
 	jwt, err := issuer.SignVCJWT([]byte(vc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw = mustSignRaw(t, issuer, []byte(`{"op":"publishStatusList","iat":1,"list":"l1","credential":"`+string(jwt)+`"}`))
-	if op, err = ParseOperationDigest(raw, sha256.Sum256(raw)); err != nil || op.StrictErr() != nil || !strings.Contains(fmt.Sprint(op.NumberErr()), wantVC) {
-		t.Fatalf("publishStatusList: err %v, strict %v, number %v", err, op.StrictErr(), op.NumberErr())
+	mustNumberErr := func(name string, raw []byte, want string) {
+		t.Helper()
+		op, err := ParseOperationDigest(raw, sha256.Sum256(raw))
+		if err != nil || op.StrictErr() != nil || !strings.Contains(fmt.Sprint(op.NumberErr()), want) {
+			t.Fatalf("%s: err %v, strict %v, number %v; want a number error saying %s", name, err, op.StrictErr(), op.NumberErr(), want)
+		}
+		if _, err := ParseOperation(raw); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("%s: ParseOperation: %v, want ErrMalformed", name, err)
+		}
 	}
+	mustNumberErr("publishStatusList", mustSignRaw(t, issuer, []byte(`{"op":"publishStatusList","iat":1,"list":"l1","credential":"`+string(jwt)+`"}`)),
+		`credential: "/credentialSubject/x" holds the number 9e999`)
+
+	// Stored as received and walked by no schema: the members of a JWS
+	// JSON serialization, and a root's credential claims.
+	plain := []byte(`{"op":"revoke","iat":1,"accreditation":"a"}`)
+	general, err := SignJSON(plain, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseOperation(general); err != nil {
+		t.Fatalf("the JSON serialization as signed: %v", err)
+	}
+	withEnvelope := bytes.Replace(general, []byte(`{`), []byte(`{"x":-1e400,`), 1)
+	mustNumberErr("a JWS JSON serialization's member", withEnvelope, `JWS JSON serialization: "/x" holds the number -1e400`)
+	withSignature := bytes.Replace(general, []byte(`"signatures":[{`), []byte(`"signatures":[{"x":[2E+308],`), 1)
+	if bytes.Equal(withSignature, general) {
+		t.Fatal("no signatures member in the JSON serialization")
+	}
+	mustNumberErr("a signature's member", withSignature, `"/signatures/0/x/0" holds the number 2E+308`)
+
+	claims := `{"iss":"` + issuer.DID + `","sub":"did:web:root.example","iat":1,"x":1e400,"vc":{"type":["VerifiableCredential","` + TypeAuthorisationForTrustChn + `"],"issuer":"` + issuer.DID + `","credentialSubject":{"id":"did:web:root.example"}}}`
+	rootJWT, err := issuer.SignVCJWT([]byte(claims))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustNumberErr("a root's credential", mustSignRaw(t, k, []byte(`{"op":"addRootAccreditor","iat":1,"framework":"https://f.example","accreditor":"did:web:root.example","credential":"`+string(rootJWT)+`"}`)),
+		`credential: "/x" holds the number 1e400`)
 }

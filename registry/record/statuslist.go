@@ -124,16 +124,14 @@ type ParsedStatusList struct {
 // ParseStatusListCredential checks the shape of a BitstringStatusListCredential
 // payload (already verified) and decodes its list. A payload that reads two
 // ways (checkJSON: a member twice, a member named like a field but for
-// case, invalid UTF-8, control characters outside prose, a number beyond a
-// float64's range) is refused with ErrMalformed, as a publishStatusList
-// operation carrying it is.
+// case, invalid UTF-8, control characters outside prose) is refused with
+// ErrMalformed, as a publishStatusList operation carrying it is. A number
+// beyond a float64's range is not: a list published below
+// FeatureLevelNumberRange may hold one, and its issuer still reads it to
+// publish the next version.
 func ParseStatusListCredential(payload []byte) (*ParsedStatusList, error) {
-	strict, number := checkStatusListJSON(payload)
-	if strict != nil {
+	if strict, _ := checkStatusListJSON(payload); strict != nil {
 		return nil, strict
-	}
-	if number != nil {
-		return nil, number
 	}
 	return ParseStoredStatusList(payload)
 }
