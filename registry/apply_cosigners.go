@@ -152,7 +152,7 @@ func (v *View) setCosignersOp(cid string) (*record.SetCosigners, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: setCosigners %s named by the cosigner set is not stored", ErrStateCorrupt, cid)
 	}
-	op, err := record.ParseOperation(rec.JWS)
+	op, err := record.ParseStoredOperation(rec.JWS)
 	if err != nil {
 		return nil, fmt.Errorf("%w: setCosigners %s: %w", ErrStateCorrupt, cid, err)
 	}

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -127,5 +128,71 @@ func TestNumberInAStatusListCredentialFromTheLevelOn(t *testing.T) {
 				t.Fatal("a refused operation changed the state")
 			}
 		})
+	}
+}
+
+// A root's credential claims hold a member nothing reads: below the level
+// the root is added and the EBSI binding serves the credential as the
+// root's attribute body (the stored operation read back as accepted, not
+// refused for its number); from the level on the operation is refused.
+func TestRootCredentialNumberFromTheLevelOn(t *testing.T) {
+	for _, level := range []int{FeatureLevelNumberRange - 1, FeatureLevelNumberRange} {
+		t.Run(fmt.Sprintf("level=%d", level), func(t *testing.T) {
+			h := mustNewState(t, 1, 1)
+			h.mustAccept(h.govSign(record.OpCreateFramework, map[string]any{"id": fwID, "name": "Health"}))
+			h.mustRaiseLevel(level)
+			root, member := mustKey(t, record.KeyEd25519), h.gov[0]
+			claims, err := record.NewRootCredential(member.DID, root.DID, h.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cred := string(mustSignVC(t, member, append([]byte(`{"x":1e400,`), claims[1:]...)))
+			before := h.digest()
+			r := h.apply(h.govSign(record.OpAddRootAccreditor, map[string]any{"framework": fwID, "accreditor": root.DID, "credential": cred}))
+			if level < FeatureLevelNumberRange {
+				if !r.Accepted {
+					t.Fatalf("below the level: %+v, want the root added as older builds add it", r)
+				}
+				attrs, err := h.s.TIRIssuer(root.DID, h.now)
+				if err != nil || len(attrs) != 1 || string(attrs[0].Body) != cred {
+					t.Fatalf("root attribute: %+v %v; want the credential as its body", attrs, err)
+				}
+				return
+			}
+			const want = `credential: "/x" holds the number 1e400`
+			if r.Accepted || r.Code != record.CodeMalformed || !strings.Contains(r.Reason, want) {
+				t.Fatalf("at the level: %+v, want malformed saying %s", r, want)
+			}
+			if h.digest() != before {
+				t.Fatal("a refused operation changed the state")
+			}
+		})
+	}
+}
+
+// A setCosigners accepted below the level with a number in its JWS JSON
+// serialization's members is read back as accepted: the cosigners in
+// force at an index between two changes come from that stored operation.
+func TestStoredCosignerChangeWithANumber(t *testing.T) {
+	h, _ := mustCosignerState(t)
+	a, b := mustCosignerVKey(t, "a.example"), mustCosignerVKey(t, "b.example")
+	h.mustRaiseLevel(FeatureLevelNumberRange - 1)
+	op := h.setCosigners(2, map[string]any{"cosigners": []string{a, b}})
+	withNumber := append([]byte(`{"x":1e400,`), bytes.TrimPrefix(op, []byte("{"))...)
+	if bytes.Equal(withNumber[len(`{"x":1e400,`):], op) {
+		t.Fatal("the operation is not a JSON serialization")
+	}
+	h.mustAccept(withNumber)
+	first := h.index
+	h.mustAccept(h.setCosigners(2, map[string]any{"cosigners": []string{b}}))
+	got, err := h.s.CosignersThrough(first)
+	if err != nil || len(got.Keys) != 2 || got.Changes != 1 {
+		t.Fatalf("cosigners through the first change: %+v, %v", got, err)
+	}
+	// From the level on, the same bytes are refused.
+	h.mustRaiseLevel(FeatureLevelNumberRange)
+	again := h.setCosigners(2, map[string]any{"cosigners": []string{a}})
+	if r := h.apply(append([]byte(`{"x":1e400,`), bytes.TrimPrefix(again, []byte("{"))...)); r.Accepted || r.Code != record.CodeMalformed {
+		t.Fatalf("at the level: %+v, want malformed", r)
 	}
 }

@@ -248,7 +248,7 @@ func (v *View) tirRevisions(attr *TIRAttribute, base string, events []record.Sta
 	if base == TIRRootTAO {
 		// A root added with its VerifiableAuthorisationForTrustChain
 		// shows that credential.
-		if op, err := record.ParseOperation(attr.Revisions[0].JWS); err == nil {
+		if op, err := record.ParseStoredOperation(attr.Revisions[0].JWS); err == nil {
 			if rc, ok := op.Body.(*record.RootChange); ok && rc.Credential != "" {
 				attr.Body = []byte(rc.Credential)
 			}

@@ -166,7 +166,7 @@ func followLeaf(i uint64, leaf tlog.Leaf, unchanged bool, g *record.Genesis, fee
 	if got := record.CIDOf(raw); got != opCID {
 		return nil, &Divergence{Leaf: i, What: what, Want: "bytes with its CID", Got: "bytes of CID " + got}
 	}
-	op, err := record.ParseOperation(raw)
+	op, err := record.ParseStoredOperation(raw)
 	if err != nil {
 		return nil, &Divergence{Leaf: i, What: what, Want: "a signed operation", Got: err.Error()}
 	}

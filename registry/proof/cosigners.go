@@ -117,7 +117,7 @@ func (b *Bundle) follow(g *record.Genesis) (*followed, error) {
 		if i > 0 && ch.LeafIndex <= c.Changes[i-1].LeafIndex {
 			return nil, fmt.Errorf("%w: cosigner change %d at leaf %d, not after leaf %d", ErrMalformed, i, ch.LeafIndex, c.Changes[i-1].LeafIndex)
 		}
-		op, err := record.ParseOperation(ch.JWS)
+		op, err := record.ParseStoredOperation(ch.JWS)
 		if err != nil {
 			return nil, fmt.Errorf("%w: cosigner change %d: %w", ErrMalformed, i, err)
 		}

@@ -112,6 +112,26 @@ func ParseOperation(raw []byte) (*ParsedOperation, error) {
 	return op, nil
 }
 
+// ParseStoredOperation is ParseOperation for an operation the registry
+// accepted, read back from its state, a proof bundle or a mirror of its
+// log: it refuses what the apply has refused since
+// FeatureLevelSignedContent (StrictErr), but not a number beyond a
+// float64's range (NumberErr), which an operation accepted below
+// FeatureLevelNumberRange may hold.
+func ParseStoredOperation(raw []byte) (*ParsedOperation, error) {
+	if err := CheckSize(raw); err != nil {
+		return nil, err
+	}
+	op, err := ParseOperationDigest(raw, sha256.Sum256(raw))
+	if err != nil {
+		return nil, err
+	}
+	if op.strictErr != nil {
+		return nil, op.strictErr
+	}
+	return op, nil
+}
+
 // CheckSize refuses an operation longer than MaxOperationSize.
 func CheckSize(raw []byte) error {
 	if len(raw) > MaxOperationSize {

@@ -190,6 +190,9 @@ func TestNumbersBeyondRange(t *testing.T) {
 	if err != nil || op.StrictErr() == nil || !errors.Is(op.NumberErr(), ErrMalformed) || op.CheckErr() != op.StrictErr() {
 		t.Fatalf("number and a member twice: err %v, strict %v, number %v", err, op.StrictErr(), op.NumberErr())
 	}
+	if _, err := ParseStoredOperation(raw); err == nil || err != op.StrictErr() && !strings.Contains(err.Error(), "appears twice") {
+		t.Fatalf("ParseStoredOperation of a strict refusal: %v, want the strict error", err)
+	}
 
 	// In the issuer's status-list credential too, inside the operation
 	// that publishes it; ParseStatusListCredential, which reads a stored
@@ -216,6 +219,11 @@ func TestNumbersBeyondRange(t *testing.T) {
 		}
 		if _, err := ParseOperation(raw); !errors.Is(err, ErrMalformed) {
 			t.Fatalf("%s: ParseOperation: %v, want ErrMalformed", name, err)
+		}
+		// Accepted below the level, it is read back from the state, a
+		// bundle or a mirror as it was accepted.
+		if _, err := ParseStoredOperation(raw); err != nil {
+			t.Fatalf("%s: ParseStoredOperation: %v", name, err)
 		}
 	}
 	mustNumberErr("publishStatusList", mustSignRaw(t, issuer, []byte(`{"op":"publishStatusList","iat":1,"list":"l1","credential":"`+string(jwt)+`"}`)),
