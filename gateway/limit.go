@@ -188,9 +188,10 @@ func signers(body []byte) []string {
 		did, _, _ := strings.Cut(h.Kid, "#")
 		return []string{did}
 	}
-	// Not ParseOperation: an operation refused for a strict rule or a
-	// number beyond range is charged to the signers it names, as any
-	// other submission is.
+	// Not ParseOperation: an operation about to be refused for a strict
+	// rule or a number beyond range takes a write from the signers it
+	// names while its submission runs, as a compact one does, and gets it
+	// back when refused as malformed (signersOwn).
 	if record.CheckSize(body) != nil {
 		return nil
 	}
