@@ -129,6 +129,13 @@ func TestFollowCosigners(t *testing.T) {
 		fw := sign(gov, map[string]any{"op": record.OpCreateFramework, "id": "https://f.example", "name": "F", "roots": []string{gov.DID}})
 		add(base+5, fw, &record.Result{Index: base + 5, CID: record.CIDOf(fw), Op: record.OpCreateFramework, Accepted: true}, root(1), true)
 		ch := sign(by, map[string]any{"op": record.OpSetCosigners, "cosigners": []string{s2.Key().String()}})
+		// Its JSON serialization holds a member nothing reads with a number
+		// beyond a float64's range: accepted at level 8, and audited as the
+		// registry accepted it.
+		ch = append([]byte(`{"x":1e400,`), ch[1:]...)
+		if _, err := record.ParseOperation(ch); err == nil {
+			t.Fatal("ParseOperation took the number")
+		}
 		add(base+6, ch, &record.Result{Index: base + 6, CID: record.CIDOf(ch), Op: record.OpSetCosigners, Accepted: true, ID: "cosigners/1"}, root(2), true)
 		rj := sign(stranger, map[string]any{"op": record.OpCreateFramework, "id": "https://g.example", "name": "G", "roots": []string{gov.DID}})
 		add(base+7, rj, &record.Result{Index: base + 7, CID: record.CIDOf(rj), Op: record.OpCreateFramework, Code: "not_authorized"}, root(2), false)

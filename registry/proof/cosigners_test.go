@@ -42,6 +42,16 @@ func TestCosignerChangesCarriedAsTheRegistryAppliesThem(t *testing.T) {
 		{"one honest change", func(t *testing.T, w *prooftest.World) [][]byte {
 			return [][]byte{w.SignSetCosigners(1, s1)}
 		}, true},
+		{"a change whose JSON serialization holds a number beyond range", func(t *testing.T, w *prooftest.World) [][]byte {
+			// Accepted below feature level 9 (an envelope member nothing
+			// reads), it is read back as the registry accepted it.
+			parts := strings.Split(string(w.SignSetCosigners(1, s1)), ".")
+			out, _ := json.Marshal(map[string]any{"x": json.RawMessage("1e400"), "payload": parts[1], "signatures": []any{map[string]any{"protected": parts[0], "signature": parts[2]}}})
+			if _, err := record.ParseOperation(out); err == nil {
+				t.Fatal("ParseOperation took the number")
+			}
+			return [][]byte{out}
+		}, true},
 		{"the same change twice", func(t *testing.T, w *prooftest.World) [][]byte {
 			c1 := w.SignSetCosigners(1, s1)
 			return [][]byte{c1, c1}
