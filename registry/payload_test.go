@@ -88,12 +88,7 @@ func TestNumberBeyondRangeRefusedFromTheLevelOn(t *testing.T) {
 				}
 				return
 			}
-			if r.Accepted || r.Code != record.CodeMalformed || !strings.Contains(r.Reason, want) {
-				t.Fatalf("at the level: %+v, want malformed saying %s", r, want)
-			}
-			if f.digest() != before {
-				t.Fatal("a refused operation changed the state")
-			}
+			mustRefuseForANumber(t, f.harness, r, before, want)
 			if !errors.Is(err, record.ErrNotFound) {
 				t.Fatalf("entity after the refusal: %+v, %v; want none", ent, err)
 			}
@@ -120,13 +115,7 @@ func TestNumberInAStatusListCredentialFromTheLevelOn(t *testing.T) {
 				}
 				return
 			}
-			const want = `credential: "/credentialSubject/x" holds the number 1e400`
-			if r.Accepted || r.Code != record.CodeMalformed || !strings.Contains(r.Reason, want) {
-				t.Fatalf("at the level: %+v, want malformed saying %s", r, want)
-			}
-			if f.digest() != before {
-				t.Fatal("a refused operation changed the state")
-			}
+			mustRefuseForANumber(t, f.harness, r, before, `credential: "/credentialSubject/x" holds the number 1e400`)
 		})
 	}
 }
@@ -159,13 +148,7 @@ func TestRootCredentialNumberFromTheLevelOn(t *testing.T) {
 				}
 				return
 			}
-			const want = `credential: "/x" holds the number 1e400`
-			if r.Accepted || r.Code != record.CodeMalformed || !strings.Contains(r.Reason, want) {
-				t.Fatalf("at the level: %+v, want malformed saying %s", r, want)
-			}
-			if h.digest() != before {
-				t.Fatal("a refused operation changed the state")
-			}
+			mustRefuseForANumber(t, h, r, before, `credential: "/x" holds the number 1e400`)
 		})
 	}
 }
@@ -194,5 +177,18 @@ func TestStoredCosignerChangeWithANumber(t *testing.T) {
 	again := h.setCosigners(2, map[string]any{"cosigners": []string{a}})
 	if r := h.apply(append([]byte(`{"x":1e400,`), bytes.TrimPrefix(again, []byte("{"))...)); r.Accepted || r.Code != record.CodeMalformed {
 		t.Fatalf("at the level: %+v, want malformed", r)
+	}
+}
+
+// mustRefuseForANumber checks r, the result of an operation applied at
+// FeatureLevelNumberRange: refused as malformed, saying want, and the state
+// as it was (before, its digest).
+func mustRefuseForANumber(t *testing.T, h *harness, r *record.Result, before, want string) {
+	t.Helper()
+	if r.Accepted || r.Code != record.CodeMalformed || !strings.Contains(r.Reason, want) {
+		t.Fatalf("at the level: %+v, want malformed saying %s", r, want)
+	}
+	if h.digest() != before {
+		t.Fatal("a refused operation changed the state")
 	}
 }

@@ -149,13 +149,7 @@ func ParseOperationDigest(raw []byte, digest [32]byte) (*ParsedOperation, error)
 	if len(trimmed) == 0 {
 		return nil, Errorf(ErrMalformed, "empty body: send a compact JWS or a JWS JSON serialization")
 	}
-	var obj *jose.JSONWebSignature
-	var err error
-	if trimmed[0] == '{' {
-		obj, err = jose.ParseSignedJSON(string(trimmed), AcceptedAlgs)
-	} else {
-		obj, err = jose.ParseSignedCompact(string(trimmed), AcceptedAlgs)
-	}
+	obj, err := parseJWS(trimmed)
 	if err != nil {
 		return nil, Errorf(ErrMalformed, "JWS: %v (algorithms EdDSA and ES256 are accepted)", err)
 	}
@@ -219,6 +213,15 @@ func ParseOperationDigest(raw []byte, digest [32]byte) (*ParsedOperation, error)
 		}
 	}
 	return p, nil
+}
+
+// parseJWS parses trimmed, a JWS without surrounding space, in its JSON
+// serialization or its compact form, as go-jose reads it.
+func parseJWS(trimmed []byte) (*jose.JSONWebSignature, error) {
+	if trimmed[0] == '{' {
+		return jose.ParseSignedJSON(string(trimmed), AcceptedAlgs)
+	}
+	return jose.ParseSignedCompact(string(trimmed), AcceptedAlgs)
 }
 
 // signedContent returns, for each signature of obj (parsed from trimmed),

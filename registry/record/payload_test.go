@@ -74,18 +74,7 @@ func TestPayloadReadsOneWay(t *testing.T) {
 		{"a control in metadata", `{"op":"registerEntity","iat":1,"id":"` + did + `","name":"C","metadata":{"legalName":"C\u0009C"}}`, `"/metadata/legalName" holds the control character U+0009`},
 		{"a control in a member name", `{"op":"registerEntity","iat":1,"id":"` + did + `","name":"C","metadata":{"identifiers":{"ct\u0001id":"x"}}}`, `holds a control character`},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseOperation(mustSignRaw(t, k, []byte(tc.payload)))
-			switch {
-			case tc.want == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case tc.want == "":
-			case !errors.Is(err, ErrMalformed):
-				t.Fatalf("err = %v, want ErrMalformed", err)
-			case !strings.Contains(err.Error(), tc.want):
-				t.Fatalf("err = %v, want it to say %s", err, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { mustParseAs(t, k, tc.payload, tc.want) })
 	}
 }
 
@@ -165,18 +154,7 @@ func TestNumbersBeyondRange(t *testing.T) {
 		{"an exponent beyond range", `{"op":"registerEntity","iat":1,"id":"` + did + `","name":"C","keys":[` + withMember(`"x5":[1,[-2e308]]`) + `]}`, `"/keys/0/x5/1/0" holds the number -2e308`},
 		{"beyond range in a typed field", `{"op":"registerEntity","iat":1e400,"id":"` + did + `","name":"C"}`, "iat"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseOperation(mustSignRaw(t, k, []byte(tc.payload)))
-			switch {
-			case tc.want == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case tc.want == "":
-			case !errors.Is(err, ErrMalformed):
-				t.Fatalf("err = %v, want ErrMalformed", err)
-			case !strings.Contains(err.Error(), tc.want):
-				t.Fatalf("err = %v, want it to say %s", err, tc.want)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { mustParseAs(t, k, tc.payload, tc.want) })
 	}
 
 	// Kept apart from the strict rules: ParseOperationDigest returns the
@@ -302,5 +280,21 @@ func TestBeyondRangeMatchesParseFloat(t *testing.T) {
 		if got, want := beyondRange(n), err != nil; got != want {
 			t.Fatalf("beyondRange(%q) = %v, ParseFloat says %v", n, got, err)
 		}
+	}
+}
+
+// mustParseAs signs payload with k and parses it: accepted when want is
+// "", else refused as malformed with a message holding want.
+func mustParseAs(t *testing.T, k *Signer, payload, want string) {
+	t.Helper()
+	_, err := ParseOperation(mustSignRaw(t, k, []byte(payload)))
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("refused: %v", err)
+	case want == "":
+	case !errors.Is(err, ErrMalformed):
+		t.Fatalf("err = %v, want ErrMalformed", err)
+	case !strings.Contains(err.Error(), want):
+		t.Fatalf("err = %v, want it to say %s", err, want)
 	}
 }

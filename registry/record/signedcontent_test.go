@@ -95,13 +95,7 @@ func FuzzSignedContent(f *testing.F) {
 		if len(trimmed) == 0 {
 			return
 		}
-		var obj *jose.JSONWebSignature
-		var err error
-		if trimmed[0] == '{' {
-			obj, err = jose.ParseSignedJSON(string(trimmed), AcceptedAlgs)
-		} else {
-			obj, err = jose.ParseSignedCompact(string(trimmed), AcceptedAlgs)
-		}
+		obj, err := parseJWS(trimmed)
 		if err != nil {
 			return
 		}
