@@ -77,12 +77,14 @@ const (
 
 	// FeatureLevelNumberRange refuses, as malformed, an operation whose
 	// payload, status-list or root credential, or JWS JSON serialization
-	// holds a JSON number beyond a float64's range (RFC 7493, I-JSON, §2.2:
-	// readers take it as an error, an infinity or a big decimal). A typed field refused such a number already; a
-	// member kept as JSON, such as a key's extra JWK member, did not, and
-	// the state kept it for every reader to take its own way. Below the
-	// level the apply accepts it as older builds do; every check before
-	// the log refuses it at every level (ParsedOperation.CheckErr).
+	// holds a JSON number beyond a float64's range (RFC 7493, I-JSON,
+	// §2.2: readers take it as an error, an infinity or a big decimal).
+	// A typed field refused such a number already; a member nothing
+	// reads, such as a key's extra JWK member, did not, and the stored
+	// operation kept it for every reader to take its own way. Below the
+	// level the apply accepts it as older builds do; every check of a
+	// build that knows the level refuses it before the log at every level
+	// (ParsedOperation.CheckErr).
 	FeatureLevelNumberRange = 9
 
 	// FeatureLevel is the highest level this build applies.
