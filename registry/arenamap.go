@@ -71,7 +71,12 @@ func (m *arenaMap[K]) get(k K) ([]byte, bool) {
 // value returns the value at place, and the bytes it takes there with its
 // length.
 func (m *arenaMap[K]) value(place uint32) ([]byte, int) {
-	c := m.chunks[place>>chunkBits]
+	return valueIn(m.chunks, place)
+}
+
+// valueIn is value in chunks.
+func valueIn(chunks [][]byte, place uint32) ([]byte, int) {
+	c := chunks[place>>chunkBits]
 	off := int(place & (arenaChunk - 1))
 	n, l := binary.Uvarint(c[off:])
 	s := off + l
@@ -142,10 +147,8 @@ func (m *arenaMap[K]) compact() {
 	old := m.chunks
 	m.chunks, m.used, m.live = nil, 0, 0
 	for k, place := range m.index {
-		c := old[place>>chunkBits]
-		off := int(place & (arenaChunk - 1))
-		n, l := binary.Uvarint(c[off:])
-		m.index[k] = m.append(c[off+l : off+l+int(n)])
+		v, _ := valueIn(old, place)
+		m.index[k] = m.append(v)
 	}
 	m.compactions++
 }

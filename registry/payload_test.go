@@ -54,14 +54,7 @@ func TestNumberBeyondRangeRefusedFromTheLevelOn(t *testing.T) {
 		t.Run(fmt.Sprintf("level=%d", level), func(t *testing.T) {
 			f := mustChain(t)
 			f.mustRaiseLevel(level)
-			signer, err := record.NewSigner(mustKey(t, record.KeyEd25519).Key(), web+"#key-1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			jwk, err := signer.PublicJWK()
-			if err != nil {
-				t.Fatal(err)
-			}
+			jwk := mustJWK(t, mustAs(t, mustKey(t, record.KeyEd25519), web+"#key-1"))
 			withN := json.RawMessage(strings.TrimSuffix(string(jwk), "}") + `,"size":` + big + `}`)
 			op := f.sign(f.qa, record.OpRegisterEntity, map[string]any{"id": web, "name": "Numbers College", "keys": []any{withN}})
 			const want = `"/keys/0/size" holds the number 4444444444444444… (310 characters)`
