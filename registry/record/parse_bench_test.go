@@ -2,6 +2,7 @@ package record
 
 import (
 	"crypto/sha256"
+	"strings"
 	"testing"
 )
 
@@ -20,5 +21,40 @@ func BenchmarkParseOperation(b *testing.B) {
 		if _, err := ParseOperationDigest(raw, d); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkParseOperationNumbers parses a registerEntity whose key holds an
+// extra member of some 250 KiB of numbers, each within a float64's range:
+// what anyone who can reach a gateway can make a node check before any
+// signature. Numbers a float64 reads only through strconv.ParseFloat's
+// exact, slow path (subnormals; numbers near the midpoint of the two
+// largest float64 values) must cost about what plain ones do.
+func BenchmarkParseOperationNumbers(b *testing.B) {
+	s := mustKey(b, KeyEd25519)
+	jwk, err := s.PublicJWK()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []string{"1.5", "1e-320", "1.797693134862315608353e308"} {
+		b.Run(n, func(b *testing.B) {
+			var list strings.Builder
+			for list.Len() < 250<<10 {
+				if list.Len() > 0 {
+					list.WriteByte(',')
+				}
+				list.WriteString(n)
+			}
+			payload := `{"op":"registerEntity","iat":1,"id":"` + s.DID + `","name":"C","keys":[` +
+				strings.TrimSuffix(string(jwk), "}") + `,"zz":[` + list.String() + `]}]}`
+			raw := mustSignRaw(b, s, []byte(payload))
+			d := sha256.Sum256(raw)
+			for b.Loop() {
+				op, err := ParseOperationDigest(raw, d)
+				if err != nil || op.CheckErr() != nil {
+					b.Fatalf("%v %v", err, op.CheckErr())
+				}
+			}
+		})
 	}
 }

@@ -275,6 +275,52 @@ func TestBeyondRangeMatchesParseFloat(t *testing.T) {
 		}
 		nums = append(nums, b.String())
 	}
+	// Numbers about the least one beyond the range (the midpoint of the
+	// two largest float64 values), where ParseFloat takes its slow path and
+	// beyondRange compares digits: a prefix of it, its last digit moved by
+	// one or kept, more digits after it, written with the point and the
+	// exponent in several places.
+	for range 20000 {
+		d := []byte(overflowDigits[:1+rng.IntN(len(overflowDigits))])
+		switch last := len(d) - 1; rng.IntN(3) {
+		case 0:
+			if d[last] > '0' {
+				d[last]--
+			}
+		case 1:
+			if d[last] < '9' {
+				d[last]++
+			}
+		}
+		for range rng.IntN(3) * rng.IntN(12) {
+			d = append(d, byte('0'+rng.IntN(10)))
+		}
+		var n string
+		switch shift := rng.IntN(len(d)); rng.IntN(3) {
+		case 0: // d.ddd e308, the point after the shift-th digit
+			n = fmt.Sprintf("%s.%se%d", d[:shift+1], d[shift+1:], 308-shift)
+		case 1: // 0.000ddd e(309 + zeros)
+			zeros := rng.IntN(5)
+			n = fmt.Sprintf("0.%s%se%d", strings.Repeat("0", zeros), d, 309+zeros)
+		default: // digits, zeros for the rest, no exponent when it fits
+			if len(d) <= 309 {
+				n = string(d) + strings.Repeat("0", 309-len(d))
+			} else {
+				n = fmt.Sprintf("%s.%s", d[:309], d[309:])
+			}
+		}
+		if strings.HasSuffix(n, ".") {
+			n += "0"
+		}
+		n = strings.Replace(n, ".e", "e", 1)
+		if rng.IntN(2) == 0 {
+			n = "-" + n
+		}
+		nums = append(nums, n)
+	}
+	nums = append(nums, overflowDigits, overflowDigits+".0", overflowDigits[:308]+"1", "0."+overflowDigits+"e309",
+		overflowDigits[:308]+"."+overflowDigits[308:]+"e1", "1.797693134862315708145274237317043567981e308",
+		"1.797693134862315807937289714053034150799341327100378269361737789804449682927647509466490179775872070963302864166928879109465555478519404026306574886715058206819089020007083836762738548458177115317644757302700698555713669596228429148198608349364752927190741684443655107043427115596995080930428801779041744977919999e308")
 	for _, n := range nums {
 		_, err := strconv.ParseFloat(n, 64)
 		if got, want := beyondRange(n), err != nil; got != want {

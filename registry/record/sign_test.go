@@ -50,7 +50,7 @@ func mustKey(t testing.TB, kind string) *Signer {
 	return s
 }
 
-func mustSignRaw(t *testing.T, s *Signer, payload []byte) []byte {
+func mustSignRaw(t testing.TB, s *Signer, payload []byte) []byte {
 	t.Helper()
 	jws, err := s.SignCompact(payload)
 	if err != nil {
