@@ -139,6 +139,10 @@ func (s *applier) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, 
 	if s.ClusterFeatureLevel() >= FeatureLevelNumberRange && op.NumberErr() != nil {
 		return nil, res, op.NumberErr()
 	}
+	// From FeatureLevelHeaderNumbers on, none in a protected header either.
+	if s.ClusterFeatureLevel() >= FeatureLevelHeaderNumbers && op.HeaderNumberErr() != nil {
+		return nil, res, op.HeaderNumberErr()
+	}
 
 	// Idempotency: the same operation, byte for byte, re-serialized, or
 	// signed again over the same header and payload, returns the result it

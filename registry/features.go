@@ -87,8 +87,20 @@ const (
 	// (ParsedOperation.CheckErr).
 	FeatureLevelNumberRange = 9
 
+	// FeatureLevelHeaderNumbers refuses, as malformed, an operation whose
+	// JWS protected header, or whose status-list or root credential's,
+	// holds a JSON number beyond a float64's range. go-jose refuses one in
+	// a header member it decodes into an any, but drops the members of a
+	// "jwk" header it does not know, so FeatureLevelNumberRange's scans of
+	// the payload, the credentials' claims and the JSON serialization's
+	// members let one through there, into the stored operation. Below the
+	// level the apply accepts it as older builds do; every check of a
+	// build that knows the level refuses it before the log at every level
+	// (ParsedOperation.CheckErr).
+	FeatureLevelHeaderNumbers = 10
+
 	// FeatureLevel is the highest level this build applies.
-	FeatureLevel = FeatureLevelNumberRange
+	FeatureLevel = FeatureLevelHeaderNumbers
 )
 
 // featureNames say what each level adds, for error messages and status.
@@ -102,6 +114,7 @@ var featureNames = map[int]string{
 	FeatureLevelCommitment:              "a verifiable map of the state and a transparency log of the applied entries",
 	FeatureLevelCosignerSet:             "checkpoint cosigners changed by governance (setCosigners)",
 	FeatureLevelNumberRange:             "no JSON number beyond a 64-bit float's range in payloads and credentials",
+	FeatureLevelHeaderNumbers:           "no JSON number beyond a 64-bit float's range in JWS protected headers",
 }
 
 // OpFeatureLevel names the result of a feature level raise.

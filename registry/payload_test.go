@@ -2,11 +2,15 @@ package registry
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trustreg/trustreg/registry/record"
 )
@@ -170,6 +174,102 @@ func TestStoredCosignerChangeWithANumber(t *testing.T) {
 	again := h.setCosigners(2, map[string]any{"cosigners": []string{a}})
 	if r := h.apply(append([]byte(`{"x":1e400,`), bytes.TrimPrefix(again, []byte("{"))...)); r.Accepted || r.Code != record.CodeMalformed {
 		t.Fatalf("at the level: %+v, want malformed", r)
+	}
+}
+
+// signWithHeader signs payload with s, an Ed25519 signer, as a compact JWS
+// whose protected header is {"alg":"EdDSA","kid":…,"typ":typ, extra}.
+func signWithHeader(t *testing.T, s *record.Signer, typ, extra string, payload []byte) string {
+	t.Helper()
+	enc := base64.RawURLEncoding
+	in := enc.EncodeToString([]byte(`{"alg":"EdDSA","kid":"`+s.KID+`","typ":"`+typ+`",`+extra+`}`)) + "." + enc.EncodeToString(payload)
+	sig, err := s.Key().Sign(rand.Reader, []byte(in), crypto.Hash(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in + "." + enc.EncodeToString(sig)
+}
+
+// headerJWK is a protected header's "jwk" member with one more member,
+// which go-jose drops from the key it decodes and the stored operation
+// keeps.
+func headerJWK(member string) string {
+	return `"jwk":{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",` + member + `}`
+}
+
+// A number beyond a float64's range in a protected header's "jwk" member
+// got past FeatureLevelNumberRange's scans (the payload, the credentials'
+// claims, the JSON serialization's members) into the stored operation: in
+// the operation's own header, a status-list credential's and a root
+// credential's. Every check before the log refuses it at any level; the
+// apply refuses it from FeatureLevelHeaderNumbers on, leaving the state as
+// it was, and below it accepts it as older builds do.
+func TestHeaderNumberRefusedFromTheLevelOn(t *testing.T) {
+	const want = `protected header: "/jwk/zz" holds the number 1e400`
+	for _, level := range []int{FeatureLevelHeaderNumbers - 1, FeatureLevelHeaderNumbers} {
+		t.Run(fmt.Sprintf("own header/level=%d", level), func(t *testing.T) {
+			f := mustChain(t)
+			f.mustRaiseLevel(level)
+			const subject = "did:web:header-numbers.example"
+			op := []byte(signWithHeader(t, f.root, "trustreg-op+jws", headerJWK(`"zz":1e400`), f.payload(record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": f.root.DID, "subject": subject, "action": record.ActionAccredit,
+				"resources": []string{nursing}, "jurisdictions": []string{"US"},
+			})))
+			if err := f.s.PreVerify(op); !errors.Is(err, record.ErrMalformed) || !strings.Contains(err.Error(), "signature 0 "+want) {
+				t.Fatalf("PreVerify: %v, want ErrMalformed saying %s", err, want)
+			}
+			if r := f.s.Check(op, f.now); r == nil || r.Accepted || r.Code != record.CodeMalformed || !strings.Contains(r.Reason, want) {
+				t.Fatalf("the leader's check: %+v, want malformed saying %s", r, want)
+			}
+			before := f.digest()
+			r := f.apply(op)
+			if level < FeatureLevelHeaderNumbers {
+				if !r.Accepted {
+					t.Fatalf("below the level: %+v, want it accepted as older builds do", r)
+				}
+				if stored, err := f.s.Operation(r.CID); err != nil || stored.JWS != string(op) {
+					t.Fatalf("the stored operation: %v; want it as signed, header and all", err)
+				}
+				return
+			}
+			mustRefuseForANumber(t, f.harness, r, before, "signature 0 "+want)
+		})
+		t.Run(fmt.Sprintf("status-list credential/level=%d", level), func(t *testing.T) {
+			f := recList(t)
+			f.mustRaiseLevel(level)
+			vc := credential(t, f.college.DID, map[string]any{"statusPurpose": "revocation"})
+			jwt := signWithHeader(t, f.college, "vc+jwt", headerJWK(`"zz":1e400`), vc)
+			f.now = f.now.Add(time.Second)
+			before := f.digest()
+			r := f.apply(f.sign(f.college, record.OpPublishStatusList, map[string]any{"list": "l1", "previous": "", "credential": jwt}))
+			if level < FeatureLevelHeaderNumbers {
+				if !r.Accepted {
+					t.Fatalf("below the level: %+v, want it published as older builds publish it", r)
+				}
+				return
+			}
+			mustRefuseForANumber(t, f.harness, r, before, "credential "+want)
+		})
+		t.Run(fmt.Sprintf("root credential/level=%d", level), func(t *testing.T) {
+			h := mustNewState(t, 1, 1)
+			h.mustAccept(h.govSign(record.OpCreateFramework, map[string]any{"id": fwID, "name": "Health"}))
+			h.mustRaiseLevel(level)
+			root, member := mustKey(t, record.KeyEd25519), h.gov[0]
+			claims, err := record.NewRootCredential(member.DID, root.DID, h.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cred := signWithHeader(t, member, "JWT", headerJWK(`"zz":1e400`), claims)
+			before := h.digest()
+			r := h.apply(h.govSign(record.OpAddRootAccreditor, map[string]any{"framework": fwID, "accreditor": root.DID, "credential": cred}))
+			if level < FeatureLevelHeaderNumbers {
+				if !r.Accepted {
+					t.Fatalf("below the level: %+v, want the root added as older builds add it", r)
+				}
+				return
+			}
+			mustRefuseForANumber(t, h, r, before, "credential "+want)
+		})
 	}
 }
 

@@ -64,6 +64,10 @@ type ParsedOperation struct {
 	// refuses from FeatureLevelNumberRange on and PreVerify always; nil
 	// when it carries none. It wraps ErrMalformed.
 	numberErr error
+	// headerNumberErr is numberErr for a JWS protected header: the
+	// operation's own, or a status-list or root credential's. The apply
+	// refuses it from FeatureLevelHeaderNumbers on.
+	headerNumberErr error
 }
 
 // SignedContent returns, for each signature, the digest of what it signed
@@ -82,14 +86,28 @@ func (p *ParsedOperation) StrictErr() error { return p.strictErr }
 // ErrMalformed.
 func (p *ParsedOperation) NumberErr() error { return p.numberErr }
 
+// HeaderNumberErr says why a JWS protected header the operation carries
+// (its signatures', or a status-list or root credential's) holds a JSON
+// number beyond a float64's range, a rule the apply enforces from
+// FeatureLevelHeaderNumbers on and PreVerify always; nil when none does,
+// or when StrictErr stopped the scan before such a header. go-jose refuses
+// such a number in a header member it decodes into an any; it drops the
+// members of a "jwk" header it does not know, which the stored operation
+// keeps. It wraps ErrMalformed.
+func (p *ParsedOperation) HeaderNumberErr() error { return p.headerNumberErr }
+
 // CheckErr is what every check before the log refuses, whatever the
-// feature level: StrictErr, else NumberErr. Refusing to propose an
-// operation changes no state; the apply decides each rule by the level.
+// feature level: StrictErr, else NumberErr, else HeaderNumberErr.
+// Refusing to propose an operation changes no state; the apply decides
+// each rule by the level.
 func (p *ParsedOperation) CheckErr() error {
 	if p.strictErr != nil {
 		return p.strictErr
 	}
-	return p.numberErr
+	if p.numberErr != nil {
+		return p.numberErr
+	}
+	return p.headerNumberErr
 }
 
 // ParseOperation decodes a compact or JSON-serialized JWS and its operation
@@ -179,7 +197,7 @@ func ParseOperationDigest(raw []byte, digest [32]byte) (*ParsedOperation, error)
 	// apply refuses it only from FeatureLevelSignedContent on (features.go).
 	p.strictErr = checkLowS(obj)
 	if p.strictErr == nil {
-		p.signed, p.strictErr = signedContent(trimmed, obj, payload)
+		p.signed, p.headerNumberErr, p.strictErr = signedContent(trimmed, obj, payload)
 	}
 	if _, ok := body.(*AccreditationCredential); p.strictErr == nil && ok {
 		p.strictErr, p.numberErr = checkCredentialJSON(payload)
@@ -194,6 +212,9 @@ func ParseOperationDigest(raw []byte, digest [32]byte) (*ParsedOperation, error)
 			p.strictErr, number = checkStatusListJSON([]byte(pub.Credential))
 		} else if jwt, err := jose.ParseSignedCompact(pub.Credential, AcceptedAlgs); err == nil {
 			p.strictErr, number = checkStatusListJSON(jwt.UnsafePayloadWithoutVerification())
+			if p.headerNumberErr == nil {
+				p.headerNumberErr = compactHeaderNumber("credential", pub.Credential)
+			}
 		}
 		if p.numberErr == nil {
 			p.numberErr = number
@@ -212,7 +233,22 @@ func ParseOperationDigest(raw []byte, digest [32]byte) (*ParsedOperation, error)
 			p.numberErr = numberBeyondRange("credential", jwt.UnsafePayloadWithoutVerification())
 		}
 	}
+	if rc, ok := body.(*RootChange); ok && p.strictErr == nil && p.headerNumberErr == nil && rc.Credential != "" {
+		p.headerNumberErr = compactHeaderNumber("credential", rc.Credential)
+	}
 	return p, nil
+}
+
+// compactHeaderNumber is the first number beyond a float64's range in the
+// protected header of compact, a compact JWS go-jose has parsed (so its
+// header decodes), as numberBeyondRange reports it.
+func compactHeaderNumber(what, compact string) error {
+	header, _, _ := strings.Cut(compact, ".")
+	b, err := base64.RawURLEncoding.DecodeString(header)
+	if err != nil {
+		return nil // go-jose read it; a header it could not read is refused there
+	}
+	return numberBeyondRange(what+" protected header", b)
 }
 
 // parseJWS parses trimmed, a JWS without surrounding space, in its JSON
@@ -234,8 +270,9 @@ func parseJWS(trimmed []byte) (*jose.JSONWebSignature, error) {
 // read here from the serialization: the three compact parts, or the JSON
 // members protected and signature (of signatures[i], or of the flattened
 // form when signatures is absent or empty, as go-jose reads it); each
-// signature read must be the one go-jose read.
-func signedContent(trimmed []byte, obj *jose.JSONWebSignature, payload []byte) ([][32]byte, error) {
+// signature read must be the one go-jose read. number is the first number
+// beyond a float64's range in a protected header (HeaderNumberErr).
+func signedContent(trimmed []byte, obj *jose.JSONWebSignature, payload []byte) (digests [][32]byte, number, err error) {
 	// Each signature's protected header and signature, as serialized.
 	var parts [][2][]byte
 	if trimmed[0] == '{' {
@@ -251,7 +288,7 @@ func signedContent(trimmed []byte, obj *jose.JSONWebSignature, payload []byte) (
 		// Case-sensitive and refusing duplicate members, as go-jose's
 		// JSON reader is.
 		if err := jsonv2.Unmarshal(trimmed, &env); err != nil {
-			return nil, Errorf(ErrMalformed, "JWS JSON serialization: %v", err)
+			return nil, nil, Errorf(ErrMalformed, "JWS JSON serialization: %v", err)
 		}
 		if len(env.Signatures) == 0 {
 			env.Signatures = []part{{Protected: env.Protected, Signature: env.Signature}}
@@ -264,13 +301,13 @@ func signedContent(trimmed []byte, obj *jose.JSONWebSignature, payload []byte) (
 		// place; nothing of it is copied.
 		first := bytes.IndexByte(trimmed, '.')
 		if first < 0 || bytes.Count(trimmed, dot) != 2 {
-			return nil, Errorf(ErrMalformed, "compact JWS must have three parts")
+			return nil, nil, Errorf(ErrMalformed, "compact JWS must have three parts")
 		}
 		last := bytes.LastIndexByte(trimmed, '.')
 		parts = [][2][]byte{{trimmed[:first], trimmed[last+1:]}}
 	}
 	if len(parts) != len(obj.Signatures) {
-		return nil, Errorf(ErrMalformed, "JWS: %d signatures read, %d parsed", len(parts), len(obj.Signatures))
+		return nil, nil, Errorf(ErrMalformed, "JWS: %d signatures read, %d parsed", len(parts), len(obj.Signatures))
 	}
 	// The digest is streamed: the payload's encoding, the same for every
 	// signature, is made once, and each header is decoded and encoded
@@ -287,7 +324,10 @@ func signedContent(trimmed []byte, obj *jose.JSONWebSignature, payload []byte) (
 		header := len(scratch)
 		scratch, err2 = enc.AppendDecode(scratch, pt[1])
 		if err := errors.Join(err1, err2); err != nil || !bytes.Equal(scratch[header:], obj.Signatures[i].Signature) {
-			return nil, Errorf(ErrMalformed, "JWS signature %d: its protected header or signature does not read as go-jose read it: %v", i, err)
+			return nil, nil, Errorf(ErrMalformed, "JWS signature %d: its protected header or signature does not read as go-jose read it: %v", i, err)
+		}
+		if number == nil {
+			number = numberBeyondRange(fmt.Sprintf("signature %d protected header", i), scratch[:header])
 		}
 		scratch = enc.AppendEncode(scratch, scratch[:header])
 		h.Reset()
@@ -296,7 +336,7 @@ func signedContent(trimmed []byte, obj *jose.JSONWebSignature, payload []byte) (
 		h.Write(body)
 		h.Sum(out[i][:0])
 	}
-	return out, nil
+	return out, number, nil
 }
 
 var dot = []byte{'.'}

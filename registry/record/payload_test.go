@@ -2,7 +2,10 @@ package record
 
 import (
 	"bytes"
+	"crypto"
+	crand "crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -342,5 +345,88 @@ func mustParseAs(t *testing.T, k *Signer, payload, want string) {
 		t.Fatalf("err = %v, want ErrMalformed", err)
 	case !strings.Contains(err.Error(), want):
 		t.Fatalf("err = %v, want it to say %s", err, want)
+	}
+}
+
+// signWithHeader signs payload with k, an Ed25519 signer, under the
+// protected header {"alg":"EdDSA","kid":…,"typ":…, extra}, and returns
+// the header and signature, base64url-encoded.
+func signWithHeader(t *testing.T, k *Signer, extra, payload string) (header, sig string) {
+	t.Helper()
+	enc := base64.RawURLEncoding
+	header = enc.EncodeToString([]byte(`{"alg":"EdDSA","kid":"` + k.KID + `","typ":"trustreg-op+jws",` + extra + `}`))
+	s, err := k.Key().Sign(crand.Reader, []byte(header+"."+enc.EncodeToString([]byte(payload))), crypto.Hash(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return header, enc.EncodeToString(s)
+}
+
+// A number beyond a float64's range in a protected header's "jwk" member
+// (go-jose drops the members of a header key it does not know, and the
+// stored operation keeps them) is HeaderNumberErr, apart from the
+// payload's NumberErr: refused by every check, not by
+// ParseStoredOperation. go-jose refuses one elsewhere in the header.
+func TestHeaderNumbersBeyondRange(t *testing.T) {
+	k, other := mustKey(t, KeyEd25519), mustKey(t, KeyEd25519)
+	enc := base64.RawURLEncoding
+	payload := `{"op":"revoke","iat":1,"accreditation":"a"}`
+	body := enc.EncodeToString([]byte(payload))
+	jwk := func(member string) string {
+		return `"jwk":{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",` + member + `}`
+	}
+	compact := func(extra string) []byte {
+		h, s := signWithHeader(t, k, extra, payload)
+		return []byte(h + "." + body + "." + s)
+	}
+	for _, tc := range []struct {
+		name string
+		raw  []byte
+		want string // "" accepted, else a part of HeaderNumberErr
+	}{
+		{"a jwk member that fits", compact(jwk(`"zz":1.7976931348623157e308`)), ""},
+		{"a jwk member beyond range", compact(jwk(`"zz":1e400`)), `signature 0 protected header: "/jwk/zz" holds the number 1e400, beyond the range of a 64-bit float`},
+		{"deep in a jwk member", compact(jwk(`"zz":{"a":[0,-1e309]}`)), `"/jwk/zz/a/1" holds the number -1e309`},
+		{"the second signature of a JSON serialization", func() []byte {
+			h0, s0 := signWithHeader(t, k, jwk(`"zz":1`), payload)
+			h1, s1 := signWithHeader(t, other, jwk(`"zz":`+strings.Repeat("9", 400)), payload)
+			return []byte(`{"payload":"` + body + `","signatures":[{"protected":"` + h0 + `","signature":"` + s0 + `"},{"protected":"` + h1 + `","signature":"` + s1 + `"}]}`)
+		}(), `signature 1 protected header: "/jwk/zz" holds the number 9999999999999999… (400 characters)`},
+		{"a flattened JSON serialization", func() []byte {
+			h, s := signWithHeader(t, k, jwk(`"zz":1e400`), payload)
+			return []byte(`{"payload":"` + body + `","protected":"` + h + `","signature":"` + s + `"}`)
+		}(), `signature 0 protected header: "/jwk/zz" holds the number 1e400`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			op, err := ParseOperationDigest(tc.raw, sha256.Sum256(tc.raw))
+			if err != nil || op.StrictErr() != nil || op.NumberErr() != nil {
+				t.Fatalf("parse: %v, strict %v, number %v", err, op.StrictErr(), op.NumberErr())
+			}
+			_, checked := ParseOperation(tc.raw)
+			_, stored := ParseStoredOperation(tc.raw)
+			if stored != nil {
+				t.Fatalf("ParseStoredOperation: %v, want it read back", stored)
+			}
+			if tc.want == "" {
+				if op.HeaderNumberErr() != nil || checked != nil {
+					t.Fatalf("header number %v, ParseOperation %v; want accepted", op.HeaderNumberErr(), checked)
+				}
+				return
+			}
+			herr := op.HeaderNumberErr()
+			if !errors.Is(herr, ErrMalformed) || !strings.Contains(herr.Error(), tc.want) || op.CheckErr() != herr || checked == nil || checked.Error() != herr.Error() {
+				t.Fatalf("header number %v, CheckErr %v, ParseOperation %v; want ErrMalformed saying %s", herr, op.CheckErr(), checked, tc.want)
+			}
+		})
+	}
+	// Elsewhere in the header go-jose refuses such a number itself.
+	if _, err := ParseOperationDigest(compact(`"x":1e400`), [32]byte{}); err == nil {
+		t.Fatal("a header member of 1e400 parsed")
+	}
+	// A credential's protected header (a root's, a status list's) is
+	// scanned as the operation's own is.
+	h, s := signWithHeader(t, k, jwk(`"zz":1e400`), `{"iss":"x"}`)
+	if err := compactHeaderNumber("credential", h+"."+enc.EncodeToString([]byte(`{"iss":"x"}`))+"."+s); err == nil || !strings.Contains(err.Error(), `credential protected header: "/jwk/zz" holds the number 1e400`) {
+		t.Fatalf("credential header: %v", err)
 	}
 }

@@ -100,7 +100,7 @@ func FuzzSignedContent(f *testing.F) {
 			return
 		}
 		p := obj.UnsafePayloadWithoutVerification()
-		got, gotErr := signedContent(trimmed, obj, p)
+		got, _, gotErr := signedContent(trimmed, obj, p)
 		want, wantErr := signedContentReference(trimmed, obj, p)
 		if (gotErr == nil) != (wantErr == nil) {
 			t.Fatalf("signedContent err %v, reference err %v, on %q", gotErr, wantErr, trimmed)
