@@ -124,15 +124,8 @@ func TestNumberInAStatusListCredentialFromTheLevelOn(t *testing.T) {
 func TestRootCredentialNumberFromTheLevelOn(t *testing.T) {
 	for _, level := range []int{FeatureLevelNumberRange - 1, FeatureLevelNumberRange} {
 		t.Run(fmt.Sprintf("level=%d", level), func(t *testing.T) {
-			h := mustNewState(t, 1, 1)
-			h.mustAccept(h.govSign(record.OpCreateFramework, map[string]any{"id": fwID, "name": "Health"}))
-			h.mustRaiseLevel(level)
-			root, member := mustKey(t, record.KeyEd25519), h.gov[0]
-			claims, err := record.NewRootCredential(member.DID, root.DID, h.now)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cred := string(mustSignVC(t, member, append([]byte(`{"x":1e400,`), claims[1:]...)))
+			h, root, claims := mustRootClaims(t, level)
+			cred := string(mustSignVC(t, h.gov[0], append([]byte(`{"x":1e400,`), claims[1:]...)))
 			before := h.digest()
 			r := h.apply(h.govSign(record.OpAddRootAccreditor, map[string]any{"framework": fwID, "accreditor": root.DID, "credential": cred}))
 			if level < FeatureLevelNumberRange {
@@ -175,6 +168,22 @@ func TestStoredCosignerChangeWithANumber(t *testing.T) {
 	if r := h.apply(append([]byte(`{"x":1e400,`), bytes.TrimPrefix(again, []byte("{"))...)); r.Accepted || r.Code != record.CodeMalformed {
 		t.Fatalf("at the level: %+v, want malformed", r)
 	}
+}
+
+// mustRootClaims makes a one-member governance with a framework at level,
+// and the claims of a root credential its member would sign for a new
+// root accreditor, which it returns.
+func mustRootClaims(t *testing.T, level int) (h *harness, root *record.Signer, claims []byte) {
+	t.Helper()
+	h = mustNewState(t, 1, 1)
+	h.mustAccept(h.govSign(record.OpCreateFramework, map[string]any{"id": fwID, "name": "Health"}))
+	h.mustRaiseLevel(level)
+	root = mustKey(t, record.KeyEd25519)
+	claims, err := record.NewRootCredential(h.gov[0].DID, root.DID, h.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, root, claims
 }
 
 // signWithHeader signs payload with s, an Ed25519 signer, as a compact JWS
@@ -251,15 +260,8 @@ func TestHeaderNumberRefusedFromTheLevelOn(t *testing.T) {
 			mustRefuseForANumber(t, f.harness, r, before, "credential "+want)
 		})
 		t.Run(fmt.Sprintf("root credential/level=%d", level), func(t *testing.T) {
-			h := mustNewState(t, 1, 1)
-			h.mustAccept(h.govSign(record.OpCreateFramework, map[string]any{"id": fwID, "name": "Health"}))
-			h.mustRaiseLevel(level)
-			root, member := mustKey(t, record.KeyEd25519), h.gov[0]
-			claims, err := record.NewRootCredential(member.DID, root.DID, h.now)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cred := signWithHeader(t, member, "JWT", headerJWK(`"zz":1e400`), claims)
+			h, root, claims := mustRootClaims(t, level)
+			cred := signWithHeader(t, h.gov[0], "JWT", headerJWK(`"zz":1e400`), claims)
 			before := h.digest()
 			r := h.apply(h.govSign(record.OpAddRootAccreditor, map[string]any{"framework": fwID, "accreditor": root.DID, "credential": cred}))
 			if level < FeatureLevelHeaderNumbers {
