@@ -139,9 +139,10 @@ func (s *applier) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, 
 	if s.ClusterFeatureLevel() >= FeatureLevelNumberRange && op.NumberErr() != nil {
 		return nil, res, op.NumberErr()
 	}
-	// From FeatureLevelHeaderNumbers on, none in a protected header either.
-	if s.ClusterFeatureLevel() >= FeatureLevelHeaderNumbers && op.HeaderNumberErr() != nil {
-		return nil, res, op.HeaderNumberErr()
+	// From FeatureLevelHeaderNumbers on, none by its true value, and none
+	// in a protected header either.
+	if s.ClusterFeatureLevel() >= FeatureLevelHeaderNumbers && op.ExactNumberErr() != nil {
+		return nil, res, op.ExactNumberErr()
 	}
 
 	// Idempotency: the same operation, byte for byte, re-serialized, or

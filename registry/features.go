@@ -87,16 +87,18 @@ const (
 	// (ParsedOperation.CheckErr).
 	FeatureLevelNumberRange = 9
 
-	// FeatureLevelHeaderNumbers refuses, as malformed, an operation whose
-	// JWS protected header, or whose status-list or root credential's,
-	// holds a JSON number beyond a float64's range. go-jose refuses one in
-	// a header member it decodes into an any, but drops the members of a
-	// "jwk" header it does not know, so FeatureLevelNumberRange's scans of
-	// the payload, the credentials' claims and the JSON serialization's
-	// members let one through there, into the stored operation. Below the
-	// level the apply accepts it as older builds do; every check of a
-	// build that knows the level refuses it before the log at every level
-	// (ParsedOperation.CheckErr).
+	// FeatureLevelHeaderNumbers refuses, as malformed, an operation that
+	// holds a JSON number beyond a float64's range in a JWS protected
+	// header (its own signatures', a top-level one beside them, or a
+	// status-list or root credential's), or one that
+	// FeatureLevelNumberRange let through because strconv.ParseFloat, which
+	// that level's first builds asked, misjudges it (an integer part of
+	// more than 800 digits, an exponent past 10,000: record.rangeErrs).
+	// go-jose refuses such a number in a header member it decodes into an
+	// any, but drops the members of a "jwk" header it does not know, and
+	// the stored operation kept them. Below the level the apply accepts it
+	// as older builds do; every check of a build that knows the level
+	// refuses it before the log at every level (ParsedOperation.CheckErr).
 	FeatureLevelHeaderNumbers = 10
 
 	// FeatureLevel is the highest level this build applies.
@@ -114,7 +116,7 @@ var featureNames = map[int]string{
 	FeatureLevelCommitment:              "a verifiable map of the state and a transparency log of the applied entries",
 	FeatureLevelCosignerSet:             "checkpoint cosigners changed by governance (setCosigners)",
 	FeatureLevelNumberRange:             "no JSON number beyond a 64-bit float's range in payloads and credentials",
-	FeatureLevelHeaderNumbers:           "no JSON number beyond a 64-bit float's range in JWS protected headers",
+	FeatureLevelHeaderNumbers:           "no JSON number beyond a 64-bit float's range in JWS protected headers, nor by its exact value",
 }
 
 // OpFeatureLevel names the result of a feature level raise.

@@ -206,16 +206,42 @@ func headerJWK(member string) string {
 	return `"jwk":{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",` + member + `}`
 }
 
-// A number beyond a float64's range in a protected header's "jwk" member
-// got past FeatureLevelNumberRange's scans (the payload, the credentials'
-// claims, the JSON serialization's members) into the stored operation: in
-// the operation's own header, a status-list credential's and a root
-// credential's. Every check before the log refuses it at any level; the
-// apply refuses it from FeatureLevelHeaderNumbers on, leaving the state as
-// it was, and below it accepts it as older builds do.
-func TestHeaderNumberRefusedFromTheLevelOn(t *testing.T) {
+// Two kinds of number beyond a float64's range got past
+// FeatureLevelNumberRange into the stored operation: one in a protected
+// header's "jwk" member (in the operation's own header, a status-list
+// credential's or a root credential's), which its scans of the payload,
+// the credentials' claims and the JSON serialization's members do not
+// see, and one strconv.ParseFloat misjudges, whose answer the level keeps
+// so that every build decides alike there. Every check before the log
+// refuses both at any level; the apply refuses them from
+// FeatureLevelHeaderNumbers on, leaving the state as it was, and below it
+// accepts them as older builds do.
+func TestExactNumberRefusedFromTheLevelOn(t *testing.T) {
 	const want = `protected header: "/jwk/zz" holds the number 1e400`
 	for _, level := range []int{FeatureLevelHeaderNumbers - 1, FeatureLevelHeaderNumbers} {
+		t.Run(fmt.Sprintf("misjudged by ParseFloat/level=%d", level), func(t *testing.T) {
+			f := mustChain(t)
+			f.mustRaiseLevel(level)
+			const web = "did:web:misjudged.example"
+			jwk := mustJWK(t, mustAs(t, mustKey(t, record.KeyEd25519), web+"#key-1"))
+			// 1.8e308, beyond range; ParseFloat reads 1.8e206.
+			n := "18" + strings.Repeat("0", 900) + "e-593"
+			withN := json.RawMessage(strings.TrimSuffix(string(jwk), "}") + `,"size":` + n + `}`)
+			op := f.sign(f.qa, record.OpRegisterEntity, map[string]any{"id": web, "name": "Misjudged College", "keys": []any{withN}})
+			const said = `"/keys/0/size" holds the number 1800000000000000… (907 characters)`
+			if err := f.s.PreVerify(op); !errors.Is(err, record.ErrMalformed) || !strings.Contains(err.Error(), said) {
+				t.Fatalf("PreVerify: %v, want ErrMalformed saying %s", err, said)
+			}
+			before := f.digest()
+			r := f.apply(op)
+			if level < FeatureLevelHeaderNumbers {
+				if !r.Accepted {
+					t.Fatalf("below the level: %+v, want it accepted as the level's first builds accept it", r)
+				}
+				return
+			}
+			mustRefuseForANumber(t, f.harness, r, before, said)
+		})
 		t.Run(fmt.Sprintf("own header/level=%d", level), func(t *testing.T) {
 			f := mustChain(t)
 			f.mustRaiseLevel(level)

@@ -64,10 +64,10 @@ func FuzzParseOperation(f *testing.F) {
 		// beyond a float64's range, and has one encoding of each signature.
 		check := checkPayload
 		if _, ok := op.Body.(*AccreditationCredential); ok {
-			check = func(payload []byte, _ any) (error, error) { return checkCredentialJSON(payload) }
+			check = func(payload []byte, _ any) (error, rangeErrs) { return checkCredentialJSON(payload) }
 		}
 		strict, number := check(op.Payload, op.Body)
-		if !utf8.Valid(op.Payload) || strict != nil || number != nil || checkLowS(op.JWS) != nil {
+		if !utf8.Valid(op.Payload) || strict != nil || number != (rangeErrs{}) || checkLowS(op.JWS) != nil {
 			t.Fatalf("accepted an ambiguous operation: %q", op.Payload)
 		}
 	})
@@ -139,9 +139,14 @@ func FuzzCheckJSON(f *testing.F) {
 		if !utf8.Valid(data) || !jsontext.Value(data).IsValid() {
 			t.Fatalf("checkJSON accepted %q", data)
 		}
+		// An unmarshal asks strconv.ParseFloat, as FeatureLevelNumberRange's
+		// rule does (rangeErrs).
 		var v any
-		if err := json.Unmarshal(data, &v); (err == nil) != (number == nil) {
-			t.Fatalf("scanJSON's number check says %v on %q, an unmarshal into any %v", number, data, err)
+		if err := json.Unmarshal(data, &v); (err == nil) != (number.level9 == nil) {
+			t.Fatalf("scanJSON's number check says %v on %q, an unmarshal into any %v", number.level9, data, err)
+		}
+		if number.level9 != nil && number.exact == nil {
+			t.Fatalf("a number beyond range by ParseFloat but not by its value: %v", number.level9)
 		}
 	})
 }

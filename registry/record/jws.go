@@ -2,6 +2,7 @@ package record
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -64,10 +65,11 @@ type ParsedOperation struct {
 	// refuses from FeatureLevelNumberRange on and PreVerify always; nil
 	// when it carries none. It wraps ErrMalformed.
 	numberErr error
-	// headerNumberErr is numberErr for a JWS protected header: the
-	// operation's own, or a status-list or root credential's. The apply
-	// refuses it from FeatureLevelHeaderNumbers on.
-	headerNumberErr error
+	// exactNumberErr is numberErr by a number's true value (rangeErrs),
+	// and for a JWS protected header too: the operation's own, or a
+	// status-list or root credential's. The apply refuses it from
+	// FeatureLevelHeaderNumbers on.
+	exactNumberErr error
 }
 
 // SignedContent returns, for each signature, the digest of what it signed
@@ -86,18 +88,21 @@ func (p *ParsedOperation) StrictErr() error { return p.strictErr }
 // ErrMalformed.
 func (p *ParsedOperation) NumberErr() error { return p.numberErr }
 
-// HeaderNumberErr says why a JWS protected header the operation carries
-// (its signatures', or a status-list or root credential's) holds a JSON
-// number beyond a float64's range, a rule the apply enforces from
+// ExactNumberErr says why the operation carries a JSON number beyond a
+// float64's range by the number's true value, where NumberErr looks and
+// in a JWS protected header the operation carries (its signatures', or a
+// status-list or root credential's), a rule the apply enforces from
 // FeatureLevelHeaderNumbers on and PreVerify always; nil when none does,
-// or when StrictErr stopped the scan before such a header. go-jose refuses
-// such a number in a header member it decodes into an any; it drops the
-// members of a "jwk" header it does not know, which the stored operation
-// keeps. It wraps ErrMalformed.
-func (p *ParsedOperation) HeaderNumberErr() error { return p.headerNumberErr }
+// or when StrictErr stopped the scan before such a number. It differs
+// from NumberErr for a header's number (go-jose refuses such a number in
+// a header member it decodes into an any, but drops the members of a
+// "jwk" header it does not know, which the stored operation keeps) and
+// for the few numbers strconv.ParseFloat misjudges (rangeErrs). It wraps
+// ErrMalformed.
+func (p *ParsedOperation) ExactNumberErr() error { return p.exactNumberErr }
 
 // CheckErr is what every check before the log refuses, whatever the
-// feature level: StrictErr, else NumberErr, else HeaderNumberErr.
+// feature level: StrictErr, else NumberErr, else ExactNumberErr.
 // Refusing to propose an operation changes no state; the apply decides
 // each rule by the level.
 func (p *ParsedOperation) CheckErr() error {
@@ -107,7 +112,7 @@ func (p *ParsedOperation) CheckErr() error {
 	if p.numberErr != nil {
 		return p.numberErr
 	}
-	return p.headerNumberErr
+	return p.exactNumberErr
 }
 
 // ParseOperation decodes a compact or JSON-serialized JWS and its operation
@@ -196,57 +201,56 @@ func ParseOperationDigest(raw []byte, digest [32]byte) (*ParsedOperation, error)
 	// What older builds accept and this one refuses is kept apart: the
 	// apply refuses it only from FeatureLevelSignedContent on (features.go).
 	p.strictErr = checkLowS(obj)
+	// numbers: where FeatureLevelNumberRange looks; headers: the JWS
+	// protected headers, where only FeatureLevelHeaderNumbers does.
+	var numbers, headers rangeErrs
 	if p.strictErr == nil {
-		p.signed, p.headerNumberErr, p.strictErr = signedContent(trimmed, obj, payload)
+		p.signed, headers, p.strictErr = signedContent(trimmed, obj, payload)
 	}
 	if _, ok := body.(*AccreditationCredential); p.strictErr == nil && ok {
-		p.strictErr, p.numberErr = checkCredentialJSON(payload)
+		p.strictErr, numbers = checkCredentialJSON(payload)
 	} else if p.strictErr == nil {
-		p.strictErr, p.numberErr = checkPayload(payload, body)
+		p.strictErr, numbers = checkPayload(payload, body)
 	}
 	if pub, ok := body.(*PublishStatusList); p.strictErr == nil && ok {
 		// The credential is the issuer's outside JSON too; a credential
 		// that is no JWS is the apply's to refuse.
-		var number error
+		var number rangeErrs
 		if IsDataIntegrity(pub.Credential) {
 			p.strictErr, number = checkStatusListJSON([]byte(pub.Credential))
 		} else if jwt, err := jose.ParseSignedCompact(pub.Credential, AcceptedAlgs); err == nil {
 			p.strictErr, number = checkStatusListJSON(jwt.UnsafePayloadWithoutVerification())
-			if p.headerNumberErr == nil {
-				p.headerNumberErr = compactHeaderNumber("credential", pub.Credential)
-			}
+			headers = headers.or(compactHeaderNumber("credential", pub.Credential))
 		}
-		if p.numberErr == nil {
-			p.numberErr = number
-		}
+		numbers = numbers.or(number)
 	}
 	// JSON stored as received that no schema walks: the JSON
 	// serialization's envelope (go-jose and signedContent skip members
 	// they do not know) and a root's credential claims (ParseRootCredential
 	// reads four of them). Only their numbers are checked: the strict rules
 	// never covered them, and adding those would be another level's change.
-	if p.numberErr == nil && trimmed[0] == '{' {
-		p.numberErr = numberBeyondRange("JWS JSON serialization", trimmed)
+	if trimmed[0] == '{' && (numbers.level9 == nil || numbers.exact == nil) {
+		numbers = numbers.or(numberBeyondRange("JWS JSON serialization", trimmed))
 	}
-	if rc, ok := body.(*RootChange); ok && p.numberErr == nil && rc.Credential != "" {
+	if rc, ok := body.(*RootChange); ok && rc.Credential != "" {
 		if jwt, err := jose.ParseSignedCompact(rc.Credential, AcceptedAlgs); err == nil {
-			p.numberErr = numberBeyondRange("credential", jwt.UnsafePayloadWithoutVerification())
+			numbers = numbers.or(numberBeyondRange("credential", jwt.UnsafePayloadWithoutVerification()))
+			headers = headers.or(compactHeaderNumber("credential", rc.Credential))
 		}
 	}
-	if rc, ok := body.(*RootChange); ok && p.strictErr == nil && p.headerNumberErr == nil && rc.Credential != "" {
-		p.headerNumberErr = compactHeaderNumber("credential", rc.Credential)
-	}
+	p.numberErr = numbers.level9
+	p.exactNumberErr = cmp.Or(numbers.exact, headers.exact)
 	return p, nil
 }
 
-// compactHeaderNumber is the first number beyond a float64's range in the
+// compactHeaderNumber is the first numbers beyond a float64's range in the
 // protected header of compact, a compact JWS go-jose has parsed (so its
-// header decodes), as numberBeyondRange reports it.
-func compactHeaderNumber(what, compact string) error {
+// header decodes), as numberBeyondRange reports them.
+func compactHeaderNumber(what, compact string) rangeErrs {
 	header, _, _ := strings.Cut(compact, ".")
 	b, err := base64.RawURLEncoding.DecodeString(header)
 	if err != nil {
-		return nil // go-jose read it; a header it could not read is refused there
+		return rangeErrs{} // go-jose read it; a header it could not read is refused there
 	}
 	return numberBeyondRange(what+" protected header", b)
 }
@@ -270,9 +274,9 @@ func parseJWS(trimmed []byte) (*jose.JSONWebSignature, error) {
 // read here from the serialization: the three compact parts, or the JSON
 // members protected and signature (of signatures[i], or of the flattened
 // form when signatures is absent or empty, as go-jose reads it); each
-// signature read must be the one go-jose read. number is the first number
-// beyond a float64's range in a protected header (HeaderNumberErr).
-func signedContent(trimmed []byte, obj *jose.JSONWebSignature, payload []byte) (digests [][32]byte, number, err error) {
+// signature read must be the one go-jose read. number is the first numbers
+// beyond a float64's range in the protected headers (ExactNumberErr).
+func signedContent(trimmed []byte, obj *jose.JSONWebSignature, payload []byte) (digests [][32]byte, number rangeErrs, err error) {
 	// Each signature's protected header and signature, as serialized.
 	var parts [][2][]byte
 	if trimmed[0] == '{' {
@@ -288,10 +292,15 @@ func signedContent(trimmed []byte, obj *jose.JSONWebSignature, payload []byte) (
 		// Case-sensitive and refusing duplicate members, as go-jose's
 		// JSON reader is.
 		if err := jsonv2.Unmarshal(trimmed, &env); err != nil {
-			return nil, nil, Errorf(ErrMalformed, "JWS JSON serialization: %v", err)
+			return nil, rangeErrs{}, Errorf(ErrMalformed, "JWS JSON serialization: %v", err)
 		}
 		if len(env.Signatures) == 0 {
 			env.Signatures = []part{{Protected: env.Protected, Signature: env.Signature}}
+		} else if h, err := base64.RawURLEncoding.DecodeString(env.Protected); err == nil {
+			// A top-level protected header beside signatures, which
+			// go-jose and this digest skip, is still a protected header
+			// the stored operation carries.
+			number = numberBeyondRange("JWS JSON serialization's top-level protected header", h)
 		}
 		for _, pt := range env.Signatures {
 			parts = append(parts, [2][]byte{[]byte(pt.Protected), []byte(pt.Signature)})
@@ -301,13 +310,13 @@ func signedContent(trimmed []byte, obj *jose.JSONWebSignature, payload []byte) (
 		// place; nothing of it is copied.
 		first := bytes.IndexByte(trimmed, '.')
 		if first < 0 || bytes.Count(trimmed, dot) != 2 {
-			return nil, nil, Errorf(ErrMalformed, "compact JWS must have three parts")
+			return nil, rangeErrs{}, Errorf(ErrMalformed, "compact JWS must have three parts")
 		}
 		last := bytes.LastIndexByte(trimmed, '.')
 		parts = [][2][]byte{{trimmed[:first], trimmed[last+1:]}}
 	}
 	if len(parts) != len(obj.Signatures) {
-		return nil, nil, Errorf(ErrMalformed, "JWS: %d signatures read, %d parsed", len(parts), len(obj.Signatures))
+		return nil, rangeErrs{}, Errorf(ErrMalformed, "JWS: %d signatures read, %d parsed", len(parts), len(obj.Signatures))
 	}
 	// The digest is streamed: the payload's encoding, the same for every
 	// signature, is made once, and each header is decoded and encoded
@@ -324,9 +333,9 @@ func signedContent(trimmed []byte, obj *jose.JSONWebSignature, payload []byte) (
 		header := len(scratch)
 		scratch, err2 = enc.AppendDecode(scratch, pt[1])
 		if err := errors.Join(err1, err2); err != nil || !bytes.Equal(scratch[header:], obj.Signatures[i].Signature) {
-			return nil, nil, Errorf(ErrMalformed, "JWS signature %d: its protected header or signature does not read as go-jose read it: %v", i, err)
+			return nil, rangeErrs{}, Errorf(ErrMalformed, "JWS signature %d: its protected header or signature does not read as go-jose read it: %v", i, err)
 		}
-		if number == nil {
+		if number.exact == nil {
 			number = numberBeyondRange(fmt.Sprintf("signature %d protected header", i), scratch[:header])
 		}
 		scratch = enc.AppendEncode(scratch, scratch[:header])

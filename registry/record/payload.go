@@ -42,14 +42,14 @@ func checkJSON(what string, data []byte, t reflect.Type) error {
 	return strict
 }
 
-// scanJSON is checkJSON that also reports, apart, the first number in data
-// beyond a float64's range (RFC 7493, I-JSON, §2.2: readers take such a
-// number as an error, an infinity or a big decimal, so it too reads more
-// than one way). The two are kept apart because the apply refuses them
-// from different feature levels: strict from FeatureLevelSignedContent,
-// number from FeatureLevelNumberRange. number is nil when strict stopped
-// the scan before a number beyond range. Both wrap ErrMalformed.
-func scanJSON(what string, data []byte, t reflect.Type) (strict, number error) {
+// scanJSON is checkJSON that also reports, apart, the first numbers in
+// data beyond a float64's range (RFC 7493, I-JSON, §2.2: readers take such
+// a number as an error, an infinity or a big decimal, so it too reads more
+// than one way). They are kept apart because the apply refuses them from
+// other feature levels than strict (FeatureLevelSignedContent): see
+// rangeErrs. They are none when strict stopped the scan before a number
+// beyond range. All wrap ErrMalformed.
+func scanJSON(what string, data []byte, t reflect.Type) (strict error, number rangeErrs) {
 	// From a bytes.Buffer the decoder reads data in place, not a copy.
 	dec := jsontext.NewDecoder(bytes.NewBuffer(data), jsontext.AllowDuplicateNames(true))
 	w := jsonWalker{what: what, dec: dec}
@@ -65,16 +65,51 @@ func scanJSON(what string, data []byte, t reflect.Type) (strict, number error) {
 type jsonWalker struct {
 	what   string
 	dec    *jsontext.Decoder
-	path   []string // member names and array indexes down to the value read
-	number error    // the first number beyond a float64's range
+	path   []string  // member names and array indexes down to the value read
+	number rangeErrs // the first numbers beyond a float64's range
 }
 
 // checkNumber notes num, a JSON number's text, when it lies beyond a
 // float64's range.
 func (w *jsonWalker) checkNumber(num string) {
-	if w.number == nil && beyondRange(num) {
-		w.number = numberError(w.what, w.at(), num)
+	if w.number.exact == nil || w.number.level9 == nil {
+		w.number.note(w.what, w.at, num)
 	}
+}
+
+// rangeErrs are the first numbers beyond a float64's range that a scan
+// found, each by the rule of a feature level: level9 by
+// FeatureLevelNumberRange's, which for a few numbers of more than 800
+// digits or an exponent of 10,000 or more is strconv.ParseFloat's
+// inexact answer (beyondRange), exact by FeatureLevelHeaderNumbers's,
+// the number's true value (beyondRangeExact). A number beyond range by
+// the first rule is by the second, so exact is set whenever level9 is.
+type rangeErrs struct{ level9, exact error }
+
+// note notes num, found at the JSON Pointer at() of the document what,
+// for each rule it lies beyond range by and that has found none before.
+func (r *rangeErrs) note(what string, at func() string, num string) {
+	level9, exact := beyondRange(num), beyondRangeExact(num)
+	if r.level9 == nil && level9 || r.exact == nil && exact {
+		err := numberError(what, at(), num)
+		if r.level9 == nil && level9 {
+			r.level9 = err
+		}
+		if r.exact == nil && exact {
+			r.exact = err
+		}
+	}
+}
+
+// or returns r with each error it lacks taken from o.
+func (r rangeErrs) or(o rangeErrs) rangeErrs {
+	if r.level9 == nil {
+		r.level9 = o.level9
+	}
+	if r.exact == nil {
+		r.exact = o.exact
+	}
+	return r
 }
 
 // beyondRange reports whether num, a JSON number's text, lies beyond a
@@ -89,6 +124,12 @@ func (w *jsonWalker) checkNumber(num string) {
 // path took some 15 µs for a subnormal such as 1e-320 and some 30 µs for a
 // number near the midpoint of the two largest float64 values, so 250 KiB
 // of either in an operation cost a fifth to half a second to check.
+//
+// This is FeatureLevelNumberRange's rule, which its first builds decided by
+// asking ParseFloat between 1e308 and 1e309; ParseFloat is asked still
+// where its answer is not the number's true value (parseFloatInexact), so
+// that every build decides alike at that level. beyondRangeExact is the
+// true value's answer.
 func beyondRange(num string) bool {
 	e, ok := leadingExponent(num)
 	switch {
@@ -97,7 +138,41 @@ func beyondRange(num string) bool {
 	case e > 308:
 		return true
 	}
+	if parseFloatInexact(num) {
+		_, err := strconv.ParseFloat(num, 64)
+		return err != nil
+	}
 	return !digitsBelow(significantDigits(num), overflowDigits)
+}
+
+// beyondRangeExact reports whether num, a JSON number's text, is beyond a
+// float64's range by its true value: whether it rounds to an infinity.
+func beyondRangeExact(num string) bool {
+	e, ok := leadingExponent(num)
+	switch {
+	case !ok || e < 308:
+		return false
+	case e > 308:
+		return true
+	}
+	return !digitsBelow(significantDigits(num), overflowDigits)
+}
+
+// parseFloatInexact reports whether strconv.ParseFloat may misjudge num's
+// magnitude (Go 1.26): its exact path keeps the decimal point's place
+// after at most 800 digits of an integer part, and stops reading an
+// exponent once it passes 10,000. The numbers it reports are at least
+// 800 bytes long or have an exponent of five digits or more, so asking
+// ParseFloat about them costs little per byte of an operation.
+func parseFloatInexact(num string) bool {
+	num = strings.TrimPrefix(num, "-")
+	mant, exp, _ := strings.Cut(strings.ToLower(num), "e")
+	intPart, _, _ := strings.Cut(mant, ".")
+	if len(intPart) > 800 {
+		return true
+	}
+	exp = strings.TrimLeft(strings.TrimLeft(exp, "+-"), "0")
+	return len(exp) >= 5
 }
 
 // overflowDigits are the decimal digits of 2^1024 − 2^970, the midpoint of
@@ -176,22 +251,24 @@ func numberError(what, at, num string) error {
 	return Errorf(ErrMalformed, "%s: %s holds the number %s, beyond the range of a 64-bit float (RFC 7493 §2.2): send a smaller number, or the value as a string", what, at, shown)
 }
 
-// numberBeyondRange is the first number in data beyond a float64's range,
+// numberBeyondRange is the first numbers in data beyond a float64's range,
 // whatever else data holds, for JSON that is stored as received but that
 // no schema walks (a JWS JSON serialization's envelope, a root's
-// credential claims); nil when there is none, or where data stops being
-// JSON (what decodes data refuses that).
-func numberBeyondRange(what string, data []byte) error {
+// credential claims, a protected header); none where there is none, or
+// where data stops being JSON (what decodes data refuses that).
+func numberBeyondRange(what string, data []byte) rangeErrs {
 	dec := jsontext.NewDecoder(bytes.NewBuffer(data), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
-	for {
+	var r rangeErrs
+	for r.exact == nil || r.level9 == nil {
 		tok, err := dec.ReadToken()
 		if err != nil {
-			return nil
+			break
 		}
-		if tok.Kind() == '0' && beyondRange(tok.String()) {
-			return numberError(what, pointer(string(dec.StackPointer())), tok.String())
+		if tok.Kind() == '0' {
+			r.note(what, func() string { return pointer(string(dec.StackPointer())) }, tok.String())
 		}
 	}
+	return r
 }
 
 // at is the JSON Pointer of the value being read, quoted, for messages.
@@ -368,14 +445,14 @@ func addFields(f *structFields, t reflect.Type) {
 
 // checkPayload is scanJSON for an operation payload that decoded into
 // body.
-func checkPayload(payload []byte, body any) (strict, number error) {
+func checkPayload(payload []byte, body any) (strict error, number rangeErrs) {
 	return scanJSON("payload", payload, reflect.TypeOf(body))
 }
 
 // checkStatusListJSON is scanJSON for a status-list credential's payload,
 // with the two members whose form varies (issuer: a string or an object
 // with an id) held to their object form's schema.
-func checkStatusListJSON(payload []byte) (strict, number error) {
+func checkStatusListJSON(payload []byte) (strict error, number rangeErrs) {
 	const what = "credential"
 	if strict, number = scanJSON(what, payload, reflect.TypeFor[statusListVC]()); strict != nil {
 		return strict, number

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math/big"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -126,7 +127,7 @@ func BenchmarkCheckPayload(b *testing.B) {
 	body := &Accredit{}
 	b.ReportAllocs()
 	for range b.N {
-		if strict, number := checkPayload(p, body); strict != nil || number != nil {
+		if strict, number := checkPayload(p, body); strict != nil || number != (rangeErrs{}) {
 			b.Fatal(strict, number)
 		}
 	}
@@ -364,7 +365,7 @@ func signWithHeader(t *testing.T, k *Signer, extra, payload string) (header, sig
 
 // A number beyond a float64's range in a protected header's "jwk" member
 // (go-jose drops the members of a header key it does not know, and the
-// stored operation keeps them) is HeaderNumberErr, apart from the
+// stored operation keeps them) is ExactNumberErr, apart from the
 // payload's NumberErr: refused by every check, not by
 // ParseStoredOperation. go-jose refuses one elsewhere in the header.
 func TestHeaderNumbersBeyondRange(t *testing.T) {
@@ -382,7 +383,7 @@ func TestHeaderNumbersBeyondRange(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		raw  []byte
-		want string // "" accepted, else a part of HeaderNumberErr
+		want string // "" accepted, else a part of ExactNumberErr
 	}{
 		{"a jwk member that fits", compact(jwk(`"zz":1.7976931348623157e308`)), ""},
 		{"a jwk member beyond range", compact(jwk(`"zz":1e400`)), `signature 0 protected header: "/jwk/zz" holds the number 1e400, beyond the range of a 64-bit float`},
@@ -392,6 +393,11 @@ func TestHeaderNumbersBeyondRange(t *testing.T) {
 			h1, s1 := signWithHeader(t, other, jwk(`"zz":`+strings.Repeat("9", 400)), payload)
 			return []byte(`{"payload":"` + body + `","signatures":[{"protected":"` + h0 + `","signature":"` + s0 + `"},{"protected":"` + h1 + `","signature":"` + s1 + `"}]}`)
 		}(), `signature 1 protected header: "/jwk/zz" holds the number 9999999999999999… (400 characters)`},
+		{"a top-level protected header beside signatures", func() []byte {
+			h0, s0 := signWithHeader(t, k, jwk(`"zz":1`), payload)
+			top, topSig := signWithHeader(t, other, jwk(`"zz":1e400`), payload)
+			return []byte(`{"payload":"` + body + `","protected":"` + top + `","signature":"` + topSig + `","signatures":[{"protected":"` + h0 + `","signature":"` + s0 + `"}]}`)
+		}(), `JWS JSON serialization's top-level protected header: "/jwk/zz" holds the number 1e400`},
 		{"a flattened JSON serialization", func() []byte {
 			h, s := signWithHeader(t, k, jwk(`"zz":1e400`), payload)
 			return []byte(`{"payload":"` + body + `","protected":"` + h + `","signature":"` + s + `"}`)
@@ -408,12 +414,12 @@ func TestHeaderNumbersBeyondRange(t *testing.T) {
 				t.Fatalf("ParseStoredOperation: %v, want it read back", stored)
 			}
 			if tc.want == "" {
-				if op.HeaderNumberErr() != nil || checked != nil {
-					t.Fatalf("header number %v, ParseOperation %v; want accepted", op.HeaderNumberErr(), checked)
+				if op.ExactNumberErr() != nil || checked != nil {
+					t.Fatalf("header number %v, ParseOperation %v; want accepted", op.ExactNumberErr(), checked)
 				}
 				return
 			}
-			herr := op.HeaderNumberErr()
+			herr := op.ExactNumberErr()
 			if !errors.Is(herr, ErrMalformed) || !strings.Contains(herr.Error(), tc.want) || op.CheckErr() != herr || checked == nil || checked.Error() != herr.Error() {
 				t.Fatalf("header number %v, CheckErr %v, ParseOperation %v; want ErrMalformed saying %s", herr, op.CheckErr(), checked, tc.want)
 			}
@@ -426,7 +432,141 @@ func TestHeaderNumbersBeyondRange(t *testing.T) {
 	// A credential's protected header (a root's, a status list's) is
 	// scanned as the operation's own is.
 	h, s := signWithHeader(t, k, jwk(`"zz":1e400`), `{"iss":"x"}`)
-	if err := compactHeaderNumber("credential", h+"."+enc.EncodeToString([]byte(`{"iss":"x"}`))+"."+s); err == nil || !strings.Contains(err.Error(), `credential protected header: "/jwk/zz" holds the number 1e400`) {
+	if err := compactHeaderNumber("credential", h+"."+enc.EncodeToString([]byte(`{"iss":"x"}`))+"."+s).exact; err == nil || !strings.Contains(err.Error(), `credential protected header: "/jwk/zz" holds the number 1e400`) {
 		t.Fatalf("credential header: %v", err)
+	}
+}
+
+// beyondRangeAsBuilt is FeatureLevelNumberRange's rule as the level's
+// first builds decided it (2bd033b): the exponent of the first
+// significant digit, and strconv.ParseFloat between 1e308 and 1e309.
+func beyondRangeAsBuilt(num string) bool {
+	e, ok := leadingExponent(num)
+	switch {
+	case !ok || e < 308:
+		return false
+	case e > 308:
+		return true
+	}
+	_, err := strconv.ParseFloat(num, 64)
+	return err != nil
+}
+
+// beyondRangeByValue is whether num's value is at least the least number
+// that rounds to infinity, by exact rational arithmetic.
+func beyondRangeByValue(t *testing.T, num string) bool {
+	x, ok := new(big.Rat).SetString(num)
+	if !ok {
+		t.Fatalf("big.Rat cannot read %q", num)
+	}
+	limit := new(big.Rat).SetInt(new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 1024), new(big.Int).Lsh(big.NewInt(1), 970)))
+	return x.Abs(x).Cmp(limit) >= 0
+}
+
+// strconv.ParseFloat misjudges some numbers' magnitude: it keeps the
+// decimal point's place after at most 800 digits of an integer part, and
+// stops reading an exponent past 10,000 ("18" and 900 zeros, "e-593", is
+// 1.8e308, which it reads as 1.8e206). FeatureLevelNumberRange's rule
+// (beyondRange) keeps the answers of the level's first builds for them,
+// so every build decides alike at that level; FeatureLevelHeaderNumbers's
+// (beyondRangeExact) is the numbers' true value.
+func TestBeyondRangeWhereParseFloatMisjudges(t *testing.T) {
+	misjudged := "18" + strings.Repeat("0", 900) + "e-593"
+	if _, err := strconv.ParseFloat(misjudged, 64); err != nil {
+		t.Skipf("ParseFloat now reads %s… right (%v): the two rules agree", misjudged[:8], err)
+	}
+	if beyondRange(misjudged) || !beyondRangeExact(misjudged) {
+		t.Fatalf("%s…: level 9 %v, exact %v; want false, true", misjudged[:8], beyondRange(misjudged), beyondRangeExact(misjudged))
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	nums := []string{misjudged, "1" + strings.Repeat("0", 900) + "e-592", "17976931348623158" + strings.Repeat("0", 900) + "e-607",
+		"0." + strings.Repeat("0", 10000) + "18e10309", "0." + strings.Repeat("0", 10000) + "1e10309", "1e-00000000000308", overflowDigits + strings.Repeat("0", 500) + "e-500"}
+	for range 3000 {
+		// About the midpoint of the two largest float64 values: its digits,
+		// the last moved or not, then zeros or digits; an integer part of
+		// 790 to 1,100 digits with an exponent that brings it back, or
+		// thousands of zeros after the point with an exponent of five
+		// digits.
+		d := []byte(overflowDigits[:1+rng.IntN(len(overflowDigits))])
+		if last := len(d) - 1; rng.IntN(2) == 0 && d[last] < '9' {
+			d[last]++
+		} else if d[last] > '0' && rng.IntN(2) == 0 {
+			d[last]--
+		}
+		var n string
+		if rng.IntN(2) == 0 {
+			intLen := 790 + rng.IntN(310)
+			for len(d) < intLen {
+				d = append(d, byte('0'+rng.IntN(2)*rng.IntN(10)))
+			}
+			n = fmt.Sprintf("%se-%d", d[:intLen], intLen-309+rng.IntN(3)-1)
+		} else {
+			zeros := 9990 + rng.IntN(30)
+			n = fmt.Sprintf("0.%s%se%d", strings.Repeat("0", zeros), d, 309+zeros+rng.IntN(3)-1)
+		}
+		nums = append(nums, n)
+	}
+	for _, n := range nums {
+		if got, want := beyondRange(n), beyondRangeAsBuilt(n); got != want {
+			t.Fatalf("beyondRange(%.20s…) = %v, the level's first builds %v", n, got, want)
+		}
+		if got, want := beyondRangeExact(n), beyondRangeByValue(t, n); got != want {
+			t.Fatalf("beyondRangeExact(%.20s…) = %v, its value says %v", n, got, want)
+		}
+	}
+
+	// In an operation: NumberErr keeps the level's first answer,
+	// ExactNumberErr refuses it, and so does every check.
+	k := mustKey(t, KeyEd25519)
+	jwk, err := k.PublicJWK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := mustSignRaw(t, k, []byte(`{"op":"registerEntity","iat":1,"id":"`+k.DID+`","name":"C","keys":[`+strings.TrimSuffix(string(jwk), "}")+`,"size":`+misjudged+`}]}`))
+	op, err := ParseOperationDigest(raw, sha256.Sum256(raw))
+	if err != nil || op.StrictErr() != nil || op.NumberErr() != nil || !errors.Is(op.ExactNumberErr(), ErrMalformed) || op.CheckErr() != op.ExactNumberErr() {
+		t.Fatalf("parse %v, strict %v, number %v, exact %v", err, op.StrictErr(), op.NumberErr(), op.ExactNumberErr())
+	}
+	if !strings.Contains(op.ExactNumberErr().Error(), `"/keys/0/size" holds the number 1800000000000000… (907 characters)`) {
+		t.Fatalf("exact: %v", op.ExactNumberErr())
+	}
+}
+
+// GeneralJWS.From reads a JSON serialization as go-jose, and so the
+// registry, reads it: the flattened form's members count only without
+// signatures; beside them they are no signature of it.
+func TestGeneralJWSFromReadsAsGoJose(t *testing.T) {
+	k, other := mustKey(t, KeyEd25519), mustKey(t, KeyEd25519)
+	payload := `{"op":"revoke","iat":1,"accreditation":"a"}`
+	body := base64.RawURLEncoding.EncodeToString([]byte(payload))
+	h0, s0 := signWithHeader(t, k, `"x":1`, payload)
+	top, topSig := signWithHeader(t, other, `"x":2`, payload)
+	for _, tc := range []struct {
+		name string
+		raw  string
+		want []JWSSignature
+	}{
+		{"flattened", `{"payload":"` + body + `","protected":"` + top + `","signature":"` + topSig + `"}`, []JWSSignature{{Protected: top, Signature: topSig}}},
+		{"general", `{"payload":"` + body + `","signatures":[{"protected":"` + h0 + `","signature":"` + s0 + `"}]}`, []JWSSignature{{Protected: h0, Signature: s0}}},
+		{"both", `{"payload":"` + body + `","protected":"` + top + `","signature":"` + topSig + `","signatures":[{"protected":"` + h0 + `","signature":"` + s0 + `"}]}`, []JWSSignature{{Protected: h0, Signature: s0}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var g GeneralJWS
+			if err := g.From([]byte(tc.raw)); err != nil {
+				t.Fatal(err)
+			}
+			obj, err := parseJWS([]byte(tc.raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.Payload != body || len(g.Signatures) != len(tc.want) || len(obj.Signatures) != len(tc.want) {
+				t.Fatalf("read %+v, go-jose %d signatures; want %+v", g, len(obj.Signatures), tc.want)
+			}
+			for i, w := range tc.want {
+				if g.Signatures[i].Protected != w.Protected || g.Signatures[i].Signature != w.Signature {
+					t.Fatalf("signature %d: %+v, want %+v", i, g.Signatures[i], w)
+				}
+			}
+		})
 	}
 }

@@ -243,8 +243,11 @@ func (g *GeneralJWS) From(jws []byte) error {
 		}
 		g.Payload = probe.Payload
 		g.Signatures = probe.Signatures
-		if probe.Signature != "" {
-			g.Signatures = append(g.Signatures, JWSSignature{Protected: probe.Protected, Signature: probe.Signature})
+		// The flattened form's members count only without signatures, as
+		// go-jose (and so the registry) reads a JWS: beside signatures they
+		// are no signature of it.
+		if len(probe.Signatures) == 0 && probe.Signature != "" {
+			g.Signatures = []JWSSignature{{Protected: probe.Protected, Signature: probe.Signature}}
 		}
 		return nil
 	}
