@@ -353,7 +353,7 @@ func unixTime(s *int64) *time.Time {
 
 // checkCredentialJSON is scanJSON for an accreditation credential's JWT
 // claims.
-func checkCredentialJSON(payload []byte) (strict error, number rangeErrs) {
+func checkCredentialJSON(payload []byte) (number rangeErrs, strict error) {
 	return scanJSON("credential", payload, reflect.TypeFor[vcJWTClaims]())
 }
 

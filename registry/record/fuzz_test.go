@@ -64,9 +64,9 @@ func FuzzParseOperation(f *testing.F) {
 		// beyond a float64's range, and has one encoding of each signature.
 		check := checkPayload
 		if _, ok := op.Body.(*AccreditationCredential); ok {
-			check = func(payload []byte, _ any) (error, rangeErrs) { return checkCredentialJSON(payload) }
+			check = func(payload []byte, _ any) (rangeErrs, error) { return checkCredentialJSON(payload) }
 		}
-		strict, number := check(op.Payload, op.Body)
+		number, strict := check(op.Payload, op.Body)
 		if !utf8.Valid(op.Payload) || strict != nil || number != (rangeErrs{}) || checkLowS(op.JWS) != nil {
 			t.Fatalf("accepted an ambiguous operation: %q", op.Payload)
 		}
@@ -132,7 +132,7 @@ func FuzzCheckJSON(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		strict, number := scanJSON("fuzz", data, nil)
+		number, strict := scanJSON("fuzz", data, nil)
 		if strict != nil {
 			return
 		}

@@ -208,18 +208,18 @@ func ParseOperationDigest(raw []byte, digest [32]byte) (*ParsedOperation, error)
 		p.signed, headers, p.strictErr = signedContent(trimmed, obj, payload)
 	}
 	if _, ok := body.(*AccreditationCredential); p.strictErr == nil && ok {
-		p.strictErr, numbers = checkCredentialJSON(payload)
+		numbers, p.strictErr = checkCredentialJSON(payload)
 	} else if p.strictErr == nil {
-		p.strictErr, numbers = checkPayload(payload, body)
+		numbers, p.strictErr = checkPayload(payload, body)
 	}
 	if pub, ok := body.(*PublishStatusList); p.strictErr == nil && ok {
 		// The credential is the issuer's outside JSON too; a credential
 		// that is no JWS is the apply's to refuse.
 		var number rangeErrs
 		if IsDataIntegrity(pub.Credential) {
-			p.strictErr, number = checkStatusListJSON([]byte(pub.Credential))
+			number, p.strictErr = checkStatusListJSON([]byte(pub.Credential))
 		} else if jwt, err := jose.ParseSignedCompact(pub.Credential, AcceptedAlgs); err == nil {
-			p.strictErr, number = checkStatusListJSON(jwt.UnsafePayloadWithoutVerification())
+			number, p.strictErr = checkStatusListJSON(jwt.UnsafePayloadWithoutVerification())
 			headers = headers.or(compactHeaderNumber("credential", pub.Credential))
 		}
 		numbers = numbers.or(number)

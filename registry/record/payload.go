@@ -38,7 +38,7 @@ var freeTextMembers = map[string]bool{"description": true, "reason": true, "mess
 // names the document in messages; paths are JSON Pointers (RFC 6901).
 // Errors wrap ErrMalformed.
 func checkJSON(what string, data []byte, t reflect.Type) error {
-	strict, _ := scanJSON(what, data, t)
+	_, strict := scanJSON(what, data, t)
 	return strict
 }
 
@@ -49,17 +49,17 @@ func checkJSON(what string, data []byte, t reflect.Type) error {
 // other feature levels than strict (FeatureLevelSignedContent): see
 // rangeErrs. They are none when strict stopped the scan before a number
 // beyond range. All wrap ErrMalformed.
-func scanJSON(what string, data []byte, t reflect.Type) (strict error, number rangeErrs) {
+func scanJSON(what string, data []byte, t reflect.Type) (number rangeErrs, strict error) {
 	// From a bytes.Buffer the decoder reads data in place, not a copy.
 	dec := jsontext.NewDecoder(bytes.NewBuffer(data), jsontext.AllowDuplicateNames(true))
 	w := jsonWalker{what: what, dec: dec}
 	if err := w.value(t, ""); err != nil {
-		return err, w.number
+		return w.number, err
 	}
 	if _, err := dec.ReadToken(); err != io.EOF {
-		return Errorf(ErrMalformed, "%s: trailing data after the JSON value", what), w.number
+		return w.number, Errorf(ErrMalformed, "%s: trailing data after the JSON value", what)
 	}
-	return nil, w.number
+	return w.number, nil
 }
 
 type jsonWalker struct {
@@ -445,26 +445,26 @@ func addFields(f *structFields, t reflect.Type) {
 
 // checkPayload is scanJSON for an operation payload that decoded into
 // body.
-func checkPayload(payload []byte, body any) (strict error, number rangeErrs) {
+func checkPayload(payload []byte, body any) (number rangeErrs, strict error) {
 	return scanJSON("payload", payload, reflect.TypeOf(body))
 }
 
 // checkStatusListJSON is scanJSON for a status-list credential's payload,
 // with the two members whose form varies (issuer: a string or an object
 // with an id) held to their object form's schema.
-func checkStatusListJSON(payload []byte) (strict error, number rangeErrs) {
+func checkStatusListJSON(payload []byte) (number rangeErrs, strict error) {
 	const what = "credential"
-	if strict, number = scanJSON(what, payload, reflect.TypeFor[statusListVC]()); strict != nil {
-		return strict, number
+	if number, strict = scanJSON(what, payload, reflect.TypeFor[statusListVC]()); strict != nil {
+		return number, strict
 	}
 	var vc struct {
 		Issuer json.RawMessage `json:"issuer"`
 	}
 	if err := json.Unmarshal(payload, &vc); err != nil {
-		return Errorf(ErrMalformed, "%s: %v", what, err), number
+		return number, Errorf(ErrMalformed, "%s: %v", what, err)
 	}
 	if t := bytes.TrimSpace(vc.Issuer); len(t) > 0 && t[0] == '{' {
-		return checkJSON(what+" issuer", t, reflect.TypeFor[issuerObject]()), number
+		return number, checkJSON(what+" issuer", t, reflect.TypeFor[issuerObject]())
 	}
-	return nil, number
+	return number, nil
 }

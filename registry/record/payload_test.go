@@ -127,7 +127,7 @@ func BenchmarkCheckPayload(b *testing.B) {
 	body := &Accredit{}
 	b.ReportAllocs()
 	for range b.N {
-		if strict, number := checkPayload(p, body); strict != nil || number != (rangeErrs{}) {
+		if number, strict := checkPayload(p, body); strict != nil || number != (rangeErrs{}) {
 			b.Fatal(strict, number)
 		}
 	}

@@ -130,7 +130,7 @@ type ParsedStatusList struct {
 // FeatureLevelNumberRange may hold one, and its issuer still reads it to
 // publish the next version.
 func ParseStatusListCredential(payload []byte) (*ParsedStatusList, error) {
-	if strict, _ := checkStatusListJSON(payload); strict != nil {
+	if _, strict := checkStatusListJSON(payload); strict != nil {
 		return nil, strict
 	}
 	return ParseStoredStatusList(payload)
