@@ -335,7 +335,7 @@ func signedContent(trimmed []byte, obj *jose.JSONWebSignature, payload []byte) (
 		if err := errors.Join(err1, err2); err != nil || !bytes.Equal(scratch[header:], obj.Signatures[i].Signature) {
 			return nil, rangeErrs{}, Errorf(ErrMalformed, "JWS signature %d: its protected header or signature does not read as go-jose read it: %v", i, err)
 		}
-		if number.exact == nil {
+		if number.exact == nil && holdsNumber(scratch[:header]) {
 			number = numberBeyondRange(fmt.Sprintf("signature %d protected header", i), scratch[:header])
 		}
 		scratch = enc.AppendEncode(scratch, scratch[:header])

@@ -257,6 +257,9 @@ func numberError(what, at, num string) error {
 // credential claims, a protected header); none where there is none, or
 // where data stops being JSON (what decodes data refuses that).
 func numberBeyondRange(what string, data []byte) rangeErrs {
+	if !holdsNumber(data) {
+		return rangeErrs{}
+	}
 	dec := jsontext.NewDecoder(bytes.NewBuffer(data), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	var r rangeErrs
 	for r.exact == nil || r.level9 == nil {
@@ -269,6 +272,27 @@ func numberBeyondRange(what string, data []byte) rangeErrs {
 		}
 	}
 	return r
+}
+
+// holdsNumber reports whether data, read as JSON, may hold a number: a
+// '-' or a digit outside every string. It allocates nothing, so the scans
+// of what seldom holds a number (a protected header: a few strings) cost
+// no decoder.
+func holdsNumber(data []byte) bool {
+	in, escaped := false, false
+	for _, c := range data {
+		switch {
+		case escaped:
+			escaped = false
+		case in && c == '\\':
+			escaped = true
+		case c == '"':
+			in = !in
+		case !in && (c == '-' || '0' <= c && c <= '9'):
+			return true
+		}
+	}
+	return false
 }
 
 // at is the JSON Pointer of the value being read, quoted, for messages.

@@ -8,11 +8,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // A payload that readers could take two ways is malformed, with a message
@@ -568,5 +571,58 @@ func TestGeneralJWSFromReadsAsGoJose(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// holdsNumber says whether JSON holds a number token, as a tokenizer
+// reads it, without allocating: on hand-picked documents, and on random
+// ones of strings (with escapes, digits and quotes inside), literals and
+// numbers.
+func TestHoldsNumber(t *testing.T) {
+	for doc, want := range map[string]bool{
+		`{"alg":"EdDSA","kid":"did:key:z6Mk1#z6Mk1"}`: false,
+		`{"a":"\"1"}`:          false,
+		`{"a":"\\","b":1}`:     true,
+		`{"a":[true,null]}`:    false,
+		`{"a":-0.5}`:           true,
+		`["x\\\"2", 3e4]`:      true,
+		`{"jwk":{"zz":1e400}}`: true,
+	} {
+		if got := holdsNumber([]byte(doc)); got != want {
+			t.Fatalf("holdsNumber(%s) = %v, want %v", doc, got, want)
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	pieces := []string{`"a1"`, `"\"2"`, `"\\"`, `"\\\"3\\"`, `"-"`, `true`, `null`, `"\u0031"`}
+	for range 5000 {
+		var b strings.Builder
+		b.WriteByte('[')
+		for i := range 1 + rng.IntN(6) {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			if rng.IntN(8) == 0 {
+				fmt.Fprintf(&b, "%d", rng.IntN(200)-100)
+			} else {
+				b.WriteString(pieces[rng.IntN(len(pieces))])
+			}
+		}
+		b.WriteByte(']')
+		doc := []byte(b.String())
+		dec := jsontext.NewDecoder(bytes.NewReader(doc))
+		tokens := false
+		for {
+			tok, err := dec.ReadToken()
+			if err != nil {
+				if err != io.EOF {
+					t.Fatalf("%s: %v", doc, err)
+				}
+				break
+			}
+			tokens = tokens || tok.Kind() == '0'
+		}
+		if got := holdsNumber(doc); got != tokens {
+			t.Fatalf("holdsNumber(%s) = %v, a tokenizer finds a number: %v", doc, got, tokens)
+		}
 	}
 }
