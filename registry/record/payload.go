@@ -112,24 +112,23 @@ func (r rangeErrs) or(o rangeErrs) rangeErrs {
 	return r
 }
 
-// beyondRange reports whether num, a JSON number's text, lies beyond a
-// float64's range: whether strconv.ParseFloat refuses it with ErrRange,
-// as it does every number that rounds past math.MaxFloat64. A number too
-// small for a float64 reads as zero everywhere (or as the nearest
-// subnormal) and is not beyond it.
+// beyondRange is FeatureLevelNumberRange's rule for num, a JSON number's
+// text: whether it lies beyond a float64's range. The decimal exponent of
+// its first significant digit decides all but the numbers between 1e308
+// and 1e309; for those the level's first builds asked whether
+// strconv.ParseFloat refuses the number with ErrRange, as it does every
+// number that rounds past math.MaxFloat64. A number too small for a
+// float64 reads as zero everywhere (or as the nearest subnormal) and is
+// not beyond it.
 //
-// The decimal exponent of the number's first significant digit decides
-// all but the numbers between 1e308 and 1e309; those are compared, digit
-// by digit, with overflowDigits. ParseFloat is not asked: its exact, slow
-// path took some 15 µs for a subnormal such as 1e-320 and some 30 µs for a
-// number near the midpoint of the two largest float64 values, so 250 KiB
-// of either in an operation cost a fifth to half a second to check.
-//
-// This is FeatureLevelNumberRange's rule, which its first builds decided by
-// asking ParseFloat between 1e308 and 1e309; ParseFloat is asked still
-// where its answer is not the number's true value (parseFloatInexact), so
-// that every build decides alike at that level. beyondRangeExact is the
-// true value's answer.
+// Between 1e308 and 1e309 the digits are compared with overflowDigits,
+// which gives ParseFloat's answer without its exact, slow path (some
+// 15 µs for a subnormal such as 1e-320, some 30 µs for a number near the
+// midpoint of the two largest float64 values: 250 KiB of either in an
+// operation cost a fifth to half a second to check). ParseFloat is asked
+// still where its answer is not the number's true value
+// (parseFloatInexact), so that every build decides alike at the level;
+// beyondRangeExact is the true value's answer.
 func beyondRange(num string) bool {
 	e, ok := leadingExponent(num)
 	switch {
