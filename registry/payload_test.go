@@ -233,14 +233,7 @@ func TestExactNumberRefusedFromTheLevelOn(t *testing.T) {
 				t.Fatalf("PreVerify: %v, want ErrMalformed saying %s", err, said)
 			}
 			before := f.digest()
-			r := f.apply(op)
-			if level < FeatureLevelHeaderNumbers {
-				if !r.Accepted {
-					t.Fatalf("below the level: %+v, want it accepted as the level's first builds accept it", r)
-				}
-				return
-			}
-			mustRefuseForANumber(t, f.harness, r, before, said)
+			mustDecideByLevel10(t, f.harness, level, f.apply(op), before, said)
 		})
 		t.Run(fmt.Sprintf("own header/level=%d", level), func(t *testing.T) {
 			f := mustChain(t)
@@ -257,17 +250,11 @@ func TestExactNumberRefusedFromTheLevelOn(t *testing.T) {
 				t.Fatalf("the leader's check: %+v, want malformed saying %s", r, want)
 			}
 			before := f.digest()
-			r := f.apply(op)
-			if level < FeatureLevelHeaderNumbers {
-				if !r.Accepted {
-					t.Fatalf("below the level: %+v, want it accepted as older builds do", r)
-				}
+			if r := f.apply(op); mustDecideByLevel10(t, f.harness, level, r, before, "signature 0 "+want) {
 				if stored, err := f.s.Operation(r.CID); err != nil || stored.JWS != string(op) {
 					t.Fatalf("the stored operation: %v; want it as signed, header and all", err)
 				}
-				return
 			}
-			mustRefuseForANumber(t, f.harness, r, before, "signature 0 "+want)
 		})
 		t.Run(fmt.Sprintf("status-list credential/level=%d", level), func(t *testing.T) {
 			f := recList(t)
@@ -277,28 +264,33 @@ func TestExactNumberRefusedFromTheLevelOn(t *testing.T) {
 			f.now = f.now.Add(time.Second)
 			before := f.digest()
 			r := f.apply(f.sign(f.college, record.OpPublishStatusList, map[string]any{"list": "l1", "previous": "", "credential": jwt}))
-			if level < FeatureLevelHeaderNumbers {
-				if !r.Accepted {
-					t.Fatalf("below the level: %+v, want it published as older builds publish it", r)
-				}
-				return
-			}
-			mustRefuseForANumber(t, f.harness, r, before, "credential "+want)
+			mustDecideByLevel10(t, f.harness, level, r, before, "credential "+want)
 		})
 		t.Run(fmt.Sprintf("root credential/level=%d", level), func(t *testing.T) {
 			h, root, claims := mustRootClaims(t, level)
 			cred := signWithHeader(t, h.gov[0], "JWT", headerJWK(`"zz":1e400`), claims)
 			before := h.digest()
 			r := h.apply(h.govSign(record.OpAddRootAccreditor, map[string]any{"framework": fwID, "accreditor": root.DID, "credential": cred}))
-			if level < FeatureLevelHeaderNumbers {
-				if !r.Accepted {
-					t.Fatalf("below the level: %+v, want the root added as older builds add it", r)
-				}
-				return
-			}
-			mustRefuseForANumber(t, h, r, before, "credential "+want)
+			mustDecideByLevel10(t, h, level, r, before, "credential "+want)
 		})
 	}
+}
+
+// mustDecideByLevel10 checks r, the result of an operation applied at
+// level that holds a number FeatureLevelHeaderNumbers refuses: accepted
+// below that level, as older builds accept it (it reports true), else
+// refused as malformed saying want with the state as it was (before, its
+// digest).
+func mustDecideByLevel10(t *testing.T, h *harness, level int, r *record.Result, before, want string) (accepted bool) {
+	t.Helper()
+	if level < FeatureLevelHeaderNumbers {
+		if !r.Accepted {
+			t.Fatalf("below the level: %+v, want it accepted as older builds do", r)
+		}
+		return true
+	}
+	mustRefuseForANumber(t, h, r, before, want)
+	return false
 }
 
 // mustRefuseForANumber checks r, the result of an operation applied at

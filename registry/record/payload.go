@@ -130,18 +130,11 @@ func (r rangeErrs) or(o rangeErrs) rangeErrs {
 // (parseFloatInexact), so that every build decides alike at the level;
 // beyondRangeExact is the true value's answer.
 func beyondRange(num string) bool {
-	e, ok := leadingExponent(num)
-	switch {
-	case !ok || e < 308:
-		return false
-	case e > 308:
-		return true
-	}
-	if parseFloatInexact(num) {
+	if e, ok := leadingExponent(num); ok && e == 308 && parseFloatInexact(num) {
 		_, err := strconv.ParseFloat(num, 64)
 		return err != nil
 	}
-	return !digitsBelow(significantDigits(num), overflowDigits)
+	return beyondRangeExact(num)
 }
 
 // beyondRangeExact reports whether num, a JSON number's text, is beyond a

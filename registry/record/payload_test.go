@@ -444,12 +444,8 @@ func TestHeaderNumbersBeyondRange(t *testing.T) {
 // first builds decided it (2bd033b): the exponent of the first
 // significant digit, and strconv.ParseFloat between 1e308 and 1e309.
 func beyondRangeAsBuilt(num string) bool {
-	e, ok := leadingExponent(num)
-	switch {
-	case !ok || e < 308:
-		return false
-	case e > 308:
-		return true
+	if e, ok := leadingExponent(num); !ok || e != 308 {
+		return ok && e > 308
 	}
 	_, err := strconv.ParseFloat(num, 64)
 	return err != nil
