@@ -122,26 +122,23 @@ func (p *ParsedOperation) CheckErr() error {
 // (checkJSON), and a number beyond a float64's range (CheckErr). Errors
 // wrap ErrMalformed or ErrTooLarge.
 func ParseOperation(raw []byte) (*ParsedOperation, error) {
-	if err := CheckSize(raw); err != nil {
-		return nil, err
-	}
-	op, err := ParseOperationDigest(raw, sha256.Sum256(raw))
-	if err != nil {
-		return nil, err
-	}
-	if err := op.CheckErr(); err != nil {
-		return nil, err
-	}
-	return op, nil
+	return parseRefusing(raw, (*ParsedOperation).CheckErr)
 }
 
 // ParseStoredOperation is ParseOperation for an operation the registry
 // accepted, read back from its state, a proof bundle or a mirror of its
 // log: it refuses what the apply has refused since
 // FeatureLevelSignedContent (StrictErr), but not a number beyond a
-// float64's range (NumberErr), which an operation accepted below
-// FeatureLevelNumberRange may hold.
+// float64's range (NumberErr, ExactNumberErr), which an operation
+// accepted below FeatureLevelNumberRange or FeatureLevelHeaderNumbers may
+// hold.
 func ParseStoredOperation(raw []byte) (*ParsedOperation, error) {
+	return parseRefusing(raw, (*ParsedOperation).StrictErr)
+}
+
+// parseRefusing parses raw within the size limit and refuses it for the
+// error refused names, if any.
+func parseRefusing(raw []byte, refused func(*ParsedOperation) error) (*ParsedOperation, error) {
 	if err := CheckSize(raw); err != nil {
 		return nil, err
 	}
@@ -149,8 +146,8 @@ func ParseStoredOperation(raw []byte) (*ParsedOperation, error) {
 	if err != nil {
 		return nil, err
 	}
-	if op.strictErr != nil {
-		return nil, op.strictErr
+	if err := refused(op); err != nil {
+		return nil, err
 	}
 	return op, nil
 }

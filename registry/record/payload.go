@@ -81,15 +81,15 @@ func (w *jsonWalker) checkNumber(num string) {
 // found, each by the rule of a feature level: level9 by
 // FeatureLevelNumberRange's, which for a few numbers of more than 800
 // digits or an exponent of 10,000 or more is strconv.ParseFloat's
-// inexact answer (beyondRange), exact by FeatureLevelHeaderNumbers's,
-// the number's true value (beyondRangeExact). A number beyond range by
+// inexact answer, exact by FeatureLevelHeaderNumbers's, the number's
+// true value (rangeRules). A number beyond range by
 // the first rule is by the second, so exact is set whenever level9 is.
 type rangeErrs struct{ level9, exact error }
 
 // note notes num, found at the JSON Pointer at() of the document what,
 // for each rule it lies beyond range by and that has found none before.
 func (r *rangeErrs) note(what string, at func() string, num string) {
-	level9, exact := beyondRange(num), beyondRangeExact(num)
+	level9, exact := rangeRules(num)
 	if r.level9 == nil && level9 || r.exact == nil && exact {
 		err := numberError(what, at(), num)
 		if r.level9 == nil && level9 {
@@ -112,42 +112,39 @@ func (r rangeErrs) or(o rangeErrs) rangeErrs {
 	return r
 }
 
-// beyondRange is FeatureLevelNumberRange's rule for num, a JSON number's
-// text: whether it lies beyond a float64's range. The decimal exponent of
-// its first significant digit decides all but the numbers between 1e308
-// and 1e309; for those the level's first builds asked whether
-// strconv.ParseFloat refuses the number with ErrRange, as it does every
-// number that rounds past math.MaxFloat64. A number too small for a
-// float64 reads as zero everywhere (or as the nearest subnormal) and is
-// not beyond it.
+// rangeRules reports whether num, a JSON number's text, lies beyond a
+// float64's range by each level's rule. A number too small for a float64
+// reads as zero everywhere (or as the nearest subnormal) and is beyond
+// neither. The decimal exponent of its first significant digit decides
+// all but the numbers between 1e308 and 1e309, for both rules.
 //
-// Between 1e308 and 1e309 the digits are compared with overflowDigits,
-// which gives ParseFloat's answer without its exact, slow path (some
-// 15 µs for a subnormal such as 1e-320, some 30 µs for a number near the
-// midpoint of the two largest float64 values: 250 KiB of either in an
-// operation cost a fifth to half a second to check). ParseFloat is asked
-// still where its answer is not the number's true value
-// (parseFloatInexact), so that every build decides alike at the level;
-// beyondRangeExact is the true value's answer.
-func beyondRange(num string) bool {
-	if e, ok := leadingExponent(num); ok && e == 308 && parseFloatInexact(num) {
-		_, err := strconv.ParseFloat(num, 64)
-		return err != nil
-	}
-	return beyondRangeExact(num)
-}
-
-// beyondRangeExact reports whether num, a JSON number's text, is beyond a
-// float64's range by its true value: whether it rounds to an infinity.
-func beyondRangeExact(num string) bool {
+// exact, FeatureLevelHeaderNumbers's rule, is the number's true value:
+// whether it rounds to an infinity. Between 1e308 and 1e309 its digits
+// are compared with overflowDigits, which gives the answer without
+// strconv.ParseFloat's exact, slow path (some 15 µs for a subnormal such
+// as 1e-320, some 30 µs for a number near the midpoint of the two largest
+// float64 values: 250 KiB of either in an operation cost a fifth to half a
+// second to check).
+//
+// level9 is FeatureLevelNumberRange's rule, whose first builds asked, for
+// those numbers, whether ParseFloat refuses them with ErrRange. It is
+// exact's answer but where ParseFloat's is not the number's true value
+// (parseFloatInexact): there ParseFloat is asked still, so that every
+// build decides alike at that level.
+func rangeRules(num string) (level9, exact bool) {
 	e, ok := leadingExponent(num)
 	switch {
 	case !ok || e < 308:
-		return false
+		return false, false
 	case e > 308:
-		return true
+		return true, true
 	}
-	return !digitsBelow(significantDigits(num), overflowDigits)
+	exact = !digitsBelow(significantDigits(num), overflowDigits)
+	if parseFloatInexact(num) {
+		_, err := strconv.ParseFloat(num, 64)
+		return err != nil, exact
+	}
+	return exact, exact
 }
 
 // parseFloatInexact reports whether strconv.ParseFloat may misjudge num's

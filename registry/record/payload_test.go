@@ -440,6 +440,18 @@ func TestHeaderNumbersBeyondRange(t *testing.T) {
 	}
 }
 
+// beyondRange is FeatureLevelNumberRange's rule (rangeRules).
+func beyondRange(num string) bool {
+	level9, _ := rangeRules(num)
+	return level9
+}
+
+// beyondRangeExact is FeatureLevelHeaderNumbers's rule (rangeRules).
+func beyondRangeExact(num string) bool {
+	_, exact := rangeRules(num)
+	return exact
+}
+
 // beyondRangeAsBuilt is FeatureLevelNumberRange's rule as the level's
 // first builds decided it (2bd033b): the exponent of the first
 // significant digit, and strconv.ParseFloat between 1e308 and 1e309.
