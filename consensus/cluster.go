@@ -150,6 +150,16 @@ type Cluster struct {
 	// (Config.IdempotentCommands).
 	idempotent bool
 	metrics    *raftMetrics // metrics.go
+	// leaderDecoded is the last leader ID leaderPeer decoded: every write
+	// a follower forwards asks for the leader's peer.ID, which changes only
+	// with the leader.
+	leaderDecoded atomic.Pointer[decodedLeader]
+}
+
+// decodedLeader pairs a leader's ID as raft holds it with its peer.ID.
+type decodedLeader struct {
+	id   string
+	peer peer.ID
 }
 
 // Start opens the raft stores in cfg.Dir, restores the state machine from

@@ -239,7 +239,7 @@ func (c *Cluster) leaderPeer(ctx context.Context) (peer.ID, error) {
 			return "", ErrShutdown
 		}
 		if id := c.LeaderID(); id != "" {
-			return peer.Decode(id)
+			return c.decodeLeader(id)
 		}
 		select {
 		case <-ctx.Done():
@@ -248,6 +248,20 @@ func (c *Cluster) leaderPeer(ctx context.Context) (peer.ID, error) {
 		case <-t.C:
 		}
 	}
+}
+
+// decodeLeader returns the peer.ID of the leader raft names id, decoding
+// it only when the leader changed since the last call.
+func (c *Cluster) decodeLeader(id string) (peer.ID, error) {
+	if d := c.leaderDecoded.Load(); d != nil && d.id == id {
+		return d.peer, nil
+	}
+	p, err := peer.Decode(id)
+	if err != nil {
+		return "", err
+	}
+	c.leaderDecoded.Store(&decodedLeader{id: id, peer: p})
+	return p, nil
 }
 
 // toLeader runs a request on the leader: locally when this node leads,

@@ -23,7 +23,9 @@ func signedContentKey(d [32]byte) []byte { return key(tableSignedContent, string
 // SHA-256 of BASE64URL(payload), which holds no "." and so is never a
 // signing input's.
 func governancePayloadKey(payload []byte) []byte {
-	d := sha256.Sum256([]byte(base64.RawURLEncoding.EncodeToString(payload)))
+	enc := make([]byte, base64.RawURLEncoding.EncodedLen(len(payload)))
+	base64.RawURLEncoding.Encode(enc, payload)
+	d := sha256.Sum256(enc)
 	return key(tableSignedContent, string(d[:]))
 }
 
