@@ -43,6 +43,11 @@ type stats struct {
 	// /proc/self/stat cannot be read): what a request to this server
 	// costs the side that sends it.
 	GeneratorCPUus float64 `json:"generator_cpu_us_per_request,omitempty"`
+	// ServerCPUus, paced runs of the read benchmark: the CPU microseconds
+	// the server's process spent per answered request during the run.
+	// Paced, a request seldom finds another to share a wake-up with, so
+	// it costs more than in the closed loop.
+	ServerCPUus float64 `json:"server_cpu_us_per_request,omitempty"`
 }
 
 func newClient(conns int) *http.Client {

@@ -152,6 +152,19 @@ type pairRound struct {
 	BaselineP99     float64 `json:"baseline_p99_ms"`
 	TrustdSendLag   float64 `json:"trustd_send_lag_p99_ms"`
 	BaselineSendLag float64 `json:"baseline_send_lag_p99_ms"`
+	// Each server's process CPU per answered request in the round.
+	TrustdCPUus   float64 `json:"trustd_cpu_us_per_request,omitempty"`
+	BaselineCPUus float64 `json:"baseline_cpu_us_per_request,omitempty"`
+}
+
+// pacedServers are the two servers a paced pair drives: trustd (its
+// gateway's base URL, its process, its admin address for profiles) and
+// the bare handler; name names the runs' profiles.
+type pacedServers struct {
+	gateway                    string
+	trustd, baseline           *process
+	trustdAdmin, baselineAdmin string
+	name                       string
 }
 
 type ratePoint struct {
@@ -711,12 +724,14 @@ func benchReads(ctx context.Context, c config, dir string, rep *report) error {
 			halfConns = c.halfConns
 		}
 		r.BaselineHalfRate = br.PerSecond / 2
-		r.TrustdAtHalf, r.BaselineAtHal, r.HalfRounds = c.pacedPair(ctx, halfConns, half, r.BaselineHalfRate, n.url, urls[0], trustNext, baseURL, baseNext, ok200)
+		sv := pacedServers{gateway: n.url, trustd: n.process, trustdAdmin: n.admin, baseline: bp, baselineAdmin: baseAdmin, name: fmt.Sprintf("reads-%d-half", entities)}
+		r.TrustdAtHalf, r.BaselineAtHal, r.HalfRounds = c.pacedPair(ctx, halfConns, half, r.BaselineHalfRate, sv, urls[0], trustNext, baseURL, baseNext, ok200)
 		if r.BaselineAtHal.P99 > 0 {
 			r.HalfP99Ratio = r.TrustdAtHalf.P99 / r.BaselineAtHal.P99
 		}
 		for _, rate := range c.rates {
-			t, b, _ := c.pacedPair(ctx, halfConns, float64(rate), float64(rate), n.url, urls[0], trustNext, baseURL, baseNext, ok200)
+			sv.name = fmt.Sprintf("reads-%d-rate%d", entities, rate)
+			t, b, _ := c.pacedPair(ctx, halfConns, float64(rate), float64(rate), sv, urls[0], trustNext, baseURL, baseNext, ok200)
 			r.AtRates = append(r.AtRates, ratePoint{Rate: rate, Trustd: t, Baseline: b})
 		}
 		bp.stop()
@@ -743,12 +758,30 @@ func (c config) settleLimit() time.Duration {
 //
 // trustd's own handler times, allocation and collections for the kept
 // run are read from its metrics at gateway (trustd's base URL) before and
-// after the run.
-func (c config) pacedPair(ctx context.Context, conns int, rate, baseRate float64, gateway, trustWarm string, trustNext func(int, int64) (request, bool), baseWarm string, baseNext func(int, int64) (request, bool), ok func(int) bool) (t, b stats, rounds []pairRound) {
+// after the run. Each side's process CPU per request is measured, and
+// with --profile each run is profiled as name ("-baseline" for the bare
+// handler's, "-roundN" after the first round).
+func (c config) pacedPair(ctx context.Context, conns int, rate, baseRate float64, sv pacedServers, trustWarm string, trustNext func(int, int64) (request, bool), baseWarm string, baseNext func(int, int64) (request, bool), ok func(int) bool) (t, b stats, rounds []pairRound) {
+	round := 0
+	measured := func(p *process, admin, name string, run func() stats) stats {
+		if round > 0 {
+			name += fmt.Sprintf("-round%d", round)
+		}
+		stop := c.profileDuring(admin, name)
+		cpu0 := p.cpuSeconds()
+		s := run()
+		if s.Requests > 0 {
+			s.ServerCPUus = (p.cpuSeconds() - cpu0) * 1e6 / float64(s.Requests)
+		}
+		stop()
+		return s
+	}
 	trust := func(first bool) stats {
-		before, berr := readMetrics(gateway, trustRoute)
-		s := sending("trustd", func() stats { return paced(ctx, conns, rate, c.duration, trustWarm, trustNext, ok) })
-		after, aerr := readMetrics(gateway, trustRoute)
+		before, berr := readMetrics(sv.gateway, trustRoute)
+		s := measured(sv.trustd, sv.trustdAdmin, sv.name, func() stats {
+			return sending("trustd", func() stats { return paced(ctx, conns, rate, c.duration, trustWarm, trustNext, ok) })
+		})
+		after, aerr := readMetrics(sv.gateway, trustRoute)
 		if err := errors.Join(berr, aerr); err != nil {
 			fmt.Fprintln(os.Stderr, "trustbench: trustd's handler times are not reported:", err)
 		} else {
@@ -761,13 +794,15 @@ func (c config) pacedPair(ctx context.Context, conns int, rate, baseRate float64
 		return s
 	}
 	base := func(first bool) stats {
-		s := sending("net/http", func() stats { return paced(ctx, conns, baseRate, c.duration, baseWarm, baseNext, ok) })
+		s := measured(sv.baseline, sv.baselineAdmin, sv.name+"-baseline", func() stats {
+			return sending("net/http", func() stats { return paced(ctx, conns, baseRate, c.duration, baseWarm, baseNext, ok) })
+		})
 		if first || s.P99 < b.P99 {
 			b = s
 		}
 		return s
 	}
-	for round := range c.rounds + c.rounds%2 {
+	for ; round < c.rounds+c.rounds%2; round++ {
 		r := pairRound{TrustdFirst: round%2 == 0}
 		var ts, bs stats
 		if r.TrustdFirst {
@@ -778,6 +813,7 @@ func (c config) pacedPair(ctx context.Context, conns int, rate, baseRate float64
 			ts = trust(false)
 		}
 		r.TrustdP99, r.BaselineP99, r.TrustdSendLag, r.BaselineSendLag = ts.P99, bs.P99, ts.SendLagP99, bs.SendLagP99
+		r.TrustdCPUus, r.BaselineCPUus = ts.ServerCPUus, bs.ServerCPUus
 		rounds = append(rounds, r)
 	}
 	return t, b, rounds
@@ -992,6 +1028,9 @@ func printReport(w io.Writer, r *report) error {
 			}
 			if len(x.HalfRounds) > 0 {
 				ew.Printf("%10d entities, each round at half rate, p99 ms (send lag p99 ms), the side that ran first marked *: %s\n", x.Entities, formatPairRounds(x.HalfRounds))
+				if cpu := formatPairCPU(x.HalfRounds); cpu != "" {
+					ew.Printf("%10d entities, each round at half rate, server CPU per request, trustd / net/http: %s\n", x.Entities, cpu)
+				}
 			}
 		}
 		ew.Println()
@@ -1212,6 +1251,19 @@ func formatPairRounds(rs []pairRound) string {
 			ts, bs = "*", ""
 		}
 		parts[i] = fmt.Sprintf("%s%.2f (%.2f) / %s%.2f (%.2f)", ts, r.TrustdP99, r.TrustdSendLag, bs, r.BaselineP99, r.BaselineSendLag)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// formatPairCPU lists each round's server CPU per request, trustd's then
+// the bare handler's, or nothing for rounds from before it was measured.
+func formatPairCPU(rs []pairRound) string {
+	parts := make([]string, 0, len(rs))
+	for _, r := range rs {
+		if r.TrustdCPUus == 0 && r.BaselineCPUus == 0 {
+			return ""
+		}
+		parts = append(parts, fmt.Sprintf("%.1f / %.1f us", r.TrustdCPUus, r.BaselineCPUus))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -138,6 +138,16 @@ func TestReadsMeasuredBeforeAFailedWritePartAreKept(t *testing.T) {
 		t.Fatalf("the half-rate rounds %+v, kept trustd p99 %.3f, net/http %.3f: want two rounds, trustd first in the first, each side's lower p99 kept",
 			hr, r.TrustdAtHalf.P99, r.BaselineAtHal.P99)
 	}
+	// Each side's server process CPU per answered request, every round:
+	// each answer costs its server something.
+	for i, x := range r.HalfRounds {
+		if x.TrustdCPUus <= 0 || x.BaselineCPUus <= 0 {
+			t.Fatalf("half-rate round %d: server CPU per request trustd %.1f µs, net/http %.1f µs", i, x.TrustdCPUus, x.BaselineCPUus)
+		}
+	}
+	if r.TrustdAtHalf.ServerCPUus <= 0 || r.BaselineAtHal.ServerCPUus <= 0 {
+		t.Fatalf("the kept half-rate runs carry no server CPU per request: trustd %.1f µs, net/http %.1f µs", r.TrustdAtHalf.ServerCPUus, r.BaselineAtHal.ServerCPUus)
+	}
 	if r.BaselineAtHal.Handler != nil {
 		t.Fatalf("the bare handler has no metrics, yet handler times %+v", r.BaselineAtHal.Handler)
 	}
