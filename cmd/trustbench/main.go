@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -43,8 +44,11 @@ type config struct {
 	skipReads bool
 	scale     int
 	profile   string
-	keep      bool
-	splitCPUs bool
+	// generatorGC is the load generator's GOGC (--generator-gc), 0 for
+	// the runtime's.
+	generatorGC int
+	keep        bool
+	splitCPUs   bool
 	// serverNice: --server-nice.
 	serverNice int
 	halfConns  int
@@ -322,6 +326,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fs.IntVar(&c.questions, "questions", 1024, "distinct trust questions the read benchmark asks in turn, one per college; 0: every college loaded")
 	fs.IntVar(&c.halfConns, "half-conns", 0, "connections for the latency run at half the maximum rate (default: --conns)")
 	fs.BoolVar(&c.splitCPUs, "split-cpus", false, "run the servers on the upper half of the CPUs and the load generator on the lower half")
+	fs.IntVar(&c.generatorGC, "generator-gc", 0, "the load generator's own GOGC (0: the runtime's, 100 unless GOGC is set); servers are not affected")
 	fs.IntVar(&c.serverNice, "server-nice", 0, "run every server (trustd, the bare handler, etcd) at this niceness (1-19), the load generator at its own: on a machine too small to give the generator cores of its own, the generator is served first")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (data directories and node logs) for inspection")
 	fs.StringVar(&c.profile, "profile", "", "save CPU profiles of trustd during the measured runs, and of the load generator, into this directory")
@@ -413,6 +418,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return fmt.Errorf("--server-nice %d: want 0 to 19", c.serverNice)
 	}
 	serverNice = c.serverNice
+	if c.generatorGC < 0 {
+		return fmt.Errorf("--generator-gc %d: want a percentage, or 0 for the runtime's", c.generatorGC)
+	}
+	if c.generatorGC > 0 {
+		// This process only: the servers it starts read GOGC from the
+		// environment, which this leaves alone.
+		debug.SetGCPercent(c.generatorGC)
+	}
 	if c.profile != "" {
 		// The load generator's own profile: what a request costs the side
 		// that sends it.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,22 @@ func testTrustd(t *testing.T, dir string) string {
 		t.Fatalf("go build trustd: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// --generator-gc sets this process's collector, and a negative value is
+// refused before anything runs.
+func TestGeneratorGC(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	var out strings.Builder
+	if err := run(t.Context(), []string{"--generator-gc", "-1", "--trustd", "/bin/true", "--skip-reads", "--skip-writes", "--skip-etcd", "--scale", "0"}, &out); err == nil || !strings.Contains(err.Error(), "--generator-gc -1") {
+		t.Fatalf("--generator-gc -1: %v, want it refused", err)
+	}
+	if err := run(t.Context(), []string{"--generator-gc", "300", "--trustd", "/bin/true", "--skip-reads", "--skip-writes", "--skip-etcd", "--scale", "0", "--json"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if got := debug.SetGCPercent(100); got != 300 {
+		t.Fatalf("after --generator-gc 300 the generator's GOGC is %d", got)
+	}
 }
 
 func TestAFailedPartIsReportedWithTheRun(t *testing.T) {
