@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +76,65 @@ func TestGeneratorGC(t *testing.T) {
 	}
 	if got := debug.SetGCPercent(100); got != 300 {
 		t.Fatalf("after --generator-gc 300 the generator's GOGC is %d", got)
+	}
+}
+
+// The bare handler's ballast is resident memory of the process, and the
+// handler still answers; a negative size is refused.
+func TestBaselineBallastIsResident(t *testing.T) {
+	var out strings.Builder
+	if err := run(t.Context(), []string{"--baseline-ballast", "-1", "--trustd", "/bin/true", "--skip-reads", "--skip-writes", "--skip-etcd", "--scale", "0"}, &out); err == nil || !strings.Contains(err.Error(), "--baseline-ballast -1") {
+		t.Fatalf("--baseline-ballast -1: %v, want it refused", err)
+	}
+	dir := t.TempDir()
+	bodyFile := filepath.Join(dir, "body.json")
+	if err := os.WriteFile(bodyFile, []byte(`{"authorized":true}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	cmd := exec.Command(self, "baseline-server", "--addr", addr, "--body", bodyFile, "--ballast", "96")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	var rssKiB int
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+		if err != nil {
+			t.Skipf("no /proc here: %v", err)
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+				rssKiB, _ = strconv.Atoi(f[1])
+			}
+		}
+		if rssKiB >= 96<<10 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if rssKiB < 96<<10 {
+		t.Fatalf("the baseline server with a 96 MiB ballast is resident at %d KiB", rssKiB)
+	}
+	var resp *http.Response
+	for time.Now().Before(deadline) {
+		if resp, err = http.Get("http://" + addr + "/v1/trust"); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(b) != `{"authorized":true}` {
+		t.Fatalf("the ballasted handler answered %d %q", resp.StatusCode, b)
 	}
 }
 
