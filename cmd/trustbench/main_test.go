@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -96,38 +95,21 @@ func TestBaselineBallastIsResident(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	cmd := exec.Command(self, "baseline-server", "--addr", addr, "--body", bodyFile, "--ballast", "96")
-	if err := cmd.Start(); err != nil {
+	url := "http://" + addr + "/v1/trust"
+	p, err := start(dir, "baseline", self, "baseline-server", "--addr", addr, "--body", bodyFile, "--ballast", "96")
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	var rssKiB int
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
-		if err != nil {
-			t.Skipf("no /proc here: %v", err)
-		}
-		for _, line := range strings.Split(string(raw), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-				rssKiB, _ = strconv.Atoi(f[1])
-			}
-		}
-		if rssKiB >= 96<<10 {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	defer p.stop()
+	// The ballast is written before the server listens: once it answers,
+	// every page has been touched.
+	if err := p.waitReady(url, 10*time.Second); err != nil {
+		t.Fatal(err)
 	}
-	if rssKiB < 96<<10 {
-		t.Fatalf("the baseline server with a 96 MiB ballast is resident at %d KiB", rssKiB)
+	if mib := p.peakRSS(); mib < 96 {
+		t.Fatalf("the baseline server with a 96 MiB ballast peaked at %.1f MiB resident", mib)
 	}
-	var resp *http.Response
-	for time.Now().Before(deadline) {
-		if resp, err = http.Get("http://" + addr + "/v1/trust"); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
