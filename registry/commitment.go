@@ -566,12 +566,12 @@ func (c *nodeCache) layer(entries int) map[string][]byte {
 		t.setDeep([]byte(k), v)
 	}
 	key := make([]byte, 0, 1+(mapTopDepth+7)/8)
-	for i, v := range t.pend {
-		key = appendSlotKey(key[:0], int(i))
-		c.nodes[string(key)] = v
-		t.setKnown(int(i), v)
+	for _, p := range t.pend {
+		key = appendSlotKey(key[:0], int(p.slot))
+		c.nodes[string(key)] = p.rec
+		t.setKnown(int(p.slot), p.rec)
 	}
-	clear(t.pend)
+	t.discardPending()
 	nodes := c.nodes
 	c.nodes = nil
 	if entries > 0 {
@@ -616,7 +616,7 @@ const mapTopSlots = 1<<(mapTopDepth+1) - 1
 // write-through, TestMapTopDropsAnUnflushedBatch without the drop.
 //
 // A level's slots are made when the apply first reaches it, so the cache
-// takes 25 bytes a slot of the levels the map has (1.6 MB once it is 15
+// takes 29 bytes a slot of the levels the map has (1.9 MB once it is 15
 // levels deep), besides the records.
 //
 // Below mapTopDepth it keeps the committed records the apply reads or
@@ -634,7 +634,10 @@ const mapTopSlots = 1<<(mapTopDepth+1) - 1
 // the bound or the drop.
 type mapTop struct {
 	levels [mapTopDepth + 1]topLevel
-	pend   map[int32][]byte // by topSlot: the running batch's records, nil when deleted
+	// pend is the running batch's records (nil when deleted) in the order
+	// first written, each found from its slot through its level's pendAt
+	// (a sparse set: emptied by truncation, no clearing of the slots).
+	pend []pendingRecord
 	// deep holds committed records below mapTopDepth that the apply read
 	// or wrote: every one until there are deepMax of them, then those it
 	// holds; dropped for good (nil) once too few reads find their record
@@ -679,11 +682,20 @@ type deepKey [1 + 1 + smt.Size]byte
 type topLevel struct {
 	recs  [][]byte // the committed record, nil when absent or not known
 	known []bool   // recs holds the database's answer
+	// pendAt is where in mapTop.pend the running batch's record of the
+	// node is, if that entry of pend names this slot (pendingAt).
+	pendAt []uint32
+}
+
+// pendingRecord is the running batch's record at a top slot.
+type pendingRecord struct {
+	slot int32
+	rec  []byte
 }
 
 // newMapTop returns an empty top cache.
 func newMapTop() *mapTop {
-	return &mapTop{pend: map[int32][]byte{}, deep: newArenaMap[deepKey](), deepMax: mapDeepRecords, deepProbe: mapDeepProbe}
+	return &mapTop{deep: newArenaMap[deepKey](), deepMax: mapDeepRecords, deepProbe: mapDeepProbe}
 }
 
 // deepKeyOf returns node key k as a deepKey, and false for a key too long
@@ -763,9 +775,16 @@ func (t *mapTop) slot(i int) (*topLevel, int) {
 	d, j := slotPlace(i)
 	l := &t.levels[d]
 	if l.recs == nil {
-		l.recs, l.known = make([][]byte, 1<<d), make([]bool, 1<<d)
+		l.recs, l.known, l.pendAt = make([][]byte, 1<<d), make([]bool, 1<<d), make([]uint32, 1<<d)
 	}
 	return l, j
+}
+
+// pendingAt returns the place in t.pend of the running batch's record at
+// slot i (at j of level l), if it wrote one.
+func (t *mapTop) pendingAt(l *topLevel, j, i int) (int, bool) {
+	p := int(l.pendAt[j])
+	return p, p < len(t.pend) && t.pend[p].slot == int32(i)
 }
 
 // topSlot returns the index of node key k (smt's nodeKey: the depth, then
@@ -804,10 +823,10 @@ func appendSlotKey(b []byte, i int) []byte {
 // getSlot returns the record at slot i as the running batch sees it: its
 // own write, else the committed record, and whether either is known.
 func (t *mapTop) getSlot(i int) ([]byte, bool) {
-	if v, ok := t.pend[int32(i)]; ok {
-		return v, true
-	}
 	l, j := t.slot(i)
+	if p, ok := t.pendingAt(l, j, i); ok {
+		return t.pend[p].rec, true
+	}
 	return l.recs[j], l.known[j]
 }
 
@@ -833,12 +852,20 @@ func (t *mapTop) get(k []byte) ([]byte, bool) {
 
 // setPending notes the running batch's write of v at slot i (nil deletes).
 func (t *mapTop) setPending(i int, v []byte) {
-	t.pend[int32(i)] = v
+	l, j := t.slot(i)
+	if p, ok := t.pendingAt(l, j, i); ok {
+		t.pend[p].rec = v
+		return
+	}
+	l.pendAt[j] = uint32(len(t.pend))
+	t.pend = append(t.pend, pendingRecord{slot: int32(i), rec: v})
 }
 
-// discardPending drops what a batch that never reached its flush wrote.
+// discardPending drops the running batch's records: those of a batch
+// that never reached its flush, or those layer handed over.
 func (t *mapTop) discardPending() {
-	clear(t.pend)
+	clear(t.pend) // the records go with their batch's layer, not kept here
+	t.pend = t.pend[:0]
 }
 
 // opCID is the binary CID a leaf names an entry's operation by: the CID

@@ -148,6 +148,46 @@ func applyColleges(t *testing.T, f *chainFixture, round, batches, n int) {
 // The top cache's slots at every depth down to mapTopDepth hold what they
 // were given, apart from the running batch's writes, and a level's slots
 // are made only when the cache first reaches it.
+// TestMapTopPendingSlots checks the running batch's top records: a
+// batch's own write is what it reads back, a later write to the slot
+// replaces it, a deletion reads as a known absence, and once the batch is
+// dropped or handed over its writes are gone even where a later batch's
+// write took their place in the list.
+func TestMapTopPendingSlots(t *testing.T) {
+	top := newMapTop()
+	committed := []byte("committed")
+	top.setKnown(5, committed)
+	top.setPending(5, []byte("a"))
+	top.setPending(9, []byte("b"))
+	top.setPending(5, []byte("a2"))
+	top.setPending(2, nil)
+	for _, c := range []struct {
+		slot  int
+		want  []byte
+		known bool
+	}{{5, []byte("a2"), true}, {9, []byte("b"), true}, {2, nil, true}, {3, nil, false}} {
+		if v, ok := top.getSlot(c.slot); ok != c.known || !bytes.Equal(v, c.want) {
+			t.Fatalf("slot %d in the batch: %q, %v; want %q, %v", c.slot, v, ok, c.want, c.known)
+		}
+	}
+	if len(top.pend) != 3 {
+		t.Fatalf("%d pending records for three slots", len(top.pend))
+	}
+	top.discardPending()
+	// The next batch writes other slots into the places 5, 9 and 2 had.
+	top.setPending(9, []byte("c"))
+	top.setPending(1, []byte("d"))
+	if v, ok := top.getSlot(5); !ok || !bytes.Equal(v, committed) {
+		t.Fatalf("slot 5 after the batch was dropped: %q, %v; want the committed record", v, ok)
+	}
+	if v, ok := top.getSlot(2); ok || v != nil {
+		t.Fatalf("slot 2 after the batch was dropped: %q, %v; want unknown", v, ok)
+	}
+	if v, _ := top.getSlot(9); !bytes.Equal(v, []byte("c")) {
+		t.Fatalf("slot 9 in the next batch: %q, want %q", v, "c")
+	}
+}
+
 func TestMapTopLevels(t *testing.T) {
 	top := newMapTop()
 	for d := 0; d <= mapTopDepth; d++ {
