@@ -864,7 +864,7 @@ func (t *mapTop) setPending(i int, v []byte) {
 // discardPending drops the running batch's records: those of a batch
 // that never reached its flush, or those layer handed over.
 func (t *mapTop) discardPending() {
-	clear(t.pend) // the records go with their batch's layer, not kept here
+	clear(t.pend) // the list's room is kept, not the records
 	t.pend = t.pend[:0]
 }
 

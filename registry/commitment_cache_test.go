@@ -145,9 +145,6 @@ func applyColleges(t *testing.T, f *chainFixture, round, batches, n int) {
 	}
 }
 
-// The top cache's slots at every depth down to mapTopDepth hold what they
-// were given, apart from the running batch's writes, and a level's slots
-// are made only when the cache first reaches it.
 // TestMapTopPendingSlots checks the running batch's top records: a
 // batch's own write is what it reads back, a later write to the slot
 // replaces it, a deletion reads as a known absence, and once the batch is
@@ -174,7 +171,8 @@ func TestMapTopPendingSlots(t *testing.T) {
 		t.Fatalf("%d pending records for three slots", len(top.pend))
 	}
 	top.discardPending()
-	// The next batch writes other slots into the places 5, 9 and 2 had.
+	// The next batch's writes take the places in the list that slots 5
+	// and 9 had; slot 2's place is past the list's end.
 	top.setPending(9, []byte("c"))
 	top.setPending(1, []byte("d"))
 	if v, ok := top.getSlot(5); !ok || !bytes.Equal(v, committed) {
@@ -188,6 +186,9 @@ func TestMapTopPendingSlots(t *testing.T) {
 	}
 }
 
+// The top cache's slots at every depth down to mapTopDepth hold what they
+// were given, apart from the running batch's writes, and a level's slots
+// are made only when the cache first reaches it.
 func TestMapTopLevels(t *testing.T) {
 	top := newMapTop()
 	for d := 0; d <= mapTopDepth; d++ {
