@@ -24,6 +24,7 @@ import (
 )
 
 func main() {
+	useMallocHugePages()
 	tuneCollector(os.Getenv)
 	limitMallocArenas(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

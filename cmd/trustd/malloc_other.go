@@ -5,3 +5,7 @@ package main
 // setMallocArenas does nothing without cgo on Linux: Pebble then allocates
 // its block cache and memtables in the Go heap, not through the C library.
 func setMallocArenas(int) bool { return false }
+
+// mallocIsGlibc reports false without cgo on Linux: Pebble's memory is then
+// the Go heap's.
+func mallocIsGlibc() bool { return false }
