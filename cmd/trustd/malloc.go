@@ -50,11 +50,13 @@ const thpModePath = "/sys/kernel/mm/transparent_hugepage/enabled"
 // hugePagesEnv returns the environment to execute trustd again with, so
 // that glibc reads mallocHugePagesTunable at start (it reads tunables only
 // then: no call sets one later), or nil where there is nothing to do: the
-// C library is not glibc; GLIBC_TUNABLES already sets the tunable (the
-// operator's value, glibc.malloc.hugetlb=0 to turn this off, or this
-// execution's own); or the kernel's THP mode is "never" or unknown.
-func hugePagesEnv(environ []string, glibc bool, thpMode string) []string {
-	if !glibc {
+// C library is not glibc, or does not read tunables for this process
+// (tunables, from mallocReadsTunables); GLIBC_TUNABLES already sets the
+// tunable (the operator's value, glibc.malloc.hugetlb=0 to turn this off,
+// or this execution's own); or the kernel's THP mode is "never" or
+// unknown.
+func hugePagesEnv(environ []string, tunables bool, thpMode string) []string {
+	if !tunables {
 		return nil
 	}
 	if thpMode != "madvise" && thpMode != "always" {
@@ -117,7 +119,7 @@ func parseTHPMode(s string) string {
 // Pebble maps a memtable. Where the execution fails, trustd goes on as it
 // is, with 4 KiB pages, and says so.
 func useMallocHugePages() {
-	env := hugePagesEnv(os.Environ(), mallocIsGlibc(), thpMode())
+	env := hugePagesEnv(os.Environ(), mallocReadsTunables(), thpMode())
 	if env == nil {
 		return
 	}

@@ -41,7 +41,7 @@ func TestHugePagesEnv(t *testing.T) {
 	for _, c := range []struct {
 		name    string
 		environ []string
-		glibc   bool
+		glibc   bool // and it reads tunables for this process
 		mode    string
 		want    []string // nil: trustd is not executed again
 	}{
@@ -49,7 +49,7 @@ func TestHugePagesEnv(t *testing.T) {
 		{"glibc, THP always", base, true, "always", append(slices.Clone(base), "GLIBC_TUNABLES=glibc.malloc.hugetlb=1")},
 		{"THP off", base, true, "never", nil},
 		{"THP mode unknown", base, true, "", nil},
-		{"not glibc", base, false, "madvise", nil},
+		{"not glibc, or glibc in secure mode", base, false, "madvise", nil},
 		{"other tunables kept, in place", []string{"HOME=/root", "GLIBC_TUNABLES=glibc.malloc.arena_max=2", "PATH=/usr/bin"}, true, "madvise",
 			[]string{"HOME=/root", "GLIBC_TUNABLES=glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1", "PATH=/usr/bin"}},
 		{"an empty setting", []string{"GLIBC_TUNABLES="}, true, "madvise", []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=1"}},
