@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -49,45 +50,55 @@ const thpModePath = "/sys/kernel/mm/transparent_hugepage/enabled"
 
 // hugePagesEnv returns the environment to execute trustd again with, so
 // that glibc reads mallocHugePagesTunable at start (it reads tunables only
-// then: no call sets one later), or nil where there is nothing to do: the
-// C library is not glibc, or does not read tunables for this process
-// (tunables, from mallocReadsTunables); GLIBC_TUNABLES already sets the
-// tunable (the operator's value, glibc.malloc.hugetlb=0 to turn this off,
-// or this execution's own); or the kernel's THP mode is "never" or
-// unknown.
-func hugePagesEnv(environ []string, tunables bool, thpMode string) []string {
-	if !tunables {
+// then: no call sets one later), or nil where trustd has nothing to do or
+// must not:
+//   - glibc would not apply the tunable here (applies false, from
+//     glibcAppliesTunables: another C library, a glibc before 2.35, secure
+//     mode, or trustd not started by the kernel as itself);
+//   - the kernel's THP mode is not "madvise": "never" gives none, and
+//     "always" gives them to large mappings already (where glibc before
+//     2.43 does nothing with the tunable);
+//   - trustd was started with GLIBC_TUNABLES set (started: the environment
+//     block the process began with, which glibc's own changes to the
+//     environment do not touch): the operator's tunables stand as given,
+//     glibc.malloc.hugetlb=0 to turn this off; and so does the setting of
+//     this execution, so trustd executes itself at most once.
+//
+// environ is the environment as the Go runtime holds it, which keeps only
+// the first of names given twice: the new one is it, less any
+// GLIBC_TUNABLES, and the tunable.
+func hugePagesEnv(started, environ []string, applies bool, thpMode string) []string {
+	if !applies || thpMode != "madvise" {
 		return nil
 	}
-	if thpMode != "madvise" && thpMode != "always" {
-		return nil
+	for _, kv := range started {
+		if v, ok := strings.CutPrefix(kv, "GLIBC_TUNABLES="); ok && v != "" {
+			return nil
+		}
 	}
 	out := make([]string, 0, len(environ)+1)
-	tunable := mallocHugePagesTunable + "=1"
-	set := false
 	for _, kv := range environ {
-		v, ok := strings.CutPrefix(kv, "GLIBC_TUNABLES=")
-		if !ok {
+		if !strings.HasPrefix(kv, "GLIBC_TUNABLES=") {
 			out = append(out, kv)
-			continue
-		}
-		for _, t := range strings.Split(v, ":") {
-			if name, _, _ := strings.Cut(t, "="); name == mallocHugePagesTunable {
-				return nil
-			}
-		}
-		if v != "" {
-			tunable = v + ":" + tunable
-		}
-		if !set {
-			out = append(out, "GLIBC_TUNABLES="+tunable)
-			set = true
 		}
 	}
-	if !set {
-		out = append(out, "GLIBC_TUNABLES="+tunable)
+	return append(out, "GLIBC_TUNABLES="+mallocHugePagesTunable+"=1")
+}
+
+// glibcAtLeast reports whether version, as gnu_get_libc_version gives it
+// ("2.36"), is major.minor or later.
+func glibcAtLeast(version string, major, minor int) bool {
+	a, b, ok := strings.Cut(version, ".")
+	if !ok {
+		return false
 	}
-	return out
+	b, _, _ = strings.Cut(b, ".")
+	x, err1 := strconv.Atoi(a)
+	y, err2 := strconv.Atoi(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return x > major || x == major && y >= minor
 }
 
 // thpMode returns the kernel's transparent huge page mode ("always",
@@ -119,11 +130,23 @@ func parseTHPMode(s string) string {
 // Pebble maps a memtable. Where the execution fails, trustd goes on as it
 // is, with 4 KiB pages, and says so.
 func useMallocHugePages() {
-	env := hugePagesEnv(os.Environ(), mallocReadsTunables(), thpMode())
+	started, err := os.ReadFile("/proc/self/environ")
+	if err != nil {
+		return // no /proc: nothing to read the start's environment from, or to execute
+	}
+	env := hugePagesEnv(strings.Split(string(started), "\x00"), os.Environ(), glibcAppliesTunables(), thpMode())
 	if env == nil {
 		return
 	}
-	// The same file, even if its path now names another or none.
-	err := syscall.Exec("/proc/self/exe", os.Args, env)
+	// The file trustd was started from, by its path, so the process keeps
+	// its name (the kernel names it after the path executed); if that path
+	// is gone, the same file through /proc.
+	exe, err := os.Executable()
+	if err != nil {
+		exe = "/proc/self/exe"
+	} else if _, err := os.Stat(exe); err != nil {
+		exe = "/proc/self/exe"
+	}
+	err = syscall.Exec(exe, os.Args, env)
 	fmt.Fprintf(os.Stderr, "trustd: starting without huge pages for Pebble's memtables: could not execute trustd again with %s=1: %v\n", mallocHugePagesTunable, err)
 }

@@ -7,13 +7,16 @@ package main
 #ifdef __GLIBC__
 #include <malloc.h>
 #include <sys/auxv.h>
+#include <gnu/libc-version.h>
 static int trustd_limit_arenas(int n) { return mallopt(M_ARENA_MAX, n); }
-static int trustd_is_glibc(void) { return 1; }
+static const char *trustd_glibc_version(void) { return gnu_get_libc_version(); }
 static int trustd_secure_exec(void) { return getauxval(AT_SECURE) != 0; }
+static int trustd_has_interpreter(void) { return getauxval(AT_BASE) != 0; }
 #else
 static int trustd_limit_arenas(int n) { return -1; }
-static int trustd_is_glibc(void) { return 0; }
+static const char *trustd_glibc_version(void) { return ""; }
 static int trustd_secure_exec(void) { return 0; }
+static int trustd_has_interpreter(void) { return 0; }
 #endif
 */
 import "C"
@@ -23,10 +26,16 @@ import "C"
 // M_ARENA_MAX value, so there is no refusal to report.)
 func setMallocArenas(n int) bool { return C.trustd_limit_arenas(C.int(n)) >= 0 }
 
-// mallocReadsTunables reports whether the C library trustd allocates
-// through is glibc and reads GLIBC_TUNABLES for this process: not when the
-// process runs in secure mode (AT_SECURE: setuid, setgid, or a binary with
-// file capabilities, such as one allowed to bind port 443), where glibc
-// ignores the tunable and removes it from the environment. Executing again
-// there would find it missing each time and never stop.
-func mallocReadsTunables() bool { return C.trustd_is_glibc() == 1 && C.trustd_secure_exec() == 0 }
+// glibcAppliesTunables reports whether glibc would apply the huge-page
+// tunable to this process if trustd executed itself with it: the C
+// library is glibc 2.35 or later (older ones ignore the tunable); the
+// process is not in secure mode (AT_SECURE: setuid, setgid, or a binary
+// with file capabilities, such as one allowed to bind port 443), where
+// glibc ignores tunables and removes them from the environment; and the
+// kernel started trustd itself, through its interpreter (AT_BASE), not the
+// dynamic loader as a program given trustd's path, which executing
+// /proc/self/exe would run without it, nor a static build.
+func glibcAppliesTunables() bool {
+	return glibcAtLeast(C.GoString(C.trustd_glibc_version()), 2, 35) &&
+		C.trustd_secure_exec() == 0 && C.trustd_has_interpreter() == 1
+}

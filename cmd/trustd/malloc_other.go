@@ -6,6 +6,6 @@ package main
 // its block cache and memtables in the Go heap, not through the C library.
 func setMallocArenas(int) bool { return false }
 
-// mallocReadsTunables reports false without cgo on Linux: Pebble's memory
+// glibcAppliesTunables reports false without cgo on Linux: Pebble's memory
 // is then the Go heap's.
-func mallocReadsTunables() bool { return false }
+func glibcAppliesTunables() bool { return false }

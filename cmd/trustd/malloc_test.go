@@ -38,36 +38,51 @@ func linkedToGlibc(t *testing.T) bool {
 
 func TestHugePagesEnv(t *testing.T) {
 	base := []string{"HOME=/root", "PATH=/usr/bin"}
+	with := append(slices.Clone(base), "GLIBC_TUNABLES=glibc.malloc.hugetlb=1")
 	for _, c := range []struct {
-		name    string
-		environ []string
-		glibc   bool // and it reads tunables for this process
-		mode    string
-		want    []string // nil: trustd is not executed again
+		name             string
+		started, environ []string
+		applies          bool
+		mode             string
+		want             []string // nil: trustd is not executed again
 	}{
-		{"glibc, THP on request", base, true, "madvise", append(slices.Clone(base), "GLIBC_TUNABLES=glibc.malloc.hugetlb=1")},
-		{"glibc, THP always", base, true, "always", append(slices.Clone(base), "GLIBC_TUNABLES=glibc.malloc.hugetlb=1")},
-		{"THP off", base, true, "never", nil},
-		{"THP mode unknown", base, true, "", nil},
-		{"not glibc, or glibc in secure mode", base, false, "madvise", nil},
-		{"other tunables kept, in place", []string{"HOME=/root", "GLIBC_TUNABLES=glibc.malloc.arena_max=2", "PATH=/usr/bin"}, true, "madvise",
-			[]string{"HOME=/root", "GLIBC_TUNABLES=glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1", "PATH=/usr/bin"}},
-		{"an empty setting", []string{"GLIBC_TUNABLES="}, true, "madvise", []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=1"}},
-		{"the operator's value stands", []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=0"}, true, "madvise", nil},
-		// What this execution set: the next one does nothing more.
-		{"set already", []string{"GLIBC_TUNABLES=glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"}, true, "always", nil},
-		{"a tunable named alike is another", []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb_x=1"}, true, "madvise",
-			[]string{"GLIBC_TUNABLES=glibc.malloc.hugetlb_x=1:glibc.malloc.hugetlb=1"}},
+		{"glibc, THP on request", base, base, true, "madvise", with},
+		{"an empty setting is none", append(slices.Clone(base), "GLIBC_TUNABLES="), append(slices.Clone(base), "GLIBC_TUNABLES="), true, "madvise", with},
+		{"THP always: the kernel gives them already", base, base, true, "always", nil},
+		{"THP off", base, base, true, "never", nil},
+		{"THP mode unknown", base, base, true, "", nil},
+		{"glibc would not apply it", base, base, false, "madvise", nil},
+		{"the operator's setting stands", []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=0"}, []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=0"}, true, "madvise", nil},
+		{"and any other", []string{"GLIBC_TUNABLES=glibc.malloc.arena_max=2"}, []string{"GLIBC_TUNABLES=glibc.malloc.arena_max=2"}, true, "madvise", nil},
+		// The Go runtime keeps the first of two; glibc applies both.
+		{"set twice, the first empty", []string{"GLIBC_TUNABLES=", "GLIBC_TUNABLES=glibc.malloc.hugetlb=0"}, []string{"GLIBC_TUNABLES="}, true, "madvise", nil},
+		// Dropped from the environment by glibc after the start (secure
+		// mode): the start's block still has it, and trustd goes on.
+		{"this execution's own, dropped since", []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=1"}, base, true, "madvise", nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got := hugePagesEnv(c.environ, c.glibc, c.mode)
+			got := hugePagesEnv(c.started, c.environ, c.applies, c.mode)
 			if (got == nil) != (c.want == nil) || !slices.Equal(got, c.want) {
-				t.Fatalf("hugePagesEnv(%q, %v, %q) = %q, want %q", c.environ, c.glibc, c.mode, got, c.want)
+				t.Fatalf("hugePagesEnv(%q, %q, %v, %q) = %q, want %q", c.started, c.environ, c.applies, c.mode, got, c.want)
 			}
-			if got != nil && hugePagesEnv(got, c.glibc, c.mode) != nil {
+			if got != nil && hugePagesEnv(got, got, c.applies, c.mode) != nil {
 				t.Fatalf("the environment it returns, %q, would be executed again", got)
 			}
 		})
+	}
+}
+
+func TestGlibcAtLeast(t *testing.T) {
+	for _, c := range []struct {
+		version string
+		want    bool
+	}{
+		{"2.36", true}, {"2.35", true}, {"2.34", false}, {"2.43.9000", true}, {"3.0", true}, {"1.99", false},
+		{"", false}, {"2", false}, {"x.y", false},
+	} {
+		if got := glibcAtLeast(c.version, 2, 35); got != c.want {
+			t.Errorf("glibcAtLeast(%q, 2, 35) = %v, want %v", c.version, got, c.want)
+		}
 	}
 }
 
