@@ -1,9 +1,11 @@
 package test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,14 +14,15 @@ import (
 	"time"
 )
 
-// TestTrustdAsksGlibcForHugePages: trustd linked to glibc, on a kernel
-// that gives transparent huge pages on request, runs with glibc's tunable
-// glibc.malloc.hugetlb=1 and glibc advises huge pages for what it maps, as
-// the process its caller started and under its own name (it executes
-// itself again, before it opens anything); an operator's own
-// GLIBC_TUNABLES stands as given; and in secure mode, where glibc ignores
-// the tunable and removes it from the environment, trustd does not execute
-// itself again (it would forever).
+// TestTrustdAsksGlibcForHugePages: trustd linked to glibc 2.35 or later,
+// on a kernel that gives transparent huge pages on request, runs with
+// glibc's tunable glibc.malloc.hugetlb=1 and glibc advises huge pages for
+// what it maps, as the process its caller started and under the name it
+// was started by, a link's too (it executes itself again, before it opens
+// anything); an operator's own GLIBC_TUNABLES stands as given; and in
+// secure mode, where glibc ignores the tunable and removes it from the
+// environment, trustd starts once and runs (it used to execute itself
+// forever there).
 func TestTrustdAsksGlibcForHugePages(t *testing.T) {
 	bin := mustBuild(t)
 	if mode := thpMode(t); mode != "madvise" {
@@ -28,6 +31,9 @@ func TestTrustdAsksGlibcForHugePages(t *testing.T) {
 	args := []string{"--http-addr", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--admin-addr", "127.0.0.1:0"}
 	t.Run("default", func(t *testing.T) {
 		t.Setenv("GLIBC_TUNABLES", "")
+		if v := glibcVersion(t); v < 235 {
+			t.Skipf("glibc %d.%d ignores glibc.malloc.hugetlb (2.35 and later apply it)", v/100, v%100)
+		}
 		p := startTrustd(t, bin, t.TempDir(), args...)
 		pid := p.cmd.Process.Pid
 		if !mapsGlibc(t, pid) {
@@ -44,6 +50,31 @@ func TestTrustdAsksGlibcForHugePages(t *testing.T) {
 		// once the node serves.
 		if !bytes.Contains(procFile(t, pid, "smaps"), []byte(" hg")) {
 			t.Fatalf("no mapping of trustd (pid %d) is advised huge pages", pid)
+		}
+		p.stop(t)
+	})
+	t.Run("through a link", func(t *testing.T) {
+		// Installed as a link to a file of another name: the process keeps
+		// the link's name, which it was started by (and scripts find it by).
+		t.Setenv("GLIBC_TUNABLES", "")
+		if v := glibcVersion(t); v < 235 {
+			t.Skipf("glibc %d.%d ignores glibc.malloc.hugetlb", v/100, v%100)
+		}
+		files, links := t.TempDir(), t.TempDir()
+		target := filepath.Join(files, "trustd-1.2-linux-amd64")
+		if err := os.Link(filepath.Join(bin, "trustd"), target); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, filepath.Join(links, "trustd")); err != nil {
+			t.Fatal(err)
+		}
+		p := startTrustd(t, links, t.TempDir(), args...)
+		pid := p.cmd.Process.Pid
+		if got := environOf(t, pid)["GLIBC_TUNABLES"]; mapsGlibc(t, pid) && got != "glibc.malloc.hugetlb=1" {
+			t.Fatalf("trustd started through a link runs with GLIBC_TUNABLES=%q", got)
+		}
+		if comm := procFile(t, pid, "comm"); string(comm) != "trustd\n" {
+			t.Fatalf("trustd started through a link runs under the name %q", comm)
 		}
 		p.stop(t)
 	})
@@ -93,7 +124,70 @@ func TestTrustdAsksGlibcForHugePages(t *testing.T) {
 		if err != nil || !strings.HasPrefix(string(out), "trustd version") {
 			t.Fatalf("trustd --version in secure mode: %v: %s", err, out)
 		}
+		// A node that runs: started once, without the tunable (glibc would
+		// have dropped it, and a second execution is one too many).
+		work, err := os.MkdirTemp("", "trustd-secure-data-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(work) })
+		if err := os.Chmod(work, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		node := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", exe}, args...)...)
+		node.Dir = work
+		node.Env = append(os.Environ(), "GLIBC_TUNABLES=")
+		stdout, err := node.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr lockedBuffer
+		node.Stderr = &stderr
+		if err := node.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- node.Wait() }()
+		t.Cleanup(func() {
+			_ = node.Process.Kill() // the node this test started, by its pid
+			<-done
+		})
+		serving := make(chan struct{})
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				if strings.HasPrefix(strings.TrimSpace(sc.Text()), "gateway") {
+					close(serving)
+					break
+				}
+			}
+			_, _ = io.Copy(io.Discard, stdout)
+		}()
+		select {
+		case <-serving:
+		case err := <-done:
+			t.Fatalf("trustd in secure mode ended: %v\n%s", err, stderr.String())
+		case <-time.After(30 * time.Second):
+			t.Fatalf("trustd in secure mode printed no gateway URL within 30 s\n%s", stderr.String())
+		}
+		if got := environOf(t, node.Process.Pid)["GLIBC_TUNABLES"]; got != "" {
+			t.Fatalf("trustd in secure mode runs with GLIBC_TUNABLES=%q: it executed itself again", got)
+		}
 	})
+}
+
+// glibcVersion returns the C library's glibc version as major*100+minor
+// (236 for 2.36), or 0 where it is not glibc.
+func glibcVersion(t *testing.T) int {
+	out, err := exec.Command("getconf", "GNU_LIBC_VERSION").Output()
+	if err != nil {
+		return 0
+	}
+	var major, minor int
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "glibc %d.%d", &major, &minor); err != nil {
+		return 0
+	}
+	return major*100 + minor
 }
 
 // thpMode returns the kernel's transparent huge page mode, or "" where it

@@ -58,27 +58,29 @@ const thpModePath = "/sys/kernel/mm/transparent_hugepage/enabled"
 //   - the kernel's THP mode is not "madvise": "never" gives none, and
 //     "always" gives them to large mappings already (where glibc before
 //     2.43 does nothing with the tunable);
-//   - trustd was started with GLIBC_TUNABLES set (started: the environment
-//     block the process began with, which glibc's own changes to the
-//     environment do not touch): the operator's tunables stand as given,
-//     glibc.malloc.hugetlb=0 to turn this off; and so does the setting of
-//     this execution, so trustd executes itself at most once.
+//   - GLIBC_TUNABLES is set, in the environment block the process started
+//     with (started, which glibc's own changes to the environment do not
+//     touch) or as the process holds it now (current): the operator's
+//     tunables stand as given, glibc.malloc.hugetlb=0 to turn this off; and
+//     so does the setting of this execution, so trustd executes itself at
+//     most once.
 //
-// environ is the environment as the Go runtime holds it, which keeps only
-// the first of names given twice: the new one is it, less any
-// GLIBC_TUNABLES, and the tunable.
-func hugePagesEnv(started, environ []string, applies bool, thpMode string) []string {
-	if !applies || thpMode != "madvise" {
+// The new environment is started as given, every entry in its place (the
+// Go runtime's copy keeps only the first of a name given twice, where the
+// loader takes the last), with the tunable added.
+func hugePagesEnv(started []string, current string, applies bool, thpMode string) []string {
+	if !applies || thpMode != "madvise" || current != "" {
 		return nil
 	}
+	out := make([]string, 0, len(started)+1)
 	for _, kv := range started {
-		if v, ok := strings.CutPrefix(kv, "GLIBC_TUNABLES="); ok && v != "" {
-			return nil
+		if v, ok := strings.CutPrefix(kv, "GLIBC_TUNABLES="); ok {
+			if v != "" {
+				return nil
+			}
+			continue
 		}
-	}
-	out := make([]string, 0, len(environ)+1)
-	for _, kv := range environ {
-		if !strings.HasPrefix(kv, "GLIBC_TUNABLES=") {
+		if kv != "" {
 			out = append(out, kv)
 		}
 	}
@@ -127,26 +129,27 @@ func parseTHPMode(s string) string {
 
 // useMallocHugePages executes trustd again, as the same process, with
 // mallocHugePagesTunable set (hugePagesEnv), first thing in main: before
-// Pebble maps a memtable. Where the execution fails, trustd goes on as it
-// is, with 4 KiB pages, and says so.
+// Pebble maps a memtable. It executes the path the kernel was given to
+// start it (AT_EXECFN), so the process keeps its name (the kernel names a
+// process after the last part of that path, not the file a link leads
+// to), and only while that path still names the file running: an upgrade
+// that replaced it, or removed it, since leaves trustd as it is. Where
+// the execution fails, trustd goes on with 4 KiB pages and says so.
 func useMallocHugePages() {
 	started, err := os.ReadFile("/proc/self/environ")
 	if err != nil {
-		return // no /proc: nothing to read the start's environment from, or to execute
+		return // no /proc: nothing to read the start's environment from, or to check the file by
 	}
-	env := hugePagesEnv(strings.Split(string(started), "\x00"), os.Environ(), glibcAppliesTunables(), thpMode())
+	env := hugePagesEnv(strings.Split(string(started), "\x00"), os.Getenv("GLIBC_TUNABLES"), glibcAppliesTunables(), thpMode())
 	if env == nil {
 		return
 	}
-	// The file trustd was started from, by its path, so the process keeps
-	// its name (the kernel names it after the path executed); if that path
-	// is gone, the same file through /proc.
-	exe, err := os.Executable()
-	if err != nil {
-		exe = "/proc/self/exe"
-	} else if _, err := os.Stat(exe); err != nil {
-		exe = "/proc/self/exe"
+	path := startPath()
+	running, err1 := os.Stat("/proc/self/exe")
+	named, err2 := os.Stat(path)
+	if path == "" || err1 != nil || err2 != nil || !os.SameFile(running, named) {
+		return
 	}
-	err = syscall.Exec(exe, os.Args, env)
+	err = syscall.Exec(path, os.Args, env)
 	fmt.Fprintf(os.Stderr, "trustd: starting without huge pages for Pebble's memtables: could not execute trustd again with %s=1: %v\n", mallocHugePagesTunable, err)
 }

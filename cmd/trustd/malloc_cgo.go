@@ -12,11 +12,13 @@ static int trustd_limit_arenas(int n) { return mallopt(M_ARENA_MAX, n); }
 static const char *trustd_glibc_version(void) { return gnu_get_libc_version(); }
 static int trustd_secure_exec(void) { return getauxval(AT_SECURE) != 0; }
 static int trustd_has_interpreter(void) { return getauxval(AT_BASE) != 0; }
+static const char *trustd_exec_path(void) { const char *p = (const char *)getauxval(AT_EXECFN); return p ? p : ""; }
 #else
 static int trustd_limit_arenas(int n) { return -1; }
 static const char *trustd_glibc_version(void) { return ""; }
 static int trustd_secure_exec(void) { return 0; }
 static int trustd_has_interpreter(void) { return 0; }
+static const char *trustd_exec_path(void) { return ""; }
 #endif
 */
 import "C"
@@ -39,3 +41,8 @@ func glibcAppliesTunables() bool {
 	return glibcAtLeast(C.GoString(C.trustd_glibc_version()), 2, 35) &&
 		C.trustd_secure_exec() == 0 && C.trustd_has_interpreter() == 1
 }
+
+// startPath returns the path the kernel was given to start this process
+// (AT_EXECFN, as the caller of execve gave it: not resolved through
+// links), or "".
+func startPath() string { return C.GoString(C.trustd_exec_path()) }

@@ -37,36 +37,47 @@ func linkedToGlibc(t *testing.T) bool {
 }
 
 func TestHugePagesEnv(t *testing.T) {
-	base := []string{"HOME=/root", "PATH=/usr/bin"}
-	with := append(slices.Clone(base), "GLIBC_TUNABLES=glibc.malloc.hugetlb=1")
+	// /proc/self/environ ends each entry with a NUL: split, an empty one
+	// follows the last.
+	base := []string{"HOME=/root", "PATH=/usr/bin", ""}
+	with := []string{"HOME=/root", "PATH=/usr/bin", "GLIBC_TUNABLES=glibc.malloc.hugetlb=1"}
 	for _, c := range []struct {
-		name             string
-		started, environ []string
-		applies          bool
-		mode             string
-		want             []string // nil: trustd is not executed again
+		name    string
+		started []string
+		current string // GLIBC_TUNABLES as the process holds it
+		applies bool
+		mode    string
+		want    []string // nil: trustd is not executed again
 	}{
-		{"glibc, THP on request", base, base, true, "madvise", with},
-		{"an empty setting is none", append(slices.Clone(base), "GLIBC_TUNABLES="), append(slices.Clone(base), "GLIBC_TUNABLES="), true, "madvise", with},
-		{"THP always: the kernel gives them already", base, base, true, "always", nil},
-		{"THP off", base, base, true, "never", nil},
-		{"THP mode unknown", base, base, true, "", nil},
-		{"glibc would not apply it", base, base, false, "madvise", nil},
-		{"the operator's setting stands", []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=0"}, []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=0"}, true, "madvise", nil},
-		{"and any other", []string{"GLIBC_TUNABLES=glibc.malloc.arena_max=2"}, []string{"GLIBC_TUNABLES=glibc.malloc.arena_max=2"}, true, "madvise", nil},
+		{"glibc, THP on request", base, "", true, "madvise", with},
+		{"an empty setting is none", []string{"GLIBC_TUNABLES=", "HOME=/root", "PATH=/usr/bin"}, "", true, "madvise", with},
+		{"THP always: the kernel gives them already", base, "", true, "always", nil},
+		{"THP off", base, "", true, "never", nil},
+		{"THP mode unknown", base, "", true, "", nil},
+		{"glibc would not apply it", base, "", false, "madvise", nil},
+		{"the operator's setting stands", []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=0"}, "glibc.malloc.hugetlb=0", true, "madvise", nil},
+		{"and any other", []string{"GLIBC_TUNABLES=glibc.malloc.arena_max=2"}, "glibc.malloc.arena_max=2", true, "madvise", nil},
 		// The Go runtime keeps the first of two; glibc applies both.
-		{"set twice, the first empty", []string{"GLIBC_TUNABLES=", "GLIBC_TUNABLES=glibc.malloc.hugetlb=0"}, []string{"GLIBC_TUNABLES="}, true, "madvise", nil},
+		{"set twice, the first empty", []string{"GLIBC_TUNABLES=", "GLIBC_TUNABLES=glibc.malloc.hugetlb=0"}, "", true, "madvise", nil},
 		// Dropped from the environment by glibc after the start (secure
-		// mode): the start's block still has it, and trustd goes on.
-		{"this execution's own, dropped since", []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=1"}, base, true, "madvise", nil},
+		// mode): the start's block still has it.
+		{"this execution's own, dropped since", []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=1"}, "", true, "madvise", nil},
+		{"set since the start", base, "glibc.malloc.hugetlb=1", true, "madvise", nil},
+		// Every other entry in its place, a name given twice too (the
+		// loader takes the last LD_PRELOAD, the Go runtime the first).
+		{"entries as given", []string{"LD_PRELOAD=a.so", "HOME=/root", "LD_PRELOAD=b.so", ""}, "", true, "madvise",
+			[]string{"LD_PRELOAD=a.so", "HOME=/root", "LD_PRELOAD=b.so", "GLIBC_TUNABLES=glibc.malloc.hugetlb=1"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got := hugePagesEnv(c.started, c.environ, c.applies, c.mode)
+			got := hugePagesEnv(c.started, c.current, c.applies, c.mode)
 			if (got == nil) != (c.want == nil) || !slices.Equal(got, c.want) {
-				t.Fatalf("hugePagesEnv(%q, %q, %v, %q) = %q, want %q", c.started, c.environ, c.applies, c.mode, got, c.want)
+				t.Fatalf("hugePagesEnv(%q, %q, %v, %q) = %q, want %q", c.started, c.current, c.applies, c.mode, got, c.want)
 			}
-			if got != nil && hugePagesEnv(got, got, c.applies, c.mode) != nil {
+			if got != nil && hugePagesEnv(got, "glibc.malloc.hugetlb=1", c.applies, c.mode) != nil {
 				t.Fatalf("the environment it returns, %q, would be executed again", got)
+			}
+			if got != nil && hugePagesEnv(got, "", c.applies, c.mode) != nil {
+				t.Fatalf("the environment it returns, %q, would be executed again were the tunable dropped", got)
 			}
 		})
 	}
