@@ -65,6 +65,13 @@ func readPids(t *testing.T, path string) []int {
 }
 
 // alive reports whether pid is a process that has not ended.
+// ownNode reports whether pid is a process whose command line names dir:
+// a node the script started there, not another program that got its pid.
+func ownNode(pid int, dir string) bool {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && strings.Contains(string(cmdline), dir)
+}
+
 func alive(pid int) bool {
 	if syscall.Kill(pid, 0) != nil {
 		return false
@@ -109,6 +116,17 @@ func TestLocalClusterScript(t *testing.T) {
 	}
 	var started []int
 	t.Cleanup(func() {
+		// Also the pids the script wrote before a failed step ended the
+		// test, which started has not taken in yet (a start whose node 1
+		// never became ready left nodes 2 and 3 running). Each is a trustd
+		// of this test's directory: its command line names the directory.
+		if b, err := os.ReadFile(pidsFile); err == nil {
+			for line := range strings.Lines(string(b)) {
+				if pid, err := strconv.Atoi(strings.TrimSpace(line)); err == nil && ownNode(pid, dir) {
+					started = append(started, pid)
+				}
+			}
+		}
 		for _, pid := range started {
 			if alive(pid) {
 				_ = syscall.Kill(pid, syscall.SIGKILL) // a node this test started
