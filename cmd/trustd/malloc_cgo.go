@@ -34,9 +34,10 @@ func setMallocArenas(n int) bool { return C.trustd_limit_arenas(C.int(n)) >= 0 }
 // process is not in secure mode (AT_SECURE: setuid, setgid, or a binary
 // with file capabilities, such as one allowed to bind port 443), where
 // glibc ignores tunables and removes them from the environment; and the
-// kernel started trustd itself, through its interpreter (AT_BASE), not the
-// dynamic loader as a program given trustd's path, which executing
-// /proc/self/exe would run without it, nor a static build.
+// kernel started trustd itself, through its interpreter (AT_BASE): not the
+// dynamic loader run as a program with trustd's path (executing the start
+// path again would run the loader with trustd's own arguments), nor a
+// static build.
 func glibcAppliesTunables() bool {
 	return glibcAtLeast(C.GoString(C.trustd_glibc_version()), 2, 35) &&
 		C.trustd_secure_exec() == 0 && C.trustd_has_interpreter() == 1
