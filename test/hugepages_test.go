@@ -1,11 +1,9 @@
 package test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,15 +92,9 @@ func TestTrustdAsksGlibcForHugePages(t *testing.T) {
 		if os.Geteuid() != 0 || err != nil {
 			t.Skipf("needs root and setcap (euid %d, %v)", os.Geteuid(), err)
 		}
-		dir, err := os.MkdirTemp("", "trustd-secure-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		if err := os.Chmod(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		exe := filepath.Join(dir, "trustd")
+		// Directories of their own, not under the test's (those are root's
+		// alone): the user nobody must reach the binary and write its data.
+		exe := filepath.Join(tempDirFor(t, "trustd-secure-", 0o755), "trustd")
 		b, err := os.ReadFile(filepath.Join(bin, "trustd"))
 		if err != nil {
 			t.Fatal(err)
@@ -126,54 +118,34 @@ func TestTrustdAsksGlibcForHugePages(t *testing.T) {
 		}
 		// A node that runs: started once, without the tunable (glibc would
 		// have dropped it, and a second execution is one too many).
-		work, err := os.MkdirTemp("", "trustd-secure-data-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(work) })
-		if err := os.Chmod(work, 0o777); err != nil {
-			t.Fatal(err)
-		}
+		work := tempDirFor(t, "trustd-secure-data-", 0o777)
 		node := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", exe}, args...)...)
 		node.Dir = work
 		node.Env = append(os.Environ(), "GLIBC_TUNABLES=")
-		stdout, err := node.StdoutPipe()
+		p, err := tryStartCmd(t, nil, node, args)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("trustd in secure mode: %v", err)
 		}
-		var stderr lockedBuffer
-		node.Stderr = &stderr
-		if err := node.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- node.Wait() }()
-		t.Cleanup(func() {
-			_ = node.Process.Kill() // the node this test started, by its pid
-			<-done
-		})
-		serving := make(chan struct{})
-		go func() {
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				if strings.HasPrefix(strings.TrimSpace(sc.Text()), "gateway") {
-					close(serving)
-					break
-				}
-			}
-			_, _ = io.Copy(io.Discard, stdout)
-		}()
-		select {
-		case <-serving:
-		case err := <-done:
-			t.Fatalf("trustd in secure mode ended: %v\n%s", err, stderr.String())
-		case <-time.After(30 * time.Second):
-			t.Fatalf("trustd in secure mode printed no gateway URL within 30 s\n%s", stderr.String())
-		}
-		if got := environOf(t, node.Process.Pid)["GLIBC_TUNABLES"]; got != "" {
+		if got := environOf(t, p.cmd.Process.Pid)["GLIBC_TUNABLES"]; got != "" {
 			t.Fatalf("trustd in secure mode runs with GLIBC_TUNABLES=%q: it executed itself again", got)
 		}
+		p.stop(t)
 	})
+}
+
+// tempDirFor returns a new directory with permissions perm, removed when
+// the test ends.
+func tempDirFor(t *testing.T, pattern string, perm os.FileMode) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, perm); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // glibcVersion returns the C library's glibc version as major*100+minor

@@ -108,6 +108,13 @@ func tryStartTrustdOn(t *testing.T, h *netns.Host, bin, dir string, args ...stri
 	}
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOCOVERDIR=")
+	return tryStartCmd(t, h, cmd, args)
+}
+
+// tryStartCmd starts cmd, trustd with args set up to run on host h (nil:
+// this machine's network), directly or through a program that executes it
+// (such as setpriv), and waits until its gateway answers /readyz.
+func tryStartCmd(t *testing.T, h *netns.Host, cmd *exec.Cmd, args []string) (*proc, error) {
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -56,8 +56,7 @@ const thpModePath = "/sys/kernel/mm/transparent_hugepage/enabled"
 //     glibcAppliesTunables: another C library, a glibc before 2.35, secure
 //     mode, or trustd not started by the kernel as itself);
 //   - the kernel's THP mode is not "madvise": "never" gives none, and
-//     "always" gives them to large mappings already (where glibc before
-//     2.43 does nothing with the tunable);
+//     "always" gives them to large mappings already;
 //   - GLIBC_TUNABLES is set, in the environment block the process started
 //     with (started, which glibc's own changes to the environment do not
 //     touch) or as the process holds it now (current): the operator's
