@@ -552,6 +552,15 @@ func (c *Cluster) LogBounds() (first, last uint64, err error) {
 // snapshot transfers are refused), and nil otherwise.
 func (c *Cluster) DiskFull() error { return c.logs.DiskFull() }
 
+// BatchStats reports how raft batched this node's work so far: the synced
+// appends to its log and the entries they carried (LogStore.AppendStats),
+// and the command entries its state machine applied, in as many batches
+// as trustd_raft_apply_duration_seconds counts.
+func (c *Cluster) BatchStats() (appends, appended, applied uint64) {
+	appends, appended = c.logs.AppendStats()
+	return appends, appended, c.metrics.applied.Load()
+}
+
 // State returns raft's state name (Leader, Follower, Candidate, Shutdown).
 func (c *Cluster) State() string { return c.raft.State().String() }
 

@@ -64,6 +64,10 @@ func TestLogStoreOnAFullDisk(t *testing.T) {
 	if last, err := s.LastIndex(); err != nil || last != 3 {
 		t.Fatalf("last index %d, %v; want 3", last, err)
 	}
+	// The refused append is not counted.
+	if appends, entries := s.AppendStats(); appends != 2 || entries != 3 {
+		t.Fatalf("AppendStats = %d appends, %d entries; want 2 and 3", appends, entries)
+	}
 }
 
 // TestSnapshotStoreLeavesNothingOfAFailedSnapshot writes a snapshot until

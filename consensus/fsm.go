@@ -99,6 +99,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	start := time.Now()
 	res := f.sm.Apply(entries)
 	observeSince(f.metrics.apply, start)
+	f.metrics.applied.Add(uint64(len(entries)))
 	for i, p := range pos {
 		out[p] = res[i]
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -41,6 +42,9 @@ type LogStore struct {
 	disk   *diskGuard
 	mu     sync.RWMutex // held for reading by every call, for writing by Close
 	closed bool
+	// appends counts the StoreLogs calls that stored their entries (each
+	// one synced batch), appended the entries they carried.
+	appends, appended atomic.Uint64
 }
 
 var errLogStoreClosed = errors.New("raft log store is closed")
@@ -179,7 +183,16 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("store raft logs: %w", s.disk.failed(err))
 	}
+	s.appends.Add(1)
+	s.appended.Add(uint64(len(logs)))
 	return nil
+}
+
+// AppendStats reports how many synced appends this store made and how many
+// entries they carried: on a leader, the batches raft's loop gathered from
+// the writes handed to it; on a follower, one append request each.
+func (s *LogStore) AppendStats() (appends, entries uint64) {
+	return s.appends.Load(), s.appended.Load()
 }
 
 // DeleteRange deletes entries min..max inclusive.

@@ -57,6 +57,9 @@ func TestLogStoreRoundTripAndDeleteRange(t *testing.T) {
 	if err := s.StoreLog(&raft.Log{Index: 11, Term: 3, Type: raft.LogConfiguration}); err != nil {
 		t.Fatal(err)
 	}
+	if appends, entries := s.AppendStats(); appends != 2 || entries != 11 {
+		t.Fatalf("AppendStats = %d appends, %d entries; want 2 and 11", appends, entries)
+	}
 	var got raft.Log
 	if err := s.GetLog(3, &got); err != nil {
 		t.Fatal(err)

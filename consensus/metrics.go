@@ -20,6 +20,9 @@ type raftMetrics struct {
 	apply    prometheus.Histogram
 	snapshot prometheus.Histogram
 	restore  prometheus.Histogram
+	// applied counts the command entries handed to the state machine,
+	// in the batches apply observes.
+	applied atomic.Uint64
 	// leaderChanges counts the leaders raft named (LeaderObservation with
 	// a leader), counted in the observer's filter, which raft calls for
 	// every observation: none is dropped.

@@ -1161,6 +1161,11 @@ func printReport(w io.Writer, r *report) error {
 					line += "; held " + formatLSM(x.RoundRaftHeld, x.RoundWritesHeld)
 				}
 				ew.Println(line)
+				line = fmt.Sprintf("%8d clients, raft's batches (all nodes): entries per synced log append / per apply, writes per forwarded request, each round: trustd %s", x.Clients, formatBatching(x.RoundRaft))
+				if len(x.RoundRaftHeld) > 0 {
+					line += "; held " + formatBatching(x.RoundRaftHeld)
+				}
+				ew.Println(line)
 			}
 			if x.TrustdFaults > 0 {
 				ew.Printf("%8d clients, minor page faults per write (kept runs): trustd %.1f, etcd via gRPC %.1f, via JSON %.1f\n", x.Clients, x.TrustdFaults, x.EtcdGRPCFaults, x.EtcdFaults)

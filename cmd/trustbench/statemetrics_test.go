@@ -71,6 +71,7 @@ func TestRaftReadings(t *testing.T) {
 		flushed, compacted     *prometheus.CounterVec
 		commits, commitSeconds prometheus.Counter
 		stalls                 *prometheus.CounterVec
+		batching               []prometheus.Counter // appends, appended, applied, forwards, forwarded
 	}
 	var hists []nodeHists
 	for range 2 {
@@ -86,6 +87,11 @@ func TestRaftReadings(t *testing.T) {
 			stalls:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trustd_state_write_stall_seconds_total", Help: "stalls"}, []string{"cause"}),
 		}
 		reg.MustRegister(h.snap, h.commit, h.apply, h.flushed, h.compacted, h.commits, h.commitSeconds, h.stalls)
+		for _, name := range []string{"trustd_raft_log_appends_total", "trustd_raft_log_appended_entries_total", "trustd_raft_applied_entries_total", "trustd_raft_forwarded_batches_total", "trustd_raft_forwarded_writes_total"} {
+			c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: "batching"})
+			reg.MustRegister(c)
+			h.batching = append(h.batching, c)
+		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		srv := httptest.NewServer(mux)
@@ -106,6 +112,9 @@ func TestRaftReadings(t *testing.T) {
 	hists[0].commits.Add(7)
 	hists[0].commitSeconds.Add(3)
 	hists[0].stalls.WithLabelValues("l0").Add(2)
+	for _, c := range hists[1].batching { // before the round: not in it
+		c.Add(1000)
+	}
 	_, stages = raftReadings(nodes)
 	for i, h := range hists { // in the round: per write, 100 writes
 		h.flushed.WithLabelValues("state").Add(float64(300 * (i + 1)))
@@ -119,6 +128,13 @@ func TestRaftReadings(t *testing.T) {
 	hists[0].commit.Observe(0.003)
 	hists[0].apply.Observe(0.0005)
 	hists[1].apply.Observe(0.0015)
+	// In the round: 5 appends of 35 entries, 40 entries applied in the
+	// round's 2 applies, 4 forwarded requests of 14 writes.
+	for i, n := range [][]float64{{2, 14, 16, 0, 0}, {3, 21, 24, 4, 14}} {
+		for j, v := range n {
+			hists[i].batching[j].Add(v)
+		}
+	}
 	for i, h := range hists { // the applies' 2 ms, 0.5 ms of it in commits
 		h.commits.Inc()
 		h.commitSeconds.Add(0.00025)
@@ -151,6 +167,12 @@ func TestRaftReadings(t *testing.T) {
 		t.Fatalf("round's state commits %+v, stalled %v s; want 2 taking 0.5 ms, 0.3 ms stalled", round.StateCommits, round.StateStalls)
 	}
 	if s := formatStateCommits([]raftStages{round, {}}); s != "25 % (0.0 s stalled), -" {
+		t.Fatalf("printed as %q", s)
+	}
+	if want := (batching{Appends: 5, Appended: 35, Applied: 40, Forwards: 4, Forwarded: 14}); round.Batching != want {
+		t.Fatalf("round's batching %+v, want %+v", round.Batching, want)
+	}
+	if s := formatBatching([]raftStages{round, {}}); s != "7.0 / 20.0 / 3.5, - / - / -" {
 		t.Fatalf("printed as %q", s)
 	}
 }
