@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -121,6 +122,15 @@ func TestMetricsFollowWritesAndLeaderChanges(t *testing.T) {
 		if v := mustValue(t, scrape(t, c), "trustd_raft_term"); v < 1 {
 			t.Errorf("member %d: trustd_raft_term = %v, want at least 1", i, v)
 		}
+		// The one command, in the one batch the apply histogram counts;
+		// the configuration and no-op entries around it are not commands.
+		appends, appended, applied := c.BatchStats()
+		if batches := mustValue(t, scrape(t, c), "trustd_raft_apply_duration_seconds"); applied != 1 || batches != 1 {
+			t.Errorf("member %d: %d entries applied in %v batches, want the one write in one", i, applied, batches)
+		}
+		if appends < 1 || appended < appends {
+			t.Errorf("member %d: %d synced appends of %d entries", i, appends, appended)
+		}
 	}
 
 	var others []string
@@ -214,4 +224,29 @@ func TestMetricsTimeSnapshotsAndRestores(t *testing.T) {
 		t.Errorf("the raft log's Pebble metrics after shutdown: %v, want nil", m)
 	}
 	scrape(t, restored) // a scrape after shutdown still works
+}
+
+// TestApplyCountsCommandEntries: the applied-entries count moves by the
+// commands of a batch, not by its configuration or no-op entries, and
+// not at all for a batch without commands, which the apply histogram does
+// not count either.
+func TestApplyCountsCommandEntries(t *testing.T) {
+	m := &countingMachine{}
+	f := &fsm{sm: m, metrics: newRaftMetrics()}
+	cmd := func(i uint64) *raft.Log {
+		return &raft.Log{Index: i, Type: raft.LogCommand, Data: stamp([]byte("w"), time.Now())}
+	}
+	out := f.ApplyBatch([]*raft.Log{cmd(1), {Index: 2, Type: raft.LogConfiguration}, cmd(3), {Index: 4, Type: raft.LogNoop}, cmd(5)})
+	if out[0] != uint64(1) || out[1] != nil || out[2] != uint64(3) || out[4] != uint64(5) {
+		t.Fatalf("responses %v", out)
+	}
+	f.ApplyBatch([]*raft.Log{{Index: 6, Type: raft.LogNoop}})
+	f.ApplyBatch([]*raft.Log{cmd(7)})
+	var h dto.Metric
+	if err := f.metrics.apply.Write(&h); err != nil {
+		t.Fatal(err)
+	}
+	if applied := f.metrics.applied.Load(); applied != 4 || h.GetHistogram().GetSampleCount() != 2 {
+		t.Fatalf("%d entries applied in %d batches, want 4 in 2", applied, h.GetHistogram().GetSampleCount())
+	}
 }

@@ -119,6 +119,18 @@ func TestMetricsMoveWithWritesAndSnapshots(t *testing.T) {
 	if last, applied := mustSample(t, after, "trustd_raft_last_log_index"), mustSample(t, after, "trustd_raft_applied_index"); applied < 1 || last < applied {
 		t.Errorf("trustd_raft_last_log_index %v, trustd_raft_applied_index %v", last, applied)
 	}
+	// raft's batches: the write is one entry, appended in one synced
+	// append and applied as one command; the only node has appended
+	// every entry of its log, and nothing was truncated.
+	for name, want := range map[string]float64{"trustd_raft_log_appends_total": 1, "trustd_raft_log_appended_entries_total": 1, "trustd_raft_applied_entries_total": 1} {
+		b, _ := sample(before, name)
+		if a := mustSample(t, after, name); a-b != want {
+			t.Errorf("%s moved by %v across one write, want %v", name, a-b, want)
+		}
+	}
+	if last, appended := mustSample(t, after, "trustd_raft_last_log_index"), mustSample(t, after, "trustd_raft_log_appended_entries_total"); appended != last {
+		t.Errorf("trustd_raft_log_appended_entries_total %v on the only node, its last log index %v", appended, last)
+	}
 	for _, db := range []string{dbState, dbRaftLog} {
 		if v := mustSample(t, after, "trustd_pebble_disk_usage_bytes", "db", db); v <= 0 {
 			t.Errorf("trustd_pebble_disk_usage_bytes{db=%q} = %v", db, v)
