@@ -190,7 +190,8 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 
 // AppendStats reports how many synced appends this store made and how many
 // entries they carried: on a leader, the batches raft's loop gathered from
-// the writes handed to it; on a follower, one append request each.
+// the writes handed to it; on a follower, one per append request that
+// carried new entries.
 func (s *LogStore) AppendStats() (appends, entries uint64) {
 	return s.appends.Load(), s.appended.Load()
 }
