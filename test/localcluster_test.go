@@ -50,13 +50,9 @@ func localClusterBase(t *testing.T) int {
 // readPids reads the script's pids file: one pid per node, in order.
 func readPids(t *testing.T, path string) []int {
 	t.Helper()
-	var pids []int
-	for line := range strings.Lines(string(mustRead(t, path))) {
-		pid, err := strconv.Atoi(strings.TrimSpace(line))
-		if err != nil {
-			t.Fatalf("pids file %s: %v", path, err)
-		}
-		pids = append(pids, pid)
+	pids, err := parsePids(mustRead(t, path))
+	if err != nil {
+		t.Fatalf("pids file %s: %v", path, err)
 	}
 	if len(pids) != 3 {
 		t.Fatalf("pids file %s lists %d pids, want 3", path, len(pids))
@@ -64,7 +60,20 @@ func readPids(t *testing.T, path string) []int {
 	return pids
 }
 
-// alive reports whether pid is a process that has not ended.
+// parsePids reads the pids of a pids file, one a line, up to the first
+// line that is not one (its error).
+func parsePids(b []byte) ([]int, error) {
+	var pids []int
+	for line := range strings.Lines(string(b)) {
+		pid, err := strconv.Atoi(strings.TrimSpace(line))
+		if err != nil {
+			return pids, err
+		}
+		pids = append(pids, pid)
+	}
+	return pids, nil
+}
+
 // ownNode reports whether pid is a process whose command line names dir:
 // a node the script started there, not another program that got its pid.
 func ownNode(pid int, dir string) bool {
@@ -72,6 +81,7 @@ func ownNode(pid int, dir string) bool {
 	return err == nil && strings.Contains(string(cmdline), dir)
 }
 
+// alive reports whether pid is a process that has not ended.
 func alive(pid int) bool {
 	if syscall.Kill(pid, 0) != nil {
 		return false
@@ -121,8 +131,9 @@ func TestLocalClusterScript(t *testing.T) {
 		// never became ready left nodes 2 and 3 running). Each is a trustd
 		// of this test's directory: its command line names the directory.
 		if b, err := os.ReadFile(pidsFile); err == nil {
-			for line := range strings.Lines(string(b)) {
-				if pid, err := strconv.Atoi(strings.TrimSpace(line)); err == nil && ownNode(pid, dir) {
+			pids, _ := parsePids(b) // what was written before a failure: a pid to a line
+			for _, pid := range pids {
+				if ownNode(pid, dir) {
 					started = append(started, pid)
 				}
 			}
