@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/trustreg/trustreg/registry/diskspace"
 )
 
 // ErrDiskFull says the disk under the raft directory has less free space
@@ -38,29 +40,40 @@ type diskGuard struct {
 	// free returns the bytes an unprivileged writer may still use under
 	// dir (statfs by default; a test replaces it).
 	free func(dir string) (uint64, error)
+	// recent is the last reading of free, which checkWrite reuses while
+	// the disk is far from the reserve.
+	recent *diskspace.Recent
 }
 
 func newDiskGuard(dir string, reserve uint64, log *slog.Logger) *diskGuard {
-	return &diskGuard{dir: dir, reserve: reserve, log: log, free: statfsFree}
-}
-
-func statfsFree(dir string) (uint64, error) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0, err
-	}
-	return st.Bavail * uint64(st.Bsize), nil
+	g := &diskGuard{dir: dir, reserve: reserve, log: log, free: diskspace.Free}
+	g.recent = diskspace.NewRecent(func() (uint64, error) { return g.free(g.dir) }, diskspace.DefaultMaxAge, diskspace.DefaultHeadroom)
+	return g
 }
 
 // check returns an ErrDiskFull error when the free space under the
 // directory is below the reserve. A disk whose space cannot be read counts
-// as having room: the write itself then says what is wrong.
+// as having room: the write itself then says what is wrong. It reads the
+// disk each time (one statfs).
 func (g *diskGuard) check() error { return g.room(0) }
 
 // room is check for a write of need bytes: the reserve must remain after
 // it.
 func (g *diskGuard) room(need uint64) error {
 	free, err := g.free(g.dir)
+	return g.judge(free, err, need)
+}
+
+// checkWrite is check before an append of n bytes to the raft log: it
+// reuses a recent reading while the disk is far from the reserve
+// (diskspace.Recent), and reads the disk otherwise.
+func (g *diskGuard) checkWrite(n uint64) error {
+	free, err := g.recent.Free(n, g.reserve)
+	return g.judge(free, err, 0)
+}
+
+// judge is room's verdict on a reading of the free space.
+func (g *diskGuard) judge(free uint64, err error, need uint64) error {
 	if err != nil || free >= g.reserve+need {
 		if g.full.Swap(false) {
 			g.log.Info("disk space is back; the raft log takes writes again", "dir", g.dir, "free_bytes", free)
@@ -80,6 +93,7 @@ func (g *diskGuard) failed(err error) error {
 	if !isNoSpace(err) {
 		return err
 	}
+	g.recent.Forget()
 	if !g.full.Swap(true) {
 		g.log.Error("disk full: a raft write failed; free space under the data directory", "dir", g.dir, "err", err)
 	}
@@ -105,7 +119,7 @@ const openMarginBytes = 8 << 20
 // retries a flush that meets a full disk forever, so a node restarted on a
 // full disk would hang before it serves anything; this says why instead.
 func roomToOpen(dir string) error {
-	free, err := statfsFree(dir)
+	free, err := diskspace.Free(dir)
 	if err != nil {
 		return nil // a new directory, or no statfs: the open says what is wrong
 	}

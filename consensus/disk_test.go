@@ -11,12 +11,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/trustreg/trustreg/registry/diskspace"
 	"github.com/trustreg/trustreg/test/smallfs"
 )
 
@@ -67,6 +69,58 @@ func TestLogStoreOnAFullDisk(t *testing.T) {
 	// The refused append is not counted.
 	if appends, entries := s.AppendStats(); appends != 2 || entries != 3 {
 		t.Fatalf("AppendStats = %d appends, %d entries; want 2 and 3", appends, entries)
+	}
+}
+
+// TestAppendsReuseAFarReading: far from the reserve the raft log's appends
+// share one reading of the free space, each counted against it; near it,
+// and after a write met a full disk, each append reads the disk.
+func TestAppendsReuseAFarReading(t *testing.T) {
+	s, err := OpenLogStore(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var free atomic.Uint64
+	var reads atomic.Int64
+	s.disk.free = func(string) (uint64, error) { reads.Add(1); return free.Load(), nil }
+	// An hour's reuse, so the count does not depend on this machine's speed.
+	s.disk.recent = diskspace.NewRecent(func() (uint64, error) { return s.disk.free(s.disk.dir) }, time.Hour, diskspace.DefaultHeadroom)
+	next := uint64(0)
+	appends := func(k int, size int) int64 {
+		t.Helper()
+		before := reads.Load()
+		for range k {
+			next++
+			if err := s.StoreLogs([]*raft.Log{{Index: next, Term: 1, Type: raft.LogCommand, Data: make([]byte, size)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return reads.Load() - before
+	}
+	free.Store(1 << 40)
+	if got := appends(10, 100); got != 1 {
+		t.Fatalf("10 appends far from the reserve read the disk %d times, want 1", got)
+	}
+	// The appended bytes count against the reading: with 1 MiB to spare
+	// beyond the reserve and the headroom, the second 600 KiB append reads.
+	free.Store(s.disk.reserve + diskspace.DefaultHeadroom + 1<<20)
+	s.disk.recent.Forget()
+	if got := appends(2, 600<<10); got != 2 {
+		t.Fatalf("two 600 KiB appends with 1 MiB to spare read the disk %d times, want 2", got)
+	}
+	free.Store(s.disk.reserve + diskspace.DefaultHeadroom/2)
+	s.disk.recent.Forget()
+	if got := appends(10, 100); got != 10 {
+		t.Fatalf("10 appends near the reserve read the disk %d times, want 10", got)
+	}
+	free.Store(1 << 40)
+	appends(1, 100)
+	if err := s.disk.failed(syscall.ENOSPC); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("ENOSPC: %v, want ErrDiskFull", err)
+	}
+	if got := appends(1, 100); got != 1 {
+		t.Fatalf("the append after ENOSPC read the disk %d times, want 1", got)
 	}
 }
 

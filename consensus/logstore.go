@@ -170,15 +170,15 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		return err
 	}
 	defer s.mu.RUnlock()
-	if err := s.disk.check(); err != nil {
-		return fmt.Errorf("store raft logs: %w", err)
-	}
 	b := s.db.NewBatch()
 	defer closeBatch(b)
 	for _, l := range logs {
 		if err := b.Set(logKey(l.Index), encodeLog(l), nil); err != nil {
 			return err
 		}
+	}
+	if err := s.disk.checkWrite(uint64(b.Len())); err != nil {
+		return fmt.Errorf("store raft logs: %w", err)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("store raft logs: %w", s.disk.failed(err))

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/trustreg/trustreg/registry/diskspace"
 )
 
 // ErrDiskFull says the disk under the state's directory has less free space
@@ -40,26 +42,31 @@ type diskGuard struct {
 	// free returns the bytes an unprivileged writer may still use under
 	// dir (statfs by default; a test replaces it).
 	free func(dir string) (uint64, error)
+	// recent is the last reading of free, which checkWrite reuses while
+	// the disk is far from the reserve.
+	recent *diskspace.Recent
 }
 
 func newDiskGuard(dir string, reserve uint64, log *slog.Logger) *diskGuard {
-	return &diskGuard{dir: dir, reserve: reserve, log: log, free: statfsFree}
-}
-
-func statfsFree(dir string) (uint64, error) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0, err
-	}
-	return st.Bavail * uint64(st.Bsize), nil
+	g := &diskGuard{dir: dir, reserve: reserve, log: log, free: diskspace.Free}
+	g.recent = diskspace.NewRecent(func() (uint64, error) { return g.free(g.dir) }, diskspace.DefaultMaxAge, diskspace.DefaultHeadroom)
+	return g
 }
 
 // check returns an ErrDiskFull error when the free space under the
 // directory is below the reserve, and clears a remembered full disk once
 // there is room again. A disk whose space cannot be read counts as having
-// room: the write itself then reports what is wrong.
-func (g *diskGuard) check() error {
-	free, err := g.free(g.dir)
+// room: the write itself then reports what is wrong. It reads the disk
+// each time (one statfs).
+func (g *diskGuard) check() error { return g.judge(g.free(g.dir)) }
+
+// checkWrite is check before a write of n bytes on the apply's path (each
+// batch's commit): it reuses a recent reading while the disk is far from
+// the reserve (diskspace.Recent), and reads the disk otherwise.
+func (g *diskGuard) checkWrite(n uint64) error { return g.judge(g.recent.Free(n, g.reserve)) }
+
+// judge is check's verdict on a reading of the free space.
+func (g *diskGuard) judge(free uint64, err error) error {
 	if err != nil || free >= g.reserve {
 		if g.full.Swap(false) {
 			g.log.Info("disk space is back; the state takes writes again", "dir", g.dir, "free_bytes", free)
@@ -78,6 +85,7 @@ func (g *diskGuard) failed(err error) (error, bool) {
 	if !isNoSpace(err) {
 		return err, false
 	}
+	g.recent.Forget()
 	if !g.full.Swap(true) {
 		g.log.Error("disk full: a write failed; free space under the data directory", "dir", g.dir, "err", err)
 	}
@@ -142,7 +150,7 @@ const openMarginBytes = 8 << 20
 // retries a flush that meets a full disk forever, so a node restarted on a
 // full disk would hang before it serves anything; this says why instead.
 func roomToOpen(dir string) error {
-	free, err := statfsFree(dir)
+	free, err := diskspace.Free(dir)
 	if err != nil {
 		return nil // a new directory, or no statfs: the open says what is wrong
 	}

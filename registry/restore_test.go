@@ -255,7 +255,11 @@ func TestApplyWaitsForDiskSpace(t *testing.T) {
 	free.Store(1 << 40)
 	h.s.disk.free = func(string) (uint64, error) { return free.Load(), nil }
 	h.mustAccept(h.govSign(record.OpCreateFramework, map[string]any{"id": fwID, "name": "Health", "roots": []string{mustKey(t, record.KeyEd25519).DID}}))
+	// The disk fills at once: the commit's last reading is dropped, as a
+	// write meeting ENOSPC drops it (a reading younger than 100 ms is
+	// reused while it shows a GiB beyond the reserve, diskspace.Recent).
 	free.Store(1 << 10)
+	h.s.disk.recent.Forget()
 	jws := h.govSign(record.OpCreateFramework, map[string]any{"id": "https://other.example/fw", "name": "Other", "roots": []string{mustKey(t, record.KeyEd25519).DID}})
 	done := make(chan *record.Result, 1)
 	go func() {

@@ -283,7 +283,7 @@ func (s *store) commit(b *pebble.Batch, index uint64, t time.Time, committed fun
 	// back from the batch).
 	mustSet(b, metaApplied, u64(index))
 	mustSet(b, metaCommitTime, u64(uint64(t.UnixNano())))
-	if err := s.disk.check(); err != nil {
+	if err := s.disk.checkWrite(uint64(b.Len())); err != nil {
 		s.waitForSpace(index, err)
 	}
 	s.seq.Add(1)
