@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"strings"
 
-	jose "github.com/go-jose/go-jose/v4"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
@@ -203,9 +202,7 @@ func (s *verifier) checkSignatures(op *record.ParsedOperation) {
 		if err != nil {
 			return
 		}
-		one := *op.JWS
-		one.Signatures = []jose.Signature{sig}
-		if _, err := one.Verify(k.jose); err != nil {
+		if err := op.CheckSignature(i, k.jose); err != nil {
 			return
 		}
 		s.verified.Add(verifiedKey(k.pub, i, op.Raw), struct{}{})
@@ -229,9 +226,7 @@ func (s *verifier) verifySignatures(e *decide.Evaluator, op *record.ParsedOperat
 		vk := verifiedKey(k.pub, i, op.Raw)
 		checked := consume && s.verified.Remove(vk) || !consume && s.verified.Contains(vk)
 		if !checked {
-			one := *op.JWS
-			one.Signatures = []jose.Signature{sig}
-			if _, err := one.Verify(k.jose); err != nil {
+			if err := op.CheckSignature(i, k.jose); err != nil {
 				return nil, record.Reject(record.CodeBadSignature, "signature %d (kid %q) does not verify against the registered key", i, sig.Protected.KeyID)
 			}
 		}

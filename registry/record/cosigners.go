@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	jose "github.com/go-jose/go-jose/v4"
-
 	"github.com/trustreg/trustreg/registry/tlog"
 )
 
@@ -169,9 +167,7 @@ func (p *ParsedOperation) VerifySignature(i int, pub crypto.PublicKey) error {
 	if i < 0 || i >= len(p.JWS.Signatures) {
 		return Errorf(ErrMalformed, "no signature %d (the JWS carries %d)", i, len(p.JWS.Signatures))
 	}
-	one := *p.JWS
-	one.Signatures = []jose.Signature{p.JWS.Signatures[i]}
-	if _, err := one.Verify(JoseKey(pub)); err != nil {
+	if err := p.CheckSignature(i, JoseKey(pub)); err != nil {
 		return Errorf(ErrBadSignature, "signature %d (kid %q): %v", i, p.JWS.Signatures[i].Protected.KeyID, err)
 	}
 	return nil
