@@ -404,8 +404,14 @@ func mustSetJSON(b *pebble.Batch, k []byte, v any) {
 	mustSet(b, k, mustMarshal(v))
 }
 
-// mustMarshal encodes a record as it is stored.
+// mustMarshal encodes a record as it is stored: as json.Marshal does,
+// an accreditation without reflection (record.Accreditation.AppendJSON).
 func mustMarshal(v any) []byte {
+	if a, ok := v.(*record.Accreditation); ok {
+		if data, ok := a.AppendJSON(make([]byte, 0, 1024)); ok {
+			return data
+		}
+	}
 	data, err := json.Marshal(v)
 	if err != nil {
 		panic(fmt.Sprintf("registry: encode record: %v", err))

@@ -1,0 +1,112 @@
+package record
+
+import (
+	"strconv"
+	"time"
+)
+
+// AppendJSON appends a as json.Marshal encodes it, byte for byte, and
+// reports whether it could: false when a time is one json.Marshal refuses
+// (a year outside 0–9999, an offset of a day or more), for the caller to
+// take json.Marshal's error instead. An accreditation is the record every
+// accredit writes; encoding it by reflection was about 2 % of a node's
+// CPU in a 64-client write run (2026-12-06). FuzzAccreditationJSON holds
+// the two encodings equal.
+func (a *Accreditation) AppendJSON(dst []byte) ([]byte, bool) {
+	ok := true
+	dst = append(dst, `{"id":`...)
+	dst = AppendJSONString(dst, a.ID, true)
+	dst = append(dst, `,"framework":`...)
+	dst = AppendJSONString(dst, a.Framework, true)
+	dst = append(dst, `,"accreditor":`...)
+	dst = AppendJSONString(dst, a.Accreditor, true)
+	dst = append(dst, `,"subject":`...)
+	dst = AppendJSONString(dst, a.Subject, true)
+	dst = append(dst, `,"action":`...)
+	dst = AppendJSONString(dst, a.Action, true)
+	dst = append(dst, `,"resources":`...)
+	dst = appendJSONStrings(dst, a.Resources)
+	if len(a.Jurisdictions) > 0 {
+		dst = append(dst, `,"jurisdictions":`...)
+		dst = appendJSONStrings(dst, a.Jurisdictions)
+	}
+	dst = append(dst, `,"validFrom":`...)
+	dst = appendJSONTime(dst, a.ValidFrom, &ok)
+	if a.ValidUntil != nil {
+		dst = append(dst, `,"validUntil":`...)
+		dst = appendJSONTime(dst, *a.ValidUntil, &ok)
+	}
+	if a.Parent != "" {
+		dst = append(dst, `,"parent":`...)
+		dst = AppendJSONString(dst, a.Parent, true)
+	}
+	if len(a.Evidence) > 0 {
+		dst = append(dst, `,"evidence":`...)
+		dst = appendJSONStrings(dst, a.Evidence)
+	}
+	dst = append(dst, `,"depth":`...)
+	dst = strconv.AppendInt(dst, int64(a.Depth), 10)
+	dst = append(dst, `,"createdIndex":`...)
+	dst = strconv.AppendUint(dst, a.CreatedIndex, 10)
+	dst = append(dst, `,"createdAt":`...)
+	dst = appendJSONTime(dst, a.CreatedAt, &ok)
+	dst = append(dst, `,"events":`...)
+	if a.Events == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, '[')
+		for i := range a.Events {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = a.Events[i].appendJSON(dst, &ok)
+		}
+		dst = append(dst, ']')
+	}
+	return append(dst, '}'), ok
+}
+
+// appendJSON appends e as json.Marshal encodes it; a time json.Marshal
+// refuses clears ok.
+func (e *StatusEvent) appendJSON(dst []byte, ok *bool) []byte {
+	dst = append(dst, `{"status":`...)
+	dst = AppendJSONString(dst, e.Status, true)
+	dst = append(dst, `,"effectiveAt":`...)
+	dst = appendJSONTime(dst, e.EffectiveAt, ok)
+	if e.Reason != "" {
+		dst = append(dst, `,"reason":`...)
+		dst = AppendJSONString(dst, e.Reason, true)
+	}
+	dst = append(dst, `,"index":`...)
+	dst = strconv.AppendUint(dst, e.Index, 10)
+	dst = append(dst, `,"operation":`...)
+	dst = AppendJSONString(dst, e.Operation, true)
+	return append(dst, '}')
+}
+
+// appendJSONStrings appends ss as json.Marshal encodes a []string: null
+// when nil.
+func appendJSONStrings(dst []byte, ss []string) []byte {
+	if ss == nil {
+		return append(dst, "null"...)
+	}
+	dst = append(dst, '[')
+	for i, s := range ss {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = AppendJSONString(dst, s, true)
+	}
+	return append(dst, ']')
+}
+
+// appendJSONTime appends t as its MarshalJSON does (RFC 3339 with
+// nanoseconds, quoted); a time it refuses clears ok.
+func appendJSONTime(dst []byte, t time.Time, ok *bool) []byte {
+	dst = append(dst, '"')
+	dst, err := t.AppendText(dst)
+	if err != nil {
+		*ok = false
+	}
+	return append(dst, '"')
+}
