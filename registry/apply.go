@@ -2,9 +2,11 @@ package registry
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +26,47 @@ type opRecord struct {
 	Signers []string  `json:"signers"`
 	ID      string    `json:"id,omitempty"`
 	JWS     []byte    `json:"jws"`
+}
+
+// appendJSON appends o as json.Marshal encodes it, byte for byte (the JWS
+// in standard base64 with padding, nil as null), and reports whether it
+// could (false for a time json.Marshal refuses). FuzzOpRecordJSON holds
+// the two equal.
+func (o *opRecord) appendJSON(dst []byte) ([]byte, bool) {
+	dst = append(dst, `{"cid":`...)
+	dst = record.AppendJSONString(dst, o.CID, true)
+	dst = append(dst, `,"index":`...)
+	dst = strconv.AppendUint(dst, o.Index, 10)
+	dst = append(dst, `,"time":"`...)
+	dst, err := o.Time.AppendText(dst)
+	dst = append(dst, `","op":`...)
+	dst = record.AppendJSONString(dst, o.Op, true)
+	dst = append(dst, `,"signers":`...)
+	if o.Signers == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, '[')
+		for i, s := range o.Signers {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = record.AppendJSONString(dst, s, true)
+		}
+		dst = append(dst, ']')
+	}
+	if o.ID != "" {
+		dst = append(dst, `,"id":`...)
+		dst = record.AppendJSONString(dst, o.ID, true)
+	}
+	dst = append(dst, `,"jws":`...)
+	if o.JWS == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, '"')
+		dst = base64.StdEncoding.AppendEncode(dst, o.JWS)
+		dst = append(dst, '"')
+	}
+	return append(dst, '}'), err == nil
 }
 
 // applyCtx carries one operation through its handler.

@@ -405,12 +405,21 @@ func mustSetJSON(b *pebble.Batch, k []byte, v any) {
 }
 
 // mustMarshal encodes a record as it is stored: as json.Marshal does,
-// an accreditation without reflection (record.Accreditation.AppendJSON).
+// the records every write stores (an accreditation, the entry's result,
+// the operation) without reflection.
 func mustMarshal(v any) []byte {
-	if a, ok := v.(*record.Accreditation); ok {
-		if data, ok := a.AppendJSON(make([]byte, 0, 1024)); ok {
-			return data
-		}
+	var data []byte
+	ok := false
+	switch r := v.(type) {
+	case *record.Accreditation:
+		data, ok = r.AppendJSON(make([]byte, 0, 1024))
+	case *record.Result:
+		data, ok = r.AppendJSON(make([]byte, 0, 256+len(r.Reason)))
+	case opRecord:
+		data, ok = r.appendJSON(make([]byte, 0, 256+len(r.JWS)*4/3))
+	}
+	if ok {
+		return data
 	}
 	data, err := json.Marshal(v)
 	if err != nil {

@@ -110,3 +110,39 @@ func appendJSONTime(dst []byte, t time.Time, ok *bool) []byte {
 	}
 	return append(dst, '"')
 }
+
+// AppendJSON appends r as json.Marshal encodes it, byte for byte, and
+// reports whether it could (false for a time json.Marshal refuses). Every
+// applied entry stores its result. FuzzResultJSON holds the two equal.
+func (r *Result) AppendJSON(dst []byte) ([]byte, bool) {
+	ok := true
+	dst = append(dst, `{"index":`...)
+	dst = strconv.AppendUint(dst, r.Index, 10)
+	dst = append(dst, `,"time":`...)
+	dst = appendJSONTime(dst, r.Time, &ok)
+	dst = appendJSONStringField(dst, `,"cid":`, r.CID)
+	dst = appendJSONStringField(dst, `,"op":`, r.Op)
+	if len(r.Signers) > 0 {
+		dst = append(dst, `,"signers":`...)
+		dst = appendJSONStrings(dst, r.Signers)
+	}
+	dst = append(dst, `,"accepted":`...)
+	dst = strconv.AppendBool(dst, r.Accepted)
+	if r.Duplicate {
+		dst = append(dst, `,"duplicate":true`...)
+	}
+	dst = appendJSONStringField(dst, `,"id":`, r.ID)
+	dst = appendJSONStringField(dst, `,"code":`, r.Code)
+	dst = appendJSONStringField(dst, `,"reason":`, r.Reason)
+	return append(dst, '}'), ok
+}
+
+// appendJSONStringField appends name and s quoted, unless s is empty (a
+// field tagged omitempty).
+func appendJSONStringField(dst []byte, name, s string) []byte {
+	if s == "" {
+		return dst
+	}
+	dst = append(dst, name...)
+	return AppendJSONString(dst, s, true)
+}

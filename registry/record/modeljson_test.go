@@ -113,3 +113,38 @@ func BenchmarkAccreditationJSON(b *testing.B) {
 		}
 	})
 }
+
+// FuzzResultJSON checks Result.AppendJSON against json.Marshal.
+func FuzzResultJSON(f *testing.F) {
+	f.Add("bafy|accredit|did:key:a,did:web:b|id|bad_signature|signature 0 <does not> verify & \u2028", int64(1_700_000_000), byte(0xff))
+	f.Add("\xff|\x00|||\"|\\", int64(253402300800), byte(0))
+	f.Add("|||||", int64(-1), byte(1))
+	f.Fuzz(func(t *testing.T, text string, n int64, flags byte) {
+		p := strings.Split(text, "|")
+		field := func(i int) string {
+			if i < len(p) {
+				return p[i]
+			}
+			return ""
+		}
+		r := &Result{Index: uint64(n), Time: time.Unix(n, n%1_000_000_007).In(time.FixedZone("z", int(n%100_000))), CID: field(0), Op: field(1),
+			Accepted: flags&1 != 0, Duplicate: flags&2 != 0, ID: field(3), Code: field(4), Reason: field(5)}
+		switch {
+		case flags&4 != 0:
+			r.Signers = []string{}
+		case field(2) != "":
+			r.Signers = strings.Split(field(2), ",")
+		}
+		want, err := json.Marshal(r)
+		got, ok := r.AppendJSON(nil)
+		if err != nil {
+			if ok {
+				t.Fatalf("json.Marshal refused it (%v), AppendJSON wrote %s", err, got)
+			}
+			return
+		}
+		if !ok || !bytes.Equal(got, want) {
+			t.Fatalf("AppendJSON (ok %t):\n%s\njson.Marshal:\n%s", ok, got, want)
+		}
+	})
+}
