@@ -95,6 +95,10 @@ type Config struct {
 	// under Dir (DefaultLogReserveBytes if 0): with less, appends and
 	// snapshot transfers are refused (disk.go).
 	DiskReserveBytes uint64
+	// DiskReadings, if set, makes from a function that reads the free
+	// space under Dir the readings the raft log's appends may reuse
+	// (DiskReadings); if nil, each append reads the disk.
+	DiskReadings func(read func() (uint64, error)) DiskReadings
 	// SendDelay, if set, delays everything this node sends to a peer on
 	// the cluster's protocols by the peer's LinkDelay (delay.go): a
 	// testing and benchmark aid standing in for members far apart. Never
@@ -182,6 +186,9 @@ func Start(cfg Config) (*Cluster, error) {
 	logs.disk.log = logger
 	if cfg.DiskReserveBytes > 0 {
 		logs.disk.reserve = cfg.DiskReserveBytes
+	}
+	if cfg.DiskReadings != nil {
+		logs.disk.reuseReadings(cfg.DiskReadings)
 	}
 	snaps, err := openSnapshotStore(cfg.Dir, logs.disk, rl)
 	if err != nil {

@@ -13,8 +13,6 @@ import (
 	"syscall"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/trustreg/trustreg/registry/diskspace"
 )
 
 // ErrDiskFull says the disk under the raft directory has less free space
@@ -40,15 +38,40 @@ type diskGuard struct {
 	// free returns the bytes an unprivileged writer may still use under
 	// dir (statfs by default; a test replaces it).
 	free func(dir string) (uint64, error)
-	// recent is the last reading of free, which checkWrite reuses while
-	// the disk is far from the reserve.
-	recent *diskspace.Recent
+	// recent, when set (Config.DiskReadings), is a reading of free that
+	// appends may reuse; nil: each append reads the disk.
+	recent DiskReadings
+}
+
+// DiskReadings is a reading of the free space under the raft directory
+// that appends may reuse while the disk is far from the reserve (the node
+// wires in registry/diskspace.Recent; consensus imports no part of the
+// registry).
+type DiskReadings interface {
+	// Free returns the bytes free for a write of need bytes by a writer
+	// that keeps reserve bytes free, from the disk or a reused reading,
+	// and counts the write against the reading.
+	Free(need, reserve uint64) (uint64, error)
+	// Forget drops the reading: the next Free reads the disk.
+	Forget()
 }
 
 func newDiskGuard(dir string, reserve uint64, log *slog.Logger) *diskGuard {
-	g := &diskGuard{dir: dir, reserve: reserve, log: log, free: diskspace.Free}
-	g.recent = diskspace.NewRecent(func() (uint64, error) { return g.free(g.dir) }, diskspace.DefaultMaxAge, diskspace.DefaultHeadroom)
-	return g
+	return &diskGuard{dir: dir, reserve: reserve, log: log, free: statfsFree}
+}
+
+// reuseReadings has appends reuse readings made by newReadings over the
+// guard's own reading of the disk.
+func (g *diskGuard) reuseReadings(newReadings func(read func() (uint64, error)) DiskReadings) {
+	g.recent = newReadings(func() (uint64, error) { return g.free(g.dir) })
+}
+
+func statfsFree(dir string) (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), nil
 }
 
 // check returns an ErrDiskFull error when the free space under the
@@ -64,10 +87,13 @@ func (g *diskGuard) room(need uint64) error {
 	return g.judge(free, err, need)
 }
 
-// checkWrite is check before an append of n bytes to the raft log: it
-// reuses a recent reading while the disk is far from the reserve
-// (diskspace.Recent), and reads the disk otherwise.
+// checkWrite is check before an append of n bytes to the raft log: it may
+// reuse a recent reading (recent) while the disk is far from the reserve;
+// it reads the disk when there is none, and while the disk is known full.
 func (g *diskGuard) checkWrite(n uint64) error {
+	if g.recent == nil || g.full.Load() {
+		return g.check()
+	}
 	free, err := g.recent.Free(n, g.reserve)
 	return g.judge(free, err, 0)
 }
@@ -79,6 +105,9 @@ func (g *diskGuard) judge(free uint64, err error, need uint64) error {
 			g.log.Info("disk space is back; the raft log takes writes again", "dir", g.dir, "free_bytes", free)
 		}
 		return nil
+	}
+	if g.recent != nil {
+		g.recent.Forget()
 	}
 	err = fmt.Errorf("%w: %d bytes free under %s, below the %d kept in reserve: free space there", ErrDiskFull, free, g.dir, g.reserve)
 	if !g.full.Swap(true) {
@@ -93,7 +122,9 @@ func (g *diskGuard) failed(err error) error {
 	if !isNoSpace(err) {
 		return err
 	}
-	g.recent.Forget()
+	if g.recent != nil {
+		g.recent.Forget()
+	}
 	if !g.full.Swap(true) {
 		g.log.Error("disk full: a raft write failed; free space under the data directory", "dir", g.dir, "err", err)
 	}
@@ -119,7 +150,7 @@ const openMarginBytes = 8 << 20
 // retries a flush that meets a full disk forever, so a node restarted on a
 // full disk would hang before it serves anything; this says why instead.
 func roomToOpen(dir string) error {
-	free, err := diskspace.Free(dir)
+	free, err := statfsFree(dir)
 	if err != nil {
 		return nil // a new directory, or no statfs: the open says what is wrong
 	}

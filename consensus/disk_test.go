@@ -18,7 +18,6 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/trustreg/trustreg/registry/diskspace"
 	"github.com/trustreg/trustreg/test/smallfs"
 )
 
@@ -72,10 +71,33 @@ func TestLogStoreOnAFullDisk(t *testing.T) {
 	}
 }
 
-// TestAppendsReuseAFarReading: far from the reserve the raft log's appends
-// share one reading of the free space, each counted against it; near it,
-// and after a write met a full disk, each append reads the disk.
-func TestAppendsReuseAFarReading(t *testing.T) {
+// fakeReadings is a DiskReadings that serves a set figure without reading
+// the disk while reuse is on, recording what each append asked for.
+type fakeReadings struct {
+	read    func() (uint64, error)
+	reuse   bool
+	free    uint64
+	needs   []uint64
+	reserve uint64
+	forgets int
+}
+
+func (f *fakeReadings) Free(need, reserve uint64) (uint64, error) {
+	f.needs = append(f.needs, need)
+	f.reserve = reserve
+	if f.reuse {
+		return f.free, nil
+	}
+	return f.read()
+}
+
+func (f *fakeReadings) Forget() { f.forgets++ }
+
+// TestAppendsReuseReadings: with readings wired in (Config.DiskReadings),
+// an append asks them for its batch's bytes against the reserve instead of
+// reading the disk; a disk found below the reserve, a write that met a
+// full disk, and a disk known full make the next look read the disk.
+func TestAppendsReuseReadings(t *testing.T) {
 	s, err := OpenLogStore(filepath.Join(t.TempDir(), "log"))
 	if err != nil {
 		t.Fatal(err)
@@ -84,43 +106,50 @@ func TestAppendsReuseAFarReading(t *testing.T) {
 	var free atomic.Uint64
 	var reads atomic.Int64
 	s.disk.free = func(string) (uint64, error) { reads.Add(1); return free.Load(), nil }
-	// An hour's reuse, so the count does not depend on this machine's speed.
-	s.disk.recent = diskspace.NewRecent(func() (uint64, error) { return s.disk.free(s.disk.dir) }, time.Hour, diskspace.DefaultHeadroom)
+	var f *fakeReadings
+	s.disk.reuseReadings(func(read func() (uint64, error)) DiskReadings {
+		f = &fakeReadings{read: read, reuse: true, free: 1 << 40}
+		return f
+	})
 	next := uint64(0)
-	appends := func(k int, size int) int64 {
-		t.Helper()
-		before := reads.Load()
-		for range k {
-			next++
-			if err := s.StoreLogs([]*raft.Log{{Index: next, Term: 1, Type: raft.LogCommand, Data: make([]byte, size)}}); err != nil {
-				t.Fatal(err)
-			}
+	appendOne := func(size int) error {
+		next++
+		return s.StoreLogs([]*raft.Log{{Index: next, Term: 1, Type: raft.LogCommand, Data: make([]byte, size)}})
+	}
+	free.Store(1 << 40)
+	for range 3 {
+		if err := appendOne(1000); err != nil {
+			t.Fatal(err)
 		}
-		return reads.Load() - before
+	}
+	if reads.Load() != 0 || len(f.needs) != 3 || f.needs[0] < 1000 || f.reserve != s.disk.reserve {
+		t.Fatalf("3 appends: %d disk reads, readings asked %v against reserve %d; want none, three asks of the batch's bytes (over 1000) against %d", reads.Load(), f.needs, f.reserve, s.disk.reserve)
+	}
+	// The readings read the disk and find it below the reserve: refused,
+	// and the readings are dropped; while the disk is known full, each
+	// look reads it, without asking the readings.
+	f.reuse = false
+	free.Store(1 << 10)
+	if err := appendOne(10); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("append on a full disk: %v, want ErrDiskFull", err)
+	}
+	if f.forgets != 1 {
+		t.Fatalf("the readings were dropped %d times after a full disk was read, want 1", f.forgets)
+	}
+	f.reuse = true // would say there is room; the guard must not ask
+	asked := len(f.needs)
+	if err := appendOne(10); !errors.Is(err, ErrDiskFull) || len(f.needs) != asked {
+		t.Fatalf("append while the disk is known full: %v, readings asked %d more times; want ErrDiskFull and none", err, len(f.needs)-asked)
 	}
 	free.Store(1 << 40)
-	if got := appends(10, 100); got != 1 {
-		t.Fatalf("10 appends far from the reserve read the disk %d times, want 1", got)
+	next-- // the refused appends stored nothing
+	next--
+	if err := appendOne(10); err != nil {
+		t.Fatalf("append once space returned: %v", err)
 	}
-	// The appended bytes count against the reading: with 1 MiB to spare
-	// beyond the reserve and the headroom, the second 600 KiB append reads.
-	free.Store(s.disk.reserve + diskspace.DefaultHeadroom + 1<<20)
-	s.disk.recent.Forget()
-	if got := appends(2, 600<<10); got != 2 {
-		t.Fatalf("two 600 KiB appends with 1 MiB to spare read the disk %d times, want 2", got)
-	}
-	free.Store(s.disk.reserve + diskspace.DefaultHeadroom/2)
-	s.disk.recent.Forget()
-	if got := appends(10, 100); got != 10 {
-		t.Fatalf("10 appends near the reserve read the disk %d times, want 10", got)
-	}
-	free.Store(1 << 40)
-	appends(1, 100)
-	if err := s.disk.failed(syscall.ENOSPC); !errors.Is(err, ErrDiskFull) {
-		t.Fatalf("ENOSPC: %v, want ErrDiskFull", err)
-	}
-	if got := appends(1, 100); got != 1 {
-		t.Fatalf("the append after ENOSPC read the disk %d times, want 1", got)
+	// A write that met a full disk drops them too.
+	if err := s.disk.failed(syscall.ENOSPC); !errors.Is(err, ErrDiskFull) || f.forgets != 3 {
+		t.Fatalf("ENOSPC: %v, readings dropped %d times in all; want ErrDiskFull and 3", err, f.forgets)
 	}
 }
 

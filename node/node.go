@@ -26,6 +26,7 @@ import (
 	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/node/cosign"
 	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/diskspace"
 	"github.com/trustreg/trustreg/registry/record"
 	"github.com/trustreg/trustreg/version"
 )
@@ -171,6 +172,11 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 		IdempotentCommands: true,
 		FeatureLevel:       n.buildLevel, ClusterFeatureLevel: n.State.ClusterFeatureLevel,
 		SendDelay: sendDelay(cfg.P2P),
+		// The raft log's appends reuse a young statfs reading far from
+		// the reserve, as the state's commits do (registry/diskspace).
+		DiskReadings: func(read func() (uint64, error)) consensus.DiskReadings {
+			return diskspace.NewRecent(read, diskspace.DefaultMaxAge, diskspace.DefaultHeadroom)
+		},
 	})
 	if err != nil {
 		return nil, err

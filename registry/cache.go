@@ -72,7 +72,7 @@ func (c *caches) replaced() {
 // snapshot).
 func (c *caches) close() {
 	c.records.close()
-	c.current.drop()
+	c.current.close()
 }
 
 // recordCacheEntries bounds the record cache. Most entries are a

@@ -62,10 +62,17 @@ func (g *diskGuard) check() error { return g.judge(g.free(g.dir)) }
 
 // checkWrite is check before a write of n bytes on the apply's path (each
 // batch's commit): it reuses a recent reading while the disk is far from
-// the reserve (diskspace.Recent), and reads the disk otherwise.
-func (g *diskGuard) checkWrite(n uint64) error { return g.judge(g.recent.Free(n, g.reserve)) }
+// the reserve (diskspace.Recent), and reads the disk otherwise, and while
+// the disk is known full.
+func (g *diskGuard) checkWrite(n uint64) error {
+	if g.full.Load() {
+		return g.check()
+	}
+	return g.judge(g.recent.Free(n, g.reserve))
+}
 
-// judge is check's verdict on a reading of the free space.
+// judge is check's verdict on a reading of the free space. A disk below
+// the reserve drops the reading commits reuse.
 func (g *diskGuard) judge(free uint64, err error) error {
 	if err != nil || free >= g.reserve {
 		if g.full.Swap(false) {
@@ -73,6 +80,7 @@ func (g *diskGuard) judge(free uint64, err error) error {
 		}
 		return nil
 	}
+	g.recent.Forget()
 	if !g.full.Swap(true) {
 		g.log.Error("disk full: the state applies nothing more until there is free space; free space under the data directory", "dir", g.dir, "free_bytes", free, "reserve_bytes", g.reserve)
 	}

@@ -114,3 +114,25 @@ func TestSharedViewsFollowCommits(t *testing.T) {
 		t.Fatalf("%d snapshots left open", n)
 	}
 }
+
+// TestClosedSlotTakesNothing: after close the slot refuses an offer, and
+// an offer racing the close leaves it empty, the snapshot the caller's.
+func TestClosedSlotTakesNothing(t *testing.T) {
+	h := mustNewState(t, 1, 1)
+	var c currentSnapshot
+	snap := h.s.db.NewSnapshot()
+	sh := c.offer(snap, nil, 1, 0, 2, func() uint64 { return 2 })
+	if sh == nil || c.p.Load() != sh {
+		t.Fatal("an open slot refused an offer")
+	}
+	c.close()
+	if sh.refs.Load() != 1 || c.p.Load() != nil {
+		t.Fatalf("after close: %d references and slot %v; want the caller's 1 and an empty slot", sh.refs.Load(), c.p.Load())
+	}
+	sh.release()
+	snap2 := h.s.db.NewSnapshot()
+	defer func() { _ = snap2.Close() }()
+	if c.offer(snap2, nil, 1, 0, 4, func() uint64 { return 4 }) != nil || c.p.Load() != nil {
+		t.Fatal("a closed slot took an offer")
+	}
+}

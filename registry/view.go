@@ -42,7 +42,8 @@ type View struct {
 	rd         storeReader
 	closeOnce  sync.Once
 	// release, when set, ends the view instead of closing its snapshot:
-	// a view handed out from a kept one (kept.go) shares its snapshot.
+	// a view handed out from a kept one (kept.go) or from the current
+	// shared snapshot (sharedsnap.go) shares that snapshot.
 	release func()
 	// mem, on a kept view and the views handed out from it, remembers
 	// what its proofs read (viewnodes.go).
