@@ -27,9 +27,6 @@ type caches struct {
 	records *recordCache
 	lists   *listCache
 	keys    *keyCache
-	// current is the Pebble snapshot of the current state that views
-	// share (sharedsnap.go).
-	current currentSnapshot
 }
 
 func newCaches(seq *atomic.Uint64) *caches {
@@ -51,29 +48,15 @@ func newCaches(seq *atomic.Uint64) *caches {
 //   - keys: nothing; an entry is keyed by the exact encoding it parses
 //     (a did:key or a JWK's JSON). Which key a kid names is read from the
 //     state every time.
-//   - current: the shared snapshot leaves the slot (the views reading it
-//     keep it until they close); the next view offers one of the new
-//     state.
-func (c *caches) committed(dirty []decide.RecordKey) {
-	c.records.committed(dirty)
-	c.current.drop()
-}
+func (c *caches) committed(dirty []decide.RecordKey) { c.records.committed(dirty) }
 
 // replaced is called after a snapshot restore replaced the whole state,
-// while the store's sequence is odd: every record and kept iterator goes,
-// and the shared snapshot (no view reads it: the restore waited for every
-// view to close). The list and key caches stay, for the reasons above.
-func (c *caches) replaced() {
-	c.records.clear()
-	c.current.drop()
-}
+// while the store's sequence is odd: every record and kept iterator goes.
+// The list and key caches stay, for the reasons above.
+func (c *caches) replaced() { c.records.clear() }
 
-// close closes what holds the database open (kept iterators, the shared
-// snapshot).
-func (c *caches) close() {
-	c.records.close()
-	c.current.close()
-}
+// close closes what holds the database open (kept iterators).
+func (c *caches) close() { c.records.close() }
 
 // recordCacheEntries bounds the record cache. Most entries are a
 // college's accreditations with its received listing (about 550 bytes

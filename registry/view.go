@@ -42,45 +42,21 @@ type View struct {
 	rd         storeReader
 	closeOnce  sync.Once
 	// release, when set, ends the view instead of closing its snapshot:
-	// a view handed out from a kept one (kept.go) or from the current
-	// shared snapshot (sharedsnap.go) shares that snapshot.
+	// a view handed out from a kept one (kept.go) shares its snapshot.
 	release func()
 	// mem, on a kept view and the views handed out from it, remembers
 	// what its proofs read (viewnodes.go).
 	mem *viewMemory
 }
 
-// View returns a view of the latest applied state. Views of one state
-// share its Pebble snapshot (sharedsnap.go): the first takes it, those
-// after it read it too.
+// View returns a view of the latest applied state.
 func (m *readModel) View() *View {
 	m.store.readers.RLock()
-	if sh := m.caches.current.get(m.store.seq.Load()); sh != nil {
-		return m.sharedView(sh)
-	}
 	snap, ov, index, commitNs, seq, cached := m.store.snapshot()
-	if cached {
-		if sh := m.caches.current.offer(snap, ov, index, commitNs, seq, m.store.seq.Load); sh != nil {
-			return m.sharedView(sh)
-		}
-	}
 	v := &View{m: m, snap: snap, ov: ov, index: index, commitTime: commitNs}
 	v.rd = storeReader{r: snap, snap: snap, epoch: seq}
 	if cached {
 		v.rd.cache = m.caches.records
-	}
-	return v
-}
-
-// sharedView is a view of the shared snapshot sh, whose reference it
-// holds, with the caller's read lock on the store: it reads through the
-// record cache as a view of its own snapshot of that state would.
-func (m *readModel) sharedView(sh *sharedSnapshot) *View {
-	v := &View{m: m, snap: sh.snap, ov: sh.ov, index: sh.index, commitTime: sh.commitTime}
-	v.rd = storeReader{r: sh.snap, snap: sh.snap, epoch: sh.seq, cache: m.caches.records}
-	v.release = func() {
-		sh.release()
-		m.store.readers.RUnlock()
 	}
 	return v
 }
