@@ -960,24 +960,24 @@ func benchWrites(ctx context.Context, c config, dir string, rep *report) error {
 			if round == 0 {
 				stopProfile = c.profileCluster(nodes, fmt.Sprintf("writes-%d", clients))
 			}
-			snaps, stages := raftReadings(nodes)
+			before := raftReadings(nodes)
 			ts, cpu, faults := measured(ctx, c, tprocs, func() stats {
 				defer stopProfile()
 				return closedLoop(ctx, clients, c.duration, trustNext, func(s int) bool { return s == 201 })
 			})
-			snapsAfter, stagesAfter := raftReadings(nodes)
-			r.RoundSnapshots = append(r.RoundSnapshots, snapsAfter.since(snaps))
-			r.RoundRaft = append(r.RoundRaft, stagesAfter.since(stages))
+			snaps, stages := roundReadings(before, raftReadings(nodes), fmt.Sprintf("%d clients, round %d, trustd", clients, round+1))
+			r.RoundSnapshots = append(r.RoundSnapshots, snaps)
+			r.RoundRaft = append(r.RoundRaft, stages)
 			r.RoundWrites = append(r.RoundWrites, ts.Requests)
 			if ts.PerSecond > r.Trustd.PerSecond {
 				r.Trustd, r.TrustdCPUms, r.TrustdFaults = ts, cpu, faults
 			}
 			if held != nil {
-				snaps, stages := raftReadings(held.nodes)
+				before := raftReadings(held.nodes)
 				hs, cpu, faults := held.run(ctx, c, clients, round == 0)
-				snapsAfter, stagesAfter := raftReadings(held.nodes)
-				r.RoundSnapshotsHeld = append(r.RoundSnapshotsHeld, snapsAfter.since(snaps))
-				r.RoundRaftHeld = append(r.RoundRaftHeld, stagesAfter.since(stages))
+				snaps, stages := roundReadings(before, raftReadings(held.nodes), fmt.Sprintf("%d clients, round %d, the held cluster", clients, round+1))
+				r.RoundSnapshotsHeld = append(r.RoundSnapshotsHeld, snaps)
+				r.RoundRaftHeld = append(r.RoundRaftHeld, stages)
 				r.RoundWritesHeld = append(r.RoundWritesHeld, hs.Requests)
 				if hs.PerSecond > r.TrustdHeld.PerSecond {
 					r.TrustdHeld, r.TrustdHeldCPUms, r.TrustdHeldFaults = hs, cpu, faults

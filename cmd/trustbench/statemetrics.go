@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -302,29 +303,79 @@ func formatLSM(rounds []raftStages, writes []int64) string {
 	return strings.Join(parts, ", ")
 }
 
-// raftReadings reads from every node's /metrics the raft snapshots its
-// nodes took so far (trustd_raft_snapshot_duration_seconds) and its
-// raftStages; a node that cannot be read counts nothing.
-func raftReadings(nodes []*trustdNode) (histTotals, raftStages) {
-	var snaps histTotals
-	var st raftStages
-	for _, n := range nodes {
+// clusterReading is one read of every node's /metrics: per node, the raft
+// snapshots it took so far (trustd_raft_snapshot_duration_seconds) and its
+// raftStages; nil where the node could not be read.
+type clusterReading []*nodeRaftReading
+
+type nodeRaftReading struct {
+	snaps  histTotals
+	stages raftStages
+}
+
+// raftReadings reads every node's raft metrics.
+func raftReadings(nodes []*trustdNode) clusterReading {
+	out := make(clusterReading, len(nodes))
+	for i, n := range nodes {
 		families, err := scrape(n.url)
 		if err != nil {
 			continue
 		}
-		snaps = snaps.plus(histogramOf(families, "trustd_raft_snapshot_duration_seconds"))
-		st.Commits = st.Commits.plus(histogramOf(families, "trustd_raft_commit_duration_seconds"))
-		st.Applies = st.Applies.plus(histogramOf(families, "trustd_raft_apply_duration_seconds"))
-		st.LSM = st.LSM.plus(lsmOf(families))
+		var st raftStages
+		st.Commits = histogramOf(families, "trustd_raft_commit_duration_seconds")
+		st.Applies = histogramOf(families, "trustd_raft_apply_duration_seconds")
+		st.LSM = lsmOf(families)
 		commits, _ := counterSum(families, "trustd_state_commits_total")
 		seconds, _ := counterSum(families, "trustd_state_commit_seconds_total")
-		st.StateCommits = st.StateCommits.plus(histTotals{Count: uint64(commits), Seconds: seconds})
-		stalls, _ := counterSum(families, "trustd_state_write_stall_seconds_total")
-		st.StateStalls += stalls
-		st.Batching = st.Batching.plus(batchingOf(families))
+		st.StateCommits = histTotals{Count: uint64(commits), Seconds: seconds}
+		st.StateStalls, _ = counterSum(families, "trustd_state_write_stall_seconds_total")
+		st.Batching = batchingOf(families)
+		out[i] = &nodeRaftReading{snaps: histogramOf(families, "trustd_raft_snapshot_duration_seconds"), stages: st}
+	}
+	return out
+}
+
+// roundReadings is what a round's nodes counted between before and after,
+// saying on stderr when a node's figures are left out of it (what names
+// the round).
+func roundReadings(before, after clusterReading, what string) (histTotals, raftStages) {
+	snaps, stages, missed := after.since(before)
+	if missed > 0 {
+		fmt.Fprintf(os.Stderr, "writes, %s: %d of %d nodes' metrics could not be read before or after the round; their raft figures are left out of it\n", what, missed, len(after))
+	}
+	return snaps, stages
+}
+
+// total sums the nodes read.
+func (r clusterReading) total() (histTotals, raftStages) {
+	var snaps histTotals
+	var st raftStages
+	for _, n := range r {
+		if n != nil {
+			snaps = snaps.plus(n.snaps)
+			st = st.plus(n.stages)
+		}
 	}
 	return snaps, st
+}
+
+// since is what the nodes read both times counted between o and r (r
+// read later), summed, and how many nodes were not read both times: those
+// are left out, since a node read only once would add what it counted
+// since it started.
+func (r clusterReading) since(o clusterReading) (histTotals, raftStages, int) {
+	var snaps histTotals
+	var st raftStages
+	missed := 0
+	for i, n := range r {
+		if n == nil || i >= len(o) || o[i] == nil {
+			missed++
+			continue
+		}
+		snaps = snaps.plus(n.snaps.since(o[i].snaps))
+		st = st.plus(n.stages.since(o[i].stages))
+	}
+	return snaps, st, missed
 }
 
 // counterSum adds up the series of counter name in one node's metrics.
@@ -363,6 +414,12 @@ func (s histTotals) plus(o histTotals) histTotals {
 // since is what was observed between o and s (s read later).
 func (s histTotals) since(o histTotals) histTotals {
 	return histTotals{Count: s.Count - o.Count, Seconds: s.Seconds - o.Seconds}
+}
+
+// plus adds o's figures to s's.
+func (s raftStages) plus(o raftStages) raftStages {
+	return raftStages{Commits: s.Commits.plus(o.Commits), Applies: s.Applies.plus(o.Applies), LSM: s.LSM.plus(o.LSM),
+		StateCommits: s.StateCommits.plus(o.StateCommits), StateStalls: s.StateStalls + o.StateStalls, Batching: s.Batching.plus(o.Batching)}
 }
 
 // since is what was observed between o and s (s read later).

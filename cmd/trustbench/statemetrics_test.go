@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -103,8 +104,8 @@ func TestRaftReadings(t *testing.T) {
 	down.Close()
 	nodes = append(nodes, &trustdNode{url: down.URL})
 
-	snaps, stages := raftReadings(nodes)
-	if snaps != (histTotals{}) || stages != (raftStages{}) {
+	start := raftReadings(nodes)
+	if snaps, stages := start.total(); snaps != (histTotals{}) || stages != (raftStages{}) {
 		t.Fatalf("before any: snapshots %+v, stages %+v", snaps, stages)
 	}
 	hists[1].commit.Observe(0.004) // before the round: not in it
@@ -115,7 +116,7 @@ func TestRaftReadings(t *testing.T) {
 	for _, c := range hists[1].batching { // before the round: not in it
 		c.Add(1000)
 	}
-	_, stages = raftReadings(nodes)
+	before := raftReadings(nodes)
 	for i, h := range hists { // in the round: per write, 100 writes
 		h.flushed.WithLabelValues("state").Add(float64(300 * (i + 1)))
 		h.compacted.WithLabelValues("state").Add(float64(100 * (i + 1)))
@@ -141,16 +142,17 @@ func TestRaftReadings(t *testing.T) {
 		h.stalls.WithLabelValues("memtables").Add(0.0001 * float64(i))
 		h.stalls.WithLabelValues("l0").Add(0.0001)
 	}
-	snapsAfter, _ := raftReadings(nodes)
-	got := snapsAfter.since(snaps)
+	got, _, missed := raftReadings(nodes).since(start)
+	if got.Count != 3 || got.Seconds != 2 || missed != 1 {
+		t.Fatalf("snapshots %+v with %d nodes left out, want 3 taking 2 s and the node that is down", got, missed)
+	}
 	if got.Count != 3 || got.Seconds != 2 {
 		t.Fatalf("snapshots %+v, want 3 taking 2 s", got)
 	}
 	if s := formatSnapshots([]histTotals{{}, got}); s != "0, 3 (2.0 s)" {
 		t.Fatalf("printed as %q", s)
 	}
-	_, after := raftReadings(nodes)
-	round := after.since(stages)
+	_, round, _ := raftReadings(nodes).since(before)
 	if round.Commits.Count != 2 || round.Applies.Count != 2 {
 		t.Fatalf("round %+v, want 2 commits and 2 applies", round)
 	}
@@ -174,5 +176,46 @@ func TestRaftReadings(t *testing.T) {
 	}
 	if s := formatBatching([]raftStages{round, {}}); s != "7.0 / 20.0 / 3.5, - / - / -" {
 		t.Fatalf("printed as %q", s)
+	}
+}
+
+// TestRaftReadingsLeaveOutANodeReadOnce: a node whose metrics could not be
+// read before the round but could after adds nothing to the round (it
+// would add everything it counted since it started), and is counted as
+// left out.
+func TestRaftReadingsLeaveOutANodeReadOnce(t *testing.T) {
+	var nodes []*trustdNode
+	var commits []prometheus.Histogram
+	var up []*atomic.Bool
+	for range 2 {
+		reg := prometheus.NewRegistry()
+		h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "trustd_raft_commit_duration_seconds", Help: "raft commit durations"})
+		reg.MustRegister(h)
+		on := new(atomic.Bool)
+		on.Store(true)
+		metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !on.Load() {
+				http.Error(w, "down", http.StatusServiceUnavailable)
+				return
+			}
+			metrics.ServeHTTP(w, r)
+		}))
+		defer srv.Close()
+		nodes = append(nodes, &trustdNode{url: srv.URL})
+		commits = append(commits, h)
+		up = append(up, on)
+	}
+	for range 1000 { // the second node's history before the round
+		commits[1].Observe(0.001)
+	}
+	up[1].Store(false)
+	before := raftReadings(nodes)
+	up[1].Store(true)
+	commits[0].Observe(0.002)
+	commits[1].Observe(0.002)
+	_, round, missed := raftReadings(nodes).since(before)
+	if round.Commits.Count != 1 || missed != 1 {
+		t.Fatalf("the round counted %d commits with %d nodes left out, want the first node's 1 and the second node left out", round.Commits.Count, missed)
 	}
 }
