@@ -84,19 +84,7 @@ func appendLink(b []byte, l *record.Link) []byte {
 	return append(b, '}')
 }
 
-func appendStrings(b []byte, ss []string) []byte {
-	if ss == nil {
-		return append(b, "null"...)
-	}
-	b = append(b, '[')
-	for i, s := range ss {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendString(b, s)
-	}
-	return append(b, ']')
-}
+func appendStrings(b []byte, ss []string) []byte { return record.AppendJSONStrings(b, ss, false) }
 
 func appendTime(b []byte, t time.Time) []byte {
 	b = append(b, '"')

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -42,30 +41,10 @@ func (o *opRecord) appendJSON(dst []byte) ([]byte, bool) {
 	dst = append(dst, `","op":`...)
 	dst = record.AppendJSONString(dst, o.Op, true)
 	dst = append(dst, `,"signers":`...)
-	if o.Signers == nil {
-		dst = append(dst, "null"...)
-	} else {
-		dst = append(dst, '[')
-		for i, s := range o.Signers {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = record.AppendJSONString(dst, s, true)
-		}
-		dst = append(dst, ']')
-	}
-	if o.ID != "" {
-		dst = append(dst, `,"id":`...)
-		dst = record.AppendJSONString(dst, o.ID, true)
-	}
+	dst = record.AppendJSONStrings(dst, o.Signers, true)
+	dst = record.AppendJSONOptString(dst, `,"id":`, o.ID)
 	dst = append(dst, `,"jws":`...)
-	if o.JWS == nil {
-		dst = append(dst, "null"...)
-	} else {
-		dst = append(dst, '"')
-		dst = base64.StdEncoding.AppendEncode(dst, o.JWS)
-		dst = append(dst, '"')
-	}
+	dst = record.AppendJSONBytes(dst, o.JWS)
 	return append(dst, '}'), err == nil
 }
 

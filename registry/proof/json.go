@@ -51,9 +51,9 @@ func (b *Bundle) AppendJSON(dst []byte) ([]byte, error) {
 		dst = append(dst, enc...)
 	}
 	dst = append(dst, `,"mapProof":`...)
-	dst = appendBytesJSON(dst, b.MapProof)
+	dst = record.AppendJSONBytes(dst, b.MapProof)
 	dst = append(dst, `,"leaf":`...)
-	dst = appendBytesJSON(dst, b.Leaf)
+	dst = record.AppendJSONBytes(dst, b.Leaf)
 	dst = append(dst, `,"leafIndex":`...)
 	dst = strconv.AppendUint(dst, b.LeafIndex, 10)
 	if b.LeafSize != 0 {
@@ -88,14 +88,14 @@ func (b *Bundle) AppendJSON(dst []byte) ([]byte, error) {
 func (q *Question) appendJSON(dst []byte) ([]byte, error) {
 	dst = append(dst, `{"type":`...)
 	dst = appendStringJSON(dst, q.Type)
-	dst = appendOptString(dst, `,"entity":`, q.Entity)
+	dst = record.AppendJSONOptString(dst, `,"entity":`, q.Entity)
 	dst = append(dst, `,"framework":`...)
 	dst = appendStringJSON(dst, q.Framework)
-	dst = appendOptString(dst, `,"action":`, q.Action)
-	dst = appendOptString(dst, `,"resource":`, q.Resource)
-	dst = appendOptString(dst, `,"jurisdiction":`, q.Jurisdiction)
-	dst = appendOptString(dst, `,"recognized":`, q.Recognized)
-	dst = appendOptString(dst, `,"list":`, q.List)
+	dst = record.AppendJSONOptString(dst, `,"action":`, q.Action)
+	dst = record.AppendJSONOptString(dst, `,"resource":`, q.Resource)
+	dst = record.AppendJSONOptString(dst, `,"jurisdiction":`, q.Jurisdiction)
+	dst = record.AppendJSONOptString(dst, `,"recognized":`, q.Recognized)
+	dst = record.AppendJSONOptString(dst, `,"list":`, q.List)
 	at, err := q.At.MarshalJSON()
 	if err != nil {
 		return nil, err
@@ -135,7 +135,7 @@ func (a *Answer) appendJSON(dst []byte) []byte {
 		}
 		dst = append(dst, ']')
 	}
-	dst = appendOptString(dst, `,"root":`, a.Root)
+	dst = record.AppendJSONOptString(dst, `,"root":`, a.Root)
 	dst = append(dst, `,"index":`...)
 	dst = strconv.AppendUint(dst, a.Index, 10)
 	return append(dst, '}')
@@ -146,9 +146,9 @@ func (r *Record) appendJSON(dst []byte) []byte {
 	dst = appendStringJSON(dst, r.Kind)
 	dst = append(dst, `,"a":`...)
 	dst = appendStringJSON(dst, r.A)
-	dst = appendOptString(dst, `,"b":`, r.B)
+	dst = record.AppendJSONOptString(dst, `,"b":`, r.B)
 	dst = append(dst, `,"bytes":`...)
-	dst = appendBytesJSON(dst, r.Bytes)
+	dst = record.AppendJSONBytes(dst, r.Bytes)
 	return append(dst, '}')
 }
 
@@ -185,26 +185,6 @@ func (h Hashes) appendJSON(dst []byte) ([]byte, error) {
 		out = out[base64.StdEncoding.EncodedLen(k):]
 	}
 	return append(dst, '"'), nil
-}
-
-// appendBytesJSON appends b as encoding/json writes a []byte: its
-// standard base64 in quotes, null for nil.
-func appendBytesJSON(dst, b []byte) []byte {
-	if b == nil {
-		return append(dst, "null"...)
-	}
-	dst = append(dst, '"')
-	dst = base64.StdEncoding.AppendEncode(dst, b)
-	return append(dst, '"')
-}
-
-// appendOptString appends name and s unless s is empty (omitempty).
-func appendOptString(dst []byte, name, s string) []byte {
-	if s == "" {
-		return dst
-	}
-	dst = append(dst, name...)
-	return appendStringJSON(dst, s)
 }
 
 // appendStringJSON appends s as a JSON string the way json.Marshal does

@@ -1,6 +1,9 @@
 package record
 
-import "unicode/utf8"
+import (
+	"encoding/base64"
+	"unicode/utf8"
+)
 
 const jsonHex = "0123456789abcdef"
 
@@ -57,5 +60,43 @@ func AppendJSONString(dst []byte, s string, escapeHTML bool) []byte {
 		start = i
 	}
 	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// AppendJSONStrings appends ss as encoding/json writes a []string: null
+// when nil, each string quoted as AppendJSONString quotes it.
+func AppendJSONStrings(dst []byte, ss []string, escapeHTML bool) []byte {
+	if ss == nil {
+		return append(dst, "null"...)
+	}
+	dst = append(dst, '[')
+	for i, s := range ss {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = AppendJSONString(dst, s, escapeHTML)
+	}
+	return append(dst, ']')
+}
+
+// AppendJSONOptString appends name (the member's key with its comma and
+// colon) and s quoted as json.Marshal quotes it, unless s is empty: a
+// string field tagged omitempty.
+func AppendJSONOptString(dst []byte, name, s string) []byte {
+	if s == "" {
+		return dst
+	}
+	dst = append(dst, name...)
+	return AppendJSONString(dst, s, true)
+}
+
+// AppendJSONBytes appends b as encoding/json writes a []byte: its
+// standard base64 in quotes, null for nil.
+func AppendJSONBytes(dst, b []byte) []byte {
+	if b == nil {
+		return append(dst, "null"...)
+	}
+	dst = append(dst, '"')
+	dst = base64.StdEncoding.AppendEncode(dst, b)
 	return append(dst, '"')
 }

@@ -25,10 +25,10 @@ func (a *Accreditation) AppendJSON(dst []byte) ([]byte, bool) {
 	dst = append(dst, `,"action":`...)
 	dst = AppendJSONString(dst, a.Action, true)
 	dst = append(dst, `,"resources":`...)
-	dst = appendJSONStrings(dst, a.Resources)
+	dst = AppendJSONStrings(dst, a.Resources, true)
 	if len(a.Jurisdictions) > 0 {
 		dst = append(dst, `,"jurisdictions":`...)
-		dst = appendJSONStrings(dst, a.Jurisdictions)
+		dst = AppendJSONStrings(dst, a.Jurisdictions, true)
 	}
 	dst = append(dst, `,"validFrom":`...)
 	dst = appendJSONTime(dst, a.ValidFrom, &ok)
@@ -36,13 +36,10 @@ func (a *Accreditation) AppendJSON(dst []byte) ([]byte, bool) {
 		dst = append(dst, `,"validUntil":`...)
 		dst = appendJSONTime(dst, *a.ValidUntil, &ok)
 	}
-	if a.Parent != "" {
-		dst = append(dst, `,"parent":`...)
-		dst = AppendJSONString(dst, a.Parent, true)
-	}
+	dst = AppendJSONOptString(dst, `,"parent":`, a.Parent)
 	if len(a.Evidence) > 0 {
 		dst = append(dst, `,"evidence":`...)
-		dst = appendJSONStrings(dst, a.Evidence)
+		dst = AppendJSONStrings(dst, a.Evidence, true)
 	}
 	dst = append(dst, `,"depth":`...)
 	dst = strconv.AppendInt(dst, int64(a.Depth), 10)
@@ -73,31 +70,12 @@ func (e *StatusEvent) appendJSON(dst []byte, ok *bool) []byte {
 	dst = AppendJSONString(dst, e.Status, true)
 	dst = append(dst, `,"effectiveAt":`...)
 	dst = appendJSONTime(dst, e.EffectiveAt, ok)
-	if e.Reason != "" {
-		dst = append(dst, `,"reason":`...)
-		dst = AppendJSONString(dst, e.Reason, true)
-	}
+	dst = AppendJSONOptString(dst, `,"reason":`, e.Reason)
 	dst = append(dst, `,"index":`...)
 	dst = strconv.AppendUint(dst, e.Index, 10)
 	dst = append(dst, `,"operation":`...)
 	dst = AppendJSONString(dst, e.Operation, true)
 	return append(dst, '}')
-}
-
-// appendJSONStrings appends ss as json.Marshal encodes a []string: null
-// when nil.
-func appendJSONStrings(dst []byte, ss []string) []byte {
-	if ss == nil {
-		return append(dst, "null"...)
-	}
-	dst = append(dst, '[')
-	for i, s := range ss {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = AppendJSONString(dst, s, true)
-	}
-	return append(dst, ']')
 }
 
 // appendJSONTime appends t as its MarshalJSON does (RFC 3339 with
@@ -120,29 +98,19 @@ func (r *Result) AppendJSON(dst []byte) ([]byte, bool) {
 	dst = strconv.AppendUint(dst, r.Index, 10)
 	dst = append(dst, `,"time":`...)
 	dst = appendJSONTime(dst, r.Time, &ok)
-	dst = appendJSONStringField(dst, `,"cid":`, r.CID)
-	dst = appendJSONStringField(dst, `,"op":`, r.Op)
+	dst = AppendJSONOptString(dst, `,"cid":`, r.CID)
+	dst = AppendJSONOptString(dst, `,"op":`, r.Op)
 	if len(r.Signers) > 0 {
 		dst = append(dst, `,"signers":`...)
-		dst = appendJSONStrings(dst, r.Signers)
+		dst = AppendJSONStrings(dst, r.Signers, true)
 	}
 	dst = append(dst, `,"accepted":`...)
 	dst = strconv.AppendBool(dst, r.Accepted)
 	if r.Duplicate {
 		dst = append(dst, `,"duplicate":true`...)
 	}
-	dst = appendJSONStringField(dst, `,"id":`, r.ID)
-	dst = appendJSONStringField(dst, `,"code":`, r.Code)
-	dst = appendJSONStringField(dst, `,"reason":`, r.Reason)
+	dst = AppendJSONOptString(dst, `,"id":`, r.ID)
+	dst = AppendJSONOptString(dst, `,"code":`, r.Code)
+	dst = AppendJSONOptString(dst, `,"reason":`, r.Reason)
 	return append(dst, '}'), ok
-}
-
-// appendJSONStringField appends name and s quoted, unless s is empty (a
-// field tagged omitempty).
-func appendJSONStringField(dst []byte, name, s string) []byte {
-	if s == "" {
-		return dst
-	}
-	dst = append(dst, name...)
-	return AppendJSONString(dst, s, true)
 }

@@ -57,18 +57,25 @@ func FuzzAccreditationJSON(f *testing.F) {
 	f.Add("a|b|c|d|e|||||x|y|z", int64(-1), byte(0xe8))
 	f.Fuzz(func(t *testing.T, text string, n int64, flags byte) {
 		a := accreditationFromFuzz(text, n, flags)
-		want, err := json.Marshal(a)
 		got, ok := a.AppendJSON(nil)
-		if err != nil {
-			if ok {
-				t.Fatalf("json.Marshal refused it (%v), AppendJSON wrote %s", err, got)
-			}
-			return
-		}
-		if !ok || !bytes.Equal(got, want) {
-			t.Fatalf("AppendJSON (ok %t):\n%s\njson.Marshal:\n%s", ok, got, want)
-		}
+		sameAsMarshal(t, a, got, ok)
 	})
+}
+
+// sameAsMarshal fails t unless got, what an AppendJSON wrote for v, is
+// json.Marshal's encoding of v, or json.Marshal refuses v and ok is false.
+func sameAsMarshal(t *testing.T, v any, got []byte, ok bool) {
+	t.Helper()
+	want, err := json.Marshal(v)
+	if err != nil {
+		if ok {
+			t.Fatalf("json.Marshal refused it (%v), AppendJSON wrote %s", err, got)
+		}
+		return
+	}
+	if !ok || !bytes.Equal(got, want) {
+		t.Fatalf("AppendJSON (ok %t):\n%s\njson.Marshal:\n%s", ok, got, want)
+	}
 }
 
 // TestAccreditationJSONRefusesWhatMarshalRefuses: a year past 9999 and an
@@ -135,16 +142,7 @@ func FuzzResultJSON(f *testing.F) {
 		case field(2) != "":
 			r.Signers = strings.Split(field(2), ",")
 		}
-		want, err := json.Marshal(r)
 		got, ok := r.AppendJSON(nil)
-		if err != nil {
-			if ok {
-				t.Fatalf("json.Marshal refused it (%v), AppendJSON wrote %s", err, got)
-			}
-			return
-		}
-		if !ok || !bytes.Equal(got, want) {
-			t.Fatalf("AppendJSON (ok %t):\n%s\njson.Marshal:\n%s", ok, got, want)
-		}
+		sameAsMarshal(t, r, got, ok)
 	})
 }
