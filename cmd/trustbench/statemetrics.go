@@ -346,19 +346,6 @@ func roundReadings(before, after clusterReading, what string) (histTotals, raftS
 	return snaps, stages
 }
 
-// total sums the nodes read.
-func (r clusterReading) total() (histTotals, raftStages) {
-	var snaps histTotals
-	var st raftStages
-	for _, n := range r {
-		if n != nil {
-			snaps = snaps.plus(n.snaps)
-			st = st.plus(n.stages)
-		}
-	}
-	return snaps, st
-}
-
 // since is what the nodes read both times counted between o and r (r
 // read later), summed, and how many nodes were not read both times: those
 // are left out, since a node read only once would add what it counted
