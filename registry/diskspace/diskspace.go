@@ -96,13 +96,7 @@ func (r *Recent) Free(need, reserve uint64) (uint64, error) {
 // enough reports whether free >= reserve+need+headroom, without the sum
 // overflowing.
 func enough(free, reserve, need, headroom uint64) bool {
-	for _, x := range []uint64{reserve, need, headroom} {
-		if free < x {
-			return false
-		}
-		free -= x
-	}
-	return true
+	return free >= reserve && free-reserve >= need && free-reserve-need >= headroom
 }
 
 // Forget drops the reading, so that the next Free reads the disk: a
