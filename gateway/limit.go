@@ -200,7 +200,7 @@ func signers(body []byte) []string {
 		return nil
 	}
 	var dids []string
-	for _, sig := range op.JWS.Signatures {
+	for _, sig := range op.Signatures() {
 		did, _, _ := strings.Cut(sig.Protected.KeyID, "#")
 		if !slices.Contains(dids, did) {
 			dids = append(dids, did)

@@ -242,7 +242,7 @@ func rejected(res *record.Result, err error) *record.Result {
 func duplicateKeys(op *record.ParsedOperation, signedContent bool) [][]byte {
 	var keys [][]byte
 	if !signedContent {
-		for _, sig := range op.JWS.Signatures {
+		for _, sig := range op.Signatures() {
 			keys = append(keys, signatureKey(sig.Signature))
 		}
 		return keys
@@ -267,7 +267,7 @@ func (s *applier) findDuplicate(r pebble.Reader, op *record.ParsedOperation, sig
 	keys := duplicateKeys(op, signedContent)
 	if signedContent {
 		keys = append(keys, governancePayloadKey(op.Payload))
-		for _, sig := range op.JWS.Signatures {
+		for _, sig := range op.Signatures() {
 			keys = append(keys, signatureKey(sig.Signature))
 			if sig.Header.Algorithm == string(jose.ES256) {
 				if twin := record.LowSTwin(sig.Signature); twin != nil {

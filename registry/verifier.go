@@ -197,7 +197,7 @@ func (s *verifier) checkSignatures(op *record.ParsedOperation) {
 	view := s.read.View()
 	defer view.Close()
 	r := view.evaluator(view.index)
-	for i, sig := range op.JWS.Signatures {
+	for i, sig := range op.Signatures() {
 		k, _, err := s.keyFor(r, op, sig.Protected.KeyID)
 		if err != nil {
 			return
@@ -214,9 +214,9 @@ func (s *verifier) checkSignatures(op *record.ParsedOperation) {
 // whether a signature PreVerify checked is forgotten once used: the
 // apply's, the memory's last reader, does; a check leaves it for the apply.
 func (s *verifier) verifySignatures(e *decide.Evaluator, op *record.ParsedOperation, consume bool) ([]string, error) {
-	signers := make([]string, 0, len(op.JWS.Signatures))
+	signers := make([]string, 0, len(op.Signatures()))
 	seen := map[string]bool{}
-	for i, sig := range op.JWS.Signatures {
+	for i, sig := range op.Signatures() {
 		k, did, err := s.keyFor(e, op, sig.Protected.KeyID)
 		if err != nil {
 			return nil, err

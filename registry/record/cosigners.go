@@ -151,7 +151,7 @@ type GovernanceSignature struct {
 // signature verification.
 func GovernanceSignatures(g *Genesis, op *ParsedOperation) []GovernanceSignature {
 	var out []GovernanceSignature
-	for i, sig := range op.JWS.Signatures {
+	for i, sig := range op.Signatures() {
 		did, fragment, _ := strings.Cut(sig.Protected.KeyID, "#")
 		j := slices.IndexFunc(g.Members, func(m Member) bool { return m.ID == did })
 		if j < 0 {
@@ -164,11 +164,11 @@ func GovernanceSignatures(g *Genesis, op *ParsedOperation) []GovernanceSignature
 
 // VerifySignature verifies op's signature i (alone) against pub.
 func (p *ParsedOperation) VerifySignature(i int, pub crypto.PublicKey) error {
-	if i < 0 || i >= len(p.JWS.Signatures) {
-		return Errorf(ErrMalformed, "no signature %d (the JWS carries %d)", i, len(p.JWS.Signatures))
+	if i < 0 || i >= len(p.Signatures()) {
+		return Errorf(ErrMalformed, "no signature %d (the JWS carries %d)", i, len(p.Signatures()))
 	}
 	if err := p.CheckSignature(i, JoseKey(pub)); err != nil {
-		return Errorf(ErrBadSignature, "signature %d (kid %q): %v", i, p.JWS.Signatures[i].Protected.KeyID, err)
+		return Errorf(ErrBadSignature, "signature %d (kid %q): %v", i, p.Signatures()[i].Protected.KeyID, err)
 	}
 	return nil
 }

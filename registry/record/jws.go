@@ -43,9 +43,13 @@ func cidOfDigest(d [32]byte) string {
 // ParsedOperation is a signed operation whose JWS structure and payload have
 // been decoded, but whose signatures and authority are not yet checked.
 type ParsedOperation struct {
-	Raw     []byte
-	CID     string
-	JWS     *jose.JSONWebSignature
+	Raw []byte
+	CID string
+	// jws holds the signatures: go-jose's parse, or for the plain compact
+	// form (plain) their headers and bytes alone, which go-jose cannot
+	// verify (CheckSignature parses again when it must).
+	jws     *jose.JSONWebSignature
+	plain   bool
 	Payload []byte
 	Op      string
 	IAT     int64
@@ -75,6 +79,11 @@ type ParsedOperation struct {
 // SignedContent returns, for each signature, the digest of what it signed
 // (its JWS signing input): the operation's idempotency keys.
 func (p *ParsedOperation) SignedContent() [][32]byte { return p.signed }
+
+// Signatures returns the operation's signatures as go-jose parses them:
+// their headers (merged, protected, unprotected) and bytes. They must not
+// be changed.
+func (p *ParsedOperation) Signatures() []jose.Signature { return p.jws.Signatures }
 
 // StrictErr says why the operation breaks a rule that the apply enforces
 // from FeatureLevelSignedContent on and PreVerify always; nil when it breaks
@@ -165,13 +174,32 @@ func CheckSize(raw []byte) error {
 // returned with its StrictErr set, not refused: the caller decides by the
 // feature level.
 func ParseOperationDigest(raw []byte, digest [32]byte) (*ParsedOperation, error) {
+	return parseOperation(raw, digest, true)
+}
+
+// parseOperation is ParseOperationDigest; plain says whether a compact
+// JWS in the plain form may be read without go-jose (parseCompact).
+func parseOperation(raw []byte, digest [32]byte, plain bool) (*ParsedOperation, error) {
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 {
 		return nil, Errorf(ErrMalformed, "empty body: send a compact JWS or a JWS JSON serialization")
 	}
-	obj, err := parseJWS(trimmed)
-	if err != nil {
-		return nil, Errorf(ErrMalformed, "JWS: %v (algorithms EdDSA and ES256 are accepted)", err)
+	var (
+		obj     *jose.JSONWebSignature
+		payload []byte
+		input   int
+	)
+	if plain {
+		var sigs []jose.Signature
+		sigs, payload, input, plain = parseCompact(trimmed)
+		obj = &jose.JSONWebSignature{Signatures: sigs}
+	}
+	if !plain {
+		var err error
+		if obj, err = parseJWS(trimmed); err != nil {
+			return nil, Errorf(ErrMalformed, "JWS: %v (algorithms EdDSA and ES256 are accepted)", err)
+		}
+		payload = obj.UnsafePayloadWithoutVerification()
 	}
 	if len(obj.Signatures) == 0 || len(obj.Signatures) > MaxSignatures {
 		return nil, Errorf(ErrMalformed, "JWS carries %d signatures, want 1 to %d", len(obj.Signatures), MaxSignatures)
@@ -184,7 +212,6 @@ func ParseOperationDigest(raw []byte, digest [32]byte) (*ParsedOperation, error)
 			return nil, Errorf(ErrMalformed, "signature %d: kid %q is not a DID URL (did#fragment)", i, sig.Protected.KeyID)
 		}
 	}
-	payload := obj.UnsafePayloadWithoutVerification()
 	op, iat, body, err := decodePayload(payload)
 	if err != nil {
 		var vcErr error
@@ -194,14 +221,18 @@ func ParseOperationDigest(raw []byte, digest [32]byte) (*ParsedOperation, error)
 			return nil, err
 		}
 	}
-	p := &ParsedOperation{Raw: raw, CID: cidOfDigest(digest), JWS: obj, Payload: payload, Op: op, IAT: iat, Body: body}
+	p := &ParsedOperation{Raw: raw, CID: cidOfDigest(digest), jws: obj, plain: plain, Payload: payload, Op: op, IAT: iat, Body: body}
 	// What older builds accept and this one refuses is kept apart: the
 	// apply refuses it only from FeatureLevelSignedContent on (features.go).
 	p.strictErr = checkLowS(obj)
 	// numbers: where FeatureLevelNumberRange looks; headers: the JWS
 	// protected headers, where only FeatureLevelHeaderNumbers does.
 	var numbers, headers rangeErrs
-	if p.strictErr == nil {
+	if p.strictErr == nil && plain {
+		// The parts are canonical: the signing input is their text, and
+		// the header holds no number.
+		p.signed = [][32]byte{sha256.Sum256(trimmed[:input])}
+	} else if p.strictErr == nil {
 		p.signed, headers, p.strictErr = signedContent(trimmed, obj, payload)
 	}
 	if _, ok := body.(*AccreditationCredential); p.strictErr == nil && ok {

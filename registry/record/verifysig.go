@@ -24,8 +24,24 @@ import (
 // the protected header's and payload's encodings, with "b64" the only
 // member that changes it and "crit" the only one checked: an upgrade of
 // go-jose that reads another member there needs this looked at again.
+//
+// An operation read in the plain compact form (parseCompact) holds no
+// go-jose object that go-jose can verify: when the fast path does not
+// apply (an ES256 key), it is parsed again by go-jose first.
 func (p *ParsedOperation) CheckSignature(i int, key any) error {
-	return verifySignature(bytes.TrimSpace(p.Raw), p.JWS, i, key)
+	trimmed := bytes.TrimSpace(p.Raw)
+	obj := p.jws
+	if p.plain {
+		if input, ok := compactSigningInput(trimmed, obj, key); ok {
+			sig := obj.Signatures[i]
+			return key.(EdVerifier).VerifyPayload(input, sig.Signature, jose.SignatureAlgorithm(sig.Protected.Algorithm))
+		}
+		var err error
+		if obj, err = parseJWS(trimmed); err != nil {
+			return Errorf(ErrMalformed, "JWS: %v", err) // cannot be: it parsed before
+		}
+	}
+	return verifySignature(trimmed, obj, i, key)
 }
 
 // verifySignature is CheckSignature over trimmed, the JWS obj was
