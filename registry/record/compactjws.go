@@ -14,8 +14,8 @@ import (
 // allocations), nearly all of it reading the protected header through its
 // JSON decoder twice (into a map of raw members, then each member into its
 // field). Every node parses every write, so that cost is paid three or
-// four times a write in a cluster. The headers trustctl and every signer
-// the registry's users run write are one plain form: "alg", "kid" and an
+// four times a write in a cluster. The headers trustctl's signer writes
+// are one plain form: "alg", "kid" and an
 // optional "typ", string values of printable ASCII with no escapes, no
 // white space. parseCompact reads exactly that form itself and builds the
 // headers go-jose would; anything else (another member, an escape, white
@@ -23,9 +23,9 @@ import (
 // left to go-jose, as before. FuzzParseCompactMatchesGoJose holds the two
 // to the same result.
 
-// compactHeaderMembers are the protected-header members parseCompact
-// reads; go-jose's sanitized header keeps "alg" and "kid" in their fields
-// and "typ" among ExtraHeaders.
+// The protected-header members plainHeader reads, as bits of a set;
+// go-jose's sanitized header keeps "alg" and "kid" in their fields and
+// "typ" among ExtraHeaders.
 const (
 	memberAlg = 1 << iota
 	memberKid
@@ -43,12 +43,17 @@ func parseCompact(trimmed []byte) (sigs []jose.Signature, payload []byte, input 
 	if len(trimmed) == 0 || trimmed[0] == '{' {
 		return nil, nil, 0, false
 	}
+	// Exactly two dots: the header, payload and signature parts.
 	first := bytes.IndexByte(trimmed, '.')
 	if first < 0 {
 		return nil, nil, 0, false
 	}
-	last := first + 1 + bytes.IndexByte(trimmed[first+1:], '.')
-	if last == first || bytes.IndexByte(trimmed[last+1:], '.') >= 0 {
+	second := bytes.IndexByte(trimmed[first+1:], '.')
+	if second < 0 {
+		return nil, nil, 0, false
+	}
+	last := first + 1 + second
+	if bytes.IndexByte(trimmed[last+1:], '.') >= 0 {
 		return nil, nil, 0, false
 	}
 	hpart, ppart, spart := trimmed[:first], trimmed[first+1:last], trimmed[last+1:]

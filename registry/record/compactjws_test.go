@@ -2,6 +2,9 @@ package record
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
@@ -199,10 +202,58 @@ func FuzzParseOperationPlainMatchesGoJose(f *testing.F) {
 			}
 		}
 	}
+	for _, p := range payloads[:2] {
+		for _, flags := range []byte{sigES256, sigES256 | sigFlip, sigES256 | sigOtherKey, sigES256 | sigPayloadBits} {
+			f.Add([]byte(`{"alg":"ES256","kid":"did:key:zDn#zDn","typ":"trustreg-op+jws"}`), []byte(p), flags)
+		}
+	}
 	f.Fuzz(func(t *testing.T, header, payload []byte, flags byte) {
 		compact, key := signatureCase(header, payload, flags)
+		if flags&sigES256 != 0 {
+			compact, key = es256Case(t, header, payload, flags)
+		}
 		agreeOnOperation(t, []byte(compact), key)
 	})
+}
+
+// sigES256 makes a signature case ES256 (es256Case).
+const sigES256 = 1 << 7
+
+// fuzzES256Key is a fixed P-256 key, so a failing input is one again.
+var fuzzES256Key = func() *ecdsa.PrivateKey {
+	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+// es256Case builds a compact JWS of header and payload with an ES256
+// signature over the canonical parts: its high-s twin under sigFlip; the
+// payload part spoilt under sigPayloadBits; verified against the Ed25519
+// key under sigOtherKey, else against the P-256 key.
+func es256Case(t *testing.T, header, payload []byte, flags byte) (string, any) {
+	enc := base64.RawURLEncoding
+	h, p := enc.EncodeToString(header), enc.EncodeToString(payload)
+	digest := sha256.Sum256([]byte(h + "." + p))
+	r, s, err := ecdsa.Sign(rand.Reader, fuzzES256Key, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := make([]byte, es256Size)
+	r.FillBytes(sig[:es256Size/2])
+	s.FillBytes(sig[es256Size/2:])
+	if HighS(sig) != (flags&sigFlip != 0) {
+		sig = LowSTwin(sig)
+	}
+	if flags&sigPayloadBits != 0 {
+		p = setLowBit(p)
+	}
+	var key any = &fuzzES256Key.PublicKey
+	if flags&sigOtherKey != 0 {
+		key = JoseKey(fuzzSigKey.Public())
+	}
+	return h + "." + p + "." + enc.EncodeToString(sig), key
 }
 
 // TestPlainFormIsRead: operations as trustctl signs them, Ed25519 and
@@ -237,6 +288,28 @@ func TestPlainFormIsRead(t *testing.T) {
 		op, _ = ParseOperationDigest(bad, sha256.Sum256(bad))
 		if op.CheckSignature(0, key) == nil {
 			t.Fatalf("%s: a changed signature verifies", kind)
+		}
+	}
+	// The fuzz target's ES256 cases are what they say: one verifies, its
+	// high-s twin breaks the strict rules, another key refuses it.
+	header := []byte(`{"alg":"ES256","kid":"did:key:zDn#zDn"}`)
+	for _, c := range []struct {
+		flags            byte
+		verifies, strict bool
+	}{{0, true, false}, {sigFlip, true, true}, {sigOtherKey, false, false}} {
+		compact, key := es256Case(t, header, payload, c.flags)
+		if !agreeOnOperation(t, []byte(compact), key) {
+			t.Fatalf("ES256 case %#x was not read in the plain form", c.flags)
+		}
+		op, err := ParseOperationDigest([]byte(compact), sha256.Sum256([]byte(compact)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := op.CheckSignature(0, key) == nil; got != c.verifies {
+			t.Errorf("ES256 case %#x verifies %v, want %v", c.flags, got, c.verifies)
+		}
+		if got := op.StrictErr() != nil; got != c.strict {
+			t.Errorf("ES256 case %#x breaks the strict rules %v, want %v", c.flags, got, c.strict)
 		}
 	}
 	// The headers beyond the plain form are go-jose's to read.

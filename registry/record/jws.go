@@ -177,9 +177,9 @@ func ParseOperationDigest(raw []byte, digest [32]byte) (*ParsedOperation, error)
 	return parseOperation(raw, digest, true)
 }
 
-// parseOperation is ParseOperationDigest; plain says whether a compact
+// parseOperation is ParseOperationDigest; tryPlain says whether a compact
 // JWS in the plain form may be read without go-jose (parseCompact).
-func parseOperation(raw []byte, digest [32]byte, plain bool) (*ParsedOperation, error) {
+func parseOperation(raw []byte, digest [32]byte, tryPlain bool) (*ParsedOperation, error) {
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 {
 		return nil, Errorf(ErrMalformed, "empty body: send a compact JWS or a JWS JSON serialization")
@@ -187,12 +187,14 @@ func parseOperation(raw []byte, digest [32]byte, plain bool) (*ParsedOperation, 
 	var (
 		obj     *jose.JSONWebSignature
 		payload []byte
-		input   int
+		input   int  // the signing input's length, when plain
+		plain   bool // read in the plain form
 	)
-	if plain {
+	if tryPlain {
 		var sigs []jose.Signature
-		sigs, payload, input, plain = parseCompact(trimmed)
-		obj = &jose.JSONWebSignature{Signatures: sigs}
+		if sigs, payload, input, plain = parseCompact(trimmed); plain {
+			obj = &jose.JSONWebSignature{Signatures: sigs}
+		}
 	}
 	if !plain {
 		var err error

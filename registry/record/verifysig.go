@@ -26,16 +26,15 @@ import (
 // go-jose that reads another member there needs this looked at again.
 //
 // An operation read in the plain compact form (parseCompact) holds no
-// go-jose object that go-jose can verify: when the fast path does not
-// apply (an ES256 key), it is parsed again by go-jose first.
+// go-jose object that go-jose can verify. With an EdVerifier key the fast
+// path always applies to that form (one signature, no "crit" or "b64",
+// canonical parts); with any other key it is parsed again by go-jose
+// first. Either way p.Raw is read again, so it must not change after the
+// parse.
 func (p *ParsedOperation) CheckSignature(i int, key any) error {
 	trimmed := bytes.TrimSpace(p.Raw)
 	obj := p.jws
-	if p.plain {
-		if input, ok := compactSigningInput(trimmed, obj, key); ok {
-			sig := obj.Signatures[i]
-			return key.(EdVerifier).VerifyPayload(input, sig.Signature, jose.SignatureAlgorithm(sig.Protected.Algorithm))
-		}
+	if _, ed := key.(EdVerifier); p.plain && !ed {
 		var err error
 		if obj, err = parseJWS(trimmed); err != nil {
 			return Errorf(ErrMalformed, "JWS: %v", err) // cannot be: it parsed before
