@@ -36,6 +36,22 @@ func setLowBit(s string) string {
 	return s[:len(s)-1] + string(alphabet[v|1])
 }
 
+// spoilParts returns the header and payload parts of a compact JWS with
+// an unused low bit of each set and a line break in the payload part, as
+// asked: other encodings of the same bytes.
+func spoilParts(h, p string, headerBits, payloadBits, lineBreak bool) (string, string) {
+	if headerBits {
+		h = setLowBit(h)
+	}
+	if payloadBits {
+		p = setLowBit(p)
+	}
+	if lineBreak && len(p) > 2 {
+		p = p[:2] + "\n" + p[2:]
+	}
+	return h, p
+}
+
 // signatureCase builds a compact JWS of header and payload with an
 // Ed25519 signature made as flags say, and the key to verify it with.
 func signatureCase(header, payload []byte, flags byte) (string, any) {
@@ -45,15 +61,7 @@ func signatureCase(header, payload []byte, flags byte) (string, any) {
 	if flags&sigRawPayload != 0 {
 		input = h + "." + string(payload)
 	}
-	if flags&sigHeaderBits != 0 {
-		h = setLowBit(h)
-	}
-	if flags&sigPayloadBits != 0 {
-		p = setLowBit(p)
-	}
-	if flags&sigLineBreak != 0 && len(p) > 2 {
-		p = p[:2] + "\n" + p[2:]
-	}
+	h, p = spoilParts(h, p, flags&sigHeaderBits != 0, flags&sigPayloadBits != 0, flags&sigLineBreak != 0)
 	if flags&sigOverText != 0 {
 		input = h + "." + p
 	}
