@@ -15,13 +15,13 @@ import (
 // JSON decoder twice (into a map of raw members, then each member into its
 // field). Every node parses every write, so that cost is paid three or
 // four times a write in a cluster. The headers trustctl's signer writes
-// are one plain form: "alg", "kid" and an
-// optional "typ", string values of printable ASCII with no escapes, no
-// white space. parseCompact reads exactly that form itself and builds the
-// headers go-jose would; anything else (another member, an escape, white
-// space, a repeated member, a part that is not canonical base64url) is
-// left to go-jose, as before. FuzzParseCompactMatchesGoJose holds the two
-// to the same result.
+// are one plain form: "alg", "kid" and an optional "typ", string values
+// of printable ASCII with no escapes, no white space. parseCompact reads
+// exactly that form itself and builds the headers go-jose would; anything
+// else (another member, an escape, white space, a repeated member, a part
+// that is not canonical base64url) is left to go-jose, as before.
+// FuzzParseCompactMatchesGoJose and FuzzParseOperationPlainMatchesGoJose
+// hold the two to the same result.
 
 // The protected-header members plainHeader reads, as bits of a set;
 // go-jose's sanitized header keeps "alg" and "kid" in their fields and
