@@ -36,16 +36,17 @@ func (o *opRecord) appendJSON(dst []byte) ([]byte, bool) {
 	dst = record.AppendJSONString(dst, o.CID, true)
 	dst = append(dst, `,"index":`...)
 	dst = strconv.AppendUint(dst, o.Index, 10)
-	dst = append(dst, `,"time":"`...)
-	dst, err := o.Time.AppendText(dst)
-	dst = append(dst, `","op":`...)
+	ok := true
+	dst = append(dst, `,"time":`...)
+	dst = record.AppendJSONTime(dst, o.Time, &ok)
+	dst = append(dst, `,"op":`...)
 	dst = record.AppendJSONString(dst, o.Op, true)
 	dst = append(dst, `,"signers":`...)
 	dst = record.AppendJSONStrings(dst, o.Signers, true)
 	dst = record.AppendJSONOptString(dst, `,"id":`, o.ID)
 	dst = append(dst, `,"jws":`...)
 	dst = record.AppendJSONBytes(dst, o.JWS)
-	return append(dst, '}'), err == nil
+	return append(dst, '}'), ok
 }
 
 // applyCtx carries one operation through its handler.

@@ -31,10 +31,10 @@ func (a *Accreditation) AppendJSON(dst []byte) ([]byte, bool) {
 		dst = AppendJSONStrings(dst, a.Jurisdictions, true)
 	}
 	dst = append(dst, `,"validFrom":`...)
-	dst = appendJSONTime(dst, a.ValidFrom, &ok)
+	dst = AppendJSONTime(dst, a.ValidFrom, &ok)
 	if a.ValidUntil != nil {
 		dst = append(dst, `,"validUntil":`...)
-		dst = appendJSONTime(dst, *a.ValidUntil, &ok)
+		dst = AppendJSONTime(dst, *a.ValidUntil, &ok)
 	}
 	dst = AppendJSONOptString(dst, `,"parent":`, a.Parent)
 	if len(a.Evidence) > 0 {
@@ -46,7 +46,7 @@ func (a *Accreditation) AppendJSON(dst []byte) ([]byte, bool) {
 	dst = append(dst, `,"createdIndex":`...)
 	dst = strconv.AppendUint(dst, a.CreatedIndex, 10)
 	dst = append(dst, `,"createdAt":`...)
-	dst = appendJSONTime(dst, a.CreatedAt, &ok)
+	dst = AppendJSONTime(dst, a.CreatedAt, &ok)
 	dst = append(dst, `,"events":`...)
 	if a.Events == nil {
 		dst = append(dst, "null"...)
@@ -69,7 +69,7 @@ func (e *StatusEvent) appendJSON(dst []byte, ok *bool) []byte {
 	dst = append(dst, `{"status":`...)
 	dst = AppendJSONString(dst, e.Status, true)
 	dst = append(dst, `,"effectiveAt":`...)
-	dst = appendJSONTime(dst, e.EffectiveAt, ok)
+	dst = AppendJSONTime(dst, e.EffectiveAt, ok)
 	dst = AppendJSONOptString(dst, `,"reason":`, e.Reason)
 	dst = append(dst, `,"index":`...)
 	dst = strconv.AppendUint(dst, e.Index, 10)
@@ -78,9 +78,9 @@ func (e *StatusEvent) appendJSON(dst []byte, ok *bool) []byte {
 	return append(dst, '}')
 }
 
-// appendJSONTime appends t as its MarshalJSON does (RFC 3339 with
+// AppendJSONTime appends t as its MarshalJSON does (RFC 3339 with
 // nanoseconds, quoted); a time it refuses clears ok.
-func appendJSONTime(dst []byte, t time.Time, ok *bool) []byte {
+func AppendJSONTime(dst []byte, t time.Time, ok *bool) []byte {
 	dst = append(dst, '"')
 	dst, err := t.AppendText(dst)
 	if err != nil {
@@ -97,7 +97,7 @@ func (r *Result) AppendJSON(dst []byte) ([]byte, bool) {
 	dst = append(dst, `{"index":`...)
 	dst = strconv.AppendUint(dst, r.Index, 10)
 	dst = append(dst, `,"time":`...)
-	dst = appendJSONTime(dst, r.Time, &ok)
+	dst = AppendJSONTime(dst, r.Time, &ok)
 	dst = AppendJSONOptString(dst, `,"cid":`, r.CID)
 	dst = AppendJSONOptString(dst, `,"op":`, r.Op)
 	if len(r.Signers) > 0 {
