@@ -8,11 +8,13 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/trustreg/trustreg/gateway/api"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 type metrics struct {
@@ -101,9 +103,17 @@ func (s *Server) instrument(route string, fast func(http.ResponseWriter, *http.R
 			}
 		}()
 		if fast == nil || !fast(sw, r) {
-			// Handlers read the query with query(r): parsed on first use, once.
-			r = r.WithContext(context.WithValue(r.Context(), queryKey{}, &lazyQuery{u: r.URL}))
-			h(sw, r)
+			// Handlers read the query with query(r): parsed on first use,
+			// once. A query that does not parse whole is refused here, so
+			// no handler answers a question it was not asked (url.Values
+			// drops a parameter that does not decode, and keeps the first
+			// of two).
+			lq := &lazyQuery{u: r.URL}
+			if _, err := lq.parse(); err != nil {
+				writeError(sw, r, err)
+			} else {
+				h(sw, r.WithContext(context.WithValue(r.Context(), queryKey{}, lq)))
+			}
 		}
 		if sw.code == http.StatusOK {
 			ok.Inc()
@@ -135,20 +145,69 @@ func answerPanic(log *slog.Logger, v any, route string, sw *statusWriter, r *htt
 
 type queryKey struct{}
 
-// lazyQuery parses a request's query the first time a handler asks (a
-// cached trust answer never does).
+// lazyQuery parses a request's query once (a cached trust answer never
+// does: the cache holds only answers to queries that parsed).
 type lazyQuery struct {
 	u    *url.URL
 	once sync.Once
 	v    url.Values
+	err  error
+}
+
+// parse returns the query's parameters, or why the query is refused
+// (checkQuery).
+func (q *lazyQuery) parse() (url.Values, error) {
+	q.once.Do(func() {
+		if q.err = checkQuery(q.u.RawQuery); q.err == nil {
+			q.v, q.err = url.ParseQuery(q.u.RawQuery)
+		}
+	})
+	return q.v, q.err
 }
 
 // query returns the request's parsed query parameters, parsed at most once
-// per request.
+// per request. The instrumented handlers run only for queries that parse
+// (instrument refuses the others).
 func query(r *http.Request) url.Values {
 	if q, ok := r.Context().Value(queryKey{}).(*lazyQuery); ok {
-		q.once.Do(func() { q.v = q.u.Query() })
-		return q.v
+		v, _ := q.parse()
+		return v
 	}
 	return r.URL.Query()
+}
+
+// checkQuery refuses a query string that url.ParseQuery would read only in
+// part: a name or value that does not decode (a bad percent escape), a
+// semicolon (which it takes for an error and skips the parameter), and a
+// parameter given more than once (url.Values.Get keeps the first). No
+// trustreg route takes a parameter twice.
+func checkQuery(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	var names []string
+	count := map[string]int{}
+	for part := range strings.SplitSeq(raw, "&") {
+		if part == "" {
+			continue
+		}
+		if strings.Contains(part, ";") {
+			return record.Errorf(ErrBadRequest, "query parameter %q holds a semicolon: parameters are separated by & and a semicolon in a value is written %%3B", part)
+		}
+		k, v, _ := strings.Cut(part, "=")
+		name, err := url.QueryUnescape(k)
+		if err != nil {
+			return record.Errorf(ErrBadRequest, "query parameter name %q does not decode: %v", k, err)
+		}
+		if _, err := url.QueryUnescape(v); err != nil {
+			return record.Errorf(ErrBadRequest, "query parameter %q: its value does not decode: %v", name, err)
+		}
+		if count[name]++; count[name] == 2 {
+			names = append(names, name)
+		}
+	}
+	if len(names) > 0 {
+		return record.Errorf(ErrBadRequest, "parameter %q given %d times", names[0], count[names[0]])
+	}
+	return nil
 }

@@ -345,6 +345,10 @@ func withRecord(cos *proof.Cosigners, vals [][]byte, i int) *proof.Cosigners {
 // proveDecision answers q with its proof (minIndex: see provenView): the decision made through a
 // proof.Recorder over the state at the latest checkpoint, and its bundle.
 func (s *Server) proveDecision(ctx context.Context, q decide.Question, minIndex uint64, now time.Time) (*record.Decision, *proof.Bundle, error) {
+	if applied := s.cfg.Registry.AppliedIndex(); q.AsOf > applied {
+		// As an answer without proof says: the index is not this node's yet.
+		return nil, nil, record.Errorf(record.ErrBadQuery, "as_of %d is beyond the applied index %d: ask again later or read with min_index", q.AsOf, applied)
+	}
 	p, err := s.provenView(ctx, minIndex)
 	if err != nil {
 		return nil, nil, err

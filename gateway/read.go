@@ -129,6 +129,10 @@ func (s *Server) entity(w http.ResponseWriter, r *http.Request) {
 // segment), percent-encoded or raw. With proof=true the answer carries a
 // records bundle of the record of kind it shows (proof.go).
 func getByID[T any](s *Server, w http.ResponseWriter, r *http.Request, param string, kind decide.RecordKind, get func(*registry.View, string) (T, error)) {
+	if err := checkParams(r, "proof"); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	withP, err := wantProof(r)
 	if err != nil {
 		writeError(w, r, err)
@@ -209,6 +213,10 @@ func (s *Server) accreditations(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) accreditation(w http.ResponseWriter, r *http.Request) {
+	if err := checkParams(r, "proof"); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	withP, err := wantProof(r)
 	if err != nil {
 		writeError(w, r, err)
@@ -237,6 +245,10 @@ func (s *Server) accreditation(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) operation(w http.ResponseWriter, r *http.Request) {
+	if err := checkParams(r); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	if !s.consistent(w, r) {
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -105,6 +106,11 @@ func parseTRQP(w http.ResponseWriter, r *http.Request, maxBody int64) (trqpQuery
 	}
 	if dec.More() {
 		return q, time.Time{}, record.Errorf(ErrBadRequest, "body holds more than one JSON value")
+	}
+	// encoding/json keeps the last of two equal members and matches names
+	// whatever their case: the body must mean one thing.
+	if err := record.CheckJSON("body", body, reflect.TypeFor[trqpQuery]()); err != nil {
+		return q, time.Time{}, err
 	}
 	var missing []string
 	for _, f := range []struct{ name, v string }{{"entity_id", q.EntityID}, {"authority_id", q.AuthorityID}, {"action", q.Action}, {"resource", q.Resource}} {

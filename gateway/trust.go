@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -353,6 +354,13 @@ func (s *Server) trustBatch(w http.ResponseWriter, r *http.Request) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&qs); err != nil {
 		writeError(w, r, record.Errorf(ErrBadRequest, "body must be a JSON array of questions: %v", err))
+		return
+	}
+	// encoding/json keeps the last of two equal members, matches names
+	// whatever their case and stops after the first value: the body must
+	// mean one thing.
+	if err := record.CheckJSON("body", body, reflect.TypeFor[[]batchQuestion]()); err != nil {
+		writeError(w, r, err)
 		return
 	}
 	if len(qs) == 0 || len(qs) > MaxBatch {

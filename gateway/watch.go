@@ -38,7 +38,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := query(r)
-	since := s.cfg.Registry.AppliedIndex()
+	since, sinceFrom := s.cfg.Registry.AppliedIndex(), ""
 	for _, from := range []struct{ name, v string }{{"since", q.Get("since")}, {"Last-Event-ID", r.Header.Get("Last-Event-ID")}} {
 		if from.v == "" {
 			continue
@@ -48,12 +48,16 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, record.Errorf(ErrBadRequest, "%s %q is not a registry index", from.name, from.v))
 			return
 		}
-		since = n
+		since, sinceFrom = n, from.name
 	}
 	framework, entity := q.Get("framework"), q.Get("entity")
 	// min_index (or consistency=linearizable) holds the stream back until
 	// the node has applied that index.
 	if !s.consistent(w, r) {
+		return
+	}
+	if err := s.reachSince(r, since, sinceFrom); err != nil {
+		writeError(w, r, err)
 		return
 	}
 
@@ -138,4 +142,29 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// reachSince makes sure a stream from since (given as the parameter or
+// header from) can start: the node has applied since. One past it (a client that saw index N from another
+// node, ahead of this one) is waited for as min_index is; one past the
+// registry's committed index (a Last-Event-ID from another cluster or
+// from before a restore, or a typo) is refused, so the stream never
+// waits in silence for indexes that may never come.
+func (s *Server) reachSince(r *http.Request, since uint64, from string) error {
+	if from == "" || since <= s.cfg.Registry.AppliedIndex() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.MaxWait)
+	defer cancel()
+	committed, err := s.cfg.Node.ReadIndex(ctx)
+	if err != nil {
+		return err
+	}
+	if since > committed {
+		return record.Errorf(ErrBadRequest, "%s %d is past the registry's last committed index %d: an index from another registry, or from before a restore? Start from 0, or leave it out", from, since, committed)
+	}
+	if err := s.cfg.Node.WaitApplied(ctx, since); err != nil {
+		return record.Errorf(ErrNotCaughtUp, "index %d (applied %d) within %s; retry later", since, s.cfg.Registry.AppliedIndex(), s.cfg.MaxWait)
+	}
+	return nil
 }

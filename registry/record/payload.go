@@ -42,6 +42,15 @@ func checkJSON(what string, data []byte, t reflect.Type) error {
 	return strict
 }
 
+// CheckJSON is checkJSON for outside JSON other than signed documents:
+// request bodies a reader decodes with encoding/json (the gateway's batch
+// of trust questions and TRQP queries), so that a body means to it what it
+// means to whoever wrote it. schema is the Go type the body decodes into.
+// It also refuses anything after the one JSON value.
+func CheckJSON(what string, data []byte, schema reflect.Type) error {
+	return checkJSON(what, data, schema)
+}
+
 // scanJSON is checkJSON that also reports, apart, the first numbers in
 // data beyond a float64's range (RFC 7493, I-JSON, §2.2: readers take such
 // a number as an error, an infinity or a big decimal, so it too reads more

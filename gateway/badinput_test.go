@@ -1,0 +1,185 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trustreg/trustreg/gateway/api"
+	"github.com/trustreg/trustreg/registry/record"
+)
+
+// refused checks that an answer is a 400 problem of type want whose detail
+// holds every one of words.
+func refused(t *testing.T, what string, resp *http.Response, body []byte, want string, words ...string) {
+	t.Helper()
+	var p api.Problem
+	_ = json.Unmarshal(body, &p)
+	if resp.StatusCode != http.StatusBadRequest || p.Type != "urn:trustreg:problem:"+want {
+		t.Fatalf("%s: status %d, want 400 %s: %s", what, resp.StatusCode, want, body)
+	}
+	for _, w := range words {
+		if !strings.Contains(p.Detail, w) {
+			t.Fatalf("%s: the detail does not say %q: %s", what, w, p.Detail)
+		}
+	}
+}
+
+// TestQueriesThatDoNotParseAreRefused: a query string that url.Values
+// would read only in part (a parameter that does not decode, a semicolon,
+// a parameter given twice) is refused with 400 on every route, never
+// answered as the question left after the rest was dropped.
+func TestQueriesThatDoNotParseAreRefused(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	q := url.Values{"entity": {e.college.DID}, "framework": {fw}, "resource": {nurse}}.Encode()
+	// The question itself is answered, in 2024 and now.
+	if d := e.trust("&at=2024-06-01T00:00:00Z"); !d.Authorized {
+		t.Fatalf("in 2024: %+v", d)
+	}
+	for _, tc := range []struct{ path, words string }{
+		{"/v1/trust?" + q + "&at=2024-06-01T00:00:00Z%zz", `"at"|does not decode`},
+		{"/v1/trust?" + q + "&as_of=7%zz", `"as_of"|does not decode`},
+		{"/v1/trust?" + q + "&bogus%zz=1", `"bogus%zz"|does not decode`},
+		{"/v1/trust?" + q + "&at=2024-06-01T00:00:00Z;x", "semicolon"},
+		{"/v1/trust?" + q + "&at=2024-06-01T00:00:00Z&at=2025-06-01T00:00:00Z", `"at" given 2 times`},
+		{"/v1/accreditations?status=revoked%zz", `"status"|does not decode`},
+		{"/v1/entities?limit=1&limit=2", `"limit" given 2 times`},
+		{"/v1/accreditations?status=active&status=revoked", `"status" given 2 times`},
+		{"/v1/log/consistency?from=1&to=3&from=2", `"from" given 2 times`},
+		{"/v1/frameworks/" + url.PathEscape(fw) + "?proof=%zz", `"proof"|does not decode`},
+		{"/v1/watch?since=1%zz", `"since"|does not decode`},
+		{"/metadata?x=1&x=1", `"x" given 2 times`},
+	} {
+		resp, body := e.get(tc.path)
+		refused(t, tc.path, resp, body, "bad_request", strings.Split(tc.words, "|")...)
+	}
+	// A cached answer is served only for the query it was made for.
+	for range 2 {
+		if resp, body := e.get("/v1/trust?" + q); resp.StatusCode != http.StatusOK {
+			t.Fatalf("the plain question: %d %s", resp.StatusCode, body)
+		}
+	}
+	resp, body := e.get("/v1/trust?" + q + "&entity=did:web:other.example")
+	refused(t, "the cached question asked with a second entity", resp, body, "bad_request", `"entity" given 2 times`)
+}
+
+// TestSingleRecordReadsRefuseUnknownParameters: the reads of one record
+// (a framework, an entity, an accreditation, an operation) refuse a
+// parameter they do not take, as listings do: as_of in particular, which
+// only trust questions take, is not silently ignored.
+func TestSingleRecordReadsRefuseUnknownParameters(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	ok := []string{
+		"/v1/frameworks/" + url.PathEscape(fw),
+		"/v1/entities/" + url.PathEscape(e.college.DID),
+		"/v1/accreditations/" + url.PathEscape(e.colAcc),
+		"/v1/operations/" + strconv.FormatUint(e.n.State.AppliedIndex(), 10),
+	}
+	for _, path := range ok {
+		if resp, body := e.get(path + "?consistency=local"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+		}
+		for _, bad := range []string{"as_of=3", "bogus=1"} {
+			resp, body := e.get(path + "?" + bad)
+			name, _, _ := strings.Cut(bad, "=")
+			refused(t, path+"?"+bad, resp, body, "bad_request", `unknown query parameter "`+name+`"`)
+		}
+	}
+	for _, path := range ok[:3] {
+		if resp, body := e.get(path + "?proof=false"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s?proof=false: %d %s", path, resp.StatusCode, body)
+		}
+	}
+}
+
+// TestWatchFromPastTheLogIsRefused: a stream asked to start after an index
+// the registry has not committed (a Last-Event-ID from another registry, a
+// typo) is refused with 400 naming where the index came from, instead of
+// waiting in silence for indexes that may never come; a stream from the
+// applied index opens and delivers the next write.
+func TestWatchFromPastTheLogIsRefused(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	applied := e.n.State.AppliedIndex()
+	past := strconv.FormatUint(applied+1000, 10)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, resp := e.openWatch(ctx, "?since="+past, nil)
+	body := make([]byte, 4096)
+	n, _ := resp.Body.Read(body)
+	resp.Body.Close()
+	refused(t, "since "+past, resp, body[:n], "bad_request", "since "+past, "last committed index")
+	_, resp = e.openWatch(ctx, "", http.Header{"Last-Event-Id": {past}})
+	n, _ = resp.Body.Read(body)
+	resp.Body.Close()
+	refused(t, "Last-Event-ID "+past, resp, body[:n], "bad_request", "Last-Event-ID "+past)
+
+	events, resp := e.openWatch(ctx, "?since="+strconv.FormatUint(applied, 10), nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("since the applied index: %d", resp.StatusCode)
+	}
+	other, _ := record.GenerateKey(record.KeyEd25519)
+	res := e.mustSubmit(e.sign(e.qa, record.OpAccredit, map[string]any{"framework": fw, "accreditor": e.qa.DID, "subject": other.DID,
+		"action": "issue", "resources": []string{nurse}, "parent": e.qaAcc, "validFrom": "2022-09-01T00:00:00Z"}))
+	if ev := next(t, events); ev.id != strconv.FormatUint(res.Index, 10) {
+		t.Fatalf("the stream's first event is %q, want the write at %d", ev.id, res.Index)
+	}
+}
+
+// TestQuestionBodiesMeanOneThing: a POST /v1/trust batch or a TRQP query
+// whose JSON encoding/json would read one way and its writer may have
+// meant another (a member twice, a member in another case, a second value
+// after the first) is refused with 400; the same questions written plainly
+// are answered.
+func TestQuestionBodiesMeanOneThing(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	question := `{"entity":"` + e.college.DID + `","framework":"` + fw + `","resource":"` + nurse + `"}`
+	post := func(path, body string) (*http.Response, []byte) { return e.call(http.MethodPost, path, body) }
+	if resp, body := post("/v1/trust", "["+question+"]"); resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"authorized":true`) {
+		t.Fatalf("a plain batch: %d %s", resp.StatusCode, body)
+	}
+	twice := `{"entity":"` + e.college.DID + `","framework":"` + fw + `","resource":"` + nurse + `","entity":"did:web:other.example"}`
+	upper := `{"Entity":"` + e.college.DID + `","framework":"` + fw + `","resource":"` + nurse + `"}`
+	for _, tc := range []struct{ body, word string }{
+		{"[" + question + "] trailing", "trailing data"},
+		{"[" + question + "][" + question + "]", "trailing data"},
+		{"[" + twice + "]", "entity"},
+		{"[" + upper + "]", "Entity"},
+	} {
+		resp, body := post("/v1/trust", tc.body)
+		refused(t, tc.body, resp, body, "malformed", tc.word)
+	}
+	trqp := trqpBody(e.college.DID, fw, "issue", nurse, "")
+	if resp, body := post("/authorization", trqp); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a plain TRQP query: %d %s", resp.StatusCode, body)
+	}
+	for _, tc := range []struct{ body, word string }{
+		{strings.TrimSuffix(trqp, "}") + `,"entity_id":"did:web:other.example"}`, "entity_id"},
+		{strings.Replace(trqp, `"resource"`, `"Resource"`, 1), "Resource"},
+	} {
+		resp, body := post("/authorization", tc.body)
+		refused(t, tc.body, resp, body, "malformed", tc.word)
+	}
+}
+
+// TestAsOfPastTheAppliedIndexWithProof: a trust question as_of an index the
+// node has not applied is refused alike with and without proof=true (400
+// bad_query), not told to retry as a proof waiting for its checkpoint is.
+func TestAsOfPastTheAppliedIndexWithProof(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	q := url.Values{"entity": {e.college.DID}, "framework": {fw}, "resource": {nurse}}.Encode()
+	past := strconv.FormatUint(e.n.State.AppliedIndex()+1000, 10)
+	for _, extra := range []string{"", "&proof=true"} {
+		resp, body := e.get("/v1/trust?" + q + "&as_of=" + past + extra)
+		refused(t, "as_of "+past+extra, resp, body, "bad_query", "as_of "+past, "beyond the applied index")
+	}
+}
