@@ -183,3 +183,36 @@ func TestAsOfPastTheAppliedIndexWithProof(t *testing.T) {
 		refused(t, "as_of "+past+extra, resp, body, "bad_query", "as_of "+past, "beyond the applied index")
 	}
 }
+
+// TestMoreBadInputGetsClearErrors: an oversized question body is a 413
+// that says "request body", not "operation"; an accreditation listing
+// filtered by an action no accreditation has is a 400 as an unknown
+// status is; a TIR issuer that is no DID is a 400 on the 501 endpoints
+// too.
+func TestMoreBadInputGetsClearErrors(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	big := "[" + strings.Repeat(" ", 4<<20) + "]" // past any body bound
+	for _, path := range []string{"/v1/trust", "/authorization"} {
+		resp, body := e.call(http.MethodPost, path, big)
+		var p api.Problem
+		_ = json.Unmarshal(body, &p)
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.HasPrefix(p.Detail, "request body too large: body over") {
+			t.Fatalf("%s, %d bytes: %d %s", path, len(big), resp.StatusCode, body)
+		}
+	}
+	resp, body := e.get("/v1/accreditations?action=foo")
+	refused(t, "action=foo", resp, body, "bad_query", `action "foo" must be issue or accredit`)
+	for _, action := range []string{"issue", "accredit"} {
+		if resp, body := e.get("/v1/accreditations?action=" + action); resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"action":"`+action+`"`) {
+			t.Fatalf("action=%s: %d %s", action, resp.StatusCode, body)
+		}
+	}
+	for _, path := range []string{"/v5/issuers/not-a-did/proxies/x", "/v5/issuers/not-a-did/proxies", "/v4/issuers/not-a-did/proxies/x/y"} {
+		resp, body := e.get("/trusted-issuers-registry" + path)
+		refused(t, path, resp, body, "bad_request", `issuer "not-a-did" is not a DID`)
+	}
+	if resp, body := e.get("/trusted-issuers-registry/v5/issuers/" + url.PathEscape(e.college.DID) + "/proxies/x"); resp.StatusCode != http.StatusNotImplemented {
+		t.Fatalf("a DID's proxy: %d %s", resp.StatusCode, body)
+	}
+}

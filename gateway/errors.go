@@ -18,7 +18,10 @@ import (
 var (
 	ErrUnavailable = record.NewKind("gateway: no leader or not ready", "no leader or not ready", nil)
 	ErrBadRequest  = record.NewKind("gateway: bad request", "bad request", nil)
-	ErrNotCaughtUp = record.NewKind("gateway: node has not reached the requested index", "node has not reached the requested index", nil)
+	// ErrBodyTooLarge: a request body (a batch of questions, a TRQP
+	// query) over the gateway's bound; a 413 as an oversized operation is.
+	ErrBodyTooLarge = record.NewKind("gateway: request body too large", "request body too large", record.ErrTooLarge)
+	ErrNotCaughtUp  = record.NewKind("gateway: node has not reached the requested index", "node has not reached the requested index", nil)
 	// ErrNotAcceptable: the resource has no representation the request's
 	// Accept field takes.
 	ErrNotAcceptable = record.NewKind("gateway: no acceptable representation", "no acceptable representation", nil)

@@ -126,12 +126,9 @@ func (s *Server) tirRequest(w http.ResponseWriter, r *http.Request, params ...st
 		writeError(w, r, err)
 		return "", false
 	}
-	// EBSI answers 400 for an issuer that is no DID, before looking it up.
-	if did := r.PathValue("did"); did != "" {
-		if err := record.ValidateID("issuer", did); err != nil || !strings.HasPrefix(did, "did:") {
-			writeError(w, r, record.Errorf(ErrBadRequest, "issuer %q is not a DID (did:method:identifier)", did))
-			return "", false
-		}
+	if err := tirIssuerDID(r); err != nil {
+		writeError(w, r, err)
+		return "", false
 	}
 	if !s.consistent(w, r) {
 		return "", false
@@ -452,9 +449,26 @@ func tirNotImplemented(detail string, versions ...string) func(*Server, http.Res
 		if !tirVersionServed(w, r, versions...) {
 			return
 		}
+		if err := tirIssuerDID(r); err != nil {
+			writeError(w, r, err)
+			return
+		}
 		writeProblem(w, r, api.Problem{Type: problemTypeBase + "not_implemented", Title: http.StatusText(http.StatusNotImplemented),
 			Status: http.StatusNotImplemented, Detail: detail})
 	}
+}
+
+// tirIssuerDID refuses a path's issuer that is no DID: EBSI answers 400
+// for one, on every endpoint (the 501 ones included), before looking it up.
+func tirIssuerDID(r *http.Request) error {
+	did := r.PathValue("did")
+	if did == "" {
+		return nil
+	}
+	if err := record.ValidateID("issuer", did); err != nil || !strings.HasPrefix(did, "did:") {
+		return record.Errorf(ErrBadRequest, "issuer %q is not a DID (did:method:identifier)", did)
+	}
+	return nil
 }
 
 // Details of the TIR endpoints answered 501.

@@ -98,7 +98,7 @@ func parseTRQP(w http.ResponseWriter, r *http.Request, maxBody int64) (trqpQuery
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		return q, time.Time{}, record.Errorf(record.ErrTooLarge, "body over %d bytes", maxBody)
+		return q, time.Time{}, record.Errorf(ErrBodyTooLarge, "body over %d bytes", maxBody)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&q); err != nil {

@@ -346,7 +346,7 @@ func (s *Server) trustBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
-		writeError(w, r, record.Errorf(record.ErrTooLarge, "body over %d bytes", s.cfg.MaxBodyBytes))
+		writeError(w, r, record.Errorf(ErrBodyTooLarge, "body over %d bytes", s.cfg.MaxBodyBytes))
 		return
 	}
 	var qs []batchQuestion

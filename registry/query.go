@@ -194,6 +194,9 @@ func (v *View) Accreditations(f AccreditationFilter, page Page, now time.Time) (
 	if f.Status != "" && !slices.Contains([]string{record.ReasonActive, record.ReasonSuspended, record.ReasonRevoked, record.ReasonExpired, record.ReasonNotYetValid}, f.Status) {
 		return nil, "", record.Errorf(record.ErrBadQuery, "status %q must be active, suspended, revoked, expired or not_yet_valid", f.Status)
 	}
+	if f.Action != "" && f.Action != record.ActionIssue && f.Action != record.ActionAccredit {
+		return nil, "", record.Errorf(record.ErrBadQuery, "action %q must be issue or accredit", f.Action)
+	}
 	var p []byte
 	idFromKey := func(k []byte) string { return string(k[len(p):]) }
 	switch {

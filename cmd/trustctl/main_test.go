@@ -157,6 +157,17 @@ func TestListingsFollowEveryPage(t *testing.T) {
 		t.Fatalf("accreditation list --subject --resource:\n%s", out)
 	}
 	must("-q", "accredit", "--key", qaKey, "--framework", fw, "--subject", "did:web:college.example", "--action", "issue", "--resource", last)
+
+	// An empty listing says so on stderr (stdout stays for the items, and
+	// --json prints the empty listing itself).
+	out, errw, err = ctl("entity", "history", "did:web:nobody.example")
+	if err != nil || out != "" || errw != "(no operations)\n" {
+		t.Fatalf("entity history of a DID nothing names: %v\nstdout %q\nstderr %q", err, out, errw)
+	}
+	out, errw, err = ctl("--json", "entity", "history", "did:web:nobody.example")
+	if err != nil || !strings.Contains(out, `"items": []`) || errw != "" {
+		t.Fatalf("entity history --json of a DID nothing names: %v\nstdout %q\nstderr %q", err, out, errw)
+	}
 }
 
 // devNode is a development node in a temporary directory and two ways to

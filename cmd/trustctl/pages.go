@@ -26,7 +26,7 @@ var pageSize = record.MaxPageLimit
 // listPages reads a listing page after page, following its next links,
 // until it ends or holds limit items (limit 0: until it ends).
 func listPages[T any](ctx context.Context, c *client.Client, path string, q url.Values, limit int) (listing[T], error) {
-	var out listing[T]
+	out := listing[T]{Items: []T{}} // an empty listing prints as [], as the gateway's does
 	if limit < 0 {
 		return out, fmt.Errorf("--limit %d: give 0 (all) or more", limit)
 	}
@@ -79,6 +79,9 @@ func limitFlag(cmd *cobra.Command, limit *int) {
 // line, and on stderr a word that more were left out.
 func printListing[T any](a *app, l listing[T], what string, line func(*errWriter, T)) error {
 	return a.printText(l, func(w *errWriter) {
+		if len(l.Items) == 0 {
+			a.note("(no %s)\n", what)
+		}
 		for _, it := range l.Items {
 			line(w, it)
 		}

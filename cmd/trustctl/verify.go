@@ -73,6 +73,11 @@ func (a *app) verifyCmd() *cobra.Command {
 				return err
 			}
 			v, err := verifyBundle(raw, genesis, proof.Options{MaxAge: maxAge, MinCosignerChanges: minChanges})
+			if errors.Is(err, proof.ErrBadGenesis) {
+				// The one file the check trusts is wrong: nothing was
+				// checked against it, so this is no answer about the bundle.
+				return usagef("verify: --genesis %q is not a consortium genesis: %v", a.genesisArg, err)
+			}
 			if err != nil {
 				return a.printNotVerified(err)
 			}

@@ -52,6 +52,11 @@ func TestVerifyCommand(t *testing.T) {
 		r.Bytes = bytes.Replace(r.Bytes, []byte(prooftest.Nursing), []byte(prooftest.Nursing+"Assistant"), 1)
 	})
 
+	badGenesis := filepath.Join(t.TempDir(), "genesis.json")
+	if err := os.WriteFile(badGenesis, []byte(`{"consortium": "not a genesis"`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
 	for _, tc := range []struct {
 		name   string
 		args   []string
@@ -68,6 +73,7 @@ func TestVerifyCommand(t *testing.T) {
 		{"too old", []string{"verify", good, "--genesis", genesis, "--max-age", "30s"}, 4, []string{"NOT VERIFIED: proof: checkpoint older than the maximum age"}, "-"},
 		{"no genesis", []string{"verify", good}, 2, nil, "--genesis is required"},
 		{"genesis CID", []string{"verify", good, "--genesis", record.CIDOf(w.Genesis)}, 2, nil, "not its CID"},
+		{"malformed genesis", []string{"verify", good, "--genesis", badGenesis}, 2, nil, "is not a consortium genesis"},
 		{"no bundle file", []string{"verify", good + ".missing", "--genesis", genesis}, 1, nil, "no such file"},
 		{"no FILE", []string{"verify", "--genesis", genesis}, 2, nil, "accepts 1 arg"},
 	} {
