@@ -397,3 +397,34 @@ func TestThirdPartyCannotRenameAnAccreditedDidKey(t *testing.T) {
 		t.Logf("export entry: %+v (listed %v)", e, ok)
 	}
 }
+
+// The DCC export links an issuer's name to its homepage, which the issuer
+// wrote itself as free-form metadata: only a web address is carried, so a
+// wallet showing the export never gets a javascript: or data: link.
+func TestDCCExportLinksOnlyWebPages(t *testing.T) {
+	f := mustChain(t)
+	for i, tc := range []struct{ homepage, want string }{
+		{"javascript:alert(document.domain)", ""},
+		{"data:text/html,<script>alert(1)</script>", ""},
+		{"https://college.example/about", "https://college.example/about"},
+		{"http://college.example", "http://college.example"},
+	} {
+		op := record.OpRegisterEntity
+		if i > 0 {
+			op = record.OpUpdateEntity
+		}
+		if r := f.apply(f.sign(f.college, op, map[string]any{
+			"id": f.college.DID, "name": "Amazing Community College", "metadata": map[string]any{"homepage": tc.homepage},
+		})); !r.Accepted {
+			t.Fatalf("the college registering itself with homepage %q: %s %s", tc.homepage, r.Code, r.Reason)
+		}
+		reg, err := f.s.DCCExport(fwID, f.now.AddDate(0, 4, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, ok := reg.Registry[f.college.DID]
+		if !ok || e.Name != "Amazing Community College" || e.URL != tc.want {
+			t.Fatalf("homepage %q: export entry %+v (listed %v), want url %q", tc.homepage, e, ok, tc.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"net/url"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -88,10 +89,22 @@ func (v *View) dccEntry(did string) (record.DCCEntry, error) {
 	}
 	entry := record.DCCEntry{Name: ent.Name}
 	if m := ent.Metadata; m != nil {
-		entry.Location, entry.URL = m.Location, m.Homepage
+		entry.Location, entry.URL = m.Location, webURL(m.Homepage)
 		if entry.Location == "" {
 			entry.Location = m.Country
 		}
 	}
 	return entry, nil
+}
+
+// webURL returns s if it is a web address (http or https, with a host),
+// else "". An entity's homepage is free-form metadata its signer chose:
+// the export, which wallets show as a link beside the issuer's name,
+// carries only what a browser opens as a page (not javascript: or data:).
+func webURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return ""
+	}
+	return s
 }
