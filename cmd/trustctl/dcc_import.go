@@ -119,6 +119,9 @@ type dccGrant struct {
 	fields    record.AccreditationCredentialFields // Subject and IAT set per issuer
 	// signer is the accreditor's key; nil in a dry run without one.
 	signer *record.Signer
+	// dryRun: say what would be accredited, submit nothing (a dry run
+	// given the key still loads it, to check what it may grant).
+	dryRun bool
 }
 
 // prepareGrant loads the accreditor's key and finds what it grants under
@@ -126,7 +129,7 @@ type dccGrant struct {
 // an accreditor that may not accredit stops the run with nothing done. A
 // dry run without a key only checks that the framework exists.
 func (a *app) prepareGrant(ctx context.Context, f *dccAccreditFlags, keys []string, dryRun bool) (*dccGrant, error) {
-	g := &dccGrant{framework: f.framework, fields: record.AccreditationCredentialFields{
+	g := &dccGrant{framework: f.framework, dryRun: dryRun, fields: record.AccreditationCredentialFields{
 		Action: record.ActionIssue, Resources: f.resources, Jurisdictions: f.jurisdictions}}
 	var err error
 	if g.fields.ValidUntil, err = parseTimeFlag("valid-until", f.until); err != nil {
@@ -368,7 +371,7 @@ func (a *app) accreditImported(ctx context.Context, w *errWriter, e dccImportEnt
 		return nil
 	}
 	t.accredited++
-	if g.signer == nil {
+	if g.dryRun || g.signer == nil {
 		w.Printf("would accredit %s in %s for %s\n", e.DID, g.framework, strings.Join(g.fields.Resources, " "))
 		return nil
 	}

@@ -250,6 +250,19 @@ func TestDCCImportAccredits(t *testing.T) {
 	if strings.Count(out, "would add") != 2 || strings.Count(out, "would accredit") != 2 {
 		t.Fatalf("dry run:\n%s", out)
 	}
+	// Given the accreditor's key, a dry run checks what it may grant and
+	// still submits nothing.
+	before := f.n.State.AppliedIndex()
+	out = f.must("import", "dcc", file, "--dry-run", "--key", f.rootKey, "--accredit", f.fw, "--resource", resource)
+	if strings.Count(out, "would add") != 2 || strings.Count(out, "would accredit") != 2 || strings.Contains(out, "accredited  ") {
+		t.Fatalf("dry run with the accreditor's key:\n%s", out)
+	}
+	if after := f.n.State.AppliedIndex(); after != before {
+		t.Fatalf("a dry run with the accreditor's key wrote: applied index %d, then %d", before, after)
+	}
+	if _, _, err := f.ctl("trust", "--entity", "did:web:a.example", "--framework", f.fw, "--action", "issue", "--resource", resource); exitCode(err) != exitNo {
+		t.Fatalf("after dry runs, did:web:a.example is trusted (or the question failed): %v", err)
+	}
 	out = f.must("import", "dcc", file, "--key", f.rootKey, "--accredit", f.fw, "--resource", resource)
 	if strings.Count(out, "registered  ") != 2 || strings.Count(out, "accredited  ") != 2 ||
 		!strings.Contains(out, "accredited  did:web:a.example in "+f.fw+" for "+resource+": accreditation ") ||
