@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
@@ -62,7 +63,7 @@ func exitCode(err error) int {
 		return exitNo
 	case errors.Is(err, errNotVerified):
 		return exitNotVerified
-	case errors.As(err, &ae) && ae.Method == http.MethodGet && ae.Problem.Status == http.StatusNotFound:
+	case errors.As(err, &ae) && noSuchRecord(ae):
 		return exitNo
 	}
 	return exitError
@@ -161,4 +162,14 @@ func yamlNumbers(v any) any {
 		}
 	}
 	return v
+}
+
+// noSuchRecord reports whether a read's error is the node saying the
+// record asked for does not exist: a trustreg not_found problem. A 404
+// for the path itself (a --server with a path prefix, the admin port, a
+// server that is not trustreg) is no answer about any record: it is an
+// error, so a script does not read a misconfigured endpoint as a "no".
+func noSuchRecord(ae *client.APIError) bool {
+	return ae.Method == http.MethodGet && ae.Problem.Status == http.StatusNotFound &&
+		ae.Problem.Type == "urn:trustreg:problem:not_found" && !strings.HasPrefix(ae.Problem.Detail, "no route ")
 }

@@ -99,6 +99,29 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
+// TestNoRouteIsNoAnswer: a 404 for the path itself (a --server with a
+// path prefix the node does not serve) says nothing about any record: an
+// error (exit 1) with the node's words, not NOT AUTHORIZED or "no such
+// record" (exit 3).
+func TestNoRouteIsNoAnswer(t *testing.T) {
+	d := startDevNode(t)
+	srv := d.n.GatewayURL() + "/trustreg"
+	root := strings.TrimSpace(d.must("did", filepath.Join(d.dir, node.DevRootAccreditorKey)))
+	for _, tc := range []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"trust", "--entity", root, "--framework", "https://example.org/fw"}, "no route GET /trustreg/v1/trust"},
+		{[]string{"-q", "trust", "--entity", root, "--framework", "https://example.org/fw"}, "no route GET /trustreg/v1/trust"},
+		{[]string{"entity", "show", root}, "no route GET /trustreg/v1/entities/"},
+	} {
+		code, out, errw := runProcess(t, append([]string{"--server", srv}, tc.args...)...)
+		if code != exitError || out != "" || !strings.Contains(errw, tc.stderr) {
+			t.Errorf("%v: exit code %d, want %d\nstdout: %s\nstderr: %s", tc.args, code, exitError, out, errw)
+		}
+	}
+}
+
 // TestOutputFormats: -o json prints the node's answer, -o yaml the same
 // document in YAML (integers as integers), -o table the text; --json is
 // -o json, and a --json that contradicts -o is a usage error.

@@ -396,3 +396,42 @@ func TestWatchPrintsOperations(t *testing.T) {
 		t.Fatal("watch --since x accepted")
 	}
 }
+
+// TestSameCommandTwiceInOneSecond: suspend, reinstate and suspend again
+// within one second leave the accreditation suspended. The third signs
+// the same content as the first (iat counts whole seconds), which the
+// registry takes as a resubmission of the first; trustctl signs it again
+// once the second has turned and submits that.
+func TestSameCommandTwiceInOneSecond(t *testing.T) {
+	d := startDevNode(t)
+	gov, rootKey := filepath.Join(d.dir, node.DevGovernanceKey), filepath.Join(d.dir, node.DevRootAccreditorKey)
+	root := strings.TrimSpace(d.must("did", rootKey))
+	const fw = "https://example.org/fw"
+	d.must("-q", "framework", "create", "--id", fw, "--name", "FW", "--root", root, "--key", gov)
+	acc := strings.TrimSpace(d.must("-q", "accredit", "--key", rootKey, "--framework", fw, "--subject", "did:web:qa.example", "--action", "accredit", "--resource", "https://example.org/r"))
+	// Start just after a second turns, so the three commands fall in one.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 20*time.Millisecond)))
+	start := time.Now()
+	var outs []string
+	for _, verb := range []string{"suspend", "reinstate", "suspend"} {
+		outs = append(outs, d.must(verb, acc, "--key", rootKey))
+	}
+	t.Logf("three commands in %v", time.Since(start))
+	if strings.Contains(outs[2], "duplicate") || !strings.Contains(outs[2], "accepted suspend") {
+		t.Fatalf("the second suspend:\n%s", outs[2])
+	}
+	var a record.AccreditationView
+	if err := json.Unmarshal([]byte(d.must("--json", "accreditation", "show", acc)), &a); err != nil {
+		t.Fatal(err)
+	}
+	if a.Status != record.ReasonSuspended {
+		t.Fatalf("after suspend, reinstate, suspend: status %q, want suspended", a.Status)
+	}
+	// The same signed bytes submitted again are still one operation.
+	file := filepath.Join(t.TempDir(), "op.jws")
+	d.must("-q", "reinstate", acc, "--key", rootKey, "--out", file)
+	first := d.must("submit", file)
+	if again := d.must("submit", file); !strings.Contains(again, "already accepted (duplicate)") {
+		t.Fatalf("a file submitted twice: %s then %s", first, again)
+	}
+}

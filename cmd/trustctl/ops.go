@@ -52,7 +52,52 @@ func (a *app) send(ctx context.Context, sg *signing, op string, fields map[strin
 		a.note("wrote signed %s to %s; co-sign with 'trustctl cosign --key K %s', submit with 'trustctl submit %s'\n", op, sg.out, sg.out, sg.out)
 		return nil
 	}
-	return a.submit(ctx, jws)
+	return a.showResult(a.submitFresh(ctx, jws, func() ([]byte, error) { return signOp(signers, op, fields, governance) }))
+}
+
+// submitFresh submits jws, an operation this command has just signed. The
+// registry takes the same signed content again as a resubmission of the
+// first (idempotency), and iat counts whole seconds: the same command run
+// twice within a second (suspend, reinstate, suspend) would have its third
+// run answered as the first, leaving the accreditation active. So when
+// the answer is a duplicate of an operation the registry had committed
+// before this command sent its own (its index at or below the commit index
+// read just before: an operation sent later lies past it), the operation
+// is signed again once the second has turned, and that one submitted. A
+// duplicate above that index is this command's own operation, answered
+// again after a resend (the client's failover), and is taken as it is.
+func (a *app) submitFresh(ctx context.Context, jws []byte, resign func() ([]byte, error)) (*record.Result, error) {
+	var st struct {
+		Commit  uint64 `json:"commit_index"`
+		Applied uint64 `json:"applied_index"`
+	}
+	known := a.client().Get(ctx, "/v1/status", nil, &st) == nil
+	res, err := a.client().Submit(ctx, jws)
+	if err != nil || !res.Duplicate || !known || res.Index > max(st.Commit, st.Applied) {
+		return res, err
+	}
+	var iat struct {
+		IAT int64 `json:"iat"`
+	}
+	if p, perr := record.ParseOperation(jws); perr == nil {
+		_ = json.Unmarshal(p.Payload, &iat)
+	}
+	select {
+	case <-ctx.Done():
+		return res, ctx.Err()
+	case <-time.After(time.Until(time.Unix(iat.IAT+1, 0))):
+	}
+	again, err := resign()
+	if err != nil {
+		return nil, err
+	}
+	return a.client().Submit(ctx, again)
+}
+
+// submit submits a signed operation as it is (a file, or one a command
+// built) and prints the result.
+func (a *app) submit(ctx context.Context, jws []byte) error {
+	return a.showResult(a.client().Submit(ctx, jws))
 }
 
 // signOp signs a payload of op with fields and a fresh iat: a compact JWS
@@ -71,8 +116,8 @@ func signOp(signers []*record.Signer, op string, fields map[string]any, governan
 	return signers[0].SignCompact(raw)
 }
 
-func (a *app) submit(ctx context.Context, jws []byte) error {
-	res, err := a.client().Submit(ctx, jws)
+// showResult prints a submission's result, or returns its error.
+func (a *app) showResult(res *record.Result, err error) error {
 	if err != nil {
 		if res != nil && a.output != outputTable {
 			_ = a.print(res, nil)
