@@ -113,7 +113,7 @@ func (a *app) clusterCmd() *cobra.Command {
 		Use: "backup --out FILE", Short: "Save a consistent snapshot of a node's state (restore with trustd restore)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
-				return fmt.Errorf("--out is required")
+				return usagef("--out is required")
 			}
 			ac, err := adminClient()
 			if err != nil {

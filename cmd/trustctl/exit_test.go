@@ -83,6 +83,14 @@ func TestExitCodes(t *testing.T) {
 		{"missing argument", []string{"accreditation", "show"}, 2, "-", "accepts 1 arg"},
 		{"trust without --entity", []string{"trust", "--framework", fw}, 2, "-", "--entity"},
 		{"unknown output", []string{"-o", "xml", "trust", "--entity", root, "--framework", fw}, 2, "-", "table, json or yaml"},
+		{"framework create without --id", []string{"framework", "create", "--name", "X", "--key", gov}, 2, "-", "--id is required"},
+		{"framework create with a chain length of 0", []string{"framework", "create", "--id", "https://example.org/fw0", "--name", "X", "--max-chain-length", "0", "--key", gov}, 2, "-", "--max-chain-length 0: give 1 or more"},
+		{"entity register without --id", []string{"entity", "register", "--name", "X", "--key", rootKey}, 2, "-", "--id is required"},
+		{"accredit without --key", []string{"accredit", "--framework", fw, "--subject", "did:web:x.example", "--resource", "https://example.org/Nursing"}, 2, "-", "--key is required"},
+		{"keygen without --out", []string{"keygen"}, 2, "-", "--out is required"},
+		{"status revoke without --list", []string{"status", "revoke", "--key", rootKey, "5"}, 2, "-", "--list is required"},
+		{"status show without --list", []string{"status", "show", "--issuer", root}, 2, "-", "--list is required"},
+		{"verify --max-age 0", []string{"verify", "bundle.json", "--genesis", filepath.Join(d.dir, "genesis.json"), "--max-age", "0"}, 2, "-", "--max-age 0s: give how old"},
 		{"refused write", []string{"accredit", "--key", rootKey, "--framework", fw, "--subject", "did:web:x.example", "--action", "frobnicate", "--resource", "https://example.org/Nursing"}, 1, "", "trustctl:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -24,7 +24,7 @@ func (a *app) keygenCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
-				return fmt.Errorf("--out is required: the private key is written there")
+				return usagef("--out is required: the private key is written there")
 			}
 			if _, err := os.Stat(out); err == nil && !force {
 				return fmt.Errorf("%s exists: refusing to overwrite a key (use --force)", out)
@@ -182,8 +182,8 @@ func (a *app) jwkCmd() *cobra.Command {
 }
 
 func loadKeys(paths []string) ([]*record.Signer, error) {
-	if len(paths) == 0 {
-		return nil, fmt.Errorf("--key is required: the private key file to sign with")
+	if len(paths) == 0 || len(paths) == 1 && paths[0] == "" {
+		return nil, usagef("--key is required: the private key file to sign with")
 	}
 	out := make([]*record.Signer, 0, len(paths))
 	for _, p := range paths {

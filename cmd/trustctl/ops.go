@@ -100,6 +100,18 @@ func (a *app) submit(ctx context.Context, jws []byte) error {
 	return a.showResult(a.client().Submit(ctx, jws))
 }
 
+// requireFlags refuses a command line that leaves out one of the named
+// flags (or gives it empty): a usage error naming the flag, before any
+// key is read or anything is sent to a node.
+func requireFlags(cmd *cobra.Command, names ...string) error {
+	for _, n := range names {
+		if f := cmd.Flags().Lookup(n); f == nil || f.Value.String() == "" || f.Value.String() == "[]" {
+			return usagef("%s: --%s is required", cmd.CommandPath(), n)
+		}
+	}
+	return nil
+}
+
 // signOp signs a payload of op with fields and a fresh iat: a compact JWS
 // for one signer, the JSON serialization for a governance operation or
 // several signers.
@@ -149,6 +161,12 @@ func (a *app) frameworkCmd() *cobra.Command {
 	create := &cobra.Command{
 		Use: "create --id ID --name NAME --key GOVKEY", Short: "Create a framework", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags(cmd, "id", "name"); err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("max-chain-length") && maxLen < 1 {
+				return usagef("%s: --max-chain-length %d: give 1 or more (default 4)", cmd.CommandPath(), maxLen)
+			}
 			f := map[string]any{"id": id, "name": name}
 			setIf(f, "description", desc)
 			setIf(f, "url", u)
@@ -175,6 +193,9 @@ func (a *app) frameworkCmd() *cobra.Command {
 	update := &cobra.Command{
 		Use: "update --id ID [--name ...] --key GOVKEY", Short: "Change a framework's name, description, URL or chain length", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags(cmd, "id"); err != nil {
+				return err
+			}
 			f := map[string]any{"id": uid}
 			if cmd.Flags().Changed("name") {
 				f["name"] = uname
@@ -268,6 +289,9 @@ func (a *app) entityCmd() *cobra.Command {
 	register := &cobra.Command{
 		Use: "register --id DID --name NAME --key KEY", Short: "Register an entity with its keys", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags(cmd, "id"); err != nil {
+				return err
+			}
 			f := map[string]any{"id": id, "name": name}
 			var m record.EntityMetadata
 			if err := regMeta.apply(cmd, &m); err != nil {
@@ -303,6 +327,9 @@ func (a *app) entityCmd() *cobra.Command {
 			"(an --identifier name= with no value removes that identifier).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags(cmd, "id"); err != nil {
+				return err
+			}
 			f := map[string]any{"id": uid}
 			if cmd.Flags().Changed("name") {
 				f["name"] = uname
@@ -338,6 +365,9 @@ func (a *app) entityCmd() *cobra.Command {
 	rotate := &cobra.Command{
 		Use: "rotate-keys --id DID --public-key NEWKEY --key CURRENTKEY", Short: "Replace an entity's keys, signed with a current key", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags(cmd, "id", "public-key"); err != nil {
+				return err
+			}
 			keys, err := publicKeys(rkeys)
 			if err != nil {
 				return err

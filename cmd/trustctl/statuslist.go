@@ -91,7 +91,7 @@ func (a *app) statusListCmd() *cobra.Command {
 			}
 			return s[0].DID, nil
 		}
-		return "", fmt.Errorf("--issuer (or --key) is required")
+		return "", usagef("--issuer (or --key) is required")
 	}
 	show := &cobra.Command{
 		Use: "show --issuer DID --list ID", Short: "Show a list's current version", Args: cobra.NoArgs,
@@ -122,6 +122,9 @@ func (a *app) statusListCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			iss, err := issuerOf()
 			if err != nil {
+				return err
+			}
+			if err := needList(list); err != nil {
 				return err
 			}
 			var e record.EntryStatus
@@ -191,6 +194,14 @@ func (a *app) statusListCmd() *cobra.Command {
 	return cmd
 }
 
+// needList refuses a status-list command given no --list.
+func needList(list string) error {
+	if list == "" {
+		return usagef("--list is required: the id of the status list")
+	}
+	return nil
+}
+
 func listPath(issuer, list string) string {
 	return "/v1/status-lists/" + client.PathID(issuer) + "/" + client.PathID(list)
 }
@@ -211,6 +222,9 @@ func parseIndexes(args []string) ([]int, error) {
 
 // fetchList reads a list's current version and decodes it.
 func (a *app) fetchList(ctx context.Context, issuer, list string) (*api.StatusListDocument, *record.ParsedStatusList, error) {
+	if err := needList(list); err != nil {
+		return nil, nil, err
+	}
 	var doc api.StatusListDocument
 	if err := a.client().Get(ctx, listPath(issuer, list)+"/record", nil, &doc); err != nil {
 		return nil, nil, err
@@ -224,6 +238,9 @@ func (a *app) fetchList(ctx context.Context, issuer, list string) (*api.StatusLi
 
 // publishList signs a list version as the issuer and publishes it.
 func (a *app) publishList(ctx context.Context, keyFile, list, previous string, purposes []string, size int, msgs []record.StatusMessage, ttl int64, bits []byte) error {
+	if err := needList(list); err != nil {
+		return err
+	}
 	signers, err := loadKeys([]string{keyFile})
 	if err != nil {
 		return err
@@ -245,6 +262,9 @@ func (a *app) publishList(ctx context.Context, keyFile, list, previous string, p
 // publishing first makes the registry answer 409; the change is then made
 // again on the newer version, a few times at most.
 func (a *app) changeList(ctx context.Context, keyFile, list string, indexes []int, value int, purpose string) error {
+	if err := needList(list); err != nil {
+		return err
+	}
 	signers, err := loadKeys([]string{keyFile})
 	if err != nil {
 		return err

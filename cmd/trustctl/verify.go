@@ -62,6 +62,9 @@ func (a *app) verifyCmd() *cobra.Command {
 			if a.genesisArg == "" {
 				return usagef("verify: --genesis is required: the consortium's genesis file, the one thing the verification trusts")
 			}
+			if maxAge <= 0 {
+				return usagef("verify: --max-age %s: give how old a checkpoint may be, more than 0 (default %s)", maxAge, proof.DefaultMaxAge)
+			}
 			genesis, err := os.ReadFile(a.genesisArg)
 			if errors.Is(err, os.ErrNotExist) {
 				return usagef("verify: --genesis %q: no such file; verify needs the genesis file itself, not its CID", a.genesisArg)
