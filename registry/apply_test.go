@@ -210,9 +210,14 @@ func TestGovernanceThreshold(t *testing.T) {
 	}
 	h.mustAccept(two)
 	// A second signature by the same member is not a second member.
-	dup, err := record.CoSign(mustSignRaw(t, h.gov[1], h.payload(record.OpUpdateFramework, map[string]any{"id": fwID, "name": "x"})), h.gov[1])
+	// (record.CoSign refuses to add it; the JSON serialization is built
+	// with both here.)
+	dup, err := record.SignJSON(h.payload(record.OpUpdateFramework, map[string]any{"id": fwID, "name": "x"}), h.gov[1], h.gov[1])
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := record.CoSign(mustSignRaw(t, h.gov[1], h.payload(record.OpUpdateFramework, map[string]any{"id": fwID, "name": "y"})), h.gov[1]); err == nil || !strings.Contains(err.Error(), "signed this operation already") {
+		t.Fatalf("CoSign by a key that signed already: %v", err)
 	}
 	if r := h.apply(dup); r.Accepted || r.Code != record.CodeMalformed {
 		t.Fatalf("same member twice: %+v, want malformed", r)

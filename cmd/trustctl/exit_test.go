@@ -88,6 +88,7 @@ func TestExitCodes(t *testing.T) {
 		{"entity register without --id", []string{"entity", "register", "--name", "X", "--key", rootKey}, 2, "-", "--id is required"},
 		{"accredit without --key", []string{"accredit", "--framework", fw, "--subject", "did:web:x.example", "--resource", "https://example.org/Nursing"}, 2, "-", "--key is required"},
 		{"keygen without --out", []string{"keygen"}, 2, "-", "--out is required"},
+		{"keygen --kid of a did:key", []string{"keygen", "--out", filepath.Join(d.dir, "k.jwk"), "--kid", "did:key:z6Mkxyz#abc"}, 2, "-", "a did:key is made from the key itself"},
 		{"status revoke without --list", []string{"status", "revoke", "--key", rootKey, "5"}, 2, "-", "--list is required"},
 		{"status show without --list", []string{"status", "show", "--issuer", root}, 2, "-", "--list is required"},
 		{"verify --max-age 0", []string{"verify", "bundle.json", "--genesis", filepath.Join(d.dir, "genesis.json"), "--max-age", "0"}, 2, "-", "--max-age 0s: give how old"},

@@ -26,6 +26,9 @@ func (a *app) keygenCmd() *cobra.Command {
 			if out == "" {
 				return usagef("--out is required: the private key is written there")
 			}
+			if strings.HasPrefix(kid, "did:key:") {
+				return usagef("--kid %q: a did:key is made from the key itself; keygen without --kid writes one (--kid names a key of another DID, such as did:web)", kid)
+			}
 			if _, err := os.Stat(out); err == nil && !force {
 				return fmt.Errorf("%s exists: refusing to overwrite a key (use --force)", out)
 			}

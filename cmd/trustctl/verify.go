@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -114,7 +115,17 @@ func (a *app) readBundle(name string) ([]byte, error) {
 func verifyBundle(raw, genesis []byte, opts proof.Options) (*proof.Verified, error) {
 	b, err := proof.ParseAny(raw)
 	if err != nil {
-		return nil, err
+		// A node's whole answer with its proof (GET ...&proof=true, or
+		// trustctl trust --proof --json): the bundle is its "proof".
+		var answer struct {
+			Proof json.RawMessage `json:"proof"`
+		}
+		if json.Unmarshal(raw, &answer) != nil || len(answer.Proof) == 0 || answer.Proof[0] != '{' {
+			return nil, err
+		}
+		if b, err = proof.ParseAny(answer.Proof); err != nil {
+			return nil, err
+		}
 	}
 	return proof.Verify(b, genesis, opts)
 }

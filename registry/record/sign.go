@@ -161,6 +161,12 @@ func CoSign(jws []byte, s *Signer) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The registry refuses an operation its signer signed twice.
+	for _, sig := range op.Signatures() {
+		if did, _, _ := strings.Cut(sig.Protected.KeyID, "#"); did == s.DID {
+			return nil, fmt.Errorf("%s signed this operation already (kid %q)", s.DID, sig.Protected.KeyID)
+		}
+	}
 	var out GeneralJWS
 	if err := out.From(jws); err != nil {
 		return nil, err
