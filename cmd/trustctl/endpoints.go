@@ -54,6 +54,9 @@ func genesisCID(v string) (string, error) {
 	raw, err := os.ReadFile(v)
 	switch {
 	case err == nil:
+		if _, perr := record.ParseGenesis(raw); perr != nil {
+			return "", usagef("--genesis %q is not a consortium genesis: %v", v, perr)
+		}
 		return record.CIDOf(raw), nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return "", fmt.Errorf("--genesis: %w", err)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/trustreg/trustreg/registry/proof/prooftest"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -18,7 +19,7 @@ import (
 // node of another consortium with exit code 1, and --verbose names the
 // node's consortium.
 func TestGenesisChecksTheConsortium(t *testing.T) {
-	genesis := []byte(`{"consortium":"ours"}`)
+	genesis := prooftest.New(t, prooftest.Options{}).Genesis
 	ours := record.CIDOf(genesis)
 	file := filepath.Join(t.TempDir(), "genesis.json")
 	if err := os.WriteFile(file, genesis, 0o644); err != nil {
@@ -56,6 +57,16 @@ func TestGenesisChecksTheConsortium(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"--genesis", "not-a-cid", "framework", "list"}, nil, &out, &errw); exitCode(err) != exitUsage {
 		t.Fatalf("--genesis not-a-cid: %v, want a usage error", err)
+	}
+	// A file that is no genesis (a proof bundle, say) is a usage error,
+	// not a node of another consortium.
+	notGenesis := filepath.Join(t.TempDir(), "answer.json")
+	if err := os.WriteFile(notGenesis, []byte(`{"entity":"did:web:a.example","authorized":true}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	listed = false
+	if err := run(context.Background(), []string{"--server", hostPort, "--genesis", notGenesis, "framework", "list"}, nil, &out, &errw); exitCode(err) != exitUsage || !strings.Contains(err.Error(), "is not a consortium genesis") || listed {
+		t.Fatalf("--genesis naming a file that is no genesis: %v (listed %v), want a usage error", err, listed)
 	}
 	if err := run(context.Background(), []string{"--server", "ftp://x", "framework", "list"}, nil, &out, &errw); exitCode(err) != exitUsage {
 		t.Fatalf("--server ftp://x: %v, want a usage error", err)
