@@ -85,6 +85,7 @@ func TestExitCodes(t *testing.T) {
 		{"unknown output", []string{"-o", "xml", "trust", "--entity", root, "--framework", fw}, 2, "-", "table, json or yaml"},
 		{"framework create without --id", []string{"framework", "create", "--name", "X", "--key", gov}, 2, "-", "--id is required"},
 		{"framework create with a chain length of 0", []string{"framework", "create", "--id", "https://example.org/fw0", "--name", "X", "--max-chain-length", "0", "--key", gov}, 2, "-", "--max-chain-length 0: give 1 or more"},
+		{"framework update with nothing to change", []string{"framework", "update", "--id", fw, "--key", gov}, 2, "-", "nothing to change"},
 		{"entity register without --id", []string{"entity", "register", "--name", "X", "--key", rootKey}, 2, "-", "--id is required"},
 		{"accredit without --key", []string{"accredit", "--framework", fw, "--subject", "did:web:x.example", "--resource", "https://example.org/Nursing"}, 2, "-", "--key is required"},
 		{"keygen without --out", []string{"keygen"}, 2, "-", "--out is required"},

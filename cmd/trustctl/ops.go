@@ -209,6 +209,9 @@ func (a *app) frameworkCmd() *cobra.Command {
 			if cmd.Flags().Changed("max-chain-length") {
 				f["maxChainLength"] = umax
 			}
+			if len(f) == 1 {
+				return usagef("%s: nothing to change: give --name, --description, --url or --max-chain-length", cmd.CommandPath())
+			}
 			return a.send(cmd.Context(), &usg, record.OpUpdateFramework, f, true)
 		},
 	}
