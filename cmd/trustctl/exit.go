@@ -165,11 +165,13 @@ func yamlNumbers(v any) any {
 }
 
 // noSuchRecord reports whether a read's error is the node saying the
-// record asked for does not exist: a trustreg not_found problem. A 404
-// for the path itself (a --server with a path prefix, the admin port, a
-// server that is not trustreg) is no answer about any record: it is an
-// error, so a script does not read a misconfigured endpoint as a "no".
+// record asked for does not exist: a 404 problem document (trustreg's
+// not_found, or a status list's STATUS_RETRIEVAL_ERROR). A 404 for the
+// path itself (a --server with a path prefix, the admin port: "no route
+// ...", or a server that sends no problem document) is no answer about
+// any record: it is an error, so a script does not read a misconfigured
+// endpoint as a "no".
 func noSuchRecord(ae *client.APIError) bool {
 	return ae.Method == http.MethodGet && ae.Problem.Status == http.StatusNotFound &&
-		ae.Problem.Type == "urn:trustreg:problem:not_found" && !strings.HasPrefix(ae.Problem.Detail, "no route ")
+		ae.Problem.Type != "" && !strings.HasPrefix(ae.Problem.Detail, "no route ")
 }

@@ -78,6 +78,7 @@ func TestExitCodes(t *testing.T) {
 		{"accreditation show unknown", []string{"accreditation", "show", "bafyreiunknownunknownunknownunknownunknownunknownunknown"}, 3, "-", "404"},
 		{"entity show unknown", []string{"entity", "show", "did:web:nobody.example"}, 3, "-", "404"},
 		{"framework show unknown", []string{"framework", "show", "https://example.org/nothing"}, 3, "-", "404"},
+		{"status show unknown list", []string{"status", "show", "--issuer", root, "--list", "nope"}, 3, "-", "404"},
 		{"unknown command", []string{"frobnicate"}, 2, "-", `unknown command "frobnicate"`},
 		{"unknown flag", []string{"trust", "--entitty", root}, 2, "-", "--entitty"},
 		{"missing argument", []string{"accreditation", "show"}, 2, "-", "accepts 1 arg"},

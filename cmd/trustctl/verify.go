@@ -49,7 +49,8 @@ func (a *app) verifyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify FILE --genesis GENESIS_FILE [--max-age 5m] [--min-cosigner-changes N]",
 		Short: "Check a proof bundle offline against the consortium's genesis",
-		Long: "Check a proof bundle (the answer of a node with its proofs; FILE, or - for stdin) offline,\n" +
+		Long: "Check a proof bundle (as trustctl trust --proof FILE writes it, or the \"proof\" of a node's\n" +
+			"answer; FILE, or - for stdin) offline,\n" +
 			"trusting only the consortium's genesis file: a quorum of the genesis's cosigners signed a\n" +
 			"checkpoint at most --max-age ago, the answer's log leaf is in that log, its records are in\n" +
 			"the state map the leaf commits to, and the decision recomputed from those records is the\n" +
@@ -116,16 +117,17 @@ func verifyBundle(raw, genesis []byte, opts proof.Options) (*proof.Verified, err
 	b, err := proof.ParseAny(raw)
 	if err != nil {
 		// A node's whole answer with its proof (GET ...&proof=true, or
-		// trustctl trust --proof --json): the bundle is its "proof".
+		// trustctl trust --proof --json). Only its "proof" is checked
+		// (the decision is recomputed from it), so the answer's own
+		// fields would pass unchecked: it is refused, saying what to give.
 		var answer struct {
 			Proof json.RawMessage `json:"proof"`
 		}
-		if json.Unmarshal(raw, &answer) != nil || len(answer.Proof) == 0 || answer.Proof[0] != '{' {
-			return nil, err
+		if json.Unmarshal(raw, &answer) == nil && len(answer.Proof) > 0 && answer.Proof[0] == '{' {
+			return nil, fmt.Errorf("%w: this is a node's answer with its proof bundle in \"proof\"; verify checks the bundle alone "+
+				"(the answer's own fields are not what the proof proves): give the bundle (trustctl trust --proof FILE writes it, or jq .proof)", err)
 		}
-		if b, err = proof.ParseAny(answer.Proof); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	return proof.Verify(b, genesis, opts)
 }

@@ -102,26 +102,16 @@ func TestVerifyCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A node's whole answer with its proof (GET ...&proof=true, trustctl
-	// trust --proof --json): its "proof" is checked; a changed one is not
-	// verified.
-	badRaw, err := os.ReadFile(tampered)
-	if err != nil {
+	// trust --proof --json), even one whose proof verifies, is not
+	// VERIFIED: its own fields are not what the proof proves (here it
+	// claims another entity). The message says to give the bundle.
+	answer := []byte(`{"entity":"did:web:evil.example","authorized":true,"reason":"active","proof":` + string(raw) + `}`)
+	answerFile := filepath.Join(t.TempDir(), "answer.json")
+	if err := os.WriteFile(answerFile, answer, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		bundle []byte
-		code   int
-		want   string
-	}{{raw, 0, "VERIFIED: AUTHORIZED (active): " + prooftest.College}, {badRaw, 4, "NOT VERIFIED: proof: record digests do not match the map root"}} {
-		answer := []byte(`{"entity":"` + prooftest.College + `","authorized":true,"reason":"active","proof":` + string(tc.bundle) + `}`)
-		file := filepath.Join(t.TempDir(), "answer.json")
-		if err := os.WriteFile(file, answer, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		code, out, errw := runProcess(t, "verify", file, "--genesis", genesis)
-		if code != tc.code || !strings.Contains(out, tc.want) {
-			t.Errorf("a node's answer: exit code %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out, errw)
-		}
+	if code, out, errw := runProcess(t, "verify", answerFile, "--genesis", genesis); code != 4 || !strings.Contains(out, "NOT VERIFIED") || !strings.Contains(out, "give the bundle") {
+		t.Errorf("a node's whole answer: exit code %d, want 4\nstdout: %s\nstderr: %s", code, out, errw)
 	}
 	b, err := proof.ParseBundle(raw)
 	if err != nil {
