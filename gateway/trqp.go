@@ -109,7 +109,7 @@ func parseTRQP(w http.ResponseWriter, r *http.Request, maxBody int64) (trqpQuery
 	}
 	// encoding/json keeps the last of two equal members and matches names
 	// whatever their case: the body must mean one thing.
-	if err := record.CheckJSON("body", body, reflect.TypeFor[trqpQuery]()); err != nil {
+	if err := checkBody(body, reflect.TypeFor[trqpQuery]()); err != nil {
 		return q, time.Time{}, err
 	}
 	var missing []string

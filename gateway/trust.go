@@ -359,7 +359,7 @@ func (s *Server) trustBatch(w http.ResponseWriter, r *http.Request) {
 	// encoding/json keeps the last of two equal members, matches names
 	// whatever their case and stops after the first value: the body must
 	// mean one thing.
-	if err := record.CheckJSON("body", body, reflect.TypeFor[[]batchQuestion]()); err != nil {
+	if err := checkBody(body, reflect.TypeFor[[]batchQuestion]()); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -411,3 +411,15 @@ type detailOnly struct{ e *record.Error }
 
 func (d detailOnly) Error() string { return d.e.Detail }
 func (d detailOnly) Unwrap() error { return d.e }
+
+// checkBody refuses a JSON request body that encoding/json would read
+// other than its writer may have meant (record.CheckJSON), as a bad
+// request: it is no operation.
+func checkBody(body []byte, schema reflect.Type) error {
+	err := record.CheckJSON("body", body, schema)
+	var e *record.Error
+	if errors.As(err, &e) {
+		return record.Errorf(ErrBadRequest, "%s", e.Detail)
+	}
+	return err
+}

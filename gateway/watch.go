@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -144,27 +145,34 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// reachSince makes sure a stream from since (given as the parameter or
-// header from) can start: the node has applied since. One past it (a client that saw index N from another
-// node, ahead of this one) is waited for as min_index is; one past the
-// registry's committed index (a Last-Event-ID from another cluster or
-// from before a restore, or a typo) is refused, so the stream never
-// waits in silence for indexes that may never come.
+// reachSince refuses a stream from since (given as the parameter or header
+// from) past everything the registry has committed: a Last-Event-ID from
+// another registry or from before a restore, or a typo, for which the
+// stream would wait in silence for indexes that may never come. An index
+// this node has not applied but the registry has (one seen on a node
+// ahead of this one) is no error: the stream opens, and sends what comes
+// after it as this node applies it. When the leader cannot say what is
+// committed (no quorum, no answer within max_wait), the stream opens too.
 func (s *Server) reachSince(r *http.Request, since uint64, from string) error {
-	if from == "" || since <= s.cfg.Registry.AppliedIndex() {
+	if from == "" || since <= s.cfg.Registry.AppliedIndex() || since <= s.logEnd() {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.MaxWait)
 	defer cancel()
 	committed, err := s.cfg.Node.ReadIndex(ctx)
-	if err != nil {
-		return err
+	if err != nil || since <= max(committed, s.logEnd()) {
+		return nil
 	}
-	if since > committed {
-		return record.Errorf(ErrBadRequest, "%s %d is past the registry's last committed index %d: an index from another registry, or from before a restore? Start from 0, or leave it out", from, since, committed)
+	return record.Errorf(ErrBadRequest, "%s %d is past the registry's last committed index %d: an index from another registry, or from before a restore? Start from 0, or leave it out", from, since, committed)
+}
+
+// logEnd is the end of this node's raft log as it knows it (its commit
+// index, or its last entry), which raft's own entries (a new leader's
+// no-op, configurations) may put past the registry's last operation.
+func (s *Server) logEnd() uint64 {
+	st, ok := s.cfg.Node.Status().(api.NodeStatus)
+	if !ok {
+		return 0
 	}
-	if err := s.cfg.Node.WaitApplied(ctx, since); err != nil {
-		return record.Errorf(ErrNotCaughtUp, "index %d (applied %d) within %s; retry later", since, s.cfg.Registry.AppliedIndex(), s.cfg.MaxWait)
-	}
-	return nil
+	return max(st.CommitIndex, st.LastLogIndex)
 }

@@ -60,20 +60,15 @@ func (a *app) send(ctx context.Context, sg *signing, op string, fields map[strin
 // first (idempotency), and iat counts whole seconds: the same command run
 // twice within a second (suspend, reinstate, suspend) would have its third
 // run answered as the first, leaving the accreditation active. So when
-// the answer is a duplicate of an operation the registry had committed
-// before this command sent its own (its index at or below the commit index
-// read just before: an operation sent later lies past it), the operation
-// is signed again once the second has turned, and that one submitted. A
-// duplicate above that index is this command's own operation, answered
-// again after a resend (the client's failover), and is taken as it is.
+// the answer is a duplicate and the operation was sent once (a duplicate
+// answer to it is then of an operation the registry held before it was
+// sent), it is signed again once the second has turned, and that one
+// submitted. An operation sent more than once (the client resent it after
+// an attempt whose outcome it did not learn) may be answered as a
+// duplicate of its own first attempt, and is taken as it is.
 func (a *app) submitFresh(ctx context.Context, jws []byte, resign func() ([]byte, error)) (*record.Result, error) {
-	var st struct {
-		Commit  uint64 `json:"commit_index"`
-		Applied uint64 `json:"applied_index"`
-	}
-	known := a.client().Get(ctx, "/v1/status", nil, &st) == nil
-	res, err := a.client().Submit(ctx, jws)
-	if err != nil || !res.Duplicate || !known || res.Index > max(st.Commit, st.Applied) {
+	res, sent, err := a.client().SubmitCounted(ctx, jws)
+	if err != nil || !res.Duplicate || sent != 1 {
 		return res, err
 	}
 	var iat struct {

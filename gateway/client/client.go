@@ -85,6 +85,17 @@ func (e *APIError) Error() string {
 // Submit sends a signed operation. A rejected operation returns its result
 // and an *APIError.
 func (c *Client) Submit(ctx context.Context, jws []byte) (*record.Result, error) {
+	res, _, err := c.SubmitCounted(ctx, jws)
+	return res, err
+}
+
+// SubmitCounted is Submit that also returns how many times the operation
+// was sent (or about to be sent: an attempt that never reached a node
+// counts too). It is more than one when an attempt's outcome was unknown
+// and the operation went again, to the same node or another: a duplicate
+// answer may then be to the first attempt. A duplicate answer to an
+// operation sent once is to one the registry held before it was sent.
+func (c *Client) SubmitCounted(ctx context.Context, jws []byte) (*record.Result, int, error) {
 	ct := "application/jose"
 	if t := bytes.TrimSpace(jws); len(t) > 0 && t[0] == '{' {
 		ct = "application/jose+json"
@@ -92,7 +103,9 @@ func (c *Client) Submit(ctx context.Context, jws []byte) (*record.Result, error)
 	// The same signed operation submitted again is idempotent: it may go
 	// to another node when the first one's answer was lost.
 	var res record.Result
+	sent := 0
 	err := c.do(ctx, true, func(base string) (*http.Request, error) {
+		sent++
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/operations", bytes.NewReader(jws))
 		if err == nil {
 			req.Header.Set("Content-Type", ct)
@@ -101,12 +114,12 @@ func (c *Client) Submit(ctx context.Context, jws []byte) (*record.Result, error)
 	}, &res)
 	var ae *APIError
 	if errors.As(err, &ae) && ae.Problem.Result != nil {
-		return ae.Problem.Result, err
+		return ae.Problem.Result, sent, err
 	}
 	if err != nil {
-		return nil, err
+		return nil, sent, err
 	}
-	return &res, nil
+	return &res, sent, nil
 }
 
 // Get reads path with query into out.

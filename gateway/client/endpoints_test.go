@@ -145,3 +145,26 @@ func TestIdentifyRefusesANode(t *testing.T) {
 		t.Fatalf("identified %q", asked)
 	}
 }
+
+// TestSubmitCountedCountsResends: an operation whose first attempt's
+// outcome was unknown (a 503 outcome_unknown) goes to the next node and
+// is counted twice, so a duplicate answer from there may be to the first
+// attempt; an operation answered at once is counted once.
+func TestSubmitCountedCountsResends(t *testing.T) {
+	var unknown, answered atomic.Int32
+	lost := problemServer(t, "outcome_unknown", &unknown)
+	dup := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		answered.Add(1)
+		_, _ = w.Write([]byte(`{"index":7,"accepted":true,"duplicate":true}`))
+	}))
+	defer dup.Close()
+	ctx := context.Background()
+	res, sent, err := NewFailover([]string{lost, dup.URL}, "--server").SubmitCounted(ctx, []byte("a.b.c"))
+	if err != nil || !res.Duplicate || sent != 2 || unknown.Load() != 1 || answered.Load() != 1 {
+		t.Fatalf("after an unknown outcome: %+v, sent %d, %v (503s %d, answers %d)", res, sent, err, unknown.Load(), answered.Load())
+	}
+	res, sent, err = NewFailover([]string{dup.URL}, "--server").SubmitCounted(ctx, []byte("a.b.c"))
+	if err != nil || !res.Duplicate || sent != 1 {
+		t.Fatalf("answered at once: %+v, sent %d, %v", res, sent, err)
+	}
+}

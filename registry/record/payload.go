@@ -42,13 +42,18 @@ func checkJSON(what string, data []byte, t reflect.Type) error {
 	return strict
 }
 
-// CheckJSON is checkJSON for outside JSON other than signed documents:
-// request bodies a reader decodes with encoding/json (the gateway's batch
-// of trust questions and TRQP queries), so that a body means to it what it
-// means to whoever wrote it. schema is the Go type the body decodes into.
-// It also refuses anything after the one JSON value.
+// CheckJSON checks a request body that a reader decodes with
+// encoding/json (the gateway's batch of trust questions, TRQP queries), so
+// that the body means to it what it means to whoever wrote it: one JSON
+// value, each member once, no member differing from a field of schema
+// (the Go type it decodes into) only in case, valid UTF-8. Unlike
+// checkJSON (signed documents, whose identifiers the registry stores) it
+// lets strings and member names hold control characters: a request's
+// free-form members (TRQP's context, extensions) are the asker's to fill.
+// Errors wrap ErrMalformed.
 func CheckJSON(what string, data []byte, schema reflect.Type) error {
-	return checkJSON(what, data, schema)
+	w := jsonWalker{what: what, dec: jsontext.NewDecoder(bytes.NewBuffer(data), jsontext.AllowDuplicateNames(true)), anyText: true}
+	return w.walk(schema)
 }
 
 // scanJSON is checkJSON that also reports, apart, the first numbers in
@@ -60,15 +65,9 @@ func CheckJSON(what string, data []byte, schema reflect.Type) error {
 // beyond range. All wrap ErrMalformed.
 func scanJSON(what string, data []byte, t reflect.Type) (number rangeErrs, strict error) {
 	// From a bytes.Buffer the decoder reads data in place, not a copy.
-	dec := jsontext.NewDecoder(bytes.NewBuffer(data), jsontext.AllowDuplicateNames(true))
-	w := jsonWalker{what: what, dec: dec}
-	if err := w.value(t, ""); err != nil {
-		return w.number, err
-	}
-	if _, err := dec.ReadToken(); err != io.EOF {
-		return w.number, Errorf(ErrMalformed, "%s: trailing data after the JSON value", what)
-	}
-	return w.number, nil
+	w := jsonWalker{what: what, dec: jsontext.NewDecoder(bytes.NewBuffer(data), jsontext.AllowDuplicateNames(true))}
+	err := w.walk(t)
+	return w.number, err
 }
 
 type jsonWalker struct {
@@ -76,6 +75,21 @@ type jsonWalker struct {
 	dec    *jsontext.Decoder
 	path   []string  // member names and array indexes down to the value read
 	number rangeErrs // the first numbers beyond a float64's range
+	// anyText lets every string and member name hold control characters
+	// (CheckJSON).
+	anyText bool
+}
+
+// walk walks the one value the decoder holds, which decodes into t, and
+// refuses anything after it.
+func (w *jsonWalker) walk(t reflect.Type) error {
+	if err := w.value(t, ""); err != nil {
+		return err
+	}
+	if _, err := w.dec.ReadToken(); err != io.EOF {
+		return Errorf(ErrMalformed, "%s: trailing data after the JSON value", w.what)
+	}
+	return nil
 }
 
 // checkNumber notes num, a JSON number's text, when it lies beyond a
@@ -347,7 +361,7 @@ func (w *jsonWalker) value(t reflect.Type, member string) error {
 	case '0':
 		w.checkNumber(tok.String())
 	case '"':
-		if !freeTextMembers[member] {
+		if !w.anyText && !freeTextMembers[member] {
 			if i := controlAt(tok.String()); i >= 0 {
 				return Errorf(ErrMalformed, "%s: %s holds the control character %U: names and identifiers are printable text", w.what, w.at(), []rune(tok.String()[i:])[0])
 			}
@@ -365,7 +379,7 @@ func (w *jsonWalker) object(t reflect.Type) error {
 			return w.syntax(err)
 		}
 		name := tok.String()
-		if i := controlAt(name); i >= 0 {
+		if i := controlAt(name); i >= 0 && !w.anyText {
 			return Errorf(ErrMalformed, "%s: member name %q in %s holds a control character", w.what, name, w.at())
 		}
 		w.path = append(w.path, name)
