@@ -248,7 +248,9 @@ func restoreCmd(stdout io.Writer) *cobra.Command {
 				return err
 			}
 			if _, err := fmt.Fprintf(stdout, "restored registry index %d into %s\nstart it with: trustd --data-dir %s --genesis %s\n"+
-				"it runs as a one-node cluster; add the other nodes with trustctl cluster add-voter\n", index, dataDir, dataDir, genesis); err != nil {
+				"it runs as a new one-node cluster; add the other nodes with trustctl cluster add-voter\n"+
+				"(to bring back one member of a cluster that still runs, do not start this: remove the member\n"+
+				"with trustctl cluster remove and add it again, empty, so it catches up from the others)\n", index, dataDir, dataDir, genesis); err != nil {
 				return fmt.Errorf("restored registry index %d into %s, but the summary was not printed: %w", index, dataDir, err)
 			}
 			return nil
