@@ -160,10 +160,20 @@ func (c *Cluster) answers(id peer.ID) error {
 		return nil
 	}
 	ps, err := c.peerStatus(id, 5*time.Second)
+	if errors.Is(err, ErrForeignCluster) {
+		return foreignMember(id, err)
+	}
 	if err != nil {
 		return badMembership("%s does not answer (%v): start it first, since a voter that cannot be reached counts against the quorum (or add it as a non-voter, and promote it once it has caught up)", id, err)
 	}
 	return c.featureGate(id, ps)
+}
+
+// foreignMember refuses a node that answered as a member of another
+// cluster (another consortium's genesis): it could never replicate this
+// log, and the leader would fail its heartbeats for as long as it stayed.
+func foreignMember(id peer.ID, err error) error {
+	return badMembership("%s belongs to another consortium (%v): it runs with another genesis and cannot replicate this registry", id, err)
 }
 
 // admitsReplica checks the build of a node about to become a non-voter,
@@ -181,6 +191,9 @@ func (c *Cluster) admitsReplica(id peer.ID) error {
 		ps, err := c.peerStatus(id, time.Until(deadline))
 		if err == nil {
 			return c.featureGate(id, ps)
+		}
+		if errors.Is(err, ErrForeignCluster) {
+			return foreignMember(id, err)
 		}
 		if !time.Now().Add(replicaStatusRetry).Before(deadline) || c.life.ctx.Err() != nil {
 			c.log.Warn("adding a non-voter that does not answer: its build's feature level is not checked", "peer", id.String(), "err", err)

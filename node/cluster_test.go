@@ -592,6 +592,21 @@ func TestOutsidersCannotConnect(t *testing.T) {
 	if len(target.cluster.Status().Members) != 2 {
 		t.Fatal("the foreign node became a member")
 	}
+	// Nor does an operator's add-nonvoter or add-voter admit it: it answers
+	// as a member of another consortium (it lets every member in, as one
+	// configured with their addresses would).
+	for i := range 2 {
+		other.gater.Allow(c.node(i).PeerID())
+	}
+	for _, action := range []string{consensus.ActionAddNonvoter, consensus.ActionAddVoter} {
+		err := target.cluster.ChangeMembership(jctx, consensus.MembershipChange{Action: action, ID: other.PeerID().String(), Addrs: other.P2PAddrs()})
+		if !errors.Is(err, consensus.ErrBadMembership) || !strings.Contains(err.Error(), "belongs to another consortium") {
+			t.Fatalf("%s of a node of another consortium: %v", action, err)
+		}
+	}
+	if len(target.cluster.Status().Members) != 2 {
+		t.Fatal("the foreign node became a member")
+	}
 }
 
 func TestStatusListServedIdenticallyByEveryNode(t *testing.T) {
