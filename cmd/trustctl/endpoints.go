@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -29,7 +30,7 @@ const (
 
 // errOtherConsortium is a node that does not belong to the consortium
 // --genesis names.
-var errOtherConsortium = errors.New("the node belongs to another consortium")
+var errOtherConsortium = fmt.Errorf("the node belongs to another consortium (%w)", client.ErrWrongNode)
 
 // envOr returns the environment variable name, or def when it is empty.
 func envOr(name, def string) string {
@@ -78,6 +79,10 @@ type nodeIdentity struct {
 	} `json:"node"`
 }
 
+// identifyTimeout bounds the status read that learns an endpoint's
+// consortium.
+const identifyTimeout = 5 * time.Second
+
 // identify returns a client's Identify for the endpoints of flag: under
 // --verbose it says which node and consortium each endpoint is, and with
 // --genesis it refuses a node of another consortium. path is where the
@@ -89,8 +94,12 @@ func (a *app) identify(flag, path, token string) func(ctx context.Context, base 
 		}
 		c := client.New(base)
 		c.Token, c.Flag = token, flag
+		// A node that does not tell its consortium soon is passed over for
+		// the next endpoint (a hung node, say), not waited for.
+		ictx, cancel := context.WithTimeout(ctx, identifyTimeout)
+		defer cancel()
 		var id nodeIdentity
-		if err := c.Get(ctx, path, nil, &id); err != nil {
+		if err := c.Get(ictx, path, nil, &id); err != nil {
 			return fmt.Errorf("%s %s: learn its consortium: %w", flag, base, err)
 		}
 		node := id.NodeID

@@ -37,8 +37,10 @@ type Client struct {
 	Flag string
 	// Identify, if set, runs once before the first request to each
 	// endpoint: it may check which consortium the node belongs to. An
-	// error for which NotSent is true moves on to the next endpoint; any
-	// other ends the request.
+	// error wrapping ErrWrongNode (the node answered, and is not one to
+	// ask) ends the request; any other (the node could not be asked: down,
+	// hung, no answer in time) moves on to the next endpoint, as the
+	// request itself was not sent.
 	Identify func(ctx context.Context, base string) error
 	HTTP     *http.Client
 	// Token, if set, is sent as a bearer token (the admin API's).

@@ -156,6 +156,10 @@ func notDone(p *APIError) bool {
 
 const problemTypeBase = "urn:trustreg:problem:"
 
+// ErrWrongNode is what an Identify error wraps when the node answered and
+// is not one to ask (another consortium's): the request ends there.
+var ErrWrongNode = errors.New("not a node to ask")
+
 // roundTrip sends the request build makes for each endpoint in turn until
 // one answers with something other than 503 or a failed connection, and
 // makes that endpoint the one in use. A request moves to the next
@@ -172,7 +176,7 @@ func (c *Client) roundTrip(ctx context.Context, hc *http.Client, repeatable bool
 	for i, base := range bases {
 		last := i == len(bases)-1
 		if err := c.identify(ctx, base); err != nil {
-			if !last && NotSent(err) && ctx.Err() == nil {
+			if !last && !errors.Is(err, ErrWrongNode) && ctx.Err() == nil {
 				tried = append(tried, err.Error())
 				continue
 			}

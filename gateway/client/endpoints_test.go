@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -166,5 +167,44 @@ func TestSubmitCountedCountsResends(t *testing.T) {
 	res, sent, err = NewFailover([]string{dup.URL}, "--server").SubmitCounted(ctx, []byte("a.b.c"))
 	if err != nil || !res.Duplicate || sent != 1 {
 		t.Fatalf("answered at once: %+v, sent %d, %v", res, sent, err)
+	}
+}
+
+// TestIdentifyFailureMovesOn: an endpoint whose Identify could not ask it
+// (a hung node's status read timing out) is passed over for the next, as
+// the request itself was not sent; one that answered as a node not to ask
+// (ErrWrongNode) ends the request there.
+func TestIdentifyFailureMovesOn(t *testing.T) {
+	var served atomic.Int32
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		served.Add(1)
+		_, _ = w.Write([]byte(`{"genesis":"g"}`))
+	}))
+	defer ok.Close()
+	first := closedURL(t)
+	for _, tc := range []struct {
+		name     string
+		identify error
+		wantErr  bool
+	}{
+		{"not asked in time", context.DeadlineExceeded, false},
+		{"another consortium", fmt.Errorf("answers for genesis h: %w", ErrWrongNode), true},
+	} {
+		served.Store(0)
+		c := NewFailover([]string{first, ok.URL}, "--server")
+		c.Identify = func(_ context.Context, base string) error {
+			if base == first {
+				return tc.identify
+			}
+			return nil
+		}
+		var out map[string]string
+		err := c.Get(context.Background(), "/v1/status", nil, &out)
+		if tc.wantErr != (err != nil) || tc.wantErr != (served.Load() == 0) {
+			t.Fatalf("%s: %v, the next endpoint asked %d times", tc.name, err, served.Load())
+		}
+		if tc.wantErr && !errors.Is(err, ErrWrongNode) {
+			t.Fatalf("%s: %v, want ErrWrongNode", tc.name, err)
+		}
 	}
 }
