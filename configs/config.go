@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"reflect"
@@ -203,10 +204,42 @@ func load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 		}
 	}
 	var c Config
-	if err := v.UnmarshalExact(&c); err != nil {
+	if err := v.UnmarshalExact(&c, func(dc *mapstructure.DecoderConfig) {
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(strictValues, dc.DecodeHook)
+	}); err != nil {
 		return nil, decodeError(v, err)
 	}
 	return &c, nil
+}
+
+// strictValues refuses the values a configuration file's YAML gives that
+// viper's loose conversions would read with another meaning: a bare
+// number for a duration (nanoseconds: http.max_wait: 30 was 30ns), a
+// negative number for an unsigned setting (raft.trailing_logs: -1 became
+// 18446744073709551615), a fraction for a whole number (2.7 became 2).
+// The environment and flags give strings, which the conversions already
+// refuse in those cases.
+func strictValues(from, to reflect.Type, data any) (any, error) {
+	if data == nil {
+		return data, nil
+	}
+	val := reflect.ValueOf(data)
+	switch {
+	case to == reflect.TypeFor[time.Duration]() && from != to: // a default is a duration already
+		if val.CanInt() && val.Int() != 0 || val.CanUint() && val.Uint() != 0 || val.CanFloat() && val.Float() != 0 {
+			return nil, fmt.Errorf("%v is a number without a unit: give a duration such as 30s, 5m or 1h", data)
+		}
+	case to.Kind() >= reflect.Uint && to.Kind() <= reflect.Uint64:
+		if val.CanInt() && val.Int() < 0 || val.CanFloat() && val.Float() < 0 {
+			return nil, fmt.Errorf("%v is negative: give 0 or more", data)
+		}
+		fallthrough
+	case to.Kind() >= reflect.Int && to.Kind() <= reflect.Int64:
+		if val.CanFloat() && val.Float() != math.Trunc(val.Float()) {
+			return nil, fmt.Errorf("%v is not a whole number", data)
+		}
+	}
+	return data, nil
 }
 
 // checkCaseTwins refuses a configuration file (named file, holding b) in

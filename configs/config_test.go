@@ -146,6 +146,11 @@ func TestConfigFileMistakesAreNamed(t *testing.T) {
 		{"http:\n  max_body_bytes: lots\n", `config: http.max_body_bytes: "lots": cannot parse value`},
 		{"Log:\n  level: debug\nhttp:\n  addr: :1\nlog:\n  format: json\n", "Log (line 1) and log (line 5) are the same key: keys are case-insensitive; keep one"},
 		{"log:\n  level: debug\n  Level: warn\n", "log.level (line 2) and log.Level (line 3) are the same key"},
+		// Numbers that loose conversions would read with another meaning.
+		{"http:\n  max_wait: 30\n", `config: http.max_wait: "30": 30 is a number without a unit: give a duration such as 30s`},
+		{"raft:\n  trailing_logs: -1\n", `config: raft.trailing_logs: "-1": -1 is negative: give 0 or more`},
+		{"raft:\n  snapshot_threshold: -5\n", `config: raft.snapshot_threshold: "-5": -5 is negative`},
+		{"http:\n  limits:\n    address_burst: 2.7\n", `config: http.limits.address_burst: "2.7": 2.7 is not a whole number`},
 	} {
 		_, err := Load(mustFlags(t, "--config", writeFile(t, tc.yaml)), nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -157,6 +162,16 @@ func TestConfigFileMistakesAreNamed(t *testing.T) {
 // TestLimitsAndTLSKeys: the write limits and the TLS files are set by
 // the environment (as by file), and values that cannot work are refused
 // by key.
+func TestWholeNumbersAndDurationsStillLoad(t *testing.T) {
+	c, err := Load(mustFlags(t, "--config", writeFile(t, "http:\n  max_wait: 30s\n  max_body_bytes: 2048\nraft:\n  trailing_logs: 20000\n  snapshot_threshold: 9000\n")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.MaxWait != 30*time.Second || c.HTTP.MaxBodyBytes != 2048 || c.Raft.TrailingLogs != 20000 {
+		t.Fatalf("loaded %+v %+v", c.HTTP, c.Raft)
+	}
+}
+
 func TestLimitsAndTLSKeys(t *testing.T) {
 	load := func(t *testing.T, env ...string) (*Config, error) {
 		for _, kv := range env {
