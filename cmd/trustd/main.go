@@ -20,6 +20,7 @@ import (
 	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/node"
 	"github.com/trustreg/trustreg/node/cosign"
+	"github.com/trustreg/trustreg/registry"
 	"github.com/trustreg/trustreg/version"
 )
 
@@ -55,7 +56,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 	configs.RegisterFlags(cmd.Flags())
 	allowTestDelay := cmd.Flags().Bool(allowTestDelayFlag, false, "let p2p.test_delay and p2p.test_jitter delay this node's traffic to other members (tests and benchmarks only)")
-	cmd.AddCommand(identityCmd(stdout), restoreCmd(stdout), configCmd(stdout), auditCmd(stdout))
+	cmd.AddCommand(identityCmd(stdout), restoreCmd(stdout), configCmd(stdout), auditCmd(stdout), versionCmd(stdout))
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
@@ -182,6 +183,20 @@ func configCmd(stdout io.Writer) *cobra.Command {
 // the genesis's cosigners list; its name is the peer id unless --name says
 // otherwise (the node signs under whatever name the genesis gives its key).
 // The default output stays the peer id alone: scripts read it as such.
+// versionCmd prints the build and the highest feature level it applies
+// (what raft.max_feature_level 0 offers the cluster).
+func versionCmd(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print this build and the highest feature level it applies",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			_, err := fmt.Fprintf(stdout, "trustd version %s\nfeature level %d (the highest this build applies; raft.max_feature_level 0 offers it)\n", version.Get().String(), registry.FeatureLevel)
+			return err
+		},
+	}
+}
+
 func identityCmd(stdout io.Writer) *cobra.Command {
 	var dataDir, name string
 	var vkey bool

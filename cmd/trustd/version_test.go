@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/trustreg/trustreg/registry"
 	"github.com/trustreg/trustreg/version"
 )
 
@@ -28,6 +30,20 @@ func TestVersionFlag(t *testing.T) {
 	}
 	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
 		t.Errorf("trustd --version wrote to the working directory: %v %v", entries, err)
+	}
+}
+
+// TestVersionCommand: trustd version prints the build and the highest
+// feature level it applies, which the configuration's docs name it for.
+func TestVersionCommand(t *testing.T) {
+	t.Chdir(t.TempDir())
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, nil, &stdout, &stderr); err != nil {
+		t.Fatalf("trustd version: %v\n%s", err, stderr.String())
+	}
+	want := "trustd version " + version.Get().String() + "\nfeature level " + strconv.Itoa(registry.FeatureLevel) + " "
+	if !strings.HasPrefix(stdout.String(), want) {
+		t.Errorf("trustd version printed %q, want it to start %q", stdout.String(), want)
 	}
 }
 
