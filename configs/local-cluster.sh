@@ -184,6 +184,6 @@ try:
   trustctl cluster status
   trustctl framework create --id https://example.org/fw --name Demo --root \$(trustctl did $DIR/keys/root-accreditor.jwk) --key $DIR/keys/governance.jwk
 restart node 2, stop:
-  bash $ROOT/configs/local-cluster.sh restart 2 $DIR
-  bash $ROOT/configs/local-cluster.sh stop $DIR
+  ${BASE_PORT:+BASE_PORT=$BASE_PORT }bash $ROOT/configs/local-cluster.sh restart 2 $DIR
+  ${BASE_PORT:+BASE_PORT=$BASE_PORT }bash $ROOT/configs/local-cluster.sh stop $DIR
 EOF2
