@@ -18,7 +18,7 @@ func (a *app) clusterCmd() *cobra.Command {
 	admin := []string{envOr(envAdmin, defaultAdmin)}
 	token := os.Getenv("TRUSTCTL_ADMIN_TOKEN")
 	cmd := &cobra.Command{Use: "cluster", Short: "Cluster membership, through a node's admin API (--admin, not --server)"}
-	cmd.PersistentFlags().StringArrayVar(&admin, "admin", admin, endpointsHelp("the admin API of trustd nodes (its admin.listen, not the gateway)", envAdmin))
+	cmd.PersistentFlags().StringArrayVar(&admin, "admin", admin, endpointsHelp("the admin API of trustd nodes (its admin.addr, not the gateway)", envAdmin))
 	cmd.PersistentFlags().StringVar(&token, "admin-token", token, "admin API token (env TRUSTCTL_ADMIN_TOKEN)")
 	var ac *client.Client
 	adminClient := func() (*client.Client, error) {
