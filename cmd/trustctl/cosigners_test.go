@@ -20,11 +20,8 @@ import (
 // alone, following the change, and --min-cosigner-changes refuses a
 // bundle that follows fewer.
 func TestCosignersSetIsFollowedByVerify(t *testing.T) {
-	d := startDevNode(t)
-	gov, rootKey := filepath.Join(d.dir, node.DevGovernanceKey), filepath.Join(d.dir, node.DevRootAccreditorKey)
-	root := strings.TrimSpace(d.must("did", rootKey))
-	const fw = "https://example.org/fw"
-	d.must("-q", "framework", "create", "--id", fw, "--name", "FW", "--root", root, "--key", gov)
+	f := startDevFramework(t)
+	d, gov, root, fw := f.devNode, f.gov, f.root, devFW
 
 	renamed, spare := d.newCosignerKeys(t)
 	stranger := filepath.Join(t.TempDir(), "stranger.key")

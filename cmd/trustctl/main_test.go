@@ -215,6 +215,25 @@ func startDevNode(t *testing.T) devNode {
 	return devNode{dir: dir, n: n, ctl: ctl, must: must}
 }
 
+// devFramework is a development node with the framework devFW, whose root
+// is the node's development root accreditor.
+type devFramework struct {
+	devNode
+	gov, rootKey, root string // governance and root key files, the root's DID
+}
+
+const devFW = "https://example.org/fw"
+
+// startDevFramework starts a development node and creates devFW on it.
+func startDevFramework(t *testing.T) devFramework {
+	t.Helper()
+	d := startDevNode(t)
+	f := devFramework{devNode: d, gov: filepath.Join(d.dir, node.DevGovernanceKey), rootKey: filepath.Join(d.dir, node.DevRootAccreditorKey)}
+	f.root = strings.TrimSpace(d.must("did", f.rootKey))
+	d.must("-q", "framework", "create", "--id", devFW, "--name", "FW", "--root", f.root, "--key", f.gov)
+	return f
+}
+
 // TestBackupKeepsAnExistingFile: a backup is not written over an existing
 // file unless --force is given, and a refused one leaves the file and its
 // directory as they were.
@@ -403,11 +422,8 @@ func TestWatchPrintsOperations(t *testing.T) {
 // registry takes as a resubmission of the first; trustctl signs it again
 // once the second has turned and submits that.
 func TestSameCommandTwiceInOneSecond(t *testing.T) {
-	d := startDevNode(t)
-	gov, rootKey := filepath.Join(d.dir, node.DevGovernanceKey), filepath.Join(d.dir, node.DevRootAccreditorKey)
-	root := strings.TrimSpace(d.must("did", rootKey))
-	const fw = "https://example.org/fw"
-	d.must("-q", "framework", "create", "--id", fw, "--name", "FW", "--root", root, "--key", gov)
+	f := startDevFramework(t)
+	d, rootKey, fw := f.devNode, f.rootKey, devFW
 	acc := strings.TrimSpace(d.must("-q", "accredit", "--key", rootKey, "--framework", fw, "--subject", "did:web:qa.example", "--action", "accredit", "--resource", "https://example.org/r"))
 	// Start just after a second turns, so the three commands fall in one.
 	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 20*time.Millisecond)))

@@ -20,11 +20,8 @@ import (
 // answer's bundle, which trustctl verify checks against the genesis;
 // --proof - writes the bundle alone to stdout.
 func TestTrustWritesItsProof(t *testing.T) {
-	d := startDevNode(t)
-	gov, rootKey := filepath.Join(d.dir, node.DevGovernanceKey), filepath.Join(d.dir, node.DevRootAccreditorKey)
-	root := strings.TrimSpace(d.must("did", rootKey))
-	const fw = "https://example.org/fw"
-	d.must("-q", "framework", "create", "--id", fw, "--name", "FW", "--root", root, "--key", gov)
+	f := startDevFramework(t)
+	d, root, fw := f.devNode, f.root, devFW
 
 	file := filepath.Join(t.TempDir(), "answer.proof.json")
 	out := d.must("trust", "--entity", root, "--framework", fw, "--action", "accredit", "--proof", file)
