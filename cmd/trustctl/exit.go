@@ -32,11 +32,13 @@ const exitCodesHelp = `Exit codes:
   0  done; trust: AUTHORIZED
   1  an error: the node refused the request, no node answered, a file could not be read
   2  a usage error: unknown command or flag, a missing argument or required flag
-  3  trust: NOT AUTHORIZED (the answer is printed as usual); a lookup: no such record (404)
+  3  trust: NOT AUTHORIZED (the answer is printed as usual); status check: the entry is NOT valid
+     (revoked, suspended); a lookup: no such record (404)
   4  verify: NOT VERIFIED (the first reason is printed)`
 
-// errNotAuthorized is returned by trust after it printed a negative
-// answer: main exits with exitNo and prints nothing more.
+// errNotAuthorized is returned by trust (and status check) after it
+// printed a negative answer: main exits with exitNo and prints nothing
+// more.
 var errNotAuthorized = errors.New("not authorized")
 
 // usageError is an error in the command line itself.

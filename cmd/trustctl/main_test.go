@@ -320,6 +320,17 @@ func TestStatusListChanges(t *testing.T) {
 	if after := version(); after == before {
 		t.Fatal("revoking a new entry published no version")
 	}
+	// status check exits 3 for an entry that is not valid, after printing
+	// it, as trust does for NOT AUTHORIZED; 0 for a valid one.
+	for _, tc := range []struct {
+		entry, out string
+		code       int
+	}{{"6", "entry 6: status 1 (revocation, NOT valid)", exitNo}, {"7", "entry 7: status 0 (revocation, valid)", exitOK}} {
+		out, errw, err := ctl("status", "check", "--key", college, "--list", "l", tc.entry)
+		if exitCode(err) != tc.code || !strings.Contains(out, tc.out) || errw != "" {
+			t.Errorf("status check %s: exit %d (%v), want %d\nstdout %q\nstderr %q", tc.entry, exitCode(err), err, tc.code, out, errw)
+		}
+	}
 	for _, bad := range []struct {
 		args []string
 		want string

@@ -135,7 +135,7 @@ func (a *app) statusListCmd() *cobra.Command {
 			if err := a.client().Get(cmd.Context(), listPath(iss, list)+"/entries/"+url.PathEscape(args[0]), q, &e); err != nil {
 				return err
 			}
-			return a.printText(e, func(w *errWriter) {
+			if err := a.printText(e, func(w *errWriter) {
 				verdict := "valid"
 				if !e.Valid {
 					verdict = "NOT valid"
@@ -145,7 +145,13 @@ func (a *app) statusListCmd() *cobra.Command {
 					w.Printf(" %q", e.Message)
 				}
 				w.Println()
-			})
+			}); err != nil {
+				return err
+			}
+			if !e.Valid {
+				return errNotAuthorized // exit code 3, after the answer, as trust's NOT AUTHORIZED
+			}
+			return nil
 		},
 	}
 	check.Flags().StringVar(&checkPurpose, "purpose", "", "the purpose to check, for a list of several purposes")
