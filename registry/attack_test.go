@@ -428,3 +428,18 @@ func TestDCCExportLinksOnlyWebPages(t *testing.T) {
 		}
 	}
 }
+
+// An export that lists no issuer is dated as the state it was read from,
+// not with an empty string.
+func TestDCCExportOfNoIssuersIsDated(t *testing.T) {
+	f := mustChain(t)
+	other := mustKey(t, record.KeyEd25519)
+	f.mustAccept(f.govSign(record.OpCreateFramework, map[string]any{"id": fw2ID, "name": "Law", "roots": []string{other.DID}}))
+	reg, err := f.s.DCCExport(fw2ID, f.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reg.Registry) != 0 || reg.Meta.Updated == "" || reg.Meta.Created != reg.Meta.Updated {
+		t.Fatalf("export of a framework without issuers: %+v", reg)
+	}
+}

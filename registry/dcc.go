@@ -78,6 +78,11 @@ func (v *View) DCCExport(framework string, now time.Time) (_ *record.DCCRegistry
 	if ns := v.commitTime; ns != 0 {
 		out.Meta.Updated = time.Unix(0, ns).UTC().Format(dccTime)
 	}
+	if out.Meta.Created == "" {
+		// No issuer is listed: the list is as old as the state it was
+		// read from (an empty string is no date).
+		out.Meta.Created = out.Meta.Updated
+	}
 	return out, nil
 }
 

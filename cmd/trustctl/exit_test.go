@@ -86,6 +86,7 @@ func TestExitCodes(t *testing.T) {
 		{"unknown output", []string{"-o", "xml", "trust", "--entity", root, "--framework", fw}, 2, "-", "table, json or yaml"},
 		{"framework create without --id", []string{"framework", "create", "--name", "X", "--key", gov}, 2, "-", "--id is required"},
 		{"framework create with a chain length of 0", []string{"framework", "create", "--id", "https://example.org/fw0", "--name", "X", "--max-chain-length", "0", "--key", gov}, 2, "-", "--max-chain-length 0: give 1 or more"},
+		{"sign --compact with two keys", []string{"sign", "-", "--compact", "--key", gov, "--key", rootKey}, 2, "-", "--compact holds one signature"},
 		{"framework update with nothing to change", []string{"framework", "update", "--id", fw, "--key", gov}, 2, "-", "nothing to change"},
 		{"entity register without --id", []string{"entity", "register", "--name", "X", "--key", rootKey}, 2, "-", "--id is required"},
 		{"accredit without --key", []string{"accredit", "--framework", fw, "--subject", "did:web:x.example", "--resource", "https://example.org/Nursing"}, 2, "-", "--key is required"},
@@ -197,4 +198,30 @@ func TestAccreditErrorsAreAccredits(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "accredit: --framework is required") || strings.Contains(err.Error(), "/v1/trust") {
 		t.Fatalf("no --framework: %v", err)
 	}
+}
+
+// TestSignRefusesWhatNoNodeTakes: sign refuses a payload that is not a
+// JSON object (the registry would refuse the operation) and signs one
+// that is, compact with one key.
+func TestSignRefusesWhatNoNodeTakes(t *testing.T) {
+	key := filepath.Join(t.TempDir(), "k.jwk")
+	if _, _, err := runInProcess(t, nil, "keygen", "--out", key); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runInProcess(t, []byte("notjson"), "sign", "-", "--key", key); err == nil || !strings.Contains(err.Error(), "is not a JSON object") {
+		t.Fatalf("sign of notjson: %v", err)
+	}
+	out, _, err := runInProcess(t, []byte(`{"op":"updateFramework","iat":1,"id":"x","name":"y"}`), "sign", "-", "--compact", "--key", key)
+	if err != nil || strings.Count(strings.TrimSpace(out), ".") != 2 {
+		t.Fatalf("sign --compact: %v %q", err, out)
+	}
+}
+
+// runInProcess runs trustctl in this process with stdin, returning what it
+// printed and its error.
+func runInProcess(t *testing.T, stdin []byte, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errw bytes.Buffer
+	err := run(context.Background(), args, bytes.NewReader(stdin), &out, &errw)
+	return out.String(), errw.String(), err
 }

@@ -636,12 +636,21 @@ func (a *app) signCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if compact && len(keys) > 1 {
+				return usagef("sign: --compact holds one signature: give one --key, or leave --compact out for the JSON serialization")
+			}
+			// The registry takes only a JSON object with op and iat: a
+			// payload that is none would be signed only to be refused.
+			var obj map[string]json.RawMessage
+			if err := json.Unmarshal(payload, &obj); err != nil {
+				return fmt.Errorf("sign: %s is not a JSON object (an operation payload, such as {\"op\": \"accredit\", \"iat\": ...}): %w", args[0], err)
+			}
 			signers, err := loadKeys(keys)
 			if err != nil {
 				return err
 			}
 			var jws []byte
-			if compact && len(signers) == 1 {
+			if compact {
 				jws, err = signers[0].SignCompact(payload)
 			} else {
 				jws, err = record.SignJSON(payload, signers...)
