@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -415,12 +416,30 @@ func checkEnv(environ []string) error {
 const minHeartbeat = 10 * time.Millisecond
 
 // Validate checks the configuration and says what to fix.
+// minSnapshotInterval is raft's least snapshot interval (raft.ValidateConfig),
+// checked before anything is written.
+const minSnapshotInterval = 5 * time.Millisecond
+
+// checkPort refuses a listen address (host:port) whose port is no TCP
+// port: net.SplitHostPort takes 127.0.0.1:99999, and the listen would
+// fail only after the data directory was set up.
+func checkPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n > 65535 {
+		return fmt.Errorf("port %q is not a TCP port (0 to 65535)", port)
+	}
+	return nil
+}
+
 func (c *Config) Validate() error {
 	var errs []error
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data_dir is empty"))
 	}
-	if _, _, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
+	if err := checkPort(c.HTTP.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("http.addr %q: %v", c.HTTP.Addr, err))
 	}
 	if c.HTTP.MaxBodyBytes < 1024 {
@@ -447,6 +466,9 @@ func (c *Config) Validate() error {
 	if c.Raft.HeartbeatTimeout > 0 && c.Raft.HeartbeatTimeout < minHeartbeat {
 		errs = append(errs, fmt.Errorf("raft.heartbeat_timeout %s is below %s", c.Raft.HeartbeatTimeout, minHeartbeat))
 	}
+	if c.Raft.SnapshotInterval > 0 && c.Raft.SnapshotInterval < minSnapshotInterval {
+		errs = append(errs, fmt.Errorf("raft.snapshot_interval %s is below %s", c.Raft.SnapshotInterval, minSnapshotInterval))
+	}
 	if c.Raft.ElectionTimeout > 0 && c.Raft.ElectionTimeout < c.Raft.HeartbeatTimeout {
 		errs = append(errs, fmt.Errorf("raft.election_timeout %s is below raft.heartbeat_timeout %s", c.Raft.ElectionTimeout, c.Raft.HeartbeatTimeout))
 	}
@@ -458,7 +480,10 @@ func (c *Config) Validate() error {
 	if c.Raft.TrailingLogs == 0 {
 		errs = append(errs, errors.New("raft.trailing_logs must be at least 1"))
 	}
-	if host, _, err := net.SplitHostPort(c.Admin.Addr); err != nil {
+	if host, _, err := net.SplitHostPort(c.Admin.Addr); err != nil || checkPort(c.Admin.Addr) != nil {
+		if err == nil {
+			err = checkPort(c.Admin.Addr)
+		}
 		errs = append(errs, fmt.Errorf("admin.addr %q: %v", c.Admin.Addr, err))
 	} else if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" && c.Admin.Token == "" {
 		errs = append(errs, fmt.Errorf("admin.addr %q is not loopback: set admin.token so membership changes need it", c.Admin.Addr))

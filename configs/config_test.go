@@ -78,6 +78,8 @@ func TestUnknownKeysAreErrors(t *testing.T) {
 func TestValidation(t *testing.T) {
 	for _, args := range [][]string{
 		{"--http-addr", "nonsense"},
+		{"--http-addr", "127.0.0.1:99999"},
+		{"--admin-addr", "127.0.0.1:70000"},
 		{"--log-level", "loud"},
 		{"--peers", "/ip4/127.0.0.1/tcp/1"},
 		{"--genesis", "/does/not/exist.json"},
@@ -106,6 +108,7 @@ func TestRaftLimitsNamedByKey(t *testing.T) {
 		"election_timeout: 500ms":                           "raft.election_timeout 500ms is below raft.heartbeat_timeout 1s",
 		"snapshot_threshold: 0":                             "raft.snapshot_threshold must be at least 1",
 		"trailing_logs: 0":                                  "raft.trailing_logs must be at least 1",
+		"snapshot_interval: 1ms":                            "raft.snapshot_interval 1ms is below 5ms",
 		"{heartbeat_timeout: 10ms, election_timeout: 10ms}": "",
 	} {
 		file := filepath.Join(t.TempDir(), "c.yaml")
