@@ -2,15 +2,18 @@ package consensus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/libp2p/go-libp2p/core/network"
 )
 
 // raftLogger is the hclog.Logger that raft, its transport and its snapshot
@@ -127,6 +130,12 @@ func (l *raftLogger) enabled(level hclog.Level) bool {
 }
 
 func (l *raftLogger) Log(level hclog.Level, msg string, args ...any) {
+	if level >= hclog.Error && msg == "failed to decode incoming command" && streamCut(args) {
+		// A command cut off by its stream's reset: a peer restarting or
+		// shutting down, or this node doing so, resets its streams, and
+		// raft sends the command again on a new one. No operator acts on it.
+		level = hclog.Debug
+	}
 	sl, ok := slogLevel(level)
 	if !ok || !l.log.Enabled(context.Background(), sl) {
 		return
@@ -144,6 +153,21 @@ func (l *raftLogger) Log(level hclog.Level, msg string, args ...any) {
 		}
 	}
 	l.log.Log(context.Background(), sl, msg, hclogValues(args)...)
+}
+
+// streamCut reports whether raft's args carry an "error" that is a libp2p
+// stream's reset (network.ErrReset, or its text when a decoder wrapped it
+// without %w).
+func streamCut(args []any) bool {
+	for i := 0; i+1 < len(args); i += 2 {
+		if k, _ := args[i].(string); k != "error" {
+			continue
+		}
+		if err, ok := args[i+1].(error); ok {
+			return errors.Is(err, network.ErrReset) || strings.Contains(err.Error(), network.ErrReset.Error())
+		}
+	}
+	return false
 }
 
 // hclogValues formats the values hclog formats itself (raft logs its

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/libp2p/go-libp2p/core/network"
 )
 
 func jsonRecords(t *testing.T, buf *bytes.Buffer) []map[string]any {
@@ -92,3 +94,19 @@ func TestRaftLoggerOneRecordPerCall(t *testing.T) {
 type stringer struct{ Restored bool }
 
 func (stringer) String() string { return "Node at A [Follower]" }
+
+// TestStreamResetIsNoError: raft's "failed to decode incoming command" for
+// a stream that was reset (a peer restarting or shutting down) is logged
+// at debug, not as an error; the same message for any other error stays an
+// error.
+func TestStreamResetIsNoError(t *testing.T) {
+	var buf bytes.Buffer
+	l := newRaftLogger(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})), "raft-net")
+	l.Error("failed to decode incoming command", "error", network.ErrReset)
+	l.Error("failed to decode incoming command", "error", fmt.Errorf("read: %v", network.ErrReset))
+	l.Error("failed to decode incoming command", "error", errors.New("msgpack decode error [pos 3]: invalid container type"))
+	recs := jsonRecords(t, &buf)
+	if len(recs) != 1 || recs[0]["level"] != "ERROR" || !strings.Contains(recs[0]["error"].(string), "msgpack") {
+		t.Fatalf("records at info: %v", recs)
+	}
+}
