@@ -130,9 +130,11 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	}
 	// The identity comes first: a development genesis lists it as the
 	// cosigner.
-	if n.identity, err = consensus.LoadOrCreateIdentity(filepath.Join(cfg.DataDir, "node.key")); err != nil {
+	keyFile := filepath.Join(cfg.DataDir, "node.key")
+	if n.identity, err = consensus.LoadOrCreateIdentity(keyFile); err != nil {
 		return nil, err
 	}
+	warnIfShared(logger, keyFile)
 	genesis, err := n.loadGenesis()
 	if err != nil {
 		return nil, err
@@ -808,4 +810,17 @@ func LoopbackConfig(dataDir string) configs.Config {
 	c.Raft.HeartbeatTimeout = 300 * time.Millisecond
 	c.Raft.ElectionTimeout = 300 * time.Millisecond
 	return c
+}
+
+// warnIfShared warns when the node's private key file can be read or
+// written by other users than its owner: whoever reads it can act as this
+// node, its peer id and its cosignatures. trustd writes it 0600; a copy or
+// a restore may not have kept that.
+func warnIfShared(log *slog.Logger, keyFile string) {
+	fi, err := os.Stat(keyFile)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return
+	}
+	log.Warn("the node's private key is readable by other users: it signs as this node (peer id, checkpoint cosignatures); chmod 600 it",
+		"file", keyFile, "mode", fmt.Sprintf("%#o", fi.Mode().Perm()))
 }
