@@ -136,8 +136,17 @@ fi
 if [ ! -f "$DIR/genesis.json" ]; then
   GOV=$("$BIN/trustctl" keygen --out "$DIR/keys/governance.jwk" 2>/dev/null)
   "$BIN/trustctl" keygen --out "$DIR/keys/root-accreditor.jwk" >/dev/null 2>&1
+  # The three nodes cosign the registry's checkpoints (answers with
+  # proofs, audits); two of them make a quorum, so a restarted node does
+  # not stop the checkpoints.
+  COSIGNERS=""
+  for i in 1 2 3; do
+    vkey=$("$BIN/trustd" identity --cosigner --name "node$i" --data-dir "$DIR/node$i")
+    COSIGNERS="$COSIGNERS${COSIGNERS:+, }\"$vkey\""
+  done
   cat > "$DIR/genesis.json" <<JSON
-{"consortium": "local three-node consortium", "threshold": 1, "members": [{"id": "$GOV", "name": "local governance"}]}
+{"consortium": "local three-node consortium", "threshold": 1, "members": [{"id": "$GOV", "name": "local governance"}],
+ "cosigners": [$COSIGNERS], "cosignerQuorum": 2}
 JSON
 fi
 

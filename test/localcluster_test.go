@@ -2,9 +2,12 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,6 +161,34 @@ func TestLocalClusterScript(t *testing.T) {
 		if logs[i] = string(mustRead(t, filepath.Join(dir, fmt.Sprintf("node%d.log", i+1)))); !strings.Contains(logs[i], "node started") {
 			t.Fatalf("node%d.log does not say the node started:\n%s", i+1, logs[i])
 		}
+	}
+
+	// The genesis names the three nodes as cosigners (two make a quorum),
+	// so the cluster serves cosigned checkpoints: proofs and audits work.
+	var g struct {
+		Cosigners []string `json:"cosigners"`
+		Quorum    int      `json:"cosignerQuorum"`
+	}
+	if err := json.Unmarshal(mustRead(t, filepath.Join(dir, "genesis.json")), &g); err != nil || len(g.Cosigners) != 3 || g.Quorum != 2 {
+		t.Fatalf("genesis cosigners %v quorum %d: %v", g.Cosigners, g.Quorum, err)
+	}
+	checkpoint := fmt.Sprintf("http://127.0.0.1:%d/v1/checkpoint", base+4001)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(checkpoint)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && strings.Count(string(body), "\n\u2014 ") >= 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no checkpoint cosigned by a quorum within 30 s: %d %s", resp.StatusCode, body)
+			}
+		} else if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond) // bounded by the deadline above
 	}
 
 	sh("restart", "2", dir)
