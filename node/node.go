@@ -50,6 +50,7 @@ type Node struct {
 	gater    *consensus.Gater
 	cosign   *cosign.Service // nil: the genesis lists no cosigners
 	audit    *auditor        // the state's audit against its commitment (audit.go)
+	lag      lagWatch        // whether this follower applies what the cluster committed (lag.go)
 	cluster  *consensus.Cluster
 	gateway  *gateway.Server
 	http     *http.Server
@@ -211,6 +212,7 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 		return nil, err
 	}
 	n.tasks.Go(func() { n.raiseFeatureLevel(n.lifetime) })
+	n.tasks.Go(func() { n.watchLag(n.lifetime) })
 	if len(joins) > 0 {
 		n.tasks.Go(func() {
 			ctx, cancel := context.WithTimeout(n.lifetime, 5*time.Minute)
@@ -491,6 +493,9 @@ func (n *Node) Ready() error {
 		return err
 	}
 	if err := n.audit.failure(); err != nil {
+		return err
+	}
+	if err := n.lag.failure(); err != nil {
 		return err
 	}
 	// A node that asked to join and is not a member says why: the
