@@ -428,7 +428,7 @@ func checkPort(addr string) error {
 	if err != nil {
 		return err
 	}
-	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n > 65535 {
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		return fmt.Errorf("port %q is not a TCP port (0 to 65535)", port)
 	}
 	return nil
@@ -480,10 +480,8 @@ func (c *Config) Validate() error {
 	if c.Raft.TrailingLogs == 0 {
 		errs = append(errs, errors.New("raft.trailing_logs must be at least 1"))
 	}
-	if host, _, err := net.SplitHostPort(c.Admin.Addr); err != nil || checkPort(c.Admin.Addr) != nil {
-		if err == nil {
-			err = checkPort(c.Admin.Addr)
-		}
+	host, _, _ := net.SplitHostPort(c.Admin.Addr)
+	if err := checkPort(c.Admin.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("admin.addr %q: %v", c.Admin.Addr, err))
 	} else if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" && c.Admin.Token == "" {
 		errs = append(errs, fmt.Errorf("admin.addr %q is not loopback: set admin.token so membership changes need it", c.Admin.Addr))
