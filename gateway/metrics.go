@@ -155,13 +155,9 @@ type lazyQuery struct {
 }
 
 // parse returns the query's parameters, or why the query is refused
-// (checkQuery).
+// (parseQuery).
 func (q *lazyQuery) parse() (url.Values, error) {
-	q.once.Do(func() {
-		if q.err = checkQuery(q.u.RawQuery); q.err == nil {
-			q.v, q.err = url.ParseQuery(q.u.RawQuery)
-		}
-	})
+	q.once.Do(func() { q.v, q.err = parseQuery(q.u.RawQuery) })
 	return q.v, q.err
 }
 
@@ -176,38 +172,37 @@ func query(r *http.Request) url.Values {
 	return r.URL.Query()
 }
 
-// checkQuery refuses a query string that url.ParseQuery would read only in
-// part: a name or value that does not decode (a bad percent escape), a
-// semicolon (which it takes for an error and skips the parameter), and a
-// parameter given more than once (url.Values.Get keeps the first). No
-// trustreg route takes a parameter twice.
-func checkQuery(raw string) error {
-	if raw == "" {
-		return nil
-	}
-	var names []string
-	count := map[string]int{}
+// parseQuery reads a query string as url.ParseQuery does (parameters
+// separated by &, name and value percent-decoded), refusing what that
+// would read only in part: a name or value that does not decode (a bad
+// percent escape), a semicolon (which it takes for an error and skips the
+// parameter), and a parameter given more than once (url.Values.Get keeps
+// the first). No trustreg route takes a parameter twice.
+func parseQuery(raw string) (url.Values, error) {
+	v := url.Values{}
+	var twice string // the first parameter given more than once
 	for part := range strings.SplitSeq(raw, "&") {
 		if part == "" {
 			continue
 		}
 		if strings.Contains(part, ";") {
-			return record.Errorf(ErrBadRequest, "query parameter %q holds a semicolon: parameters are separated by & and a semicolon in a value is written %%3B", part)
+			return nil, record.Errorf(ErrBadRequest, "query parameter %q holds a semicolon: parameters are separated by & and a semicolon in a value is written %%3B", part)
 		}
-		k, v, _ := strings.Cut(part, "=")
+		k, val, _ := strings.Cut(part, "=")
 		name, err := url.QueryUnescape(k)
 		if err != nil {
-			return record.Errorf(ErrBadRequest, "query parameter name %q does not decode: %v", k, err)
+			return nil, record.Errorf(ErrBadRequest, "query parameter name %q does not decode: %v", k, err)
 		}
-		if _, err := url.QueryUnescape(v); err != nil {
-			return record.Errorf(ErrBadRequest, "query parameter %q: its value does not decode: %v", name, err)
+		value, err := url.QueryUnescape(val)
+		if err != nil {
+			return nil, record.Errorf(ErrBadRequest, "query parameter %q: its value does not decode: %v", name, err)
 		}
-		if count[name]++; count[name] == 2 {
-			names = append(names, name)
+		if v[name] = append(v[name], value); len(v[name]) == 2 && twice == "" {
+			twice = name
 		}
 	}
-	if len(names) > 0 {
-		return record.Errorf(ErrBadRequest, "parameter %q given %d times", names[0], count[names[0]])
+	if twice != "" {
+		return nil, record.Errorf(ErrBadRequest, "parameter %q given %d times", twice, len(v[twice]))
 	}
-	return nil
+	return v, nil
 }
