@@ -150,6 +150,11 @@ type Cluster struct {
 	// joinFailure is the last failed attempt of Join while it has not
 	// succeeded (JoinFailure).
 	joinFailure atomic.Pointer[JoinError]
+	// fork is the first fork found (Forked, fork.go).
+	fork forkState
+	// started is raft once it runs, for the transport's goroutine
+	// (refuseFork), which may take a request before raft starts.
+	started atomic.Pointer[raft.Raft]
 	// idempotent: proposing a command twice answers as proposing it once
 	// (Config.IdempotentCommands).
 	idempotent bool
@@ -197,11 +202,14 @@ func Start(cfg Config) (*Cluster, error) {
 	if cp, ok := cfg.StateMachine.(Checkpointing); ok {
 		snaps.ckpts.open = cp.OpenCheckpoint
 	}
-	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine, codec: cfg.Codec, gater: cfg.Gater, leaderWait: cfg.LeaderWait, prepare: cfg.Prepare, life: newLifetime(), contacts: cfg.Contacts, idempotent: cfg.IdempotentCommands, featureLevel: cfg.FeatureLevel, clusterLevel: cfg.ClusterFeatureLevel, metrics: newRaftMetrics()}
+	c := &Cluster{logs: logs, snaps: snaps, host: cfg.Host, log: logger, sm: cfg.StateMachine, codec: cfg.Codec, gater: cfg.Gater, leaderWait: cfg.LeaderWait, prepare: cfg.Prepare, life: newLifetime(), contacts: cfg.Contacts, idempotent: cfg.IdempotentCommands, featureLevel: cfg.FeatureLevel, clusterLevel: cfg.ClusterFeatureLevel, metrics: newRaftMetrics(), fork: newForkState()}
 	if c.leaderWait <= 0 {
 		c.leaderWait = 3 * time.Second
 	}
 	c.peers = newPeering(cfg.Host, cfg.ClusterID, logger, cfg.helloV1)
+	if err := forkedBefore(logs); err != nil {
+		return nil, errors.Join(err, logs.Close())
+	}
 	if err := c.restoreIfBehind(); err != nil {
 		return nil, errors.Join(err, logs.Close())
 	}
@@ -210,7 +218,7 @@ func Start(cfg Config) (*Cluster, error) {
 		return nil, errors.Join(err, logs.Close())
 	}
 	c.trans = trans
-	c.watch = newCommitWatch(trans)
+	c.watch = newCommitWatch(trans, c.refuseFork)
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.Host.ID().String())
@@ -276,6 +284,7 @@ func Start(cfg Config) (*Cluster, error) {
 		pl = newPrefetchLogs(logs)
 		store = pl
 	}
+	store = forkGuard{LogStore: store, applied: cfg.StateMachine.AppliedIndex, found: c.forkFound}
 	r, err := raft.NewRaft(rc, f, store, logs, snaps, c.watch)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("start raft: %w", err), c.close())
@@ -285,12 +294,14 @@ func Start(cfg Config) (*Cluster, error) {
 	}
 	c.raft = r
 	f.raft.Store(r)
+	c.started.Store(r)
 	r.RegisterObserver(raft.NewObserver(nil, false, c.metrics.countLeaders))
 	c.fwd = newForwarder(c)
 	cfg.Host.SetStreamHandler(RPCProtocol, c.serveRPC)
 	c.fwd.start()
 	c.life.spawn(c.syncPeers)
 	c.life.spawn(c.watchLeader)
+	c.life.spawn(c.stopOnFork)
 	return c, nil
 }
 

@@ -22,10 +22,14 @@ type commitWatch struct {
 	// heard is the highest commit index a leader has sent this node.
 	heard atomic.Uint64
 	beats heartbeats
+	// fork, when not nil, is asked about every append before raft sees it:
+	// one it returns an error for is answered with that error, and raft
+	// never sees it (Cluster.appendFork).
+	fork func(*raft.AppendEntriesRequest) error
 }
 
-func newCommitWatch(t *raft.NetworkTransport) *commitWatch {
-	w := &commitWatch{NetworkTransport: t, rpcs: make(chan raft.RPC), stop: make(chan struct{})}
+func newCommitWatch(t *raft.NetworkTransport, fork func(*raft.AppendEntriesRequest) error) *commitWatch {
+	w := &commitWatch{NetworkTransport: t, rpcs: make(chan raft.RPC), stop: make(chan struct{}), fork: fork}
 	w.beats.done = make(chan struct{})
 	go w.relay(w.stop)
 	return w
@@ -107,6 +111,12 @@ func (w *commitWatch) relay(stop <-chan struct{}) {
 		select {
 		case rpc := <-in:
 			if ae, ok := rpc.Command.(*raft.AppendEntriesRequest); ok {
+				if w.fork != nil {
+					if err := w.fork(ae); err != nil {
+						rpc.Respond(nil, err)
+						continue
+					}
+				}
 				for {
 					old := w.heard.Load()
 					if ae.LeaderCommitIndex <= old || w.heard.CompareAndSwap(old, ae.LeaderCommitIndex) {

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/registry/record"
@@ -87,5 +89,98 @@ func TestBackupRestoresIntoANewCluster(t *testing.T) {
 	res := c2.mustSubmit(0, c.accreditOp("did:web:after-restore.example"))
 	if res.Index <= index {
 		t.Fatalf("first write after restore at index %d, not after %d", res.Index, index)
+	}
+}
+
+// TestRestoredMemberForkIsRefused restores a member's backup under that
+// member's identity while the rest of its cluster is down, writes to the
+// one-node cluster it makes, then starts the others again: the member
+// holds an entry the cluster's log does not. It must take nothing more from
+// the leader (the cluster's entries at the indexes it wrote itself would be
+// skipped as applied, and the next ones applied over the forked state),
+// report not ready saying why, stop raft and refuse to start again, and
+// leave the two others writing.
+func TestRestoredMemberForkIsRefused(t *testing.T) {
+	c := mustNewCluster(t, 3)
+	for i := range 5 {
+		c.mustSubmit(0, c.accreditOp(fmt.Sprintf("did:web:b%d.example", i)))
+	}
+	resp, err := http.Get(c.node(2).AdminURL() + "/admin/v1/backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backup, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	genesis, _ := os.ReadFile(c.cfgs[0].Genesis)
+	for i := range 3 {
+		c.stop(i)
+	}
+	dir := t.TempDir()
+	key, err := os.ReadFile(filepath.Join(c.cfgs[2].DataDir, "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "node.key"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RestoreBackup(dir, genesis, bytes.NewReader(backup)); err != nil {
+		t.Fatal(err)
+	}
+	c.cfgs[2].DataDir = dir
+	c.start(2)
+	waitFor(t, "the restored member to lead its one-node cluster", 15*time.Second, func() bool { return c.node(2).cluster.IsLeader() })
+	forked := c.mustSubmit(2, c.accreditOp("did:web:forked.example"))
+	forkDigest, _ := c.node(2).State.StateDigest()
+
+	c.start(0)
+	c.start(1)
+	waitFor(t, "the restored member to find the fork", 30*time.Second, func() bool {
+		return errors.Is(c.node(2).Ready(), consensus.ErrForked)
+	})
+	var fe *consensus.ForkError
+	if err := c.node(2).Ready(); !errors.As(err, &fe) || fe.From > forked.Index || fe.Applied != forked.Index {
+		t.Fatalf("fork reported as %v (the member applied up to %d)", err, forked.Index)
+	}
+	r, err := http.Get(c.node(2).GatewayURL() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != http.StatusServiceUnavailable || !bytes.Contains(body, []byte("forked")) {
+		t.Fatalf("/readyz of the forked member: %d %s", r.StatusCode, body)
+	}
+
+	// The two others go on; the forked member takes none of it.
+	var last *record.Result
+	for i := range 3 {
+		w := c.waitLeader()
+		last = c.mustSubmit(w, c.accreditOp(fmt.Sprintf("did:web:after%d.example", i)))
+	}
+	if last.Index <= forked.Index {
+		t.Fatalf("the cluster's last write at %d, not past the forked member's %d", last.Index, forked.Index)
+	}
+	waitFor(t, "the two others to apply the last write", 15*time.Second, func() bool {
+		return c.node(0).State.AppliedIndex() >= last.Index && c.node(1).State.AppliedIndex() >= last.Index
+	})
+	time.Sleep(time.Second) // a heartbeat or two more for the forked member to take what it should not
+	if got := c.node(2).State.AppliedIndex(); got != forked.Index {
+		t.Fatalf("the forked member applied up to %d, past its own last entry %d", got, forked.Index)
+	}
+	if d, _ := c.node(2).State.StateDigest(); d != forkDigest {
+		t.Fatal("the forked member's state changed after the fork was found")
+	}
+	if c.hasOperation(0, forked.CID) || c.hasOperation(1, forked.CID) {
+		t.Fatal("the forked write reached the cluster")
+	}
+
+	// It stopped taking part in raft, and does not start again: its own
+	// configuration would have it lead its own history once more.
+	if st := c.node(2).cluster.Status(); st.State != "Shutdown" {
+		t.Fatalf("the forked member's raft is %s", st.State)
+	}
+	c.stop(2)
+	if err := c.tryStart(2); !errors.Is(err, consensus.ErrForked) || !strings.Contains(err.Error(), "remove it") {
+		t.Fatalf("restarting the forked member: %v", err)
 	}
 }

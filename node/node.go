@@ -489,6 +489,10 @@ func (n *Node) Status() any {
 
 // Ready reports whether the node can serve.
 func (n *Node) Ready() error {
+	// First: a forked node stopped raft, and the rest follows from it.
+	if err := n.cluster.Forked(); err != nil {
+		return err
+	}
 	if err := n.diskFull(); err != nil {
 		return err
 	}

@@ -1,0 +1,203 @@
+package consensus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+)
+
+// ErrForked is the error of a node whose state machine applied entries that
+// the cluster's log does not hold: raft, following the leader, was about to
+// replace them.
+var ErrForked = errors.New("this node's state forked from the cluster's log")
+
+// ForkError says where the fork is: the leader's log differs from this
+// node's at index From, and the state machine had applied up to Applied
+// (From <= Applied).
+type ForkError struct {
+	From, Applied uint64
+}
+
+func (e *ForkError) Error() string {
+	return fmt.Sprintf("%v: the leader's log differs from this node's at index %d, and this node already applied up to %d "+
+		"(a member restored from a backup, or started with another member's identity, and run alone); "+
+		"it takes no entries from the leader and stopped raft: remove it (trustctl cluster remove) and add it again with an empty data directory",
+		ErrForked, e.From, e.Applied)
+}
+
+func (e *ForkError) Unwrap() error { return ErrForked }
+
+// forkGuard is the raft log store with one refusal: replacing entries the
+// state machine has applied. raft deletes a suffix of a follower's log when
+// the leader's entries differ from it. An applied entry is a committed one,
+// and raft never replaces a committed entry of one cluster's history, so
+// such a deletion means this node's state and log come from another history
+// (a one-node cluster restored from a backup under a member's identity
+// committed entries of its own, then met the cluster). Letting it go
+// through, raft would append the leader's entries behind the state machine's
+// applied index: the state machine skips those as applied before, then
+// applies the next ones over a state that holds writes the cluster never
+// saw, and answers from it for good without anything reporting it.
+//
+// appendFork finds the same earlier, in the leader's append itself, and
+// also where raft would never delete anything: a restored node's log starts
+// at its snapshot, and a leader whose entry there differs finds no earlier
+// entry to agree on and retries for good.
+//
+// Refused, raft fails that append; found records the fork (Cluster.Forked),
+// and the node stops taking part in raft: its log, holding a configuration
+// of its own, would have it stand for election and lead its own history
+// again. Its log and state stay as they were, agreeing.
+//
+// Log compaction deletes a prefix and always leaves at least
+// raft.trailing_logs (at least 1) entries, so a deletion that reaches the
+// log's last entry is never one.
+type forkGuard struct {
+	raft.LogStore
+	applied func() uint64
+	found   func(*ForkError)
+}
+
+func (g forkGuard) DeleteRange(min, max uint64) error {
+	last, err := g.LogStore.LastIndex()
+	if err != nil {
+		return err
+	}
+	if applied := g.applied(); max >= last && min <= applied {
+		e := &ForkError{From: min, Applied: applied}
+		g.found(e)
+		return e
+	}
+	return g.LogStore.DeleteRange(min, max)
+}
+
+// appendFork returns the fork an append from a leader shows to a node at
+// currentTerm that applied up to applied, or nil: an entry it has at an
+// index the node applied, or the one before its entries, whose term
+// differs from the node's there (termAt). A leader of a term at least the
+// node's holds every entry committed before it (raft's leader
+// completeness), so every entry the node applied, with the same term; an
+// append of an older term (a deposed leader's) proves nothing and is left
+// to raft, which refuses it. An index whose term the node no longer knows
+// (below its log and its newest snapshot) is passed over.
+func appendFork(ae *raft.AppendEntriesRequest, currentTerm, applied uint64, termAt func(uint64) (uint64, bool)) *ForkError {
+	if ae.PrevLogEntry > applied || ae.Term < currentTerm {
+		return nil
+	}
+	if ae.PrevLogEntry > 0 {
+		if term, ok := termAt(ae.PrevLogEntry); ok && term != ae.PrevLogTerm {
+			return &ForkError{From: ae.PrevLogEntry, Applied: applied}
+		}
+	}
+	for _, e := range ae.Entries {
+		if e.Index > applied {
+			break
+		}
+		if term, ok := termAt(e.Index); ok && term != e.Term {
+			return &ForkError{From: e.Index, Applied: applied}
+		}
+	}
+	return nil
+}
+
+// termAt returns the term of this node's entry at index: from its log, or
+// from its newest snapshot when that ends there.
+func (c *Cluster) termAt(index uint64) (uint64, bool) {
+	var l raft.Log
+	if err := c.logs.GetLog(index, &l); err == nil {
+		return l.Term, true
+	}
+	if metas, err := c.snaps.List(); err == nil && len(metas) > 0 && metas[0].Index == index {
+		return metas[0].Term, true
+	}
+	return 0, false
+}
+
+// forkKey is the stable store's record of a fork found: a node that found
+// one does not start raft again (Start fails with the *ForkError).
+var forkKey = []byte("trustreg/forked")
+
+// forkState records the first fork found; found is closed then.
+type forkState struct {
+	err   atomic.Pointer[ForkError]
+	found chan struct{}
+}
+
+func newForkState() forkState { return forkState{found: make(chan struct{})} }
+
+// forkedBefore returns the fork a previous run of this node recorded in
+// logs, or nil.
+func forkedBefore(logs *LogStore) error {
+	raw, err := logs.Get(forkKey)
+	if errors.Is(err, errKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var e ForkError
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return fmt.Errorf("%w (its record in the raft store does not decode: %v)", ErrForked, err)
+	}
+	return &e
+}
+
+// Forked returns the *ForkError of a node whose state machine applied
+// entries the leader's log does not hold (forkGuard), or nil.
+func (c *Cluster) Forked() error {
+	if e := c.fork.err.Load(); e != nil {
+		return e
+	}
+	return nil
+}
+
+// forkFound records e, first in the stable store, and logs it; the first
+// one found ends raft here (stopOnFork).
+func (c *Cluster) forkFound(e *ForkError) {
+	if !c.fork.err.CompareAndSwap(nil, e) {
+		return
+	}
+	raw, _ := json.Marshal(e) // three integers: cannot fail
+	if err := c.logs.Set(forkKey, raw); err != nil {
+		c.log.Error("could not record the fork in the raft store; a restart would not know it", "err", err)
+	}
+	c.log.Error("refusing the leader's entries and stopping raft: this node's state holds entries the cluster's log does not",
+		"from", e.From, "applied", e.Applied, "err", e.Error())
+	close(c.fork.found)
+}
+
+// stopOnFork shuts raft down once a fork is found. It cannot be done where
+// the fork is found: that is inside raft's own loop, which Shutdown waits
+// for.
+func (c *Cluster) stopOnFork(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-c.fork.found:
+		if err := c.raft.Shutdown().Error(); err != nil {
+			c.log.Error("stopping raft after a fork", "err", err)
+		}
+	}
+}
+
+// refuseFork is the transport's check of every append (commitWatch.fork):
+// one that shows a fork is refused with it, and the fork recorded. raft
+// has not started when the transport does, and nothing is checked until it
+// has.
+func (c *Cluster) refuseFork(ae *raft.AppendEntriesRequest) error {
+	r := c.started.Load()
+	if r == nil {
+		return nil
+	}
+	if e := c.Forked(); e != nil {
+		return e
+	}
+	if e := appendFork(ae, r.CurrentTerm(), c.sm.AppliedIndex(), c.termAt); e != nil {
+		c.forkFound(e)
+		return e
+	}
+	return nil
+}
