@@ -195,7 +195,13 @@ func (c *Cluster) refuseFork(ae *raft.AppendEntriesRequest) error {
 	if e := c.Forked(); e != nil {
 		return e
 	}
-	if e := appendFork(ae, r.CurrentTerm(), c.sm.AppliedIndex(), c.termAt); e != nil {
+	// The applied index first: every entry it covers was committed in a
+	// term no later than the term read after it. The other way round, an
+	// entry applied between the two reads could have been committed in a
+	// term past the one read, and a deposed leader of that term could
+	// differ there.
+	applied := c.sm.AppliedIndex()
+	if e := appendFork(ae, r.CurrentTerm(), applied, c.termAt); e != nil {
 		c.forkFound(e)
 		return e
 	}
