@@ -126,6 +126,9 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 			err = errors.Join(err, n.Close())
 		}
 	}()
+	if err := n.listen(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -205,12 +208,8 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := n.serveHTTP(); err != nil {
-		return nil, err
-	}
-	if err := n.serveAdmin(logger); err != nil {
-		return nil, err
-	}
+	n.serveHTTP()
+	n.serveAdmin(logger)
 	n.tasks.Go(func() { n.raiseFeatureLevel(n.lifetime) })
 	n.tasks.Go(func() { n.watchLag(n.lifetime) })
 	if len(joins) > 0 {
@@ -289,19 +288,36 @@ func (n *Node) startHost() error {
 	return nil
 }
 
-func (n *Node) serveHTTP() (err error) {
+// listen loads the gateway's and the admin API's certificates and binds
+// both ports. It runs first, before the data directory is made or written
+// to: a port in use or a certificate that does not load fails the start
+// with nothing made (no development genesis, no raft bootstrapped with a
+// configuration the operator may be about to change). Connections that
+// arrive before the servers start wait in the listeners' backlog.
+func (n *Node) listen() (err error) {
 	if n.httpCert, err = loadTLS(n.cfg.HTTP.TLSCertFile, n.cfg.HTTP.TLSKeyFile); err != nil {
 		return fmt.Errorf("gateway: %w (http.tls_cert_file, http.tls_key_file)", err)
+	}
+	if n.adminCert, err = loadTLS(n.cfg.Admin.TLSCertFile, n.cfg.Admin.TLSKeyFile); err != nil {
+		return fmt.Errorf("admin API: %w (admin.tls_cert_file, admin.tls_key_file)", err)
 	}
 	ln, err := net.Listen("tcp", n.cfg.HTTP.Addr)
 	if err != nil {
 		return fmt.Errorf("gateway listen on %s: %w (set http.addr or --http-addr)", n.cfg.HTTP.Addr, err)
 	}
 	n.httpLn = ln
-	n.http = n.gateway.HTTPServer(ln.Addr().String(), n.cfg.HTTP.ReadTimeout, n.cfg.HTTP.WriteTimeout)
-	n.http.Handler = n.calls.wrap(n.http.Handler)
-	n.serve(n.http, ln, n.httpCert)
+	if ln, err = net.Listen("tcp", n.cfg.Admin.Addr); err != nil {
+		return fmt.Errorf("admin listen on %s: %w (set admin.addr or --admin-addr)", n.cfg.Admin.Addr, err)
+	}
+	n.adminLn = ln
 	return nil
+}
+
+// serveHTTP serves the gateway on the listener listen bound.
+func (n *Node) serveHTTP() {
+	n.http = n.gateway.HTTPServer(n.httpLn.Addr().String(), n.cfg.HTTP.ReadTimeout, n.cfg.HTTP.WriteTimeout)
+	n.http.Handler = n.calls.wrap(n.http.Handler)
+	n.serve(n.http, n.httpLn, n.httpCert)
 }
 
 // loadTLS loads a certificate and key when both are named; nil (plain
@@ -594,18 +610,10 @@ func (n *Node) AdminURL() string {
 	return "http://" + n.adminLn.Addr().String()
 }
 
-func (n *Node) serveAdmin(logger *slog.Logger) (err error) {
-	if n.adminCert, err = loadTLS(n.cfg.Admin.TLSCertFile, n.cfg.Admin.TLSKeyFile); err != nil {
-		return fmt.Errorf("admin API: %w (admin.tls_cert_file, admin.tls_key_file)", err)
-	}
-	ln, err := net.Listen("tcp", n.cfg.Admin.Addr)
-	if err != nil {
-		return fmt.Errorf("admin listen on %s: %w (set admin.addr or --admin-addr)", n.cfg.Admin.Addr, err)
-	}
-	n.adminLn = ln
+// serveAdmin serves the admin API on the listener listen bound.
+func (n *Node) serveAdmin(logger *slog.Logger) {
 	n.admin = &http.Server{Handler: n.calls.wrap(gateway.NewAdmin(n, n.cfg.Admin.Token, logger)), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 2 * time.Minute}
-	n.serve(n.admin, ln, n.adminCert)
-	return nil
+	n.serve(n.admin, n.adminLn, n.adminCert)
 }
 
 // WaitLeader blocks until a leader is known.
@@ -683,6 +691,11 @@ func (n *Node) shutdownHTTP() error {
 	)
 	for i, srv := range []*http.Server{n.http, n.admin} {
 		if srv == nil {
+			// A start that failed after listen: the port is bound and
+			// nothing serves it.
+			if ln := []net.Listener{n.httpLn, n.adminLn}[i]; ln != nil {
+				errs[i] = ln.Close()
+			}
 			continue
 		}
 		wg.Go(func() {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -142,7 +144,7 @@ func TestCloseWaitsForRunningRequests(t *testing.T) {
 }
 
 func TestAFailedStartSaysWhyAndFreesTheDataDirectory(t *testing.T) {
-	cfg := LoopbackConfig(t.TempDir())
+	cfg := LoopbackConfig(filepath.Join(t.TempDir(), "data"))
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +159,33 @@ func TestAFailedStartSaysWhyAndFreesTheDataDirectory(t *testing.T) {
 	}
 	if n != nil || !strings.Contains(err.Error(), "gateway listen on "+busy.HTTP.Addr) || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("New: %v, %v; want no node and the gateway's listen error", n, err)
+	}
+	// Nothing was made before the ports were found taken: no data
+	// directory, so no development genesis and no raft bootstrapped.
+	if _, err := os.Stat(busy.DataDir); !os.IsNotExist(err) {
+		t.Fatalf("a start refused for its gateway port made %s: %v", busy.DataDir, err)
+	}
+	busy = cfg
+	busy.Admin.Addr = taken.Addr().String()
+	if n, err := New(busy, Options{}); err == nil || !strings.Contains(err.Error(), "admin listen on "+busy.Admin.Addr) {
+		if n != nil {
+			n.Close()
+		}
+		t.Fatalf("New with the admin port taken: %v", err)
+	}
+	if _, err := os.Stat(busy.DataDir); !os.IsNotExist(err) {
+		t.Fatalf("a start refused for its admin port made %s: %v", busy.DataDir, err)
+	}
+	busy = cfg
+	busy.Admin.TLSCertFile, busy.Admin.TLSKeyFile = filepath.Join(t.TempDir(), "missing.crt"), filepath.Join(t.TempDir(), "missing.key")
+	if n, err := New(busy, Options{}); err == nil || !strings.Contains(err.Error(), "admin.tls_cert_file") {
+		if n != nil {
+			n.Close()
+		}
+		t.Fatalf("New with the admin certificate missing: %v", err)
+	}
+	if _, err := os.Stat(busy.DataDir); !os.IsNotExist(err) {
+		t.Fatalf("a start refused for its admin certificate made %s: %v", busy.DataDir, err)
 	}
 	// The failed start closed the state and raft databases it had opened:
 	// the same data directory starts now, with the port set right.
