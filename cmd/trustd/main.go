@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -141,10 +142,24 @@ func printWelcome(out io.Writer, cfg *configs.Config, n *node.Node) error {
 	if cfg.Genesis == "" {
 		w.Printf("  trustctl --server %s framework create --id https://example.org/frameworks/nursing --name Nursing \\\n"+
 			"      --root $(trustctl did %s) --key %s\n",
-			n.GatewayURL(), filepath.Join(cfg.DataDir, node.DevRootAccreditorKey), filepath.Join(cfg.DataDir, node.DevGovernanceKey))
+			n.GatewayURL(), shellQuote(filepath.Join(cfg.DataDir, node.DevRootAccreditorKey)), shellQuote(filepath.Join(cfg.DataDir, node.DevGovernanceKey)))
 	}
 	w.Println("  (README.md has the five-minute tour)")
 	return w.Err
+}
+
+// shellQuote returns s as one word of a POSIX shell command: as it is when
+// it holds only characters no shell treats specially, else in single
+// quotes (a single quote inside ends the quoting, is escaped, and starts
+// it again). The commands trustd prints are meant to be pasted, and a data
+// directory may hold spaces.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_@%+=:,./-", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // configCmd prints the configuration keys (the table of
@@ -265,7 +280,7 @@ func restoreCmd(stdout io.Writer) *cobra.Command {
 			if _, err := fmt.Fprintf(stdout, "restored registry index %d into %s\nstart it with: trustd --data-dir %s --genesis %s\n"+
 				"it runs as a new one-node cluster; add the other nodes with trustctl cluster add-voter\n"+
 				"(to bring back one member of a cluster that still runs, do not start this: remove the member\n"+
-				"with trustctl cluster remove and add it again, empty, so it catches up from the others)\n", index, dataDir, dataDir, genesis); err != nil {
+				"with trustctl cluster remove and add it again, empty, so it catches up from the others)\n", index, dataDir, shellQuote(dataDir), shellQuote(genesis)); err != nil {
 				return fmt.Errorf("restored registry index %d into %s, but the summary was not printed: %w", index, dataDir, err)
 			}
 			return nil
