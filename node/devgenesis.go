@@ -33,6 +33,12 @@ func ensureDevGenesis(dataDir string, cosigner tlog.CosignerKey) ([]byte, bool, 
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, false, err
 	}
+	// A registry without a development genesis beside it is a
+	// consortium's, started without its genesis: it would refuse the new
+	// one after the keys and the file were written into its directory.
+	if _, err := os.Stat(filepath.Join(dataDir, "state")); err == nil {
+		return nil, false, fmt.Errorf("%s holds a registry and no %s: it belongs to a consortium; start it with --genesis (that consortium's genesis document)", dataDir, DevGenesisFile)
+	}
 	gov, err := record.GenerateKey(record.KeyEd25519)
 	if err != nil {
 		return nil, false, err

@@ -224,9 +224,26 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	if err := n.diskFull(); err != nil {
 		n.log.Error("disk full at start: the node serves reads and is not ready until there is free space", "err", err)
 	}
+	n.warnNonvoterVoter()
 	n.log.Info("node started", "peer_id", n.host.ID().String(), "gateway", n.GatewayURL(),
 		"genesis", n.State.GenesisCID(), "applied_index", n.State.AppliedIndex())
 	return n, nil
+}
+
+// warnNonvoterVoter says so when raft.nonvoter is set on a node its
+// cluster already counts as a voter: the setting is only how a node asks
+// to join, and a voter stays one until it is demoted.
+func (n *Node) warnNonvoterVoter() {
+	if !n.cfg.Raft.Nonvoter {
+		return
+	}
+	self := n.host.ID().String()
+	for _, m := range n.cluster.Status().Members {
+		if m.ID == self && m.Suffrage == "voter" {
+			n.log.Warn("raft.nonvoter is set, but this node is a voter of its cluster: the setting applies only when a node joins; "+
+				"to make it a read replica, demote it (trustctl cluster demote "+self+")", "peer_id", self)
+		}
+	}
 }
 
 func (n *Node) loadGenesis() ([]byte, error) {

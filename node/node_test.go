@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -197,5 +198,55 @@ func TestAFailedStartSaysWhyAndFreesTheDataDirectory(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("the node started again is not ready: %s", resp.Status)
+	}
+}
+
+// TestConsortiumDirectoryWithoutGenesis: a consortium's data directory
+// started without --genesis is refused, saying so, and gets no
+// development genesis or keys written into it.
+func TestConsortiumDirectoryWithoutGenesis(t *testing.T) {
+	genesis, _ := writeGenesis(t, t.TempDir())
+	cfg := LoopbackConfig(t.TempDir())
+	cfg.Genesis = genesis
+	n, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	before, _ := os.ReadDir(cfg.DataDir)
+	cfg.Genesis = ""
+	if n, err := New(cfg, Options{}); err == nil || !strings.Contains(err.Error(), "start it with --genesis") {
+		if n != nil {
+			n.Close()
+		}
+		t.Fatalf("a consortium's directory started without its genesis: %v", err)
+	}
+	after, _ := os.ReadDir(cfg.DataDir)
+	if len(after) != len(before) {
+		t.Fatalf("the refused start changed the data directory: %v, then %v", before, after)
+	}
+	for _, f := range []string{DevGenesisFile, DevGovernanceKey, DevRootAccreditorKey} {
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, f)); !os.IsNotExist(err) {
+			t.Fatalf("the refused start wrote %s: %v", f, err)
+		}
+	}
+}
+
+// TestNonvoterSettingOnAVoterIsReported: raft.nonvoter set on a node its
+// cluster counts as a voter changes nothing, and the node says so at
+// start.
+func TestNonvoterSettingOnAVoterIsReported(t *testing.T) {
+	cfg := LoopbackConfig(t.TempDir())
+	n := mustNewNode(t, cfg)
+	n.Close()
+	cfg.Raft.Bootstrap, cfg.Raft.Nonvoter = false, true
+	logs := &logBuffer{}
+	n, err := New(cfg, Options{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if !strings.Contains(logs.String(), "raft.nonvoter is set, but this node is a voter") || !strings.Contains(logs.String(), "cluster demote "+n.PeerID().String()) {
+		t.Fatalf("no warning for raft.nonvoter on a voter in:\n%s", logs)
 	}
 }
