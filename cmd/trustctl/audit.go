@@ -14,6 +14,20 @@ import (
 // errAuditFailed is returned after audit printed AUDIT FAILED.
 var errAuditFailed = errors.New("audit failed")
 
+// auditReport is what audit prints with -o json or yaml: ok with the
+// checkpoint checked, or the first divergence.
+type auditReport struct {
+	OK              bool     `json:"ok"`
+	Size            uint64   `json:"size,omitempty"`
+	Root            string   `json:"root,omitempty"` // hex, as the text says it
+	Cosigners       []string `json:"cosigners,omitempty"`
+	CosignerChanges int      `json:"cosignerChanges,omitempty"`
+	Leaf            *uint64  `json:"leaf,omitempty"`
+	What            string   `json:"what,omitempty"`
+	Want            string   `json:"want,omitempty"`
+	Got             string   `json:"got,omitempty"`
+}
+
 func (a *app) auditCmd() *cobra.Command {
 	var fromDir, since, save, mirror string
 	cmd := &cobra.Command{
@@ -69,7 +83,9 @@ func (a *app) auditCmd() *cobra.Command {
 			l, err := audit.ReadLogAt(src, verifierAt, prev, audit.Bound{Known: v})
 			var div *audit.Divergence
 			if errors.As(err, &div) {
-				_, _ = fmt.Fprintf(a.out, "AUDIT FAILED at leaf %d: %s\n  want %s\n  got  %s\n", div.Leaf, div.What, div.Want, div.Got)
+				_ = a.printText(auditReport{Leaf: &div.Leaf, What: div.What, Want: div.Want, Got: div.Got}, func(w *errWriter) {
+					w.Printf("AUDIT FAILED at leaf %d: %s\n  want %s\n  got  %s\n", div.Leaf, div.What, div.Want, div.Got)
+				})
 				return fmt.Errorf("%w: %w", errAuditFailed, err)
 			}
 			if err != nil {
@@ -86,9 +102,11 @@ func (a *app) auditCmd() *cobra.Command {
 					return fmt.Errorf("audit: save the checkpoint: %w", err)
 				}
 			}
-			_, err = fmt.Fprintf(a.out, "AUDIT OK size %d root %x (cosigned by %v; %d cosigner changes followed; the leaves' state roots are not replayed: trustd audit does that)\n",
-				cp.Size, cp.Hash, l.Checkpoint.Cosigners(), len(changes))
-			return err
+			report := auditReport{OK: true, Size: cp.Size, Root: fmt.Sprintf("%x", cp.Hash), Cosigners: l.Checkpoint.Cosigners(), CosignerChanges: len(changes)}
+			return a.printText(report, func(w *errWriter) {
+				w.Printf("AUDIT OK size %d root %x (cosigned by %v; %d cosigner changes followed; the leaves' state roots are not replayed: trustd audit does that)\n",
+					cp.Size, cp.Hash, l.Checkpoint.Cosigners(), len(changes))
+			})
 		},
 	}
 	cmd.Flags().StringVar(&fromDir, "from-dir", "", "read the log from a mirror in the tlog-tiles layout (checkpoint, tile/...) instead of --server")

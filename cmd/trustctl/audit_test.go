@@ -70,6 +70,14 @@ func TestAuditChecksTheTiles(t *testing.T) {
 		t.Fatalf("saved checkpoint: %q %v", note, err)
 	}
 	d.must("audit", "--genesis", genesis, "--since", saved)
+	var report auditReport
+	if err := json.Unmarshal([]byte(d.must("--json", "audit", "--genesis", genesis)), &report); err != nil || !report.OK || report.Size != size ||
+		len(report.Root) != 64 || len(report.Cosigners) == 0 || !strings.Contains(out, report.Root) {
+		t.Fatalf("audit --json: %+v %v (the text said %q)", report, err, out)
+	}
+	if y := d.must("-o", "yaml", "audit", "--genesis", genesis); !strings.Contains(y, "ok: true") || !strings.Contains(y, "root: "+report.Root) {
+		t.Fatalf("audit -o yaml printed %q", y)
+	}
 	// The mirror holds the same log.
 	if out := d.must("audit", "--genesis", genesis, "--from-dir", mirror, "--since", saved); !strings.HasPrefix(out, "AUDIT OK size ") {
 		t.Fatalf("audit of the mirror printed %q", out)
@@ -100,5 +108,11 @@ func TestAuditChecksTheTiles(t *testing.T) {
 	}
 	if !strings.HasPrefix(o.String(), "AUDIT FAILED at leaf 2: hash tile tile/0/000.p/") {
 		t.Fatalf("audit printed %q", o.String())
+	}
+	o.Reset()
+	err = run(context.Background(), []string{"--server", proxy.URL, "--json", "audit", "--genesis", genesis}, nil, &o, &e)
+	report = auditReport{}
+	if !errors.Is(err, errAuditFailed) || json.Unmarshal(o.Bytes(), &report) != nil || report.OK || report.Leaf == nil || *report.Leaf != bad || !strings.Contains(report.What, "hash tile") {
+		t.Fatalf("audit --json through the altering proxy: %v, printed %q", err, o.String())
 	}
 }

@@ -56,9 +56,7 @@ func (a *app) exportCmd() *cobra.Command {
 			if err := json.Indent(&buf, reg, "", "  "); err != nil {
 				return err
 			}
-			buf.WriteByte('\n')
-			_, err := a.out.Write(buf.Bytes())
-			return err
+			return a.printText(reg, func(w *errWriter) { w.Println(buf.String()) })
 		},
 	}
 	dcc.Flags().StringVar(&fw, "framework", "", "only this framework's issuers")

@@ -93,6 +93,9 @@ func TestDCCImportAndExport(t *testing.T) {
 	if len(exp.Registry) != 1 || exp.Registry["did:web:college-a.example"] != want || exp.Meta.Created == "" || exp.Meta.Updated == "" {
 		t.Fatalf("export: %+v", exp)
 	}
+	if y := d.must("-o", "yaml", "export", "dcc", "--framework", fw); !strings.Contains(y, "did:web:college-a.example:") || !strings.Contains(y, "url: https://a.example") {
+		t.Fatalf("export dcc -o yaml printed %q", y)
+	}
 	if _, _, err := d.ctl("export", "dcc", "--framework", "https://example.org/none"); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("export of an unknown framework: %v", err)
 	}

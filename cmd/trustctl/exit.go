@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -113,6 +114,29 @@ func (a *app) outputFormat() error {
 	}
 	a.json = a.output == outputJSON // the commands that stream or print a refusal read it
 	return nil
+}
+
+// outputsKey annotates a command whose output comes in only some of the
+// formats (a comma-separated list); every other command prints each.
+const outputsKey = "trustctl/outputs"
+
+// offers marks cmd as printing only the given outputs.
+func offers(cmd *cobra.Command, outputs ...string) *cobra.Command {
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[outputsKey] = strings.Join(outputs, ",")
+	return cmd
+}
+
+// outputOffered refuses an output cmd does not print, which it would
+// otherwise ignore without a word.
+func outputOffered(cmd *cobra.Command, output string) error {
+	offered, ok := cmd.Annotations[outputsKey]
+	if !ok || slices.Contains(strings.Split(offered, ","), output) {
+		return nil
+	}
+	return usagef("%s prints %s only: -o %s is not offered", cmd.CommandPath(), strings.ReplaceAll(offered, ",", " or "), output)
 }
 
 // writeYAML writes v, as its JSON reads, in YAML: the field names are the

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -178,8 +179,7 @@ func (a *app) jwkCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintln(a.out, string(jwk))
-			return err
+			return a.printText(json.RawMessage(jwk), func(w *errWriter) { w.Println(string(jwk)) })
 		},
 	}
 }

@@ -48,6 +48,14 @@ func TestDIDChecksTheKeyID(t *testing.T) {
 	}
 	a, b := keygen("a.jwk"), keygen("b.jwk")
 	didA, didB := strings.TrimSpace(d.must("did", a)), strings.TrimSpace(d.must("did", b))
+	// jwk prints the public key in the output asked for.
+	var pub map[string]any
+	if err := json.Unmarshal([]byte(d.must("jwk", a)), &pub); err != nil || pub["kty"] != "OKP" || pub["d"] != nil {
+		t.Fatalf("jwk: %v %v", pub, err)
+	}
+	if y := d.must("-o", "yaml", "jwk", a); !strings.Contains(y, "kty: OKP") || !strings.Contains(y, "x: "+pub["x"].(string)) {
+		t.Fatalf("jwk -o yaml printed %q", y)
+	}
 	fragB := strings.TrimPrefix(didB, "did:key:")
 
 	for _, tc := range []struct{ name, kid, want string }{

@@ -84,6 +84,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			if err := a.outputFormat(); err != nil {
 				return err
 			}
+			if err := outputOffered(cmd, a.output); err != nil {
+				return err
+			}
 			return a.setEndpoints()
 		},
 	}
@@ -106,7 +109,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		a.recognitionCmd("unrecognize", "Withdraw a recognition (governance)"),
 		a.cosignersCmd(),
 		a.signCmd(), a.cosignCmd(), a.submitCmd(),
-		a.trustCmd(), a.accreditationCmd(), a.operationCmd(), a.nodeStatusCmd(), a.clusterCmd(), a.statusListCmd(), a.watchCmd(),
+		a.trustCmd(), a.accreditationCmd(), a.operationCmd(), a.nodeStatusCmd(), a.clusterCmd(), a.statusListCmd(), offers(a.watchCmd(), outputTable, outputJSON),
 		a.exportCmd(), a.importCmd(), a.verifyCmd(), a.auditCmd(),
 	)
 	markUsageErrors(root)

@@ -425,6 +425,10 @@ func TestWatchPrintsOperations(t *testing.T) {
 	if _, _, err := d.ctl("watch", "--since", "x"); err == nil {
 		t.Fatal("watch --since x accepted")
 	}
+	// A stream of YAML is not offered: refused, not printed as a table.
+	if _, _, err := d.ctl("-o", "yaml", "watch", "--since", "0"); !isUsage(err) || !strings.Contains(err.Error(), "trustctl watch prints table or json only") {
+		t.Fatalf("watch -o yaml: %v", err)
+	}
 }
 
 // TestSameCommandTwiceInOneSecond: suspend, reinstate and suspend again
