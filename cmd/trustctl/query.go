@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +31,14 @@ func (a *app) trustCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if entity == "" || fw == "" {
 				return usagef("trust: --entity and --framework are required: the DID asked about and the framework")
+			}
+			// Checked here, as the node checks them, so a mistyped value is
+			// a usage error that names the flag, not the API's parameter.
+			if at != "" && !isTime(at) {
+				return usagef("trust: --at %q must be RFC 3339 (2025-06-01T00:00:00Z) or a date (2025-06-01)", at)
+			}
+			if n, err := strconv.ParseUint(asOf, 10, 64); asOf != "" && (err != nil || n == 0) {
+				return usagef("trust: --as-of %q must be a registry index (a positive integer)", asOf)
 			}
 			q := url.Values{"entity": {entity}, "framework": {fw}, "action": {action}}
 			for k, v := range map[string]string{"resource": resource, "jurisdiction": jurisdiction, "at": at, "as_of": asOf} {
@@ -209,4 +218,15 @@ func (a *app) nodeStatusCmd() *cobra.Command {
 			})
 		},
 	}
+}
+
+// isTime reports whether v is a time the gateway takes for a valid time:
+// RFC 3339 or a date.
+func isTime(v string) bool {
+	for _, layout := range []string{time.RFC3339Nano, time.DateOnly} {
+		if _, err := time.Parse(layout, v); err == nil {
+			return true
+		}
+	}
+	return false
 }
