@@ -75,6 +75,7 @@ func TestExitCodes(t *testing.T) {
 		{"trust not authorized -q", []string{"-q", "trust", "--entity", "did:web:other.example", "--framework", fw}, 3, "-", "-"},
 		{"trust not authorized --json", []string{"--json", "trust", "--entity", "did:web:other.example", "--framework", fw}, 3, `"authorized": false`, "-"},
 		{"accreditation show", []string{"accreditation", "show", acc}, 0, acc, "-"},
+		{"accreditation show has the signed operation", []string{"accreditation", "show", acc}, 0, "  signed operation (byte for byte)\n  ey", "-"},
 		{"accreditation show unknown", []string{"accreditation", "show", "bafyreiunknownunknownunknownunknownunknownunknownunknown"}, 3, "-", "404"},
 		{"entity show unknown", []string{"entity", "show", "did:web:nobody.example"}, 3, "-", "404"},
 		{"framework show unknown", []string{"framework", "show", "https://example.org/nothing"}, 3, "-", "404"},

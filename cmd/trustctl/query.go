@@ -145,6 +145,9 @@ func (a *app) accreditationCmd() *cobra.Command {
 				for _, e := range v.Events {
 					w.Printf("  %-9s from %s (index %d) %s\n", e.Status, e.EffectiveAt.Format(time.RFC3339), e.Index, e.Reason)
 				}
+				if v.Operation != "" {
+					w.Printf("  signed operation (byte for byte)\n  %s\n", v.Operation)
+				}
 			})
 		},
 	}
