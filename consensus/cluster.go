@@ -2,6 +2,8 @@ package consensus
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -284,7 +286,10 @@ func Start(cfg Config) (*Cluster, error) {
 		pl = newPrefetchLogs(logs)
 		store = pl
 	}
-	store = forkGuard{LogStore: store, applied: cfg.StateMachine.AppliedIndex, found: c.forkFound}
+	store = forkGuard{LogStore: store, applied: cfg.StateMachine.AppliedIndex, snapshotEnd: func() uint64 {
+		p, _ := snaps.newestSnapshot()
+		return p.index
+	}, found: c.forkFound}
 	r, err := raft.NewRaft(rc, f, store, logs, snaps, c.watch)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("start raft: %w", err), c.close())
@@ -608,7 +613,11 @@ func SeedSnapshot(dir string, self peer.ID, index uint64, write func(io.Writer) 
 	}
 	_, trans := raft.NewInmemTransport("")
 	conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(self.String()), Address: raft.ServerAddress(self.String())}}}
-	sink, err := snaps.Create(raft.SnapshotVersionMax, index, 1, conf, index, trans)
+	term, err := seedTerm()
+	if err != nil {
+		return err
+	}
+	sink, err := snaps.Create(raft.SnapshotVersionMax, index, term, conf, index, trans)
 	if err != nil {
 		return err
 	}
@@ -619,5 +628,23 @@ func SeedSnapshot(dir string, self peer.ID, index uint64, write func(io.Writer) 
 		return err
 	}
 	// Raft needs a current term at least that of the snapshot.
-	return logs.SetUint64([]byte("CurrentTerm"), 1)
+	return logs.SetUint64([]byte("CurrentTerm"), term)
+}
+
+// seedTerm is the term a seeded snapshot starts its history at: a random
+// one past 2^40, so no two histories share a term. Raft tells logs apart by
+// (index, term): within one cluster a term has one leader, so entries with
+// the same index and term are the same entry. A cluster restored from a
+// backup is a history of its own that would otherwise count its terms
+// from 1 again, as the cluster it came from did: a member restored under
+// its own identity and run alone would hold entries that match the
+// cluster's by index and term and differ in content, and neither raft nor
+// the fork check (fork.go) could tell. Terms from 2^40 to 2^62 leave room
+// past any a cluster reaches by elections and never overflow.
+func seedTerm() (uint64, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0, err
+	}
+	return 1<<40 + binary.BigEndian.Uint64(b[:])%(1<<62), nil
 }

@@ -185,6 +185,31 @@ type snapshotStore struct {
 	dir   string // where raft keeps the snapshots: <raft dir>/snapshots
 	disk  *diskGuard
 	ckpts *checkpoints // snapshots kept as checkpoints (snapshot_checkpoint.go)
+	// newest is the last entry of the newest complete snapshot (nil: none),
+	// read from the store at open and kept as snapshots complete, so that
+	// the fork check of every append (Cluster.termAt) reads no directory.
+	newest atomic.Pointer[snapshotPoint]
+}
+
+// snapshotPoint is the index and term of a snapshot's last entry.
+type snapshotPoint struct{ index, term uint64 }
+
+// newestSnapshot returns the last entry of the newest complete snapshot.
+func (s *snapshotStore) newestSnapshot() (snapshotPoint, bool) {
+	if p := s.newest.Load(); p != nil {
+		return *p, true
+	}
+	return snapshotPoint{}, false
+}
+
+// completed records a complete snapshot ending at p, when it is the newest.
+func (s *snapshotStore) completed(p snapshotPoint) {
+	for {
+		old := s.newest.Load()
+		if old != nil && old.index >= p.index || s.newest.CompareAndSwap(old, &p) {
+			return
+		}
+	}
 }
 
 var _ raft.SnapshotStore = (*snapshotStore)(nil)
@@ -222,6 +247,13 @@ func openSnapshotStore(dir string, disk *diskGuard, logger *slog.Logger) (*snaps
 	if err := s.ckpts.prune(); err != nil {
 		disk.log.Warn("could not remove the checkpoints of removed snapshots", "err", err)
 	}
+	metas, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	if len(metas) > 0 {
+		s.completed(snapshotPoint{index: metas[0].Index, term: metas[0].Term})
+	}
 	return s, nil
 }
 
@@ -253,7 +285,7 @@ func (s *snapshotStore) Create(version raft.SnapshotVersion, index, term uint64,
 	if err != nil {
 		return nil, s.disk.failed(err)
 	}
-	return &cleanSink{SnapshotSink: sink, dir: filepath.Join(s.dir, sink.ID()+snapshotTmpSuffix), disk: s.disk, store: s}, nil
+	return &cleanSink{SnapshotSink: sink, dir: filepath.Join(s.dir, sink.ID()+snapshotTmpSuffix), disk: s.disk, store: s, end: snapshotPoint{index: index, term: term}}, nil
 }
 
 // cleanSink removes its temporary directory whenever the snapshot does not
@@ -263,6 +295,7 @@ type cleanSink struct {
 	dir   string
 	disk  *diskGuard
 	store *snapshotStore
+	end   snapshotPoint // the snapshot's last entry
 }
 
 // Write refuses data the disk has no room for before it reaches raft's
@@ -296,6 +329,7 @@ func (c *cleanSink) Close() error {
 	if err != nil {
 		return errors.Join(c.disk.failed(err), c.remove())
 	}
+	c.store.completed(c.end)
 	// raft's store removed the snapshots past the newest two: their
 	// checkpoints go too. A failure leaves a checkpoint to the next prune;
 	// the snapshot itself is complete.

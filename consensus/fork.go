@@ -56,23 +56,30 @@ func (e *ForkError) Unwrap() error { return ErrForked }
 // Log compaction deletes a prefix and always leaves at least
 // raft.trailing_logs (at least 1) entries, so a deletion that reaches the
 // log's last entry is never one.
+//
+// Entries at or below the newest snapshot's index are not counted: the
+// state came from the snapshot, and raft may have kept stale entries of
+// another term there (termAt).
 type forkGuard struct {
 	raft.LogStore
 	applied func() uint64
-	found   func(*ForkError)
+	// snapshotEnd is the newest snapshot's last index (0: none).
+	snapshotEnd func() uint64
+	found       func(*ForkError)
 }
 
-func (g forkGuard) DeleteRange(min, max uint64) error {
+func (g forkGuard) DeleteRange(lo, hi uint64) error {
 	last, err := g.LogStore.LastIndex()
 	if err != nil {
 		return err
 	}
-	if applied := g.applied(); max >= last && min <= applied {
-		e := &ForkError{From: min, Applied: applied}
+	from := max(lo, g.snapshotEnd()+1) // the first entry deleted that this node applied through its log
+	if applied := g.applied(); hi >= last && from <= hi && from <= applied {
+		e := &ForkError{From: from, Applied: applied}
 		g.found(e)
 		return e
 	}
-	return g.LogStore.DeleteRange(min, max)
+	return g.LogStore.DeleteRange(lo, hi)
 }
 
 // appendFork returns the fork an append from a leader shows to a node at
@@ -104,15 +111,19 @@ func appendFork(ae *raft.AppendEntriesRequest, currentTerm, applied uint64, term
 	return nil
 }
 
-// termAt returns the term of this node's entry at index: from its log, or
-// from its newest snapshot when that ends there.
+// termAt returns the term of the entry at index that this node applied
+// through its log: at its newest snapshot's last entry, the snapshot's
+// term; below it, none (raft does not clear the log when it installs a
+// snapshot: compactLogs keeps up to trailing_logs entries below the
+// snapshot's index, which may be another term's, never committed, while
+// the state came from the snapshot); above it, the log's.
 func (c *Cluster) termAt(index uint64) (uint64, bool) {
+	if snap, ok := c.snaps.newestSnapshot(); ok && index <= snap.index {
+		return snap.term, index == snap.index
+	}
 	var l raft.Log
 	if err := c.logs.GetLog(index, &l); err == nil {
 		return l.Term, true
-	}
-	if metas, err := c.snaps.List(); err == nil && len(metas) > 0 && metas[0].Index == index {
-		return metas[0].Term, true
 	}
 	return 0, false
 }
@@ -183,17 +194,19 @@ func (c *Cluster) stopOnFork(ctx context.Context) {
 	}
 }
 
-// refuseFork is the transport's check of every append (commitWatch.fork):
-// one that shows a fork is refused with it, and the fork recorded. raft
-// has not started when the transport does, and nothing is checked until it
-// has.
-func (c *Cluster) refuseFork(ae *raft.AppendEntriesRequest) error {
-	r := c.started.Load()
-	if r == nil {
-		return nil
-	}
+// refuseFork is the transport's check of every request (commitWatch.fork):
+// once a fork is found every request is answered with it (raft no longer
+// runs to take them), and an append that shows one is refused with it and
+// the fork recorded. raft has not started when the transport does, and
+// nothing is checked until it has.
+func (c *Cluster) refuseFork(cmd any) error {
 	if e := c.Forked(); e != nil {
 		return e
+	}
+	r := c.started.Load()
+	ae, isAppend := cmd.(*raft.AppendEntriesRequest)
+	if r == nil || !isAppend {
+		return nil
 	}
 	// The applied index first: every entry it covers was committed in a
 	// term no later than the term read after it. The other way round, an

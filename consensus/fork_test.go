@@ -63,7 +63,8 @@ func TestForkGuardRefusesReplacingAppliedEntries(t *testing.T) {
 	}
 	store(1, 20)
 	var found []*ForkError
-	g := forkGuard{LogStore: s, applied: func() uint64 { return 15 }, found: func(e *ForkError) { found = append(found, e) }}
+	var snapEnd uint64
+	g := forkGuard{LogStore: s, applied: func() uint64 { return 15 }, snapshotEnd: func() uint64 { return snapEnd }, found: func(e *ForkError) { found = append(found, e) }}
 	// Compaction: a prefix, at or below the applied index.
 	if err := g.DeleteRange(1, 12); err != nil {
 		t.Fatal(err)
@@ -85,5 +86,12 @@ func TestForkGuardRefusesReplacingAppliedEntries(t *testing.T) {
 	last, _ := s.LastIndex()
 	if first != 13 || last != 20 {
 		t.Fatalf("log holds %d..%d after the refusal, want 13..20", first, last)
+	}
+	// Entries at or below the newest snapshot are not what the state was
+	// applied from (a snapshot installed over a stale log): deleting them
+	// is no fork.
+	snapEnd = 15
+	if err := g.DeleteRange(14, 20); err != nil || len(found) != 1 {
+		t.Fatalf("deleting entries up to the snapshot's and past the applied index: %v (found %v)", err, found)
 	}
 }

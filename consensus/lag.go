@@ -22,13 +22,13 @@ type commitWatch struct {
 	// heard is the highest commit index a leader has sent this node.
 	heard atomic.Uint64
 	beats heartbeats
-	// fork, when not nil, is asked about every append before raft sees it:
-	// one it returns an error for is answered with that error, and raft
-	// never sees it (Cluster.appendFork).
-	fork func(*raft.AppendEntriesRequest) error
+	// fork, when not nil, is asked about every request before raft sees
+	// it: one it returns an error for is answered with that error, and
+	// raft never sees it (Cluster.refuseFork).
+	fork func(cmd any) error
 }
 
-func newCommitWatch(t *raft.NetworkTransport, fork func(*raft.AppendEntriesRequest) error) *commitWatch {
+func newCommitWatch(t *raft.NetworkTransport, fork func(cmd any) error) *commitWatch {
 	w := &commitWatch{NetworkTransport: t, rpcs: make(chan raft.RPC), stop: make(chan struct{}), fork: fork}
 	w.beats.done = make(chan struct{})
 	go w.relay(w.stop)
@@ -110,13 +110,13 @@ func (w *commitWatch) relay(stop <-chan struct{}) {
 	for {
 		select {
 		case rpc := <-in:
-			if ae, ok := rpc.Command.(*raft.AppendEntriesRequest); ok {
-				if w.fork != nil {
-					if err := w.fork(ae); err != nil {
-						rpc.Respond(nil, err)
-						continue
-					}
+			if w.fork != nil {
+				if err := w.fork(rpc.Command); err != nil {
+					rpc.Respond(nil, err)
+					continue
 				}
+			}
+			if ae, ok := rpc.Command.(*raft.AppendEntriesRequest); ok {
 				for {
 					old := w.heard.Load()
 					if ae.LeaderCommitIndex <= old || w.heard.CompareAndSwap(old, ae.LeaderCommitIndex) {
