@@ -639,12 +639,13 @@ func SeedSnapshot(dir string, self peer.ID, index uint64, write func(io.Writer) 
 // from 1 again, as the cluster it came from did: a member restored under
 // its own identity and run alone would hold entries that match the
 // cluster's by index and term and differ in content, and neither raft nor
-// the fork check (fork.go) could tell. Terms from 2^40 to 2^62 leave room
-// past any a cluster reaches by elections and never overflow.
+// the fork check (fork.go) could tell. Terms from 2^40 to 2^52 lie past
+// any a cluster reaches by elections, and below 2^53, so the status JSON
+// that shows them reads exactly in JavaScript.
 func seedTerm() (uint64, error) {
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return 0, err
 	}
-	return 1<<40 + binary.BigEndian.Uint64(b[:])%(1<<62), nil
+	return 1<<40 + binary.BigEndian.Uint64(b[:])%(1<<52-1<<40), nil
 }
