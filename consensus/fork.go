@@ -172,7 +172,7 @@ func (c *Cluster) forkFound(e *ForkError) {
 	if !c.fork.err.CompareAndSwap(nil, e) {
 		return
 	}
-	raw, _ := json.Marshal(e) // three integers: cannot fail
+	raw, _ := json.Marshal(e) // two integers: cannot fail
 	if err := c.logs.Set(forkKey, raw); err != nil {
 		c.log.Error("could not record the fork in the raft store; a restart would not know it", "err", err)
 	}
