@@ -55,11 +55,15 @@ func (e *ForkError) Unwrap() error { return ErrForked }
 //
 // Log compaction deletes a prefix and always leaves at least
 // raft.trailing_logs (at least 1) entries, so a deletion that reaches the
-// log's last entry is never one.
+// log's last entry is never one. A deletion of the whole log, from its
+// first entry, is not one either: raft clears the log so once it has
+// installed a snapshot (IsMonotonic), when the state's applied index may
+// be anywhere in the log. A conflict that reaches the first entry is
+// found by appendFork, which compares every entry raft would at or below
+// the applied index, before raft sees the append.
 //
 // Entries at or below the newest snapshot's index are not counted: the
-// state came from the snapshot, and raft may have kept stale entries of
-// another term there (termAt).
+// state came from the snapshot (termAt).
 type forkGuard struct {
 	raft.LogStore
 	applied func() uint64
@@ -69,18 +73,33 @@ type forkGuard struct {
 }
 
 func (g forkGuard) DeleteRange(lo, hi uint64) error {
+	first, err := g.LogStore.FirstIndex()
+	if err != nil {
+		return err
+	}
 	last, err := g.LogStore.LastIndex()
 	if err != nil {
 		return err
 	}
 	from := max(lo, g.snapshotEnd()+1) // the first entry deleted that this node applied through its log
-	if applied := g.applied(); hi >= last && from <= hi && from <= applied {
+	if applied := g.applied(); lo > first && hi >= last && from <= hi && from <= applied {
 		e := &ForkError{From: from, Applied: applied}
 		g.found(e)
 		return e
 	}
 	return g.LogStore.DeleteRange(lo, hi)
 }
+
+// IsMonotonic makes raft clear the whole log once it has installed a
+// snapshot (raft.MonotonicLogStore), instead of compacting it as a log
+// that may have gaps: compactLogs keeps up to trailing_logs entries below
+// the snapshot's index, which on a deposed leader are its own entries of
+// an older term, never committed. Kept, a deposed leader elected again
+// sends them to followers as its log (raft v1.8.0): a follower that applied
+// the committed entries there was declared forked, and one that had not
+// would have applied them. The Pebble log store takes appends after a gap
+// either way.
+func (g forkGuard) IsMonotonic() bool { return true }
 
 // appendFork returns the fork an append from a leader shows to a node at
 // currentTerm that applied up to applied, or nil: an entry it has at an
@@ -197,15 +216,13 @@ func (c *Cluster) stopOnFork(ctx context.Context) {
 // refuseFork is the transport's check of every request (commitWatch.fork):
 // once a fork is found every request is answered with it (raft no longer
 // runs to take them), and an append that shows one is refused with it and
-// the fork recorded. raft has not started when the transport does, and
-// nothing is checked until it has.
+// the fork recorded.
 func (c *Cluster) refuseFork(cmd any) error {
 	if e := c.Forked(); e != nil {
 		return e
 	}
-	r := c.started.Load()
 	ae, isAppend := cmd.(*raft.AppendEntriesRequest)
-	if r == nil || !isAppend {
+	if !isAppend {
 		return nil
 	}
 	// The applied index first: every entry it covers was committed in a
@@ -214,7 +231,19 @@ func (c *Cluster) refuseFork(cmd any) error {
 	// term past the one read, and a deposed leader of that term could
 	// differ there.
 	applied := c.sm.AppliedIndex()
-	if e := appendFork(ae, r.CurrentTerm(), applied, c.termAt); e != nil {
+	var term uint64
+	if r := c.started.Load(); r != nil {
+		term = r.CurrentTerm()
+	} else {
+		// raft may take requests before Start has it: the term it starts
+		// with is the stored one.
+		stored, err := c.logs.GetUint64([]byte("CurrentTerm"))
+		if err != nil && !errors.Is(err, errKeyNotFound) {
+			return err
+		}
+		term = stored
+	}
+	if e := appendFork(ae, term, applied, c.termAt); e != nil {
 		c.forkFound(e)
 		return e
 	}

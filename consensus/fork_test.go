@@ -94,4 +94,14 @@ func TestForkGuardRefusesReplacingAppliedEntries(t *testing.T) {
 	if err := g.DeleteRange(14, 20); err != nil || len(found) != 1 {
 		t.Fatalf("deleting entries up to the snapshot's and past the applied index: %v (found %v)", err, found)
 	}
+	// The whole log, from its first entry: raft clearing it after
+	// installing a snapshot (IsMonotonic), whatever the applied index.
+	snapEnd = 0
+	store(14, 20)
+	if err := g.DeleteRange(13, 20); err != nil || len(found) != 1 {
+		t.Fatalf("clearing the whole log: %v (found %v)", err, found)
+	}
+	if !g.IsMonotonic() {
+		t.Fatal("raft would keep stale entries below an installed snapshot")
+	}
 }
