@@ -275,7 +275,7 @@ func Start(cfg Config) (*Cluster, error) {
 			logger.Info("bootstrapped a new cluster", "voters", len(conf.Servers))
 		}
 	}
-	f := &fsm{sm: cfg.StateMachine, metrics: c.metrics, log: logger}
+	f := &fsm{sm: cfg.StateMachine, metrics: c.metrics, log: logger, afterRestore: c.dropStale}
 	if snaps.ckpts.open != nil && !cfg.StreamSnapshots {
 		f.ckpts = snaps.ckpts
 	}

@@ -55,12 +55,7 @@ func (e *ForkError) Unwrap() error { return ErrForked }
 //
 // Log compaction deletes a prefix and always leaves at least
 // raft.trailing_logs (at least 1) entries, so a deletion that reaches the
-// log's last entry is never one. A deletion of the whole log, from its
-// first entry, is not one either: raft clears the log so once it has
-// installed a snapshot (IsMonotonic), when the state's applied index may
-// be anywhere in the log. A conflict that reaches the first entry is
-// found by appendFork, which compares every entry raft would at or below
-// the applied index, before raft sees the append.
+// log's last entry is never one.
 //
 // Entries at or below the newest snapshot's index are not counted: the
 // state came from the snapshot (termAt).
@@ -73,16 +68,12 @@ type forkGuard struct {
 }
 
 func (g forkGuard) DeleteRange(lo, hi uint64) error {
-	first, err := g.LogStore.FirstIndex()
-	if err != nil {
-		return err
-	}
 	last, err := g.LogStore.LastIndex()
 	if err != nil {
 		return err
 	}
 	from := max(lo, g.snapshotEnd()+1) // the first entry deleted that this node applied through its log
-	if applied := g.applied(); lo > first && hi >= last && from <= hi && from <= applied {
+	if applied := g.applied(); hi >= last && from <= hi && from <= applied {
 		e := &ForkError{From: from, Applied: applied}
 		g.found(e)
 		return e
@@ -90,16 +81,53 @@ func (g forkGuard) DeleteRange(lo, hi uint64) error {
 	return g.LogStore.DeleteRange(lo, hi)
 }
 
-// IsMonotonic makes raft clear the whole log once it has installed a
-// snapshot (raft.MonotonicLogStore), instead of compacting it as a log
-// that may have gaps: compactLogs keeps up to trailing_logs entries below
-// the snapshot's index, which on a deposed leader are its own entries of
-// an older term, never committed. Kept, a deposed leader elected again
-// sends them to followers as its log (raft v1.8.0): a follower that applied
-// the committed entries there was declared forked, and one that had not
-// would have applied them. The Pebble log store takes appends after a gap
-// either way.
-func (g forkGuard) IsMonotonic() bool { return true }
+// dropStaleBelow removes from logs what installing a snapshot that ends
+// at (index, term) leaves stale: every entry below index, and the entry at
+// index unless it has the snapshot's term. raft v1.8.0 compacts the log
+// after an install as after a snapshot of its own (compactLogs), keeping up
+// to trailing_logs entries below the snapshot's index: on a deposed leader
+// those are its own entries of an older term, never committed, and once
+// elected again it sends them to followers as its log. A follower that had
+// applied the committed entries there was declared forked; one that had
+// not would have applied them. Entries past index stay: they are the
+// follower's own, checked against the leader's as any others, and the
+// entry at index, when it is the snapshot's, is what the leader's next
+// append is matched against (raft clearing the whole log instead, as for a
+// monotonic log store, leaves raft's last index past an empty log, and it
+// refuses every append after the install: hashicorp/raft#697).
+func dropStaleBelow(logs raft.LogStore, index, term uint64) error {
+	first, err := logs.FirstIndex()
+	if err != nil || first == 0 {
+		return err // an empty log: nothing stale
+	}
+	if first < index {
+		if err := logs.DeleteRange(first, index-1); err != nil {
+			return err
+		}
+	}
+	var l raft.Log
+	switch err := logs.GetLog(index, &l); {
+	case err == nil && l.Term != term:
+		return logs.DeleteRange(index, index)
+	case err == nil, errors.Is(err, raft.ErrLogNotFound):
+		return nil
+	default:
+		return err
+	}
+}
+
+// dropStale is what the state machine's wrapper runs once a snapshot
+// raft installed is restored (fsm.afterRestore): raft's main loop waits
+// for that restore, so nothing appends to the log meanwhile.
+func (c *Cluster) dropStale() {
+	p, ok := c.snaps.newestSnapshot()
+	if !ok {
+		return
+	}
+	if err := dropStaleBelow(c.logs, p.index, p.term); err != nil {
+		c.log.Warn("could not remove the log entries an installed snapshot left stale", "snapshot_index", p.index, "err", err)
+	}
+}
 
 // appendFork returns the fork an append from a leader shows to a node at
 // currentTerm that applied up to applied, or nil: an entry it has at an

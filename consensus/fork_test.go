@@ -94,14 +94,54 @@ func TestForkGuardRefusesReplacingAppliedEntries(t *testing.T) {
 	if err := g.DeleteRange(14, 20); err != nil || len(found) != 1 {
 		t.Fatalf("deleting entries up to the snapshot's and past the applied index: %v (found %v)", err, found)
 	}
-	// The whole log, from its first entry: raft clearing it after
-	// installing a snapshot (IsMonotonic), whatever the applied index.
-	snapEnd = 0
-	store(14, 20)
-	if err := g.DeleteRange(13, 20); err != nil || len(found) != 1 {
-		t.Fatalf("clearing the whole log: %v (found %v)", err, found)
+}
+
+func TestDropStaleBelow(t *testing.T) {
+	s, err := OpenLogStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !g.IsMonotonic() {
-		t.Fatal("raft would keep stale entries below an installed snapshot")
+	defer s.Close()
+	put := func(term uint64, from, to uint64) {
+		t.Helper()
+		var ls []*raft.Log
+		for i := from; i <= to; i++ {
+			ls = append(ls, &raft.Log{Index: i, Term: term, Type: raft.LogCommand})
+		}
+		if err := s.StoreLogs(ls); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bounds := func() (uint64, uint64) {
+		first, _ := s.FirstIndex()
+		last, _ := s.LastIndex()
+		return first, last
+	}
+	// A follower whose log runs past the snapshot, its entry there the
+	// snapshot's: only what lies below goes.
+	put(3, 1, 30)
+	if err := dropStaleBelow(s, 20, 3); err != nil {
+		t.Fatal(err)
+	}
+	if first, last := bounds(); first != 20 || last != 30 {
+		t.Fatalf("log %d..%d, want 20..30", first, last)
+	}
+	// A deposed leader's stale entry at the snapshot's index goes too.
+	if err := dropStaleBelow(s, 25, 4); err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	if first, last := bounds(); first != 26 || last != 30 || s.GetLog(25, &l) == nil {
+		t.Fatalf("log %d..%d (entry 25 kept: %v), want 26..30", first, last, s.GetLog(25, &l) == nil)
+	}
+	// A log that ends below the snapshot is emptied; an empty one stays so.
+	if err := dropStaleBelow(s, 40, 4); err != nil {
+		t.Fatal(err)
+	}
+	if first, last := bounds(); first != 0 || last != 0 {
+		t.Fatalf("log %d..%d, want empty", first, last)
+	}
+	if err := dropStaleBelow(s, 40, 4); err != nil {
+		t.Fatal(err)
 	}
 }

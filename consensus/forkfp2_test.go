@@ -19,8 +19,8 @@ import (
 // follower F, which applied the committed entries at those indexes and
 // was away meanwhile, comes back. F is healthy: it must neither be
 // declared forked (it was, comparing A's stale term with its own) nor take
-// A's stale entries (raft alone had it apply 246 of them). forkGuard's
-// IsMonotonic has raft clear A's log once the snapshot is installed.
+// A's stale entries (raft alone had it apply 246 of them). dropStaleBelow
+// removes A's log below the snapshot once it is installed.
 func TestReelectedLeaderSendsNoStaleEntries(t *testing.T) {
 	const n = 5
 	hosts := make([]host.Host, n)

@@ -64,6 +64,9 @@ type fsm struct {
 	// raft is set once raft has started; until then no commit latency is
 	// observed (raft may apply before NewRaft returns).
 	raft atomic.Pointer[raft.Raft]
+	// afterRestore, when set, runs once a snapshot raft installed is
+	// restored (Cluster.dropStale).
+	afterRestore func()
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -138,6 +141,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	observeSince(f.metrics.restore, start)
+	if f.afterRestore != nil {
+		f.afterRestore()
+	}
 	return nil
 }
 
