@@ -337,6 +337,11 @@ func (c *Cluster) restoreIfBehind() error {
 	}
 	observeSince(c.metrics.restore, start)
 	c.log.Info("restored state from snapshot", "snapshot", meta.ID, "index", meta.Index)
+	// As after an install (dropStale): a stop between a received
+	// snapshot's restore and that drop left the stale entries.
+	if err := dropStaleBelow(c.logs, meta.Index, meta.Term); err != nil {
+		c.log.Warn("could not remove the log entries a restored snapshot left stale", "snapshot_index", meta.Index, "err", err)
+	}
 	return nil
 }
 

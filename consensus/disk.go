@@ -189,6 +189,11 @@ type snapshotStore struct {
 	// read from the store at open and kept as snapshots complete, so that
 	// the fork check of every append (Cluster.termAt) reads no directory.
 	newest atomic.Pointer[snapshotPoint]
+	// opened is the last entry of the snapshot Open opened last: the one
+	// raft restores when it calls the state machine's Restore right after
+	// (Cluster.dropStale), which need not be the newest (a leader may send
+	// a snapshot older than one this node took itself).
+	opened atomic.Pointer[snapshotPoint]
 }
 
 // snapshotPoint is the index and term of a snapshot's last entry.
@@ -264,6 +269,7 @@ func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, erro
 	if err != nil {
 		return nil, nil, err
 	}
+	s.opened.Store(&snapshotPoint{index: meta.Index, term: meta.Term})
 	head := make([]byte, len(checkpointMagic))
 	n, err := io.ReadFull(rc, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {

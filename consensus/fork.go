@@ -118,10 +118,11 @@ func dropStaleBelow(logs raft.LogStore, index, term uint64) error {
 
 // dropStale is what the state machine's wrapper runs once a snapshot
 // raft installed is restored (fsm.afterRestore): raft's main loop waits
-// for that restore, so nothing appends to the log meanwhile.
+// for that restore, so nothing appends to the log meanwhile. The snapshot
+// is the one raft opened for the restore, just before it.
 func (c *Cluster) dropStale() {
-	p, ok := c.snaps.newestSnapshot()
-	if !ok {
+	p := c.snaps.opened.Load()
+	if p == nil {
 		return
 	}
 	if err := dropStaleBelow(c.logs, p.index, p.term); err != nil {
