@@ -51,17 +51,7 @@ func TestForkGuardRefusesReplacingAppliedEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	store := func(from, to uint64) {
-		t.Helper()
-		var ls []*raft.Log
-		for i := from; i <= to; i++ {
-			ls = append(ls, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: []byte{byte(i)}})
-		}
-		if err := s.StoreLogs(ls); err != nil {
-			t.Fatal(err)
-		}
-	}
-	store(1, 20)
+	putLogs(t, s, 1, 1, 20)
 	var found []*ForkError
 	var snapEnd uint64
 	g := forkGuard{LogStore: s, applied: func() uint64 { return 15 }, snapshotEnd: func() uint64 { return snapEnd }, found: func(e *ForkError) { found = append(found, e) }}
@@ -76,7 +66,7 @@ func TestForkGuardRefusesReplacingAppliedEntries(t *testing.T) {
 	if len(found) != 0 {
 		t.Fatalf("forks found in a compaction and a truncation past the applied index: %v", found)
 	}
-	store(16, 20)
+	putLogs(t, s, 1, 16, 20)
 	err = g.DeleteRange(15, 20)
 	var fe *ForkError
 	if !errors.As(err, &fe) || !errors.Is(err, ErrForked) || fe.From != 15 || fe.Applied != 15 || len(found) != 1 || found[0] != fe {
@@ -102,16 +92,6 @@ func TestDropStaleBelow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	put := func(term uint64, from, to uint64) {
-		t.Helper()
-		var ls []*raft.Log
-		for i := from; i <= to; i++ {
-			ls = append(ls, &raft.Log{Index: i, Term: term, Type: raft.LogCommand})
-		}
-		if err := s.StoreLogs(ls); err != nil {
-			t.Fatal(err)
-		}
-	}
 	bounds := func() (uint64, uint64) {
 		first, _ := s.FirstIndex()
 		last, _ := s.LastIndex()
@@ -119,7 +99,7 @@ func TestDropStaleBelow(t *testing.T) {
 	}
 	// A follower whose log runs past the snapshot, its entry there the
 	// snapshot's: only what lies below goes.
-	put(3, 1, 30)
+	putLogs(t, s, 3, 1, 30)
 	if err := dropStaleBelow(s, 20, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +122,18 @@ func TestDropStaleBelow(t *testing.T) {
 		t.Fatalf("log %d..%d, want empty", first, last)
 	}
 	if err := dropStaleBelow(s, 40, 4); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// putLogs stores command entries from..to of term into s.
+func putLogs(t *testing.T, s *LogStore, term, from, to uint64) {
+	t.Helper()
+	var ls []*raft.Log
+	for i := from; i <= to; i++ {
+		ls = append(ls, &raft.Log{Index: i, Term: term, Type: raft.LogCommand, Data: []byte{byte(i)}})
+	}
+	if err := s.StoreLogs(ls); err != nil {
 		t.Fatal(err)
 	}
 }

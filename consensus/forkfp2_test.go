@@ -2,14 +2,11 @@ package consensus
 
 import (
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/peerstore"
 )
 
 // TestReelectedLeaderSendsNoStaleEntries: a deposed leader A, cut off with
@@ -23,57 +20,18 @@ import (
 // removes A's log below the snapshot once it is installed.
 func TestReelectedLeaderSendsNoStaleEntries(t *testing.T) {
 	const n = 5
-	hosts := make([]host.Host, n)
-	gaters := make([]*Gater, n)
-	ids := make([]peer.ID, n)
-	for i := range n {
-		id, err := LoadOrCreateIdentity(filepath.Join(t.TempDir(), "node.key"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		pid, _ := peer.IDFromPrivateKey(id)
-		ids[i] = pid
-		gaters[i] = NewGater(pid)
-		h, err := NewHost(HostConfig{Identity: id, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: gaters[i]})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { h.Close() })
-		hosts[i] = h
+	g := startGated(t, n, func(int) StateMachine { return &snapMachine{} }, func(c *Config) { c.TrailingLogs = 400 })
+	cs, ids := g.cs, make([]peer.ID, n)
+	for i, h := range g.hosts {
+		ids[i] = h.ID()
 	}
-	cs := make([]*Cluster, n)
-	for i, h := range hosts {
-		for j, o := range hosts {
-			if i != j {
-				gaters[i].Allow(o.ID())
-				h.Peerstore().AddAddrs(o.ID(), o.Addrs(), peerstore.PermanentAddrTTL)
-			}
-		}
-		c, err := Start(Config{Dir: filepath.Join(t.TempDir(), "raft"), Host: h, StateMachine: &snapMachine{}, Gater: gaters[i],
-			Bootstrap: true, Voters: ids, Contacts: ids, ClusterID: "test", Codec: indexCodec{}, TrailingLogs: 400})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Shutdown() })
-		cs[i] = c
-	}
-	pollUntil(t, "a leader", 15*time.Second, func() bool { return leaderOf(cs) >= 0 })
 	a := leaderOf(cs)
 	for i := range 3 {
 		if err := cs[a].raft.Apply(stamp([]byte(fmt.Sprint("c", i)), time.Now()), 5*time.Second).Error(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cut := func(i, j int) {
-		gaters[i].Block(hosts[j].ID())
-		gaters[j].Block(hosts[i].ID())
-		_ = hosts[i].Network().ClosePeer(hosts[j].ID())
-		_ = hosts[j].Network().ClosePeer(hosts[i].ID())
-	}
-	heal := func(i, j int) {
-		gaters[i].Unblock(hosts[j].ID())
-		gaters[j].Unblock(hosts[i].ID())
-	}
+	cut, heal := g.cut, g.heal
 	others := []int{}
 	for i := range n {
 		if i != a {

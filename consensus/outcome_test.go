@@ -54,6 +54,20 @@ type gatedCluster struct {
 // entry, and returns them once one leads.
 func mustStartGatedClusters(t *testing.T, n int, onApply func(Entry)) *gatedCluster {
 	t.Helper()
+	machines := make([]*hookMachine, n)
+	g := startGated(t, n, func(i int) StateMachine {
+		machines[i] = &hookMachine{onApply: onApply, seen: map[string]bool{}}
+		return machines[i]
+	}, func(c *Config) { c.IdempotentCommands = true })
+	g.machines = machines
+	return g
+}
+
+// startGated starts n voters on loopback, each host with a gater, node i
+// running machine(i) and its Config changed by adjust (when not nil), and
+// returns them once one leads.
+func startGated(t *testing.T, n int, machine func(i int) StateMachine, adjust func(*Config)) *gatedCluster {
+	t.Helper()
 	g := &gatedCluster{}
 	ids := make([]peer.ID, n)
 	for i := range n {
@@ -78,14 +92,17 @@ func mustStartGatedClusters(t *testing.T, n int, onApply func(Entry)) *gatedClus
 				h.Peerstore().AddAddrs(o.ID(), o.Addrs(), peerstore.PermanentAddrTTL)
 			}
 		}
-		m := &hookMachine{onApply: onApply, seen: map[string]bool{}}
-		c, err := Start(Config{Dir: filepath.Join(t.TempDir(), "raft"), Host: h, StateMachine: m, Gater: g.gaters[i],
-			Bootstrap: true, Voters: ids, Contacts: ids, ClusterID: "test", Codec: indexCodec{}, IdempotentCommands: true})
+		cfg := Config{Dir: filepath.Join(t.TempDir(), "raft"), Host: h, StateMachine: machine(i), Gater: g.gaters[i],
+			Bootstrap: true, Voters: ids, Contacts: ids, ClusterID: "test", Codec: indexCodec{}}
+		if adjust != nil {
+			adjust(&cfg)
+		}
+		c, err := Start(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Shutdown() })
-		g.cs, g.machines = append(g.cs, c), append(g.machines, m)
+		g.cs = append(g.cs, c)
 	}
 	pollUntil(t, "a leader", 15*time.Second, func() bool { return leaderOf(g.cs) >= 0 })
 	return g

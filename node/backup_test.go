@@ -105,28 +105,7 @@ func TestRestoredMemberForkIsRefused(t *testing.T) {
 	for i := range 5 {
 		c.mustSubmit(0, c.accreditOp(fmt.Sprintf("did:web:b%d.example", i)))
 	}
-	resp, err := http.Get(c.node(2).AdminURL() + "/admin/v1/backup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	backup, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	genesis, _ := os.ReadFile(c.cfgs[0].Genesis)
-	for i := range 3 {
-		c.stop(i)
-	}
-	dir := t.TempDir()
-	key, err := os.ReadFile(filepath.Join(c.cfgs[2].DataDir, "node.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "node.key"), key, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := RestoreBackup(dir, genesis, bytes.NewReader(backup)); err != nil {
-		t.Fatal(err)
-	}
-	c.cfgs[2].DataDir = dir
+	c.restoreMemberAlone(2)
 	c.start(2)
 	waitFor(t, "the restored member to lead its one-node cluster", 15*time.Second, func() bool { return c.node(2).cluster.IsLeader() })
 	forked := c.mustSubmit(2, c.accreditOp("did:web:forked.example"))
@@ -183,4 +162,41 @@ func TestRestoredMemberForkIsRefused(t *testing.T) {
 	if err := c.tryStart(2); !errors.Is(err, consensus.ErrForked) || !strings.Contains(err.Error(), "remove it") {
 		t.Fatalf("restarting the forked member: %v", err)
 	}
+}
+
+// restoreMemberAlone takes a backup of node i, stops every node, and
+// restores the backup into a new data directory for node i under its own
+// identity (node.key copied): what an operator who restores a member of a
+// running cluster does. Node i is not started.
+func (c *testCluster) restoreMemberAlone(i int) {
+	t := c.t
+	t.Helper()
+	resp, err := http.Get(c.node(i).AdminURL() + "/admin/v1/backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backup, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("backup: %d %v", resp.StatusCode, err)
+	}
+	genesis, err := os.ReadFile(c.cfgs[i].Genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j := range c.nodes {
+		c.stop(j)
+	}
+	dir := t.TempDir()
+	key, err := os.ReadFile(filepath.Join(c.cfgs[i].DataDir, "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "node.key"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RestoreBackup(dir, genesis, bytes.NewReader(backup)); err != nil {
+		t.Fatal(err)
+	}
+	c.cfgs[i].DataDir = dir
 }

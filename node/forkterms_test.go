@@ -1,12 +1,7 @@
 package node
 
 import (
-	"bytes"
 	"fmt"
-	"io"
-	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -28,23 +23,7 @@ func TestRestoredMemberForkAfterMoreElections(t *testing.T) {
 	}
 	c.converged(last)
 	t0 := c.node(c.leader()).cluster.Status().Term
-	resp, err := http.Get(c.node(2).AdminURL() + "/admin/v1/backup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	backup, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	genesis, _ := os.ReadFile(c.cfgs[0].Genesis)
-	for i := range 3 {
-		c.stop(i)
-	}
-	dir := t.TempDir()
-	key, _ := os.ReadFile(filepath.Join(c.cfgs[2].DataDir, "node.key"))
-	_ = os.WriteFile(filepath.Join(dir, "node.key"), key, 0o600)
-	if _, err := RestoreBackup(dir, genesis, bytes.NewReader(backup)); err != nil {
-		t.Fatal(err)
-	}
-	c.cfgs[2].DataDir = dir
+	c.restoreMemberAlone(2)
 	// The restored member leads alone through two elections.
 	var term uint64
 	for range 2 {
