@@ -4,24 +4,16 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
 )
 
-// snapMachine keeps its applied index in its snapshots, as the registry does.
-type snapMachine struct{ applied atomic.Uint64 }
+// snapMachine is a countingMachine that keeps its applied index in its
+// snapshots, as the registry does.
+type snapMachine struct{ countingMachine }
 
-func (m *snapMachine) Apply(entries []Entry) []any {
-	out := make([]any, len(entries))
-	for i, e := range entries {
-		m.applied.Store(e.Index)
-		out[i] = e.Index
-	}
-	return out
-}
 func (m *snapMachine) Snapshot() (Snapshot, error) { return idxSnapshot(m.applied.Load()), nil }
 func (m *snapMachine) Restore(r io.Reader) error {
 	var b [8]byte
@@ -31,7 +23,6 @@ func (m *snapMachine) Restore(r io.Reader) error {
 	m.applied.Store(binary.BigEndian.Uint64(b[:]))
 	return nil
 }
-func (m *snapMachine) AppliedIndex() uint64 { return m.applied.Load() }
 
 type idxSnapshot uint64
 

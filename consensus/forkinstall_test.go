@@ -12,17 +12,19 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-type revFSM struct {
+// indexFSM is a raft FSM whose state is its applied index, kept in its
+// snapshots; after, when set, runs after each restore.
+type indexFSM struct {
 	applied  atomic.Uint64
 	restores atomic.Int64
 	after    func() // after each restore
 }
 
-func (f *revFSM) Apply(l *raft.Log) any { f.applied.Store(l.Index); return nil }
-func (f *revFSM) Snapshot() (raft.FSMSnapshot, error) {
-	return revSnap(f.applied.Load()), nil
+func (f *indexFSM) Apply(l *raft.Log) any { f.applied.Store(l.Index); return nil }
+func (f *indexFSM) Snapshot() (raft.FSMSnapshot, error) {
+	return indexFSMSnapshot(f.applied.Load()), nil
 }
-func (f *revFSM) Restore(rc io.ReadCloser) error {
+func (f *indexFSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	var b [8]byte
 	if _, err := io.ReadFull(rc, b[:]); err != nil {
@@ -36,9 +38,9 @@ func (f *revFSM) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-type revSnap uint64
+type indexFSMSnapshot uint64
 
-func (s revSnap) Persist(sink raft.SnapshotSink) error {
+func (s indexFSMSnapshot) Persist(sink raft.SnapshotSink) error {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(s))
 	if _, err := sink.Write(b[:]); err != nil {
@@ -46,7 +48,7 @@ func (s revSnap) Persist(sink raft.SnapshotSink) error {
 	}
 	return sink.Close()
 }
-func (revSnap) Release() {}
+func (indexFSMSnapshot) Release() {}
 
 // failingLogs refuses appends while fail is set (a full disk: LogStore's
 // ErrDiskFull).
@@ -75,7 +77,7 @@ func (f failingLogs) StoreLogs(ls []*raft.Log) error {
 func TestInstallBelowFollowersLogCatchesUp(t *testing.T) {
 	const n = 3
 	var rafts [n]*raft.Raft
-	var fsms [n]*revFSM
+	var fsms [n]*indexFSM
 	var trans [n]*raft.InmemTransport
 	var addrs [n]raft.ServerAddress
 	for i := range n {
@@ -107,7 +109,7 @@ func TestInstallBelowFollowersLogCatchesUp(t *testing.T) {
 		}
 		store := raft.NewInmemStore()
 		snaps := raft.NewInmemSnapshotStore()
-		fsms[i] = &revFSM{}
+		fsms[i] = &indexFSM{}
 		var logs raft.LogStore = store
 		if i == 1 {
 			f := fsms[i]
