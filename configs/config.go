@@ -486,12 +486,6 @@ func (c *Config) Validate() error {
 	} else if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" && c.Admin.Token == "" {
 		errs = append(errs, fmt.Errorf("admin.addr %q is not loopback: set admin.token so membership changes need it", c.Admin.Addr))
 	}
-	// A node that bootstraps makes a cluster with itself as a voter; the
-	// setting would be dropped without a word.
-	if c.Raft.Nonvoter && c.Raft.Bootstrap && len(c.Raft.Join) == 0 {
-		errs = append(errs, errors.New("raft.nonvoter: a node that bootstraps (raft.bootstrap, with no raft.join) is a voter of its own cluster; "+
-			"a read replica sets raft.join to its voters, or raft.bootstrap: false and is added with trustctl cluster add-nonvoter"))
-	}
 	for _, p := range c.Raft.Join {
 		if !strings.Contains(p, "/p2p/") {
 			errs = append(errs, fmt.Errorf("raft.join entry %q must end in /p2p/<peer id>", p))

@@ -110,9 +110,6 @@ func TestRaftLimitsNamedByKey(t *testing.T) {
 		"trailing_logs: 0":                                  "raft.trailing_logs must be at least 1",
 		"snapshot_interval: 1ms":                            "raft.snapshot_interval 1ms is below 5ms",
 		"{heartbeat_timeout: 10ms, election_timeout: 10ms}": "",
-		"nonvoter: true":                                    "raft.nonvoter: a node that bootstraps",
-		"{nonvoter: true, bootstrap: false}":                "",
-		"{nonvoter: true, join: [/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN]}": "",
 	} {
 		file := filepath.Join(t.TempDir(), "c.yaml")
 		if !strings.HasPrefix(raft, "{") {

@@ -96,7 +96,7 @@ var keyTable = []key{
 	keyOf(func(c *Config) *[]string { return &c.Raft.Join }, nil, "join",
 		"members (multiaddrs ending in /p2p/<peer id>) to ask to add this node when it has no raft state yet; a joining node does not bootstrap, and each member asked admits it only if its own p2p.peers lists it"),
 	keyOf(func(c *Config) *bool { return &c.Raft.Nonvoter }, false, "nonvoter",
-		"join as a non-voting read replica (a regional node near verifiers); needs raft.join, or raft.bootstrap: false and trustctl cluster add-nonvoter: a node that bootstraps is a voter, and the setting is refused there"),
+		"join as a non-voting read replica (a regional node near verifiers); needs raft.join, or raft.bootstrap: false and trustctl cluster add-nonvoter: a node that would bootstrap a new cluster is its voter, and trustd refuses to start it so"),
 	keyOf(func(c *Config) *int { return &c.Raft.MaxFeatureLevel }, 0, "",
 		"highest feature level this node offers the cluster (0: its build's, which `trustd version` prints); the cluster's level is the lowest its members offer, so a lower one holds it there during a staged upgrade. Levels never go down: a node whose state is already above it refuses to start"),
 

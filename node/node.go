@@ -129,6 +129,16 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	if err := n.listen(); err != nil {
 		return nil, err
 	}
+	// A node that would bootstrap makes a cluster with itself as a voter;
+	// the setting would be dropped without a word. One with raft state
+	// does not bootstrap (a replica that joined, its raft.join dropped
+	// since): warnNonvoterVoter covers a voter there.
+	if cfg.Raft.Nonvoter && cfg.Raft.Bootstrap && len(cfg.Raft.Join) == 0 {
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, "raft")); errors.Is(err, os.ErrNotExist) {
+			return nil, errors.New("raft.nonvoter: this node would bootstrap a new cluster (raft.bootstrap, no raft.join, no raft state yet) and be its voter; " +
+				"a read replica sets raft.join to its voters, or raft.bootstrap: false and is added with trustctl cluster add-nonvoter")
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}

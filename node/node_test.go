@@ -236,10 +236,25 @@ func TestConsortiumDirectoryWithoutGenesis(t *testing.T) {
 // cluster counts as a voter changes nothing, and the node says so at
 // start.
 func TestNonvoterSettingOnAVoterIsReported(t *testing.T) {
-	cfg := LoopbackConfig(t.TempDir())
+	cfg := LoopbackConfig(filepath.Join(t.TempDir(), "data"))
+	// Where it would bootstrap a new cluster, it is refused before
+	// anything is written.
+	replica := cfg
+	replica.Raft.Nonvoter = true
+	if n, err := New(replica, Options{}); err == nil || !strings.Contains(err.Error(), "raft.nonvoter: this node would bootstrap a new cluster") {
+		if n != nil {
+			n.Close()
+		}
+		t.Fatalf("raft.nonvoter on a node that would bootstrap: %v", err)
+	}
+	if _, err := os.Stat(cfg.DataDir); !os.IsNotExist(err) {
+		t.Fatalf("the refused start made %s: %v", cfg.DataDir, err)
+	}
 	n := mustNewNode(t, cfg)
 	n.Close()
-	cfg.Raft.Bootstrap, cfg.Raft.Nonvoter = false, true
+	// With raft state the node does not bootstrap: it starts, and says
+	// the setting changes nothing for a voter.
+	cfg.Raft.Nonvoter = true
 	logs := &logBuffer{}
 	n, err := New(cfg, Options{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {

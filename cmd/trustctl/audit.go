@@ -21,7 +21,7 @@ type auditReport struct {
 	Size            uint64   `json:"size,omitempty"`
 	Root            string   `json:"root,omitempty"` // hex, as the text says it
 	Cosigners       []string `json:"cosigners,omitempty"`
-	CosignerChanges int      `json:"cosignerChanges,omitempty"`
+	CosignerChanges *int     `json:"cosignerChanges,omitempty"` // on ok, 0 included
 	Leaf            *uint64  `json:"leaf,omitempty"`
 	What            string   `json:"what,omitempty"`
 	Want            string   `json:"want,omitempty"`
@@ -102,7 +102,7 @@ func (a *app) auditCmd() *cobra.Command {
 					return fmt.Errorf("audit: save the checkpoint: %w", err)
 				}
 			}
-			report := auditReport{OK: true, Size: cp.Size, Root: fmt.Sprintf("%x", cp.Hash), Cosigners: l.Checkpoint.Cosigners(), CosignerChanges: len(changes)}
+			report := auditReport{OK: true, Size: cp.Size, Root: fmt.Sprintf("%x", cp.Hash), Cosigners: l.Checkpoint.Cosigners(), CosignerChanges: new(len(changes))}
 			return a.printText(report, func(w *errWriter) {
 				w.Printf("AUDIT OK size %d root %x (cosigned by %v; %d cosigner changes followed; the leaves' state roots are not replayed: trustd audit does that)\n",
 					cp.Size, cp.Hash, l.Checkpoint.Cosigners(), len(changes))

@@ -71,7 +71,7 @@ func TestAuditChecksTheTiles(t *testing.T) {
 	}
 	d.must("audit", "--genesis", genesis, "--since", saved)
 	var report auditReport
-	if err := json.Unmarshal([]byte(d.must("--json", "audit", "--genesis", genesis)), &report); err != nil || !report.OK || report.Size != size ||
+	if err := json.Unmarshal([]byte(d.must("--json", "audit", "--genesis", genesis)), &report); err != nil || !report.OK || report.Size != size || report.CosignerChanges == nil ||
 		len(report.Root) != 64 || len(report.Cosigners) == 0 || !strings.Contains(out, report.Root) {
 		t.Fatalf("audit --json: %+v %v (the text said %q)", report, err, out)
 	}

@@ -38,6 +38,9 @@ func (a *app) exportCmd() *cobra.Command {
 			}
 			c := a.client()
 			if out != "" {
+				if a.output == outputYAML {
+					return usagef("export dcc: --out writes the registry's JSON document as the node serves it; -o yaml only prints")
+				}
 				q.Set("consistency", c.Consistency)
 				n, err := c.Download(cmd.Context(), "/v1/export/dcc?"+q.Encode(), out, force)
 				if errors.Is(err, client.ErrFileExists) {

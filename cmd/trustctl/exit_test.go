@@ -90,6 +90,8 @@ func TestExitCodes(t *testing.T) {
 		{"unknown output", []string{"-o", "xml", "trust", "--entity", root, "--framework", fw}, 2, "-", "table, json or yaml"},
 		{"framework create without --id", []string{"framework", "create", "--name", "X", "--key", gov}, 2, "-", "--id is required"},
 		{"framework create with a chain length of 0", []string{"framework", "create", "--id", "https://example.org/fw0", "--name", "X", "--max-chain-length", "0", "--key", gov}, 2, "-", "--max-chain-length 0: give 1 or more"},
+		{"sign -o yaml", []string{"-o", "yaml", "sign", "-", "--key", gov}, 2, "-", "trustctl sign prints table or json only"},
+		{"export dcc --out -o yaml", []string{"-o", "yaml", "export", "dcc", "--out", filepath.Join(d.dir, "dcc.json")}, 2, "-", "-o yaml only prints"},
 		{"sign --compact with two keys", []string{"sign", "-", "--compact", "--key", gov, "--key", rootKey}, 2, "-", "--compact holds one signature"},
 		{"framework update with nothing to change", []string{"framework", "update", "--id", fw, "--key", gov}, 2, "-", "nothing to change"},
 		{"entity register without --id", []string{"entity", "register", "--name", "X", "--key", rootKey}, 2, "-", "--id is required"},

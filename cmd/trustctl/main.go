@@ -108,7 +108,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		a.recognitionCmd("recognize", "Make a framework recognize another (governance)"),
 		a.recognitionCmd("unrecognize", "Withdraw a recognition (governance)"),
 		a.cosignersCmd(),
-		a.signCmd(), a.cosignCmd(), a.submitCmd(),
+		offers(a.signCmd(), outputTable, outputJSON), offers(a.cosignCmd(), outputTable, outputJSON), a.submitCmd(),
 		a.trustCmd(), a.accreditationCmd(), a.operationCmd(), a.nodeStatusCmd(), a.clusterCmd(), a.statusListCmd(), offers(a.watchCmd(), outputTable, outputJSON),
 		a.exportCmd(), a.importCmd(), a.verifyCmd(), a.auditCmd(),
 	)
