@@ -330,11 +330,11 @@ func (n *Node) listen() (err error) {
 	}
 	ln, err := net.Listen("tcp", n.cfg.HTTP.Addr)
 	if err != nil {
-		return fmt.Errorf("gateway listen on %s: %w (set http.addr or --http-addr)", n.cfg.HTTP.Addr, err)
+		return fmt.Errorf("gateway listen on %s: %w (a trustd already running with this configuration? else set http.addr or --http-addr)", n.cfg.HTTP.Addr, err)
 	}
 	n.httpLn = ln
 	if ln, err = net.Listen("tcp", n.cfg.Admin.Addr); err != nil {
-		return fmt.Errorf("admin listen on %s: %w (set admin.addr or --admin-addr)", n.cfg.Admin.Addr, err)
+		return fmt.Errorf("admin listen on %s: %w (a trustd already running with this configuration? else set admin.addr or --admin-addr)", n.cfg.Admin.Addr, err)
 	}
 	n.adminLn = ln
 	return nil
