@@ -68,7 +68,7 @@ type forkGuard struct {
 }
 
 func (g forkGuard) DeleteRange(lo, hi uint64) error {
-	last, err := g.LogStore.LastIndex()
+	last, err := g.LastIndex()
 	if err != nil {
 		return err
 	}
