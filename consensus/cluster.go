@@ -154,9 +154,10 @@ type Cluster struct {
 	joinFailure atomic.Pointer[JoinError]
 	// fork is the first fork found (Forked, fork.go).
 	fork forkState
-	// started is raft once it runs, for the transport's goroutine
-	// (refuseFork), which may take a request before raft starts.
-	started atomic.Pointer[raft.Raft]
+	// fsm is raft's state machine wrapper; its raft is raft once it runs,
+	// for the transport's goroutine (refuseFork), which may take a request
+	// before raft starts.
+	fsm *fsm
 	// idempotent: proposing a command twice answers as proposing it once
 	// (Config.IdempotentCommands).
 	idempotent bool
@@ -220,6 +221,7 @@ func Start(cfg Config) (*Cluster, error) {
 		return nil, errors.Join(err, logs.Close())
 	}
 	c.trans = trans
+	c.fsm = &fsm{sm: cfg.StateMachine, metrics: c.metrics, log: logger, afterRestore: c.dropStale}
 	c.watch = newCommitWatch(trans, c.refuseFork)
 
 	rc := raft.DefaultConfig()
@@ -275,7 +277,7 @@ func Start(cfg Config) (*Cluster, error) {
 			logger.Info("bootstrapped a new cluster", "voters", len(conf.Servers))
 		}
 	}
-	f := &fsm{sm: cfg.StateMachine, metrics: c.metrics, log: logger, afterRestore: c.dropStale}
+	f := c.fsm
 	if snaps.ckpts.open != nil && !cfg.StreamSnapshots {
 		f.ckpts = snaps.ckpts
 	}
@@ -299,7 +301,6 @@ func Start(cfg Config) (*Cluster, error) {
 	}
 	c.raft = r
 	f.raft.Store(r)
-	c.started.Store(r)
 	r.RegisterObserver(raft.NewObserver(nil, false, c.metrics.countLeaders))
 	c.fwd = newForwarder(c)
 	cfg.Host.SetStreamHandler(RPCProtocol, c.serveRPC)

@@ -261,7 +261,7 @@ func (c *Cluster) refuseFork(cmd any) error {
 	// differ there.
 	applied := c.sm.AppliedIndex()
 	var term uint64
-	if r := c.started.Load(); r != nil {
+	if r := c.fsm.raft.Load(); r != nil {
 		term = r.CurrentTerm()
 	} else {
 		// raft may take requests before Start has it: the term it starts

@@ -15,11 +15,12 @@ var ErrNotFollowing = errors.New("node: not following the cluster's log")
 // How a follower's progress is watched: every lagCheckEvery it asks the
 // leader for its committed index (a read index); an index the cluster had
 // committed that this node has still not applied lagLimit later makes the
-// node not ready. A follower whose log parted from the leader's (a member
-// started from a restored backup while the others were unreachable, say)
-// keeps hearing the leader's heartbeats and looks healthy otherwise, yet
-// never applies again. lagLimit is well above a catch-up from a snapshot
-// (about 24 s at a million entities, BENCHMARKS.md).
+// node not ready. A follower that stops applying for a reason raft does
+// not report keeps hearing the leader's heartbeats and looks healthy
+// otherwise. (One whose state parted from the cluster's log, a member
+// restored from its backup and run alone, is found sooner and named by the
+// fork check: consensus.ErrForked.) lagLimit is well above a catch-up from
+// a snapshot (about 24 s at a million entities, BENCHMARKS.md).
 const (
 	lagCheckEvery = 5 * time.Second
 	lagLimit      = 60 * time.Second
