@@ -47,7 +47,10 @@ type LogStore struct {
 	appends, appended atomic.Uint64
 }
 
-var errLogStoreClosed = errors.New("raft log store is closed")
+// errLogStoreClosed is ErrShutdown: a call that reads the log while the
+// node closes (a read index looking for its last command, say) ends the
+// way every other call does then.
+var errLogStoreClosed = fmt.Errorf("%w: raft log store is closed", ErrShutdown)
 
 // use holds the store open for one call; the caller releases s.mu.RUnlock.
 func (s *LogStore) use() error {

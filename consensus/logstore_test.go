@@ -151,8 +151,8 @@ func TestLogStoreRefusesCallsAfterClose(t *testing.T) {
 	_, checks["LastIndex"] = s.LastIndex()
 	_, checks["Get"] = s.Get([]byte("k"))
 	for call, err := range checks {
-		if !errors.Is(err, errLogStoreClosed) {
-			t.Errorf("%s after Close: %v, want %v", call, err, errLogStoreClosed)
+		if !errors.Is(err, errLogStoreClosed) || !errors.Is(err, ErrShutdown) {
+			t.Errorf("%s after Close: %v, want %v (which is ErrShutdown)", call, err, errLogStoreClosed)
 		}
 	}
 	if err := s.Close(); err != nil {
