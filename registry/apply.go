@@ -141,6 +141,9 @@ func (s *applier) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, 
 	}
 	if err != nil {
 		res.CID = record.CIDOf(raw)
+		if s.clearRefusals() {
+			err = record.ClearWords(err)
+		}
 		return nil, res, err
 	}
 	res.CID, res.Op = op.CID, op.Op
@@ -166,6 +169,11 @@ func (s *applier) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, 
 	// in a protected header either.
 	if s.ClusterFeatureLevel() >= FeatureLevelHeaderNumbers && op.ExactNumberErr() != nil {
 		return nil, res, op.ExactNumberErr()
+	}
+	// From FeatureLevelClearRefusals on, a crit header go-jose refuses is
+	// malformed (below it, the signature check refuses it).
+	if s.clearRefusals() && op.CritErr() != nil {
+		return nil, res, op.CritErr()
 	}
 
 	// Idempotency: the same operation, byte for byte, re-serialized, or
@@ -415,6 +423,9 @@ func (c *applyCtx) createFramework(op *record.CreateFramework) (string, error) {
 func (c *applyCtx) updateFramework(op *record.UpdateFramework) (string, error) {
 	if err := c.requireGovernance(); err != nil {
 		return "", err
+	}
+	if c.s.clearRefusals() && op.Name == nil && op.Description == nil && op.URL == nil && op.MaxChainLength == nil {
+		return "", record.Reject(record.CodeInvalid, "updateFramework changes nothing: give name, description, url or maxChainLength")
 	}
 	shared, err := c.framework(op.ID)
 	if err != nil {

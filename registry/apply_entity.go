@@ -59,6 +59,16 @@ func validKeys(did string, keys []json.RawMessage) ([]json.RawMessage, error) {
 
 func validMetadata(m *record.EntityMetadata) error { return record.Invalid(record.CheckMetadata(m)) }
 
+// validHomepage refuses, from FeatureLevelClearRefusals on, metadata whose
+// homepage is not an http(s) URL with a host: verifiers and the DCC export
+// link to it. Below the level any text is kept, as older builds keep it.
+func (c *applyCtx) validHomepage(m *record.EntityMetadata) error {
+	if m == nil || !c.s.clearRefusals() {
+		return nil
+	}
+	return record.Invalid(record.CheckHomepage(m.Homepage))
+}
+
 // isActiveAccreditor reports whether did may grant accreditations somewhere
 // at the commit time: a root accreditor of a framework, or holder of an
 // authorized accredit accreditation.
@@ -113,6 +123,9 @@ func (c *applyCtx) registerEntity(op *record.RegisterEntity) (string, error) {
 	if err := record.Invalid(record.ValidateEntity(op.ID, op.Name, op.Metadata)); err != nil {
 		return "", err
 	}
+	if err := c.validHomepage(op.Metadata); err != nil {
+		return "", err
+	}
 	self := strings.HasPrefix(op.ID, "did:key:") && c.signer() == op.ID
 	gov := c.isGovernance()
 	if !self && !gov {
@@ -156,6 +169,14 @@ func (c *applyCtx) registerEntity(op *record.RegisterEntity) (string, error) {
 }
 
 func (c *applyCtx) updateEntity(op *record.UpdateEntity) (string, error) {
+	if c.s.clearRefusals() {
+		if op.ID == "" {
+			return "", record.Reject(record.CodeMalformed, "updateEntity names no id: give the DID of the entity to update")
+		}
+		if op.Name == nil && op.Metadata == nil {
+			return "", record.Reject(record.CodeInvalid, "updateEntity changes nothing: give name or metadata")
+		}
+	}
 	ent, ok, err := c.entity(op.ID)
 	if err != nil {
 		return "", err
@@ -177,6 +198,9 @@ func (c *applyCtx) updateEntity(op *record.UpdateEntity) (string, error) {
 	}
 	if op.Metadata != nil {
 		if err := validMetadata(op.Metadata); err != nil {
+			return "", err
+		}
+		if err := c.validHomepage(op.Metadata); err != nil {
 			return "", err
 		}
 		ent.Metadata = op.Metadata

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"net/url"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -107,8 +106,7 @@ func (v *View) dccEntry(did string) (record.DCCEntry, error) {
 // the export, which wallets show as a link beside the issuer's name,
 // carries only what a browser opens as a page (not javascript: or data:).
 func webURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+	if s == "" || record.CheckHomepage(s) != nil {
 		return ""
 	}
 	return s

@@ -101,8 +101,21 @@ const (
 	// refuses it before the log at every level (ParsedOperation.CheckErr).
 	FeatureLevelHeaderNumbers = 10
 
+	// FeatureLevelClearRefusals changes what five refusals say and two
+	// rules of what the apply accepts. Refused as malformed, in words that
+	// name what is wrong: a JWS whose "crit" header go-jose refuses (older
+	// builds: a signature that does not verify), an updateEntity that
+	// names no id (older builds: " is not registered"), and a date-time
+	// member that does not decode (its JSON Pointer and the form wanted,
+	// not Go's layout). Refused as invalid: an entity homepage that is not
+	// an http(s) URL with a host, and an updateFramework or updateEntity
+	// that changes nothing. A result's words are part of the committed
+	// state, so below the level the apply keeps the older ones; every check
+	// before the log answers the new words at any level.
+	FeatureLevelClearRefusals = 11
+
 	// FeatureLevel is the highest level this build applies.
-	FeatureLevel = FeatureLevelHeaderNumbers
+	FeatureLevel = FeatureLevelClearRefusals
 )
 
 // featureNames say what each level adds, for error messages and status.
@@ -117,6 +130,7 @@ var featureNames = map[int]string{
 	FeatureLevelCosignerSet:             "checkpoint cosigners changed by governance (setCosigners)",
 	FeatureLevelNumberRange:             "no JSON number beyond a 64-bit float's range in payloads and credentials",
 	FeatureLevelHeaderNumbers:           "no JSON number beyond a 64-bit float's range in JWS protected headers, nor by its exact value",
+	FeatureLevelClearRefusals:           "refusals that name what is wrong; entity homepages only as http(s) URLs; no update that changes nothing",
 }
 
 // OpFeatureLevel names the result of a feature level raise.
@@ -134,6 +148,12 @@ func EncodeFeatureLevel(level int) []byte {
 		panic(fmt.Sprintf("registry: feature level %d is outside this build's %d..%d", level, FeatureLevelBase, FeatureLevel))
 	}
 	return []byte{commandVersion1, commandTypeFeatureLevel, byte(level)}
+}
+
+// clearRefusals reports whether the apply refuses in the words, and by
+// the entity and update rules, of FeatureLevelClearRefusals.
+func (s *consortium) clearRefusals() bool {
+	return s.ClusterFeatureLevel() >= FeatureLevelClearRefusals
 }
 
 // ClusterFeatureLevel is the feature level the applied state is at.

@@ -171,7 +171,9 @@ func (s *verifier) preVerify(raw []byte) (*record.ParsedOperation, error) {
 		}
 		op, err := record.ParseOperationDigest(raw, digest)
 		if err != nil {
-			return nil, err
+			// A check stores nothing: it answers in the clear words at
+			// any level (record.RewordedError).
+			return nil, record.ClearWords(err)
 		}
 		if op.StrictErr() == nil {
 			s.checkSignatures(op)

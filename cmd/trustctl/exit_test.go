@@ -95,6 +95,8 @@ func TestExitCodes(t *testing.T) {
 		{"sign --compact with two keys", []string{"sign", "-", "--compact", "--key", gov, "--key", rootKey}, 2, "-", "--compact holds one signature"},
 		{"framework update with nothing to change", []string{"framework", "update", "--id", fw, "--key", gov}, 2, "-", "nothing to change"},
 		{"entity register without --id", []string{"entity", "register", "--name", "X", "--key", rootKey}, 2, "-", "--id is required"},
+		{"entity register with an --identifier without =", []string{"entity", "register", "--id", "did:web:x.example", "--name", "X", "--identifier", "duns", "--key", rootKey}, 2, "-", `--identifier "duns" must be name=value`},
+		{"entity register with a javascript: homepage", []string{"entity", "register", "--id", "did:web:x.example", "--name", "X", "--homepage", "javascript:alert(1)", "--key", rootKey}, 2, "-", `--homepage: homepage "javascript:alert(1)" is not an http or https URL with a host`},
 		{"accredit without --key", []string{"accredit", "--framework", fw, "--subject", "did:web:x.example", "--resource", "https://example.org/Nursing"}, 2, "-", "--key is required"},
 		{"keygen without --out", []string{"keygen"}, 2, "-", "--out is required"},
 		{"keygen --kid of a did:key", []string{"keygen", "--out", filepath.Join(d.dir, "k.jwk"), "--kid", "did:key:z6Mkxyz#abc"}, 2, "-", "a did:key is made from the key itself"},

@@ -770,6 +770,9 @@ func (f *metadataFlags) apply(cmd *cobra.Command, m *record.EntityMetadata) erro
 		m.Country = f.country
 	}
 	if fl.Changed("homepage") {
+		if err := record.CheckHomepage(f.home); err != nil {
+			return usagef("--homepage: %w", err)
+		}
 		m.Homepage = f.home
 	}
 	if fl.Changed("location") {
@@ -778,7 +781,7 @@ func (f *metadataFlags) apply(cmd *cobra.Command, m *record.EntityMetadata) erro
 	for _, kv := range f.idents {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return fmt.Errorf("--identifier %q must be name=value", kv)
+			return usagef("--identifier %q must be name=value", kv)
 		}
 		if v == "" {
 			delete(m.Identifiers, k)

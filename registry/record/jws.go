@@ -74,6 +74,12 @@ type ParsedOperation struct {
 	// status-list or root credential's. The apply refuses it from
 	// FeatureLevelHeaderNumbers on.
 	exactNumberErr error
+	// critErr says why a signature's headers (the operation's, or a
+	// status-list or root credential's) carry a "crit" go-jose refuses
+	// before it checks the signature (critErr). The apply refuses it as
+	// malformed from FeatureLevelClearRefusals on; below it the signature
+	// check refuses it, as older builds do.
+	critErr error
 }
 
 // SignedContent returns, for each signature, the digest of what it signed
@@ -110,8 +116,16 @@ func (p *ParsedOperation) NumberErr() error { return p.numberErr }
 // ErrMalformed.
 func (p *ParsedOperation) ExactNumberErr() error { return p.exactNumberErr }
 
+// CritErr says why the operation carries a "crit" header member that
+// go-jose refuses before it checks a signature (in an unprotected header,
+// not a list of names, or naming an extension other than b64), a refusal
+// the apply words as malformed from FeatureLevelClearRefusals on and
+// PreVerify always; nil when it carries none. It wraps ErrMalformed.
+func (p *ParsedOperation) CritErr() error { return p.critErr }
+
 // CheckErr is what every check before the log refuses, whatever the
-// feature level: StrictErr, else NumberErr, else ExactNumberErr.
+// feature level: StrictErr, else NumberErr, else ExactNumberErr, else
+// CritErr.
 // Refusing to propose an operation changes no state; the apply decides
 // each rule by the level.
 func (p *ParsedOperation) CheckErr() error {
@@ -121,7 +135,10 @@ func (p *ParsedOperation) CheckErr() error {
 	if p.numberErr != nil {
 		return p.numberErr
 	}
-	return p.exactNumberErr
+	if p.exactNumberErr != nil {
+		return p.exactNumberErr
+	}
+	return p.critErr
 }
 
 // ParseOperation decodes a compact or JSON-serialized JWS and its operation
@@ -227,6 +244,7 @@ func parseOperation(raw []byte, digest [32]byte, tryPlain bool) (*ParsedOperatio
 	// What older builds accept and this one refuses is kept apart: the
 	// apply refuses it only from FeatureLevelSignedContent on (features.go).
 	p.strictErr = checkLowS(obj)
+	p.critErr = firstCritErr(trimmed, obj)
 	// numbers: where FeatureLevelNumberRange looks; headers: the JWS
 	// protected headers, where only FeatureLevelHeaderNumbers does.
 	var numbers, headers rangeErrs
@@ -251,6 +269,7 @@ func parseOperation(raw []byte, digest [32]byte, tryPlain bool) (*ParsedOperatio
 		} else if jwt, err := jose.ParseSignedCompact(pub.Credential, AcceptedAlgs); err == nil {
 			number, p.strictErr = checkStatusListJSON(jwt.UnsafePayloadWithoutVerification())
 			headers = headers.or(compactHeaderNumber("credential", pub.Credential))
+			p.critErr = cmp.Or(p.critErr, critErr("credential", &jwt.Signatures[0]))
 		}
 		numbers = numbers.or(number)
 	}
@@ -266,6 +285,7 @@ func parseOperation(raw []byte, digest [32]byte, tryPlain bool) (*ParsedOperatio
 		if jwt, err := jose.ParseSignedCompact(rc.Credential, AcceptedAlgs); err == nil {
 			numbers = numbers.or(numberBeyondRange("credential", jwt.UnsafePayloadWithoutVerification()))
 			headers = headers.or(compactHeaderNumber("credential", rc.Credential))
+			p.critErr = cmp.Or(p.critErr, critErr("credential", &jwt.Signatures[0]))
 		}
 	}
 	p.numberErr = numbers.level9

@@ -228,7 +228,11 @@ func decodePayloadTwoPass(payload []byte) (string, int64, any, error) {
 		return "", 0, nil, Errorf(ErrMalformed, "payload has no iat (signing time, seconds since the epoch)")
 	}
 	if err := DecodeStrict(payload, body); err != nil {
-		return "", 0, nil, Errorf(ErrMalformed, "%s payload: %v", h.Op, err)
+		older := Errorf(ErrMalformed, "%s payload: %v", h.Op, err)
+		if clear := timeFieldErr(payload, err); clear != "" {
+			return "", 0, nil, &RewordedError{Older: older, Clear: Errorf(ErrMalformed, "%s payload: %s", h.Op, clear)}
+		}
+		return "", 0, nil, older
 	}
 	return h.Op, *h.IAT, body, nil
 }
@@ -327,6 +331,30 @@ func ValidateEntity(id, name string, m *EntityMetadata) error {
 		return err
 	}
 	return CheckMetadata(m)
+}
+
+// CheckHomepage checks an entity's homepage: empty, or a web address
+// (http or https, with a host). Verifiers and the DCC export show it as a
+// link beside the issuer's name, so it must be what a browser opens as a
+// page (not javascript: or data:).
+func CheckHomepage(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("homepage %q is not an http or https URL with a host", shortText(s))
+	}
+	return nil
+}
+
+// shortText is s for a message: at most 64 bytes of it.
+func shortText(s string) string {
+	const max = 64
+	if len(s) > max {
+		return strings.ToValidUTF8(s[:max], "") + "…"
+	}
+	return s
 }
 
 // CheckMetadata checks an entity's optional metadata; nil passes.
