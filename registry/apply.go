@@ -170,11 +170,6 @@ func (s *applier) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, 
 	if s.ClusterFeatureLevel() >= FeatureLevelHeaderNumbers && op.ExactNumberErr() != nil {
 		return nil, res, op.ExactNumberErr()
 	}
-	// From FeatureLevelClearRefusals on, a crit header go-jose refuses is
-	// malformed (below it, the signature check refuses it).
-	if s.clearRefusals() && op.CritErr() != nil {
-		return nil, res, op.CritErr()
-	}
 
 	// Idempotency: the same operation, byte for byte, re-serialized, or
 	// signed again over the same header and payload, returns the result it
@@ -182,6 +177,13 @@ func (s *applier) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, 
 	if orig, ok := s.findDuplicate(b, op, signedContent); ok {
 		orig.Duplicate = true
 		return nil, orig, nil
+	}
+	// From FeatureLevelClearRefusals on, a crit header go-jose refuses is
+	// malformed; below it the signature check refuses it. After the
+	// duplicates, as there: an operation already applied, sent again in
+	// another serialization, keeps the answer it got.
+	if s.clearRefusals() && op.CritErr() != nil {
+		return nil, res, op.CritErr()
 	}
 
 	iat := time.Unix(op.IAT, 0)

@@ -61,7 +61,10 @@ func validMetadata(m *record.EntityMetadata) error { return record.Invalid(recor
 
 // validHomepage refuses, from FeatureLevelClearRefusals on, metadata whose
 // homepage is not an http(s) URL with a host: verifiers and the DCC export
-// link to it. Below the level any text is kept, as older builds keep it.
+// link to it. Below the level any text is kept, as older builds keep it;
+// an update checks the homepage only when it changes it, so an entity
+// registered below the level with another homepage can still update the
+// rest of its metadata (trustctl and the DCC import send it all).
 func (c *applyCtx) validHomepage(m *record.EntityMetadata) error {
 	if m == nil || !c.s.clearRefusals() {
 		return nil
@@ -200,8 +203,10 @@ func (c *applyCtx) updateEntity(op *record.UpdateEntity) (string, error) {
 		if err := validMetadata(op.Metadata); err != nil {
 			return "", err
 		}
-		if err := c.validHomepage(op.Metadata); err != nil {
-			return "", err
+		if ent.Metadata == nil || op.Metadata.Homepage != ent.Metadata.Homepage {
+			if err := c.validHomepage(op.Metadata); err != nil {
+				return "", err
+			}
 		}
 		ent.Metadata = op.Metadata
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trustreg/trustreg/registry/record"
 )
@@ -130,4 +131,51 @@ func TestClearRefusalsFromTheLevelOn(t *testing.T) {
 			})
 		}
 	}
+}
+
+// What the level changes is words and the two rules, never what was
+// accepted: an operation applied already and sent again in a JSON
+// serialization whose unprotected header carries a crit (which go-jose
+// refuses) keeps its first answer at either level, as the duplicates are
+// found before the signature check; and an entity whose homepage the
+// level would refuse, registered before it, can still update the rest of
+// its metadata, which clients send whole.
+func TestClearRefusalsKeepWhatWasAccepted(t *testing.T) {
+	for _, level := range []int{FeatureLevelClearRefusals - 1, FeatureLevelClearRefusals} {
+		t.Run(fmt.Sprintf("resent with crit/level=%d", level), func(t *testing.T) {
+			f := mustChain(t)
+			f.mustRaiseLevel(level)
+			op := f.sign(f.root, record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": f.root.DID, "subject": "did:web:again.example", "action": record.ActionAccredit,
+				"resources": []string{nursing}, "jurisdictions": []string{"US"},
+			})
+			first := f.mustAccept(op)
+			parts := strings.Split(string(op), ".")
+			again := []byte(`{"protected":"` + parts[0] + `","payload":"` + parts[1] + `","signature":"` + parts[2] + `","header":{"crit":null}}`)
+			r := f.apply(again)
+			if !r.Accepted || !r.Duplicate || r.ID != first.ID {
+				t.Fatalf("resent: %+v, want the first answer (%s) as a duplicate", r, first.ID)
+			}
+		})
+	}
+	t.Run("a homepage from before the level", func(t *testing.T) {
+		f := mustChain(t)
+		f.mustRaiseLevel(FeatureLevelClearRefusals - 1)
+		meta := map[string]any{"homepage": "www.college.example", "country": "US"}
+		f.mustAccept(f.sign(f.college, record.OpRegisterEntity, map[string]any{"id": f.college.DID, "name": "College", "metadata": meta}))
+		f.mustRaiseLevel(FeatureLevelClearRefusals)
+		f.now = f.now.Add(time.Second)
+		meta["country"] = "CA"
+		f.mustAccept(f.sign(f.college, record.OpUpdateEntity, map[string]any{"id": f.college.DID, "metadata": meta}))
+		f.now = f.now.Add(time.Second)
+		meta["homepage"] = "college.example"
+		before := f.digest()
+		if r := f.apply(f.sign(f.college, record.OpUpdateEntity, map[string]any{"id": f.college.DID, "metadata": meta})); r.Accepted || r.Code != record.CodeInvalid ||
+			!strings.Contains(r.Reason, `homepage "college.example" is not an http or https URL with a host`) {
+			t.Fatalf("a new homepage that is no URL: %+v, want invalid", r)
+		}
+		if f.digest() != before {
+			t.Fatal("a refused operation changed the state")
+		}
+	})
 }

@@ -107,9 +107,12 @@ const (
 	// builds: a signature that does not verify), an updateEntity that
 	// names no id (older builds: " is not registered"), and a date-time
 	// member that does not decode (its JSON Pointer and the form wanted,
-	// not Go's layout). Refused as invalid: an entity homepage that is not
-	// an http(s) URL with a host, and an updateFramework or updateEntity
-	// that changes nothing. A result's words are part of the committed
+	// not Go's layout). Refused as invalid: an entity homepage, registered
+	// or changed, that is not an http(s) URL with a host, and an
+	// updateFramework or updateEntity that gives no field to change. Which
+	// operations are accepted changes by these two rules only: go-jose
+	// refuses the crit headers too, after the duplicates are found, and
+	// the crit rule runs there. A result's words are part of the committed
 	// state, so below the level the apply keeps the older ones; every check
 	// before the log answers the new words at any level.
 	FeatureLevelClearRefusals = 11
@@ -130,7 +133,7 @@ var featureNames = map[int]string{
 	FeatureLevelCosignerSet:             "checkpoint cosigners changed by governance (setCosigners)",
 	FeatureLevelNumberRange:             "no JSON number beyond a 64-bit float's range in payloads and credentials",
 	FeatureLevelHeaderNumbers:           "no JSON number beyond a 64-bit float's range in JWS protected headers, nor by its exact value",
-	FeatureLevelClearRefusals:           "refusals that name what is wrong; entity homepages only as http(s) URLs; no update that changes nothing",
+	FeatureLevelClearRefusals:           "refusals that name what is wrong; entity homepages only as http(s) URLs; no update without a field to change",
 }
 
 // OpFeatureLevel names the result of a feature level raise.

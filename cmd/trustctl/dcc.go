@@ -292,5 +292,10 @@ func checkDCCEntry(e dccImportEntry) error {
 	if !strings.HasPrefix(e.DID, "did:") {
 		return errors.New("the key is not a DID")
 	}
-	return record.ValidateEntity(e.DID, e.Name, e.metadata())
+	if err := record.ValidateEntity(e.DID, e.Name, e.metadata()); err != nil {
+		return err
+	}
+	// The registry refuses such a homepage from feature level 11; the
+	// whole file is checked before anything is sent.
+	return record.CheckHomepage(e.URL)
 }

@@ -47,10 +47,12 @@ func TestDCCImportAndExport(t *testing.T) {
 	  "did:web:college-a.example": {"name": "College A"},
 	  "did:web:college-b.example": {"name": " "},
 	  "college-c": {"name": "College C"},
-	  "did:web:college-d.example": {"name": "College D", "logo": "x.png"}}}`)
+	  "did:web:college-d.example": {"name": "College D", "logo": "x.png"},
+	  "did:web:college-e.example": {"name": "College E", "url": "college-e.example"}}}`)
 	_, _, err := d.ctl("import", "dcc", bad, "--key", gov)
-	if err == nil || !strings.Contains(err.Error(), "3 bad entries, nothing imported") || !strings.Contains(err.Error(), "college-b.example: entity name is empty") ||
-		!strings.Contains(err.Error(), "college-c: the key is not a DID") || !strings.Contains(err.Error(), `unknown field "logo"`) {
+	if err == nil || !strings.Contains(err.Error(), "4 bad entries, nothing imported") || !strings.Contains(err.Error(), "college-b.example: entity name is empty") ||
+		!strings.Contains(err.Error(), "college-c: the key is not a DID") || !strings.Contains(err.Error(), `unknown field "logo"`) ||
+		!strings.Contains(err.Error(), `college-e.example: homepage "college-e.example" is not an http or https URL`) {
 		t.Fatalf("bad file: %v", err)
 	}
 	if e, err := entity("did:web:college-a.example"); err == nil {

@@ -229,7 +229,7 @@ func decodePayloadTwoPass(payload []byte) (string, int64, any, error) {
 	}
 	if err := DecodeStrict(payload, body); err != nil {
 		older := Errorf(ErrMalformed, "%s payload: %v", h.Op, err)
-		if clear := timeFieldErr(payload, err); clear != "" {
+		if clear := timeFieldErr(payload, body, err); clear != "" {
 			return "", 0, nil, &RewordedError{Older: older, Clear: Errorf(ErrMalformed, "%s payload: %s", h.Op, clear)}
 		}
 		return "", 0, nil, older
@@ -336,16 +336,34 @@ func ValidateEntity(id, name string, m *EntityMetadata) error {
 // CheckHomepage checks an entity's homepage: empty, or a web address
 // (http or https, with a host). Verifiers and the DCC export show it as a
 // link beside the issuer's name, so it must be what a browser opens as a
-// page (not javascript: or data:).
+// page (not javascript: or data:). The apply decides by it, so it reads
+// the text itself rather than through net/url, whose rules move with Go
+// releases and GODEBUG settings (urlstrictcolons): the scheme, any case,
+// then "//" and an authority (up to the first "/", "?" or "#") whose host
+// (after any userinfo "@", before any ":port") is not empty.
 func CheckHomepage(s string) error {
 	if s == "" {
 		return nil
 	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("homepage %q is not an http or https URL with a host", shortText(s))
+	scheme, rest, ok := strings.Cut(s, "://")
+	if ok && (strings.EqualFold(scheme, "https") || strings.EqualFold(scheme, "http")) {
+		authority := rest
+		if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+			authority = rest[:i]
+		}
+		if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+			authority = authority[i+1:]
+		}
+		host, _, _ := strings.Cut(authority, ":")
+		if strings.HasPrefix(authority, "[") { // an IPv6 literal
+			host, _, _ = strings.Cut(authority, "]")
+			host = strings.TrimPrefix(host, "[")
+		}
+		if host != "" {
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("homepage %q is not an http or https URL with a host", shortText(s))
 }
 
 // shortText is s for a message: at most 64 bytes of it.

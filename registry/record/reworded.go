@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,16 +39,44 @@ func ClearWords(err error) error {
 	return err
 }
 
-// timeFields are the operation payloads' date-time members, all top-level.
-var timeFields = []string{"validFrom", "validUntil", "effectiveAt"}
+// timeFieldsOf returns the JSON names of body's top-level date-time
+// fields (time.Time or *time.Time; the payloads have no nested ones).
+func timeFieldsOf(body any) []string {
+	t := reflect.TypeOf(body)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var names []string
+	timeType := reflect.TypeFor[time.Time]()
+	for f := range t.Fields() {
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if ft == timeType && name != "" && name != "-" {
+			names = append(names, name)
+		}
+	}
+	return names
+}
 
-// timeFieldErr returns, for a payload whose strict decoding failed with
-// decodeErr, the clear words for it when the failure is a date-time
-// member's: its JSON Pointer, its value and the form wanted. It returns ""
-// when decodeErr is anything else: a member decodes in the order it comes,
-// so the first date-time member that does not decode is decodeErr's only
-// when their words match.
-func timeFieldErr(payload []byte, decodeErr error) string {
+// timeFieldErr returns, for a payload whose strict decoding into body
+// failed with decodeErr, the clear words for it when the failure is a
+// date-time member's: its JSON Pointer, its value and the form wanted. It
+// returns "" when decodeErr is anything else. encoding/json decodes the
+// members in the order they come and stops at the first one whose own
+// decoding fails (an unknown member, or one of the wrong type, is only
+// noted), so that is the first of body's date-time members that does not
+// decode, when their words match.
+func timeFieldErr(payload []byte, body any, decodeErr error) string {
+	fields := timeFieldsOf(body)
+	if len(fields) == 0 {
+		return ""
+	}
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return ""
@@ -61,7 +91,7 @@ func timeFieldErr(payload []byte, decodeErr error) string {
 		if err := dec.Decode(&raw); err != nil {
 			return ""
 		}
-		if !isTimeField(name) {
+		if !slices.ContainsFunc(fields, func(f string) bool { return strings.EqualFold(f, name) }) {
 			continue
 		}
 		var v time.Time
@@ -77,31 +107,13 @@ func timeFieldErr(payload []byte, decodeErr error) string {
 	return ""
 }
 
-// isTimeField reports whether a payload member named name decodes into a
-// date-time: encoding/json matches member names to fields without regard
-// to case.
-func isTimeField(name string) bool {
-	for _, f := range timeFields {
-		if strings.EqualFold(name, f) {
-			return true
-		}
-	}
-	return false
-}
-
 // pointerTo is the JSON Pointer (RFC 6901) of a top-level member, quoted.
 func pointerTo(name string) string {
 	return fmt.Sprintf("%q", "/"+strings.NewReplacer("~", "~0", "/", "~1").Replace(name))
 }
 
-// shortJSON is raw for a message: at most 64 bytes of it.
-func shortJSON(raw json.RawMessage) string {
-	const max = 64
-	if len(raw) > max {
-		return string(raw[:max]) + "…"
-	}
-	return string(raw)
-}
+// shortJSON is raw for a message: at most 64 bytes of it, valid UTF-8.
+func shortJSON(raw json.RawMessage) string { return shortText(string(raw)) }
 
 // critErr says why a signature's headers carry a "crit" member go-jose
 // refuses before it checks the signature, which older builds report as a
@@ -153,27 +165,36 @@ func firstCritErr(trimmed []byte, obj *jose.JSONWebSignature) error {
 
 // unprotectedCritKeys reports, for each signature of a JWS JSON
 // serialization, whether its unprotected header has a "crit" member,
-// whatever its value; nil for a compact JWS.
+// whatever its value; nil for a compact JWS. Members are matched by their
+// exact names, as go-jose reads the serialization (encoding/json would
+// match "Header" too).
 func unprotectedCritKeys(trimmed []byte) []bool {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil
 	}
-	type header struct {
-		Header map[string]json.RawMessage `json:"header"`
-	}
-	var jws struct {
-		header
-		Signatures []header `json:"signatures"`
-	}
-	if json.Unmarshal(trimmed, &jws) != nil {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(trimmed, &top) != nil {
 		return nil // go-jose parsed it; what it could not read is refused there
 	}
-	if len(jws.Signatures) == 0 {
-		jws.Signatures = []header{jws.header} // the flattened form
+	hasCrit := func(header json.RawMessage) bool {
+		var h map[string]json.RawMessage
+		if json.Unmarshal(header, &h) != nil {
+			return false
+		}
+		_, ok := h["crit"]
+		return ok
 	}
-	keys := make([]bool, len(jws.Signatures))
-	for i, h := range jws.Signatures {
-		_, keys[i] = h.Header["crit"]
+	sigs, ok := top["signatures"]
+	if !ok {
+		return []bool{hasCrit(top["header"])} // the flattened form
+	}
+	var each []map[string]json.RawMessage
+	if json.Unmarshal(sigs, &each) != nil {
+		return nil
+	}
+	keys := make([]bool, len(each))
+	for i, sig := range each {
+		keys[i] = hasCrit(sig["header"])
 	}
 	return keys
 }

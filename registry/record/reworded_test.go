@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // critErr refuses exactly the "crit" members go-jose refuses before it
@@ -24,6 +25,9 @@ func TestCritErrMatchesGoJose(t *testing.T) {
 	cases := []struct {
 		name, protected, unprotected string // unprotected "": a compact JWS
 		says                         string // "": no refusal
+		// envelope, when set, is a JSON serialization of its own
+		// (protected header, payload and signature parts given)
+		envelope func(p, payload, sig string) string
 	}{
 		{name: "no crit", protected: `{"alg":"EdDSA","kid":"k"}`},
 		{name: "crit null", protected: `{"alg":"EdDSA","kid":"k","crit":null}`},
@@ -39,13 +43,28 @@ func TestCritErrMatchesGoJose(t *testing.T) {
 		{name: "crit unprotected", protected: `{"alg":"EdDSA"}`, unprotected: `{"kid":"k","crit":["b64"]}`, says: "crit is in the unprotected header"},
 		{name: "crit unprotected null", protected: `{"alg":"EdDSA"}`, unprotected: `{"kid":"k","crit":null}`, says: "crit is in the unprotected header"},
 		{name: "crit unprotected empty", protected: `{"alg":"EdDSA"}`, unprotected: `{"kid":"k","crit":[]}`, says: "crit is in the unprotected header"},
+		// go-jose reads the serialization's members by their exact names.
+		{name: "crit in a Header member", protected: `{"alg":"EdDSA","kid":"k"}`, envelope: func(p, payload, sig string) string {
+			return `{"protected":"` + p + `","payload":"` + payload + `","signature":"` + sig + `","Header":{"crit":null}}`
+		}},
+		{name: "crit in a heaDer member of a signature", protected: `{"alg":"EdDSA","kid":"k"}`, envelope: func(p, payload, sig string) string {
+			return `{"payload":"` + payload + `","signatures":[{"protected":"` + p + `","signature":"` + sig + `","heaDer":{"crit":null}}]}`
+		}},
+		{name: "crit in Signatures beside a flattened JWS", protected: `{"alg":"EdDSA","kid":"k"}`, envelope: func(p, payload, sig string) string {
+			return `{"protected":"` + p + `","payload":"` + payload + `","signature":"` + sig + `","Signatures":[{"header":{"crit":null}}]}`
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p, sig := sign(tc.protected)
 			var raw string
 			for _, flattened := range []bool{false, true} {
-				if tc.unprotected == "" {
+				if tc.envelope != nil {
+					if flattened {
+						break
+					}
+					raw = tc.envelope(p, payload, sig)
+				} else if tc.unprotected == "" {
 					if flattened {
 						break
 					}
@@ -84,6 +103,11 @@ func TestTimeFieldErr(t *testing.T) {
 		{`{"op":"accredit","iat":1,"validFrom":"2026-01-01T00:00:00Z","validUntil":7}`, `"/validUntil": 7 is not an RFC 3339 date-time`},
 		{`{"op":"suspend","iat":1,"EffectiveAt":"2026-13-01T00:00:00Z"}`, `"/EffectiveAt": "2026-13-01T00:00:00Z" is not`},
 		{`{"op":"accredit","iat":1,"validFrom":"` + strings.Repeat("x", 100) + `"}`, `"/validFrom": "` + strings.Repeat("x", 63) + `…`},
+		// A member named like a date-time of another operation is
+		// unknown here, and only noted: the decoding fails at effectiveAt.
+		{`{"op":"suspend","iat":1,"accreditation":"a","validFrom":"yesterday","effectiveAt":"today"}`, `"/effectiveAt": "today" is not`},
+		{`{"op":"accredit","iat":1,"effectiveAt":[],"validFrom":{}}`, `"/validFrom": {} is not`},
+		{`{"op":"accredit","iat":1,"validFrom":"` + strings.Repeat("€", 30) + `"}`, `"/validFrom": "` + strings.Repeat("€", 21) + `…`},
 		// encoding/json ends at a member's own decoding error, after
 		// members it only noted as unknown or of the wrong type.
 		{`{"op":"accredit","iat":1,"nonsense":1,"validFrom":"yesterday"}`, `"/validFrom": "yesterday" is not`},
@@ -105,6 +129,25 @@ func TestTimeFieldErr(t *testing.T) {
 			t.Errorf("%s: %v (clear: %v), want malformed saying %s", tc.payload, err, clear, tc.says)
 		case tc.says != "" && !strings.Contains(err.Error(), "parsing time") && !strings.Contains(err.Error(), "Time.UnmarshalJSON"):
 			t.Errorf("%s: older words %v, want the decoder's", tc.payload, err)
+		case !utf8.ValidString(clear.Error()):
+			t.Errorf("%s: %q is not valid UTF-8", tc.payload, clear)
+		}
+	}
+}
+
+// CheckHomepage reads the text itself, the same on every node whatever
+// its Go release or GODEBUG settings (net/url's rules move with both).
+func TestCheckHomepage(t *testing.T) {
+	for _, ok := range []string{"", "https://college.example", "http://college.example/about?x=1#top", "HTTPS://College.Example",
+		"https://user:pw@college.example", "https://[::1]:8443/", "https://college.example:8443", "http://localhost:80:80/"} {
+		if err := CheckHomepage(ok); err != nil {
+			t.Errorf("CheckHomepage(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"javascript:alert(1)", "data:text/html,x", "www.college.example", "college.example", "ftp://college.example",
+		"https://", "https:///about", "https://user@", "https://:443", "https:college.example", "https://[]/", "//college.example"} {
+		if err := CheckHomepage(bad); err == nil || !strings.Contains(err.Error(), "is not an http or https URL with a host") {
+			t.Errorf("CheckHomepage(%q): %v, want refused", bad, err)
 		}
 	}
 }
