@@ -76,6 +76,9 @@ type Options struct {
 // consortium the genesis document defines. A database created for another
 // genesis is refused with ErrGenesis.
 func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
+	if err := environmentGODEBUG(); err != nil {
+		return nil, err
+	}
 	g, err := record.ParseGenesis(genesisRaw)
 	if err != nil {
 		return nil, err
