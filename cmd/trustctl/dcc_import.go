@@ -173,7 +173,7 @@ type importTally struct {
 // accredits them; signers nil is a dry run. It stops at the first refusal,
 // saying how far it got.
 func (a *app) importDCC(ctx context.Context, entries []dccImportEntry, signers []*record.Signer, update bool, g *dccGrant) error {
-	w := &errWriter{W: a.out}
+	w := &errWriter{W: a.out, Escaped: true}
 	var t importTally
 	for i, e := range entries {
 		if len(e.Lines) > 1 {

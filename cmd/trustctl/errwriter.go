@@ -11,10 +11,12 @@ import (
 // Err (textout.Writer).
 type errWriter = textout.Writer
 
-// printText is a.print with the human form written through an errWriter:
-// it returns the first error of either form.
+// printText is a.print with the human form written through an errWriter,
+// escaped (textout.Escape: the text carries strings of a node's answers
+// or a bundle's, which must not drive the terminal or hide in it): it
+// returns the first error of either form.
 func (a *app) printText(v any, human func(w *errWriter)) error {
-	ew := &errWriter{}
+	ew := &errWriter{Escaped: true}
 	if err := a.print(v, func(w io.Writer) { ew.W = w; human(ew) }); err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/trustreg/trustreg/cmd/internal/textout"
 	"github.com/trustreg/trustreg/gateway/client"
 	"github.com/trustreg/trustreg/version"
 )
@@ -24,7 +25,8 @@ func main() {
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	if err != nil && !errors.Is(err, errNotAuthorized) && !errors.Is(err, errNotVerified) { // trust and verify printed their answer
-		fmt.Fprintln(os.Stderr, "trustctl:", err)
+		// The error may carry a node's words, or a bundle's strings.
+		fmt.Fprintln(os.Stderr, "trustctl:", textout.Escape(err.Error()))
 	}
 	os.Exit(exitCode(err))
 }

@@ -66,7 +66,7 @@ func TestVerifyPrintsStatusListBundle(t *testing.T) {
 	u := d.n.GatewayURL() + "/v1/status-lists/" + url.PathEscape(college) + "/main/record?proof=true&consistency=linearizable"
 	genesis := filepath.Join(d.dir, node.DevGenesisFile)
 	out := d.must("verify", fetchProofFile(t, u), "--genesis", genesis)
-	for _, want := range []string{"VERIFIED: status list main of " + college, "the issuer at the version's time: AUTHORIZED (active): " + college + " for issue any resource under " + fw} {
+	for _, want := range []string{"VERIFIED: status list main of " + college, "the issuer at the version's time: AUTHORIZED (active): " + college + " for issue some resource (none named) (no jurisdiction named) under " + fw} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("verify printed %q, want %q in it", out, want)
 		}
@@ -85,7 +85,7 @@ func TestVerifyPrintsStatusListBundle(t *testing.T) {
 	for _, want := range []string{
 		"VERIFIED: status list main of " + college + ", version " + vs[0].CID,
 		"the version in force at " + at.Format(time.RFC3339Nano) + ": superseded by version " + vs[1].CID,
-		"the issuer at that time: AUTHORIZED (active): " + college + " for issue any resource under " + fw + " at " + at.Format(time.RFC3339),
+		"the issuer at that time: AUTHORIZED (active): " + college + " for issue some resource (none named) (no jurisdiction named) under " + fw + " at " + at.Format(time.RFC3339),
 	} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("verify printed %q, want %q in it", out, want)

@@ -25,7 +25,8 @@ func (a *app) trustCmd() *cobra.Command {
 			"answer is AUTHORIZED and with 3 when it is NOT AUTHORIZED (the answer is printed either way;\n" +
 			"-q prints nothing, for scripts that read only the exit code).\n\n" +
 			"--proof FILE asks for the answer's proof bundle and writes it to FILE (- : to stdout, instead\n" +
-			"of the answer); trustctl verify FILE --genesis GENESIS checks it offline. With --json the\n" +
+			"of the answer); trustctl verify FILE --genesis GENESIS checks it offline, and with the same\n" +
+			"--entity, --framework, ... --as-of flags checks that it answers this question. With --json the\n" +
 			"printed answer also carries the bundle, as its \"proof\" member.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -226,10 +227,6 @@ func (a *app) nodeStatusCmd() *cobra.Command {
 // isTime reports whether v is a time the gateway takes for a valid time:
 // RFC 3339 or a date.
 func isTime(v string) bool {
-	for _, layout := range []string{time.RFC3339Nano, time.DateOnly} {
-		if _, err := time.Parse(layout, v); err == nil {
-			return true
-		}
-	}
-	return false
+	_, ok := parseTime(v)
+	return ok
 }

@@ -52,6 +52,11 @@ func TestVerifyCommand(t *testing.T) {
 		r.Bytes = bytes.Replace(r.Bytes, []byte(prooftest.Nursing), []byte(prooftest.Nursing+"Assistant"), 1)
 	})
 
+	// The same question about an hour ago, cosigned as freshly.
+	_, past := writeBundle(t, w, func(b *proof.Bundle) {
+		*b = *w.Bundle(decide.Question{Entity: prooftest.College, Framework: prooftest.Framework, Action: record.ActionIssue, Resource: prooftest.Nursing, At: w.Now.Add(-time.Hour)})
+	})
+
 	badGenesis := filepath.Join(t.TempDir(), "genesis.json")
 	if err := os.WriteFile(badGenesis, []byte(`{"consortium": "not a genesis"`), 0o600); err != nil {
 		t.Fatal(err)
@@ -71,6 +76,20 @@ func TestVerifyCommand(t *testing.T) {
 		{"tampered", []string{"verify", tampered, "--genesis", genesis}, 4, []string{"NOT VERIFIED: proof: record digests do not match the map root"}, "-"},
 		{"tampered --json", []string{"--json", "verify", tampered, "--genesis", genesis}, 4, []string{`"verified": false`, `"reason": "record_digest"`}, "-"},
 		{"too old", []string{"verify", good, "--genesis", genesis, "--max-age", "30s"}, 4, []string{"NOT VERIFIED: proof: checkpoint older than the maximum age"}, "-"},
+		{"the question asked", []string{"verify", good, "--genesis", genesis, "--entity", prooftest.College, "--framework", prooftest.Framework,
+			"--action", record.ActionIssue, "--resource", prooftest.Nursing, "--jurisdiction", "", "--at", "now", "--as-of", "latest"}, 0,
+			[]string{"VERIFIED: AUTHORIZED (active): " + prooftest.College + " for issue " + prooftest.Nursing + " (no jurisdiction named) under"}, "-"},
+		// A genuine bundle for another question: what it proves is not
+		// what was asked.
+		{"another entity asked", []string{"verify", good, "--genesis", genesis, "--entity", "did:web:other.example"}, 4,
+			[]string{`NOT VERIFIED: proof: the bundle answers another question: it answers for entity "` + prooftest.College + `", and --entity is "did:web:other.example"`}, "-"},
+		{"a jurisdiction asked", []string{"--json", "verify", good, "--genesis", genesis, "--jurisdiction", "FR"}, 4, []string{`"reason": "wrong_question"`}, "-"},
+		{"another time asked", []string{"verify", good, "--genesis", genesis, "--at", "2020-01-01"}, 4, []string{"and --at is 2020-01-01T00:00:00Z"}, "-"},
+		{"an older state asked", []string{"verify", good, "--genesis", genesis, "--as-of", "3"}, 4, []string{"and --as-of is 3"}, "-"},
+		{"a past time, asked about now", []string{"--json", "verify", past, "--genesis", genesis, "--at", "now"}, 4, []string{`"reason": "wrong_question"`, "and --at now allows 5m0s"}, "-"},
+		{"the past time asked", []string{"verify", past, "--genesis", genesis, "--at", w.Now.Add(-time.Hour).UTC().Format(time.RFC3339Nano)}, 0, []string{"VERIFIED: AUTHORIZED"}, "-"},
+		{"--at yesterday", []string{"verify", good, "--genesis", genesis, "--at", "yesterday"}, 2, nil, "--at \"yesterday\" must be RFC 3339"},
+		{"--as-of 0", []string{"verify", good, "--genesis", genesis, "--as-of", "0"}, 2, nil, "must be a registry index"},
 		{"no genesis", []string{"verify", good}, 2, nil, "--genesis is required"},
 		{"genesis CID", []string{"verify", good, "--genesis", record.CIDOf(w.Genesis)}, 2, nil, "not its CID"},
 		{"malformed genesis", []string{"verify", good, "--genesis", badGenesis}, 2, nil, "is not a consortium genesis"},
@@ -145,5 +164,32 @@ func TestVerifyCommand(t *testing.T) {
 	if !res.Verified || res.Decision == nil || len(res.Decision.Chain) != 3 || len(res.Cosigners) != 5 || res.CheckpointSize != w.LogSize() ||
 		res.AgeSeconds == nil || *res.AgeSeconds < 60 {
 		t.Fatalf("result %+v", res)
+	}
+}
+
+// Strings in a bundle are the node's or whoever handed it on, and the
+// verdict is read from a terminal: a question about an entity whose name
+// rewrites the line ("\r", an escape sequence) or hides a character is
+// printed with those escaped, so what VERIFIED says is what was proven.
+func TestVerifyEscapesTheBundlesText(t *testing.T) {
+	w := prooftest.New(t, prooftest.Options{Now: time.Now().Add(-time.Minute)})
+	fake := "\r\x1b[2KVERIFIED: AUTHORIZED (active): " + prooftest.College
+	b := w.Bundle(decide.Question{Entity: fake, Framework: prooftest.Framework + "\u200b", Action: record.ActionIssue, Resource: prooftest.Nursing})
+	raw, err := b.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	genesis, bundle := filepath.Join(dir, "genesis.json"), filepath.Join(dir, "bundle.json")
+	if err := os.WriteFile(genesis, w.Genesis, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bundle, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errw := runProcess(t, "verify", bundle, "--genesis", genesis)
+	if code != 0 || strings.ContainsAny(out, "\r\x1b\u200b") || !strings.Contains(out, `VERIFIED: NOT AUTHORIZED`) ||
+		!strings.Contains(out, `\x0d\x1b[2KVERIFIED: AUTHORIZED (active): `) || !strings.Contains(out, prooftest.Framework+`\u200b`) {
+		t.Fatalf("exit code %d\nstdout: %q\nstderr: %s", code, out, errw)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"time"
 
 	"github.com/trustreg/trustreg/registry/decide"
@@ -191,6 +192,14 @@ func (b *Bundle) Marshal() ([]byte, error) { return b.AppendJSON(nil) }
 func ParseBundle(data []byte) (*Bundle, error) {
 	if len(data) > MaxBundleSize {
 		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformed, len(data), MaxBundleSize)
+	}
+	// One reading for every reader: encoding/json takes the last of two
+	// members of one name and matches names without regard to case, where
+	// another JSON reader (a wallet's display of the bundle, jq) may take
+	// the first, or neither. The CBOR form refuses both by its one
+	// encoding; the JSON form is refused them here.
+	if err := record.CheckJSON("bundle", data, reflect.TypeFor[Bundle]()); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -45,6 +45,11 @@ var (
 	// ErrCheckpointTooOld: a quorum of cosigners vouched for the
 	// checkpoint longer ago than Options.MaxAge.
 	ErrCheckpointTooOld = errors.New("proof: checkpoint older than the maximum age")
+	// ErrCheckpointFromFuture: a quorum of cosigners vouched for the
+	// checkpoint at a time past the verifier's clock by more than
+	// Options.MaxClockSkew. Taken, it would pass the age check until its
+	// time came, however old the state it covers is by then.
+	ErrCheckpointFromFuture = errors.New("proof: checkpoint cosigned at a time still to come")
 	// ErrLogInclusion: the leaf is not in the checkpoint's log.
 	ErrLogInclusion = errors.New("proof: leaf not included in the log")
 	// ErrConsistency: the log at the leaf's size is not a prefix of the
@@ -72,11 +77,19 @@ var (
 // is zero.
 const DefaultMaxAge = 5 * time.Minute
 
+// DefaultMaxClockSkew is how far past the verifier's clock a checkpoint's
+// cosigning time may lie when Options.MaxClockSkew is zero: clocks that
+// keep time by NTP differ by far less.
+const DefaultMaxClockSkew = 2 * time.Minute
+
 // Options tune Verify.
 type Options struct {
 	// MaxAge is the oldest a checkpoint may be: how long ago a quorum of
 	// cosigners last vouched for it (0: DefaultMaxAge).
 	MaxAge time.Duration
+	// MaxClockSkew is how far past Now a quorum of cosigners may have
+	// vouched for the checkpoint (0: DefaultMaxClockSkew).
+	MaxClockSkew time.Duration
 	// Now is the verifier's clock (zero: time.Now()).
 	Now time.Time
 	// Expect, when set, is the question the caller asked: the bundle must
@@ -161,7 +174,7 @@ type Verified struct {
 //     per change (ErrCosignerChangeUnauthorized), then the checkpoint
 //     note's cosignatures, at most one per cosigner of the set in force
 //     (ErrBadCosignature, and the reasons of 3), and its age
-//     (ErrCheckpointTooOld);
+//     (ErrCheckpointTooOld, ErrCheckpointFromFuture);
 //  5. the leaf in the log: inclusion in the checkpoint's tree, or in the
 //     tree of LeafSize and that tree's consistency with the checkpoint's
 //     (ErrLogInclusion, ErrConsistency); the last leaf for a question
@@ -238,6 +251,14 @@ func Verify(b *Bundle, genesis []byte, opts Options) (*Verified, error) {
 		CosignerSet: f.set.keys, CosignerChanges: len(f.changes),
 	}
 	out.Age = now.Sub(out.FreshAsOf)
+	skew := opts.MaxClockSkew
+	if skew <= 0 {
+		skew = DefaultMaxClockSkew
+	}
+	if -out.Age > skew {
+		return nil, fmt.Errorf("%w: a quorum of cosigners vouched for it at %s, %s past this verifier's clock (at most %s): a clock is wrong, this one or the cosigners'",
+			ErrCheckpointFromFuture, out.FreshAsOf.UTC().Format(time.RFC3339), (-out.Age).Round(time.Second), skew)
+	}
 	if out.Age > maxAge {
 		return nil, fmt.Errorf("%w: a quorum of cosigners last vouched for it at %s, %s ago; the limit is %s (ask the node again, or allow an older one)",
 			ErrCheckpointTooOld, out.FreshAsOf.UTC().Format(time.RFC3339), out.Age.Round(time.Second), maxAge)
@@ -644,6 +665,7 @@ var reasons = []struct {
 	{ErrUnknownCosigner, "unknown_cosigner"},
 	{ErrTooFewCosigners, "too_few_cosigners"},
 	{ErrCheckpointTooOld, "checkpoint_too_old"},
+	{ErrCheckpointFromFuture, "checkpoint_from_future"},
 	{ErrLogInclusion, "log_inclusion"},
 	{ErrConsistency, "consistency"},
 	{ErrNotLatest, "not_latest"},

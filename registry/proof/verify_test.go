@@ -240,6 +240,12 @@ func TestAttacks(t *testing.T) {
 			return b
 		}, proof.Options{MaxAge: 5 * time.Minute}, proof.ErrCheckpointTooOld},
 
+		{"a checkpoint cosigned ahead of the verifier's clock", func(t *testing.T, w *prooftest.World, b *proof.Bundle) *proof.Bundle {
+			// Taken, it would pass the age check for years to come.
+			b.Checkpoint = w.Checkpoint(w.Now.Add(3*time.Minute), w.Cosigners...)
+			return b
+		}, proof.Options{}, proof.ErrCheckpointFromFuture},
+
 		{"fewer cosignatures than the quorum", func(t *testing.T, w *prooftest.World, b *proof.Bundle) *proof.Bundle {
 			b.Checkpoint = w.Checkpoint(w.Now, w.Cosigners[:3]...) // 3 of 5, the quorum is 4
 			return b
@@ -323,7 +329,7 @@ func TestAttacks(t *testing.T) {
 
 var allReasons = []error{
 	proof.ErrMalformed, proof.ErrWrongQuestion, proof.ErrBadGenesis, proof.ErrNoCosigners, proof.ErrWrongLog, proof.ErrBadCosignature,
-	proof.ErrTooFewCosigners, proof.ErrUnknownCosigner, proof.ErrCheckpointTooOld, proof.ErrLogInclusion,
+	proof.ErrTooFewCosigners, proof.ErrUnknownCosigner, proof.ErrCheckpointTooOld, proof.ErrCheckpointFromFuture, proof.ErrLogInclusion,
 	proof.ErrConsistency, proof.ErrNotLatest, proof.ErrRecordDigest, proof.ErrMapProof, proof.ErrNotProven,
 	proof.ErrDecisionMismatch,
 }
@@ -415,6 +421,13 @@ func TestParseBundle(t *testing.T) {
 		"trailing data":    string(raw) + "{}",
 		"a short hash":     strings.Replace(string(raw), `"inclusion":"`, `"inclusion":"AAAA`, 1),
 		"not JSON":         "VERIFIED",
+		// Two readers could take these two ways (encoding/json the last
+		// of two members and a name in any case; others the first, or
+		// neither): the question's entity, say, shown one way and
+		// verified another.
+		"a member twice":            strings.Replace(string(raw), `"entity":`, `"entity":"did:key:zFAKE","entity":`, 1),
+		"a member in other case":    strings.Replace(string(raw), `"entity":`, `"entity":"did:key:zFAKE","ENTITY":`, 1),
+		"the version in other case": strings.Replace(string(raw), `"version":1`, `"Version":1`, 1),
 	} {
 		if _, err := proof.ParseBundle([]byte(bad)); !errors.Is(err, proof.ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)
@@ -437,6 +450,28 @@ func TestParseBundle(t *testing.T) {
 		change(b)
 		if _, err := proof.Verify(b, w.Genesis, proof.Options{Now: w.Now}); !errors.Is(err, proof.ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+// Clocks differ a little: a checkpoint cosigned up to MaxClockSkew past
+// the verifier's clock verifies, one further on does not.
+func TestCheckpointWithinClockSkew(t *testing.T) {
+	w := prooftest.New(t, prooftest.Options{})
+	for _, tc := range []struct {
+		ahead, skew time.Duration
+		want        error
+	}{
+		{time.Minute, 0, nil},
+		{proof.DefaultMaxClockSkew + time.Second, 0, proof.ErrCheckpointFromFuture},
+		{10 * time.Minute, 15 * time.Minute, nil},
+		{10 * time.Minute, 5 * time.Minute, proof.ErrCheckpointFromFuture},
+	} {
+		b := w.Bundle(collegeQuestion())
+		b.Checkpoint = w.Checkpoint(w.Now.Add(tc.ahead), w.Cosigners...)
+		_, err := proof.Verify(b, w.Genesis, proof.Options{Now: w.Now, MaxClockSkew: tc.skew})
+		if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+			t.Errorf("cosigned %s ahead, skew %s: %v, want %v", tc.ahead, tc.skew, err, tc.want)
 		}
 	}
 }

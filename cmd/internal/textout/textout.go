@@ -11,12 +11,24 @@ import (
 type Writer struct {
 	W   io.Writer
 	Err error
+	// Escaped writes text through Escape: for text that carries
+	// strings from elsewhere (a node's answers, a proof bundle).
+	Escaped bool
 }
 
 // Write writes p to W unless an earlier write failed.
 func (e *Writer) Write(p []byte) (int, error) {
 	if e.Err != nil {
 		return 0, e.Err
+	}
+	if e.Escaped {
+		if s := Escape(string(p)); s != string(p) {
+			if _, err := io.WriteString(e.W, s); err != nil {
+				e.Err = err
+				return 0, err
+			}
+			return len(p), nil
+		}
 	}
 	n, err := e.W.Write(p)
 	e.Err = err
