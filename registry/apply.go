@@ -85,7 +85,11 @@ func (c *applyCtx) evaluator() *decide.Evaluator {
 		dirty = c.dry
 	}
 	r := &storeReader{r: c.b, cache: c.s.caches.records, epoch: c.s.seq.Load(), dirty: dirty}
-	return decide.NewEvaluator(r, r, c.index)
+	e := decide.NewEvaluator(r, r, c.index)
+	if !c.s.finalRevocation() {
+		e.LatestEventRule() // the older builds' reading of status events
+	}
+	return e
 }
 
 func (s *applier) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw []byte) *record.Result {
@@ -346,13 +350,25 @@ func (c *applyCtx) dispatch() (string, error) {
 
 // requireGovernance checks that at least threshold distinct governance
 // members signed.
-func (c *applyCtx) requireGovernance() error {
+// governanceSigned reports whether signers (an operation's, as accepted)
+// hold the genesis threshold of governance members.
+func (s *consortium) governanceSigned(signers []string) bool {
+	return s.governanceCount(signers) >= s.genesis.Threshold
+}
+
+// governanceCount is how many of signers are governance members.
+func (s *consortium) governanceCount(signers []string) int {
 	n := 0
-	for _, did := range c.signers {
-		if _, ok := c.s.members[did]; ok {
+	for _, did := range signers {
+		if _, ok := s.members[did]; ok {
 			n++
 		}
 	}
+	return n
+}
+
+func (c *applyCtx) requireGovernance() error {
+	n := c.s.governanceCount(c.signers)
 	if n < c.s.genesis.Threshold {
 		return record.Reject(record.CodeNotAuthorized, "%s is a governance operation: it needs signatures of %d of the %d governance members, it has %d",
 			c.op.Op, c.s.genesis.Threshold, len(c.s.genesis.Members), n)

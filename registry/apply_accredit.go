@@ -174,6 +174,11 @@ func (c *applyCtx) changeStatus(op *record.StatusChange) (string, error) {
 		if !ok {
 			return "", record.Reject(record.CodeNotAuthorized, "%s may not %s %s: only its accreditor, an accreditor above it in the chain, or governance may", c.signer(), op.Op, a.ID)
 		}
+		if c.s.finalRevocation() {
+			if err := c.authorityInForce(e, a, c.signer(), op.Op); err != nil {
+				return "", err
+			}
+		}
 	}
 	if everRevoked(a.Events, c.index) {
 		return "", record.Reject(record.CodeConflict, "accreditation %s is revoked; revocation is final: grant a new accreditation instead", a.ID)
@@ -189,6 +194,11 @@ func (c *applyCtx) changeStatus(op *record.StatusChange) (string, error) {
 	case record.OpReinstate:
 		if last.Status != record.StatusSuspended {
 			return "", record.Reject(record.CodeConflict, "accreditation %s is not suspended", a.ID)
+		}
+		if c.s.finalRevocation() {
+			if err := c.mayLift(e, a, last); err != nil {
+				return "", err
+			}
 		}
 		status = record.StatusActive
 	case record.OpRevoke:
@@ -211,20 +221,96 @@ func (c *applyCtx) changeStatus(op *record.StatusChange) (string, error) {
 
 // grantedAbove reports whether did granted a or any accreditation above it
 // in its chain (the root accreditor included).
-func (c *applyCtx) grantedAbove(e *decide.Evaluator, a *record.Accreditation, did string) (bool, error) {
+// authorityInForce refuses, from FeatureLevelFinalRevocation on, a status
+// change (op) of a by did, an accreditor in a's chain, whose own place in
+// the chain is not in force at the commit time: did accredited the link
+// it signs for as a root, and is no longer an active root of the
+// framework, or as the subject of the link above, whose chain is not
+// active. An accreditor struck off keeps no say over what it granted.
+func (c *applyCtx) authorityInForce(e *decide.Evaluator, a *record.Accreditation, did, op string) error {
+	link, err := linkAccreditedBy(e, a, did)
+	if err != nil || link == nil {
+		return err // grantedAbove found it; nil cannot be
+	}
+	if link.Parent == "" {
+		root, err := e.IsRoot(link.Framework, did, c.now)
+		if err != nil {
+			return err
+		}
+		if !root {
+			return record.Reject(record.CodeNotAuthorized, "%s may not %s %s: it is no longer a root accreditor of %s", did, op, a.ID, link.Framework)
+		}
+		return nil
+	}
+	parent, err := e.Accreditation(link.Parent)
+	if err != nil {
+		return err
+	}
+	if parent == nil {
+		return record.Reject(record.CodeNotAuthorized, "%s may not %s %s: its accreditation %s does not exist", did, op, a.ID, link.Parent)
+	}
+	if _, reason, _, err := e.Chain(parent, c.now); err != nil {
+		return err
+	} else if reason != record.ReasonActive {
+		return record.Reject(record.CodeNotAuthorized, "%s may not %s %s: its own accreditation %s is not in force (%s)", did, op, a.ID, parent.ID, reason)
+	}
+	return nil
+}
+
+// mayLift refuses, from FeatureLevelFinalRevocation on, a reinstatement of
+// a whose suspension (the event susp) was placed by someone the signer
+// does not stand at or above: a suspension by governance is lifted only
+// by governance; one by an accreditor, by that accreditor, one above it
+// in a's chain, or governance.
+func (c *applyCtx) mayLift(e *decide.Evaluator, a *record.Accreditation, susp record.StatusEvent) error {
+	if c.isGovernance() {
+		return nil
+	}
+	var placed opRecord
+	if ok, err := getJSON(c.b, key(tableOps, susp.Operation), &placed); err != nil {
+		return err
+	} else if !ok || len(placed.Signers) == 0 {
+		return nil // a suspension from before operations kept their signers: as older builds
+	}
+	if c.s.governanceSigned(placed.Signers) {
+		return record.Reject(record.CodeNotAuthorized, "%s may not reinstate %s: governance suspended it (at index %d), and only governance lifts that", c.signer(), a.ID, susp.Index)
+	}
+	link, err := linkAccreditedBy(e, a, placed.Signers[0])
+	if err != nil {
+		return err
+	}
+	if link != nil {
+		if ok, err := c.grantedAbove(e, link, c.signer()); err != nil || ok {
+			return err
+		}
+	}
+	return record.Reject(record.CodeNotAuthorized, "%s may not reinstate %s: %s suspended it (at index %d); only it, an accreditor above it in the chain, or governance lifts that",
+		c.signer(), a.ID, placed.Signers[0], susp.Index)
+}
+
+// linkAccreditedBy returns the first link from a up its chain that did
+// accredited (nil: none).
+func linkAccreditedBy(e *decide.Evaluator, a *record.Accreditation, did string) (*record.Accreditation, error) {
 	cur := a
 	for range decide.MaxWalk {
 		if cur.Accreditor == did {
-			return true, nil
+			return cur, nil
 		}
 		if cur.Parent == "" {
-			return false, nil
+			return nil, nil
 		}
 		p, err := e.Accreditation(cur.Parent)
 		if err != nil || p == nil {
-			return false, err
+			return nil, err
 		}
 		cur = p
 	}
-	return false, nil
+	return nil, nil
+}
+
+// grantedAbove reports whether did accredited a or a link above it in its
+// chain: one who may change a's status.
+func (c *applyCtx) grantedAbove(e *decide.Evaluator, a *record.Accreditation, did string) (bool, error) {
+	link, err := linkAccreditedBy(e, a, did)
+	return link != nil, err
 }

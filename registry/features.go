@@ -117,8 +117,21 @@ const (
 	// before the log answers the new words at any level.
 	FeatureLevelClearRefusals = 11
 
+	// FeatureLevelFinalRevocation makes a revocation final in what the
+	// apply decides, as answers already read it
+	// (decide.AccreditationStatusAt): no status event effective after a
+	// revocation's effectiveAt lifts it, nor does one recorded before a
+	// backdated revocation. And a status change must come from authority
+	// in force: an accreditor that suspends, reinstates or revokes an
+	// accreditation below it must hold its own place in the chain at the
+	// commit time (an active root, or the active subject of the link
+	// above), and a suspension is lifted only by whoever placed it, one
+	// above it in the chain, or governance (governance's only by
+	// governance). Below the level the apply keeps the older rules.
+	FeatureLevelFinalRevocation = 12
+
 	// FeatureLevel is the highest level this build applies.
-	FeatureLevel = FeatureLevelClearRefusals
+	FeatureLevel = FeatureLevelFinalRevocation
 )
 
 // featureNames say what each level adds, for error messages and status.
@@ -134,6 +147,7 @@ var featureNames = map[int]string{
 	FeatureLevelNumberRange:             "no JSON number beyond a 64-bit float's range in payloads and credentials",
 	FeatureLevelHeaderNumbers:           "no JSON number beyond a 64-bit float's range in JWS protected headers, nor by its exact value",
 	FeatureLevelClearRefusals:           "refusals that name what is wrong; entity homepages only as http(s) URLs; no update without a field to change",
+	FeatureLevelFinalRevocation:         "a revocation is final; status changes only by authority in force, a suspension lifted only from its level or above",
 }
 
 // OpFeatureLevel names the result of a feature level raise.
@@ -157,6 +171,12 @@ func EncodeFeatureLevel(level int) []byte {
 // the entity and update rules, of FeatureLevelClearRefusals.
 func (s *consortium) clearRefusals() bool {
 	return s.ClusterFeatureLevel() >= FeatureLevelClearRefusals
+}
+
+// finalRevocation reports whether the apply decides by the rules of
+// FeatureLevelFinalRevocation.
+func (s *consortium) finalRevocation() bool {
+	return s.ClusterFeatureLevel() >= FeatureLevelFinalRevocation
 }
 
 // ClusterFeatureLevel is the feature level the applied state is at.

@@ -32,6 +32,22 @@ type Evaluator struct {
 	// span, on the read side, is the second a decision is made for; every
 	// record time the decision compares with is checked against it.
 	span *secondSpan
+	// latestEvent reads an accreditation's status events by the older
+	// rule (LatestEventRule).
+	latestEvent bool
+}
+
+// LatestEventRule makes e read an accreditation's status events as the
+// registry's apply did below FeatureLevelFinalRevocation: the latest event
+// in force at a time, a revocation included, so that an event effective
+// after a revocation (a reinstatement, or a suspension and reinstatement
+// recorded before a backdated revocation) lifted it. The apply keeps it
+// below that level, so every node reaches the same state from the same
+// log; answers and proof verification use the rule that a revocation is
+// final (AccreditationStatusAt). It returns e.
+func (e *Evaluator) LatestEventRule() *Evaluator {
+	e.latestEvent = true
+	return e
 }
 
 // NewEvaluator returns an evaluator over src as of index asOf; memo may
@@ -175,7 +191,11 @@ func (e *Evaluator) LinkStatus(a *record.Accreditation, t time.Time) string {
 	if a.ValidUntil != nil && !t.Before(*a.ValidUntil) {
 		return record.ReasonExpired
 	}
-	if ev, ok := StatusAt(a.Events, t, e.asOf); ok {
+	status := AccreditationStatusAt
+	if e.latestEvent {
+		status = StatusAt
+	}
+	if ev, ok := status(a.Events, t, e.asOf); ok {
 		switch ev.Status {
 		case record.StatusSuspended:
 			return record.ReasonSuspended
@@ -424,6 +444,31 @@ func StatusAt(events []record.StatusEvent, t time.Time, asOf uint64) (ev record.
 		}
 	}
 	return ev, ok
+}
+
+// AccreditationStatusAt is StatusAt for an accreditation's events, where a
+// revocation is final: from the effectiveAt of a revocation recorded at or
+// before asOf, the status is revoked at every time, whatever other events
+// say (a later reinstatement could not be recorded after it, but an event
+// recorded before a backdated revocation, or one effective after a
+// revocation's future effectiveAt, could otherwise lift it). A root's and
+// a recognition's events are read by StatusAt: a root removed may be added
+// again.
+func AccreditationStatusAt(events []record.StatusEvent, t time.Time, asOf uint64) (record.StatusEvent, bool) {
+	var rev record.StatusEvent
+	found := false
+	for _, e := range events {
+		if e.Status != record.StatusRevoked || e.Index > asOf || e.EffectiveAt.After(t) {
+			continue
+		}
+		if !found || e.EffectiveAt.Before(rev.EffectiveAt) || (e.EffectiveAt.Equal(rev.EffectiveAt) && e.Index < rev.Index) {
+			rev, found = e, true
+		}
+	}
+	if found {
+		return rev, true
+	}
+	return StatusAt(events, t, asOf)
 }
 
 // DecodeRecord decodes a record's stored bytes (written by encoding/json's

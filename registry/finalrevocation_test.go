@@ -1,0 +1,191 @@
+package registry
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trustreg/trustreg/registry/record"
+)
+
+// A revocation is final in answers at every level: an event effective
+// after a revocation lifts nothing, whether recorded before a backdated
+// revocation (a suspension and its reinstatement) or planted ahead of a
+// revocation (a reinstatement effective after it).
+func TestRevocationIsFinalInAnswers(t *testing.T) {
+	t.Run("backdated past a reinstatement", func(t *testing.T) {
+		f := mustChain(t) // commit time 2026-03-01
+		f.now = f.now.Add(time.Minute)
+		f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-02-01T00:00:00Z"}))
+		f.now = f.now.Add(time.Minute)
+		f.mustAccept(f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-02-15T00:00:00Z"}))
+		f.now = f.now.Add(time.Minute)
+		revoked := f.mustAccept(f.govSign(record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2025-01-01T00:00:00Z", "reason": "fraud since 2025"}))
+		for _, at := range []time.Time{date(2025, 6, 1), date(2026, 2, 20), f.now.Add(time.Hour)} {
+			if d := f.ask(at, 0); d.Authorized || d.Reason != record.ReasonRevoked {
+				t.Errorf("at %s: %v (%s), want revoked", at, d.Authorized, d.Reason)
+			}
+		}
+		// As of the entry before the revocation, the reinstatement stood.
+		if d := f.ask(date(2026, 2, 20), revoked.Index-1); !d.Authorized {
+			t.Errorf("as of %d, before the revocation: %v (%s), want authorized", revoked.Index-1, d.Authorized, d.Reason)
+		}
+	})
+	t.Run("a reinstatement planted after it", func(t *testing.T) {
+		f := mustChain(t)
+		f.now = f.now.Add(time.Minute)
+		f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-04-01T00:00:00Z"}))
+		f.now = f.now.Add(time.Minute)
+		f.mustAccept(f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-04-01T00:00:01Z"}))
+		f.now = f.now.Add(time.Hour)
+		f.mustAccept(f.sign(f.root, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc}))
+		for _, at := range []time.Time{date(2026, 3, 15), date(2026, 5, 1)} {
+			if d := f.ask(at, 0); d.Authorized || d.Reason != record.ReasonRevoked {
+				t.Errorf("at %s: %v (%s), want revoked", at, d.Authorized, d.Reason)
+			}
+		}
+		if d := f.ask(date(2026, 2, 1), 0); !d.Authorized {
+			t.Errorf("before the revocation's effectiveAt: %v (%s), want authorized", d.Authorized, d.Reason)
+		}
+	})
+}
+
+// From FeatureLevelFinalRevocation on the apply reads status events as
+// answers do (a revocation is final), and a status change needs authority
+// in force: an accreditor struck off, or a root removed, changes nothing
+// below it, and a suspension is lifted only at its level or above. Below
+// the level the apply decides as older builds do.
+func TestFinalRevocationFromTheLevelOn(t *testing.T) {
+	type outcome struct {
+		accepted bool
+		says     string
+	}
+	cases := []struct {
+		name string
+		// run applies the case's setup and returns the operation it is about
+		run          func(f *chainFixture) []byte
+		older, level outcome
+	}{{
+		name: "an accreditor revoked backdated past its reinstatement accredits",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.qaAcc, "effectiveAt": "2026-02-01T00:00:00Z"}))
+			f.tick()
+			f.mustAccept(f.sign(f.root, record.OpReinstate, map[string]any{"accreditation": f.qaAcc, "effectiveAt": "2026-02-15T00:00:00Z"}))
+			f.tick()
+			f.mustAccept(f.govSign(record.OpRevoke, map[string]any{"accreditation": f.qaAcc, "effectiveAt": "2025-01-01T00:00:00Z"}))
+			f.tick()
+			return f.sign(f.qa, record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": f.qa.DID, "subject": "did:web:new-college.example", "action": record.ActionIssue,
+				"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+				"validFrom": "2026-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
+			})
+		},
+		older: outcome{true, ""},
+		level: outcome{false, "revoked"},
+	}, {
+		name: "an accreditor struck off lifts a governance suspension",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2025-01-01T00:00:00Z"}))
+			f.tick()
+			f.mustAccept(f.sign(f.root, record.OpRevoke, map[string]any{"accreditation": f.qaAcc, "reason": "struck off"}))
+			f.tick()
+			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2025-01-01T00:00:01Z"})
+		},
+		older: outcome{true, ""},
+		level: outcome{false, "its own accreditation QA is not in force (revoked)"},
+	}, {
+		name: "a root removed reinstates",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.qaAcc}))
+			f.tick()
+			f.mustAccept(f.govSign(record.OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID}))
+			f.tick()
+			return f.sign(f.root, record.OpReinstate, map[string]any{"accreditation": f.qaAcc})
+		},
+		older: outcome{true, ""},
+		level: outcome{false, "it is no longer a root accreditor of " + fwID},
+	}, {
+		name: "a root removed revokes",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.govSign(record.OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID}))
+			f.tick()
+			return f.sign(f.root, record.OpRevoke, map[string]any{"accreditation": f.qaAcc})
+		},
+		older: outcome{true, ""},
+		level: outcome{false, "it is no longer a root accreditor of " + fwID},
+	}, {
+		name: "the accreditor below lifts the root's suspension",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})
+		},
+		older: outcome{true, ""},
+		level: outcome{false, "suspended it (at index"},
+	}, {
+		name: "an accreditor lifts governance's suspension",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			return f.sign(f.root, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})
+		},
+		older: outcome{true, ""},
+		level: outcome{false, "governance suspended it (at index"},
+	}, {
+		name: "the root lifts its own suspension",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			return f.sign(f.root, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})
+		},
+		older: outcome{true, ""},
+		level: outcome{true, ""},
+	}, {
+		name: "the root lifts the suspension the accreditor below placed",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			return f.sign(f.root, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})
+		},
+		older: outcome{true, ""},
+		level: outcome{true, ""},
+	}, {
+		name: "governance lifts its own suspension",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			return f.govSign(record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})
+		},
+		older: outcome{true, ""},
+		level: outcome{true, ""},
+	}}
+	for _, tc := range cases {
+		for _, level := range []int{FeatureLevelFinalRevocation - 1, FeatureLevelFinalRevocation} {
+			t.Run(fmt.Sprintf("%s/level=%d", tc.name, level), func(t *testing.T) {
+				f := mustChain(t)
+				f.mustRaiseLevel(level)
+				f.tick()
+				op := tc.run(f)
+				want := tc.level
+				if level < FeatureLevelFinalRevocation {
+					want = tc.older
+				}
+				before := f.digest()
+				r := f.apply(op)
+				says := strings.ReplaceAll(want.says, "accreditation QA", "accreditation "+f.qaAcc)
+				switch {
+				case r.Accepted != want.accepted:
+					t.Fatalf("accepted=%v %s: %s, want accepted=%v %s", r.Accepted, r.Code, r.Reason, want.accepted, says)
+				case !r.Accepted && !strings.Contains(r.Reason, says):
+					t.Fatalf("refused %s: %s, want it saying %s", r.Code, r.Reason, says)
+				case !r.Accepted && f.digest() != before:
+					t.Fatal("a refused operation changed the state")
+				}
+			})
+		}
+	}
+}
+
+// tick moves the fixture's clock a minute on: one operation a minute.
+func (f *chainFixture) tick() { f.now = f.now.Add(time.Minute) }
