@@ -3,6 +3,7 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"regexp"
 	"slices"
 	"time"
@@ -196,7 +197,7 @@ func (c *applyCtx) changeStatus(op *record.StatusChange) (string, error) {
 			return "", record.Reject(record.CodeConflict, "accreditation %s is not suspended", a.ID)
 		}
 		if c.s.finalRevocation() {
-			if err := c.mayLift(e, a, last); err != nil {
+			if err := c.mayLift(e, a); err != nil {
 				return "", err
 			}
 		}
@@ -219,98 +220,159 @@ func (c *applyCtx) changeStatus(op *record.StatusChange) (string, error) {
 	return a.ID, nil
 }
 
-// grantedAbove reports whether did granted a or any accreditation above it
-// in its chain (the root accreditor included).
 // authorityInForce refuses, from FeatureLevelFinalRevocation on, a status
-// change (op) of a by did, an accreditor in a's chain, whose own place in
-// the chain is not in force at the commit time: did accredited the link
-// it signs for as a root, and is no longer an active root of the
-// framework, or as the subject of the link above, whose chain is not
-// active. An accreditor struck off keeps no say over what it granted.
+// change (op) of a by did, an accreditor in a's chain, whose place in the
+// chain does not hold at the commit time: it was struck off. A place
+// holds when, from the link above the one did accredited up to the root,
+// no accreditation is revoked or suspended (read as answers read it) and
+// the root is a root of the framework still; a validity window does not
+// count (an accreditor whose own accreditation has not begun, or has
+// ended, may still undo what it granted). did may hold more than one
+// place in a's chain; one that holds is enough.
 func (c *applyCtx) authorityInForce(e *decide.Evaluator, a *record.Accreditation, did, op string) error {
-	link, err := linkAccreditedBy(e, a, did)
-	if err != nil || link == nil {
-		return err // grantedAbove found it; nil cannot be
+	var refusal error
+	for link := range linksAccreditedBy(e, a, did) {
+		err := c.placeHolds(e, link)
+		if err == nil {
+			return nil
+		}
+		var rj *record.Rejection
+		if !errors.As(err, &rj) {
+			return err
+		}
+		if refusal == nil {
+			refusal = record.Reject(record.CodeNotAuthorized, "%s may not %s %s: %s", did, op, a.ID, rj.Msg)
+		}
 	}
-	if link.Parent == "" {
-		root, err := e.IsRoot(link.Framework, did, c.now)
+	if refusal == nil { // grantedAbove found a place; cannot be
+		refusal = record.Reject(record.CodeNotAuthorized, "%s may not %s %s: it holds no place in its chain", did, op, a.ID)
+	}
+	return refusal
+}
+
+// placeHolds returns nil when the place of link's accreditor holds at the
+// commit time (authorityInForce), else a *record.Rejection saying why not.
+func (c *applyCtx) placeHolds(e *decide.Evaluator, link *record.Accreditation) error {
+	cur := link
+	for range decide.MaxWalk {
+		if cur.Parent == "" {
+			root, err := e.IsRoot(cur.Framework, cur.Accreditor, c.now)
+			if err != nil {
+				return err
+			}
+			if !root {
+				if cur == link {
+					return record.Reject(record.CodeNotAuthorized, "it is no longer a root accreditor of %s", cur.Framework)
+				}
+				return record.Reject(record.CodeNotAuthorized, "the chain above it ends at %s, no longer a root accreditor of %s", cur.Accreditor, cur.Framework)
+			}
+			return nil
+		}
+		p, err := e.Accreditation(cur.Parent)
 		if err != nil {
 			return err
 		}
-		if !root {
-			return record.Reject(record.CodeNotAuthorized, "%s may not %s %s: it is no longer a root accreditor of %s", did, op, a.ID, link.Framework)
+		if p == nil {
+			return record.Reject(record.CodeNotAuthorized, "accreditation %s above it does not exist", cur.Parent)
 		}
+		if ev, ok := decide.AccreditationStatusAt(p.Events, c.now, c.index); ok && ev.Status != record.StatusActive {
+			if cur == link {
+				return record.Reject(record.CodeNotAuthorized, "its own accreditation %s is %s", p.ID, ev.Status)
+			}
+			return record.Reject(record.CodeNotAuthorized, "accreditation %s above it is %s", p.ID, ev.Status)
+		}
+		cur = p
+	}
+	return record.Reject(record.CodeNotAuthorized, "its chain is longer than %d links", decide.MaxWalk)
+}
+
+// mayLift refuses, from FeatureLevelFinalRevocation on, a reinstatement of
+// a by a signer that does not stand at or above whoever placed each
+// suspension it lifts: every suspension recorded after the last
+// reinstatement (a reinstatement lifts all recorded before it: answers
+// read it so, decide.AccreditationStatusAt). A suspension by governance is
+// lifted only by governance; one by an accreditor, by that accreditor,
+// one above the highest place it holds in a's chain, or governance.
+func (c *applyCtx) mayLift(e *decide.Evaluator, a *record.Accreditation) error {
+	if c.isGovernance() {
 		return nil
 	}
-	parent, err := e.Accreditation(link.Parent)
-	if err != nil {
-		return err
+	pending := a.Events
+	for i := len(a.Events) - 1; i >= 0; i-- {
+		if a.Events[i].Status == record.StatusActive {
+			pending = a.Events[i+1:]
+			break
+		}
 	}
-	if parent == nil {
-		return record.Reject(record.CodeNotAuthorized, "%s may not %s %s: its accreditation %s does not exist", did, op, a.ID, link.Parent)
-	}
-	if _, reason, _, err := e.Chain(parent, c.now); err != nil {
-		return err
-	} else if reason != record.ReasonActive {
-		return record.Reject(record.CodeNotAuthorized, "%s may not %s %s: its own accreditation %s is not in force (%s)", did, op, a.ID, parent.ID, reason)
+	for _, susp := range pending {
+		if susp.Status != record.StatusSuspended {
+			continue
+		}
+		var placed opRecord
+		if ok, err := getJSON(c.b, key(tableOps, susp.Operation), &placed); err != nil {
+			return err
+		} else if !ok || len(placed.Signers) == 0 {
+			continue // a suspension from before operations kept their signers: as older builds
+		}
+		if c.s.governanceSigned(placed.Signers) {
+			return record.Reject(record.CodeNotAuthorized, "%s may not reinstate %s: governance suspended it (at index %d), and only governance lifts that", c.signer(), a.ID, susp.Index)
+		}
+		var highest *record.Accreditation
+		for link := range linksAccreditedBy(e, a, placed.Signers[0]) {
+			highest = link
+		}
+		if highest != nil {
+			if ok, err := c.grantedAbove(e, highest, c.signer()); err != nil {
+				return err
+			} else if ok {
+				continue
+			}
+		}
+		return record.Reject(record.CodeNotAuthorized, "%s may not reinstate %s: %s suspended it (at index %d); only it, an accreditor above it in the chain, or governance lifts that",
+			c.signer(), a.ID, placed.Signers[0], susp.Index)
 	}
 	return nil
 }
 
-// mayLift refuses, from FeatureLevelFinalRevocation on, a reinstatement of
-// a whose suspension (the event susp) was placed by someone the signer
-// does not stand at or above: a suspension by governance is lifted only
-// by governance; one by an accreditor, by that accreditor, one above it
-// in a's chain, or governance.
-func (c *applyCtx) mayLift(e *decide.Evaluator, a *record.Accreditation, susp record.StatusEvent) error {
-	if c.isGovernance() {
-		return nil
-	}
-	var placed opRecord
-	if ok, err := getJSON(c.b, key(tableOps, susp.Operation), &placed); err != nil {
-		return err
-	} else if !ok || len(placed.Signers) == 0 {
-		return nil // a suspension from before operations kept their signers: as older builds
-	}
-	if c.s.governanceSigned(placed.Signers) {
-		return record.Reject(record.CodeNotAuthorized, "%s may not reinstate %s: governance suspended it (at index %d), and only governance lifts that", c.signer(), a.ID, susp.Index)
-	}
-	link, err := linkAccreditedBy(e, a, placed.Signers[0])
-	if err != nil {
-		return err
-	}
-	if link != nil {
-		if ok, err := c.grantedAbove(e, link, c.signer()); err != nil || ok {
-			return err
+// linksAccreditedBy yields the links from a up its chain that did
+// accredited, lowest first. A walk that fails to read ends the sequence;
+// the caller's later reads of the same records report it.
+func linksAccreditedBy(e *decide.Evaluator, a *record.Accreditation, did string) iter.Seq[*record.Accreditation] {
+	return func(yield func(*record.Accreditation) bool) {
+		cur := a
+		for range decide.MaxWalk {
+			if cur.Accreditor == did && !yield(cur) {
+				return
+			}
+			if cur.Parent == "" {
+				return
+			}
+			p, err := e.Accreditation(cur.Parent)
+			if err != nil || p == nil {
+				return
+			}
+			cur = p
 		}
 	}
-	return record.Reject(record.CodeNotAuthorized, "%s may not reinstate %s: %s suspended it (at index %d); only it, an accreditor above it in the chain, or governance lifts that",
-		c.signer(), a.ID, placed.Signers[0], susp.Index)
 }
 
-// linkAccreditedBy returns the first link from a up its chain that did
-// accredited (nil: none).
-func linkAccreditedBy(e *decide.Evaluator, a *record.Accreditation, did string) (*record.Accreditation, error) {
+// grantedAbove reports whether did granted a or any accreditation above it
+// in its chain (the root accreditor included): one who may change a's
+// status.
+func (c *applyCtx) grantedAbove(e *decide.Evaluator, a *record.Accreditation, did string) (bool, error) {
 	cur := a
 	for range decide.MaxWalk {
 		if cur.Accreditor == did {
-			return cur, nil
+			return true, nil
 		}
 		if cur.Parent == "" {
-			return nil, nil
+			return false, nil
 		}
 		p, err := e.Accreditation(cur.Parent)
 		if err != nil || p == nil {
-			return nil, err
+			return false, err
 		}
 		cur = p
 	}
-	return nil, nil
-}
-
-// grantedAbove reports whether did accredited a or a link above it in its
-// chain: one who may change a's status.
-func (c *applyCtx) grantedAbove(e *decide.Evaluator, a *record.Accreditation, did string) (bool, error) {
-	link, err := linkAccreditedBy(e, a, did)
-	return link != nil, err
+	return false, nil
 }

@@ -117,17 +117,20 @@ const (
 	// before the log answers the new words at any level.
 	FeatureLevelClearRefusals = 11
 
-	// FeatureLevelFinalRevocation makes a revocation final in what the
-	// apply decides, as answers already read it
-	// (decide.AccreditationStatusAt): no status event effective after a
-	// revocation's effectiveAt lifts it, nor does one recorded before a
-	// backdated revocation. And a status change must come from authority
-	// in force: an accreditor that suspends, reinstates or revokes an
-	// accreditation below it must hold its own place in the chain at the
-	// commit time (an active root, or the active subject of the link
-	// above), and a suspension is lifted only by whoever placed it, one
-	// above it in the chain, or governance (governance's only by
-	// governance). Below the level the apply keeps the older rules.
+	// FeatureLevelFinalRevocation makes the apply read an accreditation's
+	// status events as answers already read them
+	// (decide.AccreditationStatusAt): a revocation is final, and a
+	// suspension holds until a reinstatement recorded after it, so no event
+	// recorded before a backdated revocation or suspension, or planted to
+	// take effect after one, lifts it. And a status change must come from
+	// authority in force: an accreditor that suspends, reinstates or
+	// revokes an accreditation below it must not be struck off at the
+	// commit time (no revocation or suspension in force from its own
+	// accreditation up, and its chain's root still a root; validity
+	// windows do not count), and a reinstatement lifts only suspensions
+	// placed by the signer or below it (an accreditor judged at the highest
+	// place it holds in the chain), governance's only by governance. Below
+	// the level the apply keeps the older rules.
 	FeatureLevelFinalRevocation = 12
 
 	// FeatureLevel is the highest level this build applies.
@@ -147,7 +150,7 @@ var featureNames = map[int]string{
 	FeatureLevelNumberRange:             "no JSON number beyond a 64-bit float's range in payloads and credentials",
 	FeatureLevelHeaderNumbers:           "no JSON number beyond a 64-bit float's range in JWS protected headers, nor by its exact value",
 	FeatureLevelClearRefusals:           "refusals that name what is wrong; entity homepages only as http(s) URLs; no update without a field to change",
-	FeatureLevelFinalRevocation:         "a revocation is final; status changes only by authority in force, a suspension lifted only from its level or above",
+	FeatureLevelFinalRevocation:         "a revocation is final, a suspension lifted only by a reinstatement recorded after it; status changes only by authority in force, a suspension lifted only from its level or above",
 }
 
 // OpFeatureLevel names the result of a feature level raise.

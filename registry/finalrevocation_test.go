@@ -32,6 +32,29 @@ func TestRevocationIsFinalInAnswers(t *testing.T) {
 			t.Errorf("as of %d, before the revocation: %v (%s), want authorized", revoked.Index-1, d.Authorized, d.Reason)
 		}
 	})
+	t.Run("a suspension against a reinstatement recorded before it", func(t *testing.T) {
+		// The accreditor plants a suspension and its reinstatement ahead;
+		// governance suspends the college after: the planted reinstatement
+		// lifts nothing recorded after it.
+		f := mustChain(t)
+		f.tick()
+		f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-03-31T23:59:59Z"}))
+		f.tick()
+		f.mustAccept(f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-04-01T00:00:00Z"}))
+		f.tick()
+		f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "investigation"}))
+		for _, at := range []time.Time{date(2026, 3, 15), date(2026, 5, 1)} {
+			if d := f.ask(at, 0); d.Authorized || d.Reason != record.ReasonSuspended {
+				t.Errorf("at %s: %v (%s), want suspended", at, d.Authorized, d.Reason)
+			}
+		}
+		// A reinstatement recorded after the suspension lifts it.
+		f.tick()
+		f.mustAccept(f.govSign(record.OpReinstate, map[string]any{"accreditation": f.collegeAcc}))
+		if d := f.ask(f.now.Add(time.Second), 0); !d.Authorized {
+			t.Errorf("after governance's reinstatement: %v (%s), want authorized", d.Authorized, d.Reason)
+		}
+	})
 	t.Run("a reinstatement planted after it", func(t *testing.T) {
 		f := mustChain(t)
 		f.now = f.now.Add(time.Minute)
@@ -93,7 +116,7 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2025-01-01T00:00:01Z"})
 		},
 		older: outcome{true, ""},
-		level: outcome{false, "its own accreditation QA is not in force (revoked)"},
+		level: outcome{false, "its own accreditation QA is revoked"},
 	}, {
 		name: "a root removed reinstates",
 		run: func(f *chainFixture) []byte {
@@ -132,6 +155,61 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 		},
 		older: outcome{true, ""},
 		level: outcome{false, "governance suspended it (at index"},
+	}, {
+		// The placer is judged at the highest place it holds: the root,
+		// accredited again below the QA agency, suspends what it granted
+		// there; the agency is above that grant, not above the root.
+		name: "an accreditor lifts a suspension by a root that it also accredited",
+		run: func(f *chainFixture) []byte {
+			x := f.mustAccept(f.sign(f.qa, record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": f.qa.DID, "subject": f.root.DID, "action": record.ActionAccredit,
+				"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+				"validFrom": "2026-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
+			})).ID
+			f.tick()
+			c2 := f.mustAccept(f.sign(f.root, record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": f.root.DID, "subject": "did:web:c2.example", "action": record.ActionIssue,
+				"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": x,
+				"validFrom": "2026-01-01T00:00:00Z", "validUntil": "2028-01-01T00:00:00Z",
+			})).ID
+			f.tick()
+			f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": c2}))
+			f.tick()
+			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": c2})
+		},
+		older: outcome{true, ""},
+		level: outcome{false, "suspended it (at index"},
+	}, {
+		// A validity window is no striking off: an accreditor whose own
+		// accreditation has not begun may undo what it granted.
+		name: "an accreditor not yet valid revokes its own grant",
+		run: func(f *chainFixture) []byte {
+			qa2 := mustKey(t, record.KeyEd25519)
+			qa2Acc := f.mustAccept(f.sign(f.root, record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": f.root.DID, "subject": qa2.DID, "action": record.ActionAccredit,
+				"resources": []string{nursing}, "jurisdictions": []string{"US"},
+				"validFrom": "2026-06-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
+			})).ID
+			f.tick()
+			grant := f.mustAccept(f.sign(qa2, record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": qa2.DID, "subject": "did:web:mistake.example", "action": record.ActionIssue,
+				"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": qa2Acc,
+				"validFrom": "2026-06-01T00:00:00Z", "validUntil": "2028-01-01T00:00:00Z",
+			})).ID
+			f.tick()
+			return f.sign(qa2, record.OpRevoke, map[string]any{"accreditation": grant, "reason": "granted by mistake"})
+		},
+		older: outcome{true, ""},
+		level: outcome{true, ""},
+	}, {
+		name: "an accreditor suspended suspends what it granted",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.qaAcc}))
+			f.tick()
+			return f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc})
+		},
+		older: outcome{true, ""},
+		level: outcome{false, "its own accreditation QA is suspended"},
 	}, {
 		name: "the root lifts its own suspension",
 		run: func(f *chainFixture) []byte {

@@ -39,12 +39,11 @@ type Evaluator struct {
 
 // LatestEventRule makes e read an accreditation's status events as the
 // registry's apply did below FeatureLevelFinalRevocation: the latest event
-// in force at a time, a revocation included, so that an event effective
-// after a revocation (a reinstatement, or a suspension and reinstatement
-// recorded before a backdated revocation) lifted it. The apply keeps it
-// below that level, so every node reaches the same state from the same
-// log; answers and proof verification use the rule that a revocation is
-// final (AccreditationStatusAt). It returns e.
+// in force at a time (StatusAt), so that an event effective after a
+// revocation or a suspension, recorded before it or planted ahead, lifted
+// it. The apply keeps it below that level, so every node reaches the same
+// state from the same log; answers and proof verification read events by
+// AccreditationStatusAt. It returns e.
 func (e *Evaluator) LatestEventRule() *Evaluator {
 	e.latestEvent = true
 	return e
@@ -446,29 +445,58 @@ func StatusAt(events []record.StatusEvent, t time.Time, asOf uint64) (ev record.
 	return ev, ok
 }
 
-// AccreditationStatusAt is StatusAt for an accreditation's events, where a
-// revocation is final: from the effectiveAt of a revocation recorded at or
-// before asOf, the status is revoked at every time, whatever other events
-// say (a later reinstatement could not be recorded after it, but an event
-// recorded before a backdated revocation, or one effective after a
-// revocation's future effectiveAt, could otherwise lift it). A root's and
-// a recognition's events are read by StatusAt: a root removed may be added
-// again.
+// AccreditationStatusAt is StatusAt for an accreditation's events, read
+// so that no event lifts what it was not recorded to lift. Of the events
+// recorded at or before asOf and in force at t:
+//   - a revocation is final: the first in force decides, whatever other
+//     events say;
+//   - a suspension holds until a reinstatement recorded after it (a later
+//     index) is in force: a reinstatement recorded before it lifts it at
+//     no time, whatever its effectiveAt, so none can be planted ahead to
+//     lift a suspension still to come;
+//   - else the latest reinstatement in force, or none.
+//
+// The latest-event rule (StatusAt) let an event recorded before a
+// backdated revocation or suspension, or planted to take effect after
+// one, lift it. A root's and a recognition's events are read by StatusAt:
+// a root removed may be added again.
 func AccreditationStatusAt(events []record.StatusEvent, t time.Time, asOf uint64) (record.StatusEvent, bool) {
-	var rev record.StatusEvent
-	found := false
+	var lastLift uint64 // the latest index of a reinstatement in force
+	var active record.StatusEvent
+	activeOK := false
 	for _, e := range events {
-		if e.Status != record.StatusRevoked || e.Index > asOf || e.EffectiveAt.After(t) {
+		if e.Index > asOf || e.EffectiveAt.After(t) || e.Status != record.StatusActive {
 			continue
 		}
-		if !found || e.EffectiveAt.Before(rev.EffectiveAt) || (e.EffectiveAt.Equal(rev.EffectiveAt) && e.Index < rev.Index) {
-			rev, found = e, true
+		lastLift = max(lastLift, e.Index)
+		if !activeOK || e.EffectiveAt.After(active.EffectiveAt) || (e.EffectiveAt.Equal(active.EffectiveAt) && e.Index > active.Index) {
+			active, activeOK = e, true
 		}
 	}
-	if found {
-		return rev, true
+	var rev, susp record.StatusEvent
+	revOK, suspOK := false, false
+	for _, e := range events {
+		if e.Index > asOf || e.EffectiveAt.After(t) {
+			continue
+		}
+		switch e.Status {
+		case record.StatusRevoked:
+			if !revOK || e.EffectiveAt.Before(rev.EffectiveAt) || (e.EffectiveAt.Equal(rev.EffectiveAt) && e.Index < rev.Index) {
+				rev, revOK = e, true
+			}
+		case record.StatusSuspended:
+			if e.Index > lastLift && (!suspOK || e.EffectiveAt.After(susp.EffectiveAt) || (e.EffectiveAt.Equal(susp.EffectiveAt) && e.Index > susp.Index)) {
+				susp, suspOK = e, true
+			}
+		}
 	}
-	return StatusAt(events, t, asOf)
+	switch {
+	case revOK:
+		return rev, true
+	case suspOK:
+		return susp, true
+	}
+	return active, activeOK
 }
 
 // DecodeRecord decodes a record's stored bytes (written by encoding/json's
