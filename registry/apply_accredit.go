@@ -181,35 +181,18 @@ func (c *applyCtx) changeStatus(op *record.StatusChange) (string, error) {
 			}
 		}
 	}
-	if everRevoked(a.Events, c.index) {
-		return "", record.Reject(record.CodeConflict, "accreditation %s is revoked; revocation is final: grant a new accreditation instead", a.ID)
-	}
-	last, _ := latestRecorded(a.Events)
-	var status string
-	switch op.Op {
-	case record.OpSuspend:
-		if last.Status == record.StatusSuspended {
-			return "", record.Reject(record.CodeConflict, "accreditation %s is suspended already", a.ID)
-		}
-		status = record.StatusSuspended
-	case record.OpReinstate:
-		if last.Status != record.StatusSuspended {
-			return "", record.Reject(record.CodeConflict, "accreditation %s is not suspended", a.ID)
-		}
-		if c.s.finalRevocation() {
-			if err := c.mayLift(e, a); err != nil {
-				return "", err
-			}
-		}
-		status = record.StatusActive
-	case record.OpRevoke:
-		status = record.StatusRevoked
-	default:
-		panic(fmt.Sprintf("registry: status change %q", op.Op))
-	}
 	at := c.now
 	if op.EffectiveAt != nil {
 		at = op.EffectiveAt.UTC()
+	}
+	var status string
+	if c.s.finalRevocation() {
+		status, err = c.statusChangeAt(e, a, op.Op, at)
+	} else {
+		status, err = statusChangeRecorded(a, op.Op, c.index)
+	}
+	if err != nil {
+		return "", err
 	}
 	a.Events = append(a.Events, record.StatusEvent{Status: status, EffectiveAt: at, Reason: op.Reason, Index: c.index, Operation: c.op.CID})
 	c.dirty(decide.AccreditationKey(a.ID))
@@ -286,28 +269,98 @@ func (c *applyCtx) placeHolds(e *decide.Evaluator, link *record.Accreditation) e
 	return record.Reject(record.CodeNotAuthorized, "its chain is longer than %d links", decide.MaxWalk)
 }
 
+// statusChangeRecorded is the status an event of op records, by the rules
+// below FeatureLevelFinalRevocation: nothing after a recorded revocation,
+// whatever its effectiveAt, and a suspension or reinstatement judged by the
+// latest recorded event.
+func statusChangeRecorded(a *record.Accreditation, op string, index uint64) (string, error) {
+	if everRevoked(a.Events, index) {
+		return "", record.Reject(record.CodeConflict, "accreditation %s is revoked; revocation is final: grant a new accreditation instead", a.ID)
+	}
+	last, _ := latestRecorded(a.Events)
+	switch op {
+	case record.OpSuspend:
+		if last.Status == record.StatusSuspended {
+			return "", record.Reject(record.CodeConflict, "accreditation %s is suspended already", a.ID)
+		}
+		return record.StatusSuspended, nil
+	case record.OpReinstate:
+		if last.Status != record.StatusSuspended {
+			return "", record.Reject(record.CodeConflict, "accreditation %s is not suspended", a.ID)
+		}
+		return record.StatusActive, nil
+	case record.OpRevoke:
+		return record.StatusRevoked, nil
+	}
+	panic(fmt.Sprintf("registry: status change %q", op))
+}
+
+// statusChangeAt is the status an event of op effective at at records,
+// from FeatureLevelFinalRevocation on, judged as answers read the events
+// (decide.AccreditationStatusAt) rather than by the latest recorded one:
+//   - nothing takes effect at or after a revocation's effectiveAt (a
+//     revocation recorded with a later one leaves earlier times open: a
+//     revocation, suspension or reinstatement effective before it is
+//     taken);
+//   - a suspension is taken whatever else is recorded: one placed by
+//     governance or higher in the chain holds until a reinstatement by
+//     them;
+//   - a reinstatement lifts, from at on, every suspension recorded before
+//     it that no reinstatement recorded after that suspension and
+//     effective by at lifts already; there must be one, and the signer
+//     must stand at or above whoever placed each (mayLift).
+func (c *applyCtx) statusChangeAt(e *decide.Evaluator, a *record.Accreditation, op string, at time.Time) (string, error) {
+	for _, ev := range a.Events {
+		if ev.Status == record.StatusRevoked && !ev.EffectiveAt.After(at) {
+			return "", record.Reject(record.CodeConflict, "accreditation %s is revoked from %s (index %d); revocation is final: grant a new accreditation instead",
+				a.ID, ev.EffectiveAt.Format(time.RFC3339), ev.Index)
+		}
+	}
+	switch op {
+	case record.OpSuspend:
+		return record.StatusSuspended, nil
+	case record.OpRevoke:
+		return record.StatusRevoked, nil
+	case record.OpReinstate:
+		var pending []record.StatusEvent
+		for _, s := range a.Events {
+			if s.Status == record.StatusSuspended && !liftedBy(a.Events, s, at) {
+				pending = append(pending, s)
+			}
+		}
+		if len(pending) == 0 {
+			return "", record.Reject(record.CodeConflict, "accreditation %s is not suspended at %s or after: no suspension for a reinstatement then to lift", a.ID, at.Format(time.RFC3339))
+		}
+		if err := c.mayLift(e, a, pending); err != nil {
+			return "", err
+		}
+		return record.StatusActive, nil
+	}
+	panic(fmt.Sprintf("registry: status change %q", op))
+}
+
+// liftedBy reports whether a reinstatement recorded after the suspension s
+// and effective by at lifts it from at on.
+func liftedBy(events []record.StatusEvent, s record.StatusEvent, at time.Time) bool {
+	for _, r := range events {
+		if r.Status == record.StatusActive && r.Index > s.Index && !r.EffectiveAt.After(at) {
+			return true
+		}
+	}
+	return false
+}
+
 // mayLift refuses, from FeatureLevelFinalRevocation on, a reinstatement of
-// a by a signer that does not stand at or above whoever placed each
-// suspension it lifts: every suspension recorded after the last
-// reinstatement (a reinstatement lifts all recorded before it: answers
-// read it so, decide.AccreditationStatusAt). A suspension by governance is
-// lifted only by governance; one by an accreditor, by that accreditor,
-// one above the highest place it holds in a's chain, or governance.
-func (c *applyCtx) mayLift(e *decide.Evaluator, a *record.Accreditation) error {
+// a by a signer that does not stand at or above whoever placed each of the
+// suspensions it lifts (pending: statusChangeAt). A suspension by
+// governance is lifted only by governance; one by an accreditor, by that
+// accreditor, one above the highest place it holds in a's chain, or
+// governance.
+func (c *applyCtx) mayLift(e *decide.Evaluator, a *record.Accreditation, pending []record.StatusEvent) error {
 	if c.isGovernance() {
 		return nil
 	}
-	pending := a.Events
-	for i := len(a.Events) - 1; i >= 0; i-- {
-		if a.Events[i].Status == record.StatusActive {
-			pending = a.Events[i+1:]
-			break
-		}
-	}
 	for _, susp := range pending {
-		if susp.Status != record.StatusSuspended {
-			continue
-		}
 		var placed opRecord
 		if ok, err := getJSON(c.b, key(tableOps, susp.Operation), &placed); err != nil {
 			return err

@@ -130,7 +130,11 @@ const (
 	// windows do not count), and a reinstatement lifts only suspensions
 	// placed by the signer or below it (an accreditor judged at the highest
 	// place it holds in the chain), governance's only by governance. Below
-	// the level the apply keeps the older rules.
+	// the level the apply keeps the older rules. A change is judged at its
+	// effectiveAt, not against the latest recorded event: nothing takes
+	// effect at or after a revocation's effectiveAt (one effective sooner
+	// is taken), a suspension is always taken, and a reinstatement lifts
+	// every suspension recorded before it that none lifts by then.
 	FeatureLevelFinalRevocation = 12
 
 	// FeatureLevel is the highest level this build applies.

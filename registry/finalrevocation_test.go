@@ -211,6 +211,64 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 		older: outcome{true, ""},
 		level: outcome{false, "its own accreditation QA is suspended"},
 	}, {
+		// Governance suspends now and schedules its reinstatement; the
+		// agency suspends and reinstates on its own: its reinstatement,
+		// recorded after governance's suspension and in force before
+		// governance's, would lift it early.
+		name: "an accreditor's reinstatement ahead of governance's scheduled one",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "until 2030"}))
+			f.tick()
+			f.mustAccept(f.govSign(record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2030-01-01T00:00:00Z"}))
+			f.tick()
+			f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-01-01T00:00:00Z"})
+		},
+		older: outcome{true, ""},
+		level: outcome{false, "governance suspended it (at index"},
+	}, {
+		// The root schedules a suspension; the agency below suspends now.
+		name: "an accreditor suspends under a suspension scheduled above it",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2028-01-01T00:00:00Z"}))
+			f.tick()
+			return f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc})
+		},
+		older: outcome{false, "is suspended already"},
+		level: outcome{true, ""},
+	}, {
+		// The agency schedules a revocation for 2028; governance revokes
+		// now: a revocation recorded later but effective sooner.
+		name: "governance revokes before a revocation scheduled below",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.qa, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2028-12-31T00:00:00Z"}))
+			f.tick()
+			return f.govSign(record.OpRevoke, map[string]any{"accreditation": f.collegeAcc})
+		},
+		older: outcome{false, "revocation is final"},
+		level: outcome{true, ""},
+	}, {
+		name: "a suspension after a revocation in force",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.govSign(record.OpRevoke, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			return f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc})
+		},
+		older: outcome{false, "revocation is final"},
+		level: outcome{false, "revocation is final"},
+	}, {
+		name: "a reinstatement with nothing to lift",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			f.mustAccept(f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})
+		},
+		older: outcome{false, "is not suspended"},
+		level: outcome{false, "is not suspended at"},
+	}, {
 		name: "the root lifts its own suspension",
 		run: func(f *chainFixture) []byte {
 			f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
@@ -267,3 +325,28 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 
 // tick moves the fixture's clock a minute on: one operation a minute.
 func (f *chainFixture) tick() { f.now = f.now.Add(time.Minute) }
+
+// The suspension's placer is read from its operation record, which an
+// entry of the same apply batch wrote, and the leader's check before the
+// log reads the committed one: both refuse the root lifting governance's
+// suspension.
+func TestLiftReadsThePlacerInTheBatchAndTheCheck(t *testing.T) {
+	f := mustChain(t)
+	f.mustRaiseLevel(FeatureLevelFinalRevocation)
+	f.tick()
+	susp := f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc})
+	lift := f.sign(f.root, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})
+	e1 := Entry{Index: f.index + 1, Time: f.now, Data: EncodeOperation(susp)}
+	e2 := Entry{Index: f.index + 2, Time: f.now, Data: EncodeOperation(lift)}
+	f.index += 2
+	f.entries = append(f.entries, e1, e2)
+	res := f.s.ApplyBatch([]Entry{e1, e2})
+	if !res[0].Accepted || res[1].Accepted || !strings.Contains(res[1].Reason, "governance suspended it") {
+		t.Fatalf("in one batch: %+v / %+v", res[0], res[1])
+	}
+	f.tick()
+	again := f.sign(f.root, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "reason": "again"})
+	if r := f.s.Check(again, f.now); r == nil || r.Accepted || !strings.Contains(r.Reason, "governance suspended it") {
+		t.Fatalf("the leader's check: %+v", r)
+	}
+}
