@@ -74,6 +74,11 @@ func (c *applyCtx) accredit(op *record.Accredit) (string, error) {
 	if err := c.checkGrantorScope(a); err != nil {
 		return "", err
 	}
+	if c.s.finalRevocation() {
+		if err := c.notBeforeRevocation(a); err != nil {
+			return "", err
+		}
+	}
 	if a.Depth > f.MaxChainLength {
 		return "", record.Reject(record.CodeScope, "the chain would be %d accreditations long; framework %s allows %d", a.Depth, f.ID, f.MaxChainLength)
 	}
@@ -85,6 +90,31 @@ func (c *applyCtx) accredit(op *record.Accredit) (string, error) {
 	mustSet(c.b, key(tableByFramework, a.Framework, a.ID), nil)
 	c.touched = append(c.touched, a.Subject)
 	return a.ID, nil
+}
+
+// notBeforeRevocation refuses, from FeatureLevelFinalRevocation on, a
+// grant a whose validity reaches back before the effectiveAt of a
+// revocation of an accreditation its subject holds in the same framework
+// for the same action: "grant a new accreditation instead" is a fresh
+// start, not a way to make answers about the revoked past say
+// authorized again.
+func (c *applyCtx) notBeforeRevocation(a *record.Accreditation) error {
+	held, err := c.evaluator().Received(a.Subject, a.Framework)
+	if err != nil {
+		return err
+	}
+	for _, old := range held {
+		if old.Action != a.Action || old.CreatedIndex > c.index {
+			continue
+		}
+		for _, ev := range old.Events {
+			if ev.Status == record.StatusRevoked && ev.Index <= c.index && a.ValidFrom.Before(ev.EffectiveAt) {
+				return record.Reject(record.CodeConflict, "%s's accreditation %s is revoked from %s: a new grant may begin then or later, not at %s",
+					a.Subject, old.ID, ev.EffectiveAt.Format(time.RFC3339), a.ValidFrom.Format(time.RFC3339))
+			}
+		}
+	}
+	return nil
 }
 
 // checkGrantorScope checks that the grantor may make grant a: a root
@@ -318,13 +348,35 @@ func (c *applyCtx) statusChangeAt(e *decide.Evaluator, a *record.Accreditation, 
 	}
 	switch op {
 	case record.OpSuspend:
+		// Suspended already at at by a placer the signer does not stand
+		// strictly above: the new suspension adds nothing. One placed
+		// below is stacked over: the signer's holds when that one is
+		// lifted.
+		for _, s := range a.Events {
+			if s.Status != record.StatusSuspended || s.EffectiveAt.After(at) || liftedBy(a.Events, s, at) {
+				continue
+			}
+			placer, err := c.placerOf(s)
+			if err != nil {
+				return "", err
+			}
+			if _, above, err := c.rank(e, a, placer); err != nil {
+				return "", err
+			} else if !above {
+				return "", record.Reject(record.CodeConflict, "accreditation %s is suspended already at %s (by the suspension at index %d)", a.ID, at.Format(time.RFC3339), s.Index)
+			}
+		}
 		return record.StatusSuspended, nil
 	case record.OpRevoke:
 		return record.StatusRevoked, nil
 	case record.OpReinstate:
+		// A suspension is lifted already, for every time the new
+		// reinstatement would lift it (from at, or from its own
+		// effectiveAt when that is later), by a reinstatement recorded
+		// after it and in force by then.
 		var pending []record.StatusEvent
 		for _, s := range a.Events {
-			if s.Status == record.StatusSuspended && !liftedBy(a.Events, s, at) {
+			if s.Status == record.StatusSuspended && !liftedBy(a.Events, s, maxTime(at, s.EffectiveAt)) {
 				pending = append(pending, s)
 			}
 		}
@@ -337,6 +389,14 @@ func (c *applyCtx) statusChangeAt(e *decide.Evaluator, a *record.Accreditation, 
 		return record.StatusActive, nil
 	}
 	panic(fmt.Sprintf("registry: status change %q", op))
+}
+
+// maxTime is the later of a and b.
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // liftedBy reports whether a reinstatement recorded after the suspension s
@@ -352,39 +412,64 @@ func liftedBy(events []record.StatusEvent, s record.StatusEvent, at time.Time) b
 
 // mayLift refuses, from FeatureLevelFinalRevocation on, a reinstatement of
 // a by a signer that does not stand at or above whoever placed each of the
-// suspensions it lifts (pending: statusChangeAt). A suspension by
-// governance is lifted only by governance; one by an accreditor, by that
-// accreditor, one above the highest place it holds in a's chain, or
-// governance.
+// suspensions it lifts (pending: statusChangeAt; rank).
 func (c *applyCtx) mayLift(e *decide.Evaluator, a *record.Accreditation, pending []record.StatusEvent) error {
-	if c.isGovernance() {
-		return nil
-	}
 	for _, susp := range pending {
-		var placed opRecord
-		if ok, err := getJSON(c.b, key(tableOps, susp.Operation), &placed); err != nil {
+		placer, err := c.placerOf(susp)
+		if err != nil {
 			return err
-		} else if !ok || len(placed.Signers) == 0 {
-			continue // a suspension from before operations kept their signers: as older builds
 		}
-		if c.s.governanceSigned(placed.Signers) {
+		if ok, _, err := c.rank(e, a, placer); err != nil {
+			return err
+		} else if ok {
+			continue
+		}
+		if c.s.governanceSigned(placer) {
 			return record.Reject(record.CodeNotAuthorized, "%s may not reinstate %s: governance suspended it (at index %d), and only governance lifts that", c.signer(), a.ID, susp.Index)
 		}
-		var highest *record.Accreditation
-		for link := range linksAccreditedBy(e, a, placed.Signers[0]) {
-			highest = link
-		}
-		if highest != nil {
-			if ok, err := c.grantedAbove(e, highest, c.signer()); err != nil {
-				return err
-			} else if ok {
-				continue
-			}
-		}
 		return record.Reject(record.CodeNotAuthorized, "%s may not reinstate %s: %s suspended it (at index %d); only it, an accreditor above it in the chain, or governance lifts that",
-			c.signer(), a.ID, placed.Signers[0], susp.Index)
+			c.signer(), a.ID, placer[0], susp.Index)
 	}
 	return nil
+}
+
+// placerOf returns the signers of the operation that recorded ev (its
+// operation record, which the same batch or an earlier one wrote).
+func (c *applyCtx) placerOf(ev record.StatusEvent) ([]string, error) {
+	var placed opRecord
+	ok, err := getJSON(c.b, key(tableOps, ev.Operation), &placed)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || len(placed.Signers) == 0 {
+		return nil, fmt.Errorf("registry: the operation %s of the status event at index %d has no record of its signers", ev.Operation, ev.Index)
+	}
+	return placed.Signers, nil
+}
+
+// rank places this operation's signers against placer, the signers of a
+// status event of a: atOrAbove when they may lift what placer placed
+// (governance over anything; an accreditor over what it, or one below the
+// highest place it holds in a's chain, placed), above when also not the
+// placer's own level (governance over an accreditor's; an accreditor over
+// one below it). Governance's is at or above only governance's.
+func (c *applyCtx) rank(e *decide.Evaluator, a *record.Accreditation, placer []string) (atOrAbove, above bool, err error) {
+	gov := c.isGovernance()
+	if c.s.governanceSigned(placer) {
+		return gov, false, nil
+	}
+	if gov {
+		return true, true, nil
+	}
+	var highest *record.Accreditation
+	for link := range linksAccreditedBy(e, a, placer[0]) {
+		highest = link
+	}
+	if highest == nil {
+		return false, false, nil
+	}
+	ok, err := c.grantedAbove(e, highest, c.signer())
+	return ok, ok && c.signer() != placer[0], err
 }
 
 // linksAccreditedBy yields the links from a up its chain that did

@@ -133,8 +133,12 @@ const (
 	// the level the apply keeps the older rules. A change is judged at its
 	// effectiveAt, not against the latest recorded event: nothing takes
 	// effect at or after a revocation's effectiveAt (one effective sooner
-	// is taken), a suspension is always taken, and a reinstatement lifts
-	// every suspension recorded before it that none lifts by then.
+	// is taken), a suspension is taken unless one by the signer's level
+	// or above is in force then ("suspended already"; one placed below is
+	// stacked over), and a reinstatement lifts every suspension recorded
+	// before it that none lifts by then. A new grant may not reach back
+	// before a revocation of the subject's accreditation in the framework
+	// for the same action.
 	FeatureLevelFinalRevocation = 12
 
 	// FeatureLevel is the highest level this build applies.

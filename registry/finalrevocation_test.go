@@ -221,12 +221,43 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			f.mustAccept(f.govSign(record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2030-01-01T00:00:00Z"}))
 			f.tick()
-			f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
-			f.tick()
 			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-01-01T00:00:00Z"})
 		},
-		older: outcome{true, ""},
+		older: outcome{false, "is not suspended"},
 		level: outcome{false, "governance suspended it (at index"},
+	}, {
+		// Below the level the agency's own suspension, over governance's,
+		// then made its reinstatement possible.
+		name: "an accreditor suspends under governance's suspension",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			f.mustAccept(f.govSign(record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2030-01-01T00:00:00Z"}))
+			f.tick()
+			return f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc})
+		},
+		older: outcome{true, ""},
+		level: outcome{false, "is suspended already at"},
+	}, {
+		// A suspension by one above is stacked over one by the agency
+		// below: it holds when the agency lifts its own.
+		name: "the root suspends over the agency's suspension",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			return f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc})
+		},
+		older: outcome{false, "is suspended already"},
+		level: outcome{true, ""},
+	}, {
+		name: "a suspension twice by one placer",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			return f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc})
+		},
+		older: outcome{false, "is suspended already"},
+		level: outcome{false, "is suspended already at"},
 	}, {
 		// The root schedules a suspension; the agency below suspends now.
 		name: "an accreditor suspends under a suspension scheduled above it",
@@ -268,6 +299,46 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 		},
 		older: outcome{false, "is not suspended"},
 		level: outcome{false, "is not suspended at"},
+	}, {
+		// The root's suspension is lifted before it would begin: it never
+		// takes effect, and blocks no lift of the agency's own.
+		name: "an accreditor lifts its own suspension past one that never takes effect",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2027-01-01T00:00:00Z"}))
+			f.tick()
+			f.mustAccept(f.sign(f.root, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-06-01T00:00:00Z"}))
+			f.tick()
+			f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})
+		},
+		older: outcome{true, ""},
+		level: outcome{true, ""},
+	}, {
+		// "Grant a new accreditation instead" starts afresh; backdated
+		// past the revocation it would make answers about the revoked
+		// past say authorized.
+		name: "a new grant reaching back before a revocation",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.govSign(record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2025-01-01T00:00:00Z", "reason": "fraud"}))
+			f.tick()
+			return f.sign(f.qa, record.OpAccredit, map[string]any{"framework": fwID, "accreditor": f.qa.DID, "subject": f.college.DID,
+				"action": record.ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+				"validFrom": "2024-06-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z"})
+		},
+		older: outcome{true, ""},
+		level: outcome{false, "is revoked from 2025-01-01T00:00:00Z: a new grant may begin then or later"},
+	}, {
+		name: "a new grant from the revocation on",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.govSign(record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2025-01-01T00:00:00Z", "reason": "fraud"}))
+			f.tick()
+			return f.sign(f.qa, record.OpAccredit, map[string]any{"framework": fwID, "accreditor": f.qa.DID, "subject": f.college.DID,
+				"action": record.ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+				"validFrom": "2026-03-02T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z"})
+		},
+		older: outcome{true, ""},
+		level: outcome{true, ""},
 	}, {
 		name: "the root lifts its own suspension",
 		run: func(f *chainFixture) []byte {
