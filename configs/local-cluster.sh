@@ -22,7 +22,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BASE=${BASE_PORT:-4090}
 STOP_WAIT=200 # tenths of a second a node has to stop after SIGTERM
-READY_WAIT=150 # tenths of a second a node has to become ready
+READY_WAIT=${READY_WAIT:-150} # tenths of a second a node has to become ready
 
 cmd=start
 case "${1:-}" in
@@ -95,7 +95,8 @@ wait_ready() {
     running "$(pid_of "$1")" || break
     sleep 0.1
   done
-  echo "node $1 did not become ready; see $DIR/node$1.log" >&2
+  echo "node $1 did not become ready; see $DIR/node$1.log, which ends:" >&2
+  tail -n 15 "$DIR/node$1.log" >&2 || true
   return 1
 }
 

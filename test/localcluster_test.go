@@ -120,7 +120,10 @@ func TestLocalClusterScript(t *testing.T) {
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
 		cmd.Dir = elsewhere
-		cmd.Env = append(os.Environ(), "BASE_PORT="+strconv.Itoa(base))
+		// READY_WAIT: up to 60 s for a node to become ready, as a bound on
+		// a hang (the script's default, 15 s, was passed under a loaded
+		// machine once), not a speed check.
+		cmd.Env = append(os.Environ(), "BASE_PORT="+strconv.Itoa(base), "READY_WAIT=600")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("local-cluster.sh %v: %v\n%s", args, err, out)
