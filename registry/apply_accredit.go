@@ -424,7 +424,7 @@ func (c *applyCtx) mayLift(e *decide.Evaluator, a *record.Accreditation, pending
 		} else if ok {
 			continue
 		}
-		if c.s.governanceSigned(placer) {
+		if placer == nil || c.s.governanceSigned(placer) {
 			return record.Reject(record.CodeNotAuthorized, "%s may not reinstate %s: governance suspended it (at index %d), and only governance lifts that", c.signer(), a.ID, susp.Index)
 		}
 		return record.Reject(record.CodeNotAuthorized, "%s may not reinstate %s: %s suspended it (at index %d); only it, an accreditor above it in the chain, or governance lifts that",
@@ -434,15 +434,15 @@ func (c *applyCtx) mayLift(e *decide.Evaluator, a *record.Accreditation, pending
 }
 
 // placerOf returns the signers of the operation that recorded ev (its
-// operation record, which the same batch or an earlier one wrote).
+// operation record, which the same batch or an earlier one wrote; every
+// build has kept one, signers and all, for each accepted operation). nil
+// when none is found: rank then takes the placer for governance, the
+// careful reading, the same on every node.
 func (c *applyCtx) placerOf(ev record.StatusEvent) ([]string, error) {
 	var placed opRecord
 	ok, err := getJSON(c.b, key(tableOps, ev.Operation), &placed)
-	if err != nil {
+	if err != nil || !ok || len(placed.Signers) == 0 {
 		return nil, err
-	}
-	if !ok || len(placed.Signers) == 0 {
-		return nil, fmt.Errorf("registry: the operation %s of the status event at index %d has no record of its signers", ev.Operation, ev.Index)
 	}
 	return placed.Signers, nil
 }
@@ -455,7 +455,7 @@ func (c *applyCtx) placerOf(ev record.StatusEvent) ([]string, error) {
 // one below it). Governance's is at or above only governance's.
 func (c *applyCtx) rank(e *decide.Evaluator, a *record.Accreditation, placer []string) (atOrAbove, above bool, err error) {
 	gov := c.isGovernance()
-	if c.s.governanceSigned(placer) {
+	if placer == nil || c.s.governanceSigned(placer) {
 		return gov, false, nil
 	}
 	if gov {
