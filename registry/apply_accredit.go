@@ -3,7 +3,6 @@ package registry
 import (
 	"errors"
 	"fmt"
-	"iter"
 	"regexp"
 	"slices"
 	"time"
@@ -243,8 +242,12 @@ func (c *applyCtx) changeStatus(op *record.StatusChange) (string, error) {
 // ended, may still undo what it granted). did may hold more than one
 // place in a's chain; one that holds is enough.
 func (c *applyCtx) authorityInForce(e *decide.Evaluator, a *record.Accreditation, did, op string) error {
+	links, err := linksAccreditedBy(e, a, did)
+	if err != nil {
+		return err
+	}
 	var refusal error
-	for link := range linksAccreditedBy(e, a, did) {
+	for _, link := range links {
 		err := c.placeHolds(e, link)
 		if err == nil {
 			return nil
@@ -461,56 +464,39 @@ func (c *applyCtx) rank(e *decide.Evaluator, a *record.Accreditation, placer []s
 	if gov {
 		return true, true, nil
 	}
-	var highest *record.Accreditation
-	for link := range linksAccreditedBy(e, a, placer[0]) {
-		highest = link
+	links, err := linksAccreditedBy(e, a, placer[0])
+	if err != nil || len(links) == 0 {
+		return false, false, err
 	}
-	if highest == nil {
-		return false, false, nil
-	}
-	ok, err := c.grantedAbove(e, highest, c.signer())
+	ok, err := c.grantedAbove(e, links[len(links)-1], c.signer()) // the highest place
 	return ok, ok && c.signer() != placer[0], err
 }
 
-// linksAccreditedBy yields the links from a up its chain that did
-// accredited, lowest first. A walk that fails to read ends the sequence;
-// the caller's later reads of the same records report it.
-func linksAccreditedBy(e *decide.Evaluator, a *record.Accreditation, did string) iter.Seq[*record.Accreditation] {
-	return func(yield func(*record.Accreditation) bool) {
-		cur := a
-		for range decide.MaxWalk {
-			if cur.Accreditor == did && !yield(cur) {
-				return
-			}
-			if cur.Parent == "" {
-				return
-			}
-			p, err := e.Accreditation(cur.Parent)
-			if err != nil || p == nil {
-				return
-			}
-			cur = p
+// linksAccreditedBy returns the links from a up its chain that did
+// accredited, lowest first.
+func linksAccreditedBy(e *decide.Evaluator, a *record.Accreditation, did string) ([]*record.Accreditation, error) {
+	var links []*record.Accreditation
+	cur := a
+	for range decide.MaxWalk {
+		if cur.Accreditor == did {
+			links = append(links, cur)
 		}
+		if cur.Parent == "" {
+			break
+		}
+		p, err := e.Accreditation(cur.Parent)
+		if err != nil || p == nil {
+			return links, err
+		}
+		cur = p
 	}
+	return links, nil
 }
 
 // grantedAbove reports whether did granted a or any accreditation above it
 // in its chain (the root accreditor included): one who may change a's
 // status.
 func (c *applyCtx) grantedAbove(e *decide.Evaluator, a *record.Accreditation, did string) (bool, error) {
-	cur := a
-	for range decide.MaxWalk {
-		if cur.Accreditor == did {
-			return true, nil
-		}
-		if cur.Parent == "" {
-			return false, nil
-		}
-		p, err := e.Accreditation(cur.Parent)
-		if err != nil || p == nil {
-			return false, err
-		}
-		cur = p
-	}
-	return false, nil
+	links, err := linksAccreditedBy(e, a, did)
+	return len(links) > 0, err
 }

@@ -16,8 +16,7 @@ import (
 // the line a reader takes for the verdict, and an invisible character
 // make two identifiers look alike.
 func Escape(s string) string {
-	i := strings.IndexFunc(s, unsafeRune)
-	if i < 0 && utf8.ValidString(s) {
+	if !strings.ContainsFunc(s, unsafeRune) && utf8.ValidString(s) {
 		return s
 	}
 	var b strings.Builder
