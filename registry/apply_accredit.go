@@ -3,6 +3,7 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"time"
@@ -78,6 +79,19 @@ func (c *applyCtx) accredit(op *record.Accredit) (string, error) {
 			return "", err
 		}
 	}
+	if c.s.standing() {
+		e := c.evaluator()
+		if err := c.placeHolds(e, a); err != nil {
+			var rj *record.Rejection
+			if errors.As(err, &rj) {
+				return "", record.Reject(record.CodeNotAuthorized, "%s may not accredit: %s", a.Accreditor, rj.Msg)
+			}
+			return "", err
+		}
+		if err := c.notPastSuspension(e, a); err != nil {
+			return "", err
+		}
+	}
 	if a.Depth > f.MaxChainLength {
 		return "", record.Reject(record.CodeScope, "the chain would be %d accreditations long; framework %s allows %d", a.Depth, f.ID, f.MaxChainLength)
 	}
@@ -94,9 +108,10 @@ func (c *applyCtx) accredit(op *record.Accredit) (string, error) {
 // notBeforeRevocation refuses, from FeatureLevelFinalRevocation on, a
 // grant a whose validity reaches back before the effectiveAt of a
 // revocation of an accreditation its subject holds in the same framework
-// for the same action: "grant a new accreditation instead" is a fresh
-// start, not a way to make answers about the revoked past say
-// authorized again.
+// for the same action, and from FeatureLevelStanding on, before the
+// revocation was recorded (its operation's commit time) either: "grant a
+// new accreditation instead" is a fresh start, not a way to make answers
+// about the revoked past say authorized again.
 func (c *applyCtx) notBeforeRevocation(a *record.Accreditation) error {
 	held, err := c.evaluator().Received(a.Subject, a.Framework)
 	if err != nil {
@@ -107,13 +122,105 @@ func (c *applyCtx) notBeforeRevocation(a *record.Accreditation) error {
 			continue
 		}
 		for _, ev := range old.Events {
-			if ev.Status == record.StatusRevoked && ev.Index <= c.index && a.ValidFrom.Before(ev.EffectiveAt) {
+			if ev.Status != record.StatusRevoked || ev.Index > c.index {
+				continue
+			}
+			if a.ValidFrom.Before(ev.EffectiveAt) {
 				return record.Reject(record.CodeConflict, "%s's accreditation %s is revoked from %s: a new grant may begin then or later, not at %s",
 					a.Subject, old.ID, ev.EffectiveAt.Format(time.RFC3339), a.ValidFrom.Format(time.RFC3339))
+			}
+			if !c.s.standing() {
+				continue
+			}
+			recorded, err := c.recordedAt(ev)
+			if err != nil {
+				return err
+			}
+			if a.ValidFrom.Before(recorded) {
+				return record.Reject(record.CodeConflict, "%s's accreditation %s is revoked from %s, recorded at %s (index %d): a new grant may begin then or later, not at %s",
+					a.Subject, old.ID, ev.EffectiveAt.Format(time.RFC3339), recorded.Format(time.RFC3339), ev.Index, a.ValidFrom.Format(time.RFC3339))
 			}
 		}
 	}
 	return nil
+}
+
+// recordedAt is the commit time of the operation that recorded ev, from
+// its operation record; the apply's own commit time when none is found
+// (none is missing: every build kept one for each accepted operation),
+// the careful reading, the same on every node.
+func (c *applyCtx) recordedAt(ev record.StatusEvent) (time.Time, error) {
+	var placed opRecord
+	ok, err := getJSON(c.b, key(tableOps, ev.Operation), &placed)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if !ok || placed.Time.IsZero() {
+		return c.now, nil
+	}
+	return placed.Time, nil
+}
+
+// notPastSuspension refuses, from FeatureLevelStanding on, a grant a to a
+// subject holding an accreditation in the same framework for the same
+// action that is suspended over some time a would cover, by a placer the
+// grantor (this operation's signer) does not stand at or above (rank): the
+// grant would make answers say authorized where the grantor could not lift
+// the suspension. A suspension counts from its effectiveAt until the
+// first reinstatement that lifts it takes effect (liftedFrom), whatever
+// else the accreditation records: one revoked since still holds its
+// suspension against grants, or a grantor could revoke what it could not
+// reinstate and grant afresh.
+func (c *applyCtx) notPastSuspension(e *decide.Evaluator, a *record.Accreditation) error {
+	held, err := e.Received(a.Subject, a.Framework)
+	if err != nil {
+		return err
+	}
+	for _, old := range held {
+		if old.Action != a.Action || old.CreatedIndex > c.index {
+			continue
+		}
+		for _, s := range old.Events {
+			if s.Status != record.StatusSuspended || s.Index > c.index {
+				continue
+			}
+			if a.ValidUntil != nil && !s.EffectiveAt.Before(*a.ValidUntil) {
+				continue // begins after the grant ends
+			}
+			if end, ok := liftedFrom(old.Events, s); ok && !end.After(a.ValidFrom) {
+				continue // lifted by the time the grant begins
+			}
+			placer, err := c.placerOf(s)
+			if err != nil {
+				return err
+			}
+			if ok, _, err := c.rank(e, old, placer); err != nil {
+				return err
+			} else if ok {
+				continue
+			}
+			by := "governance"
+			if placer != nil && !c.s.governanceSigned(placer) {
+				by = placer[0]
+			}
+			return record.Reject(record.CodeNotAuthorized, "%s may not accredit %s: its accreditation %s is suspended from %s (index %d) by %s, and only a grantor at or above that may grant past it",
+				c.signer(), a.Subject, old.ID, s.EffectiveAt.Format(time.RFC3339), s.Index, by)
+		}
+	}
+	return nil
+}
+
+// liftedFrom is when the suspension s stops holding: the earliest
+// effectiveAt of a reinstatement recorded after it that lifts it
+// (decide.LiftedBy's rule); ok is false when none does.
+func liftedFrom(events []record.StatusEvent, s record.StatusEvent) (t time.Time, ok bool) {
+	for _, r := range events {
+		if r.Status == record.StatusActive && r.Index > s.Index && (len(r.Lifts) == 0 || slices.Contains(r.Lifts, s.Index)) &&
+			(!ok || r.EffectiveAt.Before(t)) {
+			t, ok = r.EffectiveAt, true
+		}
+	}
+	return t, ok
 }
 
 // checkGrantorScope checks that the grantor may make grant a: a root
@@ -215,15 +322,16 @@ func (c *applyCtx) changeStatus(op *record.StatusChange) (string, error) {
 		at = op.EffectiveAt.UTC()
 	}
 	var status string
+	var lifts []uint64
 	if c.s.finalRevocation() {
-		status, err = c.statusChangeAt(e, a, op.Op, at)
+		status, lifts, err = c.statusChangeAt(e, a, op.Op, at)
 	} else {
 		status, err = statusChangeRecorded(a, op.Op, c.index)
 	}
 	if err != nil {
 		return "", err
 	}
-	a.Events = append(a.Events, record.StatusEvent{Status: status, EffectiveAt: at, Reason: op.Reason, Index: c.index, Operation: c.op.CID})
+	a.Events = append(a.Events, record.StatusEvent{Status: status, EffectiveAt: at, Reason: op.Reason, Index: c.index, Operation: c.op.CID, Lifts: lifts})
 	c.dirty(decide.AccreditationKey(a.ID))
 	// Trust questions cache a subject's accreditations with its listing.
 	c.dirty(decide.ReceivedKey(a.Subject, a.Framework))
@@ -335,17 +443,21 @@ func statusChangeRecorded(a *record.Accreditation, op string, index uint64) (str
 //     revocation recorded with a later one leaves earlier times open: a
 //     revocation, suspension or reinstatement effective before it is
 //     taken);
-//   - a suspension is taken whatever else is recorded: one placed by
+//   - a suspension is taken unless one placed at the signer's level or
+//     above is in force at at ("suspended already"); one placed by
 //     governance or higher in the chain holds until a reinstatement by
 //     them;
-//   - a reinstatement lifts, from at on, every suspension recorded before
-//     it that no reinstatement recorded after that suspension and
-//     effective by at lifts already; there must be one, and the signer
-//     must stand at or above whoever placed each (mayLift).
-func (c *applyCtx) statusChangeAt(e *decide.Evaluator, a *record.Accreditation, op string, at time.Time) (string, error) {
+//   - a reinstatement lifts, from at on, suspensions recorded before it
+//     that no reinstatement recorded after that suspension and effective
+//     by at lifts already (pending); there must be one. Below
+//     FeatureLevelStanding the signer must stand at or above whoever
+//     placed each (mayLift) and lifts them all; from it on the
+//     reinstatement lifts those whose placer the signer stands at or
+//     above, named in lifts, and is refused only when that is none.
+func (c *applyCtx) statusChangeAt(e *decide.Evaluator, a *record.Accreditation, op string, at time.Time) (status string, lifts []uint64, err error) {
 	for _, ev := range a.Events {
 		if ev.Status == record.StatusRevoked && !ev.EffectiveAt.After(at) {
-			return "", record.Reject(record.CodeConflict, "accreditation %s is revoked from %s (index %d); revocation is final: grant a new accreditation instead",
+			return "", nil, record.Reject(record.CodeConflict, "accreditation %s is revoked from %s (index %d); revocation is final: grant a new accreditation instead",
 				a.ID, ev.EffectiveAt.Format(time.RFC3339), ev.Index)
 		}
 	}
@@ -361,17 +473,17 @@ func (c *applyCtx) statusChangeAt(e *decide.Evaluator, a *record.Accreditation, 
 			}
 			placer, err := c.placerOf(s)
 			if err != nil {
-				return "", err
+				return "", nil, err
 			}
 			if _, above, err := c.rank(e, a, placer); err != nil {
-				return "", err
+				return "", nil, err
 			} else if !above {
-				return "", record.Reject(record.CodeConflict, "accreditation %s is suspended already at %s (by the suspension at index %d)", a.ID, at.Format(time.RFC3339), s.Index)
+				return "", nil, record.Reject(record.CodeConflict, "accreditation %s is suspended already at %s (by the suspension at index %d)", a.ID, at.Format(time.RFC3339), s.Index)
 			}
 		}
-		return record.StatusSuspended, nil
+		return record.StatusSuspended, nil, nil
 	case record.OpRevoke:
-		return record.StatusRevoked, nil
+		return record.StatusRevoked, nil, nil
 	case record.OpReinstate:
 		// A suspension is lifted already, for every time the new
 		// reinstatement would lift it (from at, or from its own
@@ -384,12 +496,31 @@ func (c *applyCtx) statusChangeAt(e *decide.Evaluator, a *record.Accreditation, 
 			}
 		}
 		if len(pending) == 0 {
-			return "", record.Reject(record.CodeConflict, "accreditation %s is not suspended at %s or after: no suspension for a reinstatement then to lift", a.ID, at.Format(time.RFC3339))
+			return "", nil, record.Reject(record.CodeConflict, "accreditation %s is not suspended at %s or after: no suspension for a reinstatement then to lift", a.ID, at.Format(time.RFC3339))
 		}
-		if err := c.mayLift(e, a, pending); err != nil {
-			return "", err
+		if !c.s.standing() {
+			if err := c.mayLift(e, a, pending); err != nil {
+				return "", nil, err
+			}
+			return record.StatusActive, nil, nil
 		}
-		return record.StatusActive, nil
+		var refusal error
+		for _, susp := range pending {
+			err := c.mayLift(e, a, []record.StatusEvent{susp})
+			var rj *record.Rejection
+			switch {
+			case err == nil:
+				lifts = append(lifts, susp.Index)
+			case !errors.As(err, &rj):
+				return "", nil, err
+			case refusal == nil:
+				refusal = err
+			}
+		}
+		if len(lifts) == 0 {
+			return "", nil, refusal
+		}
+		return record.StatusActive, lifts, nil
 	}
 	panic(fmt.Sprintf("registry: status change %q", op))
 }
@@ -403,14 +534,10 @@ func maxTime(a, b time.Time) time.Time {
 }
 
 // liftedBy reports whether a reinstatement recorded after the suspension s
-// and effective by at lifts it from at on.
+// and effective by at lifts it from at on (decide.LiftedBy over every
+// recorded event).
 func liftedBy(events []record.StatusEvent, s record.StatusEvent, at time.Time) bool {
-	for _, r := range events {
-		if r.Status == record.StatusActive && r.Index > s.Index && !r.EffectiveAt.After(at) {
-			return true
-		}
-	}
-	return false
+	return decide.LiftedBy(events, s, at, math.MaxUint64)
 }
 
 // mayLift refuses, from FeatureLevelFinalRevocation on, a reinstatement of

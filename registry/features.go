@@ -141,8 +141,37 @@ const (
 	// for the same action.
 	FeatureLevelFinalRevocation = 12
 
+	// FeatureLevelStanding ranks who placed a suspension against who may
+	// undo it, by reinstatement or by grant, and asks a grantor to stand
+	// as a status change's signer does:
+	//   - a reinstatement names the suspensions it lifts
+	//     (record.StatusEvent.Lifts): of those still to be lifted, the ones
+	//     placed by its signer or below it (governance's only by
+	//     governance). It is taken when it lifts one; the others hold on.
+	//     Below the level it had to be entitled to lift every suspension
+	//     still to be lifted, so an accreditor could not lift its own
+	//     while one placed above it, even one scheduled for later, was
+	//     pending;
+	//   - a grant to a subject whose accreditation in the framework for
+	//     the same action is suspended, over any time the grant would
+	//     cover, is refused unless the grantor stands at or above the
+	//     suspension's placer: a fresh grant lifted a suspension the
+	//     grantor could not lift by reinstatement;
+	//   - a grant after a revocation of the subject's accreditation in
+	//     the framework for the same action may not begin before the
+	//     revocation was recorded (below the level: before its
+	//     effectiveAt only), so it rewrites no answer about the revoked
+	//     past;
+	//   - a grantor must not be struck off (FeatureLevelFinalRevocation's
+	//     rule for status changes): an accreditor revoked or suspended now
+	//     granted while its own accreditation had not begun.
+	// Answers read the names at every level (decide.AccreditationStatusAt);
+	// a reinstatement recorded below the level names none and lifts every
+	// suspension recorded before it, as it did.
+	FeatureLevelStanding = 13
+
 	// FeatureLevel is the highest level this build applies.
-	FeatureLevel = FeatureLevelFinalRevocation
+	FeatureLevel = FeatureLevelStanding
 )
 
 // featureNames say what each level adds, for error messages and status.
@@ -159,6 +188,7 @@ var featureNames = map[int]string{
 	FeatureLevelHeaderNumbers:           "no JSON number beyond a 64-bit float's range in JWS protected headers, nor by its exact value",
 	FeatureLevelClearRefusals:           "refusals that name what is wrong; entity homepages only as http(s) URLs; no update without a field to change",
 	FeatureLevelFinalRevocation:         "a revocation is final, a suspension lifted only by a reinstatement recorded after it; status changes only by authority in force, a suspension lifted only from its level or above",
+	FeatureLevelStanding:                "a reinstatement lifts the suspensions placed at its signer's level or below and names them; no grant past a suspension placed above the grantor, nor into a revoked past; grantors not struck off",
 }
 
 // OpFeatureLevel names the result of a feature level raise.
@@ -188,6 +218,12 @@ func (s *consortium) clearRefusals() bool {
 // FeatureLevelFinalRevocation.
 func (s *consortium) finalRevocation() bool {
 	return s.ClusterFeatureLevel() >= FeatureLevelFinalRevocation
+}
+
+// standing reports whether the apply decides by the rules of
+// FeatureLevelStanding.
+func (s *consortium) standing() bool {
+	return s.ClusterFeatureLevel() >= FeatureLevelStanding
 }
 
 // ClusterFeatureLevel is the feature level the applied state is at.

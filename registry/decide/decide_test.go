@@ -67,3 +67,42 @@ func TestDecideWithoutAStore(t *testing.T) {
 		t.Fatalf("as_of beyond the records: %v, want ErrBadQuery", err)
 	}
 }
+
+// TestAccreditationStatusAtNamedLifts: a reinstatement that names
+// suspensions lifts those only; one that names none (recorded below
+// FeatureLevelStanding) lifts every suspension recorded before it; a name
+// of a suspension recorded after the reinstatement lifts nothing; a
+// revocation stays final; asOf counts only events recorded by then.
+func TestAccreditationStatusAtNamedLifts(t *testing.T) {
+	at := func(d int) time.Time { return time.Date(2026, 1, d, 0, 0, 0, 0, time.UTC) }
+	grant := record.StatusEvent{Status: record.StatusActive, EffectiveAt: at(1), Index: 1}
+	s2 := record.StatusEvent{Status: record.StatusSuspended, EffectiveAt: at(2), Index: 2}
+	s3 := record.StatusEvent{Status: record.StatusSuspended, EffectiveAt: at(3), Index: 3}
+	names := func(idx uint64, eff time.Time, lifts ...uint64) record.StatusEvent {
+		return record.StatusEvent{Status: record.StatusActive, EffectiveAt: eff, Index: idx, Lifts: lifts}
+	}
+	cases := []struct {
+		name   string
+		events []record.StatusEvent
+		t      time.Time
+		asOf   uint64
+		want   string
+		index  uint64
+	}{
+		{"the lower suspension lifted, the higher holds", []record.StatusEvent{grant, s2, s3, names(4, at(4), 2)}, at(5), 10, record.StatusSuspended, 3},
+		{"the higher lifted, the lower holds", []record.StatusEvent{grant, s2, s3, names(4, at(4), 3)}, at(5), 10, record.StatusSuspended, 2},
+		{"both lifted by names", []record.StatusEvent{grant, s2, s3, names(4, at(4), 2), names(5, at(5), 3)}, at(6), 10, record.StatusActive, 5},
+		{"both lifted by one name list", []record.StatusEvent{grant, s2, s3, names(4, at(4), 2, 3)}, at(5), 10, record.StatusActive, 4},
+		{"a reinstatement naming none lifts every earlier one", []record.StatusEvent{grant, s2, s3, names(4, at(4))}, at(5), 10, record.StatusActive, 4},
+		{"a name before the lift takes effect lifts nothing yet", []record.StatusEvent{grant, s2, names(4, at(9), 2)}, at(5), 10, record.StatusSuspended, 2},
+		{"a name not yet recorded as of asOf", []record.StatusEvent{grant, s2, s3, names(4, at(4), 2, 3)}, at(5), 3, record.StatusSuspended, 3},
+		{"a name of a suspension recorded after it lifts nothing", []record.StatusEvent{grant, names(2, at(2), 3), s3}, at(5), 10, record.StatusSuspended, 3},
+		{"a revocation stays final", []record.StatusEvent{grant, s2, {Status: record.StatusRevoked, EffectiveAt: at(3), Index: 3}, names(4, at(4), 2)}, at(5), 10, record.StatusRevoked, 3},
+	}
+	for _, tc := range cases {
+		ev, ok := AccreditationStatusAt(tc.events, tc.t, tc.asOf)
+		if !ok || ev.Status != tc.want || ev.Index != tc.index {
+			t.Errorf("%s: %+v (ok %t), want %s at index %d", tc.name, ev, ok, tc.want, tc.index)
+		}
+	}
+}

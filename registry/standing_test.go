@@ -1,0 +1,305 @@
+package registry
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trustreg/trustreg/registry/decide"
+	"github.com/trustreg/trustreg/registry/record"
+)
+
+// regrant is the QA agency granting the college nursing again under its
+// own accreditation, from validFrom.
+func (f *chainFixture) regrant(validFrom string) []byte {
+	return f.sign(f.qa, record.OpAccredit, map[string]any{
+		"framework": fwID, "accreditor": f.qa.DID, "subject": f.college.DID, "action": record.ActionIssue,
+		"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+		"validFrom": validFrom, "validUntil": "2029-01-01T00:00:00Z",
+	})
+}
+
+// From FeatureLevelStanding on a reinstatement lifts the suspensions its
+// signer may lift and leaves the others, a grant may not get past a
+// suspension placed above its grantor nor reach into a revoked past, and a
+// grantor struck off grants nothing. Below the level the apply decides as
+// FeatureLevelFinalRevocation's builds do.
+func TestStandingFromTheLevelOn(t *testing.T) {
+	type outcome struct {
+		accepted bool
+		says     string
+	}
+	cases := []struct {
+		name string
+		// run applies the case's setup and returns the operation it is about
+		run          func(f *chainFixture) []byte
+		older, level outcome
+	}{{
+		name: "an accreditor lifts its own suspension under governance's",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"}))
+			f.tick()
+			f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "investigation"}))
+			f.tick()
+			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "reason": "audit passed"})
+		},
+		older: outcome{false, "governance suspended it (at index"},
+		level: outcome{true, ""},
+	}, {
+		name: "an accreditor lifts its own suspension while governance's is scheduled",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2027-01-01T00:00:00Z"}))
+			f.tick()
+			f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})
+		},
+		older: outcome{false, "governance suspended it (at index"},
+		level: outcome{true, ""},
+	}, {
+		name: "an accreditor lifts only governance's suspension",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})
+		},
+		older: outcome{false, "governance suspended it (at index"},
+		level: outcome{false, "governance suspended it (at index"},
+	}, {
+		name: "a grant a second after a revocation's effectiveAt, before it was recorded",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.govSign(record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2025-01-01T00:00:00Z", "reason": "fraud since 2025"}))
+			f.tick()
+			return f.regrant("2025-01-01T00:00:01Z")
+		},
+		older: outcome{true, ""},
+		level: outcome{false, "recorded at 2026-03-01T12:01:00Z"},
+	}, {
+		name: "a grant from when the revocation was recorded",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.govSign(record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2025-01-01T00:00:00Z", "reason": "fraud since 2025"}))
+			f.tick()
+			return f.regrant("2026-03-01T12:01:00Z")
+		},
+		older: outcome{true, ""},
+		level: outcome{true, ""},
+	}, {
+		name: "a grant past governance's suspension",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-02-01T00:00:00Z", "reason": "investigation"}))
+			f.tick()
+			return f.regrant("2024-06-01T00:00:00Z")
+		},
+		older: outcome{true, ""},
+		level: outcome{false, "is suspended from 2026-02-01T00:00:00Z (index 5) by governance"},
+	}, {
+		name: "a grant past the root's suspension, from now on",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			return f.regrant("2026-03-02T00:00:00Z")
+		},
+		older: outcome{true, ""},
+		level: outcome{false, "only a grantor at or above that may grant past it"},
+	}, {
+		// The agency revokes what it could not reinstate: the root's
+		// suspension still stands against a grant.
+		name: "a grant past the root's suspension after the agency revoked",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			f.mustAccept(f.sign(f.qa, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			return f.regrant("2026-03-02T00:00:00Z")
+		},
+		older: outcome{true, ""},
+		level: outcome{false, "only a grantor at or above that may grant past it"},
+	}, {
+		name: "the root grants past its own suspension",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			return f.sign(f.root, record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": f.root.DID, "subject": f.college.DID, "action": record.ActionIssue,
+				"resources": []string{nursing}, "validFrom": "2026-03-02T00:00:00Z",
+			})
+		},
+		older: outcome{true, ""},
+		level: outcome{true, ""},
+	}, {
+		name: "the agency grants past its own suspension",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			return f.regrant("2026-03-02T00:00:00Z")
+		},
+		older: outcome{true, ""},
+		level: outcome{true, ""},
+	}, {
+		// The agency's reinstatement names its own suspension only:
+		// governance's is not lifted by it.
+		name: "a grant past governance's suspension after the agency lifted its own",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"}))
+			f.tick()
+			f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "investigation"}))
+			f.tick()
+			if r := f.apply(f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})); !r.Accepted && f.s.ClusterFeatureLevel() >= FeatureLevelStanding {
+				f.t.Fatalf("the agency's reinstatement: %s", r.Reason)
+			}
+			f.tick()
+			return f.regrant("2026-03-02T00:00:00Z")
+		},
+		older: outcome{true, ""},
+		level: outcome{false, "by governance, and only a grantor at or above that may grant past it"},
+	}, {
+		name: "a grant after governance's suspension is lifted",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-02-01T00:00:00Z"}))
+			f.tick()
+			f.mustAccept(f.govSign(record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-04-01T00:00:00Z"}))
+			f.tick()
+			return f.regrant("2026-04-01T00:00:00Z")
+		},
+		older: outcome{true, ""},
+		level: outcome{true, ""},
+	}, {
+		name: "a grant that ends before governance's suspension begins",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2029-01-01T00:00:00Z"}))
+			f.tick()
+			return f.regrant("2026-03-02T00:00:00Z")
+		},
+		older: outcome{true, ""},
+		level: outcome{true, ""},
+	}, {
+		name: "an accreditor revoked before its accreditation begins grants",
+		run: func(f *chainFixture) []byte {
+			qa2 := mustKey(t, record.KeyEd25519)
+			qa2Acc := f.mustAccept(f.sign(f.root, record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": f.root.DID, "subject": qa2.DID, "action": record.ActionAccredit,
+				"resources": []string{nursing}, "jurisdictions": []string{"US"},
+				"validFrom": "2026-06-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
+			})).ID
+			f.tick()
+			f.mustAccept(f.govSign(record.OpRevoke, map[string]any{"accreditation": qa2Acc, "reason": "struck off before it began"}))
+			f.tick()
+			return f.sign(qa2, record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": qa2.DID, "subject": "did:web:c9.example", "action": record.ActionIssue,
+				"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": qa2Acc,
+				"validFrom": "2026-06-01T00:00:00Z", "validUntil": "2028-01-01T00:00:00Z",
+			})
+		},
+		older: outcome{true, ""},
+		level: outcome{false, "may not accredit: its own accreditation"},
+	}, {
+		name: "an accreditor under a suspended one grants",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.qaAcc, "effectiveAt": "2026-03-01T00:00:00Z"}))
+			f.tick()
+			return f.sign(f.qa, record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": f.qa.DID, "subject": "did:web:c10.example", "action": record.ActionIssue,
+				"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+				"validFrom": "2024-06-01T00:00:00Z", "validUntil": "2026-01-01T00:00:00Z",
+			})
+		},
+		// The chain is judged at the commit time below the level too.
+		older: outcome{false, "is suspended now"},
+		level: outcome{false, "is suspended now"},
+	}}
+	for _, tc := range cases {
+		for _, level := range []int{FeatureLevelStanding - 1, FeatureLevelStanding} {
+			t.Run(fmt.Sprintf("%s/level=%d", tc.name, level), func(t *testing.T) {
+				f := mustChain(t) // commit time 2026-03-01T12:00
+				f.mustRaiseLevel(level)
+				f.tick()
+				op := tc.run(f)
+				want := tc.level
+				if level < FeatureLevelStanding {
+					want = tc.older
+				}
+				before := f.digest()
+				r := f.apply(op)
+				switch {
+				case r.Accepted != want.accepted:
+					t.Fatalf("accepted=%v %s: %s, want accepted=%v %s", r.Accepted, r.Code, r.Reason, want.accepted, want.says)
+				case !r.Accepted && !strings.Contains(r.Reason, want.says):
+					t.Fatalf("refused %s: %s, want it saying %s", r.Code, r.Reason, want.says)
+				case !r.Accepted && f.digest() != before:
+					t.Fatal("a refused operation changed the state")
+				}
+			})
+		}
+	}
+}
+
+// A reinstatement from FeatureLevelStanding on names what it lifts, and
+// answers (the node's and, through decide, a verifier's) read the names:
+// the agency's lift leaves governance's suspension in force until
+// governance lifts it, at every time and as of every index.
+func TestNamedLiftsInAnswers(t *testing.T) {
+	f := mustChain(t)
+	f.mustRaiseLevel(FeatureLevelStanding)
+	f.tick()
+	own := f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"}))
+	f.tick()
+	gov := f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "investigation"}))
+	f.tick()
+	lift := f.mustAccept(f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "reason": "audit passed"}))
+	a := f.storedAccreditation(f.collegeAcc)
+	last := a.Events[len(a.Events)-1]
+	if last.Index != lift.Index || !slices.Equal(last.Lifts, []uint64{own.Index}) {
+		t.Fatalf("the agency's reinstatement: %+v, want it naming %d only", last, own.Index)
+	}
+	if d := f.ask(f.now.Add(time.Minute), 0); d.Authorized || d.Reason != record.ReasonSuspended {
+		t.Fatalf("after the agency's lift: %v (%s), want governance's suspension in force", d.Authorized, d.Reason)
+	}
+	// A second reinstatement by the agency has nothing left it may lift.
+	f.tick()
+	if r := f.apply(f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "reason": "again"})); r.Accepted || !strings.Contains(r.Reason, "governance suspended it") {
+		t.Fatalf("the agency's second reinstatement: %+v", r)
+	}
+	f.tick()
+	govLift := f.mustAccept(f.govSign(record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "reason": "cleared"}))
+	a = f.storedAccreditation(f.collegeAcc)
+	if last := a.Events[len(a.Events)-1]; !slices.Equal(last.Lifts, []uint64{gov.Index}) {
+		t.Fatalf("governance's reinstatement: %+v, want it naming %d only", last, gov.Index)
+	}
+	if d := f.ask(f.now.Add(time.Minute), 0); !d.Authorized {
+		t.Fatalf("after governance's lift: %v (%s), want authorized", d.Authorized, d.Reason)
+	}
+	// As of each index the answer is the one given then.
+	for _, tc := range []struct {
+		asOf uint64
+		want string
+	}{{own.Index, record.ReasonSuspended}, {lift.Index, record.ReasonSuspended}, {govLift.Index - 1, record.ReasonSuspended}, {govLift.Index, record.ReasonActive}} {
+		if d := f.ask(f.now.Add(time.Minute), tc.asOf); d.Reason != tc.want {
+			t.Errorf("as of %d: %s, want %s", tc.asOf, d.Reason, tc.want)
+		}
+	}
+	// A verifier recomputes from the proven record's bytes: the decision
+	// code over them says the same.
+	stored := f.storedAccreditation(f.collegeAcc)
+	if ev, _ := decide.AccreditationStatusAt(stored.Events, f.now.Add(time.Minute), lift.Index); ev.Status != record.StatusSuspended || ev.Index != gov.Index {
+		t.Fatalf("from the stored bytes, as of the agency's lift: %+v, want governance's suspension", ev)
+	}
+}
+
+// storedAccreditation reads accreditation id's stored bytes as a proof
+// carries them, decoded as a verifier decodes them.
+func (f *chainFixture) storedAccreditation(id string) *record.Accreditation {
+	f.t.Helper()
+	v := f.s.View()
+	defer v.Close()
+	recs, _, err := v.ProveRecords([]decide.RecordKey{decide.AccreditationKey(id)})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var a record.Accreditation
+	if err := decide.DecodeRecord(recs[0].Bytes, &a); err != nil {
+		f.t.Fatal(err)
+	}
+	return &a
+}
