@@ -89,6 +89,9 @@ func (c *applyCtx) evaluator() *decide.Evaluator {
 	if !c.s.finalRevocation() {
 		e.LatestEventRule() // the older builds' reading of status events
 	}
+	if !c.s.standing() {
+		e.LatestEffectiveRootRule() // and of a root's
+	}
 	return e
 }
 
@@ -499,7 +502,6 @@ func (c *applyCtx) changeRoot(op *record.RootChange) (string, error) {
 		return "", err
 	}
 	root.Framework, root.Accreditor = op.Framework, op.Accreditor
-	last, _ := latestRecorded(root.Events)
 	var status string
 	var at time.Time // a new root holds its authority from the start of time
 	if op.Credential != "" {
@@ -508,21 +510,31 @@ func (c *applyCtx) changeRoot(op *record.RootChange) (string, error) {
 		}
 	}
 	if op.Op == record.OpAddRootAccreditor {
-		if last.Status == record.StatusActive {
-			return "", record.Reject(record.CodeConflict, "%s is already a root accreditor of %s", op.Accreditor, op.Framework)
-		}
 		status = record.StatusActive
 		if len(root.Events) > 0 {
 			at = c.now // re-added after a removal: from now on
 		}
 	} else {
-		if last.Status != record.StatusActive {
-			return "", record.Reject(record.CodeConflict, "%s is not a root accreditor of %s", op.Accreditor, op.Framework)
-		}
 		status, at = record.StatusRevoked, c.now
 	}
 	if op.EffectiveAt != nil {
 		at = op.EffectiveAt.UTC()
+	}
+	// Below FeatureLevelStanding the latest recorded event decides; from
+	// it the status at the change's own time, as answers read it
+	// (decide.LastRecordedAt), so a removal is refused only where the root
+	// is removed then already.
+	last, _ := latestRecorded(root.Events)
+	when := ""
+	if c.s.standing() {
+		last, _ = decide.LastRecordedAt(root.Events, at, c.index)
+		when = " at " + at.Format(time.RFC3339)
+	}
+	switch {
+	case op.Op == record.OpAddRootAccreditor && last.Status == record.StatusActive:
+		return "", record.Reject(record.CodeConflict, "%s is already a root accreditor of %s%s", op.Accreditor, op.Framework, when)
+	case op.Op != record.OpAddRootAccreditor && last.Status != record.StatusActive:
+		return "", record.Reject(record.CodeConflict, "%s is not a root accreditor of %s%s", op.Accreditor, op.Framework, when)
 	}
 	c.writeRootEvent(op.Framework, op.Accreditor, root, status, at, op.Reason)
 	c.touched = append(c.touched, op.Accreditor)
@@ -556,19 +568,25 @@ func (c *applyCtx) changeRecognition(op *record.RecognitionChange) (string, erro
 	if _, err := getJSON(c.b, k, &rec); err != nil {
 		return "", err
 	}
-	last, _ := latestRecorded(rec.Events)
-	status := record.StatusActive
-	if op.Op == record.OpUnrecognize {
-		if last.Status != record.StatusActive {
-			return "", record.Reject(record.CodeConflict, "%s does not recognize %s", op.Framework, op.Recognized)
-		}
-		status = record.StatusRevoked
-	} else if last.Status == record.StatusActive && slices.Equal(rec.Resources, op.Resources) {
-		return "", record.Reject(record.CodeConflict, "%s already recognizes %s for these resources", op.Framework, op.Recognized)
-	}
 	at := c.now
 	if op.EffectiveAt != nil {
 		at = op.EffectiveAt.UTC()
+	}
+	// As for roots (changeRoot): from FeatureLevelStanding judged at at.
+	last, _ := latestRecorded(rec.Events)
+	when := ""
+	if c.s.standing() {
+		last, _ = decide.LastRecordedAt(rec.Events, at, c.index)
+		when = " at " + at.Format(time.RFC3339)
+	}
+	status := record.StatusActive
+	if op.Op == record.OpUnrecognize {
+		if last.Status != record.StatusActive {
+			return "", record.Reject(record.CodeConflict, "%s does not recognize %s%s", op.Framework, op.Recognized, when)
+		}
+		status = record.StatusRevoked
+	} else if last.Status == record.StatusActive && slices.Equal(rec.Resources, op.Resources) {
+		return "", record.Reject(record.CodeConflict, "%s already recognizes %s for these resources%s", op.Framework, op.Recognized, when)
 	}
 	rec.Framework, rec.Recognized = op.Framework, op.Recognized
 	if op.Op == record.OpRecognize {

@@ -164,10 +164,18 @@ const (
 	//     past;
 	//   - a grantor must not be struck off (FeatureLevelFinalRevocation's
 	//     rule for status changes): an accreditor revoked or suspended now
-	//     granted while its own accreditation had not begun.
+	//     granted while its own accreditation had not begun;
+	//   - a root accreditor's events are read as answers read them
+	//     (decide.LastRecordedAt: of the events in force, the one recorded
+	//     last), not by the latest effectiveAt, so a removal recorded after
+	//     a re-add, with an effectiveAt before it, removes the root from
+	//     then on; and an add, a removal, a recognize and an unrecognize
+	//     are judged at their effectiveAt, not against the latest recorded
+	//     event.
 	// Answers read the names at every level (decide.AccreditationStatusAt);
 	// a reinstatement recorded below the level names none and lifts every
-	// suspension recorded before it, as it did.
+	// suspension recorded before it, as it did. Answers read root and
+	// recognition events by LastRecordedAt at every level.
 	FeatureLevelStanding = 13
 
 	// FeatureLevel is the highest level this build applies.
@@ -188,7 +196,7 @@ var featureNames = map[int]string{
 	FeatureLevelHeaderNumbers:           "no JSON number beyond a 64-bit float's range in JWS protected headers, nor by its exact value",
 	FeatureLevelClearRefusals:           "refusals that name what is wrong; entity homepages only as http(s) URLs; no update without a field to change",
 	FeatureLevelFinalRevocation:         "a revocation is final, a suspension lifted only by a reinstatement recorded after it; status changes only by authority in force, a suspension lifted only from its level or above",
-	FeatureLevelStanding:                "a reinstatement lifts the suspensions placed at its signer's level or below and names them; no grant past a suspension placed above the grantor, nor into a revoked past; grantors not struck off",
+	FeatureLevelStanding:                "a reinstatement lifts the suspensions placed at its signer's level or below and names them; no grant past a suspension placed above the grantor, nor into a revoked past; grantors not struck off; root and recognition events read by the one recorded last",
 }
 
 // OpFeatureLevel names the result of a feature level raise.

@@ -303,3 +303,152 @@ func (f *chainFixture) storedAccreditation(id string) *record.Accreditation {
 	}
 	return &a
 }
+
+// A root removed, added again, then removed with an effectiveAt before
+// the re-add (fraud found later) is removed from that effectiveAt on:
+// answers read a root's events by the one recorded last (at every level),
+// and from FeatureLevelStanding the apply does too, so the removed root no
+// longer acts, and a removal is judged at its own time.
+func TestBackdatedRootRemovalAfterReAdd(t *testing.T) {
+	for _, level := range []int{FeatureLevelStanding - 1, FeatureLevelStanding} {
+		t.Run(fmt.Sprintf("level=%d", level), func(t *testing.T) {
+			f := mustChain(t)
+			f.mustRaiseLevel(level)
+			f.tick()
+			f.mustAccept(f.govSign(record.OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID, "reason": "lapsed"}))
+			f.tick()
+			f.mustAccept(f.govSign(record.OpAddRootAccreditor, map[string]any{"framework": fwID, "accreditor": f.root.DID}))
+			readded := f.now
+			f.tick()
+			f.mustAccept(f.govSign(record.OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID,
+				"effectiveAt": "2025-01-01T00:00:00Z", "reason": "fraud since 2025"}))
+			f.tick()
+			now := f.now.Add(time.Minute)
+			for _, at := range []time.Time{date(2025, 6, 1), readded.Add(time.Second), now} {
+				if d := f.decide(decide.Question{Entity: f.root.DID, Framework: fwID, Action: record.ActionAccredit, At: at}); d.Authorized {
+					t.Errorf("the removed root, asked about %s: authorized (%s)", at.Format(time.RFC3339), d.Reason)
+				}
+				if d := f.ask(at, 0); d.Authorized {
+					t.Errorf("the college under the removed root, asked about %s: authorized (%s)", at.Format(time.RFC3339), d.Reason)
+				}
+			}
+			if d := f.decide(decide.Question{Entity: f.root.DID, Framework: fwID, Action: record.ActionAccredit, At: date(2024, 6, 1)}); !d.Authorized {
+				t.Errorf("the root asked about 2024, before the removal's effectiveAt: %s", d.Reason)
+			}
+			// The EBSI TIR view of the root says the same.
+			v := f.s.View()
+			attrs, err := v.TIRIssuer(f.root.DID, now)
+			v.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range attrs {
+				if a.IssuerType == tirType(TIRRootTAO, record.StatusActive) {
+					t.Errorf("the TIR lists the removed root as %s (%s)", a.IssuerType, a.Status)
+				}
+			}
+			if len(attrs) == 0 {
+				t.Error("the TIR lists nothing for the root")
+			}
+			// The removed root acts: below the level the apply still read
+			// the re-add.
+			r := f.apply(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.qaAcc}))
+			if want := level < FeatureLevelStanding; r.Accepted != want {
+				t.Errorf("the removed root's suspension: accepted=%v %s, want accepted=%v", r.Accepted, r.Reason, want)
+			} else if !r.Accepted && !strings.Contains(r.Reason, "it is no longer a root accreditor of "+fwID) {
+				t.Errorf("the removed root's suspension refused: %s", r.Reason)
+			}
+			f.tick()
+			// Removed now already: a second removal from now is refused
+			// as such; one from before the first removal's time is a
+			// change, and is taken.
+			again := f.apply(f.govSign(record.OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID, "reason": "again"}))
+			if again.Accepted || !strings.Contains(again.Reason, "is not a root accreditor of") {
+				t.Errorf("a second removal from now: %+v", again)
+			}
+			f.tick()
+			earlier := f.apply(f.govSign(record.OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID,
+				"effectiveAt": "2024-01-01T00:00:00Z", "reason": "earlier still"}))
+			if want := level >= FeatureLevelStanding; earlier.Accepted != want {
+				t.Errorf("a removal from 2024: accepted=%v %s, want accepted=%v", earlier.Accepted, earlier.Reason, want)
+			}
+		})
+	}
+}
+
+// The same for a recognition: recognized, withdrawn, recognized again,
+// then withdrawn from before the second recognition.
+func TestBackdatedUnrecognizeAfterReRecognize(t *testing.T) {
+	const other = "https://example.org/frameworks/other"
+	for _, level := range []int{FeatureLevelStanding - 1, FeatureLevelStanding} {
+		t.Run(fmt.Sprintf("level=%d", level), func(t *testing.T) {
+			f := mustChain(t)
+			f.mustRaiseLevel(level)
+			f.tick()
+			f.mustAccept(f.govSign(record.OpRecognize, map[string]any{"framework": fwID, "recognized": other}))
+			first := f.now
+			f.tick()
+			f.mustAccept(f.govSign(record.OpUnrecognize, map[string]any{"framework": fwID, "recognized": other}))
+			f.tick()
+			again := f.mustAccept(f.govSign(record.OpRecognize, map[string]any{"framework": fwID, "recognized": other}))
+			f.tick()
+			// From before it was first recognized: nothing to withdraw then
+			// (from the level on; below it the latest recorded event
+			// decided).
+			early := f.apply(f.govSign(record.OpUnrecognize, map[string]any{"framework": fwID, "recognized": other, "effectiveAt": "2025-01-01T00:00:00Z"}))
+			if want := level < FeatureLevelStanding; early.Accepted != want {
+				t.Fatalf("a withdrawal from 2025: accepted=%v %s, want accepted=%v", early.Accepted, early.Reason, want)
+			}
+			f.tick()
+			if !early.Accepted {
+				f.mustAccept(f.govSign(record.OpUnrecognize, map[string]any{"framework": fwID, "recognized": other,
+					"effectiveAt": first.Add(30 * time.Second).Format(time.RFC3339)}))
+				f.tick()
+			}
+			ask := func(at time.Time, asOf uint64) bool {
+				d, err := f.s.DecideRecognition(decide.RecognitionQuestion{Framework: fwID, Recognized: other, At: at, AsOf: asOf}, f.now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return d.Recognizes
+			}
+			if ask(f.now.Add(time.Minute), 0) {
+				t.Error("after a withdrawal effective before the second recognition, asked about now: recognizes")
+			}
+			if !ask(f.now.Add(time.Minute), again.Index) {
+				t.Error("as of the second recognition, asked about now: does not recognize")
+			}
+		})
+	}
+}
+
+// TestLastRecordedAt: of the events in force at t and recorded by asOf,
+// the one recorded last.
+func TestLastRecordedAt(t *testing.T) {
+	ev := func(status string, eff time.Time, idx uint64) record.StatusEvent {
+		return record.StatusEvent{Status: status, EffectiveAt: eff, Index: idx}
+	}
+	events := []record.StatusEvent{
+		ev(record.StatusActive, time.Time{}, 1),
+		ev(record.StatusRevoked, date(2026, 3, 1), 2),
+		ev(record.StatusActive, date(2026, 3, 2), 3),
+		ev(record.StatusRevoked, date(2025, 1, 1), 4),
+		ev(record.StatusActive, date(2030, 1, 1), 5), // scheduled
+	}
+	for _, tc := range []struct {
+		t    time.Time
+		asOf uint64
+		want uint64
+	}{
+		{date(2024, 1, 1), 10, 1}, {date(2025, 6, 1), 10, 4}, {date(2026, 6, 1), 10, 4}, {date(2030, 6, 1), 10, 5},
+		{date(2026, 6, 1), 3, 3}, {date(2026, 3, 1), 2, 2}, {date(2025, 6, 1), 3, 1},
+	} {
+		got, ok := decide.LastRecordedAt(events, tc.t, tc.asOf)
+		if !ok || got.Index != tc.want {
+			t.Errorf("at %s as of %d: %+v, want index %d", tc.t.Format(time.DateOnly), tc.asOf, got, tc.want)
+		}
+	}
+	if _, ok := decide.LastRecordedAt(events[1:], date(2024, 1, 1), 10); ok {
+		t.Error("an event in force before any")
+	}
+}

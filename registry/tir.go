@@ -173,7 +173,7 @@ func (v *View) TIRIssuer(did string, now time.Time) ([]TIRAttribute, error) {
 			continue
 		}
 		status := record.StatusRevoked
-		if ev, ok := decide.StatusAt(root.Events, now, v.index); ok && ev.Status == record.StatusActive {
+		if ev, ok := decide.LastRecordedAt(root.Events, now, v.index); ok && ev.Status == record.StatusActive {
 			status = record.StatusActive
 		}
 		attr := TIRAttribute{TAO: did, RootTAO: did, Framework: root.Framework, Status: status, IssuerType: tirType(TIRRootTAO, status)}

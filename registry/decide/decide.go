@@ -35,6 +35,20 @@ type Evaluator struct {
 	// latestEvent reads an accreditation's status events by the older
 	// rule (LatestEventRule).
 	latestEvent bool
+	// latestRootEvent reads a root's events by the older rule
+	// (LatestEffectiveRootRule).
+	latestRootEvent bool
+}
+
+// LatestEffectiveRootRule makes e read a root accreditor's events as the
+// registry's apply did below FeatureLevelStanding: the event with the
+// latest effectiveAt in force (StatusAt), so that a re-add recorded
+// before a backdated removal outweighed it from the re-add on. The apply
+// keeps it below that level; answers and proof verification read root
+// events by LastRecordedAt. It returns e.
+func (e *Evaluator) LatestEffectiveRootRule() *Evaluator {
+	e.latestRootEvent = true
+	return e
 }
 
 // LatestEventRule makes e read an accreditation's status events as the
@@ -136,7 +150,11 @@ func (e *Evaluator) IsRoot(framework, did string, t time.Time) (bool, error) {
 		return false, err
 	}
 	e.span.touchEvents(root.Events)
-	ev, ok := StatusAt(root.Events, t, e.asOf)
+	status := LastRecordedAt
+	if e.latestRootEvent {
+		status = StatusAt
+	}
+	ev, ok := status(root.Events, t, e.asOf)
 	return ok && ev.Status == record.StatusActive, nil
 }
 
@@ -445,6 +463,29 @@ func StatusAt(events []record.StatusEvent, t time.Time, asOf uint64) (ev record.
 	return ev, ok
 }
 
+// LastRecordedAt returns the status in force at valid time t of a root
+// accreditor or a recognition, counting only events recorded at or before
+// index asOf: of the events in force at t (effectiveAt not after it), the
+// one recorded last. A later decision of governance's stands over an
+// earlier one for every time both cover: a root removed, added again and
+// then removed with an effectiveAt before the re-add is removed from that
+// effectiveAt on, the re-add included, where by StatusAt (the latest
+// effectiveAt wins) the re-add outweighed it from its own time on, and
+// the removal changed nothing now. A root or recognition removed may be
+// added again: the add, recorded last, stands from its effectiveAt on. ok
+// is false when no event applies yet.
+func LastRecordedAt(events []record.StatusEvent, t time.Time, asOf uint64) (ev record.StatusEvent, ok bool) {
+	for _, e := range events {
+		if e.Index > asOf || e.EffectiveAt.After(t) {
+			continue
+		}
+		if !ok || e.Index > ev.Index {
+			ev, ok = e, true
+		}
+	}
+	return ev, ok
+}
+
 // AccreditationStatusAt is StatusAt for an accreditation's events, read
 // so that no event lifts what it was not recorded to lift. Of the events
 // recorded at or before asOf and in force at t:
@@ -460,8 +501,8 @@ func StatusAt(events []record.StatusEvent, t time.Time, asOf uint64) (ev record.
 //
 // The latest-event rule (StatusAt) let an event recorded before a
 // backdated revocation or suspension, or planted to take effect after
-// one, lift it. A root's and a recognition's events are read by StatusAt:
-// a root removed may be added again.
+// one, lift it. A root's and a recognition's events are read by
+// LastRecordedAt: a root removed may be added again.
 func AccreditationStatusAt(events []record.StatusEvent, t time.Time, asOf uint64) (record.StatusEvent, bool) {
 	var lastLift uint64 // the latest index of a reinstatement in force that names no suspension
 	var named []uint64  // the suspensions named by reinstatements in force, sorted when read

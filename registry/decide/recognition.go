@@ -100,7 +100,7 @@ func (e *Evaluator) Recognize(q RecognitionQuestion, t time.Time) (*RecognitionD
 		d.Reason = ReasonNeverRecognized
 		return d, nil
 	}
-	ev, ok := StatusAt(rec.Events, d.At, asOf)
+	ev, ok := LastRecordedAt(rec.Events, d.At, asOf)
 	switch {
 	case !ok:
 		d.Reason = record.ReasonNotYetValid
