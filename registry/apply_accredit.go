@@ -3,7 +3,6 @@ package registry
 import (
 	"errors"
 	"fmt"
-	"math"
 	"regexp"
 	"slices"
 	"time"
@@ -161,23 +160,31 @@ func (c *applyCtx) recordedAt(ev record.StatusEvent) (time.Time, error) {
 	return placed.Time, nil
 }
 
-// notPastSuspension refuses, from FeatureLevelStanding on, a grant a to a
-// subject holding an accreditation in the same framework for the same
-// action that is suspended over some time a would cover, by a placer the
-// grantor (this operation's signer) does not stand at or above (rank): the
-// grant would make answers say authorized where the grantor could not lift
-// the suspension. A suspension counts from its effectiveAt until the
-// first reinstatement that lifts it takes effect (liftedFrom), whatever
-// else the accreditation records: one revoked since still holds its
-// suspension against grants, or a grantor could revoke what it could not
-// reinstate and grant afresh.
+// notPastSuspension refuses, from FeatureLevelStanding on, a grant a
+// that would make answers say authorized past a suspension its grantor
+// (this operation's signer) could not lift: one of an accreditation the
+// subject holds in the same framework for the same action, with resources
+// and jurisdictions that overlap a's, in force over some time a covers,
+// placed by governance (unless governance signs a) or by an accreditor
+// that holds a place above the grantor in a's own chain. A suspension
+// placed by a peer or another tree binds nothing here: its placer has no
+// authority over the grantor, and could block any subject in advance. A
+// suspension counts from its effectiveAt until the first reinstatement
+// that lifts it takes effect, or a revocation placed at or above its
+// placer does (revoked, the accreditation answers revoked for good, and a
+// new grant begins after it, notBeforeRevocation); a revocation by one
+// below the placer does not end it, or a grantor could revoke what it
+// could not reinstate and grant afresh.
 func (c *applyCtx) notPastSuspension(e *decide.Evaluator, a *record.Accreditation) error {
+	if c.isGovernance() {
+		return nil
+	}
 	held, err := e.Received(a.Subject, a.Framework)
 	if err != nil {
 		return err
 	}
 	for _, old := range held {
-		if old.Action != a.Action || old.CreatedIndex > c.index {
+		if old.Action != a.Action || old.CreatedIndex > c.index || !overlaps(old, a) {
 			continue
 		}
 		for _, s := range old.Events {
@@ -187,40 +194,110 @@ func (c *applyCtx) notPastSuspension(e *decide.Evaluator, a *record.Accreditatio
 			if a.ValidUntil != nil && !s.EffectiveAt.Before(*a.ValidUntil) {
 				continue // begins after the grant ends
 			}
-			if end, ok := liftedFrom(old.Events, s); ok && !end.After(a.ValidFrom) {
-				continue // lifted by the time the grant begins
-			}
 			placer, err := c.placerOf(s)
 			if err != nil {
 				return err
 			}
-			if ok, _, err := c.rank(e, old, placer); err != nil {
-				return err
-			} else if ok {
-				continue
-			}
 			by := "governance"
 			if placer != nil && !c.s.governanceSigned(placer) {
+				if placer[0] == c.signer() {
+					continue // the grantor's own
+				}
+				above, err := linksAccreditedBy(e, a, placer[0])
+				if err != nil {
+					return err
+				}
+				if len(above) == 0 {
+					continue // not above the grantor in a's chain
+				}
 				by = placer[0]
 			}
-			return record.Reject(record.CodeNotAuthorized, "%s may not accredit %s: its accreditation %s is suspended from %s (index %d) by %s, and only a grantor at or above that may grant past it",
+			end, ended, err := c.suspensionEnd(e, old, s, placer)
+			if err != nil {
+				return err
+			}
+			if ended && (!end.After(a.ValidFrom) || !end.After(s.EffectiveAt)) {
+				continue // over before the grant begins, or never in force
+			}
+			return record.Reject(record.CodeNotAuthorized, "%s may not accredit %s: its accreditation %s is suspended from %s (index %d) by %s, above the grantor; only that placer or one above it lifts it",
 				c.signer(), a.Subject, old.ID, s.EffectiveAt.Format(time.RFC3339), s.Index, by)
 		}
 	}
 	return nil
 }
 
-// liftedFrom is when the suspension s stops holding: the earliest
-// effectiveAt of a reinstatement recorded after it that lifts it
-// (decide.LiftedBy's rule); ok is false when none does.
-func liftedFrom(events []record.StatusEvent, s record.StatusEvent) (t time.Time, ok bool) {
-	for _, r := range events {
-		if r.Status == record.StatusActive && r.Index > s.Index && (len(r.Lifts) == 0 || slices.Contains(r.Lifts, s.Index)) &&
-			(!ok || r.EffectiveAt.Before(t)) {
-			t, ok = r.EffectiveAt, true
+// suspensionEnd is when the suspension s of a stops counting against a
+// grant (notPastSuspension): the earliest effectiveAt of a reinstatement
+// recorded after it (one lifts every suspension recorded before it) or of
+// a revocation of a placed at or above s's placer. ended is false when
+// neither is recorded.
+func (c *applyCtx) suspensionEnd(e *decide.Evaluator, a *record.Accreditation, s record.StatusEvent, placer []string) (end time.Time, ended bool, err error) {
+	for _, ev := range a.Events {
+		if ev.Index > c.index || (ended && !ev.EffectiveAt.Before(end)) {
+			continue
 		}
+		switch {
+		case ev.Status == record.StatusActive && ev.Index > s.Index:
+		case ev.Status == record.StatusRevoked:
+			revoker, err := c.placerOf(ev)
+			if err != nil {
+				return time.Time{}, false, err
+			}
+			ok, err := c.atOrAbove(e, a, revoker, placer)
+			if err != nil {
+				return time.Time{}, false, err
+			}
+			if !ok {
+				continue
+			}
+		default:
+			continue
+		}
+		end, ended = ev.EffectiveAt, true
 	}
-	return t, ok
+	return end, ended, nil
+}
+
+// atOrAbove reports whether who, the signers of an operation, stood at or
+// above placer, another's, in a's chain (rank's rule for two recorded
+// operations): governance over anything, an accreditor over what it, or
+// one below the highest place it holds in a's chain, placed. Signers not
+// known (nil) stand over nothing; a placer not known is taken for
+// governance.
+func (c *applyCtx) atOrAbove(e *decide.Evaluator, a *record.Accreditation, who, placer []string) (bool, error) {
+	whoGov := who != nil && c.s.governanceSigned(who)
+	switch {
+	case placer == nil || c.s.governanceSigned(placer):
+		return whoGov, nil
+	case whoGov:
+		return true, nil
+	case who == nil:
+		return false, nil
+	}
+	links, err := linksAccreditedBy(e, a, placer[0])
+	if err != nil || len(links) == 0 {
+		return false, err
+	}
+	return c.grantedAbove(e, links[len(links)-1], who[0])
+}
+
+// overlaps reports whether grants a and b cover a resource and a
+// jurisdiction in common (the wildcard resource covers every one; no
+// jurisdictions, every one).
+func overlaps(a, b *record.Accreditation) bool {
+	common := func(x, y []string, all func([]string) bool) bool {
+		if all(x) || all(y) {
+			return true
+		}
+		for _, v := range x {
+			if slices.Contains(y, v) {
+				return true
+			}
+		}
+		return false
+	}
+	return common(a.Resources, b.Resources, func(rs []string) bool { return slices.Contains(rs, record.Wildcard) }) &&
+		common(a.Jurisdictions, b.Jurisdictions, func(js []string) bool { return len(js) == 0 })
 }
 
 // checkGrantorScope checks that the grantor may make grant a: a root
@@ -322,16 +399,15 @@ func (c *applyCtx) changeStatus(op *record.StatusChange) (string, error) {
 		at = op.EffectiveAt.UTC()
 	}
 	var status string
-	var lifts []uint64
 	if c.s.finalRevocation() {
-		status, lifts, err = c.statusChangeAt(e, a, op.Op, at)
+		status, err = c.statusChangeAt(e, a, op.Op, at)
 	} else {
 		status, err = statusChangeRecorded(a, op.Op, c.index)
 	}
 	if err != nil {
 		return "", err
 	}
-	a.Events = append(a.Events, record.StatusEvent{Status: status, EffectiveAt: at, Reason: op.Reason, Index: c.index, Operation: c.op.CID, Lifts: lifts})
+	a.Events = append(a.Events, record.StatusEvent{Status: status, EffectiveAt: at, Reason: op.Reason, Index: c.index, Operation: c.op.CID})
 	c.dirty(decide.AccreditationKey(a.ID))
 	// Trust questions cache a subject's accreditations with its listing.
 	c.dirty(decide.ReceivedKey(a.Subject, a.Framework))
@@ -443,21 +519,17 @@ func statusChangeRecorded(a *record.Accreditation, op string, index uint64) (str
 //     revocation recorded with a later one leaves earlier times open: a
 //     revocation, suspension or reinstatement effective before it is
 //     taken);
-//   - a suspension is taken unless one placed at the signer's level or
-//     above is in force at at ("suspended already"); one placed by
+//   - a suspension is taken whatever else is recorded: one placed by
 //     governance or higher in the chain holds until a reinstatement by
 //     them;
-//   - a reinstatement lifts, from at on, suspensions recorded before it
-//     that no reinstatement recorded after that suspension and effective
-//     by at lifts already (pending); there must be one. Below
-//     FeatureLevelStanding the signer must stand at or above whoever
-//     placed each (mayLift) and lifts them all; from it on the
-//     reinstatement lifts those whose placer the signer stands at or
-//     above, named in lifts, and is refused only when that is none.
-func (c *applyCtx) statusChangeAt(e *decide.Evaluator, a *record.Accreditation, op string, at time.Time) (status string, lifts []uint64, err error) {
+//   - a reinstatement lifts, from at on, every suspension recorded before
+//     it that no reinstatement recorded after that suspension and
+//     effective by at lifts already; there must be one, and the signer
+//     must stand at or above whoever placed each (mayLift).
+func (c *applyCtx) statusChangeAt(e *decide.Evaluator, a *record.Accreditation, op string, at time.Time) (string, error) {
 	for _, ev := range a.Events {
 		if ev.Status == record.StatusRevoked && !ev.EffectiveAt.After(at) {
-			return "", nil, record.Reject(record.CodeConflict, "accreditation %s is revoked from %s (index %d); revocation is final: grant a new accreditation instead",
+			return "", record.Reject(record.CodeConflict, "accreditation %s is revoked from %s (index %d); revocation is final: grant a new accreditation instead",
 				a.ID, ev.EffectiveAt.Format(time.RFC3339), ev.Index)
 		}
 	}
@@ -473,17 +545,17 @@ func (c *applyCtx) statusChangeAt(e *decide.Evaluator, a *record.Accreditation, 
 			}
 			placer, err := c.placerOf(s)
 			if err != nil {
-				return "", nil, err
+				return "", err
 			}
 			if _, above, err := c.rank(e, a, placer); err != nil {
-				return "", nil, err
+				return "", err
 			} else if !above {
-				return "", nil, record.Reject(record.CodeConflict, "accreditation %s is suspended already at %s (by the suspension at index %d)", a.ID, at.Format(time.RFC3339), s.Index)
+				return "", record.Reject(record.CodeConflict, "accreditation %s is suspended already at %s (by the suspension at index %d)", a.ID, at.Format(time.RFC3339), s.Index)
 			}
 		}
-		return record.StatusSuspended, nil, nil
+		return record.StatusSuspended, nil
 	case record.OpRevoke:
-		return record.StatusRevoked, nil, nil
+		return record.StatusRevoked, nil
 	case record.OpReinstate:
 		// A suspension is lifted already, for every time the new
 		// reinstatement would lift it (from at, or from its own
@@ -496,31 +568,12 @@ func (c *applyCtx) statusChangeAt(e *decide.Evaluator, a *record.Accreditation, 
 			}
 		}
 		if len(pending) == 0 {
-			return "", nil, record.Reject(record.CodeConflict, "accreditation %s is not suspended at %s or after: no suspension for a reinstatement then to lift", a.ID, at.Format(time.RFC3339))
+			return "", record.Reject(record.CodeConflict, "accreditation %s is not suspended at %s or after: no suspension for a reinstatement then to lift", a.ID, at.Format(time.RFC3339))
 		}
-		if !c.s.standing() {
-			if err := c.mayLift(e, a, pending); err != nil {
-				return "", nil, err
-			}
-			return record.StatusActive, nil, nil
+		if err := c.mayLift(e, a, pending); err != nil {
+			return "", err
 		}
-		var refusal error
-		for _, susp := range pending {
-			err := c.mayLift(e, a, []record.StatusEvent{susp})
-			var rj *record.Rejection
-			switch {
-			case err == nil:
-				lifts = append(lifts, susp.Index)
-			case !errors.As(err, &rj):
-				return "", nil, err
-			case refusal == nil:
-				refusal = err
-			}
-		}
-		if len(lifts) == 0 {
-			return "", nil, refusal
-		}
-		return record.StatusActive, lifts, nil
+		return record.StatusActive, nil
 	}
 	panic(fmt.Sprintf("registry: status change %q", op))
 }
@@ -534,10 +587,14 @@ func maxTime(a, b time.Time) time.Time {
 }
 
 // liftedBy reports whether a reinstatement recorded after the suspension s
-// and effective by at lifts it from at on (decide.LiftedBy over every
-// recorded event).
+// and effective by at lifts it from at on.
 func liftedBy(events []record.StatusEvent, s record.StatusEvent, at time.Time) bool {
-	return decide.LiftedBy(events, s, at, math.MaxUint64)
+	for _, r := range events {
+		if r.Status == record.StatusActive && r.Index > s.Index && !r.EffectiveAt.After(at) {
+			return true
+		}
+	}
+	return false
 }
 
 // mayLift refuses, from FeatureLevelFinalRevocation on, a reinstatement of

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -438,7 +437,7 @@ func TestStatusChangeLeavesCachedRecordsAlone(t *testing.T) {
 	a := cached.([]*record.Accreditation)[0]
 	events := slices.Clone(a.Events)
 	f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"}))
-	if !reflect.DeepEqual(a.Events, events) {
+	if !slices.Equal(a.Events, events) {
 		t.Fatalf("the cached accreditation changed under the apply: %d events, were %d", len(a.Events), len(events))
 	}
 	if d := f.ask(time.Time{}, 0); d.Reason != record.ReasonSuspended {

@@ -141,22 +141,16 @@ const (
 	// for the same action.
 	FeatureLevelFinalRevocation = 12
 
-	// FeatureLevelStanding ranks who placed a suspension against who may
-	// undo it, by reinstatement or by grant, and asks a grantor to stand
-	// as a status change's signer does:
-	//   - a reinstatement names the suspensions it lifts
-	//     (record.StatusEvent.Lifts): of those still to be lifted, the ones
-	//     placed by its signer or below it (governance's only by
-	//     governance). It is taken when it lifts one; the others hold on.
-	//     Below the level it had to be entitled to lift every suspension
-	//     still to be lifted, so an accreditor could not lift its own
-	//     while one placed above it, even one scheduled for later, was
-	//     pending;
+	// FeatureLevelStanding asks a grant for the standing a status change
+	// needs, and reads a root's events as answers do:
 	//   - a grant to a subject whose accreditation in the framework for
-	//     the same action is suspended, over any time the grant would
-	//     cover, is refused unless the grantor stands at or above the
-	//     suspension's placer: a fresh grant lifted a suspension the
-	//     grantor could not lift by reinstatement;
+	//     the same action, covering a resource and a jurisdiction in
+	//     common, is suspended over any time the grant would cover, by
+	//     governance or by an accreditor above the grantor in the grant's
+	//     own chain, is refused (governance co-signing the grant excepted):
+	//     a fresh grant lifted a suspension the grantor could not lift by
+	//     reinstatement. The suspension counts until a reinstatement lifts
+	//     it or a revocation placed at or above its placer takes effect;
 	//   - a grant after a revocation of the subject's accreditation in
 	//     the framework for the same action may not begin before the
 	//     revocation was recorded (below the level: before its
@@ -172,10 +166,8 @@ const (
 	//     then on; and an add, a removal, a recognize and an unrecognize
 	//     are judged at their effectiveAt, not against the latest recorded
 	//     event.
-	// Answers read the names at every level (decide.AccreditationStatusAt);
-	// a reinstatement recorded below the level names none and lifts every
-	// suspension recorded before it, as it did. Answers read root and
-	// recognition events by LastRecordedAt at every level.
+	// Answers read root and recognition events by LastRecordedAt at every
+	// level.
 	FeatureLevelStanding = 13
 
 	// FeatureLevel is the highest level this build applies.
@@ -196,7 +188,7 @@ var featureNames = map[int]string{
 	FeatureLevelHeaderNumbers:           "no JSON number beyond a 64-bit float's range in JWS protected headers, nor by its exact value",
 	FeatureLevelClearRefusals:           "refusals that name what is wrong; entity homepages only as http(s) URLs; no update without a field to change",
 	FeatureLevelFinalRevocation:         "a revocation is final, a suspension lifted only by a reinstatement recorded after it; status changes only by authority in force, a suspension lifted only from its level or above",
-	FeatureLevelStanding:                "a reinstatement lifts the suspensions placed at its signer's level or below and names them; no grant past a suspension placed above the grantor, nor into a revoked past; grantors not struck off; root and recognition events read by the one recorded last",
+	FeatureLevelStanding:                "no grant past a suspension placed above the grantor, nor into a revoked past; grantors not struck off; root and recognition events read by the one recorded last",
 }
 
 // OpFeatureLevel names the result of a feature level raise.

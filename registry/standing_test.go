@@ -2,7 +2,6 @@ package registry
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,10 +20,9 @@ func (f *chainFixture) regrant(validFrom string) []byte {
 	})
 }
 
-// From FeatureLevelStanding on a reinstatement lifts the suspensions its
-// signer may lift and leaves the others, a grant may not get past a
-// suspension placed above its grantor nor reach into a revoked past, and a
-// grantor struck off grants nothing. Below the level the apply decides as
+// From FeatureLevelStanding on a grant may not get past a suspension
+// placed above its grantor nor reach into a revoked past, and a grantor
+// struck off grants nothing. Below the level the apply decides as
 // FeatureLevelFinalRevocation's builds do.
 func TestStandingFromTheLevelOn(t *testing.T) {
 	type outcome struct {
@@ -37,6 +35,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 		run          func(f *chainFixture) []byte
 		older, level outcome
 	}{{
+		// A reinstatement still lifts every suspension before it, so the
+		// agency lifts its own only once governance has lifted its one.
 		name: "an accreditor lifts its own suspension under governance's",
 		run: func(f *chainFixture) []byte {
 			f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"}))
@@ -44,26 +44,6 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "investigation"}))
 			f.tick()
 			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "reason": "audit passed"})
-		},
-		older: outcome{false, "governance suspended it (at index"},
-		level: outcome{true, ""},
-	}, {
-		name: "an accreditor lifts its own suspension while governance's is scheduled",
-		run: func(f *chainFixture) []byte {
-			f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2027-01-01T00:00:00Z"}))
-			f.tick()
-			f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
-			f.tick()
-			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})
-		},
-		older: outcome{false, "governance suspended it (at index"},
-		level: outcome{true, ""},
-	}, {
-		name: "an accreditor lifts only governance's suspension",
-		run: func(f *chainFixture) []byte {
-			f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
-			f.tick()
-			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})
 		},
 		older: outcome{false, "governance suspended it (at index"},
 		level: outcome{false, "governance suspended it (at index"},
@@ -93,7 +73,7 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			return f.regrant("2024-06-01T00:00:00Z")
 		},
 		older: outcome{true, ""},
-		level: outcome{false, "is suspended from 2026-02-01T00:00:00Z (index 5) by governance"},
+		level: outcome{false, "is suspended from 2026-02-01T00:00:00Z (index 5) by governance, above the grantor"},
 	}, {
 		name: "a grant past the root's suspension, from now on",
 		run: func(f *chainFixture) []byte {
@@ -102,7 +82,7 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			return f.regrant("2026-03-02T00:00:00Z")
 		},
 		older: outcome{true, ""},
-		level: outcome{false, "only a grantor at or above that may grant past it"},
+		level: outcome{false, "above the grantor; only that placer or one above it lifts it"},
 	}, {
 		// The agency revokes what it could not reinstate: the root's
 		// suspension still stands against a grant.
@@ -115,7 +95,7 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			return f.regrant("2026-03-02T00:00:00Z")
 		},
 		older: outcome{true, ""},
-		level: outcome{false, "only a grantor at or above that may grant past it"},
+		level: outcome{false, "above the grantor; only that placer or one above it lifts it"},
 	}, {
 		name: "the root grants past its own suspension",
 		run: func(f *chainFixture) []byte {
@@ -138,22 +118,101 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 		older: outcome{true, ""},
 		level: outcome{true, ""},
 	}, {
-		// The agency's reinstatement names its own suspension only:
-		// governance's is not lifted by it.
-		name: "a grant past governance's suspension after the agency lifted its own",
+		// A peer agency suspends what it granted the subject: it holds no
+		// place above the agency, and binds nothing here.
+		name: "a grant past a peer agency's suspension",
 		run: func(f *chainFixture) []byte {
-			f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"}))
+			qa2, qa2Acc := f.peerAgency()
+			block := f.mustAccept(f.sign(qa2, record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": qa2.DID, "subject": f.college.DID, "action": record.ActionIssue,
+				"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": qa2Acc,
+				"validFrom": "2026-03-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
+			})).ID
 			f.tick()
-			f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "investigation"}))
-			f.tick()
-			if r := f.apply(f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})); !r.Accepted && f.s.ClusterFeatureLevel() >= FeatureLevelStanding {
-				f.t.Fatalf("the agency's reinstatement: %s", r.Reason)
-			}
+			f.mustAccept(f.sign(qa2, record.OpSuspend, map[string]any{"accreditation": block, "effectiveAt": "2026-03-01T00:00:00Z"}))
 			f.tick()
 			return f.regrant("2026-03-02T00:00:00Z")
 		},
 		older: outcome{true, ""},
-		level: outcome{false, "by governance, and only a grantor at or above that may grant past it"},
+		level: outcome{true, ""},
+	}, {
+		name: "a grant for another resource past the root's suspension",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			return f.sign(f.qa, record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": f.qa.DID, "subject": f.college.DID, "action": record.ActionIssue,
+				"resources": []string{pharmacy}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+				"validFrom": "2026-03-02T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
+			})
+		},
+		older: outcome{true, ""},
+		level: outcome{true, ""},
+	}, {
+		name: "a grant for another jurisdiction past the root's suspension",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			return f.sign(f.qa, record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": f.qa.DID, "subject": f.college.DID, "action": record.ActionIssue,
+				"resources": []string{nursing}, "jurisdictions": []string{"CA"}, "parent": f.qaAcc,
+				"validFrom": "2026-03-02T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
+			})
+		},
+		older: outcome{true, ""},
+		level: outcome{true, ""},
+	}, {
+		// Suspended, then revoked, by governance: the revocation ends the
+		// suspension's hold on grants, and a grant from when it was
+		// recorded on is a fresh start.
+		name: "a grant after governance suspended and then revoked",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "investigation"}))
+			f.tick()
+			f.mustAccept(f.govSign(record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "reason": "fraud"}))
+			f.tick()
+			return f.regrant("2026-03-01T12:03:00Z")
+		},
+		older: outcome{true, ""},
+		level: outcome{true, ""},
+	}, {
+		name: "a grant past the root's suspension after the root revoked",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			f.mustAccept(f.sign(f.root, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			return f.regrant("2026-03-01T12:03:00Z")
+		},
+		older: outcome{true, ""},
+		level: outcome{true, ""},
+	}, {
+		name: "a grant co-signed by governance past governance's suspension",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc}))
+			f.tick()
+			jws, err := record.SignJSON(f.payload(record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": f.root.DID, "subject": f.college.DID, "action": record.ActionIssue,
+				"resources": []string{nursing}, "validFrom": "2026-03-02T00:00:00Z",
+			}), append([]*record.Signer{f.root}, f.gov...)...)
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			return jws
+		},
+		older: outcome{true, ""},
+		level: outcome{true, ""},
+	}, {
+		name: "a grant past a suspension lifted before it begins",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2027-01-01T00:00:00Z"}))
+			f.tick()
+			f.mustAccept(f.sign(f.root, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-06-01T00:00:00Z"}))
+			f.tick()
+			return f.regrant("2026-03-02T00:00:00Z")
+		},
+		older: outcome{true, ""},
+		level: outcome{true, ""},
 	}, {
 		name: "a grant after governance's suspension is lifted",
 		run: func(f *chainFixture) []byte {
@@ -233,75 +292,6 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			})
 		}
 	}
-}
-
-// A reinstatement from FeatureLevelStanding on names what it lifts, and
-// answers (the node's and, through decide, a verifier's) read the names:
-// the agency's lift leaves governance's suspension in force until
-// governance lifts it, at every time and as of every index.
-func TestNamedLiftsInAnswers(t *testing.T) {
-	f := mustChain(t)
-	f.mustRaiseLevel(FeatureLevelStanding)
-	f.tick()
-	own := f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"}))
-	f.tick()
-	gov := f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "investigation"}))
-	f.tick()
-	lift := f.mustAccept(f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "reason": "audit passed"}))
-	a := f.storedAccreditation(f.collegeAcc)
-	last := a.Events[len(a.Events)-1]
-	if last.Index != lift.Index || !slices.Equal(last.Lifts, []uint64{own.Index}) {
-		t.Fatalf("the agency's reinstatement: %+v, want it naming %d only", last, own.Index)
-	}
-	if d := f.ask(f.now.Add(time.Minute), 0); d.Authorized || d.Reason != record.ReasonSuspended {
-		t.Fatalf("after the agency's lift: %v (%s), want governance's suspension in force", d.Authorized, d.Reason)
-	}
-	// A second reinstatement by the agency has nothing left it may lift.
-	f.tick()
-	if r := f.apply(f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "reason": "again"})); r.Accepted || !strings.Contains(r.Reason, "governance suspended it") {
-		t.Fatalf("the agency's second reinstatement: %+v", r)
-	}
-	f.tick()
-	govLift := f.mustAccept(f.govSign(record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "reason": "cleared"}))
-	a = f.storedAccreditation(f.collegeAcc)
-	if last := a.Events[len(a.Events)-1]; !slices.Equal(last.Lifts, []uint64{gov.Index}) {
-		t.Fatalf("governance's reinstatement: %+v, want it naming %d only", last, gov.Index)
-	}
-	if d := f.ask(f.now.Add(time.Minute), 0); !d.Authorized {
-		t.Fatalf("after governance's lift: %v (%s), want authorized", d.Authorized, d.Reason)
-	}
-	// As of each index the answer is the one given then.
-	for _, tc := range []struct {
-		asOf uint64
-		want string
-	}{{own.Index, record.ReasonSuspended}, {lift.Index, record.ReasonSuspended}, {govLift.Index - 1, record.ReasonSuspended}, {govLift.Index, record.ReasonActive}} {
-		if d := f.ask(f.now.Add(time.Minute), tc.asOf); d.Reason != tc.want {
-			t.Errorf("as of %d: %s, want %s", tc.asOf, d.Reason, tc.want)
-		}
-	}
-	// A verifier recomputes from the proven record's bytes: the decision
-	// code over them says the same.
-	stored := f.storedAccreditation(f.collegeAcc)
-	if ev, _ := decide.AccreditationStatusAt(stored.Events, f.now.Add(time.Minute), lift.Index); ev.Status != record.StatusSuspended || ev.Index != gov.Index {
-		t.Fatalf("from the stored bytes, as of the agency's lift: %+v, want governance's suspension", ev)
-	}
-}
-
-// storedAccreditation reads accreditation id's stored bytes as a proof
-// carries them, decoded as a verifier decodes them.
-func (f *chainFixture) storedAccreditation(id string) *record.Accreditation {
-	f.t.Helper()
-	v := f.s.View()
-	defer v.Close()
-	recs, _, err := v.ProveRecords([]decide.RecordKey{decide.AccreditationKey(id)})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	var a record.Accreditation
-	if err := decide.DecodeRecord(recs[0].Bytes, &a); err != nil {
-		f.t.Fatal(err)
-	}
-	return &a
 }
 
 // A root removed, added again, then removed with an effectiveAt before
@@ -451,4 +441,17 @@ func TestLastRecordedAt(t *testing.T) {
 	if _, ok := decide.LastRecordedAt(events[1:], date(2024, 1, 1), 10); ok {
 		t.Error("an event in force before any")
 	}
+}
+
+// peerAgency is a second QA agency the root accredits beside f.qa.
+func (f *chainFixture) peerAgency() (*record.Signer, string) {
+	f.t.Helper()
+	qa2 := mustKey(f.t, record.KeyEd25519)
+	acc := f.mustAccept(f.sign(f.root, record.OpAccredit, map[string]any{
+		"framework": fwID, "accreditor": f.root.DID, "subject": qa2.DID, "action": record.ActionAccredit,
+		"resources": []string{nursing, pharmacy}, "jurisdictions": []string{"US", "CA"},
+		"validFrom": "2024-01-01T00:00:00Z", "validUntil": "2030-01-01T00:00:00Z",
+	})).ID
+	f.tick()
+	return qa2, acc
 }

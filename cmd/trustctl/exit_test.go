@@ -62,11 +62,6 @@ func TestExitCodes(t *testing.T) {
 	const fw = "https://example.org/fw"
 	d.must("-q", "framework", "create", "--id", fw, "--name", "FW", "--root", root, "--key", gov)
 	acc := strings.TrimSpace(d.must("-q", "accredit", "--key", rootKey, "--framework", fw, "--subject", "did:web:college.example", "--resource", "https://example.org/Nursing"))
-	// A second accreditation, suspended and reinstated: the reinstatement
-	// names the suspension it lifts.
-	lifted := strings.TrimSpace(d.must("-q", "accredit", "--key", rootKey, "--framework", fw, "--subject", "did:web:college2.example", "--resource", "https://example.org/Nursing"))
-	d.must("-q", "suspend", lifted, "--key", rootKey, "--reason", "audit")
-	d.must("-q", "reinstate", lifted, "--key", rootKey, "--reason", "audit passed")
 
 	for _, tc := range []struct {
 		name   string
@@ -80,7 +75,6 @@ func TestExitCodes(t *testing.T) {
 		{"trust not authorized -q", []string{"-q", "trust", "--entity", "did:web:other.example", "--framework", fw}, 3, "-", "-"},
 		{"trust not authorized --json", []string{"--json", "trust", "--entity", "did:web:other.example", "--framework", fw}, 3, `"authorized": false`, "-"},
 		{"accreditation show", []string{"accreditation", "show", acc}, 0, acc, "-"},
-		{"accreditation show names what a reinstatement lifts", []string{"accreditation", "show", lifted}, 0, "lifts the suspension at index ", "-"},
 		{"accreditation show has the signed operation", []string{"accreditation", "show", acc}, 0, "  signed operation (byte for byte)\n  ey", "-"},
 		{"accreditation show unknown", []string{"accreditation", "show", "bafyreiunknownunknownunknownunknownunknownunknownunknown"}, 3, "-", "404"},
 		{"entity show unknown", []string{"entity", "show", "did:web:nobody.example"}, 3, "-", "404"},

@@ -144,11 +144,7 @@ func (a *app) accreditationCmd() *cobra.Command {
 			return a.printText(v, func(w *errWriter) {
 				printAccreditation(w, v)
 				for _, e := range v.Events {
-					lifts := ""
-					if len(e.Lifts) > 0 {
-						lifts = " lifts the suspension" + plural(len(e.Lifts)) + " at index " + joinUints(e.Lifts)
-					}
-					w.Printf("  %-9s from %s (index %d)%s %s\n", e.Status, e.EffectiveAt.Format(time.RFC3339), e.Index, lifts, e.Reason)
+					w.Printf("  %-9s from %s (index %d) %s\n", e.Status, e.EffectiveAt.Format(time.RFC3339), e.Index, e.Reason)
 				}
 				if v.Operation != "" {
 					w.Printf("  signed operation (byte for byte)\n  %s\n", v.Operation)
@@ -233,21 +229,4 @@ func (a *app) nodeStatusCmd() *cobra.Command {
 func isTime(v string) bool {
 	_, ok := parseTime(v)
 	return ok
-}
-
-// plural is "s" unless n is 1.
-func plural(n int) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
-}
-
-// joinUints joins ns with ", ".
-func joinUints(ns []uint64) string {
-	parts := make([]string, len(ns))
-	for i, n := range ns {
-		parts[i] = strconv.FormatUint(n, 10)
-	}
-	return strings.Join(parts, ", ")
 }

@@ -492,11 +492,9 @@ func LastRecordedAt(events []record.StatusEvent, t time.Time, asOf uint64) (ev r
 //   - a revocation is final: the first in force decides, whatever other
 //     events say;
 //   - a suspension holds until a reinstatement recorded after it (a later
-//     index) that lifts it is in force: one that names it in Lifts, or
-//     one that names none (recorded below FeatureLevelStanding), which
-//     lifts every suspension recorded before it. A reinstatement recorded
-//     before a suspension lifts it at no time, whatever its effectiveAt,
-//     so none can be planted ahead to lift a suspension still to come;
+//     index) is in force: a reinstatement recorded before it lifts it at
+//     no time, whatever its effectiveAt, so none can be planted ahead to
+//     lift a suspension still to come;
 //   - else the latest reinstatement in force, or none.
 //
 // The latest-event rule (StatusAt) let an event recorded before a
@@ -504,27 +502,18 @@ func LastRecordedAt(events []record.StatusEvent, t time.Time, asOf uint64) (ev r
 // one, lift it. A root's and a recognition's events are read by
 // LastRecordedAt: a root removed may be added again.
 func AccreditationStatusAt(events []record.StatusEvent, t time.Time, asOf uint64) (record.StatusEvent, bool) {
-	var lastLift uint64 // the latest index of a reinstatement in force that names no suspension
-	var named []uint64  // the suspensions named by reinstatements in force, sorted when read
+	var lastLift uint64 // the latest index of a reinstatement in force
 	var active record.StatusEvent
 	activeOK := false
 	for _, e := range events {
 		if e.Index > asOf || e.EffectiveAt.After(t) || e.Status != record.StatusActive {
 			continue
 		}
-		if len(e.Lifts) == 0 {
-			lastLift = max(lastLift, e.Index)
-		}
-		for _, l := range e.Lifts {
-			if l < e.Index { // a reinstatement lifts only what was recorded before it
-				named = append(named, l)
-			}
-		}
+		lastLift = max(lastLift, e.Index)
 		if !activeOK || e.EffectiveAt.After(active.EffectiveAt) || (e.EffectiveAt.Equal(active.EffectiveAt) && e.Index > active.Index) {
 			active, activeOK = e, true
 		}
 	}
-	slices.Sort(named)
 	var rev, susp record.StatusEvent
 	revOK, suspOK := false, false
 	for _, e := range events {
@@ -538,11 +527,6 @@ func AccreditationStatusAt(events []record.StatusEvent, t time.Time, asOf uint64
 			}
 		case record.StatusSuspended:
 			if e.Index > lastLift && (!suspOK || e.EffectiveAt.After(susp.EffectiveAt) || (e.EffectiveAt.Equal(susp.EffectiveAt) && e.Index > susp.Index)) {
-				if len(named) > 0 {
-					if _, found := slices.BinarySearch(named, e.Index); found {
-						continue
-					}
-				}
 				susp, suspOK = e, true
 			}
 		}
@@ -554,21 +538,6 @@ func AccreditationStatusAt(events []record.StatusEvent, t time.Time, asOf uint64
 		return susp, true
 	}
 	return active, activeOK
-}
-
-// LiftedBy reports whether the suspension s is lifted at t by a
-// reinstatement among events recorded after s, at or before asOf, and in
-// force at t: one whose Lifts names s, or one that names none (recorded
-// below FeatureLevelStanding: it lifts every suspension recorded before
-// it). AccreditationStatusAt reads every suspension so.
-func LiftedBy(events []record.StatusEvent, s record.StatusEvent, t time.Time, asOf uint64) bool {
-	for _, r := range events {
-		if r.Status == record.StatusActive && r.Index > s.Index && r.Index <= asOf && !r.EffectiveAt.After(t) &&
-			(len(r.Lifts) == 0 || slices.Contains(r.Lifts, s.Index)) {
-			return true
-		}
-	}
-	return false
 }
 
 // DecodeRecord decodes a record's stored bytes (written by encoding/json's

@@ -144,13 +144,6 @@ type StatusEvent struct {
 	Reason      string    `json:"reason,omitempty"`
 	Index       uint64    `json:"index"`
 	Operation   string    `json:"operation"`
-	// Lifts, on an accreditation's reinstatement recorded from feature
-	// level 13 (FeatureLevelStanding) on, names by Index each suspension
-	// it lifts: those its signer stood at or above the placer of. Empty on
-	// every other event, and on a reinstatement recorded below the level,
-	// which lifts every suspension recorded before it
-	// (decide.AccreditationStatusAt).
-	Lifts []uint64 `json:"lifts,omitempty"`
 }
 
 // Recognition records that Framework recognizes Recognized, optionally only

@@ -75,16 +75,6 @@ func (e *StatusEvent) appendJSON(dst []byte, ok *bool) []byte {
 	dst = strconv.AppendUint(dst, e.Index, 10)
 	dst = append(dst, `,"operation":`...)
 	dst = AppendJSONString(dst, e.Operation, true)
-	if len(e.Lifts) > 0 {
-		dst = append(dst, `,"lifts":[`...)
-		for i, l := range e.Lifts {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = strconv.AppendUint(dst, l, 10)
-		}
-		dst = append(dst, ']')
-	}
 	return append(dst, '}')
 }
 
