@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"time"
 	"unicode"
@@ -271,7 +270,8 @@ func guessOp(payload []byte) (string, bool) {
 const MaxIDLength = 512
 
 // ValidateID checks that s is a usable identifier: a DID (did:method:id) or
-// an https URL, at most MaxIDLength bytes of printable UTF-8 without spaces.
+// an https URL with a host (httpsID, read by this package's own rules, not
+// net/url's), at most MaxIDLength bytes of printable UTF-8 without spaces.
 func ValidateID(what, s string) error {
 	if s == "" {
 		return fmt.Errorf("%s is empty", what)
@@ -299,8 +299,7 @@ func ValidateID(what, s string) error {
 		}
 		return nil
 	}
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
+	if !httpsID(s) {
 		return fmt.Errorf("%s %q is neither a DID nor an https URL", what, s)
 	}
 	return nil
