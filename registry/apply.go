@@ -527,6 +527,9 @@ func (c *applyCtx) changeRoot(op *record.RootChange) (string, error) {
 	last, _ := latestRecorded(root.Events)
 	when := ""
 	if c.s.standing() {
+		if err := inEffectOrder(root.Events, status, at, op.Accreditor+" is a root accreditor of "+op.Framework, op.Accreditor+" is removed as a root accreditor of "+op.Framework); err != nil {
+			return "", err
+		}
 		last, _ = decide.LastRecordedAt(root.Events, at, c.index)
 		when = " at " + at.Format(time.RFC3339)
 	}
@@ -539,6 +542,29 @@ func (c *applyCtx) changeRoot(op *record.RootChange) (string, error) {
 	c.writeRootEvent(op.Framework, op.Accreditor, root, status, at, op.Reason)
 	c.touched = append(c.touched, op.Accreditor)
 	return op.Accreditor, nil
+}
+
+// inEffectOrder refuses, from FeatureLevelStanding on, a root's or a
+// recognition's change to status effective at at when an event of the
+// other status, recorded before it, takes effect after at: answers read
+// such events by the one recorded last (decide.LastRecordedAt), verifiers
+// of builds before the level by the latest effectiveAt (StatusAt), and the
+// two agree on every state whose events of different status were recorded
+// in the order they take effect. A change of the same status may come
+// sooner (a removal now before one scheduled). activeSays and revokedSays
+// say what each status means.
+func inEffectOrder(events []record.StatusEvent, status string, at time.Time, activeSays, revokedSays string) error {
+	for _, ev := range events {
+		if ev.Status != status && ev.EffectiveAt.After(at) {
+			says := activeSays
+			if ev.Status != record.StatusActive {
+				says = revokedSays
+			}
+			return record.Reject(record.CodeConflict, "%s from %s (index %d): a change the other way takes effect then or later, not at %s",
+				says, ev.EffectiveAt.Format(time.RFC3339), ev.Index, at.Format(time.RFC3339))
+		}
+	}
+	return nil
 }
 
 func (c *applyCtx) writeRootEvent(framework, did string, root record.RootAccreditor, status string, at time.Time, reason string) {
@@ -575,16 +601,21 @@ func (c *applyCtx) changeRecognition(op *record.RecognitionChange) (string, erro
 	// As for roots (changeRoot): from FeatureLevelStanding judged at at.
 	last, _ := latestRecorded(rec.Events)
 	when := ""
+	status := record.StatusActive
+	if op.Op == record.OpUnrecognize {
+		status = record.StatusRevoked
+	}
 	if c.s.standing() {
+		if err := inEffectOrder(rec.Events, status, at, op.Framework+" recognizes "+op.Recognized, op.Framework+" no longer recognizes "+op.Recognized); err != nil {
+			return "", err
+		}
 		last, _ = decide.LastRecordedAt(rec.Events, at, c.index)
 		when = " at " + at.Format(time.RFC3339)
 	}
-	status := record.StatusActive
 	if op.Op == record.OpUnrecognize {
 		if last.Status != record.StatusActive {
 			return "", record.Reject(record.CodeConflict, "%s does not recognize %s%s", op.Framework, op.Recognized, when)
 		}
-		status = record.StatusRevoked
 	} else if last.Status == record.StatusActive && slices.Equal(rec.Resources, op.Resources) {
 		return "", record.Reject(record.CodeConflict, "%s already recognizes %s for these resources%s", op.Framework, op.Recognized, when)
 	}

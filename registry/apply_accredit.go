@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/trustreg/trustreg/registry/decide"
@@ -73,12 +74,8 @@ func (c *applyCtx) accredit(op *record.Accredit) (string, error) {
 	if err := c.checkGrantorScope(a); err != nil {
 		return "", err
 	}
-	if c.s.finalRevocation() {
-		if err := c.notBeforeRevocation(a); err != nil {
-			return "", err
-		}
-	}
-	if c.s.standing() {
+	switch {
+	case c.s.standing():
 		e := c.evaluator()
 		if err := c.placeHolds(e, a); err != nil {
 			var rj *record.Rejection
@@ -87,7 +84,11 @@ func (c *applyCtx) accredit(op *record.Accredit) (string, error) {
 			}
 			return "", err
 		}
-		if err := c.notPastSuspension(e, a); err != nil {
+		if err := c.grantStanding(e, a); err != nil {
+			return "", err
+		}
+	case c.s.finalRevocation():
+		if err := c.notBeforeRevocation(a); err != nil {
 			return "", err
 		}
 	}
@@ -104,13 +105,12 @@ func (c *applyCtx) accredit(op *record.Accredit) (string, error) {
 	return a.ID, nil
 }
 
-// notBeforeRevocation refuses, from FeatureLevelFinalRevocation on, a
-// grant a whose validity reaches back before the effectiveAt of a
-// revocation of an accreditation its subject holds in the same framework
-// for the same action, and from FeatureLevelStanding on, before the
-// revocation was recorded (its operation's commit time) either: "grant a
-// new accreditation instead" is a fresh start, not a way to make answers
-// about the revoked past say authorized again.
+// notBeforeRevocation refuses, at FeatureLevelFinalRevocation, a grant a
+// whose validity reaches back before the effectiveAt of a revocation of an
+// accreditation its subject holds in the same framework for the same
+// action: "grant a new accreditation instead" is a fresh start, not a way
+// to make answers about the revoked past say authorized again. From
+// FeatureLevelStanding grantStanding decides instead.
 func (c *applyCtx) notBeforeRevocation(a *record.Accreditation) error {
 	held, err := c.evaluator().Received(a.Subject, a.Framework)
 	if err != nil {
@@ -121,61 +121,98 @@ func (c *applyCtx) notBeforeRevocation(a *record.Accreditation) error {
 			continue
 		}
 		for _, ev := range old.Events {
-			if ev.Status != record.StatusRevoked || ev.Index > c.index {
-				continue
-			}
-			if a.ValidFrom.Before(ev.EffectiveAt) {
+			if ev.Status == record.StatusRevoked && ev.Index <= c.index && a.ValidFrom.Before(ev.EffectiveAt) {
 				return record.Reject(record.CodeConflict, "%s's accreditation %s is revoked from %s: a new grant may begin then or later, not at %s",
 					a.Subject, old.ID, ev.EffectiveAt.Format(time.RFC3339), a.ValidFrom.Format(time.RFC3339))
-			}
-			if !c.s.standing() {
-				continue
-			}
-			recorded, err := c.recordedAt(ev)
-			if err != nil {
-				return err
-			}
-			if a.ValidFrom.Before(recorded) {
-				return record.Reject(record.CodeConflict, "%s's accreditation %s is revoked from %s, recorded at %s (index %d): a new grant may begin then or later, not at %s",
-					a.Subject, old.ID, ev.EffectiveAt.Format(time.RFC3339), recorded.Format(time.RFC3339), ev.Index, a.ValidFrom.Format(time.RFC3339))
 			}
 		}
 	}
 	return nil
 }
 
-// recordedAt is the commit time of the operation that recorded ev, from
-// its operation record; the apply's own commit time when none is found
-// (none is missing: every build kept one for each accepted operation),
-// the careful reading, the same on every node.
-func (c *applyCtx) recordedAt(ev record.StatusEvent) (time.Time, error) {
-	var placed opRecord
-	ok, err := getJSON(c.b, key(tableOps, ev.Operation), &placed)
-	if err != nil {
-		return time.Time{}, err
-	}
-	if !ok || placed.Time.IsZero() {
-		return c.now, nil
-	}
-	return placed.Time, nil
+// statusOp is what the apply reads of the operation that recorded a
+// status event: its signers (nil when none is found: taken for
+// governance's, the careful reading) and its commit time (the apply's own
+// when none is found). Every build kept an operation record, signers and
+// all, for each accepted operation.
+type statusOp struct {
+	signers  []string
+	recorded time.Time
 }
 
-// notPastSuspension refuses, from FeatureLevelStanding on, a grant a
-// that would make answers say authorized past a suspension its grantor
-// (this operation's signer) could not lift: one of an accreditation the
-// subject holds in the same framework for the same action, with resources
-// and jurisdictions that overlap a's, in force over some time a covers,
-// placed by governance (unless governance signs a) or by an accreditor
-// that holds a place above the grantor in a's own chain. A suspension
-// placed by a peer or another tree binds nothing here: its placer has no
-// authority over the grantor, and could block any subject in advance. A
-// suspension counts from its effectiveAt until the first reinstatement
-// that lifts it takes effect, or a revocation placed at or above its
-// placer does (revoked, the accreditation answers revoked for good, and a
-// new grant begins after it, notBeforeRevocation); a revocation by one
-// below the placer does not end it, or a grantor could revoke what it
-// could not reinstate and grant afresh.
-func (c *applyCtx) notPastSuspension(e *decide.Evaluator, a *record.Accreditation) error {
+// statusOps reads, for one grantStanding, each operation that recorded a
+// status event once, and remembers each atOrAbove it answered.
+type statusOps struct {
+	c    *applyCtx
+	read map[string]statusOp
+	rank map[[3]string]bool
+}
+
+// of returns the operation that recorded ev.
+func (o *statusOps) of(ev record.StatusEvent) (statusOp, error) {
+	if op, ok := o.read[ev.Operation]; ok {
+		return op, nil
+	}
+	var placed struct {
+		Time    time.Time `json:"time"`
+		Signers []string  `json:"signers"`
+	}
+	found, err := getJSON(o.c.b, key(tableOps, ev.Operation), &placed)
+	if err != nil {
+		return statusOp{}, err
+	}
+	op := statusOp{recorded: o.c.now}
+	if found && len(placed.Signers) > 0 {
+		op.signers = placed.Signers
+	}
+	if found && !placed.Time.IsZero() {
+		op.recorded = placed.Time
+	}
+	if o.read == nil {
+		o.read = map[string]statusOp{}
+	}
+	o.read[ev.Operation] = op
+	return op, nil
+}
+
+// atOrAbove is applyCtx.atOrAbove, remembered by a and the two sets of
+// signers.
+func (o *statusOps) atOrAbove(e *decide.Evaluator, a *record.Accreditation, who, placer []string) (bool, error) {
+	k := [3]string{a.ID, strings.Join(who, "\x00"), strings.Join(placer, "\x00")}
+	if ok, seen := o.rank[k]; seen {
+		return ok, nil
+	}
+	ok, err := o.c.atOrAbove(e, a, who, placer)
+	if err != nil {
+		return false, err
+	}
+	if o.rank == nil {
+		o.rank = map[[3]string]bool{}
+	}
+	o.rank[k] = ok
+	return ok, nil
+}
+
+// grantStanding refuses, from FeatureLevelStanding on, a grant a that
+// gets past a status event of an accreditation the subject holds in the
+// same framework for the same action, with a resource and a jurisdiction
+// in common (overlaps), placed by one that binds the grantor (binds):
+//   - a suspension in force over some time a covers, from its effectiveAt
+//     until a reinstatement lifts it or a revocation placed at or above
+//     its placer takes effect (suspensionEnd); the grantor's own
+//     suspensions do not bind it. A fresh grant made answers say
+//     authorized where its grantor could not lift the suspension;
+//   - a revocation whose revoked past a would reach: a covers some time at
+//     or after its effectiveAt and begins before the later of that and
+//     when the revocation was recorded, so no answer about the time the
+//     revocation reached back over is rewritten ("grant a new
+//     accreditation instead" is a fresh start from then).
+//
+// Events placed by a peer, another tree, or one the grantor stands above
+// bind nothing: their placer holds no authority over the grantor, and
+// could otherwise block a subject for every other branch in advance. A
+// grant governance signs is bound by nothing.
+func (c *applyCtx) grantStanding(e *decide.Evaluator, a *record.Accreditation) error {
 	if c.isGovernance() {
 		return nil
 	}
@@ -183,55 +220,88 @@ func (c *applyCtx) notPastSuspension(e *decide.Evaluator, a *record.Accreditatio
 	if err != nil {
 		return err
 	}
+	ops := &statusOps{c: c}
 	for _, old := range held {
 		if old.Action != a.Action || old.CreatedIndex > c.index || !overlaps(old, a) {
 			continue
 		}
-		for _, s := range old.Events {
-			if s.Status != record.StatusSuspended || s.Index > c.index {
+		for _, ev := range old.Events {
+			if ev.Index > c.index || a.ValidUntil != nil && !ev.EffectiveAt.Before(*a.ValidUntil) {
+				continue // not recorded yet, or in force only after the grant ends
+			}
+			if ev.Status != record.StatusRevoked && ev.Status != record.StatusSuspended {
 				continue
 			}
-			if a.ValidUntil != nil && !s.EffectiveAt.Before(*a.ValidUntil) {
-				continue // begins after the grant ends
-			}
-			placer, err := c.placerOf(s)
+			op, err := ops.of(ev)
 			if err != nil {
 				return err
 			}
-			by := "governance"
-			if placer != nil && !c.s.governanceSigned(placer) {
-				if placer[0] == c.signer() {
-					continue // the grantor's own
+			if ev.Status == record.StatusRevoked {
+				from := maxTime(ev.EffectiveAt, op.recorded)
+				if !a.ValidFrom.Before(from) {
+					continue
 				}
-				above, err := linksAccreditedBy(e, a, placer[0])
+				by, bound, err := c.binds(e, a, op.signers)
 				if err != nil {
 					return err
 				}
-				if len(above) == 0 {
-					continue // not above the grantor in a's chain
+				if bound {
+					return record.Reject(record.CodeConflict, "%s's accreditation %s is revoked from %s by %s, recorded at %s (index %d): a new grant may begin at %s or later, not at %s",
+						a.Subject, old.ID, ev.EffectiveAt.Format(time.RFC3339), by, op.recorded.Format(time.RFC3339), ev.Index, from.Format(time.RFC3339), a.ValidFrom.Format(time.RFC3339))
 				}
-				by = placer[0]
+				continue
 			}
-			end, ended, err := c.suspensionEnd(e, old, s, placer)
+			if op.signers != nil && op.signers[0] == c.signer() && !c.s.governanceSigned(op.signers) {
+				continue // the grantor's own suspension
+			}
+			by, bound, err := c.binds(e, a, op.signers)
 			if err != nil {
 				return err
 			}
-			if ended && (!end.After(a.ValidFrom) || !end.After(s.EffectiveAt)) {
+			if !bound {
+				continue
+			}
+			end, ended, err := c.suspensionEnd(e, old, ev, op.signers, ops)
+			if err != nil {
+				return err
+			}
+			if ended && (!end.After(a.ValidFrom) || !end.After(ev.EffectiveAt)) {
 				continue // over before the grant begins, or never in force
 			}
 			return record.Reject(record.CodeNotAuthorized, "%s may not accredit %s: its accreditation %s is suspended from %s (index %d) by %s, above the grantor; only that placer or one above it lifts it",
-				c.signer(), a.Subject, old.ID, s.EffectiveAt.Format(time.RFC3339), s.Index, by)
+				c.signer(), a.Subject, old.ID, ev.EffectiveAt.Format(time.RFC3339), ev.Index, by)
 		}
 	}
 	return nil
 }
 
+// binds reports whether a status event placed by placer (its operation's
+// signers; nil when not known, taken for governance) binds this
+// operation's signer, the grantor of a: governance's does, the grantor's
+// own does, and an accreditor's that holds a place above the grantor in
+// a's own chain does unless the grantor also stands above it there (judged
+// at the placer's highest place, as rank judges). by names the placer.
+func (c *applyCtx) binds(e *decide.Evaluator, a *record.Accreditation, placer []string) (by string, bound bool, err error) {
+	if placer == nil || c.s.governanceSigned(placer) {
+		return "governance", true, nil
+	}
+	if placer[0] == c.signer() {
+		return placer[0], true, nil
+	}
+	links, err := linksAccreditedBy(e, a, placer[0])
+	if err != nil || len(links) == 0 {
+		return placer[0], false, err
+	}
+	above, err := c.grantedAbove(e, links[len(links)-1], c.signer())
+	return placer[0], !above, err
+}
+
 // suspensionEnd is when the suspension s of a stops counting against a
-// grant (notPastSuspension): the earliest effectiveAt of a reinstatement
+// grant (grantStanding): the earliest effectiveAt of a reinstatement
 // recorded after it (one lifts every suspension recorded before it) or of
 // a revocation of a placed at or above s's placer. ended is false when
 // neither is recorded.
-func (c *applyCtx) suspensionEnd(e *decide.Evaluator, a *record.Accreditation, s record.StatusEvent, placer []string) (end time.Time, ended bool, err error) {
+func (c *applyCtx) suspensionEnd(e *decide.Evaluator, a *record.Accreditation, s record.StatusEvent, placer []string, ops *statusOps) (end time.Time, ended bool, err error) {
 	for _, ev := range a.Events {
 		if ev.Index > c.index || (ended && !ev.EffectiveAt.Before(end)) {
 			continue
@@ -239,11 +309,11 @@ func (c *applyCtx) suspensionEnd(e *decide.Evaluator, a *record.Accreditation, s
 		switch {
 		case ev.Status == record.StatusActive && ev.Index > s.Index:
 		case ev.Status == record.StatusRevoked:
-			revoker, err := c.placerOf(ev)
+			op, err := ops.of(ev)
 			if err != nil {
 				return time.Time{}, false, err
 			}
-			ok, err := c.atOrAbove(e, a, revoker, placer)
+			ok, err := ops.atOrAbove(e, a, op.signers, placer)
 			if err != nil {
 				return time.Time{}, false, err
 			}
@@ -394,6 +464,9 @@ func (c *applyCtx) changeStatus(op *record.StatusChange) (string, error) {
 			}
 		}
 	}
+	if c.s.standing() && len(a.Events) >= maxStatusEvents && (op.Op != record.OpRevoke || slices.ContainsFunc(a.Events, isRevocation)) {
+		return "", record.Reject(record.CodeConflict, "accreditation %s holds %d status events, the most one may: revoke it (a first revocation is always taken) and grant a new accreditation", a.ID, len(a.Events))
+	}
 	at := c.now
 	if op.EffectiveAt != nil {
 		at = op.EffectiveAt.UTC()
@@ -415,6 +488,18 @@ func (c *applyCtx) changeStatus(op *record.StatusChange) (string, error) {
 	c.touched = append(c.touched, a.Subject, a.Accreditor)
 	return a.ID, nil
 }
+
+// maxStatusEvents bounds, from FeatureLevelStanding on, the status events
+// one accreditation holds: every status change rewrites the record, and
+// the apply's rules and every answer read all its events (some rules each
+// against each), so an accreditor that scheduled suspensions and
+// revocations without end made every later change, grant and answer about
+// the subject slower. Past it only a first revocation is taken, so the
+// accreditation can always be ended. No real accreditation comes near it.
+const maxStatusEvents = 256
+
+// isRevocation reports whether ev is a revocation.
+func isRevocation(ev record.StatusEvent) bool { return ev.Status == record.StatusRevoked }
 
 // authorityInForce refuses, from FeatureLevelFinalRevocation on, a status
 // change (op) of a by did, an accreditor in a's chain, whose place in the

@@ -142,30 +142,34 @@ const (
 	FeatureLevelFinalRevocation = 12
 
 	// FeatureLevelStanding asks a grant for the standing a status change
-	// needs, and reads a root's events as answers do:
-	//   - a grant to a subject whose accreditation in the framework for
-	//     the same action, covering a resource and a jurisdiction in
-	//     common, is suspended over any time the grant would cover, by
-	//     governance or by an accreditor above the grantor in the grant's
-	//     own chain, is refused (governance co-signing the grant excepted):
-	//     a fresh grant lifted a suspension the grantor could not lift by
-	//     reinstatement. The suspension counts until a reinstatement lifts
-	//     it or a revocation placed at or above its placer takes effect;
-	//   - a grant after a revocation of the subject's accreditation in
-	//     the framework for the same action may not begin before the
-	//     revocation was recorded (below the level: before its
-	//     effectiveAt only), so it rewrites no answer about the revoked
-	//     past;
+	// needs, bounds an accreditation's events, and keeps a root's and a
+	// recognition's events in an order every reading agrees on:
+	//   - a grant is refused when the subject holds an accreditation in
+	//     the framework for the same action, with a resource and a
+	//     jurisdiction in common, that is suspended over some time the
+	//     grant covers, or revoked with the grant reaching back before the
+	//     later of the revocation's effectiveAt and its commit time, by
+	//     governance or by an accreditor above the grantor in the new
+	//     grant's chain that the grantor does not also stand above (a
+	//     revocation by the grantor itself too); a grant governance signs
+	//     is refused by none. A suspension counts until a reinstatement
+	//     lifts it or a revocation placed at or above its placer takes
+	//     effect. Below the level any grant got past a suspension, and any
+	//     revocation of the subject's in the framework, whoever placed it,
+	//     refused a grant beginning before its effectiveAt;
 	//   - a grantor must not be struck off (FeatureLevelFinalRevocation's
 	//     rule for status changes): an accreditor revoked or suspended now
 	//     granted while its own accreditation had not begun;
+	//   - an accreditation holds at most maxStatusEvents status events;
+	//     past it only a first revocation is taken;
 	//   - a root accreditor's events are read as answers read them
 	//     (decide.LastRecordedAt: of the events in force, the one recorded
-	//     last), not by the latest effectiveAt, so a removal recorded after
-	//     a re-add, with an effectiveAt before it, removes the root from
-	//     then on; and an add, a removal, a recognize and an unrecognize
-	//     are judged at their effectiveAt, not against the latest recorded
-	//     event.
+	//     last), not by the latest effectiveAt; an add, a removal, a
+	//     recognize and an unrecognize are judged at their effectiveAt, not
+	//     against the latest recorded event, and none may take effect
+	//     before a change the other way recorded before it (inEffectOrder),
+	//     so verifiers of older builds, which read by the latest
+	//     effectiveAt, answer alike on every state the level makes.
 	// Answers read root and recognition events by LastRecordedAt at every
 	// level.
 	FeatureLevelStanding = 13
@@ -188,7 +192,7 @@ var featureNames = map[int]string{
 	FeatureLevelHeaderNumbers:           "no JSON number beyond a 64-bit float's range in JWS protected headers, nor by its exact value",
 	FeatureLevelClearRefusals:           "refusals that name what is wrong; entity homepages only as http(s) URLs; no update without a field to change",
 	FeatureLevelFinalRevocation:         "a revocation is final, a suspension lifted only by a reinstatement recorded after it; status changes only by authority in force, a suspension lifted only from its level or above",
-	FeatureLevelStanding:                "no grant past a suspension placed above the grantor, nor into a revoked past; grantors not struck off; root and recognition events read by the one recorded last",
+	FeatureLevelStanding:                "no grant past a suspension or into a revocation's past placed above the grantor; grantors not struck off; at most 256 status events an accreditation; root and recognition changes in effect order, read by the one recorded last",
 }
 
 // OpFeatureLevel names the result of a feature level raise.

@@ -214,6 +214,84 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 		older: outcome{true, ""},
 		level: outcome{true, ""},
 	}, {
+		// A peer agency's revocation of its own grant, scheduled, binds no
+		// other branch (review: any accreditor could so block a subject).
+		name: "a grant past a peer agency's scheduled revocation",
+		run: func(f *chainFixture) []byte {
+			qa2, qa2Acc := f.peerAgency()
+			block := f.mustAccept(f.sign(qa2, record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": qa2.DID, "subject": f.college.DID, "action": record.ActionIssue,
+				"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": qa2Acc,
+				"validFrom": "2026-03-01T00:00:00Z", "validUntil": "2029-12-31T00:00:00Z",
+			})).ID
+			f.tick()
+			f.mustAccept(f.sign(qa2, record.OpRevoke, map[string]any{"accreditation": block, "effectiveAt": "2029-12-30T00:00:00Z"}))
+			f.tick()
+			return f.sign(f.qa, record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": f.qa.DID, "subject": f.college.DID, "action": record.ActionIssue,
+				"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+				"validFrom": "2026-03-02T00:00:00Z", "validUntil": "2030-01-01T00:00:00Z",
+			})
+		},
+		older: outcome{false, "is revoked from 2029-12-30T00:00:00Z"},
+		level: outcome{true, ""},
+	}, {
+		name: "a grant that ends before a scheduled revocation takes effect",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.qa, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2028-01-01T00:00:00Z"}))
+			f.tick()
+			return f.sign(f.qa, record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": f.qa.DID, "subject": f.college.DID, "action": record.ActionIssue,
+				"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+				"validFrom": "2026-03-02T00:00:00Z", "validUntil": "2027-06-01T00:00:00Z",
+			})
+		},
+		older: outcome{false, "is revoked from 2028-01-01T00:00:00Z"},
+		level: outcome{true, ""},
+	}, {
+		name: "the agency's re-grant into the past of its own backdated revocation",
+		run: func(f *chainFixture) []byte {
+			f.mustAccept(f.sign(f.qa, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2025-01-01T00:00:00Z"}))
+			f.tick()
+			return f.regrant("2024-12-01T00:00:00Z")
+		},
+		older: outcome{false, "is revoked from 2025-01-01T00:00:00Z"},
+		level: outcome{false, "is revoked from 2025-01-01T00:00:00Z by did:"},
+	}, {
+		// The agency holds two places in one chain, root -> QA -> X -> QA:
+		// X suspends what the agency granted at its lower place; the
+		// agency's higher place stands above X, as a reinstatement judges.
+		name: "a grant past a suspension by one the grantor also stands above",
+		run: func(f *chainFixture) []byte {
+			x := mustKey(f.t, record.KeyEd25519)
+			xAcc := f.mustAccept(f.sign(f.qa, record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": f.qa.DID, "subject": x.DID, "action": record.ActionAccredit,
+				"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+				"validFrom": "2024-06-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
+			})).ID
+			f.tick()
+			qaLow := f.mustAccept(f.sign(x, record.OpAccredit, map[string]any{
+				"framework": fwID, "accreditor": x.DID, "subject": f.qa.DID, "action": record.ActionAccredit,
+				"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": xAcc,
+				"validFrom": "2024-06-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
+			})).ID
+			f.tick()
+			grant := func(from string) []byte {
+				return f.sign(f.qa, record.OpAccredit, map[string]any{
+					"framework": fwID, "accreditor": f.qa.DID, "subject": "did:web:c3.example", "action": record.ActionIssue,
+					"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": qaLow,
+					"validFrom": from, "validUntil": "2029-01-01T00:00:00Z",
+				})
+			}
+			low := f.mustAccept(grant("2026-03-01T12:00:00Z")).ID
+			f.tick()
+			f.mustAccept(f.sign(x, record.OpSuspend, map[string]any{"accreditation": low, "reason": "X's audit"}))
+			f.tick()
+			return grant("2026-03-02T00:00:00Z")
+		},
+		older: outcome{true, ""},
+		level: outcome{true, ""},
+	}, {
 		name: "a grant after governance's suspension is lifted",
 		run: func(f *chainFixture) []byte {
 			f.mustAccept(f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-02-01T00:00:00Z"}))
@@ -294,11 +372,14 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 	}
 }
 
-// A root removed, added again, then removed with an effectiveAt before
-// the re-add (fraud found later) is removed from that effectiveAt on:
-// answers read a root's events by the one recorded last (at every level),
-// and from FeatureLevelStanding the apply does too, so the removed root no
-// longer acts, and a removal is judged at its own time.
+// A root removed, added again, then removed with an effectiveAt before the
+// re-add (fraud found later). Below FeatureLevelStanding the apply takes
+// that removal; answers read a root's events by the one recorded last (at
+// every level), so the root is removed from that effectiveAt on, though
+// the apply there still read the re-add and let the root act. From the
+// level the removal is refused (verifiers of older builds read root
+// events by the latest effectiveAt, and would answer otherwise), and a
+// removal from the re-add on removes it for the apply and answers alike.
 func TestBackdatedRootRemovalAfterReAdd(t *testing.T) {
 	for _, level := range []int{FeatureLevelStanding - 1, FeatureLevelStanding} {
 		t.Run(fmt.Sprintf("level=%d", level), func(t *testing.T) {
@@ -310,11 +391,26 @@ func TestBackdatedRootRemovalAfterReAdd(t *testing.T) {
 			f.mustAccept(f.govSign(record.OpAddRootAccreditor, map[string]any{"framework": fwID, "accreditor": f.root.DID}))
 			readded := f.now
 			f.tick()
-			f.mustAccept(f.govSign(record.OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID,
+			backdated := f.apply(f.govSign(record.OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID,
 				"effectiveAt": "2025-01-01T00:00:00Z", "reason": "fraud since 2025"}))
+			from := readded.Add(time.Second)
+			if level >= FeatureLevelStanding {
+				if backdated.Accepted || !strings.Contains(backdated.Reason, "is a root accreditor of "+fwID+" from "+readded.Format(time.RFC3339)) {
+					t.Fatalf("the removal from 2025: %+v", backdated)
+				}
+				if d := f.decide(decide.Question{Entity: f.root.DID, Framework: fwID, Action: record.ActionAccredit, At: f.now.Add(time.Minute)}); !d.Authorized {
+					t.Fatalf("the refused removal changed answers: %s", d.Reason)
+				}
+				f.tick()
+				f.mustAccept(f.govSign(record.OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID,
+					"effectiveAt": readded.Format(time.RFC3339), "reason": "fraud"}))
+				from = readded
+			} else if !backdated.Accepted {
+				t.Fatalf("the removal from 2025 below the level: %s", backdated.Reason)
+			}
 			f.tick()
 			now := f.now.Add(time.Minute)
-			for _, at := range []time.Time{date(2025, 6, 1), readded.Add(time.Second), now} {
+			for _, at := range []time.Time{from, now} {
 				if d := f.decide(decide.Question{Entity: f.root.DID, Framework: fwID, Action: record.ActionAccredit, At: at}); d.Authorized {
 					t.Errorf("the removed root, asked about %s: authorized (%s)", at.Format(time.RFC3339), d.Reason)
 				}
@@ -323,7 +419,7 @@ func TestBackdatedRootRemovalAfterReAdd(t *testing.T) {
 				}
 			}
 			if d := f.decide(decide.Question{Entity: f.root.DID, Framework: fwID, Action: record.ActionAccredit, At: date(2024, 6, 1)}); !d.Authorized {
-				t.Errorf("the root asked about 2024, before the removal's effectiveAt: %s", d.Reason)
+				t.Errorf("the root asked about 2024, before any removal: %s", d.Reason)
 			}
 			// The EBSI TIR view of the root says the same.
 			v := f.s.View()
@@ -332,16 +428,16 @@ func TestBackdatedRootRemovalAfterReAdd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if len(attrs) == 0 {
+				t.Error("the TIR lists nothing for the root")
+			}
 			for _, a := range attrs {
 				if a.IssuerType == tirType(TIRRootTAO, record.StatusActive) {
 					t.Errorf("the TIR lists the removed root as %s (%s)", a.IssuerType, a.Status)
 				}
 			}
-			if len(attrs) == 0 {
-				t.Error("the TIR lists nothing for the root")
-			}
-			// The removed root acts: below the level the apply still read
-			// the re-add.
+			// The removed root acts only below the level, where the apply
+			// read the re-add.
 			r := f.apply(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.qaAcc}))
 			if want := level < FeatureLevelStanding; r.Accepted != want {
 				t.Errorf("the removed root's suspension: accepted=%v %s, want accepted=%v", r.Accepted, r.Reason, want)
@@ -349,25 +445,17 @@ func TestBackdatedRootRemovalAfterReAdd(t *testing.T) {
 				t.Errorf("the removed root's suspension refused: %s", r.Reason)
 			}
 			f.tick()
-			// Removed now already: a second removal from now is refused
-			// as such; one from before the first removal's time is a
-			// change, and is taken.
+			// Removed now already: a second removal from now is refused.
 			again := f.apply(f.govSign(record.OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID, "reason": "again"}))
 			if again.Accepted || !strings.Contains(again.Reason, "is not a root accreditor of") {
 				t.Errorf("a second removal from now: %+v", again)
-			}
-			f.tick()
-			earlier := f.apply(f.govSign(record.OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID,
-				"effectiveAt": "2024-01-01T00:00:00Z", "reason": "earlier still"}))
-			if want := level >= FeatureLevelStanding; earlier.Accepted != want {
-				t.Errorf("a removal from 2024: accepted=%v %s, want accepted=%v", earlier.Accepted, earlier.Reason, want)
 			}
 		})
 	}
 }
 
 // The same for a recognition: recognized, withdrawn, recognized again,
-// then withdrawn from before the second recognition.
+// then withdrawn from 2025.
 func TestBackdatedUnrecognizeAfterReRecognize(t *testing.T) {
 	const other = "https://example.org/frameworks/other"
 	for _, level := range []int{FeatureLevelStanding - 1, FeatureLevelStanding} {
@@ -376,23 +464,18 @@ func TestBackdatedUnrecognizeAfterReRecognize(t *testing.T) {
 			f.mustRaiseLevel(level)
 			f.tick()
 			f.mustAccept(f.govSign(record.OpRecognize, map[string]any{"framework": fwID, "recognized": other}))
-			first := f.now
 			f.tick()
 			f.mustAccept(f.govSign(record.OpUnrecognize, map[string]any{"framework": fwID, "recognized": other}))
 			f.tick()
 			again := f.mustAccept(f.govSign(record.OpRecognize, map[string]any{"framework": fwID, "recognized": other}))
 			f.tick()
-			// From before it was first recognized: nothing to withdraw then
-			// (from the level on; below it the latest recorded event
-			// decided).
 			early := f.apply(f.govSign(record.OpUnrecognize, map[string]any{"framework": fwID, "recognized": other, "effectiveAt": "2025-01-01T00:00:00Z"}))
 			if want := level < FeatureLevelStanding; early.Accepted != want {
 				t.Fatalf("a withdrawal from 2025: accepted=%v %s, want accepted=%v", early.Accepted, early.Reason, want)
 			}
 			f.tick()
 			if !early.Accepted {
-				f.mustAccept(f.govSign(record.OpUnrecognize, map[string]any{"framework": fwID, "recognized": other,
-					"effectiveAt": first.Add(30 * time.Second).Format(time.RFC3339)}))
+				f.mustAccept(f.govSign(record.OpUnrecognize, map[string]any{"framework": fwID, "recognized": other}))
 				f.tick()
 			}
 			ask := func(at time.Time, asOf uint64) bool {
@@ -403,13 +486,57 @@ func TestBackdatedUnrecognizeAfterReRecognize(t *testing.T) {
 				return d.Recognizes
 			}
 			if ask(f.now.Add(time.Minute), 0) {
-				t.Error("after a withdrawal effective before the second recognition, asked about now: recognizes")
+				t.Error("after the withdrawal, asked about now: recognizes")
 			}
 			if !ask(f.now.Add(time.Minute), again.Index) {
 				t.Error("as of the second recognition, asked about now: does not recognize")
 			}
 		})
 	}
+}
+
+// From FeatureLevelStanding a root's or a recognition's change must not
+// take effect before a change the other way recorded before it: every
+// state then reads the same by the one recorded last (answers) and by the
+// latest effectiveAt (verifiers of older builds). A removal scheduled
+// later and one from now are the same way, and both are taken.
+func TestRootChangesInEffectOrder(t *testing.T) {
+	f := mustChain(t)
+	f.mustRaiseLevel(FeatureLevelStanding)
+	f.tick()
+	f.mustAccept(f.govSign(record.OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID, "reason": "lapsed"}))
+	f.tick()
+	f.mustAccept(f.govSign(record.OpAddRootAccreditor, map[string]any{"framework": fwID, "accreditor": f.root.DID}))
+	f.tick()
+	f.mustAccept(f.govSign(record.OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID,
+		"effectiveAt": "2028-01-01T00:00:00Z", "reason": "retiring"}))
+	f.tick()
+	if r := f.apply(f.govSign(record.OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID,
+		"effectiveAt": "2025-01-01T00:00:00Z", "reason": "fraud since 2025"})); r.Accepted {
+		t.Fatal("a removal from before the re-add was taken")
+	}
+	f.tick()
+	f.mustAccept(f.govSign(record.OpRemoveRootAccredit, map[string]any{"framework": fwID, "accreditor": f.root.DID, "reason": "fraud"}))
+	f.tick()
+	// Every state the level allows reads alike both ways.
+	root := f.storedRoot()
+	for _, at := range []time.Time{date(2024, 1, 1), date(2026, 3, 1), f.now, date(2027, 1, 1), date(2029, 1, 1)} {
+		a, aok := decide.StatusAt(root.Events, at, f.index)
+		b, bok := decide.LastRecordedAt(root.Events, at, f.index)
+		if aok != bok || a.Status != b.Status {
+			t.Errorf("at %s: the latest effectiveAt reads %s, the one recorded last %s", at.Format(time.RFC3339), a.Status, b.Status)
+		}
+	}
+}
+
+// storedRoot reads the root accreditor's record of the chain's framework.
+func (f *chainFixture) storedRoot() record.RootAccreditor {
+	f.t.Helper()
+	var root record.RootAccreditor
+	if _, err := getJSON(f.s.db, key(tableRoots, fwID, f.root.DID), &root); err != nil {
+		f.t.Fatal(err)
+	}
+	return root
 }
 
 // TestLastRecordedAt: of the events in force at t and recorded by asOf,
@@ -454,4 +581,37 @@ func (f *chainFixture) peerAgency() (*record.Signer, string) {
 	})).ID
 	f.tick()
 	return qa2, acc
+}
+
+// From FeatureLevelStanding an accreditation holds at most
+// maxStatusEvents status events: past it status changes are refused, but
+// a first revocation is always taken, so the accreditation can be ended.
+func TestStatusEventsBounded(t *testing.T) {
+	f := mustChain(t)
+	f.mustRaiseLevel(FeatureLevelStanding)
+	for i := 1; i < maxStatusEvents; i++ { // the grant holds one event
+		f.tick()
+		op := record.OpSuspend
+		if i%2 == 0 {
+			op = record.OpReinstate
+		}
+		f.mustAccept(f.sign(f.qa, op, map[string]any{"accreditation": f.collegeAcc}))
+	}
+	f.tick()
+	before := f.digest()
+	if r := f.apply(f.sign(f.root, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})); r.Accepted || !strings.Contains(r.Reason, fmt.Sprintf("holds %d status events", maxStatusEvents)) {
+		t.Fatalf("a change past the bound: %+v", r)
+	}
+	if f.digest() != before {
+		t.Fatal("a refused change changed the state")
+	}
+	f.tick()
+	f.mustAccept(f.sign(f.root, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-06-01T00:00:00Z"}))
+	if d := f.ask(date(2026, 7, 1), 0); d.Authorized || d.Reason != record.ReasonRevoked {
+		t.Fatalf("after the revocation past the bound: %v (%s)", d.Authorized, d.Reason)
+	}
+	f.tick()
+	if r := f.apply(f.govSign(record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-05-01T00:00:00Z"})); r.Accepted {
+		t.Fatal("a second revocation past the bound was taken")
+	}
 }
