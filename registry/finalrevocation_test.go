@@ -80,16 +80,7 @@ func TestRevocationIsFinalInAnswers(t *testing.T) {
 // below it, and a suspension is lifted only at its level or above. Below
 // the level the apply decides as older builds do.
 func TestFinalRevocationFromTheLevelOn(t *testing.T) {
-	type outcome struct {
-		accepted bool
-		says     string
-	}
-	cases := []struct {
-		name string
-		// run applies the case's setup and returns the operation it is about
-		run          func(f *chainFixture) []byte
-		older, level outcome
-	}{{
+	runLevelCases(t, FeatureLevelFinalRevocation, []levelCase{{
 		name: "an accreditor revoked backdated past its reinstatement accredits",
 		run: func(f *chainFixture) []byte {
 			f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.qaAcc, "effectiveAt": "2026-02-01T00:00:00Z"}))
@@ -104,8 +95,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 				"validFrom": "2026-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
 			})
 		},
-		older: outcome{true, ""},
-		level: outcome{false, "revoked"},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{false, "revoked"},
 	}, {
 		name: "an accreditor struck off lifts a governance suspension",
 		run: func(f *chainFixture) []byte {
@@ -115,8 +106,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2025-01-01T00:00:01Z"})
 		},
-		older: outcome{true, ""},
-		level: outcome{false, "its own accreditation QA is revoked"},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{false, "its own accreditation QA is revoked"},
 	}, {
 		name: "a root removed reinstates",
 		run: func(f *chainFixture) []byte {
@@ -126,8 +117,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.sign(f.root, record.OpReinstate, map[string]any{"accreditation": f.qaAcc})
 		},
-		older: outcome{true, ""},
-		level: outcome{false, "it is no longer a root accreditor of " + fwID},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{false, "it is no longer a root accreditor of " + fwID},
 	}, {
 		name: "a root removed revokes",
 		run: func(f *chainFixture) []byte {
@@ -135,8 +126,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.sign(f.root, record.OpRevoke, map[string]any{"accreditation": f.qaAcc})
 		},
-		older: outcome{true, ""},
-		level: outcome{false, "it is no longer a root accreditor of " + fwID},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{false, "it is no longer a root accreditor of " + fwID},
 	}, {
 		name: "the accreditor below lifts the root's suspension",
 		run: func(f *chainFixture) []byte {
@@ -144,8 +135,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})
 		},
-		older: outcome{true, ""},
-		level: outcome{false, "suspended it (at index"},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{false, "suspended it (at index"},
 	}, {
 		name: "an accreditor lifts governance's suspension",
 		run: func(f *chainFixture) []byte {
@@ -153,8 +144,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.sign(f.root, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})
 		},
-		older: outcome{true, ""},
-		level: outcome{false, "governance suspended it (at index"},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{false, "governance suspended it (at index"},
 	}, {
 		// The placer is judged at the highest place it holds: the root,
 		// accredited again below the QA agency, suspends what it granted
@@ -177,8 +168,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": c2})
 		},
-		older: outcome{true, ""},
-		level: outcome{false, "suspended it (at index"},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{false, "suspended it (at index"},
 	}, {
 		// A validity window is no striking off: an accreditor whose own
 		// accreditation has not begun may undo what it granted.
@@ -199,8 +190,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.sign(qa2, record.OpRevoke, map[string]any{"accreditation": grant, "reason": "granted by mistake"})
 		},
-		older: outcome{true, ""},
-		level: outcome{true, ""},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{true, ""},
 	}, {
 		name: "an accreditor suspended suspends what it granted",
 		run: func(f *chainFixture) []byte {
@@ -208,8 +199,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc})
 		},
-		older: outcome{true, ""},
-		level: outcome{false, "its own accreditation QA is suspended"},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{false, "its own accreditation QA is suspended"},
 	}, {
 		// Governance suspends now and schedules its reinstatement; the
 		// agency suspends and reinstates on its own: its reinstatement,
@@ -223,8 +214,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-01-01T00:00:00Z"})
 		},
-		older: outcome{false, "is not suspended"},
-		level: outcome{false, "governance suspended it (at index"},
+		older: levelOutcome{false, "is not suspended"},
+		level: levelOutcome{false, "governance suspended it (at index"},
 	}, {
 		// Below the level the agency's own suspension, over governance's,
 		// then made its reinstatement possible.
@@ -236,8 +227,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc})
 		},
-		older: outcome{true, ""},
-		level: outcome{false, "is suspended already at"},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{false, "is suspended already at"},
 	}, {
 		// A suspension by one above is stacked over one by the agency
 		// below: it holds when the agency lifts its own.
@@ -247,8 +238,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc})
 		},
-		older: outcome{false, "is suspended already"},
-		level: outcome{true, ""},
+		older: levelOutcome{false, "is suspended already"},
+		level: levelOutcome{true, ""},
 	}, {
 		name: "a suspension twice by one placer",
 		run: func(f *chainFixture) []byte {
@@ -256,8 +247,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc})
 		},
-		older: outcome{false, "is suspended already"},
-		level: outcome{false, "is suspended already at"},
+		older: levelOutcome{false, "is suspended already"},
+		level: levelOutcome{false, "is suspended already at"},
 	}, {
 		// The root schedules a suspension; the agency below suspends now.
 		name: "an accreditor suspends under a suspension scheduled above it",
@@ -266,8 +257,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc})
 		},
-		older: outcome{false, "is suspended already"},
-		level: outcome{true, ""},
+		older: levelOutcome{false, "is suspended already"},
+		level: levelOutcome{true, ""},
 	}, {
 		// The agency schedules a revocation for 2028; governance revokes
 		// now: a revocation recorded later but effective sooner.
@@ -277,8 +268,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.govSign(record.OpRevoke, map[string]any{"accreditation": f.collegeAcc})
 		},
-		older: outcome{false, "revocation is final"},
-		level: outcome{true, ""},
+		older: levelOutcome{false, "revocation is final"},
+		level: levelOutcome{true, ""},
 	}, {
 		name: "a suspension after a revocation in force",
 		run: func(f *chainFixture) []byte {
@@ -286,8 +277,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.govSign(record.OpSuspend, map[string]any{"accreditation": f.collegeAcc})
 		},
-		older: outcome{false, "revocation is final"},
-		level: outcome{false, "revocation is final"},
+		older: levelOutcome{false, "revocation is final"},
+		level: levelOutcome{false, "revocation is final"},
 	}, {
 		name: "a reinstatement with nothing to lift",
 		run: func(f *chainFixture) []byte {
@@ -297,8 +288,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})
 		},
-		older: outcome{false, "is not suspended"},
-		level: outcome{false, "is not suspended at"},
+		older: levelOutcome{false, "is not suspended"},
+		level: levelOutcome{false, "is not suspended at"},
 	}, {
 		// The root's suspension is lifted before it would begin: it never
 		// takes effect, and blocks no lift of the agency's own.
@@ -312,8 +303,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})
 		},
-		older: outcome{true, ""},
-		level: outcome{true, ""},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{true, ""},
 	}, {
 		// "Grant a new accreditation instead" starts afresh; backdated
 		// past the revocation it would make answers about the revoked
@@ -326,8 +317,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 				"action": record.ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
 				"validFrom": "2024-06-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z"})
 		},
-		older: outcome{true, ""},
-		level: outcome{false, "is revoked from 2025-01-01T00:00:00Z: a new grant may begin then or later"},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{false, "is revoked from 2025-01-01T00:00:00Z: a new grant may begin then or later"},
 	}, {
 		name: "a new grant from the revocation on",
 		run: func(f *chainFixture) []byte {
@@ -337,8 +328,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 				"action": record.ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
 				"validFrom": "2026-03-02T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z"})
 		},
-		older: outcome{true, ""},
-		level: outcome{true, ""},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{true, ""},
 	}, {
 		name: "the root lifts its own suspension",
 		run: func(f *chainFixture) []byte {
@@ -346,8 +337,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.sign(f.root, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})
 		},
-		older: outcome{true, ""},
-		level: outcome{true, ""},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{true, ""},
 	}, {
 		name: "the root lifts the suspension the accreditor below placed",
 		run: func(f *chainFixture) []byte {
@@ -355,8 +346,8 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.sign(f.root, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})
 		},
-		older: outcome{true, ""},
-		level: outcome{true, ""},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{true, ""},
 	}, {
 		name: "governance lifts its own suspension",
 		run: func(f *chainFixture) []byte {
@@ -364,18 +355,39 @@ func TestFinalRevocationFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.govSign(record.OpReinstate, map[string]any{"accreditation": f.collegeAcc})
 		},
-		older: outcome{true, ""},
-		level: outcome{true, ""},
-	}}
+		older: levelOutcome{true, ""},
+		level: levelOutcome{true, ""},
+	}})
+}
+
+// levelOutcome is what a levelCase's operation should come to.
+type levelOutcome struct {
+	accepted bool
+	says     string // in the refusal; "accreditation QA" stands for the agency's accreditation
+}
+
+// levelCase is an operation applied on mustChain, judged below a feature
+// level (older) and at it (level).
+type levelCase struct {
+	name string
+	// run applies the case's setup and returns the operation it is about
+	run          func(f *chainFixture) []byte
+	older, level levelOutcome
+}
+
+// runLevelCases runs each case on a fresh chain at level-1 and at level,
+// the clock a minute on: the operation must come to the outcome wanted
+// there, and a refused one must leave the state as it was.
+func runLevelCases(t *testing.T, level int, cases []levelCase) {
 	for _, tc := range cases {
-		for _, level := range []int{FeatureLevelFinalRevocation - 1, FeatureLevelFinalRevocation} {
-			t.Run(fmt.Sprintf("%s/level=%d", tc.name, level), func(t *testing.T) {
-				f := mustChain(t)
-				f.mustRaiseLevel(level)
+		for _, at := range []int{level - 1, level} {
+			t.Run(fmt.Sprintf("%s/level=%d", tc.name, at), func(t *testing.T) {
+				f := mustChain(t) // commit time 2026-03-01T12:00
+				f.mustRaiseLevel(at)
 				f.tick()
 				op := tc.run(f)
 				want := tc.level
-				if level < FeatureLevelFinalRevocation {
+				if at < level {
 					want = tc.older
 				}
 				before := f.digest()

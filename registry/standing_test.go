@@ -25,16 +25,7 @@ func (f *chainFixture) regrant(validFrom string) []byte {
 // struck off grants nothing. Below the level the apply decides as
 // FeatureLevelFinalRevocation's builds do.
 func TestStandingFromTheLevelOn(t *testing.T) {
-	type outcome struct {
-		accepted bool
-		says     string
-	}
-	cases := []struct {
-		name string
-		// run applies the case's setup and returns the operation it is about
-		run          func(f *chainFixture) []byte
-		older, level outcome
-	}{{
+	runLevelCases(t, FeatureLevelStanding, []levelCase{{
 		// A reinstatement still lifts every suspension before it, so the
 		// agency lifts its own only once governance has lifted its one.
 		name: "an accreditor lifts its own suspension under governance's",
@@ -45,8 +36,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.sign(f.qa, record.OpReinstate, map[string]any{"accreditation": f.collegeAcc, "reason": "audit passed"})
 		},
-		older: outcome{false, "governance suspended it (at index"},
-		level: outcome{false, "governance suspended it (at index"},
+		older: levelOutcome{false, "governance suspended it (at index"},
+		level: levelOutcome{false, "governance suspended it (at index"},
 	}, {
 		name: "a grant a second after a revocation's effectiveAt, before it was recorded",
 		run: func(f *chainFixture) []byte {
@@ -54,8 +45,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.regrant("2025-01-01T00:00:01Z")
 		},
-		older: outcome{true, ""},
-		level: outcome{false, "recorded at 2026-03-01T12:01:00Z"},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{false, "recorded at 2026-03-01T12:01:00Z"},
 	}, {
 		name: "a grant from when the revocation was recorded",
 		run: func(f *chainFixture) []byte {
@@ -63,8 +54,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.regrant("2026-03-01T12:01:00Z")
 		},
-		older: outcome{true, ""},
-		level: outcome{true, ""},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{true, ""},
 	}, {
 		name: "a grant past governance's suspension",
 		run: func(f *chainFixture) []byte {
@@ -72,8 +63,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.regrant("2024-06-01T00:00:00Z")
 		},
-		older: outcome{true, ""},
-		level: outcome{false, "is suspended from 2026-02-01T00:00:00Z (index 5) by governance, above the grantor"},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{false, "is suspended from 2026-02-01T00:00:00Z (index 5) by governance, above the grantor"},
 	}, {
 		name: "a grant past the root's suspension, from now on",
 		run: func(f *chainFixture) []byte {
@@ -81,8 +72,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.regrant("2026-03-02T00:00:00Z")
 		},
-		older: outcome{true, ""},
-		level: outcome{false, "above the grantor; only that placer or one above it lifts it"},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{false, "above the grantor; only that placer or one above it lifts it"},
 	}, {
 		// The agency revokes what it could not reinstate: the root's
 		// suspension still stands against a grant.
@@ -94,8 +85,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.regrant("2026-03-02T00:00:00Z")
 		},
-		older: outcome{true, ""},
-		level: outcome{false, "above the grantor; only that placer or one above it lifts it"},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{false, "above the grantor; only that placer or one above it lifts it"},
 	}, {
 		name: "the root grants past its own suspension",
 		run: func(f *chainFixture) []byte {
@@ -106,8 +97,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 				"resources": []string{nursing}, "validFrom": "2026-03-02T00:00:00Z",
 			})
 		},
-		older: outcome{true, ""},
-		level: outcome{true, ""},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{true, ""},
 	}, {
 		name: "the agency grants past its own suspension",
 		run: func(f *chainFixture) []byte {
@@ -115,8 +106,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.regrant("2026-03-02T00:00:00Z")
 		},
-		older: outcome{true, ""},
-		level: outcome{true, ""},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{true, ""},
 	}, {
 		// A peer agency suspends what it granted the subject: it holds no
 		// place above the agency, and binds nothing here.
@@ -133,8 +124,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.regrant("2026-03-02T00:00:00Z")
 		},
-		older: outcome{true, ""},
-		level: outcome{true, ""},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{true, ""},
 	}, {
 		name: "a grant for another resource past the root's suspension",
 		run: func(f *chainFixture) []byte {
@@ -146,8 +137,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 				"validFrom": "2026-03-02T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
 			})
 		},
-		older: outcome{true, ""},
-		level: outcome{true, ""},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{true, ""},
 	}, {
 		name: "a grant for another jurisdiction past the root's suspension",
 		run: func(f *chainFixture) []byte {
@@ -159,8 +150,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 				"validFrom": "2026-03-02T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
 			})
 		},
-		older: outcome{true, ""},
-		level: outcome{true, ""},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{true, ""},
 	}, {
 		// Suspended, then revoked, by governance: the revocation ends the
 		// suspension's hold on grants, and a grant from when it was
@@ -173,8 +164,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.regrant("2026-03-01T12:03:00Z")
 		},
-		older: outcome{true, ""},
-		level: outcome{true, ""},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{true, ""},
 	}, {
 		name: "a grant past the root's suspension after the root revoked",
 		run: func(f *chainFixture) []byte {
@@ -184,8 +175,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.regrant("2026-03-01T12:03:00Z")
 		},
-		older: outcome{true, ""},
-		level: outcome{true, ""},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{true, ""},
 	}, {
 		name: "a grant co-signed by governance past governance's suspension",
 		run: func(f *chainFixture) []byte {
@@ -200,8 +191,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			}
 			return jws
 		},
-		older: outcome{true, ""},
-		level: outcome{true, ""},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{true, ""},
 	}, {
 		name: "a grant past a suspension lifted before it begins",
 		run: func(f *chainFixture) []byte {
@@ -211,8 +202,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.regrant("2026-03-02T00:00:00Z")
 		},
-		older: outcome{true, ""},
-		level: outcome{true, ""},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{true, ""},
 	}, {
 		// A peer agency's revocation of its own grant, scheduled, binds no
 		// other branch (review: any accreditor could so block a subject).
@@ -233,8 +224,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 				"validFrom": "2026-03-02T00:00:00Z", "validUntil": "2030-01-01T00:00:00Z",
 			})
 		},
-		older: outcome{false, "is revoked from 2029-12-30T00:00:00Z"},
-		level: outcome{true, ""},
+		older: levelOutcome{false, "is revoked from 2029-12-30T00:00:00Z"},
+		level: levelOutcome{true, ""},
 	}, {
 		name: "a grant that ends before a scheduled revocation takes effect",
 		run: func(f *chainFixture) []byte {
@@ -246,8 +237,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 				"validFrom": "2026-03-02T00:00:00Z", "validUntil": "2027-06-01T00:00:00Z",
 			})
 		},
-		older: outcome{false, "is revoked from 2028-01-01T00:00:00Z"},
-		level: outcome{true, ""},
+		older: levelOutcome{false, "is revoked from 2028-01-01T00:00:00Z"},
+		level: levelOutcome{true, ""},
 	}, {
 		name: "the agency's re-grant into the past of its own backdated revocation",
 		run: func(f *chainFixture) []byte {
@@ -255,8 +246,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.regrant("2024-12-01T00:00:00Z")
 		},
-		older: outcome{false, "is revoked from 2025-01-01T00:00:00Z"},
-		level: outcome{false, "is revoked from 2025-01-01T00:00:00Z by did:"},
+		older: levelOutcome{false, "is revoked from 2025-01-01T00:00:00Z"},
+		level: levelOutcome{false, "is revoked from 2025-01-01T00:00:00Z by did:"},
 	}, {
 		// The agency holds two places in one chain, root -> QA -> X -> QA:
 		// X suspends what the agency granted at its lower place; the
@@ -289,8 +280,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return grant("2026-03-02T00:00:00Z")
 		},
-		older: outcome{true, ""},
-		level: outcome{true, ""},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{true, ""},
 	}, {
 		name: "a grant after governance's suspension is lifted",
 		run: func(f *chainFixture) []byte {
@@ -300,8 +291,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.regrant("2026-04-01T00:00:00Z")
 		},
-		older: outcome{true, ""},
-		level: outcome{true, ""},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{true, ""},
 	}, {
 		name: "a grant that ends before governance's suspension begins",
 		run: func(f *chainFixture) []byte {
@@ -309,8 +300,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			f.tick()
 			return f.regrant("2026-03-02T00:00:00Z")
 		},
-		older: outcome{true, ""},
-		level: outcome{true, ""},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{true, ""},
 	}, {
 		name: "an accreditor revoked before its accreditation begins grants",
 		run: func(f *chainFixture) []byte {
@@ -329,8 +320,8 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 				"validFrom": "2026-06-01T00:00:00Z", "validUntil": "2028-01-01T00:00:00Z",
 			})
 		},
-		older: outcome{true, ""},
-		level: outcome{false, "may not accredit: its own accreditation"},
+		older: levelOutcome{true, ""},
+		level: levelOutcome{false, "may not accredit: its own accreditation"},
 	}, {
 		name: "an accreditor under a suspended one grants",
 		run: func(f *chainFixture) []byte {
@@ -343,33 +334,9 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 			})
 		},
 		// The chain is judged at the commit time below the level too.
-		older: outcome{false, "is suspended now"},
-		level: outcome{false, "is suspended now"},
-	}}
-	for _, tc := range cases {
-		for _, level := range []int{FeatureLevelStanding - 1, FeatureLevelStanding} {
-			t.Run(fmt.Sprintf("%s/level=%d", tc.name, level), func(t *testing.T) {
-				f := mustChain(t) // commit time 2026-03-01T12:00
-				f.mustRaiseLevel(level)
-				f.tick()
-				op := tc.run(f)
-				want := tc.level
-				if level < FeatureLevelStanding {
-					want = tc.older
-				}
-				before := f.digest()
-				r := f.apply(op)
-				switch {
-				case r.Accepted != want.accepted:
-					t.Fatalf("accepted=%v %s: %s, want accepted=%v %s", r.Accepted, r.Code, r.Reason, want.accepted, want.says)
-				case !r.Accepted && !strings.Contains(r.Reason, want.says):
-					t.Fatalf("refused %s: %s, want it saying %s", r.Code, r.Reason, want.says)
-				case !r.Accepted && f.digest() != before:
-					t.Fatal("a refused operation changed the state")
-				}
-			})
-		}
-	}
+		older: levelOutcome{false, "is suspended now"},
+		level: levelOutcome{false, "is suspended now"},
+	}})
 }
 
 // A root removed, added again, then removed with an effectiveAt before the
