@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -545,23 +546,38 @@ func (c *applyCtx) changeRoot(op *record.RootChange) (string, error) {
 }
 
 // inEffectOrder refuses, from FeatureLevelStanding on, a root's or a
-// recognition's change to status effective at at when an event of the
-// other status, recorded before it, takes effect after at: answers read
-// such events by the one recorded last (decide.LastRecordedAt), verifiers
-// of builds before the level by the latest effectiveAt (StatusAt), and the
-// two agree on every state whose events of different status were recorded
-// in the order they take effect. A change of the same status may come
-// sooner (a removal now before one scheduled). activeSays and revokedSays
-// say what each status means.
+// recognition's change to status effective at at that would make the
+// events read otherwise by the one recorded last (decide.LastRecordedAt,
+// answers) than by the latest effectiveAt (decide.StatusAt, verifiers of
+// builds before the level) at some time. Both readings change only at an
+// event's effectiveAt, so the events with the change added are compared
+// there. Where they differ, the change is taken still when no event of the
+// other status, recorded before it, takes effect after at: then the change
+// is read alike both ways wherever it is in force, and the difference is
+// an older state's (one level 12 made), which the change leaves as it was.
+// activeSays and revokedSays say what each status means.
 func inEffectOrder(events []record.StatusEvent, status string, at time.Time, activeSays, revokedSays string) error {
+	next := append(slices.Clip(events), record.StatusEvent{Status: status, EffectiveAt: at, Index: math.MaxUint64})
+	agree := true
+	for _, p := range next {
+		a, aok := decide.StatusAt(next, p.EffectiveAt, math.MaxUint64)
+		b, bok := decide.LastRecordedAt(next, p.EffectiveAt, math.MaxUint64)
+		if aok != bok || a.Status != b.Status {
+			agree = false
+			break
+		}
+	}
+	if agree {
+		return nil
+	}
 	for _, ev := range events {
 		if ev.Status != status && ev.EffectiveAt.After(at) {
 			says := activeSays
 			if ev.Status != record.StatusActive {
 				says = revokedSays
 			}
-			return record.Reject(record.CodeConflict, "%s from %s (index %d): a change the other way takes effect then or later, not at %s",
-				says, ev.EffectiveAt.Format(time.RFC3339), ev.Index, at.Format(time.RFC3339))
+			return record.Reject(record.CodeConflict, "%s from %s (index %d), and verifiers of builds before feature level %d would read a change the other way at %s as overruled from then on: record the change effective at %s first (it supersedes that one), then this one",
+				says, ev.EffectiveAt.Format(time.RFC3339), ev.Index, FeatureLevelStanding, at.Format(time.RFC3339), ev.EffectiveAt.Format(time.RFC3339))
 		}
 	}
 	return nil

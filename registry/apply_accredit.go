@@ -464,12 +464,16 @@ func (c *applyCtx) changeStatus(op *record.StatusChange) (string, error) {
 			}
 		}
 	}
-	if c.s.standing() && len(a.Events) >= maxStatusEvents && (op.Op != record.OpRevoke || slices.ContainsFunc(a.Events, isRevocation)) {
-		return "", record.Reject(record.CodeConflict, "accreditation %s holds %d status events, the most one may: revoke it (a first revocation is always taken) and grant a new accreditation", a.ID, len(a.Events))
-	}
 	at := c.now
 	if op.EffectiveAt != nil {
 		at = op.EffectiveAt.UTC()
+	}
+	if c.s.standing() && len(a.Events) >= maxStatusEvents {
+		first := !slices.ContainsFunc(a.Events, isRevocation)
+		inForce := slices.ContainsFunc(a.Events, func(ev record.StatusEvent) bool { return isRevocation(ev) && !ev.EffectiveAt.After(c.now) })
+		if op.Op != record.OpRevoke || !first && (inForce || at.After(c.now)) {
+			return "", record.Reject(record.CodeConflict, "accreditation %s holds %d status events, the most one may: revoke it from now (taken while no revocation is in force) and grant a new accreditation", a.ID, len(a.Events))
+		}
 	}
 	var status string
 	if c.s.finalRevocation() {
@@ -494,8 +498,11 @@ func (c *applyCtx) changeStatus(op *record.StatusChange) (string, error) {
 // the apply's rules and every answer read all its events (some rules each
 // against each), so an accreditor that scheduled suspensions and
 // revocations without end made every later change, grant and answer about
-// the subject slower. Past it only a first revocation is taken, so the
-// accreditation can always be ended. No real accreditation comes near it.
+// the subject slower. Past it only a revocation is taken: the first one,
+// or, while none is in force, one in force now, so the accreditation can
+// always be ended (an accreditor that filled the record and scheduled its
+// own revocation far ahead does not shut its superiors out), and a record
+// holds at most two events more. No real accreditation comes near it.
 const maxStatusEvents = 256
 
 // isRevocation reports whether ev is a revocation.

@@ -161,15 +161,16 @@ const (
 	//     rule for status changes): an accreditor revoked or suspended now
 	//     granted while its own accreditation had not begun;
 	//   - an accreditation holds at most maxStatusEvents status events;
-	//     past it only a first revocation is taken;
+	//     past it only a revocation is taken, the first or, while none is
+	//     in force, one in force now;
 	//   - a root accreditor's events are read as answers read them
 	//     (decide.LastRecordedAt: of the events in force, the one recorded
 	//     last), not by the latest effectiveAt; an add, a removal, a
 	//     recognize and an unrecognize are judged at their effectiveAt, not
-	//     against the latest recorded event, and none may take effect
-	//     before a change the other way recorded before it (inEffectOrder),
-	//     so verifiers of older builds, which read by the latest
-	//     effectiveAt, answer alike on every state the level makes.
+	//     against the latest recorded event, and none is taken that would
+	//     make the two readings differ (inEffectOrder), so verifiers of
+	//     older builds, which read by the latest effectiveAt, answer alike
+	//     on every state the level makes.
 	// Answers read root and recognition events by LastRecordedAt at every
 	// level.
 	FeatureLevelStanding = 13

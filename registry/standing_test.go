@@ -582,3 +582,137 @@ func TestStatusEventsBounded(t *testing.T) {
 		t.Fatal("a second revocation past the bound was taken")
 	}
 }
+
+// inEffectOrder refuses only a change that would make the two readings
+// differ: a root whose scheduled retirement was cancelled (a removal and
+// an add at 2028) is removed from now when its key is compromised, and so
+// is one with a removal and a re-add scheduled, the re-add cancelled;
+// likewise a recognition. Every state reads alike both ways after.
+func TestInEffectOrderTakesChangesBothReadingsAgreeOn(t *testing.T) {
+	const other = "https://example.org/frameworks/other"
+	rootChange := func(f *chainFixture, op, at, reason string) map[string]any {
+		m := map[string]any{"framework": fwID, "accreditor": f.root.DID, "reason": reason}
+		if at != "" {
+			m["effectiveAt"] = at
+		}
+		return m
+	}
+	agree := func(t *testing.T, events []record.StatusEvent, index uint64) {
+		t.Helper()
+		for _, ev := range events {
+			for _, at := range []time.Time{ev.EffectiveAt, ev.EffectiveAt.Add(-time.Second)} {
+				a, aok := decide.StatusAt(events, at, index)
+				b, bok := decide.LastRecordedAt(events, at, index)
+				if aok != bok || a.Status != b.Status {
+					t.Errorf("at %s: the latest effectiveAt reads %s, the one recorded last %s", at.Format(time.RFC3339), a.Status, b.Status)
+				}
+			}
+		}
+	}
+	removedNow := func(t *testing.T, f *chainFixture) {
+		t.Helper()
+		f.tick()
+		f.mustAccept(f.govSign(record.OpRemoveRootAccredit, rootChange(f, record.OpRemoveRootAccredit, "", "key compromised")))
+		f.tick()
+		if d := f.decide(decide.Question{Entity: f.root.DID, Framework: fwID, Action: record.ActionAccredit, At: f.now}); d.Authorized {
+			t.Errorf("the root removed from now is a root now: %s", d.Reason)
+		}
+		if r := f.apply(f.sign(f.root, record.OpAccredit, map[string]any{
+			"framework": fwID, "accreditor": f.root.DID, "subject": "did:web:rogue.example", "action": record.ActionIssue, "resources": []string{nursing},
+		})); r.Accepted {
+			t.Error("the removed root still grants")
+		}
+		agree(t, f.storedRoot().Events, f.index)
+	}
+	t.Run("a cancelled retirement", func(t *testing.T) {
+		f := mustChain(t)
+		f.mustRaiseLevel(FeatureLevelStanding)
+		f.tick()
+		f.mustAccept(f.govSign(record.OpRemoveRootAccredit, rootChange(f, record.OpRemoveRootAccredit, "2028-01-01T00:00:00Z", "retiring")))
+		f.tick()
+		f.mustAccept(f.govSign(record.OpAddRootAccreditor, rootChange(f, record.OpAddRootAccreditor, "2028-01-01T00:00:00Z", "retirement cancelled")))
+		// A removal from now straight away would read otherwise from 2028
+		// by the latest effectiveAt (the add there outweighs it): the
+		// refusal says what to record first.
+		f.tick()
+		if r := f.apply(f.govSign(record.OpRemoveRootAccredit, rootChange(f, record.OpRemoveRootAccredit, "", "key compromised"))); r.Accepted ||
+			!strings.Contains(r.Reason, "record the change effective at 2028-01-01T00:00:00Z first") {
+			t.Fatalf("a removal from now over the cancelling add: %+v", r)
+		}
+		f.tick()
+		f.mustAccept(f.govSign(record.OpRemoveRootAccredit, rootChange(f, record.OpRemoveRootAccredit, "2028-01-01T00:00:00Z", "retiring after all")))
+		removedNow(t, f)
+	})
+	t.Run("a cancelled re-add", func(t *testing.T) {
+		f := mustChain(t)
+		f.mustRaiseLevel(FeatureLevelStanding)
+		f.tick()
+		f.mustAccept(f.govSign(record.OpRemoveRootAccredit, rootChange(f, record.OpRemoveRootAccredit, "2027-01-01T00:00:00Z", "sabbatical")))
+		f.tick()
+		f.mustAccept(f.govSign(record.OpAddRootAccreditor, rootChange(f, record.OpAddRootAccreditor, "2028-01-01T00:00:00Z", "back")))
+		f.tick()
+		f.mustAccept(f.govSign(record.OpRemoveRootAccredit, rootChange(f, record.OpRemoveRootAccredit, "2028-01-01T00:00:00Z", "not back")))
+		removedNow(t, f)
+	})
+	t.Run("a recognition's cancelled withdrawal", func(t *testing.T) {
+		f := mustChain(t)
+		f.mustRaiseLevel(FeatureLevelStanding)
+		for _, op := range []struct{ op, at string }{
+			{record.OpRecognize, ""}, {record.OpUnrecognize, "2028-01-01T00:00:00Z"}, {record.OpRecognize, "2028-01-01T00:00:00Z"},
+			{record.OpUnrecognize, "2028-01-01T00:00:00Z"}, {record.OpUnrecognize, ""},
+		} {
+			f.tick()
+			m := map[string]any{"framework": fwID, "recognized": other}
+			if op.at != "" {
+				m["effectiveAt"] = op.at
+			}
+			f.mustAccept(f.govSign(op.op, m))
+		}
+		d, err := f.s.DecideRecognition(decide.RecognitionQuestion{Framework: fwID, Recognized: other, At: f.now.Add(time.Minute)}, f.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Recognizes {
+			t.Error("withdrawn from now: recognizes")
+		}
+	})
+}
+
+// Past maxStatusEvents an accreditor that scheduled its own revocation
+// far ahead does not shut its superiors out: a revocation in force now is
+// taken while none is, and after it nothing more.
+func TestStatusEventsBoundLeavesSuperiorsARevocation(t *testing.T) {
+	for _, by := range []string{"root", "governance"} {
+		t.Run(by, func(t *testing.T) {
+			f := mustChain(t)
+			f.mustRaiseLevel(FeatureLevelStanding)
+			f.tick()
+			f.mustAccept(f.sign(f.qa, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2028-12-31T00:00:00Z", "reason": "planned"}))
+			for i := 2; i < maxStatusEvents; i++ { // the grant and the revocation hold two
+				f.tick()
+				op := record.OpSuspend
+				if i%2 == 1 {
+					op = record.OpReinstate
+				}
+				f.mustAccept(f.sign(f.qa, op, map[string]any{"accreditation": f.collegeAcc}))
+			}
+			f.tick()
+			if d := f.ask(f.now, 0); !d.Authorized {
+				t.Fatalf("the college before the superiors act: %s", d.Reason)
+			}
+			revoke := map[string]any{"accreditation": f.collegeAcc, "reason": "fraud"}
+			op := f.govSign(record.OpRevoke, revoke)
+			if by == "root" {
+				op = f.sign(f.root, record.OpRevoke, revoke)
+			}
+			f.mustAccept(op)
+			f.tick()
+			if d := f.ask(f.now, 0); d.Authorized || d.Reason != record.ReasonRevoked {
+				t.Errorf("after %s's revocation: %v (%s)", by, d.Authorized, d.Reason)
+			}
+			if r := f.apply(f.govSign(record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-01-01T00:00:00Z"})); r.Accepted {
+				t.Error("a revocation past the bound, one in force already, was taken")
+			}
+		})
+	}
+}
