@@ -352,8 +352,6 @@ func (c *applyCtx) dispatch() (string, error) {
 	panic(fmt.Sprintf("registry: no handler for %T", c.op.Body))
 }
 
-// requireGovernance checks that at least threshold distinct governance
-// members signed.
 // governanceSigned reports whether signers (an operation's, as accepted)
 // hold the genesis threshold of governance members.
 func (s *consortium) governanceSigned(signers []string) bool {
@@ -371,6 +369,8 @@ func (s *consortium) governanceCount(signers []string) int {
 	return n
 }
 
+// requireGovernance checks that at least threshold distinct governance
+// members signed.
 func (c *applyCtx) requireGovernance() error {
 	n := c.s.governanceCount(c.signers)
 	if n < c.s.genesis.Threshold {

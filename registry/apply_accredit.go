@@ -148,25 +148,35 @@ type statusOps struct {
 	rank map[[3]string]bool
 }
 
-// of returns the operation that recorded ev.
-func (o *statusOps) of(ev record.StatusEvent) (statusOp, error) {
-	if op, ok := o.read[ev.Operation]; ok {
-		return op, nil
-	}
+// readStatusOp reads the operation that recorded ev, from its operation
+// record (which the same batch or an earlier one wrote).
+func (c *applyCtx) readStatusOp(ev record.StatusEvent) (statusOp, error) {
 	var placed struct {
 		Time    time.Time `json:"time"`
 		Signers []string  `json:"signers"`
 	}
-	found, err := getJSON(o.c.b, key(tableOps, ev.Operation), &placed)
+	found, err := getJSON(c.b, key(tableOps, ev.Operation), &placed)
 	if err != nil {
 		return statusOp{}, err
 	}
-	op := statusOp{recorded: o.c.now}
+	op := statusOp{recorded: c.now}
 	if found && len(placed.Signers) > 0 {
 		op.signers = placed.Signers
 	}
 	if found && !placed.Time.IsZero() {
 		op.recorded = placed.Time
+	}
+	return op, nil
+}
+
+// of returns the operation that recorded ev.
+func (o *statusOps) of(ev record.StatusEvent) (statusOp, error) {
+	if op, ok := o.read[ev.Operation]; ok {
+		return op, nil
+	}
+	op, err := o.c.readStatusOp(ev)
+	if err != nil {
+		return statusOp{}, err
 	}
 	if o.read == nil {
 		o.read = map[string]statusOp{}
@@ -328,9 +338,9 @@ func (c *applyCtx) suspensionEnd(e *decide.Evaluator, a *record.Accreditation, s
 	return end, ended, nil
 }
 
-// atOrAbove reports whether who, the signers of an operation, stood at or
-// above placer, another's, in a's chain (rank's rule for two recorded
-// operations): governance over anything, an accreditor over what it, or
+// atOrAbove reports whether who, the signers of an operation, stand at or
+// above placer, another's, in a's chain (rank asks it for this operation,
+// suspensionEnd for two recorded ones): governance over anything, an accreditor over what it, or
 // one below the highest place it holds in a's chain, placed. Signers not
 // known (nil) stand over nothing; a placer not known is taken for
 // governance.
@@ -718,12 +728,8 @@ func (c *applyCtx) mayLift(e *decide.Evaluator, a *record.Accreditation, pending
 // when none is found: rank then takes the placer for governance, the
 // careful reading, the same on every node.
 func (c *applyCtx) placerOf(ev record.StatusEvent) ([]string, error) {
-	var placed opRecord
-	ok, err := getJSON(c.b, key(tableOps, ev.Operation), &placed)
-	if err != nil || !ok || len(placed.Signers) == 0 {
-		return nil, err
-	}
-	return placed.Signers, nil
+	op, err := c.readStatusOp(ev)
+	return op.signers, err
 }
 
 // rank places this operation's signers against placer, the signers of a
@@ -733,19 +739,14 @@ func (c *applyCtx) placerOf(ev record.StatusEvent) ([]string, error) {
 // placer's own level (governance over an accreditor's; an accreditor over
 // one below it). Governance's is at or above only governance's.
 func (c *applyCtx) rank(e *decide.Evaluator, a *record.Accreditation, placer []string) (atOrAbove, above bool, err error) {
-	gov := c.isGovernance()
-	if placer == nil || c.s.governanceSigned(placer) {
-		return gov, false, nil
-	}
-	if gov {
-		return true, true, nil
-	}
-	links, err := linksAccreditedBy(e, a, placer[0])
-	if err != nil || len(links) == 0 {
+	ok, err := c.atOrAbove(e, a, c.signers, placer)
+	switch {
+	case err != nil || !ok:
 		return false, false, err
+	case placer == nil || c.s.governanceSigned(placer):
+		return true, false, nil // governance's own level
 	}
-	ok, err := c.grantedAbove(e, links[len(links)-1], c.signer()) // the highest place
-	return ok, ok && c.signer() != placer[0], err
+	return true, c.isGovernance() || c.signer() != placer[0], nil
 }
 
 // linksAccreditedBy returns the links from a up its chain that did

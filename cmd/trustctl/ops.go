@@ -731,11 +731,9 @@ func setTime(m map[string]any, k, v string) error {
 	if v == "" {
 		return nil
 	}
-	for _, layout := range []string{time.RFC3339Nano, time.DateOnly} {
-		if t, err := time.Parse(layout, v); err == nil {
-			m[k] = t.UTC().Format(time.RFC3339Nano)
-			return nil
-		}
+	if t, ok := parseTime(v); ok {
+		m[k] = t.UTC().Format(time.RFC3339Nano)
+		return nil
 	}
 	return fmt.Errorf("%s %q must be RFC 3339 (2025-06-01T00:00:00Z) or a date (2025-06-01)", k, v)
 }

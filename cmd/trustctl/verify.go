@@ -106,7 +106,8 @@ func (e *expectFlags) check(cmd *cobra.Command, q proof.Question, now time.Time,
 	return nil
 }
 
-// parseTime reads --at as trust does: RFC 3339, or a date (midnight UTC).
+// parseTime reads a time flag as trust, verify and the status changes
+// take one: RFC 3339, or a date (midnight UTC).
 func parseTime(v string) (time.Time, bool) {
 	for _, layout := range []string{time.RFC3339Nano, time.DateOnly} {
 		if t, err := time.Parse(layout, v); err == nil {
