@@ -39,6 +39,13 @@ type applier struct {
 	// and restore.
 	listings    *listings
 	listingsOff bool
+	// batchListings is listings while a batch that takes them is applied
+	// (its commitRun's known), for the apply's reads of the received index
+	// (storeReader.Received); nil otherwise.
+	batchListings *listings
+	// checkListings is listings for the checks beside the apply (Check):
+	// stored as listings is loaded, dropped or emptied.
+	checkListings atomic.Pointer[listings]
 	// flushEntries and flushBytes are the map overlay's bounds
 	// (journalFlushEntries, journalFlushBytes; a test sets others).
 	flushEntries, flushBytes int
@@ -83,6 +90,8 @@ func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 	if s.ClusterFeatureLevel() >= FeatureLevelCommitment {
 		cr.lists.known = s.knownListings()
 	}
+	s.batchListings = cr.lists.known
+	defer func() { s.batchListings = nil }()
 	for i, e := range entries {
 		if e.Index <= applied {
 			results[i] = s.storedResult(e.Index)
@@ -120,8 +129,8 @@ func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 			s.levelSeq.Add(1)
 		}
 		s.caches.committed(s.dirty)
+		s.committedListings(&cr)
 	})
-	s.committedListings(&cr)
 	if cr.flushAfter {
 		if err := s.writeMapOverlay(pebble.NoSync); err != nil {
 			panic(fmt.Sprintf("registry: after entry %d: %v", applied, err))
@@ -145,15 +154,19 @@ func (s *applier) knownListings() *listings {
 			panic(fmt.Sprintf("registry: read the received listings: %v", err))
 		}
 		s.listings, s.listingsOff = l, l == nil
+		s.checkListings.Store(l)
 	}
 	return s.listings
 }
 
 // committedListings takes a committed batch's listings into the known
-// ones, or drops them for good when they grew past the bounds.
+// ones, or drops them for good when they grew past the bounds. Called as
+// the batch's commit is published, so that a check that read no new
+// publishing sequence read listings and database of one state.
 func (s *applier) committedListings(cr *commitRun) {
 	if cr.lists.known != nil && !cr.lists.known.commit(cr.lists.pend) {
 		s.listings, s.listingsOff = nil, true
+		s.checkListings.Store(nil)
 	}
 }
 

@@ -81,11 +81,13 @@ func (c *applyCtx) dirty(k decide.RecordKey) {
 // their committed value); records it wrote are read from the batch and
 // never cached.
 func (c *applyCtx) evaluator() *decide.Evaluator {
-	dirty := c.s.dirtySet
+	r := &storeReader{r: c.b, cache: c.s.caches.records, epoch: c.s.seq.Load()}
 	if c.dry != nil {
-		dirty = c.dry
+		// A check, beside the apply: the listings as published.
+		r.dirty, r.known, r.knownPub = c.dry, c.s.checkListings.Load(), &c.s.seq
+	} else {
+		r.dirty, r.known = c.s.dirtySet, c.s.batchListings
 	}
-	r := &storeReader{r: c.b, cache: c.s.caches.records, epoch: c.s.seq.Load(), dirty: dirty}
 	e := decide.NewEvaluator(r, r, c.index)
 	if !c.s.finalRevocation() {
 		e.LatestEventRule() // the older builds' reading of status events

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"slices"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/trustreg/trustreg/registry/smt"
@@ -40,11 +41,21 @@ var verifyListings = false
 // of the listing's prefix (tableReceived subject 0 framework 0, through
 // smt.KeyOf: the map names the listing by it too) -> its ids in key order,
 // encoded (encodeIDs) in an arena map, out of the collector's way. Only
-// the apply reads and writes it, on the apply's goroutine; a batch's
-// changes go in once it commits.
+// the apply writes it, on the apply's goroutine: a batch's changes go in
+// as it commits, inside the commit's publishing (store.commit). The apply
+// reads it without a lock; the leader's checks, beside the apply, through
+// shared.
 type listings struct {
+	mu  sync.RWMutex // held by commit, and by shared's readers
 	m   *arenaMap[smt.Key]
 	ids int // ids in all the listings
+}
+
+// shared is get for a reader beside the apply.
+func (l *listings) shared(k smt.Key) []string {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.get(k)
 }
 
 // get returns the ids of the listing with map key k, as a new slice (nil:
@@ -124,6 +135,8 @@ func loadListings(r pebble.Reader) (_ *listings, err error) {
 // for an emptied listing) and reports whether the listings are still
 // within the bounds.
 func (l *listings) commit(pend map[smt.Key][]string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	for k, ids := range pend {
 		if old, ok := l.m.get(k); ok {
 			l.ids -= countIDs(old)

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/trustreg/trustreg/registry/decide"
+	"github.com/trustreg/trustreg/registry/smt"
 )
 
 // storeKey is the store key of a record (decide.StoreKey).
@@ -27,6 +30,29 @@ type storeReader struct {
 	// dirty, during the apply, holds the records the batch has written:
 	// those are read from the batch, never from or into the cache.
 	dirty map[decide.RecordKey]struct{}
+	// known is every received listing of the committed state
+	// (listings.go), or nil: Received answers a listing the batch has not
+	// written from it, without an iterator (a seek through every level of
+	// Pebble, most of all for a new subject's empty listing).
+	known *listings
+	// knownPub, for a check beside the apply, is the store's publishing
+	// sequence: known is taken only when no commit was published since
+	// epoch (a commit changes the listings and the database within one odd
+	// stretch of the sequence); else Received reads Pebble.
+	knownPub *atomic.Uint64
+}
+
+// knownListing returns listing p from known, and whether it may be taken.
+func (s *storeReader) knownListing(p []byte) ([]string, bool) {
+	k := smt.KeyOf(p)
+	if s.knownPub == nil {
+		return s.known.get(k), true // the apply's own goroutine
+	}
+	if s.epoch%2 == 1 {
+		return nil, false // a commit was being published
+	}
+	ids := s.known.shared(k)
+	return ids, s.knownPub.Load() == s.epoch
 }
 
 var (
@@ -53,6 +79,22 @@ func (s *storeReader) Record(k decide.RecordKey) ([]byte, error) {
 // Received implements Records: a scan of the received index.
 func (s *storeReader) Received(subject, framework string) ([]string, error) {
 	p := prefix(tableReceived, subject, framework)
+	if s.known != nil {
+		if _, written := s.dirty[decide.ReceivedKey(subject, framework)]; !written {
+			if ids, ok := s.knownListing(p); ok {
+				if verifyListings {
+					read, err := listingIDs(s.r, p)
+					if err != nil {
+						return nil, err
+					}
+					if still := s.knownPub == nil || s.knownPub.Load() == s.epoch; still && !slices.Equal(read, ids) {
+						panic(fmt.Sprintf("registry: received listing %q: %q in memory, %q in the batch", p, ids, read))
+					}
+				}
+				return ids, nil
+			}
+		}
+	}
 	var ids []string
 	list := func(it *pebble.Iterator) {
 		for it.First(); it.Valid(); it.Next() {

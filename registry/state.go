@@ -120,6 +120,7 @@ func (s *State) load() error {
 	s.apply.mapTop.Store(newMapTop())
 	s.apply.logHead.Store(nil)
 	s.apply.listings, s.apply.listingsOff = nil, false
+	s.apply.checkListings.Store(nil)
 	ov, err := replayJournal(s.db)
 	if err != nil {
 		return fmt.Errorf("open state: replay the map journal: %w", err)
