@@ -35,8 +35,9 @@ type applier struct {
 	// listings is every received listing of the committed state while
 	// they are within their bounds (listings.go), loaded by the first batch
 	// at the commitment's level that finds it nil; listingsOff: they were
-	// past the bounds. Used on the apply's goroutine only; emptied at open
-	// and restore.
+	// past the bounds. The field is the apply goroutine's (the checks read
+	// the same listings through checkListings); emptied at open and
+	// restore.
 	listings    *listings
 	listingsOff bool
 	// batchListings is listings while a batch that takes them is applied

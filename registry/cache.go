@@ -117,21 +117,27 @@ func newRecordCache(size int, seq *atomic.Uint64) *recordCache {
 	return &recordCache{lru: c, seq: seq}
 }
 
-// get returns the value cached under k for a reader of state epoch.
+// get returns the value cached under k for a reader of state epoch. A
+// reader made while a commit was being published (an odd epoch: only the
+// leader's checks, which read the live database, take one) is not served.
 func (c *recordCache) get(k decide.RecordKey, epoch uint64) (any, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.seq.Load() != epoch {
+	if epoch%2 == 1 || c.seq.Load() != epoch {
 		return nil, false
 	}
 	return c.lru.Get(k)
 }
 
-// put caches v, read from state epoch, if that state is still current.
+// put caches v, read from state epoch, if that state is still current and
+// was published when the reader was made: a check made in the middle of a
+// commit may have read a record before the commit replaced it, and the
+// sequence stays odd, so equal to its epoch, after the commit dropped the
+// record from the cache (TestCheckInTheCommitWindowLeavesNoStaleRecord).
 func (c *recordCache) put(k decide.RecordKey, v any, epoch uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.seq.Load() == epoch {
+	if epoch%2 == 0 && c.seq.Load() == epoch {
 		c.lru.Add(k, v)
 	}
 }

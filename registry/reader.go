@@ -27,8 +27,9 @@ type storeReader struct {
 	// publishing sequence is epoch (store).
 	cache *recordCache
 	epoch uint64
-	// dirty, during the apply, holds the records the batch has written:
-	// those are read from the batch, never from or into the cache.
+	// dirty holds the records the batch has written (the apply's batch,
+	// or a check's own): those are read from the batch, never from or
+	// into the cache.
 	dirty map[decide.RecordKey]struct{}
 	// known is every received listing of the committed state
 	// (listings.go), or nil: Received answers a listing the batch has not
