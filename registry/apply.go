@@ -76,14 +76,20 @@ func (c *applyCtx) dirty(k decide.RecordKey) {
 	c.s.dirtySet[k] = struct{}{}
 }
 
-// evaluator returns an evaluator over the batch being applied. Records this
-// batch has not written are read through the read-side cache (they hold
-// their committed value); records it wrote are read from the batch and
-// never cached.
+// evaluator returns an evaluator over the batch being applied, or in a
+// check over the check's own batch on the live database. Records the batch
+// has not written are read through the read-side cache (they hold their
+// committed value); records it wrote are read from the batch and never
+// cached. Received listings come from memory where the batch wrote none:
+// the apply's own (batchListings), or for a check the listings as
+// published (checkListings), taken only at the epoch read here.
 func (c *applyCtx) evaluator() *decide.Evaluator {
-	r := &storeReader{r: c.b, cache: c.s.caches.records, epoch: c.s.seq.Load()}
+	// The epoch first: listings loaded after it are those of that
+	// publishing sequence or a later one, which the reader's check of the
+	// sequence then refuses (a restore replaces them in an odd stretch).
+	epoch := c.s.seq.Load()
+	r := &storeReader{r: c.b, cache: c.s.caches.records, epoch: epoch}
 	if c.dry != nil {
-		// A check, beside the apply: the listings as published.
 		r.dirty, r.known, r.knownPub = c.dry, c.s.checkListings.Load(), &c.s.seq
 	} else {
 		r.dirty, r.known = c.s.dirtySet, c.s.batchListings
@@ -138,7 +144,9 @@ func (s *applier) applyOperation(b *pebble.Batch, index uint64, t time.Time, raw
 // refused (err, with res naming it).
 //
 // dry, when set, makes it a check (Check): the set collects the keys b
-// writes, and nothing outside b changes — no cache of the apply's is
+// writes, and nothing outside b changes but the record cache, which takes
+// what a check decodes only from a reader made at an even, still current
+// publishing sequence (recordCache.put); no cache the apply consumes is
 // consumed or filled, so it runs beside the apply and other checks.
 func (s *applier) judge(b *pebble.Batch, index uint64, t time.Time, raw []byte, dry map[decide.RecordKey]struct{}) (*applyCtx, *record.Result, error) {
 	res := &record.Result{Index: index, Time: t}
@@ -384,9 +392,7 @@ func (c *applyCtx) requireGovernance() error {
 
 // isGovernance reports what requireGovernance checks, without making the
 // refusal (a formatted message, on every accreditor's operation).
-func (c *applyCtx) isGovernance() bool {
-	return c.s.governanceCount(c.signers) >= c.s.genesis.Threshold
-}
+func (c *applyCtx) isGovernance() bool { return c.s.governanceSigned(c.signers) }
 
 func (c *applyCtx) signer() string { return c.signers[0] }
 

@@ -71,17 +71,24 @@ const listCacheBytes = 256 << 20
 // trust question does not read and decode the same accreditations every
 // time, and keeps read-side Pebble iterators between questions.
 //
-// Fills: an evaluator remembers what it decoded (Memo), from a view or
-// from the batch being applied, for keys that batch has not written.
+// Fills: an evaluator remembers what it decoded (Memo), from a view, from
+// the batch being applied (keys that batch has not written) or in the
+// leader's check (keys the check has not written, read from the live
+// database).
 //
 // Invariant: every entry holds the value of its key in the committed state
 // whose sequence number (store.seq) is current. An entry is added only
-// under mu and only if the sequence is still the one the reader began at
-// (the reader's snapshot is that state); it is read only under mu and
-// only by a reader of that same sequence. A commit makes the sequence odd
-// before Pebble's commit and even again after committed has dropped the
-// keys the batch wrote, so an entry that survives a commit still holds the
-// committed value, and no reader of another state sees one.
+// under mu and only if the sequence the reader began at is even and still
+// current (a view's snapshot, or the live database between two commits, is
+// that state); it is read only under mu and only by a reader of that same
+// even sequence. A commit makes the sequence odd before Pebble's commit
+// and even again after committed has dropped the keys the batch wrote, so
+// an entry that survives a commit still holds the committed value, and no
+// reader of another state sees one. A reader begun at an odd sequence (a
+// check made while a commit is published) may have read a key before the
+// commit and remember it after committed dropped it, the sequence still
+// odd and equal to its epoch: it is neither served nor taken
+// (TestCheckInTheCommitWindowLeavesNoStaleRecord).
 //
 // Kept iterators: opening an iterator positions a reader in every memtable
 // and level, about a fifth of a trust decision about a college whose

@@ -2,9 +2,11 @@ package registry
 
 import (
 	"bytes"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -97,4 +99,140 @@ func TestKeyCacheKeyedByEncoding(t *testing.T) {
 		t.Fatalf("the old key signed under the rotated kid: %+v", r)
 	}
 	f.mustAccept(f.sign(next, record.OpUpdateEntity, map[string]any{"id": web, "name": "signed by the new key"}))
+}
+
+// A check's reader made while a commit is being published (store.seq odd)
+// must not fill the record cache: it reads the live database, which may
+// still hold the record the batch is about to replace, and its epoch (the
+// odd seq) still matches the cache's after caches.committed dropped the
+// key. The interleaving is forced here: pubMu holds the apply between
+// seq going odd and Pebble's commit, and a read lock on the listings
+// (what listings.shared takes) holds it after caches.committed, inside
+// the window, where committedListings waits for the write lock.
+func TestCheckInTheCommitWindowLeavesNoStaleRecord(t *testing.T) {
+	f := mustChain(t)
+	f.mustRaiseLevel(FeatureLevelStanding)
+	f.tick()
+	f.mustAccept(f.sign(f.qa, record.OpAccredit, map[string]any{
+		"framework": fwID, "accreditor": f.qa.DID, "subject": "did:web:other.example", "action": record.ActionIssue,
+		"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+		"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2026-01-01T00:00:00Z",
+	}))
+	l := f.s.apply.checkListings.Load()
+	if l == nil {
+		t.Fatal("no listings published")
+	}
+	k := decide.AccreditationKey(f.collegeAcc)
+	rc := f.s.caches.records
+	// The record is cached, as any read of it leaves it.
+	r0 := &storeReader{r: f.s.db, cache: rc, epoch: f.s.seq.Load()}
+	raw0, err := r0.Record(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cur record.Accreditation
+	if err := decide.DecodeRecord(raw0, &cur); err != nil {
+		t.Fatal(err)
+	}
+	r0.Remember(k, &cur)
+	cached := func() bool { rc.mu.Lock(); defer rc.mu.Unlock(); return rc.lru.Contains(k) }
+	if !cached() {
+		t.Fatal("not primed")
+	}
+
+	f.tick()
+	revoke := f.sign(f.qa, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2025-01-01T00:00:00Z"})
+	f.index++
+	e := Entry{Index: f.index, Time: f.now, Data: EncodeOperation(revoke)}
+	f.entries = append(f.entries, e)
+
+	// The locks the test holds are let go, and the apply waited for, even
+	// when it fails half way.
+	var pubHeld, listHeld, applied bool
+	done := make(chan *record.Result, 1)
+	t.Cleanup(func() {
+		if listHeld {
+			l.mu.RUnlock()
+		}
+		if pubHeld {
+			f.s.pubMu.Unlock()
+		}
+		if !applied {
+			select {
+			case <-done:
+			case <-time.After(waitForMax):
+			}
+		}
+	})
+	f.s.pubMu.Lock() // the apply stops after seq goes odd, before Pebble's commit
+	pubHeld = true
+	go func() { done <- f.s.ApplyBatch([]Entry{e})[0] }()
+	waitFor(t, "the apply to start publishing", func() bool { return f.s.seq.Load()%2 == 1 })
+	// A check starts now: the reader applyCtx.evaluator makes for a check,
+	// its epoch the sequence as it is made.
+	r := &storeReader{r: f.s.db, cache: rc, epoch: f.s.seq.Load(), dirty: map[decide.RecordKey]struct{}{}}
+	raw, err := r.Record(k) // the record before the batch's commit
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old record.Accreditation
+	if err := decide.DecodeRecord(raw, &old); err != nil {
+		t.Fatal(err)
+	}
+	l.mu.RLock() // a check in listings.shared
+	listHeld = true
+	f.s.pubMu.Unlock()
+	pubHeld = false
+	waitFor(t, "the commit to drop the record from the cache", func() bool { return !cached() }) // Pebble's commit, then caches.committed
+	// The apply now waits in listings.commit, seq still odd; the check
+	// remembers what it decoded (decide.loadRecord).
+	r.Remember(k, &old)
+	if cached() {
+		t.Fatal("a reader made while the commit was published filled the record cache")
+	}
+	l.mu.RUnlock()
+	listHeld = false
+	res := <-done
+	applied = true
+	if !res.Accepted {
+		t.Fatalf("the revocation: %+v", res)
+	}
+
+	f.tick()
+	if r := f.apply(f.regrant("2024-12-01T00:00:00Z")); r.Accepted {
+		t.Fatalf("the apply took a re-grant into the revoked past: the record cache holds the accreditation as it was before its revocation: %+v", r)
+	}
+}
+
+// The record cache serves and takes records only for a reader whose epoch
+// is an even (published, stable) sequence that is still current.
+func TestRecordCacheRefusesAnOddEpoch(t *testing.T) {
+	k := decide.EntityKey("did:web:college.example")
+	for _, c := range []struct {
+		name         string
+		seq, epoch   uint64 // the store's sequence, and the reader's
+		takes, serve bool   // put keeps the value; get serves it back
+	}{
+		{"a reader of the published state", 4, 4, true, true},
+		{"a reader made while a commit is published", 3, 3, false, false},
+		{"a reader of a state no longer current", 6, 4, false, false},
+		{"a reader of a state being replaced", 5, 4, false, false},
+	} {
+		var seq atomic.Uint64
+		cache := newRecordCache(16, &seq)
+		seq.Store(c.seq)
+		cache.put(k, c.name, c.epoch)
+		cache.mu.Lock()
+		took := cache.lru.Contains(k)
+		cache.mu.Unlock()
+		if took != c.takes {
+			t.Errorf("%s: put kept the value %v, want %v", c.name, took, c.takes)
+		}
+		cache.mu.Lock()
+		cache.lru.Add(k, c.name) // whatever put did, there is a value to serve
+		cache.mu.Unlock()
+		if _, served := cache.get(k, c.epoch); served != c.serve {
+			t.Errorf("%s: get served %v, want %v", c.name, served, c.serve)
+		}
+	}
 }

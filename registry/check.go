@@ -32,8 +32,9 @@ import (
 // records and stops the node if they cannot be read.
 //
 // Check runs concurrently with the apply and with other checks: it writes
-// only to a batch of its own, which it discards, and leaves the caches the
-// apply consumes as they are (see judge).
+// only to a batch of its own, which it discards, leaves the caches the
+// apply consumes as they are, and fills the record cache only from a
+// reader made between commits (see judge).
 func (s *applier) Check(raw []byte, now time.Time) *record.Result {
 	b := s.db.NewIndexedBatch()
 	defer func() { _ = b.Close() }() // the batch is discarded: nothing to report

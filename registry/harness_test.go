@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
+	"runtime"
 	"testing"
 	"time"
 
@@ -192,4 +193,17 @@ func snapshotBytes(t testing.TB, s *State) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// waitForMax bounds waitFor.
+const waitForMax = 10 * time.Second
+
+// waitFor waits up to waitForMax for cond, yielding between tries.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(waitForMax); !cond(); runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", waitForMax, what)
+		}
+	}
 }

@@ -33,8 +33,9 @@ var (
 	listingIDsMax = 1 << 18
 )
 
-// verifyListings makes the apply read every listing it takes from memory
-// from the batch too, and stop at a difference. The package's tests set it.
+// verifyListings makes every reader that takes a listing from memory (the
+// apply, a check) read it from Pebble too, and stop at a difference. The
+// package's tests set it.
 var verifyListings = false
 
 // listings is every received listing of the committed state: the map key

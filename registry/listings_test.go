@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/trustreg/trustreg/registry/smt"
@@ -92,5 +93,29 @@ func TestListingIDsEncoding(t *testing.T) {
 		if got := decodeIDs(b); !slices.Equal(got, ids) || countIDs(b) != len(ids) {
 			t.Fatalf("%q came back as %q (%d counted)", ids, got, countIDs(b))
 		}
+	}
+}
+
+// A check takes a listing from memory only when no commit was published
+// since its reader's epoch, and never while one is being published.
+func TestKnownListingWaitsForThePublishedState(t *testing.T) {
+	l := &listings{m: newArenaMap[smt.Key]()}
+	p := prefix(tableReceived, "did:web:college.example", fwID)
+	l.commit(map[smt.Key][]string{smt.KeyOf(p): {"a", "b"}})
+	var pub atomic.Uint64
+	for _, c := range []struct {
+		epoch, now uint64
+		ok         bool
+	}{{4, 4, true}, {4, 5, false}, {4, 6, false}, {5, 5, false}} {
+		pub.Store(c.now)
+		r := &storeReader{known: l, knownPub: &pub, epoch: c.epoch}
+		ids, ok := r.knownListing(p)
+		if ok != c.ok || ok && !slices.Equal(ids, []string{"a", "b"}) {
+			t.Errorf("epoch %d, published %d: %q, %v; want taken %v", c.epoch, c.now, ids, ok, c.ok)
+		}
+	}
+	r := &storeReader{known: l}
+	if ids, ok := r.knownListing(p); !ok || !slices.Equal(ids, []string{"a", "b"}) {
+		t.Errorf("the apply's own read: %q, %v", ids, ok)
 	}
 }

@@ -89,7 +89,7 @@ func (s *storeReader) Received(subject, framework string) ([]string, error) {
 						return nil, err
 					}
 					if still := s.knownPub == nil || s.knownPub.Load() == s.epoch; still && !slices.Equal(read, ids) {
-						panic(fmt.Sprintf("registry: received listing %q: %q in memory, %q in the batch", p, ids, read))
+						panic(fmt.Sprintf("registry: received listing %q: %q in memory, %q in the store", p, ids, read))
 					}
 				}
 				return ids, nil
