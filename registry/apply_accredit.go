@@ -621,9 +621,10 @@ func statusChangeRecorded(a *record.Accreditation, op string, index uint64) (str
 //     revocation recorded with a later one leaves earlier times open: a
 //     revocation, suspension or reinstatement effective before it is
 //     taken);
-//   - a suspension is taken whatever else is recorded: one placed by
-//     governance or higher in the chain holds until a reinstatement by
-//     them;
+//   - a suspension is taken unless one is in force at at whose placer the
+//     signer does not stand strictly above ("suspended already"); one
+//     placed below is stacked over, and one placed by governance or
+//     higher in the chain holds until a reinstatement by them;
 //   - a reinstatement lifts, from at on, every suspension recorded before
 //     it that no reinstatement recorded after that suspension and
 //     effective by at lifts already; there must be one, and the signer
