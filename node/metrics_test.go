@@ -128,6 +128,14 @@ func TestMetricsMoveWithWritesAndSnapshots(t *testing.T) {
 			t.Errorf("%s moved by %v across one write, want %v", name, a-b, want)
 		}
 	}
+	// The write's one signature: checked once, ahead of the rules (at
+	// submission), not again by the check or the apply.
+	for when, want := range map[string]float64{"ahead": 1, "judging": 0} {
+		b, _ := sample(before, "trustd_signature_checks_total", "when", when)
+		if a := mustSample(t, after, "trustd_signature_checks_total", "when", when); a-b != want {
+			t.Errorf("trustd_signature_checks_total{when=%q} moved by %v across one write, want %v", when, a-b, want)
+		}
+	}
 	if last, appended := mustSample(t, after, "trustd_raft_last_log_index"), mustSample(t, after, "trustd_raft_log_appended_entries_total"); appended != last {
 		t.Errorf("trustd_raft_log_appended_entries_total %v on the only node, its last log index %v", appended, last)
 	}

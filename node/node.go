@@ -789,6 +789,9 @@ func (ops operationsCounter) count(rs []*record.Result) {
 	}
 }
 
+// signatureChecksHelp is trustd_signature_checks_total's help.
+const signatureChecksHelp = "Operation signatures this node verified since it started: when=\"ahead\", before the rules judged the operation (the receiving gateway, the leader's check, the entries a follower stores before they commit), remembered for them; when=\"judging\", by the leader's check or the apply because that memory did not hold the signature (a key rotated in between, an entry first seen when applied, or one pushed out of the memory). Per write, about one ahead on every node and none judging."
+
 func (n *Node) registerMetrics(ops operationsCounter) error {
 	cs := []prometheus.Collector{
 		ops, n.refused, newBuildInfoGauge(version.Get()),
@@ -821,6 +824,10 @@ func (n *Node) registerMetrics(ops operationsCounter) error {
 			func() float64 { _, e, _ := n.cluster.BatchStats(); return float64(e) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "trustd", Subsystem: "raft", Name: "applied_entries_total", Help: "Command entries handed to this node's state machine since it started (after a restart, also those it had applied before and skips), in the batches trustd_raft_apply_duration_seconds_count counts."},
 			func() float64 { _, _, a := n.cluster.BatchStats(); return float64(a) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "trustd", Name: "signature_checks_total", Help: signatureChecksHelp, ConstLabels: prometheus.Labels{"when": "ahead"}},
+			func() float64 { a, _ := n.State.SignatureChecks(); return float64(a) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "trustd", Name: "signature_checks_total", Help: signatureChecksHelp, ConstLabels: prometheus.Labels{"when": "judging"}},
+			func() float64 { _, j := n.State.SignatureChecks(); return float64(j) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "trustd", Subsystem: "raft", Name: "leader", Help: "1 if this node is the raft leader."},
 			func() float64 {
 				if n.cluster.IsLeader() {

@@ -77,6 +77,9 @@ func (s *applier) loadSigs() error {
 func (s *applier) ApplyBatch(entries []Entry) []*record.Result {
 	results := make([]*record.Result, len(entries))
 	applied := s.applied.Load()
+	if n := len(entries); n > 0 && entries[n-1].Index > applied {
+		s.applying.Store(entries[n-1].Index)
+	}
 	s.preVerifyBatch(entries, applied)
 	b := s.db.NewIndexedBatch()
 	defer func() { _ = b.Close() }() // after Commit, or discarding the batch: nothing to report
@@ -223,15 +226,17 @@ func submittedOperation(cmd []byte) ([]byte, bool) {
 // applying them finds the work done; it changes no state. The cluster
 // calls it with the entries a node has just stored in its raft log, before
 // they are committed (consensus.Prefetcher). It skips entries already
-// applied (a follower catching up may apply an entry as soon as it is
-// stored) and entries more than prefetchAhead past the applied index,
-// whose parse the memory's bound could push out before the apply reaches
-// them. An entry never applied (replaced in the log by another leader's)
+// applied or in the batch being applied (a follower catching up, or a
+// single node, may apply an entry as soon as it is stored: the apply has
+// taken their parses, and checking them again would cost a signature
+// check and leave a parse no apply takes) and entries more than
+// prefetchAhead past the applied index, whose parse the memory's bound
+// could push out before the apply reaches them. An entry never applied (replaced in the log by another leader's)
 // stays in the memories until their bounds push it out.
 func (s *State) Prefetch(entries []Entry) {
 	for _, e := range entries {
 		applied := s.applied.Load()
-		if e.Index <= applied || e.Index > applied+prefetchAhead {
+		if e.Index <= max(applied, s.applying.Load()) || e.Index > applied+prefetchAhead {
 			continue
 		}
 		if raw, ok := submittedOperation(e.Data); ok {

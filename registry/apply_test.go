@@ -420,6 +420,96 @@ func TestApplyDropsWhatPreVerifyRemembered(t *testing.T) {
 	}
 }
 
+// TestSignatureChecksCountWhereTheyRan: a signature PreVerify checked is
+// counted ahead and not again when applied; one the apply checks itself (an
+// entry first seen at the apply) counts while judging; a check that fails
+// counts too; a resubmission, found by what it signed, checks nothing.
+func TestSignatureChecksCountWhereTheyRan(t *testing.T) {
+	f := mustChain(t)
+	counts := func(ahead, judging uint64, when string) {
+		t.Helper()
+		if a, j := f.s.SignatureChecks(); a != ahead || j != judging {
+			t.Fatalf("%s: %d ahead, %d judging; want %d and %d", when, a, j, ahead, judging)
+		}
+	}
+	counts(0, 3, "the fixture's three operations, applied without PreVerify")
+
+	other := f.sign(f.qa, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "reason": "b"})
+	third := f.sign(f.qa, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "reason": "c"})
+	forged := bytes.Join([][]byte{bytes.Split(other, []byte("."))[0], bytes.Split(other, []byte("."))[1], bytes.Split(third, []byte("."))[2]}, []byte("."))
+	_ = f.s.PreVerify(forged) // parses; its signature fails
+	counts(1, 3, "a forged signature pre-verified")
+	if r := f.apply(forged); r.Code != record.CodeBadSignature {
+		t.Fatalf("forged: %+v", r)
+	}
+	counts(1, 4, "a forged signature applied")
+
+	op := f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "a"})
+	for range 2 { // the second finds the first's check remembered
+		if err := f.s.PreVerify(op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counts(2, 4, "pre-verified twice")
+	f.mustAccept(op)
+	counts(2, 4, "applied after PreVerify")
+	if r := f.apply(op); !r.Duplicate {
+		t.Fatalf("resubmission: %+v", r)
+	}
+	counts(2, 4, "applied again")
+}
+
+// TestPrefetchSkipsTheBatchBeingApplied: Prefetch of an entry whose batch
+// the apply has begun (its parse taken, its index not yet applied: on a
+// single node, the raft log hands Prefetch the entries it stores while
+// the apply may already run them) checks nothing again and leaves no parse
+// behind. The interleaving is forced: pubMu holds the apply before its
+// commit.
+func TestPrefetchSkipsTheBatchBeingApplied(t *testing.T) {
+	f := mustChain(t)
+	op := f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "a"})
+	if err := f.s.PreVerify(op); err != nil {
+		t.Fatal(err)
+	}
+	ahead, judging := f.s.SignatureChecks()
+	f.index++
+	e := Entry{Index: f.index, Time: f.now, Data: EncodeOperation(op)}
+	f.entries = append(f.entries, e)
+
+	held := true
+	done := make(chan *record.Result, 1)
+	t.Cleanup(func() {
+		if held {
+			f.s.pubMu.Unlock()
+		}
+		select {
+		case <-done:
+		case <-time.After(waitForMax):
+		}
+	})
+	f.s.pubMu.Lock() // the apply stops before its commit
+	go func() { done <- f.s.ApplyBatch([]Entry{e})[0] }()
+	waitFor(t, "the apply to take the operation's parse", func() bool { return f.s.verify.parsed.Len() == 0 })
+	f.s.Prefetch([]Entry{e})
+	if a, j := f.s.SignatureChecks(); a != ahead || j != judging {
+		t.Errorf("Prefetch during the apply checked again: %d ahead, %d judging; %d and %d before", a, j, ahead, judging)
+	}
+	if n := f.s.verify.parsed.Len(); n != 0 {
+		t.Errorf("Prefetch during the apply left %d parses", n)
+	}
+	f.s.pubMu.Unlock()
+	held = false
+	res := <-done
+	done <- res // for the cleanup
+	if !res.Accepted {
+		t.Fatalf("the suspension: %+v", res)
+	}
+	f.s.Prefetch([]Entry{e}) // applied now
+	if a, _ := f.s.SignatureChecks(); a != ahead || f.s.verify.parsed.Len() != 0 {
+		t.Errorf("Prefetch after the apply: %d ahead, %d parses", a, f.s.verify.parsed.Len())
+	}
+}
+
 // TestStatusChangeLeavesCachedRecordsAlone: the apply reads accreditations
 // through the read-side cache, which trust queries share; a status change
 // must put its event on a copy. Written in place, queries running during

@@ -179,6 +179,17 @@ func (s *State) PreVerify(raw []byte) error { return s.verify.PreVerify(raw) }
 // operation needs.
 func (s *State) PreVerifyLevel(raw []byte) (int, error) { return s.verify.PreVerifyLevel(raw) }
 
+// SignatureChecks returns how many signatures this state has verified
+// since it was opened: ahead of the apply (PreVerify, Prefetch and the
+// leader's check remembering what they checked), and while judging (the
+// check or the apply, for a signature that memory did not hold: a key
+// rotated in between, an entry the node had not seen before it was
+// applied, or one the memory's bound pushed out). On a node that keeps
+// up, about one check ahead a signature and none while judging.
+func (s *State) SignatureChecks() (ahead, judging uint64) {
+	return s.verify.checkedAhead.Load(), s.verify.checkedJudging.Load()
+}
+
 // ClusterFeatureLevel returns the cluster's feature level (features.go).
 func (s *State) ClusterFeatureLevel() int { return s.rules.ClusterFeatureLevel() }
 

@@ -46,6 +46,11 @@ type store struct {
 	seq        atomic.Uint64
 	applied    atomic.Uint64
 	commitTime atomic.Int64 // unix nanoseconds of the last applied entry
+	// applying is the last index of the batch being applied, from before
+	// the apply takes its operations' parses until it is applied (then
+	// at most applied): Prefetch skips entries up to it, whose parses the
+	// apply has taken or is taking, instead of checking them again.
+	applying atomic.Uint64
 
 	// readers is held for reading by every open view and for writing by
 	// a restore while it swaps the state: a Pebble snapshot does not
@@ -199,6 +204,7 @@ func (s *store) init() error {
 // loadMeta reads the applied index and commit time from the database.
 func (s *store) loadMeta() {
 	s.applied.Store(readU64(s.db, metaApplied))
+	s.applying.Store(s.applied.Load()) // a restore may move applied back
 	s.commitTime.Store(int64(readU64(s.db, metaCommitTime)))
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"strings"
+	"sync/atomic"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/trustreg/trustreg/registry/decide"
@@ -26,6 +27,11 @@ type verifier struct {
 	parsed   *parsedCache                   // operations PreVerify parsed, by SHA-256 of their bytes
 	verified *lru.Cache[[32]byte, struct{}] // signatures PreVerify checked
 	flight   singleflight.Group             // PreVerify's checks running, by SHA-256 of the bytes
+
+	// Signature checks made (SignatureChecks): ahead by PreVerify, and
+	// while judging, by the check or the apply, for a signature the
+	// memory did not hold.
+	checkedAhead, checkedJudging atomic.Uint64
 }
 
 // verifiedEntries bounds the signatures PreVerify remembers having checked.
@@ -204,6 +210,7 @@ func (s *verifier) checkSignatures(op *record.ParsedOperation) {
 		if err != nil {
 			return
 		}
+		s.checkedAhead.Add(1)
 		if err := op.CheckSignature(i, k.jose); err != nil {
 			return
 		}
@@ -228,6 +235,7 @@ func (s *verifier) verifySignatures(e *decide.Evaluator, op *record.ParsedOperat
 		vk := verifiedKey(k.pub, i, op.Raw)
 		checked := consume && s.verified.Remove(vk) || !consume && s.verified.Contains(vk)
 		if !checked {
+			s.checkedJudging.Add(1)
 			if err := op.CheckSignature(i, k.jose); err != nil {
 				return nil, record.Reject(record.CodeBadSignature, "signature %d (kid %q) does not verify against the registered key", i, sig.Protected.KeyID)
 			}

@@ -1166,6 +1166,11 @@ func printReport(w io.Writer, r *report) error {
 					line += "; held " + formatBatching(x.RoundRaftHeld)
 				}
 				ew.Println(line)
+				line = fmt.Sprintf("%8d clients, signatures verified per write (all nodes; ahead of the rules / while judging), each round: trustd %s", x.Clients, formatSignatureChecks(x.RoundRaft, x.RoundWrites))
+				if len(x.RoundRaftHeld) > 0 {
+					line += "; held " + formatSignatureChecks(x.RoundRaftHeld, x.RoundWritesHeld)
+				}
+				ew.Println(line)
 			}
 			if x.TrustdFaults > 0 {
 				ew.Printf("%8d clients, minor page faults per write (kept runs): trustd %.1f, etcd via gRPC %.1f, via JSON %.1f\n", x.Clients, x.TrustdFaults, x.EtcdGRPCFaults, x.EtcdFaults)

@@ -195,13 +195,17 @@ type raftStages struct {
 // the command entries the state machines applied
 // (trustd_raft_applied_entries_total, in Applies.Count batches), and the
 // requests that forwarded writes to the leader and the writes they carried
-// (trustd_raft_forwarded_batches_total, trustd_raft_forwarded_writes_total).
+// (trustd_raft_forwarded_batches_total, trustd_raft_forwarded_writes_total),
+// and the signatures verified ahead of the rules and while judging
+// (trustd_signature_checks_total by its when label).
 type batching struct {
-	Appends   float64 `json:"log_appends"`
-	Appended  float64 `json:"log_appended_entries"`
-	Applied   float64 `json:"applied_entries"`
-	Forwards  float64 `json:"forwarded_batches"`
-	Forwarded float64 `json:"forwarded_writes"`
+	Appends       float64 `json:"log_appends"`
+	Appended      float64 `json:"log_appended_entries"`
+	Applied       float64 `json:"applied_entries"`
+	Forwards      float64 `json:"forwarded_batches"`
+	Forwarded     float64 `json:"forwarded_writes"`
+	ChecksAhead   float64 `json:"signature_checks_ahead,omitempty"`
+	ChecksJudging float64 `json:"signature_checks_judging,omitempty"`
 }
 
 // batchingOf reads one node's batching.
@@ -211,16 +215,55 @@ func batchingOf(families map[string]*dto.MetricFamily) batching {
 		Appends: v("trustd_raft_log_appends_total"), Appended: v("trustd_raft_log_appended_entries_total"),
 		Applied:  v("trustd_raft_applied_entries_total"),
 		Forwards: v("trustd_raft_forwarded_batches_total"), Forwarded: v("trustd_raft_forwarded_writes_total"),
+		ChecksAhead:   labelled(families, "trustd_signature_checks_total", "when", "ahead"),
+		ChecksJudging: labelled(families, "trustd_signature_checks_total", "when", "judging"),
 	}
 }
 
+// labelled is the sum of counter name's series whose label is value.
+func labelled(families map[string]*dto.MetricFamily, name, label, value string) float64 {
+	f, ok := families[name]
+	if !ok {
+		return 0
+	}
+	var v float64
+	for _, m := range f.GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == label && l.GetValue() == value {
+				v += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return v
+}
+
 func (s batching) plus(o batching) batching {
-	return batching{s.Appends + o.Appends, s.Appended + o.Appended, s.Applied + o.Applied, s.Forwards + o.Forwards, s.Forwarded + o.Forwarded}
+	return batching{s.Appends + o.Appends, s.Appended + o.Appended, s.Applied + o.Applied, s.Forwards + o.Forwards, s.Forwarded + o.Forwarded,
+		s.ChecksAhead + o.ChecksAhead, s.ChecksJudging + o.ChecksJudging}
 }
 
 // since is what was counted between o and s (s read later).
 func (s batching) since(o batching) batching {
-	return batching{s.Appends - o.Appends, s.Appended - o.Appended, s.Applied - o.Applied, s.Forwards - o.Forwards, s.Forwarded - o.Forwarded}
+	return batching{s.Appends - o.Appends, s.Appended - o.Appended, s.Applied - o.Applied, s.Forwards - o.Forwards, s.Forwarded - o.Forwarded,
+		s.ChecksAhead - o.ChecksAhead, s.ChecksJudging - o.ChecksJudging}
+}
+
+// formatSignatureChecks writes each round's signatures verified per write,
+// summed over the nodes, ahead of the rules and while judging: "3.0 / 0.0,
+// ..." (a cluster that keeps up checks each signature once on each node,
+// ahead); "-" for a round without the counters (an older build).
+func formatSignatureChecks(rounds []raftStages, writes []int64) string {
+	parts := make([]string, len(rounds))
+	for i, r := range rounds {
+		b := r.Batching
+		if i >= len(writes) || writes[i] <= 0 || b.ChecksAhead+b.ChecksJudging <= 0 {
+			parts[i] = "-"
+			continue
+		}
+		n := float64(writes[i])
+		parts[i] = fmt.Sprintf("%.2f / %.2f", b.ChecksAhead/n, b.ChecksJudging/n)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // formatBatching writes each round's entries per synced log append, per

@@ -73,6 +73,7 @@ func TestRaftReadings(t *testing.T) {
 		commits, commitSeconds prometheus.Counter
 		stalls                 *prometheus.CounterVec
 		batching               []prometheus.Counter // appends, appended, applied, forwards, forwarded
+		checks                 *prometheus.CounterVec
 	}
 	var hists []nodeHists
 	for range 2 {
@@ -86,8 +87,9 @@ func TestRaftReadings(t *testing.T) {
 			commits:       prometheus.NewCounter(prometheus.CounterOpts{Name: "trustd_state_commits_total", Help: "commits"}),
 			commitSeconds: prometheus.NewCounter(prometheus.CounterOpts{Name: "trustd_state_commit_seconds_total", Help: "commit time"}),
 			stalls:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trustd_state_write_stall_seconds_total", Help: "stalls"}, []string{"cause"}),
+			checks:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "trustd_signature_checks_total", Help: "signature checks"}, []string{"when"}),
 		}
-		reg.MustRegister(h.snap, h.commit, h.apply, h.flushed, h.compacted, h.commits, h.commitSeconds, h.stalls)
+		reg.MustRegister(h.snap, h.commit, h.apply, h.flushed, h.compacted, h.commits, h.commitSeconds, h.stalls, h.checks)
 		for _, name := range []string{"trustd_raft_log_appends_total", "trustd_raft_log_appended_entries_total", "trustd_raft_applied_entries_total", "trustd_raft_forwarded_batches_total", "trustd_raft_forwarded_writes_total"} {
 			c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: "batching"})
 			reg.MustRegister(c)
@@ -118,6 +120,7 @@ func TestRaftReadings(t *testing.T) {
 	for _, c := range hists[1].batching { // before the round: not in it
 		c.Add(1000)
 	}
+	hists[1].checks.WithLabelValues("ahead").Add(1000)
 	before := raftReadings(nodes)
 	for i, h := range hists { // in the round: per write, 100 writes
 		h.flushed.WithLabelValues("state").Add(float64(300 * (i + 1)))
@@ -138,6 +141,11 @@ func TestRaftReadings(t *testing.T) {
 			hists[i].batching[j].Add(v)
 		}
 	}
+	// In the round, 100 writes: 300 signatures checked ahead, 3 while
+	// judging.
+	hists[0].checks.WithLabelValues("ahead").Add(100)
+	hists[1].checks.WithLabelValues("ahead").Add(200)
+	hists[1].checks.WithLabelValues("judging").Add(3)
 	for i, h := range hists { // the applies' 2 ms, 0.5 ms of it in commits
 		h.commits.Inc()
 		h.commitSeconds.Add(0.00025)
@@ -170,10 +178,13 @@ func TestRaftReadings(t *testing.T) {
 	if s := formatStateCommits([]raftStages{round, {}}); s != "25 % (0.0 s stalled), -" {
 		t.Fatalf("printed as %q", s)
 	}
-	if want := (batching{Appends: 5, Appended: 35, Applied: 40, Forwards: 4, Forwarded: 14}); round.Batching != want {
+	if want := (batching{Appends: 5, Appended: 35, Applied: 40, Forwards: 4, Forwarded: 14, ChecksAhead: 300, ChecksJudging: 3}); round.Batching != want {
 		t.Fatalf("round's batching %+v, want %+v", round.Batching, want)
 	}
 	if s := formatBatching([]raftStages{round, {}}); s != "7.0 / 20.0 / 3.5, - / - / -" {
+		t.Fatalf("printed as %q", s)
+	}
+	if s := formatSignatureChecks([]raftStages{round, round, {}}, []int64{100, 0, 100}); s != "3.00 / 0.03, -, -" {
 		t.Fatalf("printed as %q", s)
 	}
 }
