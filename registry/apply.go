@@ -94,7 +94,7 @@ func (c *applyCtx) evaluator() *decide.Evaluator {
 	} else {
 		r.dirty, r.known = c.s.dirtySet, c.s.batchListings
 	}
-	e := decide.NewEvaluator(r, r, c.index)
+	e := decide.NewEvaluator(r, r, c.index).KeepListedRecords()
 	if !c.s.finalRevocation() {
 		e.LatestEventRule() // the older builds' reading of status events
 	}

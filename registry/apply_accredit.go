@@ -141,16 +141,30 @@ type statusOp struct {
 }
 
 // statusOps reads, for one grantStanding, each operation that recorded a
-// status event once, and remembers each atOrAbove it answered.
+// status event once (those of committed batches from the placer memory,
+// those the batch recorded from it, remembered here), and remembers each
+// atOrAbove and binds it answered.
 type statusOps struct {
-	c    *applyCtx
-	read map[string]statusOp
-	rank map[[3]string]bool
+	c     *applyCtx
+	read  map[string]statusOp
+	rank  map[[3]string]bool
+	bound map[string]placerBinds
+}
+
+// placerBinds is what binds answered for one placer.
+type placerBinds struct {
+	by    string
+	bound bool
 }
 
 // readStatusOp reads the operation that recorded ev, from its operation
-// record (which the same batch or an earlier one wrote).
+// record (which the same batch or an earlier one wrote), or from the
+// placer memory (placerCache) once an earlier batch committed it.
 func (c *applyCtx) readStatusOp(ev record.StatusEvent) (statusOp, error) {
+	placers := c.s.caches.placers
+	if op, ok := placers.get(ev.Operation); ok {
+		return op, nil
+	}
 	var placed struct {
 		Time    time.Time `json:"time"`
 		Signers []string  `json:"signers"`
@@ -166,11 +180,17 @@ func (c *applyCtx) readStatusOp(ev record.StatusEvent) (statusOp, error) {
 	if found && !placed.Time.IsZero() {
 		op.recorded = placed.Time
 	}
+	if found && ev.Index <= c.s.applied.Load() {
+		placers.add(ev.Operation, op) // committed: fixed from now on
+	}
 	return op, nil
 }
 
 // of returns the operation that recorded ev.
 func (o *statusOps) of(ev record.StatusEvent) (statusOp, error) {
+	if op, ok := o.c.s.caches.placers.get(ev.Operation); ok {
+		return op, nil
+	}
 	if op, ok := o.read[ev.Operation]; ok {
 		return op, nil
 	}
@@ -183,6 +203,27 @@ func (o *statusOps) of(ev record.StatusEvent) (statusOp, error) {
 	}
 	o.read[ev.Operation] = op
 	return op, nil
+}
+
+// binds is applyCtx.binds for grantStanding's grant a, remembered by
+// placer (one grant's events are placed by few).
+func (o *statusOps) binds(e *decide.Evaluator, a *record.Accreditation, placer []string) (string, bool, error) {
+	k := strings.Join(placer, "\x00")
+	if placer == nil {
+		k = "\x00nil" // not found: taken for governance's
+	}
+	if b, seen := o.bound[k]; seen {
+		return b.by, b.bound, nil
+	}
+	by, bound, err := o.c.binds(e, a, placer)
+	if err != nil {
+		return "", false, err
+	}
+	if o.bound == nil {
+		o.bound = map[string]placerBinds{}
+	}
+	o.bound[k] = placerBinds{by, bound}
+	return by, bound, nil
 }
 
 // atOrAbove is applyCtx.atOrAbove, remembered by a and the two sets of
@@ -251,7 +292,7 @@ func (c *applyCtx) grantStanding(e *decide.Evaluator, a *record.Accreditation) e
 				if !a.ValidFrom.Before(from) {
 					continue
 				}
-				by, bound, err := c.binds(e, a, op.signers)
+				by, bound, err := ops.binds(e, a, op.signers)
 				if err != nil {
 					return err
 				}
@@ -264,7 +305,7 @@ func (c *applyCtx) grantStanding(e *decide.Evaluator, a *record.Accreditation) e
 			if op.signers != nil && op.signers[0] == c.signer() && !c.s.governanceSigned(op.signers) {
 				continue // the grantor's own suspension
 			}
-			by, bound, err := c.binds(e, a, op.signers)
+			by, bound, err := ops.binds(e, a, op.signers)
 			if err != nil {
 				return err
 			}

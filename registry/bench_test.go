@@ -454,3 +454,49 @@ func BenchmarkCollection(b *testing.B) {
 	b.ReportMetric(float64(top.deep.len()), "deep-records")
 	b.ReportMetric(float64(l.m.len()), "listings")
 }
+
+// BenchmarkGrantBesideManyEvents applies grants to a subject that holds
+// accreditations full of status events placed by a peer agency (16
+// accreditations of 255 suspensions and reinstatements each, what one
+// accreditor may place at FeatureLevelStanding), beside grants to a subject
+// holding none: grantStanding reads each suspension's operation and asks
+// whether its placer binds the grantor (a peer binds nothing), for every
+// grant to that subject, and the leader's check does the same for every
+// grant submitted. Signing and the signature check are in both.
+func BenchmarkGrantBesideManyEvents(b *testing.B) {
+	for _, accs := range []int{0, 16} {
+		b.Run(fmt.Sprintf("peer_accreditations=%d", accs), func(b *testing.B) {
+			f := mustChain(b)
+			f.mustRaiseLevel(FeatureLevel)
+			qa2, acc2 := f.peerAgency()
+			subject := "did:web:crowded.example"
+			for i := range accs {
+				f.tick()
+				id := f.mustAccept(f.sign(qa2, record.OpAccredit, map[string]any{
+					"framework": fwID, "accreditor": qa2.DID, "subject": subject, "action": record.ActionIssue,
+					"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": acc2,
+					"validFrom": "2024-06-01T00:00:00Z", "validUntil": fmt.Sprintf("2029-01-%02dT00:00:00Z", i+1),
+				})).ID
+				for j := 1; j < maxStatusEvents; j++ {
+					f.tick()
+					op := record.OpSuspend
+					if j%2 == 0 {
+						op = record.OpReinstate
+					}
+					f.mustAccept(f.sign(qa2, op, map[string]any{"accreditation": id}))
+				}
+			}
+			i := 0
+			b.ResetTimer()
+			for b.Loop() {
+				f.tick()
+				i++
+				f.mustAccept(f.sign(f.qa, record.OpAccredit, map[string]any{
+					"framework": fwID, "accreditor": f.qa.DID, "subject": subject, "action": record.ActionIssue,
+					"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+					"validFrom": "2026-01-01T00:00:00Z", "validUntil": time.Date(2028, 1, 1, 0, 0, i, 0, time.UTC).Format(time.RFC3339),
+				}))
+			}
+		})
+	}
+}

@@ -27,6 +27,7 @@ type caches struct {
 	records *recordCache
 	lists   *listCache
 	keys    *keyCache
+	placers *placerCache
 }
 
 func newCaches(seq *atomic.Uint64) *caches {
@@ -34,6 +35,7 @@ func newCaches(seq *atomic.Uint64) *caches {
 		records: newRecordCache(recordCacheEntries, seq),
 		lists:   newListCache(listCacheBytes),
 		keys:    newKeyCache(),
+		placers: newPlacerCache(placerCacheEntries),
 	}
 }
 
@@ -48,12 +50,18 @@ func newCaches(seq *atomic.Uint64) *caches {
 //   - keys: nothing; an entry is keyed by the exact encoding it parses
 //     (a did:key or a JWK's JSON). Which key a kid names is read from the
 //     state every time.
+//   - placers: nothing; an entry is taken only from an operation record a
+//     committed batch wrote, which nothing rewrites.
 func (c *caches) committed(dirty []decide.RecordKey) { c.records.committed(dirty) }
 
 // replaced is called after a snapshot restore replaced the whole state,
-// while the store's sequence is odd: every record and kept iterator goes.
-// The list and key caches stay, for the reasons above.
-func (c *caches) replaced() { c.records.clear() }
+// while the store's sequence is odd: every record and kept iterator goes,
+// and every placer (the restored history may have applied an operation
+// at another time). The list and key caches stay, for the reasons above.
+func (c *caches) replaced() {
+	c.records.clear()
+	c.placers.clear()
+}
 
 // close closes what holds the database open (kept iterators).
 func (c *caches) close() { c.records.close() }
@@ -270,3 +278,36 @@ func (c *listCache) add(cid string, bits []byte) {
 		c.lru.RemoveOldest()
 	}
 }
+
+// placerCacheEntries bounds the placer memory: at about 200 bytes an
+// entry (a CID, one or a few signer DIDs, a time), some 6 MiB.
+const placerCacheEntries = 1 << 15
+
+// placerCache remembers, by operation CID, what the apply's rules read of
+// the operation that recorded a status event (statusOp: its signers and
+// commit time), which grantStanding asks of every suspension and
+// revocation on every accreditation the subject holds in the framework,
+// for every grant to that subject (and the leader's check for every one
+// submitted). Reading each from its operation record decoded 1–2 KB of
+// JSON (the record holds the signed operation): about 2.5 µs an event,
+// 10 ms a grant beside 16 accreditations of 255 events
+// (BenchmarkGrantBesideManyEvents, registry/DESIGN.md). An operation record is written once,
+// when its operation is applied, so what a committed one says never
+// changes; readStatusOp takes entries only from those (an event at or
+// below the applied index), and only a restore, which may bring another
+// history, drops them. Safe for concurrent use (the apply and the leader's
+// checks); the signers slices it holds are never changed.
+type placerCache struct {
+	lru *lru.Cache[string, statusOp]
+}
+
+func newPlacerCache(entries int) *placerCache {
+	c, _ := lru.New[string, statusOp](entries)
+	return &placerCache{lru: c}
+}
+
+func (c *placerCache) get(cid string) (statusOp, bool) { return c.lru.Get(cid) }
+
+func (c *placerCache) add(cid string, op statusOp) { c.lru.Add(cid, op) }
+
+func (c *placerCache) clear() { c.lru.Purge() }

@@ -236,3 +236,83 @@ func TestRecordCacheRefusesAnOddEpoch(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreDropsRememberedPlacers: what the rules remember of the
+// operation that recorded a status event (its signers and commit time,
+// placerCache) comes from the history that applied it. Two histories apply
+// the same revocation at different times; a grant judged after restoring
+// the later one is judged by its time, not by the time the node had
+// remembered from the other.
+func TestRestoreDropsRememberedPlacers(t *testing.T) {
+	f := mustChain(t)
+	f.mustRaiseLevel(FeatureLevelStanding)
+	f.tick()
+	twin := &harness{t: t, dir: t.TempDir(), now: f.now, gov: f.gov, raw: f.raw, index: f.index}
+	twin.open()
+	if err := twin.s.Restore(bytes.NewReader(snapshotBytes(t, f.s))); err != nil {
+		t.Fatal(err)
+	}
+	f.tick()
+	revoke := f.sign(f.qa, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-01-01T00:00:00Z"})
+	early := f.now
+	f.mustAccept(revoke) // recorded at early
+	twin.now = early.Add(2 * time.Minute)
+	twin.mustAccept(revoke) // the same operation, recorded two minutes later
+
+	grant := func(h *harness, until string) *record.Result {
+		h.now = early.Add(3 * time.Minute)
+		return h.apply(h.sign(f.qa, record.OpAccredit, map[string]any{
+			"framework": fwID, "accreditor": f.qa.DID, "subject": f.college.DID, "action": record.ActionIssue,
+			"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+			"validFrom": early.Add(time.Minute).Format(time.RFC3339), "validUntil": until,
+		}))
+	}
+	// A grant from a minute after the revocation was recorded: taken here,
+	// refused in the twin's history, where it reaches into the revoked past.
+	if r := grant(f.harness, "2028-01-01T00:00:00Z"); !r.Accepted {
+		t.Fatalf("in the first history: %s: %s", r.Code, r.Reason)
+	}
+	if _, ok := f.s.caches.placers.get(record.CIDOf(revoke)); !ok {
+		t.Fatal("the revocation's operation is not remembered: the test shows nothing")
+	}
+	if r := grant(twin, "2028-02-01T00:00:00Z"); r.Accepted {
+		t.Fatal("in the twin's history the grant reaching into the revoked past was taken")
+	}
+	if err := f.s.Restore(bytes.NewReader(snapshotBytes(t, twin.s))); err != nil {
+		t.Fatal(err)
+	}
+	f.index = twin.index
+	if r := grant(f.harness, "2028-03-01T00:00:00Z"); r.Accepted {
+		t.Fatal("after restoring the twin's history the grant was judged by the revocation's time in the history before")
+	}
+}
+
+// TestPlacersOnlyFromCommittedBatches: a status event recorded earlier in
+// the batch being applied is read from the batch, which may yet be
+// discarded, and not remembered; once committed, the next grant's read
+// remembers it.
+func TestPlacersOnlyFromCommittedBatches(t *testing.T) {
+	f := mustChain(t)
+	f.mustRaiseLevel(FeatureLevelStanding)
+	f.tick()
+	suspend := f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "audit"})
+	var batch []Entry
+	for _, op := range [][]byte{suspend, f.regrant("2028-01-01T00:00:00Z")} {
+		f.index++
+		batch = append(batch, Entry{Index: f.index, Time: f.now, Data: EncodeOperation(op)})
+	}
+	f.entries = append(f.entries, batch...)
+	for i, r := range f.s.ApplyBatch(batch) {
+		if !r.Accepted {
+			t.Fatalf("entry %d: %s: %s", i, r.Code, r.Reason)
+		}
+	}
+	if _, ok := f.s.caches.placers.get(record.CIDOf(suspend)); ok {
+		t.Fatal("a suspension read from the batch that recorded it was remembered before the batch committed")
+	}
+	f.tick()
+	f.mustAccept(f.regrant("2028-06-01T00:00:00Z"))
+	if op, ok := f.s.caches.placers.get(record.CIDOf(suspend)); !ok || len(op.signers) != 1 || op.signers[0] != f.qa.DID || !op.recorded.Equal(f.now.Add(-time.Minute)) {
+		t.Fatalf("after the commit the next grant remembered %+v (%t), want the agency's suspension at %s", op, ok, f.now.Add(-time.Minute))
+	}
+}

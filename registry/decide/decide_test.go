@@ -67,3 +67,56 @@ func TestDecideWithoutAStore(t *testing.T) {
 		t.Fatalf("as_of beyond the records: %v, want ErrBadQuery", err)
 	}
 }
+
+// mapMemo remembers in a map.
+type mapMemo map[RecordKey]any
+
+func (m mapMemo) Recall(k RecordKey) (any, bool) { v, ok := m[k]; return v, ok }
+func (m mapMemo) Remember(k RecordKey, v any)    { m[k] = v }
+
+// TestKeepListedRecords: Received remembers the listing; with
+// KeepListedRecords also each accreditation in it, under its own key, so
+// reading the listing again once it is dropped decodes none again; the
+// records read are the same either way.
+func TestKeepListedRecords(t *testing.T) {
+	const fw, college = "https://example.org/fw", "did:web:college.example"
+	m := &mapRecords{records: map[RecordKey][]byte{}, received: map[RecordKey][]string{}}
+	for _, id := range []string{"a1", "a2"} {
+		m.put(t, AccreditationKey(id), record.Accreditation{ID: id, Framework: fw, Subject: college, Action: record.ActionIssue, CreatedIndex: 1})
+	}
+	m.received[ReceivedKey(college, fw)] = []string{"a1", "a2"}
+	for _, keep := range []bool{false, true} {
+		memo := mapMemo{}
+		e := NewEvaluator(m, memo, 1)
+		if keep {
+			e.KeepListedRecords()
+		}
+		recs, err := e.Received(college, fw)
+		if err != nil || len(recs) != 2 || recs[0].ID != "a1" || recs[1].ID != "a2" {
+			t.Fatalf("keep %t: %+v %v", keep, recs, err)
+		}
+		if _, ok := memo[ReceivedKey(college, fw)]; !ok {
+			t.Fatalf("keep %t: the listing is not remembered", keep)
+		}
+		for i, id := range []string{"a1", "a2"} {
+			v, ok := memo[AccreditationKey(id)]
+			if ok != keep {
+				t.Fatalf("keep %t: accreditation %s remembered on its own: %t", keep, id, ok)
+			}
+			if ok && v.(*record.Accreditation) != recs[i] {
+				t.Fatalf("keep %t: %s remembered as another value than the listing's", keep, id)
+			}
+		}
+		// The listing dropped (its subject written), the records stay:
+		// read again, nothing is decoded from the store.
+		delete(memo, ReceivedKey(college, fw))
+		if keep {
+			m.records[AccreditationKey("a1")] = []byte("not json")
+			again, err := e.Received(college, fw)
+			if err != nil || len(again) != 2 || again[0] != recs[0] {
+				t.Fatalf("read again: %+v %v", again, err)
+			}
+			m.put(t, AccreditationKey("a1"), record.Accreditation{ID: "a1", Framework: fw, Subject: college, Action: record.ActionIssue, CreatedIndex: 1})
+		}
+	}
+}
