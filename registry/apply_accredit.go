@@ -157,14 +157,23 @@ type placerBinds struct {
 	bound bool
 }
 
-// readStatusOp reads the operation that recorded ev, from its operation
-// record (which the same batch or an earlier one wrote), or from the
-// placer memory (placerCache) once an earlier batch committed it.
+// readStatusOp reads the operation that recorded ev: from the placer
+// memory (placerCache) once an earlier batch committed it, else from its
+// operation record (loadStatusOp).
 func (c *applyCtx) readStatusOp(ev record.StatusEvent) (statusOp, error) {
-	placers := c.s.caches.placers
-	if op, ok := placers.get(ev.Operation); ok {
+	if op, ok := c.s.caches.placers.get(ev.Operation); ok {
 		return op, nil
 	}
+	return c.loadStatusOp(ev)
+}
+
+// loadStatusOp reads the operation that recorded ev from its operation
+// record (which the same batch or an earlier one wrote), and remembers
+// what it read once an earlier batch committed it: an operation record
+// is written once, when its operation is applied.
+func (c *applyCtx) loadStatusOp(ev record.StatusEvent) (statusOp, error) {
+	placers := c.s.caches.placers
+	gen := placers.generation()
 	var placed struct {
 		Time    time.Time `json:"time"`
 		Signers []string  `json:"signers"`
@@ -181,7 +190,7 @@ func (c *applyCtx) readStatusOp(ev record.StatusEvent) (statusOp, error) {
 		op.recorded = placed.Time
 	}
 	if found && ev.Index <= c.s.applied.Load() {
-		placers.add(ev.Operation, op) // committed: fixed from now on
+		placers.add(ev.Operation, op, gen) // committed: fixed from now on
 	}
 	return op, nil
 }
@@ -194,7 +203,7 @@ func (o *statusOps) of(ev record.StatusEvent) (statusOp, error) {
 	if op, ok := o.read[ev.Operation]; ok {
 		return op, nil
 	}
-	op, err := o.c.readStatusOp(ev)
+	op, err := o.c.loadStatusOp(ev)
 	if err != nil {
 		return statusOp{}, err
 	}

@@ -510,6 +510,34 @@ func TestPrefetchSkipsTheBatchBeingApplied(t *testing.T) {
 	}
 }
 
+// TestRestoreResetsApplying: after a restore to an older state the
+// entries past it are prefetched again (the batch being applied is the
+// restored state's, not the one applied before the restore).
+func TestRestoreResetsApplying(t *testing.T) {
+	f := mustChain(t)
+	older := snapshotBytes(t, f.s)
+	at := f.index
+	for i := range 3 {
+		f.tick()
+		f.mustAccept(f.sign(f.qa, record.OpAccredit, map[string]any{
+			"framework": fwID, "accreditor": f.qa.DID, "subject": fmt.Sprintf("did:web:later%d.example", i), "action": record.ActionIssue,
+			"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+			"validFrom": "2024-06-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
+		}))
+	}
+	if err := f.s.Restore(bytes.NewReader(older)); err != nil {
+		t.Fatal(err)
+	}
+	f.index = at
+	op := f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": f.collegeAcc, "reason": "a"})
+	ahead, _ := f.s.SignatureChecks()
+	f.s.Prefetch([]Entry{{Index: at + 1, Time: f.now, Data: EncodeOperation(op)}})
+	if a, _ := f.s.SignatureChecks(); a != ahead+1 {
+		t.Fatalf("the entry after the restored index was not prefetched: %d checks ahead, %d before", a, ahead)
+	}
+	f.mustAccept(op)
+}
+
 // TestStatusChangeLeavesCachedRecordsAlone: the apply reads accreditations
 // through the read-side cache, which trust queries share; a status change
 // must put its event on a copy. Written in place, queries running during

@@ -299,6 +299,13 @@ const placerCacheEntries = 1 << 15
 // checks); the signers slices it holds are never changed.
 type placerCache struct {
 	lru *lru.Cache[string, statusOp]
+	// mu orders add against clear; gen counts the clears. A reader takes
+	// the generation before it reads an operation record and adds what it
+	// read only in the same one: a leader's check that read the record of
+	// the history a restore replaced meanwhile adds nothing
+	// (TestCheckDuringRestoreLeavesNoOldPlacer).
+	mu  sync.Mutex
+	gen uint64
 }
 
 func newPlacerCache(entries int) *placerCache {
@@ -308,6 +315,26 @@ func newPlacerCache(entries int) *placerCache {
 
 func (c *placerCache) get(cid string) (statusOp, bool) { return c.lru.Get(cid) }
 
-func (c *placerCache) add(cid string, op statusOp) { c.lru.Add(cid, op) }
+// generation is the count of clears, taken before a read whose result
+// is added.
+func (c *placerCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
 
-func (c *placerCache) clear() { c.lru.Purge() }
+// add remembers op under cid if no clear came since generation gen.
+func (c *placerCache) add(cid string, op statusOp, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen == c.gen {
+		c.lru.Add(cid, op)
+	}
+}
+
+func (c *placerCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.lru.Purge()
+}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +20,10 @@ import (
 //   - kept iterators, commit: TestKeptIteratorsSeeCommits;
 //   - list cache, keyed by version: TestListCacheKeyedByVersion;
 //   - key cache, keyed by encoding: TestKeyCacheKeyedByEncoding;
+//   - placer memory, restore: TestRestoreDropsRememberedPlacers,
+//     TestPlacerCacheRefusesAnAddAcrossAClear,
+//     TestCheckDuringRestoreLeavesNoOldPlacer; committed batches only:
+//     TestPlacersOnlyFromCommittedBatches;
 //   - the gateway's answer cache, by applied index: gateway's
 //     TestAnswerCache and TestReadsReportTheirSnapshotIndex.
 
@@ -314,5 +319,83 @@ func TestPlacersOnlyFromCommittedBatches(t *testing.T) {
 	f.mustAccept(f.regrant("2028-06-01T00:00:00Z"))
 	if op, ok := f.s.caches.placers.get(record.CIDOf(suspend)); !ok || len(op.signers) != 1 || op.signers[0] != f.qa.DID || !op.recorded.Equal(f.now.Add(-time.Minute)) {
 		t.Fatalf("after the commit the next grant remembered %+v (%t), want the agency's suspension at %s", op, ok, f.now.Add(-time.Minute))
+	}
+}
+
+// TestCheckDuringRestoreLeavesNoOldPlacer: a leader's check that read an
+// operation record of the history a restore then replaced adds nothing to
+// the placer memory: it took the memory's generation before its read, and
+// the restore's clear moved it on. Checks run beside restores that
+// alternate two histories (the same revocation recorded two minutes
+// apart); after each restore the memory holds, if anything, the restored
+// history's time. Bounded: 1,500 restores or 5 s. Without the generation
+// the memory held the other history's time after 279–1,603 restores in
+// three runs of a 20-s version, and in one run of three of this one: a
+// smoke test; TestPlacerCacheRefusesAnAddAcrossAClear forces the order.
+func TestCheckDuringRestoreLeavesNoOldPlacer(t *testing.T) {
+	f := mustChain(t)
+	f.mustRaiseLevel(FeatureLevelStanding)
+	f.tick()
+	twin := &harness{t: t, dir: t.TempDir(), now: f.now, gov: f.gov, raw: f.raw, index: f.index}
+	twin.open()
+	if err := twin.s.Restore(bytes.NewReader(snapshotBytes(t, f.s))); err != nil {
+		t.Fatal(err)
+	}
+	f.tick()
+	revoke := f.sign(f.qa, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-01-01T00:00:00Z"})
+	cid := record.CIDOf(revoke)
+	early := f.now
+	f.mustAccept(revoke)
+	twin.now = early.Add(2 * time.Minute)
+	twin.mustAccept(revoke)
+	snaps := [2][]byte{snapshotBytes(t, f.s), snapshotBytes(t, twin.s)}
+	times := [2]time.Time{early, early.Add(2 * time.Minute)}
+	f.now = early.Add(3 * time.Minute)
+	grant := f.sign(f.qa, record.OpAccredit, map[string]any{
+		"framework": fwID, "accreditor": f.qa.DID, "subject": f.college.DID, "action": record.ActionIssue,
+		"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+		"validFrom": early.Add(time.Minute).Format(time.RFC3339), "validUntil": "2028-01-01T00:00:00Z",
+	})
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for !stop.Load() {
+				f.s.Check(grant, f.now)
+			}
+		})
+	}
+	defer func() { stop.Store(true); wg.Wait() }()
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; i < 1500 && time.Now().Before(deadline); i++ {
+		h := i % 2
+		if err := f.s.Restore(bytes.NewReader(snaps[h])); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Microsecond) // checks in flight at the restore finish their reads
+		if op, ok := f.s.caches.placers.get(cid); ok && !op.recorded.Equal(times[h]) {
+			t.Fatalf("restore %d: the placer memory holds the revocation recorded at %s; the restored history recorded it at %s", i, op.recorded, times[h])
+		}
+	}
+}
+
+// TestPlacerCacheRefusesAnAddAcrossAClear: what a reader read before a
+// clear (a restore) is not added after it; what it read after is.
+func TestPlacerCacheRefusesAnAddAcrossAClear(t *testing.T) {
+	c := newPlacerCache(8)
+	op := statusOp{signers: []string{"did:web:a.example"}, recorded: date(2026, 1, 1)}
+	gen := c.generation()
+	c.clear()
+	c.add("cid", op, gen)
+	if _, ok := c.get("cid"); ok {
+		t.Fatal("a read from before the clear was added after it")
+	}
+	c.add("cid", op, c.generation())
+	if got, ok := c.get("cid"); !ok || !got.recorded.Equal(op.recorded) {
+		t.Fatalf("a read from after the clear: %+v %t", got, ok)
+	}
+	c.clear()
+	if _, ok := c.get("cid"); ok {
+		t.Fatal("kept across a clear")
 	}
 }

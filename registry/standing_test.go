@@ -754,3 +754,31 @@ func TestGrantStandingReadsItsBatchListing(t *testing.T) {
 		t.Fatalf("the re-grant into the revoked past, in the same batch: %+v", res[2])
 	}
 }
+
+// TestBindsRememberedPerPlacer: grantStanding remembers whether a placer
+// binds the grantor, per placer: a peer agency's suspension binds nothing,
+// the root's after it on the same accreditation does, and both the
+// leader's check and the apply refuse the grant past it.
+func TestBindsRememberedPerPlacer(t *testing.T) {
+	f := mustChain(t)
+	f.mustRaiseLevel(FeatureLevelStanding)
+	f.tick()
+	qa2, qa2Acc := f.peerAgency()
+	block := f.mustAccept(f.sign(qa2, record.OpAccredit, map[string]any{
+		"framework": fwID, "accreditor": qa2.DID, "subject": f.college.DID, "action": record.ActionIssue,
+		"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": qa2Acc,
+		"validFrom": "2026-03-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
+	})).ID
+	f.tick()
+	f.mustAccept(f.sign(qa2, record.OpSuspend, map[string]any{"accreditation": block, "effectiveAt": "2026-03-01T00:00:00Z"})) // a peer's: binds nothing
+	f.tick()
+	f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": block})) // the root's: above the grantor
+	f.tick()
+	grant := f.regrant("2026-03-02T00:00:00Z")
+	if r := f.s.Check(grant, f.now); r == nil || r.Accepted || !strings.Contains(r.Reason, "above the grantor") {
+		t.Fatalf("the check: %+v, want refused past the root's suspension", r)
+	}
+	if r := f.apply(grant); r.Accepted || !strings.Contains(r.Reason, "above the grantor") {
+		t.Fatalf("the apply: accepted %t %s, want refused past the root's suspension", r.Accepted, r.Reason)
+	}
+}
