@@ -242,6 +242,29 @@ func TestRecordCacheRefusesAnOddEpoch(t *testing.T) {
 	}
 }
 
+// revokedInTwoHistories makes two states of one log up to a revocation of
+// the college's accreditation from 2026-01-01, signed once, which f
+// applies at early and twin two minutes later: the same operation, in two
+// histories.
+func revokedInTwoHistories(t *testing.T) (f *chainFixture, twin *harness, revoke []byte, early time.Time) {
+	t.Helper()
+	f = mustChain(t)
+	f.mustRaiseLevel(FeatureLevelStanding)
+	f.tick()
+	twin = &harness{t: t, dir: t.TempDir(), now: f.now, gov: f.gov, raw: f.raw, index: f.index}
+	twin.open()
+	if err := twin.s.Restore(bytes.NewReader(snapshotBytes(t, f.s))); err != nil {
+		t.Fatal(err)
+	}
+	f.tick()
+	revoke = f.sign(f.qa, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-01-01T00:00:00Z"})
+	early = f.now
+	f.mustAccept(revoke)
+	twin.now = early.Add(2 * time.Minute)
+	twin.mustAccept(revoke)
+	return f, twin, revoke, early
+}
+
 // TestRestoreDropsRememberedPlacers: what the rules remember of the
 // operation that recorded a status event (its signers and commit time,
 // placerCache) comes from the history that applied it. Two histories apply
@@ -249,20 +272,7 @@ func TestRecordCacheRefusesAnOddEpoch(t *testing.T) {
 // the later one is judged by its time, not by the time the node had
 // remembered from the other.
 func TestRestoreDropsRememberedPlacers(t *testing.T) {
-	f := mustChain(t)
-	f.mustRaiseLevel(FeatureLevelStanding)
-	f.tick()
-	twin := &harness{t: t, dir: t.TempDir(), now: f.now, gov: f.gov, raw: f.raw, index: f.index}
-	twin.open()
-	if err := twin.s.Restore(bytes.NewReader(snapshotBytes(t, f.s))); err != nil {
-		t.Fatal(err)
-	}
-	f.tick()
-	revoke := f.sign(f.qa, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-01-01T00:00:00Z"})
-	early := f.now
-	f.mustAccept(revoke) // recorded at early
-	twin.now = early.Add(2 * time.Minute)
-	twin.mustAccept(revoke) // the same operation, recorded two minutes later
+	f, twin, revoke, early := revokedInTwoHistories(t)
 
 	grant := func(h *harness, until string) *record.Result {
 		h.now = early.Add(3 * time.Minute)
@@ -333,21 +343,8 @@ func TestPlacersOnlyFromCommittedBatches(t *testing.T) {
 // three runs of a 20-s version, and in one run of three of this one: a
 // smoke test; TestPlacerCacheRefusesAnAddAcrossAClear forces the order.
 func TestCheckDuringRestoreLeavesNoOldPlacer(t *testing.T) {
-	f := mustChain(t)
-	f.mustRaiseLevel(FeatureLevelStanding)
-	f.tick()
-	twin := &harness{t: t, dir: t.TempDir(), now: f.now, gov: f.gov, raw: f.raw, index: f.index}
-	twin.open()
-	if err := twin.s.Restore(bytes.NewReader(snapshotBytes(t, f.s))); err != nil {
-		t.Fatal(err)
-	}
-	f.tick()
-	revoke := f.sign(f.qa, record.OpRevoke, map[string]any{"accreditation": f.collegeAcc, "effectiveAt": "2026-01-01T00:00:00Z"})
+	f, twin, revoke, early := revokedInTwoHistories(t)
 	cid := record.CIDOf(revoke)
-	early := f.now
-	f.mustAccept(revoke)
-	twin.now = early.Add(2 * time.Minute)
-	twin.mustAccept(revoke)
 	snaps := [2][]byte{snapshotBytes(t, f.s), snapshotBytes(t, twin.s)}
 	times := [2]time.Time{early, early.Add(2 * time.Minute)}
 	f.now = early.Add(3 * time.Minute)

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -113,14 +114,7 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 		// place above the agency, and binds nothing here.
 		name: "a grant past a peer agency's suspension",
 		run: func(f *chainFixture) []byte {
-			qa2, qa2Acc := f.peerAgency()
-			block := f.mustAccept(f.sign(qa2, record.OpAccredit, map[string]any{
-				"framework": fwID, "accreditor": qa2.DID, "subject": f.college.DID, "action": record.ActionIssue,
-				"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": qa2Acc,
-				"validFrom": "2026-03-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
-			})).ID
-			f.tick()
-			f.mustAccept(f.sign(qa2, record.OpSuspend, map[string]any{"accreditation": block, "effectiveAt": "2026-03-01T00:00:00Z"}))
+			f.peerSuspendedGrant()
 			f.tick()
 			return f.regrant("2026-03-02T00:00:00Z")
 		},
@@ -209,14 +203,7 @@ func TestStandingFromTheLevelOn(t *testing.T) {
 		// other branch (review: any accreditor could so block a subject).
 		name: "a grant past a peer agency's scheduled revocation",
 		run: func(f *chainFixture) []byte {
-			qa2, qa2Acc := f.peerAgency()
-			block := f.mustAccept(f.sign(qa2, record.OpAccredit, map[string]any{
-				"framework": fwID, "accreditor": qa2.DID, "subject": f.college.DID, "action": record.ActionIssue,
-				"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": qa2Acc,
-				"validFrom": "2026-03-01T00:00:00Z", "validUntil": "2029-12-31T00:00:00Z",
-			})).ID
-			f.tick()
-			f.mustAccept(f.sign(qa2, record.OpRevoke, map[string]any{"accreditation": block, "effectiveAt": "2029-12-30T00:00:00Z"}))
+			f.peerChangedGrant("2029-12-31T00:00:00Z", record.OpRevoke, map[string]any{"effectiveAt": "2029-12-30T00:00:00Z"})
 			f.tick()
 			return f.sign(f.qa, record.OpAccredit, map[string]any{
 				"framework": fwID, "accreditor": f.qa.DID, "subject": f.college.DID, "action": record.ActionIssue,
@@ -537,6 +524,32 @@ func TestLastRecordedAt(t *testing.T) {
 	}
 }
 
+// peerChangedGrant has a peer agency (peerAgency) grant the college what
+// f.qa grants it, valid until until, then record the status change op
+// (change's fields besides the accreditation) on that grant: a change by
+// one holding no place above f.qa. It returns the grant.
+func (f *chainFixture) peerChangedGrant(until, op string, change map[string]any) string {
+	f.t.Helper()
+	qa2, qa2Acc := f.peerAgency()
+	block := f.mustAccept(f.sign(qa2, record.OpAccredit, map[string]any{
+		"framework": fwID, "accreditor": qa2.DID, "subject": f.college.DID, "action": record.ActionIssue,
+		"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": qa2Acc,
+		"validFrom": "2026-03-01T00:00:00Z", "validUntil": until,
+	})).ID
+	f.tick()
+	fields := map[string]any{"accreditation": block}
+	maps.Copy(fields, change)
+	f.mustAccept(f.sign(qa2, op, fields))
+	return block
+}
+
+// peerSuspendedGrant is peerChangedGrant's suspension from 2026-03-01 of
+// a grant valid until 2029.
+func (f *chainFixture) peerSuspendedGrant() string {
+	f.t.Helper()
+	return f.peerChangedGrant("2029-01-01T00:00:00Z", record.OpSuspend, map[string]any{"effectiveAt": "2026-03-01T00:00:00Z"})
+}
+
 // peerAgency is a second QA agency the root accredits beside f.qa.
 func (f *chainFixture) peerAgency() (*record.Signer, string) {
 	f.t.Helper()
@@ -763,14 +776,7 @@ func TestBindsRememberedPerPlacer(t *testing.T) {
 	f := mustChain(t)
 	f.mustRaiseLevel(FeatureLevelStanding)
 	f.tick()
-	qa2, qa2Acc := f.peerAgency()
-	block := f.mustAccept(f.sign(qa2, record.OpAccredit, map[string]any{
-		"framework": fwID, "accreditor": qa2.DID, "subject": f.college.DID, "action": record.ActionIssue,
-		"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": qa2Acc,
-		"validFrom": "2026-03-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
-	})).ID
-	f.tick()
-	f.mustAccept(f.sign(qa2, record.OpSuspend, map[string]any{"accreditation": block, "effectiveAt": "2026-03-01T00:00:00Z"})) // a peer's: binds nothing
+	block := f.peerSuspendedGrant() // a peer's suspension: binds nothing
 	f.tick()
 	f.mustAccept(f.sign(f.root, record.OpSuspend, map[string]any{"accreditation": block})) // the root's: above the grantor
 	f.tick()
