@@ -17,7 +17,7 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 )
 
 // Config is a node's configuration. Each leaf field is one configuration
@@ -193,12 +193,15 @@ func load(fs *pflag.FlagSet, environ []string) (*Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read config %s: %w", file, err)
 		}
+		// Parsed here first: a syntax error names the line it is on
+		// (viper's YAML parser, go-yaml v3, names the line where the
+		// construct around it began, often the line before).
+		if err := checkCaseTwins(file, b); err != nil {
+			return nil, err
+		}
 		v.SetConfigType("yaml")
 		if err := v.ReadConfig(bytes.NewReader(b)); err != nil {
 			return nil, fmt.Errorf("read config %s: %w", file, err)
-		}
-		if err := checkCaseTwins(file, b); err != nil {
-			return nil, err
 		}
 		if err := checkFileKeys(file, v.AllKeys(), names); err != nil {
 			return nil, err
@@ -243,10 +246,11 @@ func strictValues(from, to reflect.Type, data any) (any, error) {
 	return data, nil
 }
 
-// checkCaseTwins refuses a configuration file (named file, holding b) in
-// which one mapping holds two keys that differ only in case (Log: and
-// log:). Keys are case-insensitive, and of two such keys viper keeps one
-// without a word, so a setting written under the other would be lost.
+// checkCaseTwins refuses a configuration file (named file, holding b)
+// that is not YAML, naming the line of the error, or in which one mapping
+// holds two keys that differ only in case (Log: and log:). Keys are
+// case-insensitive, and of two such keys viper keeps one without a word,
+// so a setting written under the other would be lost.
 func checkCaseTwins(file string, b []byte) error {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {

@@ -137,8 +137,9 @@ func TestExampleFileLoads(t *testing.T) {
 }
 
 // TestConfigFileMistakesAreNamed: a misspelt key is named with the key it
-// was likely meant to be, a section given a value says what it holds, and
-// a value of the wrong kind is shown with its key.
+// was likely meant to be, a section given a value says what it holds, a
+// value of the wrong kind is shown with its key, and a YAML error names
+// the line it is on.
 func TestConfigFileMistakesAreNamed(t *testing.T) {
 	for _, tc := range []struct{ yaml, want string }{
 		{"http:\n  readtimeout: 5s\n", "unknown key http.readtimeout (did you mean http.read_timeout?)"},
@@ -149,6 +150,10 @@ func TestConfigFileMistakesAreNamed(t *testing.T) {
 		{"http:\n  max_body_bytes: lots\n", `config: http.max_body_bytes: "lots": cannot parse value`},
 		{"Log:\n  level: debug\nhttp:\n  addr: :1\nlog:\n  format: json\n", "Log (line 1) and log (line 5) are the same key: keys are case-insensitive; keep one"},
 		{"log:\n  level: debug\n  Level: warn\n", "log.level (line 2) and log.Level (line 3) are the same key"},
+		// YAML errors name the line they are on (go-yaml v3, which viper
+		// parses with, named line 4 and line 2 for these two).
+		{"log:\n  level: debug\nhttp:\n  addr: :1\n  x: [1, 2\nraft:\n  trailing_logs: 1\n", "yaml: line 6: did not find expected ',' or ']'"},
+		{"log:\n  level: debug\n\thttp: 1\n", "yaml: line 3: found a tab character"},
 		// Numbers that loose conversions would read with another meaning.
 		{"http:\n  max_wait: 30\n", `config: http.max_wait: "30": 30 is a number without a unit: give a duration such as 30s`},
 		{"raft:\n  trailing_logs: -1\n", `config: raft.trailing_logs: "-1": -1 is negative: give 0 or more`},
