@@ -231,8 +231,9 @@ func submittedOperation(cmd []byte) ([]byte, bool) {
 // taken their parses, and checking them again would cost a signature
 // check and leave a parse no apply takes) and entries more than
 // prefetchAhead past the applied index, whose parse the memory's bound
-// could push out before the apply reaches them. An entry never applied (replaced in the log by another leader's)
-// stays in the memories until their bounds push it out.
+// could push out before the apply reaches them. An entry never applied
+// (replaced in the log by another leader's) stays in the memories until
+// their bounds push it out.
 func (s *State) Prefetch(entries []Entry) {
 	for _, e := range entries {
 		applied := s.applied.Load()

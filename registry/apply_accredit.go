@@ -140,10 +140,10 @@ type statusOp struct {
 	recorded time.Time
 }
 
-// statusOps reads, for one grantStanding, each operation that recorded a
-// status event once (those of committed batches from the placer memory,
-// those the batch recorded from it, remembered here), and remembers each
-// atOrAbove and binds it answered.
+// statusOps reads, for one grantStanding, what it asks of each operation
+// that recorded a status event once: a committed one's from the placer
+// memory, any other's from its record, remembered here for the call. It
+// also remembers each atOrAbove and binds it answered.
 type statusOps struct {
 	c     *applyCtx
 	read  map[string]statusOp

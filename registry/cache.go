@@ -291,12 +291,13 @@ const placerCacheEntries = 1 << 15
 // submitted). Reading each from its operation record decoded 1–2 KB of
 // JSON (the record holds the signed operation): about 2.5 µs an event,
 // 10 ms a grant beside 16 accreditations of 255 events
-// (BenchmarkGrantBesideManyEvents, registry/DESIGN.md). An operation record is written once,
-// when its operation is applied, so what a committed one says never
-// changes; readStatusOp takes entries only from those (an event at or
-// below the applied index), and only a restore, which may bring another
-// history, drops them. Safe for concurrent use (the apply and the leader's
-// checks); the signers slices it holds are never changed.
+// (BenchmarkGrantBesideManyEvents, registry/DESIGN.md). An operation
+// record is written once, when its operation is applied, so what a
+// committed one says never changes; loadStatusOp adds entries only from
+// those (an event at or below the applied index), and only a restore,
+// which may bring another history, drops them. Safe for concurrent use
+// (the apply and the leader's checks); the signers slices it holds are
+// never changed.
 type placerCache struct {
 	lru *lru.Cache[string, statusOp]
 	// mu orders add against clear; gen counts the clears. A reader takes
