@@ -220,21 +220,16 @@ func batchingOf(families map[string]*dto.MetricFamily) batching {
 	}
 }
 
-// labelled is the sum of counter name's series whose label is value.
+// labelled is the sum of counter name's series whose label is value (0
+// when there is none).
 func labelled(families map[string]*dto.MetricFamily, name, label, value string) float64 {
-	f, ok := families[name]
-	if !ok {
-		return 0
-	}
-	var v float64
-	for _, m := range f.GetMetric() {
-		for _, l := range m.GetLabel() {
-			if l.GetName() == label && l.GetValue() == value {
-				v += m.GetCounter().GetValue()
-			}
+	var sum float64
+	for _, m := range families[name].GetMetric() {
+		if v, ok := labelValue(m, label); ok && v == value && m.GetCounter() != nil {
+			sum += m.GetCounter().GetValue()
 		}
 	}
-	return v
+	return sum
 }
 
 func (s batching) plus(o batching) batching {
@@ -298,18 +293,7 @@ type lsmBytes struct {
 
 // lsmOf reads one node's lsmBytes.
 func lsmOf(families map[string]*dto.MetricFamily) lsmBytes {
-	byDB := func(name, db string) float64 {
-		f, ok := families[name]
-		if !ok {
-			return 0
-		}
-		for _, m := range f.GetMetric() {
-			if v, ok := labelValue(m, "db"); ok && v == db && m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
-			}
-		}
-		return 0
-	}
+	byDB := func(name, db string) float64 { return labelled(families, name, "db", db) }
 	const flushed, compacted = "trustd_pebble_flushed_bytes_total", "trustd_pebble_compacted_bytes_total"
 	return lsmBytes{
 		StateFlushed: byDB(flushed, "state"), StateCompacted: byDB(compacted, "state"),
