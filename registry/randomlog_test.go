@@ -1,0 +1,698 @@
+package registry
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/trustreg/trustreg/registry/decide"
+	"github.com/trustreg/trustreg/registry/record"
+)
+
+// The random-log test's size: CI runs the defaults; a longer run, e.g.
+//
+//	go test -run TestRandomLogsApplyAlike -registry.randomlog-seeds 40 -registry.randomlog-entries 2000 ./registry
+//
+// tries more logs of more entries (seeds 1..N, each its own log).
+var (
+	randomLogSeeds   = flag.Int("registry.randomlog-seeds", 3, "TestRandomLogsApplyAlike: how many random logs (seeds 1..N)")
+	randomLogEntries = flag.Int("registry.randomlog-entries", 600, "TestRandomLogsApplyAlike: entries in each random log")
+)
+
+// A node's state is a pure function of the log, whatever else happens on
+// the node: how raft cuts the log into batches, which entries Prefetch saw
+// ahead of the apply, leader checks and reads running beside the apply
+// (and what they left in the caches), restarts and snapshot restores. A
+// random log of every kind of operation (grants down chains, suspensions,
+// reinstatements and revocations by accreditors, peers and roots, with
+// effectiveAt in the past and future; registrations, key rotations, status
+// lists, root and framework changes, recognitions, duplicates, garbage,
+// feature-level raises through the commitment's level; time moving by
+// seconds to months) is applied one entry a batch to a first state, and
+// then by replicas that each follow a random schedule of all of the above.
+// Every replica must give each entry the first state's result, hold the
+// same transparency log (so the same map root after every entry) at every
+// batch's end, and in the end the same state digest and the same answers.
+func TestRandomLogsApplyAlike(t *testing.T) {
+	for seed := 1; seed <= *randomLogSeeds; seed++ {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			t.Parallel()
+			g := newRandomLog(t, uint64(seed))
+			g.generate(*randomLogEntries)
+			t.Logf("%d entries, %d accepted; %d accreditations, %d status lists; by operation: %s", len(g.entries), g.accepted(), len(g.accs), len(g.lists), g.tally())
+			for r := range 3 {
+				g.replay(rand.New(rand.NewPCG(uint64(seed), uint64(r)+100)), r)
+			}
+		})
+	}
+}
+
+// randomLog makes a random log by applying each operation, one entry a
+// batch, to its harness's state, which it reads to aim the next
+// operations (accreditation ids, a status list's current version).
+type randomLog struct {
+	*harness
+	rng        *rand.Rand
+	keys       []*record.Signer // did:key actors
+	webs       []*record.Signer // did:web actors, the key each signs with now
+	frameworks []string
+	roots      map[string][]*record.Signer
+	accs       []randomAcc
+	lists      map[string][]byte // issuer DID + " " + list id: the current version's bits
+	signed     [][]byte          // every operation's JWS, for duplicates
+	results    []*record.Result  // by entry
+	heads      []randomHead      // the transparency log after each entry
+	snaps      []randomSnap      // snapshots of the state along the log
+	cosigners  []string          // vkeys a setCosigners may name
+}
+
+// randomSnap is a snapshot of the first state after its first n entries,
+// which a replica behind it installs as a lagging follower does.
+type randomSnap struct {
+	n    int
+	data []byte
+}
+
+type randomAcc struct {
+	id, framework, action string
+	accreditor, subject   *record.Signer
+}
+
+type randomHead struct {
+	size uint64
+	root []byte
+}
+
+var randomResources = []string{nursing, pharmacy, law}
+
+func newRandomLog(t *testing.T, seed uint64) *randomLog {
+	t.Helper()
+	// Three governance members, two of them a quorum, and a genesis that
+	// names a cosigner, so setCosigners can change the set.
+	h := &harness{t: t, dir: t.TempDir(), now: t0}
+	gen := record.Genesis{Consortium: "test consortium", Threshold: 2, Cosigners: []string{mustCosignerVKey(t, "genesis.example")}}
+	h.addMembers(&gen, record.KeyEd25519, 3)
+	h.openGenesis(gen)
+	g := &randomLog{harness: h, rng: rand.New(rand.NewPCG(seed, 1)), roots: map[string][]*record.Signer{}, lists: map[string][]byte{}}
+	for i := range 10 {
+		kind := record.KeyEd25519
+		if i%5 == 4 {
+			kind = record.KeyP256
+		}
+		g.keys = append(g.keys, mustKey(t, kind))
+	}
+	for i := range 3 {
+		g.webs = append(g.webs, mustAs(t, mustKey(t, record.KeyEd25519), fmt.Sprintf("did:web:w%d.example#k0", i)))
+	}
+	for i := range 4 {
+		g.cosigners = append(g.cosigners, mustCosignerVKey(t, fmt.Sprintf("c%d.example", i)))
+	}
+	return g
+}
+
+func (g *randomLog) pick(n int) int { return g.rng.IntN(n) }
+
+func (g *randomLog) chance(p float64) bool { return g.rng.Float64() < p }
+
+// actor is any signer of the log: mostly a did:key, sometimes a did:web.
+func (g *randomLog) actor() *record.Signer {
+	if g.chance(0.2) {
+		return g.webs[g.pick(len(g.webs))]
+	}
+	return g.keys[g.pick(len(g.keys))]
+}
+
+func (g *randomLog) framework() string { return g.frameworks[g.pick(len(g.frameworks))] }
+
+// when is a time around now, as RFC 3339, for validFrom, validUntil and
+// effectiveAt.
+func (g *randomLog) when(spread ...time.Duration) string {
+	return g.now.Add(spread[g.pick(len(spread))]).Format(time.RFC3339)
+}
+
+const day = 24 * time.Hour
+
+func (g *randomLog) record(r *record.Result) {
+	g.results = append(g.results, r)
+	g.heads = append(g.heads, headOf(g.t, g.s))
+	if len(g.entries)%37 == 0 {
+		g.snaps = append(g.snaps, randomSnap{len(g.entries), snapshotBytes(g.t, g.s)})
+	}
+}
+
+// headOf is s's transparency log, none below the commitment's level.
+func headOf(t testing.TB, s *State) randomHead {
+	t.Helper()
+	if s.ClusterFeatureLevel() < FeatureLevelCommitment {
+		return randomHead{}
+	}
+	size, root, err := s.LogHead()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return randomHead{size, root}
+}
+
+func (g *randomLog) op(jws []byte) *record.Result {
+	g.signed = append(g.signed, jws)
+	r := g.apply(jws)
+	g.record(r)
+	return r
+}
+
+func (g *randomLog) command(cmd []byte) {
+	g.record(g.applyCommand(cmd))
+}
+
+func (g *randomLog) accepted() int {
+	n := 0
+	for _, r := range g.results {
+		if r.Accepted {
+			n++
+		}
+	}
+	return n
+}
+
+// tally counts the log's results by operation, accepted and refused by
+// code.
+func (g *randomLog) tally() string {
+	counts := map[string]int{}
+	for _, r := range g.results {
+		k := r.Op + " accepted"
+		if !r.Accepted {
+			k = r.Op + " " + r.Code
+		}
+		counts[k]++
+	}
+	keys := slices.Sorted(maps.Keys(counts))
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s %d; ", k, counts[k])
+	}
+	return b.String()
+}
+
+// generate makes a log of n entries (at least a few more: the frameworks
+// first).
+func (g *randomLog) generate(n int) {
+	for i := range 2 {
+		id := fmt.Sprintf("https://example.org/frameworks/r%d", i)
+		root := g.keys[i]
+		g.op(g.govSign(record.OpCreateFramework, map[string]any{"id": id, "name": fmt.Sprintf("F%d", i), "roots": []string{root.DID}}))
+		g.frameworks = append(g.frameworks, id)
+		g.roots[id] = []*record.Signer{root}
+	}
+	for i := 0; len(g.entries) < n; i++ {
+		switch i {
+		case n / 8:
+			g.command(EncodeFeatureLevel(FeatureLevelCommitment - 1))
+		case n / 4:
+			g.command(EncodeFeatureLevel(FeatureLevelCommitment))
+		case n / 2:
+			g.command(EncodeFeatureLevel(FeatureLevel))
+		}
+		if g.chance(0.3) {
+			g.now = g.now.Add([]time.Duration{time.Second, time.Minute, time.Hour, day, 30 * day}[g.pick(5)])
+		}
+		switch w := g.pick(100); {
+		case w < 30:
+			g.accredit()
+		case w < 50:
+			g.statusChange()
+		case w < 60:
+			g.entity()
+		case w < 68:
+			g.statusList()
+		case w < 78:
+			g.governance()
+		case w < 84 && len(g.signed) > 0:
+			g.op(g.signed[g.pick(len(g.signed))]) // a duplicate, or an old operation again
+		case w < 88:
+			g.op([]byte(fmt.Sprintf("not a JWS %d", g.pick(1000))))
+		case w < 92:
+			g.rotate()
+		default:
+			g.accredit()
+		}
+	}
+}
+
+func (g *randomLog) accredit() {
+	fw := g.framework()
+	accreditor := g.actor()
+	var parents []string
+	if g.chance(0.7) {
+		// Mostly someone who may: a root, or a holder of a grant to
+		// accredit in the framework.
+		holders := slices.Clone(g.roots[fw])
+		for _, a := range g.accs {
+			if a.framework == fw && a.action == record.ActionAccredit {
+				holders = append(holders, a.subject)
+			}
+		}
+		accreditor = holders[g.pick(len(holders))]
+	}
+	for _, a := range g.accs {
+		if a.framework == fw && a.action == record.ActionAccredit && a.subject.DID == accreditor.DID {
+			parents = append(parents, a.id)
+		}
+	}
+	subject := g.actor()
+	action := record.ActionIssue
+	if g.chance(0.4) {
+		action = record.ActionAccredit
+	}
+	var res []string
+	for _, r := range randomResources {
+		if g.chance(0.5) {
+			res = append(res, r)
+		}
+	}
+	if len(res) == 0 {
+		res = []string{nursing}
+	}
+	fields := map[string]any{"framework": fw, "accreditor": accreditor.DID, "subject": subject.DID, "action": action, "resources": res}
+	if len(parents) > 0 && g.chance(0.9) {
+		fields["parent"] = parents[g.pick(len(parents))]
+	}
+	if g.chance(0.7) {
+		fields["validFrom"] = g.when(-365*day, -day, 0, day, 30*day)
+	}
+	if g.chance(0.5) {
+		fields["validUntil"] = g.when(40*day, 365*day, 1000*day)
+	}
+	if r := g.op(g.sign(accreditor, record.OpAccredit, fields)); r.Accepted {
+		g.accs = append(g.accs, randomAcc{id: r.ID, framework: fw, action: action, accreditor: accreditor, subject: subject})
+	}
+}
+
+func (g *randomLog) statusChange() {
+	if len(g.accs) == 0 {
+		g.accredit()
+		return
+	}
+	a := g.accs[g.pick(len(g.accs))]
+	signer := a.accreditor
+	switch w := g.pick(100); {
+	case w < 15:
+		roots := g.roots[a.framework]
+		signer = roots[g.pick(len(roots))]
+	case w < 30:
+		signer = g.actor()
+	}
+	op := []string{record.OpSuspend, record.OpSuspend, record.OpReinstate, record.OpReinstate, record.OpRevoke}[g.pick(5)]
+	fields := map[string]any{"accreditation": a.id, "reason": fmt.Sprintf("r%d", g.pick(9))}
+	if g.chance(0.3) {
+		fields["effectiveAt"] = g.when(-30*day, -time.Hour, time.Hour, 10*day)
+	}
+	g.op(g.sign(signer, op, fields))
+}
+
+func (g *randomLog) entity() {
+	switch g.pick(3) {
+	case 0: // a did:web bound by someone: a root, a holder or a stranger
+		w := g.webs[g.pick(len(g.webs))]
+		signer := g.actor()
+		if g.chance(0.5) {
+			roots := g.roots[g.framework()]
+			signer = roots[g.pick(len(roots))]
+		}
+		g.op(g.sign(signer, record.OpRegisterEntity, map[string]any{"id": w.DID, "name": "W", "keys": []json.RawMessage{mustJWK(g.t, w)}}))
+	case 1: // a did:key naming itself
+		k := g.keys[g.pick(len(g.keys))]
+		g.op(g.sign(k, record.OpRegisterEntity, map[string]any{"id": k.DID, "name": fmt.Sprintf("K%d", g.pick(99)), "metadata": map[string]any{"homepage": "https://k.example"}}))
+	default: // an update by itself or by another
+		e := g.actor()
+		signer := e
+		if g.chance(0.3) {
+			signer = g.actor()
+		}
+		g.op(g.sign(signer, record.OpUpdateEntity, map[string]any{"id": e.DID, "name": fmt.Sprintf("N%d", g.pick(99))}))
+	}
+}
+
+// rotate gives a did:web actor a new key, signed with its current one; on
+// acceptance the actor signs with the new key from then on.
+func (g *randomLog) rotate() {
+	i := g.pick(len(g.webs))
+	old := g.webs[i]
+	next := mustAs(g.t, mustKey(g.t, record.KeyEd25519), fmt.Sprintf("%s#k%d", didOf(old.DID), len(g.entries)))
+	if g.op(g.sign(old, record.OpRotateKeys, map[string]any{"id": old.DID, "keys": []json.RawMessage{mustJWK(g.t, next)}})).Accepted {
+		g.webs[i] = next
+	}
+}
+
+func isEd25519(s *record.Signer) bool {
+	_, ok := s.Key().Public().(ed25519.PublicKey)
+	return ok
+}
+
+func didOf(id string) string {
+	if i := bytes.IndexByte([]byte(id), '#'); i >= 0 {
+		return id[:i]
+	}
+	return id
+}
+
+// statusList publishes a version of a list of an issuer that holds (or
+// held) a grant to issue, naming the current version or, now and then, a
+// stale or no previous one.
+func (g *randomLog) statusList() {
+	var issuers []*record.Signer
+	for _, a := range g.accs {
+		if a.action == record.ActionIssue {
+			issuers = append(issuers, a.subject)
+		}
+	}
+	if len(issuers) == 0 {
+		g.accredit()
+		return
+	}
+	issuer := issuers[g.pick(len(issuers))]
+	list := []string{"a", "b"}[g.pick(2)]
+	previous := ""
+	if v, err := g.s.StatusList(issuer.DID, list); err == nil && !g.chance(0.1) {
+		previous = v.Current
+	}
+	// Set bits stay set (revocation cannot be undone): a new version
+	// starts from the current one's.
+	bits := make([]byte, record.MinStatusListEntries/8)
+	if previous != "" {
+		copy(bits, g.lists[issuer.DID+" "+list])
+	}
+	for range 3 {
+		bits[g.pick(len(bits))] |= 1 << g.pick(8)
+	}
+	vc, err := record.StatusListCredential(issuer.DID, list, []string{record.PurposeRevocation}, 1, nil, 300000, bits)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	// A VC-JWT, or (an Ed25519 issuer, now and then) Data Integrity,
+	// which only the level of the Recommendation's lists takes.
+	var secured []byte
+	if g.chance(0.3) && isEd25519(issuer) {
+		secured, err = issuer.SignDataIntegrity(vc, record.CryptosuiteEdDSAJCS, g.now)
+	} else {
+		secured, err = issuer.SignVCJWT(vc)
+	}
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	if g.op(g.sign(issuer, record.OpPublishStatusList, map[string]any{"list": list, "previous": previous, "credential": string(secured)})).Accepted {
+		g.lists[issuer.DID+" "+list] = bits
+	}
+}
+
+func (g *randomLog) governance() {
+	fw := g.framework()
+	switch g.pick(6) {
+	case 5: // a new cosigner set, signed by enough members or not
+		var set []string
+		for _, c := range g.cosigners {
+			if g.chance(0.6) {
+				set = append(set, c)
+			}
+		}
+		g.op(g.setCosigners(1+g.pick(len(g.gov)), map[string]any{"cosigners": set}))
+	case 0, 1:
+		root := g.actor()
+		fields := map[string]any{"framework": fw, "accreditor": root.DID}
+		if g.chance(0.3) {
+			fields["effectiveAt"] = g.when(-day, day)
+		}
+		if g.op(g.govSign(record.OpAddRootAccreditor, fields)).Accepted {
+			g.roots[fw] = append(g.roots[fw], root)
+		}
+	case 2:
+		roots := g.roots[fw]
+		if len(roots) < 2 {
+			return
+		}
+		i := g.pick(len(roots))
+		if g.op(g.govSign(record.OpRemoveRootAccredit, map[string]any{"framework": fw, "accreditor": roots[i].DID})).Accepted {
+			g.roots[fw] = slices.Delete(slices.Clone(roots), i, i+1)
+		}
+	case 3:
+		g.op(g.govSign(record.OpUpdateFramework, map[string]any{"id": fw, "name": fmt.Sprintf("F%d", g.pick(99))}))
+	default:
+		other := g.frameworks[(slices.Index(g.frameworks, fw)+1)%len(g.frameworks)]
+		op := record.OpRecognize
+		if g.chance(0.3) {
+			op = record.OpUnrecognize
+		}
+		g.op(g.govSign(op, map[string]any{"framework": fw, "recognized": other, "resources": []string{nursing}}))
+	}
+}
+
+// questions are the answers compared at the end: every subject of the log
+// for every framework, action and resource, now and at a past index.
+func (g *randomLog) questions() []decide.Question {
+	var qs []decide.Question
+	for _, a := range g.accs {
+		for _, r := range randomResources {
+			qs = append(qs, decide.Question{Entity: a.subject.DID, Framework: a.framework, Action: a.action, Resource: r})
+			qs = append(qs, decide.Question{Entity: a.subject.DID, Framework: a.framework, Action: a.action, Resource: r, AsOf: uint64(len(g.entries) / 2), At: g.now.Add(-60 * day)})
+		}
+	}
+	return qs
+}
+
+// replay applies the log to a new state on a random schedule and checks it
+// against the first state as it goes.
+func (g *randomLog) replay(rng *rand.Rand, n int) {
+	t := g.t
+	dir := t.TempDir()
+	s, err := Open(dir, g.raw, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	qs := g.questions()
+	if len(qs) == 0 {
+		t.Fatal("the log granted nothing: no questions to compare")
+	}
+	var restarts, restores, installs, prefetches, checks int
+	for i := 0; i < len(g.entries); {
+		// Mostly small batches, as a lightly loaded cluster applies; now
+		// and then one of up to 64 entries.
+		size := 1 + rng.IntN(min([]int{1, 2, 4, 4, 16, 64}[rng.IntN(6)], len(g.entries)-i))
+		batch := g.entries[i : i+size]
+		if rng.Float64() < 0.5 {
+			// raft hands Prefetch what its log stores, ahead of the
+			// apply and around it.
+			from := max(0, i-rng.IntN(8))
+			s.Prefetch(g.entries[from:min(len(g.entries), i+size+rng.IntN(32))])
+			prefetches++
+		}
+		var wg sync.WaitGroup
+		if rng.Float64() < 0.4 {
+			// A leader's checks of entries to come, and verifiers' reads,
+			// beside the apply.
+			ahead := g.entries[i:min(len(g.entries), i+size+8)]
+			now := batch[0].Time
+			q := qs[rng.IntN(len(qs))]
+			wg.Go(func() {
+				for _, e := range ahead {
+					s.CheckCommand(e.Data, now)
+				}
+			})
+			wg.Go(func() {
+				_, _ = s.Decide(q, now)
+				_, _, _ = s.Accreditations(AccreditationFilter{Subject: q.Entity}, Page{Limit: 20}, now)
+			})
+			checks++
+		}
+		got := s.ApplyBatch(batch)
+		wg.Wait()
+		for j, r := range got {
+			if a, b := mustJSON(t, r), mustJSON(t, g.results[i+j]); !bytes.Equal(a, b) {
+				t.Fatalf("replica %d: entry %d (index %d, batch of %d from %d): result\n%s\nwant\n%s", n, i+j, batch[j].Index, size, i, a, b)
+			}
+		}
+		i += size
+		if got, want := headOf(t, s), g.heads[i-1]; got.size != want.size || !bytes.Equal(got.root, want.root) {
+			t.Fatalf("replica %d: after entry %d the transparency log is %d %x, want %d %x", n, i-1, got.size, got.root, want.size, want.root)
+		}
+		switch x := rng.Float64(); {
+		case x < 0.04: // a restart
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if s, err = Open(dir, g.raw, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			restarts++
+		case x < 0.07: // raft restores a snapshot of the same state into it
+			if err := s.Restore(bytes.NewReader(snapshotBytes(t, s))); err != nil {
+				t.Fatal(err)
+			}
+			restores++
+		case x < 0.09: // a new node installs a snapshot, then goes on
+			nextDir := t.TempDir()
+			next, err := Open(nextDir, g.raw, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := next.Restore(bytes.NewReader(snapshotBytes(t, s))); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s, dir = next, nextDir
+			restores++
+		case x < 0.12: // a snapshot from further on, as a lagging follower installs
+			k, _ := slices.BinarySearchFunc(g.snaps, i+1, func(sn randomSnap, n int) int { return sn.n - n })
+			if k == len(g.snaps) {
+				break
+			}
+			sn := g.snaps[k+rng.IntN(min(3, len(g.snaps)-k))]
+			if err := s.Restore(bytes.NewReader(sn.data)); err != nil {
+				t.Fatal(err)
+			}
+			i = sn.n
+			if got, want := headOf(t, s), g.heads[i-1]; got.size != want.size || !bytes.Equal(got.root, want.root) {
+				t.Fatalf("replica %d: the snapshot after entry %d installed holds the transparency log %d %x, want %d %x", n, i-1, got.size, got.root, want.size, want.root)
+			}
+			installs++
+		case x < 0.3: // a verifier's read between batches
+			_, _ = s.Decide(qs[rng.IntN(len(qs))], batch[len(batch)-1].Time)
+		}
+	}
+	if a, b := g.digest(), mustDigest(t, s); a != b {
+		t.Fatalf("replica %d: state digest %s, want %s", n, b, a)
+	}
+	for _, q := range qs {
+		a, errA := g.s.Decide(q, g.now)
+		b, errB := s.Decide(q, g.now)
+		if fmt.Sprint(errA) != fmt.Sprint(errB) || !bytes.Equal(mustJSON(t, a), mustJSON(t, b)) {
+			t.Fatalf("replica %d: %+v answered\n%s (%v)\nwant\n%s (%v)", n, q, mustJSON(t, b), errB, mustJSON(t, a), errA)
+		}
+	}
+	g.compareAnswers(s, n)
+	g.compareProofs(s, n)
+	t.Logf("replica %d: %d restarts, %d restores of its own state, %d snapshots installed from further on, %d prefetches, %d batches with checks and reads beside", n, restarts, restores, installs, prefetches, checks)
+}
+
+// dids are the log's actors and one identifier it never names.
+func (g *randomLog) dids() []string {
+	dids := []string{"did:web:nobody.example"}
+	for _, k := range g.keys {
+		dids = append(dids, k.DID)
+	}
+	for _, w := range g.webs {
+		dids = append(dids, didOf(w.DID))
+	}
+	return dids
+}
+
+// compareAnswers checks that s answers the listings, feeds and exports a
+// node serves as the first state does.
+func (g *randomLog) compareAnswers(s *State, n int) {
+	t := g.t
+	same := func(what string, read func(s *State) (any, error)) {
+		t.Helper()
+		a, errA := read(g.s)
+		b, errB := read(s)
+		if ja, jb := mustJSON(t, a), mustJSON(t, b); fmt.Sprint(errA) != fmt.Sprint(errB) || !bytes.Equal(ja, jb) {
+			t.Fatalf("replica %d: %s:\n%s (%v)\nwant\n%s (%v)", n, what, jb, errB, ja, errA)
+		}
+	}
+	page := Page{Limit: 1000}
+	for _, did := range g.dids() {
+		same("accreditations of "+did, func(s *State) (any, error) {
+			l, _, err := s.Accreditations(AccreditationFilter{Subject: did}, page, g.now)
+			return l, err
+		})
+		same("accreditations by "+did, func(s *State) (any, error) {
+			l, _, err := s.Accreditations(AccreditationFilter{Accreditor: did}, page, g.now)
+			return l, err
+		})
+		same("history of "+did, func(s *State) (any, error) {
+			l, _, err := s.History(did, page)
+			return l, err
+		})
+		same("entity "+did, func(s *State) (any, error) { return s.Entity(did) })
+	}
+	for key := range g.lists {
+		issuer, list, _ := strings.Cut(key, " ")
+		same("status list "+key, func(s *State) (any, error) { return s.StatusList(issuer, list) })
+		same("status list history "+key, func(s *State) (any, error) {
+			l, _, err := s.StatusListHistory(issuer, list, page)
+			return l, err
+		})
+		same("status list a month ago "+key, func(s *State) (any, error) { return s.StatusListAt(issuer, list, g.now.Add(-30*day)) })
+	}
+	for _, fw := range g.frameworks {
+		same("framework "+fw, func(s *State) (any, error) { return s.Framework(fw) })
+		same("DCC export of "+fw, func(s *State) (any, error) { return s.DCCExport(fw, g.now) })
+	}
+	same("the operations feed", func(s *State) (any, error) { return s.Changes(0, len(g.entries)+1) })
+	same("TIR issuers", func(s *State) (any, error) {
+		l, total, err := s.TIRIssuers(0, 1000)
+		return []any{l, total}, err
+	})
+}
+
+// compareProofs checks that s proves every record the log named, and a
+// few it never wrote, with the first state's bytes, and names the same
+// cosigners at every log size.
+func (g *randomLog) compareProofs(s *State, n int) {
+	t := g.t
+	var keys []decide.RecordKey
+	for _, did := range g.dids() {
+		keys = append(keys, decide.EntityKey(did))
+		for _, fw := range g.frameworks {
+			keys = append(keys, decide.RootKey(fw, did))
+		}
+	}
+	for _, fw := range append(slices.Clone(g.frameworks), "https://example.org/frameworks/none") {
+		keys = append(keys, decide.FrameworkKey(fw))
+		for _, other := range g.frameworks {
+			keys = append(keys, decide.RecognitionKey(fw, other))
+		}
+	}
+	keys = append(keys, decide.AccreditationKey("bafkreinotanaccreditation"))
+	for _, a := range g.accs {
+		keys = append(keys, decide.AccreditationKey(a.id))
+	}
+	prove := func(s *State) []byte {
+		v := s.View()
+		defer v.Close()
+		recs, proof, err := v.ProveRecords(keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(mustJSON(t, recs), proof...)
+	}
+	if a, b := prove(g.s), prove(s); !bytes.Equal(a, b) {
+		t.Fatalf("replica %d proves the log's %d records with other bytes", n, len(keys))
+	}
+	size := headOf(t, s).size
+	for k := uint64(0); k <= size; k++ {
+		a, errA := g.s.CosignersAt(k)
+		b, errB := s.CosignersAt(k)
+		if fmt.Sprint(errA) != fmt.Sprint(errB) || !slices.Equal(a.Keys, b.Keys) || a.Quorum != b.Quorum || a.Changes != b.Changes {
+			t.Fatalf("replica %d: cosigners at log size %d: %+v (%v), want %+v (%v)", n, k, b, errB, a, errA)
+		}
+	}
+}
+
+func mustDigest(t testing.TB, s *State) string {
+	t.Helper()
+	d, err := s.StateDigest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
