@@ -81,6 +81,7 @@ type devProofChain struct {
 	n       *Node
 	genesis []byte         // the dev genesis, which bundles verify against
 	gov     *record.Signer // the dev governance key
+	root    *record.Signer // the dev root accreditor's key
 	// submit applies an operation through n, failing the test unless it
 	// is accepted.
 	submit func(jws []byte) *record.Result
@@ -99,6 +100,7 @@ func mustDevProofChain(t *testing.T) *devProofChain {
 		gov:     mustReadKey(t, filepath.Join(cfg.DataDir, DevGovernanceKey)),
 	}
 	root := mustReadKey(t, filepath.Join(cfg.DataDir, DevRootAccreditorKey))
+	d.root = root
 	d.submit = func(jws []byte) *record.Result {
 		t.Helper()
 		res, err := n.Submit(context.Background(), jws)

@@ -1,0 +1,235 @@
+package node
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/trustreg/trustreg/registry/record"
+)
+
+// A verifier that asks a node for a proof recomputes the decision from the
+// proven records with the same code the node decided with (SPEC §7). Over a
+// random registry (grants down chains of up to four links with validity
+// windows in the past and future, suspensions, reinstatements and
+// revocations by accreditors, peers and the root with effectiveAt before
+// and after now, root changes, recognitions), every proven answer to
+// random questions (entities the log knows and one it does not; now, a
+// year back, a year on; the latest state and an earlier index) must
+// verify offline against the genesis and decide what the node's plain
+// answer to the same question decides: the verdict, the reason and the
+// chain.
+//
+// CI runs one registry; more, e.g. -node.randomproof-seeds 20, run more.
+func TestRandomProofAnswersVerify(t *testing.T) {
+	for seed := range uint64(*randomProofSeeds) {
+		t.Run(fmt.Sprintf("seed=%d", seed+1), func(t *testing.T) { randomProofAnswers(t, seed+1) })
+	}
+}
+
+var randomProofSeeds = flag.Int("node.randomproof-seeds", 1, "TestRandomProofAnswersVerify: how many random registries (seeds 1..N)")
+
+func randomProofAnswers(t *testing.T, seed uint64) {
+	d := mustDevProofChain(t)
+	n, c := d.n, d.chain
+	root := d.root
+	rng := rand.New(rand.NewPCG(seed, 67))
+	now := time.Now().UTC()
+	when := func(spread ...time.Duration) string {
+		return now.Add(spread[rng.IntN(len(spread))]).Format(time.RFC3339)
+	}
+	const year = 365 * 24 * time.Hour
+
+	type grant struct {
+		id, action         string
+		accreditor, holder *record.Signer
+	}
+	actors := []*record.Signer{root}
+	for range 8 {
+		actors = append(actors, mustKey(t))
+	}
+	resources := []string{c.nursing, "https://example.org/Pharmacy"}
+	var grants []grant
+	var accepted, refused int
+	var lastIndex uint64
+	submit := func(k *record.Signer, fields map[string]any) *record.Result {
+		t.Helper()
+		res, err := n.Submit(t.Context(), signed(t, k, fields))
+		if err != nil {
+			t.Fatalf("submit %v: %v", fields["op"], err)
+		}
+		lastIndex = max(lastIndex, res.Index)
+		if res.Accepted {
+			accepted++
+		} else {
+			refused++
+		}
+		return res
+	}
+	firstIndex := c.accIndex // the chain's first index worth asking about
+	write := func(i int) {
+		switch w := rng.IntN(100); {
+		case w < 45: // a grant, mostly by someone who may give it
+			by := actors[rng.IntN(len(actors))]
+			var parents []string
+			for _, g := range grants {
+				if g.action == record.ActionAccredit && g.holder == by {
+					parents = append(parents, g.id)
+				}
+			}
+			if by != root && len(parents) == 0 && rng.Float64() < 0.7 {
+				by = root
+			}
+			to := actors[1+rng.IntN(len(actors)-1)]
+			action := record.ActionIssue
+			if rng.Float64() < 0.5 {
+				action = record.ActionAccredit
+			}
+			f := map[string]any{"op": record.OpAccredit, "framework": c.fw, "accreditor": by.DID, "subject": to.DID,
+				"action": action, "resources": resources[:1+rng.IntN(len(resources))]}
+			if len(parents) > 0 {
+				f["parent"] = parents[rng.IntN(len(parents))]
+			}
+			if rng.Float64() < 0.6 {
+				f["validFrom"] = when(-2*year, -year/12, time.Hour, year/2)
+			}
+			if rng.Float64() < 0.4 {
+				f["validUntil"] = when(-year/4, year/2, 2*year)
+			}
+			if r := submit(by, f); r.Accepted {
+				grants = append(grants, grant{id: r.ID, action: action, accreditor: by, holder: to})
+			}
+		case w < 85 && len(grants) > 0: // a status change
+			g := grants[rng.IntN(len(grants))]
+			by := g.accreditor
+			switch x := rng.Float64(); {
+			case x < 0.15:
+				by = root
+			case x < 0.3:
+				by = actors[rng.IntN(len(actors))]
+			}
+			op := []string{record.OpSuspend, record.OpSuspend, record.OpReinstate, record.OpRevoke}[rng.IntN(4)]
+			f := map[string]any{"op": op, "accreditation": g.id, "reason": fmt.Sprintf("r%d", i)}
+			if rng.Float64() < 0.4 {
+				f["effectiveAt"] = when(-year/2, -time.Hour, time.Hour, year/4)
+			}
+			submit(by, f)
+		case w < 92: // a root added, or removed
+			op := record.OpAddRootAccreditor
+			if rng.Float64() < 0.4 {
+				op = record.OpRemoveRootAccredit
+			}
+			submit(d.gov, map[string]any{"op": op, "framework": c.fw, "accreditor": actors[1+rng.IntN(len(actors)-1)].DID})
+		default: // a recognition changed
+			op := record.OpRecognize
+			if rng.Float64() < 0.5 {
+				op = record.OpUnrecognize
+			}
+			submit(d.gov, map[string]any{"op": op, "framework": c.fw, "recognized": c.other, "resources": []string{c.nursing}})
+		}
+	}
+	base := n.GatewayURL()
+	entities := []string{c.college.DID, "did:web:unknown.example"}
+	for _, a := range actors {
+		entities = append(entities, a.DID)
+	}
+	var authorized, verified int
+	reasons := map[string]int{}
+	ask := func() {
+		q := url.Values{
+			"entity":    {entities[rng.IntN(len(entities))]},
+			"framework": {[]string{c.fw, c.fw, c.fw, c.fw, c.fw, c.other}[rng.IntN(6)]},
+			"action":    {[]string{record.ActionIssue, record.ActionAccredit}[rng.IntN(2)]},
+			"resource":  {resources[rng.IntN(len(resources))]},
+		}
+		switch rng.IntN(3) {
+		case 0:
+			q.Set("at", when(-year, year))
+		case 1:
+			q.Set("as_of", fmt.Sprint(firstIndex+rng.Uint64N(lastIndex-firstIndex+1)))
+		}
+		// A proven read is answered at the latest cosigned checkpoint,
+		// which a linearizable one first makes cover every write before
+		// it; the plain answer it is held to is the node's at that index.
+		pq := maps.Clone(q)
+		if rng.IntN(2) == 0 {
+			pq.Set("consistency", "linearizable")
+		}
+		a, body := getProven(t, trustURL(base, pq))
+		_, v := mustVerify(t, a, d.genesis)
+		if v.Decision == nil {
+			t.Fatalf("%v: the bundle verified without a decision: %s", pq, body)
+		}
+		if q.Get("as_of") == "" {
+			if pq.Get("consistency") != "" && v.Decision.Index < lastIndex {
+				t.Fatalf("%v: a linearizable proven answer at index %d, before the last write's %d", pq, v.Decision.Index, lastIndex)
+			}
+			q.Set("as_of", fmt.Sprint(v.Decision.Index))
+		}
+		plain := mustPlainDecision(t, base, q)
+		if v.Decision.Authorized != plain.Authorized || v.Decision.Reason != plain.Reason || !slices.Equal(chainOf(v.Decision), chainOf(plain)) {
+			t.Fatalf("%v: the proof decides authorized=%v %s %v at index %d, the node's plain answer authorized=%v %s %v at index %d",
+				q, v.Decision.Authorized, v.Decision.Reason, chainOf(v.Decision), v.Decision.Index, plain.Authorized, plain.Reason, chainOf(plain), plain.Index)
+		}
+		verified++
+		reasons[v.Decision.Reason]++
+		if plain.Authorized {
+			authorized++
+		}
+	}
+	// Writes and questions alternate, so answers are asked of every stage
+	// of the registry, and caches filled by one round's answers meet the
+	// next round's writes.
+	for round := range 8 {
+		for i := range 20 {
+			write(20*round + i)
+		}
+		for range 20 {
+			ask()
+		}
+	}
+	t.Logf("%d operations accepted, %d refused; %d grants", accepted, refused, len(grants))
+	if len(grants) < 10 {
+		t.Fatalf("only %d grants: the workload does not build chains", len(grants))
+	}
+	t.Logf("%d proven answers verified and matched the plain answers (%d authorized); reasons: %v", verified, authorized, reasons)
+	if authorized == 0 || authorized == verified {
+		t.Fatalf("%d of %d answers authorized: the questions do not reach both verdicts", authorized, verified)
+	}
+}
+
+// mustPlainDecision asks the node q without a proof.
+func mustPlainDecision(t *testing.T, base string, q url.Values) *record.Decision {
+	t.Helper()
+	resp, err := http.Get(base + "/v1/trust?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%v: status %d: %s", q, resp.StatusCode, body)
+	}
+	var dec record.Decision
+	if err := json.Unmarshal(body, &dec); err != nil {
+		t.Fatalf("%v: %v\n%s", q, err, body)
+	}
+	return &dec
+}
+
+// chainOf is a decision's chain as its accreditations and their statuses.
+func chainOf(d *record.Decision) []string {
+	var out []string
+	for _, l := range d.Chain {
+		out = append(out, l.Accreditation+" "+l.Status)
+	}
+	return out
+}
