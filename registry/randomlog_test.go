@@ -45,13 +45,17 @@ var (
 // each entry the first state's result, hold the same transparency log (so
 // the same map root after every entry) at every batch's end, and in the end
 // the same state digest, answers, listings, feeds, exports, proofs,
-// cosigner sets and map node records.
+// cosigner sets and map node records, and pass its own audit (every record
+// against the map root).
 func TestRandomLogsApplyAlike(t *testing.T) {
 	for seed := 1; seed <= *randomLogSeeds; seed++ {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Parallel()
 			g := newRandomLog(t, uint64(seed))
 			g.generate(*randomLogEntries)
+			if err := g.s.SelfAudit(t.Context()); err != nil {
+				t.Fatalf("the first state fails its own audit: %v", err)
+			}
 			t.Logf("%d entries, %d accepted; %d accreditations, %d status lists; by operation: %s", len(g.entries), g.accepted(), len(g.accs), len(g.lists), g.tally())
 			for r := range 3 {
 				g.replay(rand.New(rand.NewPCG(uint64(seed), uint64(r)+100)), r)
@@ -589,6 +593,9 @@ func (g *randomLog) replay(rng *rand.Rand, n int) {
 		if fmt.Sprint(errA) != fmt.Sprint(errB) || !bytes.Equal(mustJSON(t, a), mustJSON(t, b)) {
 			t.Fatalf("replica %d: %+v answered\n%s (%v)\nwant\n%s (%v)", n, q, mustJSON(t, b), errB, mustJSON(t, a), errA)
 		}
+	}
+	if err := s.SelfAudit(t.Context()); err != nil {
+		t.Fatalf("replica %d: its state fails its own audit: %v", n, err)
 	}
 	g.compareAnswers(s, n)
 	g.compareProofs(s, n)
