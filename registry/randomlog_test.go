@@ -299,7 +299,9 @@ func (g *randomLog) accredit() {
 	if g.chance(0.5) {
 		fields["validUntil"] = g.when(40*day, 365*day, 1000*day)
 	}
-	if r := g.op(g.sign(accreditor, record.OpAccredit, fields)); r.Accepted {
+	// The same fields signed in the same second are the same operation:
+	// a duplicate, accepted again, is not a new accreditation.
+	if r := g.op(g.sign(accreditor, record.OpAccredit, fields)); r.Accepted && !r.Duplicate {
 		g.accs = append(g.accs, randomAcc{id: r.ID, framework: fw, action: action, accreditor: accreditor, subject: subject})
 	}
 }
