@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/trustreg/trustreg/registry/proof"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -58,6 +60,7 @@ func randomProofAnswers(t *testing.T, seed uint64) {
 	}
 	resources := []string{c.nursing, "https://example.org/Pharmacy"}
 	var grants []grant
+	lists := map[string][]byte{} // issuer DID + " " + list id: the current version's bits
 	var accepted, refused int
 	var lastIndex uint64
 	submit := func(k *record.Signer, fields map[string]any) *record.Result {
@@ -107,7 +110,7 @@ func randomProofAnswers(t *testing.T, seed uint64) {
 			if r := submit(by, f); r.Accepted {
 				grants = append(grants, grant{id: r.ID, action: action, accreditor: by, holder: to})
 			}
-		case w < 85 && len(grants) > 0: // a status change
+		case w < 78 && len(grants) > 0: // a status change
 			g := grants[rng.IntN(len(grants))]
 			by := g.accreditor
 			switch x := rng.Float64(); {
@@ -122,7 +125,34 @@ func randomProofAnswers(t *testing.T, seed uint64) {
 				f["effectiveAt"] = when(-year/2, -time.Hour, time.Hour, year/4)
 			}
 			submit(by, f)
-		case w < 92: // a root added, or removed
+		case w < 88 && len(grants) > 0: // a status list's version, by a holder of a grant to issue or not
+			g := grants[rng.IntN(len(grants))]
+			issuer := g.holder
+			list := []string{"l0", "l1"}[rng.IntN(2)]
+			key := issuer.DID + " " + list
+			bits := slices.Clone(lists[key])
+			if bits == nil {
+				bits = make([]byte, record.MinStatusListEntries/8)
+			}
+			for range 2 {
+				record.SetStatus(bits, rng.IntN(record.MinStatusListEntries), 1, 1)
+			}
+			vc, err := record.StatusListCredential(issuer.DID, list, []string{record.PurposeRevocation}, 1, nil, 0, bits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			jwt, err := issuer.SignVCJWT(vc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := map[string]any{"op": record.OpPublishStatusList, "list": list, "credential": string(jwt)}
+			if cur, ok := currentList(t, n.GatewayURL(), issuer.DID, list); ok {
+				f["previous"] = cur.CID
+			}
+			if submit(issuer, f).Accepted {
+				lists[key] = bits
+			}
+		case w < 94: // a root added, or removed
 			op := record.OpAddRootAccreditor
 			if rng.Float64() < 0.4 {
 				op = record.OpRemoveRootAccredit
@@ -141,9 +171,16 @@ func randomProofAnswers(t *testing.T, seed uint64) {
 	for _, a := range actors {
 		entities = append(entities, a.DID)
 	}
-	var authorized, verified int
+	var authorized, verified, listsVerified, listsAuthorized int
 	reasons := map[string]int{}
 	ask := func() {
+		if len(lists) > 0 && rng.IntN(4) == 0 {
+			if askList(t, rng, base, d.genesis, lists) {
+				listsAuthorized++
+			}
+			listsVerified++
+			return
+		}
 		q := url.Values{
 			"entity":    {entities[rng.IntN(len(entities))]},
 			"framework": {[]string{c.fw, c.fw, c.fw, c.fw, c.fw, c.other}[rng.IntN(6)]},
@@ -200,7 +237,7 @@ func randomProofAnswers(t *testing.T, seed uint64) {
 	if len(grants) < 10 {
 		t.Fatalf("only %d grants: the workload does not build chains", len(grants))
 	}
-	t.Logf("%d proven answers verified and matched the plain answers (%d authorized); reasons: %v", verified, authorized, reasons)
+	t.Logf("%d proven answers verified and matched the plain answers (%d authorized); reasons: %v; %d proven status-list records of %d lists (%d with their issuer authorized)", verified, authorized, reasons, listsVerified, len(lists), listsAuthorized)
 	if authorized == 0 || authorized == verified {
 		t.Fatalf("%d of %d answers authorized: the questions do not reach both verdicts", authorized, verified)
 	}
@@ -232,4 +269,67 @@ func chainOf(d *record.Decision) []string {
 		out = append(out, l.Accreditation+" "+l.Status)
 	}
 	return out
+}
+
+// currentList is a status list's current version as the node serves it,
+// without proof; false when it has none.
+func currentList(t *testing.T, base, issuer, list string) (provenList, bool) {
+	t.Helper()
+	resp, err := http.Get(base + "/v1/status-lists/" + url.PathEscape(issuer) + "/" + list + "/record")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	switch resp.StatusCode {
+	case http.StatusNotFound:
+		return provenList{}, false
+	case http.StatusOK:
+	default:
+		t.Fatalf("status list %s %s: status %d: %s", issuer, list, resp.StatusCode, body)
+	}
+	var a provenList
+	if err := json.Unmarshal(body, &a); err != nil {
+		t.Fatal(err)
+	}
+	return a, true
+}
+
+// askList fetches a random list's record with its proof, checks the bundle
+// offline (the credential as served, the list's current version) and
+// holds the issuer's authorization it proves to the node's plain answer
+// to the same question at the proof's index. It returns the proven
+// verdict.
+func askList(t *testing.T, rng *rand.Rand, base string, genesis []byte, lists map[string][]byte) bool {
+	t.Helper()
+	keys := slices.Sorted(maps.Keys(lists))
+	issuer, list, _ := strings.Cut(keys[rng.IntN(len(keys))], " ")
+	u := base + "/v1/status-lists/" + url.PathEscape(issuer) + "/" + list + "/record?proof=true"
+	if rng.IntN(2) == 0 {
+		u += "&consistency=linearizable"
+	}
+	_, body := getProven(t, func() (*http.Response, error) { return http.Get(u) })
+	var a provenList
+	if err := json.Unmarshal(body, &a); err != nil {
+		t.Fatal(err)
+	}
+	b, err := proof.ParseBundle(a.Proof)
+	if err != nil {
+		t.Fatalf("%s: %v", u, err)
+	}
+	v, err := proof.Verify(b, genesis, proof.Options{Credential: []byte(a.JWT)})
+	if err != nil {
+		t.Fatalf("%s: the bundle does not verify: %v", u, err)
+	}
+	if v.StatusList == nil || v.StatusListVersion == nil || v.StatusList.Current != a.CID || v.StatusListVersion.Credential != a.JWT {
+		t.Fatalf("%s: the proof holds list %+v, version %+v; the answer names %s", u, v.StatusList, v.StatusListVersion, a.CID)
+	}
+	q := b.Question
+	plain := mustPlainDecision(t, base, url.Values{"entity": {issuer}, "framework": {q.Framework}, "action": {q.Action},
+		"resource": {q.Resource}, "at": {q.At.Format(time.RFC3339Nano)}, "as_of": {fmt.Sprint(v.Decision.Index)}})
+	if v.Decision.Authorized != plain.Authorized || v.Decision.Reason != plain.Reason || !slices.Equal(chainOf(v.Decision), chainOf(plain)) {
+		t.Fatalf("%s: the proof decides the issuer authorized=%v %s %v at index %d, the node's plain answer authorized=%v %s %v at index %d",
+			u, v.Decision.Authorized, v.Decision.Reason, chainOf(v.Decision), v.Decision.Index, plain.Authorized, plain.Reason, chainOf(plain), plain.Index)
+	}
+	return v.Decision.Authorized
 }
