@@ -521,6 +521,12 @@ func withProof(body []byte, b *proof.Bundle) ([]byte, error) {
 // the question's time, the current version's time or ts (framework "": the
 // one of the issuer's first issue accreditation active then, else of its
 // first issue accreditation), in one map proof.
+//
+// A list published since the latest checkpoint is not at the checkpoint's
+// state, though the node holds it: the read then waits for a checkpoint
+// that covers the list's current version, as one naming that index as
+// min_index does (503 with Retry-After once proofWait passes), instead of
+// answering 404 for a list the node serves without proof.
 func (s *Server) proveStatusList(ctx context.Context, issuer, list, framework, resource string, ts time.Time, minIndex uint64) (*record.StatusListView, *proof.Bundle, uint64, error) {
 	p, err := s.provenView(ctx, minIndex)
 	if err != nil {
@@ -528,6 +534,16 @@ func (s *Server) proveStatusList(ctx context.Context, issuer, list, framework, r
 	}
 	defer p.view.Close()
 	lv, next, at, err := provenListVersion(p.view, issuer, list, ts)
+	if errors.Is(err, record.ErrNotFound) {
+		if since, ok := s.listSince(issuer, list, p.view.Index()); ok {
+			// The first view is closed by the deferred call above.
+			if p, err = s.provenView(ctx, max(minIndex, since)); err != nil {
+				return nil, nil, 0, err
+			}
+			defer p.view.Close()
+			lv, next, at, err = provenListVersion(p.view, issuer, list, ts)
+		}
+	}
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -581,6 +597,19 @@ func (s *Server) proveStatusList(ctx context.Context, issuer, list, framework, r
 		MapProof:   mapProof, Leaf: p.leaf, LeafIndex: p.leafIndex, Inclusion: incl, Checkpoint: string(p.note),
 		Cosigners: withRecord(cos, vals, len(listKeys)),
 	}, p.applied, nil
+}
+
+// listSince returns the index of the current version of issuer's list in
+// the node's latest state, if that state holds the list and the version
+// is later than index (a state that did not hold it).
+func (s *Server) listSince(issuer, list string, index uint64) (uint64, bool) {
+	v := s.cfg.Registry.View()
+	defer v.Close()
+	lv, err := v.StatusList(issuer, list)
+	if err != nil || lv.Version.Index <= index {
+		return 0, false
+	}
+	return lv.Version.Index, true
 }
 
 // issuingFramework is the framework of issuer's first issue accreditation

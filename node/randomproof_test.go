@@ -305,10 +305,7 @@ func askList(t *testing.T, rng *rand.Rand, base string, genesis []byte, lists ma
 	keys := slices.Sorted(maps.Keys(lists))
 	issuer, list, _ := strings.Cut(keys[rng.IntN(len(keys))], " ")
 	u := base + "/v1/status-lists/" + url.PathEscape(issuer) + "/" + list + "/record?proof=true"
-	if rng.IntN(2) == 0 || !listAtCheckpoint(t, u) {
-		// A local read answers at the latest cosigned checkpoint, which
-		// may come before the list's first version: the node then has no
-		// list to prove (404), and the read is asked linearizable.
+	if rng.IntN(2) == 0 {
 		u += "&consistency=linearizable"
 	}
 	_, body := getProven(t, func() (*http.Response, error) { return http.Get(u) })
@@ -335,29 +332,4 @@ func askList(t *testing.T, rng *rand.Rand, base string, genesis []byte, lists ma
 			u, v.Decision.Authorized, v.Decision.Reason, chainOf(v.Decision), v.Decision.Index, plain.Authorized, plain.Reason, chainOf(plain), plain.Index)
 	}
 	return v.Decision.Authorized
-}
-
-// listAtCheckpoint reports whether the local proven read u finds its list
-// (false: 404, no such list at the latest checkpoint); a 503 is asked
-// again, for up to 30 s.
-func listAtCheckpoint(t *testing.T, u string) bool {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		switch {
-		case resp.StatusCode == http.StatusOK:
-			return true
-		case resp.StatusCode == http.StatusNotFound:
-			return false
-		case resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline):
-			t.Fatalf("%s: status %d: %s", u, resp.StatusCode, body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
@@ -150,4 +151,47 @@ func alterTail(s string) string {
 		c = 'B'
 	}
 	return s[:i] + string(c) + s[i+1:]
+}
+
+// A local proven read of a list published since the latest checkpoint
+// waits for a checkpoint that covers it and proves it (the node holds the
+// list: a 404 would deny what its plain read serves); a list the node
+// never held is a 404 at once.
+func TestProvenReadOfANewListWaitsForItsCheckpoint(t *testing.T) {
+	d := mustDevProofChain(t)
+	c := d.chain
+	base := d.n.GatewayURL() + "/v1/status-lists/" + url.PathEscape(c.college.DID)
+	for i := range 5 {
+		list := fmt.Sprintf("new%d", i)
+		vc, err := record.StatusListCredential(c.college.DID, list, []string{record.PurposeRevocation}, 1, nil, 0, make([]byte, record.MinStatusListEntries/8))
+		if err != nil {
+			t.Fatal(err)
+		}
+		jwt, err := c.college.SignVCJWT(vc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := d.submit(signed(t, c.college, map[string]any{"op": record.OpPublishStatusList, "list": list, "credential": string(jwt)}))
+		_, body := getProven(t, func() (*http.Response, error) { return http.Get(base + "/" + list + "/record?proof=true") })
+		var a provenList
+		if err := json.Unmarshal(body, &a); err != nil {
+			t.Fatal(err)
+		}
+		b, err := proof.ParseBundle(a.Proof)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := proof.Verify(b, d.genesis, proof.Options{Credential: []byte(a.JWT)})
+		if err != nil || v.StatusList.Current != a.CID || a.JWT != string(jwt) || b.Answer.Index < res.Index {
+			t.Fatalf("list %s published at index %d: proven at index %d, %v", list, res.Index, b.Answer.Index, err)
+		}
+	}
+	resp, err := http.Get(base + "/never/record?proof=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("a list the node never held: status %d, want 404", resp.StatusCode)
+	}
 }
