@@ -387,7 +387,8 @@ func (s *Server) proveRecognition(ctx context.Context, q decide.RecognitionQuest
 // provenRead answers a record read with proof=true: get makes the answer
 // from the view of the state at the latest checkpoint and names the
 // records it shows; the answer carries a records bundle (proof.TypeRecords)
-// of exactly those, as stored.
+// of exactly those, as stored. A record written since the checkpoint waits
+// for a checkpoint that covers it (heldSince).
 func (s *Server) provenRead(w http.ResponseWriter, r *http.Request, minIndex uint64, get func(*registry.View) (any, []decide.RecordKey, error)) {
 	p, err := s.provenView(r.Context(), minIndex)
 	if err != nil {
@@ -396,6 +397,19 @@ func (s *Server) provenRead(w http.ResponseWriter, r *http.Request, minIndex uin
 	}
 	defer p.view.Close()
 	v, keys, err := get(p.view)
+	if since, ok := s.heldSince(err, p.view.Index(), func(v *registry.View) error {
+		_, _, err := get(v)
+		return err
+	}); ok {
+		// Written since the checkpoint: proven once one covers it. The
+		// first view is closed by the deferred call above.
+		if p, err = s.provenView(r.Context(), max(minIndex, since)); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		defer p.view.Close()
+		v, keys, err = get(p.view)
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -521,12 +535,8 @@ func withProof(body []byte, b *proof.Bundle) ([]byte, error) {
 // the question's time, the current version's time or ts (framework "": the
 // one of the issuer's first issue accreditation active then, else of its
 // first issue accreditation), in one map proof.
-//
-// A list published since the latest checkpoint is not at the checkpoint's
-// state, though the node holds it: the read then waits for a checkpoint
-// that covers the list's current version, as one naming that index as
-// min_index does (503 with Retry-After once proofWait passes), instead of
-// answering 404 for a list the node serves without proof.
+// A list published since the latest checkpoint waits for a checkpoint
+// that covers it (heldSince).
 func (s *Server) proveStatusList(ctx context.Context, issuer, list, framework, resource string, ts time.Time, minIndex uint64) (*record.StatusListView, *proof.Bundle, uint64, error) {
 	p, err := s.provenView(ctx, minIndex)
 	if err != nil {
@@ -534,15 +544,16 @@ func (s *Server) proveStatusList(ctx context.Context, issuer, list, framework, r
 	}
 	defer p.view.Close()
 	lv, next, at, err := provenListVersion(p.view, issuer, list, ts)
-	if errors.Is(err, record.ErrNotFound) {
-		if since, ok := s.listSince(issuer, list, p.view.Index()); ok {
-			// The first view is closed by the deferred call above.
-			if p, err = s.provenView(ctx, max(minIndex, since)); err != nil {
-				return nil, nil, 0, err
-			}
-			defer p.view.Close()
-			lv, next, at, err = provenListVersion(p.view, issuer, list, ts)
+	if since, ok := s.heldSince(err, p.view.Index(), func(v *registry.View) error {
+		_, err := v.StatusList(issuer, list)
+		return err
+	}); ok {
+		// The first view is closed by the deferred call above.
+		if p, err = s.provenView(ctx, max(minIndex, since)); err != nil {
+			return nil, nil, 0, err
 		}
+		defer p.view.Close()
+		lv, next, at, err = provenListVersion(p.view, issuer, list, ts)
 	}
 	if err != nil {
 		return nil, nil, 0, err
@@ -599,17 +610,23 @@ func (s *Server) proveStatusList(ctx context.Context, issuer, list, framework, r
 	}, p.applied, nil
 }
 
-// listSince returns the index of the current version of issuer's list in
-// the node's latest state, if that state holds the list and the version
-// is later than index (a state that did not hold it).
-func (s *Server) listSince(issuer, list string, index uint64) (uint64, bool) {
-	v := s.cfg.Registry.View()
-	defer v.Close()
-	lv, err := v.StatusList(issuer, list)
-	if err != nil || lv.Version.Index <= index {
+// heldSince is for a proven read that found nothing (err: ErrNotFound) at
+// the latest checkpoint's state, of index at: if the node's latest state,
+// later than that, holds what the read asks for (read finds it), it
+// returns that state's index, which a checkpoint must cover for the read
+// to be proven. A proven read waits for such a checkpoint, as one naming
+// the index as min_index does, rather than answering 404 for a record the
+// node serves without proof.
+func (s *Server) heldSince(err error, at uint64, read func(*registry.View) error) (uint64, bool) {
+	if !errors.Is(err, record.ErrNotFound) {
 		return 0, false
 	}
-	return lv.Version.Index, true
+	v := s.cfg.Registry.View()
+	defer v.Close()
+	if v.Index() <= at || read(v) != nil {
+		return 0, false
+	}
+	return v.Index(), true
 }
 
 // issuingFramework is the framework of issuer's first issue accreditation

@@ -153,11 +153,11 @@ func alterTail(s string) string {
 	return s[:i] + string(c) + s[i+1:]
 }
 
-// A local proven read of a list published since the latest checkpoint
-// waits for a checkpoint that covers it and proves it (the node holds the
-// list: a 404 would deny what its plain read serves); a list the node
-// never held is a 404 at once.
-func TestProvenReadOfANewListWaitsForItsCheckpoint(t *testing.T) {
+// A local proven read of a status list, an accreditation or an entity
+// written since the latest checkpoint waits for a checkpoint that covers it
+// and proves it (the node holds the record: a 404 would deny what its
+// plain read serves); one the node never held is a 404 at once.
+func TestProvenReadOfANewRecordWaitsForItsCheckpoint(t *testing.T) {
 	d := mustDevProofChain(t)
 	c := d.chain
 	base := d.n.GatewayURL() + "/v1/status-lists/" + url.PathEscape(c.college.DID)
@@ -186,12 +186,39 @@ func TestProvenReadOfANewListWaitsForItsCheckpoint(t *testing.T) {
 			t.Fatalf("list %s published at index %d: proven at index %d, %v", list, res.Index, b.Answer.Index, err)
 		}
 	}
-	resp, err := http.Get(base + "/never/record?proof=true")
-	if err != nil {
-		t.Fatal(err)
+	// The same for an accreditation and an entity written just before.
+	gw := d.n.GatewayURL()
+	for i := range 3 {
+		k := mustKey(t)
+		acc := d.submit(signed(t, d.root, map[string]any{"op": record.OpAccredit, "framework": c.fw, "accreditor": d.root.DID,
+			"subject": k.DID, "action": record.ActionIssue, "resources": []string{c.nursing}}))
+		// A did:web, which is a 404 until registered (a did:key is
+		// answered, unregistered, from its key).
+		web, err := mustKey(t).WithKID(fmt.Sprintf("did:web:college%d.example#k1", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		jwk, err := web.PublicJWK()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ent := d.submit(signed(t, d.gov, map[string]any{"op": record.OpRegisterEntity, "id": web.DID, "name": fmt.Sprintf("College %d", i), "keys": []json.RawMessage{jwk}}))
+		for u, written := range map[string]uint64{gw + "/v1/accreditations/" + acc.ID: acc.Index, gw + "/v1/entities/" + url.PathEscape(web.DID): ent.Index} {
+			a, body := getProven(t, func() (*http.Response, error) { return http.Get(u + "?proof=true") })
+			b, v := mustVerify(t, a, d.genesis)
+			if len(v.Records) != 1 || v.Records[0].Bytes == nil || b.Answer.Index < written {
+				t.Fatalf("%s written at index %d: proven at index %d, records %+v: %s", u, written, b.Answer.Index, v.Records, body)
+			}
+		}
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Fatalf("a list the node never held: status %d, want 404", resp.StatusCode)
+	for _, u := range []string{base + "/never/record", gw + "/v1/accreditations/bafkreinever", gw + "/v1/entities/did:web:never.example"} {
+		resp, err := http.Get(u + "?proof=true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("%s, which the node never held: status %d, want 404", u, resp.StatusCode)
+		}
 	}
 }
