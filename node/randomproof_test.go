@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -171,7 +172,7 @@ func randomProofAnswers(t *testing.T, seed uint64) {
 	for _, a := range actors {
 		entities = append(entities, a.DID)
 	}
-	var authorized, verified, listsVerified, listsAuthorized int
+	var authorized, verified, listsVerified, listsAuthorized, latestCompared int
 	reasons := map[string]int{}
 	ask := func() {
 		if len(lists) > 0 && rng.IntN(4) == 0 {
@@ -201,21 +202,51 @@ func randomProofAnswers(t *testing.T, seed uint64) {
 			pq.Set("consistency", "linearizable")
 		}
 		a, body := getProven(t, trustURL(base, pq))
-		_, v := mustVerify(t, a, d.genesis)
+		b, err := proof.ParseBundle(a.Proof)
+		if err != nil {
+			t.Fatalf("%v: %v", pq, err)
+		}
+		// The bundle must answer the question asked, not another one that
+		// happens to get the same verdict.
+		expect := proof.Question{Type: proof.TypeAuthorization, Entity: q.Get("entity"), Framework: q.Get("framework"), Action: q.Get("action"), Resource: q.Get("resource")}
+		if at := q.Get("at"); at != "" {
+			if expect.At, err = time.Parse(time.RFC3339, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if asOf := q.Get("as_of"); asOf != "" {
+			if expect.AsOf, err = strconv.ParseUint(asOf, 10, 64); err != nil {
+				t.Fatal(err)
+			}
+		}
+		v, err := proof.Verify(b, d.genesis, proof.Options{Expect: &expect})
+		if err != nil {
+			t.Fatalf("%v: the bundle does not verify: %v", pq, err)
+		}
 		if v.Decision == nil {
 			t.Fatalf("%v: the bundle verified without a decision: %s", pq, body)
+		}
+		same := func(plain *record.Decision) {
+			t.Helper()
+			if v.Decision.Authorized != plain.Authorized || v.Decision.Reason != plain.Reason || !slices.Equal(chainOf(v.Decision), chainOf(plain)) {
+				t.Fatalf("%v: the proof decides authorized=%v %s %v at index %d, the node's plain answer authorized=%v %s %v at index %d",
+					q, v.Decision.Authorized, v.Decision.Reason, chainOf(v.Decision), v.Decision.Index, plain.Authorized, plain.Reason, chainOf(plain), plain.Index)
+			}
 		}
 		if q.Get("as_of") == "" {
 			if pq.Get("consistency") != "" && v.Decision.Index < lastIndex {
 				t.Fatalf("%v: a linearizable proven answer at index %d, before the last write's %d", pq, v.Decision.Index, lastIndex)
 			}
+			// The plain answer about the latest state (its answer cache
+			// and all), where the proof is of that state.
+			if latest := mustPlainDecision(t, base, q); latest.Index == v.Decision.Index {
+				same(latest)
+				latestCompared++
+			}
 			q.Set("as_of", fmt.Sprint(v.Decision.Index))
 		}
 		plain := mustPlainDecision(t, base, q)
-		if v.Decision.Authorized != plain.Authorized || v.Decision.Reason != plain.Reason || !slices.Equal(chainOf(v.Decision), chainOf(plain)) {
-			t.Fatalf("%v: the proof decides authorized=%v %s %v at index %d, the node's plain answer authorized=%v %s %v at index %d",
-				q, v.Decision.Authorized, v.Decision.Reason, chainOf(v.Decision), v.Decision.Index, plain.Authorized, plain.Reason, chainOf(plain), plain.Index)
-		}
+		same(plain)
 		verified++
 		reasons[v.Decision.Reason]++
 		if plain.Authorized {
@@ -237,7 +268,7 @@ func randomProofAnswers(t *testing.T, seed uint64) {
 	if len(grants) < 10 {
 		t.Fatalf("only %d grants: the workload does not build chains", len(grants))
 	}
-	t.Logf("%d proven answers verified and matched the plain answers (%d authorized); reasons: %v; %d proven status-list records of %d lists (%d with their issuer authorized)", verified, authorized, reasons, listsVerified, len(lists), listsAuthorized)
+	t.Logf("%d proven answers verified and matched the plain answers (%d authorized); reasons: %v; %d proven status-list records of %d lists (%d with their issuer authorized); %d also held to the plain answer about the latest state", verified, authorized, reasons, listsVerified, len(lists), listsAuthorized, latestCompared)
 	if authorized == 0 || authorized == verified {
 		t.Fatalf("%d of %d answers authorized: the questions do not reach both verdicts", authorized, verified)
 	}
@@ -325,6 +356,9 @@ func askList(t *testing.T, rng *rand.Rand, base string, genesis []byte, lists ma
 		t.Fatalf("%s: the proof holds list %+v, version %+v; the answer names %s", u, v.StatusList, v.StatusListVersion, a.CID)
 	}
 	q := b.Question
+	if q.Type != proof.TypeStatusList || q.Entity != issuer || q.List != list || q.Action != record.ActionIssue || !q.At.Equal(v.StatusListVersion.Time) {
+		t.Fatalf("%s: the bundle answers %+v, not the list's issuer at its version's time %s", u, q, v.StatusListVersion.Time)
+	}
 	plain := mustPlainDecision(t, base, url.Values{"entity": {issuer}, "framework": {q.Framework}, "action": {q.Action},
 		"resource": {q.Resource}, "at": {q.At.Format(time.RFC3339Nano)}, "as_of": {fmt.Sprint(v.Decision.Index)}})
 	if v.Decision.Authorized != plain.Authorized || v.Decision.Reason != plain.Reason || !slices.Equal(chainOf(v.Decision), chainOf(plain)) {

@@ -491,12 +491,16 @@ func (g *randomLog) replay(rng *rand.Rand, n int) {
 		t.Fatal(err)
 	}
 	s.apply.flushEntries = flushEntries
+	var wg sync.WaitGroup
+	// On a failure, the checks and reads beside the apply end before the
+	// state closes under them.
 	defer func() { s.Close() }()
+	defer wg.Wait()
 	qs := g.questions()
 	if len(qs) == 0 {
 		t.Fatal("the log granted nothing: no questions to compare")
 	}
-	var restarts, restores, installs, prefetches, checks int
+	var restarts, restores, installs, prefetches, checks, checked int
 	for i := 0; i < len(g.entries); {
 		// Mostly small batches, as a lightly loaded cluster applies; now
 		// and then one of up to 64 entries.
@@ -509,7 +513,6 @@ func (g *randomLog) replay(rng *rand.Rand, n int) {
 			s.Prefetch(g.entries[from:min(len(g.entries), i+size+rng.IntN(32))])
 			prefetches++
 		}
-		var wg sync.WaitGroup
 		if rng.Float64() < 0.4 {
 			// A leader's checks of entries to come, and verifiers' reads,
 			// beside the apply.
@@ -522,10 +525,28 @@ func (g *randomLog) replay(rng *rand.Rand, n int) {
 				}
 			})
 			wg.Go(func() {
-				_, _ = s.Decide(q, now)
+				g.checkRead(s, q, now, n)
 				_, _, _ = s.Accreditations(AccreditationFilter{Subject: q.Entity}, Page{Limit: 20}, now)
 			})
 			checks++
+		}
+		if rng.Float64() < 0.3 {
+			// The leader's check of the next entry decides as its apply
+			// will: nil (it passes) for an entry accepted as new, else the
+			// apply's result but for the index.
+			c, want := s.CheckCommand(batch[0].Data, batch[0].Time), g.results[i]
+			if c == nil {
+				if !want.Accepted || want.Duplicate {
+					t.Fatalf("replica %d: entry %d: the check passes it, the apply gives %s", n, i, mustJSON(t, want))
+				}
+			} else {
+				c2, w2 := *c, *want
+				c2.Index, w2.Index = 0, 0
+				if a, b := mustJSON(t, &c2), mustJSON(t, &w2); !bytes.Equal(a, b) {
+					t.Fatalf("replica %d: entry %d: the check gives\n%s\nthe apply\n%s", n, i, a, b)
+				}
+			}
+			checked++
 		}
 		got := s.ApplyBatch(batch)
 		wg.Wait()
@@ -539,7 +560,8 @@ func (g *randomLog) replay(rng *rand.Rand, n int) {
 			t.Fatalf("replica %d: after entry %d the transparency log is %d %x, want %d %x", n, i-1, got.size, got.root, want.size, want.root)
 		}
 		switch x := rng.Float64(); {
-		case x < 0.04: // a restart
+		case x < 0.04: // a restart, half of them as after a crash (the map journal not flushed at the close)
+			s.keepJournal = rng.IntN(2) == 0
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -548,6 +570,14 @@ func (g *randomLog) replay(rng *rand.Rand, n int) {
 			}
 			s.apply.flushEntries = flushEntries
 			restarts++
+			// raft may hand a restarted node entries it applied before:
+			// each gets its stored result again.
+			from := i - rng.IntN(min(i, 8)+1)
+			for j, r := range s.ApplyBatch(g.entries[from:i]) {
+				if a, b := mustJSON(t, r), mustJSON(t, g.results[from+j]); !bytes.Equal(a, b) {
+					t.Fatalf("replica %d: entry %d again after a restart: result\n%s\nwant\n%s", n, from+j, a, b)
+				}
+			}
 		case x < 0.07: // raft restores a snapshot of the same state into it
 			if err := s.Restore(bytes.NewReader(snapshotBytes(t, s))); err != nil {
 				t.Fatal(err)
@@ -583,7 +613,7 @@ func (g *randomLog) replay(rng *rand.Rand, n int) {
 			}
 			installs++
 		case x < 0.3: // a verifier's read between batches
-			_, _ = s.Decide(qs[rng.IntN(len(qs))], batch[len(batch)-1].Time)
+			g.checkRead(s, qs[rng.IntN(len(qs))], batch[len(batch)-1].Time, n)
 		}
 	}
 	if a, b := g.digest(), mustDigest(t, s); a != b {
@@ -604,7 +634,7 @@ func (g *randomLog) replay(rng *rand.Rand, n int) {
 	if a, b := storedMapNodes(t, g.s), storedMapNodes(t, s); !maps.EqualFunc(a, b, bytes.Equal) {
 		t.Fatalf("replica %d stores %d map node records, the first state %d, or other bytes", n, len(b), len(a))
 	}
-	t.Logf("replica %d (overlay flushed every %d entries): %d restarts, %d restores of its own state, %d snapshots installed from further on, %d prefetches, %d batches with checks and reads beside", n, flushEntries, restarts, restores, installs, prefetches, checks)
+	t.Logf("replica %d (overlay flushed every %d entries): %d restarts, %d restores of its own state, %d snapshots installed from further on, %d prefetches, %d batches with checks and reads beside, %d checks held to the apply's result", n, flushEntries, restarts, restores, installs, prefetches, checks, checked)
 }
 
 // dids are the log's actors and one identifier it never names.
@@ -743,4 +773,32 @@ func mustDigest(t testing.TB, s *State) string {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// checkRead asks s q at now (a question about its latest state) and holds
+// the answer to the first state's as of the index s answered at.
+func (g *randomLog) checkRead(s *State, q decide.Question, now time.Time, n int) {
+	if q.AsOf != 0 {
+		return // a past index s may not have reached
+	}
+	v := s.View()
+	idx := v.Index()
+	got, err := v.Decide(q, now)
+	v.Close()
+	if idx == 0 {
+		return
+	}
+	q.AsOf = idx
+	want, errW := g.s.Decide(q, now)
+	if fmt.Sprint(err) != fmt.Sprint(errW) {
+		g.t.Errorf("replica %d: at index %d %+v: error %v, want %v", n, idx, q, err, errW)
+		return
+	}
+	if err != nil {
+		return
+	}
+	got.At, want.At = time.Time{}, time.Time{}
+	if a, b := mustJSON(g.t, got), mustJSON(g.t, want); !bytes.Equal(a, b) {
+		g.t.Errorf("replica %d: at index %d %+v answered\n%s\nwant (the first state as of %d)\n%s", n, idx, q, a, idx, b)
+	}
 }
