@@ -24,12 +24,15 @@ import (
 // random registry (grants down chains of up to four links with validity
 // windows in the past and future, suspensions, reinstatements and
 // revocations by accreditors, peers and the root with effectiveAt before
-// and after now, root changes, recognitions), every proven answer to
-// random questions (entities the log knows and one it does not; now, a
-// year back, a year on; the latest state and an earlier index) must
-// verify offline against the genesis and decide what the node's plain
-// answer to the same question decides: the verdict, the reason and the
-// chain.
+// and after now, root changes, recognitions, status-list versions), every
+// proven answer to random questions (entities the log knows and one it
+// does not; now, a year back, a year on; the latest state and an earlier
+// index) must verify offline against the genesis as the answer to the
+// question asked and decide what the node's plain answer to the same
+// question decides at the proof's index: the verdict, the reason and the
+// chain. A proven status-list record must verify with the credential as
+// served, prove the list's current version and decide its issuer's
+// authorization as the plain answer does.
 //
 // CI runs one registry; more, e.g. -node.randomproof-seeds 20, run more.
 func TestRandomProofAnswersVerify(t *testing.T) {

@@ -40,13 +40,16 @@ var (
 // lists, root and framework changes, recognitions, duplicates, garbage,
 // feature-level raises through the commitment's level; time moving by
 // seconds to months) is applied one entry a batch to a first state, and
-// then by replicas that each follow a random schedule of all of the above,
-// each flushing the map's overlay at its own bound. Every replica must give
-// each entry the first state's result, hold the same transparency log (so
-// the same map root after every entry) at every batch's end, and in the end
-// the same state digest, answers, listings, feeds, exports, proofs,
-// cosigner sets and map node records, and pass its own audit (every record
-// against the map root).
+// then by replicas that each follow a random schedule of all of the above
+// (restarts half of them as after a crash, each followed by entries raft
+// hands over again), each flushing the map's overlay at its own bound.
+// Every replica must give each entry the first state's result, again after
+// a restart too, hold the same transparency log (so the same map root after
+// every entry) at every batch's end, check the next entry as its apply
+// decides it, answer reads of its latest state as the first state as of
+// that index, and in the end hold the same state digest, answers,
+// listings, feeds, exports, proofs, cosigner sets and map node records,
+// and pass its own audit (every record against the map root).
 func TestRandomLogsApplyAlike(t *testing.T) {
 	for seed := 1; seed <= *randomLogSeeds; seed++ {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
