@@ -402,7 +402,10 @@ func (s *Server) provenRead(w http.ResponseWriter, r *http.Request, minIndex uin
 		return err
 	}); ok {
 		// Written since the checkpoint: proven once one covers it. The
-		// first view is closed by the deferred call above.
+		// first view goes before the wait (it holds the store's read
+		// lock, which a restore waits for); its deferred Close is then a
+		// no-op.
+		p.view.Close()
 		if p, err = s.provenView(r.Context(), max(minIndex, since)); err != nil {
 			writeError(w, r, err)
 			return
@@ -548,7 +551,8 @@ func (s *Server) proveStatusList(ctx context.Context, issuer, list, framework, r
 		_, err := v.StatusList(issuer, list)
 		return err
 	}); ok {
-		// The first view is closed by the deferred call above.
+		// The first view goes before the wait, as in provenRead.
+		p.view.Close()
 		if p, err = s.provenView(ctx, max(minIndex, since)); err != nil {
 			return nil, nil, 0, err
 		}

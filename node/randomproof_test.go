@@ -2,9 +2,9 @@ package node
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"maps"
 	"math/rand/v2"
 	"net/http"
@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustreg/trustreg/gateway/client"
 	"github.com/trustreg/trustreg/registry/proof"
 	"github.com/trustreg/trustreg/registry/record"
 )
@@ -280,20 +281,11 @@ func randomProofAnswers(t *testing.T, seed uint64) {
 // mustPlainDecision asks the node q without a proof.
 func mustPlainDecision(t *testing.T, base string, q url.Values) *record.Decision {
 	t.Helper()
-	resp, err := http.Get(base + "/v1/trust?" + q.Encode())
+	dec, err := client.New(base).Trust(t.Context(), q)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v: %v", q, err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("%v: status %d: %s", q, resp.StatusCode, body)
-	}
-	var dec record.Decision
-	if err := json.Unmarshal(body, &dec); err != nil {
-		t.Fatalf("%v: %v\n%s", q, err, body)
-	}
-	return &dec
+	return dec
 }
 
 // chainOf is a decision's chain as its accreditations and their statuses.
@@ -309,22 +301,14 @@ func chainOf(d *record.Decision) []string {
 // without proof; false when it has none.
 func currentList(t *testing.T, base, issuer, list string) (provenList, bool) {
 	t.Helper()
-	resp, err := http.Get(base + "/v1/status-lists/" + url.PathEscape(issuer) + "/" + list + "/record")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	switch resp.StatusCode {
-	case http.StatusNotFound:
-		return provenList{}, false
-	case http.StatusOK:
-	default:
-		t.Fatalf("status list %s %s: status %d: %s", issuer, list, resp.StatusCode, body)
-	}
 	var a provenList
-	if err := json.Unmarshal(body, &a); err != nil {
-		t.Fatal(err)
+	err := client.New(base).Get(t.Context(), "/v1/status-lists/"+client.PathID(issuer)+"/"+list+"/record", nil, &a)
+	var apiErr *client.APIError
+	switch {
+	case errors.As(err, &apiErr) && apiErr.Problem.Status == http.StatusNotFound:
+		return provenList{}, false
+	case err != nil:
+		t.Fatalf("status list %s %s: %v", issuer, list, err)
 	}
 	return a, true
 }

@@ -130,9 +130,15 @@ func (h *harness) mustAccept(jws []byte) *record.Result {
 
 func (h *harness) digest() string {
 	h.t.Helper()
-	d, err := h.s.StateDigest()
+	return mustDigest(h.t, h.s)
+}
+
+// mustDigest is s's state digest.
+func mustDigest(t testing.TB, s *State) string {
+	t.Helper()
+	d, err := s.StateDigest()
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return d
 }

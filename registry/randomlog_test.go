@@ -359,7 +359,7 @@ func (g *randomLog) entity() {
 func (g *randomLog) rotate() {
 	i := g.pick(len(g.webs))
 	old := g.webs[i]
-	next := mustAs(g.t, mustKey(g.t, record.KeyEd25519), fmt.Sprintf("%s#k%d", didOf(old.DID), len(g.entries)))
+	next := mustAs(g.t, mustKey(g.t, record.KeyEd25519), fmt.Sprintf("%s#k%d", old.DID, len(g.entries)))
 	if g.op(g.sign(old, record.OpRotateKeys, map[string]any{"id": old.DID, "keys": []json.RawMessage{mustJWK(g.t, next)}})).Accepted {
 		g.webs[i] = next
 	}
@@ -368,13 +368,6 @@ func (g *randomLog) rotate() {
 func isEd25519(s *record.Signer) bool {
 	_, ok := s.Key().Public().(ed25519.PublicKey)
 	return ok
-}
-
-func didOf(id string) string {
-	if i := bytes.IndexByte([]byte(id), '#'); i >= 0 {
-		return id[:i]
-	}
-	return id
 }
 
 // statusList publishes a version of a list of an issuer that holds (or
@@ -647,7 +640,7 @@ func (g *randomLog) dids() []string {
 		dids = append(dids, k.DID)
 	}
 	for _, w := range g.webs {
-		dids = append(dids, didOf(w.DID))
+		dids = append(dids, w.DID)
 	}
 	return dids
 }
@@ -767,15 +760,6 @@ func (g *randomLog) compareProofs(s *State, n int) {
 			t.Fatalf("replica %d: cosigners at log size %d: %+v (%v), want %+v (%v)", n, k, b, errB, a, errA)
 		}
 	}
-}
-
-func mustDigest(t testing.TB, s *State) string {
-	t.Helper()
-	d, err := s.StateDigest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
 }
 
 // checkRead asks s q at now (a question about its latest state) and holds
