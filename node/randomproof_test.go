@@ -16,24 +16,30 @@ import (
 	"time"
 
 	"github.com/trustreg/trustreg/gateway/client"
+	"github.com/trustreg/trustreg/registry"
+	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/proof"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
 // A verifier that asks a node for a proof recomputes the decision from the
 // proven records with the same code the node decided with (SPEC §7). Over a
-// random registry (grants down chains of up to four links with validity
-// windows in the past and future, suspensions, reinstatements and
-// revocations by accreditors, peers and the root with effectiveAt before
-// and after now, root changes, recognitions, status-list versions), every
-// proven answer to random questions (entities the log knows and one it
-// does not; now, a year back, a year on; the latest state and an earlier
-// index) must verify offline against the genesis as the answer to the
-// question asked and decide what the node's plain answer to the same
-// question decides at the proof's index: the verdict, the reason and the
-// chain. A proven status-list record must verify with the credential as
+// random registry of two frameworks (grants down chains of up to four
+// links in either, with validity windows in the past and future,
+// suspensions, reinstatements and revocations by accreditors, peers and
+// the root with effectiveAt before and after now, root changes,
+// recognitions of each other and of a framework the registry does not hold
+// for changing resources, now or at another time, status-list versions),
+// every proven answer to random questions (entities the log knows and one
+// it does not, in either framework or an unknown one; now, a year back, a
+// year on; the latest state and an earlier index) must verify offline
+// against the genesis as the answer to the question asked and decide what
+// the node's plain answer to the same question decides at the proof's
+// index: the verdict, the reason and the chain. A proven TRQP recognition
+// must verify as the answer asked and decide as the node does at its
+// index. A proven status-list record must verify with the credential as
 // served, prove the list's current version and decide its issuer's
-// authorization as the plain answer does.
+// authorization as the plain answer does, in the framework the API names.
 //
 // CI runs one registry; more, e.g. -node.randomproof-seeds 20, run more.
 func TestRandomProofAnswersVerify(t *testing.T) {
@@ -56,14 +62,21 @@ func randomProofAnswers(t *testing.T, seed uint64) {
 	const year = 365 * 24 * time.Hour
 
 	type grant struct {
-		id, action         string
-		accreditor, holder *record.Signer
+		id, framework, action string
+		accreditor, holder    *record.Signer
 	}
 	actors := []*record.Signer{root}
 	for range 8 {
 		actors = append(actors, mustKey(t))
 	}
 	resources := []string{c.nursing, "https://example.org/Pharmacy"}
+	// Two frameworks with grants, roots and recognitions of each other and
+	// of a third that the registry does not hold (the chain recognized
+	// c.other before it existed).
+	third := "https://third.example/fw"
+	recognizedResources := [][]string{{c.nursing}, {resources[1]}, resources, {record.Wildcard}}
+	frameworks := [2]string{c.fw, c.other}
+	d.submit(signed(t, d.gov, map[string]any{"op": record.OpCreateFramework, "id": c.other, "name": "Other", "roots": []string{root.DID}}))
 	var grants []grant
 	lists := map[string][]byte{} // issuer DID + " " + list id: the current version's bits
 	var accepted, refused int
@@ -86,10 +99,11 @@ func randomProofAnswers(t *testing.T, seed uint64) {
 	write := func(i int) {
 		switch w := rng.IntN(100); {
 		case w < 45: // a grant, mostly by someone who may give it
+			fw := frameworks[rng.IntN(len(frameworks))]
 			by := actors[rng.IntN(len(actors))]
 			var parents []string
 			for _, g := range grants {
-				if g.action == record.ActionAccredit && g.holder == by {
+				if g.framework == fw && g.action == record.ActionAccredit && g.holder == by {
 					parents = append(parents, g.id)
 				}
 			}
@@ -101,7 +115,7 @@ func randomProofAnswers(t *testing.T, seed uint64) {
 			if rng.Float64() < 0.5 {
 				action = record.ActionAccredit
 			}
-			f := map[string]any{"op": record.OpAccredit, "framework": c.fw, "accreditor": by.DID, "subject": to.DID,
+			f := map[string]any{"op": record.OpAccredit, "framework": fw, "accreditor": by.DID, "subject": to.DID,
 				"action": action, "resources": resources[:1+rng.IntN(len(resources))]}
 			if len(parents) > 0 {
 				f["parent"] = parents[rng.IntN(len(parents))]
@@ -113,7 +127,7 @@ func randomProofAnswers(t *testing.T, seed uint64) {
 				f["validUntil"] = when(-year/4, year/2, 2*year)
 			}
 			if r := submit(by, f); r.Accepted {
-				grants = append(grants, grant{id: r.ID, action: action, accreditor: by, holder: to})
+				grants = append(grants, grant{id: r.ID, framework: fw, action: action, accreditor: by, holder: to})
 			}
 		case w < 78 && len(grants) > 0: // a status change
 			g := grants[rng.IntN(len(grants))]
@@ -157,18 +171,26 @@ func randomProofAnswers(t *testing.T, seed uint64) {
 			if submit(issuer, f).Accepted {
 				lists[key] = bits
 			}
-		case w < 94: // a root added, or removed
+		case w < 92: // a root added, or removed
 			op := record.OpAddRootAccreditor
 			if rng.Float64() < 0.4 {
 				op = record.OpRemoveRootAccredit
 			}
-			submit(d.gov, map[string]any{"op": op, "framework": c.fw, "accreditor": actors[1+rng.IntN(len(actors)-1)].DID})
-		default: // a recognition changed
+			submit(d.gov, map[string]any{"op": op, "framework": frameworks[rng.IntN(len(frameworks))], "accreditor": actors[1+rng.IntN(len(actors)-1)].DID})
+		default: // a recognition changed, now or at another time
 			op := record.OpRecognize
-			if rng.Float64() < 0.5 {
+			if rng.Float64() < 0.4 {
 				op = record.OpUnrecognize
 			}
-			submit(d.gov, map[string]any{"op": op, "framework": c.fw, "recognized": c.other, "resources": []string{c.nursing}})
+			fw := frameworks[rng.IntN(len(frameworks))]
+			f := map[string]any{"op": op, "framework": fw, "recognized": []string{c.fw, c.other, third}[rng.IntN(3)]}
+			if op == record.OpRecognize {
+				f["resources"] = recognizedResources[rng.IntN(len(recognizedResources))]
+			}
+			if rng.Float64() < 0.4 {
+				f["effectiveAt"] = when(-year/2, -time.Hour, time.Hour, year/4)
+			}
+			submit(d.gov, f)
 		}
 	}
 	base := n.GatewayURL()
@@ -176,19 +198,35 @@ func randomProofAnswers(t *testing.T, seed uint64) {
 	for _, a := range actors {
 		entities = append(entities, a.DID)
 	}
-	var authorized, verified, listsVerified, listsAuthorized, latestCompared int
-	reasons := map[string]int{}
+	var authorized, verified, listsVerified, listsAuthorized, latestCompared, recognitions, recognized, recognitionsCompared, listFrameworks int
+	reasons, recognitionReasons := map[string]int{}, map[string]int{}
 	ask := func() {
+		if rng.IntN(5) == 0 {
+			r, compared := askRecognition(t, rng, d, frameworks, third, resources, when(-year, -time.Hour, time.Hour, year))
+			if compared {
+				recognitionsCompared++
+			}
+			if r.Recognizes {
+				recognized++
+			}
+			recognitions++
+			recognitionReasons[r.Reason]++
+			return
+		}
 		if len(lists) > 0 && rng.IntN(4) == 0 {
-			if askList(t, rng, base, d.genesis, lists) {
+			authorized, checked := askList(t, rng, d, lists)
+			if authorized {
 				listsAuthorized++
+			}
+			if checked {
+				listFrameworks++
 			}
 			listsVerified++
 			return
 		}
 		q := url.Values{
 			"entity":    {entities[rng.IntN(len(entities))]},
-			"framework": {[]string{c.fw, c.fw, c.fw, c.fw, c.fw, c.other}[rng.IntN(6)]},
+			"framework": {[]string{c.fw, c.fw, c.fw, c.other, c.other, third}[rng.IntN(6)]},
 			"action":    {[]string{record.ActionIssue, record.ActionAccredit}[rng.IntN(2)]},
 			"resource":  {resources[rng.IntN(len(resources))]},
 		}
@@ -272,10 +310,79 @@ func randomProofAnswers(t *testing.T, seed uint64) {
 	if len(grants) < 10 {
 		t.Fatalf("only %d grants: the workload does not build chains", len(grants))
 	}
-	t.Logf("%d proven answers verified and matched the plain answers (%d authorized); reasons: %v; %d proven status-list records of %d lists (%d with their issuer authorized); %d also held to the plain answer about the latest state", verified, authorized, reasons, listsVerified, len(lists), listsAuthorized, latestCompared)
+	t.Logf("%d proven answers verified and matched the plain answers (%d authorized); reasons: %v; %d proven status-list records of %d lists (%d with their issuer authorized, %d with the framework asked checked); %d also held to the plain answer about the latest state", verified, authorized, reasons, listsVerified, len(lists), listsAuthorized, listFrameworks, latestCompared)
 	if authorized == 0 || authorized == verified {
 		t.Fatalf("%d of %d answers authorized: the questions do not reach both verdicts", authorized, verified)
 	}
+	t.Logf("%d proven recognition answers verified and matched the node's (%d recognized; %d also held to the gateway's plain answer); reasons: %v", recognitions, recognized, recognitionsCompared, recognitionReasons)
+	if recognized == 0 || recognized == recognitions {
+		t.Fatalf("%d of %d recognition answers recognized: the questions do not reach both verdicts", recognized, recognitions)
+	}
+}
+
+// askRecognition asks TRQP /recognition with a proof whether one of the
+// two frameworks recognizes the other (mostly), a framework the registry
+// does not hold, or itself, for a random resource, now or at a random
+// time; the bundle must verify as the answer to that question and decide
+// as the node decides at the proof's index, and as the gateway's plain
+// answer decides where that is of the proof's index. It returns the proven
+// decision and whether the plain answer was compared.
+func askRecognition(t *testing.T, rng *rand.Rand, d *devProofChain, frameworks [2]string, third string, resources []string, at string) (_ *decide.RecognitionDecision, compared bool) {
+	t.Helper()
+	i := rng.IntN(2)
+	recognized := frameworks[1-i]
+	switch x := rng.Float64(); {
+	case x > 0.85:
+		recognized = frameworks[i]
+	case x > 0.6:
+		recognized = third
+	}
+	q := map[string]any{"entity_id": recognized, "authority_id": frameworks[i], "action": "recognize", "resource": resources[rng.IntN(len(resources))]}
+	expect := proof.Question{Type: proof.TypeRecognition, Framework: q["authority_id"].(string), Recognized: q["entity_id"].(string), Resource: q["resource"].(string)}
+	if rng.IntN(2) == 0 {
+		q["context"] = map[string]string{"time": at}
+		var err error
+		if expect.At, err = time.Parse(time.RFC3339, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, body := getProven(t, trqpPost(d.n.GatewayURL(), "/recognition", q))
+	b, err := proof.ParseBundle(a.Proof)
+	if err != nil {
+		t.Fatalf("%v: %v", q, err)
+	}
+	v, err := proof.Verify(b, d.genesis, proof.Options{Expect: &expect})
+	if err != nil {
+		t.Fatalf("%v: the bundle does not verify: %v", q, err)
+	}
+	if v.Recognition == nil || a.Recognized == nil || *a.Recognized != v.Recognition.Recognizes || a.Reason != v.Recognition.Reason {
+		t.Fatalf("%v: the proof decides %+v; the answer: %s", q, v.Recognition, body)
+	}
+	// The gateway's plain answer, where it is of the proof's state.
+	delete(q, "proof")
+	var gw struct {
+		Recognized bool   `json:"recognized"`
+		Reason     string `json:"reason"`
+		Index      uint64 `json:"index"`
+	}
+	if err := client.New(d.n.GatewayURL()).Post(t.Context(), "/recognition", q, &gw); err != nil {
+		t.Fatalf("%v: %v", q, err)
+	}
+	if compared = gw.Index == v.Recognition.Index; compared && (gw.Recognized != v.Recognition.Recognizes || gw.Reason != v.Recognition.Reason) {
+		t.Fatalf("%v: the proof decides recognized=%v %s at index %d, the plain answer recognized=%v %s", q, v.Recognition.Recognizes, v.Recognition.Reason, gw.Index, gw.Recognized, gw.Reason)
+	}
+	view := d.n.State.View()
+	defer view.Close()
+	plain, err := view.DecideRecognition(decide.RecognitionQuestion{Framework: expect.Framework, Recognized: expect.Recognized, Resource: expect.Resource,
+		At: v.Recognition.At, AsOf: v.Recognition.Index}, time.Now())
+	if err != nil {
+		t.Fatalf("%v: %v", q, err)
+	}
+	if plain.Recognizes != v.Recognition.Recognizes || plain.Reason != v.Recognition.Reason || plain.Index != v.Recognition.Index {
+		t.Fatalf("%v: the proof decides recognized=%v %s at index %d, the node recognized=%v %s at index %d",
+			q, v.Recognition.Recognizes, v.Recognition.Reason, v.Recognition.Index, plain.Recognizes, plain.Reason, plain.Index)
+	}
+	return v.Recognition, compared
 }
 
 // mustPlainDecision asks the node q without a proof.
@@ -316,10 +423,14 @@ func currentList(t *testing.T, base, issuer, list string) (provenList, bool) {
 // askList fetches a random list's record with its proof, checks the bundle
 // offline (the credential as served, the list's current version) and
 // holds the issuer's authorization it proves to the node's plain answer
-// to the same question at the proof's index. It returns the proven
-// verdict.
-func askList(t *testing.T, rng *rand.Rand, base string, genesis []byte, lists map[string][]byte) bool {
+// to the same question at the proof's index. The framework it is asked in
+// must be the issuer's first issue accreditation's active at the
+// version's time, else its first's (docs/API.md), where the node's state
+// is still the proof's. It returns the proven verdict and whether the
+// framework was checked.
+func askList(t *testing.T, rng *rand.Rand, d *devProofChain, lists map[string][]byte) (authorized, checked bool) {
 	t.Helper()
+	base, genesis := d.n.GatewayURL(), d.genesis
 	keys := slices.Sorted(maps.Keys(lists))
 	issuer, list, _ := strings.Cut(keys[rng.IntN(len(keys))], " ")
 	u := base + "/v1/status-lists/" + url.PathEscape(issuer) + "/" + list + "/record?proof=true"
@@ -346,11 +457,27 @@ func askList(t *testing.T, rng *rand.Rand, base string, genesis []byte, lists ma
 	if q.Type != proof.TypeStatusList || q.Entity != issuer || q.List != list || q.Action != record.ActionIssue || !q.At.Equal(v.StatusListVersion.Time) {
 		t.Fatalf("%s: the bundle answers %+v, not the list's issuer at its version's time %s", u, q, v.StatusListVersion.Time)
 	}
+	view := d.n.State.View()
+	defer view.Close()
+	if checked = view.Index() == q.Applied; checked {
+		var first []record.AccreditationView
+		for _, status := range []string{record.ReasonActive, ""} {
+			if first, _, err = view.Accreditations(registry.AccreditationFilter{Subject: issuer, Action: record.ActionIssue, Status: status}, registry.Page{Limit: 1}, q.At); err != nil {
+				t.Fatal(err)
+			}
+			if len(first) > 0 {
+				break
+			}
+		}
+		if len(first) == 0 || first[0].Framework != q.Framework {
+			t.Fatalf("%s: the bundle asks about the issuer in %s; its first issue accreditation (active at %s, else any) is %+v", u, q.Framework, q.At, first)
+		}
+	}
 	plain := mustPlainDecision(t, base, url.Values{"entity": {issuer}, "framework": {q.Framework}, "action": {q.Action},
 		"resource": {q.Resource}, "at": {q.At.Format(time.RFC3339Nano)}, "as_of": {fmt.Sprint(v.Decision.Index)}})
 	if v.Decision.Authorized != plain.Authorized || v.Decision.Reason != plain.Reason || !slices.Equal(chainOf(v.Decision), chainOf(plain)) {
 		t.Fatalf("%s: the proof decides the issuer authorized=%v %s %v at index %d, the node's plain answer authorized=%v %s %v at index %d",
 			u, v.Decision.Authorized, v.Decision.Reason, chainOf(v.Decision), v.Decision.Index, plain.Authorized, plain.Reason, chainOf(plain), plain.Index)
 	}
-	return v.Decision.Authorized
+	return v.Decision.Authorized, checked
 }
