@@ -1,14 +1,17 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/trustreg/trustreg/configs"
 	"github.com/trustreg/trustreg/consensus"
 	"github.com/trustreg/trustreg/registry"
 )
@@ -92,8 +95,74 @@ func RestoreBackup(dataDir string, genesis []byte, backup io.Reader) (index uint
 		_, err := snap.WriteTo(w)
 		return err
 	})
+	if err != nil {
+		return index, err
+	}
+	marker := filepath.Join(dataDir, restoredMarker)
+	if err = os.WriteFile(marker, fmt.Appendf(nil, "restored from a backup at registry index %d as a one-node cluster of %s; "+
+		"trustd refuses p2p.peers and raft.join on this directory until the cluster has another member, and then removes this file "+
+		"(docs/OPERATIONS.md, Backup and restore)\n", index, self), 0o600); err != nil {
+		err = errors.Join(err, ignoreNotExist(os.Remove(marker)))
+	}
 	return index, err
 }
+
+// restoredMarker is the file RestoreBackup leaves in a data directory: its
+// raft state is a one-node cluster seeded from a backup, a history of its
+// own. A member of a running cluster restored into such a directory and
+// started with its configuration would lead a cluster of its own beside
+// the others, and what it accepted there would never reach the registry
+// (docs/OPERATIONS.md); so New refuses such a directory with p2p.peers or
+// raft.join set until the cluster has another member (an operator added
+// one with trustctl cluster add-voter or add-nonvoter), and then removes
+// the file (watchRestored).
+const restoredMarker = "restored-one-node-cluster"
+
+// refuseRestoredMember reports whether dataDir holds the restore marker,
+// and an error when cfg would start it as a member of another cluster.
+func refuseRestoredMember(cfg configs.Config) (bool, error) {
+	marker := filepath.Join(cfg.DataDir, restoredMarker)
+	if _, err := os.Stat(marker); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	if len(cfg.P2P.Peers) == 0 && len(cfg.Raft.Join) == 0 {
+		return true, nil
+	}
+	return true, fmt.Errorf("%s was restored from a backup as a new one-node cluster (%s), and the configuration names other nodes (p2p.peers or raft.join): "+
+		"a member of a running cluster restored this way would lead a cluster of its own beside it, and the writes it accepted would never reach the registry. "+
+		"To bring back a member, remove it (trustctl cluster remove) and add it again with an empty data directory; it catches up from the others. "+
+		"To start the registry again from this backup, start this node without p2p.peers and raft.join and add the others with trustctl cluster add-voter; "+
+		"once it has another member the file goes and the settings are accepted (if the cluster has one already, remove the file by hand)",
+		cfg.DataDir, marker)
+}
+
+// watchRestored removes the restore marker once the cluster has a member
+// besides this node, checking every restoredCheckEvery.
+func (n *Node) watchRestored(ctx context.Context) {
+	t := time.NewTicker(restoredCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if len(n.cluster.Status().Members) < 2 {
+			continue
+		}
+		marker := filepath.Join(n.cfg.DataDir, restoredMarker)
+		if err := ignoreNotExist(os.Remove(marker)); err != nil {
+			n.log.Warn("the cluster restored from a backup has another member, but its restore marker stays; remove it by hand", "file", marker, "err", err)
+		} else {
+			n.log.Info("the cluster restored from a backup has another member: p2p.peers and raft.join are accepted on this data directory from now on")
+		}
+		return
+	}
+}
+
+const restoredCheckEvery = time.Second
 
 func ignoreNotExist(err error) error {
 	if os.IsNotExist(err) {

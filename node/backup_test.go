@@ -12,7 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/trustreg/trustreg/configs"
 	"github.com/trustreg/trustreg/consensus"
+	"github.com/trustreg/trustreg/gateway/api"
+	"github.com/trustreg/trustreg/gateway/client"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -198,5 +202,102 @@ func (c *testCluster) restoreMemberAlone(i int) {
 	if _, err := RestoreBackup(dir, genesis, bytes.NewReader(backup)); err != nil {
 		t.Fatal(err)
 	}
+	// The node refuses a restored directory with peers to meet
+	// (TestRestoredDirectoryRefusesPeers); what follows is a restore whose
+	// marker is gone: one by a build before it, or removed by hand.
+	if err := os.Remove(filepath.Join(dir, restoredMarker)); err != nil {
+		t.Fatal(err)
+	}
 	c.cfgs[i].DataDir = dir
+}
+
+// TestRestoredDirectoryRefusesPeers: a restored data directory is a
+// one-node cluster of its own history; started with peers to meet (a
+// member's configuration, as an operator restoring one member of a running
+// cluster would start it) it could lead a cluster beside theirs and
+// acknowledge writes the registry never gets. The node refuses to start it
+// with p2p.peers or raft.join, saying what to do instead, and leaves it as
+// it was; started alone it runs, and once an operator gives its cluster
+// another member the refusal ends and the peers are accepted.
+func TestRestoredDirectoryRefusesPeers(t *testing.T) {
+	c := mustNewCluster(t, 1)
+	for i := range 3 {
+		c.mustSubmit(0, c.accreditOp(fmt.Sprintf("did:web:r%d.example", i)))
+	}
+	resp, err := http.Get(c.node(0).AdminURL() + "/admin/v1/backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backup, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("backup: %d %v", resp.StatusCode, err)
+	}
+	genesis, err := os.ReadFile(c.cfgs[0].Genesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "restored")
+	index, err := RestoreBackup(dir, genesis, bytes.NewReader(backup))
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(dir, restoredMarker)
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("the restore left no marker: %v", err)
+	}
+	member := fmt.Sprintf("%s/p2p/%s", c.node(0).P2PAddrs()[0], c.node(0).PeerID())
+	cfg := LoopbackConfig(dir)
+	cfg.Genesis = c.cfgs[0].Genesis
+	for _, set := range []func(*configs.Config){
+		func(cfg *configs.Config) { cfg.P2P.Peers = []string{member} },
+		func(cfg *configs.Config) { cfg.Raft.Join = []string{member} },
+	} {
+		withPeers := cfg
+		set(&withPeers)
+		n, err := New(withPeers, Options{})
+		if err == nil {
+			n.Close()
+			t.Fatalf("a restored directory started with p2p.peers %v, raft.join %v", withPeers.P2P.Peers, withPeers.Raft.Join)
+		}
+		for _, want := range []string{"restored from a backup", "p2p.peers or raft.join", "trustctl cluster remove", "trustctl cluster add-voter", restoredMarker} {
+			if !strings.Contains(err.Error(), want) {
+				t.Fatalf("the refusal does not say %q: %v", want, err)
+			}
+		}
+	}
+	// Refused, the directory is as the restore left it: started alone it
+	// resumes at the backup's index, and it keeps its marker while alone.
+	n := mustNewNode(t, cfg)
+	if got := n.State.AppliedIndex(); got != index {
+		t.Fatalf("started alone after the refusals at index %d, restored at %d", got, index)
+	}
+	waitFor(t, "the restored node to lead its one-node cluster", 15*time.Second, func() bool { return n.cluster.IsLeader() })
+	time.Sleep(3 * restoredCheckEvery)
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("the marker went while the restored cluster had no other member: %v", err)
+	}
+	// Another member (a non-voter may be added before it runs): the marker
+	// goes, and the node starts with peers from then on.
+	key, err := consensus.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica := fmt.Sprintf("/ip4/127.0.0.1/tcp/1/p2p/%s", id)
+	if err := client.New(n.AdminURL()).Post(t.Context(), "/admin/v1/cluster/add-nonvoter", api.MembershipRequest{Addr: replica}, nil); err != nil {
+		t.Fatalf("add-nonvoter: %v", err)
+	}
+	waitFor(t, "the restore marker to go", 15*time.Second, func() bool {
+		_, err := os.Stat(marker)
+		return errors.Is(err, os.ErrNotExist)
+	})
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.P2P.Peers = []string{replica}
+	mustNewNode(t, cfg)
 }

@@ -142,6 +142,10 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
+	restored, err := refuseRestoredMember(cfg)
+	if err != nil {
+		return nil, err
+	}
 	// The identity comes first: a development genesis lists it as the
 	// cosigner.
 	keyFile := filepath.Join(cfg.DataDir, "node.key")
@@ -222,6 +226,9 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	n.serveAdmin(logger)
 	n.tasks.Go(func() { n.raiseFeatureLevel(n.lifetime) })
 	n.tasks.Go(func() { n.watchLag(n.lifetime) })
+	if restored {
+		n.tasks.Go(func() { n.watchRestored(n.lifetime) })
+	}
 	if len(joins) > 0 {
 		n.tasks.Go(func() {
 			ctx, cancel := context.WithTimeout(n.lifetime, 5*time.Minute)

@@ -16,7 +16,9 @@ import (
 // what an operator who restores one member of a running cluster does,
 // which docs/OPERATIONS.md forbids: `trustctl cluster backup` of the
 // member, every node stopped, `trustd restore` into a new directory with
-// the member's node.key copied in, the member started alone (it leads a
+// the member's node.key copied in, the member started with its
+// configuration (refused: it names peers; the operator removes the
+// restore's marker by hand), the member started alone (it leads a
 // one-node cluster of its own history) and written to, then the others
 // started again. The member must refuse the cluster's entries, say so in
 // its log and its /readyz, leave the others writing without its write,
@@ -57,6 +59,21 @@ func TestRestoredMemberForkThroughTheCommands(t *testing.T) {
 	}
 	c.configs[2] = filepath.Join(base, "node2-restored.yaml")
 	if err := os.WriteFile(c.configs[2], []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Started with the member's configuration, which names the others as
+	// peers, the restored directory is refused: it would lead a cluster of
+	// its own beside theirs.
+	if p, err := c.tryStart(2); err == nil {
+		p.kill()
+		t.Fatal("the restored member started with its peers")
+	} else if !strings.Contains(err.Error(), "restored from a backup") || !strings.Contains(err.Error(), "trustctl cluster remove") {
+		t.Fatalf("starting the restored member with its peers: %v", err)
+	}
+	// The operator removes the restore's marker by hand anyway (or the
+	// restore was made by a build before it): the rest of this test is
+	// what the cluster does about the fork that follows.
+	if err := os.Remove(filepath.Join(restored, "restored-one-node-cluster")); err != nil {
 		t.Fatal(err)
 	}
 	c.restart(2) // ready: it leads the one-node cluster the restore seeded
