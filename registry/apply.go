@@ -627,7 +627,7 @@ func (c *applyCtx) changeRecognition(op *record.RecognitionChange) (string, erro
 		at = op.EffectiveAt.UTC()
 	}
 	// As for roots (changeRoot): from FeatureLevelStanding judged at at.
-	last, _ := latestRecorded(rec.Events)
+	last, lastOK := latestRecorded(rec.Events)
 	when := ""
 	status := record.StatusActive
 	if op.Op == record.OpUnrecognize {
@@ -637,23 +637,49 @@ func (c *applyCtx) changeRecognition(op *record.RecognitionChange) (string, erro
 		if err := inEffectOrder(rec.Events, status, at, op.Framework+" recognizes "+op.Recognized, op.Framework+" no longer recognizes "+op.Recognized); err != nil {
 			return "", err
 		}
-		last, _ = decide.LastRecordedAt(rec.Events, at, c.index)
+		last, lastOK = decide.LastRecordedAt(rec.Events, at, c.index)
 		when = " at " + at.Format(time.RFC3339)
+	}
+	// The resources recognized then: from FeatureLevelRecognitionResources
+	// those of the recognize in force at at, before it the latest.
+	resources := rec.Resources
+	if c.s.recognitionResources() {
+		resources = decide.RecognitionResources(&rec, last, lastOK, c.index)
 	}
 	if op.Op == record.OpUnrecognize {
 		if last.Status != record.StatusActive {
 			return "", record.Reject(record.CodeConflict, "%s does not recognize %s%s", op.Framework, op.Recognized, when)
 		}
-	} else if last.Status == record.StatusActive && slices.Equal(rec.Resources, op.Resources) {
+	} else if last.Status == record.StatusActive && slices.Equal(resources, op.Resources) {
 		return "", record.Reject(record.CodeConflict, "%s already recognizes %s for these resources%s", op.Framework, op.Recognized, when)
 	}
 	rec.Framework, rec.Recognized = op.Framework, op.Recognized
 	if op.Op == record.OpRecognize {
+		if c.s.recognitionResources() {
+			// A recognition recorded before the level keeps the resources
+			// it held, from the recognize that set them.
+			if len(rec.ResourceChanges) == 0 && len(rec.Events) > 0 {
+				rec.ResourceChanges = append(rec.ResourceChanges, record.ResourceChange{Index: lastRecognize(rec.Events), Resources: rec.Resources})
+			}
+			rec.ResourceChanges = append(rec.ResourceChanges, record.ResourceChange{Index: c.index, Resources: op.Resources})
+		}
 		rec.Resources = op.Resources
 	}
 	rec.Events = append(rec.Events, record.StatusEvent{Status: status, EffectiveAt: at, Index: c.index, Operation: c.op.CID})
 	mustSetJSON(c.b, k, rec)
 	return op.Framework, nil
+}
+
+// lastRecognize is the index of the last recognize among a recognition's
+// events (the one that set its resources).
+func lastRecognize(events []record.StatusEvent) uint64 {
+	var last uint64
+	for _, e := range events {
+		if e.Status == record.StatusActive {
+			last = max(last, e.Index)
+		}
+	}
+	return last
 }
 
 func validResources(rs []string, allowEmpty bool) error {

@@ -175,8 +175,24 @@ const (
 	// level.
 	FeatureLevelStanding = 13
 
+	// FeatureLevelRecognitionResources keeps the resources of every
+	// recognize in the recognition's record (record.ResourceChanges; the
+	// first recognize at the level also records the resources held
+	// before it, at the index of the recognize that set them), and
+	// answers read the resources of the recognize in force at the time
+	// asked, as recorded by the index asked about
+	// (decide.RecognitionResources): a scheduled change of resources
+	// takes effect at its effectiveAt, and an answer as of an earlier
+	// index reads the resources recorded by then. Below it a recognize's
+	// resources replaced the recognition's for every time and index. The
+	// apply judges "already recognizes for these resources" by the
+	// resources in force at the change's effectiveAt. A verifier of an
+	// older build recomputes such answers with the latest resources and
+	// fails them as a decision mismatch where the two differ.
+	FeatureLevelRecognitionResources = 14
+
 	// FeatureLevel is the highest level this build applies.
-	FeatureLevel = FeatureLevelStanding
+	FeatureLevel = FeatureLevelRecognitionResources
 )
 
 // featureNames say what each level adds, for error messages and status.
@@ -194,6 +210,7 @@ var featureNames = map[int]string{
 	FeatureLevelClearRefusals:           "refusals that name what is wrong; entity homepages only as http(s) URLs; no update without a field to change",
 	FeatureLevelFinalRevocation:         "a revocation is final, a suspension lifted only by a reinstatement recorded after it; status changes only by authority in force, a suspension lifted only from its level or above",
 	FeatureLevelStanding:                "no grant past a suspension or into a revocation's past placed above the grantor; grantors not struck off; at most 256 status events an accreditation; root and recognition changes in effect order, read by the one recorded last",
+	FeatureLevelRecognitionResources:    "a recognition's resources read as of the time and index asked: each recognize's kept",
 }
 
 // OpFeatureLevel names the result of a feature level raise.
@@ -229,6 +246,12 @@ func (s *consortium) finalRevocation() bool {
 // FeatureLevelStanding.
 func (s *consortium) standing() bool {
 	return s.ClusterFeatureLevel() >= FeatureLevelStanding
+}
+
+// recognitionResources reports whether the apply keeps each recognize's
+// resources (FeatureLevelRecognitionResources).
+func (s *consortium) recognitionResources() bool {
+	return s.ClusterFeatureLevel() >= FeatureLevelRecognitionResources
 }
 
 // ClusterFeatureLevel is the feature level the applied state is at.

@@ -43,10 +43,12 @@ const (
 // Recognize answers a recognition question over records that hold the
 // state at index applied.
 //
-// A recognition's resources are the ones it was last recognized for: a
-// later recognize that changed them answers for earlier times and indexes
-// too (its status events are bitemporal, its resource list is not). now is the reader's clock, used when the
-// question names no time.
+// A recognition's resources are those of the recognize in force at the
+// time asked, as recorded by the index asked about
+// (RecognitionResources); for a recognize recorded before feature level 14,
+// whose resources the record does not keep, those the recognition held
+// at that index as far as the record knows, else the latest. now is the
+// reader's clock, used when the question names no time.
 func Recognize(src Records, applied uint64, q RecognitionQuestion, now time.Time) (*RecognitionDecision, error) {
 	if q.Framework == "" || q.Recognized == "" {
 		return nil, record.Errorf(record.ErrBadQuery, "the recognizing framework and the recognized one are required")
@@ -96,11 +98,11 @@ func (e *Evaluator) Recognize(q RecognitionQuestion, t time.Time) (*RecognitionD
 		return d, nil
 	}
 	d.Recognition = &rec
-	if q.Resource != "" && len(rec.Resources) > 0 && !slices.Contains(rec.Resources, record.Wildcard) && !slices.Contains(rec.Resources, q.Resource) {
+	ev, ok := LastRecordedAt(rec.Events, d.At, asOf)
+	if rs := RecognitionResources(&rec, ev, ok, asOf); q.Resource != "" && len(rs) > 0 && !slices.Contains(rs, record.Wildcard) && !slices.Contains(rs, q.Resource) {
 		d.Reason = ReasonNeverRecognized
 		return d, nil
 	}
-	ev, ok := LastRecordedAt(rec.Events, d.At, asOf)
 	switch {
 	case !ok:
 		d.Reason = record.ReasonNotYetValid
@@ -110,4 +112,28 @@ func (e *Evaluator) Recognize(q RecognitionQuestion, t time.Time) (*RecognitionD
 		d.Reason = ev.Status
 	}
 	return d, nil
+}
+
+// RecognitionResources returns the resources a recognition covers for a
+// question answered by its event ev (inForce: an event is in force at the
+// time asked; LastRecordedAt) as of index asOf: those of the recognize
+// that recorded ev, when ev is one and the record keeps its resources
+// (rec.ResourceChanges, from feature level 14); else, when the question
+// finds no recognize in force (an unrecognize, or nothing yet), those the
+// recognition held at asOf: of the last change recorded by then; else the
+// latest (rec.Resources), as before the level. Empty: every resource.
+func RecognitionResources(rec *record.Recognition, ev record.StatusEvent, inForce bool, asOf uint64) []string {
+	if inForce && ev.Status == record.StatusActive {
+		for _, c := range rec.ResourceChanges {
+			if c.Index == ev.Index {
+				return c.Resources
+			}
+		}
+	}
+	for i := len(rec.ResourceChanges) - 1; i >= 0; i-- {
+		if c := rec.ResourceChanges[i]; c.Index <= asOf {
+			return c.Resources
+		}
+	}
+	return rec.Resources
 }

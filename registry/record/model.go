@@ -149,8 +149,21 @@ type StatusEvent struct {
 // Recognition records that Framework recognizes Recognized, optionally only
 // for some resources.
 type Recognition struct {
-	Framework  string        `json:"framework"`
-	Recognized string        `json:"recognized"`
-	Resources  []string      `json:"resources,omitempty"`
-	Events     []StatusEvent `json:"events"`
+	Framework  string `json:"framework"`
+	Recognized string `json:"recognized"`
+	// Resources are those of the recognize recorded last.
+	Resources []string      `json:"resources,omitempty"`
+	Events    []StatusEvent `json:"events"`
+	// ResourceChanges are the resources of each recognize recorded from
+	// feature level 14 on, by the index of its event, in index order; the
+	// first of a recognition recorded before the level is the resources it
+	// held then, at the index of the recognize that set them. Answers read
+	// the resources of the recognize in force (decide.RecognitionResources).
+	ResourceChanges []ResourceChange `json:"resourceChanges,omitempty"`
+}
+
+// ResourceChange is the resources a recognize recorded at Index set.
+type ResourceChange struct {
+	Index     uint64   `json:"index"`
+	Resources []string `json:"resources"`
 }
