@@ -456,7 +456,19 @@ func (g *randomLog) governance() {
 		if g.chance(0.3) {
 			op = record.OpUnrecognize
 		}
-		g.op(g.govSign(op, map[string]any{"framework": fw, "recognized": other, "resources": []string{nursing}}))
+		fields := map[string]any{"framework": fw, "recognized": other}
+		if op == record.OpRecognize {
+			// Resources change, now or scheduled (feature level 14 keeps
+			// each recognize's).
+			fields["resources"] = randomResources[:1+g.pick(len(randomResources))]
+			if g.chance(0.1) {
+				fields["resources"] = []string{record.Wildcard}
+			}
+		}
+		if g.chance(0.3) {
+			fields["effectiveAt"] = g.when(-10*day, -time.Hour, time.Hour, 10*day)
+		}
+		g.op(g.govSign(op, fields))
 	}
 }
 
