@@ -493,8 +493,15 @@ func (s *Server) ayraEcosystemRecognitions(w http.ResponseWriter, r *http.Reques
 	}
 	now := s.cfg.Now()
 	out := []trqpRecognition{}
+	t := at
+	if t.IsZero() {
+		t = now
+	}
 	for _, rec := range f.Recognitions {
-		resources := rec.Resources
+		// The resources recognized at the time asked (feature level 14
+		// keeps each recognize's; before it, the latest).
+		ev, inForce := decide.LastRecordedAt(rec.Events, t, view.Index())
+		resources := decide.RecognitionResources(&rec, ev, inForce, view.Index())
 		if len(resources) == 0 {
 			resources = []string{record.Wildcard}
 		}

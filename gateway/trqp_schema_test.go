@@ -357,6 +357,18 @@ func TestAyraExtensionEndpoints(t *testing.T) {
 	if len(recs) != 1 || *recs[0].Recognized {
 		t.Errorf("recognitions in 2022, before it took effect: %+v", recs)
 	}
+	// A widening scheduled for 2030 lists the resources recognized at the
+	// time asked: nurses now, both from 2030 (feature level 14).
+	const pharmacist = "https://example.org/credentials/Pharmacist"
+	e.mustSubmit(e.govSign(record.OpRecognize, map[string]any{"framework": fw, "recognized": other, "resources": []string{nurse, pharmacist}, "effectiveAt": "2030-01-01T00:00:00Z"}))
+	get("/ecosystems/"+esc(fw)+"/recognitions", 200, ayraRecognitionList, &recs)
+	if len(recs) != 1 || !*recs[0].Recognized || recs[0].Resource != nurse {
+		t.Errorf("recognitions now, a widening scheduled for 2030: %+v", recs)
+	}
+	get("/ecosystems/"+esc(fw)+"/recognitions?time=2030-06-01T00:00:00Z", 200, ayraRecognitionList, &recs)
+	if len(recs) != 2 || !*recs[0].Recognized || !*recs[1].Recognized || recs[1].Resource != pharmacist {
+		t.Errorf("recognitions in 2030, after the widening: %+v", recs)
+	}
 
 	var pairs []map[string]string
 	get("/lookups/authorizations?authority_id="+url.QueryEscape(fw), 200, ayraAuthorizations, &pairs)

@@ -54,7 +54,7 @@ func RestoreBackup(dataDir string, genesis []byte, backup io.Reader) (index uint
 		if err == nil {
 			return
 		}
-		cleanup := []error{os.RemoveAll(stateDir), os.RemoveAll(raftDir)}
+		cleanup := []error{os.RemoveAll(stateDir), os.RemoveAll(raftDir), ignoreNotExist(os.Remove(filepath.Join(dataDir, restoredMarker)))}
 		if !hadKey {
 			cleanup = append(cleanup, ignoreNotExist(os.Remove(keyFile)))
 		}
@@ -65,6 +65,11 @@ func RestoreBackup(dataDir string, genesis []byte, backup io.Reader) (index uint
 			err = fmt.Errorf("%w (and removing what it made in %s: %v)", err, dataDir, cerr)
 		}
 	}()
+	// The marker goes first, durably: a restore cut short and then started
+	// is refused with peers as a finished one is.
+	if err := writeRestoredMarker(dataDir); err != nil {
+		return 0, err
+	}
 	state, err := registry.Open(stateDir, genesis, registry.Options{})
 	if err != nil {
 		return 0, err
@@ -95,16 +100,29 @@ func RestoreBackup(dataDir string, genesis []byte, backup io.Reader) (index uint
 		_, err := snap.WriteTo(w)
 		return err
 	})
-	if err != nil {
-		return index, err
-	}
-	marker := filepath.Join(dataDir, restoredMarker)
-	if err = os.WriteFile(marker, fmt.Appendf(nil, "restored from a backup at registry index %d as a one-node cluster of %s; "+
-		"trustd refuses p2p.peers and raft.join on this directory until the cluster has another member, and then removes this file "+
-		"(docs/OPERATIONS.md, Backup and restore)\n", index, self), 0o600); err != nil {
-		err = errors.Join(err, ignoreNotExist(os.Remove(marker)))
-	}
 	return index, err
+}
+
+// writeRestoredMarker writes restoredMarker into dataDir and syncs it and
+// the directory.
+func writeRestoredMarker(dataDir string) error {
+	f, err := os.OpenFile(filepath.Join(dataDir, restoredMarker), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString("restored from a backup as a one-node cluster: trustd refuses p2p.peers and raft.join on this directory " +
+		"until the cluster has another voter, and then removes this file (docs/OPERATIONS.md, Backup and restore)\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if err = errors.Join(err, f.Close()); err != nil {
+		return err
+	}
+	d, err := os.Open(dataDir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }
 
 // restoredMarker is the file RestoreBackup leaves in a data directory: its
@@ -113,9 +131,9 @@ func RestoreBackup(dataDir string, genesis []byte, backup io.Reader) (index uint
 // started with its configuration would lead a cluster of its own beside
 // the others, and what it accepted there would never reach the registry
 // (docs/OPERATIONS.md); so New refuses such a directory with p2p.peers or
-// raft.join set until the cluster has another member (an operator added
-// one with trustctl cluster add-voter or add-nonvoter), and then removes
-// the file (watchRestored).
+// raft.join set until the cluster has another voter (an operator added
+// one with trustctl cluster add-voter, or promoted a non-voter), and then
+// removes the file (watchRestored).
 const restoredMarker = "restored-one-node-cluster"
 
 // refuseRestoredMember reports whether dataDir holds the restore marker,
@@ -134,11 +152,11 @@ func refuseRestoredMember(cfg configs.Config) (bool, error) {
 		"a member of a running cluster restored this way would lead a cluster of its own beside it, and the writes it accepted would never reach the registry. "+
 		"To bring back a member, remove it (trustctl cluster remove) and add it again with an empty data directory; it catches up from the others. "+
 		"To start the registry again from this backup, start this node without p2p.peers and raft.join and add the others with trustctl cluster add-voter; "+
-		"once it has another member the file goes and the settings are accepted (if the cluster has one already, remove the file by hand)",
+		"once it has another voter the file goes and the settings are accepted (if the cluster has one already, remove the file by hand)",
 		cfg.DataDir, marker)
 }
 
-// watchRestored removes the restore marker once the cluster has a member
+// watchRestored removes the restore marker once the cluster has a voter
 // besides this node, checking every restoredCheckEvery.
 func (n *Node) watchRestored(ctx context.Context) {
 	t := time.NewTicker(restoredCheckEvery)
@@ -149,20 +167,34 @@ func (n *Node) watchRestored(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if len(n.cluster.Status().Members) < 2 {
+		if !hasOtherVoter(n.cluster.Status()) {
 			continue
 		}
 		marker := filepath.Join(n.cfg.DataDir, restoredMarker)
 		if err := ignoreNotExist(os.Remove(marker)); err != nil {
-			n.log.Warn("the cluster restored from a backup has another member, but its restore marker stays; remove it by hand", "file", marker, "err", err)
+			n.log.Warn("the cluster restored from a backup has another voter, but its restore marker stays; remove it by hand", "file", marker, "err", err)
 		} else {
-			n.log.Info("the cluster restored from a backup has another member: p2p.peers and raft.join are accepted on this data directory from now on")
+			n.log.Info("the cluster restored from a backup has another voter: p2p.peers and raft.join are accepted on this data directory from now on")
 		}
 		return
 	}
 }
 
 const restoredCheckEvery = time.Second
+
+// hasOtherVoter reports whether the configuration st shows holds a voter
+// besides this node. A voter is added only once it answers (trustctl
+// cluster add-voter, promote); a non-voter may be added before it runs
+// and removed again, which would leave the restored cluster alone without
+// its marker.
+func hasOtherVoter(st consensus.Status) bool {
+	for _, m := range st.Members {
+		if m.ID != st.NodeID && m.Suffrage == "voter" {
+			return true
+		}
+	}
+	return false
+}
 
 func ignoreNotExist(err error) error {
 	if os.IsNotExist(err) {

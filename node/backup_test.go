@@ -277,8 +277,8 @@ func TestRestoredDirectoryRefusesPeers(t *testing.T) {
 	if _, err := os.Stat(marker); err != nil {
 		t.Fatalf("the marker went while the restored cluster had no other member: %v", err)
 	}
-	// Another member (a non-voter may be added before it runs): the marker
-	// goes, and the node starts with peers from then on.
+	// A non-voter may be added before it runs (and removed again): the
+	// marker stays.
 	key, err := consensus.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "node.key"))
 	if err != nil {
 		t.Fatal(err)
@@ -287,9 +287,28 @@ func TestRestoredDirectoryRefusesPeers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	replica := fmt.Sprintf("/ip4/127.0.0.1/tcp/1/p2p/%s", id)
-	if err := client.New(n.AdminURL()).Post(t.Context(), "/admin/v1/cluster/add-nonvoter", api.MembershipRequest{Addr: replica}, nil); err != nil {
+	admin := client.New(n.AdminURL())
+	if err := admin.Post(t.Context(), "/admin/v1/cluster/add-nonvoter", api.MembershipRequest{Addr: fmt.Sprintf("/ip4/127.0.0.1/tcp/1/p2p/%s", id)}, nil); err != nil {
 		t.Fatalf("add-nonvoter: %v", err)
+	}
+	time.Sleep(3 * restoredCheckEvery)
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("the marker went with a non-voter that never ran: %v", err)
+	}
+	// A voter that answers (an empty node, waiting to be added): the
+	// marker goes, and the node starts with peers from then on.
+	vcfg := LoopbackConfig(filepath.Join(t.TempDir(), "voter"))
+	vcfg.Genesis, vcfg.Raft.Bootstrap = cfg.Genesis, false
+	v, err := New(vcfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	v.gater.Allow(n.PeerID())
+	n.gater.Allow(v.PeerID())
+	voter := fmt.Sprintf("%s/p2p/%s", v.P2PAddrs()[0], v.PeerID())
+	if err := admin.Post(t.Context(), "/admin/v1/cluster/add-voter", api.MembershipRequest{Addr: voter}, nil); err != nil {
+		t.Fatalf("add-voter: %v", err)
 	}
 	waitFor(t, "the restore marker to go", 15*time.Second, func() bool {
 		_, err := os.Stat(marker)
@@ -298,6 +317,6 @@ func TestRestoredDirectoryRefusesPeers(t *testing.T) {
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
-	cfg.P2P.Peers = []string{replica}
+	cfg.P2P.Peers = []string{voter}
 	mustNewNode(t, cfg)
 }

@@ -111,14 +111,14 @@ func TestRecognitionResourcesRecordedBeforeTheLevel(t *testing.T) {
 	for _, tc := range []struct {
 		asOf uint64
 		want string
-	}{{set.Index, record.ReasonActive}, {again.Index - 1, record.ReasonRevoked}, {again.Index, decide.ReasonNeverRecognized}, {first.Index, decide.ReasonNeverRecognized}} {
+	}{{set.Index, record.ReasonActive}, {again.Index - 1, record.ReasonRevoked}, {again.Index, decide.ReasonNeverRecognized}, {first.Index, record.ReasonActive}} {
 		d, err := f.s.DecideRecognition(decide.RecognitionQuestion{Framework: fwID, Recognized: other, Resource: pharmacy, At: f.now, AsOf: tc.asOf}, f.now)
 		if err != nil {
 			t.Fatal(err)
 		}
 		// As of the first recognize, recorded before the level and not the
-		// one that set the resources kept, the latest stand in (as before
-		// the level; here they are its own).
+		// one that set the resources kept, those held at the level stand
+		// in (its own, nursing only, were not kept).
 		if d.Reason != tc.want {
 			t.Errorf("pharmacy as of %d: %s, want %s", tc.asOf, d.Reason, tc.want)
 		}
@@ -133,4 +133,59 @@ func (f *chainFixture) storedRecognition(other string) record.Recognition {
 		f.t.Fatalf("the recognition of %s: %v, %v", other, ok, err)
 	}
 	return rec
+}
+
+// A change recorded from the level on never reaches back over what was
+// recorded before it: a widening scheduled two years ahead leaves answers
+// about a time a recognize from before the level was in force, and as of
+// its index, as they were (the resources held at the level stand in for
+// its own), and so does the apply's "already recognizes" judged then. An
+// unrecognize in force reads the resources it withdrew, not those of a
+// recognize scheduled after it.
+func TestRecognitionResourcesScheduledChangesDoNotReachBack(t *testing.T) {
+	const other, midwife = "https://example.org/frameworks/other", "https://example.org/credentials/Midwife"
+	f := mustChain(t)
+	ask := func(resource string, at time.Time, asOf uint64) string {
+		t.Helper()
+		d, err := f.s.DecideRecognition(decide.RecognitionQuestion{Framework: fwID, Recognized: other, Resource: resource, At: at, AsOf: asOf}, f.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Reason
+	}
+	f.mustRaiseLevel(FeatureLevelRecognitionResources - 1)
+	f.tick()
+	first := f.mustAccept(f.govSign(record.OpRecognize, map[string]any{"framework": fwID, "recognized": other, "resources": []string{nursing}}))
+	between := f.now.Add(30 * time.Second) // the first in force, the second not yet
+	f.tick()
+	f.mustAccept(f.govSign(record.OpRecognize, map[string]any{"framework": fwID, "recognized": other, "resources": []string{nursing, pharmacy}}))
+	f.tick()
+	f.mustRaiseLevel(FeatureLevelRecognitionResources)
+	f.tick()
+	beforePast, beforeOld := ask(midwife, between, 0), ask(midwife, f.now, first.Index)
+	f.mustAccept(f.govSign(record.OpRecognize, map[string]any{"framework": fwID, "recognized": other,
+		"resources": []string{nursing, pharmacy, midwife}, "effectiveAt": f.now.AddDate(2, 0, 0).Format(time.RFC3339)}))
+	f.tick()
+	if past, old := ask(midwife, between, 0), ask(midwife, f.now, first.Index); past != beforePast || old != beforeOld || past != decide.ReasonNeverRecognized {
+		t.Errorf("midwives while the first recognize was in force: %s before the scheduled widening, %s after; as of its index %s, %s (want %s)",
+			beforePast, past, beforeOld, old, decide.ReasonNeverRecognized)
+	}
+	f.mustAccept(f.govSign(record.OpRecognize, map[string]any{"framework": fwID, "recognized": other,
+		"resources": []string{nursing, pharmacy, midwife}, "effectiveAt": between.Format(time.RFC3339)}))
+	f.tick()
+
+	f = mustChain(t) // ask reads this one from here on
+	f.mustRaiseLevel(FeatureLevelRecognitionResources)
+	f.tick()
+	f.mustAccept(f.govSign(record.OpRecognize, map[string]any{"framework": fwID, "recognized": other, "resources": []string{nursing, pharmacy}}))
+	f.tick()
+	f.mustAccept(f.govSign(record.OpUnrecognize, map[string]any{"framework": fwID, "recognized": other, "effectiveAt": f.now.AddDate(1, 0, 0).Format(time.RFC3339)}))
+	f.tick()
+	f.mustAccept(f.govSign(record.OpRecognize, map[string]any{"framework": fwID, "recognized": other, "resources": []string{nursing}, "effectiveAt": f.now.AddDate(2, 0, 0).Format(time.RFC3339)}))
+	if got := ask(pharmacy, f.now.AddDate(1, 6, 0), 0); got != record.ReasonRevoked {
+		t.Errorf("pharmacy while the unrecognize is in force: %s, want %s", got, record.ReasonRevoked)
+	}
+	if got := ask(pharmacy, f.now.AddDate(2, 6, 0), 0); got != decide.ReasonNeverRecognized {
+		t.Errorf("pharmacy after the narrowed recognize: %s, want %s", got, decide.ReasonNeverRecognized)
+	}
 }

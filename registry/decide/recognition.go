@@ -46,8 +46,8 @@ const (
 // A recognition's resources are those of the recognize in force at the
 // time asked, as recorded by the index asked about
 // (RecognitionResources); for a recognize recorded before feature level 14,
-// whose resources the record does not keep, those the recognition held
-// at that index as far as the record knows, else the latest. now is the
+// whose resources the record does not keep, those it held at the level,
+// or the latest where it recorded no recognize since. now is the
 // reader's clock, used when the question names no time.
 func Recognize(src Records, applied uint64, q RecognitionQuestion, now time.Time) (*RecognitionDecision, error) {
 	if q.Framework == "" || q.Recognized == "" {
@@ -116,24 +116,42 @@ func (e *Evaluator) Recognize(q RecognitionQuestion, t time.Time) (*RecognitionD
 
 // RecognitionResources returns the resources a recognition covers for a
 // question answered by its event ev (inForce: an event is in force at the
-// time asked; LastRecordedAt) as of index asOf: those of the recognize
-// that recorded ev, when ev is one and the record keeps its resources
-// (rec.ResourceChanges, from feature level 14); else, when the question
-// finds no recognize in force (an unrecognize, or nothing yet), those the
-// recognition held at asOf: of the last change recorded by then; else the
-// latest (rec.Resources), as before the level. Empty: every resource.
+// time asked; LastRecordedAt) as of index asOf. A record that keeps no
+// resource changes (nothing recognized from feature level 14 on) answers
+// with its latest resources, as before the level. One that does answers:
+//   - for a recognize in force, with the resources it recorded;
+//   - for an unrecognize in force, with those it withdrew: of the last
+//     change recorded before it;
+//   - when nothing is in force yet, with those recorded by asOf;
+//
+// and where the change wanted was recorded before the level (its
+// resources not kept), with the resources held at the level (the first
+// change): never with those of a recognize recorded later. Empty: every
+// resource.
 func RecognitionResources(rec *record.Recognition, ev record.StatusEvent, inForce bool, asOf uint64) []string {
-	if inForce && ev.Status == record.StatusActive {
-		for _, c := range rec.ResourceChanges {
+	changes := rec.ResourceChanges
+	if len(changes) == 0 {
+		return rec.Resources
+	}
+	last := func(before uint64) []string { // of the last change recorded before index before
+		for i := len(changes) - 1; i >= 0; i-- {
+			if changes[i].Index < before {
+				return changes[i].Resources
+			}
+		}
+		return changes[0].Resources
+	}
+	switch {
+	case inForce && ev.Status == record.StatusActive:
+		for _, c := range changes {
 			if c.Index == ev.Index {
 				return c.Resources
 			}
 		}
+		return changes[0].Resources
+	case inForce:
+		return last(ev.Index)
+	default:
+		return last(asOf + 1)
 	}
-	for i := len(rec.ResourceChanges) - 1; i >= 0; i-- {
-		if c := rec.ResourceChanges[i]; c.Index <= asOf {
-			return c.Resources
-		}
-	}
-	return rec.Resources
 }
