@@ -166,7 +166,25 @@ func (c *Cluster) answers(id peer.ID) error {
 	if err != nil {
 		return badMembership("%s does not answer (%v): start it first, since a voter that cannot be reached counts against the quorum (or add it as a non-voter, and promote it once it has caught up)", id, err)
 	}
+	if err := c.holdsNoOtherLog(id, ps); err != nil {
+		return err
+	}
 	return c.featureGate(id, ps)
+}
+
+// holdsNoOtherLog refuses a node about to be added that is not a member
+// of this cluster yet but holds a raft log of its own: it belongs, or
+// belonged, to a cluster with a history of its own (a member of a running
+// cluster, a registry restored from a backup), and this one's leader,
+// with its term, would have it follow this log over its state, taking it
+// from its own cluster. A node joins with an empty data directory and
+// catches up from the leader (docs/OPERATIONS.md).
+func (c *Cluster) holdsNoOtherLog(id peer.ID, ps PeerStatus) error {
+	sid := raft.ServerID(id.String())
+	if ps.LastLogIndex == 0 || c.isMember(sid, raft.Voter) || c.isMember(sid, raft.Nonvoter) {
+		return nil
+	}
+	return badMembership("%s holds a raft log of its own (last index %d): it is, or was, a member of a cluster with another history, and following this one would take it from its own; add it with an empty data directory, and it catches up from the leader", id, ps.LastLogIndex)
 }
 
 // foreignMember refuses a node that answered as a member of another
@@ -190,6 +208,9 @@ func (c *Cluster) admitsReplica(id peer.ID) error {
 	for {
 		ps, err := c.peerStatus(id, time.Until(deadline))
 		if err == nil {
+			if err := c.holdsNoOtherLog(id, ps); err != nil {
+				return err
+			}
 			return c.featureGate(id, ps)
 		}
 		if errors.Is(err, ErrForeignCluster) {
