@@ -168,6 +168,26 @@ func TestRestoredMemberForkIsRefused(t *testing.T) {
 	}
 }
 
+// mustBackup takes a backup of node i through its admin API and reads its
+// genesis.
+func (c *testCluster) mustBackup(i int) (backup, genesis []byte) {
+	t := c.t
+	t.Helper()
+	resp, err := http.Get(c.node(i).AdminURL() + "/admin/v1/backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backup, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("backup: %d %v", resp.StatusCode, err)
+	}
+	if genesis, err = os.ReadFile(c.cfgs[i].Genesis); err != nil {
+		t.Fatal(err)
+	}
+	return backup, genesis
+}
+
 // restoreMemberAlone takes a backup of node i, stops every node, and
 // restores the backup into a new data directory for node i under its own
 // identity (node.key copied): what an operator who restores a member of a
@@ -175,19 +195,7 @@ func TestRestoredMemberForkIsRefused(t *testing.T) {
 func (c *testCluster) restoreMemberAlone(i int) {
 	t := c.t
 	t.Helper()
-	resp, err := http.Get(c.node(i).AdminURL() + "/admin/v1/backup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	backup, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("backup: %d %v", resp.StatusCode, err)
-	}
-	genesis, err := os.ReadFile(c.cfgs[i].Genesis)
-	if err != nil {
-		t.Fatal(err)
-	}
+	backup, genesis := c.mustBackup(i)
 	for j := range c.nodes {
 		c.stop(j)
 	}
@@ -224,19 +232,7 @@ func TestRestoredDirectoryRefusesPeers(t *testing.T) {
 	for i := range 3 {
 		c.mustSubmit(0, c.accreditOp(fmt.Sprintf("did:web:r%d.example", i)))
 	}
-	resp, err := http.Get(c.node(0).AdminURL() + "/admin/v1/backup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	backup, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("backup: %d %v", resp.StatusCode, err)
-	}
-	genesis, err := os.ReadFile(c.cfgs[0].Genesis)
-	if err != nil {
-		t.Fatal(err)
-	}
+	backup, genesis := c.mustBackup(0)
 	dir := filepath.Join(t.TempDir(), "restored")
 	index, err := RestoreBackup(dir, genesis, bytes.NewReader(backup))
 	if err != nil {

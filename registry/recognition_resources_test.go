@@ -34,12 +34,7 @@ func TestRecognitionResourcesAsOfTimeAndIndex(t *testing.T) {
 				"resources": []string{nursing, pharmacy, "https://example.org/credentials/Midwife"}, "effectiveAt": widen.Format(time.RFC3339)}))
 			f.tick()
 			ask := func(resource string, at time.Time, asOf uint64) string {
-				t.Helper()
-				d, err := f.s.DecideRecognition(decide.RecognitionQuestion{Framework: fwID, Recognized: other, Resource: resource, At: at, AsOf: asOf}, f.now)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return d.Reason
+				return f.recognitionReason(other, resource, at, asOf)
 			}
 			for _, tc := range []struct {
 				what, resource string
@@ -112,17 +107,25 @@ func TestRecognitionResourcesRecordedBeforeTheLevel(t *testing.T) {
 		asOf uint64
 		want string
 	}{{set.Index, record.ReasonActive}, {again.Index - 1, record.ReasonRevoked}, {again.Index, decide.ReasonNeverRecognized}, {first.Index, record.ReasonActive}} {
-		d, err := f.s.DecideRecognition(decide.RecognitionQuestion{Framework: fwID, Recognized: other, Resource: pharmacy, At: f.now, AsOf: tc.asOf}, f.now)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := f.recognitionReason(other, pharmacy, f.now, tc.asOf)
 		// As of the first recognize, recorded before the level and not the
 		// one that set the resources kept, those held at the level stand
 		// in (its own, nursing only, were not kept).
-		if d.Reason != tc.want {
-			t.Errorf("pharmacy as of %d: %s, want %s", tc.asOf, d.Reason, tc.want)
+		if got != tc.want {
+			t.Errorf("pharmacy as of %d: %s, want %s", tc.asOf, got, tc.want)
 		}
 	}
+}
+
+// recognitionReason answers whether the chain framework recognizes other
+// for resource at time at as of index asOf (0: the latest), by its reason.
+func (f *chainFixture) recognitionReason(other, resource string, at time.Time, asOf uint64) string {
+	f.t.Helper()
+	d, err := f.s.DecideRecognition(decide.RecognitionQuestion{Framework: fwID, Recognized: other, Resource: resource, At: at, AsOf: asOf}, f.now)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return d.Reason
 }
 
 // storedRecognition reads the chain framework's recognition of other.
@@ -146,12 +149,7 @@ func TestRecognitionResourcesScheduledChangesDoNotReachBack(t *testing.T) {
 	const other, midwife = "https://example.org/frameworks/other", "https://example.org/credentials/Midwife"
 	f := mustChain(t)
 	ask := func(resource string, at time.Time, asOf uint64) string {
-		t.Helper()
-		d, err := f.s.DecideRecognition(decide.RecognitionQuestion{Framework: fwID, Recognized: other, Resource: resource, At: at, AsOf: asOf}, f.now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d.Reason
+		return f.recognitionReason(other, resource, at, asOf)
 	}
 	f.mustRaiseLevel(FeatureLevelRecognitionResources - 1)
 	f.tick()
