@@ -172,19 +172,41 @@ func (c *Cluster) answers(id peer.ID) error {
 	return c.featureGate(id, ps)
 }
 
-// holdsNoOtherLog refuses a node about to be added that is not a member
-// of this cluster yet but holds a raft log of its own: it belongs, or
-// belonged, to a cluster with a history of its own (a member of a running
-// cluster, a registry restored from a backup), and this one's leader,
-// with its term, would have it follow this log over its state, taking it
-// from its own cluster. A node joins with an empty data directory and
-// catches up from the leader (docs/OPERATIONS.md).
+// holdsNoOtherLog refuses a node about to be added, or promoted, that
+// holds a raft log and follows another leader (ownHistory).
 func (c *Cluster) holdsNoOtherLog(id peer.ID, ps PeerStatus) error {
 	sid := raft.ServerID(id.String())
-	if ps.LastLogIndex == 0 || c.isMember(sid, raft.Voter) || c.isMember(sid, raft.Nonvoter) {
+	member := c.isMember(sid, raft.Voter) || c.isMember(sid, raft.Nonvoter)
+	if !ownHistory(c.host.ID().String(), member, ps) {
 		return nil
 	}
-	return badMembership("%s holds a raft log of its own (last index %d): it is, or was, a member of a cluster with another history, and following this one would take it from its own; add it with an empty data directory, and it catches up from the leader", id, ps.LastLogIndex)
+	follows := ""
+	if ps.Leader != "" {
+		follows = " and follows another leader, " + ps.Leader
+	}
+	return badMembership("%s holds a raft log of its own (last index %d)%s: it is, or was, a member of a cluster with another history, and following this one would take it from its own; add it with an empty data directory, and it catches up from the leader", id, ps.LastLogIndex, follows)
+}
+
+// ownHistory reports whether a node that reported ps, about to be added
+// to (or promoted in) the cluster that leader leads, holds a history of
+// its own: a raft log while it follows another leader. It belongs, or
+// belonged, to another cluster (a member of a running cluster, a registry
+// restored from a backup), and this leader, with its term, would have it
+// follow this log over its state, taking it from its own. A node with an
+// empty log has none, nor has one that follows this leader (a non-voter
+// replicating from it). One with a log that follows no leader has one
+// unless it is a member already (as before peers reported their leader).
+// So a non-voter added before it ran, which turns out to lead or follow
+// another cluster, is not promoted. A node joins with an empty data
+// directory and catches up from the leader (docs/OPERATIONS.md).
+func ownHistory(leader string, member bool, ps PeerStatus) bool {
+	switch {
+	case ps.LastLogIndex == 0 || ps.Leader == leader:
+		return false
+	case ps.Leader != "":
+		return true
+	}
+	return !member
 }
 
 // foreignMember refuses a node that answered as a member of another

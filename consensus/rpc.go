@@ -155,7 +155,7 @@ func (c *Cluster) handleRPC(ctx context.Context, from peer.ID, kind rpcType, bod
 		}
 		return json.Marshal(addrs)
 	case rpcStatus:
-		return json.Marshal(PeerStatus{AppliedIndex: c.raft.AppliedIndex(), LastLogIndex: c.raft.LastIndex(), State: c.raft.State().String(), FeatureLevel: c.featureLevel})
+		return json.Marshal(PeerStatus{AppliedIndex: c.raft.AppliedIndex(), LastLogIndex: c.raft.LastIndex(), State: c.raft.State().String(), FeatureLevel: c.featureLevel, Leader: c.LeaderID()})
 	}
 	// The words wireV1 builds answered with (rpcErrOther): an older peer
 	// still shows them to its operator.
@@ -426,6 +426,10 @@ type PeerStatus struct {
 	// FeatureLevel is the highest feature level of the state machine's
 	// operations that the peer's build applies (Config.FeatureLevel).
 	FeatureLevel int `json:"feature_level,omitempty"`
+	// Leader is the peer id of the leader the peer follows (itself when
+	// it leads; empty when it knows none, or from a build before it was
+	// reported).
+	Leader string `json:"leader,omitempty"`
 }
 
 // featureLevel is the level a peer applies: a build from before levels

@@ -91,28 +91,33 @@ func TestClusterErrorKeepsTheCause(t *testing.T) {
 }
 
 // TestMemberOfAnotherClusterIsNotAdded: a node that holds a raft log of
-// its own (here the leader of another one-node cluster of the same
-// consortium; in the field a member of a running cluster, or a registry
-// restored from its backup) is refused as a voter and as a non-voter:
-// following this cluster's leader, with its term, would take it from its
-// own. It stays its own cluster's leader, and this one's configuration is
-// unchanged.
+// its own and follows another leader (here the leader of another one-node
+// cluster of the same consortium; in the field a member of a running
+// cluster, or a registry restored from its backup) is refused as a voter
+// and as a non-voter: following this cluster's leader, with its term,
+// would take it from its own (consensus.TestOwnHistory has the cases: a
+// promotion among them). It stays its own cluster's leader, and this
+// one's configuration is unchanged.
 func TestMemberOfAnotherClusterIsNotAdded(t *testing.T) {
 	genesis, _ := writeGenesis(t, t.TempDir())
 	cfgs := clusterConfigs(t, 2, genesis)
 	cfgs[0].P2P.Peers, cfgs[1].P2P.Peers = nil, nil // each bootstraps a cluster of its own
 	a, b := mustNewNode(t, cfgs[0]), mustNewNode(t, cfgs[1])
-	b.gater.Allow(a.PeerID()) // b answers a's status calls
+	waitFor(t, "b to lead its own cluster", 10*time.Second, b.cluster.IsLeader)
 	addr := fmt.Sprintf("%s/p2p/%s", b.P2PAddrs()[0], b.PeerID())
 	admin := client.New(a.AdminURL())
-	for _, action := range []string{"add-voter", "add-nonvoter"} {
-		err := admin.Post(context.Background(), "/admin/v1/cluster/"+action, api.MembershipRequest{Addr: addr}, nil)
+	refused := func(action string, req api.MembershipRequest) {
+		t.Helper()
+		err := admin.Post(context.Background(), "/admin/v1/cluster/"+action, req, nil)
 		var ae *client.APIError
 		if !errors.As(err, &ae) || ae.Problem.Status != http.StatusBadRequest || !strings.Contains(ae.Problem.Detail, "holds a raft log of its own") ||
-			!strings.Contains(ae.Problem.Detail, "empty data directory") {
+			!strings.Contains(ae.Problem.Detail, "follows another leader, "+b.PeerID().String()) || !strings.Contains(ae.Problem.Detail, "empty data directory") {
 			t.Fatalf("%s of another cluster's leader: %v", action, err)
 		}
 	}
+	b.gater.Allow(a.PeerID()) // b answers a's status calls
+	refused("add-voter", api.MembershipRequest{Addr: addr})
+	refused("add-nonvoter", api.MembershipRequest{Addr: addr})
 	if members := a.cluster.Status().Members; len(members) != 1 {
 		t.Fatalf("the refused node is in the configuration: %+v", members)
 	}
