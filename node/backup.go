@@ -31,7 +31,9 @@ func (n *Node) Backup(w io.Writer) error {
 // RestoreBackup prepares a new data directory from a backup: the registry
 // state is restored and seeded as a raft snapshot of a one-node cluster, so
 // trustd started on dataDir resumes at the backup's index. Other nodes then
-// join it. The genesis must be the backup's.
+// join it (trustctl cluster add-voter): until one has, the directory holds
+// restoredMarker, written first, and New refuses it with p2p.peers or
+// raft.join set. The genesis must be the backup's.
 func RestoreBackup(dataDir string, genesis []byte, backup io.Reader) (index uint64, err error) {
 	if entries, err := os.ReadDir(dataDir); err == nil {
 		for _, e := range entries {
