@@ -282,7 +282,7 @@ func restoreCmd(stdout io.Writer) *cobra.Command {
 			}
 			if _, err := fmt.Fprintf(stdout, "restored registry index %d into %s\nstart it with: trustd --data-dir %s --genesis %s\n"+
 				"it runs as a new one-node cluster; add the other nodes with trustctl cluster add-voter\n"+
-				"(until it has another member it refuses to start with p2p.peers or raft.join set; to bring back\n"+
+				"(until it has another voter it refuses to start with p2p.peers or raft.join set; to bring back\n"+
 				"one member of a cluster that still runs, do not start this: remove the member with\n"+
 				"trustctl cluster remove and add it again, empty, so it catches up from the others)\n", index, dataDir, shellQuote(dataDir), shellQuote(genesis)); err != nil {
 				return fmt.Errorf("restored registry index %d into %s, but the summary was not printed: %w", index, dataDir, err)
