@@ -4,17 +4,21 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
@@ -42,7 +46,8 @@ var (
 // seconds to months) is applied one entry a batch to a first state, and
 // then by replicas that each follow a random schedule of all of the above
 // (restarts half of them as after a crash, each followed by entries raft
-// hands over again), each flushing the map's overlay at its own bound.
+// hands over again; power losses on half the replicas, losePower), each
+// flushing the map's overlay at its own bound.
 // Every replica must give each entry the first state's result, again after
 // a restart too, hold the same transparency log (so the same map root after
 // every entry) at every batch's end, check the next entry as its apply
@@ -493,12 +498,33 @@ func (g *randomLog) replay(rng *rand.Rand, n int) {
 	// that a log of a few thousand entries flushes it (the top cache's
 	// deeper records, below depth 15, hold nothing in a map this small).
 	flushEntries := []int{1, 5, 33, 256, journalFlushEntries}[rng.IntN(5)]
+	// Half the replicas live on a crashable in-memory file system and now
+	// and then lose power (below).
+	var mem *vfs.MemFS
+	if rng.IntN(2) == 0 {
+		mem = vfs.NewCrashableMem()
+	}
+	open := func(dir string) (*State, error) {
+		var opts Options
+		if mem != nil {
+			mkdirSynced(t, mem, dir)
+			opts.fs = mem
+		}
+		s, err := Open(dir, g.raw, opts)
+		if err == nil {
+			s.apply.flushEntries = flushEntries
+		}
+		return s, err
+	}
 	dir := t.TempDir()
-	s, err := Open(dir, g.raw, Options{})
+	s, err := open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.apply.flushEntries = flushEntries
+	// snapped is how many entries raft's last snapshot of the replica
+	// holds: after a power loss raft hands the state every entry after
+	// them again, and no earlier one (its log may be compacted up to them).
+	snapped := 0
 	var wg sync.WaitGroup
 	// On a failure, the checks and reads beside the apply end before the
 	// state closes under them.
@@ -508,7 +534,7 @@ func (g *randomLog) replay(rng *rand.Rand, n int) {
 	if len(qs) == 0 {
 		t.Fatal("the log granted nothing: no questions to compare")
 	}
-	var restarts, restores, installs, prefetches, checks, checked int
+	var restarts, restores, installs, powerLosses, lost, prefetches, checks, checked int
 	for i := 0; i < len(g.entries); {
 		// Mostly small batches, as a lightly loaded cluster applies; now
 		// and then one of up to 64 entries.
@@ -567,16 +593,22 @@ func (g *randomLog) replay(rng *rand.Rand, n int) {
 		if got, want := headOf(t, s), g.heads[i-1]; got.size != want.size || !bytes.Equal(got.root, want.root) {
 			t.Fatalf("replica %d: after entry %d the transparency log is %d %x, want %d %x", n, i-1, got.size, got.root, want.size, want.root)
 		}
+		if mem != nil && rng.Float64() < 0.03 {
+			var held int
+			s, held = g.losePower(rng, n, s, &mem, open, dir, snapped, i)
+			powerLosses++
+			lost += i - held
+			continue
+		}
 		switch x := rng.Float64(); {
 		case x < 0.04: // a restart, half of them as after a crash (the map journal not flushed at the close)
 			s.keepJournal = rng.IntN(2) == 0
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if s, err = Open(dir, g.raw, Options{}); err != nil {
+			if s, err = open(dir); err != nil {
 				t.Fatal(err)
 			}
-			s.apply.flushEntries = flushEntries
 			restarts++
 			// raft may hand a restarted node entries it applied before:
 			// each gets its stored result again.
@@ -590,14 +622,14 @@ func (g *randomLog) replay(rng *rand.Rand, n int) {
 			if err := s.Restore(bytes.NewReader(snapshotBytes(t, s))); err != nil {
 				t.Fatal(err)
 			}
+			snapped = i
 			restores++
 		case x < 0.09: // a new node installs a snapshot, then goes on
 			nextDir := t.TempDir()
-			next, err := Open(nextDir, g.raw, Options{})
+			next, err := open(nextDir)
 			if err != nil {
 				t.Fatal(err)
 			}
-			next.apply.flushEntries = flushEntries
 			if err := next.Restore(bytes.NewReader(snapshotBytes(t, s))); err != nil {
 				t.Fatal(err)
 			}
@@ -605,6 +637,7 @@ func (g *randomLog) replay(rng *rand.Rand, n int) {
 				t.Fatal(err)
 			}
 			s, dir = next, nextDir
+			snapped = i
 			restores++
 		case x < 0.12: // a snapshot from further on, as a lagging follower installs
 			k, _ := slices.BinarySearchFunc(g.snaps, i+1, func(sn randomSnap, n int) int { return sn.n - n })
@@ -619,7 +652,11 @@ func (g *randomLog) replay(rng *rand.Rand, n int) {
 			if got, want := headOf(t, s), g.heads[i-1]; got.size != want.size || !bytes.Equal(got.root, want.root) {
 				t.Fatalf("replica %d: the snapshot after entry %d installed holds the transparency log %d %x, want %d %x", n, i-1, got.size, got.root, want.size, want.root)
 			}
+			snapped = i
 			installs++
+		case x < 0.14: // raft takes a snapshot of the state (it syncs) and may compact its log up to it
+			s.Snapshot().Release()
+			snapped = i
 		case x < 0.3: // a verifier's read between batches
 			g.checkRead(s, qs[rng.IntN(len(qs))], batch[len(batch)-1].Time, n)
 		}
@@ -642,7 +679,7 @@ func (g *randomLog) replay(rng *rand.Rand, n int) {
 	if a, b := storedMapNodes(t, g.s), storedMapNodes(t, s); !maps.EqualFunc(a, b, bytes.Equal) {
 		t.Fatalf("replica %d stores %d map node records, the first state %d, or other bytes", n, len(b), len(a))
 	}
-	t.Logf("replica %d (overlay flushed every %d entries): %d restarts, %d restores of its own state, %d snapshots installed from further on, %d prefetches, %d batches with checks and reads beside, %d checks held to the apply's result", n, flushEntries, restarts, restores, installs, prefetches, checks, checked)
+	t.Logf("replica %d (overlay flushed every %d entries): %d restarts, %d power losses (%d applied entries lost in all), %d restores of its own state, %d snapshots installed from further on, %d prefetches, %d batches with checks and reads beside, %d checks held to the apply's result", n, flushEntries, restarts, powerLosses, lost, restores, installs, prefetches, checks, checked)
 }
 
 // dids are the log's actors and one identifier it never names.
@@ -799,5 +836,88 @@ func (g *randomLog) checkRead(s *State, q decide.Question, now time.Time, n int)
 	got.At, want.At = time.Time{}, time.Time{}
 	if a, b := mustJSON(g.t, got), mustJSON(g.t, want); !bytes.Equal(a, b) {
 		g.t.Errorf("replica %d: at index %d %+v answered\n%s\nwant (the first state as of %d)\n%s", n, idx, q, a, idx, b)
+	}
+}
+
+// losePower cuts the power of replica n, whose state s has applied the
+// log's first i entries and of which raft last took a snapshot after
+// snapped of them: the file system keeps what was synced and a random part
+// of the rest (*mem becomes that one). The state must come back as it was
+// after some entry from snapped on (that entry's transparency log, records
+// that pass its own audit), and raft's replay of every entry after snapped
+// must give each its result again (the stored one at or below the state's
+// applied index) and the log as before the power loss. It returns the
+// state as it is then, and how many entries it held after the power loss.
+func (g *randomLog) losePower(rng *rand.Rand, n int, s *State, mem **vfs.MemFS, open func(string) (*State, error), dir string, snapped, i int) (*State, int) {
+	t := g.t
+	t.Helper()
+	crashed := (*mem).CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: rng.IntN(101), RNG: rng})
+	// The old state's files stay behind on the old file system.
+	s.keepJournal = true
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	*mem = crashed
+	s, err := open(dir)
+	if err != nil {
+		t.Fatalf("replica %d: open after a power loss at entry %d: %v", n, i, err)
+	}
+	applied := s.AppliedIndex()
+	k := sort.Search(len(g.entries), func(j int) bool { return g.entries[j].Index > applied })
+	switch {
+	case k > 0 && g.entries[k-1].Index != applied, k == 0 && applied != 0:
+		t.Fatalf("replica %d: after a power loss the state's applied index is %d, which no entry has", n, applied)
+	case k > i:
+		t.Fatalf("replica %d: after a power loss at entry %d the state holds %d entries", n, i, k)
+	case k < snapped:
+		t.Fatalf("replica %d: after a power loss at entry %d the state holds %d entries, fewer than raft's last snapshot (%d): raft would never hand it the entries between again", n, i, k, snapped)
+	}
+	var want randomHead
+	if k > 0 {
+		want = g.heads[k-1]
+	}
+	if got := headOf(t, s); got.size != want.size || !bytes.Equal(got.root, want.root) {
+		t.Fatalf("replica %d: after a power loss its state holds %d entries and the transparency log %d %x, want %d %x", n, k, got.size, got.root, want.size, want.root)
+	}
+	if s.ClusterFeatureLevel() < FeatureLevelCommitment {
+		// No commitment to audit against yet.
+	} else if err := s.SelfAudit(t.Context()); err != nil {
+		t.Fatalf("replica %d: after a power loss (%d entries held) its state fails its own audit: %v", n, k, err)
+	}
+	for from := snapped; from < i; {
+		size := 1 + rng.IntN(min(16, i-from))
+		for j, r := range s.ApplyBatch(g.entries[from : from+size]) {
+			if a, b := mustJSON(t, r), mustJSON(t, g.results[from+j]); !bytes.Equal(a, b) {
+				t.Fatalf("replica %d: entry %d replayed after a power loss (%d entries held): result\n%s\nwant\n%s", n, from+j, k, a, b)
+			}
+		}
+		from += size
+	}
+	if got, want := headOf(t, s), g.heads[i-1]; got.size != want.size || !bytes.Equal(got.root, want.root) {
+		t.Fatalf("replica %d: after a power loss at entry %d and raft's replay the transparency log is %d %x, want %d %x", n, i-1, got.size, got.root, want.size, want.root)
+	}
+	return s, k
+}
+
+// mkdirSynced makes dir and its parents on fs and syncs each one's entry,
+// as a data directory made before the node first ran is.
+func mkdirSynced(t testing.TB, fs vfs.FS, dir string) {
+	t.Helper()
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for d := dir; ; {
+		parent := filepath.Dir(d)
+		f, err := fs.OpenDir(parent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := errors.Join(f.Sync(), f.Close()); err != nil {
+			t.Fatal(err)
+		}
+		if parent == d {
+			return
+		}
+		d = parent
 	}
 }

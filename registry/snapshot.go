@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -406,6 +404,7 @@ func readSnapshot(r io.Reader, emit func(k, v []byte) error) ([]byte, error) {
 // has checked out: no write-ahead log, no memtable, no compaction of the
 // restored data, and nothing visible before the checksum is verified.
 type restoreTables struct {
+	fs    vfs.FS // the database's: ingestion reads the tables through it
 	dir   string
 	opts  sstable.WriterOptions
 	w     *sstable.Writer
@@ -414,20 +413,21 @@ type restoreTables struct {
 }
 
 func (s *store) newRestoreTables() (*restoreTables, error) {
-	dir := filepath.Join(s.dir, "restore")
-	if err := os.RemoveAll(dir); err != nil {
+	fs := s.dbOpts.FS
+	dir := fs.PathJoin(s.dir, "restore")
+	if err := fs.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := fs.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
-	return &restoreTables{dir: dir, opts: s.dbOpts.MakeWriterOptions(0, s.db.TableFormat())}, nil
+	return &restoreTables{fs: fs, dir: dir, opts: s.dbOpts.MakeWriterOptions(0, s.db.TableFormat())}, nil
 }
 
 func (t *restoreTables) set(k, v []byte) error {
 	if t.w == nil {
-		path := filepath.Join(t.dir, fmt.Sprintf("%06d.sst", len(t.paths)))
-		f, err := vfs.Default.Create(path, vfs.WriteCategoryUnspecified)
+		path := t.fs.PathJoin(t.dir, fmt.Sprintf("%06d.sst", len(t.paths)))
+		f, err := t.fs.Create(path, vfs.WriteCategoryUnspecified)
 		if err != nil {
 			return err
 		}
@@ -463,7 +463,7 @@ func (t *restoreTables) remove() {
 	}
 	// What cannot be removed now is removed when the state next opens
 	// (openStore clears the restore directory).
-	_ = os.RemoveAll(t.dir)
+	_ = t.fs.RemoveAll(t.dir)
 }
 
 // clear empties the state and leaves a fresh genesis in it.

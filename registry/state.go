@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/trustreg/trustreg/registry/decide"
 	"github.com/trustreg/trustreg/registry/record"
 )
@@ -70,6 +71,11 @@ type Options struct {
 	// with its commitment (ErrStateCorrupt), with that error, on the
 	// reading goroutine. It must not block.
 	OnStateCorrupt func(error)
+
+	// fs is the file system the database lives on (nil: the OS's). Tests
+	// give a crashable in-memory one to lose what was not synced, as a
+	// power loss does (randomlog_test.go).
+	fs vfs.FS
 }
 
 // Open opens (creating if needed) the state database in dir for the
@@ -91,7 +97,7 @@ func Open(dir string, genesisRaw []byte, opts Options) (*State, error) {
 	if reserve == 0 {
 		reserve = DefaultDiskReserveBytes
 	}
-	st, err := openStore(dir, genesisRaw, record.CIDOf(genesisRaw), logger, reserve)
+	st, err := openStore(dir, genesisRaw, record.CIDOf(genesisRaw), logger, reserve, opts.fs)
 	if err != nil {
 		return nil, err
 	}

@@ -10,13 +10,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -132,8 +132,9 @@ func pebbleOptions(logger pebble.Logger) *pebble.Options {
 
 // openStore opens (creating if needed) the database in dir for the
 // genesis genesisRaw, whose CID is genesisCID.
-func openStore(dir string, genesisRaw []byte, genesisCID string, logger *slog.Logger, reserve uint64) (*store, error) {
+func openStore(dir string, genesisRaw []byte, genesisCID string, logger *slog.Logger, reserve uint64, fs vfs.FS) (*store, error) {
 	popts := stateOptions(pebbleLogger{log: logger.With("component", "pebble"), dir: dir})
+	popts.FS = fs // nil: EnsureDefaults gives the OS's
 	popts.EnsureDefaults()
 	if err := roomToOpen(dir); err != nil {
 		popts.Cache.Unref()
@@ -151,7 +152,7 @@ func openStore(dir string, genesisRaw []byte, genesisCID string, logger *slog.Lo
 	// A restore cut off by a crash may have left its sstables behind.
 	// Only now, holding the directory's lock: a process refused above must
 	// not touch the files of the one that holds it.
-	if err := os.RemoveAll(filepath.Join(dir, "restore")); err != nil {
+	if err := popts.FS.RemoveAll(popts.FS.PathJoin(dir, "restore")); err != nil {
 		return nil, fmt.Errorf("open state %s: %w", dir, errors.Join(err, db.Close()))
 	}
 	log := logger.With("component", "registry")
