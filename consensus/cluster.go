@@ -117,7 +117,7 @@ type Cluster struct {
 	raft       *raft.Raft
 	logs       *LogStore
 	snaps      *snapshotStore
-	trans      *raft.NetworkTransport
+	trans      *boundTransport
 	watch      *commitWatch // trans, reading the leader's commit index off AppendEntries (Lag)
 	host       host.Host
 	log        *slog.Logger
@@ -216,7 +216,7 @@ func Start(cfg Config) (*Cluster, error) {
 	if err := c.restoreIfBehind(); err != nil {
 		return nil, errors.Join(err, logs.Close())
 	}
-	trans, err := newTransport(cfg.Host, c.peers, rl, &c.metrics.answered)
+	trans, err := newTransport(cfg.Host, c.peers, rl, &c.metrics.answered, c.raftRequestFrom)
 	if err != nil {
 		return nil, errors.Join(err, logs.Close())
 	}

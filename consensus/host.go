@@ -155,37 +155,151 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 }
 
 // Gater admits connections only from and to the cluster's peers: the
-// current raft configuration plus the configured peers.
+// current raft configuration plus the configured peers (Allow: p2p.peers
+// and raft.join) and a peer an add in progress admits (Admit). A member
+// that leaves the configuration is no longer admitted unless it is
+// configured, and one that is stays refused what only members may ask
+// (Member, RaftSender).
 type Gater struct {
 	mu      sync.RWMutex
 	self    peer.ID
-	allowed map[peer.ID]bool
+	allowed map[peer.ID]bool // configured
 	blocked map[peer.ID]bool
+	// members holds the peers of the raft configuration, each with the
+	// index of the newest configuration known to hold it; config is the
+	// index of the configuration SetMembers last took, selfMember whether
+	// it held this node.
+	members    map[peer.ID]uint64
+	config     uint64
+	selfMember bool
+	// removed holds the peers seen leaving the configuration and not in
+	// it again since: configured ones are still admitted (they may ask to
+	// join again) but are not members.
+	removed map[peer.ID]bool
+	// adding counts the adds in progress that admit a peer.
+	adding map[peer.ID]int
 	// OnRefused, if set, is told about every refused peer.
 	OnRefused func(peer.ID, network.Direction)
 }
 
 // NewGater returns a gater that admits the given peers.
 func NewGater(self peer.ID, peers ...peer.ID) *Gater {
-	g := &Gater{self: self, allowed: map[peer.ID]bool{}, blocked: map[peer.ID]bool{}}
+	g := &Gater{self: self, allowed: map[peer.ID]bool{}, blocked: map[peer.ID]bool{},
+		members: map[peer.ID]uint64{}, removed: map[peer.ID]bool{}, adding: map[peer.ID]int{}}
 	for _, p := range peers {
 		g.allowed[p] = true
 	}
 	return g
 }
 
-// Allow admits a peer.
+// Allow admits a peer: a configured one.
 func (g *Gater) Allow(p peer.ID) {
 	g.mu.Lock()
 	g.allowed[p] = true
 	g.mu.Unlock()
 }
 
-// Disallow stops admitting a peer.
+// Disallow stops admitting a configured peer (a member is still admitted).
 func (g *Gater) Disallow(p peer.ID) {
 	g.mu.Lock()
 	delete(g.allowed, p)
 	g.mu.Unlock()
+}
+
+// Admit admits p while an add of it is in progress, and returns the call
+// that ends it: done(index) with the index of the configuration that
+// holds p once the add succeeded (p is a member from then on), done(0)
+// when it failed.
+func (g *Gater) Admit(p peer.ID) (done func(index uint64)) {
+	g.mu.Lock()
+	g.adding[p]++
+	g.mu.Unlock()
+	var once sync.Once
+	return func(index uint64) {
+		once.Do(func() {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			if g.adding[p]--; g.adding[p] <= 0 {
+				delete(g.adding, p)
+			}
+			if index > 0 && index >= g.members[p] {
+				g.members[p] = index
+				delete(g.removed, p)
+			}
+		})
+	}
+}
+
+// SetMembers takes the raft configuration of log index index, whose
+// servers are ids, and returns the peers that left the membership with it
+// and are no longer admitted (their connections are the caller's to
+// close). A configuration older than one taken before changes nothing; a
+// member an add made known at a newer index than this one stays.
+func (g *Gater) SetMembers(ids []peer.ID, index uint64) (gone []peer.ID) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if index < g.config {
+		return nil
+	}
+	g.config = index
+	in := make(map[peer.ID]bool, len(ids))
+	g.selfMember = false
+	for _, id := range ids {
+		if id == g.self {
+			g.selfMember = true
+			continue
+		}
+		in[id] = true
+		g.members[id] = max(g.members[id], index)
+		delete(g.removed, id)
+	}
+	for id, at := range g.members {
+		if in[id] || at > index {
+			continue
+		}
+		delete(g.members, id)
+		g.removed[id] = true
+		if !g.admittedLocked(id) {
+			gone = append(gone, id)
+		}
+	}
+	return gone
+}
+
+// Remove takes a member out at once, as the configuration of index
+// index (a removal the leader just committed) holds it no longer, and
+// reports whether it is no longer admitted.
+func (g *Gater) Remove(p peer.ID, index uint64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if at, ok := g.members[p]; !ok || at > index {
+		return false
+	}
+	delete(g.members, p)
+	g.removed[p] = true
+	return !g.admittedLocked(p)
+}
+
+// Member reports whether p is in the raft configuration as this node
+// last saw it.
+func (g *Gater) Member(p peer.ID) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	_, ok := g.members[p]
+	return ok
+}
+
+// RaftSender reports whether raft may take from p a request that only a
+// leader sends (append, snapshot, timeout-now): p is a member, or
+// configured and not seen leaving, or this node is not a member itself
+// (it is joining, and whoever leads the cluster that adds it sends them).
+func (g *Gater) RaftSender(p peer.ID) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if _, ok := g.members[p]; ok {
+		return true
+	}
+	return (g.allowed[p] && !g.removed[p]) || !g.selfMember
 }
 
 // Block refuses a peer whatever else admits it, until Unblock: an
@@ -207,7 +321,13 @@ func (g *Gater) Unblock(p peer.ID) {
 func (g *Gater) Allowed(p peer.ID) bool {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	return p == g.self || (g.allowed[p] && !g.blocked[p])
+	return p == g.self || (g.admittedLocked(p) && !g.blocked[p])
+}
+
+// admittedLocked reports whether p is configured, a member or being added.
+func (g *Gater) admittedLocked(p peer.ID) bool {
+	_, member := g.members[p]
+	return g.allowed[p] || member || g.adding[p] > 0
 }
 
 // InterceptPeerDial implements connmgr.ConnectionGater.

@@ -15,7 +15,7 @@ import (
 // a leader sends an AppendEntries at least every CommitTimeout while it
 // leads, with new entries or none.
 type commitWatch struct {
-	*raft.NetworkTransport
+	*boundTransport
 	rpcs chan raft.RPC
 	stop chan struct{} // closed by close: relay ends
 	once sync.Once
@@ -28,8 +28,8 @@ type commitWatch struct {
 	fork func(cmd any) error
 }
 
-func newCommitWatch(t *raft.NetworkTransport, fork func(cmd any) error) *commitWatch {
-	w := &commitWatch{NetworkTransport: t, rpcs: make(chan raft.RPC), stop: make(chan struct{}), fork: fork}
+func newCommitWatch(t *boundTransport, fork func(cmd any) error) *commitWatch {
+	w := &commitWatch{boundTransport: t, rpcs: make(chan raft.RPC), stop: make(chan struct{}), fork: fork}
 	w.beats.done = make(chan struct{})
 	go w.relay(w.stop)
 	return w
@@ -53,7 +53,7 @@ func (w *commitWatch) SetHeartbeatHandler(fn func(raft.RPC)) {
 	if fn != nil {
 		fn = w.beats.wrap(fn)
 	}
-	w.NetworkTransport.SetHeartbeatHandler(fn)
+	w.boundTransport.SetHeartbeatHandler(fn)
 }
 
 // heartbeats counts the heartbeat handlers running; after close, it
@@ -106,7 +106,7 @@ func (h *heartbeats) close(wait time.Duration) bool {
 func (w *commitWatch) Consumer() <-chan raft.RPC { return w.rpcs }
 
 func (w *commitWatch) relay(stop <-chan struct{}) {
-	in := w.NetworkTransport.Consumer()
+	in := w.boundTransport.Consumer()
 	for {
 		select {
 		case rpc := <-in:

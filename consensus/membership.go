@@ -56,10 +56,16 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 			return badMembership("member id %q is not a peer id", m.ID)
 		}
 	}
-	if id != "" {
+	// Only an add admits the peer (its connections, the leader's
+	// questions to it), for as long as it runs, and a member once it
+	// succeeds; any other request names a member or is refused, and
+	// admits no one.
+	var added uint64
+	if id != "" && (m.Action == ActionAddVoter || m.Action == ActionAddNonvoter) {
 		c.addAddrs(id, m.Addrs)
-		if c.gater != nil && m.Action != ActionRemove {
-			c.gater.Allow(id)
+		if c.gater != nil {
+			done := c.gater.Admit(id)
+			defer func() { done(added) }()
 		}
 	}
 	sid, addr := raft.ServerID(id.String()), raft.ServerAddress(id.String())
@@ -124,6 +130,16 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 			return ErrNotLeader
 		}
 		return fmt.Errorf("%s %s: %w", m.Action, id, err)
+	}
+	if idx, ok := f.(raft.IndexFuture); ok {
+		switch m.Action {
+		case ActionAddVoter, ActionAddNonvoter:
+			added = idx.Index()
+		case ActionRemove:
+			if c.gater != nil && c.gater.Remove(id, idx.Index()) {
+				c.dropPeer(id)
+			}
+		}
 	}
 	c.log.Info("membership changed", "action", m.Action, "peer", m.ID)
 	return nil

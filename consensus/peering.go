@@ -117,6 +117,15 @@ func (p *peering) record(id peer.ID, theirs string, v helloVersion) error {
 	return err
 }
 
+// forget drops what the hello of peer id said: a peer that left the
+// cluster says hello again if it is ever admitted again.
+func (p *peering) forget(id peer.ID) {
+	p.mu.Lock()
+	delete(p.result, id)
+	delete(p.versions, id)
+	p.mu.Unlock()
+}
+
 // logPeer logs an info record about peer id, once per peerRepeatEvery for
 // each message, with the count held back since.
 func (p *peering) logPeer(msg string, id peer.ID) {

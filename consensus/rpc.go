@@ -107,6 +107,9 @@ func (c *Cluster) serveRPC(s network.Stream) {
 }
 
 func (c *Cluster) handleRPC(ctx context.Context, from peer.ID, kind rpcType, body []byte) ([]byte, error) {
+	if !c.mayAsk(from, kind) {
+		return nil, fmt.Errorf("%s is not a member of this cluster: request type %d is served to members only", from, kind)
+	}
 	switch kind {
 	case rpcJoin:
 		return nil, c.handleJoin(ctx, from, body)
@@ -160,6 +163,30 @@ func (c *Cluster) handleRPC(ctx context.Context, from peer.ID, kind rpcType, bod
 	// The words wireV1 builds answered with (rpcErrOther): an older peer
 	// still shows them to its operator.
 	return nil, fmt.Errorf("%w %d", ErrUnknownRequest, kind)
+}
+
+// mayAsk reports whether peer from may send a request of type kind:
+// writes, reads, membership changes and members' addresses only a member
+// of the raft configuration as this node last saw it; a join, a status
+// (the leader's question to a node it adds) and a confirmation any peer
+// the gater admits.
+func (c *Cluster) mayAsk(from peer.ID, kind rpcType) bool {
+	if c.gater == nil || from == c.host.ID() {
+		return true
+	}
+	switch kind {
+	case rpcJoin, rpcStatus, rpcConfirm:
+		return true
+	}
+	return c.gater.Member(from)
+}
+
+// dropPeer closes the connections of a peer that left the cluster and
+// forgets what its hello said.
+func (c *Cluster) dropPeer(id peer.ID) {
+	c.peers.forget(id)
+	_ = c.host.Network().ClosePeer(id) // best effort: the gater refuses it from now on
+	c.log.Info("peer left the cluster; its connections are closed", "peer", id.String())
 }
 
 func writeAnswer(s network.Stream, status answerStatus, body []byte) error {
@@ -327,29 +354,39 @@ func (c *Cluster) toLeader(ctx context.Context, idempotent bool, local func() ([
 func (c *Cluster) syncPeers(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
 		}
 		f := c.raft.GetConfiguration()
 		if f.Error() != nil {
 			continue
 		}
+		servers := make([]peer.ID, 0, len(f.Configuration().Servers))
 		members := make([]peer.ID, 0, len(f.Configuration().Servers))
 		for _, s := range f.Configuration().Servers {
-			if id, err := peer.Decode(string(s.ID)); err == nil && id != c.host.ID() {
-				members = append(members, id)
+			if id, err := peer.Decode(string(s.ID)); err == nil {
+				servers = append(servers, id)
+				if id != c.host.ID() {
+					members = append(members, id)
+				}
+			}
+		}
+		if c.gater != nil {
+			// Members are admitted; one that left is not, unless
+			// configured, and its connections close.
+			for _, id := range c.gater.SetMembers(servers, f.Index()) {
+				c.dropPeer(id)
 			}
 		}
 		if c.LeaderID() == "" {
 			c.reachOut(ctx, append(members, c.contacts...))
 		}
 		for _, id := range members {
-			if c.gater != nil {
-				c.gater.Allow(id)
-			}
 			if len(c.host.Peerstore().Addrs(id)) > 0 {
 				continue
 			}

@@ -2,12 +2,15 @@ package consensus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -31,6 +34,9 @@ type streamLayer struct {
 
 	mu       sync.Mutex
 	accepted map[*acceptedConn]struct{} // handed to raft and open; closed at Close
+	// route, when set, takes each verified stream with the peer that
+	// opened it instead of Accept (boundTransport); false: refused.
+	route func(peer.ID, net.Conn) bool
 }
 
 // acceptedConn is a stream handed to raft; it leaves its layer's set when
@@ -84,6 +90,12 @@ func (s *streamLayer) acceptLoop(context.Context) {
 			s.mu.Lock()
 			s.accepted[ac] = struct{}{}
 			s.mu.Unlock()
+			if s.route != nil {
+				if !s.route(id, ac) {
+					_ = ac.Close() // refused; the peer's raft retries or gives up
+				}
+				return
+			}
 			select {
 			case s.conns <- ac:
 			case <-ctx.Done():
@@ -148,17 +160,292 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	return &contactConn{Conn: conn, id: pid, seen: s.answered}, nil
 }
 
-// newTransport wraps the stream layer in raft's network transport, which
-// pools connections so heartbeats reuse streams.
-func newTransport(h host.Host, peers *peering, logger *slog.Logger, answered *lastContacts) (*raft.NetworkTransport, error) {
+// newTransport wraps the stream layer in raft's network transports: one
+// that dials, which pools connections so heartbeats reuse streams, and one
+// per peer for the streams it opens (boundTransport); check is asked about
+// every request a peer sends before raft sees it.
+func newTransport(h host.Host, peers *peering, logger *slog.Logger, answered *lastContacts, check func(peer.ID, any) error) (*boundTransport, error) {
 	sl, err := newStreamLayer(h, peers, answered)
 	if err != nil {
 		return nil, err
 	}
-	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	b := &boundTransport{sl: sl, check: check, logger: newRaftLogger(logger, "raft-net"), rpcs: make(chan raft.RPC),
+		stop: make(chan struct{}), inbound: map[peer.ID]*peerStreams{}}
+	b.NetworkTransport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  sl,
 		MaxPool: 4,
-		Timeout: 10 * time.Second,
-		Logger:  newRaftLogger(logger, "raft-net"),
-	}), nil
+		Timeout: raftTimeout,
+		Logger:  b.logger,
+	})
+	sl.route = b.route
+	return b, nil
+}
+
+// Bounds of the raft streams a peer opens to this node: how many may be
+// open at once, and how long one may go without a byte before it is
+// closed. A leader holds up to MaxPool (4) streams to each follower and
+// one pipeline, and opens more for votes, snapshots and leadership
+// transfers; its heartbeats (a tenth of raft's heartbeat timeout apart)
+// keep the streams it uses busy, and one it pooled and left unused past
+// the bound is redialled the next time (raft retries a failed request).
+const (
+	raftStreamsPerPeer = 32
+	raftTimeout        = 10 * time.Second
+)
+
+var raftStreamIdle = 2 * time.Minute // a test shortens it
+
+// boundTransport is raft's network transport with every incoming request
+// known to come from the peer whose stream carried it. Raft takes the
+// sender of a request from the request itself (its header's id and
+// address), which any peer could fill with another's: a member could
+// speak for the leader, or a peer that is no member send a leader's
+// requests at a higher term and depose it. So each peer's streams go to a
+// network transport of its own, and a request from it reaches raft only
+// if it names that peer as its sender and check passes it; any other is
+// answered with the error. Outgoing requests go through the embedded
+// transport, which dials.
+type boundTransport struct {
+	*raft.NetworkTransport
+	sl     *streamLayer
+	check  func(from peer.ID, cmd any) error
+	logger hclogLogger
+	rpcs   chan raft.RPC
+	stop   chan struct{}
+
+	mu        sync.Mutex
+	closed    bool
+	heartbeat func(raft.RPC)
+	inbound   map[peer.ID]*peerStreams
+}
+
+// hclogLogger is the logger raft's network transport takes.
+type hclogLogger = hclog.Logger
+
+// peerStreams is the raft.StreamLayer of the streams one peer opened, and
+// the network transport that reads requests from them.
+type peerStreams struct {
+	id    peer.ID
+	b     *boundTransport
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+	open  atomic.Int32 // streams handed to the transport and not closed
+	trans *raft.NetworkTransport
+}
+
+// route hands a verified stream of peer id to that peer's transport,
+// making it on the first; false if the peer has too many open or the
+// transport is closed.
+func (b *boundTransport) route(id peer.ID, c net.Conn) bool {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return false
+	}
+	ps := b.inbound[id]
+	if ps == nil {
+		ps = &peerStreams{id: id, b: b, conns: make(chan net.Conn), done: make(chan struct{})}
+		ps.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream: ps, MaxPool: 1, Timeout: raftTimeout, Logger: b.logger})
+		if b.heartbeat != nil {
+			ps.trans.SetHeartbeatHandler(ps.heartbeat)
+		}
+		b.inbound[id] = ps
+		go ps.relay()
+	}
+	b.mu.Unlock()
+	if ps.open.Add(1) > raftStreamsPerPeer {
+		ps.open.Add(-1)
+		b.logger.Warn("refusing a raft stream: the peer has too many open", "peer", id.String(), "limit", raftStreamsPerPeer)
+		return false
+	}
+	ic := &idleConn{Conn: c, idle: raftStreamIdle, ps: ps}
+	select {
+	case ps.conns <- ic:
+		return true
+	case <-ps.done:
+		ps.open.Add(-1)
+		return false
+	}
+}
+
+// relay passes the peer's requests on to raft, each only if it names the
+// peer as its sender and check passes it.
+func (ps *peerStreams) relay() {
+	in := ps.trans.Consumer()
+	for {
+		select {
+		case rpc := <-in:
+			if err := ps.admit(rpc.Command); err != nil {
+				rpc.Respond(nil, err)
+				continue
+			}
+			select {
+			case ps.b.rpcs <- rpc:
+			case <-ps.b.stop:
+				return
+			}
+		case <-ps.done:
+			return
+		}
+	}
+}
+
+// heartbeat is the peer's transport's fast path for heartbeats: the same
+// check, then raft's handler.
+func (ps *peerStreams) heartbeat(rpc raft.RPC) {
+	if err := ps.admit(rpc.Command); err != nil {
+		rpc.Respond(nil, err)
+		return
+	}
+	ps.b.mu.Lock()
+	fn := ps.b.heartbeat
+	ps.b.mu.Unlock()
+	if fn == nil {
+		rpc.Respond(nil, errors.New("raft is not taking requests"))
+		return
+	}
+	fn(rpc)
+}
+
+// admit returns why raft must not see cmd from this peer, or nil.
+func (ps *peerStreams) admit(cmd any) error {
+	if err := sentBy(ps.id, cmd); err != nil {
+		return err
+	}
+	if ps.b.check != nil {
+		return ps.b.check(ps.id, cmd)
+	}
+	return nil
+}
+
+// sentBy returns an error unless raft request cmd names peer id as its
+// sender wherever it names one.
+func sentBy(id peer.ID, cmd any) error {
+	h, ok := cmd.(raft.WithRPCHeader)
+	if !ok {
+		return fmt.Errorf("raft request %T without a header", cmd)
+	}
+	hdr := h.GetRPCHeader()
+	named := [][]byte{hdr.ID, hdr.Addr}
+	switch r := cmd.(type) {
+	case *raft.AppendEntriesRequest:
+		named = append(named, r.Leader)
+	case *raft.RequestVoteRequest:
+		named = append(named, r.Candidate)
+	case *raft.InstallSnapshotRequest:
+		named = append(named, r.Leader)
+	}
+	for i, n := range named {
+		// The header's id and address must be there; the old fields,
+		// when a build still fills them, must agree.
+		if (i < 2 || len(n) > 0) && string(n) != id.String() {
+			return fmt.Errorf("raft request from %s names %q as its sender", id, n)
+		}
+	}
+	return nil
+}
+
+// Accept implements raft.StreamLayer: the streams of this peer.
+func (ps *peerStreams) Accept() (net.Conn, error) {
+	select {
+	case c := <-ps.conns:
+		return c, nil
+	case <-ps.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close implements raft.StreamLayer; the transport calls it at its close.
+func (ps *peerStreams) Close() error {
+	ps.once.Do(func() { close(ps.done) })
+	return nil
+}
+
+// Addr implements raft.StreamLayer.
+func (ps *peerStreams) Addr() net.Addr { return ps.b.sl.Addr() }
+
+// Dial implements raft.StreamLayer: this layer only takes streams.
+func (ps *peerStreams) Dial(raft.ServerAddress, time.Duration) (net.Conn, error) {
+	return nil, errors.New("a peer's inbound raft transport does not dial")
+}
+
+// idleConn is a peer's raft stream that ends when it carries nothing for
+// idle, and leaves its peer's count when closed.
+type idleConn struct {
+	net.Conn
+	idle time.Duration
+	ps   *peerStreams
+	once sync.Once
+}
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	_ = c.SetReadDeadline(time.Now().Add(c.idle)) // a stream without deadlines reads as before
+	return c.Conn.Read(p)
+}
+
+func (c *idleConn) Close() error {
+	c.once.Do(func() { c.ps.open.Add(-1) })
+	return c.Conn.Close()
+}
+
+// Consumer implements raft.Transport: the requests the peers' transports
+// passed on.
+func (b *boundTransport) Consumer() <-chan raft.RPC { return b.rpcs }
+
+// SetHeartbeatHandler implements raft.Transport, for every peer's
+// transport.
+func (b *boundTransport) SetHeartbeatHandler(fn func(raft.RPC)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.heartbeat = fn
+	for _, ps := range b.inbound {
+		if fn == nil {
+			ps.trans.SetHeartbeatHandler(nil)
+		} else {
+			ps.trans.SetHeartbeatHandler(ps.heartbeat)
+		}
+	}
+}
+
+// CloseStreams closes the pooled streams this node dialled.
+func (b *boundTransport) CloseStreams() { b.NetworkTransport.CloseStreams() }
+
+// Close closes the dialling transport and every peer's, and stops passing
+// requests on.
+func (b *boundTransport) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	close(b.stop)
+	inbound := make([]*peerStreams, 0, len(b.inbound))
+	for _, ps := range b.inbound {
+		inbound = append(inbound, ps)
+	}
+	b.mu.Unlock()
+	err := b.NetworkTransport.Close()
+	for _, ps := range inbound {
+		_ = ps.trans.Close() // closes ps too; the dialling transport's error is the one reported
+	}
+	return err
+}
+
+// raftRequestFrom returns why raft must not see request cmd from peer
+// from (its sender named already checked), or nil: a request only a
+// leader sends (entries, a snapshot, a call to stand for election) from a
+// peer that is not a member is refused while this node is one
+// (Gater.RaftSender). Votes are raft's own to judge: it refuses a
+// candidate outside its configuration.
+func (c *Cluster) raftRequestFrom(from peer.ID, cmd any) error {
+	switch cmd.(type) {
+	case *raft.AppendEntriesRequest, *raft.InstallSnapshotRequest, *raft.TimeoutNowRequest:
+		if c.gater != nil && !c.gater.RaftSender(from) {
+			return fmt.Errorf("%s is not a member of this cluster: it cannot lead it", from)
+		}
+	}
+	return nil
 }
