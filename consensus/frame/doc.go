@@ -11,4 +11,8 @@
 //
 // A reader bounds the frames it takes: a length above its limit is
 // refused (TooLargeError) before any of the body is read or allocated.
+// Below the limit, the body's buffer grows as its bytes arrive: at most
+// 64 KiB is allocated before any does, then the buffer doubles as it
+// fills, so a peer that announces a long frame and sends nothing more
+// holds 64 KiB of the reader's memory, not the length it announced.
 package frame

@@ -3,6 +3,7 @@ package frame
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -10,6 +11,12 @@ import (
 // messageBufferBytes is the read buffer ReadMessage reads a message
 // through, so that a small message costs one read from the stream.
 const messageBufferBytes = 4096
+
+// readAheadBytes is the most of a frame's body Read allocates before the
+// body's bytes arrive. A longer body's buffer doubles as it fills, so a
+// peer that announces a long frame and sends less holds a buffer of at
+// most twice what it sent (or readAheadBytes), not what it announced.
+const readAheadBytes = 64 << 10
 
 // TooLargeError is a frame whose length, Size bytes, is above the
 // reader's limit, Limit bytes. Its body is left unread.
@@ -39,7 +46,9 @@ func WriteMessage(w io.Writer, kind byte, body []byte) error {
 
 // Read reads one frame of at most limit bytes. A longer one is a
 // *TooLargeError. When r is not an io.ByteReader the length is read a
-// byte at a time, so that nothing past the frame is taken from r.
+// byte at a time, so that nothing past the frame is taken from r. The
+// body's buffer is allocated as the body arrives (readAheadBytes); a body
+// cut short is io.ErrUnexpectedEOF, and io.EOF when none of it came.
 func Read(r io.Reader, limit uint64) ([]byte, error) {
 	br, ok := r.(io.ByteReader)
 	if !ok {
@@ -52,9 +61,28 @@ func Read(r io.Reader, limit uint64) ([]byte, error) {
 	if n > limit {
 		return nil, &TooLargeError{Size: n, Limit: limit}
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, err
+	return readBody(r, n)
+}
+
+// readBody reads a body of n bytes into a buffer of at most
+// readAheadBytes to begin with, doubled (to at most n) each time it is
+// full: the buffer it returns holds n bytes exactly.
+func readBody(r io.Reader, n uint64) ([]byte, error) {
+	b := make([]byte, 0, min(n, readAheadBytes))
+	for uint64(len(b)) < n {
+		if len(b) == cap(b) {
+			grown := make([]byte, len(b), min(n, 2*uint64(cap(b))))
+			copy(grown, b)
+			b = grown
+		}
+		k, err := io.ReadFull(r, b[len(b):cap(b)])
+		b = b[:len(b)+k]
+		if err != nil {
+			if errors.Is(err, io.EOF) && len(b) > 0 {
+				err = io.ErrUnexpectedEOF // part of the body came
+			}
+			return nil, err
+		}
 	}
 	return b, nil
 }
