@@ -60,7 +60,7 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
 	// ClusterID (the genesis CID) must match between peers; a peer with
-	// another is refused.
+	// another is refused. It is at most maxHelloFrame bytes.
 	ClusterID string
 	// Codec encodes state machine responses for writes forwarded to the
 	// leader.
@@ -180,6 +180,10 @@ func Start(cfg Config) (*Cluster, error) {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.ClusterID) > maxHelloFrame {
+		// Peers would refuse its hello (readHello).
+		return nil, fmt.Errorf("cluster id of %d bytes: at most %d fit in a hello", len(cfg.ClusterID), maxHelloFrame)
 	}
 	cfg.Host = newDelayHost(cfg.Host, cfg.SendDelay)
 	rl := logger.With("component", "raft")

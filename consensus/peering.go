@@ -84,16 +84,17 @@ func helloMessage(clusterID string, versioned bool) []byte {
 }
 
 // readHello reads the other side's hello: its cluster id and, when
-// versioned, its version (v1Version otherwise).
+// versioned, its version (v1Version otherwise), each a frame of at most
+// maxHelloFrame bytes.
 func readHello(r io.Reader, versioned bool) (string, helloVersion, error) {
-	theirs, err := readFrame(r)
+	theirs, err := readFrame(r, maxHelloFrame)
 	if err != nil {
 		return "", helloVersion{}, err
 	}
 	if !versioned {
 		return string(theirs), v1Version, nil
 	}
-	raw, err := readFrame(r)
+	raw, err := readFrame(r, maxHelloFrame)
 	if err != nil {
 		return "", helloVersion{}, err
 	}

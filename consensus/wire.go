@@ -139,8 +139,17 @@ const (
 	entryMaxVersion = entryVersion1
 )
 
-// maxFrame bounds one length-prefixed frame on our protocols.
+// maxFrame bounds one length-prefixed frame of a request or an answer
+// (RPCProtocol).
 const maxFrame = 8 << 20
+
+// maxHelloFrame bounds each frame of a hello: the cluster id (a genesis
+// CID, 59 bytes as CIDv1 base32 sha2-256; Start refuses a longer id) and
+// the helloVersion (three uvarints, at most 30 bytes, and any a later
+// version appends). A hello is read before the peer is known to be of
+// this cluster, so it is held to what a hello needs, with margin, and not
+// to maxFrame.
+const maxHelloFrame = 1 << 10
 
 // helloVersion is what a node tells a peer about its build in the hello
 // (HelloVersionProtocol): the second frame's body is the uvarints
@@ -328,13 +337,13 @@ func readMessage(s network.Stream) (byte, []byte, error) {
 // writeFrame writes b as one frame: uvarint length, then the bytes.
 func writeFrame(w io.Writer, b []byte) error { return frame.Write(w, b) }
 
-// readFrame reads one frame of at most maxFrame bytes.
-func readFrame(r io.Reader) ([]byte, error) {
-	b, err := frame.Read(r, maxFrame)
+// readFrame reads one frame of at most limit bytes.
+func readFrame(r io.Reader, limit uint64) ([]byte, error) {
+	b, err := frame.Read(r, limit)
 	return b, frameError(err)
 }
 
-// frameError marks a frame above maxFrame errBadMessage.
+// frameError marks a frame above its limit errBadMessage.
 func frameError(err error) error {
 	var big *frame.TooLargeError
 	if errors.As(err, &big) {

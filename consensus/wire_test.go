@@ -3,6 +3,7 @@ package consensus
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -141,7 +142,7 @@ func connect(a, b host.Host) {
 func oldHello(clusterID string) network.StreamHandler {
 	return func(s network.Stream) {
 		defer s.Close()
-		if _, err := readFrame(s); err != nil {
+		if _, err := readFrame(s, maxHelloFrame); err != nil {
 			s.Reset()
 			return
 		}
@@ -243,7 +244,7 @@ func TestUnconfirmedReadIsNoLeader(t *testing.T) {
 func TestReadFrameAboveMaxFrame(t *testing.T) {
 	b := []byte{0x81, 0x80, 0x80, 0x04} // uvarint maxFrame+1
 	want := "consensus: malformed message: frame of 8388609 bytes exceeds 8388608"
-	if _, err := readFrame(bytes.NewReader(b)); !errors.Is(err, errBadMessage) || err.Error() != want {
+	if _, err := readFrame(bytes.NewReader(b), maxFrame); !errors.Is(err, errBadMessage) || err.Error() != want {
 		t.Fatalf("readFrame: %v, want %q", err, want)
 	}
 	var w bytes.Buffer
@@ -251,6 +252,35 @@ func TestReadFrameAboveMaxFrame(t *testing.T) {
 	w.Write(b)
 	if _, _, err := readMessage(readStream{r: &w}); !errors.Is(err, errBadMessage) || err.Error() != want {
 		t.Fatalf("readMessage: %v, want %q", err, want)
+	}
+}
+
+// A hello's frame is held to maxHelloFrame, not maxFrame: a peer that
+// announces a longer cluster id or version is refused by the length alone,
+// the longest hello this build accepts passes, and Start refuses a cluster
+// id that would not fit.
+func TestHelloFramesAreSmall(t *testing.T) {
+	for _, versioned := range []bool{false, true} {
+		long := binary.AppendUvarint(nil, maxHelloFrame+1)
+		if _, _, err := readHello(bytes.NewReader(long), versioned); !errors.Is(err, errBadMessage) {
+			t.Errorf("a cluster id frame of %d bytes (versioned %v): %v, want errBadMessage", maxHelloFrame+1, versioned, err)
+		}
+		if !versioned {
+			continue
+		}
+		b := helloMessage("c", false)
+		b = binary.AppendUvarint(b, 8<<20) // a version frame of 8 MiB
+		if _, _, err := readHello(bytes.NewReader(b), true); !errors.Is(err, errBadMessage) {
+			t.Errorf("a version frame of 8 MiB: %v, want errBadMessage", err)
+		}
+	}
+	id := strings.Repeat("b", maxHelloFrame)
+	got, v, err := readHello(bytes.NewReader(helloMessage(id, true)), true)
+	if err != nil || got != id || v != thisVersion {
+		t.Fatalf("the longest hello: %d bytes of id, %+v, %v", len(got), v, err)
+	}
+	if _, err := Start(Config{ClusterID: id + "b"}); err == nil || !strings.Contains(err.Error(), "cluster id of 1025 bytes") {
+		t.Fatalf("Start with a cluster id longer than a hello takes: %v", err)
 	}
 }
 
