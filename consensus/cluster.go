@@ -147,6 +147,8 @@ type Cluster struct {
 	confirm  confirmer // batches leadership confirmations of reads
 
 	leaderCalls leaderCalls // calls in flight to the leader (callLeader)
+	// calls bounds the requests open to each peer (call, limits.go).
+	calls callSlots
 	// contacted is when each peer last answered a call (Members).
 	contacted lastContacts
 	// joinFailure is the last failed attempt of Join while it has not

@@ -114,11 +114,9 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	} else {
 		opts = append(opts, libp2p.Transport(quic.NewTransport))
 	}
-	// The gater admits cluster peers only, and a busy follower forwards
-	// hundreds of writes at once over streams to the leader: libp2p's
-	// default per-peer stream limits would refuse them. Limits stay off
-	// for the peers we admit.
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.InfiniteLimits), rcmgr.WithMetricsDisabled())
+	// The gater admits cluster peers only; the resource manager bounds
+	// what each of them may hold (hostLimits).
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(hostLimits()), rcmgr.WithMetricsDisabled())
 	if err != nil {
 		return nil, err
 	}

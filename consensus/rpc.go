@@ -195,12 +195,19 @@ func writeAnswer(s network.Stream, status answerStatus, body []byte) error {
 
 // call sends one request to a peer and returns the answer body.
 // A peer whose hello says it does not serve kind is not asked: the call
-// fails with ErrUnknownRequest.
+// fails with ErrUnknownRequest. At most rpcCallsPerPeer calls to a peer
+// are open at once; one more waits for a slot, hello included.
 func (c *Cluster) call(ctx context.Context, to peer.ID, kind rpcType, body []byte) ([]byte, error) {
 	// Calls go to cluster members and their callers retry on their own
 	// terms: libp2p's dial backoff after a failed dial (a member down for a
 	// while) would refuse them for seconds after the member is back.
 	ctx = memberDial(ctx, c.host, to, "cluster member")
+	release, err := c.calls.take(ctx, to)
+	if err != nil {
+		// Nothing was sent.
+		return nil, fmt.Errorf("%w: reach %s: %d calls to it open: %w", ErrNoLeader, to, rpcCallsPerPeer, err)
+	}
+	defer release()
 	if err := c.peers.verify(ctx, to); err != nil {
 		if errors.Is(err, ErrForeignCluster) {
 			return nil, err
