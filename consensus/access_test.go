@@ -277,7 +277,7 @@ func TestRaftRequestsMustComeFromTheirSender(t *testing.T) {
 }
 
 // TestRaftStreamsPerPeerAreBounded: a member that opens raft streams and
-// sends half a request on each gets at most raftStreamsPerPeer handled at
+// sends half a request on each gets at most raftStreamsHandled handled at
 // once, and each ends once it has carried nothing for raftStreamIdle.
 func TestRaftStreamsPerPeerAreBounded(t *testing.T) {
 	old := raftStreamIdle
@@ -294,7 +294,7 @@ func TestRaftStreamsPerPeerAreBounded(t *testing.T) {
 			c.Close()
 		}
 	})
-	for range raftStreamsPerPeer + extra {
+	for range raftStreamsHandled + extra {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		c, err := gostream.Dial(ctx, from, to.ID(), RaftProtocol)
 		cancel()
@@ -309,8 +309,8 @@ func TestRaftStreamsPerPeerAreBounded(t *testing.T) {
 	time.Sleep(time.Second) // the node takes the streams in
 	// The members' own streams may open meanwhile (a few: the leader's
 	// pool), so the bound is checked with that margin, far under extra.
-	if n := goroutinesIn("raft.(*NetworkTransport).handleConn") - before; n > raftStreamsPerPeer+4 {
-		t.Fatalf("%d raft streams handled beyond those before, above the bound of %d a peer", n, raftStreamsPerPeer)
+	if n := goroutinesIn("raft.(*NetworkTransport).handleConn") - before; n > raftStreamsHandled+4 {
+		t.Fatalf("%d raft streams handled beyond those before, above the bound of %d a peer", n, raftStreamsHandled)
 	}
 	pollUntil(t, "the idle streams to end", 10*time.Second, func() bool {
 		return goroutinesIn("raft.(*NetworkTransport).handleConn") <= before+4

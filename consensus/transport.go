@@ -181,15 +181,16 @@ func newTransport(h host.Host, peers *peering, logger *slog.Logger, answered *la
 	return b, nil
 }
 
-// Bounds of the raft streams a peer opens to this node: how many may be
-// open at once, and how long one may go without a byte before it is
-// closed. A leader holds up to MaxPool (4) streams to each follower and
+// Bounds of the raft streams a peer opens to this node: how many raft
+// reads requests from at once (within the resource manager's
+// raftStreamsPerPeer, which counts the streams not yet checked too), and
+// how long one may go without a byte before it is closed. A leader holds up to MaxPool (4) streams to each follower and
 // one pipeline, and opens more for votes, snapshots and leadership
 // transfers; its heartbeats (a tenth of raft's heartbeat timeout apart)
 // keep the streams it uses busy, and one it pooled and left unused past
 // the bound is redialled the next time (raft retries a failed request).
 const (
-	raftStreamsPerPeer = 32
+	raftStreamsHandled = 32
 	raftTimeout        = 10 * time.Second
 )
 
@@ -255,9 +256,9 @@ func (b *boundTransport) route(id peer.ID, c net.Conn) bool {
 		go ps.relay()
 	}
 	b.mu.Unlock()
-	if ps.open.Add(1) > raftStreamsPerPeer {
+	if ps.open.Add(1) > raftStreamsHandled {
 		ps.open.Add(-1)
-		b.logger.Warn("refusing a raft stream: the peer has too many open", "peer", id.String(), "limit", raftStreamsPerPeer)
+		b.logger.Warn("refusing a raft stream: the peer has too many open", "peer", id.String(), "limit", raftStreamsHandled)
 		return false
 	}
 	ic := &idleConn{Conn: c, idle: raftStreamIdle, ps: ps}
