@@ -322,26 +322,17 @@ func (ps *peerStreams) admit(cmd any) error {
 }
 
 // sentBy returns an error unless raft request cmd names peer id as its
-// sender wherever it names one.
+// sender: its header's id and address, which raft takes the sender from
+// (the older fields that also name one, deprecated, are read by raft only
+// when the header has no address).
 func sentBy(id peer.ID, cmd any) error {
 	h, ok := cmd.(raft.WithRPCHeader)
 	if !ok {
 		return fmt.Errorf("raft request %T without a header", cmd)
 	}
 	hdr := h.GetRPCHeader()
-	named := [][]byte{hdr.ID, hdr.Addr}
-	switch r := cmd.(type) {
-	case *raft.AppendEntriesRequest:
-		named = append(named, r.Leader)
-	case *raft.RequestVoteRequest:
-		named = append(named, r.Candidate)
-	case *raft.InstallSnapshotRequest:
-		named = append(named, r.Leader)
-	}
-	for i, n := range named {
-		// The header's id and address must be there; the old fields,
-		// when a build still fills them, must agree.
-		if (i < 2 || len(n) > 0) && string(n) != id.String() {
+	for _, n := range [][]byte{hdr.ID, hdr.Addr} {
+		if string(n) != id.String() {
 			return fmt.Errorf("raft request from %s names %q as its sender", id, n)
 		}
 	}

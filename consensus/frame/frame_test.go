@@ -138,7 +138,7 @@ func TestReadAllocatesAsTheBodyArrives(t *testing.T) {
 				if err != nil || !bytes.Equal(got, body) {
 					t.Fatalf("Read = %d bytes, %v; want the %d sent", len(got), err, announced)
 				}
-			} else if !errors.Is(err, io.ErrUnexpectedEOF) && !(tc.sent == 0 && errors.Is(err, io.EOF)) {
+			} else if !errors.Is(err, io.ErrUnexpectedEOF) && (tc.sent != 0 || !errors.Is(err, io.EOF)) {
 				t.Fatalf("a cut frame: %v, want ErrUnexpectedEOF", err)
 			}
 			bodyDelivered := max(r.delivered-len(headerOnly(announced)), 0)
