@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 )
 
@@ -78,11 +79,15 @@ var (
 const logMemTableBytes = 32 << 20
 
 // OpenLogStore opens (creating if needed) the raft database in dir.
-func OpenLogStore(dir string) (*LogStore, error) {
+func OpenLogStore(dir string) (*LogStore, error) { return openLogStore(dir, nil) }
+
+// openLogStore opens the raft database in dir on file system fs (nil: the
+// OS's; a test gives a crashable one to lose what was not synced).
+func openLogStore(dir string, fs vfs.FS) (*LogStore, error) {
 	if err := roomToOpen(dir); err != nil {
 		return nil, fmt.Errorf("open raft log %s: %w", dir, err)
 	}
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietPebble{dir: dir}, MemTableSize: logMemTableBytes})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietPebble{dir: dir}, MemTableSize: logMemTableBytes, FS: fs})
 	if err != nil {
 		if isNoSpace(err) {
 			err = fmt.Errorf("%w: free space under %s: %w", ErrDiskFull, dir, err)

@@ -3,9 +3,11 @@ package consensus
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 )
 
@@ -158,4 +160,90 @@ func TestLogStoreRefusesCallsAfterClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
+}
+
+// TestLogStoreKeepsWhatItReturnedAfterAPowerLoss: raft counts an entry,
+// a term and a vote as durable once the store returns; on a file system
+// that keeps only what was synced when the power fails, a power loss right
+// after any call leaves every entry stored, every deletion and every
+// stable value as the store last returned them.
+func TestLogStoreKeepsWhatItReturnedAfterAPowerLoss(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	dir := "/raft/log"
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"/raft", "/"} {
+		f, err := fs.OpenDir(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := errors.Join(f.Sync(), f.Close()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := openLogStore(dir, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var logs []*raft.Log
+	for i := uint64(1); i <= 50; i++ {
+		logs = append(logs, &raft.Log{Index: i, Term: 1 + i/20, Type: raft.LogCommand, Data: bytes.Repeat([]byte{byte(i)}, 300), AppendedAt: time.Unix(int64(i), 0).UTC()})
+	}
+	// What the store returned so far: entries first..last, the stable
+	// values.
+	first, last := uint64(0), uint64(0)
+	stable := map[string]string{}
+	powerLoss := func(after string) {
+		t.Helper()
+		c, err := openLogStore(dir, fs.CrashClone(vfs.CrashCloneCfg{})) // synced data only
+		if err != nil {
+			t.Fatalf("open after a power loss after %s: %v", after, err)
+		}
+		defer c.Close()
+		if got, err := c.FirstIndex(); err != nil || got != first {
+			t.Fatalf("power loss after %s: FirstIndex %d, %v; want %d", after, got, err, first)
+		}
+		if got, err := c.LastIndex(); err != nil || got != last {
+			t.Fatalf("power loss after %s: LastIndex %d, %v; want %d", after, got, err, last)
+		}
+		for i := first; i <= last && i > 0; i++ {
+			want := logs[i-1]
+			var got raft.Log
+			if err := c.GetLog(i, &got); err != nil {
+				t.Fatalf("power loss after %s: entry %d: %v", after, i, err)
+			}
+			if got.Term != want.Term || !bytes.Equal(got.Data, want.Data) || !got.AppendedAt.Equal(want.AppendedAt) {
+				t.Fatalf("power loss after %s: entry %d is %+v, want %+v", after, i, got, want)
+			}
+		}
+		for k, v := range stable {
+			if got, err := c.Get([]byte(k)); err != nil || string(got) != v {
+				t.Fatalf("power loss after %s: stable %s = %q, %v; want %q", after, k, got, err, v)
+			}
+		}
+	}
+	for i := 0; i < len(logs); i += 7 {
+		if err := s.StoreLogs(logs[i:min(i+7, len(logs))]); err != nil {
+			t.Fatal(err)
+		}
+		first, last = 1, uint64(min(i+7, len(logs)))
+		powerLoss(fmt.Sprintf("storing entries to %d", last))
+	}
+	if err := s.DeleteRange(1, 10); err != nil {
+		t.Fatal(err)
+	}
+	first = 11
+	powerLoss("deleting entries 1 to 10")
+	if err := s.Set([]byte("CurrentTerm"), []byte("7")); err != nil {
+		t.Fatal(err)
+	}
+	stable["CurrentTerm"] = "7"
+	powerLoss("setting the term")
+	if err := s.Set([]byte("LastVoteCand"), []byte("12D3KooWcandidate")); err != nil {
+		t.Fatal(err)
+	}
+	stable["LastVoteCand"] = "12D3KooWcandidate"
+	powerLoss("recording a vote")
 }
