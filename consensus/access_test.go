@@ -277,12 +277,9 @@ func TestRaftRequestsMustComeFromTheirSender(t *testing.T) {
 }
 
 // TestRaftStreamsPerPeerAreBounded: a member that opens raft streams and
-// sends half a request on each gets at most raftStreamsHandled handled at
-// once, and each ends once it has carried nothing for raftStreamIdle.
+// sends half a request on each gets at most raftStreamsHandled of them
+// handled at once; the cluster goes on writing.
 func TestRaftStreamsPerPeerAreBounded(t *testing.T) {
-	old := raftStreamIdle
-	raftStreamIdle = 2 * time.Second
-	t.Cleanup(func() { raftStreamIdle = old })
 	g := mustStartGatedClusters(t, 3, func(Entry) {})
 	l := leaderOf(g.cs)
 	from, to := g.hosts[(l+1)%3], g.hosts[(l+2)%3]
@@ -312,12 +309,271 @@ func TestRaftStreamsPerPeerAreBounded(t *testing.T) {
 	if n := goroutinesIn("raft.(*NetworkTransport).handleConn") - before; n > raftStreamsHandled+4 {
 		t.Fatalf("%d raft streams handled beyond those before, above the bound of %d a peer", n, raftStreamsHandled)
 	}
-	pollUntil(t, "the idle streams to end", 10*time.Second, func() bool {
-		return goroutinesIn("raft.(*NetworkTransport).handleConn") <= before+4
-	})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if _, err := g.cs[l].Apply(ctx, []byte("after")); err != nil {
 		t.Fatalf("a write after the streams: %v", err)
+	}
+}
+
+// addedNonvoter starts three gated voters and adds node X as a non-voter
+// (a read replica), returning once every member counts it a member and X
+// knows where every member listens.
+func addedNonvoter(t *testing.T) (*gatedCluster, *Cluster, host.Host) {
+	t.Helper()
+	g := mustStartGatedClusters(t, 3, func(Entry) {})
+	x, xh := startOutsider(t)
+	l := leaderOf(g.cs)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := g.cs[l].ChangeMembership(ctx, MembershipChange{Action: ActionAddNonvoter, ID: xh.ID().String(), Addrs: hostAddrs(xh)}); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, "X to replicate", 15*time.Second, func() bool { return x.raft.AppliedIndex() > 0 })
+	pollUntil(t, "every member to count X a member", 10*time.Second, func() bool {
+		for _, gt := range g.gaters {
+			if !gt.Member(xh.ID()) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, h := range g.hosts {
+		xh.Peerstore().AddAddrs(h.ID(), h.Addrs(), peerstore.PermanentAddrTTL)
+	}
+	return g, x, xh
+}
+
+// forgedAppend is an append in from's own name at a far higher term with
+// another entry at index 1: taken, it makes a node that applied entries
+// see another history and stop raft for good (the fork guard).
+func forgedAppend(from host.Host) *raft.AppendEntriesRequest {
+	id := []byte(from.ID().String())
+	return &raft.AppendEntriesRequest{
+		RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: id, Addr: id},
+		Term:      1 << 40,
+		Entries:   []*raft.Log{{Index: 1, Term: 424242, Type: raft.LogNoop}},
+	}
+}
+
+// sendForgedAppends sends forgedAppend from h to every voter of g and
+// requires each to be refused as from a peer that is no voter, and no
+// voter to fork or change its term.
+func sendForgedAppends(t *testing.T, g *gatedCluster, h host.Host) {
+	t.Helper()
+	for k := range 3 {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		if _, err := g.cs[k].Apply(ctx, []byte{byte(k)}); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	terms := make([]uint64, len(g.cs))
+	for i, c := range g.cs {
+		terms[i] = c.raft.CurrentTerm()
+	}
+	raw := rawRaftTransport(t, h)
+	for i, v := range g.hosts {
+		var resp raft.AppendEntriesResponse
+		err := raw.AppendEntries(raft.ServerID(v.ID().String()), raft.ServerAddress(v.ID().String()), forgedAppend(h), &resp)
+		if err == nil || !strings.Contains(err.Error(), "not a voter") {
+			t.Errorf("a forged append in its own name to node %d: %v, want a refusal", i, err)
+		}
+	}
+	for i, c := range g.cs {
+		if c.Forked() != nil || c.raft.CurrentTerm() != terms[i] {
+			t.Errorf("node %d after the forged appends: forked %v, term %d (was %d)", i, c.Forked(), c.raft.CurrentTerm(), terms[i])
+		}
+	}
+}
+
+// TestReadReplicaCannotLeadOrStandForElection: a non-voter (a read
+// replica, which raft never lets lead) that sends in its own name what
+// only a voter sends is refused: a forged append, a call on the leader to
+// stand for election, a vote request at a higher term marked as a
+// leadership transfer. No voter forks, changes its term or loses its
+// leader.
+func TestReadReplicaCannotLeadOrStandForElection(t *testing.T) {
+	g, _, xh := addedNonvoter(t)
+	sendForgedAppends(t, g, xh)
+	raw := rawRaftTransport(t, xh)
+	id := []byte(xh.ID().String())
+	hdr := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: id, Addr: id}
+	l := leaderOf(g.cs)
+	lh := g.hosts[l].ID().String()
+	term := g.cs[l].raft.CurrentTerm()
+	var tresp raft.TimeoutNowResponse
+	if err := raw.TimeoutNow(raft.ServerID(lh), raft.ServerAddress(lh), &raft.TimeoutNowRequest{RPCHeader: hdr}, &tresp); err == nil || !strings.Contains(err.Error(), "not a voter") {
+		t.Errorf("timeout-now from a read replica to the leader: %v, want a refusal", err)
+	}
+	for i, h := range g.hosts {
+		var resp raft.RequestVoteResponse
+		err := raw.RequestVote(raft.ServerID(h.ID().String()), raft.ServerAddress(h.ID().String()),
+			&raft.RequestVoteRequest{RPCHeader: hdr, Term: term + 100, LeadershipTransfer: true}, &resp)
+		if err == nil || !strings.Contains(err.Error(), "not a voter") {
+			t.Errorf("a vote request from a read replica to node %d: %v, want a refusal", i, err)
+		}
+		var presp raft.RequestPreVoteResponse
+		err = raw.RequestPreVote(raft.ServerID(h.ID().String()), raft.ServerAddress(h.ID().String()),
+			&raft.RequestPreVoteRequest{RPCHeader: hdr, Term: term + 100}, &presp)
+		if err == nil || !strings.Contains(err.Error(), "not a voter") {
+			t.Errorf("a pre-vote request from a read replica to node %d: %v, want a refusal", i, err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // time for a term change to show
+	if got := g.cs[l].raft.CurrentTerm(); got != term || !g.cs[l].IsLeader() {
+		t.Errorf("the leader after a read replica's requests: term %d (was %d), leads %v", got, term, g.cs[l].IsLeader())
+	}
+}
+
+// TestListedPeerThatNeverJoinedCannotLead: a peer every voter lists in
+// its configured peers (as OPERATIONS says to before a node joins) that is
+// not a member yet sends a forged append in its own name: refused.
+func TestListedPeerThatNeverJoinedCannotLead(t *testing.T) {
+	g := mustStartGatedClusters(t, 3, func(Entry) {})
+	_, xh := startOutsider(t)
+	for i, gt := range g.gaters {
+		gt.Allow(xh.ID())
+		xh.Peerstore().AddAddrs(g.hosts[i].ID(), g.hosts[i].Addrs(), peerstore.PermanentAddrTTL)
+	}
+	sendForgedAppends(t, g, xh)
+}
+
+// TestFailedAddClosesThePeersConnections: an add that fails (the peer
+// holds a raft log of its own) admitted the peer while it ran; after it,
+// the leader holds no connection to it and answers it nothing.
+func TestFailedAddClosesThePeersConnections(t *testing.T) {
+	g := mustStartGatedClusters(t, 3, func(Entry) {})
+	l := leaderOf(g.cs)
+	sh := mustNewHost(t, nil, "/ip4/127.0.0.1/tcp/0")
+	s, err := Start(Config{Dir: filepath.Join(t.TempDir(), "raft"), Host: sh, StateMachine: &countingMachine{},
+		Bootstrap: true, ClusterID: "test", Codec: indexCodec{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown() })
+	pollUntil(t, "the other cluster's node to lead itself", 10*time.Second, s.IsLeader)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := g.cs[l].ChangeMembership(ctx, MembershipChange{Action: ActionAddVoter, ID: sh.ID().String(), Addrs: hostAddrs(sh)}); err == nil {
+		t.Fatal("a node with a raft log of its own was added")
+	}
+	if g.gaters[l].Allowed(sh.ID()) {
+		t.Fatal("the gater still admits the peer of a failed add")
+	}
+	pollUntil(t, "the leader to drop the peer's connections", 5*time.Second, func() bool {
+		return len(g.hosts[l].Network().ConnsToPeer(sh.ID())) == 0
+	})
+	if _, err := s.call(ctx, g.hosts[l].ID(), rpcStatus, nil); err == nil {
+		t.Fatal("the peer of a failed add is still answered")
+	}
+}
+
+// TestRemovedPeersRaftTransportCloses: a member that sent raft requests
+// and is then removed leaves no transport (nor its goroutines) behind on
+// any member.
+func TestRemovedPeersRaftTransportCloses(t *testing.T) {
+	g, _, xh := addedNonvoter(t)
+	raw := rawRaftTransport(t, xh)
+	id := []byte(xh.ID().String())
+	for _, h := range g.hosts {
+		var resp raft.RequestPreVoteResponse
+		_ = raw.RequestPreVote(raft.ServerID(h.ID().String()), raft.ServerAddress(h.ID().String()), &raft.RequestPreVoteRequest{
+			RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: id, Addr: id}, Term: 1}, &resp) // refused: it only opens a stream
+	}
+	holding := func() (n int) {
+		for _, c := range g.cs {
+			c.trans.mu.Lock()
+			if c.trans.inbound[xh.ID()] != nil {
+				n++
+			}
+			c.trans.mu.Unlock()
+		}
+		return n
+	}
+	if holding() != 3 {
+		t.Fatalf("%d of 3 members made a transport for the replica's streams", holding())
+	}
+	l := leaderOf(g.cs)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := g.cs[l].ChangeMembership(ctx, MembershipChange{Action: ActionRemove, ID: xh.ID().String()}); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, "every member to close the removed peer's transport", 10*time.Second, func() bool { return holding() == 0 })
+}
+
+// TestGaterFollowsTheConfiguration: the gater's members follow the
+// configurations raft reports, older ones too (an entry not committed and
+// then overwritten), except that a configuration read before this node's
+// own removal of a peer does not bring it back, and an add known at a
+// newer index is not undone by an older configuration; a peer configured
+// but not a voter sends nothing only voters send, whatever it was before.
+func TestGaterFollowsTheConfiguration(t *testing.T) {
+	self, a, x, y := peer.ID("self"), peer.ID("a"), peer.ID("x"), peer.ID("y")
+	g := NewGater(self, x) // x is listed in the configured peers
+	members := func(ids ...peer.ID) []GaterMember {
+		var ms []GaterMember
+		for _, id := range ids {
+			ms = append(ms, GaterMember{ID: id, Voter: id != y})
+		}
+		return ms
+	}
+	if !g.Voter(a) {
+		t.Fatal("before its first configuration a node takes a leader's requests from any admitted peer")
+	}
+	g.SetMembers(members(self, a, x, y), 10)
+	if !g.Voter(a) || !g.Voter(x) || g.Voter(y) || !g.Member(y) {
+		t.Fatalf("at 10: voters a %v x %v y %v, y member %v", g.Voter(a), g.Voter(x), g.Voter(y), g.Member(y))
+	}
+	// This node, leading, removes x at 12; a pass that read 10 comes after.
+	if g.Remove(x, 12) {
+		t.Fatal("x is configured: still admitted")
+	}
+	g.SetMembers(members(self, a, x, y), 10)
+	if g.Member(x) || g.Voter(x) || !g.Allowed(x) {
+		t.Fatalf("a configuration read before the removal brought x back: member %v voter %v (allowed %v: configured)", g.Member(x), g.Voter(x), g.Allowed(x))
+	}
+	// y leaves at 20 (not committed), and a new leader's log makes 15,
+	// with y, the latest again.
+	if gone := g.SetMembers(members(self, a), 20); len(gone) != 1 || gone[0] != y || g.Allowed(y) {
+		t.Fatalf("y left at 20: gone %v, allowed %v", gone, g.Allowed(y))
+	}
+	g.SetMembers(members(self, a, y), 15)
+	if !g.Member(y) || !g.Allowed(y) {
+		t.Fatal("a configuration older than the last taken, raft's latest again, does not bring y back")
+	}
+	// An add of z committed at 30 stays through a pass that read 25.
+	z := peer.ID("z")
+	done := g.Admit(z)
+	if !g.Allowed(z) || g.Member(z) {
+		t.Fatal("a peer being added is admitted, not a member")
+	}
+	if !done(30, true) {
+		t.Fatal("an added peer is admitted")
+	}
+	g.SetMembers(members(self, a, y), 25)
+	if !g.Member(z) || !g.Voter(z) {
+		t.Fatal("an older configuration undid an add known at a newer index")
+	}
+	// A failed add leaves its peer out.
+	w := peer.ID("w")
+	if g.Admit(w)(0, false) || g.Allowed(w) {
+		t.Fatal("a failed add left its peer admitted")
+	}
+	// After a restart (a new gater), a removed member still configured is
+	// admitted, not a member, and no voter.
+	g2 := NewGater(self, a, x)
+	g2.SetMembers(members(self, a), 50)
+	if !g2.Allowed(x) || g2.Member(x) || g2.Voter(x) {
+		t.Fatalf("a configured non-member after a restart: allowed %v member %v voter %v", g2.Allowed(x), g2.Member(x), g2.Voter(x))
+	}
+	// A node that is its configuration's only voter (a member restored
+	// and started alone) takes a configured peer's entries, so that its
+	// fork guard sees them; not a non-voter member's.
+	g3 := NewGater(self, x)
+	g3.SetMembers(members(self, y), 60)
+	if !g3.Voter(x) || g3.Voter(y) {
+		t.Fatalf("a lone voter: configured peer a voter %v, non-voter member a voter %v", g3.Voter(x), g3.Voter(y))
 	}
 }

@@ -114,7 +114,14 @@ type Config struct {
 
 // Cluster is this node's raft participation.
 type Cluster struct {
-	raft       *raft.Raft
+	raft *raft.Raft
+	// raftNow is raft once Start made it, for the goroutines that run
+	// before that (the raft transport's checks, votesNow).
+	raftNow atomic.Pointer[raft.Raft]
+	// voterIDs is raft's voters as votesNow last read them, at votersRead.
+	votersMu   sync.Mutex
+	voterIDs   []raft.ServerID
+	votersRead time.Time
 	logs       *LogStore
 	snaps      *snapshotStore
 	trans      *boundTransport
@@ -306,6 +313,7 @@ func Start(cfg Config) (*Cluster, error) {
 		pl.start(prefetcher, c.life)
 	}
 	c.raft = r
+	c.raftNow.Store(r)
 	f.raft.Store(r)
 	r.RegisterObserver(raft.NewObserver(nil, false, c.metrics.countLeaders))
 	c.fwd = newForwarder(c)

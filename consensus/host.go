@@ -157,23 +157,23 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 // and raft.join) and a peer an add in progress admits (Admit). A member
 // that leaves the configuration is no longer admitted unless it is
 // configured, and one that is stays refused what only members may ask
-// (Member, RaftSender).
+// (Member) and what only voters send (Voter).
 type Gater struct {
 	mu      sync.RWMutex
 	self    peer.ID
 	allowed map[peer.ID]bool // configured
 	blocked map[peer.ID]bool
 	// members holds the peers of the raft configuration, each with the
-	// index of the newest configuration known to hold it; config is the
-	// index of the configuration SetMembers last took, selfMember whether
-	// it held this node.
+	// index of the newest configuration known to hold it; voters those of
+	// them that vote. selfMember says whether the configuration SetMembers
+	// last took held this node.
 	members    map[peer.ID]uint64
-	config     uint64
+	voters     map[peer.ID]bool
 	selfMember bool
-	// removed holds the peers seen leaving the configuration and not in
-	// it again since: configured ones are still admitted (they may ask to
-	// join again) but are not members.
-	removed map[peer.ID]bool
+	// removedAt holds the index at which this node, leading, removed a
+	// peer (Remove): a configuration read before it does not make the
+	// peer a member again.
+	removedAt map[peer.ID]uint64
 	// adding counts the adds in progress that admit a peer.
 	adding map[peer.ID]int
 	// OnRefused, if set, is told about every refused peer.
@@ -183,7 +183,7 @@ type Gater struct {
 // NewGater returns a gater that admits the given peers.
 func NewGater(self peer.ID, peers ...peer.ID) *Gater {
 	g := &Gater{self: self, allowed: map[peer.ID]bool{}, blocked: map[peer.ID]bool{},
-		members: map[peer.ID]uint64{}, removed: map[peer.ID]bool{}, adding: map[peer.ID]int{}}
+		members: map[peer.ID]uint64{}, voters: map[peer.ID]bool{}, removedAt: map[peer.ID]uint64{}, adding: map[peer.ID]int{}}
 	for _, p := range peers {
 		g.allowed[p] = true
 	}
@@ -205,15 +205,17 @@ func (g *Gater) Disallow(p peer.ID) {
 }
 
 // Admit admits p while an add of it is in progress, and returns the call
-// that ends it: done(index) with the index of the configuration that
-// holds p once the add succeeded (p is a member from then on), done(0)
-// when it failed.
-func (g *Gater) Admit(p peer.ID) (done func(index uint64)) {
+// that ends it: done(index, voter) with the index of the configuration
+// that holds p once the add succeeded (p is a member from then on, a voter
+// if voter), done(0, false) when it failed; done reports whether p is
+// still admitted.
+func (g *Gater) Admit(p peer.ID) (done func(index uint64, voter bool) bool) {
 	g.mu.Lock()
 	g.adding[p]++
 	g.mu.Unlock()
 	var once sync.Once
-	return func(index uint64) {
+	admitted := true
+	return func(index uint64, voter bool) bool {
 		once.Do(func() {
 			g.mu.Lock()
 			defer g.mu.Unlock()
@@ -222,41 +224,54 @@ func (g *Gater) Admit(p peer.ID) (done func(index uint64)) {
 			}
 			if index > 0 && index >= g.members[p] {
 				g.members[p] = index
-				delete(g.removed, p)
+				g.voters[p] = voter
+				delete(g.removedAt, p)
 			}
+			admitted = g.admittedLocked(p)
 		})
+		return admitted
 	}
 }
 
+// GaterMember is a server of a raft configuration as the gater takes it.
+type GaterMember struct {
+	ID    peer.ID
+	Voter bool
+}
+
 // SetMembers takes the raft configuration of log index index, whose
-// servers are ids, and returns the peers that left the membership with it
-// and are no longer admitted (their connections are the caller's to
-// close). A configuration older than one taken before changes nothing; a
-// member an add made known at a newer index than this one stays.
-func (g *Gater) SetMembers(ids []peer.ID, index uint64) (gone []peer.ID) {
+// servers are servers, as raft reports it latest (it may be older than one
+// taken before: an entry not committed and then overwritten), and returns
+// the peers that left the membership with it and are no longer admitted
+// (their connections are the caller's to close). A member that an add made
+// known at a newer index stays, and a peer this node removed at a newer
+// index (Remove) does not come back.
+func (g *Gater) SetMembers(servers []GaterMember, index uint64) (gone []peer.ID) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if index < g.config {
-		return nil
-	}
-	g.config = index
-	in := make(map[peer.ID]bool, len(ids))
+	in := make(map[peer.ID]bool, len(servers))
 	g.selfMember = false
-	for _, id := range ids {
-		if id == g.self {
+	for _, m := range servers {
+		if m.ID == g.self {
 			g.selfMember = true
 			continue
 		}
-		in[id] = true
-		g.members[id] = max(g.members[id], index)
-		delete(g.removed, id)
+		if at, ok := g.removedAt[m.ID]; ok && at > index {
+			continue // read before this node removed it
+		}
+		delete(g.removedAt, m.ID)
+		in[m.ID] = true
+		if index >= g.members[m.ID] {
+			g.voters[m.ID] = m.Voter
+		}
+		g.members[m.ID] = max(g.members[m.ID], index)
 	}
 	for id, at := range g.members {
 		if in[id] || at > index {
 			continue
 		}
 		delete(g.members, id)
-		g.removed[id] = true
+		delete(g.voters, id)
 		if !g.admittedLocked(id) {
 			gone = append(gone, id)
 		}
@@ -264,17 +279,17 @@ func (g *Gater) SetMembers(ids []peer.ID, index uint64) (gone []peer.ID) {
 	return gone
 }
 
-// Remove takes a member out at once, as the configuration of index
-// index (a removal the leader just committed) holds it no longer, and
+// Remove takes a member out at once, as the configuration of index index
+// (a removal this node, leading, just committed) holds it no longer, and
 // reports whether it is no longer admitted.
 func (g *Gater) Remove(p peer.ID, index uint64) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if at, ok := g.members[p]; !ok || at > index {
-		return false
+	g.removedAt[p] = max(g.removedAt[p], index)
+	if at, ok := g.members[p]; ok && at <= index {
+		delete(g.members, p)
+		delete(g.voters, p)
 	}
-	delete(g.members, p)
-	g.removed[p] = true
 	return !g.admittedLocked(p)
 }
 
@@ -287,17 +302,29 @@ func (g *Gater) Member(p peer.ID) bool {
 	return ok
 }
 
-// RaftSender reports whether raft may take from p a request that only a
-// leader sends (append, snapshot, timeout-now): p is a member, or
-// configured and not seen leaving, or this node is not a member itself
-// (it is joining, and whoever leads the cluster that adds it sends them).
-func (g *Gater) RaftSender(p peer.ID) bool {
+// Voter reports whether p may send what only a voter sends (entries, a
+// snapshot, a call to stand for election, a vote request): it is a voter
+// of the raft configuration as this node last saw it; or this node is not
+// in that configuration itself (it is joining, and whoever leads the
+// cluster that adds it sends them); or this node is the configuration's
+// only voter and p a configured peer that is no member (a member restored
+// from a backup and started alone leads a cluster of one: the fork guard
+// must see its old cluster's leader's entries to stop it).
+func (g *Gater) Voter(p peer.ID) bool {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	if _, ok := g.members[p]; ok {
+	if g.voters[p] || !g.selfMember {
 		return true
 	}
-	return (g.allowed[p] && !g.removed[p]) || !g.selfMember
+	if _, member := g.members[p]; member || !g.allowed[p] {
+		return false
+	}
+	for _, v := range g.voters {
+		if v {
+			return false
+		}
+	}
+	return true
 }
 
 // Block refuses a peer whatever else admits it, until Unblock: an

@@ -59,13 +59,17 @@ func (c *Cluster) changeLocal(m MembershipChange) error {
 	// Only an add admits the peer (its connections, the leader's
 	// questions to it), for as long as it runs, and a member once it
 	// succeeds; any other request names a member or is refused, and
-	// admits no one.
+	// admits no one. A failed add closes what the peer opened meanwhile.
 	var added uint64
 	if id != "" && (m.Action == ActionAddVoter || m.Action == ActionAddNonvoter) {
 		c.addAddrs(id, m.Addrs)
 		if c.gater != nil {
 			done := c.gater.Admit(id)
-			defer func() { done(added) }()
+			defer func() {
+				if !done(added, m.Action == ActionAddVoter) {
+					c.dropPeer(id)
+				}
+			}()
 		}
 	}
 	sid, addr := raft.ServerID(id.String()), raft.ServerAddress(id.String())

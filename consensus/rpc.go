@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
@@ -181,12 +183,16 @@ func (c *Cluster) mayAsk(from peer.ID, kind rpcType) bool {
 	return c.gater.Member(from)
 }
 
-// dropPeer closes the connections of a peer that left the cluster and
-// forgets what its hello said.
+// dropPeer closes the connections of a peer that is no longer admitted
+// (it left the cluster, or an add of it failed), closes the raft transport
+// of its streams and forgets what its hello said.
 func (c *Cluster) dropPeer(id peer.ID) {
 	c.peers.forget(id)
+	if c.trans != nil {
+		c.trans.forget(id)
+	}
 	_ = c.host.Network().ClosePeer(id) // best effort: the gater refuses it from now on
-	c.log.Info("peer left the cluster; its connections are closed", "peer", id.String())
+	c.log.Info("peer no longer admitted; its connections are closed", "peer", id.String())
 }
 
 func writeAnswer(s network.Stream, status answerStatus, body []byte) error {
@@ -373,11 +379,11 @@ func (c *Cluster) syncPeers(ctx context.Context) {
 		if f.Error() != nil {
 			continue
 		}
-		servers := make([]peer.ID, 0, len(f.Configuration().Servers))
+		servers := make([]GaterMember, 0, len(f.Configuration().Servers))
 		members := make([]peer.ID, 0, len(f.Configuration().Servers))
 		for _, s := range f.Configuration().Servers {
 			if id, err := peer.Decode(string(s.ID)); err == nil {
-				servers = append(servers, id)
+				servers = append(servers, GaterMember{ID: id, Voter: s.Suffrage == raft.Voter})
 				if id != c.host.ID() {
 					members = append(members, id)
 				}

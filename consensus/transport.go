@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,12 +59,14 @@ func (c *acceptedConn) Close() error {
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
 
-func newStreamLayer(h host.Host, peers *peering, answered *lastContacts) (*streamLayer, error) {
+// newStreamLayer listens for raft streams; route, when not nil, takes
+// each verified one (streamLayer.route).
+func newStreamLayer(h host.Host, peers *peering, answered *lastContacts, route func(peer.ID, net.Conn) bool) (*streamLayer, error) {
 	l, err := gostream.Listen(h, RaftProtocol)
 	if err != nil {
 		return nil, fmt.Errorf("listen for raft streams: %w", err)
 	}
-	s := &streamLayer{h: h, l: l, peers: peers, answered: answered, conns: make(chan net.Conn), life: newLifetime(), accepted: map[*acceptedConn]struct{}{}}
+	s := &streamLayer{h: h, l: l, peers: peers, answered: answered, conns: make(chan net.Conn), life: newLifetime(), accepted: map[*acceptedConn]struct{}{}, route: route}
 	s.life.spawn(s.acceptLoop)
 	return s, nil
 }
@@ -165,36 +168,35 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 // per peer for the streams it opens (boundTransport); check is asked about
 // every request a peer sends before raft sees it.
 func newTransport(h host.Host, peers *peering, logger *slog.Logger, answered *lastContacts, check func(peer.ID, any) error) (*boundTransport, error) {
-	sl, err := newStreamLayer(h, peers, answered)
+	b := &boundTransport{check: check, logger: newRaftLogger(logger, "raft-net"), rpcs: make(chan raft.RPC),
+		stop: make(chan struct{}), inbound: map[peer.ID]*peerStreams{}}
+	sl, err := newStreamLayer(h, peers, answered, b.route)
 	if err != nil {
 		return nil, err
 	}
-	b := &boundTransport{sl: sl, check: check, logger: newRaftLogger(logger, "raft-net"), rpcs: make(chan raft.RPC),
-		stop: make(chan struct{}), inbound: map[peer.ID]*peerStreams{}}
+	b.sl = sl
 	b.NetworkTransport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  sl,
 		MaxPool: 4,
 		Timeout: raftTimeout,
 		Logger:  b.logger,
 	})
-	sl.route = b.route
 	return b, nil
 }
 
 // Bounds of the raft streams a peer opens to this node: how many raft
 // reads requests from at once (within the resource manager's
-// raftStreamsPerPeer, which counts the streams not yet checked too), and
-// how long one may go without a byte before it is closed. A leader holds up to MaxPool (4) streams to each follower and
-// one pipeline, and opens more for votes, snapshots and leadership
-// transfers; its heartbeats (a tenth of raft's heartbeat timeout apart)
-// keep the streams it uses busy, and one it pooled and left unused past
-// the bound is redialled the next time (raft retries a failed request).
+// raftStreamsPerPeer, which counts the streams not yet checked too). A
+// leader holds up to MaxPool (4) streams to each follower and a pipeline,
+// and opens more for votes, snapshots and leadership transfers. A stream
+// is not closed for being idle: raft takes a pooled stream without
+// looking at it and does not retry a request that fails on it (a vote
+// lost for an election round), and libp2p's keep-alives end the streams
+// of a peer that is gone.
 const (
 	raftStreamsHandled = 32
 	raftTimeout        = 10 * time.Second
 )
-
-var raftStreamIdle = 2 * time.Minute // a test shortens it
 
 // boundTransport is raft's network transport with every incoming request
 // known to come from the peer whose stream carried it. Raft takes the
@@ -227,6 +229,7 @@ type hclogLogger = hclog.Logger
 // the network transport that reads requests from them.
 type peerStreams struct {
 	id    peer.ID
+	idStr string // id.String(), which every request is held to
 	b     *boundTransport
 	conns chan net.Conn
 	done  chan struct{}
@@ -246,7 +249,7 @@ func (b *boundTransport) route(id peer.ID, c net.Conn) bool {
 	}
 	ps := b.inbound[id]
 	if ps == nil {
-		ps = &peerStreams{id: id, b: b, conns: make(chan net.Conn), done: make(chan struct{})}
+		ps = &peerStreams{id: id, idStr: id.String(), b: b, conns: make(chan net.Conn), done: make(chan struct{})}
 		ps.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 			Stream: ps, MaxPool: 1, Timeout: raftTimeout, Logger: b.logger})
 		if b.heartbeat != nil {
@@ -261,7 +264,7 @@ func (b *boundTransport) route(id peer.ID, c net.Conn) bool {
 		b.logger.Warn("refusing a raft stream: the peer has too many open", "peer", id.String(), "limit", raftStreamsHandled)
 		return false
 	}
-	ic := &idleConn{Conn: c, idle: raftStreamIdle, ps: ps}
+	ic := &countedConn{Conn: c, ps: ps}
 	select {
 	case ps.conns <- ic:
 		return true
@@ -312,7 +315,7 @@ func (ps *peerStreams) heartbeat(rpc raft.RPC) {
 
 // admit returns why raft must not see cmd from this peer, or nil.
 func (ps *peerStreams) admit(cmd any) error {
-	if err := sentBy(ps.id, cmd); err != nil {
+	if err := sentBy(ps.idStr, cmd); err != nil {
 		return err
 	}
 	if ps.b.check != nil {
@@ -325,14 +328,14 @@ func (ps *peerStreams) admit(cmd any) error {
 // sender: its header's id and address, which raft takes the sender from
 // (the older fields that also name one, deprecated, are read by raft only
 // when the header has no address).
-func sentBy(id peer.ID, cmd any) error {
+func sentBy(id string, cmd any) error {
 	h, ok := cmd.(raft.WithRPCHeader)
 	if !ok {
 		return fmt.Errorf("raft request %T without a header", cmd)
 	}
 	hdr := h.GetRPCHeader()
 	for _, n := range [][]byte{hdr.ID, hdr.Addr} {
-		if string(n) != id.String() {
+		if string(n) != id {
 			return fmt.Errorf("raft request from %s names %q as its sender", id, n)
 		}
 	}
@@ -363,23 +366,29 @@ func (ps *peerStreams) Dial(raft.ServerAddress, time.Duration) (net.Conn, error)
 	return nil, errors.New("a peer's inbound raft transport does not dial")
 }
 
-// idleConn is a peer's raft stream that ends when it carries nothing for
-// idle, and leaves its peer's count when closed.
-type idleConn struct {
+// countedConn is a peer's raft stream, which leaves its peer's count when
+// closed.
+type countedConn struct {
 	net.Conn
-	idle time.Duration
 	ps   *peerStreams
 	once sync.Once
 }
 
-func (c *idleConn) Read(p []byte) (int, error) {
-	_ = c.SetReadDeadline(time.Now().Add(c.idle)) // a stream without deadlines reads as before
-	return c.Conn.Read(p)
-}
-
-func (c *idleConn) Close() error {
+func (c *countedConn) Close() error {
 	c.once.Do(func() { c.ps.open.Add(-1) })
 	return c.Conn.Close()
+}
+
+// forget closes the transport of peer id's streams, which is no longer
+// admitted; its next stream, if it is ever admitted again, makes another.
+func (b *boundTransport) forget(id peer.ID) {
+	b.mu.Lock()
+	ps := b.inbound[id]
+	delete(b.inbound, id)
+	b.mu.Unlock()
+	if ps != nil {
+		_ = ps.trans.Close() // its streams are closed with the peer's connections
+	}
 }
 
 // Consumer implements raft.Transport: the requests the peers' transports
@@ -427,17 +436,47 @@ func (b *boundTransport) Close() error {
 }
 
 // raftRequestFrom returns why raft must not see request cmd from peer
-// from (its sender named already checked), or nil: a request only a
-// leader sends (entries, a snapshot, a call to stand for election) from a
-// peer that is not a member is refused while this node is one
-// (Gater.RaftSender). Votes are raft's own to judge: it refuses a
-// candidate outside its configuration.
+// from (its sender named already checked), or nil: what only a voter
+// sends (entries, a snapshot, a call to stand for election, a vote or
+// pre-vote request) from a peer that is not a voter is refused while this
+// node is a member (Gater.Voter). Raft lets any peer that claims a higher
+// term depose its leader, and takes entries from whoever claims to lead:
+// a read replica or a listed peer could otherwise stop raft on every
+// node with one forged append (the fork guard), or keep the cluster
+// without a leader.
 func (c *Cluster) raftRequestFrom(from peer.ID, cmd any) error {
 	switch cmd.(type) {
-	case *raft.AppendEntriesRequest, *raft.InstallSnapshotRequest, *raft.TimeoutNowRequest:
-		if c.gater != nil && !c.gater.RaftSender(from) {
-			return fmt.Errorf("%s is not a member of this cluster: it cannot lead it", from)
+	case *raft.AppendEntriesRequest, *raft.InstallSnapshotRequest, *raft.TimeoutNowRequest,
+		*raft.RequestVoteRequest, *raft.RequestPreVoteRequest:
+		if c.gater != nil && !c.gater.Voter(from) && !c.votesNow(from) {
+			return fmt.Errorf("%s is not a voter of this cluster: it cannot lead it or stand for election", from)
 		}
 	}
 	return nil
+}
+
+// votesNow reports whether raft's latest configuration holds from as a
+// voter: the gater learns a promotion at the next syncPeers pass, up to a
+// second later. It reads the configuration at most every 100 ms.
+func (c *Cluster) votesNow(from peer.ID) bool {
+	r := c.raftNow.Load()
+	if r == nil {
+		return false
+	}
+	c.votersMu.Lock()
+	defer c.votersMu.Unlock()
+	if time.Since(c.votersRead) >= 100*time.Millisecond {
+		f := r.GetConfiguration()
+		if f.Error() != nil {
+			return false
+		}
+		c.voterIDs = c.voterIDs[:0]
+		for _, s := range f.Configuration().Servers {
+			if s.Suffrage == raft.Voter {
+				c.voterIDs = append(c.voterIDs, s.ID)
+			}
+		}
+		c.votersRead = time.Now()
+	}
+	return slices.Contains(c.voterIDs, raft.ServerID(from.String()))
 }

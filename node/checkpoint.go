@@ -64,8 +64,10 @@ func (n *Node) startCosign(testLog cosign.Log) error {
 		Host: n.host, Identity: n.identity, Log: log, Origin: origin,
 		Cosigners: keys, Quorum: g.CosignerQuorumOf(), SetAt: setAt,
 		StatePath: filepath.Join(n.cfg.DataDir, cosign.StateFile),
-		Allowed:   n.gater.Allowed,
-		IsLeader:  n.cluster.IsLeader,
+		// Members only: a configured peer that is not one (a node to be
+		// added, a removed one still listed) has nothing to ask of it.
+		Allowed:  func(p peer.ID) bool { return p == n.host.ID() || n.gater.Member(p) },
+		IsLeader: n.cluster.IsLeader,
 		Leader: func() peer.ID {
 			id, err := peer.Decode(n.cluster.LeaderID())
 			if err != nil {

@@ -71,8 +71,8 @@ type Config struct {
 	SetAt func(size uint64) (Roster, error)
 	// StatePath is the file of the last checkpoint this node cosigned.
 	StatePath string
-	// Allowed says whether a peer may call this node (the node's member
-	// allowlist).
+	// Allowed says whether a peer may call this node (a member of its
+	// cluster).
 	Allowed func(peer.ID) bool
 	// IsLeader and Leader say whether this node leads raft, and which peer
 	// does ("" when none is known).
