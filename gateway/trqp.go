@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"reflect"
@@ -96,9 +95,9 @@ func parseTRQP(w http.ResponseWriter, r *http.Request, maxBody int64) (trqpQuery
 	if err := checkParams(r); err != nil {
 		return q, time.Time{}, err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := readBody(w, r, maxBody)
 	if err != nil {
-		return q, time.Time{}, record.Errorf(ErrBodyTooLarge, "body over %d bytes", maxBody)
+		return q, time.Time{}, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&q); err != nil {

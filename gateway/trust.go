@@ -344,9 +344,9 @@ func (s *Server) trustBatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
-		writeError(w, r, record.Errorf(ErrBodyTooLarge, "body over %d bytes", s.cfg.MaxBodyBytes))
+		writeError(w, r, err)
 		return
 	}
 	var qs []batchQuestion
@@ -392,6 +392,21 @@ func (s *Server) trustBatch(w http.ResponseWriter, r *http.Request) {
 		out = append(out, d)
 	}
 	s.writeJSONAt(w, r, view.Index(), http.StatusOK, out, cacheNone)
+}
+
+// readBody reads a request body of at most limit bytes. A longer one is
+// ErrBodyTooLarge (413); one that cannot be read (malformed chunked
+// encoding, a connection cut short) is a bad request (400).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, record.Errorf(ErrBodyTooLarge, "body over %d bytes", limit)
+		}
+		return nil, record.Errorf(ErrBadRequest, "read the body: %v", err)
+	}
+	return body, nil
 }
 
 // inBatch says which question of a batch err is about, in the detail a
