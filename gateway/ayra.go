@@ -128,7 +128,7 @@ func ayraTime(r *http.Request) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, record.Errorf(ErrBadRequest, "time %q must be RFC 3339 (2025-06-01T00:00:00Z)", v)
 	}
-	return t.UTC(), nil
+	return t.UTC(), checkTime(ErrBadRequest, "time", v, t)
 }
 
 // ayraFramework returns the framework an authority_id or ecosystem_id

@@ -262,3 +262,52 @@ func TestMalformedChunkedBodyIsBadRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestTimesNotAfterYearOneAreRefused: the registry reads the first instant
+// of year 1 (Go's zero time) as "no time given", so a question about it
+// was answered about now: authorized, and a status list's current version
+// with an immutable Cache-Control. Every time a request names must be
+// later than 0001-01-01T00:00:00Z; that instant and earlier ones are 400,
+// however they are written, on the trust question (GET and the batch),
+// TRQP's context.time, the Ayra profile's time and a status list's
+// timestamp. A second later is answered as asked.
+func TestTimesNotAfterYearOneAreRefused(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	if _, _, err := e.publishList("1", "", make([]byte, record.MinStatusListEntries/8)); err != nil {
+		t.Fatal(err)
+	}
+	const bound = "0001-01-01T00:00:00Z"
+	q := url.Values{"entity": {e.college.DID}, "framework": {fw}, "resource": {nurse}}.Encode()
+	for _, at := range []string{"0001-01-01T00:00:00Z", "0001-01-01", "0000-12-31T23:00:00-01:00", "0001-01-01T01:00:00+01:00", "0000-06-01T00:00:00Z"} {
+		resp, body := e.get("/v1/trust?" + q + "&at=" + url.QueryEscape(at))
+		refused(t, "at="+at, resp, body, "bad_request", bound)
+		resp, body = e.call(http.MethodPost, "/v1/trust", `[{"entity":"`+e.college.DID+`","framework":"`+fw+`","resource":"`+nurse+`","at":"`+at+`"}]`)
+		refused(t, "a batch at "+at, resp, body, "bad_request", bound, "question 0")
+	}
+	for _, path := range []string{"/authorization", "/recognition"} {
+		resp, body := e.call(http.MethodPost, path, trqpBody(e.college.DID, fw, "issue", nurse, `{"time":"`+bound+`"}`))
+		refused(t, path+" context.time", resp, body, "bad_request", bound)
+	}
+	resp, body := e.get("/ecosystems/" + url.PathEscape(fw) + "/recognitions?time=" + bound)
+	refused(t, "Ayra time", resp, body, "bad_request", bound)
+	base := "/v1/status-lists/" + url.PathEscape(e.college.DID) + "/1"
+	for _, path := range []string{base, base + "/record", base + "/entries/0?statusPurpose=revocation"} {
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		resp, body := e.get(path + sep + "timestamp=" + bound)
+		var p api.Problem
+		_ = json.Unmarshal(body, &p)
+		if resp.StatusCode != http.StatusBadRequest || p.Type != "https://www.w3.org/ns/credentials/status-list#RANGE_ERROR" || !strings.Contains(p.Detail, bound) {
+			t.Errorf("%s at %s: %d (Cache-Control %q), want 400 RANGE_ERROR: %s", path, bound, resp.StatusCode, resp.Header.Get("Cache-Control"), body)
+		}
+	}
+	// The next second is a time like any other: before the college's
+	// accreditation, so not yet valid, answered at that second.
+	d := e.trust("&at=0001-01-01T00:00:01Z")
+	if d.Authorized || d.Reason != record.ReasonNotYetValid || !d.At.Equal(time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC)) {
+		t.Errorf("at 0001-01-01T00:00:01Z: authorized=%v %s at %s, want not_yet_valid then", d.Authorized, d.Reason, d.At)
+	}
+}

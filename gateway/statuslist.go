@@ -38,7 +38,8 @@ func (s *Server) listVersion(w http.ResponseWriter, r *http.Request, sv *registr
 	return view, true
 }
 
-// listTimestamp reads ?timestamp= (zero when absent).
+// listTimestamp reads ?timestamp=: zero when absent, never zero when given
+// (checkTime).
 func listTimestamp(r *http.Request) (time.Time, error) {
 	ts := query(r).Get("timestamp")
 	if ts == "" {
@@ -48,7 +49,8 @@ func listTimestamp(r *http.Request) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, record.Errorf(record.ErrMalformedValue, "timestamp %q must be an XML Schema dateTimeStamp (2025-06-01T00:00:00Z)", ts)
 	}
-	return t, nil
+	// A RANGE_ERROR (400): a dateTimeStamp, outside the times answered.
+	return t, checkTime(record.ErrRange, "timestamp", ts, t)
 }
 
 // provenListVersion is the version of issuer's list a proof answers for,
@@ -333,12 +335,10 @@ func (s *Server) statusEntry(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, record.Errorf(record.ErrRange, "entry index %s is past every list's end", raw))
 		return
 	}
-	var t time.Time
-	if ts := query(r).Get("timestamp"); ts != "" {
-		if t, err = time.Parse(time.RFC3339Nano, ts); err != nil {
-			writeError(w, r, record.Errorf(record.ErrMalformedValue, "timestamp %q must be an XML Schema dateTimeStamp", ts))
-			return
-		}
+	t, err := listTimestamp(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
 	}
 	sv := s.cfg.Registry.View()
 	defer sv.Close()

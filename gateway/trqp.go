@@ -159,6 +159,9 @@ func parseContext(raw json.RawMessage) (json.RawMessage, time.Time, error) {
 			if err != nil {
 				return nil, time.Time{}, record.Errorf(ErrBadRequest, "context.time %q must be RFC 3339 (2025-06-01T00:00:00Z)", v)
 			}
+			if err := checkTime(ErrBadRequest, "context.time", v, t); err != nil {
+				return nil, time.Time{}, err
+			}
 			at = t.UTC()
 		}
 	}

@@ -63,10 +63,25 @@ func ParseQuestion(q url.Values) (decide.Question, error) {
 func parseTime(v string) (time.Time, error) {
 	for _, layout := range []string{time.RFC3339Nano, time.DateOnly} {
 		if t, err := time.Parse(layout, v); err == nil {
-			return t.UTC(), nil
+			return t.UTC(), checkTime(ErrBadRequest, "time", v, t)
 		}
 	}
 	return time.Time{}, record.Errorf(ErrBadRequest, "time %q must be RFC 3339 (2025-06-01T00:00:00Z) or a date (2025-06-01)", v)
+}
+
+// checkTime refuses, as kind, a time t (written v in the request) that is
+// not after 0001-01-01T00:00:00Z. That instant is Go's zero time.Time,
+// which the registry reads as "no time given" (decide.Question.At,
+// decide.RecognitionQuestion.At, registry.View.CheckStatus): asked about
+// it, they would answer about now. Earlier times are refused with it, so
+// the bound is one line in docs/API.md. Every time the gateway parses
+// from a request passes here, so past parsing a zero time always means
+// that none was given.
+func checkTime(kind *record.Kind, what, v string, t time.Time) error {
+	if t.After(time.Time{}) {
+		return nil
+	}
+	return record.Errorf(kind, "%s %q is not after 0001-01-01T00:00:00Z, the earliest time this registry answers about", what, v)
 }
 
 // trustCache picks Cache-Control: an answer pinned to a valid time and a
