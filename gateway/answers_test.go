@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -97,4 +98,55 @@ func TestAnswerCache(t *testing.T) {
 func (a *answer) appendBody(b []byte) []byte {
 	head, at, tail := a.pieces()
 	return append(append(append(b, head...), at...), tail...)
+}
+
+// TestAnswerCacheIsBoundedInBytes: one applied index keeps at most
+// maxCachedAnswerBytes of keys and answers, however long the keys, and
+// never a key over maxCachedKeyBytes (a question padded with "&" was
+// kept whole: 60 KB a key). A later second's answer, which replaces its
+// entry, leaves the count as it was; a new index starts from zero.
+func TestAnswerCacheIsBoundedInBytes(t *testing.T) {
+	var c answerCache
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	// A long root makes a body of a few KiB: 16,384 of them would pass
+	// the bound.
+	d := &record.Decision{Entity: "did:web:college.example", Authorized: true, Reason: record.ReasonActive, At: t0, Index: 5, Chain: []record.Link{},
+		Root: "did:web:" + strings.Repeat("root.example.", 200)}
+	long := "entity=did:web:college.example&framework=f" + strings.Repeat("&", maxCachedKeyBytes)
+	if c.admits(5, long) {
+		t.Fatalf("a key of %d bytes admitted", len(long))
+	}
+	c.put(5, long, d, decide.Forever, false, cacheShort)
+	if _, ok := c.get(5, t0, long); ok || c.bytes != 0 {
+		t.Fatalf("a key of %d bytes kept (%d bytes counted)", len(long), c.bytes)
+	}
+	key := func(i int) string { // keys of maxCachedKeyBytes, each its own
+		k := fmt.Sprintf("entity=did:web:college.example&i=%d", i)
+		return k + strings.Repeat("&", maxCachedKeyBytes-len(k))
+	}
+	for i := range maxCachedAnswers {
+		c.put(5, key(i), d, t0.Add(time.Hour), false, cacheShort)
+	}
+	one := answerSize(key(0), c.m[key(0)])
+	if c.bytes >= maxCachedAnswerBytes+one || len(c.m) >= maxCachedAnswers {
+		t.Fatalf("%d answers of %d bytes counted, bound %d bytes", len(c.m), c.bytes, maxCachedAnswerBytes)
+	}
+	held := 0
+	for k, e := range c.m {
+		held += answerSize(k, e)
+	}
+	if held != c.bytes {
+		t.Fatalf("%d bytes counted, %d held", c.bytes, held)
+	}
+	if c.admits(5, key(maxCachedAnswers)) || !c.admits(5, key(0)) {
+		t.Fatal("a full cache admits a new key, or refuses a key it holds")
+	}
+	before := c.bytes
+	if _, ok := c.get(5, t0.Add(3*time.Second), key(0)); !ok || c.bytes != before {
+		t.Fatalf("a later second: %d bytes counted, %d before", c.bytes, before)
+	}
+	c.put(6, "q", d, decide.Forever, false, cacheShort)
+	if len(c.m) != 1 || c.bytes != answerSize("q", c.m["q"]) {
+		t.Fatalf("a new index holds %d answers, %d bytes counted", len(c.m), c.bytes)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -761,6 +762,37 @@ func TestTrustAnswersPastTheCacheBound(t *testing.T) {
 		if got, want := w.Header().Get("ETag"), `"`+base64.RawURLEncoding.EncodeToString(sum[:16])+`"`; got != want {
 			t.Fatalf("question %d: ETag %s, its body's is %s", i, got, want)
 		}
+	}
+}
+
+// TestPaddedTrustQuestionsDoNotGrowTheHeap: a question padded with 60 KB
+// of "&" (empty parameters, which the query's parser skips) is answered,
+// but its query string is not kept as a cache key. The answer cache kept
+// each: 1,000 such questions grew the live heap by about 60 MiB, and its
+// bound of 16,384 answers by about 1 GiB.
+func TestPaddedTrustQuestionsDoNotGrowTheHeap(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	q := url.Values{"entity": {e.college.DID}, "framework": {fw}, "resource": {nurse}}.Encode()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	const n = 1000
+	for i := range n {
+		resp, err := http.Get(e.n.GatewayURL() + "/v1/trust?" + q + strings.Repeat("&", 60000+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("question %d: %d", i, resp.StatusCode)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 16<<20 {
+		t.Errorf("%d padded trust questions grew the live heap by %d MiB", n, grew>>20)
 	}
 }
 

@@ -177,7 +177,8 @@ func query(r *http.Request) url.Values {
 // would read only in part: a name or value that does not decode (a bad
 // percent escape), a semicolon (which it takes for an error and skips the
 // parameter), and a parameter given more than once (url.Values.Get keeps
-// the first). No trustreg route takes a parameter twice.
+// the first). No trustreg route takes a parameter twice. An empty
+// parameter ("a=1&&b=2") is skipped, as url.ParseQuery skips it.
 func parseQuery(raw string) (url.Values, error) {
 	v := url.Values{}
 	var twice string // the first parameter given more than once

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,9 +158,11 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 func (s *Server) trustProven(w http.ResponseWriter, r *http.Request, q decide.Question, minIndex uint64, now time.Time) {
 	cacheable := localRead(query(r)) && !wantsCBOR(r) // the cache keeps JSON answers
 	pinned := !q.At.IsZero()
+	var key string
 	if cacheable {
+		key = provenKey(query(r))
 		if note, _, err := s.latestCheckpoint(); err == nil {
-			if p, ok := s.proven.get(note, r.URL.RawQuery, now, pinned); ok {
+			if p, ok := s.proven.get(note, key, now, pinned); ok {
 				s.writeBody(w, r, p.applied, http.StatusOK, p.body, cacheNone)
 				return
 			}
@@ -181,7 +184,7 @@ func (s *Server) trustProven(w http.ResponseWriter, r *http.Request, q decide.Qu
 	}
 	s.head.bodySize.Store(int64(len(body)))
 	if cacheable {
-		s.proven.put([]byte(b.Checkpoint), r.URL.RawQuery, now, pinned, provenBody{body: body, applied: b.Question.Applied})
+		s.proven.put([]byte(b.Checkpoint), key, now, pinned, provenBody{body: body, applied: b.Question.Applied})
 	}
 	s.writeBody(w, r, b.Question.Applied, http.StatusOK, body, cacheNone)
 }
@@ -195,7 +198,8 @@ func localRead(q url.Values) bool {
 }
 
 // answerCache keeps trust answers for one applied index, by raw query
-// string. Each entry holds an answer DecideSecond made and how long its
+// string (the fast path, cachedTrust, looks them up before the query is
+// parsed). Each entry holds an answer DecideSecond made and how long its
 // decision holds (until); within that, a question in a later second gets
 // the same answer with that second as its "at", so answers do not all
 // expire together at each second. Only the time's text and the ETag are
@@ -209,10 +213,19 @@ func localRead(q url.Values) bool {
 // index starts a new generation and drops the old one. So an answer is
 // never served after a commit that could change it, and never under an
 // index whose state it was not read from.
+//
+// Bounds: one generation keeps at most maxCachedAnswers answers and
+// maxCachedAnswerBytes bytes of keys and bodies; a query string longer
+// than maxCachedKeyBytes is answered but never kept. Anyone may send
+// questions, and one question has many spellings (parameters in another
+// order, escaped otherwise, empty ones between them), each a key of its
+// own: without the byte bounds, 16,384 questions padded with 60 KB of
+// "&" each held about 1 GiB.
 type answerCache struct {
 	mu      sync.RWMutex
 	applied uint64
 	m       map[string]*cachedAnswer
+	bytes   int // the size of m's keys and entries (answerSize)
 }
 
 // cachedAnswer is immutable once in the cache; a later second's answer
@@ -228,8 +241,26 @@ type cachedAnswer struct {
 	atLen int
 }
 
-// maxCachedAnswers bounds one generation (answers are about 1 KiB).
-const maxCachedAnswers = 16384
+// Bounds of the answer cache (answers are about 1 KiB).
+const (
+	// maxCachedAnswers bounds the answers of one generation.
+	maxCachedAnswers = 16384
+	// maxCachedAnswerBytes bounds the bytes of one generation, as
+	// answerSize counts them: answers are kept until their bytes reach
+	// it, so it is passed by one answer at most.
+	maxCachedAnswerBytes = 32 << 20
+	// maxCachedKeyBytes bounds the query string an answer is kept under;
+	// a question's usual query string is 200 to 400 bytes.
+	maxCachedKeyBytes = 1024
+	// answerOverheadBytes is what an entry holds besides its key and
+	// body: the cachedAnswer, its hash state, its map slot.
+	answerOverheadBytes = 256
+)
+
+// answerSize is what the answer cache counts for e kept under key.
+func answerSize(key string, e *cachedAnswer) int {
+	return len(key) + len(e.ans.body) + len(e.head) + answerOverheadBytes
+}
 
 // get returns the answer to the question key at now, if the cache holds
 // one that covers now.
@@ -311,13 +342,22 @@ var lastSecond atomic.Pointer[secondAt]
 
 // admits reports whether put would keep an answer to key at applied.
 func (c *answerCache) admits(applied uint64, key string) bool {
+	if len(key) > maxCachedKeyBytes {
+		return false
+	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if applied != c.applied {
 		return applied > c.applied // a new generation, or one already past
 	}
 	_, ok := c.m[key]
-	return ok || len(c.m) < maxCachedAnswers
+	return ok || c.hasRoom()
+}
+
+// hasRoom reports whether the generation may take another answer; c.mu
+// is held.
+func (c *answerCache) hasRoom() bool {
+	return len(c.m) < maxCachedAnswers && c.bytes < maxCachedAnswerBytes
 }
 
 func (c *answerCache) store(applied uint64, key string, e *cachedAnswer) {
@@ -334,10 +374,22 @@ func (c *answerCache) store(applied uint64, key string, e *cachedAnswer) {
 		}
 		c.applied = applied
 		clear(c.m)
+		c.bytes = 0
 	}
-	if _, ok := c.m[key]; ok || len(c.m) < maxCachedAnswers {
+	size := answerSize(key, e)
+	if old, ok := c.m[key]; ok {
+		// A later second's answer, or a second answer to the same
+		// question: the same body, or one of nearly its size.
+		c.bytes += size - answerSize(key, old)
 		c.m[key] = e
+		return
 	}
+	if len(key) > maxCachedKeyBytes || !c.hasRoom() {
+		return
+	}
+	// A copy: the key may share its bytes with the whole request line.
+	c.m[strings.Clone(key)] = e
+	c.bytes += size
 }
 
 // bufPool recycles response buffers of the trust query.
