@@ -63,9 +63,13 @@ type HTTPConfig struct {
 	ReadTimeout  time.Duration `mapstructure:"read_timeout" json:"read_timeout"`
 	WriteTimeout time.Duration `mapstructure:"write_timeout" json:"write_timeout"`
 	MaxWait      time.Duration `mapstructure:"max_wait" json:"max_wait"`
-	TLSCertFile  string        `mapstructure:"tls_cert_file" json:"tls_cert_file"`
-	TLSKeyFile   string        `mapstructure:"tls_key_file" json:"tls_key_file"`
-	Limits       LimitsConfig  `mapstructure:"limits" json:"limits"`
+	// MaxWatchStreams bounds the watch streams (GET /v1/watch) open at
+	// once, MaxWatchStreamsPerAddress those of one client address.
+	MaxWatchStreams           int          `mapstructure:"max_watch_streams" json:"max_watch_streams"`
+	MaxWatchStreamsPerAddress int          `mapstructure:"max_watch_streams_per_address" json:"max_watch_streams_per_address"`
+	TLSCertFile               string       `mapstructure:"tls_cert_file" json:"tls_cert_file"`
+	TLSKeyFile                string       `mapstructure:"tls_key_file" json:"tls_key_file"`
+	Limits                    LimitsConfig `mapstructure:"limits" json:"limits"`
 }
 
 // LimitsConfig bounds the writes (POST /v1/operations) of each client
@@ -513,6 +517,9 @@ func (c *Config) Validate() error {
 		if !strings.Contains(p, "/p2p/") {
 			errs = append(errs, fmt.Errorf("p2p.static_relays entry %q must end in /p2p/<peer id> (a member's address, as in p2p.peers)", p))
 		}
+	}
+	if c.HTTP.MaxWatchStreams < 1 || c.HTTP.MaxWatchStreamsPerAddress < 1 {
+		errs = append(errs, fmt.Errorf("http.max_watch_streams %d and http.max_watch_streams_per_address %d must be at least 1", c.HTTP.MaxWatchStreams, c.HTTP.MaxWatchStreamsPerAddress))
 	}
 	if l := c.HTTP.Limits; l.Enabled {
 		if l.AddressRate <= 0 || l.SignerRate <= 0 {

@@ -145,7 +145,7 @@ func TestConfigFileMistakesAreNamed(t *testing.T) {
 		{"http:\n  readtimeout: 5s\n", "unknown key http.readtimeout (did you mean http.read_timeout?)"},
 		{"admn:\n  addr: 127.0.0.1:1\nlog:\n  fromat: json\n", "unknown keys admn.addr (did you mean admin.addr?), log.fromat (did you mean log.format?)"},
 		{"telemetry:\n  endpoint: x\n", "unknown key telemetry.endpoint: configs/trustd.example.yaml lists every key"},
-		{"http: 5\n", "http is a section, not a value: give its keys (http.addr, http.limits.address_burst, http.limits.address_rate, http.limits.enabled, http.limits.max_tracked, http.limits.signer_burst, http.limits.signer_rate, http.max_body_bytes, http.max_wait, http.read_timeout, http.tls_cert_file, http.tls_key_file, http.write_timeout)"},
+		{"http: 5\n", "http is a section, not a value: give its keys (http.addr, http.limits.address_burst, http.limits.address_rate, http.limits.enabled, http.limits.max_tracked, http.limits.signer_burst, http.limits.signer_rate, http.max_body_bytes, http.max_wait, http.max_watch_streams, http.max_watch_streams_per_address, http.read_timeout, http.tls_cert_file, http.tls_key_file, http.write_timeout)"},
 		{"http:\n  read_timeout: five\n", `config: http.read_timeout: "five": time: invalid duration`},
 		{"http:\n  max_body_bytes: lots\n", `config: http.max_body_bytes: "lots": cannot parse value`},
 		{"Log:\n  level: debug\nhttp:\n  addr: :1\nlog:\n  format: json\n", "Log (line 1) and log (line 5) are the same key: keys are case-insensitive; keep one"},
@@ -202,6 +202,8 @@ func TestLimitsAndTLSKeys(t *testing.T) {
 		{"TRUSTD_HTTP_LIMITS_ADDRESS_RATE=0", "http.limits.address_rate 0"},
 		{"TRUSTD_HTTP_LIMITS_SIGNER_BURST=0", "http.limits.signer_burst 0"},
 		{"TRUSTD_HTTP_LIMITS_MAX_TRACKED=0", "http.limits.max_tracked 0"},
+		{"TRUSTD_HTTP_MAX_WATCH_STREAMS=0", "http.max_watch_streams 0"},
+		{"TRUSTD_HTTP_MAX_WATCH_STREAMS_PER_ADDRESS=0", "http.max_watch_streams_per_address 0"},
 		{"TRUSTD_HTTP_TLS_CERT_FILE=gw.crt", "http.tls_cert_file and http.tls_key_file go together"},
 		{"TRUSTD_ADMIN_TLS_KEY_FILE=a.key", "admin.tls_cert_file and admin.tls_key_file go together"},
 	} {

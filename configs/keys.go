@@ -40,6 +40,13 @@ var keyTable = []key{
 		"longest time to write a response"),
 	keyOf(func(c *Config) *time.Duration { return &c.HTTP.MaxWait }, 10*time.Second, "",
 		"how long a read with min_index=N or consistency=linearizable may wait"),
+	// Each stream holds a connection (a file descriptor) and a goroutine
+	// for as long as its client stays: keep these well under the
+	// process's open-file limit (docs/OPERATIONS.md, Limits).
+	keyOf(func(c *Config) *int { return &c.HTTP.MaxWatchStreams }, 2048, "",
+		"most watch streams (GET /v1/watch) open at once; one more is refused with 503"),
+	keyOf(func(c *Config) *int { return &c.HTTP.MaxWatchStreamsPerAddress }, 32, "",
+		"most watch streams open at once from one client address (an IPv6 /64); one more is refused with 429"),
 	keyOf(func(c *Config) *string { return &c.HTTP.TLSCertFile }, "", "",
 		"PEM certificate (chain) to serve the gateway over HTTPS; with tls_key_file, both or neither; read again on SIGHUP (a bad new pair keeps the old one)"),
 	keyOf(func(c *Config) *string { return &c.HTTP.TLSKeyFile }, "", "",

@@ -78,6 +78,7 @@ var errorTable = []errorMapping{
 	{record.ErrConflict, http.StatusConflict, "conflict"},
 	{record.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
 	{ErrRateLimited, http.StatusTooManyRequests, "rate_limited"},
+	{ErrTooManyStreams, http.StatusTooManyRequests, "too_many_streams"},
 	{record.ErrInvalid, http.StatusUnprocessableEntity, "invalid"},
 	{record.ErrIATWindow, http.StatusUnprocessableEntity, "iat_out_of_window"},
 	{ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
@@ -85,6 +86,7 @@ var errorTable = []errorMapping{
 	{ErrOutcomeUnknown, http.StatusServiceUnavailable, "outcome_unknown"},
 	{ErrNoCheckpoint, http.StatusServiceUnavailable, "no_checkpoint"},
 	{ErrNoProvenState, http.StatusServiceUnavailable, "no_proven_state"},
+	{ErrStreamsFull, http.StatusServiceUnavailable, "streams_full"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "timeout"},
 }
 
@@ -126,7 +128,7 @@ type publicError interface {
 
 func writeProblem(w http.ResponseWriter, r *http.Request, p api.Problem) {
 	p.Instance = instanceOf(r)
-	if p.Status == http.StatusServiceUnavailable {
+	if p.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", strconv.Itoa(1))
 	}
 	w.Header().Set("Content-Type", "application/problem+json")

@@ -78,7 +78,12 @@ type Config struct {
 	// Limits bounds each client address's and each signer's writes; the
 	// zero value sets no limit.
 	Limits Limits
-	Now    func() time.Time
+	// MaxWatchStreams bounds the watch streams (GET /v1/watch) open at
+	// once, MaxWatchStreamsPerAddress those of one client address; zero
+	// means 2,048 and 32.
+	MaxWatchStreams           int
+	MaxWatchStreamsPerAddress int
+	Now                       func() time.Time
 	// Lag, if set, is how many entries the leader has committed that this
 	// node has not applied, as far as it knows; every answer carries it
 	// in LagHeader.
@@ -95,7 +100,9 @@ type Server struct {
 	routes  *router
 	metrics *metrics
 	limits  writeLimits
-	answers answerCache
+	// watchers counts the watch streams open against their bounds.
+	watchers *watchSlots
+	answers  answerCache
 	// proven keeps proof answers to GET /v1/trust (proofcache.go).
 	proven proofCache
 	// evidence keeps the cosigner changes' evidence of the latest
@@ -199,6 +206,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = m
 	s.limits = newWriteLimits(cfg.Limits)
+	s.watchers = newWatchSlots(cfg.MaxWatchStreams, cfg.MaxWatchStreamsPerAddress)
 	for _, rt := range routes {
 		h := rt.handler
 		var fast func(http.ResponseWriter, *http.Request) bool

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/trustreg/trustreg/gateway/api"
@@ -24,7 +25,68 @@ const (
 	// watchWriteTimeout bounds each write to a watcher: one that stops
 	// reading is dropped instead of holding its goroutine.
 	watchWriteTimeout = 10 * time.Second
+	// defaultMaxWatchStreams and defaultMaxWatchStreamsPerAddress are
+	// Config.MaxWatchStreams and MaxWatchStreamsPerAddress when zero.
+	defaultMaxWatchStreams           = 2048
+	defaultMaxWatchStreamsPerAddress = 32
+	// watchRetryAfter is the Retry-After of a stream refused for a bound,
+	// in seconds: streams end when their clients go, not on a schedule.
+	watchRetryAfter = 5
 )
+
+// Watch streams refused for a bound: each holds a connection (a file
+// descriptor) and a goroutine for as long as its client stays, so their
+// number is bounded on the node and per client address.
+var (
+	ErrTooManyStreams = record.NewKind("gateway: too many watch streams from this address", "too many watch streams from this address", nil)
+	ErrStreamsFull    = record.NewKind("gateway: the node serves as many watch streams as it may", "the node serves as many watch streams as it may", nil)
+)
+
+// watchSlots counts the watch streams open, in all and per client
+// address (clientKey), against their bounds. Its map holds only
+// addresses with a stream open, so it is bounded by the node's bound.
+type watchSlots struct {
+	max, perAddress int
+	mu              sync.Mutex
+	open            int
+	byAddress       map[string]int
+}
+
+func newWatchSlots(max, perAddress int) *watchSlots {
+	if max <= 0 {
+		max = defaultMaxWatchStreams
+	}
+	if perAddress <= 0 {
+		perAddress = defaultMaxWatchStreamsPerAddress
+	}
+	return &watchSlots{max: max, perAddress: perAddress, byAddress: map[string]int{}}
+}
+
+// take opens a slot for a stream from address, or returns why it may not:
+// ErrTooManyStreams or ErrStreamsFull.
+func (w *watchSlots) take(address string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if n := w.byAddress[address]; n >= w.perAddress {
+		return record.Errorf(ErrTooManyStreams, "%s has %d streams open, the most one client address may (http.max_watch_streams_per_address); close one, or retry after %d s", address, n, watchRetryAfter)
+	}
+	if w.open >= w.max {
+		return record.Errorf(ErrStreamsFull, "%d streams are open, the most this node serves (http.max_watch_streams); retry after %d s, or watch through another node", w.open, watchRetryAfter)
+	}
+	w.open++
+	w.byAddress[address]++
+	return nil
+}
+
+// release closes a slot take opened for address.
+func (w *watchSlots) release(address string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.open--
+	if w.byAddress[address]--; w.byAddress[address] <= 0 {
+		delete(w.byAddress, address)
+	}
+}
 
 // watch streams accepted operations as Server-Sent Events: every
 // operation after since (default: the applied index when the stream
@@ -61,6 +123,13 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	address := clientKey(r)
+	if err := s.watchers.take(address); err != nil {
+		w.Header().Set("Retry-After", strconv.Itoa(watchRetryAfter))
+		writeError(w, r, err)
+		return
+	}
+	defer s.watchers.release(address)
 
 	s.metrics.watchers.Inc()
 	defer s.metrics.watchers.Dec()

@@ -4,12 +4,17 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -169,5 +174,92 @@ func TestWatchStreamsOperations(t *testing.T) {
 		t.Fatalf("closing the node with watchers open: %v", err)
 	}
 	for range all {
+	}
+}
+
+// watchFrom opens /v1/watch at base from the local address ip and returns
+// the answer, its body open while the stream lasts.
+func watchFrom(t *testing.T, base, ip string) *http.Response {
+	t.Helper()
+	tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}).DialContext}
+	t.Cleanup(tr.CloseIdleConnections)
+	resp, err := (&http.Client{Transport: tr}).Get(base + "/v1/watch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// refusedStream checks that a watch stream was refused with status and the
+// problem type code, and Retry-After.
+func refusedStream(t *testing.T, resp *http.Response, status int, code string) {
+	t.Helper()
+	if resp.StatusCode == http.StatusOK {
+		t.Fatalf("a stream opened, want %d %s", status, code) // its body would not end
+	}
+	body, _ := io.ReadAll(resp.Body)
+	var p api.Problem
+	_ = json.Unmarshal(body, &p)
+	if resp.StatusCode != status || p.Type != "urn:trustreg:problem:"+code || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("status %d (Retry-After %q), want %d %s: %s", resp.StatusCode, resp.Header.Get("Retry-After"), status, code, body)
+	}
+}
+
+// TestWatchStreamsAreBoundedPerAddress: one client address holds at most
+// 32 watch streams (http.max_watch_streams_per_address); one more is 429
+// too_many_streams with Retry-After, and a stream closed frees its place.
+// Streams were unbounded: each holds a connection for as long as its
+// client stays (the keep-alive keeps it open), and 372 of them took a
+// node with 400 file descriptors down.
+func TestWatchStreamsAreBoundedPerAddress(t *testing.T) {
+	e := mustNewEnv(t)
+	base := e.n.GatewayURL()
+	var open []*http.Response
+	for i := range 32 {
+		resp := watchFrom(t, base, "127.0.0.1")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d: %d", i, resp.StatusCode)
+		}
+		open = append(open, resp)
+	}
+	refusedStream(t, watchFrom(t, base, "127.0.0.1"), http.StatusTooManyRequests, "too_many_streams")
+	open[0].Body.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp := watchFrom(t, base, "127.0.0.1")
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		resp.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("a closed stream's place was not freed: %d", resp.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestWatchStreamsAreBoundedOnTheNode: beyond MaxWatchStreams open on the
+// node, from any addresses, a stream is 503 streams_full with
+// Retry-After; the bound per address holds within it.
+func TestWatchStreamsAreBoundedOnTheNode(t *testing.T) {
+	e := mustNewEnv(t)
+	g, err := gateway.New(gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n, MaxWatchStreams: 3, MaxWatchStreamsPerAddress: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	t.Cleanup(g.StopStreams)
+	for _, ip := range []string{"127.0.0.1", "127.0.0.1", "127.0.0.2"} {
+		if resp := watchFrom(t, srv.URL, ip); resp.StatusCode != http.StatusOK {
+			t.Fatalf("a stream from %s: %d", ip, resp.StatusCode)
+		}
+	}
+	refusedStream(t, watchFrom(t, srv.URL, "127.0.0.1"), http.StatusTooManyRequests, "too_many_streams")
+	resp := watchFrom(t, srv.URL, "127.0.0.3")
+	refusedStream(t, resp, http.StatusServiceUnavailable, "streams_full")
+	if got := resp.Header.Get("Retry-After"); got != "5" {
+		t.Fatalf("Retry-After %q, want 5", got)
 	}
 }

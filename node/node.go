@@ -216,8 +216,8 @@ func New(cfg configs.Config, opts Options) (_ *Node, err error) {
 	n.gateway, err = gateway.New(gateway.Config{
 		Registry: n.State, Writer: n, Node: n, Logger: logger,
 		Metrics: n.Metrics, Gatherer: n.Metrics, MaxBodyBytes: cfg.HTTP.MaxBodyBytes, MaxWait: cfg.HTTP.MaxWait,
-		Limits: writeLimits(cfg.HTTP.Limits),
-		Lag:    n.cluster.Lag, Checkpoints: n,
+		Limits: writeLimits(cfg.HTTP.Limits), Lag: n.cluster.Lag, Checkpoints: n,
+		MaxWatchStreams: cfg.HTTP.MaxWatchStreams, MaxWatchStreamsPerAddress: cfg.HTTP.MaxWatchStreamsPerAddress,
 	})
 	if err != nil {
 		return nil, err
