@@ -311,3 +311,34 @@ func TestTimesNotAfterYearOneAreRefused(t *testing.T) {
 		t.Errorf("at 0001-01-01T00:00:01Z: authorized=%v %s at %s, want not_yet_valid then", d.Authorized, d.Reason, d.At)
 	}
 }
+
+// TestOperationalReadsTakeTheirParametersOnly: /v1/status and /v1/version
+// are reads like the others: an unknown parameter is 400, and they take
+// consistency and min_index (a min_index past the applied index waits,
+// then 503 not_caught_up). The log's routes (/v1/checkpoint,
+// /v1/log/...) serve the latest cosigned checkpoint whatever the node has
+// applied, so they take neither: both are 400 there, as any unknown one.
+// The probes, /metrics, the API description and the explorer's page are
+// no reads of the registry and ignore parameters. The reads above once
+// ignored every parameter, though docs/API.md said they refused unknown
+// ones.
+func TestOperationalReadsTakeTheirParametersOnly(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	for _, path := range []string{"/v1/status?bogus=1", "/v1/version?bogus=1", "/v1/checkpoint?bogus=1", "/v1/log/checkpoint?bogus=1",
+		"/v1/checkpoint?consistency=local", "/v1/log/checkpoint?min_index=1", "/v1/log/tile/0/000?consistency=local", "/v1/log/consistency?from=1&to=2&min_index=1"} {
+		resp, body := e.get(path)
+		refused(t, path, resp, body, "bad_request", "unknown query parameter")
+	}
+	for _, path := range []string{"/v1/status?consistency=linearizable", "/v1/version?min_index=1", "/healthz?probe=1", "/readyz?probe=1", "/metrics?x=1", "/openapi.json?v=2", "/openapi.html?v=2", "/?v=2", "/explorer/app.js?v=2"} {
+		if resp, body := e.get(path); resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: %d %s", path, resp.StatusCode, body)
+		}
+	}
+	resp, body := e.get("/v1/status?min_index=1000000")
+	var p api.Problem
+	_ = json.Unmarshal(body, &p)
+	if resp.StatusCode != http.StatusServiceUnavailable || p.Type != "urn:trustreg:problem:not_caught_up" {
+		t.Errorf("/v1/status?min_index past the applied index: %d %s, want 503 not_caught_up", resp.StatusCode, body)
+	}
+}

@@ -527,6 +527,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // It changes at every round of cosigning (at least every
 // proofs.cosign_interval), so caches must revalidate it.
 func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) {
+	if err := checkLogParams(r); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	if s.cfg.Checkpoints == nil {
 		writeError(w, r, ErrNoCosigners)
 		return
@@ -542,12 +546,26 @@ func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	if err := checkParams(r); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if !s.consistent(w, r) {
+		return
+	}
 	s.writeJSON(w, r, http.StatusOK, s.cfg.Node.Status(), cacheNone)
 }
 
 // version answers with the node's build. It is not cached: the cluster's
 // feature level in it rises when the last member is upgraded.
 func (s *Server) version(w http.ResponseWriter, r *http.Request) {
+	if err := checkParams(r); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if !s.consistent(w, r) {
+		return
+	}
 	s.writeJSON(w, r, http.StatusOK, s.cfg.Node.Version(), cacheNone)
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -72,6 +73,22 @@ func checkParams(r *http.Request, known ...string) error {
 		}
 		if !ok {
 			return record.Errorf(ErrBadRequest, "unknown query parameter %q (known: %s)", k, strings.Join(append(known, "consistency", "min_index"), ", "))
+		}
+	}
+	return nil
+}
+
+// checkLogParams is checkParams for the transparency log's routes
+// (/v1/checkpoint, /v1/log/...), which take no consistency or min_index:
+// they serve the latest cosigned checkpoint's tree, whatever this node
+// has applied, so those would be ignored, and are refused instead.
+func checkLogParams(r *http.Request, known ...string) error {
+	for k := range query(r) {
+		if !slices.Contains(known, k) {
+			if len(known) == 0 {
+				return record.Errorf(ErrBadRequest, "unknown query parameter %q: the log's routes take none (consistency and min_index neither: they serve the latest cosigned checkpoint)", k)
+			}
+			return record.Errorf(ErrBadRequest, "unknown query parameter %q (known: %s; consistency and min_index are not: the log's routes serve the latest cosigned checkpoint)", k, strings.Join(known, ", "))
 		}
 	}
 	return nil

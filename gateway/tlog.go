@@ -109,7 +109,7 @@ func logError(err error) error {
 
 // logTile serves a hash tile or an entry bundle of the checkpoint's tree.
 func (s *Server) logTile(w http.ResponseWriter, r *http.Request) {
-	if err := checkParams(r); err != nil {
+	if err := checkLogParams(r); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -166,7 +166,7 @@ type LogInclusion struct {
 // logConsistency proves that the tree of size from is a prefix of the tree
 // of size to, both at most the checkpoint's size.
 func (s *Server) logConsistency(w http.ResponseWriter, r *http.Request) {
-	if err := checkParams(r, "from", "to"); err != nil {
+	if err := checkLogParams(r, "from", "to"); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -204,7 +204,7 @@ func (s *Server) logConsistency(w http.ResponseWriter, r *http.Request) {
 // logInclusion answers leaf index and its inclusion proof in the tree of
 // the given size, at most the checkpoint's.
 func (s *Server) logInclusion(w http.ResponseWriter, r *http.Request) {
-	if err := checkParams(r, "index", "size"); err != nil {
+	if err := checkLogParams(r, "index", "size"); err != nil {
 		writeError(w, r, err)
 		return
 	}
