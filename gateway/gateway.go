@@ -546,11 +546,11 @@ func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	// consistency and min_index are taken (clients send them with every
+	// read) but not waited for: the answer is the node as it is now, which
+	// an operator asks for most when it has no leader.
 	if err := checkParams(r); err != nil {
 		writeError(w, r, err)
-		return
-	}
-	if !s.consistent(w, r) {
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, s.cfg.Node.Status(), cacheNone)
@@ -559,11 +559,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 // version answers with the node's build. It is not cached: the cluster's
 // feature level in it rises when the last member is upgraded.
 func (s *Server) version(w http.ResponseWriter, r *http.Request) {
+	// consistency and min_index are taken (clients send them with every
+	// read) but not waited for: the answer is the node as it is now, which
+	// an operator asks for most when it has no leader.
 	if err := checkParams(r); err != nil {
 		writeError(w, r, err)
-		return
-	}
-	if !s.consistent(w, r) {
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, s.cfg.Node.Version(), cacheNone)
