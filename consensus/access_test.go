@@ -519,8 +519,8 @@ func TestGaterFollowsTheConfiguration(t *testing.T) {
 		}
 		return ms
 	}
-	if !g.Voter(a) {
-		t.Fatal("before its first configuration a node takes a leader's requests from any admitted peer")
+	if g.Voter(a) || g.Voter(x) {
+		t.Fatal("before its first configuration a node takes a leader's requests from a peer")
 	}
 	g.SetMembers(members(self, a, x, y), 10)
 	if !g.Voter(a) || !g.Voter(x) || g.Voter(y) || !g.Member(y) {
@@ -569,11 +569,96 @@ func TestGaterFollowsTheConfiguration(t *testing.T) {
 		t.Fatalf("a configured non-member after a restart: allowed %v member %v voter %v", g2.Allowed(x), g2.Member(x), g2.Voter(x))
 	}
 	// A node that is its configuration's only voter (a member restored
-	// and started alone) takes a configured peer's entries, so that its
-	// fork guard sees them; not a non-voter member's.
+	// and started alone) takes a configured peer's entries only once
+	// another configured peer vouched for it, and only for a while; never
+	// a non-voter member's.
 	g3 := NewGater(self, x)
 	g3.SetMembers(members(self, y), 60)
+	if g3.Voter(x) || !g3.LoneVoterWith(x) || g3.LoneVoterWith(y) {
+		t.Fatalf("a lone voter: configured peer a voter %v (lone voter with it %v), non-voter member %v", g3.Voter(x), g3.LoneVoterWith(x), g3.LoneVoterWith(y))
+	}
+	g3.Vouch(x, time.Now().Add(time.Hour))
+	g3.Vouch(y, time.Now().Add(time.Hour))
 	if !g3.Voter(x) || g3.Voter(y) {
-		t.Fatalf("a lone voter: configured peer a voter %v, non-voter member a voter %v", g3.Voter(x), g3.Voter(y))
+		t.Fatalf("vouched for: configured peer a voter %v, non-voter member a voter %v", g3.Voter(x), g3.Voter(y))
+	}
+	g3.Vouch(x, time.Now().Add(-time.Second))
+	if g3.Voter(x) {
+		t.Fatal("a vouch that ended still counts")
+	}
+	// An empty configuration: this node joins, and takes them from anyone
+	// admitted.
+	g4 := NewGater(self, x)
+	g4.SetMembers(nil, 0)
+	if !g4.Voter(x) {
+		t.Fatal("a joining node refuses a configured peer's entries")
+	}
+}
+
+// TestLoneVoterTakesNoForgedAppendFromAListedPeer: a one-voter cluster
+// whose node lists a peer that has not joined yet (as OPERATIONS says to
+// before it joins) takes no entries from that peer alone: a forged append
+// in its own name neither forks it nor moves its term.
+func TestLoneVoterTakesNoForgedAppendFromAListedPeer(t *testing.T) {
+	g := mustStartGatedClusters(t, 1, func(Entry) {})
+	for k := range 3 {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		if _, err := g.cs[0].Apply(ctx, []byte{byte(k)}); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	_, xh := startOutsider(t)
+	g.gaters[0].Allow(xh.ID())
+	xh.Peerstore().AddAddrs(g.hosts[0].ID(), g.hosts[0].Addrs(), peerstore.PermanentAddrTTL)
+	term := g.cs[0].raft.CurrentTerm()
+	raw := rawRaftTransport(t, xh)
+	v := g.hosts[0].ID().String()
+	for range 3 {
+		var resp raft.AppendEntriesResponse
+		if err := raw.AppendEntries(raft.ServerID(v), raft.ServerAddress(v), forgedAppend(xh), &resp); err == nil {
+			t.Fatal("the lone voter took a listed peer's forged append")
+		}
+	}
+	if g.cs[0].Forked() != nil || g.cs[0].raft.CurrentTerm() != term || !g.cs[0].IsLeader() {
+		t.Fatalf("the lone voter after the forged appends: forked %v, term %d (was %d), leads %v", g.cs[0].Forked(), g.cs[0].raft.CurrentTerm(), term, g.cs[0].IsLeader())
+	}
+}
+
+// TestDemotedVoterCannotLeadAtOnce: the moment a demotion returns, the
+// demoted member's forged append in its own name is refused by the other
+// voters: the gater takes a configuration when raft stores it, not at its
+// next pass a second later.
+func TestDemotedVoterCannotLeadAtOnce(t *testing.T) {
+	g := mustStartGatedClusters(t, 3, func(Entry) {})
+	for k := range 3 {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		if _, err := g.cs[k].Apply(ctx, []byte{byte(k)}); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	l := leaderOf(g.cs)
+	d := (l + 1) % 3
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := g.cs[l].ChangeMembership(ctx, MembershipChange{Action: ActionDemote, ID: g.hosts[d].ID().String()}); err != nil {
+		t.Fatal(err)
+	}
+	raw := rawRaftTransport(t, g.hosts[d])
+	for i, h := range g.hosts {
+		if i == d {
+			continue
+		}
+		var resp raft.AppendEntriesResponse
+		err := raw.AppendEntries(raft.ServerID(h.ID().String()), raft.ServerAddress(h.ID().String()), forgedAppend(g.hosts[d]), &resp)
+		if err == nil || !strings.Contains(err.Error(), "not a voter") {
+			t.Errorf("the demoted member's forged append to node %d: %v, want a refusal", i, err)
+		}
+	}
+	for i, c := range g.cs {
+		if i != d && c.Forked() != nil {
+			t.Errorf("node %d forked on the demoted member's append: %v", i, c.Forked())
+		}
 	}
 }

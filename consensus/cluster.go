@@ -119,21 +119,23 @@ type Cluster struct {
 	// before that (the raft transport's checks, votesNow).
 	raftNow atomic.Pointer[raft.Raft]
 	// voterIDs is raft's voters as votesNow last read them, at votersRead.
-	votersMu   sync.Mutex
-	voterIDs   []raft.ServerID
-	votersRead time.Time
-	logs       *LogStore
-	snaps      *snapshotStore
-	trans      *boundTransport
-	watch      *commitWatch // trans, reading the leader's commit index off AppendEntries (Lag)
-	host       host.Host
-	log        *slog.Logger
-	sm         StateMachine
-	peers      *peering
-	codec      ResponseCodec
-	gater      *Gater
-	leaderWait time.Duration
-	prepare    func(cmd []byte) (any, bool)
+	votersMu    sync.Mutex
+	voterIDs    []raft.ServerID
+	votersRead  time.Time
+	votersIndex uint64
+	vouchAsked  time.Time // askVouchers' last round
+	logs        *LogStore
+	snaps       *snapshotStore
+	trans       *boundTransport
+	watch       *commitWatch // trans, reading the leader's commit index off AppendEntries (Lag)
+	host        host.Host
+	log         *slog.Logger
+	sm          StateMachine
+	peers       *peering
+	codec       ResponseCodec
+	gater       *Gater
+	leaderWait  time.Duration
+	prepare     func(cmd []byte) (any, bool)
 	// featureLevel and clusterLevel: Config.FeatureLevel and
 	// Config.ClusterFeatureLevel.
 	featureLevel int
@@ -305,6 +307,11 @@ func Start(cfg Config) (*Cluster, error) {
 		p, _ := snaps.newestSnapshot()
 		return p.index
 	}, found: c.forkFound}
+	if c.gater != nil {
+		store = configLog{LogStore: store, gater: c.gater, drop: func(id peer.ID) {
+			c.life.spawn(func(context.Context) { c.dropPeer(id) })
+		}}
+	}
 	r, err := raft.NewRaft(rc, f, store, logs, snaps, c.watch)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("start raft: %w", err), c.close())

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/control"
@@ -165,17 +166,23 @@ type Gater struct {
 	blocked map[peer.ID]bool
 	// members holds the peers of the raft configuration, each with the
 	// index of the newest configuration known to hold it; voters those of
-	// them that vote. selfMember says whether the configuration SetMembers
-	// last took held this node.
-	members    map[peer.ID]uint64
-	voters     map[peer.ID]bool
-	selfMember bool
+	// them that vote.
+	members map[peer.ID]uint64
+	voters  map[peer.ID]bool
+	// configured says whether a configuration was given yet, joining
+	// whether the last one given was empty (this node joins a cluster);
+	// newest is the highest index of one given.
+	configured, joining bool
+	newest              uint64
 	// removedAt holds the index at which this node, leading, removed a
 	// peer (Remove): a configuration read before it does not make the
 	// peer a member again.
 	removedAt map[peer.ID]uint64
 	// adding counts the adds in progress that admit a peer.
 	adding map[peer.ID]int
+	// vouched holds until when a configured peer another configured peer
+	// follows as leader may lead a lone voter (Voter, Vouch).
+	vouched map[peer.ID]time.Time
 	// OnRefused, if set, is told about every refused peer.
 	OnRefused func(peer.ID, network.Direction)
 }
@@ -183,7 +190,7 @@ type Gater struct {
 // NewGater returns a gater that admits the given peers.
 func NewGater(self peer.ID, peers ...peer.ID) *Gater {
 	g := &Gater{self: self, allowed: map[peer.ID]bool{}, blocked: map[peer.ID]bool{},
-		members: map[peer.ID]uint64{}, voters: map[peer.ID]bool{}, removedAt: map[peer.ID]uint64{}, adding: map[peer.ID]int{}}
+		members: map[peer.ID]uint64{}, voters: map[peer.ID]bool{}, removedAt: map[peer.ID]uint64{}, adding: map[peer.ID]int{}, vouched: map[peer.ID]time.Time{}}
 	for _, p := range peers {
 		g.allowed[p] = true
 	}
@@ -250,10 +257,10 @@ func (g *Gater) SetMembers(servers []GaterMember, index uint64) (gone []peer.ID)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	in := make(map[peer.ID]bool, len(servers))
-	g.selfMember = false
+	g.configured, g.joining = true, len(servers) == 0
+	g.newest = max(g.newest, index)
 	for _, m := range servers {
 		if m.ID == g.self {
-			g.selfMember = true
 			continue
 		}
 		if at, ok := g.removedAt[m.ID]; ok && at > index {
@@ -304,19 +311,31 @@ func (g *Gater) Member(p peer.ID) bool {
 
 // Voter reports whether p may send what only a voter sends (entries, a
 // snapshot, a call to stand for election, a vote request): it is a voter
-// of the raft configuration as this node last saw it; or this node is not
-// in that configuration itself (it is joining, and whoever leads the
-// cluster that adds it sends them); or this node is the configuration's
-// only voter and p a configured peer that is no member (a member restored
-// from a backup and started alone leads a cluster of one: the fork guard
-// must see its old cluster's leader's entries to stop it).
+// of the raft configuration as this node last saw it, or this node has
+// no configuration at all (it is joining, and whoever leads the cluster
+// that adds it sends them). Before the first configuration is given, no
+// one is.
 func (g *Gater) Voter(p peer.ID) bool {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	if g.voters[p] || !g.selfMember {
+	if g.voters[p] || (g.configured && g.joining) {
 		return true
 	}
-	if _, member := g.members[p]; member || !g.allowed[p] {
+	return time.Now().Before(g.vouched[p]) && g.loneVoterWithLocked(p)
+}
+
+// LoneVoterWith reports whether this node is the only voter of its
+// configuration and p a configured peer that is no member: what a member
+// restored from a backup and started alone sees of its old cluster's
+// leader, whose entries its fork guard must see to stop it.
+func (g *Gater) LoneVoterWith(p peer.ID) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.loneVoterWithLocked(p)
+}
+
+func (g *Gater) loneVoterWithLocked(p peer.ID) bool {
+	if _, member := g.members[p]; member || !g.allowed[p] || !g.configured || g.joining {
 		return false
 	}
 	for _, v := range g.voters {
@@ -325,6 +344,32 @@ func (g *Gater) Voter(p peer.ID) bool {
 		}
 	}
 	return true
+}
+
+// Vouch lets p, while LoneVoterWith(p) holds, send what a voter sends
+// until until: another configured peer follows p as its leader.
+func (g *Gater) Vouch(p peer.ID, until time.Time) {
+	g.mu.Lock()
+	g.vouched[p] = until
+	g.mu.Unlock()
+}
+
+// Configured returns the configured peers.
+func (g *Gater) Configured() []peer.ID {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	ids := make([]peer.ID, 0, len(g.allowed))
+	for id := range g.allowed {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// Newest returns the highest index of a configuration given to the gater.
+func (g *Gater) Newest() uint64 {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.newest
 }
 
 // Block refuses a peer whatever else admits it, until Unblock: an

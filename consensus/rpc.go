@@ -167,6 +167,48 @@ func (c *Cluster) handleRPC(ctx context.Context, from peer.ID, kind rpcType, bod
 	return nil, fmt.Errorf("%w %d", ErrUnknownRequest, kind)
 }
 
+// configLog gives the gater each raft configuration as raft stores it:
+// raft takes a configuration as the one in force once it is appended, not
+// committed, and so must the gater, or a voter just demoted would still
+// be taken for one (entries, votes) until the next syncPeers pass.
+type configLog struct {
+	raft.LogStore
+	gater *Gater
+	// drop is given the peers a configuration takes out (dropPeer); it
+	// must not block raft's goroutine.
+	drop func(peer.ID)
+}
+
+// StoreLog implements raft.LogStore.
+func (l configLog) StoreLog(e *raft.Log) error { return l.StoreLogs([]*raft.Log{e}) }
+
+// StoreLogs implements raft.LogStore.
+func (l configLog) StoreLogs(logs []*raft.Log) error {
+	if err := l.LogStore.StoreLogs(logs); err != nil {
+		return err
+	}
+	for _, e := range logs {
+		if e.Type == raft.LogConfiguration {
+			for _, id := range l.gater.SetMembers(gaterMembers(raft.DecodeConfiguration(e.Data)), e.Index) {
+				l.drop(id)
+			}
+		}
+	}
+	return nil
+}
+
+// gaterMembers is a raft configuration's servers as the gater takes them
+// (a server whose id is not a peer id is left out).
+func gaterMembers(conf raft.Configuration) []GaterMember {
+	servers := make([]GaterMember, 0, len(conf.Servers))
+	for _, s := range conf.Servers {
+		if id, err := peer.Decode(string(s.ID)); err == nil {
+			servers = append(servers, GaterMember{ID: id, Voter: s.Suffrage == raft.Voter})
+		}
+	}
+	return servers
+}
+
 // mayAsk reports whether peer from may send a request of type kind:
 // writes, reads, membership changes and members' addresses only a member
 // of the raft configuration as this node last saw it; a join, a status
@@ -379,14 +421,11 @@ func (c *Cluster) syncPeers(ctx context.Context) {
 		if f.Error() != nil {
 			continue
 		}
-		servers := make([]GaterMember, 0, len(f.Configuration().Servers))
-		members := make([]peer.ID, 0, len(f.Configuration().Servers))
-		for _, s := range f.Configuration().Servers {
-			if id, err := peer.Decode(string(s.ID)); err == nil {
-				servers = append(servers, GaterMember{ID: id, Voter: s.Suffrage == raft.Voter})
-				if id != c.host.ID() {
-					members = append(members, id)
-				}
+		servers := gaterMembers(f.Configuration())
+		members := make([]peer.ID, 0, len(servers))
+		for _, s := range servers {
+			if s.ID != c.host.ID() {
+				members = append(members, s.ID)
 			}
 		}
 		if c.gater != nil {

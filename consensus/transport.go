@@ -449,6 +449,9 @@ func (c *Cluster) raftRequestFrom(from peer.ID, cmd any) error {
 	case *raft.AppendEntriesRequest, *raft.InstallSnapshotRequest, *raft.TimeoutNowRequest,
 		*raft.RequestVoteRequest, *raft.RequestPreVoteRequest:
 		if c.gater != nil && !c.gater.Voter(from) && !c.votesNow(from) {
+			if _, ok := cmd.(*raft.AppendEntriesRequest); ok && c.gater.LoneVoterWith(from) {
+				c.askVouchers(from)
+			}
 			return fmt.Errorf("%s is not a voter of this cluster: it cannot lead it or stand for election", from)
 		}
 	}
@@ -456,8 +459,12 @@ func (c *Cluster) raftRequestFrom(from peer.ID, cmd any) error {
 }
 
 // votesNow reports whether raft's latest configuration holds from as a
-// voter: the gater learns a promotion at the next syncPeers pass, up to a
-// second later. It reads the configuration at most every 100 ms.
+// voter, for a peer the gater says is not one: raft's configuration can
+// move back (an entry not committed, overwritten by a new leader's), which
+// the gater, taking the newer index, does not follow. It reads the
+// configuration at most every 100 ms, and again once the gater was given
+// a newer one than it read (a demotion is refused as soon as raft stores
+// it).
 func (c *Cluster) votesNow(from peer.ID) bool {
 	r := c.raftNow.Load()
 	if r == nil {
@@ -465,11 +472,12 @@ func (c *Cluster) votesNow(from peer.ID) bool {
 	}
 	c.votersMu.Lock()
 	defer c.votersMu.Unlock()
-	if time.Since(c.votersRead) >= 100*time.Millisecond {
+	if time.Since(c.votersRead) >= 100*time.Millisecond || c.gater.Newest() > c.votersIndex {
 		f := r.GetConfiguration()
 		if f.Error() != nil {
 			return false
 		}
+		c.votersIndex = f.Index()
 		c.voterIDs = c.voterIDs[:0]
 		for _, s := range f.Configuration().Servers {
 			if s.Suffrage == raft.Voter {
@@ -479,4 +487,41 @@ func (c *Cluster) votesNow(from peer.ID) bool {
 		c.votersRead = time.Now()
 	}
 	return slices.Contains(c.voterIDs, raft.ServerID(from.String()))
+}
+
+// How long a configured peer that another configured peer follows as its
+// leader may lead a lone voter, and how often a lone voter asks about one.
+const (
+	vouchFor   = 30 * time.Second
+	vouchEvery = 5 * time.Second
+)
+
+// askVouchers asks, in the background and at most every vouchEvery, this
+// node's other configured peers whom they follow; if one follows leader,
+// leader may lead this lone voter for vouchFor. A member restored from a
+// backup and started alone (its restore marker removed) then takes its
+// old cluster's leader's entries, and its fork guard stops it, as before
+// only voters led; a listed peer alone cannot make a lone voter take its
+// entries (and stop for good on a forged history, or move its term).
+func (c *Cluster) askVouchers(leader peer.ID) {
+	c.votersMu.Lock()
+	if time.Since(c.vouchAsked) < vouchEvery {
+		c.votersMu.Unlock()
+		return
+	}
+	c.vouchAsked = time.Now()
+	c.votersMu.Unlock()
+	c.life.spawn(func(ctx context.Context) {
+		for _, q := range c.gater.Configured() {
+			if q == leader || q == c.host.ID() {
+				continue
+			}
+			ps, err := c.peerStatus(q, 3*time.Second)
+			if err == nil && ps.Leader == leader.String() {
+				c.gater.Vouch(leader, time.Now().Add(vouchFor))
+				c.log.Warn("a configured peer follows another as leader, which this node, its configuration's only voter, now takes entries from", "leader", leader.String(), "vouched_by", q.String())
+				return
+			}
+		}
+	})
 }
