@@ -570,17 +570,22 @@ func TestGaterFollowsTheConfiguration(t *testing.T) {
 	}
 	// A node that is its configuration's only voter (a member restored
 	// and started alone) takes a configured peer's entries only once
-	// another configured peer vouched for it, and only for a while; never
-	// a non-voter member's.
+	// another configured peer vouched for it, and only for a while; a
+	// non-voter member's too once vouched for (a promotion it missed).
 	g3 := NewGater(self, x)
 	g3.SetMembers(members(self, y), 60)
 	if g3.Voter(x) || !g3.LoneVoterWith(x) || g3.LoneVoterWith(y) {
 		t.Fatalf("a lone voter: configured peer a voter %v (lone voter with it %v), non-voter member %v", g3.Voter(x), g3.LoneVoterWith(x), g3.LoneVoterWith(y))
 	}
+	if g3.Voter(y) {
+		t.Fatal("a non-voter member is a voter before anyone vouched for it")
+	}
 	g3.Vouch(x, time.Now().Add(time.Hour))
 	g3.Vouch(y, time.Now().Add(time.Hour))
-	if !g3.Voter(x) || g3.Voter(y) {
-		t.Fatalf("vouched for: configured peer a voter %v, non-voter member a voter %v", g3.Voter(x), g3.Voter(y))
+	stranger := peer.ID("stranger")
+	g3.Vouch(stranger, time.Now().Add(time.Hour))
+	if !g3.Voter(x) || !g3.Voter(y) || g3.Voter(stranger) {
+		t.Fatalf("vouched for: configured peer a voter %v, non-voter member %v, a peer neither %v", g3.Voter(x), g3.Voter(y), g3.Voter(stranger))
 	}
 	g3.Vouch(x, time.Now().Add(-time.Second))
 	if g3.Voter(x) {
@@ -661,4 +666,44 @@ func TestDemotedVoterCannotLeadAtOnce(t *testing.T) {
 			t.Errorf("node %d forked on the demoted member's append: %v", i, c.Forked())
 		}
 	}
+}
+
+// TestFollowerThatMissedAPromotionCatchesUp: a follower cut off while a
+// read replica is promoted and made leader holds the new leader as a
+// non-voter and refuses its entries, which alone would tell it of the
+// promotion; another voter it knows says it follows the new leader, and
+// the follower takes its entries and catches up.
+func TestFollowerThatMissedAPromotionCatchesUp(t *testing.T) {
+	g, x, xh := addedNonvoter(t)
+	l := leaderOf(g.cs)
+	c := (l + 1) % 3
+	for i := range g.hosts {
+		if i != c {
+			g.cut(c, i)
+		}
+	}
+	g.gaters[c].Block(xh.ID())
+	_ = g.hosts[c].Network().ClosePeer(xh.ID())
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := g.cs[l].ChangeMembership(ctx, MembershipChange{Action: ActionPromote, ID: xh.ID().String()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.cs[l].ChangeMembership(ctx, MembershipChange{Action: ActionTransferLeader, ID: xh.ID().String()}); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, "the promoted replica to lead", 10*time.Second, x.IsLeader)
+	if _, err := x.Apply(ctx, []byte("under-x")); err != nil {
+		t.Fatal(err)
+	}
+	if g.gaters[c].Voter(xh.ID()) {
+		t.Fatal("the cut-off follower already holds the new leader a voter")
+	}
+	for i := range g.hosts {
+		if i != c {
+			g.heal(c, i)
+		}
+	}
+	g.gaters[c].Unblock(xh.ID())
+	pollUntil(t, "the follower to apply the new leader's write", 20*time.Second, func() bool { return g.machines[c].applied("under-x") })
 }

@@ -321,7 +321,11 @@ func (g *Gater) Voter(p peer.ID) bool {
 	if g.voters[p] || (g.configured && g.joining) {
 		return true
 	}
-	return time.Now().Before(g.vouched[p]) && g.loneVoterWithLocked(p)
+	if !time.Now().Before(g.vouched[p]) {
+		return false
+	}
+	_, member := g.members[p]
+	return member || g.loneVoterWithLocked(p)
 }
 
 // LoneVoterWith reports whether this node is the only voter of its
@@ -346,12 +350,29 @@ func (g *Gater) loneVoterWithLocked(p peer.ID) bool {
 	return true
 }
 
-// Vouch lets p, while LoneVoterWith(p) holds, send what a voter sends
-// until until: another configured peer follows p as its leader.
+// Vouch lets p, a member or while LoneVoterWith(p) holds, send what a
+// voter sends until until: a voter this node knows (another configured
+// peer, for a lone voter) follows p as its leader. A member this node
+// holds as a non-voter leads when this node missed its promotion: only
+// the leader would send it the entry that says so.
 func (g *Gater) Vouch(p peer.ID, until time.Time) {
 	g.mu.Lock()
 	g.vouched[p] = until
 	g.mu.Unlock()
+}
+
+// Voters returns the voters of the configuration as this node knows it,
+// but for itself.
+func (g *Gater) Voters() []peer.ID {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	ids := make([]peer.ID, 0, len(g.voters))
+	for id, v := range g.voters {
+		if v {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // Configured returns the configured peers.

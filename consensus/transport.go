@@ -449,8 +449,13 @@ func (c *Cluster) raftRequestFrom(from peer.ID, cmd any) error {
 	case *raft.AppendEntriesRequest, *raft.InstallSnapshotRequest, *raft.TimeoutNowRequest,
 		*raft.RequestVoteRequest, *raft.RequestPreVoteRequest:
 		if c.gater != nil && !c.gater.Voter(from) && !c.votesNow(from) {
-			if _, ok := cmd.(*raft.AppendEntriesRequest); ok && c.gater.LoneVoterWith(from) {
-				c.askVouchers(from)
+			if _, ok := cmd.(*raft.AppendEntriesRequest); ok {
+				switch {
+				case c.gater.LoneVoterWith(from):
+					c.askVouchers(from, c.gater.Configured())
+				case c.gater.Member(from):
+					c.askVouchers(from, c.gater.Voters())
+				}
 			}
 			return fmt.Errorf("%s is not a voter of this cluster: it cannot lead it or stand for election", from)
 		}
@@ -496,14 +501,16 @@ const (
 	vouchEvery = 5 * time.Second
 )
 
-// askVouchers asks, in the background and at most every vouchEvery, this
-// node's other configured peers whom they follow; if one follows leader,
-// leader may lead this lone voter for vouchFor. A member restored from a
-// backup and started alone (its restore marker removed) then takes its
-// old cluster's leader's entries, and its fork guard stops it, as before
-// only voters led; a listed peer alone cannot make a lone voter take its
-// entries (and stop for good on a forged history, or move its term).
-func (c *Cluster) askVouchers(leader peer.ID) {
+// askVouchers asks, in the background and at most every vouchEvery, the
+// peers of others (this node's voters, or its configured peers when it is
+// its configuration's only voter) whom they follow; if one follows leader,
+// leader may lead this node for vouchFor (Gater.Vouch). A follower that
+// missed the promotion of the member that now leads takes its entries
+// then (only the leader would send it the one that says so), and a member
+// restored from a backup and started alone meets its old cluster's leader
+// and its fork guard stops it; a replica or a listed peer alone cannot
+// make a node take its entries.
+func (c *Cluster) askVouchers(leader peer.ID, others []peer.ID) {
 	c.votersMu.Lock()
 	if time.Since(c.vouchAsked) < vouchEvery {
 		c.votersMu.Unlock()
@@ -512,14 +519,14 @@ func (c *Cluster) askVouchers(leader peer.ID) {
 	c.vouchAsked = time.Now()
 	c.votersMu.Unlock()
 	c.life.spawn(func(ctx context.Context) {
-		for _, q := range c.gater.Configured() {
+		for _, q := range others {
 			if q == leader || q == c.host.ID() {
 				continue
 			}
 			ps, err := c.peerStatus(q, 3*time.Second)
 			if err == nil && ps.Leader == leader.String() {
 				c.gater.Vouch(leader, time.Now().Add(vouchFor))
-				c.log.Warn("a configured peer follows another as leader, which this node, its configuration's only voter, now takes entries from", "leader", leader.String(), "vouched_by", q.String())
+				c.log.Warn("a peer this node does not hold a voter leads, as another it knows says; taking its entries", "leader", leader.String(), "vouched_by", q.String())
 				return
 			}
 		}
