@@ -39,33 +39,15 @@ func hostAddrs(h host.Host) []string {
 	return out
 }
 
-// addedAndRemoved starts three gated voters, adds node X (which no member
-// lists in its configured peers) as a non-voter, waits until every member
-// admits it, removes it, and returns once no member holds it.
+// addedAndRemoved adds node X (which no member lists in its configured
+// peers) as a non-voter to three gated voters (addedNonvoter), removes it,
+// and returns once no member holds it.
 func addedAndRemoved(t *testing.T) (*gatedCluster, *Cluster, host.Host) {
 	t.Helper()
-	g := mustStartGatedClusters(t, 3, func(Entry) {})
-	x, xh := startOutsider(t)
-	for i := range g.gaters {
-		if g.gaters[i].Allowed(xh.ID()) {
-			t.Fatalf("node %d admits X before it is added", i)
-		}
-	}
+	g, x, xh := addedNonvoter(t)
 	l := leaderOf(g.cs)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	if err := g.cs[l].ChangeMembership(ctx, MembershipChange{Action: ActionAddNonvoter, ID: xh.ID().String(), Addrs: hostAddrs(xh)}); err != nil {
-		t.Fatal(err)
-	}
-	pollUntil(t, "X to replicate", 15*time.Second, func() bool { return x.raft.AppliedIndex() > 0 })
-	pollUntil(t, "every member to admit X", 10*time.Second, func() bool {
-		for _, gt := range g.gaters {
-			if !gt.Allowed(xh.ID()) || !gt.Member(xh.ID()) {
-				return false
-			}
-		}
-		return true
-	})
 	if err := g.cs[l].ChangeMembership(ctx, MembershipChange{Action: ActionRemove, ID: xh.ID().String()}); err != nil {
 		t.Fatal(err)
 	}
@@ -215,13 +197,7 @@ func rawRaftTransport(t *testing.T, h host.Host) *raft.NetworkTransport {
 // no node changes its term, forks or loses its leader.
 func TestRaftRequestsMustComeFromTheirSender(t *testing.T) {
 	g, _, xh := addedAndRemoved(t)
-	for k := range 3 {
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		if _, err := g.cs[k].Apply(ctx, []byte{byte(k)}); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
-	}
+	writeThroughEach(t, g)
 	l := leaderOf(g.cs)
 	terms := make([]uint64, 3)
 	for i, c := range g.cs {
@@ -316,13 +292,19 @@ func TestRaftStreamsPerPeerAreBounded(t *testing.T) {
 	}
 }
 
-// addedNonvoter starts three gated voters and adds node X as a non-voter
-// (a read replica), returning once every member counts it a member and X
-// knows where every member listens.
+// addedNonvoter starts three gated voters and adds node X, which no
+// member admits before, as a non-voter (a read replica), returning once
+// every member admits it as a member and X knows where every member
+// listens.
 func addedNonvoter(t *testing.T) (*gatedCluster, *Cluster, host.Host) {
 	t.Helper()
 	g := mustStartGatedClusters(t, 3, func(Entry) {})
 	x, xh := startOutsider(t)
+	for i := range g.gaters {
+		if g.gaters[i].Allowed(xh.ID()) {
+			t.Fatalf("node %d admits X before it is added", i)
+		}
+	}
 	l := leaderOf(g.cs)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
@@ -330,9 +312,9 @@ func addedNonvoter(t *testing.T) (*gatedCluster, *Cluster, host.Host) {
 		t.Fatal(err)
 	}
 	pollUntil(t, "X to replicate", 15*time.Second, func() bool { return x.raft.AppliedIndex() > 0 })
-	pollUntil(t, "every member to count X a member", 10*time.Second, func() bool {
+	pollUntil(t, "every member to admit X as a member", 10*time.Second, func() bool {
 		for _, gt := range g.gaters {
-			if !gt.Member(xh.ID()) {
+			if !gt.Allowed(xh.ID()) || !gt.Member(xh.ID()) {
 				return false
 			}
 		}
@@ -361,13 +343,7 @@ func forgedAppend(from host.Host) *raft.AppendEntriesRequest {
 // voter to fork or change its term.
 func sendForgedAppends(t *testing.T, g *gatedCluster, h host.Host) {
 	t.Helper()
-	for k := range 3 {
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		if _, err := g.cs[k].Apply(ctx, []byte{byte(k)}); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
-	}
+	writeThroughEach(t, g)
 	terms := make([]uint64, len(g.cs))
 	for i, c := range g.cs {
 		terms[i] = c.raft.CurrentTerm()
@@ -606,13 +582,7 @@ func TestGaterFollowsTheConfiguration(t *testing.T) {
 // in its own name neither forks it nor moves its term.
 func TestLoneVoterTakesNoForgedAppendFromAListedPeer(t *testing.T) {
 	g := mustStartGatedClusters(t, 1, func(Entry) {})
-	for k := range 3 {
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		if _, err := g.cs[0].Apply(ctx, []byte{byte(k)}); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
-	}
+	writeThroughEach(t, g)
 	_, xh := startOutsider(t)
 	g.gaters[0].Allow(xh.ID())
 	xh.Peerstore().AddAddrs(g.hosts[0].ID(), g.hosts[0].Addrs(), peerstore.PermanentAddrTTL)
@@ -636,13 +606,7 @@ func TestLoneVoterTakesNoForgedAppendFromAListedPeer(t *testing.T) {
 // next pass a second later.
 func TestDemotedVoterCannotLeadAtOnce(t *testing.T) {
 	g := mustStartGatedClusters(t, 3, func(Entry) {})
-	for k := range 3 {
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		if _, err := g.cs[k].Apply(ctx, []byte{byte(k)}); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
-	}
+	writeThroughEach(t, g)
 	l := leaderOf(g.cs)
 	d := (l + 1) % 3
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
@@ -706,4 +670,18 @@ func TestFollowerThatMissedAPromotionCatchesUp(t *testing.T) {
 	}
 	g.gaters[c].Unblock(xh.ID())
 	pollUntil(t, "the follower to apply the new leader's write", 20*time.Second, func() bool { return g.machines[c].applied("under-x") })
+}
+
+// writeThroughEach applies one write through each node of g, so that
+// every node has applied entries (a forged history then forks it).
+func writeThroughEach(t *testing.T, g *gatedCluster) {
+	t.Helper()
+	for k, c := range g.cs {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		_, err := c.Apply(ctx, []byte{byte(k)})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
