@@ -567,6 +567,16 @@ func TestGaterFollowsTheConfiguration(t *testing.T) {
 	if g3.Voter(x) {
 		t.Fatal("a vouch that ended still counts")
 	}
+	// A newer configuration ends every vouch (a peer vouched for, then
+	// demoted, keeps none); the same one again does not.
+	g3.SetMembers(members(self, y), 60)
+	if !g3.Voter(y) {
+		t.Fatal("the same configuration again ended a vouch")
+	}
+	g3.SetMembers(members(self, y), 61)
+	if g3.Voter(y) {
+		t.Fatal("a vouch outlived a newer configuration")
+	}
 	// An empty configuration: this node joins, and takes them from anyone
 	// admitted.
 	g4 := NewGater(self, x)

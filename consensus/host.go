@@ -258,6 +258,12 @@ func (g *Gater) SetMembers(servers []GaterMember, index uint64) (gone []peer.ID)
 	defer g.mu.Unlock()
 	in := make(map[peer.ID]bool, len(servers))
 	g.configured, g.joining = true, len(servers) == 0
+	if index > g.newest {
+		// A newer configuration says who votes: what a vouch stood in
+		// for (a promotion not yet seen) is known now, and a peer vouched
+		// for and since demoted or removed must not keep it.
+		clear(g.vouched)
+	}
 	g.newest = max(g.newest, index)
 	for _, m := range servers {
 		if m.ID == g.self {
