@@ -553,28 +553,28 @@ func TestGaterFollowsTheConfiguration(t *testing.T) {
 	if g3.Voter(x) || !g3.LoneVoterWith(x) || g3.LoneVoterWith(y) {
 		t.Fatalf("a lone voter: configured peer a voter %v (lone voter with it %v), non-voter member %v", g3.Voter(x), g3.LoneVoterWith(x), g3.LoneVoterWith(y))
 	}
-	if g3.Voter(y) {
-		t.Fatal("a non-voter member is a voter before anyone vouched for it")
+	if g3.Vouched(y) {
+		t.Fatal("a non-voter member is vouched for before anyone did")
 	}
 	g3.Vouch(x, time.Now().Add(time.Hour))
 	g3.Vouch(y, time.Now().Add(time.Hour))
 	stranger := peer.ID("stranger")
 	g3.Vouch(stranger, time.Now().Add(time.Hour))
-	if !g3.Voter(x) || !g3.Voter(y) || g3.Voter(stranger) {
-		t.Fatalf("vouched for: configured peer a voter %v, non-voter member %v, a peer neither %v", g3.Voter(x), g3.Voter(y), g3.Voter(stranger))
+	if !g3.Vouched(x) || !g3.Vouched(y) || g3.Vouched(stranger) {
+		t.Fatalf("vouched for: configured peer %v, non-voter member %v, a peer neither %v", g3.Vouched(x), g3.Vouched(y), g3.Vouched(stranger))
 	}
 	g3.Vouch(x, time.Now().Add(-time.Second))
-	if g3.Voter(x) {
+	if g3.Vouched(x) {
 		t.Fatal("a vouch that ended still counts")
 	}
 	// A newer configuration ends every vouch (a peer vouched for, then
 	// demoted, keeps none); the same one again does not.
 	g3.SetMembers(members(self, y), 60)
-	if !g3.Voter(y) {
+	if !g3.Vouched(y) {
 		t.Fatal("the same configuration again ended a vouch")
 	}
 	g3.SetMembers(members(self, y), 61)
-	if g3.Voter(y) {
+	if g3.Vouched(y) {
 		t.Fatal("a vouch outlived a newer configuration")
 	}
 	// An empty configuration: this node joins, and takes them from anyone
@@ -642,15 +642,17 @@ func TestDemotedVoterCannotLeadAtOnce(t *testing.T) {
 	}
 }
 
-// TestFollowerThatMissedAPromotionCatchesUp: a follower cut off while a
-// read replica is promoted and made leader holds the new leader as a
-// non-voter and refuses its entries, which alone would tell it of the
-// promotion; another voter it knows says it follows the new leader, and
-// the follower takes its entries and catches up.
-func TestFollowerThatMissedAPromotionCatchesUp(t *testing.T) {
+// missedPromotion adds a read replica X to three voters (addedNonvoter),
+// runs before(g, c) for the follower c it then cuts off, promotes X, makes
+// it leader and writes "under-x" through it; c holds X a non-voter.
+func missedPromotion(t *testing.T, before func(g *gatedCluster, c int)) (g *gatedCluster, x *Cluster, c int) {
+	t.Helper()
 	g, x, xh := addedNonvoter(t)
 	l := leaderOf(g.cs)
-	c := (l + 1) % 3
+	c = (l + 1) % 3
+	if before != nil {
+		before(g, c)
+	}
 	for i := range g.hosts {
 		if i != c {
 			g.cut(c, i)
@@ -673,13 +675,95 @@ func TestFollowerThatMissedAPromotionCatchesUp(t *testing.T) {
 	if g.gaters[c].Voter(xh.ID()) {
 		t.Fatal("the cut-off follower already holds the new leader a voter")
 	}
+	return g, x, c
+}
+
+// healFollower heals follower c's links cut by missedPromotion.
+func healFollower(g *gatedCluster, x *Cluster, c int) {
 	for i := range g.hosts {
 		if i != c {
 			g.heal(c, i)
 		}
 	}
-	g.gaters[c].Unblock(xh.ID())
+	g.gaters[c].Unblock(x.host.ID())
+}
+
+// TestFollowerThatMissedAPromotionCatchesUp: a follower cut off while a
+// read replica is promoted and made leader holds the new leader as a
+// non-voter and refuses its entries, which alone would tell it of the
+// promotion; another voter it knows says it follows the new leader, and
+// the follower takes its entries and catches up.
+func TestFollowerThatMissedAPromotionCatchesUp(t *testing.T) {
+	g, x, c := missedPromotion(t, nil)
+	healFollower(g, x, c)
 	pollUntil(t, "the follower to apply the new leader's write", 20*time.Second, func() bool { return g.machines[c].applied("under-x") })
+}
+
+// TestReplicaCannotStarveVouching: a second replica that sends the
+// follower refused appends all along does not keep it from asking about
+// the new leader (each leader asked about is limited on its own).
+func TestReplicaCannotStarveVouching(t *testing.T) {
+	var yh host.Host
+	g, x, c := missedPromotion(t, func(g *gatedCluster, c int) {
+		_, yh = startOutsider(t)
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		if err := g.cs[leaderOf(g.cs)].ChangeMembership(ctx, MembershipChange{Action: ActionAddNonvoter, ID: yh.ID().String(), Addrs: hostAddrs(yh)}); err != nil {
+			t.Fatal(err)
+		}
+		pollUntil(t, "the second replica a member at the follower", 10*time.Second, func() bool { return g.gaters[c].Member(yh.ID()) })
+		yh.Peerstore().AddAddrs(g.hosts[c].ID(), g.hosts[c].Addrs(), peerstore.PermanentAddrTTL)
+	})
+	raw := rawRaftTransport(t, yh)
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	cid := raft.ServerID(g.hosts[c].ID().String())
+	spam := make(chan struct{})
+	go func() {
+		defer close(spam)
+		for i := 0; i < 3000 && ctx.Err() == nil; i++ { // bounded: 30 s at most
+			var resp raft.AppendEntriesResponse
+			_ = raw.AppendEntries(cid, raft.ServerAddress(cid), forgedAppend(yh), &resp)
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	time.Sleep(time.Second) // the replica's refused appends come first
+	healFollower(g, x, c)
+	pollUntil(t, "the follower to apply the new leader's write", 20*time.Second, func() bool { return g.machines[c].applied("under-x") })
+	stop()
+	<-spam
+	if g.cs[c].Forked() != nil {
+		t.Fatalf("the follower forked: %v", g.cs[c].Forked())
+	}
+}
+
+// TestLeaderThatDemotesItselfIsNotVouchedFor: a leader demotes itself and
+// at once sends a voter forged appends in its own name; the voter refuses
+// it (no longer a voter) and asks the other voter, which names no leader
+// that is not a voter of its own configuration (raft keeps naming the old
+// leader until its heartbeat timeout): the voter never forks.
+func TestLeaderThatDemotesItselfIsNotVouchedFor(t *testing.T) {
+	g := mustStartGatedClusters(t, 3, func(Entry) {})
+	writeThroughEach(t, g)
+	l := leaderOf(g.cs)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := g.cs[l].ChangeMembership(ctx, MembershipChange{Action: ActionDemote, ID: g.hosts[l].ID().String()}); err != nil {
+		t.Fatal(err)
+	}
+	raw := rawRaftTransport(t, g.hosts[l])
+	n := (l + 1) % 3
+	nid := raft.ServerID(g.hosts[n].ID().String())
+	for i := 0; i < 100; i++ { // 5 s: past askVouchers' first round
+		var resp raft.AppendEntriesResponse
+		if err := raw.AppendEntries(nid, raft.ServerAddress(nid), forgedAppend(g.hosts[l]), &resp); err == nil {
+			t.Fatalf("forged append %d from the leader that demoted itself taken by node %d", i, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if g.cs[n].Forked() != nil || g.gaters[n].Vouched(g.hosts[l].ID()) {
+		t.Fatalf("node %d: forked %v, vouched for the demoted leader %v", n, g.cs[n].Forked(), g.gaters[n].Vouched(g.hosts[l].ID()))
+	}
 }
 
 // writeThroughEach applies one write through each node of g, so that

@@ -123,7 +123,7 @@ type Cluster struct {
 	voterIDs    []raft.ServerID
 	votersRead  time.Time
 	votersIndex uint64
-	vouchAsked  time.Time // askVouchers' last round
+	vouchAsked  map[peer.ID]time.Time // askVouchers' last round for each leader asked about
 	logs        *LogStore
 	snaps       *snapshotStore
 	trans       *boundTransport

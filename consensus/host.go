@@ -180,8 +180,8 @@ type Gater struct {
 	removedAt map[peer.ID]uint64
 	// adding counts the adds in progress that admit a peer.
 	adding map[peer.ID]int
-	// vouched holds until when a configured peer another configured peer
-	// follows as leader may lead a lone voter (Voter, Vouch).
+	// vouched holds, for a peer another this node knows follows as
+	// leader, until when it may lead this node (Vouch).
 	vouched map[peer.ID]time.Time
 	// OnRefused, if set, is told about every refused peer.
 	OnRefused func(peer.ID, network.Direction)
@@ -324,9 +324,17 @@ func (g *Gater) Member(p peer.ID) bool {
 func (g *Gater) Voter(p peer.ID) bool {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	if g.voters[p] || (g.configured && g.joining) {
-		return true
-	}
+	return g.voters[p] || (g.configured && g.joining)
+}
+
+// Vouched reports whether p may lead this node though it is no voter of
+// its configuration: another peer this node knows said that it follows p
+// (Vouch), not long ago, no newer configuration came since, and p is a
+// member (one this node holds a non-voter) or this node's only voter's
+// configured peer (LoneVoterWith).
+func (g *Gater) Vouched(p peer.ID) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
 	if !time.Now().Before(g.vouched[p]) {
 		return false
 	}
@@ -356,11 +364,11 @@ func (g *Gater) loneVoterWithLocked(p peer.ID) bool {
 	return true
 }
 
-// Vouch lets p, a member or while LoneVoterWith(p) holds, send what a
-// voter sends until until: a voter this node knows (another configured
-// peer, for a lone voter) follows p as its leader. A member this node
-// holds as a non-voter leads when this node missed its promotion: only
-// the leader would send it the entry that says so.
+// Vouch lets p, a member or while LoneVoterWith(p) holds, lead this node
+// until until (Vouched): a voter this node knows (another configured peer,
+// for a lone voter) follows p as its leader. A member this node holds as
+// a non-voter leads when this node missed its promotion: only the leader
+// would send it the entry that says so.
 func (g *Gater) Vouch(p peer.ID, until time.Time) {
 	g.mu.Lock()
 	g.vouched[p] = until
@@ -381,13 +389,16 @@ func (g *Gater) Voters() []peer.ID {
 	return ids
 }
 
-// Configured returns the configured peers.
-func (g *Gater) Configured() []peer.ID {
+// ConfiguredNonMembers returns the configured peers that are not members
+// (this node's replicas are left out: they could vouch for one another).
+func (g *Gater) ConfiguredNonMembers() []peer.ID {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	ids := make([]peer.ID, 0, len(g.allowed))
 	for id := range g.allowed {
-		ids = append(ids, id)
+		if _, member := g.members[id]; !member {
+			ids = append(ids, id)
+		}
 	}
 	return ids
 }

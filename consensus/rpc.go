@@ -160,11 +160,25 @@ func (c *Cluster) handleRPC(ctx context.Context, from peer.ID, kind rpcType, bod
 		}
 		return json.Marshal(addrs)
 	case rpcStatus:
-		return json.Marshal(PeerStatus{AppliedIndex: c.raft.AppliedIndex(), LastLogIndex: c.raft.LastIndex(), State: c.raft.State().String(), FeatureLevel: c.featureLevel, Leader: c.LeaderID()})
+		return json.Marshal(PeerStatus{AppliedIndex: c.raft.AppliedIndex(), LastLogIndex: c.raft.LastIndex(), State: c.raft.State().String(), FeatureLevel: c.featureLevel, Leader: c.votingLeader()})
 	}
 	// The words wireV1 builds answered with (rpcErrOther): an older peer
 	// still shows them to its operator.
 	return nil, fmt.Errorf("%w %d", ErrUnknownRequest, kind)
+}
+
+// votingLeader is the leader this node follows, as its status reports it:
+// only one that is a voter of its latest configuration (raft keeps naming
+// a leader that just demoted itself until its heartbeat timeout).
+func (c *Cluster) votingLeader() string {
+	leader := c.LeaderID()
+	if leader == "" || leader == c.host.ID().String() {
+		return leader
+	}
+	if !c.isMember(raft.ServerID(leader), raft.Voter) {
+		return ""
+	}
+	return leader
 }
 
 // configLog gives the gater each raft configuration as raft stores it:

@@ -449,10 +449,13 @@ func (c *Cluster) raftRequestFrom(from peer.ID, cmd any) error {
 	case *raft.AppendEntriesRequest, *raft.InstallSnapshotRequest, *raft.TimeoutNowRequest,
 		*raft.RequestVoteRequest, *raft.RequestPreVoteRequest:
 		if c.gater != nil && !c.gater.Voter(from) && !c.votesNow(from) {
-			if _, ok := cmd.(*raft.AppendEntriesRequest); ok {
+			if c.gater.Vouched(from) {
+				return nil
+			}
+			if leaderRequest(cmd) {
 				switch {
 				case c.gater.LoneVoterWith(from):
-					c.askVouchers(from, c.gater.Configured())
+					c.askVouchers(from, c.gater.ConfiguredNonMembers())
 				case c.gater.Member(from):
 					c.askVouchers(from, c.gater.Voters())
 				}
@@ -461,6 +464,17 @@ func (c *Cluster) raftRequestFrom(from peer.ID, cmd any) error {
 		}
 	}
 	return nil
+}
+
+// leaderRequest reports whether cmd is a request only a leader sends
+// (entries, a snapshot): one refused from a peer no one vouched for yet
+// makes this node ask about it (askVouchers).
+func leaderRequest(cmd any) bool {
+	switch cmd.(type) {
+	case *raft.AppendEntriesRequest, *raft.InstallSnapshotRequest:
+		return true
+	}
+	return false
 }
 
 // votesNow reports whether raft's latest configuration holds from as a
@@ -501,22 +515,28 @@ const (
 	vouchEvery = 5 * time.Second
 )
 
-// askVouchers asks, in the background and at most every vouchEvery, the
-// peers of others (this node's voters, or its configured peers when it is
-// its configuration's only voter) whom they follow; if one follows leader,
-// leader may lead this node for vouchFor (Gater.Vouch). A follower that
-// missed the promotion of the member that now leads takes its entries
-// then (only the leader would send it the one that says so), and a member
-// restored from a backup and started alone meets its old cluster's leader
-// and its fork guard stops it; a replica or a listed peer alone cannot
-// make a node take its entries.
+// askVouchers asks, in the background and at most every vouchEvery for
+// each leader asked about, the peers of others (this node's voters, or
+// its configured peers that are no members when it is its
+// configuration's only voter) whom they follow; if one follows leader,
+// leader may lead this node for vouchFor (Gater.Vouch). A follower that missed the promotion of the member that
+// now leads takes its entries then (only the leader would send it the one
+// that says so), and a member restored from a backup and started alone
+// meets its old cluster's leader and its fork guard stops it; a replica
+// or a listed peer alone cannot make a node take its entries. A peer
+// names as its leader only a voter of its own configuration (rpcStatus),
+// so a leader that demoted itself is not vouched for on the strength of
+// a follower that has not yet noticed.
 func (c *Cluster) askVouchers(leader peer.ID, others []peer.ID) {
 	c.votersMu.Lock()
-	if time.Since(c.vouchAsked) < vouchEvery {
+	if time.Since(c.vouchAsked[leader]) < vouchEvery {
 		c.votersMu.Unlock()
 		return
 	}
-	c.vouchAsked = time.Now()
+	if c.vouchAsked == nil || len(c.vouchAsked) > maxVouchAsked {
+		c.vouchAsked = map[peer.ID]time.Time{} // bounded: the asked-about are admitted peers
+	}
+	c.vouchAsked[leader] = time.Now()
 	c.votersMu.Unlock()
 	c.life.spawn(func(ctx context.Context) {
 		for _, q := range others {
@@ -532,3 +552,6 @@ func (c *Cluster) askVouchers(leader peer.ID, others []peer.ID) {
 		}
 	})
 }
+
+// maxVouchAsked bounds askVouchers' memory of whom it asked about.
+const maxVouchAsked = 1024
