@@ -779,3 +779,27 @@ func writeThroughEach(t *testing.T, g *gatedCluster) {
 		}
 	}
 }
+
+// TestVouchesOnlyWithTheMembershipKnown: a peer's status vouches for a
+// leader only when it names that leader and knows at least the
+// configurations the asking node knows (one that missed a demotion would
+// still follow a leader that demoted itself); a lone voter asks with 0.
+func TestVouchesOnlyWithTheMembershipKnown(t *testing.T) {
+	leader, other := peer.ID("leader"), peer.ID("other")
+	for _, c := range []struct {
+		ps    PeerStatus
+		known uint64
+		want  bool
+	}{
+		{PeerStatus{Leader: leader.String(), ConfigIndex: 40}, 40, true},
+		{PeerStatus{Leader: leader.String(), ConfigIndex: 41}, 40, true},
+		{PeerStatus{Leader: leader.String(), ConfigIndex: 39}, 40, false}, // it missed a configuration this node has
+		{PeerStatus{Leader: leader.String()}, 40, false},                  // a build that does not say
+		{PeerStatus{Leader: other.String(), ConfigIndex: 50}, 40, false},
+		{PeerStatus{Leader: leader.String(), ConfigIndex: 5}, 0, true}, // a lone voter's question
+	} {
+		if got := vouches(c.ps, leader, c.known); got != c.want {
+			t.Errorf("%+v asked with %d: vouches %v, want %v", c.ps, c.known, got, c.want)
+		}
+	}
+}

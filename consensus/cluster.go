@@ -312,6 +312,7 @@ func Start(cfg Config) (*Cluster, error) {
 			c.life.spawn(func(context.Context) { c.dropPeer(id) })
 		}}
 	}
+	c.seedGater(logs, snaps)
 	r, err := raft.NewRaft(rc, f, store, logs, snaps, c.watch)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("start raft: %w", err), c.close())

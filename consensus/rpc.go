@@ -160,7 +160,11 @@ func (c *Cluster) handleRPC(ctx context.Context, from peer.ID, kind rpcType, bod
 		}
 		return json.Marshal(addrs)
 	case rpcStatus:
-		return json.Marshal(PeerStatus{AppliedIndex: c.raft.AppliedIndex(), LastLogIndex: c.raft.LastIndex(), State: c.raft.State().String(), FeatureLevel: c.featureLevel, Leader: c.votingLeader()})
+		var confIndex uint64
+		if c.gater != nil {
+			confIndex = c.gater.Newest()
+		}
+		return json.Marshal(PeerStatus{AppliedIndex: c.raft.AppliedIndex(), LastLogIndex: c.raft.LastIndex(), State: c.raft.State().String(), FeatureLevel: c.featureLevel, Leader: c.votingLeader(), ConfigIndex: confIndex})
 	}
 	// The words wireV1 builds answered with (rpcErrOther): an older peer
 	// still shows them to its operator.
@@ -209,6 +213,36 @@ func (l configLog) StoreLogs(logs []*raft.Log) error {
 		}
 	}
 	return nil
+}
+
+// maxSeedScan bounds how many raft log entries seedGater reads back for
+// the newest configuration before it takes the newest snapshot's.
+const maxSeedScan = 100000
+
+// seedGater gives the gater, before raft starts, the newest configuration
+// the raft log or else the newest snapshot holds, with its log index:
+// raft's GetConfiguration reports none (hashicorp/raft v1.8 leaves the
+// future's index 0), and until a configuration is given the gater takes
+// no leader's requests from anyone.
+func (c *Cluster) seedGater(logs raft.LogStore, snaps raft.SnapshotStore) {
+	if c.gater == nil {
+		return
+	}
+	first, err := logs.FirstIndex()
+	last, err2 := logs.LastIndex()
+	if err == nil && err2 == nil {
+		for i, n := last, 0; i >= first && i > 0 && n < maxSeedScan; i, n = i-1, n+1 {
+			var l raft.Log
+			if logs.GetLog(i, &l) != nil || l.Type != raft.LogConfiguration {
+				continue
+			}
+			c.gater.SetMembers(gaterMembers(raft.DecodeConfiguration(l.Data)), i)
+			return
+		}
+	}
+	if metas, err := snaps.List(); err == nil && len(metas) > 0 {
+		c.gater.SetMembers(gaterMembers(metas[0].Configuration), metas[0].ConfigurationIndex)
+	}
 }
 
 // gaterMembers is a raft configuration's servers as the gater takes them
@@ -533,6 +567,11 @@ type PeerStatus struct {
 	// it leads; empty when it knows none, or from a build before it was
 	// reported).
 	Leader string `json:"leader,omitempty"`
+	// ConfigIndex is the log index of the newest raft configuration the
+	// peer knows (its gater's: Gater.Newest; 0 from a build before it was
+	// reported): a follower takes a peer's word on its leader only from
+	// one that knows at least the configurations it knows (askVouchers).
+	ConfigIndex uint64 `json:"config_index,omitempty"`
 }
 
 // featureLevel is the level a peer applies: a build from before levels

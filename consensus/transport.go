@@ -455,9 +455,9 @@ func (c *Cluster) raftRequestFrom(from peer.ID, cmd any) error {
 			if leaderRequest(cmd) {
 				switch {
 				case c.gater.LoneVoterWith(from):
-					c.askVouchers(from, c.gater.ConfiguredNonMembers())
+					c.askVouchers(from, c.gater.ConfiguredNonMembers(), 0)
 				case c.gater.Member(from):
-					c.askVouchers(from, c.gater.Voters())
+					c.askVouchers(from, c.gater.Voters(), c.gater.Newest())
 				}
 			}
 			return fmt.Errorf("%s is not a voter of this cluster: it cannot lead it or stand for election", from)
@@ -518,16 +518,18 @@ const (
 // askVouchers asks, in the background and at most every vouchEvery for
 // each leader asked about, the peers of others (this node's voters, or
 // its configured peers that are no members when it is its
-// configuration's only voter) whom they follow; if one follows leader,
-// leader may lead this node for vouchFor (Gater.Vouch). A follower that missed the promotion of the member that
-// now leads takes its entries then (only the leader would send it the one
-// that says so), and a member restored from a backup and started alone
+// configuration's only voter) whom they follow; if one vouches for leader
+// (vouches: it follows it and knows the configurations up to known),
+// leader may lead this node for vouchFor (Gater.Vouch). A follower that
+// missed the promotion of the member that now leads takes its entries
+// then (only the leader would send it the one that says so), and a member
+// restored from a backup and started alone
 // meets its old cluster's leader and its fork guard stops it; a replica
 // or a listed peer alone cannot make a node take its entries. A peer
 // names as its leader only a voter of its own configuration (rpcStatus),
 // so a leader that demoted itself is not vouched for on the strength of
 // a follower that has not yet noticed.
-func (c *Cluster) askVouchers(leader peer.ID, others []peer.ID) {
+func (c *Cluster) askVouchers(leader peer.ID, others []peer.ID, known uint64) {
 	c.votersMu.Lock()
 	if time.Since(c.vouchAsked[leader]) < vouchEvery {
 		c.votersMu.Unlock()
@@ -544,13 +546,24 @@ func (c *Cluster) askVouchers(leader peer.ID, others []peer.ID) {
 				continue
 			}
 			ps, err := c.peerStatus(q, 3*time.Second)
-			if err == nil && ps.Leader == leader.String() {
+			if err == nil && vouches(ps, leader, known) {
 				c.gater.Vouch(leader, time.Now().Add(vouchFor))
 				c.log.Warn("a peer this node does not hold a voter leads, as another it knows says; taking its entries", "leader", leader.String(), "vouched_by", q.String())
 				return
 			}
 		}
 	})
+}
+
+// vouches reports whether a peer's status vouches for leader to a node
+// that knows the configurations up to index known: it follows leader (a
+// voter of its own latest configuration, votingLeader) and knows at least
+// as much of the membership. One that missed a demotion this node knows
+// of would still follow a leader that demoted itself and withheld the
+// entry from it. A lone voter asks with known 0: its own configuration,
+// a restored node's, may be newer than its old cluster's.
+func vouches(ps PeerStatus, leader peer.ID, known uint64) bool {
+	return ps.Leader == leader.String() && ps.ConfigIndex >= known
 }
 
 // maxVouchAsked bounds askVouchers' memory of whom it asked about.
