@@ -438,8 +438,10 @@ func (b *boundTransport) Close() error {
 // raftRequestFrom returns why raft must not see request cmd from peer
 // from (its sender named already checked), or nil: what only a voter
 // sends (entries, a snapshot, a call to stand for election, a vote or
-// pre-vote request) from a peer that is not a voter is refused while this
-// node is a member (Gater.Voter). Raft lets any peer that claims a higher
+// pre-vote request) is refused from a peer that is not a voter as the
+// gater (Gater.Voter: any admitted peer while this node joins) and raft's
+// latest configuration (votesNow) know it, unless another peer vouched
+// for it (Gater.Vouched, askVouchers). Raft lets any peer that claims a higher
 // term depose its leader, and takes entries from whoever claims to lead:
 // a read replica or a listed peer could otherwise stop raft on every
 // node with one forged append (the fork guard), or keep the cluster
@@ -481,9 +483,10 @@ func leaderRequest(cmd any) bool {
 // voter, for a peer the gater says is not one: raft's configuration can
 // move back (an entry not committed, overwritten by a new leader's), which
 // the gater, taking the newer index, does not follow. It reads the
-// configuration at most every 100 ms, and again once the gater was given
-// a newer one than it read (a demotion is refused as soon as raft stores
-// it).
+// configuration at most every 100 ms while the gater has no indexed one,
+// and each time after (hashicorp/raft v1.8 reports its index as 0, so one
+// read is never known to be as new as the gater's; a read is a load of
+// raft's latest, cheap): a demotion is refused as soon as raft stores it.
 func (c *Cluster) votesNow(from peer.ID) bool {
 	r := c.raftNow.Load()
 	if r == nil {
