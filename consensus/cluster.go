@@ -117,25 +117,21 @@ type Cluster struct {
 	raft *raft.Raft
 	// raftNow is raft once Start made it, for the goroutines that run
 	// before that (the raft transport's checks, votesNow).
-	raftNow atomic.Pointer[raft.Raft]
-	// voterIDs is raft's voters as votesNow last read them, at votersRead.
-	votersMu    sync.Mutex
-	voterIDs    []raft.ServerID
-	votersRead  time.Time
-	votersIndex uint64
-	vouchAsked  map[peer.ID]time.Time // askVouchers' last round for each leader asked about
-	logs        *LogStore
-	snaps       *snapshotStore
-	trans       *boundTransport
-	watch       *commitWatch // trans, reading the leader's commit index off AppendEntries (Lag)
-	host        host.Host
-	log         *slog.Logger
-	sm          StateMachine
-	peers       *peering
-	codec       ResponseCodec
-	gater       *Gater
-	leaderWait  time.Duration
-	prepare     func(cmd []byte) (any, bool)
+	raftNow    atomic.Pointer[raft.Raft]
+	vouchMu    sync.Mutex
+	vouchAsked map[peer.ID]time.Time // askVouchers' last round for each leader asked about
+	logs       *LogStore
+	snaps      *snapshotStore
+	trans      *boundTransport
+	watch      *commitWatch // trans, reading the leader's commit index off AppendEntries (Lag)
+	host       host.Host
+	log        *slog.Logger
+	sm         StateMachine
+	peers      *peering
+	codec      ResponseCodec
+	gater      *Gater
+	leaderWait time.Duration
+	prepare    func(cmd []byte) (any, bool)
 	// featureLevel and clusterLevel: Config.FeatureLevel and
 	// Config.ClusterFeatureLevel.
 	featureLevel int

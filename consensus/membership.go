@@ -326,7 +326,13 @@ func (c *Cluster) voters() []raft.ServerID {
 }
 
 func (c *Cluster) isMember(id raft.ServerID, suffrage raft.ServerSuffrage) bool {
-	f := c.raft.GetConfiguration()
+	return inConfiguration(c.raft, id, suffrage)
+}
+
+// inConfiguration reports whether r's latest configuration holds id with
+// suffrage.
+func inConfiguration(r *raft.Raft, id raft.ServerID, suffrage raft.ServerSuffrage) bool {
+	f := r.GetConfiguration()
 	if f.Error() != nil {
 		return false
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -482,33 +481,12 @@ func leaderRequest(cmd any) bool {
 // votesNow reports whether raft's latest configuration holds from as a
 // voter, for a peer the gater says is not one: raft's configuration can
 // move back (an entry not committed, overwritten by a new leader's), which
-// the gater, taking the newer index, does not follow. It reads the
-// configuration at most every 100 ms while the gater has no indexed one,
-// and each time after (hashicorp/raft v1.8 reports its index as 0, so one
-// read is never known to be as new as the gater's; a read is a load of
-// raft's latest, cheap): a demotion is refused as soon as raft stores it.
+// the gater, taking the newer index, does not follow. A read is a load of
+// raft's latest (hashicorp/raft v1.8), so it is read each time: a
+// demotion is refused as soon as raft stores it.
 func (c *Cluster) votesNow(from peer.ID) bool {
 	r := c.raftNow.Load()
-	if r == nil {
-		return false
-	}
-	c.votersMu.Lock()
-	defer c.votersMu.Unlock()
-	if time.Since(c.votersRead) >= 100*time.Millisecond || c.gater.Newest() > c.votersIndex {
-		f := r.GetConfiguration()
-		if f.Error() != nil {
-			return false
-		}
-		c.votersIndex = f.Index()
-		c.voterIDs = c.voterIDs[:0]
-		for _, s := range f.Configuration().Servers {
-			if s.Suffrage == raft.Voter {
-				c.voterIDs = append(c.voterIDs, s.ID)
-			}
-		}
-		c.votersRead = time.Now()
-	}
-	return slices.Contains(c.voterIDs, raft.ServerID(from.String()))
+	return r != nil && inConfiguration(r, raft.ServerID(from.String()), raft.Voter)
 }
 
 // How long a configured peer that another configured peer follows as its
@@ -533,16 +511,16 @@ const (
 // so a leader that demoted itself is not vouched for on the strength of
 // a follower that has not yet noticed.
 func (c *Cluster) askVouchers(leader peer.ID, others []peer.ID, known uint64) {
-	c.votersMu.Lock()
+	c.vouchMu.Lock()
 	if time.Since(c.vouchAsked[leader]) < vouchEvery {
-		c.votersMu.Unlock()
+		c.vouchMu.Unlock()
 		return
 	}
 	if c.vouchAsked == nil || len(c.vouchAsked) > maxVouchAsked {
 		c.vouchAsked = map[peer.ID]time.Time{} // bounded: the asked-about are admitted peers
 	}
 	c.vouchAsked[leader] = time.Now()
-	c.votersMu.Unlock()
+	c.vouchMu.Unlock()
 	c.life.spawn(func(ctx context.Context) {
 		for _, q := range others {
 			if q == leader || q == c.host.ID() {
