@@ -7,7 +7,7 @@ import (
 )
 
 // entities lists registered entities whose DID, name or legal name holds
-// ?q=, paged; a page reads at most registry.MaxSearchScan records, so it
+// ?q=, paged; a page reads at most registry.MaxPageScan records, so it
 // may hold fewer matches than its limit and still name a next page.
 func (s *Server) entities(w http.ResponseWriter, r *http.Request) {
 	page, ok := s.listRequest(w, r, "q")

@@ -46,9 +46,18 @@ func (p Page) start(lower []byte) ([]byte, error) {
 
 func cursorOf(k []byte) string { return base64.RawURLEncoding.EncodeToString(k) }
 
-// scan visits keys with prefix p from the page's cursor until visit has
-// accepted limit items; it returns the cursor of the next page ("" at the end).
-func (v *View) scan(p []byte, page Page, visit func(k, v []byte) (bool, error)) (_ string, err error) {
+// scan visits the records under prefix p from the page's cursor until
+// visit has accepted the page's limit of them or MaxPageScan records were
+// read; it returns the cursor of the next page ("" at the end). A listing
+// whose visit passes over records (a search, a filter the scanned index
+// does not hold) may so return fewer than its limit, even none, and still
+// name a next page, where the scan goes on: no page reads a whole table.
+func (v *View) scan(p []byte, page Page, visit func(k, v []byte) (bool, error)) (string, error) {
+	return v.scanUpTo(p, page, MaxPageScan, visit)
+}
+
+// scanUpTo is scan with its bound of records read given.
+func (v *View) scanUpTo(p []byte, page Page, maxScan int, visit func(k, v []byte) (bool, error)) (_ string, err error) {
 	lower, err := page.start(p)
 	if err != nil {
 		return "", err
@@ -58,21 +67,22 @@ func (v *View) scan(p []byte, page Page, visit func(k, v []byte) (bool, error)) 
 		return "", err
 	}
 	defer closeJoin(it, &err)
-	n, limit := 0, page.limit()
+	kept, read, limit := 0, 0, page.limit()
 	for it.First(); it.Valid(); it.Next() {
 		ok, err := visit(it.Key(), it.Value())
 		if err != nil {
 			return "", err
 		}
+		read++
 		if ok {
-			n++
-			if n == limit {
-				k := append([]byte(nil), it.Key()...)
-				if it.Next() {
-					return cursorOf(k), nil
-				}
-				return "", it.Error()
+			kept++
+		}
+		if kept == limit || read == maxScan {
+			k := append([]byte(nil), it.Key()...)
+			if it.Next() {
+				return cursorOf(k), nil
 			}
+			return "", it.Error()
 		}
 	}
 	return "", it.Error()

@@ -4,18 +4,17 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
-// Search limits. A search reads records in key order and keeps those that
-// match; it is paged like every listing and, besides, stops after
-// MaxSearchScan records, so no request reads a whole table: a page may
-// then hold fewer matches than asked for (even none) and still name a next
-// page, where the scan goes on.
+// Listing limits. A search reads records in key order and keeps those that
+// match; it is paged like every listing, and like every listing stops after
+// MaxPageScan records (View.scan), so no request reads a whole table: a
+// page may then hold fewer matches than asked for (even none) and still
+// name a next page, where the scan goes on.
 const (
 	MaxSearchQuery = 200   // bytes of the search text
-	MaxSearchScan  = 10000 // records one page of a search reads at most
+	MaxPageScan    = 10000 // records one page of a listing reads at most
 )
 
 // SearchEntities lists registered entities, in DID order, whose DID, name
@@ -27,7 +26,7 @@ func (v *View) SearchEntities(q string, page Page) ([]record.Entity, string, err
 		return nil, "", err
 	}
 	out := []record.Entity{}
-	next, err := v.search([]byte{tableEntities}, page, MaxSearchScan, func(v []byte) (bool, error) {
+	next, err := v.scan([]byte{tableEntities}, page, func(_, v []byte) (bool, error) {
 		var e record.Entity
 		if err := decodeRecord(v, &e); err != nil {
 			return false, err
@@ -53,7 +52,7 @@ func (v *View) SearchFrameworks(q string, page Page) ([]record.Framework, string
 		return nil, "", err
 	}
 	out := []record.Framework{}
-	next, err := v.search([]byte{tableFrameworks}, page, MaxSearchScan, func(v []byte) (bool, error) {
+	next, err := v.scan([]byte{tableFrameworks}, page, func(_, v []byte) (bool, error) {
 		var f record.Framework
 		if err := decodeRecord(v, &f); err != nil {
 			return false, err
@@ -86,38 +85,4 @@ func matches(needle string, fields ...string) bool {
 		}
 	}
 	return false
-}
-
-// search visits the records under prefix p from the page's cursor until
-// keep has accepted the page's limit of them or maxScan records were read;
-// it returns the cursor of the next page ("" at the end).
-func (v *View) search(p []byte, page Page, maxScan int, keep func(v []byte) (bool, error)) (_ string, err error) {
-	lower, err := page.start(p)
-	if err != nil {
-		return "", err
-	}
-	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound(p)})
-	if err != nil {
-		return "", err
-	}
-	defer closeJoin(it, &err)
-	kept, read, limit := 0, 0, page.limit()
-	for it.First(); it.Valid(); it.Next() {
-		ok, err := keep(it.Value())
-		if err != nil {
-			return "", err
-		}
-		read++
-		if ok {
-			kept++
-		}
-		if kept == limit || read == maxScan {
-			k := append([]byte(nil), it.Key()...)
-			if it.Next() {
-				return cursorOf(k), nil
-			}
-			return "", it.Error()
-		}
-	}
-	return "", it.Error()
 }

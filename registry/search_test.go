@@ -89,7 +89,7 @@ func TestSearchStopsAfterItsScanBound(t *testing.T) {
 	for range 10 {
 		var found []string
 		v := f.s.View()
-		next, err := v.search([]byte{tableEntities}, Page{Cursor: cursor}, 2, func(v []byte) (bool, error) {
+		next, err := v.scanUpTo([]byte{tableEntities}, Page{Cursor: cursor}, 2, func(_, v []byte) (bool, error) {
 			var e record.Entity
 			if err := decodeRecord(v, &e); err != nil {
 				return false, err
@@ -114,5 +114,43 @@ func TestSearchStopsAfterItsScanBound(t *testing.T) {
 	// the match.
 	if len(pages) != 2 || len(pages[0]) != 0 || !slices.Equal(pages[1], []string{"did:web:d.example"}) {
 		t.Fatalf("pages = %q, want [[] [did:web:d.example]]", pages)
+	}
+}
+
+// TestFilteredListingStopsAfterItsScanBound: a listing filtered by what
+// its index does not hold (here the status, over a framework's
+// accreditations) reads at most MaxPageScan records a page, and pages on
+// with fewer matches than asked for, so a filter that matches nothing
+// never reads a whole table in one request.
+func TestFilteredListingStopsAfterItsScanBound(t *testing.T) {
+	f := mustChain(t)
+	loadColleges(t, f, MaxPageScan+40)
+	v := f.s.View()
+	defer v.Close()
+
+	var counts []int
+	cursor := ""
+	for range 5 {
+		items, next, err := v.Accreditations(AccreditationFilter{Framework: fwID, Status: record.ReasonRevoked}, Page{Cursor: cursor, Limit: 10}, f.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts = append(counts, len(items))
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	// Over MaxPageScan+40 accreditations, none revoked: an empty page
+	// that names the next, then an empty last page.
+	if !slices.Equal(counts, []int{0, 0}) {
+		t.Fatalf("pages of %v items, want [0 0]", counts)
+	}
+
+	// A page whose records match (the colleges' accreditations ended on
+	// 2026-01-01) still fills up to its limit.
+	items, next, err := v.Accreditations(AccreditationFilter{Framework: fwID, Status: record.ReasonExpired}, Page{Limit: record.MaxPageLimit}, f.now)
+	if err != nil || len(items) != record.MaxPageLimit || next == "" {
+		t.Fatalf("expired: %d items, next %q, %v; want %d and a next page", len(items), next, err, record.MaxPageLimit)
 	}
 }
