@@ -141,29 +141,15 @@ func (s *Server) ayraFramework(view *registry.View, id string) (*record.Framewor
 	return f, err
 }
 
-// eachAccreditation visits the accreditations f selects, page by page,
-// and refuses to read more than ayraMaxScan of them.
+// eachAccreditation visits the accreditations f selects, and refuses an
+// answer that would read more than ayraMaxScan records of the index f is
+// read through.
 func (s *Server) eachAccreditation(view *registry.View, f registry.AccreditationFilter, now time.Time, visit func(*record.AccreditationView) error) error {
-	page := registry.Page{Limit: record.MaxPageLimit}
-	for read := 0; ; {
-		items, next, err := view.Accreditations(f, page, now)
-		if err != nil {
-			return err
-		}
-		for i := range items {
-			if err := visit(&items[i]); err != nil {
-				return err
-			}
-		}
-		read += len(items)
-		if next == "" {
-			return nil
-		}
-		if read >= ayraMaxScan {
-			return record.Errorf(ErrBadRequest, "this answer would read more than %d accreditations: narrow it (authority_id, action and resource), or page through /v1/accreditations", ayraMaxScan)
-		}
-		page.Cursor = next
+	all, err := view.EachAccreditation(f, now, ayraMaxScan, visit)
+	if err == nil && !all {
+		err = record.Errorf(ErrBadRequest, "this answer would read more than %d accreditations: narrow it (authority_id, action and resource), or page through /v1/accreditations", ayraMaxScan)
 	}
+	return err
 }
 
 // ayraMetadata answers GET /metadata: the consortium's registry, or, with

@@ -28,6 +28,9 @@ type caches struct {
 	lists   *listCache
 	keys    *keyCache
 	placers *placerCache
+	// issuers keeps the marks of the TIR binding's issuers at the last
+	// state walked (tir.go).
+	issuers *issuerMarksCache
 }
 
 func newCaches(seq *atomic.Uint64) *caches {
@@ -36,6 +39,7 @@ func newCaches(seq *atomic.Uint64) *caches {
 		lists:   newListCache(listCacheBytes),
 		keys:    newKeyCache(),
 		placers: newPlacerCache(placerCacheEntries),
+		issuers: &issuerMarksCache{},
 	}
 }
 
@@ -52,15 +56,19 @@ func newCaches(seq *atomic.Uint64) *caches {
 //     state every time.
 //   - placers: nothing; an entry is taken only from an operation record a
 //     committed batch wrote, which nothing rewrites.
+//   - issuers: nothing; its marks name the applied index and the store's
+//     sequence of the state they were walked at.
 func (c *caches) committed(dirty []decide.RecordKey) { c.records.committed(dirty) }
 
 // replaced is called after a snapshot restore replaced the whole state,
 // while the store's sequence is odd: every record and kept iterator goes,
 // and every placer (the restored history may have applied an operation
-// at another time). The list and key caches stay, for the reasons above.
+// at another time), and the issuers' marks. The list and key caches stay,
+// for the reasons above.
 func (c *caches) replaced() {
 	c.records.clear()
 	c.placers.clear()
+	c.issuers.clear()
 }
 
 // close closes what holds the database open (kept iterators).

@@ -3,7 +3,6 @@ package registry
 import (
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
@@ -17,8 +16,9 @@ const dccTime = "2006-01-02T15:04:05-07:00"
 // metadata's location (else its country), and linked to its homepage.
 // Created is the earliest commit time of the accreditations that put the
 // issuers on the list; Updated is the commit time of the registry's last
-// applied entry. It reads every accreditation (of the framework): an
-// export, not a query.
+// applied entry. It reads every accreditation (of the framework), and
+// refuses an export that would read more than MaxPageScan of them, with
+// what to ask instead.
 func (v *View) DCCExport(framework string, now time.Time) (_ *record.DCCRegistry, err error) {
 	// Not through the record cache: an export reads every accreditation
 	// once, and would push out the records trust questions keep there.
@@ -36,40 +36,39 @@ func (v *View) DCCExport(framework string, now time.Time) (_ *record.DCCRegistry
 		p = prefix(tableByFramework, framework)
 		idOf = func(k []byte) string { return string(k[len(p):]) }
 	}
-	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
-	if err != nil {
-		return nil, err
-	}
-	defer closeJoin(it, &err)
 	out := &record.DCCRegistry{Registry: map[string]record.DCCEntry{}}
 	var created time.Time
-	for it.First(); it.Valid(); it.Next() {
-		a, err := e.Accreditation(idOf(it.Key()))
+	next, err := v.scanUpTo(p, Page{}, MaxPageScan+1, MaxPageScan, func(k, _ []byte) (bool, error) {
+		a, err := e.Accreditation(idOf(k))
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		if a == nil || a.Action != record.ActionIssue {
-			continue
+			return false, nil
 		}
 		if _, listed := out.Registry[a.Subject]; listed {
-			continue
+			return false, nil
 		}
 		if _, reason, _, err := e.Chain(a, now); err != nil {
-			return nil, err
+			return false, err
 		} else if reason != record.ReasonActive {
-			continue
+			return false, nil
 		}
 		entry, err := v.dccEntry(a.Subject)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		out.Registry[a.Subject] = entry
 		if created.IsZero() || a.CreatedAt.Before(created) {
 			created = a.CreatedAt
 		}
-	}
-	if err := it.Error(); err != nil {
+		return true, nil
+	})
+	if err != nil {
 		return nil, err
+	}
+	if next != "" {
+		return nil, record.Errorf(record.ErrBadQuery, "the export would read more than %d accreditations: export one framework (framework=), or page through /v1/accreditations?action=issue&status=active", MaxPageScan)
 	}
 	if !created.IsZero() {
 		out.Meta.Created = created.UTC().Format(dccTime)

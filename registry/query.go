@@ -53,11 +53,12 @@ func cursorOf(k []byte) string { return base64.RawURLEncoding.EncodeToString(k) 
 // does not hold) may so return fewer than its limit, even none, and still
 // name a next page, where the scan goes on: no page reads a whole table.
 func (v *View) scan(p []byte, page Page, visit func(k, v []byte) (bool, error)) (string, error) {
-	return v.scanUpTo(p, page, MaxPageScan, visit)
+	return v.scanUpTo(p, page, page.limit(), MaxPageScan, visit)
 }
 
-// scanUpTo is scan with its bound of records read given.
-func (v *View) scanUpTo(p []byte, page Page, maxScan int, visit func(k, v []byte) (bool, error)) (_ string, err error) {
+// scanUpTo is scan with its bounds given: limit records accepted, maxScan
+// records read.
+func (v *View) scanUpTo(p []byte, page Page, limit, maxScan int, visit func(k, v []byte) (bool, error)) (_ string, err error) {
 	lower, err := page.start(p)
 	if err != nil {
 		return "", err
@@ -67,7 +68,7 @@ func (v *View) scanUpTo(p []byte, page Page, maxScan int, visit func(k, v []byte
 		return "", err
 	}
 	defer closeJoin(it, &err)
-	kept, read, limit := 0, 0, page.limit()
+	kept, read := 0, 0
 	for it.First(); it.Valid(); it.Next() {
 		ok, err := visit(it.Key(), it.Value())
 		if err != nil {
@@ -201,11 +202,41 @@ type AccreditationFilter struct {
 // Accreditations lists accreditations matching f. The index scanned is
 // chosen from the filter: by subject, by accreditor, by framework, or all.
 func (v *View) Accreditations(f AccreditationFilter, page Page, now time.Time) ([]record.AccreditationView, string, error) {
+	out := []record.AccreditationView{}
+	p, visit, err := v.accreditationScan(f, now, func(av *record.AccreditationView) error {
+		out = append(out, *av)
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	next, err := v.scan(p, page, visit)
+	return out, next, err
+}
+
+// EachAccreditation visits every accreditation f selects, in the order
+// Accreditations lists them, reading at most maxRead records of the index
+// it scans; it reports whether it visited them all (false: it stopped at
+// maxRead with more to read).
+func (v *View) EachAccreditation(f AccreditationFilter, now time.Time, maxRead int, visit func(*record.AccreditationView) error) (bool, error) {
+	p, scanned, err := v.accreditationScan(f, now, visit)
+	if err != nil {
+		return false, err
+	}
+	// The limit is past maxRead: only the bound of records read ends it.
+	next, err := v.scanUpTo(p, Page{}, maxRead+1, maxRead, scanned)
+	return next == "", err
+}
+
+// accreditationScan checks f and returns the index prefix to scan for it
+// and the scan's visit, which hands keep each accreditation f selects,
+// with its status at now.
+func (v *View) accreditationScan(f AccreditationFilter, now time.Time, keep func(*record.AccreditationView) error) ([]byte, func(k, _ []byte) (bool, error), error) {
 	if f.Status != "" && !slices.Contains([]string{record.ReasonActive, record.ReasonSuspended, record.ReasonRevoked, record.ReasonExpired, record.ReasonNotYetValid}, f.Status) {
-		return nil, "", record.Errorf(record.ErrBadQuery, "status %q must be active, suspended, revoked, expired or not_yet_valid", f.Status)
+		return nil, nil, record.Errorf(record.ErrBadQuery, "status %q must be active, suspended, revoked, expired or not_yet_valid", f.Status)
 	}
 	if f.Action != "" && f.Action != record.ActionIssue && f.Action != record.ActionAccredit {
-		return nil, "", record.Errorf(record.ErrBadQuery, "action %q must be issue or accredit", f.Action)
+		return nil, nil, record.Errorf(record.ErrBadQuery, "action %q must be issue or accredit", f.Action)
 	}
 	var p []byte
 	idFromKey := func(k []byte) string { return string(k[len(p):]) }
@@ -232,8 +263,7 @@ func (v *View) Accreditations(f AccreditationFilter, page Page, now time.Time) (
 		}
 	}
 	e := v.plain()
-	out := []record.AccreditationView{}
-	next, err := v.scan(p, page, func(k, _ []byte) (bool, error) {
+	return p, func(k, _ []byte) (bool, error) {
 		a, err := e.Accreditation(idFromKey(k))
 		if err != nil || a == nil {
 			return false, err
@@ -250,10 +280,8 @@ func (v *View) Accreditations(f AccreditationFilter, page Page, now time.Time) (
 		if f.Status != "" && av.Status != f.Status {
 			return false, nil
 		}
-		out = append(out, *av)
-		return true, nil
-	})
-	return out, next, err
+		return true, keep(av)
+	}, nil
 }
 
 // Operation returns an entry by registry index, or an accepted operation

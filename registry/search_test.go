@@ -89,7 +89,7 @@ func TestSearchStopsAfterItsScanBound(t *testing.T) {
 	for range 10 {
 		var found []string
 		v := f.s.View()
-		next, err := v.scanUpTo([]byte{tableEntities}, Page{Cursor: cursor}, 2, func(_, v []byte) (bool, error) {
+		next, err := v.scanUpTo([]byte{tableEntities}, Page{Cursor: cursor}, 100, 2, func(_, v []byte) (bool, error) {
 			var e record.Entity
 			if err := decodeRecord(v, &e); err != nil {
 				return false, err
@@ -145,6 +145,22 @@ func TestFilteredListingStopsAfterItsScanBound(t *testing.T) {
 	// that names the next, then an empty last page.
 	if !slices.Equal(counts, []int{0, 0}) {
 		t.Fatalf("pages of %v items, want [0 0]", counts)
+	}
+
+	// EachAccreditation reads as many records as it is allowed and says
+	// whether that was all of them.
+	visited := 0
+	count := func(*record.AccreditationView) error { visited++; return nil }
+	if all, err := v.EachAccreditation(AccreditationFilter{Framework: fwID, Status: record.ReasonRevoked}, f.now, MaxPageScan, count); err != nil || all || visited != 0 {
+		t.Fatalf("EachAccreditation up to %d records: all %v, %d visited, %v; want false, 0", MaxPageScan, all, visited, err)
+	}
+	if all, err := v.EachAccreditation(AccreditationFilter{Framework: fwID, Action: record.ActionIssue}, f.now, 2*MaxPageScan, count); err != nil || !all || visited != MaxPageScan+41 {
+		t.Fatalf("EachAccreditation up to %d records: all %v, %d visited, %v; want true, %d", 2*MaxPageScan, all, visited, err, MaxPageScan+41)
+	}
+
+	// The DCC export, one document, refuses to read that many.
+	if _, err := v.DCCExport(fwID, f.now); !errors.Is(err, record.ErrBadQuery) || !strings.Contains(err.Error(), "framework=") {
+		t.Fatalf("DCC export of %d accreditations: %v, want ErrBadQuery naming what to ask instead", MaxPageScan+41, err)
 	}
 
 	// A page whose records match (the colleges' accreditations ended on

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -80,21 +81,107 @@ func (a *TIRAttribute) Revision(id string) (*TIRRevision, bool) {
 // root accreditor and every subject of an accreditation, whatever its
 // status. It returns up to limit DIDs after the first offset, and how many
 // there are in all. Counting walks every subject once (a seek per subject
-// that holds several accreditations).
+// that holds several accreditations): the first listing at a state walks
+// them all and keeps the count and every issuerMarkEvery-th DID for the
+// state (issuerMarks), so the next listings at it walk from the mark
+// before their offset, at most issuerMarkEvery + limit issuers. One walk of
+// the whole runs at a time; a listing that waits for it finds its marks.
 func (v *View) TIRIssuers(offset, limit int) (dids []string, total int, err error) {
 	dids = []string{}
-	err = v.eachTIRIssuer(func(did string) {
-		if total >= offset && len(dids) < limit {
-			dids = append(dids, did)
+	c := v.issuerMarksCache()
+	if c == nil {
+		// A view that may not use the caches (taken while a batch
+		// commits, or kept for an older index) walks them all.
+		_, err := v.walkTIRIssuers(offset, limit, &dids, &total)
+		return dids, total, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.marks; m == nil || m.index != v.index || m.epoch != v.rd.epoch {
+		m, err := v.walkTIRIssuers(offset, limit, &dids, &total)
+		if err != nil {
+			return nil, 0, err
 		}
-		total++
+		c.marks = m
+		return dids, total, nil
+	}
+	m := c.marks
+	if offset < 0 || offset >= m.total || limit <= 0 {
+		return dids, m.total, nil
+	}
+	mark := offset / issuerMarkEvery
+	skip := offset - mark*issuerMarkEvery
+	err = v.eachTIRIssuerFrom(m.dids[mark], func(did string) bool {
+		if skip > 0 {
+			skip--
+			return true
+		}
+		dids = append(dids, did)
+		return len(dids) < limit
 	})
-	return dids, total, err
+	return dids, m.total, err
 }
 
-// eachTIRIssuer visits the union of root accreditors and accreditation
-// subjects in DID order, each once.
-func (v *View) eachTIRIssuer(visit func(did string)) (err error) {
+// walkTIRIssuers walks every issuer, counting them into total and adding
+// the page of limit DIDs after offset to dids; it returns the marks of the
+// walk.
+func (v *View) walkTIRIssuers(offset, limit int, dids *[]string, total *int) (*issuerMarks, error) {
+	m := &issuerMarks{index: v.index, epoch: v.rd.epoch}
+	err := v.eachTIRIssuerFrom("", func(did string) bool {
+		if *total%issuerMarkEvery == 0 {
+			m.dids = append(m.dids, did)
+		}
+		if *total >= offset && len(*dids) < limit {
+			*dids = append(*dids, did)
+		}
+		*total++
+		return true
+	})
+	m.total = *total
+	return m, err
+}
+
+// issuerMarkEvery is how many issuers lie between two marks: a listing
+// page at a state already walked reads at most this many issuers more
+// than it lists.
+const issuerMarkEvery = 1024
+
+// issuerMarks is what a walk of the TIR binding's issuers learned of one
+// state: how many there are, and the DID at every issuerMarkEvery-th
+// place (about 50 KB at 1M issuers).
+type issuerMarks struct {
+	index uint64 // the view's applied index
+	epoch uint64 // the store's sequence the view was taken at
+	total int
+	dids  []string
+}
+
+// issuerMarksCache keeps the marks of the last state walked; its lock is
+// held through a walk, so one walk of the whole runs at a time.
+type issuerMarksCache struct {
+	mu    sync.Mutex
+	marks *issuerMarks
+}
+
+func (c *issuerMarksCache) clear() {
+	c.mu.Lock()
+	c.marks = nil
+	c.mu.Unlock()
+}
+
+// issuerMarksCache returns the read model's marks, when the view may use
+// the caches.
+func (v *View) issuerMarksCache() *issuerMarksCache {
+	if v.rd.cache == nil {
+		return nil
+	}
+	return v.m.caches.issuers
+}
+
+// eachTIRIssuerFrom visits the union of root accreditors and accreditation
+// subjects in DID order, each once, from the first DID not before start,
+// until visit returns false.
+func (v *View) eachTIRIssuerFrom(start string, visit func(did string) bool) (err error) {
 	roots, err := v.rootDIDs()
 	if err != nil {
 		return err
@@ -105,17 +192,26 @@ func (v *View) eachTIRIssuer(visit func(did string)) (err error) {
 		return err
 	}
 	defer closeJoin(it, &err)
-	i := 0
-	for it.First(); it.Valid(); {
+	i, _ := slices.BinarySearch(roots, start)
+	if start == "" {
+		it.First()
+	} else {
+		it.SeekGE(prefix(tableReceived, start))
+	}
+	for it.Valid() {
 		subject, _, _ := bytes.Cut(it.Key()[1:], []byte{0})
 		did := string(subject)
 		for ; i < len(roots) && roots[i] < did; i++ {
-			visit(roots[i])
+			if !visit(roots[i]) {
+				return nil
+			}
 		}
 		if i < len(roots) && roots[i] == did {
 			i++
 		}
-		visit(did)
+		if !visit(did) {
+			return nil
+		}
 		// Most subjects hold one accreditation: try the next key before
 		// seeking past the subject's others.
 		sp := prefix(tableReceived, did)
@@ -127,7 +223,9 @@ func (v *View) eachTIRIssuer(visit func(did string)) (err error) {
 		return err
 	}
 	for ; i < len(roots); i++ {
-		visit(roots[i])
+		if !visit(roots[i]) {
+			return nil
+		}
 	}
 	return nil
 }
