@@ -307,13 +307,13 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
 	}
 	view := s.cfg.Registry.View()
 	defer view.Close()
-	items, err := view.Changes(since, page.Limit)
+	items, more, err := view.Changes(since, page.Limit)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	next := ""
-	if len(items) > 0 && (page.Limit == 0 && len(items) == record.DefaultPageLimit || len(items) == page.Limit) {
+	if more {
 		// The next page keeps the request's limit and consistency.
 		nq := maps.Clone(q)
 		nq.Set("since", strconv.FormatUint(items[len(items)-1].Index, 10))

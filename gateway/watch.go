@@ -157,11 +157,16 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	for {
 		var applied uint64
 		for {
+			// A filter may pass over page after page and send nothing,
+			// which would not notice a client gone: look before each.
+			if ctx.Err() != nil {
+				return
+			}
 			// One view per page, closed before the page is sent: a slow
 			// client must not hold a snapshot (or a restore) back.
 			view := s.cfg.Registry.View()
 			applied = view.Index()
-			items, err := view.Changes(since, watchPage)
+			items, more, err := view.Changes(since, watchPage)
 			if err != nil {
 				view.Close()
 				s.log.Error("watch: read the change feed", "since", since, "err", err)
@@ -192,7 +197,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 			if buf.Len() > 0 && !send(buf.Bytes()) {
 				return
 			}
-			if len(items) < watchPage {
+			if !more {
 				break
 			}
 		}

@@ -56,6 +56,10 @@ func (v *View) scan(p []byte, page Page, visit func(k, v []byte) (bool, error)) 
 	return v.scanUpTo(p, page, page.limit(), MaxPageScan, visit)
 }
 
+// errPageFull, from a scan's visit, ends the page after the record it was
+// returned for, as its limit does: the page holds all it should.
+var errPageFull = errors.New("registry: the page is full")
+
 // scanUpTo is scan with its bounds given: limit records accepted, maxScan
 // records read.
 func (v *View) scanUpTo(p []byte, page Page, limit, maxScan int, visit func(k, v []byte) (bool, error)) (_ string, err error) {
@@ -71,14 +75,15 @@ func (v *View) scanUpTo(p []byte, page Page, limit, maxScan int, visit func(k, v
 	kept, read := 0, 0
 	for it.First(); it.Valid(); it.Next() {
 		ok, err := visit(it.Key(), it.Value())
-		if err != nil {
+		full := err == errPageFull
+		if err != nil && !full {
 			return "", err
 		}
 		read++
 		if ok {
 			kept++
 		}
-		if kept == limit || read == maxScan {
+		if kept == limit || read == maxScan || full {
 			k := append([]byte(nil), it.Key()...)
 			if it.Next() {
 				return cursorOf(k), nil
@@ -327,17 +332,27 @@ func (v *View) opView(rec *opRecord) (*record.OperationView, error) {
 }
 
 // History lists the accepted operations that an entity signed or that
-// concern it, oldest first.
+// concern it, oldest first. A page ends early, with a next page, once its
+// operations hold MaxOperationPageBytes.
 func (v *View) History(did string, page Page) ([]record.OperationView, string, error) {
 	out := []record.OperationView{}
+	size := 0
 	next, err := v.scan(prefix(tableHistory, did), page, func(_, cid []byte) (bool, error) {
-		return true, v.appendOpView(&out, cid)
+		return true, v.appendOpView(&out, &size, cid)
 	})
 	return out, next, err
 }
 
-// appendOpView appends the view of the operation whose CID is cid.
-func (v *View) appendOpView(out *[]record.OperationView, cid []byte) error {
+// MaxOperationPageBytes bounds a page of operations (History, Changes):
+// once the signed bytes and payloads of a page's operations reach it, the
+// page ends. An operation may hold 256 KiB signed and as much again
+// decoded, so a page of 1,000 could otherwise be built of half a GiB.
+const MaxOperationPageBytes = 4 << 20
+
+// appendOpView appends the view of the operation whose CID is cid, and
+// adds its signed bytes and payload to *size; past MaxOperationPageBytes
+// it returns errPageFull.
+func (v *View) appendOpView(out *[]record.OperationView, size *int, cid []byte) error {
 	var rec opRecord
 	if _, err := getJSON(v.snap, key(tableOps, string(cid)), &rec); err != nil {
 		return err
@@ -347,21 +362,27 @@ func (v *View) appendOpView(out *[]record.OperationView, cid []byte) error {
 		return err
 	}
 	*out = append(*out, *view)
+	if *size += len(view.JWS) + len(view.Payload); *size >= MaxOperationPageBytes {
+		return errPageFull
+	}
 	return nil
 }
 
 // Changes lists the accepted operations after index since, in log order:
-// the change feed.
-func (v *View) Changes(since uint64, limit int) ([]record.OperationView, error) {
+// the change feed. more says whether operations after the last listed
+// were applied: a page ends at limit operations, or early once it holds
+// MaxOperationPageBytes.
+func (v *View) Changes(since uint64, limit int) (_ []record.OperationView, more bool, _ error) {
 	out := []record.OperationView{}
 	page := Page{Limit: limit}
 	if since > 0 {
 		page.Cursor = cursorOf(indexKey(tableOpsByIndex, since))
 	}
-	_, err := v.scan([]byte{tableOpsByIndex}, page, func(_, cid []byte) (bool, error) {
-		return true, v.appendOpView(&out, cid)
+	size := 0
+	next, err := v.scan([]byte{tableOpsByIndex}, page, func(_, cid []byte) (bool, error) {
+		return true, v.appendOpView(&out, &size, cid)
 	})
-	return out, err
+	return out, next != "", err
 }
 
 // Concerns reports whether an accepted operation concerns the framework

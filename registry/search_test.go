@@ -2,7 +2,9 @@ package registry
 
 import (
 	"errors"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -168,5 +170,75 @@ func TestFilteredListingStopsAfterItsScanBound(t *testing.T) {
 	items, next, err := v.Accreditations(AccreditationFilter{Framework: fwID, Status: record.ReasonExpired}, Page{Limit: record.MaxPageLimit}, f.now)
 	if err != nil || len(items) != record.MaxPageLimit || next == "" {
 		t.Fatalf("expired: %d items, next %q, %v; want %d and a next page", len(items), next, err, record.MaxPageLimit)
+	}
+}
+
+// TestOperationPagesEndAtTheirByteBound: a page of operations (the change
+// feed, an entity's history) ends once its operations hold
+// MaxOperationPageBytes, with more to read, and the pages after it list
+// the rest once each.
+func TestOperationPagesEndAtTheirByteBound(t *testing.T) {
+	f := &listFixture{mustChain(t)}
+	f.now = date(2026, 4, 1)
+	// Status lists of random bits, which do not compress: each list's
+	// operation holds some 150 KB signed and 115 KB of payload.
+	rng := rand.New(rand.NewPCG(1, 2))
+	const n = 30
+	for i := range n {
+		bits := make([]byte, 64<<10)
+		for j := range bits {
+			bits[j] = byte(rng.Uint32())
+		}
+		if res := f.publish(f.college, strconv.Itoa(i), "", []string{record.PurposeRevocation}, 1, nil, bits); !res.Accepted {
+			t.Fatalf("list %d: %s %s", i, res.Code, res.Reason)
+		}
+	}
+	v := f.s.View()
+	defer v.Close()
+
+	var feed []uint64
+	pages := 0
+	for since := uint64(0); pages < 10; pages++ {
+		items, more, err := v.Changes(since, record.MaxPageLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := 0
+		for _, op := range items {
+			feed = append(feed, op.Index)
+			size += len(op.JWS) + len(op.Payload)
+			since = op.Index
+		}
+		if size-len(items[len(items)-1].JWS)-len(items[len(items)-1].Payload) >= MaxOperationPageBytes {
+			t.Fatalf("page %d holds %d bytes before its last operation", pages, size)
+		}
+		if !more {
+			break
+		}
+	}
+	if pages < 1 || len(feed) != n+3 || !slices.IsSorted(feed) || len(slices.Compact(slices.Clone(feed))) != len(feed) {
+		t.Fatalf("%d pages listed %d operations %v, want more than one page and each of the %d once", pages+1, len(feed), feed, n+3)
+	}
+
+	var hist []string
+	cursor := ""
+	for range 10 {
+		items, next, err := v.History(f.college.DID, Page{Cursor: cursor, Limit: record.MaxPageLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, op := range items {
+			hist = append(hist, op.CID)
+		}
+		if next == "" {
+			break
+		}
+		if len(hist) >= n {
+			t.Fatal("the history's first page held every version")
+		}
+		cursor = next
+	}
+	if len(hist) < n || len(slices.Compact(slices.Clone(hist))) != len(hist) {
+		t.Fatalf("history listed %d operations, want at least %d, each once", len(hist), n)
 	}
 }

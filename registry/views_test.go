@@ -73,7 +73,8 @@ func (s *State) Operation(ref string) (*record.OperationView, error) {
 func (s *State) Changes(since uint64, limit int) ([]record.OperationView, error) {
 	v := s.View()
 	defer v.Close()
-	return v.Changes(since, limit)
+	items, _, err := v.Changes(since, limit)
+	return items, err
 }
 
 func (s *State) TIRIssuers(offset, limit int) ([]string, int, error) {
