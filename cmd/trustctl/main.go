@@ -120,8 +120,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
+	// A watch stream is served from the node's own state whatever
+	// --consistency says: the hint is not for it.
 	var ae *client.APIError
-	if errors.As(err, &ae) && ae.Method == http.MethodGet && strings.HasPrefix(ae.Path, "/v1/") && ae.Problem.Status == http.StatusServiceUnavailable && a.consistency == "linearizable" {
+	if errors.As(err, &ae) && ae.Method == http.MethodGet && strings.HasPrefix(ae.Path, "/v1/") && ae.Path != "/v1/watch" &&
+		ae.Problem.Status == http.StatusServiceUnavailable && a.consistency == "linearizable" {
 		err = fmt.Errorf("%w %s", err, unavailableHint)
 	}
 	return err

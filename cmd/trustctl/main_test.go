@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/trustreg/trustreg/configs"
 	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/node"
 	"github.com/trustreg/trustreg/registry"
@@ -183,8 +184,19 @@ type devNode struct {
 // startDevNode starts a development node in a temporary directory.
 func startDevNode(t *testing.T) devNode {
 	t.Helper()
+	return startDevNodeWith(t, nil)
+}
+
+// startDevNodeWith is startDevNode with the node's configuration changed
+// by edit.
+func startDevNodeWith(t *testing.T, edit func(*configs.Config)) devNode {
+	t.Helper()
 	dir := t.TempDir()
-	n, err := node.New(node.LoopbackConfig(dir), node.Options{})
+	cfg := node.LoopbackConfig(dir)
+	if edit != nil {
+		edit(&cfg)
+	}
+	n, err := node.New(cfg, node.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

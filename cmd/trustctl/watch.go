@@ -4,46 +4,77 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/trustreg/trustreg/cmd/internal/textout"
 	"github.com/trustreg/trustreg/gateway/api"
 	"github.com/trustreg/trustreg/gateway/client"
 	"github.com/trustreg/trustreg/registry/record"
 )
 
-// watchRetries bounds the reconnections in a row that bring no operation;
-// watchBackoff is the wait before each.
+// Reconnections of trustctl watch. A stream ends when the node restarts or
+// the network breaks, and the node refuses one for now while the client's
+// address (429 too_many_streams) or the node (503 streams_full) holds as
+// many streams as it may; trustctl waits and reconnects after the last
+// operation it printed.
 const (
-	watchRetries = 10
-	watchBackoff = time.Second
+	// watchRetriesDefault is --retries: the reconnections in a row that
+	// bring no operation before trustctl gives up.
+	watchRetriesDefault = 10
+	// watchBackoffFirst is the wait before the first reconnection in a
+	// row; each further one doubles it, up to watchBackoffMax.
+	watchBackoffFirst = time.Second
+	watchBackoffMax   = 30 * time.Second
+	// watchRetryAfterMax caps the wait a refusal's Retry-After asks for.
+	watchRetryAfterMax = 30 * time.Second
 )
+
+// errStreamEnded: the node ended a stream without an error (it shut down).
+var errStreamEnded = errors.New("the node ended the stream")
 
 func (a *app) watchCmd() *cobra.Command {
 	var (
 		since             uint64
 		framework, entity string
+		retries           int
 	)
 	cmd := &cobra.Command{
 		Use:   "watch",
 		Short: "Print accepted operations as the node applies them (GET /v1/watch), until interrupted",
 		Long: `Print accepted operations as the node applies them, one line each (one JSON
 object per line with --json), until interrupted. --since replays the operations after
-that registry index first. When the stream ends (the node restarts, the network
-breaks) trustctl reconnects and resumes after the last operation it printed; it gives
-up after ` + fmt.Sprint(watchRetries) + ` reconnections in a row that bring nothing.`,
+that registry index first.
+
+When the stream ends (the node restarts, the network breaks) or the node refuses it
+for now (429: this address holds as many streams as the node serves one address;
+503: the node serves as many as it may, or has no leader), trustctl waits and
+reconnects after the last operation it printed, so none is printed twice or missed.
+The wait doubles from ` + watchBackoffFirst.String() + ` up to ` + watchBackoffMax.String() + `, with jitter, and is at least the
+node's Retry-After (up to ` + watchRetryAfterMax.String() + `); each reconnection is noted on stderr. trustctl
+gives up after --retries reconnections in a row that bring nothing. Any other
+refusal (a 400 for a --since past the registry's log, say) ends it at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if retries < 0 {
+				return usagef("--retries %d: give 0 (never reconnect) or more", retries)
+			}
 			ctx := cmd.Context()
 			enc := json.NewEncoder(a.out)
+			var printErr error // stdout failed: the watch ends, it is not retried
 			show := func(v record.OperationView) error {
 				if a.json {
-					return enc.Encode(v)
+					printErr = enc.Encode(v)
+				} else {
+					_, printErr = fmt.Fprintf(a.out, "%d  %s  %s  %s  signers %s\n", v.Index, v.Time.Format(time.RFC3339), v.Op, resultID(v.Result), strings.Join(v.Signers, ", "))
 				}
-				_, err := fmt.Fprintf(a.out, "%d  %s  %s  %s  signers %s\n", v.Index, v.Time.Format(time.RFC3339), v.Op, resultID(v.Result), strings.Join(v.Signers, ", "))
-				return err
+				return printErr
 			}
 			c := a.client()
 			c.Consistency = "" // a stream is served from the node's own state
@@ -55,30 +86,48 @@ up after ` + fmt.Sprint(watchRetries) + ` reconnections in a row that bring noth
 				}
 				since = st.AppliedIndex
 			}
+			// client.Watch answers a refusal as an *client.APIError, which
+			// carries no headers: its Retry-After is read on the way.
+			ra := &retryAfterReader{next: c.HTTP.Transport}
+			hc := *c.HTTP
+			hc.Transport = ra
+			c.HTTP = &hc
 			if !a.quiet {
 				a.note("trustctl: watching the operations after index %d\n", since)
 			}
 			for fails := 0; ; {
+				ra.take() // only the answer of this attempt counts
 				last, err := c.Watch(ctx, since, framework, entity, show)
 				if ctx.Err() != nil {
 					return nil // interrupted: the normal end
 				}
+				if printErr != nil {
+					return printErr
+				}
 				var ae *client.APIError
-				if errors.As(err, &ae) {
+				refused := errors.As(err, &ae)
+				if refused && !refusedForNow(ae) {
 					return err
 				}
 				if last > since {
 					since, fails = last, 0
-				} else if fails++; fails >= watchRetries {
-					return fmt.Errorf("watch: %d reconnections in a row brought nothing: %v", fails, err)
 				}
-				if err != nil {
-					a.note("trustctl: watch: %v; reconnecting\n", err)
+				if err == nil {
+					err = errStreamEnded
 				}
+				if fails++; fails > retries {
+					return fmt.Errorf("watch: gave up after %d reconnections in a row that brought no operation (--retries): %w", fails-1, err)
+				}
+				var retryAfter time.Duration
+				if refused {
+					retryAfter = ra.take()
+				}
+				wait := watchWait(fails, retryAfter, rand.Int64N)
+				a.note("trustctl: watch: %s; reconnecting after index %d in %s (%d of %d)\n", textout.Escape(err.Error()), since, wait.Round(100*time.Millisecond), fails, retries)
 				select {
 				case <-ctx.Done():
 					return nil
-				case <-time.After(watchBackoff):
+				case <-time.After(wait):
 				}
 			}
 		},
@@ -86,7 +135,80 @@ up after ` + fmt.Sprint(watchRetries) + ` reconnections in a row that bring noth
 	cmd.Flags().Uint64Var(&since, "since", 0, "replay the operations after this registry index first (default: only new ones)")
 	cmd.Flags().StringVar(&framework, "framework", "", "only operations of this framework")
 	cmd.Flags().StringVar(&entity, "entity", "", "only operations in this entity's history")
+	cmd.Flags().IntVar(&retries, "retries", watchRetriesDefault, "reconnections in a row that bring no operation before giving up (0: never reconnect)")
 	return cmd
+}
+
+// refusedForNow reports whether a refused stream may open later: 429 (the
+// client's address holds as many streams as it may) or 503 (the node
+// does, or it has no leader, or it is shutting down).
+func refusedForNow(ae *client.APIError) bool {
+	return ae.Problem.Status == http.StatusTooManyRequests || ae.Problem.Status == http.StatusServiceUnavailable
+}
+
+// watchWait is the wait before reconnection n in a row (from 1):
+// watchBackoffFirst doubled n-1 times, up to watchBackoffMax, and at least
+// retryAfter (the node's Retry-After, 0 if none) up to watchRetryAfterMax;
+// plus a jitter of up to a quarter of that, drawn with jitter (rand.Int64N),
+// so watchers the node refused together do not come back together. The
+// jitter only adds: a Retry-After is honoured.
+func watchWait(n int, retryAfter time.Duration, jitter func(int64) int64) time.Duration {
+	n = max(n, 1)
+	wait := watchBackoffMax
+	if n <= 8 { // past 1 s << 7 the bound holds; a larger shift could overflow
+		wait = min(watchBackoffFirst<<(n-1), watchBackoffMax)
+	}
+	wait = max(wait, min(retryAfter, watchRetryAfterMax))
+	return wait + time.Duration(jitter(int64(wait/4)+1))
+}
+
+// retryAfterReader is an http.RoundTripper that keeps the Retry-After of
+// the last 429 or 503 answer that passed through it.
+type retryAfterReader struct {
+	next http.RoundTripper // nil: http.DefaultTransport
+
+	mu   sync.Mutex
+	last time.Duration
+}
+
+func (t *retryAfterReader) RoundTrip(req *http.Request) (*http.Response, error) {
+	next := t.next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	resp, err := next.RoundTrip(req)
+	if err == nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		d := retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		t.mu.Lock()
+		t.last = d
+		t.mu.Unlock()
+	}
+	return resp, err
+}
+
+// take returns the Retry-After kept (0 if none) and forgets it.
+func (t *retryAfterReader) take() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	d := t.last
+	t.last = 0
+	return d
+}
+
+// retryAfter reads a Retry-After field (RFC 9110 §10.2.3): seconds, or an
+// HTTP date, as a wait from now. A field that is neither, or a date past,
+// is no wait.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }
 
 // resultID names what an accepted operation created or changed.
