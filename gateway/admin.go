@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -42,6 +43,10 @@ type Admin struct {
 // ErrNothingToSnapshot: a snapshot was asked for, and the node has
 // applied nothing since it started from its latest one (or from none).
 var ErrNothingToSnapshot = record.NewKind("gateway: nothing new to snapshot", "nothing new to snapshot", nil)
+
+// adminMaxBodyBytes bounds an admin request's body: a membership request
+// is a peer id or a multiaddr.
+const adminMaxBodyBytes = 64 << 10
 
 // Membership actions the admin API accepts.
 var adminActions = []string{"add-voter", "add-nonvoter", "promote", "demote", "remove", "transfer-leader"}
@@ -166,16 +171,21 @@ func (a *Admin) change(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, record.Errorf(ErrBadRequest, "action %q must be one of %s", action, strings.Join(adminActions, ", ")))
 		return
 	}
-	var req api.MembershipRequest
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
-	if err == nil && len(body) > 0 {
-		dec := json.NewDecoder(strings.NewReader(string(body)))
-		dec.DisallowUnknownFields()
-		err = dec.Decode(&req)
-	}
+	// A body over the bound is a 413, as on the public API (readBody); one
+	// that is no membership request is a 400 saying what to send.
+	body, err := readBody(w, r, adminMaxBodyBytes)
 	if err != nil {
-		writeError(w, r, record.Errorf(ErrBadRequest, "body must be {\"id\": peer id} or {\"addr\": multiaddr}: %v", err))
+		writeError(w, r, err)
 		return
+	}
+	var req api.MembershipRequest
+	if len(body) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeError(w, r, record.Errorf(ErrBadRequest, "body must be {\"id\": peer id} or {\"addr\": multiaddr}: %v", err))
+			return
+		}
 	}
 	id, addrs := req.ID, []string(nil)
 	if req.Addr != "" {

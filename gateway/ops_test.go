@@ -3,10 +3,12 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -154,6 +156,68 @@ func TestAdminSnapshotWithNothingNew(t *testing.T) {
 	if a := snapshot(e.n); a.status != http.StatusOK || json.Unmarshal(a.body, &got) != nil || got.Snapshot != "taken" {
 		t.Fatalf("snapshot of a node with state: %d %s", a.status, a.body)
 	}
+}
+
+// TestAdminOversizedBodyIs413: a membership change whose body is over the
+// admin API's bound (64 KiB) is a 413 too_large problem, as an oversized
+// body on the public API is, and changes neither the members nor the
+// state; a body at the bound is read. It was a 400 that read as a
+// malformed request.
+func TestAdminOversizedBodyIs413(t *testing.T) {
+	const bound = 64 << 10 // adminMaxBodyBytes
+	e := mustNewEnv(t)
+	e.chain()
+	absent, err := consensus.LoadOrCreateIdentity(filepath.Join(t.TempDir(), "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	absentID, _ := peer.IDFromPrivateKey(absent)
+	members := func() []api.Member {
+		req, _ := http.NewRequest("GET", e.n.AdminURL()+"/admin/v1/cluster", nil)
+		a := mustDo(t, nil, req)
+		var v api.ClusterView
+		if a.status != http.StatusOK || json.Unmarshal(a.body, &v) != nil {
+			t.Fatalf("members: %d %s", a.status, a.body)
+		}
+		var ms []api.Member
+		for _, m := range v.Members {
+			ms = append(ms, m.Member)
+		}
+		return ms
+	}
+	padded := func(body string, size int) string { return body + strings.Repeat(" ", size-len(body)) }
+	change := func(body string) answer {
+		req, _ := http.NewRequest("POST", e.n.AdminURL()+"/admin/v1/cluster/add-voter", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		return mustDo(t, nil, req)
+	}
+	beforeMembers, beforeDigest := members(), mustDigest(t, e)
+
+	// A well-formed change, were it read, would make an absent peer a voter.
+	a := change(padded(`{"addr": "/ip4/127.0.0.1/tcp/9/p2p/`+absentID.String()+`"}`, bound+1))
+	if p := a.problem(t); a.status != http.StatusRequestEntityTooLarge || p.Type != "urn:trustreg:problem:too_large" ||
+		p.Detail != fmt.Sprintf("request body too large: body over %d bytes", bound) || p.Instance == "" {
+		t.Fatalf("a body of %d bytes: %d %s", bound+1, a.status, a.body)
+	}
+	if a := change(padded(`{"id": ""}`, bound)); a.status != http.StatusBadRequest || !strings.Contains(a.problem(t).Detail, "add-voter needs an id or addr") {
+		t.Fatalf("a body of %d bytes: %d %s", bound, a.status, a.body)
+	}
+	if after := members(); !slices.Equal(after, beforeMembers) {
+		t.Fatalf("members %+v, were %+v", after, beforeMembers)
+	}
+	if after := mustDigest(t, e); after != beforeDigest {
+		t.Fatalf("state digest %s, was %s", after, beforeDigest)
+	}
+}
+
+// mustDigest is the node's state digest.
+func mustDigest(t testing.TB, e *env) string {
+	t.Helper()
+	d, err := e.n.State.StateDigest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // TestUnservedMethodsAndPaths: a path served under other methods answers
