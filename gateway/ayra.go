@@ -30,6 +30,13 @@ import (
 // that would read more is refused with what to ask instead.
 const ayraMaxScan = 10000
 
+// ayraMaxDecisions bounds the decisions one answer makes (an entity's
+// authorizations, one per framework, action and resource its
+// accreditations name): each reads the entity's accreditations, so an
+// entity with K of them, each naming another resource, cost K² reads (1.7 s
+// at K = 10,000 by a review's benchmark).
+const ayraMaxDecisions = 512
+
 // Ayra's /entities paging: limit from 1 to ayraMaxLimit, default
 // ayraDefaultLimit.
 const (
@@ -393,28 +400,38 @@ func (s *Server) ayraEntityAuthorizations(w http.ResponseWriter, r *http.Request
 		return
 	}
 	now := s.cfg.Now()
-	out := []trqpAuthorization{}
+	// The (framework, action, resource) triples first: each is a decision,
+	// which reads the entity's accreditations again, so an answer makes at
+	// most ayraMaxDecisions of them and refuses before making any.
+	var asked [][3]string
 	seen := map[[3]string]bool{}
 	err = s.eachAccreditation(view, registry.AccreditationFilter{Subject: e.ID}, now, func(a *record.AccreditationView) error {
 		for _, res := range a.Resources {
 			k := [3]string{a.Framework, a.Action, res}
-			if seen[k] {
-				continue
+			if !seen[k] {
+				seen[k] = true
+				asked = append(asked, k)
 			}
-			seen[k] = true
-			d, err := view.Decide(decide.Question{Entity: e.ID, Framework: a.Framework, Action: a.Action, Resource: res, At: at}, now)
-			if err != nil {
-				return err
-			}
-			q := trqpQuery{EntityID: e.ID, AuthorityID: a.Framework, Action: a.Action, Resource: res}
-			out = append(out, trqpAuthorization{trqpAnswer: q.answer(at, now, authorizationMessage(d)),
-				Authorized: d.Authorized, Reason: d.Reason, Chain: d.Chain, Root: d.Root, Index: d.Index})
+		}
+		if len(asked) > ayraMaxDecisions {
+			return record.Errorf(ErrBadRequest, "%s's accreditations name more than %d authorizations, more than one answer decides: ask /authorization for each, or page through /v1/entities/{did}/accreditations", e.ID, ayraMaxDecisions)
 		}
 		return nil
 	})
 	if err != nil {
 		writeError(w, r, err)
 		return
+	}
+	out := []trqpAuthorization{}
+	for _, k := range asked {
+		d, err := view.Decide(decide.Question{Entity: e.ID, Framework: k[0], Action: k[1], Resource: k[2], At: at}, now)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		q := trqpQuery{EntityID: e.ID, AuthorityID: k[0], Action: k[1], Resource: k[2]}
+		out = append(out, trqpAuthorization{trqpAnswer: q.answer(at, now, authorizationMessage(d)),
+			Authorized: d.Authorized, Reason: d.Reason, Chain: d.Chain, Root: d.Root, Index: d.Index})
 	}
 	s.writeJSONAt(w, r, view.Index(), http.StatusOK, out, ayraCache(at))
 }

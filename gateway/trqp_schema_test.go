@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/trustreg/trustreg/gateway"
 
 	"github.com/trustreg/trustreg/registry/record"
 )
@@ -392,4 +395,47 @@ func anyStrings(v any) []string {
 		}
 	}
 	return out
+}
+
+// TestAyraEntityAuthorizationsAreBounded: an entity's authorizations make
+// one decision per (framework, action, resource) its accreditations name;
+// an entity naming more than ayraMaxDecisions gets a 400 saying what to
+// ask instead, and one naming exactly that many its answers.
+func TestAyraEntityAuthorizationsAreBounded(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	const broad = "https://example.org/frameworks/programs"
+	e.mustSubmit(e.govSign(record.OpCreateFramework, map[string]any{"id": broad, "name": "Programs", "roots": []string{e.root.DID}}))
+	programs := func(from, n int) []string {
+		var out []string
+		for i := range n {
+			out = append(out, fmt.Sprintf("https://example.org/programs/p%04d", from+i))
+		}
+		return out
+	}
+	// The college holds nurse (e.chain) and gateway.AyraMaxDecisions-1
+	// programs, in accreditations of up to 256 each.
+	for from := 0; from < gateway.AyraMaxDecisions-1; from += 256 {
+		e.mustSubmit(e.sign(e.root, record.OpAccredit, map[string]any{"framework": broad, "accreditor": e.root.DID, "subject": e.college.DID,
+			"action": "issue", "resources": programs(from, min(256, gateway.AyraMaxDecisions-1-from)), "validFrom": "2022-09-01T00:00:00Z"}))
+	}
+	path := "/entities/" + url.PathEscape(e.college.DID) + "/authorizations"
+	resp, raw := e.call("GET", path, "")
+	var auths []trqpAnswer
+	if resp.StatusCode != 200 || json.Unmarshal(raw, &auths) != nil || len(auths) != gateway.AyraMaxDecisions {
+		t.Fatalf("GET %s: %d, %d answers, want 200 and %d", path, resp.StatusCode, len(auths), gateway.AyraMaxDecisions)
+	}
+	for _, a := range auths {
+		if !*a.Authorized {
+			t.Fatalf("not authorized: %+v", a)
+		}
+	}
+
+	// One more resource: refused, before any decision.
+	e.mustSubmit(e.sign(e.root, record.OpAccredit, map[string]any{"framework": broad, "accreditor": e.root.DID, "subject": e.college.DID,
+		"action": "issue", "resources": programs(gateway.AyraMaxDecisions-1, 1), "validFrom": "2022-09-01T00:00:00Z"}))
+	resp, raw = e.call("GET", path, "")
+	if resp.StatusCode != 400 || !strings.Contains(string(raw), "/authorization") {
+		t.Fatalf("GET %s with %d authorizations: %d %s, want 400 naming /authorization", path, gateway.AyraMaxDecisions+1, resp.StatusCode, raw)
+	}
 }

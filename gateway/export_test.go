@@ -1,0 +1,4 @@
+package gateway
+
+// AyraMaxDecisions is ayraMaxDecisions, for the tests outside the package.
+const AyraMaxDecisions = ayraMaxDecisions
