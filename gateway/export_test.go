@@ -2,3 +2,18 @@ package gateway
 
 // AyraMaxDecisions is ayraMaxDecisions, for the tests outside the package.
 const AyraMaxDecisions = ayraMaxDecisions
+
+// HoldWatchReads takes every read token of the watch streams, as that
+// many streams reading the change feed at once would, and returns what
+// gives them back.
+func (s *Server) HoldWatchReads() (release func()) {
+	n := cap(s.watchers.reads)
+	for range n {
+		s.watchers.reads <- struct{}{}
+	}
+	return func() {
+		for range n {
+			<-s.watchers.reads
+		}
+	}
+}

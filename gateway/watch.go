@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -50,16 +51,36 @@ type watchSlots struct {
 	mu              sync.Mutex
 	open            int
 	byAddress       map[string]int
+	// reads holds a token for each read of the change feed in progress
+	// (one page, filtered and encoded): a stream filtered by what few
+	// operations match reads page after page of the log while it catches
+	// up, sending nothing, and the streams together may use at most
+	// half the node's cores for it.
+	reads chan struct{}
 }
 
-func newWatchSlots(max, perAddress int) *watchSlots {
-	if max <= 0 {
-		max = defaultMaxWatchStreams
+// startRead waits for a read token (false: ctx ended first); finishRead
+// gives it back.
+func (w *watchSlots) startRead(ctx context.Context) bool {
+	select {
+	case w.reads <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (w *watchSlots) finishRead() { <-w.reads }
+
+func newWatchSlots(streams, perAddress int) *watchSlots {
+	if streams <= 0 {
+		streams = defaultMaxWatchStreams
 	}
 	if perAddress <= 0 {
 		perAddress = defaultMaxWatchStreamsPerAddress
 	}
-	return &watchSlots{max: max, perAddress: perAddress, byAddress: map[string]int{}}
+	return &watchSlots{max: streams, perAddress: perAddress, byAddress: map[string]int{},
+		reads: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
 }
 
 // take opens a slot for a stream from address, or returns why it may not:
@@ -159,16 +180,20 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		for {
 			// A filter may pass over page after page and send nothing,
 			// which would not notice a client gone: look before each.
-			if ctx.Err() != nil {
+			if !s.watchers.startRead(ctx) {
 				return
 			}
 			// One view per page, closed before the page is sent: a slow
 			// client must not hold a snapshot (or a restore) back.
 			view := s.cfg.Registry.View()
+			release := func() {
+				view.Close()
+				s.watchers.finishRead()
+			}
 			applied = view.Index()
 			items, more, err := view.Changes(since, watchPage)
 			if err != nil {
-				view.Close()
+				release()
 				s.log.Error("watch: read the change feed", "since", since, "err", err)
 				return
 			}
@@ -178,7 +203,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 				since = v.Index
 				ok, err := view.Concerns(v, framework, entity)
 				if err != nil {
-					view.Close()
+					release()
 					s.log.Error("watch: filter an operation", "index", v.Index, "err", err)
 					return
 				}
@@ -187,13 +212,13 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 				}
 				data, err := json.Marshal(v)
 				if err != nil {
-					view.Close()
+					release()
 					s.log.Error("watch: encode an operation", "index", v.Index, "err", err)
 					return
 				}
 				fmt.Fprintf(&buf, "id: %d\nevent: operation\ndata: %s\n\n", v.Index, data)
 			}
-			view.Close()
+			release()
 			if buf.Len() > 0 && !send(buf.Bytes()) {
 				return
 			}

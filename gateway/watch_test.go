@@ -263,3 +263,73 @@ func TestWatchStreamsAreBoundedOnTheNode(t *testing.T) {
 		t.Fatalf("Retry-After %q, want 5", got)
 	}
 }
+
+// TestWatchReadsTakeTurns: the streams read the change feed a page at a
+// time, each holding one of a few read tokens (half the node's cores), so
+// streams catching up through a long log with a filter that matches
+// little cannot take every core: while other reads hold the tokens, a
+// stream reads nothing; once they give them back, it goes on and sends
+// what it read.
+func TestWatchReadsTakeTurns(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	g, err := gateway.New(gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	t.Cleanup(g.StopStreams)
+
+	release := g.HoldWatchReads()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/watch?since=0", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	// The stream opens with its comment and then waits for a token: no
+	// event may come while they are held (however long this waits).
+	if l := <-lines; !strings.HasPrefix(l, ": trustreg watch from index 0") {
+		t.Fatalf("first line %q", l)
+	}
+	timer := time.NewTimer(300 * time.Millisecond)
+	defer timer.Stop()
+wait:
+	for {
+		select {
+		case l := <-lines:
+			if strings.HasPrefix(l, "id: ") {
+				t.Fatalf("an event (%q) while every read token was held", l)
+			}
+		case <-timer.C:
+			break wait
+		}
+	}
+	release()
+	deadline := time.After(10 * time.Second)
+	for events := 0; events < 3; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("the stream ended")
+			}
+			if strings.HasPrefix(l, "id: ") {
+				events++
+			}
+		case <-deadline:
+			t.Fatal("no events after the tokens were given back")
+		}
+	}
+}
