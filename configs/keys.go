@@ -39,7 +39,7 @@ var keyTable = []key{
 	keyOf(func(c *Config) *time.Duration { return &c.HTTP.WriteTimeout }, 30*time.Second, "",
 		"longest time to write a response"),
 	keyOf(func(c *Config) *time.Duration { return &c.HTTP.MaxWait }, 10*time.Second, "",
-		"how long a read with min_index=N or consistency=linearizable may wait"),
+		"how long a read with min_index=N or consistency=linearizable may wait, and a listing or export its turn (503 busy after it)"),
 	// Each stream holds a connection (a file descriptor) and a goroutine
 	// for as long as its client stays: keep these well under the
 	// process's open-file limit (docs/OPERATIONS.md, Limits).

@@ -17,7 +17,10 @@ import (
 // registry's: the node wraps its cluster errors with these.
 var (
 	ErrUnavailable = record.NewKind("gateway: no leader or not ready", "no leader or not ready", nil)
-	ErrBadRequest  = record.NewKind("gateway: bad request", "bad request", nil)
+	// ErrBusy refuses a listing or an export that waited too long for its
+	// turn (scanRoutes).
+	ErrBusy       = record.NewKind("gateway: busy", "busy", nil)
+	ErrBadRequest = record.NewKind("gateway: bad request", "bad request", nil)
 	// ErrBodyTooLarge: a request body (a batch of questions, a TRQP
 	// query) over the gateway's bound; a 413 as an oversized operation is.
 	ErrBodyTooLarge = record.NewKind("gateway: request body too large", "request body too large", record.ErrTooLarge)
@@ -87,6 +90,7 @@ var errorTable = []errorMapping{
 	{ErrNoCheckpoint, http.StatusServiceUnavailable, "no_checkpoint"},
 	{ErrNoProvenState, http.StatusServiceUnavailable, "no_proven_state"},
 	{ErrStreamsFull, http.StatusServiceUnavailable, "streams_full"},
+	{ErrBusy, http.StatusServiceUnavailable, "busy"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "timeout"},
 }
 

@@ -17,3 +17,17 @@ func (s *Server) HoldWatchReads() (release func()) {
 		}
 	}
 }
+
+// HoldScans takes every turn of the listings and exports (scanRoutes) and
+// returns what gives them back.
+func (s *Server) HoldScans() (release func()) {
+	n := cap(s.scans)
+	for range n {
+		s.scans <- struct{}{}
+	}
+	return func() {
+		for range n {
+			<-s.scans
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -102,7 +103,9 @@ type Server struct {
 	limits  writeLimits
 	// watchers counts the watch streams open against their bounds.
 	watchers *watchSlots
-	answers  answerCache
+	// scans holds a token for each answer of scanRoutes being made.
+	scans   chan struct{}
+	answers answerCache
 	// proven keeps proof answers to GET /v1/trust (proofcache.go).
 	proven proofCache
 	// evidence keeps the cosigner changes' evidence of the latest
@@ -182,6 +185,54 @@ var routes = []route{
 	{"GET", "/openapi.html", (*Server).openapiPage},
 }
 
+// scanRoutes are the answers that may read many records: a listing page
+// (up to registry.MaxPageScan records, or 4 MiB of operations), the TIR
+// and Ayra issuer listings (a walk of every issuer at a new state), the
+// Ayra answers made of many accreditations, the DCC export. Anyone may
+// ask them, each may take a tenth of a second or more, so they take
+// turns: at most half the node's cores' worth at once (one on two cores),
+// so that a flood of them leaves the trust answers the rest. A request
+// waits its turn for at most Config.MaxWait, then is refused with 503
+// busy and Retry-After.
+var scanRoutes = map[string]bool{
+	"GET /v1/operations":                                     true,
+	"GET /entities":                                          true,
+	"GET /entities/{entity_id}":                              true,
+	"GET /entities/{entity_id}/authorizations":               true,
+	"GET /ecosystems/{ecosystem_id}/recognitions":            true,
+	"GET /lookups/authorizations":                            true,
+	"GET " + tirBase + "/{version}/issuers":                  true,
+	"GET " + tirBase + "/{version}/issuers/{did}":            true,
+	"GET " + tirBase + "/{version}/issuers/{did}/attributes": true,
+	"GET /v1/export/dcc":                                     true,
+	"GET /v1/frameworks":                                     true,
+	"GET /v1/entities":                                       true,
+	"GET /v1/entities/{did}/accreditations":                  true,
+	"GET /v1/entities/{did}/history":                         true,
+	"GET /v1/accreditations":                                 true,
+	"GET /v1/status-lists":                                   true,
+	"GET /v1/status-lists/{issuer}/{list}/versions":          true,
+}
+
+// takingTurns makes h wait for a turn of Server.scans.
+func takingTurns(h func(*Server, http.ResponseWriter, *http.Request)) func(*Server, http.ResponseWriter, *http.Request) {
+	return func(s *Server, w http.ResponseWriter, r *http.Request) {
+		t := time.NewTimer(s.cfg.MaxWait)
+		defer t.Stop()
+		select {
+		case s.scans <- struct{}{}:
+		case <-r.Context().Done():
+			return // the client is gone
+		case <-t.C:
+			w.Header().Set("Retry-After", "1")
+			writeError(w, r, record.Errorf(ErrBusy, "the node is making as many listings and exports as it may at once; ask again"))
+			return
+		}
+		defer func() { <-s.scans }()
+		h(s, w, r)
+	}
+}
+
 // New builds the gateway.
 func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
@@ -207,8 +258,12 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = m
 	s.limits = newWriteLimits(cfg.Limits)
 	s.watchers = newWatchSlots(cfg.MaxWatchStreams, cfg.MaxWatchStreamsPerAddress)
+	s.scans = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 	for _, rt := range routes {
 		h := rt.handler
+		if scanRoutes[rt.method+" "+rt.pattern] {
+			h = takingTurns(h)
+		}
 		var fast func(http.ResponseWriter, *http.Request) bool
 		if rt.method == http.MethodGet && rt.pattern == trustPath {
 			fast = s.cachedTrust

@@ -84,8 +84,8 @@ func (a *TIRAttribute) Revision(id string) (*TIRRevision, bool) {
 // that holds several accreditations): the first listing at a state walks
 // them all and keeps the count and every issuerMarkEvery-th DID for the
 // state (issuerMarks), so the next listings at it walk from the mark
-// before their offset, at most issuerMarkEvery + limit issuers. One walk of
-// the whole runs at a time; a listing that waits for it finds its marks.
+// before their offset, at most issuerMarkEvery + limit issuers. (The
+// gateway's listings take turns, which bounds the walks at once.)
 func (v *View) TIRIssuers(offset, limit int) (dids []string, total int, err error) {
 	dids = []string{}
 	c := v.issuerMarksCache()
@@ -96,16 +96,18 @@ func (v *View) TIRIssuers(offset, limit int) (dids []string, total int, err erro
 		return dids, total, err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if m := c.marks; m == nil || m.index != v.index || m.epoch != v.rd.epoch {
+	m := c.marks
+	c.mu.Unlock()
+	if m == nil || m.index != v.index || m.epoch != v.rd.epoch {
 		m, err := v.walkTIRIssuers(offset, limit, &dids, &total)
 		if err != nil {
 			return nil, 0, err
 		}
+		c.mu.Lock()
 		c.marks = m
+		c.mu.Unlock()
 		return dids, total, nil
 	}
-	m := c.marks
 	if offset < 0 || offset >= m.total || limit <= 0 {
 		return dids, m.total, nil
 	}
@@ -156,8 +158,7 @@ type issuerMarks struct {
 	dids  []string
 }
 
-// issuerMarksCache keeps the marks of the last state walked; its lock is
-// held through a walk, so one walk of the whole runs at a time.
+// issuerMarksCache keeps the marks of the last state walked.
 type issuerMarksCache struct {
 	mu    sync.Mutex
 	marks *issuerMarks
