@@ -38,7 +38,7 @@ func (v *View) DCCExport(framework string, now time.Time) (_ *record.DCCRegistry
 	}
 	out := &record.DCCRegistry{Registry: map[string]record.DCCEntry{}}
 	var created time.Time
-	next, err := v.scanUpTo(p, Page{}, MaxPageScan+1, MaxPageScan, func(k, _ []byte) (bool, error) {
+	next, err := v.scanUpTo(p, Page{}, v.maxScan()+1, v.maxScan(), func(k, _ []byte) (bool, error) {
 		a, err := e.Accreditation(idOf(k))
 		if err != nil {
 			return false, err
@@ -68,7 +68,7 @@ func (v *View) DCCExport(framework string, now time.Time) (_ *record.DCCRegistry
 		return nil, err
 	}
 	if next != "" {
-		return nil, record.Errorf(record.ErrBadQuery, "the export would read more than %d accreditations: export one framework (framework=), or page through /v1/accreditations?action=issue&status=active", MaxPageScan)
+		return nil, record.Errorf(record.ErrBadQuery, "the export would read more than %d accreditations: export one framework (framework=), or page through /v1/accreditations?action=issue&status=active", v.maxScan())
 	}
 	if !created.IsZero() {
 		out.Meta.Created = created.UTC().Format(dccTime)

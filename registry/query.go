@@ -53,7 +53,7 @@ func cursorOf(k []byte) string { return base64.RawURLEncoding.EncodeToString(k) 
 // does not hold) may so return fewer than its limit, even none, and still
 // name a next page, where the scan goes on: no page reads a whole table.
 func (v *View) scan(p []byte, page Page, visit func(k, v []byte) (bool, error)) (string, error) {
-	return v.scanUpTo(p, page, page.limit(), MaxPageScan, visit)
+	return v.scanUpTo(p, page, page.limit(), v.maxScan(), visit)
 }
 
 // errPageFull, from a scan's visit, ends the page after the record it was
@@ -362,7 +362,11 @@ func (v *View) appendOpView(out *[]record.OperationView, size *int, cid []byte) 
 		return err
 	}
 	*out = append(*out, *view)
-	if *size += len(view.JWS) + len(view.Payload); *size >= MaxOperationPageBytes {
+	bound := MaxOperationPageBytes
+	if v.opPageBound > 0 {
+		bound = v.opPageBound
+	}
+	if *size += len(view.JWS) + len(view.Payload); *size >= bound {
 		return errPageFull
 	}
 	return nil

@@ -121,14 +121,17 @@ func TestSearchStopsAfterItsScanBound(t *testing.T) {
 
 // TestFilteredListingStopsAfterItsScanBound: a listing filtered by what
 // its index does not hold (here the status, over a framework's
-// accreditations) reads at most MaxPageScan records a page, and pages on
+// accreditations) reads at most MaxPageScan records a page (here made
+// small), and pages on
 // with fewer matches than asked for, so a filter that matches nothing
 // never reads a whole table in one request.
 func TestFilteredListingStopsAfterItsScanBound(t *testing.T) {
 	f := mustChain(t)
-	loadColleges(t, f, MaxPageScan+40)
+	const bound = 100 // MaxPageScan, made small
+	loadColleges(t, f, bound+40)
 	v := f.s.View()
 	defer v.Close()
+	v.scanBound = bound
 
 	var counts []int
 	cursor := ""
@@ -143,7 +146,7 @@ func TestFilteredListingStopsAfterItsScanBound(t *testing.T) {
 		}
 		cursor = next
 	}
-	// Over MaxPageScan+40 accreditations, none revoked: an empty page
+	// Over bound+40 accreditations, none revoked: an empty page
 	// that names the next, then an empty last page.
 	if !slices.Equal(counts, []int{0, 0}) {
 		t.Fatalf("pages of %v items, want [0 0]", counts)
@@ -153,29 +156,29 @@ func TestFilteredListingStopsAfterItsScanBound(t *testing.T) {
 	// whether that was all of them.
 	visited := 0
 	count := func(*record.AccreditationView) error { visited++; return nil }
-	if all, err := v.EachAccreditation(AccreditationFilter{Framework: fwID, Status: record.ReasonRevoked}, f.now, MaxPageScan, count); err != nil || all || visited != 0 {
-		t.Fatalf("EachAccreditation up to %d records: all %v, %d visited, %v; want false, 0", MaxPageScan, all, visited, err)
+	if all, err := v.EachAccreditation(AccreditationFilter{Framework: fwID, Status: record.ReasonRevoked}, f.now, bound, count); err != nil || all || visited != 0 {
+		t.Fatalf("EachAccreditation up to %d records: all %v, %d visited, %v; want false, 0", bound, all, visited, err)
 	}
-	if all, err := v.EachAccreditation(AccreditationFilter{Framework: fwID, Action: record.ActionIssue}, f.now, 2*MaxPageScan, count); err != nil || !all || visited != MaxPageScan+41 {
-		t.Fatalf("EachAccreditation up to %d records: all %v, %d visited, %v; want true, %d", 2*MaxPageScan, all, visited, err, MaxPageScan+41)
+	if all, err := v.EachAccreditation(AccreditationFilter{Framework: fwID, Action: record.ActionIssue}, f.now, 2*bound, count); err != nil || !all || visited != bound+41 {
+		t.Fatalf("EachAccreditation up to %d records: all %v, %d visited, %v; want true, %d", 2*bound, all, visited, err, bound+41)
 	}
 
 	// The DCC export, one document, refuses to read that many.
 	if _, err := v.DCCExport(fwID, f.now); !errors.Is(err, record.ErrBadQuery) || !strings.Contains(err.Error(), "framework=") {
-		t.Fatalf("DCC export of %d accreditations: %v, want ErrBadQuery naming what to ask instead", MaxPageScan+41, err)
+		t.Fatalf("DCC export of %d accreditations: %v, want ErrBadQuery naming what to ask instead", bound+41, err)
 	}
 
 	// A page whose records match (the colleges' accreditations ended on
 	// 2026-01-01) still fills up to its limit.
-	items, next, err := v.Accreditations(AccreditationFilter{Framework: fwID, Status: record.ReasonExpired}, Page{Limit: record.MaxPageLimit}, f.now)
-	if err != nil || len(items) != record.MaxPageLimit || next == "" {
-		t.Fatalf("expired: %d items, next %q, %v; want %d and a next page", len(items), next, err, record.MaxPageLimit)
+	items, next, err := v.Accreditations(AccreditationFilter{Framework: fwID, Status: record.ReasonExpired}, Page{Limit: bound / 2}, f.now)
+	if err != nil || len(items) != bound/2 || next == "" {
+		t.Fatalf("expired: %d items, next %q, %v; want %d and a next page", len(items), next, err, bound/2)
 	}
 }
 
 // TestOperationPagesEndAtTheirByteBound: a page of operations (the change
 // feed, an entity's history) ends once its operations hold
-// MaxOperationPageBytes, with more to read, and the pages after it list
+// MaxOperationPageBytes (here made small), with more to read, and the pages after it list
 // the rest once each.
 func TestOperationPagesEndAtTheirByteBound(t *testing.T) {
 	f := &listFixture{mustChain(t)}
@@ -183,7 +186,7 @@ func TestOperationPagesEndAtTheirByteBound(t *testing.T) {
 	// Status lists of random bits, which do not compress: each list's
 	// operation holds some 150 KB signed and 115 KB of payload.
 	rng := rand.New(rand.NewPCG(1, 2))
-	const n = 30
+	const n = 8
 	for i := range n {
 		bits := make([]byte, 64<<10)
 		for j := range bits {
@@ -195,6 +198,8 @@ func TestOperationPagesEndAtTheirByteBound(t *testing.T) {
 	}
 	v := f.s.View()
 	defer v.Close()
+	const bound = 1 << 20 // MaxOperationPageBytes, made small
+	v.opPageBound = bound
 
 	var feed []uint64
 	pages := 0
@@ -209,7 +214,7 @@ func TestOperationPagesEndAtTheirByteBound(t *testing.T) {
 			size += len(op.JWS) + len(op.Payload)
 			since = op.Index
 		}
-		if size-len(items[len(items)-1].JWS)-len(items[len(items)-1].Payload) >= MaxOperationPageBytes {
+		if size-len(items[len(items)-1].JWS)-len(items[len(items)-1].Payload) >= bound {
 			t.Fatalf("page %d holds %d bytes before its last operation", pages, size)
 		}
 		if !more {

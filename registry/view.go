@@ -47,6 +47,17 @@ type View struct {
 	// mem, on a kept view and the views handed out from it, remembers
 	// what its proofs read (viewnodes.go).
 	mem *viewMemory
+	// scanBound and opPageBound, when set (by tests), replace MaxPageScan
+	// and MaxOperationPageBytes.
+	scanBound, opPageBound int
+}
+
+// maxScan is the most records one page or export of the view reads.
+func (v *View) maxScan() int {
+	if v.scanBound > 0 {
+		return v.scanBound
+	}
+	return MaxPageScan
 }
 
 // View returns a view of the latest applied state.
