@@ -1,0 +1,98 @@
+package registry
+
+import (
+	"errors"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/trustreg/trustreg/registry/record"
+)
+
+// benchListVersions publishes versions versions of list id, a revocation
+// list of entries 1-bit entries, one second apart, the first with 1/200 of
+// its entries set at random, each later one 1/20,000 more (a list in use:
+// at 2^20 entries, credentials of 18-66 KB over 1,000 versions), and
+// returns their commit times.
+func benchListVersions(b *testing.B, f *listFixture, id string, versions, entries int) []time.Time {
+	b.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	bits := make([]byte, entries/8)
+	var times []time.Time
+	prev := ""
+	for range entries / 200 {
+		record.SetStatus(bits, rng.IntN(entries), 1, 1)
+	}
+	for v := range versions {
+		for range entries / 20000 {
+			record.SetStatus(bits, rng.IntN(entries), 1, 1)
+		}
+		vc, err := record.StatusListCredential(f.college.DID, id, []string{record.PurposeRevocation}, 1, nil, 300000, bits)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := f.publishVC(f.college, f.college, id, prev, vc)
+		if !r.Accepted {
+			b.Fatalf("version %d: %s %s", v, r.Code, r.Reason)
+		}
+		times = append(times, f.now)
+		l, err := f.s.StatusList(f.college.DID, id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		prev = l.Current
+	}
+	if err := f.s.db.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	return times
+}
+
+// BenchmarkStatusListAt reads a list of 1,000 versions (2^20 entries) at a
+// time (?timestamp= on a list, its record or an entry, with proof=true
+// too), the entry of its current version, and the page of its 1,000
+// versions without credentials (/versions?limit=1000): what any client
+// may ask for. Each read takes a view of its own, as a request does.
+//
+//	go test ./registry -run '^$' -bench BenchmarkStatusListAt -benchtime 200x
+func BenchmarkStatusListAt(b *testing.B) {
+	f := &listFixture{mustChain(b)}
+	times := benchListVersions(b, f, "l", 1000, 1<<20)
+	did := f.college.DID
+	for _, c := range []struct {
+		name string
+		read func() error
+	}{
+		{"list/before_first", func() error {
+			_, err := f.s.StatusListAt(did, "l", times[0].Add(-time.Hour))
+			if err == nil {
+				return errUnexpected
+			}
+			return nil
+		}},
+		{"list/first", func() error { _, err := f.s.StatusListAt(did, "l", times[0]); return err }},
+		{"list/middle", func() error { _, err := f.s.StatusListAt(did, "l", times[500]); return err }},
+		{"list/last", func() error { _, err := f.s.StatusListAt(did, "l", times[999]); return err }},
+		{"entry/middle", func() error { _, err := f.s.CheckStatus(did, "l", 0, times[500]); return err }},
+		{"entry/current", func() error { _, err := f.s.CheckStatus(did, "l", 0, time.Time{}); return err }},
+		{"versions/limit=1000", func() error {
+			l, _, err := f.s.StatusListHistory(did, "l", Page{Limit: 1000})
+			if err == nil && len(l) != 1000 {
+				return errUnexpected
+			}
+			return err
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.read(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// errUnexpected is a benchmark read's answer that is not the one expected.
+var errUnexpected = errors.New("benchmark: unexpected answer")

@@ -1,0 +1,260 @@
+package registry
+
+import (
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trustreg/trustreg/registry/record"
+)
+
+// publishedVersion is a version a test published: its registry index and
+// commit time as stored.
+type publishedVersion struct {
+	index uint64
+	time  time.Time
+	cid   string
+}
+
+// publishBatch publishes versions of list id in one batch, version i at
+// entry time times[i] (the apply clamps a time that runs backwards) after
+// skipping gaps[i] raft indexes, the first naming previous; version n sets
+// entry n as well as every entry the versions before it set (a revocation
+// list), so an entry's status tells which version answered. It returns
+// what was stored.
+func (f *listFixture) publishBatch(id, previous string, first int, times []time.Time, gaps []uint64) []publishedVersion {
+	f.t.Helper()
+	var entries []Entry
+	for i, at := range times {
+		bits := make([]byte, record.MinStatusListEntries/8)
+		for e := 0; e <= first+i; e++ {
+			record.SetStatus(bits, e, 1, 1)
+		}
+		vc, err := record.StatusListCredential(f.college.DID, id, []string{record.PurposeRevocation}, 1, nil, 300000, bits)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		jwt, err := f.college.SignVCJWT(vc)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		f.now = at
+		op := f.sign(f.college, record.OpPublishStatusList, map[string]any{"list": id, "previous": previous, "credential": string(jwt)})
+		f.index += 1 + gaps[i]
+		entries = append(entries, Entry{Index: f.index, Time: at, Data: EncodeOperation(op)})
+		previous = record.CIDOf(jwt)
+	}
+	f.entries = append(f.entries, entries...)
+	for i, r := range f.s.ApplyBatch(entries) {
+		if !r.Accepted {
+			f.t.Fatalf("version %d of %s: %s %s", first+i, id, r.Code, r.Reason)
+		}
+	}
+	v := f.s.View()
+	defer v.Close()
+	history, _, err := v.StatusListHistory(f.college.DID, id, Page{Limit: 1000})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var out []publishedVersion
+	for _, h := range history[len(history)-len(times):] {
+		out = append(out, publishedVersion{index: h.Index, time: h.Time, cid: h.CID})
+	}
+	return out
+}
+
+// walkAt is the version of a list current at t as found by walking back
+// from the list's last version, decoding each: StatusListAt before it
+// bisected, the reference its answers are held to.
+func walkAt(t *testing.T, v *View, issuer, id string, at time.Time) *record.StatusListVersion {
+	t.Helper()
+	p := prefix(tableListVersions, issuer, id)
+	it, err := v.snap.NewIter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	it.SetBounds(p, upperBound(p))
+	for it.Last(); it.Valid(); it.Prev() {
+		var ver record.StatusListVersion
+		if err := decodeRecord(it.Value(), &ver); err != nil {
+			t.Fatal(err)
+		}
+		if !ver.Time.After(at) {
+			return &ver
+		}
+	}
+	return nil
+}
+
+// TestStatusListAtMatchesTheWalk: the version StatusListAt and CheckStatus
+// find by bisection at a time is the one a walk back through every version
+// finds, on lists published at random times (several in one batch, at one
+// commit time; entry times running backwards, which the apply clamps;
+// registry indexes far apart; another list's versions between them), at
+// every version's time, just before and after it, before the first, after
+// the last and at random times in between; and, as a status-list proof
+// requires, the version after the one found was published after the time.
+func TestStatusListAtMatchesTheWalk(t *testing.T) {
+	gapChoices := []time.Duration{0, time.Nanosecond, time.Millisecond, time.Second, 7 * time.Minute, -time.Second}
+	for _, seed := range []uint64{1, 2, 3} {
+		rng := rand.New(rand.NewPCG(seed, 42))
+		f := &listFixture{mustChain(t)}
+		start := f.now
+		var all []publishedVersion
+		prev, other, others := "", "", 0
+		for len(all) < 40 {
+			n := 1 + rng.IntN(3)
+			times := make([]time.Time, n)
+			gaps := make([]uint64, n)
+			for i := range times {
+				f.now = f.now.Add(gapChoices[rng.IntN(len(gapChoices))])
+				times[i] = f.now
+				if rng.IntN(4) == 0 {
+					gaps[i] = uint64(rng.IntN(1 << 20))
+				}
+			}
+			got := f.publishBatch("l", prev, len(all), times, gaps)
+			all = append(all, got...)
+			prev = got[len(got)-1].cid
+			if rng.IntN(3) == 0 {
+				f.now = f.now.Add(gapChoices[rng.IntN(len(gapChoices))])
+				other = f.publishBatch("m", other, others, []time.Time{f.now}, []uint64{0})[0].cid
+				others++
+			}
+		}
+		for i := 1; i < len(all); i++ {
+			if all[i].time.Before(all[i-1].time) {
+				t.Fatalf("seed %d: version %d stored before version %d's time", seed, all[i].index, all[i-1].index)
+			}
+		}
+		var ats []time.Time
+		for _, pv := range all {
+			ats = append(ats, pv.time, pv.time.Add(-time.Nanosecond), pv.time.Add(time.Nanosecond))
+		}
+		first, last := all[0].time, all[len(all)-1].time
+		ats = append(ats, date(2000, 1, 1), start, first.Add(-time.Hour), last.Add(time.Hour), date(2100, 1, 1))
+		for range 100 {
+			ats = append(ats, first.Add(-time.Minute+time.Duration(rng.Int64N(int64(last.Sub(first)+2*time.Minute)))))
+		}
+		v := f.s.View()
+		for _, at := range ats {
+			want := walkAt(t, v, f.college.DID, "l", at)
+			got, err := v.StatusListAt(f.college.DID, "l", at)
+			k := rng.IntN(len(all) + 1)
+			e, cerr := v.CheckStatus(f.college.DID, "l", k, at)
+			if want == nil {
+				if !errors.Is(err, record.ErrStatusRetrieval) || !errors.Is(cerr, record.ErrStatusRetrieval) {
+					t.Fatalf("seed %d, at %s, before the first version: %+v %v / %+v %v", seed, at, got, err, e, cerr)
+				}
+				continue
+			}
+			if err != nil || cerr != nil {
+				t.Fatalf("seed %d, at %s: %v / %v, want version %d", seed, at, err, cerr, want.Index)
+			}
+			if !reflect.DeepEqual(got.Version, *want) {
+				t.Fatalf("seed %d, at %s: version %d (%s), the walk finds %d (%s)", seed, at, got.Version.Index, got.Version.Time, want.Index, want.Time)
+			}
+			// Version n sets entries 0 to n: entry k is set in it when k <= n.
+			n := slices.IndexFunc(all, func(pv publishedVersion) bool { return pv.index == want.Index })
+			if e.Version != want.CID || (e.Status == 1) != (k <= n) {
+				t.Fatalf("seed %d, at %s: CheckStatus read %s (entry %d: %d), the walk finds version %d %s", seed, at, e.Version, k, e.Status, n, want.CID)
+			}
+			next, err := v.StatusListNext(f.college.DID, "l", want.Index)
+			if err != nil || (next == nil) != (want.Index == got.CurrentIndex) || (next != nil && !next.Time.After(at)) {
+				t.Fatalf("seed %d, at %s: the version after %d is %+v %v", seed, at, want.Index, next, err)
+			}
+		}
+		v.Close()
+	}
+}
+
+// TestVersionMetaIsTheVersionWithoutItsCredential: versionMeta has every
+// field of record.StatusListVersion but the credential, and decoding a
+// stored version with decodeVersionMeta gives what decoding it whole
+// gives, without the credential: through the byte search for records as
+// json.Marshal stores them, whatever the credential's escapes, and whole
+// for any other layout.
+func TestVersionMetaIsTheVersionWithoutItsCredential(t *testing.T) {
+	full, meta := reflect.TypeFor[record.StatusListVersion](), reflect.TypeFor[versionMeta]()
+	var fields []reflect.StructField
+	for i := range full.NumField() {
+		if fl := full.Field(i); fl.Name != "Credential" {
+			fields = append(fields, fl)
+		}
+	}
+	if meta.NumField() != len(fields) {
+		t.Fatalf("versionMeta has %d fields, record.StatusListVersion %d besides its credential", meta.NumField(), len(fields))
+	}
+	for i, fl := range fields {
+		if m := meta.Field(i); m.Name != fl.Name || m.Type != fl.Type || m.Tag != fl.Tag {
+			t.Fatalf("versionMeta field %d is %s %s %q, record.StatusListVersion's %s %s %q", i, m.Name, m.Type, m.Tag, fl.Name, fl.Type, fl.Tag)
+		}
+	}
+	from, until := date(2026, 1, 1), date(2027, 1, 1)
+	base := record.StatusListVersion{CID: "bafkreiversion", Index: 77, Time: date(2026, 4, 1).Add(123456789), Previous: "bafkreiprevious",
+		ValidFrom: &from, ValidUntil: &until, Operation: "bafkreioperation"}
+	stored := func(cred string) string {
+		v := base
+		v.Credential = cred
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	jwt := "eyJhbGciOiJFZERTQSJ9.eyJ2YyI6e319.c2ln"
+	di := `{"@context":["https://www.w3.org/ns/credentials/v2"],"name":"a \"quoted\" \\ back\\slash\\","proof":{"proofValue":"z58"}}`
+	for _, c := range []struct {
+		name, stored string
+		searched     bool
+	}{
+		{"a VC-JWT", stored(jwt), true},
+		{"a Data Integrity credential", stored(di), true},
+		{"a credential ending in a backslash", stored(`ends in \`), true},
+		{"a credential holding the member's own bytes", stored(`,"credential":"x"}`), true},
+		{"unicode and control escapes", stored("é\u2028\x01<>&"), true},
+		{"no previous or validity", strings.Replace(stored(jwt), `,"previous":"bafkreiprevious","validFrom":"2026-01-01T00:00:00Z","validUntil":"2027-01-01T00:00:00Z"`, "", 1), true},
+		{"the credential first", `{"credential":"` + jwt + `","cid":"bafkreiversion","index":77,"time":"2026-04-01T00:00:00.123456789Z","previous":"bafkreiprevious","validFrom":"2026-01-01T00:00:00Z","validUntil":"2027-01-01T00:00:00Z","operation":"bafkreioperation"}`, false},
+		{"the credential in the middle", strings.Replace(stored(jwt), `,"operation":"bafkreioperation","credential":"`+jwt+`"}`, `,"credential":"`+jwt+`","operation":"bafkreioperation"}`, 1), false},
+		{"space before the end", strings.TrimSuffix(stored(jwt), "}") + " }", false},
+		{"no credential", strings.Replace(stored(jwt), `,"credential":"`+jwt+`"`, "", 1), false},
+	} {
+		var whole record.StatusListVersion
+		if err := decodeRecord([]byte(c.stored), &whole); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		whole.Credential = ""
+		got, err := decodeVersionMeta([]byte(c.stored))
+		if err != nil || !reflect.DeepEqual(got, whole) {
+			t.Fatalf("%s: %+v %v, want %+v", c.name, got, err, whole)
+		}
+		if searched := lastCredential([]byte(c.stored)) >= 0; searched != c.searched {
+			t.Fatalf("%s: found by the byte search %v, want %v", c.name, searched, c.searched)
+		}
+	}
+}
+
+// FuzzDecodeVersionMeta: whatever a stored version holds, decodeVersionMeta
+// decodes what a whole decode does, without the credential.
+func FuzzDecodeVersionMeta(f *testing.F) {
+	f.Add(`{"cid":"c","index":1,"time":"2026-04-01T00:00:00Z","operation":"o","credential":"a.b.c"}`)
+	f.Add(`{"cid":"c","index":1,"time":"2026-04-01T00:00:00Z","operation":"o","credential":"{\"a\":\"\\\\\"}"}`)
+	f.Add(`{"cid":"c","index":1,"time":"2026-04-01T00:00:00Z","credential":"x","operation":"o"}`)
+	f.Fuzz(func(t *testing.T, stored string) {
+		var whole record.StatusListVersion
+		if decodeRecord([]byte(stored), &whole) != nil {
+			return
+		}
+		whole.Credential = ""
+		got, err := decodeVersionMeta([]byte(stored))
+		if err != nil || !reflect.DeepEqual(got, whole) {
+			t.Fatalf("%+v %v, want %+v", got, err, whole)
+		}
+	})
+}
