@@ -36,7 +36,7 @@ type caches struct {
 func newCaches(seq *atomic.Uint64) *caches {
 	return &caches{
 		records: newRecordCache(recordCacheEntries, seq),
-		lists:   newListCache(listCacheBytes),
+		lists:   newListCache(listCacheBytes, pastListCacheBytes),
 		keys:    newKeyCache(),
 		placers: newPlacerCache(placerCacheEntries),
 		issuers: &issuerMarksCache{},
@@ -80,8 +80,13 @@ func (c *caches) close() { c.records.close() }
 // took.
 const recordCacheEntries = 120_000
 
-// listCacheBytes bounds the decoded bitstrings kept.
-const listCacheBytes = 256 << 20
+// listCacheBytes bounds the decoded bitstrings of current versions kept;
+// pastListCacheBytes those of past versions (listCache), two of the
+// largest (record.MaxStatusListBytes).
+const (
+	listCacheBytes     = 256 << 20
+	pastListCacheBytes = 32 << 20
+)
 
 // recordCache keeps decoded records for the read side and the apply, so a
 // trust question does not read and decode the same accreditations every
@@ -247,43 +252,79 @@ func (c *recordCache) release(k keptIter) error {
 	return k.it.Close()
 }
 
-// listCache keeps decoded bitstrings by version CID, within a byte budget,
+// listCache keeps decoded bitstrings by version CID, within byte budgets,
 // so a large list is not decompressed again on every read.
 //
-// Fills: decodedVersion, after decoding a stored version's credential.
+// Fills: decodedVersion, after decoding a stored version's credential,
+// and the apply, with each version it publishes. A version that is its
+// list's current one in the state read goes to current, any other to
+// past, each an LRU within its own budget: anyone may ask for an entry at
+// any past time, and each past version asked for is a bitstring of up to
+// 16 MiB, so reads of past versions only ever push out other past ones,
+// never the current lists every verifier reads
+// (TestPastVersionsLeaveCurrentListsCached). A read of a past version
+// that current still holds (it was current when cached) does not make it
+// any more recent there (Peek).
+//
 // Invariant: the key is the CID of the version, which names the exact
 // credential bytes the bitstring is decoded from, and a stored version
-// never changes; so an entry is right for as long as it is kept, across
-// commits and restores. Bounded by bytes, least recently used first.
+// never changes; so an entry is right for as long as it is kept, in
+// either part, across commits and restores. Bounded by bytes, least
+// recently used first.
 type listCache struct {
-	mu     sync.Mutex
+	mu            sync.Mutex
+	current, past bitsLRU
+}
+
+// bitsLRU is one part of a listCache. Its methods are called under the
+// listCache's mu.
+type bitsLRU struct {
 	lru    *lru.Cache[string, []byte]
 	bytes  int
 	budget int
 }
 
-func newListCache(budget int) *listCache {
-	c := &listCache{budget: budget}
-	c.lru, _ = lru.NewWithEvict[string, []byte](1<<16, func(_ string, v []byte) { c.bytes -= len(v) })
+func newListCache(currentBudget, pastBudget int) *listCache {
+	c := &listCache{current: bitsLRU{budget: currentBudget}, past: bitsLRU{budget: pastBudget}}
+	c.current.lru, _ = lru.NewWithEvict[string, []byte](1<<16, func(_ string, v []byte) { c.current.bytes -= len(v) })
+	c.past.lru, _ = lru.NewWithEvict[string, []byte](1<<16, func(_ string, v []byte) { c.past.bytes -= len(v) })
 	return c
 }
 
-func (c *listCache) get(cid string) ([]byte, bool) {
+// get returns the bitstring of version cid, from the part that current
+// names first; the other part's entry is not made more recent.
+func (c *listCache) get(cid string, current bool) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.lru.Get(cid)
+	mine, other := &c.current, &c.past
+	if !current {
+		mine, other = other, mine
+	}
+	if bits, ok := mine.lru.Get(cid); ok {
+		return bits, true
+	}
+	return other.lru.Peek(cid)
 }
 
-func (c *listCache) add(cid string, bits []byte) {
+// add keeps the bitstring of version cid in the part current names.
+func (c *listCache) add(cid string, bits []byte, current bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.lru.Contains(cid) {
+	p := &c.current
+	if !current {
+		p = &c.past
+	}
+	p.add(cid, bits)
+}
+
+func (p *bitsLRU) add(cid string, bits []byte) {
+	if p.lru.Contains(cid) {
 		return
 	}
-	c.lru.Add(cid, bits)
-	c.bytes += len(bits)
-	for c.bytes > c.budget && c.lru.Len() > 1 {
-		c.lru.RemoveOldest()
+	p.lru.Add(cid, bits)
+	p.bytes += len(bits)
+	for p.bytes > p.budget && p.lru.Len() > 1 {
+		p.lru.RemoveOldest()
 	}
 }
 

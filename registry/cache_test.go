@@ -18,7 +18,8 @@ import (
 //     TestKeptIteratorsUnderConcurrentWrites;
 //   - record cache, restore: TestRestoreDropsCachedRecords;
 //   - kept iterators, commit: TestKeptIteratorsSeeCommits;
-//   - list cache, keyed by version: TestListCacheKeyedByVersion;
+//   - list cache, keyed by version: TestListCacheKeyedByVersion; past
+//     versions kept apart: TestPastVersionsLeaveCurrentListsCached;
 //   - key cache, keyed by encoding: TestKeyCacheKeyedByEncoding;
 //   - placer memory, restore: TestRestoreDropsRememberedPlacers,
 //     TestPlacerCacheRefusesAnAddAcrossAClear,

@@ -96,3 +96,41 @@ func BenchmarkStatusListAt(b *testing.B) {
 
 // errUnexpected is a benchmark read's answer that is not the one expected.
 var errUnexpected = errors.New("benchmark: unexpected answer")
+
+// BenchmarkCheckStatusAfterPastVersions reads an entry of a list's current
+// version (2^24 entries, a 2 MiB bitstring) after a client read an entry of
+// each of 39 past versions of another list (2^20 entries, 128 KiB each,
+// 4.9 MiB together), with the list cache scaled down to 4 MiB for current
+// versions and 1 MiB for past ones (listCacheBytes, pastListCacheBytes:
+// 256 and 32 MiB), as when past versions of 16 MiB bitstrings are cycled
+// through at full size. The past reads are not timed.
+//
+//	go test ./registry -run '^$' -bench BenchmarkCheckStatusAfterPastVersions -benchtime 20x
+func BenchmarkCheckStatusAfterPastVersions(b *testing.B) {
+	f := &listFixture{mustChain(b)}
+	current := make([]byte, 1<<24/8)
+	record.SetStatus(current, 1<<24-1, 1, 1)
+	if r := f.publish(f.college, "current", "", []string{record.PurposeRevocation}, 1, nil, current); !r.Accepted {
+		b.Fatal(r.Reason)
+	}
+	times := benchListVersions(b, f, "cycled", 40, 1<<20)
+	f.s.caches.lists = newListCache(4<<20, 1<<20)
+	did := f.college.DID
+	read := func() {
+		if e, err := f.s.CheckStatus(did, "current", 1<<24-1, time.Time{}); err != nil || e.Status != 1 {
+			b.Fatal(e, err)
+		}
+	}
+	read()
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		for _, at := range times[:len(times)-1] {
+			if _, err := f.s.CheckStatus(did, "cycled", 0, at); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		read()
+	}
+}

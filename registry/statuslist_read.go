@@ -16,8 +16,11 @@ import (
 
 // decodedVersion returns the bitstring of a list version, from the cache
 // or decoded from the stored credential (verified when it was published).
-func (c *listCache) decodedVersion(r pebble.Reader, issuer, list, cid string, index uint64) ([]byte, error) {
-	if bits, ok := c.get(cid); ok {
+// current says whether the version is its list's current one in the state
+// read: a past version is kept apart, so that reads of past versions never
+// push current ones out (listCache).
+func (c *listCache) decodedVersion(r pebble.Reader, issuer, list, cid string, index uint64, current bool) ([]byte, error) {
+	if bits, ok := c.get(cid, current); ok {
 		return bits, nil
 	}
 	var ver record.StatusListVersion
@@ -36,7 +39,7 @@ func (c *listCache) decodedVersion(r pebble.Reader, issuer, list, cid string, in
 	if err != nil {
 		return nil, fmt.Errorf("stored credential %s: %w", cid, err)
 	}
-	c.add(cid, p.Bits)
+	c.add(cid, p.Bits, current)
 	return p.Bits, nil
 }
 
@@ -329,7 +332,7 @@ func (v *View) CheckStatus(issuer, id string, index int, t time.Time) (*record.E
 			return nil, err
 		}
 	}
-	bits, err := v.m.caches.lists.decodedVersion(v.snap, issuer, id, at.CID, at.Index)
+	bits, err := v.m.caches.lists.decodedVersion(v.snap, issuer, id, at.CID, at.Index, at.Index == l.CurrentIndex)
 	if err != nil {
 		return nil, err
 	}

@@ -258,3 +258,57 @@ func FuzzDecodeVersionMeta(f *testing.F) {
 		}
 	})
 }
+
+// TestPastVersionsLeaveCurrentListsCached: reads of past versions of one
+// list, cycled through more bitstrings than the whole cache holds, leave
+// another list's current bitstring cached, and add none of theirs beside
+// it; and a past version still cached as current (it was current when it
+// was read) is not made more recent there by a read at a past time.
+func TestPastVersionsLeaveCurrentListsCached(t *testing.T) {
+	f := &listFixture{mustChain(t)}
+	f.now = date(2026, 4, 1)
+	const size = record.MinStatusListEntries / 8 // one version's bitstring
+	cur := f.publishBatch("current", "", 0, []time.Time{f.now}, []uint64{0})[0]
+	var past []publishedVersion
+	prev := ""
+	for i := range 12 {
+		f.now = f.now.Add(time.Minute)
+		pv := f.publishBatch("cycled", prev, i, []time.Time{f.now}, []uint64{0})[0]
+		past, prev = append(past, pv), pv.cid
+	}
+	c := newListCache(4*size, 2*size)
+	f.s.caches.lists = c
+	if e, err := f.s.CheckStatus(f.college.DID, "current", 0, time.Time{}); err != nil || e.Version != cur.cid {
+		t.Fatalf("current list: %+v %v", e, err)
+	}
+	// The cycled list's current version is the last; the 11 before it
+	// are past, 11 bitstrings against room for 4 current and 2 past.
+	for range 3 {
+		for i, pv := range past[:len(past)-1] {
+			e, err := f.s.CheckStatus(f.college.DID, "cycled", 0, pv.time)
+			if err != nil || e.Version != pv.cid {
+				t.Fatalf("past version %d: %+v %v", i, e, err)
+			}
+		}
+	}
+	if !c.current.lru.Contains(cur.cid) || c.current.lru.Len() != 1 || c.current.bytes != size {
+		t.Fatalf("after the past versions, the current part holds %d bitstrings (%d bytes), the current list's: %v; want it alone", c.current.lru.Len(), c.current.bytes, c.current.lru.Contains(cur.cid))
+	}
+	if c.past.lru.Len() != 2 || c.past.bytes != 2*size || !c.past.lru.Contains(past[len(past)-2].cid) {
+		t.Fatalf("the past part holds %d bitstrings (%d bytes), want the last 2 read", c.past.lru.Len(), c.past.bytes)
+	}
+	// The apply caches what it publishes as current: version 12 of the
+	// cycled list, current, then version 13 makes it past.
+	f.now = f.now.Add(time.Minute)
+	v13 := f.publishBatch("cycled", prev, 12, []time.Time{f.now}, []uint64{0})[0]
+	oldest := past[len(past)-1] // cached as current after cur, before v13
+	if k := c.current.lru.Keys(); len(k) != 3 || k[0] != cur.cid || k[1] != oldest.cid || k[2] != v13.cid {
+		t.Fatalf("current part %v, want %s %s %s from oldest", k, cur.cid, oldest.cid, v13.cid)
+	}
+	if e, err := f.s.CheckStatus(f.college.DID, "cycled", 0, oldest.time); err != nil || e.Version != oldest.cid {
+		t.Fatalf("version 12 at its time: %+v %v", e, err)
+	}
+	if k := c.current.lru.Keys(); k[1] != oldest.cid || c.past.lru.Contains(oldest.cid) {
+		t.Fatalf("a read of past version 12 reordered the current part (%v) or cached it again as past", k)
+	}
+}
