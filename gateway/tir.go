@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -245,12 +246,6 @@ func tirList[T any](s *Server, w http.ResponseWriter, r *http.Request, view *reg
 	}, cacheShort)
 }
 
-// pageOfSlice returns the items of page (counted from 1) of size.
-func pageOfSlice[T any](all []T, page, size int) []T {
-	from := min((page-1)*size, len(all))
-	return all[from:min(from+size, len(all))]
-}
-
 func (s *Server) tirIssuers(w http.ResponseWriter, r *http.Request) {
 	base, page, size, ok := s.tirPagedRequest(w, r)
 	if !ok {
@@ -270,19 +265,19 @@ func (s *Server) tirIssuers(w http.ResponseWriter, r *http.Request) {
 	tirList(s, w, r, view, base+"/issuers", page, size, total, items)
 }
 
-// tirIssuerAttrs reads the issuer named in the path.
-func (s *Server) tirIssuerAttrs(w http.ResponseWriter, r *http.Request, view *registry.View) (string, []registry.TIRAttribute, bool) {
+// tirIssuerNamed opens the issuer named in the path. It reads only the
+// issuer's root roles: each answer reads the attributes and revisions it
+// shows (registry.TIRIssuerView).
+func (s *Server) tirIssuerNamed(w http.ResponseWriter, r *http.Request, view *registry.View) (*registry.TIRIssuerView, bool) {
 	dec, raw := pathID(r, "did", 4)
-	var did string
-	attrs, err := lookup(dec, raw, func(d string) ([]registry.TIRAttribute, error) {
-		did = d
-		return view.TIRIssuer(d, s.cfg.Now())
+	x, err := lookup(dec, raw, func(d string) (*registry.TIRIssuerView, error) {
+		return view.TIRIssuerView(d, s.cfg.Now())
 	})
 	if err != nil {
 		writeError(w, r, err)
-		return "", nil, false
+		return nil, false
 	}
-	return did, attrs, true
+	return x, true
 }
 
 func (s *Server) tirIssuer(w http.ResponseWriter, r *http.Request) {
@@ -297,17 +292,25 @@ func (s *Server) tirIssuer(w http.ResponseWriter, r *http.Request) {
 	}
 	view := s.cfg.Registry.View()
 	defer view.Close()
-	did, attrs, ok := s.tirIssuerAttrs(w, r, view)
+	x, ok := s.tirIssuerNamed(w, r, view)
 	if !ok {
 		return
 	}
+	did := x.DID()
 	if !inline {
-		s.writeJSONAt(w, r, view.Index(), http.StatusOK, tirLinkedIssuer{DID: did, Attributes: issuerURL(base, did) + "/attributes", HasAttributes: len(attrs) > 0}, cacheShort)
+		// An issuer is found only when it holds an attribute.
+		s.writeJSONAt(w, r, view.Index(), http.StatusOK, tirLinkedIssuer{DID: did, Attributes: issuerURL(base, did) + "/attributes", HasAttributes: true}, cacheShort)
+		return
+	}
+	// v4's shape holds every attribute inline.
+	attrs, _, err := x.Attributes(0, math.MaxInt)
+	if err != nil {
+		writeError(w, r, err)
 		return
 	}
 	out := tirInlineIssuer{DID: did, Attributes: make([]tirAttribute, len(attrs))}
 	for i := range attrs {
-		out.Attributes[i] = tirAttributeOf(r, &attrs[i], attrs[i].Latest())
+		out.Attributes[i] = tirAttributeOf(r, &attrs[i], nil)
 	}
 	s.writeJSONAt(w, r, view.Index(), http.StatusOK, out, cacheShort)
 }
@@ -321,32 +324,39 @@ func (s *Server) tirAttributes(w http.ResponseWriter, r *http.Request) {
 	}
 	view := s.cfg.Registry.View()
 	defer view.Close()
-	did, attrs, ok := s.tirIssuerAttrs(w, r, view)
+	x, ok := s.tirIssuerNamed(w, r, view)
 	if !ok {
 		return
 	}
-	list := issuerURL(base, did) + "/attributes"
+	attrs, total, err := x.Attributes((page-1)*size, size)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	list := issuerURL(base, x.DID()) + "/attributes"
 	items := []tirRef{}
-	for _, a := range pageOfSlice(attrs, page, size) {
+	for _, a := range attrs {
 		items = append(items, tirRef{ID: a.ID, Href: list + "/" + a.ID})
 	}
-	tirList(s, w, r, view, list, page, size, len(attrs), items)
+	tirList(s, w, r, view, list, page, size, total, items)
 }
 
-// tirAttributeNamed reads the attribute named in the path.
-func (s *Server) tirAttributeNamed(w http.ResponseWriter, r *http.Request, view *registry.View) (string, *registry.TIRAttribute, bool) {
-	did, attrs, ok := s.tirIssuerAttrs(w, r, view)
+// tirAttributeNamed reads the attribute named in the path, of the issuer
+// named in it.
+func (s *Server) tirAttributeNamed(w http.ResponseWriter, r *http.Request, view *registry.View) (*registry.TIRIssuerView, *registry.TIRAttribute, bool) {
+	x, ok := s.tirIssuerNamed(w, r, view)
 	if !ok {
-		return "", nil, false
+		return nil, nil, false
 	}
-	id := strings.ToLower(r.PathValue("attribute"))
-	for i := range attrs {
-		if attrs[i].ID == id {
-			return did, &attrs[i], true
-		}
+	a, err := x.Attribute(strings.ToLower(r.PathValue("attribute")))
+	if err == nil && a == nil {
+		err = record.Errorf(record.ErrNotFound, "%s has no attribute %q", x.DID(), r.PathValue("attribute"))
 	}
-	writeError(w, r, record.Errorf(record.ErrNotFound, "%s has no attribute %q", did, r.PathValue("attribute")))
-	return "", nil, false
+	if err != nil {
+		writeError(w, r, err)
+		return nil, nil, false
+	}
+	return x, a, true
 }
 
 func (s *Server) tirAttribute(w http.ResponseWriter, r *http.Request) {
@@ -355,11 +365,11 @@ func (s *Server) tirAttribute(w http.ResponseWriter, r *http.Request) {
 	}
 	view := s.cfg.Registry.View()
 	defer view.Close()
-	did, a, ok := s.tirAttributeNamed(w, r, view)
+	x, a, ok := s.tirAttributeNamed(w, r, view)
 	if !ok {
 		return
 	}
-	s.writeJSONAt(w, r, view.Index(), http.StatusOK, tirAttributeAnswer{DID: did, Attribute: tirAttributeOf(r, a, a.Latest())}, cacheShort)
+	s.writeJSONAt(w, r, view.Index(), http.StatusOK, tirAttributeAnswer{DID: x.DID(), Attribute: tirAttributeOf(r, a, nil)}, cacheShort)
 }
 
 // tirRevisions lists an attribute's revisions: in v4 (and v5 with
@@ -377,25 +387,29 @@ func (s *Server) tirRevisions(w http.ResponseWriter, r *http.Request) {
 	}
 	view := s.cfg.Registry.View()
 	defer view.Close()
-	did, a, ok := s.tirAttributeNamed(w, r, view)
+	x, a, ok := s.tirAttributeNamed(w, r, view)
 	if !ok {
 		return
 	}
-	list := issuerURL(base, did) + "/attributes/" + a.ID + "/revisions"
-	revs := pageOfSlice(a.Revisions, page, size)
+	revs, err := x.Revisions(a, (page-1)*size, size)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	list := issuerURL(base, x.DID()) + "/attributes/" + a.ID + "/revisions"
 	if full {
 		items := make([]tirAttribute, len(revs))
 		for i := range revs {
 			items[i] = tirAttributeOf(r, a, &revs[i])
 		}
-		tirList(s, w, r, view, list, page, size, len(a.Revisions), items)
+		tirList(s, w, r, view, list, page, size, a.Revisions, items)
 		return
 	}
 	items := make([]tirRevisionRef, len(revs))
 	for i, rev := range revs {
 		items[i] = tirRevisionRef{ID: rev.ID, Href: list + "/" + rev.ID}
 	}
-	tirList(s, w, r, view, list, page, size, len(a.Revisions), items)
+	tirList(s, w, r, view, list, page, size, a.Revisions, items)
 }
 
 func (s *Server) tirRevision(w http.ResponseWriter, r *http.Request) {
@@ -404,32 +418,36 @@ func (s *Server) tirRevision(w http.ResponseWriter, r *http.Request) {
 	}
 	view := s.cfg.Registry.View()
 	defer view.Close()
-	did, a, ok := s.tirAttributeNamed(w, r, view)
+	x, a, ok := s.tirAttributeNamed(w, r, view)
 	if !ok {
 		return
 	}
-	rev, found := a.Revision(strings.ToLower(r.PathValue("revision")))
-	if !found {
-		writeError(w, r, record.Errorf(record.ErrNotFound, "attribute %s of %s has no revision %q", a.ID, did, r.PathValue("revision")))
+	rev, err := x.Revision(a, strings.ToLower(r.PathValue("revision")))
+	if err == nil && rev == nil {
+		err = record.Errorf(record.ErrNotFound, "attribute %s of %s has no revision %q", a.ID, x.DID(), r.PathValue("revision"))
+	}
+	if err != nil {
+		writeError(w, r, err)
 		return
 	}
-	s.writeJSONAt(w, r, view.Index(), http.StatusOK, tirAttributeAnswer{DID: did, Attribute: tirAttributeOf(r, a, rev)}, cacheShort)
+	s.writeJSONAt(w, r, view.Index(), http.StatusOK, tirAttributeAnswer{DID: x.DID(), Attribute: tirAttributeOf(r, a, rev)}, cacheShort)
 }
 
-// tirAttributeOf shows attribute a as of revision rev: the latest revision
-// carries the type and status now, an earlier one those it recorded. The
-// body is the same in every revision (the JWT that made the role; status
-// changes do not change it), and its hash is the hex SHA-256 of the body
-// string, as EBSI computes an attribute's hash.
+// tirAttributeOf shows attribute a as of revision rev, nil for the
+// latest: the latest revision carries the type and status now, an
+// earlier one those it recorded. The body is the same in every revision
+// (the JWT that made the role; status changes do not change it), and its
+// hash is the hex SHA-256 of the body string, as EBSI computes an
+// attribute's hash.
 func tirAttributeOf(r *http.Request, a *registry.TIRAttribute, rev *registry.TIRRevision) tirAttribute {
-	typ, status := rev.IssuerType, rev.Status
-	if rev == &a.Revisions[len(a.Revisions)-1] {
-		typ, status = a.IssuerType, a.Status
+	typ, status, op, index := a.IssuerType, a.Status, a.Operation, a.Index
+	if rev != nil && !a.IsLatest(rev) {
+		typ, status, op, index = rev.IssuerType, rev.Status, rev.Operation, rev.Index
 	}
 	sum := sha256.Sum256(a.Body)
 	out := tirAttribute{Hash: hex.EncodeToString(sum[:]), Body: string(a.Body), IssuerType: typ, TAO: a.TAO, RootTAO: a.RootTAO}
 	if show, _ := tirShowExtension(r); show {
-		out.Trustreg = &tirExtra{Framework: a.Framework, Accreditation: a.Accreditation, Status: status, Operation: rev.Operation, Index: rev.Index}
+		out.Trustreg = &tirExtra{Framework: a.Framework, Accreditation: a.Accreditation, Status: status, Operation: op, Index: index}
 	}
 	return out
 }

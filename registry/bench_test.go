@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -510,4 +511,124 @@ func BenchmarkGrantBesideManyEvents(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkTIRIssuerReads answers the TIR binding's per-issuer reads about
+// a subject holding k accreditations (each for a resource of its own, from
+// one agency): the whole build each answer made before it read pages
+// (before_whole_build, the registry's part of every answer:
+// tirIssuerBefore), then what each answer reads now: the issuer (v5's
+// answer), a page of one and the last page of 50 attributes, an attribute
+// by its id, a page of its revisions, a revision by its id, and every
+// attribute (v4's answer, which shows them inline).
+func BenchmarkTIRIssuerReads(b *testing.B) {
+	for _, k := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("k=%d", k), func(b *testing.B) {
+			f := mustChain(b)
+			big := loadBigSubject(b, f, k)
+			if err := f.s.db.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			now := f.now
+			v := f.s.View()
+			x, err := v.TIRIssuerView(big, now)
+			if err != nil {
+				b.Fatal(err)
+			}
+			last, total, err := x.Attributes(k-1, 1)
+			v.Close()
+			if err != nil || total != k || len(last) != 1 {
+				b.Fatalf("%d attributes of %d: %v", len(last), total, err)
+			}
+			id := last[0].ID
+			read := func(name string, read func(v *View, x *TIRIssuerView) (int, error)) {
+				b.Run(name, func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						v := f.s.View()
+						x, err := v.TIRIssuerView(big, now)
+						if err != nil {
+							b.Fatal(err)
+						}
+						n, err := read(v, x)
+						v.Close()
+						if err != nil || n == 0 {
+							b.Fatalf("%d: %v", n, err)
+						}
+					}
+				})
+			}
+			read("before_whole_build", func(v *View, _ *TIRIssuerView) (int, error) {
+				attrs, err := v.tirIssuerBefore(big, now)
+				return len(attrs), err
+			})
+			read("issuer", func(*View, *TIRIssuerView) (int, error) { return 1, nil })
+			read("attributes_page_size_1", func(_ *View, x *TIRIssuerView) (int, error) {
+				attrs, _, err := x.Attributes(0, 1)
+				return len(attrs), err
+			})
+			read("attributes_last_page_size_50", func(_ *View, x *TIRIssuerView) (int, error) {
+				attrs, _, err := x.Attributes(k-50, 50)
+				return len(attrs), err
+			})
+			read("attribute", func(_ *View, x *TIRIssuerView) (int, error) {
+				a, err := x.Attribute(id)
+				return len(a.Body), err
+			})
+			read("revisions", func(_ *View, x *TIRIssuerView) (int, error) {
+				a, err := x.Attribute(id)
+				if err != nil {
+					return 0, err
+				}
+				revs, err := x.Revisions(a, 0, 50)
+				return len(revs), err
+			})
+			read("revision", func(_ *View, x *TIRIssuerView) (int, error) {
+				a, err := x.Attribute(id)
+				if err != nil {
+					return 0, err
+				}
+				rev, err := x.Revision(a, id)
+				return len(rev.JWS), err
+			})
+			read("every_attribute", func(_ *View, x *TIRIssuerView) (int, error) {
+				attrs, _, err := x.Attributes(0, math.MaxInt)
+				return len(attrs), err
+			})
+		})
+	}
+}
+
+// loadBigSubject accredits an agency under the fixture's root to accredit
+// for every resource, and the agency grants did:web:big.example k
+// accreditations to issue, each for a resource of its own, applied in
+// batches of 64; it returns the subject.
+func loadBigSubject(b testing.TB, f *chainFixture, k int) string {
+	agency := mustKey(b, record.KeyEd25519)
+	acc := f.mustAccept(f.sign(f.root, record.OpAccredit, map[string]any{
+		"framework": fwID, "accreditor": f.root.DID, "subject": agency.DID, "action": record.ActionAccredit,
+		"resources": []string{"*"}, "validFrom": "2024-01-01T00:00:00Z", "validUntil": "2030-01-01T00:00:00Z",
+	})).ID
+	const batch = 64
+	big := "did:web:big.example"
+	var entries []Entry
+	for i := range k {
+		op := f.sign(agency, record.OpAccredit, map[string]any{
+			"framework": fwID, "accreditor": agency.DID, "subject": big, "action": record.ActionIssue,
+			"resources": []string{fmt.Sprintf("https://example.org/credentials/Program-%06d", i)}, "parent": acc,
+			"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
+		})
+		f.index++
+		entries = append(entries, Entry{Index: f.index, Time: f.now.Add(time.Duration(i) * time.Microsecond), Data: EncodeOperation(op)})
+		if len(entries) == batch || i == k-1 {
+			for _, r := range f.s.ApplyBatch(entries) {
+				if !r.Accepted {
+					b.Fatal(r.Reason)
+				}
+			}
+			entries = entries[:0]
+		}
+	}
+	f.now = f.now.Add(time.Second)
+	return big
 }

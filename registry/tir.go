@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -26,8 +27,8 @@ const (
 // TIRAttribute is one of an issuer's roles as EBSI's Trusted Issuers
 // Registry shows it: a root accreditor's place in a framework, or an
 // accreditation the issuer received. Its revisions are the signed
-// operations that created and changed it, oldest first; the latest is the
-// attribute's body.
+// operations that created and changed it, oldest first (one a status
+// event of the role); TIRIssuerView.Revisions reads them.
 type TIRAttribute struct {
 	// ID is the hex SHA-256 of the operation that created the role: for
 	// an accreditation, the digest its CID carries.
@@ -50,8 +51,16 @@ type TIRAttribute struct {
 	// and is its JSON serialization as stored. A root added with a
 	// credential (addRootAccreditor's VerifiableAuthorisationForTrustChain)
 	// shows that credential.
-	Body      []byte
-	Revisions []TIRRevision
+	Body []byte
+	// Revisions is how many revisions the attribute has.
+	Revisions int
+	// Operation and Index are the latest revision's: the CID of the
+	// operation that recorded the role's last status event, and its index.
+	Operation string
+	Index     uint64
+
+	base   string               // the type while in force: RootTAO, TAO or TI
+	events []record.StatusEvent // the role's status events, oldest first: one a revision
 }
 
 // TIRRevision is one signed operation in an attribute's life.
@@ -62,20 +71,14 @@ type TIRRevision struct {
 	Index      uint64
 	Operation  string // the operation's CID
 	JWS        []byte // the signed operation, byte for byte
+	// Number is the revision's place among the attribute's, from 0 (the
+	// operation that created the role).
+	Number int
 }
 
-// Latest is the attribute's newest revision.
-func (a *TIRAttribute) Latest() *TIRRevision { return &a.Revisions[len(a.Revisions)-1] }
-
-// Revision finds a revision by id.
-func (a *TIRAttribute) Revision(id string) (*TIRRevision, bool) {
-	for i := range a.Revisions {
-		if a.Revisions[i].ID == id {
-			return &a.Revisions[i], true
-		}
-	}
-	return nil, false
-}
+// IsLatest reports whether rev is a's newest revision, which shows the
+// attribute's type and status now rather than those it recorded.
+func (a *TIRAttribute) IsLatest(rev *TIRRevision) bool { return rev.Number == a.Revisions-1 }
 
 // TIRIssuers lists the issuers the TIR binding knows, in DID order: every
 // root accreditor and every subject of an accreditation, whatever its
@@ -257,63 +260,306 @@ func (v *View) secondParts(p []byte) (_ []string, err error) {
 	return out, it.Error()
 }
 
-// TIRIssuer returns an issuer's attributes as the TIR binding shows them
-// at now: its root roles by framework, then the accreditations it
-// received by framework and id. A DID with neither is not found.
-func (v *View) TIRIssuer(did string, now time.Time) ([]TIRAttribute, error) {
-	e := v.plain()
-	out := []TIRAttribute{}
-	var roots []record.RootAccreditor
-	if err := collectInto(v, []byte{tableRoots}, &roots); err != nil {
-		return nil, err
-	}
-	for _, root := range roots {
-		if root.Accreditor != did || len(root.Events) == 0 {
-			continue
-		}
-		status := record.StatusRevoked
-		if ev, ok := decide.LastRecordedAt(root.Events, now, v.index); ok && ev.Status == record.StatusActive {
-			status = record.StatusActive
-		}
-		attr := TIRAttribute{TAO: did, RootTAO: did, Framework: root.Framework, Status: status, IssuerType: tirType(TIRRootTAO, status)}
-		if err := v.tirRevisions(&attr, TIRRootTAO, root.Events); err != nil {
-			return nil, err
-		}
-		out = append(out, attr)
-	}
-	p := prefix(tableReceived, did)
-	ids, err := v.secondParts(p)
+// TIRIssuerView is one issuer as the TIR binding reads it, a page at a
+// time, at now. Its attributes are its root roles by framework, then the
+// accreditations it received by framework and id (the received index's
+// order). What each read costs:
+//
+//   - opening it reads the issuer's root roles: roots are keyed framework
+//     0x00 DID, so no key order finds one DID's roles without visiting
+//     every framework; it seeks to the DID's key in each framework that has
+//     roots, two seeks a framework (frameworks are made by governance
+//     alone), whatever the number of roots. An issuer with no root role
+//     then seeks to its first received key;
+//   - a page of attributes counts the issuer's received index keys (for
+//     the total; keys only, no record read) and reads the accreditation,
+//     its chain up to the root and the first operation of each attribute
+//     on the page only;
+//   - an attribute named by its id is found without a scan: the id is the
+//     digest its first operation's CID carries (record.CIDOf, the SHA-256
+//     of the operation's bytes, which its record holds), so the
+//     accreditation is read by that CID, as the apply finds a termsOfUse
+//     attribute; a revision likewise among the attribute's status events;
+//   - an operation record is read only for what is returned: an
+//     attribute's first (its id and body), and the revisions asked for.
+//
+// A View's TIRIssuerView is for one goroutine at a time, as the View.
+type TIRIssuerView struct {
+	v     *View
+	e     *decide.Evaluator
+	did   string
+	now   time.Time
+	roots []record.RootAccreditor // the issuer's root roles with events, by framework
+}
+
+// TIRIssuerView opens did as an issuer of the TIR binding at now. A DID
+// that is no framework's root accreditor and holds no accreditation is not
+// found.
+func (v *View) TIRIssuerView(did string, now time.Time) (*TIRIssuerView, error) {
+	roots, err := v.rootRolesOf(did)
 	if err != nil {
 		return nil, err
 	}
-	for _, id := range ids {
-		a, err := e.Accreditation(id)
+	x := &TIRIssuerView{v: v, e: v.plain(), did: did, now: now, roots: roots}
+	if len(roots) == 0 {
+		_, n, err := x.received(0, 0, 1)
 		if err != nil {
 			return nil, err
 		}
-		if a == nil {
-			continue
+		if n == 0 {
+			return nil, record.Errorf(record.ErrNotFound, "%s is no framework's root accreditor and holds no accreditation", did)
 		}
-		root, err := e.RootOf(a)
-		if err != nil {
-			return nil, err
-		}
-		base := TIRTI
-		if a.Action == record.ActionAccredit {
-			base = TIRTAO
-		}
-		status := e.LinkStatus(a, now)
-		attr := TIRAttribute{TAO: a.Accreditor, RootTAO: root, Framework: a.Framework, Accreditation: a.ID,
-			Status: status, IssuerType: tirType(base, status)}
-		if err := v.tirRevisions(&attr, base, a.Events); err != nil {
-			return nil, err
-		}
-		out = append(out, attr)
 	}
-	if len(out) == 0 {
-		return nil, record.Errorf(record.ErrNotFound, "%s is no framework's root accreditor and holds no accreditation", did)
+	return x, nil
+}
+
+// TIRIssuer returns every attribute of an issuer at now, as v4's issuer
+// answer shows them inline: TIRIssuerView's Attributes, all of them.
+func (v *View) TIRIssuer(did string, now time.Time) ([]TIRAttribute, error) {
+	x, err := v.TIRIssuerView(did, now)
+	if err != nil {
+		return nil, err
+	}
+	attrs, _, err := x.Attributes(0, math.MaxInt)
+	return attrs, err
+}
+
+// DID is the issuer's DID.
+func (x *TIRIssuerView) DID() string { return x.did }
+
+// Attributes returns up to limit of the issuer's attributes after the
+// first offset, and how many it has in all.
+func (x *TIRIssuerView) Attributes(offset, limit int) (_ []TIRAttribute, total int, err error) {
+	offset, limit = max(offset, 0), max(limit, 0)
+	out := []TIRAttribute{}
+	for i := offset; i < len(x.roots) && len(out) < limit; i++ {
+		a, err := x.rootAttribute(&x.roots[i])
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, a)
+	}
+	ids, n, err := x.received(max(offset-len(x.roots), 0), limit-len(out), math.MaxInt)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, id := range ids {
+		acc, err := x.e.Accreditation(id)
+		if err != nil {
+			return nil, 0, err
+		}
+		if acc == nil {
+			return nil, 0, fmt.Errorf("registry: accreditation %s of %s's received index is missing", id, x.did)
+		}
+		a, err := x.accreditationAttribute(acc)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, a)
+	}
+	return out, len(x.roots) + n, nil
+}
+
+// Attribute returns the issuer's attribute whose id is id (64 lowercase
+// hex digits), or nil when it has none.
+func (x *TIRIssuerView) Attribute(id string) (*TIRAttribute, error) {
+	cid, ok := cidOfTIRID(id)
+	if !ok {
+		return nil, nil
+	}
+	a, found, err := x.attributeOf(cid)
+	if err != nil || !found {
+		return nil, err
+	}
+	if a.ID != id {
+		return nil, fmt.Errorf("registry: the operation %s that made %s's attribute %s has another SHA-256, %s", cid, x.did, id, a.ID)
+	}
+	return &a, nil
+}
+
+// attributeOf returns the issuer's attribute whose first operation is
+// cid: a root role, else an accreditation it received (its received index
+// names it).
+func (x *TIRIssuerView) attributeOf(cid string) (TIRAttribute, bool, error) {
+	if i := slices.IndexFunc(x.roots, func(r record.RootAccreditor) bool { return r.Events[0].Operation == cid }); i >= 0 {
+		a, err := x.rootAttribute(&x.roots[i])
+		return a, err == nil, err
+	}
+	acc, err := x.e.Accreditation(cid)
+	if err != nil || acc == nil {
+		return TIRAttribute{}, false, err
+	}
+	held, err := x.v.has(key(tableReceived, x.did, acc.Framework, acc.ID))
+	if err != nil || !held {
+		return TIRAttribute{}, false, err
+	}
+	a, err := x.accreditationAttribute(acc)
+	return a, err == nil, err
+}
+
+// Revisions returns up to limit of a's revisions after the first offset,
+// oldest first; a.Revisions counts them all.
+func (x *TIRIssuerView) Revisions(a *TIRAttribute, offset, limit int) ([]TIRRevision, error) {
+	out := []TIRRevision{}
+	for i := max(offset, 0); i < len(a.events) && len(out) < limit; i++ {
+		rev, err := x.revision(a, i)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rev)
 	}
 	return out, nil
+}
+
+// Revision returns a's revision whose id is id (64 lowercase hex digits),
+// or nil when it has none.
+func (x *TIRIssuerView) Revision(a *TIRAttribute, id string) (*TIRRevision, error) {
+	cid, ok := cidOfTIRID(id)
+	if !ok {
+		return nil, nil
+	}
+	i := slices.IndexFunc(a.events, func(ev record.StatusEvent) bool { return ev.Operation == cid })
+	if i < 0 {
+		return nil, nil
+	}
+	rev, err := x.revision(a, i)
+	if err != nil {
+		return nil, err
+	}
+	if rev.ID != id {
+		return nil, fmt.Errorf("registry: the operation %s of a status event has another SHA-256, %s", cid, rev.ID)
+	}
+	return &rev, nil
+}
+
+// cidOfTIRID returns the CID whose digest an attribute or revision id is:
+// the id must be 64 lowercase hex digits, as ids are shown.
+func cidOfTIRID(id string) (string, bool) {
+	var d [sha256.Size]byte
+	if len(id) != hex.EncodedLen(len(d)) {
+		return "", false
+	}
+	if _, err := hex.Decode(d[:], []byte(id)); err != nil || hex.EncodeToString(d[:]) != id {
+		return "", false
+	}
+	return record.CIDOfDigest(d), true
+}
+
+// received returns the ids of up to limit accreditations of the issuer's
+// received index after the first offset, by framework and id, and how many
+// it holds, counting no further than most.
+func (x *TIRIssuerView) received(offset, limit, most int) (ids []string, n int, err error) {
+	p := prefix(tableReceived, x.did)
+	it, err := x.v.snap.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer closeJoin(it, &err)
+	for ok := it.First(); ok && n < most; ok = it.Next() {
+		if n >= offset && len(ids) < limit {
+			_, id, _ := bytes.Cut(it.Key()[len(p):], []byte{0})
+			ids = append(ids, string(id))
+		}
+		n++
+	}
+	return ids, n, it.Error()
+}
+
+// rootRolesOf returns did's root roles that have status events, by
+// framework (TIRIssuerView says what it reads).
+func (v *View) rootRolesOf(did string) (_ []record.RootAccreditor, err error) {
+	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: []byte{tableRoots}, UpperBound: []byte{tableRoots + 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer closeJoin(it, &err)
+	var out []record.RootAccreditor
+	// Each turn ends past the framework it began in, so it visits each
+	// framework with roots once.
+	for ok := it.First(); ok; {
+		// A string, not the iterator's key, which the seeks overwrite.
+		fw, _, _ := bytes.Cut(it.Key()[1:], []byte{0})
+		framework := string(fw)
+		k := key(tableRoots, framework, did)
+		if it.SeekGE(k) && bytes.Equal(it.Key(), k) {
+			var r record.RootAccreditor
+			if err := decodeRecord(it.Value(), &r); err != nil {
+				return nil, err
+			}
+			if r.Accreditor == did && len(r.Events) > 0 {
+				out = append(out, r)
+			}
+		}
+		ok = it.SeekGE(upperBound(prefix(tableRoots, framework)))
+	}
+	return out, it.Error()
+}
+
+// has reports whether the view holds key k.
+func (v *View) has(k []byte) (bool, error) {
+	_, closer, err := v.snap.Get(k)
+	if err == pebble.ErrNotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %x: %w", k[:1], err)
+	}
+	_ = closer.Close() // releases the read value; nothing to report
+	return true, nil
+}
+
+// rootAttribute is the attribute of the issuer's root role r.
+func (x *TIRIssuerView) rootAttribute(r *record.RootAccreditor) (TIRAttribute, error) {
+	status := record.StatusRevoked
+	if ev, ok := decide.LastRecordedAt(r.Events, x.now, x.v.index); ok && ev.Status == record.StatusActive {
+		status = record.StatusActive
+	}
+	a := TIRAttribute{TAO: x.did, RootTAO: x.did, Framework: r.Framework, Status: status,
+		IssuerType: tirType(TIRRootTAO, status), base: TIRRootTAO, events: r.Events}
+	return a, x.fill(&a)
+}
+
+// accreditationAttribute is the attribute of accreditation acc, which the
+// issuer received.
+func (x *TIRIssuerView) accreditationAttribute(acc *record.Accreditation) (TIRAttribute, error) {
+	root, err := x.e.RootOf(acc)
+	if err != nil {
+		return TIRAttribute{}, err
+	}
+	base := TIRTI
+	if acc.Action == record.ActionAccredit {
+		base = TIRTAO
+	}
+	status := x.e.LinkStatus(acc, x.now)
+	a := TIRAttribute{TAO: acc.Accreditor, RootTAO: root, Framework: acc.Framework, Accreditation: acc.ID,
+		Status: status, IssuerType: tirType(base, status), base: base, events: acc.Events}
+	return a, x.fill(&a)
+}
+
+// fill sets a's id and body from its first revision, and its latest
+// revision's operation and index from its events.
+func (x *TIRIssuerView) fill(a *TIRAttribute) error {
+	if len(a.events) == 0 {
+		return fmt.Errorf("registry: %s's attribute in %s has no status event", x.did, a.Framework)
+	}
+	first, err := x.revision(a, 0)
+	if err != nil {
+		return err
+	}
+	a.ID = first.ID
+	a.Body = record.CompactJWS(first.JWS)
+	if a.base == TIRRootTAO {
+		// A root added with its VerifiableAuthorisationForTrustChain
+		// shows that credential.
+		if op, err := record.ParseStoredOperation(first.JWS); err == nil {
+			if rc, ok := op.Body.(*record.RootChange); ok && rc.Credential != "" {
+				a.Body = []byte(rc.Credential)
+			}
+		}
+	}
+	last := a.events[len(a.events)-1]
+	a.Revisions, a.Operation, a.Index = len(a.events), last.Operation, last.Index
+	return nil
 }
 
 // tirType is the issuer type a role of type base shows in status.
@@ -324,34 +570,21 @@ func tirType(base, status string) string {
 	return TIRRevoked
 }
 
-// tirRevisions fills attr's revisions from the role's status events, each
-// with the operation that recorded it, and its id from the first.
-func (v *View) tirRevisions(attr *TIRAttribute, base string, events []record.StatusEvent) error {
-	for _, ev := range events {
-		var rec opRecord
-		ok, err := getJSON(v.snap, key(tableOps, ev.Operation), &rec)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("registry: operation %s of a status event is missing", ev.Operation)
-		}
-		sum := sha256.Sum256(rec.JWS)
-		attr.Revisions = append(attr.Revisions, TIRRevision{
-			ID: hex.EncodeToString(sum[:]), IssuerType: tirType(base, ev.Status), Status: ev.Status,
-			Index: ev.Index, Operation: ev.Operation, JWS: rec.JWS,
-		})
+// revision is a's revision i, read from the operation that recorded its
+// status event.
+func (x *TIRIssuerView) revision(a *TIRAttribute, i int) (TIRRevision, error) {
+	ev := a.events[i]
+	var rec opRecord
+	ok, err := getJSON(x.v.snap, key(tableOps, ev.Operation), &rec)
+	if err != nil {
+		return TIRRevision{}, err
 	}
-	attr.ID = attr.Revisions[0].ID
-	attr.Body = record.CompactJWS(attr.Revisions[0].JWS)
-	if base == TIRRootTAO {
-		// A root added with its VerifiableAuthorisationForTrustChain
-		// shows that credential.
-		if op, err := record.ParseStoredOperation(attr.Revisions[0].JWS); err == nil {
-			if rc, ok := op.Body.(*record.RootChange); ok && rc.Credential != "" {
-				attr.Body = []byte(rc.Credential)
-			}
-		}
+	if !ok {
+		return TIRRevision{}, fmt.Errorf("registry: operation %s of a status event is missing", ev.Operation)
 	}
-	return nil
+	sum := sha256.Sum256(rec.JWS)
+	return TIRRevision{
+		ID: hex.EncodeToString(sum[:]), IssuerType: tirType(a.base, ev.Status), Status: ev.Status,
+		Index: ev.Index, Operation: ev.Operation, JWS: rec.JWS, Number: i,
+	}, nil
 }
