@@ -183,42 +183,13 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 			if !s.watchers.startRead(ctx) {
 				return
 			}
-			// One view per page, closed before the page is sent: a slow
-			// client must not hold a snapshot (or a restore) back.
-			view := s.cfg.Registry.View()
-			release := func() {
-				view.Close()
-				s.watchers.finishRead()
-			}
-			applied = view.Index()
-			items, more, err := view.Changes(since, watchPage)
+			var more bool
+			var err error
+			since, applied, more, err = s.readWatchPage(&buf, since, framework, entity)
 			if err != nil {
-				release()
 				s.log.Error("watch: read the change feed", "since", since, "err", err)
 				return
 			}
-			buf.Reset()
-			for i := range items {
-				v := &items[i]
-				since = v.Index
-				ok, err := view.Concerns(v, framework, entity)
-				if err != nil {
-					release()
-					s.log.Error("watch: filter an operation", "index", v.Index, "err", err)
-					return
-				}
-				if !ok {
-					continue
-				}
-				data, err := json.Marshal(v)
-				if err != nil {
-					release()
-					s.log.Error("watch: encode an operation", "index", v.Index, "err", err)
-					return
-				}
-				fmt.Fprintf(&buf, "id: %d\nevent: operation\ndata: %s\n\n", v.Index, data)
-			}
-			release()
 			if buf.Len() > 0 && !send(buf.Bytes()) {
 				return
 			}
@@ -274,4 +245,40 @@ func (s *Server) logEnd() uint64 {
 		return 0
 	}
 	return max(st.CommitIndex, st.LastLogIndex)
+}
+
+// readWatchPage reads one page of the change feed after since into buf,
+// as events of the operations that concern framework and entity, while
+// holding a read token (taken by the caller), which it gives back however
+// it returns. It returns the index of the last operation read (since, if
+// none), the applied index of the view it read, and whether more was
+// applied after the page. One view per page, closed before the page is
+// sent: a slow client must not hold a snapshot (or a restore) back.
+func (s *Server) readWatchPage(buf *bytes.Buffer, since uint64, framework, entity string) (last, applied uint64, more bool, err error) {
+	defer s.watchers.finishRead()
+	view := s.cfg.Registry.View()
+	defer view.Close()
+	applied = view.Index()
+	items, more, err := view.Changes(since, watchPage)
+	if err != nil {
+		return since, applied, false, err
+	}
+	buf.Reset()
+	for i := range items {
+		v := &items[i]
+		ok, err := view.Concerns(v, framework, entity)
+		if err != nil {
+			return since, applied, false, fmt.Errorf("filter the operation at %d: %w", v.Index, err)
+		}
+		since = v.Index
+		if !ok {
+			continue
+		}
+		data, err := json.Marshal(v)
+		if err != nil {
+			return since, applied, false, fmt.Errorf("encode the operation at %d: %w", v.Index, err)
+		}
+		fmt.Fprintf(buf, "id: %d\nevent: operation\ndata: %s\n\n", v.Index, data)
+	}
+	return since, applied, more, nil
 }
