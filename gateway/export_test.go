@@ -31,3 +31,7 @@ func (s *Server) HoldScans() (release func()) {
 		}
 	}
 }
+
+// TurnsFree is how many turns of scanRoutes (and of the watch streams'
+// reads) are free.
+func (s *Server) TurnsFree() int { return cap(s.scans) - len(s.scans) }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -190,33 +189,44 @@ var routes = []route{
 // and Ayra issuer listings (a walk of every issuer at a new state), the
 // Ayra answers made of many accreditations, the DCC export. Anyone may
 // ask them, each may take a tenth of a second or more, so they take
-// turns: at most half the node's cores' worth at once (one on two cores),
-// so that a flood of them leaves the trust answers the rest. A request
+// turns, which the watch streams' page reads take too: at most half the
+// node's cores' worth at once (one on two cores), so that a flood of them
+// leaves the trust answers the rest. A request
 // waits its turn for at most Config.MaxWait, then is refused with 503
 // busy and Retry-After.
 var scanRoutes = map[string]bool{
-	"GET /v1/operations":                                     true,
-	"GET /entities":                                          true,
-	"GET /entities/{entity_id}":                              true,
-	"GET /entities/{entity_id}/authorizations":               true,
-	"GET /ecosystems/{ecosystem_id}/recognitions":            true,
-	"GET /lookups/authorizations":                            true,
-	"GET " + tirBase + "/{version}/issuers":                  true,
-	"GET " + tirBase + "/{version}/issuers/{did}":            true,
-	"GET " + tirBase + "/{version}/issuers/{did}/attributes": true,
-	"GET /v1/export/dcc":                                     true,
-	"GET /v1/frameworks":                                     true,
-	"GET /v1/entities":                                       true,
-	"GET /v1/entities/{did}/accreditations":                  true,
-	"GET /v1/entities/{did}/history":                         true,
-	"GET /v1/accreditations":                                 true,
-	"GET /v1/status-lists":                                   true,
-	"GET /v1/status-lists/{issuer}/{list}/versions":          true,
+	"GET /v1/operations":                                                           true,
+	"GET /entities":                                                                true,
+	"GET /entities/{entity_id}":                                                    true,
+	"GET /entities/{entity_id}/authorizations":                                     true,
+	"GET /ecosystems/{ecosystem_id}/recognitions":                                  true,
+	"GET /lookups/authorizations":                                                  true,
+	"GET " + tirBase + "/{version}/issuers":                                        true,
+	"GET " + tirBase + "/{version}/issuers/{did}":                                  true,
+	"GET " + tirBase + "/{version}/issuers/{did}/attributes":                       true,
+	"GET " + tirBase + "/{version}/issuers/{did}/attributes/{attribute}/revisions": true,
+	"GET /v1/export/dcc":                                                           true,
+	"GET /v1/frameworks":                                                           true,
+	"GET /v1/entities":                                                             true,
+	"GET /v1/entities/{did}/accreditations":                                        true,
+	"GET /v1/entities/{did}/history":                                               true,
+	"GET /v1/accreditations":                                                       true,
+	"GET /v1/status-lists":                                                         true,
+	"GET /v1/status-lists/{issuer}/{list}/versions":                                true,
 }
 
-// takingTurns makes h wait for a turn of Server.scans.
+// takingTurns makes h wait for a turn of Server.scans. A turn is held
+// only while the answer is made: the request's consistency wait (min_index,
+// linearizable) comes before it, and the answer, made into memory, is
+// written to the client after it, so neither a read waiting for an index
+// nor a client that reads its answer slowly holds a turn.
 func takingTurns(h func(*Server, http.ResponseWriter, *http.Request)) func(*Server, http.ResponseWriter, *http.Request) {
 	return func(s *Server, w http.ResponseWriter, r *http.Request) {
+		waited, ok := s.consistentIndex(w, r)
+		if !ok {
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), waitedKey{}, waited))
 		t := time.NewTimer(s.cfg.MaxWait)
 		defer t.Stop()
 		select {
@@ -228,9 +238,49 @@ func takingTurns(h func(*Server, http.ResponseWriter, *http.Request)) func(*Serv
 			writeError(w, r, record.Errorf(ErrBusy, "the node is making as many listings and exports as it may at once; ask again"))
 			return
 		}
-		defer func() { <-s.scans }()
-		h(s, w, r)
+		held := &heldResponse{header: w.Header()}
+		func() {
+			defer func() { <-s.scans }()
+			h(s, held, r)
+		}()
+		held.writeTo(w)
 	}
+}
+
+// waitedKey marks a request whose consistency wait was made before its
+// turn (takingTurns); its value is what consistentIndex returned.
+type waitedKey struct{}
+
+// heldResponse keeps an answer's status and body until the turn it was
+// made in is given back; its headers are the response's own.
+type heldResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (h *heldResponse) Header() http.Header { return h.header }
+
+func (h *heldResponse) WriteHeader(code int) {
+	if h.status == 0 {
+		h.status = code
+	}
+}
+
+func (h *heldResponse) Write(b []byte) (int, error) {
+	if h.status == 0 {
+		h.status = http.StatusOK
+	}
+	return h.body.Write(b)
+}
+
+// writeTo sends the answer held; nothing, when the handler wrote nothing.
+func (h *heldResponse) writeTo(w http.ResponseWriter) {
+	if h.status == 0 {
+		return
+	}
+	w.WriteHeader(h.status)
+	_, _ = w.Write(h.body.Bytes()) // a client gone is nothing to report
 }
 
 // New builds the gateway.
@@ -258,7 +308,8 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = m
 	s.limits = newWriteLimits(cfg.Limits)
 	s.watchers = newWatchSlots(cfg.MaxWatchStreams, cfg.MaxWatchStreamsPerAddress)
-	s.scans = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
+	// The watch streams' page reads take the same turns.
+	s.scans = s.watchers.reads
 	for _, rt := range routes {
 		h := rt.handler
 		if scanRoutes[rt.method+" "+rt.pattern] {
@@ -390,6 +441,9 @@ func (s *Server) consistent(w http.ResponseWriter, r *http.Request) bool {
 // waited for (0: a local read): a proven answer must come from a state at
 // least that new (proof.go).
 func (s *Server) consistentIndex(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+	if waited, ok := r.Context().Value(waitedKey{}).(uint64); ok {
+		return waited, true // before the request's turn (takingTurns)
+	}
 	q := query(r)
 	var wait uint64
 	switch c := q.Get("consistency"); c {

@@ -1,11 +1,18 @@
 package gateway_test
 
 import (
+	"bufio"
+	"context"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,5 +56,191 @@ func TestListingsTakeTurns(t *testing.T) {
 	release()
 	if resp, body := get("/v1/export/dcc"); resp.StatusCode != http.StatusOK || !strings.Contains(body, e.college.DID) {
 		t.Fatalf("the export once the turns are back: %d %s", resp.StatusCode, body)
+	}
+}
+
+// enteringNode is the node, whose WaitApplied says on entered that a
+// read began to wait for an index.
+type enteringNode struct {
+	gateway.Node
+	entered chan struct{}
+}
+
+func (n enteringNode) WaitApplied(ctx context.Context, index uint64) error {
+	select {
+	case n.entered <- struct{}{}:
+	default:
+	}
+	return n.Node.WaitApplied(ctx, index)
+}
+
+// TestListingsWaitForAnIndexBeforeTheirTurn: a listing that waits for
+// min_index waits before it takes a turn, so while it waits every turn is
+// free and another listing is answered.
+func TestListingsWaitForAnIndexBeforeTheirTurn(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	node := enteringNode{Node: e.n, entered: make(chan struct{}, 1)}
+	g, err := gateway.New(gateway.Config{Registry: e.n.State, Writer: e.n, Node: node, MaxWait: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	turns := g.TurnsFree()
+	waiting := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(srv.URL + "/v1/frameworks?min_index=18446744073709551615")
+		if err != nil {
+			waiting <- 0
+			return
+		}
+		resp.Body.Close()
+		waiting <- resp.StatusCode
+	}()
+	select {
+	case <-node.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the listing never waited for its index")
+	}
+	if free := g.TurnsFree(); free != turns {
+		t.Fatalf("%d of %d turns free while a listing waits for an index", free, turns)
+	}
+	resp, err := http.Get(srv.URL + "/v1/frameworks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("a listing beside one waiting for an index: %d", resp.StatusCode)
+	}
+	if code := <-waiting; code != http.StatusServiceUnavailable {
+		t.Fatalf("the listing waiting for an index past the log: %d, want 503", code)
+	}
+}
+
+// TestListingsAreSentAfterTheirTurn: a client that asks for a large page
+// and does not read it holds no turn: the answer is made in the turn and
+// written after it.
+func TestListingsAreSentAfterTheirTurn(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	// Status lists of random bits: a page of the change feed of some MiB.
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 16 {
+		bits := make([]byte, 64<<10)
+		for j := range bits {
+			bits[j] = byte(rng.Uint32())
+		}
+		if res, _, err := e.publishList(strconv.Itoa(i), "", bits); err != nil || !res.Accepted {
+			t.Fatalf("list %d: %+v %v", i, res, err)
+		}
+	}
+	g, err := gateway.New(gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n, MaxWait: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	turns := g.TurnsFree()
+
+	// A client with a small receive buffer that sends its request and
+	// reads nothing: the server's write of the page blocks.
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	conn, err := d.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /v1/operations?limit=1000 HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	// Its status line comes once the page is made and being written;
+	// from then on its turn must be free, although the client reads no
+	// more.
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	status := make([]byte, len("HTTP/1.1 200"))
+	if _, err := io.ReadFull(conn, status); err != nil || string(status) != "HTTP/1.1 200" {
+		t.Fatalf("the page's status line: %q, %v", status, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for g.TurnsFree() != turns && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if free := g.TurnsFree(); free != turns {
+		t.Fatalf("%d of %d turns free while a client does not read its page", free, turns)
+	}
+	resp, err := http.Get(srv.URL + "/v1/frameworks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("a listing beside a client that does not read: %d", resp.StatusCode)
+	}
+}
+
+// TestAPanicGivesTheTurnBack: a panic while a watch stream reads its page,
+// or while a listing is made, is answered by the handler's recovery and
+// gives the turn back: the streams and listings after it are answered.
+func TestAPanicGivesTheTurnBack(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	reg := panickyRegistry{State: e.n.State, broke: &atomic.Bool{}}
+	reg.broke.Store(true) // its next View panics once this is false
+	g, err := gateway.New(gateway.Config{Registry: reg, Writer: e.n, Node: e.n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	t.Cleanup(g.StopStreams)
+	turns := g.TurnsFree()
+
+	// firstEvent opens a stream from the start of the log and says
+	// whether an event came before the stream ended or 10 s passed.
+	firstEvent := func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/watch?since=0", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "id: ") {
+				return true
+			}
+		}
+		return false
+	}
+	reg.broke.Store(false)
+	if firstEvent() {
+		t.Fatal("an event from the stream whose read panicked")
+	}
+	if free := g.TurnsFree(); free != turns {
+		t.Fatalf("%d of %d turns free after a watch read panicked", free, turns)
+	}
+	if !firstEvent() {
+		t.Fatal("no event from a stream after another's read panicked")
+	}
+
+	reg.broke.Store(false)
+	for _, want := range []int{http.StatusInternalServerError, http.StatusOK} {
+		resp, err := http.Get(srv.URL + "/v1/frameworks")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("a listing: %d, want %d", resp.StatusCode, want)
+		}
+	}
+	if free := g.TurnsFree(); free != turns {
+		t.Fatalf("%d of %d turns free after a listing panicked", free, turns)
 	}
 }
