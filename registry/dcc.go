@@ -17,7 +17,7 @@ const dccTime = "2006-01-02T15:04:05-07:00"
 // Created is the earliest commit time of the accreditations that put the
 // issuers on the list; Updated is the commit time of the registry's last
 // applied entry. It reads every accreditation (of the framework), and
-// refuses an export that would read more than MaxPageScan of them, with
+// refuses an export that would read more than MaxExportScan of them, with
 // what to ask instead.
 func (v *View) DCCExport(framework string, now time.Time) (_ *record.DCCRegistry, err error) {
 	// Not through the record cache: an export reads every accreditation
@@ -38,7 +38,7 @@ func (v *View) DCCExport(framework string, now time.Time) (_ *record.DCCRegistry
 	}
 	out := &record.DCCRegistry{Registry: map[string]record.DCCEntry{}}
 	var created time.Time
-	next, err := v.scanUpTo(p, Page{}, v.maxScan()+1, v.maxScan(), func(k, _ []byte) (bool, error) {
+	next, err := v.scanUpTo(p, Page{}, v.maxExportScan()+1, v.maxExportScan(), func(k, _ []byte) (bool, error) {
 		a, err := e.Accreditation(idOf(k))
 		if err != nil {
 			return false, err
@@ -68,7 +68,7 @@ func (v *View) DCCExport(framework string, now time.Time) (_ *record.DCCRegistry
 		return nil, err
 	}
 	if next != "" {
-		return nil, record.Errorf(record.ErrBadQuery, "the export would read more than %d accreditations: export one framework (framework=), or page through /v1/accreditations?action=issue&status=active", v.maxScan())
+		return nil, record.Errorf(record.ErrBadQuery, "the export would read more than %d accreditations: export one framework (framework=), or page through /v1/accreditations?action=issue&status=active", v.maxExportScan())
 	}
 	if !created.IsZero() {
 		out.Meta.Created = created.UTC().Format(dccTime)

@@ -15,6 +15,10 @@ import (
 const (
 	MaxSearchQuery = 200   // bytes of the search text
 	MaxPageScan    = 10000 // records one page of a listing reads at most
+	// MaxExportScan bounds the accreditations one DCC export reads: an
+	// export is one document, fetched now and then, so it may read more
+	// than a page (about 33 µs an accreditation: some 1.7 s at the bound).
+	MaxExportScan = 50000
 )
 
 // SearchEntities lists registered entities, in DID order, whose DID, name

@@ -48,16 +48,24 @@ type View struct {
 	// what its proofs read (viewnodes.go).
 	mem *viewMemory
 	// scanBound and opPageBound, when set (by tests), replace MaxPageScan
-	// and MaxOperationPageBytes.
+	// (and MaxExportScan) and MaxOperationPageBytes.
 	scanBound, opPageBound int
 }
 
-// maxScan is the most records one page or export of the view reads.
+// maxScan is the most records one page of the view reads.
 func (v *View) maxScan() int {
 	if v.scanBound > 0 {
 		return v.scanBound
 	}
 	return MaxPageScan
+}
+
+// maxExportScan is the most accreditations one export of the view reads.
+func (v *View) maxExportScan() int {
+	if v.scanBound > 0 {
+		return v.scanBound
+	}
+	return MaxExportScan
 }
 
 // View returns a view of the latest applied state.
