@@ -191,9 +191,8 @@ var routes = []route{
 // ask them, each may take a tenth of a second or more, so they take
 // turns, which the watch streams' page reads take too: at most half the
 // node's cores' worth at once (one on two cores), so that a flood of them
-// leaves the trust answers the rest. A request
-// waits its turn for at most Config.MaxWait, then is refused with 503
-// busy and Retry-After.
+// leaves the trust answers the rest. A request waits its turn for at most
+// Config.MaxWait, then is refused with 503 busy and Retry-After.
 var scanRoutes = map[string]bool{
 	"GET /v1/operations":                                                           true,
 	"GET /entities":                                                                true,
