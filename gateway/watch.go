@@ -259,14 +259,20 @@ func (s *Server) readWatchPage(buf *bytes.Buffer, since uint64, framework, entit
 	view := s.cfg.Registry.View()
 	defer view.Close()
 	applied = view.Index()
-	items, more, err := view.Changes(since, watchPage)
+	var items []record.OperationView
+	if entity != "" {
+		// The entity's operations only, through its history index.
+		items, more, err = view.ChangesOf(entity, since, watchPage)
+	} else {
+		items, more, err = view.Changes(since, watchPage)
+	}
 	if err != nil {
 		return since, applied, false, err
 	}
 	buf.Reset()
 	for i := range items {
 		v := &items[i]
-		ok, err := view.Concerns(v, framework, entity)
+		ok, err := view.Concerns(v, framework, "")
 		if err != nil {
 			return since, applied, false, fmt.Errorf("filter the operation at %d: %w", v.Index, err)
 		}

@@ -389,6 +389,23 @@ func (v *View) Changes(since uint64, limit int) (_ []record.OperationView, more 
 	return out, next != "", err
 }
 
+// ChangesOf is Changes for the operations an entity signed or that concern
+// it (Concerns with the entity alone), read through its history index: a
+// watch stream filtered by an entity reads only its operations, however
+// long the log.
+func (v *View) ChangesOf(entity string, since uint64, limit int) (_ []record.OperationView, more bool, _ error) {
+	out := []record.OperationView{}
+	page := Page{Limit: limit}
+	if since > 0 {
+		page.Cursor = cursorOf(historyKey(entity, since))
+	}
+	size := 0
+	next, err := v.scan(prefix(tableHistory, entity), page, func(_, cid []byte) (bool, error) {
+		return true, v.appendOpView(&out, &size, cid)
+	})
+	return out, next != "", err
+}
+
 // Concerns reports whether an accepted operation concerns the framework
 // and the entity given (an empty one matches every operation): the entity
 // signed it or is named by it, as its history lists it; the framework is

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -245,5 +246,60 @@ func TestOperationPagesEndAtTheirByteBound(t *testing.T) {
 	}
 	if len(hist) < n || len(slices.Compact(slices.Clone(hist))) != len(hist) {
 		t.Fatalf("history listed %d operations, want at least %d, each once", len(hist), n)
+	}
+}
+
+// TestChangesOfIsTheFilteredFeed: an entity's changes, read through its
+// history index, are the change feed's operations that concern it, page
+// by page from any index, at every page size.
+func TestChangesOfIsTheFilteredFeed(t *testing.T) {
+	f := mustChain(t)
+	loadColleges(t, f, 40)
+	for i := range 5 {
+		did := fmt.Sprintf("did:web:college-%d.example", 3*i)
+		f.mustAccept(f.sign(f.qa, record.OpRegisterEntity, map[string]any{"id": did, "name": "College " + did}))
+	}
+	v := f.s.View()
+	defer v.Close()
+	all, more, err := v.Changes(0, record.MaxPageLimit)
+	if err != nil || more {
+		t.Fatalf("the feed: more %v, %v", more, err)
+	}
+	for _, entity := range []string{f.root.DID, f.qa.DID, f.college.DID, "did:web:college-3.example", "did:web:college-4.example", "did:web:nobody.example"} {
+		var want []uint64
+		for i := range all {
+			if ok, err := v.Concerns(&all[i], "", entity); err != nil {
+				t.Fatal(err)
+			} else if ok {
+				want = append(want, all[i].Index)
+			}
+		}
+		for _, since := range []uint64{0, 1, 5, all[len(all)/2].Index, all[len(all)-1].Index} {
+			for _, limit := range []int{1, 2, 7, record.MaxPageLimit} {
+				var got []uint64
+				for from, pages := since, 0; pages < 100; pages++ {
+					items, more, err := v.ChangesOf(entity, from, limit)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, op := range items {
+						got = append(got, op.Index)
+						from = op.Index
+					}
+					if !more {
+						break
+					}
+				}
+				var w []uint64
+				for _, i := range want {
+					if i > since {
+						w = append(w, i)
+					}
+				}
+				if !slices.Equal(got, w) {
+					t.Fatalf("%s since %d by %d: %v, want %v", entity, since, limit, got, w)
+				}
+			}
+		}
 	}
 }
