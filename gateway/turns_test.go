@@ -19,6 +19,95 @@ import (
 	"github.com/trustreg/trustreg/gateway"
 )
 
+// serveGateway serves a gateway made with cfg for the test's length.
+func serveGateway(t *testing.T, cfg gateway.Config) (*gateway.Server, *httptest.Server) {
+	t.Helper()
+	g, err := gateway.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	t.Cleanup(g.StopStreams)
+	return g, srv
+}
+
+// streamLines opens the watch stream at url and sends its lines until it
+// ends or ctx does.
+func streamLines(t *testing.T, ctx context.Context, url string) <-chan string {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return lines
+}
+
+// TestWatchReadsTakeTurns: the streams read the change feed a page at a
+// time, each holding one of a few read tokens (half the node's cores), so
+// streams catching up through a long log with a filter that matches
+// little cannot take every core: while other reads hold the tokens, a
+// stream reads nothing; once they give them back, it goes on and sends
+// what it read.
+func TestWatchReadsTakeTurns(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	g, srv := serveGateway(t, gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n})
+
+	release := g.HoldWatchReads()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	lines := streamLines(t, ctx, srv.URL+"/v1/watch?since=0")
+	// The stream opens with its comment and then waits for a token: no
+	// event may come while they are held (however long this waits).
+	if l := <-lines; !strings.HasPrefix(l, ": trustreg watch from index 0") {
+		t.Fatalf("first line %q", l)
+	}
+	timer := time.NewTimer(300 * time.Millisecond)
+	defer timer.Stop()
+wait:
+	for {
+		select {
+		case l := <-lines:
+			if strings.HasPrefix(l, "id: ") {
+				t.Fatalf("an event (%q) while every read token was held", l)
+			}
+		case <-timer.C:
+			break wait
+		}
+	}
+	release()
+	deadline := time.After(10 * time.Second)
+	for events := 0; events < 3; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("the stream ended")
+			}
+			if strings.HasPrefix(l, "id: ") {
+				events++
+			}
+		case <-deadline:
+			t.Fatal("no events after the tokens were given back")
+		}
+	}
+}
+
 // TestListingsTakeTurns: while every turn of the listings and exports is
 // taken, one waits Config.MaxWait and is refused with 503 busy and
 // Retry-After, and a trust question is answered all the same; once the
@@ -26,12 +115,7 @@ import (
 func TestListingsTakeTurns(t *testing.T) {
 	e := mustNewEnv(t)
 	e.chain()
-	g, err := gateway.New(gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n, MaxWait: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(g)
-	t.Cleanup(srv.Close)
+	g, srv := serveGateway(t, gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n, MaxWait: 200 * time.Millisecond})
 	get := func(path string) (*http.Response, string) {
 		t.Helper()
 		resp, err := http.Get(srv.URL + path)
@@ -81,12 +165,7 @@ func TestListingsWaitForAnIndexBeforeTheirTurn(t *testing.T) {
 	e := mustNewEnv(t)
 	e.chain()
 	node := enteringNode{Node: e.n, entered: make(chan struct{}, 1)}
-	g, err := gateway.New(gateway.Config{Registry: e.n.State, Writer: e.n, Node: node, MaxWait: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(g)
-	t.Cleanup(srv.Close)
+	g, srv := serveGateway(t, gateway.Config{Registry: e.n.State, Writer: e.n, Node: node, MaxWait: 3 * time.Second})
 	turns := g.TurnsFree()
 	waiting := make(chan int, 1)
 	go func() {
@@ -136,12 +215,7 @@ func TestListingsAreSentAfterTheirTurn(t *testing.T) {
 			t.Fatalf("list %d: %+v %v", i, res, err)
 		}
 	}
-	g, err := gateway.New(gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n, MaxWait: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(g)
-	t.Cleanup(srv.Close)
+	g, srv := serveGateway(t, gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n, MaxWait: 500 * time.Millisecond})
 	turns := g.TurnsFree()
 
 	// A client with a small receive buffer that sends its request and
@@ -190,13 +264,7 @@ func TestAPanicGivesTheTurnBack(t *testing.T) {
 	e.chain()
 	reg := panickyRegistry{State: e.n.State, broke: &atomic.Bool{}}
 	reg.broke.Store(true) // its next View panics once this is false
-	g, err := gateway.New(gateway.Config{Registry: reg, Writer: e.n, Node: e.n})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(g)
-	t.Cleanup(srv.Close)
-	t.Cleanup(g.StopStreams)
+	g, srv := serveGateway(t, gateway.Config{Registry: reg, Writer: e.n, Node: e.n})
 	turns := g.TurnsFree()
 
 	// firstEvent opens a stream from the start of the log and says
@@ -204,15 +272,8 @@ func TestAPanicGivesTheTurnBack(t *testing.T) {
 	firstEvent := func() bool {
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/watch?since=0", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "id: ") {
+		for l := range streamLines(t, ctx, srv.URL+"/v1/watch?since=0") {
+			if strings.HasPrefix(l, "id: ") {
 				return true
 			}
 		}
