@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -86,17 +84,10 @@ refusal (a 400 for a --since past the registry's log, say) ends it at once.`,
 				}
 				since = st.AppliedIndex
 			}
-			// client.Watch answers a refusal as an *client.APIError, which
-			// carries no headers: its Retry-After is read on the way.
-			ra := &retryAfterReader{next: c.HTTP.Transport}
-			hc := *c.HTTP
-			hc.Transport = ra
-			c.HTTP = &hc
 			if !a.quiet {
 				a.note("trustctl: watching the operations after index %d\n", since)
 			}
 			for fails := 0; ; {
-				ra.take() // only the answer of this attempt counts
 				last, err := c.Watch(ctx, since, framework, entity, show)
 				if ctx.Err() != nil {
 					return nil // interrupted: the normal end
@@ -120,7 +111,7 @@ refusal (a 400 for a --since past the registry's log, say) ends it at once.`,
 				}
 				var retryAfter time.Duration
 				if refused {
-					retryAfter = ra.take()
+					retryAfter = ae.RetryAfter
 				}
 				wait := watchWait(fails, retryAfter, rand.Int64N)
 				a.note("trustctl: watch: %s; reconnecting after index %d in %s (%d of %d)\n", textout.Escape(err.Error()), since, wait.Round(100*time.Millisecond), fails, retries)
@@ -160,55 +151,6 @@ func watchWait(n int, retryAfter time.Duration, jitter func(int64) int64) time.D
 	}
 	wait = max(wait, min(retryAfter, watchRetryAfterMax))
 	return wait + time.Duration(jitter(int64(wait/4)+1))
-}
-
-// retryAfterReader is an http.RoundTripper that keeps the Retry-After of
-// the last 429 or 503 answer that passed through it.
-type retryAfterReader struct {
-	next http.RoundTripper // nil: http.DefaultTransport
-
-	mu   sync.Mutex
-	last time.Duration
-}
-
-func (t *retryAfterReader) RoundTrip(req *http.Request) (*http.Response, error) {
-	next := t.next
-	if next == nil {
-		next = http.DefaultTransport
-	}
-	resp, err := next.RoundTrip(req)
-	if err == nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		d := retryAfter(resp.Header.Get("Retry-After"), time.Now())
-		t.mu.Lock()
-		t.last = d
-		t.mu.Unlock()
-	}
-	return resp, err
-}
-
-// take returns the Retry-After kept (0 if none) and forgets it.
-func (t *retryAfterReader) take() time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	d := t.last
-	t.last = 0
-	return d
-}
-
-// retryAfter reads a Retry-After field (RFC 9110 §10.2.3): seconds, or an
-// HTTP date, as a wait from now. A field that is neither, or a date past,
-// is no wait.
-func retryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.ParseUint(v, 10, 32); err == nil {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 // resultID names what an accepted operation created or changed.

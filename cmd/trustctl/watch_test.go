@@ -50,29 +50,6 @@ func TestWatchWait(t *testing.T) {
 	}
 }
 
-// TestRetryAfter: Retry-After is read as seconds or as an HTTP date;
-// anything else, or a date past, is no wait.
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		field string
-		want  time.Duration
-	}{
-		{"", 0},
-		{"5", 5 * time.Second},
-		{"0", 0},
-		{"-1", 0},
-		{"1.5", 0},
-		{"soon", 0},
-		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
-		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
-	} {
-		if got := retryAfter(tc.field, now); got != tc.want {
-			t.Errorf("Retry-After %q: %s, want %s", tc.field, got, tc.want)
-		}
-	}
-}
-
 // TestWatchWaitsForARefusedStream: a node that serves one watch stream
 // (to one address, and in all) refuses a second with 429 or 503;
 // trustctl watch waits the Retry-After, reconnects once the first stream

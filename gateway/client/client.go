@@ -71,6 +71,9 @@ type APIError struct {
 	Problem api.Problem
 	// Method and Path are the request's.
 	Method, Path string
+	// RetryAfter is the answer's Retry-After as a wait (0: none), which a
+	// refusal for now (429, 503) may carry.
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string {
@@ -234,7 +237,23 @@ func apiError(req *http.Request, resp *http.Response, body []byte) *APIError {
 	if json.Unmarshal(body, &p) != nil || p.Status == 0 {
 		p = api.Problem{Status: resp.StatusCode, Title: resp.Status, Detail: strings.TrimSpace(string(body))}
 	}
-	return &APIError{Problem: p, Method: req.Method, Path: req.URL.Path}
+	return &APIError{Problem: p, Method: req.Method, Path: req.URL.Path, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+}
+
+// retryAfter reads a Retry-After field (RFC 9110 §10.2.3): seconds, or an
+// HTTP date, as a wait from now. A field that is neither, or a date past,
+// is no wait.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }
 
 // do sends the request build makes (roundTrip, repeatable) and reads the

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/trustreg/trustreg/gateway/api"
 )
@@ -59,5 +60,28 @@ func TestConsistencyIsSent(t *testing.T) {
 	}
 	if len(own) != 1 || own.Get("consistency") != "local" {
 		t.Fatalf("the caller's query was changed: %v", own)
+	}
+}
+
+// TestRetryAfter: Retry-After is read as seconds or as an HTTP date;
+// anything else, or a date past, is no wait.
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		field string
+		want  time.Duration
+	}{
+		{"", 0},
+		{"5", 5 * time.Second},
+		{"0", 0},
+		{"-1", 0},
+		{"1.5", 0},
+		{"soon", 0},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+	} {
+		if got := retryAfter(tc.field, now); got != tc.want {
+			t.Errorf("Retry-After %q: %s, want %s", tc.field, got, tc.want)
+		}
 	}
 }
