@@ -3,10 +3,11 @@ package gateway
 import (
 	"embed"
 	"fmt"
-	"github.com/trustreg/trustreg/gateway/api"
 	"net/http"
 	"path"
 	"strings"
+
+	"github.com/trustreg/trustreg/gateway/api"
 )
 
 // explorerFiles is the registry explorer: a page, its script and its

@@ -3,35 +3,19 @@ package gateway
 // AyraMaxDecisions is ayraMaxDecisions, for the tests outside the package.
 const AyraMaxDecisions = ayraMaxDecisions
 
-// HoldWatchReads takes every read token of the watch streams, as that
-// many streams reading the change feed at once would, and returns what
-// gives them back.
-func (s *Server) HoldWatchReads() (release func()) {
-	n := cap(s.watchers.reads)
+// HoldTurns takes every turn (takeTurn), as that many listings or watch
+// pages being read at once would, and returns what gives them back.
+func (s *Server) HoldTurns() (release func()) {
+	n := cap(s.turns)
 	for range n {
-		s.watchers.reads <- struct{}{}
+		s.turns <- struct{}{}
 	}
 	return func() {
 		for range n {
-			<-s.watchers.reads
+			<-s.turns
 		}
 	}
 }
 
-// HoldScans takes every turn of the listings and exports (scanRoutes) and
-// returns what gives them back.
-func (s *Server) HoldScans() (release func()) {
-	n := cap(s.scans)
-	for range n {
-		s.scans <- struct{}{}
-	}
-	return func() {
-		for range n {
-			<-s.scans
-		}
-	}
-}
-
-// TurnsFree is how many turns of scanRoutes (and of the watch streams'
-// reads) are free.
-func (s *Server) TurnsFree() int { return cap(s.scans) - len(s.scans) }
+// TurnsFree is how many turns are free.
+func (s *Server) TurnsFree() int { return cap(s.turns) - len(s.turns) }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -102,8 +103,9 @@ type Server struct {
 	limits  writeLimits
 	// watchers counts the watch streams open against their bounds.
 	watchers *watchSlots
-	// scans holds a token for each answer of scanRoutes being made.
-	scans   chan struct{}
+	// turns holds a token for each answer of scanRoutes being made and
+	// each page a watch stream reads (takeTurn).
+	turns   chan struct{}
 	answers answerCache
 	// proven keeps proof answers to GET /v1/trust (proofcache.go).
 	proven proofCache
@@ -214,8 +216,8 @@ var scanRoutes = map[string]bool{
 	"GET /v1/status-lists/{issuer}/{list}/versions":                                true,
 }
 
-// takingTurns makes h wait for a turn of Server.scans. A turn is held
-// only while the answer is made: the request's consistency wait (min_index,
+// takingTurns makes h wait for a turn (takeTurn). A turn is held only
+// while the answer is made: the request's consistency wait (min_index,
 // linearizable) comes before it, and the answer, made into memory, is
 // written to the client after it, so neither a read waiting for an index
 // nor a client that reads its answer slowly holds a turn.
@@ -226,25 +228,38 @@ func takingTurns(h func(*Server, http.ResponseWriter, *http.Request)) func(*Serv
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), waitedKey{}, waited))
-		t := time.NewTimer(s.cfg.MaxWait)
-		defer t.Stop()
-		select {
-		case s.scans <- struct{}{}:
-		case <-r.Context().Done():
-			return // the client is gone
-		case <-t.C:
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.MaxWait)
+		defer cancel()
+		if !s.takeTurn(ctx) {
+			if r.Context().Err() != nil {
+				return // the client is gone
+			}
 			w.Header().Set("Retry-After", "1")
 			writeError(w, r, record.Errorf(ErrBusy, "the node is making as many listings and exports as it may at once; ask again"))
 			return
 		}
 		held := &heldResponse{header: w.Header()}
 		func() {
-			defer func() { <-s.scans }()
+			defer s.giveTurn()
 			h(s, held, r)
 		}()
 		held.writeTo(w)
 	}
 }
+
+// takeTurn waits for a turn of the reads that may read much (scanRoutes'
+// answers, the watch streams' pages), at most half the node's cores' worth
+// at once; false when ctx ends first. giveTurn gives it back.
+func (s *Server) takeTurn(ctx context.Context) bool {
+	select {
+	case s.turns <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s *Server) giveTurn() { <-s.turns }
 
 // waitedKey marks a request whose consistency wait was made before its
 // turn (takingTurns); its value is what consistentIndex returned.
@@ -307,8 +322,7 @@ func New(cfg Config) (*Server, error) {
 	s.metrics = m
 	s.limits = newWriteLimits(cfg.Limits)
 	s.watchers = newWatchSlots(cfg.MaxWatchStreams, cfg.MaxWatchStreamsPerAddress)
-	// The watch streams' page reads take the same turns.
-	s.scans = s.watchers.reads
+	s.turns = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 	for _, rt := range routes {
 		h := rt.handler
 		if scanRoutes[rt.method+" "+rt.pattern] {

@@ -2,10 +2,11 @@ package gateway
 
 import (
 	"fmt"
-	"github.com/trustreg/trustreg/gateway/api"
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/trustreg/trustreg/gateway/api"
 )
 
 // router serves method-and-pattern routes on an http.ServeMux and answers

@@ -2,13 +2,14 @@ package gateway
 
 import (
 	"encoding/json"
-	"github.com/trustreg/trustreg/gateway/api"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/trustreg/trustreg/gateway/api"
 )
 
 // TestWrongMethodIs405WithAllowOnEveryRoute sends, to every route of the

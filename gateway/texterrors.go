@@ -2,9 +2,10 @@ package gateway
 
 import (
 	"bytes"
-	"github.com/trustreg/trustreg/gateway/api"
 	"net/http"
 	"strings"
+
+	"github.com/trustreg/trustreg/gateway/api"
 )
 
 // maxTextErrorBytes bounds the text of a plain error answer kept for the

@@ -59,9 +59,9 @@ func streamLines(t *testing.T, ctx context.Context, url string) <-chan string {
 }
 
 // TestWatchReadsTakeTurns: the streams read the change feed a page at a
-// time, each holding one of a few read tokens (half the node's cores), so
-// streams catching up through a long log with a filter that matches
-// little cannot take every core: while other reads hold the tokens, a
+// time, each in a turn (half the node's cores, shared with the
+// listings), so streams catching up through a long log with a filter that
+// matches little cannot take every core: while others hold the turns, a
 // stream reads nothing; once they give them back, it goes on and sends
 // what it read.
 func TestWatchReadsTakeTurns(t *testing.T) {
@@ -69,7 +69,7 @@ func TestWatchReadsTakeTurns(t *testing.T) {
 	e.chain()
 	g, srv := serveGateway(t, gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n})
 
-	release := g.HoldWatchReads()
+	release := g.HoldTurns()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	lines := streamLines(t, ctx, srv.URL+"/v1/watch?since=0")
@@ -85,7 +85,7 @@ wait:
 		select {
 		case l := <-lines:
 			if strings.HasPrefix(l, "id: ") {
-				t.Fatalf("an event (%q) while every read token was held", l)
+				t.Fatalf("an event (%q) while every turn was taken", l)
 			}
 		case <-timer.C:
 			break wait
@@ -103,7 +103,7 @@ wait:
 				events++
 			}
 		case <-deadline:
-			t.Fatal("no events after the tokens were given back")
+			t.Fatal("no events after the turns were given back")
 		}
 	}
 }
@@ -126,7 +126,7 @@ func TestListingsTakeTurns(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp, string(b)
 	}
-	release := g.HoldScans()
+	release := g.HoldTurns()
 	for _, path := range []string{"/v1/export/dcc", "/v1/accreditations?status=revoked", "/v1/entities?q=college"} {
 		resp, body := get(path)
 		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" || !strings.Contains(body, "busy") {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -51,36 +50,16 @@ type watchSlots struct {
 	mu              sync.Mutex
 	open            int
 	byAddress       map[string]int
-	// reads holds a token for each read of the change feed in progress
-	// (one page, filtered and encoded): a stream filtered by what few
-	// operations match reads page after page of the log while it catches
-	// up, sending nothing, and the streams together may use at most
-	// half the node's cores for it.
-	reads chan struct{}
 }
 
-// startRead waits for a read token (false: ctx ended first); finishRead
-// gives it back.
-func (w *watchSlots) startRead(ctx context.Context) bool {
-	select {
-	case w.reads <- struct{}{}:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func (w *watchSlots) finishRead() { <-w.reads }
-
-func newWatchSlots(streams, perAddress int) *watchSlots {
-	if streams <= 0 {
-		streams = defaultMaxWatchStreams
+func newWatchSlots(max, perAddress int) *watchSlots {
+	if max <= 0 {
+		max = defaultMaxWatchStreams
 	}
 	if perAddress <= 0 {
 		perAddress = defaultMaxWatchStreamsPerAddress
 	}
-	return &watchSlots{max: streams, perAddress: perAddress, byAddress: map[string]int{},
-		reads: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
+	return &watchSlots{max: max, perAddress: perAddress, byAddress: map[string]int{}}
 }
 
 // take opens a slot for a stream from address, or returns why it may not:
@@ -178,9 +157,11 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	for {
 		var applied uint64
 		for {
-			// A filter may pass over page after page and send nothing,
-			// which would not notice a client gone: look before each.
-			if !s.watchers.startRead(ctx) {
+			// Each page is read in a turn (takeTurn): a stream filtered
+			// by what few operations match reads page after page of the
+			// log while it catches up, sending nothing. Waiting for the
+			// turn also notices a client gone.
+			if !s.takeTurn(ctx) {
 				return
 			}
 			var more bool
@@ -248,14 +229,13 @@ func (s *Server) logEnd() uint64 {
 }
 
 // readWatchPage reads one page of the change feed after since into buf,
-// as events of the operations that concern framework and entity, while
-// holding a read token (taken by the caller), which it gives back however
-// it returns. It returns the index of the last operation read (since, if
+// as events of the operations that concern framework and entity, in a
+// turn the caller took, which it gives back however it returns. It returns the index of the last operation read (since, if
 // none), the applied index of the view it read, and whether more was
 // applied after the page. One view per page, closed before the page is
 // sent: a slow client must not hold a snapshot (or a restore) back.
 func (s *Server) readWatchPage(buf *bytes.Buffer, since uint64, framework, entity string) (last, applied uint64, more bool, err error) {
-	defer s.watchers.finishRead()
+	defer s.giveTurn()
 	view := s.cfg.Registry.View()
 	defer view.Close()
 	applied = view.Index()
