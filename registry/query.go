@@ -413,14 +413,9 @@ func (v *View) ChangesOf(entity string, since uint64, limit int) (_ []record.Ope
 // changes. Watchers of the change feed filter with it.
 func (v *View) Concerns(op *record.OperationView, framework, entity string) (bool, error) {
 	if entity != "" {
-		_, closer, err := v.snap.Get(historyKey(entity, op.Index))
-		if errors.Is(err, pebble.ErrNotFound) {
-			return false, nil
-		}
-		if err != nil {
+		if in, err := v.has(historyKey(entity, op.Index)); err != nil || !in {
 			return false, err
 		}
-		_ = closer.Close() // releases the read value; nothing to report
 	}
 	if framework == "" {
 		return true, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -498,7 +499,7 @@ func (v *View) rootRolesOf(did string) (_ []record.RootAccreditor, err error) {
 // has reports whether the view holds key k.
 func (v *View) has(k []byte) (bool, error) {
 	_, closer, err := v.snap.Get(k)
-	if err == pebble.ErrNotFound {
+	if errors.Is(err, pebble.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
