@@ -269,16 +269,23 @@ func BenchmarkDecideUncached(b *testing.B) {
 // loadColleges accredits n colleges did:web:college-<i>.example under the
 // fixture's QA agency, applied in batches of 64.
 func loadColleges(b testing.TB, f *chainFixture, n int) {
-	const batch = 64
-	var entries []Entry
-	for i := range n {
-		op := f.sign(f.qa, record.OpAccredit, map[string]any{
+	applyInBatches(b, f, n, func(i int) []byte {
+		return f.sign(f.qa, record.OpAccredit, map[string]any{
 			"framework": fwID, "accreditor": f.qa.DID, "subject": fmt.Sprintf("did:web:college-%d.example", i),
 			"action": record.ActionIssue, "resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
 			"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2026-01-01T00:00:00Z",
 		})
+	})
+}
+
+// applyInBatches applies the n operations op makes in batches of 64, a
+// microsecond apart, each of which must be accepted.
+func applyInBatches(b testing.TB, f *chainFixture, n int, op func(i int) []byte) {
+	const batch = 64
+	var entries []Entry
+	for i := range n {
 		f.index++
-		entries = append(entries, Entry{Index: f.index, Time: f.now.Add(time.Duration(i) * time.Microsecond), Data: EncodeOperation(op)})
+		entries = append(entries, Entry{Index: f.index, Time: f.now.Add(time.Duration(i) * time.Microsecond), Data: EncodeOperation(op(i))})
 		if len(entries) == batch || i == n-1 {
 			for _, r := range f.s.ApplyBatch(entries) {
 				if !r.Accepted {
@@ -609,26 +616,14 @@ func loadBigSubject(b testing.TB, f *chainFixture, k int) string {
 		"framework": fwID, "accreditor": f.root.DID, "subject": agency.DID, "action": record.ActionAccredit,
 		"resources": []string{"*"}, "validFrom": "2024-01-01T00:00:00Z", "validUntil": "2030-01-01T00:00:00Z",
 	})).ID
-	const batch = 64
 	big := "did:web:big.example"
-	var entries []Entry
-	for i := range k {
-		op := f.sign(agency, record.OpAccredit, map[string]any{
+	applyInBatches(b, f, k, func(i int) []byte {
+		return f.sign(agency, record.OpAccredit, map[string]any{
 			"framework": fwID, "accreditor": agency.DID, "subject": big, "action": record.ActionIssue,
 			"resources": []string{fmt.Sprintf("https://example.org/credentials/Program-%06d", i)}, "parent": acc,
 			"validFrom": "2025-01-01T00:00:00Z", "validUntil": "2029-01-01T00:00:00Z",
 		})
-		f.index++
-		entries = append(entries, Entry{Index: f.index, Time: f.now.Add(time.Duration(i) * time.Microsecond), Data: EncodeOperation(op)})
-		if len(entries) == batch || i == k-1 {
-			for _, r := range f.s.ApplyBatch(entries) {
-				if !r.Accepted {
-					b.Fatal(r.Reason)
-				}
-			}
-			entries = entries[:0]
-		}
-	}
+	})
 	f.now = f.now.Add(time.Second)
 	return big
 }
