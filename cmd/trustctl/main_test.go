@@ -385,54 +385,28 @@ func TestWatchPrintsOperations(t *testing.T) {
 	root := strings.TrimSpace(d.must("did", rootKey))
 	d.must("-q", "framework", "create", "--id", "https://example.org/fw-a", "--name", "A", "--root", root, "--key", gov)
 
-	var errw lockedBuffer
-	watch := func(args ...string) (*lockedBuffer, func() error) {
-		ctx, cancel := context.WithCancel(context.Background())
-		var out lockedBuffer
-		done := make(chan error, 1)
-		go func() {
-			done <- run(ctx, append([]string{"--server", d.n.GatewayURL(), "watch"}, args...), nil, &out, &errw)
-		}()
-		return &out, func() error {
-			cancel()
-			select {
-			case err := <-done:
-				return err
-			case <-time.After(10 * time.Second):
-				return fmt.Errorf("watch did not end when interrupted")
-			}
-		}
+	all := startWatch(t, d.n.GatewayURL(), "--since", "0")
+	onlyB := startWatch(t, d.n.GatewayURL(), "--json", "--since", "0", "--framework", "https://example.org/fw-b")
+	fresh := startWatch(t, d.n.GatewayURL())
+	waitForText(t, all.out, "  createFramework  https://example.org/fw-a  ", 1)
+	// Each watch has read the applied index it starts after.
+	for _, w := range []watcher{all, onlyB, fresh} {
+		waitForText(t, w.errw, "trustctl: watching the operations after index ", 1)
 	}
-	waitFor := func(out *lockedBuffer, want string, n int) {
-		t.Helper()
-		for range 200 { // up to 10 s
-			if strings.Count(out.String(), want) >= n {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("watch printed %q, want %d of %q", out.String(), n, want)
-	}
-	all, stopAll := watch("--since", "0")
-	onlyB, stopB := watch("--json", "--since", "0", "--framework", "https://example.org/fw-b")
-	fresh, stopFresh := watch()
-	waitFor(all, "  createFramework  https://example.org/fw-a  ", 1)
-	// The watch without --since has read the applied index it starts after.
-	waitFor(&errw, "trustctl: watching the operations after index ", 3)
 	d.must("-q", "framework", "create", "--id", "https://example.org/fw-b", "--name", "B", "--root", root, "--key", gov)
-	waitFor(all, "  createFramework  ", 2)
-	waitFor(onlyB, `"op":"createFramework"`, 1)
-	waitFor(fresh, "  createFramework  https://example.org/fw-b  ", 1)
-	for _, stop := range []func() error{stopAll, stopB, stopFresh} {
-		if err := stop(); err != nil {
+	waitForText(t, all.out, "  createFramework  ", 2)
+	waitForText(t, onlyB.out, `"op":"createFramework"`, 1)
+	waitForText(t, fresh.out, "  createFramework  https://example.org/fw-b  ", 1)
+	for _, w := range []watcher{all, onlyB, fresh} {
+		if err := w.stop(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if strings.Contains(onlyB.String(), "fw-a") {
-		t.Fatalf("the watch of fw-b printed fw-a's operation:\n%s", onlyB)
+	if strings.Contains(onlyB.out.String(), "fw-a") {
+		t.Fatalf("the watch of fw-b printed fw-a's operation:\n%s", onlyB.out)
 	}
-	if strings.Contains(fresh.String(), "fw-a") {
-		t.Fatalf("a watch without --since printed an old operation:\n%s", fresh)
+	if strings.Contains(fresh.out.String(), "fw-a") {
+		t.Fatalf("a watch without --since printed an old operation:\n%s", fresh.out)
 	}
 	if _, _, err := d.ctl("watch", "--since", "x"); err == nil {
 		t.Fatal("watch --since x accepted")
