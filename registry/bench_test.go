@@ -525,9 +525,11 @@ func BenchmarkGrantBesideManyEvents(b *testing.B) {
 // one agency): the whole build each answer made before it read pages
 // (before_whole_build, the registry's part of every answer:
 // tirIssuerBefore), then what each answer reads now: the issuer (v5's
-// answer), a page of one and the last page of 50 attributes, an attribute
-// by its id, a page of its revisions, a revision by its id, and every
-// attribute (v4's answer, which shows them inline).
+// answer), a page of one and the last page of 50 attributes (from the
+// marks of the subject's received index, kept for the state; _walk: the
+// first page after a write to the subject, which counts every key), an
+// attribute by its id, a page of its revisions, a revision by its id, and
+// every attribute (v4's answer, which shows them inline).
 func BenchmarkTIRIssuerReads(b *testing.B) {
 	for _, k := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("k=%d", k), func(b *testing.B) {
@@ -575,6 +577,16 @@ func BenchmarkTIRIssuerReads(b *testing.B) {
 				return len(attrs), err
 			})
 			read("attributes_last_page_size_50", func(_ *View, x *TIRIssuerView) (int, error) {
+				attrs, _, err := x.Attributes(k-50, 50)
+				return len(attrs), err
+			})
+			read("attributes_page_size_1_walk", func(_ *View, x *TIRIssuerView) (int, error) {
+				f.s.caches.received.clear()
+				attrs, _, err := x.Attributes(0, 1)
+				return len(attrs), err
+			})
+			read("attributes_last_page_size_50_walk", func(_ *View, x *TIRIssuerView) (int, error) {
+				f.s.caches.received.clear()
 				attrs, _, err := x.Attributes(k-50, 50)
 				return len(attrs), err
 			})

@@ -31,15 +31,19 @@ type caches struct {
 	// issuers keeps the marks of the TIR binding's issuers at the last
 	// state walked (tir.go).
 	issuers *issuerMarksCache
+	// received keeps the count and marks of large issuers' received
+	// indexes, for the TIR binding's attribute pages (tir.go).
+	received *receivedMarksCache
 }
 
 func newCaches(seq *atomic.Uint64) *caches {
 	return &caches{
-		records: newRecordCache(recordCacheEntries, seq),
-		lists:   newListCache(listCacheBytes, pastListCacheBytes),
-		keys:    newKeyCache(),
-		placers: newPlacerCache(placerCacheEntries),
-		issuers: &issuerMarksCache{},
+		records:  newRecordCache(recordCacheEntries, seq),
+		lists:    newListCache(listCacheBytes, pastListCacheBytes),
+		keys:     newKeyCache(),
+		placers:  newPlacerCache(placerCacheEntries),
+		issuers:  &issuerMarksCache{},
+		received: newReceivedMarksCache(receivedMarksEntries, seq),
 	}
 }
 
@@ -58,17 +62,23 @@ func newCaches(seq *atomic.Uint64) *caches {
 //     committed batch wrote, which nothing rewrites.
 //   - issuers: nothing; its marks name the applied index and the store's
 //     sequence of the state they were walked at.
-func (c *caches) committed(dirty []decide.RecordKey) { c.records.committed(dirty) }
+//   - received: the issuers whose received index the batch may have
+//     written (a decide.ReceivedKey among the keys it wrote).
+func (c *caches) committed(dirty []decide.RecordKey) {
+	c.records.committed(dirty)
+	c.received.committed(dirty)
+}
 
 // replaced is called after a snapshot restore replaced the whole state,
 // while the store's sequence is odd: every record and kept iterator goes,
 // and every placer (the restored history may have applied an operation
-// at another time), and the issuers' marks. The list and key caches stay,
-// for the reasons above.
+// at another time), the issuers' marks and the received indexes' marks.
+// The list and key caches stay, for the reasons above.
 func (c *caches) replaced() {
 	c.records.clear()
 	c.placers.clear()
 	c.issuers.clear()
+	c.received.clear()
 }
 
 // close closes what holds the database open (kept iterators).

@@ -25,6 +25,8 @@ import (
 //     TestPlacerCacheRefusesAnAddAcrossAClear,
 //     TestCheckDuringRestoreLeavesNoOldPlacer; committed batches only:
 //     TestPlacersOnlyFromCommittedBatches;
+//   - received indexes' marks (tir_marks.go), commit, restore and a view
+//     of another state: TestTIRAttributesTotalFollowsWrites;
 //   - the gateway's answer cache, by applied index: gateway's
 //     TestAnswerCache and TestReadsReportTheirSnapshotIndex.
 

@@ -273,9 +273,12 @@ func (v *View) secondParts(p []byte) (_ []string, err error) {
 //     alone), whatever the number of roots. An issuer with no root role
 //     then seeks to its first received key;
 //   - a page of attributes counts the issuer's received index keys (for
-//     the total; keys only, no record read) and reads the accreditation,
-//     its chain up to the root and the first operation of each attribute
-//     on the page only;
+//     the total; keys only, no record read), or takes the count and the
+//     key to start from from the marks a page of the same issuer kept
+//     (received: an issuer of more than receivedMarkEvery keys, while no
+//     commit writes its index), and reads the accreditation, its chain up
+//     to the root and the first operation of each attribute on the page
+//     only;
 //   - an attribute named by its id is found without a scan: the id is the
 //     digest its first operation's CID carries (record.CIDOf, the SHA-256
 //     of the operation's bytes, which its record holds), so the
@@ -303,11 +306,11 @@ func (v *View) TIRIssuerView(did string, now time.Time) (*TIRIssuerView, error) 
 	}
 	x := &TIRIssuerView{v: v, e: v.plain(), did: did, now: now, roots: roots}
 	if len(roots) == 0 {
-		_, n, err := x.received(0, 0, 1)
+		held, err := x.holdsReceived()
 		if err != nil {
 			return nil, err
 		}
-		if n == 0 {
+		if !held {
 			return nil, record.Errorf(record.ErrNotFound, "%s is no framework's root accreditor and holds no accreditation", did)
 		}
 	}
@@ -340,7 +343,7 @@ func (x *TIRIssuerView) Attributes(offset, limit int) (_ []TIRAttribute, total i
 		}
 		out = append(out, a)
 	}
-	ids, n, err := x.received(max(offset-len(x.roots), 0), limit-len(out), math.MaxInt)
+	ids, n, err := x.received(max(offset-len(x.roots), 0), limit-len(out))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -448,22 +451,94 @@ func cidOfTIRID(id string) (string, bool) {
 
 // received returns the ids of up to limit accreditations of the issuer's
 // received index after the first offset, by framework and id, and how many
-// it holds, counting no further than most.
-func (x *TIRIssuerView) received(offset, limit, most int) (ids []string, n int, err error) {
-	p := prefix(tableReceived, x.did)
-	it, err := x.v.snap.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+// it holds. Counting walks the whole index of the issuer (keys only); one
+// of more than receivedMarkEvery keys keeps what the walk learned
+// (receivedMarks) while no commit writes the issuer's index, so the next
+// pages read at most receivedMarkEvery + limit keys.
+func (x *TIRIssuerView) received(offset, limit int) (ids []string, n int, err error) {
+	take := func(part []byte) {
+		_, id, _ := bytes.Cut(part, []byte{0})
+		ids = append(ids, string(id))
+	}
+	c := x.v.receivedMarksCache()
+	if m := c.get(x.did, x.v.rd.epoch); m != nil {
+		if offset >= m.n || limit <= 0 {
+			return nil, m.n, nil
+		}
+		mark := offset / m.every
+		skip := offset - mark*m.every
+		err := x.scanReceived(m.parts[mark], func(part []byte) bool {
+			if skip > 0 {
+				skip--
+				return true
+			}
+			take(part)
+			return len(ids) < limit
+		})
+		return ids, m.n, err
+	}
+	m := &receivedMarks{every: c.markEvery()}
+	err = x.scanReceived(nil, func(part []byte) bool {
+		if n%m.every == 0 {
+			m.parts = append(m.parts, bytes.Clone(part))
+		}
+		if n >= offset && len(ids) < limit {
+			take(part)
+		}
+		n++
+		return true
+	})
 	if err != nil {
 		return nil, 0, err
 	}
-	defer closeJoin(it, &err)
-	for ok := it.First(); ok && n < most; ok = it.Next() {
-		if n >= offset && len(ids) < limit {
-			_, id, _ := bytes.Cut(it.Key()[len(p):], []byte{0})
-			ids = append(ids, string(id))
-		}
-		n++
+	m.n = n
+	if n > m.every {
+		c.put(x.did, m, x.v.rd.epoch)
 	}
-	return ids, n, it.Error()
+	return ids, n, nil
+}
+
+// holdsReceived reports whether the issuer's received index holds a key.
+func (x *TIRIssuerView) holdsReceived() (held bool, err error) {
+	err = x.scanReceived(nil, func([]byte) bool {
+		held = true
+		return false
+	})
+	return held, err
+}
+
+// scanReceived visits the keys of the issuer's received index in order,
+// from the first whose part after the issuer's prefix (framework 0x00 id)
+// is not before start (nil: the first), until visit returns false. The
+// part is the iterator's: valid only during the call.
+func (x *TIRIssuerView) scanReceived(start []byte, visit func(part []byte) bool) (err error) {
+	p := prefix(tableReceived, x.did)
+	it, err := x.v.snap.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return err
+	}
+	defer closeJoin(it, &err)
+	var ok bool
+	if start == nil {
+		ok = it.First()
+	} else {
+		ok = it.SeekGE(append(slices.Clip(p), start...))
+	}
+	for ; ok; ok = it.Next() {
+		if !visit(it.Key()[len(p):]) {
+			break
+		}
+	}
+	return it.Error()
+}
+
+// receivedMarksCache returns the read model's marks of received indexes,
+// when the view may use the caches.
+func (v *View) receivedMarksCache() *receivedMarksCache {
+	if v.rd.cache == nil {
+		return nil
+	}
+	return v.m.caches.received
 }
 
 // rootRolesOf returns did's root roles that have status events, by

@@ -1,8 +1,10 @@
 package registry
 
 import (
+	"bytes"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/trustreg/trustreg/registry/record"
 )
@@ -82,4 +84,134 @@ func first(s []string) string {
 		return ""
 	}
 	return s[0]
+}
+
+// TestTIRAttributesTotalFollowsWrites: the pages of a large issuer's
+// attributes take EBSI's total and their start from the marks of its
+// received index kept for the state (receivedMarksCache), and give what a
+// walk gives at every offset around the marks. The marks follow writes: a
+// new attribute of the issuer drops them and the next page counts it, a
+// write to another subject keeps them; a view of the state before a
+// write is never served the marks of the state after it; a restore drops
+// them all. (The marks are made every 8 keys here, not every 1,024, to
+// keep the issuer small.)
+func TestTIRAttributesTotalFollowsWrites(t *testing.T) {
+	f := mustChain(t)
+	const every = 8
+	f.s.caches.received.every = every
+	big := "did:web:big.example"
+	grants := 0
+	grant := func(subject string) {
+		t.Helper()
+		grants++
+		f.mustAccept(f.sign(f.qa, record.OpAccredit, map[string]any{
+			"framework": fwID, "accreditor": f.qa.DID, "subject": subject, "action": record.ActionIssue,
+			"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+			"validFrom": "2024-06-01T00:00:00Z", "validUntil": time.Date(2028, 1, 1, 0, 0, grants, 0, time.UTC).Format(time.RFC3339),
+		}))
+	}
+	for range 2*every + 4 {
+		grant(big)
+	}
+	// A page of v's, and every attribute id by a walk that uses no marks.
+	page := func(v *View, offset, limit int) ([]string, int) {
+		t.Helper()
+		x, err := v.TIRIssuerView(big, f.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		attrs, total, err := x.Attributes(offset, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := []string{}
+		for _, a := range attrs {
+			ids = append(ids, a.ID)
+		}
+		return ids, total
+	}
+	walk := func(v *View) []string {
+		t.Helper()
+		cache := v.rd.cache
+		v.rd.cache = nil // a view that may not use the caches
+		ids, total := page(v, 0, 1<<30)
+		v.rd.cache = cache
+		if total != len(ids) {
+			t.Fatalf("walk: %d attributes, total %d", len(ids), total)
+		}
+		return ids
+	}
+	// marks is the count of the issuer's marks kept, -1 for none.
+	marks := func() int {
+		f.s.caches.received.mu.Lock()
+		defer f.s.caches.received.mu.Unlock()
+		if m, ok := f.s.caches.received.lru.Peek(big); ok {
+			return m.n
+		}
+		return -1
+	}
+	// check reads pages of v at every offset around the marks against a
+	// walk, after a first page, which walks and keeps the marks.
+	check := func(v *View, n int) {
+		t.Helper()
+		want := walk(v)
+		if len(want) != n {
+			t.Fatalf("%d attributes, want %d", len(want), n)
+		}
+		page(v, 0, 1)
+		if m := marks(); m != n {
+			t.Fatalf("after a page at %d attributes: marks of %d kept, want %d", n, m, n)
+		}
+		for _, offset := range []int{0, 1, every - 1, every, every + 1, 2*every - 1, 2 * every, n - 1, n, n + 3} {
+			for _, limit := range []int{1, 3, every + 2, 100} {
+				got, total := page(v, offset, limit)
+				w := want[min(offset, n):min(offset+limit, n)]
+				if total != n || !slices.Equal(got, w) {
+					t.Fatalf("page(%d, %d) = %d ids from %q, total %d; want %d from %q, total %d", offset, limit, len(got), first(got), total, len(w), first(w), n)
+				}
+			}
+		}
+	}
+	n := 2*every + 4
+	v := f.s.View()
+	check(v, n)
+	v.Close()
+	older := snapshotBytes(t, f.s)
+	olderN := n
+
+	// A write to another subject leaves the marks; one to the issuer drops
+	// them, and the next page counts its new attribute.
+	grant("did:web:other.example")
+	if m := marks(); m != n {
+		t.Fatalf("after a write to another subject: marks of %d kept, want those of %d", m, n)
+	}
+	before := f.s.View() // the state before the new attribute, kept open
+	defer before.Close()
+	grant(big)
+	n++
+	if m := marks(); m != -1 {
+		t.Fatalf("after a new attribute: marks of %d kept, want none", m)
+	}
+	v = f.s.View()
+	check(v, n)
+	v.Close()
+	// The view of the state before is never served the marks of after.
+	if _, total := page(before, 0, 1); total != n-1 {
+		t.Fatalf("a view of the state before the new attribute: total %d, want %d", total, n-1)
+	}
+	if m := marks(); m != n {
+		t.Fatalf("after a page of an older view: marks of %d kept, want the current state's %d", m, n)
+	}
+	before.Close()
+
+	// A restore of the state before the writes drops the marks.
+	if err := f.s.Restore(bytes.NewReader(older)); err != nil {
+		t.Fatal(err)
+	}
+	v = f.s.View()
+	defer v.Close()
+	if _, total := page(v, 0, 1); total != olderN {
+		t.Fatalf("after restoring a state with %d attributes: total %d", olderN, total)
+	}
+	check(v, olderN)
 }
