@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,8 +24,8 @@ import (
 // many streams as it may; trustctl waits and reconnects after the last
 // operation it printed.
 const (
-	// watchRetriesDefault is --retries: the reconnections in a row that
-	// bring no operation before trustctl gives up.
+	// watchRetriesDefault is --retries: the reconnections in a row (none
+	// after a healthy stream: watchHealthyAfter) before trustctl gives up.
 	watchRetriesDefault = 10
 	// watchBackoffFirst is the wait before the first reconnection in a
 	// row; each further one doubles it, up to watchBackoffMax.
@@ -33,6 +34,19 @@ const (
 	// watchRetryAfterMax caps the wait a refusal's Retry-After asks for.
 	watchRetryAfterMax = 30 * time.Second
 )
+
+// watchHealthyAfter is how long a stream must stay open to be healthy. A
+// healthy stream, or one that brought an operation, ends a row of
+// reconnections: the next one counts from 1 again toward --retries, and
+// waits watchBackoffFirst again. So a watch that runs for days survives
+// any number of hiccups apart, and gives up only on --retries in a row,
+// each on a stream refused, not answered, or ended within a minute
+// without an operation. A minute is twice watchBackoffMax: a node that
+// takes streams and drops them at once is still backed off from, and
+// given up on. Time, not the node's keep-alive comments, tells it: a
+// stream filtered by --framework or --entity on a busy registry may send
+// nothing at all for hours. (A var: tests shorten it.)
+var watchHealthyAfter = time.Minute
 
 // errStreamEnded: the node ended a stream without an error (it shut down).
 var errStreamEnded = errors.New("the node ended the stream")
@@ -56,8 +70,11 @@ for now (429: this address holds as many streams as the node serves one address;
 reconnects after the last operation it printed, so none is printed twice or missed.
 The wait doubles from ` + watchBackoffFirst.String() + ` up to ` + watchBackoffMax.String() + `, with jitter, and is at least the
 node's Retry-After (up to ` + watchRetryAfterMax.String() + `); each reconnection is noted on stderr. trustctl
-gives up after --retries reconnections in a row that bring nothing. Any other
-refusal (a 400 for a --since past the registry's log, say) ends it at once.`,
+gives up after --retries reconnections in a row. A stream that brought an operation,
+or stayed open ` + healthyFor() + ` (healthy, even with no operation to print), ends the row: the
+next reconnection counts from 1 again and waits ` + watchBackoffFirst.String() + `, so a watch that runs for days
+survives any number of hiccups apart. Any other refusal (a 400 for a --since past
+the registry's log, say) ends it at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if retries < 0 {
@@ -88,7 +105,7 @@ refusal (a 400 for a --since past the registry's log, say) ends it at once.`,
 				a.note("trustctl: watching the operations after index %d\n", since)
 			}
 			for fails := 0; ; {
-				last, err := c.Watch(ctx, since, framework, entity, show)
+				end, err := c.Watch(ctx, since, framework, entity, show)
 				if ctx.Err() != nil {
 					return nil // interrupted: the normal end
 				}
@@ -100,14 +117,15 @@ refusal (a 400 for a --since past the registry's log, say) ends it at once.`,
 				if refused && !refusedForNow(ae) {
 					return err
 				}
-				if last > since {
-					since, fails = last, 0
+				if healthyStream(end, since, time.Now()) {
+					fails = 0
 				}
+				since = end.Last
 				if err == nil {
 					err = errStreamEnded
 				}
 				if fails++; fails > retries {
-					return fmt.Errorf("watch: gave up after %d reconnections in a row that brought no operation (--retries): %w", fails-1, err)
+					return fmt.Errorf("watch: gave up after %d reconnections in a row (--retries; a stream that brings an operation or stays open %s ends a row): %w", fails-1, healthyFor(), err)
 				}
 				var retryAfter time.Duration
 				if refused {
@@ -126,8 +144,20 @@ refusal (a 400 for a --since past the registry's log, say) ends it at once.`,
 	cmd.Flags().Uint64Var(&since, "since", 0, "replay the operations after this registry index first (default: only new ones)")
 	cmd.Flags().StringVar(&framework, "framework", "", "only operations of this framework")
 	cmd.Flags().StringVar(&entity, "entity", "", "only operations in this entity's history")
-	cmd.Flags().IntVar(&retries, "retries", watchRetriesDefault, "reconnections in a row that bring no operation before giving up (0: never reconnect)")
+	cmd.Flags().IntVar(&retries, "retries", watchRetriesDefault, "reconnections in a row before giving up (0: never reconnect); a stream that brings an operation or stays open "+healthyFor()+" ends a row")
 	return cmd
+}
+
+// healthyStream reports whether a stream from since that ended at now
+// ends a row of reconnections: it brought an operation, or it stayed open
+// for watchHealthyAfter.
+func healthyStream(end client.WatchEnd, since uint64, now time.Time) bool {
+	return end.Last > since || !end.Opened.IsZero() && now.Sub(end.Opened) >= watchHealthyAfter
+}
+
+// healthyFor is watchHealthyAfter for people: "1 min".
+func healthyFor() string {
+	return strconv.FormatFloat(watchHealthyAfter.Minutes(), 'g', -1, 64) + " min"
 }
 
 // refusedForNow reports whether a refused stream may open later: 429 (the

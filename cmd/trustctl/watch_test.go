@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,6 +114,56 @@ func TestWatchWaitsForARefusedStream(t *testing.T) {
 		if len(lines) != 2 || !strings.Contains(lines[0], "  "+during+"  ") || !strings.Contains(lines[1], "  "+after+"  ") {
 			t.Fatalf("holder %s: the watch printed\n%s\nwant %s then %s, once each", tc.holder, w.out, during, after)
 		}
+	}
+}
+
+// TestWatchRetriesCountAgainAfterAHealthyStream: a stream that stayed
+// open watchHealthyAfter ends a row of reconnections, so --retries 1
+// outlasts three streams that each stay open and then end, and gives up
+// at the first stream after them that ends at once (the second
+// reconnection of its row). The node is a test server whose first three
+// streams stay open for healthyHold, three times watchHealthyAfter (made
+// short here), and whose next ones end as soon as they open. Without the
+// rule, the watch gave up when the second stream ended.
+func TestWatchRetriesCountAgainAfterAHealthyStream(t *testing.T) {
+	const healthy, healthyHold = 150 * time.Millisecond, 450 * time.Millisecond
+	was := watchHealthyAfter
+	watchHealthyAfter = healthy
+	t.Cleanup(func() { watchHealthyAfter = was })
+	var streams atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/watch" || r.URL.Query().Get("since") != "7" {
+			http.Error(w, "not a watch from 7", http.StatusNotFound)
+			return
+		}
+		n := streams.Add(1)
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprint(w, ": trustreg watch from index 7\n\n")
+		http.NewResponseController(w).Flush()
+		if n <= 3 {
+			select {
+			case <-time.After(healthyHold):
+			case <-r.Context().Done():
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out, errw lockedBuffer
+	err := run(ctx, []string{"--server", srv.URL, "watch", "--since", "7", "--retries", "1"}, nil, &out, &errw)
+	if err == nil || !strings.Contains(err.Error(), "gave up after 1 reconnections in a row") || !errors.Is(err, errStreamEnded) {
+		t.Fatalf("watch: %v, want it to give up after 1 reconnection in a row\n%s", err, errw.String())
+	}
+	if n := streams.Load(); n != 4 {
+		t.Fatalf("%d streams, want 4: 3 that stayed open %s, then 1 that ended at once\n%s", n, healthyHold, errw.String())
+	}
+	// Each reconnection after a stream that stayed open is the first of
+	// its row, after the first wait.
+	if strings.Count(errw.String(), "; reconnecting after index 7 in 1") != 3 || strings.Count(errw.String(), "(1 of 1)\n") != 3 {
+		t.Fatalf("want 3 reconnections, each the first of its row, after a 1-s wait:\n%s", errw.String())
 	}
 }
 

@@ -173,12 +173,22 @@ func (c *Client) Trust(ctx context.Context, q url.Values) (*record.Decision, err
 // PathID escapes an identifier for use as one path segment.
 func PathID(id string) string { return url.PathEscape(id) }
 
+// WatchEnd is what one watch stream brought before it ended.
+type WatchEnd struct {
+	// Last is the index of the last operation passed to fn: the since
+	// Watch was given, if none.
+	Last uint64
+	// Opened is when the node's answer to the stream (200) arrived; zero
+	// when the stream did not open (refused, or no answer).
+	Opened time.Time
+}
+
 // Watch reads one watch stream (GET /v1/watch) and calls fn with each
 // operation, in index order. since is the index to stream after;
-// framework and entity filter, when not empty. It returns the index of the last operation passed to fn, with the
-// error that ended the stream: nil when the node ended it (it shut down),
-// the context's when ctx ended, or fn's.
-func (c *Client) Watch(ctx context.Context, since uint64, framework, entity string, fn func(record.OperationView) error) (uint64, error) {
+// framework and entity filter, when not empty. It returns what the stream
+// brought (WatchEnd), with the error that ended it: nil when the node
+// ended it (it shut down), the context's when ctx ended, or fn's.
+func (c *Client) Watch(ctx context.Context, since uint64, framework, entity string, fn func(record.OperationView) error) (WatchEnd, error) {
 	q := url.Values{"since": {strconv.FormatUint(since, 10)}}
 	if framework != "" {
 		q.Set("framework", framework)
@@ -196,14 +206,15 @@ func (c *Client) Watch(ctx context.Context, since uint64, framework, entity stri
 		return req, err
 	})
 	if err != nil {
-		return since, err
+		return WatchEnd{Last: since}, err
 	}
 	// The body is only read; closing it has nothing to report.
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return since, apiError(resp.Request, resp, body)
+		return WatchEnd{Last: since}, apiError(resp.Request, resp, body)
 	}
+	end := WatchEnd{Last: since, Opened: time.Now()}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), record.MaxOperationSize*4)
 	var data []byte
@@ -213,21 +224,21 @@ func (c *Client) Watch(ctx context.Context, since uint64, framework, entity stri
 		case len(line) == 0 && data != nil:
 			var v record.OperationView
 			if err := json.Unmarshal(data, &v); err != nil {
-				return since, fmt.Errorf("watch: event after index %d: %w", since, err)
+				return end, fmt.Errorf("watch: event after index %d: %w", end.Last, err)
 			}
 			data = nil
 			if err := fn(v); err != nil {
-				return since, err
+				return end, err
 			}
-			since = v.Index
+			end.Last = v.Index
 		case bytes.HasPrefix(line, []byte("data: ")):
 			data = append(data, line[len("data: "):]...)
 		}
 	}
 	if ctx.Err() != nil {
-		return since, ctx.Err()
+		return end, ctx.Err()
 	}
-	return since, sc.Err()
+	return end, sc.Err()
 }
 
 // apiError is the error of an answer that is not a success: its problem
