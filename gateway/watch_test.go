@@ -177,6 +177,38 @@ func TestWatchStreamsOperations(t *testing.T) {
 	}
 }
 
+// TestWatchOfAnEntityReadsItsOperationsOnly: a stream filtered by an
+// entity reads that entity's operations through its history index
+// (View.ChangesOf), not every operation of the log to filter them: over a
+// log of some fifty operations, two of them the college's, replaying the
+// college's reads two operation records (registry.State.OperationsRead),
+// where the whole log would be read for the same two events.
+func TestWatchOfAnEntityReadsItsOperationsOnly(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain() // createFramework, accredit QA, accredit college
+	const others = 48
+	for i := range others {
+		e.mustSubmit(e.sign(e.root, record.OpAccredit, map[string]any{"framework": fw, "accreditor": e.root.DID,
+			"subject": "did:web:other-" + strconv.Itoa(i) + ".example", "action": "issue", "resources": []string{nurse}, "validFrom": "2022-09-01T00:00:00Z"}))
+	}
+	e.mustSubmit(e.sign(e.qa, record.OpRevoke, map[string]any{"accreditation": e.colAcc}))
+	logged := others + 4
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	before := e.n.State.OperationsRead()
+	college, _ := e.openWatch(ctx, "?since=0&entity="+e.college.DID, nil)
+	for _, want := range []string{record.OpAccredit, record.OpRevoke} {
+		if ev := next(t, college); ev.op.Op != want {
+			t.Fatalf("the college's events: %+v, want %s", ev, want)
+		}
+	}
+	// Both events were read in one page, before it was sent.
+	if read := e.n.State.OperationsRead() - before; read > 2 {
+		t.Fatalf("the college's stream read %d operation records of the %d logged for its 2 operations: not through its history index", read, logged)
+	}
+}
+
 // watchFrom opens /v1/watch at base from the local address ip and returns
 // the answer, its body open while the stream lasts.
 func watchFrom(t *testing.T, base, ip string) *http.Response {

@@ -353,6 +353,7 @@ const MaxOperationPageBytes = 4 << 20
 // adds its signed bytes and payload to *size; past MaxOperationPageBytes
 // it returns errPageFull.
 func (v *View) appendOpView(out *[]record.OperationView, size *int, cid []byte) error {
+	v.m.opsRead.Add(1)
 	var rec opRecord
 	if _, err := getJSON(v.snap, key(tableOps, string(cid)), &rec); err != nil {
 		return err

@@ -196,6 +196,14 @@ func (s *State) SignatureChecks() (ahead, judging uint64) {
 	return s.verify.checkedAhead.Load(), s.verify.checkedJudging.Load()
 }
 
+// OperationsRead returns how many operation records views of this state
+// have read and decoded since it was opened for the pages of operations
+// they return (Changes, ChangesOf, History), whatever a caller then keeps
+// of them: what those pages cost grows with it, so tests check with it
+// that a read reads only what it should (the gateway's watch filtered by
+// an entity reads the entity's operations only).
+func (s *State) OperationsRead() uint64 { return s.read.opsRead.Load() }
+
 // ClusterFeatureLevel returns the cluster's feature level (features.go).
 func (s *State) ClusterFeatureLevel() int { return s.rules.ClusterFeatureLevel() }
 

@@ -3,6 +3,7 @@ package registry
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -18,6 +19,9 @@ type readModel struct {
 	caches *caches
 	// onCorrupt is Options.OnStateCorrupt (nil: none).
 	onCorrupt func(error)
+	// opsRead counts the operation records views have read for pages of
+	// operations (State.OperationsRead).
+	opsRead atomic.Uint64
 }
 
 // corrupt hands err to onCorrupt when it is ErrStateCorrupt, and returns it.
