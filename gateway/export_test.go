@@ -1,5 +1,7 @@
 package gateway
 
+import "time"
+
 // AyraMaxDecisions is ayraMaxDecisions, for the tests outside the package.
 const AyraMaxDecisions = ayraMaxDecisions
 
@@ -19,3 +21,11 @@ func (s *Server) HoldTurns() (release func()) {
 
 // TurnsFree is how many turns are free.
 func (s *Server) TurnsFree() int { return cap(s.turns) - len(s.turns) }
+
+// SetWatchKeepAlive sets how long a watch stream that sent nothing waits
+// before a keep-alive, for the streams opened after it, and returns what
+// sets it back.
+func SetWatchKeepAlive(d time.Duration) (restore func()) {
+	old := watchKeepAlive.Swap(int64(d))
+	return func() { watchKeepAlive.Store(old) }
+}

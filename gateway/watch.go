@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/trustreg/trustreg/gateway/api"
@@ -19,9 +20,6 @@ import (
 const (
 	// watchPage is how many operations one read of the change feed takes.
 	watchPage = 256
-	// watchKeepAlive is how long a quiet stream waits before it sends a
-	// comment, so proxies and clients see the connection alive.
-	watchKeepAlive = 15 * time.Second
 	// watchWriteTimeout bounds each write to a watcher: one that stops
 	// reading is dropped instead of holding its goroutine.
 	watchWriteTimeout = 10 * time.Second
@@ -33,6 +31,15 @@ const (
 	// in seconds: streams end when their clients go, not on a schedule.
 	watchRetryAfter = 5
 )
+
+// watchKeepAlive is how long a stream that sent nothing waits before it
+// sends a comment, so proxies and clients see the connection alive: a
+// stream filtered by a framework or an entity on a busy registry sends
+// nothing while the operations applied are others', as a quiet registry's
+// stream does. A variable for the tests (SetWatchKeepAlive).
+var watchKeepAlive atomic.Int64
+
+func init() { watchKeepAlive.Store(int64(15 * time.Second)) }
 
 // Watch streams refused for a bound: each holds a connection (a file
 // descriptor) and a goroutine for as long as its client stays, so their
@@ -143,11 +150,14 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no") // reverse proxies: pass events on at once
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
+	keepAlive := time.Duration(watchKeepAlive.Load())
+	var sent time.Time // when the stream last sent something
 	send := func(b []byte) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(watchWriteTimeout))
 		if _, err := w.Write(b); err != nil {
 			return false
 		}
+		sent = time.Now()
 		return rc.Flush() == nil
 	}
 	if !send([]byte(": trustreg watch from index " + strconv.FormatUint(since, 10) + "\n\n")) {
@@ -179,8 +189,16 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		// Everything applied up to applied (the last view's index) has been
-		// read; wait for more.
-		wctx, wcancel := context.WithTimeout(ctx, watchKeepAlive)
+		// read; wait for more, or until the stream has sent nothing for
+		// keepAlive, whatever was applied meanwhile.
+		quiet := keepAlive - time.Since(sent)
+		if quiet <= 0 {
+			if !send([]byte(": keep-alive\n\n")) {
+				return
+			}
+			quiet = keepAlive
+		}
+		wctx, wcancel := context.WithTimeout(ctx, quiet)
 		err := s.cfg.Node.WaitApplied(wctx, applied+1)
 		wcancel()
 		switch {

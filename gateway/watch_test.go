@@ -209,6 +209,64 @@ func TestWatchOfAnEntityReadsItsOperationsOnly(t *testing.T) {
 	}
 }
 
+// TestWatchKeepAliveWhileOthersOperationsApply: a stream filtered by a
+// framework sends a keep-alive once it has sent nothing for the keep-alive
+// time, even while other frameworks' operations are applied all along (a
+// proxy with an idle timeout would cut it otherwise). Before, only a time
+// without any applied operation brought one.
+func TestWatchKeepAliveWhileOthersOperationsApply(t *testing.T) {
+	defer gateway.SetWatchKeepAlive(time.Second)()
+	e := mustNewEnv(t)
+	e.chain()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.n.GatewayURL()+"/v1/watch?framework=https://example.org/other", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	if first := <-lines; !strings.HasPrefix(first, ": trustreg watch from index") {
+		t.Fatalf("the stream began with %q", first)
+	}
+	// Write for three keep-alive times, an operation every few
+	// milliseconds (bounded in count), and look for a keep-alive among
+	// what the stream sent meanwhile.
+	start, applied, kept := time.Now(), 0, 0
+	for i := 0; i < 1000 && time.Since(start) < 3*time.Second; i++ {
+		e.mustSubmit(e.sign(e.root, record.OpAccredit, map[string]any{"framework": fw, "accreditor": e.root.DID,
+			"subject": "did:web:busy-" + strconv.Itoa(i) + ".example", "action": "issue", "resources": []string{nurse}, "validFrom": "2022-09-01T00:00:00Z"}))
+		applied++
+		for drained := false; !drained; {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatal("the stream ended")
+				}
+				switch {
+				case l == ": keep-alive":
+					kept++
+				case l != "":
+					t.Fatalf("a stream of another framework sent %q", l)
+				}
+			default:
+				drained = true
+			}
+		}
+	}
+	if kept == 0 {
+		t.Fatalf("no keep-alive in %v while %d operations of another framework were applied", time.Since(start).Round(time.Millisecond), applied)
+	}
+}
+
 // watchFrom opens /v1/watch at base from the local address ip and returns
 // the answer, its body open while the stream lasts.
 func watchFrom(t *testing.T, base, ip string) *http.Response {
