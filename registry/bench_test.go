@@ -161,7 +161,7 @@ func BenchmarkCheckStatus(b *testing.B) {
 			if r := f.publish(f.college, "bench", "", []string{record.PurposeRevocation}, 1, nil, bits); !r.Accepted {
 				b.Fatal(r.Reason)
 			}
-			f.s.caches.lists = newListCache(listCacheBytes, pastListCacheBytes) // start cold: the first read decodes
+			f.s.caches.lists = newListCache(listCacheBytes) // start cold: the first read decodes
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {

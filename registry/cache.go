@@ -39,7 +39,7 @@ type caches struct {
 func newCaches(seq *atomic.Uint64) *caches {
 	return &caches{
 		records:  newRecordCache(recordCacheEntries, seq),
-		lists:    newListCache(listCacheBytes, pastListCacheBytes),
+		lists:    newListCache(listCacheBytes),
 		keys:     newKeyCache(),
 		placers:  newPlacerCache(placerCacheEntries),
 		issuers:  &issuerMarksCache{},
@@ -90,13 +90,9 @@ func (c *caches) close() { c.records.close() }
 // took.
 const recordCacheEntries = 120_000
 
-// listCacheBytes bounds the decoded bitstrings of current versions kept;
-// pastListCacheBytes those of past versions (listCache), two of the
-// largest (record.MaxStatusListBytes).
-const (
-	listCacheBytes     = 256 << 20
-	pastListCacheBytes = 32 << 20
-)
+// listCacheBytes bounds the decoded bitstrings of current versions kept
+// (listCache).
+const listCacheBytes = 256 << 20
 
 // recordCache keeps decoded records for the read side and the apply, so a
 // trust question does not read and decode the same accreditations every
@@ -262,79 +258,63 @@ func (c *recordCache) release(k keptIter) error {
 	return k.it.Close()
 }
 
-// listCache keeps decoded bitstrings by version CID, within byte budgets,
-// so a large list is not decompressed again on every read.
+// listCache keeps the decoded bitstrings of current list versions by
+// version CID, within a byte budget, so a large list is not decompressed
+// again on every read.
 //
 // Fills: decodedVersion, after decoding a stored version's credential,
-// and the apply, with each version it publishes. A version that is its
-// list's current one in the state read goes to current, any other to
-// past, each an LRU within its own budget: anyone may ask for an entry at
-// any past time, and each past version asked for is a bitstring of up to
-// 16 MiB, so reads of past versions only ever push out other past ones,
-// never the current lists every verifier reads
-// (TestPastVersionsLeaveCurrentListsCached). A read of a past version
-// that current still holds (it was current when cached) does not make it
-// any more recent there (Peek).
+// for a read of a version that is its list's current one in the state
+// read and for the apply's check of a new version against the current
+// one; and the apply, with each version it publishes. Nothing else: an
+// entry of a past version is read from its stored credential,
+// decompressed only up to the entry (View.CheckStatus,
+// record.EncodedStatus), and adds nothing, since anyone may ask for an
+// entry at any past time and each past version is a bitstring of up to
+// 16 MiB: reads of past versions never push out the current lists every
+// verifier reads (TestPastVersionsLeaveCurrentListsCached). A read of a
+// past version the cache still holds (it was current when cached) is
+// answered from it without making it any more recent (Peek).
 //
 // Invariant: the key is the CID of the version, which names the exact
 // credential bytes the bitstring is decoded from, and a stored version
-// never changes; so an entry is right for as long as it is kept, in
-// either part, across commits and restores. Bounded by bytes, least
-// recently used first.
+// never changes; so an entry is right for as long as it is kept, across
+// commits and restores. Bounded by bytes, least recently used first.
 type listCache struct {
-	mu            sync.Mutex
-	current, past bitsLRU
-}
-
-// bitsLRU is one part of a listCache. Its methods are called under the
-// listCache's mu.
-type bitsLRU struct {
+	mu     sync.Mutex
 	lru    *lru.Cache[string, []byte]
 	bytes  int
 	budget int
 }
 
-func newListCache(currentBudget, pastBudget int) *listCache {
-	c := &listCache{current: bitsLRU{budget: currentBudget}, past: bitsLRU{budget: pastBudget}}
-	c.current.lru, _ = lru.NewWithEvict[string, []byte](1<<16, func(_ string, v []byte) { c.current.bytes -= len(v) })
-	c.past.lru, _ = lru.NewWithEvict[string, []byte](1<<16, func(_ string, v []byte) { c.past.bytes -= len(v) })
+func newListCache(budget int) *listCache {
+	c := &listCache{budget: budget}
+	c.lru, _ = lru.NewWithEvict[string, []byte](1<<16, func(_ string, v []byte) { c.bytes -= len(v) })
 	return c
 }
 
-// get returns the bitstring of version cid, from the part that current
-// names first; the other part's entry is not made more recent.
-func (c *listCache) get(cid string, current bool) ([]byte, bool) {
+// get returns the bitstring of version cid; for a read of a version that
+// is not current, recent says false, and the entry is not made more
+// recent.
+func (c *listCache) get(cid string, recent bool) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	mine, other := &c.current, &c.past
-	if !current {
-		mine, other = other, mine
+	if recent {
+		return c.lru.Get(cid)
 	}
-	if bits, ok := mine.lru.Get(cid); ok {
-		return bits, true
-	}
-	return other.lru.Peek(cid)
+	return c.lru.Peek(cid)
 }
 
-// add keeps the bitstring of version cid in the part current names.
-func (c *listCache) add(cid string, bits []byte, current bool) {
+// add keeps the bitstring of version cid, a current one.
+func (c *listCache) add(cid string, bits []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p := &c.current
-	if !current {
-		p = &c.past
-	}
-	p.add(cid, bits)
-}
-
-func (p *bitsLRU) add(cid string, bits []byte) {
-	if p.lru.Contains(cid) {
+	if c.lru.Contains(cid) {
 		return
 	}
-	p.lru.Add(cid, bits)
-	p.bytes += len(bits)
-	for p.bytes > p.budget && p.lru.Len() > 1 {
-		p.lru.RemoveOldest()
+	c.lru.Add(cid, bits)
+	c.bytes += len(bits)
+	for c.bytes > c.budget && c.lru.Len() > 1 {
+		c.lru.RemoveOldest()
 	}
 }
 

@@ -65,7 +65,7 @@ func (c *applyCtx) publishStatusList(op *record.PublishStatusList) (string, erro
 			return "", record.Reject(record.CodeStatusListLength, "the list cannot shrink from %d to %d entries", list.Entries, entries)
 		}
 		if irreversible(p.Purposes) || !accredited {
-			prev, err := c.s.caches.lists.decodedVersion(c.b, did, op.List, list.Current, list.CurrentIndex, true)
+			prev, err := c.s.caches.lists.decodedVersion(c.b, did, op.List, list.Current, list.CurrentIndex)
 			if err != nil {
 				return "", err
 			}
@@ -95,7 +95,7 @@ func (c *applyCtx) publishStatusList(op *record.PublishStatusList) (string, erro
 		CID: versionCID, Index: c.index, Time: c.now, Previous: op.Previous,
 		ValidFrom: p.ValidFrom, ValidUntil: p.ValidUntil, Operation: c.op.CID, Credential: op.Credential,
 	})
-	c.s.caches.lists.add(versionCID, p.Bits, true)
+	c.s.caches.lists.add(versionCID, p.Bits)
 	return did + "/" + op.List, nil
 }
 

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -100,10 +101,9 @@ var errUnexpected = errors.New("benchmark: unexpected answer")
 // BenchmarkCheckStatusAfterPastVersions reads an entry of a list's current
 // version (2^24 entries, a 2 MiB bitstring) after a client read an entry of
 // each of 39 past versions of another list (2^20 entries, 128 KiB each,
-// 4.9 MiB together), with the list cache scaled down to 4 MiB for current
-// versions and 1 MiB for past ones (listCacheBytes, pastListCacheBytes:
-// 256 and 32 MiB), as when past versions of 16 MiB bitstrings are cycled
-// through at full size. The past reads are not timed.
+// 4.9 MiB together), with the list cache scaled down to 4 MiB
+// (listCacheBytes: 256 MiB), as when past versions of 16 MiB bitstrings
+// are cycled through at full size. The past reads are not timed.
 //
 //	go test ./registry -run '^$' -bench BenchmarkCheckStatusAfterPastVersions -benchtime 20x
 func BenchmarkCheckStatusAfterPastVersions(b *testing.B) {
@@ -114,7 +114,7 @@ func BenchmarkCheckStatusAfterPastVersions(b *testing.B) {
 		b.Fatal(r.Reason)
 	}
 	times := benchListVersions(b, f, "cycled", 40, 1<<20)
-	f.s.caches.lists = newListCache(4<<20, 1<<20)
+	f.s.caches.lists = newListCache(4 << 20)
 	did := f.college.DID
 	read := func() {
 		if e, err := f.s.CheckStatus(did, "current", 1<<24-1, time.Time{}); err != nil || e.Status != 1 {
@@ -132,5 +132,63 @@ func BenchmarkCheckStatusAfterPastVersions(b *testing.B) {
 		}
 		b.StartTimer()
 		read()
+	}
+}
+
+// BenchmarkCheckStatusPastUncached reads one entry (the first, the middle
+// one, the last) of a past version whose bitstring no cache holds (the
+// list cache is emptied before each read, untimed): of a list of 2^20
+// entries (a 128 KiB bitstring, its first version of 1,000) and of one of
+// 2^27 (16 MiB, the largest bitstring, 1/20,000 of its entries set, its
+// first version of two). Anyone may ask for an entry at any past time.
+//
+//	go test ./registry -run '^$' -bench BenchmarkCheckStatusPastUncached -benchtime 20x
+func BenchmarkCheckStatusPastUncached(b *testing.B) {
+	f := &listFixture{mustChain(b)}
+	did := f.college.DID
+	small := benchListVersions(b, f, "small", 1000, 1<<20)
+	const large = 1 << 27
+	rng := rand.New(rand.NewPCG(3, 4))
+	bits := make([]byte, large/8)
+	var largeTimes []time.Time
+	prev := ""
+	for v := range 2 {
+		for range large / 20000 {
+			record.SetStatus(bits, rng.IntN(large), 1, 1)
+		}
+		if r := f.publish(f.college, "large", prev, []string{record.PurposeRevocation}, 1, nil, bits); !r.Accepted {
+			b.Fatalf("version %d: %s %s", v, r.Code, r.Reason)
+		}
+		largeTimes = append(largeTimes, f.now)
+		l, err := f.s.StatusList(did, "large")
+		if err != nil {
+			b.Fatal(err)
+		}
+		prev = l.Current
+	}
+	if err := f.s.db.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		list    string
+		entries int
+		at      time.Time
+	}{{"small", 1 << 20, small[0]}, {"large", large, largeTimes[0]}} {
+		for _, entry := range []struct {
+			name  string
+			index int
+		}{{"first", 0}, {"middle", c.entries / 2}, {"last", c.entries - 1}} {
+			b.Run(fmt.Sprintf("entries=%d/%s", c.entries, entry.name), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					b.StopTimer()
+					f.s.caches.lists = newListCache(listCacheBytes)
+					b.StartTimer()
+					if _, err := f.s.CheckStatus(did, c.list, entry.index, c.at); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }

@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,24 +15,20 @@ import (
 	"github.com/trustreg/trustreg/registry/record"
 )
 
-// decodedVersion returns the bitstring of a list version, from the cache
-// or decoded from the stored credential (verified when it was published).
-// current says whether the version is its list's current one in the state
-// read: a past version is kept apart, so that reads of past versions never
-// push current ones out (listCache).
-func (c *listCache) decodedVersion(r pebble.Reader, issuer, list, cid string, index uint64, current bool) ([]byte, error) {
-	if bits, ok := c.get(cid, current); ok {
+// decodedVersion returns the bitstring of a list's current version, from
+// the cache or decoded from the stored credential (verified when it was
+// published), and keeps it in the cache (listCache). A past version's
+// entry is read by View.pastStatus instead, without decoding its
+// bitstring whole.
+func (c *listCache) decodedVersion(r pebble.Reader, issuer, list, cid string, index uint64) ([]byte, error) {
+	if bits, ok := c.get(cid, true); ok {
 		return bits, nil
 	}
-	var ver record.StatusListVersion
-	ok, err := getJSON(r, versionKey(prefix(tableListVersions, issuer, list), index), &ver)
+	cred, err := storedCredential(r, issuer, list, cid, index)
 	if err != nil {
 		return nil, err
 	}
-	if !ok || ver.CID != cid {
-		return nil, record.Errorf(record.ErrNotFound, "version %s of list %s", cid, list)
-	}
-	payload, err := record.StatusListPayload(ver.Credential)
+	payload, err := record.StatusListPayload(cred)
 	if err != nil {
 		return nil, fmt.Errorf("stored credential %s: %w", cid, err)
 	}
@@ -39,8 +36,62 @@ func (c *listCache) decodedVersion(r pebble.Reader, issuer, list, cid string, in
 	if err != nil {
 		return nil, fmt.Errorf("stored credential %s: %w", cid, err)
 	}
-	c.add(cid, p.Bits, current)
+	c.add(cid, p.Bits)
 	return p.Bits, nil
+}
+
+// storedCredential returns the credential of the version of a list stored
+// at registry index index, which must be version cid.
+func storedCredential(r pebble.Reader, issuer, list, cid string, index uint64) (string, error) {
+	var ver record.StatusListVersion
+	ok, err := getJSON(r, versionKey(prefix(tableListVersions, issuer, list), index), &ver)
+	if err != nil {
+		return "", err
+	}
+	if !ok || ver.CID != cid {
+		return "", record.Errorf(record.ErrNotFound, "version %s of list %s", cid, list)
+	}
+	return ver.Credential, nil
+}
+
+// storedEncodedList is the part of a stored status-list credential that
+// an entry's read needs, under the names record.ParseStatusListRules
+// reads it by.
+type storedEncodedList struct {
+	CredentialSubject struct {
+		EncodedList string `json:"encodedList"`
+	} `json:"credentialSubject"`
+}
+
+// pastStatus reads entry index, of size bits, of version at of a list when
+// at is not the list's current version: from the list cache when it still
+// holds the version (it was current when cached), or else from the stored
+// credential, its bitstring decompressed only up to the entry
+// (record.EncodedStatus) and kept nowhere: one question about one entry
+// of a past version costs the read of its credential and of the bitstring
+// up to that entry, whatever the list's length (up to 16 MiB decoded), and
+// pushes no current list out of the cache (listCache).
+func (v *View) pastStatus(issuer, id string, at record.StatusListVersion, index, size int) (int, error) {
+	if bits, ok := v.m.caches.lists.get(at.CID, false); ok {
+		return record.GetStatus(bits, index, size)
+	}
+	cred, err := storedCredential(v.snap, issuer, id, at.CID, at.Index)
+	if err != nil {
+		return 0, err
+	}
+	payload, err := record.StatusListPayload(cred)
+	if err != nil {
+		return 0, fmt.Errorf("stored credential %s: %w", at.CID, err)
+	}
+	var vc storedEncodedList
+	if err := json.Unmarshal(payload, &vc); err != nil {
+		return 0, fmt.Errorf("stored credential %s: %w", at.CID, err)
+	}
+	st, err := record.EncodedStatus(vc.CredentialSubject.EncodedList, index, size)
+	if err != nil && !errors.Is(err, record.ErrRange) {
+		return 0, fmt.Errorf("stored credential %s: %w", at.CID, err)
+	}
+	return st, err
 }
 
 // versionKey is the store key of a list's version at registry index index,
@@ -324,20 +375,25 @@ func (v *View) CheckStatus(issuer, id string, index int, t time.Time) (*record.E
 		return nil, err
 	}
 	// The list names its current version; one at t is looked up by time.
-	// Neither's record is decoded here, only its bitstring when the cache
-	// does not hold it.
+	// Neither's record is decoded here, only, when the cache does not hold
+	// it, a current version's bitstring, or a past one's up to the entry.
 	at := record.StatusListVersion{Index: l.CurrentIndex, CID: l.Current}
 	if !t.IsZero() {
 		if at, err = v.versionAt(issuer, id, t); err != nil {
 			return nil, err
 		}
 	}
-	bits, err := v.m.caches.lists.decodedVersion(v.snap, issuer, id, at.CID, at.Index, at.Index == l.CurrentIndex)
-	if err != nil {
-		return nil, err
-	}
-	st, err := record.GetStatus(bits, index, l.StatusSize)
-	if err != nil {
+	var st int
+	if at.Index == l.CurrentIndex {
+		bits, err := v.m.caches.lists.decodedVersion(v.snap, issuer, id, at.CID, at.Index)
+		if err != nil {
+			return nil, err
+		}
+		st, err = record.GetStatus(bits, index, l.StatusSize)
+		if err != nil {
+			return nil, err
+		}
+	} else if st, err = v.pastStatus(issuer, id, at, index, l.StatusSize); err != nil {
 		return nil, err
 	}
 	e := &record.EntryStatus{Issuer: issuer, List: id, Index: index, Status: st, Purposes: l.Purposes, Version: at.CID, Checked: entryPrivacyNote}

@@ -98,8 +98,9 @@ func walkAt(t *testing.T, v *View, issuer, id string, at time.Time) *record.Stat
 // commit time; entry times running backwards, which the apply clamps;
 // registry indexes far apart; another list's versions between them), at
 // every version's time, just before and after it, before the first, after
-// the last and at random times in between; and, as a status-list proof
-// requires, the version after the one found was published after the time.
+// the last and at random times in between, an entry of a past version read
+// from its credential; and, as a status-list proof requires, the version
+// after the one found was published after the time.
 func TestStatusListAtMatchesTheWalk(t *testing.T) {
 	gapChoices := []time.Duration{0, time.Nanosecond, time.Millisecond, time.Second, 7 * time.Minute, -time.Second}
 	for _, seed := range []uint64{1, 2, 3} {
@@ -142,6 +143,10 @@ func TestStatusListAtMatchesTheWalk(t *testing.T) {
 		for range 100 {
 			ats = append(ats, first.Add(-time.Minute+time.Duration(rng.Int64N(int64(last.Sub(first)+2*time.Minute)))))
 		}
+		// The apply cached every version it published; emptied, the cache
+		// leaves each past version's entries to be read from its
+		// credential (View.pastStatus).
+		f.s.caches.lists = newListCache(listCacheBytes)
 		v := f.s.View()
 		for _, at := range ats {
 			want := walkAt(t, v, f.college.DID, "l", at)
@@ -259,11 +264,12 @@ func FuzzDecodeVersionMeta(f *testing.F) {
 	})
 }
 
-// TestPastVersionsLeaveCurrentListsCached: reads of past versions of one
-// list, cycled through more bitstrings than the whole cache holds, leave
-// another list's current bitstring cached, and add none of theirs beside
-// it; and a past version still cached as current (it was current when it
-// was read) is not made more recent there by a read at a past time.
+// TestPastVersionsLeaveCurrentListsCached: entries of past versions of one
+// list, cycled through more bitstrings than the cache holds, are read
+// from each version (the entry a version set tells which) and add nothing
+// to the cache: another list's current bitstring stays cached, alone; and
+// a past version the cache still holds (it was current when cached)
+// answers from it without being made more recent.
 func TestPastVersionsLeaveCurrentListsCached(t *testing.T) {
 	f := &listFixture{mustChain(t)}
 	f.now = date(2026, 4, 1)
@@ -276,39 +282,43 @@ func TestPastVersionsLeaveCurrentListsCached(t *testing.T) {
 		pv := f.publishBatch("cycled", prev, i, []time.Time{f.now}, []uint64{0})[0]
 		past, prev = append(past, pv), pv.cid
 	}
-	c := newListCache(4*size, 2*size)
+	c := newListCache(4 * size)
 	f.s.caches.lists = c
 	if e, err := f.s.CheckStatus(f.college.DID, "current", 0, time.Time{}); err != nil || e.Version != cur.cid {
 		t.Fatalf("current list: %+v %v", e, err)
 	}
 	// The cycled list's current version is the last; the 11 before it
-	// are past, 11 bitstrings against room for 4 current and 2 past.
+	// are past, 11 bitstrings against room for 4. Version i sets entries
+	// 0 to i.
 	for range 3 {
 		for i, pv := range past[:len(past)-1] {
-			e, err := f.s.CheckStatus(f.college.DID, "cycled", 0, pv.time)
-			if err != nil || e.Version != pv.cid {
-				t.Fatalf("past version %d: %+v %v", i, e, err)
+			for _, entry := range []int{i, i + 1} {
+				e, err := f.s.CheckStatus(f.college.DID, "cycled", entry, pv.time)
+				if err != nil || e.Version != pv.cid || (e.Status == 1) != (entry == i) {
+					t.Fatalf("past version %d, entry %d: %+v %v", i, entry, e, err)
+				}
 			}
 		}
 	}
-	if !c.current.lru.Contains(cur.cid) || c.current.lru.Len() != 1 || c.current.bytes != size {
-		t.Fatalf("after the past versions, the current part holds %d bitstrings (%d bytes), the current list's: %v; want it alone", c.current.lru.Len(), c.current.bytes, c.current.lru.Contains(cur.cid))
+	if k := c.lru.Keys(); len(k) != 1 || k[0] != cur.cid || c.bytes != size {
+		t.Fatalf("after the past versions, the cache holds %v (%d bytes), want the current list's %s alone", k, c.bytes, cur.cid)
 	}
-	if c.past.lru.Len() != 2 || c.past.bytes != 2*size || !c.past.lru.Contains(past[len(past)-2].cid) {
-		t.Fatalf("the past part holds %d bitstrings (%d bytes), want the last 2 read", c.past.lru.Len(), c.past.bytes)
-	}
-	// The apply caches what it publishes as current: version 12 of the
-	// cycled list, current, then version 13 makes it past.
+	// The apply caches what it checks against and what it publishes as
+	// current: version 11 of the cycled list, current, then version 12,
+	// which makes 11 past.
 	f.now = f.now.Add(time.Minute)
-	v13 := f.publishBatch("cycled", prev, 12, []time.Time{f.now}, []uint64{0})[0]
-	oldest := past[len(past)-1] // cached as current after cur, before v13
-	if k := c.current.lru.Keys(); len(k) != 3 || k[0] != cur.cid || k[1] != oldest.cid || k[2] != v13.cid {
-		t.Fatalf("current part %v, want %s %s %s from oldest", k, cur.cid, oldest.cid, v13.cid)
+	v12 := f.publishBatch("cycled", prev, 12, []time.Time{f.now}, []uint64{0})[0]
+	v11 := past[len(past)-1]
+	if k := c.lru.Keys(); len(k) != 3 || k[0] != cur.cid || k[1] != v11.cid || k[2] != v12.cid {
+		t.Fatalf("cache %v, want %s %s %s from oldest", k, cur.cid, v11.cid, v12.cid)
 	}
-	if e, err := f.s.CheckStatus(f.college.DID, "cycled", 0, oldest.time); err != nil || e.Version != oldest.cid {
-		t.Fatalf("version 12 at its time: %+v %v", e, err)
+	// The cached bitstring answers: version 11 set entries 0 to 11.
+	for _, entry := range []int{11, 12} {
+		if e, err := f.s.CheckStatus(f.college.DID, "cycled", entry, v11.time); err != nil || e.Version != v11.cid || (e.Status == 1) != (entry == 11) {
+			t.Fatalf("version 11 at its time, entry %d: %+v %v", entry, e, err)
+		}
 	}
-	if k := c.current.lru.Keys(); k[1] != oldest.cid || c.past.lru.Contains(oldest.cid) {
-		t.Fatalf("a read of past version 12 reordered the current part (%v) or cached it again as past", k)
+	if k := c.lru.Keys(); len(k) != 3 || k[1] != v11.cid {
+		t.Fatalf("a read of past version 11 reordered the cache: %v", k)
 	}
 }

@@ -51,6 +51,23 @@ func EncodeBitstring(bits []byte) (string, error) {
 // DecodeBitstring decodes an encodedList into its bitstring. Errors wrap
 // ErrMalformedValue.
 func DecodeBitstring(encoded string) ([]byte, error) {
+	zr, err := openBitstring(encoded)
+	if err != nil {
+		return nil, err
+	}
+	bits, err := io.ReadAll(io.LimitReader(zr, MaxStatusListBytes+1))
+	if err != nil {
+		return nil, Errorf(ErrMalformedValue, "GZIP stream: %v", err)
+	}
+	if len(bits) > MaxStatusListBytes {
+		return nil, Errorf(ErrStatusListLength, "the bitstring exceeds %d bytes", MaxStatusListBytes)
+	}
+	return bits, nil
+}
+
+// openBitstring returns a reader of the bitstring an encodedList holds,
+// which decompresses it as it is read.
+func openBitstring(encoded string) (*gzip.Reader, error) {
 	rest, ok := strings.CutPrefix(encoded, "u")
 	if !ok {
 		return nil, Errorf(ErrMalformedValue, "encodedList must be multibase base64url with the prefix \"u\"")
@@ -63,14 +80,64 @@ func DecodeBitstring(encoded string) ([]byte, error) {
 	if err != nil {
 		return nil, Errorf(ErrMalformedValue, "encodedList is not GZIP-compressed: %v", err)
 	}
-	bits, err := io.ReadAll(io.LimitReader(zr, MaxStatusListBytes+1))
+	return zr, nil
+}
+
+// EncodedStatus reads entry index of size bits (1 to MaxStatusSize) from
+// an encodedList, as GetStatus reads it from the bitstring DecodeBitstring
+// gives, but decompresses the bitstring only up to the entry's last byte,
+// passing over the bytes before it: in memory of a fixed size (the
+// decompressor's state, its 32 KiB window among it), and in time that
+// grows with the entry's place in the list, not with the list. Its answers
+// and errors for a valid encodedList are GetStatus's: an index outside the
+// list is ErrRange with the list's entries, counted by decompressing the
+// rest; a bitstring longer than MaxStatusListBytes is ErrStatusListLength
+// when the entry is not before its end. What lies after the entry is not
+// read, so a stream damaged there (its checksum, at its end, among it)
+// still answers: it is for lists checked whole when they were published.
+func EncodedStatus(encoded string, index, size int) (int, error) {
+	if size < 1 || size > MaxStatusSize {
+		return 0, Errorf(ErrMalformedValue, "statusSize %d must be an integer from 1 to %d", size, MaxStatusSize)
+	}
+	zr, err := openBitstring(encoded)
 	if err != nil {
-		return nil, Errorf(ErrMalformedValue, "GZIP stream: %v", err)
+		return 0, err
 	}
-	if len(bits) > MaxStatusListBytes {
-		return nil, Errorf(ErrStatusListLength, "the bitstring exceeds %d bytes", MaxStatusListBytes)
+	lr := io.LimitReader(zr, MaxStatusListBytes+1)
+	// The entry's bits are bits index×size to (index+1)×size-1, in bytes
+	// first to last; an index no bitstring reaches is read as one past the
+	// end, so that the rest is counted for its error.
+	first, last := int64(MaxStatusListBytes), int64(MaxStatusListBytes)
+	if index >= 0 && index < MaxStatusListBytes*8/size {
+		first, last = int64(index*size/8), int64(((index+1)*size-1)/8)
 	}
-	return bits, nil
+	var entry [3]byte // MaxStatusSize bits span at most 3 bytes
+	skipped, err := io.CopyN(io.Discard, lr, first)
+	got := 0
+	if err == nil {
+		got, err = io.ReadFull(lr, entry[:last-first+1])
+	}
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+	case err != nil:
+		return 0, Errorf(ErrMalformedValue, "GZIP stream: %v", err)
+	case index >= 0 && index < MaxStatusListBytes*8/size:
+		v := 0
+		for bit := index * size; bit < (index+1)*size; bit++ {
+			v = v<<1 | int(entry[int64(bit/8)-first]>>(7-bit%8))&1
+		}
+		return v, nil
+	}
+	// The entry is not in the list: count the rest of it.
+	rest, err := io.Copy(io.Discard, lr)
+	if err != nil {
+		return 0, Errorf(ErrMalformedValue, "GZIP stream: %v", err)
+	}
+	n := skipped + int64(got) + rest
+	if n > MaxStatusListBytes {
+		return 0, Errorf(ErrStatusListLength, "the bitstring exceeds %d bytes", MaxStatusListBytes)
+	}
+	return 0, Errorf(ErrRange, "index %d is outside the list's %d entries", index, n*8/int64(size))
 }
 
 // StatusEntries returns how many entries of size bits a bitstring holds.
