@@ -346,8 +346,18 @@ func (v *View) History(did string, page Page) ([]record.OperationView, string, e
 // MaxOperationPageBytes bounds a page of operations (History, Changes):
 // once the signed bytes and payloads of a page's operations reach it, the
 // page ends. An operation may hold 256 KiB signed and as much again
-// decoded, so a page of 1,000 could otherwise be built of half a GiB.
+// decoded, so a page of 1,000 could otherwise be built of half a GiB. It
+// bounds a page of a status list's versions (StatusListHistory) too, by
+// the stored records read, each holding a credential an operation carried.
 const MaxOperationPageBytes = 4 << 20
+
+// maxOpPageBytes is the view's MaxOperationPageBytes.
+func (v *View) maxOpPageBytes() int {
+	if v.opPageBound > 0 {
+		return v.opPageBound
+	}
+	return MaxOperationPageBytes
+}
 
 // appendOpView appends the view of the operation whose CID is cid, and
 // adds its signed bytes and payload to *size; past MaxOperationPageBytes
@@ -363,11 +373,7 @@ func (v *View) appendOpView(out *[]record.OperationView, size *int, cid []byte) 
 		return err
 	}
 	*out = append(*out, *view)
-	bound := MaxOperationPageBytes
-	if v.opPageBound > 0 {
-		bound = v.opPageBound
-	}
-	if *size += len(view.JWS) + len(view.Payload); *size >= bound {
+	if *size += len(view.JWS) + len(view.Payload); *size >= v.maxOpPageBytes() {
 		return errPageFull
 	}
 	return nil

@@ -281,18 +281,26 @@ func (v *View) StatusLists(issuer string, page Page) ([]record.StatusList, strin
 }
 
 // StatusListHistory lists a list's versions, oldest first, without their
-// credentials, which it does not decode (decodeVersionMeta).
+// credentials, which it does not decode (decodeVersionMeta). A version is
+// stored as one record with its credential (up to an operation's size), so
+// reading its metadata reads the record whole: a page ends early, with a
+// next page, once the records it read hold MaxOperationPageBytes, as a
+// page of operations does.
 func (v *View) StatusListHistory(issuer, id string, page Page) ([]record.StatusListVersion, string, error) {
 	if _, err := v.statusList(issuer, id); err != nil {
 		return nil, "", err
 	}
 	out := []record.StatusListVersion{}
-	next, err := v.scan(prefix(tableListVersions, issuer, id), page, func(_, v []byte) (bool, error) {
-		ver, err := decodeVersionMeta(v)
+	size, bound := 0, v.maxOpPageBytes()
+	next, err := v.scan(prefix(tableListVersions, issuer, id), page, func(_, val []byte) (bool, error) {
+		ver, err := decodeVersionMeta(val)
 		if err != nil {
 			return false, err
 		}
 		out = append(out, ver)
+		if size += len(val); size >= bound {
+			return true, errPageFull
+		}
 		return true, nil
 	})
 	return out, next, err

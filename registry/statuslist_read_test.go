@@ -322,3 +322,58 @@ func TestPastVersionsLeaveCurrentListsCached(t *testing.T) {
 		t.Fatalf("a read of past version 11 reordered the cache: %v", k)
 	}
 }
+
+// TestStatusListVersionPagesEndAtTheirByteBound: a page of a list's
+// versions ends once the stored records it read (each with its
+// credential) hold MaxOperationPageBytes (here made the size of a few), with
+// a next page, however high its limit; the pages list every version once,
+// in order, as one page without the bound does.
+func TestStatusListVersionPagesEndAtTheirByteBound(t *testing.T) {
+	f := &listFixture{mustChain(t)}
+	f.now = date(2026, 4, 1)
+	times := make([]time.Time, 7)
+	for i := range times {
+		times[i] = f.now.Add(time.Duration(i) * time.Minute)
+	}
+	f.publishBatch("l", "", 0, times, make([]uint64, len(times)))
+	v := f.s.View()
+	defer v.Close()
+	all, next, err := v.StatusListHistory(f.college.DID, "l", Page{Limit: record.MaxPageLimit})
+	if err != nil || len(all) != len(times) || next != "" {
+		t.Fatalf("one page: %d versions, next %q, %v; want %d and no next page", len(all), next, err, len(times))
+	}
+	stored := func(ver record.StatusListVersion) int {
+		val, closer, err := v.snap.Get(versionKey(prefix(tableListVersions, f.college.DID, "l"), ver.Index))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closer.Close()
+		return len(val)
+	}
+	bound := 2*stored(all[0]) + 1 // about three records
+	v.opPageBound = bound
+	var got []record.StatusListVersion
+	pages, cursor := 0, ""
+	for ; pages < len(times); pages++ {
+		items, next, err := v.StatusListHistory(f.college.DID, "l", Page{Cursor: cursor, Limit: record.MaxPageLimit})
+		if err != nil || len(items) == 0 {
+			t.Fatalf("page %d: %d versions, %v", pages, len(items), err)
+		}
+		size := 0
+		for _, ver := range items {
+			size += stored(ver)
+		}
+		last := stored(items[len(items)-1])
+		if size-last >= bound || (next != "" && size < bound) {
+			t.Fatalf("page %d: %d versions of %d bytes stored, the last %d, next %q; the bound is %d", pages, len(items), size, last, next, bound)
+		}
+		got = append(got, items...)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if pages < 2 || !reflect.DeepEqual(got, all) {
+		t.Fatalf("%d pages listed %d versions, want several pages listing the %d of one page", pages+1, len(got), len(all))
+	}
+}
