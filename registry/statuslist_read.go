@@ -243,7 +243,8 @@ func (v *View) versionAt(issuer, id string, t time.Time) (_ record.StatusListVer
 }
 
 // StatusListNext returns the version of a list published next after the
-// one at registry index index (the first by index after it), or nil when
+// one at registry index index (the first by index after it), without its
+// credential, which it does not decode (decodeVersionMeta), or nil when
 // that one is the list's last.
 func (v *View) StatusListNext(issuer, id string, index uint64) (_ *record.StatusListVersion, err error) {
 	p := prefix(tableListVersions, issuer, id)
@@ -255,8 +256,8 @@ func (v *View) StatusListNext(issuer, id string, index uint64) (_ *record.Status
 	if !it.First() {
 		return nil, nil
 	}
-	var next record.StatusListVersion
-	if err := decodeRecord(it.Value(), &next); err != nil {
+	next, err := decodeVersionMeta(it.Value())
+	if err != nil {
 		return nil, err
 	}
 	return &next, nil

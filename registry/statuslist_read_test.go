@@ -377,3 +377,34 @@ func TestStatusListVersionPagesEndAtTheirByteBound(t *testing.T) {
 		t.Fatalf("%d pages listed %d versions, want several pages listing the %d of one page", pages+1, len(got), len(all))
 	}
 }
+
+// TestStatusListNextLeavesTheCredential: StatusListNext gives the version
+// after each one, as stored but without its credential, which it does not
+// decode, and nil after the last.
+func TestStatusListNextLeavesTheCredential(t *testing.T) {
+	f := &listFixture{mustChain(t)}
+	f.now = date(2026, 4, 1)
+	vs := f.publishBatch("l", "", 0, []time.Time{f.now, f.now.Add(time.Minute), f.now.Add(2 * time.Minute)}, []uint64{0, 5, 0})
+	v := f.s.View()
+	defer v.Close()
+	for i, pv := range vs {
+		next, err := v.StatusListNext(f.college.DID, "l", pv.index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == len(vs)-1 {
+			if next != nil {
+				t.Fatalf("after the last version: %+v", next)
+			}
+			continue
+		}
+		var want record.StatusListVersion
+		if ok, err := getJSON(v.snap, versionKey(prefix(tableListVersions, f.college.DID, "l"), vs[i+1].index), &want); !ok || err != nil || want.Credential == "" {
+			t.Fatalf("version %d as stored: %v %v", i+1, ok, err)
+		}
+		want.Credential = ""
+		if next == nil || !reflect.DeepEqual(*next, want) {
+			t.Fatalf("after version %d: %+v, want version %d without its credential %+v", i, next, i+1, want)
+		}
+	}
+}
