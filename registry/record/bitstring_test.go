@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 )
 
@@ -147,4 +148,65 @@ func FuzzEncodedStatus(f *testing.F) {
 		}
 		sameStatus(t, encoded, bits, i, int(size))
 	})
+}
+
+// BenchmarkDecodeBitstring decodes a list of 2^17 entries (16 KiB) and
+// one of 2^27 (16 MiB, the most a list holds), a tenth of its bits set.
+func BenchmarkDecodeBitstring(b *testing.B) {
+	for _, n := range []int{1 << 14, MaxStatusListBytes} {
+		bits := make([]byte, n)
+		rng := rand.New(rand.NewPCG(1, 2))
+		for i := range n / 10 {
+			_ = i
+			bits[rng.IntN(n)] |= 1 << rng.IntN(8)
+		}
+		encoded, err := EncodeBitstring(bits)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run("bytes="+strconv.Itoa(n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := DecodeBitstring(encoded); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestDecodeBitstringTrailerSizes: the room DecodeBitstring makes from a
+// stream's size trailer is bounded by what the stream can hold, and a
+// trailer that lies (too large, too small) changes no answer: the list
+// decodes as before where the trailer is right, and one whose trailer is
+// wrong is refused by GZIP's own check.
+func TestDecodeBitstringTrailerSizes(t *testing.T) {
+	bits := bytes.Repeat([]byte{0, 0x80, 0, 0, 0x01}, 1000)
+	encoded, err := EncodeBitstring(bits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(encoded[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sizeHint(raw); got != len(bits) {
+		t.Fatalf("sizeHint %d for a stream of %d bytes", got, len(bits))
+	}
+	if got, err := DecodeBitstring(encoded); err != nil || !bytes.Equal(got, bits) {
+		t.Fatalf("decoded %d bytes, %v", len(got), err)
+	}
+	for _, size := range []uint32{math.MaxUint32, 1} {
+		lying := bytes.Clone(raw)
+		lying[len(lying)-4], lying[len(lying)-3], lying[len(lying)-2], lying[len(lying)-1] = byte(size), byte(size>>8), byte(size>>16), byte(size>>24)
+		if h := sizeHint(lying); h > 1032*len(lying) || h > MaxStatusListBytes {
+			t.Fatalf("trailer %d: room for %d bytes from a stream of %d", size, h, len(lying))
+		}
+		if _, err := DecodeBitstring("u" + base64.RawURLEncoding.EncodeToString(lying)); err == nil || !errors.Is(err, ErrMalformedValue) {
+			t.Fatalf("trailer %d: %v, want a malformed GZIP stream", size, err)
+		}
+	}
+	if sizeHint(raw[:10]) != 0 {
+		t.Fatal("sizeHint of a stream too short for a trailer")
+	}
 }
