@@ -216,6 +216,30 @@ var scanRoutes = map[string]bool{
 	"GET /v1/status-lists/{issuer}/{list}/versions":                                true,
 }
 
+// pastRoutes take turns (as scanRoutes do) when they ask for a past time
+// (?timestamp=): finding the version current then reads up to some 66
+// version records of up to 256 KiB by bisection, and an entry of it
+// decompresses its bitstring up to the entry (up to 16 MiB), some
+// milliseconds where the current version's answer comes from the cache.
+var pastRoutes = map[string]bool{
+	"GET /v1/status-lists/{issuer}/{list}":                 true,
+	"GET /v1/status-lists/{issuer}/{list}/record":          true,
+	"GET /v1/status-lists/{issuer}/{list}/entries/{index}": true,
+}
+
+// takingTurnsForThePast makes h take a turn (takingTurns) when the request
+// asks for a past time.
+func takingTurnsForThePast(h func(*Server, http.ResponseWriter, *http.Request)) func(*Server, http.ResponseWriter, *http.Request) {
+	turns := takingTurns(h)
+	return func(s *Server, w http.ResponseWriter, r *http.Request) {
+		if query(r).Has("timestamp") {
+			turns(s, w, r)
+			return
+		}
+		h(s, w, r)
+	}
+}
+
 // takingTurns makes h wait for a turn (takeTurn). A turn is held only
 // while the answer is made: the request's consistency wait (min_index,
 // linearizable) comes before it, and the answer, made into memory, is
@@ -325,8 +349,11 @@ func New(cfg Config) (*Server, error) {
 	s.turns = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 	for _, rt := range routes {
 		h := rt.handler
-		if scanRoutes[rt.method+" "+rt.pattern] {
+		switch k := rt.method + " " + rt.pattern; {
+		case scanRoutes[k]:
 			h = takingTurns(h)
+		case pastRoutes[k]:
+			h = takingTurnsForThePast(h)
 		}
 		var fast func(http.ResponseWriter, *http.Request) bool
 		if rt.method == http.MethodGet && rt.pattern == trustPath {

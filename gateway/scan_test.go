@@ -14,4 +14,9 @@ func TestScanRoutesAreRoutes(t *testing.T) {
 			t.Errorf("scanRoutes names %q, which is no route", k)
 		}
 	}
+	for k := range pastRoutes {
+		if !known[k] {
+			t.Errorf("pastRoutes names %q, which is no route", k)
+		}
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/trustreg/trustreg/gateway"
+	"github.com/trustreg/trustreg/registry/record"
 )
 
 // serveGateway serves a gateway made with cfg for the test's length.
@@ -140,6 +141,48 @@ func TestListingsTakeTurns(t *testing.T) {
 	release()
 	if resp, body := get("/v1/export/dcc"); resp.StatusCode != http.StatusOK || !strings.Contains(body, e.college.DID) {
 		t.Fatalf("the export once the turns are back: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestPastStatusReadsTakeTurns: a status list, its record or one of its
+// entries asked for at a past time (?timestamp=) takes a turn, as the
+// listings do, while the current version's answers never wait for one.
+func TestPastStatusReadsTakeTurns(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	bits := make([]byte, record.MinStatusListEntries/8)
+	record.SetStatus(bits, 42, 1, 1)
+	if _, _, err := e.publishList("jwt", "", bits); err != nil {
+		t.Fatal(err)
+	}
+	g, srv := serveGateway(t, gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n, MaxWait: 200 * time.Millisecond})
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	list := "/v1/status-lists/" + url.PathEscape(e.college.DID) + "/jwt"
+	at := "?timestamp=" + url.QueryEscape(time.Now().UTC().Format(time.RFC3339Nano))
+	paths := []string{list, list + "/record", list + "/entries/42"}
+	release := g.HoldTurns()
+	for _, p := range paths {
+		if code, body := get(p); code != http.StatusOK {
+			t.Fatalf("GET %s (the current version) while the turns are taken: %d %s", p, code, body)
+		}
+		if code, body := get(p + at); code != http.StatusServiceUnavailable || !strings.Contains(body, "busy") {
+			t.Fatalf("GET %s at a past time while the turns are taken: %d %s, want 503 busy", p, code, body)
+		}
+	}
+	release()
+	for _, p := range paths {
+		if code, body := get(p + at); code != http.StatusOK {
+			t.Fatalf("GET %s at a past time once the turns are back: %d %s", p, code, body)
+		}
 	}
 }
 
