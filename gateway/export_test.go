@@ -5,6 +5,9 @@ import "time"
 // AyraMaxDecisions is ayraMaxDecisions, for the tests outside the package.
 const AyraMaxDecisions = ayraMaxDecisions
 
+// MaxBatchReads is maxBatchReads, for the tests outside the package.
+const MaxBatchReads = maxBatchReads
+
 // HoldTurns takes every turn (takeTurn), as that many listings or watch
 // pages being read at once would, and returns what gives them back.
 func (s *Server) HoldTurns() (release func()) {
@@ -29,3 +32,7 @@ func SetWatchKeepAlive(d time.Duration) (restore func()) {
 	old := watchKeepAlive.Swap(int64(d))
 	return func() { watchKeepAlive.Store(old) }
 }
+
+// SetBatchReads lowers the listed accreditations one batch of trust
+// questions may read (maxBatchReads), so a test passes it with few.
+func (s *Server) SetBatchReads(n int) { s.batchReads = n }

@@ -105,8 +105,11 @@ type Server struct {
 	watchers *watchSlots
 	// turns holds a token for each answer of scanRoutes being made and
 	// each page a watch stream reads (takeTurn).
-	turns   chan struct{}
-	answers answerCache
+	turns chan struct{}
+	// batchReads bounds the listed accreditations one batch of trust
+	// questions reads: maxBatchReads (tests lower it).
+	batchReads int
+	answers    answerCache
 	// proven keeps proof answers to GET /v1/trust (proofcache.go).
 	proven proofCache
 	// evidence keeps the cosigner changes' evidence of the latest
@@ -347,6 +350,7 @@ func New(cfg Config) (*Server, error) {
 	s.limits = newWriteLimits(cfg.Limits)
 	s.watchers = newWatchSlots(cfg.MaxWatchStreams, cfg.MaxWatchStreamsPerAddress)
 	s.turns = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
+	s.batchReads = maxBatchReads
 	for _, rt := range routes {
 		h := rt.handler
 		switch k := rt.method + " " + rt.pattern; {
