@@ -150,3 +150,31 @@ func TestAnswerCacheIsBoundedInBytes(t *testing.T) {
 		t.Fatalf("a new index holds %d answers, %d bytes counted", len(c.m), c.bytes)
 	}
 }
+
+// TestAnswerCacheAliases: an answer kept under a question's key is filed
+// under the query string a client spelt it in too, so the fast path finds
+// it there; not a query string over maxCachedKeyBytes, nor at another
+// applied index, nor for a key the cache does not hold.
+func TestAnswerCacheAliases(t *testing.T) {
+	var c answerCache
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	d := &record.Decision{Entity: "did:web:college.example", Authorized: true, Reason: record.ReasonActive, At: t0, Index: 5, Chain: []record.Link{}}
+	kept := c.put(5, "q", d, decide.Forever, false, cacheShort)
+	long := "action=issue&q" + strings.Repeat("&", maxCachedKeyBytes)
+	c.alias(5, "action=issue&q", "q")
+	c.alias(5, long, "q")
+	c.alias(4, "old", "q")
+	c.alias(5, "other", "not kept")
+	got, ok := c.get(5, t0, "action=issue&q")
+	if !ok || string(got.appendBody(nil)) != string(kept.appendBody(nil)) || got.etag != kept.etag {
+		t.Fatalf("alias: %v %v", got, ok)
+	}
+	for _, k := range []string{long, "old", "other"} {
+		if _, ok := c.get(5, t0, k); ok {
+			t.Fatalf("%.20q filed", k)
+		}
+	}
+	if want := answerSize("q", c.m["q"]) + answerSize("action=issue&q", c.m["q"]); c.bytes != want {
+		t.Fatalf("%d bytes counted, want %d", c.bytes, want)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -749,7 +748,7 @@ func TestTrustAnswersPastTheCacheBound(t *testing.T) {
 	const n = 17000 // past the bound of 16,384
 	for i := range n {
 		w := httptest.NewRecorder()
-		g.ServeHTTP(w, httptest.NewRequest(http.MethodGet, speltTrustPath(e.college.DID, i), nil))
+		g.ServeHTTP(w, httptest.NewRequest(http.MethodGet, trustPathAt(e.college.DID, i), nil))
 		if i < n-50 && w.Code == http.StatusOK {
 			continue
 		}
@@ -796,20 +795,11 @@ func TestPaddedTrustQuestionsDoNotGrowTheHeap(t *testing.T) {
 	}
 }
 
-// speltTrustPath asks whether did may issue for the nursing resource,
-// with the entity spelt the i-th way: the bits of i say which of its
-// first 20 bytes are percent-encoded. The same question, a distinct cache
-// key for each i below 2^20.
-func speltTrustPath(did string, i int) string {
-	var b strings.Builder
-	for j, c := range []byte(did) {
-		if j < 20 && i&(1<<j) != 0 {
-			fmt.Fprintf(&b, "%%%02X", c)
-		} else {
-			b.WriteByte(c)
-		}
-	}
-	return "/v1/trust?entity=" + b.String() + "&" + url.Values{"framework": {fw}, "resource": {nurse}}.Encode()
+// trustPathAt asks whether did may issue for the nursing resource at the
+// i-th second of 2024: a distinct question, and cache key, for each i.
+func trustPathAt(did string, i int) string {
+	at := time.Date(2024, 1, 1, 0, 0, i, 0, time.UTC).Format(time.RFC3339)
+	return "/v1/trust?" + url.Values{"entity": {did}, "framework": {fw}, "resource": {nurse}, "at": {at}}.Encode()
 }
 
 // panickyRegistry is the node's registry with its first read broken: the

@@ -113,9 +113,13 @@ func trustCache(q decide.Question) string {
 }
 
 // cachedTrust serves a trust question from the answer cache if it holds
-// one for this applied index and this moment. Only local reads are cached
-// (see trust), so a query string found there was checked when it was
-// answered and asks for nothing more than a local read.
+// one for this applied index and this moment under the query string as
+// sent: a question spelt as questionKey spells it (as clients that encode
+// their parameters with url.Values usually send it), or as it was sent
+// before (alias). The cache keeps only answers to local reads, each under
+// its question's canonical spelling and the spellings it was asked in,
+// each of which asks for a local read of that question and nothing more,
+// so a query string found there means what the kept answer answers.
 func (s *Server) cachedTrust(w http.ResponseWriter, r *http.Request) bool {
 	a, ok := s.answers.get(s.cfg.Registry.AppliedIndex(), s.cfg.Now(), r.URL.RawQuery)
 	if ok {
@@ -148,6 +152,20 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 		s.trustProven(w, r, q, minIndex, now)
 		return
 	}
+	// The fast path (cachedTrust) found no answer kept under the query
+	// string as sent; the question may be kept under its canonical
+	// spelling. Only local reads are served from the cache or put in it.
+	local := localRead(query(r))
+	var key string
+	if local {
+		key = questionKey(q)
+		applied := s.cfg.Registry.AppliedIndex()
+		if a, ok := s.answers.get(applied, now, key); ok {
+			s.answers.alias(applied, r.URL.RawQuery, key)
+			a.write(w, r, http.StatusOK)
+			return
+		}
+	}
 	view := s.cfg.Registry.View()
 	d, until, err := view.DecideSecond(q, now)
 	applied := view.Index()
@@ -156,7 +174,7 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if until.IsZero() || !localRead(query(r)) || !s.answers.admits(applied, r.URL.RawQuery) {
+	if until.IsZero() || !local || !s.answers.admits(applied, key) {
 		// Made for this instant only (a record time falls in this second),
 		// or for a read that asked for more than the local state (the fast
 		// path serves cached answers without looking at the query), or the
@@ -167,7 +185,8 @@ func (s *Server) trust(w http.ResponseWriter, r *http.Request) {
 		s.writeBody(w, r, applied, http.StatusOK, *bp, trustCache(q))
 		return
 	}
-	a := s.answers.put(applied, r.URL.RawQuery, d, until, !q.At.IsZero(), trustCache(q))
+	a := s.answers.put(applied, key, d, until, !q.At.IsZero(), trustCache(q))
+	s.answers.alias(applied, r.URL.RawQuery, key)
 	a.write(w, r, http.StatusOK)
 }
 
@@ -207,6 +226,37 @@ func (s *Server) trustProven(w http.ResponseWriter, r *http.Request, q decide.Qu
 	s.writeBody(w, r, b.Question.Applied, http.StatusOK, body, cacheNone)
 }
 
+// questionKey is the answer cache's key of q: q's canonical query
+// string, url.Values.Encode's spelling (names in byte order, values
+// escaped by url.QueryEscape) of the parameters that differ from their
+// defaults (action other than issue, resource, jurisdiction, at in RFC
+// 3339 in UTC, as_of), entity and framework always. ParseQuestion reads
+// it back as q, which is what lets cachedTrust look a query string up
+// before parsing it; every other spelling of q (parameters in another
+// order, defaults spelt out, other escapes, empty parameters, a time in
+// another form, consistency=local, proof=false) finds the answer once
+// parsed. The body and ETag kept depend on q alone (the decision's
+// fields and time, the applied index), not on how it was spelt.
+func questionKey(q decide.Question) string {
+	v := url.Values{"entity": {q.Entity}, "framework": {q.Framework}}
+	if q.Action != record.ActionIssue {
+		v["action"] = []string{q.Action}
+	}
+	if q.Resource != "" {
+		v["resource"] = []string{q.Resource}
+	}
+	if q.Jurisdiction != "" {
+		v["jurisdiction"] = []string{q.Jurisdiction}
+	}
+	if !q.At.IsZero() {
+		v["at"] = []string{q.At.UTC().Format(time.RFC3339Nano)}
+	}
+	if q.AsOf != 0 {
+		v["as_of"] = []string{strconv.FormatUint(q.AsOf, 10)}
+	}
+	return v.Encode()
+}
+
 // localRead reports whether a read asks for the local state only, with
 // no consistency level or index to wait for. Parameters are judged as
 // parsed, so an escaped name ("consistenc%79") counts as what it means.
@@ -215,9 +265,11 @@ func localRead(q url.Values) bool {
 	return (c == "" || c == "local") && !q.Has("min_index")
 }
 
-// answerCache keeps trust answers for one applied index, by raw query
-// string (the fast path, cachedTrust, looks them up before the query is
-// parsed). Each entry holds an answer DecideSecond made and how long its
+// answerCache keeps trust answers for one applied index, each under its
+// question's canonical query string (questionKey) and the query strings
+// it was asked in (alias): the fast path, cachedTrust, looks the query
+// string as sent up before parsing it, and the handler looks the parsed
+// question up. Each entry holds an answer DecideSecond made and how long its
 // decision holds (until); within that, a question in a later second gets
 // the same answer with that second as its "at", so answers do not all
 // expire together at each second. Only the time's text and the ETag are
@@ -233,12 +285,12 @@ func localRead(q url.Values) bool {
 // index whose state it was not read from.
 //
 // Bounds: one generation keeps at most maxCachedAnswers answers and
-// maxCachedAnswerBytes bytes of keys and bodies; a query string longer
-// than maxCachedKeyBytes is answered but never kept. Anyone may send
-// questions, and one question has many spellings (parameters in another
-// order, escaped otherwise, empty ones between them), each a key of its
-// own: without the byte bounds, 16,384 questions padded with 60 KB of
-// "&" each held about 1 GiB.
+// maxCachedAnswerBytes bytes of keys and bodies; a question whose key is
+// longer than maxCachedKeyBytes is answered but never kept. Anyone may
+// send questions: one question's spellings share one key, but distinct
+// questions with long identifiers each take one (when keys were query
+// strings as sent, 16,384 questions padded with 60 KB of "&" each held
+// about 1 GiB).
 type answerCache struct {
 	mu      sync.RWMutex
 	applied uint64
@@ -267,8 +319,8 @@ const (
 	// answerSize counts them: answers are kept until their bytes reach
 	// it, so it is passed by one answer at most.
 	maxCachedAnswerBytes = 32 << 20
-	// maxCachedKeyBytes bounds the query string an answer is kept under;
-	// a question's usual query string is 200 to 400 bytes.
+	// maxCachedKeyBytes bounds the key an answer is kept under
+	// (questionKey); a question's is usually 200 to 400 bytes.
 	maxCachedKeyBytes = 1024
 	// answerOverheadBytes is what an entry holds besides its key and
 	// body: the cachedAnswer, its hash state, its map slot.
@@ -370,6 +422,29 @@ func (c *answerCache) admits(applied uint64, key string) bool {
 	}
 	_, ok := c.m[key]
 	return ok || c.hasRoom()
+}
+
+// alias files the answer kept at applied under key under raw too, the
+// query string as a client sent it, so that the fast path finds it when
+// the client asks again: a client that spells its questions otherwise
+// than questionKey (trustctl spells out action=issue) keeps the fast
+// path from its second question on. The handler calls it only with the
+// query string of a local read of the question key names, so an alias
+// means what every key of the cache means. An alias counts in the
+// bounds as an answer does; raw over maxCachedKeyBytes is never kept.
+func (c *answerCache) alias(applied uint64, raw, key string) {
+	if raw == key || len(raw) > maxCachedKeyBytes {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	if _, had := c.m[raw]; !ok || had || c.applied != applied || !c.hasRoom() {
+		return
+	}
+	// A copy: the key may share its bytes with the whole request line.
+	c.m[strings.Clone(raw)] = e
+	c.bytes += answerSize(raw, e)
 }
 
 // hasRoom reports whether the generation may take another answer; c.mu
