@@ -57,10 +57,7 @@ func mustBigSubject(tb testing.TB, k, colleges int) *bigSubject {
 	tb.Cleanup(func() { st.Close() })
 	f.st = st
 	f.apply([][]byte{registry.EncodeFeatureLevel(registry.FeatureLevel)})
-	gov, err := record.SignJSON(f.payload(record.OpCreateFramework, map[string]any{"id": fw, "name": "Nursing", "roots": []string{f.root.DID}}), f.gov)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	gov := gateway.GovSignOp(tb, []*record.Signer{f.gov}, f.now, record.OpCreateFramework, map[string]any{"id": fw, "name": "Nursing", "roots": []string{f.root.DID}})
 	f.apply([][]byte{registry.EncodeOperation(gov)})
 	r := f.apply([][]byte{registry.EncodeOperation(f.sign(f.root, record.OpAccredit, map[string]any{"framework": fw, "accreditor": f.root.DID,
 		"subject": f.agency.DID, "action": record.ActionAccredit, "resources": []string{"*"}, "validFrom": "2024-01-01T00:00:00Z"}))})
@@ -98,25 +95,9 @@ func mustKeyOf(tb testing.TB) *record.Signer {
 	return k
 }
 
-func (f *bigSubject) payload(op string, fields map[string]any) []byte {
-	m := map[string]any{"op": op, "iat": f.now.Unix()}
-	for k, v := range fields {
-		m[k] = v
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		f.tb.Fatal(err)
-	}
-	return b
-}
-
 func (f *bigSubject) sign(s *record.Signer, op string, fields map[string]any) []byte {
 	f.tb.Helper()
-	jws, err := s.SignCompact(f.payload(op, fields))
-	if err != nil {
-		f.tb.Fatal(err)
-	}
-	return jws
+	return gateway.SignOp(f.tb, s, f.now, op, fields)
 }
 
 // apply applies entries in one batch, a microsecond apart; each must be

@@ -89,28 +89,15 @@ func mustLoad(t testing.TB, path string) *record.Signer {
 }
 
 func (e *env) payload(op string, fields map[string]any) []byte {
-	m := map[string]any{"op": op, "iat": time.Now().Unix()}
-	for k, v := range fields {
-		m[k] = v
-	}
-	b, _ := json.Marshal(m)
-	return b
+	return gateway.OpPayload(e.t, time.Now(), op, fields)
 }
 
 func (e *env) sign(s *record.Signer, op string, fields map[string]any) []byte {
-	jws, err := s.SignCompact(e.payload(op, fields))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return jws
+	return gateway.SignOp(e.t, s, time.Now(), op, fields)
 }
 
 func (e *env) govSign(op string, fields map[string]any) []byte {
-	jws, err := record.SignJSON(e.payload(op, fields), e.gov)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return jws
+	return gateway.GovSignOp(e.t, []*record.Signer{e.gov}, time.Now(), op, fields)
 }
 
 func (e *env) mustSubmit(jws []byte) *record.Result {

@@ -591,34 +591,14 @@ func (f *tirFixture) mustAccept(jws []byte) *record.Result {
 	return r
 }
 
-func (f *tirFixture) payload(op string, fields map[string]any) []byte {
-	m := map[string]any{"op": op, "iat": f.now.Unix()}
-	for k, v := range fields {
-		m[k] = v
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return b
-}
-
 func (f *tirFixture) sign(s *record.Signer, op string, fields map[string]any) []byte {
 	f.t.Helper()
-	jws, err := s.SignCompact(f.payload(op, fields))
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return jws
+	return SignOp(f.t, s, f.now, op, fields)
 }
 
 func (f *tirFixture) govSign(op string, fields map[string]any) []byte {
 	f.t.Helper()
-	jws, err := record.SignJSON(f.payload(op, fields), f.gov)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return jws
+	return GovSignOp(f.t, []*record.Signer{f.gov}, f.now, op, fields)
 }
 
 func (f *tirFixture) when(spread ...time.Duration) string {

@@ -109,15 +109,10 @@ wait:
 	}
 }
 
-// TestListingsTakeTurns: while every turn of the listings and exports is
-// taken, one waits Config.MaxWait and is refused with 503 busy and
-// Retry-After, and a trust question is answered all the same; once the
-// turns are given back the listing is answered.
-func TestListingsTakeTurns(t *testing.T) {
-	e := mustNewEnv(t)
-	e.chain()
-	g, srv := serveGateway(t, gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n, MaxWait: 200 * time.Millisecond})
-	get := func(path string) (*http.Response, string) {
+// getter returns a function that GETs a path of srv and returns the
+// answer and its body, read whole.
+func getter(t *testing.T, srv *httptest.Server) func(path string) (*http.Response, string) {
+	return func(path string) (*http.Response, string) {
 		t.Helper()
 		resp, err := http.Get(srv.URL + path)
 		if err != nil {
@@ -127,6 +122,17 @@ func TestListingsTakeTurns(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp, string(b)
 	}
+}
+
+// TestListingsTakeTurns: while every turn of the listings and exports is
+// taken, one waits Config.MaxWait and is refused with 503 busy and
+// Retry-After, and a trust question is answered all the same; once the
+// turns are given back the listing is answered.
+func TestListingsTakeTurns(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	g, srv := serveGateway(t, gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n, MaxWait: 200 * time.Millisecond})
+	get := getter(t, srv)
 	release := g.HoldTurns()
 	for _, path := range []string{"/v1/export/dcc", "/v1/accreditations?status=revoked", "/v1/entities?q=college"} {
 		resp, body := get(path)
@@ -156,15 +162,11 @@ func TestPastStatusReadsTakeTurns(t *testing.T) {
 		t.Fatal(err)
 	}
 	g, srv := serveGateway(t, gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n, MaxWait: 200 * time.Millisecond})
+	getResp := getter(t, srv)
 	get := func(path string) (int, string) {
 		t.Helper()
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		resp, body := getResp(path)
+		return resp.StatusCode, body
 	}
 	list := "/v1/status-lists/" + url.PathEscape(e.college.DID) + "/jwt"
 	at := "?timestamp=" + url.QueryEscape(time.Now().UTC().Format(time.RFC3339Nano))
