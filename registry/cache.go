@@ -42,7 +42,7 @@ func newCaches(seq *atomic.Uint64) *caches {
 		lists:    newListCache(listCacheBytes),
 		keys:     newKeyCache(),
 		placers:  newPlacerCache(placerCacheEntries),
-		issuers:  &issuerMarksCache{},
+		issuers:  newIssuerMarksCache(seq),
 		received: newReceivedMarksCache(receivedMarksEntries, seq),
 	}
 }
@@ -60,13 +60,15 @@ func newCaches(seq *atomic.Uint64) *caches {
 //     state every time.
 //   - placers: nothing; an entry is taken only from an operation record a
 //     committed batch wrote, which nothing rewrites.
-//   - issuers: nothing; its marks name the applied index and the store's
-//     sequence of the state they were walked at.
+//   - issuers: the subjects whose received index the batch may have
+//     written join its pending set, which a listing reads to bring the
+//     marks up to date; a root's change drops them.
 //   - received: the issuers whose received index the batch may have
 //     written (a decide.ReceivedKey among the keys it wrote).
 func (c *caches) committed(dirty []decide.RecordKey) {
 	c.records.committed(dirty)
 	c.received.committed(dirty)
+	c.issuers.committed(dirty)
 }
 
 // replaced is called after a snapshot restore replaced the whole state,

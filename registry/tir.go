@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -85,39 +86,40 @@ func (a *TIRAttribute) IsLatest(rev *TIRRevision) bool { return rev.Number == a.
 // root accreditor and every subject of an accreditation, whatever its
 // status. It returns up to limit DIDs after the first offset, and how many
 // there are in all. Counting walks every subject once (a seek per subject
-// that holds several accreditations): the first listing at a state walks
-// them all and keeps the count and every issuerMarkEvery-th DID for the
-// state (issuerMarks), so the next listings at it walk from the mark
-// before their offset, at most issuerMarkEvery + limit issuers. (The
-// gateway's listings take turns, which bounds the walks at once.)
+// that holds several accreditations), so the count and a mark every
+// issuerMarkEvery places are kept (issuerMarks) and follow the writes:
+// a listing reads at most some 2 × issuerMarkEvery + limit issuers from
+// the mark before its offset, after bringing the marks up to its state
+// (issuerMarksCache.advance: only the subjects written since, about one
+// seek and one record each). A listing walks them all only when no marks
+// are kept (the first, after a restore, or after a root's change), when
+// more writes than a quarter of the issuers came since, or in a view that
+// may not use the caches. (The gateway's listings take turns, which
+// bounds the walks at once.)
 func (v *View) TIRIssuers(offset, limit int) (dids []string, total int, err error) {
 	dids = []string{}
 	c := v.issuerMarksCache()
 	if c == nil {
 		// A view that may not use the caches (taken while a batch
 		// commits, or kept for an older index) walks them all.
-		_, err := v.walkTIRIssuers(offset, limit, &dids, &total)
+		_, err := v.walkTIRIssuers(offset, limit, &dids, &total, issuerMarkEvery)
 		return dids, total, err
 	}
-	c.mu.Lock()
-	m := c.marks
-	c.mu.Unlock()
-	if m == nil || m.index != v.index || m.epoch != v.rd.epoch {
-		m, err := v.walkTIRIssuers(offset, limit, &dids, &total)
-		if err != nil {
-			return nil, 0, err
-		}
-		c.mu.Lock()
-		c.marks = m
-		c.mu.Unlock()
-		return dids, total, nil
+	m, err := c.marksAt(v)
+	if err != nil {
+		return nil, 0, err
+	}
+	if m == nil {
+		_, err := v.walkTIRIssuers(offset, limit, &dids, &total, c.markEvery())
+		return dids, total, err
 	}
 	if offset < 0 || offset >= m.total || limit <= 0 {
 		return dids, m.total, nil
 	}
-	mark := offset / issuerMarkEvery
-	skip := offset - mark*issuerMarkEvery
-	err = v.eachTIRIssuerFrom(m.dids[mark], func(did string) bool {
+	i, _ := slices.BinarySearchFunc(m.marks, offset+1, func(k issuerMark, at int) int { return k.at - at })
+	mk := m.marks[i-1] // the last mark at or before offset (the first is at 0)
+	skip := offset - mk.at
+	err = v.eachTIRIssuerFrom(mk.did, func(did string) bool {
 		if skip > 0 {
 			skip--
 			return true
@@ -130,12 +132,12 @@ func (v *View) TIRIssuers(offset, limit int) (dids []string, total int, err erro
 
 // walkTIRIssuers walks every issuer, counting them into total and adding
 // the page of limit DIDs after offset to dids; it returns the marks of the
-// walk.
-func (v *View) walkTIRIssuers(offset, limit int, dids *[]string, total *int) (*issuerMarks, error) {
-	m := &issuerMarks{index: v.index, epoch: v.rd.epoch}
+// walk, one every every places.
+func (v *View) walkTIRIssuers(offset, limit int, dids *[]string, total *int, every int) (*issuerMarks, error) {
+	m := &issuerMarks{index: v.index, marks: []issuerMark{{}}}
 	err := v.eachTIRIssuerFrom("", func(did string) bool {
-		if *total%issuerMarkEvery == 0 {
-			m.dids = append(m.dids, did)
+		if *total > 0 && *total%every == 0 {
+			m.marks = append(m.marks, issuerMark{did: did, at: *total})
 		}
 		if *total >= offset && len(*dids) < limit {
 			*dids = append(*dids, did)
@@ -147,31 +149,244 @@ func (v *View) walkTIRIssuers(offset, limit int, dids *[]string, total *int) (*i
 	return m, err
 }
 
-// issuerMarkEvery is how many issuers lie between two marks: a listing
-// page at a state already walked reads at most this many issuers more
-// than it lists.
+// issuerMarkEvery is how many issuers a walk puts between two marks; the
+// marks that follow the writes keep at most twice as many between two.
 const issuerMarkEvery = 1024
 
-// issuerMarks is what a walk of the TIR binding's issuers learned of one
-// state: how many there are, and the DID at every issuerMarkEvery-th
-// place (about 50 KB at 1M issuers).
-type issuerMarks struct {
-	index uint64 // the view's applied index
-	epoch uint64 // the store's sequence the view was taken at
-	total int
-	dids  []string
+// maxIssuerPending bounds the subjects written since the marks' state
+// that issuerMarksCache keeps; past it the marks are dropped and the next
+// listing walks.
+const maxIssuerPending = 1 << 16
+
+// issuerMark is an issuer's DID and its place in the listing (the first
+// mark is no issuer: "" at 0, the listing's start).
+type issuerMark struct {
+	did string
+	at  int
 }
 
-// issuerMarksCache keeps the marks of the last state walked.
+// issuerMarks is what the TIR binding's issuers were known to be at the
+// state of applied index index: how many there are, and marks at most
+// 2 × every places apart (about 50 KB at 1M issuers).
+type issuerMarks struct {
+	index uint64
+	total int
+	marks []issuerMark
+}
+
+// issuerMarksCache keeps the issuers' marks of a committed state and the
+// subjects whose received index the commits since then wrote (pending),
+// from which a listing at a later state brings the marks up to it
+// (advance) instead of walking every issuer again.
+//
+// A subject is an issuer at a state when it is a root accreditor there or
+// holds an accreditation created at or before it. The received index is
+// only ever added to, so an issuer stays one; a subject in pending that
+// was none at the marks' state (no accreditation created by then, no
+// root) is new, and goes into the count and between the marks. A root's
+// change (a RootKey among a commit's dirty keys) drops the marks, as a
+// restore does (clear).
+//
+// Invariant: while following, marks (when not nil) describe the state of
+// some sequence E, and pending holds every subject whose received index a
+// commit after E wrote. committed runs, under mu, while the store's
+// sequence is odd, before the sequence is even again; a listing takes the
+// marks (and swaps pending for a fresh set) only under mu with the
+// sequence equal to its view's, so the commits up to its view are in the
+// pending set it took and those after it in the fresh one; it puts back
+// what it made for its view's state only if no drop came between (gen).
+// TestTIRIssuersFollowWrites breaks without the pending subjects.
 type issuerMarksCache struct {
+	seq *atomic.Uint64
+	// every, when set (by tests), replaces issuerMarkEvery.
+	every int
 	mu    sync.Mutex
-	marks *issuerMarks
+	// following: pending holds the subjects written since the marks'
+	// state (or since a listing took them to bring up to date).
+	following bool
+	busy      bool // a listing took the marks and has not put them back
+	gen       uint64
+	marks     *issuerMarks
+	epoch     uint64 // the sequence of the state marks describe
+	pending   map[string]struct{}
+	// walks and advances count how listings made their marks, for tests.
+	walks, advances atomic.Int64
+}
+
+func newIssuerMarksCache(seq *atomic.Uint64) *issuerMarksCache {
+	return &issuerMarksCache{seq: seq}
+}
+
+func (c *issuerMarksCache) markEvery() int {
+	if c.every > 0 {
+		return c.every
+	}
+	return issuerMarkEvery
+}
+
+// dropLocked forgets the marks and stops following the writes; c.mu is
+// held.
+func (c *issuerMarksCache) dropLocked() {
+	c.marks, c.pending, c.following, c.busy = nil, nil, false, false
+	c.gen++
 }
 
 func (c *issuerMarksCache) clear() {
 	c.mu.Lock()
-	c.marks = nil
+	c.dropLocked()
 	c.mu.Unlock()
+}
+
+// committed follows a committed batch's dirty keys (caches.committed).
+func (c *issuerMarksCache) committed(dirty []decide.RecordKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.following {
+		return
+	}
+	for _, k := range dirty {
+		switch k.Kind {
+		case decide.KindRoot:
+			c.dropLocked()
+			return
+		case decide.KindReceived:
+			c.pending[k.A] = struct{}{}
+		}
+	}
+	if len(c.pending) > maxIssuerPending {
+		c.dropLocked()
+	}
+}
+
+// marksAt returns the marks of v's state, brought up to it or walked for
+// it and kept, or nil when v must walk without them (its state is not the
+// latest committed, or another listing is bringing them up to date).
+func (c *issuerMarksCache) marksAt(v *View) (*issuerMarks, error) {
+	c.mu.Lock()
+	if v.rd.epoch%2 == 1 || c.seq.Load() != v.rd.epoch || c.busy {
+		c.mu.Unlock()
+		return nil, nil
+	}
+	if c.marks != nil && c.epoch == v.rd.epoch {
+		m := c.marks
+		c.mu.Unlock()
+		return m, nil
+	}
+	// Take the marks and the subjects written since them (every commit up
+	// to v's state has run committed: the sequence is v's); the commits
+	// after v's state go to a fresh set.
+	old, pending, gen := c.marks, c.pending, c.gen
+	c.marks, c.pending, c.following, c.busy = nil, map[string]struct{}{}, true, true
+	c.mu.Unlock()
+	var m *issuerMarks
+	defer func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		switch {
+		case c.gen != gen:
+			// Dropped meanwhile: m is still v's, but not kept.
+		case m == nil: // an error, or a panic on the way
+			c.dropLocked()
+		default:
+			c.marks, c.epoch, c.busy = m, v.rd.epoch, false
+		}
+	}()
+	every := c.markEvery()
+	var err error
+	if old != nil && v.index-old.index < uint64(old.total/4)+uint64(every) {
+		c.advances.Add(1)
+		m, err = v.advanceIssuerMarks(old, pending, every)
+	} else {
+		c.walks.Add(1)
+		var dids []string
+		total := 0
+		m, err = v.walkTIRIssuers(0, 0, &dids, &total, every)
+	}
+	if err != nil {
+		m = nil
+		return nil, err
+	}
+	return m, nil
+}
+
+// advanceIssuerMarks brings old, the marks of an earlier state, up to v's
+// state: the subjects of pending that were no issuers at old's state go
+// into the count and shift the marks after them; a stretch between two
+// marks that grew past twice every is walked to put marks in it again.
+func (v *View) advanceIssuerMarks(old *issuerMarks, pending map[string]struct{}, every int) (*issuerMarks, error) {
+	roots, err := v.rootDIDs()
+	if err != nil {
+		return nil, err
+	}
+	var fresh []string
+	for s := range pending {
+		if _, root := slices.BinarySearch(roots, s); root {
+			continue
+		}
+		was, err := v.issuerAt(s, old.index)
+		if err != nil {
+			return nil, err
+		}
+		if !was {
+			fresh = append(fresh, s)
+		}
+	}
+	slices.Sort(fresh)
+	m := &issuerMarks{index: v.index, total: old.total + len(fresh), marks: make([]issuerMark, 0, len(old.marks)+len(fresh)/every+1)}
+	j := 0
+	for i, k := range old.marks {
+		for j < len(fresh) && fresh[j] < k.did {
+			j++
+		}
+		k.at += j
+		end := m.total // where the stretch from k ends
+		if i+1 < len(old.marks) {
+			next := old.marks[i+1].did
+			n, _ := slices.BinarySearch(fresh, next)
+			end = old.marks[i+1].at + n
+		}
+		m.marks = append(m.marks, k)
+		if end-k.at <= 2*every {
+			continue
+		}
+		// The stretch grew: mark it again, every places.
+		n := 0
+		if err := v.eachTIRIssuerFrom(k.did, func(did string) bool {
+			if n > 0 && n%every == 0 && end-(k.at+n) > every/2 {
+				m.marks = append(m.marks, issuerMark{did: did, at: k.at + n})
+			}
+			n++
+			return k.at+n < end
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// issuerAt reports whether subject, no root accreditor, was an issuer at
+// applied index index: whether it holds an accreditation created at or
+// before it. The accreditations are read in the received index's order,
+// most subjects holding one.
+func (v *View) issuerAt(subject string, index uint64) (was bool, err error) {
+	e := v.plain()
+	p := prefix(tableReceived, subject)
+	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
+	if err != nil {
+		return false, err
+	}
+	defer closeJoin(it, &err)
+	for it.First(); it.Valid(); it.Next() {
+		_, id, _ := bytes.Cut(it.Key()[len(p):], []byte{0})
+		a, err := e.Accreditation(string(id))
+		if err != nil {
+			return false, err
+		}
+		if a != nil && a.CreatedIndex <= index {
+			return true, nil
+		}
+	}
+	return false, it.Error()
 }
 
 // issuerMarksCache returns the read model's marks, when the view may use

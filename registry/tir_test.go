@@ -2,6 +2,8 @@ package registry
 
 import (
 	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -12,7 +14,8 @@ import (
 // TestTIRIssuersPagesFromMarks: the issuer listing's pages at a state
 // already walked start from the walk's marks and give what a walk of the
 // whole gives, at every offset around the marks, roots among the subjects
-// included; a write makes the next listing walk again.
+// included, and after a write that adds a subject
+// (TestTIRIssuersFollowWrites follows many).
 func TestTIRIssuersPagesFromMarks(t *testing.T) {
 	f := mustChain(t)
 	n := 2*issuerMarkEvery + 300
@@ -27,7 +30,7 @@ func TestTIRIssuersPagesFromMarks(t *testing.T) {
 		defer v.Close()
 		var dids []string
 		total := 0
-		if _, err := v.walkTIRIssuers(0, 1<<30, &dids, &total); err != nil {
+		if _, err := v.walkTIRIssuers(0, 1<<30, &dids, &total, issuerMarkEvery); err != nil {
 			t.Fatal(err)
 		}
 		if total != len(dids) {
@@ -76,6 +79,137 @@ func TestTIRIssuersPagesFromMarks(t *testing.T) {
 		t.Fatalf("after a new subject: %d issuers, want %d", len(again), len(want)+1)
 	} else {
 		check(again)
+	}
+}
+
+// TestTIRIssuersFollowWrites: the issuer listing's marks follow the
+// writes instead of being walked again: after each round of writes (new
+// subjects before every issuer, among them and after them, new
+// accreditations of subjects already listed, status changes), the next
+// listing brings the marks up to date without a walk and every page is
+// what a walk of the whole gives. A view of the state before a round
+// lists that state; a root's change and a restore make the next listing
+// walk. (The marks are made every 4 issuers here, not every 1,024.)
+func TestTIRIssuersFollowWrites(t *testing.T) {
+	f := mustChain(t)
+	c := f.s.caches.issuers
+	c.every = 4
+	loadColleges(t, f, 40)
+	rng := rand.New(rand.NewPCG(3, 4))
+	grants := 0
+	grant := func(subject string) string {
+		t.Helper()
+		grants++
+		r := f.mustAccept(f.sign(f.qa, record.OpAccredit, map[string]any{
+			"framework": fwID, "accreditor": f.qa.DID, "subject": subject, "action": record.ActionIssue,
+			"resources": []string{nursing}, "jurisdictions": []string{"US"}, "parent": f.qaAcc,
+			"validFrom": "2024-06-01T00:00:00Z", "validUntil": time.Date(2028, 1, 1, 0, 0, grants, 0, time.UTC).Format(time.RFC3339),
+		}))
+		return r.ID
+	}
+	walk := func(v *View) []string {
+		t.Helper()
+		var dids []string
+		total := 0
+		if _, err := v.walkTIRIssuers(0, 1<<30, &dids, &total, 4); err != nil {
+			t.Fatal(err)
+		}
+		return dids
+	}
+	check := func(v *View) {
+		t.Helper()
+		want := walk(v)
+		for offset := 0; offset <= len(want)+1; offset++ {
+			for _, limit := range []int{1, 3, 9} {
+				got, total, err := v.TIRIssuers(offset, limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w := want[min(offset, len(want)):min(offset+limit, len(want))]
+				if total != len(want) || !slices.Equal(got, w) {
+					t.Fatalf("page(%d, %d) = %q, total %d; want %q, total %d", offset, limit, got, total, w, len(want))
+				}
+			}
+		}
+	}
+	listing := func() {
+		t.Helper()
+		v := f.s.View()
+		defer v.Close()
+		check(v)
+		// The marks kept are at most twice every apart.
+		c.mu.Lock()
+		m := c.marks
+		c.mu.Unlock()
+		if m == nil {
+			t.Fatal("no marks kept after a listing")
+		}
+		for i, k := range m.marks {
+			end := m.total
+			if i+1 < len(m.marks) {
+				end = m.marks[i+1].at
+			}
+			if end-k.at > 2*c.every {
+				t.Fatalf("marks %d apart at %d (%q) of %d", end-k.at, k.at, k.did, m.total)
+			}
+		}
+	}
+	listing() // the first listing walks
+	walks, advances := c.walks.Load(), c.advances.Load()
+	if walks != 1 || advances != 0 {
+		t.Fatalf("the first listing: %d walks, %d advances", walks, advances)
+	}
+	var ids []string
+	for round := range 8 {
+		before := f.s.View()
+		beforeWant := walk(before)
+		for i := range 3 + rng.IntN(10) {
+			switch rng.IntN(5) {
+			case 0: // a new subject before every issuer
+				ids = append(ids, grant(fmt.Sprintf("did:web:aa-%d-%d.example", round, i)))
+			case 1: // among them, between two colleges
+				ids = append(ids, grant(fmt.Sprintf("did:web:college-%d%c.example", rng.IntN(40), 'a'+rng.IntN(26))))
+			case 2: // after them
+				ids = append(ids, grant(fmt.Sprintf("did:web:zz-%d-%d.example", round, i)))
+			case 3: // a subject already listed
+				grant(fmt.Sprintf("did:web:college-%d.example", rng.IntN(40)))
+			default: // a status change
+				if len(ids) > 0 {
+					k := rng.IntN(len(ids))
+					f.mustAccept(f.sign(f.qa, record.OpSuspend, map[string]any{"accreditation": ids[k], "reason": "review"}))
+					ids = slices.Delete(ids, k, k+1)
+				}
+			}
+		}
+		// The view from before the round lists the state before it.
+		got, total, err := before.TIRIssuers(0, 1<<20)
+		before.Close()
+		if err != nil || total != len(beforeWant) || !slices.Equal(got, beforeWant) {
+			t.Fatalf("round %d: a view of the state before: %d of %d issuers (%v), want %d", round, len(got), total, err, len(beforeWant))
+		}
+		listing()
+	}
+	if w, a := c.walks.Load(), c.advances.Load(); w != walks || a != 8 {
+		t.Fatalf("after 8 rounds of writes: %d walks and %d advances, want %d and 8", w, a, walks)
+	}
+	older := snapshotBytes(t, f.s)
+
+	// A root's change drops the marks: the next listing walks.
+	f.mustAccept(f.govSign(record.OpCreateFramework, map[string]any{"id": "https://example.org/frameworks/other", "name": "Other",
+		"roots": []string{"did:web:college-7b.example", "did:web:ab.example"}}))
+	listing()
+	if w := c.walks.Load(); w != walks+1 {
+		t.Fatalf("after a root's change: %d walks, want %d", w, walks+1)
+	}
+	// So does a restore.
+	grant("did:web:after-the-snapshot.example")
+	listing()
+	if err := f.s.Restore(bytes.NewReader(older)); err != nil {
+		t.Fatal(err)
+	}
+	listing()
+	if w := c.walks.Load(); w != walks+2 {
+		t.Fatalf("after a restore: %d walks, want %d", w, walks+2)
 	}
 }
 
