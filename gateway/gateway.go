@@ -231,16 +231,35 @@ var pastRoutes = map[string]bool{
 }
 
 // takingTurnsForThePast makes h take a turn (takingTurns) when the request
-// asks for a past time.
+// asks for a past time. A proof (proof=true) takes its turn itself, once
+// the proven state it waits for is there (proveStatusList), so that no
+// turn is held while it waits.
 func takingTurnsForThePast(h func(*Server, http.ResponseWriter, *http.Request)) func(*Server, http.ResponseWriter, *http.Request) {
 	turns := takingTurns(h)
 	return func(s *Server, w http.ResponseWriter, r *http.Request) {
-		if query(r).Has("timestamp") {
+		if withP, _ := wantProof(r); query(r).Has("timestamp") && !withP {
 			turns(s, w, r)
 			return
 		}
 		h(s, w, r)
 	}
+}
+
+// errTurnWait refuses a read that waited for its turn longer than
+// Config.MaxWait.
+func errTurnWait() error {
+	return record.Errorf(ErrBusy, "the node is making as many listings and exports as it may at once; ask again")
+}
+
+// turnWithin takes a turn (takeTurn), waiting at most Config.MaxWait, or
+// returns errTurnWait; the caller gives it back (giveTurn).
+func (s *Server) turnWithin(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.MaxWait)
+	defer cancel()
+	if !s.takeTurn(ctx) {
+		return errTurnWait()
+	}
+	return nil
 }
 
 // takingTurns makes h wait for a turn (takeTurn). A turn is held only
@@ -262,7 +281,7 @@ func takingTurns(h func(*Server, http.ResponseWriter, *http.Request)) func(*Serv
 				return // the client is gone
 			}
 			w.Header().Set("Retry-After", "1")
-			writeError(w, r, record.Errorf(ErrBusy, "the node is making as many listings and exports as it may at once; ask again"))
+			writeError(w, r, errTurnWait())
 			return
 		}
 		held := &heldResponse{header: w.Header()}

@@ -546,7 +546,19 @@ func (s *Server) proveStatusList(ctx context.Context, issuer, list, framework, r
 		return nil, nil, 0, err
 	}
 	defer p.view.Close()
-	lv, next, at, err := provenListVersion(p.view, issuer, list, ts)
+	// A version at a past time is found by bisection over the list's
+	// versions, in a turn (pastRoutes); taken once the proven state is
+	// there, so that no turn is held while waiting for it.
+	version := func(v *registry.View) (*record.StatusListView, *record.StatusListVersion, time.Time, error) {
+		if !ts.IsZero() {
+			if err := s.turnWithin(ctx); err != nil {
+				return nil, nil, time.Time{}, err
+			}
+			defer s.giveTurn()
+		}
+		return provenListVersion(v, issuer, list, ts)
+	}
+	lv, next, at, err := version(p.view)
 	if since, ok := s.heldSince(err, p.view.Index(), func(v *registry.View) error {
 		_, err := v.StatusList(issuer, list)
 		return err
@@ -557,7 +569,7 @@ func (s *Server) proveStatusList(ctx context.Context, issuer, list, framework, r
 			return nil, nil, 0, err
 		}
 		defer p.view.Close()
-		lv, next, at, err = provenListVersion(p.view, issuer, list, ts)
+		lv, next, at, err = version(p.view)
 	}
 	if err != nil {
 		return nil, nil, 0, err

@@ -188,6 +188,52 @@ func TestPastStatusReadsTakeTurns(t *testing.T) {
 	}
 }
 
+// noCheckpointYet is a node's checkpoints before its cosigners signed
+// one: a proof waits for one (up to the gateway's proofWait).
+type noCheckpointYet struct{}
+
+func (noCheckpointYet) LatestCheckpoint() ([]byte, error) {
+	return nil, record.Errorf(gateway.ErrNoCheckpoint, "none yet")
+}
+
+// TestPastStatusProofWaitsWithoutATurn: a status list's record asked for
+// with its proof at a past time takes its turn only once the proven state
+// it waits for is there, so while it waits (here for a checkpoint that
+// does not come) every turn stays free and the listings are answered.
+func TestPastStatusProofWaitsWithoutATurn(t *testing.T) {
+	e := mustNewEnv(t)
+	e.chain()
+	if _, _, err := e.publishList("jwt", "", make([]byte, record.MinStatusListEntries/8)); err != nil {
+		t.Fatal(err)
+	}
+	g, srv := serveGateway(t, gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n, MaxWait: 200 * time.Millisecond, Checkpoints: noCheckpointYet{}})
+	u := srv.URL + "/v1/status-lists/" + url.PathEscape(e.college.DID) + "/jwt/record?proof=true&timestamp=" + url.QueryEscape(time.Now().UTC().Format(time.RFC3339Nano))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	turns := g.TurnsFree()
+	ended := make(chan struct{}, turns)
+	for range turns {
+		go func() {
+			defer func() { ended <- struct{}{} }()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // the proofs wait for a checkpoint (6 s)
+	if free := g.TurnsFree(); free != turns {
+		t.Fatalf("%d of %d turns free while %d proofs at a past time wait for a checkpoint", free, turns, turns)
+	}
+	if resp, body := getter(t, srv)("/v1/status-lists"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a listing while proofs at a past time wait for a checkpoint: %d %s", resp.StatusCode, body)
+	}
+	cancel()
+	for range turns {
+		<-ended
+	}
+}
+
 // enteringNode is the node, whose WaitApplied says on entered that a
 // read began to wait for an index.
 type enteringNode struct {

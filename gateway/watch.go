@@ -160,6 +160,16 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		sent = time.Now()
 		return rc.Flush() == nil
 	}
+	// quietLeft sends the keep-alive once the stream has sent nothing for
+	// keepAlive, whatever it waits for (a turn, an applied operation) or
+	// reads meanwhile, and returns how long until the next is due; false
+	// when the client is gone.
+	quietLeft := func() (time.Duration, bool) {
+		if quiet := keepAlive - time.Since(sent); quiet > 0 {
+			return quiet, true
+		}
+		return keepAlive, send([]byte(": keep-alive\n\n"))
+	}
 	if !send([]byte(": trustreg watch from index " + strconv.FormatUint(since, 10) + "\n\n")) {
 		return
 	}
@@ -170,9 +180,22 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 			// Each page is read in a turn (takeTurn): a stream filtered
 			// by what few operations match reads page after page of the
 			// log while it catches up, sending nothing. Waiting for the
-			// turn also notices a client gone.
-			if !s.takeTurn(ctx) {
-				return
+			// turn also notices a client gone, and sends the keep-alive
+			// when the stream has sent nothing for keepAlive.
+			for turn := false; !turn; {
+				quiet, ok := quietLeft()
+				if !ok {
+					return
+				}
+				tctx, tcancel := context.WithTimeout(ctx, quiet)
+				turn = s.takeTurn(tctx)
+				tcancel()
+				if ctx.Err() != nil {
+					if turn {
+						s.giveTurn()
+					}
+					return
+				}
 			}
 			var more bool
 			var err error
@@ -191,12 +214,9 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		// Everything applied up to applied (the last view's index) has been
 		// read; wait for more, or until the stream has sent nothing for
 		// keepAlive, whatever was applied meanwhile.
-		quiet := keepAlive - time.Since(sent)
-		if quiet <= 0 {
-			if !send([]byte(": keep-alive\n\n")) {
-				return
-			}
-			quiet = keepAlive
+		quiet, ok := quietLeft()
+		if !ok {
+			return
 		}
 		wctx, wcancel := context.WithTimeout(ctx, quiet)
 		err := s.cfg.Node.WaitApplied(wctx, applied+1)
@@ -205,9 +225,8 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, context.DeadlineExceeded):
-			if !send([]byte(": keep-alive\n\n")) {
-				return
-			}
+			// Quiet for keepAlive: the next page's turn sends the
+			// keep-alive (quietLeft).
 		case err != nil:
 			return
 		}

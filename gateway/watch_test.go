@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -265,6 +266,61 @@ func TestWatchKeepAliveWhileOthersOperationsApply(t *testing.T) {
 	if kept == 0 {
 		t.Fatalf("no keep-alive in %v while %d operations of another framework were applied", time.Since(start).Round(time.Millisecond), applied)
 	}
+}
+
+// TestWatchKeepAliveWhileWaitingForATurn: a stream whose page read waits
+// for a turn (listings, exports and past status reads hold them) sends its
+// keep-alive once it has sent nothing for the keep-alive time, and its
+// events once it has the turn.
+func TestWatchKeepAliveWhileWaitingForATurn(t *testing.T) {
+	defer gateway.SetWatchKeepAlive(200 * time.Millisecond)()
+	e := mustNewEnv(t)
+	e.chain()
+	g, srv := serveGateway(t, gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n, MaxWait: 200 * time.Millisecond})
+	release := g.HoldTurns()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/watch?since=0&framework="+url.QueryEscape(fw), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	if first := <-lines; !strings.HasPrefix(first, ": trustreg watch from index") {
+		t.Fatalf("the stream began with %q", first)
+	}
+	kept := 0
+	for deadline := time.After(2 * time.Second); deadline != nil; { // ten keep-alive times
+		select {
+		case l := <-lines:
+			switch {
+			case l == ": keep-alive":
+				kept++
+			case l != "":
+				t.Fatalf("the stream sent %q while its page read waited for a turn", l)
+			}
+		case <-deadline:
+			deadline = nil
+		}
+	}
+	release()
+	if kept == 0 {
+		t.Fatal("no keep-alive in 2 s (keep-alive time 200 ms) while the stream waited for a turn")
+	}
+	for l := range lines { // the framework's operations, once the turn is free
+		if strings.HasPrefix(l, "event: operation") {
+			return
+		}
+	}
+	t.Fatal("the stream ended without its events")
 }
 
 // watchFrom opens /v1/watch at base from the local address ip and returns
