@@ -216,7 +216,7 @@ func TestWatchOfAnEntityReadsItsOperationsOnly(t *testing.T) {
 // proxy with an idle timeout would cut it otherwise). Before, only a time
 // without any applied operation brought one.
 func TestWatchKeepAliveWhileOthersOperationsApply(t *testing.T) {
-	defer gateway.SetWatchKeepAlive(time.Second)()
+	defer gateway.SetWatchKeepAlive(300 * time.Millisecond)()
 	e := mustNewEnv(t)
 	e.chain()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -238,11 +238,11 @@ func TestWatchKeepAliveWhileOthersOperationsApply(t *testing.T) {
 	if first := <-lines; !strings.HasPrefix(first, ": trustreg watch from index") {
 		t.Fatalf("the stream began with %q", first)
 	}
-	// Write for three keep-alive times, an operation every few
+	// Write for five keep-alive times, an operation every few
 	// milliseconds (bounded in count), and look for a keep-alive among
 	// what the stream sent meanwhile.
 	start, applied, kept := time.Now(), 0, 0
-	for i := 0; i < 1000 && time.Since(start) < 3*time.Second; i++ {
+	for i := 0; i < 20000 && time.Since(start) < 1500*time.Millisecond; i++ {
 		e.mustSubmit(e.sign(e.root, record.OpAccredit, map[string]any{"framework": fw, "accreditor": e.root.DID,
 			"subject": "did:web:busy-" + strconv.Itoa(i) + ".example", "action": "issue", "resources": []string{nurse}, "validFrom": "2022-09-01T00:00:00Z"}))
 		applied++

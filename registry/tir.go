@@ -90,14 +90,15 @@ func (a *TIRAttribute) IsLatest(rev *TIRRevision) bool { return rev.Number == a.
 // issuerMarkEvery places are kept (issuerMarks) and follow the writes:
 // a listing reads at most some 2 × issuerMarkEvery + limit issuers from
 // the mark before its offset, after bringing the marks up to its state
-// (issuerMarksCache.advance: only the subjects written since, about one
-// seek and one record each). A listing walks them all only when no marks
-// are kept (the first, after a restore, or after a root's change), when
-// more writes than a quarter of the issuers came since, or in a view that
-// may not use the caches. (The gateway's listings take turns, which
-// bounds the walks at once.)
+// (issuerMarksCache.marksAt: only the subjects written since, a seek and
+// a record or more each). A listing walks them all when no marks are kept
+// (the first, after a restore, or after a root's change), when bringing
+// them up to date would read more than advanceBudget (a 64th of the
+// issuers), or in a view that may not use the caches. (The gateway's
+// listings take turns, which bounds the walks at once.)
 func (v *View) TIRIssuers(offset, limit int) (dids []string, total int, err error) {
 	dids = []string{}
+	offset = max(offset, 0)
 	c := v.issuerMarksCache()
 	if c == nil {
 		// A view that may not use the caches (taken while a batch
@@ -157,6 +158,25 @@ const issuerMarkEvery = 1024
 // that issuerMarksCache keeps; past it the marks are dropped and the next
 // listing walks.
 const maxIssuerPending = 1 << 16
+
+// issuerAdvanceShare: marks are brought up to date only while the pending
+// subjects and the records read for them stay under this share of the
+// issuers (plus a few); else the listing walks, which is cheaper.
+const issuerAdvanceShare = 64
+
+// errAdvanceTooDear ends an advance that read more than its budget.
+var errAdvanceTooDear = errors.New("registry: bringing the issuer marks up to date costs more than a walk")
+
+// advanceBudget is how many pending subjects, and records read for them,
+// a listing brings m up to date from: a pending subject costs some 7–9.5
+// µs (a seek and an accreditation read and decoded), a walk some 0.11 µs
+// an issuer, so past a 64th of the issuers (and a few) a walk is cheaper.
+func (m *issuerMarks) advanceBudget() int {
+	if m == nil {
+		return 0
+	}
+	return m.total/issuerAdvanceShare + 32
+}
 
 // issuerMark is an issuer's DID and its place in the listing (the first
 // mark is no issuer: "" at 0, the listing's start).
@@ -253,7 +273,10 @@ func (c *issuerMarksCache) committed(dirty []decide.RecordKey) {
 			c.pending[k.A] = struct{}{}
 		}
 	}
-	if len(c.pending) > maxIssuerPending {
+	// More pending subjects than a listing would bring the marks up to
+	// date from (advanceBudget): the next listing walks whatever comes,
+	// so stop following until then.
+	if len(c.pending) > maxIssuerPending || (c.marks != nil && len(c.pending) > c.marks.advanceBudget()) {
 		c.dropLocked()
 	}
 }
@@ -293,10 +316,19 @@ func (c *issuerMarksCache) marksAt(v *View) (*issuerMarks, error) {
 	}()
 	every := c.markEvery()
 	var err error
-	if old != nil && v.index-old.index < uint64(old.total/4)+uint64(every) {
-		c.advances.Add(1)
-		m, err = v.advanceIssuerMarks(old, pending, every)
-	} else {
+	// Bringing the marks up to date costs some 60-90 walk steps a pending
+	// subject or record read (issuerAt): past advanceBudget a walk is
+	// cheaper.
+	budget := old.advanceBudget()
+	if old != nil && len(pending) <= budget {
+		m, err = v.advanceIssuerMarks(old, pending, every, budget)
+		if err == nil {
+			c.advances.Add(1)
+		} else if errors.Is(err, errAdvanceTooDear) {
+			m, err = nil, nil
+		}
+	}
+	if m == nil && err == nil {
 		c.walks.Add(1)
 		var dids []string
 		total := 0
@@ -313,22 +345,40 @@ func (c *issuerMarksCache) marksAt(v *View) (*issuerMarks, error) {
 // state: the subjects of pending that were no issuers at old's state go
 // into the count and shift the marks after them; a stretch between two
 // marks that grew past twice every is walked to put marks in it again.
-func (v *View) advanceIssuerMarks(old *issuerMarks, pending map[string]struct{}, every int) (*issuerMarks, error) {
+func (v *View) advanceIssuerMarks(old *issuerMarks, pending map[string]struct{}, every, budget int) (*issuerMarks, error) {
 	roots, err := v.rootDIDs()
 	if err != nil {
 		return nil, err
 	}
-	var fresh []string
+	// One iterator and one evaluator for every pending subject, in order:
+	// opening an iterator costs more than the seek.
+	subjects := make([]string, 0, len(pending))
 	for s := range pending {
-		if _, root := slices.BinarySearch(roots, s); root {
-			continue
+		if _, root := slices.BinarySearch(roots, s); !root {
+			subjects = append(subjects, s)
 		}
-		was, err := v.issuerAt(s, old.index)
+	}
+	slices.Sort(subjects)
+	var fresh []string
+	if len(subjects) > 0 {
+		p := []byte{tableReceived}
+		it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
 		if err != nil {
 			return nil, err
 		}
-		if !was {
-			fresh = append(fresh, s)
+		e := v.plain()
+		for _, s := range subjects {
+			was, err := issuerAt(it, e, s, old.index, &budget)
+			if err != nil {
+				_ = it.Close()
+				return nil, err
+			}
+			if !was {
+				fresh = append(fresh, s)
+			}
+		}
+		if err := it.Close(); err != nil {
+			return nil, err
 		}
 	}
 	slices.Sort(fresh)
@@ -368,15 +418,12 @@ func (v *View) advanceIssuerMarks(old *issuerMarks, pending map[string]struct{},
 // applied index index: whether it holds an accreditation created at or
 // before it. The accreditations are read in the received index's order,
 // most subjects holding one.
-func (v *View) issuerAt(subject string, index uint64) (was bool, err error) {
-	e := v.plain()
+func issuerAt(it *pebble.Iterator, e *decide.Evaluator, subject string, index uint64, budget *int) (was bool, err error) {
 	p := prefix(tableReceived, subject)
-	it, err := v.snap.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upperBound(p)})
-	if err != nil {
-		return false, err
-	}
-	defer closeJoin(it, &err)
-	for it.First(); it.Valid(); it.Next() {
+	for it.SeekGE(p); it.Valid() && bytes.HasPrefix(it.Key(), p); it.Next() {
+		if *budget--; *budget < 0 {
+			return false, errAdvanceTooDear
+		}
 		_, id, _ := bytes.Cut(it.Key()[len(p):], []byte{0})
 		a, err := e.Accreditation(string(id))
 		if err != nil {

@@ -192,6 +192,24 @@ func TestTIRIssuersFollowWrites(t *testing.T) {
 	if w, a := c.walks.Load(), c.advances.Load(); w != walks || a != 8 {
 		t.Fatalf("after 8 rounds of writes: %d walks and %d advances, want %d and 8", w, a, walks)
 	}
+	walks = c.walks.Load()
+
+	// Bringing the marks up to date costs a record or more a pending
+	// subject, a walk a fraction of that an issuer: more pending subjects
+	// than advanceBudget, or more records to read for them, and the next
+	// listing walks instead.
+	for i := range c.marks.advanceBudget() + 1 {
+		grant(fmt.Sprintf("did:web:many-%d.example", i))
+	}
+	listing()
+	for range c.marks.advanceBudget() + 1 {
+		grant("did:web:one-with-many.example")
+	}
+	listing()
+	if w, a := c.walks.Load(), c.advances.Load(); w != walks+2 || a != 8 {
+		t.Fatalf("after more pending subjects, then more records, than the budget: %d walks and %d advances, want %d and 8", w, a, walks+2)
+	}
+	walks = c.walks.Load()
 	older := snapshotBytes(t, f.s)
 
 	// A root's change drops the marks: the next listing walks.
