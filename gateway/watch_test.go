@@ -210,23 +210,19 @@ func TestWatchOfAnEntityReadsItsOperationsOnly(t *testing.T) {
 	}
 }
 
-// TestWatchKeepAliveWhileOthersOperationsApply: a stream filtered by a
-// framework sends a keep-alive once it has sent nothing for the keep-alive
-// time, even while other frameworks' operations are applied all along (a
-// proxy with an idle timeout would cut it otherwise). Before, only a time
-// without any applied operation brought one.
-func TestWatchKeepAliveWhileOthersOperationsApply(t *testing.T) {
-	defer gateway.SetWatchKeepAlive(300 * time.Millisecond)()
-	e := mustNewEnv(t)
-	e.chain()
+// watchLines opens the watch stream at u for the test's length and
+// returns its lines after the first (the stream's start note, checked),
+// closed when the stream ends.
+func watchLines(t *testing.T, u string) <-chan string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.n.GatewayURL()+"/v1/watch?framework=https://example.org/other", nil)
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	t.Cleanup(func() { resp.Body.Close() })
 	lines := make(chan string, 64)
 	go func() {
 		defer close(lines)
@@ -238,6 +234,19 @@ func TestWatchKeepAliveWhileOthersOperationsApply(t *testing.T) {
 	if first := <-lines; !strings.HasPrefix(first, ": trustreg watch from index") {
 		t.Fatalf("the stream began with %q", first)
 	}
+	return lines
+}
+
+// TestWatchKeepAliveWhileOthersOperationsApply: a stream filtered by a
+// framework sends a keep-alive once it has sent nothing for the keep-alive
+// time, even while other frameworks' operations are applied all along (a
+// proxy with an idle timeout would cut it otherwise). Before, only a time
+// without any applied operation brought one.
+func TestWatchKeepAliveWhileOthersOperationsApply(t *testing.T) {
+	defer gateway.SetWatchKeepAlive(300 * time.Millisecond)()
+	e := mustNewEnv(t)
+	e.chain()
+	lines := watchLines(t, e.n.GatewayURL()+"/v1/watch?framework=https://example.org/other")
 	// Write for five keep-alive times, an operation every few
 	// milliseconds (bounded in count), and look for a keep-alive among
 	// what the stream sent meanwhile.
@@ -278,25 +287,7 @@ func TestWatchKeepAliveWhileWaitingForATurn(t *testing.T) {
 	e.chain()
 	g, srv := serveGateway(t, gateway.Config{Registry: e.n.State, Writer: e.n, Node: e.n, MaxWait: 200 * time.Millisecond})
 	release := g.HoldTurns()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/watch?since=0&framework="+url.QueryEscape(fw), nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	lines := make(chan string, 64)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	if first := <-lines; !strings.HasPrefix(first, ": trustreg watch from index") {
-		t.Fatalf("the stream began with %q", first)
-	}
+	lines := watchLines(t, srv.URL+"/v1/watch?since=0&framework="+url.QueryEscape(fw))
 	kept := 0
 	for deadline := time.After(2 * time.Second); deadline != nil; { // ten keep-alive times
 		select {
