@@ -111,6 +111,7 @@ func (v *View) TIRIssuers(offset, limit int) (dids []string, total int, err erro
 		return nil, 0, err
 	}
 	if m == nil {
+		c.unkept.Add(1)
 		_, err := v.walkTIRIssuers(offset, limit, &dids, &total, c.markEvery())
 		return dids, total, err
 	}
@@ -224,13 +225,17 @@ type issuerMarksCache struct {
 	// following: pending holds the subjects written since the marks'
 	// state (or since a listing took them to bring up to date).
 	following bool
-	busy      bool // a listing took the marks and has not put them back
+	busy      bool          // a listing took the marks and has not put them back
+	done      chan struct{} // closed when that listing is through
 	gen       uint64
 	marks     *issuerMarks
 	epoch     uint64 // the sequence of the state marks describe
 	pending   map[string]struct{}
-	// walks and advances count how listings made their marks, for tests.
-	walks, advances atomic.Int64
+	// walks and advances count how listings made their marks, unkept the
+	// listings that walked without them, and making, when set, is called
+	// as a listing begins to make them: for tests.
+	walks, advances, unkept atomic.Int64
+	making                  func()
 }
 
 func newIssuerMarksCache(seq *atomic.Uint64) *issuerMarksCache {
@@ -281,12 +286,33 @@ func (c *issuerMarksCache) committed(dirty []decide.RecordKey) {
 	}
 }
 
+// issuerMarksWait bounds how long a listing waits for another that is
+// bringing the marks up to date (at most a walk of every issuer) before
+// it walks them itself.
+const issuerMarksWait = 2 * time.Second
+
 // marksAt returns the marks of v's state, brought up to it or walked for
 // it and kept, or nil when v must walk without them (its state is not the
-// latest committed, or another listing is bringing them up to date).
+// latest committed, or another listing has been bringing them up to date
+// for issuerMarksWait). A listing that finds another at it waits for it
+// and then uses what it made, rather than walking every issuer too.
 func (c *issuerMarksCache) marksAt(v *View) (*issuerMarks, error) {
+	var waited <-chan time.Time
 	c.mu.Lock()
-	if v.rd.epoch%2 == 1 || c.seq.Load() != v.rd.epoch || c.busy {
+	for c.busy && v.rd.epoch%2 == 0 && c.seq.Load() == v.rd.epoch {
+		done := c.done
+		c.mu.Unlock()
+		if waited == nil {
+			waited = time.After(issuerMarksWait)
+		}
+		select {
+		case <-done:
+		case <-waited:
+			return nil, nil
+		}
+		c.mu.Lock()
+	}
+	if v.rd.epoch%2 == 1 || c.seq.Load() != v.rd.epoch {
 		c.mu.Unlock()
 		return nil, nil
 	}
@@ -298,13 +324,17 @@ func (c *issuerMarksCache) marksAt(v *View) (*issuerMarks, error) {
 	// Take the marks and the subjects written since them (every commit up
 	// to v's state has run committed: the sequence is v's); the commits
 	// after v's state go to a fresh set.
-	old, pending, gen := c.marks, c.pending, c.gen
-	c.marks, c.pending, c.following, c.busy = nil, map[string]struct{}{}, true, true
+	old, pending, gen, done := c.marks, c.pending, c.gen, make(chan struct{})
+	c.marks, c.pending, c.following, c.busy, c.done = nil, map[string]struct{}{}, true, true, done
 	c.mu.Unlock()
+	if c.making != nil {
+		c.making()
+	}
 	var m *issuerMarks
 	defer func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		defer close(done)
 		switch {
 		case c.gen != gen:
 			// Dropped meanwhile: m is still v's, but not kept.

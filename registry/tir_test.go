@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -228,6 +229,45 @@ func TestTIRIssuersFollowWrites(t *testing.T) {
 	listing()
 	if w := c.walks.Load(); w != walks+2 {
 		t.Fatalf("after a restore: %d walks, want %d", w, walks+2)
+	}
+}
+
+// TestTIRIssuersListingsWaitForTheMarks: a listing that comes while
+// another is making the marks of the same state waits for it and pages
+// from what it made, instead of walking every issuer too.
+func TestTIRIssuersListingsWaitForTheMarks(t *testing.T) {
+	f := mustChain(t)
+	c := f.s.caches.issuers
+	c.every = 4
+	loadColleges(t, f, 40)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	c.making = func() {
+		once.Do(func() {
+			close(entered)
+			<-release
+		})
+	}
+	totals := make(chan int, 2)
+	list := func() {
+		v := f.s.View()
+		defer v.Close()
+		_, total, err := v.TIRIssuers(3, 5)
+		if err != nil {
+			t.Error(err)
+		}
+		totals <- total
+	}
+	go list()
+	<-entered // the first listing is making the marks
+	go list()
+	time.Sleep(100 * time.Millisecond) // the second finds it at it
+	close(release)
+	if a, b := <-totals, <-totals; a != 43 || b != 43 {
+		t.Fatalf("totals %d and %d, want 43 (the 40 colleges, the root, the agency and the college)", a, b)
+	}
+	if w, u := c.walks.Load(), c.unkept.Load(); w != 1 || u != 0 {
+		t.Fatalf("%d walks for the marks and %d without them, want 1 and 0", w, u)
 	}
 }
 
