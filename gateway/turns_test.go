@@ -337,13 +337,8 @@ func TestListingsAreSentAfterTheirTurn(t *testing.T) {
 	if free := g.TurnsFree(); free != turns {
 		t.Fatalf("%d of %d turns free while a client does not read its page", free, turns)
 	}
-	resp, err := http.Get(srv.URL + "/v1/frameworks")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("a listing beside a client that does not read: %d", resp.StatusCode)
+	if resp, body := getter(t, srv)("/v1/frameworks"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a listing beside a client that does not read: %d %s", resp.StatusCode, body)
 	}
 }
 

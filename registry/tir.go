@@ -400,8 +400,7 @@ func (v *View) advanceIssuerMarks(old *issuerMarks, pending map[string]struct{},
 		for _, s := range subjects {
 			was, err := issuerAt(it, e, s, old.index, &budget)
 			if err != nil {
-				_ = it.Close()
-				return nil, err
+				return nil, errors.Join(err, it.Close())
 			}
 			if !was {
 				fresh = append(fresh, s)
